@@ -1,0 +1,1 @@
+"""drip: email courses written as Markdown files, sent on a schedule to each reader."""

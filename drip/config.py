@@ -1,0 +1,184 @@
+"""Settings from `DRIP_*` environment variables, each with a default and a help text.
+
+A malformed value stops start-up with one line naming the variable. Nothing here runs at
+import time: `load_settings()` is called by the application factory and the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(Exception):
+    """A setting is malformed; the message names it."""
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than zero, got {raw!r}")
+    return value
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        parts = urlsplit(raw)
+        scheme = parts.scheme.split("+", 1)[0]
+        if scheme not in schemes or not (parts.netloc or parts.path):
+            raise ConfigError(
+                f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)},"
+                f" got {raw!r}"
+            )
+        return raw
+
+    return parse
+
+
+def _base_url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL such as https://drip.example.org,"
+                          f" got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _text(name: str, raw: str) -> str:
+    if not raw.strip():
+        raise ConfigError(f"{name} is set but empty")
+    return raw.strip()
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(_text(name, raw)).expanduser()
+
+
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ConfigError(f"{name} must be a comma-separated list of origins such as "
+                              f"https://blog.example.org, got {origin!r}")
+    return origins
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "drip"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting drip reads. `metadata["help"]` is what the README's table shows."""
+
+    data_dir: Path = field(default_factory=_default_data_dir, metadata={
+        "env": "DRIP_DATA_DIR", "parse": _path,
+        "help": "Where the embedded default keeps its SQLite database, outbox and generated "
+                "secret (outside the repository). Default: $XDG_DATA_HOME/drip or "
+                "~/.local/share/drip."})
+    database_url: str = field(default="", metadata={
+        "env": "DRIP_DATABASE_URL", "parse": _url(("sqlite", "postgresql", "postgres")),
+        "help": "SQLAlchemy URL of the database, e.g. postgresql+psycopg://drip@db/drip. "
+                "Default: a SQLite file in the data directory."})
+    smtp_url: str = field(default="", metadata={
+        "env": "DRIP_SMTP_URL", "parse": _url(("smtp", "smtps")),
+        "help": "smtp://user:pass@host:587 (STARTTLS when offered) or smtps://host:465 "
+                "(implicit TLS). Unset: messages are written as .eml files to the outbox."})
+    secret_key: str = field(default="", metadata={
+        "env": "DRIP_SECRET_KEY", "parse": _text,
+        "help": "Signs links in email and session cookies. Unset: generated once and kept in "
+                "the data directory."})
+    base_url: str = field(default="http://127.0.0.1:8000", metadata={
+        "env": "DRIP_BASE_URL", "parse": _base_url,
+        "help": "Public address of drip; links in email start with it."})
+    sender: str = field(default="drip <drip@localhost>", metadata={
+        "env": "DRIP_SENDER", "parse": _text,
+        "help": "From address used by sequences that do not name their own sender."})
+    postal_address: str = field(default="(postal address not set: DRIP_POSTAL_ADDRESS)",
+                                metadata={
+        "env": "DRIP_POSTAL_ADDRESS", "parse": _text,
+        "help": "Sender's postal address, shown in every email's footer (CAN-SPAM)."})
+    unsubscribe_mailto: str = field(default="", metadata={
+        "env": "DRIP_UNSUBSCRIBE_MAILTO", "parse": _text,
+        "help": "Optional address added as a mailto: to List-Unsubscribe."})
+    sequences_dir: Path = field(default=PROJECT_ROOT / "sequences", metadata={
+        "env": "DRIP_SEQUENCES_DIR", "parse": _path,
+        "help": "Folder holding one sub-folder per sequence."})
+    dispatch_interval: int = field(default=60, metadata={
+        "env": "DRIP_DISPATCH_INTERVAL", "parse": _positive_int,
+        "help": "Seconds between two dispatch passes of the scheduler."})
+    batch_size: int = field(default=200, metadata={
+        "env": "DRIP_BATCH_SIZE", "parse": _positive_int,
+        "help": "Enrollments one worker claims at a time; one SMTP connection serves a batch."})
+    lease_seconds: int = field(default=300, metadata={
+        "env": "DRIP_LEASE_SECONDS", "parse": _positive_int,
+        "help": "How long a claim lasts; a dead worker's readers go back to the queue after."})
+    max_attempts: int = field(default=8, metadata={
+        "env": "DRIP_MAX_ATTEMPTS", "parse": _positive_int,
+        "help": "Transient SMTP failures tolerated for one lesson before the enrollment is "
+                "paused for the operator."})
+    confirm_days: int = field(default=7, metadata={
+        "env": "DRIP_CONFIRM_DAYS", "parse": _positive_int,
+        "help": "Days a confirmation link stays valid; unconfirmed sign-ups expire after."})
+    link_days: int = field(default=30, metadata={
+        "env": "DRIP_LINK_DAYS", "parse": _positive_int,
+        "help": "Days a lead-magnet download link stays valid."})
+    cors_origins: tuple[str, ...] = field(default=(), metadata={
+        "env": "DRIP_CORS_ORIGINS", "parse": _origins,
+        "help": "Comma-separated origins (e.g. https://blog.example.org) allowed to post to "
+                "the JSON sign-up endpoint."})
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'drip.sqlite3'}"
+
+
+def documented_settings() -> list[tuple[str, str]]:
+    """(variable, help) for every setting, in declaration order; the README table mirrors it."""
+    return [(f.metadata["env"], f.metadata["help"]) for f in fields(Settings)]
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read every `DRIP_*` variable, refusing malformed ones; `overrides` win (tests use them)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = env.get(f.metadata["env"])
+        if raw is not None and f.name not in overrides:
+            values[f.name] = f.metadata["parse"](f.metadata["env"], raw)
+    values.update(overrides)
+    settings = Settings(**values)
+    if not settings.secret_key:
+        settings = Settings(**{**values, "secret_key": _stored_secret(settings.data_dir)})
+    return settings
+
+
+def _stored_secret(data_dir: Path) -> str:
+    """Generate the secret once and keep it beside the embedded database, never in the repo."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race; use its secret
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret

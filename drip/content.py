@@ -1,0 +1,489 @@
+"""Sequences as files: `sequences/<slug>/sequence.yaml` plus one `NN-name.md` per lesson.
+
+`load_sequences()` returns every sequence it could read and a list of problems, each with the
+file and line, so `drip check` can print them and the dispatcher can hold a broken sequence
+instead of skipping or mangling its lessons.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+LESSON_FILE = re.compile(r"^(?P<number>\d+)-(?P<key>[a-z0-9][a-z0-9-]*)\.md$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+DELAY = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+VARIABLE = re.compile(
+    r"\{\{\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*"
+    r"(?:\|\s*default\(\s*\"(?P<default>[^\"{}]*)\"\s*\)\s*)?\}\}"
+)
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+LESSON_VARIABLES = frozenset({"first_name", "unsubscribe_url", "preferences_url"})
+MAGNET_VARIABLES = frozenset({"lead_magnet_url"})
+SIGNUP_FIELDS = frozenset({"exam_date", "responsibilities"})
+SEQUENCE_KEYS = frozenset({
+    "title", "promise", "sender", "reply_to", "timezone", "send_window", "double_opt_in",
+    "consent", "lead_magnet", "signup_fields",
+})
+WINDOW_KEYS = frozenset({"start", "end", "days"})
+MAGNET_KEYS = frozenset({"title", "file", "attach"})
+LESSON_KEYS = frozenset({"subject", "delay", "preheader"})
+DEFAULT_CONSENT = (
+    "Yes, send me this email course. I can unsubscribe with one click at any time."
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    line: int
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        prefix = "" if self.severity == "error" else "warning: "
+        return f"{self.path}:{self.line}: {prefix}{self.message}"
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Days and weeks are calendar days in the reader's time zone; hours and minutes elapse."""
+
+    days: int = 0
+    seconds: int = 0
+
+    @property
+    def immediate(self) -> bool:
+        return self.days == 0 and self.seconds == 0
+
+    @classmethod
+    def parse(cls, text: str) -> Delay:
+        text = text.strip()
+        if text == "0":
+            return cls()
+        match = DELAY.match(text)
+        if not text or not match:
+            raise ValueError(
+                f"bad delay {text!r}: use 0 or a number with a unit, e.g. 36h, 2d, 1w, 1d12h"
+            )
+        weeks, days, hours, minutes = (int(g) if g else 0 for g in match.groups())
+        return cls(days=weeks * 7 + days, seconds=hours * 3600 + minutes * 60)
+
+    def __str__(self) -> str:
+        if self.immediate:
+            return "0"
+        parts = [f"{self.days}d"] if self.days else []
+        hours, rest = divmod(self.seconds, 3600)
+        parts += [f"{hours}h"] if hours else []
+        parts += [f"{rest // 60}m"] if rest else []
+        return "".join(parts)
+
+    def as_timedelta(self) -> timedelta:
+        return timedelta(days=self.days, seconds=self.seconds)
+
+
+@dataclass(frozen=True)
+class SendWindow:
+    start: time = time(9, 0)
+    end: time = time(17, 0)
+    days: frozenset[int] = frozenset(range(7))  # Monday is 0, as in datetime.weekday()
+
+
+@dataclass(frozen=True)
+class LeadMagnet:
+    title: str
+    source: Path
+    attach: bool = False
+
+
+@dataclass(frozen=True)
+class Lesson:
+    key: str
+    number: int
+    path: Path
+    subject: str
+    delay: Delay
+    preheader: str
+    body: str
+    body_line: int  # line of the file where the Markdown body starts
+    version: str  # hash of the file; each delivery records the version it sent
+
+
+@dataclass(frozen=True)
+class Sequence:
+    slug: str
+    path: Path
+    title: str
+    promise: str
+    sender: str | None
+    reply_to: str | None
+    timezone: str
+    window: SendWindow
+    double_opt_in: bool
+    consent: str
+    lead_magnet: LeadMagnet | None
+    signup_fields: tuple[str, ...]
+    lessons: tuple[Lesson, ...] = field(default=())
+
+    def lesson(self, key: str) -> Lesson | None:
+        return next((lesson for lesson in self.lessons if lesson.key == key), None)
+
+    def next_lesson(self, sent: set[str] | frozenset[str]) -> Lesson | None:
+        """The first lesson, in the current order, that this reader has not had."""
+        return next((lesson for lesson in self.lessons if lesson.key not in sent), None)
+
+    def summary(self) -> str:
+        magnet = f", lead magnet {self.lead_magnet.source.name}" if self.lead_magnet else ""
+        days = sum(lesson.delay.days for lesson in self.lessons)
+        return (f"{self.slug}: {len(self.lessons)} lessons over about {days} days"
+                f"{magnet}, {'double' if self.double_opt_in else 'single'} opt-in")
+
+
+@dataclass
+class Library:
+    """What `load_sequences` found: usable sequences, and problems by sequence slug."""
+
+    sequences: dict[str, Sequence]
+    problems: list[Problem]
+    broken: dict[str, list[Problem]]
+
+    def get(self, slug: str) -> Sequence | None:
+        return self.sequences.get(slug)
+
+
+def _line_of_keys(text: str) -> dict[str, int]:
+    """1-based line of each top-level key (and of nested keys as 'parent.child')."""
+    lines: dict[str, int] = {}
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            lines[str(key_node.value)] = key_node.start_mark.line + 1
+            if isinstance(value_node, yaml.MappingNode):
+                for sub_key, _ in value_node.value:
+                    lines[f"{key_node.value}.{sub_key.value}"] = sub_key.start_mark.line + 1
+    return lines
+
+
+def _yaml_error(path: Path, error: yaml.YAMLError, offset: int = 0) -> Problem:
+    mark = getattr(error, "problem_mark", None)
+    line = (mark.line + 1 + offset) if mark is not None else 1 + offset
+    what = getattr(error, "problem", None) or str(error)
+    return Problem(path, line, f"bad YAML: {what}")
+
+
+def _parse_time(value: Any) -> time:
+    if isinstance(value, int):  # YAML 1.1 reads 09:00 unquoted as a sexagesimal number
+        return time(value // 60, value % 60)
+    return time.fromisoformat(str(value))
+
+
+def _parse_window(raw: Any, path: Path, lines: dict[str, int], problems: list[Problem]) -> (
+        SendWindow):
+    line = lines.get("send_window", 1)
+    if raw is None:
+        return SendWindow()
+    if isinstance(raw, str | int):
+        raw = {"start": raw}
+    if not isinstance(raw, dict):
+        problems.append(Problem(path, line, "send_window must be a mapping with start, end, days"))
+        return SendWindow()
+    for key in raw:
+        if key not in WINDOW_KEYS:
+            problems.append(Problem(path, lines.get(f"send_window.{key}", line),
+                                    f"unknown key send_window.{key} (allowed: start, end, days)"))
+    try:
+        start = _parse_time(raw.get("start", "09:00"))
+        end = (_parse_time(raw["end"]) if "end" in raw
+               else time(min(start.hour + 8, 23), start.minute))
+    except (ValueError, TypeError):
+        problems.append(Problem(path, line, "send_window start and end are times like \"09:00\""))
+        return SendWindow()
+    if end <= start:
+        problems.append(Problem(path, lines.get("send_window.end", line),
+                                "send_window end must be later than its start"))
+        return SendWindow()
+    days_raw = raw.get("days", list(DAYS))
+    if not isinstance(days_raw, list) or any(str(d).lower()[:3] not in DAYS for d in days_raw):
+        problems.append(Problem(path, lines.get("send_window.days", line),
+                                f"send_window days must be a list drawn from {', '.join(DAYS)}"))
+        return SendWindow(start, end)
+    days = frozenset(DAYS.index(str(d).lower()[:3]) for d in days_raw)
+    if not days:
+        problems.append(Problem(path, lines.get("send_window.days", line),
+                                "send_window days must name at least one day"))
+        return SendWindow(start, end)
+    return SendWindow(start, end, days)
+
+
+def _check_address(value: Any, key: str, path: Path, lines: dict[str, int],
+                   problems: list[Problem]) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    if "@" not in text or "\n" in text or "\r" in text:
+        problems.append(Problem(path, lines.get(key, 1),
+                                f"{key} must be an address like \"Name <you@example.org>\""))
+        return None
+    return text
+
+
+def _load_sequence_file(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        problems.append(_yaml_error(path, error))
+        return None
+    if not isinstance(data, dict):
+        problems.append(Problem(path, 1, "sequence.yaml must be a mapping of keys to values"))
+        return None
+    data["__lines__"] = _line_of_keys(text)
+    return data
+
+
+def _build_sequence(folder: Path, data: dict[str, Any], problems: list[Problem]) -> Sequence:
+    path = folder / "sequence.yaml"
+    lines: dict[str, int] = data.pop("__lines__")
+    for key in data:
+        if key not in SEQUENCE_KEYS:
+            allowed = ", ".join(sorted(SEQUENCE_KEYS))
+            problems.append(Problem(path, lines.get(key, 1),
+                                    f"unknown key {key!r} (allowed: {allowed})"))
+    for key in ("title", "promise"):
+        if not str(data.get(key) or "").strip():
+            problems.append(Problem(path, lines.get(key, 1), f"missing {key}"))
+    if "\n" in str(data.get("promise", "")).strip():
+        problems.append(Problem(path, lines.get("promise", 1), "promise must be one line"))
+    timezone = str(data.get("timezone") or "UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(Problem(path, lines.get("timezone", 1),
+                                f"unknown time zone {timezone!r} (use an IANA name such as "
+                                "America/New_York)"))
+        timezone = "UTC"
+    double_opt_in = data.get("double_opt_in", True)
+    if not isinstance(double_opt_in, bool):
+        problems.append(Problem(path, lines.get("double_opt_in", 1),
+                                "double_opt_in must be true or false"))
+        double_opt_in = True
+    magnet: LeadMagnet | None = None
+    raw_magnet = data.get("lead_magnet")
+    if raw_magnet is not None:
+        line = lines.get("lead_magnet", 1)
+        if not isinstance(raw_magnet, dict) or not raw_magnet.get("file"):
+            problems.append(Problem(path, line, "lead_magnet needs at least a file"))
+        else:
+            for key in raw_magnet:
+                if key not in MAGNET_KEYS:
+                    problems.append(Problem(path, lines.get(f"lead_magnet.{key}", line),
+                                            f"unknown key lead_magnet.{key} "
+                                            "(allowed: title, file, attach)"))
+            source = folder / str(raw_magnet["file"])
+            if not source.is_file():
+                problems.append(Problem(path, lines.get("lead_magnet.file", line),
+                                        f"lead magnet file {source.name} does not exist"))
+            magnet = LeadMagnet(title=str(raw_magnet.get("title") or data.get("title") or ""),
+                                source=source, attach=bool(raw_magnet.get("attach", False)))
+    fields_raw = data.get("signup_fields") or []
+    if not isinstance(fields_raw, list) or any(f not in SIGNUP_FIELDS for f in fields_raw):
+        problems.append(Problem(path, lines.get("signup_fields", 1),
+                                f"signup_fields may list only {', '.join(sorted(SIGNUP_FIELDS))}"))
+        fields_raw = []
+    return Sequence(
+        slug=folder.name,
+        path=folder,
+        title=str(data.get("title") or folder.name).strip(),
+        promise=str(data.get("promise") or "").strip(),
+        sender=_check_address(data.get("sender"), "sender", path, lines, problems),
+        reply_to=_check_address(data.get("reply_to"), "reply_to", path, lines, problems),
+        timezone=timezone,
+        window=_parse_window(data.get("send_window"), path, lines, problems),
+        double_opt_in=double_opt_in,
+        consent=str(data.get("consent") or DEFAULT_CONSENT).strip(),
+        lead_magnet=magnet,
+        signup_fields=tuple(fields_raw),
+    )
+
+
+def split_front_matter(text: str) -> tuple[str, str, int] | None:
+    """(front matter, body, line where the body starts), or None without front matter."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        return None
+    for index in range(1, len(lines)):
+        if lines[index].strip() == "---":
+            return "".join(lines[1:index]), "".join(lines[index + 1:]), index + 2
+    return None
+
+
+def _load_lesson(path: Path, match: re.Match[str], allowed: frozenset[str],
+                 problems: list[Problem]) -> Lesson | None:
+    raw = path.read_bytes()
+    text = raw.decode("utf-8", errors="replace")
+    parts = split_front_matter(text)
+    if parts is None:
+        problems.append(Problem(path, 1, "a lesson starts with front matter between --- lines "
+                                         "(subject, delay, optional preheader)"))
+        return None
+    front, body, body_line = parts
+    try:
+        meta = yaml.safe_load(front) or {}
+    except yaml.YAMLError as error:
+        problems.append(_yaml_error(path, error, offset=1))
+        return None
+    if not isinstance(meta, dict):
+        problems.append(Problem(path, 2, "front matter must be keys and values"))
+        return None
+    lines = {k: v + 1 for k, v in _line_of_keys(front).items()}
+    ok = True
+    for key in meta:
+        if key not in LESSON_KEYS:
+            problems.append(Problem(path, lines.get(key, 2),
+                                    f"unknown key {key!r} (allowed: subject, delay, preheader)"))
+            ok = False
+    subject = str(meta.get("subject") or "").strip()
+    if not subject:
+        problems.append(Problem(path, lines.get("subject", 2), "missing subject"))
+        ok = False
+    if "delay" not in meta:
+        problems.append(Problem(path, 2, "missing delay (0, 36h, 2d, 1w ...)"))
+        ok = False
+        delay = Delay()
+    else:
+        try:
+            delay = Delay.parse(str(meta["delay"]))
+        except ValueError as error:
+            problems.append(Problem(path, lines.get("delay", 2), str(error)))
+            ok = False
+            delay = Delay()
+    preheader = str(meta.get("preheader") or "").strip()
+    for chunk, first_line in ((subject, lines.get("subject", 2)),
+                              (preheader, lines.get("preheader", 2)), (body, body_line)):
+        for problem in check_variables(chunk, allowed, path, first_line):
+            problems.append(problem)
+            ok = False
+    if not body.strip():
+        problems.append(Problem(path, body_line, "the lesson has no body"))
+        ok = False
+    if not ok:
+        return None
+    return Lesson(key=match["key"], number=int(match["number"]), path=path, subject=subject,
+                  delay=delay, preheader=preheader, body=body, body_line=body_line,
+                  version=hashlib.sha256(raw).hexdigest()[:12])
+
+
+def check_variables(text: str, allowed: frozenset[str], path: Path,
+                    first_line: int) -> list[Problem]:
+    """Unknown or malformed `{{ ... }}` in a lesson, each with its line."""
+    problems = []
+    for offset, line in enumerate(text.splitlines()):
+        known = {m.start(): m for m in VARIABLE.finditer(line)}
+        for start in (m.start() for m in re.finditer(r"\{\{", line)):
+            found = known.get(start)
+            if found is None:
+                problems.append(Problem(path, first_line + offset,
+                                        "malformed variable: write {{ name }} or "
+                                        '{{ name|default("text") }}'))
+            elif found["name"] not in allowed:
+                problems.append(Problem(path, first_line + offset,
+                                        f"unknown variable {found['name']!r} (known: "
+                                        f"{', '.join(sorted(allowed))})"))
+    return problems
+
+
+def load_sequence(folder: Path) -> tuple[Sequence | None, list[Problem]]:
+    problems: list[Problem] = []
+    if not SLUG.match(folder.name):
+        problems.append(Problem(folder, 1, "a sequence folder name is lowercase letters, "
+                                           "digits and dashes"))
+        return None, problems
+    data = _load_sequence_file(folder / "sequence.yaml", problems)
+    if data is None:
+        return None, problems
+    sequence = _build_sequence(folder, data, problems)
+    allowed = LESSON_VARIABLES | (MAGNET_VARIABLES if sequence.lead_magnet else frozenset())
+    lessons: list[Lesson] = []
+    seen: dict[str, Path] = {}
+    numbers: dict[int, Path] = {}
+    magnet_source = sequence.lead_magnet.source if sequence.lead_magnet else None
+    for path in sorted(folder.glob("*.md")):
+        if path == magnet_source or path.name.lower() == "readme.md":
+            continue
+        match = LESSON_FILE.match(path.name)
+        if not match:
+            problems.append(Problem(path, 1, "not a lesson file name: use NN-name.md, "
+                                             "e.g. 02-small-talk.md"))
+            continue
+        key, number = match["key"], int(match["number"])
+        if key in seen:
+            problems.append(Problem(path, 1, f"two lessons named {key!r}: this one and "
+                                             f"{seen[key].name}; a lesson's name must be unique"))
+            continue
+        if number in numbers:
+            problems.append(Problem(path, 1, f"two lessons numbered {number}: this one and "
+                                             f"{numbers[number].name}"))
+            continue
+        seen[key], numbers[number] = path, path
+        lesson = _load_lesson(path, match, allowed, problems)
+        if lesson is not None:
+            lessons.append(lesson)
+    if not seen:
+        problems.append(Problem(folder / "sequence.yaml", 1, "the sequence has no lessons"))
+    lessons.sort(key=lambda lesson: lesson.number)
+    return Sequence(**{**sequence.__dict__, "lessons": tuple(lessons)}), problems
+
+
+def load_sequences(root: Path) -> Library:
+    """Every sequence under `root`; one with an error is listed in `broken`, not `sequences`."""
+    sequences: dict[str, Sequence] = {}
+    problems: list[Problem] = []
+    broken: dict[str, list[Problem]] = {}
+    if not root.is_dir():
+        problem = Problem(root, 1, "the sequences folder does not exist (DRIP_SEQUENCES_DIR)")
+        return Library({}, [problem], {})
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not (folder / "sequence.yaml").is_file():
+            continue
+        sequence, found = load_sequence(folder)
+        problems.extend(found)
+        errors = [p for p in found if p.severity == "error"]
+        if sequence is not None and not errors:
+            sequences[sequence.slug] = sequence
+        else:
+            broken[folder.name] = errors
+    return Library(sequences, problems, broken)
+
+
+class ContentStore:
+    """Loads sequences once and again only when a file under the folder changes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._stamp: tuple[tuple[str, int, int], ...] | None = None
+        self._library: Library | None = None
+
+    def _current_stamp(self) -> tuple[tuple[str, int, int], ...]:
+        if not self.root.is_dir():
+            return ()
+        return tuple(sorted(
+            (str(p), p.stat().st_mtime_ns, p.stat().st_size)
+            for p in self.root.rglob("*") if p.is_file()
+        ))
+
+    def library(self) -> Library:
+        stamp = self._current_stamp()
+        if self._library is None or stamp != self._stamp:
+            self._library = load_sequences(self.root)
+            self._stamp = stamp
+        return self._library

@@ -1,0 +1,158 @@
+"""Transports behind one small interface: an SMTP relay, or the outbox folder by default.
+
+A transport is opened once per batch and reused for every message in it. Its errors say
+whether trying again later can help (`transient`: 4xx, refused connection, time-out) or not
+(5xx for the recipient), and keep the server's own answer for the operator.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+from email.utils import parseaddr
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+from urllib.parse import unquote, urlsplit
+
+from drip.config import Settings
+
+
+class SendError(Exception):
+    """The message was not accepted. `transient`: retry later; `connection`: the relay itself
+    is unreachable, so the rest of the batch need not be tried now."""
+
+    def __init__(self, message: str, *, transient: bool, connection: bool = False,
+                 code: int | None = None) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.connection = connection
+        self.code = code
+
+
+class Transport(Protocol):
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None: ...
+
+    def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
+        """Hand one message over; `name` is a file-safe id (the outbox uses it)."""
+
+
+class OutboxTransport:
+    """Writes each message as an .eml file: the embedded default, readable in any mail app."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __enter__(self) -> Self:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        return None
+
+    def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
+        final = self.folder / f"{name}.eml"
+        partial = self.folder / f".{name}.eml.part"
+        partial.write_bytes(message)
+        os.replace(partial, final)  # a reader of the folder never sees half a message
+
+
+class SmtpTransport:
+    """One connection for a batch; STARTTLS when the server offers it, or implicit TLS."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        parts = urlsplit(url)
+        self.implicit_tls = parts.scheme == "smtps"
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (465 if self.implicit_tls else 25)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.timeout = timeout
+        self._smtp: smtplib.SMTP | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _connect(self) -> smtplib.SMTP:
+        try:
+            smtp: smtplib.SMTP
+            if self.implicit_tls:
+                smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                        context=ssl.create_default_context())
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                smtp.ehlo()
+                if smtp.has_extn("starttls"):
+                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.ehlo()
+            if self.username:
+                smtp.login(self.username, self.password or "")
+        except smtplib.SMTPAuthenticationError as error:
+            raise SendError(f"SMTP login refused by {self.host}: {_answer(error)}",
+                            transient=True, connection=True, code=error.smtp_code) from None
+        except (OSError, smtplib.SMTPException) as error:
+            raise SendError(f"cannot reach SMTP server {self.host}:{self.port}: {error}",
+                            transient=True, connection=True) from None
+        return smtp
+
+    def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
+        if self._smtp is None:
+            self._smtp = self._connect()
+        try:
+            self._smtp.sendmail(sender, [recipient], message)
+        except smtplib.SMTPRecipientsRefused as error:
+            code, answer = error.recipients.get(recipient, (550, b"refused"))
+            raise SendError(f"{code} {_text(answer)}", transient=400 <= code < 500,
+                            code=code) from None
+        except smtplib.SMTPResponseException as error:
+            self._reset()
+            raise SendError(f"{error.smtp_code} {_answer(error)}",
+                            transient=not 500 <= error.smtp_code < 600,
+                            code=error.smtp_code) from None
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
+            self.close()
+            raise SendError(f"connection to {self.host}:{self.port} lost: {error}",
+                            transient=True, connection=True) from None
+
+    def _reset(self) -> None:
+        try:
+            if self._smtp is not None:
+                self._smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    def close(self) -> None:
+        if self._smtp is None:
+            return
+        try:
+            self._smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            self._smtp.close()
+        self._smtp = None
+
+
+def _text(answer: bytes | str) -> str:
+    return answer.decode("utf-8", "replace") if isinstance(answer, bytes) else answer
+
+
+def _answer(error: smtplib.SMTPResponseException) -> str:
+    return _text(error.smtp_error)
+
+
+def envelope_sender(header_value: str) -> str:
+    return parseaddr(header_value)[1]
+
+
+def transport_from_settings(settings: Settings) -> Transport:
+    if settings.smtp_url:
+        return SmtpTransport(settings.smtp_url)
+    return OutboxTransport(settings.outbox_dir)

@@ -1,0 +1,305 @@
+"""Lesson + reader -> a ready-to-send RFC 5322 message, with the costly work done once.
+
+Markdown, Jinja2 and MJML run once per lesson version, with each variable left as a token
+(`DRIPV3Z`). Personalising for a reader then only swaps tokens and quoted-printable encodes
+the few lines that hold one; every other line was encoded when the lesson was rendered. That
+is what lets one worker keep up with a bare SMTP client (see bench/dispatch.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import html
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.utils import format_datetime, formataddr, parseaddr
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import markdown
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from mjml import mjml2html
+
+from drip.config import PROJECT_ROOT, Settings
+from drip.content import VARIABLE, Lesson, Sequence
+from drip.links import Links
+
+TEMPLATES = PROJECT_ROOT / "templates"
+TOKEN = re.compile(r"(DRIPV\d+Z)")
+CRLF = b"\r\n"
+MARKDOWN_EXTENSIONS = ["extra", "sane_lists", "smarty"]
+_UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Everything personalising needs to know about one reader in one sequence."""
+
+    email: str
+    first_name: str
+    subscriber_id: int
+    enrollment_id: int
+
+
+def header_safe(value: str) -> str:
+    """Drop control characters (CR and LF above all) so no value can add a header."""
+    return _UNSAFE_HEADER.sub("", value).strip()
+
+
+def _qp(text: str) -> bytes:
+    return binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True).replace(
+        b"\n", CRLF)
+
+
+class _EncodedPart:
+    """A body part, quoted-printable encoded except the lines that hold tokens."""
+
+    def __init__(self, text: str) -> None:
+        self.chunks: list[bytes | list[str]] = []
+        static: list[str] = []
+        for line in text.split("\n"):
+            if TOKEN.search(line):
+                if static:
+                    self.chunks.append(_qp("\n".join(static)))
+                    static = []
+                self.chunks.append(TOKEN.split(line))
+            else:
+                static.append(line)
+        if static:
+            self.chunks.append(_qp("\n".join(static)))
+
+    def encode(self, values: Mapping[str, str]) -> bytes:
+        out = []
+        for chunk in self.chunks:
+            if isinstance(chunk, bytes):
+                out.append(chunk)
+            else:
+                out.append(_qp("".join(values.get(piece, piece) for piece in chunk)))
+        return CRLF.join(out)
+
+
+def markdown_to_text(source: str) -> str:
+    """The text/plain part: the Markdown itself, with links spelled out and emphasis dropped."""
+    text = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)[^)]*\)", r"[\1]", source)
+    text = re.sub(r"\[([^\]]+)\]\(([^)\s]+)[^)]*\)", r"\1 (\2)", text)
+    text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
+    text = re.sub(r"^#{1,6}\s*(.+?)\s*#*$", lambda m: m[1].upper(), text, flags=re.M)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+@dataclass
+class MessageTemplate:
+    """One lesson version rendered for every reader at once; `build()` personalises it."""
+
+    sequence: Sequence
+    key: str
+    version: str
+    subject: str
+    html: str
+    text: str
+    tokens: dict[str, tuple[str, str]]  # token -> (variable, default)
+    sender: str
+    reply_to: str | None
+    list_id: str
+    mailto: str
+    domain: str
+    boundary: str = field(default_factory=lambda: f"=_drip_{secrets.token_hex(12)}")
+
+    def __post_init__(self) -> None:
+        self._html_part = _EncodedPart(self.html)
+        self._text_part = _EncodedPart(self.text)
+        self._subject_tokens = bool(TOKEN.search(self.subject))
+        self._static_headers = self._headers_once()
+
+    def _headers_once(self) -> bytes:
+        lines = [_fold("From", self.sender)]
+        if self.reply_to:
+            lines.append(_fold("Reply-To", self.reply_to))
+        if not self._subject_tokens:
+            lines.append(_fold("Subject", self.subject))
+        lines += [
+            b"MIME-Version: 1.0\r\n",
+            f"List-Id: {self.list_id}\r\n".encode(),
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+        ]
+        return b"".join(lines)
+
+    def values(self, reader: Reader, links: Links, extra: Mapping[str, str]) -> dict[str, str]:
+        """Each token's value for this reader, as plain text."""
+        known = {"first_name": reader.first_name, **extra}
+        result = {}
+        for token, (name, default) in self.tokens.items():
+            if name not in known:
+                known[name] = _link_for(name, reader, links)
+            result[token] = known[name] or default
+        return result
+
+    def parts(self, reader: Reader, links: Links,
+              extra: Mapping[str, str] | None = None) -> tuple[str, str, str]:
+        """(subject, html, text) as the reader sees them: for previews and tests."""
+        values = self.values(reader, links, extra or {})
+        escaped = {k: html.escape(v) for k, v in values.items()}
+        return (_swap(self.subject, values), _swap(self.html, escaped), _swap(self.text, values))
+
+    def build(self, reader: Reader, links: Links, message_id: str, now: datetime,
+              extra: Mapping[str, str] | None = None,
+              attachments: tuple[tuple[str, bytes], ...] = ()) -> bytes:
+        """The whole message as bytes with CRLF line ends, ready for SMTP or the outbox."""
+        values = self.values(reader, links, extra or {})
+        escaped = {k: html.escape(v) for k, v in values.items()}
+        unsubscribe = f"<{links.unsubscribe_url(reader.enrollment_id)}>"
+        if self.mailto:
+            unsubscribe += f", <mailto:{self.mailto}?subject=unsubscribe>"
+        headers = [
+            self._static_headers,
+            _fold("To", formataddr((header_safe(reader.first_name), reader.email), "utf-8")),
+            f"Date: {format_datetime(now)}\r\n".encode(),
+            f"Message-ID: {message_id}\r\n".encode(),
+            f"List-Unsubscribe: {unsubscribe}\r\n".encode(),
+        ]
+        if self._subject_tokens:
+            headers.append(_fold("Subject", header_safe(_swap(self.subject, values))))
+        alternative = b"".join([
+            f"--{self.boundary}\r\n".encode(),
+            b"Content-Type: text/plain; charset=utf-8\r\n",
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            self._text_part.encode(values), CRLF,
+            f"--{self.boundary}\r\n".encode(),
+            b"Content-Type: text/html; charset=utf-8\r\n",
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            self._html_part.encode(escaped), CRLF,
+            f"--{self.boundary}--\r\n".encode(),
+        ])
+        if not attachments:
+            headers.append(
+                f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n'.encode())
+            return b"".join(headers) + CRLF + alternative
+        outer = self.boundary + "_m"
+        headers.append(f'Content-Type: multipart/mixed; boundary="{outer}"\r\n'.encode())
+        body = [f"--{outer}\r\n".encode(),
+                f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n\r\n'
+                .encode(), alternative]
+        for filename, data in attachments:
+            name = header_safe(filename).replace('"', "")
+            body += [f"--{outer}\r\n".encode(),
+                     f'Content-Type: application/pdf; name="{name}"\r\n'.encode(),
+                     b"Content-Transfer-Encoding: base64\r\n",
+                     f'Content-Disposition: attachment; filename="{name}"\r\n\r\n'.encode(),
+                     base64.encodebytes(data).replace(b"\n", CRLF)]
+        body.append(f"--{outer}--\r\n".encode())
+        return b"".join(headers) + CRLF + b"".join(body)
+
+
+def _swap(text: str, values: Mapping[str, str]) -> str:
+    return "".join(values.get(piece, piece) for piece in TOKEN.split(text))
+
+
+def _fold(name: str, value: str) -> bytes:
+    return str(policy.SMTP.fold(name, value)).encode("ascii")
+
+
+def _link_for(name: str, reader: Reader, links: Links) -> str:
+    if name == "unsubscribe_url":
+        return links.unsubscribe_url(reader.enrollment_id)
+    if name == "preferences_url":
+        return links.preferences_url(reader.subscriber_id)
+    if name == "lead_magnet_url":
+        return links.magnet_url(reader.enrollment_id)
+    if name == "confirm_url":
+        return links.confirm_url(reader.enrollment_id)
+    raise KeyError(name)
+
+
+class Renderer:
+    """Renders lessons (and system messages such as the confirmation) through the layout."""
+
+    def __init__(self, settings: Settings, templates: Path = TEMPLATES) -> None:
+        self.settings = settings
+        self.env = Environment(loader=FileSystemLoader(templates), autoescape=True,
+                               undefined=StrictUndefined, keep_trailing_newline=True)
+        self._cache: dict[tuple[str, str, str], MessageTemplate] = {}
+        self.domain = urlsplit(settings.base_url).hostname or "localhost"
+        self._layout_version = hashlib.sha256(
+            b"".join(p.read_bytes() for p in sorted((templates / "email").glob("layout.*")))
+        ).hexdigest()[:8]
+
+    def lesson(self, sequence: Sequence, lesson: Lesson) -> MessageTemplate:
+        key = (sequence.slug, lesson.key, lesson.version)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self.message(sequence, lesson.key, lesson.version, lesson.subject,
+                                  lesson.preheader, lesson.body)
+            self._cache[key] = cached
+        return cached
+
+    def message(self, sequence: Sequence, key: str, version: str, subject: str,
+                preheader: str, body: str, button: tuple[str, str] | None = None,
+                ) -> MessageTemplate:
+        tokens: dict[str, tuple[str, str]] = {}
+        by_variable: dict[tuple[str, str], str] = {}
+
+        def tokenise(text: str) -> str:
+            def swap(match: re.Match[str]) -> str:
+                variable = (match["name"], match["default"] or "")
+                if variable not in by_variable:
+                    by_variable[variable] = f"DRIPV{len(by_variable)}Z"
+                    tokens[by_variable[variable]] = variable
+                return by_variable[variable]
+
+            return VARIABLE.sub(swap, text)
+
+        unsubscribe = tokenise("{{ unsubscribe_url }}")
+        preferences = tokenise("{{ preferences_url }}")
+        subject_t, preheader_t, body_t = tokenise(subject), tokenise(preheader), tokenise(body)
+        button_label, button_url = (button[0], tokenise(button[1])) if button else ("", "")
+        context: dict[str, Any] = {
+            "subject": subject_t,
+            "preheader": preheader_t,
+            "sequence_title": sequence.title,
+            "body_html": markdown.markdown(body_t, extensions=MARKDOWN_EXTENSIONS),
+            "body_text": markdown_to_text(body_t),
+            "button_label": button_label,
+            "button_url": button_url,
+            "reason": f"You are getting this email because you signed up for "
+                      f"“{sequence.title}”.",
+            "unsubscribe_url": unsubscribe,
+            "preferences_url": preferences,
+            "postal_address": self.settings.postal_address,
+        }
+        mjml_source = self.env.get_template("email/layout.mjml.j2").render(context)
+        text = self.env.get_template("email/layout.txt.j2").render(
+            {**context, "body_text": context["body_text"]})
+        sender = sequence.sender or self.settings.sender
+        name, address = parseaddr(sender)
+        return MessageTemplate(
+            sequence=sequence,
+            key=key,
+            version=f"{version}.{self._layout_version}",
+            subject=header_safe(subject_t),
+            html=mjml2html(mjml_source),
+            text=html.unescape(text),
+            tokens=tokens,
+            sender=formataddr((name, address), "utf-8"),
+            reply_to=sequence.reply_to,
+            list_id=f"{_list_label(sequence.title)} <{sequence.slug}.{self.domain}>",
+            mailto=self.settings.unsubscribe_mailto,
+            domain=self.domain,
+        )
+
+
+def _list_label(title: str) -> str:
+    """List-Id's phrase: the title, quoted, with what a quoted ASCII string cannot hold removed."""
+    label = header_safe(title).replace("\\", "").replace('"', "")
+    return '"' + label.encode("ascii", "ignore").decode() + '"'
+
+
+def message_id(enrollment_id: int, lesson: str, domain: str) -> str:
+    """Derived from the delivery itself, so a retry of the same delivery carries the same id."""
+    return f"<drip.{enrollment_id}.{lesson}@{domain}>"

@@ -1,0 +1,212 @@
+"""Sign-up, confirmation, leaving: plain functions of a session, the content and `now`.
+
+Web handlers and CLI commands call these; none of them knows about HTTP. Each keeps its
+consent and timeline records in the same transaction as the change itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from drip.content import Library, Sequence
+from drip.models import (
+    ConsentRecord,
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Event,
+    Subscriber,
+)
+from drip.render import header_safe
+from drip.schedule import next_due, reader_zone
+
+RESEND_AFTER = timedelta(minutes=5)  # a second sign-up re-sends the confirmation at most this often
+LEFT = (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.EXPIRED)
+
+
+class SubscriptionError(ValueError):
+    """The request cannot be honoured; the message says what and why."""
+
+
+@dataclass(frozen=True)
+class Consent:
+    """Where a sign-up came from and what the reader was shown."""
+
+    source: str
+    text: str
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+def normalize_email(raw: str, *, check_domain: bool = False) -> str:
+    """The address as stored: validated, domain lower-cased; raises SubscriptionError."""
+    try:
+        result = validate_email(raw.strip(), check_deliverability=check_domain)
+    except EmailNotValidError as error:
+        raise SubscriptionError(f"{raw.strip()!r} is not a valid email address: {error}") from None
+    return result.normalized.lower()
+
+
+def clean_timezone(name: str | None, sequence: Sequence) -> str:
+    """The reader's IANA zone, or the sequence's default when none was given."""
+    if not name:
+        return sequence.timezone
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SubscriptionError(f"unknown time zone {name!r} (use an IANA name such as "
+                                "Asia/Kolkata)") from None
+    return name
+
+
+def find_sequence(library: Library, slug: str) -> Sequence:
+    sequence = library.get(slug)
+    if sequence is None:
+        if slug in library.broken:
+            raise SubscriptionError(f"sequence {slug!r} has problems; run `drip check`")
+        known = ", ".join(sorted(library.sequences)) or "none"
+        raise SubscriptionError(f"unknown sequence {slug!r} (known: {known})")
+    return sequence
+
+
+def record_event(session: Session, enrollment: Enrollment, kind: str, now: datetime,
+                 detail: str = "") -> None:
+    session.add(Event(subscriber_id=enrollment.subscriber_id, enrollment_id=enrollment.id,
+                      kind=kind, at=now, detail=detail))
+
+
+def subscribe(session: Session, library: Library, slug: str, email: str, now: datetime, *,
+              consent: Consent, first_name: str = "", timezone: str | None = None,
+              confirmed: bool = False, attributes: dict[str, Any] | None = None,
+              check_domain: bool = False) -> Enrollment:
+    """Sign a reader up for a sequence, or bring a returning one back.
+
+    Without `confirmed` (the operator vouching for consent) a double opt-in sequence waits
+    for the reader to confirm: the dispatcher sends the confirmation email.
+    """
+    sequence = find_sequence(library, slug)
+    address = normalize_email(email, check_domain=check_domain)
+    name = header_safe(first_name)[:100]
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    if subscriber is None:
+        subscriber = Subscriber(email=address, first_name=name, created_at=now,
+                                timezone=clean_timezone(timezone, sequence),
+                                attributes=dict(attributes or {}))
+        session.add(subscriber)
+        session.flush()
+    else:
+        subscriber.first_name = subscriber.first_name or name
+        if attributes:
+            subscriber.attributes = {**subscriber.attributes, **attributes}
+    enrollment = session.scalar(select(Enrollment).where(
+        Enrollment.subscriber_id == subscriber.id, Enrollment.sequence == slug))
+    if enrollment is None:
+        enrollment = Enrollment(subscriber_id=subscriber.id, sequence=slug, created_at=now,
+                                status=EnrollmentStatus.PENDING, attempts=0)
+        session.add(enrollment)
+        session.flush()
+        record_event(session, enrollment, "signed_up", now, consent.source)
+    elif enrollment.status in LEFT:
+        enrollment.status = EnrollmentStatus.PENDING
+        enrollment.created_at = now
+        enrollment.unsubscribed_at = None
+        record_event(session, enrollment, "signed_up", now, f"again, {consent.source}")
+    session.add(ConsentRecord(subscriber_id=subscriber.id, enrollment_id=enrollment.id,
+                              created_at=now, source=consent.source, consent_text=consent.text,
+                              ip=consent.ip, user_agent=consent.user_agent))
+    if subscriber.suppressed_at is not None and not confirmed:
+        return enrollment  # a bounced address gets nothing until an operator lifts it
+    if enrollment.status == EnrollmentStatus.PENDING:
+        if confirmed or not sequence.double_opt_in:
+            activate(session, sequence, enrollment, subscriber, now,
+                     "operator vouched for consent" if confirmed else "single opt-in")
+        elif (enrollment.confirmation_sent_at is None
+              or now - enrollment.confirmation_sent_at >= RESEND_AFTER):
+            enrollment.due_at = now  # the dispatcher sends the confirmation
+            enrollment.attempts = 0
+    return enrollment
+
+
+def activate(session: Session, sequence: Sequence, enrollment: Enrollment,
+             subscriber: Subscriber, now: datetime, how: str) -> None:
+    """Start (or resume) the course: the first lesson the reader has not had becomes due."""
+    sent = set(session.scalars(select(Delivery.lesson).where(
+        Delivery.enrollment_id == enrollment.id, Delivery.status == DeliveryStatus.SENT)))
+    lesson = sequence.next_lesson(sent)
+    enrollment.confirmed_at = enrollment.confirmed_at or now
+    enrollment.attempts = 0
+    enrollment.last_error = None
+    enrollment.paused_reason = None
+    if subscriber.suppressed_at is not None:
+        subscriber.suppressed_at = None
+        subscriber.suppressed_reason = None
+    if lesson is None:
+        enrollment.status = EnrollmentStatus.COMPLETED
+        enrollment.next_lesson = enrollment.due_at = None
+    else:
+        enrollment.status = EnrollmentStatus.ACTIVE
+        enrollment.next_lesson = lesson.key
+        zone = reader_zone(subscriber.timezone, sequence.timezone)
+        enrollment.due_at = next_due(now, lesson.delay, sequence.window, zone)
+    record_event(session, enrollment, "confirmed", now, how)
+
+
+def confirm(session: Session, library: Library, enrollment_id: int, now: datetime) -> Enrollment:
+    """The reader opened the confirmation link. Idempotent; a reader who left stays out."""
+    enrollment = session.get(Enrollment, enrollment_id)
+    if enrollment is None:
+        raise SubscriptionError("this confirmation link belongs to no sign-up")
+    if enrollment.status in (EnrollmentStatus.PENDING, EnrollmentStatus.EXPIRED):
+        sequence = find_sequence(library, enrollment.sequence)
+        activate(session, sequence, enrollment, enrollment.subscriber, now, "link in email")
+    return enrollment
+
+
+def unsubscribe(session: Session, enrollment_id: int, now: datetime, *,
+                everything: bool = False, how: str = "link") -> list[Enrollment]:
+    """Leave one sequence, or all of them. Effective at once: the dispatcher re-checks the
+    status right before each hand-off, and pending retries are cancelled here."""
+    enrollment = session.get(Enrollment, enrollment_id)
+    if enrollment is None:
+        raise SubscriptionError("this link belongs to no subscription")
+    targets = (list(enrollment.subscriber.enrollments) if everything else [enrollment])
+    changed = []
+    for target in targets:
+        if target.status in (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.SUPPRESSED):
+            continue
+        target.status = EnrollmentStatus.UNSUBSCRIBED
+        target.unsubscribed_at = now
+        target.due_at = None
+        record_event(session, target, "unsubscribed", now, how)
+        changed.append(target)
+    if changed:
+        session.execute(update(Delivery).where(
+            Delivery.enrollment_id.in_([t.id for t in changed]),
+            Delivery.status.in_([DeliveryStatus.RETRYING, DeliveryStatus.SENDING]))
+            .values(status=DeliveryStatus.CANCELLED, updated_at=now))
+    return changed
+
+
+def pause(session: Session, enrollment: Enrollment, now: datetime, reason: str) -> None:
+    if enrollment.status == EnrollmentStatus.ACTIVE:
+        enrollment.status = EnrollmentStatus.PAUSED
+        enrollment.paused_reason = reason
+        record_event(session, enrollment, "paused", now, reason)
+
+
+def resume(session: Session, library: Library, enrollment: Enrollment, now: datetime) -> None:
+    """Back to active with the next lesson due now (not a burst of everything missed)."""
+    if enrollment.status == EnrollmentStatus.PAUSED:
+        sequence = find_sequence(library, enrollment.sequence)
+        activate(session, sequence, enrollment, enrollment.subscriber, now, "resumed")
+        if enrollment.status == EnrollmentStatus.ACTIVE:
+            enrollment.due_at = now
+        record_event(session, enrollment, "resumed", now)

@@ -1,0 +1,1 @@
+"""Blueprints: thin handlers over the plain functions in drip/."""

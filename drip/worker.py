@@ -1,0 +1,69 @@
+"""The schedule: APScheduler runs a dispatch pass every `DRIP_DISPATCH_INTERVAL` seconds.
+
+It lives in exactly one kind of process: `drip worker`, or `drip serve` in the
+single-process default; never inside gunicorn's web workers (APScheduler's FAQ: one process
+owns a schedule). SIGTERM and SIGINT let the running pass finish, then stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from drip.app import Services
+from drip.dispatch import Dispatcher, dispatch_lock
+
+log = logging.getLogger(__name__)
+
+
+def dispatch_job(services: Services, dispatcher: Dispatcher) -> None:
+    """One scheduled pass; an error is logged and the next pass tries again."""
+    try:
+        report = dispatcher.run_pass(services.clock())
+    except Exception:
+        log.exception("dispatch pass failed; the next pass will try again")
+        return
+    if report.outcomes:
+        log.info(report.summary())
+
+
+def _schedule(scheduler: BaseScheduler, services: Services) -> Dispatcher:
+    dispatcher = services.dispatcher()
+    scheduler.add_job(dispatch_job, "interval", args=(services, dispatcher),
+                      seconds=services.settings.dispatch_interval, id="dispatch",
+                      max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+    return dispatcher
+
+
+def run_worker(services: Services) -> None:
+    """`drip worker`: block, dispatching on schedule, until a signal says stop."""
+    with dispatch_lock(services.engine):
+        scheduler = BlockingScheduler(timezone=UTC)
+        dispatcher = _schedule(scheduler, services)
+
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s: finishing the current pass, then stopping", signum)
+            scheduler.shutdown(wait=False)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        log.info("worker %s dispatching every %ss", dispatcher.worker_id,
+                 services.settings.dispatch_interval)
+        scheduler.start()
+
+
+def start_background(services: Services, stack: ExitStack) -> BackgroundScheduler:
+    """`drip serve`: the same schedule on a thread beside the web server."""
+    stack.enter_context(dispatch_lock(services.engine))
+    scheduler = BackgroundScheduler(timezone=UTC)
+    _schedule(scheduler, services)
+    scheduler.start()
+    stack.callback(scheduler.shutdown)
+    return scheduler
