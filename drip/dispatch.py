@@ -112,6 +112,7 @@ class _Item:
     existing: dict[str, tuple[int, str]] = field(default_factory=dict)  # lesson -> (id, status)
     delivery_id: int | None = None
     lesson_key: str = "confirm"
+    immediate: bool = True  # a lesson with delay 0 is not held for the send window
     template: MessageTemplate | None = None
     after: str | None = None  # the lesson following this one, if any
     after_due: datetime | None = None
@@ -260,6 +261,7 @@ class Dispatcher:
                 outcomes.append(self._outcome(item, "completed"))
                 continue
             item.lesson_key = lesson.key
+            item.immediate = lesson.delay.immediate
             item.template = self.renderer.lesson(sequence, lesson)
             following = sequence.next_lesson(item.sent | {lesson.key})
             if following is not None:
@@ -418,7 +420,7 @@ class Dispatcher:
 
     def _retry_time(self, item: _Item, now: datetime, wait: timedelta) -> datetime:
         sequence = self.content.library().get(item.sequence_slug)
-        if sequence is None or item.status == EnrollmentStatus.PENDING:
+        if sequence is None or item.immediate:
             return now + wait
         return into_window(now + wait, sequence.window,
                            reader_zone(item.timezone, sequence.timezone))

@@ -1,0 +1,27 @@
+# The two commands of the README. `make run`: install and start drip (web + scheduler) on the
+# embedded default. `make test`: install everything the tests need and run them all.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+run: $(BIN)/python
+	$(BIN)/pip install -q -e .
+	$(BIN)/drip init
+	$(BIN)/drip serve
+
+test: $(BIN)/python
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; } || \
+		echo "chromium is missing (apt-get install -y chromium): browser tests will be skipped"
+	$(BIN)/pip install -q -e '.[test]'
+	$(MAKE) lint
+	$(BIN)/pytest -q
+
+lint:
+	$(BIN)/ruff check drip tests bench
+	$(BIN)/mypy

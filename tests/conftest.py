@@ -1,0 +1,209 @@
+"""Fixtures for the real parts: an SMTP server on loopback, SQLite and PostgreSQL databases
+migrated with Alembic, and a clock that only moves when a test moves it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
+
+from drip.app import Services, build_services, create_app
+from drip.clock import FrozenClock
+from drip.config import Settings, load_settings
+from drip.db import make_engine, migrate
+from drip.models import Base
+from tests.smtp import SmtpServer, free_port
+
+TESTS = Path(__file__).resolve().parent
+POSTGRES_URL = os.environ.get("DRIP_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """Monday 2 March 2026, 08:00 in New York: an hour before the tiny course's window."""
+    return FrozenClock(datetime(2026, 3, 2, 13, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "drip.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def sqlite_url(_sqlite_template: Path, tmp_path: Path) -> str:
+    """A fresh SQLite database, migrated (a copy of one migrated once per session)."""
+    target = tmp_path / "drip.sqlite3"
+    shutil.copy(_sqlite_template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture(scope="session")
+def _postgres_database() -> Iterator[str]:
+    try:
+        admin = make_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as error:  # any failure to connect means: no server here
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL} "
+                    f"(set DRIP_TEST_POSTGRES_URL): {str(error).splitlines()[0]}")
+    name = f"drip_test_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(_postgres_database: str) -> str:
+    """The session's PostgreSQL database, emptied before the test."""
+    engine = make_engine(_postgres_database)
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return _postgres_database
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend_url(request: pytest.FixtureRequest) -> str:
+    """Runs the test once on SQLite and once on PostgreSQL."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(fixture))
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "database_url": database_url,
+        "sequences_dir": TESTS / "sequences",
+        "base_url": "http://drip.test",
+        "secret_key": "test-secret",
+        "postal_address": "1 Test Street, Springfield",
+        **overrides,
+    }
+    return load_settings(environ={}, **values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer) -> Settings:
+    return make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url)
+
+
+@pytest.fixture
+def services(settings: Settings, clock: FrozenClock) -> Iterator[Services]:
+    svc = build_services(settings, clock)
+    yield svc
+    svc.engine.dispose()
+
+
+@pytest.fixture
+def app(settings: Settings, clock: FrozenClock) -> Iterator[Flask]:
+    application = create_app(settings, clock=clock)
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["drip"].engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+CHROMIUM = os.environ.get("DRIP_TEST_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = TESTS.parent / "artifacts" / "screenshots"
+
+
+class LiveServer:
+    """The app on a real loopback port, in a thread, for the browser to talk to."""
+
+    def __init__(self, application: Flask, port: int) -> None:
+        self.app = application
+        self.server = make_server("127.0.0.1", port, application, threaded=True)
+        self.url = f"http://127.0.0.1:{port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def services(self) -> Services:
+        svc: Services = self.app.extensions["drip"]
+        return svc
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
+                clock: FrozenClock) -> Iterator[LiveServer]:
+    """drip served on loopback; its links (DRIP_BASE_URL) point at itself."""
+    port = free_port()
+    application = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
+                                           base_url=f"http://127.0.0.1:{port}"), clock=clock)
+    server = LiveServer(application, port)
+    yield server
+    server.stop()
+    server.services.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright, headless."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+def screenshot(page: Any, group: str, name: str) -> Path:
+    """Save a screenshot under artifacts/screenshots/<group>/ (the README names the folder)."""
+    folder = SCREENSHOTS / group
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
