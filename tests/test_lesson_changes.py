@@ -66,7 +66,8 @@ def test_each_delivery_records_the_version_it_sent(svc: Services, clock: FrozenC
     assert before is not None and after is not None and before.version != after.version
     run(svc, clock, 8)
     with svc.sessions() as session:
-        versions = dict(session.execute(select(Delivery.lesson, Delivery.lesson_version)).tuples())
+        rows = session.execute(select(Delivery.lesson, Delivery.lesson_version))
+        versions = {row.lesson: row.lesson_version for row in rows}
     assert versions["second"].startswith(after.version)
 
 
