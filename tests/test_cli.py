@@ -66,7 +66,8 @@ def test_every_setting_is_in_the_readme() -> None:
 def test_check_prints_a_summary_per_sequence(env: dict[str, str]) -> None:
     result = drip(env, "check")
     assert result.exit_code == 0
-    assert "tiny: 3 lessons over about 5 days, lead magnet magnet.md, double opt-in" in result.output
+    summary = "tiny: 3 lessons over about 5 days, lead magnet magnet.md, double opt-in"
+    assert summary in result.output
 
 
 def test_check_fails_with_path_and_line(env: dict[str, str], tmp_path: Path) -> None:

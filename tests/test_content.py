@@ -27,7 +27,8 @@ def test_correct_sequence_has_no_problems(sequences: Path) -> None:
     assert problems(sequences) == []
     tiny = library.sequences["tiny"]
     assert [lesson.key for lesson in tiny.lessons] == ["welcome", "second", "third"]
-    assert tiny.summary() == "tiny: 3 lessons over about 5 days, lead magnet magnet.md, double opt-in"
+    assert tiny.summary() == (
+        "tiny: 3 lessons over about 5 days, lead magnet magnet.md, double opt-in")
 
 
 def test_bad_yaml_is_reported_with_its_line(sequences: Path) -> None:
