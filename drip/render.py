@@ -202,7 +202,9 @@ def _swap(text: str, values: Mapping[str, str]) -> str:
 
 
 def _fold(name: str, value: str) -> bytes:
-    return str(policy.SMTP.fold(name, value)).encode("ascii")
+    """`Name: value` folded for SMTP, non-ASCII text as RFC 2047 encoded words."""
+    header = policy.SMTP.header_factory(name, value)
+    return str(header.fold(policy=policy.SMTP)).encode("ascii")
 
 
 def _link_for(name: str, reader: Reader, links: Links) -> str:
