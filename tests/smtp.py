@@ -23,6 +23,7 @@ class Received:
     recipients: list[str]
     raw: bytes
     message: EmailMessage
+    peer: tuple[str, int]  # the client's address and port: one per SMTP connection
 
     @property
     def subject(self) -> str:
@@ -60,7 +61,7 @@ class Handler:
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         with self.lock:
             self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos),
-                                          raw, parsed))  # type: ignore[arg-type]
+                                          raw, parsed, tuple(session.peer)))  # type: ignore[arg-type]
         return "250 Message accepted"
 
 

@@ -147,3 +147,35 @@ def test_dst_change_keeps_lessons_in_the_local_morning(
     for moment in local[1:]:
         assert 9 <= moment.hour < 11, moment
     assert local[2] - local[1] < timedelta(days=3, hours=2)
+
+
+def test_one_smtp_connection_serves_a_batch(
+        engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    for n in range(5):
+        sign_up(engine_services, f"reader{n}@example.org", name=f"R{n}")
+    report = engine_services.dispatcher().run_pass(clock())
+    assert report.count("sent") == 5
+    assert len({m.peer for m in smtp_server.messages}) == 1
+
+
+def test_paused_reader_gets_nothing_until_resumed(
+        engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    from drip.subscriptions import pause, resume
+
+    enrollment_id = sign_up(engine_services)
+    engine_services.dispatcher().run_pass(clock())
+    with engine_services.sessions() as session:
+        enrollment = session.get(Enrollment, enrollment_id)
+        assert enrollment is not None
+        pause(session, enrollment, clock(), "operator")
+        session.commit()
+    run_days(engine_services, clock, 8, step_minutes=60)
+    assert len(smtp_server.messages) == 1
+    with engine_services.sessions() as session:
+        enrollment = session.get(Enrollment, enrollment_id)
+        assert enrollment is not None
+        resume(session, engine_services.content.library(), enrollment, clock())
+        session.commit()
+    run_days(engine_services, clock, 6, step_minutes=60)
+    assert [m.subject for m in smtp_server.messages] == [
+        "Welcome, Ada", "Lesson two", "Lesson three"]
