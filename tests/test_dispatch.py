@@ -12,7 +12,7 @@ from sqlalchemy import select
 from drip.app import Services, build_services
 from drip.clock import FrozenClock
 from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Subscriber
-from drip.subscriptions import Consent, subscribe, unsubscribe
+from drip.subscriptions import Consent, pause, resume, subscribe, unsubscribe
 from tests.conftest import make_settings
 from tests.smtp import SmtpServer
 
@@ -160,8 +160,6 @@ def test_one_smtp_connection_serves_a_batch(
 
 def test_paused_reader_gets_nothing_until_resumed(
         engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
-    from drip.subscriptions import pause, resume
-
     enrollment_id = sign_up(engine_services)
     engine_services.dispatcher().run_pass(clock())
     with engine_services.sessions() as session:
