@@ -78,6 +78,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock,
     from drip.web import health
 
     app.register_blueprint(health.bp)
+    from drip.web import api, public
+
+    app.register_blueprint(public.bp)
+    app.register_blueprint(api.bp)
+    # JSON sign-ups and RFC 8058 one-click unsubscribes come from other sites' scripts and
+    # from mail providers, with no drip session to hold a CSRF token (the api checks Origin).
+    # The sign-up post takes an embedded form's signed token instead; both public views
+    # still check the CSRF token of our own pages' forms themselves.
+    csrf.exempt(api.bp)
+    csrf.exempt(public.signup_post)
+    csrf.exempt(public.unsubscribe_post)
     app.teardown_appcontext(_close_session)
     return app
 

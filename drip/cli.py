@@ -212,6 +212,11 @@ def worker_command() -> None:
         raise click.ClickException(str(error)) from None
 
 
+from drip.embed import embed_command  # noqa: E402
+
+cli.add_command(embed_command)
+
+
 def main() -> None:
     try:
         cli.main(prog_name="drip")

@@ -73,6 +73,15 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false (1/0, yes/no, on/off), got {raw!r}")
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "drip"
@@ -138,6 +147,18 @@ class Settings:
         "env": "DRIP_CORS_ORIGINS", "parse": _origins,
         "help": "Comma-separated origins (e.g. https://blog.example.org) allowed to post to "
                 "the JSON sign-up endpoint."})
+    check_email_domain: bool = field(default=True, metadata={
+        "env": "DRIP_CHECK_EMAIL_DOMAIN", "parse": _flag,
+        "help": "Refuse sign-ups whose address domain has no mail server (a DNS look-up). "
+                "Turn off only where there is no DNS (tests)."})
+    signup_limit_ip: int = field(default=20, metadata={
+        "env": "DRIP_SIGNUP_LIMIT_IP", "parse": _positive_int,
+        "help": "Sign-ups (and, separately, fresh-link requests) accepted per IP address per "
+                "hour, across all web workers."})
+    signup_limit_address: int = field(default=5, metadata={
+        "env": "DRIP_SIGNUP_LIMIT_ADDRESS", "parse": _positive_int,
+        "help": "Sign-ups (and, separately, fresh-link requests) accepted per email address "
+                "per hour."})
 
     @property
     def outbox_dir(self) -> Path:

@@ -210,3 +210,50 @@ def resume(session: Session, library: Library, enrollment: Enrollment, now: date
         if enrollment.status == EnrollmentStatus.ACTIVE:
             enrollment.due_at = now
         record_event(session, enrollment, "resumed", now)
+
+
+def rejoin(session: Session, library: Library, enrollment: Enrollment, now: datetime, *,
+           consent: Consent) -> None:
+    """A reader who left comes back from the preferences page.
+
+    A reader who once confirmed has shown they own the address (the preferences link came
+    by email), so the course resumes where they left it; one who never did confirms first.
+    """
+    if enrollment.status not in LEFT:
+        return
+    subscriber = enrollment.subscriber
+    if subscriber.suppressed_at is not None:
+        raise SubscriptionError("mail to this address bounced, so we stopped sending; "
+                                "write to us to lift the block")
+    sequence = find_sequence(library, enrollment.sequence)
+    session.add(ConsentRecord(subscriber_id=subscriber.id, enrollment_id=enrollment.id,
+                              created_at=now, source=consent.source, consent_text=consent.text,
+                              ip=consent.ip, user_agent=consent.user_agent))
+    enrollment.unsubscribed_at = None
+    record_event(session, enrollment, "rejoined", now, consent.source)
+    if enrollment.confirmed_at is not None or not sequence.double_opt_in:
+        activate(session, sequence, enrollment, subscriber, now, "rejoined")
+    else:
+        enrollment.status = EnrollmentStatus.PENDING
+        enrollment.created_at = now
+        enrollment.due_at = now
+        enrollment.attempts = 0
+
+
+def resend_confirmation(session: Session, enrollment: Enrollment, now: datetime) -> bool:
+    """Queue a fresh confirmation email for an unconfirmed sign-up (at most every few
+    minutes); an expired one gets a new confirmation window. False when nothing was queued."""
+    if enrollment.status not in (EnrollmentStatus.PENDING, EnrollmentStatus.EXPIRED):
+        return False
+    if enrollment.subscriber.suppressed_at is not None:
+        return False
+    if (enrollment.confirmation_sent_at is not None
+            and now - enrollment.confirmation_sent_at < RESEND_AFTER):
+        return False
+    if enrollment.status == EnrollmentStatus.EXPIRED:
+        enrollment.status = EnrollmentStatus.PENDING
+        enrollment.created_at = now
+    enrollment.due_at = now
+    enrollment.attempts = 0
+    record_event(session, enrollment, "confirmation_requested", now)
+    return True

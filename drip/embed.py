@@ -1,0 +1,63 @@
+"""The sign-up form an author pastes into a blog post, and `drip embed SEQUENCE` to print it.
+
+The snippet is a plain HTML form that posts to `/subscribe/<slug>` and works without
+JavaScript. A form served by another site cannot carry our session-bound CSRF token (the
+reader has no drip session, and SameSite=Lax keeps our cookie off cross-site posts), so the
+snippet carries an *embed token* instead: the sequence slug signed with the secret key.
+
+Why that is enough: CSRF protects a signed-in person's session from being used by another
+site, and a sign-up uses no session. What a forged cross-site sign-up could do is put an
+address on a list, and double opt-in, the honeypot and the per-IP and per-address rate limits
+bound that exactly as for our own page. The token only lets a form post to the sequence it
+was printed for, and it cannot be minted without the secret, so nobody can point a form at a
+sequence the author never offered for embedding (e.g. a single opt-in one).
+"""
+
+from __future__ import annotations
+
+import click
+from flask import render_template
+from flask.cli import with_appcontext
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from drip.content import Sequence
+
+EMBED_FIELD = "embed_token"
+
+
+def _serializer(secret: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret, salt="drip.embed")
+
+
+def embed_token(secret: str, slug: str) -> str:
+    return str(_serializer(secret).dumps(slug))
+
+
+def embed_token_valid(secret: str, slug: str, token: str) -> bool:
+    try:
+        return bool(_serializer(secret).loads(token) == slug)
+    except BadSignature:
+        return False
+
+
+def snippet(sequence: Sequence, base_url: str, secret: str) -> str:
+    """The form's HTML (needs an application context for the template)."""
+    return render_template("public/embed.html", sequence=sequence, base_url=base_url,
+                           embed_field=EMBED_FIELD,
+                           token=embed_token(secret, sequence.slug)).strip() + "\n"
+
+
+@click.command("embed")
+@click.argument("sequence")
+@with_appcontext
+def embed_command(sequence: str) -> None:
+    """Print the sign-up form for SEQUENCE to paste into a web page."""
+    from drip.app import services
+    from drip.subscriptions import SubscriptionError, find_sequence
+
+    svc = services()
+    try:
+        found = find_sequence(svc.content.library(), sequence)
+    except SubscriptionError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(snippet(found, svc.settings.base_url, svc.settings.secret_key), nl=False)

@@ -1,0 +1,42 @@
+"""A fixed-window counter in the database, so every gunicorn worker sees the same counts.
+
+One statement per hit: an upsert that starts a new window or adds one to the current one and
+returns the count, so two workers counting the same key at once cannot both get "first".
+The hit joins the caller's transaction: a sign-up and the counts it used commit together.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import case
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from drip.models import RateLimit
+
+HOUR = timedelta(hours=1)
+
+
+def window_start(now: datetime, window: timedelta) -> datetime:
+    """The start of the fixed window holding `now` (windows are aligned to the epoch)."""
+    seconds = int(window.total_seconds())
+    stamp = int(now.timestamp())
+    return datetime.fromtimestamp(stamp - stamp % seconds, tz=now.tzinfo)
+
+
+def hit(session: Session, key: str, limit: int, now: datetime, window: timedelta = HOUR,
+        ) -> bool:
+    """Count one attempt for `key`; True while the window's count is within `limit`."""
+    start = window_start(now, window)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    upsert = insert(RateLimit).values(key=key[:255], window_start=start, count=1)
+    statement = upsert.on_conflict_do_update(
+        index_elements=[RateLimit.key],
+        set_={"count": case((RateLimit.window_start == start, RateLimit.count + 1), else_=1),
+              "window_start": start},
+    ).returning(RateLimit.count)
+    count = session.execute(statement).scalar_one()
+    return int(count) <= limit

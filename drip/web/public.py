@@ -1,0 +1,458 @@
+"""What readers see: the sign-up page and the pages behind the links in every email.
+
+Handlers stay thin: they read the request, call the plain functions of drip.subscriptions,
+commit, and render. Two rules hold throughout: an answer never tells whether an address is
+already subscribed, and a GET never unsubscribes (mail scanners open links).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import yaml
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from drip.app import Services, csrf, db_session, services
+from drip.content import Sequence, split_front_matter
+from drip.embed import EMBED_FIELD, embed_token_valid
+from drip.links import LinkError
+from drip.mailer import SendError, envelope_sender
+from drip.models import Enrollment, EnrollmentStatus, Subscriber
+from drip.ratelimit import hit
+from drip.render import TEMPLATES, Reader
+from drip.subscriptions import (
+    Consent,
+    SubscriptionError,
+    clean_timezone,
+    confirm,
+    normalize_email,
+    record_event,
+    rejoin,
+    resend_confirmation,
+    subscribe,
+    unsubscribe,
+)
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("public", __name__)
+
+HONEYPOT = "website"  # hidden from people; bots that fill every field give themselves away
+RESPONSIBILITIES = {"0": "None", "1": "One", "2+": "Two or more"}
+MAGNET_LINK_EMAIL = TEMPLATES / "public" / "magnet-link.md"
+ONE_CLICK = "One-Click"
+
+
+class SignUpRefused(Exception):
+    """A sign-up that cannot go ahead; `status` is the HTTP answer, `field` the culprit."""
+
+    def __init__(self, message: str, status: int = 400, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+@dataclass(frozen=True)
+class SignUp:
+    """One sign-up as submitted, from the page, an embedded form or the JSON endpoint."""
+
+    email: str
+    first_name: str = ""
+    timezone: str = ""
+    consent: bool = False
+    honeypot: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def client_ip() -> str:
+    """The peer address. Behind a proxy, deploy with werkzeug's ProxyFix so this is the
+    reader's address, not the proxy's (else one limit would cover every reader)."""
+    return request.remote_addr or "unknown"
+
+
+def within_limits(session: Session, kind: str, ip: str, address: str | None) -> bool:
+    """Count the attempt per IP and, once the address is known, per address."""
+    settings = services().settings
+    now = services().clock()
+    ok = hit(session, f"{kind}:ip:{ip}", settings.signup_limit_ip, now)
+    if address is not None:
+        ok = hit(session, f"{kind}:address:{address}", settings.signup_limit_address, now) and ok
+    return ok
+
+
+def signup_attributes(sequence: Sequence, raw: dict[str, str]) -> dict[str, Any]:
+    """The extra answers a sequence asks for (`signup_fields`), checked; blanks are left out."""
+    attributes: dict[str, Any] = {}
+    if "exam_date" in sequence.signup_fields and raw.get("exam_date", "").strip():
+        try:
+            attributes["exam_date"] = date.fromisoformat(raw["exam_date"].strip()).isoformat()
+        except ValueError:
+            raise SignUpRefused("Please give the exam date as a date, e.g. 2026-09-15.",
+                                field="exam_date") from None
+    if "responsibilities" in sequence.signup_fields and raw.get("responsibilities", ""):
+        if raw["responsibilities"] not in RESPONSIBILITIES:
+            raise SignUpRefused("Please pick one of the answers about responsibilities.",
+                                field="responsibilities")
+        attributes["responsibilities"] = raw["responsibilities"]
+    return attributes
+
+
+def accept_sign_up(session: Session, sequence: Sequence, form: SignUp, source: str) -> None:
+    """Check a sign-up and hand it to `subscribe`; raises SignUpRefused.
+
+    The caller commits either way, so the rate-limit counts stick even for refused attempts.
+    A honeypot hit is answered like a success and stores nothing.
+    """
+    if form.honeypot.strip():
+        log.info("honeypot filled on %s from %s", sequence.slug, client_ip())
+        return
+    svc = services()
+    ip = client_ip()
+    if not within_limits(session, "signup", ip, None):
+        raise SignUpRefused("Too many sign-ups from your network. Please try again in an hour.",
+                            status=429)
+    if not form.email.strip():
+        raise SignUpRefused("Please enter your email address.", field="email")
+    try:
+        address = normalize_email(form.email, check_domain=svc.settings.check_email_domain)
+    except SubscriptionError:
+        raise SignUpRefused("That doesn't look like an email address we can write to. "
+                            "Please check it.", field="email") from None
+    if not form.consent:
+        raise SignUpRefused("Please tick the box to say you want these emails.",
+                            field="consent")
+    attributes = signup_attributes(sequence, form.fields)
+    if not hit(session, f"signup:address:{address}", svc.settings.signup_limit_address,
+               svc.clock()):
+        raise SignUpRefused("Too many sign-ups for this address. Please try again in an hour.",
+                            status=429)
+    try:
+        timezone: str | None = clean_timezone(form.timezone.strip() or None, sequence)
+    except SubscriptionError:
+        timezone = None  # an odd browser value: the sequence's zone is a fine default
+    consent = Consent(source=source, text=sequence.consent, ip=ip,
+                      user_agent=request.headers.get("User-Agent", "")[:500] or None)
+    for attempt in (1, 2):
+        try:
+            with session.begin_nested():
+                subscribe(session, svc.content.library(), sequence.slug, address, svc.clock(),
+                          consent=consent, first_name=form.first_name[:100],
+                          timezone=timezone, attributes=attributes)
+            return
+        except IntegrityError:
+            if attempt == 2:  # pragma: no cover - a third racing request would be needed
+                raise
+            # a concurrent request created the same subscriber: the second try finds it
+
+
+def _sequence_or_404(slug: str) -> Sequence:
+    sequence = services().content.library().get(slug)
+    if sequence is None:
+        abort(404)
+    return sequence
+
+
+def _form_from_request(sequence: Sequence) -> SignUp:
+    return SignUp(
+        email=request.form.get("email", ""),
+        first_name=request.form.get("first_name", ""),
+        timezone=request.form.get("timezone", ""),
+        consent=bool(request.form.get("consent")),
+        honeypot=request.form.get(HONEYPOT, ""),
+        fields={name: request.form.get(name, "") for name in sequence.signup_fields},
+    )
+
+
+@bp.get("/subscribe/<slug>")
+def signup_page(slug: str) -> ResponseReturnValue:
+    sequence = _sequence_or_404(slug)
+    return render_template("public/subscribe.html", sequence=sequence, values={},
+                           error=None, error_field=None,
+                           responsibilities=RESPONSIBILITIES)
+
+
+@bp.post("/subscribe/<slug>")
+def signup_post(slug: str) -> ResponseReturnValue:
+    """The page's form and the embedded form (see drip.embed) both post here.
+
+    Exempt from the global CSRF check (in create_app): a post carries either our page's CSRF
+    token, checked here, or an embedded form's signed token, which a cross-origin form can
+    carry where a session-bound CSRF token cannot.
+    """
+    sequence = _sequence_or_404(slug)
+    embed = request.form.get(EMBED_FIELD)
+    if embed is not None:
+        if not embed_token_valid(services().settings.secret_key, slug, embed):
+            return render_template("public/problem.html", sequence=sequence,
+                                   title="This form is out of date",
+                                   message="Please sign up on our own page instead.",
+                                   signup=True), 400
+        source = f"embedded form ({request.headers.get('Origin', 'unknown origin')[:100]})"
+    else:
+        csrf.protect()
+        source = f"sign-up page /subscribe/{slug}"
+    form = _form_from_request(sequence)
+    session = db_session()
+    try:
+        accept_sign_up(session, sequence, form, source)
+    except SignUpRefused as refused:
+        session.commit()
+        return render_template("public/subscribe.html", sequence=sequence,
+                               values=request.form, error=str(refused),
+                               error_field=refused.field,
+                               responsibilities=RESPONSIBILITIES), refused.status
+    session.commit()
+    return redirect(url_for("public.check_inbox", slug=slug), code=303)
+
+
+@bp.get("/subscribe/<slug>/thanks")
+def check_inbox(slug: str) -> ResponseReturnValue:
+    return render_template("public/check_inbox.html", sequence=_sequence_or_404(slug))
+
+
+def link_problem(error: LinkError, purpose: str) -> ResponseReturnValue:
+    """A forged or expired link: say so kindly, and offer a fresh one by email."""
+    return render_template("public/link_problem.html", expired=error.expired,
+                           purpose=purpose), 410 if error.expired else 400
+
+
+def _enrollment_from(purpose: str, token: str) -> Enrollment | LinkError:
+    try:
+        ident = services().links.read(purpose, token)
+    except LinkError as error:
+        return error
+    enrollment = db_session().get(Enrollment, ident)
+    if enrollment is None:
+        return LinkError("this link belongs to no subscription")
+    return enrollment
+
+
+@bp.get("/confirm/<token>")
+def confirm_link(token: str) -> ResponseReturnValue:
+    """Opening the link starts the course; the dispatcher sends the welcome lesson."""
+    found = _enrollment_from("confirm", token)
+    if isinstance(found, LinkError):
+        return link_problem(found, "confirm")
+    svc = services()
+    session = db_session()
+    try:
+        enrollment = confirm(session, svc.content.library(), found.id, svc.clock())
+    except SubscriptionError as error:  # the sequence is gone or broken
+        return render_template("public/problem.html", title="We can't start this course now",
+                               message=str(error)), 503
+    session.commit()
+    sequence = svc.content.library().get(enrollment.sequence)
+    return render_template("public/confirmed.html", enrollment=enrollment, sequence=sequence,
+                           preferences_url=svc.links.preferences_url(enrollment.subscriber_id))
+
+
+@bp.get("/unsubscribe/<token>")
+def unsubscribe_page(token: str) -> ResponseReturnValue:
+    """Only a page with two buttons: a GET must never unsubscribe."""
+    found = _enrollment_from("unsubscribe", token)
+    if isinstance(found, LinkError):
+        return link_problem(found, "unsubscribe")
+    sequence = services().content.library().get(found.sequence)
+    return render_template("public/unsubscribe.html", enrollment=found, sequence=sequence,
+                           title=sequence.title if sequence else found.sequence)
+
+
+@bp.post("/unsubscribe/<token>")
+def unsubscribe_post(token: str) -> ResponseReturnValue:
+    """The page's two buttons (CSRF-checked here) and RFC 8058 one-click posts from mail
+    providers, which have no session to hold a CSRF token (exempted in create_app)."""
+    one_click = request.form.get("List-Unsubscribe") == ONE_CLICK
+    found = _enrollment_from("unsubscribe", token)
+    if isinstance(found, LinkError):
+        if one_click:
+            return Response("This unsubscribe link is not valid.\n", 400,
+                            mimetype="text/plain")
+        return link_problem(found, "unsubscribe")
+    svc = services()
+    session = db_session()
+    if one_click:
+        # RFC 8058: 200, no redirect, no cookie, no login (the session is never touched)
+        unsubscribe(session, found.id, svc.clock(), how="one-click (RFC 8058)")
+        session.commit()
+        return Response("You are unsubscribed.\n", 200, mimetype="text/plain")
+    csrf.protect()
+    everything = request.form.get("scope") == "everything"
+    unsubscribe(session, found.id, svc.clock(), everything=everything, how="unsubscribe page")
+    session.commit()
+    sequence = svc.content.library().get(found.sequence)
+    return render_template("public/unsubscribed.html", everything=everything,
+                           title=sequence.title if sequence else found.sequence,
+                           preferences_url=svc.links.preferences_url(found.subscriber_id))
+
+
+def _subscriber_from(token: str) -> Subscriber | LinkError:
+    try:
+        ident = services().links.read("preferences", token)
+    except LinkError as error:
+        return error
+    subscriber = db_session().get(Subscriber, ident)
+    if subscriber is None:
+        return LinkError("this link belongs to no subscription")
+    return subscriber
+
+
+def _courses(subscriber: Subscriber) -> list[tuple[Enrollment, str]]:
+    library = services().content.library()
+    rows = db_session().scalars(select(Enrollment).where(
+        Enrollment.subscriber_id == subscriber.id).order_by(Enrollment.id))
+    courses = []
+    for enrollment in rows:
+        sequence = library.get(enrollment.sequence)
+        courses.append((enrollment, sequence.title if sequence else enrollment.sequence))
+    return courses
+
+
+@bp.route("/preferences/<token>", methods=["GET", "POST"])
+def preferences(token: str) -> ResponseReturnValue:
+    """Every course of this reader, each with a leave or rejoin button (forms with CSRF)."""
+    found = _subscriber_from(token)
+    if isinstance(found, LinkError):
+        return link_problem(found, "preferences")
+    notice = None
+    if request.method == "POST":
+        notice = _change_course(found)
+    return render_template("public/preferences.html", subscriber=found,
+                           courses=_courses(found), notice=notice, left=LEFT_STATUSES,
+                           library=services().content.library())
+
+
+LEFT_STATUSES = (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.EXPIRED)
+
+
+def _change_course(subscriber: Subscriber) -> str:
+    svc = services()
+    session = db_session()
+    try:
+        enrollment_id = int(request.form.get("enrollment", ""))
+    except ValueError:
+        abort(400)
+    enrollment = session.get(Enrollment, enrollment_id)
+    if enrollment is None or enrollment.subscriber_id != subscriber.id:
+        abort(400)  # a form edited to reach someone else's course
+    library = svc.content.library()
+    sequence = library.get(enrollment.sequence)
+    title = sequence.title if sequence else enrollment.sequence
+    if request.form.get("action") == "leave":
+        unsubscribe(session, enrollment.id, svc.clock(), how="preferences page")
+        session.commit()
+        return f"You left “{title}”."
+    if request.form.get("action") == "rejoin" and sequence is not None:
+        try:
+            rejoin(session, library, enrollment, svc.clock(),
+                   consent=Consent(source="preferences page", text=sequence.consent,
+                                   ip=client_ip(),
+                                   user_agent=request.headers.get("User-Agent", "")[:500]))
+        except SubscriptionError as error:
+            session.rollback()
+            return str(error)
+        session.commit()
+        if enrollment.status == EnrollmentStatus.PENDING:
+            return f"Please confirm “{title}” with the link we are emailing you."
+        return f"Welcome back to “{title}”."
+    abort(400)
+
+
+@bp.get("/magnet/<token>")
+def magnet(token: str) -> ResponseReturnValue:
+    """The lead-magnet PDF, made for this reader; each download goes on their timeline."""
+    from drip.magnets import magnet_pdf  # WeasyPrint is heavy: loaded on first download
+
+    found = _enrollment_from("magnet", token)
+    if isinstance(found, LinkError):
+        return link_problem(found, "magnet")
+    svc = services()
+    sequence = svc.content.library().get(found.sequence)
+    if sequence is None or sequence.lead_magnet is None:
+        return render_template("public/problem.html", title="This guide is not available",
+                               message="The course it belonged to has changed. Sorry!"), 404
+    pdf = magnet_pdf(svc.settings, sequence, dict(found.subscriber.attributes or {}))
+    session = db_session()
+    record_event(session, found, "download", svc.clock(), sequence.lead_magnet.source.name)
+    session.commit()
+    return Response(pdf, 200, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{sequence.slug}.pdf"',
+        "Cache-Control": "private, no-store"})
+
+
+@bp.post("/resend")
+def resend() -> ResponseReturnValue:
+    """A fresh confirmation or download link by email. The answer is the same whether or not
+    the address is known, so nobody can use this form to learn who signed up."""
+    purpose = request.form.get("purpose", "")
+    if purpose not in ("confirm", "magnet"):
+        abort(400)
+    svc = services()
+    session = db_session()
+    ip = client_ip()
+    try:
+        address = normalize_email(request.form.get("email", ""))
+    except SubscriptionError:
+        within_limits(session, "resend", ip, None)
+        session.commit()
+        return render_template("public/link_problem.html", purpose=purpose, expired=True,
+                               error="That doesn't look like an email address."), 400
+    if not within_limits(session, "resend", ip, address):
+        session.commit()
+        return render_template("public/problem.html", title="Please wait a little",
+                               message="Too many requests for fresh links. Please try again "
+                                       "in an hour."), 429
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    if subscriber is not None:
+        for enrollment in subscriber.enrollments:
+            if purpose == "confirm":
+                resend_confirmation(session, enrollment, svc.clock())
+            elif enrollment.status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED,
+                                       EnrollmentStatus.COMPLETED):
+                _send_magnet_link(svc, session, enrollment)
+    session.commit()
+    return render_template("public/resent.html", purpose=purpose)
+
+
+def _send_magnet_link(svc: Services, session: Session, enrollment: Enrollment) -> None:
+    """Mail a fresh download link now. Unlike lessons this is a one-off reply to a person
+    waiting on the page, so it goes out in the request, and the outcome is recorded."""
+    sequence = svc.content.library().get(enrollment.sequence)
+    if sequence is None or sequence.lead_magnet is None:
+        return
+    source = MAGNET_LINK_EMAIL.read_text(encoding="utf-8")
+    parts = split_front_matter(source.replace("{{ magnet_title }}", sequence.lead_magnet.title))
+    assert parts is not None
+    front, body, _ = parts
+    meta = yaml.safe_load(front)
+    version = hashlib.sha256(source.encode()).hexdigest()[:12]
+    template = svc.renderer.message(sequence, "magnet-link", version, meta["subject"],
+                                    meta.get("preheader", ""), body,
+                                    button=("Download the PDF", "{{ lead_magnet_url }}"))
+    subscriber = enrollment.subscriber
+    now = svc.clock()
+    reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
+    mid = f"<drip.{enrollment.id}.magnet-link.{int(now.timestamp())}@{svc.renderer.domain}>"
+    message = template.build(reader, svc.links, mid, now)
+    try:
+        with svc.transport() as transport:
+            transport.send(envelope_sender(template.sender), subscriber.email, message,
+                           name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-magnet-link")
+    except SendError as error:
+        log.warning("fresh magnet link for enrollment %s not sent: %s", enrollment.id, error)
+        record_event(session, enrollment, "magnet_link_failed", now, str(error))
+        return
+    record_event(session, enrollment, "magnet_link_sent", now, mid)
+
+
+@bp.errorhandler(404)
+def not_found(_error: Exception) -> ResponseReturnValue:
+    return render_template("public/problem.html", title="Page not found",
+                           message="There is nothing at this address."), 404
