@@ -1,0 +1,235 @@
+"""The sign-up page: what it shows, what a sign-up stores, and that it answers the same for
+every address. Also the fixtures the other test_public_* files import."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
+from werkzeug.test import TestResponse
+
+from drip.app import Services, create_app
+from drip.clock import FrozenClock
+from drip.config import PROJECT_ROOT, Settings
+from drip.models import Base, ConsentRecord, Enrollment, Event, Subscriber
+from tests.conftest import make_settings
+from tests.smtp import SmtpServer
+
+BLOG = "https://blog.example.org"
+BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) test"
+
+
+@pytest.fixture
+def public_settings(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer) -> Settings:
+    """No DNS on the test machine, so the domain check is off (it has its own test)."""
+    return make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
+                         check_email_domain=False, cors_origins=(BLOG,))
+
+
+@pytest.fixture
+def public_app(public_settings: Settings, clock: FrozenClock) -> Iterator[Flask]:
+    application = create_app(public_settings, clock=clock)
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["drip"].engine.dispose()
+
+
+@pytest.fixture
+def web(public_app: Flask) -> FlaskClient:
+    client = public_app.test_client()
+    client.environ_base.update(REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT=BROWSER_UA)
+    return client
+
+
+@pytest.fixture
+def svc(public_app: Flask) -> Services:
+    services: Services = public_app.extensions["drip"]
+    return services
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the page has no CSRF token"
+    return match[1]
+
+
+def sign_up(web: FlaskClient, slug: str = "tiny", *, ip: str | None = None,
+            **fields: str) -> TestResponse:
+    """Fill the form as a browser would: fetch the page (session + token), then post."""
+    page = web.get(f"/subscribe/{slug}")
+    data = {"csrf_token": csrf_token(page.text), "email": "ada@example.org",
+            "first_name": "Ada", "consent": "yes", "timezone": "Europe/Paris", **fields}
+    environ = {"REMOTE_ADDR": ip} if ip else None
+    return web.post(f"/subscribe/{slug}", data=data, environ_overrides=environ)
+
+
+def snapshot(engine: Engine, skip: tuple[str, ...] = ("rate_limits",)) -> dict[str, Any]:
+    """Every row of every table (bar `skip`): to show that a request changed nothing."""
+    with engine.connect() as conn:
+        return {table.name: conn.execute(text(f'SELECT * FROM "{table.name}" ORDER BY 1'))
+                .all() for table in Base.metadata.sorted_tables if table.name not in skip}
+
+
+def test_page_shows_title_promise_consent_and_a_plain_form(web: FlaskClient) -> None:
+    page = web.get("/subscribe/tiny")
+
+    assert page.status_code == 200
+    assert "<h1>Tiny course</h1>" in page.text
+    assert "Three short lessons to test the engine." in page.text
+    assert "Yes, send me this email course. I can unsubscribe with one click" in page.text
+    assert re.search(r'<form method="post" action="/subscribe/tiny"', page.text)
+    assert 'name="email" type="email"' in page.text
+    assert '<label for="drip-email">Email address</label>' in page.text
+    assert 'name="timezone"' in page.text and 'name="website"' in page.text
+    assert 'name="exam_date"' not in page.text  # tiny asks for no extra fields
+
+
+def test_page_of_a_sequence_with_signup_fields_asks_exam_date_and_responsibilities(
+        tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> None:
+    app = create_app(make_settings(tmp_path, sqlite_url, sequences_dir=PROJECT_ROOT / "sequences",
+                                   check_email_domain=False), clock=clock)
+    page = app.test_client().get("/subscribe/usmle-insider-kit")
+
+    assert page.status_code == 200
+    assert 'name="exam_date" type="date"' in page.text
+    assert page.text.count('name="responsibilities"') == 3
+    app.extensions["drip"].engine.dispose()
+
+
+def test_sign_up_stores_a_pending_enrollment_and_the_consent_as_shown(
+        web: FlaskClient, svc: Services, clock: FrozenClock) -> None:
+    answer = sign_up(web)
+
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/subscribe/tiny/thanks"
+    assert "Check your inbox" in web.get(answer.headers["Location"]).text
+    with svc.sessions() as session:
+        subscriber = session.scalars(select(Subscriber)).one()
+        assert (subscriber.email, subscriber.first_name, subscriber.timezone) == (
+            "ada@example.org", "Ada", "Europe/Paris")
+        enrollment = session.scalars(select(Enrollment)).one()
+        assert (enrollment.status, enrollment.due_at) == ("pending", clock())
+        consent = session.scalars(select(ConsentRecord)).one()
+        assert consent.consent_text == ("Yes, send me this email course. I can unsubscribe "
+                                        "with one click at any time.")
+        assert (consent.ip, consent.user_agent) == ("203.0.113.7", BROWSER_UA)
+        assert consent.source == "sign-up page /subscribe/tiny"
+        assert consent.created_at == clock()
+
+
+def test_the_dispatcher_sends_the_confirmation_with_a_working_link(
+        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    sign_up(web)
+    svc.dispatcher().run_pass(clock())
+
+    (message,) = smtp_server.to("ada@example.org")
+    assert message.subject == "Please confirm: Tiny course"
+    link = re.search(r"http://drip\.test(/confirm/\S+)", message.text())
+    assert link
+    assert "You're in!" in web.get(link[1]).text
+    with svc.sessions() as session:
+        assert session.scalars(select(Enrollment.status)).one() == "active"
+
+
+def test_without_a_browser_time_zone_the_sequence_default_is_used(
+        web: FlaskClient, svc: Services) -> None:
+    sign_up(web, timezone="")
+    sign_up(web, email="bob@example.org", timezone="Not/AZone")
+
+    with svc.sessions() as session:
+        assert set(session.scalars(select(Subscriber.timezone))) == {"America/New_York"}
+
+
+def test_signing_up_again_answers_the_same_and_resends_at_most_every_five_minutes(
+        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    first = sign_up(web)
+    svc.dispatcher().run_pass(clock())
+    clock.advance(minutes=2)
+    again = sign_up(web)
+    svc.dispatcher().run_pass(clock())
+
+    assert (again.status_code, again.headers["Location"], again.data) == (
+        first.status_code, first.headers["Location"], first.data)
+    assert len(smtp_server.to("ada@example.org")) == 1  # two minutes: not re-sent
+    clock.advance(minutes=3)
+    sign_up(web)
+    svc.dispatcher().run_pass(clock())
+    assert len(smtp_server.to("ada@example.org")) == 2
+    with svc.sessions() as session:
+        assert session.scalar(select(Subscriber.id).where(Subscriber.email != "ada@example.org")) \
+            is None
+        assert len(session.scalars(select(ConsentRecord)).all()) == 3
+
+
+def test_an_active_reader_signing_up_again_gets_the_same_answer_and_no_email(
+        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    new = sign_up(web, email="new@example.org")
+    sign_up(web)
+    svc.dispatcher().run_pass(clock())
+    confirm = re.search(r"http://drip\.test(/confirm/\S+)", smtp_server.to("ada@example.org")[0]
+                        .text())
+    assert confirm
+    web.get(confirm[1])
+    svc.dispatcher().run_pass(clock())  # the welcome lesson
+    before = len(smtp_server.messages)
+
+    known = sign_up(web)
+    svc.dispatcher().run_pass(clock())
+
+    assert (known.status_code, known.headers["Location"]) == (
+        new.status_code, new.headers["Location"])
+    assert len(smtp_server.messages) == before
+    with svc.sessions() as session:
+        assert session.scalar(select(Enrollment.status).join(Subscriber).where(
+            Subscriber.email == "ada@example.org")) == "active"
+
+
+def test_extra_answers_are_stored_in_the_subscriber_attributes(
+        tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> None:
+    app = create_app(make_settings(tmp_path, sqlite_url, sequences_dir=PROJECT_ROOT / "sequences",
+                                   check_email_domain=False), clock=clock)
+    client = app.test_client()
+
+    answer = sign_up(client, "usmle-insider-kit", exam_date="2026-09-15",
+                     responsibilities="2+")
+    bad = sign_up(client, "usmle-insider-kit", email="bob@example.org", exam_date="soon")
+
+    assert answer.status_code == 303
+    assert bad.status_code == 400 and "exam date" in bad.text
+    with app.extensions["drip"].sessions() as session:
+        subscriber = session.scalars(select(Subscriber)).one()
+        assert subscriber.attributes == {"exam_date": "2026-09-15", "responsibilities": "2+"}
+    app.extensions["drip"].engine.dispose()
+
+
+def test_an_unknown_sequence_is_a_404_page(web: FlaskClient) -> None:
+    answer = web.get("/subscribe/no-such-course")
+
+    assert answer.status_code == 404
+    assert "Page not found" in answer.text
+
+
+def test_without_consent_nothing_is_stored_and_the_form_says_why(
+        web: FlaskClient, svc: Services) -> None:
+    before = snapshot(svc.engine)
+    answer = sign_up(web, consent="")
+
+    assert answer.status_code == 400
+    assert "Please tick the box" in answer.text
+    assert 'value="ada@example.org"' in answer.text  # what the reader typed is kept
+    assert snapshot(svc.engine) == before
+
+
+def test_events_record_the_sign_up_source(web: FlaskClient, svc: Services) -> None:
+    sign_up(web)
+
+    with svc.sessions() as session:
+        event = session.scalars(select(Event)).one()
+        assert (event.kind, event.detail) == ("signed_up", "sign-up page /subscribe/tiny")
