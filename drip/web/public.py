@@ -368,11 +368,11 @@ def _change_course(subscriber: Subscriber) -> str:
 @bp.get("/magnet/<token>")
 def magnet(token: str) -> ResponseReturnValue:
     """The lead-magnet PDF, made for this reader; each download goes on their timeline."""
-    from drip.magnets import magnet_pdf  # WeasyPrint is heavy: loaded on first download
-
     found = _enrollment_from("magnet", token)
     if isinstance(found, LinkError):
         return link_problem(found, "magnet")
+    from drip.magnets import magnet_pdf  # WeasyPrint is heavy: loaded on the first download
+
     svc = services()
     sequence = svc.content.library().get(found.sequence)
     if sequence is None or sequence.lead_magnet is None:
