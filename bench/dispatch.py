@@ -1,0 +1,299 @@
+"""How fast drip dispatches, against a bare SMTP client, and how a pass grows with the database.
+
+In one run, against a minimal SMTP sink in its own process (bench/sink.py):
+
+1. drip's dispatcher delivers one real lesson to N due readers (10,000): claim, personalise,
+   build, send, record;
+2. bare smtplib sends N pre-built messages of the same size over one connection;
+3. one pass with 1,000 readers due among 100,000 enrollments, then among 1,000,000, in a
+   realistic mix: most completed or unsubscribed long ago, some suppressed, the rest active
+   and due later.
+
+It ends with two lines: `dispatch_vs_smtplib RATIO` (drip's messages per second over
+smtplib's; target >= 0.5) and `pass_1m_vs_100k RATIO` (pass time at 1M over 100k;
+target <= 2).
+
+    .venv/bin/python bench/dispatch.py                       # SQLite in a temporary folder
+    .venv/bin/python bench/dispatch.py --database-url postgresql+psycopg://postgres@/bench
+    .venv/bin/python bench/dispatch.py --quick               # smaller sizes, a quick look
+
+With --database-url, the drip tables of that database are EMPTIED first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, text
+from sqlalchemy.engine import Engine
+
+from drip.app import Services, build_services
+from drip.config import PROJECT_ROOT, load_settings
+from drip.content import Sequence
+from drip.db import make_engine, migrate
+from drip.models import Base, Delivery, Enrollment, Subscriber
+from drip.render import Reader, message_id
+
+NOW = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)  # 09:00 in New York, inside the window
+LONG_AGO = NOW - timedelta(days=400)
+SLUG = "interview-questions"
+CHUNK = 20_000
+S = cast(Table, Subscriber.__table__)
+E = cast(Table, Enrollment.__table__)
+D = cast(Table, Delivery.__table__)
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Sink:
+    """bench/sink.py in its own process, so it never competes with the client for the GIL."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("sink.py"))],
+            stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().split()
+        if not line or line[0] != "listening":
+            raise SystemExit("the SMTP sink did not start")
+        self.port = int(line[1])
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def reset(engine: Engine) -> None:
+    """Empty every drip table (the database is the bench's own)."""
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))
+
+
+def _kind(i: int, due_every: int) -> str:
+    """Where enrollment `i` stands: a fixed, realistic mix, the due ones spread evenly."""
+    if i % due_every == 0:
+        return "due"
+    bucket = i % 20
+    if bucket < 12:
+        return "completed"
+    if bucket < 17:
+        return "unsubscribed"
+    if bucket == 17:
+        return "suppressed"
+    return "later"
+
+
+def _rows(first: int, count: int, due: int, sequence: Sequence,
+          ) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]]:
+    """(subscribers, enrollments, deliveries) rows in chunks; ids from `first`."""
+    welcome, lesson = sequence.lessons[0], sequence.lessons[1]
+    due_every = max(count // due, 1) if due else count + 1
+    due_left = due
+    for start in range(0, count, CHUNK):
+        people: list[dict[str, Any]] = []
+        enrolled: list[dict[str, Any]] = []
+        sent: list[dict[str, Any]] = []
+        for offset in range(start, min(start + CHUNK, count)):
+            ident = first + offset
+            kind = _kind(offset, due_every)
+            if kind == "due":
+                kind = "due" if due_left > 0 else "completed"
+                due_left -= 1
+            people.append({"id": ident, "email": f"reader{ident:07d}@example.org",
+                           "first_name": f"Reader{ident}", "timezone": "America/New_York",
+                           "attributes": {}, "created_at": LONG_AGO,
+                           "suppressed_at": LONG_AGO if kind == "suppressed" else None,
+                           "suppressed_reason": "550 no such user" if kind == "suppressed"
+                           else None})
+            row: dict[str, Any] = {
+                "id": ident, "subscriber_id": ident, "sequence": SLUG, "attempts": 0,
+                "created_at": LONG_AGO, "confirmed_at": LONG_AGO, "next_lesson": None,
+                "due_at": None, "last_sent_at": LONG_AGO, "completed_at": None,
+                "unsubscribed_at": None, "status": kind}
+            if kind == "due":
+                row.update(status="active", next_lesson=lesson.key,
+                           due_at=NOW - timedelta(minutes=1), last_sent_at=NOW - timedelta(days=2))
+                sent.append({"enrollment_id": ident, "lesson": welcome.key,
+                             "lesson_version": welcome.version, "status": "sent", "attempts": 1,
+                             "message_id": f"<drip.{ident}.{welcome.key}@bench>",
+                             "created_at": NOW - timedelta(days=2),
+                             "updated_at": NOW - timedelta(days=2),
+                             "sent_at": NOW - timedelta(days=2)})
+            elif kind == "later":
+                row.update(status="active", next_lesson=lesson.key,
+                           due_at=NOW + timedelta(minutes=1 + offset % 10_000))
+            elif kind == "completed":
+                row.update(completed_at=LONG_AGO)
+            elif kind == "unsubscribed":
+                row.update(unsubscribed_at=LONG_AGO)
+            enrolled.append(row)
+        yield people, enrolled, sent
+
+
+def load(engine: Engine, first: int, count: int, due: int, sequence: Sequence) -> None:
+    """Bulk-load `count` enrollments (and their subscribers), `due` of them due now."""
+    done = 0
+    began = time.perf_counter()
+    postgres = engine.dialect.name == "postgresql"
+    for people, enrolled, sent in _rows(first, count, due, sequence):
+        with engine.begin() as conn:
+            if postgres:
+                _copy(conn.connection.driver_connection, "subscribers", people)
+                _copy(conn.connection.driver_connection, "enrollments", enrolled)
+            else:
+                conn.execute(insert(S), people)
+                conn.execute(insert(E), enrolled)
+            if sent:
+                conn.execute(insert(D), sent)
+        done += len(enrolled)
+        say(f"  loaded {done:,}/{count:,} enrollments ({time.perf_counter() - began:.0f} s)")
+    with engine.begin() as conn:
+        if postgres:
+            for table in ("subscribers", "enrollments"):
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                  f"(SELECT max(id) FROM {table}))"))
+        conn.execute(text("ANALYZE"))
+
+
+def _copy(connection: Any, table: str, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL's COPY: the fastest way in, one chunk at a time."""
+    import json
+
+    columns = list(rows[0])
+    with connection.cursor() as cursor, cursor.copy(
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([json.dumps(v) if isinstance(v, dict) else v
+                            for v in row.values()])
+
+
+def timed(label: str, work: Callable[[], Any]) -> tuple[float, Any]:
+    say(f"{label} ...")
+    began = time.perf_counter()
+    result = work()
+    return time.perf_counter() - began, result
+
+
+def bench_dispatch(svc: Services, sequence: Sequence, readers: int) -> tuple[float, bytes]:
+    """(seconds, one of the messages as sent) for one pass over `readers` due readers."""
+    reset(svc.engine)
+    load(svc.engine, 1, readers, readers, sequence)
+    dispatcher = svc.dispatcher()
+    seconds, report = timed(f"dispatching {readers:,} messages",
+                            lambda: dispatcher.run_pass(NOW))
+    if report.count("sent") != readers:
+        raise SystemExit(f"expected {readers} sent, got: {report.summary()}")
+    template = svc.renderer.lesson(sequence, sequence.lessons[1])
+    sample = template.build(Reader("reader0000001@example.org", "Reader1", 1, 1), svc.links,
+                            message_id(1, sequence.lessons[1].key, svc.renderer.domain), NOW)
+    return seconds, sample
+
+
+def bench_smtplib(port: int, svc: Services, sequence: Sequence, count: int) -> float:
+    """Bare smtplib: the same number of messages, built beforehand, over one connection."""
+    template = svc.renderer.lesson(sequence, sequence.lessons[1])
+    messages = [
+        (f"reader{n:07d}@example.org",
+         template.build(Reader(f"reader{n:07d}@example.org", f"Reader{n}", n, n), svc.links,
+                        message_id(n, "smtplib", svc.renderer.domain), NOW))
+        for n in range(1, count + 1)]
+
+    def send() -> None:
+        with smtplib.SMTP("127.0.0.1", port) as smtp:
+            for recipient, message in messages:
+                smtp.sendmail("author@example.org", [recipient], message)
+
+    seconds, _ = timed(f"smtplib sending {count:,} pre-built messages", send)
+    return seconds
+
+
+def bench_pass(svc: Services, sequence: Sequence, small: int, large: int,
+               due: int) -> tuple[float, float]:
+    """One pass with `due` readers due among `small`, then among `large` enrollments."""
+    reset(svc.engine)
+    say(f"loading {small:,} enrollments, {due:,} due")
+    load(svc.engine, 1, small, due, sequence)
+    small_seconds = _one_pass(svc, f"one pass, {due:,} due among {small:,}", due)
+    say(f"growing to {large:,} enrollments, {due:,} newly due")
+    load(svc.engine, small + 1, large - small, due, sequence)
+    large_seconds = _one_pass(svc, f"one pass, {due:,} due among {large:,}", due)
+    return small_seconds, large_seconds
+
+
+def _one_pass(svc: Services, label: str, due: int) -> float:
+    seconds, report = timed(label, lambda: svc.dispatcher().run_pass(NOW))
+    if report.count("sent") != due:
+        raise SystemExit(f"expected {due} sent, got: {report.summary()}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="a database of its own (emptied first); "
+                        "default: SQLite in a temporary folder")
+    parser.add_argument("--quick", action="store_true",
+                        help="2,000 readers and 10k vs 100k enrollments, for a quick look")
+    parser.add_argument("--readers", type=int, help="due readers for parts 1 and 2")
+    args = parser.parse_args()
+    readers = args.readers or (2_000 if args.quick else 10_000)
+    small, large = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
+
+    sink = Sink()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{tmp}/bench.sqlite3"
+        engine = make_engine(url)
+        migrate(engine)
+        engine.dispose()
+        settings = load_settings(
+            environ={}, data_dir=Path(tmp) / "data", database_url=url, smtp_url=sink.url,
+            base_url="https://drip.example.org", secret_key="bench",
+            sequences_dir=PROJECT_ROOT / "sequences", postal_address="1 Bench Road, Testville")
+        svc = build_services(settings, clock=lambda: NOW)
+        sequence = svc.content.library().get(SLUG)
+        if sequence is None:
+            raise SystemExit(f"sequence {SLUG} not found in {settings.sequences_dir}")
+        try:
+            dispatch_s, sample = bench_dispatch(svc, sequence, readers)
+            smtplib_s = bench_smtplib(sink.port, svc, sequence, readers)
+            small_s, large_s = bench_pass(svc, sequence, small, large, 1_000)
+        finally:
+            svc.engine.dispose()
+            sink.stop()
+    backend = svc.engine.dialect.name
+    print(f"backend {backend}; message size {len(sample):,} bytes")
+    print(f"dispatch  {readers:,} messages in {dispatch_s:.2f} s "
+          f"({readers / dispatch_s:,.0f}/s)")
+    print(f"smtplib   {readers:,} messages in {smtplib_s:.2f} s "
+          f"({readers / smtplib_s:,.0f}/s)")
+    print(f"pass      1,000 due among {small:,}: {small_s:.3f} s; "
+          f"among {large:,}: {large_s:.3f} s")
+    print(f"dispatch_vs_smtplib {smtplib_s / dispatch_s:.2f}")
+    print(f"pass_{_short(large)}_vs_{_short(small)} {large_s / small_s:.2f}")
+
+
+def _short(n: int) -> str:
+    return f"{n // 1_000_000}m" if n >= 1_000_000 else f"{n // 1_000}k"
+
+
+if __name__ == "__main__":
+    main()
