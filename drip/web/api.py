@@ -58,7 +58,8 @@ def subscriptions() -> ResponseReturnValue:
     if not isinstance(data, dict):
         return _error("the body must be a JSON object", 400)
     slug = data.get("sequence")
-    sequence = services().content.library().get(slug) if isinstance(slug, str) else None
+    library = services().content.library()
+    sequence = library.get(slug) if isinstance(slug, str) else None
     if sequence is None:
         return _error("unknown sequence: give the slug of a course, e.g. \"tiny\"", 404)
     texts = {key: data.get(key, "") for key in ("email", "first_name", "timezone",
@@ -72,11 +73,9 @@ def subscriptions() -> ResponseReturnValue:
     form = SignUp(email=texts["email"], first_name=texts["first_name"],
                   timezone=texts["timezone"], consent=True,
                   fields={name: texts[name] for name in sequence.signup_fields})
-    session = db_session()
     try:
-        accept_sign_up(session, sequence, form, f"api ({origin or 'no origin'})"[:200])
+        accept_sign_up(db_session(), library, sequence, form,
+                       f"api ({origin or 'no origin'})"[:200])
     except SignUpRefused as refused:
-        session.commit()
         return _error(str(refused), refused.status)
-    session.commit()
     return jsonify(status="accepted"), 202

@@ -7,8 +7,11 @@ already subscribed, and a GET never unsubscribes (mail scanners open links).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -21,12 +24,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from drip.app import Services, csrf, db_session, services
-from drip.content import Sequence, split_front_matter
+from drip.content import Library, Sequence, split_front_matter
 from drip.embed import EMBED_FIELD, embed_token_valid
 from drip.links import LinkError
 from drip.mailer import SendError, envelope_sender
 from drip.models import Enrollment, EnrollmentStatus, Subscriber
-from drip.ratelimit import hit
+from drip.ratelimit import hits
 from drip.render import TEMPLATES, Reader
 from drip.subscriptions import (
     Consent,
@@ -81,11 +84,31 @@ def client_ip() -> str:
 def within_limits(session: Session, kind: str, ip: str, address: str | None) -> bool:
     """Count the attempt per IP and, once the address is known, per address."""
     settings = services().settings
-    now = services().clock()
-    ok = hit(session, f"{kind}:ip:{ip}", settings.signup_limit_ip, now)
+    limits = {f"{kind}:ip:{ip}": settings.signup_limit_ip}
     if address is not None:
-        ok = hit(session, f"{kind}:address:{address}", settings.signup_limit_address, now) and ok
-    return ok
+        limits[f"{kind}:address:{address}"] = settings.signup_limit_address
+    return all(hits(session, limits, services().clock()).values())
+
+
+@contextmanager
+def one_writer() -> Iterator[None]:
+    """On a SQLite file, sign-ups from every worker process take turns through a file lock.
+
+    SQLite lets one writer in at a time and makes the others poll with growing sleeps, so
+    with several gunicorn workers writing at once most of the time went to sleeping. A file
+    lock wakes the next writer the moment the current one commits. PostgreSQL needs none.
+    """
+    url = services().engine.url
+    database = url.database if url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.signup.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def signup_attributes(sequence: Sequence, raw: dict[str, str]) -> dict[str, Any]:
@@ -105,52 +128,75 @@ def signup_attributes(sequence: Sequence, raw: dict[str, str]) -> dict[str, Any]
     return attributes
 
 
-def accept_sign_up(session: Session, sequence: Sequence, form: SignUp, source: str) -> None:
-    """Check a sign-up and hand it to `subscribe`; raises SignUpRefused.
+def _check(sequence: Sequence, form: SignUp,
+           ) -> tuple[str | None, SignUpRefused | None, str | None, dict[str, Any]]:
+    """(address, problem, time zone, attributes) from the form; no database involved."""
+    try:
+        timezone: str | None = clean_timezone(form.timezone.strip() or None, sequence)
+    except SubscriptionError:
+        timezone = None  # an odd browser value: the sequence's zone is a fine default
+    if not form.email.strip():
+        return None, SignUpRefused("Please enter your email address.", field="email"), None, {}
+    try:
+        address = normalize_email(form.email,
+                                  check_domain=services().settings.check_email_domain)
+    except SubscriptionError:
+        return None, SignUpRefused("That doesn't look like an email address we can write to. "
+                                   "Please check it.", field="email"), None, {}
+    if not form.consent:
+        return address, SignUpRefused("Please tick the box to say you want these emails.",
+                                      field="consent"), None, {}
+    try:
+        attributes = signup_attributes(sequence, form.fields)
+    except SignUpRefused as refused:
+        return address, refused, None, {}
+    return address, None, timezone, attributes
 
-    The caller commits either way, so the rate-limit counts stick even for refused attempts.
-    A honeypot hit is answered like a success and stores nothing.
+
+def accept_sign_up(session: Session, library: Library, sequence: Sequence, form: SignUp,
+                   source: str) -> None:
+    """Check a sign-up, count it against the limits, hand it to `subscribe` and commit.
+
+    Raises SignUpRefused, after committing the counts, so refused attempts count too. A
+    honeypot hit is answered like a success and stores nothing.
     """
     if form.honeypot.strip():
         log.info("honeypot filled on %s from %s", sequence.slug, client_ip())
         return
     svc = services()
     ip = client_ip()
-    if not within_limits(session, "signup", ip, None):
-        raise SignUpRefused("Too many sign-ups from your network. Please try again in an hour.",
-                            status=429)
-    if not form.email.strip():
-        raise SignUpRefused("Please enter your email address.", field="email")
-    try:
-        address = normalize_email(form.email, check_domain=svc.settings.check_email_domain)
-    except SubscriptionError:
-        raise SignUpRefused("That doesn't look like an email address we can write to. "
-                            "Please check it.", field="email") from None
-    if not form.consent:
-        raise SignUpRefused("Please tick the box to say you want these emails.",
-                            field="consent")
-    attributes = signup_attributes(sequence, form.fields)
-    if not hit(session, f"signup:address:{address}", svc.settings.signup_limit_address,
-               svc.clock()):
-        raise SignUpRefused("Too many sign-ups for this address. Please try again in an hour.",
-                            status=429)
-    try:
-        timezone: str | None = clean_timezone(form.timezone.strip() or None, sequence)
-    except SubscriptionError:
-        timezone = None  # an odd browser value: the sequence's zone is a fine default
+    now = svc.clock()
+    address, problem, timezone, attributes = _check(sequence, form)  # DNS: outside the lock
+    by_ip, by_address = f"signup:ip:{ip}", f"signup:address:{address}"
+    limits = {by_ip: svc.settings.signup_limit_ip}
+    if address is not None:
+        limits[by_address] = svc.settings.signup_limit_address
     consent = Consent(source=source, text=sequence.consent, ip=ip,
                       user_agent=request.headers.get("User-Agent", "")[:500] or None)
-    for attempt in (1, 2):
-        try:
-            with session.begin_nested():
-                subscribe(session, svc.content.library(), sequence.slug, address, svc.clock(),
-                          consent=consent, first_name=form.first_name[:100],
-                          timezone=timezone, attributes=attributes)
-            return
-        except IntegrityError:
-            if attempt == 2:  # pragma: no cover - a third racing request would be needed
-                raise
-            # a concurrent request created the same subscriber: the second try finds it
+    with one_writer():
+        for attempt in (1, 2):
+            allowed = hits(session, limits, now)
+            if not allowed[by_ip]:
+                problem = SignUpRefused("Too many sign-ups from your network. Please try "
+                                        "again in an hour.", status=429)
+            elif problem is None and not allowed[by_address]:
+                problem = SignUpRefused("Too many sign-ups for this address. Please try "
+                                        "again in an hour.", status=429)
+            if problem is not None or address is None:
+                session.commit()
+                raise problem or SignUpRefused("Please enter your email address.")
+            try:
+                subscribe(session, library, sequence.slug, address, now, consent=consent,
+                          first_name=form.first_name[:100], timezone=timezone,
+                          attributes=attributes)
+                session.commit()
+                return
+            except IntegrityError:
+                # a concurrent request (PostgreSQL, or the CLI) created the same subscriber
+                # first; the second try finds it
+                session.rollback()
+                if attempt == 2:
+                    raise
 
 
 def _sequence_or_404(slug: str) -> Sequence:
@@ -187,7 +233,10 @@ def signup_post(slug: str) -> ResponseReturnValue:
     token, checked here, or an embedded form's signed token, which a cross-origin form can
     carry where a session-bound CSRF token cannot.
     """
-    sequence = _sequence_or_404(slug)
+    library = services().content.library()
+    sequence = library.get(slug)
+    if sequence is None:
+        abort(404)
     embed = request.form.get(EMBED_FIELD)
     if embed is not None:
         if not embed_token_valid(services().settings.secret_key, slug, embed):
@@ -200,16 +249,13 @@ def signup_post(slug: str) -> ResponseReturnValue:
         csrf.protect()
         source = f"sign-up page /subscribe/{slug}"
     form = _form_from_request(sequence)
-    session = db_session()
     try:
-        accept_sign_up(session, sequence, form, source)
+        accept_sign_up(db_session(), library, sequence, form, source)
     except SignUpRefused as refused:
-        session.commit()
         return render_template("public/subscribe.html", sequence=sequence,
                                values=request.form, error=str(refused),
                                error_field=refused.field,
                                responsibilities=RESPONSIBILITIES), refused.status
-    session.commit()
     return redirect(url_for("public.check_inbox", slug=slug), code=303)
 
 
