@@ -75,9 +75,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock,
     app.extensions["drip"] = build_services(settings, clock, transport)
     csrf.init_app(app)
 
-    from drip.web import health
+    from drip import metrics
+    from drip.web import admin, health
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(admin.bp)
+    metrics.init_app(app)
     from drip.web import api, public
 
     app.register_blueprint(public.bp)

@@ -185,6 +185,7 @@ def serve_command(host: str, port: int, no_scheduler: bool) -> None:
 
     svc = services()
     migrate(svc.engine)
+    announce_first_operator(svc)
     with ExitStack() as stack:
         if not no_scheduler:
             try:
@@ -215,6 +216,9 @@ def worker_command() -> None:
 from drip.embed import embed_command  # noqa: E402
 
 cli.add_command(embed_command)
+from drip.operators import admin_group, announce_first_operator  # noqa: E402
+
+cli.add_command(admin_group)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from drip.content import Library, Sequence
@@ -23,6 +23,8 @@ from drip.models import (
     Enrollment,
     EnrollmentStatus,
     Event,
+    RateLimit,
+    SequenceState,
     Subscriber,
 )
 from drip.render import header_safe
@@ -257,3 +259,124 @@ def resend_confirmation(session: Session, enrollment: Enrollment, now: datetime)
     enrollment.attempts = 0
     record_event(session, enrollment, "confirmation_requested", now)
     return True
+
+
+# -- operator actions (the admin pages) -------------------------------------------------------
+
+
+def restart(session: Session, library: Library, enrollment: Enrollment, now: datetime) -> None:
+    """Start the course again from its first lesson. Deliveries are unique per lesson, so the
+    old ones are removed; the timeline keeps a note of what had been sent."""
+    if enrollment.status in (EnrollmentStatus.PENDING, EnrollmentStatus.EXPIRED):
+        raise SubscriptionError("the reader has not confirmed yet: there is nothing to restart")
+    if enrollment.status == EnrollmentStatus.UNSUBSCRIBED:
+        raise SubscriptionError("the reader left this course; only they can rejoin it")
+    if enrollment.subscriber.suppressed_at is not None:
+        raise SubscriptionError("the address is suppressed: lift the block first")
+    sequence = find_sequence(library, enrollment.sequence)
+    sent = [d.lesson for d in enrollment.deliveries if d.status == DeliveryStatus.SENT]
+    session.execute(delete(Delivery).where(Delivery.enrollment_id == enrollment.id))
+    session.expire(enrollment, ["deliveries"])
+    enrollment.status = EnrollmentStatus.ACTIVE
+    enrollment.completed_at = enrollment.last_sent_at = None
+    enrollment.lease_owner = None
+    activate(session, sequence, enrollment, enrollment.subscriber, now, "restarted")
+    if enrollment.status == EnrollmentStatus.ACTIVE:
+        enrollment.due_at = now
+    record_event(session, enrollment, "restarted", now,
+                 f"previously sent: {', '.join(sent) or 'nothing'}")
+
+
+def suppress(session: Session, subscriber: Subscriber, now: datetime, reason: str) -> None:
+    """Stop every email to this address, now and for any later sign-up, until lifted."""
+    subscriber.suppressed_at = now
+    subscriber.suppressed_reason = reason
+    waiting = [e for e in subscriber.enrollments if e.status in (
+        EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING, EnrollmentStatus.PAUSED)]
+    for enrollment in waiting:
+        enrollment.status = EnrollmentStatus.SUPPRESSED
+        enrollment.due_at = None
+        record_event(session, enrollment, "suppressed", now, reason)
+    if waiting:
+        session.execute(update(Delivery).where(
+            Delivery.enrollment_id.in_([e.id for e in waiting]),
+            Delivery.status.in_([DeliveryStatus.RETRYING, DeliveryStatus.SENDING]))
+            .values(status=DeliveryStatus.CANCELLED, updated_at=now))
+
+
+def retry_delivery(session: Session, library: Library, delivery: Delivery,
+                   now: datetime) -> None:
+    """Send a failed (or waiting) lesson again at the next pass, with a fresh attempt count."""
+    enrollment = delivery.enrollment
+    if delivery.status not in (DeliveryStatus.FAILED, DeliveryStatus.RETRYING):
+        raise SubscriptionError(f"this delivery is {delivery.status}: nothing to retry")
+    if enrollment.status in (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.COMPLETED,
+                             EnrollmentStatus.EXPIRED):
+        raise SubscriptionError(f"the reader's enrollment is {enrollment.status}")
+    if enrollment.status == EnrollmentStatus.SUPPRESSED:
+        enrollment.status = EnrollmentStatus.PAUSED  # the operator lifts the block to retry
+    if enrollment.status == EnrollmentStatus.PAUSED:
+        resume(session, library, enrollment, now)
+    else:
+        enrollment.due_at = now
+        enrollment.attempts = 0
+        enrollment.lease_owner = None
+    delivery.status = DeliveryStatus.RETRYING
+    delivery.updated_at = now
+    record_event(session, enrollment, "retry_requested", now, delivery.lesson)
+
+
+def set_sequence_paused(session: Session, slug: str, paused: bool, now: datetime) -> None:
+    """Hold or release a whole sequence; the dispatcher skips paused ones when it claims."""
+    state = session.get(SequenceState, slug)
+    if state is None:
+        session.add(SequenceState(sequence=slug, paused=paused, updated_at=now))
+    else:
+        state.paused = paused
+        state.updated_at = now
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def export_subscriber(session: Session, subscriber: Subscriber) -> dict[str, Any]:
+    """Everything kept about one reader, as JSON-ready data (a data-subject access request)."""
+    consents = session.scalars(select(ConsentRecord).where(
+        ConsentRecord.subscriber_id == subscriber.id).order_by(ConsentRecord.id))
+    events = session.scalars(select(Event).where(Event.subscriber_id == subscriber.id)
+                             .order_by(Event.at, Event.id))
+    return {
+        "email": subscriber.email,
+        "first_name": subscriber.first_name,
+        "timezone": subscriber.timezone,
+        "attributes": subscriber.attributes,
+        "created_at": _iso(subscriber.created_at),
+        "suppressed_at": _iso(subscriber.suppressed_at),
+        "suppressed_reason": subscriber.suppressed_reason,
+        "consents": [{"at": _iso(c.created_at), "source": c.source, "text": c.consent_text,
+                      "ip": c.ip, "user_agent": c.user_agent, "enrollment_id": c.enrollment_id}
+                     for c in consents],
+        "enrollments": [{
+            "id": e.id, "sequence": e.sequence, "status": e.status,
+            "next_lesson": e.next_lesson, "due_at": _iso(e.due_at),
+            "created_at": _iso(e.created_at), "confirmed_at": _iso(e.confirmed_at),
+            "completed_at": _iso(e.completed_at), "unsubscribed_at": _iso(e.unsubscribed_at),
+            "deliveries": [{"lesson": d.lesson, "status": d.status, "message_id": d.message_id,
+                            "attempts": d.attempts, "last_error": d.last_error,
+                            "sent_at": _iso(d.sent_at), "updated_at": _iso(d.updated_at)}
+                           for d in e.deliveries],
+        } for e in subscriber.enrollments],
+        "events": [{"at": _iso(ev.at), "kind": ev.kind, "detail": ev.detail,
+                    "enrollment_id": ev.enrollment_id} for ev in events],
+    }
+
+
+def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
+    """Delete the reader and, through the foreign keys' ON DELETE CASCADE, their enrollments,
+    deliveries, consent records and timeline; the rate-limit counters naming the address go
+    too. The caller commits."""
+    address = subscriber.email
+    session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))
+    session.execute(delete(RateLimit).where(RateLimit.key.endswith(f":{address}")))
+    session.expunge_all()

@@ -1,0 +1,148 @@
+"""Operator accounts: creation, password checks and login throttling.
+
+Plain functions of a session and `now`, like the rest of the domain code. Failed logins are
+counted in the database (`RateLimit`) per IP and per account, so every web worker sees the
+same counts and a guesser cannot spread attempts over workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import click
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from drip.app import Services, services
+from drip.models import Operator, RateLimit
+from drip.ratelimit import hit, window_start
+from drip.subscriptions import SubscriptionError, normalize_email
+
+LOGIN_WINDOW = timedelta(minutes=15)
+FAILED_PER_ACCOUNT = 5  # failed logins per account per window before it is throttled
+FAILED_PER_IP = 20  # failed logins per IP per window, across accounts
+MIN_PASSWORD = 10
+FIRST_OPERATOR = "admin@localhost"
+
+_hasher = PasswordHasher()
+# Verified against when the account does not exist, so both cases cost one argon2 check.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class OperatorError(ValueError):
+    """The operator cannot be created; the message says why."""
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    operator: Operator | None
+    throttled: bool = False
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def session_version(operator: Operator) -> str:
+    """Stored in the login session; a new password changes it and ends every old session."""
+    return hashlib.sha256(operator.password_hash.encode()).hexdigest()[:16]
+
+
+def _address(email: str) -> str:
+    """Operator addresses need no public domain (admin@localhost is the embedded default)."""
+    text = email.strip().lower()
+    if text.endswith("@localhost") and len(text) > len("@localhost"):
+        return text
+    try:
+        return normalize_email(text)
+    except SubscriptionError as error:
+        raise OperatorError(str(error)) from None
+
+
+def create_operator(session: Session, email: str, password: str, now: datetime) -> Operator:
+    address = _address(email)
+    if len(password) < MIN_PASSWORD:
+        raise OperatorError(f"the password must have at least {MIN_PASSWORD} characters")
+    if session.scalar(select(Operator).where(Operator.email == address)) is not None:
+        raise OperatorError(f"an operator {address} already exists")
+    operator = Operator(email=address, password_hash=hash_password(password), created_at=now)
+    session.add(operator)
+    session.flush()
+    return operator
+
+
+def _blocked(session: Session, key: str, limit: int, now: datetime) -> bool:
+    row = session.get(RateLimit, key)
+    return (row is not None and row.window_start == window_start(now, LOGIN_WINDOW)
+            and row.count >= limit)
+
+
+def authenticate(session: Session, email: str, password: str, ip: str,
+                 now: datetime) -> LoginResult:
+    """Check a login. Once an IP or an account has too many failures in the window, even the
+    right password is refused until the window ends; the caller commits the counts."""
+    address = email.strip().lower()
+    keys = ((f"login:ip:{ip}", FAILED_PER_IP), (f"login:account:{address}", FAILED_PER_ACCOUNT))
+    if any(_blocked(session, key, limit, now) for key, limit in keys):
+        return LoginResult(None, throttled=True)
+    operator = session.scalar(select(Operator).where(Operator.email == address))
+    try:
+        _hasher.verify(operator.password_hash if operator else _DUMMY_HASH, password)
+        ok = operator is not None
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok or operator is None:
+        for key, limit in keys:
+            hit(session, key, limit, now, LOGIN_WINDOW)
+        return LoginResult(None)
+    if _hasher.check_needs_rehash(operator.password_hash):
+        operator.password_hash = hash_password(password)
+    operator.last_login_at = now
+    return LoginResult(operator)
+
+
+def first_operator(session: Session, dialect: str, now: datetime) -> str | None:
+    """On the embedded default (SQLite) with no operator yet, create admin@localhost with a
+    random password and return it, to be shown once; None when there is nothing to do."""
+    if dialect != "sqlite" or session.scalar(select(func.count()).select_from(Operator)):
+        return None
+    password = secrets.token_urlsafe(15)
+    create_operator(session, FIRST_OPERATOR, password, now)
+    return password
+
+
+def announce_first_operator(svc: Services) -> None:
+    """`drip serve`: create the first operator if needed and print its password once."""
+    with svc.sessions() as session:
+        password = first_operator(session, svc.engine.dialect.name, svc.clock())
+        session.commit()
+    if password:
+        click.echo(f"admin: log in at /admin as {FIRST_OPERATOR} with password {password} "
+                   "(shown only this once)")
+
+
+@click.group("admin")
+def admin_group() -> None:
+    """Operator accounts for the admin pages at /admin."""
+
+
+@admin_group.command("create")
+@click.argument("email")
+def create_command(email: str) -> None:
+    """Create an operator; the password comes from DRIP_ADMIN_PASSWORD or a hidden prompt."""
+    password = os.environ.get("DRIP_ADMIN_PASSWORD") or click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True)
+    svc = services()
+    with svc.sessions() as session:
+        try:
+            operator = create_operator(session, email, password, svc.clock())
+        except OperatorError as error:
+            raise click.ClickException(str(error)) from None
+        session.commit()
+        click.echo(f"operator {operator.email} created")

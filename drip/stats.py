@@ -1,0 +1,276 @@
+"""What the admin dashboard shows: counts, per-day series, funnels, and for each enrollment
+one line saying why its next lesson has not gone out yet.
+
+Plain functions of a session and `now` (and the content where it matters), so tests check
+the numbers without a browser and the pages only lay them out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.orm import Session
+
+from drip.content import Lesson, Sequence
+from drip.models import (
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    SequenceState,
+    WorkerHeartbeat,
+)
+from drip.schedule import into_window, reader_zone
+
+ALIVE_INTERVALS = 3  # the scheduler counts as alive while its last pass is this many intervals old
+WAITING = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING)
+
+
+@dataclass(frozen=True)
+class Overview:
+    sent_hour: int
+    sent_day: int
+    retrying: int
+    failed: int
+    due_now: int
+    due_day: int
+    last_pass_at: datetime | None
+    last_pass_sent: int
+    last_pass_failed: int
+    last_pass_age: timedelta | None
+    scheduler_alive: bool
+
+
+@dataclass(frozen=True)
+class DayCount:
+    day: date
+    sent: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    label: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Funnel:
+    slug: str
+    title: str
+    steps: tuple[FunnelStep, ...]
+
+
+@dataclass(frozen=True)
+class Why:
+    """The answer to "why hasn't the next lesson gone out?" for one enrollment.
+
+    `late` means the lesson's own time (the previous send plus its delay) has passed and it
+    has still not gone out; `reason` says what holds it.
+    """
+
+    due_at: datetime | None
+    late: bool
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def paused_sequences(session: Session) -> set[str]:
+    return set(session.scalars(select(SequenceState.sequence)
+                               .where(SequenceState.paused.is_(True))))
+
+
+def last_pass(session: Session) -> WorkerHeartbeat | None:
+    return session.scalars(select(WorkerHeartbeat)
+                           .order_by(WorkerHeartbeat.last_pass_at.desc()).limit(1)).first()
+
+
+def scheduler_alive(last_pass_at: datetime | None, now: datetime, interval_seconds: int) -> bool:
+    if last_pass_at is None:
+        return False
+    return now - last_pass_at < timedelta(seconds=ALIVE_INTERVALS * interval_seconds)
+
+
+def _count(session: Session, query: Any) -> int:
+    return int(session.scalar(query) or 0)
+
+
+def overview(session: Session, now: datetime, interval_seconds: int) -> Overview:
+    sent = select(func.count()).select_from(Delivery).where(
+        Delivery.status == DeliveryStatus.SENT)
+    by_status = dict(session.execute(select(Delivery.status, func.count())
+                                     .group_by(Delivery.status)).all())
+    due = select(func.count()).select_from(Enrollment).where(Enrollment.status.in_(WAITING))
+    paused = paused_sequences(session)
+    if paused:
+        due = due.where(Enrollment.sequence.not_in(paused))
+    beat = last_pass(session)
+    return Overview(
+        sent_hour=_count(session, sent.where(Delivery.sent_at > now - timedelta(hours=1))),
+        sent_day=_count(session, sent.where(Delivery.sent_at > now - timedelta(days=1))),
+        retrying=int(by_status.get(DeliveryStatus.RETRYING, 0)),
+        failed=int(by_status.get(DeliveryStatus.FAILED, 0)),
+        due_now=_count(session, due.where(Enrollment.due_at <= now)),
+        due_day=_count(session, due.where(Enrollment.due_at > now,
+                                          Enrollment.due_at <= now + timedelta(days=1))),
+        last_pass_at=beat.last_pass_at if beat else None,
+        last_pass_sent=beat.last_pass_sent if beat else 0,
+        last_pass_failed=beat.last_pass_failed if beat else 0,
+        last_pass_age=now - beat.last_pass_at if beat else None,
+        scheduler_alive=scheduler_alive(beat.last_pass_at if beat else None, now,
+                                        interval_seconds),
+    )
+
+
+def _day(session: Session, column: Any) -> Any:
+    """The UTC calendar day of a timestamp column, in SQL (SQLite keeps UTC wall times)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)
+
+
+def daily(session: Session, now: datetime, days: int = 30) -> list[DayCount]:
+    """Sends and failures per UTC day, oldest first, for the `days` days ending today."""
+    first = now.date() - timedelta(days=days - 1)
+    start = datetime.combine(first, datetime.min.time(), tzinfo=now.tzinfo)
+
+    def per_day(column: Any, status: str) -> dict[date, int]:
+        day = _day(session, column)
+        rows = session.execute(select(day, func.count()).where(
+            Delivery.status == status, column >= start).group_by(day)).all()
+        return {date.fromisoformat(str(d)): int(n) for d, n in rows}
+
+    sent = per_day(Delivery.sent_at, DeliveryStatus.SENT)
+    failed = per_day(Delivery.updated_at, DeliveryStatus.FAILED)
+    return [DayCount(first + timedelta(days=i), sent.get(first + timedelta(days=i), 0),
+                     failed.get(first + timedelta(days=i), 0)) for i in range(days)]
+
+
+def funnel(session: Session, sequence: Sequence) -> Funnel:
+    """Readers who reached each step of a sequence, from sign-up to the last lesson."""
+    of_sequence = Enrollment.sequence == sequence.slug
+    counts = select(func.count()).select_from(Enrollment).where(of_sequence)
+    reached = dict(session.execute(
+        select(Delivery.lesson, func.count(distinct(Delivery.enrollment_id)))
+        .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+        .where(of_sequence, Delivery.status == DeliveryStatus.SENT)
+        .group_by(Delivery.lesson)).all())
+    steps = [
+        FunnelStep("Signed up", _count(session, counts)),
+        FunnelStep("Confirmed", _count(session, counts.where(
+            Enrollment.confirmed_at.is_not(None)))),
+        *(FunnelStep(f"{lesson.number}. {lesson.subject}", int(reached.get(lesson.key, 0)))
+          for lesson in sequence.lessons),
+        FunnelStep("Completed", _count(session, counts.where(
+            Enrollment.status == EnrollmentStatus.COMPLETED))),
+        FunnelStep("Unsubscribed", _count(session, counts.where(
+            Enrollment.status == EnrollmentStatus.UNSUBSCRIBED))),
+    ]
+    return Funnel(sequence.slug, sequence.title, tuple(steps))
+
+
+def when(moment: datetime, now: datetime) -> str:
+    """`2026-03-02 14:00 UTC (in 2 h)`: exact for the log, relative for the eye."""
+    seconds = (moment - now).total_seconds()
+    size = abs(seconds)
+    if size < 60:
+        relative = "now"
+    else:
+        amount = (f"{round(size / 60)} min" if size < 3600 else
+                  f"{round(size / 3600)} h" if size < 2 * 86400 else f"{round(size / 86400)} d")
+        relative = f"in {amount}" if seconds > 0 else f"{amount} ago"
+    return f"{moment:%Y-%m-%d %H:%M} UTC ({relative})"
+
+
+def _natural_time(enrollment: Enrollment, lesson: Lesson, sequence: Sequence) -> datetime | None:
+    """When the lesson would go out by its delay alone, before the send window moves it."""
+    after = enrollment.last_sent_at or enrollment.confirmed_at
+    if after is None:
+        return None
+    zone = reader_zone(enrollment.subscriber.timezone, sequence.timezone)
+    local = after.astimezone(zone) + timedelta(days=lesson.delay.days)
+    return local + timedelta(seconds=lesson.delay.seconds)
+
+
+def _window(sequence: Sequence, zone_name: str) -> str:
+    return (f"{sequence.window.start:%H:%M}–{sequence.window.end:%H:%M} "
+            f"{reader_zone(zone_name, sequence.timezone).key}")
+
+
+def why_waiting(enrollment: Enrollment, sequence: Sequence | None, *, sequence_paused: bool,
+                now: datetime, alive: bool = True) -> Why:
+    """One line: when the next message is due and, if it is late, what holds it."""
+    subscriber = enrollment.subscriber
+    status = enrollment.status
+    due = enrollment.due_at
+    if status == EnrollmentStatus.COMPLETED:
+        done = f" {when(enrollment.completed_at, now)}" if enrollment.completed_at else ""
+        return Why(None, False, f"Completed{done}: every lesson has gone out.")
+    if status == EnrollmentStatus.UNSUBSCRIBED:
+        left = f" {when(enrollment.unsubscribed_at, now)}" if enrollment.unsubscribed_at else ""
+        return Why(None, False, f"Unsubscribed{left}: nothing more goes out.")
+    if status == EnrollmentStatus.EXPIRED:
+        return Why(None, False, "Never confirmed, so the sign-up expired: nothing goes out "
+                                "unless the reader signs up again.")
+    if status == EnrollmentStatus.SUPPRESSED or subscriber.suppressed_at is not None:
+        why = subscriber.suppressed_reason or enrollment.last_error or "blocked by an operator"
+        return Why(None, True, f"Suppressed: {why}. Nothing goes out to this address.")
+    lesson = sequence.lesson(enrollment.next_lesson) if sequence and enrollment.next_lesson \
+        else None
+    what = (f"Lesson “{lesson.subject}”" if lesson else
+            f"Lesson {enrollment.next_lesson}" if enrollment.next_lesson else
+            "The confirmation email")
+    if status == EnrollmentStatus.PAUSED:
+        return Why(None, True, f"Paused: {enrollment.paused_reason or 'by an operator'}. "
+                               f"{what} goes out when the enrollment is resumed.")
+    if status == EnrollmentStatus.PENDING and due is None:
+        sent = (f" (the email went out {when(enrollment.confirmation_sent_at, now)})"
+                if enrollment.confirmation_sent_at else "")
+        return Why(None, False, f"Waiting for confirmation{sent}: lessons start once the "
+                                "reader clicks the link.")
+    if sequence is None:
+        return Why(due, True, f"Held: the sequence {enrollment.sequence!r} has problems "
+                              "(see `drip check`) or no longer exists.")
+    if due is None:
+        return Why(None, False, "Nothing is scheduled.")
+    natural = _natural_time(enrollment, lesson, sequence) if lesson else None
+    late = (natural or due) <= now
+    if sequence_paused:
+        return Why(due, late, f"{what} due {when(due, now)}, but the sequence is paused by "
+                              "an operator: nothing in it goes out until it is resumed.")
+    if enrollment.attempts and enrollment.last_error:
+        return Why(due, True, f"Retrying after an SMTP error: {enrollment.last_error} "
+                              f"(attempt {enrollment.attempts + 1} due {when(due, now)}).")
+    if enrollment.lease_owner and due > now:
+        return Why(due, late, f"{what} is being sent by worker {enrollment.lease_owner}; "
+                              f"if it stopped, the reader falls due again {when(due, now)}.")
+    if due > now:
+        zone = reader_zone(subscriber.timezone, sequence.timezone)
+        if natural is not None and natural < due and into_window(natural, sequence.window,
+                                                                   zone) >= due:
+            return Why(due, natural <= now,
+                       f"{what} due {when(due, now)}: its delay ended {when(natural, now)}, "
+                       f"outside the send window ({_window(sequence, subscriber.timezone)}).")
+        return Why(due, False, f"{what} due {when(due, now)}.")
+    tail = ("it goes out with the next dispatch pass." if alive else
+            "but the scheduler is not running: start `drip worker` or `drip serve`.")
+    return Why(due, True, f"{what} was due {when(due, now)}; {tail}")
+
+
+def axis_ticks(maximum: int, count: int = 4) -> list[int]:
+    """Round tick values from 0 to at least `maximum` (1, 2 or 5 times a power of ten apart),
+    so a chart's axis reads 0, 5, 10, 15 rather than 0, 3.75, 7.5."""
+    if maximum <= 0:
+        return [0, 1]
+    raw = maximum / count
+    magnitude = 1
+    while magnitude * 10 <= raw:
+        magnitude *= 10
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    top = -(-maximum // step) * step
+    return list(range(0, top + 1, step))

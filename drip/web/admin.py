@@ -1,0 +1,544 @@
+"""The operator's pages at /admin: is sending healthy, who is where, what failed, and the
+buttons to act. Every handler is thin: it reads the request, calls a plain function of
+drip.stats, drip.subscriptions or drip.operators, commits, and renders.
+
+Access: every view but the login page needs a logged-in operator (`require_operator`); the
+session holds the operator's id and a version derived from the password hash, so a new
+password ends older sessions. CSRF is checked app-wide by Flask-WTF.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask import session as web_session
+from flask.typing import ResponseReturnValue
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from drip.app import db_session, services
+from drip.imports import import_readers, read_rows
+from drip.models import (
+    ConsentRecord,
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    Event,
+    Operator,
+    Subscriber,
+)
+from drip.operators import authenticate, session_version
+from drip.render import Reader
+from drip.stats import (
+    axis_ticks,
+    daily,
+    funnel,
+    last_pass,
+    overview,
+    paused_sequences,
+    scheduler_alive,
+    when,
+    why_waiting,
+)
+from drip.subscriptions import (
+    Consent,
+    SubscriptionError,
+    erase_subscriber,
+    export_subscriber,
+    pause,
+    restart,
+    resume,
+    retry_delivery,
+    set_sequence_paused,
+    suppress,
+)
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+OPEN = frozenset({"admin.login"})  # the only view a logged-out visitor may see
+PAGE = 200  # rows per list page
+SAMPLE_READER = Reader(email="reader@example.org", first_name="Ada", subscriber_id=0,
+                       enrollment_id=0)
+
+
+# -- access ------------------------------------------------------------------------------------
+
+
+def current_operator(session: Session) -> Operator | None:
+    operator_id = web_session.get("operator_id")
+    if not isinstance(operator_id, int):
+        return None
+    operator = session.get(Operator, operator_id)
+    if operator is None or web_session.get("operator_version") != session_version(operator):
+        return None
+    return operator
+
+
+@bp.before_request
+def require_operator() -> ResponseReturnValue | None:
+    if request.endpoint in OPEN:
+        return None
+    operator = current_operator(db_session())
+    if operator is None:
+        target = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for("admin.login", next=target))
+    g.operator = operator
+    return None
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path inside /admin on this site: never another host (open redirect)."""
+    fallback = url_for("admin.dashboard")
+    if not value or "\\" in value or value.startswith("//"):
+        return fallback
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/admin"):
+        return fallback
+    return value
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    target = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return render_template("admin/login.html", next=target, email="", error=None)
+    email = request.form.get("email", "")
+    session = db_session()
+    result = authenticate(session, email, request.form.get("password", ""),
+                          request.remote_addr or "unknown", services().clock())
+    session.commit()
+    if result.operator is None:
+        error, status = (("Too many failed logins. Wait 15 minutes and try again.", 429)
+                         if result.throttled else ("Wrong email or password.", 401))
+        return render_template("admin/login.html", next=target, email=email,
+                               error=error), status
+    web_session.clear()
+    web_session["operator_id"] = result.operator.id
+    web_session["operator_version"] = session_version(result.operator)
+    return redirect(target)
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    web_session.clear()
+    return redirect(url_for("admin.login"))
+
+
+# -- dashboard ---------------------------------------------------------------------------------
+
+
+@bp.get("/")
+def dashboard() -> ResponseReturnValue:
+    svc = services()
+    session = db_session()
+    now = svc.clock()
+    library = svc.content.library()
+    days = daily(session, now)
+    latest = session.execute(
+        select(Delivery, Enrollment, Subscriber)
+        .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+        .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+        .order_by(Delivery.updated_at.desc(), Delivery.id.desc()).limit(8)).all()
+    return render_template(
+        "admin/dashboard.html", now=now, when=when,
+        overview=overview(session, now, svc.settings.dispatch_interval),
+        days=days, ticks=axis_ticks(max(max(d.sent, d.failed) for d in days)), latest=latest,
+        funnels=[funnel(session, s) for s in library.sequences.values()],
+        paused=paused_sequences(session))
+
+
+# -- readers -----------------------------------------------------------------------------------
+
+
+@bp.get("/readers")
+def readers() -> ResponseReturnValue:
+    query = request.args.get("q", "").strip()
+    statement = (select(Subscriber).options(selectinload(Subscriber.enrollments))
+                 .order_by(Subscriber.created_at.desc(), Subscriber.id.desc()).limit(PAGE))
+    if query:
+        statement = statement.where(Subscriber.email.contains(query.lower(), autoescape=True))
+    found = db_session().scalars(statement).all()
+    return render_template("admin/readers.html", readers=found, q=query)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of a reader's timeline."""
+
+    at: datetime
+    kind: str
+    text: str
+    detail: str = ""
+    status: str = ""
+
+
+EVENT_TEXT = {
+    "signed_up": "Signed up", "confirmed": "Confirmed", "confirmation_sent":
+    "Confirmation email sent", "confirmation_requested": "Asked for a fresh confirmation link",
+    "download": "Downloaded the lead magnet", "unsubscribed": "Unsubscribed",
+    "paused": "Paused", "resumed": "Resumed", "restarted": "Restarted by an operator",
+    "suppressed": "Suppressed", "rejoined": "Rejoined", "retry_requested":
+    "Retry requested by an operator",
+}
+
+
+def timeline(session: Session, enrollment: Enrollment) -> list[Entry]:
+    """Sign-up and consent, confirmation, each delivery, downloads and leaving, in order."""
+    entries = [Entry(c.created_at, "consent", "Consent recorded",
+                     f"{c.source} · “{c.consent_text}”" + (f" · IP {c.ip}" if c.ip else ""))
+               for c in session.scalars(select(ConsentRecord).where(
+                   ConsentRecord.enrollment_id == enrollment.id))]
+    entries += [Entry(e.at, e.kind, EVENT_TEXT.get(e.kind, e.kind.replace("_", " ")), e.detail)
+                for e in session.scalars(select(Event).where(
+                    Event.enrollment_id == enrollment.id))]
+    for delivery in enrollment.deliveries:
+        detail = f"Message-ID {delivery.message_id}"
+        if delivery.last_error:
+            detail += f" · {delivery.last_error}"
+        entries.append(Entry(delivery.sent_at or delivery.updated_at, "delivery",
+                             f"Lesson {delivery.lesson}", detail, delivery.status))
+    return sorted(entries, key=lambda e: (e.at, e.kind != "consent"))
+
+
+@bp.get("/readers/<int:subscriber_id>")
+def reader(subscriber_id: int) -> ResponseReturnValue:
+    svc = services()
+    session = db_session()
+    subscriber = session.get(Subscriber, subscriber_id) or abort(404)
+    now = svc.clock()
+    library = svc.content.library()
+    paused = paused_sequences(session)
+    beat = last_pass(session)
+    alive = scheduler_alive(beat.last_pass_at if beat else None, now,
+                            svc.settings.dispatch_interval)
+    enrollments = [(e, why_waiting(e, library.get(e.sequence), sequence_paused=e.sequence in
+                                   paused, now=now, alive=alive), timeline(session, e))
+                   for e in subscriber.enrollments]
+    return render_template("admin/reader.html", subscriber=subscriber, enrollments=enrollments,
+                           now=now, when=when, library=library)
+
+
+def _enrollment_or_404(session: Session, enrollment_id: int) -> Enrollment:
+    return session.get(Enrollment, enrollment_id) or abort(404)
+
+
+@bp.post("/enrollments/<int:enrollment_id>/<any(pause, resume, restart):action>")
+def enrollment_action(enrollment_id: int, action: str) -> ResponseReturnValue:
+    svc = services()
+    session = db_session()
+    enrollment = _enrollment_or_404(session, enrollment_id)
+    now = svc.clock()
+    try:
+        if action == "pause":
+            pause(session, enrollment, now, f"paused by {g.operator.email}")
+        elif action == "resume":
+            resume(session, svc.content.library(), enrollment, now)
+        else:
+            restart(session, svc.content.library(), enrollment, now)
+    except SubscriptionError as error:
+        session.rollback()
+        flash(f"Could not {action}: {error}", "error")
+    else:
+        session.commit()
+        flash(f"{enrollment.sequence}: {action} done; status {enrollment.status}.", "ok")
+    return redirect(url_for("admin.reader", subscriber_id=enrollment.subscriber_id))
+
+
+@bp.post("/readers/<int:subscriber_id>/suppress")
+def suppress_reader(subscriber_id: int) -> ResponseReturnValue:
+    session = db_session()
+    subscriber = session.get(Subscriber, subscriber_id) or abort(404)
+    suppress(session, subscriber, services().clock(), f"suppressed by {g.operator.email}")
+    session.commit()
+    flash(f"{subscriber.email} is suppressed: nothing more goes out to it.", "ok")
+    return redirect(url_for("admin.reader", subscriber_id=subscriber_id))
+
+
+@bp.get("/readers/<int:subscriber_id>/export")
+def export_reader(subscriber_id: int) -> ResponseReturnValue:
+    session = db_session()
+    subscriber = session.get(Subscriber, subscriber_id) or abort(404)
+    body = json.dumps(export_subscriber(session, subscriber), indent=2, ensure_ascii=False)
+    return Response(body, mimetype="application/json", headers={
+        "Content-Disposition": f'attachment; filename="reader-{subscriber_id}.json"',
+        "Cache-Control": "no-store"})
+
+
+@bp.post("/readers/<int:subscriber_id>/erase")
+def erase_reader(subscriber_id: int) -> ResponseReturnValue:
+    session = db_session()
+    subscriber = session.get(Subscriber, subscriber_id) or abort(404)
+    if request.form.get("confirm_email", "").strip().lower() != subscriber.email:
+        flash("Type the reader's address to confirm the erasure.", "error")
+        return redirect(url_for("admin.reader", subscriber_id=subscriber_id))
+    address = subscriber.email
+    erase_subscriber(session, subscriber)
+    session.commit()
+    flash(f"Erased {address} and everything about them.", "ok")
+    return redirect(url_for("admin.readers"))
+
+
+# -- deliveries --------------------------------------------------------------------------------
+
+
+@bp.get("/deliveries")
+def deliveries() -> ResponseReturnValue:
+    status = request.args.get("status", "")
+    sequence = request.args.get("sequence", "")
+    address = request.args.get("q", "").strip()
+    statement = (select(Delivery, Enrollment, Subscriber)
+                 .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+                 .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+                 .order_by(Delivery.updated_at.desc(), Delivery.id.desc()).limit(PAGE))
+    if status:
+        statement = statement.where(Delivery.status == status)
+    if sequence:
+        statement = statement.where(Enrollment.sequence == sequence)
+    if address:
+        statement = statement.where(Subscriber.email.contains(address.lower(), autoescape=True))
+    session = db_session()
+    rows = session.execute(statement).all()
+    failed = int(session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.status == DeliveryStatus.FAILED)) or 0)
+    return render_template(
+        "admin/deliveries.html", rows=rows, status=status, sequence=sequence, q=address,
+        statuses=list(DeliveryStatus), sequences=sorted(services().content.library().sequences),
+        failed=failed, outbox=not services().settings.smtp_url)
+
+
+@bp.post("/deliveries/<int:delivery_id>/retry")
+def retry_one(delivery_id: int) -> ResponseReturnValue:
+    svc = services()
+    session = db_session()
+    delivery = session.get(Delivery, delivery_id) or abort(404)
+    try:
+        retry_delivery(session, svc.content.library(), delivery, svc.clock())
+    except SubscriptionError as error:
+        session.rollback()
+        flash(f"Not retried: {error}", "error")
+    else:
+        session.commit()
+        flash(f"Lesson {delivery.lesson} to {delivery.enrollment.subscriber.email} goes out "
+              "with the next dispatch pass.", "ok")
+    return redirect(_back(url_for("admin.deliveries")))
+
+
+@bp.post("/deliveries/retry-failed")
+def retry_failed() -> ResponseReturnValue:
+    svc = services()
+    session = db_session()
+    library = svc.content.library()
+    retried, refused = 0, 0
+    for delivery in session.scalars(select(Delivery).where(
+            Delivery.status == DeliveryStatus.FAILED)).all():
+        try:
+            with session.begin_nested():
+                retry_delivery(session, library, delivery, svc.clock())
+            retried += 1
+        except SubscriptionError:
+            refused += 1
+    session.commit()
+    flash(f"{retried} failed deliveries go out with the next pass"
+          + (f"; {refused} could not be retried (the reader left)." if refused else "."), "ok")
+    return redirect(url_for("admin.deliveries"))
+
+
+def _back(fallback: str) -> str:
+    return safe_next(request.form.get("back")) if request.form.get("back") else fallback
+
+
+def _outbox_files() -> list[Path]:
+    folder = services().settings.outbox_dir
+    if services().settings.smtp_url or not folder.is_dir():
+        return []
+    files = [p for p in folder.glob("*.eml") if p.is_file()]
+    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)[:PAGE]
+
+
+def _parse(path: Path, headers_only: bool = False) -> EmailMessage:
+    with path.open("rb") as handle:
+        return BytesParser(policy=policy.default).parse(handle, headersonly=headers_only)
+
+
+@bp.get("/outbox")
+def outbox() -> ResponseReturnValue:
+    if services().settings.smtp_url:
+        return render_template("admin/outbox.html", messages=[], smtp=True)
+    messages = [(p.name, _parse(p, headers_only=True)) for p in _outbox_files()]
+    return render_template("admin/outbox.html", messages=messages, smtp=False)
+
+
+@bp.get("/outbox/<name>")
+def outbox_message(name: str) -> ResponseReturnValue:
+    folder = services().settings.outbox_dir
+    path = folder / name
+    if (services().settings.smtp_url or Path(name).name != name or not name.endswith(".eml")
+            or not path.is_file()):
+        abort(404)
+    message = _parse(path)
+    html_part = message.get_body(("html",))
+    text_part = message.get_body(("plain",))
+    return render_template(
+        "admin/outbox_message.html", name=name, message=message,
+        html=html_part.get_content() if html_part is not None else "",
+        text=text_part.get_content() if text_part is not None else "")
+
+
+# -- sequences ---------------------------------------------------------------------------------
+
+
+@bp.get("/sequences")
+def sequences() -> ResponseReturnValue:
+    session = db_session()
+    library = services().content.library()
+    counts: dict[str, dict[str, int]] = {}
+    for slug, status, count in session.execute(
+            select(Enrollment.sequence, Enrollment.status, func.count())
+            .group_by(Enrollment.sequence, Enrollment.status)):
+        counts.setdefault(slug, {})[status] = int(count)
+    return render_template("admin/sequences.html", library=library, counts=counts,
+                           paused=paused_sequences(session))
+
+
+@bp.get("/sequences/<slug>")
+def sequence(slug: str) -> ResponseReturnValue:
+    library = services().content.library()
+    found = library.get(slug)
+    if found is None and slug not in library.broken:
+        abort(404)
+    problems = [p for p in library.problems if slug in p.path.parts]
+    return render_template("admin/sequence.html", slug=slug, sequence=found, problems=problems,
+                           paused=slug in paused_sequences(db_session()))
+
+
+@bp.get("/sequences/<slug>/lessons/<lesson>")
+def preview(slug: str, lesson: str) -> ResponseReturnValue:
+    svc = services()
+    found = svc.content.library().get(slug) or abort(404)
+    chosen = found.lesson(lesson) or abort(404)
+    subject, html, text = svc.renderer.lesson(found, chosen).parts(SAMPLE_READER, svc.links)
+    return render_template("admin/preview.html", sequence=found, lesson=chosen,
+                           subject=subject, html=html, text=text, sample=SAMPLE_READER)
+
+
+@bp.post("/sequences/<slug>/<any(pause, resume):action>")
+def sequence_action(slug: str, action: str) -> ResponseReturnValue:
+    library = services().content.library()
+    if slug not in library.sequences and slug not in library.broken:
+        abort(404)
+    session = db_session()
+    set_sequence_paused(session, slug, action == "pause", services().clock())
+    session.commit()
+    flash(f"{slug} is {'paused: nothing in it goes out' if action == 'pause' else 'sending'}.",
+          "ok")
+    return redirect(url_for("admin.sequence", slug=slug))
+
+
+# -- import and export -------------------------------------------------------------------------
+
+
+def _import(text: str, line_offset: int = 0) -> tuple[int, list[tuple[int, str]]]:
+    """Import CSV text (header row first); line numbers are shifted by `line_offset` so a
+    chunk's errors name lines of the whole file."""
+    svc = services()
+    slug = request.form.get("sequence", "")
+    library = svc.content.library()
+    source = request.form.get("source", "").strip()
+    if not source:
+        raise SubscriptionError("say where these readers gave their consent (the source)")
+    known = library.get(slug)
+    consent = Consent(source=f"{source} (import by {g.operator.email})",
+                      text=known.consent if known else "")
+    rows = ((line + line_offset, row) for line, row in read_rows(io.StringIO(text)))
+    report = import_readers(svc.sessions, library, rows, slug, svc.clock(), consent=consent,
+                            confirmed=request.form.get("confirmed") == "yes")
+    return report.added, report.errors
+
+
+@bp.route("/import", methods=["GET", "POST"])
+def import_page() -> ResponseReturnValue:
+    library = services().content.library()
+    result = None
+    if request.method == "POST":
+        upload = request.files.get("file")
+        text = upload.read().decode("utf-8-sig", errors="replace") if upload else ""
+        try:
+            result = _import(text)
+        except SubscriptionError as error:
+            flash(str(error), "error")
+    return render_template("admin/import.html", sequences=sorted(library.sequences),
+                           result=result, form=request.form)
+
+
+@bp.post("/import/chunk")
+def import_chunk() -> ResponseReturnValue:
+    """One slice of a CSV sent by the import page's script, so its progress bar is true."""
+    try:
+        offset = int(request.form.get("line_offset", "0"))
+        added, errors = _import(request.form.get("csv", ""), max(offset, 0))
+    except (SubscriptionError, ValueError) as error:
+        return jsonify(error=str(error)), 400
+    return jsonify(added=added, errors=errors)
+
+
+@bp.get("/export.csv")
+def export_csv() -> ResponseReturnValue:
+    """Every reader and each enrollment's status, streamed row by row."""
+    sessions = services().sessions
+
+    def rows() -> Iterator[str]:
+        buffer = io.StringIO()
+        out = csv.writer(buffer)
+        out.writerow(["email", "first_name", "timezone", "sequence", "status", "next_lesson",
+                      "due_at", "signed_up_at", "confirmed_at", "suppressed"])
+        with sessions() as session:
+            result = session.execute(
+                select(Subscriber, Enrollment).outerjoin(
+                    Enrollment, Enrollment.subscriber_id == Subscriber.id)
+                .order_by(Subscriber.email, Enrollment.sequence)
+                .execution_options(yield_per=500))
+            for subscriber, enrollment in result:
+                out.writerow([
+                    subscriber.email, subscriber.first_name, subscriber.timezone,
+                    enrollment.sequence if enrollment else "",
+                    enrollment.status if enrollment else "",
+                    (enrollment.next_lesson or "") if enrollment else "",
+                    _stamp(enrollment.due_at if enrollment else None),
+                    _stamp(enrollment.created_at if enrollment else subscriber.created_at),
+                    _stamp(enrollment.confirmed_at if enrollment else None),
+                    "yes" if subscriber.suppressed_at else ""])
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    return Response(stream_with_context(rows()), mimetype="text/csv", headers={
+        "Content-Disposition": 'attachment; filename="drip-readers.csv"',
+        "Cache-Control": "no-store"})
+
+
+def _stamp(value: datetime | None) -> str:
+    return value.isoformat() if value else ""

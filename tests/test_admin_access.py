@@ -1,0 +1,150 @@
+"""Who gets into /admin: login, logout, throttled guessing, and nothing shown logged out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.test import TestResponse
+
+from drip.app import Services
+from drip.clock import FrozenClock
+from drip.models import Operator
+from drip.operators import FAILED_PER_ACCOUNT, create_operator, hash_password
+
+OPERATOR = "ops@example.org"
+PASSWORD = "correct horse battery"
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the page has no CSRF token"
+    return match[1]
+
+
+def add_operator(svc: Services, email: str = OPERATOR, password: str = PASSWORD) -> int:
+    with svc.sessions() as session:
+        operator = create_operator(session, email, password, svc.clock())
+        session.commit()
+        return operator.id
+
+
+@pytest.fixture
+def admin(app: Flask) -> Iterator[FlaskClient]:
+    """A client with an operator account that has not logged in yet."""
+    add_operator(app.extensions["drip"])
+    yield app.test_client()
+
+
+def log_in(web: FlaskClient, email: str = OPERATOR, password: str = PASSWORD,
+           next_url: str | None = None, ip: str = "198.51.100.7") -> TestResponse:
+    page = web.get("/admin/login")
+    data = {"csrf_token": csrf_token(page.text), "email": email, "password": password}
+    if next_url is not None:
+        data["next"] = next_url
+    return web.post("/admin/login", data=data, environ_base={"REMOTE_ADDR": ip})
+
+
+@pytest.fixture
+def logged_in(admin: FlaskClient) -> FlaskClient:
+    assert log_in(admin).status_code == 302
+    return admin
+
+
+def fill(rule: str) -> str:
+    """A concrete URL for a rule: ids 1, slugs of the tiny course."""
+    values = {"int": "1", "action": "pause", "slug": "tiny", "lesson": "welcome",
+              "name": "x.eml"}
+    def swap(match: re.Match[str]) -> str:
+        converter, _, name = match[1].rpartition(":")
+        return values.get(name) or values.get(converter.split("(")[0]) or "1"
+    return re.sub(r"<([^>]+)>", swap, rule)
+
+
+def test_every_admin_url_leads_to_the_login_page_when_logged_out(admin: FlaskClient,
+                                                                 app: Flask) -> None:
+    token = csrf_token(admin.get("/admin/login").text)
+    rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/admin")
+             and r.endpoint != "admin.login"]
+    assert len(rules) >= 15
+    for rule in rules:
+        url = fill(rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            answer = admin.open(url, method=method, data={"csrf_token": token})
+            assert answer.status_code == 302, (method, url, answer.status_code)
+            assert answer.location.startswith("/admin/login"), (method, url, answer.location)
+
+
+def test_login_with_the_right_password_opens_the_dashboard(admin: FlaskClient) -> None:
+    answer = log_in(admin, next_url="/admin/deliveries?status=failed")
+    assert answer.status_code == 302
+    assert answer.location == "/admin/deliveries?status=failed"
+    page = admin.get("/admin/")
+    assert page.status_code == 200
+    assert "Sent, last hour" in page.text and OPERATOR in page.text
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+
+
+def test_a_redirect_after_login_never_leaves_the_admin(admin: FlaskClient) -> None:
+    for target in ("https://evil.example/admin", "//evil.example/admin", "/\\evil.example",
+                   "/unsubscribe/x", "javascript:alert(1)"):
+        web = admin.application.test_client()
+        assert log_in(web, next_url=target).location == "/admin/", target
+
+
+def test_a_wrong_password_is_refused(admin: FlaskClient) -> None:
+    answer = log_in(admin, password="wrong password!")
+    assert answer.status_code == 401
+    assert "Wrong email or password" in answer.text
+    assert admin.get("/admin/").status_code == 302
+
+
+def test_repeated_wrong_passwords_throttle_the_account_even_for_the_right_one(
+        admin: FlaskClient, clock: FrozenClock) -> None:
+    for attempt in range(FAILED_PER_ACCOUNT):
+        assert log_in(admin, password=f"guess {attempt}", ip=f"203.0.113.{attempt}"
+                      ).status_code == 401
+    refused = log_in(admin, ip="203.0.113.99")
+    assert refused.status_code == 429
+    assert "Too many failed logins" in refused.text
+    assert admin.get("/admin/").status_code == 302
+    clock.advance(minutes=16)
+    assert log_in(admin).status_code == 302
+
+
+def test_many_wrong_guesses_from_one_ip_throttle_every_account_from_it(
+        admin: FlaskClient) -> None:
+    from drip.operators import FAILED_PER_IP
+
+    for attempt in range(FAILED_PER_IP):
+        log_in(admin, email=f"nobody{attempt}@example.org", password="x" * 12)
+    assert log_in(admin).status_code == 429
+    assert log_in(admin, ip="192.0.2.1").status_code == 302
+
+
+def test_logging_out_ends_the_session(logged_in: FlaskClient) -> None:
+    page = logged_in.get("/admin/")
+    answer = logged_in.post("/admin/logout", data={"csrf_token": csrf_token(page.text)})
+    assert answer.status_code == 302
+    assert logged_in.get("/admin/").location.startswith("/admin/login")
+
+
+def test_a_new_password_ends_older_sessions(logged_in: FlaskClient, app: Flask) -> None:
+    assert logged_in.get("/admin/").status_code == 200
+    svc: Services = app.extensions["drip"]
+    with svc.sessions() as session:
+        operator = session.scalars(select(Operator)).one()
+        operator.password_hash = hash_password("a different password")
+        session.commit()
+    assert logged_in.get("/admin/").status_code == 302
+
+
+def test_admin_forms_without_a_csrf_token_are_refused(logged_in: FlaskClient) -> None:
+    answer = logged_in.post("/admin/sequences/tiny/pause")
+    assert answer.status_code == 400
+    assert "paused" not in logged_in.get("/admin/sequences").text
