@@ -240,3 +240,42 @@ def test_the_unconfirmed_window_follows_the_setting(svc: Services, clock: Frozen
     clock.advance(minutes=2)
     svc.dispatcher().run_pass(clock())
     assert status(svc, enrollment_id) == "expired"
+
+
+def test_the_download_link_serves_the_pdf_and_records_the_download(
+        web: FlaskClient, svc: Services) -> None:
+    enrollment_id = reader(svc)
+
+    answer = web.get(path(svc.links.magnet_url(enrollment_id)))
+
+    assert answer.status_code == 200
+    assert answer.mimetype == "application/pdf"
+    assert answer.data.startswith(b"%PDF")
+    assert 'filename="tiny.pdf"' in answer.headers["Content-Disposition"]
+    with svc.sessions() as session:
+        events = session.scalars(select(Event).where(Event.kind == "download")).all()
+        assert [(e.enrollment_id, e.detail) for e in events] == [(enrollment_id, "magnet.md")]
+
+
+def test_an_expired_download_link_leads_to_a_fresh_one_by_email(
+        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    enrollment_id = reader(svc)
+    old = path(svc.links.magnet_url(enrollment_id))
+    clock.advance(days=svc.settings.link_days + 1)
+    page = web.get(old)
+    assert page.status_code == 410
+
+    answer = web.post("/resend", data={"csrf_token": csrf_token(page.text),
+                                       "purpose": "magnet", "email": "ada@example.org"})
+
+    assert answer.status_code == 200 and "a fresh download link is on its way" in answer.text
+    (message,) = smtp_server.to("ada@example.org")
+    assert message.subject == "Your fresh link: Tiny guide"
+    fresh = re.search(r"http://drip\.test(/magnet/[A-Za-z0-9_.\-]+)", message.text())
+    assert fresh
+    download = web.get(fresh[1])
+    assert download.status_code == 200 and download.data.startswith(b"%PDF")
+    with svc.sessions() as session:
+        kinds = list(session.scalars(select(Event.kind).where(
+            Event.enrollment_id == enrollment_id).order_by(Event.id)))
+        assert kinds[-2:] == ["magnet_link_sent", "download"]
