@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 import click
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask.cli import with_appcontext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -134,6 +135,7 @@ def admin_group() -> None:
 
 @admin_group.command("create")
 @click.argument("email")
+@with_appcontext
 def create_command(email: str) -> None:
     """Create an operator; the password comes from DRIP_ADMIN_PASSWORD or a hidden prompt."""
     password = os.environ.get("DRIP_ADMIN_PASSWORD") or click.prompt(

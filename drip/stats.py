@@ -8,7 +8,7 @@ the numbers without a browser and the pages only lay them out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import distinct, func, select
@@ -184,7 +184,7 @@ def when(moment: datetime, now: datetime) -> str:
         amount = (f"{round(size / 60)} min" if size < 3600 else
                   f"{round(size / 3600)} h" if size < 2 * 86400 else f"{round(size / 86400)} d")
         relative = f"in {amount}" if seconds > 0 else f"{amount} ago"
-    return f"{moment:%Y-%m-%d %H:%M} UTC ({relative})"
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({relative})"
 
 
 def _natural_time(enrollment: Enrollment, lesson: Lesson, sequence: Sequence) -> datetime | None:

@@ -1,0 +1,120 @@
+"""Operator accounts: argon2 hashes, `drip admin create`, the first operator of `drip serve`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from drip.app import Services, build_services
+from drip.cli import cli
+from drip.clock import FrozenClock
+from drip.models import Operator, RateLimit
+from drip.operators import (
+    FAILED_PER_ACCOUNT,
+    FIRST_OPERATOR,
+    OperatorError,
+    announce_first_operator,
+    authenticate,
+    create_operator,
+    first_operator,
+)
+from tests.conftest import TESTS, make_settings
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def svc(tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> Services:
+    return build_services(make_settings(tmp_path, sqlite_url), clock)
+
+
+def operators(svc: Services) -> list[Operator]:
+    with svc.sessions() as session:
+        return list(session.scalars(select(Operator)))
+
+
+def test_passwords_are_stored_as_argon2_hashes_and_checked(svc: Services) -> None:
+    with svc.sessions() as session:
+        create_operator(session, "Ops@Example.org", PASSWORD, svc.clock())
+        session.commit()
+        (stored,) = session.scalars(select(Operator))
+        assert stored.email == "ops@example.org"
+        assert stored.password_hash.startswith("$argon2id$")
+        assert PASSWORD not in stored.password_hash
+        ok = authenticate(session, "ops@example.org", PASSWORD, "192.0.2.1", svc.clock())
+        assert ok.operator is not None and ok.operator.last_login_at == svc.clock()
+        wrong = authenticate(session, "ops@example.org", "not the password", "192.0.2.1",
+                             svc.clock())
+        assert wrong.operator is None and not wrong.throttled
+        nobody = authenticate(session, "nobody@example.org", PASSWORD, "192.0.2.1", svc.clock())
+        assert nobody.operator is None
+
+
+def test_duplicate_accounts_bad_addresses_and_short_passwords_are_refused(svc: Services) -> None:
+    with svc.sessions() as session:
+        create_operator(session, "ops@example.org", PASSWORD, svc.clock())
+        with pytest.raises(OperatorError, match="already exists"):
+            create_operator(session, "OPS@example.org", PASSWORD, svc.clock())
+        with pytest.raises(OperatorError, match="at least 10 characters"):
+            create_operator(session, "other@example.org", "short", svc.clock())
+        with pytest.raises(OperatorError, match="not a valid email"):
+            create_operator(session, "not an address", PASSWORD, svc.clock())
+
+
+def test_failed_logins_are_counted_in_the_database_per_ip_and_account(
+        svc: Services, clock: FrozenClock) -> None:
+    with svc.sessions() as session:
+        create_operator(session, "ops@example.org", PASSWORD, clock())
+        for _ in range(FAILED_PER_ACCOUNT):
+            authenticate(session, "ops@example.org", "wrong wrong", "192.0.2.1", clock())
+        session.commit()
+        keys = {r.key: r.count for r in session.scalars(select(RateLimit))}
+        assert keys == {"login:ip:192.0.2.1": FAILED_PER_ACCOUNT,
+                        "login:account:ops@example.org": FAILED_PER_ACCOUNT}
+        throttled = authenticate(session, "ops@example.org", PASSWORD, "192.0.2.2", clock())
+        assert throttled.throttled and throttled.operator is None
+
+
+def test_drip_admin_create_takes_the_password_from_the_environment(
+        tmp_path: Path, sqlite_url: str) -> None:
+    env = {"DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_DATABASE_URL": sqlite_url,
+           "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"), "DRIP_SECRET_KEY": "k"}
+    runner = CliRunner()
+    result = runner.invoke(cli, ["admin", "create", "ops@example.org"],
+                           env={**env, "DRIP_ADMIN_PASSWORD": PASSWORD})
+    assert result.exit_code == 0, result.output
+    assert "operator ops@example.org created" in result.output
+    again = runner.invoke(cli, ["admin", "create", "ops@example.org"],
+                          env={**env, "DRIP_ADMIN_PASSWORD": PASSWORD})
+    assert again.exit_code == 1 and "already exists" in again.output
+    prompted = runner.invoke(cli, ["admin", "create", "two@example.org"],
+                             env={**env, "DRIP_ADMIN_PASSWORD": ""},
+                             input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert prompted.exit_code == 0, prompted.output
+    assert PASSWORD not in prompted.output  # the prompt hides what is typed
+    svc = build_services(make_settings(tmp_path, sqlite_url))
+    with svc.sessions() as session:
+        assert authenticate(session, "two@example.org", PASSWORD, "ip",
+                            svc.clock()).operator is not None
+
+
+def test_first_start_of_the_embedded_default_creates_one_operator_and_prints_it_once(
+        svc: Services, capsys: pytest.CaptureFixture[str]) -> None:
+    announce_first_operator(svc)
+    printed = capsys.readouterr().out
+    assert FIRST_OPERATOR in printed
+    password = printed.rsplit("with password ", 1)[1].split()[0]
+    with svc.sessions() as session:
+        assert authenticate(session, FIRST_OPERATOR, password, "ip", svc.clock()).operator
+    announce_first_operator(svc)
+    assert capsys.readouterr().out == ""
+    assert len(operators(svc)) == 1
+
+
+def test_no_operator_is_made_up_outside_sqlite(svc: Services) -> None:
+    with svc.sessions() as session:
+        assert first_operator(session, "postgresql", svc.clock()) is None
+        assert session.scalar(select(func.count()).select_from(Operator)) == 0
