@@ -27,11 +27,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
 import yaml
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Integer, Table, bindparam, insert, select, update
 from sqlalchemy.engine import Engine, make_url
 
 from drip.config import PROJECT_ROOT, Settings
@@ -63,6 +64,26 @@ S = cast(Table, Subscriber.__table__)
 EVENTS = cast(Table, Event.__table__)
 STATES = cast(Table, SequenceState.__table__)
 HEARTBEATS = cast(Table, WorkerHeartbeat.__table__)
+
+# What a pass runs for every message, built once with bound parameters: SQLAlchemy finds each
+# compiled in its cache, where a statement built per reader costs more than the SQL itself.
+STILL_WANTED = (select(E.c.status, S.c.suppressed_at).join(S, S.c.id == E.c.subscriber_id)
+                .where(E.c.id == bindparam("p_check", type_=Integer())))
+MARK_SENT = (update(D).where(D.c.id == bindparam("p_delivery"))
+             .values(status=DeliveryStatus.SENT, sent_at=bindparam("p_at", type_=D.c.sent_at.type),
+                     updated_at=bindparam("p_at", type_=D.c.sent_at.type), last_error=None,
+                     lesson_version=bindparam("p_version"), attempts=D.c.attempts + 1))
+ADVANCE = (update(E).where(E.c.id == bindparam("p_enrollment"),
+                           E.c.status == EnrollmentStatus.ACTIVE)
+           .values(next_lesson=bindparam("p_after", type_=E.c.next_lesson.type),
+                   due_at=bindparam("p_after_due", type_=E.c.due_at.type),
+                   last_sent_at=bindparam("p_at", type_=E.c.last_sent_at.type), attempts=0,
+                   last_error=None, lease_owner=None,
+                   status=bindparam("p_status", type_=E.c.status.type),
+                   completed_at=bindparam("p_done_at", type_=E.c.completed_at.type)))
+# On PostgreSQL the three go in one statement, one round trip before the commit.
+RECORD_SENT_AND_CHECK = STILL_WANTED.add_cte(MARK_SENT.cte("sent_delivery"),
+                                             ADVANCE.cte("advanced_enrollment"))
 
 
 class DispatchLocked(Exception):
@@ -116,6 +137,9 @@ class _Item:
     template: MessageTemplate | None = None
     after: str | None = None  # the lesson following this one, if any
     after_due: datetime | None = None
+
+
+_envelope = lru_cache(maxsize=256)(envelope_sender)  # parsing From for every message adds up
 
 
 def backoff(attempts: int) -> timedelta:
@@ -318,12 +342,16 @@ class Dispatcher:
                  progress: Callable[[Outcome], None] | None) -> tuple[list[Outcome], bool]:
         ready, outcomes = self._plan(conn, items, now)
         relay_down = False
+        wanted: bool | None = None  # the next reader's status, when recording already read it
         with self.transport() as transport:
-            for item in ready:
+            for index, item in enumerate(ready):
                 if relay_down:
                     self._release(conn, item, now)
                     continue
-                outcome = self._send_one(conn, transport, item, now)
+                following = ready[index + 1] if index + 1 < len(ready) else None
+                if wanted is None:
+                    wanted = self._still_wanted(conn, item)
+                outcome, wanted = self._send_one(conn, transport, item, now, wanted, following)
                 outcomes.append(outcome)
                 if progress:
                     progress(outcome)
@@ -331,49 +359,67 @@ class Dispatcher:
         return outcomes, relay_down
 
     def _still_wanted(self, conn: Connection, item: _Item) -> bool:
-        """Checked right before each hand-off: an unsubscribe takes effect at once."""
-        row = conn.execute(select(E.c.status, S.c.suppressed_at)
-                           .join(S, S.c.id == E.c.subscriber_id)
-                           .where(E.c.id == item.enrollment_id)).one()
-        conn.rollback()
-        return row.status == item.status and row.suppressed_at is None
+        """Checked right before each hand-off: an unsubscribe takes effect at once.
 
-    def _send_one(self, conn: Connection, transport: Transport, item: _Item,
-                  now: datetime) -> Outcome:
+        Usually the check rides on the commit that records the previous message (see
+        `_record_sent`); nothing but that commit and building the message lies between it
+        and the hand-off, as when it ran on its own."""
+        row = conn.execute(STILL_WANTED, {"p_check": item.enrollment_id}).first()
+        conn.rollback()
+        return self._wanted(item, row)
+
+    @staticmethod
+    def _wanted(item: _Item, row: Any) -> bool:
+        return row is not None and row.status == item.status and row.suppressed_at is None
+
+    def _send_one(self, conn: Connection, transport: Transport, item: _Item, now: datetime,
+                  wanted: bool, following: _Item | None) -> tuple[Outcome, bool | None]:
+        """Hand one message over and record the outcome; also says whether `following` is
+        still wanted when recording could check it in the same transaction (else None)."""
         assert item.reader is not None and item.template is not None
-        if not self._still_wanted(conn, item):
+        if not wanted:
             if item.delivery_id is not None:
                 conn.execute(update(D).where(D.c.id == item.delivery_id).values(
                     status=DeliveryStatus.CANCELLED, updated_at=now))
             conn.commit()
-            return self._outcome(item, "skipped", "left before the hand-off")
+            return self._outcome(item, "skipped", "left before the hand-off"), None
         template = item.template
         mid = message_id(item.enrollment_id, item.lesson_key, self.renderer.domain)
         message = template.build(item.reader, self.links, mid, now)
         try:
-            transport.send(envelope_sender(template.sender), item.reader.email, message,
+            transport.send(_envelope(template.sender), item.reader.email, message,
                            name=f"{now:%Y%m%dT%H%M%S}-{item.enrollment_id}-{item.lesson_key}")
         except SendError as error:
-            return self._failed(conn, item, now, error)
+            return self._failed(conn, item, now, error), None
         if item.status == EnrollmentStatus.PENDING:
             conn.execute(update(E).where(E.c.id == item.enrollment_id).values(
                 confirmation_sent_at=now, due_at=None, lease_owner=None, attempts=0,
                 last_error=None))
             self._event(conn, item, now, "confirmation_sent", mid)
             conn.commit()
-            return self._outcome(item, "sent")
-        conn.execute(update(D).where(D.c.id == item.delivery_id).values(
-            status=DeliveryStatus.SENT, sent_at=now, updated_at=now, last_error=None,
-            lesson_version=template.version, attempts=D.c.attempts + 1))
+            return self._outcome(item, "sent"), None
+        return self._outcome(item, "sent"), self._record_sent(conn, item, now, following)
+
+    def _record_sent(self, conn: Connection, item: _Item, now: datetime,
+                     following: _Item | None) -> bool | None:
+        """Mark the delivery sent and move the reader on, in one commit; in the same
+        transaction, read whether the next reader of the batch is still wanted."""
+        assert item.template is not None
         done = item.after is None
-        conn.execute(update(E).where(E.c.id == item.enrollment_id,
-                                     E.c.status == EnrollmentStatus.ACTIVE).values(
-            next_lesson=item.after, due_at=item.after_due, last_sent_at=now, attempts=0,
-            last_error=None, lease_owner=None,
-            status=EnrollmentStatus.COMPLETED if done else EnrollmentStatus.ACTIVE,
-            completed_at=now if done else None))
+        params = {"p_delivery": item.delivery_id, "p_at": now,
+                  "p_version": item.template.version, "p_enrollment": item.enrollment_id,
+                  "p_after": item.after, "p_after_due": item.after_due,
+                  "p_status": EnrollmentStatus.COMPLETED if done else EnrollmentStatus.ACTIVE,
+                  "p_done_at": now if done else None,
+                  "p_check": following.enrollment_id if following else 0}
+        if self.postgres:
+            row = conn.execute(RECORD_SENT_AND_CHECK, params).first()
+        else:
+            conn.execute(MARK_SENT, params)
+            conn.execute(ADVANCE, params)
+            row = conn.execute(STILL_WANTED, params).first() if following else None
         conn.commit()
-        return self._outcome(item, "sent")
+        return None if following is None else self._wanted(following, row)
 
     def _failed(self, conn: Connection, item: _Item, now: datetime,
                 error: SendError) -> Outcome:
