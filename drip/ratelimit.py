@@ -48,9 +48,9 @@ def hits(session: Session, limits: Mapping[str, int], now: datetime,
          window: timedelta = HOUR) -> dict[str, bool]:
     """Count one attempt for each key; for each, True while its count is within its limit."""
     start = window_start(now, window)
-    dialect = session.get_bind().dialect.name
-    statement = _STATEMENTS["postgresql" if dialect == "postgresql" else "sqlite"]
-    return {key: session.execute(statement, {"key": key[:255], "start": start}).scalar_one()
+    conn = session.connection()  # Core, not the ORM: this runs on every sign-up
+    statement = _STATEMENTS["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    return {key: conn.execute(statement, {"key": key[:255], "start": start}).scalar_one()
             <= limit for key, limit in limits.items()}
 
 
