@@ -1,0 +1,370 @@
+"""The admin pages over HTTP: what they show and what their buttons change."""
+# ruff: noqa: F811  (fixtures imported from test_admin_access are parameters here)
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from werkzeug.test import TestResponse
+
+from drip.app import Services, create_app
+from drip.clock import FrozenClock
+from drip.models import (
+    Base,
+    Delivery,
+    Enrollment,
+    RateLimit,
+    SequenceState,
+    Subscriber,
+)
+from drip.ratelimit import hit
+from drip.subscriptions import Consent, record_event, subscribe, unsubscribe
+from tests.conftest import TESTS, make_settings
+from tests.smtp import SmtpServer
+from tests.test_admin_access import (  # noqa: F401  (fixtures)
+    add_operator,
+    admin,
+    csrf_token,
+    log_in,
+    logged_in,
+)
+
+CONSENT = Consent(source="blog sidebar form", text="Yes, send me the course.", ip="192.0.2.44")
+
+
+def svc_of(app: Flask) -> Services:
+    svc: Services = app.extensions["drip"]
+    return svc
+
+
+def sign_up(svc: Services, email: str = "ada@example.org", *, confirmed: bool = True,
+            slug: str = "tiny") -> int:
+    with svc.sessions() as session:
+        enrollment = subscribe(session, svc.content.library(), slug, email, svc.clock(),
+                               consent=CONSENT, first_name="Ada", timezone="America/New_York",
+                               confirmed=confirmed)
+        session.commit()
+        return enrollment.id
+
+
+def subscriber_id(svc: Services, email: str) -> int:
+    with svc.sessions() as session:
+        found = session.scalar(select(Subscriber.id).where(Subscriber.email == email))
+        assert found is not None
+        return found
+
+
+def post(web: FlaskClient, url: str, page: str = "/admin/", **data: str) -> TestResponse:
+    """Submit an admin form as the browser would: with the CSRF token of the page it is on."""
+    token = csrf_token(web.get(page).text)
+    return web.post(url, data={"csrf_token": token, **data})
+
+
+def test_a_delivery_shows_on_the_dashboard_and_the_readers_page(
+        logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
+    svc = svc_of(app)
+    enrollment = sign_up(svc)
+    svc.dispatcher().run_pass(clock())
+    dashboard = logged_in.get("/admin/").text
+    assert '<div class="value" id="sent-hour">1</div>' in dashboard
+    assert "ada@example.org" in dashboard
+    assert "Scheduler alive." in dashboard
+    assert "<svg" in dashboard and "2026-03-02: 1 sent</title>" in dashboard
+    assert "Signed up: 1 of 1 readers</title>" in dashboard  # the funnel
+    page = logged_in.get(f"/admin/readers/{subscriber_id(svc, 'ada@example.org')}").text
+    assert f"Message-ID &lt;drip.{enrollment}.welcome@drip.test&gt;" in page
+    assert "blog sidebar form" in page and "IP 192.0.2.44" in page  # the consent record
+    assert "Confirmed" in page and "operator vouched for consent" in page
+    assert "Lesson “Lesson two” due 2026-03-04 14:00 UTC" in page
+
+
+def test_the_readers_timeline_shows_downloads_and_unsubscribes(
+        logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
+    svc = svc_of(app)
+    enrollment = sign_up(svc)
+    with svc.sessions() as session:
+        found = session.get(Enrollment, enrollment)
+        assert found is not None
+        record_event(session, found, "download", clock(), "magnet.md")
+        clock.advance(minutes=5)
+        unsubscribe(session, enrollment, clock())
+        session.commit()
+    page = logged_in.get(f"/admin/readers/{subscriber_id(svc, 'ada@example.org')}").text
+    assert "Downloaded the lead magnet" in page and "magnet.md" in page
+    assert "Unsubscribed" in page and "nothing more goes out" in page
+
+
+def test_readers_are_found_by_part_of_their_address(
+        logged_in: FlaskClient, app: Flask) -> None:
+    sign_up(svc_of(app), "ada@example.org")
+    sign_up(svc_of(app), "bob@example.net")
+    found = logged_in.get("/admin/readers?q=example.net").text
+    assert "bob@example.net" in found and "ada@example.org" not in found
+    assert "No reader" in logged_in.get("/admin/readers?q=nobody").text
+
+
+def test_pause_resume_and_restart_an_enrollment(
+        logged_in: FlaskClient, app: Flask, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    svc = svc_of(app)
+    enrollment = sign_up(svc)
+    svc.dispatcher().run_pass(clock())
+    reader = f"/admin/readers/{subscriber_id(svc, 'ada@example.org')}"
+
+    def status() -> str:
+        with svc.sessions() as session:
+            found = session.get(Enrollment, enrollment)
+            assert found is not None
+            return found.status
+
+    post(logged_in, f"/admin/enrollments/{enrollment}/pause", reader)
+    assert status() == "paused"
+    assert "Paused: paused by ops@example.org." in logged_in.get(reader).text
+    post(logged_in, f"/admin/enrollments/{enrollment}/resume", reader)
+    assert status() == "active"
+    svc.dispatcher().run_pass(clock())  # resumed: the next lesson goes now
+    assert [m.subject for m in smtp_server.to("ada@example.org")] == ["Welcome, Ada",
+                                                                       "Lesson two"]
+    post(logged_in, f"/admin/enrollments/{enrollment}/restart", reader)
+    svc.dispatcher().run_pass(clock())
+    assert [m.subject for m in smtp_server.to("ada@example.org")][-1] == "Welcome, Ada"
+    assert "previously sent: welcome, second" in logged_in.get(reader).text
+
+
+def test_suppressing_a_reader_stops_every_email(
+        logged_in: FlaskClient, app: Flask, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    svc = svc_of(app)
+    sign_up(svc)
+    reader = f"/admin/readers/{subscriber_id(svc, 'ada@example.org')}"
+    post(logged_in, f"{reader}/suppress", reader)
+    svc.dispatcher().run_pass(clock())
+    assert smtp_server.messages == []
+    assert "Suppressed: suppressed by ops@example.org" in logged_in.get(reader).text
+
+
+def test_export_holds_everything_and_erase_leaves_no_row(
+        logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
+    svc = svc_of(app)
+    sign_up(svc)
+    sign_up(svc, "bob@example.org")
+    svc.dispatcher().run_pass(clock())
+    with svc.sessions() as session:
+        hit(session, "signup:address:ada@example.org", 5, clock())
+        session.commit()
+    ada = subscriber_id(svc, "ada@example.org")
+    exported = logged_in.get(f"/admin/readers/{ada}/export")
+    assert exported.headers["Content-Disposition"] == f'attachment; filename="reader-{ada}.json"'
+    data = json.loads(exported.text)
+    assert data["email"] == "ada@example.org"
+    assert data["consents"][0]["source"] == "blog sidebar form"
+    assert data["enrollments"][0]["deliveries"][0]["message_id"].startswith("<drip.")
+    assert {e["kind"] for e in data["events"]} >= {"signed_up", "confirmed"}
+
+    reader = f"/admin/readers/{ada}"
+    refused = post(logged_in, f"{reader}/erase", reader, confirm_email="someone else")
+    assert refused.location == reader and subscriber_id(svc, "ada@example.org") == ada
+    post(logged_in, f"{reader}/erase", reader, confirm_email="ada@example.org")
+    with svc.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            for row in conn.execute(table.select()):
+                assert "ada@example.org" not in repr(row), table.name
+                if "subscriber_id" in table.c:
+                    assert row.subscriber_id != ada, table.name
+    with svc.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Subscriber)) == 1  # bob stays
+        assert session.scalar(select(func.count()).select_from(RateLimit)) == 0
+    assert logged_in.get(reader).status_code == 404
+
+
+def test_failed_deliveries_show_the_smtp_answer_and_retry_reaches_the_server(
+        logged_in: FlaskClient, app: Flask, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    svc = svc_of(app)
+    sign_up(svc)
+    sign_up(svc, "bob@example.org")
+    smtp_server.answer("ada@example.org", "550 5.1.1 mailbox unavailable")
+    smtp_server.answer("bob@example.org", "451 4.7.1 greylisted")
+    svc.dispatcher().run_pass(clock())
+    failed = logged_in.get("/admin/deliveries?status=failed").text
+    assert "550 5.1.1 mailbox unavailable" in failed and "ada@example.org" in failed
+    assert "bob@example.org" not in failed
+    assert "451 4.7.1 greylisted" in logged_in.get("/admin/deliveries?q=bob").text
+    with svc.sessions() as session:
+        delivery = session.scalars(select(Delivery).where(Delivery.status == "failed")).one()
+    post(logged_in, f"/admin/deliveries/{delivery.id}/retry", "/admin/deliveries")
+    svc.dispatcher().run_pass(clock())
+    assert [m.subject for m in smtp_server.to("ada@example.org")] == ["Welcome, Ada"]
+    assert "mailbox unavailable" not in logged_in.get("/admin/deliveries?status=failed").text
+
+
+def test_retry_all_failed(logged_in: FlaskClient, app: Flask, smtp_server: SmtpServer,
+                          clock: FrozenClock, tmp_path: Path, sqlite_url: str) -> None:
+    svc = svc_of(app)
+    for name in ("ada", "bob"):
+        sign_up(svc, f"{name}@example.org")
+        smtp_server.answer(f"{name}@example.org", "554 5.7.1 rejected")
+    svc.dispatcher().run_pass(clock())
+    assert "Retry all 2 failed" in logged_in.get("/admin/deliveries").text
+    post(logged_in, "/admin/deliveries/retry-failed", "/admin/deliveries")
+    svc.dispatcher().run_pass(clock())
+    assert sorted(r for m in smtp_server.messages for r in m.recipients) == [
+        "ada@example.org", "bob@example.org"]
+
+
+@pytest.fixture
+def outbox_app(tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> Flask:
+    """The embedded default: no DRIP_SMTP_URL, messages go to the outbox folder."""
+    application = create_app(make_settings(tmp_path, sqlite_url), clock=clock)
+    application.config["TESTING"] = True
+    add_operator(svc_of(application))
+    return application
+
+
+def test_the_outbox_shows_each_message_as_the_reader_sees_it(
+        outbox_app: Flask, clock: FrozenClock) -> None:
+    svc = svc_of(outbox_app)
+    sign_up(svc)
+    svc.dispatcher().run_pass(clock())
+    web = outbox_app.test_client()
+    log_in(web)
+    listing = web.get("/admin/outbox").text
+    (name,) = [p.name for p in svc.settings.outbox_dir.glob("*.eml")]
+    assert name in listing and "Welcome, Ada" in listing
+    shown = web.get(f"/admin/outbox/{name}").text
+    assert '<iframe class="email" sandbox' in shown
+    assert 'srcdoc="&lt;!doctype html&gt;' in shown.lower()
+    assert "Hi Ada," in shown
+    assert web.get("/admin/outbox/..%2Fsecret_key").status_code == 404
+    assert web.get("/admin/outbox/missing.eml").status_code == 404
+
+
+@pytest.fixture
+def broken_app(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
+               clock: FrozenClock) -> Flask:
+    """The tiny course plus a sequence with a bad delay, for the problems `drip check` finds."""
+    root = tmp_path / "sequences"
+    shutil.copytree(TESTS / "sequences" / "tiny", root / "tiny")
+    (root / "broken").mkdir()
+    (root / "broken" / "sequence.yaml").write_text('title: "Broken"\npromise: "x"\n')
+    (root / "broken" / "01-first.md").write_text("---\nsubject: Hi\ndelay: soon\n---\nBody\n")
+    application = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
+                                           sequences_dir=root), clock=clock)
+    application.config["TESTING"] = True
+    add_operator(svc_of(application))
+    return application
+
+
+def test_sequences_list_lessons_with_delays_and_the_problems_drip_check_finds(
+        broken_app: Flask) -> None:
+    web = broken_app.test_client()
+    log_in(web)
+    listing = web.get("/admin/sequences").text
+    assert "Tiny course" in listing and "has errors" in listing
+    assert "01-first.md:3: bad delay &#39;soon&#39;" in listing
+    tiny = web.get("/admin/sequences/tiny").text
+    rows = [line for line in tiny.splitlines() if 'class="mono"' in line and "<td" in line]
+    assert [r.split('class="mono">')[1].split("<")[0] for r in rows] == ["welcome", "second",
+                                                                         "third"]
+    assert "2d" in tiny and "3d" in tiny and "at once" in tiny
+    assert "bad delay" in web.get("/admin/sequences/broken").text
+
+
+def test_a_lesson_preview_uses_sample_data(logged_in: FlaskClient) -> None:
+    page = logged_in.get("/admin/sequences/tiny/lessons/welcome").text
+    assert "<h1>Welcome, Ada</h1>" in page
+    assert "Hi Ada," in page and "reader@example.org" in page
+    assert "http://drip.test/magnet/" in page  # the lead-magnet link, signed
+    assert logged_in.get("/admin/sequences/tiny/lessons/nope").status_code == 404
+
+
+def test_a_paused_sequence_is_skipped_by_the_pass_until_resumed(
+        logged_in: FlaskClient, app: Flask, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    svc = svc_of(app)
+    sign_up(svc)
+    post(logged_in, "/admin/sequences/tiny/pause", "/admin/sequences/tiny")
+    with svc.sessions() as session:
+        state = session.get(SequenceState, "tiny")
+        assert state is not None and state.paused
+    report = svc.dispatcher().run_pass(clock())
+    assert report.outcomes == [] and smtp_server.messages == []
+    page = logged_in.get(f"/admin/readers/{subscriber_id(svc, 'ada@example.org')}").text
+    assert "the sequence is paused by an operator" in page
+    post(logged_in, "/admin/sequences/tiny/resume", "/admin/sequences/tiny")
+    svc.dispatcher().run_pass(clock())
+    assert [m.subject for m in smtp_server.messages] == ["Welcome, Ada"]
+
+
+CSV = ("email,first_name,timezone\n"
+       "ada@example.org,Ada,Europe/London\n"
+       "not-an-address,Bob,\n"
+       "cat@example.org,Cat,Mars/Olympus\n"
+       "dan@example.org,Dan,\n")
+
+
+def test_csv_import_keeps_good_rows_and_reports_bad_ones_by_line(
+        logged_in: FlaskClient, app: Flask) -> None:
+    token = csrf_token(logged_in.get("/admin/import").text)
+    page = logged_in.post("/admin/import", data={
+        "csrf_token": token, "sequence": "tiny", "source": "webinar sheet",
+        "file": (io.BytesIO(CSV.encode()), "readers.csv")}).text
+    assert "Imported 2 readers; 2 rows skipped." in page
+    assert "line 3: &#39;not-an-address&#39; is not a valid email address" in page
+    assert "line 4: unknown time zone" in page
+    svc = svc_of(app)
+    with svc.sessions() as session:
+        rows = session.execute(select(Subscriber.email, Enrollment.status).join(
+            Enrollment)).all()
+        assert sorted(rows) == [("ada@example.org", "pending"), ("dan@example.org", "pending")]
+    data = json.loads(logged_in.get(
+        f"/admin/readers/{subscriber_id(svc, 'ada@example.org')}/export").text)
+    assert data["consents"][0]["source"] == "webinar sheet (import by ops@example.org)"
+
+
+def test_import_in_slices_numbers_lines_of_the_whole_file(
+        logged_in: FlaskClient, app: Flask) -> None:
+    token = csrf_token(logged_in.get("/admin/import").text)
+    answer = logged_in.post("/admin/import/chunk", headers={"X-CSRFToken": token}, data={
+        "csv": "email\nx@example.org\nbad\n", "line_offset": "200", "sequence": "tiny",
+        "source": "sheet", "confirmed": "yes"})
+    assert answer.json == {"added": 1, "errors": [[203, answer.json["errors"][0][1]]]}
+    refused = logged_in.post("/admin/import/chunk", headers={"X-CSRFToken": token}, data={
+        "csv": "email\nz@example.org\n", "sequence": "tiny", "source": ""})
+    assert refused.status_code == 400 and "consent" in refused.json["error"]
+
+
+def test_export_csv_lists_readers_with_their_enrollment_statuses(
+        logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
+    svc = svc_of(app)
+    sign_up(svc, "ada@example.org")
+    sign_up(svc, "bob@example.org", confirmed=False)
+    answer = logged_in.get("/admin/export.csv")
+    assert answer.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert [(r["email"], r["sequence"], r["status"], r["next_lesson"]) for r in rows] == [
+        ("ada@example.org", "tiny", "active", "welcome"), ("bob@example.org", "tiny",
+                                                           "pending", "")]
+
+
+def test_metrics_count_deliveries_enrollments_and_the_last_pass_age(
+        client: FlaskClient, app: Flask, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    svc = svc_of(app)
+    sign_up(svc)
+    sign_up(svc, "bob@example.org")
+    smtp_server.answer("bob@example.org", "451 4.3.0 later")
+    assert "drip_last_pass_age_seconds NaN" in client.get("/metrics").text
+    svc.dispatcher().run_pass(clock())
+    clock.advance(seconds=42)
+    answer = client.get("/metrics")
+    assert answer.status_code == 200 and answer.mimetype == "text/plain"
+    text = answer.text
+    assert 'drip_deliveries{status="sent"} 1.0' in text
+    assert 'drip_deliveries{status="retrying"} 1.0' in text
+    assert 'drip_enrollments{sequence="tiny",status="active"} 2.0' in text
+    assert "drip_last_pass_age_seconds 42.0" in text
+    assert "drip_scheduler_alive 1.0" in text
