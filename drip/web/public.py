@@ -424,7 +424,8 @@ def magnet(token: str) -> ResponseReturnValue:
     if sequence is None or sequence.lead_magnet is None:
         return render_template("public/problem.html", title="This guide is not available",
                                message="The course it belonged to has changed. Sorry!"), 404
-    pdf = magnet_pdf(svc.settings, sequence, dict(found.subscriber.attributes or {}))
+    pdf = magnet_pdf(svc.settings, sequence, dict(found.subscriber.attributes or {}),
+                     today=svc.clock().date())
     session = db_session()
     record_event(session, found, "download", svc.clock(), sequence.lead_magnet.source.name)
     session.commit()
