@@ -24,7 +24,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -33,7 +33,9 @@ from typing import Any, cast
 
 import yaml
 from sqlalchemy import Connection, Integer, Table, bindparam, insert, select, update
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from drip.config import PROJECT_ROOT, Settings
 from drip.content import ContentStore, Sequence, split_front_matter
@@ -84,6 +86,36 @@ ADVANCE = (update(E).where(E.c.id == bindparam("p_enrollment"),
 # On PostgreSQL the three go in one statement, one round trip before the commit.
 RECORD_SENT_AND_CHECK = STILL_WANTED.add_cte(MARK_SENT.cte("sent_delivery"),
                                              ADVANCE.cte("advanced_enrollment"))
+
+
+class _Direct:
+    """A statement compiled once by SQLAlchemy and run on the driver's own cursor.
+
+    Measured on SQLite, SQLAlchemy's bookkeeping around an execution (about 70 µs) cost more
+    than the statement; the statements that run once per message skip it. The SQL and every
+    parameter conversion (UTC datetimes included) still come from the compiled statement."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        self.compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        self.sql = self.compiled.string
+        self.order = self.compiled.positiontup  # None for named parameter styles
+        self.fixed: dict[str, Any] = {}  # the statement's constants, converted once
+        self.variable: list[tuple[str, Callable[[Any], Any] | None]] = []
+        for name, bind in self.compiled.binds.items():
+            process = bind.type.bind_processor(dialect)
+            if bind.required:
+                self.variable.append((name, process))
+            else:
+                value = process(bind.value) if process else bind.value
+                self.fixed[name] = str(value) if isinstance(value, str) else value  # no enums
+
+    def run(self, cursor: Any, params: dict[str, Any]) -> Any:
+        values = self.fixed.copy()
+        for name, process in self.variable:
+            values[name] = params[name] if process is None else process(params[name])
+        cursor.execute(self.sql, values if self.order is None else
+                       [values[name] for name in self.order])
+        return cursor
 
 
 class DispatchLocked(Exception):
@@ -164,6 +196,11 @@ class Dispatcher:
         self.worker_id = worker_id or new_worker_id()
         self.started_at: datetime | None = None
         self.postgres = engine.dialect.name == "postgresql"
+        dialect = engine.dialect
+        self._record_one = _Direct(RECORD_SENT_AND_CHECK, dialect) if self.postgres else None
+        self._mark_sent = _Direct(MARK_SENT, dialect)
+        self._advance = _Direct(ADVANCE, dialect)
+        self._check = _Direct(STILL_WANTED, dialect)
 
     # -- the pass ---------------------------------------------------------------------------
 
@@ -370,7 +407,8 @@ class Dispatcher:
 
     @staticmethod
     def _wanted(item: _Item, row: Any) -> bool:
-        return row is not None and row.status == item.status and row.suppressed_at is None
+        """`row` is (status, suppressed_at) of the item's enrollment, or None if it is gone."""
+        return row is not None and row[0] == item.status and row[1] is None
 
     def _send_one(self, conn: Connection, transport: Transport, item: _Item, now: datetime,
                   wanted: bool, following: _Item | None) -> tuple[Outcome, bool | None]:
@@ -412,13 +450,21 @@ class Dispatcher:
                   "p_status": EnrollmentStatus.COMPLETED if done else EnrollmentStatus.ACTIVE,
                   "p_done_at": now if done else None,
                   "p_check": following.enrollment_id if following else 0}
-        if self.postgres:
-            row = conn.execute(RECORD_SENT_AND_CHECK, params).first()
-        else:
-            conn.execute(MARK_SENT, params)
-            conn.execute(ADVANCE, params)
-            row = conn.execute(STILL_WANTED, params).first() if following else None
-        conn.commit()
+        driver = conn.connection.dbapi_connection
+        assert driver is not None and not conn.in_transaction()
+        with closing(driver.cursor()) as cursor:
+            if self._record_one is not None:
+                # One statement, on its own atomic, so no BEGIN and COMMIT round trips.
+                driver.autocommit = True
+                try:
+                    row = self._record_one.run(cursor, params).fetchone()
+                finally:
+                    driver.autocommit = False
+            else:
+                self._mark_sent.run(cursor, params)
+                self._advance.run(cursor, params)
+                row = self._check.run(cursor, params).fetchone() if following else None
+                driver.commit()
         return None if following is None else self._wanted(following, row)
 
     def _failed(self, conn: Connection, item: _Item, now: datetime,
