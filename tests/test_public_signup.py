@@ -233,3 +233,27 @@ def test_events_record_the_sign_up_source(web: FlaskClient, svc: Services) -> No
     with svc.sessions() as session:
         event = session.scalars(select(Event)).one()
         assert (event.kind, event.detail) == ("signed_up", "sign-up page /subscribe/tiny")
+
+
+def test_the_answers_reach_the_study_schedule_in_the_pdf(
+        tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> None:
+    """The form's exam date and responsibilities, as stored, are what drip.magnets reads."""
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    app = create_app(make_settings(tmp_path, sqlite_url, sequences_dir=PROJECT_ROOT / "sequences",
+                                   check_email_domain=False), clock=clock)
+    svc: Services = app.extensions["drip"]
+    client = app.test_client()
+    sign_up(client, "usmle-insider-kit", exam_date="2027-03-15", responsibilities="2+")
+    with svc.sessions() as session:
+        enrollment_id = session.scalars(select(Enrollment.id)).one()
+
+    pdf = client.get(svc.links.magnet_url(enrollment_id).removeprefix("http://drip.test"))
+
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    text = " ".join((page.extract_text() or "") for page in PdfReader(BytesIO(pdf.data)).pages)
+    assert "Your exam: Mon 15 Mar 2027" in " ".join(text.split())
+    assert "two or more other responsibilities" in " ".join(text.split())
+    svc.engine.dispose()
