@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from drip.content import Lesson, Sequence
+from drip.content import VARIABLE, Lesson, Sequence
 from drip.models import (
     Delivery,
     DeliveryStatus,
@@ -151,6 +151,11 @@ def daily(session: Session, now: datetime, days: int = 30) -> list[DayCount]:
                      failed.get(first + timedelta(days=i), 0)) for i in range(days)]
 
 
+def plain_subject(lesson: Lesson) -> str:
+    """The subject with each variable shown as its default (or its name): a label, not mail."""
+    return VARIABLE.sub(lambda m: m["default"] or m["name"], lesson.subject)
+
+
 def funnel(session: Session, sequence: Sequence) -> Funnel:
     """Readers who reached each step of a sequence, from sign-up to the last lesson."""
     of_sequence = Enrollment.sequence == sequence.slug
@@ -164,8 +169,8 @@ def funnel(session: Session, sequence: Sequence) -> Funnel:
         FunnelStep("Signed up", _count(session, counts)),
         FunnelStep("Confirmed", _count(session, counts.where(
             Enrollment.confirmed_at.is_not(None)))),
-        *(FunnelStep(f"{lesson.number}. {lesson.subject}", int(reached.get(lesson.key, 0)))
-          for lesson in sequence.lessons),
+        *(FunnelStep(f"{lesson.number}. {plain_subject(lesson)}",
+                     int(reached.get(lesson.key, 0))) for lesson in sequence.lessons),
         FunnelStep("Completed", _count(session, counts.where(
             Enrollment.status == EnrollmentStatus.COMPLETED))),
         FunnelStep("Unsubscribed", _count(session, counts.where(

@@ -1,0 +1,240 @@
+"""The operator's page in Debian's Chromium: log in, watch a delivery arrive, retry a failed
+one, pause a sequence, import with a progress bar. Screenshots go to
+artifacts/screenshots/admin/."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from drip.app import Services, create_app
+from drip.clock import FrozenClock
+from drip.config import PROJECT_ROOT
+from drip.models import Delivery, Enrollment, Subscriber
+from drip.operators import FAILED_PER_ACCOUNT
+from drip.subscriptions import Consent, subscribe, unsubscribe
+from tests.conftest import LiveServer, make_settings, screenshot
+from tests.smtp import SmtpServer, free_port
+from tests.test_admin_access import OPERATOR, PASSWORD, add_operator, fill
+
+pytestmark = pytest.mark.browser
+
+COURSES = PROJECT_ROOT / "sequences"
+
+
+def sign_up(svc: Services, email: str, name: str = "Ada", *, confirmed: bool = True) -> int:
+    with svc.sessions() as session:
+        enrollment = subscribe(session, svc.content.library(), "tiny", email, svc.clock(),
+                               consent=Consent(source="blog sidebar form", text="Yes, please.",
+                                               ip="192.0.2.44"),
+                               first_name=name, timezone="America/New_York", confirmed=confirmed)
+        session.commit()
+        return enrollment.id
+
+
+@pytest.fixture
+def server(live_server: LiveServer) -> LiveServer:
+    add_operator(live_server.services)
+    return live_server
+
+
+@pytest.fixture
+def strict_server(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
+                  clock: FrozenClock) -> Iterator[LiveServer]:
+    """One transient SMTP failure is enough to fail a delivery (DRIP_MAX_ATTEMPTS=1)."""
+    port = free_port()
+    application = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
+                                           base_url=f"http://127.0.0.1:{port}", max_attempts=1),
+                             clock=clock)
+    live = LiveServer(application, port)
+    add_operator(live.services)
+    yield live
+    live.stop()
+    live.services.engine.dispose()
+
+
+def log_in(page: Any, server: LiveServer, password: str = PASSWORD) -> None:
+    page.goto(f"{server.url}/admin/login")
+    page.fill("#email", OPERATOR)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+
+
+def reader_url(server: LiveServer, email: str) -> str:
+    with server.services.sessions() as session:
+        found = session.scalar(select(Subscriber.id).where(Subscriber.email == email))
+    return f"{server.url}/admin/readers/{found}"
+
+
+def history(svc: Services, smtp_server: SmtpServer, clock: FrozenClock, days: int) -> None:
+    """Three weeks of a small list: sign-ups every day, a pass every six hours, a few
+    addresses that bounce and a few readers who leave; the clock ends where it started."""
+    end = clock()
+    clock.set(end - timedelta(days=days))
+    dispatcher = svc.dispatcher()
+    for day in range(days):
+        for n in range(2 + (day * 7) % 5):
+            address = f"reader{day}.{n}@example.org"
+            if (day + n) % 9 == 4:
+                smtp_server.answer(address, "550 5.1.1 user unknown")
+            enrollment = sign_up(svc, address, f"Reader {n}")
+            if (day + n) % 7 == 5:
+                clock.advance(minutes=1)
+                with svc.sessions() as session:
+                    unsubscribe(session, enrollment, clock())
+                    session.commit()
+        for _ in range(4):
+            dispatcher.run_pass(clock())
+            clock.advance(hours=6)
+    clock.set(end)
+
+
+def test_a_delivery_just_made_appears_on_the_dashboard_and_the_readers_page(
+        page: Any, server: LiveServer, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    history(server.services, smtp_server, clock, days=21)
+    for email, name in [("alan@example.org", "Alan"), ("edsger@example.org", "Edsger"),
+                        ("grace@example.org", "Grace")]:
+        clock.advance(minutes=7)
+        sign_up(server.services, email, name)
+    sign_up(server.services, "pending@example.org", "Barbara", confirmed=False)
+    server.services.dispatcher().run_pass(clock())
+    assert smtp_server.to("grace@example.org")
+    with server.services.sessions() as session:
+        sent_last_hour = len(session.scalars(select(Delivery).where(
+            Delivery.sent_at > clock() - timedelta(hours=1))).all())
+    log_in(page, server)
+    page.wait_for_selector("h1:text('Dashboard')")
+    assert page.text_content("#sent-hour") == str(sent_last_hour)
+    assert "Scheduler alive." in page.text_content(".health")
+    assert "grace@example.org" in page.locator("tbody tr").first.text_content()
+    assert page.locator("svg.chart rect.sent title").count() == 30
+    screenshot(page, "admin", "dashboard")
+
+    page.click("a:text('grace@example.org')")
+    page.wait_for_selector("h1:text('grace@example.org')")
+    timeline = page.text_content(".timeline")
+    with server.services.sessions() as session:
+        message_id = session.scalars(select(Delivery.message_id)
+                                     .join(Enrollment).join(Subscriber)
+                                     .where(Subscriber.email == "grace@example.org")).one()
+    assert f"Message-ID {message_id}" in timeline
+    assert "Consent recorded" in timeline and "blog sidebar form" in timeline
+    assert "Lesson “Lesson two” due" in page.text_content(".why")
+    screenshot(page, "admin", "reader")
+
+
+def test_a_failed_delivery_is_retried_from_the_page_and_reaches_the_smtp_server(
+        page: Any, strict_server: LiveServer, smtp_server: SmtpServer,
+        clock: FrozenClock) -> None:
+    smtp_server.answer("grace@example.org", "451 4.3.2 system not accepting messages")
+    sign_up(strict_server.services, "grace@example.org", "Grace")
+    strict_server.services.dispatcher().run_pass(clock())
+    assert smtp_server.messages == []
+    log_in(page, strict_server)
+    page.goto(f"{strict_server.url}/admin/deliveries?status=failed")
+    assert "451 4.3.2 system not accepting messages" in page.text_content("table")
+    screenshot(page, "admin", "deliveries-failed")
+    page.goto(reader_url(strict_server, "grace@example.org"))
+    assert "Paused: gave up after 1 attempts" in page.text_content(".why")
+    page.click("button:text('Retry lesson welcome')")
+    page.wait_for_selector(".flash.ok")
+    strict_server.services.dispatcher().run_pass(clock())
+    assert [m.subject for m in smtp_server.to("grace@example.org")] == ["Welcome, Grace"]
+    page.reload()
+    assert "sent" in page.text_content(".timeline")
+    assert "Lesson “Lesson two” due" in page.text_content(".why")
+
+
+def test_pausing_a_sequence_makes_the_next_pass_skip_it(
+        page: Any, server: LiveServer, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    sign_up(server.services, "grace@example.org", "Grace")
+    log_in(page, server)
+    page.goto(f"{server.url}/admin/sequences/tiny")
+    page.click("button:text('Pause the whole sequence')")
+    page.wait_for_selector("h1 .badge.paused")
+    report = server.services.dispatcher().run_pass(clock())
+    assert report.outcomes == [] and smtp_server.messages == []
+    page.goto(reader_url(server, "grace@example.org"))
+    assert "the sequence is paused by an operator" in page.text_content(".why")
+    page.goto(f"{server.url}/admin/sequences/tiny")
+    page.click("button:text('Resume sending')")
+    page.wait_for_selector(".flash.ok")
+    server.services.dispatcher().run_pass(clock())
+    assert [m.subject for m in smtp_server.messages] == ["Welcome, Grace"]
+
+
+def test_a_wrong_password_is_refused_and_repeated_tries_are_throttled(
+        page: Any, server: LiveServer) -> None:
+    log_in(page, server, password="not the password")
+    assert "Wrong email or password." in page.text_content("[role=alert]")
+    for attempt in range(FAILED_PER_ACCOUNT - 1):
+        log_in(page, server, password=f"guess number {attempt}")
+    log_in(page, server)  # the right password, too late
+    assert "Too many failed logins" in page.text_content("[role=alert]")
+    page.goto(f"{server.url}/admin/")
+    assert page.url.startswith(f"{server.url}/admin/login")
+
+
+def test_logged_out_every_admin_url_leads_to_the_login_page(
+        page: Any, server: LiveServer) -> None:
+    rules = [r for r in server.app.url_map.iter_rules()
+             if r.rule.startswith("/admin") and "GET" in r.methods and r.endpoint != "admin.login"]
+    assert len(rules) >= 10
+    for rule in rules:
+        page.goto(server.url + fill(rule.rule))
+        assert page.url.startswith(f"{server.url}/admin/login"), rule.rule
+        assert page.locator("h1").text_content() == "Log in"
+
+
+@pytest.fixture
+def courses_server(tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> Iterator[LiveServer]:
+    """The real courses of sequences/, for a preview that looks like what readers get."""
+    port = free_port()
+    application = create_app(make_settings(tmp_path, sqlite_url, sequences_dir=COURSES,
+                                           base_url=f"http://127.0.0.1:{port}"), clock=clock)
+    live = LiveServer(application, port)
+    add_operator(live.services)
+    yield live
+    live.stop()
+    live.services.engine.dispose()
+
+
+def test_a_lesson_preview_shows_the_email_with_sample_data(
+        page: Any, courses_server: LiveServer) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    log_in(page, courses_server)
+    page.goto(f"{courses_server.url}/admin/sequences/networking-tips")
+    page.click("tr:has-text('what-contacts-mean') a:text('Preview')")
+    frame = page.frame_locator("iframe.email")
+    body = frame.locator("body").text_content()
+    assert "Unsubscribe" in body and "{{" not in body
+    assert page.text_content("pre.text").count("/unsubscribe/") == 1
+    screenshot(page, "admin", "lesson-preview")
+
+
+def test_csv_import_fills_the_progress_bar_and_reports_bad_lines(
+        page: Any, server: LiveServer, tmp_path: Path) -> None:
+    rows = [f"reader{n}@example.org,Reader {n}," for n in range(250)]
+    rows[120] = "not-an-address,Nobody,"
+    path = tmp_path / "readers.csv"
+    path.write_text("email,first_name,timezone\n" + "\n".join(rows) + "\n")
+    log_in(page, server)
+    page.goto(f"{server.url}/admin/import")
+    page.set_input_files("#file", str(path))
+    page.fill("#source", "conference sign-up sheet")
+    page.click("button:text('Import')")
+    page.wait_for_selector("#import-result .flash.ok")
+    assert page.text_content("#import-result .flash") == "Imported 249 readers; 1 rows skipped."
+    assert re.match(r"line 122: 'not-an-address' is not a valid email",
+                    page.text_content("#import-result li"))
+    assert page.eval_on_selector("#import-bar", "b => [b.value, b.max]") == [250, 250]
+    screenshot(page, "admin", "import")
+    with server.services.sessions() as session:
+        assert len(session.scalars(select(Subscriber)).all()) == 249
