@@ -231,7 +231,7 @@ def test_csv_import_fills_the_progress_bar_and_reports_bad_lines(
     page.fill("#source", "conference sign-up sheet")
     page.click("button:text('Import')")
     page.wait_for_selector("#import-result .flash.ok")
-    assert page.text_content("#import-result .flash") == "Imported 249 readers; 1 rows skipped."
+    assert page.text_content("#import-result .flash") == "Imported 249 readers; 1 row skipped."
     assert re.match(r"line 122: 'not-an-address' is not a valid email",
                     page.text_content("#import-result li"))
     assert page.eval_on_selector("#import-bar", "b => [b.value, b.max]") == [250, 250]
