@@ -52,6 +52,7 @@ HONEYPOT = "website"  # hidden from people; bots that fill every field give them
 RESPONSIBILITIES = {"0": "None", "1": "One", "2+": "Two or more"}
 MAGNET_LINK_EMAIL = TEMPLATES / "public" / "magnet-link.md"
 ONE_CLICK = "One-Click"
+LEFT_STATUSES = (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.EXPIRED)
 
 
 class SignUpRefused(Exception):
@@ -375,8 +376,6 @@ def preferences(token: str) -> ResponseReturnValue:
                            library=services().content.library())
 
 
-LEFT_STATUSES = (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.EXPIRED)
-
 
 def _change_course(subscriber: Subscriber) -> str:
     svc = services()
@@ -497,6 +496,15 @@ def _send_magnet_link(svc: Services, session: Session, enrollment: Enrollment) -
         record_event(session, enrollment, "magnet_link_failed", now, str(error))
         return
     record_event(session, enrollment, "magnet_link_sent", now, mid)
+
+
+@bp.errorhandler(400)
+def bad_request(_error: Exception) -> ResponseReturnValue:
+    """Mostly a form posted without its security token (a page left open very long, or a
+    post from another site): say what to do, change nothing."""
+    return render_template("public/problem.html", title="That didn't go through",
+                           message="The form was missing something we need to accept it. "
+                                   "Please go back, reload the page and try again."), 400
 
 
 @bp.errorhandler(404)
