@@ -10,6 +10,9 @@ Guarantees, and how they are kept:
   file lock lets one worker dispatch at a time and a second one refuses with the reason.
 - A claim is a lease: claiming moves `due_at` to the end of the lease, so the readers of a
   worker that dies fall due again by themselves.
+- An unsubscribe takes effect at once: each reader's status is read after the previous
+  hand-off is recorded (in the same transaction), so only building the message lies between
+  that read and the hand-off; a lesson not yet handed to SMTP is not sent.
 - The one ambiguous case, a message the SMTP server accepted whose outcome a dying worker
   did not record, is retried under the same Message-ID: at most one such message per dead
   worker, and receivers that collapse duplicate Message-IDs show it once.
@@ -392,15 +395,17 @@ class Dispatcher:
                 outcomes.append(outcome)
                 if progress:
                     progress(outcome)
+                    wanted = None  # whatever the callback took (or did), read the status again
                 relay_down = outcome.status == "retrying" and outcome.detail.startswith("relay:")
         return outcomes, relay_down
 
     def _still_wanted(self, conn: Connection, item: _Item) -> bool:
         """Checked right before each hand-off: an unsubscribe takes effect at once.
 
-        Usually the check rides on the commit that records the previous message (see
-        `_record_sent`); nothing but that commit and building the message lies between it
-        and the hand-off, as when it ran on its own."""
+        Usually the check rides on the transaction that records the previous message (see
+        `_record_sent`): between it and the hand-off lie only that commit and building the
+        message, as when it ran on its own. A `progress` callback in between makes the
+        pass read the status again, here, after the callback."""
         row = conn.execute(STILL_WANTED, {"p_check": item.enrollment_id}).first()
         conn.rollback()
         return self._wanted(item, row)
