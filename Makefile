@@ -16,7 +16,7 @@ run: $(BIN)/python
 
 test: $(BIN)/python
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; } || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; } || \
 		echo "chromium is missing (apt-get install -y chromium): browser tests will be skipped"
 	$(BIN)/pip install -q -e '.[test]'
 	$(MAKE) lint

@@ -23,6 +23,7 @@ from datetime import date, timedelta
 from typing import Any
 
 SCHEDULE_MARKER = "<!-- schedule -->"
+NBSP = "\u00a0"
 THEORY_SHARE = 0.30
 FIRST_READ_SHARE = 5 / 8
 SUBJECT_WISE_SHARE = 10 / 17
@@ -191,8 +192,8 @@ def schedule_markdown(plan: StudyPlan) -> str:
                      "there is only room for your marked questions and the day off."), ""]
     lines += ["| Phase | Dates | Length | What you do |", "| --- | --- | --- | --- |"]
     for phase in plan.phases:
-        dates = (day(phase.start) if phase.days == 1
-                 else f"{day(phase.start)} – {day(phase.end)}")
+        start, end = (day(moment).replace(" ", NBSP) for moment in (phase.start, phase.end))
+        dates = start if phase.days == 1 else f"{start} – {end}"  # a date never splits
         lines.append(f"| {phase.name} | {dates} | {_length(phase.days)} | {phase.what} |")
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,200 @@
+"""The two lead-magnet PDFs: they build, open, carry their sections, and the USMLE kit gives
+each reader a schedule for their own exam date, read back from the PDF's text."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pypdf import PdfReader
+
+from drip import magnets
+from drip.cli import cli
+from drip.config import Settings, load_settings
+from drip.content import Sequence, load_sequence, load_sequences
+from tests.test_course_originality import SEEDS, copied_runs, normalise, seed_windows
+
+REPO = Path(__file__).resolve().parents[1]
+SEQUENCES = REPO / "sequences"
+TODAY = date(2026, 11, 23)
+POINTS = {"A4": (595.3, 841.9), "Letter": (612.0, 792.0)}
+MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
+DATE = re.compile(rf"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+(\d{{1,2}})\s+({MONTHS})\s+(\d{{4}})")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(environ={}, data_dir=tmp_path / "data", sequences_dir=SEQUENCES,
+                         secret_key="k")
+
+
+def real(slug: str) -> Sequence:
+    sequence = load_sequences(SEQUENCES).get(slug)
+    assert sequence is not None and sequence.lead_magnet is not None
+    return sequence
+
+
+def pdf_text(pdf: bytes) -> tuple[PdfReader, str]:
+    reader = PdfReader(io.BytesIO(pdf))
+    text = "\n".join(page.extract_text() or "" for page in reader.pages)
+    return reader, text.replace("\u00a0", " ")
+
+
+def headings(sequence: Sequence) -> list[str]:
+    assert sequence.lead_magnet is not None
+    source = sequence.lead_magnet.source.read_text(encoding="utf-8")
+    return re.findall(r"^## (.+)$", source, flags=re.M)
+
+
+@pytest.mark.parametrize("page_size", ["A4", "Letter"])
+@pytest.mark.parametrize("slug", ["interview-questions", "usmle-insider-kit"])
+def test_magnet_builds_opens_and_has_its_title_page_sections_and_page_numbers(
+        settings: Settings, slug: str, page_size: str) -> None:
+    sequence = real(slug)
+    pdf = magnets.magnet_pdf(settings, sequence, {}, page_size=page_size)
+
+    reader, text = pdf_text(pdf)
+    width, height = POINTS[page_size]
+    assert all(abs(float(page.mediabox.width) - width) < 1
+               and abs(float(page.mediabox.height) - height) < 1 for page in reader.pages)
+    source = magnets.read_source(sequence)
+    cover = " ".join((reader.pages[0].extract_text() or "").split())
+    assert source.title in cover and " ".join(source.subtitle.split()) in cover
+    pages = len(reader.pages)
+    assert pages >= 3
+    body = " ".join(text.split())
+    for heading in headings(sequence):
+        assert cover.count(heading) == 1, heading  # listed in the contents
+        assert body.count(heading) >= 2, heading  # and typeset in the body
+    for number in range(2, pages + 1):
+        assert f"Page {number} of {pages}" in (reader.pages[number - 1].extract_text() or "")
+
+
+def test_the_kit_without_an_exam_date_keeps_the_template_schedule(settings: Settings) -> None:
+    _, text = pdf_text(magnets.magnet_pdf(settings, real("usmle-insider-kit"),
+                                          {"responsibilities": "1"}))
+    assert "Theory: first read" in text and "5 weeks (weeks 1–5)" in text
+    assert "Your exam:" not in text
+
+
+def schedule_dates(text: str) -> list[date]:
+    """Every date in the schedule table, in reading order."""
+    table = text.split("What you do", 1)[1].split("How the lengths are set", 1)[0]
+    return [date(int(y), MONTHS.split("|").index(m) + 1, int(d))
+            for d, m, y in DATE.findall(table)]
+
+
+@pytest.mark.parametrize(("answer", "exam", "months", "first_day"), [
+    ("0", date(2027, 6, 15), 6, date(2026, 12, 15)),
+    ("1", date(2027, 9, 1), 7, date(2027, 2, 1)),
+    ("2+", date(2027, 10, 31), 9, date(2027, 1, 31)),
+], ids=["no-other-responsibility", "one", "two-or-more"])
+def test_each_reader_gets_a_schedule_whose_dates_follow_the_rules(
+        settings: Settings, answer: str, exam: date, months: int, first_day: date) -> None:
+    pdf = magnets.magnet_pdf(settings, real("usmle-insider-kit"),
+                             {"exam_date": exam.isoformat(), "responsibilities": answer},
+                             today=TODAY)
+    _, text = pdf_text(pdf)
+    flat = " ".join(text.split())
+
+    assert f"The full plan is {months} months" in flat
+    assert "5 weeks (weeks 1–5)" not in text  # the template table is gone
+    dates = schedule_dates(text)
+    assert len(dates) == 11  # five phases from-to, then the day off
+    starts, ends, day_off = dates[0:10:2], dates[1:10:2], dates[10]
+    assert starts[0] == first_day
+    assert day_off == exam - timedelta(days=1)
+    for end, following in zip([*ends], [*starts[1:], day_off], strict=True):
+        assert following - end == timedelta(days=1)  # phases follow without gap or overlap
+    length = [(end - start).days + 1 for start, end in zip(starts, ends, strict=True)]
+    first_read, second_read, subject_wise, mixed, last_week = length
+    total = (exam - first_day).days
+    assert abs((first_read + second_read) / total - 0.30) < 0.01
+    assert second_read < first_read and mixed < subject_wise
+    assert last_week == 6
+    for phase in ("Theory: first read", "Theory: second read", "subject-wise half",
+                  "mixed half", "Last week", "Last day"):
+        assert phase in flat
+
+
+def test_an_exam_too_close_for_the_full_plan_is_shortened_and_says_so(
+        settings: Settings) -> None:
+    _, text = pdf_text(magnets.magnet_pdf(
+        settings, real("usmle-insider-kit"),
+        {"exam_date": "2027-02-01", "responsibilities": "1"}, today=TODAY))
+    flat = " ".join(text.split())
+    assert "Your plan is shortened" in flat
+    assert "would have started on Wed 1 Jul 2026" in flat
+    assert schedule_dates(text)[0] == TODAY
+
+
+def test_pdf_text_copies_no_run_of_words_from_the_seed_articles(settings: Settings) -> None:
+    if not SEEDS.is_dir() or not seed_windows():
+        pytest.skip(f"seed articles not found at {SEEDS}")
+    for slug, attributes in [("interview-questions", {}), ("usmle-insider-kit", {}), (
+            "usmle-insider-kit", {"exam_date": "2027-02-01", "responsibilities": "1"})]:
+        _, text = pdf_text(magnets.magnet_pdf(settings, real(slug), attributes, today=TODAY))
+        assert copied_runs(normalise(text), seed_windows()) == [], slug
+
+
+def test_readers_share_cached_pdfs_keyed_by_their_answers(settings: Settings) -> None:
+    kit = real("usmle-insider-kit")
+    common = magnets.magnet_pdf(settings, kit, {})
+    assert magnets.common_path(settings, kit).read_bytes() == common
+    assert magnets.magnet_pdf(settings, kit, {"responsibilities": "2+"}) == common
+
+    answers = {"exam_date": "2027-06-15", "responsibilities": "0"}
+    first = magnets.magnet_pdf(settings, kit, answers, today=TODAY)
+    again = magnets.magnet_pdf(settings, kit, answers, today=TODAY)
+    other = magnets.magnet_pdf(settings, kit, {**answers, "responsibilities": "1"}, today=TODAY)
+    assert first == again != other
+    assert len(list((magnets.cache_dir(settings) / "personal").glob("*.pdf"))) == 2
+
+
+def test_common_pdf_is_rebuilt_only_when_its_source_changes(
+        settings: Settings, tmp_path: Path) -> None:
+    folder = tmp_path / "sequences" / "usmle-insider-kit"
+    shutil.copytree(SEQUENCES / "usmle-insider-kit", folder)
+    sequence, problems = load_sequence(folder)
+    assert sequence is not None and not problems
+
+    assert magnets.build(settings, sequence) is True
+    built = magnets.common_path(settings, sequence).stat().st_mtime_ns
+    assert magnets.build(settings, sequence) is False
+    assert magnets.common_path(settings, sequence).stat().st_mtime_ns == built
+
+    source = folder / "magnet.md"
+    source.write_text(source.read_text().replace("## Your weekly check", "## Every Sunday"))
+    assert not magnets.is_current(settings, sequence)
+    assert magnets.build(settings, sequence) is True
+    _, text = pdf_text(magnets.common_path(settings, sequence).read_bytes())
+    assert "Every Sunday" in text
+    assert magnets.build(settings, sequence, force=True) is True
+
+
+def test_drip_build_magnets_builds_each_pdf_once_until_forced(tmp_path: Path) -> None:
+    env = {"DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_SEQUENCES_DIR": str(SEQUENCES),
+           "DRIP_SECRET_KEY": "k", "DRIP_DATABASE_URL": f"sqlite:///{tmp_path / 'd.sqlite3'}"}
+    folder = tmp_path / "data" / "magnets"
+
+    def run(*args: str) -> list[str]:
+        result = CliRunner().invoke(cli, ["build-magnets", *args], env=env,
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return sorted(line for line in result.stdout.splitlines() if ": " in line)
+
+    assert run() == [f"built: {folder / 'interview-questions.pdf'}",
+                     f"built: {folder / 'usmle-insider-kit.pdf'}"]
+    assert run() == [f"up to date: {folder / 'interview-questions.pdf'}",
+                     f"up to date: {folder / 'usmle-insider-kit.pdf'}"]
+    assert [line.split(":")[0] for line in run("--force")] == ["built", "built"]
+    assert run("--page-size", "Letter") == [
+        f"built: {folder / 'interview-questions-letter.pdf'}",
+        f"built: {folder / 'usmle-insider-kit-letter.pdf'}"]
+    for pdf in folder.glob("*.pdf"):
+        assert PdfReader(pdf).pages
