@@ -219,6 +219,11 @@ cli.add_command(embed_command)
 from drip.operators import admin_group, announce_first_operator  # noqa: E402
 
 cli.add_command(admin_group)
+from drip.tools import build_magnets_command, preview_command, schedule_command  # noqa: E402
+
+cli.add_command(preview_command)
+cli.add_command(schedule_command)
+cli.add_command(build_magnets_command)
 
 
 def main() -> None:
