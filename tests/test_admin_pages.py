@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from drip.app import Services, create_app
+from drip.app import Services, build_services, create_app
 from drip.clock import FrozenClock
 from drip.models import (
     Base,
@@ -26,7 +26,13 @@ from drip.models import (
     Subscriber,
 )
 from drip.ratelimit import hit
-from drip.subscriptions import Consent, record_event, subscribe, unsubscribe
+from drip.subscriptions import (
+    Consent,
+    erase_subscriber,
+    record_event,
+    subscribe,
+    unsubscribe,
+)
 from tests.conftest import TESTS, make_settings
 from tests.smtp import SmtpServer
 from tests.test_admin_access import (  # noqa: F401  (fixtures)
@@ -368,3 +374,25 @@ def test_metrics_count_deliveries_enrollments_and_the_last_pass_age(
     assert 'drip_enrollments{sequence="tiny",status="active"} 2.0' in text
     assert "drip_last_pass_age_seconds 42.0" in text
     assert "drip_scheduler_alive 1.0" in text
+
+
+def test_erasing_a_reader_cascades_on_sqlite_and_postgresql(
+        tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    svc = build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url), clock)
+    ada = sign_up(svc)
+    sign_up(svc, "bob@example.org")
+    svc.dispatcher().run_pass(clock())
+    with svc.sessions() as session:
+        subscriber = session.scalars(select(Subscriber).where(
+            Subscriber.email == "ada@example.org")).one()
+        erase_subscriber(session, subscriber)
+        session.commit()
+    with svc.engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            rows = conn.execute(table.select()).all()
+            assert all("ada@example.org" not in repr(row) for row in rows), table.name
+            if "enrollment_id" in table.c:
+                assert all(row.enrollment_id != ada for row in rows), table.name
+            if table.name in ("enrollments", "deliveries", "consent_records", "subscribers"):
+                assert len(rows) == 1, table.name  # bob's
+    svc.engine.dispose()

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
-from drip.app import Services
+from drip.app import Services, build_services
 from drip.clock import FrozenClock
 from drip.models import Enrollment
 from drip.stats import axis_ticks, daily, funnel, overview, why_waiting
 from drip.subscriptions import Consent, pause, subscribe
+from tests.conftest import make_settings
 from tests.smtp import SmtpServer
 
 CONSENT = Consent(source="test", text="Yes, send me the course.")
+
+
+@pytest.fixture
+def services(tmp_path: Path, backend_url: str, smtp_server: SmtpServer,
+             clock: FrozenClock) -> Iterator[Services]:
+    """The numbers are SQL: each test runs on SQLite and on PostgreSQL."""
+    svc = build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url), clock)
+    yield svc
+    svc.engine.dispose()
 
 
 def sign_up(svc: Services, email: str, *, confirmed: bool = True) -> int:
