@@ -179,12 +179,15 @@ def test_the_form_embedded_in_another_site_and_the_json_endpoint_work(
             assert tiny is not None
             form = snippet(tiny, server.url, server.services.settings.secret_key)
         (blog.folder / "post.html").write_text(
-            f"<!doctype html><html lang=en><meta charset=utf-8><title>A blog post</title>"
+            "<!doctype html><html lang=en><meta charset=utf-8><title>A blog post</title>"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<body style='font-family:Georgia,serif;max-width:40em;margin:2em auto;padding:0 1em'>"
             f"<h1>My blog post</h1>{form}</html>", encoding="utf-8")
         blog.start()
         page = reader_page
 
         page.goto(f"{blog.origin}/post.html")
+        shots(page, "embedded-form")
         page.get_by_label("Email address").fill("bob@example.org")
         page.get_by_label("Yes, send me this email course.").check()
         page.get_by_role("button", name="Send me the course").click()
