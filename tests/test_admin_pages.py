@@ -167,6 +167,7 @@ def test_export_holds_everything_and_erase_leaves_no_row(
     ada = subscriber_id(svc, "ada@example.org")
     exported = logged_in.get(f"/admin/readers/{ada}/export")
     assert exported.headers["Content-Disposition"] == f'attachment; filename="reader-{ada}.json"'
+    assert exported.headers["Cache-Control"] == "no-store"
     data = json.loads(exported.text)
     assert data["email"] == "ada@example.org"
     assert data["consents"][0]["source"] == "blog sidebar form"
@@ -248,6 +249,11 @@ def test_the_outbox_shows_each_message_as_the_reader_sees_it(
     assert "Hi Ada," in shown
     assert web.get("/admin/outbox/..%2Fsecret_key").status_code == 404
     assert web.get("/admin/outbox/missing.eml").status_code == 404
+
+    reader = f"/admin/readers/{subscriber_id(svc, 'ada@example.org')}"
+    erased = post(web, f"{reader}/erase", reader, confirm_email="ada@example.org")
+    assert "including 1 message in the outbox" in web.get(erased.location).text
+    assert list(svc.settings.outbox_dir.glob("*.eml")) == []
 
 
 @pytest.fixture

@@ -97,6 +97,14 @@ def current_operator(session: Session) -> Operator | None:
     return operator
 
 
+@bp.after_request
+def private(response: Response) -> Response:
+    """Admin pages hold personal data and buttons: never cached, never framed elsewhere."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
 @bp.before_request
 def require_operator() -> ResponseReturnValue | None:
     if request.endpoint in OPEN:
@@ -297,7 +305,10 @@ def erase_reader(subscriber_id: int) -> ResponseReturnValue:
     address = subscriber.email
     erase_subscriber(session, subscriber)
     session.commit()
-    flash(f"Erased {address} and everything about them.", "ok")
+    removed = _erase_from_outbox(address)
+    files = f"{removed} message{'s' if removed != 1 else ''} in the outbox"
+    flash(f"Erased {address} and everything about them"
+          + (f", including {files}." if removed else "."), "ok")
     return redirect(url_for("admin.readers"))
 
 
@@ -381,6 +392,21 @@ def _outbox_files() -> list[Path]:
 def _parse(path: Path, headers_only: bool = False) -> EmailMessage:
     with path.open("rb") as handle:
         return BytesParser(policy=policy.default).parse(handle, headersonly=headers_only)
+
+
+def _erase_from_outbox(address: str) -> int:
+    """The embedded default keeps sent mail as files; an erasure removes the reader's too."""
+    removed = 0
+    folder = services().settings.outbox_dir
+    if services().settings.smtp_url or not folder.is_dir():
+        return 0
+    for path in folder.glob("*.eml"):
+        recipients = [a.addr_spec.lower() for a in getattr(
+            _parse(path, headers_only=True)["To"], "addresses", ())]
+        if address in recipients:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 @bp.get("/outbox")
