@@ -20,6 +20,7 @@ from drip.content import load_sequences
 from drip.db import migrate
 from drip.dispatch import DispatchLocked, dispatch_lock
 from drip.imports import import_readers, read_rows
+from drip.lint import lint
 from drip.models import Enrollment
 from drip.subscriptions import Consent, SubscriptionError, subscribe
 
@@ -65,10 +66,10 @@ def init_command() -> None:
 
 @cli.command("check")
 def check_command() -> None:
-    """Validate every sequence; print `path:line: problem`, exit 1 on errors."""
+    """Validate every sequence; print `path:line: problem`, exit 1 on errors (not warnings)."""
     svc = services()
     library = load_sequences(svc.settings.sequences_dir)
-    for problem in library.problems:
+    for problem in [*library.problems, *lint(library, svc.renderer)]:
         click.echo(str(problem), err=problem.severity == "error")
     for sequence in library.sequences.values():
         click.echo(sequence.summary())

@@ -1,0 +1,110 @@
+"""Warnings for `drip check`: things that do not stop a lesson going out but spoil it in the
+inbox. They are Problems with severity "warning", so they print without failing the check.
+
+- rendered HTML over 100 KB: Gmail clips a message at about 102 KB and hides the rest (the
+  footer with the unsubscribe link among it) behind "View entire message";
+- an image without alt text: many mail apps block images until asked, and screen readers
+  read nothing;
+- a plain http:// link or image: flagged by some filters, and readers see "not secure";
+- a link or image pointing at a file that does not exist beside the lesson.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import markdown
+
+from drip.content import Lesson, Library, Problem, Sequence
+from drip.render import MARKDOWN_EXTENSIONS, TOKEN, Renderer
+
+HTML_LIMIT = 100 * 1024
+LINK_ALLOWANCE = 200  # bytes a signed link may take where the template holds a short token
+
+
+@dataclass(frozen=True)
+class Reference:
+    tag: str
+    attribute: str
+    target: str
+    alt: str | None
+
+
+class _References(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[Reference] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "img":
+            self.found.append(Reference(tag, "src", values.get("src") or "", values.get("alt")))
+        elif tag == "a" and values.get("href"):
+            self.found.append(Reference(tag, "href", values["href"] or "", None))
+
+
+def references(body: str) -> list[Reference]:
+    """The images and links of a lesson body, as its Markdown renders."""
+    parser = _References()
+    parser.feed(markdown.markdown(body, extensions=MARKDOWN_EXTENSIONS))
+    return parser.found
+
+
+def _line(lesson: Lesson, needle: str) -> int:
+    """Line of the lesson file where `needle` first appears (the body's first line if not)."""
+    for number, line in enumerate(lesson.body.splitlines(), start=lesson.body_line):
+        if needle and needle in line:
+            return number
+    return lesson.body_line
+
+
+def _local_file(sequence: Sequence, target: str) -> Path | None:
+    """The file a link points at, if it is a local path rather than a web address."""
+    if not target or "{{" in target or target.startswith(("#", "mailto:", "tel:")):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path))
+    if parts.scheme or parts.netloc:
+        return None
+    path = Path(unquote(parts.path))
+    return path if path.is_absolute() else sequence.path / path
+
+
+def rendered_size(html: str) -> int:
+    """Bytes of a lesson's HTML as sent: each token becomes a link of up to LINK_ALLOWANCE."""
+    tokens = TOKEN.findall(html)
+    return len(html.encode()) + sum(LINK_ALLOWANCE - len(token) for token in tokens)
+
+
+def lint_lesson(sequence: Sequence, lesson: Lesson, renderer: Renderer) -> list[Problem]:
+    problems = []
+    size = rendered_size(renderer.lesson(sequence, lesson).html)
+    if size > HTML_LIMIT:
+        problems.append(Problem(lesson.path, 1, f"the lesson's HTML is {size / 1024:.0f} KB; "
+                                "Gmail clips messages over about 102 KB, hiding the rest "
+                                "(and the unsubscribe link): shorten it", "warning"))
+    for ref in references(lesson.body):
+        line = _line(lesson, ref.target)
+        if ref.tag == "img" and not (ref.alt or "").strip():
+            problems.append(Problem(lesson.path, line, f"image {ref.target} has no alt text; "
+                                    "write what it shows, e.g. ![Study plan](plan.png)",
+                                    "warning"))
+        if ref.target.lower().startswith("http://"):
+            problems.append(Problem(lesson.path, line, f"plain http link {ref.target}: use "
+                                    "https:// if the site offers it", "warning"))
+        local = _local_file(sequence, ref.target)
+        if local is not None and not local.exists():
+            problems.append(Problem(lesson.path, line, f"{ref.attribute}={ref.target!r} "
+                                    "points at a file that does not exist", "warning"))
+    return problems
+
+
+def lint(library: Library, renderer: Renderer) -> list[Problem]:
+    """Warnings for every lesson of every usable sequence."""
+    return [problem for sequence in library.sequences.values()
+            for lesson in sequence.lessons
+            for problem in lint_lesson(sequence, lesson, renderer)]

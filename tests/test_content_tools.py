@@ -1,0 +1,137 @@
+"""Tools for content owners: drip preview, drip schedule, and the warnings of drip check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from drip.cli import cli
+from tests.conftest import TESTS
+
+REPO = TESTS.parent
+
+
+def drip(tmp_path: Path, *args: str, sequences: Path = TESTS / "sequences") -> Result:
+    env = {"DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_SEQUENCES_DIR": str(sequences),
+           "DRIP_SECRET_KEY": "k", "DRIP_BASE_URL": "http://drip.test",
+           "DRIP_DATABASE_URL": f"sqlite:///{tmp_path / 'drip.sqlite3'}"}
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_preview_writes_each_lesson_as_the_reader_gets_it(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = drip(tmp_path, "preview", "tiny", "--out", str(out))
+
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (out / "tiny").iterdir())
+    assert written == ["01-welcome.html", "01-welcome.txt", "02-second.html", "02-second.txt",
+                       "03-third.html", "03-third.txt"]
+    html = (out / "tiny" / "01-welcome.html").read_text()
+    text = (out / "tiny" / "01-welcome.txt").read_text()
+    assert text.startswith("Subject: Welcome, Alex\n")
+    assert "Hi Alex," in html and "Hi Alex," in text
+    assert 'href="http://drip.test/magnet/' in html  # the lead-magnet link, signed
+    assert "DRIPV" not in html + text and "{{" not in html + text
+    assert "<strong>bold</strong>" in (out / "tiny" / "02-second.html").read_text()
+
+
+def test_preview_of_one_lesson_with_the_default_names(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = drip(tmp_path, "preview", "tiny", "welcome", "--out", str(out), "--name", "")
+
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "tiny").iterdir()) == ["01-welcome.html",
+                                                               "01-welcome.txt"]
+    assert (out / "tiny" / "01-welcome.txt").read_text().startswith("Subject: Welcome, friend")
+    assert "Hi there," in (out / "tiny" / "01-welcome.html").read_text()
+
+
+def test_preview_names_the_lessons_when_one_is_unknown(tmp_path: Path) -> None:
+    result = drip(tmp_path, "preview", "tiny", "fourth", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert "no lesson 'fourth' in tiny (lessons: welcome, second, third)" in result.output
+
+
+def test_schedule_prints_when_each_lesson_lands_across_a_clock_change(tmp_path: Path) -> None:
+    # Friday 6 March 2026, 09:30 in New York; the clocks go forward on Sunday 8 March.
+    result = drip(tmp_path, "schedule", "tiny", "--signup", "2026-03-06T14:30:00Z",
+                  "--timezone", "America/New_York")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "tiny: reader in America/New_York, confirmed Fri 2026-03-06 09:30 EST",
+        "day   0  Fri 2026-03-06 09:30 EST  01-welcome  "
+        "Welcome, {{ first_name|default(\"friend\") }}",
+        "day   2  Sun 2026-03-08 09:30 EDT  02-second  Lesson two",
+        "day   5  Wed 2026-03-11 09:30 EDT  03-third  Lesson three",
+    ]
+
+
+def test_schedule_moves_lessons_into_the_readers_morning(tmp_path: Path) -> None:
+    # 18:30 in Kolkata: the welcome goes at once; two days later 18:30 is past the 09:00-11:00
+    # window, so lesson two waits for the next morning, and lesson three follows it by 3 days.
+    result = drip(tmp_path, "schedule", "tiny", "--signup", "2026-03-02T13:00:00Z",
+                  "--timezone", "Asia/Kolkata")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].startswith("day   0  Mon 2026-03-02 18:30 IST  01-welcome")
+    assert lines[2] == "day   3  Thu 2026-03-05 09:00 IST  02-second  Lesson two"
+    assert lines[3] == "day   6  Sun 2026-03-08 09:00 IST  03-third  Lesson three"
+
+
+def test_schedule_refuses_an_unknown_time_zone(tmp_path: Path) -> None:
+    result = drip(tmp_path, "schedule", "tiny", "--signup", "2026-03-02T13:00:00Z",
+                  "--timezone", "Mars/Olympus")
+    assert result.exit_code == 2
+    assert "'Mars/Olympus' is not an IANA time zone" in result.output
+
+
+@pytest.fixture
+def flawed(tmp_path: Path) -> Path:
+    """A sequence whose lessons each have one thing drip check should warn about."""
+    folder = tmp_path / "sequences" / "flawed"
+    folder.mkdir(parents=True)
+    (folder / "sequence.yaml").write_text('title: "Flawed"\npromise: "Warnings."\n')
+    (folder / "plan.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    lessons = {
+        "01-clean.md": "Fine: ![A study plan](plan.png) and [https](https://example.org).\n",
+        "02-huge.md": "".join(f"Paragraph {n} " + "word " * 200 + "\n\n" for n in range(110)),
+        "03-no-alt.md": "Intro.\n\n![](plan.png)\n",
+        "04-http.md": "Intro.\n\nSee [the site](http://example.org/page).\n",
+        "05-missing.md": "Intro.\n\nOpen [the worksheet](worksheet.pdf).\n",
+    }
+    for name, body in lessons.items():
+        (folder / name).write_text(f'---\nsubject: "{name}"\ndelay: 1d\n---\n{body}')
+    return folder
+
+
+def test_check_warns_about_size_alt_text_http_and_missing_files_without_failing(
+        tmp_path: Path, flawed: Path) -> None:
+    result = drip(tmp_path, "check", sequences=flawed.parent)
+
+    assert result.exit_code == 0, result.output
+    warnings = sorted(line for line in result.output.splitlines() if ": warning: " in line)
+    assert len(warnings) == 4, result.output
+    huge, no_alt, http, missing = warnings
+    assert huge.startswith(f"{flawed / '02-huge.md'}:1: warning: the lesson's HTML is ")
+    assert "Gmail clips" in huge
+    assert no_alt == (f"{flawed / '03-no-alt.md'}:7: warning: image plan.png has no alt text; "
+                      "write what it shows, e.g. ![Study plan](plan.png)")
+    assert http == (f"{flawed / '04-http.md'}:7: warning: plain http link "
+                    "http://example.org/page: use https:// if the site offers it")
+    assert missing == (f"{flawed / '05-missing.md'}:7: warning: href='worksheet.pdf' points at "
+                       "a file that does not exist")
+    assert "flawed: 5 lessons" in result.output
+
+
+def test_check_passes_on_the_four_courses_without_warnings(tmp_path: Path) -> None:
+    result = drip(tmp_path, "check", sequences=REPO / "sequences")
+
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.output
+    for slug in ("interview-questions", "networking-tips", "procrastination",
+                 "usmle-insider-kit"):
+        assert f"{slug}: " in result.output
