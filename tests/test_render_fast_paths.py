@@ -1,12 +1,11 @@
-"""The shortcuts that make personalising cheap give the same bytes as the email package."""
+"""The shortcuts that make personalising cheap give what the email package would."""
 
 from __future__ import annotations
 
 import email
 import email.policy
-from email.utils import formataddr
-
 from datetime import UTC, datetime
+from email.utils import formataddr
 
 import pytest
 
