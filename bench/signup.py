@@ -11,10 +11,11 @@
    same SQLite database.
 
 Both are driven by the same N client threads (http.client, loopback only) for the same
-time. It prints each rate and ends with `signup_vs_bare RATIO` (target at least 0.5).
+time, in alternating rounds so that a change in the machine's load falls on both. It prints
+each rate and ends with `signup_vs_bare RATIO` (target at least 0.5).
 
-    .venv/bin/python bench/signup.py                  # 2 workers, 8 clients, 8 s each
-    .venv/bin/python bench/signup.py --workers 4 --clients 16 --seconds 15
+    .venv/bin/python bench/signup.py                  # 2 workers, 8 clients, 12 s each
+    .venv/bin/python bench/signup.py --workers 4 --clients 16 --seconds 20
 
 The client runs on the same machine; its CPU use is printed, so a client that is itself the
 bottleneck shows.
@@ -190,7 +191,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, both apps")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
-    parser.add_argument("--seconds", type=float, default=8.0, help="duration of each run")
+    parser.add_argument("--seconds", type=float, default=12.0,
+                        help="time spent driving each app, split into rounds")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="alternating rounds (drip, bare, drip, bare ...)")
     args = parser.parse_args()
 
     from sqlalchemy import text
@@ -211,17 +215,28 @@ def main() -> None:
                "DRIP_SIGNUP_LIMIT_IP": "1000000000", "DRIP_SIGNUP_LIMIT_ADDRESS": "1000",
                "BENCH_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
 
-        results = {}
-        for name, app, chdir, ready, client in (
-                ("signup", "wsgi:app", ROOT, "/subscribe/tiny", drip_client),
-                ("bare", "signup:bare_app()", ROOT / "bench", "/", bare_client)):
-            server = Gunicorn(app, args.workers, env, chdir)
-            try:
-                server.wait_ready(ready)
-                drive(args.clients, 1.0, client(server.port, f"warm-{name}"))
-                results[name] = drive(args.clients, args.seconds, client(server.port, name))
-            finally:
+        servers = {"signup": Gunicorn("wsgi:app", args.workers, env, ROOT),
+                   "bare": Gunicorn("signup:bare_app()", args.workers, env, ROOT / "bench")}
+        clients = {"signup": drip_client, "bare": bare_client}
+        totals = {name: Result(0, 0, 0.0, 0.0) for name in servers}
+        try:
+            servers["signup"].wait_ready("/subscribe/tiny")
+            servers["bare"].wait_ready("/")
+            for name, server in servers.items():
+                drive(args.clients, 1.0, clients[name](server.port, f"warm-{name}"))
+            # short alternating rounds, so a change in the machine's load hits both alike
+            for round_ in range(args.rounds):
+                for name, server in servers.items():
+                    part = drive(args.clients, args.seconds / args.rounds,
+                                 clients[name](server.port, f"{name}{round_}"))
+                    total = totals[name]
+                    totals[name] = Result(total.ok + part.ok, total.failed + part.failed,
+                                          total.seconds + part.seconds,
+                                          total.client_cpu + part.client_cpu)
+        finally:
+            for server in servers.values():
                 server.stop()
+        results = totals
         with engine.connect() as conn:
             readers = conn.execute(text("SELECT count(*) FROM subscribers")).scalar_one()
             rows = conn.execute(text(f"SELECT count(*) FROM {BARE_TABLE}")).scalar_one()
@@ -229,7 +244,8 @@ def main() -> None:
 
     signup, bare = results["signup"], results["bare"]
     print(f"gunicorn {args.workers} sync workers, {args.clients} client threads, SQLite, "
-          f"{args.seconds:g} s per run (client on the same machine)")
+          f"{args.seconds:g} s per app in {args.rounds} alternating rounds "
+          f"(client on the same machine)")
     print(f"signup  {signup.rate:8.1f} req/s  ({signup.ok} sign-ups, {signup.failed} failed; "
           f"{readers} subscribers stored; client CPU {signup.client_cpu:.1f} s)")
     print(f"bare    {bare.rate:8.1f} req/s  ({bare.ok} inserts, {bare.failed} failed; "
