@@ -257,3 +257,9 @@ def test_the_answers_reach_the_study_schedule_in_the_pdf(
     assert "Your exam: Mon 15 Mar 2027" in " ".join(text.split())
     assert "two or more other responsibilities" in " ".join(text.split())
     svc.engine.dispose()
+
+
+def test_pages_keep_tokens_out_of_referers_and_refuse_frames(web: FlaskClient) -> None:
+    for answer in (web.get("/subscribe/tiny"), web.get("/confirm/forged")):
+        assert answer.headers["Referrer-Policy"] == "no-referrer"
+        assert answer.headers["X-Frame-Options"] == "DENY"

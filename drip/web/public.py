@@ -76,6 +76,16 @@ class SignUp:
     fields: dict[str, str] = field(default_factory=dict)
 
 
+@bp.after_request
+def page_headers(response: Response) -> Response:
+    """Links carry tokens in their path: keep them out of Referer; and no page of ours may
+    be framed by another site (a framed unsubscribe button invites clickjacking)."""
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
 def client_ip() -> str:
     """The peer address. Behind a proxy, deploy with werkzeug's ProxyFix so this is the
     reader's address, not the proxy's (else one limit would cover every reader)."""
