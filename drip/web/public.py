@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
 
 HONEYPOT = "website"  # hidden from people; bots that fill every field give themselves away
-RESPONSIBILITIES = {"0": "None", "1": "One", "2+": "Two or more"}
+RESPONSIBILITIES = ("0", "1", "2+")  # the form's answers (templates/public/_fields.html)
 MAGNET_LINK_EMAIL = TEMPLATES / "public" / "magnet-link.md"
 ONE_CLICK = "One-Click"
 LEFT_STATUSES = (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.EXPIRED)
@@ -232,8 +232,7 @@ def _form_from_request(sequence: Sequence) -> SignUp:
 def signup_page(slug: str) -> ResponseReturnValue:
     sequence = _sequence_or_404(slug)
     return render_template("public/subscribe.html", sequence=sequence, values={},
-                           error=None, error_field=None,
-                           responsibilities=RESPONSIBILITIES)
+                           error=None, error_field=None)
 
 
 @bp.post("/subscribe/<slug>")
@@ -265,8 +264,7 @@ def signup_post(slug: str) -> ResponseReturnValue:
     except SignUpRefused as refused:
         return render_template("public/subscribe.html", sequence=sequence,
                                values=request.form, error=str(refused),
-                               error_field=refused.field,
-                               responsibilities=RESPONSIBILITIES), refused.status
+                               error_field=refused.field), refused.status
     return redirect(url_for("public.check_inbox", slug=slug), code=303)
 
 
