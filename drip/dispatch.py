@@ -313,6 +313,9 @@ class Dispatcher:
                     due_at=now + HOLD, lease_owner=None, last_error=reason))
                 outcomes.append(self._outcome(item, "held", reason))
                 continue
+            if not item.reader.email.isascii():
+                outcomes.append(self._unsendable(conn, item))
+                continue
             if item.status == EnrollmentStatus.PENDING:
                 item.template = self._confirmation(sequence)
                 ready.append(item)
@@ -336,6 +339,19 @@ class Dispatcher:
         self._write_ahead(conn, [i for i in ready if i.status == EnrollmentStatus.ACTIVE], now)
         conn.commit()
         return ready, outcomes
+
+    def _unsendable(self, conn: Connection, item: _Item) -> Outcome:
+        """An address SMTP cannot carry without SMTPUTF8 (which drip does not use) would stop
+        the pass at every attempt: set the reader aside, with the reason, for the operator.
+        An unconfirmed reader stays unconfirmed (and expires); an active one is paused."""
+        assert item.reader is not None
+        reason = (f"{item.reader.email} has non-ASCII characters; sending to it needs "
+                  "SMTPUTF8, which drip does not use: correct the address and resume")
+        values: dict[str, Any] = {"due_at": None, "lease_owner": None, "last_error": reason}
+        if item.status == EnrollmentStatus.ACTIVE:
+            values.update(status=EnrollmentStatus.PAUSED, paused_reason=reason)
+        conn.execute(update(E).where(E.c.id == item.enrollment_id).values(**values))
+        return self._outcome(item, "failed", reason)
 
     def _write_ahead(self, conn: Connection, items: list[_Item], now: datetime) -> None:
         """Record each delivery as `sending` before the SMTP hand-off, in one commit."""
