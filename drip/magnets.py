@@ -179,6 +179,17 @@ def reader_plan(sequence: Sequence, attributes: Mapping[str, Any],
     return plan_from_attributes(attributes, today)
 
 
+def _today() -> date:
+    """The date by the app's clock inside a request (tests freeze it), else the system's."""
+    from flask import has_app_context
+
+    if has_app_context():
+        from drip.app import services
+
+        return services().clock().date()
+    return datetime.now(UTC).date()
+
+
 def magnet_pdf(settings: Settings, sequence: Sequence, attributes: dict[str, Any], *,
                page_size: str = DEFAULT_PAGE_SIZE, today: date | None = None) -> bytes:
     """The lead magnet for a reader with these sign-up `attributes`.
@@ -186,9 +197,9 @@ def magnet_pdf(settings: Settings, sequence: Sequence, attributes: dict[str, Any
     Without personal data: the common PDF, built now if `drip build-magnets` has not (or
     the source changed since). With an exam date: a PDF with their schedule, cached by
     the hash of its inputs so readers with the same answers share one file. `today`
-    (default: the date in UTC) is where a schedule too late for the full plan starts.
+    is where a schedule too late for the full plan starts.
     """
-    plan = reader_plan(sequence, attributes, today or datetime.now(UTC).date())
+    plan = reader_plan(sequence, attributes, today or _today())
     if plan is None:
         build(settings, sequence, page_size=page_size)
         return common_path(settings, sequence, page_size).read_bytes()
