@@ -9,7 +9,9 @@ Guarantees, and how they are kept:
 - Several workers on PostgreSQL claim disjoint rows (`FOR UPDATE SKIP LOCKED`); on SQLite a
   file lock lets one worker dispatch at a time and a second one refuses with the reason.
 - A claim is a lease: claiming moves `due_at` to the end of the lease, so the readers of a
-  worker that dies fall due again by themselves.
+  worker that dies fall due again by themselves. A worker whose lease ran out (a very slow
+  relay) checks before each hand-off that the reader is still its own, so a reader another
+  worker claimed meanwhile is left to that worker.
 - An unsubscribe takes effect at once: each reader's status is read after the previous
   hand-off is recorded (in the same transaction), so only building the message lies between
   that read and the hand-off; a lesson not yet handed to SMTP is not sent.
@@ -25,6 +27,7 @@ import hashlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -72,7 +75,8 @@ HEARTBEATS = cast(Table, WorkerHeartbeat.__table__)
 
 # What a pass runs for every message, built once with bound parameters: SQLAlchemy finds each
 # compiled in its cache, where a statement built per reader costs more than the SQL itself.
-STILL_WANTED = (select(E.c.status, S.c.suppressed_at).join(S, S.c.id == E.c.subscriber_id)
+STILL_WANTED = (select(E.c.status, S.c.suppressed_at, E.c.lease_owner)
+                .join(S, S.c.id == E.c.subscriber_id)
                 .where(E.c.id == bindparam("p_check", type_=Integer())))
 MARK_SENT = (update(D).where(D.c.id == bindparam("p_delivery"))
              .values(status=DeliveryStatus.SENT, sent_at=bindparam("p_at", type_=D.c.sent_at.type),
@@ -119,6 +123,9 @@ class _Direct:
         cursor.execute(self.sql, values if self.order is None else
                        [values[name] for name in self.order])
         return cursor
+
+
+SEND, LEFT, TAKEN = "send", "left", "taken"  # what the check before a hand-off found
 
 
 class DispatchLocked(Exception):
@@ -199,6 +206,7 @@ class Dispatcher:
         self.worker_id = worker_id or new_worker_id()
         self.started_at: datetime | None = None
         self.postgres = engine.dialect.name == "postgresql"
+        self._pass_clock = time.monotonic()  # when the current pass began, for leases
         dialect = engine.dialect
         self._record_one = _Direct(RECORD_SENT_AND_CHECK, dialect) if self.postgres else None
         self._mark_sent = _Direct(MARK_SENT, dialect)
@@ -215,6 +223,7 @@ class Dispatcher:
             report.outcomes.extend(self.preview(now))
             return report
         self.started_at = self.started_at or now
+        self._pass_clock = time.monotonic()
         with self.engine.connect() as conn:
             if self.postgres:
                 conn.exec_driver_sql("SET synchronous_commit TO OFF")
@@ -259,7 +268,10 @@ class Dispatcher:
         due = self._due_query(conn, now)
         if self.postgres:
             due = due.with_for_update(skip_locked=True)
-        lease_end = now + timedelta(seconds=self.settings.lease_seconds)
+        # The lease runs from the claim, not from the pass's `now`: a long pass would
+        # otherwise claim its last batches with leases already over.
+        elapsed = timedelta(seconds=time.monotonic() - self._pass_clock)
+        lease_end = now + elapsed + timedelta(seconds=self.settings.lease_seconds)
         rows = conn.execute(
             update(E).where(E.c.id.in_(due.scalar_subquery()))
             .values(due_at=lease_end, lease_owner=self.worker_id)
@@ -398,25 +410,26 @@ class Dispatcher:
                  progress: Callable[[Outcome], None] | None) -> tuple[list[Outcome], bool]:
         ready, outcomes = self._plan(conn, items, now)
         relay_down = False
-        wanted: bool | None = None  # the next reader's status, when recording already read it
+        verdict: str | None = None  # the next reader's, when recording already read it
         with self.transport() as transport:
             for index, item in enumerate(ready):
                 if relay_down:
                     self._release(conn, item, now)
                     continue
                 following = ready[index + 1] if index + 1 < len(ready) else None
-                if wanted is None:
-                    wanted = self._still_wanted(conn, item)
-                outcome, wanted = self._send_one(conn, transport, item, now, wanted, following)
+                if verdict is None:
+                    verdict = self._still_wanted(conn, item)
+                outcome, verdict = self._send_one(conn, transport, item, now, verdict, following)
                 outcomes.append(outcome)
                 if progress:
                     progress(outcome)
-                    wanted = None  # whatever the callback took (or did), read the status again
+                    verdict = None  # whatever the callback took (or did), read it again
                 relay_down = outcome.status == "retrying" and outcome.detail.startswith("relay:")
         return outcomes, relay_down
 
-    def _still_wanted(self, conn: Connection, item: _Item) -> bool:
-        """Checked right before each hand-off: an unsubscribe takes effect at once.
+    def _still_wanted(self, conn: Connection, item: _Item) -> str:
+        """Checked right before each hand-off: an unsubscribe takes effect at once, and a
+        reader another worker claimed once this one's lease ran out is left to that worker.
 
         Usually the check rides on the transaction that records the previous message (see
         `_record_sent`): between it and the hand-off lie only that commit and building the
@@ -424,19 +437,26 @@ class Dispatcher:
         pass read the status again, here, after the callback."""
         row = conn.execute(STILL_WANTED, {"p_check": item.enrollment_id}).first()
         conn.rollback()
-        return self._wanted(item, row)
+        return self._verdict(item, row)
 
-    @staticmethod
-    def _wanted(item: _Item, row: Any) -> bool:
-        """`row` is (status, suppressed_at) of the item's enrollment, or None if it is gone."""
-        return row is not None and row[0] == item.status and row[1] is None
+    def _verdict(self, item: _Item, row: Any) -> str:
+        """SEND, LEFT or TAKEN, from (status, suppressed_at, lease_owner) of the item's
+        enrollment, or None if it is gone."""
+        if row is not None and row[2] != self.worker_id:
+            return TAKEN  # checked first: the delivery row is no longer this worker's to touch
+        if row is None or row[0] != item.status or row[1] is not None:
+            return LEFT
+        return SEND
 
     def _send_one(self, conn: Connection, transport: Transport, item: _Item, now: datetime,
-                  wanted: bool, following: _Item | None) -> tuple[Outcome, bool | None]:
-        """Hand one message over and record the outcome; also says whether `following` is
-        still wanted when recording could check it in the same transaction (else None)."""
+                  verdict: str, following: _Item | None) -> tuple[Outcome, str | None]:
+        """Hand one message over and record the outcome; also gives the verdict on
+        `following` when recording could read it in the same transaction (else None)."""
         assert item.reader is not None and item.template is not None
-        if not wanted:
+        if verdict == TAKEN:  # the delivery row is the other worker's now: leave it be
+            return self._outcome(item, "skipped", "claimed by another worker after this "
+                                 "one's lease ran out"), None
+        if verdict == LEFT:
             if item.delivery_id is not None:
                 conn.execute(update(D).where(D.c.id == item.delivery_id).values(
                     status=DeliveryStatus.CANCELLED, updated_at=now))
@@ -460,7 +480,7 @@ class Dispatcher:
         return self._outcome(item, "sent"), self._record_sent(conn, item, now, following)
 
     def _record_sent(self, conn: Connection, item: _Item, now: datetime,
-                     following: _Item | None) -> bool | None:
+                     following: _Item | None) -> str | None:
         """Mark the delivery sent and move the reader on, in one commit; in the same
         transaction, read whether the next reader of the batch is still wanted."""
         assert item.template is not None
@@ -486,7 +506,7 @@ class Dispatcher:
                 self._advance.run(cursor, params)
                 row = self._check.run(cursor, params).fetchone() if following else None
                 driver.commit()
-        return None if following is None else self._wanted(following, row)
+        return None if following is None else self._verdict(following, row)
 
     def _failed(self, conn: Connection, item: _Item, now: datetime,
                 error: SendError) -> Outcome:
