@@ -90,7 +90,7 @@ ADVANCE = (update(E).where(E.c.id == bindparam("p_enrollment"),
                    last_error=None, lease_owner=None,
                    status=bindparam("p_status", type_=E.c.status.type),
                    completed_at=bindparam("p_done_at", type_=E.c.completed_at.type)))
-# On PostgreSQL the three go in one statement, one round trip before the commit.
+# On PostgreSQL the three go in one statement, atomic on its own: one round trip, no BEGIN.
 RECORD_SENT_AND_CHECK = STILL_WANTED.add_cte(MARK_SENT.cte("sent_delivery"),
                                              ADVANCE.cte("advanced_enrollment"))
 
