@@ -45,6 +45,8 @@ MAGNET_TEMPLATES = TEMPLATES / "magnet"
 PAGE_SIZES = {"A4": "A4", "Letter": "letter"}
 DEFAULT_PAGE_SIZE = "A4"
 OL_START = re.compile(r'<ol start="(\d+)">')  # WeasyPrint numbers from 1 without this
+# The heading right before the schedule marker starts a page: the schedule prints as one sheet.
+SCHEDULE_HEADING = re.compile(r"<h2([^>]*>[^<]*</h2>\s*" + re.escape(SCHEDULE_MARKER) + ")")
 _CODE = (Path(__file__), Path(__file__).with_name("study_plan.py"))
 
 
@@ -102,6 +104,7 @@ def magnet_html(sequence: Sequence, source: MagnetSource,
     converter = markdown.Markdown(extensions=[*MARKDOWN_EXTENSIONS, "toc"])
     body = OL_START.sub(lambda m: f'<ol start="{m[1]}" style="counter-reset: list-item '
                               f'{int(m[1]) - 1}">', converter.convert(source.body))
+    body = SCHEDULE_HEADING.sub(r'<h2 class="schedule"\1', body)
     tokens: list[dict[str, Any]] = getattr(converter, "toc_tokens", [])
     contents = [(token["id"], html.unescape(str(token["name"])))
                 for token in tokens if token["level"] == 2]
