@@ -78,6 +78,18 @@ def create_operator(session: Session, email: str, password: str, now: datetime) 
     return operator
 
 
+def set_password(session: Session, email: str, password: str) -> Operator:
+    """A new password; every session logged in with the old one ends (see session_version)."""
+    if len(password) < MIN_PASSWORD:
+        raise OperatorError(f"the password must have at least {MIN_PASSWORD} characters")
+    address = email.strip().lower()
+    operator = session.scalar(select(Operator).where(Operator.email == address))
+    if operator is None:
+        raise OperatorError(f"there is no operator {address}")
+    operator.password_hash = hash_password(password)
+    return operator
+
+
 def _blocked(session: Session, key: str, limit: int, now: datetime) -> bool:
     row = session.get(RateLimit, key)
     return (row is not None and row.window_start == window_start(now, LOGIN_WINDOW)
@@ -133,13 +145,17 @@ def admin_group() -> None:
     """Operator accounts for the admin pages at /admin."""
 
 
+def _password() -> str:
+    return os.environ.get("DRIP_ADMIN_PASSWORD") or str(click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True))
+
+
 @admin_group.command("create")
 @click.argument("email")
 @with_appcontext
 def create_command(email: str) -> None:
     """Create an operator; the password comes from DRIP_ADMIN_PASSWORD or a hidden prompt."""
-    password = os.environ.get("DRIP_ADMIN_PASSWORD") or click.prompt(
-        "Password", hide_input=True, confirmation_prompt=True)
+    password = _password()
     svc = services()
     with svc.sessions() as session:
         try:
@@ -148,3 +164,19 @@ def create_command(email: str) -> None:
             raise click.ClickException(str(error)) from None
         session.commit()
         click.echo(f"operator {operator.email} created")
+
+
+@admin_group.command("password")
+@click.argument("email")
+@with_appcontext
+def password_command(email: str) -> None:
+    """Give an operator a new password (DRIP_ADMIN_PASSWORD or a hidden prompt); their
+    current sessions end."""
+    password = _password()
+    with services().sessions() as session:
+        try:
+            operator = set_password(session, email, password)
+        except OperatorError as error:
+            raise click.ClickException(str(error)) from None
+        session.commit()
+        click.echo(f"new password set for {operator.email}")

@@ -8,13 +8,11 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from drip.app import Services
 from drip.clock import FrozenClock
-from drip.models import Operator
-from drip.operators import FAILED_PER_ACCOUNT, create_operator, hash_password
+from drip.operators import FAILED_PER_ACCOUNT, create_operator, set_password
 
 OPERATOR = "ops@example.org"
 PASSWORD = "correct horse battery"
@@ -138,8 +136,7 @@ def test_a_new_password_ends_older_sessions(logged_in: FlaskClient, app: Flask) 
     assert logged_in.get("/admin/").status_code == 200
     svc: Services = app.extensions["drip"]
     with svc.sessions() as session:
-        operator = session.scalars(select(Operator)).one()
-        operator.password_hash = hash_password("a different password")
+        set_password(session, OPERATOR, "a different password")
         session.commit()
     assert logged_in.get("/admin/").status_code == 302
 

@@ -78,7 +78,7 @@ def test_failed_logins_are_counted_in_the_database_per_ip_and_account(
         assert throttled.throttled and throttled.operator is None
 
 
-def test_drip_admin_create_takes_the_password_from_the_environment(
+def test_drip_admin_create_and_password_take_it_from_the_environment_or_a_prompt(
         tmp_path: Path, sqlite_url: str) -> None:
     env = {"DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_DATABASE_URL": sqlite_url,
            "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"), "DRIP_SECRET_KEY": "k"}
@@ -98,6 +98,17 @@ def test_drip_admin_create_takes_the_password_from_the_environment(
     svc = build_services(make_settings(tmp_path, sqlite_url))
     with svc.sessions() as session:
         assert authenticate(session, "two@example.org", PASSWORD, "ip",
+                            svc.clock()).operator is not None
+    changed = runner.invoke(cli, ["admin", "password", "two@example.org"],
+                            env={**env, "DRIP_ADMIN_PASSWORD": "another long password"})
+    assert changed.exit_code == 0 and "new password set" in changed.output
+    unknown = runner.invoke(cli, ["admin", "password", "nobody@example.org"],
+                            env={**env, "DRIP_ADMIN_PASSWORD": "another long password"})
+    assert unknown.exit_code == 1 and "there is no operator" in unknown.output
+    with svc.sessions() as session:
+        assert authenticate(session, "two@example.org", PASSWORD, "ip",
+                            svc.clock()).operator is None
+        assert authenticate(session, "two@example.org", "another long password", "ip",
                             svc.clock()).operator is not None
 
 
