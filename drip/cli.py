@@ -7,6 +7,7 @@ from collections import Counter
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from flask.cli import FlaskGroup
@@ -29,8 +30,17 @@ def _app() -> object:
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_app, add_default_commands=False,
-             load_dotenv=False, set_debug_flag=False)
+class DripGroup(FlaskGroup):
+    """Flask's group (app context for every command) without its --app, --env-file and
+    --debug options: drip always builds its own app and reads only DRIP_* settings."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.params = [p for p in self.params if p.name not in {"app", "env_file", "debug"}]
+
+
+@click.group(cls=DripGroup, create_app=_app, add_default_commands=False,
+             add_version_option=False, load_dotenv=False, set_debug_flag=False)
 def cli() -> None:
     """drip: email courses from Markdown files, sent on schedule.
 

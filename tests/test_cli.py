@@ -129,3 +129,9 @@ def test_import_without_email_column_changes_nothing(env: dict[str, str], tmp_pa
     result = drip(env, "import", str(csv_file), "--sequence", "tiny")
     assert "the CSV needs a header row with an 'email' column" in result.output
     assert "tiny: no readers" in drip(env, "status").output
+
+
+def test_every_command_is_in_the_readme() -> None:
+    readme = (TESTS.parent / "README.md").read_text()
+    missing = [name for name in cli.commands if f"`drip {name}" not in readme]
+    assert missing == []
