@@ -301,3 +301,32 @@ def test_preferences_cannot_reach_another_readers_course(
 
     assert answer.status_code == 400
     assert snapshot(svc.engine) == before
+
+
+def test_simultaneous_sign_ups_of_one_address_make_one_reader(
+        public_app: Flask, svc: Services) -> None:
+    """Eight at once (as from eight gunicorn workers): all answered alike, one subscriber."""
+    import threading
+
+    clients = [public_app.test_client() for _ in range(8)]
+    tokens = [csrf_token(client.get("/subscribe/tiny").text) for client in clients]
+    barrier = threading.Barrier(len(clients))
+    statuses: list[int] = []
+
+    def post(n: int) -> None:
+        barrier.wait()
+        answer = clients[n].post("/subscribe/tiny", data={
+            "csrf_token": tokens[n], "email": "race@example.org", "consent": "yes"},
+            environ_overrides={"REMOTE_ADDR": f"198.51.100.{n}"})
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [303] * 5 + [429] * 3  # the per-address limit is 5 an hour
+    with svc.sessions() as session:
+        assert session.scalars(select(Subscriber.email)).all() == ["race@example.org"]
+        assert len(session.scalars(select(Enrollment)).all()) == 1

@@ -27,9 +27,10 @@ BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) test"
 
 
 @pytest.fixture
-def public_settings(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer) -> Settings:
-    """No DNS on the test machine, so the domain check is off (it has its own test)."""
-    return make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
+def public_settings(tmp_path: Path, backend_url: str, smtp_server: SmtpServer) -> Settings:
+    """On SQLite and PostgreSQL. No DNS on the test machine, so the domain check is off (it
+    has its own test)."""
+    return make_settings(tmp_path, backend_url, smtp_url=smtp_server.url,
                          check_email_domain=False, cors_origins=(BLOG,))
 
 
