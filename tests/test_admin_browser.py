@@ -129,6 +129,13 @@ def test_a_delivery_just_made_appears_on_the_dashboard_and_the_readers_page(
     assert "Lesson “Lesson two” due" in page.text_content(".why")
     screenshot(page, "admin", "reader")
 
+    page.click("nav a:text('Readers')")
+    page.fill("#q", "reader2")
+    page.click("button:text('Search')")
+    addresses = page.locator("tbody td:first-child a").all_text_contents()
+    assert addresses and all("reader2" in a for a in addresses)
+    screenshot(page, "admin", "readers-search")
+
 
 def test_a_failed_delivery_is_retried_from_the_page_and_reaches_the_smtp_server(
         page: Any, strict_server: LiveServer, smtp_server: SmtpServer,
@@ -159,6 +166,7 @@ def test_pausing_a_sequence_makes_the_next_pass_skip_it(
     page.goto(f"{server.url}/admin/sequences/tiny")
     page.click("button:text('Pause the whole sequence')")
     page.wait_for_selector("h1 .badge.paused")
+    screenshot(page, "admin", "sequence-paused")
     report = server.services.dispatcher().run_pass(clock())
     assert report.outcomes == [] and smtp_server.messages == []
     page.goto(reader_url(server, "grace@example.org"))
@@ -178,6 +186,7 @@ def test_a_wrong_password_is_refused_and_repeated_tries_are_throttled(
         log_in(page, server, password=f"guess number {attempt}")
     log_in(page, server)  # the right password, too late
     assert "Too many failed logins" in page.text_content("[role=alert]")
+    screenshot(page, "admin", "login-throttled")
     page.goto(f"{server.url}/admin/")
     assert page.url.startswith(f"{server.url}/admin/login")
 
