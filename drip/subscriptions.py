@@ -304,15 +304,21 @@ def suppress(session: Session, subscriber: Subscriber, now: datetime, reason: st
             .values(status=DeliveryStatus.CANCELLED, updated_at=now))
 
 
-def retry_delivery(session: Session, library: Library, delivery: Delivery,
-                   now: datetime) -> None:
-    """Send a failed (or waiting) lesson again at the next pass, with a fresh attempt count."""
+def retry_delivery(session: Session, library: Library, delivery: Delivery, now: datetime, *,
+                   lift_suppression: bool = True) -> None:
+    """Send a failed (or waiting) lesson again at the next pass, with a fresh attempt count.
+
+    A permanent failure suppressed the address; retrying it lifts that block, which only an
+    operator looking at this one reader should do (`lift_suppression=False` refuses)."""
     enrollment = delivery.enrollment
     if delivery.status not in (DeliveryStatus.FAILED, DeliveryStatus.RETRYING):
         raise SubscriptionError(f"this delivery is {delivery.status}: nothing to retry")
     if enrollment.status in (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.COMPLETED,
                              EnrollmentStatus.EXPIRED):
         raise SubscriptionError(f"the reader's enrollment is {enrollment.status}")
+    if not lift_suppression and (enrollment.status == EnrollmentStatus.SUPPRESSED
+                                 or enrollment.subscriber.suppressed_at is not None):
+        raise SubscriptionError("the address is suppressed after a permanent failure")
     if enrollment.status == EnrollmentStatus.SUPPRESSED:
         enrollment.status = EnrollmentStatus.PAUSED  # the operator lifts the block to retry
     if enrollment.status == EnrollmentStatus.PAUSED:

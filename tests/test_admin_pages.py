@@ -210,18 +210,37 @@ def test_failed_deliveries_show_the_smtp_answer_and_retry_reaches_the_server(
     assert "mailbox unavailable" not in logged_in.get("/admin/deliveries?status=failed").text
 
 
-def test_retry_all_failed(logged_in: FlaskClient, app: Flask, smtp_server: SmtpServer,
-                          clock: FrozenClock, tmp_path: Path, sqlite_url: str) -> None:
-    svc = svc_of(app)
-    for name in ("ada", "bob"):
+@pytest.fixture
+def one_try_app(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
+                clock: FrozenClock) -> Flask:
+    """DRIP_MAX_ATTEMPTS=1: a single transient SMTP failure fails the delivery."""
+    application = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
+                                           max_attempts=1), clock=clock)
+    application.config["TESTING"] = True
+    add_operator(svc_of(application))
+    return application
+
+
+def test_retry_all_failed_leaves_hard_bounces_alone(
+        one_try_app: Flask, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    svc = svc_of(one_try_app)
+    for name, answer in (("ada", "451 4.3.0 try later"), ("bob", "452 4.2.2 mailbox full"),
+                         ("cat", "554 5.7.1 rejected")):
         sign_up(svc, f"{name}@example.org")
-        smtp_server.answer(f"{name}@example.org", "554 5.7.1 rejected")
+        smtp_server.answer(f"{name}@example.org", answer)
     svc.dispatcher().run_pass(clock())
-    assert "Retry all 2 failed" in logged_in.get("/admin/deliveries").text
-    post(logged_in, "/admin/deliveries/retry-failed", "/admin/deliveries")
+    web = one_try_app.test_client()
+    log_in(web)
+    assert "Retry all 3 failed" in web.get("/admin/deliveries").text
+    answer = post(web, "/admin/deliveries/retry-failed", "/admin/deliveries")
+    assert "2 failed deliveries go out with the next pass; 1 left alone" in web.get(
+        answer.location).text
     svc.dispatcher().run_pass(clock())
     assert sorted(r for m in smtp_server.messages for r in m.recipients) == [
         "ada@example.org", "bob@example.org"]
+    with svc.sessions() as session:
+        assert session.scalar(select(Subscriber.suppressed_at).where(
+            Subscriber.email == "cat@example.org")) is not None
 
 
 @pytest.fixture

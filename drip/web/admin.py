@@ -367,13 +367,14 @@ def retry_failed() -> ResponseReturnValue:
             Delivery.status == DeliveryStatus.FAILED)).all():
         try:
             with session.begin_nested():
-                retry_delivery(session, library, delivery, svc.clock())
+                retry_delivery(session, library, delivery, svc.clock(), lift_suppression=False)
             retried += 1
         except SubscriptionError:
             refused += 1
     session.commit()
     flash(f"{retried} failed deliveries go out with the next pass"
-          + (f"; {refused} could not be retried (the reader left)." if refused else "."), "ok")
+          + (f"; {refused} left alone (the address bounced for good, or the reader left): "
+             "retry those one by one from the reader's page." if refused else "."), "ok")
     return redirect(url_for("admin.deliveries"))
 
 
