@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from drip.content import Library, Sequence
@@ -85,6 +85,13 @@ def record_event(session: Session, enrollment: Enrollment, kind: str, now: datet
                       kind=kind, at=now, detail=detail))
 
 
+_SUBSCRIBER_BY_EMAIL = select(Subscriber).where(Subscriber.email == bindparam("email"))
+_ENROLLMENT_OF = select(Enrollment).where(Enrollment.subscriber_id == bindparam("subscriber"),
+                                          Enrollment.sequence == bindparam("slug"))
+_INSERT_CONSENT = insert(ConsentRecord)
+_INSERT_EVENT = insert(Event)
+
+
 def subscribe(session: Session, library: Library, slug: str, email: str, now: datetime, *,
               consent: Consent, first_name: str = "", timezone: str | None = None,
               confirmed: bool = False, attributes: dict[str, Any] | None = None,
@@ -97,19 +104,35 @@ def subscribe(session: Session, library: Library, slug: str, email: str, now: da
     sequence = find_sequence(library, slug)
     address = normalize_email(email, check_domain=check_domain)
     name = header_safe(first_name)[:100]
-    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    subscriber = session.scalar(_SUBSCRIBER_BY_EMAIL, {"email": address})
+    consent_row = {"created_at": now, "source": consent.source, "consent_text": consent.text,
+                   "ip": consent.ip, "user_agent": consent.user_agent}
+    enrollment: Enrollment | None
     if subscriber is None:
+        # A new reader has no enrollment to look for, and every choice is made before the
+        # one flush that writes both rows; consent and timeline rows are plain inserts.
         subscriber = Subscriber(email=address, first_name=name, created_at=now,
                                 timezone=clean_timezone(timezone, sequence),
                                 attributes=dict(attributes or {}))
-        session.add(subscriber)
+        opt_in = confirmed or not sequence.double_opt_in
+        enrollment = Enrollment(subscriber=subscriber, sequence=slug, created_at=now,
+                                status=EnrollmentStatus.PENDING, attempts=0,
+                                due_at=None if opt_in else now)  # now: send the confirmation
+        session.add(enrollment)
         session.flush()
-    else:
-        subscriber.first_name = subscriber.first_name or name
-        if attributes:
-            subscriber.attributes = {**subscriber.attributes, **attributes}
-    enrollment = session.scalar(select(Enrollment).where(
-        Enrollment.subscriber_id == subscriber.id, Enrollment.sequence == slug))
+        ids = {"subscriber_id": subscriber.id, "enrollment_id": enrollment.id}
+        conn = session.connection()
+        conn.execute(_INSERT_EVENT, {**ids, "kind": "signed_up", "at": now,
+                                     "detail": consent.source})
+        conn.execute(_INSERT_CONSENT, {**ids, **consent_row})
+        if opt_in:
+            activate(session, sequence, enrollment, subscriber, now,
+                     "operator vouched for consent" if confirmed else "single opt-in")
+        return enrollment
+    subscriber.first_name = subscriber.first_name or name
+    if attributes:
+        subscriber.attributes = {**subscriber.attributes, **attributes}
+    enrollment = session.scalar(_ENROLLMENT_OF, {"subscriber": subscriber.id, "slug": slug})
     if enrollment is None:
         enrollment = Enrollment(subscriber_id=subscriber.id, sequence=slug, created_at=now,
                                 status=EnrollmentStatus.PENDING, attempts=0)
@@ -121,9 +144,8 @@ def subscribe(session: Session, library: Library, slug: str, email: str, now: da
         enrollment.created_at = now
         enrollment.unsubscribed_at = None
         record_event(session, enrollment, "signed_up", now, f"again, {consent.source}")
-    session.add(ConsentRecord(subscriber_id=subscriber.id, enrollment_id=enrollment.id,
-                              created_at=now, source=consent.source, consent_text=consent.text,
-                              ip=consent.ip, user_agent=consent.user_agent))
+    session.connection().execute(_INSERT_CONSENT, {"subscriber_id": subscriber.id,
+                                                   "enrollment_id": enrollment.id, **consent_row})
     if subscriber.suppressed_at is not None and not confirmed:
         return enrollment  # a bounced address gets nothing until an operator lifts it
     if enrollment.status == EnrollmentStatus.PENDING:
