@@ -27,6 +27,10 @@ class LinkError(Exception):
         self.expired = expired
 
 
+PLAIN = ("unsubscribe", "preferences")  # never expire: a reader may leave from an old email
+TIMED = ("confirm", "magnet")
+
+
 @dataclass(frozen=True)
 class Links:
     secret: str
@@ -36,9 +40,17 @@ class Links:
     clock: Clock = system_clock
 
     def _plain(self, purpose: str) -> URLSafeSerializer:
-        return URLSafeSerializer(self.secret, salt=f"drip.{purpose}")
+        return self._serializers()[0][purpose]
 
     def _timed(self, purpose: str) -> URLSafeTimedSerializer:
+        return self._serializers()[1][purpose]
+
+    def _serializers(self) -> tuple[dict[str, URLSafeSerializer],
+                                    dict[str, URLSafeTimedSerializer]]:
+        """Built once per Links and kept: every email carries links, so this is hot."""
+        cached = self.__dict__.get("_cache")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
         clock = self.clock
 
         class ClockSigner(TimestampSigner):
@@ -47,10 +59,16 @@ class Links:
             def get_timestamp(self) -> int:
                 return int(clock().timestamp())
 
-        return URLSafeTimedSerializer(self.secret, salt=f"drip.{purpose}", signer=ClockSigner)
+        cached = (
+            {p: URLSafeSerializer(self.secret, salt=f"drip.{p}") for p in PLAIN},
+            {p: URLSafeTimedSerializer(self.secret, salt=f"drip.{p}", signer=ClockSigner)
+             for p in TIMED},
+        )
+        object.__setattr__(self, "_cache", cached)  # a frozen dataclass may still memoise
+        return cached
 
     def token(self, purpose: str, ident: int) -> str:
-        if purpose in ("confirm", "magnet"):
+        if purpose in TIMED:
             return str(self._timed(purpose).dumps(ident))
         return str(self._plain(purpose).dumps(ident))
 
