@@ -10,11 +10,16 @@ import email
 import email.policy
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from types import TracebackType
+from typing import Self
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from drip.mailer import SmtpTransport
 
 
 @dataclass
@@ -104,3 +109,24 @@ class SmtpServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+
+class AfterHandOff:
+    """The real SMTP transport, running `then(recipient)` once each message is accepted:
+    lets a test act between the SMTP hand-off and the dispatcher's record of it."""
+
+    def __init__(self, inner: SmtpTransport, then: Callable[[str], None]) -> None:
+        self.inner = inner
+        self.then = then
+
+    def __enter__(self) -> Self:
+        self.inner.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.inner.__exit__(kind, error, tb)
+
+    def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
+        self.inner.send(sender, recipient, message, name)
+        self.then(recipient)

@@ -7,8 +7,6 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from sqlalchemy import select
 
@@ -19,29 +17,10 @@ from drip.mailer import SmtpTransport, Transport
 from drip.models import Delivery, DeliveryStatus
 from drip.subscriptions import Consent, subscribe
 from tests.conftest import make_settings
-from tests.smtp import SmtpServer
+from tests.smtp import AfterHandOff, SmtpServer
 
 READERS = ["one@example.org", "two@example.org", "three@example.org"]
 LATER = timedelta(minutes=10)  # well past the 5-minute lease
-
-
-class BeforeRecording:
-    """The real SMTP transport, running `then(recipient)` after each accepted message."""
-
-    def __init__(self, inner: SmtpTransport, then: Callable[[str], None]) -> None:
-        self.inner, self.then = inner, then
-
-    def __enter__(self) -> Self:
-        self.inner.__enter__()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.inner.__exit__(kind, error, tb)
-
-    def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
-        self.inner.send(sender, recipient, message, name)
-        self.then(recipient)
 
 
 def services(tmp_path: Path, url: str, server: SmtpServer, clock: FrozenClock,
@@ -74,7 +53,7 @@ def test_worker_leaves_readers_claimed_by_another_after_its_lease_ran_out(
             holder.append(holder[0])  # once: the second worker sends through this too
             other.append(holder[0].dispatcher("second").run_pass(clock() + LATER))
 
-    svc = services(tmp_path, backend_url, smtp_server, clock, lambda: BeforeRecording(
+    svc = services(tmp_path, backend_url, smtp_server, clock, lambda: AfterHandOff(
         SmtpTransport(smtp_server.url), second_worker_takes_over))
     holder.append(svc)
     first = svc.dispatcher("first").run_pass(clock())

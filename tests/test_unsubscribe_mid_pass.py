@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from sqlalchemy import select
 
@@ -18,29 +16,9 @@ from drip.mailer import SmtpTransport, Transport
 from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
 from drip.subscriptions import Consent, subscribe, unsubscribe
 from tests.conftest import make_settings
-from tests.smtp import SmtpServer
+from tests.smtp import AfterHandOff, SmtpServer
 
 READERS = ["one@example.org", "two@example.org", "three@example.org"]
-
-
-class AfterHandOff:
-    """The real SMTP transport, running `then(recipient)` once each message is accepted."""
-
-    def __init__(self, inner: SmtpTransport, then: Callable[[str], None]) -> None:
-        self.inner = inner
-        self.then = then
-
-    def __enter__(self) -> Self:
-        self.inner.__enter__()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.inner.__exit__(kind, error, tb)
-
-    def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
-        self.inner.send(sender, recipient, message, name)
-        self.then(recipient)
 
 
 def setup(tmp_path: Path, url: str, server: SmtpServer, clock: FrozenClock,
