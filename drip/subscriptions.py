@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from drip.content import Library, Sequence
 from drip.models import (
@@ -90,6 +91,8 @@ _ENROLLMENT_OF = select(Enrollment).where(Enrollment.subscriber_id == bindparam(
                                           Enrollment.sequence == bindparam("slug"))
 _INSERT_CONSENT = insert(ConsentRecord)
 _INSERT_EVENT = insert(Event)
+_INSERT_SUBSCRIBER = insert(Subscriber).returning(Subscriber.id)
+_INSERT_ENROLLMENT = insert(Enrollment).returning(Enrollment.id)
 
 
 def subscribe(session: Session, library: Library, slug: str, email: str, now: datetime, *,
@@ -109,22 +112,35 @@ def subscribe(session: Session, library: Library, slug: str, email: str, now: da
                    "ip": consent.ip, "user_agent": consent.user_agent}
     enrollment: Enrollment | None
     if subscriber is None:
-        # A new reader has no enrollment to look for, and every choice is made before the
-        # one flush that writes both rows; consent and timeline rows are plain inserts.
-        subscriber = Subscriber(email=address, first_name=name, created_at=now,
-                                timezone=clean_timezone(timezone, sequence),
-                                attributes=dict(attributes or {}))
+        # A new reader has no enrollment to look for, and every choice is made up front:
+        # the four rows are four plain inserts (the unit of work would cost more than the
+        # database does), then the reader and the enrollment join the session as if loaded.
+        person: dict[str, Any] = {
+            "email": address, "first_name": name, "created_at": now,
+            "timezone": clean_timezone(timezone, sequence), "attributes": dict(attributes or {}),
+            "suppressed_at": None, "suppressed_reason": None}
         opt_in = confirmed or not sequence.double_opt_in
-        enrollment = Enrollment(subscriber=subscriber, sequence=slug, created_at=now,
-                                status=EnrollmentStatus.PENDING, attempts=0,
-                                due_at=None if opt_in else now)  # now: send the confirmation
-        session.add(enrollment)
-        session.flush()
-        ids = {"subscriber_id": subscriber.id, "enrollment_id": enrollment.id}
+        course: dict[str, Any] = {
+            "sequence": slug, "created_at": now, "status": EnrollmentStatus.PENDING,
+            "attempts": 0, "due_at": None if opt_in else now,  # now: send the confirmation
+            "next_lesson": None, "lease_owner": None, "last_error": None, "paused_reason": None,
+            "confirmation_sent_at": None, "confirmed_at": None, "last_sent_at": None,
+            "completed_at": None, "unsubscribed_at": None}
         conn = session.connection()
+        person["id"] = conn.execute(_INSERT_SUBSCRIBER, person).scalar_one()
+        course["id"] = conn.execute(_INSERT_ENROLLMENT,
+                                    {**course, "subscriber_id": person["id"]}).scalar_one()
+        ids = {"subscriber_id": person["id"], "enrollment_id": course["id"]}
         conn.execute(_INSERT_EVENT, {**ids, "kind": "signed_up", "at": now,
                                      "detail": consent.source})
         conn.execute(_INSERT_CONSENT, {**ids, **consent_row})
+        subscriber = Subscriber(**person)
+        enrollment = Enrollment(**course, subscriber_id=person["id"])
+        for row in (subscriber, enrollment):  # every column is set: nothing left to load
+            make_transient_to_detached(row)
+            session.add(row)
+        set_committed_value(enrollment, "subscriber", subscriber)
+        set_committed_value(subscriber, "enrollments", [enrollment])
         if opt_in:
             activate(session, sequence, enrollment, subscriber, now,
                      "operator vouched for consent" if confirmed else "single opt-in")
