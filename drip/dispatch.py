@@ -23,7 +23,6 @@ Guarantees, and how they are kept:
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
 import socket
@@ -37,14 +36,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
 from sqlalchemy import Connection, Integer, Table, bindparam, insert, select, update
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from drip.config import PROJECT_ROOT, Settings
-from drip.content import ContentStore, Sequence, split_front_matter
+from drip.content import ContentStore, Sequence
 from drip.links import Links
 from drip.mailer import SendError, Transport, envelope_sender
 from drip.models import (
@@ -400,20 +398,9 @@ class Dispatcher:
                 **({"last_error": note} if note else {})))
 
     def _confirmation(self, sequence: Sequence) -> MessageTemplate:
-        source = CONFIRM_TEMPLATE.read_text(encoding="utf-8")
-        version = hashlib.sha256(source.encode()).hexdigest()[:12]
-        cached = self.renderer._cache.get((sequence.slug, "confirm", version))
-        if cached is not None:
-            return cached
-        parts = split_front_matter(source.replace("{{ sequence_title }}", sequence.title))
-        assert parts is not None
-        front, body, _ = parts
-        meta = yaml.safe_load(front)
-        template = self.renderer.message(sequence, "confirm", version, meta["subject"],
-                                         meta.get("preheader", ""), body,
-                                         button=("Yes, send it to me", "{{ confirm_url }}"))
-        self.renderer._cache[(sequence.slug, "confirm", version)] = template
-        return template
+        return self.renderer.from_file(sequence, CONFIRM_TEMPLATE, "confirm",
+                                       {"sequence_title": sequence.title},
+                                       button=("Yes, send it to me", "{{ confirm_url }}"))
 
     # -- sending and recording ----------------------------------------------------------------
 

@@ -25,11 +25,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import markdown
+import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from mjml import mjml2html
 
 from drip.config import PROJECT_ROOT, Settings
-from drip.content import VARIABLE, Lesson, Sequence
+from drip.content import VARIABLE, Lesson, Sequence, split_front_matter
 from drip.links import Links
 
 TEMPLATES = PROJECT_ROOT / "templates"
@@ -303,6 +304,28 @@ class Renderer:
                                   lesson.preheader, lesson.body)
             self._cache[key] = cached
         return cached
+
+    def from_file(self, sequence: Sequence, path: Path, key: str,
+                  fixed: dict[str, str], button: tuple[str, str]) -> MessageTemplate:
+        """A system message (confirmation, fresh download link) from a Markdown file with
+        front matter; `fixed` fills variables that are the same for every reader."""
+        source = path.read_text(encoding="utf-8")
+        version = hashlib.sha256(source.encode()).hexdigest()[:12]
+        cache_key = (sequence.slug, key, version)
+        cached = self._cache.get(cache_key)
+        if cached is not None:
+            return cached
+        for name, value in fixed.items():
+            source = source.replace(f"{{{{ {name} }}}}", value)
+        parts = split_front_matter(source)
+        if parts is None:
+            raise ValueError(f"{path}: a message template starts with front matter")
+        front, body, _ = parts
+        meta = yaml.safe_load(front)
+        template = self.message(sequence, key, version, meta["subject"],
+                                meta.get("preheader", ""), body, button=button)
+        self._cache[cache_key] = template
+        return template
 
     def message(self, sequence: Sequence, key: str, version: str, subject: str,
                 preheader: str, body: str, button: tuple[str, str] | None = None,

@@ -8,7 +8,6 @@ already subscribed, and a GET never unsubscribes (mail scanners open links).
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import yaml
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
@@ -24,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from drip.app import Services, csrf, db_session, services
-from drip.content import Library, Sequence, split_front_matter
+from drip.content import Library, Sequence
 from drip.embed import EMBED_FIELD, embed_token_valid
 from drip.links import LinkError
 from drip.mailer import SendError, envelope_sender
@@ -481,15 +479,9 @@ def _send_magnet_link(svc: Services, session: Session, enrollment: Enrollment) -
     sequence = svc.content.library().get(enrollment.sequence)
     if sequence is None or sequence.lead_magnet is None:
         return
-    source = MAGNET_LINK_EMAIL.read_text(encoding="utf-8")
-    parts = split_front_matter(source.replace("{{ magnet_title }}", sequence.lead_magnet.title))
-    assert parts is not None
-    front, body, _ = parts
-    meta = yaml.safe_load(front)
-    version = hashlib.sha256(source.encode()).hexdigest()[:12]
-    template = svc.renderer.message(sequence, "magnet-link", version, meta["subject"],
-                                    meta.get("preheader", ""), body,
-                                    button=("Download the PDF", "{{ lead_magnet_url }}"))
+    template = svc.renderer.from_file(sequence, MAGNET_LINK_EMAIL, "magnet-link",
+                                      {"magnet_title": sequence.lead_magnet.title},
+                                      button=("Download the PDF", "{{ lead_magnet_url }}"))
     subscriber = enrollment.subscriber
     now = svc.clock()
     reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
