@@ -86,7 +86,7 @@ def record_event(session: Session, enrollment: Enrollment, kind: str, now: datet
                       kind=kind, at=now, detail=detail))
 
 
-_SUBSCRIBER_BY_EMAIL = select(Subscriber).where(Subscriber.email == bindparam("email"))
+_SUBSCRIBER_ID = select(Subscriber.id).where(Subscriber.email == bindparam("email"))
 _ENROLLMENT_OF = select(Enrollment).where(Enrollment.subscriber_id == bindparam("subscriber"),
                                           Enrollment.sequence == bindparam("slug"))
 _INSERT_CONSENT = insert(ConsentRecord)
@@ -107,7 +107,9 @@ def subscribe(session: Session, library: Library, slug: str, email: str, now: da
     sequence = find_sequence(library, slug)
     address = normalize_email(email, check_domain=check_domain)
     name = header_safe(first_name)[:100]
-    subscriber = session.scalar(_SUBSCRIBER_BY_EMAIL, {"email": address})
+    session.flush()  # as a query would: what the session holds is written first
+    known = session.connection().scalar(_SUBSCRIBER_ID, {"email": address})  # Core: cheaper
+    subscriber = None if known is None else session.get(Subscriber, known)
     consent_row = {"created_at": now, "source": consent.source, "consent_text": consent.text,
                    "ip": consent.ip, "user_agent": consent.user_agent}
     enrollment: Enrollment | None
