@@ -182,6 +182,7 @@ def accept_sign_up(session: Session, library: Library, sequence: Sequence, form:
         limits[by_address] = svc.settings.signup_limit_address
     consent = Consent(source=source, text=sequence.consent, ip=ip,
                       user_agent=request.headers.get("User-Agent", "")[:500] or None)
+    session.connection()  # the pool checkout need not wait for, nor hold up, other writers
     with one_writer():
         for attempt in (1, 2):
             allowed = hits(session, limits, now)
