@@ -8,6 +8,7 @@ instead of skipping or mangling its lessons.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import time, timedelta
@@ -474,12 +475,21 @@ class ContentStore:
         self._library: Library | None = None
 
     def _current_stamp(self) -> tuple[tuple[str, int, int], ...]:
-        if not self.root.is_dir():
-            return ()
-        return tuple(sorted(
-            (str(p), p.stat().st_mtime_ns, p.stat().st_size)
-            for p in self.root.rglob("*") if p.is_file()
-        ))
+        """Name, mtime and size of every file: one stat each (this runs on every request)."""
+        stamp: list[tuple[str, int, int]] = []
+        pending = [str(self.root)]
+        while pending:
+            try:
+                entries = list(os.scandir(pending.pop()))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=True):
+                    pending.append(entry.path)
+                elif entry.is_file(follow_symlinks=True):
+                    info = entry.stat()
+                    stamp.append((entry.path, info.st_mtime_ns, info.st_size))
+        return tuple(sorted(stamp))
 
     def library(self) -> Library:
         stamp = self._current_stamp()
