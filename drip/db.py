@@ -43,6 +43,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_file(engine: Engine) -> str | None:
+    """The database file of a SQLite engine (its lock files sit beside it); None otherwise."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    return database if database and database != ":memory:" else None
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

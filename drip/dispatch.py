@@ -37,12 +37,13 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Integer, Table, bindparam, insert, select, update
-from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from drip.config import PROJECT_ROOT, Settings
 from drip.content import ContentStore, Sequence
+from drip.db import sqlite_file
 from drip.links import Links
 from drip.mailer import SendError, Transport, envelope_sender
 from drip.models import (
@@ -616,16 +617,11 @@ class Dispatcher:
 @contextmanager
 def dispatch_lock(engine: Engine) -> Iterator[None]:
     """On SQLite, one dispatching process at a time; PostgreSQL needs no lock (SKIP LOCKED)."""
-    if engine.dialect.name != "sqlite":
+    database = sqlite_file(engine)
+    if database is None:
         yield
         return
-    database = make_url(str(engine.url)).database or ":memory:"
-    lock_path = Path(f"{database}.dispatch.lock") if database != ":memory:" else None
-    if lock_path is None:
-        yield
-        return
-    handle = lock_path.open("a+")
-    try:
+    with Path(f"{database}.dispatch.lock").open("a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -640,6 +636,4 @@ def dispatch_lock(engine: Engine) -> Iterator[None]:
         handle.write(str(os.getpid()))
         handle.flush()
         yield
-    finally:
-        handle.close()
 

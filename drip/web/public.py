@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from drip.app import Services, csrf, db_session, services
 from drip.content import Library, Sequence
+from drip.db import sqlite_file
 from drip.embed import EMBED_FIELD, embed_token_valid
 from drip.links import LinkError
 from drip.mailer import SendError, envelope_sender
@@ -107,9 +108,8 @@ def one_writer() -> Iterator[None]:
     with several gunicorn workers writing at once most of the time went to sleeping. A file
     lock wakes the next writer the moment the current one commits. PostgreSQL needs none.
     """
-    url = services().engine.url
-    database = url.database if url.get_backend_name() == "sqlite" else None
-    if not database or database == ":memory:":
+    database = sqlite_file(services().engine)
+    if database is None:
         yield
         return
     with open(f"{database}.signup.lock", "a") as handle:
