@@ -95,6 +95,13 @@ _INSERT_SUBSCRIBER = insert(Subscriber).returning(Subscriber.id)
 _INSERT_ENROLLMENT = insert(Enrollment).returning(Enrollment.id)
 
 
+def _starts_at_once(sequence: Sequence, confirmed: bool) -> str:
+    """Why the course starts without a confirmation email, or "" when it waits for one."""
+    if confirmed:
+        return "operator vouched for consent"
+    return "" if sequence.double_opt_in else "single opt-in"
+
+
 def subscribe(session: Session, library: Library, slug: str, email: str, now: datetime, *,
               consent: Consent, first_name: str = "", timezone: str | None = None,
               confirmed: bool = False, attributes: dict[str, Any] | None = None,
@@ -121,7 +128,7 @@ def subscribe(session: Session, library: Library, slug: str, email: str, now: da
             "email": address, "first_name": name, "created_at": now,
             "timezone": clean_timezone(timezone, sequence), "attributes": dict(attributes or {}),
             "suppressed_at": None, "suppressed_reason": None}
-        opt_in = confirmed or not sequence.double_opt_in
+        opt_in = _starts_at_once(sequence, confirmed)
         course: dict[str, Any] = {
             "sequence": slug, "created_at": now, "status": EnrollmentStatus.PENDING,
             "attempts": 0, "due_at": None if opt_in else now,  # now: send the confirmation
@@ -144,8 +151,7 @@ def subscribe(session: Session, library: Library, slug: str, email: str, now: da
         set_committed_value(enrollment, "subscriber", subscriber)
         set_committed_value(subscriber, "enrollments", [enrollment])
         if opt_in:
-            activate(session, sequence, enrollment, subscriber, now,
-                     "operator vouched for consent" if confirmed else "single opt-in")
+            activate(session, sequence, enrollment, subscriber, now, opt_in)
         return enrollment
     subscriber.first_name = subscriber.first_name or name
     if attributes:
@@ -167,9 +173,8 @@ def subscribe(session: Session, library: Library, slug: str, email: str, now: da
     if subscriber.suppressed_at is not None and not confirmed:
         return enrollment  # a bounced address gets nothing until an operator lifts it
     if enrollment.status == EnrollmentStatus.PENDING:
-        if confirmed or not sequence.double_opt_in:
-            activate(session, sequence, enrollment, subscriber, now,
-                     "operator vouched for consent" if confirmed else "single opt-in")
+        if how := _starts_at_once(sequence, confirmed):
+            activate(session, sequence, enrollment, subscriber, now, how)
         elif (enrollment.confirmation_sent_at is None
               or now - enrollment.confirmation_sent_at >= RESEND_AFTER):
             enrollment.due_at = now  # the dispatcher sends the confirmation
