@@ -1,4 +1,4 @@
-"""One dispatch pass: claim what is due -> render -> send -> record.
+"""One dispatch pass: take in sign-ups -> claim what is due -> render -> send -> record.
 
 A pass is a function of the database, the content and an instant `now`, so tests and
 `drip dispatch --now` can run any moment of a course without waiting for it.
@@ -38,12 +38,14 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Integer, Table, bindparam, insert, select, update
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from drip.config import PROJECT_ROOT, Settings
 from drip.content import ContentStore, Sequence
 from drip.db import sqlite_file
+from drip.intake import Intake, take_in, waiting
 from drip.links import Links
 from drip.mailer import SendError, Transport, envelope_sender
 from drip.models import (
@@ -150,6 +152,8 @@ class Outcome:
 class PassReport:
     now: datetime
     outcomes: list[Outcome] = field(default_factory=list)
+    intake: Intake = field(default_factory=Intake)
+    waiting: int = 0  # sign-ups a dry run found waiting to be taken in
 
     def count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
@@ -157,6 +161,10 @@ class PassReport:
     def summary(self) -> str:
         statuses = ("sent", "would-send", "retrying", "failed", "suppressed", "completed", "held")
         parts = [f"{self.count(s)} {s}" for s in statuses if self.count(s)]
+        if self.intake.taken or self.intake.held or self.intake.interrupted:
+            parts.insert(0, self.intake.summary())
+        if self.waiting:
+            parts.insert(0, f"{self.waiting} sign-ups waiting to be taken in")
         return f"dispatch as of {self.now.isoformat()}: " + (", ".join(parts) or "nothing due")
 
 
@@ -217,13 +225,18 @@ class Dispatcher:
 
     def run_pass(self, now: datetime, dry_run: bool = False,
                  progress: Callable[[Outcome], None] | None = None) -> PassReport:
-        """Send everything due at `now`, batch by batch, until nothing due is left."""
+        """Take in the waiting sign-ups, then send everything due at `now`, batch by batch,
+        until nothing due is left."""
         report = PassReport(now)
         if dry_run:
+            with Session(self.engine) as session:
+                report.waiting = waiting(session)
             report.outcomes.extend(self.preview(now))
             return report
         self.started_at = self.started_at or now
         self._pass_clock = time.monotonic()
+        with Session(self.engine, expire_on_commit=False) as session:
+            report.intake = take_in(session, self.content.library())
         with self.engine.connect() as conn:
             sqlite, checkpoint_pages = self.engine.dialect.name == "sqlite", 0
             if self.postgres:

@@ -1,8 +1,9 @@
 """The tables: who subscribed to what, where each reader is, and every message sent.
 
-A reader's path through the tables: `Subscriber` signs up (with a `ConsentRecord`), gets an
-`Enrollment` per sequence that says which lesson is next and when it is due, and each lesson
-sent is a `Delivery` row, written before the SMTP hand-off and updated after it.
+A reader's path through the tables: a sign-up arrives as a `SignUpRequest`; taken in, it
+becomes a `Subscriber` (with a `ConsentRecord`) with an `Enrollment` per sequence that says
+which lesson is next and when it is due, and each lesson sent is a `Delivery` row, written
+before the SMTP hand-off and updated after it.
 """
 
 from __future__ import annotations
@@ -148,6 +149,29 @@ class Delivery(Base):
     sent_at: Mapped[utc_or_none]
 
     enrollment: Mapped[Enrollment] = relationship(back_populates="deliveries")
+
+
+class SignUpRequest(Base):
+    """A sign-up the web accepted and the worker has not yet taken in (drip.intake).
+
+    It holds everything the reader submitted and the consent as shown, so once the answer
+    has gone back to the reader nothing can be lost. Taking it in deletes the row.
+    """
+
+    __tablename__ = "signup_requests"
+
+    id: Mapped[intpk]
+    received_at: Mapped[utc]
+    sequence: Mapped[slug]
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    first_name: Mapped[str] = mapped_column(String(100), default="")
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    source: Mapped[str] = mapped_column(String(200))
+    consent_text: Mapped[str] = mapped_column(Text)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    problem: Mapped[str | None] = mapped_column(Text)  # why it is still waiting, if it is
 
 
 class ConsentRecord(Base):

@@ -19,10 +19,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
+from drip import intake
 from drip.app import Services, build_services, create_app
 from drip.clock import FrozenClock
 from drip.config import Settings, load_settings
 from drip.db import make_engine, migrate
+from drip.intake import Intake
 from drip.models import Base
 from tests.smtp import SmtpServer, free_port
 
@@ -112,6 +114,12 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         **overrides,
     }
     return load_settings(environ={}, **values)
+
+
+def take_in(svc: Services) -> Intake:
+    """What the worker does first in every pass: turn queued sign-ups into readers."""
+    with svc.sessions() as session:
+        return intake.take_in(session, svc.content.library())
 
 
 @pytest.fixture

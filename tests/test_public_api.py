@@ -15,6 +15,7 @@ from drip.app import Services
 from drip.cli import cli
 from drip.embed import embed_token, snippet
 from drip.models import ConsentRecord, Enrollment, Subscriber
+from tests.conftest import take_in
 from tests.test_public_signup import (  # noqa: F401  (fixtures)
     BLOG,
     public_app,
@@ -34,6 +35,7 @@ def test_a_valid_json_sign_up_is_accepted_with_202(web: FlaskClient, svc: Servic
     assert answer.status_code == 202
     assert answer.json == {"status": "accepted"}
     assert answer.headers["Access-Control-Allow-Origin"] == BLOG
+    take_in(svc)
     with svc.sessions() as session:
         subscriber = session.scalars(select(Subscriber)).one()
         assert (subscriber.email, subscriber.timezone) == ("ada@example.org", "Asia/Kolkata")
@@ -150,6 +152,7 @@ def test_the_embedded_form_signs_up_without_a_session(
                         headers={"Origin": BLOG})
 
     assert answer.status_code == 303 and answer.headers["Location"] == "/subscribe/tiny/thanks"
+    take_in(svc)
     with svc.sessions() as session:
         assert session.scalars(select(ConsentRecord.source)).one() == \
             f"embedded form ({BLOG})"

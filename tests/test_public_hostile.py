@@ -15,7 +15,7 @@ from drip.app import Services, create_app
 from drip.clock import FrozenClock
 from drip.models import ConsentRecord, Enrollment, RateLimit, Subscriber
 from drip.subscriptions import Consent, subscribe
-from tests.conftest import make_settings
+from tests.conftest import make_settings, take_in
 from tests.smtp import SmtpServer
 from tests.test_public_signup import (  # noqa: F401  (fixtures)
     csrf_token,
@@ -69,6 +69,7 @@ def test_sign_ups_are_limited_per_ip_and_the_window_reopens(
 
     assert answers == [303, 303, 303, 429]
     assert other_ip.status_code == 303
+    take_in(svc)
     assert count(svc, Subscriber) == 4  # r3 was never stored
     with svc.sessions() as session:
         assert session.scalar(select(Subscriber).where(Subscriber.email == "r3@example.org")) \
@@ -83,6 +84,7 @@ def test_sign_ups_are_limited_per_address_whatever_the_ip(strict_app: Flask) -> 
     answers = [sign_up(web, ip=f"198.51.100.{i}").status_code for i in range(3)]
 
     assert answers == [303, 303, 429]
+    take_in(svc)
     assert count(svc, ConsentRecord) == 2
     three = sign_up(web, email="ADA@Example.org", ip="198.51.100.9")  # same address, other case
     assert three.status_code == 429
@@ -327,6 +329,7 @@ def test_simultaneous_sign_ups_of_one_address_make_one_reader(
         thread.join()
 
     assert sorted(statuses) == [303] * 5 + [429] * 3  # the per-address limit is 5 an hour
+    assert take_in(svc).taken == 5
     with svc.sessions() as session:
         assert session.scalars(select(Subscriber.email)).all() == ["race@example.org"]
         assert len(session.scalars(select(Enrollment)).all()) == 1

@@ -18,8 +18,8 @@ from werkzeug.test import TestResponse
 from drip.app import Services, create_app
 from drip.clock import FrozenClock
 from drip.config import PROJECT_ROOT, Settings
-from drip.models import Base, ConsentRecord, Enrollment, Event, Subscriber
-from tests.conftest import make_settings
+from drip.models import Base, ConsentRecord, Enrollment, Event, SignUpRequest, Subscriber
+from tests.conftest import make_settings, take_in
 from tests.smtp import SmtpServer
 
 BLOG = "https://blog.example.org"
@@ -104,25 +104,36 @@ def test_page_of_a_sequence_with_signup_fields_asks_exam_date_and_responsibiliti
     app.extensions["drip"].engine.dispose()
 
 
-def test_sign_up_stores_a_pending_enrollment_and_the_consent_as_shown(
+def test_a_sign_up_is_queued_then_taken_in_as_a_pending_enrollment_with_the_consent_shown(
         web: FlaskClient, svc: Services, clock: FrozenClock) -> None:
+    signed_up_at = clock()
     answer = sign_up(web)
 
     assert answer.status_code == 303
     assert answer.headers["Location"] == "/subscribe/tiny/thanks"
     assert "Check your inbox" in web.get(answer.headers["Location"]).text
-    with svc.sessions() as session:
+    with svc.sessions() as session:  # the request stored one row and nothing else
+        queued = session.scalars(select(SignUpRequest)).one()
+        assert (queued.email, queued.sequence, queued.received_at) == (
+            "ada@example.org", "tiny", signed_up_at)
+        assert session.scalars(select(Subscriber)).all() == []
+
+    clock.advance(minutes=3)  # the worker's next pass
+    assert take_in(svc).taken == 1
+
+    with svc.sessions() as session:  # every time stored is the sign-up's, not the worker's
+        assert session.scalars(select(SignUpRequest)).all() == []
         subscriber = session.scalars(select(Subscriber)).one()
         assert (subscriber.email, subscriber.first_name, subscriber.timezone) == (
             "ada@example.org", "Ada", "Europe/Paris")
         enrollment = session.scalars(select(Enrollment)).one()
-        assert (enrollment.status, enrollment.due_at) == ("pending", clock())
+        assert (enrollment.status, enrollment.due_at) == ("pending", signed_up_at)
         consent = session.scalars(select(ConsentRecord)).one()
         assert consent.consent_text == ("Yes, send me this email course. I can unsubscribe "
                                         "with one click at any time.")
         assert (consent.ip, consent.user_agent) == ("203.0.113.7", BROWSER_UA)
         assert consent.source == "sign-up page /subscribe/tiny"
-        assert consent.created_at == clock()
+        assert consent.created_at == signed_up_at
 
 
 def test_the_dispatcher_sends_the_confirmation_with_a_working_link(
@@ -143,6 +154,7 @@ def test_without_a_browser_time_zone_the_sequence_default_is_used(
         web: FlaskClient, svc: Services) -> None:
     sign_up(web, timezone="")
     sign_up(web, email="bob@example.org", timezone="Not/AZone")
+    take_in(svc)
 
     with svc.sessions() as session:
         assert set(session.scalars(select(Subscriber.timezone))) == {"America/New_York"}
@@ -204,6 +216,7 @@ def test_extra_answers_are_stored_in_the_subscriber_attributes(
 
     assert answer.status_code == 303
     assert bad.status_code == 400 and "exam date" in bad.text
+    take_in(app.extensions["drip"])
     with app.extensions["drip"].sessions() as session:
         subscriber = session.scalars(select(Subscriber)).one()
         assert subscriber.attributes == {"exam_date": "2026-09-15", "responsibilities": "2+"}
@@ -230,6 +243,7 @@ def test_without_consent_nothing_is_stored_and_the_form_says_why(
 
 def test_events_record_the_sign_up_source(web: FlaskClient, svc: Services) -> None:
     sign_up(web)
+    take_in(svc)
 
     with svc.sessions() as session:
         event = session.scalars(select(Event)).one()
@@ -248,6 +262,7 @@ def test_the_answers_reach_the_study_schedule_in_the_pdf(
     svc: Services = app.extensions["drip"]
     client = app.test_client()
     sign_up(client, "usmle-insider-kit", exam_date="2027-03-15", responsibilities="2+")
+    take_in(svc)
     with svc.sessions() as session:
         enrollment_id = session.scalars(select(Enrollment.id)).one()
 

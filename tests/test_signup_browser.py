@@ -220,6 +220,9 @@ def test_the_form_embedded_in_another_site_and_the_json_endpoint_work(
             return [r.status, await r.json()];
         }""", f"{server.url}/api/subscriptions")
         assert answer == [202, {"status": "accepted"}]
+        server.services.dispatcher().run_pass(clock())  # the worker's next pass
+        assert [m.subject for m in smtp_server.to("cy@example.org")] == [
+            "Please confirm: Tiny course"]
         with server.services.sessions() as session:
             cy = session.scalars(select(Subscriber).where(Subscriber.email == "cy@example.org"))
             assert cy.one().timezone == "Europe/Oslo"

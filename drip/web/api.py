@@ -74,7 +74,7 @@ def subscriptions() -> ResponseReturnValue:
                   timezone=texts["timezone"], consent=True,
                   fields={name: texts[name] for name in sequence.signup_fields})
     try:
-        accept_sign_up(db_session(), library, sequence, form,
+        accept_sign_up(db_session(), sequence, form,
                        f"api ({origin or 'no origin'})"[:200])
     except SignUpRefused as refused:
         return _error(str(refused), refused.status)

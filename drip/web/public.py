@@ -18,18 +18,18 @@ from typing import Any
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from drip import intake
 from drip.app import Services, csrf, db_session, services
-from drip.content import Library, Sequence
+from drip.content import Sequence
 from drip.db import sqlite_file
 from drip.embed import EMBED_FIELD, embed_token_valid
 from drip.links import LinkError
 from drip.mailer import SendError, envelope_sender
 from drip.models import Enrollment, EnrollmentStatus, Subscriber
 from drip.ratelimit import hits
-from drip.render import TEMPLATES, Reader
+from drip.render import TEMPLATES, Reader, header_safe
 from drip.subscriptions import (
     Consent,
     SubscriptionError,
@@ -39,7 +39,6 @@ from drip.subscriptions import (
     record_event,
     rejoin,
     resend_confirmation,
-    subscribe,
     unsubscribe,
 )
 
@@ -162,9 +161,8 @@ def _check(sequence: Sequence, form: SignUp,
     return address, None, timezone, attributes
 
 
-def accept_sign_up(session: Session, library: Library, sequence: Sequence, form: SignUp,
-                   source: str) -> None:
-    """Check a sign-up, count it against the limits, hand it to `subscribe` and commit.
+def accept_sign_up(session: Session, sequence: Sequence, form: SignUp, source: str) -> None:
+    """Check a sign-up, count it against the limits, queue it (drip.intake) and commit.
 
     Raises SignUpRefused, after committing the counts, so refused attempts count too. A
     honeypot hit is answered like a success and stores nothing.
@@ -174,39 +172,30 @@ def accept_sign_up(session: Session, library: Library, sequence: Sequence, form:
         return
     svc = services()
     ip = client_ip()
-    now = svc.clock()
     address, problem, timezone, attributes = _check(sequence, form)  # DNS: outside the lock
     by_ip, by_address = f"signup:ip:{ip}", f"signup:address:{address}"
     limits = {by_ip: svc.settings.signup_limit_ip}
     if address is not None:
         limits[by_address] = svc.settings.signup_limit_address
-    consent = Consent(source=source, text=sequence.consent, ip=ip,
-                      user_agent=request.headers.get("User-Agent", "")[:500] or None)
+    now = svc.clock()
     session.connection()  # the pool checkout need not wait for, nor hold up, other writers
     with one_writer():
-        for attempt in (1, 2):
-            allowed = hits(session, limits, now)
-            if not allowed[by_ip]:
-                problem = SignUpRefused("Too many sign-ups from your network. Please try "
-                                        "again in an hour.", status=429)
-            elif problem is None and not allowed[by_address]:
-                problem = SignUpRefused("Too many sign-ups for this address. Please try "
-                                        "again in an hour.", status=429)
-            if problem is not None or address is None:
-                session.commit()
-                raise problem or SignUpRefused("Please enter your email address.")
-            try:
-                subscribe(session, library, sequence.slug, address, now, consent=consent,
-                          first_name=form.first_name[:100], timezone=timezone,
+        allowed = hits(session, limits, now)
+        if not allowed[by_ip]:
+            problem = SignUpRefused("Too many sign-ups from your network. Please try again "
+                                    "in an hour.", status=429)
+        elif problem is None and not allowed[by_address]:
+            problem = SignUpRefused("Too many sign-ups for this address. Please try again "
+                                    "in an hour.", status=429)
+        if problem is None and address is not None:
+            consent = Consent(source=source, text=sequence.consent, ip=ip,
+                              user_agent=request.headers.get("User-Agent", "")[:500] or None)
+            intake.accept(session, sequence.slug, address, now, consent,
+                          first_name=header_safe(form.first_name)[:100], timezone=timezone,
                           attributes=attributes)
-                session.commit()
-                return
-            except IntegrityError:
-                # a concurrent request (PostgreSQL, or the CLI) created the same subscriber
-                # first; the second try finds it
-                session.rollback()
-                if attempt == 2:
-                    raise
+        session.commit()
+    if problem is not None or address is None:
+        raise problem or SignUpRefused("Please enter your email address.")
 
 
 def _sequence_or_404(slug: str) -> Sequence:
@@ -242,10 +231,7 @@ def signup_post(slug: str) -> ResponseReturnValue:
     token, checked here, or an embedded form's signed token, which a cross-origin form can
     carry where a session-bound CSRF token cannot.
     """
-    library = services().content.library()
-    sequence = library.get(slug)
-    if sequence is None:
-        abort(404)
+    sequence = _sequence_or_404(slug)
     embed = request.form.get(EMBED_FIELD)
     if embed is not None:
         if not embed_token_valid(services().settings.secret_key, slug, embed):
@@ -259,7 +245,7 @@ def signup_post(slug: str) -> ResponseReturnValue:
         source = f"sign-up page /subscribe/{slug}"
     form = _form_from_request(sequence)
     try:
-        accept_sign_up(db_session(), library, sequence, form, source)
+        accept_sign_up(db_session(), sequence, form, source)
     except SignUpRefused as refused:
         return render_template("public/subscribe.html", sequence=sequence,
                                values=request.form, error=str(refused),
