@@ -3,12 +3,16 @@
 1. drip: `gunicorn wsgi:app` on a temporary SQLite database, with the tiny test sequence.
    Each client opens a session the way a browser does (GET /subscribe/tiny once, for the
    cookie and the CSRF token: not counted) and then posts the page's form with a new address
-   each time: CSRF check, rate limits per IP and per address (two upserts; the limits are set
-   high so none refuses), address syntax check, subscriber, enrollment, consent record and
-   event, one commit, and the 303 to the thank-you page (not followed).
+   each time: CSRF check, address syntax check, rate limits per IP and per address (one
+   upsert; the limits are set high so none refuses), the queued sign-up row (drip.intake),
+   one commit, and the 303 to the thank-you page (not followed).
 2. bare: a tiny Flask app in this file, under gunicorn with the same worker count, whose
    endpoint checks the address with email-validator and inserts one row into a table of the
    same SQLite database.
+
+After the rounds, the worker's side is timed too: `take_in` turns every queued sign-up into
+a subscriber, enrollment, consent record and event, as the first step of a dispatch pass
+does. Its rate is printed (not part of the ratio: it runs in the worker, in batches).
 
 Both are driven by the same N client threads (http.client, loopback only) for the same
 time, in alternating rounds so that a change in the machine's load falls on both. It prints
@@ -187,6 +191,21 @@ def bare_client(port: int, tag: str) -> Client:
     return run
 
 
+def take_in_all(env: dict[str, str]) -> tuple[float, int]:
+    """The worker's share: take in everything the sign-up rounds queued, timed."""
+    from drip.app import build_services
+    from drip.config import load_settings
+    from drip.intake import take_in
+
+    svc = build_services(load_settings(environ=env))
+    start = time.perf_counter()
+    with svc.sessions() as session:
+        report = take_in(session, svc.content.library())
+    elapsed = time.perf_counter() - start
+    svc.engine.dispose()
+    return elapsed, report.taken
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, both apps")
@@ -237,6 +256,7 @@ def main() -> None:
             for server in servers.values():
                 server.stop()
         results = totals
+        intake_seconds, taken = take_in_all(env)
         with engine.connect() as conn:
             readers = conn.execute(text("SELECT count(*) FROM subscribers")).scalar_one()
             rows = conn.execute(text(f"SELECT count(*) FROM {BARE_TABLE}")).scalar_one()
@@ -247,7 +267,9 @@ def main() -> None:
           f"{args.seconds:g} s per app in {args.rounds} alternating rounds "
           f"(client on the same machine)")
     print(f"signup  {signup.rate:8.1f} req/s  ({signup.ok} sign-ups, {signup.failed} failed; "
-          f"{readers} subscribers stored; client CPU {signup.client_cpu:.1f} s)")
+          f"client CPU {signup.client_cpu:.1f} s)")
+    print(f"take-in {taken / intake_seconds:8.1f} /s     ({taken} queued sign-ups taken in by "
+          f"the worker in {intake_seconds:.1f} s; {readers} subscribers stored)")
     print(f"bare    {bare.rate:8.1f} req/s  ({bare.ok} inserts, {bare.failed} failed; "
           f"{rows} rows stored; client CPU {bare.client_cpu:.1f} s)")
     print(f"signup_vs_bare {signup.rate / bare.rate:.2f}")

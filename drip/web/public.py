@@ -7,10 +7,7 @@ already subscribed, and a GET never unsubscribes (mail scanners open links).
 
 from __future__ import annotations
 
-import fcntl
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -23,7 +20,6 @@ from sqlalchemy.orm import Session
 from drip import intake
 from drip.app import Services, csrf, db_session, services
 from drip.content import Sequence
-from drip.db import sqlite_file
 from drip.embed import EMBED_FIELD, embed_token_valid
 from drip.links import LinkError
 from drip.mailer import SendError, envelope_sender
@@ -99,26 +95,6 @@ def within_limits(session: Session, kind: str, ip: str, address: str | None) -> 
     return all(hits(session, limits, services().clock()).values())
 
 
-@contextmanager
-def one_writer() -> Iterator[None]:
-    """On a SQLite file, sign-ups from every worker process take turns through a file lock.
-
-    SQLite lets one writer in at a time and makes the others poll with growing sleeps, so
-    with several gunicorn workers writing at once most of the time went to sleeping. A file
-    lock wakes the next writer the moment the current one commits. PostgreSQL needs none.
-    """
-    database = sqlite_file(services().engine)
-    if database is None:
-        yield
-        return
-    with open(f"{database}.signup.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def signup_attributes(sequence: Sequence, raw: dict[str, str]) -> dict[str, Any]:
     """The extra answers a sequence asks for (`signup_fields`), checked; blanks are left out."""
     attributes: dict[str, Any] = {}
@@ -172,28 +148,26 @@ def accept_sign_up(session: Session, sequence: Sequence, form: SignUp, source: s
         return
     svc = services()
     ip = client_ip()
-    address, problem, timezone, attributes = _check(sequence, form)  # DNS: outside the lock
+    address, problem, timezone, attributes = _check(sequence, form)
     by_ip, by_address = f"signup:ip:{ip}", f"signup:address:{address}"
     limits = {by_ip: svc.settings.signup_limit_ip}
     if address is not None:
         limits[by_address] = svc.settings.signup_limit_address
     now = svc.clock()
-    session.connection()  # the pool checkout need not wait for, nor hold up, other writers
-    with one_writer():
-        allowed = hits(session, limits, now)
-        if not allowed[by_ip]:
-            problem = SignUpRefused("Too many sign-ups from your network. Please try again "
-                                    "in an hour.", status=429)
-        elif problem is None and not allowed[by_address]:
-            problem = SignUpRefused("Too many sign-ups for this address. Please try again "
-                                    "in an hour.", status=429)
-        if problem is None and address is not None:
-            consent = Consent(source=source, text=sequence.consent, ip=ip,
-                              user_agent=request.headers.get("User-Agent", "")[:500] or None)
-            intake.accept(session, sequence.slug, address, now, consent,
-                          first_name=header_safe(form.first_name)[:100], timezone=timezone,
-                          attributes=attributes)
-        session.commit()
+    allowed = hits(session, limits, now)
+    if not allowed[by_ip]:
+        problem = SignUpRefused("Too many sign-ups from your network. Please try again in an "
+                                "hour.", status=429)
+    elif problem is None and not allowed[by_address]:
+        problem = SignUpRefused("Too many sign-ups for this address. Please try again in an "
+                                "hour.", status=429)
+    if problem is None and address is not None:
+        consent = Consent(source=source, text=sequence.consent, ip=ip,
+                          user_agent=request.headers.get("User-Agent", "")[:500] or None)
+        intake.accept(session, sequence.slug, address, now, consent,
+                      first_name=header_safe(form.first_name)[:100], timezone=timezone,
+                      attributes=attributes)
+    session.commit()
     if problem is not None or address is None:
         raise problem or SignUpRefused("Please enter your email address.")
 
