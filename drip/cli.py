@@ -21,6 +21,7 @@ from drip.content import load_sequences
 from drip.db import migrate
 from drip.dispatch import DispatchLocked, dispatch_lock
 from drip.imports import import_readers, read_rows
+from drip.intake import waiting
 from drip.lint import lint
 from drip.models import Enrollment
 from drip.subscriptions import Consent, SubscriptionError, subscribe
@@ -170,11 +171,12 @@ def import_command(file: Path, sequence: str, confirmed: bool, source: str | Non
 
 @cli.command("status")
 def status_command() -> None:
-    """Readers per sequence and status."""
+    """Readers per sequence and status, and sign-ups not yet taken in."""
     svc = services()
     with svc.sessions() as session:
         rows = session.execute(select(Enrollment.sequence, Enrollment.status, func.count())
                                .group_by(Enrollment.sequence, Enrollment.status)).all()
+        queued = waiting(session)
     counts: dict[str, Counter[str]] = {}
     for slug, status, count in rows:
         counts.setdefault(slug, Counter())[status] = count
@@ -182,6 +184,8 @@ def status_command() -> None:
         found = counts.get(slug, Counter())
         parts = ", ".join(f"{n} {s}" for s, n in sorted(found.items())) or "no readers"
         click.echo(f"{slug}: {parts}")
+    if queued:
+        click.echo(f"{queued} sign-ups waiting to be taken in by the next dispatch pass")
 
 
 @cli.command("serve")

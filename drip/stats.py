@@ -21,6 +21,7 @@ from drip.models import (
     Enrollment,
     EnrollmentStatus,
     SequenceState,
+    SignUpRequest,
     WorkerHeartbeat,
 )
 from drip.schedule import into_window, reader_zone
@@ -42,6 +43,8 @@ class Overview:
     last_pass_failed: int
     last_pass_age: timedelta | None
     scheduler_alive: bool
+    signups_waiting: int  # accepted by the web, not yet taken in by the worker
+    signups_held: list[tuple[str, int]]  # (why, how many) of those that cannot be taken in
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ def overview(session: Session, now: datetime, interval_seconds: int) -> Overview
     if paused:
         due = due.where(Enrollment.sequence.not_in(paused))
     beat = last_pass(session)
+    queued = session.execute(select(SignUpRequest.problem, func.count())
+                             .group_by(SignUpRequest.problem)).all()
     return Overview(
         sent_hour=_count(session, sent.where(Delivery.sent_at > now - timedelta(hours=1))),
         sent_day=_count(session, sent.where(Delivery.sent_at > now - timedelta(days=1))),
@@ -124,6 +129,8 @@ def overview(session: Session, now: datetime, interval_seconds: int) -> Overview
         last_pass_age=now - beat.last_pass_at if beat else None,
         scheduler_alive=scheduler_alive(beat.last_pass_at if beat else None, now,
                                         interval_seconds),
+        signups_waiting=sum(count for _, count in queued),
+        signups_held=sorted((why, count) for why, count in queued if why),
     )
 
 

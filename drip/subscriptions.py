@@ -26,6 +26,7 @@ from drip.models import (
     Event,
     RateLimit,
     SequenceState,
+    SignUpRequest,
     Subscriber,
 )
 from drip.render import header_safe
@@ -397,6 +398,8 @@ def export_subscriber(session: Session, subscriber: Subscriber) -> dict[str, Any
         ConsentRecord.subscriber_id == subscriber.id).order_by(ConsentRecord.id))
     events = session.scalars(select(Event).where(Event.subscriber_id == subscriber.id)
                              .order_by(Event.at, Event.id))
+    waiting = session.scalars(select(SignUpRequest).where(SignUpRequest.email == subscriber.email)
+                              .order_by(SignUpRequest.id))
     return {
         "email": subscriber.email,
         "first_name": subscriber.first_name,
@@ -420,14 +423,19 @@ def export_subscriber(session: Session, subscriber: Subscriber) -> dict[str, Any
         } for e in subscriber.enrollments],
         "events": [{"at": _iso(ev.at), "kind": ev.kind, "detail": ev.detail,
                     "enrollment_id": ev.enrollment_id} for ev in events],
+        "waiting_sign_ups": [{"at": _iso(r.received_at), "sequence": r.sequence,
+                              "source": r.source, "text": r.consent_text, "ip": r.ip,
+                              "user_agent": r.user_agent, "problem": r.problem}
+                             for r in waiting],
     }
 
 
 def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
     """Delete the reader and, through the foreign keys' ON DELETE CASCADE, their enrollments,
-    deliveries, consent records and timeline; the rate-limit counters naming the address go
-    too. The caller commits."""
+    deliveries, consent records and timeline; sign-ups of the address still waiting to be
+    taken in and the rate-limit counters naming it go too. The caller commits."""
     address = subscriber.email
     session.execute(delete(Subscriber).where(Subscriber.id == subscriber.id))
+    session.execute(delete(SignUpRequest).where(SignUpRequest.email == address))
     session.execute(delete(RateLimit).where(RateLimit.key.endswith(f":{address}")))
     session.expunge_all()

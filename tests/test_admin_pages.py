@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
+from drip import intake
 from drip.app import Services, build_services, create_app
 from drip.clock import FrozenClock
 from drip.models import (
@@ -92,6 +93,25 @@ def test_a_delivery_shows_on_the_dashboard_and_the_readers_page(
     assert "Lesson “Lesson two” due 2026-03-04 14:00 UTC" in page
 
 
+def test_the_dashboard_counts_waiting_sign_ups_and_says_why_any_are_on_hold(
+        logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
+    svc = svc_of(app)
+    with svc.sessions() as session:
+        intake.accept(session, "tiny", "ada@example.org", clock(), CONSENT)
+        intake.accept(session, "old-course", "bob@example.org", clock(), CONSENT)
+        session.commit()
+    before = logged_in.get("/admin/").text
+    assert '<div class="value" id="signups-waiting">2</div>' in before
+    assert 'id="signups-held"' not in before  # not looked at yet: just waiting
+
+    svc.dispatcher().run_pass(clock())
+
+    after = logged_in.get("/admin/").text
+    assert '<div class="value" id="signups-waiting">1</div>' in after
+    assert "Sign-ups on hold" in after
+    assert "1 &middot; sequence &#39;old-course&#39; is not in the sequences folder" in after
+
+
 def test_the_readers_timeline_shows_downloads_and_unsubscribes(
         logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
     svc = svc_of(app)
@@ -163,6 +183,7 @@ def test_export_holds_everything_and_erase_leaves_no_row(
     svc.dispatcher().run_pass(clock())
     with svc.sessions() as session:
         hit(session, "signup:address:ada@example.org", 5, clock())
+        intake.accept(session, "tiny", "ada@example.org", clock(), CONSENT)  # not taken in yet
         session.commit()
     ada = subscriber_id(svc, "ada@example.org")
     exported = logged_in.get(f"/admin/readers/{ada}/export")
@@ -173,6 +194,7 @@ def test_export_holds_everything_and_erase_leaves_no_row(
     assert data["consents"][0]["source"] == "blog sidebar form"
     assert data["enrollments"][0]["deliveries"][0]["message_id"].startswith("<drip.")
     assert {e["kind"] for e in data["events"]} >= {"signed_up", "confirmed"}
+    assert [w["source"] for w in data["waiting_sign_ups"]] == ["blog sidebar form"]
 
     reader = f"/admin/readers/{ada}"
     refused = post(logged_in, f"{reader}/erase", reader, confirm_email="someone else")
