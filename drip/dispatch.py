@@ -187,6 +187,7 @@ class _Item:
     template: MessageTemplate | None = None
     after: str | None = None  # the lesson following this one, if any
     after_due: datetime | None = None
+    attachments: tuple[tuple[str, bytes], ...] = ()  # the lead magnet, on the welcome lesson
 
 
 _envelope = lru_cache(maxsize=256)(envelope_sender)  # parsing From for every message adds up
@@ -365,6 +366,9 @@ class Dispatcher:
             item.lesson_key = lesson.key
             item.immediate = lesson.delay.immediate
             item.template = self.renderer.lesson(sequence, lesson)
+            if lesson is sequence.lessons[0] and sequence.lead_magnet is not None \
+                    and sequence.lead_magnet.attach:
+                item.attachments = self._lead_magnet(conn, sequence, item, now)
             following = sequence.next_lesson(item.sent | {lesson.key})
             if following is not None:
                 item.after = following.key
@@ -374,6 +378,23 @@ class Dispatcher:
         self._write_ahead(conn, [i for i in ready if i.status == EnrollmentStatus.ACTIVE], now)
         conn.commit()
         return ready, outcomes
+
+    def _lead_magnet(self, conn: Connection, sequence: Sequence, item: _Item, now: datetime,
+                     ) -> tuple[tuple[str, bytes], ...]:
+        """The reader's PDF to attach to the welcome lesson (`attach: true`). The lesson
+        carries the download link too, so a PDF that cannot be typeset does not hold the
+        lesson back: it goes without the attachment, and the log says why."""
+        from drip.magnets import magnet_pdf  # WeasyPrint is heavy: loaded only when needed
+
+        assert item.reader is not None
+        attributes = conn.scalar(select(S.c.attributes).where(S.c.id == item.reader.subscriber_id))
+        try:
+            pdf = magnet_pdf(self.settings, sequence, dict(attributes or {}), today=now.date())
+        except Exception:
+            log.exception("lead magnet of %s not attached for enrollment %s (the lesson's "
+                          "download link still works)", sequence.slug, item.enrollment_id)
+            return ()
+        return ((f"{sequence.slug}.pdf", pdf),)
 
     def _unsendable(self, conn: Connection, item: _Item) -> Outcome:
         """An address SMTP cannot carry without SMTPUTF8 (which drip does not use) would stop
@@ -476,7 +497,7 @@ class Dispatcher:
             return self._outcome(item, "skipped", "left before the hand-off"), None
         template = item.template
         mid = message_id(item.enrollment_id, item.lesson_key, self.renderer.domain)
-        message = template.build(item.reader, self.links, mid, now)
+        message = template.build(item.reader, self.links, mid, now, attachments=item.attachments)
         try:
             transport.send(_envelope(template.sender), item.reader.email, message,
                            name=f"{now:%Y%m%dT%H%M%S}-{item.enrollment_id}-{item.lesson_key}")

@@ -14,10 +14,15 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 
 from drip import magnets
+from drip.app import build_services
 from drip.cli import cli
+from drip.clock import FrozenClock
 from drip.config import Settings, load_settings
 from drip.content import Sequence, load_sequence, load_sequences
 from drip.study_plan import SCHEDULE_MARKER
+from drip.subscriptions import Consent, subscribe
+from tests.conftest import make_settings
+from tests.smtp import SmtpServer
 from tests.test_course_originality import SEEDS, copied_runs, normalise, seed_windows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -207,3 +212,33 @@ def test_drip_build_magnets_builds_each_pdf_once_until_forced(tmp_path: Path) ->
         f"built: {folder / 'usmle-insider-kit-letter.pdf'}"]
     for pdf in folder.glob("*.pdf"):
         assert PdfReader(pdf).pages
+
+
+def test_the_welcome_lesson_carries_the_readers_own_pdf_where_the_sequence_says_attach(
+        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    """`attach: true`: the welcome lesson, as received by the SMTP server, has the PDF with
+    the reader's own schedule; later lessons have none."""
+    sequences = tmp_path / "sequences"
+    shutil.copytree(SEQUENCES / "usmle-insider-kit", sequences / "usmle-insider-kit")
+    definition = sequences / "usmle-insider-kit" / "sequence.yaml"
+    definition.write_text(definition.read_text().replace("attach: false", "attach: true"))
+    svc = build_services(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
+                                       sequences_dir=sequences), clock)
+    with svc.sessions() as session:
+        subscribe(session, svc.content.library(), "usmle-insider-kit", "ada@example.org",
+                  clock(), consent=Consent("test", "Yes."), confirmed=True,
+                  attributes={"exam_date": "2027-06-14", "responsibilities": "0"})
+        session.commit()
+
+    svc.dispatcher().run_pass(clock())
+    svc.dispatcher().run_pass(clock.advance(days=3))
+
+    welcome, second = smtp_server.to("ada@example.org")
+    (attached,) = welcome.message.iter_attachments()
+    assert attached.get_content_type() == "application/pdf"
+    assert attached.get_filename() == "usmle-insider-kit.pdf"
+    _, text = pdf_text(attached.get_content())
+    assert "Your exam: Mon 14 Jun 2027" in " ".join(text.split())
+    assert "/magnet/" in welcome.text() and "/magnet/" in welcome.html()  # the link stays
+    assert list(second.message.iter_attachments()) == []
+    svc.engine.dispose()
