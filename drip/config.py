@@ -124,9 +124,10 @@ class Settings:
     sequences_dir: Path = field(default=PROJECT_ROOT / "sequences", metadata={
         "env": "DRIP_SEQUENCES_DIR", "parse": _path,
         "help": "Folder holding one sub-folder per sequence."})
-    dispatch_interval: int = field(default=60, metadata={
+    dispatch_interval: int = field(default=15, metadata={
         "env": "DRIP_DISPATCH_INTERVAL", "parse": _positive_int,
-        "help": "Seconds between two dispatch passes of the scheduler."})
+        "help": "Seconds between two dispatch passes of the scheduler (default 15); a new "
+                "reader's confirmation email goes out within this time."})
     batch_size: int = field(default=200, metadata={
         "env": "DRIP_BATCH_SIZE", "parse": _positive_int,
         "help": "Enrollments one worker claims at a time; one SMTP connection serves a batch."})
