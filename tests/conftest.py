@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
@@ -114,6 +114,12 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         **overrides,
     }
     return load_settings(environ={}, **values)
+
+
+def count(svc: Services, model: type) -> int:
+    """Rows of a table, in a session of their own."""
+    with svc.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def take_in(svc: Services) -> Intake:

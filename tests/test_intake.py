@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from drip import intake
 from drip.app import Services, build_services
@@ -18,7 +18,7 @@ from drip.clock import FrozenClock
 from drip.models import ConsentRecord, Enrollment, Event, SignUpRequest, Subscriber
 from drip.stats import overview
 from drip.subscriptions import Consent
-from tests.conftest import TESTS, make_settings, take_in
+from tests.conftest import TESTS, count, make_settings, take_in
 from tests.smtp import SmtpServer
 
 CONSENT = Consent(source="sign-up page /subscribe/tiny", text="Yes, send me the course.",
@@ -41,11 +41,6 @@ def accept(svc: Services, email: str, sequence: str = "tiny", **fields: str) -> 
     with svc.sessions() as session:
         intake.accept(session, sequence, email, svc.clock(), CONSENT, **fields)
         session.commit()
-
-
-def count(svc: Services, model: type) -> int:
-    with svc.sessions() as session:
-        return session.scalar(select(func.count()).select_from(model)) or 0
 
 
 def test_two_queued_sign_ups_of_one_address_make_one_reader_with_two_consent_records(

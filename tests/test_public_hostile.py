@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from drip.app import Services, create_app
 from drip.clock import FrozenClock
 from drip.models import ConsentRecord, Enrollment, RateLimit, Subscriber
 from drip.subscriptions import Consent, subscribe
-from tests.conftest import make_settings, take_in
+from tests.conftest import count, make_settings, take_in
 from tests.smtp import SmtpServer
 from tests.test_public_signup import (  # noqa: F401  (fixtures)
     csrf_token,
@@ -37,11 +37,6 @@ def strict_app(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
                                    signup_limit_address=2), clock=clock)
     app.config["TESTING"] = True
     return app
-
-
-def count(svc: Services, model: type) -> int:
-    with svc.sessions() as session:
-        return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def reader(svc: Services, email: str = "ada@example.org", confirmed: bool = True) -> int:
