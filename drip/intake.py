@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from drip.content import Library
 from drip.models import SignUpRequest
+from drip.render import header_safe
 from drip.subscriptions import Consent, SubscriptionError, subscribe
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def accept(session: Session, sequence: str, email: str, received_at: datetime,
     caller commits, together with whatever else the request counted (rate limits)."""
     session.connection().execute(_INSERT, {
         "received_at": received_at, "sequence": sequence, "email": email,
-        "first_name": first_name[:100], "timezone": timezone,
+        "first_name": header_safe(first_name)[:100], "timezone": timezone,
         "attributes": dict(attributes or {}), "source": consent.source[:200],
         "consent_text": consent.text, "ip": consent.ip, "user_agent": consent.user_agent,
         "problem": None})

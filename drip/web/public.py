@@ -25,7 +25,7 @@ from drip.links import LinkError
 from drip.mailer import SendError, envelope_sender
 from drip.models import Enrollment, EnrollmentStatus, Subscriber
 from drip.ratelimit import hits
-from drip.render import TEMPLATES, Reader, header_safe
+from drip.render import TEMPLATES, Reader
 from drip.subscriptions import (
     Consent,
     SubscriptionError,
@@ -165,7 +165,7 @@ def accept_sign_up(session: Session, sequence: Sequence, form: SignUp, source: s
         consent = Consent(source=source, text=sequence.consent, ip=ip,
                           user_agent=request.headers.get("User-Agent", "")[:500] or None)
         intake.accept(session, sequence.slug, address, now, consent,
-                      first_name=header_safe(form.first_name)[:100], timezone=timezone,
+                      first_name=form.first_name, timezone=timezone,
                       attributes=attributes)
     session.commit()
     if problem is not None or address is None:
