@@ -158,6 +158,12 @@ class Library:
     def get(self, slug: str) -> Sequence | None:
         return self.sequences.get(slug)
 
+    def broken_reason(self, slug: str) -> str | None:
+        """Why a sequence whose files are there cannot be used, or None if it is not broken.
+        (What to say of a sequence that is not there at all depends on who asks.)"""
+        return f"sequence {slug!r} has problems; run `drip check`" if slug in self.broken \
+            else None
+
 
 def _line_of_keys(text: str) -> dict[str, int]:
     """1-based line of each top-level key (and of nested keys as 'parent.child')."""

@@ -341,10 +341,9 @@ class Dispatcher:
                 outcomes.append(self._outcome(item, "suppressed", "address is suppressed"))
                 continue
             if sequence is None:
-                reason = (f"sequence {item.sequence_slug!r} has problems; run `drip check`"
-                          if item.sequence_slug in library.broken else
-                          f"sequence {item.sequence_slug!r} does not exist in "
-                          f"{self.settings.sequences_dir}")
+                reason = (library.broken_reason(item.sequence_slug)
+                          or f"sequence {item.sequence_slug!r} does not exist in "
+                             f"{self.settings.sequences_dir}")
                 conn.execute(update(E).where(E.c.id == item.enrollment_id).values(
                     due_at=now + HOLD, lease_owner=None, last_error=reason))
                 outcomes.append(self._outcome(item, "held", reason))

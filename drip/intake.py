@@ -65,11 +65,10 @@ class Intake:
 
 
 def _why_held(library: Library, slug: str) -> str:
-    if slug in library.broken:
-        return f"sequence {slug!r} has problems; run `drip check`"
-    if library.get(slug) is None:
-        return f"sequence {slug!r} is not in the sequences folder any more"
-    return ""
+    if library.get(slug) is not None:
+        return ""
+    return (library.broken_reason(slug)
+            or f"sequence {slug!r} is not in the sequences folder any more")
 
 
 def take_in(session: Session, library: Library, *, batch: int = BATCH) -> Intake:

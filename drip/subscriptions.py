@@ -74,8 +74,8 @@ def clean_timezone(name: str | None, sequence: Sequence) -> str:
 def find_sequence(library: Library, slug: str) -> Sequence:
     sequence = library.get(slug)
     if sequence is None:
-        if slug in library.broken:
-            raise SubscriptionError(f"sequence {slug!r} has problems; run `drip check`")
+        if broken := library.broken_reason(slug):
+            raise SubscriptionError(broken)
         known = ", ".join(sorted(library.sequences)) or "none"
         raise SubscriptionError(f"unknown sequence {slug!r} (known: {known})")
     return sequence
