@@ -37,12 +37,12 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, text
 from sqlalchemy.engine import Engine
 
-from drip.app import Services, build_services
 from drip.config import PROJECT_ROOT, load_settings
 from drip.content import Sequence
 from drip.db import make_engine, migrate
 from drip.models import Base, Delivery, Enrollment, Subscriber
 from drip.render import Reader, message_id
+from drip.services import Services, build_services
 
 NOW = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)  # 09:00 in New York, inside the window
 LONG_AGO = NOW - timedelta(days=400)

@@ -193,9 +193,9 @@ def bare_client(port: int, tag: str) -> Client:
 
 def take_in_all(env: dict[str, str]) -> tuple[float, int]:
     """The worker's share: take in everything the sign-up rounds queued, timed."""
-    from drip.app import build_services
     from drip.config import load_settings
     from drip.intake import take_in
+    from drip.services import build_services
 
     svc = build_services(load_settings(environ=env))
     start = time.perf_counter()

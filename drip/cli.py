@@ -14,7 +14,7 @@ from flask.cli import FlaskGroup
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from drip.app import Services, create_app, services
+from drip.app import create_app
 from drip.clock import parse_instant
 from drip.config import ConfigError
 from drip.content import load_sequences
@@ -24,7 +24,9 @@ from drip.imports import import_readers, read_rows
 from drip.intake import waiting
 from drip.lint import lint
 from drip.models import Enrollment
+from drip.services import Services
 from drip.subscriptions import Consent, SubscriptionError, subscribe
+from drip.web.context import services
 
 
 def _app() -> object:

@@ -47,6 +47,7 @@ from drip.content import ContentStore, Sequence
 from drip.db import sqlite_file
 from drip.intake import Intake, take_in, waiting
 from drip.links import Links
+from drip.magnets import magnet_pdf
 from drip.mailer import SendError, Transport, envelope_sender
 from drip.models import (
     Delivery,
@@ -383,8 +384,6 @@ class Dispatcher:
         """The reader's PDF to attach to the welcome lesson (`attach: true`). The lesson
         carries the download link too, so a PDF that cannot be typeset does not hold the
         lesson back: it goes without the attachment, and the log says why."""
-        from drip.magnets import magnet_pdf  # WeasyPrint is heavy: loaded only when needed
-
         assert item.reader is not None
         attributes = conn.scalar(select(S.c.attributes).where(S.c.id == item.reader.subscriber_id))
         try:

@@ -52,8 +52,8 @@ def snippet(sequence: Sequence, base_url: str, secret: str) -> str:
 @with_appcontext
 def embed_command(sequence: str) -> None:
     """Print the sign-up form for SEQUENCE to paste into a web page."""
-    from drip.app import services
     from drip.subscriptions import SubscriptionError, find_sequence
+    from drip.web.context import services
 
     svc = services()
     try:

@@ -182,17 +182,6 @@ def reader_plan(sequence: Sequence, attributes: Mapping[str, Any],
     return plan_from_attributes(attributes, today)
 
 
-def _today() -> date:
-    """The date by the app's clock inside a request (tests freeze it), else the system's."""
-    from flask import has_app_context
-
-    if has_app_context():
-        from drip.app import services
-
-        return services().clock().date()
-    return datetime.now(UTC).date()
-
-
 def magnet_pdf(settings: Settings, sequence: Sequence, attributes: dict[str, Any], *,
                page_size: str = DEFAULT_PAGE_SIZE, today: date | None = None) -> bytes:
     """The lead magnet for a reader with these sign-up `attributes`.
@@ -202,7 +191,7 @@ def magnet_pdf(settings: Settings, sequence: Sequence, attributes: dict[str, Any
     the hash of its inputs so readers with the same answers share one file. `today`
     is where a schedule too late for the full plan starts.
     """
-    plan = reader_plan(sequence, attributes, today or _today())
+    plan = reader_plan(sequence, attributes, today or datetime.now(UTC).date())
     if plan is None:
         build(settings, sequence, page_size=page_size)
         return common_path(settings, sequence, page_size).read_bytes()

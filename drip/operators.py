@@ -20,10 +20,11 @@ from flask.cli import with_appcontext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from drip.app import Services, services
 from drip.models import Operator, RateLimit
 from drip.ratelimit import hit, window_start
+from drip.services import Services
 from drip.subscriptions import SubscriptionError, normalize_email
+from drip.web.context import services
 
 LOGIN_WINDOW = timedelta(minutes=15)
 FAILED_PER_ACCOUNT = 5  # failed logins per account per window before it is throttled

@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from flask.cli import with_appcontext
 
-from drip.app import services
 from drip.clock import parse_instant
 from drip.content import Sequence
 from drip.render import Reader
 from drip.schedule import reader_zone, timeline
+from drip.web.context import services
 
 SAMPLE_READER = Reader(email="reader@example.org", first_name="Alex", subscriber_id=1,
                        enrollment_id=1)

@@ -17,8 +17,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from drip.app import Services
 from drip.dispatch import Dispatcher, dispatch_lock
+from drip.services import Services
 
 log = logging.getLogger(__name__)
 

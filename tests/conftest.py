@@ -20,12 +20,13 @@ from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from drip import intake
-from drip.app import Services, build_services, create_app
+from drip.app import create_app
 from drip.clock import FrozenClock
 from drip.config import Settings, load_settings
 from drip.db import make_engine, migrate
 from drip.intake import Intake
 from drip.models import Base
+from drip.services import Services, build_services
 from tests.smtp import SmtpServer, free_port
 
 TESTS = Path(__file__).resolve().parent

@@ -10,9 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from drip.app import Services
 from drip.clock import FrozenClock
 from drip.operators import FAILED_PER_ACCOUNT, create_operator, set_password
+from drip.services import Services
 
 OPERATOR = "ops@example.org"
 PASSWORD = "correct horse battery"

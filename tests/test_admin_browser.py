@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from drip.app import Services, create_app
+from drip.app import create_app
 from drip.clock import FrozenClock
 from drip.config import PROJECT_ROOT
 from drip.models import Delivery, Enrollment, Subscriber
 from drip.operators import FAILED_PER_ACCOUNT
+from drip.services import Services
 from drip.subscriptions import Consent, subscribe, unsubscribe
 from tests.conftest import LiveServer, make_settings, screenshot
 from tests.smtp import SmtpServer, free_port

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from drip import intake
-from drip.app import Services, build_services, create_app
+from drip.app import create_app
 from drip.clock import FrozenClock
 from drip.models import (
     Base,
@@ -27,6 +27,7 @@ from drip.models import (
     Subscriber,
 )
 from drip.ratelimit import hit
+from drip.services import Services, build_services
 from drip.subscriptions import (
     Consent,
     erase_subscriber,

@@ -14,9 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from pypdf import PdfReader
 
-from drip.app import build_services, create_app
+from drip.app import create_app
 from drip.clock import FrozenClock
 from drip.content import VARIABLE, Lesson, load_sequences
+from drip.services import build_services
 from drip.subscriptions import Consent, subscribe
 from tests.conftest import make_settings
 from tests.smtp import SmtpServer

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from drip.app import Services, build_services
 from drip.clock import FrozenClock
 from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Subscriber
+from drip.services import Services, build_services
 from drip.subscriptions import Consent, pause, resume, subscribe, unsubscribe
 from tests.conftest import make_settings
 from tests.smtp import SmtpServer

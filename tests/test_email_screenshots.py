@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from drip.app import Services, build_services
 from drip.clock import FrozenClock
 from drip.content import VARIABLE, Lesson, Sequence, load_sequences
 from drip.render import Reader, markdown_to_text
+from drip.services import Services, build_services
 from tests.conftest import make_settings, screenshot
 
 pytestmark = pytest.mark.browser

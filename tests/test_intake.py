@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from drip import intake
-from drip.app import Services, build_services
 from drip.cli import cli
 from drip.clock import FrozenClock
 from drip.models import ConsentRecord, Enrollment, Event, SignUpRequest, Subscriber
+from drip.services import Services, build_services
 from drip.stats import overview
 from drip.subscriptions import Consent
 from tests.conftest import TESTS, count, make_settings, take_in

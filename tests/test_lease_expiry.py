@@ -10,11 +10,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from drip.app import Services, build_services
 from drip.clock import FrozenClock
 from drip.dispatch import Outcome, PassReport
 from drip.mailer import SmtpTransport, Transport
 from drip.models import Delivery, DeliveryStatus
+from drip.services import Services, build_services
 from drip.subscriptions import Consent, subscribe
 from tests.conftest import make_settings
 from tests.smtp import AfterHandOff, SmtpServer

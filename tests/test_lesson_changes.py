@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from drip.app import Services, build_services
 from drip.clock import FrozenClock
 from drip.models import Delivery
+from drip.services import Services, build_services
 from drip.subscriptions import Consent, subscribe
 from tests.conftest import TESTS, make_settings
 from tests.smtp import SmtpServer

@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 
 from drip import magnets
-from drip.app import build_services
 from drip.cli import cli
 from drip.clock import FrozenClock
 from drip.config import Settings, load_settings
 from drip.content import Sequence, load_sequence, load_sequences
+from drip.services import build_services
 from drip.study_plan import SCHEDULE_MARKER
 from drip.subscriptions import Consent, subscribe
 from tests.conftest import make_settings

@@ -8,7 +8,6 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
-from drip.app import Services, build_services
 from drip.cli import cli
 from drip.clock import FrozenClock
 from drip.models import Operator, RateLimit
@@ -21,6 +20,7 @@ from drip.operators import (
     create_operator,
     first_operator,
 )
+from drip.services import Services, build_services
 from tests.conftest import TESTS, make_settings
 
 PASSWORD = "correct horse battery"

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from drip.app import Services, create_app
+from drip.app import create_app
 from drip.clock import FrozenClock
+from drip.services import Services
 from tests.conftest import TESTS, make_settings
 from tests.smtp import SmtpServer, free_port
 

@@ -11,10 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from drip.app import Services
 from drip.cli import cli
 from drip.embed import embed_token, snippet
 from drip.models import ConsentRecord, Enrollment, Subscriber
+from drip.services import Services
 from tests.conftest import take_in
 from tests.test_public_signup import (  # noqa: F401  (fixtures)
     BLOG,

@@ -11,9 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from drip.app import Services, create_app
+from drip.app import create_app
 from drip.clock import FrozenClock
 from drip.models import ConsentRecord, Enrollment, RateLimit, Subscriber
+from drip.services import Services
 from drip.subscriptions import Consent, subscribe
 from tests.conftest import count, make_settings, take_in
 from tests.smtp import SmtpServer

@@ -9,9 +9,9 @@ import re
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from drip.app import Services
 from drip.clock import FrozenClock
 from drip.models import ConsentRecord, Delivery, Enrollment, Event
+from drip.services import Services
 from drip.subscriptions import Consent, subscribe
 from tests.smtp import SmtpServer
 from tests.test_public_signup import (  # noqa: F401  (fixtures)

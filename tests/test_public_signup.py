@@ -15,10 +15,11 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from werkzeug.test import TestResponse
 
-from drip.app import Services, create_app
+from drip.app import create_app
 from drip.clock import FrozenClock
 from drip.config import PROJECT_ROOT, Settings
 from drip.models import Base, ConsentRecord, Enrollment, Event, SignUpRequest, Subscriber
+from drip.services import Services
 from tests.conftest import make_settings, take_in
 from tests.smtp import SmtpServer
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from drip.app import Services
 from drip.content import Sequence
 from drip.render import Reader
+from drip.services import Services
 
 NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 

@@ -9,10 +9,10 @@ from email.utils import formataddr
 
 import pytest
 
-from drip.app import Services
 from drip.config import PROJECT_ROOT
 from drip.content import load_sequences
 from drip.render import Reader, _fold, address_header
+from drip.services import Services
 
 NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 

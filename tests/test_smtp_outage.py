@@ -7,10 +7,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from drip.app import Services, build_services
 from drip.clock import FrozenClock
 from drip.dispatch import Outcome
 from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
+from drip.services import Services, build_services
 from drip.subscriptions import Consent, subscribe
 from tests.conftest import make_settings
 from tests.smtp import SmtpServer

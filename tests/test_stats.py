@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from drip.app import Services, build_services
 from drip.clock import FrozenClock
 from drip.models import Enrollment
+from drip.services import Services, build_services
 from drip.stats import axis_ticks, daily, funnel, overview, why_waiting
 from drip.subscriptions import Consent, pause, subscribe
 from tests.conftest import make_settings

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from drip.app import build_services
 from drip.clock import FrozenClock
 from drip.models import Delivery, Enrollment, EnrollmentStatus, Subscriber
+from drip.services import build_services
 from drip.subscriptions import Consent, subscribe
 from tests.conftest import make_settings
 from tests.smtp import SmtpServer

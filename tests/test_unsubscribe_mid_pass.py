@@ -9,11 +9,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from drip.app import Services, build_services
 from drip.clock import FrozenClock
 from drip.dispatch import Outcome
 from drip.mailer import SmtpTransport, Transport
 from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
+from drip.services import Services, build_services
 from drip.subscriptions import Consent, subscribe, unsubscribe
 from tests.conftest import make_settings
 from tests.smtp import AfterHandOff, SmtpServer

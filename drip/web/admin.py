@@ -39,7 +39,6 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from drip.app import db_session, services
 from drip.imports import import_readers, read_rows
 from drip.models import (
     ConsentRecord,
@@ -75,6 +74,7 @@ from drip.subscriptions import (
     set_sequence_paused,
     suppress,
 )
+from drip.web.context import db_session, services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

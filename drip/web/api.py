@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from drip.app import db_session, services
+from drip.web.context import db_session, services
 from drip.web.public import SignUp, SignUpRefused, accept_sign_up
 
 bp = Blueprint("api", __name__, url_prefix="/api")

@@ -9,8 +9,8 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from drip.app import db_session, services
 from drip.models import WorkerHeartbeat
+from drip.web.context import db_session, services
 
 bp = Blueprint("health", __name__)
 

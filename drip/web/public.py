@@ -18,14 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drip import intake
-from drip.app import Services, csrf, db_session, services
 from drip.content import Sequence
 from drip.embed import EMBED_FIELD, embed_token_valid
 from drip.links import LinkError
+from drip.magnets import magnet_pdf
 from drip.mailer import SendError, envelope_sender
 from drip.models import Enrollment, EnrollmentStatus, Subscriber
 from drip.ratelimit import hits
 from drip.render import TEMPLATES, Reader
+from drip.services import Services
 from drip.subscriptions import (
     Consent,
     SubscriptionError,
@@ -37,6 +38,7 @@ from drip.subscriptions import (
     resend_confirmation,
     unsubscribe,
 )
+from drip.web.context import csrf, db_session, services
 
 log = logging.getLogger(__name__)
 
@@ -383,8 +385,6 @@ def magnet(token: str) -> ResponseReturnValue:
     found = _enrollment_from("magnet", token)
     if isinstance(found, LinkError):
         return link_problem(found, "magnet")
-    from drip.magnets import magnet_pdf  # WeasyPrint is heavy: loaded on the first download
-
     svc = services()
     sequence = svc.content.library().get(found.sequence)
     if sequence is None or sequence.lead_magnet is None:

@@ -14,8 +14,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from drip.app import Services
 from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
+from drip.services import Services
 from drip.stats import last_pass, scheduler_alive
 
 
