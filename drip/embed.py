@@ -15,9 +15,7 @@ sequence the author never offered for embedding (e.g. a single opt-in one).
 
 from __future__ import annotations
 
-import click
 from flask import render_template
-from flask.cli import with_appcontext
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from drip.content import Sequence
@@ -45,19 +43,3 @@ def snippet(sequence: Sequence, base_url: str, secret: str) -> str:
     return render_template("public/embed.html", sequence=sequence, base_url=base_url,
                            embed_field=EMBED_FIELD,
                            token=embed_token(secret, sequence.slug)).strip() + "\n"
-
-
-@click.command("embed")
-@click.argument("sequence")
-@with_appcontext
-def embed_command(sequence: str) -> None:
-    """Print the sign-up form for SEQUENCE to paste into a web page."""
-    from drip.subscriptions import SubscriptionError, find_sequence
-    from drip.web.context import services
-
-    svc = services()
-    try:
-        found = find_sequence(svc.content.library(), sequence)
-    except SubscriptionError as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(snippet(found, svc.settings.base_url, svc.settings.secret_key), nl=False)

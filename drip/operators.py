@@ -8,23 +8,18 @@ same counts and a guesser cannot spread attempts over workers.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import click
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask.cli import with_appcontext
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from drip.models import Operator, RateLimit
 from drip.ratelimit import hit, window_start
-from drip.services import Services
 from drip.subscriptions import SubscriptionError, normalize_email
-from drip.web.context import services
 
 LOGIN_WINDOW = timedelta(minutes=15)
 FAILED_PER_ACCOUNT = 5  # failed logins per account per window before it is throttled
@@ -129,55 +124,3 @@ def first_operator(session: Session, dialect: str, now: datetime) -> str | None:
     password = secrets.token_urlsafe(15)
     create_operator(session, FIRST_OPERATOR, password, now)
     return password
-
-
-def announce_first_operator(svc: Services) -> None:
-    """`drip serve`: create the first operator if needed and print its password once."""
-    with svc.sessions() as session:
-        password = first_operator(session, svc.engine.dialect.name, svc.clock())
-        session.commit()
-    if password:
-        click.echo(f"admin: log in at /admin as {FIRST_OPERATOR} with password {password} "
-                   "(shown only this once)")
-
-
-@click.group("admin")
-def admin_group() -> None:
-    """Operator accounts for the admin pages at /admin."""
-
-
-def _password() -> str:
-    return os.environ.get("DRIP_ADMIN_PASSWORD") or str(click.prompt(
-        "Password", hide_input=True, confirmation_prompt=True))
-
-
-@admin_group.command("create")
-@click.argument("email")
-@with_appcontext
-def create_command(email: str) -> None:
-    """Create an operator; the password comes from DRIP_ADMIN_PASSWORD or a hidden prompt."""
-    password = _password()
-    svc = services()
-    with svc.sessions() as session:
-        try:
-            operator = create_operator(session, email, password, svc.clock())
-        except OperatorError as error:
-            raise click.ClickException(str(error)) from None
-        session.commit()
-        click.echo(f"operator {operator.email} created")
-
-
-@admin_group.command("password")
-@click.argument("email")
-@with_appcontext
-def password_command(email: str) -> None:
-    """Give an operator a new password (DRIP_ADMIN_PASSWORD or a hidden prompt); their
-    current sessions end."""
-    password = _password()
-    with services().sessions() as session:
-        try:
-            operator = set_password(session, email, password)
-        except OperatorError as error:
-            raise click.ClickException(str(error)) from None
-        session.commit()
-        click.echo(f"new password set for {operator.email}")

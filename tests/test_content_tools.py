@@ -82,6 +82,21 @@ def test_schedule_moves_lessons_into_the_readers_morning(tmp_path: Path) -> None
     assert lines[3] == "day   6  Sun 2026-03-08 09:00 IST  03-third  Lesson three"
 
 
+def test_schedule_reads_a_signup_time_without_offset_in_the_readers_zone(tmp_path: Path) -> None:
+    result = drip(tmp_path, "schedule", "tiny", "--signup", "2026-03-02T18:30",
+                  "--timezone", "Asia/Kolkata")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == ("tiny: reader in Asia/Kolkata, "
+                                             "confirmed Mon 2026-03-02 18:30 IST")
+
+
+def test_schedule_refuses_a_signup_time_that_is_not_a_time(tmp_path: Path) -> None:
+    result = drip(tmp_path, "schedule", "tiny", "--signup", "next tuesday")
+    assert result.exit_code == 2
+    assert "'next tuesday' is not an ISO-8601 time" in result.output
+
+
 def test_schedule_refuses_an_unknown_time_zone(tmp_path: Path) -> None:
     result = drip(tmp_path, "schedule", "tiny", "--signup", "2026-03-02T13:00:00Z",
                   "--timezone", "Mars/Olympus")

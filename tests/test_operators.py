@@ -9,13 +9,13 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from drip.cli import cli
+from drip.cli.operators import announce_first_operator
 from drip.clock import FrozenClock
 from drip.models import Operator, RateLimit
 from drip.operators import (
     FAILED_PER_ACCOUNT,
     FIRST_OPERATOR,
     OperatorError,
-    announce_first_operator,
     authenticate,
     create_operator,
     first_operator,

@@ -1,37 +1,51 @@
-"""Commands for content owners: see a lesson as the reader will, see when lessons land, and
-build the lead-magnet PDFs ahead of the first download."""
+"""Commands for content owners: check the courses, see a lesson as the reader will, see
+when lessons land, print the embeddable form and build the lead-magnet PDFs."""
 
 from __future__ import annotations
 
 import sys
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import click
 from flask.cli import with_appcontext
 
+from drip import magnets
+from drip.cli.common import sequence_named, services, zone
 from drip.clock import parse_instant
-from drip.content import Sequence
+from drip.content import Sequence, load_sequences
+from drip.embed import snippet
+from drip.lint import lint
 from drip.render import Reader
 from drip.schedule import reader_zone, timeline
-from drip.web.context import services
 
 SAMPLE_READER = Reader(email="reader@example.org", first_name="Alex", subscriber_id=1,
                        enrollment_id=1)
 
 
-def _sequence(slug: str) -> Sequence:
-    library = services().content.library()
-    sequence = library.get(slug)
-    if sequence is None:
-        problems = library.broken.get(slug)
-        if problems:
-            details = "\n".join(str(p) for p in problems)
-            raise click.ClickException(f"{slug} has problems (run drip check):\n{details}")
-        known = ", ".join(sorted(library.sequences)) or "none"
-        raise click.ClickException(f"no sequence {slug!r} (known: {known})")
-    return sequence
+@click.command("check")
+@with_appcontext
+def check_command() -> None:
+    """Validate every sequence; print `path:line: problem`, exit 1 on errors (not warnings)."""
+    svc = services()
+    library = load_sequences(svc.settings.sequences_dir)
+    for problem in [*library.problems, *lint(library, svc.renderer)]:
+        click.echo(str(problem), err=problem.severity == "error")
+    for sequence in library.sequences.values():
+        click.echo(sequence.summary())
+    if any(p.severity == "error" for p in library.problems):
+        sys.exit(1)
+
+
+@click.command("embed")
+@click.argument("sequence")
+@with_appcontext
+def embed_command(sequence: str) -> None:
+    """Print the sign-up form for SEQUENCE to paste into a web page."""
+    svc = services()
+    found = sequence_named(sequence)
+    click.echo(snippet(found, svc.settings.base_url, svc.settings.secret_key), nl=False)
 
 
 @click.command("preview")
@@ -46,7 +60,7 @@ def _sequence(slug: str) -> Sequence:
 def preview_command(sequence: str, lesson: str | None, out: Path, name: str) -> None:
     """Write each lesson's HTML and text, as a sample reader gets them, to files."""
     svc = services()
-    found = _sequence(sequence)
+    found = sequence_named(sequence)
     lessons = found.lessons
     if lesson is not None:
         chosen = found.lesson(lesson) or next(
@@ -67,40 +81,36 @@ def preview_command(sequence: str, lesson: str | None, out: Path, name: str) -> 
         click.echo(f"{stem}.html  {stem}.txt  ({len(html.encode()) / 1024:.0f} KB)  {subject}")
 
 
-def _zone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise click.BadParameter(f"{value!r} is not an IANA time zone such as "
-                                 "America/New_York") from None
-    return value
-
-
-def _signup(_ctx: click.Context, _param: click.Parameter, value: str) -> datetime:
-    try:
-        return parse_instant(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 instant such as "
-                                 "2026-03-01T09:00:00-05:00") from None
+def signup_instant(text: str, zone_name: str) -> datetime:
+    """An ISO-8601 time; one without an offset is a wall-clock time in `zone_name`."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(zone_name))
+    return parse_instant(value.isoformat())
 
 
 @click.command("schedule")
 @click.argument("sequence")
-@click.option("--signup", required=True, callback=_signup,
-              help="When the reader confirms (ISO-8601; without an offset: UTC).")
-@click.option("--timezone", callback=_zone, default=None,
+@click.option("--signup", required=True,
+              help="When the reader confirms (ISO-8601; without an offset: in --timezone).")
+@click.option("--timezone", callback=zone, default=None,
               help="The reader's IANA time zone; default: the sequence's.")
 @with_appcontext
-def schedule_command(sequence: str, signup: datetime, timezone: str | None) -> None:
+def schedule_command(sequence: str, signup: str, timezone: str | None) -> None:
     """Print when each lesson of SEQUENCE would land for such a reader."""
-    found = _sequence(sequence)
-    zone = reader_zone(timezone, found.timezone)
-    start = signup.astimezone(zone)
-    click.echo(f"{found.slug}: reader in {zone.key}, confirmed {start:%a %Y-%m-%d %H:%M %Z}")
-    for lesson, moment in timeline(found.lessons, signup, found.window, zone):
-        local = moment.astimezone(zone)
+    found = sequence_named(sequence)
+    reader_tz = reader_zone(timezone, found.timezone)
+    try:
+        confirmed = signup_instant(signup, reader_tz.key)
+    except ValueError:
+        raise click.BadParameter(f"{signup!r} is not an ISO-8601 time such as "
+                                 "2026-03-01T09:00 or 2026-03-01T09:00:00-05:00",
+                                 param_hint="'--signup'") from None
+    start = confirmed.astimezone(reader_tz)
+    click.echo(f"{found.slug}: reader in {reader_tz.key}, "
+               f"confirmed {start:%a %Y-%m-%d %H:%M %Z}")
+    for lesson, moment in timeline(found.lessons, confirmed, found.window, reader_tz):
+        local = moment.astimezone(reader_tz)
         day = (local.date() - start.date()).days
         click.echo(f"day {day:>3}  {local:%a %Y-%m-%d %H:%M %Z}  "
                    f"{lesson.number:02d}-{lesson.key}  {lesson.subject}")
@@ -114,8 +124,6 @@ def schedule_command(sequence: str, signup: datetime, timezone: str | None) -> N
 def build_magnets_command(force: bool, page_size: str) -> None:
     """Typeset every sequence's lead magnet into the data directory's magnets/ folder,
     skipping those whose source (magnet.md, templates, drip version) has not changed."""
-    from drip import magnets  # WeasyPrint is heavy: loaded only for this command
-
     svc = services()
     library = svc.content.library()
     found = [s for s in library.sequences.values() if s.lead_magnet is not None]
@@ -130,3 +138,7 @@ def build_magnets_command(force: bool, page_size: str) -> None:
         click.echo(f"{'built' if built else 'up to date'}: {path}")
     for slug in sorted(library.broken):
         click.echo(f"skipped {slug}: it has problems (run drip check)", err=True)
+
+
+COMMANDS = (check_command, embed_command, preview_command, schedule_command,
+            build_magnets_command)

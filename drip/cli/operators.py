@@ -1,0 +1,70 @@
+"""`drip admin ...`: operator accounts for the admin pages at /admin."""
+
+from __future__ import annotations
+
+import os
+
+import click
+from flask.cli import with_appcontext
+
+from drip.cli.common import services
+from drip.operators import (
+    FIRST_OPERATOR,
+    OperatorError,
+    create_operator,
+    first_operator,
+    set_password,
+)
+from drip.services import Services
+
+
+def announce_first_operator(svc: Services) -> None:
+    """`drip serve`: create the first operator if needed and print its password once."""
+    with svc.sessions() as session:
+        password = first_operator(session, svc.engine.dialect.name, svc.clock())
+        session.commit()
+    if password:
+        click.echo(f"admin: log in at /admin as {FIRST_OPERATOR} with password {password} "
+                   "(shown only this once)")
+
+
+@click.group("admin")
+def admin_group() -> None:
+    """Operator accounts for the admin pages at /admin."""
+
+
+def _password() -> str:
+    return os.environ.get("DRIP_ADMIN_PASSWORD") or str(click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True))
+
+
+@admin_group.command("create")
+@click.argument("email")
+@with_appcontext
+def create_command(email: str) -> None:
+    """Create an operator; the password comes from DRIP_ADMIN_PASSWORD or a hidden prompt."""
+    password = _password()
+    svc = services()
+    with svc.sessions() as session:
+        try:
+            operator = create_operator(session, email, password, svc.clock())
+        except OperatorError as error:
+            raise click.ClickException(str(error)) from None
+        session.commit()
+        click.echo(f"operator {operator.email} created")
+
+
+@admin_group.command("password")
+@click.argument("email")
+@with_appcontext
+def password_command(email: str) -> None:
+    """Give an operator a new password (DRIP_ADMIN_PASSWORD or a hidden prompt); their
+    current sessions end."""
+    password = _password()
+    with services().sessions() as session:
+        try:
+            operator = set_password(session, email, password)
+        except OperatorError as error:
+            raise click.ClickException(str(error)) from None
+        session.commit()
+        click.echo(f"new password set for {operator.email}")

@@ -1,0 +1,105 @@
+"""Commands about readers: subscribe one, import a CSV of them, count them."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import func, select
+
+from drip.cli.common import instant, now_or, services
+from drip.imports import import_readers, read_rows
+from drip.intake import waiting
+from drip.models import Enrollment
+from drip.subscriptions import Consent, SubscriptionError, subscribe
+
+
+@click.command("subscribe")
+@click.argument("email")
+@click.argument("sequence")
+@click.option("--name", default="", help="The reader's first name.")
+@click.option("--timezone", default=None, help="IANA time zone; default: the sequence's.")
+@click.option("--confirmed", is_flag=True,
+              help="You vouch for the reader's consent: skip the confirmation email.")
+@click.option("--now", callback=instant, help="Sign-up time (ISO-8601); default: now.")
+@with_appcontext
+def subscribe_command(email: str, sequence: str, name: str, timezone: str | None,
+                      confirmed: bool, now: datetime | None) -> None:
+    """Subscribe EMAIL to SEQUENCE."""
+    svc = services()
+    moment = now_or(now)
+    library = svc.content.library()
+    with svc.sessions() as session:
+        try:
+            enrollment = subscribe(
+                session, library, sequence, email, moment, first_name=name, timezone=timezone,
+                confirmed=confirmed,
+                consent=Consent(source="cli" + (" (operator vouched)" if confirmed else ""),
+                                text=library.sequences[sequence].consent
+                                if sequence in library.sequences else ""))
+        except SubscriptionError as error:
+            raise click.ClickException(str(error)) from None
+        session.commit()
+        due = enrollment.due_at.isoformat() if enrollment.due_at else "-"
+        click.echo(f"{enrollment.subscriber.email} -> {sequence}: {enrollment.status}"
+                   f" (next: {enrollment.next_lesson or 'confirmation email'}, due {due})")
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--sequence", required=True, help="Sequence slug to subscribe every row to.")
+@click.option("--confirmed", is_flag=True,
+              help="You vouch for every reader's consent: skip the confirmation email.")
+@click.option("--source", default=None, help="Where the consent was given (kept per reader).")
+@click.option("--now", callback=instant, help="Import time (ISO-8601); default: now.")
+@with_appcontext
+def import_command(file: Path, sequence: str, confirmed: bool, source: str | None,
+                   now: datetime | None) -> None:
+    """Subscribe the readers of a CSV file (columns email, first_name, timezone)."""
+    svc = services()
+    library = svc.content.library()
+    text = file.read_text(encoding="utf-8-sig")
+    total = max(len(text.splitlines()) - 1, 0)
+    consent_text = library.sequences[sequence].consent if sequence in library.sequences else ""
+    consent = Consent(source=source or f"import of {file.name}", text=consent_text)
+    try:
+        with click.progressbar(length=total, label=f"importing {file.name}",
+                               file=sys.stderr) as bar:
+            report = import_readers(svc.sessions, library, read_rows(text.splitlines()),
+                                    sequence, now_or(now), consent=consent, confirmed=confirmed,
+                                    progress=bar.update)
+    except SubscriptionError as error:
+        raise click.ClickException(str(error)) from None
+    for line, message in report.errors:
+        click.echo(f"{file}:{line}: {message}", err=True)
+    click.echo(f"imported {report.added} readers into {sequence}; "
+               f"{len(report.errors)} rows skipped")
+    if report.errors:
+        sys.exit(1)
+
+
+@click.command("status")
+@with_appcontext
+def status_command() -> None:
+    """Readers per sequence and status, and sign-ups not yet taken in."""
+    svc = services()
+    with svc.sessions() as session:
+        rows = session.execute(select(Enrollment.sequence, Enrollment.status, func.count())
+                               .group_by(Enrollment.sequence, Enrollment.status)).all()
+        queued = waiting(session)
+    counts: dict[str, Counter[str]] = {}
+    for slug, status, count in rows:
+        counts.setdefault(slug, Counter())[status] = count
+    for slug in sorted(set(counts) | set(svc.content.library().sequences)):
+        found = counts.get(slug, Counter())
+        parts = ", ".join(f"{n} {s}" for s, n in sorted(found.items())) or "no readers"
+        click.echo(f"{slug}: {parts}")
+    if queued:
+        click.echo(f"{queued} sign-ups waiting to be taken in by the next dispatch pass")
+
+
+COMMANDS = (subscribe_command, import_command, status_command)
