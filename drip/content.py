@@ -154,9 +154,17 @@ class Library:
     sequences: dict[str, Sequence]
     problems: list[Problem]
     broken: dict[str, list[Problem]]
+    # A broken sequence's settings, as far as they could be read: its sign-up form stays up
+    # (the sign-ups wait in the queue until it is fixed), though nothing is sent from it.
+    held_forms: dict[str, Sequence] = field(default_factory=dict)
 
     def get(self, slug: str) -> Sequence | None:
         return self.sequences.get(slug)
+
+    def for_sign_up(self, slug: str) -> Sequence | None:
+        """The sequence whose sign-up form to show: a usable one, or a broken one (its
+        sign-ups wait); None only when no such sequence exists."""
+        return self.sequences.get(slug) or self.held_forms.get(slug)
 
     def broken_reason(self, slug: str) -> str | None:
         """Why a sequence whose files are there cannot be used, or None if it is not broken.
@@ -456,6 +464,7 @@ def load_sequences(root: Path) -> Library:
     sequences: dict[str, Sequence] = {}
     problems: list[Problem] = []
     broken: dict[str, list[Problem]] = {}
+    held_forms: dict[str, Sequence] = {}
     if not root.is_dir():
         problem = Problem(root, 1, "the sequences folder does not exist (DRIP_SEQUENCES_DIR)")
         return Library({}, [problem], {})
@@ -469,7 +478,10 @@ def load_sequences(root: Path) -> Library:
             sequences[sequence.slug] = sequence
         else:
             broken[folder.name] = errors
-    return Library(sequences, problems, broken)
+            if SLUG.match(folder.name):
+                held_forms[folder.name] = sequence or _build_sequence(
+                    folder, {"__lines__": {}}, [])
+    return Library(sequences, problems, broken, held_forms)
 
 
 class ContentStore:

@@ -45,6 +45,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from drip.config import PROJECT_ROOT, Settings
 from drip.content import ContentStore, Sequence
 from drip.db import sqlite_file
+from drip.fresh_links import Sent, send_requested
 from drip.intake import Intake, take_in, waiting
 from drip.links import Links
 from drip.magnets import magnet_pdf
@@ -155,6 +156,7 @@ class PassReport:
     outcomes: list[Outcome] = field(default_factory=list)
     intake: Intake = field(default_factory=Intake)
     waiting: int = 0  # sign-ups a dry run found waiting to be taken in
+    fresh_links: Sent = field(default_factory=Sent)  # download links readers asked for
 
     def count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
@@ -166,6 +168,9 @@ class PassReport:
             parts.insert(0, self.intake.summary())
         if self.waiting:
             parts.insert(0, f"{self.waiting} sign-ups waiting to be taken in")
+        if self.fresh_links.sent or self.fresh_links.failed:
+            parts.append(f"{self.fresh_links.sent} fresh links sent"
+                         + (f", {self.fresh_links.failed} not" if self.fresh_links.failed else ""))
         return f"dispatch as of {self.now.isoformat()}: " + (", ".join(parts) or "nothing due")
 
 
@@ -239,6 +244,9 @@ class Dispatcher:
         self._pass_clock = time.monotonic()
         with Session(self.engine, expire_on_commit=False) as session:
             report.intake = take_in(session, self.content.library())
+        with Session(self.engine) as session:
+            report.fresh_links = send_requested(session, self.content.library(), self.renderer,
+                                                self.links, self.transport, now)
         with self.engine.connect() as conn:
             sqlite, checkpoint_pages = self.engine.dialect.name == "sqlite", 0
             if self.postgres:

@@ -225,6 +225,9 @@ class Operator(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[utc]
     last_login_at: Mapped[utc_or_none]
+    # Part of every login session's version: logging out moves it on, which ends the
+    # session on the server side, not only by dropping the cookie.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class WorkerHeartbeat(Base):
@@ -247,3 +250,18 @@ class RateLimit(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     window_start: Mapped[utc]
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LinkRequest(Base):
+    """A fresh link a reader asked for on a page (the lead-magnet download): queued by the
+    request, sent by the next dispatch pass like every other message."""
+
+    __tablename__ = "link_requests"
+
+    id: Mapped[intpk]
+    enrollment_id: Mapped[int] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    requested_at: Mapped[utc]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)

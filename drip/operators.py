@@ -22,8 +22,11 @@ from drip.ratelimit import hit, window_start
 from drip.subscriptions import SubscriptionError, normalize_email
 
 LOGIN_WINDOW = timedelta(minutes=15)
-FAILED_PER_ACCOUNT = 5  # failed logins per account per window before it is throttled
-FAILED_PER_IP = 20  # failed logins per IP per window, across accounts
+# Failed logins per window before the right password is refused too: per account *from one
+# IP* (so a stranger's guesses never lock the operator out of their own address) and per
+# IP across accounts.
+FAILED_PER_ACCOUNT = 5
+FAILED_PER_IP = 20
 MIN_PASSWORD = 10
 FIRST_OPERATOR = "admin@localhost"
 
@@ -47,8 +50,15 @@ def hash_password(password: str) -> str:
 
 
 def session_version(operator: Operator) -> str:
-    """Stored in the login session; a new password changes it and ends every old session."""
-    return hashlib.sha256(operator.password_hash.encode()).hexdigest()[:16]
+    """Stored in the login session; a new password or a logout changes it, which ends every
+    session logged in before, on the server side (a copied cookie stops working too)."""
+    seed = f"{operator.password_hash}\0{operator.session_epoch or 0}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:16]
+
+
+def end_sessions(operator: Operator) -> None:
+    """Log out: every session of this operator ends; the caller commits."""
+    operator.session_epoch = (operator.session_epoch or 0) + 1
 
 
 def _address(email: str) -> str:
@@ -97,7 +107,8 @@ def authenticate(session: Session, email: str, password: str, ip: str,
     """Check a login. Once an IP or an account has too many failures in the window, even the
     right password is refused until the window ends; the caller commits the counts."""
     address = email.strip().lower()
-    keys = ((f"login:ip:{ip}", FAILED_PER_IP), (f"login:account:{address}", FAILED_PER_ACCOUNT))
+    keys = ((f"login:ip:{ip}", FAILED_PER_IP),
+            (f"login:account:{address}:ip:{ip}", FAILED_PER_ACCOUNT))
     if any(_blocked(session, key, limit, now) for key, limit in keys):
         return LoginResult(None, throttled=True)
     operator = session.scalar(select(Operator).where(Operator.email == address))

@@ -126,6 +126,7 @@ def markdown_to_text(source: str) -> str:
     text = re.sub(r"\[([^\]]+)\]\(([^)\s]+)[^)]*\)", r"\1 (\2)", text)
     text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
     text = re.sub(r"^#{1,6}\s*(.+?)\s*#*$", lambda m: m[1].upper(), text, flags=re.M)
+    text = html.unescape(re.sub(r"\\([\\`*_{}\[\]()#+!-])", r"\1", text))  # markdown_text
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
@@ -283,6 +284,14 @@ def _link_for(name: str, reader: Reader, links: Links) -> str:
     raise KeyError(name)
 
 
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!-])")
+
+
+def markdown_text(value: str) -> str:
+    """`value` as literal text inside Markdown: no emphasis, no link, no HTML."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(value, quote=False))
+
+
 class Renderer:
     """Renders lessons (and system messages such as the confirmation) through the layout."""
 
@@ -308,22 +317,28 @@ class Renderer:
     def from_file(self, sequence: Sequence, path: Path, key: str,
                   fixed: dict[str, str], button: tuple[str, str]) -> MessageTemplate:
         """A system message (confirmation, fresh download link) from a Markdown file with
-        front matter; `fixed` fills variables that are the same for every reader."""
+        front matter; `fixed` fills variables that are the same for every reader.
+
+        The values (an author's titles) are put in after the front matter is parsed, as
+        text: a quote or markup in a title can neither break the YAML nor become HTML."""
         source = path.read_text(encoding="utf-8")
-        version = hashlib.sha256(source.encode()).hexdigest()[:12]
+        version = hashlib.sha256("\0".join([source, *fixed.values()]).encode()).hexdigest()[:12]
         cache_key = (sequence.slug, key, version)
         cached = self._cache.get(cache_key)
         if cached is not None:
             return cached
-        for name, value in fixed.items():
-            source = source.replace(f"{{{{ {name} }}}}", value)
         parts = split_front_matter(source)
         if parts is None:
             raise ValueError(f"{path}: a message template starts with front matter")
         front, body, _ = parts
         meta = yaml.safe_load(front)
-        template = self.message(sequence, key, version, meta["subject"],
-                                meta.get("preheader", ""), body, button=button)
+        subject, preheader = str(meta["subject"]), str(meta.get("preheader", ""))
+        for name, value in fixed.items():
+            placeholder = f"{{{{ {name} }}}}"
+            subject = subject.replace(placeholder, value)
+            preheader = preheader.replace(placeholder, value)
+            body = body.replace(placeholder, markdown_text(value))
+        template = self.message(sequence, key, version, subject, preheader, body, button=button)
         self._cache[cache_key] = template
         return template
 

@@ -56,7 +56,8 @@ def normalize_email(raw: str, *, check_domain: bool = False) -> str:
         result = validate_email(raw.strip(), check_deliverability=check_domain)
     except EmailNotValidError as error:
         raise SubscriptionError(f"{raw.strip()!r} is not a valid email address: {error}") from None
-    return result.normalized.lower()
+    # An IDN domain is sent to its punycode form: any relay carries it, no SMTPUTF8 needed.
+    return (result.ascii_email or result.normalized).lower()
 
 
 def clean_timezone(name: str | None, sequence: Sequence) -> str:
@@ -175,7 +176,8 @@ def subscribe(session: Session, library: Library, slug: str, email: str, now: da
         return enrollment  # a bounced address gets nothing until an operator lifts it
     if enrollment.status == EnrollmentStatus.PENDING:
         if how := _starts_at_once(sequence, confirmed):
-            activate(session, sequence, enrollment, subscriber, now, how)
+            activate(session, sequence, enrollment, subscriber, now, how,
+                     lift_suppression=confirmed)
         elif (enrollment.confirmation_sent_at is None
               or now - enrollment.confirmation_sent_at >= RESEND_AFTER):
             enrollment.due_at = now  # the dispatcher sends the confirmation
@@ -184,8 +186,12 @@ def subscribe(session: Session, library: Library, slug: str, email: str, now: da
 
 
 def activate(session: Session, sequence: Sequence, enrollment: Enrollment,
-             subscriber: Subscriber, now: datetime, how: str) -> None:
-    """Start (or resume) the course: the first lesson the reader has not had becomes due."""
+             subscriber: Subscriber, now: datetime, how: str, *,
+             lift_suppression: bool = False) -> None:
+    """Start (or resume) the course: the first lesson the reader has not had becomes due.
+
+    Only an operator's action lifts a suppression (`lift_suppression`): a reader cannot undo
+    a bounce or a block by signing up again."""
     sent = set(session.scalars(select(Delivery.lesson).where(
         Delivery.enrollment_id == enrollment.id, Delivery.status == DeliveryStatus.SENT)))
     lesson = sequence.next_lesson(sent)
@@ -193,7 +199,7 @@ def activate(session: Session, sequence: Sequence, enrollment: Enrollment,
     enrollment.attempts = 0
     enrollment.last_error = None
     enrollment.paused_reason = None
-    if subscriber.suppressed_at is not None:
+    if lift_suppression and subscriber.suppressed_at is not None:
         subscriber.suppressed_at = None
         subscriber.suppressed_reason = None
     if lesson is None:
@@ -208,10 +214,16 @@ def activate(session: Session, sequence: Sequence, enrollment: Enrollment,
 
 
 def confirm(session: Session, library: Library, enrollment_id: int, now: datetime) -> Enrollment:
-    """The reader opened the confirmation link. Idempotent; a reader who left stays out."""
+    """The reader confirmed with the link. Idempotent; a reader who left stays out, and a
+    suppressed address stays suppressed (the attempt goes on the timeline)."""
     enrollment = session.get(Enrollment, enrollment_id)
     if enrollment is None:
         raise SubscriptionError("this confirmation link belongs to no sign-up")
+    if enrollment.subscriber.suppressed_at is not None:
+        record_event(session, enrollment, "confirm_refused", now,
+                     "the address is suppressed: "
+                     f"{enrollment.subscriber.suppressed_reason or 'by an operator'}")
+        return enrollment
     if enrollment.status in (EnrollmentStatus.PENDING, EnrollmentStatus.EXPIRED):
         sequence = find_sequence(library, enrollment.sequence)
         activate(session, sequence, enrollment, enrollment.subscriber, now, "link in email")
@@ -254,7 +266,8 @@ def resume(session: Session, library: Library, enrollment: Enrollment, now: date
     """Back to active with the next lesson due now (not a burst of everything missed)."""
     if enrollment.status == EnrollmentStatus.PAUSED:
         sequence = find_sequence(library, enrollment.sequence)
-        activate(session, sequence, enrollment, enrollment.subscriber, now, "resumed")
+        activate(session, sequence, enrollment, enrollment.subscriber, now, "resumed",
+                 lift_suppression=True)
         if enrollment.status == EnrollmentStatus.ACTIVE:
             enrollment.due_at = now
         record_event(session, enrollment, "resumed", now)
@@ -326,7 +339,8 @@ def restart(session: Session, library: Library, enrollment: Enrollment, now: dat
     enrollment.status = EnrollmentStatus.ACTIVE
     enrollment.completed_at = enrollment.last_sent_at = None
     enrollment.lease_owner = None
-    activate(session, sequence, enrollment, enrollment.subscriber, now, "restarted")
+    activate(session, sequence, enrollment, enrollment.subscriber, now, "restarted",
+             lift_suppression=True)
     if enrollment.status == EnrollmentStatus.ACTIVE:
         enrollment.due_at = now
     record_event(session, enrollment, "restarted", now,

@@ -102,17 +102,25 @@ def test_a_wrong_password_is_refused(admin: FlaskClient) -> None:
     assert admin.get("/admin/").status_code == 302
 
 
-def test_repeated_wrong_passwords_throttle_the_account_even_for_the_right_one(
+def test_repeated_wrong_passwords_from_one_ip_refuse_even_the_right_one_from_there(
         admin: FlaskClient, clock: FrozenClock) -> None:
     for attempt in range(FAILED_PER_ACCOUNT):
-        assert log_in(admin, password=f"guess {attempt}", ip=f"203.0.113.{attempt}"
-                      ).status_code == 401
-    refused = log_in(admin, ip="203.0.113.99")
+        assert log_in(admin, password=f"guess {attempt}", ip="203.0.113.5").status_code == 401
+    refused = log_in(admin, ip="203.0.113.5")
     assert refused.status_code == 429
     assert "Too many failed logins" in refused.text
     assert admin.get("/admin/").status_code == 302
     clock.advance(minutes=16)
-    assert log_in(admin).status_code == 302
+    assert log_in(admin, ip="203.0.113.5").status_code == 302
+
+
+def test_a_strangers_wrong_passwords_do_not_lock_the_operator_out_from_their_own_address(
+        admin: FlaskClient) -> None:
+    for attempt in range(FAILED_PER_ACCOUNT * 2):
+        assert log_in(admin, password=f"guess {attempt}", ip="203.0.113.5").status_code in (
+            401, 429)
+    assert log_in(admin, ip="203.0.113.5").status_code == 429
+    assert log_in(admin, ip="198.51.100.20").status_code == 302
 
 
 def test_many_wrong_guesses_from_one_ip_throttle_every_account_from_it(
@@ -132,6 +140,17 @@ def test_logging_out_ends_the_session(logged_in: FlaskClient) -> None:
     assert logged_in.get("/admin/").location.startswith("/admin/login")
 
 
+def test_logging_out_ends_the_session_on_the_server_not_only_in_the_browser(
+        app: Flask, logged_in: FlaskClient) -> None:
+    page = logged_in.get("/admin/")
+    cookie = logged_in.get_cookie("session")
+    assert cookie is not None
+    logged_in.post("/admin/logout", data={"csrf_token": csrf_token(page.text)})
+    thief = app.test_client()
+    thief.set_cookie("session", cookie.value)  # a copy of the cookie taken before logging out
+    assert thief.get("/admin/").status_code == 302
+
+
 def test_a_new_password_ends_older_sessions(logged_in: FlaskClient, app: Flask) -> None:
     assert logged_in.get("/admin/").status_code == 200
     svc: Services = app.extensions["drip"]
@@ -145,3 +164,17 @@ def test_admin_forms_without_a_csrf_token_are_refused(logged_in: FlaskClient) ->
     answer = logged_in.post("/admin/sequences/tiny/pause")
     assert answer.status_code == 400
     assert "paused" not in logged_in.get("/admin/sequences").text
+
+
+def test_an_id_past_any_integer_is_a_404_not_an_error(logged_in: FlaskClient) -> None:
+    assert logged_in.get("/admin/readers/2147483648").status_code == 404
+    assert logged_in.get("/admin/readers/99999999999999999999").status_code == 404
+
+
+@pytest.mark.parametrize("target", ["/admin/\r\nSet-Cookie: x=1", "/admin/%0d%0a", "/admin/ x"])
+def test_a_login_next_with_line_breaks_falls_back_to_the_dashboard(
+        admin: FlaskClient, target: str) -> None:
+    answer = log_in(admin, next_url=target)
+    assert answer.status_code == 302
+    assert answer.headers["Location"] in ("/admin/", "/admin/%0d%0a")
+    assert "Set-Cookie: x" not in str(answer.headers)

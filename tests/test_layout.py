@@ -12,7 +12,8 @@ LAZY_ALLOWED = {DRIP / "magnets.py"}  # WeasyPrint takes a second to import: onl
 
 
 def test_worker_imports_no_flask() -> None:
-    probe = "import drip.worker, sys; print(sorted(m for m in sys.modules if m.startswith('flask')))"
+    probe = ("import drip.worker, sys; "
+             "print(sorted(m for m in sys.modules if m.startswith('flask')))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"

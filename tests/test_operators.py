@@ -73,9 +73,11 @@ def test_failed_logins_are_counted_in_the_database_per_ip_and_account(
         session.commit()
         keys = {r.key: r.count for r in session.scalars(select(RateLimit))}
         assert keys == {"login:ip:192.0.2.1": FAILED_PER_ACCOUNT,
-                        "login:account:ops@example.org": FAILED_PER_ACCOUNT}
-        throttled = authenticate(session, "ops@example.org", PASSWORD, "192.0.2.2", clock())
+                        "login:account:ops@example.org:ip:192.0.2.1": FAILED_PER_ACCOUNT}
+        throttled = authenticate(session, "ops@example.org", PASSWORD, "192.0.2.1", clock())
         assert throttled.throttled and throttled.operator is None
+        elsewhere = authenticate(session, "ops@example.org", PASSWORD, "192.0.2.2", clock())
+        assert elsewhere.operator is not None
 
 
 def test_drip_admin_create_and_password_take_it_from_the_environment_or_a_prompt(

@@ -221,7 +221,9 @@ def test_no_next_parameter_sends_a_reader_to_another_host(
     posted = web.post(f"/subscribe/tiny?next={target}",
                       data={"csrf_token": csrf_token(page.text), "email": "bob@example.org",
                             "consent": "yes", "next": target})
-    confirmed = web.get(f"{path(svc.links.confirm_url(enrollment_id))}?next={target}")
+    confirm_path = f"{path(svc.links.confirm_url(enrollment_id))}?next={target}"
+    confirmed = web.post(confirm_path, data={"csrf_token": csrf_token(web.get(confirm_path).text),
+                                             "next": target})
     one_click = web.post(f"{path(svc.links.unsubscribe_url(enrollment_id))}?next={target}",
                          data={"List-Unsubscribe": "One-Click", "next": target})
 

@@ -16,6 +16,7 @@ from drip.subscriptions import Consent, subscribe
 from tests.smtp import SmtpServer
 from tests.test_public_signup import (  # noqa: F401  (fixtures)
     csrf_token,
+    open_confirmation,
     public_app,
     public_settings,
     sign_up,
@@ -51,16 +52,32 @@ def test_confirming_starts_the_course_and_the_welcome_lesson_follows(
         web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
     enrollment_id = reader(svc, confirmed=False)
 
-    page = web.get(path(svc.links.confirm_url(enrollment_id)))
+    page = open_confirmation(web, path(svc.links.confirm_url(enrollment_id)))
     svc.dispatcher().run_pass(clock())
 
     assert page.status_code == 200 and "You're in!" in page.text
     assert status(svc, enrollment_id) == "active"
     assert [m.subject for m in smtp_server.to("ada@example.org")] == ["Welcome, Ada"]
-    assert web.get(path(svc.links.confirm_url(enrollment_id))).status_code == 200  # idempotent
+    again = open_confirmation(web, path(svc.links.confirm_url(enrollment_id)))
+    assert again.status_code == 200  # idempotent
     with svc.sessions() as session:
         kinds = session.scalars(select(Event.kind).where(Event.enrollment_id == enrollment_id))
         assert list(kinds).count("confirmed") == 1
+
+
+def test_a_link_scanner_opening_the_confirmation_link_confirms_nothing(
+        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    enrollment_id = reader(svc, confirmed=False)
+    before = snapshot(svc.engine)
+
+    page = web.get(path(svc.links.confirm_url(enrollment_id)))
+    unchanged = snapshot(svc.engine) == before
+    svc.dispatcher().run_pass(clock())
+
+    assert page.status_code == 200 and 'method="post"' in page.text and "Confirm" in page.text
+    assert unchanged
+    assert status(svc, enrollment_id) == "pending"
+    assert [m.subject for m in smtp_server.to("ada@example.org")] == ["Please confirm: Tiny course"]
 
 
 def test_an_expired_confirmation_link_changes_nothing_and_offers_a_fresh_one(
@@ -84,7 +101,7 @@ def test_an_expired_confirmation_link_changes_nothing_and_offers_a_fresh_one(
     latest = smtp_server.to("ada@example.org")[-1]
     assert latest.subject == "Please confirm: Tiny course"
     link = re.search(r"http://drip\.test(/confirm/\S+)", latest.text())
-    assert link and web.get(link[1]).status_code == 200
+    assert link and open_confirmation(web, link[1]).status_code == 200
     assert status(svc, enrollment_id) == "active"
 
 
@@ -269,8 +286,11 @@ def test_an_expired_download_link_leads_to_a_fresh_one_by_email(
                                        "purpose": "magnet", "email": "ada@example.org"})
 
     assert answer.status_code == 200 and "a fresh download link is on its way" in answer.text
-    (message,) = smtp_server.to("ada@example.org")
-    assert message.subject == "Your fresh link: Tiny guide"
+    assert smtp_server.to("ada@example.org") == []  # queued by the request ...
+    report = svc.dispatcher().run_pass(clock())  # ... and sent by the worker's pass
+    assert report.fresh_links.sent == 1
+    (message,) = [m for m in smtp_server.to("ada@example.org")
+                  if m.subject == "Your fresh link: Tiny guide"]
     fresh = re.search(r"http://drip\.test(/magnet/[A-Za-z0-9_.\-]+)", message.text())
     assert fresh
     download = web.get(fresh[1])

@@ -49,7 +49,7 @@ from drip.models import (
     Operator,
     Subscriber,
 )
-from drip.operators import authenticate, session_version
+from drip.operators import authenticate, end_sessions, session_version
 from drip.render import Reader
 from drip.stats import (
     axis_ticks,
@@ -80,6 +80,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 OPEN = frozenset({"admin.login"})  # the only view a logged-out visitor may see
 PAGE = 200  # rows per list page
+MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
 SAMPLE_READER = Reader(email="reader@example.org", first_name="Ada", subscriber_id=0,
                        enrollment_id=0)
 
@@ -109,6 +110,9 @@ def private(response: Response) -> Response:
 def require_operator() -> ResponseReturnValue | None:
     if request.endpoint in OPEN:
         return None
+    if any(isinstance(value, int) and not 0 <= value < MAX_ID
+           for value in (request.view_args or {}).values()):
+        abort(404)  # no row has such an id; the database's integer would overflow
     operator = current_operator(db_session())
     if operator is None:
         target = request.full_path.rstrip("?") if request.method == "GET" else None
@@ -120,8 +124,9 @@ def require_operator() -> ResponseReturnValue | None:
 def safe_next(value: str | None) -> str:
     """Only a path inside /admin on this site: never another host (open redirect)."""
     fallback = url_for("admin.dashboard")
-    if not value or "\\" in value or value.startswith("//"):
-        return fallback
+    if not value or "\\" in value or value.startswith("//") or not value.isprintable() \
+            or any(char.isspace() for char in value):
+        return fallback  # CR/LF would split the Location header
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or not parts.path.startswith("/admin"):
         return fallback
@@ -151,6 +156,9 @@ def login() -> ResponseReturnValue:
 
 @bp.post("/logout")
 def logout() -> ResponseReturnValue:
+    session = db_session()
+    end_sessions(g.operator)
+    session.commit()
     web_session.clear()
     return redirect(url_for("admin.login"))
 

@@ -6,15 +6,19 @@ from *reading* the answer, so a post whose Origin is not allowed is refused outr
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from drip.signup import SignUp, SignUpRefused, accept_sign_up
 from drip.web.context import db_session, services
-from drip.web.public import SignUp, SignUpRefused, accept_sign_up
+from drip.web.public import peer
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+MAX_BODY = 8 * 1024  # a sign-up is a few hundred bytes; refuse more before parsing any
 
 
 def _own_origin() -> str:
@@ -52,16 +56,24 @@ def subscriptions() -> ResponseReturnValue:
         return _error(f"origin {origin} may not post here (DRIP_CORS_ORIGINS)", 403)
     if request.method == "OPTIONS":
         return Response(status=204)
-    data = request.get_json(silent=True)
     if not request.is_json:
         return _error("send JSON with Content-Type: application/json", 415)
+    if request.content_length is None or request.content_length > MAX_BODY:
+        return _error(f"the body must be JSON of at most {MAX_BODY} bytes, with its "
+                      "Content-Length", 400)
+    try:
+        data = json.loads(request.get_data(cache=False))
+    except (ValueError, RecursionError):
+        return _error("the body is not valid JSON", 400)
     if not isinstance(data, dict):
         return _error("the body must be a JSON object", 400)
     slug = data.get("sequence")
     library = services().content.library()
-    sequence = library.get(slug) if isinstance(slug, str) else None
+    sequence = library.for_sign_up(slug) if isinstance(slug, str) else None
     if sequence is None:
-        return _error("unknown sequence: give the slug of a course, e.g. \"tiny\"", 404)
+        known = ", ".join(f'"{name}"' for name in sorted({*library.sequences,
+                                                          *library.held_forms}))
+        return _error(f"unknown sequence: give the slug of a course, one of {known}", 404)
     texts = {key: data.get(key, "") for key in ("email", "first_name", "timezone",
                                                  "exam_date", "responsibilities")}
     if not all(isinstance(value, str) for value in texts.values()):
@@ -74,8 +86,9 @@ def subscriptions() -> ResponseReturnValue:
                   timezone=texts["timezone"], consent=True,
                   fields={name: texts[name] for name in sequence.signup_fields})
     try:
+        svc = services()
         accept_sign_up(db_session(), sequence, form,
-                       f"api ({origin or 'no origin'})"[:200])
+                       peer(f"api ({origin or 'no origin'})"[:200]), svc.clock(), svc.settings)
     except SignUpRefused as refused:
         return _error(str(refused), refused.status)
     return jsonify(status="accepted"), 202

@@ -8,29 +8,23 @@ already subscribed, and a GET never unsubscribes (mail scanners open links).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import date
-from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from drip import intake
 from drip.content import Sequence
 from drip.embed import EMBED_FIELD, embed_token_valid
+from drip.fresh_links import request_magnet_link
 from drip.links import LinkError
 from drip.magnets import magnet_pdf
-from drip.mailer import SendError, envelope_sender
 from drip.models import Enrollment, EnrollmentStatus, Subscriber
 from drip.ratelimit import hits
-from drip.render import TEMPLATES, Reader
-from drip.services import Services
+from drip.signup import Peer, SignUp, SignUpRefused, accept_sign_up
 from drip.subscriptions import (
     Consent,
     SubscriptionError,
-    clean_timezone,
     confirm,
     normalize_email,
     record_event,
@@ -45,31 +39,9 @@ log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
 
 HONEYPOT = "website"  # hidden from people; bots that fill every field give themselves away
-RESPONSIBILITIES = ("0", "1", "2+")  # the form's answers (templates/public/_fields.html)
-MAGNET_LINK_EMAIL = TEMPLATES / "public" / "magnet-link.md"
 ONE_CLICK = "One-Click"
+MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
 LEFT_STATUSES = (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.EXPIRED)
-
-
-class SignUpRefused(Exception):
-    """A sign-up that cannot go ahead; `status` is the HTTP answer, `field` the culprit."""
-
-    def __init__(self, message: str, status: int = 400, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.field = field
-
-
-@dataclass(frozen=True)
-class SignUp:
-    """One sign-up as submitted, from the page, an embedded form or the JSON endpoint."""
-
-    email: str
-    first_name: str = ""
-    timezone: str = ""
-    consent: bool = False
-    honeypot: str = ""
-    fields: dict[str, str] = field(default_factory=dict)
 
 
 @bp.after_request
@@ -97,88 +69,18 @@ def within_limits(session: Session, kind: str, ip: str, address: str | None) -> 
     return all(hits(session, limits, services().clock()).values())
 
 
-def signup_attributes(sequence: Sequence, raw: dict[str, str]) -> dict[str, Any]:
-    """The extra answers a sequence asks for (`signup_fields`), checked; blanks are left out."""
-    attributes: dict[str, Any] = {}
-    if "exam_date" in sequence.signup_fields and raw.get("exam_date", "").strip():
-        try:
-            attributes["exam_date"] = date.fromisoformat(raw["exam_date"].strip()).isoformat()
-        except ValueError:
-            raise SignUpRefused("Please give the exam date as a date, e.g. 2026-09-15.",
-                                field="exam_date") from None
-    if "responsibilities" in sequence.signup_fields and raw.get("responsibilities", ""):
-        if raw["responsibilities"] not in RESPONSIBILITIES:
-            raise SignUpRefused("Please pick one of the answers about responsibilities.",
-                                field="responsibilities")
-        attributes["responsibilities"] = raw["responsibilities"]
-    return attributes
-
-
-def _check(sequence: Sequence, form: SignUp,
-           ) -> tuple[str | None, SignUpRefused | None, str | None, dict[str, Any]]:
-    """(address, problem, time zone, attributes) from the form; no database involved."""
-    try:
-        timezone: str | None = clean_timezone(form.timezone.strip() or None, sequence)
-    except SubscriptionError:
-        timezone = None  # an odd browser value: the sequence's zone is a fine default
-    if not form.email.strip():
-        return None, SignUpRefused("Please enter your email address.", field="email"), None, {}
-    try:
-        address = normalize_email(form.email,
-                                  check_domain=services().settings.check_email_domain)
-    except SubscriptionError:
-        return None, SignUpRefused("That doesn't look like an email address we can write to. "
-                                   "Please check it.", field="email"), None, {}
-    if not form.consent:
-        return address, SignUpRefused("Please tick the box to say you want these emails.",
-                                      field="consent"), None, {}
-    try:
-        attributes = signup_attributes(sequence, form.fields)
-    except SignUpRefused as refused:
-        return address, refused, None, {}
-    return address, None, timezone, attributes
-
-
-def accept_sign_up(session: Session, sequence: Sequence, form: SignUp, source: str) -> None:
-    """Check a sign-up, count it against the limits, queue it (drip.intake) and commit.
-
-    Raises SignUpRefused, after committing the counts, so refused attempts count too. A
-    honeypot hit is answered like a success and stores nothing.
-    """
-    if form.honeypot.strip():
-        log.info("honeypot filled on %s from %s", sequence.slug, client_ip())
-        return
-    svc = services()
-    ip = client_ip()
-    address, problem, timezone, attributes = _check(sequence, form)
-    by_ip, by_address = f"signup:ip:{ip}", f"signup:address:{address}"
-    limits = {by_ip: svc.settings.signup_limit_ip}
-    if address is not None:
-        limits[by_address] = svc.settings.signup_limit_address
-    now = svc.clock()
-    allowed = hits(session, limits, now)
-    if not allowed[by_ip]:
-        problem = SignUpRefused("Too many sign-ups from your network. Please try again in an "
-                                "hour.", status=429)
-    elif problem is None and not allowed[by_address]:
-        problem = SignUpRefused("Too many sign-ups for this address. Please try again in an "
-                                "hour.", status=429)
-    if problem is None and address is not None:
-        consent = Consent(source=source, text=sequence.consent, ip=ip,
-                          user_agent=request.headers.get("User-Agent", "")[:500] or None)
-        intake.accept(session, sequence.slug, address, now, consent,
-                      first_name=form.first_name, timezone=timezone,
-                      attributes=attributes)
-    session.commit()
-    if problem is not None or address is None:
-        raise problem or SignUpRefused("Please enter your email address.")
-
-
 def _sequence_or_404(slug: str) -> Sequence:
-    sequence = services().content.library().get(slug)
+    """The sequence whose sign-up form this is. A broken one keeps its form (its sign-ups
+    wait in the queue until it is fixed); only one that does not exist is a 404."""
+    sequence = services().content.library().for_sign_up(slug)
     if sequence is None:
         abort(404)
     return sequence
+
+
+def peer(source: str) -> Peer:
+    return Peer(ip=client_ip(), user_agent=request.headers.get("User-Agent", ""),
+                source=source)
 
 
 def _form_from_request(sequence: Sequence) -> SignUp:
@@ -221,7 +123,8 @@ def signup_post(slug: str) -> ResponseReturnValue:
         source = f"sign-up page /subscribe/{slug}"
     form = _form_from_request(sequence)
     try:
-        accept_sign_up(db_session(), sequence, form, source)
+        svc = services()
+        accept_sign_up(db_session(), sequence, form, peer(source), svc.clock(), svc.settings)
     except SignUpRefused as refused:
         return render_template("public/subscribe.html", sequence=sequence,
                                values=request.form, error=str(refused),
@@ -252,8 +155,20 @@ def _enrollment_from(purpose: str, token: str) -> Enrollment | LinkError:
 
 
 @bp.get("/confirm/<token>")
-def confirm_link(token: str) -> ResponseReturnValue:
-    """Opening the link starts the course; the dispatcher sends the welcome lesson."""
+def confirm_page(token: str) -> ResponseReturnValue:
+    """A page with one button. Opening the link changes nothing: mail scanners open every
+    link in a message, and a sign-up nobody made must not be confirmed by one."""
+    found = _enrollment_from("confirm", token)
+    if isinstance(found, LinkError):
+        return link_problem(found, "confirm")
+    sequence = services().content.library().for_sign_up(found.sequence)
+    return render_template("public/confirm.html", enrollment=found, sequence=sequence,
+                           title=sequence.title if sequence else found.sequence)
+
+
+@bp.post("/confirm/<token>")
+def confirm_post(token: str) -> ResponseReturnValue:
+    """The button: the course starts, and the dispatcher sends the welcome lesson."""
     found = _enrollment_from("confirm", token)
     if isinstance(found, LinkError):
         return link_problem(found, "confirm")
@@ -353,6 +268,8 @@ def _change_course(subscriber: Subscriber) -> str:
         enrollment_id = int(request.form.get("enrollment", ""))
     except ValueError:
         abort(400)
+    if not 0 < enrollment_id < MAX_ID:
+        abort(400)  # past any row id: the database's integer would overflow
     enrollment = session.get(Enrollment, enrollment_id)
     if enrollment is None or enrollment.subscriber_id != subscriber.id:
         abort(400)  # a form edited to reach someone else's course
@@ -427,36 +344,10 @@ def resend() -> ResponseReturnValue:
         for enrollment in subscriber.enrollments:
             if purpose == "confirm":
                 resend_confirmation(session, enrollment, svc.clock())
-            elif enrollment.status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED,
-                                       EnrollmentStatus.COMPLETED):
-                _send_magnet_link(svc, session, enrollment)
+            else:
+                request_magnet_link(session, enrollment, svc.clock())
     session.commit()
     return render_template("public/resent.html", purpose=purpose)
-
-
-def _send_magnet_link(svc: Services, session: Session, enrollment: Enrollment) -> None:
-    """Mail a fresh download link now. Unlike lessons this is a one-off reply to a person
-    waiting on the page, so it goes out in the request, and the outcome is recorded."""
-    sequence = svc.content.library().get(enrollment.sequence)
-    if sequence is None or sequence.lead_magnet is None:
-        return
-    template = svc.renderer.from_file(sequence, MAGNET_LINK_EMAIL, "magnet-link",
-                                      {"magnet_title": sequence.lead_magnet.title},
-                                      button=("Download the PDF", "{{ lead_magnet_url }}"))
-    subscriber = enrollment.subscriber
-    now = svc.clock()
-    reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
-    mid = f"<drip.{enrollment.id}.magnet-link.{int(now.timestamp())}@{svc.renderer.domain}>"
-    message = template.build(reader, svc.links, mid, now)
-    try:
-        with svc.transport() as transport:
-            transport.send(envelope_sender(template.sender), subscriber.email, message,
-                           name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-magnet-link")
-    except SendError as error:
-        log.warning("fresh magnet link for enrollment %s not sent: %s", enrollment.id, error)
-        record_event(session, enrollment, "magnet_link_failed", now, str(error))
-        return
-    record_event(session, enrollment, "magnet_link_sent", now, mid)
 
 
 @bp.errorhandler(400)

@@ -1,0 +1,112 @@
+"""Fresh links a reader asked for on a page: queued by the request (`request_magnet_link`),
+sent by the dispatch pass (`send_requested`).
+
+The request only writes a row, so its answer takes the same time whether or not the
+address is known, and a slow relay never holds a web worker; the pass sends the email
+as it sends every other message and records the outcome on the reader's timeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from drip.config import PROJECT_ROOT
+from drip.content import Library
+from drip.links import Links
+from drip.mailer import SendError, Transport, envelope_sender
+from drip.models import Enrollment, EnrollmentStatus, LinkRequest
+from drip.render import Reader, Renderer
+from drip.subscriptions import record_event
+
+log = logging.getLogger(__name__)
+
+MAGNET_LINK = "magnet-link"
+MAGNET_LINK_EMAIL = PROJECT_ROOT / "templates" / "public" / "magnet-link.md"
+HAS_MAGNET = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED, EnrollmentStatus.COMPLETED)
+MAX_ATTEMPTS = 5
+BATCH = 200
+
+
+def request_magnet_link(session: Session, enrollment: Enrollment, now: datetime) -> bool:
+    """Queue a fresh download link for a reader who has the course; False if they have none
+    (or one is already queued). The caller commits."""
+    if enrollment.status not in HAS_MAGNET or enrollment.subscriber.suppressed_at is not None:
+        return False
+    queued = session.scalar(select(LinkRequest.id).where(
+        LinkRequest.enrollment_id == enrollment.id, LinkRequest.kind == MAGNET_LINK))
+    if queued is not None:
+        return False
+    session.add(LinkRequest(enrollment_id=enrollment.id, kind=MAGNET_LINK, requested_at=now))
+    return True
+
+
+@dataclass
+class Sent:
+    """What one `send_requested` did."""
+
+    sent: int = 0
+    failed: int = 0
+
+
+def send_requested(session: Session, library: Library, renderer: Renderer, links: Links,
+                   transport: Callable[[], Transport], now: datetime) -> Sent:
+    """Send the queued fresh links, oldest first. Each is taken with its row locked (other
+    workers skip it) and its outcome committed before the next: a transient failure keeps
+    the row for the next pass, up to MAX_ATTEMPTS; anything else ends it, with the reason
+    on the reader's timeline."""
+    result = Sent()
+    after = 0
+    with ExitStack() as stack:
+        relay: Transport | None = None
+        for _ in range(BATCH):
+            row = session.scalar(select(LinkRequest).where(LinkRequest.id > after)
+                                 .order_by(LinkRequest.id).limit(1)
+                                 .with_for_update(skip_locked=True))
+            if row is None:
+                break
+            after = row.id
+            enrollment = session.get(Enrollment, row.enrollment_id)
+            sequence = library.get(enrollment.sequence) if enrollment else None
+            if (enrollment is None or sequence is None or sequence.lead_magnet is None
+                    or enrollment.status not in HAS_MAGNET
+                    or enrollment.subscriber.suppressed_at is not None):
+                session.delete(row)
+                session.commit()
+                continue
+            template = renderer.from_file(sequence, MAGNET_LINK_EMAIL, MAGNET_LINK,
+                                          {"magnet_title": sequence.lead_magnet.title},
+                                          button=("Download the PDF", "{{ lead_magnet_url }}"))
+            subscriber = enrollment.subscriber
+            reader = Reader(subscriber.email, subscriber.first_name, subscriber.id,
+                            enrollment.id)
+            mid = f"<drip.{enrollment.id}.{MAGNET_LINK}.{row.id}@{renderer.domain}>"
+            message = template.build(reader, links, mid, now)
+            try:
+                relay = relay or stack.enter_context(transport())
+                relay.send(envelope_sender(template.sender), subscriber.email, message,
+                           name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-{MAGNET_LINK}")
+            except SendError as error:
+                row.attempts += 1
+                row.last_error = str(error)
+                if not error.transient or row.attempts >= MAX_ATTEMPTS:
+                    log.warning("fresh link for enrollment %s not sent: %s", enrollment.id,
+                                error)
+                    record_event(session, enrollment, "magnet_link_failed", now, str(error))
+                    session.delete(row)
+                result.failed += 1
+                session.commit()
+                if error.connection:
+                    break  # the relay is down: the rest wait for the next pass
+                continue
+            record_event(session, enrollment, "magnet_link_sent", now, mid)
+            session.delete(row)
+            session.commit()
+            result.sent += 1
+    return result
