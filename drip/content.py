@@ -21,6 +21,10 @@ import yaml
 LESSON_FILE = re.compile(r"^(?P<number>\d+)-(?P<key>[a-z0-9][a-z0-9-]*)\.md$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 DELAY = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+# "2 days", "1 week", "36 hours", "1 day 12 hours", "90 minutes": what an author writes
+DELAY_WORD = re.compile(r"(\d+)\s*(weeks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m)\b",
+                        re.IGNORECASE)
+DELAY_WORDS = re.compile(r"^(?:\s*(?:,|and)?\s*\d+\s*[a-z]+)+\s*$", re.IGNORECASE)
 VARIABLE = re.compile(
     r"\{\{\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*"
     r"(?:\|\s*default\(\s*\"(?P<default>[^\"{}]*)\"\s*\)\s*)?\}\}"
@@ -70,12 +74,25 @@ class Delay:
         if text == "0":
             return cls()
         match = DELAY.match(text)
-        if not text or not match:
-            raise ValueError(
-                f"bad delay {text!r}: use 0 or a number with a unit, e.g. 36h, 2d, 1w, 1d12h"
-            )
-        weeks, days, hours, minutes = (int(g) if g else 0 for g in match.groups())
-        return cls(days=weeks * 7 + days, seconds=hours * 3600 + minutes * 60)
+        if match and text:
+            weeks, days, hours, minutes = (int(g) if g else 0 for g in match.groups())
+            return cls(days=weeks * 7 + days, seconds=hours * 3600 + minutes * 60)
+        words = DELAY_WORD.findall(text)
+        if words and DELAY_WORDS.match(text) and len(words) == len(re.findall(r"\d+", text)):
+            days = seconds = 0
+            for number, unit in words:
+                first = unit[0].lower()
+                if first == "w":
+                    days += int(number) * 7
+                elif first == "d":
+                    days += int(number)
+                elif first == "h":
+                    seconds += int(number) * 3600
+                else:
+                    seconds += int(number) * 60
+            return cls(days=days, seconds=seconds)
+        raise ValueError(f"bad delay {text!r}: use 0 or a number with a unit, e.g. 2 days, "
+                         "1 week, 36 hours (or 2d, 1w, 36h)")
 
     def __str__(self) -> str:
         if self.immediate:
@@ -189,11 +206,43 @@ def _line_of_keys(text: str) -> dict[str, int]:
     return lines
 
 
-def _yaml_error(path: Path, error: yaml.YAMLError, offset: int = 0) -> Problem:
+CURLY_QUOTES = "“”‘’"
+
+
+def _yaml_error(path: Path, error: yaml.YAMLError, offset: int = 0,
+                text: str = "") -> Problem:
+    """The parser's complaint in words an author can act on, at the line to fix."""
     mark = getattr(error, "problem_mark", None)
-    line = (mark.line + 1 + offset) if mark is not None else 1 + offset
-    what = getattr(error, "problem", None) or str(error)
-    return Problem(path, line, f"bad YAML: {what}")
+    context = getattr(error, "context_mark", None)
+    line = (mark.line + 1) if mark is not None else 1
+    what = str(getattr(error, "problem", None) or error)
+    lines = text.splitlines()
+    here = lines[line - 1] if 0 < line <= len(lines) else ""
+    key = here.split(":", 1)[0].strip() or "the value"
+    unclosed = _unclosed_quote(lines[:line])
+    if any(quote in here for quote in CURLY_QUOTES):
+        message = (f"line {line} has curly quotes (“ ” or ‘ ’), as a word processor types "
+                   "them; YAML needs straight quotes: retype them as \" or '")
+    elif "mapping values are not allowed" in what:
+        message = (f"the {key} has a colon (:) in it: put the {key} in quotes, e.g. "
+                   f"{key}: \"Step 2: small talk\"")
+    elif unclosed is not None or "while scanning a quoted scalar" in str(
+            getattr(error, "context", "")):
+        line = unclosed or ((context.line + 1) if context is not None else line)
+        message = (f"a quote opened on line {line + offset} is never closed: end the text "
+                   "with the same quote mark it starts with")
+    else:
+        message = f"this is not valid YAML ({what})"
+    return Problem(path, line + offset, message)
+
+
+def _unclosed_quote(lines: list[str]) -> int | None:
+    """The 1-based line whose value opens a quote that the line does not close, if any."""
+    for number, text in enumerate(lines, start=1):
+        value = text.split(":", 1)[1].strip() if ":" in text else ""
+        if value[:1] in ("'", '"') and (len(value) == 1 or not value.endswith(value[0])):
+            return number
+    return None
 
 
 def _parse_time(value: Any) -> time:
@@ -257,7 +306,7 @@ def _load_sequence_file(path: Path, problems: list[Problem]) -> dict[str, Any] |
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        problems.append(_yaml_error(path, error))
+        problems.append(_yaml_error(path, error, text=text))
         return None
     if not isinstance(data, dict):
         problems.append(Problem(path, 1, "sequence.yaml must be a mapping of keys to values"))
@@ -355,7 +404,7 @@ def _load_lesson(path: Path, match: re.Match[str], allowed: frozenset[str],
     try:
         meta = yaml.safe_load(front) or {}
     except yaml.YAMLError as error:
-        problems.append(_yaml_error(path, error, offset=1))
+        problems.append(_yaml_error(path, error, offset=1, text=front))
         return None
     if not isinstance(meta, dict):
         problems.append(Problem(path, 2, "front matter must be keys and values"))
@@ -410,6 +459,11 @@ def check_variables(text: str, allowed: frozenset[str], path: Path,
                 problems.append(Problem(path, first_line + offset,
                                         "malformed variable: write {{ name }} or "
                                         '{{ name|default("text") }}'))
+            elif found["name"] in MAGNET_VARIABLES and found["name"] not in allowed:
+                problems.append(Problem(path, first_line + offset,
+                                        f"{{{{ {found['name']} }}}} links to the lead magnet, "
+                                        "but this sequence has none: add lead_magnet: to "
+                                        "sequence.yaml, or take the link out"))
             elif found["name"] not in allowed:
                 problems.append(Problem(path, first_line + offset,
                                         f"unknown variable {found['name']!r} (known: "

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from drip.config import PROJECT_ROOT, Settings
+from drip.config import Settings
 from drip.content import ContentStore, Sequence
 from drip.db import sqlite_file
 from drip.fresh_links import Sent, send_requested
@@ -65,7 +65,6 @@ from drip.schedule import into_window, next_due, reader_zone
 
 log = logging.getLogger(__name__)
 
-CONFIRM_TEMPLATE = PROJECT_ROOT / "templates" / "email" / "confirm.md"
 HOLD = timedelta(minutes=15)  # how long a reader waits when their sequence cannot be read
 MAX_BACKOFF = timedelta(hours=6)
 PASS_CHECKPOINT_PAGES = 10_000  # SQLite WAL pages (4 KiB) between checkpoints during a pass
@@ -439,9 +438,7 @@ class Dispatcher:
                 **({"last_error": note} if note else {})))
 
     def _confirmation(self, sequence: Sequence) -> MessageTemplate:
-        return self.renderer.from_file(sequence, CONFIRM_TEMPLATE, "confirm",
-                                       {"sequence_title": sequence.title},
-                                       button=("Yes, send it to me", "{{ confirm_url }}"))
+        return self.renderer.confirmation(sequence)
 
     # -- sending and recording ----------------------------------------------------------------
 

@@ -17,7 +17,6 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from drip.config import PROJECT_ROOT
 from drip.content import Library
 from drip.links import Links
 from drip.mailer import SendError, Transport, envelope_sender
@@ -28,7 +27,6 @@ from drip.subscriptions import record_event
 log = logging.getLogger(__name__)
 
 MAGNET_LINK = "magnet-link"
-MAGNET_LINK_EMAIL = PROJECT_ROOT / "templates" / "public" / "magnet-link.md"
 HAS_MAGNET = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED, EnrollmentStatus.COMPLETED)
 MAX_ATTEMPTS = 5
 BATCH = 200
@@ -80,9 +78,7 @@ def send_requested(session: Session, library: Library, renderer: Renderer, links
                 session.delete(row)
                 session.commit()
                 continue
-            template = renderer.from_file(sequence, MAGNET_LINK_EMAIL, MAGNET_LINK,
-                                          {"magnet_title": sequence.lead_magnet.title},
-                                          button=("Download the PDF", "{{ lead_magnet_url }}"))
+            template = renderer.magnet_link(sequence)
             subscriber = enrollment.subscriber
             reader = Reader(subscriber.email, subscriber.first_name, subscriber.id,
                             enrollment.id)

@@ -103,3 +103,22 @@ class Links:
         if not isinstance(value, int):
             raise LinkError("this link is not valid")
         return value
+
+
+SAMPLE_KINDS = ("preview", "test")
+
+
+@dataclass(frozen=True)
+class SampleLinks(Links):
+    """Links for a preview or a test send: they lead to a page that says so, never to a
+    reader's unsubscribe or preferences, so a forwarded preview can touch nobody."""
+
+    kind: str = "preview"
+
+    def url(self, purpose: str, ident: int) -> str:
+        return f"{self.base_url}/sample/{self.kind}/{purpose}"
+
+
+def sample_links(links: Links, kind: str = "preview") -> SampleLinks:
+    return SampleLinks(links.secret, links.base_url, links.confirm_days, links.download_days,
+                       links.clock, kind=kind)

@@ -12,14 +12,18 @@ inbox. They are Problems with severity "warning", so they print without failing 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import markdown
 
+from drip.config import Settings
 from drip.content import Lesson, Library, Problem, Sequence
-from drip.render import MARKDOWN_EXTENSIONS, TOKEN, Renderer
+from drip.links import Links, sample_links
+from drip.magnets import magnet_pdf
+from drip.render import MARKDOWN_EXTENSIONS, SAMPLE_READER, TOKEN, Renderer
 
 HTML_LIMIT = 100 * 1024
 LINK_ALLOWANCE = 200  # bytes a signed link may take where the template holds a short token
@@ -108,3 +112,39 @@ def lint(library: Library, renderer: Renderer) -> list[Problem]:
     return [problem for sequence in library.sequences.values()
             for lesson in sequence.lessons
             for problem in lint_lesson(sequence, lesson, renderer)]
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def render_problems(library: Library, renderer: Renderer, links: Links, settings: Settings,
+                    now: datetime) -> list[Problem]:
+    """Build every message each usable sequence would send (each lesson, the confirmation,
+    the lead-magnet PDF) for a sample reader, so what would fail at send time fails here
+    first, as an error at the file it comes from."""
+    problems: list[Problem] = []
+    sample = sample_links(links)
+    for sequence in library.sequences.values():
+        yaml_file = sequence.path / "sequence.yaml"
+        for lesson in sequence.lessons:
+            try:
+                renderer.lesson(sequence, lesson).build(SAMPLE_READER, sample, "<check@drip>",
+                                                        now)
+            except Exception as error:  # whatever it is, sending would meet it too
+                problems.append(Problem(lesson.path, lesson.body_line,
+                                        f"the lesson cannot be rendered: {_one_line(error)}"))
+        try:
+            renderer.confirmation(sequence).build(SAMPLE_READER, sample, "<check@drip>", now)
+        except Exception as error:
+            problems.append(Problem(yaml_file, 1, "the confirmation email cannot be rendered "
+                                    f"from these settings: {_one_line(error)}"))
+        if sequence.lead_magnet is not None:
+            try:
+                renderer.magnet_link(sequence).build(SAMPLE_READER, sample, "<check@drip>",
+                                                     now)
+                magnet_pdf(settings, sequence, {}, today=now.date())
+            except Exception as error:
+                problems.append(Problem(sequence.lead_magnet.source, 1,
+                                        f"the lead magnet cannot be made: {_one_line(error)}"))
+    return problems

@@ -284,6 +284,11 @@ def _link_for(name: str, reader: Reader, links: Links) -> str:
     raise KeyError(name)
 
 
+# The reader a preview or a test send is personalised for: matches no row (ids 0), and its
+# links are drip.links.SampleLinks, which lead to a page that says it was a sample.
+SAMPLE_READER = Reader(email="reader@example.org", first_name="Alex", subscriber_id=0,
+                       enrollment_id=0)
+
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!-])")
 
 
@@ -341,6 +346,19 @@ class Renderer:
         template = self.message(sequence, key, version, subject, preheader, body, button=button)
         self._cache[cache_key] = template
         return template
+
+    def confirmation(self, sequence: Sequence) -> MessageTemplate:
+        """The email that asks a new reader to confirm (double opt-in)."""
+        return self.from_file(sequence, TEMPLATES / "email" / "confirm.md", "confirm",
+                              {"sequence_title": sequence.title},
+                              button=("Yes, send it to me", "{{ confirm_url }}"))
+
+    def magnet_link(self, sequence: Sequence) -> MessageTemplate:
+        """A fresh download link for the lead magnet, which the reader asked for."""
+        assert sequence.lead_magnet is not None
+        return self.from_file(sequence, TEMPLATES / "public" / "magnet-link.md", "magnet-link",
+                              {"magnet_title": sequence.lead_magnet.title},
+                              button=("Download the PDF", "{{ lead_magnet_url }}"))
 
     def message(self, sequence: Sequence, key: str, version: str, subject: str,
                 preheader: str, body: str, button: tuple[str, str] | None = None,

@@ -333,7 +333,8 @@ def test_a_lesson_preview_uses_sample_data(logged_in: FlaskClient) -> None:
     page = logged_in.get("/admin/sequences/tiny/lessons/welcome").text
     assert "<h1>Welcome, Ada</h1>" in page
     assert "Hi Ada," in page and "reader@example.org" in page
-    assert "http://drip.test/magnet/" in page  # the lead-magnet link, signed
+    assert "http://drip.test/sample/preview/magnet" in page  # a link that touches no reader
+    assert "/unsubscribe/" not in page
     assert logged_in.get("/admin/sequences/tiny/lessons/nope").status_code == 404
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from flask import Flask
 
 from drip.cli import cli
 from tests.conftest import TESTS
@@ -32,9 +34,37 @@ def test_preview_writes_each_lesson_as_the_reader_gets_it(tmp_path: Path) -> Non
     text = (out / "tiny" / "01-welcome.txt").read_text()
     assert text.startswith("Subject: Welcome, Alex\n")
     assert "Hi Alex," in html and "Hi Alex," in text
-    assert 'href="http://drip.test/magnet/' in html  # the lead-magnet link, signed
+    assert 'href="http://drip.test/sample/preview/magnet"' in html  # a link for nobody
     assert "DRIPV" not in html + text and "{{" not in html + text
     assert "<strong>bold</strong>" in (out / "tiny" / "02-second.html").read_text()
+
+
+def test_a_preview_is_signed_for_nobody_and_its_links_say_it_is_a_preview(
+        tmp_path: Path) -> None:
+    result = drip(tmp_path, "preview", "tiny", "third")
+
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "data" / "previews" / "tiny" / "03-third.html").read_text()
+    assert 'href="http://drip.test/sample/preview/unsubscribe"' in html
+    assert "/unsubscribe/" not in html and "/preferences/" not in html
+
+
+def test_a_preview_link_leads_to_a_page_that_says_so(app: Flask) -> None:
+    page = app.test_client().get("/sample/preview/unsubscribe")
+    assert page.status_code == 200
+    assert "This link is from a preview" in page.text and "belongs to no reader" in page.text
+    assert app.test_client().get("/sample/other/unsubscribe").status_code == 404
+
+
+def test_check_fails_on_a_lead_magnet_that_cannot_be_typeset(tmp_path: Path) -> None:
+    courses = tmp_path / "sequences"
+    shutil.copytree(TESTS / "sequences", courses)
+    (courses / "tiny" / "magnet.md").write_text("---\ntitle: [unclosed\n---\nSome text.\n")
+
+    result = drip(tmp_path, "check", sequences=courses)
+
+    assert result.exit_code == 1
+    assert f"{courses}/tiny/magnet.md:1: the lead magnet cannot be made: " in result.output
 
 
 def test_preview_of_one_lesson_with_the_default_names(tmp_path: Path) -> None:

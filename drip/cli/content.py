@@ -16,25 +16,27 @@ from drip.cli.common import sequence_named, services, zone
 from drip.clock import parse_instant
 from drip.content import Sequence, load_sequences
 from drip.embed import snippet
-from drip.lint import lint
-from drip.render import Reader
+from drip.links import sample_links
+from drip.lint import lint, render_problems
+from drip.render import SAMPLE_READER, Reader
 from drip.schedule import reader_zone, timeline
-
-SAMPLE_READER = Reader(email="reader@example.org", first_name="Alex", subscriber_id=1,
-                       enrollment_id=1)
 
 
 @click.command("check")
 @with_appcontext
 def check_command() -> None:
-    """Validate every sequence; print `path:line: problem`, exit 1 on errors (not warnings)."""
+    """Validate every sequence and render every message of it (lessons, the confirmation,
+    the lead-magnet PDF) as sending would; print `path:line: problem`, exit 1 on errors."""
     svc = services()
     library = load_sequences(svc.settings.sequences_dir)
-    for problem in [*library.problems, *lint(library, svc.renderer)]:
+    problems = [*library.problems, *render_problems(library, svc.renderer, svc.links,
+                                                    svc.settings, svc.clock()),
+                *lint(library, svc.renderer)]
+    for problem in problems:
         click.echo(str(problem), err=problem.severity == "error")
     for sequence in library.sequences.values():
         click.echo(sequence.summary())
-    if any(p.severity == "error" for p in library.problems):
+    if any(p.severity == "error" for p in problems):
         sys.exit(1)
 
 
@@ -52,14 +54,17 @@ def embed_command(sequence: str) -> None:
 @click.argument("sequence")
 @click.argument("lesson", required=False)
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("preview"), show_default=True,
-              help="Folder to write into; a sub-folder per sequence.")
+              default=None,
+              help="Folder to write into, a sub-folder per sequence; default: previews/ in "
+                   "the data directory (outside the repository).")
 @click.option("--name", default=SAMPLE_READER.first_name, show_default=True,
               help="The sample reader's first name ('' shows each default).")
 @with_appcontext
-def preview_command(sequence: str, lesson: str | None, out: Path, name: str) -> None:
-    """Write each lesson's HTML and text, as a sample reader gets them, to files."""
+def preview_command(sequence: str, lesson: str | None, out: Path | None, name: str) -> None:
+    """Write each lesson's HTML and text, as a sample reader gets them, to files. The sample
+    reader is nobody: its links lead to a page that says they come from a preview."""
     svc = services()
+    out = out or svc.settings.data_dir / "previews"
     found = sequence_named(sequence)
     lessons = found.lessons
     if lesson is not None:
@@ -73,8 +78,9 @@ def preview_command(sequence: str, lesson: str | None, out: Path, name: str) -> 
                     SAMPLE_READER.enrollment_id)
     folder = out / found.slug
     folder.mkdir(parents=True, exist_ok=True)
+    links = sample_links(svc.links, "preview")
     for item in lessons:
-        subject, html, text = svc.renderer.lesson(found, item).parts(reader, svc.links)
+        subject, html, text = svc.renderer.lesson(found, item).parts(reader, links)
         stem = folder / f"{item.number:02d}-{item.key}"
         stem.with_suffix(".html").write_text(html, encoding="utf-8")
         stem.with_suffix(".txt").write_text(f"Subject: {subject}\n\n{text}", encoding="utf-8")

@@ -40,6 +40,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from drip.imports import import_readers, read_rows
+from drip.links import sample_links
 from drip.models import (
     ConsentRecord,
     Delivery,
@@ -474,7 +475,8 @@ def preview(slug: str, lesson: str) -> ResponseReturnValue:
     svc = services()
     found = svc.content.library().get(slug) or abort(404)
     chosen = found.lesson(lesson) or abort(404)
-    subject, html, text = svc.renderer.lesson(found, chosen).parts(SAMPLE_READER, svc.links)
+    template = svc.renderer.lesson(found, chosen)
+    subject, html, text = template.parts(SAMPLE_READER, sample_links(svc.links))
     return render_template("admin/preview.html", sequence=found, lesson=chosen,
                            subject=subject, html=html, text=text, sample=SAMPLE_READER)
 

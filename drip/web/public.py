@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from drip.content import Sequence
 from drip.embed import EMBED_FIELD, embed_token_valid
 from drip.fresh_links import request_magnet_link
-from drip.links import LinkError
+from drip.links import SAMPLE_KINDS, LinkError
 from drip.magnets import magnet_pdf
 from drip.models import Enrollment, EnrollmentStatus, Subscriber
 from drip.ratelimit import hits
@@ -348,6 +348,18 @@ def resend() -> ResponseReturnValue:
                 request_magnet_link(session, enrollment, svc.clock())
     session.commit()
     return render_template("public/resent.html", purpose=purpose)
+
+
+@bp.get("/sample/<kind>/<purpose>")
+def sample_link(kind: str, purpose: str) -> ResponseReturnValue:
+    """Where every link of a preview or a test send leads: it belongs to no reader."""
+    if kind not in SAMPLE_KINDS:
+        abort(404)
+    what = "a preview" if kind == "preview" else "a test send"
+    return render_template("public/problem.html", title=f"This link is from {what}",
+                           message="It belongs to no reader, so it does nothing: in a real "
+                                   f"email it would open the {purpose.replace('-', ' ')} "
+                                   "page of the reader it was sent to.")
 
 
 @bp.errorhandler(400)
