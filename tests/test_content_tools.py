@@ -11,15 +11,20 @@ from flask import Flask
 
 from drip.cli import cli
 from tests.conftest import TESTS
+from tests.smtp import SmtpServer
 
 REPO = TESTS.parent
 
 
+def drip_env(tmp_path: Path, sequences: Path = TESTS / "sequences") -> dict[str, str]:
+    return {"DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_SEQUENCES_DIR": str(sequences),
+            "DRIP_SECRET_KEY": "k", "DRIP_BASE_URL": "http://drip.test",
+            "DRIP_DATABASE_URL": f"sqlite:///{tmp_path / 'drip.sqlite3'}"}
+
+
 def drip(tmp_path: Path, *args: str, sequences: Path = TESTS / "sequences") -> Result:
-    env = {"DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_SEQUENCES_DIR": str(sequences),
-           "DRIP_SECRET_KEY": "k", "DRIP_BASE_URL": "http://drip.test",
-           "DRIP_DATABASE_URL": f"sqlite:///{tmp_path / 'drip.sqlite3'}"}
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    return CliRunner().invoke(cli, list(args), env=drip_env(tmp_path, sequences),
+                              catch_exceptions=False)
 
 
 def test_preview_writes_each_lesson_as_the_reader_gets_it(tmp_path: Path) -> None:
@@ -180,3 +185,26 @@ def test_check_passes_on_the_four_courses_without_warnings(tmp_path: Path) -> No
     for slug in ("interview-questions", "networking-tips", "procrastination",
                  "usmle-insider-kit"):
         assert f"{slug}: " in result.output
+
+
+def test_a_test_send_reaches_the_smtp_server_marked_test_with_links_for_nobody(
+        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    env = {"DRIP_SMTP_URL": smtp_server.url}
+    result = CliRunner().invoke(cli, ["test-send", "tiny", "third", "--to", "me@example.org"],
+                                env={**drip_env(tmp_path), **env}, catch_exceptions=False)
+    confirm = CliRunner().invoke(cli, ["test-send", "tiny", "confirm", "--to", "me@example.org"],
+                                 env={**drip_env(tmp_path), **env}, catch_exceptions=False)
+
+    assert result.exit_code == 0 and confirm.exit_code == 0, result.output + confirm.output
+    third, confirmation = smtp_server.to("me@example.org")
+    assert third.subject == "[TEST] Lesson three"
+    assert confirmation.subject == "[TEST] Please confirm: Tiny course"
+    assert "http://drip.test/sample/test/unsubscribe" in third.text()
+    assert "http://drip.test/sample/test/confirm" in confirmation.text()
+    assert "/unsubscribe/" not in third.text() and "/confirm/" not in confirmation.text()
+
+
+def test_a_test_send_of_an_unknown_lesson_names_the_lessons(tmp_path: Path) -> None:
+    result = drip(tmp_path, "test-send", "tiny", "fourth", "--to", "me@example.org")
+    assert result.exit_code == 1
+    assert "no lesson 'fourth' in tiny (lessons: confirm, welcome, second, third)" in result.output

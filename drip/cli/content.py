@@ -18,8 +18,11 @@ from drip.content import Sequence, load_sequences
 from drip.embed import snippet
 from drip.links import sample_links
 from drip.lint import lint, render_problems
+from drip.mailer import SendError
 from drip.render import SAMPLE_READER, Reader
+from drip.samples import UnknownLesson, send_test
 from drip.schedule import reader_zone, timeline
+from drip.subscriptions import SubscriptionError
 
 
 @click.command("check")
@@ -146,5 +149,25 @@ def build_magnets_command(force: bool, page_size: str) -> None:
         click.echo(f"skipped {slug}: it has problems (run drip check)", err=True)
 
 
-COMMANDS = (check_command, embed_command, preview_command, schedule_command,
+@click.command("test-send")
+@click.argument("sequence")
+@click.argument("lesson")
+@click.option("--to", "to", required=True, help="Your own address.")
+@click.option("--name", default=SAMPLE_READER.first_name, show_default=True,
+              help="The first name the lesson greets.")
+@with_appcontext
+def test_send_command(sequence: str, lesson: str, to: str, name: str) -> None:
+    """Send LESSON of SEQUENCE (or `confirm`, the confirmation email) to your own address
+    through the real transport, marked [TEST]; its links touch no reader."""
+    svc = services()
+    found = sequence_named(sequence)
+    try:
+        mid = send_test(svc.renderer, svc.links, svc.transport, found, lesson, to, svc.clock(),
+                        first_name=name)
+    except (UnknownLesson, SubscriptionError, SendError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"sent [TEST] {found.slug}/{lesson} to {to} ({mid})")
+
+
+COMMANDS = (check_command, test_send_command, embed_command, preview_command, schedule_command,
             build_magnets_command)

@@ -1,0 +1,53 @@
+"""A test send: one lesson, or the confirmation email, through the real transport to an
+author's or operator's own address, marked [TEST], with links that lead to a page saying
+it was a test, never to a reader (drip.links.SampleLinks)."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from drip.content import Sequence
+from drip.links import Links, sample_links
+from drip.mailer import Transport, envelope_sender
+from drip.render import SAMPLE_READER, MessageTemplate, Reader, Renderer
+from drip.subscriptions import normalize_email
+
+CONFIRMATION = "confirm"  # the lesson name that means "the confirmation email"
+
+
+class UnknownLesson(LookupError):
+    """The sequence has no lesson of that name; the message lists the ones it has."""
+
+
+def test_template(renderer: Renderer, sequence: Sequence, lesson: str) -> MessageTemplate:
+    """The message to try, its subject marked [TEST]."""
+    if lesson == CONFIRMATION:
+        template = renderer.confirmation(sequence)
+    else:
+        found = sequence.lesson(lesson) or next(
+            (item for item in sequence.lessons if f"{item.number:02d}-{item.key}" == lesson),
+            None)
+        if found is None:
+            names = ", ".join([CONFIRMATION, *(item.key for item in sequence.lessons)])
+            raise UnknownLesson(f"no lesson {lesson!r} in {sequence.slug} (lessons: {names})")
+        template = renderer.lesson(sequence, found)
+    return dataclasses.replace(template, subject=f"[TEST] {template.subject}")
+
+
+def send_test(renderer: Renderer, links: Links, transport: Callable[[], Transport],
+              sequence: Sequence, lesson: str, to: str, now: datetime,
+              first_name: str = SAMPLE_READER.first_name) -> str:
+    """Send it and return its Message-ID; raises SendError as a real send would."""
+    address = normalize_email(to)
+    template = test_template(renderer, sequence, lesson)
+    reader = Reader(address, first_name, SAMPLE_READER.subscriber_id,
+                    SAMPLE_READER.enrollment_id)
+    mid = f"<drip.test.{uuid.uuid4().hex}@{renderer.domain}>"
+    message = template.build(reader, sample_links(links, "test"), mid, now)
+    with transport() as relay:
+        relay.send(envelope_sender(template.sender), address, message,
+                   name=f"{now:%Y%m%dT%H%M%S}-test-{sequence.slug}-{lesson}")
+    return mid
