@@ -265,3 +265,29 @@ class LinkRequest(Base):
     requested_at: Mapped[utc]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiKey(Base):
+    """A key for the REST API (/api/v1). Only its SHA-256 is kept: the key is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[intpk]
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    scope: Mapped[str] = mapped_column(String(10))  # read or write
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[utc]
+    last_used_at: Mapped[utc_or_none]
+    revoked_at: Mapped[utc_or_none]
+
+
+class SubscriberTag(Base):
+    """A tag on a reader (from a form, a link, the admin or the API), and where it came from."""
+
+    __tablename__ = "subscriber_tags"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
+    created_at: Mapped[utc]
+    source: Mapped[str] = mapped_column(String(200), default="")

@@ -41,6 +41,7 @@ def cli() -> None:
 for command in (*running.COMMANDS, *readers.COMMANDS, *content.COMMANDS):
     cli.add_command(command)
 cli.add_command(operators.admin_group)
+cli.add_command(operators.api_key_group)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import os
 import click
 from flask.cli import with_appcontext
 
+from drip.api_keys import SCOPES, ApiKeyError, create_key, list_keys, revoke_key
 from drip.cli.common import services
 from drip.operators import (
     FIRST_OPERATOR,
@@ -68,3 +69,51 @@ def password_command(email: str) -> None:
             raise click.ClickException(str(error)) from None
         session.commit()
         click.echo(f"new password set for {operator.email}")
+
+
+@click.group("api-key")
+def api_key_group() -> None:
+    """Keys for the REST API at /api/v1 (Authorization: Bearer <key>)."""
+
+
+@api_key_group.command("create")
+@click.argument("name")
+@click.option("--scope", type=click.Choice(SCOPES), default="read", show_default=True)
+@with_appcontext
+def api_key_create(name: str, scope: str) -> None:
+    """Make a key and print it once: only its hash is kept."""
+    svc = services()
+    with svc.sessions() as session:
+        try:
+            key = create_key(session, name, scope, svc.clock())
+        except ApiKeyError as error:
+            raise click.ClickException(str(error)) from None
+        session.commit()
+    click.echo(key)
+    click.echo(f"api key {name!r} ({scope}); it is shown only this once", err=True)
+
+
+@api_key_group.command("revoke")
+@click.argument("name")
+@with_appcontext
+def api_key_revoke(name: str) -> None:
+    """Revoke a key: requests with it get 401 from now on."""
+    svc = services()
+    with svc.sessions() as session:
+        try:
+            revoke_key(session, name, svc.clock())
+        except ApiKeyError as error:
+            raise click.ClickException(str(error)) from None
+        session.commit()
+    click.echo(f"api key {name!r} revoked")
+
+
+@api_key_group.command("list")
+@with_appcontext
+def api_key_list() -> None:
+    """Every key: name, scope, last use, revoked or not."""
+    with services().sessions() as session:
+        for key in list_keys(session):
+            used = key.last_used_at.isoformat() if key.last_used_at else "never used"
+            state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
+            click.echo(f"{key.name}  {key.scope}  {used}  {state}")
