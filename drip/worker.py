@@ -17,10 +17,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from drip import hooks
 from drip.dispatch import Dispatcher, dispatch_lock
 from drip.services import Services
 
 log = logging.getLogger(__name__)
+WEBHOOK_INTERVAL = 5  # seconds between webhook runs
 
 
 def dispatch_job(services: Services, dispatcher: Dispatcher) -> None:
@@ -34,11 +36,24 @@ def dispatch_job(services: Services, dispatcher: Dispatcher) -> None:
         log.info(report.summary())
 
 
+def webhook_job(services: Services) -> None:
+    """Queue what happened for the webhook endpoints and POST what is due: a job of its own,
+    so a slow or dead endpoint never holds up a dispatch pass."""
+    try:
+        with services.sessions() as session:
+            hooks.collect(session, services.clock())
+            hooks.deliver(session, services.clock())
+    except Exception:
+        log.exception("webhook run failed; the next run will try again")
+
+
 def _schedule(scheduler: BaseScheduler, services: Services) -> Dispatcher:
     dispatcher = services.dispatcher()
     scheduler.add_job(dispatch_job, "interval", args=(services, dispatcher),
                       seconds=services.settings.dispatch_interval, id="dispatch",
                       max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+    scheduler.add_job(webhook_job, "interval", args=(services,), id="webhooks",
+                      seconds=WEBHOOK_INTERVAL, max_instances=1, coalesce=True)
     return dispatcher
 
 

@@ -42,6 +42,7 @@ for command in (*running.COMMANDS, *readers.COMMANDS, *content.COMMANDS):
     cli.add_command(command)
 cli.add_command(operators.admin_group)
 cli.add_command(operators.api_key_group)
+cli.add_command(operators.webhook_group)
 
 
 def main() -> None:

@@ -9,6 +9,8 @@ from flask.cli import with_appcontext
 
 from drip.api_keys import SCOPES, ApiKeyError, create_key, list_keys, revoke_key
 from drip.cli.common import services
+from drip.hooks import EVENT_TYPES, HookError, add_endpoint, endpoints
+from drip.models import WebhookEndpoint
 from drip.operators import (
     FIRST_OPERATOR,
     OperatorError,
@@ -117,3 +119,55 @@ def api_key_list() -> None:
             used = key.last_used_at.isoformat() if key.last_used_at else "never used"
             state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
             click.echo(f"{key.name}  {key.scope}  {used}  {state}")
+
+
+@click.group("webhook")
+def webhook_group() -> None:
+    """Endpoints of other tools that hear about readers (signed JSON POSTs)."""
+
+
+@webhook_group.command("add")
+@click.argument("url")
+@click.option("--events", required=True,
+              help=f"Comma-separated: {', '.join(EVENT_TYPES)}.")
+@click.option("--allow-private", is_flag=True,
+              help="Allow an endpoint on a loopback or private address.")
+@with_appcontext
+def webhook_add(url: str, events: str, allow_private: bool) -> None:
+    """Add an endpoint and print its signing secret once."""
+    svc = services()
+    with svc.sessions() as session:
+        try:
+            endpoint, secret = add_endpoint(
+                session, url, [e.strip() for e in events.split(",") if e.strip()],
+                svc.clock(), allow_private=allow_private)
+        except HookError as error:
+            raise click.ClickException(str(error)) from None
+        session.commit()
+        click.echo(secret)
+        click.echo(f"webhook {endpoint.id} -> {url}; the secret is shown only this once",
+                   err=True)
+
+
+@webhook_group.command("list")
+@with_appcontext
+def webhook_list() -> None:
+    """Every endpoint, its events, and its deliveries waiting or given up."""
+    with services().sessions() as session:
+        for endpoint in endpoints(session):
+            click.echo(f"{endpoint.id}  {endpoint.url}  {endpoint.events}")
+
+
+@webhook_group.command("remove")
+@click.argument("endpoint_id", type=int)
+@with_appcontext
+def webhook_remove(endpoint_id: int) -> None:
+    """Stop sending to an endpoint."""
+    svc = services()
+    with svc.sessions() as session:
+        endpoint = session.get(WebhookEndpoint, endpoint_id)
+        if endpoint is None or endpoint.removed_at is not None:
+            raise click.ClickException(f"there is no webhook {endpoint_id}")
+        endpoint.removed_at = svc.clock()
+        session.commit()
+    click.echo(f"webhook {endpoint_id} removed")

@@ -1,0 +1,311 @@
+"""Webhooks to the blog's other tools: when a reader joins, confirms, gets a lesson,
+finishes a course, leaves, bounces or complains, each endpoint that asked for that event
+gets a signed JSON POST.
+
+The relay (`collect`) reads what already happened from the tables the engine writes
+anyway (the timeline's events, sent deliveries), so the dispatcher's hot path writes
+nothing extra; each event becomes a `webhook_deliveries` row, unique per endpoint and
+event, so reading the same thing twice queues it once. The sender (`deliver`) POSTs the
+rows in order per reader, retrying with backoff for a day; it runs as its own scheduled
+job, so a dead endpoint never slows the lessons.
+
+Signed as Stripe signs: `Drip-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
+"<t>.<raw body>" with the endpoint's secret>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from drip.clock import as_utc
+from drip.models import (
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Event,
+    Subscriber,
+    WebhookCursor,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = ("subscriber.created", "subscriber.confirmed", "lesson.sent",
+               "sequence.completed", "subscriber.unsubscribed", "delivery.bounced",
+               "delivery.complained", "link.clicked")
+# Timeline kinds and the event each one is.
+FROM_KIND = {"created": "subscriber.created", "signed_up": "subscriber.created",
+             "confirmed": "subscriber.confirmed", "unsubscribed": "subscriber.unsubscribed",
+             "bounced": "delivery.bounced", "suppressed": "delivery.bounced",
+             "complained": "delivery.complained"}
+FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED)
+SCAN = 5000  # rows read per source and run
+# Events are read again this far behind the cursor: on PostgreSQL a transaction that took
+# its ids earlier may commit after a later one; the unique key drops what was queued before.
+OVERLAP = 200
+BATCH = 100  # POSTs per run
+GIVE_UP_AFTER = timedelta(days=1)
+TIMEOUT = 5  # seconds per POST
+
+
+class HookError(ValueError):
+    """An endpoint that cannot be added; the message says why."""
+
+
+@dataclass(frozen=True)
+class Found:
+    """Something that happened, ready to be queued for every endpoint that wants it."""
+
+    key: str
+    type: str
+    at: datetime
+    subscriber_id: int | None
+    data: dict[str, Any]
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def _private(host: str) -> bool:
+    """Whether `host` is or resolves to a loopback, private, link-local or reserved address
+    (server-side request forgery: an endpoint must not reach into drip's own network)."""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False  # unresolvable now: the POST will fail and be retried, harmlessly
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if (address.is_private or address.is_loopback or address.is_link_local
+                or address.is_reserved or address.is_multicast or address.is_unspecified):
+            return True
+    return False
+
+
+def add_endpoint(session: Session, url: str, events: list[str], now: datetime, *,
+                 allow_private: bool = False) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint and its signing secret (shown once). The caller commits."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HookError(f"{url!r} is not an http(s) URL")
+    unknown = sorted(set(events) - set(EVENT_TYPES))
+    if unknown or not events:
+        raise HookError(f"unknown events {unknown or events} (known: {', '.join(EVENT_TYPES)})")
+    if not allow_private and _private(parts.hostname):
+        raise HookError(f"{parts.hostname} is a loopback or private address; add it with "
+                        "--allow-private if you really mean an endpoint on your own network")
+    secret = "whsec_" + secrets.token_urlsafe(24)
+    endpoint = WebhookEndpoint(url=url, events=",".join(events), secret=secret,
+                               allow_private=allow_private, created_at=now)
+    session.add(endpoint)
+    session.flush()
+    return endpoint, secret
+
+
+def endpoints(session: Session) -> list[WebhookEndpoint]:
+    return list(session.scalars(select(WebhookEndpoint).where(
+        WebhookEndpoint.removed_at.is_(None)).order_by(WebhookEndpoint.id)))
+
+
+def _cursor(session: Session, source: str) -> WebhookCursor:
+    row = session.get(WebhookCursor, source)
+    if row is None:
+        row = WebhookCursor(source=source, position=0)
+        session.add(row)
+    return row
+
+
+def _reader(subscriber: Subscriber | None) -> dict[str, Any]:
+    return {"id": subscriber.id, "email": subscriber.email} if subscriber else {}
+
+
+def _from_events(session: Session) -> list[Found]:
+    cursor = _cursor(session, "events")
+    rows = session.execute(
+        select(Event, Enrollment.sequence).outerjoin(Enrollment, Enrollment.id ==
+                                                     Event.enrollment_id)
+        .where(Event.id > cursor.position - OVERLAP, Event.kind.in_(list(FROM_KIND)))
+        .order_by(Event.id).limit(SCAN)).all()
+    found = []
+    people = {s.id: s for s in session.scalars(select(Subscriber).where(
+        Subscriber.id.in_({event.subscriber_id for event, _ in rows})))}
+    for event, sequence in rows:
+        if event.kind == "signed_up" and event.detail.startswith("again"):
+            continue  # a returning reader is not a new one
+        found.append(Found(f"event:{event.id}", FROM_KIND[event.kind], as_utc(event.at),
+                           event.subscriber_id,
+                           {"reader": _reader(people.get(event.subscriber_id)),
+                            "sequence": sequence, "detail": event.detail}))
+    last = session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1))
+    if rows:
+        cursor.position = rows[-1][0].id
+    elif last is not None:
+        cursor.position = max(cursor.position, last)
+    return found
+
+
+def _from_deliveries(session: Session) -> list[Found]:
+    """Sent lessons, and the course finished with the last of them. The cursor stays below
+    the oldest delivery still open (sending or retrying), so none is passed over; rows
+    seen twice are queued once (the unique key)."""
+    cursor = _cursor(session, "deliveries")
+    rows = session.execute(
+        select(Delivery, Enrollment, Subscriber)
+        .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+        .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+        .where(Delivery.id > cursor.position).order_by(Delivery.id).limit(SCAN)).all()
+    found: list[Found] = []
+    settled = True
+    for delivery, enrollment, subscriber in rows:
+        if delivery.status not in FINAL:
+            settled = False
+        elif settled:
+            cursor.position = delivery.id
+        if delivery.status != DeliveryStatus.SENT or delivery.sent_at is None:
+            continue
+        data = {"reader": _reader(subscriber), "sequence": enrollment.sequence,
+                "lesson": delivery.lesson, "message_id": delivery.message_id}
+        sent_at = as_utc(delivery.sent_at)
+        found.append(Found(f"lesson.sent:{delivery.id}", "lesson.sent", sent_at,
+                           subscriber.id, data))
+        if (enrollment.status == EnrollmentStatus.COMPLETED and enrollment.last_sent_at
+                and as_utc(enrollment.last_sent_at) == sent_at):
+            found.append(Found(f"sequence.completed:{enrollment.id}", "sequence.completed",
+                               sent_at, subscriber.id,
+                               {"reader": _reader(subscriber), "sequence": enrollment.sequence}))
+    return found
+
+
+def collect(session: Session, now: datetime) -> int:
+    """Queue what happened since the last run for every endpoint that wants it; commits.
+    Returns how many rows were queued."""
+    targets = endpoints(session)
+    if not targets:
+        return 0
+    found = sorted(_from_events(session) + _from_deliveries(session),
+                   key=lambda item: (item.at, item.key))
+    known = {(row.endpoint_id, row.event_key) for row in session.execute(
+        select(WebhookDelivery.endpoint_id, WebhookDelivery.event_key).where(
+            WebhookDelivery.event_key.in_([item.key for item in found])))} if found else set()
+    queued = 0
+    for item in found:
+        for endpoint in targets:
+            if item.type not in endpoint.events.split(",") or (endpoint.id, item.key) in known:
+                continue
+            event_id = "evt_" + hashlib.sha256(item.key.encode()).hexdigest()[:24]
+            payload = json.dumps({"id": event_id, "type": item.type,
+                                  "created_at": item.at.isoformat(), "data": item.data},
+                                 separators=(",", ":"))
+            try:
+                with session.begin_nested():
+                    session.add(WebhookDelivery(
+                        endpoint_id=endpoint.id, event_key=item.key, type=item.type,
+                        subscriber_id=item.subscriber_id, payload=payload, created_at=now,
+                        next_attempt_at=now, attempts=0))
+                queued += 1
+            except IntegrityError:
+                continue  # queued by an earlier run
+    session.commit()
+    return queued
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1, 2, 4 ... minutes, at most an hour between tries."""
+    return min(timedelta(seconds=30 * 2 ** max(attempts - 1, 0)), timedelta(hours=1))
+
+
+def _post(url: str, body: bytes, header: str) -> tuple[int | None, str]:
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "Drip-Signature": header,
+        "User-Agent": "drip-webhooks"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:
+            return answer.status, ""
+    except urllib.error.HTTPError as error:
+        return error.code, f"HTTP {error.code}"
+    except (OSError, ValueError) as error:
+        return None, str(error)[:500]
+
+
+@dataclass
+class Delivered:
+    sent: int = 0
+    failed: int = 0
+    given_up: int = 0
+
+
+def deliver(session: Session, now: datetime) -> Delivered:
+    """POST the rows that are due, oldest first, in order per reader and endpoint: a row
+    waits while an older one of the same reader is still being retried. Commits each."""
+    result = Delivered()
+    pending = list(session.scalars(select(WebhookDelivery).where(
+        WebhookDelivery.delivered_at.is_(None), WebhookDelivery.given_up_at.is_(None))
+        .order_by(WebhookDelivery.id).limit(BATCH * 5)))
+    blocked: set[tuple[int, int | None]] = set()
+    tried = 0
+    for row in pending:
+        lane = (row.endpoint_id, row.subscriber_id)
+        if lane in blocked:
+            continue
+        if as_utc(row.next_attempt_at) > now or tried >= BATCH:
+            blocked.add(lane)
+            continue
+        endpoint = session.get(WebhookEndpoint, row.endpoint_id)
+        if endpoint is None or endpoint.removed_at is not None:
+            row.given_up_at = now
+            row.last_error = "the endpoint was removed"
+            session.commit()
+            continue
+        tried += 1
+        body = row.payload.encode()
+        status, problem = _post(endpoint.url, body,
+                                signature(endpoint.secret, int(now.timestamp()), body))
+        row.attempts += 1
+        row.last_status = status
+        if status is not None and 200 <= status < 300:
+            row.delivered_at = now
+            row.last_error = None
+            result.sent += 1
+        elif now - as_utc(row.created_at) >= GIVE_UP_AFTER:
+            row.given_up_at = now
+            row.last_error = problem or f"HTTP {status}"
+            result.given_up += 1
+            log.warning("webhook %s to %s given up after a day: %s", row.type, endpoint.url,
+                        row.last_error)
+        else:
+            row.next_attempt_at = now + backoff(row.attempts)
+            row.last_error = problem or f"HTTP {status}"
+            result.failed += 1
+            blocked.add(lane)
+        session.commit()
+    return result
+
+
+def replay(session: Session, delivery_id: int, now: datetime) -> WebhookDelivery:
+    """Send a row again at the next run (an owner's choice, from the admin or the CLI)."""
+    row = session.get(WebhookDelivery, delivery_id)
+    if row is None:
+        raise HookError(f"there is no webhook delivery {delivery_id}")
+    row.delivered_at = row.given_up_at = None
+    row.next_attempt_at = now
+    row.created_at = now  # a fresh day of retries
+    return row
