@@ -35,7 +35,7 @@ MAGNET_VARIABLES = frozenset({"lead_magnet_url"})
 SIGNUP_FIELDS = frozenset({"exam_date", "responsibilities"})
 SEQUENCE_KEYS = frozenset({
     "title", "promise", "sender", "reply_to", "timezone", "send_window", "double_opt_in",
-    "consent", "lead_magnet", "signup_fields",
+    "consent", "lead_magnet", "signup_fields", "track_links", "utm", "track_opens",
 })
 WINDOW_KEYS = frozenset({"start", "end", "days"})
 MAGNET_KEYS = frozenset({"title", "file", "attach"})
@@ -149,6 +149,9 @@ class Sequence:
     lead_magnet: LeadMagnet | None
     signup_fields: tuple[str, ...]
     lessons: tuple[Lesson, ...] = field(default=())
+    track_links: bool = False  # lesson links go through /l/<token>, which counts the click
+    utm: bool = False  # tracked links get utm_source=drip&utm_medium=email&...
+    track_opens: bool = False  # an open pixel: off by default, and opens lie (see README)
 
     def lesson(self, key: str) -> Lesson | None:
         return next((lesson for lesson in self.lessons if lesson.key == key), None)
@@ -377,7 +380,19 @@ def _build_sequence(folder: Path, data: dict[str, Any], problems: list[Problem])
         consent=str(data.get("consent") or DEFAULT_CONSENT).strip(),
         lead_magnet=magnet,
         signup_fields=tuple(fields_raw),
+        track_links=_flag(data, "track_links", path, lines, problems),
+        utm=_flag(data, "utm", path, lines, problems),
+        track_opens=_flag(data, "track_opens", path, lines, problems),
     )
+
+
+def _flag(data: dict[str, Any], key: str, path: Path, lines: dict[str, int],
+          problems: list[Problem]) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        problems.append(Problem(path, lines.get(key, 1), f"{key} must be true or false"))
+        return False
+    return value
 
 
 def split_front_matter(text: str) -> tuple[str, str, int] | None:

@@ -55,7 +55,7 @@ EVENT_TYPES = ("subscriber.created", "subscriber.confirmed", "lesson.sent",
 FROM_KIND = {"created": "subscriber.created", "signed_up": "subscriber.created",
              "confirmed": "subscriber.confirmed", "unsubscribed": "subscriber.unsubscribed",
              "bounced": "delivery.bounced", "suppressed": "delivery.bounced",
-             "complained": "delivery.complained"}
+             "complained": "delivery.complained", "clicked": "link.clicked"}
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED)
 SCAN = 5000  # rows read per source and run
 # Events are read again this far behind the cursor: on PostgreSQL a transaction that took

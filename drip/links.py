@@ -7,6 +7,7 @@ confirmation and download links do, after the days the settings give.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from itsdangerous import (
     BadSignature,
@@ -27,7 +28,7 @@ class LinkError(Exception):
         self.expired = expired
 
 
-PLAIN = ("unsubscribe", "preferences")  # never expire: a reader may leave from an old email
+PLAIN = ("unsubscribe", "preferences", "track", "open")  # never expire: old emails keep working
 TIMED = ("confirm", "magnet")
 
 
@@ -87,6 +88,25 @@ class Links:
     def magnet_url(self, enrollment_id: int) -> str:
         return self.url("magnet", enrollment_id)
 
+    def track_url(self, enrollment_id: int, lesson: str, index: int, target: str) -> str:
+        """A lesson's link as sent when its sequence tracks links: it names the delivery
+        (enrollment and lesson) and the link, and carries where it leads."""
+        token = self._plain("track").dumps([enrollment_id, lesson, index, target])
+        return f"{self.base_url}/l/{token}"
+
+    def open_url(self, enrollment_id: int, lesson: str) -> str:
+        return f"{self.base_url}/o/{self._plain('open').dumps([enrollment_id, lesson])}.gif"
+
+    def read_tracked(self, purpose: str, token: str) -> list[Any]:
+        """What a /l/ or /o/ token carries; raises LinkError when it was forged or cut."""
+        try:
+            value = self._plain(purpose).loads(token)
+        except BadSignature:
+            raise LinkError("this link is broken: it may have been cut or altered") from None
+        if not isinstance(value, list):
+            raise LinkError("this link is broken")
+        return value
+
     def read(self, purpose: str, token: str) -> int:
         """The id a token carries; raises LinkError when it is forged or expired."""
         try:
@@ -117,6 +137,12 @@ class SampleLinks(Links):
 
     def url(self, purpose: str, ident: int) -> str:
         return f"{self.base_url}/sample/{self.kind}/{purpose}"
+
+    def track_url(self, enrollment_id: int, lesson: str, index: int, target: str) -> str:
+        return target  # a preview shows where the link leads; nobody's click is counted
+
+    def open_url(self, enrollment_id: int, lesson: str) -> str:
+        return f"{self.base_url}/sample/{self.kind}/open"
 
 
 def sample_links(links: Links, kind: str = "preview") -> SampleLinks:

@@ -341,3 +341,23 @@ class WebhookCursor(Base):
 
     source: Mapped[str] = mapped_column(String(40), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LinkClick(Base):
+    """A click on a tracked link (`link_index` of the lesson), or an open (`link_index`
+    -1). `counted` is False for what looks like a mail scanner, not a reader: no browser
+    headers, or within seconds of the send."""
+
+    __tablename__ = "link_clicks"
+    __table_args__ = (Index("ix_link_clicks_lesson", "sequence", "lesson", "link_index"),)
+
+    id: Mapped[intpk]
+    enrollment_id: Mapped[int] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
+    sequence: Mapped[slug]
+    lesson: Mapped[str] = mapped_column(String(100))
+    link_index: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(Text)
+    at: Mapped[utc]
+    counted: Mapped[bool] = mapped_column(default=True)
+    user_agent: Mapped[str | None] = mapped_column(Text)

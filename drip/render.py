@@ -147,6 +147,7 @@ class MessageTemplate:
     mailto: str
     domain: str
     boundary: str = field(default_factory=lambda: f"=_drip_{secrets.token_hex(12)}")
+    tracked: tuple[str, ...] = ()  # where each tracked link leads, by its index
 
     def __post_init__(self) -> None:
         self._html_part = _EncodedPart(self.html)
@@ -187,7 +188,14 @@ class MessageTemplate:
         result = {}
         for token, (name, default) in self.tokens.items():
             if name not in known:
-                known[name] = _link_for(name, reader, links)
+                if name.startswith(TRACKED):
+                    index = int(name.removeprefix(TRACKED))
+                    known[name] = links.track_url(reader.enrollment_id, self.key, index,
+                                                  self.tracked[index])
+                elif name == OPEN_PIXEL:
+                    known[name] = links.open_url(reader.enrollment_id, self.key)
+                else:
+                    known[name] = _link_for(name, reader, links)
             result[token] = known[name] or default
         return result
 
@@ -272,6 +280,23 @@ def _fold(name: str, value: str) -> bytes:
     return str(header.fold(policy=policy.SMTP)).encode("ascii")
 
 
+TRACKED = "tracked_link_"  # the variable of the n-th tracked link is tracked_link_<n>
+OPEN_PIXEL = "open_pixel"
+_MARKDOWN_LINK = re.compile(r"(?<!!)\[(?P<text>[^\]]+)\]\((?P<url>https?://[^)\s]+)\)")
+
+
+def _track_links(body: str, tokenise: Any) -> tuple[str, tuple[str, ...]]:
+    """Each web link of a lesson's Markdown points at a token that becomes, per reader,
+    /l/<token> (drip.links.Links.track_url); returns the body and the original URLs."""
+    targets: list[str] = []
+
+    def swap(match: re.Match[str]) -> str:
+        targets.append(match["url"])
+        return f"[{match['text']}]({tokenise(f'{{{{ {TRACKED}{len(targets) - 1} }}}}')})"
+
+    return _MARKDOWN_LINK.sub(swap, body), tuple(targets)
+
+
 def _link_for(name: str, reader: Reader, links: Links) -> str:
     if name == "unsubscribe_url":
         return links.unsubscribe_url(reader.enrollment_id)
@@ -311,11 +336,12 @@ class Renderer:
         ).hexdigest()[:8]
 
     def lesson(self, sequence: Sequence, lesson: Lesson) -> MessageTemplate:
-        key = (sequence.slug, lesson.key, lesson.version)
+        key = (sequence.slug, lesson.key,
+               f"{lesson.version}.{sequence.track_links:d}{sequence.track_opens:d}")
         cached = self._cache.get(key)
         if cached is None:
             cached = self.message(sequence, lesson.key, lesson.version, lesson.subject,
-                                  lesson.preheader, lesson.body)
+                                  lesson.preheader, lesson.body, track=True)
             self._cache[key] = cached
         return cached
 
@@ -362,7 +388,8 @@ class Renderer:
 
     def message(self, sequence: Sequence, key: str, version: str, subject: str,
                 preheader: str, body: str, button: tuple[str, str] | None = None,
-                ) -> MessageTemplate:
+                track: bool = False) -> MessageTemplate:
+        """`track`: a lesson, whose links and opens are tracked where its sequence says so."""
         tokens: dict[str, tuple[str, str]] = {}
         by_variable: dict[tuple[str, str], str] = {}
 
@@ -379,12 +406,20 @@ class Renderer:
         unsubscribe = tokenise("{{ unsubscribe_url }}")
         preferences = tokenise("{{ preferences_url }}")
         subject_t, preheader_t, body_t = tokenise(subject), tokenise(preheader), tokenise(body)
+        tracked: tuple[str, ...] = ()
+        if track and sequence.track_links:
+            body_t, tracked = _track_links(body_t, tokenise)
+        body_html = markdown.markdown(body_t, extensions=MARKDOWN_EXTENSIONS)
+        if track and sequence.track_opens:
+            pixel = tokenise(f"{{{{ {OPEN_PIXEL} }}}}")
+            body_html += f'<img src="{pixel}" width="1" height="1" alt="" style="display:block">'
+
         button_label, button_url = (button[0], tokenise(button[1])) if button else ("", "")
         context: dict[str, Any] = {
             "subject": subject_t,
             "preheader": preheader_t,
             "sequence_title": sequence.title,
-            "body_html": markdown.markdown(body_t, extensions=MARKDOWN_EXTENSIONS),
+            "body_html": body_html,
             "body_text": markdown_to_text(body_t),
             "button_label": button_label,
             "button_url": button_url,
@@ -412,6 +447,7 @@ class Renderer:
             list_id=f"{_list_label(sequence.title)} <{sequence.slug}.{self.domain}>",
             mailto=self.settings.unsubscribe_mailto,
             domain=self.domain,
+            tracked=tracked,
         )
 
 

@@ -8,12 +8,14 @@ already subscribed, and a GET never unsubscribes (mail scanners open links).
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from drip.clicks import OPEN, record_click
 from drip.content import Sequence
 from drip.embed import EMBED_FIELD, embed_token_valid
 from drip.fresh_links import request_magnet_link
@@ -348,6 +350,48 @@ def resend() -> ResponseReturnValue:
                 request_magnet_link(session, enrollment, svc.clock())
     session.commit()
     return render_template("public/resent.html", purpose=purpose)
+
+
+@bp.get("/l/<token>")
+def tracked_link(token: str) -> ResponseReturnValue:
+    """A tracked link in a lesson: count the click, then on to where it leads. A forged or
+    cut token leads nowhere: an open redirect would lend our domain to phishing."""
+    svc = services()
+    try:
+        enrollment_id, lesson, index, target = svc.links.read_tracked("track", token)
+        if not isinstance(target, str) or urlsplit(target).scheme not in ("http", "https"):
+            raise LinkError("this link is broken")
+    except (LinkError, ValueError):
+        return render_template("public/problem.html", title="This link is broken",
+                               message="It may have been cut or changed on its way to you. "
+                                       "Please open it again from the email."), 400
+    session = db_session()
+    destination = record_click(session, svc.content.library(), int(enrollment_id), str(lesson),
+                               int(index), target, svc.clock(),
+                               user_agent=request.headers.get("User-Agent", ""),
+                               accept=request.headers.get("Accept", ""))
+    session.commit()
+    return redirect(destination or target, code=302)
+
+
+PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000"
+                      "010001000002024401003b")
+
+
+@bp.get("/o/<token>.gif")
+def open_pixel(token: str) -> ResponseReturnValue:
+    """The open pixel of a sequence with `track_opens: true`."""
+    svc = services()
+    try:
+        enrollment_id, lesson = svc.links.read_tracked("open", token)
+        session = db_session()
+        record_click(session, svc.content.library(), int(enrollment_id), str(lesson), OPEN,
+                     "(open)", svc.clock(), user_agent=request.headers.get("User-Agent", ""),
+                     accept="text/html")
+        session.commit()
+    except (LinkError, ValueError):
+        pass  # a broken pixel shows nothing either way
+    return Response(PIXEL, 200, mimetype="image/gif", headers={"Cache-Control": "no-store"})
 
 
 @bp.get("/sample/<kind>/<purpose>")
