@@ -29,6 +29,7 @@ VARIABLE = re.compile(
     r"\{\{\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*"
     r"(?:\|\s*default\(\s*\"(?P<default>[^\"{}]*)\"\s*\)\s*)?\}\}"
 )
+EXIT_TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # as drip.tags.TAG
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LESSON_VARIABLES = frozenset({"first_name", "unsubscribe_url", "preferences_url"})
 MAGNET_VARIABLES = frozenset({"lead_magnet_url"})
@@ -36,6 +37,7 @@ SIGNUP_FIELDS = frozenset({"exam_date", "responsibilities"})
 SEQUENCE_KEYS = frozenset({
     "title", "promise", "sender", "reply_to", "timezone", "send_window", "double_opt_in",
     "consent", "lead_magnet", "signup_fields", "track_links", "utm", "track_opens",
+    "exit_when",
 })
 WINDOW_KEYS = frozenset({"start", "end", "days"})
 MAGNET_KEYS = frozenset({"title", "file", "attach"})
@@ -152,6 +154,7 @@ class Sequence:
     track_links: bool = False  # lesson links go through /l/<token>, which counts the click
     utm: bool = False  # tracked links get utm_source=drip&utm_medium=email&...
     track_opens: bool = False  # an open pixel: off by default, and opens lie (see README)
+    exit_when: str | None = None  # a tag that ends the course early: the reader reached the goal
 
     def lesson(self, key: str) -> Lesson | None:
         return next((lesson for lesson in self.lessons if lesson.key == key), None)
@@ -383,7 +386,20 @@ def _build_sequence(folder: Path, data: dict[str, Any], problems: list[Problem])
         track_links=_flag(data, "track_links", path, lines, problems),
         utm=_flag(data, "utm", path, lines, problems),
         track_opens=_flag(data, "track_opens", path, lines, problems),
+        exit_when=_exit_tag(data.get("exit_when"), path, lines, problems),
     )
+
+
+def _exit_tag(value: Any, path: Path, lines: dict[str, int],
+              problems: list[Problem]) -> str | None:
+    if value is None:
+        return None
+    tag = str(value).strip().lower()
+    if not EXIT_TAG.match(tag):
+        problems.append(Problem(path, lines.get("exit_when", 1), "exit_when is a tag: up to "
+                                "40 lowercase letters, digits and dashes, e.g. booked-a-call"))
+        return None
+    return tag
 
 
 def _flag(data: dict[str, Any], key: str, path: Path, lines: dict[str, int],

@@ -27,19 +27,32 @@ def _serializer(secret: str) -> URLSafeSerializer:
     return URLSafeSerializer(secret, salt="drip.embed")
 
 
-def embed_token(secret: str, slug: str) -> str:
-    return str(_serializer(secret).dumps(slug))
+def embed_token(secret: str, slug: str, tags: tuple[str, ...] = ()) -> str:
+    """The form's token: the sequence, and the tags its sign-ups get, signed, so a visitor
+    who edits the form can neither point it elsewhere nor choose their own tags."""
+    return str(_serializer(secret).dumps([slug, list(tags)] if tags else slug))
+
+
+def embed_tags(secret: str, slug: str, token: str) -> tuple[str, ...] | None:
+    """The tags an embedded form gives its sign-ups, or None when its token is not valid
+    for this sequence."""
+    try:
+        value = _serializer(secret).loads(token)
+    except BadSignature:
+        return None
+    if value == slug:
+        return ()
+    if isinstance(value, list) and len(value) == 2 and value[0] == slug:
+        return tuple(str(tag) for tag in value[1])
+    return None
 
 
 def embed_token_valid(secret: str, slug: str, token: str) -> bool:
-    try:
-        return bool(_serializer(secret).loads(token) == slug)
-    except BadSignature:
-        return False
+    return embed_tags(secret, slug, token) is not None
 
 
-def snippet(sequence: Sequence, base_url: str, secret: str) -> str:
+def snippet(sequence: Sequence, base_url: str, secret: str, tags: tuple[str, ...] = ()) -> str:
     """The form's HTML (needs an application context for the template)."""
     return render_template("public/embed.html", sequence=sequence, base_url=base_url,
                            embed_field=EMBED_FIELD,
-                           token=embed_token(secret, sequence.slug)).strip() + "\n"
+                           token=embed_token(secret, sequence.slug, tags)).strip() + "\n"

@@ -26,8 +26,10 @@ from drip.content import Library
 from drip.models import SignUpRequest
 from drip.render import header_safe
 from drip.subscriptions import Consent, SubscriptionError, subscribe
+from drip.tags import add_tags
 
 log = logging.getLogger(__name__)
+TAGS = "tags"  # the key in a queued sign-up's answers that holds the tags it brings
 
 BATCH = 200  # per transaction: on SQLite, web sign-ups wait for one batch at most (~0.1 s)
 
@@ -36,9 +38,11 @@ _INSERT = insert(SignUpRequest)
 
 def accept(session: Session, sequence: str, email: str, received_at: datetime,
            consent: Consent, *, first_name: str = "", timezone: str | None = None,
-           attributes: dict[str, Any] | None = None) -> None:
-    """Queue a checked sign-up: `email` normalised, `timezone` a known zone or None. The
-    caller commits, together with whatever else the request counted (rate limits)."""
+           attributes: dict[str, Any] | None = None, tags: tuple[str, ...] = ()) -> None:
+    """Queue a checked sign-up: `email` normalised, `timezone` a known zone or None, `tags`
+    clean. The caller commits, together with whatever else the request counted."""
+    if tags:
+        attributes = {**(attributes or {}), TAGS: list(tags)}
     session.connection().execute(_INSERT, {
         "received_at": received_at, "sequence": sequence, "email": email,
         "first_name": header_safe(first_name)[:100], "timezone": timezone,
@@ -94,14 +98,21 @@ def take_in(session: Session, library: Library, *, batch: int = BATCH) -> Intake
             for row in rows:
                 why = _why_held(library, row.sequence)
                 if not why:
+                    answers = dict(row.attributes or {})
+                    tags = answers.pop(TAGS, [])
                     try:
-                        subscribe(session, library, row.sequence, row.email, row.received_at,
-                                  consent=Consent(row.source, row.consent_text, row.ip,
-                                                  row.user_agent),
-                                  first_name=row.first_name, timezone=row.timezone,
-                                  attributes=row.attributes)
+                        enrollment = subscribe(
+                            session, library, row.sequence, row.email, row.received_at,
+                            consent=Consent(row.source, row.consent_text, row.ip,
+                                            row.user_agent),
+                            first_name=row.first_name, timezone=row.timezone,
+                            attributes=answers)
                     except SubscriptionError as error:  # checked before anything is written
                         why = str(error)
+                    else:
+                        if tags:
+                            add_tags(session, enrollment.subscriber, tags, row.received_at,
+                                     row.source, library)
                 if why:
                     report.held[row.id] = why
                     if row.problem != why:

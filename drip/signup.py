@@ -20,6 +20,7 @@ from drip.config import Settings
 from drip.content import Sequence
 from drip.ratelimit import hits
 from drip.subscriptions import Consent, SubscriptionError, clean_timezone, normalize_email
+from drip.tags import TagError, clean_tag
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ RESPONSIBILITIES = ("0", "1", "2+")  # the form's answers (templates/public/_fie
 MAX_EMAIL = 254
 MAX_NAME = 200
 MAX_FIELD = 100
+MAX_TAGS = 10
 
 
 class SignUpRefused(Exception):
@@ -50,6 +52,7 @@ class SignUp:
     consent: bool = False
     honeypot: str = ""
     fields: dict[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,13 @@ def _check(sequence: Sequence, form: SignUp, settings: Settings,
         attributes = signup_attributes(sequence, form.fields)
     except SignUpRefused as refused:
         return address, refused, None, {}
+    if len(form.tags) > MAX_TAGS:
+        return address, SignUpRefused(f"At most {MAX_TAGS} tags.", field="tags"), None, {}
+    try:
+        for tag in form.tags:
+            clean_tag(tag)
+    except TagError as error:
+        return address, SignUpRefused(str(error), field="tags"), None, {}
     return address, None, timezone, attributes
 
 
@@ -147,7 +157,8 @@ def accept_sign_up(session: Session, sequence: Sequence, form: SignUp, peer: Pee
         consent = Consent(source=peer.source, text=sequence.consent, ip=peer.ip,
                           user_agent=peer.user_agent[:500] or None)
         intake.accept(session, sequence.slug, address, now, consent,
-                      first_name=form.first_name, timezone=timezone, attributes=attributes)
+                      first_name=form.first_name, timezone=timezone, attributes=attributes,
+                      tags=tuple(clean_tag(tag) for tag in form.tags))
     session.commit()
     if problem is not None or address is None:
         raise problem or SignUpRefused("Please enter your email address.")

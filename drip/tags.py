@@ -9,9 +9,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from drip.models import Event, Subscriber, SubscriberTag
+from drip.content import Library
+from drip.models import EnrollmentStatus, Event, Subscriber, SubscriberTag
 
 TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+GOING = (EnrollmentStatus.PENDING, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
 
 
 class TagError(ValueError):
@@ -32,8 +34,9 @@ def tags_of(session: Session, subscriber_id: int) -> list[str]:
 
 
 def add_tags(session: Session, subscriber: Subscriber, tags: list[str], now: datetime,
-             source: str) -> list[str]:
-    """Add the tags the reader does not have yet; returns those added. The caller commits."""
+             source: str, library: Library | None = None) -> list[str]:
+    """Add the tags the reader does not have yet; returns those added. With the `library`,
+    a course whose `exit_when` is one of them ends for the reader. The caller commits."""
     wanted = list(dict.fromkeys(clean_tag(tag) for tag in tags))
     have = set(tags_of(session, subscriber.id))
     added = [tag for tag in wanted if tag not in have]
@@ -42,7 +45,26 @@ def add_tags(session: Session, subscriber: Subscriber, tags: list[str], now: dat
                                   source=source[:200]))
         session.add(Event(subscriber_id=subscriber.id, kind="tagged", at=now,
                           detail=f"{tag} ({source})"[:500]))
+    if library is not None and added:
+        _exit_courses(session, subscriber, set(added), library, now)
     return added
+
+
+def _exit_courses(session: Session, subscriber: Subscriber, added: set[str], library: Library,
+                  now: datetime) -> None:
+    """The reader reached a course's goal (`exit_when`): the course ends here for them."""
+    for enrollment in subscriber.enrollments:
+        sequence = library.get(enrollment.sequence)
+        if (sequence is None or sequence.exit_when not in added
+                or enrollment.status not in GOING):
+            continue
+        enrollment.status = EnrollmentStatus.COMPLETED
+        enrollment.completed_at = now
+        enrollment.due_at = None
+        enrollment.next_lesson = None
+        session.add(Event(subscriber_id=subscriber.id, enrollment_id=enrollment.id,
+                          kind="exited", at=now,
+                          detail=f"reached the goal: tagged {sequence.exit_when}"))
 
 
 def remove_tag(session: Session, subscriber: Subscriber, tag: str, now: datetime,

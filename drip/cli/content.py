@@ -23,6 +23,7 @@ from drip.render import SAMPLE_READER, Reader
 from drip.samples import UnknownLesson, send_test
 from drip.schedule import reader_zone, timeline
 from drip.subscriptions import SubscriptionError
+from drip.tags import TagError, clean_tag
 
 
 @click.command("check")
@@ -45,12 +46,18 @@ def check_command() -> None:
 
 @click.command("embed")
 @click.argument("sequence")
+@click.option("--tags", default="", help="Comma-separated tags every sign-up from this form "
+                                         "gets (signed into the form).")
 @with_appcontext
-def embed_command(sequence: str) -> None:
+def embed_command(sequence: str, tags: str) -> None:
     """Print the sign-up form for SEQUENCE to paste into a web page."""
     svc = services()
     found = sequence_named(sequence)
-    click.echo(snippet(found, svc.settings.base_url, svc.settings.secret_key), nl=False)
+    try:
+        chosen = tuple(clean_tag(tag) for tag in tags.split(",") if tag.strip())
+    except TagError as error:
+        raise click.BadParameter(str(error), param_hint="'--tags'") from None
+    click.echo(snippet(found, svc.settings.base_url, svc.settings.secret_key, chosen), nl=False)
 
 
 @click.command("preview")

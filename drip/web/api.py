@@ -79,12 +79,16 @@ def subscriptions() -> ResponseReturnValue:
     if not all(isinstance(value, str) for value in texts.values()):
         return _error("email, first_name, timezone, exam_date and responsibilities are "
                       "strings", 400)
+    tags = data.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        return _error("tags is a list of strings", 400)
     if data.get("consent") is not True:
         return _error("consent must be true: the reader agreed to the sequence's consent "
                       "text", 400)
     form = SignUp(email=texts["email"], first_name=texts["first_name"],
                   timezone=texts["timezone"], consent=True,
-                  fields={name: texts[name] for name in sequence.signup_fields})
+                  fields={name: texts[name] for name in sequence.signup_fields},
+                  tags=tuple(tags))
     try:
         svc = services()
         accept_sign_up(db_session(), sequence, form,

@@ -185,7 +185,8 @@ def post_tags(reader_id: int) -> ResponseReturnValue:
                           "invalid_tags")
     session = db_session()
     subscriber = get_reader(session, reader_id)
-    add_tags(session, subscriber, tags, services().clock(), f"api ({g.caller.name})")
+    add_tags(session, subscriber, tags, services().clock(), f"api ({g.caller.name})",
+             services().content.library())
     session.commit()
     return jsonify(tags=tags_of(session, subscriber.id))
 

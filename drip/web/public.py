@@ -7,6 +7,7 @@ already subscribed, and a GET never unsubscribes (mail scanners open links).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from urllib.parse import urlsplit
 
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from drip.clicks import OPEN, record_click
 from drip.content import Sequence
-from drip.embed import EMBED_FIELD, embed_token_valid
+from drip.embed import EMBED_FIELD, embed_tags
 from drip.fresh_links import request_magnet_link
 from drip.links import SAMPLE_KINDS, LinkError
 from drip.magnets import magnet_pdf
@@ -34,6 +35,7 @@ from drip.subscriptions import (
     resend_confirmation,
     unsubscribe,
 )
+from drip.tags import add_tags
 from drip.web.context import csrf, db_session, services
 
 log = logging.getLogger(__name__)
@@ -113,17 +115,20 @@ def signup_post(slug: str) -> ResponseReturnValue:
     """
     sequence = _sequence_or_404(slug)
     embed = request.form.get(EMBED_FIELD)
+    tags: tuple[str, ...] = ()
     if embed is not None:
-        if not embed_token_valid(services().settings.secret_key, slug, embed):
+        found_tags = embed_tags(services().settings.secret_key, slug, embed)
+        if found_tags is None:
             return render_template("public/problem.html", sequence=sequence,
                                    title="This form is out of date",
                                    message="Please sign up on our own page instead.",
                                    signup=True), 400
+        tags = found_tags
         source = f"embedded form ({request.headers.get('Origin', 'unknown origin')[:100]})"
     else:
         csrf.protect()
         source = f"sign-up page /subscribe/{slug}"
-    form = _form_from_request(sequence)
+    form = dataclasses.replace(_form_from_request(sequence), tags=tags)
     try:
         svc = services()
         accept_sign_up(db_session(), sequence, form, peer(source), svc.clock(), svc.settings)
@@ -313,6 +318,8 @@ def magnet(token: str) -> ResponseReturnValue:
                      today=svc.clock().date())
     session = db_session()
     record_event(session, found, "download", svc.clock(), sequence.lead_magnet.source.name)
+    add_tags(session, found.subscriber, [f"pdf-{sequence.slug}"[:40]], svc.clock(),
+             "downloaded the PDF", svc.content.library())
     session.commit()
     return Response(pdf, 200, mimetype="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{sequence.slug}.pdf"',
