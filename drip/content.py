@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ SIGNUP_FIELDS = frozenset({"exam_date", "responsibilities"})
 SEQUENCE_KEYS = frozenset({
     "title", "promise", "sender", "reply_to", "timezone", "send_window", "double_opt_in",
     "consent", "lead_magnet", "signup_fields", "track_links", "utm", "track_opens",
-    "exit_when",
+    "exit_when", "on_complete",
 })
 WINDOW_KEYS = frozenset({"start", "end", "days"})
 MAGNET_KEYS = frozenset({"title", "file", "attach"})
@@ -155,6 +155,8 @@ class Sequence:
     utm: bool = False  # tracked links get utm_source=drip&utm_medium=email&...
     track_opens: bool = False  # an open pixel: off by default, and opens lie (see README)
     exit_when: str | None = None  # a tag that ends the course early: the reader reached the goal
+    on_complete: tuple[str, str] | None = None  # ("enroll" or "offer", the next course's slug)
+    continues_from: tuple[str, ...] = ()  # titles of the courses that enroll into this one
 
     def lesson(self, key: str) -> Lesson | None:
         return next((lesson for lesson in self.lessons if lesson.key == key), None)
@@ -387,7 +389,26 @@ def _build_sequence(folder: Path, data: dict[str, Any], problems: list[Problem])
         utm=_flag(data, "utm", path, lines, problems),
         track_opens=_flag(data, "track_opens", path, lines, problems),
         exit_when=_exit_tag(data.get("exit_when"), path, lines, problems),
+        on_complete=_on_complete(data.get("on_complete"), path, lines, problems),
     )
+
+
+def _on_complete(value: Any, path: Path, lines: dict[str, int],
+                 problems: list[Problem]) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    line = lines.get("on_complete", 1)
+    if (not isinstance(value, dict) or len(value) != 1
+            or next(iter(value)) not in ("enroll", "offer")):
+        problems.append(Problem(path, line, "on_complete is {enroll: <slug>} (start that "
+                                "course) or {offer: <slug>} (one email offering it)"))
+        return None
+    action, slug = next(iter(value.items()))
+    if not isinstance(slug, str) or not SLUG.match(slug):
+        problems.append(Problem(path, line, f"on_complete.{action} names a sequence by its "
+                                "folder name, e.g. networking-tips"))
+        return None
+    return action, slug
 
 
 def _exit_tag(value: Any, path: Path, lines: dict[str, int],
@@ -566,7 +587,27 @@ def load_sequences(root: Path) -> Library:
             if SLUG.match(folder.name):
                 held_forms[folder.name] = sequence or _build_sequence(
                     folder, {"__lines__": {}}, [])
+    _link_chains(sequences, problems)
     return Library(sequences, problems, broken, held_forms)
+
+
+def _link_chains(sequences: dict[str, Sequence], problems: list[Problem]) -> None:
+    """Check each `on_complete` names a sequence there is, and tell each course which
+    courses enroll into it (its footer says why a reader gets it)."""
+    sources: dict[str, list[str]] = {}
+    for sequence in sequences.values():
+        if sequence.on_complete is None:
+            continue
+        action, target = sequence.on_complete
+        if target not in sequences or target == sequence.slug:
+            problems.append(Problem(sequence.path / "sequence.yaml", 1,
+                                    f"on_complete.{action}: there is no other sequence "
+                                    f"{target!r} (known: {', '.join(sorted(sequences))})",
+                                    "warning"))
+        elif action == "enroll":
+            sources.setdefault(target, []).append(sequence.title)
+    for target, titles in sources.items():
+        sequences[target] = replace(sequences[target], continues_from=tuple(sorted(titles)))
 
 
 class ContentStore:

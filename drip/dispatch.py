@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from drip.chaining import Chained, chain
 from drip.config import Settings
 from drip.content import ContentStore, Sequence
 from drip.db import sqlite_file
@@ -156,6 +157,7 @@ class PassReport:
     intake: Intake = field(default_factory=Intake)
     waiting: int = 0  # sign-ups a dry run found waiting to be taken in
     fresh_links: Sent = field(default_factory=Sent)  # download links readers asked for
+    chained: Chained = field(default_factory=Chained)  # on_complete carried out
 
     def count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
@@ -167,6 +169,9 @@ class PassReport:
             parts.insert(0, self.intake.summary())
         if self.waiting:
             parts.insert(0, f"{self.waiting} sign-ups waiting to be taken in")
+        if self.chained.enrolled or self.chained.offered:
+            parts.append(f"{self.chained.enrolled} chained into their next course, "
+                         f"{self.chained.offered} offered it")
         if self.fresh_links.sent or self.fresh_links.failed:
             parts.append(f"{self.fresh_links.sent} fresh links sent"
                          + (f", {self.fresh_links.failed} not" if self.fresh_links.failed else ""))
@@ -246,6 +251,9 @@ class Dispatcher:
         with Session(self.engine) as session:
             report.fresh_links = send_requested(session, self.content.library(), self.renderer,
                                                 self.links, self.transport, now)
+        with Session(self.engine) as session:
+            report.chained = chain(session, self.content.library(), self.renderer, self.links,
+                                   self.transport, now)
         with self.engine.connect() as conn:
             sqlite, checkpoint_pages = self.engine.dialect.name == "sqlite", 0
             if self.postgres:

@@ -28,7 +28,8 @@ class LinkError(Exception):
         self.expired = expired
 
 
-PLAIN = ("unsubscribe", "preferences", "track", "open")  # never expire: old emails keep working
+# These never expire: a reader may leave, or click a link, from an old email.
+PLAIN = ("unsubscribe", "preferences", "track", "open", "offer")
 TIMED = ("confirm", "magnet")
 
 

@@ -102,6 +102,7 @@ class Enrollment(Base):
     __table_args__ = (
         UniqueConstraint("subscriber_id", "sequence"),
         Index("ix_enrollments_status_due", "status", "due_at"),
+        Index("ix_enrollments_unchained", "status", "chained_at", "completed_at"),
     )
 
     id: Mapped[intpk]
@@ -120,6 +121,7 @@ class Enrollment(Base):
     last_sent_at: Mapped[utc_or_none]
     completed_at: Mapped[utc_or_none]
     unsubscribed_at: Mapped[utc_or_none]
+    chained_at: Mapped[utc_or_none]  # when its `on_complete` was carried out (drip.chaining)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="enrollments")
     deliveries: Mapped[list[Delivery]] = relationship(

@@ -306,6 +306,8 @@ def _link_for(name: str, reader: Reader, links: Links) -> str:
         return links.magnet_url(reader.enrollment_id)
     if name == "confirm_url":
         return links.confirm_url(reader.enrollment_id)
+    if name == "offer_url":
+        return links.url("offer", reader.enrollment_id)
     raise KeyError(name)
 
 
@@ -337,7 +339,8 @@ class Renderer:
 
     def lesson(self, sequence: Sequence, lesson: Lesson) -> MessageTemplate:
         key = (sequence.slug, lesson.key,
-               f"{lesson.version}.{sequence.track_links:d}{sequence.track_opens:d}")
+               f"{lesson.version}.{sequence.track_links:d}{sequence.track_opens:d}"
+               f".{'|'.join(sequence.continues_from)}")
         cached = self._cache.get(key)
         if cached is None:
             cached = self.message(sequence, lesson.key, lesson.version, lesson.subject,
@@ -378,6 +381,13 @@ class Renderer:
         return self.from_file(sequence, TEMPLATES / "email" / "confirm.md", "confirm",
                               {"sequence_title": sequence.title},
                               button=("Yes, send it to me", "{{ confirm_url }}"))
+
+    def offer(self, sequence: Sequence, offered: Sequence) -> MessageTemplate:
+        """The one email that offers the next course to a reader who finished this one."""
+        return self.from_file(sequence, TEMPLATES / "email" / "offer.md", f"offer-{offered.slug}",
+                              {"sequence_title": sequence.title,
+                               "offer_title": offered.title, "offer_promise": offered.promise},
+                              button=("Yes, send me that course", "{{ offer_url }}"))
 
     def magnet_link(self, sequence: Sequence) -> MessageTemplate:
         """A fresh download link for the lead magnet, which the reader asked for."""
@@ -423,8 +433,7 @@ class Renderer:
             "body_text": markdown_to_text(body_t),
             "button_label": button_label,
             "button_url": button_url,
-            "reason": f"You are getting this email because you signed up for "
-                      f"“{sequence.title}”.",
+            "reason": _reason(sequence),
             "unsubscribe_url": unsubscribe,
             "preferences_url": preferences,
             "postal_address": self.settings.postal_address,
@@ -449,6 +458,15 @@ class Renderer:
             domain=self.domain,
             tracked=tracked,
         )
+
+
+def _reason(sequence: Sequence) -> str:
+    """The footer's "why you get this"; a course that others continue into says so."""
+    reason = f"You are getting this email because you signed up for “{sequence.title}”"
+    if sequence.continues_from:
+        finished = " or ".join(f"“{title}”" for title in sequence.continues_from)
+        reason += f", or because you finished {finished}, which continues into it"
+    return reason + "."
 
 
 def _list_label(title: str) -> str:

@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from drip.chaining import accept_offer
 from drip.clicks import OPEN, record_click
 from drip.content import Sequence
 from drip.embed import EMBED_FIELD, embed_tags
@@ -357,6 +358,40 @@ def resend() -> ResponseReturnValue:
                 request_magnet_link(session, enrollment, svc.clock())
     session.commit()
     return render_template("public/resent.html", purpose=purpose)
+
+
+@bp.route("/offer/<token>", methods=["GET", "POST"])
+def offer(token: str) -> ResponseReturnValue:
+    """The "yes, send me that course" link of an offer email: the GET shows the button (a
+    scanner opening the link starts nothing), the POST starts the course, once."""
+    svc = services()
+    try:
+        enrollment_id = svc.links.read("offer", token)
+    except LinkError as error:
+        return link_problem(error, "offer")
+    library = svc.content.library()
+    session = db_session()
+    found = session.get(Enrollment, enrollment_id)
+    finished = library.get(found.sequence) if found else None
+    target = (library.get(finished.on_complete[1])
+              if finished and finished.on_complete else None)
+    if found is None or target is None:
+        return render_template("public/problem.html", title="This offer is not open any more",
+                               message="The course it offered has changed. Sorry!"), 404
+    if request.method == "GET":
+        return render_template("public/offer.html", sequence=target, finished=finished,
+                               email=found.subscriber.email)
+    csrf.protect()
+    try:
+        accept_offer(session, library, enrollment_id, svc.clock())
+    except SubscriptionError as error:
+        session.rollback()
+        return render_template("public/problem.html", title="We can't start this course now",
+                               message=str(error)), 409
+    session.commit()
+    return render_template("public/problem.html", title="You're in!",
+                           message=f"“{target.title}” starts now: the first email is on its "
+                                   "way.")
 
 
 @bp.get("/l/<token>")

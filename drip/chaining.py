@@ -1,0 +1,137 @@
+"""Courses that continue into others: `on_complete: {enroll: <slug>}` starts a reader who
+finished this course on the next one; `on_complete: {offer: <slug>}` sends them one email
+whose signed link starts it (no second confirmation: they already confirmed with us).
+
+Run at the start of every dispatch pass, so a chained welcome goes out in the same pass,
+in the reader's window. A reader already in (or done with) the next course is not enrolled
+twice; a suppressed reader, or one who left everything, is never chained (leaving
+everything turns even finished courses into "unsubscribed", so they never come up here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from drip.content import Library, Sequence
+from drip.links import Links
+from drip.mailer import SendError, Transport, envelope_sender
+from drip.models import Enrollment, EnrollmentStatus, Event, Subscriber
+from drip.render import Reader, Renderer
+from drip.subscriptions import Consent, SubscriptionError, subscribe
+
+RECENT = timedelta(days=7)  # a course finished longer ago than this is not chained any more
+BATCH = 500
+
+
+@dataclass
+class Chained:
+    enrolled: int = 0
+    offered: int = 0
+    failed: int = 0
+
+
+def _already_in(session: Session, subscriber_id: int, slug: str) -> bool:
+    return session.scalar(select(Enrollment.id).where(
+        Enrollment.subscriber_id == subscriber_id, Enrollment.sequence == slug)) is not None
+
+
+def enroll_next(session: Session, library: Library, subscriber: Subscriber,
+                finished: Sequence, target: Sequence, now: datetime, how: str) -> Enrollment | None:
+    """Start `target` for the reader, once; None when they are already in it."""
+    if subscriber.suppressed_at is not None or _already_in(session, subscriber.id, target.slug):
+        return None
+    enrollment = subscribe(
+        session, library, target.slug, subscriber.email, now,
+        first_name=subscriber.first_name, timezone=subscriber.timezone, confirmed=True,
+        consent=Consent(source=f"{how} after finishing {finished.slug}",
+                        text=f"Confirmed for “{finished.title}”, which continues into "
+                             f"“{target.title}”."))
+    session.add(Event(subscriber_id=subscriber.id, enrollment_id=enrollment.id,
+                      kind="chained", at=now, detail=f"{how} after finishing {finished.slug}"))
+    return enrollment
+
+
+def chain(session: Session, library: Library, renderer: Renderer, links: Links,
+          transport: Callable[[], Transport], now: datetime) -> Chained:
+    """Carry out `on_complete` for the readers who finished a course lately; commits each."""
+    result = Chained()
+    sources = [s.slug for s in library.sequences.values() if s.on_complete is not None]
+    if not sources:
+        return result
+    rows = list(session.scalars(select(Enrollment).where(
+        Enrollment.status == EnrollmentStatus.COMPLETED, Enrollment.chained_at.is_(None),
+        Enrollment.sequence.in_(sources), Enrollment.completed_at >= now - RECENT)
+        .order_by(Enrollment.id).limit(BATCH)))
+    with ExitStack() as stack:
+        relay: Transport | None = None
+        for enrollment in rows:
+            finished = library.sequences[enrollment.sequence]
+            assert finished.on_complete is not None
+            action, slug = finished.on_complete
+            target = library.get(slug)
+            subscriber = enrollment.subscriber
+            if target is None:
+                continue  # the next course is broken or gone: try again when it is back
+            if action == "enroll":
+                try:
+                    if enroll_next(session, library, subscriber, finished, target, now,
+                                   "enrolled"):
+                        result.enrolled += 1
+                except SubscriptionError:
+                    session.rollback()
+                    result.failed += 1
+                    continue
+            elif (subscriber.suppressed_at is None
+                  and not _already_in(session, subscriber.id, target.slug)):
+                template = renderer.offer(finished, target)
+                reader = Reader(subscriber.email, subscriber.first_name, subscriber.id,
+                                enrollment.id)
+                mid = f"<drip.{enrollment.id}.offer-{target.slug}@{renderer.domain}>"
+                try:
+                    relay = relay or stack.enter_context(transport())
+                    relay.send(envelope_sender(template.sender), subscriber.email,
+                               template.build(reader, links, mid, now),
+                               name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-offer")
+                except SendError as error:
+                    result.failed += 1
+                    session.rollback()
+                    if error.connection:
+                        break
+                    if error.transient:
+                        continue  # the next pass offers again
+                    session.add(Event(subscriber_id=subscriber.id, enrollment_id=enrollment.id,
+                                      kind="offer_failed", at=now, detail=str(error)))
+                else:
+                    session.add(Event(subscriber_id=subscriber.id, enrollment_id=enrollment.id,
+                                      kind="offered", at=now, detail=f"{target.slug} ({mid})"))
+                    result.offered += 1
+            enrollment.chained_at = now
+            session.commit()
+    return result
+
+
+def accept_offer(session: Session, library: Library, enrollment_id: int,
+                 now: datetime) -> Sequence:
+    """The reader pressed "yes" in the offer email: start the next course, once, however
+    many times the link is used. Returns the offered course."""
+    enrollment = session.get(Enrollment, enrollment_id) if 0 < enrollment_id < 2**31 else None
+    if enrollment is None:
+        raise SubscriptionError("this link belongs to no course")
+    finished = library.get(enrollment.sequence)
+    if finished is None or finished.on_complete is None or finished.on_complete[0] != "offer":
+        raise SubscriptionError("this offer is not open any more")
+    target = library.get(finished.on_complete[1])
+    if target is None:
+        raise SubscriptionError("the course on offer is not available just now; please try "
+                                "again later")
+    subscriber = enrollment.subscriber
+    if subscriber.suppressed_at is not None:
+        raise SubscriptionError("we stopped sending to this address; write to us to lift it")
+    enroll_next(session, library, subscriber, finished, target, now, "offer accepted")
+    return target
