@@ -29,7 +29,7 @@ class LinkError(Exception):
 
 
 # These never expire: a reader may leave, or click a link, from an old email.
-PLAIN = ("unsubscribe", "preferences", "track", "open", "offer")
+PLAIN = ("unsubscribe", "preferences", "track", "open", "offer", "broadcast")
 TIMED = ("confirm", "magnet")
 
 

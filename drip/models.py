@@ -87,6 +87,7 @@ class Subscriber(Base):
     created_at: Mapped[utc]
     suppressed_at: Mapped[utc_or_none]
     suppressed_reason: Mapped[str | None] = mapped_column(Text)
+    broadcasts_off_at: Mapped[utc_or_none]  # "no more broadcasts", from a broadcast's link
 
     enrollments: Mapped[list[Enrollment]] = relationship(back_populates="subscriber")
 
@@ -363,3 +364,58 @@ class LinkClick(Base):
     at: Mapped[utc]
     counted: Mapped[bool] = mapped_column(default=True)
     user_agent: Mapped[str | None] = mapped_column(Text)
+
+
+class BroadcastStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    DONE = "done"  # every recipient settled
+    CANCELLED = "cancelled"
+
+
+class RecipientStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"  # claimed by a worker (due_at is its lease end), or outcome unknown
+    SENT = "sent"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # left, suppressed, or the broadcast was cancelled before their turn
+
+
+class Broadcast(Base):
+    """A one-off email to the readers of one or more sequences (drip.broadcasts)."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[intpk]
+    name: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(Text)
+    preheader: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text)
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    send_at: Mapped[utc]
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[utc]
+    cancelled_at: Mapped[utc_or_none]
+
+
+class BroadcastRecipient(Base):
+    """One reader of a broadcast: unique per (broadcast, reader), so each gets it once.
+    `due_at` is the first opening of their send window at or after the broadcast's time,
+    and doubles as the claim lease, as for enrollments."""
+
+    __tablename__ = "broadcast_recipients"
+    __table_args__ = (UniqueConstraint("broadcast_id", "subscriber_id"),
+                      Index("ix_broadcast_recipients_status_due", "status", "due_at"))
+
+    id: Mapped[intpk]
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[utc]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    message_id: Mapped[str] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[utc_or_none]
+    last_error: Mapped[str | None] = mapped_column(Text)
