@@ -20,14 +20,13 @@ from drip.models import (
     DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
-    SequenceState,
     SignUpRequest,
     WorkerHeartbeat,
 )
+from drip.queries import count_due
 from drip.schedule import into_window, reader_zone
 
 ALIVE_INTERVALS = 3  # the scheduler counts as alive while its last pass is this many intervals old
-WAITING = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING)
 
 
 @dataclass(frozen=True)
@@ -83,11 +82,6 @@ class Why:
         return self.reason
 
 
-def paused_sequences(session: Session) -> set[str]:
-    return set(session.scalars(select(SequenceState.sequence)
-                               .where(SequenceState.paused.is_(True))))
-
-
 def last_pass(session: Session) -> WorkerHeartbeat | None:
     return session.scalars(select(WorkerHeartbeat)
                            .order_by(WorkerHeartbeat.last_pass_at.desc()).limit(1)).first()
@@ -108,10 +102,6 @@ def overview(session: Session, now: datetime, interval_seconds: int) -> Overview
         Delivery.status == DeliveryStatus.SENT)
     by_status = dict(session.execute(select(Delivery.status, func.count())
                                      .group_by(Delivery.status)).all())
-    due = select(func.count()).select_from(Enrollment).where(Enrollment.status.in_(WAITING))
-    paused = paused_sequences(session)
-    if paused:
-        due = due.where(Enrollment.sequence.not_in(paused))
     beat = last_pass(session)
     queued = session.execute(select(SignUpRequest.problem, func.count())
                              .group_by(SignUpRequest.problem)).all()
@@ -120,9 +110,8 @@ def overview(session: Session, now: datetime, interval_seconds: int) -> Overview
         sent_day=_count(session, sent.where(Delivery.sent_at > now - timedelta(days=1))),
         retrying=int(by_status.get(DeliveryStatus.RETRYING, 0)),
         failed=int(by_status.get(DeliveryStatus.FAILED, 0)),
-        due_now=_count(session, due.where(Enrollment.due_at <= now)),
-        due_day=_count(session, due.where(Enrollment.due_at > now,
-                                          Enrollment.due_at <= now + timedelta(days=1))),
+        due_now=count_due(session, now),
+        due_day=count_due(session, now + timedelta(days=1), after=now),
         last_pass_at=beat.last_pass_at if beat else None,
         last_pass_sent=beat.last_pass_sent if beat else 0,
         last_pass_failed=beat.last_pass_failed if beat else 0,
