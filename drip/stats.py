@@ -24,7 +24,7 @@ from drip.models import (
     WorkerHeartbeat,
 )
 from drip.queries import count_due
-from drip.schedule import into_window, reader_zone
+from drip.schedule import delay_ends, into_window, reader_zone
 
 ALIVE_INTERVALS = 3  # the scheduler counts as alive while its last pass is this many intervals old
 
@@ -77,6 +77,7 @@ class Why:
     due_at: datetime | None
     late: bool
     reason: str
+    delay_ended: datetime | None = None  # the previous send plus the delay, where known
 
     def __str__(self) -> str:
         return self.reason
@@ -189,13 +190,13 @@ def when(moment: datetime, now: datetime) -> str:
 
 
 def _natural_time(enrollment: Enrollment, lesson: Lesson, sequence: Sequence) -> datetime | None:
-    """When the lesson would go out by its delay alone, before the send window moves it."""
+    """When the lesson would go out by its delay alone, before the send window moves it:
+    the dispatcher's own rule (drip.schedule), so the two agree across a clock change."""
     after = enrollment.last_sent_at or enrollment.confirmed_at
     if after is None:
         return None
-    zone = reader_zone(enrollment.subscriber.timezone, sequence.timezone)
-    local = after.astimezone(zone) + timedelta(days=lesson.delay.days)
-    return local + timedelta(seconds=lesson.delay.seconds)
+    return delay_ends(after, lesson.delay,
+                      reader_zone(enrollment.subscriber.timezone, sequence.timezone))
 
 
 def _window(sequence: Sequence, zone_name: str) -> str:
@@ -243,24 +244,27 @@ def why_waiting(enrollment: Enrollment, sequence: Sequence | None, *, sequence_p
     late = (natural or due) <= now
     if sequence_paused:
         return Why(due, late, f"{what} due {when(due, now)}, but the sequence is paused by "
-                              "an operator: nothing in it goes out until it is resumed.")
+                              "an operator: nothing in it goes out until it is resumed.",
+                   natural)
     if enrollment.attempts and enrollment.last_error:
         return Why(due, True, f"Retrying after an SMTP error: {enrollment.last_error} "
-                              f"(attempt {enrollment.attempts + 1} due {when(due, now)}).")
+                              f"(attempt {enrollment.attempts + 1} due {when(due, now)}).", natural)
     if enrollment.lease_owner and due > now:
         return Why(due, late, f"{what} is being sent by worker {enrollment.lease_owner}; "
-                              f"if it stopped, the reader falls due again {when(due, now)}.")
+                              f"if it stopped, the reader falls due again {when(due, now)}.",
+                   natural)
     if due > now:
         zone = reader_zone(subscriber.timezone, sequence.timezone)
         if natural is not None and natural < due and into_window(natural, sequence.window,
                                                                    zone) >= due:
             return Why(due, natural <= now,
                        f"{what} due {when(due, now)}: its delay ended {when(natural, now)}, "
-                       f"outside the send window ({_window(sequence, subscriber.timezone)}).")
-        return Why(due, False, f"{what} due {when(due, now)}.")
+                       f"outside the send window ({_window(sequence, subscriber.timezone)}).",
+                       natural)
+        return Why(due, False, f"{what} due {when(due, now)}.", natural)
     tail = ("it goes out with the next dispatch pass." if alive else
             "but the scheduler is not running: start `drip worker` or `drip serve`.")
-    return Why(due, True, f"{what} was due {when(due, now)}; {tail}")
+    return Why(due, True, f"{what} was due {when(due, now)}; {tail}", natural)
 
 
 def axis_ticks(maximum: int, count: int = 4) -> list[int]:
