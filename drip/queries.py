@@ -50,15 +50,17 @@ def count_due(db: Session | Connection, now: datetime, *, after: datetime | None
 
 
 def sent_lessons(db: Session | Connection, enrollment_ids: Collection[int],
-                 ) -> dict[int, set[str]]:
-    """The lessons each enrollment already got (an enrollment with none is left out)."""
-    sent: dict[int, set[str]] = {}
+                 ) -> dict[int, list[str]]:
+    """The lessons each enrollment already got, in the order they went out (an enrollment
+    with none is left out)."""
+    sent: dict[int, list[str]] = {}
     if not enrollment_ids:
         return sent
     for enrollment_id, lesson in db.execute(
             select(D.c.enrollment_id, D.c.lesson).where(
-                D.c.enrollment_id.in_(list(enrollment_ids)), D.c.status == DeliveryStatus.SENT)):
-        sent.setdefault(enrollment_id, set()).add(lesson)
+                D.c.enrollment_id.in_(list(enrollment_ids)), D.c.status == DeliveryStatus.SENT)
+            .order_by(D.c.id)):
+        sent.setdefault(enrollment_id, []).append(lesson)
     return sent
 
 
@@ -69,3 +71,8 @@ def counts_by_sequence_and_status(db: Session | Connection) -> dict[str, Counter
             select(E.c.sequence, E.c.status, func.count()).group_by(E.c.sequence, E.c.status)):
         counts.setdefault(slug, Counter())[str(status)] = int(count)
     return counts
+
+
+def lessons_sent_to(db: Session | Connection, enrollment_id: int) -> list[str]:
+    """`sent_lessons` of one enrollment."""
+    return sent_lessons(db, [enrollment_id]).get(enrollment_id, [])

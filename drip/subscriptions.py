@@ -30,7 +30,7 @@ from drip.models import (
     SignUpRequest,
     Subscriber,
 )
-from drip.queries import sent_lessons
+from drip.queries import lessons_sent_to
 from drip.render import header_safe
 from drip.schedule import next_due, reader_zone
 
@@ -196,7 +196,7 @@ def activate(session: Session, sequence: Sequence, enrollment: Enrollment,
 
     Only an operator's action lifts a suppression (`lift_suppression`): a reader cannot undo
     a bounce or a block by signing up again."""
-    lesson = sequence.next_lesson(sent_lessons(session, [enrollment.id]).get(enrollment.id, set()))
+    lesson = sequence.next_lesson(set(lessons_sent_to(session, enrollment.id)))
     enrollment.confirmed_at = enrollment.confirmed_at or now
     enrollment.attempts = 0
     enrollment.last_error = None
@@ -335,15 +335,14 @@ def restart(session: Session, library: Library, enrollment: Enrollment, now: dat
     if enrollment.subscriber.suppressed_at is not None:
         raise SubscriptionError("the address is suppressed: lift the block first")
     sequence = find_sequence(library, enrollment.sequence)
-    sent = [d.lesson for d in enrollment.deliveries if d.status == DeliveryStatus.SENT]
+    sent = lessons_sent_to(session, enrollment.id)
     session.execute(delete(Delivery).where(Delivery.enrollment_id == enrollment.id))
     session.expire(enrollment, ["deliveries"])
     enrollment.status = EnrollmentStatus.ACTIVE
     enrollment.completed_at = enrollment.last_sent_at = None
     enrollment.lease_owner = None
-    activate(session, sequence, enrollment, enrollment.subscriber, now, "restarted",
-             lift_suppression=True)
-    if enrollment.status == EnrollmentStatus.ACTIVE:
+    if activate(session, sequence, enrollment, enrollment.subscriber, now, "restarted",
+                lift_suppression=True) is not None:
         enrollment.due_at = now
     record_event(session, enrollment, EventKind.RESTARTED, now,
                  f"previously sent: {', '.join(sent) or 'nothing'}")

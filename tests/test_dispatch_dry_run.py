@@ -4,6 +4,7 @@ reader for reader, whatever kind of reader is due."""
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -49,6 +50,8 @@ def readers_of_every_kind(svc: Services, root: Path) -> dict[str, int]:
         enrol("broken sequence", "broken@example.org", slug="broken")
         enrol("non-ASCII, confirmed", "zoë@example.org")
         enrol("non-ASCII, new", "jürgen@example.org", confirmed=False)
+        enrol("never confirmed", "late@example.org", confirmed=False).created_at = (
+            now - timedelta(days=svc.settings.confirm_days + 1))
         session.commit()
         set_sequence_paused(session, "paused", True, now)
         session.commit()
@@ -89,6 +92,7 @@ def test_the_dry_run_says_what_the_real_pass_then_does_for_every_kind_of_reader(
         "broken sequence": ("held", "welcome"),
         "non-ASCII, confirmed": ("failed", "welcome"),
         "non-ASCII, new": ("failed", "confirm"),
+        "never confirmed": None,  # the pass expires the sign-up before it claims
     }
     assert len(untouched) == 4  # the dry run wrote no delivery row
     assert sorted(r for m in smtp_server.messages for r in m.recipients) == [

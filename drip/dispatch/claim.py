@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, not_, select, update
 from sqlalchemy.engine import Engine
 
 from drip import queries
@@ -51,10 +51,14 @@ class Claimed:
     earlier: Mapping[str, tuple[int, DeliveryStatus]]  # lesson -> (id, status), not sent
 
 
+def _unconfirmed_too_long(now: datetime, confirm_days: int) -> ColumnElement[bool]:
+    return and_(E.c.status == EnrollmentStatus.PENDING,
+                E.c.created_at < now - timedelta(days=confirm_days))
+
+
 def expire_unconfirmed(conn: Connection, now: datetime, confirm_days: int) -> None:
     """A sign-up never confirmed within `confirm_days` stops being due."""
-    cutoff = now - timedelta(days=confirm_days)
-    conn.execute(update(E).where(E.c.status == EnrollmentStatus.PENDING, E.c.created_at < cutoff)
+    conn.execute(update(E).where(_unconfirmed_too_long(now, confirm_days))
                  .values(status=EnrollmentStatus.EXPIRED, due_at=None))
     conn.commit()
 
@@ -77,9 +81,11 @@ def lease(conn: Connection, now: datetime, *, worker_id: str, batch_size: int,
     return claimed
 
 
-def peek(conn: Connection, now: datetime) -> Iterator[list[Claimed]]:
-    """The readers a pass at `now` would claim, in chunks, leasing none (the dry run)."""
-    ids = list(conn.scalars(queries.due(conn, now)))
+def peek(conn: Connection, now: datetime, confirm_days: int) -> Iterator[list[Claimed]]:
+    """The readers a pass at `now` would claim, in chunks, leasing none (the dry run); the
+    sign-ups the pass would expire first are left out."""
+    ids = list(conn.scalars(queries.due(conn, now).where(
+        not_(_unconfirmed_too_long(now, confirm_days)))))
     for start in range(0, len(ids), PEEK_CHUNK):
         rows = conn.execute(
             select(E.c.id, E.c.status, E.c.sequence, E.c.next_lesson, E.c.attempts,

@@ -112,7 +112,7 @@ class Dispatcher:
         same plan for the same readers, reported instead of carried out."""
         library = self.content.library()
         with self.engine.connect() as conn:
-            for batch in peek(conn, now):
+            for batch in peek(conn, now, self.settings.confirm_days):
                 for claimed in batch:
                     planned = plan(claimed, library, now,
                                    sequences_dir=self.settings.sequences_dir)
