@@ -60,12 +60,17 @@ class StrEnumType(TypeDecorator[T]):
     def __init__(self, enum_class: type[T], length: int) -> None:
         super().__init__(length)
         self.enum_class = enum_class
+        self._members = {member.value: member for member in enum_class}  # a lookup per row
+        self._values = {member.value: str(member.value) for member in enum_class}
 
     def process_bind_param(self, value: T | str | None, dialect: Dialect) -> str | None:
-        return None if value is None else self.enum_class(value).value
+        if value is None:
+            return None
+        known = self._values.get(value)
+        return known if known is not None else self.enum_class(value).value  # raises
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> T | None:
-        return None if value is None else self.enum_class(value)
+        return None if value is None else self._members[value]
 
 
 intpk = Annotated[int, mapped_column(Integer, primary_key=True)]

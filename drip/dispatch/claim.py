@@ -108,12 +108,12 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
         if d.status == DeliveryStatus.SENT:
             sent.setdefault(d.enrollment_id, set()).add(d.lesson)
         else:
-            earlier.setdefault(d.enrollment_id, {})[d.lesson] = (d.id, DeliveryStatus(d.status))
+            earlier.setdefault(d.enrollment_id, {})[d.lesson] = (d.id, d.status)
     claimed = []
     for row in sorted(rows, key=lambda r: int(r.id)):
         person = people[row.subscriber_id]
         claimed.append(Claimed(
-            enrollment_id=row.id, status=EnrollmentStatus(row.status), sequence=row.sequence,
+            enrollment_id=row.id, status=row.status, sequence=row.sequence,
             next_lesson=row.next_lesson, attempts=row.attempts,
             reader=Reader(person.email, person.first_name, person.id, row.id),
             timezone=person.timezone, suppressed=person.suppressed_at is not None,

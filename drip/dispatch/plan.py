@@ -44,12 +44,9 @@ class Send:
     claimed: Claimed
     sequence: Sequence
     lesson: Lesson | None
+    lesson_key: str  # the lesson's key, or CONFIRM
     after: str | None = None  # the lesson following this one, if any
     after_due: datetime | None = None  # and when it falls due if this one goes out now
-
-    @property
-    def lesson_key(self) -> str:
-        return self.lesson.key if self.lesson else CONFIRM
 
     @property
     def immediate(self) -> bool:
@@ -105,11 +102,11 @@ def plan(claimed: Claimed, library: Library, now: datetime, *, sequences_dir: Pa
                       f"{claimed.reader.email} has non-ASCII characters; sending to it needs "
                       "SMTPUTF8, which drip does not use: correct the address and resume")
     if lesson is None:
-        return Send(claimed, sequence, None)
+        return Send(claimed, sequence, None, key)
     following = sequence.next_lesson(claimed.sent | {lesson.key})
     if following is None:
-        return Send(claimed, sequence, lesson)
-    return Send(claimed, sequence, lesson, following.key, next_due(
+        return Send(claimed, sequence, lesson, key)
+    return Send(claimed, sequence, lesson, key, following.key, next_due(
         now, following.delay, sequence.window, reader_zone(claimed.timezone, sequence.timezone)))
 
 
