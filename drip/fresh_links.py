@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from drip.content import Library
 from drip.links import Links
 from drip.mailer import SendError, Transport, envelope_sender
-from drip.models import Enrollment, EnrollmentStatus, LinkRequest
+from drip.models import Enrollment, EnrollmentStatus, EventKind, LinkRequest
 from drip.render import Reader, Renderer
 from drip.subscriptions import record_event
 
@@ -94,14 +94,15 @@ def send_requested(session: Session, library: Library, renderer: Renderer, links
                 if not error.transient or row.attempts >= MAX_ATTEMPTS:
                     log.warning("fresh link for enrollment %s not sent: %s", enrollment.id,
                                 error)
-                    record_event(session, enrollment, "magnet_link_failed", now, str(error))
+                    record_event(session, enrollment, EventKind.MAGNET_LINK_FAILED, now,
+                                 str(error))
                     session.delete(row)
                 result.failed += 1
                 session.commit()
                 if error.connection:
                     break  # the relay is down: the rest wait for the next pass
                 continue
-            record_event(session, enrollment, "magnet_link_sent", now, mid)
+            record_event(session, enrollment, EventKind.MAGNET_LINK_SENT, now, mid)
             session.delete(row)
             session.commit()
             result.sent += 1

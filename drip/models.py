@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -48,6 +48,32 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+T = TypeVar("T", bound=enum.StrEnum)
+
+
+class StrEnumType(TypeDecorator[T]):
+    """A StrEnum kept as its plain value in a VARCHAR: the stored text and the DDL are those
+    of the `String` column it replaces (no migration), and reading gives the enum back."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_class: type[T], length: int) -> None:
+        super().__init__(length)
+        self.enum_class = enum_class
+        self._members = {member.value: member for member in enum_class}  # a lookup per row
+        self._values = {member.value: str(member.value) for member in enum_class}
+
+    def process_bind_param(self, value: T | str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        known = self._values.get(value)
+        return known if known is not None else self.enum_class(value).value  # raises
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> T | None:
+        return None if value is None else self._members[value]
+
+
 intpk = Annotated[int, mapped_column(Integer, primary_key=True)]
 utc = Annotated[datetime, mapped_column(UTCDateTime())]
 utc_or_none = Annotated[datetime | None, mapped_column(UTCDateTime(), nullable=True)]
@@ -74,6 +100,35 @@ class DeliveryStatus(enum.StrEnum):
     RETRYING = "retrying"  # a transient SMTP failure; the enrollment is due again later
     FAILED = "failed"  # permanent failure, or too many transient ones
     CANCELLED = "cancelled"  # the reader left before the retry went out
+
+
+class EventKind(enum.StrEnum):
+    """What an `Event` on a reader's timeline records."""
+
+    SIGNED_UP = "signed_up"
+    CONFIRMATION_SENT = "confirmation_sent"
+    CONFIRMATION_REQUESTED = "confirmation_requested"
+    CONFIRMED = "confirmed"
+    CONFIRM_REFUSED = "confirm_refused"  # a suppressed address used its confirmation link
+    DOWNLOAD = "download"
+    MAGNET_LINK_SENT = "magnet_link_sent"
+    MAGNET_LINK_FAILED = "magnet_link_failed"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    RESTARTED = "restarted"
+    RETRY_REQUESTED = "retry_requested"
+    REJOINED = "rejoined"
+    UNSUBSCRIBED = "unsubscribed"
+    SUPPRESSED = "suppressed"
+    CREATED = "created"  # by an integration, through the REST API
+    TAGGED = "tagged"
+    UNTAGGED = "untagged"
+    EXITED = "exited"  # reached a course's goal (`exit_when`)
+    CLICKED = "clicked"  # a tracked link, by a reader (not a scanner)
+    CHAINED = "chained"  # started on the next course (`on_complete`)
+    OFFERED = "offered"
+    OFFER_FAILED = "offer_failed"
+    BROADCASTS_OFF = "broadcasts_off"
 
 
 class Subscriber(Base):
@@ -109,7 +164,7 @@ class Enrollment(Base):
     id: Mapped[intpk]
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
     sequence: Mapped[slug]
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[EnrollmentStatus] = mapped_column(StrEnumType(EnrollmentStatus, 20))
     next_lesson: Mapped[str | None] = mapped_column(String(100))
     due_at: Mapped[utc_or_none]
     lease_owner: Mapped[str | None] = mapped_column(String(100))
@@ -144,7 +199,7 @@ class Delivery(Base):
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
     lesson: Mapped[slug]
     lesson_version: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[DeliveryStatus] = mapped_column(StrEnumType(DeliveryStatus, 20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     message_id: Mapped[str] = mapped_column(String(255))
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -206,7 +261,7 @@ class Event(Base):
     enrollment_id: Mapped[int | None] = mapped_column(
         ForeignKey("enrollments.id", ondelete="CASCADE")
     )
-    kind: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[EventKind] = mapped_column(StrEnumType(EventKind, 40))
     at: Mapped[utc]
     detail: Mapped[str] = mapped_column(Text, default="")
 

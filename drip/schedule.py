@@ -44,14 +44,19 @@ def into_window(moment: datetime, window: SendWindow, zone: ZoneInfo) -> datetim
     return local.astimezone(UTC)  # unreachable for a window with at least one day
 
 
+def delay_ends(after: datetime, delay: Delay, zone: ZoneInfo) -> datetime:
+    """When `delay` after `after` is over, before the send window moves it: days on the
+    wall clock of `zone`, then hours and minutes elapsed, in UTC."""
+    local = after.astimezone(zone)
+    wall = local.replace(tzinfo=None) + timedelta(days=delay.days)
+    return _localize(wall, zone).astimezone(UTC) + timedelta(seconds=delay.seconds)
+
+
 def next_due(after: datetime, delay: Delay, window: SendWindow, zone: ZoneInfo) -> datetime:
     """When the lesson with `delay` is due if the previous one went out at `after`."""
     if delay.immediate:
         return after.astimezone(UTC)
-    local = after.astimezone(zone)
-    wall = local.replace(tzinfo=None) + timedelta(days=delay.days)
-    moment = _localize(wall, zone).astimezone(UTC) + timedelta(seconds=delay.seconds)
-    return into_window(moment, window, zone)
+    return into_window(delay_ends(after, delay, zone), window, zone)
 
 
 def timeline(lessons: tuple[Lesson, ...], start: datetime, window: SendWindow,

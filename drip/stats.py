@@ -20,14 +20,13 @@ from drip.models import (
     DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
-    SequenceState,
     SignUpRequest,
     WorkerHeartbeat,
 )
-from drip.schedule import into_window, reader_zone
+from drip.queries import count_due
+from drip.schedule import delay_ends, into_window, reader_zone
 
 ALIVE_INTERVALS = 3  # the scheduler counts as alive while its last pass is this many intervals old
-WAITING = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING)
 
 
 @dataclass(frozen=True)
@@ -78,14 +77,10 @@ class Why:
     due_at: datetime | None
     late: bool
     reason: str
+    delay_ended: datetime | None = None  # the previous send plus the delay, where known
 
     def __str__(self) -> str:
         return self.reason
-
-
-def paused_sequences(session: Session) -> set[str]:
-    return set(session.scalars(select(SequenceState.sequence)
-                               .where(SequenceState.paused.is_(True))))
 
 
 def last_pass(session: Session) -> WorkerHeartbeat | None:
@@ -108,10 +103,6 @@ def overview(session: Session, now: datetime, interval_seconds: int) -> Overview
         Delivery.status == DeliveryStatus.SENT)
     by_status = dict(session.execute(select(Delivery.status, func.count())
                                      .group_by(Delivery.status)).all())
-    due = select(func.count()).select_from(Enrollment).where(Enrollment.status.in_(WAITING))
-    paused = paused_sequences(session)
-    if paused:
-        due = due.where(Enrollment.sequence.not_in(paused))
     beat = last_pass(session)
     queued = session.execute(select(SignUpRequest.problem, func.count())
                              .group_by(SignUpRequest.problem)).all()
@@ -120,9 +111,8 @@ def overview(session: Session, now: datetime, interval_seconds: int) -> Overview
         sent_day=_count(session, sent.where(Delivery.sent_at > now - timedelta(days=1))),
         retrying=int(by_status.get(DeliveryStatus.RETRYING, 0)),
         failed=int(by_status.get(DeliveryStatus.FAILED, 0)),
-        due_now=_count(session, due.where(Enrollment.due_at <= now)),
-        due_day=_count(session, due.where(Enrollment.due_at > now,
-                                          Enrollment.due_at <= now + timedelta(days=1))),
+        due_now=count_due(session, now),
+        due_day=count_due(session, now + timedelta(days=1), after=now),
         last_pass_at=beat.last_pass_at if beat else None,
         last_pass_sent=beat.last_pass_sent if beat else 0,
         last_pass_failed=beat.last_pass_failed if beat else 0,
@@ -200,13 +190,13 @@ def when(moment: datetime, now: datetime) -> str:
 
 
 def _natural_time(enrollment: Enrollment, lesson: Lesson, sequence: Sequence) -> datetime | None:
-    """When the lesson would go out by its delay alone, before the send window moves it."""
+    """When the lesson would go out by its delay alone, before the send window moves it:
+    the dispatcher's own rule (drip.schedule), so the two agree across a clock change."""
     after = enrollment.last_sent_at or enrollment.confirmed_at
     if after is None:
         return None
-    zone = reader_zone(enrollment.subscriber.timezone, sequence.timezone)
-    local = after.astimezone(zone) + timedelta(days=lesson.delay.days)
-    return local + timedelta(seconds=lesson.delay.seconds)
+    return delay_ends(after, lesson.delay,
+                      reader_zone(enrollment.subscriber.timezone, sequence.timezone))
 
 
 def _window(sequence: Sequence, zone_name: str) -> str:
@@ -254,24 +244,27 @@ def why_waiting(enrollment: Enrollment, sequence: Sequence | None, *, sequence_p
     late = (natural or due) <= now
     if sequence_paused:
         return Why(due, late, f"{what} due {when(due, now)}, but the sequence is paused by "
-                              "an operator: nothing in it goes out until it is resumed.")
+                              "an operator: nothing in it goes out until it is resumed.",
+                   natural)
     if enrollment.attempts and enrollment.last_error:
         return Why(due, True, f"Retrying after an SMTP error: {enrollment.last_error} "
-                              f"(attempt {enrollment.attempts + 1} due {when(due, now)}).")
+                              f"(attempt {enrollment.attempts + 1} due {when(due, now)}).", natural)
     if enrollment.lease_owner and due > now:
         return Why(due, late, f"{what} is being sent by worker {enrollment.lease_owner}; "
-                              f"if it stopped, the reader falls due again {when(due, now)}.")
+                              f"if it stopped, the reader falls due again {when(due, now)}.",
+                   natural)
     if due > now:
         zone = reader_zone(subscriber.timezone, sequence.timezone)
         if natural is not None and natural < due and into_window(natural, sequence.window,
                                                                    zone) >= due:
             return Why(due, natural <= now,
                        f"{what} due {when(due, now)}: its delay ended {when(natural, now)}, "
-                       f"outside the send window ({_window(sequence, subscriber.timezone)}).")
-        return Why(due, False, f"{what} due {when(due, now)}.")
+                       f"outside the send window ({_window(sequence, subscriber.timezone)}).",
+                       natural)
+        return Why(due, False, f"{what} due {when(due, now)}.", natural)
     tail = ("it goes out with the next dispatch pass." if alive else
             "but the scheduler is not running: start `drip worker` or `drip serve`.")
-    return Why(due, True, f"{what} was due {when(due, now)}; {tail}")
+    return Why(due, True, f"{what} was due {when(due, now)}; {tail}", natural)
 
 
 def axis_ticks(maximum: int, count: int = 4) -> list[int]:

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from drip.content import Library, Sequence
+from drip.content import Lesson, Library, Sequence
 from drip.models import (
     ConsentRecord,
     Delivery,
@@ -24,11 +24,13 @@ from drip.models import (
     Enrollment,
     EnrollmentStatus,
     Event,
+    EventKind,
     RateLimit,
     SequenceState,
     SignUpRequest,
     Subscriber,
 )
+from drip.queries import lessons_sent_to
 from drip.render import header_safe
 from drip.schedule import next_due, reader_zone
 
@@ -82,10 +84,11 @@ def find_sequence(library: Library, slug: str) -> Sequence:
     return sequence
 
 
-def record_event(session: Session, enrollment: Enrollment, kind: str, now: datetime,
-                 detail: str = "") -> None:
+def record_event(session: Session, enrollment: Enrollment, kind: EventKind | str,
+                 now: datetime, detail: str = "") -> None:
+    """One entry on the reader's timeline; a kind given as text must be an `EventKind`."""
     session.add(Event(subscriber_id=enrollment.subscriber_id, enrollment_id=enrollment.id,
-                      kind=kind, at=now, detail=detail))
+                      kind=EventKind(kind), at=now, detail=detail))
 
 
 _SUBSCRIBER_ID = select(Subscriber.id).where(Subscriber.email == bindparam("email"))
@@ -164,12 +167,12 @@ def subscribe(session: Session, library: Library, slug: str, email: str, now: da
                                 status=EnrollmentStatus.PENDING, attempts=0)
         session.add(enrollment)
         session.flush()
-        record_event(session, enrollment, "signed_up", now, consent.source)
+        record_event(session, enrollment, EventKind.SIGNED_UP, now, consent.source)
     elif enrollment.status in LEFT:
         enrollment.status = EnrollmentStatus.PENDING
         enrollment.created_at = now
         enrollment.unsubscribed_at = None
-        record_event(session, enrollment, "signed_up", now, f"again, {consent.source}")
+        record_event(session, enrollment, EventKind.SIGNED_UP, now, f"again, {consent.source}")
     session.connection().execute(_INSERT_CONSENT, {"subscriber_id": subscriber.id,
                                                    "enrollment_id": enrollment.id, **consent_row})
     if subscriber.suppressed_at is not None and not confirmed:
@@ -187,14 +190,13 @@ def subscribe(session: Session, library: Library, slug: str, email: str, now: da
 
 def activate(session: Session, sequence: Sequence, enrollment: Enrollment,
              subscriber: Subscriber, now: datetime, how: str, *,
-             lift_suppression: bool = False) -> None:
+             lift_suppression: bool = False) -> Lesson | None:
     """Start (or resume) the course: the first lesson the reader has not had becomes due.
+    Returns that lesson, or None when every lesson has gone out (the course is complete).
 
     Only an operator's action lifts a suppression (`lift_suppression`): a reader cannot undo
     a bounce or a block by signing up again."""
-    sent = set(session.scalars(select(Delivery.lesson).where(
-        Delivery.enrollment_id == enrollment.id, Delivery.status == DeliveryStatus.SENT)))
-    lesson = sequence.next_lesson(sent)
+    lesson = sequence.next_lesson(set(lessons_sent_to(session, enrollment.id)))
     enrollment.confirmed_at = enrollment.confirmed_at or now
     enrollment.attempts = 0
     enrollment.last_error = None
@@ -210,7 +212,8 @@ def activate(session: Session, sequence: Sequence, enrollment: Enrollment,
         enrollment.next_lesson = lesson.key
         zone = reader_zone(subscriber.timezone, sequence.timezone)
         enrollment.due_at = next_due(now, lesson.delay, sequence.window, zone)
-    record_event(session, enrollment, "confirmed", now, how)
+    record_event(session, enrollment, EventKind.CONFIRMED, now, how)
+    return lesson
 
 
 def confirm(session: Session, library: Library, enrollment_id: int, now: datetime) -> Enrollment:
@@ -220,7 +223,7 @@ def confirm(session: Session, library: Library, enrollment_id: int, now: datetim
     if enrollment is None:
         raise SubscriptionError("this confirmation link belongs to no sign-up")
     if enrollment.subscriber.suppressed_at is not None:
-        record_event(session, enrollment, "confirm_refused", now,
+        record_event(session, enrollment, EventKind.CONFIRM_REFUSED, now,
                      "the address is suppressed: "
                      f"{enrollment.subscriber.suppressed_reason or 'by an operator'}")
         return enrollment
@@ -245,7 +248,7 @@ def unsubscribe(session: Session, enrollment_id: int, now: datetime, *,
         target.status = EnrollmentStatus.UNSUBSCRIBED
         target.unsubscribed_at = now
         target.due_at = None
-        record_event(session, target, "unsubscribed", now, how)
+        record_event(session, target, EventKind.UNSUBSCRIBED, now, how)
         changed.append(target)
     if changed:
         session.execute(update(Delivery).where(
@@ -259,18 +262,17 @@ def pause(session: Session, enrollment: Enrollment, now: datetime, reason: str) 
     if enrollment.status == EnrollmentStatus.ACTIVE:
         enrollment.status = EnrollmentStatus.PAUSED
         enrollment.paused_reason = reason
-        record_event(session, enrollment, "paused", now, reason)
+        record_event(session, enrollment, EventKind.PAUSED, now, reason)
 
 
 def resume(session: Session, library: Library, enrollment: Enrollment, now: datetime) -> None:
     """Back to active with the next lesson due now (not a burst of everything missed)."""
     if enrollment.status == EnrollmentStatus.PAUSED:
         sequence = find_sequence(library, enrollment.sequence)
-        activate(session, sequence, enrollment, enrollment.subscriber, now, "resumed",
-                 lift_suppression=True)
-        if enrollment.status == EnrollmentStatus.ACTIVE:
+        if activate(session, sequence, enrollment, enrollment.subscriber, now, "resumed",
+                    lift_suppression=True) is not None:
             enrollment.due_at = now
-        record_event(session, enrollment, "resumed", now)
+        record_event(session, enrollment, EventKind.RESUMED, now)
 
 
 def rejoin(session: Session, library: Library, enrollment: Enrollment, now: datetime, *,
@@ -291,7 +293,7 @@ def rejoin(session: Session, library: Library, enrollment: Enrollment, now: date
                               created_at=now, source=consent.source, consent_text=consent.text,
                               ip=consent.ip, user_agent=consent.user_agent))
     enrollment.unsubscribed_at = None
-    record_event(session, enrollment, "rejoined", now, consent.source)
+    record_event(session, enrollment, EventKind.REJOINED, now, consent.source)
     if enrollment.confirmed_at is not None or not sequence.double_opt_in:
         activate(session, sequence, enrollment, subscriber, now, "rejoined")
     else:
@@ -316,7 +318,7 @@ def resend_confirmation(session: Session, enrollment: Enrollment, now: datetime)
         enrollment.created_at = now
     enrollment.due_at = now
     enrollment.attempts = 0
-    record_event(session, enrollment, "confirmation_requested", now)
+    record_event(session, enrollment, EventKind.CONFIRMATION_REQUESTED, now)
     return True
 
 
@@ -333,17 +335,16 @@ def restart(session: Session, library: Library, enrollment: Enrollment, now: dat
     if enrollment.subscriber.suppressed_at is not None:
         raise SubscriptionError("the address is suppressed: lift the block first")
     sequence = find_sequence(library, enrollment.sequence)
-    sent = [d.lesson for d in enrollment.deliveries if d.status == DeliveryStatus.SENT]
+    sent = lessons_sent_to(session, enrollment.id)
     session.execute(delete(Delivery).where(Delivery.enrollment_id == enrollment.id))
     session.expire(enrollment, ["deliveries"])
     enrollment.status = EnrollmentStatus.ACTIVE
     enrollment.completed_at = enrollment.last_sent_at = None
     enrollment.lease_owner = None
-    activate(session, sequence, enrollment, enrollment.subscriber, now, "restarted",
-             lift_suppression=True)
-    if enrollment.status == EnrollmentStatus.ACTIVE:
+    if activate(session, sequence, enrollment, enrollment.subscriber, now, "restarted",
+                lift_suppression=True) is not None:
         enrollment.due_at = now
-    record_event(session, enrollment, "restarted", now,
+    record_event(session, enrollment, EventKind.RESTARTED, now,
                  f"previously sent: {', '.join(sent) or 'nothing'}")
 
 
@@ -356,7 +357,7 @@ def suppress(session: Session, subscriber: Subscriber, now: datetime, reason: st
     for enrollment in waiting:
         enrollment.status = EnrollmentStatus.SUPPRESSED
         enrollment.due_at = None
-        record_event(session, enrollment, "suppressed", now, reason)
+        record_event(session, enrollment, EventKind.SUPPRESSED, now, reason)
     if waiting:
         session.execute(update(Delivery).where(
             Delivery.enrollment_id.in_([e.id for e in waiting]),
@@ -389,7 +390,7 @@ def retry_delivery(session: Session, library: Library, delivery: Delivery, now: 
         enrollment.lease_owner = None
     delivery.status = DeliveryStatus.RETRYING
     delivery.updated_at = now
-    record_event(session, enrollment, "retry_requested", now, delivery.lesson)
+    record_event(session, enrollment, EventKind.RETRY_REQUESTED, now, delivery.lesson)
 
 
 def set_sequence_paused(session: Session, slug: str, paused: bool, now: datetime) -> None:

@@ -43,7 +43,8 @@ def test_relay_outage_mid_pass_then_every_lesson_arrives_in_order_once(
     report = dispatcher.run_pass(clock(), progress=stop_after_five)
     assert report.count("sent") == 5
     assert [o.status for o in report.outcomes[5:]] == ["retrying"]
-    assert report.outcomes[5].detail.startswith("relay: ")
+    assert report.outcomes[5].relay_down
+    assert str(report.outcomes[5]).split("(", 1)[1].startswith("relay: ")  # as printed
     assert len(smtp_server.messages) == 5
 
     clock.advance(minutes=5)  # still down: a pass refuses nothing and loses nothing

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from drip.models import Enrollment
 from drip.services import Services, build_services
 from drip.stats import axis_ticks, daily, funnel, overview, why_waiting
 from drip.subscriptions import Consent, pause, subscribe
-from tests.conftest import make_settings
+from tests.conftest import TESTS, make_settings
 from tests.smtp import SmtpServer
 
 CONSENT = Consent(source="test", text="Yes, send me the course.")
@@ -178,3 +179,34 @@ def test_axis_ticks_are_round_and_reach_the_maximum() -> None:
     assert axis_ticks(7) == [0, 2, 4, 6, 8]
     assert axis_ticks(10) == [0, 5, 10]
     assert axis_ticks(1234) == [0, 500, 1000, 1500]
+
+
+def test_around_the_spring_clock_change_the_why_line_names_the_dispatchers_due_time(
+        tmp_path: Path, backend_url: str, smtp_server: SmtpServer) -> None:
+    """A 36-hour delay from Saturday 7 March 2026, 09:30 in New York, ends 36 elapsed hours
+    later, across the jump to daylight time: 22:30 EDT on Sunday, not 21:30."""
+    root = tmp_path / "sequences"
+    shutil.copytree(TESTS / "sequences" / "tiny", root / "tiny")
+    yaml = root / "tiny" / "sequence.yaml"
+    yaml.write_text(yaml.read_text().replace('"09:00"', '"00:00"').replace('"11:00"', '"23:59"'))
+    second = root / "tiny" / "02-second.md"
+    second.write_text(second.read_text().replace("delay: 2d", "delay: 36h"))
+    clock = FrozenClock(datetime(2026, 3, 7, 14, 30, tzinfo=UTC))
+    svc = build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url,
+                                       sequences_dir=root), clock)
+    enrollment_id = sign_up(svc, "ada@example.org")
+    svc.dispatcher().run_pass(clock())  # the welcome goes; the dispatcher schedules the next
+    with svc.sessions() as session:
+        due_at = session.get(Enrollment, enrollment_id).due_at  # type: ignore[union-attr]
+    assert due_at == datetime(2026, 3, 9, 2, 30, tzinfo=UTC)  # 22:30 EDT on the 8th
+
+    clock.set(due_at - timedelta(minutes=30))
+    with svc.sessions() as session:
+        enrollment = session.get(Enrollment, enrollment_id)
+        assert enrollment is not None
+        answer = why_waiting(enrollment, svc.content.library().get("tiny"),
+                             sequence_paused=True, now=clock())
+    assert answer.delay_ended == answer.due_at == due_at
+    assert not answer.late  # its time has not come: it is paused, not late
+    assert "due 2026-03-09 02:30 UTC (in 30 min)" in answer.reason
+    svc.engine.dispose()

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import func, select
 
 from drip.cli.common import instant, now_or, services
 from drip.imports import import_readers, read_rows
 from drip.intake import waiting
-from drip.models import Enrollment
+from drip.queries import counts_by_sequence_and_status
 from drip.subscriptions import Consent, SubscriptionError, subscribe
 
 
@@ -88,12 +87,8 @@ def status_command() -> None:
     """Readers per sequence and status, and sign-ups not yet taken in."""
     svc = services()
     with svc.sessions() as session:
-        rows = session.execute(select(Enrollment.sequence, Enrollment.status, func.count())
-                               .group_by(Enrollment.sequence, Enrollment.status)).all()
+        counts = counts_by_sequence_and_status(session)
         queued = waiting(session)
-    counts: dict[str, Counter[str]] = {}
-    for slug, status, count in rows:
-        counts.setdefault(slug, Counter())[status] = count
     for slug in sorted(set(counts) | set(svc.content.library().sequences)):
         found = counts.get(slug, Counter())
         parts = ", ".join(f"{n} {s}" for s, n in sorted(found.items())) or "no readers"

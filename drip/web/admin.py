@@ -51,6 +51,7 @@ from drip.models import (
     Subscriber,
 )
 from drip.operators import authenticate, end_sessions, session_version
+from drip.queries import counts_by_sequence_and_status, paused_sequences
 from drip.render import Reader
 from drip.stats import (
     axis_ticks,
@@ -58,7 +59,6 @@ from drip.stats import (
     funnel,
     last_pass,
     overview,
-    paused_sequences,
     scheduler_alive,
     when,
     why_waiting,
@@ -450,11 +450,7 @@ def outbox_message(name: str) -> ResponseReturnValue:
 def sequences() -> ResponseReturnValue:
     session = db_session()
     library = services().content.library()
-    counts: dict[str, dict[str, int]] = {}
-    for slug, status, count in session.execute(
-            select(Enrollment.sequence, Enrollment.status, func.count())
-            .group_by(Enrollment.sequence, Enrollment.status)):
-        counts.setdefault(slug, {})[status] = int(count)
+    counts = counts_by_sequence_and_status(session)
     return render_template("admin/sequences.html", library=library, counts=counts,
                            paused=paused_sequences(session))
 

@@ -6,6 +6,7 @@ several apps in one process (tests) never share or double-register collectors.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 from flask import Flask, Response
@@ -14,7 +15,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
+from drip.models import Delivery, DeliveryStatus, EnrollmentStatus
+from drip.queries import counts_by_sequence_and_status
 from drip.services import Services
 from drip.stats import last_pass, scheduler_alive
 
@@ -30,21 +32,19 @@ class DripCollector(Collector):
         with self.svc.sessions() as session:
             deliveries = dict(session.execute(select(Delivery.status, func.count())
                                               .group_by(Delivery.status)).all())
-            enrollments = session.execute(
-                select(Enrollment.sequence, Enrollment.status, func.count())
-                .group_by(Enrollment.sequence, Enrollment.status)).all()
+            enrollments = counts_by_sequence_and_status(session)
             beat = last_pass(session)
         by_status = GaugeMetricFamily("drip_deliveries", "Deliveries by status.",
                                       labels=["status"])
         for status in DeliveryStatus:
-            by_status.add_metric([status.value], int(deliveries.get(status.value, 0)))
+            by_status.add_metric([status.value], int(deliveries.get(status, 0)))
         yield by_status
         readers = GaugeMetricFamily("drip_enrollments", "Enrollments by sequence and status.",
                                     labels=["sequence", "status"])
-        found = {(slug, status): int(count) for slug, status, count in enrollments}
-        for slug in sorted({slug for slug, _ in found} | set(self.svc.content.library().sequences)):
+        for slug in sorted(set(enrollments) | set(self.svc.content.library().sequences)):
+            found = enrollments.get(slug, Counter())
             for state in EnrollmentStatus:
-                readers.add_metric([slug, state.value], found.get((slug, state.value), 0))
+                readers.add_metric([slug, state.value], found[state.value])
         yield readers
         last = beat.last_pass_at if beat else None
         age = GaugeMetricFamily("drip_last_pass_age_seconds",

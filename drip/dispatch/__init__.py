@@ -1,0 +1,15 @@
+"""The dispatcher, one module per stage of a pass (see drip/dispatch/pass_.py):
+
+claim (what is due, leased to this worker) -> plan (pure: what each reader gets) ->
+send (write-ahead row, SMTP hand-off, outcome, retry time, heartbeat).
+"""
+
+from drip.dispatch.claim import Claimed, DispatchLocked, dispatch_lock
+from drip.dispatch.pass_ import Dispatcher, new_worker_id
+from drip.dispatch.plan import Plan, Send, Settle, Verdict, plan
+from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
+from drip.dispatch.send import backoff
+
+__all__ = ["Claimed", "DispatchLocked", "Dispatcher", "Outcome", "OutcomeStatus",
+           "PassReport", "Plan", "Send", "Settle", "Verdict", "backoff", "dispatch_lock",
+           "new_worker_id", "plan"]

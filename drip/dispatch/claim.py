@@ -1,0 +1,145 @@
+"""Claim: which readers are due, and a lease on them for this worker.
+
+A claim is a lease: claiming moves `due_at` to the end of the lease, so the readers of a
+worker that dies fall due again by themselves. Several workers on PostgreSQL claim disjoint
+rows (`FOR UPDATE SKIP LOCKED`); on SQLite `dispatch_lock` lets one process dispatch at a
+time, and a second one refuses with the reason.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Connection, Table, and_, not_, select, update
+from sqlalchemy.engine import Engine
+
+from drip import queries
+from drip.db import sqlite_file
+from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Subscriber
+from drip.render import Reader
+
+E = cast(Table, Enrollment.__table__)
+D = cast(Table, Delivery.__table__)
+S = cast(Table, Subscriber.__table__)
+PEEK_CHUNK = 500  # readers the dry run loads at a time
+
+
+class DispatchLocked(Exception):
+    """Another worker holds the SQLite dispatch lock."""
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One due reader as the pass found them: everything planning needs, read once."""
+
+    enrollment_id: int
+    status: EnrollmentStatus
+    sequence: str
+    next_lesson: str | None  # as recorded: what to name when the sequence cannot be read
+    attempts: int
+    reader: Reader
+    timezone: str
+    suppressed: bool
+    sent: frozenset[str]  # lessons already delivered
+    earlier: Mapping[str, tuple[int, DeliveryStatus]]  # lesson -> (id, status), not sent
+
+
+def _unconfirmed_too_long(now: datetime, confirm_days: int) -> ColumnElement[bool]:
+    return and_(E.c.status == EnrollmentStatus.PENDING,
+                E.c.created_at < now - timedelta(days=confirm_days))
+
+
+def expire_unconfirmed(conn: Connection, now: datetime, confirm_days: int) -> None:
+    """A sign-up never confirmed within `confirm_days` stops being due."""
+    conn.execute(update(E).where(_unconfirmed_too_long(now, confirm_days))
+                 .values(status=EnrollmentStatus.EXPIRED, due_at=None))
+    conn.commit()
+
+
+def lease(conn: Connection, now: datetime, *, worker_id: str, batch_size: int,
+          lease_end: datetime, skip_locked: bool) -> list[Claimed]:
+    """Take up to a batch of due enrollments: this worker's until `lease_end`."""
+    due = queries.due(conn, now, limit=batch_size)
+    if skip_locked:
+        due = due.with_for_update(skip_locked=True)
+    rows = conn.execute(
+        update(E).where(E.c.id.in_(due.scalar_subquery()))
+        .values(due_at=lease_end, lease_owner=worker_id)
+        .returning(E.c.id, E.c.status, E.c.sequence, E.c.next_lesson, E.c.attempts,
+                   E.c.subscriber_id)
+    ).all()
+    conn.commit()
+    claimed = load(conn, rows)
+    conn.commit()
+    return claimed
+
+
+def peek(conn: Connection, now: datetime, confirm_days: int) -> Iterator[list[Claimed]]:
+    """The readers a pass at `now` would claim, in chunks, leasing none (the dry run); the
+    sign-ups the pass would expire first are left out."""
+    ids = list(conn.scalars(queries.due(conn, now).where(
+        not_(_unconfirmed_too_long(now, confirm_days)))))
+    for start in range(0, len(ids), PEEK_CHUNK):
+        rows = conn.execute(
+            select(E.c.id, E.c.status, E.c.sequence, E.c.next_lesson, E.c.attempts,
+                   E.c.subscriber_id).where(E.c.id.in_(ids[start:start + PEEK_CHUNK]))).all()
+        yield load(conn, rows)
+
+
+def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
+    """The readers and earlier deliveries of claimed enrollments (rows of id, status,
+    sequence, next_lesson, attempts, subscriber_id), by enrollment id."""
+    if not rows:
+        return []
+    people = {r.id: r for r in conn.execute(
+        select(S.c.id, S.c.email, S.c.first_name, S.c.timezone, S.c.suppressed_at)
+        .where(S.c.id.in_({row.subscriber_id for row in rows})))}
+    sent: dict[int, set[str]] = {}
+    earlier: dict[int, dict[str, tuple[int, DeliveryStatus]]] = {}
+    for d in conn.execute(select(D.c.id, D.c.enrollment_id, D.c.lesson, D.c.status)
+                          .where(D.c.enrollment_id.in_([row.id for row in rows]))):
+        if d.status == DeliveryStatus.SENT:
+            sent.setdefault(d.enrollment_id, set()).add(d.lesson)
+        else:
+            earlier.setdefault(d.enrollment_id, {})[d.lesson] = (d.id, d.status)
+    claimed = []
+    for row in sorted(rows, key=lambda r: int(r.id)):
+        person = people[row.subscriber_id]
+        claimed.append(Claimed(
+            enrollment_id=row.id, status=row.status, sequence=row.sequence,
+            next_lesson=row.next_lesson, attempts=row.attempts,
+            reader=Reader(person.email, person.first_name, person.id, row.id),
+            timezone=person.timezone, suppressed=person.suppressed_at is not None,
+            sent=frozenset(sent.get(row.id, ())), earlier=earlier.get(row.id, {})))
+    return claimed
+
+
+@contextmanager
+def dispatch_lock(engine: Engine) -> Iterator[None]:
+    """On SQLite, one dispatching process at a time; PostgreSQL needs no lock (SKIP LOCKED)."""
+    database = sqlite_file(engine)
+    if database is None:
+        yield
+        return
+    with Path(f"{database}.dispatch.lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise DispatchLocked(
+                f"another drip worker (pid {holder}) is already dispatching from {database}: "
+                "SQLite allows one worker at a time. Stop it, or use PostgreSQL "
+                "(DRIP_DATABASE_URL) to run several workers.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield

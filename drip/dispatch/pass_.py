@@ -1,0 +1,130 @@
+"""One dispatch pass: take in sign-ups -> claim what is due -> plan -> send and record.
+
+A pass is a function of the database, the content and an instant `now`, so tests and
+`drip dispatch --now` can run any moment of a course without waiting for it. The dry run is
+the same claim query and the same plan, with nothing leased, sent or written.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from drip.broadcasts import send_due
+from drip.chaining import chain
+from drip.config import Settings
+from drip.content import ContentStore
+from drip.dispatch.claim import expire_unconfirmed, lease, peek
+from drip.dispatch.plan import Send, plan
+from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
+from drip.dispatch.send import Recorder
+from drip.fresh_links import send_requested
+from drip.intake import take_in, waiting
+from drip.links import Links
+from drip.mailer import Transport
+from drip.render import Renderer
+
+PASS_CHECKPOINT_PAGES = 10_000  # SQLite WAL pages (4 KiB) between checkpoints during a pass
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine, settings: Settings, content: ContentStore,
+                 renderer: Renderer, links: Links, transport: Callable[[], Transport],
+                 worker_id: str | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.content = content
+        self.renderer = renderer
+        self.links = links
+        self.transport = transport
+        self.worker_id = worker_id or new_worker_id()
+        self.started_at: datetime | None = None
+        self.postgres = engine.dialect.name == "postgresql"
+        self.recorder = Recorder(engine.dialect, settings, renderer, links, self.worker_id)
+
+    def run_pass(self, now: datetime, dry_run: bool = False,
+                 progress: Callable[[Outcome], None] | None = None) -> PassReport:
+        """Take in the waiting sign-ups, then send everything due at `now`, batch by batch,
+        until nothing due is left."""
+        report = PassReport(now)
+        if dry_run:
+            with Session(self.engine) as session:
+                report.waiting = waiting(session)
+            report.outcomes.extend(self.preview(now))
+            return report
+        self.started_at = self.started_at or now
+        pass_clock = time.monotonic()
+        with Session(self.engine, expire_on_commit=False) as session:
+            report.intake = take_in(session, self.content.library())
+        with Session(self.engine) as session:
+            report.fresh_links = send_requested(session, self.content.library(), self.renderer,
+                                                self.links, self.transport, now)
+        with Session(self.engine) as session:
+            report.chained = chain(session, self.content.library(), self.renderer, self.links,
+                                   self.transport, now)
+        with self.engine.connect() as conn:
+            sqlite, checkpoint_pages = self.engine.dialect.name == "sqlite", 0
+            if self.postgres:
+                conn.exec_driver_sql("SET synchronous_commit TO OFF")
+            elif sqlite:
+                # SQLite checkpoints the WAL, with a sync to disk, each time it reaches 1,000
+                # pages: every ~150 messages of a pass. Checkpoint less often, and at the end.
+                checkpoint_pages = int(
+                    conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() or 1000)
+                conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={PASS_CHECKPOINT_PAGES}")
+            try:
+                expire_unconfirmed(conn, now, self.settings.confirm_days)
+                while True:
+                    # The lease runs from the claim, not from the pass's `now`: a long pass
+                    # would otherwise claim its last batches with leases already over.
+                    elapsed = timedelta(seconds=time.monotonic() - pass_clock)
+                    claimed = lease(
+                        conn, now, worker_id=self.worker_id,
+                        batch_size=self.settings.batch_size, skip_locked=self.postgres,
+                        lease_end=now + elapsed + timedelta(seconds=self.settings.lease_seconds))
+                    if not claimed:
+                        break
+                    library = self.content.library()
+                    plans = [plan(c, library, now, sequences_dir=self.settings.sequences_dir)
+                             for c in claimed]
+                    outcomes, relay_down = self.recorder.carry_out(conn, plans, now,
+                                                                   self.transport, progress)
+                    report.outcomes.extend(outcomes)
+                    if relay_down or len(claimed) < self.settings.batch_size:
+                        break
+                with Session(self.engine) as session:  # lessons first, then broadcasts
+                    report.broadcasts = send_due(
+                        session, self.content.library(), self.renderer, self.links,
+                        self.transport, now, self.worker_id,
+                        timedelta(seconds=self.settings.lease_seconds))
+                self.recorder.heartbeat(conn, now, self.started_at, report)
+            finally:
+                if self.postgres:
+                    conn.exec_driver_sql("RESET synchronous_commit")
+                elif sqlite:
+                    conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={checkpoint_pages}")
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        return report
+
+    def preview(self, now: datetime) -> Iterator[Outcome]:
+        """What a pass at `now` would do, changing nothing (`drip dispatch --dry-run`): the
+        same plan for the same readers, reported instead of carried out."""
+        library = self.content.library()
+        with self.engine.connect() as conn:
+            for batch in peek(conn, now, self.settings.confirm_days):
+                for claimed in batch:
+                    planned = plan(claimed, library, now,
+                                   sequences_dir=self.settings.sequences_dir)
+                    yield (planned.outcome(OutcomeStatus.WOULD_SEND)
+                           if isinstance(planned, Send) else planned.outcome())
