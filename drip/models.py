@@ -129,6 +129,9 @@ class EventKind(enum.StrEnum):
     OFFERED = "offered"
     OFFER_FAILED = "offer_failed"
     BROADCASTS_OFF = "broadcasts_off"
+    BOUNCED = "bounced"  # reported by the mail provider after the hand-off (drip.bounces)
+    SOFT_BOUNCE = "soft_bounce"
+    COMPLAINED = "complained"
 
 
 class Subscriber(Base):
