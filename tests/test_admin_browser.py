@@ -225,7 +225,7 @@ def test_a_lesson_preview_shows_the_email_with_sample_data(
     frame = page.frame_locator("iframe.email")
     body = frame.locator("body").text_content()
     assert "Unsubscribe" in body and "{{" not in body
-    assert page.text_content("pre.text").count("/unsubscribe/") == 1
+    assert page.text_content("pre.text").count("/sample/preview/unsubscribe") == 1
     screenshot(page, "admin", "lesson-preview")
 
 
