@@ -44,5 +44,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock,
     csrf.exempt(api_v1.bp)  # a bearer key, not a cookie: nothing for another site to ride on
     csrf.exempt(public.signup_post)
     csrf.exempt(public.unsubscribe_post)
+    csrf.exempt(public.stop_broadcasts_page)  # RFC 8058 one-click; its page checks CSRF itself
     app.teardown_appcontext(close_session)
     return app

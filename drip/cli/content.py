@@ -10,15 +10,25 @@ from zoneinfo import ZoneInfo
 
 import click
 from flask.cli import with_appcontext
+from sqlalchemy import select
 
 from drip import magnets
-from drip.cli.common import sequence_named, services, zone
+from drip.broadcasts import (
+    BroadcastError,
+    audience_count,
+    cancel,
+    progress,
+    read_broadcast,
+    schedule,
+)
+from drip.cli.common import instant, sequence_named, services, zone
 from drip.clock import parse_instant
 from drip.content import Sequence, load_sequences
 from drip.embed import snippet
 from drip.links import sample_links
 from drip.lint import lint, render_problems
 from drip.mailer import SendError
+from drip.models import Broadcast
 from drip.render import SAMPLE_READER, Reader
 from drip.samples import UnknownLesson, send_test
 from drip.schedule import reader_zone, timeline
@@ -176,5 +186,66 @@ def test_send_command(sequence: str, lesson: str, to: str, name: str) -> None:
     click.echo(f"sent [TEST] {found.slug}/{lesson} to {to} ({mid})")
 
 
-COMMANDS = (check_command, test_send_command, embed_command, preview_command, schedule_command,
-            build_magnets_command)
+@click.group("broadcast")
+def broadcast_group() -> None:
+    """One-off emails to the readers of one or more sequences."""
+
+
+@broadcast_group.command("send")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--at", "at", callback=instant, help="When (ISO-8601); each reader gets it in "
+                                                    "their own window at or after. Default: now.")
+@click.option("--dry-run", is_flag=True, help="Count the readers and show a few; send nothing.")
+@with_appcontext
+def broadcast_send(file: Path, at: datetime | None, dry_run: bool) -> None:
+    """Schedule FILE.md (front matter: subject, preheader, to, readers, tags)."""
+    svc = services()
+    library = svc.content.library()
+    try:
+        spec = read_broadcast(file, library)
+    except BroadcastError as error:
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+    with svc.sessions() as session:
+        if dry_run:
+            total, first = audience_count(session, spec)
+            click.echo(f"{spec.name}: {total} readers would get it"
+                       + (f", e.g. {', '.join(first)}" if first else ""))
+            return
+        broadcast = schedule(session, library, spec, at or svc.clock(), svc.clock())
+        total = sum(progress(session, broadcast.id).values())
+    click.echo(f"broadcast {broadcast.id} ({spec.name}) scheduled for {total} readers")
+
+
+@broadcast_group.command("status")
+@click.argument("broadcast_id", type=int, required=False)
+@with_appcontext
+def broadcast_status(broadcast_id: int | None) -> None:
+    """Each broadcast's progress: queued, sent, failed, skipped."""
+    with services().sessions() as session:
+        for broadcast in session.scalars(select(Broadcast).order_by(Broadcast.id)):
+            if broadcast_id is not None and broadcast.id != broadcast_id:
+                continue
+            counts = progress(session, broadcast.id)
+            parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            click.echo(f"{broadcast.id} {broadcast.name} ({broadcast.status}): "
+                       f"{parts or 'no readers'}")
+
+
+@broadcast_group.command("cancel")
+@click.argument("broadcast_id", type=int)
+@with_appcontext
+def broadcast_cancel(broadcast_id: int) -> None:
+    """Stop a broadcast: readers whose turn has not come do not get it."""
+    svc = services()
+    with svc.sessions() as session:
+        try:
+            skipped = cancel(session, broadcast_id, svc.clock())
+        except BroadcastError as error:
+            raise click.ClickException(f"no broadcast {broadcast_id}") from error
+    click.echo(f"broadcast {broadcast_id} cancelled; {skipped} readers will not get it")
+
+
+COMMANDS = (check_command, broadcast_group, test_send_command, embed_command, preview_command,
+            schedule_command, build_magnets_command)

@@ -16,6 +16,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from drip.broadcasts import stop_broadcasts
 from drip.chaining import accept_offer
 from drip.clicks import OPEN, record_click
 from drip.content import Sequence
@@ -358,6 +359,36 @@ def resend() -> ResponseReturnValue:
                 request_magnet_link(session, enrollment, svc.clock())
     session.commit()
     return render_template("public/resent.html", purpose=purpose)
+
+
+@bp.route("/stop/<token>", methods=["GET", "POST"])
+def stop_broadcasts_page(token: str) -> ResponseReturnValue:
+    """A broadcast's unsubscribe link: the page offers "no more broadcasts" or "everything";
+    an RFC 8058 one-click POST means "no more broadcasts"."""
+    svc = services()
+    try:
+        recipient_id = svc.links.read("broadcast", token)
+    except LinkError as error:
+        if request.form.get("List-Unsubscribe") == ONE_CLICK:
+            return Response("This unsubscribe link is not valid.\n", 400, mimetype="text/plain")
+        return link_problem(error, "unsubscribe")
+    session = db_session()
+    if request.method == "GET":
+        return render_template("public/stop.html")
+    if request.form.get("List-Unsubscribe") == ONE_CLICK:
+        stop_broadcasts(session, recipient_id, svc.clock(), everything=False,
+                        how="one-click (RFC 8058), broadcast")
+        session.commit()
+        return Response("You will get no more broadcasts.\n", 200, mimetype="text/plain")
+    csrf.protect()
+    everything = request.form.get("scope") == "everything"
+    subscriber = stop_broadcasts(session, recipient_id, svc.clock(), everything=everything,
+                                 how="broadcast unsubscribe page")
+    session.commit()
+    return render_template("public/unsubscribed.html", everything=everything,
+                           title="our news emails",
+                           preferences_url=svc.links.preferences_url(subscriber.id)
+                           if subscriber else None)
 
 
 @bp.route("/offer/<token>", methods=["GET", "POST"])
