@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,6 +41,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from drip.bounces import return_path, sending_paused
 from drip.config import Settings
 from drip.content import ContentStore, Sequence
 from drip.db import sqlite_file
@@ -49,7 +49,7 @@ from drip.fresh_links import Sent, send_requested
 from drip.intake import Intake, take_in, waiting
 from drip.links import Links
 from drip.magnets import magnet_pdf
-from drip.mailer import SendError, Transport, envelope_sender
+from drip.mailer import SendError, Transport
 from drip.models import (
     Delivery,
     DeliveryStatus,
@@ -195,9 +195,6 @@ class _Item:
     attachments: tuple[tuple[str, bytes], ...] = ()  # the lead magnet, on the welcome lesson
 
 
-_envelope = lru_cache(maxsize=256)(envelope_sender)  # parsing From for every message adds up
-
-
 def backoff(attempts: int) -> timedelta:
     """1, 2, 4 ... minutes after each transient failure, capped at six hours."""
     return min(timedelta(minutes=2 ** max(attempts - 1, 0)), MAX_BACKOFF)
@@ -297,6 +294,8 @@ class Dispatcher:
 
     def _claim(self, conn: Connection, now: datetime) -> list[_Item]:
         """Take up to a batch of due enrollments: mine until the lease ends."""
+        if sending_paused(conn):  # a guardrail stopped all sending (drip.bounces)
+            return []
         due = self._due_query(conn, now)
         if self.postgres:
             due = due.with_for_update(skip_locked=True)
@@ -502,7 +501,8 @@ class Dispatcher:
         mid = message_id(item.enrollment_id, item.lesson_key, self.renderer.domain)
         message = template.build(item.reader, self.links, mid, now, attachments=item.attachments)
         try:
-            transport.send(_envelope(template.sender), item.reader.email, message,
+            transport.send(return_path(self.settings, template.sender, item.delivery_id,
+                                       item.enrollment_id), item.reader.email, message,
                            name=f"{now:%Y%m%dT%H%M%S}-{item.enrollment_id}-{item.lesson_key}")
         except SendError as error:
             return self._failed(conn, item, now, error), None
