@@ -210,6 +210,7 @@ class BounceMailbox:
         self.folder = unquote(parts.path.lstrip("/")) or "INBOX"
         self.processed = processed
         self.timeout = timeout
+        self.capabilities: set[str] = set()
 
     def _connect(self) -> imaplib.IMAP4:
         imap: imaplib.IMAP4
@@ -221,6 +222,10 @@ class BounceMailbox:
             if "STARTTLS" in imap.capabilities:
                 imap.starttls(ssl.create_default_context())
         imap.login(self.user, self.password)
+        # imaplib keeps the capabilities from before the login; servers add MOVE after it.
+        typ, data = imap.capability()
+        self.capabilities = set(data[0].decode().upper().split()) if typ == "OK" and data \
+            and isinstance(data[0], bytes) else set(imap.capabilities)
         return imap
 
     def run(self, session: Session, now: datetime, policy: Policy) -> MailboxPass:
@@ -263,7 +268,7 @@ class BounceMailbox:
         _check(imap.create(_quote(self.processed)), f"create {self.processed}")
 
     def _move(self, imap: imaplib.IMAP4, uid: str) -> None:
-        if "MOVE" in imap.capabilities:
+        if "MOVE" in self.capabilities:
             _check(imap.uid("MOVE", uid, _quote(self.processed)), f"move {uid}")
             return
         _check(imap.uid("COPY", uid, _quote(self.processed)), f"copy {uid}")
