@@ -7,6 +7,7 @@ is made outside pytest's private tmp (which only root may enter) and given to `n
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
 import shutil
@@ -51,7 +52,7 @@ disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_login_user = {login_user}
 default_internal_user = {internal_user}
-default_internal_group = {pwd.getpwnam(internal_user).pw_gid}
+default_internal_group = {grp.getgrgid(pwd.getpwnam(internal_user).pw_gid).gr_name}
 first_valid_uid = {mail.pw_uid if not root else 1}
 mail_location = maildir:{self.folder}/mail/%u
 passdb {{
@@ -82,7 +83,11 @@ service anvil {{
                 os.chown(self.folder / sub, mail.pw_uid, mail.pw_gid)
         self.process = subprocess.Popen([binary, "-F", "-c", str(self.config)],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self._wait()
+        try:
+            self._wait()
+        except RuntimeError:
+            self.stop()
+            raise
 
     @property
     def url(self) -> str:
