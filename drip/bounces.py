@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from prometheus_client import Counter
 from sqlalchemy import Connection, and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from drip.config import Settings
 from drip.models import (
@@ -322,11 +322,11 @@ def soft_streak(session: Session, subscriber_id: int) -> int:
     Counted in the query rather than kept in a column, so the dispatcher need not reset a
     counter on every send: a soft bounce counts when its delivery went out after the last
     clean one (or, matched by address only, when it arrived after it)."""
-    bounced = exists().where(BounceEvent.delivery_id == Delivery.id)
-    last_clean = (select(func.max(Delivery.sent_at))
-                  .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
-                  .where(Enrollment.subscriber_id == subscriber_id,
-                         Delivery.sent_at.is_not(None), ~bounced)
+    sent, echo = aliased(Delivery), aliased(BounceEvent)  # the subquery's own, uncorrelated
+    last_clean = (select(func.max(sent.sent_at))
+                  .join(Enrollment, Enrollment.id == sent.enrollment_id)
+                  .where(Enrollment.subscriber_id == subscriber_id, sent.sent_at.is_not(None),
+                         ~exists().where(echo.delivery_id == sent.id))
                   .scalar_subquery())
     query = (select(func.count(BounceEvent.id))
              .outerjoin(Delivery, Delivery.id == BounceEvent.delivery_id)

@@ -63,9 +63,10 @@ def sequences(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
+def settings(tmp_path: Path, backend_url: str, smtp_server: SmtpServer,
              sequences: Path) -> Settings:
-    return make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, webhook_token=TOKEN,
+    """On SQLite and on PostgreSQL."""
+    return make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, webhook_token=TOKEN,
                          bounce_address=BOUNCES, sequences_dir=sequences, soft_bounce_limit=2)
 
 
