@@ -9,10 +9,10 @@ Message-ID, then by address, and applies it once:
 - soft: counted; `DRIP_SOFT_BOUNCE_LIMIT` in a row with no clean send between suppress;
 - complaint: the reader leaves every sequence and the address is suppressed.
 
-An event that matches nothing is stored (matched_by "none"), logged and counted, never an
-error. Each hard bounce or complaint also checks the guardrail: once the last 1,000 sends
-hold at least 500, a complaint or hard-bounce rate above its limit pauses all sending
-(`sending_paused`) until an operator resumes it.
+An event that matches nothing is stored (matched_by "none"), logged and counted (/metrics
+counts events by kind and match), never an error. Each hard bounce or complaint also checks
+the guardrail: once the last 1,000 sends hold at least 500, a complaint or hard-bounce rate
+above its limit pauses all sending (`sending_paused`) until an operator resumes it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
-from prometheus_client import Counter
 from sqlalchemy import Connection, and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
@@ -55,10 +54,6 @@ GUARD_WINDOW = 1_000  # sends the pause guardrail looks at
 GUARD_MINIMUM = 500  # sends the window must hold before the guardrail can trip
 MESSAGE_ID = re.compile(r"<?drip\.(\d+)\.([A-Za-z0-9_.-]+?)@([A-Za-z0-9.-]+)>?")
 VERP_TOKEN = re.compile(r"^([de])(\d+)-([0-9a-f]{16})$")
-
-EVENTS = Counter("drip_bounce_events", "Bounce and complaint events received, by kind and "
-                 "by how they were matched (none: no delivery nor address)",
-                 ["kind", "matched_by"])
 
 
 @dataclass(frozen=True)
@@ -237,7 +232,6 @@ def record_bounce(session: Session, report: Report, now: datetime,
             session.flush()
     except IntegrityError:  # the same event, recorded meanwhile by another request
         return Recorded("duplicate", "already recorded", report.email)
-    EVENTS.labels(report.kind, match.by).inc()
     if match.subscriber is None:
         log.warning("%s %s from %s for %s matches no delivery nor reader: recorded, nothing "
                     "to do", report.kind, "report", report.provider, report.email)
@@ -381,6 +375,13 @@ def _open_pause(session: Session | Connection) -> tuple[int, str] | None:
                           .where(SendingPause.resumed_at.is_(None))
                           .order_by(SendingPause.id.desc()).limit(1)).first()
     return (row[0], row[1]) if row else None
+
+
+def event_counts(session: Session) -> dict[tuple[str, str], int]:
+    """(kind, matched_by) -> events recorded, for /metrics."""
+    return {(kind, by): int(n) for kind, by, n in session.execute(
+        select(BounceEvent.kind, BounceEvent.matched_by, func.count())
+        .group_by(BounceEvent.kind, BounceEvent.matched_by))}
 
 
 def sending_paused(session: Session | Connection) -> str | None:
