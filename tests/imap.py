@@ -28,7 +28,8 @@ def dovecot_binary() -> str | None:
 
 
 class Dovecot:
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, capability: str = "") -> None:
+        """`capability`: what to advertise instead of Dovecot's own (e.g. without MOVE)."""
         self.folder = Path(tempfile.mkdtemp(prefix="drip-dovecot-"))
         self.port = free_port()
         root = os.geteuid() == 0
@@ -55,6 +56,7 @@ default_internal_user = {internal_user}
 default_internal_group = {grp.getgrgid(pwd.getpwnam(internal_user).pw_gid).gr_name}
 first_valid_uid = {mail.pw_uid if not root else 1}
 mail_location = maildir:{self.folder}/mail/%u
+{f"imap_capability = {capability}" if capability else ""}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.folder}/passwd

@@ -30,14 +30,17 @@ BOUNCES = "bounces@drip.test"
 
 
 @pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
+def dovecot(request: pytest.FixtureRequest) -> Iterator[Dovecot]:
+    """Dovecot as it is or, parametrized "no-move", advertising no MOVE (drip copies, then
+    deletes)."""
     binary = dovecot_binary()
     if binary is None:
         message = "dovecot is not installed: apt-get install -y dovecot-imapd"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    server = Dovecot(binary)
+    move = getattr(request, "param", "move") == "move"
+    server = Dovecot(binary, "" if move else "IMAP4rev1 LITERAL+ UIDPLUS")
     yield server
     server.stop()
 
@@ -106,6 +109,7 @@ def mailbox(dovecot: Dovecot) -> Iterator[Mailbox]:
     box.close()
 
 
+@pytest.mark.parametrize("dovecot", ["move", "no-move"], indirect=True)
 def test_postfix_hard_bounce_in_the_mailbox_suppresses_and_moves_and_leaves_the_rest(
         svc: Services, welcome: Received, mailbox: Mailbox, smtp_server: SmtpServer,
         clock: FrozenClock) -> None:

@@ -166,6 +166,12 @@ def test_reader_whose_address_hard_bounces_by_webhook_after_lesson_one_gets_no_l
         (event,) = session.scalars(select(Event).where(Event.kind == "bounced"))
         assert event.detail == ("hard bounce (drip): 550 5.1.1 user unknown · matched by "
                                 "message-id")
+    add_operator(svc)
+    log_in(web)
+    assert "hard bounce (drip): 550 5.1.1 user unknown" in web.get("/admin/deliveries").text
+    timeline = web.get(f"/admin/readers/{reader.id}").text
+    assert "Hard bounce" in timeline
+    assert "matched by message-id" in timeline
 
 
 def test_complaint_stops_every_course_for_that_reader(
