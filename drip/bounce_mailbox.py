@@ -30,6 +30,7 @@ from email.parser import HeaderParser
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from drip.bounces import Kind, Policy, Recorded, Report, find_message_ids, read_verp, record_all
@@ -248,8 +249,7 @@ class BounceMailbox:
                     imap.uid("STORE", uid, "+FLAGS.SILENT", f"({SKIPPED})")
                     result.left += 1
                     continue
-                result.recorded += record_all(session, parsed.reports, now, policy)
-                session.commit()  # recorded first: a failed move only means a re-read
+                result.recorded += _record(session, parsed.reports, now, policy)
                 if not parsed.reports:
                     log.info("bounce mailbox: %s report with nothing to record (%s)",
                              parsed.kind, parsed.note)
@@ -274,6 +274,20 @@ class BounceMailbox:
         _check(imap.uid("COPY", uid, _quote(self.processed)), f"copy {uid}")
         _check(imap.uid("STORE", uid, "+FLAGS.SILENT", r"(\Deleted \Seen)"),
                f"flag {uid}")
+
+
+def _record(session: Session, reports: list[Report], now: datetime, policy: Policy,
+            ) -> list[Recorded]:
+    """Committed before the message moves: a failed move only means a re-read. A webhook
+    recording the same event at the same moment makes the second try find it a duplicate."""
+    try:
+        recorded = record_all(session, reports, now, policy)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        recorded = record_all(session, reports, now, policy)
+        session.commit()
+    return recorded
 
 
 def _quote(name: str) -> str:

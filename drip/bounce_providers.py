@@ -177,8 +177,11 @@ def ses_reports(body: bytes, local_certificate: Path | None, now: datetime,
         raise Refused(400, "the SNS message is not an object")
     verify_sns(message, local_certificate, now)
     kind = message.get("Type")
-    if kind in ("SubscriptionConfirmation", "UnsubscribeConfirmation"):
+    if kind == "SubscriptionConfirmation":
         return [], str(message.get("SubscribeURL", ""))
+    if kind == "UnsubscribeConfirmation":
+        log.warning("Amazon SNS unsubscribed /webhooks/ses from %s", message.get("TopicArn"))
+        return [], None
     if kind != "Notification":
         raise Refused(400, f"unknown SNS message Type {kind!r}")
     notification = _json(str(message.get("Message", "")).encode())
@@ -250,7 +253,10 @@ def postmark_reports(body: bytes, authorization: str, credentials: str) -> list[
     content = str(payload.get("Content") or "")
     found = re.search(r"^Message-ID:\s*(<[^>]+>)", content, re.IGNORECASE | re.MULTILINE)
     diagnostic = ": ".join(str(payload[k]) for k in ("Name", "Details") if payload.get(k))
-    return [Report(kind, email, "postmark", f"postmark:{record}:{payload.get('ID')}",
+    ident = payload.get("ID")
+    key = (f"postmark:{record}:{ident}" if ident is not None
+           else event_key("postmark", json.dumps(payload, sort_keys=True)))
+    return [Report(kind, email, "postmark", key,
                    message_id=found.group(1) if found else None, diagnostic=diagnostic)]
 
 

@@ -30,7 +30,6 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, and_, exists, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from drip.config import Settings
@@ -214,7 +213,9 @@ def _match(session: Session, report: Report, policy: Policy) -> _Match:
 def record_bounce(session: Session, report: Report, now: datetime,
                   policy: Policy | None = None) -> Recorded:
     """Match and apply one event, once: a second report with the same key changes nothing.
-    The caller commits."""
+    The caller commits. The same event recorded meanwhile by another transaction raises
+    IntegrityError (the unique key); rolled back and run again, it is found a duplicate.
+    (No savepoint: on SQLite, pysqlite would commit at its release.)"""
     policy = policy or Policy()
     if session.scalar(select(BounceEvent.id).where(BounceEvent.key == report.key)) is not None:
         return Recorded("duplicate", "already recorded", report.email)
@@ -226,12 +227,8 @@ def record_bounce(session: Session, report: Report, now: datetime,
                       delivery_id=match.delivery.id if match.delivery else None,
                       matched_by=match.by, outcome="unmatched",
                       diagnostic=report.diagnostic[:2000])
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:  # the same event, recorded meanwhile by another request
-        return Recorded("duplicate", "already recorded", report.email)
+    session.add(row)
+    session.flush()
     if match.subscriber is None:
         log.warning("%s %s from %s for %s matches no delivery nor reader: recorded, nothing "
                     "to do", report.kind, "report", report.provider, report.email)
@@ -418,8 +415,8 @@ def resume_sending(session: Session, now: datetime, operator: str) -> bool:
     pause = _open_pause(session)
     if pause is None:
         return False
-    session.execute(update(SendingPause).where(SendingPause.id == pause[0])
-                    .values(resumed_at=now, resumed_by=operator))
+    session.execute(update(SendingPause).where(SendingPause.resumed_at.is_(None))
+                    .values(resumed_at=now, resumed_by=operator))  # two may have tripped at once
     log.warning("sending resumed by %s (it was paused: %s)", operator, pause[1])
     return True
 

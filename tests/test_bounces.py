@@ -4,7 +4,9 @@ dispatch passes to aiosmtpd, and the pause guardrail on the dashboard and /healt
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -244,6 +246,27 @@ def test_a_duplicate_event_is_a_no_op(svc: Services, web: FlaskClient,
     assert again.status_code == 200
     assert [r["status"] for r in again.json["results"]] == ["duplicate", "duplicate"]
     assert snapshot(svc) == before
+
+
+def test_the_same_event_posted_twice_at_once_is_recorded_once(
+        app: Flask, svc: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    sign_up(svc)
+    svc.dispatcher().run_pass(clock())
+    event = {"email": "ada@example.org", "type": "hard", "id": "evt-1",
+             "message_id": smtp_server.messages[0].message["Message-ID"]}
+    start = threading.Barrier(2)
+
+    def post() -> str:
+        start.wait()
+        return str(hook(app.test_client(), event).json["results"][0]["status"])
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = sorted(pool.map(lambda _n: post(), range(2)))
+
+    assert answers == ["applied", "duplicate"]
+    with svc.sessions() as session:
+        assert len(session.scalars(select(BounceEvent)).all()) == 1
+        assert len(session.scalars(select(Event).where(Event.kind == "bounced")).all()) == 1
 
 
 def test_an_event_that_matches_nothing_is_recorded_and_counted_not_an_error(

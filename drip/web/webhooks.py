@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from drip.bounce_providers import (
@@ -34,14 +35,22 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 def _handle(provider: str, read: Callable[[Session], list[Report]]) -> ResponseReturnValue:
     svc = services()
     session = db_session()
-    try:
-        reports = read(session)
-    except Refused as refused:
-        session.rollback()
-        log.warning("%s webhook refused (%s): %s", provider, refused.status, refused)
-        return jsonify(error=str(refused)), refused.status
-    results = record_all(session, reports, svc.clock(), Policy.from_settings(svc.settings))
-    session.commit()
+    for attempt in (1, 2):
+        try:
+            reports = read(session)
+        except Refused as refused:
+            session.rollback()
+            log.warning("%s webhook refused (%s): %s", provider, refused.status, refused)
+            return jsonify(error=str(refused)), refused.status
+        try:
+            results = record_all(session, reports, svc.clock(),
+                                 Policy.from_settings(svc.settings))
+            session.commit()
+            break
+        except IntegrityError:  # a concurrent retry recorded the same event: read it again
+            session.rollback()
+            if attempt == 2:
+                raise
     return jsonify(results=[{"email": r.email, "status": r.status, "outcome": r.outcome}
                             for r in results]), 200
 
