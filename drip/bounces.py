@@ -233,7 +233,7 @@ def record_bounce(session: Session, report: Report, now: datetime,
         log.warning("%s %s from %s for %s matches no delivery nor reader: recorded, nothing "
                     "to do", report.kind, "report", report.provider, report.email)
         return Recorded("unmatched", "no delivery nor reader", report.email)
-    row.outcome = _apply(session, report, match, row, now, policy)
+    row.outcome = _apply(session, report, match, now, policy)
     if report.kind in ("hard", "complaint"):
         trip_guardrail(session, now, policy)
     return Recorded("applied", row.outcome, report.email)
@@ -246,7 +246,7 @@ def _label(report: Report) -> str:
     return f"{text}: {report.diagnostic}" if report.diagnostic else text
 
 
-def _apply(session: Session, report: Report, match: _Match, row: BounceEvent, now: datetime,
+def _apply(session: Session, report: Report, match: _Match, now: datetime,
            policy: Policy) -> str:
     subscriber = match.subscriber
     assert subscriber is not None
