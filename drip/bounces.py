@@ -108,9 +108,16 @@ def event_key(provider: str, *parts: object) -> str:
 # -- VERP ---------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4)
+def _keyed(secret: str) -> hmac.HMAC:
+    """The HMAC with its key already absorbed: copied per message, not rebuilt."""
+    return hmac.new(secret.encode(), b"drip.verp.", hashlib.sha256)
+
+
 def _signature(secret: str, kind: str, ident: int) -> str:
-    return hmac.new(secret.encode(), f"drip.verp.{kind}{ident}".encode(),
-                    hashlib.sha256).hexdigest()[:16]
+    mac = _keyed(secret).copy()
+    mac.update(f"{kind}{ident}".encode())
+    return mac.hexdigest()[:16]
 
 
 def verp_token(secret: str, *, delivery_id: int | None, enrollment_id: int) -> str:
