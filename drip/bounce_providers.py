@@ -170,12 +170,16 @@ def _ses_message_id(mail: Mapping[str, Any]) -> str | None:
 
 
 def ses_reports(body: bytes, local_certificate: Path | None, now: datetime,
-                ) -> tuple[list[Report], str | None]:
-    """The reports in one SNS POST, and the SubscribeURL of a subscription confirmation."""
+                topics: tuple[str, ...] = ()) -> tuple[list[Report], str | None]:
+    """The reports in one SNS POST, and the SubscribeURL of a subscription confirmation.
+    Any AWS account's topic gets its messages signed by SNS: `topics` names ours."""
     message = _json(body)
     if not isinstance(message, dict):
         raise Refused(400, "the SNS message is not an object")
     verify_sns(message, local_certificate, now)
+    if topics and message.get("TopicArn") not in topics:
+        raise Refused(403, f"SNS topic {message.get('TopicArn')!r} is not in "
+                           "DRIP_SNS_TOPIC_ARNS")
     kind = message.get("Type")
     if kind == "SubscriptionConfirmation":
         return [], str(message.get("SubscribeURL", ""))

@@ -102,6 +102,15 @@ def _address(name: str, raw: str) -> str:
     return value
 
 
+def _arns(name: str, raw: str) -> tuple[str, ...]:
+    arns = tuple(a.strip() for a in raw.split(",") if a.strip())
+    for arn in arns:
+        if not arn.startswith("arn:aws") or arn.count(":") != 5:
+            raise ConfigError(f"{name} must be a comma-separated list of topic ARNs such as "
+                              f"arn:aws:sns:eu-west-1:123456789012:drip, got {arn!r}")
+    return arns
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "drip"
@@ -201,6 +210,10 @@ class Settings:
         "env": "DRIP_SNS_CERTIFICATE", "parse": _path,
         "help": "A local PEM file holding Amazon SNS's signing certificate, used instead of "
                 "downloading the one the SigningCertURL names (air-gapped installs, tests)."})
+    sns_topic_arns: tuple[str, ...] = field(default=(), metadata={
+        "env": "DRIP_SNS_TOPIC_ARNS", "parse": _arns,
+        "help": "Comma-separated SNS topic ARNs /webhooks/ses accepts (any other topic's "
+                "signed messages are refused). Unset: any topic."})
     postmark_auth: str = field(default="", metadata={
         "env": "DRIP_POSTMARK_AUTH", "parse": _text,
         "help": "user:password that Postmark's webhook must send as HTTP basic auth (put "

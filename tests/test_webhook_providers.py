@@ -67,7 +67,8 @@ def settings(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
     public = sendgrid_key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                         sns_certificate=sns_key[1], postmark_auth=POSTMARK,
+                         sns_certificate=sns_key[1], sns_topic_arns=(TOPIC,),
+                         postmark_auth=POSTMARK,
                          mailgun_signing_key=MAILGUN_KEY,
                          sendgrid_public_key=base64.b64encode(public).decode())
 
@@ -192,7 +193,7 @@ def test_ses_subscription_confirmation_is_verified_and_its_url_logged_not_fetche
     assert snapshot(svc) == before
 
 
-def test_ses_wrong_signature_old_timestamp_foreign_certificate_and_unknown_delivery(
+def test_ses_wrong_signature_old_timestamp_foreign_certificate_or_topic_unknown_delivery(
         web: FlaskClient, svc: Services, welcome: Received, clock: FrozenClock,
         sns_key: tuple[rsa.RSAPrivateKey, Path]) -> None:
     before = snapshot(svc)
@@ -208,6 +209,14 @@ def test_ses_wrong_signature_old_timestamp_foreign_certificate_and_unknown_deliv
                "SigningCertURL": "https://sns.eu-west-1.amazonaws.com.evil.example/cert.pem"}
     assert sns_post(web, sns_key[0], foreign).json["error"].startswith(
         "SigningCertURL 'https://sns.eu-west-1.amazonaws.com.evil.example/cert.pem' is not")
+    assert snapshot(svc) == before
+
+    stranger_topic = {**ses_bounce(clock, message_id),
+                      "TopicArn": "arn:aws:sns:eu-west-1:999999999999:someone-else"}
+    refused = sns_post(web, sns_key[0], stranger_topic)
+    assert (refused.status_code, refused.json["error"]) == (
+        403, "SNS topic 'arn:aws:sns:eu-west-1:999999999999:someone-else' is not in "
+             "DRIP_SNS_TOPIC_ARNS")
     assert snapshot(svc) == before
 
     unknown = sns_post(web, sns_key[0], ses_bounce(clock, "<drip.999.welcome@drip.test>",

@@ -68,7 +68,7 @@ def ses() -> ResponseReturnValue:
 
     def read(_session: Session) -> list[Report]:
         reports, subscribe_url = ses_reports(request.get_data(), svc.settings.sns_certificate,
-                                             svc.clock())
+                                             svc.clock(), svc.settings.sns_topic_arns)
         if subscribe_url:
             log.warning("Amazon SNS asks to confirm the subscription of /webhooks/ses: open "
                         "%s once (or paste it in the SNS console's Confirm subscription)",
