@@ -3,6 +3,7 @@ dispatch passes to aiosmtpd, and the pause guardrail on the dashboard and /healt
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from drip.bounces import (
     verp_token,
 )
 from drip.clock import FrozenClock
-from drip.config import Settings
+from drip.config import ConfigError, Settings, load_settings
 from drip.models import (
     Base,
     BounceEvent,
@@ -417,3 +418,23 @@ def test_the_webhook_blueprint_needs_no_csrf_token(settings: Settings,
         headers={"Authorization": f"Bearer {TOKEN}"})
     application.extensions["drip"].engine.dispose()
     assert answer.status_code == 200
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("DRIP_COMPLAINT_PAUSE", "high", "DRIP_COMPLAINT_PAUSE must be a fraction such as 0.003"),
+    ("DRIP_BOUNCE_PAUSE", "50", "DRIP_BOUNCE_PAUSE must be between 0 and 1"),
+    ("DRIP_BOUNCE_ADDRESS", "bounces+x@example.org", "DRIP_BOUNCE_ADDRESS must be a plain"),
+    ("DRIP_BOUNCE_IMAP_URL", "pop3://host/", "DRIP_BOUNCE_IMAP_URL must be a URL starting"),
+    ("DRIP_SNS_TOPIC_ARNS", "drip-topic", "DRIP_SNS_TOPIC_ARNS must be a comma-separated"),
+])
+def test_a_malformed_bounce_setting_stops_start_up_naming_it(
+        tmp_path: Path, variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings(environ={variable: value}, data_dir=tmp_path, secret_key="s")
+
+
+def test_rates_read_as_a_percentage_or_a_fraction(tmp_path: Path) -> None:
+    settings = load_settings(environ={"DRIP_COMPLAINT_PAUSE": "0.5%",
+                                      "DRIP_BOUNCE_PAUSE": "0.02"},
+                             data_dir=tmp_path, secret_key="s")
+    assert (settings.complaint_pause, settings.bounce_pause) == (0.005, 0.02)
