@@ -1,7 +1,7 @@
 """bounce events, the sending pause and used webhook tokens (drip.bounces)
 
 Revision ID: 0004
-Revises: 0005
+Revises: 0008
 Create Date: 2026-12-01 22:45:00
 """
 
@@ -14,7 +14,7 @@ import drip.models
 
 
 revision = '0004'
-down_revision = '0005'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
