@@ -10,7 +10,7 @@ from drip.clock import Clock, system_clock
 from drip.config import PROJECT_ROOT, Settings, load_settings
 from drip.mailer import Transport
 from drip.services import build_services
-from drip.web import admin, api, api_v1, health, metrics, public
+from drip.web import admin, api, api_v1, health, metrics, public, webhooks
 from drip.web.context import close_session, csrf
 
 
@@ -36,12 +36,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock,
     app.register_blueprint(public.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api_v1.bp)
+    app.register_blueprint(webhooks.bp)
     # JSON sign-ups and RFC 8058 one-click unsubscribes come from other sites' scripts and
     # from mail providers, with no drip session to hold a CSRF token (the api checks Origin).
     # The sign-up post takes an embedded form's signed token instead; both public views
     # still check the CSRF token of our own pages' forms themselves.
     csrf.exempt(api.bp)
     csrf.exempt(api_v1.bp)  # a bearer key, not a cookie: nothing for another site to ride on
+    csrf.exempt(webhooks.bp)  # providers sign their posts instead (drip.bounce_providers)
     csrf.exempt(public.signup_post)
     csrf.exempt(public.unsubscribe_post)
     csrf.exempt(public.stop_broadcasts_page)  # RFC 8058 one-click; its page checks CSRF itself

@@ -82,6 +82,35 @@ def _flag(name: str, raw: str) -> bool:
     raise ConfigError(f"{name} must be true or false (1/0, yes/no, on/off), got {raw!r}")
 
 
+def _fraction(name: str, raw: str) -> float:
+    try:
+        value = float(raw.strip().rstrip("%")) / (100 if raw.strip().endswith("%") else 1)
+    except ValueError:
+        raise ConfigError(f"{name} must be a fraction such as 0.003 (or 0.3%), got {raw!r}") \
+            from None
+    if not 0 < value <= 1:
+        raise ConfigError(f"{name} must be between 0 and 1 (0.003 or 0.3%), got {raw!r}")
+    return value
+
+
+def _address(name: str, raw: str) -> str:
+    value = _text(name, raw)
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain or "+" in local or " " in value:
+        raise ConfigError(f"{name} must be a plain address such as bounces@example.org "
+                          f"(drip adds +<token> itself), got {raw!r}")
+    return value
+
+
+def _arns(name: str, raw: str) -> tuple[str, ...]:
+    arns = tuple(a.strip() for a in raw.split(",") if a.strip())
+    for arn in arns:
+        if not arn.startswith("arn:aws") or arn.count(":") != 5:
+            raise ConfigError(f"{name} must be a comma-separated list of topic ARNs such as "
+                              f"arn:aws:sns:eu-west-1:123456789012:drip, got {arn!r}")
+    return arns
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "drip"
@@ -160,6 +189,54 @@ class Settings:
         "env": "DRIP_SIGNUP_LIMIT_ADDRESS", "parse": _positive_int,
         "help": "Sign-ups (and, separately, fresh-link requests) accepted per email address "
                 "per hour."})
+    bounce_address: str = field(default="", metadata={
+        "env": "DRIP_BOUNCE_ADDRESS", "parse": _address,
+        "help": "Envelope sender for bounces, e.g. bounces@example.org: each message goes out "
+                "from bounces+<signed delivery token>@example.org (VERP), so a bounce finds "
+                "its delivery. Unset: the sequence's From address."})
+    bounce_imap_url: str = field(default="", metadata={
+        "env": "DRIP_BOUNCE_IMAP_URL", "parse": _url(("imap", "imaps")),
+        "help": "imaps://user:pass@host/INBOX (or imap://): the worker reads bounce reports "
+                "(DSN, ARF) from this mailbox every pass and moves those it handled."})
+    bounce_imap_processed: str = field(default="drip-processed", metadata={
+        "env": "DRIP_BOUNCE_IMAP_PROCESSED", "parse": _text,
+        "help": "Folder of the bounce mailbox that handled reports are moved to (created if "
+                "absent)."})
+    webhook_token: str = field(default="", metadata={
+        "env": "DRIP_WEBHOOK_TOKEN", "parse": _text,
+        "help": "Bearer token for drip's own POST /webhooks/bounce. Unset: that endpoint "
+                "refuses everything."})
+    sns_certificate: Path | None = field(default=None, metadata={
+        "env": "DRIP_SNS_CERTIFICATE", "parse": _path,
+        "help": "A local PEM file holding Amazon SNS's signing certificate, used instead of "
+                "downloading the one the SigningCertURL names (air-gapped installs, tests)."})
+    sns_topic_arns: tuple[str, ...] = field(default=(), metadata={
+        "env": "DRIP_SNS_TOPIC_ARNS", "parse": _arns,
+        "help": "Comma-separated SNS topic ARNs /webhooks/ses accepts (any other topic's "
+                "signed messages are refused). Unset: any topic."})
+    postmark_auth: str = field(default="", metadata={
+        "env": "DRIP_POSTMARK_AUTH", "parse": _text,
+        "help": "user:password that Postmark's webhook must send as HTTP basic auth (put "
+                "https://user:password@drip.example.org/webhooks/postmark in Postmark)."})
+    mailgun_signing_key: str = field(default="", metadata={
+        "env": "DRIP_MAILGUN_SIGNING_KEY", "parse": _text,
+        "help": "Mailgun's HTTP webhook signing key, checking POST /webhooks/mailgun."})
+    sendgrid_public_key: str = field(default="", metadata={
+        "env": "DRIP_SENDGRID_PUBLIC_KEY", "parse": _text,
+        "help": "The verification key SendGrid shows for its signed event webhook (base64), "
+                "checking POST /webhooks/sendgrid."})
+    soft_bounce_limit: int = field(default=3, metadata={
+        "env": "DRIP_SOFT_BOUNCE_LIMIT", "parse": _positive_int,
+        "help": "Soft bounces in a row (no clean send between them) that suppress an address "
+                "(default 3)."})
+    complaint_pause: float = field(default=0.003, metadata={
+        "env": "DRIP_COMPLAINT_PAUSE", "parse": _fraction,
+        "help": "Complaint rate of the last 1,000 sends (once 500 are counted) above which "
+                "all sending pauses until an operator resumes it (default 0.003, 0.3%)."})
+    bounce_pause: float = field(default=0.05, metadata={
+        "env": "DRIP_BOUNCE_PAUSE", "parse": _fraction,
+        "help": "Hard-bounce rate of the last 1,000 sends (once 500 are counted) above which "
+                "all sending pauses until an operator resumes it (default 0.05, 5%)."})
 
     @property
     def outbox_dir(self) -> Path:

@@ -20,6 +20,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import secrets
 import socket
 import urllib.error
@@ -56,6 +57,7 @@ FROM_KIND = {"created": "subscriber.created", "signed_up": "subscriber.created",
              "confirmed": "subscriber.confirmed", "unsubscribed": "subscriber.unsubscribed",
              "bounced": "delivery.bounced", "suppressed": "delivery.bounced",
              "complained": "delivery.complained", "clicked": "link.clicked"}
+SMTP_REFUSAL = re.compile(r"^5\d\d\b")  # a suppression for the relay's permanent refusal
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED)
 SCAN = 5000  # rows read per source and run
 # Events are read again this far behind the cursor: on PostgreSQL a transaction that took
@@ -148,9 +150,14 @@ def _from_events(session: Session) -> list[Found]:
     found = []
     people = {s.id: s for s in session.scalars(select(Subscriber).where(
         Subscriber.id.in_({event.subscriber_id for event, _ in rows})))}
+    reported = {(event.subscriber_id, event.at) for event, _ in rows
+                if event.kind in ("bounced", "complained")}
     for event, sequence in rows:
         if event.kind == "signed_up" and event.detail.startswith("again"):
             continue  # a returning reader is not a new one
+        if event.kind == "suppressed" and ((event.subscriber_id, event.at) in reported
+                                           or not SMTP_REFUSAL.match(event.detail)):
+            continue  # the provider's report is the event; an operator's block is none
         found.append(Found(f"event:{event.id}", FROM_KIND[event.kind], as_utc(event.at),
                            event.subscriber_id,
                            {"reader": _reader(people.get(event.subscriber_id)),

@@ -18,6 +18,8 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from drip import hooks
+from drip.bounce_mailbox import read_mailbox
+from drip.bounces import Policy
 from drip.dispatch import Dispatcher, dispatch_lock
 from drip.services import Services
 
@@ -25,8 +27,28 @@ log = logging.getLogger(__name__)
 WEBHOOK_INTERVAL = 5  # seconds between webhook runs
 
 
+def read_bounces(services: Services) -> None:
+    """Read the bounce mailbox (DRIP_BOUNCE_IMAP_URL) before the pass, so a reader whose
+    address bounced is suppressed before the next lesson; a failure here is logged and
+    does not hold the pass back."""
+    settings = services.settings
+    if not settings.bounce_imap_url:
+        return
+    try:
+        with services.sessions() as session:
+            result = read_mailbox(session, settings.bounce_imap_url,
+                                  settings.bounce_imap_processed, services.clock(),
+                                  Policy.from_settings(settings))
+    except Exception:
+        log.exception("reading the bounce mailbox failed; the next pass will try again")
+        return
+    if result.read:
+        log.info(result.summary())
+
+
 def dispatch_job(services: Services, dispatcher: Dispatcher) -> None:
     """One scheduled pass; an error is logged and the next pass tries again."""
+    read_bounces(services)
     try:
         report = dispatcher.run_pass(services.clock())
     except Exception:

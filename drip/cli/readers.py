@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
+from drip.bounces import status_line
 from drip.cli.common import instant, now_or, services
 from drip.imports import import_readers, read_rows
 from drip.intake import waiting
@@ -89,12 +90,14 @@ def status_command() -> None:
     with svc.sessions() as session:
         counts = counts_by_sequence_and_status(session)
         queued = waiting(session)
+        sending = status_line(session)
     for slug in sorted(set(counts) | set(svc.content.library().sequences)):
         found = counts.get(slug, Counter())
         parts = ", ".join(f"{n} {s}" for s, n in sorted(found.items())) or "no readers"
         click.echo(f"{slug}: {parts}")
     if queued:
         click.echo(f"{queued} sign-ups waiting to be taken in by the next dispatch pass")
+    click.echo(sending)
 
 
 COMMANDS = (subscribe_command, import_command, status_command)

@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Connection, Table, and_, not_, select, upd
 from sqlalchemy.engine import Engine
 
 from drip import queries
+from drip.bounces import sending_paused
 from drip.db import sqlite_file
 from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Subscriber
 from drip.render import Reader
@@ -65,7 +66,10 @@ def expire_unconfirmed(conn: Connection, now: datetime, confirm_days: int) -> No
 
 def lease(conn: Connection, now: datetime, *, worker_id: str, batch_size: int,
           lease_end: datetime, skip_locked: bool) -> list[Claimed]:
-    """Take up to a batch of due enrollments: this worker's until `lease_end`."""
+    """Take up to a batch of due enrollments: this worker's until `lease_end`. Nothing while
+    a guardrail has paused all sending (drip.bounces)."""
+    if sending_paused(conn):
+        return []
     due = queries.due(conn, now, limit=batch_size)
     if skip_locked:
         due = due.with_for_update(skip_locked=True)

@@ -22,19 +22,19 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Connection, Integer, Table, bindparam, insert, select, update
 from sqlalchemy.engine import Dialect
 
+from drip.bounces import return_path
 from drip.config import Settings
 from drip.dispatch.direct import Direct
 from drip.dispatch.plan import Plan, Send, Settle, Verdict
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.links import Links
 from drip.magnets import magnet_pdf
-from drip.mailer import SendError, Transport, envelope_sender
+from drip.mailer import SendError, Transport
 from drip.models import (
     Delivery,
     DeliveryStatus,
@@ -79,7 +79,6 @@ ADVANCE = (update(E).where(E.c.id == bindparam("p_enrollment"),
 RECORD_SENT_AND_CHECK = STILL_WANTED.add_cte(MARK_SENT.cte("sent_delivery"),
                                              ADVANCE.cte("advanced_enrollment"))
 
-_envelope = lru_cache(maxsize=256)(envelope_sender)  # parsing From for every message adds up
 
 
 class Check(enum.Enum):
@@ -264,7 +263,8 @@ class Recorder:
         message = item.template.build(claimed.reader, self.links, mid, now,
                                       attachments=item.attachments)
         try:
-            relay.send(_envelope(item.template.sender), claimed.reader.email, message,
+            relay.send(return_path(self.settings, item.template.sender, item.delivery_id,
+                                   claimed.enrollment_id), claimed.reader.email, message,
                        name=f"{now:%Y%m%dT%H%M%S}-{claimed.enrollment_id}-{send.lesson_key}")
         except SendError as error:
             return self._failed(conn, item, now, error), None

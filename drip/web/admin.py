@@ -39,6 +39,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from drip.bounces import Policy, rates, resume_sending, sending_paused
 from drip.imports import import_readers, read_rows
 from drip.links import sample_links
 from drip.models import (
@@ -184,7 +185,20 @@ def dashboard() -> ResponseReturnValue:
         overview=overview(session, now, svc.settings.dispatch_interval),
         days=days, ticks=axis_ticks(max(max(d.sent, d.failed) for d in days)), latest=latest,
         funnels=[funnel(session, s) for s in library.sequences.values()],
-        paused=paused_sequences(session))
+        paused=paused_sequences(session), sending_paused=sending_paused(session),
+        rates=[(window, rates(session, window)) for window in (1_000, 10_000)],
+        limits=Policy.from_settings(svc.settings))
+
+
+@bp.post("/sending/resume")
+def resume_all_sending() -> ResponseReturnValue:
+    session = db_session()
+    if resume_sending(session, services().clock(), g.operator.email):
+        session.commit()
+        flash("Sending resumed for every sequence.", "ok")
+    else:
+        flash("Sending was not paused.", "ok")
+    return redirect(url_for("admin.dashboard"))
 
 
 # -- readers -----------------------------------------------------------------------------------
@@ -218,7 +232,8 @@ EVENT_TEXT = {
     "download": "Downloaded the lead magnet", "unsubscribed": "Unsubscribed",
     "paused": "Paused", "resumed": "Resumed", "restarted": "Restarted by an operator",
     "suppressed": "Suppressed", "rejoined": "Rejoined", "retry_requested":
-    "Retry requested by an operator",
+    "Retry requested by an operator", "bounced": "Hard bounce", "soft_bounce": "Soft bounce",
+    "complained": "Spam complaint",
 }
 
 

@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from drip.bounces import sending_paused
 from drip.models import WorkerHeartbeat
 from drip.web.context import db_session, services
 
@@ -25,6 +26,7 @@ def healthz() -> ResponseReturnValue:
         body.update(database="unreachable", error=str(error.__cause__ or error).splitlines()[0])
         return jsonify(body), 503
     body["database"] = "ok"
+    body["sending_paused"] = sending_paused(db_session())
     body["last_pass_at"] = last.isoformat() if last else None
     body["last_pass_age_seconds"] = round((now - last).total_seconds()) if last else None
     return jsonify(body), 200

@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from drip.bounces import event_counts, sending_paused
 from drip.models import Delivery, DeliveryStatus, EnrollmentStatus
 from drip.queries import counts_by_sequence_and_status
 from drip.services import Services
@@ -34,6 +35,8 @@ class DripCollector(Collector):
                                               .group_by(Delivery.status)).all())
             enrollments = counts_by_sequence_and_status(session)
             beat = last_pass(session)
+            bounces = event_counts(session)
+            paused = sending_paused(session)
         by_status = GaugeMetricFamily("drip_deliveries", "Deliveries by status.",
                                       labels=["status"])
         for status in DeliveryStatus:
@@ -56,6 +59,16 @@ class DripCollector(Collector):
         alive.add_metric([], 1 if scheduler_alive(last, now, self.svc.settings.dispatch_interval)
                          else 0)
         yield alive
+        events = GaugeMetricFamily("drip_bounce_events", "Bounce and complaint events "
+                                   "recorded, by kind and match (none: nothing matched).",
+                                   labels=["kind", "matched_by"])
+        for (kind, matched_by), number in sorted(bounces.items()):
+            events.add_metric([kind, matched_by], number)
+        yield events
+        stopped = GaugeMetricFamily("drip_sending_paused",
+                                    "1 while a bounce or complaint guardrail pauses sending.")
+        stopped.add_metric([], 1 if paused else 0)
+        yield stopped
 
 
 def init_app(app: Flask) -> None:

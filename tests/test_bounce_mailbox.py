@@ -1,0 +1,221 @@
+"""The bounce mailbox against a real Dovecot on loopback: DSNs from Postfix and Exim and an
+ARF complaint are APPENDed over IMAP, the worker's job reads them before its pass, and
+what it handled moves to drip-processed while an out-of-office reply stays put."""
+
+from __future__ import annotations
+
+import imaplib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from string import Template
+
+import pytest
+from sqlalchemy import select
+
+from drip.bounce_mailbox import SKIPPED, BounceMailbox, parse_report
+from drip.bounces import Policy
+from drip.clock import FrozenClock
+from drip.config import Settings
+from drip.models import BounceEvent, EnrollmentStatus
+from drip.services import Services, build_services
+from drip.worker import dispatch_job
+from tests.conftest import TESTS, make_settings
+from tests.imap import PASSWORD, USER, Dovecot, dovecot_binary
+from tests.smtp import Received, SmtpServer
+from tests.test_bounces import sign_up, snapshot, statuses, subscriber
+
+FIXTURES = TESTS / "fixtures" / "bounces"
+BOUNCES = "bounces@drip.test"
+
+
+@pytest.fixture
+def dovecot(request: pytest.FixtureRequest) -> Iterator[Dovecot]:
+    """Dovecot as it is or, parametrized "no-move", advertising no MOVE (drip copies, then
+    deletes)."""
+    binary = dovecot_binary()
+    if binary is None:
+        message = "dovecot is not installed: apt-get install -y dovecot-imapd"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    move = getattr(request, "param", "move") == "move"
+    server = Dovecot(binary, "" if move else "IMAP4rev1 LITERAL+ UIDPLUS")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
+             dovecot: Dovecot) -> Settings:
+    return make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
+                         bounce_address=BOUNCES, bounce_imap_url=dovecot.url)
+
+
+@pytest.fixture
+def svc(settings: Settings, clock: FrozenClock) -> Iterator[Services]:
+    services = build_services(settings, clock)
+    yield services
+    services.engine.dispose()
+
+
+@pytest.fixture
+def welcome(svc: Services, smtp_server: SmtpServer, clock: FrozenClock) -> Received:
+    sign_up(svc, "ada@example.org")
+    svc.dispatcher().run_pass(clock())
+    (message,) = smtp_server.messages
+    return message
+
+
+def fixture(name: str, *, verp: str, message_id: str,
+            recipient: str = "ada@example.org") -> bytes:
+    text = Template((FIXTURES / name).read_text()).substitute(
+        VERP=verp, MESSAGE_ID=message_id, RECIPIENT=recipient)
+    return text.replace("\n", "\r\n").encode()
+
+
+class Mailbox:
+    """The test's own IMAP session: put mail in, see where it went."""
+
+    def __init__(self, server: Dovecot) -> None:
+        self.imap = imaplib.IMAP4("127.0.0.1", server.port)
+        self.imap.login(USER, PASSWORD)
+
+    def append(self, raw: bytes) -> None:
+        typ, _ = self.imap.append("INBOX", None, None, raw)
+        assert typ == "OK"
+
+    def subjects(self, folder: str) -> list[tuple[str, str]]:
+        """(Subject, flags) of each message in `folder`."""
+        typ, count = self.imap.select(f'"{folder}"', readonly=True)
+        if typ != "OK" or count[0] == b"0":
+            return []
+        typ, data = self.imap.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        found = []
+        for item in data:
+            if isinstance(item, tuple):
+                subject = item[1].decode().strip().removeprefix("Subject: ")
+                found.append((subject, item[0].decode()))
+        return found
+
+    def close(self) -> None:
+        self.imap.logout()
+
+
+@pytest.fixture
+def mailbox(dovecot: Dovecot) -> Iterator[Mailbox]:
+    box = Mailbox(dovecot)
+    yield box
+    box.close()
+
+
+@pytest.mark.parametrize("dovecot", ["move", "no-move"], indirect=True)
+def test_postfix_hard_bounce_in_the_mailbox_suppresses_and_moves_and_leaves_the_rest(
+        svc: Services, welcome: Received, mailbox: Mailbox, smtp_server: SmtpServer,
+        clock: FrozenClock) -> None:
+    message_id = welcome.message["Message-ID"]
+    assert welcome.sender.startswith("bounces+d")
+    mailbox.append(fixture("postfix-hard.eml", verp=welcome.sender, message_id=message_id))
+    mailbox.append(fixture("out-of-office.eml", verp=welcome.sender, message_id=message_id))
+
+    clock.advance(days=3)
+    dispatch_job(svc, svc.dispatcher())  # what the scheduler runs: the mailbox, then the pass
+
+    reader = subscriber(svc, "ada@example.org")
+    assert reader.suppressed_reason == (
+        "hard bounce (mailbox, bounce mailbox): 5.1.1 smtp; 550 5.1.1 <ada@example.org>: "
+        "Recipient address rejected: User unknown in virtual mailbox table")
+    assert statuses(svc) == {"tiny": EnrollmentStatus.SUPPRESSED}
+    assert len(smtp_server.messages) == 1  # lesson two did not go out
+    with svc.sessions() as session:
+        (event,) = session.scalars(select(BounceEvent))
+        assert (event.matched_by, event.source) == ("verp", "mailbox")
+    assert [s for s, _ in mailbox.subjects("drip-processed")] == [
+        "Undelivered Mail Returned to Sender"]
+    ((subject, flags),) = mailbox.subjects("INBOX")
+    assert subject == "Automatic reply: Welcome, Ada"
+    assert "\\Seen" not in flags and SKIPPED in flags
+
+    before = snapshot(svc)
+    with svc.sessions() as session:
+        result = BounceMailbox(svc.settings.bounce_imap_url).run(
+            session, clock(), Policy.from_settings(svc.settings))
+    assert result.read == 0  # nothing is read twice
+    assert snapshot(svc) == before
+
+
+def test_exim_soft_bounce_matches_by_message_id_and_counts(
+        svc: Services, welcome: Received, mailbox: Mailbox, clock: FrozenClock) -> None:
+    # A forwarding relay rewrote the envelope: only the returned Message-ID is left.
+    mailbox.append(fixture("exim-soft.eml", verp=BOUNCES,
+                           message_id=welcome.message["Message-ID"]))
+
+    dispatch_job(svc, svc.dispatcher())
+
+    with svc.sessions() as session:
+        (event,) = session.scalars(select(BounceEvent))
+        assert (event.kind, event.matched_by, event.outcome) == ("soft", "message-id",
+                                                                 "soft bounce 1 of 3")
+        assert event.diagnostic == "4.0.0 smtp; 452 4.2.2 <ada@example.org>: Mailbox full"
+    assert subscriber(svc, "ada@example.org").suppressed_at is None
+    assert [s for s, _ in mailbox.subjects("drip-processed")] == [
+        "Mail delivery failed: returning message to sender"]
+    assert mailbox.subjects("INBOX") == []
+
+
+def test_arf_complaint_in_the_mailbox_unsubscribes_the_reader(
+        svc: Services, welcome: Received, mailbox: Mailbox) -> None:
+    mailbox.append(fixture("arf-complaint.eml", verp=welcome.sender,
+                           message_id="<somewhere-else@example.net>"))
+
+    dispatch_job(svc, svc.dispatcher())
+
+    assert statuses(svc) == {"tiny": EnrollmentStatus.UNSUBSCRIBED}
+    assert subscriber(svc, "ada@example.org").suppressed_reason == (
+        "spam complaint (mailbox, bounce mailbox): ARF abuse from example.org")
+    assert [s for s, _ in mailbox.subjects("drip-processed")] == ["FW: Welcome, Ada"]
+
+
+def test_a_dsn_naming_only_the_recipient_matches_by_address_and_a_repeat_changes_nothing(
+        svc: Services, welcome: Received, mailbox: Mailbox) -> None:
+    report = fixture("postfix-hard.eml", verp=BOUNCES,
+                     message_id="<not-ours@mail.example.org>")
+    mailbox.append(report)
+    mailbox.append(report)  # the relay sent it twice
+
+    dispatch_job(svc, svc.dispatcher())
+
+    with svc.sessions() as session:
+        (event,) = session.scalars(select(BounceEvent))
+        assert event.matched_by == "address"
+    assert subscriber(svc, "ada@example.org").suppressed_at is not None
+    assert len(mailbox.subjects("drip-processed")) == 2
+    assert mailbox.subjects("INBOX") == []
+
+
+def test_a_report_for_no_known_reader_is_recorded_and_moved(
+        svc: Services, mailbox: Mailbox) -> None:
+    mailbox.append(fixture("postfix-hard.eml", verp=BOUNCES, message_id="<x@example.net>",
+                           recipient="stranger@example.net"))
+
+    dispatch_job(svc, svc.dispatcher())
+
+    with svc.sessions() as session:
+        (event,) = session.scalars(select(BounceEvent))
+        assert (event.email, event.matched_by) == ("stranger@example.net", "none")
+    assert len(mailbox.subjects("drip-processed")) == 1
+
+
+def test_the_fixtures_parse_as_the_reports_they_are() -> None:
+    policy = Policy(secret="s", domain="drip.test")
+    mid = "<drip.7.welcome@drip.test>"
+    postfix = parse_report(fixture("postfix-hard.eml", verp=BOUNCES, message_id=mid), policy)
+    exim = parse_report(fixture("exim-soft.eml", verp=BOUNCES, message_id=mid), policy)
+    arf = parse_report(fixture("arf-complaint.eml", verp=BOUNCES, message_id=mid), policy)
+    away = parse_report(fixture("out-of-office.eml", verp=BOUNCES, message_id=mid), policy)
+    assert [(r.kind, r.email, r.message_id) for r in postfix.reports] == [
+        ("hard", "ada@example.org", mid)]
+    assert [(r.kind, r.message_id) for r in exim.reports] == [("soft", mid)]
+    assert [(r.kind, r.email, r.return_path) for r in arf.reports] == [
+        ("complaint", "ada@example.org", BOUNCES)]
+    assert (away.kind, away.reports) == ("other", [])
