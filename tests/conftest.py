@@ -8,7 +8,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,7 +27,7 @@ from drip.clock import FrozenClock, as_utc
 from drip.config import Settings, load_settings
 from drip.db import make_engine, migrate
 from drip.intake import Intake
-from drip.models import Base, Enrollment, EnrollmentStatus
+from drip.models import Base, Delivery, Enrollment, EnrollmentStatus
 from drip.services import Services, build_services
 from tests.smtp import SmtpServer, free_port
 
@@ -144,14 +144,31 @@ def next_due(svc: Services) -> datetime | None:
     return None if due is None else as_utc(due)
 
 
-def advance_to_next_due(svc: Services, clock: FrozenClock) -> bool:
-    """Move the clock to the next due time (never back); False when nobody is due any more.
-    A course then takes a pass per lesson, not one per half hour of its weeks."""
-    due = next_due(svc)
-    if due is None:
-        return False
-    clock.set(max(due, clock()))
-    return True
+def _attempts(svc: Services) -> tuple[int, int]:
+    with svc.sessions() as session:
+        rows, attempts = session.execute(
+            select(func.count(), func.coalesce(func.sum(Delivery.attempts), 0))).one()
+    return int(rows), int(attempts)
+
+
+def advance_through_due_times(svc: Services, clock: FrozenClock, passes: int = 30) -> None:
+    """A pass now, then the clock moved to each next due time with a pass there, until nobody
+    is due. A pass a second before each due time must not try to send anything. A course
+    takes a few passes per lesson this way, where stepping half an hour took hundreds."""
+    dispatcher = svc.dispatcher()
+    dispatcher.run_pass(clock())
+    for _ in range(passes):
+        due = next_due(svc)
+        if due is None:
+            return
+        if due > clock():
+            clock.set(due - timedelta(seconds=1))
+            before = _attempts(svc)
+            dispatcher.run_pass(clock())
+            assert _attempts(svc) == before, f"a pass tried to send before the due time {due}"
+            clock.set(due)
+        dispatcher.run_pass(clock())
+    raise AssertionError(f"readers are still due after {passes} passes")
 
 
 def take_in(svc: Services) -> Intake:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from drip.clock import FrozenClock
 from drip.content import VARIABLE, Lesson, load_sequences
 from drip.services import build_services
 from drip.subscriptions import Consent, subscribe
-from tests.conftest import make_settings, next_due
+from tests.conftest import advance_through_due_times, make_settings
 from tests.smtp import SmtpServer
 
 SEQUENCES = Path(__file__).resolve().parents[1] / "sequences"
@@ -49,18 +49,7 @@ def test_a_reader_gets_the_whole_course_in_order_on_the_days_the_files_give(
                   attributes={"exam_date": "2027-01-15", "responsibilities": "1"})
         session.commit()
 
-    dispatcher = svc.dispatcher()
-    dispatcher.run_pass(clock())
-    for _ in sequence.lessons[1:]:  # straight to each due time, with a pass a second before
-        due = next_due(svc)
-        assert due is not None, "the course stopped before its last lesson"
-        so_far = len(smtp_server.to("amara@example.org"))
-        clock.set(due - timedelta(seconds=1))
-        dispatcher.run_pass(clock())
-        assert len(smtp_server.to("amara@example.org")) == so_far, "a lesson went early"
-        clock.set(due)
-        dispatcher.run_pass(clock())
-    assert next_due(svc) is None  # the course is over: nothing more will go
+    advance_through_due_times(svc, clock)
     svc.engine.dispose()
 
     received = smtp_server.to("amara@example.org")
