@@ -17,7 +17,7 @@ run: $(BIN)/python
 test: $(BIN)/python
 	@{ command -v chromium && { command -v dovecot || test -x /usr/sbin/dovecot; }; } >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 dovecot-imapd >/dev/null; } || \
-		echo "chromium or dovecot is missing (apt-get install -y chromium dovecot-imapd): browser and IMAP tests will be skipped"
+		echo "chromium or dovecot is missing (apt-get install -y chromium dovecot-imapd): browser and IMAP tests will be skipped (with CI=true: fail)"
 	$(BIN)/pip install -q -e '.[test]'
 	$(MAKE) lint
 	$(BIN)/pytest -q

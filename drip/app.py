@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from argon2 import PasswordHasher
 from flask import Flask
 
 from drip.clock import Clock, system_clock
-from drip.config import PROJECT_ROOT, Settings, load_settings
+from drip.config import Settings, load_settings
 from drip.mailer import Transport
+from drip.paths import PACKAGE, STATIC, TEMPLATES
 from drip.services import build_services
 from drip.web import admin, api, api_v1, health, metrics, public, webhooks
 from drip.web.context import close_session, csrf
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = system_clock,
-               transport: Callable[[], Transport] | None = None) -> Flask:
+               transport: Callable[[], Transport] | None = None,
+               password_hasher: PasswordHasher | None = None) -> Flask:
     settings = settings or load_settings()
-    app = Flask(__name__, root_path=str(PROJECT_ROOT / "drip"),
-                template_folder=str(PROJECT_ROOT / "templates"),
-                static_folder=str(PROJECT_ROOT / "drip" / "web" / "static"))
+    app = Flask(__name__, root_path=str(PACKAGE), template_folder=str(TEMPLATES),
+                static_folder=str(STATIC))
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
@@ -28,7 +30,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock,
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
     )
-    app.extensions["drip"] = build_services(settings, clock, transport)
+    app.extensions["drip"] = build_services(settings, clock, transport,
+                                            password_hasher=password_hasher)
     csrf.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(admin.bp)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+# The folder above the package: the checkout, when drip runs from one (its sequences/).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -111,6 +112,12 @@ def _arns(name: str, raw: str) -> tuple[str, ...]:
     return arns
 
 
+def _default_sequences_dir() -> Path:
+    """./sequences of the directory drip starts in, so an installed drip finds the author's."""
+    here = Path.cwd() / "sequences"
+    return here if here.is_dir() else PROJECT_ROOT / "sequences"
+
+
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "drip"
@@ -150,9 +157,11 @@ class Settings:
     unsubscribe_mailto: str = field(default="", metadata={
         "env": "DRIP_UNSUBSCRIBE_MAILTO", "parse": _text,
         "help": "Optional address added as a mailto: to List-Unsubscribe."})
-    sequences_dir: Path = field(default=PROJECT_ROOT / "sequences", metadata={
+    sequences_dir: Path = field(default_factory=_default_sequences_dir, metadata={
         "env": "DRIP_SEQUENCES_DIR", "parse": _path,
-        "help": "Folder holding one sub-folder per sequence."})
+        "help": "Folder holding one sub-folder per sequence. Default: sequences/ in the "
+                "current directory when there is one, else the sequences/ of the checkout "
+                "drip runs from."})
     dispatch_interval: int = field(default=15, metadata={
         "env": "DRIP_DISPATCH_INTERVAL", "parse": _positive_int,
         "help": "Seconds between two dispatch passes of the scheduler (default 15); a new "

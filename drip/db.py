@@ -51,8 +51,9 @@ def sqlite_file(engine: Engine) -> str | None:
     return database if database and database != ":memory:" else None
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, info: dict[str, Any] | None = None) -> sessionmaker[Session]:
+    """Sessions on `engine`; `info` is handed to each one (`Session.info`)."""
+    return sessionmaker(engine, expire_on_commit=False, info=info)
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:

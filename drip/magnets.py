@@ -31,7 +31,8 @@ from jinja2 import Environment, FileSystemLoader
 
 from drip.config import Settings
 from drip.content import Sequence, split_front_matter
-from drip.render import MARKDOWN_EXTENSIONS, TEMPLATES
+from drip.paths import TEMPLATES
+from drip.render import MARKDOWN_EXTENSIONS
 from drip.study_plan import (
     SCHEDULE_MARKER,
     StudyPlan,

@@ -11,6 +11,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -30,9 +31,10 @@ FAILED_PER_IP = 20
 MIN_PASSWORD = 10
 FIRST_OPERATOR = "admin@localhost"
 
-_hasher = PasswordHasher()
-# Verified against when the account does not exist, so both cases cost one argon2 check.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+_DEFAULT_HASHER = PasswordHasher()
+# `build_services` puts its hasher in every session's `Session.info` under this key, so these
+# functions, which take only a session, hash with it (the tests' is cheap).
+PASSWORD_HASHER = "password_hasher"
 
 
 class OperatorError(ValueError):
@@ -45,8 +47,21 @@ class LoginResult:
     throttled: bool = False
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def _hasher(session: Session) -> PasswordHasher:
+    """The hasher of the `Services` that opened the session (see `build_services`)."""
+    hasher = session.info.get(PASSWORD_HASHER)
+    return hasher if isinstance(hasher, PasswordHasher) else _DEFAULT_HASHER
+
+
+@cache
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """Verified against when the account does not exist, so both cases cost one argon2
+    check; made with the same hasher, so it costs what a real operator's check costs."""
+    return hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(session: Session, password: str) -> str:
+    return _hasher(session).hash(password)
 
 
 def session_version(operator: Operator) -> str:
@@ -78,7 +93,8 @@ def create_operator(session: Session, email: str, password: str, now: datetime) 
         raise OperatorError(f"the password must have at least {MIN_PASSWORD} characters")
     if session.scalar(select(Operator).where(Operator.email == address)) is not None:
         raise OperatorError(f"an operator {address} already exists")
-    operator = Operator(email=address, password_hash=hash_password(password), created_at=now)
+    operator = Operator(email=address, password_hash=hash_password(session, password),
+                        created_at=now)
     session.add(operator)
     session.flush()
     return operator
@@ -92,7 +108,7 @@ def set_password(session: Session, email: str, password: str) -> Operator:
     operator = session.scalar(select(Operator).where(Operator.email == address))
     if operator is None:
         raise OperatorError(f"there is no operator {address}")
-    operator.password_hash = hash_password(password)
+    operator.password_hash = hash_password(session, password)
     return operator
 
 
@@ -112,8 +128,9 @@ def authenticate(session: Session, email: str, password: str, ip: str,
     if any(_blocked(session, key, limit, now) for key, limit in keys):
         return LoginResult(None, throttled=True)
     operator = session.scalar(select(Operator).where(Operator.email == address))
+    hasher = _hasher(session)
     try:
-        _hasher.verify(operator.password_hash if operator else _DUMMY_HASH, password)
+        hasher.verify(operator.password_hash if operator else _dummy_hash(hasher), password)
         ok = operator is not None
     except (VerificationError, InvalidHashError):
         ok = False
@@ -121,8 +138,8 @@ def authenticate(session: Session, email: str, password: str, ip: str,
         for key, limit in keys:
             hit(session, key, limit, now, LOGIN_WINDOW)
         return LoginResult(None)
-    if _hasher.check_needs_rehash(operator.password_hash):
-        operator.password_hash = hash_password(password)
+    if hasher.check_needs_rehash(operator.password_hash):
+        operator.password_hash = hasher.hash(password)
     operator.last_login_at = now
     return LoginResult(operator)
 

@@ -29,11 +29,11 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from mjml import mjml2html
 
-from drip.config import PROJECT_ROOT, Settings
+from drip.config import Settings
 from drip.content import VARIABLE, Lesson, Sequence, split_front_matter
 from drip.links import Links
+from drip.paths import TEMPLATES as TEMPLATES  # the web layer reads it from here
 
-TEMPLATES = PROJECT_ROOT / "templates"
 TOKEN = re.compile(r"(DRIPV\d+Z)")
 CRLF = b"\r\n"
 MARKDOWN_EXTENSIONS = ["extra", "sane_lists", "smarty"]

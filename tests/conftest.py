@@ -8,30 +8,43 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
+from playwright.sync_api import sync_playwright
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from drip import intake
 from drip.app import create_app
-from drip.clock import FrozenClock
+from drip.clock import FrozenClock, as_utc
 from drip.config import Settings, load_settings
 from drip.db import make_engine, migrate
 from drip.intake import Intake
-from drip.models import Base
+from drip.models import Base, Delivery, Enrollment, EnrollmentStatus
 from drip.services import Services, build_services
 from tests.smtp import SmtpServer, free_port
 
 TESTS = Path(__file__).resolve().parent
 POSTGRES_URL = os.environ.get("DRIP_TEST_POSTGRES_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# Still argon2id, at its lowest cost: the tests log in hundreds of times, and the throttling
+# they check counts attempts, not how long one takes. Production keeps argon2's defaults.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A real part (a server, the browser) is missing: skip here, but fail in CI (`CI=true`),
+    where a green run must mean the PostgreSQL and Chromium tests ran."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: a missing server fails the run)", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture
@@ -71,7 +84,7 @@ def _postgres_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as error:  # any failure to connect means: no server here
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL} "
+        unavailable(f"PostgreSQL is not reachable at {POSTGRES_URL} "
                     f"(set DRIP_TEST_POSTGRES_URL): {str(error).splitlines()[0]}")
     name = f"drip_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
@@ -123,6 +136,41 @@ def count(svc: Services, model: type) -> int:
         return int(session.scalar(select(func.count()).select_from(model)) or 0)
 
 
+def next_due(svc: Services) -> datetime | None:
+    """The earliest time a reader who is still in a course falls due, or None."""
+    with svc.sessions() as session:
+        due = session.scalar(select(func.min(Enrollment.due_at)).where(
+            Enrollment.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING])))
+    return None if due is None else as_utc(due)
+
+
+def _attempts(svc: Services) -> tuple[int, int]:
+    with svc.sessions() as session:
+        rows, attempts = session.execute(
+            select(func.count(), func.coalesce(func.sum(Delivery.attempts), 0))).one()
+    return int(rows), int(attempts)
+
+
+def advance_through_due_times(svc: Services, clock: FrozenClock, passes: int = 30) -> None:
+    """A pass now, then the clock moved to each next due time with a pass there, until nobody
+    is due. A pass a second before each due time must not try to send anything. A course
+    takes a few passes per lesson this way, where stepping half an hour took hundreds."""
+    dispatcher = svc.dispatcher()
+    dispatcher.run_pass(clock())
+    for _ in range(passes):
+        due = next_due(svc)
+        if due is None:
+            return
+        if due > clock():
+            clock.set(due - timedelta(seconds=1))
+            before = _attempts(svc)
+            dispatcher.run_pass(clock())
+            assert _attempts(svc) == before, f"a pass tried to send before the due time {due}"
+            clock.set(due)
+        dispatcher.run_pass(clock())
+    raise AssertionError(f"readers are still due after {passes} passes")
+
+
 def take_in(svc: Services) -> Intake:
     """What the worker does first in every pass: turn queued sign-ups into readers."""
     with svc.sessions() as session:
@@ -136,14 +184,14 @@ def settings(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer) -> Settin
 
 @pytest.fixture
 def services(settings: Settings, clock: FrozenClock) -> Iterator[Services]:
-    svc = build_services(settings, clock)
+    svc = build_services(settings, clock, password_hasher=CHEAP_HASHER)
     yield svc
     svc.engine.dispose()
 
 
 @pytest.fixture
 def app(settings: Settings, clock: FrozenClock) -> Iterator[Flask]:
-    application = create_app(settings, clock=clock)
+    application = create_app(settings, clock=clock, password_hasher=CHEAP_HASHER)
     application.config["TESTING"] = True
     yield application
     application.extensions["drip"].engine.dispose()
@@ -184,7 +232,8 @@ def live_server(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
     """drip served on loopback; its links (DRIP_BASE_URL) point at itself."""
     port = free_port()
     application = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                           base_url=f"http://127.0.0.1:{port}"), clock=clock)
+                                           base_url=f"http://127.0.0.1:{port}"),
+                             clock=clock, password_hasher=CHEAP_HASHER)
     server = LiveServer(application, port)
     yield server
     server.stop()
@@ -195,9 +244,7 @@ def live_server(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
 def browser() -> Iterator[Any]:
     """Debian's Chromium driven by Playwright, headless."""
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
+        unavailable(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (.ci/run does)")
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True,
@@ -222,3 +269,10 @@ def screenshot(page: Any, group: str, name: str) -> Path:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def json_body(response: Any) -> Any:
+    """A JSON answer's body (which a JSON endpoint always has)."""
+    data = response.get_json()
+    assert data is not None, response.get_data(as_text=True)
+    return data

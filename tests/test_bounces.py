@@ -44,7 +44,7 @@ from drip.models import (
 )
 from drip.services import Services
 from drip.subscriptions import Consent, subscribe
-from tests.conftest import TESTS, make_settings
+from tests.conftest import TESTS, json_body, make_settings
 from tests.smtp import SmtpServer
 from tests.test_admin_access import add_operator, csrf_token, log_in
 
@@ -187,7 +187,7 @@ def test_complaint_stops_every_course_for_that_reader(
 
     answer = hook(web, {"email": "ada@example.org", "type": "complaint",
                         "message_id": first[0].message["Message-ID"]})
-    assert answer.json["results"][0]["outcome"] == "unsubscribed and suppressed"
+    assert json_body(answer)["results"][0]["outcome"] == "unsubscribed and suppressed"
     run_days(svc, clock, 10)
 
     assert len(smtp_server.to("ada@example.org")) == 2
@@ -204,7 +204,7 @@ def _soft(svc: Services, web: FlaskClient, message: Any) -> str:
     answer = hook(web, {"email": message.recipients[0], "type": "soft",
                         "message_id": message.message["Message-ID"],
                         "reason": "452 4.2.2 mailbox full"})
-    return str(answer.json["results"][0]["outcome"])
+    return str(json_body(answer)["results"][0]["outcome"])
 
 
 def test_a_soft_bounce_then_a_clean_send_resets_the_count(
@@ -239,13 +239,13 @@ def test_a_duplicate_event_is_a_no_op(svc: Services, web: FlaskClient,
     svc.dispatcher().run_pass(clock())
     event = {"email": "ada@example.org", "type": "soft", "reason": "mailbox full",
              "message_id": smtp_server.messages[0].message["Message-ID"]}
-    assert hook(web, event).json["results"][0]["status"] == "applied"
+    assert json_body(hook(web, event))["results"][0]["status"] == "applied"
     before = snapshot(svc)
 
     again = hook(web, [event, event])
 
     assert again.status_code == 200
-    assert [r["status"] for r in again.json["results"]] == ["duplicate", "duplicate"]
+    assert [r["status"] for r in json_body(again)["results"]] == ["duplicate", "duplicate"]
     assert snapshot(svc) == before
 
 
@@ -259,7 +259,7 @@ def test_the_same_event_posted_twice_at_once_is_recorded_once(
 
     def post() -> str:
         start.wait()
-        return str(hook(app.test_client(), event).json["results"][0]["status"])
+        return str(json_body(hook(app.test_client(), event))["results"][0]["status"])
 
     with ThreadPoolExecutor(2) as pool:
         answers = sorted(pool.map(lambda _n: post(), range(2)))
@@ -275,7 +275,7 @@ def test_an_event_that_matches_nothing_is_recorded_and_counted_not_an_error(
     answer = hook(web, {"email": "nobody@example.org", "type": "hard"})
 
     assert answer.status_code == 200
-    assert answer.json["results"][0]["status"] == "unmatched"
+    assert json_body(answer)["results"][0]["status"] == "unmatched"
     assert 'drip_bounce_events{kind="hard",matched_by="none"} 1.0' in web.get("/metrics").text
     with svc.sessions() as session:
         row = session.scalars(select(BounceEvent)).one()
@@ -295,7 +295,7 @@ def test_a_wrong_token_or_a_malformed_event_is_refused_and_changes_nothing(
     bad = hook(web, [{"email": "ada@example.org", "type": "hard"},
                      {"email": "ada@example.org", "type": "permanent"}])
     assert bad.status_code == 400
-    assert bad.json["error"] == ("event 1: \"type\" must be hard, soft or complaint, "
+    assert json_body(bad)["error"] == ("event 1: \"type\" must be hard, soft or complaint, "
                                  "got 'permanent'")
     assert snapshot(svc) == before
 
@@ -363,7 +363,7 @@ def test_too_many_complaints_pause_all_sending_until_an_operator_resumes_it(
     with svc.sessions() as session:
         assert sending_paused(session) is None
     complain(svc, clock, sent[1])  # 2 in 700 = 0.29%: not above 0.3%
-    assert web.get("/healthz").json["sending_paused"] is None
+    assert json_body(web.get("/healthz"))["sending_paused"] is None
     complain(svc, clock, sent[2])  # 3 in 700 = 0.43%
 
     with svc.sessions() as session:
@@ -372,7 +372,7 @@ def test_too_many_complaints_pause_all_sending_until_an_operator_resumes_it(
                           "DRIP_COMPLAINT_PAUSE (0.30%)")
         assert status_line(session) == (f"sending: PAUSED for every sequence ({reason}); "
                                         "resume it on the admin dashboard")
-    assert web.get("/healthz").json["sending_paused"] == reason
+    assert json_body(web.get("/healthz"))["sending_paused"] == reason
     assert "drip_sending_paused 1.0" in web.get("/metrics").text
     sign_up(svc, "new@example.org")
     svc.dispatcher().run_pass(clock())
@@ -387,7 +387,7 @@ def test_too_many_complaints_pause_all_sending_until_an_operator_resumes_it(
     assert web.post("/admin/sending/resume", data={
         "csrf_token": csrf_token(dashboard.text)}).status_code == 302
 
-    assert web.get("/healthz").json["sending_paused"] is None
+    assert json_body(web.get("/healthz"))["sending_paused"] is None
     svc.dispatcher().run_pass(clock())
     assert [m.subject for m in smtp_server.to("new@example.org")] == ["Welcome, Ada"]
     complain(svc, clock, sent[3])  # judged on the sends after the resume: too few yet

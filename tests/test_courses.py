@@ -19,7 +19,7 @@ from drip.clock import FrozenClock
 from drip.content import VARIABLE, Lesson, load_sequences
 from drip.services import build_services
 from drip.subscriptions import Consent, subscribe
-from tests.conftest import make_settings
+from tests.conftest import advance_through_due_times, make_settings
 from tests.smtp import SmtpServer
 
 SEQUENCES = Path(__file__).resolve().parents[1] / "sequences"
@@ -49,11 +49,7 @@ def test_a_reader_gets_the_whole_course_in_order_on_the_days_the_files_give(
                   attributes={"exam_date": "2027-01-15", "responsibilities": "1"})
         session.commit()
 
-    dispatcher = svc.dispatcher()
-    days = sum(lesson.delay.days for lesson in sequence.lessons) + 2
-    for _ in range(days * 24 * 2):
-        dispatcher.run_pass(clock())
-        clock.advance(minutes=30)
+    advance_through_due_times(svc, clock)
     svc.engine.dispose()
 
     received = smtp_server.to("amara@example.org")

@@ -13,7 +13,7 @@ from drip.clock import FrozenClock
 from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Subscriber
 from drip.services import Services, build_services
 from drip.subscriptions import Consent, pause, resume, subscribe, unsubscribe
-from tests.conftest import make_settings
+from tests.conftest import advance_through_due_times, make_settings, next_due
 from tests.smtp import SmtpServer
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -47,7 +47,7 @@ def run_days(svc: Services, clock: FrozenClock, days: int, step_minutes: int = 3
 def test_reader_gets_each_lesson_once_in_order_inside_the_window(
         engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
     sign_up(engine_services)
-    run_days(engine_services, clock, 10)
+    advance_through_due_times(engine_services, clock)
 
     received = smtp_server.to("ada@example.org")
     assert [m.subject for m in received] == ["Welcome, Ada", "Lesson two", "Lesson three"]
@@ -86,10 +86,14 @@ def test_unsubscribed_reader_gets_no_more_lessons(
         engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
     enrollment_id = sign_up(engine_services)
     engine_services.dispatcher().run_pass(clock())
+    lesson_two = next_due(engine_services)
+    assert lesson_two is not None
     with engine_services.sessions() as session:
         unsubscribe(session, enrollment_id, clock())
         session.commit()
-    run_days(engine_services, clock, 10, step_minutes=60)
+    for day in range(8):  # lesson two's time, then the same morning on the next days
+        clock.set(lesson_two + timedelta(days=day))
+        engine_services.dispatcher().run_pass(clock())
     assert [m.subject for m in smtp_server.messages] == ["Welcome, Ada"]
 
 
@@ -140,7 +144,7 @@ def test_dst_change_keeps_lessons_in_the_local_morning(
     # US clocks go forward on Sunday 8 March 2026: lessons before and after stay 09:00-11:00.
     clock.advance(days=4)  # Friday 6 March
     sign_up(engine_services)
-    run_days(engine_services, clock, 8)
+    advance_through_due_times(engine_services, clock)
     local = [m.message["Date"].datetime.astimezone(NEW_YORK) for m in smtp_server.messages]
     assert len(local) == 3
     assert len({moment.utcoffset() for moment in local}) == 2  # the course crosses the change
@@ -162,18 +166,22 @@ def test_paused_reader_gets_nothing_until_resumed(
         engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
     enrollment_id = sign_up(engine_services)
     engine_services.dispatcher().run_pass(clock())
+    lesson_two = next_due(engine_services)
+    assert lesson_two is not None
     with engine_services.sessions() as session:
         enrollment = session.get(Enrollment, enrollment_id)
         assert enrollment is not None
         pause(session, enrollment, clock(), "operator")
         session.commit()
-    run_days(engine_services, clock, 8, step_minutes=60)
+    for day in range(4):  # lesson two's time, then the same morning on the next days
+        clock.set(lesson_two + timedelta(days=day))
+        engine_services.dispatcher().run_pass(clock())
     assert len(smtp_server.messages) == 1
     with engine_services.sessions() as session:
         enrollment = session.get(Enrollment, enrollment_id)
         assert enrollment is not None
         resume(session, engine_services.content.library(), enrollment, clock())
         session.commit()
-    run_days(engine_services, clock, 6, step_minutes=60)
+    advance_through_due_times(engine_services, clock)
     assert [m.subject for m in smtp_server.messages] == [
         "Welcome, Ada", "Lesson two", "Lesson three"]

@@ -37,9 +37,9 @@ def svc(tmp_path: Path, backend_url: str, smtp_server: SmtpServer,
     services.engine.dispose()
 
 
-def accept(svc: Services, email: str, sequence: str = "tiny", **fields: str) -> None:
+def accept(svc: Services, email: str, sequence: str = "tiny", first_name: str = "") -> None:
     with svc.sessions() as session:
-        intake.accept(session, sequence, email, svc.clock(), CONSENT, **fields)
+        intake.accept(session, sequence, email, svc.clock(), CONSENT, first_name=first_name)
         session.commit()
 
 

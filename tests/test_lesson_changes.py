@@ -12,7 +12,7 @@ from drip.clock import FrozenClock
 from drip.models import Delivery
 from drip.services import Services, build_services
 from drip.subscriptions import Consent, subscribe
-from tests.conftest import TESTS, make_settings
+from tests.conftest import TESTS, advance_through_due_times, make_settings
 from tests.smtp import SmtpServer
 
 
@@ -51,7 +51,7 @@ def test_edit_reaches_only_lessons_not_yet_sent(svc: Services, smtp_server: Smtp
     run(svc, clock, 1)  # the welcome has gone out
     lesson(folder / "01-welcome.md", "Welcome (edited)", "0")
     lesson(folder / "02-second.md", "Lesson two (edited)", "2d", "New words.")
-    run(svc, clock, 8)
+    advance_through_due_times(svc, clock)
     assert [m.subject for m in smtp_server.messages] == [
         "Welcome, Ada", "Lesson two (edited)", "Lesson three"]
     assert "New words." in smtp_server.messages[1].text()
@@ -64,7 +64,7 @@ def test_each_delivery_records_the_version_it_sent(svc: Services, clock: FrozenC
     lesson(folder / "02-second.md", "Lesson two", "2d", "Changed before it was sent.")
     after = svc.content.library().sequences["tiny"].lesson("second")
     assert before is not None and after is not None and before.version != after.version
-    run(svc, clock, 8)
+    advance_through_due_times(svc, clock)
     with svc.sessions() as session:
         rows = session.execute(select(Delivery.lesson, Delivery.lesson_version))
         versions = {row.lesson: row.lesson_version for row in rows}
@@ -77,7 +77,7 @@ def test_a_lesson_added_mid_course_is_sent_and_nothing_repeats(
     lesson(folder / "02-extra.md", "Inserted before two", "1d")  # numbered before a sent one
     shutil.move(folder / "02-second.md", folder / "05-second.md")  # reordered: now last
     lesson(folder / "04-bonus.md", "Bonus", "1d")
-    run(svc, clock, 12)
+    advance_through_due_times(svc, clock)
     subjects = [m.subject for m in smtp_server.messages]
     assert subjects[:2] == ["Welcome, Ada", "Lesson two"]
     assert sorted(subjects[2:]) == sorted(["Inserted before two", "Lesson three", "Bonus"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
@@ -21,14 +22,15 @@ from drip.operators import (
     first_operator,
 )
 from drip.services import Services, build_services
-from tests.conftest import TESTS, make_settings
+from tests.conftest import CHEAP_HASHER, TESTS, make_settings
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
 def svc(tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> Services:
-    return build_services(make_settings(tmp_path, sqlite_url), clock)
+    return build_services(make_settings(tmp_path, sqlite_url), clock,
+                          password_hasher=CHEAP_HASHER)
 
 
 def operators(svc: Services) -> list[Operator]:
@@ -125,6 +127,16 @@ def test_first_start_of_the_embedded_default_creates_one_operator_and_prints_it_
     announce_first_operator(svc)
     assert capsys.readouterr().out == ""
     assert len(operators(svc)) == 1
+
+
+def test_without_a_hasher_given_passwords_get_argon2s_full_default_cost(
+        tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> None:
+    svc = build_services(make_settings(tmp_path, sqlite_url), clock)
+    with svc.sessions() as session:
+        stored = create_operator(session, "ops@example.org", PASSWORD, clock()).password_hash
+    svc.engine.dispose()
+    assert not PasswordHasher().check_needs_rehash(stored)
+    assert CHEAP_HASHER.check_needs_rehash(stored)  # the tests' cheap cost stays in the tests
 
 
 def test_no_operator_is_made_up_outside_sqlite(svc: Services) -> None:

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from drip.clock import FrozenClock
-from drip.models import ConsentRecord, Delivery, Enrollment, Event
+from drip.models import ConsentRecord, Delivery, Enrollment, Event, EventKind
 from drip.services import Services
 from drip.subscriptions import Consent, subscribe
 from tests.smtp import SmtpServer
@@ -62,7 +62,7 @@ def test_confirming_starts_the_course_and_the_welcome_lesson_follows(
     assert again.status_code == 200  # idempotent
     with svc.sessions() as session:
         kinds = session.scalars(select(Event.kind).where(Event.enrollment_id == enrollment_id))
-        assert list(kinds).count("confirmed") == 1
+        assert list(kinds).count(EventKind.CONFIRMED) == 1
 
 
 def test_a_link_scanner_opening_the_confirmation_link_confirms_nothing(

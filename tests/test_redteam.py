@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
+from drip.links import Links
 from tests import redteam
 from tests.conftest import TESTS
 from tests.smtp import free_port
@@ -86,7 +87,7 @@ def test_every_hostile_request_is_refused_and_changes_nothing(
                              out=lines.append)
     finally:
         engine.dispose()
-    assert report.tried == len(redteam.attacks("http://x", redteam.Links(SECRET, "http://x"),
+    assert report.tried == len(redteam.attacks("http://x", Links(SECRET, "http://x"),
                                                 OPERATOR, PASSWORD))
     assert report.failures == [], "\n".join(lines)
     assert report.refused == report.tried

@@ -15,7 +15,7 @@ from drip.models import Enrollment
 from drip.services import Services, build_services
 from drip.stats import axis_ticks, daily, funnel, overview, why_waiting
 from drip.subscriptions import Consent, pause, subscribe
-from tests.conftest import TESTS, make_settings
+from tests.conftest import TESTS, advance_through_due_times, make_settings
 from tests.smtp import SmtpServer
 
 CONSENT = Consent(source="test", text="Yes, send me the course.")
@@ -164,10 +164,7 @@ def test_why_nothing_goes_out_to_paused_suppressed_retrying_and_unconfirmed_read
 def test_why_a_finished_course_sends_nothing_more(
         services: Services, clock: FrozenClock) -> None:
     enrollment = sign_up(services, "ada@example.org")
-    dispatcher = services.dispatcher()
-    for _ in range(10 * 48):
-        dispatcher.run_pass(clock())
-        clock.advance(minutes=30)
+    advance_through_due_times(services, clock)
     with services.sessions() as session:
         assert session.scalar(select(Enrollment.status)) == "completed"
     reason, late = why(services, enrollment)

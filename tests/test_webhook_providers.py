@@ -30,7 +30,7 @@ from drip.clock import FrozenClock
 from drip.config import Settings
 from drip.models import EnrollmentStatus, Subscriber
 from drip.services import Services
-from tests.conftest import make_settings
+from tests.conftest import json_body, make_settings
 from tests.smtp import Received, SmtpServer
 from tests.test_bounces import sign_up, snapshot, statuses, subscriber
 
@@ -164,7 +164,7 @@ def test_ses_transient_bounce_counts_and_complaint_unsubscribes(
         sns_key: tuple[rsa.RSAPrivateKey, Path]) -> None:
     transient = sns_post(web, sns_key[0], ses_bounce(clock, welcome.message["Message-ID"],
                                                      "Transient"))
-    assert transient.json["results"][0]["outcome"] == "soft bounce 1 of 3"
+    assert json_body(transient)["results"][0]["outcome"] == "soft bounce 1 of 3"
     complaint = ses_notification(clock, {"notificationType": "Complaint", "complaint": {
         "complainedRecipients": [{"emailAddress": "ada@example.org"}],
         "timestamp": clock().isoformat(), "feedbackId": "0102018e-complaint",
@@ -200,7 +200,7 @@ def test_ses_wrong_signature_old_timestamp_foreign_certificate_or_topic_unknown_
     message_id = welcome.message["Message-ID"]
     impostor = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     wrong = sns_post(web, impostor, ses_bounce(clock, message_id))
-    assert (wrong.status_code, wrong.json["error"]) == (
+    assert (wrong.status_code, json_body(wrong)["error"]) == (
         401, "the SNS signature does not match the message")
     old = ses_bounce(clock, message_id)
     old["Timestamp"] = (clock() - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -214,7 +214,7 @@ def test_ses_wrong_signature_old_timestamp_foreign_certificate_or_topic_unknown_
     stranger_topic = {**ses_bounce(clock, message_id),
                       "TopicArn": "arn:aws:sns:eu-west-1:999999999999:someone-else"}
     refused = sns_post(web, sns_key[0], stranger_topic)
-    assert (refused.status_code, refused.json["error"]) == (
+    assert (refused.status_code, json_body(refused)["error"]) == (
         403, "SNS topic 'arn:aws:sns:eu-west-1:999999999999:someone-else' is not in "
              "DRIP_SNS_TOPIC_ARNS")
     assert snapshot(svc) == before
@@ -222,7 +222,7 @@ def test_ses_wrong_signature_old_timestamp_foreign_certificate_or_topic_unknown_
     unknown = sns_post(web, sns_key[0], ses_bounce(clock, "<drip.999.welcome@drip.test>",
                                                    email="stranger@example.org"))
     assert unknown.status_code == 200
-    assert unknown.json["results"][0]["status"] == "unmatched"
+    assert json_body(unknown)["results"][0]["status"] == "unmatched"
     assert no_one_suppressed(svc)
 
 
@@ -263,7 +263,7 @@ def test_postmark_hard_bounce_and_spam_complaint_with_basic_auth(
                                "account that you tried to reach does not exist")
     complaint = web.post("/webhooks/postmark", json=postmark_bounce(
         message_id, "SpamComplaint", "SpamComplaint", 42), headers=basic(POSTMARK))
-    assert complaint.json["results"][0]["outcome"] == "unsubscribed and suppressed"
+    assert json_body(complaint)["results"][0]["outcome"] == "unsubscribed and suppressed"
     assert statuses(svc) == {"tiny": EnrollmentStatus.UNSUBSCRIBED}
 
 
@@ -301,7 +301,7 @@ def test_mailgun_permanent_failure_and_complaint_signed_with_the_signing_key(
     message_id = welcome.message["Message-ID"]
     temporary = web.post("/webhooks/mailgun", json=mailgun_payload(
         clock, mailgun_failed(message_id, "temporary", "temp-1")))
-    assert temporary.json["results"][0]["outcome"] == "soft bounce 1 of 3"
+    assert json_body(temporary)["results"][0]["outcome"] == "soft bounce 1 of 3"
     answer = web.post("/webhooks/mailgun", json=mailgun_payload(
         clock, mailgun_failed(message_id)))
     assert answer.status_code == 200
@@ -323,7 +323,7 @@ def test_mailgun_wrong_signature_old_timestamp_and_replayed_token_change_nothing
     assert forged.status_code == 401
     old = web.post("/webhooks/mailgun", json=mailgun_payload(
         clock, event, at=clock() - timedelta(minutes=6)))
-    assert (old.status_code, old.json["error"].endswith("refused as a replay")) == (401, True)
+    assert (old.status_code, json_body(old)["error"].endswith("refused as a replay")) == (401, True)
     assert snapshot(svc) == before
 
     harmless = mailgun_payload(clock, {"event": "delivered", "id": "d-1",
@@ -338,7 +338,7 @@ def test_mailgun_wrong_signature_old_timestamp_and_replayed_token_change_nothing
     unknown = mailgun_failed("<drip.999.welcome@drip.test>", ident="x-2")
     unknown["recipient"] = "stranger@example.org"
     answer = web.post("/webhooks/mailgun", json=mailgun_payload(clock, unknown))
-    assert answer.json["results"][0]["status"] == "unmatched"
+    assert json_body(answer)["results"][0]["status"] == "unmatched"
 
 
 # -- SendGrid -----------------------------------------------------------------------------
@@ -372,14 +372,14 @@ def test_sendgrid_bounce_dropped_and_spamreport_with_the_signed_event_webhook(
               sendgrid_event("bounce", message_id, "e2", type="bounce", status="5.0.0",
                              reason="550 5.1.1 unknown user")]
     answer = sendgrid_post(web, sendgrid_key, events, clock())
-    assert [r["outcome"] for r in answer.json["results"]] == ["soft bounce 1 of 3",
+    assert [r["outcome"] for r in json_body(answer)["results"]] == ["soft bounce 1 of 3",
                                                               "suppressed"]
     assert suppressed(svc) == "hard bounce (sendgrid): bounce: 5.0.0 550 5.1.1 unknown user"
     spam = sendgrid_post(web, sendgrid_key, [sendgrid_event("spamreport", message_id, "e3"),
                                              sendgrid_event("dropped", message_id, "e4",
                                                             reason="Bounced Address")],
                          clock())
-    assert [r["outcome"] for r in spam.json["results"]] == ["unsubscribed and suppressed",
+    assert [r["outcome"] for r in json_body(spam)["results"]] == ["unsubscribed and suppressed",
                                                             "suppressed"]
     assert statuses(svc) == {"tiny": EnrollmentStatus.UNSUBSCRIBED}
 
@@ -401,7 +401,7 @@ def test_sendgrid_wrong_signature_old_timestamp_and_unknown_delivery(
     stranger = [{**events[0], "email": "stranger@example.org",
                  "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>", "sg_event_id": "e9"}]
     answer = sendgrid_post(web, sendgrid_key, stranger, clock())
-    assert answer.json["results"][0]["status"] == "unmatched"
+    assert json_body(answer)["results"][0]["status"] == "unmatched"
     assert no_one_suppressed(svc)
 
 
@@ -412,5 +412,5 @@ def test_a_provider_whose_setting_is_unset_accepts_nothing(
     for provider in ("bounce", "postmark", "mailgun", "sendgrid"):
         answer = web.post(f"/webhooks/{provider}", json={})
         assert answer.status_code == 403, provider
-        assert "is not set" in answer.json["error"]
+        assert "is not set" in json_body(answer)["error"]
     application.extensions["drip"].engine.dispose()

@@ -1,0 +1,1 @@
+"""The Jinja templates of pages and emails, installed as the package `drip.templates`."""
