@@ -274,7 +274,7 @@ def send_due(session: Session, library: Library, renderer: Renderer, links: Link
                 reader = Reader(subscriber.email, subscriber.first_name, subscriber.id,
                                 row.enrollment_id)
                 message = template.build(reader, links, row.message_id, now, extra={
-                    "unsubscribe_url": links.url("broadcast", row.id)})
+                    "unsubscribe_url": links.stop_url(row.id)})
                 try:
                     relay = relay or stack.enter_context(transport())
                     relay.send(envelope_sender(template.sender), subscriber.email, message,

@@ -89,6 +89,10 @@ class Links:
     def magnet_url(self, enrollment_id: int) -> str:
         return self.url("magnet", enrollment_id)
 
+    def stop_url(self, recipient_id: int) -> str:
+        """A broadcast's unsubscribe link: no more broadcasts, or everything."""
+        return f"{self.base_url}/stop/{self.token('broadcast', recipient_id)}"
+
     def track_url(self, enrollment_id: int, lesson: str, index: int, target: str) -> str:
         """A lesson's link as sent when its sequence tracks links: it names the delivery
         (enrollment and lesson) and the link, and carries where it leads."""
