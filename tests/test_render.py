@@ -93,3 +93,34 @@ def test_long_lines_stay_within_the_smtp_limit(services: Services, tiny: Sequenc
     raw = template.build(Reader("a@example.org", "A" * 90, 1, 1), services.links, "<m@x>", NOW)
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
     assert b"\n" not in raw.replace(b"\r\n", b"")
+
+
+BODY_WITH_MARKUP = """Hi {{ first_name|default("there") }},
+
+## Why it *works*
+
+Pick **one** task, _one_ only, and keep snake_case_names and 2 * 3 * 4 as they are.
+
+* a list item stays a list item
+"""
+
+
+def test_text_part_keeps_a_blank_line_after_headings_and_drops_emphasis_markers(
+        services: Services, tiny: Sequence) -> None:
+    template = services.renderer.message(tiny, "markup", "v1", "Subject", "", BODY_WITH_MARKUP)
+    message = parse(template.build(Reader("ada@example.org", "Ada", 1, 1), services.links,
+                                   "<m@drip.test>", NOW))
+    text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+    assert "WHY IT WORKS\n\nPick one task, one only, and keep snake_case_names and " \
+           "2 * 3 * 4 as they are.\n\n* a list item stays a list item\n" in text
+    assert "**" not in text and "_one_" not in text
+
+
+def test_text_signature_separator_is_dash_dash_space(services: Services,
+                                                      tiny: Sequence) -> None:
+    template = services.renderer.lesson(tiny, tiny.lessons[1])
+    message = parse(template.build(Reader("ada@example.org", "Ada", 1, 1), services.links,
+                                   "<m@drip.test>", NOW))
+    lines = message.get_body(("plain",)).get_content().splitlines()  # type: ignore[union-attr]
+    assert "-- " in lines
+    assert "--" not in lines
