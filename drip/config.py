@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from drip.files import FILE_MODE, private_dir
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -195,12 +197,13 @@ def _stored_secret(data_dir: Path) -> str:
     path = data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     secret = secrets.token_urlsafe(48)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except FileExistsError:  # another process won the race; use its secret
         return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:
+        os.fchmod(handle.fileno(), FILE_MODE)
         handle.write(secret)
     return secret
