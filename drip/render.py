@@ -38,6 +38,9 @@ TOKEN = re.compile(r"(DRIPV\d+Z)")
 CRLF = b"\r\n"
 MARKDOWN_EXTENSIONS = ["extra", "sane_lists", "smarty"]
 _UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]")
+# After the preheader: invisible characters (combining grapheme joiner, zero-width
+# non-joiner, no-break space) that fill the inbox snippet instead of the email's first text.
+PREHEADER_SPACER = "&#847;&zwnj;&nbsp;" * 60
 
 
 @dataclass(frozen=True)
@@ -430,6 +433,7 @@ class Renderer:
         context: dict[str, Any] = {
             "subject": subject_t,
             "preheader": preheader_t,
+            "preheader_spacer": PREHEADER_SPACER,
             "sequence_title": sequence.title,
             "body_html": body_html,
             "body_text": markdown_to_text(body_t),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -124,3 +125,20 @@ def test_text_signature_separator_is_dash_dash_space(services: Services,
     lines = message.get_body(("plain",)).get_content().splitlines()  # type: ignore[union-attr]
     assert "-- " in lines
     assert "--" not in lines
+
+
+def test_preheader_is_hidden_without_a_text_colour_and_padded_so_the_snippet_stops_there(
+        services: Services, tiny: Sequence) -> None:
+    template = services.renderer.lesson(tiny, tiny.lessons[0])
+    message = parse(template.build(Reader("ada@example.org", "Ada", 1, 1), services.links,
+                                   "<m@drip.test>", NOW))
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    body = html.split("<body", 1)[1]
+    hidden = re.search(r'<div style="([^"]*)">Your guide is inside\.((?:&#847;&zwnj;&nbsp;)+)'
+                       r"</div>", body)
+    assert hidden is not None
+    style, spacers = hidden.groups()
+    assert "display:none" in style and "mso-hide:all" in style
+    assert "color" not in style  # white-on-light text is what SpamAssassin scores
+    assert spacers.count("&zwnj;") >= 40
+    assert body.index("Your guide is inside.") < body.index("Tiny course")
