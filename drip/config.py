@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from drip.files import FILE_MODE, private_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+POSTAL_ADDRESS_UNSET = "(postal address not set: DRIP_POSTAL_ADDRESS)"
 
 
 class ConfigError(Exception):
@@ -112,14 +113,17 @@ class Settings:
                 "the data directory."})
     base_url: str = field(default="http://127.0.0.1:8000", metadata={
         "env": "DRIP_BASE_URL", "parse": _base_url,
-        "help": "Public address of drip; links in email start with it."})
+        "help": "Public address of drip; links in email start with it. Must be https to send "
+                "through DRIP_SMTP_URL (RFC 8058 one-click unsubscribe)."})
     sender: str = field(default="drip <drip@localhost>", metadata={
         "env": "DRIP_SENDER", "parse": _text,
-        "help": "From address used by sequences that do not name their own sender."})
-    postal_address: str = field(default="(postal address not set: DRIP_POSTAL_ADDRESS)",
-                                metadata={
+        "help": "From address used by sequences that do not name their own sender. An "
+                "address at your own domain (not @localhost) is required to send through "
+                "DRIP_SMTP_URL."})
+    postal_address: str = field(default=POSTAL_ADDRESS_UNSET, metadata={
         "env": "DRIP_POSTAL_ADDRESS", "parse": _text,
-        "help": "Sender's postal address, shown in every email's footer (CAN-SPAM)."})
+        "help": "Sender's postal address, shown in every email's footer (CAN-SPAM). "
+                "Required to send through DRIP_SMTP_URL."})
     unsubscribe_mailto: str = field(default="", metadata={
         "env": "DRIP_UNSUBSCRIBE_MAILTO", "parse": _text,
         "help": "Optional address added as a mailto: to List-Unsubscribe."})
@@ -162,6 +166,15 @@ class Settings:
         "env": "DRIP_SIGNUP_LIMIT_ADDRESS", "parse": _positive_int,
         "help": "Sign-ups (and, separately, fresh-link requests) accepted per email address "
                 "per hour."})
+    allow_unsafe_sending: bool = field(default=False, metadata={
+        "env": "DRIP_ALLOW_UNSAFE_SENDING", "parse": _flag,
+        "help": "Send through DRIP_SMTP_URL although `drip doctor` finds problems (http links, "
+                "a @localhost sender, no postal address): for a test relay only. The problems "
+                "still show on the dashboard and in /healthz."})
+    dkim_selector: str = field(default="", metadata={
+        "env": "DRIP_DKIM_SELECTOR", "parse": _text,
+        "help": "DKIM selector your relay signs with; `drip doctor` then looks up "
+                "<selector>._domainkey.<sender domain>."})
 
     @property
     def outbox_dir(self) -> Path:

@@ -39,6 +39,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from drip import guardrails
 from drip.imports import import_readers, read_rows
 from drip.links import sample_links
 from drip.models import (
@@ -184,7 +185,9 @@ def dashboard() -> ResponseReturnValue:
         overview=overview(session, now, svc.settings.dispatch_interval),
         days=days, ticks=axis_ticks(max(max(d.sent, d.failed) for d in days)), latest=latest,
         funnels=[funnel(session, s) for s in library.sequences.values()],
-        paused=paused_sequences(session))
+        paused=paused_sequences(session),
+        sending_problems=guardrails.problems(svc.settings, library),
+        sending_refused=bool(guardrails.blocking(svc.settings, library)))
 
 
 # -- readers -----------------------------------------------------------------------------------
