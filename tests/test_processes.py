@@ -37,7 +37,8 @@ def wait_for(condition: Callable[[], bool], seconds: float = 20) -> bool:
 def env(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer) -> dict[str, str]:
     return {**os.environ, "DRIP_DATA_DIR": str(tmp_path / "data"),
             "DRIP_DATABASE_URL": sqlite_url, "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
-            "DRIP_SECRET_KEY": "k", "DRIP_SMTP_URL": smtp_server.url, "DRIP_ALLOW_UNSAFE_SENDING": "true",
+            "DRIP_SECRET_KEY": "k", "DRIP_SMTP_URL": smtp_server.url,
+            "DRIP_ALLOW_UNSAFE_SENDING": "true",
             "DRIP_DISPATCH_INTERVAL": "1"}
 
 
