@@ -52,7 +52,7 @@ def test_every_page_forbids_inline_script_framing_sniffing_and_referrers(
 
 def test_pages_a_token_opens_are_never_stored(client: FlaskClient, services: Services) -> None:
     paths = token_paths(services)
-    for path in paths + ["/unsubscribe/not-a-token", "/preferences/not-a-token"]:
+    for path in [*paths, "/unsubscribe/not-a-token", "/preferences/not-a-token"]:
         assert "no-store" in client.get(path).headers["Cache-Control"], path
     assert "no-store" not in client.get("/subscribe/tiny").headers.get("Cache-Control", "")
 
