@@ -10,7 +10,7 @@ from drip.clock import Clock, system_clock
 from drip.config import PROJECT_ROOT, Settings, load_settings
 from drip.mailer import Transport
 from drip.services import build_services
-from drip.web import admin, api, api_v1, headers, health, metrics, public
+from drip.web import admin, api, api_v1, errors, headers, health, home, metrics, public
 from drip.web.context import close_session, csrf
 
 
@@ -31,6 +31,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock,
     app.extensions["drip"] = build_services(settings, clock, transport)
     csrf.init_app(app)
     headers.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(home.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(admin.bp)
     metrics.init_app(app)

@@ -171,6 +171,15 @@ class Settings:
         "help": "Send through DRIP_SMTP_URL although `drip doctor` finds problems (http links, "
                 "a @localhost sender, no postal address): for a test relay only. The problems "
                 "still show on the dashboard and in /healthz."})
+    metrics_token: str = field(default="", metadata={
+        "env": "DRIP_METRICS_TOKEN", "parse": _text,
+        "help": "Bearer token /metrics asks for; with it a scrape gets every count. Unset: "
+                "/metrics is open and shows only what no sign-up moves (last pass age, "
+                "scheduler alive, guardrail problems)."})
+    home_url: str = field(default="", metadata={
+        "env": "DRIP_HOME_URL", "parse": _base_url,
+        "help": "Where / redirects (e.g. your blog). Unset: / is a small page linking to "
+                "each course's sign-up page."})
     dkim_selector: str = field(default="", metadata={
         "env": "DRIP_DKIM_SELECTOR", "parse": _text,
         "help": "DKIM selector your relay signs with; `drip doctor` then looks up "

@@ -9,6 +9,7 @@ import click
 import dns.resolver
 from flask import current_app
 from flask.cli import with_appcontext
+from flask.logging import default_handler
 from waitress import serve
 
 from drip import guardrails
@@ -62,7 +63,7 @@ def dispatch_command(now: datetime | None, dry_run: bool) -> None:
 @with_appcontext
 def serve_command(host: str, port: int, no_scheduler: bool) -> None:
     """Web pages and, unless told otherwise, the dispatch schedule in one process."""
-    configure_logging()
+    _logging()
     svc = services()
     migrate(svc.engine)
     announce_first_operator(svc)
@@ -86,7 +87,7 @@ def serve_command(host: str, port: int, no_scheduler: bool) -> None:
 @with_appcontext
 def worker_command() -> None:
     """Dispatch on schedule until stopped (SIGTERM finishes the current pass)."""
-    configure_logging()
+    _logging()
     svc = services()
     _guard(svc)
     try:
@@ -116,6 +117,13 @@ def doctor_command(nameserver: str | None, timeout: float) -> None:
         click.echo(str(check))
     if any(check.verdict == guardrails.PROBLEM for check in checks):
         raise SystemExit(1)
+
+
+def _logging() -> None:
+    """logfmt on stderr for drip's loggers, Flask's request errors included (without Flask's
+    own handler, which would print each error a second time in its own format)."""
+    configure_logging()
+    current_app.logger.removeHandler(default_handler)
 
 
 def _guard(svc: Services) -> None:
