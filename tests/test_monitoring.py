@@ -197,3 +197,11 @@ def test_a_failed_pass_logs_one_parseable_line_with_the_traceback(
     fields = logfmt(log_lines[0])
     assert fields["level"] == "error"
     assert "Traceback" in fields["error"] and "no such table" in fields["error"]
+
+
+def test_unknown_api_urls_answer_json_in_each_apis_shape(failing_app: Flask) -> None:
+    web = failing_app.test_client()
+    rest = web.get("/api/v1/no-such-thing")
+    assert rest.status_code == 404 and rest.get_json()["error"]["code"] == "not_found"
+    old = web.get("/api/no-such-thing")
+    assert old.status_code == 404 and old.get_json()["status"] == "error"

@@ -1,5 +1,6 @@
 """Styled 404 and 500 pages: the admin's look under /admin, the readers' look elsewhere,
-JSON under /api/. A 500 page says nothing of the error itself; the log has it."""
+JSON under /api/ (the REST API's own shape under /api/v1/). A 500 page says nothing of the
+error itself; the log has it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import logging
 from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
+
+from drip.web import api_v1
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +24,10 @@ WORDS = {
 
 def _page(code: int) -> ResponseReturnValue:
     title, message = WORDS[code]
+    if request.path.startswith("/api/v1/"):  # the REST API's one error shape
+        return api_v1.error(message if code == 500 else "no such endpoint: see "
+                            "/api/v1/openapi.json", "server_error" if code == 500
+                            else "not_found", code)
     if request.path.startswith("/api/"):
         return jsonify(status="error", error=title.lower()), code
     template = "admin/error.html" if request.path.startswith("/admin") else "public/error.html"

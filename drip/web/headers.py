@@ -26,7 +26,7 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "form-action 'self'",
     "frame-ancestors 'none'",
 ])
-PRIVATE_PREFIXES = ("/confirm/", "/unsubscribe/", "/preferences/", "/magnet/", "/admin")
+PRIVATE_PREFIXES = ("/confirm/", "/unsubscribe/", "/preferences/", "/magnet/", "/l/", "/admin")
 
 
 def security_headers(response: Response) -> Response:
