@@ -284,7 +284,7 @@ def main() -> None:
         engine.dispose()
         settings = load_settings(
             environ={}, data_dir=Path(tmp) / "data", database_url=url, smtp_url=sink.url,
-            base_url="https://drip.example.org", secret_key="bench",
+            base_url="https://drip.example.org", secret_key="bench", allow_unsafe_sending=True,
             sequences_dir=PROJECT_ROOT / "sequences", postal_address="1 Bench Road, Testville")
         svc = build_services(settings, clock=lambda: NOW)
         sequence = svc.content.library().get(SLUG)

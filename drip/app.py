@@ -12,7 +12,7 @@ from drip.config import Settings, load_settings
 from drip.mailer import Transport
 from drip.paths import PACKAGE, STATIC, TEMPLATES
 from drip.services import build_services
-from drip.web import admin, api, api_v1, health, metrics, public, webhooks
+from drip.web import admin, api, api_v1, errors, headers, health, home, metrics, public, webhooks
 from drip.web.context import close_session, csrf
 
 
@@ -33,6 +33,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock,
     app.extensions["drip"] = build_services(settings, clock, transport,
                                             password_hasher=password_hasher)
     csrf.init_app(app)
+    headers.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(home.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(admin.bp)
     metrics.init_app(app)

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from drip.files import FILE_MODE, private_dir
+
 # The folder above the package: the checkout, when drip runs from one (its sequences/).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+POSTAL_ADDRESS_UNSET = "(postal address not set: DRIP_POSTAL_ADDRESS)"
 
 
 class ConfigError(Exception):
@@ -146,14 +149,17 @@ class Settings:
                 "the data directory."})
     base_url: str = field(default="http://127.0.0.1:8000", metadata={
         "env": "DRIP_BASE_URL", "parse": _base_url,
-        "help": "Public address of drip; links in email start with it."})
+        "help": "Public address of drip; links in email start with it. Must be https to send "
+                "through DRIP_SMTP_URL (RFC 8058 one-click unsubscribe)."})
     sender: str = field(default="drip <drip@localhost>", metadata={
         "env": "DRIP_SENDER", "parse": _text,
-        "help": "From address used by sequences that do not name their own sender."})
-    postal_address: str = field(default="(postal address not set: DRIP_POSTAL_ADDRESS)",
-                                metadata={
+        "help": "From address used by sequences that do not name their own sender. An "
+                "address at your own domain (not @localhost) is required to send through "
+                "DRIP_SMTP_URL."})
+    postal_address: str = field(default=POSTAL_ADDRESS_UNSET, metadata={
         "env": "DRIP_POSTAL_ADDRESS", "parse": _text,
-        "help": "Sender's postal address, shown in every email's footer (CAN-SPAM)."})
+        "help": "Sender's postal address, shown in every email's footer (CAN-SPAM). "
+                "Required to send through DRIP_SMTP_URL."})
     unsubscribe_mailto: str = field(default="", metadata={
         "env": "DRIP_UNSUBSCRIBE_MAILTO", "parse": _text,
         "help": "Optional address added as a mailto: to List-Unsubscribe."})
@@ -246,6 +252,24 @@ class Settings:
         "env": "DRIP_BOUNCE_PAUSE", "parse": _fraction,
         "help": "Hard-bounce rate of the last 1,000 sends (once 500 are counted) above which "
                 "all sending pauses until an operator resumes it (default 0.05, 5%)."})
+    allow_unsafe_sending: bool = field(default=False, metadata={
+        "env": "DRIP_ALLOW_UNSAFE_SENDING", "parse": _flag,
+        "help": "Send through DRIP_SMTP_URL although `drip doctor` finds problems (http links, "
+                "a @localhost sender, no postal address): for a test relay only. The problems "
+                "still show on the dashboard and in /healthz."})
+    metrics_token: str = field(default="", metadata={
+        "env": "DRIP_METRICS_TOKEN", "parse": _text,
+        "help": "Bearer token /metrics asks for; with it a scrape gets every count. Unset: "
+                "/metrics is open and shows only what no sign-up moves (last pass age, "
+                "scheduler alive, guardrail problems)."})
+    home_url: str = field(default="", metadata={
+        "env": "DRIP_HOME_URL", "parse": _base_url,
+        "help": "Where / redirects (e.g. your blog). Unset: / is a small page linking to "
+                "each course's sign-up page."})
+    dkim_selector: str = field(default="", metadata={
+        "env": "DRIP_DKIM_SELECTOR", "parse": _text,
+        "help": "DKIM selector your relay signs with; `drip doctor` then looks up "
+                "<selector>._domainkey.<sender domain>."})
 
     @property
     def outbox_dir(self) -> Path:
@@ -281,12 +305,13 @@ def _stored_secret(data_dir: Path) -> str:
     path = data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     secret = secrets.token_urlsafe(48)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except FileExistsError:  # another process won the race; use its secret
         return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:
+        os.fchmod(handle.fileno(), FILE_MODE)
         handle.write(secret)
     return secret

@@ -31,6 +31,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from drip.config import Settings
 from drip.content import Sequence, split_front_matter
+from drip.files import private_dir
 from drip.paths import TEMPLATES
 from drip.render import MARKDOWN_EXTENSIONS
 from drip.study_plan import (
@@ -146,7 +147,7 @@ def _stamp_path(pdf: Path) -> Path:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Readers of the cache (other web workers) see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)

@@ -17,6 +17,7 @@ from typing import Protocol, Self
 from urllib.parse import unquote, urlsplit
 
 from drip.config import Settings
+from drip.files import private_dir, write_private
 
 
 class SendError(Exception):
@@ -48,7 +49,7 @@ class OutboxTransport:
         self.folder = folder
 
     def __enter__(self) -> Self:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -58,7 +59,7 @@ class OutboxTransport:
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
         final = self.folder / f"{name}.eml"
         partial = self.folder / f".{name}.eml.part"
-        partial.write_bytes(message)
+        write_private(partial, message)  # 0600: it holds the reader's live unsubscribe link
         os.replace(partial, final)  # a reader of the folder never sees half a message
 
 

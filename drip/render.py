@@ -38,6 +38,9 @@ TOKEN = re.compile(r"(DRIPV\d+Z)")
 CRLF = b"\r\n"
 MARKDOWN_EXTENSIONS = ["extra", "sane_lists", "smarty"]
 _UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]")
+# After the preheader: invisible characters (combining grapheme joiner, zero-width
+# non-joiner, no-break space) that fill the inbox snippet instead of the email's first text.
+PREHEADER_SPACER = "&#847;&zwnj;&nbsp;" * 60
 
 
 @dataclass(frozen=True)
@@ -120,12 +123,24 @@ class _EncodedPart:
                         for piece in self.pieces)
 
 
+_STRONG = re.compile(r"(?<!\\)(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+# One `*` or `_` around a phrase, not inside a word (snake_case), not a list bullet and not
+# escaped (`\*` is a literal star).
+_EMPHASIS = re.compile(r"(?<![\w*\\])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"
+                       r"|(?<![\w_/\\])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
+# Horizontal whitespace only: `\s` would swallow the blank line after the heading.
+_HEADING = re.compile(r"^#{1,6}[ \t]*(.+?)[ \t]*#*[ \t]*$", re.M)
+
+
 def markdown_to_text(source: str) -> str:
-    """The text/plain part: the Markdown itself, with links spelled out and emphasis dropped."""
+    """The text/plain part: the Markdown itself, with links spelled out, emphasis markers
+    dropped (a reader sees `**` as noise) and headings in capitals, each on its own
+    paragraph."""
     text = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)[^)]*\)", r"[\1]", source)
     text = re.sub(r"\[([^\]]+)\]\(([^)\s]+)[^)]*\)", r"\1 (\2)", text)
-    text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
-    text = re.sub(r"^#{1,6}\s*(.+?)\s*#*$", lambda m: m[1].upper(), text, flags=re.M)
+    text = _STRONG.sub(r"\2", text)
+    text = _EMPHASIS.sub(lambda m: m[1] or m[2], text)
+    text = _HEADING.sub(lambda m: m[1].upper(), text)
     text = html.unescape(re.sub(r"\\([\\`*_{}\[\]()#+!-])", r"\1", text))  # markdown_text
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
@@ -428,6 +443,7 @@ class Renderer:
         context: dict[str, Any] = {
             "subject": subject_t,
             "preheader": preheader_t,
+            "preheader_spacer": PREHEADER_SPACER,
             "sequence_title": sequence.title,
             "body_html": body_html,
             "body_text": markdown_to_text(body_t),

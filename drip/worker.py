@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections import Counter
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from types import FrameType
@@ -17,10 +18,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from drip import hooks
+from drip import guardrails, hooks
 from drip.bounce_mailbox import read_mailbox
 from drip.bounces import Policy
-from drip.dispatch import Dispatcher, dispatch_lock
+from drip.dispatch import Dispatcher, PassReport, dispatch_lock
 from drip.services import Services
 
 log = logging.getLogger(__name__)
@@ -47,15 +48,33 @@ def read_bounces(services: Services) -> None:
 
 
 def dispatch_job(services: Services, dispatcher: Dispatcher) -> None:
-    """One scheduled pass; an error is logged and the next pass tries again."""
+    """One scheduled pass, unless a production guardrail stops it (checked on every pass:
+    a sequence's sender can change while the worker runs). An error is logged and the next
+    pass tries again; a pass that did something logs one line of counts."""
     read_bounces(services)
     try:
+        blocked = guardrails.blocking(services.settings, services.content.library())
+        if blocked:
+            log.error("dispatch refused: not sending through DRIP_SMTP_URL",
+                      extra={"fields": {"problems": "; ".join(blocked)}})
+            return
         report = dispatcher.run_pass(services.clock())
     except Exception:
         log.exception("dispatch pass failed; the next pass will try again")
         return
-    if report.outcomes:
-        log.info(report.summary())
+    counts = pass_counts(report)
+    if counts:
+        log.info("dispatch pass", extra={"fields": counts})
+
+
+def pass_counts(report: PassReport) -> dict[str, int]:
+    """What a pass did, by outcome, plus the sign-ups taken in; empty when it did nothing."""
+    counts = dict(sorted(Counter(o.status.replace("-", "_") for o in report.outcomes).items()))
+    if report.intake.taken:
+        counts["signups_taken_in"] = report.intake.taken
+    if report.intake.held:
+        counts["signups_waiting"] = len(report.intake.held)
+    return counts
 
 
 def webhook_job(services: Services) -> None:

@@ -411,15 +411,18 @@ def test_export_csv_lists_readers_with_their_enrollment_statuses(
 
 
 def test_metrics_count_deliveries_enrollments_and_the_last_pass_age(
-        client: FlaskClient, app: Flask, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    app = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
+                                   metrics_token="scrape"), clock=clock)
+    client, token = app.test_client(), {"Authorization": "Bearer scrape"}
     svc = svc_of(app)
     sign_up(svc)
     sign_up(svc, "bob@example.org")
     smtp_server.answer("bob@example.org", "451 4.3.0 later")
-    assert "drip_last_pass_age_seconds NaN" in client.get("/metrics").text
+    assert "drip_last_pass_age_seconds NaN" in client.get("/metrics", headers=token).text
     svc.dispatcher().run_pass(clock())
     clock.advance(seconds=42)
-    answer = client.get("/metrics")
+    answer = client.get("/metrics", headers=token)
     assert answer.status_code == 200 and answer.mimetype == "text/plain"
     text = answer.text
     assert 'drip_deliveries{status="sent"} 1.0' in text

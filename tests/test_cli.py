@@ -82,7 +82,7 @@ def test_check_fails_with_path_and_line(env: dict[str, str], tmp_path: Path) -> 
 
 def test_subscribe_then_dispatch_sends_to_the_smtp_server(
         env: dict[str, str], smtp_server: SmtpServer) -> None:
-    env = {**env, "DRIP_SMTP_URL": smtp_server.url}
+    env = {**env, "DRIP_SMTP_URL": smtp_server.url, "DRIP_ALLOW_UNSAFE_SENDING": "true"}
     result = drip(env, "subscribe", "ada@example.org", "tiny", "--name", "Ada", "--confirmed",
                   "--now", "2026-03-02T14:00:00Z")
     assert result.exit_code == 0, result.output

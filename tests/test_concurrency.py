@@ -28,7 +28,8 @@ def worker_env(tmp_path: Path, database_url: str, smtp_server: SmtpServer) -> di
     return {**os.environ, "DRIP_DATA_DIR": str(tmp_path / "data"),
             "DRIP_DATABASE_URL": database_url, "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
             "DRIP_SECRET_KEY": "k", "DRIP_BASE_URL": "http://drip.test",
-            "DRIP_SMTP_URL": smtp_server.url, "DRIP_BATCH_SIZE": "25"}
+            "DRIP_SMTP_URL": smtp_server.url,
+            "DRIP_ALLOW_UNSAFE_SENDING": "true", "DRIP_BATCH_SIZE": "25"}
 
 
 @pytest.mark.slow

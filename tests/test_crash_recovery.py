@@ -55,7 +55,8 @@ def test_killed_workers_lose_no_lesson_and_duplicate_at_most_once_per_kill(
     env = {**os.environ, "DRIP_DATA_DIR": str(tmp_path / "data"),
            "DRIP_DATABASE_URL": sqlite_url, "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
            "DRIP_SECRET_KEY": "k", "DRIP_BASE_URL": "http://drip.test",
-           "DRIP_SMTP_URL": smtp_server.url, "DRIP_LEASE_SECONDS": str(LEASE),
+           "DRIP_SMTP_URL": smtp_server.url,
+           "DRIP_ALLOW_UNSAFE_SENDING": "true", "DRIP_LEASE_SECONDS": str(LEASE),
            "DRIP_BATCH_SIZE": "50"}
     rng = random.Random(20261123)
     now = clock()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from drip.cli import cli
-from drip.cli.operators import announce_first_operator
+from drip.cli.operators import announce_first_operator, first_password_file
 from drip.clock import FrozenClock
 from drip.models import Operator, RateLimit
 from drip.operators import (
@@ -116,12 +118,19 @@ def test_drip_admin_create_and_password_take_it_from_the_environment_or_a_prompt
                             svc.clock()).operator is not None
 
 
-def test_first_start_of_the_embedded_default_creates_one_operator_and_prints_it_once(
+def test_first_start_puts_the_first_operators_password_in_a_private_file_and_says_where(
         svc: Services, capsys: pytest.CaptureFixture[str]) -> None:
-    announce_first_operator(svc)
+    previous = os.umask(0o022)
+    try:
+        announce_first_operator(svc)
+    finally:
+        os.umask(previous)
     printed = capsys.readouterr().out
-    assert FIRST_OPERATOR in printed
-    password = printed.rsplit("with password ", 1)[1].split()[0]
+    path = first_password_file(svc)
+    assert FIRST_OPERATOR in printed and str(path) in printed
+    password = path.read_text().strip()
+    assert password and password not in printed
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with svc.sessions() as session:
         assert authenticate(session, FIRST_OPERATOR, password, "ip", svc.clock()).operator
     announce_first_operator(svc)

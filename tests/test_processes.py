@@ -38,6 +38,7 @@ def env(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer) -> dict[str, s
     return {**os.environ, "DRIP_DATA_DIR": str(tmp_path / "data"),
             "DRIP_DATABASE_URL": sqlite_url, "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
             "DRIP_SECRET_KEY": "k", "DRIP_SMTP_URL": smtp_server.url,
+            "DRIP_ALLOW_UNSAFE_SENDING": "true",
             "DRIP_DISPATCH_INTERVAL": "1"}
 
 
@@ -57,6 +58,11 @@ def test_worker_sends_on_schedule_and_stops_on_sigterm(
     finally:
         worker.kill()
     assert [m.subject for m in smtp_server.messages] == ["Welcome, Ada"]
+    assert worker.stderr is not None
+    passes = [line for line in worker.stderr.read().splitlines() if 'msg="dispatch pass"' in line]
+    assert len(passes) == 1  # one line for the pass that sent; none for the idle ones
+    assert passes[0].startswith("time=") and " level=info logger=drip.worker " in passes[0]
+    assert passes[0].endswith(" sent=1")
 
 
 def test_second_worker_on_sqlite_refuses_and_says_why(env: dict[str, str]) -> None:

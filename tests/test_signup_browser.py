@@ -166,8 +166,8 @@ def test_reader_signs_up_confirms_downloads_and_leaves(
         assert subscriber.timezone == "Europe/Berlin"  # from the browser, through the script
         assert session.scalars(select(Enrollment.status)).one() == "unsubscribed"
         kinds = list(session.scalars(select(Event.kind).order_by(Event.id)))
-        assert kinds == ["signed_up", "confirmation_sent", "confirmed", "download",
-                         "unsubscribed"]
+        assert kinds == ["signed_up", "confirmation_sent", "confirmed", "download", "tagged",
+                         "unsubscribed"]  # downloading the PDF tags the reader
 
 
 def test_the_form_embedded_in_another_site_and_the_json_endpoint_work(

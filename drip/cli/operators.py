@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
 
 from drip.api_keys import SCOPES, ApiKeyError, create_key, list_keys, revoke_key
 from drip.cli.common import services
+from drip.files import private_dir, write_private
 from drip.hooks import EVENT_TYPES, HookError, add_endpoint, endpoints
 from drip.models import WebhookEndpoint
 from drip.operators import (
@@ -21,14 +23,25 @@ from drip.operators import (
 from drip.services import Services
 
 
+def first_password_file(svc: Services) -> Path:
+    return svc.settings.data_dir / "first-admin-password"
+
+
 def announce_first_operator(svc: Services) -> None:
-    """`drip serve`: create the first operator if needed and print its password once."""
+    """`drip serve`: create the first operator if needed. Its password goes to a 0600 file
+    in the data folder, never to the terminal: a log collector or a shared screen would
+    keep it. The message says where the file is."""
     with svc.sessions() as session:
         password = first_operator(session, svc.engine.dialect.name, svc.clock())
+        if not password:
+            return
+        path = first_password_file(svc)
+        private_dir(path.parent)
+        write_private(path, f"{password}\n".encode())
         session.commit()
-    if password:
-        click.echo(f"admin: log in at /admin as {FIRST_OPERATOR} with password {password} "
-                   "(shown only this once)")
+    click.echo(f"admin: log in at /admin as {FIRST_OPERATOR} with the password in {path} "
+               f"(readable by this user only; change it with `drip admin password "
+               f"{FIRST_OPERATOR}`, then delete the file)")
 
 
 @click.group("admin")

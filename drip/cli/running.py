@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import logging
 from contextlib import ExitStack
 from datetime import datetime
 
 import click
+import dns.resolver
 from flask import current_app
 from flask.cli import with_appcontext
+from flask.logging import default_handler
 from waitress import serve
 
+from drip import guardrails
 from drip.cli.common import instant, now_or, safe_url, services
 from drip.cli.operators import announce_first_operator
 from drip.db import migrate
 from drip.dispatch import DispatchLocked, dispatch_lock
+from drip.logs import configure_logging
+from drip.services import Services
 from drip.worker import run_worker, start_background
 
 
@@ -35,6 +39,11 @@ def dispatch_command(now: datetime | None, dry_run: bool) -> None:
     """Run one dispatch pass and print what it sent (or would send)."""
     svc = services()
     moment = now_or(now)
+    if dry_run:
+        for line in guardrails.problems(svc.settings, svc.content.library()):
+            click.echo(f"would refuse to send: {line}", err=True)
+    else:
+        _guard(svc)
     try:
         with dispatch_lock(svc.engine) if not dry_run else ExitStack():
             report = svc.dispatcher().run_pass(moment, dry_run=dry_run,
@@ -54,9 +63,15 @@ def dispatch_command(now: datetime | None, dry_run: bool) -> None:
 @with_appcontext
 def serve_command(host: str, port: int, no_scheduler: bool) -> None:
     """Web pages and, unless told otherwise, the dispatch schedule in one process."""
+    _logging()
     svc = services()
     migrate(svc.engine)
     announce_first_operator(svc)
+    blocked = guardrails.blocking(svc.settings, svc.content.library())
+    if blocked:  # the web still takes sign-ups in; the schedule's passes refuse to send
+        click.echo(guardrails.refusal(blocked), err=True)
+    else:
+        _warn_unsafe(svc)
     with ExitStack() as stack:
         if not no_scheduler:
             try:
@@ -72,11 +87,56 @@ def serve_command(host: str, port: int, no_scheduler: bool) -> None:
 @with_appcontext
 def worker_command() -> None:
     """Dispatch on schedule until stopped (SIGTERM finishes the current pass)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _logging()
+    svc = services()
+    _guard(svc)
     try:
-        run_worker(services())
+        run_worker(svc)
     except DispatchLocked as error:
         raise click.ClickException(str(error)) from None
 
 
-COMMANDS = (init_command, serve_command, worker_command, dispatch_command)
+@click.command("doctor")
+@click.option("--nameserver", metavar="HOST[:PORT]",
+              help="Ask this DNS server instead of the system's resolver.")
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for DNS.")
+@with_appcontext
+def doctor_command(nameserver: str | None, timeout: float) -> None:
+    """Check what sending for real needs: settings, senders, and the sender domains' SPF,
+    DKIM and DMARC records. Exits 1 if any check finds a problem."""
+    svc = services()
+    resolver = dns.resolver.Resolver(configure=nameserver is None)
+    if nameserver:
+        host, _, port = nameserver.rpartition(":") if nameserver.count(":") == 1 \
+            else (nameserver, "", "")
+        resolver.nameservers = [host]
+        resolver.port = int(port or 53)
+    resolver.lifetime = timeout
+    checks = guardrails.doctor(svc.settings, svc.content.library(), resolver)
+    for check in checks:
+        click.echo(str(check))
+    if any(check.verdict == guardrails.PROBLEM for check in checks):
+        raise SystemExit(1)
+
+
+def _logging() -> None:
+    """logfmt on stderr for drip's loggers, Flask's request errors included (without Flask's
+    own handler, which would print each error a second time in its own format)."""
+    configure_logging()
+    current_app.logger.removeHandler(default_handler)
+
+
+def _guard(svc: Services) -> None:
+    """Stop a command that would send through DRIP_SMTP_URL while a guardrail says no."""
+    blocked = guardrails.blocking(svc.settings, svc.content.library())
+    if blocked:
+        raise click.ClickException(guardrails.refusal(blocked))
+    _warn_unsafe(svc)
+
+
+def _warn_unsafe(svc: Services) -> None:
+    for line in guardrails.problems(svc.settings, svc.content.library()):
+        click.echo(f"sending anyway (DRIP_ALLOW_UNSAFE_SENDING): {line}", err=True)
+
+
+COMMANDS = (init_command, serve_command, worker_command, dispatch_command, doctor_command)

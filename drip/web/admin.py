@@ -39,6 +39,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from drip import guardrails
 from drip.bounces import Policy, rates, resume_sending, sending_paused
 from drip.imports import import_readers, read_rows
 from drip.links import sample_links
@@ -187,7 +188,10 @@ def dashboard() -> ResponseReturnValue:
         funnels=[funnel(session, s) for s in library.sequences.values()],
         paused=paused_sequences(session), sending_paused=sending_paused(session),
         rates=[(window, rates(session, window)) for window in (1_000, 10_000)],
-        limits=Policy.from_settings(svc.settings))
+        limits=Policy.from_settings(svc.settings),
+        sending_problems=guardrails.problems(svc.settings, library),
+        sending_refused=bool(guardrails.blocking(svc.settings, library)))
+
 
 
 @bp.post("/sending/resume")

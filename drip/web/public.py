@@ -50,16 +50,6 @@ MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
 LEFT_STATUSES = (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.EXPIRED)
 
 
-@bp.after_request
-def page_headers(response: Response) -> Response:
-    """Links carry tokens in their path: keep them out of Referer; and no page of ours may
-    be framed by another site (a framed unsubscribe button invites clickjacking)."""
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    return response
-
-
 def client_ip() -> str:
     """The peer address. Behind a proxy, deploy with werkzeug's ProxyFix so this is the
     reader's address, not the proxy's (else one limit would cover every reader)."""

@@ -1,0 +1,91 @@
+"""Every message of the four courses, and the confirmation email, scores 0.0 with Debian's
+SpamAssassin and its local rules (no network tests): nothing in drip's own markup costs a
+reader's inbox a point."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from drip.clock import FrozenClock
+from drip.render import Reader, message_id
+from drip.services import build_services
+from drip.subscriptions import Consent, subscribe
+from tests.conftest import make_settings
+
+SEQUENCES = Path(__file__).resolve().parents[1] / "sequences"
+NOW = datetime(2026, 3, 16, 14, 0, tzinfo=UTC)
+# Settings a production install passes its guardrails with.
+PRODUCTION = {"base_url": "https://drip.example.org", "sender": "Dr. Author <author@example.org>",
+              "sequences_dir": SEQUENCES, "postal_address": "1 Main Street, Springfield, IL"}
+STATUS = re.compile(r"^X-Spam-Status: \w+, score=(-?[\d.]+) required=[\d.]+ tests=(.*?)"
+                    r" autolearn=", re.M | re.S)
+
+
+def spamassassin() -> str:
+    found = shutil.which("spamassassin")
+    if found is None:
+        reason = "spamassassin is missing (apt-get install -y spamassassin; make test does)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+def scores(program: str, messages: dict[str, bytes], folder: Path) -> dict[str, tuple[float, str]]:
+    """name -> (score, rules that fired), from one `spamassassin -L` run over every file (the
+    rules are loaded once). Bayes is off: it learns from what it saw before, so a score
+    would depend on earlier runs."""
+    paths = []
+    for index, (name, raw) in enumerate(messages.items()):
+        path = folder / f"{index:03d}.eml"
+        path.write_bytes(raw)
+        paths.append((name, path))
+    result = subprocess.run(
+        [program, "-L", "-x", "--cf=use_bayes 0", *(str(p) for _, p in paths)],
+        capture_output=True, check=True, timeout=300)
+    found = STATUS.findall(result.stdout.decode("utf-8", "replace"))
+    assert len(found) == len(paths), result.stderr.decode()[-2000:]
+    return {name: (float(score), "".join(rules.split()))
+            for (name, _), (score, rules) in zip(paths, found, strict=True)}
+
+
+def test_every_lesson_and_the_confirmation_score_zero_with_spamassassin(
+        tmp_path: Path, sqlite_url: str) -> None:
+    program = spamassassin()
+    clock = FrozenClock(NOW)
+    svc = build_services(make_settings(tmp_path, sqlite_url, **PRODUCTION), clock)
+    messages: dict[str, bytes] = {}
+    try:
+        library = svc.content.library()
+        assert sorted(library.sequences) == sorted(p.name for p in SEQUENCES.iterdir()
+                                                   if p.is_dir())
+        reader = Reader("amara@example.org", "Amara", 1, 1)
+        for slug, sequence in sorted(library.sequences.items()):
+            for lesson in sequence.lessons:
+                template = svc.renderer.lesson(sequence, lesson)
+                mid = message_id(1, lesson.key, svc.renderer.domain)
+                messages[f"{slug}/{lesson.key}"] = template.build(reader, svc.links, mid, NOW)
+            with svc.sessions() as session:  # the confirmation, as the dispatcher sends it
+                subscribe(session, library, slug, f"reader@{slug}.example.org", NOW,
+                          consent=Consent(source="test", text=sequence.consent))
+                session.commit()
+        report = svc.dispatcher().run_pass(NOW)
+        assert report.count("sent") == len(library.sequences)
+    finally:
+        svc.engine.dispose()
+    for path in sorted(svc.settings.outbox_dir.glob("*.eml")):
+        messages[f"outbox/{path.name}"] = path.read_bytes()
+    assert sum(name.startswith("outbox/") for name in messages) == len(library.sequences)
+    folder = tmp_path / "scored"
+    folder.mkdir()
+    results = scores(program, messages, folder)
+    scored = {name: f"{score} ({rules})" for name, (score, rules) in results.items()
+              if score != 0.0}
+    assert scored == {}
