@@ -69,7 +69,8 @@ def settings(tmp_path: Path, backend_url: str, smtp_server: SmtpServer,
              sequences: Path) -> Settings:
     """On SQLite and on PostgreSQL."""
     return make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, webhook_token=TOKEN,
-                         bounce_address=BOUNCES, sequences_dir=sequences, soft_bounce_limit=2)
+                         bounce_address=BOUNCES, sequences_dir=sequences, soft_bounce_limit=2,
+                         metrics_token="scrape")
 
 
 @pytest.fixture
@@ -276,7 +277,8 @@ def test_an_event_that_matches_nothing_is_recorded_and_counted_not_an_error(
 
     assert answer.status_code == 200
     assert json_body(answer)["results"][0]["status"] == "unmatched"
-    assert 'drip_bounce_events{kind="hard",matched_by="none"} 1.0' in web.get("/metrics").text
+    scrape = web.get("/metrics", headers={"Authorization": "Bearer scrape"}).text
+    assert 'drip_bounce_events{kind="hard",matched_by="none"} 1.0' in scrape
     with svc.sessions() as session:
         row = session.scalars(select(BounceEvent)).one()
         assert (row.email, row.matched_by, row.subscriber_id) == ("nobody@example.org",
@@ -373,7 +375,8 @@ def test_too_many_complaints_pause_all_sending_until_an_operator_resumes_it(
         assert status_line(session) == (f"sending: PAUSED for every sequence ({reason}); "
                                         "resume it on the admin dashboard")
     assert json_body(web.get("/healthz"))["sending_paused"] == reason
-    assert "drip_sending_paused 1.0" in web.get("/metrics").text
+    scrape = web.get("/metrics", headers={"Authorization": "Bearer scrape"}).text
+    assert "drip_sending_paused 1.0" in scrape
     sign_up(svc, "new@example.org")
     svc.dispatcher().run_pass(clock())
     assert smtp_server.messages == []
