@@ -51,7 +51,8 @@ Kind = Literal["hard", "soft", "complaint"]
 KINDS: tuple[Kind, ...] = ("hard", "soft", "complaint")
 GUARD_WINDOW = 1_000  # sends the pause guardrail looks at
 GUARD_MINIMUM = 500  # sends the window must hold before the guardrail can trip
-MESSAGE_ID = re.compile(r"<?drip\.(\d+)\.([A-Za-z0-9_.-]+?)@([A-Za-z0-9.-]+)>?")
+# <drip.<enrollment>.<lesson>[.<send>]@<domain>> (drip.render.message_id)
+MESSAGE_ID = re.compile(r"<?drip\.(\d+)\.([A-Za-z0-9_-]+)(?:\.[0-9a-f]+)?@([A-Za-z0-9.-]+)>?")
 VERP_TOKEN = re.compile(r"^([de])(\d+)-([0-9a-f]{16})$")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from drip.clock import FrozenClock
 from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Subscriber
 from drip.services import Services, build_services
-from drip.subscriptions import Consent, pause, resume, subscribe, unsubscribe
+from drip.subscriptions import Consent, pause, restart, resume, subscribe, unsubscribe
 from tests.conftest import advance_through_due_times, make_settings, next_due
 from tests.smtp import SmtpServer
 
@@ -76,7 +77,10 @@ def test_message_has_both_parts_and_the_list_headers(
     raw_header = next(line for line in message.raw.split(b"\r\n")
                       if line.startswith(b"List-Unsubscribe:"))
     assert raw_header.startswith(b"List-Unsubscribe: <http://drip.test/unsubscribe/")
-    assert msg["Message-ID"] == f"<drip.{enrollment_id}.welcome@drip.test>"
+    assert re.fullmatch(rf"<drip\.{enrollment_id}\.welcome\.[0-9a-f]{{8}}@drip\.test>",
+                        msg["Message-ID"])
+    with engine_services.sessions() as session:  # stored on the delivery
+        assert session.scalars(select(Delivery.message_id)).one() == msg["Message-ID"]
     assert "Hi Ada," in message.text()
     assert "http://drip.test/magnet/" in message.html()
     assert "1 Test Street, Springfield" in message.text()
@@ -185,3 +189,20 @@ def test_paused_reader_gets_nothing_until_resumed(
     advance_through_due_times(engine_services, clock)
     assert [m.subject for m in smtp_server.messages] == [
         "Welcome, Ada", "Lesson two", "Lesson three"]
+
+
+def test_a_restarted_course_sends_its_welcome_under_a_new_message_id(
+        engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    enrollment_id = sign_up(engine_services)
+    engine_services.dispatcher().run_pass(clock())
+    with engine_services.sessions() as session:
+        enrollment = session.get(Enrollment, enrollment_id)
+        assert enrollment is not None
+        restart(session, engine_services.content.library(), enrollment, clock())
+        session.commit()
+    clock.advance(minutes=1)
+    engine_services.dispatcher().run_pass(clock())
+
+    first, again = smtp_server.messages
+    assert first.subject == again.subject == "Welcome, Ada"
+    assert first.message["Message-ID"] != again.message["Message-ID"]

@@ -49,7 +49,9 @@ class Claimed:
     timezone: str
     suppressed: bool
     sent: frozenset[str]  # lessons already delivered
-    earlier: Mapping[str, tuple[int, DeliveryStatus]]  # lesson -> (id, status), not sent
+    earlier: Mapping[str, tuple[int, DeliveryStatus, str]]  # lesson -> (id, status,
+    # Message-ID) of a delivery not sent yet
+    confirmation_sent_at: datetime | None = None  # the last confirmation email's, if any
 
 
 def _unconfirmed_too_long(now: datetime, confirm_days: int) -> ColumnElement[bool]:
@@ -106,13 +108,17 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
         select(S.c.id, S.c.email, S.c.first_name, S.c.timezone, S.c.suppressed_at)
         .where(S.c.id.in_({row.subscriber_id for row in rows})))}
     sent: dict[int, set[str]] = {}
-    earlier: dict[int, dict[str, tuple[int, DeliveryStatus]]] = {}
-    for d in conn.execute(select(D.c.id, D.c.enrollment_id, D.c.lesson, D.c.status)
+    earlier: dict[int, dict[str, tuple[int, DeliveryStatus, str]]] = {}
+    for d in conn.execute(select(D.c.id, D.c.enrollment_id, D.c.lesson, D.c.status,
+                                 D.c.message_id)
                           .where(D.c.enrollment_id.in_([row.id for row in rows]))):
         if d.status == DeliveryStatus.SENT:
             sent.setdefault(d.enrollment_id, set()).add(d.lesson)
         else:
-            earlier.setdefault(d.enrollment_id, {})[d.lesson] = (d.id, d.status)
+            earlier.setdefault(d.enrollment_id, {})[d.lesson] = (d.id, d.status, d.message_id)
+    confirmations = dict(conn.execute(select(E.c.id, E.c.confirmation_sent_at).where(
+        E.c.id.in_([row.id for row in rows if row.status == EnrollmentStatus.PENDING])))
+        .tuples().all()) if any(row.status == EnrollmentStatus.PENDING for row in rows) else {}
     claimed = []
     for row in sorted(rows, key=lambda r: int(r.id)):
         person = people[row.subscriber_id]
@@ -121,7 +127,8 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
             next_lesson=row.next_lesson, attempts=row.attempts,
             reader=Reader(person.email, person.first_name, person.id, row.id),
             timezone=person.timezone, suppressed=person.suppressed_at is not None,
-            sent=frozenset(sent.get(row.id, ())), earlier=earlier.get(row.id, {})))
+            sent=frozenset(sent.get(row.id, ())), earlier=earlier.get(row.id, {}),
+            confirmation_sent_at=confirmations.get(row.id)))
     return claimed
 
 

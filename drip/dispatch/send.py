@@ -45,7 +45,7 @@ from drip.models import (
     Subscriber,
     WorkerHeartbeat,
 )
-from drip.render import MessageTemplate, Renderer, message_id
+from drip.render import MessageTemplate, Renderer, message_id, new_send
 from drip.schedule import into_window, reader_zone
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ class Ready:
     send: Send
     template: MessageTemplate
     delivery_id: int | None  # None for the confirmation email, which has no delivery row
+    message_id: str  # this send's: a retry of it keeps it, a new send gets another
     attachments: tuple[tuple[str, bytes], ...] = ()
 
 
@@ -176,30 +177,41 @@ class Recorder:
         lessons = [(s, t) for s, t in zip(sends, templates, strict=True) if s.lesson is not None]
         new = [(s, t) for s, t in lessons if s.lesson_key not in s.claimed.earlier]
         ids: dict[int, int] = {}
+        mids: dict[int, str] = {}
         if new:
-            rows = conn.execute(insert(D).returning(D.c.id, D.c.enrollment_id,
-                                                   sort_by_parameter_order=True), [
+            values: list[dict[str, Any]] = [
                 {"enrollment_id": s.claimed.enrollment_id, "lesson": s.lesson_key,
                  "lesson_version": t.version,
                  "status": DeliveryStatus.SENDING, "attempts": 0,
                  "message_id": message_id(s.claimed.enrollment_id, s.lesson_key,
-                                          self.renderer.domain),
-                 "created_at": now, "updated_at": now} for s, t in new
-            ]).all()
+                                          self.renderer.domain, new_send()),
+                 "created_at": now, "updated_at": now} for s, t in new]
+            rows = conn.execute(insert(D).returning(D.c.id, D.c.enrollment_id,
+                                                   sort_by_parameter_order=True), values).all()
             ids = {row.enrollment_id: row.id for row in rows}
+            mids = {value["enrollment_id"]: value["message_id"] for value in values}
         for s, _ in lessons:
             if s.lesson_key not in s.claimed.earlier:
                 continue
-            delivery_id, previous = s.claimed.earlier[s.lesson_key]
+            delivery_id, previous, stored = s.claimed.earlier[s.lesson_key]
             ids[s.claimed.enrollment_id] = delivery_id
+            mids[s.claimed.enrollment_id] = stored
             note = ("the previous attempt's outcome is unknown (its worker stopped); "
                     "sent again with the same Message-ID") if previous == "sending" else None
             conn.execute(update(D).where(D.c.id == delivery_id).values(
                 status=DeliveryStatus.SENDING, updated_at=now,
                 **({"last_error": note} if note else {})))
         return [Ready(s, t, ids.get(s.claimed.enrollment_id),
+                      mids.get(s.claimed.enrollment_id) or self._confirmation_id(s),
                       self._lead_magnet(conn, s, now) if s.attach_magnet else ())
                 for s, t in zip(sends, templates, strict=True)]
+
+    def _confirmation_id(self, send: Send) -> str:
+        """Each confirmation email its own id (a fresh one asked for is a new send), the same
+        for a retry of one that failed (the time of the last one sent has not moved)."""
+        last = send.claimed.confirmation_sent_at
+        return message_id(send.claimed.enrollment_id, send.lesson_key, self.renderer.domain,
+                          f"{int(last.timestamp()):x}" if last else "1")
 
     def _template(self, send: Send) -> MessageTemplate:
         if send.lesson is not None:
@@ -259,7 +271,7 @@ class Recorder:
                     status=DeliveryStatus.CANCELLED, updated_at=now))
             conn.commit()
             return send.outcome(OutcomeStatus.SKIPPED, "left before the hand-off"), None
-        mid = message_id(claimed.enrollment_id, send.lesson_key, self.renderer.domain)
+        mid = item.message_id
         message = item.template.build(claimed.reader, self.links, mid, now,
                                       attachments=item.attachments)
         try:
