@@ -41,7 +41,7 @@ class Services:
 
     def dispatcher(self, worker_id: str | None = None) -> Dispatcher:
         return Dispatcher(self.engine, self.settings, self.content, self.renderer, self.links,
-                          self.transport, worker_id)
+                          self.transport, worker_id, self.clock)
 
 
 def build_services(settings: Settings, clock: Clock = system_clock,

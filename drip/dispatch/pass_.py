@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from drip.broadcasts import send_due
 from drip.chaining import chain
+from drip.clock import Clock, system_clock
 from drip.config import Settings
 from drip.content import ContentStore
 from drip.dispatch.claim import expire_unconfirmed, lease, peek
@@ -41,8 +42,9 @@ def new_worker_id() -> str:
 class Dispatcher:
     def __init__(self, engine: Engine, settings: Settings, content: ContentStore,
                  renderer: Renderer, links: Links, transport: Callable[[], Transport],
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None, clock: Clock = system_clock) -> None:
         self.engine = engine
+        self.clock = clock  # the real time, for the heartbeat: a pass may run for another
         self.settings = settings
         self.content = content
         self.renderer = renderer
@@ -63,7 +65,7 @@ class Dispatcher:
                 report.waiting = waiting(session)
             report.outcomes.extend(self.preview(now))
             return report
-        self.started_at = self.started_at or now
+        self.started_at = self.started_at or self.clock()
         pass_clock = time.monotonic()
         with Session(self.engine, expire_on_commit=False) as session:
             report.intake = take_in(session, self.content.library())
@@ -108,7 +110,9 @@ class Dispatcher:
                         session, self.content.library(), self.renderer, self.links,
                         self.transport, now, self.worker_id,
                         timedelta(seconds=self.settings.lease_seconds))
-                self.recorder.heartbeat(conn, now, self.started_at, report)
+                # The heartbeat says when a pass really ran: one run `--now` for a simulated
+                # instant must not tell /healthz the last pass is in the future.
+                self.recorder.heartbeat(conn, self.clock(), self.started_at, report)
             finally:
                 if self.postgres:
                     conn.exec_driver_sql("RESET synchronous_commit")

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Dialect
 from drip.bounces import return_path
 from drip.config import Settings
 from drip.dispatch.direct import Direct
-from drip.dispatch.plan import Plan, Send, Settle, Verdict
+from drip.dispatch.plan import HOLD, Plan, Send, Settle, Verdict
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.links import Links
 from drip.magnets import magnet_pdf
@@ -125,6 +125,7 @@ class Recorder:
                   progress: Callable[[Outcome], None] | None) -> tuple[list[Outcome], bool]:
         """Settle the readers that get no message, send the others; True if the relay was
         down (the readers not tried are released for later)."""
+        plans = [self._renderable(p, now) for p in plans]
         outcomes = [self._settle(conn, p, now) for p in plans if isinstance(p, Settle)]
         ready = self._prepare(conn, [p for p in plans if isinstance(p, Send)], now)
         conn.commit()
@@ -147,6 +148,22 @@ class Recorder:
         return outcomes, relay_down
 
     # -- before the hand-offs -----------------------------------------------------------------
+
+    def _renderable(self, plan: Plan, now: datetime) -> Plan:
+        """A message its sequence cannot render holds its reader, with the reason: the
+        failure stays with that sequence, and every other reader of the batch is sent."""
+        if not isinstance(plan, Send):
+            return plan
+        try:
+            self._template(plan)
+        except Exception as error:  # whatever the author's files did: hold, never crash
+            log.exception("%s/%s cannot be rendered; its readers are held", plan.sequence.slug,
+                          plan.lesson_key)
+            return Settle(plan.claimed, Verdict.HELD, plan.lesson_key,
+                          f"{plan.sequence.slug}/{plan.lesson_key} cannot be rendered "
+                          f"(run `drip check`): {' '.join(str(error).split())}"[:1000],
+                          hold_until=now + HOLD)
+        return plan
 
     def _settle(self, conn: Connection, settle: Settle, now: datetime) -> Outcome:
         enrollment = update(E).where(E.c.id == settle.claimed.enrollment_id)
