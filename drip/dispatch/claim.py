@@ -116,9 +116,10 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
             sent.setdefault(d.enrollment_id, set()).add(d.lesson)
         else:
             earlier.setdefault(d.enrollment_id, {})[d.lesson] = (d.id, d.status, d.message_id)
-    confirmations = dict(conn.execute(select(E.c.id, E.c.confirmation_sent_at).where(
-        E.c.id.in_([row.id for row in rows if row.status == EnrollmentStatus.PENDING])))
-        .tuples().all()) if any(row.status == EnrollmentStatus.PENDING for row in rows) else {}
+    pending = [row.id for row in rows if row.status == EnrollmentStatus.PENDING]
+    confirmations: dict[int, datetime | None] = {
+        row.id: row.confirmation_sent_at for row in conn.execute(
+            select(E.c.id, E.c.confirmation_sent_at).where(E.c.id.in_(pending)))} if pending else {}
     claimed = []
     for row in sorted(rows, key=lambda r: int(r.id)):
         person = people[row.subscriber_id]
