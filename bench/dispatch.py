@@ -13,6 +13,10 @@ It ends with two lines: `dispatch_vs_smtplib RATIO` (drip's messages per second 
 smtplib's; target >= 0.5) and `pass_1m_vs_100k RATIO` (pass time at 1M over 100k;
 target <= 2).
 
+With `--latency-ms 20` the sink waits 20 ms before each reply, like a relay across a
+network, and the bench compares drip with DRIP_SMTP_CONNECTIONS=8 against drip with 1 on
+that sink in the same run: `connections_8_vs_1 RATIO` (target >= 6).
+
     .venv/bin/python bench/dispatch.py                       # SQLite in a temporary folder
     .venv/bin/python bench/dispatch.py --database-url postgresql+psycopg://postgres@/bench
     .venv/bin/python bench/dispatch.py --quick               # smaller sizes, a quick look
@@ -61,10 +65,10 @@ def say(message: str) -> None:
 class Sink:
     """bench/sink.py in its own process, so it never competes with the client for the GIL."""
 
-    def __init__(self) -> None:
+    def __init__(self, latency_ms: float = 0.0) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("sink.py"))],
-            stdout=subprocess.PIPE, text=True)
+            [sys.executable, str(Path(__file__).with_name("sink.py")),
+             "--latency-ms", str(latency_ms)], stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline().split()
         if not line or line[0] != "listening":
@@ -265,6 +269,32 @@ def _one_pass(svc: Services, label: str, due: int, at: datetime) -> float:
     return seconds
 
 
+def bench_connections(tmp: str, url: str, latency_ms: float, readers: int,
+                      ) -> tuple[float, float]:
+    """(seconds with 1 SMTP connection, with 8) for `readers` messages to a sink that waits
+    `latency_ms` before each reply."""
+    sink = Sink(latency_ms)
+    seconds = []
+    try:
+        for connections in (1, 8):
+            settings = load_settings(
+                environ={}, data_dir=Path(tmp) / "data", database_url=url,
+                smtp_url=sink.url, base_url="https://drip.example.org", secret_key="bench",
+                allow_unsafe_sending=True, smtp_connections=connections,
+                sequences_dir=PROJECT_ROOT / "sequences", postal_address="1 Bench Road")
+            svc = build_services(settings, clock=lambda: NOW)
+            sequence = svc.content.library().sequences[SLUG]
+            try:
+                took, _ = bench_dispatch(svc, sequence, readers)
+            finally:
+                svc.engine.dispose()
+            say(f"{connections} connection(s): {readers / took:,.0f} messages/s")
+            seconds.append(took)
+    finally:
+        sink.stop()
+    return seconds[0], seconds[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a database of its own (emptied first); "
@@ -272,7 +302,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="2,000 readers and 10k vs 100k enrollments, for a quick look")
     parser.add_argument("--readers", type=int, help="due readers for parts 1 and 2")
+    parser.add_argument("--latency-ms", type=float,
+                        help="only compare 8 SMTP connections with 1 on a sink this slow")
     args = parser.parse_args()
+    if args.latency_ms:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = args.database_url or f"sqlite:///{tmp}/bench.sqlite3"
+            engine = make_engine(url)
+            migrate(engine)
+            engine.dispose()
+            count = args.readers or 800
+            one, eight = bench_connections(tmp, url, args.latency_ms, count)
+        print(f"latency {args.latency_ms:g} ms per reply; {count:,} messages")
+        print(f"1 connection   {count / one:,.0f}/s; 8 connections {count / eight:,.0f}/s")
+        print(f"connections_8_vs_1 {one / eight:.2f}")
+        return
     readers = args.readers or (2_000 if args.quick else 10_000)
     small, large = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
 

@@ -4,7 +4,9 @@ aiosmtpd parses and dispatches every command through a full state machine and to
 450 messages/s here, which would hide the cost of the client being measured. This sink only
 reads lines and the DATA block, so the SMTP exchange costs what the network stack costs.
 
-    python bench/sink.py [--port N]    # prints "listening PORT" once ready
+    python bench/sink.py [--port N] [--latency-ms MS]   # prints "listening PORT" once ready
+
+`--latency-ms` waits that long before each reply, like a relay across a network.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ import sys
 END_OF_DATA = b"\r\n.\r\n"
 
 
+LATENCY = 0.0  # seconds before each reply (--latency-ms)
+
+
+async def reply(writer: asyncio.StreamWriter, line: bytes) -> None:
+    if LATENCY:
+        await asyncio.sleep(LATENCY)
+    writer.write(line)
+
+
 async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.write(b"220 sink ESMTP\r\n")
     try:
@@ -25,17 +36,17 @@ async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
                 break
             verb = line[:4].upper()
             if verb == b"DATA":
-                writer.write(b"354 go ahead\r\n")
+                await reply(writer, b"354 go ahead\r\n")
                 await reader.readuntil(END_OF_DATA)
-                writer.write(b"250 accepted\r\n")
+                await reply(writer, b"250 accepted\r\n")
             elif verb == b"QUIT":
-                writer.write(b"221 bye\r\n")
+                await reply(writer, b"221 bye\r\n")
                 await writer.drain()
                 break
             elif verb in (b"EHLO", b"HELO"):
-                writer.write(b"250-sink\r\n250 8BITMIME\r\n")
+                await reply(writer, b"250-sink\r\n250 8BITMIME\r\n")
             else:  # MAIL, RCPT, RSET, NOOP and anything else
-                writer.write(b"250 ok\r\n")
+                await reply(writer, b"250 ok\r\n")
             await writer.drain()
     except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
         pass
@@ -54,7 +65,11 @@ async def serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="wait this long before each reply")
     args = parser.parse_args()
+    global LATENCY
+    LATENCY = args.latency_ms / 1000
     try:
         asyncio.run(serve(args.port))
     except KeyboardInterrupt:

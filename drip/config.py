@@ -86,6 +86,16 @@ def _flag(name: str, raw: str) -> bool:
     raise ConfigError(f"{name} must be true or false (1/0, yes/no, on/off), got {raw!r}")
 
 
+def _rate(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be messages per second, e.g. 14, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than zero, got {raw!r}")
+    return value
+
+
 def _fraction(name: str, raw: str) -> float:
     try:
         value = float(raw.strip().rstrip("%")) / (100 if raw.strip().endswith("%") else 1)
@@ -175,6 +185,15 @@ class Settings:
     batch_size: int = field(default=200, metadata={
         "env": "DRIP_BATCH_SIZE", "parse": _positive_int,
         "help": "Enrollments one worker claims at a time; one SMTP connection serves a batch."})
+    send_rate: float = field(default=0.0, metadata={
+        "env": "DRIP_SEND_RATE", "parse": _rate,
+        "help": "Messages per second the relay allows, across all workers together (they "
+                "share the budget through the database); never exceeded in any second. "
+                "Unset: no cap."})
+    smtp_connections: int = field(default=1, metadata={
+        "env": "DRIP_SMTP_CONNECTIONS", "parse": _positive_int,
+        "help": "SMTP sessions one worker keeps busy at once (within DRIP_SEND_RATE): for a "
+                "relay far away on the network, where one session waits on every reply."})
     lease_seconds: int = field(default=300, metadata={
         "env": "DRIP_LEASE_SECONDS", "parse": _positive_int,
         "help": "How long a claim lasts; a dead worker's readers go back to the queue after."})

@@ -8,6 +8,7 @@ whether trying again later can help (`transient`: 4xx, refused connection, time-
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import ssl
 from email.utils import parseaddr
@@ -18,6 +19,8 @@ from urllib.parse import unquote, urlsplit
 
 from drip.config import Settings
 from drip.files import private_dir, write_private
+
+THROTTLE_STATUS = re.compile(r"\b4\.7\.\d{1,3}\b|rate|throttl|too many", re.IGNORECASE)
 
 
 class SendError(Exception):
@@ -30,6 +33,15 @@ class SendError(Exception):
         self.transient = transient
         self.connection = connection
         self.code = code
+
+    @property
+    def throttled(self) -> bool:
+        """The relay asks the sender to slow down (421, 454, or 451 with a 4.7.x status, as
+        SES, Gmail and Postfix's rate limits answer): a matter for the whole worker, not for
+        this one reader, whose attempt it must not use up."""
+        if self.code in (421, 454):
+            return True
+        return self.code == 451 and bool(THROTTLE_STATUS.search(str(self)))
 
 
 class Transport(Protocol):

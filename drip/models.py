@@ -16,6 +16,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -530,3 +531,12 @@ class WebhookToken(Base):
     provider: Mapped[str] = mapped_column(String(40), primary_key=True)
     token: Mapped[str] = mapped_column(String(255), primary_key=True)
     seen_at: Mapped[utc]
+
+
+class SendPace(Base):
+    """The relay's pace shared by every worker (drip.pace): the next free send slot."""
+
+    __tablename__ = "send_pace"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Float, default=0.0)

@@ -10,6 +10,7 @@ import email
 import email.policy
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -29,6 +30,7 @@ class Received:
     raw: bytes
     message: EmailMessage
     peer: tuple[str, int]  # the client's address and port: one per SMTP connection
+    at: float = field(default_factory=time.time)  # when the server accepted it
 
     @property
     def subject(self) -> str:
@@ -50,6 +52,9 @@ class Handler:
     received: list[Received] = field(default_factory=list)
     # recipient -> list of SMTP answers to give at RCPT, used one per attempt
     rcpt_answers: dict[str, list[str]] = field(default_factory=dict)
+    # given the number of this DATA command (from 1), an answer other than 250, or None
+    data_answer: Callable[[int], str | None] | None = None
+    data_count: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
@@ -62,6 +67,11 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.lock:
+            self.data_count += 1
+            refusal = self.data_answer(self.data_count) if self.data_answer else None
+        if refusal is not None:
+            return refusal
         raw = bytes(envelope.original_content or b"")
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         with self.lock:

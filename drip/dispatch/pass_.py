@@ -7,6 +7,7 @@ the same claim query and the same plan, with nothing leased, sent or written.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -30,9 +31,13 @@ from drip.fresh_links import send_requested
 from drip.intake import take_in, waiting
 from drip.links import Links
 from drip.mailer import Transport
+from drip.pace import Pace
 from drip.render import Renderer
 
 PASS_CHECKPOINT_PAGES = 10_000  # SQLite WAL pages (4 KiB) between checkpoints during a pass
+REST = timedelta(seconds=30)  # the first rest after the relay asks drip to slow down
+MAX_REST = timedelta(minutes=10)
+log = logging.getLogger(__name__)
 
 
 def new_worker_id() -> str:
@@ -53,7 +58,10 @@ class Dispatcher:
         self.worker_id = worker_id or new_worker_id()
         self.started_at: datetime | None = None
         self.postgres = engine.dialect.name == "postgresql"
-        self.recorder = Recorder(engine.dialect, settings, renderer, links, self.worker_id)
+        self.recorder = Recorder(engine.dialect, settings, renderer, links, self.worker_id,
+                                 Pace(engine, settings.send_rate) if settings.send_rate else None)
+        self.rest = timedelta()  # how long the relay last asked drip to wait
+        self.rest_until: datetime | None = None
 
     def run_pass(self, now: datetime, dry_run: bool = False,
                  progress: Callable[[Outcome], None] | None = None) -> PassReport:
@@ -87,7 +95,7 @@ class Dispatcher:
                 conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={PASS_CHECKPOINT_PAGES}")
             try:
                 expire_unconfirmed(conn, now, self.settings.confirm_days)
-                while True:
+                while self.rest_until is None or now >= self.rest_until:
                     # The lease runs from the claim, not from the pass's `now`: a long pass
                     # would otherwise claim its last batches with leases already over.
                     elapsed = timedelta(seconds=time.monotonic() - pass_clock)
@@ -103,6 +111,7 @@ class Dispatcher:
                     outcomes, relay_down = self.recorder.carry_out(conn, plans, now,
                                                                    self.transport, progress)
                     report.outcomes.extend(outcomes)
+                    self._pace_the_relay(outcomes, now)
                     if relay_down or len(claimed) < self.settings.batch_size:
                         break
                 with Session(self.engine) as session:  # lessons first, then broadcasts
@@ -120,6 +129,16 @@ class Dispatcher:
                     conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={checkpoint_pages}")
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         return report
+
+    def _pace_the_relay(self, outcomes: list[Outcome], now: datetime) -> None:
+        """A relay that said "slow down" rests the whole worker, longer each time in a row,
+        instead of charging each reader an attempt."""
+        if any(outcome.throttled for outcome in outcomes):
+            self.rest = min(max(self.rest * 2, REST), MAX_REST)
+            self.rest_until = now + self.rest
+            log.warning("the relay asked drip to slow down: resting %ss", self.rest.seconds)
+        else:
+            self.rest, self.rest_until = timedelta(), None
 
     def preview(self, now: datetime) -> Iterator[Outcome]:
         """What a pass at `now` would do, changing nothing (`drip dispatch --dry-run`): the

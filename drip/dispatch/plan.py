@@ -61,8 +61,8 @@ class Send:
                 and self.lesson is self.sequence.lessons[0])
 
     def outcome(self, status: OutcomeStatus, detail: str = "", relay_down: bool = False,
-                ) -> Outcome:
-        return _outcome(self.claimed, self.lesson_key, status, detail, relay_down)
+                throttled: bool = False) -> Outcome:
+        return _outcome(self.claimed, self.lesson_key, status, detail, relay_down, throttled)
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,6 @@ def plan(claimed: Claimed, library: Library, now: datetime, *, sequences_dir: Pa
 
 
 def _outcome(claimed: Claimed, lesson: str, status: OutcomeStatus, detail: str,
-             relay_down: bool = False) -> Outcome:
+             relay_down: bool = False, throttled: bool = False) -> Outcome:
     return Outcome(claimed.enrollment_id, claimed.reader.email, claimed.sequence, lesson,
-                   status, detail, relay_down)
+                   status, detail, relay_down, throttled)

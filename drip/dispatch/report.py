@@ -39,9 +39,11 @@ class Outcome:
     status: OutcomeStatus
     detail: str = ""
     relay_down: bool = False  # the relay could not be reached: the rest of the batch waits
+    throttled: bool = False  # the relay asked drip to slow down: the worker rests a while
 
     def __str__(self) -> str:
-        detail = f" ({'relay: ' if self.relay_down else ''}{self.detail})" if self.detail else ""
+        relay = "relay: " if self.relay_down and not self.throttled else ""
+        detail = f" ({relay}{self.detail})" if self.detail else ""
         return f"{self.status:<10} {self.email} {self.sequence}/{self.lesson}{detail}"
 
 

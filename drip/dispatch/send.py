@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +46,7 @@ from drip.models import (
     Subscriber,
     WorkerHeartbeat,
 )
+from drip.pace import Pace
 from drip.render import MessageTemplate, Renderer, message_id, new_send
 from drip.schedule import into_window, reader_zone
 
@@ -109,8 +111,9 @@ class Recorder:
     """Carries out one batch of plans for one worker, recording each outcome."""
 
     def __init__(self, dialect: Dialect, settings: Settings, renderer: Renderer, links: Links,
-                 worker_id: str) -> None:
+                 worker_id: str, pace: Pace | None = None) -> None:
         self.settings = settings
+        self.pace = pace
         self.renderer = renderer
         self.links = links
         self.worker_id = worker_id
@@ -124,11 +127,37 @@ class Recorder:
                   transport: Callable[[], Transport],
                   progress: Callable[[Outcome], None] | None) -> tuple[list[Outcome], bool]:
         """Settle the readers that get no message, send the others; True if the relay was
-        down (the readers not tried are released for later)."""
+        down or asked drip to slow down (the readers not tried are released for later).
+
+        With DRIP_SMTP_CONNECTIONS above 1 the messages go out over that many SMTP sessions
+        at once, each on a database connection of its own, and each keeps every guarantee
+        of one: its outcome recorded before its next hand-off, the status read before each."""
         plans = [self._renderable(p, now) for p in plans]
         outcomes = [self._settle(conn, p, now) for p in plans if isinstance(p, Settle)]
         ready = self._prepare(conn, [p for p in plans if isinstance(p, Send)], now)
         conn.commit()
+        lanes = max(1, min(self.settings.smtp_connections, len(ready)))
+        if lanes == 1:
+            sent, relay_down = self._lane(conn, ready, now, transport, progress)
+            return outcomes + sent, relay_down
+
+        def run(lane: list[Ready]) -> tuple[list[Outcome], bool]:
+            with conn.engine.connect() as lane_conn:
+                if lane_conn.dialect.name == "postgresql":
+                    lane_conn.exec_driver_sql("SET synchronous_commit TO OFF")
+                lane_conn.commit()
+                return self._lane(lane_conn, lane, now, transport, progress)
+
+        with ThreadPoolExecutor(lanes, thread_name_prefix="smtp") as pool:
+            results = list(pool.map(run, [ready[i::lanes] for i in range(lanes)]))
+        return (outcomes + [o for sent, _ in results for o in sent],
+                any(down for _, down in results))
+
+    def _lane(self, conn: Connection, ready: list[Ready], now: datetime,
+              transport: Callable[[], Transport],
+              progress: Callable[[Outcome], None] | None) -> tuple[list[Outcome], bool]:
+        """One SMTP session through its share of the batch, in order."""
+        outcomes: list[Outcome] = []
         relay_down = False
         check: Check | None = None  # the next reader's, when recording already read it
         with transport() as relay:
@@ -136,6 +165,8 @@ class Recorder:
                 if relay_down:
                     self._release(conn, item, now)
                     continue
+                if self.pace is not None and self.pace.wait():
+                    check = None  # it waited for its slot: read the status again, now
                 following = ready[index + 1] if index + 1 < len(ready) else None
                 if check is None:
                     check = self._still_wanted(conn, item)
@@ -338,6 +369,10 @@ class Recorder:
     def _failed(self, conn: Connection, item: Ready, now: datetime, error: SendError,
                 ) -> Outcome:
         send, claimed = item.send, item.send.claimed
+        if error.throttled:  # the relay's pace, not this reader's: no attempt used up
+            self._release(conn, item, now, f"the relay asked drip to slow down: {error}")
+            return send.outcome(OutcomeStatus.RETRYING, f"{error}; the relay asked drip to "
+                                "slow down", relay_down=True, throttled=True)
         if not error.transient:
             conn.execute(update(S).where(S.c.id == claimed.reader.subscriber_id).values(
                 suppressed_at=now, suppressed_reason=str(error)))
@@ -368,14 +403,16 @@ class Recorder:
         return send.outcome(OutcomeStatus.RETRYING, f"{error}; again at {retry_at:%H:%M}",
                             relay_down=error.connection)
 
-    def _release(self, conn: Connection, item: Ready, now: datetime) -> None:
-        """Put back a reader the pass did not try because the relay is down: no attempt used."""
+    def _release(self, conn: Connection, item: Ready, now: datetime,
+                 why: str = "not tried: the SMTP relay was unreachable or slowing drip down",
+                 ) -> None:
+        """Put back a reader the pass did not try because the relay is down or asked drip
+        to slow down: no attempt used."""
         conn.execute(update(E).where(E.c.id == item.send.claimed.enrollment_id).values(
             due_at=retry_time(item.send, now, backoff(1)), lease_owner=None))
         if item.delivery_id is not None:
             conn.execute(update(D).where(D.c.id == item.delivery_id).values(
-                status=DeliveryStatus.RETRYING, updated_at=now,
-                last_error="not tried: the SMTP relay was unreachable"))
+                status=DeliveryStatus.RETRYING, updated_at=now, last_error=why[:2000]))
         conn.commit()
 
     def _mark_delivery(self, conn: Connection, item: Ready, now: datetime,

@@ -1,0 +1,85 @@
+"""The relay's pace (`DRIP_SEND_RATE`), shared by every worker through one database row.
+
+Messages are spaced a little over 1/rate seconds apart (a virtual schedule: each send takes
+the next free slot), so no second ever holds more than the rate, however many workers and
+connections send. A worker reserves a run of slots with one UPDATE ... RETURNING (on
+PostgreSQL the row lock makes workers take turns), then waits for each of its slots before
+the hand-off. A worker that dies leaves its reserved slots unused: slower, never faster.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, func, insert, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from drip.models import SendPace
+
+ROW = "relay"
+MARGIN = 1.15  # slots wider than 1/rate: the jitter of a loaded host and network must not
+# bunch them at the relay (measured here: up to ~100 ms with four workers on two cores)
+PACE = cast(Table, SendPace.__table__)
+LATE = 0.002  # seconds a slot may be past and still used
+
+
+def _greatest(conn: Connection, column: Any, value: float) -> Any:
+    """GREATEST(column, value); SQLite spells it MAX(a, b)."""
+    if conn.dialect.name == "sqlite":
+        return func.max(column, value)
+    return func.greatest(column, value)
+
+
+class Pace:
+    """Waits, before each hand-off, for a send slot of the shared budget."""
+
+    def __init__(self, engine: Engine, rate: float, *, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.engine = engine
+        self.gap = MARGIN / rate
+        self.chunk = max(1, math.floor(rate / 4))  # about a quarter second of slots at once
+        self.clock = clock
+        self.sleep = sleep
+        self._slots: list[float] = []
+        self._lock = threading.Lock()
+
+    def _reserve(self) -> list[float]:
+        span = self.gap * self.chunk
+        for _ in range(3):
+            with self.engine.begin() as conn:
+                now = self.clock()
+                end = conn.scalar(update(PACE).where(PACE.c.name == ROW)
+                                  .values(next_slot=_greatest(conn, PACE.c.next_slot, now) + span)
+                                  .returning(PACE.c.next_slot))
+                if end is None:
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(insert(PACE).values(name=ROW, next_slot=now + span))
+                    except IntegrityError:
+                        continue  # another worker made the row at the same moment
+                    end = now + span
+            start = float(end) - span
+            return [start + i * self.gap for i in range(self.chunk)]
+        raise RuntimeError("could not reserve send slots")
+
+    def wait(self) -> bool:
+        """Block until this worker's next slot (True if it had to wait); reserve more when it
+        has none left. A slot
+        already past is dropped, not used late: a late send would land in a second that
+        other slots already fill."""
+        with self._lock:
+            while True:
+                if not self._slots:
+                    self._slots = self._reserve()
+                slot = self._slots.pop(0)
+                if slot >= self.clock() - LATE:
+                    break
+        delay = slot - self.clock()
+        if delay > 0:
+            self.sleep(delay)
+        return delay > 0
