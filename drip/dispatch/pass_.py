@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from drip.broadcasts import send_due
+from drip.bounces import sending_paused
+from drip.broadcasts import Sent, send_due
 from drip.chaining import chain
 from drip.clock import Clock, system_clock
 from drip.config import Settings
@@ -77,12 +78,15 @@ class Dispatcher:
         pass_clock = time.monotonic()
         with Session(self.engine, expire_on_commit=False) as session:
             report.intake = take_in(session, self.content.library())
-        with Session(self.engine) as session:
-            report.fresh_links = send_requested(session, self.content.library(), self.renderer,
-                                                self.links, self.transport, now)
-        with Session(self.engine) as session:
-            report.chained = chain(session, self.content.library(), self.renderer, self.links,
-                                   self.transport, now)
+            paused = sending_paused(session)  # a bounce or complaint guardrail stopped it
+        if not paused:
+            with Session(self.engine) as session:
+                report.fresh_links = send_requested(session, self.content.library(),
+                                                    self.renderer, self.links, self.transport,
+                                                    now)
+            with Session(self.engine) as session:
+                report.chained = chain(session, self.content.library(), self.renderer,
+                                       self.links, self.transport, now)
         with self.engine.connect() as conn:
             sqlite, checkpoint_pages = self.engine.dialect.name == "sqlite", 0
             if self.postgres:
@@ -115,7 +119,7 @@ class Dispatcher:
                     if relay_down or len(claimed) < self.settings.batch_size:
                         break
                 with Session(self.engine) as session:  # lessons first, then broadcasts
-                    report.broadcasts = send_due(
+                    report.broadcasts = Sent() if paused else send_due(
                         session, self.content.library(), self.renderer, self.links,
                         self.transport, now, self.worker_id,
                         timedelta(seconds=self.settings.lease_seconds))
