@@ -82,7 +82,7 @@ slug = Annotated[str, mapped_column(String(100))]
 
 
 class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class EnrollmentStatus(enum.StrEnum):
@@ -540,3 +540,28 @@ class SendPace(Base):
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     next_slot: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class ImportJob(Base):
+    """A CSV of readers being imported in the background (drip.imports): it survives the
+    request that brought it, reports progress, and ends with exact counts."""
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[intpk]
+    created_at: Mapped[utc]
+    created_by: Mapped[str] = mapped_column(String(320))
+    filename: Mapped[str] = mapped_column(String(255))
+    sequence: Mapped[slug]
+    confirmed: Mapped[bool] = mapped_column(default=False)
+    source: Mapped[str] = mapped_column(String(200))
+    csv: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))  # queued, running, done, failed
+    total: Mapped[int] = mapped_column(Integer, default=0)  # data rows in the file
+    processed: Mapped[int] = mapped_column(Integer, default=0)  # rows done, committed
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [line, problem], first 1,000
+    finished_at: Mapped[utc_or_none]
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -22,10 +22,13 @@ from drip import guardrails, hooks
 from drip.bounce_mailbox import read_mailbox
 from drip.bounces import Policy
 from drip.dispatch import Dispatcher, PassReport, dispatch_lock
+from drip.imports import pending_jobs, run_import
 from drip.services import Services
 
 log = logging.getLogger(__name__)
 WEBHOOK_INTERVAL = 5  # seconds between webhook runs
+IMPORT_INTERVAL = 2  # seconds between looks for imports to work on
+IMPORT_SLICE = 20.0  # seconds one import run works before the next gets a turn
 
 
 def read_bounces(services: Services) -> None:
@@ -88,6 +91,19 @@ def webhook_job(services: Services) -> None:
         log.exception("webhook run failed; the next run will try again")
 
 
+def import_job(services: Services) -> None:
+    """Work on the CSV imports waiting (an admin upload, say), a slice of time each run, so
+    an import survives the request that brought it and never holds the web up."""
+    try:
+        with services.sessions() as session:
+            jobs = pending_jobs(session)
+        for job_id in jobs:
+            run_import(services.sessions, services.content.library(), job_id,
+                       services.clock(), seconds=IMPORT_SLICE)
+    except Exception:
+        log.exception("import run failed; the next run will go on from where it stopped")
+
+
 def _schedule(scheduler: BaseScheduler, services: Services) -> Dispatcher:
     dispatcher = services.dispatcher()
     scheduler.add_job(dispatch_job, "interval", args=(services, dispatcher),
@@ -95,6 +111,8 @@ def _schedule(scheduler: BaseScheduler, services: Services) -> Dispatcher:
                       max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
     scheduler.add_job(webhook_job, "interval", args=(services,), id="webhooks",
                       seconds=WEBHOOK_INTERVAL, max_instances=1, coalesce=True)
+    scheduler.add_job(import_job, "interval", args=(services,), id="imports",
+                      seconds=IMPORT_INTERVAL, max_instances=1, coalesce=True)
     return dispatcher
 
 

@@ -12,7 +12,7 @@ from flask.cli import with_appcontext
 
 from drip.bounces import status_line
 from drip.cli.common import instant, now_or, services
-from drip.imports import import_readers, read_rows
+from drip.imports import queue_import, run_import
 from drip.intake import waiting
 from drip.queries import counts_by_sequence_and_status
 from drip.subscriptions import Consent, SubscriptionError, subscribe
@@ -59,26 +59,35 @@ def subscribe_command(email: str, sequence: str, name: str, timezone: str | None
 @with_appcontext
 def import_command(file: Path, sequence: str, confirmed: bool, source: str | None,
                    now: datetime | None) -> None:
-    """Subscribe the readers of a CSV file (columns email, first_name, timezone)."""
+    """Subscribe the readers of a CSV file (columns email, first_name, timezone): as an
+    import job, the same the admin's upload makes, run here to its end."""
     svc = services()
     library = svc.content.library()
     text = file.read_text(encoding="utf-8-sig")
-    total = max(len(text.splitlines()) - 1, 0)
-    consent_text = library.sequences[sequence].consent if sequence in library.sequences else ""
-    consent = Consent(source=source or f"import of {file.name}", text=consent_text)
+    moment = now_or(now)
     try:
-        with click.progressbar(length=total, label=f"importing {file.name}",
-                               file=sys.stderr) as bar:
-            report = import_readers(svc.sessions, library, read_rows(text.splitlines()),
-                                    sequence, now_or(now), consent=consent, confirmed=confirmed,
-                                    progress=bar.update)
+        with svc.sessions() as session:
+            job = queue_import(session, library, text, filename=file.name, sequence=sequence,
+                               confirmed=confirmed, source=source or f"import of {file.name}",
+                               who="drip import", now=moment)
+            session.commit()
+            job_id, total = job.id, job.total
     except SubscriptionError as error:
         raise click.ClickException(str(error)) from None
-    for line, message in report.errors:
+    with click.progressbar(length=total, label=f"importing {file.name}",
+                           file=sys.stderr) as bar:
+        done = run_import(svc.sessions, library, job_id, moment, progress=bar.update)
+    if done is None or done.status != "done":
+        raise click.ClickException(f"the import stopped: {done.last_error if done else ''}"
+                                   " (run it again to go on from where it stopped)")
+    for line, message in done.errors:
         click.echo(f"{file}:{line}: {message}", err=True)
-    click.echo(f"imported {report.added} readers into {sequence}; "
-               f"{len(report.errors)} rows skipped")
-    if report.errors:
+    if done.refused > len(done.errors):
+        click.echo(f"... and {done.refused - len(done.errors)} more rows refused", err=True)
+    click.echo(f"imported {done.added} readers into {sequence}"
+               + (f", {done.updated} already known" if done.updated else "")
+               + f"; {done.refused} rows skipped")
+    if done.refused:
         sys.exit(1)
 
 
