@@ -27,11 +27,13 @@ DELAY_WORD = re.compile(r"(\d+)\s*(weeks?|w|days?|d|hours?|hrs?|h|minutes?|mins?
 DELAY_WORDS = re.compile(r"^(?:\s*(?:,|and)?\s*\d+\s*[a-z]+)+\s*$", re.IGNORECASE)
 VARIABLE = re.compile(
     r"\{\{\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*"
-    r"(?:\|\s*default\(\s*\"(?P<default>[^\"{}]*)\"\s*\)\s*)?\}\}"
+    r"(?:\|\s*default\(\s*\"(?P<default>[^\"{}]*)\"\s*\)\s*"
+    r"|\(\s*\"(?P<arg>[^\"{}]*)\"\s*\)\s*)?\}\}"
 )
+TAG_LINK = "tag_link"  # {{ tag_link("has-dates") }}: a link that tags the reader who opens it
 EXIT_TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # as drip.tags.TAG
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-LESSON_VARIABLES = frozenset({"first_name", "unsubscribe_url", "preferences_url"})
+LESSON_VARIABLES = frozenset({"first_name", "unsubscribe_url", "preferences_url", TAG_LINK})
 MAGNET_VARIABLES = frozenset({"lead_magnet_url"})
 SIGNUP_FIELDS = frozenset({"exam_date", "responsibilities"})
 SEQUENCE_KEYS = frozenset({
@@ -511,6 +513,15 @@ def check_variables(text: str, allowed: frozenset[str], path: Path,
                 problems.append(Problem(path, first_line + offset,
                                         "malformed variable: write {{ name }} or "
                                         '{{ name|default("text") }}'))
+            elif found["name"] == TAG_LINK and found["name"] in allowed and (
+                    found["arg"] is None or not EXIT_TAG.match(found["arg"])):
+                problems.append(Problem(path, first_line + offset,
+                                        'tag_link names its tag: {{ tag_link("has-dates") }}, '
+                                        "up to 40 lowercase letters, digits and dashes"))
+            elif found["arg"] is not None and found["name"] != TAG_LINK:
+                problems.append(Problem(path, first_line + offset,
+                                        f"{found['name']} takes no argument; only tag_link "
+                                        'does: {{ tag_link("has-dates") }}'))
             elif found["name"] in MAGNET_VARIABLES and found["name"] not in allowed:
                 problems.append(Problem(path, first_line + offset,
                                         f"{{{{ {found['name']} }}}} links to the lead magnet, "

@@ -29,7 +29,7 @@ class LinkError(Exception):
 
 
 # These never expire: a reader may leave, or click a link, from an old email.
-PLAIN = ("unsubscribe", "preferences", "track", "open", "offer", "broadcast")
+PLAIN = ("unsubscribe", "preferences", "track", "open", "offer", "broadcast", "tag")
 TIMED = ("confirm", "magnet")
 
 
@@ -88,6 +88,10 @@ class Links:
 
     def magnet_url(self, enrollment_id: int) -> str:
         return self.url("magnet", enrollment_id)
+
+    def tag_url(self, enrollment_id: int, tag: str) -> str:
+        """A lesson's link that tags its reader ({{ tag_link("has-dates") }})."""
+        return f"{self.base_url}/t/{self._plain('tag').dumps([enrollment_id, tag])}"
 
     def stop_url(self, recipient_id: int) -> str:
         """A broadcast's unsubscribe link: no more broadcasts, or everything."""
@@ -148,6 +152,9 @@ class SampleLinks(Links):
 
     def open_url(self, enrollment_id: int, lesson: str) -> str:
         return f"{self.base_url}/sample/{self.kind}/open"
+
+    def tag_url(self, enrollment_id: int, tag: str) -> str:
+        return f"{self.base_url}/sample/{self.kind}/tag"
 
 
 def sample_links(links: Links, kind: str = "preview") -> SampleLinks:

@@ -30,7 +30,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from mjml import mjml2html
 
 from drip.config import Settings
-from drip.content import VARIABLE, Lesson, Sequence, split_front_matter
+from drip.content import TAG_LINK, VARIABLE, Lesson, Sequence, split_front_matter
 from drip.links import Links
 from drip.paths import TEMPLATES as TEMPLATES  # the web layer reads it from here
 
@@ -323,6 +323,8 @@ def _link_for(name: str, reader: Reader, links: Links) -> str:
         return links.confirm_url(reader.enrollment_id)
     if name == "offer_url":
         return links.url("offer", reader.enrollment_id)
+    if name.startswith(f"{TAG_LINK}:"):
+        return links.tag_url(reader.enrollment_id, name.split(":", 1)[1])
     raise KeyError(name)
 
 
@@ -420,7 +422,8 @@ class Renderer:
 
         def tokenise(text: str) -> str:
             def swap(match: re.Match[str]) -> str:
-                variable = (match["name"], match["default"] or "")
+                name = match["name"] + (f":{match['arg']}" if match["arg"] else "")
+                variable = (name, match["default"] or "")
                 if variable not in by_variable:
                     by_variable[variable] = f"DRIPV{len(by_variable)}Z"
                     tokens[by_variable[variable]] = variable

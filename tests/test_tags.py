@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from drip.app import create_app
 from drip.clock import FrozenClock
+from drip.content import LESSON_VARIABLES, check_variables
 from drip.embed import snippet
 from drip.models import Enrollment, Event, Subscriber
 from drip.services import Services
@@ -119,3 +120,44 @@ def test_a_tag_named_in_exit_when_ends_the_course_with_the_reason_on_the_timelin
         exited = session.scalars(select(Event.detail).where(Event.kind == "exited")).all()
         assert exited == ["reached the goal: tagged booked-a-call"]
     app.extensions["drip"].engine.dispose()
+
+
+def test_a_tag_link_in_a_lesson_tags_the_reader_who_presses_its_button(
+        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    folder = tmp_path / "sequences"
+    shutil.copytree(TESTS / "sequences", folder)
+    welcome = folder / "tiny" / "01-welcome.md"
+    welcome.write_text(welcome.read_text()
+                       + '\n[Yes, I have my interview dates]({{ tag_link("has-dates") }})\n')
+    app = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
+                                   sequences_dir=folder), clock=clock)
+    svc: Services = app.extensions["drip"]
+    with svc.sessions() as session:
+        subscribe(session, svc.content.library(), "tiny", "ada@example.org", clock(),
+                  consent=Consent(source="test", text="yes"), confirmed=True)
+        session.commit()
+    svc.dispatcher().run_pass(clock())
+    link = re.search(r"http://drip\.test(/t/\S+?)\)", smtp_server.messages[0].text())
+    assert link
+    web = app.test_client()
+
+    page = web.get(link[1])  # a scanner opening it tags nobody
+    assert page.status_code == 200 and tags_of_address(svc, "ada@example.org") == []
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token
+    assert web.post(link[1], data={"csrf_token": token[1]}).status_code == 200
+
+    assert tags_of_address(svc, "ada@example.org") == ["has-dates"]
+    with svc.sessions() as session:
+        assert session.scalars(select(Event.detail).where(Event.kind == "tagged")).all() == [
+            "has-dates (link in tiny)"]
+    app.extensions["drip"].engine.dispose()
+
+
+def test_a_tag_link_without_its_tag_is_a_problem_drip_check_names() -> None:
+    problems = check_variables("Go [here]({{ tag_link }}) or [there]({{ unsubscribe_url(\"x\") }})",
+                               LESSON_VARIABLES, Path("01-a.md"), 5)
+    assert [p.message for p in problems] == [
+        'tag_link names its tag: {{ tag_link("has-dates") }}, up to 40 lowercase letters, '
+        "digits and dashes",
+        'unsubscribe_url takes no argument; only tag_link does: {{ tag_link("has-dates") }}']

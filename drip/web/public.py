@@ -37,7 +37,7 @@ from drip.subscriptions import (
     resend_confirmation,
     unsubscribe,
 )
-from drip.tags import add_tags
+from drip.tags import add_tags, clean_tag
 from drip.web.context import csrf, db_session, services
 
 log = logging.getLogger(__name__)
@@ -379,6 +379,33 @@ def stop_broadcasts_page(token: str) -> ResponseReturnValue:
                            title="our news emails",
                            preferences_url=svc.links.preferences_url(subscriber.id)
                            if subscriber else None)
+
+
+@bp.route("/t/<token>", methods=["GET", "POST"])
+def tag_link(token: str) -> ResponseReturnValue:
+    """A lesson's "yes, that's me" link ({{ tag_link("has-dates") }}): the GET shows one
+    button (a scanner opening it tags nobody), the POST tags the reader."""
+    svc = services()
+    try:
+        enrollment_id, tag = svc.links.read_tracked("tag", token)
+        tag = clean_tag(str(tag))
+    except (LinkError, ValueError):
+        return render_template("public/problem.html", title="This link is broken",
+                               message="It may have been cut or changed on its way to you. "
+                                       "Please open it again from the email."), 400
+    session = db_session()
+    found = session.get(Enrollment, int(enrollment_id))
+    if found is None:
+        return render_template("public/problem.html", title="This link is not valid any more",
+                               message="It belongs to no subscription."), 404
+    if request.method == "GET":
+        return render_template("public/tag.html", tag=tag)
+    csrf.protect()
+    add_tags(session, found.subscriber, [tag], svc.clock(), f"link in {found.sequence}",
+             svc.content.library())
+    session.commit()
+    return render_template("public/problem.html", title="Thank you, noted",
+                           message="You can close this page.")
 
 
 @bp.route("/offer/<token>", methods=["GET", "POST"])
