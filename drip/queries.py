@@ -3,19 +3,35 @@
 Each function takes a session or a connection (the dispatcher runs on a bare connection, the
 pages on a session) and returns rows or a `select()` to narrow further, so a page, a command
 and the dispatcher asking "what is due?" cannot drift apart.
+
+Every query for a page costs what it shows, not what the database holds: counts come from
+the tally rows (drip.rollups) or from a range of an index, and a page of a list reads one
+page of an index from either end (a cursor on the id, never OFFSET), so the last page of a
+million readers is as quick as the first.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection
-from datetime import datetime
-from typing import cast
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import Connection, Select, Table, func, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, func, select
 from sqlalchemy.orm import Session
 
-from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, SequenceState
+from drip.models import (
+    DailyTally,
+    Delivery,
+    DeliveryStatus,
+    DeliveryTally,
+    Enrollment,
+    EnrollmentStatus,
+    EnrollmentTally,
+    SequenceState,
+    Subscriber,
+)
 
 E = cast(Table, Enrollment.__table__)
 D = cast(Table, Delivery.__table__)
@@ -64,15 +80,200 @@ def sent_lessons(db: Session | Connection, enrollment_ids: Collection[int],
     return sent
 
 
-def counts_by_sequence_and_status(db: Session | Connection) -> dict[str, Counter[str]]:
-    """Readers per sequence and enrollment status (`drip status`, the admin, /metrics)."""
-    counts: dict[str, Counter[str]] = {}
-    for slug, status, count in db.execute(
-            select(E.c.sequence, E.c.status, func.count()).group_by(E.c.sequence, E.c.status)):
-        counts.setdefault(slug, Counter())[str(status)] = int(count)
-    return counts
-
-
 def lessons_sent_to(db: Session | Connection, enrollment_id: int) -> list[str]:
     """`sent_lessons` of one enrollment."""
     return sent_lessons(db, [enrollment_id]).get(enrollment_id, [])
+
+
+PAGE = 100  # rows per list page
+T = TypeVar("T")
+AnySelect = Select[*tuple[Any, ...]]
+
+
+# -- counts ------------------------------------------------------------------------------------
+
+
+def counts_by_sequence_and_status(db: Session | Connection) -> dict[str, Counter[str]]:
+    """Readers per sequence and enrollment status (`drip status`, the admin, /metrics), from
+    the tallies: a few rows, whatever the size."""
+    counts: dict[str, Counter[str]] = {}
+    for slug, status, n in db.execute(
+            select(EnrollmentTally.sequence, EnrollmentTally.status,
+                   EnrollmentTally.enrollments).where(EnrollmentTally.enrollments != 0)):
+        counts.setdefault(slug, Counter())[status] = int(n)
+    return counts
+
+
+def confirmed_by_sequence(session: Session) -> Counter[str]:
+    """Enrollments that ever confirmed, per sequence (the funnel's second step)."""
+    return Counter({slug: int(n) for slug, n in session.execute(
+        select(EnrollmentTally.sequence, func.sum(EnrollmentTally.confirmed))
+        .group_by(EnrollmentTally.sequence))})
+
+
+def deliveries_by_status(session: Session) -> Counter[str]:
+    return Counter({status: int(n) for status, n in session.execute(
+        select(DeliveryTally.status, func.sum(DeliveryTally.deliveries))
+        .group_by(DeliveryTally.status))})
+
+
+def lessons_sent(session: Session, slug: str) -> Counter[str]:
+    """Readers of a sequence who got each lesson (a lesson goes once to each reader)."""
+    return Counter({lesson: int(n) for lesson, n in session.execute(
+        select(DeliveryTally.lesson, DeliveryTally.deliveries).where(
+            DeliveryTally.sequence == slug, DeliveryTally.status == "sent"))})
+
+
+def per_day(session: Session, first: date, last: date) -> dict[date, tuple[int, int]]:
+    """(sent, failed) per UTC day from `first` to `last`, days with neither left out."""
+    return {day: (int(sent), int(failed)) for day, sent, failed in session.execute(
+        select(DailyTally.day, DailyTally.sent, DailyTally.failed)
+        .where(DailyTally.day >= first, DailyTally.day <= last))
+        if sent or failed}
+
+
+def sent_since(session: Session, moment: datetime) -> int:
+    """Deliveries sent after `moment`: a range of the sent_at index (only sent rows have one)."""
+    return int(session.scalar(select(func.count()).select_from(Delivery)
+                              .where(Delivery.sent_at > moment)) or 0)
+
+
+# -- filters -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a list is narrowed to; empty means any."""
+
+    status: str = ""
+    sequence: str = ""
+    address: str = ""  # the start of an address
+
+
+def address_prefix(session: Session, column: Any, prefix: str) -> ColumnElement[bool]:
+    """Addresses starting with `prefix` (stored lower-case), through an index: LIKE 'abc%'
+    on PostgreSQL (the text_pattern_ops index), a range of the plain index on SQLite, whose
+    LIKE ignores case and so cannot use one."""
+    prefix = prefix.strip().lower()
+    if session.get_bind().dialect.name == "postgresql":
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.like(f"{escaped}%", escape="\\")  # type: ignore[no-any-return]
+    if not prefix:
+        return column.is_not(None)  # type: ignore[no-any-return]
+    return (column >= prefix) & (column < prefix[:-1] + chr(ord(prefix[-1]) + 1))  # type: ignore[no-any-return]
+
+
+def delivery_log(session: Session,
+                 filters: Filters) -> Select[Delivery, Enrollment, Subscriber]:
+    """The delivery log, with its reader, filtered by status, sequence and address prefix."""
+    statement = (select(Delivery, Enrollment, Subscriber)
+                 .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+                 .join(Subscriber, Subscriber.id == Enrollment.subscriber_id))
+    if filters.status:
+        statement = statement.where(Delivery.status == filters.status)
+    if filters.sequence:
+        statement = statement.where(Enrollment.sequence == filters.sequence)
+    if filters.address:
+        statement = statement.where(address_prefix(session, Subscriber.email, filters.address))
+    return statement
+
+
+def reader_list(session: Session, filters: Filters) -> Select[Enrollment, Subscriber]:
+    """Enrollments with their reader, filtered by status, sequence and address prefix."""
+    statement = (select(Enrollment, Subscriber)
+                 .join(Subscriber, Subscriber.id == Enrollment.subscriber_id))
+    if filters.status:
+        statement = statement.where(Enrollment.status == filters.status)
+    if filters.sequence:
+        statement = statement.where(Enrollment.sequence == filters.sequence)
+    if filters.address:
+        statement = statement.where(address_prefix(session, Subscriber.email, filters.address))
+    return statement
+
+
+# -- pages -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page starts: the newest rows (neither set), the rows older than `after`,
+    those newer than `before`, or the oldest (`last`)."""
+
+    after: int | None = None
+    before: int | None = None
+    last: bool = False
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, newest first, with the cursors of its neighbours (None at an
+    end) and the size of the whole filtered list."""
+
+    rows: list[T]
+    total: int
+    older: int | None  # pass as Cursor(after=...) for the next page
+    newer: int | None  # pass as Cursor(before=...) for the previous page
+
+    @property
+    def first(self) -> bool:
+        return self.newer is None
+
+
+def keyset(session: Session, statement: AnySelect, key: Any, key_of: Callable[[Any], int],
+           cursor: Cursor, total: int, size: int = PAGE) -> Page[Any]:
+    """One page of `statement` ordered by `key` descending, read from whichever end the
+    cursor names, so each page reads `size` index entries, the last as cheap as the first."""
+    ascending = cursor.before is not None or cursor.last
+    if cursor.before is not None:
+        statement = statement.where(key > cursor.before)
+    elif cursor.after is not None and not cursor.last:
+        statement = statement.where(key < cursor.after)
+    rows = list(session.execute(
+        statement.order_by(key.asc() if ascending else key.desc()).limit(size + 1)).all())
+    more = len(rows) > size
+    rows = rows[:size]
+    if ascending:
+        rows.reverse()
+        older, newer = cursor.before is not None, more
+    else:
+        older, newer = more, cursor.after is not None
+    return Page(rows, total,
+                older=key_of(rows[-1]) if older and rows else None,
+                newer=key_of(rows[0]) if newer and rows else None)
+
+
+def _count(session: Session, statement: AnySelect) -> int:
+    return int(session.scalar(select(func.count()).select_from(
+        statement.order_by(None).subquery())) or 0)
+
+
+def _total(session: Session, statement: AnySelect, filters: Filters, tally: Any,
+           column: Any) -> int:
+    """The size of a filtered list: the sum of its tally rows, or, for an address search,
+    a count of what the prefix matched (as large as the answer, not the table)."""
+    if filters.address:
+        return _count(session, statement)
+    total = select(func.coalesce(func.sum(column), 0))
+    if filters.status:
+        total = total.where(tally.status == filters.status)
+    if filters.sequence:
+        total = total.where(tally.sequence == filters.sequence)
+    return int(session.scalar(total) or 0)
+
+
+def readers_page(session: Session, cursor: Cursor, filters: Filters,
+                 size: int = PAGE) -> Page[Any]:
+    """A page of enrollments, rows of (Enrollment, Subscriber), newest first."""
+    statement = reader_list(session, filters)
+    total = _total(session, statement, filters, EnrollmentTally, EnrollmentTally.enrollments)
+    return keyset(session, statement, Enrollment.id, lambda row: int(row[0].id), cursor,
+                  total, size)
+
+
+def deliveries_page(session: Session, cursor: Cursor, filters: Filters,
+                    size: int = PAGE) -> Page[Any]:
+    """A page of the delivery log, rows of (Delivery, Enrollment, Subscriber), newest first."""
+    statement = delivery_log(session, filters)
+    total = _total(session, statement, filters, DeliveryTally, DeliveryTally.deliveries)
+    return keyset(session, statement, Delivery.id, lambda row: int(row[0].id), cursor,
+                  total, size)

@@ -7,16 +7,17 @@ the numbers without a browser and the pages only lay them out.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from drip import queries
 from drip.content import VARIABLE, Lesson, Sequence
 from drip.models import (
-    Delivery,
     DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
@@ -99,18 +100,17 @@ def _count(session: Session, query: Any) -> int:
 
 
 def overview(session: Session, now: datetime, interval_seconds: int) -> Overview:
-    sent = select(func.count()).select_from(Delivery).where(
-        Delivery.status == DeliveryStatus.SENT)
-    by_status = dict(session.execute(select(Delivery.status, func.count())
-                                     .group_by(Delivery.status)).all())
+    """The dashboard's numbers: tallies for the totals, index ranges for the recent and the
+    due (each costs what it counts, not what the database holds)."""
+    by_status = queries.deliveries_by_status(session)
     beat = last_pass(session)
     queued = session.execute(select(SignUpRequest.problem, func.count())
                              .group_by(SignUpRequest.problem)).all()
     return Overview(
-        sent_hour=_count(session, sent.where(Delivery.sent_at > now - timedelta(hours=1))),
-        sent_day=_count(session, sent.where(Delivery.sent_at > now - timedelta(days=1))),
-        retrying=int(by_status.get(DeliveryStatus.RETRYING, 0)),
-        failed=int(by_status.get(DeliveryStatus.FAILED, 0)),
+        sent_hour=queries.sent_since(session, now - timedelta(hours=1)),
+        sent_day=queries.sent_since(session, now - timedelta(days=1)),
+        retrying=by_status[DeliveryStatus.RETRYING],
+        failed=by_status[DeliveryStatus.FAILED],
         due_now=count_due(session, now),
         due_day=count_due(session, now + timedelta(days=1), after=now),
         last_pass_at=beat.last_pass_at if beat else None,
@@ -124,28 +124,12 @@ def overview(session: Session, now: datetime, interval_seconds: int) -> Overview
     )
 
 
-def _day(session: Session, column: Any) -> Any:
-    """The UTC calendar day of a timestamp column, in SQL (SQLite keeps UTC wall times)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.date(func.timezone("UTC", column))
-    return func.date(column)
-
-
 def daily(session: Session, now: datetime, days: int = 30) -> list[DayCount]:
     """Sends and failures per UTC day, oldest first, for the `days` days ending today."""
-    first = now.date() - timedelta(days=days - 1)
-    start = datetime.combine(first, datetime.min.time(), tzinfo=now.tzinfo)
-
-    def per_day(column: Any, status: str) -> dict[date, int]:
-        day = _day(session, column)
-        rows = session.execute(select(day, func.count()).where(
-            Delivery.status == status, column >= start).group_by(day)).all()
-        return {date.fromisoformat(str(d)): int(n) for d, n in rows}
-
-    sent = per_day(Delivery.sent_at, DeliveryStatus.SENT)
-    failed = per_day(Delivery.updated_at, DeliveryStatus.FAILED)
-    return [DayCount(first + timedelta(days=i), sent.get(first + timedelta(days=i), 0),
-                     failed.get(first + timedelta(days=i), 0)) for i in range(days)]
+    first = now.astimezone(UTC).date() - timedelta(days=days - 1)
+    found = queries.per_day(session, first, first + timedelta(days=days - 1))
+    return [DayCount(day, *found.get(day, (0, 0)))
+            for day in (first + timedelta(days=i) for i in range(days))]
 
 
 def plain_subject(lesson: Lesson) -> str:
@@ -155,23 +139,15 @@ def plain_subject(lesson: Lesson) -> str:
 
 def funnel(session: Session, sequence: Sequence) -> Funnel:
     """Readers who reached each step of a sequence, from sign-up to the last lesson."""
-    of_sequence = Enrollment.sequence == sequence.slug
-    counts = select(func.count()).select_from(Enrollment).where(of_sequence)
-    reached = dict(session.execute(
-        select(Delivery.lesson, func.count(distinct(Delivery.enrollment_id)))
-        .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
-        .where(of_sequence, Delivery.status == DeliveryStatus.SENT)
-        .group_by(Delivery.lesson)).all())
+    statuses = queries.counts_by_sequence_and_status(session).get(sequence.slug, Counter())
+    reached = queries.lessons_sent(session, sequence.slug)
     steps = [
-        FunnelStep("Signed up", _count(session, counts)),
-        FunnelStep("Confirmed", _count(session, counts.where(
-            Enrollment.confirmed_at.is_not(None)))),
-        *(FunnelStep(f"{lesson.number}. {plain_subject(lesson)}",
-                     int(reached.get(lesson.key, 0))) for lesson in sequence.lessons),
-        FunnelStep("Completed", _count(session, counts.where(
-            Enrollment.status == EnrollmentStatus.COMPLETED))),
-        FunnelStep("Unsubscribed", _count(session, counts.where(
-            Enrollment.status == EnrollmentStatus.UNSUBSCRIBED))),
+        FunnelStep("Signed up", sum(statuses.values())),
+        FunnelStep("Confirmed", queries.confirmed_by_sequence(session)[sequence.slug]),
+        *(FunnelStep(f"{lesson.number}. {plain_subject(lesson)}", reached[lesson.key])
+          for lesson in sequence.lessons),
+        FunnelStep("Completed", statuses[EnrollmentStatus.COMPLETED]),
+        FunnelStep("Unsubscribed", statuses[EnrollmentStatus.UNSUBSCRIBED]),
     ]
     return Funnel(sequence.slug, sequence.title, tuple(steps))
 

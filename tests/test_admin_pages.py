@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from drip import intake
+from drip import intake, queries
 from drip.app import create_app
 from drip.clock import FrozenClock
 from drip.models import (
@@ -36,6 +37,7 @@ from drip.subscriptions import (
     subscribe,
     unsubscribe,
 )
+from tests.bulk import add_due_readers
 from tests.conftest import CHEAP_HASHER, TESTS, make_settings
 from tests.smtp import SmtpServer
 from tests.test_admin_access import (  # noqa: F401  (fixtures)
@@ -133,13 +135,33 @@ def test_the_readers_timeline_shows_downloads_and_unsubscribes(
     assert "Unsubscribed" in page and "nothing more goes out" in page
 
 
-def test_readers_are_found_by_part_of_their_address(
+def test_readers_are_found_by_the_start_of_their_address(
         logged_in: FlaskClient, app: Flask) -> None:
     sign_up(svc_of(app), "ada@example.org")
     sign_up(svc_of(app), "bob@example.net")
-    found = logged_in.get("/admin/readers?q=example.net").text
+    found = logged_in.get("/admin/readers?q=BOB@ex").text
     assert "bob@example.net" in found and "ada@example.org" not in found
+    assert "1 enrollment" in found
     assert "No reader" in logged_in.get("/admin/readers?q=nobody").text
+    # a prefix search, through the index: the middle of an address finds nothing
+    assert "No reader" in logged_in.get("/admin/readers?q=example.net").text
+
+
+def test_the_readers_list_pages_to_the_last_reader_and_keeps_its_filter(
+        logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
+    svc = svc_of(app)
+    add_due_readers(svc.engine, queries.PAGE + 1, clock())  # reader00000 is the oldest
+    first = logged_in.get("/admin/readers?status=active").text
+    assert f"{queries.PAGE + 1} enrollments" in first and "reader00000@" not in first
+    older = re.search(r'href="(/admin/readers\?[^"]*after=[^"]+)"', first)
+    assert older and "status=active" in html.unescape(older[1])
+    assert "reader00000@" in logged_in.get(html.unescape(older[1])).text
+    last = logged_in.get("/admin/readers?status=active&page=last").text
+    assert "reader00000@" in last and f"reader{queries.PAGE:05d}@" not in last
+    assert "No reader matches" in logged_in.get("/admin/readers?status=paused").text
+    for cursor in ("after=" + "9" * 30, "before=²", "after=-1"):  # nonsense is the first page
+        answer = logged_in.get(f"/admin/readers?{cursor}")
+        assert answer.status_code == 200 and f"reader{queries.PAGE:05d}@" in answer.text
 
 
 def test_pause_resume_and_restart_an_enrollment(

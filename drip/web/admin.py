@@ -1,6 +1,7 @@
 """The operator's pages at /admin: is sending healthy, who is where, what failed, and the
-buttons to act. Every handler is thin: it reads the request, calls a plain function of
-drip.stats, drip.subscriptions or drip.operators, commits, and renders.
+buttons to act. Every handler is thin: it reads the request, calls plain functions of a
+session and a clock (drip.stats, drip.queries, drip.timeline, drip.subscriptions,
+drip.operators; drip.outbox and drip.exports for files), commits, and renders.
 
 Access: every view but the login page needs a logged-in operator (`require_operator`); the
 session holds the operator's id and a version derived from the password hash, so a new
@@ -9,16 +10,7 @@ password ends older sessions. CSRF is checked app-wide by Flask-WTF.
 
 from __future__ import annotations
 
-import csv
 import io
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import (
@@ -36,24 +28,24 @@ from flask import (
 )
 from flask import session as web_session
 from flask.typing import ResponseReturnValue
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from drip import guardrails
+from drip import exports, guardrails, queries
+from drip import outbox as mail_folder
 from drip.bounces import Policy, rates, resume_sending, sending_paused
 from drip.imports import import_readers, read_rows
 from drip.links import sample_links
 from drip.models import (
-    ConsentRecord,
     Delivery,
     DeliveryStatus,
     Enrollment,
-    Event,
+    EnrollmentStatus,
     Operator,
     Subscriber,
 )
 from drip.operators import authenticate, end_sessions, session_version
-from drip.queries import counts_by_sequence_and_status, paused_sequences
+from drip.queries import Cursor, Filters, paused_sequences
 from drip.render import Reader
 from drip.stats import (
     axis_ticks,
@@ -69,7 +61,6 @@ from drip.subscriptions import (
     Consent,
     SubscriptionError,
     erase_subscriber,
-    export_subscriber,
     pause,
     restart,
     resume,
@@ -77,12 +68,12 @@ from drip.subscriptions import (
     set_sequence_paused,
     suppress,
 )
+from drip.timeline import timeline
 from drip.web.context import db_session, services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 OPEN = frozenset({"admin.login"})  # the only view a logged-out visitor may see
-PAGE = 200  # rows per list page
 MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
 SAMPLE_READER = Reader(email="reader@example.org", first_name="Ada", subscriber_id=0,
                        enrollment_id=0)
@@ -176,11 +167,7 @@ def dashboard() -> ResponseReturnValue:
     now = svc.clock()
     library = svc.content.library()
     days = daily(session, now)
-    latest = session.execute(
-        select(Delivery, Enrollment, Subscriber)
-        .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
-        .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
-        .order_by(Delivery.updated_at.desc(), Delivery.id.desc()).limit(8)).all()
+    latest = queries.deliveries_page(session, Cursor(), Filters(), size=8).rows
     return render_template(
         "admin/dashboard.html", now=now, when=when,
         overview=overview(session, now, svc.settings.dispatch_interval),
@@ -208,55 +195,29 @@ def resume_all_sending() -> ResponseReturnValue:
 # -- readers -----------------------------------------------------------------------------------
 
 
+def _cursor() -> Cursor:
+    """The page asked for: ?after=ID (older), ?before=ID (newer), ?page=last, or the first."""
+    def number(name: str) -> int | None:
+        value = request.args.get(name, "")
+        return min(int(value), MAX_ID) if value.isascii() and value.isdigit() else None
+    return Cursor(after=number("after"), before=number("before"),
+                  last=request.args.get("page") == "last")
+
+
+def _filters() -> Filters:
+    return Filters(status=request.args.get("status", ""),
+                   sequence=request.args.get("sequence", ""),
+                   address=request.args.get("q", "").strip())
+
+
 @bp.get("/readers")
 def readers() -> ResponseReturnValue:
-    query = request.args.get("q", "").strip()
-    statement = (select(Subscriber).options(selectinload(Subscriber.enrollments))
-                 .order_by(Subscriber.created_at.desc(), Subscriber.id.desc()).limit(PAGE))
-    if query:
-        statement = statement.where(Subscriber.email.contains(query.lower(), autoescape=True))
-    found = db_session().scalars(statement).all()
-    return render_template("admin/readers.html", readers=found, q=query)
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One line of a reader's timeline."""
-
-    at: datetime
-    kind: str
-    text: str
-    detail: str = ""
-    status: str = ""
-
-
-EVENT_TEXT = {
-    "signed_up": "Signed up", "confirmed": "Confirmed", "confirmation_sent":
-    "Confirmation email sent", "confirmation_requested": "Asked for a fresh confirmation link",
-    "download": "Downloaded the lead magnet", "unsubscribed": "Unsubscribed",
-    "paused": "Paused", "resumed": "Resumed", "restarted": "Restarted by an operator",
-    "suppressed": "Suppressed", "rejoined": "Rejoined", "retry_requested":
-    "Retry requested by an operator", "bounced": "Hard bounce", "soft_bounce": "Soft bounce",
-    "complained": "Spam complaint",
-}
-
-
-def timeline(session: Session, enrollment: Enrollment) -> list[Entry]:
-    """Sign-up and consent, confirmation, each delivery, downloads and leaving, in order."""
-    entries = [Entry(c.created_at, "consent", "Consent recorded",
-                     f"{c.source} · “{c.consent_text}”" + (f" · IP {c.ip}" if c.ip else ""))
-               for c in session.scalars(select(ConsentRecord).where(
-                   ConsentRecord.enrollment_id == enrollment.id))]
-    entries += [Entry(e.at, e.kind, EVENT_TEXT.get(e.kind, e.kind.replace("_", " ")), e.detail)
-                for e in session.scalars(select(Event).where(
-                    Event.enrollment_id == enrollment.id))]
-    for delivery in enrollment.deliveries:
-        detail = f"Message-ID {delivery.message_id}"
-        if delivery.last_error:
-            detail += f" · {delivery.last_error}"
-        entries.append(Entry(delivery.sent_at or delivery.updated_at, "delivery",
-                             f"Lesson {delivery.lesson}", detail, delivery.status))
-    return sorted(entries, key=lambda e: (e.at, e.kind != "consent"))
+    filters = _filters()
+    page = queries.readers_page(db_session(), _cursor(), filters)
+    return render_template(
+        "admin/readers.html", page=page, q=filters.address, status=filters.status,
+        sequence=filters.sequence, statuses=list(EnrollmentStatus),
+        sequences=sorted(services().content.library().sequences))
 
 
 @bp.get("/readers/<int:subscriber_id>")
@@ -317,8 +278,7 @@ def suppress_reader(subscriber_id: int) -> ResponseReturnValue:
 def export_reader(subscriber_id: int) -> ResponseReturnValue:
     session = db_session()
     subscriber = session.get(Subscriber, subscriber_id) or abort(404)
-    body = json.dumps(export_subscriber(session, subscriber), indent=2, ensure_ascii=False)
-    return Response(body, mimetype="application/json", headers={
+    return Response(exports.reader_json(session, subscriber), mimetype="application/json", headers={
         "Content-Disposition": f'attachment; filename="reader-{subscriber_id}.json"',
         "Cache-Control": "no-store"})
 
@@ -345,27 +305,15 @@ def erase_reader(subscriber_id: int) -> ResponseReturnValue:
 
 @bp.get("/deliveries")
 def deliveries() -> ResponseReturnValue:
-    status = request.args.get("status", "")
-    sequence = request.args.get("sequence", "")
-    address = request.args.get("q", "").strip()
-    statement = (select(Delivery, Enrollment, Subscriber)
-                 .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
-                 .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
-                 .order_by(Delivery.updated_at.desc(), Delivery.id.desc()).limit(PAGE))
-    if status:
-        statement = statement.where(Delivery.status == status)
-    if sequence:
-        statement = statement.where(Enrollment.sequence == sequence)
-    if address:
-        statement = statement.where(Subscriber.email.contains(address.lower(), autoescape=True))
+    filters = _filters()
     session = db_session()
-    rows = session.execute(statement).all()
-    failed = int(session.scalar(select(func.count()).select_from(Delivery).where(
-        Delivery.status == DeliveryStatus.FAILED)) or 0)
+    page = queries.deliveries_page(session, _cursor(), filters)
     return render_template(
-        "admin/deliveries.html", rows=rows, status=status, sequence=sequence, q=address,
-        statuses=list(DeliveryStatus), sequences=sorted(services().content.library().sequences),
-        failed=failed, outbox=not services().settings.smtp_url)
+        "admin/deliveries.html", page=page, status=filters.status,
+        sequence=filters.sequence, q=filters.address, statuses=list(DeliveryStatus),
+        sequences=sorted(services().content.library().sequences),
+        failed=queries.deliveries_by_status(session)[DeliveryStatus.FAILED],
+        outbox=not services().settings.smtp_url)
 
 
 @bp.post("/deliveries/<int:delivery_id>/retry")
@@ -410,56 +358,34 @@ def _back(fallback: str) -> str:
     return safe_next(request.form.get("back")) if request.form.get("back") else fallback
 
 
-def _outbox_files() -> list[Path]:
-    folder = services().settings.outbox_dir
-    if services().settings.smtp_url or not folder.is_dir():
-        return []
-    files = [p for p in folder.glob("*.eml") if p.is_file()]
-    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)[:PAGE]
-
-
-def _parse(path: Path, headers_only: bool = False) -> EmailMessage:
-    with path.open("rb") as handle:
-        return BytesParser(policy=policy.default).parse(handle, headersonly=headers_only)
-
-
 def _erase_from_outbox(address: str) -> int:
     """The embedded default keeps sent mail as files; an erasure removes the reader's too."""
-    removed = 0
-    folder = services().settings.outbox_dir
-    if services().settings.smtp_url or not folder.is_dir():
-        return 0
-    for path in folder.glob("*.eml"):
-        recipients = [a.addr_spec.lower() for a in getattr(
-            _parse(path, headers_only=True)["To"], "addresses", ())]
-        if address in recipients:
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
+    settings = services().settings
+    return 0 if settings.smtp_url else mail_folder.erase(settings.outbox_dir, address)
 
 
 @bp.get("/outbox")
 def outbox() -> ResponseReturnValue:
-    if services().settings.smtp_url:
-        return render_template("admin/outbox.html", messages=[], smtp=True)
-    messages = [(p.name, _parse(p, headers_only=True)) for p in _outbox_files()]
-    return render_template("admin/outbox.html", messages=messages, smtp=False)
+    settings = services().settings
+    if settings.smtp_url:
+        return render_template("admin/outbox.html", listing=None, smtp=True)
+    listing = mail_folder.listing(settings.outbox_dir, after=request.args.get("after", ""),
+                                  before=request.args.get("before", ""),
+                                  last=request.args.get("page") == "last",
+                                  size=queries.PAGE)
+    return render_template("admin/outbox.html", listing=listing, smtp=False)
 
 
 @bp.get("/outbox/<name>")
 def outbox_message(name: str) -> ResponseReturnValue:
-    folder = services().settings.outbox_dir
-    path = folder / name
-    if (services().settings.smtp_url or Path(name).name != name or not name.endswith(".eml")
-            or not path.is_file()):
+    settings = services().settings
+    path = None if settings.smtp_url else mail_folder.message_path(settings.outbox_dir, name)
+    if path is None:
         abort(404)
-    message = _parse(path)
-    html_part = message.get_body(("html",))
-    text_part = message.get_body(("plain",))
-    return render_template(
-        "admin/outbox_message.html", name=name, message=message,
-        html=html_part.get_content() if html_part is not None else "",
-        text=text_part.get_content() if text_part is not None else "")
+    message = mail_folder.parse(path)
+    html, text = mail_folder.bodies(message)
+    return render_template("admin/outbox_message.html", name=name, message=message,
+                           html=html, text=text)
 
 
 # -- sequences ---------------------------------------------------------------------------------
@@ -469,8 +395,8 @@ def outbox_message(name: str) -> ResponseReturnValue:
 def sequences() -> ResponseReturnValue:
     session = db_session()
     library = services().content.library()
-    counts = counts_by_sequence_and_status(session)
-    return render_template("admin/sequences.html", library=library, counts=counts,
+    return render_template("admin/sequences.html", library=library,
+                           counts=queries.counts_by_sequence_and_status(session),
                            paused=paused_sequences(session))
 
 
@@ -559,38 +485,7 @@ def import_chunk() -> ResponseReturnValue:
 @bp.get("/export.csv")
 def export_csv() -> ResponseReturnValue:
     """Every reader and each enrollment's status, streamed row by row."""
-    sessions = services().sessions
-
-    def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        out = csv.writer(buffer)
-        out.writerow(["email", "first_name", "timezone", "sequence", "status", "next_lesson",
-                      "due_at", "signed_up_at", "confirmed_at", "suppressed"])
-        with sessions() as session:
-            result = session.execute(
-                select(Subscriber, Enrollment).outerjoin(
-                    Enrollment, Enrollment.subscriber_id == Subscriber.id)
-                .order_by(Subscriber.email, Enrollment.sequence)
-                .execution_options(yield_per=500))
-            for subscriber, enrollment in result:
-                out.writerow([
-                    subscriber.email, subscriber.first_name, subscriber.timezone,
-                    enrollment.sequence if enrollment else "",
-                    enrollment.status if enrollment else "",
-                    (enrollment.next_lesson or "") if enrollment else "",
-                    _stamp(enrollment.due_at if enrollment else None),
-                    _stamp(enrollment.created_at if enrollment else subscriber.created_at),
-                    _stamp(enrollment.confirmed_at if enrollment else None),
-                    "yes" if subscriber.suppressed_at else ""])
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-
-    return Response(stream_with_context(rows()), mimetype="text/csv", headers={
-        "Content-Disposition": 'attachment; filename="drip-readers.csv"',
-        "Cache-Control": "no-store"})
-
-
-def _stamp(value: datetime | None) -> str:
-    return value.isoformat() if value else ""
+    return Response(stream_with_context(exports.readers_csv(services().sessions)),
+                    mimetype="text/csv", headers={
+                        "Content-Disposition": 'attachment; filename="drip-readers.csv"',
+                        "Cache-Control": "no-store"})

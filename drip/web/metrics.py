@@ -21,13 +21,12 @@ from flask import Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from drip import guardrails
 from drip.bounces import event_counts, sending_paused
-from drip.models import Delivery, DeliveryStatus, EnrollmentStatus
-from drip.queries import counts_by_sequence_and_status
+from drip.models import DeliveryStatus, EnrollmentStatus
+from drip.queries import counts_by_sequence_and_status, deliveries_by_status
 from drip.services import Services
 from drip.stats import last_pass, scheduler_alive
 
@@ -68,14 +67,13 @@ class DripCollector(Collector):
         yield stopped
 
     def _counts(self, session: Session) -> Iterator[Metric]:
-        deliveries = dict(session.execute(select(Delivery.status, func.count())
-                                          .group_by(Delivery.status)).all())
+        deliveries = deliveries_by_status(session)  # both from the tallies
         enrollments = counts_by_sequence_and_status(session)
         bounces = event_counts(session)
         by_status = GaugeMetricFamily("drip_deliveries", "Deliveries by status.",
                                       labels=["status"])
         for status in DeliveryStatus:
-            by_status.add_metric([status.value], int(deliveries.get(status, 0)))
+            by_status.add_metric([status.value], deliveries[status.value])
         yield by_status
         readers = GaugeMetricFamily("drip_enrollments", "Enrollments by sequence and status.",
                                     labels=["sequence", "status"])

@@ -1,7 +1,7 @@
 """fresh links queued for the worker; operator session epochs (logout ends the session)
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01 22:50:00
 """
 
@@ -14,7 +14,7 @@ import drip.models
 
 
 revision = '0005'
-down_revision = '0002'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

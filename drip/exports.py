@@ -1,0 +1,56 @@
+"""Readers out of drip: every reader and enrollment as CSV (streamed) and one reader's
+whole record as JSON (the right of access)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from drip.models import Enrollment, Subscriber
+from drip.subscriptions import export_subscriber
+
+CSV_COLUMNS = ["email", "first_name", "timezone", "sequence", "status", "next_lesson",
+               "due_at", "signed_up_at", "confirmed_at", "suppressed"]
+
+
+def _stamp(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def readers_csv(sessions: sessionmaker[Session]) -> Iterator[str]:
+    """The CSV a row at a time, in a session of its own, so a million readers stream in
+    constant memory."""
+    buffer = io.StringIO()
+    out = csv.writer(buffer)
+    out.writerow(CSV_COLUMNS)
+    with sessions() as session:
+        result = session.execute(
+            select(Subscriber, Enrollment).outerjoin(
+                Enrollment, Enrollment.subscriber_id == Subscriber.id)
+            .order_by(Subscriber.email, Enrollment.sequence)
+            .execution_options(yield_per=500))
+        for subscriber, enrollment in result:
+            out.writerow([
+                subscriber.email, subscriber.first_name, subscriber.timezone,
+                enrollment.sequence if enrollment else "",
+                enrollment.status if enrollment else "",
+                (enrollment.next_lesson or "") if enrollment else "",
+                _stamp(enrollment.due_at if enrollment else None),
+                _stamp(enrollment.created_at if enrollment else subscriber.created_at),
+                _stamp(enrollment.confirmed_at if enrollment else None),
+                "yes" if subscriber.suppressed_at else ""])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def reader_json(session: Session, subscriber: Subscriber) -> str:
+    """Everything drip holds about one reader, as the JSON the operator hands over."""
+    return json.dumps(export_subscriber(session, subscriber), indent=2, ensure_ascii=False)
