@@ -5,8 +5,9 @@ author's name from DRIP_AUTHOR_NAME, and a table of contents that links to each 
 and gives its page); the body follows with page numbers in the footer. Each `##` section is
 kept on one page when it fits, so a question group never starts at the foot of a page and
 ends on the next, and a range such as "weeks 9–18" never breaks across lines. The page
-size follows the reader's time zone: Letter in the US and Canada, A4 elsewhere. A reader who gave an exam date gets the USMLE kit with their own study schedule
-(drip/study_plan.py) in place of the template table after `<!-- schedule -->`.
+size follows the reader's time zone: Letter in the US and Canada, A4 elsewhere. A reader
+who gave an exam date gets the USMLE kit with their own study schedule (drip/study_plan.py)
+in place of the template table after `<!-- schedule -->`.
 
 Typesetting takes about a second, so PDFs are kept under `<data dir>/magnets/`: the common
 one per sequence and page size (`drip build-magnets` makes them ahead of time), and each
