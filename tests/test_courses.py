@@ -99,6 +99,7 @@ def test_the_welcome_links_to_a_pdf_the_reader_can_download(
 
 
 KIT = SEQUENCES / "usmle-insider-kit"
+TEXT_FILES = {".md", ".yaml", ".yml", ".html", ".j2", ".css", ".txt"}
 NUMBERS = {"six": 6, "seven": 7, "eight": 8, "nine": 9}
 # Each British form with the American one the courses use (for a US-bound audience).
 BRITISH = re.compile(r"\b(?:" + "|".join([
@@ -173,7 +174,7 @@ def test_the_courses_use_american_spelling_throughout() -> None:
     """Every course file, every template and the computed schedule's own words."""
     folders = [SEQUENCES, SEQUENCES.parent / "templates"]
     texts = [(path, path.read_text(encoding="utf-8")) for folder in folders
-             for path in sorted(folder.rglob("*")) if path.is_file()]
+             for path in sorted(folder.rglob("*")) if path.suffix in TEXT_FILES]
     plan = plan_for(date(2027, 6, 15), 0, date(2026, 11, 23))
     short = plan_for(date(2027, 2, 1), 1, date(2026, 11, 23))
     texts += [(Path("drip/study_plan.py"), schedule_markdown(plan) + schedule_markdown(short))]
