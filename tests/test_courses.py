@@ -1,6 +1,8 @@
 """The four real courses, walked through by a reader against a real SMTP server and a frozen
 clock: every subject arrives once, in the order of the files, as many days apart as the
-sequence files say, in the morning window of the reader's own time zone."""
+sequence files say, in the morning window of the reader's own time zone. And what the courses
+say: Step 1 as pass/fail, a warning for an exam too close, no assumed month, a closing last
+lesson, American spelling."""
 
 from __future__ import annotations
 
@@ -112,7 +114,7 @@ BRITISH = re.compile(r"\b(?:" + "|".join([
     r"licence", r"cheques?", r"sceptic\w*", r"defence", r"offence", r"catalogue",
     r"travell\w*", r"cancell(?:ed|ing)", r"counsell\w*", r"modelling", r"labelled",
     r"judgement", r"enrol", r"enrolment", r"fulfil", r"fulfilment", r"skilful",
-    r"whilst", r"amongst", r"learnt", r"towards", r"enquir\w*", r"speciality",
+    r"whilst", r"amongst", r"learnt", r"towards", r"afterwards", r"enquir\w*", r"speciality",
     r"paediatric\w*", r"anaesthe\w*", r"haem\w*", r"oesophag\w*", r"gynaecolog\w*",
     r"orthopaed\w*", r"oedema", r"anaemi\w*", r"grey", r"maths", r"mum",
 ]) + r")\b", re.IGNORECASE)
