@@ -170,6 +170,11 @@ class Settings:
         "env": "DRIP_POSTAL_ADDRESS", "parse": _text,
         "help": "Sender's postal address, shown in every email's footer (CAN-SPAM). "
                 "Required to send through DRIP_SMTP_URL."})
+    author_name: str = field(default="", metadata={
+        "env": "DRIP_AUTHOR_NAME", "parse": _text,
+        "help": "The courses' author as readers should see it (e.g. Dr. Jane Doe), on the "
+                "cover of every lead-magnet PDF beside the credential the course gives. "
+                "Unset: the cover shows the credential alone."})
     unsubscribe_mailto: str = field(default="", metadata={
         "env": "DRIP_UNSUBSCRIBE_MAILTO", "parse": _text,
         "help": "Optional address added as a mailto: to List-Unsubscribe."})

@@ -1,9 +1,13 @@
 """Lead-magnet PDFs: a sequence's `magnet.md` typeset with WeasyPrint.
 
-The front matter's title and subtitle make the title page (with a table of contents that
-links to each `##` section and gives its page); the body follows with page numbers in the
-footer. A reader who gave an exam date gets the USMLE kit with their own study schedule
-(drip/study_plan.py) in place of the template table after `<!-- schedule -->`.
+The front matter's title, subtitle, credential and notice make the title page (with the
+author's name from DRIP_AUTHOR_NAME, and a table of contents that links to each `##` section
+and gives its page); the body follows with page numbers in the footer. Each `##` section is
+kept on one page when it fits, so a question group never starts at the foot of a page and
+ends on the next, and a range such as "weeks 9–18" never breaks across lines. The page
+size follows the reader's time zone: Letter in the US and Canada, A4 elsewhere. A reader
+who gave an exam date gets the USMLE kit with their own study schedule (drip/study_plan.py)
+in place of the template table after `<!-- schedule -->`.
 
 Typesetting takes about a second, so PDFs are kept under `<data dir>/magnets/`: the common
 one per sequence and page size (`drip build-magnets` makes them ahead of time), and each
@@ -19,7 +23,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from importlib import metadata
 from pathlib import Path
@@ -46,10 +50,43 @@ from drip.study_plan import (
 MAGNET_TEMPLATES = TEMPLATES / "magnet"
 PAGE_SIZES = {"A4": "A4", "Letter": "letter"}
 DEFAULT_PAGE_SIZE = "A4"
+# Where readers print on Letter: the zones tzdata's zone.tab gives the US and Canada, the
+# older names that link to them, and the US/* and Canada/* aliases.
+LETTER_ZONES = frozenset({
+    "America/Adak", "America/Anchorage", "America/Boise", "America/Chicago",
+    "America/Denver", "America/Detroit", "America/Indiana/Indianapolis",
+    "America/Indiana/Knox", "America/Indiana/Marengo", "America/Indiana/Petersburg",
+    "America/Indiana/Tell_City", "America/Indiana/Vevay", "America/Indiana/Vincennes",
+    "America/Indiana/Winamac", "America/Juneau", "America/Kentucky/Louisville",
+    "America/Kentucky/Monticello", "America/Los_Angeles", "America/Menominee",
+    "America/Metlakatla", "America/New_York", "America/Nome", "America/North_Dakota/Beulah",
+    "America/North_Dakota/Center", "America/North_Dakota/New_Salem", "America/Phoenix",
+    "America/Sitka", "America/Yakutat", "Pacific/Honolulu",
+    "America/Atikokan", "America/Blanc-Sablon", "America/Cambridge_Bay", "America/Creston",
+    "America/Dawson", "America/Dawson_Creek", "America/Edmonton", "America/Fort_Nelson",
+    "America/Glace_Bay", "America/Goose_Bay", "America/Halifax", "America/Inuvik",
+    "America/Iqaluit", "America/Moncton", "America/Rankin_Inlet", "America/Regina",
+    "America/Resolute", "America/St_Johns", "America/Swift_Current", "America/Toronto",
+    "America/Vancouver", "America/Whitehorse", "America/Winnipeg",
+    "America/Atka", "America/Fort_Wayne", "America/Indianapolis", "America/Knox_IN",
+    "America/Louisville", "America/Shiprock", "Navajo", "America/Coral_Harbour",
+    "America/Montreal", "America/Nipigon", "America/Pangnirtung", "America/Rainy_River",
+    "America/Thunder_Bay", "America/Yellowknife",
+    "EST5EDT", "CST6CDT", "MST7MDT", "PST8PDT",
+})
+LETTER_PREFIXES = ("US/", "Canada/")
 OL_START = re.compile(r'<ol start="(\d+)">')  # WeasyPrint numbers from 1 without this
-# The heading right before the schedule marker starts a page: the schedule prints as one sheet.
-SCHEDULE_HEADING = re.compile(r"<h2([^>]*>[^<]*</h2>\s*" + re.escape(SCHEDULE_MARKER) + ")")
+H2 = re.compile(r"(?=<h2[\s>])")
+TAG = re.compile(r"(<[^>]*>)")
+RANGE = re.compile(r"(?:\bweeks?\s+)?\b\d+\s?–\s?\d+\b")  # "weeks 9–18", "3–4"
 _CODE = (Path(__file__), Path(__file__).with_name("study_plan.py"))
+
+
+def page_size_for(timezone: str) -> str:
+    """The page size a reader prints on, from their time zone: Letter in the US and Canada,
+    A4 everywhere else (and when the zone is unknown)."""
+    zone = (timezone or "").strip()
+    return "Letter" if zone in LETTER_ZONES or zone.startswith(LETTER_PREFIXES) else "A4"
 
 
 @dataclass(frozen=True)
@@ -57,6 +94,8 @@ class MagnetSource:
     title: str
     subtitle: str
     body: str  # Markdown
+    credential: str = ""  # the author's one-line credential, on the cover
+    notice: str = ""  # fine print (trademarks), at the foot of the cover
 
 
 def read_source(sequence: Sequence) -> MagnetSource:
@@ -72,7 +111,9 @@ def read_source(sequence: Sequence) -> MagnetSource:
         meta = loaded if isinstance(loaded, dict) else {}
         body = parts[1]
     return MagnetSource(title=str(meta.get("title") or sequence.lead_magnet.title),
-                        subtitle=str(meta.get("subtitle") or ""), body=body)
+                        subtitle=str(meta.get("subtitle") or ""), body=body,
+                        credential=str(meta.get("credential") or ""),
+                        notice=str(meta.get("notice") or ""))
 
 
 def _version() -> str:
@@ -82,7 +123,8 @@ def _version() -> str:
         return "unknown"
 
 
-def source_stamp(sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE) -> str:
+def source_stamp(sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE,
+                 author: str = "") -> str:
     """Hash of every input of the common PDF: it changes when the PDF must be rebuilt."""
     if sequence.lead_magnet is None:
         raise ValueError(f"{sequence.slug} has no lead magnet")
@@ -90,7 +132,7 @@ def source_stamp(sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE) -> str:
     files = [sequence.lead_magnet.source, *sorted(MAGNET_TEMPLATES.iterdir()), *_CODE]
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update(f"{_version()}\0{page_size}".encode())
+    digest.update(f"{_version()}\0{page_size}\0{author}".encode())
     return digest.hexdigest()
 
 
@@ -98,37 +140,53 @@ def _environment() -> Environment:
     return Environment(loader=FileSystemLoader(MAGNET_TEMPLATES), autoescape=True)
 
 
+def _keep_ranges_whole(body: str) -> str:
+    """Numeric ranges in the text ("weeks 9–18", "3–4") wrapped so no line breaks them."""
+    return "".join(part if part.startswith("<") else RANGE.sub(
+        lambda m: f'<span class="nowrap">{m[0]}</span>', part) for part in TAG.split(body))
+
+
+def _sections(body: str) -> str:
+    """Each `##` heading and what follows it, up to the next, as one <section>: the unit
+    the style sheet keeps on one page."""
+    parts = H2.split(body)
+    return parts[0] + "".join(
+        f'<section class="part{" schedule" if SCHEDULE_MARKER in part else ""}">{part}</section>'
+        for part in parts[1:])
+
+
 def magnet_html(sequence: Sequence, source: MagnetSource,
-                page_size: str = DEFAULT_PAGE_SIZE, for_reader: str = "") -> str:
+                page_size: str = DEFAULT_PAGE_SIZE, for_reader: str = "",
+                author: str = "") -> str:
     """The HTML WeasyPrint typesets; also handy to look at in a browser."""
     if page_size not in PAGE_SIZES:
         raise ValueError(f"page size must be one of {', '.join(PAGE_SIZES)}, not {page_size!r}")
     converter = markdown.Markdown(extensions=[*MARKDOWN_EXTENSIONS, "toc"])
     body = OL_START.sub(lambda m: f'<ol start="{m[1]}" style="counter-reset: list-item '
                               f'{int(m[1]) - 1}">', converter.convert(source.body))
-    body = SCHEDULE_HEADING.sub(r'<h2 class="schedule"\1', body)
+    body = _sections(_keep_ranges_whole(body))
     tokens: list[dict[str, Any]] = getattr(converter, "toc_tokens", [])
     contents = [(token["id"], html.unescape(str(token["name"])))
                 for token in tokens if token["level"] == 2]
     return _environment().get_template("magnet.html.j2").render(
         title=source.title, subtitle=source.subtitle, kicker="Your free guide",
+        author=author, credential=source.credential, notice=source.notice,
         for_reader=for_reader, contents=contents, body=body,
         page_size=PAGE_SIZES[page_size],
         css=(MAGNET_TEMPLATES / "magnet.css").read_text(encoding="utf-8"))
 
 
 def typeset(sequence: Sequence, source: MagnetSource, page_size: str = DEFAULT_PAGE_SIZE,
-            for_reader: str = "") -> bytes:
+            for_reader: str = "", author: str = "") -> bytes:
     from weasyprint import HTML  # heavy: loaded only when a PDF is made
 
-    document = magnet_html(sequence, source, page_size, for_reader)
+    document = magnet_html(sequence, source, page_size, for_reader, author)
     pdf: bytes = HTML(string=document, base_url=str(sequence.path)).write_pdf()
     return pdf
 
 
 def personalised_source(source: MagnetSource, plan: StudyPlan) -> MagnetSource:
-    return MagnetSource(source.title, source.subtitle,
-                        replace_schedule(source.body, schedule_markdown(plan)))
+    return replace(source, body=replace_schedule(source.body, schedule_markdown(plan)))
 
 
 def cache_dir(settings: Settings) -> Path:
@@ -159,7 +217,8 @@ def is_current(settings: Settings, sequence: Sequence,
     pdf = common_path(settings, sequence, page_size)
     stamp = _stamp_path(pdf)
     return (pdf.is_file() and stamp.is_file()
-            and stamp.read_text().strip() == source_stamp(sequence, page_size))
+            and stamp.read_text().strip() == source_stamp(sequence, page_size,
+                                                          settings.author_name))
 
 
 def build(settings: Settings, sequence: Sequence, *, force: bool = False,
@@ -167,9 +226,10 @@ def build(settings: Settings, sequence: Sequence, *, force: bool = False,
     """Build the common PDF unless it is current; True if it was (re)built."""
     if not force and is_current(settings, sequence, page_size):
         return False
-    stamp = source_stamp(sequence, page_size)
+    stamp = source_stamp(sequence, page_size, settings.author_name)
     pdf = common_path(settings, sequence, page_size)
-    _write_atomically(pdf, typeset(sequence, read_source(sequence), page_size))
+    _write_atomically(pdf, typeset(sequence, read_source(sequence), page_size,
+                                   author=settings.author_name))
     _write_atomically(_stamp_path(pdf), stamp.encode())
     return True
 
@@ -199,11 +259,11 @@ def magnet_pdf(settings: Settings, sequence: Sequence, attributes: dict[str, Any
         return common_path(settings, sequence, page_size).read_bytes()
     source = personalised_source(read_source(sequence), plan)
     for_reader = f"With your own study schedule for your exam on {day(plan.exam_date)}."
-    key = hashlib.sha256("\0".join([source_stamp(sequence, page_size), source.body,
-                                    for_reader]).encode()).hexdigest()[:24]
+    key = hashlib.sha256("\0".join([source_stamp(sequence, page_size, settings.author_name),
+                                    source.body, for_reader]).encode()).hexdigest()[:24]
     path = cache_dir(settings) / "personal" / f"{sequence.slug}-{key}.pdf"
     if path.is_file():
         return path.read_bytes()
-    pdf = typeset(sequence, source, page_size, for_reader)
+    pdf = typeset(sequence, source, page_size, for_reader, settings.author_name)
     _write_atomically(path, pdf)
     return pdf

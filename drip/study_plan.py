@@ -63,6 +63,11 @@ def months_before(day: date, months: int) -> date:
     return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
+def months_after(day: date, months: int) -> date:
+    """The same day of the month `months` later (the month's last day if it is shorter)."""
+    return months_before(day, -months)
+
+
 def _round(value: float) -> int:
     return int(value + 0.5)
 
@@ -96,11 +101,16 @@ class StudyPlan:
     def days(self) -> int:
         return (self.exam_date - self.start).days
 
+    @property
+    def earliest_full_exam(self) -> date:
+        """The first exam date that leaves the full plan's months from this plan's start."""
+        return months_after(self.start, self.months)
+
 
 PHASE_TEXT = {
     "first": ("Theory: first read",
               "Go through every subject slowly. Aim to understand the concepts rather than "
-              "memorise them; take notes if that is how you learn."),
+              "memorize them; take notes if that is how you learn."),
     "second": ("Theory: second read",
                "A faster pass over every subject. The two reads together are about 30% of "
                "your time."),
@@ -190,6 +200,12 @@ def schedule_markdown(plan: StudyPlan) -> str:
                      "and the day off kept whole."
                      if len(plan.phases) > 2 else
                      "there is only room for your marked questions and the day off."), ""]
+        lines += [f"**Too little time hurts.** The article this kit is built on warns against "
+                  f"giving an exam too little time, just as it warns against too much. If you "
+                  f"can still move your exam date, think about moving it to "
+                  f"{day(plan.earliest_full_exam)} or later: that gives you the full "
+                  f"{plan.months} months from {day(plan.start)}. If you cannot, follow this "
+                  f"shortened plan and stick to it.", ""]
     lines += ["| Phase | Dates | Length | What you do |", "| --- | --- | --- | --- |"]
     for phase in plan.phases:
         start, end = (day(moment).replace(" ", NBSP) for moment in (phase.start, phase.end))

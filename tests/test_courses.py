@@ -1,12 +1,14 @@
 """The four real courses, walked through by a reader against a real SMTP server and a frozen
 clock: every subject arrives once, in the order of the files, as many days apart as the
-sequence files say, in the morning window of the reader's own time zone."""
+sequence files say, in the morning window of the reader's own time zone. And what the courses
+say: Step 1 as pass/fail, a warning for an exam too close, no assumed month, a closing last
+lesson, American spelling."""
 
 from __future__ import annotations
 
 import io
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -18,6 +20,7 @@ from drip.app import create_app
 from drip.clock import FrozenClock
 from drip.content import VARIABLE, Lesson, load_sequences
 from drip.services import build_services
+from drip.study_plan import months_for, plan_for, schedule_markdown
 from drip.subscriptions import Consent, subscribe
 from tests.conftest import advance_through_due_times, make_settings
 from tests.smtp import SmtpServer
@@ -95,3 +98,88 @@ def test_the_welcome_links_to_a_pdf_the_reader_can_download(
         assert "Yours starts on Mon 15 Jun 2026" in text
     else:
         assert "Questions to ask them" in text
+
+
+KIT = SEQUENCES / "usmle-insider-kit"
+TEXT_FILES = {".md", ".yaml", ".yml", ".html", ".j2", ".css", ".txt"}
+NUMBERS = {"six": 6, "seven": 7, "eight": 8, "nine": 9}
+# Each British form with the American one the courses use (for a US-bound audience).
+BRITISH = re.compile(r"\b(?:" + "|".join([
+    r"organis\w*", r"prioritis\w*", r"recognis\w*", r"realis(?:e|ed|es|ing|ation)",
+    r"memoris\w*", r"personalis\w*", r"visualis\w*", r"summaris\w*", r"apologis\w*",
+    r"emphasis(?:e|ed|es|ing)", r"specialis(?:e|ed|es|ing|ation)", r"familiaris\w*",
+    r"criticis(?:e|ed|es|ing)", r"analys(?:e|ed|ing)", r"practis\w*", r"programmes?",
+    r"behaviour\w*", r"colour\w*", r"favour\w*", r"humour\w*", r"neighbour\w*",
+    r"honour\w*", r"labour\w*", r"centres?", r"centred", r"theatres?", r"fibres?",
+    r"licence", r"cheques?", r"sceptic\w*", r"defence", r"offence", r"catalogue",
+    r"travell\w*", r"cancell(?:ed|ing)", r"counsell\w*", r"modelling", r"labelled",
+    r"judgement", r"enrol", r"enrolment", r"fulfil", r"fulfilment", r"skilful",
+    r"whilst", r"amongst", r"learnt", r"towards", r"afterwards", r"enquir\w*", r"speciality",
+    r"paediatric\w*", r"anaesthe\w*", r"haem\w*", r"oesophag\w*", r"gynaecolog\w*",
+    r"orthopaed\w*", r"oedema", r"anaemi\w*", r"grey", r"maths", r"mum",
+]) + r")\b", re.IGNORECASE)
+
+
+def kit_files() -> list[Path]:
+    return sorted([*KIT.glob("*.md"), KIT / "sequence.yaml"])
+
+
+def paragraphs(path: Path) -> list[str]:
+    return [" ".join(block.split()) for block in re.split(r"\n\s*\n", path.read_text())]
+
+
+def test_the_usmle_kit_says_step_1_is_pass_fail_and_aims_240_at_the_scored_steps() -> None:
+    for name in ("01-welcome.md", "magnet.md"):
+        text = " ".join((KIT / name).read_text().split())
+        assert "January 2022" in text and re.search(r"pass/fail|pass or fail", text), name
+    for path in kit_files():
+        for paragraph in paragraphs(path):
+            if "240" in paragraph:  # the article's figure, only ever for the scored steps
+                assert "Step 2 CK" in paragraph and "Step 3" in paragraph, (path.name, paragraph)
+                assert re.search(r"pass/fail|pass or fail", paragraph), (path.name, paragraph)
+        # no score the article does not give: the only three-digit number is its 240
+        assert set(re.findall(r"\b\d{3}\b", path.read_text())) <= {"240"}, path.name
+
+
+def test_the_kit_welcome_tells_a_reader_with_too_little_time_to_move_the_exam_if_they_can(
+        ) -> None:
+    text = " ".join((KIT / "01-welcome.md").read_text().split())
+    found = re.search(r"less than (\w+) months away \(less than (\w+) with one other "
+                      r"responsibility, or (\w+) with more\)", text)
+    assert found is not None, "the welcome says when a schedule is shortened"
+    # true for every reader: the months are the ones the schedule is computed with
+    assert [NUMBERS[word] for word in found.groups()] == [months_for(n) for n in (0, 1, 2)]
+    assert "warns that too little time" in text and "move your exam date" in text
+
+
+def test_no_lesson_assumes_the_month_the_reader_joins_in() -> None:
+    dated = re.compile(r"this time of (?:the )?year|at this time|this month|this season|"
+                       r"by (?:January|February|March|April|May|June|July|August|September|"
+                       r"October|November|December)", re.IGNORECASE)
+    for path in sorted(SEQUENCES.glob("*/[0-9]*.md")):
+        assert not dated.findall(path.read_text()), path.relative_to(SEQUENCES)
+
+
+@pytest.mark.parametrize("slug", COURSES)
+def test_the_last_lesson_closes_the_course_with_what_next_and_the_blog(slug: str) -> None:
+    last = load_sequences(SEQUENCES).sequences[slug].lessons[-1]
+    text = last.path.read_text()
+    assert "talk soon" not in text.lower(), last.path.name
+    closing = text.split("## What to do next", 1)
+    assert len(closing) == 2, f"{last.path.name} has no 'What to do next' section"
+    assert "blog" in closing[1], last.path.name
+    for lesson in load_sequences(SEQUENCES).sequences[slug].lessons[:-1]:
+        assert "## What to do next" not in lesson.path.read_text(), lesson.path.name
+
+
+def test_the_courses_use_american_spelling_throughout() -> None:
+    """Every course file, every template and the computed schedule's own words."""
+    folders = [SEQUENCES, SEQUENCES.parent / "templates"]
+    texts = [(path, path.read_text(encoding="utf-8")) for folder in folders
+             for path in sorted(folder.rglob("*")) if path.suffix in TEXT_FILES]
+    plan = plan_for(date(2027, 6, 15), 0, date(2026, 11, 23))
+    short = plan_for(date(2027, 2, 1), 1, date(2026, 11, 23))
+    texts += [(Path("drip/study_plan.py"), schedule_markdown(plan) + schedule_markdown(short))]
+    found = [f"{path}:{text[:match.start()].count(chr(10)) + 1}: {match[0]}"
+             for path, text in texts for match in BRITISH.finditer(text)]
+    assert not found, "British spellings:\n" + "\n".join(found)

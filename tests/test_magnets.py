@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
+import zoneinfo
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 
 from drip import magnets
+from drip.app import create_app
 from drip.cli import cli
 from drip.clock import FrozenClock
 from drip.config import Settings, load_settings
@@ -145,6 +147,17 @@ def test_an_exam_too_close_for_the_full_plan_is_shortened_and_says_so(
     assert "Your plan is shortened" in flat
     assert "would have started on Wed 1 Jul 2026" in flat
     assert schedule_dates(text)[0] == TODAY
+    # the article's warning, and the first exam date that leaves the full 7 months from today
+    assert "warns against giving an exam too little time" in flat
+    assert "move your exam date, think about moving it to Wed 23 Jun 2027 or later" in flat
+
+
+def test_a_reader_with_time_for_the_full_plan_gets_no_warning(settings: Settings) -> None:
+    _, text = pdf_text(magnets.magnet_pdf(
+        settings, real("usmle-insider-kit"),
+        {"exam_date": "2027-06-23", "responsibilities": "1"}, today=TODAY))
+    flat = " ".join(text.split())
+    assert "Your exam: Wed 23 Jun 2027" in flat and "too little time" not in flat
 
 
 def test_pdf_text_copies_no_run_of_words_from_the_seed_articles(settings: Settings) -> None:
@@ -241,4 +254,208 @@ def test_the_welcome_lesson_carries_the_readers_own_pdf_where_the_sequence_says_
     assert "Your exam: Mon 14 Jun 2027" in " ".join(text.split())
     assert "/magnet/" in welcome.text() and "/magnet/" in welcome.html()  # the link stays
     assert list(second.message.iter_attachments()) == []
+    svc.engine.dispose()
+
+
+MIN_PAGE_CHARS = 1200  # a full body page holds about 2,000; below this a page is near-empty
+LAYOUTS = {  # every shape a reader's PDF takes: the guide, the kit's template and plans
+    "guide": ("interview-questions", {}),
+    "kit-template": ("usmle-insider-kit", {}),
+    "kit-full-plan": ("usmle-insider-kit", {"exam_date": "2027-06-15", "responsibilities": "0"}),
+    "kit-shortened": ("usmle-insider-kit", {"exam_date": "2027-02-01", "responsibilities": "1"}),
+    "kit-two-weeks": ("usmle-insider-kit", {"exam_date": "2026-12-01", "responsibilities": "0"}),
+}
+CASES = [(name, size) for name in LAYOUTS for size in POINTS]
+
+
+@pytest.fixture(scope="module")
+def typeset(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], list[str]]:
+    """Each layout in each page size, as the text of its pages (built once for the module)."""
+    settings = load_settings(environ={}, data_dir=tmp_path_factory.mktemp("data"),
+                             sequences_dir=SEQUENCES, secret_key="k")
+    pages = {}
+    for name, size in CASES:
+        slug, attributes = LAYOUTS[name]
+        reader, _ = pdf_text(magnets.magnet_pdf(settings, real(slug), attributes,
+                                                page_size=size, today=TODAY))
+        pages[name, size] = [(page.extract_text() or "").replace("\u00a0", " ")
+                             for page in reader.pages]
+    return pages
+
+
+def body_of(page: str, title: str) -> str:
+    """A page's text without its footer (the guide's title and "Page N of M")."""
+    return re.sub(rf"{re.escape(title)}\s*Page \d+ of \d+", "", page).strip()
+
+
+def plain_words(markdown_text: str) -> list[str]:
+    """The words a reader sees in a line of magnet.md, as normalise() gives them."""
+    text = re.sub(r"^\s*(?:\d+\.|[-*])\s+", "", markdown_text, flags=re.M)
+    return normalise(re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text))
+
+
+def page_of(pages: list[str], words: list[str]) -> list[int]:
+    """The numbers of the body pages (the cover is 1) whose text holds `words` in a row."""
+    found = []
+    for number, page in enumerate(pages[1:], start=2):
+        have = normalise(page)
+        if any(have[i:i + len(words)] == words for i in range(len(have) - len(words) + 1)):
+            found.append(number)
+    return found
+
+
+def heading_page(pages: list[str], heading: str) -> list[int]:
+    """The numbers of the body pages where `heading` is printed as a heading (lines of its own)."""
+    words = r"\s+".join(map(re.escape, heading.split()))
+    pattern = re.compile(r"(?:^|\n)" + words + r"[ \t]*(?:\n|$)")
+    return [number for number, page in enumerate(pages[1:], start=2) if pattern.search(page)]
+
+
+def sections(slug: str) -> list[tuple[str, list[str]]]:
+    """(heading, blocks) of each `##` section of magnet.md."""
+    source = read_body(slug)
+    return [(part.split("\n", 1)[0].strip(), [block.strip() for block in re.split(
+        r"\n\s*\n", part.split("\n", 1)[1]) if block.strip() and "<!--" not in block])
+        for part in re.split(r"^## ", source, flags=re.M)[1:]]
+
+
+def read_body(slug: str) -> str:
+    return magnets.read_source(real(slug)).body
+
+
+@pytest.mark.parametrize(("name", "size"), CASES)
+def test_no_page_after_the_cover_is_near_empty_and_the_trademark_line_is_on_the_cover(
+        typeset: dict[tuple[str, str], list[str]], name: str, size: str) -> None:
+    slug = LAYOUTS[name][0]
+    source = magnets.read_source(real(slug))
+    pages = typeset[name, size]
+    for number, page in enumerate(pages[1:], start=2):
+        assert len(body_of(page, source.title)) >= MIN_PAGE_CHARS, (number, page)
+    if source.notice:
+        assert source.notice in " ".join(pages[0].split())
+        assert all(source.notice not in " ".join(page.split()) for page in pages[1:])
+
+
+@pytest.mark.parametrize(("name", "size"), CASES)
+def test_every_section_and_its_notes_land_whole_on_one_page(
+        typeset: dict[tuple[str, str], list[str]], name: str, size: str) -> None:
+    """A section (a question group with its note, a system step, the schedule) starts and
+    ends on the same page, and no paragraph is cut at a page break."""
+    pages = typeset[name, size]
+    for heading, blocks in sections(LAYOUTS[name][0]):
+        (start,) = heading_page(pages, heading)
+        assert start in page_of(pages, plain_words(blocks[-1].splitlines()[-1])[-8:]), heading
+        for block in blocks:
+            if not block.startswith("|"):  # a paragraph or list: its first and last words
+                words = plain_words(block)
+                assert start in page_of(pages, words[:8]), (heading, block[:60])
+                assert start in page_of(pages, words[-8:]), (heading, block[-60:])
+
+
+@pytest.mark.parametrize("size", POINTS)
+def test_each_question_group_heading_shares_its_page_with_its_note_and_first_question(
+        typeset: dict[tuple[str, str], list[str]], size: str) -> None:
+    pages = typeset["guide", size]
+    groups = [(heading, blocks) for heading, blocks in sections("interview-questions")
+              if blocks[0].startswith("**How to approach this group.**")]
+    assert len(groups) == 5
+    for heading, (note, questions, *_) in groups:
+        first_question = plain_words(questions.splitlines()[0])
+        last_question = plain_words(questions.splitlines()[-1])
+        (page,) = heading_page(pages, heading)
+        assert page in page_of(pages, plain_words(note)[:12]), heading
+        assert page in page_of(pages, first_question), heading
+        assert page in page_of(pages, last_question), heading
+
+
+@pytest.mark.parametrize(("name", "size"), CASES)
+def test_week_ranges_never_break_across_lines(
+        typeset: dict[tuple[str, str], list[str]], name: str, size: str) -> None:
+    text = "\n".join(typeset[name, size])
+    # a compact range ("weeks 9–18", "3–4") stays on one line; a range of dates may break
+    # at its spaced dash, never inside a date
+    assert not re.search(r"\bweeks?[ \t]*\n[ \t]*\d|\d–[ \t]*\n|\n[ \t]*–\d", text)
+    lines = text.splitlines()
+    for found in re.findall(r"weeks \d+–\d+", read_body(LAYOUTS[name][0])):
+        if name == "kit-template":
+            assert any(found in line for line in lines), found
+
+
+def test_the_cover_names_the_author_when_set_and_always_gives_the_credential(
+        tmp_path: Path) -> None:
+    kit = real("usmle-insider-kit")
+    credential = magnets.read_source(kit).credential
+    assert credential == "Assistant Professor of Medicine practicing in US"
+    if SEEDS.is_dir():  # the seed articles' own wording
+        assert credential in " ".join(seed.read_text() for seed in SEEDS.glob("*.txt"))
+    unnamed = load_settings(environ={}, data_dir=tmp_path, sequences_dir=SEQUENCES,
+                            secret_key="k")
+    named = load_settings(environ={"DRIP_AUTHOR_NAME": "Dr. Amara Okafor"}, data_dir=tmp_path,
+                          sequences_dir=SEQUENCES, secret_key="k")
+    for slug in ("interview-questions", "usmle-insider-kit"):
+        assert magnets.read_source(real(slug)).credential == credential
+        reader, _ = pdf_text(magnets.magnet_pdf(unnamed, real(slug), {}))
+        cover = " ".join((reader.pages[0].extract_text() or "").split())
+        assert credential in cover and "Amara" not in cover
+        assert not magnets.is_current(named, real(slug))  # the name changes the PDF
+        reader, _ = pdf_text(magnets.magnet_pdf(named, real(slug), {}))
+        cover = " ".join((reader.pages[0].extract_text() or "").split())
+        assert "Dr. Amara Okafor" in cover and credential in cover
+
+
+@pytest.mark.parametrize(("timezone", "size"), [
+    ("America/New_York", "Letter"), ("America/Toronto", "Letter"),
+    ("America/Los_Angeles", "Letter"), ("America/Vancouver", "Letter"),
+    ("Pacific/Honolulu", "Letter"), ("US/Eastern", "Letter"), ("America/Montreal", "Letter"),
+    ("Asia/Kolkata", "A4"), ("Europe/London", "A4"), ("America/Mexico_City", "A4"),
+    ("America/Sao_Paulo", "A4"), ("UTC", "A4"), ("", "A4"), ("Not/A_Zone", "A4"),
+])
+def test_page_size_for_a_reader_follows_their_time_zone(timezone: str, size: str) -> None:
+    assert magnets.page_size_for(timezone) == size
+
+
+def test_every_us_and_canadian_zone_of_tzdata_prints_on_letter() -> None:
+    tables = [Path(root) / "zone.tab" for root in zoneinfo.TZPATH
+              if (Path(root) / "zone.tab").is_file()]
+    if not tables:
+        pytest.skip("no zone.tab in zoneinfo.TZPATH")
+    rows = [line.split("\t") for line in tables[0].read_text().splitlines()
+            if line and not line.startswith("#")]
+    north_america = {row[2] for row in rows if row[0] in ("US", "CA")}
+    assert north_america and north_america <= magnets.LETTER_ZONES
+    assert not {row[2] for row in rows if row[0] not in ("US", "CA")} & magnets.LETTER_ZONES
+
+
+def test_a_readers_download_and_attachment_come_in_the_paper_size_of_their_region(
+        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    """Through /magnet/<token> and as the welcome's attachment (`attach: true`): Letter
+    for readers in New York and Toronto, A4 for readers in Kolkata and London."""
+    sequences = tmp_path / "sequences"
+    shutil.copytree(SEQUENCES / "usmle-insider-kit", sequences / "usmle-insider-kit")
+    definition = sequences / "usmle-insider-kit" / "sequence.yaml"
+    definition.write_text(definition.read_text().replace("attach: false", "attach: true"))
+    app = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
+                                   sequences_dir=sequences), clock=clock)
+    svc = app.extensions["drip"]
+    readers = {"America/New_York": "Letter", "America/Toronto": "Letter",
+               "Asia/Kolkata": "A4", "Europe/London": "A4"}
+    with svc.sessions() as session:
+        for zone in readers:
+            subscribe(session, svc.content.library(), "usmle-insider-kit",
+                      f"{zone.split('/')[1].lower()}@example.org", clock(),
+                      consent=Consent("test", "Yes."), confirmed=True, timezone=zone)
+        session.commit()
+    svc.dispatcher().run_pass(clock())
+
+    for zone, size in readers.items():
+        (welcome,) = smtp_server.to(f"{zone.split('/')[1].lower()}@example.org")
+        (attached,) = welcome.message.iter_attachments()
+        link = re.search(r"http://drip\.test(/magnet/[\w.~-]+)", welcome.text())
+        assert link is not None
+        downloaded = app.test_client().get(link[1])
+        assert downloaded.status_code == 200
+        for pdf in (attached.get_content(), downloaded.data):
+            box = PdfReader(io.BytesIO(pdf)).pages[0].mediabox
+            assert (round(float(box.width)), round(float(box.height))) == {
+                "Letter": (612, 792), "A4": (595, 842)}[size], zone
     svc.engine.dispose()

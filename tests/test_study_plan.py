@@ -86,6 +86,23 @@ def test_an_exam_too_close_for_the_full_plan_compresses_every_phase_from_today()
     assert [phase.days for phase in plan.phases] == [13, 8, 25, 17, 6, 1]
     text = schedule_markdown(plan)
     assert "Your plan is shortened" in text and "Wed 1 Jul 2026" in text
+    assert plan.earliest_full_exam == date(2027, 6, 23)  # seven months from today
+    assert "warns against giving an exam too little time" in text
+    assert "think about moving it to Wed 23 Jun 2027 or later" in text
+
+
+def test_a_plan_with_its_full_months_carries_no_warning() -> None:
+    plan = plan_for(date(2027, 6, 23), 1, TODAY)
+
+    assert not plan.compressed and plan.start == TODAY
+    assert "too little time" not in schedule_markdown(plan)
+
+
+def test_under_two_weeks_left_the_warning_is_there_too() -> None:
+    text = schedule_markdown(plan_for(date(2026, 12, 1), 0, TODAY))
+
+    assert "only room for your marked questions" in text
+    assert "think about moving it to Sun 23 May 2027 or later" in text
 
 
 def test_under_two_weeks_left_only_the_review_and_the_day_off_remain() -> None:

@@ -34,7 +34,7 @@ from drip.dispatch.direct import Direct
 from drip.dispatch.plan import HOLD, Plan, Send, Settle, Verdict
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.links import Links
-from drip.magnets import magnet_pdf
+from drip.magnets import magnet_pdf, page_size_for
 from drip.mailer import SendError, Transport
 from drip.models import (
     Delivery,
@@ -275,7 +275,8 @@ class Recorder:
         attributes = conn.scalar(select(S.c.attributes).where(
             S.c.id == send.claimed.reader.subscriber_id))
         try:
-            pdf = magnet_pdf(self.settings, sequence, dict(attributes or {}), today=now.date())
+            pdf = magnet_pdf(self.settings, sequence, dict(attributes or {}),
+                             page_size=page_size_for(send.claimed.timezone), today=now.date())
         except Exception:
             log.exception("lead magnet of %s not attached for enrollment %s (the lesson's "
                           "download link still works)", sequence.slug, send.claimed.enrollment_id)

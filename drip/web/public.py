@@ -23,7 +23,7 @@ from drip.content import Sequence
 from drip.embed import EMBED_FIELD, embed_tags
 from drip.fresh_links import request_magnet_link
 from drip.links import SAMPLE_KINDS, LinkError
-from drip.magnets import magnet_pdf
+from drip.magnets import magnet_pdf, page_size_for
 from drip.models import Enrollment, EnrollmentStatus, Subscriber
 from drip.ratelimit import hits
 from drip.signup import Peer, SignUp, SignUpRefused, accept_sign_up
@@ -307,7 +307,7 @@ def magnet(token: str) -> ResponseReturnValue:
         return render_template("public/problem.html", title="This guide is not available",
                                message="The course it belonged to has changed. Sorry!"), 404
     pdf = magnet_pdf(svc.settings, sequence, dict(found.subscriber.attributes or {}),
-                     today=svc.clock().date())
+                     page_size=page_size_for(found.subscriber.timezone), today=svc.clock().date())
     session = db_session()
     record_event(session, found, "download", svc.clock(), sequence.lead_magnet.source.name)
     add_tags(session, found.subscriber, [f"pdf-{sequence.slug}"[:40]], svc.clock(),
