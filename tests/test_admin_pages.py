@@ -24,6 +24,7 @@ from drip.models import (
     Base,
     Delivery,
     Enrollment,
+    ImportJob,
     RateLimit,
     SequenceState,
     Subscriber,
@@ -37,6 +38,7 @@ from drip.subscriptions import (
     subscribe,
     unsubscribe,
 )
+from drip.worker import import_job
 from tests.bulk import add_due_readers
 from tests.conftest import CHEAP_HASHER, TESTS, make_settings
 from tests.smtp import SmtpServer
@@ -394,13 +396,22 @@ CSV = ("email,first_name,timezone\n"
 def test_csv_import_keeps_good_rows_and_reports_bad_ones_by_line(
         logged_in: FlaskClient, app: Flask) -> None:
     token = csrf_token(logged_in.get("/admin/import").text)
-    page = logged_in.post("/admin/import", data={
+    answer = logged_in.post("/admin/import", data={
         "csrf_token": token, "sequence": "tiny", "source": "webinar sheet",
-        "file": (io.BytesIO(CSV.encode()), "readers.csv")}).text
+        "file": (io.BytesIO(CSV.encode()), "readers.csv")})
+    assert answer.status_code == 302 and "/admin/import/" in answer.headers["Location"]
+    job_page = answer.headers["Location"]
+    assert "Waiting for the worker" in logged_in.get(job_page).text  # the request queued it
+    svc = svc_of(app)
+    import_job(svc)  # what the scheduler's import job does every few seconds
+
+    page = logged_in.get(job_page).text
     assert "Imported 2 readers; 2 rows skipped." in page
     assert "line 3: &#39;not-an-address&#39; is not a valid email address" in page
     assert "line 4: unknown time zone" in page
-    svc = svc_of(app)
+    progress = logged_in.get(f"{job_page}.json").json or {}
+    assert {k: progress[k] for k in ("status", "total", "processed", "added", "refused")} == {
+        "status": "done", "total": 4, "processed": 4, "added": 2, "refused": 2}
     with svc.sessions() as session:
         rows = session.execute(select(Subscriber.email, Enrollment.status).join(
             Enrollment)).all()
@@ -410,17 +421,15 @@ def test_csv_import_keeps_good_rows_and_reports_bad_ones_by_line(
     assert data["consents"][0]["source"] == "webinar sheet (import by ops@example.org)"
 
 
-def test_import_in_slices_numbers_lines_of_the_whole_file(
+def test_an_import_without_a_consent_source_is_refused_and_queues_nothing(
         logged_in: FlaskClient, app: Flask) -> None:
     token = csrf_token(logged_in.get("/admin/import").text)
-    answer = logged_in.post("/admin/import/chunk", headers={"X-CSRFToken": token}, data={
-        "csv": "email\nx@example.org\nbad\n", "line_offset": "200", "sequence": "tiny",
-        "source": "sheet", "confirmed": "yes"})
-    body = answer.json or {}
-    assert body == {"added": 1, "errors": [[203, body["errors"][0][1]]]}
-    refused = logged_in.post("/admin/import/chunk", headers={"X-CSRFToken": token}, data={
-        "csv": "email\nz@example.org\n", "sequence": "tiny", "source": ""})
-    assert refused.status_code == 400 and "consent" in (refused.json or {})["error"]
+    page = logged_in.post("/admin/import", data={
+        "csrf_token": token, "sequence": "tiny", "source": "",
+        "file": (io.BytesIO(CSV.encode()), "readers.csv")}).text
+    assert "say where these readers gave their consent" in page
+    with svc_of(app).sessions() as session:
+        assert session.scalars(select(ImportJob)).all() == []
 
 
 def test_export_csv_lists_readers_with_their_enrollment_statuses(

@@ -10,7 +10,6 @@ password ends older sessions. CSRF is checked app-wide by Flask-WTF.
 
 from __future__ import annotations
 
-import io
 from urllib.parse import urlsplit
 
 from flask import (
@@ -34,13 +33,14 @@ from sqlalchemy.orm import Session
 from drip import exports, guardrails, queries
 from drip import outbox as mail_folder
 from drip.bounces import Policy, rates, resume_sending, sending_paused
-from drip.imports import import_readers, read_rows
+from drip.imports import queue_import
 from drip.links import sample_links
 from drip.models import (
     Delivery,
     DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
+    ImportJob,
     Operator,
     Subscriber,
 )
@@ -58,7 +58,6 @@ from drip.stats import (
     why_waiting,
 )
 from drip.subscriptions import (
-    Consent,
     SubscriptionError,
     erase_subscriber,
     pause,
@@ -438,48 +437,51 @@ def sequence_action(slug: str, action: str) -> ResponseReturnValue:
 # -- import and export -------------------------------------------------------------------------
 
 
-def _import(text: str, line_offset: int = 0) -> tuple[int, list[tuple[int, str]]]:
-    """Import CSV text (header row first); line numbers are shifted by `line_offset` so a
-    chunk's errors name lines of the whole file."""
-    svc = services()
-    slug = request.form.get("sequence", "")
-    library = svc.content.library()
-    source = request.form.get("source", "").strip()
-    if not source:
-        raise SubscriptionError("say where these readers gave their consent (the source)")
-    known = library.get(slug)
-    consent = Consent(source=f"{source} (import by {g.operator.email})",
-                      text=known.consent if known else "")
-    rows = ((line + line_offset, row) for line, row in read_rows(io.StringIO(text)))
-    report = import_readers(svc.sessions, library, rows, slug, svc.clock(), consent=consent,
-                            confirmed=request.form.get("confirmed") == "yes")
-    return report.added, report.errors
-
-
 @bp.route("/import", methods=["GET", "POST"])
 def import_page() -> ResponseReturnValue:
-    library = services().content.library()
-    result = None
+    """The upload starts an import job and leads to its page; the worker does the work, so
+    the import survives this request however long the file (drip.imports)."""
+    svc = services()
+    library = svc.content.library()
+    session = db_session()
     if request.method == "POST":
         upload = request.files.get("file")
         text = upload.read().decode("utf-8-sig", errors="replace") if upload else ""
+        source = request.form.get("source", "").strip()
         try:
-            result = _import(text)
+            if not source:
+                raise SubscriptionError("say where these readers gave their consent "
+                                        "(the source)")
+            job = queue_import(session, library, text,
+                               filename=upload.filename or "upload.csv" if upload else "",
+                               sequence=request.form.get("sequence", ""),
+                               confirmed=request.form.get("confirmed") == "yes",
+                               source=f"{source} (import by {g.operator.email})"[:200],
+                               who=g.operator.email, now=svc.clock())
         except SubscriptionError as error:
+            session.rollback()
             flash(str(error), "error")
+        else:
+            session.commit()
+            return redirect(url_for("admin.import_job", job_id=job.id))
+    jobs = session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(10)).all()
     return render_template("admin/import.html", sequences=sorted(library.sequences),
-                           result=result, form=request.form)
+                           form=request.form, jobs=jobs)
 
 
-@bp.post("/import/chunk")
-def import_chunk() -> ResponseReturnValue:
-    """One slice of a CSV sent by the import page's script, so its progress bar is true."""
-    try:
-        offset = int(request.form.get("line_offset", "0"))
-        added, errors = _import(request.form.get("csv", ""), max(offset, 0))
-    except (SubscriptionError, ValueError) as error:
-        return jsonify(error=str(error)), 400
-    return jsonify(added=added, errors=errors)
+@bp.get("/import/<int:job_id>")
+def import_job(job_id: int) -> ResponseReturnValue:
+    """An import's progress; the page reloads itself while the worker is at it."""
+    job = db_session().get(ImportJob, job_id) or abort(404)
+    return render_template("admin/import_job.html", job=job)
+
+
+@bp.get("/import/<int:job_id>.json")
+def import_job_json(job_id: int) -> ResponseReturnValue:
+    job = db_session().get(ImportJob, job_id) or abort(404)
+    return jsonify(id=job.id, status=job.status, total=job.total, processed=job.processed,
+                   added=job.added, updated=job.updated, refused=job.refused,
+                   errors=job.errors, last_error=job.last_error)
 
 
 @bp.get("/export.csv")
