@@ -19,6 +19,15 @@ CSV_COLUMNS = ["email", "first_name", "timezone", "sequence", "status", "next_le
                "due_at", "signed_up_at", "confirmed_at", "suppressed"]
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula
+
+
+def cell(value: str) -> str:
+    """A value a spreadsheet shows as text: one that would start a formula gets a leading
+    quote, as OWASP advises against CSV injection (=HYPERLINK(...) in a first name)."""
+    return f"'{value}" if value.startswith(FORMULA_START) else value
+
+
 def _stamp(value: datetime | None) -> str:
     return value.isoformat() if value else ""
 
@@ -36,7 +45,7 @@ def readers_csv(sessions: sessionmaker[Session]) -> Iterator[str]:
             .order_by(Subscriber.email, Enrollment.sequence)
             .execution_options(yield_per=500))
         for subscriber, enrollment in result:
-            out.writerow([
+            out.writerow([cell(text) for text in [
                 subscriber.email, subscriber.first_name, subscriber.timezone,
                 enrollment.sequence if enrollment else "",
                 enrollment.status if enrollment else "",
@@ -44,7 +53,7 @@ def readers_csv(sessions: sessionmaker[Session]) -> Iterator[str]:
                 _stamp(enrollment.due_at if enrollment else None),
                 _stamp(enrollment.created_at if enrollment else subscriber.created_at),
                 _stamp(enrollment.confirmed_at if enrollment else None),
-                "yes" if subscriber.suppressed_at else ""])
+                "yes" if subscriber.suppressed_at else ""]])
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()

@@ -445,6 +445,21 @@ def test_export_csv_lists_readers_with_their_enrollment_statuses(
                                                            "pending", "")]
 
 
+def test_the_csv_export_never_hands_a_spreadsheet_a_formula(
+        logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
+    svc = svc_of(app)
+    for n, name in enumerate(['=HYPERLINK("http://evil.example","x")', "+SUM(A1:A9)", "-2+3",
+                              "@cmd", "Ada"]):
+        with svc.sessions() as session:
+            subscribe(session, svc.content.library(), "tiny", f"r{n}@example.org", clock(),
+                      consent=CONSENT, first_name=name)
+            session.commit()
+    rows = list(csv.DictReader(io.StringIO(logged_in.get("/admin/export.csv").text)))
+    assert [r["first_name"] for r in rows] == [
+        "'=HYPERLINK(\"http://evil.example\",\"x\")", "'+SUM(A1:A9)", "'-2+3", "'@cmd",
+        "Ada"]
+
+
 def test_metrics_count_deliveries_enrollments_and_the_last_pass_age(
         tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
     app = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
