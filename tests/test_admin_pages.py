@@ -9,6 +9,7 @@ import io
 import json
 import re
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,17 +18,23 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from drip import intake, queries
+from drip import hooks, intake, queries
+from drip.api_keys import create_key
 from drip.app import create_app
+from drip.broadcasts import read_broadcast, schedule
 from drip.clock import FrozenClock
+from drip.hooks import add_endpoint
 from drip.models import (
+    ApiKey,
     Base,
+    Broadcast,
     Delivery,
     Enrollment,
     ImportJob,
     RateLimit,
     SequenceState,
     Subscriber,
+    WebhookDelivery,
 )
 from drip.ratelimit import hit
 from drip.services import Services, build_services
@@ -502,3 +509,37 @@ def test_erasing_a_reader_cascades_on_sqlite_and_postgresql(
             if table.name in ("enrollments", "deliveries", "consent_records", "subscribers"):
                 assert len(rows) == 1, table.name  # bob's
     svc.engine.dispose()
+
+
+def test_the_integrations_page_shows_broadcasts_keys_and_webhooks_and_acts_on_them(
+        logged_in: FlaskClient, app: Flask, clock: FrozenClock, tmp_path: Path) -> None:
+    svc = svc_of(app)
+    sign_up(svc)
+    library = svc.content.library()
+    news = tmp_path / "news.md"
+    news.write_text('---\nsubject: "News"\nto: tiny\n---\nA new post.\n')
+    with svc.sessions() as session:
+        broadcast = schedule(session, library, read_broadcast(news, library),
+                             clock() + timedelta(days=1), clock())
+        create_key(session, "zapier", "write", clock())
+        add_endpoint(session, "http://127.0.0.1:9/hooks", ["subscriber.created"],
+                     clock(), allow_private=True)
+        session.commit()
+        hooks.collect(session, clock())
+        key_id = session.scalars(select(ApiKey.id)).one()
+        delivery = session.scalars(select(WebhookDelivery)).one()
+        delivery.given_up_at = clock()
+        session.commit()
+        broadcast_id, delivery_id = broadcast.id, delivery.id
+
+    page = logged_in.get("/admin/integrations").text
+    assert "News" in page and "zapier" in page and "http://127.0.0.1:9/hooks" in page
+    assert "subscriber.created" in page
+    token = csrf_token(page)
+    for action in (f"/admin/broadcasts/{broadcast_id}/cancel", f"/admin/api-keys/{key_id}/revoke",
+                   f"/admin/webhooks/{delivery_id}/replay"):
+        assert logged_in.post(action, data={"csrf_token": token}).status_code == 302
+    with svc.sessions() as session:
+        assert session.get(Broadcast, broadcast_id).status == "cancelled"  # type: ignore[union-attr]
+        assert session.get(ApiKey, key_id).revoked_at is not None  # type: ignore[union-attr]
+        assert session.get(WebhookDelivery, delivery_id).given_up_at is None  # type: ignore[union-attr]

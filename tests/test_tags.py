@@ -86,7 +86,9 @@ def test_downloading_the_pdf_tags_the_reader(web: FlaskClient, svc: Services,
                                confirmed=True)
         session.commit()
         url = svc.links.magnet_url(enrollment.id).removeprefix("http://drip.test")
-    assert web.get(url).status_code == 200
+    assert web.get(url, headers={"User-Agent": "Barracuda link scanner"}).status_code == 200
+    assert tags_of_address(svc, "ada@example.org") == []  # a scanner fetched it
+    assert web.get(url).status_code == 200  # the browser's user agent (the fixture's)
     assert tags_of_address(svc, "ada@example.org") == ["pdf-tiny"]
 
 

@@ -32,10 +32,17 @@ from sqlalchemy.orm import Session
 
 from drip import exports, guardrails, queries
 from drip import outbox as mail_folder
+from drip.api_keys import list_keys, revoke_key
 from drip.bounces import Policy, rates, resume_sending, sending_paused
+from drip.broadcasts import cancel as cancel_broadcast
+from drip.broadcasts import progress as broadcast_progress
+from drip.hooks import HookError, replay
+from drip.hooks import endpoints as hook_endpoints
 from drip.imports import queue_import
 from drip.links import sample_links
 from drip.models import (
+    ApiKey,
+    Broadcast,
     Delivery,
     DeliveryStatus,
     Enrollment,
@@ -43,6 +50,8 @@ from drip.models import (
     ImportJob,
     Operator,
     Subscriber,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from drip.operators import authenticate, end_sessions, session_version
 from drip.queries import Cursor, Filters, paused_sequences
@@ -482,6 +491,57 @@ def import_job_json(job_id: int) -> ResponseReturnValue:
     return jsonify(id=job.id, status=job.status, total=job.total, processed=job.processed,
                    added=job.added, updated=job.updated, refused=job.refused,
                    errors=job.errors, last_error=job.last_error)
+
+
+# -- integrations: broadcasts, API keys, webhooks ----------------------------------------------
+
+
+@bp.get("/integrations")
+def integrations() -> ResponseReturnValue:
+    """Broadcasts and their progress, the REST API's keys, the webhook endpoints and their
+    latest deliveries: what other tools do with drip, and what drip tells them."""
+    session = db_session()
+    sent = session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(20)).all()
+    hooks_sent = session.execute(
+        select(WebhookDelivery, WebhookEndpoint.url)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .order_by(WebhookDelivery.id.desc()).limit(30)).all()
+    return render_template("admin/integrations.html",
+                           broadcasts=[(b, broadcast_progress(session, b.id)) for b in sent],
+                           keys=list_keys(session), endpoints=hook_endpoints(session),
+                           deliveries=hooks_sent)
+
+
+@bp.post("/broadcasts/<int:broadcast_id>/cancel")
+def cancel_broadcast_view(broadcast_id: int) -> ResponseReturnValue:
+    session = db_session()
+    if session.get(Broadcast, broadcast_id) is None:
+        abort(404)
+    skipped = cancel_broadcast(session, broadcast_id, services().clock())
+    flash(f"Broadcast {broadcast_id} cancelled: {skipped} readers will not get it.", "ok")
+    return redirect(url_for("admin.integrations"))
+
+
+@bp.post("/api-keys/<int:key_id>/revoke")
+def revoke_api_key(key_id: int) -> ResponseReturnValue:
+    session = db_session()
+    key = session.get(ApiKey, key_id) or abort(404)
+    revoke_key(session, key.name, services().clock())
+    session.commit()
+    flash(f"API key {key.name!r} revoked: requests with it get 401 from now on.", "ok")
+    return redirect(url_for("admin.integrations"))
+
+
+@bp.post("/webhooks/<int:delivery_id>/replay")
+def replay_webhook(delivery_id: int) -> ResponseReturnValue:
+    session = db_session()
+    try:
+        replay(session, delivery_id, services().clock())
+    except HookError as error:
+        abort(404, str(error))
+    session.commit()
+    flash("The event goes again with the next webhook run (within a few seconds).", "ok")
+    return redirect(url_for("admin.integrations"))
 
 
 @bp.get("/export.csv")

@@ -310,8 +310,9 @@ def magnet(token: str) -> ResponseReturnValue:
                      page_size=page_size_for(found.subscriber.timezone), today=svc.clock().date())
     session = db_session()
     record_event(session, found, "download", svc.clock(), sequence.lead_magnet.source.name)
-    add_tags(session, found.subscriber, [f"pdf-{sequence.slug}"[:40]], svc.clock(),
-             "downloaded the PDF", svc.content.library())
+    if request.headers.get("User-Agent", "").startswith("Mozilla/"):  # a person, not a scanner
+        add_tags(session, found.subscriber, [f"pdf-{sequence.slug}"[:40]], svc.clock(),
+                 "downloaded the PDF", svc.content.library())
     session.commit()
     return Response(pdf, 200, mimetype="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{sequence.slug}.pdf"',
