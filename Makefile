@@ -24,4 +24,5 @@ test: $(BIN)/python
 
 lint:
 	$(BIN)/ruff check drip tests bench
+	$(BIN)/ruff format --check drip tests bench
 	$(BIN)/mypy

@@ -66,12 +66,22 @@ def address(n: int) -> str:
 
 def _status(i: int) -> str:
     bucket = i % 20
-    return ("completed" if bucket < 11 else "unsubscribed" if bucket < 16 else
-            "suppressed" if bucket == 16 else "active")
+    return (
+        "completed"
+        if bucket < 11
+        else "unsubscribed"
+        if bucket < 16
+        else "suppressed"
+        if bucket == 16
+        else "active"
+    )
 
 
-def _rows(first: int, count: int, courses: list[tuple[str, list[tuple[str, str]]]],
-          ) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]]:
+def _rows(
+    first: int,
+    count: int,
+    courses: list[tuple[str, list[tuple[str, str]]]],
+) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]]:
     """(subscribers, enrollments, deliveries) in chunks, ids from `first`."""
     for start in range(first, first + count, CHUNK):
         people: list[dict[str, Any]] = []
@@ -82,43 +92,72 @@ def _rows(first: int, count: int, courses: list[tuple[str, list[tuple[str, str]]
             status = _status(ident)
             # the fifth lesson went out at most a day ago, so each day of the last year
             # has its share of the sends and none lies in the future
-            joined = NOW - timedelta(days=2 * (DELIVERIES - 1) + ident % 365,
-                                     minutes=ident % 1440)
-            people.append({"id": ident, "email": address(ident), "first_name": f"Reader{ident}",
-                           "timezone": "America/New_York", "attributes": {},
-                           "created_at": joined,
-                           "suppressed_at": joined if status == "suppressed" else None,
-                           "suppressed_reason": "550 no such user" if status == "suppressed"
-                           else None})
+            joined = NOW - timedelta(days=2 * (DELIVERIES - 1) + ident % 365, minutes=ident % 1440)
+            people.append(
+                {
+                    "id": ident,
+                    "email": address(ident),
+                    "first_name": f"Reader{ident}",
+                    "timezone": "America/New_York",
+                    "attributes": {},
+                    "created_at": joined,
+                    "suppressed_at": joined if status == "suppressed" else None,
+                    "suppressed_reason": "550 no such user" if status == "suppressed" else None,
+                }
+            )
             last = joined + timedelta(days=2 * (DELIVERIES - 1))
-            enrolled.append({
-                "id": ident, "subscriber_id": ident, "sequence": slug, "status": status,
-                "attempts": 0, "created_at": joined, "confirmed_at": joined,
-                "next_lesson": lessons[DELIVERIES][0] if status == "active" else None,
-                "due_at": NOW + timedelta(minutes=ident % (7 * 1440)) if status == "active"
-                else None,
-                "last_sent_at": last,
-                "completed_at": last if status == "completed" else None,
-                "unsubscribed_at": last if status == "unsubscribed" else None})
+            enrolled.append(
+                {
+                    "id": ident,
+                    "subscriber_id": ident,
+                    "sequence": slug,
+                    "status": status,
+                    "attempts": 0,
+                    "created_at": joined,
+                    "confirmed_at": joined,
+                    "next_lesson": lessons[DELIVERIES][0] if status == "active" else None,
+                    "due_at": NOW + timedelta(minutes=ident % (7 * 1440))
+                    if status == "active"
+                    else None,
+                    "last_sent_at": last,
+                    "completed_at": last if status == "completed" else None,
+                    "unsubscribed_at": last if status == "unsubscribed" else None,
+                }
+            )
             for k, (lesson, version) in enumerate(lessons[:DELIVERIES]):
                 at = joined + timedelta(days=2 * k)
-                outcome = ("failed" if k == DELIVERIES - 1 and ident % 100 == 7 else
-                           "retrying" if k == DELIVERIES - 1 and ident % 200 == 3 else "sent")
-                sent.append({
-                    "id": ident * DELIVERIES + k, "enrollment_id": ident, "lesson": lesson,
-                    "lesson_version": version, "status": outcome, "attempts": 1,
-                    "message_id": f"<drip.{ident}.{lesson}@bench>",
-                    "last_error": "550 5.1.1 no such user" if outcome == "failed" else None,
-                    "created_at": at, "updated_at": at,
-                    "sent_at": at if outcome == "sent" else None})
+                outcome = (
+                    "failed"
+                    if k == DELIVERIES - 1 and ident % 100 == 7
+                    else "retrying"
+                    if k == DELIVERIES - 1 and ident % 200 == 3
+                    else "sent"
+                )
+                sent.append(
+                    {
+                        "id": ident * DELIVERIES + k,
+                        "enrollment_id": ident,
+                        "lesson": lesson,
+                        "lesson_version": version,
+                        "status": outcome,
+                        "attempts": 1,
+                        "message_id": f"<drip.{ident}.{lesson}@bench>",
+                        "last_error": "550 5.1.1 no such user" if outcome == "failed" else None,
+                        "created_at": at,
+                        "updated_at": at,
+                        "sent_at": at if outcome == "sent" else None,
+                    }
+                )
         yield people, enrolled, sent
 
 
 def load(engine: Engine, first: int, count: int, library: Library) -> None:
     """Bulk-load `count` enrollments with their readers and deliveries, then bring the
     rollups up to date the way a bulk import does (rollups.rebuild)."""
-    courses = [(slug, [(lesson.key, lesson.version) for lesson in seq.lessons])
-               for slug, seq in sorted(library.sequences.items())]
+    courses = [
+        (slug, [(lesson.key, lesson.version) for lesson in seq.lessons])
+        for slug, seq in sorted(library.sequences.items())
+    ]
     postgres = engine.dialect.name == "postgresql"
     began = time.perf_counter()
     with engine.begin() as conn:
@@ -139,8 +178,7 @@ def load(engine: Engine, first: int, count: int, library: Library) -> None:
                     conn.execute(insert(E), enrolled)
                     conn.execute(insert(D), sent)
             done += len(enrolled)
-            say(f"  loaded {done:,}/{count:,} enrollments "
-                f"({time.perf_counter() - began:.0f} s)")
+            say(f"  loaded {done:,}/{count:,} enrollments ({time.perf_counter() - began:.0f} s)")
     finally:
         with engine.begin() as conn:
             if postgres:
@@ -151,8 +189,12 @@ def load(engine: Engine, first: int, count: int, library: Library) -> None:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         if postgres:
             for table in ("subscribers", "enrollments", "deliveries"):
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                  f"(SELECT max(id) FROM {table}))"))
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))"
+                    )
+                )
             conn.execute(text("VACUUM (ANALYZE)"))
         else:
             conn.execute(text("ANALYZE"))
@@ -162,8 +204,10 @@ def load(engine: Engine, first: int, count: int, library: Library) -> None:
 
 def _copy(connection: Any, table: str, rows: list[dict[str, Any]]) -> None:
     columns = list(rows[0])
-    with connection.cursor() as cursor, cursor.copy(
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
         for row in rows:
             copy.write_row([json.dumps(v) if isinstance(v, dict) else v for v in row.values()])
 
@@ -181,8 +225,9 @@ def reset(engine: Engine) -> None:
 def log_in(web: FlaskClient) -> None:
     page = web.get("/admin/login").text
     token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    answer = web.post("/admin/login", data={"csrf_token": token, "email": OPERATOR,
-                                            "password": PASSWORD})
+    answer = web.post(
+        "/admin/login", data={"csrf_token": token, "email": OPERATOR, "password": PASSWORD}
+    )
     if answer.status_code != 302:
         raise SystemExit(f"login failed: {answer.status_code}")
 
@@ -193,7 +238,7 @@ def pages(size: int) -> dict[str, str]:
         "dashboard": "/admin/",
         "readers first page": "/admin/readers",
         "readers last page": "/admin/readers?page=last",
-        "search by address": f"/admin/readers?q={address(size // 2)[:-len('0@example.org')]}",
+        "search by address": f"/admin/readers?q={address(size // 2)[: -len('0@example.org')]}",
         "deliveries": "/admin/deliveries",
         "failed deliveries": "/admin/deliveries?status=failed",
         "metrics": "/metrics",
@@ -228,10 +273,16 @@ def _own_database() -> tuple[str, Engine]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", help="a database of its own (emptied first); "
-                        "default: a new database on the PostgreSQL server, dropped at the end")
-    parser.add_argument("--sizes", default="100000,1000000",
-                        help="enrollment counts to time, smallest first (default %(default)s)")
+    parser.add_argument(
+        "--database-url",
+        help="a database of its own (emptied first); "
+        "default: a new database on the PostgreSQL server, dropped at the end",
+    )
+    parser.add_argument(
+        "--sizes",
+        default="100000,1000000",
+        help="enrollment counts to time, smallest first (default %(default)s)",
+    )
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     server: Engine | None = None
@@ -246,10 +297,14 @@ def main() -> None:
             migrate(engine)
             reset(engine)
             settings = load_settings(
-                environ={}, data_dir=Path(tmp) / "data", database_url=url,
-                base_url="https://drip.example.org", secret_key="bench",
+                environ={},
+                data_dir=Path(tmp) / "data",
+                database_url=url,
+                base_url="https://drip.example.org",
+                secret_key="bench",
                 sequences_dir=PROJECT_ROOT / "sequences",
-                postal_address="1 Bench Road, Testville")
+                postal_address="1 Bench Road, Testville",
+            )
             app = create_app(settings, clock=lambda: NOW)
             svc = app.extensions["drip"]
             with svc.sessions() as session:
@@ -269,12 +324,15 @@ def main() -> None:
     finally:
         if server is not None:
             with server.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" '
-                                  "WITH (FORCE)"))
+                conn.execute(
+                    text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+                )
             server.dispose()
     small, large = sizes[0], sizes[-1]
-    print(f"backend {make_url(url).get_backend_name()}; {DELIVERIES} deliveries per "
-          f"enrollment; median of {REQUESTS} requests")
+    print(
+        f"backend {make_url(url).get_backend_name()}; {DELIVERIES} deliveries per "
+        f"enrollment; median of {REQUESTS} requests"
+    )
     print(f"{'page':20} " + " ".join(f"{_short(s):>9}" for s in sizes))
     for label in results[small]:
         print(f"{label:20} " + " ".join(f"{results[s][label] * 1000:7.1f}ms" for s in sizes))

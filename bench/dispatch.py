@@ -67,8 +67,15 @@ class Sink:
 
     def __init__(self, latency_ms: float = 0.0) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("sink.py")),
-             "--latency-ms", str(latency_ms)], stdout=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                str(Path(__file__).with_name("sink.py")),
+                "--latency-ms",
+                str(latency_ms),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.process.stdout is not None
         line = self.process.stdout.readline().split()
         if not line or line[0] != "listening":
@@ -109,8 +116,13 @@ def _kind(i: int, due_every: int) -> str:
     return "later"
 
 
-def _rows(first: int, count: int, due: int, sequence: Sequence, due_times: list[datetime],
-          ) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]]:
+def _rows(
+    first: int,
+    count: int,
+    due: int,
+    sequence: Sequence,
+    due_times: list[datetime],
+) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]]:
     """(subscribers, enrollments, deliveries) rows in chunks; ids from `first`. The due
     readers fall due in turn at each of `due_times`, a minute before it."""
     welcome, lesson = sequence.lessons[0], sequence.lessons[1]
@@ -126,30 +138,58 @@ def _rows(first: int, count: int, due: int, sequence: Sequence, due_times: list[
             if kind == "due":
                 kind = "due" if due_left > 0 else "completed"
                 due_left -= 1
-            people.append({"id": ident, "email": f"reader{ident:07d}@example.org",
-                           "first_name": f"Reader{ident}", "timezone": "America/New_York",
-                           "attributes": {}, "created_at": LONG_AGO,
-                           "suppressed_at": LONG_AGO if kind == "suppressed" else None,
-                           "suppressed_reason": "550 no such user" if kind == "suppressed"
-                           else None})
+            people.append(
+                {
+                    "id": ident,
+                    "email": f"reader{ident:07d}@example.org",
+                    "first_name": f"Reader{ident}",
+                    "timezone": "America/New_York",
+                    "attributes": {},
+                    "created_at": LONG_AGO,
+                    "suppressed_at": LONG_AGO if kind == "suppressed" else None,
+                    "suppressed_reason": "550 no such user" if kind == "suppressed" else None,
+                }
+            )
             row: dict[str, Any] = {
-                "id": ident, "subscriber_id": ident, "sequence": SLUG, "attempts": 0,
-                "created_at": LONG_AGO, "confirmed_at": LONG_AGO, "next_lesson": None,
-                "due_at": None, "last_sent_at": LONG_AGO, "completed_at": None,
-                "unsubscribed_at": None, "status": kind}
+                "id": ident,
+                "subscriber_id": ident,
+                "sequence": SLUG,
+                "attempts": 0,
+                "created_at": LONG_AGO,
+                "confirmed_at": LONG_AGO,
+                "next_lesson": None,
+                "due_at": None,
+                "last_sent_at": LONG_AGO,
+                "completed_at": None,
+                "unsubscribed_at": None,
+                "status": kind,
+            }
             if kind == "due":
-                row.update(status="active", next_lesson=lesson.key,
-                           due_at=due_times[due_left % len(due_times)] - timedelta(minutes=1),
-                           last_sent_at=NOW - timedelta(days=2))
-                sent.append({"enrollment_id": ident, "lesson": welcome.key,
-                             "lesson_version": welcome.version, "status": "sent", "attempts": 1,
-                             "message_id": f"<drip.{ident}.{welcome.key}@bench>",
-                             "created_at": NOW - timedelta(days=2),
-                             "updated_at": NOW - timedelta(days=2),
-                             "sent_at": NOW - timedelta(days=2)})
+                row.update(
+                    status="active",
+                    next_lesson=lesson.key,
+                    due_at=due_times[due_left % len(due_times)] - timedelta(minutes=1),
+                    last_sent_at=NOW - timedelta(days=2),
+                )
+                sent.append(
+                    {
+                        "enrollment_id": ident,
+                        "lesson": welcome.key,
+                        "lesson_version": welcome.version,
+                        "status": "sent",
+                        "attempts": 1,
+                        "message_id": f"<drip.{ident}.{welcome.key}@bench>",
+                        "created_at": NOW - timedelta(days=2),
+                        "updated_at": NOW - timedelta(days=2),
+                        "sent_at": NOW - timedelta(days=2),
+                    }
+                )
             elif kind == "later":
-                row.update(status="active", next_lesson=lesson.key,
-                           due_at=NOW + timedelta(days=1, minutes=offset % 10_000))
+                row.update(
+                    status="active",
+                    next_lesson=lesson.key,
+                    due_at=NOW + timedelta(days=1, minutes=offset % 10_000),
+                )
             elif kind == "completed":
                 row.update(completed_at=LONG_AGO)
             elif kind == "unsubscribed":
@@ -158,8 +198,14 @@ def _rows(first: int, count: int, due: int, sequence: Sequence, due_times: list[
         yield people, enrolled, sent
 
 
-def load(engine: Engine, first: int, count: int, due: int, sequence: Sequence,
-         due_times: list[datetime] | None = None) -> None:
+def load(
+    engine: Engine,
+    first: int,
+    count: int,
+    due: int,
+    sequence: Sequence,
+    due_times: list[datetime] | None = None,
+) -> None:
     """Bulk-load `count` enrollments (and their subscribers), `due` of them due at NOW or,
     in equal shares, at each of `due_times`."""
     done = 0
@@ -183,8 +229,12 @@ def load(engine: Engine, first: int, count: int, due: int, sequence: Sequence,
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         if postgres:
             for table in ("subscribers", "enrollments"):
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                  f"(SELECT max(id) FROM {table}))"))
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))"
+                    )
+                )
             conn.execute(text("VACUUM (ANALYZE) subscribers, enrollments, deliveries"))
         else:
             conn.execute(text("ANALYZE"))
@@ -196,11 +246,12 @@ def _copy(connection: Any, table: str, rows: list[dict[str, Any]]) -> None:
     import json
 
     columns = list(rows[0])
-    with connection.cursor() as cursor, cursor.copy(
-            f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
         for row in rows:
-            copy.write_row([json.dumps(v) if isinstance(v, dict) else v
-                            for v in row.values()])
+            copy.write_row([json.dumps(v) if isinstance(v, dict) else v for v in row.values()])
 
 
 def timed(label: str, work: Callable[[], Any]) -> tuple[float, Any]:
@@ -215,13 +266,16 @@ def bench_dispatch(svc: Services, sequence: Sequence, readers: int) -> tuple[flo
     reset(svc.engine)
     load(svc.engine, 1, readers, readers, sequence)
     dispatcher = svc.dispatcher()
-    seconds, report = timed(f"dispatching {readers:,} messages",
-                            lambda: dispatcher.run_pass(NOW))
+    seconds, report = timed(f"dispatching {readers:,} messages", lambda: dispatcher.run_pass(NOW))
     if report.count("sent") != readers:
         raise SystemExit(f"expected {readers} sent, got: {report.summary()}")
     template = svc.renderer.lesson(sequence, sequence.lessons[1])
-    sample = template.build(Reader("reader0000001@example.org", "Reader1", 1, 1), svc.links,
-                            message_id(1, sequence.lessons[1].key, svc.renderer.domain), NOW)
+    sample = template.build(
+        Reader("reader0000001@example.org", "Reader1", 1, 1),
+        svc.links,
+        message_id(1, sequence.lessons[1].key, svc.renderer.domain),
+        NOW,
+    )
     return seconds, sample
 
 
@@ -229,10 +283,17 @@ def bench_smtplib(port: int, svc: Services, sequence: Sequence, count: int) -> f
     """Bare smtplib: the same number of messages, built beforehand, over one connection."""
     template = svc.renderer.lesson(sequence, sequence.lessons[1])
     messages = [
-        (f"reader{n:07d}@example.org",
-         template.build(Reader(f"reader{n:07d}@example.org", f"Reader{n}", n, n), svc.links,
-                        message_id(n, "smtplib", svc.renderer.domain), NOW))
-        for n in range(1, count + 1)]
+        (
+            f"reader{n:07d}@example.org",
+            template.build(
+                Reader(f"reader{n:07d}@example.org", f"Reader{n}", n, n),
+                svc.links,
+                message_id(n, "smtplib", svc.renderer.domain),
+                NOW,
+            ),
+        )
+        for n in range(1, count + 1)
+    ]
 
     def send() -> None:
         with smtplib.SMTP("127.0.0.1", port) as smtp:
@@ -243,8 +304,9 @@ def bench_smtplib(port: int, svc: Services, sequence: Sequence, count: int) -> f
     return seconds
 
 
-def bench_pass(svc: Services, sequence: Sequence, small: int, large: int,
-               due: int) -> tuple[float, float]:
+def bench_pass(
+    svc: Services, sequence: Sequence, small: int, large: int, due: int
+) -> tuple[float, float]:
     """A pass with `due` readers due among `small`, then among `large` enrollments: the
     median of PASSES passes each (an hour apart, each with its own readers due), as one
     pass of a second or two is at the mercy of whatever else the machine is doing."""
@@ -254,11 +316,13 @@ def bench_pass(svc: Services, sequence: Sequence, small: int, large: int,
     say(f"loading {small:,} enrollments, {due:,} due at each of {PASSES} passes")
     load(svc.engine, 1, small, due * PASSES, sequence, first)
     small_seconds = statistics.median(
-        _one_pass(svc, f"one pass, {due:,} due among {small:,}", due, at) for at in first)
+        _one_pass(svc, f"one pass, {due:,} due among {small:,}", due, at) for at in first
+    )
     say(f"growing to {large:,} enrollments, {due:,} newly due at each of {PASSES} passes")
     load(svc.engine, small + 1, large - small, due * PASSES, sequence, later)
     large_seconds = statistics.median(
-        _one_pass(svc, f"one pass, {due:,} due among {large:,}", due, at) for at in later)
+        _one_pass(svc, f"one pass, {due:,} due among {large:,}", due, at) for at in later
+    )
     return small_seconds, large_seconds
 
 
@@ -269,8 +333,12 @@ def _one_pass(svc: Services, label: str, due: int, at: datetime) -> float:
     return seconds
 
 
-def bench_connections(tmp: str, url: str, latency_ms: float, readers: int,
-                      ) -> tuple[float, float]:
+def bench_connections(
+    tmp: str,
+    url: str,
+    latency_ms: float,
+    readers: int,
+) -> tuple[float, float]:
     """(seconds with 1 SMTP connection, with 8) for `readers` messages to a sink that waits
     `latency_ms` before each reply."""
     sink = Sink(latency_ms)
@@ -278,10 +346,17 @@ def bench_connections(tmp: str, url: str, latency_ms: float, readers: int,
     try:
         for connections in (1, 8):
             settings = load_settings(
-                environ={}, data_dir=Path(tmp) / "data", database_url=url,
-                smtp_url=sink.url, base_url="https://drip.example.org", secret_key="bench",
-                allow_unsafe_sending=True, smtp_connections=connections,
-                sequences_dir=PROJECT_ROOT / "sequences", postal_address="1 Bench Road")
+                environ={},
+                data_dir=Path(tmp) / "data",
+                database_url=url,
+                smtp_url=sink.url,
+                base_url="https://drip.example.org",
+                secret_key="bench",
+                allow_unsafe_sending=True,
+                smtp_connections=connections,
+                sequences_dir=PROJECT_ROOT / "sequences",
+                postal_address="1 Bench Road",
+            )
             svc = build_services(settings, clock=lambda: NOW)
             sequence = svc.content.library().sequences[SLUG]
             try:
@@ -297,13 +372,21 @@ def bench_connections(tmp: str, url: str, latency_ms: float, readers: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", help="a database of its own (emptied first); "
-                        "default: SQLite in a temporary folder")
-    parser.add_argument("--quick", action="store_true",
-                        help="2,000 readers and 10k vs 100k enrollments, for a quick look")
+    parser.add_argument(
+        "--database-url",
+        help="a database of its own (emptied first); default: SQLite in a temporary folder",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2,000 readers and 10k vs 100k enrollments, for a quick look",
+    )
     parser.add_argument("--readers", type=int, help="due readers for parts 1 and 2")
-    parser.add_argument("--latency-ms", type=float,
-                        help="only compare 8 SMTP connections with 1 on a sink this slow")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        help="only compare 8 SMTP connections with 1 on a sink this slow",
+    )
     args = parser.parse_args()
     if args.latency_ms:
         with tempfile.TemporaryDirectory() as tmp:
@@ -327,9 +410,16 @@ def main() -> None:
         migrate(engine)
         engine.dispose()
         settings = load_settings(
-            environ={}, data_dir=Path(tmp) / "data", database_url=url, smtp_url=sink.url,
-            base_url="https://drip.example.org", secret_key="bench", allow_unsafe_sending=True,
-            sequences_dir=PROJECT_ROOT / "sequences", postal_address="1 Bench Road, Testville")
+            environ={},
+            data_dir=Path(tmp) / "data",
+            database_url=url,
+            smtp_url=sink.url,
+            base_url="https://drip.example.org",
+            secret_key="bench",
+            allow_unsafe_sending=True,
+            sequences_dir=PROJECT_ROOT / "sequences",
+            postal_address="1 Bench Road, Testville",
+        )
         svc = build_services(settings, clock=lambda: NOW)
         sequence = svc.content.library().get(SLUG)
         if sequence is None:
@@ -343,12 +433,12 @@ def main() -> None:
             sink.stop()
     backend = svc.engine.dialect.name
     print(f"backend {backend}; message size {len(sample):,} bytes")
-    print(f"dispatch  {readers:,} messages in {dispatch_s:.2f} s "
-          f"({readers / dispatch_s:,.0f}/s)")
-    print(f"smtplib   {readers:,} messages in {smtplib_s:.2f} s "
-          f"({readers / smtplib_s:,.0f}/s)")
-    print(f"pass      1,000 due among {small:,}: {small_s:.3f} s (median of {PASSES}); "
-          f"among {large:,}: {large_s:.3f} s")
+    print(f"dispatch  {readers:,} messages in {dispatch_s:.2f} s ({readers / dispatch_s:,.0f}/s)")
+    print(f"smtplib   {readers:,} messages in {smtplib_s:.2f} s ({readers / smtplib_s:,.0f}/s)")
+    print(
+        f"pass      1,000 due among {small:,}: {small_s:.3f} s (median of {PASSES}); "
+        f"among {large:,}: {large_s:.3f} s"
+    )
     print(f"dispatch_vs_smtplib {smtplib_s / dispatch_s:.2f}")
     print(f"pass_{_short(large)}_vs_{_short(small)} {large_s / small_s:.2f}")
 

@@ -57,15 +57,21 @@ def bare_app() -> object:
     from drip.db import make_engine
 
     engine = make_engine(os.environ["BENCH_DATABASE_URL"])
-    table = Table(BARE_TABLE, MetaData(), Column("id", Integer, primary_key=True),
-                  Column("email", String(320)), Column("created_at", DateTime))
+    table = Table(
+        BARE_TABLE,
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("email", String(320)),
+        Column("created_at", DateTime),
+    )
     app = Flask("bare")
 
     @app.post("/signup")
     def signup() -> tuple[str, int]:
         try:
-            address = validate_email(request.form.get("email", ""),
-                                     check_deliverability=False).normalized
+            address = validate_email(
+                request.form.get("email", ""), check_deliverability=False
+            ).normalized
         except EmailNotValidError:
             return "bad address", 400
         with engine.begin() as conn:
@@ -85,9 +91,23 @@ class Gunicorn:
     def __init__(self, app: str, workers: int, env: dict[str, str], chdir: Path) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b",
-             f"127.0.0.1:{self.port}", "--chdir", str(chdir), "--log-level", "warning", app],
-            env=env, cwd=ROOT)
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-w",
+                str(workers),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--chdir",
+                str(chdir),
+                "--log-level",
+                "warning",
+                app,
+            ],
+            env=env,
+            cwd=ROOT,
+        )
 
     def wait_ready(self, path: str) -> None:
         deadline = time.monotonic() + 30
@@ -144,14 +164,20 @@ def drive(clients: int, seconds: float, client: Client) -> Result:
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - start
-    return Result(sum(c[0] for c in counts), sum(c[1] for c in counts), elapsed,
-                  time.process_time() - cpu)
+    return Result(
+        sum(c[0] for c in counts), sum(c[1] for c in counts), elapsed, time.process_time() - cpu
+    )
 
 
-def post(conn: http.client.HTTPConnection, path: str, body: dict[str, str],
-         headers: dict[str, str]) -> tuple[int, http.client.HTTPResponse]:
-    conn.request("POST", path, urlencode(body),
-                 {"Content-Type": "application/x-www-form-urlencoded", **headers})
+def post(
+    conn: http.client.HTTPConnection, path: str, body: dict[str, str], headers: dict[str, str]
+) -> tuple[int, http.client.HTTPResponse]:
+    conn.request(
+        "POST",
+        path,
+        urlencode(body),
+        {"Content-Type": "application/x-www-form-urlencoded", **headers},
+    )
     response = conn.getresponse()
     response.read()
     return response.status, response
@@ -166,13 +192,20 @@ def drip_client(port: int, tag: str) -> Client:
         cookie = (page.getheader("Set-Cookie") or "").split(";", 1)[0]
         match = re.search(r'name="csrf_token" value="([^"]+)"', html)
         assert match and cookie, "the sign-up page gave no CSRF token or cookie"
-        form = {"csrf_token": match[1], "first_name": "Bench", "consent": "yes",
-                "timezone": "Europe/Paris"}
+        form = {
+            "csrf_token": match[1],
+            "first_name": "Bench",
+            "consent": "yes",
+            "timezone": "Europe/Paris",
+        }
         i = 0
         while not stop.is_set():
-            status, _ = post(conn, "/subscribe/tiny",
-                             {**form, "email": f"{tag}-{n}-{i}@example.org"},
-                             {"Cookie": cookie})
+            status, _ = post(
+                conn,
+                "/subscribe/tiny",
+                {**form, "email": f"{tag}-{n}-{i}@example.org"},
+                {"Cookie": cookie},
+            )
             count[0 if status == 303 else 1] += 1
             i += 1
 
@@ -210,10 +243,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, both apps")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")
-    parser.add_argument("--seconds", type=float, default=12.0,
-                        help="time spent driving each app, split into rounds")
-    parser.add_argument("--rounds", type=int, default=4,
-                        help="alternating rounds (drip, bare, drip, bare ...)")
+    parser.add_argument(
+        "--seconds", type=float, default=12.0, help="time spent driving each app, split into rounds"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="alternating rounds (drip, bare, drip, bare ...)"
+    )
     args = parser.parse_args()
 
     from sqlalchemy import text
@@ -226,16 +261,29 @@ def main() -> None:
         engine = make_engine(url)
         migrate(engine)
         with engine.begin() as conn:
-            conn.execute(text(f"CREATE TABLE {BARE_TABLE} (id INTEGER PRIMARY KEY, "
-                              "email VARCHAR(320), created_at DATETIME)"))
-        env = {**os.environ, "DRIP_DATA_DIR": str(data), "DRIP_DATABASE_URL": url,
-               "DRIP_SEQUENCES_DIR": str(ROOT / "tests" / "sequences"),
-               "DRIP_SECRET_KEY": "bench-secret", "DRIP_CHECK_EMAIL_DOMAIN": "0",
-               "DRIP_SIGNUP_LIMIT_IP": "1000000000", "DRIP_SIGNUP_LIMIT_ADDRESS": "1000",
-               "BENCH_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+            conn.execute(
+                text(
+                    f"CREATE TABLE {BARE_TABLE} (id INTEGER PRIMARY KEY, "
+                    "email VARCHAR(320), created_at DATETIME)"
+                )
+            )
+        env = {
+            **os.environ,
+            "DRIP_DATA_DIR": str(data),
+            "DRIP_DATABASE_URL": url,
+            "DRIP_SEQUENCES_DIR": str(ROOT / "tests" / "sequences"),
+            "DRIP_SECRET_KEY": "bench-secret",
+            "DRIP_CHECK_EMAIL_DOMAIN": "0",
+            "DRIP_SIGNUP_LIMIT_IP": "1000000000",
+            "DRIP_SIGNUP_LIMIT_ADDRESS": "1000",
+            "BENCH_DATABASE_URL": url,
+            "PYTHONPATH": str(ROOT),
+        }
 
-        servers = {"signup": Gunicorn("wsgi:app", args.workers, env, ROOT),
-                   "bare": Gunicorn("signup:bare_app()", args.workers, env, ROOT / "bench")}
+        servers = {
+            "signup": Gunicorn("wsgi:app", args.workers, env, ROOT),
+            "bare": Gunicorn("signup:bare_app()", args.workers, env, ROOT / "bench"),
+        }
         clients = {"signup": drip_client, "bare": bare_client}
         totals = {name: Result(0, 0, 0.0, 0.0) for name in servers}
         try:
@@ -246,12 +294,18 @@ def main() -> None:
             # short alternating rounds, so a change in the machine's load hits both alike
             for round_ in range(args.rounds):
                 for name, server in servers.items():
-                    part = drive(args.clients, args.seconds / args.rounds,
-                                 clients[name](server.port, f"{name}{round_}"))
+                    part = drive(
+                        args.clients,
+                        args.seconds / args.rounds,
+                        clients[name](server.port, f"{name}{round_}"),
+                    )
                     total = totals[name]
-                    totals[name] = Result(total.ok + part.ok, total.failed + part.failed,
-                                          total.seconds + part.seconds,
-                                          total.client_cpu + part.client_cpu)
+                    totals[name] = Result(
+                        total.ok + part.ok,
+                        total.failed + part.failed,
+                        total.seconds + part.seconds,
+                        total.client_cpu + part.client_cpu,
+                    )
         finally:
             for server in servers.values():
                 server.stop()
@@ -263,15 +317,23 @@ def main() -> None:
         engine.dispose()
 
     signup, bare = results["signup"], results["bare"]
-    print(f"gunicorn {args.workers} sync workers, {args.clients} client threads, SQLite, "
-          f"{args.seconds:g} s per app in {args.rounds} alternating rounds "
-          f"(client on the same machine)")
-    print(f"signup  {signup.rate:8.1f} req/s  ({signup.ok} sign-ups, {signup.failed} failed; "
-          f"client CPU {signup.client_cpu:.1f} s)")
-    print(f"take-in {taken / intake_seconds:8.1f} /s     ({taken} queued sign-ups taken in by "
-          f"the worker in {intake_seconds:.1f} s; {readers} subscribers stored)")
-    print(f"bare    {bare.rate:8.1f} req/s  ({bare.ok} inserts, {bare.failed} failed; "
-          f"{rows} rows stored; client CPU {bare.client_cpu:.1f} s)")
+    print(
+        f"gunicorn {args.workers} sync workers, {args.clients} client threads, SQLite, "
+        f"{args.seconds:g} s per app in {args.rounds} alternating rounds "
+        f"(client on the same machine)"
+    )
+    print(
+        f"signup  {signup.rate:8.1f} req/s  ({signup.ok} sign-ups, {signup.failed} failed; "
+        f"client CPU {signup.client_cpu:.1f} s)"
+    )
+    print(
+        f"take-in {taken / intake_seconds:8.1f} /s     ({taken} queued sign-ups taken in by "
+        f"the worker in {intake_seconds:.1f} s; {readers} subscribers stored)"
+    )
+    print(
+        f"bare    {bare.rate:8.1f} req/s  ({bare.ok} inserts, {bare.failed} failed; "
+        f"{rows} rows stored; client CPU {bare.client_cpu:.1f} s)"
+    )
     print(f"signup_vs_bare {signup.rate / bare.rate:.2f}")
 
 

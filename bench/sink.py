@@ -65,8 +65,9 @@ async def serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
-    parser.add_argument("--latency-ms", type=float, default=0.0,
-                        help="wait this long before each reply")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="wait this long before each reply"
+    )
     args = parser.parse_args()
     global LATENCY
     LATENCY = args.latency_ms / 1000

@@ -16,12 +16,17 @@ from drip.web import admin, api, api_v1, errors, headers, health, home, metrics,
 from drip.web.context import close_session, csrf
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = system_clock,
-               transport: Callable[[], Transport] | None = None,
-               password_hasher: PasswordHasher | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock = system_clock,
+    transport: Callable[[], Transport] | None = None,
+    password_hasher: PasswordHasher | None = None,
+) -> Flask:
     settings = settings or load_settings()
-    app = Flask(__name__, root_path=str(PACKAGE), template_folder=str(TEMPLATES),
-                static_folder=str(STATIC))
+    app = Flask(
+        __name__, root_path=str(PACKAGE), template_folder=str(TEMPLATES), static_folder=str(STATIC)
+    )
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
@@ -30,8 +35,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = system_clock,
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
     )
-    app.extensions["drip"] = build_services(settings, clock, transport,
-                                            password_hasher=password_hasher)
+    app.extensions["drip"] = build_services(
+        settings, clock, transport, password_hasher=password_hasher
+    )
     csrf.init_app(app)
     headers.init_app(app)
     errors.init_app(app)

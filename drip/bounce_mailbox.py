@@ -61,8 +61,11 @@ def _fields(part: Message) -> list[Message]:
     raw = part.get_payload(decode=True)
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(payload)
     blocks = re.split(r"\r?\n\s*\r?\n", text.strip())
-    return [HeaderParser(policy=email.policy.default).parsestr(block) for block in blocks
-            if block.strip()]
+    return [
+        HeaderParser(policy=email.policy.default).parsestr(block)
+        for block in blocks
+        if block.strip()
+    ]
 
 
 def _returned(report: Message) -> Message | None:
@@ -117,8 +120,9 @@ def parse_report(raw: bytes, policy: Policy | None = None) -> Parsed:
         body = message.as_string() if isinstance(message, EmailMessage) else ""
         ours = re.search(r"Message-ID:\s*(<drip\.[^>\s]+>)", body, re.IGNORECASE)
         message_id = ours.group(1) if ours else message_id
-    verp = next((a for a in _verp_candidates(message, returned)
-                 if read_verp(policy.secret, a)), None)
+    verp = next(
+        (a for a in _verp_candidates(message, returned) if read_verp(policy.secret, a)), None
+    )
     if report_type == "delivery-status":
         return _dsn(message, raw, message_id, verp)
     if report_type == "feedback-report":
@@ -127,37 +131,53 @@ def parse_report(raw: bytes, policy: Policy | None = None) -> Parsed:
 
 
 def _dsn(message: Message, raw: bytes, message_id: str, verp: str | None) -> Parsed:
-    part = next((p for p in message.walk()
-                 if p.get_content_type() in ("message/delivery-status",
-                                             "message/global-delivery-status")), None)
+    part = next(
+        (
+            p
+            for p in message.walk()
+            if p.get_content_type() in ("message/delivery-status", "message/global-delivery-status")
+        ),
+        None,
+    )
     if part is None:
         return Parsed("other", note="delivery-status report without its status part")
     parsed = Parsed("dsn")
     for block in _fields(part)[1:]:  # the first block is per message, then one per recipient
         action = str(block.get("Action", "")).strip().lower()
         status = STATUS.search(str(block.get("Status", "")))
-        recipient = _address(block.get("Original-Recipient")) or \
-            _address(block.get("Final-Recipient"))
+        recipient = _address(block.get("Original-Recipient")) or _address(
+            block.get("Final-Recipient")
+        )
         if not recipient:
             continue
-        diagnostic = " ".join(str(block.get(k, "")).strip() for k in ("Status",
-                                                                       "Diagnostic-Code")
-                              if block.get(k))
+        diagnostic = " ".join(
+            str(block.get(k, "")).strip() for k in ("Status", "Diagnostic-Code") if block.get(k)
+        )
         if action != "failed" or status is None:
             parsed.note = f"{action or 'no action'} for {recipient}: not a bounce"
             continue
         kind: Kind = "hard" if status.group(1) == "5" else "soft"
-        parsed.reports.append(Report(kind, recipient, "mailbox",
-                                     _key(message, raw, recipient), source="mailbox",
-                                     message_id=message_id or None, return_path=verp,
-                                     diagnostic=re.sub(r"\s+", " ", diagnostic)))
+        parsed.reports.append(
+            Report(
+                kind,
+                recipient,
+                "mailbox",
+                _key(message, raw, recipient),
+                source="mailbox",
+                message_id=message_id or None,
+                return_path=verp,
+                diagnostic=re.sub(r"\s+", " ", diagnostic),
+            )
+        )
     return parsed
 
 
-def _arf(message: Message, raw: bytes, message_id: str, verp: str | None,
-         returned: Message | None) -> Parsed:
-    part = next((p for p in message.walk()
-                 if p.get_content_type() == "message/feedback-report"), None)
+def _arf(
+    message: Message, raw: bytes, message_id: str, verp: str | None, returned: Message | None
+) -> Parsed:
+    part = next(
+        (p for p in message.walk() if p.get_content_type() == "message/feedback-report"), None
+    )
     if part is None:
         return Parsed("other", note="feedback report without its report part")
     fields = _fields(part)
@@ -174,11 +194,18 @@ def _arf(message: Message, raw: bytes, message_id: str, verp: str | None,
         return parsed
     source = str(block.get("Reported-Domain") or block.get("Source-IP") or "").strip()
     for recipient in filter(None, recipients):
-        parsed.reports.append(Report("complaint", recipient, "mailbox",
-                                     _key(message, raw, recipient), source="mailbox",
-                                     message_id=message_id or None, return_path=verp,
-                                     diagnostic=f"ARF {feedback}"
-                                     + (f" from {source}" if source else "")))
+        parsed.reports.append(
+            Report(
+                "complaint",
+                recipient,
+                "mailbox",
+                _key(message, raw, recipient),
+                source="mailbox",
+                message_id=message_id or None,
+                return_path=verp,
+                diagnostic=f"ARF {feedback}" + (f" from {source}" if source else ""),
+            )
+        )
     return parsed
 
 
@@ -193,15 +220,21 @@ class MailboxPass:
     recorded: list[Recorded] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"bounce mailbox: {self.read} read, {self.handled} reports handled, "
-                f"{self.left} other messages left in place")
+        return (
+            f"bounce mailbox: {self.read} read, {self.handled} reports handled, "
+            f"{self.left} other messages left in place"
+        )
 
 
 class BounceMailbox:
     """One IMAP session per pass, to the folder `DRIP_BOUNCE_IMAP_URL` names."""
 
-    def __init__(self, url: str, processed: str = "drip-processed", timeout: float = 30.0,
-                 ) -> None:
+    def __init__(
+        self,
+        url: str,
+        processed: str = "drip-processed",
+        timeout: float = 30.0,
+    ) -> None:
         parts = urlsplit(url)
         self.tls = parts.scheme == "imaps"
         self.host = parts.hostname or "localhost"
@@ -216,8 +249,9 @@ class BounceMailbox:
     def _connect(self) -> imaplib.IMAP4:
         imap: imaplib.IMAP4
         if self.tls:
-            imap = imaplib.IMAP4_SSL(self.host, self.port, timeout=self.timeout,
-                                     ssl_context=ssl.create_default_context())
+            imap = imaplib.IMAP4_SSL(
+                self.host, self.port, timeout=self.timeout, ssl_context=ssl.create_default_context()
+            )
         else:
             imap = imaplib.IMAP4(self.host, self.port, timeout=self.timeout)
             if "STARTTLS" in imap.capabilities:
@@ -225,8 +259,11 @@ class BounceMailbox:
         imap.login(self.user, self.password)
         # imaplib keeps the capabilities from before the login; servers add MOVE after it.
         typ, data = imap.capability()
-        self.capabilities = set(data[0].decode().upper().split()) if typ == "OK" and data \
-            and isinstance(data[0], bytes) else set(imap.capabilities)
+        self.capabilities = (
+            set(data[0].decode().upper().split())
+            if typ == "OK" and data and isinstance(data[0], bytes)
+            else set(imap.capabilities)
+        )
         return imap
 
     def run(self, session: Session, now: datetime, policy: Policy) -> MailboxPass:
@@ -251,8 +288,11 @@ class BounceMailbox:
                     continue
                 result.recorded += _record(session, parsed.reports, now, policy)
                 if not parsed.reports:
-                    log.info("bounce mailbox: %s report with nothing to record (%s)",
-                             parsed.kind, parsed.note)
+                    log.info(
+                        "bounce mailbox: %s report with nothing to record (%s)",
+                        parsed.kind,
+                        parsed.note,
+                    )
                 self._move(imap, uid)
                 result.handled += 1
             imap.expunge()
@@ -272,12 +312,15 @@ class BounceMailbox:
             _check(imap.uid("MOVE", uid, _quote(self.processed)), f"move {uid}")
             return
         _check(imap.uid("COPY", uid, _quote(self.processed)), f"copy {uid}")
-        _check(imap.uid("STORE", uid, "+FLAGS.SILENT", r"(\Deleted \Seen)"),
-               f"flag {uid}")
+        _check(imap.uid("STORE", uid, "+FLAGS.SILENT", r"(\Deleted \Seen)"), f"flag {uid}")
 
 
-def _record(session: Session, reports: list[Report], now: datetime, policy: Policy,
-            ) -> list[Recorded]:
+def _record(
+    session: Session,
+    reports: list[Report],
+    now: datetime,
+    policy: Policy,
+) -> list[Recorded]:
     """Committed before the message moves: a failed move only means a re-read. A webhook
     recording the same event at the same moment makes the second try find it a duplicate."""
     try:
@@ -300,6 +343,7 @@ def _check(answer: tuple[str, list[Any]], what: str) -> None:
         raise imaplib.IMAP4.error(f"IMAP {what} failed: {typ} {data!r}")
 
 
-def read_mailbox(session: Session, url: str, processed: str, now: datetime,
-                 policy: Policy) -> MailboxPass:
+def read_mailbox(
+    session: Session, url: str, processed: str, now: datetime, policy: Policy
+) -> MailboxPass:
     return BounceMailbox(url, processed).run(session, now, policy)

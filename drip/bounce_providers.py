@@ -44,8 +44,15 @@ MAX_AGE = timedelta(minutes=5)  # Mailgun and SendGrid: a signed timestamp older
 SNS_MAX_AGE = timedelta(hours=1)  # SNS retries an HTTP endpoint within about a minute
 SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 SNS_NOTIFICATION_KEYS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
-SNS_SUBSCRIPTION_KEYS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token",
-                         "TopicArn", "Type")
+SNS_SUBSCRIPTION_KEYS = (
+    "Message",
+    "MessageId",
+    "SubscribeURL",
+    "Timestamp",
+    "Token",
+    "TopicArn",
+    "Type",
+)
 _certificates: dict[str, x509.Certificate] = {}  # downloaded SNS certificates, by URL
 
 
@@ -66,9 +73,12 @@ def _json(body: bytes) -> Any:
 
 def _fresh(stamp: datetime, now: datetime, limit: timedelta, what: str) -> None:
     if abs(now - stamp) > limit:
-        raise Refused(401, f"{what} timestamp {stamp.isoformat()} is more than "
-                           f"{int(limit.total_seconds() // 60)} minutes from now: refused as "
-                           "a replay")
+        raise Refused(
+            401,
+            f"{what} timestamp {stamp.isoformat()} is more than "
+            f"{int(limit.total_seconds() // 60)} minutes from now: refused as "
+            "a replay",
+        )
 
 
 # -- drip's own format ------------------------------------------------------------------------
@@ -80,10 +90,12 @@ def drip_reports(body: bytes, authorization: str, token: str) -> list[Report]:
     if not token:
         raise Refused(403, "DRIP_WEBHOOK_TOKEN is not set: /webhooks/bounce accepts nothing")
     scheme, _, given = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
-                                                            token.encode()):
-        raise Refused(401, "missing or wrong bearer token (Authorization: Bearer "
-                           "<DRIP_WEBHOOK_TOKEN>)")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    ):
+        raise Refused(
+            401, "missing or wrong bearer token (Authorization: Bearer <DRIP_WEBHOOK_TOKEN>)"
+        )
     payload = _json(body)
     items = payload if isinstance(payload, list) else [payload]
     reports = []
@@ -93,17 +105,27 @@ def drip_reports(body: bytes, authorization: str, token: str) -> list[Report]:
             raise Refused(400, f"{where} is not an object")
         email, kind = item.get("email"), item.get("type")
         if not isinstance(email, str) or "@" not in email:
-            raise Refused(400, f"{where}: \"email\" must be an address, got {email!r}")
+            raise Refused(400, f'{where}: "email" must be an address, got {email!r}')
         if kind not in ("hard", "soft", "complaint"):
-            raise Refused(400, f"{where}: \"type\" must be hard, soft or complaint, "
-                               f"got {kind!r}")
+            raise Refused(400, f'{where}: "type" must be hard, soft or complaint, got {kind!r}')
         message_id = item.get("message_id")
         reason = item.get("reason") or ""
         ident = item.get("id")
-        key = (f"drip:{str(ident)[:200]}" if ident is not None else
-               event_key("drip", email.lower(), kind, message_id, reason))
-        reports.append(Report(kind, email, "drip", key, message_id=str(message_id or "")
-                              or None, diagnostic=str(reason)))
+        key = (
+            f"drip:{str(ident)[:200]}"
+            if ident is not None
+            else event_key("drip", email.lower(), kind, message_id, reason)
+        )
+        reports.append(
+            Report(
+                kind,
+                email,
+                "drip",
+                key,
+                message_id=str(message_id or "") or None,
+                diagnostic=str(reason),
+            )
+        )
     return reports
 
 
@@ -112,10 +134,14 @@ def drip_reports(body: bytes, authorization: str, token: str) -> list[Report]:
 
 def _sns_certificate(url: str, local: Path | None) -> x509.Certificate:
     parts = urlsplit(url)
-    if parts.scheme != "https" or not SNS_HOST.match(parts.hostname or "") \
-            or not parts.path.endswith(".pem"):
-        raise Refused(401, f"SigningCertURL {url!r} is not an https .pem on "
-                           "sns.<region>.amazonaws.com")
+    if (
+        parts.scheme != "https"
+        or not SNS_HOST.match(parts.hostname or "")
+        or not parts.path.endswith(".pem")
+    ):
+        raise Refused(
+            401, f"SigningCertURL {url!r} is not an https .pem on sns.<region>.amazonaws.com"
+        )
     if local is not None:
         return x509.load_pem_x509_certificate(local.read_bytes())
     if url not in _certificates:
@@ -126,13 +152,15 @@ def _sns_certificate(url: str, local: Path | None) -> x509.Certificate:
 
 def sns_canonical(message: Mapping[str, Any]) -> bytes:
     """The string SNS signs: "Key\\nValue\\n" for each signed key present, in order."""
-    keys = (SNS_NOTIFICATION_KEYS if message.get("Type") == "Notification"
-            else SNS_SUBSCRIPTION_KEYS)
+    keys = SNS_NOTIFICATION_KEYS if message.get("Type") == "Notification" else SNS_SUBSCRIPTION_KEYS
     return "".join(f"{key}\n{message[key]}\n" for key in keys if key in message).encode()
 
 
-def verify_sns(message: Mapping[str, Any], local_certificate: Path | None, now: datetime,
-               ) -> None:
+def verify_sns(
+    message: Mapping[str, Any],
+    local_certificate: Path | None,
+    now: datetime,
+) -> None:
     version = str(message.get("SignatureVersion", ""))
     algorithm: hashes.HashAlgorithm
     if version == "1":
@@ -169,8 +197,9 @@ def _ses_message_id(mail: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def ses_reports(body: bytes, local_certificate: Path | None, now: datetime,
-                topics: tuple[str, ...] = ()) -> tuple[list[Report], str | None]:
+def ses_reports(
+    body: bytes, local_certificate: Path | None, now: datetime, topics: tuple[str, ...] = ()
+) -> tuple[list[Report], str | None]:
     """The reports in one SNS POST, and the SubscribeURL of a subscription confirmation.
     Any AWS account's topic gets its messages signed by SNS: `topics` names ours."""
     message = _json(body)
@@ -178,8 +207,7 @@ def ses_reports(body: bytes, local_certificate: Path | None, now: datetime,
         raise Refused(400, "the SNS message is not an object")
     verify_sns(message, local_certificate, now)
     if topics and message.get("TopicArn") not in topics:
-        raise Refused(403, f"SNS topic {message.get('TopicArn')!r} is not in "
-                           "DRIP_SNS_TOPIC_ARNS")
+        raise Refused(403, f"SNS topic {message.get('TopicArn')!r} is not in DRIP_SNS_TOPIC_ARNS")
     kind = message.get("Type")
     if kind == "SubscriptionConfirmation":
         return [], str(message.get("SubscribeURL", ""))
@@ -202,21 +230,35 @@ def ses_reports(body: bytes, local_certificate: Path | None, now: datetime,
         bounce_kind: Kind = "hard" if bounce.get("bounceType") == "Permanent" else "soft"
         for recipient in bounce.get("bouncedRecipients") or []:
             email = str(recipient.get("emailAddress", ""))
-            diagnostic = " ".join(str(recipient[k]) for k in ("status", "diagnosticCode")
-                                  if recipient.get(k)) or str(bounce.get("bounceSubType", ""))
-            reports.append(Report(bounce_kind, email, "ses",
-                                  event_key("ses", sns_id, email.lower()),
-                                  message_id=message_id, return_path=source,
-                                  diagnostic=f"{bounce.get('bounceType')}: {diagnostic}"))
+            diagnostic = " ".join(
+                str(recipient[k]) for k in ("status", "diagnosticCode") if recipient.get(k)
+            ) or str(bounce.get("bounceSubType", ""))
+            reports.append(
+                Report(
+                    bounce_kind,
+                    email,
+                    "ses",
+                    event_key("ses", sns_id, email.lower()),
+                    message_id=message_id,
+                    return_path=source,
+                    diagnostic=f"{bounce.get('bounceType')}: {diagnostic}",
+                )
+            )
     elif what == "Complaint":
         complaint = notification.get("complaint") or {}
         for recipient in complaint.get("complainedRecipients") or []:
             email = str(recipient.get("emailAddress", ""))
-            reports.append(Report("complaint", email, "ses",
-                                  event_key("ses", sns_id, email.lower()),
-                                  message_id=message_id, return_path=source,
-                                  diagnostic=str(complaint.get("complaintFeedbackType")
-                                                 or "complaint")))
+            reports.append(
+                Report(
+                    "complaint",
+                    email,
+                    "ses",
+                    event_key("ses", sns_id, email.lower()),
+                    message_id=message_id,
+                    return_path=source,
+                    diagnostic=str(complaint.get("complaintFeedbackType") or "complaint"),
+                )
+            )
     else:
         log.info("SES notification %s ignored (only Bounce and Complaint matter)", what)
     return reports, None
@@ -258,29 +300,44 @@ def postmark_reports(body: bytes, authorization: str, credentials: str) -> list[
     found = re.search(r"^Message-ID:\s*(<[^>]+>)", content, re.IGNORECASE | re.MULTILINE)
     diagnostic = ": ".join(str(payload[k]) for k in ("Name", "Details") if payload.get(k))
     ident = payload.get("ID")
-    key = (f"postmark:{record}:{ident}" if ident is not None
-           else event_key("postmark", json.dumps(payload, sort_keys=True)))
-    return [Report(kind, email, "postmark", key,
-                   message_id=found.group(1) if found else None, diagnostic=diagnostic)]
+    key = (
+        f"postmark:{record}:{ident}"
+        if ident is not None
+        else event_key("postmark", json.dumps(payload, sort_keys=True))
+    )
+    return [
+        Report(
+            kind,
+            email,
+            "postmark",
+            key,
+            message_id=found.group(1) if found else None,
+            diagnostic=diagnostic,
+        )
+    ]
 
 
 # -- Mailgun ----------------------------------------------------------------------------------
 
 
-def mailgun_reports(session: Session, body: bytes, signing_key: str, now: datetime,
-                    ) -> list[Report]:
+def mailgun_reports(
+    session: Session,
+    body: bytes,
+    signing_key: str,
+    now: datetime,
+) -> list[Report]:
     """Checks the signature and the timestamp, and refuses a token already used (the
     token is stored in the caller's transaction, with the events)."""
     if not signing_key:
-        raise Refused(403, "DRIP_MAILGUN_SIGNING_KEY is not set: /webhooks/mailgun accepts "
-                           "nothing")
+        raise Refused(403, "DRIP_MAILGUN_SIGNING_KEY is not set: /webhooks/mailgun accepts nothing")
     payload = _json(body)
     signature = payload.get("signature") if isinstance(payload, dict) else None
     if not isinstance(signature, dict):
-        raise Refused(400, "no \"signature\" object in the Mailgun payload")
+        raise Refused(400, 'no "signature" object in the Mailgun payload')
     timestamp, token = str(signature.get("timestamp", "")), str(signature.get("token", ""))
-    expected = hmac.new(signing_key.encode(), (timestamp + token).encode(),
-                        hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        signing_key.encode(), (timestamp + token).encode(), hashlib.sha256
+    ).hexdigest()
     if not hmac.compare_digest(expected, str(signature.get("signature", ""))):
         raise Refused(401, "the Mailgun signature does not match (DRIP_MAILGUN_SIGNING_KEY)")
     try:
@@ -289,8 +346,14 @@ def mailgun_reports(session: Session, body: bytes, signing_key: str, now: dateti
         raise Refused(400, f"the Mailgun timestamp {timestamp!r} is not a number") from None
     _fresh(stamp, now, MAX_AGE, "Mailgun")
     session.execute(delete(WebhookToken).where(WebhookToken.seen_at < now - 2 * MAX_AGE))
-    if session.scalar(select(WebhookToken.token).where(
-            WebhookToken.provider == "mailgun", WebhookToken.token == token)) is not None:
+    if (
+        session.scalar(
+            select(WebhookToken.token).where(
+                WebhookToken.provider == "mailgun", WebhookToken.token == token
+            )
+        )
+        is not None
+    ):
         raise Refused(406, "this Mailgun token was already used: refused as a replay")
     session.add(WebhookToken(provider="mailgun", token=token[:255], seen_at=now))
     data = payload.get("event-data") or {}
@@ -309,13 +372,21 @@ def mailgun_reports(session: Session, body: bytes, signing_key: str, now: dateti
     headers = (data.get("message") or {}).get("headers") or {}
     message_id = headers.get("message-id")
     status = data.get("delivery-status") or {}
-    diagnostic = " ".join(str(status[k]) for k in ("code", "description", "message")
-                          if status.get(k)) or str(data.get("reason") or event)
+    diagnostic = " ".join(
+        str(status[k]) for k in ("code", "description", "message") if status.get(k)
+    ) or str(data.get("reason") or event)
     envelope = data.get("envelope") or {}
-    return [Report(kind, email, "mailgun", f"mailgun:{data.get('id') or token}",
-                   message_id=f"<{str(message_id).strip('<>')}>" if message_id else None,
-                   return_path=str(envelope.get("sender") or "") or None,
-                   diagnostic=diagnostic)]
+    return [
+        Report(
+            kind,
+            email,
+            "mailgun",
+            f"mailgun:{data.get('id') or token}",
+            message_id=f"<{str(message_id).strip('<>')}>" if message_id else None,
+            return_path=str(envelope.get("sender") or "") or None,
+            diagnostic=diagnostic,
+        )
+    ]
 
 
 # -- SendGrid ---------------------------------------------------------------------------------
@@ -331,22 +402,30 @@ def _sendgrid_key(encoded: str) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def sendgrid_reports(body: bytes, headers: Mapping[str, str], public_key: str, now: datetime,
-                     ) -> list[Report]:
+def sendgrid_reports(
+    body: bytes,
+    headers: Mapping[str, str],
+    public_key: str,
+    now: datetime,
+) -> list[Report]:
     if not public_key:
-        raise Refused(403, "DRIP_SENDGRID_PUBLIC_KEY is not set: /webhooks/sendgrid accepts "
-                           "nothing")
+        raise Refused(
+            403, "DRIP_SENDGRID_PUBLIC_KEY is not set: /webhooks/sendgrid accepts nothing"
+        )
     signature = headers.get("X-Twilio-Email-Event-Webhook-Signature", "")
     timestamp = headers.get("X-Twilio-Email-Event-Webhook-Timestamp", "")
     if not signature or not timestamp:
-        raise Refused(401, "the SendGrid signature headers are missing (turn on the signed "
-                           "event webhook)")
+        raise Refused(
+            401, "the SendGrid signature headers are missing (turn on the signed event webhook)"
+        )
     try:
-        _sendgrid_key(public_key).verify(base64.b64decode(signature),
-                                          timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        _sendgrid_key(public_key).verify(
+            base64.b64decode(signature), timestamp.encode() + body, ec.ECDSA(hashes.SHA256())
+        )
     except (InvalidSignature, binascii.Error, ValueError):
-        raise Refused(401, "the SendGrid signature does not match (DRIP_SENDGRID_PUBLIC_KEY)") \
-            from None
+        raise Refused(
+            401, "the SendGrid signature does not match (DRIP_SENDGRID_PUBLIC_KEY)"
+        ) from None
     try:
         stamp = datetime.fromtimestamp(int(timestamp), UTC)
     except ValueError:
@@ -371,9 +450,15 @@ def sendgrid_reports(body: bytes, headers: Mapping[str, str], public_key: str, n
         else:
             continue
         diagnostic = " ".join(p for p in (str(event.get("status") or ""), reason) if p) or name
-        ident = event.get("sg_event_id") or event_key("sendgrid", json.dumps(event,
-                                                                             sort_keys=True))
-        reports.append(Report(kind, email, "sendgrid", f"sendgrid:{ident}",
-                              message_id=str(event.get("smtp-id") or "") or None,
-                              diagnostic=f"{name}: {diagnostic}"))
+        ident = event.get("sg_event_id") or event_key("sendgrid", json.dumps(event, sort_keys=True))
+        reports.append(
+            Report(
+                kind,
+                email,
+                "sendgrid",
+                f"sendgrid:{ident}",
+                message_id=str(event.get("smtp-id") or "") or None,
+                diagnostic=f"{name}: {diagnostic}",
+            )
+        )
     return reports

@@ -82,10 +82,13 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Policy:
-        return cls(secret=settings.secret_key,
-                   domain=urlsplit(settings.base_url).hostname or "localhost",
-                   soft_limit=settings.soft_bounce_limit,
-                   complaint_pause=settings.complaint_pause, bounce_pause=settings.bounce_pause)
+        return cls(
+            secret=settings.secret_key,
+            domain=urlsplit(settings.base_url).hostname or "localhost",
+            soft_limit=settings.soft_bounce_limit,
+            complaint_pause=settings.complaint_pause,
+            bounce_pause=settings.bounce_pause,
+        )
 
 
 @dataclass(frozen=True)
@@ -154,15 +157,15 @@ def _plain_envelope(sender: str) -> str:
     return parseaddr(sender)[1]
 
 
-def return_path(settings: Settings, sender: str, delivery_id: int | None,
-                enrollment_id: int) -> str:
+def return_path(
+    settings: Settings, sender: str, delivery_id: int | None, enrollment_id: int
+) -> str:
     """The envelope sender (MAIL FROM) of one message: the VERP address of its delivery when
     `DRIP_BOUNCE_ADDRESS` is set, else the From address of the sequence."""
     if not settings.bounce_address:
         return _plain_envelope(sender)
     local, _, domain = settings.bounce_address.rpartition("@")
-    token = verp_token(settings.secret_key, delivery_id=delivery_id,
-                       enrollment_id=enrollment_id)
+    token = verp_token(settings.secret_key, delivery_id=delivery_id, enrollment_id=enrollment_id)
     return f"{local}+{token}@{domain}"
 
 
@@ -195,8 +198,7 @@ def _match(session: Session, report: Report, policy: Policy) -> _Match:
         if kind == "d":
             delivery = session.get(Delivery, ident)
             if delivery is not None:
-                return _Match("verp", delivery.enrollment.subscriber, delivery.enrollment,
-                              delivery)
+                return _Match("verp", delivery.enrollment.subscriber, delivery.enrollment, delivery)
         else:
             enrollment = session.get(Enrollment, ident)
             if enrollment is not None:
@@ -205,8 +207,11 @@ def _match(session: Session, report: Report, policy: Policy) -> _Match:
         enrollment = session.get(Enrollment, enrollment_id)
         if enrollment is None:
             continue
-        delivery = session.scalar(select(Delivery).where(
-            Delivery.enrollment_id == enrollment_id, Delivery.lesson == lesson))
+        delivery = session.scalar(
+            select(Delivery).where(
+                Delivery.enrollment_id == enrollment_id, Delivery.lesson == lesson
+            )
+        )
         return _Match("message-id", enrollment.subscriber, enrollment, delivery)
     address = report.email.strip().lower()
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
@@ -218,8 +223,9 @@ def _match(session: Session, report: Report, policy: Policy) -> _Match:
 # -- applying ------------------------------------------------------------------------------------
 
 
-def record_bounce(session: Session, report: Report, now: datetime,
-                  policy: Policy | None = None) -> Recorded:
+def record_bounce(
+    session: Session, report: Report, now: datetime, policy: Policy | None = None
+) -> Recorded:
     """Match and apply one event, once: a second report with the same key changes nothing.
     The caller commits. The same event recorded meanwhile by another transaction raises
     IntegrityError (the unique key); rolled back and run again, it is found a duplicate.
@@ -228,18 +234,30 @@ def record_bounce(session: Session, report: Report, now: datetime,
     if session.scalar(select(BounceEvent.id).where(BounceEvent.key == report.key)) is not None:
         return Recorded("duplicate", "already recorded", report.email)
     match = _match(session, report, policy)
-    row = BounceEvent(key=report.key, received_at=now, source=report.source,
-                      provider=report.provider, kind=report.kind, email=report.email[:320],
-                      subscriber_id=match.subscriber.id if match.subscriber else None,
-                      enrollment_id=match.enrollment.id if match.enrollment else None,
-                      delivery_id=match.delivery.id if match.delivery else None,
-                      matched_by=match.by, outcome="unmatched",
-                      diagnostic=report.diagnostic[:2000])
+    row = BounceEvent(
+        key=report.key,
+        received_at=now,
+        source=report.source,
+        provider=report.provider,
+        kind=report.kind,
+        email=report.email[:320],
+        subscriber_id=match.subscriber.id if match.subscriber else None,
+        enrollment_id=match.enrollment.id if match.enrollment else None,
+        delivery_id=match.delivery.id if match.delivery else None,
+        matched_by=match.by,
+        outcome="unmatched",
+        diagnostic=report.diagnostic[:2000],
+    )
     session.add(row)
     session.flush()
     if match.subscriber is None:
-        log.warning("%s %s from %s for %s matches no delivery nor reader: recorded, nothing "
-                    "to do", report.kind, "report", report.provider, report.email)
+        log.warning(
+            "%s %s from %s for %s matches no delivery nor reader: recorded, nothing to do",
+            report.kind,
+            "report",
+            report.provider,
+            report.email,
+        )
         return Recorded("unmatched", "no delivery nor reader", report.email)
     row.outcome = _apply(session, report, match, now, policy)
     if report.kind in ("hard", "complaint"):
@@ -254,8 +272,7 @@ def _label(report: Report) -> str:
     return f"{text}: {report.diagnostic}" if report.diagnostic else text
 
 
-def _apply(session: Session, report: Report, match: _Match, now: datetime,
-           policy: Policy) -> str:
+def _apply(session: Session, report: Report, match: _Match, now: datetime, policy: Policy) -> str:
     subscriber = match.subscriber
     assert subscriber is not None
     label = _label(report)
@@ -264,8 +281,15 @@ def _apply(session: Session, report: Report, match: _Match, now: datetime,
         match.delivery.updated_at = now
     kind = {"hard": "bounced", "soft": "soft_bounce", "complaint": "complained"}[report.kind]
     for enrollment in _timeline_targets(subscriber, match.enrollment):
-        session.add(Event(subscriber_id=subscriber.id, enrollment_id=enrollment.id, kind=kind,
-                          at=now, detail=f"{label} · matched by {match.by}"))
+        session.add(
+            Event(
+                subscriber_id=subscriber.id,
+                enrollment_id=enrollment.id,
+                kind=kind,
+                at=now,
+                detail=f"{label} · matched by {match.by}",
+            )
+        )
     if report.kind == "complaint":
         _unsubscribe_all(session, subscriber, now, label)
         _suppress(session, subscriber, now, label)
@@ -280,8 +304,10 @@ def _apply(session: Session, report: Report, match: _Match, now: datetime,
     return f"soft bounce {streak} of {policy.soft_limit}"
 
 
-def _timeline_targets(subscriber: Subscriber, enrollment: Enrollment | None,
-                      ) -> list[Enrollment]:
+def _timeline_targets(
+    subscriber: Subscriber,
+    enrollment: Enrollment | None,
+) -> list[Enrollment]:
     """The timeline is per enrollment: the one that bounced, or every one of the reader's."""
     if enrollment is not None:
         return [enrollment]
@@ -291,28 +317,46 @@ def _timeline_targets(subscriber: Subscriber, enrollment: Enrollment | None,
 def _suppress(session: Session, subscriber: Subscriber, now: datetime, reason: str) -> None:
     if subscriber.suppressed_at is None:
         suppress(session, subscriber, now, reason)
-        session.execute(update(Enrollment).where(
-            Enrollment.subscriber_id == subscriber.id,
-            Enrollment.status == EnrollmentStatus.SUPPRESSED).values(last_error=reason))
+        session.execute(
+            update(Enrollment)
+            .where(
+                Enrollment.subscriber_id == subscriber.id,
+                Enrollment.status == EnrollmentStatus.SUPPRESSED,
+            )
+            .values(last_error=reason)
+        )
 
 
-def _unsubscribe_all(session: Session, subscriber: Subscriber, now: datetime,
-                     reason: str) -> None:
+def _unsubscribe_all(session: Session, subscriber: Subscriber, now: datetime, reason: str) -> None:
     """They asked never to hear from the author again: every sequence, whatever its state."""
     for enrollment in subscriber.enrollments:
-        if enrollment.status in (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.COMPLETED,
-                                 EnrollmentStatus.EXPIRED):
+        if enrollment.status in (
+            EnrollmentStatus.UNSUBSCRIBED,
+            EnrollmentStatus.COMPLETED,
+            EnrollmentStatus.EXPIRED,
+        ):
             continue
         enrollment.status = EnrollmentStatus.UNSUBSCRIBED
         enrollment.unsubscribed_at = now
         enrollment.due_at = None
         enrollment.last_error = reason
-        session.add(Event(subscriber_id=subscriber.id, enrollment_id=enrollment.id,
-                          kind="unsubscribed", at=now, detail="spam complaint"))
-    session.execute(update(Delivery).where(
-        Delivery.enrollment_id.in_([e.id for e in subscriber.enrollments]),
-        Delivery.status.in_([DeliveryStatus.RETRYING, DeliveryStatus.SENDING]))
-        .values(status=DeliveryStatus.CANCELLED, updated_at=now))
+        session.add(
+            Event(
+                subscriber_id=subscriber.id,
+                enrollment_id=enrollment.id,
+                kind="unsubscribed",
+                at=now,
+                detail="spam complaint",
+            )
+        )
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.enrollment_id.in_([e.id for e in subscriber.enrollments]),
+            Delivery.status.in_([DeliveryStatus.RETRYING, DeliveryStatus.SENDING]),
+        )
+        .values(status=DeliveryStatus.CANCELLED, updated_at=now)
+    )
 
 
 def soft_streak(session: Session, subscriber_id: int) -> int:
@@ -322,19 +366,29 @@ def soft_streak(session: Session, subscriber_id: int) -> int:
     counter on every send: a soft bounce counts when its delivery went out after the last
     clean one (or, matched by address only, when it arrived after it)."""
     sent, echo = aliased(Delivery), aliased(BounceEvent)  # the subquery's own, uncorrelated
-    last_clean = (select(func.max(sent.sent_at))
-                  .join(Enrollment, Enrollment.id == sent.enrollment_id)
-                  .where(Enrollment.subscriber_id == subscriber_id, sent.sent_at.is_not(None),
-                         ~exists().where(echo.delivery_id == sent.id))
-                  .scalar_subquery())
-    query = (select(func.count(BounceEvent.id))
-             .outerjoin(Delivery, Delivery.id == BounceEvent.delivery_id)
-             .where(BounceEvent.subscriber_id == subscriber_id, BounceEvent.kind == "soft",
-                    or_(last_clean.is_(None),
-                        and_(BounceEvent.delivery_id.is_not(None),
-                             Delivery.sent_at > last_clean),
-                        and_(BounceEvent.delivery_id.is_(None),
-                             BounceEvent.received_at > last_clean))))
+    last_clean = (
+        select(func.max(sent.sent_at))
+        .join(Enrollment, Enrollment.id == sent.enrollment_id)
+        .where(
+            Enrollment.subscriber_id == subscriber_id,
+            sent.sent_at.is_not(None),
+            ~exists().where(echo.delivery_id == sent.id),
+        )
+        .scalar_subquery()
+    )
+    query = (
+        select(func.count(BounceEvent.id))
+        .outerjoin(Delivery, Delivery.id == BounceEvent.delivery_id)
+        .where(
+            BounceEvent.subscriber_id == subscriber_id,
+            BounceEvent.kind == "soft",
+            or_(
+                last_clean.is_(None),
+                and_(BounceEvent.delivery_id.is_not(None), Delivery.sent_at > last_clean),
+                and_(BounceEvent.delivery_id.is_(None), BounceEvent.received_at > last_clean),
+            ),
+        )
+    )
     return int(session.scalar(query) or 0)
 
 
@@ -358,8 +412,7 @@ class Rates:
         return self.complaints / self.sends if self.sends else 0.0
 
 
-def rates(session: Session | Connection, window: int,
-          since: datetime | None = None) -> Rates:
+def rates(session: Session | Connection, window: int, since: datetime | None = None) -> Rates:
     """Rates over the newest `window` sent deliveries (sent after `since`, if given)."""
     newest = select(Delivery.id).where(Delivery.sent_at.is_not(None))
     if since is not None:
@@ -368,25 +421,34 @@ def rates(session: Session | Connection, window: int,
     sends = int(session.scalar(select(func.count()).select_from(ids)) or 0)
     counts: dict[str, int] = dict.fromkeys(KINDS, 0)
     for kind, number in session.execute(
-            select(BounceEvent.kind, func.count(func.distinct(BounceEvent.delivery_id)))
-            .where(BounceEvent.delivery_id.in_(select(ids.c.id)))
-            .group_by(BounceEvent.kind)):
+        select(BounceEvent.kind, func.count(func.distinct(BounceEvent.delivery_id)))
+        .where(BounceEvent.delivery_id.in_(select(ids.c.id)))
+        .group_by(BounceEvent.kind)
+    ):
         counts[kind] = int(number)
     return Rates(sends, counts["hard"], counts["complaint"])
 
 
 def _open_pause(session: Session | Connection) -> tuple[int, str] | None:
-    row = session.execute(select(SendingPause.id, SendingPause.reason)
-                          .where(SendingPause.resumed_at.is_(None))
-                          .order_by(SendingPause.id.desc()).limit(1)).first()
+    row = session.execute(
+        select(SendingPause.id, SendingPause.reason)
+        .where(SendingPause.resumed_at.is_(None))
+        .order_by(SendingPause.id.desc())
+        .limit(1)
+    ).first()
     return (row[0], row[1]) if row else None
 
 
 def event_counts(session: Session) -> dict[tuple[str, str], int]:
     """(kind, matched_by) -> events recorded, for /metrics."""
-    return {(kind, by): int(n) for kind, by, n in session.execute(
-        select(BounceEvent.kind, BounceEvent.matched_by, func.count())
-        .group_by(BounceEvent.kind, BounceEvent.matched_by))}
+    return {
+        (kind, by): int(n)
+        for kind, by, n in session.execute(
+            select(BounceEvent.kind, BounceEvent.matched_by, func.count()).group_by(
+                BounceEvent.kind, BounceEvent.matched_by
+            )
+        )
+    }
 
 
 def sending_paused(session: Session | Connection) -> str | None:
@@ -406,11 +468,15 @@ def trip_guardrail(session: Session, now: datetime, policy: Policy) -> str | Non
         return None
     reason = None
     if window.complaint_rate > policy.complaint_pause:
-        reason = (f"complaint rate {window.complaint_rate:.2%} of the last {window.sends} sends "
-                  f"is above DRIP_COMPLAINT_PAUSE ({policy.complaint_pause:.2%})")
+        reason = (
+            f"complaint rate {window.complaint_rate:.2%} of the last {window.sends} sends "
+            f"is above DRIP_COMPLAINT_PAUSE ({policy.complaint_pause:.2%})"
+        )
     elif window.bounce_rate > policy.bounce_pause:
-        reason = (f"hard-bounce rate {window.bounce_rate:.2%} of the last {window.sends} sends "
-                  f"is above DRIP_BOUNCE_PAUSE ({policy.bounce_pause:.2%})")
+        reason = (
+            f"hard-bounce rate {window.bounce_rate:.2%} of the last {window.sends} sends "
+            f"is above DRIP_BOUNCE_PAUSE ({policy.bounce_pause:.2%})"
+        )
     if reason is None:
         return None
     session.add(SendingPause(paused_at=now, reason=reason))
@@ -423,8 +489,11 @@ def resume_sending(session: Session, now: datetime, operator: str) -> bool:
     pause = _open_pause(session)
     if pause is None:
         return False
-    session.execute(update(SendingPause).where(SendingPause.resumed_at.is_(None))
-                    .values(resumed_at=now, resumed_by=operator))  # two may have tripped at once
+    session.execute(
+        update(SendingPause)
+        .where(SendingPause.resumed_at.is_(None))
+        .values(resumed_at=now, resumed_by=operator)
+    )  # two may have tripped at once
     log.warning("sending resumed by %s (it was paused: %s)", operator, pause[1])
     return True
 
@@ -437,7 +506,8 @@ def status_line(session: Session | Connection) -> str:
     return f"sending: PAUSED for every sequence ({reason}); resume it on the admin dashboard"
 
 
-def record_all(session: Session, reports: Iterable[Report], now: datetime,
-               policy: Policy) -> list[Recorded]:
+def record_all(
+    session: Session, reports: Iterable[Report], now: datetime, policy: Policy
+) -> list[Recorded]:
     """Record several events in one transaction; the caller commits."""
     return [record_bounce(session, report, now, policy) for report in reports]

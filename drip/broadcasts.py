@@ -53,8 +53,11 @@ from drip.schedule import into_window, reader_zone
 from drip.subscriptions import suppress, unsubscribe
 
 KEYS = frozenset({"subject", "preheader", "to", "readers", "tags"})
-READERS = {"active": (EnrollmentStatus.ACTIVE,), "completed": (EnrollmentStatus.COMPLETED,),
-           "both": (EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED)}
+READERS = {
+    "active": (EnrollmentStatus.ACTIVE,),
+    "completed": (EnrollmentStatus.COMPLETED,),
+    "both": (EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED),
+}
 VARIABLES = frozenset({"first_name", "unsubscribe_url", "preferences_url"})
 BATCH = 200
 MAX_ATTEMPTS = 5
@@ -87,20 +90,33 @@ def read_broadcast(path: Path, library: Library) -> BroadcastFile:
     text = path.read_text(encoding="utf-8")
     parts = split_front_matter(text)
     if parts is None:
-        raise BroadcastError([Problem(path, 1, "a broadcast starts with front matter between "
-                                               "--- lines (subject, to, ...)")])
+        raise BroadcastError(
+            [
+                Problem(
+                    path,
+                    1,
+                    "a broadcast starts with front matter between --- lines (subject, to, ...)",
+                )
+            ]
+        )
     front, body, body_line = parts
     try:
         meta = yaml.safe_load(front) or {}
     except yaml.YAMLError as error:
-        raise BroadcastError([Problem(path, 2, f"the front matter is not valid YAML: "
-                                               f"{' '.join(str(error).split())}")]) from None
+        raise BroadcastError(
+            [
+                Problem(
+                    path, 2, f"the front matter is not valid YAML: {' '.join(str(error).split())}"
+                )
+            ]
+        ) from None
     problems: list[Problem] = []
     if not isinstance(meta, dict):
         raise BroadcastError([Problem(path, 2, "front matter must be keys and values")])
     for key in sorted(set(meta) - KEYS):
-        problems.append(Problem(path, 2, f"unknown key {key!r} (allowed: "
-                                         f"{', '.join(sorted(KEYS))})"))
+        problems.append(
+            Problem(path, 2, f"unknown key {key!r} (allowed: {', '.join(sorted(KEYS))})")
+        )
     subject = str(meta.get("subject") or "").strip()
     if not subject:
         problems.append(Problem(path, 2, "missing subject"))
@@ -110,8 +126,14 @@ def read_broadcast(path: Path, library: Library) -> BroadcastFile:
         problems.append(Problem(path, 2, "missing to: the sequence(s) whose readers get it"))
     for slug in to:
         if library.get(str(slug)) is None:
-            problems.append(Problem(path, 2, f"to: no usable sequence {slug!r} (known: "
-                                             f"{', '.join(sorted(library.sequences))})"))
+            problems.append(
+                Problem(
+                    path,
+                    2,
+                    f"to: no usable sequence {slug!r} (known: "
+                    f"{', '.join(sorted(library.sequences))})",
+                )
+            )
     readers = str(meta.get("readers") or "both")
     if readers not in READERS:
         problems.append(Problem(path, 2, "readers is active, completed or both"))
@@ -121,8 +143,15 @@ def read_broadcast(path: Path, library: Library) -> BroadcastFile:
         problems.append(Problem(path, body_line, "the broadcast has no body"))
     if problems:
         raise BroadcastError(problems)
-    return BroadcastFile(path.stem, subject, str(meta.get("preheader") or "").strip(), body,
-                         tuple(str(slug) for slug in to), readers, tags)
+    return BroadcastFile(
+        path.stem,
+        subject,
+        str(meta.get("preheader") or "").strip(),
+        body,
+        tuple(str(slug) for slug in to),
+        readers,
+        tags,
+    )
 
 
 def audience_query(spec: BroadcastFile | dict[str, Any]) -> Any:
@@ -130,20 +159,37 @@ def audience_query(spec: BroadcastFile | dict[str, Any]) -> Any:
     each (their first enrollment among the sequences): evaluated by the database."""
     audience = spec.audience() if isinstance(spec, BroadcastFile) else spec
     statuses = READERS[audience.get("readers", "both")]
-    first = (select(Enrollment.subscriber_id, func.min(Enrollment.id).label("enrollment_id"))
-             .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
-             .where(Enrollment.sequence.in_(audience["to"]), Enrollment.status.in_(statuses),
-                    Enrollment.confirmed_at.is_not(None), Subscriber.suppressed_at.is_(None),
-                    Subscriber.broadcasts_off_at.is_(None)))
+    first = (
+        select(Enrollment.subscriber_id, func.min(Enrollment.id).label("enrollment_id"))
+        .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+        .where(
+            Enrollment.sequence.in_(audience["to"]),
+            Enrollment.status.in_(statuses),
+            Enrollment.confirmed_at.is_not(None),
+            Subscriber.suppressed_at.is_(None),
+            Subscriber.broadcasts_off_at.is_(None),
+        )
+    )
     if audience.get("tags"):
-        first = first.where(exists().where(SubscriberTag.subscriber_id == Subscriber.id,
-                                           SubscriberTag.tag.in_(audience["tags"])))
+        first = first.where(
+            exists().where(
+                SubscriberTag.subscriber_id == Subscriber.id,
+                SubscriberTag.tag.in_(audience["tags"]),
+            )
+        )
     chosen = first.group_by(Enrollment.subscriber_id).subquery()
-    return (select(chosen.c.subscriber_id, chosen.c.enrollment_id, Enrollment.sequence,
-                   Subscriber.timezone, Subscriber.email)
-            .join(Enrollment, Enrollment.id == chosen.c.enrollment_id)
-            .join(Subscriber, Subscriber.id == chosen.c.subscriber_id)
-            .order_by(chosen.c.subscriber_id))
+    return (
+        select(
+            chosen.c.subscriber_id,
+            chosen.c.enrollment_id,
+            Enrollment.sequence,
+            Subscriber.timezone,
+            Subscriber.email,
+        )
+        .join(Enrollment, Enrollment.id == chosen.c.enrollment_id)
+        .join(Subscriber, Subscriber.id == chosen.c.subscriber_id)
+        .order_by(chosen.c.subscriber_id)
+    )
 
 
 def audience_count(session: Session, spec: BroadcastFile) -> tuple[int, list[str]]:
@@ -152,23 +198,38 @@ def audience_count(session: Session, spec: BroadcastFile) -> tuple[int, list[str
     return len(rows), [row.email for row in rows[:5]]
 
 
-def schedule(session: Session, library: Library, spec: BroadcastFile, at: datetime,
-             now: datetime) -> Broadcast:
+def schedule(
+    session: Session, library: Library, spec: BroadcastFile, at: datetime, now: datetime
+) -> Broadcast:
     """Write the broadcast and one recipient row per eligible reader; commits."""
-    broadcast = Broadcast(name=spec.name, subject=spec.subject, preheader=spec.preheader,
-                          body=spec.body, audience=spec.audience(), send_at=at,
-                          status=BroadcastStatus.SCHEDULED, created_at=now)
+    broadcast = Broadcast(
+        name=spec.name,
+        subject=spec.subject,
+        preheader=spec.preheader,
+        body=spec.body,
+        audience=spec.audience(),
+        send_at=at,
+        status=BroadcastStatus.SCHEDULED,
+        created_at=now,
+    )
     session.add(broadcast)
     session.flush()
     batch: list[dict[str, Any]] = []
     for row in session.execute(audience_query(spec)):
         sequence = library.sequences[row.sequence]
         due = into_window(at, sequence.window, reader_zone(row.timezone, sequence.timezone))
-        batch.append({"broadcast_id": broadcast.id, "subscriber_id": row.subscriber_id,
-                      "enrollment_id": row.enrollment_id, "status": RecipientStatus.QUEUED,
-                      "due_at": due, "attempts": 0,
-                      "message_id": f"<drip.broadcast.{broadcast.id}.{row.subscriber_id}"
-                                    f"@{_domain(library, spec)}>"})
+        batch.append(
+            {
+                "broadcast_id": broadcast.id,
+                "subscriber_id": row.subscriber_id,
+                "enrollment_id": row.enrollment_id,
+                "status": RecipientStatus.QUEUED,
+                "due_at": due,
+                "attempts": 0,
+                "message_id": f"<drip.broadcast.{broadcast.id}.{row.subscriber_id}"
+                f"@{_domain(library, spec)}>",
+            }
+        )
         if len(batch) >= 1000:
             session.execute(insert(BroadcastRecipient), batch)
             batch = []
@@ -190,34 +251,55 @@ def cancel(session: Session, broadcast_id: int, now: datetime) -> int:
         raise BroadcastError([Problem(Path(str(broadcast_id)), 1, "no such broadcast")])
     broadcast.status = BroadcastStatus.CANCELLED
     broadcast.cancelled_at = now
-    skipped = session.execute(update(BroadcastRecipient).where(
-        BroadcastRecipient.broadcast_id == broadcast_id,
-        BroadcastRecipient.status.in_([RecipientStatus.QUEUED, RecipientStatus.RETRYING]))
-        .values(status=RecipientStatus.SKIPPED, last_error="the broadcast was cancelled"))
+    skipped = session.execute(
+        update(BroadcastRecipient)
+        .where(
+            BroadcastRecipient.broadcast_id == broadcast_id,
+            BroadcastRecipient.status.in_([RecipientStatus.QUEUED, RecipientStatus.RETRYING]),
+        )
+        .values(status=RecipientStatus.SKIPPED, last_error="the broadcast was cancelled")
+    )
     session.commit()
     return int(getattr(skipped, "rowcount", 0) or 0)
 
 
 def progress(session: Session, broadcast_id: int) -> Counter[str]:
     """Recipients by status: queued, sending, sent, retrying, failed, skipped."""
-    return Counter(dict(session.execute(
-        select(BroadcastRecipient.status, func.count())
-        .where(BroadcastRecipient.broadcast_id == broadcast_id)
-        .group_by(BroadcastRecipient.status)).all()))
+    return Counter(
+        dict(
+            session.execute(
+                select(BroadcastRecipient.status, func.count())
+                .where(BroadcastRecipient.broadcast_id == broadcast_id)
+                .group_by(BroadcastRecipient.status)
+            ).all()
+        )
+    )
 
 
 def _template(renderer: Renderer, library: Library, broadcast: Broadcast) -> MessageTemplate:
     """Rendered once per broadcast; its sender, window and footer are those of the first
     of its sequences, and its List-Id is the broadcasts' own."""
     first = library.sequences[broadcast.audience["to"][0]]
-    titles = [library.sequences[s].title for s in broadcast.audience["to"]
-              if s in library.sequences]
+    titles = [
+        library.sequences[s].title for s in broadcast.audience["to"] if s in library.sequences
+    ]
     stand_in: Sequence = dataclasses.replace(
-        first, slug="broadcasts", title=" and ".join(f"{t}" for t in titles),
-        track_links=False, track_opens=False, continues_from=())
+        first,
+        slug="broadcasts",
+        title=" and ".join(f"{t}" for t in titles),
+        track_links=False,
+        track_opens=False,
+        continues_from=(),
+    )
     version = hashlib.sha256(f"{broadcast.subject}\0{broadcast.body}".encode()).hexdigest()[:12]
-    return renderer.message(stand_in, f"broadcast-{broadcast.id}", version, broadcast.subject,
-                            broadcast.preheader, broadcast.body)
+    return renderer.message(
+        stand_in,
+        f"broadcast-{broadcast.id}",
+        version,
+        broadcast.subject,
+        broadcast.preheader,
+        broadcast.body,
+    )
 
 
 @dataclass
@@ -227,26 +309,42 @@ class Sent:
     skipped: int = 0
 
 
-def send_due(session: Session, library: Library, renderer: Renderer, links: Links,
-             transport: Callable[[], Transport], now: datetime, worker: str,
-             lease: timedelta) -> Sent:
+def send_due(
+    session: Session,
+    library: Library,
+    renderer: Renderer,
+    links: Links,
+    transport: Callable[[], Transport],
+    now: datetime,
+    worker: str,
+    lease: timedelta,
+) -> Sent:
     """Send the broadcast messages due at `now`, batch by batch."""
     result = Sent()
     postgres = session.get_bind().dialect.name == "postgresql"
     templates: dict[int, MessageTemplate] = {}
     while True:
-        due = (select(BroadcastRecipient.id).where(
-            BroadcastRecipient.status.in_([RecipientStatus.QUEUED, RecipientStatus.RETRYING,
-                                           RecipientStatus.SENDING]),
-            BroadcastRecipient.due_at <= now).order_by(BroadcastRecipient.due_at).limit(BATCH))
+        due = (
+            select(BroadcastRecipient.id)
+            .where(
+                BroadcastRecipient.status.in_(
+                    [RecipientStatus.QUEUED, RecipientStatus.RETRYING, RecipientStatus.SENDING]
+                ),
+                BroadcastRecipient.due_at <= now,
+            )
+            .order_by(BroadcastRecipient.due_at)
+            .limit(BATCH)
+        )
         if postgres:
             due = due.with_for_update(skip_locked=True)
         ids = list(session.scalars(due))
         if not ids:
             return result
-        session.execute(update(BroadcastRecipient).where(BroadcastRecipient.id.in_(ids))
-                        .values(status=RecipientStatus.SENDING, due_at=now + lease,
-                                lease_owner=worker))
+        session.execute(
+            update(BroadcastRecipient)
+            .where(BroadcastRecipient.id.in_(ids))
+            .values(status=RecipientStatus.SENDING, due_at=now + lease, lease_owner=worker)
+        )
         session.commit()
         relay_down = False
         with ExitStack() as stack:
@@ -271,14 +369,24 @@ def send_due(session: Session, library: Library, renderer: Renderer, links: Link
                     continue
                 template = templates.get(broadcast.id) or _template(renderer, library, broadcast)
                 templates[broadcast.id] = template
-                reader = Reader(subscriber.email, subscriber.first_name, subscriber.id,
-                                row.enrollment_id)
-                message = template.build(reader, links, row.message_id, now, extra={
-                    "unsubscribe_url": links.stop_url(row.id)})
+                reader = Reader(
+                    subscriber.email, subscriber.first_name, subscriber.id, row.enrollment_id
+                )
+                message = template.build(
+                    reader,
+                    links,
+                    row.message_id,
+                    now,
+                    extra={"unsubscribe_url": links.stop_url(row.id)},
+                )
                 try:
                     relay = relay or stack.enter_context(transport())
-                    relay.send(envelope_sender(template.sender), subscriber.email, message,
-                               name=f"{now:%Y%m%dT%H%M%S}-broadcast-{broadcast.id}-{row.id}")
+                    relay.send(
+                        envelope_sender(template.sender),
+                        subscriber.email,
+                        message,
+                        name=f"{now:%Y%m%dT%H%M%S}-broadcast-{broadcast.id}-{row.id}",
+                    )
                 except SendError as error:
                     _failed(session, row, subscriber, error, now)
                     result.failed += 1
@@ -294,8 +402,12 @@ def send_due(session: Session, library: Library, renderer: Renderer, links: Link
             return result
 
 
-def _why_not(broadcast: Broadcast | None, subscriber: Subscriber | None,
-             enrollment: Enrollment | None, library: Library) -> str:
+def _why_not(
+    broadcast: Broadcast | None,
+    subscriber: Subscriber | None,
+    enrollment: Enrollment | None,
+    library: Library,
+) -> str:
     """Read right before the hand-off: why this reader must not get it now, or ""."""
     if broadcast is None or broadcast.status == BroadcastStatus.CANCELLED:
         return "the broadcast was cancelled"
@@ -306,16 +418,23 @@ def _why_not(broadcast: Broadcast | None, subscriber: Subscriber | None,
     if subscriber.broadcasts_off_at is not None:
         return "the reader asked for no more broadcasts"
     if enrollment.status not in READERS["both"] and not any(
-            e.status in READERS["both"] for e in subscriber.enrollments
-            if e.sequence in broadcast.audience["to"]):
+        e.status in READERS["both"]
+        for e in subscriber.enrollments
+        if e.sequence in broadcast.audience["to"]
+    ):
         return "the reader left"
     if broadcast.audience["to"][0] not in library.sequences:
         return "its first sequence cannot be read"
     return ""
 
 
-def _failed(session: Session, row: BroadcastRecipient, subscriber: Subscriber,
-            error: SendError, now: datetime) -> None:
+def _failed(
+    session: Session,
+    row: BroadcastRecipient,
+    subscriber: Subscriber,
+    error: SendError,
+    now: datetime,
+) -> None:
     row.attempts += 1
     row.last_error = str(error)
     row.lease_owner = None
@@ -326,7 +445,7 @@ def _failed(session: Session, row: BroadcastRecipient, subscriber: Subscriber,
         row.status = RecipientStatus.FAILED
     else:
         row.status = RecipientStatus.RETRYING
-        row.due_at = now + timedelta(minutes=2 ** row.attempts)
+        row.due_at = now + timedelta(minutes=2**row.attempts)
     session.commit()
 
 
@@ -334,16 +453,21 @@ def _finish(session: Session) -> None:
     """A scheduled broadcast with no recipient left to send is done."""
     open_rows = select(BroadcastRecipient.id).where(
         BroadcastRecipient.broadcast_id == Broadcast.id,
-        BroadcastRecipient.status.in_([RecipientStatus.QUEUED, RecipientStatus.SENDING,
-                                       RecipientStatus.RETRYING]))
-    session.execute(update(Broadcast).where(Broadcast.status == BroadcastStatus.SCHEDULED,
-                                            ~exists(open_rows))
-                    .values(status=BroadcastStatus.DONE))
+        BroadcastRecipient.status.in_(
+            [RecipientStatus.QUEUED, RecipientStatus.SENDING, RecipientStatus.RETRYING]
+        ),
+    )
+    session.execute(
+        update(Broadcast)
+        .where(Broadcast.status == BroadcastStatus.SCHEDULED, ~exists(open_rows))
+        .values(status=BroadcastStatus.DONE)
+    )
     session.commit()
 
 
-def stop_broadcasts(session: Session, recipient_id: int, now: datetime, *,
-                    everything: bool, how: str) -> Subscriber | None:
+def stop_broadcasts(
+    session: Session, recipient_id: int, now: datetime, *, everything: bool, how: str
+) -> Subscriber | None:
     """The broadcast's unsubscribe link: no more broadcasts, or leave every course too."""
     row = session.get(BroadcastRecipient, recipient_id)
     subscriber = session.get(Subscriber, row.subscriber_id) if row else None

@@ -37,37 +37,80 @@ class Chained:
 
 
 def _already_in(session: Session, subscriber_id: int, slug: str) -> bool:
-    return session.scalar(select(Enrollment.id).where(
-        Enrollment.subscriber_id == subscriber_id, Enrollment.sequence == slug)) is not None
+    return (
+        session.scalar(
+            select(Enrollment.id).where(
+                Enrollment.subscriber_id == subscriber_id, Enrollment.sequence == slug
+            )
+        )
+        is not None
+    )
 
 
-def enroll_next(session: Session, library: Library, subscriber: Subscriber,
-                finished: Sequence, target: Sequence, now: datetime, how: str) -> Enrollment | None:
+def enroll_next(
+    session: Session,
+    library: Library,
+    subscriber: Subscriber,
+    finished: Sequence,
+    target: Sequence,
+    now: datetime,
+    how: str,
+) -> Enrollment | None:
     """Start `target` for the reader, once; None when they are already in it."""
     if subscriber.suppressed_at is not None or _already_in(session, subscriber.id, target.slug):
         return None
     enrollment = subscribe(
-        session, library, target.slug, subscriber.email, now,
-        first_name=subscriber.first_name, timezone=subscriber.timezone, confirmed=True,
-        consent=Consent(source=f"{how} after finishing {finished.slug}",
-                        text=f"Confirmed for “{finished.title}”, which continues into "
-                             f"“{target.title}”."))
-    session.add(Event(subscriber_id=subscriber.id, enrollment_id=enrollment.id,
-                      kind="chained", at=now, detail=f"{how} after finishing {finished.slug}"))
+        session,
+        library,
+        target.slug,
+        subscriber.email,
+        now,
+        first_name=subscriber.first_name,
+        timezone=subscriber.timezone,
+        confirmed=True,
+        consent=Consent(
+            source=f"{how} after finishing {finished.slug}",
+            text=f"Confirmed for “{finished.title}”, which continues into “{target.title}”.",
+        ),
+    )
+    session.add(
+        Event(
+            subscriber_id=subscriber.id,
+            enrollment_id=enrollment.id,
+            kind="chained",
+            at=now,
+            detail=f"{how} after finishing {finished.slug}",
+        )
+    )
     return enrollment
 
 
-def chain(session: Session, library: Library, renderer: Renderer, links: Links,
-          transport: Callable[[], Transport], now: datetime) -> Chained:
+def chain(
+    session: Session,
+    library: Library,
+    renderer: Renderer,
+    links: Links,
+    transport: Callable[[], Transport],
+    now: datetime,
+) -> Chained:
     """Carry out `on_complete` for the readers who finished a course lately; commits each."""
     result = Chained()
     sources = [s.slug for s in library.sequences.values() if s.on_complete is not None]
     if not sources:
         return result
-    rows = list(session.scalars(select(Enrollment).where(
-        Enrollment.status == EnrollmentStatus.COMPLETED, Enrollment.chained_at.is_(None),
-        Enrollment.sequence.in_(sources), Enrollment.completed_at >= now - RECENT)
-        .order_by(Enrollment.id).limit(BATCH)))
+    rows = list(
+        session.scalars(
+            select(Enrollment)
+            .where(
+                Enrollment.status == EnrollmentStatus.COMPLETED,
+                Enrollment.chained_at.is_(None),
+                Enrollment.sequence.in_(sources),
+                Enrollment.completed_at >= now - RECENT,
+            )
+            .order_by(Enrollment.id)
+            .limit(BATCH)
+        )
+    )
     with ExitStack() as stack:
         relay: Transport | None = None
         for enrollment in rows:
@@ -80,24 +123,28 @@ def chain(session: Session, library: Library, renderer: Renderer, links: Links,
                 continue  # the next course is broken or gone: try again when it is back
             if action == "enroll":
                 try:
-                    if enroll_next(session, library, subscriber, finished, target, now,
-                                   "enrolled"):
+                    if enroll_next(session, library, subscriber, finished, target, now, "enrolled"):
                         result.enrolled += 1
                 except SubscriptionError:
                     session.rollback()
                     result.failed += 1
                     continue
-            elif (subscriber.suppressed_at is None
-                  and not _already_in(session, subscriber.id, target.slug)):
+            elif subscriber.suppressed_at is None and not _already_in(
+                session, subscriber.id, target.slug
+            ):
                 template = renderer.offer(finished, target)
-                reader = Reader(subscriber.email, subscriber.first_name, subscriber.id,
-                                enrollment.id)
+                reader = Reader(
+                    subscriber.email, subscriber.first_name, subscriber.id, enrollment.id
+                )
                 mid = f"<drip.{enrollment.id}.offer-{target.slug}@{renderer.domain}>"
                 try:
                     relay = relay or stack.enter_context(transport())
-                    relay.send(envelope_sender(template.sender), subscriber.email,
-                               template.build(reader, links, mid, now),
-                               name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-offer")
+                    relay.send(
+                        envelope_sender(template.sender),
+                        subscriber.email,
+                        template.build(reader, links, mid, now),
+                        name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-offer",
+                    )
                 except SendError as error:
                     result.failed += 1
                     session.rollback()
@@ -105,19 +152,32 @@ def chain(session: Session, library: Library, renderer: Renderer, links: Links,
                         break
                     if error.transient:
                         continue  # the next pass offers again
-                    session.add(Event(subscriber_id=subscriber.id, enrollment_id=enrollment.id,
-                                      kind="offer_failed", at=now, detail=str(error)))
+                    session.add(
+                        Event(
+                            subscriber_id=subscriber.id,
+                            enrollment_id=enrollment.id,
+                            kind="offer_failed",
+                            at=now,
+                            detail=str(error),
+                        )
+                    )
                 else:
-                    session.add(Event(subscriber_id=subscriber.id, enrollment_id=enrollment.id,
-                                      kind="offered", at=now, detail=f"{target.slug} ({mid})"))
+                    session.add(
+                        Event(
+                            subscriber_id=subscriber.id,
+                            enrollment_id=enrollment.id,
+                            kind="offered",
+                            at=now,
+                            detail=f"{target.slug} ({mid})",
+                        )
+                    )
                     result.offered += 1
             enrollment.chained_at = now
             session.commit()
     return result
 
 
-def accept_offer(session: Session, library: Library, enrollment_id: int,
-                 now: datetime) -> Sequence:
+def accept_offer(session: Session, library: Library, enrollment_id: int, now: datetime) -> Sequence:
     """The reader pressed "yes" in the offer email: start the next course, once, however
     many times the link is used. Returns the offered course."""
     enrollment = session.get(Enrollment, enrollment_id) if 0 < enrollment_id < 2**31 else None
@@ -128,8 +188,9 @@ def accept_offer(session: Session, library: Library, enrollment_id: int,
         raise SubscriptionError("this offer is not open any more")
     target = library.get(finished.on_complete[1])
     if target is None:
-        raise SubscriptionError("the course on offer is not available just now; please try "
-                                "again later")
+        raise SubscriptionError(
+            "the course on offer is not available just now; please try again later"
+        )
     subscriber = enrollment.subscriber
     if subscriber.suppressed_at is not None:
         raise SubscriptionError("we stopped sending to this address; write to us to lift it")

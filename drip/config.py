@@ -52,8 +52,9 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
 def _base_url(name: str, raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{name} must be an http(s) URL such as https://drip.example.org,"
-                          f" got {raw!r}")
+        raise ConfigError(
+            f"{name} must be an http(s) URL such as https://drip.example.org, got {raw!r}"
+        )
     return raw.rstrip("/")
 
 
@@ -72,8 +73,10 @@ def _origins(name: str, raw: str) -> tuple[str, ...]:
     for origin in origins:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
-            raise ConfigError(f"{name} must be a comma-separated list of origins such as "
-                              f"https://blog.example.org, got {origin!r}")
+            raise ConfigError(
+                f"{name} must be a comma-separated list of origins such as "
+                f"https://blog.example.org, got {origin!r}"
+            )
     return origins
 
 
@@ -100,8 +103,9 @@ def _fraction(name: str, raw: str) -> float:
     try:
         value = float(raw.strip().rstrip("%")) / (100 if raw.strip().endswith("%") else 1)
     except ValueError:
-        raise ConfigError(f"{name} must be a fraction such as 0.003 (or 0.3%), got {raw!r}") \
-            from None
+        raise ConfigError(
+            f"{name} must be a fraction such as 0.003 (or 0.3%), got {raw!r}"
+        ) from None
     if not 0 < value <= 1:
         raise ConfigError(f"{name} must be between 0 and 1 (0.003 or 0.3%), got {raw!r}")
     return value
@@ -111,8 +115,10 @@ def _address(name: str, raw: str) -> str:
     value = _text(name, raw)
     local, at, domain = value.rpartition("@")
     if not at or not local or not domain or "+" in local or " " in value:
-        raise ConfigError(f"{name} must be a plain address such as bounces@example.org "
-                          f"(drip adds +<token> itself), got {raw!r}")
+        raise ConfigError(
+            f"{name} must be a plain address such as bounces@example.org "
+            f"(drip adds +<token> itself), got {raw!r}"
+        )
     return value
 
 
@@ -120,8 +126,10 @@ def _arns(name: str, raw: str) -> tuple[str, ...]:
     arns = tuple(a.strip() for a in raw.split(",") if a.strip())
     for arn in arns:
         if not arn.startswith("arn:aws") or arn.count(":") != 5:
-            raise ConfigError(f"{name} must be a comma-separated list of topic ARNs such as "
-                              f"arn:aws:sns:eu-west-1:123456789012:drip, got {arn!r}")
+            raise ConfigError(
+                f"{name} must be a comma-separated list of topic ARNs such as "
+                f"arn:aws:sns:eu-west-1:123456789012:drip, got {arn!r}"
+            )
     return arns
 
 
@@ -140,160 +148,350 @@ def _default_data_dir() -> Path:
 class Settings:
     """Every setting drip reads. `metadata["help"]` is what the README's table shows."""
 
-    data_dir: Path = field(default_factory=_default_data_dir, metadata={
-        "env": "DRIP_DATA_DIR", "parse": _path,
-        "help": "Where the embedded default keeps its SQLite database, outbox and generated "
-                "secret (outside the repository). Default: $XDG_DATA_HOME/drip or "
-                "~/.local/share/drip."})
-    database_url: str = field(default="", metadata={
-        "env": "DRIP_DATABASE_URL", "parse": _url(("sqlite", "postgresql", "postgres")),
-        "help": "SQLAlchemy URL of the database, e.g. postgresql+psycopg://drip@db/drip. "
-                "Default: a SQLite file in the data directory."})
-    smtp_url: str = field(default="", metadata={
-        "env": "DRIP_SMTP_URL", "parse": _url(("smtp", "smtps")),
-        "help": "smtp://user:pass@host:587 (STARTTLS when offered) or smtps://host:465 "
-                "(implicit TLS). Unset: messages are written as .eml files to the outbox."})
-    secret_key: str = field(default="", metadata={
-        "env": "DRIP_SECRET_KEY", "parse": _text,
-        "help": "Signs links in email and session cookies. Unset: generated once and kept in "
-                "the data directory."})
-    base_url: str = field(default="http://127.0.0.1:8000", metadata={
-        "env": "DRIP_BASE_URL", "parse": _base_url,
-        "help": "Public address of drip; links in email start with it. Must be https to send "
-                "through DRIP_SMTP_URL (RFC 8058 one-click unsubscribe)."})
-    sender: str = field(default="drip <drip@localhost>", metadata={
-        "env": "DRIP_SENDER", "parse": _text,
-        "help": "From address used by sequences that do not name their own sender. An "
-                "address at your own domain (not @localhost) is required to send through "
-                "DRIP_SMTP_URL."})
-    postal_address: str = field(default=POSTAL_ADDRESS_UNSET, metadata={
-        "env": "DRIP_POSTAL_ADDRESS", "parse": _text,
-        "help": "Sender's postal address, shown in every email's footer (CAN-SPAM). "
-                "Required to send through DRIP_SMTP_URL."})
-    author_name: str = field(default="", metadata={
-        "env": "DRIP_AUTHOR_NAME", "parse": _text,
-        "help": "The courses' author as readers should see it (e.g. Dr. Jane Doe), on the "
-                "cover of every lead-magnet PDF beside the credential the course gives. "
-                "Unset: the cover shows the credential alone."})
-    unsubscribe_mailto: str = field(default="", metadata={
-        "env": "DRIP_UNSUBSCRIBE_MAILTO", "parse": _text,
-        "help": "Optional address added as a mailto: to List-Unsubscribe."})
-    sequences_dir: Path = field(default_factory=_default_sequences_dir, metadata={
-        "env": "DRIP_SEQUENCES_DIR", "parse": _path,
-        "help": "Folder holding one sub-folder per sequence. Default: sequences/ in the "
-                "current directory when there is one, else the sequences/ of the checkout "
-                "drip runs from."})
-    dispatch_interval: int = field(default=15, metadata={
-        "env": "DRIP_DISPATCH_INTERVAL", "parse": _positive_int,
-        "help": "Seconds between two dispatch passes of the scheduler (default 15); a new "
-                "reader's confirmation email goes out within this time."})
-    batch_size: int = field(default=200, metadata={
-        "env": "DRIP_BATCH_SIZE", "parse": _positive_int,
-        "help": "Enrollments one worker claims at a time; one SMTP connection serves a batch."})
-    send_rate: float = field(default=0.0, metadata={
-        "env": "DRIP_SEND_RATE", "parse": _rate,
-        "help": "Messages per second the relay allows, across all workers together (they "
-                "share the budget through the database); never exceeded in any second. "
-                "Unset: no cap."})
-    smtp_connections: int = field(default=1, metadata={
-        "env": "DRIP_SMTP_CONNECTIONS", "parse": _positive_int,
-        "help": "SMTP sessions one worker keeps busy at once (within DRIP_SEND_RATE): for a "
-                "relay far away on the network, where one session waits on every reply."})
-    lease_seconds: int = field(default=300, metadata={
-        "env": "DRIP_LEASE_SECONDS", "parse": _positive_int,
-        "help": "How long a claim lasts; a dead worker's readers go back to the queue after."})
-    max_attempts: int = field(default=8, metadata={
-        "env": "DRIP_MAX_ATTEMPTS", "parse": _positive_int,
-        "help": "Transient SMTP failures tolerated for one lesson before the enrollment is "
-                "paused for the operator."})
-    confirm_days: int = field(default=7, metadata={
-        "env": "DRIP_CONFIRM_DAYS", "parse": _positive_int,
-        "help": "Days a confirmation link stays valid; unconfirmed sign-ups expire after."})
-    link_days: int = field(default=30, metadata={
-        "env": "DRIP_LINK_DAYS", "parse": _positive_int,
-        "help": "Days a lead-magnet download link stays valid."})
-    cors_origins: tuple[str, ...] = field(default=(), metadata={
-        "env": "DRIP_CORS_ORIGINS", "parse": _origins,
-        "help": "Comma-separated origins (e.g. https://blog.example.org) allowed to post to "
-                "the JSON sign-up endpoint."})
-    check_email_domain: bool = field(default=True, metadata={
-        "env": "DRIP_CHECK_EMAIL_DOMAIN", "parse": _flag,
-        "help": "Refuse sign-ups whose address domain has no mail server (a DNS look-up). "
-                "Turn off only where there is no DNS (tests)."})
-    signup_limit_ip: int = field(default=20, metadata={
-        "env": "DRIP_SIGNUP_LIMIT_IP", "parse": _positive_int,
-        "help": "Sign-ups (and, separately, fresh-link requests) accepted per IP address per "
-                "hour, across all web workers."})
-    signup_limit_address: int = field(default=5, metadata={
-        "env": "DRIP_SIGNUP_LIMIT_ADDRESS", "parse": _positive_int,
-        "help": "Sign-ups (and, separately, fresh-link requests) accepted per email address "
-                "per hour."})
-    bounce_address: str = field(default="", metadata={
-        "env": "DRIP_BOUNCE_ADDRESS", "parse": _address,
-        "help": "Envelope sender for bounces, e.g. bounces@example.org: each message goes out "
-                "from bounces+<signed delivery token>@example.org (VERP), so a bounce finds "
-                "its delivery. Unset: the sequence's From address."})
-    bounce_imap_url: str = field(default="", metadata={
-        "env": "DRIP_BOUNCE_IMAP_URL", "parse": _url(("imap", "imaps")),
-        "help": "imaps://user:pass@host/INBOX (or imap://): the worker reads bounce reports "
-                "(DSN, ARF) from this mailbox every pass and moves those it handled."})
-    bounce_imap_processed: str = field(default="drip-processed", metadata={
-        "env": "DRIP_BOUNCE_IMAP_PROCESSED", "parse": _text,
-        "help": "Folder of the bounce mailbox that handled reports are moved to (created if "
-                "absent)."})
-    webhook_token: str = field(default="", metadata={
-        "env": "DRIP_WEBHOOK_TOKEN", "parse": _text,
-        "help": "Bearer token for drip's own POST /webhooks/bounce. Unset: that endpoint "
-                "refuses everything."})
-    sns_certificate: Path | None = field(default=None, metadata={
-        "env": "DRIP_SNS_CERTIFICATE", "parse": _path,
-        "help": "A local PEM file holding Amazon SNS's signing certificate, used instead of "
-                "downloading the one the SigningCertURL names (air-gapped installs, tests)."})
-    sns_topic_arns: tuple[str, ...] = field(default=(), metadata={
-        "env": "DRIP_SNS_TOPIC_ARNS", "parse": _arns,
-        "help": "Comma-separated SNS topic ARNs /webhooks/ses accepts (any other topic's "
-                "signed messages are refused). Unset: any topic."})
-    postmark_auth: str = field(default="", metadata={
-        "env": "DRIP_POSTMARK_AUTH", "parse": _text,
-        "help": "user:password that Postmark's webhook must send as HTTP basic auth (put "
-                "https://user:password@drip.example.org/webhooks/postmark in Postmark)."})
-    mailgun_signing_key: str = field(default="", metadata={
-        "env": "DRIP_MAILGUN_SIGNING_KEY", "parse": _text,
-        "help": "Mailgun's HTTP webhook signing key, checking POST /webhooks/mailgun."})
-    sendgrid_public_key: str = field(default="", metadata={
-        "env": "DRIP_SENDGRID_PUBLIC_KEY", "parse": _text,
-        "help": "The verification key SendGrid shows for its signed event webhook (base64), "
-                "checking POST /webhooks/sendgrid."})
-    soft_bounce_limit: int = field(default=3, metadata={
-        "env": "DRIP_SOFT_BOUNCE_LIMIT", "parse": _positive_int,
-        "help": "Soft bounces in a row (no clean send between them) that suppress an address "
-                "(default 3)."})
-    complaint_pause: float = field(default=0.003, metadata={
-        "env": "DRIP_COMPLAINT_PAUSE", "parse": _fraction,
-        "help": "Complaint rate of the last 1,000 sends (once 500 are counted) above which "
-                "all sending pauses until an operator resumes it (default 0.003, 0.3%)."})
-    bounce_pause: float = field(default=0.05, metadata={
-        "env": "DRIP_BOUNCE_PAUSE", "parse": _fraction,
-        "help": "Hard-bounce rate of the last 1,000 sends (once 500 are counted) above which "
-                "all sending pauses until an operator resumes it (default 0.05, 5%)."})
-    allow_unsafe_sending: bool = field(default=False, metadata={
-        "env": "DRIP_ALLOW_UNSAFE_SENDING", "parse": _flag,
-        "help": "Send through DRIP_SMTP_URL although `drip doctor` finds problems (http links, "
-                "a @localhost sender, no postal address): for a test relay only. The problems "
-                "still show on the dashboard and in /healthz."})
-    metrics_token: str = field(default="", metadata={
-        "env": "DRIP_METRICS_TOKEN", "parse": _text,
-        "help": "Bearer token /metrics asks for; with it a scrape gets every count. Unset: "
-                "/metrics is open and shows only what no sign-up moves (last pass age, "
-                "scheduler alive, guardrail problems)."})
-    home_url: str = field(default="", metadata={
-        "env": "DRIP_HOME_URL", "parse": _base_url,
-        "help": "Where / redirects (e.g. your blog). Unset: / is a small page linking to "
-                "each course's sign-up page."})
-    dkim_selector: str = field(default="", metadata={
-        "env": "DRIP_DKIM_SELECTOR", "parse": _text,
-        "help": "DKIM selector your relay signs with; `drip doctor` then looks up "
-                "<selector>._domainkey.<sender domain>."})
+    data_dir: Path = field(
+        default_factory=_default_data_dir,
+        metadata={
+            "env": "DRIP_DATA_DIR",
+            "parse": _path,
+            "help": "Where the embedded default keeps its SQLite database, outbox and generated "
+            "secret (outside the repository). Default: $XDG_DATA_HOME/drip or "
+            "~/.local/share/drip.",
+        },
+    )
+    database_url: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_DATABASE_URL",
+            "parse": _url(("sqlite", "postgresql", "postgres")),
+            "help": "SQLAlchemy URL of the database, e.g. postgresql+psycopg://drip@db/drip. "
+            "Default: a SQLite file in the data directory.",
+        },
+    )
+    smtp_url: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_SMTP_URL",
+            "parse": _url(("smtp", "smtps")),
+            "help": "smtp://user:pass@host:587 (STARTTLS when offered) or smtps://host:465 "
+            "(implicit TLS). Unset: messages are written as .eml files to the outbox.",
+        },
+    )
+    secret_key: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_SECRET_KEY",
+            "parse": _text,
+            "help": "Signs links in email and session cookies. Unset: generated once and kept in "
+            "the data directory.",
+        },
+    )
+    base_url: str = field(
+        default="http://127.0.0.1:8000",
+        metadata={
+            "env": "DRIP_BASE_URL",
+            "parse": _base_url,
+            "help": "Public address of drip; links in email start with it. Must be https to send "
+            "through DRIP_SMTP_URL (RFC 8058 one-click unsubscribe).",
+        },
+    )
+    sender: str = field(
+        default="drip <drip@localhost>",
+        metadata={
+            "env": "DRIP_SENDER",
+            "parse": _text,
+            "help": "From address used by sequences that do not name their own sender. An "
+            "address at your own domain (not @localhost) is required to send through "
+            "DRIP_SMTP_URL.",
+        },
+    )
+    postal_address: str = field(
+        default=POSTAL_ADDRESS_UNSET,
+        metadata={
+            "env": "DRIP_POSTAL_ADDRESS",
+            "parse": _text,
+            "help": "Sender's postal address, shown in every email's footer (CAN-SPAM). "
+            "Required to send through DRIP_SMTP_URL.",
+        },
+    )
+    author_name: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_AUTHOR_NAME",
+            "parse": _text,
+            "help": "The courses' author as readers should see it (e.g. Dr. Jane Doe), on the "
+            "cover of every lead-magnet PDF beside the credential the course gives. "
+            "Unset: the cover shows the credential alone.",
+        },
+    )
+    unsubscribe_mailto: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_UNSUBSCRIBE_MAILTO",
+            "parse": _text,
+            "help": "Optional address added as a mailto: to List-Unsubscribe.",
+        },
+    )
+    sequences_dir: Path = field(
+        default_factory=_default_sequences_dir,
+        metadata={
+            "env": "DRIP_SEQUENCES_DIR",
+            "parse": _path,
+            "help": "Folder holding one sub-folder per sequence. Default: sequences/ in the "
+            "current directory when there is one, else the sequences/ of the checkout "
+            "drip runs from.",
+        },
+    )
+    dispatch_interval: int = field(
+        default=15,
+        metadata={
+            "env": "DRIP_DISPATCH_INTERVAL",
+            "parse": _positive_int,
+            "help": "Seconds between two dispatch passes of the scheduler (default 15); a new "
+            "reader's confirmation email goes out within this time.",
+        },
+    )
+    batch_size: int = field(
+        default=200,
+        metadata={
+            "env": "DRIP_BATCH_SIZE",
+            "parse": _positive_int,
+            "help": "Enrollments one worker claims at a time; one SMTP connection serves a batch.",
+        },
+    )
+    send_rate: float = field(
+        default=0.0,
+        metadata={
+            "env": "DRIP_SEND_RATE",
+            "parse": _rate,
+            "help": "Messages per second the relay allows, across all workers together (they "
+            "share the budget through the database); never exceeded in any second. "
+            "Unset: no cap.",
+        },
+    )
+    smtp_connections: int = field(
+        default=1,
+        metadata={
+            "env": "DRIP_SMTP_CONNECTIONS",
+            "parse": _positive_int,
+            "help": "SMTP sessions one worker keeps busy at once (within DRIP_SEND_RATE): for a "
+            "relay far away on the network, where one session waits on every reply.",
+        },
+    )
+    lease_seconds: int = field(
+        default=300,
+        metadata={
+            "env": "DRIP_LEASE_SECONDS",
+            "parse": _positive_int,
+            "help": "How long a claim lasts; a dead worker's readers go back to the queue after.",
+        },
+    )
+    max_attempts: int = field(
+        default=8,
+        metadata={
+            "env": "DRIP_MAX_ATTEMPTS",
+            "parse": _positive_int,
+            "help": "Transient SMTP failures tolerated for one lesson before the enrollment is "
+            "paused for the operator.",
+        },
+    )
+    confirm_days: int = field(
+        default=7,
+        metadata={
+            "env": "DRIP_CONFIRM_DAYS",
+            "parse": _positive_int,
+            "help": "Days a confirmation link stays valid; unconfirmed sign-ups expire after.",
+        },
+    )
+    link_days: int = field(
+        default=30,
+        metadata={
+            "env": "DRIP_LINK_DAYS",
+            "parse": _positive_int,
+            "help": "Days a lead-magnet download link stays valid.",
+        },
+    )
+    cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "env": "DRIP_CORS_ORIGINS",
+            "parse": _origins,
+            "help": "Comma-separated origins (e.g. https://blog.example.org) allowed to post to "
+            "the JSON sign-up endpoint.",
+        },
+    )
+    check_email_domain: bool = field(
+        default=True,
+        metadata={
+            "env": "DRIP_CHECK_EMAIL_DOMAIN",
+            "parse": _flag,
+            "help": "Refuse sign-ups whose address domain has no mail server (a DNS look-up). "
+            "Turn off only where there is no DNS (tests).",
+        },
+    )
+    signup_limit_ip: int = field(
+        default=20,
+        metadata={
+            "env": "DRIP_SIGNUP_LIMIT_IP",
+            "parse": _positive_int,
+            "help": "Sign-ups (and, separately, fresh-link requests) accepted per IP address per "
+            "hour, across all web workers.",
+        },
+    )
+    signup_limit_address: int = field(
+        default=5,
+        metadata={
+            "env": "DRIP_SIGNUP_LIMIT_ADDRESS",
+            "parse": _positive_int,
+            "help": "Sign-ups (and, separately, fresh-link requests) accepted per email address "
+            "per hour.",
+        },
+    )
+    bounce_address: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_BOUNCE_ADDRESS",
+            "parse": _address,
+            "help": "Envelope sender for bounces, e.g. bounces@example.org: each message goes out "
+            "from bounces+<signed delivery token>@example.org (VERP), so a bounce finds "
+            "its delivery. Unset: the sequence's From address.",
+        },
+    )
+    bounce_imap_url: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_BOUNCE_IMAP_URL",
+            "parse": _url(("imap", "imaps")),
+            "help": "imaps://user:pass@host/INBOX (or imap://): the worker reads bounce reports "
+            "(DSN, ARF) from this mailbox every pass and moves those it handled.",
+        },
+    )
+    bounce_imap_processed: str = field(
+        default="drip-processed",
+        metadata={
+            "env": "DRIP_BOUNCE_IMAP_PROCESSED",
+            "parse": _text,
+            "help": "Folder of the bounce mailbox that handled reports are moved to (created if "
+            "absent).",
+        },
+    )
+    webhook_token: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_WEBHOOK_TOKEN",
+            "parse": _text,
+            "help": "Bearer token for drip's own POST /webhooks/bounce. Unset: that endpoint "
+            "refuses everything.",
+        },
+    )
+    sns_certificate: Path | None = field(
+        default=None,
+        metadata={
+            "env": "DRIP_SNS_CERTIFICATE",
+            "parse": _path,
+            "help": "A local PEM file holding Amazon SNS's signing certificate, used instead of "
+            "downloading the one the SigningCertURL names (air-gapped installs, tests).",
+        },
+    )
+    sns_topic_arns: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "env": "DRIP_SNS_TOPIC_ARNS",
+            "parse": _arns,
+            "help": "Comma-separated SNS topic ARNs /webhooks/ses accepts (any other topic's "
+            "signed messages are refused). Unset: any topic.",
+        },
+    )
+    postmark_auth: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_POSTMARK_AUTH",
+            "parse": _text,
+            "help": "user:password that Postmark's webhook must send as HTTP basic auth (put "
+            "https://user:password@drip.example.org/webhooks/postmark in Postmark).",
+        },
+    )
+    mailgun_signing_key: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_MAILGUN_SIGNING_KEY",
+            "parse": _text,
+            "help": "Mailgun's HTTP webhook signing key, checking POST /webhooks/mailgun.",
+        },
+    )
+    sendgrid_public_key: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_SENDGRID_PUBLIC_KEY",
+            "parse": _text,
+            "help": "The verification key SendGrid shows for its signed event webhook (base64), "
+            "checking POST /webhooks/sendgrid.",
+        },
+    )
+    soft_bounce_limit: int = field(
+        default=3,
+        metadata={
+            "env": "DRIP_SOFT_BOUNCE_LIMIT",
+            "parse": _positive_int,
+            "help": "Soft bounces in a row (no clean send between them) that suppress an address "
+            "(default 3).",
+        },
+    )
+    complaint_pause: float = field(
+        default=0.003,
+        metadata={
+            "env": "DRIP_COMPLAINT_PAUSE",
+            "parse": _fraction,
+            "help": "Complaint rate of the last 1,000 sends (once 500 are counted) above which "
+            "all sending pauses until an operator resumes it (default 0.003, 0.3%).",
+        },
+    )
+    bounce_pause: float = field(
+        default=0.05,
+        metadata={
+            "env": "DRIP_BOUNCE_PAUSE",
+            "parse": _fraction,
+            "help": "Hard-bounce rate of the last 1,000 sends (once 500 are counted) above which "
+            "all sending pauses until an operator resumes it (default 0.05, 5%).",
+        },
+    )
+    allow_unsafe_sending: bool = field(
+        default=False,
+        metadata={
+            "env": "DRIP_ALLOW_UNSAFE_SENDING",
+            "parse": _flag,
+            "help": "Send through DRIP_SMTP_URL although `drip doctor` finds problems (http links, "
+            "a @localhost sender, no postal address): for a test relay only. The problems "
+            "still show on the dashboard and in /healthz.",
+        },
+    )
+    metrics_token: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_METRICS_TOKEN",
+            "parse": _text,
+            "help": "Bearer token /metrics asks for; with it a scrape gets every count. Unset: "
+            "/metrics is open and shows only what no sign-up moves (last pass age, "
+            "scheduler alive, guardrail problems).",
+        },
+    )
+    home_url: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_HOME_URL",
+            "parse": _base_url,
+            "help": "Where / redirects (e.g. your blog). Unset: / is a small page linking to "
+            "each course's sign-up page.",
+        },
+    )
+    dkim_selector: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_DKIM_SELECTOR",
+            "parse": _text,
+            "help": "DKIM selector your relay signs with; `drip doctor` then looks up "
+            "<selector>._domainkey.<sender domain>.",
+        },
+    )
 
     @property
     def outbox_dir(self) -> Path:

@@ -22,8 +22,9 @@ LESSON_FILE = re.compile(r"^(?P<number>\d+)-(?P<key>[a-z0-9][a-z0-9-]*)\.md$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 DELAY = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
 # "2 days", "1 week", "36 hours", "1 day 12 hours", "90 minutes": what an author writes
-DELAY_WORD = re.compile(r"(\d+)\s*(weeks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m)\b",
-                        re.IGNORECASE)
+DELAY_WORD = re.compile(
+    r"(\d+)\s*(weeks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m)\b", re.IGNORECASE
+)
 DELAY_WORDS = re.compile(r"^(?:\s*(?:,|and)?\s*\d+\s*[a-z]+)+\s*$", re.IGNORECASE)
 VARIABLE = re.compile(
     r"\{\{\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*"
@@ -36,17 +37,29 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LESSON_VARIABLES = frozenset({"first_name", "unsubscribe_url", "preferences_url", TAG_LINK})
 MAGNET_VARIABLES = frozenset({"lead_magnet_url"})
 SIGNUP_FIELDS = frozenset({"exam_date", "responsibilities"})
-SEQUENCE_KEYS = frozenset({
-    "title", "promise", "sender", "reply_to", "timezone", "send_window", "double_opt_in",
-    "consent", "lead_magnet", "signup_fields", "track_links", "utm", "track_opens",
-    "exit_when", "on_complete",
-})
+SEQUENCE_KEYS = frozenset(
+    {
+        "title",
+        "promise",
+        "sender",
+        "reply_to",
+        "timezone",
+        "send_window",
+        "double_opt_in",
+        "consent",
+        "lead_magnet",
+        "signup_fields",
+        "track_links",
+        "utm",
+        "track_opens",
+        "exit_when",
+        "on_complete",
+    }
+)
 WINDOW_KEYS = frozenset({"start", "end", "days"})
 MAGNET_KEYS = frozenset({"title", "file", "attach"})
 LESSON_KEYS = frozenset({"subject", "delay", "preheader"})
-DEFAULT_CONSENT = (
-    "Yes, send me this email course. I can unsubscribe with one click at any time."
-)
+DEFAULT_CONSENT = "Yes, send me this email course. I can unsubscribe with one click at any time."
 
 
 @dataclass(frozen=True)
@@ -95,8 +108,10 @@ class Delay:
                 else:
                     seconds += int(number) * 60
             return cls(days=days, seconds=seconds)
-        raise ValueError(f"bad delay {text!r}: use 0 or a number with a unit, e.g. 2 days, "
-                         "1 week, 36 hours (or 2d, 1w, 36h)")
+        raise ValueError(
+            f"bad delay {text!r}: use 0 or a number with a unit, e.g. 2 days, "
+            "1 week, 36 hours (or 2d, 1w, 36h)"
+        )
 
     def __str__(self) -> str:
         if self.immediate:
@@ -170,8 +185,10 @@ class Sequence:
     def summary(self) -> str:
         magnet = f", lead magnet {self.lead_magnet.source.name}" if self.lead_magnet else ""
         days = sum(lesson.delay.days for lesson in self.lessons)
-        return (f"{self.slug}: {len(self.lessons)} lessons over about {days} days"
-                f"{magnet}, {'double' if self.double_opt_in else 'single'} opt-in")
+        return (
+            f"{self.slug}: {len(self.lessons)} lessons over about {days} days"
+            f"{magnet}, {'double' if self.double_opt_in else 'single'} opt-in"
+        )
 
 
 @dataclass
@@ -196,8 +213,7 @@ class Library:
     def broken_reason(self, slug: str) -> str | None:
         """Why a sequence whose files are there cannot be used, or None if it is not broken.
         (What to say of a sequence that is not there at all depends on who asks.)"""
-        return f"sequence {slug!r} has problems; run `drip check`" if slug in self.broken \
-            else None
+        return f"sequence {slug!r} has problems; run `drip check`" if slug in self.broken else None
 
 
 def _line_of_keys(text: str) -> dict[str, int]:
@@ -219,8 +235,7 @@ def _line_of_keys(text: str) -> dict[str, int]:
 CURLY_QUOTES = "“”‘’"
 
 
-def _yaml_error(path: Path, error: yaml.YAMLError, offset: int = 0,
-                text: str = "") -> Problem:
+def _yaml_error(path: Path, error: yaml.YAMLError, offset: int = 0, text: str = "") -> Problem:
     """The parser's complaint in words an author can act on, at the line to fix."""
     mark = getattr(error, "problem_mark", None)
     context = getattr(error, "context_mark", None)
@@ -231,16 +246,23 @@ def _yaml_error(path: Path, error: yaml.YAMLError, offset: int = 0,
     key = here.split(":", 1)[0].strip() or "the value"
     unclosed = _unclosed_quote(lines[:line])
     if any(quote in here for quote in CURLY_QUOTES):
-        message = (f"line {line} has curly quotes (“ ” or ‘ ’), as a word processor types "
-                   "them; YAML needs straight quotes: retype them as \" or '")
+        message = (
+            f"line {line} has curly quotes (“ ” or ‘ ’), as a word processor types "
+            "them; YAML needs straight quotes: retype them as \" or '"
+        )
     elif "mapping values are not allowed" in what:
-        message = (f"the {key} has a colon (:) in it: put the {key} in quotes, e.g. "
-                   f"{key}: \"Step 2: small talk\"")
+        message = (
+            f"the {key} has a colon (:) in it: put the {key} in quotes, e.g. "
+            f'{key}: "Step 2: small talk"'
+        )
     elif unclosed is not None or "while scanning a quoted scalar" in str(
-            getattr(error, "context", "")):
+        getattr(error, "context", "")
+    ):
         line = unclosed or ((context.line + 1) if context is not None else line)
-        message = (f"a quote opened on line {line + offset} is never closed: end the text "
-                   "with the same quote mark it starts with")
+        message = (
+            f"a quote opened on line {line + offset} is never closed: end the text "
+            "with the same quote mark it starts with"
+        )
     else:
         message = f"this is not valid YAML ({what})"
     return Problem(path, line + offset, message)
@@ -261,8 +283,9 @@ def _parse_time(value: Any) -> time:
     return time.fromisoformat(str(value))
 
 
-def _parse_window(raw: Any, path: Path, lines: dict[str, int], problems: list[Problem]) -> (
-        SendWindow):
+def _parse_window(
+    raw: Any, path: Path, lines: dict[str, int], problems: list[Problem]
+) -> SendWindow:
     line = lines.get("send_window", 1)
     if raw is None:
         return SendWindow()
@@ -273,40 +296,65 @@ def _parse_window(raw: Any, path: Path, lines: dict[str, int], problems: list[Pr
         return SendWindow()
     for key in raw:
         if key not in WINDOW_KEYS:
-            problems.append(Problem(path, lines.get(f"send_window.{key}", line),
-                                    f"unknown key send_window.{key} (allowed: start, end, days)"))
+            problems.append(
+                Problem(
+                    path,
+                    lines.get(f"send_window.{key}", line),
+                    f"unknown key send_window.{key} (allowed: start, end, days)",
+                )
+            )
     try:
         start = _parse_time(raw.get("start", "09:00"))
-        end = (_parse_time(raw["end"]) if "end" in raw
-               else time(min(start.hour + 8, 23), start.minute))
+        end = (
+            _parse_time(raw["end"]) if "end" in raw else time(min(start.hour + 8, 23), start.minute)
+        )
     except (ValueError, TypeError):
-        problems.append(Problem(path, line, "send_window start and end are times like \"09:00\""))
+        problems.append(Problem(path, line, 'send_window start and end are times like "09:00"'))
         return SendWindow()
     if end <= start:
-        problems.append(Problem(path, lines.get("send_window.end", line),
-                                "send_window end must be later than its start"))
+        problems.append(
+            Problem(
+                path,
+                lines.get("send_window.end", line),
+                "send_window end must be later than its start",
+            )
+        )
         return SendWindow()
     days_raw = raw.get("days", list(DAYS))
     if not isinstance(days_raw, list) or any(str(d).lower()[:3] not in DAYS for d in days_raw):
-        problems.append(Problem(path, lines.get("send_window.days", line),
-                                f"send_window days must be a list drawn from {', '.join(DAYS)}"))
+        problems.append(
+            Problem(
+                path,
+                lines.get("send_window.days", line),
+                f"send_window days must be a list drawn from {', '.join(DAYS)}",
+            )
+        )
         return SendWindow(start, end)
     days = frozenset(DAYS.index(str(d).lower()[:3]) for d in days_raw)
     if not days:
-        problems.append(Problem(path, lines.get("send_window.days", line),
-                                "send_window days must name at least one day"))
+        problems.append(
+            Problem(
+                path,
+                lines.get("send_window.days", line),
+                "send_window days must name at least one day",
+            )
+        )
         return SendWindow(start, end)
     return SendWindow(start, end, days)
 
 
-def _check_address(value: Any, key: str, path: Path, lines: dict[str, int],
-                   problems: list[Problem]) -> str | None:
+def _check_address(
+    value: Any, key: str, path: Path, lines: dict[str, int], problems: list[Problem]
+) -> str | None:
     if value is None:
         return None
     text = str(value)
     if "@" not in text or "\n" in text or "\r" in text:
-        problems.append(Problem(path, lines.get(key, 1),
-                                f"{key} must be an address like \"Name <you@example.org>\""))
+        problems.append(
+            Problem(
+                path, lines.get(key, 1), f'{key} must be an address like "Name <you@example.org>"'
+            )
+        )
         return None
     return text
 
@@ -331,8 +379,9 @@ def _build_sequence(folder: Path, data: dict[str, Any], problems: list[Problem])
     for key in data:
         if key not in SEQUENCE_KEYS:
             allowed = ", ".join(sorted(SEQUENCE_KEYS))
-            problems.append(Problem(path, lines.get(key, 1),
-                                    f"unknown key {key!r} (allowed: {allowed})"))
+            problems.append(
+                Problem(path, lines.get(key, 1), f"unknown key {key!r} (allowed: {allowed})")
+            )
     for key in ("title", "promise"):
         if not str(data.get(key) or "").strip():
             problems.append(Problem(path, lines.get(key, 1), f"missing {key}"))
@@ -342,14 +391,19 @@ def _build_sequence(folder: Path, data: dict[str, Any], problems: list[Problem])
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        problems.append(Problem(path, lines.get("timezone", 1),
-                                f"unknown time zone {timezone!r} (use an IANA name such as "
-                                "America/New_York)"))
+        problems.append(
+            Problem(
+                path,
+                lines.get("timezone", 1),
+                f"unknown time zone {timezone!r} (use an IANA name such as America/New_York)",
+            )
+        )
         timezone = "UTC"
     double_opt_in = data.get("double_opt_in", True)
     if not isinstance(double_opt_in, bool):
-        problems.append(Problem(path, lines.get("double_opt_in", 1),
-                                "double_opt_in must be true or false"))
+        problems.append(
+            Problem(path, lines.get("double_opt_in", 1), "double_opt_in must be true or false")
+        )
         double_opt_in = True
     magnet: LeadMagnet | None = None
     raw_magnet = data.get("lead_magnet")
@@ -360,19 +414,36 @@ def _build_sequence(folder: Path, data: dict[str, Any], problems: list[Problem])
         else:
             for key in raw_magnet:
                 if key not in MAGNET_KEYS:
-                    problems.append(Problem(path, lines.get(f"lead_magnet.{key}", line),
-                                            f"unknown key lead_magnet.{key} "
-                                            "(allowed: title, file, attach)"))
+                    problems.append(
+                        Problem(
+                            path,
+                            lines.get(f"lead_magnet.{key}", line),
+                            f"unknown key lead_magnet.{key} (allowed: title, file, attach)",
+                        )
+                    )
             source = folder / str(raw_magnet["file"])
             if not source.is_file():
-                problems.append(Problem(path, lines.get("lead_magnet.file", line),
-                                        f"lead magnet file {source.name} does not exist"))
-            magnet = LeadMagnet(title=str(raw_magnet.get("title") or data.get("title") or ""),
-                                source=source, attach=bool(raw_magnet.get("attach", False)))
+                problems.append(
+                    Problem(
+                        path,
+                        lines.get("lead_magnet.file", line),
+                        f"lead magnet file {source.name} does not exist",
+                    )
+                )
+            magnet = LeadMagnet(
+                title=str(raw_magnet.get("title") or data.get("title") or ""),
+                source=source,
+                attach=bool(raw_magnet.get("attach", False)),
+            )
     fields_raw = data.get("signup_fields") or []
     if not isinstance(fields_raw, list) or any(f not in SIGNUP_FIELDS for f in fields_raw):
-        problems.append(Problem(path, lines.get("signup_fields", 1),
-                                f"signup_fields may list only {', '.join(sorted(SIGNUP_FIELDS))}"))
+        problems.append(
+            Problem(
+                path,
+                lines.get("signup_fields", 1),
+                f"signup_fields may list only {', '.join(sorted(SIGNUP_FIELDS))}",
+            )
+        )
         fields_raw = []
     return Sequence(
         slug=folder.name,
@@ -395,38 +466,59 @@ def _build_sequence(folder: Path, data: dict[str, Any], problems: list[Problem])
     )
 
 
-def _on_complete(value: Any, path: Path, lines: dict[str, int],
-                 problems: list[Problem]) -> tuple[str, str] | None:
+def _on_complete(
+    value: Any, path: Path, lines: dict[str, int], problems: list[Problem]
+) -> tuple[str, str] | None:
     if value is None:
         return None
     line = lines.get("on_complete", 1)
-    if (not isinstance(value, dict) or len(value) != 1
-            or next(iter(value)) not in ("enroll", "offer")):
-        problems.append(Problem(path, line, "on_complete is {enroll: <slug>} (start that "
-                                "course) or {offer: <slug>} (one email offering it)"))
+    if (
+        not isinstance(value, dict)
+        or len(value) != 1
+        or next(iter(value)) not in ("enroll", "offer")
+    ):
+        problems.append(
+            Problem(
+                path,
+                line,
+                "on_complete is {enroll: <slug>} (start that "
+                "course) or {offer: <slug>} (one email offering it)",
+            )
+        )
         return None
     action, slug = next(iter(value.items()))
     if not isinstance(slug, str) or not SLUG.match(slug):
-        problems.append(Problem(path, line, f"on_complete.{action} names a sequence by its "
-                                "folder name, e.g. networking-tips"))
+        problems.append(
+            Problem(
+                path,
+                line,
+                f"on_complete.{action} names a sequence by its folder name, e.g. networking-tips",
+            )
+        )
         return None
     return action, slug
 
 
-def _exit_tag(value: Any, path: Path, lines: dict[str, int],
-              problems: list[Problem]) -> str | None:
+def _exit_tag(value: Any, path: Path, lines: dict[str, int], problems: list[Problem]) -> str | None:
     if value is None:
         return None
     tag = str(value).strip().lower()
     if not EXIT_TAG.match(tag):
-        problems.append(Problem(path, lines.get("exit_when", 1), "exit_when is a tag: up to "
-                                "40 lowercase letters, digits and dashes, e.g. booked-a-call"))
+        problems.append(
+            Problem(
+                path,
+                lines.get("exit_when", 1),
+                "exit_when is a tag: up to "
+                "40 lowercase letters, digits and dashes, e.g. booked-a-call",
+            )
+        )
         return None
     return tag
 
 
-def _flag(data: dict[str, Any], key: str, path: Path, lines: dict[str, int],
-          problems: list[Problem]) -> bool:
+def _flag(
+    data: dict[str, Any], key: str, path: Path, lines: dict[str, int], problems: list[Problem]
+) -> bool:
     value = data.get(key, False)
     if not isinstance(value, bool):
         problems.append(Problem(path, lines.get(key, 1), f"{key} must be true or false"))
@@ -441,18 +533,25 @@ def split_front_matter(text: str) -> tuple[str, str, int] | None:
         return None
     for index in range(1, len(lines)):
         if lines[index].strip() == "---":
-            return "".join(lines[1:index]), "".join(lines[index + 1:]), index + 2
+            return "".join(lines[1:index]), "".join(lines[index + 1 :]), index + 2
     return None
 
 
-def _load_lesson(path: Path, match: re.Match[str], allowed: frozenset[str],
-                 problems: list[Problem]) -> Lesson | None:
+def _load_lesson(
+    path: Path, match: re.Match[str], allowed: frozenset[str], problems: list[Problem]
+) -> Lesson | None:
     raw = path.read_bytes()
     text = raw.decode("utf-8", errors="replace")
     parts = split_front_matter(text)
     if parts is None:
-        problems.append(Problem(path, 1, "a lesson starts with front matter between --- lines "
-                                         "(subject, delay, optional preheader)"))
+        problems.append(
+            Problem(
+                path,
+                1,
+                "a lesson starts with front matter between --- lines "
+                "(subject, delay, optional preheader)",
+            )
+        )
         return None
     front, body, body_line = parts
     try:
@@ -467,8 +566,13 @@ def _load_lesson(path: Path, match: re.Match[str], allowed: frozenset[str],
     ok = True
     for key in meta:
         if key not in LESSON_KEYS:
-            problems.append(Problem(path, lines.get(key, 2),
-                                    f"unknown key {key!r} (allowed: subject, delay, preheader)"))
+            problems.append(
+                Problem(
+                    path,
+                    lines.get(key, 2),
+                    f"unknown key {key!r} (allowed: subject, delay, preheader)",
+                )
+            )
             ok = False
     subject = str(meta.get("subject") or "").strip()
     if not subject:
@@ -486,8 +590,11 @@ def _load_lesson(path: Path, match: re.Match[str], allowed: frozenset[str],
             ok = False
             delay = Delay()
     preheader = str(meta.get("preheader") or "").strip()
-    for chunk, first_line in ((subject, lines.get("subject", 2)),
-                              (preheader, lines.get("preheader", 2)), (body, body_line)):
+    for chunk, first_line in (
+        (subject, lines.get("subject", 2)),
+        (preheader, lines.get("preheader", 2)),
+        (body, body_line),
+    ):
         for problem in check_variables(chunk, allowed, path, first_line):
             problems.append(problem)
             ok = False
@@ -496,13 +603,22 @@ def _load_lesson(path: Path, match: re.Match[str], allowed: frozenset[str],
         ok = False
     if not ok:
         return None
-    return Lesson(key=match["key"], number=int(match["number"]), path=path, subject=subject,
-                  delay=delay, preheader=preheader, body=body, body_line=body_line,
-                  version=hashlib.sha256(raw).hexdigest()[:12])
+    return Lesson(
+        key=match["key"],
+        number=int(match["number"]),
+        path=path,
+        subject=subject,
+        delay=delay,
+        preheader=preheader,
+        body=body,
+        body_line=body_line,
+        version=hashlib.sha256(raw).hexdigest()[:12],
+    )
 
 
-def check_variables(text: str, allowed: frozenset[str], path: Path,
-                    first_line: int) -> list[Problem]:
+def check_variables(
+    text: str, allowed: frozenset[str], path: Path, first_line: int
+) -> list[Problem]:
     """Unknown or malformed `{{ ... }}` in a lesson, each with its line."""
     problems = []
     for offset, line in enumerate(text.splitlines()):
@@ -510,35 +626,62 @@ def check_variables(text: str, allowed: frozenset[str], path: Path,
         for start in (m.start() for m in re.finditer(r"\{\{", line)):
             found = known.get(start)
             if found is None:
-                problems.append(Problem(path, first_line + offset,
-                                        "malformed variable: write {{ name }} or "
-                                        '{{ name|default("text") }}'))
-            elif found["name"] == TAG_LINK and found["name"] in allowed and (
-                    found["arg"] is None or not EXIT_TAG.match(found["arg"])):
-                problems.append(Problem(path, first_line + offset,
-                                        'tag_link names its tag: {{ tag_link("has-dates") }}, '
-                                        "up to 40 lowercase letters, digits and dashes"))
+                problems.append(
+                    Problem(
+                        path,
+                        first_line + offset,
+                        'malformed variable: write {{ name }} or {{ name|default("text") }}',
+                    )
+                )
+            elif (
+                found["name"] == TAG_LINK
+                and found["name"] in allowed
+                and (found["arg"] is None or not EXIT_TAG.match(found["arg"]))
+            ):
+                problems.append(
+                    Problem(
+                        path,
+                        first_line + offset,
+                        'tag_link names its tag: {{ tag_link("has-dates") }}, '
+                        "up to 40 lowercase letters, digits and dashes",
+                    )
+                )
             elif found["arg"] is not None and found["name"] != TAG_LINK:
-                problems.append(Problem(path, first_line + offset,
-                                        f"{found['name']} takes no argument; only tag_link "
-                                        'does: {{ tag_link("has-dates") }}'))
+                problems.append(
+                    Problem(
+                        path,
+                        first_line + offset,
+                        f"{found['name']} takes no argument; only tag_link "
+                        'does: {{ tag_link("has-dates") }}',
+                    )
+                )
             elif found["name"] in MAGNET_VARIABLES and found["name"] not in allowed:
-                problems.append(Problem(path, first_line + offset,
-                                        f"{{{{ {found['name']} }}}} links to the lead magnet, "
-                                        "but this sequence has none: add lead_magnet: to "
-                                        "sequence.yaml, or take the link out"))
+                problems.append(
+                    Problem(
+                        path,
+                        first_line + offset,
+                        f"{{{{ {found['name']} }}}} links to the lead magnet, "
+                        "but this sequence has none: add lead_magnet: to "
+                        "sequence.yaml, or take the link out",
+                    )
+                )
             elif found["name"] not in allowed:
-                problems.append(Problem(path, first_line + offset,
-                                        f"unknown variable {found['name']!r} (known: "
-                                        f"{', '.join(sorted(allowed))})"))
+                problems.append(
+                    Problem(
+                        path,
+                        first_line + offset,
+                        f"unknown variable {found['name']!r} (known: {', '.join(sorted(allowed))})",
+                    )
+                )
     return problems
 
 
 def load_sequence(folder: Path) -> tuple[Sequence | None, list[Problem]]:
     problems: list[Problem] = []
     if not SLUG.match(folder.name):
-        problems.append(Problem(folder, 1, "a sequence folder name is lowercase letters, "
-                                           "digits and dashes"))
+        problems.append(
+            Problem(folder, 1, "a sequence folder name is lowercase letters, digits and dashes")
+        )
         return None, problems
     data = _load_sequence_file(folder / "sequence.yaml", problems)
     if data is None:
@@ -554,17 +697,27 @@ def load_sequence(folder: Path) -> tuple[Sequence | None, list[Problem]]:
             continue
         match = LESSON_FILE.match(path.name)
         if not match:
-            problems.append(Problem(path, 1, "not a lesson file name: use NN-name.md, "
-                                             "e.g. 02-small-talk.md"))
+            problems.append(
+                Problem(path, 1, "not a lesson file name: use NN-name.md, e.g. 02-small-talk.md")
+            )
             continue
         key, number = match["key"], int(match["number"])
         if key in seen:
-            problems.append(Problem(path, 1, f"two lessons named {key!r}: this one and "
-                                             f"{seen[key].name}; a lesson's name must be unique"))
+            problems.append(
+                Problem(
+                    path,
+                    1,
+                    f"two lessons named {key!r}: this one and "
+                    f"{seen[key].name}; a lesson's name must be unique",
+                )
+            )
             continue
         if number in numbers:
-            problems.append(Problem(path, 1, f"two lessons numbered {number}: this one and "
-                                             f"{numbers[number].name}"))
+            problems.append(
+                Problem(
+                    path, 1, f"two lessons numbered {number}: this one and {numbers[number].name}"
+                )
+            )
             continue
         seen[key], numbers[number] = path, path
         lesson = _load_lesson(path, match, allowed, problems)
@@ -596,8 +749,7 @@ def load_sequences(root: Path) -> Library:
         else:
             broken[folder.name] = errors
             if SLUG.match(folder.name):
-                held_forms[folder.name] = sequence or _build_sequence(
-                    folder, {"__lines__": {}}, [])
+                held_forms[folder.name] = sequence or _build_sequence(folder, {"__lines__": {}}, [])
     _link_chains(sequences, problems)
     return Library(sequences, problems, broken, held_forms)
 
@@ -611,10 +763,15 @@ def _link_chains(sequences: dict[str, Sequence], problems: list[Problem]) -> Non
             continue
         action, target = sequence.on_complete
         if target not in sequences or target == sequence.slug:
-            problems.append(Problem(sequence.path / "sequence.yaml", 1,
-                                    f"on_complete.{action}: there is no other sequence "
-                                    f"{target!r} (known: {', '.join(sorted(sequences))})",
-                                    "warning"))
+            problems.append(
+                Problem(
+                    sequence.path / "sequence.yaml",
+                    1,
+                    f"on_complete.{action}: there is no other sequence "
+                    f"{target!r} (known: {', '.join(sorted(sequences))})",
+                    "warning",
+                )
+            )
         elif action == "enroll":
             sources.setdefault(target, []).append(sequence.title)
     for target, titles in sources.items():

@@ -53,6 +53,13 @@ def embed_token_valid(secret: str, slug: str, token: str) -> bool:
 
 def snippet(sequence: Sequence, base_url: str, secret: str, tags: tuple[str, ...] = ()) -> str:
     """The form's HTML (needs an application context for the template)."""
-    return render_template("public/embed.html", sequence=sequence, base_url=base_url,
-                           embed_field=EMBED_FIELD,
-                           token=embed_token(secret, sequence.slug, tags)).strip() + "\n"
+    return (
+        render_template(
+            "public/embed.html",
+            sequence=sequence,
+            base_url=base_url,
+            embed_field=EMBED_FIELD,
+            token=embed_token(secret, sequence.slug, tags),
+        ).strip()
+        + "\n"
+    )

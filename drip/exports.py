@@ -15,8 +15,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from drip.models import Enrollment, Subscriber
 from drip.subscriptions import export_subscriber
 
-CSV_COLUMNS = ["email", "first_name", "timezone", "sequence", "status", "next_lesson",
-               "due_at", "signed_up_at", "confirmed_at", "suppressed"]
+CSV_COLUMNS = [
+    "email",
+    "first_name",
+    "timezone",
+    "sequence",
+    "status",
+    "next_lesson",
+    "due_at",
+    "signed_up_at",
+    "confirmed_at",
+    "suppressed",
+]
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula
@@ -40,20 +50,29 @@ def readers_csv(sessions: sessionmaker[Session]) -> Iterator[str]:
     out.writerow(CSV_COLUMNS)
     with sessions() as session:
         result = session.execute(
-            select(Subscriber, Enrollment).outerjoin(
-                Enrollment, Enrollment.subscriber_id == Subscriber.id)
+            select(Subscriber, Enrollment)
+            .outerjoin(Enrollment, Enrollment.subscriber_id == Subscriber.id)
             .order_by(Subscriber.email, Enrollment.sequence)
-            .execution_options(yield_per=500))
+            .execution_options(yield_per=500)
+        )
         for subscriber, enrollment in result:
-            out.writerow([cell(text) for text in [
-                subscriber.email, subscriber.first_name, subscriber.timezone,
-                enrollment.sequence if enrollment else "",
-                enrollment.status if enrollment else "",
-                (enrollment.next_lesson or "") if enrollment else "",
-                _stamp(enrollment.due_at if enrollment else None),
-                _stamp(enrollment.created_at if enrollment else subscriber.created_at),
-                _stamp(enrollment.confirmed_at if enrollment else None),
-                "yes" if subscriber.suppressed_at else ""]])
+            out.writerow(
+                [
+                    cell(text)
+                    for text in [
+                        subscriber.email,
+                        subscriber.first_name,
+                        subscriber.timezone,
+                        enrollment.sequence if enrollment else "",
+                        enrollment.status if enrollment else "",
+                        (enrollment.next_lesson or "") if enrollment else "",
+                        _stamp(enrollment.due_at if enrollment else None),
+                        _stamp(enrollment.created_at if enrollment else subscriber.created_at),
+                        _stamp(enrollment.confirmed_at if enrollment else None),
+                        "yes" if subscriber.suppressed_at else "",
+                    ]
+                ]
+            )
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()

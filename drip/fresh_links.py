@@ -37,8 +37,11 @@ def request_magnet_link(session: Session, enrollment: Enrollment, now: datetime)
     (or one is already queued). The caller commits."""
     if enrollment.status not in HAS_MAGNET or enrollment.subscriber.suppressed_at is not None:
         return False
-    queued = session.scalar(select(LinkRequest.id).where(
-        LinkRequest.enrollment_id == enrollment.id, LinkRequest.kind == MAGNET_LINK))
+    queued = session.scalar(
+        select(LinkRequest.id).where(
+            LinkRequest.enrollment_id == enrollment.id, LinkRequest.kind == MAGNET_LINK
+        )
+    )
     if queued is not None:
         return False
     session.add(LinkRequest(enrollment_id=enrollment.id, kind=MAGNET_LINK, requested_at=now))
@@ -53,8 +56,14 @@ class Sent:
     failed: int = 0
 
 
-def send_requested(session: Session, library: Library, renderer: Renderer, links: Links,
-                   transport: Callable[[], Transport], now: datetime) -> Sent:
+def send_requested(
+    session: Session,
+    library: Library,
+    renderer: Renderer,
+    links: Links,
+    transport: Callable[[], Transport],
+    now: datetime,
+) -> Sent:
     """Send the queued fresh links, oldest first. Each is taken with its row locked (other
     workers skip it) and its outcome committed before the next: a transient failure keeps
     the row for the next pass, up to MAX_ATTEMPTS; anything else ends it, with the reason
@@ -64,38 +73,47 @@ def send_requested(session: Session, library: Library, renderer: Renderer, links
     with ExitStack() as stack:
         relay: Transport | None = None
         for _ in range(BATCH):
-            row = session.scalar(select(LinkRequest).where(LinkRequest.id > after)
-                                 .order_by(LinkRequest.id).limit(1)
-                                 .with_for_update(skip_locked=True))
+            row = session.scalar(
+                select(LinkRequest)
+                .where(LinkRequest.id > after)
+                .order_by(LinkRequest.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
             if row is None:
                 break
             after = row.id
             enrollment = session.get(Enrollment, row.enrollment_id)
             sequence = library.get(enrollment.sequence) if enrollment else None
-            if (enrollment is None or sequence is None or sequence.lead_magnet is None
-                    or enrollment.status not in HAS_MAGNET
-                    or enrollment.subscriber.suppressed_at is not None):
+            if (
+                enrollment is None
+                or sequence is None
+                or sequence.lead_magnet is None
+                or enrollment.status not in HAS_MAGNET
+                or enrollment.subscriber.suppressed_at is not None
+            ):
                 session.delete(row)
                 session.commit()
                 continue
             template = renderer.magnet_link(sequence)
             subscriber = enrollment.subscriber
-            reader = Reader(subscriber.email, subscriber.first_name, subscriber.id,
-                            enrollment.id)
+            reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
             mid = f"<drip.{enrollment.id}.{MAGNET_LINK}.{row.id}@{renderer.domain}>"
             message = template.build(reader, links, mid, now)
             try:
                 relay = relay or stack.enter_context(transport())
-                relay.send(envelope_sender(template.sender), subscriber.email, message,
-                           name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-{MAGNET_LINK}")
+                relay.send(
+                    envelope_sender(template.sender),
+                    subscriber.email,
+                    message,
+                    name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-{MAGNET_LINK}",
+                )
             except SendError as error:
                 row.attempts += 1
                 row.last_error = str(error)
                 if not error.transient or row.attempts >= MAX_ATTEMPTS:
-                    log.warning("fresh link for enrollment %s not sent: %s", enrollment.id,
-                                error)
-                    record_event(session, enrollment, EventKind.MAGNET_LINK_FAILED, now,
-                                 str(error))
+                    log.warning("fresh link for enrollment %s not sent: %s", enrollment.id, error)
+                    record_event(session, enrollment, EventKind.MAGNET_LINK_FAILED, now, str(error))
                     session.delete(row)
                 result.failed += 1
                 session.commit()

@@ -46,12 +46,12 @@ def _is_local(domain: str) -> bool:
 def senders(settings: Settings, library: Library) -> dict[str, list[str]]:
     """Each From address in use -> where it comes from (DRIP_SENDER or a sequence file)."""
     found: dict[str, list[str]] = {}
-    uses_default = not library.sequences or any(
-        not s.sender for s in library.sequences.values())
+    uses_default = not library.sequences or any(not s.sender for s in library.sequences.values())
     if uses_default:
         users = sorted(slug for slug, s in library.sequences.items() if not s.sender)
         found.setdefault(settings.sender, []).append(
-            "DRIP_SENDER" + (f" (used by {', '.join(users)})" if users else ""))
+            "DRIP_SENDER" + (f" (used by {', '.join(users)})" if users else "")
+        )
     for slug, sequence in sorted(library.sequences.items()):
         if sequence.sender:
             found.setdefault(sequence.sender, []).append(f"sequences/{slug}/sequence.yaml")
@@ -66,8 +66,11 @@ def _sender_check(sender: str, where: list[str]) -> Check:
     if not domain:
         return Check(name, PROBLEM, "no sender address: set one at your own domain")
     if _is_local(domain):
-        return Check(name, PROBLEM, f"@{domain} is not a domain mail can come from: use an "
-                                    "address at your own domain")
+        return Check(
+            name,
+            PROBLEM,
+            f"@{domain} is not a domain mail can come from: use an address at your own domain",
+        )
     return Check(name, OK, f"sends from @{domain}")
 
 
@@ -78,14 +81,23 @@ def setting_checks(settings: Settings, library: Library) -> list[Check]:
     if base.scheme == "https":
         checks.append(Check("DRIP_BASE_URL", OK, settings.base_url))
     else:
-        checks.append(Check("DRIP_BASE_URL", PROBLEM,
-                            f"{settings.base_url} is not https: RFC 8058 one-click unsubscribe "
-                            "needs an https link"))
-    checks += [_sender_check(sender, where)
-               for sender, where in senders(settings, library).items()]
+        checks.append(
+            Check(
+                "DRIP_BASE_URL",
+                PROBLEM,
+                f"{settings.base_url} is not https: RFC 8058 one-click unsubscribe "
+                "needs an https link",
+            )
+        )
+    checks += [_sender_check(sender, where) for sender, where in senders(settings, library).items()]
     if settings.postal_address == POSTAL_ADDRESS_UNSET:
-        checks.append(Check("DRIP_POSTAL_ADDRESS", PROBLEM,
-                            "not set: CAN-SPAM requires your postal address in every email"))
+        checks.append(
+            Check(
+                "DRIP_POSTAL_ADDRESS",
+                PROBLEM,
+                "not set: CAN-SPAM requires your postal address in every email",
+            )
+        )
     else:
         checks.append(Check("DRIP_POSTAL_ADDRESS", OK, settings.postal_address))
     return checks
@@ -95,8 +107,9 @@ def problems(settings: Settings, library: Library) -> list[str]:
     """One line per reason not to send real mail; always empty for the outbox."""
     if not settings.smtp_url:
         return []
-    return [f"{c.name}: {c.detail}" for c in setting_checks(settings, library)
-            if c.verdict == PROBLEM]
+    return [
+        f"{c.name}: {c.detail}" for c in setting_checks(settings, library) if c.verdict == PROBLEM
+    ]
 
 
 def blocking(settings: Settings, library: Library) -> list[str]:
@@ -106,8 +119,13 @@ def blocking(settings: Settings, library: Library) -> list[str]:
 
 def refusal(lines: Iterable[str]) -> str:
     """The message of a command or pass that will not send."""
-    return "\n".join(["refusing to send through DRIP_SMTP_URL:", *(f"  {line}" for line in lines),
-                      "fix these, or set DRIP_ALLOW_UNSAFE_SENDING=true for a test relay"])
+    return "\n".join(
+        [
+            "refusing to send through DRIP_SMTP_URL:",
+            *(f"  {line}" for line in lines),
+            "fix these, or set DRIP_ALLOW_UNSAFE_SENDING=true for a test relay",
+        ]
+    )
 
 
 # -- DNS (drip doctor only) ---------------------------------------------------------------------
@@ -124,8 +142,9 @@ def _txt(resolver: dns.resolver.Resolver, name: str) -> list[str] | None:
     return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
 
 
-def _record_check(resolver: dns.resolver.Resolver, label: str, name: str, prefix: str,
-                  advice: str) -> Check:
+def _record_check(
+    resolver: dns.resolver.Resolver, label: str, name: str, prefix: str, advice: str
+) -> Check:
     records = _txt(resolver, name)
     if records is None:
         return Check(label, UNKNOWN, f"no answer from DNS for {name}")
@@ -135,37 +154,71 @@ def _record_check(resolver: dns.resolver.Resolver, label: str, name: str, prefix
     return Check(label, OK, matching[0])
 
 
-def dns_checks(domain: str, dkim_selector: str,
-               resolver: dns.resolver.Resolver) -> list[Check]:
+def dns_checks(domain: str, dkim_selector: str, resolver: dns.resolver.Resolver) -> list[Check]:
     """SPF, DKIM (when the selector is known) and DMARC records of one sender domain."""
-    checks = [_record_check(resolver, f"SPF of {domain}", domain, "v=spf1",
-                            "receivers cannot tell your relay may send for this domain")]
+    checks = [
+        _record_check(
+            resolver,
+            f"SPF of {domain}",
+            domain,
+            "v=spf1",
+            "receivers cannot tell your relay may send for this domain",
+        )
+    ]
     if dkim_selector:
         name = f"{dkim_selector}._domainkey.{domain}"
-        checks.append(_record_check(resolver, f"DKIM of {domain}", name, "v=dkim1",
-                                    "publish your relay's DKIM key under this selector"))
-    checks.append(_record_check(resolver, f"DMARC of {domain}", f"_dmarc.{domain}",
-                                "v=dmarc1", "Gmail and Yahoo require DMARC of bulk senders"))
+        checks.append(
+            _record_check(
+                resolver,
+                f"DKIM of {domain}",
+                name,
+                "v=dkim1",
+                "publish your relay's DKIM key under this selector",
+            )
+        )
+    checks.append(
+        _record_check(
+            resolver,
+            f"DMARC of {domain}",
+            f"_dmarc.{domain}",
+            "v=dmarc1",
+            "Gmail and Yahoo require DMARC of bulk senders",
+        )
+    )
     return checks
 
 
-def doctor(settings: Settings, library: Library,
-           resolver: dns.resolver.Resolver) -> list[Check]:
+def doctor(settings: Settings, library: Library, resolver: dns.resolver.Resolver) -> list[Check]:
     """Every check, in order: settings first, then each sender domain's DNS records."""
     checks = setting_checks(settings, library)
     if not settings.smtp_url:
-        checks.insert(0, Check("DRIP_SMTP_URL", OK,
-                               "not set: mail goes to the outbox and nothing is enforced; "
-                               "the checks below are what sending for real needs"))
+        checks.insert(
+            0,
+            Check(
+                "DRIP_SMTP_URL",
+                OK,
+                "not set: mail goes to the outbox and nothing is enforced; "
+                "the checks below are what sending for real needs",
+            ),
+        )
     else:
         relay = urlsplit(settings.smtp_url)
-        checks.insert(0, Check("DRIP_SMTP_URL", OK, f"relay {relay.hostname}:{relay.port or ''}"
-                               .rstrip(":")))
+        checks.insert(
+            0, Check("DRIP_SMTP_URL", OK, f"relay {relay.hostname}:{relay.port or ''}".rstrip(":"))
+        )
     if settings.allow_unsafe_sending:
-        checks.insert(1, Check("DRIP_ALLOW_UNSAFE_SENDING", PROBLEM,
-                               "on: drip sends even with the problems shown here"))
-    domains = sorted({parseaddr(sender)[1].rpartition("@")[2].lower()
-                      for sender in senders(settings, library)} - {""})
+        checks.insert(
+            1,
+            Check(
+                "DRIP_ALLOW_UNSAFE_SENDING",
+                PROBLEM,
+                "on: drip sends even with the problems shown here",
+            ),
+        )
+    domains = sorted(
+        {parseaddr(sender)[1].rpartition("@")[2].lower() for sender in senders(settings, library)}
+        - {""}
+    )
     for domain in domains:
         if not _is_local(domain):
             checks += dns_checks(domain, settings.dkim_selector, resolver)

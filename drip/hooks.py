@@ -49,14 +49,27 @@ from drip.models import (
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = ("subscriber.created", "subscriber.confirmed", "lesson.sent",
-               "sequence.completed", "subscriber.unsubscribed", "delivery.bounced",
-               "delivery.complained", "link.clicked")
+EVENT_TYPES = (
+    "subscriber.created",
+    "subscriber.confirmed",
+    "lesson.sent",
+    "sequence.completed",
+    "subscriber.unsubscribed",
+    "delivery.bounced",
+    "delivery.complained",
+    "link.clicked",
+)
 # Timeline kinds and the event each one is.
-FROM_KIND = {"created": "subscriber.created", "signed_up": "subscriber.created",
-             "confirmed": "subscriber.confirmed", "unsubscribed": "subscriber.unsubscribed",
-             "bounced": "delivery.bounced", "suppressed": "delivery.bounced",
-             "complained": "delivery.complained", "clicked": "link.clicked"}
+FROM_KIND = {
+    "created": "subscriber.created",
+    "signed_up": "subscriber.created",
+    "confirmed": "subscriber.confirmed",
+    "unsubscribed": "subscriber.unsubscribed",
+    "bounced": "delivery.bounced",
+    "suppressed": "delivery.bounced",
+    "complained": "delivery.complained",
+    "clicked": "link.clicked",
+}
 SMTP_REFUSAL = re.compile(r"^5\d\d\b")  # a suppression for the relay's permanent refusal
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED)
 SCAN = 5000  # rows read per source and run
@@ -97,14 +110,21 @@ def _private(host: str) -> bool:
         return False  # unresolvable now: the POST will fail and be retried, harmlessly
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if (address.is_private or address.is_loopback or address.is_link_local
-                or address.is_reserved or address.is_multicast or address.is_unspecified):
+        if (
+            address.is_private
+            or address.is_loopback
+            or address.is_link_local
+            or address.is_reserved
+            or address.is_multicast
+            or address.is_unspecified
+        ):
             return True
     return False
 
 
-def add_endpoint(session: Session, url: str, events: list[str], now: datetime, *,
-                 allow_private: bool = False) -> tuple[WebhookEndpoint, str]:
+def add_endpoint(
+    session: Session, url: str, events: list[str], now: datetime, *, allow_private: bool = False
+) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its signing secret (shown once). The caller commits."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -113,19 +133,27 @@ def add_endpoint(session: Session, url: str, events: list[str], now: datetime, *
     if unknown or not events:
         raise HookError(f"unknown events {unknown or events} (known: {', '.join(EVENT_TYPES)})")
     if not allow_private and _private(parts.hostname):
-        raise HookError(f"{parts.hostname} is a loopback or private address; add it with "
-                        "--allow-private if you really mean an endpoint on your own network")
+        raise HookError(
+            f"{parts.hostname} is a loopback or private address; add it with "
+            "--allow-private if you really mean an endpoint on your own network"
+        )
     secret = "whsec_" + secrets.token_urlsafe(24)
-    endpoint = WebhookEndpoint(url=url, events=",".join(events), secret=secret,
-                               allow_private=allow_private, created_at=now)
+    endpoint = WebhookEndpoint(
+        url=url, events=",".join(events), secret=secret, allow_private=allow_private, created_at=now
+    )
     session.add(endpoint)
     session.flush()
     return endpoint, secret
 
 
 def endpoints(session: Session) -> list[WebhookEndpoint]:
-    return list(session.scalars(select(WebhookEndpoint).where(
-        WebhookEndpoint.removed_at.is_(None)).order_by(WebhookEndpoint.id)))
+    return list(
+        session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.removed_at.is_(None))
+            .order_by(WebhookEndpoint.id)
+        )
+    )
 
 
 def _cursor(session: Session, source: str) -> WebhookCursor:
@@ -143,25 +171,44 @@ def _reader(subscriber: Subscriber | None) -> dict[str, Any]:
 def _from_events(session: Session) -> list[Found]:
     cursor = _cursor(session, "events")
     rows = session.execute(
-        select(Event, Enrollment.sequence).outerjoin(Enrollment, Enrollment.id ==
-                                                     Event.enrollment_id)
+        select(Event, Enrollment.sequence)
+        .outerjoin(Enrollment, Enrollment.id == Event.enrollment_id)
         .where(Event.id > cursor.position - OVERLAP, Event.kind.in_(list(FROM_KIND)))
-        .order_by(Event.id).limit(SCAN)).all()
+        .order_by(Event.id)
+        .limit(SCAN)
+    ).all()
     found = []
-    people = {s.id: s for s in session.scalars(select(Subscriber).where(
-        Subscriber.id.in_({event.subscriber_id for event, _ in rows})))}
-    reported = {(event.subscriber_id, event.at) for event, _ in rows
-                if event.kind in ("bounced", "complained")}
+    people = {
+        s.id: s
+        for s in session.scalars(
+            select(Subscriber).where(Subscriber.id.in_({event.subscriber_id for event, _ in rows}))
+        )
+    }
+    reported = {
+        (event.subscriber_id, event.at)
+        for event, _ in rows
+        if event.kind in ("bounced", "complained")
+    }
     for event, sequence in rows:
         if event.kind == "signed_up" and event.detail.startswith("again"):
             continue  # a returning reader is not a new one
-        if event.kind == "suppressed" and ((event.subscriber_id, event.at) in reported
-                                           or not SMTP_REFUSAL.match(event.detail)):
+        if event.kind == "suppressed" and (
+            (event.subscriber_id, event.at) in reported or not SMTP_REFUSAL.match(event.detail)
+        ):
             continue  # the provider's report is the event; an operator's block is none
-        found.append(Found(f"event:{event.id}", FROM_KIND[event.kind], as_utc(event.at),
-                           event.subscriber_id,
-                           {"reader": _reader(people.get(event.subscriber_id)),
-                            "sequence": sequence, "detail": event.detail}))
+        found.append(
+            Found(
+                f"event:{event.id}",
+                FROM_KIND[event.kind],
+                as_utc(event.at),
+                event.subscriber_id,
+                {
+                    "reader": _reader(people.get(event.subscriber_id)),
+                    "sequence": sequence,
+                    "detail": event.detail,
+                },
+            )
+        )
     last = session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1))
     if rows:
         cursor.position = rows[-1][0].id
@@ -179,7 +226,10 @@ def _from_deliveries(session: Session) -> list[Found]:
         select(Delivery, Enrollment, Subscriber)
         .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
         .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
-        .where(Delivery.id > cursor.position).order_by(Delivery.id).limit(SCAN)).all()
+        .where(Delivery.id > cursor.position)
+        .order_by(Delivery.id)
+        .limit(SCAN)
+    ).all()
     found: list[Found] = []
     settled = True
     for delivery, enrollment, subscriber in rows:
@@ -189,16 +239,30 @@ def _from_deliveries(session: Session) -> list[Found]:
             cursor.position = delivery.id
         if delivery.status != DeliveryStatus.SENT or delivery.sent_at is None:
             continue
-        data = {"reader": _reader(subscriber), "sequence": enrollment.sequence,
-                "lesson": delivery.lesson, "message_id": delivery.message_id}
+        data = {
+            "reader": _reader(subscriber),
+            "sequence": enrollment.sequence,
+            "lesson": delivery.lesson,
+            "message_id": delivery.message_id,
+        }
         sent_at = as_utc(delivery.sent_at)
-        found.append(Found(f"lesson.sent:{delivery.id}", "lesson.sent", sent_at,
-                           subscriber.id, data))
-        if (enrollment.status == EnrollmentStatus.COMPLETED and enrollment.last_sent_at
-                and as_utc(enrollment.last_sent_at) == sent_at):
-            found.append(Found(f"sequence.completed:{enrollment.id}", "sequence.completed",
-                               sent_at, subscriber.id,
-                               {"reader": _reader(subscriber), "sequence": enrollment.sequence}))
+        found.append(
+            Found(f"lesson.sent:{delivery.id}", "lesson.sent", sent_at, subscriber.id, data)
+        )
+        if (
+            enrollment.status == EnrollmentStatus.COMPLETED
+            and enrollment.last_sent_at
+            and as_utc(enrollment.last_sent_at) == sent_at
+        ):
+            found.append(
+                Found(
+                    f"sequence.completed:{enrollment.id}",
+                    "sequence.completed",
+                    sent_at,
+                    subscriber.id,
+                    {"reader": _reader(subscriber), "sequence": enrollment.sequence},
+                )
+            )
     return found
 
 
@@ -208,26 +272,50 @@ def collect(session: Session, now: datetime) -> int:
     targets = endpoints(session)
     if not targets:
         return 0
-    found = sorted(_from_events(session) + _from_deliveries(session),
-                   key=lambda item: (item.at, item.key))
-    known = {(row.endpoint_id, row.event_key) for row in session.execute(
-        select(WebhookDelivery.endpoint_id, WebhookDelivery.event_key).where(
-            WebhookDelivery.event_key.in_([item.key for item in found])))} if found else set()
+    found = sorted(
+        _from_events(session) + _from_deliveries(session), key=lambda item: (item.at, item.key)
+    )
+    known = (
+        {
+            (row.endpoint_id, row.event_key)
+            for row in session.execute(
+                select(WebhookDelivery.endpoint_id, WebhookDelivery.event_key).where(
+                    WebhookDelivery.event_key.in_([item.key for item in found])
+                )
+            )
+        }
+        if found
+        else set()
+    )
     queued = 0
     for item in found:
         for endpoint in targets:
             if item.type not in endpoint.events.split(",") or (endpoint.id, item.key) in known:
                 continue
             event_id = "evt_" + hashlib.sha256(item.key.encode()).hexdigest()[:24]
-            payload = json.dumps({"id": event_id, "type": item.type,
-                                  "created_at": item.at.isoformat(), "data": item.data},
-                                 separators=(",", ":"))
+            payload = json.dumps(
+                {
+                    "id": event_id,
+                    "type": item.type,
+                    "created_at": item.at.isoformat(),
+                    "data": item.data,
+                },
+                separators=(",", ":"),
+            )
             try:
                 with session.begin_nested():
-                    session.add(WebhookDelivery(
-                        endpoint_id=endpoint.id, event_key=item.key, type=item.type,
-                        subscriber_id=item.subscriber_id, payload=payload, created_at=now,
-                        next_attempt_at=now, attempts=0))
+                    session.add(
+                        WebhookDelivery(
+                            endpoint_id=endpoint.id,
+                            event_key=item.key,
+                            type=item.type,
+                            subscriber_id=item.subscriber_id,
+                            payload=payload,
+                            created_at=now,
+                            next_attempt_at=now,
+                            attempts=0,
+                        )
+                    )
                 queued += 1
             except IntegrityError:
                 continue  # queued by an earlier run
@@ -241,9 +329,16 @@ def backoff(attempts: int) -> timedelta:
 
 
 def _post(url: str, body: bytes, header: str) -> tuple[int | None, str]:
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "Drip-Signature": header,
-        "User-Agent": "drip-webhooks"})
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "Drip-Signature": header,
+            "User-Agent": "drip-webhooks",
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:
             return answer.status, ""
@@ -264,9 +359,14 @@ def deliver(session: Session, now: datetime) -> Delivered:
     """POST the rows that are due, oldest first, in order per reader and endpoint: a row
     waits while an older one of the same reader is still being retried. Commits each."""
     result = Delivered()
-    pending = list(session.scalars(select(WebhookDelivery).where(
-        WebhookDelivery.delivered_at.is_(None), WebhookDelivery.given_up_at.is_(None))
-        .order_by(WebhookDelivery.id).limit(BATCH * 5)))
+    pending = list(
+        session.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.delivered_at.is_(None), WebhookDelivery.given_up_at.is_(None))
+            .order_by(WebhookDelivery.id)
+            .limit(BATCH * 5)
+        )
+    )
     blocked: set[tuple[int, int | None]] = set()
     tried = 0
     for row in pending:
@@ -284,8 +384,9 @@ def deliver(session: Session, now: datetime) -> Delivered:
             continue
         tried += 1
         body = row.payload.encode()
-        status, problem = _post(endpoint.url, body,
-                                signature(endpoint.secret, int(now.timestamp()), body))
+        status, problem = _post(
+            endpoint.url, body, signature(endpoint.secret, int(now.timestamp()), body)
+        )
         row.attempts += 1
         row.last_status = status
         if status is not None and 200 <= status < 300:
@@ -296,8 +397,9 @@ def deliver(session: Session, now: datetime) -> Delivered:
             row.given_up_at = now
             row.last_error = problem or f"HTTP {status}"
             result.given_up += 1
-            log.warning("webhook %s to %s given up after a day: %s", row.type, endpoint.url,
-                        row.last_error)
+            log.warning(
+                "webhook %s to %s given up after a day: %s", row.type, endpoint.url, row.last_error
+            )
         else:
             row.next_attempt_at = now + backoff(row.attempts)
             row.last_error = problem or f"HTTP {status}"

@@ -38,8 +38,9 @@ def read_rows(lines: Iterable[str]) -> Iterable[tuple[int, dict[str, str]]]:
     reader = csv.DictReader(lines)
     header = [name.strip().lower() for name in reader.fieldnames or []]
     if "email" not in header:
-        raise SubscriptionError("the CSV needs a header row with an 'email' column "
-                                f"(columns: {', '.join(COLUMNS)})")
+        raise SubscriptionError(
+            f"the CSV needs a header row with an 'email' column (columns: {', '.join(COLUMNS)})"
+        )
     reader.fieldnames = header
     for row in reader:
         yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}
@@ -52,29 +53,62 @@ MAX_ERRORS = 1_000  # refused lines kept with their reason (the count is always 
 RETRIES = 30  # a chunk that meets a busy database is rolled back and tried again
 
 
-def queue_import(session: Session, library: Library, text: str, *, filename: str,
-                 sequence: str, confirmed: bool, source: str, who: str,
-                 now: datetime) -> ImportJob:
+def queue_import(
+    session: Session,
+    library: Library,
+    text: str,
+    *,
+    filename: str,
+    sequence: str,
+    confirmed: bool,
+    source: str,
+    who: str,
+    now: datetime,
+) -> ImportJob:
     """Check the file and keep it as a job for the worker; the caller commits. Raises
     SubscriptionError for an unknown sequence or a file without an email column."""
     find_sequence(library, sequence)
     total = sum(1 for _ in read_rows(text.splitlines(keepends=True)))
-    job = ImportJob(created_at=now, created_by=who, filename=filename[:255], sequence=sequence,
-                    confirmed=confirmed, source=source[:200], csv=text, status=QUEUED,
-                    total=total, processed=0, added=0, updated=0, refused=0, errors=[])
+    job = ImportJob(
+        created_at=now,
+        created_by=who,
+        filename=filename[:255],
+        sequence=sequence,
+        confirmed=confirmed,
+        source=source[:200],
+        csv=text,
+        status=QUEUED,
+        total=total,
+        processed=0,
+        added=0,
+        updated=0,
+        refused=0,
+        errors=[],
+    )
     session.add(job)
     session.flush()
     return job
 
 
 def pending_jobs(session: Session) -> list[int]:
-    return list(session.scalars(select(ImportJob.id).where(
-        ImportJob.status.in_([QUEUED, RUNNING])).order_by(ImportJob.id)))
+    return list(
+        session.scalars(
+            select(ImportJob.id)
+            .where(ImportJob.status.in_([QUEUED, RUNNING]))
+            .order_by(ImportJob.id)
+        )
+    )
 
 
-def run_import(sessions: sessionmaker[Session], library: Library, job_id: int, now: datetime,
-               *, seconds: float | None = None,
-               progress: Callable[[int], None] | None = None) -> ImportJob | None:
+def run_import(
+    sessions: sessionmaker[Session],
+    library: Library,
+    job_id: int,
+    now: datetime,
+    *,
+    seconds: float | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportJob | None:
     """Work through a job from where it stands, CHUNK rows per transaction: the rows and
     the job's counts commit together, so a crash or a busy database loses nothing and
     counts nothing twice. Stops after `seconds` (the next run goes on). Returns the job."""
@@ -91,7 +125,7 @@ def run_import(sessions: sessionmaker[Session], library: Library, job_id: int, n
                 return job
             if rows is None:
                 rows = list(read_rows(job.csv.splitlines(keepends=True)))
-            chunk = rows[job.processed:job.processed + CHUNK]
+            chunk = rows[job.processed : job.processed + CHUNK]
             if not chunk:
                 job.status, job.finished_at = DONE, now
                 session.commit()
@@ -107,8 +141,11 @@ def run_import(sessions: sessionmaker[Session], library: Library, job_id: int, n
                 if busy > RETRIES:
                     _fail(sessions, job_id, now, error)
                     return None
-                log.info("import %s: the database is busy (%s); trying the chunk again",
-                         job_id, str(error.orig).splitlines()[0])
+                log.info(
+                    "import %s: the database is busy (%s); trying the chunk again",
+                    job_id,
+                    str(error.orig).splitlines()[0],
+                )
                 time.sleep(0.2 * min(busy, 10))
                 continue
             busy = 0
@@ -118,8 +155,7 @@ def run_import(sessions: sessionmaker[Session], library: Library, job_id: int, n
             return None
 
 
-def _fail(sessions: sessionmaker[Session], job_id: int, now: datetime,
-          error: Exception) -> None:
+def _fail(sessions: sessionmaker[Session], job_id: int, now: datetime, error: Exception) -> None:
     with sessions() as session:
         job = session.get(ImportJob, job_id)
         if job is not None:
@@ -128,19 +164,34 @@ def _fail(sessions: sessionmaker[Session], job_id: int, now: datetime,
             session.commit()
 
 
-def _import_chunk(session: Session, library: Library, job: ImportJob,
-                  chunk: list[tuple[int, dict[str, str]]], now: datetime) -> None:
-    consent = Consent(source=job.source, text=library.sequences[job.sequence].consent
-                      if job.sequence in library.sequences else "")
+def _import_chunk(
+    session: Session,
+    library: Library,
+    job: ImportJob,
+    chunk: list[tuple[int, dict[str, str]]],
+    now: datetime,
+) -> None:
+    consent = Consent(
+        source=job.source,
+        text=library.sequences[job.sequence].consent if job.sequence in library.sequences else "",
+    )
     errors = list(job.errors or [])
     for line, row in chunk:
         try:
             with session.begin_nested():
                 address = normalize_email(row.get("email", ""))
                 known = session.scalar(select(Subscriber.id).where(Subscriber.email == address))
-                subscribe(session, library, job.sequence, address, now, consent=consent,
-                          first_name=row.get("first_name", ""),
-                          timezone=row.get("timezone") or None, confirmed=job.confirmed)
+                subscribe(
+                    session,
+                    library,
+                    job.sequence,
+                    address,
+                    now,
+                    consent=consent,
+                    first_name=row.get("first_name", ""),
+                    timezone=row.get("timezone") or None,
+                    confirmed=job.confirmed,
+                )
             if known is None:
                 job.added += 1
             else:

@@ -36,19 +36,38 @@ BATCH = 200  # per transaction: on SQLite, web sign-ups wait for one batch at mo
 _INSERT = insert(SignUpRequest)
 
 
-def accept(session: Session, sequence: str, email: str, received_at: datetime,
-           consent: Consent, *, first_name: str = "", timezone: str | None = None,
-           attributes: dict[str, Any] | None = None, tags: tuple[str, ...] = ()) -> None:
+def accept(
+    session: Session,
+    sequence: str,
+    email: str,
+    received_at: datetime,
+    consent: Consent,
+    *,
+    first_name: str = "",
+    timezone: str | None = None,
+    attributes: dict[str, Any] | None = None,
+    tags: tuple[str, ...] = (),
+) -> None:
     """Queue a checked sign-up: `email` normalised, `timezone` a known zone or None, `tags`
     clean. The caller commits, together with whatever else the request counted."""
     if tags:
         attributes = {**(attributes or {}), TAGS: list(tags)}
-    session.connection().execute(_INSERT, {
-        "received_at": received_at, "sequence": sequence, "email": email,
-        "first_name": header_safe(first_name)[:100], "timezone": timezone,
-        "attributes": dict(attributes or {}), "source": consent.source[:200],
-        "consent_text": consent.text, "ip": consent.ip, "user_agent": consent.user_agent,
-        "problem": None})
+    session.connection().execute(
+        _INSERT,
+        {
+            "received_at": received_at,
+            "sequence": sequence,
+            "email": email,
+            "first_name": header_safe(first_name)[:100],
+            "timezone": timezone,
+            "attributes": dict(attributes or {}),
+            "source": consent.source[:200],
+            "consent_text": consent.text,
+            "ip": consent.ip,
+            "user_agent": consent.user_agent,
+            "problem": None,
+        },
+    )
 
 
 @dataclass
@@ -71,8 +90,9 @@ class Intake:
 def _why_held(library: Library, slug: str) -> str:
     if library.get(slug) is not None:
         return ""
-    return (library.broken_reason(slug)
-            or f"sequence {slug!r} is not in the sequences folder any more")
+    return (
+        library.broken_reason(slug) or f"sequence {slug!r} is not in the sequences folder any more"
+    )
 
 
 def take_in(session: Session, library: Library, *, batch: int = BATCH) -> Intake:
@@ -86,8 +106,12 @@ def take_in(session: Session, library: Library, *, batch: int = BATCH) -> Intake
     postgres = session.get_bind().dialect.name == "postgresql"
     after = 0
     while True:
-        query = (select(SignUpRequest).where(SignUpRequest.id > after)
-                 .order_by(SignUpRequest.id).limit(batch))
+        query = (
+            select(SignUpRequest)
+            .where(SignUpRequest.id > after)
+            .order_by(SignUpRequest.id)
+            .limit(batch)
+        )
         if postgres:
             query = query.with_for_update(skip_locked=True)
         rows = session.scalars(query).all()
@@ -102,17 +126,28 @@ def take_in(session: Session, library: Library, *, batch: int = BATCH) -> Intake
                     tags = answers.pop(TAGS, [])
                     try:
                         enrollment = subscribe(
-                            session, library, row.sequence, row.email, row.received_at,
-                            consent=Consent(row.source, row.consent_text, row.ip,
-                                            row.user_agent),
-                            first_name=row.first_name, timezone=row.timezone,
-                            attributes=answers)
+                            session,
+                            library,
+                            row.sequence,
+                            row.email,
+                            row.received_at,
+                            consent=Consent(row.source, row.consent_text, row.ip, row.user_agent),
+                            first_name=row.first_name,
+                            timezone=row.timezone,
+                            attributes=answers,
+                        )
                     except SubscriptionError as error:  # checked before anything is written
                         why = str(error)
                     else:
                         if tags:
-                            add_tags(session, enrollment.subscriber, tags, row.received_at,
-                                     row.source, library)
+                            add_tags(
+                                session,
+                                enrollment.subscriber,
+                                tags,
+                                row.received_at,
+                                row.source,
+                                library,
+                            )
                 if why:
                     report.held[row.id] = why
                     if row.problem != why:

@@ -47,8 +47,9 @@ class Links:
     def _timed(self, purpose: str) -> URLSafeTimedSerializer:
         return self._serializers()[1][purpose]
 
-    def _serializers(self) -> tuple[dict[str, URLSafeSerializer],
-                                    dict[str, URLSafeTimedSerializer]]:
+    def _serializers(
+        self,
+    ) -> tuple[dict[str, URLSafeSerializer], dict[str, URLSafeTimedSerializer]]:
         """Built once per Links and kept: every email carries links, so this is hot."""
         cached = self.__dict__.get("_cache")
         if cached is not None:
@@ -63,8 +64,10 @@ class Links:
 
         cached = (
             {p: URLSafeSerializer(self.secret, salt=f"drip.{p}") for p in PLAIN},
-            {p: URLSafeTimedSerializer(self.secret, salt=f"drip.{p}", signer=ClockSigner)
-             for p in TIMED},
+            {
+                p: URLSafeTimedSerializer(self.secret, salt=f"drip.{p}", signer=ClockSigner)
+                for p in TIMED
+            },
         )
         object.__setattr__(self, "_cache", cached)  # a frozen dataclass may still memoise
         return cached
@@ -158,5 +161,11 @@ class SampleLinks(Links):
 
 
 def sample_links(links: Links, kind: str = "preview") -> SampleLinks:
-    return SampleLinks(links.secret, links.base_url, links.confirm_days, links.download_days,
-                       links.clock, kind=kind)
+    return SampleLinks(
+        links.secret,
+        links.base_url,
+        links.confirm_days,
+        links.download_days,
+        links.clock,
+        kind=kind,
+    )

@@ -88,38 +88,67 @@ def lint_lesson(sequence: Sequence, lesson: Lesson, renderer: Renderer) -> list[
     problems = []
     size = rendered_size(renderer.lesson(sequence, lesson).html)
     if size > HTML_LIMIT:
-        problems.append(Problem(lesson.path, 1, f"the lesson's HTML is {size / 1024:.0f} KB; "
-                                "Gmail clips messages over about 102 KB, hiding the rest "
-                                "(and the unsubscribe link): shorten it", "warning"))
+        problems.append(
+            Problem(
+                lesson.path,
+                1,
+                f"the lesson's HTML is {size / 1024:.0f} KB; "
+                "Gmail clips messages over about 102 KB, hiding the rest "
+                "(and the unsubscribe link): shorten it",
+                "warning",
+            )
+        )
     for ref in references(lesson.body):
         line = _line(lesson, ref.target)
         if ref.tag == "img" and not (ref.alt or "").strip():
-            problems.append(Problem(lesson.path, line, f"image {ref.target} has no alt text; "
-                                    "write what it shows, e.g. ![Study plan](plan.png)",
-                                    "warning"))
+            problems.append(
+                Problem(
+                    lesson.path,
+                    line,
+                    f"image {ref.target} has no alt text; "
+                    "write what it shows, e.g. ![Study plan](plan.png)",
+                    "warning",
+                )
+            )
         if ref.target.lower().startswith("http://"):
-            problems.append(Problem(lesson.path, line, f"plain http link {ref.target}: use "
-                                    "https:// if the site offers it", "warning"))
+            problems.append(
+                Problem(
+                    lesson.path,
+                    line,
+                    f"plain http link {ref.target}: use https:// if the site offers it",
+                    "warning",
+                )
+            )
         local = _local_file(sequence, ref.target)
         if local is not None and not local.exists():
-            problems.append(Problem(lesson.path, line, f"{ref.attribute}={ref.target!r} "
-                                    "points at a file that does not exist", "warning"))
+            problems.append(
+                Problem(
+                    lesson.path,
+                    line,
+                    f"{ref.attribute}={ref.target!r} points at a file that does not exist",
+                    "warning",
+                )
+            )
     return problems
 
 
 def lint(library: Library, renderer: Renderer) -> list[Problem]:
     """Warnings for every lesson of every usable sequence."""
-    return [problem for sequence in library.sequences.values()
-            for lesson in sequence.lessons
-            for problem in lint_lesson(sequence, lesson, renderer)]
+    return [
+        problem
+        for sequence in library.sequences.values()
+        for lesson in sequence.lessons
+        for problem in lint_lesson(sequence, lesson, renderer)
+    ]
 
 
 def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def render_problems(library: Library, renderer: Renderer, links: Links, settings: Settings,
-                    now: datetime) -> list[Problem]:
+def render_problems(
+    library: Library, renderer: Renderer, links: Links, settings: Settings, now: datetime
+) -> list[Problem]:
     """Build every message each usable sequence would send (each lesson, the confirmation,
     the lead-magnet PDF) for a sample reader, so what would fail at send time fails here
     first, as an error at the file it comes from."""
@@ -129,22 +158,36 @@ def render_problems(library: Library, renderer: Renderer, links: Links, settings
         yaml_file = sequence.path / "sequence.yaml"
         for lesson in sequence.lessons:
             try:
-                renderer.lesson(sequence, lesson).build(SAMPLE_READER, sample, "<check@drip>",
-                                                        now)
+                renderer.lesson(sequence, lesson).build(SAMPLE_READER, sample, "<check@drip>", now)
             except Exception as error:  # whatever it is, sending would meet it too
-                problems.append(Problem(lesson.path, lesson.body_line,
-                                        f"the lesson cannot be rendered: {_one_line(error)}"))
+                problems.append(
+                    Problem(
+                        lesson.path,
+                        lesson.body_line,
+                        f"the lesson cannot be rendered: {_one_line(error)}",
+                    )
+                )
         try:
             renderer.confirmation(sequence).build(SAMPLE_READER, sample, "<check@drip>", now)
         except Exception as error:
-            problems.append(Problem(yaml_file, 1, "the confirmation email cannot be rendered "
-                                    f"from these settings: {_one_line(error)}"))
+            problems.append(
+                Problem(
+                    yaml_file,
+                    1,
+                    "the confirmation email cannot be rendered "
+                    f"from these settings: {_one_line(error)}",
+                )
+            )
         if sequence.lead_magnet is not None:
             try:
-                renderer.magnet_link(sequence).build(SAMPLE_READER, sample, "<check@drip>",
-                                                     now)
+                renderer.magnet_link(sequence).build(SAMPLE_READER, sample, "<check@drip>", now)
                 magnet_pdf(settings, sequence, {}, today=now.date())
             except Exception as error:
-                problems.append(Problem(sequence.lead_magnet.source, 1,
-                                        f"the lead magnet cannot be made: {_one_line(error)}"))
+                problems.append(
+                    Problem(
+                        sequence.lead_magnet.source,
+                        1,
+                        f"the lead magnet cannot be made: {_one_line(error)}",
+                    )
+                )
     return problems

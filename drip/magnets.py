@@ -52,28 +52,80 @@ PAGE_SIZES = {"A4": "A4", "Letter": "letter"}
 DEFAULT_PAGE_SIZE = "A4"
 # Where readers print on Letter: the zones tzdata's zone.tab gives the US and Canada, the
 # older names that link to them, and the US/* and Canada/* aliases.
-LETTER_ZONES = frozenset({
-    "America/Adak", "America/Anchorage", "America/Boise", "America/Chicago",
-    "America/Denver", "America/Detroit", "America/Indiana/Indianapolis",
-    "America/Indiana/Knox", "America/Indiana/Marengo", "America/Indiana/Petersburg",
-    "America/Indiana/Tell_City", "America/Indiana/Vevay", "America/Indiana/Vincennes",
-    "America/Indiana/Winamac", "America/Juneau", "America/Kentucky/Louisville",
-    "America/Kentucky/Monticello", "America/Los_Angeles", "America/Menominee",
-    "America/Metlakatla", "America/New_York", "America/Nome", "America/North_Dakota/Beulah",
-    "America/North_Dakota/Center", "America/North_Dakota/New_Salem", "America/Phoenix",
-    "America/Sitka", "America/Yakutat", "Pacific/Honolulu",
-    "America/Atikokan", "America/Blanc-Sablon", "America/Cambridge_Bay", "America/Creston",
-    "America/Dawson", "America/Dawson_Creek", "America/Edmonton", "America/Fort_Nelson",
-    "America/Glace_Bay", "America/Goose_Bay", "America/Halifax", "America/Inuvik",
-    "America/Iqaluit", "America/Moncton", "America/Rankin_Inlet", "America/Regina",
-    "America/Resolute", "America/St_Johns", "America/Swift_Current", "America/Toronto",
-    "America/Vancouver", "America/Whitehorse", "America/Winnipeg",
-    "America/Atka", "America/Fort_Wayne", "America/Indianapolis", "America/Knox_IN",
-    "America/Louisville", "America/Shiprock", "Navajo", "America/Coral_Harbour",
-    "America/Montreal", "America/Nipigon", "America/Pangnirtung", "America/Rainy_River",
-    "America/Thunder_Bay", "America/Yellowknife",
-    "EST5EDT", "CST6CDT", "MST7MDT", "PST8PDT",
-})
+LETTER_ZONES = frozenset(
+    {
+        "America/Adak",
+        "America/Anchorage",
+        "America/Boise",
+        "America/Chicago",
+        "America/Denver",
+        "America/Detroit",
+        "America/Indiana/Indianapolis",
+        "America/Indiana/Knox",
+        "America/Indiana/Marengo",
+        "America/Indiana/Petersburg",
+        "America/Indiana/Tell_City",
+        "America/Indiana/Vevay",
+        "America/Indiana/Vincennes",
+        "America/Indiana/Winamac",
+        "America/Juneau",
+        "America/Kentucky/Louisville",
+        "America/Kentucky/Monticello",
+        "America/Los_Angeles",
+        "America/Menominee",
+        "America/Metlakatla",
+        "America/New_York",
+        "America/Nome",
+        "America/North_Dakota/Beulah",
+        "America/North_Dakota/Center",
+        "America/North_Dakota/New_Salem",
+        "America/Phoenix",
+        "America/Sitka",
+        "America/Yakutat",
+        "Pacific/Honolulu",
+        "America/Atikokan",
+        "America/Blanc-Sablon",
+        "America/Cambridge_Bay",
+        "America/Creston",
+        "America/Dawson",
+        "America/Dawson_Creek",
+        "America/Edmonton",
+        "America/Fort_Nelson",
+        "America/Glace_Bay",
+        "America/Goose_Bay",
+        "America/Halifax",
+        "America/Inuvik",
+        "America/Iqaluit",
+        "America/Moncton",
+        "America/Rankin_Inlet",
+        "America/Regina",
+        "America/Resolute",
+        "America/St_Johns",
+        "America/Swift_Current",
+        "America/Toronto",
+        "America/Vancouver",
+        "America/Whitehorse",
+        "America/Winnipeg",
+        "America/Atka",
+        "America/Fort_Wayne",
+        "America/Indianapolis",
+        "America/Knox_IN",
+        "America/Louisville",
+        "America/Shiprock",
+        "Navajo",
+        "America/Coral_Harbour",
+        "America/Montreal",
+        "America/Nipigon",
+        "America/Pangnirtung",
+        "America/Rainy_River",
+        "America/Thunder_Bay",
+        "America/Yellowknife",
+        "EST5EDT",
+        "CST6CDT",
+        "MST7MDT",
+        "PST8PDT",
+    }
+)
 LETTER_PREFIXES = ("US/", "Canada/")
 OL_START = re.compile(r'<ol start="(\d+)">')  # WeasyPrint numbers from 1 without this
 H2 = re.compile(r"(?=<h2[\s>])")
@@ -110,10 +162,13 @@ def read_source(sequence: Sequence) -> MagnetSource:
         loaded = yaml.safe_load(parts[0]) or {}
         meta = loaded if isinstance(loaded, dict) else {}
         body = parts[1]
-    return MagnetSource(title=str(meta.get("title") or sequence.lead_magnet.title),
-                        subtitle=str(meta.get("subtitle") or ""), body=body,
-                        credential=str(meta.get("credential") or ""),
-                        notice=str(meta.get("notice") or ""))
+    return MagnetSource(
+        title=str(meta.get("title") or sequence.lead_magnet.title),
+        subtitle=str(meta.get("subtitle") or ""),
+        body=body,
+        credential=str(meta.get("credential") or ""),
+        notice=str(meta.get("notice") or ""),
+    )
 
 
 def _version() -> str:
@@ -123,8 +178,7 @@ def _version() -> str:
         return "unknown"
 
 
-def source_stamp(sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE,
-                 author: str = "") -> str:
+def source_stamp(sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE, author: str = "") -> str:
     """Hash of every input of the common PDF: it changes when the PDF must be rebuilt."""
     if sequence.lead_magnet is None:
         raise ValueError(f"{sequence.slug} has no lead magnet")
@@ -142,8 +196,12 @@ def _environment() -> Environment:
 
 def _keep_ranges_whole(body: str) -> str:
     """Numeric ranges in the text ("weeks 9–18", "3–4") wrapped so no line breaks them."""
-    return "".join(part if part.startswith("<") else RANGE.sub(
-        lambda m: f'<span class="nowrap">{m[0]}</span>', part) for part in TAG.split(body))
+    return "".join(
+        part
+        if part.startswith("<")
+        else RANGE.sub(lambda m: f'<span class="nowrap">{m[0]}</span>', part)
+        for part in TAG.split(body)
+    )
 
 
 def _sections(body: str) -> str:
@@ -152,32 +210,56 @@ def _sections(body: str) -> str:
     parts = H2.split(body)
     return parts[0] + "".join(
         f'<section class="part{" schedule" if SCHEDULE_MARKER in part else ""}">{part}</section>'
-        for part in parts[1:])
+        for part in parts[1:]
+    )
 
 
-def magnet_html(sequence: Sequence, source: MagnetSource,
-                page_size: str = DEFAULT_PAGE_SIZE, for_reader: str = "",
-                author: str = "") -> str:
+def magnet_html(
+    sequence: Sequence,
+    source: MagnetSource,
+    page_size: str = DEFAULT_PAGE_SIZE,
+    for_reader: str = "",
+    author: str = "",
+) -> str:
     """The HTML WeasyPrint typesets; also handy to look at in a browser."""
     if page_size not in PAGE_SIZES:
         raise ValueError(f"page size must be one of {', '.join(PAGE_SIZES)}, not {page_size!r}")
     converter = markdown.Markdown(extensions=[*MARKDOWN_EXTENSIONS, "toc"])
-    body = OL_START.sub(lambda m: f'<ol start="{m[1]}" style="counter-reset: list-item '
-                              f'{int(m[1]) - 1}">', converter.convert(source.body))
+    body = OL_START.sub(
+        lambda m: f'<ol start="{m[1]}" style="counter-reset: list-item {int(m[1]) - 1}">',
+        converter.convert(source.body),
+    )
     body = _sections(_keep_ranges_whole(body))
     tokens: list[dict[str, Any]] = getattr(converter, "toc_tokens", [])
-    contents = [(token["id"], html.unescape(str(token["name"])))
-                for token in tokens if token["level"] == 2]
-    return _environment().get_template("magnet.html.j2").render(
-        title=source.title, subtitle=source.subtitle, kicker="Your free guide",
-        author=author, credential=source.credential, notice=source.notice,
-        for_reader=for_reader, contents=contents, body=body,
-        page_size=PAGE_SIZES[page_size],
-        css=(MAGNET_TEMPLATES / "magnet.css").read_text(encoding="utf-8"))
+    contents = [
+        (token["id"], html.unescape(str(token["name"]))) for token in tokens if token["level"] == 2
+    ]
+    return (
+        _environment()
+        .get_template("magnet.html.j2")
+        .render(
+            title=source.title,
+            subtitle=source.subtitle,
+            kicker="Your free guide",
+            author=author,
+            credential=source.credential,
+            notice=source.notice,
+            for_reader=for_reader,
+            contents=contents,
+            body=body,
+            page_size=PAGE_SIZES[page_size],
+            css=(MAGNET_TEMPLATES / "magnet.css").read_text(encoding="utf-8"),
+        )
+    )
 
 
-def typeset(sequence: Sequence, source: MagnetSource, page_size: str = DEFAULT_PAGE_SIZE,
-            for_reader: str = "", author: str = "") -> bytes:
+def typeset(
+    sequence: Sequence,
+    source: MagnetSource,
+    page_size: str = DEFAULT_PAGE_SIZE,
+    for_reader: str = "",
+    author: str = "",
+) -> bytes:
     from weasyprint import HTML  # heavy: loaded only when a PDF is made
 
     document = magnet_html(sequence, source, page_size, for_reader, author)
@@ -193,8 +275,7 @@ def cache_dir(settings: Settings) -> Path:
     return settings.data_dir / "magnets"
 
 
-def common_path(settings: Settings, sequence: Sequence,
-                page_size: str = DEFAULT_PAGE_SIZE) -> Path:
+def common_path(settings: Settings, sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE) -> Path:
     suffix = "" if page_size == DEFAULT_PAGE_SIZE else f"-{page_size.lower()}"
     return cache_dir(settings) / f"{sequence.slug}{suffix}.pdf"
 
@@ -212,30 +293,36 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-def is_current(settings: Settings, sequence: Sequence,
-               page_size: str = DEFAULT_PAGE_SIZE) -> bool:
+def is_current(settings: Settings, sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE) -> bool:
     pdf = common_path(settings, sequence, page_size)
     stamp = _stamp_path(pdf)
-    return (pdf.is_file() and stamp.is_file()
-            and stamp.read_text().strip() == source_stamp(sequence, page_size,
-                                                          settings.author_name))
+    return (
+        pdf.is_file()
+        and stamp.is_file()
+        and stamp.read_text().strip() == source_stamp(sequence, page_size, settings.author_name)
+    )
 
 
-def build(settings: Settings, sequence: Sequence, *, force: bool = False,
-          page_size: str = DEFAULT_PAGE_SIZE) -> bool:
+def build(
+    settings: Settings,
+    sequence: Sequence,
+    *,
+    force: bool = False,
+    page_size: str = DEFAULT_PAGE_SIZE,
+) -> bool:
     """Build the common PDF unless it is current; True if it was (re)built."""
     if not force and is_current(settings, sequence, page_size):
         return False
     stamp = source_stamp(sequence, page_size, settings.author_name)
     pdf = common_path(settings, sequence, page_size)
-    _write_atomically(pdf, typeset(sequence, read_source(sequence), page_size,
-                                   author=settings.author_name))
+    _write_atomically(
+        pdf, typeset(sequence, read_source(sequence), page_size, author=settings.author_name)
+    )
     _write_atomically(_stamp_path(pdf), stamp.encode())
     return True
 
 
-def reader_plan(sequence: Sequence, attributes: Mapping[str, Any],
-                today: date) -> StudyPlan | None:
+def reader_plan(sequence: Sequence, attributes: Mapping[str, Any], today: date) -> StudyPlan | None:
     """The reader's study plan, if this magnet has a schedule and they gave an exam date."""
     if sequence.lead_magnet is None or "exam_date" not in sequence.signup_fields:
         return None
@@ -244,8 +331,14 @@ def reader_plan(sequence: Sequence, attributes: Mapping[str, Any],
     return plan_from_attributes(attributes, today)
 
 
-def magnet_pdf(settings: Settings, sequence: Sequence, attributes: dict[str, Any], *,
-               page_size: str = DEFAULT_PAGE_SIZE, today: date | None = None) -> bytes:
+def magnet_pdf(
+    settings: Settings,
+    sequence: Sequence,
+    attributes: dict[str, Any],
+    *,
+    page_size: str = DEFAULT_PAGE_SIZE,
+    today: date | None = None,
+) -> bytes:
     """The lead magnet for a reader with these sign-up `attributes`.
 
     Without personal data: the common PDF, built now if `drip build-magnets` has not (or
@@ -259,8 +352,11 @@ def magnet_pdf(settings: Settings, sequence: Sequence, attributes: dict[str, Any
         return common_path(settings, sequence, page_size).read_bytes()
     source = personalised_source(read_source(sequence), plan)
     for_reader = f"With your own study schedule for your exam on {day(plan.exam_date)}."
-    key = hashlib.sha256("\0".join([source_stamp(sequence, page_size, settings.author_name),
-                                    source.body, for_reader]).encode()).hexdigest()[:24]
+    key = hashlib.sha256(
+        "\0".join(
+            [source_stamp(sequence, page_size, settings.author_name), source.body, for_reader]
+        ).encode()
+    ).hexdigest()[:24]
     path = cache_dir(settings) / "personal" / f"{sequence.slug}-{key}.pdf"
     if path.is_file():
         return path.read_bytes()

@@ -27,8 +27,9 @@ class SendError(Exception):
     """The message was not accepted. `transient`: retry later; `connection`: the relay itself
     is unreachable, so the rest of the batch need not be tried now."""
 
-    def __init__(self, message: str, *, transient: bool, connection: bool = False,
-                 code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, transient: bool, connection: bool = False, code: int | None = None
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.connection = connection
@@ -47,8 +48,12 @@ class SendError(Exception):
 class Transport(Protocol):
     def __enter__(self) -> Self: ...
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None: ...
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
         """Hand one message over; `name` is a file-safe id (the outbox uses it)."""
@@ -64,8 +69,12 @@ class OutboxTransport:
         private_dir(self.folder)
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         return None
 
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
@@ -91,16 +100,21 @@ class SmtpTransport:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def _connect(self) -> smtplib.SMTP:
         try:
             smtp: smtplib.SMTP
             if self.implicit_tls:
-                smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                        context=ssl.create_default_context())
+                smtp = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+                )
             else:
                 smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 smtp.ehlo()
@@ -110,11 +124,18 @@ class SmtpTransport:
             if self.username:
                 smtp.login(self.username, self.password or "")
         except smtplib.SMTPAuthenticationError as error:
-            raise SendError(f"SMTP login refused by {self.host}: {_answer(error)}",
-                            transient=True, connection=True, code=error.smtp_code) from None
+            raise SendError(
+                f"SMTP login refused by {self.host}: {_answer(error)}",
+                transient=True,
+                connection=True,
+                code=error.smtp_code,
+            ) from None
         except (OSError, smtplib.SMTPException) as error:
-            raise SendError(f"cannot reach SMTP server {self.host}:{self.port}: {error}",
-                            transient=True, connection=True) from None
+            raise SendError(
+                f"cannot reach SMTP server {self.host}:{self.port}: {error}",
+                transient=True,
+                connection=True,
+            ) from None
         return smtp
 
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
@@ -124,17 +145,23 @@ class SmtpTransport:
             self._smtp.sendmail(sender, [recipient], message)
         except smtplib.SMTPRecipientsRefused as error:
             code, answer = error.recipients.get(recipient, (550, b"refused"))
-            raise SendError(f"{code} {_text(answer)}", transient=400 <= code < 500,
-                            code=code) from None
+            raise SendError(
+                f"{code} {_text(answer)}", transient=400 <= code < 500, code=code
+            ) from None
         except smtplib.SMTPResponseException as error:
             self._reset()
-            raise SendError(f"{error.smtp_code} {_answer(error)}",
-                            transient=not 500 <= error.smtp_code < 600,
-                            code=error.smtp_code) from None
+            raise SendError(
+                f"{error.smtp_code} {_answer(error)}",
+                transient=not 500 <= error.smtp_code < 600,
+                code=error.smtp_code,
+            ) from None
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
             self.close()
-            raise SendError(f"connection to {self.host}:{self.port} lost: {error}",
-                            transient=True, connection=True) from None
+            raise SendError(
+                f"connection to {self.host}:{self.port} lost: {error}",
+                transient=True,
+                connection=True,
+            ) from None
 
     def _reset(self) -> None:
         try:

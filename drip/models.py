@@ -140,8 +140,7 @@ class Subscriber(Base):
     __tablename__ = "subscribers"
     __table_args__ = (
         # Search by the start of an address (LIKE 'abc%') in any collation on PostgreSQL.
-        Index("ix_subscribers_email_prefix", "email",
-              postgresql_ops={"email": "text_pattern_ops"}),
+        Index("ix_subscribers_email_prefix", "email", postgresql_ops={"email": "text_pattern_ops"}),
     )
 
     id: Mapped[intpk]
@@ -369,7 +368,8 @@ class LinkRequest(Base):
 
     id: Mapped[intpk]
     enrollment_id: Mapped[int] = mapped_column(
-        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
+    )
     kind: Mapped[str] = mapped_column(String(40))
     requested_at: Mapped[utc]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -396,7 +396,8 @@ class SubscriberTag(Base):
     __tablename__ = "subscriber_tags"
 
     subscriber_id: Mapped[int] = mapped_column(
-        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
     tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
     created_at: Mapped[utc]
     source: Mapped[str] = mapped_column(String(200), default="")
@@ -422,13 +423,13 @@ class WebhookDelivery(Base):
     twice is queued once."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (UniqueConstraint("endpoint_id", "event_key"),
-                      Index("ix_webhook_deliveries_pending", "delivered_at", "given_up_at",
-                            "next_attempt_at"))
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_key"),
+        Index("ix_webhook_deliveries_pending", "delivered_at", "given_up_at", "next_attempt_at"),
+    )
 
     id: Mapped[intpk]
-    endpoint_id: Mapped[int] = mapped_column(
-        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
     event_key: Mapped[str] = mapped_column(String(120))
     type: Mapped[str] = mapped_column(String(40))
     subscriber_id: Mapped[int | None] = mapped_column(Integer)
@@ -461,7 +462,8 @@ class LinkClick(Base):
 
     id: Mapped[intpk]
     enrollment_id: Mapped[int] = mapped_column(
-        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True)
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
+    )
     sequence: Mapped[slug]
     lesson: Mapped[str] = mapped_column(String(100))
     link_index: Mapped[int] = mapped_column(Integer)
@@ -509,13 +511,16 @@ class BroadcastRecipient(Base):
     and doubles as the claim lease, as for enrollments."""
 
     __tablename__ = "broadcast_recipients"
-    __table_args__ = (UniqueConstraint("broadcast_id", "subscriber_id"),
-                      Index("ix_broadcast_recipients_status_due", "status", "due_at"))
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "subscriber_id"),
+        Index("ix_broadcast_recipients_status_due", "status", "due_at"),
+    )
 
     id: Mapped[intpk]
     broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
     subscriber_id: Mapped[int] = mapped_column(
-        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(20))
     due_at: Mapped[utc]
@@ -547,11 +552,12 @@ class BounceEvent(Base):
     kind: Mapped[str] = mapped_column(String(20))  # hard, soft, complaint
     email: Mapped[str] = mapped_column(String(320))
     subscriber_id: Mapped[int | None] = mapped_column(
-        ForeignKey("subscribers.id", ondelete="CASCADE"))
+        ForeignKey("subscribers.id", ondelete="CASCADE")
+    )
     enrollment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("enrollments.id", ondelete="CASCADE"))
-    delivery_id: Mapped[int | None] = mapped_column(
-        ForeignKey("deliveries.id", ondelete="CASCADE"))
+        ForeignKey("enrollments.id", ondelete="CASCADE")
+    )
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
     matched_by: Mapped[str] = mapped_column(String(20))  # verp, message-id, address, none
     outcome: Mapped[str] = mapped_column(String(40))
     diagnostic: Mapped[str] = mapped_column(Text, default="")

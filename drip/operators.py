@@ -93,8 +93,9 @@ def create_operator(session: Session, email: str, password: str, now: datetime) 
         raise OperatorError(f"the password must have at least {MIN_PASSWORD} characters")
     if session.scalar(select(Operator).where(Operator.email == address)) is not None:
         raise OperatorError(f"an operator {address} already exists")
-    operator = Operator(email=address, password_hash=hash_password(session, password),
-                        created_at=now)
+    operator = Operator(
+        email=address, password_hash=hash_password(session, password), created_at=now
+    )
     session.add(operator)
     session.flush()
     return operator
@@ -114,17 +115,23 @@ def set_password(session: Session, email: str, password: str) -> Operator:
 
 def _blocked(session: Session, key: str, limit: int, now: datetime) -> bool:
     row = session.get(RateLimit, key)
-    return (row is not None and row.window_start == window_start(now, LOGIN_WINDOW)
-            and row.count >= limit)
+    return (
+        row is not None
+        and row.window_start == window_start(now, LOGIN_WINDOW)
+        and row.count >= limit
+    )
 
 
-def authenticate(session: Session, email: str, password: str, ip: str,
-                 now: datetime) -> LoginResult:
+def authenticate(
+    session: Session, email: str, password: str, ip: str, now: datetime
+) -> LoginResult:
     """Check a login. Once an IP or an account has too many failures in the window, even the
     right password is refused until the window ends; the caller commits the counts."""
     address = email.strip().lower()
-    keys = ((f"login:ip:{ip}", FAILED_PER_IP),
-            (f"login:account:{address}:ip:{ip}", FAILED_PER_ACCOUNT))
+    keys = (
+        (f"login:ip:{ip}", FAILED_PER_IP),
+        (f"login:account:{address}:ip:{ip}", FAILED_PER_ACCOUNT),
+    )
     if any(_blocked(session, key, limit, now) for key, limit in keys):
         return LoginResult(None, throttled=True)
     operator = session.scalar(select(Operator).where(Operator.email == address))

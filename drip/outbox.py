@@ -35,13 +35,17 @@ def _files(folder: Path) -> list[tuple[int, str]]:
     if not folder.is_dir():
         return []
     with os.scandir(folder) as entries:
-        found = [(e.stat().st_mtime_ns, e.name) for e in entries
-                 if e.name.endswith(SUFFIX) and not e.name.startswith(".") and e.is_file()]
+        found = [
+            (e.stat().st_mtime_ns, e.name)
+            for e in entries
+            if e.name.endswith(SUFFIX) and not e.name.startswith(".") and e.is_file()
+        ]
     return sorted(found, reverse=True)
 
 
-def listing(folder: Path, *, after: str = "", before: str = "", last: bool = False,
-            size: int = 100) -> Listing:
+def listing(
+    folder: Path, *, after: str = "", before: str = "", last: bool = False, size: int = 100
+) -> Listing:
     """A page of messages: the newest, those after (older than) or before (newer than) the
     named file, or the oldest. Only the page's files are parsed (their headers)."""
     files = _files(folder)
@@ -54,11 +58,13 @@ def listing(folder: Path, *, after: str = "", before: str = "", last: bool = Fal
         start = names.index(after) + 1
     else:
         start = 0
-    chosen = names[start:start + size]
-    return Listing([(name, parse(folder / name, headers_only=True)) for name in chosen],
-                   len(names),
-                   older=chosen[-1] if chosen and start + size < len(names) else None,
-                   newer=chosen[0] if chosen and start > 0 else None)
+    chosen = names[start : start + size]
+    return Listing(
+        [(name, parse(folder / name, headers_only=True)) for name in chosen],
+        len(names),
+        older=chosen[-1] if chosen and start + size < len(names) else None,
+        newer=chosen[0] if chosen and start > 0 else None,
+    )
 
 
 def message_path(folder: Path, name: str) -> Path | None:
@@ -73,8 +79,10 @@ def bodies(message: EmailMessage) -> tuple[str, str]:
     """(HTML, plain text) of a message as the reader sees them; empty when absent."""
     html_part = message.get_body(("html",))
     text_part = message.get_body(("plain",))
-    return (html_part.get_content() if html_part is not None else "",
-            text_part.get_content() if text_part is not None else "")
+    return (
+        html_part.get_content() if html_part is not None else "",
+        text_part.get_content() if text_part is not None else "",
+    )
 
 
 def erase(folder: Path, address: str) -> int:
@@ -83,8 +91,10 @@ def erase(folder: Path, address: str) -> int:
     if not folder.is_dir():
         return 0
     for path in folder.glob(f"*{SUFFIX}"):
-        recipients = [a.addr_spec.lower() for a in getattr(
-            parse(path, headers_only=True)["To"], "addresses", ())]
+        recipients = [
+            a.addr_spec.lower()
+            for a in getattr(parse(path, headers_only=True)["To"], "addresses", ())
+        ]
         if address in recipients:
             path.unlink(missing_ok=True)
             removed += 1

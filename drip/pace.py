@@ -38,8 +38,14 @@ def _greatest(conn: Connection, column: Any, value: float) -> Any:
 class Pace:
     """Waits, before each hand-off, for a send slot of the shared budget."""
 
-    def __init__(self, engine: Engine, rate: float, *, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.engine = engine
         self.gap = MARGIN / rate
         self.chunk = max(1, math.floor(rate / 4))  # about a quarter second of slots at once
@@ -53,9 +59,12 @@ class Pace:
         for _ in range(3):
             with self.engine.begin() as conn:
                 now = self.clock()
-                end = conn.scalar(update(PACE).where(PACE.c.name == ROW)
-                                  .values(next_slot=_greatest(conn, PACE.c.next_slot, now) + span)
-                                  .returning(PACE.c.next_slot))
+                end = conn.scalar(
+                    update(PACE)
+                    .where(PACE.c.name == ROW)
+                    .values(next_slot=_greatest(conn, PACE.c.next_slot, now) + span)
+                    .returning(PACE.c.next_slot)
+                )
                 if end is None:
                     try:
                         with conn.begin_nested():

@@ -45,8 +45,13 @@ def paused_sequences(db: Session | Connection) -> set[str]:
     return set(db.scalars(select(STATES.c.sequence).where(STATES.c.paused.is_(True))))
 
 
-def due(db: Session | Connection, now: datetime, *, after: datetime | None = None,
-        limit: int | None = None) -> Select[tuple[int]]:
+def due(
+    db: Session | Connection,
+    now: datetime,
+    *,
+    after: datetime | None = None,
+    limit: int | None = None,
+) -> Select[tuple[int]]:
     """Ids of the enrollments due at `now` (and, with `after`, not before it), leaving out
     the sequences an operator paused; with `limit`, the longest-waiting first."""
     query = select(E.c.id).where(E.c.status.in_(WAITING), E.c.due_at <= now)
@@ -61,21 +66,25 @@ def due(db: Session | Connection, now: datetime, *, after: datetime | None = Non
 
 
 def count_due(db: Session | Connection, now: datetime, *, after: datetime | None = None) -> int:
-    return int(db.scalar(select(func.count()).select_from(
-        due(db, now, after=after).subquery())) or 0)
+    return int(
+        db.scalar(select(func.count()).select_from(due(db, now, after=after).subquery())) or 0
+    )
 
 
-def sent_lessons(db: Session | Connection, enrollment_ids: Collection[int],
-                 ) -> dict[int, list[str]]:
+def sent_lessons(
+    db: Session | Connection,
+    enrollment_ids: Collection[int],
+) -> dict[int, list[str]]:
     """The lessons each enrollment already got, in the order they went out (an enrollment
     with none is left out)."""
     sent: dict[int, list[str]] = {}
     if not enrollment_ids:
         return sent
     for enrollment_id, lesson in db.execute(
-            select(D.c.enrollment_id, D.c.lesson).where(
-                D.c.enrollment_id.in_(list(enrollment_ids)), D.c.status == DeliveryStatus.SENT)
-            .order_by(D.c.id)):
+        select(D.c.enrollment_id, D.c.lesson)
+        .where(D.c.enrollment_id.in_(list(enrollment_ids)), D.c.status == DeliveryStatus.SENT)
+        .order_by(D.c.id)
+    ):
         sent.setdefault(enrollment_id, []).append(lesson)
     return sent
 
@@ -98,44 +107,74 @@ def counts_by_sequence_and_status(db: Session | Connection) -> dict[str, Counter
     the tallies: a few rows, whatever the size."""
     counts: dict[str, Counter[str]] = {}
     for slug, status, n in db.execute(
-            select(EnrollmentTally.sequence, EnrollmentTally.status,
-                   EnrollmentTally.enrollments).where(EnrollmentTally.enrollments != 0)):
+        select(EnrollmentTally.sequence, EnrollmentTally.status, EnrollmentTally.enrollments).where(
+            EnrollmentTally.enrollments != 0
+        )
+    ):
         counts.setdefault(slug, Counter())[status] = int(n)
     return counts
 
 
 def confirmed_by_sequence(session: Session) -> Counter[str]:
     """Enrollments that ever confirmed, per sequence (the funnel's second step)."""
-    return Counter({slug: int(n) for slug, n in session.execute(
-        select(EnrollmentTally.sequence, func.sum(EnrollmentTally.confirmed))
-        .group_by(EnrollmentTally.sequence))})
+    return Counter(
+        {
+            slug: int(n)
+            for slug, n in session.execute(
+                select(EnrollmentTally.sequence, func.sum(EnrollmentTally.confirmed)).group_by(
+                    EnrollmentTally.sequence
+                )
+            )
+        }
+    )
 
 
 def deliveries_by_status(session: Session) -> Counter[str]:
-    return Counter({status: int(n) for status, n in session.execute(
-        select(DeliveryTally.status, func.sum(DeliveryTally.deliveries))
-        .group_by(DeliveryTally.status))})
+    return Counter(
+        {
+            status: int(n)
+            for status, n in session.execute(
+                select(DeliveryTally.status, func.sum(DeliveryTally.deliveries)).group_by(
+                    DeliveryTally.status
+                )
+            )
+        }
+    )
 
 
 def lessons_sent(session: Session, slug: str) -> Counter[str]:
     """Readers of a sequence who got each lesson (a lesson goes once to each reader)."""
-    return Counter({lesson: int(n) for lesson, n in session.execute(
-        select(DeliveryTally.lesson, DeliveryTally.deliveries).where(
-            DeliveryTally.sequence == slug, DeliveryTally.status == "sent"))})
+    return Counter(
+        {
+            lesson: int(n)
+            for lesson, n in session.execute(
+                select(DeliveryTally.lesson, DeliveryTally.deliveries).where(
+                    DeliveryTally.sequence == slug, DeliveryTally.status == "sent"
+                )
+            )
+        }
+    )
 
 
 def per_day(session: Session, first: date, last: date) -> dict[date, tuple[int, int]]:
     """(sent, failed) per UTC day from `first` to `last`, days with neither left out."""
-    return {day: (int(sent), int(failed)) for day, sent, failed in session.execute(
-        select(DailyTally.day, DailyTally.sent, DailyTally.failed)
-        .where(DailyTally.day >= first, DailyTally.day <= last))
-        if sent or failed}
+    return {
+        day: (int(sent), int(failed))
+        for day, sent, failed in session.execute(
+            select(DailyTally.day, DailyTally.sent, DailyTally.failed).where(
+                DailyTally.day >= first, DailyTally.day <= last
+            )
+        )
+        if sent or failed
+    }
 
 
 def sent_since(session: Session, moment: datetime) -> int:
     """Deliveries sent after `moment`: a range of the sent_at index (only sent rows have one)."""
-    return int(session.scalar(select(func.count()).select_from(Delivery)
-                              .where(Delivery.sent_at > moment)) or 0)
+    return int(
+        session.scalar(select(func.count()).select_from(Delivery).where(Delivery.sent_at > moment))
+        or 0
+    )
 
 
 # -- filters -----------------------------------------------------------------------------------
@@ -163,12 +202,13 @@ def address_prefix(session: Session, column: Any, prefix: str) -> ColumnElement[
     return (column >= prefix) & (column < prefix[:-1] + chr(ord(prefix[-1]) + 1))  # type: ignore[no-any-return]
 
 
-def delivery_log(session: Session,
-                 filters: Filters) -> Select[Delivery, Enrollment, Subscriber]:
+def delivery_log(session: Session, filters: Filters) -> Select[Delivery, Enrollment, Subscriber]:
     """The delivery log, with its reader, filtered by status, sequence and address prefix."""
-    statement = (select(Delivery, Enrollment, Subscriber)
-                 .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
-                 .join(Subscriber, Subscriber.id == Enrollment.subscriber_id))
+    statement = (
+        select(Delivery, Enrollment, Subscriber)
+        .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+        .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+    )
     if filters.status:
         statement = statement.where(Delivery.status == filters.status)
     if filters.sequence:
@@ -180,8 +220,9 @@ def delivery_log(session: Session,
 
 def reader_list(session: Session, filters: Filters) -> Select[Enrollment, Subscriber]:
     """Enrollments with their reader, filtered by status, sequence and address prefix."""
-    statement = (select(Enrollment, Subscriber)
-                 .join(Subscriber, Subscriber.id == Enrollment.subscriber_id))
+    statement = select(Enrollment, Subscriber).join(
+        Subscriber, Subscriber.id == Enrollment.subscriber_id
+    )
     if filters.status:
         statement = statement.where(Enrollment.status == filters.status)
     if filters.sequence:
@@ -219,8 +260,15 @@ class Page(Generic[T]):
         return self.newer is None
 
 
-def keyset(session: Session, statement: AnySelect, key: Any, key_of: Callable[[Any], int],
-           cursor: Cursor, total: int, size: int = PAGE) -> Page[Any]:
+def keyset(
+    session: Session,
+    statement: AnySelect,
+    key: Any,
+    key_of: Callable[[Any], int],
+    cursor: Cursor,
+    total: int,
+    size: int = PAGE,
+) -> Page[Any]:
     """One page of `statement` ordered by `key` descending, read from whichever end the
     cursor names, so each page reads `size` index entries, the last as cheap as the first."""
     ascending = cursor.before is not None or cursor.last
@@ -228,8 +276,11 @@ def keyset(session: Session, statement: AnySelect, key: Any, key_of: Callable[[A
         statement = statement.where(key > cursor.before)
     elif cursor.after is not None and not cursor.last:
         statement = statement.where(key < cursor.after)
-    rows = list(session.execute(
-        statement.order_by(key.asc() if ascending else key.desc()).limit(size + 1)).all())
+    rows = list(
+        session.execute(
+            statement.order_by(key.asc() if ascending else key.desc()).limit(size + 1)
+        ).all()
+    )
     more = len(rows) > size
     rows = rows[:size]
     if ascending:
@@ -237,18 +288,23 @@ def keyset(session: Session, statement: AnySelect, key: Any, key_of: Callable[[A
         older, newer = cursor.before is not None, more
     else:
         older, newer = more, cursor.after is not None
-    return Page(rows, total,
-                older=key_of(rows[-1]) if older and rows else None,
-                newer=key_of(rows[0]) if newer and rows else None)
+    return Page(
+        rows,
+        total,
+        older=key_of(rows[-1]) if older and rows else None,
+        newer=key_of(rows[0]) if newer and rows else None,
+    )
 
 
 def _count(session: Session, statement: AnySelect) -> int:
-    return int(session.scalar(select(func.count()).select_from(
-        statement.order_by(None).subquery())) or 0)
+    return int(
+        session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
+    )
 
 
-def _total(session: Session, statement: AnySelect, filters: Filters, tally: Any,
-           column: Any) -> int:
+def _total(
+    session: Session, statement: AnySelect, filters: Filters, tally: Any, column: Any
+) -> int:
     """The size of a filtered list: the sum of its tally rows, or, for an address search,
     a count of what the prefix matched (as large as the answer, not the table)."""
     if filters.address:
@@ -261,19 +317,19 @@ def _total(session: Session, statement: AnySelect, filters: Filters, tally: Any,
     return int(session.scalar(total) or 0)
 
 
-def readers_page(session: Session, cursor: Cursor, filters: Filters,
-                 size: int = PAGE) -> Page[Any]:
+def readers_page(session: Session, cursor: Cursor, filters: Filters, size: int = PAGE) -> Page[Any]:
     """A page of enrollments, rows of (Enrollment, Subscriber), newest first."""
     statement = reader_list(session, filters)
     total = _total(session, statement, filters, EnrollmentTally, EnrollmentTally.enrollments)
-    return keyset(session, statement, Enrollment.id, lambda row: int(row[0].id), cursor,
-                  total, size)
+    return keyset(
+        session, statement, Enrollment.id, lambda row: int(row[0].id), cursor, total, size
+    )
 
 
-def deliveries_page(session: Session, cursor: Cursor, filters: Filters,
-                    size: int = PAGE) -> Page[Any]:
+def deliveries_page(
+    session: Session, cursor: Cursor, filters: Filters, size: int = PAGE
+) -> Page[Any]:
     """A page of the delivery log, rows of (Delivery, Enrollment, Subscriber), newest first."""
     statement = delivery_log(session, filters)
     total = _total(session, statement, filters, DeliveryTally, DeliveryTally.deliveries)
-    return keyset(session, statement, Delivery.id, lambda row: int(row[0].id), cursor,
-                  total, size)
+    return keyset(session, statement, Delivery.id, lambda row: int(row[0].id), cursor, total, size)

@@ -37,22 +37,24 @@ def _upsert(rows: int) -> TextClause:
         'ON CONFLICT ("key") DO UPDATE SET '
         "count = CASE WHEN rate_limits.window_start = :start THEN rate_limits.count + 1 "
         'ELSE 1 END, window_start = :start RETURNING "key", count'
-    ).bindparams(bindparam("start", type_=RateLimit.__table__.c.window_start.type),
-                 *(bindparam(f"key{n}", type_=String()) for n in range(rows)))
+    ).bindparams(
+        bindparam("start", type_=RateLimit.__table__.c.window_start.type),
+        *(bindparam(f"key{n}", type_=String()) for n in range(rows)),
+    )
 
 
 _STATEMENTS = {rows: _upsert(rows) for rows in (1, 2)}
 
 
-def hits(session: Session, limits: Mapping[str, int], now: datetime,
-         window: timedelta = HOUR) -> dict[str, bool]:
+def hits(
+    session: Session, limits: Mapping[str, int], now: datetime, window: timedelta = HOUR
+) -> dict[str, bool]:
     """Count one attempt for each key; for each, True while its count is within its limit."""
     start = window_start(now, window)
     conn = session.connection()  # Core, not the ORM: this runs on every sign-up
     stored = {key: key[:255] for key in limits}
     if len(set(stored.values())) < len(stored):  # one row may not be upserted twice at once
-        return {key: hits(session, {key: limit}, now, window)[key]
-                for key, limit in limits.items()}
+        return {key: hits(session, {key: limit}, now, window)[key] for key, limit in limits.items()}
     if not stored:
         return {}
     statement = _STATEMENTS.get(len(stored))
@@ -63,7 +65,12 @@ def hits(session: Session, limits: Mapping[str, int], now: datetime,
     return {key: counts[stored[key]] <= limit for key, limit in limits.items()}
 
 
-def hit(session: Session, key: str, limit: int, now: datetime, window: timedelta = HOUR,
-        ) -> bool:
+def hit(
+    session: Session,
+    key: str,
+    limit: int,
+    now: datetime,
+    window: timedelta = HOUR,
+) -> bool:
     """Count one attempt for `key`; True while the window's count is within `limit`."""
     return hits(session, {key: limit}, now, window)[key]

@@ -46,8 +46,10 @@ def _zone(name: str | None) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ReaderError(f"unknown time zone {name!r} (use an IANA name such as "
-                          "Asia/Kolkata)", field_code("timezone")) from None
+        raise ReaderError(
+            f"unknown time zone {name!r} (use an IANA name such as Asia/Kolkata)",
+            field_code("timezone"),
+        ) from None
     return name
 
 
@@ -57,20 +59,29 @@ def field_code(name: str) -> str:
 
 def reader_json(session: Session, subscriber: Subscriber) -> dict[str, Any]:
     return {
-        "id": subscriber.id, "email": subscriber.email, "first_name": subscriber.first_name,
-        "timezone": subscriber.timezone, "created_at": _iso(subscriber.created_at),
+        "id": subscriber.id,
+        "email": subscriber.email,
+        "first_name": subscriber.first_name,
+        "timezone": subscriber.timezone,
+        "created_at": _iso(subscriber.created_at),
         "suppressed": subscriber.suppressed_at is not None,
         "tags": tags_of(session, subscriber.id),
-        "enrollments": [enrollment_json(e) for e in sorted(subscriber.enrollments,
-                                                           key=lambda e: e.id)],
+        "enrollments": [
+            enrollment_json(e) for e in sorted(subscriber.enrollments, key=lambda e: e.id)
+        ],
     }
 
 
 def enrollment_json(enrollment: Enrollment) -> dict[str, Any]:
-    return {"id": enrollment.id, "sequence": enrollment.sequence, "status": enrollment.status,
-            "next_lesson": enrollment.next_lesson, "due_at": _iso(enrollment.due_at),
-            "confirmed_at": _iso(enrollment.confirmed_at),
-            "completed_at": _iso(enrollment.completed_at)}
+    return {
+        "id": enrollment.id,
+        "sequence": enrollment.sequence,
+        "status": enrollment.status,
+        "next_lesson": enrollment.next_lesson,
+        "due_at": _iso(enrollment.due_at),
+        "confirmed_at": _iso(enrollment.confirmed_at),
+        "completed_at": _iso(enrollment.completed_at),
+    }
 
 
 def get_reader(session: Session, reader_id: int) -> Subscriber:
@@ -80,13 +91,23 @@ def get_reader(session: Session, reader_id: int) -> Subscriber:
     return subscriber
 
 
-def create_reader(session: Session, email: str, now: datetime, *, first_name: str = "",
-                  timezone: str | None = None, consent_source: str, caller: str) -> Subscriber:
+def create_reader(
+    session: Session,
+    email: str,
+    now: datetime,
+    *,
+    first_name: str = "",
+    timezone: str | None = None,
+    consent_source: str,
+    caller: str,
+) -> Subscriber:
     """A reader with no course yet, and the consent the client says it holds."""
     if not consent_source.strip():
-        raise ReaderError("consent_source is required: where did the reader agree to hear "
-                          "from you (e.g. \"webinar sign-up sheet, 2026-11-30\")?",
-                          field_code("consent_source"))
+        raise ReaderError(
+            "consent_source is required: where did the reader agree to hear "
+            'from you (e.g. "webinar sign-up sheet, 2026-11-30")?',
+            field_code("consent_source"),
+        )
     try:
         address = normalize_email(email)
     except SubscriptionError as error:
@@ -94,15 +115,26 @@ def create_reader(session: Session, email: str, now: datetime, *, first_name: st
     existing = session.scalar(select(Subscriber).where(Subscriber.email == address))
     if existing is not None:
         raise ReaderError(f"a reader with this address exists: {existing.id}", "exists", 409)
-    subscriber = Subscriber(email=address, first_name=first_name.strip()[:100],
-                            timezone=_zone(timezone), attributes={}, created_at=now)
+    subscriber = Subscriber(
+        email=address,
+        first_name=first_name.strip()[:100],
+        timezone=_zone(timezone),
+        attributes={},
+        created_at=now,
+    )
     session.add(subscriber)
     session.flush()
-    session.add(ConsentRecord(subscriber_id=subscriber.id, created_at=now,
-                              source=f"api ({caller}): {consent_source.strip()}"[:200],
-                              consent_text=consent_source.strip()))
-    session.add(Event(subscriber_id=subscriber.id, kind="created", at=now,
-                      detail=f"api ({caller})"))
+    session.add(
+        ConsentRecord(
+            subscriber_id=subscriber.id,
+            created_at=now,
+            source=f"api ({caller}): {consent_source.strip()}"[:200],
+            consent_text=consent_source.strip(),
+        )
+    )
+    session.add(
+        Event(subscriber_id=subscriber.id, kind="created", at=now, detail=f"api ({caller})")
+    )
     return subscriber
 
 
@@ -124,28 +156,50 @@ def erase_reader(session: Session, subscriber: Subscriber) -> None:
     erase_subscriber(session, subscriber)
 
 
-def enroll(session: Session, library: Library, subscriber: Subscriber, slug: str,
-           now: datetime, *, confirmed: bool, caller: str) -> Enrollment:
+def enroll(
+    session: Session,
+    library: Library,
+    subscriber: Subscriber,
+    slug: str,
+    now: datetime,
+    *,
+    confirmed: bool,
+    caller: str,
+) -> Enrollment:
     """Start a course for the reader: with the confirmation email, or at once when the
     client vouches for the consent (`confirmed`)."""
     sequence = library.get(slug)
     if sequence is None:
         known = ", ".join(sorted(library.sequences))
-        raise ReaderError(f"unknown sequence {slug!r} (known: {known})", "unknown_sequence",
-                          404)
+        raise ReaderError(f"unknown sequence {slug!r} (known: {known})", "unknown_sequence", 404)
     try:
-        return subscribe(session, library, slug, subscriber.email, now,
-                         first_name=subscriber.first_name, timezone=subscriber.timezone,
-                         confirmed=confirmed,
-                         consent=Consent(source=f"api ({caller})"
-                                         + (" (client vouched)" if confirmed else ""),
-                                         text=sequence.consent))
+        return subscribe(
+            session,
+            library,
+            slug,
+            subscriber.email,
+            now,
+            first_name=subscriber.first_name,
+            timezone=subscriber.timezone,
+            confirmed=confirmed,
+            consent=Consent(
+                source=f"api ({caller})" + (" (client vouched)" if confirmed else ""),
+                text=sequence.consent,
+            ),
+        )
     except SubscriptionError as error:
         raise ReaderError(str(error)) from None
 
 
-def change_enrollment(session: Session, library: Library, subscriber: Subscriber, slug: str,
-                      action: str, now: datetime, caller: str) -> Enrollment:
+def change_enrollment(
+    session: Session,
+    library: Library,
+    subscriber: Subscriber,
+    slug: str,
+    action: str,
+    now: datetime,
+    caller: str,
+) -> Enrollment:
     enrollment = next((e for e in subscriber.enrollments if e.sequence == slug), None)
     if enrollment is None:
         raise ReaderError(f"the reader is not in {slug!r}", "not_found", 404)
@@ -165,25 +219,42 @@ def change_enrollment(session: Session, library: Library, subscriber: Subscriber
     return enrollment
 
 
-def timeline(session: Session, subscriber: Subscriber, after: int,
-             limit: int) -> tuple[list[dict[str, Any]], int | None]:
+def timeline(
+    session: Session, subscriber: Subscriber, after: int, limit: int
+) -> tuple[list[dict[str, Any]], int | None]:
     """The reader's events, oldest first, from the id after `after`; and the next cursor."""
-    rows = list(session.scalars(select(Event).where(
-        Event.subscriber_id == subscriber.id, Event.id > after)
-        .order_by(Event.id).limit(limit + 1)))
+    rows = list(
+        session.scalars(
+            select(Event)
+            .where(Event.subscriber_id == subscriber.id, Event.id > after)
+            .order_by(Event.id)
+            .limit(limit + 1)
+        )
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     sequence_of = {e.id: e.sequence for e in subscriber.enrollments}
-    data = [{"id": e.id, "kind": e.kind, "at": _iso(e.at), "detail": e.detail,
-             "sequence": sequence_of.get(e.enrollment_id) if e.enrollment_id else None}
-            for e in rows]
+    data = [
+        {
+            "id": e.id,
+            "kind": e.kind,
+            "at": _iso(e.at),
+            "detail": e.detail,
+            "sequence": sequence_of.get(e.enrollment_id) if e.enrollment_id else None,
+        }
+        for e in rows
+    ]
     return data, (rows[-1].id if more and rows else None)
 
 
-def page_of_readers(session: Session, after: int,
-                    limit: int) -> tuple[list[Subscriber], int | None]:
-    rows = list(session.scalars(select(Subscriber).where(Subscriber.id > after)
-                                .order_by(Subscriber.id).limit(limit + 1)))
+def page_of_readers(
+    session: Session, after: int, limit: int
+) -> tuple[list[Subscriber], int | None]:
+    rows = list(
+        session.scalars(
+            select(Subscriber).where(Subscriber.id > after).order_by(Subscriber.id).limit(limit + 1)
+        )
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1].id if more and rows else None)

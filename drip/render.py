@@ -59,8 +59,7 @@ def header_safe(value: str) -> str:
 
 
 def _qp(text: str) -> bytes:
-    return binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True).replace(
-        b"\n", CRLF)
+    return binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True).replace(b"\n", CRLF)
 
 
 def _soft_ended(encoded: bytes) -> bytes:
@@ -69,9 +68,9 @@ def _soft_ended(encoded: bytes) -> bytes:
     out = [head + crlf]
     while len(last) > 75:
         cut = 75
-        if last[cut - 1:cut] == b"=":  # never split an =XX escape
+        if last[cut - 1 : cut] == b"=":  # never split an =XX escape
             cut -= 1
-        elif last[cut - 2:cut - 1] == b"=":
+        elif last[cut - 2 : cut - 1] == b"=":
             cut -= 2
         out.append(last[:cut] + b"=" + CRLF)
         last = last[cut:]
@@ -118,16 +117,19 @@ class _EncodedPart:
             self.pieces.append(CRLF)
 
     def encode(self, values: Mapping[str, str]) -> bytes:
-        return b"".join(piece if isinstance(piece, bytes)
-                        else _soft_ended(_qp(values.get(piece, piece)))
-                        for piece in self.pieces)
+        return b"".join(
+            piece if isinstance(piece, bytes) else _soft_ended(_qp(values.get(piece, piece)))
+            for piece in self.pieces
+        )
 
 
 _STRONG = re.compile(r"(?<!\\)(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 # One `*` or `_` around a phrase, not inside a word (snake_case), not a list bullet and not
 # escaped (`\*` is a literal star).
-_EMPHASIS = re.compile(r"(?<![\w*\\])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"
-                       r"|(?<![\w_/\\])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])")
+_EMPHASIS = re.compile(
+    r"(?<![\w*\\])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"
+    r"|(?<![\w_/\\])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])"
+)
 # Horizontal whitespace only: `\s` would swallow the blank line after the heading.
 _HEADING = re.compile(r"^#{1,6}[ \t]*(.+?)[ \t]*#*[ \t]*$", re.M)
 
@@ -170,15 +172,20 @@ class MessageTemplate:
         self._subject_tokens = bool(TOKEN.search(self.subject))
         self._static_headers = self._headers_once()
         self._mailto = f", <mailto:{self.mailto}?subject=unsubscribe>" if self.mailto else ""
-        self._text_opening = (f"--{self.boundary}\r\n"
-                              "Content-Type: text/plain; charset=utf-8\r\n"
-                              "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
-        self._html_opening = (f"\r\n--{self.boundary}\r\n"
-                              "Content-Type: text/html; charset=utf-8\r\n"
-                              "Content-Transfer-Encoding: quoted-printable\r\n\r\n").encode()
+        self._text_opening = (
+            f"--{self.boundary}\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode()
+        self._html_opening = (
+            f"\r\n--{self.boundary}\r\n"
+            "Content-Type: text/html; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode()
         self._closing = f"\r\n--{self.boundary}--\r\n".encode()
         self._alternative_type = (
-            f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n'.encode())
+            f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n'.encode()
+        )
 
     def _headers_once(self) -> bytes:
         lines = [_fold("From", self.sender)]
@@ -193,8 +200,13 @@ class MessageTemplate:
         ]
         return b"".join(lines)
 
-    def values(self, reader: Reader, links: Links, extra: Mapping[str, str],
-               known: dict[str, str] | None = None) -> dict[str, str]:
+    def values(
+        self,
+        reader: Reader,
+        links: Links,
+        extra: Mapping[str, str],
+        known: dict[str, str] | None = None,
+    ) -> dict[str, str]:
         """Each token's value for this reader, as plain text. `known` collects the values
         worked out (each signed link once), so `build()` reuses the unsubscribe link."""
         known = {} if known is None else known
@@ -205,8 +217,9 @@ class MessageTemplate:
             if name not in known:
                 if name.startswith(TRACKED):
                     index = int(name.removeprefix(TRACKED))
-                    known[name] = links.track_url(reader.enrollment_id, self.key, index,
-                                                  self.tracked[index])
+                    known[name] = links.track_url(
+                        reader.enrollment_id, self.key, index, self.tracked[index]
+                    )
                 elif name == OPEN_PIXEL:
                     known[name] = links.open_url(reader.enrollment_id, self.key)
                 else:
@@ -214,22 +227,30 @@ class MessageTemplate:
             result[token] = known[name] or default
         return result
 
-    def parts(self, reader: Reader, links: Links,
-              extra: Mapping[str, str] | None = None) -> tuple[str, str, str]:
+    def parts(
+        self, reader: Reader, links: Links, extra: Mapping[str, str] | None = None
+    ) -> tuple[str, str, str]:
         """(subject, html, text) as the reader sees them: for previews and tests."""
         values = self.values(reader, links, extra or {})
         escaped = {k: html.escape(v) for k, v in values.items()}
         return (_swap(self.subject, values), _swap(self.html, escaped), _swap(self.text, values))
 
-    def build(self, reader: Reader, links: Links, message_id: str, now: datetime,
-              extra: Mapping[str, str] | None = None,
-              attachments: tuple[tuple[str, bytes], ...] = ()) -> bytes:
+    def build(
+        self,
+        reader: Reader,
+        links: Links,
+        message_id: str,
+        now: datetime,
+        extra: Mapping[str, str] | None = None,
+        attachments: tuple[tuple[str, bytes], ...] = (),
+    ) -> bytes:
         """The whole message as bytes with CRLF line ends, ready for SMTP or the outbox."""
         known: dict[str, str] = {}
         values = self.values(reader, links, extra or {}, known)
         escaped = {k: html.escape(v) for k, v in values.items()}
         unsubscribe_url = known.get("unsubscribe_url") or links.unsubscribe_url(
-            reader.enrollment_id)
+            reader.enrollment_id
+        )
         headers = [
             self._static_headers,
             address_header("To", header_safe(reader.first_name), reader.email),
@@ -239,25 +260,34 @@ class MessageTemplate:
         ]
         if self._subject_tokens:
             headers.append(_fold("Subject", header_safe(_swap(self.subject, values))))
-        alternative = b"".join([
-            self._text_opening, self._text_part.encode(values),
-            self._html_opening, self._html_part.encode(escaped), self._closing,
-        ])
+        alternative = b"".join(
+            [
+                self._text_opening,
+                self._text_part.encode(values),
+                self._html_opening,
+                self._html_part.encode(escaped),
+                self._closing,
+            ]
+        )
         if not attachments:
             headers.append(self._alternative_type)
             return b"".join(headers) + CRLF + alternative
         outer = self.boundary + "_m"
         headers.append(f'Content-Type: multipart/mixed; boundary="{outer}"\r\n'.encode())
-        body = [f"--{outer}\r\n".encode(),
-                f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n\r\n'
-                .encode(), alternative]
+        body = [
+            f"--{outer}\r\n".encode(),
+            f'Content-Type: multipart/alternative; boundary="{self.boundary}"\r\n\r\n'.encode(),
+            alternative,
+        ]
         for filename, data in attachments:
             name = header_safe(filename).replace('"', "")
-            body += [f"--{outer}\r\n".encode(),
-                     f'Content-Type: application/pdf; name="{name}"\r\n'.encode(),
-                     b"Content-Transfer-Encoding: base64\r\n",
-                     f'Content-Disposition: attachment; filename="{name}"\r\n\r\n'.encode(),
-                     base64.encodebytes(data).replace(b"\n", CRLF)]
+            body += [
+                f"--{outer}\r\n".encode(),
+                f'Content-Type: application/pdf; name="{name}"\r\n'.encode(),
+                b"Content-Transfer-Encoding: base64\r\n",
+                f'Content-Disposition: attachment; filename="{name}"\r\n\r\n'.encode(),
+                base64.encodebytes(data).replace(b"\n", CRLF),
+            ]
         body.append(f"--{outer}--\r\n".encode())
         return b"".join(headers) + CRLF + b"".join(body)
 
@@ -276,7 +306,8 @@ def address_header(name: str, display_name: str, address: str) -> bytes:
     message); anything else goes through `_fold`, which gives the same bytes for the plain
     case (tests/test_render.py checks)."""
     if _PLAIN_ADDRESS.fullmatch(address) and (
-            not display_name or _ATEXT_WORDS.fullmatch(display_name)):
+        not display_name or _ATEXT_WORDS.fullmatch(display_name)
+    ):
         line = f"{name}: {display_name} <{address}>" if display_name else f"{name}: {address}"
         if len(line) <= 76:
             return f"{line}\r\n".encode("ascii")
@@ -330,8 +361,9 @@ def _link_for(name: str, reader: Reader, links: Links) -> str:
 
 # The reader a preview or a test send is personalised for: matches no row (ids 0), and its
 # links are drip.links.SampleLinks, which lead to a page that says it was a sample.
-SAMPLE_READER = Reader(email="reader@example.org", first_name="Alex", subscriber_id=0,
-                       enrollment_id=0)
+SAMPLE_READER = Reader(
+    email="reader@example.org", first_name="Alex", subscriber_id=0, enrollment_id=0
+)
 
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!-])")
 
@@ -346,8 +378,12 @@ class Renderer:
 
     def __init__(self, settings: Settings, templates: Path = TEMPLATES) -> None:
         self.settings = settings
-        self.env = Environment(loader=FileSystemLoader(templates), autoescape=True,
-                               undefined=StrictUndefined, keep_trailing_newline=True)
+        self.env = Environment(
+            loader=FileSystemLoader(templates),
+            autoescape=True,
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+        )
         self._cache: dict[tuple[str, str, str], MessageTemplate] = {}
         self.domain = urlsplit(settings.base_url).hostname or "localhost"
         self._layout_version = hashlib.sha256(
@@ -355,18 +391,34 @@ class Renderer:
         ).hexdigest()[:8]
 
     def lesson(self, sequence: Sequence, lesson: Lesson) -> MessageTemplate:
-        key = (sequence.slug, lesson.key,
-               f"{lesson.version}.{sequence.track_links:d}{sequence.track_opens:d}"
-               f".{'|'.join(sequence.continues_from)}")
+        key = (
+            sequence.slug,
+            lesson.key,
+            f"{lesson.version}.{sequence.track_links:d}{sequence.track_opens:d}"
+            f".{'|'.join(sequence.continues_from)}",
+        )
         cached = self._cache.get(key)
         if cached is None:
-            cached = self.message(sequence, lesson.key, lesson.version, lesson.subject,
-                                  lesson.preheader, lesson.body, track=True)
+            cached = self.message(
+                sequence,
+                lesson.key,
+                lesson.version,
+                lesson.subject,
+                lesson.preheader,
+                lesson.body,
+                track=True,
+            )
             self._cache[key] = cached
         return cached
 
-    def from_file(self, sequence: Sequence, path: Path, key: str,
-                  fixed: dict[str, str], button: tuple[str, str]) -> MessageTemplate:
+    def from_file(
+        self,
+        sequence: Sequence,
+        path: Path,
+        key: str,
+        fixed: dict[str, str],
+        button: tuple[str, str],
+    ) -> MessageTemplate:
         """A system message (confirmation, fresh download link) from a Markdown file with
         front matter; `fixed` fills variables that are the same for every reader.
 
@@ -395,27 +447,50 @@ class Renderer:
 
     def confirmation(self, sequence: Sequence) -> MessageTemplate:
         """The email that asks a new reader to confirm (double opt-in)."""
-        return self.from_file(sequence, TEMPLATES / "email" / "confirm.md", "confirm",
-                              {"sequence_title": sequence.title},
-                              button=("Yes, send it to me", "{{ confirm_url }}"))
+        return self.from_file(
+            sequence,
+            TEMPLATES / "email" / "confirm.md",
+            "confirm",
+            {"sequence_title": sequence.title},
+            button=("Yes, send it to me", "{{ confirm_url }}"),
+        )
 
     def offer(self, sequence: Sequence, offered: Sequence) -> MessageTemplate:
         """The one email that offers the next course to a reader who finished this one."""
-        return self.from_file(sequence, TEMPLATES / "email" / "offer.md", f"offer-{offered.slug}",
-                              {"sequence_title": sequence.title,
-                               "offer_title": offered.title, "offer_promise": offered.promise},
-                              button=("Yes, send me that course", "{{ offer_url }}"))
+        return self.from_file(
+            sequence,
+            TEMPLATES / "email" / "offer.md",
+            f"offer-{offered.slug}",
+            {
+                "sequence_title": sequence.title,
+                "offer_title": offered.title,
+                "offer_promise": offered.promise,
+            },
+            button=("Yes, send me that course", "{{ offer_url }}"),
+        )
 
     def magnet_link(self, sequence: Sequence) -> MessageTemplate:
         """A fresh download link for the lead magnet, which the reader asked for."""
         assert sequence.lead_magnet is not None
-        return self.from_file(sequence, TEMPLATES / "public" / "magnet-link.md", "magnet-link",
-                              {"magnet_title": sequence.lead_magnet.title},
-                              button=("Download the PDF", "{{ lead_magnet_url }}"))
+        return self.from_file(
+            sequence,
+            TEMPLATES / "public" / "magnet-link.md",
+            "magnet-link",
+            {"magnet_title": sequence.lead_magnet.title},
+            button=("Download the PDF", "{{ lead_magnet_url }}"),
+        )
 
-    def message(self, sequence: Sequence, key: str, version: str, subject: str,
-                preheader: str, body: str, button: tuple[str, str] | None = None,
-                track: bool = False) -> MessageTemplate:
+    def message(
+        self,
+        sequence: Sequence,
+        key: str,
+        version: str,
+        subject: str,
+        preheader: str,
+        body: str,
+        button: tuple[str, str] | None = None,
+        track: bool = False,
+    ) -> MessageTemplate:
         """`track`: a lesson, whose links and opens are tracked where its sequence says so."""
         tokens: dict[str, tuple[str, str]] = {}
         by_variable: dict[tuple[str, str], str] = {}
@@ -459,7 +534,8 @@ class Renderer:
         }
         mjml_source = self.env.get_template("email/layout.mjml.j2").render(context)
         text = self.env.get_template("email/layout.txt.j2").render(
-            {**context, "body_text": context["body_text"]})
+            {**context, "body_text": context["body_text"]}
+        )
         sender = sequence.sender or self.settings.sender
         name, address = parseaddr(sender)
         return MessageTemplate(

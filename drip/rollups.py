@@ -33,22 +33,31 @@ def rebuild(connection: Connection) -> None:
     for model in (EnrollmentTally, DeliveryTally, DailyTally):
         connection.execute(delete(model))
     confirmed = func.sum(case((E.c.confirmed_at.is_not(None), 1), else_=0))
-    connection.execute(insert(EnrollmentTally).from_select(
-        ["sequence", "status", "enrollments", "confirmed"],
-        select(E.c.sequence, E.c.status, func.count(), sql_cast(confirmed, Integer))
-        .group_by(E.c.sequence, E.c.status)))
-    connection.execute(insert(DeliveryTally).from_select(
-        ["sequence", "lesson", "status", "deliveries"],
-        select(E.c.sequence, D.c.lesson, D.c.status, func.count())
-        .join(E, E.c.id == D.c.enrollment_id)
-        .group_by(E.c.sequence, D.c.lesson, D.c.status)))
+    connection.execute(
+        insert(EnrollmentTally).from_select(
+            ["sequence", "status", "enrollments", "confirmed"],
+            select(E.c.sequence, E.c.status, func.count(), sql_cast(confirmed, Integer)).group_by(
+                E.c.sequence, E.c.status
+            ),
+        )
+    )
+    connection.execute(
+        insert(DeliveryTally).from_select(
+            ["sequence", "lesson", "status", "deliveries"],
+            select(E.c.sequence, D.c.lesson, D.c.status, func.count())
+            .join(E, E.c.id == D.c.enrollment_id)
+            .group_by(E.c.sequence, D.c.lesson, D.c.status),
+        )
+    )
     days: dict[date, list[int]] = {}
     for status, column, slot in (("sent", D.c.sent_at, 0), ("failed", D.c.updated_at, 1)):
         day = _utc_day(connection, column)
         for found, count in connection.execute(
-                select(day, func.count()).where(D.c.status == status).group_by(day)):
+            select(day, func.count()).where(D.c.status == status).group_by(day)
+        ):
             days.setdefault(date.fromisoformat(str(found)), [0, 0])[slot] = int(count)
     if days:
-        connection.execute(insert(DailyTally), [
-            {"day": day, "sent": sent, "failed": failed}
-            for day, (sent, failed) in days.items()])
+        connection.execute(
+            insert(DailyTally),
+            [{"day": day, "sent": sent, "failed": failed} for day, (sent, failed) in days.items()],
+        )

@@ -28,8 +28,8 @@ def test_template(renderer: Renderer, sequence: Sequence, lesson: str) -> Messag
         template = renderer.confirmation(sequence)
     else:
         found = sequence.lesson(lesson) or next(
-            (item for item in sequence.lessons if f"{item.number:02d}-{item.key}" == lesson),
-            None)
+            (item for item in sequence.lessons if f"{item.number:02d}-{item.key}" == lesson), None
+        )
         if found is None:
             names = ", ".join([CONFIRMATION, *(item.key for item in sequence.lessons)])
             raise UnknownLesson(f"no lesson {lesson!r} in {sequence.slug} (lessons: {names})")
@@ -37,17 +37,27 @@ def test_template(renderer: Renderer, sequence: Sequence, lesson: str) -> Messag
     return dataclasses.replace(template, subject=f"[TEST] {template.subject}")
 
 
-def send_test(renderer: Renderer, links: Links, transport: Callable[[], Transport],
-              sequence: Sequence, lesson: str, to: str, now: datetime,
-              first_name: str = SAMPLE_READER.first_name) -> str:
+def send_test(
+    renderer: Renderer,
+    links: Links,
+    transport: Callable[[], Transport],
+    sequence: Sequence,
+    lesson: str,
+    to: str,
+    now: datetime,
+    first_name: str = SAMPLE_READER.first_name,
+) -> str:
     """Send it and return its Message-ID; raises SendError as a real send would."""
     address = normalize_email(to)
     template = test_template(renderer, sequence, lesson)
-    reader = Reader(address, first_name, SAMPLE_READER.subscriber_id,
-                    SAMPLE_READER.enrollment_id)
+    reader = Reader(address, first_name, SAMPLE_READER.subscriber_id, SAMPLE_READER.enrollment_id)
     mid = f"<drip.test.{uuid.uuid4().hex}@{renderer.domain}>"
     message = template.build(reader, sample_links(links, "test"), mid, now)
     with transport() as relay:
-        relay.send(envelope_sender(template.sender), address, message,
-                   name=f"{now:%Y%m%dT%H%M%S}-test-{sequence.slug}-{lesson}")
+        relay.send(
+            envelope_sender(template.sender),
+            address,
+            message,
+            name=f"{now:%Y%m%dT%H%M%S}-test-{sequence.slug}-{lesson}",
+        )
     return mid

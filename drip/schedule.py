@@ -59,8 +59,9 @@ def next_due(after: datetime, delay: Delay, window: SendWindow, zone: ZoneInfo) 
     return into_window(delay_ends(after, delay, zone), window, zone)
 
 
-def timeline(lessons: tuple[Lesson, ...], start: datetime, window: SendWindow,
-             zone: ZoneInfo) -> list[tuple[Lesson, datetime]]:
+def timeline(
+    lessons: tuple[Lesson, ...], start: datetime, window: SendWindow, zone: ZoneInfo
+) -> list[tuple[Lesson, datetime]]:
     """When each lesson would land for a reader who confirms at `start` (`drip schedule`)."""
     result = []
     moment = start

@@ -40,14 +40,25 @@ class Services:
     password_hasher: PasswordHasher
 
     def dispatcher(self, worker_id: str | None = None) -> Dispatcher:
-        return Dispatcher(self.engine, self.settings, self.content, self.renderer, self.links,
-                          self.transport, worker_id, self.clock)
+        return Dispatcher(
+            self.engine,
+            self.settings,
+            self.content,
+            self.renderer,
+            self.links,
+            self.transport,
+            worker_id,
+            self.clock,
+        )
 
 
-def build_services(settings: Settings, clock: Clock = system_clock,
-                   transport: Callable[[], Transport] | None = None,
-                   engine_options: dict[str, Any] | None = None,
-                   password_hasher: PasswordHasher | None = None) -> Services:
+def build_services(
+    settings: Settings,
+    clock: Clock = system_clock,
+    transport: Callable[[], Transport] | None = None,
+    engine_options: dict[str, Any] | None = None,
+    password_hasher: PasswordHasher | None = None,
+) -> Services:
     """`password_hasher`: argon2 with its default cost unless given (tests make it cheap)."""
     engine = make_engine(settings.resolved_database_url, **(engine_options or {}))
     hasher = password_hasher or PasswordHasher()
@@ -57,8 +68,9 @@ def build_services(settings: Settings, clock: Clock = system_clock,
         sessions=make_sessionmaker(engine, {PASSWORD_HASHER: hasher}),
         content=ContentStore(settings.sequences_dir),
         renderer=Renderer(settings),
-        links=Links(settings.secret_key, settings.base_url, settings.confirm_days,
-                    settings.link_days, clock),
+        links=Links(
+            settings.secret_key, settings.base_url, settings.confirm_days, settings.link_days, clock
+        ),
         clock=clock,
         transport=transport or (lambda: transport_from_settings(settings)),
         password_hasher=hasher,

@@ -66,18 +66,26 @@ class Peer:
 
 def _text_problem(form: SignUp) -> SignUpRefused | None:
     """Sizes first, then text a database can store (a lone surrogate cannot be encoded)."""
-    limits = {"email": (form.email, MAX_EMAIL), "first_name": (form.first_name, MAX_NAME),
-              "timezone": (form.timezone, MAX_FIELD),
-              **{name: (value, MAX_FIELD) for name, value in form.fields.items()}}
+    limits = {
+        "email": (form.email, MAX_EMAIL),
+        "first_name": (form.first_name, MAX_NAME),
+        "timezone": (form.timezone, MAX_FIELD),
+        **{name: (value, MAX_FIELD) for name, value in form.fields.items()},
+    }
     for name, (value, limit) in limits.items():
         if len(value) > limit:
-            return SignUpRefused(f"The {name.replace('_', ' ')} is too long (at most "
-                                 f"{limit} characters).", field=name)
+            return SignUpRefused(
+                f"The {name.replace('_', ' ')} is too long (at most {limit} characters).",
+                field=name,
+            )
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return SignUpRefused(f"The {name.replace('_', ' ')} has characters we cannot "
-                                 "read. Please type it again.", field=name)
+            return SignUpRefused(
+                f"The {name.replace('_', ' ')} has characters we cannot "
+                "read. Please type it again.",
+                field=name,
+            )
     return None
 
 
@@ -88,18 +96,23 @@ def signup_attributes(sequence: Sequence, raw: dict[str, str]) -> dict[str, Any]
         try:
             attributes["exam_date"] = date.fromisoformat(raw["exam_date"].strip()).isoformat()
         except ValueError:
-            raise SignUpRefused("Please give the exam date as a date, e.g. 2026-09-15.",
-                                field="exam_date") from None
+            raise SignUpRefused(
+                "Please give the exam date as a date, e.g. 2026-09-15.", field="exam_date"
+            ) from None
     if "responsibilities" in sequence.signup_fields and raw.get("responsibilities", ""):
         if raw["responsibilities"] not in RESPONSIBILITIES:
-            raise SignUpRefused("Please pick one of the answers about responsibilities.",
-                                field="responsibilities")
+            raise SignUpRefused(
+                "Please pick one of the answers about responsibilities.", field="responsibilities"
+            )
         attributes["responsibilities"] = raw["responsibilities"]
     return attributes
 
 
-def _check(sequence: Sequence, form: SignUp, settings: Settings,
-           ) -> tuple[str | None, SignUpRefused | None, str | None, dict[str, Any]]:
+def _check(
+    sequence: Sequence,
+    form: SignUp,
+    settings: Settings,
+) -> tuple[str | None, SignUpRefused | None, str | None, dict[str, Any]]:
     """(address, problem, time zone, attributes) from the form; no database involved."""
     if problem := _text_problem(form):
         return None, problem, None, {}
@@ -112,11 +125,22 @@ def _check(sequence: Sequence, form: SignUp, settings: Settings,
     try:
         address = normalize_email(form.email, check_domain=settings.check_email_domain)
     except SubscriptionError:
-        return None, SignUpRefused("That doesn't look like an email address we can write to. "
-                                   "Please check it.", field="email"), None, {}
+        return (
+            None,
+            SignUpRefused(
+                "That doesn't look like an email address we can write to. Please check it.",
+                field="email",
+            ),
+            None,
+            {},
+        )
     if not form.consent:
-        return address, SignUpRefused("Please tick the box to say you want these emails.",
-                                      field="consent"), None, {}
+        return (
+            address,
+            SignUpRefused("Please tick the box to say you want these emails.", field="consent"),
+            None,
+            {},
+        )
     try:
         attributes = signup_attributes(sequence, form.fields)
     except SignUpRefused as refused:
@@ -131,8 +155,14 @@ def _check(sequence: Sequence, form: SignUp, settings: Settings,
     return address, None, timezone, attributes
 
 
-def accept_sign_up(session: Session, sequence: Sequence, form: SignUp, peer: Peer,
-                   now: datetime, settings: Settings) -> None:
+def accept_sign_up(
+    session: Session,
+    sequence: Sequence,
+    form: SignUp,
+    peer: Peer,
+    now: datetime,
+    settings: Settings,
+) -> None:
     """Check a sign-up, count it against the limits, queue it and commit.
 
     Raises SignUpRefused, after committing the counts, so refused attempts count too. A
@@ -148,17 +178,31 @@ def accept_sign_up(session: Session, sequence: Sequence, form: SignUp, peer: Pee
         limits[by_address] = settings.signup_limit_address
     allowed = hits(session, limits, now)
     if not allowed[by_ip]:
-        problem = SignUpRefused("Too many sign-ups from your network. Please try again in an "
-                                "hour.", status=429)
+        problem = SignUpRefused(
+            "Too many sign-ups from your network. Please try again in an hour.", status=429
+        )
     elif problem is None and not allowed[by_address]:
-        problem = SignUpRefused("Too many sign-ups for this address. Please try again in an "
-                                "hour.", status=429)
+        problem = SignUpRefused(
+            "Too many sign-ups for this address. Please try again in an hour.", status=429
+        )
     if problem is None and address is not None:
-        consent = Consent(source=peer.source, text=sequence.consent, ip=peer.ip,
-                          user_agent=peer.user_agent[:500] or None)
-        intake.accept(session, sequence.slug, address, now, consent,
-                      first_name=form.first_name, timezone=timezone, attributes=attributes,
-                      tags=tuple(clean_tag(tag) for tag in form.tags))
+        consent = Consent(
+            source=peer.source,
+            text=sequence.consent,
+            ip=peer.ip,
+            user_agent=peer.user_agent[:500] or None,
+        )
+        intake.accept(
+            session,
+            sequence.slug,
+            address,
+            now,
+            consent,
+            first_name=form.first_name,
+            timezone=timezone,
+            attributes=attributes,
+            tags=tuple(clean_tag(tag) for tag in form.tags),
+        )
     session.commit()
     if problem is not None or address is None:
         raise problem or SignUpRefused("Please enter your email address.")

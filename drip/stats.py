@@ -85,8 +85,9 @@ class Why:
 
 
 def last_pass(session: Session) -> WorkerHeartbeat | None:
-    return session.scalars(select(WorkerHeartbeat)
-                           .order_by(WorkerHeartbeat.last_pass_at.desc()).limit(1)).first()
+    return session.scalars(
+        select(WorkerHeartbeat).order_by(WorkerHeartbeat.last_pass_at.desc()).limit(1)
+    ).first()
 
 
 def scheduler_alive(last_pass_at: datetime | None, now: datetime, interval_seconds: int) -> bool:
@@ -104,8 +105,9 @@ def overview(session: Session, now: datetime, interval_seconds: int) -> Overview
     due (each costs what it counts, not what the database holds)."""
     by_status = queries.deliveries_by_status(session)
     beat = last_pass(session)
-    queued = session.execute(select(SignUpRequest.problem, func.count())
-                             .group_by(SignUpRequest.problem)).all()
+    queued = session.execute(
+        select(SignUpRequest.problem, func.count()).group_by(SignUpRequest.problem)
+    ).all()
     return Overview(
         sent_hour=queries.sent_since(session, now - timedelta(hours=1)),
         sent_day=queries.sent_since(session, now - timedelta(days=1)),
@@ -117,8 +119,7 @@ def overview(session: Session, now: datetime, interval_seconds: int) -> Overview
         last_pass_sent=beat.last_pass_sent if beat else 0,
         last_pass_failed=beat.last_pass_failed if beat else 0,
         last_pass_age=now - beat.last_pass_at if beat else None,
-        scheduler_alive=scheduler_alive(beat.last_pass_at if beat else None, now,
-                                        interval_seconds),
+        scheduler_alive=scheduler_alive(beat.last_pass_at if beat else None, now, interval_seconds),
         signups_waiting=sum(count for _, count in queued),
         signups_held=sorted((why, count) for why, count in queued if why),
     )
@@ -128,8 +129,10 @@ def daily(session: Session, now: datetime, days: int = 30) -> list[DayCount]:
     """Sends and failures per UTC day, oldest first, for the `days` days ending today."""
     first = now.astimezone(UTC).date() - timedelta(days=days - 1)
     found = queries.per_day(session, first, first + timedelta(days=days - 1))
-    return [DayCount(day, *found.get(day, (0, 0)))
-            for day in (first + timedelta(days=i) for i in range(days))]
+    return [
+        DayCount(day, *found.get(day, (0, 0)))
+        for day in (first + timedelta(days=i) for i in range(days))
+    ]
 
 
 def plain_subject(lesson: Lesson) -> str:
@@ -144,8 +147,10 @@ def funnel(session: Session, sequence: Sequence) -> Funnel:
     steps = [
         FunnelStep("Signed up", sum(statuses.values())),
         FunnelStep("Confirmed", queries.confirmed_by_sequence(session)[sequence.slug]),
-        *(FunnelStep(f"{lesson.number}. {plain_subject(lesson)}", reached[lesson.key])
-          for lesson in sequence.lessons),
+        *(
+            FunnelStep(f"{lesson.number}. {plain_subject(lesson)}", reached[lesson.key])
+            for lesson in sequence.lessons
+        ),
         FunnelStep("Completed", statuses[EnrollmentStatus.COMPLETED]),
         FunnelStep("Unsubscribed", statuses[EnrollmentStatus.UNSUBSCRIBED]),
     ]
@@ -159,8 +164,13 @@ def when(moment: datetime, now: datetime) -> str:
     if size < 60:
         relative = "now"
     else:
-        amount = (f"{round(size / 60)} min" if size < 3600 else
-                  f"{round(size / 3600)} h" if size < 2 * 86400 else f"{round(size / 86400)} d")
+        amount = (
+            f"{round(size / 60)} min"
+            if size < 3600
+            else f"{round(size / 3600)} h"
+            if size < 2 * 86400
+            else f"{round(size / 86400)} d"
+        )
         relative = f"in {amount}" if seconds > 0 else f"{amount} ago"
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({relative})"
 
@@ -171,17 +181,26 @@ def _natural_time(enrollment: Enrollment, lesson: Lesson, sequence: Sequence) ->
     after = enrollment.last_sent_at or enrollment.confirmed_at
     if after is None:
         return None
-    return delay_ends(after, lesson.delay,
-                      reader_zone(enrollment.subscriber.timezone, sequence.timezone))
+    return delay_ends(
+        after, lesson.delay, reader_zone(enrollment.subscriber.timezone, sequence.timezone)
+    )
 
 
 def _window(sequence: Sequence, zone_name: str) -> str:
-    return (f"{sequence.window.start:%H:%M}–{sequence.window.end:%H:%M} "
-            f"{reader_zone(zone_name, sequence.timezone).key}")
+    return (
+        f"{sequence.window.start:%H:%M}–{sequence.window.end:%H:%M} "
+        f"{reader_zone(zone_name, sequence.timezone).key}"
+    )
 
 
-def why_waiting(enrollment: Enrollment, sequence: Sequence | None, *, sequence_paused: bool,
-                now: datetime, alive: bool = True) -> Why:
+def why_waiting(
+    enrollment: Enrollment,
+    sequence: Sequence | None,
+    *,
+    sequence_paused: bool,
+    now: datetime,
+    alive: bool = True,
+) -> Why:
     """One line: when the next message is due and, if it is late, what holds it."""
     subscriber = enrollment.subscriber
     status = enrollment.status
@@ -193,53 +212,98 @@ def why_waiting(enrollment: Enrollment, sequence: Sequence | None, *, sequence_p
         left = f" {when(enrollment.unsubscribed_at, now)}" if enrollment.unsubscribed_at else ""
         return Why(None, False, f"Unsubscribed{left}: nothing more goes out.")
     if status == EnrollmentStatus.EXPIRED:
-        return Why(None, False, "Never confirmed, so the sign-up expired: nothing goes out "
-                                "unless the reader signs up again.")
+        return Why(
+            None,
+            False,
+            "Never confirmed, so the sign-up expired: nothing goes out "
+            "unless the reader signs up again.",
+        )
     if status == EnrollmentStatus.SUPPRESSED or subscriber.suppressed_at is not None:
         why = subscriber.suppressed_reason or enrollment.last_error or "blocked by an operator"
         return Why(None, True, f"Suppressed: {why}. Nothing goes out to this address.")
-    lesson = sequence.lesson(enrollment.next_lesson) if sequence and enrollment.next_lesson \
-        else None
-    what = (f"Lesson “{lesson.subject}”" if lesson else
-            f"Lesson {enrollment.next_lesson}" if enrollment.next_lesson else
-            "The confirmation email")
+    lesson = (
+        sequence.lesson(enrollment.next_lesson) if sequence and enrollment.next_lesson else None
+    )
+    what = (
+        f"Lesson “{lesson.subject}”"
+        if lesson
+        else f"Lesson {enrollment.next_lesson}"
+        if enrollment.next_lesson
+        else "The confirmation email"
+    )
     if status == EnrollmentStatus.PAUSED:
-        return Why(None, True, f"Paused: {enrollment.paused_reason or 'by an operator'}. "
-                               f"{what} goes out when the enrollment is resumed.")
+        return Why(
+            None,
+            True,
+            f"Paused: {enrollment.paused_reason or 'by an operator'}. "
+            f"{what} goes out when the enrollment is resumed.",
+        )
     if status == EnrollmentStatus.PENDING and due is None:
-        sent = (f" (the email went out {when(enrollment.confirmation_sent_at, now)})"
-                if enrollment.confirmation_sent_at else "")
-        return Why(None, False, f"Waiting for confirmation{sent}: lessons start once the "
-                                "reader clicks the link.")
+        sent = (
+            f" (the email went out {when(enrollment.confirmation_sent_at, now)})"
+            if enrollment.confirmation_sent_at
+            else ""
+        )
+        return Why(
+            None,
+            False,
+            f"Waiting for confirmation{sent}: lessons start once the reader clicks the link.",
+        )
     if sequence is None:
-        return Why(due, True, f"Held: the sequence {enrollment.sequence!r} has problems "
-                              "(see `drip check`) or no longer exists.")
+        return Why(
+            due,
+            True,
+            f"Held: the sequence {enrollment.sequence!r} has problems "
+            "(see `drip check`) or no longer exists.",
+        )
     if due is None:
         return Why(None, False, "Nothing is scheduled.")
     natural = _natural_time(enrollment, lesson, sequence) if lesson else None
     late = (natural or due) <= now
     if sequence_paused:
-        return Why(due, late, f"{what} due {when(due, now)}, but the sequence is paused by "
-                              "an operator: nothing in it goes out until it is resumed.",
-                   natural)
+        return Why(
+            due,
+            late,
+            f"{what} due {when(due, now)}, but the sequence is paused by "
+            "an operator: nothing in it goes out until it is resumed.",
+            natural,
+        )
     if enrollment.attempts and enrollment.last_error:
-        return Why(due, True, f"Retrying after an SMTP error: {enrollment.last_error} "
-                              f"(attempt {enrollment.attempts + 1} due {when(due, now)}).", natural)
+        return Why(
+            due,
+            True,
+            f"Retrying after an SMTP error: {enrollment.last_error} "
+            f"(attempt {enrollment.attempts + 1} due {when(due, now)}).",
+            natural,
+        )
     if enrollment.lease_owner and due > now:
-        return Why(due, late, f"{what} is being sent by worker {enrollment.lease_owner}; "
-                              f"if it stopped, the reader falls due again {when(due, now)}.",
-                   natural)
+        return Why(
+            due,
+            late,
+            f"{what} is being sent by worker {enrollment.lease_owner}; "
+            f"if it stopped, the reader falls due again {when(due, now)}.",
+            natural,
+        )
     if due > now:
         zone = reader_zone(subscriber.timezone, sequence.timezone)
-        if natural is not None and natural < due and into_window(natural, sequence.window,
-                                                                   zone) >= due:
-            return Why(due, natural <= now,
-                       f"{what} due {when(due, now)}: its delay ended {when(natural, now)}, "
-                       f"outside the send window ({_window(sequence, subscriber.timezone)}).",
-                       natural)
+        if (
+            natural is not None
+            and natural < due
+            and into_window(natural, sequence.window, zone) >= due
+        ):
+            return Why(
+                due,
+                natural <= now,
+                f"{what} due {when(due, now)}: its delay ended {when(natural, now)}, "
+                f"outside the send window ({_window(sequence, subscriber.timezone)}).",
+                natural,
+            )
         return Why(due, False, f"{what} due {when(due, now)}.", natural)
-    tail = ("it goes out with the next dispatch pass." if alive else
-            "but the scheduler is not running: start `drip worker` or `drip serve`.")
+    tail = (
+        "it goes out with the next dispatch pass."
+        if alive
+        else "but the scheduler is not running: start `drip worker` or `drip serve`."
+    )
     return Why(due, True, f"{what} was due {when(due, now)}; {tail}", natural)
 
 

@@ -108,25 +108,36 @@ class StudyPlan:
 
 
 PHASE_TEXT = {
-    "first": ("Theory: first read",
-              "Go through every subject slowly. Aim to understand the concepts rather than "
-              "memorize them; take notes if that is how you learn."),
-    "second": ("Theory: second read",
-               "A faster pass over every subject. The two reads together are about 30% of "
-               "your time."),
-    "subject": ("Question banks: subject-wise half",
-                "Half of your questions, one subject at a time, rereading each subject's "
-                "theory as you go. Build from 1–2 blocks a day to 3–4, each under exam "
-                "conditions and followed by a full review of the explanations."),
-    "mixed": ("Question banks: mixed half",
-              "The other half of your questions in mixed blocks, 3–4 a day under exam "
-              "conditions. Mark the questions you get wrong."),
-    "final": ("Marked questions and highlights",
-              "Your marked questions, above all the kind you tend to miss, and the "
-              "highlighted parts of your material or a short study guide."),
-    "last": ("Last week",
-             "Your marked questions, above all the kind you tend to miss, and the "
-             "highlighted parts of your material or a short study guide."),
+    "first": (
+        "Theory: first read",
+        "Go through every subject slowly. Aim to understand the concepts rather than "
+        "memorize them; take notes if that is how you learn.",
+    ),
+    "second": (
+        "Theory: second read",
+        "A faster pass over every subject. The two reads together are about 30% of your time.",
+    ),
+    "subject": (
+        "Question banks: subject-wise half",
+        "Half of your questions, one subject at a time, rereading each subject's "
+        "theory as you go. Build from 1–2 blocks a day to 3–4, each under exam "
+        "conditions and followed by a full review of the explanations.",
+    ),
+    "mixed": (
+        "Question banks: mixed half",
+        "The other half of your questions in mixed blocks, 3–4 a day under exam "
+        "conditions. Mark the questions you get wrong.",
+    ),
+    "final": (
+        "Marked questions and highlights",
+        "Your marked questions, above all the kind you tend to miss, and the "
+        "highlighted parts of your material or a short study guide.",
+    ),
+    "last": (
+        "Last week",
+        "Your marked questions, above all the kind you tend to miss, and the "
+        "highlighted parts of your material or a short study guide.",
+    ),
     "off": ("Last day", "No studying: rest, see friends, enjoy a film. Sleep well."),
 }
 
@@ -139,8 +150,14 @@ def _lengths(total: int) -> list[tuple[str, int]]:
     first = _round(theory * FIRST_READ_SHARE)
     questions = total - theory - LAST_WEEK_DAYS - 1
     subject = _round(questions * SUBJECT_WISE_SHARE)
-    return [("first", first), ("second", theory - first), ("subject", subject),
-            ("mixed", questions - subject), ("last", LAST_WEEK_DAYS), ("off", 1)]
+    return [
+        ("first", first),
+        ("second", theory - first),
+        ("subject", subject),
+        ("mixed", questions - subject),
+        ("last", LAST_WEEK_DAYS),
+        ("off", 1),
+    ]
 
 
 def plan_for(exam_date: date, responsibilities: int | None, today: date) -> StudyPlan:
@@ -182,30 +199,43 @@ def _length(days: int) -> str:
     return f"{days} days (about {_round(days / 7)} weeks)"
 
 
-WHO = {None: "you did not say how many other responsibilities you have, so it assumes none",
-       0: "the USMLE is your only responsibility",
-       1: "you have one other responsibility",
-       2: "you have two or more other responsibilities"}
+WHO = {
+    None: "you did not say how many other responsibilities you have, so it assumes none",
+    0: "the USMLE is your only responsibility",
+    1: "you have one other responsibility",
+    2: "you have two or more other responsibilities",
+}
 
 
 def schedule_markdown(plan: StudyPlan) -> str:
     """The reader's schedule: a sentence on how it was set, the table, and a note if shortened."""
-    lines = [f"**Your exam: {day(plan.exam_date)}.** The full plan is {plan.months} months, "
-             f"because {WHO[plan.responsibilities]}. Yours starts on {day(plan.start)}.", ""]
+    lines = [
+        f"**Your exam: {day(plan.exam_date)}.** The full plan is {plan.months} months, "
+        f"because {WHO[plan.responsibilities]}. Yours starts on {day(plan.start)}.",
+        "",
+    ]
     if plan.compressed:
-        lines += [f"**Your plan is shortened.** The full {plan.months}-month plan would have "
-                  f"started on {day(plan.full_start)}, which has passed. From "
-                  f"{day(plan.start)} you have {plan.days} days, so "
-                  + ("each phase is shortened in the same proportions, with the last week "
-                     "and the day off kept whole."
-                     if len(plan.phases) > 2 else
-                     "there is only room for your marked questions and the day off."), ""]
-        lines += [f"**Too little time hurts.** The article this kit is built on warns against "
-                  f"giving an exam too little time, just as it warns against too much. If you "
-                  f"can still move your exam date, think about moving it to "
-                  f"{day(plan.earliest_full_exam)} or later: that gives you the full "
-                  f"{plan.months} months from {day(plan.start)}. If you cannot, follow this "
-                  f"shortened plan and stick to it.", ""]
+        lines += [
+            f"**Your plan is shortened.** The full {plan.months}-month plan would have "
+            f"started on {day(plan.full_start)}, which has passed. From "
+            f"{day(plan.start)} you have {plan.days} days, so "
+            + (
+                "each phase is shortened in the same proportions, with the last week "
+                "and the day off kept whole."
+                if len(plan.phases) > 2
+                else "there is only room for your marked questions and the day off."
+            ),
+            "",
+        ]
+        lines += [
+            f"**Too little time hurts.** The article this kit is built on warns against "
+            f"giving an exam too little time, just as it warns against too much. If you "
+            f"can still move your exam date, think about moving it to "
+            f"{day(plan.earliest_full_exam)} or later: that gives you the full "
+            f"{plan.months} months from {day(plan.start)}. If you cannot, follow this "
+            f"shortened plan and stick to it.",
+            "",
+        ]
     lines += ["| Phase | Dates | Length | What you do |", "| --- | --- | --- | --- |"]
     for phase in plan.phases:
         start, end = (day(moment).replace(" ", NBSP) for moment in (phase.start, phase.end))

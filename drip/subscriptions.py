@@ -69,8 +69,9 @@ def clean_timezone(name: str | None, sequence: Sequence) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise SubscriptionError(f"unknown time zone {name!r} (use an IANA name such as "
-                                "Asia/Kolkata)") from None
+        raise SubscriptionError(
+            f"unknown time zone {name!r} (use an IANA name such as Asia/Kolkata)"
+        ) from None
     return name
 
 
@@ -84,16 +85,25 @@ def find_sequence(library: Library, slug: str) -> Sequence:
     return sequence
 
 
-def record_event(session: Session, enrollment: Enrollment, kind: EventKind | str,
-                 now: datetime, detail: str = "") -> None:
+def record_event(
+    session: Session, enrollment: Enrollment, kind: EventKind | str, now: datetime, detail: str = ""
+) -> None:
     """One entry on the reader's timeline; a kind given as text must be an `EventKind`."""
-    session.add(Event(subscriber_id=enrollment.subscriber_id, enrollment_id=enrollment.id,
-                      kind=EventKind(kind), at=now, detail=detail))
+    session.add(
+        Event(
+            subscriber_id=enrollment.subscriber_id,
+            enrollment_id=enrollment.id,
+            kind=EventKind(kind),
+            at=now,
+            detail=detail,
+        )
+    )
 
 
 _SUBSCRIBER_ID = select(Subscriber.id).where(Subscriber.email == bindparam("email"))
-_ENROLLMENT_OF = select(Enrollment).where(Enrollment.subscriber_id == bindparam("subscriber"),
-                                          Enrollment.sequence == bindparam("slug"))
+_ENROLLMENT_OF = select(Enrollment).where(
+    Enrollment.subscriber_id == bindparam("subscriber"), Enrollment.sequence == bindparam("slug")
+)
 _INSERT_CONSENT = insert(ConsentRecord)
 _INSERT_EVENT = insert(Event)
 _INSERT_SUBSCRIBER = insert(Subscriber).returning(Subscriber.id)
@@ -107,10 +117,20 @@ def _starts_at_once(sequence: Sequence, confirmed: bool) -> str:
     return "" if sequence.double_opt_in else "single opt-in"
 
 
-def subscribe(session: Session, library: Library, slug: str, email: str, now: datetime, *,
-              consent: Consent, first_name: str = "", timezone: str | None = None,
-              confirmed: bool = False, attributes: dict[str, Any] | None = None,
-              check_domain: bool = False) -> Enrollment:
+def subscribe(
+    session: Session,
+    library: Library,
+    slug: str,
+    email: str,
+    now: datetime,
+    *,
+    consent: Consent,
+    first_name: str = "",
+    timezone: str | None = None,
+    confirmed: bool = False,
+    attributes: dict[str, Any] | None = None,
+    check_domain: bool = False,
+) -> Enrollment:
     """Sign a reader up for a sequence, or bring a returning one back.
 
     Without `confirmed` (the operator vouching for consent) a double opt-in sequence waits
@@ -122,31 +142,53 @@ def subscribe(session: Session, library: Library, slug: str, email: str, now: da
     session.flush()  # as a query would: what the session holds is written first
     known = session.connection().scalar(_SUBSCRIBER_ID, {"email": address})  # Core: cheaper
     subscriber = None if known is None else session.get(Subscriber, known)
-    consent_row = {"created_at": now, "source": consent.source, "consent_text": consent.text,
-                   "ip": consent.ip, "user_agent": consent.user_agent}
+    consent_row = {
+        "created_at": now,
+        "source": consent.source,
+        "consent_text": consent.text,
+        "ip": consent.ip,
+        "user_agent": consent.user_agent,
+    }
     enrollment: Enrollment | None
     if subscriber is None:
         # A new reader has no enrollment to look for, and every choice is made up front:
         # the four rows are four plain inserts (the unit of work would cost more than the
         # database does), then the reader and the enrollment join the session as if loaded.
         person: dict[str, Any] = {
-            "email": address, "first_name": name, "created_at": now,
-            "timezone": clean_timezone(timezone, sequence), "attributes": dict(attributes or {}),
-            "suppressed_at": None, "suppressed_reason": None}
+            "email": address,
+            "first_name": name,
+            "created_at": now,
+            "timezone": clean_timezone(timezone, sequence),
+            "attributes": dict(attributes or {}),
+            "suppressed_at": None,
+            "suppressed_reason": None,
+        }
         opt_in = _starts_at_once(sequence, confirmed)
         course: dict[str, Any] = {
-            "sequence": slug, "created_at": now, "status": EnrollmentStatus.PENDING,
-            "attempts": 0, "due_at": None if opt_in else now,  # now: send the confirmation
-            "next_lesson": None, "lease_owner": None, "last_error": None, "paused_reason": None,
-            "confirmation_sent_at": None, "confirmed_at": None, "last_sent_at": None,
-            "completed_at": None, "unsubscribed_at": None}
+            "sequence": slug,
+            "created_at": now,
+            "status": EnrollmentStatus.PENDING,
+            "attempts": 0,
+            "due_at": None if opt_in else now,  # now: send the confirmation
+            "next_lesson": None,
+            "lease_owner": None,
+            "last_error": None,
+            "paused_reason": None,
+            "confirmation_sent_at": None,
+            "confirmed_at": None,
+            "last_sent_at": None,
+            "completed_at": None,
+            "unsubscribed_at": None,
+        }
         conn = session.connection()
         person["id"] = conn.execute(_INSERT_SUBSCRIBER, person).scalar_one()
-        course["id"] = conn.execute(_INSERT_ENROLLMENT,
-                                    {**course, "subscriber_id": person["id"]}).scalar_one()
+        course["id"] = conn.execute(
+            _INSERT_ENROLLMENT, {**course, "subscriber_id": person["id"]}
+        ).scalar_one()
         ids = {"subscriber_id": person["id"], "enrollment_id": course["id"]}
-        conn.execute(_INSERT_EVENT, {**ids, "kind": "signed_up", "at": now,
-                                     "detail": consent.source})
+        conn.execute(
+            _INSERT_EVENT, {**ids, "kind": "signed_up", "at": now, "detail": consent.source}
+        )
         conn.execute(_INSERT_CONSENT, {**ids, **consent_row})
         subscriber = Subscriber(**person)
         enrollment = Enrollment(**course, subscriber_id=person["id"])
@@ -163,8 +205,13 @@ def subscribe(session: Session, library: Library, slug: str, email: str, now: da
         subscriber.attributes = {**subscriber.attributes, **attributes}
     enrollment = session.scalar(_ENROLLMENT_OF, {"subscriber": subscriber.id, "slug": slug})
     if enrollment is None:
-        enrollment = Enrollment(subscriber_id=subscriber.id, sequence=slug, created_at=now,
-                                status=EnrollmentStatus.PENDING, attempts=0)
+        enrollment = Enrollment(
+            subscriber_id=subscriber.id,
+            sequence=slug,
+            created_at=now,
+            status=EnrollmentStatus.PENDING,
+            attempts=0,
+        )
         session.add(enrollment)
         session.flush()
         record_event(session, enrollment, EventKind.SIGNED_UP, now, consent.source)
@@ -173,24 +220,36 @@ def subscribe(session: Session, library: Library, slug: str, email: str, now: da
         enrollment.created_at = now
         enrollment.unsubscribed_at = None
         record_event(session, enrollment, EventKind.SIGNED_UP, now, f"again, {consent.source}")
-    session.connection().execute(_INSERT_CONSENT, {"subscriber_id": subscriber.id,
-                                                   "enrollment_id": enrollment.id, **consent_row})
+    session.connection().execute(
+        _INSERT_CONSENT,
+        {"subscriber_id": subscriber.id, "enrollment_id": enrollment.id, **consent_row},
+    )
     if subscriber.suppressed_at is not None and not confirmed:
         return enrollment  # a bounced address gets nothing until an operator lifts it
     if enrollment.status == EnrollmentStatus.PENDING:
         if how := _starts_at_once(sequence, confirmed):
-            activate(session, sequence, enrollment, subscriber, now, how,
-                     lift_suppression=confirmed)
-        elif (enrollment.confirmation_sent_at is None
-              or now - enrollment.confirmation_sent_at >= RESEND_AFTER):
+            activate(
+                session, sequence, enrollment, subscriber, now, how, lift_suppression=confirmed
+            )
+        elif (
+            enrollment.confirmation_sent_at is None
+            or now - enrollment.confirmation_sent_at >= RESEND_AFTER
+        ):
             enrollment.due_at = now  # the dispatcher sends the confirmation
             enrollment.attempts = 0
     return enrollment
 
 
-def activate(session: Session, sequence: Sequence, enrollment: Enrollment,
-             subscriber: Subscriber, now: datetime, how: str, *,
-             lift_suppression: bool = False) -> Lesson | None:
+def activate(
+    session: Session,
+    sequence: Sequence,
+    enrollment: Enrollment,
+    subscriber: Subscriber,
+    now: datetime,
+    how: str,
+    *,
+    lift_suppression: bool = False,
+) -> Lesson | None:
     """Start (or resume) the course: the first lesson the reader has not had becomes due.
     Returns that lesson, or None when every lesson has gone out (the course is complete).
 
@@ -223,9 +282,14 @@ def confirm(session: Session, library: Library, enrollment_id: int, now: datetim
     if enrollment is None:
         raise SubscriptionError("this confirmation link belongs to no sign-up")
     if enrollment.subscriber.suppressed_at is not None:
-        record_event(session, enrollment, EventKind.CONFIRM_REFUSED, now,
-                     "the address is suppressed: "
-                     f"{enrollment.subscriber.suppressed_reason or 'by an operator'}")
+        record_event(
+            session,
+            enrollment,
+            EventKind.CONFIRM_REFUSED,
+            now,
+            "the address is suppressed: "
+            f"{enrollment.subscriber.suppressed_reason or 'by an operator'}",
+        )
         return enrollment
     if enrollment.status in (EnrollmentStatus.PENDING, EnrollmentStatus.EXPIRED):
         sequence = find_sequence(library, enrollment.sequence)
@@ -233,14 +297,20 @@ def confirm(session: Session, library: Library, enrollment_id: int, now: datetim
     return enrollment
 
 
-def unsubscribe(session: Session, enrollment_id: int, now: datetime, *,
-                everything: bool = False, how: str = "link") -> list[Enrollment]:
+def unsubscribe(
+    session: Session,
+    enrollment_id: int,
+    now: datetime,
+    *,
+    everything: bool = False,
+    how: str = "link",
+) -> list[Enrollment]:
     """Leave one sequence, or all of them. Effective at once: the dispatcher re-checks the
     status right before each hand-off, and pending retries are cancelled here."""
     enrollment = session.get(Enrollment, enrollment_id)
     if enrollment is None:
         raise SubscriptionError("this link belongs to no subscription")
-    targets = (list(enrollment.subscriber.enrollments) if everything else [enrollment])
+    targets = list(enrollment.subscriber.enrollments) if everything else [enrollment]
     changed = []
     for target in targets:
         if target.status in (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.SUPPRESSED):
@@ -251,10 +321,14 @@ def unsubscribe(session: Session, enrollment_id: int, now: datetime, *,
         record_event(session, target, EventKind.UNSUBSCRIBED, now, how)
         changed.append(target)
     if changed:
-        session.execute(update(Delivery).where(
-            Delivery.enrollment_id.in_([t.id for t in changed]),
-            Delivery.status.in_([DeliveryStatus.RETRYING, DeliveryStatus.SENDING]))
-            .values(status=DeliveryStatus.CANCELLED, updated_at=now))
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.enrollment_id.in_([t.id for t in changed]),
+                Delivery.status.in_([DeliveryStatus.RETRYING, DeliveryStatus.SENDING]),
+            )
+            .values(status=DeliveryStatus.CANCELLED, updated_at=now)
+        )
     return changed
 
 
@@ -269,14 +343,25 @@ def resume(session: Session, library: Library, enrollment: Enrollment, now: date
     """Back to active with the next lesson due now (not a burst of everything missed)."""
     if enrollment.status == EnrollmentStatus.PAUSED:
         sequence = find_sequence(library, enrollment.sequence)
-        if activate(session, sequence, enrollment, enrollment.subscriber, now, "resumed",
-                    lift_suppression=True) is not None:
+        if (
+            activate(
+                session,
+                sequence,
+                enrollment,
+                enrollment.subscriber,
+                now,
+                "resumed",
+                lift_suppression=True,
+            )
+            is not None
+        ):
             enrollment.due_at = now
         record_event(session, enrollment, EventKind.RESUMED, now)
 
 
-def rejoin(session: Session, library: Library, enrollment: Enrollment, now: datetime, *,
-           consent: Consent) -> None:
+def rejoin(
+    session: Session, library: Library, enrollment: Enrollment, now: datetime, *, consent: Consent
+) -> None:
     """A reader who left comes back from the preferences page.
 
     A reader who once confirmed has shown they own the address (the preferences link came
@@ -286,12 +371,21 @@ def rejoin(session: Session, library: Library, enrollment: Enrollment, now: date
         return
     subscriber = enrollment.subscriber
     if subscriber.suppressed_at is not None:
-        raise SubscriptionError("mail to this address bounced, so we stopped sending; "
-                                "write to us to lift the block")
+        raise SubscriptionError(
+            "mail to this address bounced, so we stopped sending; write to us to lift the block"
+        )
     sequence = find_sequence(library, enrollment.sequence)
-    session.add(ConsentRecord(subscriber_id=subscriber.id, enrollment_id=enrollment.id,
-                              created_at=now, source=consent.source, consent_text=consent.text,
-                              ip=consent.ip, user_agent=consent.user_agent))
+    session.add(
+        ConsentRecord(
+            subscriber_id=subscriber.id,
+            enrollment_id=enrollment.id,
+            created_at=now,
+            source=consent.source,
+            consent_text=consent.text,
+            ip=consent.ip,
+            user_agent=consent.user_agent,
+        )
+    )
     enrollment.unsubscribed_at = None
     record_event(session, enrollment, EventKind.REJOINED, now, consent.source)
     if enrollment.confirmed_at is not None or not sequence.double_opt_in:
@@ -310,8 +404,10 @@ def resend_confirmation(session: Session, enrollment: Enrollment, now: datetime)
         return False
     if enrollment.subscriber.suppressed_at is not None:
         return False
-    if (enrollment.confirmation_sent_at is not None
-            and now - enrollment.confirmation_sent_at < RESEND_AFTER):
+    if (
+        enrollment.confirmation_sent_at is not None
+        and now - enrollment.confirmation_sent_at < RESEND_AFTER
+    ):
         return False
     if enrollment.status == EnrollmentStatus.EXPIRED:
         enrollment.status = EnrollmentStatus.PENDING
@@ -341,32 +437,60 @@ def restart(session: Session, library: Library, enrollment: Enrollment, now: dat
     enrollment.status = EnrollmentStatus.ACTIVE
     enrollment.completed_at = enrollment.last_sent_at = None
     enrollment.lease_owner = None
-    if activate(session, sequence, enrollment, enrollment.subscriber, now, "restarted",
-                lift_suppression=True) is not None:
+    if (
+        activate(
+            session,
+            sequence,
+            enrollment,
+            enrollment.subscriber,
+            now,
+            "restarted",
+            lift_suppression=True,
+        )
+        is not None
+    ):
         enrollment.due_at = now
-    record_event(session, enrollment, EventKind.RESTARTED, now,
-                 f"previously sent: {', '.join(sent) or 'nothing'}")
+    record_event(
+        session,
+        enrollment,
+        EventKind.RESTARTED,
+        now,
+        f"previously sent: {', '.join(sent) or 'nothing'}",
+    )
 
 
 def suppress(session: Session, subscriber: Subscriber, now: datetime, reason: str) -> None:
     """Stop every email to this address, now and for any later sign-up, until lifted."""
     subscriber.suppressed_at = now
     subscriber.suppressed_reason = reason
-    waiting = [e for e in subscriber.enrollments if e.status in (
-        EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING, EnrollmentStatus.PAUSED)]
+    waiting = [
+        e
+        for e in subscriber.enrollments
+        if e.status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING, EnrollmentStatus.PAUSED)
+    ]
     for enrollment in waiting:
         enrollment.status = EnrollmentStatus.SUPPRESSED
         enrollment.due_at = None
         record_event(session, enrollment, EventKind.SUPPRESSED, now, reason)
     if waiting:
-        session.execute(update(Delivery).where(
-            Delivery.enrollment_id.in_([e.id for e in waiting]),
-            Delivery.status.in_([DeliveryStatus.RETRYING, DeliveryStatus.SENDING]))
-            .values(status=DeliveryStatus.CANCELLED, updated_at=now))
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.enrollment_id.in_([e.id for e in waiting]),
+                Delivery.status.in_([DeliveryStatus.RETRYING, DeliveryStatus.SENDING]),
+            )
+            .values(status=DeliveryStatus.CANCELLED, updated_at=now)
+        )
 
 
-def retry_delivery(session: Session, library: Library, delivery: Delivery, now: datetime, *,
-                   lift_suppression: bool = True) -> None:
+def retry_delivery(
+    session: Session,
+    library: Library,
+    delivery: Delivery,
+    now: datetime,
+    *,
+    lift_suppression: bool = True,
+) -> None:
     """Send a failed (or waiting) lesson again at the next pass, with a fresh attempt count.
 
     A permanent failure suppressed the address; retrying it lifts that block, which only an
@@ -374,11 +498,16 @@ def retry_delivery(session: Session, library: Library, delivery: Delivery, now: 
     enrollment = delivery.enrollment
     if delivery.status not in (DeliveryStatus.FAILED, DeliveryStatus.RETRYING):
         raise SubscriptionError(f"this delivery is {delivery.status}: nothing to retry")
-    if enrollment.status in (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.COMPLETED,
-                             EnrollmentStatus.EXPIRED):
+    if enrollment.status in (
+        EnrollmentStatus.UNSUBSCRIBED,
+        EnrollmentStatus.COMPLETED,
+        EnrollmentStatus.EXPIRED,
+    ):
         raise SubscriptionError(f"the reader's enrollment is {enrollment.status}")
-    if not lift_suppression and (enrollment.status == EnrollmentStatus.SUPPRESSED
-                                 or enrollment.subscriber.suppressed_at is not None):
+    if not lift_suppression and (
+        enrollment.status == EnrollmentStatus.SUPPRESSED
+        or enrollment.subscriber.suppressed_at is not None
+    ):
         raise SubscriptionError("the address is suppressed after a permanent failure")
     if enrollment.status == EnrollmentStatus.SUPPRESSED:
         enrollment.status = EnrollmentStatus.PAUSED  # the operator lifts the block to retry
@@ -409,12 +538,19 @@ def _iso(value: datetime | None) -> str | None:
 
 def export_subscriber(session: Session, subscriber: Subscriber) -> dict[str, Any]:
     """Everything kept about one reader, as JSON-ready data (a data-subject access request)."""
-    consents = session.scalars(select(ConsentRecord).where(
-        ConsentRecord.subscriber_id == subscriber.id).order_by(ConsentRecord.id))
-    events = session.scalars(select(Event).where(Event.subscriber_id == subscriber.id)
-                             .order_by(Event.at, Event.id))
-    waiting = session.scalars(select(SignUpRequest).where(SignUpRequest.email == subscriber.email)
-                              .order_by(SignUpRequest.id))
+    consents = session.scalars(
+        select(ConsentRecord)
+        .where(ConsentRecord.subscriber_id == subscriber.id)
+        .order_by(ConsentRecord.id)
+    )
+    events = session.scalars(
+        select(Event).where(Event.subscriber_id == subscriber.id).order_by(Event.at, Event.id)
+    )
+    waiting = session.scalars(
+        select(SignUpRequest)
+        .where(SignUpRequest.email == subscriber.email)
+        .order_by(SignUpRequest.id)
+    )
     return {
         "email": subscriber.email,
         "first_name": subscriber.first_name,
@@ -423,25 +559,64 @@ def export_subscriber(session: Session, subscriber: Subscriber) -> dict[str, Any
         "created_at": _iso(subscriber.created_at),
         "suppressed_at": _iso(subscriber.suppressed_at),
         "suppressed_reason": subscriber.suppressed_reason,
-        "consents": [{"at": _iso(c.created_at), "source": c.source, "text": c.consent_text,
-                      "ip": c.ip, "user_agent": c.user_agent, "enrollment_id": c.enrollment_id}
-                     for c in consents],
-        "enrollments": [{
-            "id": e.id, "sequence": e.sequence, "status": e.status,
-            "next_lesson": e.next_lesson, "due_at": _iso(e.due_at),
-            "created_at": _iso(e.created_at), "confirmed_at": _iso(e.confirmed_at),
-            "completed_at": _iso(e.completed_at), "unsubscribed_at": _iso(e.unsubscribed_at),
-            "deliveries": [{"lesson": d.lesson, "status": d.status, "message_id": d.message_id,
-                            "attempts": d.attempts, "last_error": d.last_error,
-                            "sent_at": _iso(d.sent_at), "updated_at": _iso(d.updated_at)}
-                           for d in e.deliveries],
-        } for e in subscriber.enrollments],
-        "events": [{"at": _iso(ev.at), "kind": ev.kind, "detail": ev.detail,
-                    "enrollment_id": ev.enrollment_id} for ev in events],
-        "waiting_sign_ups": [{"at": _iso(r.received_at), "sequence": r.sequence,
-                              "source": r.source, "text": r.consent_text, "ip": r.ip,
-                              "user_agent": r.user_agent, "problem": r.problem}
-                             for r in waiting],
+        "consents": [
+            {
+                "at": _iso(c.created_at),
+                "source": c.source,
+                "text": c.consent_text,
+                "ip": c.ip,
+                "user_agent": c.user_agent,
+                "enrollment_id": c.enrollment_id,
+            }
+            for c in consents
+        ],
+        "enrollments": [
+            {
+                "id": e.id,
+                "sequence": e.sequence,
+                "status": e.status,
+                "next_lesson": e.next_lesson,
+                "due_at": _iso(e.due_at),
+                "created_at": _iso(e.created_at),
+                "confirmed_at": _iso(e.confirmed_at),
+                "completed_at": _iso(e.completed_at),
+                "unsubscribed_at": _iso(e.unsubscribed_at),
+                "deliveries": [
+                    {
+                        "lesson": d.lesson,
+                        "status": d.status,
+                        "message_id": d.message_id,
+                        "attempts": d.attempts,
+                        "last_error": d.last_error,
+                        "sent_at": _iso(d.sent_at),
+                        "updated_at": _iso(d.updated_at),
+                    }
+                    for d in e.deliveries
+                ],
+            }
+            for e in subscriber.enrollments
+        ],
+        "events": [
+            {
+                "at": _iso(ev.at),
+                "kind": ev.kind,
+                "detail": ev.detail,
+                "enrollment_id": ev.enrollment_id,
+            }
+            for ev in events
+        ],
+        "waiting_sign_ups": [
+            {
+                "at": _iso(r.received_at),
+                "sequence": r.sequence,
+                "source": r.source,
+                "text": r.consent_text,
+                "ip": r.ip,
+                "user_agent": r.user_agent,
+                "problem": r.problem,
+            }
+            for r in waiting
+        ],
     }
 
 

@@ -24,29 +24,52 @@ class Entry:
 
 
 EVENT_TEXT = {
-    "signed_up": "Signed up", "confirmed": "Confirmed", "confirmation_sent":
-    "Confirmation email sent", "confirmation_requested": "Asked for a fresh confirmation link",
-    "download": "Downloaded the lead magnet", "unsubscribed": "Unsubscribed",
-    "paused": "Paused", "resumed": "Resumed", "restarted": "Restarted by an operator",
-    "suppressed": "Suppressed", "rejoined": "Rejoined", "retry_requested":
-    "Retry requested by an operator", "bounced": "Hard bounce", "soft_bounce": "Soft bounce",
+    "signed_up": "Signed up",
+    "confirmed": "Confirmed",
+    "confirmation_sent": "Confirmation email sent",
+    "confirmation_requested": "Asked for a fresh confirmation link",
+    "download": "Downloaded the lead magnet",
+    "unsubscribed": "Unsubscribed",
+    "paused": "Paused",
+    "resumed": "Resumed",
+    "restarted": "Restarted by an operator",
+    "suppressed": "Suppressed",
+    "rejoined": "Rejoined",
+    "retry_requested": "Retry requested by an operator",
+    "bounced": "Hard bounce",
+    "soft_bounce": "Soft bounce",
     "complained": "Spam complaint",
 }
 
 
 def timeline(session: Session, enrollment: Enrollment) -> list[Entry]:
     """Sign-up and consent, confirmation, each delivery, downloads and leaving, in order."""
-    entries = [Entry(c.created_at, "consent", "Consent recorded",
-                     f"{c.source} · “{c.consent_text}”" + (f" · IP {c.ip}" if c.ip else ""))
-               for c in session.scalars(select(ConsentRecord).where(
-                   ConsentRecord.enrollment_id == enrollment.id))]
-    entries += [Entry(e.at, e.kind, EVENT_TEXT.get(e.kind, e.kind.replace("_", " ")), e.detail)
-                for e in session.scalars(select(Event).where(
-                    Event.enrollment_id == enrollment.id))]
+    entries = [
+        Entry(
+            c.created_at,
+            "consent",
+            "Consent recorded",
+            f"{c.source} · “{c.consent_text}”" + (f" · IP {c.ip}" if c.ip else ""),
+        )
+        for c in session.scalars(
+            select(ConsentRecord).where(ConsentRecord.enrollment_id == enrollment.id)
+        )
+    ]
+    entries += [
+        Entry(e.at, e.kind, EVENT_TEXT.get(e.kind, e.kind.replace("_", " ")), e.detail)
+        for e in session.scalars(select(Event).where(Event.enrollment_id == enrollment.id))
+    ]
     for delivery in enrollment.deliveries:
         detail = f"Message-ID {delivery.message_id}"
         if delivery.last_error:
             detail += f" · {delivery.last_error}"
-        entries.append(Entry(delivery.sent_at or delivery.updated_at, "delivery",
-                             f"Lesson {delivery.lesson}", detail, delivery.status))
+        entries.append(
+            Entry(
+                delivery.sent_at or delivery.updated_at,
+                "delivery",
+                f"Lesson {delivery.lesson}",
+                detail,
+                delivery.status,
+            )
+        )
     return sorted(entries, key=lambda e: (e.at, e.kind != "consent"))

@@ -40,9 +40,13 @@ def read_bounces(services: Services) -> None:
         return
     try:
         with services.sessions() as session:
-            result = read_mailbox(session, settings.bounce_imap_url,
-                                  settings.bounce_imap_processed, services.clock(),
-                                  Policy.from_settings(settings))
+            result = read_mailbox(
+                session,
+                settings.bounce_imap_url,
+                settings.bounce_imap_processed,
+                services.clock(),
+                Policy.from_settings(settings),
+            )
     except Exception:
         log.exception("reading the bounce mailbox failed; the next pass will try again")
         return
@@ -58,8 +62,10 @@ def dispatch_job(services: Services, dispatcher: Dispatcher) -> None:
     try:
         blocked = guardrails.blocking(services.settings, services.content.library())
         if blocked:
-            log.error("dispatch refused: not sending through DRIP_SMTP_URL",
-                      extra={"fields": {"problems": "; ".join(blocked)}})
+            log.error(
+                "dispatch refused: not sending through DRIP_SMTP_URL",
+                extra={"fields": {"problems": "; ".join(blocked)}},
+            )
             return
         report = dispatcher.run_pass(services.clock())
     except Exception:
@@ -98,21 +104,47 @@ def import_job(services: Services) -> None:
         with services.sessions() as session:
             jobs = pending_jobs(session)
         for job_id in jobs:
-            run_import(services.sessions, services.content.library(), job_id,
-                       services.clock(), seconds=IMPORT_SLICE)
+            run_import(
+                services.sessions,
+                services.content.library(),
+                job_id,
+                services.clock(),
+                seconds=IMPORT_SLICE,
+            )
     except Exception:
         log.exception("import run failed; the next run will go on from where it stopped")
 
 
 def _schedule(scheduler: BaseScheduler, services: Services) -> Dispatcher:
     dispatcher = services.dispatcher()
-    scheduler.add_job(dispatch_job, "interval", args=(services, dispatcher),
-                      seconds=services.settings.dispatch_interval, id="dispatch",
-                      max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
-    scheduler.add_job(webhook_job, "interval", args=(services,), id="webhooks",
-                      seconds=WEBHOOK_INTERVAL, max_instances=1, coalesce=True)
-    scheduler.add_job(import_job, "interval", args=(services,), id="imports",
-                      seconds=IMPORT_INTERVAL, max_instances=1, coalesce=True)
+    scheduler.add_job(
+        dispatch_job,
+        "interval",
+        args=(services, dispatcher),
+        seconds=services.settings.dispatch_interval,
+        id="dispatch",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        webhook_job,
+        "interval",
+        args=(services,),
+        id="webhooks",
+        seconds=WEBHOOK_INTERVAL,
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        import_job,
+        "interval",
+        args=(services,),
+        id="imports",
+        seconds=IMPORT_INTERVAL,
+        max_instances=1,
+        coalesce=True,
+    )
     return dispatcher
 
 
@@ -128,8 +160,11 @@ def run_worker(services: Services) -> None:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        log.info("worker %s dispatching every %ss", dispatcher.worker_id,
-                 services.settings.dispatch_interval)
+        log.info(
+            "worker %s dispatching every %ss",
+            dispatcher.worker_id,
+            services.settings.dispatch_interval,
+        )
         scheduler.start()
 
 

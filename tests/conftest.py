@@ -32,8 +32,9 @@ from drip.services import Services, build_services
 from tests.smtp import SmtpServer, free_port
 
 TESTS = Path(__file__).resolve().parent
-POSTGRES_URL = os.environ.get("DRIP_TEST_POSTGRES_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "DRIP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 # Still argon2id, at its lowest cost: the tests log in hundreds of times, and the throttling
 # they check counts attempts, not how long one takes. Production keeps argon2's defaults.
 CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
@@ -84,8 +85,10 @@ def _postgres_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as error:  # any failure to connect means: no server here
-        unavailable(f"PostgreSQL is not reachable at {POSTGRES_URL} "
-                    f"(set DRIP_TEST_POSTGRES_URL): {str(error).splitlines()[0]}")
+        unavailable(
+            f"PostgreSQL is not reachable at {POSTGRES_URL} "
+            f"(set DRIP_TEST_POSTGRES_URL): {str(error).splitlines()[0]}"
+        )
     name = f"drip_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -141,15 +144,19 @@ def count(svc: Services, model: type) -> int:
 def next_due(svc: Services) -> datetime | None:
     """The earliest time a reader who is still in a course falls due, or None."""
     with svc.sessions() as session:
-        due = session.scalar(select(func.min(Enrollment.due_at)).where(
-            Enrollment.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING])))
+        due = session.scalar(
+            select(func.min(Enrollment.due_at)).where(
+                Enrollment.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING])
+            )
+        )
     return None if due is None else as_utc(due)
 
 
 def _attempts(svc: Services) -> tuple[int, int]:
     with svc.sessions() as session:
         rows, attempts = session.execute(
-            select(func.count(), func.coalesce(func.sum(Delivery.attempts), 0))).one()
+            select(func.count(), func.coalesce(func.sum(Delivery.attempts), 0))
+        ).one()
     return int(rows), int(attempts)
 
 
@@ -229,13 +236,18 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
-                clock: FrozenClock) -> Iterator[LiveServer]:
+def live_server(
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> Iterator[LiveServer]:
     """drip served on loopback; its links (DRIP_BASE_URL) point at itself."""
     port = free_port()
-    application = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                           base_url=f"http://127.0.0.1:{port}"),
-                             clock=clock, password_hasher=CHEAP_HASHER)
+    application = create_app(
+        make_settings(
+            tmp_path, sqlite_url, smtp_url=smtp_server.url, base_url=f"http://127.0.0.1:{port}"
+        ),
+        clock=clock,
+        password_hasher=CHEAP_HASHER,
+    )
     server = LiveServer(application, port)
     yield server
     server.stop()
@@ -249,9 +261,17 @@ def browser() -> Iterator[Any]:
         unavailable(f"no Chromium at {CHROMIUM}: `apt-get install -y chromium` (.ci/run does)")
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         yield instance
         instance.close()
 

@@ -24,7 +24,8 @@ USER, PASSWORD = "bounces", "bounce-secret"
 
 def dovecot_binary() -> str | None:
     return shutil.which("dovecot") or next(
-        (p for p in ("/usr/sbin/dovecot",) if Path(p).exists()), None)
+        (p for p in ("/usr/sbin/dovecot",) if Path(p).exists()), None
+    )
 
 
 class Dovecot:
@@ -83,8 +84,9 @@ service anvil {{
             self.folder.chmod(0o755)
             for sub in ("mail", "home"):
                 os.chown(self.folder / sub, mail.pw_uid, mail.pw_gid)
-        self.process = subprocess.Popen([binary, "-F", "-c", str(self.config)],
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [binary, "-F", "-c", str(self.config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         try:
             self._wait()
         except RuntimeError:

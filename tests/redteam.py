@@ -52,8 +52,11 @@ class Report:
 
 def snapshot(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
-        return {t.name: conn.execute(text(f'SELECT * FROM "{t.name}" ORDER BY 1')).all()
-                for t in Base.metadata.sorted_tables if t.name not in MAY_CHANGE}
+        return {
+            t.name: conn.execute(text(f'SELECT * FROM "{t.name}" ORDER BY 1')).all()
+            for t in Base.metadata.sorted_tables
+            if t.name not in MAY_CHANGE
+        }
 
 
 def _csrf(session: requests.Session, url: str) -> str:
@@ -67,91 +70,186 @@ def attacks(base: str, links: Links, operator: str, password: str) -> list[Attac
 
     def sign_up(**fields: str) -> Callable[[requests.Session], requests.Response]:
         def send(web: requests.Session) -> requests.Response:
-            data = {"csrf_token": _csrf(web, f"{base}/subscribe/tiny"), "consent": "yes",
-                    **fields}
+            data = {"csrf_token": _csrf(web, f"{base}/subscribe/tiny"), "consent": "yes", **fields}
             return web.post(f"{base}/subscribe/tiny", data=data, timeout=TIMEOUT)
+
         return send
 
     def api(body: str | bytes, **headers: str) -> Callable[[requests.Session], requests.Response]:
-        return lambda web: web.post(f"{base}/api/subscriptions", data=body, timeout=TIMEOUT,
-                                    headers={"Content-Type": "application/json", **headers})
+        return lambda web: web.post(
+            f"{base}/api/subscriptions",
+            data=body,
+            timeout=TIMEOUT,
+            headers={"Content-Type": "application/json", **headers},
+        )
 
-    def admin(url: str, next_url: str | None = None,
-              ) -> Callable[[requests.Session], requests.Response]:
+    def admin(
+        url: str,
+        next_url: str | None = None,
+    ) -> Callable[[requests.Session], requests.Response]:
         def send(web: requests.Session) -> requests.Response:
-            data = {"csrf_token": _csrf(web, f"{base}/admin/login"), "email": operator,
-                    "password": password, **({"next": next_url} if next_url else {})}
-            login = web.post(f"{base}/admin/login", data=data, allow_redirects=False,
-                             timeout=TIMEOUT)
-            return login if next_url is not None else web.get(f"{base}{url}", timeout=TIMEOUT,
-                                                              allow_redirects=False)
+            data = {
+                "csrf_token": _csrf(web, f"{base}/admin/login"),
+                "email": operator,
+                "password": password,
+                **({"next": next_url} if next_url else {}),
+            }
+            login = web.post(
+                f"{base}/admin/login", data=data, allow_redirects=False, timeout=TIMEOUT
+            )
+            return (
+                login
+                if next_url is not None
+                else web.get(f"{base}{url}", timeout=TIMEOUT, allow_redirects=False)
+            )
+
         return send
 
     def preferences(enrollment: str) -> Callable[[requests.Session], requests.Response]:
         def send(web: requests.Session) -> requests.Response:
             url = path(links.preferences_url(1))
-            return web.post(url, data={"csrf_token": _csrf(web, url), "action": "leave",
-                                       "enrollment": enrollment}, timeout=TIMEOUT)
+            return web.post(
+                url,
+                data={"csrf_token": _csrf(web, url), "action": "leave", "enrollment": enrollment},
+                timeout=TIMEOUT,
+            )
+
         return send
 
     forged = links.token("confirm", 1)[:-3] + "abc"
     return [
-        Attack("an 8 MB address", sign_up(email="a" * (8 * 1024 * 1024) + "@example.org"),
-               (400, 413)),
-        Attack("an address of 300 characters", sign_up(email="a" * 300 + "@example.org"),
-               (400,)),
-        Attack("a sign-up without its CSRF token",
-               lambda web: web.post(f"{base}/subscribe/tiny", timeout=TIMEOUT,
-                                    data={"email": "eve@example.org", "consent": "yes"}),
-               (400,)),
+        Attack(
+            "an 8 MB address", sign_up(email="a" * (8 * 1024 * 1024) + "@example.org"), (400, 413)
+        ),
+        Attack("an address of 300 characters", sign_up(email="a" * 300 + "@example.org"), (400,)),
+        Attack(
+            "a sign-up without its CSRF token",
+            lambda web: web.post(
+                f"{base}/subscribe/tiny",
+                timeout=TIMEOUT,
+                data={"email": "eve@example.org", "consent": "yes"},
+            ),
+            (400,),
+        ),
         Attack("JSON of 100,000 [", api("[" * 100_000), (400,)),
-        Attack("a JSON body of 20 KB", api(json.dumps({"email": "eve@example.org",
-                                                       "sequence": "tiny", "consent": True,
-                                                       "pad": "x" * 20_000})), (400,)),
-        Attack("a first name with a lone surrogate",
-               api('{"email": "eve@example.org", "sequence": "tiny", "consent": true, '
-                   '"first_name": "\\ud800x"}'), (400,)),
-        Attack("a JSON sign-up from a foreign origin",
-               api(json.dumps({"email": "eve@example.org", "sequence": "tiny",
-                               "consent": True}), Origin="https://evil.example"), (403,)),
-        Attack("a JSON sign-up to a sequence that does not exist",
-               api(json.dumps({"email": "eve@example.org", "sequence": "nope",
-                               "consent": True})), (404,),
-               lambda r: '"tiny"' in r.json().get("error", "")),
-        Attack("enrollment=9223372036854775808 on the preferences form",
-               preferences("9223372036854775808"), (400,)),
+        Attack(
+            "a JSON body of 20 KB",
+            api(
+                json.dumps(
+                    {
+                        "email": "eve@example.org",
+                        "sequence": "tiny",
+                        "consent": True,
+                        "pad": "x" * 20_000,
+                    }
+                )
+            ),
+            (400,),
+        ),
+        Attack(
+            "a first name with a lone surrogate",
+            api(
+                '{"email": "eve@example.org", "sequence": "tiny", "consent": true, '
+                '"first_name": "\\ud800x"}'
+            ),
+            (400,),
+        ),
+        Attack(
+            "a JSON sign-up from a foreign origin",
+            api(
+                json.dumps({"email": "eve@example.org", "sequence": "tiny", "consent": True}),
+                Origin="https://evil.example",
+            ),
+            (403,),
+        ),
+        Attack(
+            "a JSON sign-up to a sequence that does not exist",
+            api(json.dumps({"email": "eve@example.org", "sequence": "nope", "consent": True})),
+            (404,),
+            lambda r: '"tiny"' in r.json().get("error", ""),
+        ),
+        Attack(
+            "enrollment=9223372036854775808 on the preferences form",
+            preferences("9223372036854775808"),
+            (400,),
+        ),
         Attack("someone else's enrollment on the preferences form", preferences("2"), (400,)),
-        Attack("a plain GET of a real confirmation link (a mail scanner)",
-               lambda web: web.get(path(links.confirm_url(1)), timeout=TIMEOUT), (200,),
-               lambda r: 'method="post"' in r.text),
-        Attack("a forged confirmation link", lambda web: web.post(
-            f"{base}/confirm/{forged}", timeout=TIMEOUT,
-            data={"csrf_token": _csrf(web, f"{base}/confirm/{forged}")}), (400,)),
-        Attack("a forged one-click unsubscribe", lambda web: web.post(
-            f"{base}/unsubscribe/{forged}", data={"List-Unsubscribe": "One-Click"},
-            timeout=TIMEOUT), (400,)),
-        Attack("an unsubscribe link used as a preferences link", lambda web: web.get(
-            f"{base}/preferences/{links.token('unsubscribe', 1)}", timeout=TIMEOUT), (400,)),
-        Attack("a fresh-link request for an address that is not one", lambda web: web.post(
-            f"{base}/resend", timeout=TIMEOUT,
-            data={"csrf_token": _csrf(web, f"{base}/confirm/{forged}"), "purpose": "magnet",
-                  "email": "not an address"}), (400,)),
+        Attack(
+            "a plain GET of a real confirmation link (a mail scanner)",
+            lambda web: web.get(path(links.confirm_url(1)), timeout=TIMEOUT),
+            (200,),
+            lambda r: 'method="post"' in r.text,
+        ),
+        Attack(
+            "a forged confirmation link",
+            lambda web: web.post(
+                f"{base}/confirm/{forged}",
+                timeout=TIMEOUT,
+                data={"csrf_token": _csrf(web, f"{base}/confirm/{forged}")},
+            ),
+            (400,),
+        ),
+        Attack(
+            "a forged one-click unsubscribe",
+            lambda web: web.post(
+                f"{base}/unsubscribe/{forged}",
+                data={"List-Unsubscribe": "One-Click"},
+                timeout=TIMEOUT,
+            ),
+            (400,),
+        ),
+        Attack(
+            "an unsubscribe link used as a preferences link",
+            lambda web: web.get(
+                f"{base}/preferences/{links.token('unsubscribe', 1)}", timeout=TIMEOUT
+            ),
+            (400,),
+        ),
+        Attack(
+            "a fresh-link request for an address that is not one",
+            lambda web: web.post(
+                f"{base}/resend",
+                timeout=TIMEOUT,
+                data={
+                    "csrf_token": _csrf(web, f"{base}/confirm/{forged}"),
+                    "purpose": "magnet",
+                    "email": "not an address",
+                },
+            ),
+            (400,),
+        ),
         Attack("/admin/readers/2147483648", admin("/admin/readers/2147483648"), (404,)),
-        Attack("a login next holding CR/LF",
-               admin("", next_url="/admin/\r\nSet-Cookie: evil=1"), (302,),
-               lambda r: "evil" not in r.headers.get("Location", "")
-               and "evil" not in r.headers.get("Set-Cookie", "")),
-        Attack("path traversal in the outbox viewer",
-               admin("/admin/outbox/..%2f..%2fdrip.sqlite3"), (400, 404)),
-        Attack("the admin without a login",
-               lambda web: web.get(f"{base}/admin/readers/1", allow_redirects=False,
-                                   timeout=TIMEOUT), (302,),
-               lambda r: r.headers.get("Location", "").startswith("/admin/login")),
+        Attack(
+            "a login next holding CR/LF",
+            admin("", next_url="/admin/\r\nSet-Cookie: evil=1"),
+            (302,),
+            lambda r: (
+                "evil" not in r.headers.get("Location", "")
+                and "evil" not in r.headers.get("Set-Cookie", "")
+            ),
+        ),
+        Attack(
+            "path traversal in the outbox viewer",
+            admin("/admin/outbox/..%2f..%2fdrip.sqlite3"),
+            (400, 404),
+        ),
+        Attack(
+            "the admin without a login",
+            lambda web: web.get(f"{base}/admin/readers/1", allow_redirects=False, timeout=TIMEOUT),
+            (302,),
+            lambda r: r.headers.get("Location", "").startswith("/admin/login"),
+        ),
     ]
 
 
-def run(base: str, secret: str, engine: Engine, operator: str, password: str,
-        out: Callable[[str], None] = print) -> Report:
+def run(
+    base: str,
+    secret: str,
+    engine: Engine,
+    operator: str,
+    password: str,
+    out: Callable[[str], None] = print,
+) -> Report:
     host = urlsplit(base).hostname or ""
     if host not in LOOPBACK:
         raise SystemExit(f"the red team only attacks loopback, not {host}")
@@ -169,9 +267,11 @@ def run(base: str, secret: str, engine: Engine, operator: str, password: str,
         if answer.status_code in attack.expected and attack.check(answer):
             report.refused += 1
         else:
-            report.failures.append(f"{attack.name}: answered {answer.status_code} (expected "
-                                   f"{' or '.join(map(str, attack.expected))}, and "
-                                   "an answer that passes its check)")
+            report.failures.append(
+                f"{attack.name}: answered {answer.status_code} (expected "
+                f"{' or '.join(map(str, attack.expected))}, and "
+                "an answer that passes its check)"
+            )
         if answer.status_code >= 500:
             report.failures.append(f"{attack.name}: a server error ({answer.status_code})")
     if snapshot(engine) != before:

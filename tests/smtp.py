@@ -57,8 +57,14 @@ class Handler:
     data_count: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         with self.lock:
             answers = self.rcpt_answers.get(address)
             if answers:
@@ -75,8 +81,15 @@ class Handler:
         raw = bytes(envelope.original_content or b"")
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         with self.lock:
-            self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos),
-                                          raw, parsed, tuple(session.peer)))  # type: ignore[arg-type]
+            self.received.append(
+                Received(
+                    str(envelope.mail_from),
+                    list(envelope.rcpt_tos),
+                    raw,
+                    parsed,
+                    tuple(session.peer),  # type: ignore[arg-type]
+                )
+            )
         return "250 Message accepted"
 
 
@@ -111,8 +124,9 @@ class SmtpServer:
             self.handler.rcpt_answers[recipient] = list(answers)
 
     def start(self) -> None:
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                      enable_SMTPUTF8=True)
+        self._controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=True
+        )
         self._controller.start()
 
     def stop(self) -> None:
@@ -133,8 +147,12 @@ class AfterHandOff:
         self.inner.__enter__()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.inner.__exit__(kind, error, tb)
 
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:

@@ -38,8 +38,13 @@ def admin(app: Flask) -> Iterator[FlaskClient]:
     yield app.test_client()
 
 
-def log_in(web: FlaskClient, email: str = OPERATOR, password: str = PASSWORD,
-           next_url: str | None = None, ip: str = "198.51.100.7") -> TestResponse:
+def log_in(
+    web: FlaskClient,
+    email: str = OPERATOR,
+    password: str = PASSWORD,
+    next_url: str | None = None,
+    ip: str = "198.51.100.7",
+) -> TestResponse:
     page = web.get("/admin/login")
     data = {"csrf_token": csrf_token(page.text), "email": email, "password": password}
     if next_url is not None:
@@ -55,19 +60,24 @@ def logged_in(admin: FlaskClient) -> FlaskClient:
 
 def fill(rule: str) -> str:
     """A concrete URL for a rule: ids 1, slugs of the tiny course."""
-    values = {"int": "1", "action": "pause", "slug": "tiny", "lesson": "welcome",
-              "name": "x.eml"}
+    values = {"int": "1", "action": "pause", "slug": "tiny", "lesson": "welcome", "name": "x.eml"}
+
     def swap(match: re.Match[str]) -> str:
         converter, _, name = match[1].rpartition(":")
         return values.get(name) or values.get(converter.split("(")[0]) or "1"
+
     return re.sub(r"<([^>]+)>", swap, rule)
 
 
-def test_every_admin_url_leads_to_the_login_page_when_logged_out(admin: FlaskClient,
-                                                                 app: Flask) -> None:
+def test_every_admin_url_leads_to_the_login_page_when_logged_out(
+    admin: FlaskClient, app: Flask
+) -> None:
     token = csrf_token(admin.get("/admin/login").text)
-    rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/admin")
-             and r.endpoint != "admin.login"]
+    rules = [
+        r
+        for r in app.url_map.iter_rules()
+        if r.rule.startswith("/admin") and r.endpoint != "admin.login"
+    ]
     assert len(rules) >= 15
     for rule in rules:
         url = fill(rule.rule)
@@ -89,8 +99,13 @@ def test_login_with_the_right_password_opens_the_dashboard(admin: FlaskClient) -
 
 
 def test_a_redirect_after_login_never_leaves_the_admin(admin: FlaskClient) -> None:
-    for target in ("https://evil.example/admin", "//evil.example/admin", "/\\evil.example",
-                   "/unsubscribe/x", "javascript:alert(1)"):
+    for target in (
+        "https://evil.example/admin",
+        "//evil.example/admin",
+        "/\\evil.example",
+        "/unsubscribe/x",
+        "javascript:alert(1)",
+    ):
         web = admin.application.test_client()
         assert log_in(web, next_url=target).location == "/admin/", target
 
@@ -103,7 +118,8 @@ def test_a_wrong_password_is_refused(admin: FlaskClient) -> None:
 
 
 def test_repeated_wrong_passwords_from_one_ip_refuse_even_the_right_one_from_there(
-        admin: FlaskClient, clock: FrozenClock) -> None:
+    admin: FlaskClient, clock: FrozenClock
+) -> None:
     for attempt in range(FAILED_PER_ACCOUNT):
         assert log_in(admin, password=f"guess {attempt}", ip="203.0.113.5").status_code == 401
     refused = log_in(admin, ip="203.0.113.5")
@@ -115,16 +131,18 @@ def test_repeated_wrong_passwords_from_one_ip_refuse_even_the_right_one_from_the
 
 
 def test_a_strangers_wrong_passwords_do_not_lock_the_operator_out_from_their_own_address(
-        admin: FlaskClient) -> None:
+    admin: FlaskClient,
+) -> None:
     for attempt in range(FAILED_PER_ACCOUNT * 2):
         assert log_in(admin, password=f"guess {attempt}", ip="203.0.113.5").status_code in (
-            401, 429)
+            401,
+            429,
+        )
     assert log_in(admin, ip="203.0.113.5").status_code == 429
     assert log_in(admin, ip="198.51.100.20").status_code == 302
 
 
-def test_many_wrong_guesses_from_one_ip_throttle_every_account_from_it(
-        admin: FlaskClient) -> None:
+def test_many_wrong_guesses_from_one_ip_throttle_every_account_from_it(admin: FlaskClient) -> None:
     from drip.operators import FAILED_PER_IP
 
     for attempt in range(FAILED_PER_IP):
@@ -141,7 +159,8 @@ def test_logging_out_ends_the_session(logged_in: FlaskClient) -> None:
 
 
 def test_logging_out_ends_the_session_on_the_server_not_only_in_the_browser(
-        app: Flask, logged_in: FlaskClient) -> None:
+    app: Flask, logged_in: FlaskClient
+) -> None:
     page = logged_in.get("/admin/")
     cookie = logged_in.get_cookie("session")
     assert cookie is not None
@@ -173,7 +192,8 @@ def test_an_id_past_any_integer_is_a_404_not_an_error(logged_in: FlaskClient) ->
 
 @pytest.mark.parametrize("target", ["/admin/\r\nSet-Cookie: x=1", "/admin/%0d%0a", "/admin/ x"])
 def test_a_login_next_with_line_breaks_falls_back_to_the_dashboard(
-        admin: FlaskClient, target: str) -> None:
+    admin: FlaskClient, target: str
+) -> None:
     answer = log_in(admin, next_url=target)
     assert answer.status_code == 302
     assert answer.headers["Location"] in ("/admin/", "/admin/%0d%0a")

@@ -32,10 +32,17 @@ COURSES = PROJECT_ROOT / "sequences"
 
 def sign_up(svc: Services, email: str, name: str = "Ada", *, confirmed: bool = True) -> int:
     with svc.sessions() as session:
-        enrollment = subscribe(session, svc.content.library(), "tiny", email, svc.clock(),
-                               consent=Consent(source="blog sidebar form", text="Yes, please.",
-                                               ip="192.0.2.44"),
-                               first_name=name, timezone="America/New_York", confirmed=confirmed)
+        enrollment = subscribe(
+            session,
+            svc.content.library(),
+            "tiny",
+            email,
+            svc.clock(),
+            consent=Consent(source="blog sidebar form", text="Yes, please.", ip="192.0.2.44"),
+            first_name=name,
+            timezone="America/New_York",
+            confirmed=confirmed,
+        )
         session.commit()
         return enrollment.id
 
@@ -47,13 +54,22 @@ def server(live_server: LiveServer) -> LiveServer:
 
 
 @pytest.fixture
-def strict_server(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
-                  clock: FrozenClock) -> Iterator[LiveServer]:
+def strict_server(
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> Iterator[LiveServer]:
     """One transient SMTP failure is enough to fail a delivery (DRIP_MAX_ATTEMPTS=1)."""
     port = free_port()
-    application = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                           base_url=f"http://127.0.0.1:{port}", max_attempts=1),
-                             clock=clock, password_hasher=CHEAP_HASHER)
+    application = create_app(
+        make_settings(
+            tmp_path,
+            sqlite_url,
+            smtp_url=smtp_server.url,
+            base_url=f"http://127.0.0.1:{port}",
+            max_attempts=1,
+        ),
+        clock=clock,
+        password_hasher=CHEAP_HASHER,
+    )
     live = LiveServer(application, port)
     add_operator(live.services)
     yield live
@@ -98,19 +114,26 @@ def history(svc: Services, smtp_server: SmtpServer, clock: FrozenClock, days: in
 
 
 def test_a_delivery_just_made_appears_on_the_dashboard_and_the_readers_page(
-        page: Any, server: LiveServer, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    page: Any, server: LiveServer, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
     history(server.services, smtp_server, clock, days=21)
-    for email, name in [("alan@example.org", "Alan"), ("edsger@example.org", "Edsger"),
-                        ("grace@example.org", "Grace")]:
+    for email, name in [
+        ("alan@example.org", "Alan"),
+        ("edsger@example.org", "Edsger"),
+        ("grace@example.org", "Grace"),
+    ]:
         clock.advance(minutes=7)
         sign_up(server.services, email, name)
     sign_up(server.services, "pending@example.org", "Barbara", confirmed=False)
     server.services.dispatcher().run_pass(clock())
     assert smtp_server.to("grace@example.org")
     with server.services.sessions() as session:
-        sent_last_hour = len(session.scalars(select(Delivery).where(
-            Delivery.sent_at > clock() - timedelta(hours=1))).all())
+        sent_last_hour = len(
+            session.scalars(
+                select(Delivery).where(Delivery.sent_at > clock() - timedelta(hours=1))
+            ).all()
+        )
     log_in(page, server)
     page.wait_for_selector("h1:text('Dashboard')")
     assert page.text_content("#sent-hour") == str(sent_last_hour)
@@ -123,9 +146,12 @@ def test_a_delivery_just_made_appears_on_the_dashboard_and_the_readers_page(
     page.wait_for_selector("h1:text('grace@example.org')")
     timeline = page.text_content(".timeline")
     with server.services.sessions() as session:
-        message_id = session.scalars(select(Delivery.message_id)
-                                     .join(Enrollment).join(Subscriber)
-                                     .where(Subscriber.email == "grace@example.org")).one()
+        message_id = session.scalars(
+            select(Delivery.message_id)
+            .join(Enrollment)
+            .join(Subscriber)
+            .where(Subscriber.email == "grace@example.org")
+        ).one()
     assert f"Message-ID {message_id}" in timeline
     assert "Consent recorded" in timeline and "blog sidebar form" in timeline
     assert "Lesson “Lesson two” due" in page.text_content(".why")
@@ -140,8 +166,8 @@ def test_a_delivery_just_made_appears_on_the_dashboard_and_the_readers_page(
 
 
 def test_a_failed_delivery_is_retried_from_the_page_and_reaches_the_smtp_server(
-        page: Any, strict_server: LiveServer, smtp_server: SmtpServer,
-        clock: FrozenClock) -> None:
+    page: Any, strict_server: LiveServer, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     smtp_server.answer("grace@example.org", "451 4.3.2 system not accepting messages")
     sign_up(strict_server.services, "grace@example.org", "Grace")
     strict_server.services.dispatcher().run_pass(clock())
@@ -162,7 +188,8 @@ def test_a_failed_delivery_is_retried_from_the_page_and_reaches_the_smtp_server(
 
 
 def test_pausing_a_sequence_makes_the_next_pass_skip_it(
-        page: Any, server: LiveServer, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    page: Any, server: LiveServer, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     sign_up(server.services, "grace@example.org", "Grace")
     log_in(page, server)
     page.goto(f"{server.url}/admin/sequences/tiny")
@@ -181,7 +208,8 @@ def test_pausing_a_sequence_makes_the_next_pass_skip_it(
 
 
 def test_a_wrong_password_is_refused_and_repeated_tries_are_throttled(
-        page: Any, server: LiveServer) -> None:
+    page: Any, server: LiveServer
+) -> None:
     log_in(page, server, password="not the password")
     assert "Wrong email or password." in page.text_content("[role=alert]")
     for attempt in range(FAILED_PER_ACCOUNT - 1):
@@ -193,11 +221,14 @@ def test_a_wrong_password_is_refused_and_repeated_tries_are_throttled(
     assert page.url.startswith(f"{server.url}/admin/login")
 
 
-def test_logged_out_every_admin_url_leads_to_the_login_page(
-        page: Any, server: LiveServer) -> None:
-    rules = [r for r in server.app.url_map.iter_rules()
-             if r.rule.startswith("/admin") and "GET" in (r.methods or ())
-             and r.endpoint != "admin.login"]
+def test_logged_out_every_admin_url_leads_to_the_login_page(page: Any, server: LiveServer) -> None:
+    rules = [
+        r
+        for r in server.app.url_map.iter_rules()
+        if r.rule.startswith("/admin")
+        and "GET" in (r.methods or ())
+        and r.endpoint != "admin.login"
+    ]
     assert len(rules) >= 10
     for rule in rules:
         page.goto(server.url + fill(rule.rule))
@@ -209,9 +240,13 @@ def test_logged_out_every_admin_url_leads_to_the_login_page(
 def courses_server(tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> Iterator[LiveServer]:
     """The real courses of sequences/, for a preview that looks like what readers get."""
     port = free_port()
-    application = create_app(make_settings(tmp_path, sqlite_url, sequences_dir=COURSES,
-                                           base_url=f"http://127.0.0.1:{port}"),
-                             clock=clock, password_hasher=CHEAP_HASHER)
+    application = create_app(
+        make_settings(
+            tmp_path, sqlite_url, sequences_dir=COURSES, base_url=f"http://127.0.0.1:{port}"
+        ),
+        clock=clock,
+        password_hasher=CHEAP_HASHER,
+    )
     live = LiveServer(application, port)
     add_operator(live.services)
     yield live
@@ -220,7 +255,8 @@ def courses_server(tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> Itera
 
 
 def test_a_lesson_preview_shows_the_email_with_sample_data(
-        page: Any, courses_server: LiveServer) -> None:
+    page: Any, courses_server: LiveServer
+) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
     log_in(page, courses_server)
     page.goto(f"{courses_server.url}/admin/sequences/networking-tips")
@@ -233,7 +269,8 @@ def test_a_lesson_preview_shows_the_email_with_sample_data(
 
 
 def test_csv_import_fills_the_progress_bar_and_reports_bad_lines(
-        page: Any, server: LiveServer, tmp_path: Path) -> None:
+    page: Any, server: LiveServer, tmp_path: Path
+) -> None:
     rows = [f"reader{n}@example.org,Reader {n}," for n in range(250)]
     rows[120] = "not-an-address,Nobody,"
     path = tmp_path / "readers.csv"
@@ -248,8 +285,9 @@ def test_csv_import_fills_the_progress_bar_and_reports_bad_lines(
     import_job(server.services)  # the scheduler's import job; the page reloads itself
     page.wait_for_selector("#import-result .flash.ok", timeout=15_000)
     assert page.text_content("#import-result .flash") == "Imported 249 readers; 1 row skipped."
-    assert re.match(r"line 122: 'not-an-address' is not a valid email",
-                    page.text_content("#import-result li"))
+    assert re.match(
+        r"line 122: 'not-an-address' is not a valid email", page.text_content("#import-result li")
+    )
     assert page.eval_on_selector("#import-bar", "b => [b.value, b.max]") == [250, 250]
     screenshot(page, "admin", "import")
     with server.services.sessions() as session:

@@ -65,12 +65,21 @@ def svc_of(app: Flask) -> Services:
     return svc
 
 
-def sign_up(svc: Services, email: str = "ada@example.org", *, confirmed: bool = True,
-            slug: str = "tiny") -> int:
+def sign_up(
+    svc: Services, email: str = "ada@example.org", *, confirmed: bool = True, slug: str = "tiny"
+) -> int:
     with svc.sessions() as session:
-        enrollment = subscribe(session, svc.content.library(), slug, email, svc.clock(),
-                               consent=CONSENT, first_name="Ada", timezone="America/New_York",
-                               confirmed=confirmed)
+        enrollment = subscribe(
+            session,
+            svc.content.library(),
+            slug,
+            email,
+            svc.clock(),
+            consent=CONSENT,
+            first_name="Ada",
+            timezone="America/New_York",
+            confirmed=confirmed,
+        )
         session.commit()
         return enrollment.id
 
@@ -89,7 +98,8 @@ def post(web: FlaskClient, url: str, page: str = "/admin/", **data: str) -> Test
 
 
 def test_a_delivery_shows_on_the_dashboard_and_the_readers_page(
-        logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
+    logged_in: FlaskClient, app: Flask, clock: FrozenClock
+) -> None:
     svc = svc_of(app)
     enrollment = sign_up(svc)
     svc.dispatcher().run_pass(clock())
@@ -110,7 +120,8 @@ def test_a_delivery_shows_on_the_dashboard_and_the_readers_page(
 
 
 def test_the_dashboard_counts_waiting_sign_ups_and_says_why_any_are_on_hold(
-        logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
+    logged_in: FlaskClient, app: Flask, clock: FrozenClock
+) -> None:
     svc = svc_of(app)
     with svc.sessions() as session:
         intake.accept(session, "tiny", "ada@example.org", clock(), CONSENT)
@@ -129,7 +140,8 @@ def test_the_dashboard_counts_waiting_sign_ups_and_says_why_any_are_on_hold(
 
 
 def test_the_readers_timeline_shows_downloads_and_unsubscribes(
-        logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
+    logged_in: FlaskClient, app: Flask, clock: FrozenClock
+) -> None:
     svc = svc_of(app)
     enrollment = sign_up(svc)
     with svc.sessions() as session:
@@ -145,7 +157,8 @@ def test_the_readers_timeline_shows_downloads_and_unsubscribes(
 
 
 def test_readers_are_found_by_the_start_of_their_address(
-        logged_in: FlaskClient, app: Flask) -> None:
+    logged_in: FlaskClient, app: Flask
+) -> None:
     sign_up(svc_of(app), "ada@example.org")
     sign_up(svc_of(app), "bob@example.net")
     found = logged_in.get("/admin/readers?q=BOB@ex").text
@@ -157,7 +170,8 @@ def test_readers_are_found_by_the_start_of_their_address(
 
 
 def test_the_readers_list_pages_to_the_last_reader_and_keeps_its_filter(
-        logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
+    logged_in: FlaskClient, app: Flask, clock: FrozenClock
+) -> None:
     svc = svc_of(app)
     add_due_readers(svc.engine, queries.PAGE + 1, clock())  # reader00000 is the oldest
     first = logged_in.get("/admin/readers?status=active").text
@@ -174,7 +188,8 @@ def test_the_readers_list_pages_to_the_last_reader_and_keeps_its_filter(
 
 
 def test_pause_resume_and_restart_an_enrollment(
-        logged_in: FlaskClient, app: Flask, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    logged_in: FlaskClient, app: Flask, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     svc = svc_of(app)
     enrollment = sign_up(svc)
     svc.dispatcher().run_pass(clock())
@@ -192,8 +207,7 @@ def test_pause_resume_and_restart_an_enrollment(
     post(logged_in, f"/admin/enrollments/{enrollment}/resume", reader)
     assert status() == "active"
     svc.dispatcher().run_pass(clock())  # resumed: the next lesson goes now
-    assert [m.subject for m in smtp_server.to("ada@example.org")] == ["Welcome, Ada",
-                                                                       "Lesson two"]
+    assert [m.subject for m in smtp_server.to("ada@example.org")] == ["Welcome, Ada", "Lesson two"]
     post(logged_in, f"/admin/enrollments/{enrollment}/restart", reader)
     svc.dispatcher().run_pass(clock())
     assert [m.subject for m in smtp_server.to("ada@example.org")][-1] == "Welcome, Ada"
@@ -201,7 +215,8 @@ def test_pause_resume_and_restart_an_enrollment(
 
 
 def test_suppressing_a_reader_stops_every_email(
-        logged_in: FlaskClient, app: Flask, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    logged_in: FlaskClient, app: Flask, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     svc = svc_of(app)
     sign_up(svc)
     reader = f"/admin/readers/{subscriber_id(svc, 'ada@example.org')}"
@@ -212,7 +227,8 @@ def test_suppressing_a_reader_stops_every_email(
 
 
 def test_export_holds_everything_and_erase_leaves_no_row(
-        logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
+    logged_in: FlaskClient, app: Flask, clock: FrozenClock
+) -> None:
     svc = svc_of(app)
     sign_up(svc)
     sign_up(svc, "bob@example.org")
@@ -249,7 +265,8 @@ def test_export_holds_everything_and_erase_leaves_no_row(
 
 
 def test_failed_deliveries_show_the_smtp_answer_and_retry_reaches_the_server(
-        logged_in: FlaskClient, app: Flask, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    logged_in: FlaskClient, app: Flask, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     svc = svc_of(app)
     sign_up(svc)
     sign_up(svc, "bob@example.org")
@@ -269,22 +286,29 @@ def test_failed_deliveries_show_the_smtp_answer_and_retry_reaches_the_server(
 
 
 @pytest.fixture
-def one_try_app(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
-                clock: FrozenClock) -> Flask:
+def one_try_app(
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> Flask:
     """DRIP_MAX_ATTEMPTS=1: a single transient SMTP failure fails the delivery."""
-    application = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                           max_attempts=1),
-                             clock=clock, password_hasher=CHEAP_HASHER)
+    application = create_app(
+        make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, max_attempts=1),
+        clock=clock,
+        password_hasher=CHEAP_HASHER,
+    )
     application.config["TESTING"] = True
     add_operator(svc_of(application))
     return application
 
 
 def test_retry_all_failed_leaves_hard_bounces_alone(
-        one_try_app: Flask, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    one_try_app: Flask, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     svc = svc_of(one_try_app)
-    for name, reply in (("ada", "451 4.3.0 try later"), ("bob", "452 4.2.2 mailbox full"),
-                        ("cat", "554 5.7.1 rejected")):
+    for name, reply in (
+        ("ada", "451 4.3.0 try later"),
+        ("bob", "452 4.2.2 mailbox full"),
+        ("cat", "554 5.7.1 rejected"),
+    ):
         sign_up(svc, f"{name}@example.org")
         smtp_server.answer(f"{name}@example.org", reply)
     svc.dispatcher().run_pass(clock())
@@ -292,28 +316,38 @@ def test_retry_all_failed_leaves_hard_bounces_alone(
     log_in(web)
     assert "Retry all 3 failed" in web.get("/admin/deliveries").text
     answer = post(web, "/admin/deliveries/retry-failed", "/admin/deliveries")
-    assert "2 failed deliveries go out with the next pass; 1 left alone" in web.get(
-        answer.location).text
+    assert (
+        "2 failed deliveries go out with the next pass; 1 left alone"
+        in web.get(answer.location).text
+    )
     svc.dispatcher().run_pass(clock())
     assert sorted(r for m in smtp_server.messages for r in m.recipients) == [
-        "ada@example.org", "bob@example.org"]
+        "ada@example.org",
+        "bob@example.org",
+    ]
     with svc.sessions() as session:
-        assert session.scalar(select(Subscriber.suppressed_at).where(
-            Subscriber.email == "cat@example.org")) is not None
+        assert (
+            session.scalar(
+                select(Subscriber.suppressed_at).where(Subscriber.email == "cat@example.org")
+            )
+            is not None
+        )
 
 
 @pytest.fixture
 def outbox_app(tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> Flask:
     """The embedded default: no DRIP_SMTP_URL, messages go to the outbox folder."""
-    application = create_app(make_settings(tmp_path, sqlite_url), clock=clock,
-                             password_hasher=CHEAP_HASHER)
+    application = create_app(
+        make_settings(tmp_path, sqlite_url), clock=clock, password_hasher=CHEAP_HASHER
+    )
     application.config["TESTING"] = True
     add_operator(svc_of(application))
     return application
 
 
 def test_the_outbox_shows_each_message_as_the_reader_sees_it(
-        outbox_app: Flask, clock: FrozenClock) -> None:
+    outbox_app: Flask, clock: FrozenClock
+) -> None:
     svc = svc_of(outbox_app)
     sign_up(svc)
     svc.dispatcher().run_pass(clock())
@@ -336,24 +370,28 @@ def test_the_outbox_shows_each_message_as_the_reader_sees_it(
 
 
 @pytest.fixture
-def broken_app(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
-               clock: FrozenClock) -> Flask:
+def broken_app(
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> Flask:
     """The tiny course plus a sequence with a bad delay, for the problems `drip check` finds."""
     root = tmp_path / "sequences"
     shutil.copytree(TESTS / "sequences" / "tiny", root / "tiny")
     (root / "broken").mkdir()
     (root / "broken" / "sequence.yaml").write_text('title: "Broken"\npromise: "x"\n')
     (root / "broken" / "01-first.md").write_text("---\nsubject: Hi\ndelay: soon\n---\nBody\n")
-    application = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                           sequences_dir=root),
-                             clock=clock, password_hasher=CHEAP_HASHER)
+    application = create_app(
+        make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=root),
+        clock=clock,
+        password_hasher=CHEAP_HASHER,
+    )
     application.config["TESTING"] = True
     add_operator(svc_of(application))
     return application
 
 
 def test_sequences_list_lessons_with_delays_and_the_problems_drip_check_finds(
-        broken_app: Flask) -> None:
+    broken_app: Flask,
+) -> None:
     web = broken_app.test_client()
     log_in(web)
     listing = web.get("/admin/sequences").text
@@ -361,8 +399,11 @@ def test_sequences_list_lessons_with_delays_and_the_problems_drip_check_finds(
     assert "01-first.md:3: bad delay &#39;soon&#39;" in listing
     tiny = web.get("/admin/sequences/tiny").text
     rows = [line for line in tiny.splitlines() if 'class="mono"' in line and "<td" in line]
-    assert [r.split('class="mono">')[1].split("<")[0] for r in rows] == ["welcome", "second",
-                                                                         "third"]
+    assert [r.split('class="mono">')[1].split("<")[0] for r in rows] == [
+        "welcome",
+        "second",
+        "third",
+    ]
     assert "2d" in tiny and "3d" in tiny and "at once" in tiny
     assert "bad delay" in web.get("/admin/sequences/broken").text
 
@@ -377,7 +418,8 @@ def test_a_lesson_preview_uses_sample_data(logged_in: FlaskClient) -> None:
 
 
 def test_a_paused_sequence_is_skipped_by_the_pass_until_resumed(
-        logged_in: FlaskClient, app: Flask, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    logged_in: FlaskClient, app: Flask, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     svc = svc_of(app)
     sign_up(svc)
     post(logged_in, "/admin/sequences/tiny/pause", "/admin/sequences/tiny")
@@ -393,19 +435,28 @@ def test_a_paused_sequence_is_skipped_by_the_pass_until_resumed(
     assert [m.subject for m in smtp_server.messages] == ["Welcome, Ada"]
 
 
-CSV = ("email,first_name,timezone\n"
-       "ada@example.org,Ada,Europe/London\n"
-       "not-an-address,Bob,\n"
-       "cat@example.org,Cat,Mars/Olympus\n"
-       "dan@example.org,Dan,\n")
+CSV = (
+    "email,first_name,timezone\n"
+    "ada@example.org,Ada,Europe/London\n"
+    "not-an-address,Bob,\n"
+    "cat@example.org,Cat,Mars/Olympus\n"
+    "dan@example.org,Dan,\n"
+)
 
 
 def test_csv_import_keeps_good_rows_and_reports_bad_ones_by_line(
-        logged_in: FlaskClient, app: Flask) -> None:
+    logged_in: FlaskClient, app: Flask
+) -> None:
     token = csrf_token(logged_in.get("/admin/import").text)
-    answer = logged_in.post("/admin/import", data={
-        "csrf_token": token, "sequence": "tiny", "source": "webinar sheet",
-        "file": (io.BytesIO(CSV.encode()), "readers.csv")})
+    answer = logged_in.post(
+        "/admin/import",
+        data={
+            "csrf_token": token,
+            "sequence": "tiny",
+            "source": "webinar sheet",
+            "file": (io.BytesIO(CSV.encode()), "readers.csv"),
+        },
+    )
     assert answer.status_code == 302 and "/admin/import/" in answer.headers["Location"]
     job_page = answer.headers["Location"]
     assert "Waiting for the worker" in logged_in.get(job_page).text  # the request queued it
@@ -418,29 +469,42 @@ def test_csv_import_keeps_good_rows_and_reports_bad_ones_by_line(
     assert "line 4: unknown time zone" in page
     progress = logged_in.get(f"{job_page}.json").json or {}
     assert {k: progress[k] for k in ("status", "total", "processed", "added", "refused")} == {
-        "status": "done", "total": 4, "processed": 4, "added": 2, "refused": 2}
+        "status": "done",
+        "total": 4,
+        "processed": 4,
+        "added": 2,
+        "refused": 2,
+    }
     with svc.sessions() as session:
-        rows = session.execute(select(Subscriber.email, Enrollment.status).join(
-            Enrollment)).all()
+        rows = session.execute(select(Subscriber.email, Enrollment.status).join(Enrollment)).all()
         assert sorted(rows) == [("ada@example.org", "pending"), ("dan@example.org", "pending")]
-    data = json.loads(logged_in.get(
-        f"/admin/readers/{subscriber_id(svc, 'ada@example.org')}/export").text)
+    data = json.loads(
+        logged_in.get(f"/admin/readers/{subscriber_id(svc, 'ada@example.org')}/export").text
+    )
     assert data["consents"][0]["source"] == "webinar sheet (import by ops@example.org)"
 
 
 def test_an_import_without_a_consent_source_is_refused_and_queues_nothing(
-        logged_in: FlaskClient, app: Flask) -> None:
+    logged_in: FlaskClient, app: Flask
+) -> None:
     token = csrf_token(logged_in.get("/admin/import").text)
-    page = logged_in.post("/admin/import", data={
-        "csrf_token": token, "sequence": "tiny", "source": "",
-        "file": (io.BytesIO(CSV.encode()), "readers.csv")}).text
+    page = logged_in.post(
+        "/admin/import",
+        data={
+            "csrf_token": token,
+            "sequence": "tiny",
+            "source": "",
+            "file": (io.BytesIO(CSV.encode()), "readers.csv"),
+        },
+    ).text
     assert "say where these readers gave their consent" in page
     with svc_of(app).sessions() as session:
         assert session.scalars(select(ImportJob)).all() == []
 
 
 def test_export_csv_lists_readers_with_their_enrollment_statuses(
-        logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
+    logged_in: FlaskClient, app: Flask, clock: FrozenClock
+) -> None:
     svc = svc_of(app)
     sign_up(svc, "ada@example.org")
     sign_up(svc, "bob@example.org", confirmed=False)
@@ -448,29 +512,46 @@ def test_export_csv_lists_readers_with_their_enrollment_statuses(
     assert answer.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(answer.text)))
     assert [(r["email"], r["sequence"], r["status"], r["next_lesson"]) for r in rows] == [
-        ("ada@example.org", "tiny", "active", "welcome"), ("bob@example.org", "tiny",
-                                                           "pending", "")]
+        ("ada@example.org", "tiny", "active", "welcome"),
+        ("bob@example.org", "tiny", "pending", ""),
+    ]
 
 
 def test_the_csv_export_never_hands_a_spreadsheet_a_formula(
-        logged_in: FlaskClient, app: Flask, clock: FrozenClock) -> None:
+    logged_in: FlaskClient, app: Flask, clock: FrozenClock
+) -> None:
     svc = svc_of(app)
-    for n, name in enumerate(['=HYPERLINK("http://evil.example","x")', "+SUM(A1:A9)", "-2+3",
-                              "@cmd", "Ada"]):
+    for n, name in enumerate(
+        ['=HYPERLINK("http://evil.example","x")', "+SUM(A1:A9)", "-2+3", "@cmd", "Ada"]
+    ):
         with svc.sessions() as session:
-            subscribe(session, svc.content.library(), "tiny", f"r{n}@example.org", clock(),
-                      consent=CONSENT, first_name=name)
+            subscribe(
+                session,
+                svc.content.library(),
+                "tiny",
+                f"r{n}@example.org",
+                clock(),
+                consent=CONSENT,
+                first_name=name,
+            )
             session.commit()
     rows = list(csv.DictReader(io.StringIO(logged_in.get("/admin/export.csv").text)))
     assert [r["first_name"] for r in rows] == [
-        "'=HYPERLINK(\"http://evil.example\",\"x\")", "'+SUM(A1:A9)", "'-2+3", "'@cmd",
-        "Ada"]
+        '\'=HYPERLINK("http://evil.example","x")',
+        "'+SUM(A1:A9)",
+        "'-2+3",
+        "'@cmd",
+        "Ada",
+    ]
 
 
 def test_metrics_count_deliveries_enrollments_and_the_last_pass_age(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
-    app = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                   metrics_token="scrape"), clock=clock)
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    app = create_app(
+        make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, metrics_token="scrape"),
+        clock=clock,
+    )
     client, token = app.test_client(), {"Authorization": "Bearer scrape"}
     svc = svc_of(app)
     sign_up(svc)
@@ -490,14 +571,16 @@ def test_metrics_count_deliveries_enrollments_and_the_last_pass_age(
 
 
 def test_erasing_a_reader_cascades_on_sqlite_and_postgresql(
-        tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     svc = build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url), clock)
     ada = sign_up(svc)
     sign_up(svc, "bob@example.org")
     svc.dispatcher().run_pass(clock())
     with svc.sessions() as session:
-        subscriber = session.scalars(select(Subscriber).where(
-            Subscriber.email == "ada@example.org")).one()
+        subscriber = session.scalars(
+            select(Subscriber).where(Subscriber.email == "ada@example.org")
+        ).one()
         erase_subscriber(session, subscriber)
         session.commit()
     with svc.engine.connect() as conn:
@@ -512,18 +595,21 @@ def test_erasing_a_reader_cascades_on_sqlite_and_postgresql(
 
 
 def test_the_integrations_page_shows_broadcasts_keys_and_webhooks_and_acts_on_them(
-        logged_in: FlaskClient, app: Flask, clock: FrozenClock, tmp_path: Path) -> None:
+    logged_in: FlaskClient, app: Flask, clock: FrozenClock, tmp_path: Path
+) -> None:
     svc = svc_of(app)
     sign_up(svc)
     library = svc.content.library()
     news = tmp_path / "news.md"
     news.write_text('---\nsubject: "News"\nto: tiny\n---\nA new post.\n')
     with svc.sessions() as session:
-        broadcast = schedule(session, library, read_broadcast(news, library),
-                             clock() + timedelta(days=1), clock())
+        broadcast = schedule(
+            session, library, read_broadcast(news, library), clock() + timedelta(days=1), clock()
+        )
         create_key(session, "zapier", "write", clock())
-        add_endpoint(session, "http://127.0.0.1:9/hooks", ["subscriber.created"],
-                     clock(), allow_private=True)
+        add_endpoint(
+            session, "http://127.0.0.1:9/hooks", ["subscriber.created"], clock(), allow_private=True
+        )
         session.commit()
         hooks.collect(session, clock())
         key_id = session.scalars(select(ApiKey.id)).one()
@@ -536,8 +622,11 @@ def test_the_integrations_page_shows_broadcasts_keys_and_webhooks_and_acts_on_th
     assert "News" in page and "zapier" in page and "http://127.0.0.1:9/hooks" in page
     assert "subscriber.created" in page
     token = csrf_token(page)
-    for action in (f"/admin/broadcasts/{broadcast_id}/cancel", f"/admin/api-keys/{key_id}/revoke",
-                   f"/admin/webhooks/{delivery_id}/replay"):
+    for action in (
+        f"/admin/broadcasts/{broadcast_id}/cancel",
+        f"/admin/api-keys/{key_id}/revoke",
+        f"/admin/webhooks/{delivery_id}/replay",
+    ):
         assert logged_in.post(action, data={"csrf_token": token}).status_code == 302
     with svc.sessions() as session:
         assert session.get(Broadcast, broadcast_id).status == "cancelled"  # type: ignore[union-attr]

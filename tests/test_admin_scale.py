@@ -40,25 +40,41 @@ from tests.test_stats import services, sign_up  # noqa: F401  (a fixture: on bot
 
 def tallies(session: Session) -> tuple[dict[Any, Any], ...]:
     """What the tally tables hold, zero rows left out."""
-    enrollments = {(t.sequence, t.status): (t.enrollments, t.confirmed)
-                   for t in session.scalars(select(EnrollmentTally)) if t.enrollments}
-    deliveries = {(t.sequence, t.lesson, t.status): t.deliveries
-                  for t in session.scalars(select(DeliveryTally)) if t.deliveries}
-    days = {t.day: (t.sent, t.failed) for t in session.scalars(select(DailyTally))
-            if t.sent or t.failed}
+    enrollments = {
+        (t.sequence, t.status): (t.enrollments, t.confirmed)
+        for t in session.scalars(select(EnrollmentTally))
+        if t.enrollments
+    }
+    deliveries = {
+        (t.sequence, t.lesson, t.status): t.deliveries
+        for t in session.scalars(select(DeliveryTally))
+        if t.deliveries
+    }
+    days = {
+        t.day: (t.sent, t.failed) for t in session.scalars(select(DailyTally)) if t.sent or t.failed
+    }
     return enrollments, deliveries, days
 
 
 def direct_counts(session: Session) -> tuple[dict[Any, Any], ...]:
     """The same numbers counted from the rows themselves."""
     confirmed = func.sum(case((Enrollment.confirmed_at.is_not(None), 1), else_=0))
-    enrollments = {(slug, status): (int(n), int(c)) for slug, status, n, c in session.execute(
-        select(Enrollment.sequence, Enrollment.status, func.count(), confirmed)
-        .group_by(Enrollment.sequence, Enrollment.status))}
-    deliveries = {(slug, lesson, status): int(n) for slug, lesson, status, n in session.execute(
-        select(Enrollment.sequence, Delivery.lesson, Delivery.status, func.count())
-        .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
-        .group_by(Enrollment.sequence, Delivery.lesson, Delivery.status))}
+    enrollments = {
+        (slug, status): (int(n), int(c))
+        for slug, status, n, c in session.execute(
+            select(Enrollment.sequence, Enrollment.status, func.count(), confirmed).group_by(
+                Enrollment.sequence, Enrollment.status
+            )
+        )
+    }
+    deliveries = {
+        (slug, lesson, status): int(n)
+        for slug, lesson, status, n in session.execute(
+            select(Enrollment.sequence, Delivery.lesson, Delivery.status, func.count())
+            .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+            .group_by(Enrollment.sequence, Delivery.lesson, Delivery.status)
+        )
+    }
     days: dict[date, list[int]] = {}
     for row in session.scalars(select(Delivery)):
         if row.status == "sent" and row.sent_at:
@@ -69,7 +85,8 @@ def direct_counts(session: Session) -> tuple[dict[Any, Any], ...]:
 
 
 def test_tallies_agree_with_a_direct_count_after_sends_failures_and_unsubscribes(
-        services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     for name in ("ada", "bob", "cat", "dan", "eve", "fay"):
         sign_up(services, f"{name}@example.org")
     sign_up(services, "pending@example.org", confirmed=False)
@@ -100,7 +117,8 @@ def test_tallies_agree_with_a_direct_count_after_sends_failures_and_unsubscribes
         rollups.rebuild(session.connection())  # what a bulk load does: recount from the rows
         assert tallies(session) == counted
         assert queries.counts_by_sequence_and_status(session)["tiny"] == Counter(
-            {status: n for (_, status), (n, _) in counted[0].items()})
+            {status: n for (_, status), (n, _) in counted[0].items()}
+        )
 
 
 @pytest.fixture
@@ -110,10 +128,12 @@ def many(services: Services, clock: FrozenClock) -> list[int]:
     add_due_readers(services.engine, 25, clock())
     with services.engine.begin() as conn:
         ids = list(conn.scalars(select(Enrollment.id).order_by(Enrollment.id)))
-        conn.execute(update(Enrollment).where(Enrollment.id.in_(ids[::5]))
-                     .values(status=EnrollmentStatus.PAUSED))
-        conn.execute(update(Enrollment).where(Enrollment.id.in_(ids[20:]))
-                     .values(sequence="other"))
+        conn.execute(
+            update(Enrollment)
+            .where(Enrollment.id.in_(ids[::5]))
+            .values(status=EnrollmentStatus.PAUSED)
+        )
+        conn.execute(update(Enrollment).where(Enrollment.id.in_(ids[20:])).values(sequence="other"))
     return ids
 
 
@@ -122,7 +142,8 @@ def page_ids(page: queries.Page[Any]) -> list[int]:
 
 
 def test_readers_list_pages_from_first_to_last_and_back_with_a_total(
-        services: Services, many: list[int]) -> None:
+    services: Services, many: list[int]
+) -> None:
     newest_first = many[::-1]
     with services.sessions() as session:
         first = queries.readers_page(session, Cursor(), Filters(), size=10)
@@ -140,14 +161,20 @@ def test_readers_list_pages_from_first_to_last_and_back_with_a_total(
 
 
 def test_readers_list_filters_by_sequence_and_status_with_their_totals(
-        services: Services, many: list[int]) -> None:
+    services: Services, many: list[int]
+) -> None:
     paused_tiny = many[:20:5][::-1]
     with services.sessions() as session:
-        paused = queries.readers_page(session, Cursor(), Filters(
-            status=EnrollmentStatus.PAUSED, sequence="tiny"), size=3)
+        paused = queries.readers_page(
+            session, Cursor(), Filters(status=EnrollmentStatus.PAUSED, sequence="tiny"), size=3
+        )
         assert page_ids(paused) == paused_tiny[:3] and paused.total == 4
-        rest = queries.readers_page(session, Cursor(after=paused.older), Filters(
-            status=EnrollmentStatus.PAUSED, sequence="tiny"), size=3)
+        rest = queries.readers_page(
+            session,
+            Cursor(after=paused.older),
+            Filters(status=EnrollmentStatus.PAUSED, sequence="tiny"),
+            size=3,
+        )
         assert page_ids(rest) == paused_tiny[3:] and rest.older is None
         other = queries.readers_page(session, Cursor(), Filters(sequence="other"))
         assert page_ids(other) == many[20:][::-1] and other.total == 5
@@ -156,10 +183,12 @@ def test_readers_list_filters_by_sequence_and_status_with_their_totals(
 
 
 def test_search_finds_addresses_by_their_start_only_and_takes_wildcards_literally(
-        services: Services) -> None:
+    services: Services,
+) -> None:
     for address in ("a_b@example.org", "axb@example.org", "ab%c@example.org", "zed@ab-c.org"):
         sign_up(services, address)
     with services.sessions() as session:
+
         def found(prefix: str) -> list[str]:
             page = queries.readers_page(session, Cursor(), Filters(address=prefix))
             assert page.total == len(page.rows)
@@ -172,7 +201,8 @@ def test_search_finds_addresses_by_their_start_only_and_takes_wildcards_literall
 
 
 def test_delivery_log_pages_and_filters_by_status_sequence_and_address(
-        services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     for name in ("ada", "bob", "cat"):
         sign_up(services, f"{name}@example.org")
     smtp_server.answer("cat@example.org", "550 5.1.1 no such user")

@@ -25,10 +25,10 @@ from tests.smtp import SmtpServer
 
 
 @pytest.fixture
-def api_app(tmp_path: Path, backend_url: str, smtp_server: SmtpServer,
-            clock: FrozenClock) -> Iterator[Flask]:
-    app = create_app(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url),
-                     clock=clock)
+def api_app(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> Iterator[Flask]:
+    app = create_app(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url), clock=clock)
     app.config["TESTING"] = True
     yield app
     app.extensions["drip"].engine.dispose()
@@ -52,22 +52,33 @@ def client(api_app: Flask) -> FlaskClient:
 
 
 def test_an_integration_creates_enrolls_tags_and_reads_the_timeline_of_a_reader(
-        api_app: Flask, client: FlaskClient, clock: FrozenClock,
-        smtp_server: SmtpServer) -> None:
+    api_app: Flask, client: FlaskClient, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     write = auth(key(api_app, "write", "zapier"))
 
-    made = client.post("/api/v1/readers", headers=write, json={
-        "email": "Ada@Example.org", "first_name": "Ada", "timezone": "Asia/Kolkata",
-        "consent_source": "webinar sign-up sheet"})
+    made = client.post(
+        "/api/v1/readers",
+        headers=write,
+        json={
+            "email": "Ada@Example.org",
+            "first_name": "Ada",
+            "timezone": "Asia/Kolkata",
+            "consent_source": "webinar sign-up sheet",
+        },
+    )
     assert made.status_code == 201
     reader = made.get_json()
     assert reader["email"] == "ada@example.org" and reader["enrollments"] == []
     rid = reader["id"]
 
-    started = client.post(f"/api/v1/readers/{rid}/enrollments", headers=write,
-                          json={"sequence": "tiny", "confirmed": True})
-    tagged = client.post(f"/api/v1/readers/{rid}/tags", headers=write,
-                         json={"tags": ["has-dates", "IMG"]})
+    started = client.post(
+        f"/api/v1/readers/{rid}/enrollments",
+        headers=write,
+        json={"sequence": "tiny", "confirmed": True},
+    )
+    tagged = client.post(
+        f"/api/v1/readers/{rid}/tags", headers=write, json={"tags": ["has-dates", "IMG"]}
+    )
     svc: Services = api_app.extensions["drip"]
     svc.dispatcher().run_pass(clock())
     timeline = client.get(f"/api/v1/readers/{rid}/events", headers=write).get_json()
@@ -78,7 +89,9 @@ def test_an_integration_creates_enrolls_tags_and_reads_the_timeline_of_a_reader(
     kinds = [event["kind"] for event in timeline["data"]]
     assert kinds[0] == "created" and "confirmed" in kinds and kinds.count("tagged") == 2
     assert client.get(f"/api/v1/readers/{rid}", headers=write).get_json()["tags"] == [
-        "has-dates", "img"]
+        "has-dates",
+        "img",
+    ]
     with svc.sessions() as session:
         consent = session.scalars(select(ConsentRecord.source)).all()
         assert consent[0] == "api (zapier): webinar sign-up sheet"
@@ -87,19 +100,24 @@ def test_an_integration_creates_enrolls_tags_and_reads_the_timeline_of_a_reader(
 def test_a_read_key_reads_but_cannot_write(api_app: Flask, client: FlaskClient) -> None:
     read = auth(key(api_app, "read"))
     assert client.get("/api/v1/readers", headers=read).status_code == 200
-    refused = client.post("/api/v1/readers", headers=read,
-                          json={"email": "a@example.org", "consent_source": "x"})
+    refused = client.post(
+        "/api/v1/readers", headers=read, json={"email": "a@example.org", "consent_source": "x"}
+    )
     assert refused.status_code == 403
     assert refused.get_json()["error"]["code"] == "forbidden"
 
 
-def test_a_revoked_or_unknown_key_gets_401(api_app: Flask, client: FlaskClient,
-                                           tmp_path: Path) -> None:
+def test_a_revoked_or_unknown_key_gets_401(
+    api_app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
     token = key(api_app, "write", "old")
     svc: Services = api_app.extensions["drip"]
-    env = {"DRIP_DATABASE_URL": svc.settings.resolved_database_url,
-           "DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_SECRET_KEY": "k",
-           "DRIP_SEQUENCES_DIR": str(svc.settings.sequences_dir)}
+    env = {
+        "DRIP_DATABASE_URL": svc.settings.resolved_database_url,
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_SECRET_KEY": "k",
+        "DRIP_SEQUENCES_DIR": str(svc.settings.sequences_dir),
+    }
     revoked = CliRunner().invoke(cli, ["api-key", "revoke", "old"], env=env)
 
     assert revoked.exit_code == 0, revoked.output
@@ -110,13 +128,16 @@ def test_a_revoked_or_unknown_key_gets_401(api_app: Flask, client: FlaskClient,
 
 
 def test_drip_api_key_create_prints_a_key_once_and_keeps_only_its_hash(
-        api_app: Flask, client: FlaskClient, tmp_path: Path) -> None:
+    api_app: Flask, client: FlaskClient, tmp_path: Path
+) -> None:
     svc: Services = api_app.extensions["drip"]
-    env = {"DRIP_DATABASE_URL": svc.settings.resolved_database_url,
-           "DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_SECRET_KEY": "k",
-           "DRIP_SEQUENCES_DIR": str(svc.settings.sequences_dir)}
-    made = CliRunner().invoke(cli, ["api-key", "create", "wordpress", "--scope", "write"],
-                              env=env)
+    env = {
+        "DRIP_DATABASE_URL": svc.settings.resolved_database_url,
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_SECRET_KEY": "k",
+        "DRIP_SEQUENCES_DIR": str(svc.settings.sequences_dir),
+    }
+    made = CliRunner().invoke(cli, ["api-key", "create", "wordpress", "--scope", "write"], env=env)
 
     assert made.exit_code == 0, made.output
     token = made.stdout.strip().splitlines()[0]
@@ -127,33 +148,60 @@ def test_drip_api_key_create_prints_a_key_once_and_keeps_only_its_hash(
     assert client.get("/api/v1/readers", headers=auth(token)).status_code == 200
 
 
-def test_errors_have_one_shape_and_lists_page_by_cursor(api_app: Flask,
-                                                        client: FlaskClient) -> None:
+def test_errors_have_one_shape_and_lists_page_by_cursor(
+    api_app: Flask, client: FlaskClient
+) -> None:
     write = auth(key(api_app, "write"))
     for number in range(5):
-        client.post("/api/v1/readers", headers=write,
-                    json={"email": f"r{number}@example.org", "consent_source": "import"})
+        client.post(
+            "/api/v1/readers",
+            headers=write,
+            json={"email": f"r{number}@example.org", "consent_source": "import"},
+        )
     first = client.get("/api/v1/readers?limit=2", headers=write).get_json()
-    second = client.get(f"/api/v1/readers?limit=2&cursor={first['next_cursor']}",
-                        headers=write).get_json()
-    third = client.get(f"/api/v1/readers?limit=2&cursor={second['next_cursor']}",
-                       headers=write).get_json()
+    second = client.get(
+        f"/api/v1/readers?limit=2&cursor={first['next_cursor']}", headers=write
+    ).get_json()
+    third = client.get(
+        f"/api/v1/readers?limit=2&cursor={second['next_cursor']}", headers=write
+    ).get_json()
     emails = [r["email"] for page in (first, second, third) for r in page["data"]]
     assert emails == [f"r{n}@example.org" for n in range(5)] and third["next_cursor"] is None
 
     for answer, status, code in (
-            (client.get("/api/v1/readers/999", headers=write), 404, "not_found"),
-            (client.post("/api/v1/readers", headers=write, data="[" * 50_000,
-                         content_type="application/json"), 400, "invalid"),
-            (client.post("/api/v1/readers", headers=write,
-                         json={"email": "r0@example.org", "consent_source": "x"}), 409,
-             "exists"),
-            (client.post("/api/v1/readers", headers=write, json={"email": "x@example.org"}),
-             400, "invalid_consent_source"),
-            (client.post("/api/v1/readers/1/enrollments", headers=write,
-                         json={"sequence": "nope"}), 404, "unknown_sequence"),
-            (client.post("/api/v1/readers/1/tags", headers=write, json={"tags": ["no way"]}),
-             400, "invalid_tag")):
+        (client.get("/api/v1/readers/999", headers=write), 404, "not_found"),
+        (
+            client.post(
+                "/api/v1/readers", headers=write, data="[" * 50_000, content_type="application/json"
+            ),
+            400,
+            "invalid",
+        ),
+        (
+            client.post(
+                "/api/v1/readers",
+                headers=write,
+                json={"email": "r0@example.org", "consent_source": "x"},
+            ),
+            409,
+            "exists",
+        ),
+        (
+            client.post("/api/v1/readers", headers=write, json={"email": "x@example.org"}),
+            400,
+            "invalid_consent_source",
+        ),
+        (
+            client.post("/api/v1/readers/1/enrollments", headers=write, json={"sequence": "nope"}),
+            404,
+            "unknown_sequence",
+        ),
+        (
+            client.post("/api/v1/readers/1/tags", headers=write, json={"tags": ["no way"]}),
+            400,
+            "invalid_tag",
+        ),
+    ):
         assert answer.status_code == status, answer.get_data(as_text=True)
         assert set(answer.get_json()) == {"error"}
         assert answer.get_json()["error"]["code"] == code
@@ -161,13 +209,22 @@ def test_errors_have_one_shape_and_lists_page_by_cursor(api_app: Flask,
 
 def test_a_reader_can_be_changed_paused_and_erased(api_app: Flask, client: FlaskClient) -> None:
     write = auth(key(api_app, "write"))
-    rid = client.post("/api/v1/readers", headers=write, json={
-        "email": "ada@example.org", "consent_source": "form"}).get_json()["id"]
-    client.post(f"/api/v1/readers/{rid}/enrollments", headers=write,
-                json={"sequence": "tiny", "confirmed": True})
+    rid = client.post(
+        "/api/v1/readers",
+        headers=write,
+        json={"email": "ada@example.org", "consent_source": "form"},
+    ).get_json()["id"]
+    client.post(
+        f"/api/v1/readers/{rid}/enrollments",
+        headers=write,
+        json={"sequence": "tiny", "confirmed": True},
+    )
 
-    changed = client.patch(f"/api/v1/readers/{rid}", headers=write,
-                           json={"first_name": "Ada", "timezone": "Europe/Paris"})
+    changed = client.patch(
+        f"/api/v1/readers/{rid}",
+        headers=write,
+        json={"first_name": "Ada", "timezone": "Europe/Paris"},
+    )
     paused = client.post(f"/api/v1/readers/{rid}/enrollments/tiny/pause", headers=write)
     bad_zone = client.patch(f"/api/v1/readers/{rid}", headers=write, json={"timezone": "Mars"})
     erased = client.delete(f"/api/v1/readers/{rid}", headers=write)
@@ -181,16 +238,21 @@ def test_a_reader_can_be_changed_paused_and_erased(api_app: Flask, client: Flask
         assert session.scalars(select(Subscriber)).all() == []
 
 
-def test_the_openapi_document_lists_exactly_the_routes_of_the_api(api_app: Flask,
-                                                                  client: FlaskClient) -> None:
+def test_the_openapi_document_lists_exactly_the_routes_of_the_api(
+    api_app: Flask, client: FlaskClient
+) -> None:
     document = client.get("/api/v1/openapi.json").get_json()
-    documented = {(path, method.upper()) for path, operations in document["paths"].items()
-                  for method in operations}
+    documented = {
+        (path, method.upper())
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
     routes = set()
     for rule in api_app.url_map.iter_rules():
         if rule.endpoint.startswith("api_v1."):
             path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
             path = re.sub(r"\{any\([^)]*\):(\w+)\}", r"{\1}", path)
-            routes |= {(path, method) for method in rule.methods or ()
-                       if method not in ("HEAD", "OPTIONS")}
+            routes |= {
+                (path, method) for method in rule.methods or () if method not in ("HEAD", "OPTIONS")
+            }
     assert documented == routes

@@ -46,10 +46,16 @@ def dovecot(request: pytest.FixtureRequest) -> Iterator[Dovecot]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
-             dovecot: Dovecot) -> Settings:
-    return make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                         bounce_address=BOUNCES, bounce_imap_url=dovecot.url)
+def settings(
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, dovecot: Dovecot
+) -> Settings:
+    return make_settings(
+        tmp_path,
+        sqlite_url,
+        smtp_url=smtp_server.url,
+        bounce_address=BOUNCES,
+        bounce_imap_url=dovecot.url,
+    )
 
 
 @pytest.fixture
@@ -67,10 +73,10 @@ def welcome(svc: Services, smtp_server: SmtpServer, clock: FrozenClock) -> Recei
     return message
 
 
-def fixture(name: str, *, verp: str, message_id: str,
-            recipient: str = "ada@example.org") -> bytes:
+def fixture(name: str, *, verp: str, message_id: str, recipient: str = "ada@example.org") -> bytes:
     text = Template((FIXTURES / name).read_text()).substitute(
-        VERP=verp, MESSAGE_ID=message_id, RECIPIENT=recipient)
+        VERP=verp, MESSAGE_ID=message_id, RECIPIENT=recipient
+    )
     return text.replace("\n", "\r\n").encode()
 
 
@@ -111,8 +117,8 @@ def mailbox(dovecot: Dovecot) -> Iterator[Mailbox]:
 
 @pytest.mark.parametrize("dovecot", ["move", "no-move"], indirect=True)
 def test_postfix_hard_bounce_in_the_mailbox_suppresses_and_moves_and_leaves_the_rest(
-        svc: Services, welcome: Received, mailbox: Mailbox, smtp_server: SmtpServer,
-        clock: FrozenClock) -> None:
+    svc: Services, welcome: Received, mailbox: Mailbox, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     message_id = welcome.message["Message-ID"]
     assert welcome.sender.startswith("bounces+d")
     mailbox.append(fixture("postfix-hard.eml", verp=welcome.sender, message_id=message_id))
@@ -124,14 +130,16 @@ def test_postfix_hard_bounce_in_the_mailbox_suppresses_and_moves_and_leaves_the_
     reader = subscriber(svc, "ada@example.org")
     assert reader.suppressed_reason == (
         "hard bounce (mailbox, bounce mailbox): 5.1.1 smtp; 550 5.1.1 <ada@example.org>: "
-        "Recipient address rejected: User unknown in virtual mailbox table")
+        "Recipient address rejected: User unknown in virtual mailbox table"
+    )
     assert statuses(svc) == {"tiny": EnrollmentStatus.SUPPRESSED}
     assert len(smtp_server.messages) == 1  # lesson two did not go out
     with svc.sessions() as session:
         (event,) = session.scalars(select(BounceEvent))
         assert (event.matched_by, event.source) == ("verp", "mailbox")
     assert [s for s, _ in mailbox.subjects("drip-processed")] == [
-        "Undelivered Mail Returned to Sender"]
+        "Undelivered Mail Returned to Sender"
+    ]
     ((subject, flags),) = mailbox.subjects("INBOX")
     assert subject == "Automatic reply: Welcome, Ada"
     assert "\\Seen" not in flags and SKIPPED in flags
@@ -139,47 +147,55 @@ def test_postfix_hard_bounce_in_the_mailbox_suppresses_and_moves_and_leaves_the_
     before = snapshot(svc)
     with svc.sessions() as session:
         result = BounceMailbox(svc.settings.bounce_imap_url).run(
-            session, clock(), Policy.from_settings(svc.settings))
+            session, clock(), Policy.from_settings(svc.settings)
+        )
     assert result.read == 0  # nothing is read twice
     assert snapshot(svc) == before
 
 
 def test_exim_soft_bounce_matches_by_message_id_and_counts(
-        svc: Services, welcome: Received, mailbox: Mailbox, clock: FrozenClock) -> None:
+    svc: Services, welcome: Received, mailbox: Mailbox, clock: FrozenClock
+) -> None:
     # A forwarding relay rewrote the envelope: only the returned Message-ID is left.
-    mailbox.append(fixture("exim-soft.eml", verp=BOUNCES,
-                           message_id=welcome.message["Message-ID"]))
+    mailbox.append(fixture("exim-soft.eml", verp=BOUNCES, message_id=welcome.message["Message-ID"]))
 
     dispatch_job(svc, svc.dispatcher())
 
     with svc.sessions() as session:
         (event,) = session.scalars(select(BounceEvent))
-        assert (event.kind, event.matched_by, event.outcome) == ("soft", "message-id",
-                                                                 "soft bounce 1 of 3")
+        assert (event.kind, event.matched_by, event.outcome) == (
+            "soft",
+            "message-id",
+            "soft bounce 1 of 3",
+        )
         assert event.diagnostic == "4.0.0 smtp; 452 4.2.2 <ada@example.org>: Mailbox full"
     assert subscriber(svc, "ada@example.org").suppressed_at is None
     assert [s for s, _ in mailbox.subjects("drip-processed")] == [
-        "Mail delivery failed: returning message to sender"]
+        "Mail delivery failed: returning message to sender"
+    ]
     assert mailbox.subjects("INBOX") == []
 
 
 def test_arf_complaint_in_the_mailbox_unsubscribes_the_reader(
-        svc: Services, welcome: Received, mailbox: Mailbox) -> None:
-    mailbox.append(fixture("arf-complaint.eml", verp=welcome.sender,
-                           message_id="<somewhere-else@example.net>"))
+    svc: Services, welcome: Received, mailbox: Mailbox
+) -> None:
+    mailbox.append(
+        fixture("arf-complaint.eml", verp=welcome.sender, message_id="<somewhere-else@example.net>")
+    )
 
     dispatch_job(svc, svc.dispatcher())
 
     assert statuses(svc) == {"tiny": EnrollmentStatus.UNSUBSCRIBED}
     assert subscriber(svc, "ada@example.org").suppressed_reason == (
-        "spam complaint (mailbox, bounce mailbox): ARF abuse from example.org")
+        "spam complaint (mailbox, bounce mailbox): ARF abuse from example.org"
+    )
     assert [s for s, _ in mailbox.subjects("drip-processed")] == ["FW: Welcome, Ada"]
 
 
 def test_a_dsn_naming_only_the_recipient_matches_by_address_and_a_repeat_changes_nothing(
-        svc: Services, welcome: Received, mailbox: Mailbox) -> None:
-    report = fixture("postfix-hard.eml", verp=BOUNCES,
-                     message_id="<not-ours@mail.example.org>")
+    svc: Services, welcome: Received, mailbox: Mailbox
+) -> None:
+    report = fixture("postfix-hard.eml", verp=BOUNCES, message_id="<not-ours@mail.example.org>")
     mailbox.append(report)
     mailbox.append(report)  # the relay sent it twice
 
@@ -194,9 +210,16 @@ def test_a_dsn_naming_only_the_recipient_matches_by_address_and_a_repeat_changes
 
 
 def test_a_report_for_no_known_reader_is_recorded_and_moved(
-        svc: Services, mailbox: Mailbox) -> None:
-    mailbox.append(fixture("postfix-hard.eml", verp=BOUNCES, message_id="<x@example.net>",
-                           recipient="stranger@example.net"))
+    svc: Services, mailbox: Mailbox
+) -> None:
+    mailbox.append(
+        fixture(
+            "postfix-hard.eml",
+            verp=BOUNCES,
+            message_id="<x@example.net>",
+            recipient="stranger@example.net",
+        )
+    )
 
     dispatch_job(svc, svc.dispatcher())
 
@@ -214,8 +237,10 @@ def test_the_fixtures_parse_as_the_reports_they_are() -> None:
     arf = parse_report(fixture("arf-complaint.eml", verp=BOUNCES, message_id=mid), policy)
     away = parse_report(fixture("out-of-office.eml", verp=BOUNCES, message_id=mid), policy)
     assert [(r.kind, r.email, r.message_id) for r in postfix.reports] == [
-        ("hard", "ada@example.org", mid)]
+        ("hard", "ada@example.org", mid)
+    ]
     assert [(r.kind, r.message_id) for r in exim.reports] == [("soft", mid)]
     assert [(r.kind, r.email, r.return_path) for r in arf.reports] == [
-        ("complaint", "ada@example.org", BOUNCES)]
+        ("complaint", "ada@example.org", BOUNCES)
+    ]
     assert (away.kind, away.reports) == ("other", [])

@@ -65,12 +65,20 @@ def sequences(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, backend_url: str, smtp_server: SmtpServer,
-             sequences: Path) -> Settings:
+def settings(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, sequences: Path
+) -> Settings:
     """On SQLite and on PostgreSQL."""
-    return make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, webhook_token=TOKEN,
-                         bounce_address=BOUNCES, sequences_dir=sequences, soft_bounce_limit=2,
-                         metrics_token="scrape")
+    return make_settings(
+        tmp_path,
+        backend_url,
+        smtp_url=smtp_server.url,
+        webhook_token=TOKEN,
+        bounce_address=BOUNCES,
+        sequences_dir=sequences,
+        soft_bounce_limit=2,
+        metrics_token="scrape",
+    )
 
 
 @pytest.fixture
@@ -86,9 +94,17 @@ def web(app: Flask) -> Iterator[FlaskClient]:
 
 def sign_up(svc: Services, email: str = "ada@example.org", slug: str = "tiny") -> int:
     with svc.sessions() as session:
-        enrollment = subscribe(session, svc.content.library(), slug, email, svc.clock(),
-                               consent=CONSENT, first_name="Ada", timezone="America/New_York",
-                               confirmed=True)
+        enrollment = subscribe(
+            session,
+            svc.content.library(),
+            slug,
+            email,
+            svc.clock(),
+            consent=CONSENT,
+            first_name="Ada",
+            timezone="America/New_York",
+            confirmed=True,
+        )
         session.commit()
         return enrollment.id
 
@@ -101,15 +117,16 @@ def run_days(svc: Services, clock: FrozenClock, days: int) -> None:
 
 
 def hook(web: FlaskClient, payload: Any, token: str = TOKEN) -> TestResponse:
-    return web.post("/webhooks/bounce", json=payload,
-                    headers={"Authorization": f"Bearer {token}"})
+    return web.post("/webhooks/bounce", json=payload, headers={"Authorization": f"Bearer {token}"})
 
 
 def snapshot(svc: Services) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, to show a refused or repeated request changed nothing."""
     with svc.engine.connect() as conn:
-        return {table.name: sorted(tuple(map(repr, row)) for row in conn.execute(
-            select(table))) for table in Base.metadata.sorted_tables}
+        return {
+            table.name: sorted(tuple(map(repr, row)) for row in conn.execute(select(table)))
+            for table in Base.metadata.sorted_tables
+        }
 
 
 def subscriber(svc: Services, email: str) -> Subscriber:
@@ -126,36 +143,53 @@ def statuses(svc: Services) -> dict[str, str]:
 
 
 def test_every_message_goes_out_from_a_signed_verp_address_of_its_delivery(
-        svc: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    svc: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     enrollment_id = sign_up(svc)
     svc.dispatcher().run_pass(clock())
 
     (message,) = smtp_server.messages
     with svc.sessions() as session:
         delivery = session.scalars(select(Delivery)).one()
-    token = verp_token(svc.settings.secret_key, delivery_id=delivery.id,
-                       enrollment_id=enrollment_id)
+    token = verp_token(
+        svc.settings.secret_key, delivery_id=delivery.id, enrollment_id=enrollment_id
+    )
     assert message.sender == f"bounces+{token}@drip.test"
     assert read_verp(svc.settings.secret_key, message.sender, BOUNCES) == ("d", delivery.id)
     forged = message.sender.replace(f"d{delivery.id}-", f"d{delivery.id + 1}-")
     assert read_verp(svc.settings.secret_key, forged, BOUNCES) is None
     assert read_verp("another-secret", message.sender, BOUNCES) is None
-    assert return_path(make_settings(Path("/nonexistent"), "sqlite://"),
-                       "Tiny Author <author@example.org>", 1, 1) == "author@example.org"
+    assert (
+        return_path(
+            make_settings(Path("/nonexistent"), "sqlite://"),
+            "Tiny Author <author@example.org>",
+            1,
+            1,
+        )
+        == "author@example.org"
+    )
 
 
 def test_reader_whose_address_hard_bounces_by_webhook_after_lesson_one_gets_no_lesson_two(
-        svc: Services, web: FlaskClient, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    svc: Services, web: FlaskClient, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     sign_up(svc)
     svc.dispatcher().run_pass(clock())
     (welcome,) = smtp_server.to("ada@example.org")
 
-    answer = hook(web, {"email": "ada@example.org", "type": "hard",
-                        "message_id": welcome.message["Message-ID"],
-                        "reason": "550 5.1.1 user unknown"})
+    answer = hook(
+        web,
+        {
+            "email": "ada@example.org",
+            "type": "hard",
+            "message_id": welcome.message["Message-ID"],
+            "reason": "550 5.1.1 user unknown",
+        },
+    )
     assert answer.status_code == 200
-    assert answer.json == {"results": [{"email": "ada@example.org", "status": "applied",
-                                        "outcome": "suppressed"}]}
+    assert answer.json == {
+        "results": [{"email": "ada@example.org", "status": "applied", "outcome": "suppressed"}]
+    }
     run_days(svc, clock, 10)
 
     assert [m.subject for m in smtp_server.to("ada@example.org")] == ["Welcome, Ada"]
@@ -168,8 +202,9 @@ def test_reader_whose_address_hard_bounces_by_webhook_after_lesson_one_gets_no_l
         assert delivery.status == DeliveryStatus.SENT
         assert delivery.last_error == "hard bounce (drip): 550 5.1.1 user unknown"
         (event,) = session.scalars(select(Event).where(Event.kind == "bounced"))
-        assert event.detail == ("hard bounce (drip): 550 5.1.1 user unknown · matched by "
-                                "message-id")
+        assert event.detail == (
+            "hard bounce (drip): 550 5.1.1 user unknown · matched by message-id"
+        )
     add_operator(svc)
     log_in(web)
     assert "hard bounce (drip): 550 5.1.1 user unknown" in web.get("/admin/deliveries").text
@@ -179,37 +214,57 @@ def test_reader_whose_address_hard_bounces_by_webhook_after_lesson_one_gets_no_l
 
 
 def test_complaint_stops_every_course_for_that_reader(
-        svc: Services, web: FlaskClient, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    svc: Services, web: FlaskClient, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     sign_up(svc, slug="tiny")
     sign_up(svc, slug="tiny-two")
     svc.dispatcher().run_pass(clock())
     first = smtp_server.to("ada@example.org")
     assert len(first) == 2
 
-    answer = hook(web, {"email": "ada@example.org", "type": "complaint",
-                        "message_id": first[0].message["Message-ID"]})
+    answer = hook(
+        web,
+        {
+            "email": "ada@example.org",
+            "type": "complaint",
+            "message_id": first[0].message["Message-ID"],
+        },
+    )
     assert json_body(answer)["results"][0]["outcome"] == "unsubscribed and suppressed"
     run_days(svc, clock, 10)
 
     assert len(smtp_server.to("ada@example.org")) == 2
-    assert statuses(svc) == {"tiny": EnrollmentStatus.UNSUBSCRIBED,
-                             "tiny-two": EnrollmentStatus.UNSUBSCRIBED}
+    assert statuses(svc) == {
+        "tiny": EnrollmentStatus.UNSUBSCRIBED,
+        "tiny-two": EnrollmentStatus.UNSUBSCRIBED,
+    }
     assert subscriber(svc, "ada@example.org").suppressed_at is not None
     with svc.sessions() as session:
-        kinds = sorted(e.kind for e in session.scalars(select(Event).where(
-            Event.kind.in_(["complained", "unsubscribed"]))))
+        kinds = sorted(
+            e.kind
+            for e in session.scalars(
+                select(Event).where(Event.kind.in_(["complained", "unsubscribed"]))
+            )
+        )
     assert kinds == ["complained", "unsubscribed", "unsubscribed"]
 
 
 def _soft(svc: Services, web: FlaskClient, message: Any) -> str:
-    answer = hook(web, {"email": message.recipients[0], "type": "soft",
-                        "message_id": message.message["Message-ID"],
-                        "reason": "452 4.2.2 mailbox full"})
+    answer = hook(
+        web,
+        {
+            "email": message.recipients[0],
+            "type": "soft",
+            "message_id": message.message["Message-ID"],
+            "reason": "452 4.2.2 mailbox full",
+        },
+    )
     return str(json_body(answer)["results"][0]["outcome"])
 
 
 def test_a_soft_bounce_then_a_clean_send_resets_the_count(
-        svc: Services, web: FlaskClient, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    svc: Services, web: FlaskClient, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     sign_up(svc, "ada@example.org")  # soft, clean, soft: never two in a row
     sign_up(svc, "bob@example.org")  # soft, soft: suppressed at DRIP_SOFT_BOUNCE_LIMIT=2
     svc.dispatcher().run_pass(clock())
@@ -218,8 +273,10 @@ def test_a_soft_bounce_then_a_clean_send_resets_the_count(
 
     run_days(svc, clock, 3)  # lesson two goes to both; only Bob's soft-bounces
     assert [m.subject for m in smtp_server.to("ada@example.org")][1] == "Lesson two"
-    assert _soft(svc, web, smtp_server.to("bob@example.org")[1]) == \
-        "suppressed after 2 soft bounces in a row"
+    assert (
+        _soft(svc, web, smtp_server.to("bob@example.org")[1])
+        == "suppressed after 2 soft bounces in a row"
+    )
 
     run_days(svc, clock, 4)
     ada = smtp_server.to("ada@example.org")
@@ -234,12 +291,17 @@ def test_a_soft_bounce_then_a_clean_send_resets_the_count(
         assert soft_streak(session, subscriber(svc, "ada@example.org").id) == 1
 
 
-def test_a_duplicate_event_is_a_no_op(svc: Services, web: FlaskClient,
-                                      smtp_server: SmtpServer, clock: FrozenClock) -> None:
+def test_a_duplicate_event_is_a_no_op(
+    svc: Services, web: FlaskClient, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     sign_up(svc)
     svc.dispatcher().run_pass(clock())
-    event = {"email": "ada@example.org", "type": "soft", "reason": "mailbox full",
-             "message_id": smtp_server.messages[0].message["Message-ID"]}
+    event = {
+        "email": "ada@example.org",
+        "type": "soft",
+        "reason": "mailbox full",
+        "message_id": smtp_server.messages[0].message["Message-ID"],
+    }
     assert json_body(hook(web, event))["results"][0]["status"] == "applied"
     before = snapshot(svc)
 
@@ -251,11 +313,16 @@ def test_a_duplicate_event_is_a_no_op(svc: Services, web: FlaskClient,
 
 
 def test_the_same_event_posted_twice_at_once_is_recorded_once(
-        app: Flask, svc: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    app: Flask, svc: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     sign_up(svc)
     svc.dispatcher().run_pass(clock())
-    event = {"email": "ada@example.org", "type": "hard", "id": "evt-1",
-             "message_id": smtp_server.messages[0].message["Message-ID"]}
+    event = {
+        "email": "ada@example.org",
+        "type": "hard",
+        "id": "evt-1",
+        "message_id": smtp_server.messages[0].message["Message-ID"],
+    }
     start = threading.Barrier(2)
 
     def post() -> str:
@@ -272,7 +339,8 @@ def test_the_same_event_posted_twice_at_once_is_recorded_once(
 
 
 def test_an_event_that_matches_nothing_is_recorded_and_counted_not_an_error(
-        svc: Services, web: FlaskClient) -> None:
+    svc: Services, web: FlaskClient
+) -> None:
     answer = hook(web, {"email": "nobody@example.org", "type": "hard"})
 
     assert answer.status_code == 200
@@ -281,37 +349,60 @@ def test_an_event_that_matches_nothing_is_recorded_and_counted_not_an_error(
     assert 'drip_bounce_events{kind="hard",matched_by="none"} 1.0' in scrape
     with svc.sessions() as session:
         row = session.scalars(select(BounceEvent)).one()
-        assert (row.email, row.matched_by, row.subscriber_id) == ("nobody@example.org",
-                                                                  "none", None)
+        assert (row.email, row.matched_by, row.subscriber_id) == (
+            "nobody@example.org",
+            "none",
+            None,
+        )
 
 
 def test_a_wrong_token_or_a_malformed_event_is_refused_and_changes_nothing(
-        svc: Services, web: FlaskClient) -> None:
+    svc: Services, web: FlaskClient
+) -> None:
     sign_up(svc)
     before = snapshot(svc)
 
-    assert hook(web, {"email": "ada@example.org", "type": "hard"},
-                token="guess").status_code == 401
-    assert web.post("/webhooks/bounce", json={"email": "ada@example.org",
-                                              "type": "hard"}).status_code == 401
-    bad = hook(web, [{"email": "ada@example.org", "type": "hard"},
-                     {"email": "ada@example.org", "type": "permanent"}])
+    assert hook(web, {"email": "ada@example.org", "type": "hard"}, token="guess").status_code == 401
+    assert (
+        web.post("/webhooks/bounce", json={"email": "ada@example.org", "type": "hard"}).status_code
+        == 401
+    )
+    bad = hook(
+        web,
+        [
+            {"email": "ada@example.org", "type": "hard"},
+            {"email": "ada@example.org", "type": "permanent"},
+        ],
+    )
     assert bad.status_code == 400
-    assert json_body(bad)["error"] == ("event 1: \"type\" must be hard, soft or complaint, "
-                                 "got 'permanent'")
+    assert json_body(bad)["error"] == (
+        "event 1: \"type\" must be hard, soft or complaint, got 'permanent'"
+    )
     assert snapshot(svc) == before
 
 
 def test_a_verp_address_matches_the_delivery_even_when_the_address_changed_hands(
-        svc: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    svc: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     sign_up(svc)
     svc.dispatcher().run_pass(clock())
     (message,) = smtp_server.messages
     policy = Policy.from_settings(svc.settings)
     with svc.sessions() as session:
-        recorded = record_bounce(session, Report(
-            "hard", "alias@forwarder.example", "mailbox", "test:1", source="mailbox",
-            return_path=message.sender, diagnostic="5.1.1"), clock(), policy)
+        recorded = record_bounce(
+            session,
+            Report(
+                "hard",
+                "alias@forwarder.example",
+                "mailbox",
+                "test:1",
+                source="mailbox",
+                return_path=message.sender,
+                diagnostic="5.1.1",
+            ),
+            clock(),
+            policy,
+        )
         session.commit()
         row = session.scalars(select(BounceEvent)).one()
         delivery = session.scalars(select(Delivery)).one()
@@ -329,21 +420,63 @@ def add_sent_deliveries(svc: Services, count: int, clock: FrozenClock) -> list[i
     deliveries = cast(Table, Delivery.__table__)
     sent = clock() - timedelta(hours=1)
     with svc.engine.begin() as conn:
-        conn.execute(insert(subscribers), [
-            {"email": f"sent{n:04d}@example.org", "first_name": "", "timezone": "UTC",
-             "attributes": {}, "created_at": sent} for n in range(count)])
-        ids = list(conn.scalars(select(subscribers.c.id).where(
-            subscribers.c.email.like("sent%")).order_by(subscribers.c.id)))
-        conn.execute(insert(enrollments), [
-            {"subscriber_id": i, "sequence": "tiny", "status": EnrollmentStatus.COMPLETED,
-             "attempts": 0, "created_at": sent} for i in ids])
-        enrolled = list(conn.scalars(select(enrollments.c.id).where(
-            enrollments.c.subscriber_id.in_(ids)).order_by(enrollments.c.id)))
-        conn.execute(insert(deliveries), [
-            {"enrollment_id": e, "lesson": "welcome", "lesson_version": "v",
-             "status": DeliveryStatus.SENT, "attempts": 1, "message_id": f"<drip.{e}.welcome"
-             "@drip.test>", "created_at": sent, "updated_at": sent, "sent_at": sent}
-            for e in enrolled])
+        conn.execute(
+            insert(subscribers),
+            [
+                {
+                    "email": f"sent{n:04d}@example.org",
+                    "first_name": "",
+                    "timezone": "UTC",
+                    "attributes": {},
+                    "created_at": sent,
+                }
+                for n in range(count)
+            ],
+        )
+        ids = list(
+            conn.scalars(
+                select(subscribers.c.id)
+                .where(subscribers.c.email.like("sent%"))
+                .order_by(subscribers.c.id)
+            )
+        )
+        conn.execute(
+            insert(enrollments),
+            [
+                {
+                    "subscriber_id": i,
+                    "sequence": "tiny",
+                    "status": EnrollmentStatus.COMPLETED,
+                    "attempts": 0,
+                    "created_at": sent,
+                }
+                for i in ids
+            ],
+        )
+        enrolled = list(
+            conn.scalars(
+                select(enrollments.c.id)
+                .where(enrollments.c.subscriber_id.in_(ids))
+                .order_by(enrollments.c.id)
+            )
+        )
+        conn.execute(
+            insert(deliveries),
+            [
+                {
+                    "enrollment_id": e,
+                    "lesson": "welcome",
+                    "lesson_version": "v",
+                    "status": DeliveryStatus.SENT,
+                    "attempts": 1,
+                    "message_id": f"<drip.{e}.welcome@drip.test>",
+                    "created_at": sent,
+                    "updated_at": sent,
+                    "sent_at": sent,
+                }
+                for e in enrolled
+            ],
+        )
         return list(conn.scalars(select(deliveries.c.id).order_by(deliveries.c.id)))
 
 
@@ -351,15 +484,24 @@ def complain(svc: Services, clock: FrozenClock, delivery_id: int) -> None:
     with svc.sessions() as session:
         delivery = session.get(Delivery, delivery_id)
         assert delivery is not None
-        record_bounce(session, Report("complaint", delivery.enrollment.subscriber.email, "drip",
-                                      f"test:{delivery_id}", message_id=delivery.message_id),
-                      clock(), Policy.from_settings(svc.settings))
+        record_bounce(
+            session,
+            Report(
+                "complaint",
+                delivery.enrollment.subscriber.email,
+                "drip",
+                f"test:{delivery_id}",
+                message_id=delivery.message_id,
+            ),
+            clock(),
+            Policy.from_settings(svc.settings),
+        )
         session.commit()
 
 
 def test_too_many_complaints_pause_all_sending_until_an_operator_resumes_it(
-        app: Flask, svc: Services, web: FlaskClient, smtp_server: SmtpServer,
-        clock: FrozenClock) -> None:
+    app: Flask, svc: Services, web: FlaskClient, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     sent = add_sent_deliveries(svc, 700, clock)
     complain(svc, clock, sent[0])
     with svc.sessions() as session:
@@ -370,10 +512,12 @@ def test_too_many_complaints_pause_all_sending_until_an_operator_resumes_it(
 
     with svc.sessions() as session:
         reason = sending_paused(session)
-        assert reason == ("complaint rate 0.43% of the last 700 sends is above "
-                          "DRIP_COMPLAINT_PAUSE (0.30%)")
-        assert status_line(session) == (f"sending: PAUSED for every sequence ({reason}); "
-                                        "resume it on the admin dashboard")
+        assert reason == (
+            "complaint rate 0.43% of the last 700 sends is above DRIP_COMPLAINT_PAUSE (0.30%)"
+        )
+        assert status_line(session) == (
+            f"sending: PAUSED for every sequence ({reason}); resume it on the admin dashboard"
+        )
     assert json_body(web.get("/healthz"))["sending_paused"] == reason
     scrape = web.get("/metrics", headers={"Authorization": "Bearer scrape"}).text
     assert "drip_sending_paused 1.0" in scrape
@@ -387,8 +531,12 @@ def test_too_many_complaints_pause_all_sending_until_an_operator_resumes_it(
     assert reason in dashboard.text
     assert "0.43% (3)" in dashboard.text  # the complaint rate of the last 1,000 sends
     assert web.post("/admin/sending/resume").status_code == 400  # no CSRF token: refused
-    assert web.post("/admin/sending/resume", data={
-        "csrf_token": csrf_token(dashboard.text)}).status_code == 302
+    assert (
+        web.post(
+            "/admin/sending/resume", data={"csrf_token": csrf_token(dashboard.text)}
+        ).status_code
+        == 302
+    )
 
     assert json_body(web.get("/healthz"))["sending_paused"] is None
     svc.dispatcher().run_pass(clock())
@@ -404,40 +552,55 @@ def test_hard_bounces_under_500_sends_never_pause(svc: Services, clock: FrozenCl
         with svc.sessions() as session:
             delivery = session.get(Delivery, delivery_id)
             assert delivery is not None
-            record_bounce(session, Report("hard", delivery.enrollment.subscriber.email, "drip",
-                                          f"test:{delivery_id}",
-                                          message_id=delivery.message_id),
-                          clock(), Policy.from_settings(svc.settings))
+            record_bounce(
+                session,
+                Report(
+                    "hard",
+                    delivery.enrollment.subscriber.email,
+                    "drip",
+                    f"test:{delivery_id}",
+                    message_id=delivery.message_id,
+                ),
+                clock(),
+                Policy.from_settings(svc.settings),
+            )
             session.commit()
     with svc.sessions() as session:
         assert sending_paused(session) is None
 
 
-def test_the_webhook_blueprint_needs_no_csrf_token(settings: Settings,
-                                                   clock: FrozenClock) -> None:
+def test_the_webhook_blueprint_needs_no_csrf_token(settings: Settings, clock: FrozenClock) -> None:
     application = create_app(settings, clock=clock)  # not TESTING: CSRF fully on
     answer = application.test_client().post(
-        "/webhooks/bounce", json={"email": "x@example.org", "type": "soft"},
-        headers={"Authorization": f"Bearer {TOKEN}"})
+        "/webhooks/bounce",
+        json={"email": "x@example.org", "type": "soft"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
     application.extensions["drip"].engine.dispose()
     assert answer.status_code == 200
 
 
-@pytest.mark.parametrize(("variable", "value", "message"), [
-    ("DRIP_COMPLAINT_PAUSE", "high", "DRIP_COMPLAINT_PAUSE must be a fraction such as 0.003"),
-    ("DRIP_BOUNCE_PAUSE", "50", "DRIP_BOUNCE_PAUSE must be between 0 and 1"),
-    ("DRIP_BOUNCE_ADDRESS", "bounces+x@example.org", "DRIP_BOUNCE_ADDRESS must be a plain"),
-    ("DRIP_BOUNCE_IMAP_URL", "pop3://host/", "DRIP_BOUNCE_IMAP_URL must be a URL starting"),
-    ("DRIP_SNS_TOPIC_ARNS", "drip-topic", "DRIP_SNS_TOPIC_ARNS must be a comma-separated"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DRIP_COMPLAINT_PAUSE", "high", "DRIP_COMPLAINT_PAUSE must be a fraction such as 0.003"),
+        ("DRIP_BOUNCE_PAUSE", "50", "DRIP_BOUNCE_PAUSE must be between 0 and 1"),
+        ("DRIP_BOUNCE_ADDRESS", "bounces+x@example.org", "DRIP_BOUNCE_ADDRESS must be a plain"),
+        ("DRIP_BOUNCE_IMAP_URL", "pop3://host/", "DRIP_BOUNCE_IMAP_URL must be a URL starting"),
+        ("DRIP_SNS_TOPIC_ARNS", "drip-topic", "DRIP_SNS_TOPIC_ARNS must be a comma-separated"),
+    ],
+)
 def test_a_malformed_bounce_setting_stops_start_up_naming_it(
-        tmp_path: Path, variable: str, value: str, message: str) -> None:
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(environ={variable: value}, data_dir=tmp_path, secret_key="s")
 
 
 def test_rates_read_as_a_percentage_or_a_fraction(tmp_path: Path) -> None:
-    settings = load_settings(environ={"DRIP_COMPLAINT_PAUSE": "0.5%",
-                                      "DRIP_BOUNCE_PAUSE": "0.02"},
-                             data_dir=tmp_path, secret_key="s")
+    settings = load_settings(
+        environ={"DRIP_COMPLAINT_PAUSE": "0.5%", "DRIP_BOUNCE_PAUSE": "0.02"},
+        data_dir=tmp_path,
+        secret_key="s",
+    )
     assert (settings.complaint_pause, settings.bounce_pause) == (0.005, 0.02)

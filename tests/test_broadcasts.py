@@ -64,18 +64,28 @@ def courses(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def svc(tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock,
-        courses: Path) -> Services:
-    return build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url,
-                                        sequences_dir=courses), clock)
+def svc(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock, courses: Path
+) -> Services:
+    return build_services(
+        make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=courses), clock
+    )
 
 
-def reader(svc: Services, email: str, slug: str, *, confirmed: bool = True,
-           timezone: str | None = None) -> int:
+def reader(
+    svc: Services, email: str, slug: str, *, confirmed: bool = True, timezone: str | None = None
+) -> int:
     with svc.sessions() as session:
-        enrollment = subscribe(session, svc.content.library(), slug, email, svc.clock(),
-                               consent=Consent(source="test", text="yes"), confirmed=confirmed,
-                               timezone=timezone)
+        enrollment = subscribe(
+            session,
+            svc.content.library(),
+            slug,
+            email,
+            svc.clock(),
+            consent=Consent(source="test", text="yes"),
+            confirmed=confirmed,
+            timezone=timezone,
+        )
         session.commit()
         return enrollment.id
 
@@ -87,7 +97,8 @@ def news(tmp_path: Path, text: str = NEWS) -> Path:
 
 
 def test_a_broadcast_reaches_each_eligible_reader_once_in_their_window_and_none_else(
-        svc: Services, clock: FrozenClock, smtp_server: SmtpServer, tmp_path: Path) -> None:
+    svc: Services, clock: FrozenClock, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
     reader(svc, "ada@example.org", "tiny")
     reader(svc, "ada@example.org", "other")  # in both: one email
     reader(svc, "bo@example.org", "other", timezone="Asia/Kolkata")
@@ -95,8 +106,12 @@ def test_a_broadcast_reaches_each_eligible_reader_once_in_their_window_and_none_
     suppressed = reader(svc, "blocked@example.org", "tiny")
     gone = reader(svc, "gone@example.org", "other")
     with svc.sessions() as session:
-        suppress(session, session.get(Enrollment, suppressed).subscriber,  # type: ignore[union-attr]
-                 clock(), "operator")
+        suppress(
+            session,
+            session.get(Enrollment, suppressed).subscriber,  # type: ignore[union-attr]
+            clock(),
+            "operator",
+        )
         unsubscribe(session, gone, clock(), everything=True, how="test")
         session.commit()
     svc.dispatcher().run_pass(clock())  # the welcomes
@@ -110,12 +125,17 @@ def test_a_broadcast_reaches_each_eligible_reader_once_in_their_window_and_none_
         svc.dispatcher().run_pass(clock())
         clock.advance(minutes=30)
 
-    got = [(r, m) for m in smtp_server.messages for r in m.recipients
-           if m.subject.startswith("A new post")]
+    got = [
+        (r, m)
+        for m in smtp_server.messages
+        for r in m.recipients
+        if m.subject.startswith("A new post")
+    ]
     assert sorted(r for r, _ in got) == ["ada@example.org", "bo@example.org"]
     for recipient, message in got:
-        zone = reader_zone("Asia/Kolkata" if recipient == "bo@example.org"
-                           else "America/New_York", "UTC")
+        zone = reader_zone(
+            "Asia/Kolkata" if recipient == "bo@example.org" else "America/New_York", "UTC"
+        )
         sent = message.message["Date"].datetime.astimezone(zone)
         assert (9 <= sent.hour < 11) if recipient == "ada@example.org" else (18 <= sent.hour < 20)
         assert "/stop/" in message.message["List-Unsubscribe"]
@@ -125,7 +145,8 @@ def test_a_broadcast_reaches_each_eligible_reader_once_in_their_window_and_none_
 
 
 def test_a_reader_who_leaves_everything_before_their_turn_does_not_get_it(
-        svc: Services, clock: FrozenClock, smtp_server: SmtpServer, tmp_path: Path) -> None:
+    svc: Services, clock: FrozenClock, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
     enrollment_id = reader(svc, "ada@example.org", "tiny")
     library = svc.content.library()
     with svc.sessions() as session:
@@ -139,10 +160,12 @@ def test_a_reader_who_leaves_everything_before_their_turn_does_not_get_it(
 
 
 def test_the_broadcast_unsubscribe_stops_broadcasts_but_keeps_the_course(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock,
-        courses: Path) -> None:
-    app = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                   sequences_dir=courses), clock=clock)
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock, courses: Path
+) -> None:
+    app = create_app(
+        make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=courses),
+        clock=clock,
+    )
     svc: Services = app.extensions["drip"]
     reader(svc, "ada@example.org", "tiny")
     library = svc.content.library()
@@ -169,14 +192,16 @@ def test_the_broadcast_unsubscribe_stops_broadcasts_but_keeps_the_course(
 
 def audience_count_for(svc: Services, tmp_path: Path) -> int:
     with svc.sessions() as session:
-        return audience_count(session, read_broadcast(news(tmp_path),
-                                                      svc.content.library()))[0]
+        return audience_count(session, read_broadcast(news(tmp_path), svc.content.library()))[0]
 
 
-def test_a_broadcast_file_with_mistakes_says_what_and_where(svc: Services,
-                                                            tmp_path: Path) -> None:
-    bad = news(tmp_path, NEWS.replace("to: [tiny, other]", "to: [tiny, nope]")
-               .replace("{{ first_name", "{{ firstname"))
+def test_a_broadcast_file_with_mistakes_says_what_and_where(svc: Services, tmp_path: Path) -> None:
+    bad = news(
+        tmp_path,
+        NEWS.replace("to: [tiny, other]", "to: [tiny, nope]").replace(
+            "{{ first_name", "{{ firstname"
+        ),
+    )
     with pytest.raises(BroadcastError) as error:
         read_broadcast(bad, svc.content.library())
     text = str(error.value)
@@ -186,31 +211,43 @@ def test_a_broadcast_file_with_mistakes_says_what_and_where(svc: Services,
 
 @pytest.mark.slow
 def test_a_worker_killed_during_a_broadcast_loses_nobody_and_duplicates_at_most_per_kill(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock,
-        courses: Path) -> None:
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock, courses: Path
+) -> None:
     engine = make_engine(sqlite_url)
     addresses = add_due_readers(engine, 400, clock())
     with engine.begin() as conn:  # readers mid-course: only the broadcast is due
         conn.execute(update(Enrollment).values(due_at=clock() + timedelta(days=30)))
     engine.dispose()
-    svc = build_services(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                       sequences_dir=courses), clock)
+    svc = build_services(
+        make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=courses), clock
+    )
     library = svc.content.library()
     with svc.sessions() as session:
         schedule(session, library, read_broadcast(news(tmp_path), library), clock(), clock())
     svc.engine.dispose()
-    env = {**os.environ, "DRIP_DATA_DIR": str(tmp_path / "data"),
-           "DRIP_DATABASE_URL": sqlite_url, "DRIP_SEQUENCES_DIR": str(courses),
-           "DRIP_SECRET_KEY": "k", "DRIP_BASE_URL": "http://drip.test",
-           "DRIP_SMTP_URL": smtp_server.url, "DRIP_LEASE_SECONDS": "30",
-           "DRIP_ALLOW_UNSAFE_SENDING": "true", "DRIP_POSTAL_ADDRESS": "1 Test Street"}
+    env = {
+        **os.environ,
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_DATABASE_URL": sqlite_url,
+        "DRIP_SEQUENCES_DIR": str(courses),
+        "DRIP_SECRET_KEY": "k",
+        "DRIP_BASE_URL": "http://drip.test",
+        "DRIP_SMTP_URL": smtp_server.url,
+        "DRIP_LEASE_SECONDS": "30",
+        "DRIP_ALLOW_UNSAFE_SENDING": "true",
+        "DRIP_POSTAL_ADDRESS": "1 Test Street",
+    }
     rng = random.Random(20261201)
     now = clock() + timedelta(hours=1)  # inside the readers' window
     kills = 0
     while kills < 3:
         started = time.monotonic()
-        worker = subprocess.Popen([DRIP, "dispatch", "--now", now.isoformat()], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        worker = subprocess.Popen(
+            [DRIP, "dispatch", "--now", now.isoformat()],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         target = len(smtp_server.messages) + rng.randint(20, 90)
         reached = wait_until(partial(received_at_least, smtp_server, target), 60)
         time.sleep(rng.uniform(0, 0.02))
@@ -219,12 +256,21 @@ def test_a_worker_killed_during_a_broadcast_loses_nobody_and_duplicates_at_most_
         assert reached, "the worker sent nothing within a minute"
         kills += 1
         now += timedelta(seconds=30 + math.ceil(time.monotonic() - started) + 1)
-    final = subprocess.run([DRIP, "dispatch", "--now", now.isoformat()], env=env,
-                           capture_output=True, text=True, timeout=120)
+    final = subprocess.run(
+        [DRIP, "dispatch", "--now", now.isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert final.returncode == 0, final.stderr
 
-    received = Counter((r, str(m.message["Message-ID"])) for m in smtp_server.messages
-                       for r in m.recipients if m.subject.startswith("A new post"))
+    received = Counter(
+        (r, str(m.message["Message-ID"]))
+        for m in smtp_server.messages
+        for r in m.recipients
+        if m.subject.startswith("A new post")
+    )
     assert {r for r, _ in received} == set(addresses)
     assert len(received) == len(addresses)  # one Message-ID per reader, retries reuse it
     assert sum(n - 1 for n in received.values()) <= kills

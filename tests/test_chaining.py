@@ -33,38 +33,54 @@ def library_with(tmp_path: Path, on_complete: str) -> Path:
     folder = tmp_path / "sequences"
     shutil.copytree(TESTS / "sequences", folder)
     (folder / "tiny" / "sequence.yaml").write_text(
-        (folder / "tiny" / "sequence.yaml").read_text() + on_complete)
+        (folder / "tiny" / "sequence.yaml").read_text() + on_complete
+    )
     nxt = folder / "next-course"
     nxt.mkdir()
     (nxt / "sequence.yaml").write_text(NEXT)
     (nxt / "01-hello.md").write_text('---\nsubject: "Next: hello"\ndelay: 0\n---\nHello.\n')
-    (nxt / "02-more.md").write_text('---\nsubject: "Next: more"\ndelay: 2d\n---\nMore. '
-                                    "[Leave]({{ unsubscribe_url }})\n")
+    (nxt / "02-more.md").write_text(
+        '---\nsubject: "Next: more"\ndelay: 2d\n---\nMore. [Leave]({{ unsubscribe_url }})\n'
+    )
     return folder
 
 
-def make_app(tmp_path: Path, url: str, smtp: SmtpServer, clock: FrozenClock,
-             on_complete: str) -> Flask:
-    app = create_app(make_settings(tmp_path, url, smtp_url=smtp.url,
-                                   sequences_dir=library_with(tmp_path, on_complete)),
-                     clock=clock)
+def make_app(
+    tmp_path: Path, url: str, smtp: SmtpServer, clock: FrozenClock, on_complete: str
+) -> Flask:
+    app = create_app(
+        make_settings(
+            tmp_path, url, smtp_url=smtp.url, sequences_dir=library_with(tmp_path, on_complete)
+        ),
+        clock=clock,
+    )
     app.config["TESTING"] = True
     return app
 
 
 @pytest.fixture
-def enroll_app(tmp_path: Path, backend_url: str, smtp_server: SmtpServer,
-               clock: FrozenClock) -> Iterator[Flask]:
-    app = make_app(tmp_path, backend_url, smtp_server, clock,
-                   "on_complete: {enroll: next-course}\n")
+def enroll_app(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> Iterator[Flask]:
+    app = make_app(
+        tmp_path, backend_url, smtp_server, clock, "on_complete: {enroll: next-course}\n"
+    )
     yield app
     app.extensions["drip"].engine.dispose()
 
 
 def finish_tiny(svc: Services, clock: FrozenClock, email: str = "ada@example.org") -> None:
     with svc.sessions() as session:
-        subscribe(session, svc.content.library(), "tiny", email, clock(),
-                  consent=Consent(source="test", text="yes"), first_name="Ada", confirmed=True)
+        subscribe(
+            session,
+            svc.content.library(),
+            "tiny",
+            email,
+            clock(),
+            consent=Consent(source="test", text="yes"),
+            first_name="Ada",
+            confirmed=True,
+        )
         session.commit()
 
 
@@ -75,29 +91,39 @@ def run_days(svc: Services, clock: FrozenClock, days: int) -> None:
 
 
 def test_finishing_a_course_with_enroll_starts_the_next_one_once(
-        enroll_app: Flask, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    enroll_app: Flask, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     svc: Services = enroll_app.extensions["drip"]
     finish_tiny(svc, clock)
     run_days(svc, clock, 12)
 
     subjects = [m.subject for m in smtp_server.to("ada@example.org")]
-    assert subjects == ["Welcome, Ada", "Lesson two", "Lesson three", "Next: hello",
-                        "Next: more"]
+    assert subjects == ["Welcome, Ada", "Lesson two", "Lesson three", "Next: hello", "Next: more"]
     hello = smtp_server.to("ada@example.org")[3]
     assert "or because you finished “Tiny course”, which continues into it" in hello.text()
     with svc.sessions() as session:
         rows = session.scalars(select(Enrollment).order_by(Enrollment.id)).all()
-        assert [(e.sequence, e.status) for e in rows] == [("tiny", "completed"),
-                                                         ("next-course", "completed")]
+        assert [(e.sequence, e.status) for e in rows] == [
+            ("tiny", "completed"),
+            ("next-course", "completed"),
+        ]
 
 
 def test_a_reader_already_in_the_next_course_is_not_enrolled_twice(
-        enroll_app: Flask, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    enroll_app: Flask, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     svc: Services = enroll_app.extensions["drip"]
     finish_tiny(svc, clock, "ada@example.org")
     with svc.sessions() as session:
-        subscribe(session, svc.content.library(), "next-course", "ada@example.org", clock(),
-                  consent=Consent(source="test", text="yes"), confirmed=True)
+        subscribe(
+            session,
+            svc.content.library(),
+            "next-course",
+            "ada@example.org",
+            clock(),
+            consent=Consent(source="test", text="yes"),
+            confirmed=True,
+        )
         session.commit()
     run_days(svc, clock, 12)
 
@@ -108,7 +134,8 @@ def test_a_reader_already_in_the_next_course_is_not_enrolled_twice(
 
 
 def test_a_reader_who_left_everything_is_never_chained(
-        enroll_app: Flask, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    enroll_app: Flask, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     svc: Services = enroll_app.extensions["drip"]
     lesson = svc.settings.sequences_dir / "next-course" / "02-more.md"
     text = lesson.read_text()
@@ -129,14 +156,16 @@ def test_a_reader_who_left_everything_is_never_chained(
 
 
 def test_an_offer_sends_one_email_whose_link_enrolls_once_however_often_it_is_clicked(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     app = make_app(tmp_path, sqlite_url, smtp_server, clock, "on_complete: {offer: next-course}\n")
     svc: Services = app.extensions["drip"]
     finish_tiny(svc, clock)
     run_days(svc, clock, 8)
 
-    offers = [m for m in smtp_server.to("ada@example.org")
-              if m.subject == "What comes after Tiny course"]
+    offers = [
+        m for m in smtp_server.to("ada@example.org") if m.subject == "What comes after Tiny course"
+    ]
     assert len(offers) == 1
     link = re.search(r"http://drip\.test(/offer/\S+)", offers[0].text())
     assert link
@@ -154,6 +183,5 @@ def test_an_offer_sends_one_email_whose_link_enrolls_once_however_often_it_is_cl
     subjects = [m.subject for m in smtp_server.to("ada@example.org")]
     assert subjects.count("Next: hello") == 1
     with svc.sessions() as session:
-        assert [e.sequence for e in session.scalars(select(Enrollment))] == ["tiny",
-                                                                           "next-course"]
+        assert [e.sequence for e in session.scalars(select(Enrollment))] == ["tiny", "next-course"]
     app.extensions["drip"].engine.dispose()

@@ -20,27 +20,51 @@ DRIP = str(Path(sys.executable).with_name("drip"))
 
 @pytest.fixture
 def env(tmp_path: Path, sqlite_url: str) -> dict[str, str]:
-    return {"DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_DATABASE_URL": sqlite_url,
-            "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"), "DRIP_SECRET_KEY": "k",
-            "DRIP_BASE_URL": "http://drip.test"}
+    return {
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_DATABASE_URL": sqlite_url,
+        "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
+        "DRIP_SECRET_KEY": "k",
+        "DRIP_BASE_URL": "http://drip.test",
+    }
 
 
 def drip(env: dict[str, str], *args: str, stdin: str | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), env=env, input=stdin, catch_exceptions=False)
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("DRIP_DISPATCH_INTERVAL", "soon", "DRIP_DISPATCH_INTERVAL must be a whole number, got 'soon'"),
-    ("DRIP_BATCH_SIZE", "0", "DRIP_BATCH_SIZE must be greater than zero, got '0'"),
-    ("DRIP_SMTP_URL", "mail.example.org", "DRIP_SMTP_URL must be a URL starting with smtp:// or "
-                                          "smtps://, got 'mail.example.org'"),
-    ("DRIP_BASE_URL", "drip.example.org", "DRIP_BASE_URL must be an http(s) URL such as "
-                                          "https://drip.example.org, got 'drip.example.org'"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "DRIP_DISPATCH_INTERVAL",
+            "soon",
+            "DRIP_DISPATCH_INTERVAL must be a whole number, got 'soon'",
+        ),
+        ("DRIP_BATCH_SIZE", "0", "DRIP_BATCH_SIZE must be greater than zero, got '0'"),
+        (
+            "DRIP_SMTP_URL",
+            "mail.example.org",
+            "DRIP_SMTP_URL must be a URL starting with smtp:// or smtps://, got 'mail.example.org'",
+        ),
+        (
+            "DRIP_BASE_URL",
+            "drip.example.org",
+            "DRIP_BASE_URL must be an http(s) URL such as "
+            "https://drip.example.org, got 'drip.example.org'",
+        ),
+    ],
+)
 def test_malformed_setting_stops_startup_with_one_line_naming_it(
-        env: dict[str, str], name: str, value: str, message: str) -> None:
-    result = subprocess.run([DRIP, "status"], env={**os.environ, **env, name: value},
-                            capture_output=True, text=True, timeout=60)
+    env: dict[str, str], name: str, value: str, message: str
+) -> None:
+    result = subprocess.run(
+        [DRIP, "status"],
+        env={**os.environ, **env, name: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr == f"drip: {message}\n"
 
@@ -81,10 +105,20 @@ def test_check_fails_with_path_and_line(env: dict[str, str], tmp_path: Path) -> 
 
 
 def test_subscribe_then_dispatch_sends_to_the_smtp_server(
-        env: dict[str, str], smtp_server: SmtpServer) -> None:
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
     env = {**env, "DRIP_SMTP_URL": smtp_server.url, "DRIP_ALLOW_UNSAFE_SENDING": "true"}
-    result = drip(env, "subscribe", "ada@example.org", "tiny", "--name", "Ada", "--confirmed",
-                  "--now", "2026-03-02T14:00:00Z")
+    result = drip(
+        env,
+        "subscribe",
+        "ada@example.org",
+        "tiny",
+        "--name",
+        "Ada",
+        "--confirmed",
+        "--now",
+        "2026-03-02T14:00:00Z",
+    )
     assert result.exit_code == 0, result.output
     assert "ada@example.org -> tiny: active (next: welcome" in result.output
     dry = drip(env, "dispatch", "--now", "2026-03-02T14:00:00Z", "--dry-run")
@@ -108,13 +142,16 @@ def test_subscribe_rejects_bad_input_clearly(env: dict[str, str]) -> None:
 
 
 def test_import_keeps_good_rows_and_reports_bad_ones_by_line(
-        env: dict[str, str], tmp_path: Path) -> None:
+    env: dict[str, str], tmp_path: Path
+) -> None:
     csv_file = tmp_path / "readers.csv"
-    csv_file.write_text("email,first_name,timezone\n"
-                        "ada@example.org,Ada,Europe/London\n"
-                        "broken-address,Bob,\n"
-                        "cy@example.org,Cy,Nowhere/Land\n"
-                        "di@example.org,Di,\n")
+    csv_file.write_text(
+        "email,first_name,timezone\n"
+        "ada@example.org,Ada,Europe/London\n"
+        "broken-address,Bob,\n"
+        "cy@example.org,Cy,Nowhere/Land\n"
+        "di@example.org,Di,\n"
+    )
     result = drip(env, "import", str(csv_file), "--sequence", "tiny", "--confirmed")
     assert result.exit_code == 1
     assert f"{csv_file}:3: 'broken-address' is not a valid email address" in result.output

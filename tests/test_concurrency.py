@@ -25,29 +25,41 @@ READERS = 2_000
 
 
 def worker_env(tmp_path: Path, database_url: str, smtp_server: SmtpServer) -> dict[str, str]:
-    return {**os.environ, "DRIP_DATA_DIR": str(tmp_path / "data"),
-            "DRIP_DATABASE_URL": database_url, "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
-            "DRIP_SECRET_KEY": "k", "DRIP_BASE_URL": "http://drip.test",
-            "DRIP_SMTP_URL": smtp_server.url,
-            "DRIP_ALLOW_UNSAFE_SENDING": "true", "DRIP_BATCH_SIZE": "25"}
+    return {
+        **os.environ,
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_DATABASE_URL": database_url,
+        "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
+        "DRIP_SECRET_KEY": "k",
+        "DRIP_BASE_URL": "http://drip.test",
+        "DRIP_SMTP_URL": smtp_server.url,
+        "DRIP_ALLOW_UNSAFE_SENDING": "true",
+        "DRIP_BATCH_SIZE": "25",
+    }
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_four_workers_on_postgresql_deliver_every_lesson_exactly_once(
-        tmp_path: Path, postgres_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, postgres_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     engine = make_engine(postgres_url)
     addresses = add_due_readers(engine, READERS, clock())
     env = worker_env(tmp_path, postgres_url, smtp_server)
     command = [DRIP, "dispatch", "--now", clock().isoformat()]
-    workers = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(WORKERS)]
+    workers = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(WORKERS)
+    ]
     outputs = [worker.communicate(timeout=120) for worker in workers]
     for worker, (_out, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
 
-    received = Counter((r, str(m.message["Message-ID"]))
-                       for m in smtp_server.messages for r in m.recipients)
+    received = Counter(
+        (r, str(m.message["Message-ID"])) for m in smtp_server.messages for r in m.recipients
+    )
     assert {recipient for recipient, _ in received} == set(addresses)
     assert len(received) == READERS
     assert set(received.values()) == {1}  # every lesson exactly once at the SMTP server
@@ -58,13 +70,18 @@ def test_four_workers_on_postgresql_deliver_every_lesson_exactly_once(
         assert Counter(conn.scalars(select(Delivery.status))) == {DeliveryStatus.SENT: READERS}
         assert conn.scalar(select(func.count(func.distinct(Delivery.enrollment_id)))) == READERS
         assert conn.scalar(select(func.count()).select_from(WorkerHeartbeat)) == WORKERS
-        assert conn.scalar(select(func.count()).select_from(Enrollment).where(
-            Enrollment.due_at <= clock())) == 0
+        assert (
+            conn.scalar(
+                select(func.count()).select_from(Enrollment).where(Enrollment.due_at <= clock())
+            )
+            == 0
+        )
     engine.dispose()
 
 
 def test_second_dispatcher_on_sqlite_refuses_and_says_why(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     engine = make_engine(sqlite_url)
     add_due_readers(engine, 3, clock())
     env = worker_env(tmp_path, sqlite_url, smtp_server)

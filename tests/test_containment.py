@@ -22,20 +22,30 @@ BROKEN_HTML = "Body </mj-text></mj-column></mj-section></mj-body><mj-body> x\n"
 
 
 def test_a_lesson_that_cannot_be_rendered_holds_its_readers_and_the_rest_are_sent(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     folder = tmp_path / "sequences"
     shutil.copytree(TESTS / "sequences", folder)
     shutil.copytree(folder / "tiny", folder / "other")
     (folder / "tiny" / "01-welcome.md").write_text(
-        '---\nsubject: "Welcome"\ndelay: 0\n---\n' + BROKEN_HTML)
-    svc: Services = build_services(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                                 sequences_dir=folder), clock)
+        '---\nsubject: "Welcome"\ndelay: 0\n---\n' + BROKEN_HTML
+    )
+    svc: Services = build_services(
+        make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=folder), clock
+    )
     library = svc.content.library()
     assert {"tiny", "other"} <= set(library.sequences)  # it parses: only rendering fails
     with svc.sessions() as session:
         for slug, email in (("tiny", "ada@example.org"), ("other", "bo@example.org")):
-            subscribe(session, library, slug, email, clock(),
-                      consent=Consent(source="test", text="yes"), confirmed=True)
+            subscribe(
+                session,
+                library,
+                slug,
+                email,
+                clock(),
+                consent=Consent(source="test", text="yes"),
+                confirmed=True,
+            )
         session.commit()
 
     report = svc.dispatcher().run_pass(clock() + timedelta(hours=1))
@@ -51,9 +61,11 @@ def test_a_lesson_that_cannot_be_rendered_holds_its_readers_and_the_rest_are_sen
 
 
 def test_a_pass_run_for_a_future_instant_is_not_a_heartbeat_from_the_future(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
-    app: Flask = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url),
-                            clock=clock)
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    app: Flask = create_app(
+        make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url), clock=clock
+    )
     svc: Services = app.extensions["drip"]
     svc.dispatcher().run_pass(clock() + timedelta(days=45))  # drip dispatch --now <later>
     clock.advance(seconds=30)

@@ -17,14 +17,19 @@ REPO = TESTS.parent
 
 
 def drip_env(tmp_path: Path, sequences: Path = TESTS / "sequences") -> dict[str, str]:
-    return {"DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_SEQUENCES_DIR": str(sequences),
-            "DRIP_SECRET_KEY": "k", "DRIP_BASE_URL": "http://drip.test",
-            "DRIP_DATABASE_URL": f"sqlite:///{tmp_path / 'drip.sqlite3'}"}
+    return {
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_SEQUENCES_DIR": str(sequences),
+        "DRIP_SECRET_KEY": "k",
+        "DRIP_BASE_URL": "http://drip.test",
+        "DRIP_DATABASE_URL": f"sqlite:///{tmp_path / 'drip.sqlite3'}",
+    }
 
 
 def drip(tmp_path: Path, *args: str, sequences: Path = TESTS / "sequences") -> Result:
-    return CliRunner().invoke(cli, list(args), env=drip_env(tmp_path, sequences),
-                              catch_exceptions=False)
+    return CliRunner().invoke(
+        cli, list(args), env=drip_env(tmp_path, sequences), catch_exceptions=False
+    )
 
 
 def test_preview_writes_each_lesson_as_the_reader_gets_it(tmp_path: Path) -> None:
@@ -33,8 +38,14 @@ def test_preview_writes_each_lesson_as_the_reader_gets_it(tmp_path: Path) -> Non
 
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in (out / "tiny").iterdir())
-    assert written == ["01-welcome.html", "01-welcome.txt", "02-second.html", "02-second.txt",
-                       "03-third.html", "03-third.txt"]
+    assert written == [
+        "01-welcome.html",
+        "01-welcome.txt",
+        "02-second.html",
+        "02-second.txt",
+        "03-third.html",
+        "03-third.txt",
+    ]
     html = (out / "tiny" / "01-welcome.html").read_text()
     text = (out / "tiny" / "01-welcome.txt").read_text()
     assert text.startswith("Subject: Welcome, Alex\n")
@@ -44,8 +55,7 @@ def test_preview_writes_each_lesson_as_the_reader_gets_it(tmp_path: Path) -> Non
     assert "<strong>bold</strong>" in (out / "tiny" / "02-second.html").read_text()
 
 
-def test_a_preview_is_signed_for_nobody_and_its_links_say_it_is_a_preview(
-        tmp_path: Path) -> None:
+def test_a_preview_is_signed_for_nobody_and_its_links_say_it_is_a_preview(tmp_path: Path) -> None:
     result = drip(tmp_path, "preview", "tiny", "third")
 
     assert result.exit_code == 0, result.output
@@ -77,8 +87,7 @@ def test_preview_of_one_lesson_with_the_default_names(tmp_path: Path) -> None:
     result = drip(tmp_path, "preview", "tiny", "welcome", "--out", str(out), "--name", "")
 
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (out / "tiny").iterdir()) == ["01-welcome.html",
-                                                               "01-welcome.txt"]
+    assert sorted(p.name for p in (out / "tiny").iterdir()) == ["01-welcome.html", "01-welcome.txt"]
     assert (out / "tiny" / "01-welcome.txt").read_text().startswith("Subject: Welcome, friend")
     assert "Hi there," in (out / "tiny" / "01-welcome.html").read_text()
 
@@ -91,14 +100,21 @@ def test_preview_names_the_lessons_when_one_is_unknown(tmp_path: Path) -> None:
 
 def test_schedule_prints_when_each_lesson_lands_across_a_clock_change(tmp_path: Path) -> None:
     # Friday 6 March 2026, 09:30 in New York; the clocks go forward on Sunday 8 March.
-    result = drip(tmp_path, "schedule", "tiny", "--signup", "2026-03-06T14:30:00Z",
-                  "--timezone", "America/New_York")
+    result = drip(
+        tmp_path,
+        "schedule",
+        "tiny",
+        "--signup",
+        "2026-03-06T14:30:00Z",
+        "--timezone",
+        "America/New_York",
+    )
 
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         "tiny: reader in America/New_York, confirmed Fri 2026-03-06 09:30 EST",
         "day   0  Fri 2026-03-06 09:30 EST  01-welcome  "
-        "Welcome, {{ first_name|default(\"friend\") }}",
+        'Welcome, {{ first_name|default("friend") }}',
         "day   2  Sun 2026-03-08 09:30 EDT  02-second  Lesson two",
         "day   5  Wed 2026-03-11 09:30 EDT  03-third  Lesson three",
     ]
@@ -107,8 +123,15 @@ def test_schedule_prints_when_each_lesson_lands_across_a_clock_change(tmp_path: 
 def test_schedule_moves_lessons_into_the_readers_morning(tmp_path: Path) -> None:
     # 18:30 in Kolkata: the welcome goes at once; two days later 18:30 is past the 09:00-11:00
     # window, so lesson two waits for the next morning, and lesson three follows it by 3 days.
-    result = drip(tmp_path, "schedule", "tiny", "--signup", "2026-03-02T13:00:00Z",
-                  "--timezone", "Asia/Kolkata")
+    result = drip(
+        tmp_path,
+        "schedule",
+        "tiny",
+        "--signup",
+        "2026-03-02T13:00:00Z",
+        "--timezone",
+        "Asia/Kolkata",
+    )
 
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -118,12 +141,14 @@ def test_schedule_moves_lessons_into_the_readers_morning(tmp_path: Path) -> None
 
 
 def test_schedule_reads_a_signup_time_without_offset_in_the_readers_zone(tmp_path: Path) -> None:
-    result = drip(tmp_path, "schedule", "tiny", "--signup", "2026-03-02T18:30",
-                  "--timezone", "Asia/Kolkata")
+    result = drip(
+        tmp_path, "schedule", "tiny", "--signup", "2026-03-02T18:30", "--timezone", "Asia/Kolkata"
+    )
 
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[0] == ("tiny: reader in Asia/Kolkata, "
-                                             "confirmed Mon 2026-03-02 18:30 IST")
+    assert result.output.splitlines()[0] == (
+        "tiny: reader in Asia/Kolkata, confirmed Mon 2026-03-02 18:30 IST"
+    )
 
 
 def test_schedule_refuses_a_signup_time_that_is_not_a_time(tmp_path: Path) -> None:
@@ -133,8 +158,15 @@ def test_schedule_refuses_a_signup_time_that_is_not_a_time(tmp_path: Path) -> No
 
 
 def test_schedule_refuses_an_unknown_time_zone(tmp_path: Path) -> None:
-    result = drip(tmp_path, "schedule", "tiny", "--signup", "2026-03-02T13:00:00Z",
-                  "--timezone", "Mars/Olympus")
+    result = drip(
+        tmp_path,
+        "schedule",
+        "tiny",
+        "--signup",
+        "2026-03-02T13:00:00Z",
+        "--timezone",
+        "Mars/Olympus",
+    )
     assert result.exit_code == 2
     assert "'Mars/Olympus' is not an IANA time zone" in result.output
 
@@ -159,7 +191,8 @@ def flawed(tmp_path: Path) -> Path:
 
 
 def test_check_warns_about_size_alt_text_http_and_missing_files_without_failing(
-        tmp_path: Path, flawed: Path) -> None:
+    tmp_path: Path, flawed: Path
+) -> None:
     result = drip(tmp_path, "check", sequences=flawed.parent)
 
     assert result.exit_code == 0, result.output
@@ -168,12 +201,18 @@ def test_check_warns_about_size_alt_text_http_and_missing_files_without_failing(
     huge, no_alt, http, missing = warnings
     assert huge.startswith(f"{flawed / '02-huge.md'}:1: warning: the lesson's HTML is ")
     assert "Gmail clips" in huge
-    assert no_alt == (f"{flawed / '03-no-alt.md'}:7: warning: image plan.png has no alt text; "
-                      "write what it shows, e.g. ![Study plan](plan.png)")
-    assert http == (f"{flawed / '04-http.md'}:7: warning: plain http link "
-                    "http://example.org/page: use https:// if the site offers it")
-    assert missing == (f"{flawed / '05-missing.md'}:7: warning: href='worksheet.pdf' points at "
-                       "a file that does not exist")
+    assert no_alt == (
+        f"{flawed / '03-no-alt.md'}:7: warning: image plan.png has no alt text; "
+        "write what it shows, e.g. ![Study plan](plan.png)"
+    )
+    assert http == (
+        f"{flawed / '04-http.md'}:7: warning: plain http link "
+        "http://example.org/page: use https:// if the site offers it"
+    )
+    assert missing == (
+        f"{flawed / '05-missing.md'}:7: warning: href='worksheet.pdf' points at "
+        "a file that does not exist"
+    )
     assert "flawed: 5 lessons" in result.output
 
 
@@ -182,18 +221,26 @@ def test_check_passes_on_the_four_courses_without_warnings(tmp_path: Path) -> No
 
     assert result.exit_code == 0, result.output
     assert "warning" not in result.output
-    for slug in ("interview-questions", "networking-tips", "procrastination",
-                 "usmle-insider-kit"):
+    for slug in ("interview-questions", "networking-tips", "procrastination", "usmle-insider-kit"):
         assert f"{slug}: " in result.output
 
 
 def test_a_test_send_reaches_the_smtp_server_marked_test_with_links_for_nobody(
-        tmp_path: Path, smtp_server: SmtpServer) -> None:
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
     env = {"DRIP_SMTP_URL": smtp_server.url}
-    result = CliRunner().invoke(cli, ["test-send", "tiny", "third", "--to", "me@example.org"],
-                                env={**drip_env(tmp_path), **env}, catch_exceptions=False)
-    confirm = CliRunner().invoke(cli, ["test-send", "tiny", "confirm", "--to", "me@example.org"],
-                                 env={**drip_env(tmp_path), **env}, catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        ["test-send", "tiny", "third", "--to", "me@example.org"],
+        env={**drip_env(tmp_path), **env},
+        catch_exceptions=False,
+    )
+    confirm = CliRunner().invoke(
+        cli,
+        ["test-send", "tiny", "confirm", "--to", "me@example.org"],
+        env={**drip_env(tmp_path), **env},
+        catch_exceptions=False,
+    )
 
     assert result.exit_code == 0 and confirm.exit_code == 0, result.output + confirm.output
     third, confirmation = smtp_server.to("me@example.org")

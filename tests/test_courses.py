@@ -39,25 +39,36 @@ def subject_for(lesson: Lesson, first_name: str) -> str:
 
 @pytest.mark.parametrize("slug", COURSES)
 def test_a_reader_gets_the_whole_course_in_order_on_the_days_the_files_give(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, slug: str) -> None:
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, slug: str
+) -> None:
     clock = FrozenClock(SIGNUP)
-    settings = make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                             sequences_dir=SEQUENCES)
+    settings = make_settings(
+        tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=SEQUENCES
+    )
     svc = build_services(settings, clock)
     sequence = load_sequences(SEQUENCES).sequences[slug]
     with svc.sessions() as session:
-        subscribe(session, svc.content.library(), slug, "amara@example.org", clock(),
-                  consent=Consent(source="test", text=sequence.consent), first_name="Amara",
-                  timezone=READER_ZONE.key, confirmed=True,
-                  attributes={"exam_date": "2027-01-15", "responsibilities": "1"})
+        subscribe(
+            session,
+            svc.content.library(),
+            slug,
+            "amara@example.org",
+            clock(),
+            consent=Consent(source="test", text=sequence.consent),
+            first_name="Amara",
+            timezone=READER_ZONE.key,
+            confirmed=True,
+            attributes={"exam_date": "2027-01-15", "responsibilities": "1"},
+        )
         session.commit()
 
     advance_through_due_times(svc, clock)
     svc.engine.dispose()
 
     received = smtp_server.to("amara@example.org")
-    assert [m.subject for m in received] == [subject_for(lesson, "Amara")
-                                             for lesson in sequence.lessons]
+    assert [m.subject for m in received] == [
+        subject_for(lesson, "Amara") for lesson in sequence.lessons
+    ]
     sent = [m.message["Date"].datetime.astimezone(READER_ZONE) for m in received]
     assert sent[0] == SIGNUP  # the welcome goes as soon as the reader is in
     for lesson, before, after in zip(sequence.lessons[1:], sent, sent[1:], strict=False):
@@ -70,17 +81,27 @@ def test_a_reader_gets_the_whole_course_in_order_on_the_days_the_files_give(
 
 @pytest.mark.parametrize("slug", ["interview-questions", "usmle-insider-kit"])
 def test_the_welcome_links_to_a_pdf_the_reader_can_download(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, slug: str) -> None:
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, slug: str
+) -> None:
     clock = FrozenClock(SIGNUP)
-    settings = make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                             sequences_dir=SEQUENCES)
+    settings = make_settings(
+        tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=SEQUENCES
+    )
     app = create_app(settings, clock=clock)
     svc = app.extensions["drip"]
     with svc.sessions() as session:
-        subscribe(session, svc.content.library(), slug, "amara@example.org", clock(),
-                  consent=Consent(source="test", text="yes"), first_name="Amara",
-                  timezone=READER_ZONE.key, confirmed=True,
-                  attributes={"exam_date": "2027-01-15", "responsibilities": "1"})
+        subscribe(
+            session,
+            svc.content.library(),
+            slug,
+            "amara@example.org",
+            clock(),
+            consent=Consent(source="test", text="yes"),
+            first_name="Amara",
+            timezone=READER_ZONE.key,
+            confirmed=True,
+            attributes={"exam_date": "2027-01-15", "responsibilities": "1"},
+        )
         session.commit()
     svc.dispatcher().run_pass(clock())
 
@@ -91,8 +112,11 @@ def test_the_welcome_links_to_a_pdf_the_reader_can_download(
     svc.engine.dispose()
 
     assert response.status_code == 200 and response.mimetype == "application/pdf"
-    text = " ".join(" ".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(
-        response.data)).pages).split())
+    text = " ".join(
+        " ".join(
+            page.extract_text() or "" for page in PdfReader(io.BytesIO(response.data)).pages
+        ).split()
+    )
     if slug == "usmle-insider-kit":  # her own schedule: 7 months back from 15 January 2027
         assert "Your exam: Fri 15 Jan 2027" in text
         assert "Yours starts on Mon 15 Jun 2026" in text
@@ -104,20 +128,77 @@ KIT = SEQUENCES / "usmle-insider-kit"
 TEXT_FILES = {".md", ".yaml", ".yml", ".html", ".j2", ".css", ".txt"}
 NUMBERS = {"six": 6, "seven": 7, "eight": 8, "nine": 9}
 # Each British form with the American one the courses use (for a US-bound audience).
-BRITISH = re.compile(r"\b(?:" + "|".join([
-    r"organis\w*", r"prioritis\w*", r"recognis\w*", r"realis(?:e|ed|es|ing|ation)",
-    r"memoris\w*", r"personalis\w*", r"visualis\w*", r"summaris\w*", r"apologis\w*",
-    r"emphasis(?:e|ed|es|ing)", r"specialis(?:e|ed|es|ing|ation)", r"familiaris\w*",
-    r"criticis(?:e|ed|es|ing)", r"analys(?:e|ed|ing)", r"practis\w*", r"programmes?",
-    r"behaviour\w*", r"colour\w*", r"favour\w*", r"humour\w*", r"neighbour\w*",
-    r"honour\w*", r"labour\w*", r"centres?", r"centred", r"theatres?", r"fibres?",
-    r"licence", r"cheques?", r"sceptic\w*", r"defence", r"offence", r"catalogue",
-    r"travell\w*", r"cancell(?:ed|ing)", r"counsell\w*", r"modelling", r"labelled",
-    r"judgement", r"enrol", r"enrolment", r"fulfil", r"fulfilment", r"skilful",
-    r"whilst", r"amongst", r"learnt", r"towards", r"afterwards", r"enquir\w*", r"speciality",
-    r"paediatric\w*", r"anaesthe\w*", r"haem\w*", r"oesophag\w*", r"gynaecolog\w*",
-    r"orthopaed\w*", r"oedema", r"anaemi\w*", r"grey", r"maths", r"mum",
-]) + r")\b", re.IGNORECASE)
+BRITISH = re.compile(
+    r"\b(?:"
+    + "|".join(
+        [
+            r"organis\w*",
+            r"prioritis\w*",
+            r"recognis\w*",
+            r"realis(?:e|ed|es|ing|ation)",
+            r"memoris\w*",
+            r"personalis\w*",
+            r"visualis\w*",
+            r"summaris\w*",
+            r"apologis\w*",
+            r"emphasis(?:e|ed|es|ing)",
+            r"specialis(?:e|ed|es|ing|ation)",
+            r"familiaris\w*",
+            r"criticis(?:e|ed|es|ing)",
+            r"analys(?:e|ed|ing)",
+            r"practis\w*",
+            r"programmes?",
+            r"behaviour\w*",
+            r"colour\w*",
+            r"favour\w*",
+            r"humour\w*",
+            r"neighbour\w*",
+            r"honour\w*",
+            r"labour\w*",
+            r"centres?",
+            r"centred",
+            r"theatres?",
+            r"fibres?",
+            r"licence",
+            r"cheques?",
+            r"sceptic\w*",
+            r"defence",
+            r"offence",
+            r"catalogue",
+            r"travell\w*",
+            r"cancell(?:ed|ing)",
+            r"counsell\w*",
+            r"modelling",
+            r"labelled",
+            r"judgement",
+            r"enrol",
+            r"enrolment",
+            r"fulfil",
+            r"fulfilment",
+            r"skilful",
+            r"whilst",
+            r"amongst",
+            r"learnt",
+            r"towards",
+            r"afterwards",
+            r"enquir\w*",
+            r"speciality",
+            r"paediatric\w*",
+            r"anaesthe\w*",
+            r"haem\w*",
+            r"oesophag\w*",
+            r"gynaecolog\w*",
+            r"orthopaed\w*",
+            r"oedema",
+            r"anaemi\w*",
+            r"grey",
+            r"maths",
+            r"mum",
+        ]
+    )
+    + r")\b",
+    re.IGNORECASE,
+)
 
 
 def kit_files() -> list[Path]:
@@ -141,11 +222,13 @@ def test_the_usmle_kit_says_step_1_is_pass_fail_and_aims_240_at_the_scored_steps
         assert set(re.findall(r"\b\d{3}\b", path.read_text())) <= {"240"}, path.name
 
 
-def test_the_kit_welcome_tells_a_reader_with_too_little_time_to_move_the_exam_if_they_can(
-        ) -> None:
+def test_the_kit_welcome_tells_a_reader_with_too_little_time_to_move_the_exam_if_they_can() -> None:
     text = " ".join((KIT / "01-welcome.md").read_text().split())
-    found = re.search(r"less than (\w+) months away \(less than (\w+) with one other "
-                      r"responsibility, or (\w+) with more\)", text)
+    found = re.search(
+        r"less than (\w+) months away \(less than (\w+) with one other "
+        r"responsibility, or (\w+) with more\)",
+        text,
+    )
     assert found is not None, "the welcome says when a schedule is shortened"
     # true for every reader: the months are the ones the schedule is computed with
     assert [NUMBERS[word] for word in found.groups()] == [months_for(n) for n in (0, 1, 2)]
@@ -153,9 +236,12 @@ def test_the_kit_welcome_tells_a_reader_with_too_little_time_to_move_the_exam_if
 
 
 def test_no_lesson_assumes_the_month_the_reader_joins_in() -> None:
-    dated = re.compile(r"this time of (?:the )?year|at this time|this month|this season|"
-                       r"by (?:January|February|March|April|May|June|July|August|September|"
-                       r"October|November|December)", re.IGNORECASE)
+    dated = re.compile(
+        r"this time of (?:the )?year|at this time|this month|this season|"
+        r"by (?:January|February|March|April|May|June|July|August|September|"
+        r"October|November|December)",
+        re.IGNORECASE,
+    )
     for path in sorted(SEQUENCES.glob("*/[0-9]*.md")):
         assert not dated.findall(path.read_text()), path.relative_to(SEQUENCES)
 
@@ -175,11 +261,18 @@ def test_the_last_lesson_closes_the_course_with_what_next_and_the_blog(slug: str
 def test_the_courses_use_american_spelling_throughout() -> None:
     """Every course file, every template and the computed schedule's own words."""
     folders = [SEQUENCES, SEQUENCES.parent / "templates"]
-    texts = [(path, path.read_text(encoding="utf-8")) for folder in folders
-             for path in sorted(folder.rglob("*")) if path.suffix in TEXT_FILES]
+    texts = [
+        (path, path.read_text(encoding="utf-8"))
+        for folder in folders
+        for path in sorted(folder.rglob("*"))
+        if path.suffix in TEXT_FILES
+    ]
     plan = plan_for(date(2027, 6, 15), 0, date(2026, 11, 23))
     short = plan_for(date(2027, 2, 1), 1, date(2026, 11, 23))
     texts += [(Path("drip/study_plan.py"), schedule_markdown(plan) + schedule_markdown(short))]
-    found = [f"{path}:{text[:match.start()].count(chr(10)) + 1}: {match[0]}"
-             for path, text in texts for match in BRITISH.finditer(text)]
+    found = [
+        f"{path}:{text[: match.start()].count(chr(10)) + 1}: {match[0]}"
+        for path, text in texts
+        for match in BRITISH.finditer(text)
+    ]
     assert not found, "British spellings:\n" + "\n".join(found)

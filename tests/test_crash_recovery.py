@@ -49,23 +49,34 @@ def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
 
 @pytest.mark.slow
 def test_killed_workers_lose_no_lesson_and_duplicate_at_most_once_per_kill(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     engine = make_engine(sqlite_url)
     addresses = add_due_readers(engine, READERS, clock())
-    env = {**os.environ, "DRIP_DATA_DIR": str(tmp_path / "data"),
-           "DRIP_DATABASE_URL": sqlite_url, "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
-           "DRIP_SECRET_KEY": "k", "DRIP_BASE_URL": "http://drip.test",
-           "DRIP_SMTP_URL": smtp_server.url,
-           "DRIP_ALLOW_UNSAFE_SENDING": "true", "DRIP_LEASE_SECONDS": str(LEASE),
-           "DRIP_BATCH_SIZE": "50"}
+    env = {
+        **os.environ,
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_DATABASE_URL": sqlite_url,
+        "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
+        "DRIP_SECRET_KEY": "k",
+        "DRIP_BASE_URL": "http://drip.test",
+        "DRIP_SMTP_URL": smtp_server.url,
+        "DRIP_ALLOW_UNSAFE_SENDING": "true",
+        "DRIP_LEASE_SECONDS": str(LEASE),
+        "DRIP_BATCH_SIZE": "50",
+    }
     rng = random.Random(20261123)
     now = clock()
     kills = 0
     while kills < KILLS:
         before = len(smtp_server.messages)
         started = time.monotonic()
-        worker = subprocess.Popen([DRIP, "dispatch", "--now", now.isoformat()], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        worker = subprocess.Popen(
+            [DRIP, "dispatch", "--now", now.isoformat()],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         target = before + rng.randint(20, 150)  # a random moment, counted in messages ...
         reached = wait_until(partial(received_at_least, smtp_server, target), 60)
         time.sleep(rng.uniform(0, 0.02))  # ... plus a random fraction of the next one
@@ -76,13 +87,19 @@ def test_killed_workers_lose_no_lesson_and_duplicate_at_most_once_per_kill(
         # Past the end of every lease the dead worker took: leases run from each claim.
         now += timedelta(seconds=LEASE + math.ceil(time.monotonic() - started) + 1)
 
-    final = subprocess.run([DRIP, "dispatch", "--now", now.isoformat()], env=env,
-                           capture_output=True, text=True, timeout=120)
+    final = subprocess.run(
+        [DRIP, "dispatch", "--now", now.isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert final.returncode == 0, final.stderr
     assert "nothing due" not in final.stdout  # the killed passes left work for this one
 
-    received = Counter((r, str(m.message["Message-ID"]))
-                       for m in smtp_server.messages for r in m.recipients)
+    received = Counter(
+        (r, str(m.message["Message-ID"])) for m in smtp_server.messages for r in m.recipients
+    )
     got = {recipient for recipient, _ in received}
     assert got == set(addresses)  # no lesson lost
     assert len(received) == READERS  # one Message-ID per reader: retries reuse it

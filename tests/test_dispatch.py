@@ -22,17 +22,32 @@ CONSENT = Consent(source="test", text="Yes, send me the course.")
 
 
 @pytest.fixture
-def engine_services(tmp_path: Path, backend_url: str, smtp_server: SmtpServer,
-                    clock: FrozenClock) -> Services:
+def engine_services(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> Services:
     return build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url), clock)
 
 
-def sign_up(svc: Services, email: str = "ada@example.org", *, name: str = "Ada",
-            timezone: str = "America/New_York", confirmed: bool = True) -> int:
+def sign_up(
+    svc: Services,
+    email: str = "ada@example.org",
+    *,
+    name: str = "Ada",
+    timezone: str = "America/New_York",
+    confirmed: bool = True,
+) -> int:
     with svc.sessions() as session:
-        enrollment = subscribe(session, svc.content.library(), "tiny", email, svc.clock(),
-                               consent=CONSENT, first_name=name, timezone=timezone,
-                               confirmed=confirmed)
+        enrollment = subscribe(
+            session,
+            svc.content.library(),
+            "tiny",
+            email,
+            svc.clock(),
+            consent=CONSENT,
+            first_name=name,
+            timezone=timezone,
+            confirmed=confirmed,
+        )
         session.commit()
         return enrollment.id
 
@@ -46,7 +61,8 @@ def run_days(svc: Services, clock: FrozenClock, days: int, step_minutes: int = 3
 
 
 def test_reader_gets_each_lesson_once_in_order_inside_the_window(
-        engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     sign_up(engine_services)
     advance_through_due_times(engine_services, clock)
 
@@ -64,7 +80,8 @@ def test_reader_gets_each_lesson_once_in_order_inside_the_window(
 
 
 def test_message_has_both_parts_and_the_list_headers(
-        engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     enrollment_id = sign_up(engine_services)
     engine_services.dispatcher().run_pass(clock())
 
@@ -74,11 +91,13 @@ def test_message_has_both_parts_and_the_list_headers(
     assert msg["From"] == "Tiny Author <author@example.org>"
     assert msg["List-Id"] == '"Tiny course" <tiny.drip.test>'
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    raw_header = next(line for line in message.raw.split(b"\r\n")
-                      if line.startswith(b"List-Unsubscribe:"))
+    raw_header = next(
+        line for line in message.raw.split(b"\r\n") if line.startswith(b"List-Unsubscribe:")
+    )
     assert raw_header.startswith(b"List-Unsubscribe: <http://drip.test/unsubscribe/")
-    assert re.fullmatch(rf"<drip\.{enrollment_id}\.welcome\.[0-9a-f]{{8}}@drip\.test>",
-                        msg["Message-ID"])
+    assert re.fullmatch(
+        rf"<drip\.{enrollment_id}\.welcome\.[0-9a-f]{{8}}@drip\.test>", msg["Message-ID"]
+    )
     with engine_services.sessions() as session:  # stored on the delivery
         assert session.scalars(select(Delivery.message_id)).one() == msg["Message-ID"]
     assert "Hi Ada," in message.text()
@@ -87,7 +106,8 @@ def test_message_has_both_parts_and_the_list_headers(
 
 
 def test_unsubscribed_reader_gets_no_more_lessons(
-        engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     enrollment_id = sign_up(engine_services)
     engine_services.dispatcher().run_pass(clock())
     lesson_two = next_due(engine_services)
@@ -102,7 +122,8 @@ def test_unsubscribed_reader_gets_no_more_lessons(
 
 
 def test_transient_failure_is_retried_and_delivered(
-        engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     smtp_server.answer("ada@example.org", "451 4.3.0 try again later")
     sign_up(engine_services)
     report = engine_services.dispatcher().run_pass(clock())
@@ -118,7 +139,8 @@ def test_transient_failure_is_retried_and_delivered(
 
 
 def test_permanent_failure_suppresses_the_address(
-        engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     smtp_server.answer("ada@example.org", "550 5.1.1 no such user")
     sign_up(engine_services)
     engine_services.dispatcher().run_pass(clock())
@@ -132,7 +154,8 @@ def test_permanent_failure_suppresses_the_address(
 
 
 def test_double_opt_in_sends_confirmation_first(
-        engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     sign_up(engine_services, confirmed=False)
     engine_services.dispatcher().run_pass(clock())
     (message,) = smtp_server.messages
@@ -144,7 +167,8 @@ def test_double_opt_in_sends_confirmation_first(
 
 
 def test_dst_change_keeps_lessons_in_the_local_morning(
-        engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     # US clocks go forward on Sunday 8 March 2026: lessons before and after stay 09:00-11:00.
     clock.advance(days=4)  # Friday 6 March
     sign_up(engine_services)
@@ -158,7 +182,8 @@ def test_dst_change_keeps_lessons_in_the_local_morning(
 
 
 def test_one_smtp_connection_serves_a_batch(
-        engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     for n in range(5):
         sign_up(engine_services, f"reader{n}@example.org", name=f"R{n}")
     report = engine_services.dispatcher().run_pass(clock())
@@ -167,7 +192,8 @@ def test_one_smtp_connection_serves_a_batch(
 
 
 def test_paused_reader_gets_nothing_until_resumed(
-        engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     enrollment_id = sign_up(engine_services)
     engine_services.dispatcher().run_pass(clock())
     lesson_two = next_due(engine_services)
@@ -188,11 +214,15 @@ def test_paused_reader_gets_nothing_until_resumed(
         session.commit()
     advance_through_due_times(engine_services, clock)
     assert [m.subject for m in smtp_server.messages] == [
-        "Welcome, Ada", "Lesson two", "Lesson three"]
+        "Welcome, Ada",
+        "Lesson two",
+        "Lesson three",
+    ]
 
 
 def test_a_restarted_course_sends_its_welcome_under_a_new_message_id(
-        engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     enrollment_id = sign_up(engine_services)
     engine_services.dispatcher().run_pass(clock())
     with engine_services.sessions() as session:

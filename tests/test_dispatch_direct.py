@@ -35,12 +35,20 @@ def readers_mid_send(svc: Services) -> list[tuple[int, int]]:
     pairs = []
     with svc.sessions() as session:
         for email in ("a@example.org", "b@example.org", "c@example.org"):
-            enrollment = subscribe(session, svc.content.library(), "tiny", email, now,
-                                   consent=CONSENT, confirmed=True)
+            enrollment = subscribe(
+                session, svc.content.library(), "tiny", email, now, consent=CONSENT, confirmed=True
+            )
             enrollment.lease_owner = "worker-1"
-            delivery = Delivery(enrollment=enrollment, lesson="welcome", lesson_version="v1",
-                                status=DeliveryStatus.SENDING, attempts=0,
-                                message_id=f"<{email}>", created_at=now, updated_at=now)
+            delivery = Delivery(
+                enrollment=enrollment,
+                lesson="welcome",
+                lesson_version="v1",
+                status=DeliveryStatus.SENDING,
+                attempts=0,
+                message_id=f"<{email}>",
+                created_at=now,
+                updated_at=now,
+            )
             session.add(delivery)
             session.flush()
             pairs.append((enrollment.id, delivery.id))
@@ -50,25 +58,41 @@ def readers_mid_send(svc: Services) -> list[tuple[int, int]]:
 
 def params(svc: Services, enrollment_id: int, delivery_id: int, check: int) -> dict[str, Any]:
     now = svc.clock()
-    return {"p_delivery": delivery_id, "p_at": now, "p_version": "v2",
-            "p_enrollment": enrollment_id, "p_after": "second",
-            "p_after_due": now + timedelta(days=2), "p_status": EnrollmentStatus.ACTIVE,
-            "p_done_at": None, "p_check": check}
+    return {
+        "p_delivery": delivery_id,
+        "p_at": now,
+        "p_version": "v2",
+        "p_enrollment": enrollment_id,
+        "p_after": "second",
+        "p_after_due": now + timedelta(days=2),
+        "p_status": EnrollmentStatus.ACTIVE,
+        "p_done_at": None,
+        "p_check": check,
+    }
 
 
 def state(svc: Services, enrollment_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The reader's enrollment and delivery rows, without what tells the two readers apart."""
     with svc.engine.connect() as conn:
-        enrollment = conn.execute(select(Enrollment.__table__).where(
-            Enrollment.id == enrollment_id)).mappings().one()
-        delivery = conn.execute(select(Delivery.__table__).where(
-            Delivery.enrollment_id == enrollment_id)).mappings().one()
-    return ({k: v for k, v in enrollment.items() if k not in ("id", "subscriber_id")},
-            {k: v for k, v in delivery.items() if k not in ("id", "enrollment_id", "message_id")})
+        enrollment = (
+            conn.execute(select(Enrollment.__table__).where(Enrollment.id == enrollment_id))
+            .mappings()
+            .one()
+        )
+        delivery = (
+            conn.execute(select(Delivery.__table__).where(Delivery.enrollment_id == enrollment_id))
+            .mappings()
+            .one()
+        )
+    return (
+        {k: v for k, v in enrollment.items() if k not in ("id", "subscriber_id")},
+        {k: v for k, v in delivery.items() if k not in ("id", "enrollment_id", "message_id")},
+    )
 
 
-def direct(conn: Connection, statement: ClauseElement, values: dict[str, Any],
-           autocommit: bool = False) -> Any:
+def direct(
+    conn: Connection, statement: ClauseElement, values: dict[str, Any], autocommit: bool = False
+) -> Any:
     """Run `statement` as the dispatcher does: compiled once, on the driver's cursor."""
     driver = conn.connection.dbapi_connection
     assert driver is not None
@@ -87,7 +111,8 @@ def direct(conn: Connection, statement: ClauseElement, values: dict[str, Any],
 
 
 def test_recording_a_send_through_the_driver_cursor_changes_the_rows_as_sqlalchemy_does(
-        svc: Services) -> None:
+    svc: Services,
+) -> None:
     (a, a_delivery), (b, b_delivery), (c, _) = readers_mid_send(svc)
     before = state(svc, a)
     with svc.engine.connect() as conn:
@@ -106,12 +131,14 @@ def test_recording_a_send_through_the_driver_cursor_changes_the_rows_as_sqlalche
 
 @pytest.mark.parametrize("suppressed", [False, True])
 def test_the_check_before_a_hand_off_reads_through_the_driver_cursor_what_sqlalchemy_reads(
-        svc: Services, suppressed: bool) -> None:
+    svc: Services, suppressed: bool
+) -> None:
     (a, _), _, _ = readers_mid_send(svc)
     if suppressed:
         with svc.sessions() as session:
-            session.scalars(select(Subscriber).where(
-                Subscriber.email == "a@example.org")).one().suppressed_at = svc.clock()
+            session.scalars(
+                select(Subscriber).where(Subscriber.email == "a@example.org")
+            ).one().suppressed_at = svc.clock()
             session.commit()
     with svc.engine.connect() as conn:
         fast = direct(conn, STILL_WANTED, {"p_check": a})
@@ -125,12 +152,12 @@ def test_the_check_before_a_hand_off_reads_through_the_driver_cursor_what_sqlalc
 
 @pytest.mark.postgres
 def test_the_one_statement_record_on_postgresql_matches_sqlalchemy(
-        tmp_path: Any, postgres_url: str, clock: FrozenClock) -> None:
+    tmp_path: Any, postgres_url: str, clock: FrozenClock
+) -> None:
     svc = build_services(make_settings(tmp_path, postgres_url), clock)
     (a, a_delivery), (b, b_delivery), (c, _) = readers_mid_send(svc)
     with svc.engine.connect() as conn:
-        fast = direct(conn, RECORD_SENT_AND_CHECK, params(svc, a, a_delivery, c),
-                      autocommit=True)
+        fast = direct(conn, RECORD_SENT_AND_CHECK, params(svc, a, a_delivery, c), autocommit=True)
         usual = conn.execute(RECORD_SENT_AND_CHECK, params(svc, b, b_delivery, c)).one()
         conn.commit()
 

@@ -26,19 +26,30 @@ def readers_of_every_kind(svc: Services, root: Path) -> dict[str, int]:
     library = svc.content.library()
     ids: dict[str, int] = {}
     with svc.sessions() as session:
+
         def enrol(kind: str, email: str, slug: str = "tiny", confirmed: bool = True) -> Enrollment:
-            enrollment = subscribe(session, library, slug, email, now, consent=CONSENT,
-                                   confirmed=confirmed)
+            enrollment = subscribe(
+                session, library, slug, email, now, consent=CONSENT, confirmed=confirmed
+            )
             session.flush()
             ids[kind] = enrollment.id
             return enrollment
 
         def had(enrollment: Enrollment, *lessons: str) -> None:
             for lesson in lessons:
-                session.add(Delivery(enrollment_id=enrollment.id, lesson=lesson,
-                                     lesson_version="v", status=DeliveryStatus.SENT, attempts=1,
-                                     message_id=f"<{enrollment.id}.{lesson}@test>",
-                                     created_at=now, updated_at=now, sent_at=now))
+                session.add(
+                    Delivery(
+                        enrollment_id=enrollment.id,
+                        lesson=lesson,
+                        lesson_version="v",
+                        status=DeliveryStatus.SENT,
+                        attempts=1,
+                        message_id=f"<{enrollment.id}.{lesson}@test>",
+                        created_at=now,
+                        updated_at=now,
+                        sent_at=now,
+                    )
+                )
             enrollment.due_at = now
 
         enrol("new", "new@example.org", confirmed=False)
@@ -50,8 +61,9 @@ def readers_of_every_kind(svc: Services, root: Path) -> dict[str, int]:
         enrol("broken sequence", "broken@example.org", slug="broken")
         enrol("non-ASCII, confirmed", "zoë@example.org")
         enrol("non-ASCII, new", "jürgen@example.org", confirmed=False)
-        enrol("never confirmed", "late@example.org", confirmed=False).created_at = (
-            now - timedelta(days=svc.settings.confirm_days + 1))
+        enrol("never confirmed", "late@example.org", confirmed=False).created_at = now - timedelta(
+            days=svc.settings.confirm_days + 1
+        )
         session.commit()
         set_sequence_paused(session, "paused", True, now)
         session.commit()
@@ -62,17 +74,21 @@ def readers_of_every_kind(svc: Services, root: Path) -> dict[str, int]:
 
 def by_reader(report: PassReport) -> dict[int, tuple[str, str]]:
     """(status, lesson) of each reader, a would-send counted as the send it stands for."""
-    return {o.enrollment_id: ("sent" if o.status == OutcomeStatus.WOULD_SEND else o.status,
-                              o.lesson) for o in report.outcomes}
+    return {
+        o.enrollment_id: ("sent" if o.status == OutcomeStatus.WOULD_SEND else o.status, o.lesson)
+        for o in report.outcomes
+    }
 
 
 def test_the_dry_run_says_what_the_real_pass_then_does_for_every_kind_of_reader(
-        tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     root = tmp_path / "sequences"
     for slug in ("tiny", "paused", "broken"):
         shutil.copytree(TESTS / "sequences" / "tiny", root / slug)
-    svc = build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url,
-                                       sequences_dir=root), clock)
+    svc = build_services(
+        make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=root), clock
+    )
     ids = readers_of_every_kind(svc, root)
     dispatcher = svc.dispatcher()
 
@@ -96,5 +112,8 @@ def test_the_dry_run_says_what_the_real_pass_then_does_for_every_kind_of_reader(
     }
     assert len(untouched) == 4  # the dry run wrote no delivery row
     assert sorted(r for m in smtp_server.messages for r in m.recipients) == [
-        "new@example.org", "second@example.org", "welcome@example.org"]
+        "new@example.org",
+        "second@example.org",
+        "welcome@example.org",
+    ]
     svc.engine.dispose()

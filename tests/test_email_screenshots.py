@@ -22,10 +22,10 @@ pytestmark = pytest.mark.browser
 
 SEQUENCES = Path(__file__).resolve().parents[1] / "sequences"
 COURSES = load_sequences(SEQUENCES).sequences
-LESSONS = [(slug, lesson.key) for slug, sequence in sorted(COURSES.items())
-           for lesson in sequence.lessons]
-READER = Reader(email="amara@example.org", first_name="Amara", subscriber_id=7,
-                enrollment_id=11)
+LESSONS = [
+    (slug, lesson.key) for slug, sequence in sorted(COURSES.items()) for lesson in sequence.lessons
+]
+READER = Reader(email="amara@example.org", first_name="Amara", subscriber_id=7, enrollment_id=11)
 WIDTHS = (375, 800)
 WORD = re.compile(r"[^\W_]+")
 
@@ -42,8 +42,9 @@ OVERFLOWING = """() => {
 @pytest.fixture(scope="module")
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     folder = tmp_path_factory.mktemp("screens")
-    settings = make_settings(folder, f"sqlite:///{folder / 'drip.sqlite3'}",
-                             sequences_dir=SEQUENCES)
+    settings = make_settings(
+        folder, f"sqlite:///{folder / 'drip.sqlite3'}", sequences_dir=SEQUENCES
+    )
     services = build_services(settings, FrozenClock(datetime(2026, 3, 16, 12, tzinfo=UTC)))
     yield services
     services.engine.dispose()
@@ -58,7 +59,8 @@ def opening_words(lesson: Lesson) -> list[str]:
 
 @pytest.mark.parametrize(("slug", "key"), LESSONS, ids=[f"{s}-{k}" for s, k in LESSONS])
 def test_lesson_fits_a_phone_and_a_desktop_and_its_text_shows(
-        page: Any, svc: Services, slug: str, key: str) -> None:
+    page: Any, svc: Services, slug: str, key: str
+) -> None:
     sequence: Sequence = COURSES[slug]
     lesson = sequence.lesson(key)
     assert lesson is not None
@@ -74,8 +76,9 @@ def test_lesson_fits_a_phone_and_a_desktop_and_its_text_shows(
         assert " ".join(expected) in " ".join(WORD.findall(text)), (width, expected)
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         assert page.evaluate(OVERFLOWING) == [], width
-        size = page.evaluate("() => parseFloat(getComputedStyle("
-                             "document.querySelector('.lesson p')).fontSize)")
+        size = page.evaluate(
+            "() => parseFloat(getComputedStyle(document.querySelector('.lesson p')).fontSize)"
+        )
         assert size >= 16, (width, size)  # readable on a phone without zooming
         assert page.get_by_text("Unsubscribe", exact=True).is_visible()
         path = screenshot(page, "email", f"{slug}-{lesson.number:02d}-{key}-{width}")

@@ -41,19 +41,26 @@ def local_sender_sequences(tmp_path: Path) -> Path:
     root = tmp_path / "sequences"
     shutil.copytree(TESTS / "sequences" / "tiny", root / "tiny")
     yaml = root / "tiny" / "sequence.yaml"
-    yaml.write_text(yaml.read_text().replace("Tiny Author <author@example.org>",
-                                             "Tiny Author <me@localhost>"))
+    yaml.write_text(
+        yaml.read_text().replace("Tiny Author <author@example.org>", "Tiny Author <me@localhost>")
+    )
     return root
 
 
 @pytest.fixture
-def env(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
-        local_sender_sequences: Path) -> dict[str, str]:
+def env(
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, local_sender_sequences: Path
+) -> dict[str, str]:
     """What a careless production start looks like: a relay, http links, a @localhost
     sender, no postal address."""
-    return {"DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_DATABASE_URL": sqlite_url,
-            "DRIP_SEQUENCES_DIR": str(local_sender_sequences), "DRIP_SECRET_KEY": "k",
-            "DRIP_BASE_URL": "http://drip.test", "DRIP_SMTP_URL": smtp_server.url}
+    return {
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_DATABASE_URL": sqlite_url,
+        "DRIP_SEQUENCES_DIR": str(local_sender_sequences),
+        "DRIP_SECRET_KEY": "k",
+        "DRIP_BASE_URL": "http://drip.test",
+        "DRIP_SMTP_URL": smtp_server.url,
+    }
 
 
 def drip(env: dict[str, str], *args: str) -> Result:
@@ -66,21 +73,25 @@ def subscribe_ada(env: dict[str, str]) -> None:
 
 
 def test_dispatch_refuses_to_send_naming_each_problem(
-        env: dict[str, str], smtp_server: SmtpServer) -> None:
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
     subscribe_ada(env)
     result = drip(env, "dispatch", "--now", NOW)
     assert result.exit_code == 1
     lines = result.output.splitlines()
-    assert any(line.strip().startswith("DRIP_BASE_URL: http://drip.test is not https")
-               for line in lines), result.output
-    assert any("'me@localhost'" in line and "sequences/tiny/sequence.yaml" in line
-               for line in lines), result.output
+    assert any(
+        line.strip().startswith("DRIP_BASE_URL: http://drip.test is not https") for line in lines
+    ), result.output
+    assert any(
+        "'me@localhost'" in line and "sequences/tiny/sequence.yaml" in line for line in lines
+    ), result.output
     assert any(line.strip().startswith("DRIP_POSTAL_ADDRESS: not set") for line in lines)
     assert smtp_server.messages == []
 
 
 def test_allow_unsafe_sending_lets_a_test_relay_get_mail(
-        env: dict[str, str], smtp_server: SmtpServer) -> None:
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
     subscribe_ada(env)
     result = drip({**env, "DRIP_ALLOW_UNSAFE_SENDING": "true"}, "dispatch", "--now", NOW)
     assert result.exit_code == 0, result.output
@@ -96,17 +107,27 @@ def test_worker_refuses_to_start_naming_each_problem(env: dict[str, str]) -> Non
 
 
 def test_fixed_settings_have_no_problems(tmp_path: Path) -> None:
-    settings = load_settings(environ={}, data_dir=tmp_path, smtp_url="smtp://relay:587",
-                             base_url="https://drip.example.org", postal_address="1 Main St",
-                             sender="Ops <ops@example.org>")
+    settings = load_settings(
+        environ={},
+        data_dir=tmp_path,
+        smtp_url="smtp://relay:587",
+        base_url="https://drip.example.org",
+        postal_address="1 Main St",
+        sender="Ops <ops@example.org>",
+    )
     library = load_sequences(TESTS / "sequences")
     assert guardrails.problems(settings, library) == []
 
 
 def test_the_embedded_default_with_the_outbox_is_not_held_back(
-        tmp_path: Path, sqlite_url: str, local_sender_sequences: Path) -> None:
-    env = {"DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_DATABASE_URL": sqlite_url,
-           "DRIP_SEQUENCES_DIR": str(local_sender_sequences), "DRIP_SECRET_KEY": "k"}
+    tmp_path: Path, sqlite_url: str, local_sender_sequences: Path
+) -> None:
+    env = {
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_DATABASE_URL": sqlite_url,
+        "DRIP_SEQUENCES_DIR": str(local_sender_sequences),
+        "DRIP_SECRET_KEY": "k",
+    }
     subscribe_ada(env)
     result = drip(env, "dispatch", "--now", NOW)
     assert result.exit_code == 0, result.output
@@ -114,16 +135,32 @@ def test_the_embedded_default_with_the_outbox_is_not_held_back(
 
 
 def test_the_scheduled_pass_refuses_to_send_while_a_guardrail_fails(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
-        local_sender_sequences: Path, caplog: pytest.LogCaptureFixture,
-        clock: FrozenClock) -> None:
-    settings = make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                             sequences_dir=local_sender_sequences, allow_unsafe_sending=False)
+    tmp_path: Path,
+    sqlite_url: str,
+    smtp_server: SmtpServer,
+    local_sender_sequences: Path,
+    caplog: pytest.LogCaptureFixture,
+    clock: FrozenClock,
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        smtp_url=smtp_server.url,
+        sequences_dir=local_sender_sequences,
+        allow_unsafe_sending=False,
+    )
     svc = build_services(settings, clock)
     try:
         with svc.sessions() as session:
-            subscribe(session, svc.content.library(), "tiny", "ada@example.org", clock(),
-                      consent=Consent(source="test", text="Yes"), confirmed=True)
+            subscribe(
+                session,
+                svc.content.library(),
+                "tiny",
+                "ada@example.org",
+                clock(),
+                consent=Consent(source="test", text="Yes"),
+                confirmed=True,
+            )
             session.commit()
         with caplog.at_level(logging.INFO, logger="drip"):
             dispatch_job(svc, svc.dispatcher())
@@ -136,18 +173,24 @@ def test_the_scheduled_pass_refuses_to_send_while_a_guardrail_fails(
 
 
 def test_dashboard_and_healthz_show_the_problems_even_when_sending_anyway(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
-        local_sender_sequences: Path, clock: FrozenClock) -> None:
-    settings = make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                             sequences_dir=local_sender_sequences)
+    tmp_path: Path,
+    sqlite_url: str,
+    smtp_server: SmtpServer,
+    local_sender_sequences: Path,
+    clock: FrozenClock,
+) -> None:
+    settings = make_settings(
+        tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=local_sender_sequences
+    )
     assert settings.allow_unsafe_sending
     app = create_app(settings, clock=clock)
     app.config["TESTING"] = True
     try:
         health = app.test_client().get("/healthz").get_json()
         assert health["sending"] == "unsafe"
-        assert any(p.startswith("DRIP_BASE_URL: http://drip.test is not https")
-                   for p in health["problems"])
+        assert any(
+            p.startswith("DRIP_BASE_URL: http://drip.test is not https") for p in health["problems"]
+        )
         add_operator(app.extensions["drip"])
         web = app.test_client()
         log_in(web)
@@ -184,8 +227,9 @@ class DnsServer:
             if text is None:
                 answer.set_rcode(dns.rcode.NXDOMAIN)
             else:
-                answer.answer.append(dns.rrset.from_text(question.name, 60, "IN", "TXT",
-                                                         f'"{text}"'))
+                answer.answer.append(
+                    dns.rrset.from_text(question.name, 60, "IN", "TXT", f'"{text}"')
+                )
             self.sock.sendto(answer.to_wire(), peer)
 
     def stop(self) -> None:
@@ -194,24 +238,34 @@ class DnsServer:
 
 @pytest.fixture
 def dns_server() -> Iterator[DnsServer]:
-    server = DnsServer({"example.org": "v=spf1 include:relay.example.net -all",
-                        "mail._domainkey.example.org": "v=DKIM1; k=rsa; p=MIIB"})
+    server = DnsServer(
+        {
+            "example.org": "v=spf1 include:relay.example.net -all",
+            "mail._domainkey.example.org": "v=DKIM1; k=rsa; p=MIIB",
+        }
+    )
     yield server
     server.stop()
 
 
 def production_env(env: dict[str, str]) -> dict[str, str]:
-    return {**env, "DRIP_BASE_URL": "https://drip.example.org",
-            "DRIP_POSTAL_ADDRESS": "1 Main Street, Springfield",
-            "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"), "DRIP_DKIM_SELECTOR": "mail"}
+    return {
+        **env,
+        "DRIP_BASE_URL": "https://drip.example.org",
+        "DRIP_POSTAL_ADDRESS": "1 Main Street, Springfield",
+        "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
+        "DRIP_DKIM_SELECTOR": "mail",
+    }
 
 
 def test_doctor_prints_every_check_and_fails_on_a_missing_dmarc_record(
-        env: dict[str, str], dns_server: DnsServer) -> None:
+    env: dict[str, str], dns_server: DnsServer
+) -> None:
     result = drip(production_env(env), "doctor", "--nameserver", f"127.0.0.1:{dns_server.port}")
     lines = result.output.splitlines()
-    verdict = {line.split(":", 1)[0].split(maxsplit=1)[-1].strip(): line.split()[0]
-               for line in lines}
+    verdict = {
+        line.split(":", 1)[0].split(maxsplit=1)[-1].strip(): line.split()[0] for line in lines
+    }
     assert verdict["DRIP_BASE_URL"] == "ok"
     assert verdict["DRIP_POSTAL_ADDRESS"] == "ok"
     assert verdict["sender 'author@example.org' from sequences/tiny/sequence.yaml"] == "ok"
@@ -223,8 +277,13 @@ def test_doctor_prints_every_check_and_fails_on_a_missing_dmarc_record(
 
 
 def test_doctor_passes_when_every_record_is_there(env: dict[str, str]) -> None:
-    server = DnsServer({"example.org": "v=spf1 -all", "_dmarc.example.org": "v=DMARC1; p=none",
-                        "mail._domainkey.example.org": "v=DKIM1; p=MIIB"})
+    server = DnsServer(
+        {
+            "example.org": "v=spf1 -all",
+            "_dmarc.example.org": "v=DMARC1; p=none",
+            "mail._domainkey.example.org": "v=DKIM1; p=MIIB",
+        }
+    )
     try:
         result = drip(production_env(env), "doctor", "--nameserver", f"127.0.0.1:{server.port}")
     finally:
@@ -235,11 +294,14 @@ def test_doctor_passes_when_every_record_is_there(env: dict[str, str]) -> None:
 
 def test_doctor_says_could_not_look_up_where_dns_does_not_answer(env: dict[str, str]) -> None:
     closed = free_port()
-    result = drip(production_env(env), "doctor", "--nameserver", f"127.0.0.1:{closed}",
-                  "--timeout", "1")
+    result = drip(
+        production_env(env), "doctor", "--nameserver", f"127.0.0.1:{closed}", "--timeout", "1"
+    )
     for record in ("SPF", "DKIM", "DMARC"):
-        assert any(line.startswith("could not look up") and f"{record} of example.org" in line
-                   for line in result.output.splitlines()), result.output
+        assert any(
+            line.startswith("could not look up") and f"{record} of example.org" in line
+            for line in result.output.splitlines()
+        ), result.output
     assert result.exit_code == 0  # not knowing is not a problem found
 
 

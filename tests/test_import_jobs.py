@@ -27,19 +27,34 @@ def csv_of(rows: int, bad_every: int = 50) -> str:
 
 def queue(svc: Services, text: str, clock: FrozenClock) -> int:
     with svc.sessions() as session:
-        job = queue_import(session, svc.content.library(), text, filename="readers.csv",
-                           sequence="tiny", confirmed=True, source="test import",
-                           who="ops@example.org", now=clock())
+        job = queue_import(
+            session,
+            svc.content.library(),
+            text,
+            filename="readers.csv",
+            sequence="tiny",
+            confirmed=True,
+            source="test import",
+            who="ops@example.org",
+            now=clock(),
+        )
         session.commit()
         return job.id
 
 
 def test_an_import_while_passes_run_counts_every_row_exactly_once(
-        services: Services, clock: FrozenClock, tmp_path: Path) -> None:
+    services: Services, clock: FrozenClock, tmp_path: Path
+) -> None:
     add_due_readers(services.engine, 300, clock())  # the scheduler has work meanwhile
     with services.sessions() as session:
-        subscribe(session, services.content.library(), "tiny", "imported3@example.org",
-                  clock(), consent=Consent(source="test", text="yes"))
+        subscribe(
+            session,
+            services.content.library(),
+            "tiny",
+            "imported3@example.org",
+            clock(),
+            consent=Consent(source="test", text="yes"),
+        )
         session.commit()
     job_id = queue(services, csv_of(2_000), clock)
     stop = threading.Event()
@@ -61,16 +76,17 @@ def test_an_import_while_passes_run_counts_every_row_exactly_once(
     assert (done.added, done.updated, done.refused) == (1_959, 1, 40)
     assert done.errors[0][0] == 9 and "is not a valid email address" in done.errors[0][1]
     with services.sessions() as session:
-        imported = session.scalar(select(func.count()).select_from(Subscriber).where(
-            Subscriber.email.like("imported%")))
+        imported = session.scalar(
+            select(func.count()).select_from(Subscriber).where(Subscriber.email.like("imported%"))
+        )
         assert imported == 1_960
 
 
-def test_an_import_goes_on_from_where_it_stopped(services: Services,
-                                                 clock: FrozenClock) -> None:
+def test_an_import_goes_on_from_where_it_stopped(services: Services, clock: FrozenClock) -> None:
     job_id = queue(services, csv_of(700), clock)
-    first = run_import(services.sessions, services.content.library(), job_id, clock(),
-                       seconds=0)  # one chunk, then the run's time is up
+    first = run_import(
+        services.sessions, services.content.library(), job_id, clock(), seconds=0
+    )  # one chunk, then the run's time is up
     with services.sessions() as session:
         job = session.get(ImportJob, job_id)
         assert first is None and job is not None

@@ -21,18 +21,25 @@ from drip.subscriptions import Consent
 from tests.conftest import TESTS, count, make_settings, take_in
 from tests.smtp import SmtpServer
 
-CONSENT = Consent(source="sign-up page /subscribe/tiny", text="Yes, send me the course.",
-                  ip="198.51.100.4", user_agent="test browser")
+CONSENT = Consent(
+    source="sign-up page /subscribe/tiny",
+    text="Yes, send me the course.",
+    ip="198.51.100.4",
+    user_agent="test browser",
+)
 
 
 @pytest.fixture
-def svc(tmp_path: Path, backend_url: str, smtp_server: SmtpServer,
-        clock: FrozenClock) -> Iterator[Services]:
+def svc(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> Iterator[Services]:
     """On SQLite and PostgreSQL, with a copy of the test sequences that a test may break."""
     sequences = tmp_path / "sequences"
     shutil.copytree(TESTS / "sequences", sequences)
-    services = build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url,
-                                            sequences_dir=sequences), clock)
+    services = build_services(
+        make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=sequences),
+        clock,
+    )
     yield services
     services.engine.dispose()
 
@@ -44,7 +51,8 @@ def accept(svc: Services, email: str, sequence: str = "tiny", first_name: str = 
 
 
 def test_two_queued_sign_ups_of_one_address_make_one_reader_with_two_consent_records(
-        svc: Services, clock: FrozenClock) -> None:
+    svc: Services, clock: FrozenClock
+) -> None:
     accept(svc, "ada@example.org", first_name="Ada")
     clock.advance(minutes=1)
     accept(svc, "ada@example.org")
@@ -53,14 +61,19 @@ def test_two_queued_sign_ups_of_one_address_make_one_reader_with_two_consent_rec
 
     assert report.taken == 2 and not report.held
     assert [count(svc, m) for m in (Subscriber, Enrollment, ConsentRecord, SignUpRequest)] == [
-        1, 1, 2, 0]
+        1,
+        1,
+        2,
+        0,
+    ]
     with svc.sessions() as session:
         assert session.scalars(select(Subscriber.first_name)).one() == "Ada"
         assert session.scalars(select(Event.kind)).all() == ["signed_up"]
 
 
 def test_a_sign_up_for_a_broken_sequence_waits_with_the_reason_until_it_is_fixed(
-        svc: Services, clock: FrozenClock) -> None:
+    svc: Services, clock: FrozenClock
+) -> None:
     accept(svc, "ada@example.org")
     definition = svc.settings.sequences_dir / "tiny" / "sequence.yaml"
     good = definition.read_text()
@@ -82,24 +95,31 @@ def test_a_sign_up_for_a_broken_sequence_waits_with_the_reason_until_it_is_fixed
 
 
 def test_a_sign_up_for_a_removed_sequence_is_kept_and_the_pass_says_why(
-        svc: Services, clock: FrozenClock) -> None:
+    svc: Services, clock: FrozenClock
+) -> None:
     accept(svc, "ada@example.org", sequence="retired-course")
     accept(svc, "bob@example.org")
 
     report = svc.dispatcher().run_pass(clock())
 
     assert report.intake.taken == 1
-    assert "1 sign-up taken in, 1 waiting (sequence 'retired-course' is not in the sequences " \
-           "folder any more)" in report.summary()
+    assert (
+        "1 sign-up taken in, 1 waiting (sequence 'retired-course' is not in the sequences "
+        "folder any more)" in report.summary()
+    )
     with svc.sessions() as session:
         left = session.scalars(select(SignUpRequest)).one()
         assert (left.email, left.source, left.consent_text) == (
-            "ada@example.org", CONSENT.source, CONSENT.text)
+            "ada@example.org",
+            CONSENT.source,
+            CONSENT.text,
+        )
         assert overview(session, clock(), 60).signups_waiting == 1
 
 
 def test_the_pass_takes_sign_ups_in_and_sends_their_confirmations_at_once(
-        svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     accept(svc, "ada@example.org")
     accept(svc, "bob@example.org")
 
@@ -109,18 +129,24 @@ def test_the_pass_takes_sign_ups_in_and_sends_their_confirmations_at_once(
 
     report = svc.dispatcher().run_pass(clock())
 
-    assert report.summary() == (f"dispatch as of {clock().isoformat()}: 2 sign-ups taken in, "
-                                "2 sent")
+    assert report.summary() == (
+        f"dispatch as of {clock().isoformat()}: 2 sign-ups taken in, 2 sent"
+    )
     assert sorted(r for m in smtp_server.messages for r in m.recipients) == [
-        "ada@example.org", "bob@example.org"]
+        "ada@example.org",
+        "bob@example.org",
+    ]
     assert {m.subject for m in smtp_server.messages} == {"Please confirm: Tiny course"}
 
 
 def test_drip_status_counts_the_sign_ups_waiting(svc: Services, tmp_path: Path) -> None:
     accept(svc, "ada@example.org")
-    env = {"DRIP_DATABASE_URL": svc.settings.database_url,
-           "DRIP_SEQUENCES_DIR": str(svc.settings.sequences_dir),
-           "DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_SECRET_KEY": "test-secret"}
+    env = {
+        "DRIP_DATABASE_URL": svc.settings.database_url,
+        "DRIP_SEQUENCES_DIR": str(svc.settings.sequences_dir),
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_SECRET_KEY": "test-secret",
+    }
 
     result = CliRunner().invoke(cli, ["status"], env=env)
 
@@ -129,12 +155,14 @@ def test_drip_status_counts_the_sign_ups_waiting(svc: Services, tmp_path: Path) 
 
 
 def test_several_workers_take_each_sign_up_in_exactly_once(
-        tmp_path: Path, postgres_url: str, clock: FrozenClock) -> None:
+    tmp_path: Path, postgres_url: str, clock: FrozenClock
+) -> None:
     """Four PostgreSQL workers at once over 1,200 sign-ups, some of one address twice: every
     sign-up becomes exactly one consent record, every address one reader."""
     services = [build_services(make_settings(tmp_path, postgres_url), clock) for _ in range(4)]
     addresses = [f"r{n}@example.org" for n in range(1000)] + [
-        f"r{n}@example.org" for n in range(0, 1000, 5)]
+        f"r{n}@example.org" for n in range(0, 1000, 5)
+    ]
     with services[0].sessions() as session:
         for address in addresses:
             intake.accept(session, "tiny", address, clock(), CONSENT)
@@ -146,8 +174,7 @@ def test_several_workers_take_each_sign_up_in_exactly_once(
         barrier.wait()
         for _ in range(20):  # a batch undone by a same-address clash is taken next pass
             with services[n].sessions() as session:
-                taken[n] += intake.take_in(session, services[n].content.library(),
-                                           batch=50).taken
+                taken[n] += intake.take_in(session, services[n].content.library(), batch=50).taken
                 if not intake.waiting(session):
                     return
 

@@ -12,10 +12,12 @@ LAZY_ALLOWED = {DRIP / "magnets.py"}  # WeasyPrint takes a second to import: onl
 
 
 def test_worker_imports_no_flask() -> None:
-    probe = ("import drip.worker, sys; "
-             "print(sorted(m for m in sys.modules if m.startswith('flask')))")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True)
+    probe = (
+        "import drip.worker, sys; print(sorted(m for m in sys.modules if m.startswith('flask')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 
@@ -27,7 +29,9 @@ def test_every_import_sits_at_the_top_of_its_module() -> None:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-                inside += [f"{path.relative_to(DRIP.parent)}:{child.lineno}"
-                           for child in ast.walk(node)
-                           if isinstance(child, ast.Import | ast.ImportFrom)]
+                inside += [
+                    f"{path.relative_to(DRIP.parent)}:{child.lineno}"
+                    for child in ast.walk(node)
+                    if isinstance(child, ast.Import | ast.ImportFrom)
+                ]
     assert inside == []

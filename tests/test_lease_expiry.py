@@ -23,13 +23,25 @@ READERS = ["one@example.org", "two@example.org", "three@example.org"]
 LATER = timedelta(minutes=10)  # well past the 5-minute lease
 
 
-def services(tmp_path: Path, url: str, server: SmtpServer, clock: FrozenClock,
-             transport: Callable[[], Transport] | None = None) -> Services:
+def services(
+    tmp_path: Path,
+    url: str,
+    server: SmtpServer,
+    clock: FrozenClock,
+    transport: Callable[[], Transport] | None = None,
+) -> Services:
     svc = build_services(make_settings(tmp_path, url, smtp_url=server.url), clock, transport)
     with svc.sessions() as session:
         for address in READERS:
-            subscribe(session, svc.content.library(), "tiny", address, clock(),
-                      consent=Consent("test", "yes"), confirmed=True)
+            subscribe(
+                session,
+                svc.content.library(),
+                "tiny",
+                address,
+                clock(),
+                consent=Consent("test", "yes"),
+                confirmed=True,
+            )
         session.commit()
     return svc
 
@@ -44,7 +56,8 @@ def all_sent(svc: Services) -> bool:
 
 
 def test_worker_leaves_readers_claimed_by_another_after_its_lease_ran_out(
-        tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     other: list[PassReport] = []
     holder: list[Services] = []
 
@@ -53,8 +66,13 @@ def test_worker_leaves_readers_claimed_by_another_after_its_lease_ran_out(
             holder.append(holder[0])  # once: the second worker sends through this too
             other.append(holder[0].dispatcher("second").run_pass(clock() + LATER))
 
-    svc = services(tmp_path, backend_url, smtp_server, clock, lambda: AfterHandOff(
-        SmtpTransport(smtp_server.url), second_worker_takes_over))
+    svc = services(
+        tmp_path,
+        backend_url,
+        smtp_server,
+        clock,
+        lambda: AfterHandOff(SmtpTransport(smtp_server.url), second_worker_takes_over),
+    )
     holder.append(svc)
     first = svc.dispatcher("first").run_pass(clock())
 
@@ -68,7 +86,8 @@ def test_worker_leaves_readers_claimed_by_another_after_its_lease_ran_out(
 
 
 def test_lease_check_after_a_progress_callback(
-        tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     svc = services(tmp_path, backend_url, smtp_server, clock)
     other: list[PassReport] = []
 

@@ -24,14 +24,24 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def svc(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock,
-        folder: Path) -> Services:
-    settings = make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                             sequences_dir=folder.parent)
+def svc(
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock, folder: Path
+) -> Services:
+    settings = make_settings(
+        tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=folder.parent
+    )
     service = build_services(settings, clock)
     with service.sessions() as session:
-        subscribe(session, service.content.library(), "tiny", "ada@example.org", clock(),
-                  consent=Consent("test", "ok"), first_name="Ada", confirmed=True)
+        subscribe(
+            session,
+            service.content.library(),
+            "tiny",
+            "ada@example.org",
+            clock(),
+            consent=Consent("test", "ok"),
+            first_name="Ada",
+            confirmed=True,
+        )
         session.commit()
     return service
 
@@ -46,19 +56,24 @@ def run(svc: Services, clock: FrozenClock, days: int) -> None:
         clock.advance(hours=1)
 
 
-def test_edit_reaches_only_lessons_not_yet_sent(svc: Services, smtp_server: SmtpServer,
-                                                 clock: FrozenClock, folder: Path) -> None:
+def test_edit_reaches_only_lessons_not_yet_sent(
+    svc: Services, smtp_server: SmtpServer, clock: FrozenClock, folder: Path
+) -> None:
     run(svc, clock, 1)  # the welcome has gone out
     lesson(folder / "01-welcome.md", "Welcome (edited)", "0")
     lesson(folder / "02-second.md", "Lesson two (edited)", "2d", "New words.")
     advance_through_due_times(svc, clock)
     assert [m.subject for m in smtp_server.messages] == [
-        "Welcome, Ada", "Lesson two (edited)", "Lesson three"]
+        "Welcome, Ada",
+        "Lesson two (edited)",
+        "Lesson three",
+    ]
     assert "New words." in smtp_server.messages[1].text()
 
 
-def test_each_delivery_records_the_version_it_sent(svc: Services, clock: FrozenClock,
-                                                   folder: Path) -> None:
+def test_each_delivery_records_the_version_it_sent(
+    svc: Services, clock: FrozenClock, folder: Path
+) -> None:
     run(svc, clock, 1)
     before = svc.content.library().sequences["tiny"].lesson("second")
     lesson(folder / "02-second.md", "Lesson two", "2d", "Changed before it was sent.")
@@ -72,7 +87,8 @@ def test_each_delivery_records_the_version_it_sent(svc: Services, clock: FrozenC
 
 
 def test_a_lesson_added_mid_course_is_sent_and_nothing_repeats(
-        svc: Services, smtp_server: SmtpServer, clock: FrozenClock, folder: Path) -> None:
+    svc: Services, smtp_server: SmtpServer, clock: FrozenClock, folder: Path
+) -> None:
     run(svc, clock, 3)  # welcome and lesson two sent
     lesson(folder / "02-extra.md", "Inserted before two", "1d")  # numbered before a sent one
     shutil.move(folder / "02-second.md", folder / "05-second.md")  # reordered: now last
@@ -85,7 +101,8 @@ def test_a_lesson_added_mid_course_is_sent_and_nothing_repeats(
 
 
 def test_after_downtime_the_due_lesson_comes_not_a_burst(
-        svc: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    svc: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     run(svc, clock, 1)
     clock.advance(days=30)  # nobody ran a pass for a month
     svc.dispatcher().run_pass(clock())

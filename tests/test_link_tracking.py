@@ -37,20 +37,33 @@ def courses(tmp_path: Path, flags: str) -> Path:
 
 
 @pytest.fixture
-def tracked(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
-            clock: FrozenClock) -> Iterator[Flask]:
-    app = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                   sequences_dir=courses(tmp_path,
-                                                         "track_links: true\nutm: true\n")),
-                     clock=clock)
+def tracked(
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> Iterator[Flask]:
+    app = create_app(
+        make_settings(
+            tmp_path,
+            sqlite_url,
+            smtp_url=smtp_server.url,
+            sequences_dir=courses(tmp_path, "track_links: true\nutm: true\n"),
+        ),
+        clock=clock,
+    )
     yield app
     app.extensions["drip"].engine.dispose()
 
 
 def second_lesson(svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> str:
     with svc.sessions() as session:
-        subscribe(session, svc.content.library(), "tiny", "ada@example.org", clock(),
-                  consent=Consent(source="test", text="yes"), confirmed=True)
+        subscribe(
+            session,
+            svc.content.library(),
+            "tiny",
+            "ada@example.org",
+            clock(),
+            consent=Consent(source="test", text="yes"),
+            confirmed=True,
+        )
         session.commit()
     for _ in range(12):
         svc.dispatcher().run_pass(clock())
@@ -61,7 +74,8 @@ def second_lesson(svc: Services, clock: FrozenClock, smtp_server: SmtpServer) ->
 
 
 def test_a_tracked_link_counts_one_click_and_redirects_with_utm_parameters(
-        tracked: Flask, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    tracked: Flask, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     svc: Services = tracked.extensions["drip"]
     text = second_lesson(svc, clock, smtp_server)
     link = re.search(r"http://drip\.test(/l/\S+?)\)", text)
@@ -73,15 +87,18 @@ def test_a_tracked_link_counts_one_click_and_redirects_with_utm_parameters(
     assert answer.status_code == 302
     assert answer.headers["Location"] == (
         "https://blog.example.org/match-tips?ref=mail&utm_source=drip&utm_medium=email"
-        "&utm_campaign=tiny&utm_content=second")
+        "&utm_campaign=tiny&utm_content=second"
+    )
     with svc.sessions() as session:
         assert clicks_by_link(session, "tiny") == {("second", 0, ARTICLE): (1, 0)}
         assert session.scalars(select(Event.kind).where(Event.kind == "clicked")).all() == [
-            "clicked"]
+            "clicked"
+        ]
 
 
 def test_a_scanner_fetching_the_link_at_once_is_kept_apart_from_readers(
-        tracked: Flask, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    tracked: Flask, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     svc: Services = tracked.extensions["drip"]
     link = re.search(r"http://drip\.test(/l/\S+?)\)", second_lesson(svc, clock, smtp_server))
     assert link
@@ -94,8 +111,7 @@ def test_a_scanner_fetching_the_link_at_once_is_kept_apart_from_readers(
         assert clicks_by_link(session, "tiny") == {("second", 0, ARTICLE): (0, 2)}
 
 
-def test_a_forged_tracking_token_redirects_nowhere_and_records_nothing(
-        tracked: Flask) -> None:
+def test_a_forged_tracking_token_redirects_nowhere_and_records_nothing(tracked: Flask) -> None:
     svc: Services = tracked.extensions["drip"]
     forged = svc.links.track_url(1, "second", 0, "https://evil.example/")
     token = forged.rsplit("/", 1)[1]
@@ -108,8 +124,8 @@ def test_a_forged_tracking_token_redirects_nowhere_and_records_nothing(
 
 
 def test_links_are_left_alone_and_there_is_no_open_pixel_by_default(
-        services: Services, clock: FrozenClock, smtp_server: SmtpServer,
-        tmp_path: Path) -> None:
+    services: Services, clock: FrozenClock, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
     library = services.content.library()
     second = library.sequences["tiny"].lesson("second")
     assert second is not None
@@ -118,10 +134,17 @@ def test_links_are_left_alone_and_there_is_no_open_pixel_by_default(
 
 
 def test_track_opens_adds_a_pixel_that_records_an_open(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
-    app = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                   sequences_dir=courses(tmp_path, "track_opens: true\n")),
-                     clock=clock)
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    app = create_app(
+        make_settings(
+            tmp_path,
+            sqlite_url,
+            smtp_url=smtp_server.url,
+            sequences_dir=courses(tmp_path, "track_opens: true\n"),
+        ),
+        clock=clock,
+    )
     svc: Services = app.extensions["drip"]
     html = second_lesson(svc, clock, smtp_server)
     message = smtp_server.to("ada@example.org")[1]

@@ -37,8 +37,9 @@ DATE = re.compile(rf"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+(\d{{1,2}})\s+({MONTHS})\
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(environ={}, data_dir=tmp_path / "data", sequences_dir=SEQUENCES,
-                         secret_key="k")
+    return load_settings(
+        environ={}, data_dir=tmp_path / "data", sequences_dir=SEQUENCES, secret_key="k"
+    )
 
 
 def real(slug: str) -> Sequence:
@@ -50,8 +51,11 @@ def real(slug: str) -> Sequence:
 def template_length_cell() -> str:
     """The Length cell of the template schedule's first row, as magnet.md has it."""
     source = (SEQUENCES / "usmle-insider-kit" / "magnet.md").read_text(encoding="utf-8")
-    rows = [line for line in source.split(SCHEDULE_MARKER, 1)[1].splitlines()
-            if line.startswith("|") and "---" not in line]
+    rows = [
+        line
+        for line in source.split(SCHEDULE_MARKER, 1)[1].splitlines()
+        if line.startswith("|") and "---" not in line
+    ]
     return rows[1].split("|")[2].strip()
 
 
@@ -70,14 +74,18 @@ def headings(sequence: Sequence) -> list[str]:
 @pytest.mark.parametrize("page_size", ["A4", "Letter"])
 @pytest.mark.parametrize("slug", ["interview-questions", "usmle-insider-kit"])
 def test_magnet_builds_opens_and_has_its_title_page_sections_and_page_numbers(
-        settings: Settings, slug: str, page_size: str) -> None:
+    settings: Settings, slug: str, page_size: str
+) -> None:
     sequence = real(slug)
     pdf = magnets.magnet_pdf(settings, sequence, {}, page_size=page_size)
 
     reader, text = pdf_text(pdf)
     width, height = POINTS[page_size]
-    assert all(abs(float(page.mediabox.width) - width) < 1
-               and abs(float(page.mediabox.height) - height) < 1 for page in reader.pages)
+    assert all(
+        abs(float(page.mediabox.width) - width) < 1
+        and abs(float(page.mediabox.height) - height) < 1
+        for page in reader.pages
+    )
     source = magnets.read_source(sequence)
     cover = " ".join((reader.pages[0].extract_text() or "").split())
     assert source.title in cover and " ".join(source.subtitle.split()) in cover
@@ -92,8 +100,9 @@ def test_magnet_builds_opens_and_has_its_title_page_sections_and_page_numbers(
 
 
 def test_the_kit_without_an_exam_date_keeps_the_template_schedule(settings: Settings) -> None:
-    _, text = pdf_text(magnets.magnet_pdf(settings, real("usmle-insider-kit"),
-                                          {"responsibilities": "1"}))
+    _, text = pdf_text(
+        magnets.magnet_pdf(settings, real("usmle-insider-kit"), {"responsibilities": "1"})
+    )
     assert "Theory: first read" in text and template_length_cell() in text
     assert "Your exam:" not in text
 
@@ -101,20 +110,27 @@ def test_the_kit_without_an_exam_date_keeps_the_template_schedule(settings: Sett
 def schedule_dates(text: str) -> list[date]:
     """Every date in the schedule table, in reading order."""
     table = text.split("What you do", 1)[1].split("How the lengths are set", 1)[0]
-    return [date(int(y), MONTHS.split("|").index(m) + 1, int(d))
-            for d, m, y in DATE.findall(table)]
+    return [date(int(y), MONTHS.split("|").index(m) + 1, int(d)) for d, m, y in DATE.findall(table)]
 
 
-@pytest.mark.parametrize(("answer", "exam", "months", "first_day"), [
-    ("0", date(2027, 6, 15), 6, date(2026, 12, 15)),
-    ("1", date(2027, 9, 1), 7, date(2027, 2, 1)),
-    ("2+", date(2027, 10, 31), 9, date(2027, 1, 31)),
-], ids=["no-other-responsibility", "one", "two-or-more"])
+@pytest.mark.parametrize(
+    ("answer", "exam", "months", "first_day"),
+    [
+        ("0", date(2027, 6, 15), 6, date(2026, 12, 15)),
+        ("1", date(2027, 9, 1), 7, date(2027, 2, 1)),
+        ("2+", date(2027, 10, 31), 9, date(2027, 1, 31)),
+    ],
+    ids=["no-other-responsibility", "one", "two-or-more"],
+)
 def test_each_reader_gets_a_schedule_whose_dates_follow_the_rules(
-        settings: Settings, answer: str, exam: date, months: int, first_day: date) -> None:
-    pdf = magnets.magnet_pdf(settings, real("usmle-insider-kit"),
-                             {"exam_date": exam.isoformat(), "responsibilities": answer},
-                             today=TODAY)
+    settings: Settings, answer: str, exam: date, months: int, first_day: date
+) -> None:
+    pdf = magnets.magnet_pdf(
+        settings,
+        real("usmle-insider-kit"),
+        {"exam_date": exam.isoformat(), "responsibilities": answer},
+        today=TODAY,
+    )
     _, text = pdf_text(pdf)
     flat = " ".join(text.split())
 
@@ -133,16 +149,26 @@ def test_each_reader_gets_a_schedule_whose_dates_follow_the_rules(
     assert abs((first_read + second_read) / total - 0.30) < 0.01
     assert second_read < first_read and mixed < subject_wise
     assert last_week == 6
-    for phase in ("Theory: first read", "Theory: second read", "subject-wise half",
-                  "mixed half", "Last week", "Last day"):
+    for phase in (
+        "Theory: first read",
+        "Theory: second read",
+        "subject-wise half",
+        "mixed half",
+        "Last week",
+        "Last day",
+    ):
         assert phase in flat
 
 
-def test_an_exam_too_close_for_the_full_plan_is_shortened_and_says_so(
-        settings: Settings) -> None:
-    _, text = pdf_text(magnets.magnet_pdf(
-        settings, real("usmle-insider-kit"),
-        {"exam_date": "2027-02-01", "responsibilities": "1"}, today=TODAY))
+def test_an_exam_too_close_for_the_full_plan_is_shortened_and_says_so(settings: Settings) -> None:
+    _, text = pdf_text(
+        magnets.magnet_pdf(
+            settings,
+            real("usmle-insider-kit"),
+            {"exam_date": "2027-02-01", "responsibilities": "1"},
+            today=TODAY,
+        )
+    )
     flat = " ".join(text.split())
     assert "Your plan is shortened" in flat
     assert "would have started on Wed 1 Jul 2026" in flat
@@ -153,9 +179,14 @@ def test_an_exam_too_close_for_the_full_plan_is_shortened_and_says_so(
 
 
 def test_a_reader_with_time_for_the_full_plan_gets_no_warning(settings: Settings) -> None:
-    _, text = pdf_text(magnets.magnet_pdf(
-        settings, real("usmle-insider-kit"),
-        {"exam_date": "2027-06-23", "responsibilities": "1"}, today=TODAY))
+    _, text = pdf_text(
+        magnets.magnet_pdf(
+            settings,
+            real("usmle-insider-kit"),
+            {"exam_date": "2027-06-23", "responsibilities": "1"},
+            today=TODAY,
+        )
+    )
     flat = " ".join(text.split())
     assert "Your exam: Wed 23 Jun 2027" in flat and "too little time" not in flat
 
@@ -163,8 +194,11 @@ def test_a_reader_with_time_for_the_full_plan_gets_no_warning(settings: Settings
 def test_pdf_text_copies_no_run_of_words_from_the_seed_articles(settings: Settings) -> None:
     if not SEEDS.is_dir() or not seed_windows():
         pytest.skip(f"seed articles not found at {SEEDS}")
-    for slug, attributes in [("interview-questions", {}), ("usmle-insider-kit", {}), (
-            "usmle-insider-kit", {"exam_date": "2027-02-01", "responsibilities": "1"})]:
+    for slug, attributes in [
+        ("interview-questions", {}),
+        ("usmle-insider-kit", {}),
+        ("usmle-insider-kit", {"exam_date": "2027-02-01", "responsibilities": "1"}),
+    ]:
         _, text = pdf_text(magnets.magnet_pdf(settings, real(slug), attributes, today=TODAY))
         assert copied_runs(normalise(text), seed_windows()) == [], slug
 
@@ -184,7 +218,8 @@ def test_readers_share_cached_pdfs_keyed_by_their_answers(settings: Settings) ->
 
 
 def test_common_pdf_is_rebuilt_only_when_its_source_changes(
-        settings: Settings, tmp_path: Path) -> None:
+    settings: Settings, tmp_path: Path
+) -> None:
     folder = tmp_path / "sequences" / "usmle-insider-kit"
     shutil.copytree(SEQUENCES / "usmle-insider-kit", folder)
     sequence, problems = load_sequence(folder)
@@ -205,42 +240,60 @@ def test_common_pdf_is_rebuilt_only_when_its_source_changes(
 
 
 def test_drip_build_magnets_builds_each_pdf_once_until_forced(tmp_path: Path) -> None:
-    env = {"DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_SEQUENCES_DIR": str(SEQUENCES),
-           "DRIP_SECRET_KEY": "k", "DRIP_DATABASE_URL": f"sqlite:///{tmp_path / 'd.sqlite3'}"}
+    env = {
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_SEQUENCES_DIR": str(SEQUENCES),
+        "DRIP_SECRET_KEY": "k",
+        "DRIP_DATABASE_URL": f"sqlite:///{tmp_path / 'd.sqlite3'}",
+    }
     folder = tmp_path / "data" / "magnets"
 
     def run(*args: str) -> list[str]:
-        result = CliRunner().invoke(cli, ["build-magnets", *args], env=env,
-                                    catch_exceptions=False)
+        result = CliRunner().invoke(cli, ["build-magnets", *args], env=env, catch_exceptions=False)
         assert result.exit_code == 0, result.output
         return sorted(line for line in result.stdout.splitlines() if ": " in line)
 
-    assert run() == [f"built: {folder / 'interview-questions.pdf'}",
-                     f"built: {folder / 'usmle-insider-kit.pdf'}"]
-    assert run() == [f"up to date: {folder / 'interview-questions.pdf'}",
-                     f"up to date: {folder / 'usmle-insider-kit.pdf'}"]
+    assert run() == [
+        f"built: {folder / 'interview-questions.pdf'}",
+        f"built: {folder / 'usmle-insider-kit.pdf'}",
+    ]
+    assert run() == [
+        f"up to date: {folder / 'interview-questions.pdf'}",
+        f"up to date: {folder / 'usmle-insider-kit.pdf'}",
+    ]
     assert [line.split(":")[0] for line in run("--force")] == ["built", "built"]
     assert run("--page-size", "Letter") == [
         f"built: {folder / 'interview-questions-letter.pdf'}",
-        f"built: {folder / 'usmle-insider-kit-letter.pdf'}"]
+        f"built: {folder / 'usmle-insider-kit-letter.pdf'}",
+    ]
     for pdf in folder.glob("*.pdf"):
         assert PdfReader(pdf).pages
 
 
 def test_the_welcome_lesson_carries_the_readers_own_pdf_where_the_sequence_says_attach(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     """`attach: true`: the welcome lesson, as received by the SMTP server, has the PDF with
     the reader's own schedule; later lessons have none."""
     sequences = tmp_path / "sequences"
     shutil.copytree(SEQUENCES / "usmle-insider-kit", sequences / "usmle-insider-kit")
     definition = sequences / "usmle-insider-kit" / "sequence.yaml"
     definition.write_text(definition.read_text().replace("attach: false", "attach: true"))
-    svc = build_services(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                       sequences_dir=sequences), clock)
+    svc = build_services(
+        make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=sequences),
+        clock,
+    )
     with svc.sessions() as session:
-        subscribe(session, svc.content.library(), "usmle-insider-kit", "ada@example.org",
-                  clock(), consent=Consent("test", "Yes."), confirmed=True,
-                  attributes={"exam_date": "2027-06-14", "responsibilities": "0"})
+        subscribe(
+            session,
+            svc.content.library(),
+            "usmle-insider-kit",
+            "ada@example.org",
+            clock(),
+            consent=Consent("test", "Yes."),
+            confirmed=True,
+            attributes={"exam_date": "2027-06-14", "responsibilities": "0"},
+        )
         session.commit()
 
     svc.dispatcher().run_pass(clock())
@@ -271,15 +324,21 @@ CASES = [(name, size) for name in LAYOUTS for size in POINTS]
 @pytest.fixture(scope="module")
 def typeset(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], list[str]]:
     """Each layout in each page size, as the text of its pages (built once for the module)."""
-    settings = load_settings(environ={}, data_dir=tmp_path_factory.mktemp("data"),
-                             sequences_dir=SEQUENCES, secret_key="k")
+    settings = load_settings(
+        environ={},
+        data_dir=tmp_path_factory.mktemp("data"),
+        sequences_dir=SEQUENCES,
+        secret_key="k",
+    )
     pages = {}
     for name, size in CASES:
         slug, attributes = LAYOUTS[name]
-        reader, _ = pdf_text(magnets.magnet_pdf(settings, real(slug), attributes,
-                                                page_size=size, today=TODAY))
-        pages[name, size] = [(page.extract_text() or "").replace("\u00a0", " ")
-                             for page in reader.pages]
+        reader, _ = pdf_text(
+            magnets.magnet_pdf(settings, real(slug), attributes, page_size=size, today=TODAY)
+        )
+        pages[name, size] = [
+            (page.extract_text() or "").replace("\u00a0", " ") for page in reader.pages
+        ]
     return pages
 
 
@@ -299,7 +358,7 @@ def page_of(pages: list[str], words: list[str]) -> list[int]:
     found = []
     for number, page in enumerate(pages[1:], start=2):
         have = normalise(page)
-        if any(have[i:i + len(words)] == words for i in range(len(have) - len(words) + 1)):
+        if any(have[i : i + len(words)] == words for i in range(len(have) - len(words) + 1)):
             found.append(number)
     return found
 
@@ -314,9 +373,17 @@ def heading_page(pages: list[str], heading: str) -> list[int]:
 def sections(slug: str) -> list[tuple[str, list[str]]]:
     """(heading, blocks) of each `##` section of magnet.md."""
     source = read_body(slug)
-    return [(part.split("\n", 1)[0].strip(), [block.strip() for block in re.split(
-        r"\n\s*\n", part.split("\n", 1)[1]) if block.strip() and "<!--" not in block])
-        for part in re.split(r"^## ", source, flags=re.M)[1:]]
+    return [
+        (
+            part.split("\n", 1)[0].strip(),
+            [
+                block.strip()
+                for block in re.split(r"\n\s*\n", part.split("\n", 1)[1])
+                if block.strip() and "<!--" not in block
+            ],
+        )
+        for part in re.split(r"^## ", source, flags=re.M)[1:]
+    ]
 
 
 def read_body(slug: str) -> str:
@@ -325,7 +392,8 @@ def read_body(slug: str) -> str:
 
 @pytest.mark.parametrize(("name", "size"), CASES)
 def test_no_page_after_the_cover_is_near_empty_and_the_trademark_line_is_on_the_cover(
-        typeset: dict[tuple[str, str], list[str]], name: str, size: str) -> None:
+    typeset: dict[tuple[str, str], list[str]], name: str, size: str
+) -> None:
     slug = LAYOUTS[name][0]
     source = magnets.read_source(real(slug))
     pages = typeset[name, size]
@@ -338,7 +406,8 @@ def test_no_page_after_the_cover_is_near_empty_and_the_trademark_line_is_on_the_
 
 @pytest.mark.parametrize(("name", "size"), CASES)
 def test_every_section_and_its_notes_land_whole_on_one_page(
-        typeset: dict[tuple[str, str], list[str]], name: str, size: str) -> None:
+    typeset: dict[tuple[str, str], list[str]], name: str, size: str
+) -> None:
     """A section (a question group with its note, a system step, the schedule) starts and
     ends on the same page, and no paragraph is cut at a page break."""
     pages = typeset[name, size]
@@ -354,10 +423,14 @@ def test_every_section_and_its_notes_land_whole_on_one_page(
 
 @pytest.mark.parametrize("size", POINTS)
 def test_each_question_group_heading_shares_its_page_with_its_note_and_first_question(
-        typeset: dict[tuple[str, str], list[str]], size: str) -> None:
+    typeset: dict[tuple[str, str], list[str]], size: str
+) -> None:
     pages = typeset["guide", size]
-    groups = [(heading, blocks) for heading, blocks in sections("interview-questions")
-              if blocks[0].startswith("**How to approach this group.**")]
+    groups = [
+        (heading, blocks)
+        for heading, blocks in sections("interview-questions")
+        if blocks[0].startswith("**How to approach this group.**")
+    ]
     assert len(groups) == 5
     for heading, (note, questions, *_) in groups:
         first_question = plain_words(questions.splitlines()[0])
@@ -370,7 +443,8 @@ def test_each_question_group_heading_shares_its_page_with_its_note_and_first_que
 
 @pytest.mark.parametrize(("name", "size"), CASES)
 def test_week_ranges_never_break_across_lines(
-        typeset: dict[tuple[str, str], list[str]], name: str, size: str) -> None:
+    typeset: dict[tuple[str, str], list[str]], name: str, size: str
+) -> None:
     text = "\n".join(typeset[name, size])
     # a compact range ("weeks 9–18", "3–4") stays on one line; a range of dates may break
     # at its spaced dash, never inside a date
@@ -382,16 +456,20 @@ def test_week_ranges_never_break_across_lines(
 
 
 def test_the_cover_names_the_author_when_set_and_always_gives_the_credential(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     kit = real("usmle-insider-kit")
     credential = magnets.read_source(kit).credential
     assert credential == "Assistant Professor of Medicine practicing in US"
     if SEEDS.is_dir():  # the seed articles' own wording
         assert credential in " ".join(seed.read_text() for seed in SEEDS.glob("*.txt"))
-    unnamed = load_settings(environ={}, data_dir=tmp_path, sequences_dir=SEQUENCES,
-                            secret_key="k")
-    named = load_settings(environ={"DRIP_AUTHOR_NAME": "Dr. Amara Okafor"}, data_dir=tmp_path,
-                          sequences_dir=SEQUENCES, secret_key="k")
+    unnamed = load_settings(environ={}, data_dir=tmp_path, sequences_dir=SEQUENCES, secret_key="k")
+    named = load_settings(
+        environ={"DRIP_AUTHOR_NAME": "Dr. Amara Okafor"},
+        data_dir=tmp_path,
+        sequences_dir=SEQUENCES,
+        secret_key="k",
+    )
     for slug in ("interview-questions", "usmle-insider-kit"):
         assert magnets.read_source(real(slug)).credential == credential
         reader, _ = pdf_text(magnets.magnet_pdf(unnamed, real(slug), {}))
@@ -403,47 +481,77 @@ def test_the_cover_names_the_author_when_set_and_always_gives_the_credential(
         assert "Dr. Amara Okafor" in cover and credential in cover
 
 
-@pytest.mark.parametrize(("timezone", "size"), [
-    ("America/New_York", "Letter"), ("America/Toronto", "Letter"),
-    ("America/Los_Angeles", "Letter"), ("America/Vancouver", "Letter"),
-    ("Pacific/Honolulu", "Letter"), ("US/Eastern", "Letter"), ("America/Montreal", "Letter"),
-    ("Asia/Kolkata", "A4"), ("Europe/London", "A4"), ("America/Mexico_City", "A4"),
-    ("America/Sao_Paulo", "A4"), ("UTC", "A4"), ("", "A4"), ("Not/A_Zone", "A4"),
-])
+@pytest.mark.parametrize(
+    ("timezone", "size"),
+    [
+        ("America/New_York", "Letter"),
+        ("America/Toronto", "Letter"),
+        ("America/Los_Angeles", "Letter"),
+        ("America/Vancouver", "Letter"),
+        ("Pacific/Honolulu", "Letter"),
+        ("US/Eastern", "Letter"),
+        ("America/Montreal", "Letter"),
+        ("Asia/Kolkata", "A4"),
+        ("Europe/London", "A4"),
+        ("America/Mexico_City", "A4"),
+        ("America/Sao_Paulo", "A4"),
+        ("UTC", "A4"),
+        ("", "A4"),
+        ("Not/A_Zone", "A4"),
+    ],
+)
 def test_page_size_for_a_reader_follows_their_time_zone(timezone: str, size: str) -> None:
     assert magnets.page_size_for(timezone) == size
 
 
 def test_every_us_and_canadian_zone_of_tzdata_prints_on_letter() -> None:
-    tables = [Path(root) / "zone.tab" for root in zoneinfo.TZPATH
-              if (Path(root) / "zone.tab").is_file()]
+    tables = [
+        Path(root) / "zone.tab" for root in zoneinfo.TZPATH if (Path(root) / "zone.tab").is_file()
+    ]
     if not tables:
         pytest.skip("no zone.tab in zoneinfo.TZPATH")
-    rows = [line.split("\t") for line in tables[0].read_text().splitlines()
-            if line and not line.startswith("#")]
+    rows = [
+        line.split("\t")
+        for line in tables[0].read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     north_america = {row[2] for row in rows if row[0] in ("US", "CA")}
     assert north_america and north_america <= magnets.LETTER_ZONES
     assert not {row[2] for row in rows if row[0] not in ("US", "CA")} & magnets.LETTER_ZONES
 
 
 def test_a_readers_download_and_attachment_come_in_the_paper_size_of_their_region(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     """Through /magnet/<token> and as the welcome's attachment (`attach: true`): Letter
     for readers in New York and Toronto, A4 for readers in Kolkata and London."""
     sequences = tmp_path / "sequences"
     shutil.copytree(SEQUENCES / "usmle-insider-kit", sequences / "usmle-insider-kit")
     definition = sequences / "usmle-insider-kit" / "sequence.yaml"
     definition.write_text(definition.read_text().replace("attach: false", "attach: true"))
-    app = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                   sequences_dir=sequences), clock=clock)
+    app = create_app(
+        make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=sequences),
+        clock=clock,
+    )
     svc = app.extensions["drip"]
-    readers = {"America/New_York": "Letter", "America/Toronto": "Letter",
-               "Asia/Kolkata": "A4", "Europe/London": "A4"}
+    readers = {
+        "America/New_York": "Letter",
+        "America/Toronto": "Letter",
+        "Asia/Kolkata": "A4",
+        "Europe/London": "A4",
+    }
     with svc.sessions() as session:
         for zone in readers:
-            subscribe(session, svc.content.library(), "usmle-insider-kit",
-                      f"{zone.split('/')[1].lower()}@example.org", clock(),
-                      consent=Consent("test", "Yes."), confirmed=True, timezone=zone)
+            subscribe(
+                session,
+                svc.content.library(),
+                "usmle-insider-kit",
+                f"{zone.split('/')[1].lower()}@example.org",
+                clock(),
+                consent=Consent("test", "Yes."),
+                confirmed=True,
+                timezone=zone,
+            )
         session.commit()
     svc.dispatcher().run_pass(clock())
 
@@ -457,5 +565,7 @@ def test_a_readers_download_and_attachment_come_in_the_paper_size_of_their_regio
         for pdf in (attached.get_content(), downloaded.data):
             box = PdfReader(io.BytesIO(pdf)).pages[0].mediabox
             assert (round(float(box.width)), round(float(box.height))) == {
-                "Letter": (612, 792), "A4": (595, 842)}[size], zone
+                "Letter": (612, 792),
+                "A4": (595, 842),
+            }[size], zone
     svc.engine.dispose()

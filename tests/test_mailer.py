@@ -21,23 +21,28 @@ def test_one_connection_serves_a_batch(smtp_server: SmtpServer) -> None:
         for n in range(3):
             transport.send("a@example.org", f"r{n}@example.org", MESSAGE, name=str(n))
     assert [m.recipients for m in smtp_server.messages] == [
-        ["r0@example.org"], ["r1@example.org"], ["r2@example.org"]]
+        ["r0@example.org"],
+        ["r1@example.org"],
+        ["r2@example.org"],
+    ]
     assert len({m.peer for m in smtp_server.messages}) == 1
 
 
 def test_login_with_credentials_from_the_url() -> None:
     seen: list[tuple[str, str]] = []
 
-    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str,
-                     data: Any) -> AuthResult:
+    def authenticate(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
         assert isinstance(data, LoginPassword)
         seen.append((data.login.decode(), data.password.decode()))
         return AuthResult(success=data.password == b"s3cret:/")
 
     handler = Handler()
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, authenticator=authenticate,
-                            auth_require_tls=False)
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=port, authenticator=authenticate, auth_require_tls=False
+    )
     controller.start()
     try:
         with SmtpTransport(f"smtp://drip%40example.org:s3cret%3A%2F@127.0.0.1:{port}") as t:

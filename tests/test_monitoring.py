@@ -49,23 +49,35 @@ def test_healthz_never_shows_the_database_error_text(tmp_path: Path) -> None:
 def sign_up_and_pass(app: Flask, clock: FrozenClock, email: str) -> None:
     svc = app.extensions["drip"]
     with svc.sessions() as session:
-        subscribe(session, svc.content.library(), "tiny", email, clock(),
-                  consent=Consent(source="test", text="Yes"))
+        subscribe(
+            session,
+            svc.content.library(),
+            "tiny",
+            email,
+            clock(),
+            consent=Consent(source="test", text="Yes"),
+        )
         session.commit()
     svc.dispatcher().run_pass(clock())
 
 
 @pytest.fixture
-def token_app(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
-              clock: FrozenClock) -> Iterator[Flask]:
-    app = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                   metrics_token="s3cret-scrape"), clock=clock)
+def token_app(
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> Iterator[Flask]:
+    app = create_app(
+        make_settings(
+            tmp_path, sqlite_url, smtp_url=smtp_server.url, metrics_token="s3cret-scrape"
+        ),
+        clock=clock,
+    )
     yield app
     app.extensions["drip"].engine.dispose()
 
 
-def test_metrics_need_the_bearer_token_when_one_is_set(token_app: Flask,
-                                                       clock: FrozenClock) -> None:
+def test_metrics_need_the_bearer_token_when_one_is_set(
+    token_app: Flask, clock: FrozenClock
+) -> None:
     sign_up_and_pass(token_app, clock, "ada@example.org")
     web = token_app.test_client()
     assert web.get("/metrics").status_code == 401
@@ -76,17 +88,22 @@ def test_metrics_need_the_bearer_token_when_one_is_set(token_app: Flask,
     assert 'drip_enrollments{sequence="tiny",status="pending"} 1.0' in right.text
 
 
-def test_open_metrics_show_nothing_a_sign_up_moves(app: Flask, token_app: Flask,
-                                                   clock: FrozenClock) -> None:
+def test_open_metrics_show_nothing_a_sign_up_moves(
+    app: Flask, token_app: Flask, clock: FrozenClock
+) -> None:
     for application in (app, token_app):
         sign_up_and_pass(application, clock, "known@example.org")
     headers = {"Authorization": "Bearer s3cret-scrape"}
-    before = app.test_client().get("/metrics").text, \
-        token_app.test_client().get("/metrics", headers=headers).text
+    before = (
+        app.test_client().get("/metrics").text,
+        token_app.test_client().get("/metrics", headers=headers).text,
+    )
     for application in (app, token_app):
         sign_up_and_pass(application, clock, "new@example.org")  # a stranger probes an address
-    after = app.test_client().get("/metrics").text, \
-        token_app.test_client().get("/metrics", headers=headers).text
+    after = (
+        app.test_client().get("/metrics").text,
+        token_app.test_client().get("/metrics", headers=headers).text,
+    )
     assert after[0] == before[0]
     assert "drip_last_pass_age_seconds 0.0" in after[0] and "drip_enrollments" not in after[0]
     assert after[1] != before[1]  # the counts behind the token do move
@@ -133,7 +150,8 @@ def test_unknown_pages_get_the_styled_404_of_their_side(failing_app: Flask) -> N
 
 
 def test_a_failure_gets_the_styled_500_page_without_its_details(
-        failing_app: Flask, caplog: pytest.LogCaptureFixture) -> None:
+    failing_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
     web = failing_app.test_client()
     for path, stylesheet in (("/broken", "style.css"), ("/admin/broken", "admin.css")):
         answer = web.get(path)
@@ -164,14 +182,25 @@ def log_lines() -> Iterator[list[str]]:
 
 
 def test_a_pass_that_did_something_logs_one_logfmt_line_of_counts(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock,
-        log_lines: list[str]) -> None:
+    tmp_path: Path,
+    sqlite_url: str,
+    smtp_server: SmtpServer,
+    clock: FrozenClock,
+    log_lines: list[str],
+) -> None:
     svc = build_services(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url), clock)
     try:
         with svc.sessions() as session:
             for email in ("ada@example.org", "bob@example.org"):
-                subscribe(session, svc.content.library(), "tiny", email, clock(),
-                          consent=Consent(source="test", text="Yes"), confirmed=True)
+                subscribe(
+                    session,
+                    svc.content.library(),
+                    "tiny",
+                    email,
+                    clock(),
+                    consent=Consent(source="test", text="Yes"),
+                    confirmed=True,
+                )
             session.commit()
         dispatcher = svc.dispatcher()
         dispatch_job(svc, dispatcher)
@@ -185,7 +214,8 @@ def test_a_pass_that_did_something_logs_one_logfmt_line_of_counts(
 
 
 def test_a_failed_pass_logs_one_parseable_line_with_the_traceback(
-        tmp_path: Path, clock: FrozenClock, log_lines: list[str]) -> None:
+    tmp_path: Path, clock: FrozenClock, log_lines: list[str]
+) -> None:
     # A database nobody migrated: the pass fails on its first query.
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'empty.sqlite3'}")
     svc = build_services(settings, clock)

@@ -31,8 +31,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def svc(tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> Services:
-    return build_services(make_settings(tmp_path, sqlite_url), clock,
-                          password_hasher=CHEAP_HASHER)
+    return build_services(make_settings(tmp_path, sqlite_url), clock, password_hasher=CHEAP_HASHER)
 
 
 def operators(svc: Services) -> list[Operator]:
@@ -50,8 +49,9 @@ def test_passwords_are_stored_as_argon2_hashes_and_checked(svc: Services) -> Non
         assert PASSWORD not in stored.password_hash
         ok = authenticate(session, "ops@example.org", PASSWORD, "192.0.2.1", svc.clock())
         assert ok.operator is not None and ok.operator.last_login_at == svc.clock()
-        wrong = authenticate(session, "ops@example.org", "not the password", "192.0.2.1",
-                             svc.clock())
+        wrong = authenticate(
+            session, "ops@example.org", "not the password", "192.0.2.1", svc.clock()
+        )
         assert wrong.operator is None and not wrong.throttled
         nobody = authenticate(session, "nobody@example.org", PASSWORD, "192.0.2.1", svc.clock())
         assert nobody.operator is None
@@ -69,15 +69,18 @@ def test_duplicate_accounts_bad_addresses_and_short_passwords_are_refused(svc: S
 
 
 def test_failed_logins_are_counted_in_the_database_per_ip_and_account(
-        svc: Services, clock: FrozenClock) -> None:
+    svc: Services, clock: FrozenClock
+) -> None:
     with svc.sessions() as session:
         create_operator(session, "ops@example.org", PASSWORD, clock())
         for _ in range(FAILED_PER_ACCOUNT):
             authenticate(session, "ops@example.org", "wrong wrong", "192.0.2.1", clock())
         session.commit()
         keys = {r.key: r.count for r in session.scalars(select(RateLimit))}
-        assert keys == {"login:ip:192.0.2.1": FAILED_PER_ACCOUNT,
-                        "login:account:ops@example.org:ip:192.0.2.1": FAILED_PER_ACCOUNT}
+        assert keys == {
+            "login:ip:192.0.2.1": FAILED_PER_ACCOUNT,
+            "login:account:ops@example.org:ip:192.0.2.1": FAILED_PER_ACCOUNT,
+        }
         throttled = authenticate(session, "ops@example.org", PASSWORD, "192.0.2.1", clock())
         assert throttled.throttled and throttled.operator is None
         elsewhere = authenticate(session, "ops@example.org", PASSWORD, "192.0.2.2", clock())
@@ -85,41 +88,65 @@ def test_failed_logins_are_counted_in_the_database_per_ip_and_account(
 
 
 def test_drip_admin_create_and_password_take_it_from_the_environment_or_a_prompt(
-        tmp_path: Path, sqlite_url: str) -> None:
-    env = {"DRIP_DATA_DIR": str(tmp_path / "data"), "DRIP_DATABASE_URL": sqlite_url,
-           "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"), "DRIP_SECRET_KEY": "k"}
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    env = {
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_DATABASE_URL": sqlite_url,
+        "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
+        "DRIP_SECRET_KEY": "k",
+    }
     runner = CliRunner()
-    result = runner.invoke(cli, ["admin", "create", "ops@example.org"],
-                           env={**env, "DRIP_ADMIN_PASSWORD": PASSWORD})
+    result = runner.invoke(
+        cli, ["admin", "create", "ops@example.org"], env={**env, "DRIP_ADMIN_PASSWORD": PASSWORD}
+    )
     assert result.exit_code == 0, result.output
     assert "operator ops@example.org created" in result.output
-    again = runner.invoke(cli, ["admin", "create", "ops@example.org"],
-                          env={**env, "DRIP_ADMIN_PASSWORD": PASSWORD})
+    again = runner.invoke(
+        cli, ["admin", "create", "ops@example.org"], env={**env, "DRIP_ADMIN_PASSWORD": PASSWORD}
+    )
     assert again.exit_code == 1 and "already exists" in again.output
-    prompted = runner.invoke(cli, ["admin", "create", "two@example.org"],
-                             env={**env, "DRIP_ADMIN_PASSWORD": ""},
-                             input=f"{PASSWORD}\n{PASSWORD}\n")
+    prompted = runner.invoke(
+        cli,
+        ["admin", "create", "two@example.org"],
+        env={**env, "DRIP_ADMIN_PASSWORD": ""},
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+    )
     assert prompted.exit_code == 0, prompted.output
     assert PASSWORD not in prompted.output  # the prompt hides what is typed
     svc = build_services(make_settings(tmp_path, sqlite_url))
     with svc.sessions() as session:
-        assert authenticate(session, "two@example.org", PASSWORD, "ip",
-                            svc.clock()).operator is not None
-    changed = runner.invoke(cli, ["admin", "password", "two@example.org"],
-                            env={**env, "DRIP_ADMIN_PASSWORD": "another long password"})
+        assert (
+            authenticate(session, "two@example.org", PASSWORD, "ip", svc.clock()).operator
+            is not None
+        )
+    changed = runner.invoke(
+        cli,
+        ["admin", "password", "two@example.org"],
+        env={**env, "DRIP_ADMIN_PASSWORD": "another long password"},
+    )
     assert changed.exit_code == 0 and "new password set" in changed.output
-    unknown = runner.invoke(cli, ["admin", "password", "nobody@example.org"],
-                            env={**env, "DRIP_ADMIN_PASSWORD": "another long password"})
+    unknown = runner.invoke(
+        cli,
+        ["admin", "password", "nobody@example.org"],
+        env={**env, "DRIP_ADMIN_PASSWORD": "another long password"},
+    )
     assert unknown.exit_code == 1 and "there is no operator" in unknown.output
     with svc.sessions() as session:
-        assert authenticate(session, "two@example.org", PASSWORD, "ip",
-                            svc.clock()).operator is None
-        assert authenticate(session, "two@example.org", "another long password", "ip",
-                            svc.clock()).operator is not None
+        assert (
+            authenticate(session, "two@example.org", PASSWORD, "ip", svc.clock()).operator is None
+        )
+        assert (
+            authenticate(
+                session, "two@example.org", "another long password", "ip", svc.clock()
+            ).operator
+            is not None
+        )
 
 
 def test_first_start_puts_the_first_operators_password_in_a_private_file_and_says_where(
-        svc: Services, capsys: pytest.CaptureFixture[str]) -> None:
+    svc: Services, capsys: pytest.CaptureFixture[str]
+) -> None:
     previous = os.umask(0o022)
     try:
         announce_first_operator(svc)
@@ -139,7 +166,8 @@ def test_first_start_puts_the_first_operators_password_in_a_private_file_and_say
 
 
 def test_without_a_hasher_given_passwords_get_argon2s_full_default_cost(
-        tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> None:
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock
+) -> None:
     svc = build_services(make_settings(tmp_path, sqlite_url), clock)
     with svc.sessions() as session:
         stored = create_operator(session, "ops@example.org", PASSWORD, clock()).password_hash

@@ -36,16 +36,29 @@ def modes(root: Path) -> dict[str, str]:
 
 
 def test_database_wal_outbox_secret_and_pdf_cache_are_private_whatever_the_umask(
-        tmp_path: Path, clock: FrozenClock, permissive_umask: None) -> None:
+    tmp_path: Path, clock: FrozenClock, permissive_umask: None
+) -> None:
     data = tmp_path / "data"
-    settings = load_settings(environ={}, data_dir=data, sequences_dir=TESTS / "sequences",
-                             base_url="http://drip.test", postal_address="1 Test Street")
+    settings = load_settings(
+        environ={},
+        data_dir=data,
+        sequences_dir=TESTS / "sequences",
+        base_url="http://drip.test",
+        postal_address="1 Test Street",
+    )
     svc = build_services(settings, clock)
     try:
         migrate(svc.engine)
         with svc.sessions() as session:
-            subscribe(session, svc.content.library(), "tiny", "ada@example.org", clock(),
-                      consent=Consent(source="test", text="Yes"), confirmed=True)
+            subscribe(
+                session,
+                svc.content.library(),
+                "tiny",
+                "ada@example.org",
+                clock(),
+                consent=Consent(source="test", text="Yes"),
+                confirmed=True,
+            )
             session.commit()
         report = svc.dispatcher().run_pass(clock())
         assert report.count("sent") == 1
@@ -59,6 +72,9 @@ def test_database_wal_outbox_secret_and_pdf_cache_are_private_whatever_the_umask
         assert name in found, sorted(found)
     assert any(name.startswith("outbox/") and name.endswith(".eml") for name in found)
     assert any(name.startswith("magnets/") and name.endswith(".pdf") for name in found)
-    wrong = {name: mode for name, mode in found.items()
-             if mode != (oct(0o700) if (data / name).is_dir() else oct(0o600))}
+    wrong = {
+        name: mode
+        for name, mode in found.items()
+        if mode != (oct(0o700) if (data / name).is_dir() else oct(0o600))
+    }
     assert wrong == {}

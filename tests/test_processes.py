@@ -35,20 +35,31 @@ def wait_for(condition: Callable[[], bool], seconds: float = 20) -> bool:
 
 @pytest.fixture
 def env(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer) -> dict[str, str]:
-    return {**os.environ, "DRIP_DATA_DIR": str(tmp_path / "data"),
-            "DRIP_DATABASE_URL": sqlite_url, "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
-            "DRIP_SECRET_KEY": "k", "DRIP_SMTP_URL": smtp_server.url,
-            "DRIP_ALLOW_UNSAFE_SENDING": "true",
-            "DRIP_DISPATCH_INTERVAL": "1"}
+    return {
+        **os.environ,
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_DATABASE_URL": sqlite_url,
+        "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
+        "DRIP_SECRET_KEY": "k",
+        "DRIP_SMTP_URL": smtp_server.url,
+        "DRIP_ALLOW_UNSAFE_SENDING": "true",
+        "DRIP_DISPATCH_INTERVAL": "1",
+    }
 
 
 def subscribe(env: dict[str, str]) -> None:
-    subprocess.run([DRIP, "subscribe", "ada@example.org", "tiny", "--name", "Ada",
-                    "--confirmed"], env=env, check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [DRIP, "subscribe", "ada@example.org", "tiny", "--name", "Ada", "--confirmed"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def test_worker_sends_on_schedule_and_stops_on_sigterm(
-        env: dict[str, str], smtp_server: SmtpServer) -> None:
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
     subscribe(env)
     worker = subprocess.Popen([DRIP, "worker"], env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -71,8 +82,9 @@ def test_second_worker_on_sqlite_refuses_and_says_why(env: dict[str, str]) -> No
         data = Path(env["DRIP_DATABASE_URL"].removeprefix("sqlite:///"))
         lock = Path(f"{data}.dispatch.lock")
         assert wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid))
-        second = subprocess.run([DRIP, "worker"], env=env, capture_output=True, text=True,
-                                timeout=60)
+        second = subprocess.run(
+            [DRIP, "worker"], env=env, capture_output=True, text=True, timeout=60
+        )
         assert second.returncode == 1
         assert f"another drip worker (pid {first.pid}) is already dispatching" in second.stderr
         assert "use PostgreSQL" in second.stderr
@@ -82,11 +94,17 @@ def test_second_worker_on_sqlite_refuses_and_says_why(env: dict[str, str]) -> No
 
 
 def test_serve_runs_the_web_and_the_scheduler_in_one_process(
-        env: dict[str, str], smtp_server: SmtpServer) -> None:
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
     subscribe(env)
     port = free_port()
-    server = subprocess.Popen([DRIP, "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [DRIP, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
     def healthy() -> bool:
         try:
@@ -103,8 +121,9 @@ def test_serve_runs_the_web_and_the_scheduler_in_one_process(
         server.wait(timeout=20)
 
 
-def test_healthz_reports_the_last_pass(client: FlaskClient, services: Services,
-                                       clock: FrozenClock) -> None:
+def test_healthz_reports_the_last_pass(
+    client: FlaskClient, services: Services, clock: FrozenClock
+) -> None:
     assert client.get("/healthz").get_json()["last_pass_at"] is None
     services.dispatcher().run_pass(clock())
     clock.advance(seconds=90)

@@ -25,8 +25,13 @@ from tests.test_public_signup import (  # noqa: F401  (fixtures)
     web,
 )
 
-GOOD = {"email": "ada@example.org", "first_name": "Ada", "sequence": "tiny",
-        "timezone": "Asia/Kolkata", "consent": True}
+GOOD = {
+    "email": "ada@example.org",
+    "first_name": "Ada",
+    "sequence": "tiny",
+    "timezone": "Asia/Kolkata",
+    "consent": True,
+}
 
 
 def test_a_valid_json_sign_up_is_accepted_with_202(web: FlaskClient, svc: Services) -> None:
@@ -52,7 +57,8 @@ def test_a_known_address_gets_the_same_json_answer(web: FlaskClient) -> None:
 
 
 def test_bad_json_sign_ups_get_a_clear_4xx_and_store_nothing(
-        web: FlaskClient, svc: Services) -> None:
+    web: FlaskClient, svc: Services
+) -> None:
     before = snapshot(svc.engine)
     cases = [
         ({**GOOD, "consent": False}, 400, "consent must be true"),
@@ -72,11 +78,18 @@ def test_bad_json_sign_ups_get_a_clear_4xx_and_store_nothing(
 
 
 def test_preflight_is_allowed_only_for_configured_origins(web: FlaskClient) -> None:
-    allowed = web.options("/api/subscriptions", headers={
-        "Origin": BLOG, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type"})
-    other = web.options("/api/subscriptions", headers={
-        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    allowed = web.options(
+        "/api/subscriptions",
+        headers={
+            "Origin": BLOG,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    other = web.options(
+        "/api/subscriptions",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
 
     assert allowed.status_code == 204
     assert allowed.headers["Access-Control-Allow-Origin"] == BLOG
@@ -87,7 +100,8 @@ def test_preflight_is_allowed_only_for_configured_origins(web: FlaskClient) -> N
 
 
 def test_a_post_from_an_origin_not_allowed_is_refused_and_stores_nothing(
-        web: FlaskClient, svc: Services) -> None:
+    web: FlaskClient, svc: Services
+) -> None:
     before = snapshot(svc.engine)
 
     answer = web.post("/api/subscriptions", json=GOOD, headers={"Origin": "https://evil.example"})
@@ -126,8 +140,14 @@ def test_drip_embed_prints_a_plain_form_posting_to_the_sequence(public_app: Flas
     assert result.exit_code == 0, result.output
     form = parse_form(result.output)
     assert form.action == "http://drip.test/subscribe/tiny"
-    assert set(form.fields) >= {"embed_token", "email", "first_name", "consent", "timezone",
-                                "website"}
+    assert set(form.fields) >= {
+        "embed_token",
+        "email",
+        "first_name",
+        "consent",
+        "timezone",
+        "website",
+    }
     assert "Yes, send me this email course." in result.output
     missing = runner.invoke(cli, ["embed", "nope"], obj=_script_info(public_app))
     assert missing.exit_code == 1 and "unknown sequence 'nope'" in missing.output
@@ -139,8 +159,7 @@ def _script_info(app: Flask) -> object:
     return ScriptInfo(create_app=lambda: app)
 
 
-def test_the_embedded_form_signs_up_without_a_session(
-        public_app: Flask, svc: Services) -> None:
+def test_the_embedded_form_signs_up_without_a_session(public_app: Flask, svc: Services) -> None:
     with public_app.app_context():
         sequence = svc.content.library().get("tiny")
         assert sequence is not None
@@ -148,24 +167,27 @@ def test_the_embedded_form_signs_up_without_a_session(
     fresh = public_app.test_client()  # a visitor of the blog: no drip cookie, no CSRF token
     data = {**form.fields, "email": "ada@example.org", "consent": "yes"}
 
-    answer = fresh.post(form.action.removeprefix("http://drip.test"), data=data,
-                        headers={"Origin": BLOG})
+    answer = fresh.post(
+        form.action.removeprefix("http://drip.test"), data=data, headers={"Origin": BLOG}
+    )
 
     assert answer.status_code == 303 and answer.headers["Location"] == "/subscribe/tiny/thanks"
     take_in(svc)
     with svc.sessions() as session:
-        assert session.scalars(select(ConsentRecord.source)).one() == \
-            f"embedded form ({BLOG})"
+        assert session.scalars(select(ConsentRecord.source)).one() == f"embedded form ({BLOG})"
 
 
 def test_an_embed_token_for_another_sequence_or_a_forged_one_is_refused(
-        public_app: Flask, svc: Services) -> None:
+    public_app: Flask, svc: Services
+) -> None:
     fresh = public_app.test_client()
     before = snapshot(svc.engine)
     base = {"email": "ada@example.org", "consent": "yes"}
 
-    other = fresh.post("/subscribe/tiny", data={
-        **base, "embed_token": embed_token(svc.settings.secret_key, "usmle-insider-kit")})
+    other = fresh.post(
+        "/subscribe/tiny",
+        data={**base, "embed_token": embed_token(svc.settings.secret_key, "usmle-insider-kit")},
+    )
     forged = fresh.post("/subscribe/tiny", data={**base, "embed_token": "dGlueQ.forged"})
     neither = fresh.post("/subscribe/tiny", data=base)
 

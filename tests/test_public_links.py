@@ -28,11 +28,20 @@ from tests.test_public_signup import (  # noqa: F401  (fixtures)
 CONSENT = Consent(source="test", text="Yes, send me the course.")
 
 
-def reader(svc: Services, email: str = "ada@example.org", slug: str = "tiny",
-           confirmed: bool = True) -> int:
+def reader(
+    svc: Services, email: str = "ada@example.org", slug: str = "tiny", confirmed: bool = True
+) -> int:
     with svc.sessions() as session:
-        enrollment = subscribe(session, svc.content.library(), slug, email, svc.clock(),
-                               consent=CONSENT, first_name="Ada", confirmed=confirmed)
+        enrollment = subscribe(
+            session,
+            svc.content.library(),
+            slug,
+            email,
+            svc.clock(),
+            consent=CONSENT,
+            first_name="Ada",
+            confirmed=confirmed,
+        )
         session.commit()
         return enrollment.id
 
@@ -49,7 +58,8 @@ def path(url: str) -> str:
 
 
 def test_confirming_starts_the_course_and_the_welcome_lesson_follows(
-        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     enrollment_id = reader(svc, confirmed=False)
 
     page = open_confirmation(web, path(svc.links.confirm_url(enrollment_id)))
@@ -66,7 +76,8 @@ def test_confirming_starts_the_course_and_the_welcome_lesson_follows(
 
 
 def test_a_link_scanner_opening_the_confirmation_link_confirms_nothing(
-        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     enrollment_id = reader(svc, confirmed=False)
     before = snapshot(svc.engine)
 
@@ -81,7 +92,8 @@ def test_a_link_scanner_opening_the_confirmation_link_confirms_nothing(
 
 
 def test_an_expired_confirmation_link_changes_nothing_and_offers_a_fresh_one(
-        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     enrollment_id = reader(svc, confirmed=False)
     url = path(svc.links.confirm_url(enrollment_id))
     svc.dispatcher().run_pass(clock())
@@ -94,8 +106,14 @@ def test_an_expired_confirmation_link_changes_nothing_and_offers_a_fresh_one(
     assert page.status_code == 410
     assert "This link has expired" in page.text and "Nothing has changed" in page.text
     assert snapshot(svc.engine) == before
-    fresh = web.post("/resend", data={"csrf_token": csrf_token(page.text),
-                                      "purpose": "confirm", "email": "ada@example.org"})
+    fresh = web.post(
+        "/resend",
+        data={
+            "csrf_token": csrf_token(page.text),
+            "purpose": "confirm",
+            "email": "ada@example.org",
+        },
+    )
     assert fresh.status_code == 200 and "a fresh link is on its way" in fresh.text
     svc.dispatcher().run_pass(clock())
     latest = smtp_server.to("ada@example.org")[-1]
@@ -106,21 +124,25 @@ def test_an_expired_confirmation_link_changes_nothing_and_offers_a_fresh_one(
 
 
 def test_a_fresh_link_request_for_an_unknown_address_answers_the_same(
-        web: FlaskClient, svc: Services, smtp_server: SmtpServer) -> None:
+    web: FlaskClient, svc: Services, smtp_server: SmtpServer
+) -> None:
     reader(svc, confirmed=False)
     page = web.get("/confirm/forged")
     token = csrf_token(page.text)
 
-    known = web.post("/resend", data={"csrf_token": token, "purpose": "confirm",
-                                      "email": "ada@example.org"})
-    unknown = web.post("/resend", data={"csrf_token": token, "purpose": "confirm",
-                                        "email": "nobody@example.org"})
+    known = web.post(
+        "/resend", data={"csrf_token": token, "purpose": "confirm", "email": "ada@example.org"}
+    )
+    unknown = web.post(
+        "/resend", data={"csrf_token": token, "purpose": "confirm", "email": "nobody@example.org"}
+    )
 
     assert (known.status_code, known.data) == (unknown.status_code, unknown.data)
 
 
 def test_the_unsubscribe_page_changes_nothing_and_offers_two_choices(
-        web: FlaskClient, svc: Services) -> None:
+    web: FlaskClient, svc: Services
+) -> None:
     enrollment_id = reader(svc)
     before = snapshot(svc.engine)
 
@@ -136,15 +158,19 @@ def second_course(svc: Services, first: int) -> int:
     """The same reader in another course (an active enrollment row is all it takes here)."""
     with svc.sessions() as session:
         subscriber_id = session.get(Enrollment, first).subscriber_id  # type: ignore[union-attr]
-        second = Enrollment(subscriber_id=subscriber_id, sequence="another-course",
-                            status="active", created_at=svc.clock(), attempts=0)
+        second = Enrollment(
+            subscriber_id=subscriber_id,
+            sequence="another-course",
+            status="active",
+            created_at=svc.clock(),
+            attempts=0,
+        )
         session.add(second)
         session.commit()
         return second.id
 
 
-def test_leaving_one_course_from_the_page_keeps_the_others(
-        web: FlaskClient, svc: Services) -> None:
+def test_leaving_one_course_from_the_page_keeps_the_others(web: FlaskClient, svc: Services) -> None:
     tiny = reader(svc)
     other = second_course(svc, tiny)
     url = path(svc.links.unsubscribe_url(tiny))
@@ -157,7 +183,8 @@ def test_leaving_one_course_from_the_page_keeps_the_others(
 
 
 def test_leaving_everything_from_the_page_ends_every_course(
-        web: FlaskClient, svc: Services) -> None:
+    web: FlaskClient, svc: Services
+) -> None:
     first = reader(svc)
     second_id = second_course(svc, first)
     url = path(svc.links.unsubscribe_url(first))
@@ -170,14 +197,17 @@ def test_leaving_everything_from_the_page_ends_every_course(
 
 
 def test_one_click_unsubscribe_form_encoded_is_200_without_redirect_or_cookie(
-        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     enrollment_id = reader(svc)
     svc.dispatcher().run_pass(clock())  # the welcome lesson
     clock.advance(days=2, hours=1)
 
-    answer = web.post(path(svc.links.unsubscribe_url(enrollment_id)),
-                      data="List-Unsubscribe=One-Click",
-                      content_type="application/x-www-form-urlencoded")
+    answer = web.post(
+        path(svc.links.unsubscribe_url(enrollment_id)),
+        data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
     svc.dispatcher().run_pass(clock())
 
     assert answer.status_code == 200
@@ -187,13 +217,17 @@ def test_one_click_unsubscribe_form_encoded_is_200_without_redirect_or_cookie(
 
 
 def test_one_click_unsubscribe_multipart_works_and_cancels_a_pending_retry(
-        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     enrollment_id = reader(svc)
     smtp_server.answer("ada@example.org", "451 try later")
     svc.dispatcher().run_pass(clock())  # the welcome lesson fails for now: a retry is queued
 
-    answer = web.post(path(svc.links.unsubscribe_url(enrollment_id)),
-                      data={"List-Unsubscribe": "One-Click"}, content_type="multipart/form-data")
+    answer = web.post(
+        path(svc.links.unsubscribe_url(enrollment_id)),
+        data={"List-Unsubscribe": "One-Click"},
+        content_type="multipart/form-data",
+    )
     clock.advance(hours=1)
     svc.dispatcher().run_pass(clock())
 
@@ -204,7 +238,8 @@ def test_one_click_unsubscribe_multipart_works_and_cancels_a_pending_retry(
 
 
 def test_preferences_list_the_courses_and_let_the_reader_leave_and_rejoin(
-        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     enrollment_id = reader(svc)
     with svc.sessions() as session:
         subscriber_id = session.get(Enrollment, enrollment_id).subscriber_id  # type: ignore[union-attr]
@@ -212,13 +247,25 @@ def test_preferences_list_the_courses_and_let_the_reader_leave_and_rejoin(
 
     page = web.get(url)
     assert page.status_code == 200 and "Tiny course" in page.text and "Subscribed" in page.text
-    left = web.post(url, data={"csrf_token": csrf_token(page.text), "action": "leave",
-                               "enrollment": str(enrollment_id)})
+    left = web.post(
+        url,
+        data={
+            "csrf_token": csrf_token(page.text),
+            "action": "leave",
+            "enrollment": str(enrollment_id),
+        },
+    )
     assert "You left “Tiny course”" in left.text and "Not subscribed" in left.text
     assert status(svc, enrollment_id) == "unsubscribed"
 
-    back = web.post(url, data={"csrf_token": csrf_token(left.text), "action": "rejoin",
-                               "enrollment": str(enrollment_id)})
+    back = web.post(
+        url,
+        data={
+            "csrf_token": csrf_token(left.text),
+            "action": "rejoin",
+            "enrollment": str(enrollment_id),
+        },
+    )
     assert "Welcome back" in back.text
     assert status(svc, enrollment_id) == "active"  # confirmed before: no new confirmation
     with svc.sessions() as session:
@@ -229,7 +276,8 @@ def test_preferences_list_the_courses_and_let_the_reader_leave_and_rejoin(
 
 
 def test_rejoining_a_course_never_confirmed_asks_for_confirmation(
-        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     enrollment_id = reader(svc, confirmed=False)
     with svc.sessions() as session:
         subscriber_id = session.get(Enrollment, enrollment_id).subscriber_id  # type: ignore[union-attr]
@@ -239,8 +287,14 @@ def test_rejoining_a_course_never_confirmed_asks_for_confirmation(
     url = path(svc.links.preferences_url(subscriber_id))
     page = web.get(url)
 
-    back = web.post(url, data={"csrf_token": csrf_token(page.text), "action": "rejoin",
-                               "enrollment": str(enrollment_id)})
+    back = web.post(
+        url,
+        data={
+            "csrf_token": csrf_token(page.text),
+            "action": "rejoin",
+            "enrollment": str(enrollment_id),
+        },
+    )
     svc.dispatcher().run_pass(clock())
 
     assert "Please confirm" in back.text
@@ -260,7 +314,8 @@ def test_the_unconfirmed_window_follows_the_setting(svc: Services, clock: Frozen
 
 
 def test_the_download_link_serves_the_pdf_and_records_the_download(
-        web: FlaskClient, svc: Services) -> None:
+    web: FlaskClient, svc: Services
+) -> None:
     enrollment_id = reader(svc)
 
     answer = web.get(path(svc.links.magnet_url(enrollment_id)))
@@ -275,27 +330,34 @@ def test_the_download_link_serves_the_pdf_and_records_the_download(
 
 
 def test_an_expired_download_link_leads_to_a_fresh_one_by_email(
-        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     enrollment_id = reader(svc)
     old = path(svc.links.magnet_url(enrollment_id))
     clock.advance(days=svc.settings.link_days + 1)
     page = web.get(old)
     assert page.status_code == 410
 
-    answer = web.post("/resend", data={"csrf_token": csrf_token(page.text),
-                                       "purpose": "magnet", "email": "ada@example.org"})
+    answer = web.post(
+        "/resend",
+        data={"csrf_token": csrf_token(page.text), "purpose": "magnet", "email": "ada@example.org"},
+    )
 
     assert answer.status_code == 200 and "a fresh download link is on its way" in answer.text
     assert smtp_server.to("ada@example.org") == []  # queued by the request ...
     report = svc.dispatcher().run_pass(clock())  # ... and sent by the worker's pass
     assert report.fresh_links.sent == 1
-    (message,) = [m for m in smtp_server.to("ada@example.org")
-                  if m.subject == "Your fresh link: Tiny guide"]
+    (message,) = [
+        m for m in smtp_server.to("ada@example.org") if m.subject == "Your fresh link: Tiny guide"
+    ]
     fresh = re.search(r"http://drip\.test(/magnet/[A-Za-z0-9_.\-]+)", message.text())
     assert fresh
     download = web.get(fresh[1])
     assert download.status_code == 200 and download.data.startswith(b"%PDF")
     with svc.sessions() as session:
-        kinds = list(session.scalars(select(Event.kind).where(
-            Event.enrollment_id == enrollment_id).order_by(Event.id)))
+        kinds = list(
+            session.scalars(
+                select(Event.kind).where(Event.enrollment_id == enrollment_id).order_by(Event.id)
+            )
+        )
         assert kinds[-2:] == ["magnet_link_sent", "download"]

@@ -31,8 +31,13 @@ BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) test"
 def public_settings(tmp_path: Path, backend_url: str, smtp_server: SmtpServer) -> Settings:
     """On SQLite and PostgreSQL. No DNS on the test machine, so the domain check is off (it
     has its own test)."""
-    return make_settings(tmp_path, backend_url, smtp_url=smtp_server.url,
-                         check_email_domain=False, cors_origins=(BLOG,))
+    return make_settings(
+        tmp_path,
+        backend_url,
+        smtp_url=smtp_server.url,
+        check_email_domain=False,
+        cors_origins=(BLOG,),
+    )
 
 
 @pytest.fixture
@@ -62,12 +67,19 @@ def csrf_token(html: str) -> str:
     return match[1]
 
 
-def sign_up(web: FlaskClient, slug: str = "tiny", *, ip: str | None = None,
-            **fields: str) -> TestResponse:
+def sign_up(
+    web: FlaskClient, slug: str = "tiny", *, ip: str | None = None, **fields: str
+) -> TestResponse:
     """Fill the form as a browser would: fetch the page (session + token), then post."""
     page = web.get(f"/subscribe/{slug}")
-    data = {"csrf_token": csrf_token(page.text), "email": "ada@example.org",
-            "first_name": "Ada", "consent": "yes", "timezone": "Europe/Paris", **fields}
+    data = {
+        "csrf_token": csrf_token(page.text),
+        "email": "ada@example.org",
+        "first_name": "Ada",
+        "consent": "yes",
+        "timezone": "Europe/Paris",
+        **fields,
+    }
     environ = {"REMOTE_ADDR": ip} if ip else None
     return web.post(f"/subscribe/{slug}", data=data, environ_overrides=environ)
 
@@ -82,8 +94,11 @@ def open_confirmation(web: FlaskClient, path: str) -> TestResponse:
 def snapshot(engine: Engine, skip: tuple[str, ...] = ("rate_limits",)) -> dict[str, Any]:
     """Every row of every table (bar `skip`): to show that a request changed nothing."""
     with engine.connect() as conn:
-        return {table.name: conn.execute(text(f'SELECT * FROM "{table.name}" ORDER BY 1'))
-                .all() for table in Base.metadata.sorted_tables if table.name not in skip}
+        return {
+            table.name: conn.execute(text(f'SELECT * FROM "{table.name}" ORDER BY 1')).all()
+            for table in Base.metadata.sorted_tables
+            if table.name not in skip
+        }
 
 
 def test_page_shows_title_promise_consent_and_a_plain_form(web: FlaskClient) -> None:
@@ -101,9 +116,14 @@ def test_page_shows_title_promise_consent_and_a_plain_form(web: FlaskClient) -> 
 
 
 def test_page_of_a_sequence_with_signup_fields_asks_exam_date_and_responsibilities(
-        tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> None:
-    app = create_app(make_settings(tmp_path, sqlite_url, sequences_dir=PROJECT_ROOT / "sequences",
-                                   check_email_domain=False), clock=clock)
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock
+) -> None:
+    app = create_app(
+        make_settings(
+            tmp_path, sqlite_url, sequences_dir=PROJECT_ROOT / "sequences", check_email_domain=False
+        ),
+        clock=clock,
+    )
     page = app.test_client().get("/subscribe/usmle-insider-kit")
 
     assert page.status_code == 200
@@ -113,7 +133,8 @@ def test_page_of_a_sequence_with_signup_fields_asks_exam_date_and_responsibiliti
 
 
 def test_a_sign_up_is_queued_then_taken_in_as_a_pending_enrollment_with_the_consent_shown(
-        web: FlaskClient, svc: Services, clock: FrozenClock) -> None:
+    web: FlaskClient, svc: Services, clock: FrozenClock
+) -> None:
     signed_up_at = clock()
     answer = sign_up(web)
 
@@ -123,7 +144,10 @@ def test_a_sign_up_is_queued_then_taken_in_as_a_pending_enrollment_with_the_cons
     with svc.sessions() as session:  # the request stored one row and nothing else
         queued = session.scalars(select(SignUpRequest)).one()
         assert (queued.email, queued.sequence, queued.received_at) == (
-            "ada@example.org", "tiny", signed_up_at)
+            "ada@example.org",
+            "tiny",
+            signed_up_at,
+        )
         assert session.scalars(select(Subscriber)).all() == []
 
     clock.advance(minutes=3)  # the worker's next pass
@@ -133,19 +157,24 @@ def test_a_sign_up_is_queued_then_taken_in_as_a_pending_enrollment_with_the_cons
         assert session.scalars(select(SignUpRequest)).all() == []
         subscriber = session.scalars(select(Subscriber)).one()
         assert (subscriber.email, subscriber.first_name, subscriber.timezone) == (
-            "ada@example.org", "Ada", "Europe/Paris")
+            "ada@example.org",
+            "Ada",
+            "Europe/Paris",
+        )
         enrollment = session.scalars(select(Enrollment)).one()
         assert (enrollment.status, enrollment.due_at) == ("pending", signed_up_at)
         consent = session.scalars(select(ConsentRecord)).one()
-        assert consent.consent_text == ("Yes, send me this email course. I can unsubscribe "
-                                        "with one click at any time.")
+        assert consent.consent_text == (
+            "Yes, send me this email course. I can unsubscribe with one click at any time."
+        )
         assert (consent.ip, consent.user_agent) == ("203.0.113.7", BROWSER_UA)
         assert consent.source == "sign-up page /subscribe/tiny"
         assert consent.created_at == signed_up_at
 
 
 def test_the_dispatcher_sends_the_confirmation_with_a_working_link(
-        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     sign_up(web)
     svc.dispatcher().run_pass(clock())
 
@@ -159,7 +188,8 @@ def test_the_dispatcher_sends_the_confirmation_with_a_working_link(
 
 
 def test_without_a_browser_time_zone_the_sequence_default_is_used(
-        web: FlaskClient, svc: Services) -> None:
+    web: FlaskClient, svc: Services
+) -> None:
     sign_up(web, timezone="")
     sign_up(web, email="bob@example.org", timezone="Not/AZone")
     take_in(svc)
@@ -169,7 +199,8 @@ def test_without_a_browser_time_zone_the_sequence_default_is_used(
 
 
 def test_signing_up_again_answers_the_same_and_resends_at_most_every_five_minutes(
-        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     first = sign_up(web)
     svc.dispatcher().run_pass(clock())
     clock.advance(minutes=2)
@@ -177,25 +208,32 @@ def test_signing_up_again_answers_the_same_and_resends_at_most_every_five_minute
     svc.dispatcher().run_pass(clock())
 
     assert (again.status_code, again.headers["Location"], again.data) == (
-        first.status_code, first.headers["Location"], first.data)
+        first.status_code,
+        first.headers["Location"],
+        first.data,
+    )
     assert len(smtp_server.to("ada@example.org")) == 1  # two minutes: not re-sent
     clock.advance(minutes=3)
     sign_up(web)
     svc.dispatcher().run_pass(clock())
     assert len(smtp_server.to("ada@example.org")) == 2
     with svc.sessions() as session:
-        assert session.scalar(select(Subscriber.id).where(Subscriber.email != "ada@example.org")) \
+        assert (
+            session.scalar(select(Subscriber.id).where(Subscriber.email != "ada@example.org"))
             is None
+        )
         assert len(session.scalars(select(ConsentRecord)).all()) == 3
 
 
 def test_an_active_reader_signing_up_again_gets_the_same_answer_and_no_email(
-        web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> None:
+    web: FlaskClient, svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
     new = sign_up(web, email="new@example.org")
     sign_up(web)
     svc.dispatcher().run_pass(clock())
-    confirm = re.search(r"http://drip\.test(/confirm/\S+)", smtp_server.to("ada@example.org")[0]
-                        .text())
+    confirm = re.search(
+        r"http://drip\.test(/confirm/\S+)", smtp_server.to("ada@example.org")[0].text()
+    )
     assert confirm
     open_confirmation(web, confirm[1])
     svc.dispatcher().run_pass(clock())  # the welcome lesson
@@ -205,21 +243,33 @@ def test_an_active_reader_signing_up_again_gets_the_same_answer_and_no_email(
     svc.dispatcher().run_pass(clock())
 
     assert (known.status_code, known.headers["Location"]) == (
-        new.status_code, new.headers["Location"])
+        new.status_code,
+        new.headers["Location"],
+    )
     assert len(smtp_server.messages) == before
     with svc.sessions() as session:
-        assert session.scalar(select(Enrollment.status).join(Subscriber).where(
-            Subscriber.email == "ada@example.org")) == "active"
+        assert (
+            session.scalar(
+                select(Enrollment.status)
+                .join(Subscriber)
+                .where(Subscriber.email == "ada@example.org")
+            )
+            == "active"
+        )
 
 
 def test_extra_answers_are_stored_in_the_subscriber_attributes(
-        tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> None:
-    app = create_app(make_settings(tmp_path, sqlite_url, sequences_dir=PROJECT_ROOT / "sequences",
-                                   check_email_domain=False), clock=clock)
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock
+) -> None:
+    app = create_app(
+        make_settings(
+            tmp_path, sqlite_url, sequences_dir=PROJECT_ROOT / "sequences", check_email_domain=False
+        ),
+        clock=clock,
+    )
     client = app.test_client()
 
-    answer = sign_up(client, "usmle-insider-kit", exam_date="2026-09-15",
-                     responsibilities="2+")
+    answer = sign_up(client, "usmle-insider-kit", exam_date="2026-09-15", responsibilities="2+")
     bad = sign_up(client, "usmle-insider-kit", email="bob@example.org", exam_date="soon")
 
     assert answer.status_code == 303
@@ -239,7 +289,8 @@ def test_an_unknown_sequence_is_a_404_page(web: FlaskClient) -> None:
 
 
 def test_without_consent_nothing_is_stored_and_the_form_says_why(
-        web: FlaskClient, svc: Services) -> None:
+    web: FlaskClient, svc: Services
+) -> None:
     before = snapshot(svc.engine)
     answer = sign_up(web, consent="")
 
@@ -259,14 +310,19 @@ def test_events_record_the_sign_up_source(web: FlaskClient, svc: Services) -> No
 
 
 def test_the_answers_reach_the_study_schedule_in_the_pdf(
-        tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> None:
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock
+) -> None:
     """The form's exam date and responsibilities, as stored, are what drip.magnets reads."""
     from io import BytesIO
 
     from pypdf import PdfReader
 
-    app = create_app(make_settings(tmp_path, sqlite_url, sequences_dir=PROJECT_ROOT / "sequences",
-                                   check_email_domain=False), clock=clock)
+    app = create_app(
+        make_settings(
+            tmp_path, sqlite_url, sequences_dir=PROJECT_ROOT / "sequences", check_email_domain=False
+        ),
+        clock=clock,
+    )
     svc: Services = app.extensions["drip"]
     client = app.test_client()
     sign_up(client, "usmle-insider-kit", exam_date="2027-03-15", responsibilities="2+")

@@ -28,14 +28,17 @@ def once_each(server: SmtpServer) -> Counter[str]:
 
 
 def test_a_relay_that_says_slow_down_rests_the_worker_and_charges_no_reader_an_attempt(
-        tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
-    smtp_server.handler.data_answer = (
-        lambda n: "421 4.7.0 Try again later, closing connection" if n % 10 == 0 else None)
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    smtp_server.handler.data_answer = lambda n: (
+        "421 4.7.0 Try again later, closing connection" if n % 10 == 0 else None
+    )
     engine = make_engine(backend_url)
     addresses = add_due_readers(engine, 30, clock())
     engine.dispose()
-    svc = build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url,
-                                       batch_size=12), clock)
+    svc = build_services(
+        make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, batch_size=12), clock
+    )
     dispatcher = svc.dispatcher()
     rested = 0
     for _ in range(60):
@@ -57,12 +60,14 @@ def test_a_relay_that_says_slow_down_rests_the_worker_and_charges_no_reader_an_a
 
 
 def test_several_smtp_connections_send_each_message_once_with_every_guarantee(
-        tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     engine = make_engine(backend_url)
     addresses = add_due_readers(engine, 120, clock())
     engine.dispose()
-    svc = build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url,
-                                       smtp_connections=4), clock)
+    svc = build_services(
+        make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, smtp_connections=4), clock
+    )
 
     report = svc.dispatcher().run_pass(clock())
 
@@ -88,19 +93,34 @@ def busiest_second(times: list[float]) -> int:
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_four_workers_on_postgres_never_exceed_the_send_rate_together(
-        tmp_path: Path, postgres_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, postgres_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     engine = make_engine(postgres_url)
     addresses = add_due_readers(engine, 400, clock())
     engine.dispose()
-    env = {**os.environ, "DRIP_DATA_DIR": str(tmp_path / "data"),
-           "DRIP_DATABASE_URL": postgres_url, "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
-           "DRIP_SECRET_KEY": "k", "DRIP_BASE_URL": "http://drip.test",
-           "DRIP_SMTP_URL": smtp_server.url, "DRIP_SEND_RATE": "20", "DRIP_BATCH_SIZE": "50",
-           "DRIP_SMTP_CONNECTIONS": "2", "DRIP_ALLOW_UNSAFE_SENDING": "true",
-           "DRIP_POSTAL_ADDRESS": "1 Test Street"}
-    workers = [subprocess.Popen([DRIP, "dispatch", "--now", clock().isoformat()], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-               for _ in range(4)]
+    env = {
+        **os.environ,
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_DATABASE_URL": postgres_url,
+        "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
+        "DRIP_SECRET_KEY": "k",
+        "DRIP_BASE_URL": "http://drip.test",
+        "DRIP_SMTP_URL": smtp_server.url,
+        "DRIP_SEND_RATE": "20",
+        "DRIP_BATCH_SIZE": "50",
+        "DRIP_SMTP_CONNECTIONS": "2",
+        "DRIP_ALLOW_UNSAFE_SENDING": "true",
+        "DRIP_POSTAL_ADDRESS": "1 Test Street",
+    }
+    workers = [
+        subprocess.Popen(
+            [DRIP, "dispatch", "--now", clock().isoformat()],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
     for worker in workers:
         assert worker.wait(timeout=120) == 0, worker.stderr.read() if worker.stderr else ""
 

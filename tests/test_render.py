@@ -107,35 +107,44 @@ Pick **one** task, _one_ only, and keep snake_case_names and 2 * 3 * 4 as they a
 
 
 def test_text_part_keeps_a_blank_line_after_headings_and_drops_emphasis_markers(
-        services: Services, tiny: Sequence) -> None:
+    services: Services, tiny: Sequence
+) -> None:
     template = services.renderer.message(tiny, "markup", "v1", "Subject", "", BODY_WITH_MARKUP)
-    message = parse(template.build(Reader("ada@example.org", "Ada", 1, 1), services.links,
-                                   "<m@drip.test>", NOW))
+    message = parse(
+        template.build(Reader("ada@example.org", "Ada", 1, 1), services.links, "<m@drip.test>", NOW)
+    )
     text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
-    assert "WHY IT WORKS\n\nPick one task, one only, and keep snake_case_names and " \
-           "2 * 3 * 4 as they are.\n\n* a list item stays a list item\n" in text
+    assert (
+        "WHY IT WORKS\n\nPick one task, one only, and keep snake_case_names and "
+        "2 * 3 * 4 as they are.\n\n* a list item stays a list item\n" in text
+    )
     assert "**" not in text and "_one_" not in text
 
 
-def test_text_signature_separator_is_dash_dash_space(services: Services,
-                                                      tiny: Sequence) -> None:
+def test_text_signature_separator_is_dash_dash_space(services: Services, tiny: Sequence) -> None:
     template = services.renderer.lesson(tiny, tiny.lessons[1])
-    message = parse(template.build(Reader("ada@example.org", "Ada", 1, 1), services.links,
-                                   "<m@drip.test>", NOW))
+    message = parse(
+        template.build(Reader("ada@example.org", "Ada", 1, 1), services.links, "<m@drip.test>", NOW)
+    )
     lines = message.get_body(("plain",)).get_content().splitlines()  # type: ignore[union-attr]
     assert "-- " in lines
     assert "--" not in lines
 
 
 def test_preheader_is_hidden_without_a_text_colour_and_padded_so_the_snippet_stops_there(
-        services: Services, tiny: Sequence) -> None:
+    services: Services, tiny: Sequence
+) -> None:
     template = services.renderer.lesson(tiny, tiny.lessons[0])
-    message = parse(template.build(Reader("ada@example.org", "Ada", 1, 1), services.links,
-                                   "<m@drip.test>", NOW))
+    message = parse(
+        template.build(Reader("ada@example.org", "Ada", 1, 1), services.links, "<m@drip.test>", NOW)
+    )
     html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     body = html.split("<body", 1)[1]
-    hidden = re.search(r'<div style="([^"]*)">Your guide is inside\.((?:&#847;&zwnj;&nbsp;)+)'
-                       r"</div>", body)
+    hidden = re.search(
+        r'<div style="([^"]*)">Your guide is inside\.((?:&#847;&zwnj;&nbsp;)+)'
+        r"</div>",
+        body,
+    )
     assert hidden is not None
     style, spacers = hidden.groups()
     assert "display:none" in style and "mso-hide:all" in style

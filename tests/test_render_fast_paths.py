@@ -16,16 +16,30 @@ from drip.services import Services
 
 NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 
-NAMES = ["", "Ada", "Ada Lovelace", "O'Brien", "Jean-Luc", "A" * 40, "A" * 90, "Zoë",
-         "Ada, Countess", "Dr. Who", 'Say "hi"', "Ada  Lovelace", "x@y", "(Ada)", "Ada;"]
+NAMES = [
+    "",
+    "Ada",
+    "Ada Lovelace",
+    "O'Brien",
+    "Jean-Luc",
+    "A" * 40,
+    "A" * 90,
+    "Zoë",
+    "Ada, Countess",
+    "Dr. Who",
+    'Say "hi"',
+    "Ada  Lovelace",
+    "x@y",
+    "(Ada)",
+    "Ada;",
+]
 ADDRESSES = ["ada@example.org", "first.last+tag@mail.example.co.uk", "o'brien@example.org"]
 
 
 @pytest.mark.parametrize("address", ADDRESSES)
 @pytest.mark.parametrize("name", NAMES)
 def test_address_header_matches_the_email_package(name: str, address: str) -> None:
-    assert address_header("To", name, address) == _fold("To", formataddr((name, address),
-                                                                          "utf-8"))
+    assert address_header("To", name, address) == _fold("To", formataddr((name, address), "utf-8"))
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if "  " not in n])
@@ -40,8 +54,9 @@ READERS = ["Ada", "", "A" * 90, "Zoë Ñúñez", "a=b c ", "<b>Tom & Jerry</b>",
 
 
 @pytest.mark.parametrize("first_name", READERS)
-def test_encoded_parts_decode_to_the_personalised_lesson(services: Services,
-                                                         first_name: str) -> None:
+def test_encoded_parts_decode_to_the_personalised_lesson(
+    services: Services, first_name: str
+) -> None:
     tiny = services.content.library().sequences["tiny"]
     real = load_sequences(PROJECT_ROOT / "sequences").sequences["interview-questions"]
     lessons = [(sequence, lesson) for sequence in (tiny, real) for lesson in sequence.lessons]

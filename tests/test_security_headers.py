@@ -23,26 +23,45 @@ INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>|\son[a-z]+\s*=", re.I)
 
 def token_paths(services: Services) -> list[str]:
     with services.sessions() as session:
-        enrollment = subscribe(session, services.content.library(), "tiny", "ada@example.org",
-                               services.clock(), consent=Consent(source="test", text="Yes"))
+        enrollment = subscribe(
+            session,
+            services.content.library(),
+            "tiny",
+            "ada@example.org",
+            services.clock(),
+            consent=Consent(source="test", text="Yes"),
+        )
         session.commit()
         ids = enrollment.id, enrollment.subscriber_id
     links = services.links
-    urls = [links.confirm_url(ids[0]), links.unsubscribe_url(ids[0]),
-            links.preferences_url(ids[1]), links.magnet_url(ids[0])]
+    urls = [
+        links.confirm_url(ids[0]),
+        links.unsubscribe_url(ids[0]),
+        links.preferences_url(ids[1]),
+        links.magnet_url(ids[0]),
+    ]
     return [urlsplit(url).path for url in urls]
 
 
-PAGES = ["/subscribe/tiny", "/admin/login", "/healthz", "/metrics", "/confirm/not-a-token",
-         "/no-such-page", "/static/style.css"]
+PAGES = [
+    "/subscribe/tiny",
+    "/admin/login",
+    "/healthz",
+    "/metrics",
+    "/confirm/not-a-token",
+    "/no-such-page",
+    "/static/style.css",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_forbids_inline_script_framing_sniffing_and_referrers(
-        client: FlaskClient, path: str) -> None:
+    client: FlaskClient, path: str
+) -> None:
     headers = client.get(path).headers
-    policy = {part.split()[0]: part.split()[1:]
-              for part in headers["Content-Security-Policy"].split("; ")}
+    policy = {
+        part.split()[0]: part.split()[1:] for part in headers["Content-Security-Policy"].split("; ")
+    }
     assert policy["script-src"] == ["'self'"]
     assert policy["frame-ancestors"] == ["'none'"]
     assert policy["default-src"] == ["'self'"]

@@ -57,18 +57,34 @@ def blog(tmp_path: Path) -> Iterator[Blog]:
     site.stop()
 
 
-def serve(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock,
-          sequences: Path, **overrides: Any) -> LiveServer:
+def serve(
+    tmp_path: Path,
+    sqlite_url: str,
+    smtp_server: SmtpServer,
+    clock: FrozenClock,
+    sequences: Path,
+    **overrides: Any,
+) -> LiveServer:
     port = free_port()
-    app = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                   base_url=f"http://127.0.0.1:{port}", sequences_dir=sequences,
-                                   check_email_domain=False, **overrides), clock=clock)
+    app = create_app(
+        make_settings(
+            tmp_path,
+            sqlite_url,
+            smtp_url=smtp_server.url,
+            base_url=f"http://127.0.0.1:{port}",
+            sequences_dir=sequences,
+            check_email_domain=False,
+            **overrides,
+        ),
+        clock=clock,
+    )
     return LiveServer(app, port)
 
 
 @pytest.fixture
-def courses_server(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer,
-                   clock: FrozenClock) -> Iterator[LiveServer]:
+def courses_server(
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> Iterator[LiveServer]:
     """drip with the real courses of sequences/ (the domain check off: no DNS here)."""
     server = serve(tmp_path, sqlite_url, smtp_server, clock, PROJECT_ROOT / "sequences")
     yield server
@@ -106,8 +122,9 @@ def download_from_email(page: Any, message: Received) -> bytes:
     return Path(info.value.path()).read_bytes()
 
 
-def run_until(server: LiveServer, clock: FrozenClock, smtp: SmtpServer, count: int,
-              days: int = 10) -> None:
+def run_until(
+    server: LiveServer, clock: FrozenClock, smtp: SmtpServer, count: int, days: int = 10
+) -> None:
     """Run a pass every hour of simulated time until `count` messages have arrived."""
     dispatcher = server.services.dispatcher()
     for _ in range(days * 24):
@@ -118,12 +135,13 @@ def run_until(server: LiveServer, clock: FrozenClock, smtp: SmtpServer, count: i
 
 
 def test_reader_signs_up_confirms_downloads_and_leaves(
-        courses_server: LiveServer, reader_page: Any, smtp_server: SmtpServer,
-        clock: FrozenClock) -> None:
+    courses_server: LiveServer, reader_page: Any, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     page, server = reader_page, courses_server
     page.goto(f"{server.url}/subscribe/interview-questions")
     assert page.get_by_role("heading", level=1).inner_text() == (
-        "Residency interview questions for IMGs")
+        "Residency interview questions for IMGs"
+    )
     shots(page, "signup")
 
     page.get_by_label("Email address").fill("ada@example.org")
@@ -166,15 +184,32 @@ def test_reader_signs_up_confirms_downloads_and_leaves(
         assert subscriber.timezone == "Europe/Berlin"  # from the browser, through the script
         assert session.scalars(select(Enrollment.status)).one() == "unsubscribed"
         kinds = list(session.scalars(select(Event.kind).order_by(Event.id)))
-        assert kinds == ["signed_up", "confirmation_sent", "confirmed", "download", "tagged",
-                         "unsubscribed"]  # downloading the PDF tags the reader
+        assert kinds == [
+            "signed_up",
+            "confirmation_sent",
+            "confirmed",
+            "download",
+            "tagged",
+            "unsubscribed",
+        ]  # downloading the PDF tags the reader
 
 
 def test_the_form_embedded_in_another_site_and_the_json_endpoint_work(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock,
-        blog: Blog, reader_page: Any) -> None:
-    server = serve(tmp_path, sqlite_url, smtp_server, clock, PROJECT_ROOT / "tests" / "sequences",
-                   cors_origins=(blog.origin,))
+    tmp_path: Path,
+    sqlite_url: str,
+    smtp_server: SmtpServer,
+    clock: FrozenClock,
+    blog: Blog,
+    reader_page: Any,
+) -> None:
+    server = serve(
+        tmp_path,
+        sqlite_url,
+        smtp_server,
+        clock,
+        PROJECT_ROOT / "tests" / "sequences",
+        cors_origins=(blog.origin,),
+    )
     try:
         with server.app.app_context():
             tiny = server.services.content.library().get("tiny")
@@ -184,7 +219,9 @@ def test_the_form_embedded_in_another_site_and_the_json_endpoint_work(
             "<!doctype html><html lang=en><meta charset=utf-8><title>A blog post</title>"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<body style='font-family:Georgia,serif;max-width:40em;margin:2em auto;padding:0 1em'>"
-            f"<h1>My blog post</h1>{form}</html>", encoding="utf-8")
+            f"<h1>My blog post</h1>{form}</html>",
+            encoding="utf-8",
+        )
         blog.start()
         page = reader_page
 
@@ -212,20 +249,27 @@ def test_the_form_embedded_in_another_site_and_the_json_endpoint_work(
         assert "You won't get any more emails from us." in page.content()
         run_until(server, clock, smtp_server, count=4, days=30)
         assert [m.subject for m in smtp_server.to("bob@example.org")] == [
-            "Please confirm: Tiny course", "Welcome, friend", "Lesson two"]
+            "Please confirm: Tiny course",
+            "Welcome, friend",
+            "Lesson two",
+        ]
 
         page.goto(f"{blog.origin}/post.html")  # the blog's own script, through CORS
-        answer = page.evaluate("""async (url) => {
+        answer = page.evaluate(
+            """async (url) => {
             const r = await fetch(url, {method: "POST",
                 headers: {"Content-Type": "application/json"},
                 body: JSON.stringify({email: "cy@example.org", sequence: "tiny",
                                       consent: true, timezone: "Europe/Oslo"})});
             return [r.status, await r.json()];
-        }""", f"{server.url}/api/subscriptions")
+        }""",
+            f"{server.url}/api/subscriptions",
+        )
         assert answer == [202, {"status": "accepted"}]
         server.services.dispatcher().run_pass(clock())  # the worker's next pass
         assert [m.subject for m in smtp_server.to("cy@example.org")] == [
-            "Please confirm: Tiny course"]
+            "Please confirm: Tiny course"
+        ]
         with server.services.sessions() as session:
             cy = session.scalars(select(Subscriber).where(Subscriber.email == "cy@example.org"))
             assert cy.one().timezone == "Europe/Oslo"

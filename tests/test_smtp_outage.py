@@ -22,14 +22,22 @@ LESSONS = ["Welcome, Reader", "Lesson two", "Lesson three"]
 def sign_up_readers(svc: Services) -> None:
     with svc.sessions() as session:
         for n in range(READERS):
-            subscribe(session, svc.content.library(), "tiny", f"reader{n}@example.org",
-                      svc.clock(), consent=Consent("test", "yes"), first_name="Reader",
-                      confirmed=True)
+            subscribe(
+                session,
+                svc.content.library(),
+                "tiny",
+                f"reader{n}@example.org",
+                svc.clock(),
+                consent=Consent("test", "yes"),
+                first_name="Reader",
+                confirmed=True,
+            )
         session.commit()
 
 
 def test_relay_outage_mid_pass_then_every_lesson_arrives_in_order_once(
-        tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     svc = build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url), clock)
     sign_up_readers(svc)
     dispatcher = svc.dispatcher()
@@ -51,8 +59,14 @@ def test_relay_outage_mid_pass_then_every_lesson_arrives_in_order_once(
     down = dispatcher.run_pass(clock())
     assert down.count("sent") == 0 and down.count("retrying") == 1
     with svc.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(Enrollment).where(
-            Enrollment.status != EnrollmentStatus.ACTIVE)) == 0
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(Enrollment)
+                .where(Enrollment.status != EnrollmentStatus.ACTIVE)
+            )
+            == 0
+        )
 
     smtp_server.start()
     for _ in range(8 * 24):  # eight days, a pass every hour

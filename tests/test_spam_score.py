@@ -22,10 +22,17 @@ from tests.conftest import make_settings
 SEQUENCES = Path(__file__).resolve().parents[1] / "sequences"
 NOW = datetime(2026, 3, 16, 14, 0, tzinfo=UTC)
 # Settings a production install passes its guardrails with.
-PRODUCTION = {"base_url": "https://drip.example.org", "sender": "Dr. Author <author@example.org>",
-              "sequences_dir": SEQUENCES, "postal_address": "1 Main Street, Springfield, IL"}
-STATUS = re.compile(r"^X-Spam-Status: \w+, score=(-?[\d.]+) required=[\d.]+ tests=(.*?)"
-                    r" autolearn=", re.M | re.S)
+PRODUCTION = {
+    "base_url": "https://drip.example.org",
+    "sender": "Dr. Author <author@example.org>",
+    "sequences_dir": SEQUENCES,
+    "postal_address": "1 Main Street, Springfield, IL",
+}
+STATUS = re.compile(
+    r"^X-Spam-Status: \w+, score=(-?[\d.]+) required=[\d.]+ tests=(.*?)"
+    r" autolearn=",
+    re.M | re.S,
+)
 
 
 def spamassassin() -> str:
@@ -49,23 +56,30 @@ def scores(program: str, messages: dict[str, bytes], folder: Path) -> dict[str, 
         paths.append((name, path))
     result = subprocess.run(
         [program, "-L", "-x", "--cf=use_bayes 0", *(str(p) for _, p in paths)],
-        capture_output=True, check=True, timeout=300)
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
     found = STATUS.findall(result.stdout.decode("utf-8", "replace"))
     assert len(found) == len(paths), result.stderr.decode()[-2000:]
-    return {name: (float(score), "".join(rules.split()))
-            for (name, _), (score, rules) in zip(paths, found, strict=True)}
+    return {
+        name: (float(score), "".join(rules.split()))
+        for (name, _), (score, rules) in zip(paths, found, strict=True)
+    }
 
 
 def test_every_lesson_and_the_confirmation_score_zero_with_spamassassin(
-        tmp_path: Path, sqlite_url: str) -> None:
+    tmp_path: Path, sqlite_url: str
+) -> None:
     program = spamassassin()
     clock = FrozenClock(NOW)
     svc = build_services(make_settings(tmp_path, sqlite_url, **PRODUCTION), clock)
     messages: dict[str, bytes] = {}
     try:
         library = svc.content.library()
-        assert sorted(library.sequences) == sorted(p.name for p in SEQUENCES.iterdir()
-                                                   if p.is_dir())
+        assert sorted(library.sequences) == sorted(
+            p.name for p in SEQUENCES.iterdir() if p.is_dir()
+        )
         reader = Reader("amara@example.org", "Amara", 1, 1)
         for slug, sequence in sorted(library.sequences.items()):
             for lesson in sequence.lessons:
@@ -73,8 +87,14 @@ def test_every_lesson_and_the_confirmation_score_zero_with_spamassassin(
                 mid = message_id(1, lesson.key, svc.renderer.domain)
                 messages[f"{slug}/{lesson.key}"] = template.build(reader, svc.links, mid, NOW)
             with svc.sessions() as session:  # the confirmation, as the dispatcher sends it
-                subscribe(session, library, slug, f"reader@{slug}.example.org", NOW,
-                          consent=Consent(source="test", text=sequence.consent))
+                subscribe(
+                    session,
+                    library,
+                    slug,
+                    f"reader@{slug}.example.org",
+                    NOW,
+                    consent=Consent(source="test", text=sequence.consent),
+                )
                 session.commit()
         report = svc.dispatcher().run_pass(NOW)
         assert report.count("sent") == len(library.sequences)
@@ -86,6 +106,7 @@ def test_every_lesson_and_the_confirmation_score_zero_with_spamassassin(
     folder = tmp_path / "scored"
     folder.mkdir()
     results = scores(program, messages, folder)
-    scored = {name: f"{score} ({rules})" for name, (score, rules) in results.items()
-              if score != 0.0}
+    scored = {
+        name: f"{score} ({rules})" for name, (score, rules) in results.items() if score != 0.0
+    }
     assert scored == {}

@@ -22,8 +22,9 @@ CONSENT = Consent(source="test", text="Yes, send me the course.")
 
 
 @pytest.fixture
-def services(tmp_path: Path, backend_url: str, smtp_server: SmtpServer,
-             clock: FrozenClock) -> Iterator[Services]:
+def services(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> Iterator[Services]:
     """The numbers are SQL: each test runs on SQLite and on PostgreSQL."""
     svc = build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url), clock)
     yield svc
@@ -32,25 +33,40 @@ def services(tmp_path: Path, backend_url: str, smtp_server: SmtpServer,
 
 def sign_up(svc: Services, email: str, *, confirmed: bool = True) -> int:
     with svc.sessions() as session:
-        enrollment = subscribe(session, svc.content.library(), "tiny", email, svc.clock(),
-                               consent=CONSENT, first_name="Ada", timezone="America/New_York",
-                               confirmed=confirmed)
+        enrollment = subscribe(
+            session,
+            svc.content.library(),
+            "tiny",
+            email,
+            svc.clock(),
+            consent=CONSENT,
+            first_name="Ada",
+            timezone="America/New_York",
+            confirmed=confirmed,
+        )
         session.commit()
         return enrollment.id
 
 
-def why(svc: Services, enrollment_id: int, *, sequence_paused: bool = False,
-        alive: bool = True) -> tuple[str, bool]:
+def why(
+    svc: Services, enrollment_id: int, *, sequence_paused: bool = False, alive: bool = True
+) -> tuple[str, bool]:
     with svc.sessions() as session:
         enrollment = session.get(Enrollment, enrollment_id)
         assert enrollment is not None
-        answer = why_waiting(enrollment, svc.content.library().get("tiny"),
-                             sequence_paused=sequence_paused, now=svc.clock(), alive=alive)
+        answer = why_waiting(
+            enrollment,
+            svc.content.library().get("tiny"),
+            sequence_paused=sequence_paused,
+            now=svc.clock(),
+            alive=alive,
+        )
         return answer.reason, answer.late
 
 
 def test_overview_counts_sends_retries_failures_and_what_is_due(
-        services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     sign_up(services, "ada@example.org")
     sign_up(services, "bob@example.org")
     sign_up(services, "cat@example.org")
@@ -80,7 +96,8 @@ def test_overview_counts_sends_retries_failures_and_what_is_due(
 
 
 def test_daily_series_counts_each_utc_day_and_fills_empty_days(
-        services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     sign_up(services, "ada@example.org")
     sign_up(services, "cat@example.org")
     smtp_server.answer("cat@example.org", "550 5.1.1 no such user")
@@ -96,7 +113,8 @@ def test_daily_series_counts_each_utc_day_and_fills_empty_days(
 
 
 def test_funnel_follows_readers_from_sign_up_to_each_lesson(
-        services: Services, clock: FrozenClock) -> None:
+    services: Services, clock: FrozenClock
+) -> None:
     sign_up(services, "ada@example.org")
     sign_up(services, "bob@example.org")
     sign_up(services, "pending@example.org", confirmed=False)
@@ -104,12 +122,19 @@ def test_funnel_follows_readers_from_sign_up_to_each_lesson(
     with services.sessions() as session:
         result = funnel(session, services.content.library().sequences["tiny"])
     assert [(s.label, s.count) for s in result.steps] == [
-        ("Signed up", 3), ("Confirmed", 2), ("1. Welcome, friend", 2),
-        ("2. Lesson two", 0), ("3. Lesson three", 0), ("Completed", 0), ("Unsubscribed", 0)]
+        ("Signed up", 3),
+        ("Confirmed", 2),
+        ("1. Welcome, friend", 2),
+        ("2. Lesson two", 0),
+        ("3. Lesson three", 0),
+        ("Completed", 0),
+        ("Unsubscribed", 0),
+    ]
 
 
 def test_why_a_lesson_that_is_due_waits_for_the_next_pass(
-        services: Services, clock: FrozenClock) -> None:
+    services: Services, clock: FrozenClock
+) -> None:
     enrollment = sign_up(services, "ada@example.org")
     reason, late = why(services, enrollment)
     assert late and reason.startswith("Lesson “Welcome")
@@ -119,21 +144,25 @@ def test_why_a_lesson_that_is_due_waits_for_the_next_pass(
 
 
 def test_why_a_lesson_whose_delay_ended_outside_the_window_waits_for_it(
-        services: Services, clock: FrozenClock) -> None:
+    services: Services, clock: FrozenClock
+) -> None:
     enrollment = sign_up(services, "ada@example.org")
     services.dispatcher().run_pass(clock())  # Monday 08:00 New York: the welcome goes at once
     reason, late = why(services, enrollment)
     assert not late
-    assert reason == ("Lesson “Lesson two” due 2026-03-04 14:00 UTC (in 2 d): its delay ended "
-                      "2026-03-04 13:00 UTC (in 2 d), outside the send window "
-                      "(09:00–11:00 America/New_York).")
+    assert reason == (
+        "Lesson “Lesson two” due 2026-03-04 14:00 UTC (in 2 d): its delay ended "
+        "2026-03-04 13:00 UTC (in 2 d), outside the send window "
+        "(09:00–11:00 America/New_York)."
+    )
     clock.advance(days=2, minutes=30)  # the delay is over, the window opens in half an hour
     reason, late = why(services, enrollment)
     assert late and "outside the send window" in reason
 
 
 def test_why_nothing_goes_out_to_paused_suppressed_retrying_and_unconfirmed_readers(
-        services: Services, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     pending = sign_up(services, "pending@example.org", confirmed=False)
     assert why(services, pending)[0].startswith("The confirmation email was due")
     retrying = sign_up(services, "bob@example.org")
@@ -161,8 +190,7 @@ def test_why_nothing_goes_out_to_paused_suppressed_retrying_and_unconfirmed_read
     assert "the sequence is paused by an operator" in reason
 
 
-def test_why_a_finished_course_sends_nothing_more(
-        services: Services, clock: FrozenClock) -> None:
+def test_why_a_finished_course_sends_nothing_more(services: Services, clock: FrozenClock) -> None:
     enrollment = sign_up(services, "ada@example.org")
     advance_through_due_times(services, clock)
     with services.sessions() as session:
@@ -179,7 +207,8 @@ def test_axis_ticks_are_round_and_reach_the_maximum() -> None:
 
 
 def test_around_the_spring_clock_change_the_why_line_names_the_dispatchers_due_time(
-        tmp_path: Path, backend_url: str, smtp_server: SmtpServer) -> None:
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer
+) -> None:
     """A 36-hour delay from Saturday 7 March 2026, 09:30 in New York, ends 36 elapsed hours
     later, across the jump to daylight time: 22:30 EDT on Sunday, not 21:30."""
     root = tmp_path / "sequences"
@@ -189,8 +218,9 @@ def test_around_the_spring_clock_change_the_why_line_names_the_dispatchers_due_t
     second = root / "tiny" / "02-second.md"
     second.write_text(second.read_text().replace("delay: 2d", "delay: 36h"))
     clock = FrozenClock(datetime(2026, 3, 7, 14, 30, tzinfo=UTC))
-    svc = build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url,
-                                       sequences_dir=root), clock)
+    svc = build_services(
+        make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=root), clock
+    )
     enrollment_id = sign_up(svc, "ada@example.org")
     svc.dispatcher().run_pass(clock())  # the welcome goes; the dispatcher schedules the next
     with svc.sessions() as session:
@@ -201,8 +231,9 @@ def test_around_the_spring_clock_change_the_why_line_names_the_dispatchers_due_t
     with svc.sessions() as session:
         enrollment = session.get(Enrollment, enrollment_id)
         assert enrollment is not None
-        answer = why_waiting(enrollment, svc.content.library().get("tiny"),
-                             sequence_paused=True, now=clock())
+        answer = why_waiting(
+            enrollment, svc.content.library().get("tiny"), sequence_paused=True, now=clock()
+        )
     assert answer.delay_ended == answer.due_at == due_at
     assert not answer.late  # its time has not come: it is paused, not late
     assert "due 2026-03-09 02:30 UTC (in 30 min)" in answer.reason

@@ -43,14 +43,18 @@ def test_one_responsibility_gives_seven_months() -> None:
     assert plan is not None and plan.months == 7
     assert plan.start == date(2027, 2, 1)
     assert spans(plan)[0] == ("Theory: first read", date(2027, 2, 1), date(2027, 3, 12))
-    assert spans(plan)[2] == ("Question banks: subject-wise half", date(2027, 4, 6),
-                              date(2027, 6, 27))
+    assert spans(plan)[2] == (
+        "Question banks: subject-wise half",
+        date(2027, 4, 6),
+        date(2027, 6, 27),
+    )
     assert plan.phases[-1].start == date(2027, 8, 31)
 
 
 @pytest.mark.parametrize("answer", ["2", "2+"])
 def test_two_or_more_responsibilities_take_the_top_of_the_eight_to_nine_month_range(
-        answer: str) -> None:
+    answer: str,
+) -> None:
     plan = plan_from_attributes({"exam_date": "2027-10-31", "responsibilities": answer}, TODAY)
 
     assert plan is not None and plan.months == 9
@@ -58,10 +62,16 @@ def test_two_or_more_responsibilities_take_the_top_of_the_eight_to_nine_month_ra
     assert spans(plan)[3] == ("Question banks: mixed half", date(2027, 8, 9), date(2027, 10, 23))
 
 
-@pytest.mark.parametrize(("exam", "answer"), [
-    (date(2027, 6, 15), 0), (date(2027, 9, 1), 1), (date(2027, 10, 31), 2),
-    (date(2028, 3, 31), 1), (date(2027, 7, 1), None),
-])
+@pytest.mark.parametrize(
+    ("exam", "answer"),
+    [
+        (date(2027, 6, 15), 0),
+        (date(2027, 9, 1), 1),
+        (date(2027, 10, 31), 2),
+        (date(2028, 3, 31), 1),
+        (date(2027, 7, 1), None),
+    ],
+)
 def test_every_plan_follows_the_rules(exam: date, answer: int | None) -> None:
     plan = plan_for(exam, answer, TODAY)
     first, second, subject, mixed, last, off = plan.phases
@@ -108,14 +118,22 @@ def test_under_two_weeks_left_the_warning_is_there_too() -> None:
 def test_under_two_weeks_left_only_the_review_and_the_day_off_remain() -> None:
     plan = plan_for(date(2026, 12, 1), 0, TODAY)
 
-    assert spans(plan) == [("Marked questions and highlights", TODAY, date(2026, 11, 29)),
-                           ("Last day", date(2026, 11, 30), date(2026, 11, 30))]
+    assert spans(plan) == [
+        ("Marked questions and highlights", TODAY, date(2026, 11, 29)),
+        ("Last day", date(2026, 11, 30), date(2026, 11, 30)),
+    ]
 
 
-@pytest.mark.parametrize("attributes", [
-    {}, {"responsibilities": "1"}, {"exam_date": "not a date"}, {"exam_date": "2026-11-23"},
-    {"exam_date": "2025-01-01", "responsibilities": "0"},
-])
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {},
+        {"responsibilities": "1"},
+        {"exam_date": "not a date"},
+        {"exam_date": "2026-11-23"},
+        {"exam_date": "2025-01-01", "responsibilities": "0"},
+    ],
+)
 def test_no_plan_without_a_future_exam_date(attributes: dict[str, str]) -> None:
     assert plan_from_attributes(attributes, TODAY) is None
 
@@ -127,14 +145,17 @@ def test_months_before_keeps_the_day_or_falls_back_to_the_months_last_day() -> N
 
 
 def test_the_computed_table_replaces_only_the_template_table() -> None:
-    source = (f"## Your study schedule\n\n{SCHEDULE_MARKER}\n\n| A | B |\n| --- | --- |\n"
-              "| template | row |\n\n**How the lengths are set.** Kept.\n")
+    source = (
+        f"## Your study schedule\n\n{SCHEDULE_MARKER}\n\n| A | B |\n| --- | --- |\n"
+        "| template | row |\n\n**How the lengths are set.** Kept.\n"
+    )
     plan = plan_for(date(2027, 6, 15), 0, TODAY)
 
     result = replace_schedule(source, schedule_markdown(plan))
 
     assert "template" not in result
     assert "| Theory: first read | Tue 15 Dec 2026 – Sun 17 Jan 2027 |" in result.replace(
-        "\u00a0", " ")
+        "\u00a0", " "
+    )
     assert result.endswith("\n**How the lengths are set.** Kept.\n")
     assert result.startswith(f"## Your study schedule\n\n{SCHEDULE_MARKER}\n\n**Your exam: ")

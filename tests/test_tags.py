@@ -35,8 +35,12 @@ from tests.test_public_signup import (  # noqa: F401  (fixtures)
 def embedded_token(app: Flask, tags: tuple[str, ...]) -> str:
     svc: Services = app.extensions["drip"]
     with app.app_context():
-        form = snippet(svc.content.library().sequences["tiny"], "http://drip.test",
-                       svc.settings.secret_key, tags)
+        form = snippet(
+            svc.content.library().sequences["tiny"],
+            "http://drip.test",
+            svc.settings.secret_key,
+            tags,
+        )
     token = re.search(r'name="embed_token" value="([^"]+)"', form)
     assert token
     return token[1]
@@ -49,41 +53,63 @@ def tags_of_address(svc: Services, email: str) -> list[str]:
 
 
 def test_an_embedded_forms_tags_reach_its_readers_and_cannot_be_chosen_by_a_visitor(
-        public_app: Flask, web: FlaskClient, svc: Services) -> None:
+    public_app: Flask, web: FlaskClient, svc: Services
+) -> None:
     token = embedded_token(public_app, ("from-blog", "interview-post"))
-    answer = web.post("/subscribe/tiny", data={"embed_token": token, "consent": "yes",
-                                               "email": "ada@example.org"},
-                      headers={"Origin": BLOG})
+    answer = web.post(
+        "/subscribe/tiny",
+        data={"embed_token": token, "consent": "yes", "email": "ada@example.org"},
+        headers={"Origin": BLOG},
+    )
     assert answer.status_code == 303
     take_in(svc)
     assert tags_of_address(svc, "ada@example.org") == ["from-blog", "interview-post"]
 
     before = snapshot(svc.engine)
     forged = token.replace(token.split(".")[0], token.split(".")[0][:-2] + "AA")
-    refused = web.post("/subscribe/tiny", data={"embed_token": forged, "consent": "yes",
-                                                "email": "eve@example.org"})
+    refused = web.post(
+        "/subscribe/tiny",
+        data={"embed_token": forged, "consent": "yes", "email": "eve@example.org"},
+    )
     assert refused.status_code == 400
     assert snapshot(svc.engine) == before
 
 
 def test_the_json_sign_up_takes_tags_and_refuses_ones_that_are_not(
-        web: FlaskClient, svc: Services) -> None:
-    ok = web.post("/api/subscriptions", json={"email": "bo@example.org", "sequence": "tiny",
-                                              "consent": True, "tags": ["webinar"]})
-    bad = web.post("/api/subscriptions", json={"email": "cy@example.org", "sequence": "tiny",
-                                               "consent": True, "tags": ["no spaces"]})
+    web: FlaskClient, svc: Services
+) -> None:
+    ok = web.post(
+        "/api/subscriptions",
+        json={"email": "bo@example.org", "sequence": "tiny", "consent": True, "tags": ["webinar"]},
+    )
+    bad = web.post(
+        "/api/subscriptions",
+        json={
+            "email": "cy@example.org",
+            "sequence": "tiny",
+            "consent": True,
+            "tags": ["no spaces"],
+        },
+    )
     assert ok.status_code == 202 and bad.status_code == 400
     take_in(svc)
     assert tags_of_address(svc, "bo@example.org") == ["webinar"]
     assert count(svc, Subscriber) == 1
 
 
-def test_downloading_the_pdf_tags_the_reader(web: FlaskClient, svc: Services,
-                                             clock: FrozenClock) -> None:
+def test_downloading_the_pdf_tags_the_reader(
+    web: FlaskClient, svc: Services, clock: FrozenClock
+) -> None:
     with svc.sessions() as session:
-        enrollment = subscribe(session, svc.content.library(), "tiny", "ada@example.org",
-                               clock(), consent=Consent(source="test", text="yes"),
-                               confirmed=True)
+        enrollment = subscribe(
+            session,
+            svc.content.library(),
+            "tiny",
+            "ada@example.org",
+            clock(),
+            consent=Consent(source="test", text="yes"),
+            confirmed=True,
+        )
         session.commit()
         url = svc.links.magnet_url(enrollment.id).removeprefix("http://drip.test")
     assert web.get(url, headers={"User-Agent": "Barracuda link scanner"}).status_code == 200
@@ -93,18 +119,28 @@ def test_downloading_the_pdf_tags_the_reader(web: FlaskClient, svc: Services,
 
 
 def test_a_tag_named_in_exit_when_ends_the_course_with_the_reason_on_the_timeline(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     folder = tmp_path / "sequences"
     shutil.copytree(TESTS / "sequences", folder)
     yaml_file = folder / "tiny" / "sequence.yaml"
     yaml_file.write_text(yaml_file.read_text() + "exit_when: booked-a-call\n")
-    app = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                   sequences_dir=folder), clock=clock)
+    app = create_app(
+        make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=folder),
+        clock=clock,
+    )
     svc: Services = app.extensions["drip"]
     library = svc.content.library()
     with svc.sessions() as session:
-        enrollment = subscribe(session, library, "tiny", "ada@example.org", clock(),
-                               consent=Consent(source="test", text="yes"), confirmed=True)
+        enrollment = subscribe(
+            session,
+            library,
+            "tiny",
+            "ada@example.org",
+            clock(),
+            consent=Consent(source="test", text="yes"),
+            confirmed=True,
+        )
         session.commit()
         enrollment_id = enrollment.id
     svc.dispatcher().run_pass(clock())  # the welcome
@@ -125,18 +161,29 @@ def test_a_tag_named_in_exit_when_ends_the_course_with_the_reason_on_the_timelin
 
 
 def test_a_tag_link_in_a_lesson_tags_the_reader_who_presses_its_button(
-        tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     folder = tmp_path / "sequences"
     shutil.copytree(TESTS / "sequences", folder)
     welcome = folder / "tiny" / "01-welcome.md"
-    welcome.write_text(welcome.read_text()
-                       + '\n[Yes, I have my interview dates]({{ tag_link("has-dates") }})\n')
-    app = create_app(make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url,
-                                   sequences_dir=folder), clock=clock)
+    welcome.write_text(
+        welcome.read_text() + '\n[Yes, I have my interview dates]({{ tag_link("has-dates") }})\n'
+    )
+    app = create_app(
+        make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=folder),
+        clock=clock,
+    )
     svc: Services = app.extensions["drip"]
     with svc.sessions() as session:
-        subscribe(session, svc.content.library(), "tiny", "ada@example.org", clock(),
-                  consent=Consent(source="test", text="yes"), confirmed=True)
+        subscribe(
+            session,
+            svc.content.library(),
+            "tiny",
+            "ada@example.org",
+            clock(),
+            consent=Consent(source="test", text="yes"),
+            confirmed=True,
+        )
         session.commit()
     svc.dispatcher().run_pass(clock())
     link = re.search(r"http://drip\.test(/t/\S+?)\)", smtp_server.messages[0].text())
@@ -152,14 +199,20 @@ def test_a_tag_link_in_a_lesson_tags_the_reader_who_presses_its_button(
     assert tags_of_address(svc, "ada@example.org") == ["has-dates"]
     with svc.sessions() as session:
         assert session.scalars(select(Event.detail).where(Event.kind == "tagged")).all() == [
-            "has-dates (link in tiny)"]
+            "has-dates (link in tiny)"
+        ]
     app.extensions["drip"].engine.dispose()
 
 
 def test_a_tag_link_without_its_tag_is_a_problem_drip_check_names() -> None:
-    problems = check_variables("Go [here]({{ tag_link }}) or [there]({{ unsubscribe_url(\"x\") }})",
-                               LESSON_VARIABLES, Path("01-a.md"), 5)
+    problems = check_variables(
+        'Go [here]({{ tag_link }}) or [there]({{ unsubscribe_url("x") }})',
+        LESSON_VARIABLES,
+        Path("01-a.md"),
+        5,
+    )
     assert [p.message for p in problems] == [
         'tag_link names its tag: {{ tag_link("has-dates") }}, up to 40 lowercase letters, '
         "digits and dashes",
-        'unsubscribe_url takes no argument; only tag_link does: {{ tag_link("has-dates") }}']
+        'unsubscribe_url takes no argument; only tag_link does: {{ tag_link("has-dates") }}',
+    ]

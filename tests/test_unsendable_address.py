@@ -16,13 +16,24 @@ from tests.smtp import SmtpServer
 
 
 def test_non_ascii_address_is_set_aside_and_the_pass_goes_on(
-        tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     svc = build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url), clock)
     with svc.sessions() as session:
-        for address, confirmed in (("zoë@example.org", True), ("ada@example.org", True),
-                                   ("jürgen@example.org", False)):
-            subscribe(session, svc.content.library(), "tiny", address, clock(),
-                      consent=Consent("test", "yes"), confirmed=confirmed)
+        for address, confirmed in (
+            ("zoë@example.org", True),
+            ("ada@example.org", True),
+            ("jürgen@example.org", False),
+        ):
+            subscribe(
+                session,
+                svc.content.library(),
+                "tiny",
+                address,
+                clock(),
+                consent=Consent("test", "yes"),
+                confirmed=confirmed,
+            )
         session.commit()
 
     report = svc.dispatcher().run_pass(clock())
@@ -30,8 +41,12 @@ def test_non_ascii_address_is_set_aside_and_the_pass_goes_on(
     assert [m.recipients for m in smtp_server.messages] == [["ada@example.org"]]
     assert report.count("sent") == 1 and report.count("failed") == 2
     with svc.sessions() as session:
-        rows = {email: enrollment for enrollment, email in session.execute(
-            select(Enrollment, Subscriber.email).join(Subscriber))}
+        rows = {
+            email: enrollment
+            for enrollment, email in session.execute(
+                select(Enrollment, Subscriber.email).join(Subscriber)
+            )
+        }
         assert rows["zoë@example.org"].status == EnrollmentStatus.PAUSED
         assert "SMTPUTF8" in (rows["zoë@example.org"].paused_reason or "")
         assert rows["jürgen@example.org"].status == EnrollmentStatus.PENDING  # never confirmed

@@ -21,13 +21,27 @@ from tests.smtp import AfterHandOff, SmtpServer
 READERS = ["one@example.org", "two@example.org", "three@example.org"]
 
 
-def setup(tmp_path: Path, url: str, server: SmtpServer, clock: FrozenClock,
-          transport: Callable[[], Transport] | None = None) -> tuple[Services, list[int]]:
+def setup(
+    tmp_path: Path,
+    url: str,
+    server: SmtpServer,
+    clock: FrozenClock,
+    transport: Callable[[], Transport] | None = None,
+) -> tuple[Services, list[int]]:
     svc = build_services(make_settings(tmp_path, url, smtp_url=server.url), clock, transport)
     with svc.sessions() as session:
-        ids = [subscribe(session, svc.content.library(), "tiny", address, clock(),
-                         consent=Consent("test", "yes"), confirmed=True).id
-               for address in READERS]
+        ids = [
+            subscribe(
+                session,
+                svc.content.library(),
+                "tiny",
+                address,
+                clock(),
+                consent=Consent("test", "yes"),
+                confirmed=True,
+            ).id
+            for address in READERS
+        ]
         session.commit()
     return svc, ids
 
@@ -43,12 +57,15 @@ def assert_second_reader_skipped(svc: Services, server: SmtpServer, second: int)
     with svc.sessions() as session:
         enrollment = session.get(Enrollment, second)
         assert enrollment is not None and enrollment.status == EnrollmentStatus.UNSUBSCRIBED
-        assert session.scalars(select(Delivery.status).where(
-            Delivery.enrollment_id == second)).one() == DeliveryStatus.CANCELLED
+        assert (
+            session.scalars(select(Delivery.status).where(Delivery.enrollment_id == second)).one()
+            == DeliveryStatus.CANCELLED
+        )
 
 
 def test_unsubscribe_during_the_previous_hand_off_stops_the_next_lesson(
-        tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     ids: list[int] = []
     holder: list[Services] = []
 
@@ -56,8 +73,13 @@ def test_unsubscribe_during_the_previous_hand_off_stops_the_next_lesson(
         if recipient == READERS[0]:
             leave(holder[0], ids[1], clock)
 
-    svc, created = setup(tmp_path, backend_url, smtp_server, clock, lambda: AfterHandOff(
-        SmtpTransport(smtp_server.url), unsubscribe_second))
+    svc, created = setup(
+        tmp_path,
+        backend_url,
+        smtp_server,
+        clock,
+        lambda: AfterHandOff(SmtpTransport(smtp_server.url), unsubscribe_second),
+    )
     ids.extend(created)
     holder.append(svc)
     report = svc.dispatcher().run_pass(clock())
@@ -67,7 +89,8 @@ def test_unsubscribe_during_the_previous_hand_off_stops_the_next_lesson(
 
 
 def test_unsubscribe_from_the_progress_callback_stops_the_next_lesson(
-        tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock) -> None:
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
     svc, ids = setup(tmp_path, backend_url, smtp_server, clock)
 
     def progress(outcome: Outcome) -> None:

@@ -62,8 +62,9 @@ def receiver() -> Iterator[Receiver]:
 def verify(secret: str, header: str, body: bytes) -> bool:
     """What the README tells a receiver to do."""
     parts = dict(item.split("=", 1) for item in header.split(","))
-    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body,
-                        hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256
+    ).hexdigest()
     return hmac.compare_digest(expected, parts["v1"])
 
 
@@ -74,13 +75,20 @@ def run_hooks(services: Services, clock: FrozenClock) -> None:
 
 
 def test_a_receiver_gets_every_event_of_a_course_signed_in_order_once_after_failing_twice(
-        services: Services, clock: FrozenClock, smtp_server: SmtpServer,
-        receiver: Receiver) -> None:
+    services: Services, clock: FrozenClock, smtp_server: SmtpServer, receiver: Receiver
+) -> None:
     with services.sessions() as session:
-        _, secret = hooks.add_endpoint(session, receiver.url, list(hooks.EVENT_TYPES),
-                                       clock(), allow_private=True)
-        enrollment = subscribe(session, services.content.library(), "tiny", "ada@example.org",
-                               clock(), consent=Consent(source="test", text="yes"))
+        _, secret = hooks.add_endpoint(
+            session, receiver.url, list(hooks.EVENT_TYPES), clock(), allow_private=True
+        )
+        enrollment = subscribe(
+            session,
+            services.content.library(),
+            "tiny",
+            "ada@example.org",
+            clock(),
+            consent=Consent(source="test", text="yes"),
+        )
         session.commit()
         enrollment_id = enrollment.id
     dispatcher = services.dispatcher()
@@ -101,14 +109,24 @@ def test_a_receiver_gets_every_event_of_a_course_signed_in_order_once_after_fail
 
     events = [json.loads(body) for _headers, body in receiver.received]
     assert [e["type"] for e in events] == [
-        "subscriber.created", "subscriber.confirmed", "lesson.sent", "lesson.sent",
-        "lesson.sent", "sequence.completed", "subscriber.unsubscribed"]
+        "subscriber.created",
+        "subscriber.confirmed",
+        "lesson.sent",
+        "lesson.sent",
+        "lesson.sent",
+        "sequence.completed",
+        "subscriber.unsubscribed",
+    ]
     assert [e["data"].get("lesson") for e in events if e["type"] == "lesson.sent"] == [
-        "welcome", "second", "third"]
+        "welcome",
+        "second",
+        "third",
+    ]
     assert len({e["id"] for e in events}) == len(events)
     assert all(e["data"]["reader"]["email"] == "ada@example.org" for e in events)
-    assert all(verify(secret, headers["Drip-Signature"], body)
-               for headers, body in receiver.received)
+    assert all(
+        verify(secret, headers["Drip-Signature"], body) for headers, body in receiver.received
+    )
     with services.sessions() as session:
         rows = session.scalars(select(WebhookDelivery)).all()
         assert all(row.delivered_at is not None for row in rows)
@@ -116,28 +134,42 @@ def test_a_receiver_gets_every_event_of_a_course_signed_in_order_once_after_fail
 
 
 def test_an_endpoint_on_a_private_address_is_refused_unless_allowed(
-        services: Services, clock: FrozenClock) -> None:
+    services: Services, clock: FrozenClock
+) -> None:
     with services.sessions() as session:
-        for url in ("http://127.0.0.1:9/hooks", "http://10.0.0.5/hooks",
-                    "http://[::1]/hooks", "http://169.254.169.254/latest"):
+        for url in (
+            "http://127.0.0.1:9/hooks",
+            "http://10.0.0.5/hooks",
+            "http://[::1]/hooks",
+            "http://169.254.169.254/latest",
+        ):
             with pytest.raises(hooks.HookError, match="loopback or private"):
                 hooks.add_endpoint(session, url, ["lesson.sent"], clock())
         with pytest.raises(hooks.HookError, match="unknown events"):
             hooks.add_endpoint(session, "https://example.org/h", ["lesson.opened"], clock())
-        endpoint, _ = hooks.add_endpoint(session, "http://127.0.0.1:9/hooks", ["lesson.sent"],
-                                         clock(), allow_private=True)
+        endpoint, _ = hooks.add_endpoint(
+            session, "http://127.0.0.1:9/hooks", ["lesson.sent"], clock(), allow_private=True
+        )
         assert endpoint.id
 
 
 def test_an_endpoint_that_keeps_failing_is_given_up_after_a_day_and_holds_up_nothing_else(
-        services: Services, clock: FrozenClock) -> None:
+    services: Services, clock: FrozenClock
+) -> None:
     dead = Receiver(failures=10**6)
     try:
         with services.sessions() as session:
-            hooks.add_endpoint(session, dead.url, ["subscriber.created"], clock(),
-                               allow_private=True)
-            subscribe(session, services.content.library(), "tiny", "ada@example.org", clock(),
-                      consent=Consent(source="test", text="yes"))
+            hooks.add_endpoint(
+                session, dead.url, ["subscriber.created"], clock(), allow_private=True
+            )
+            subscribe(
+                session,
+                services.content.library(),
+                "tiny",
+                "ada@example.org",
+                clock(),
+                consent=Consent(source="test", text="yes"),
+            )
             session.commit()
         for _ in range(30):
             run_hooks(services, clock)

@@ -46,30 +46,51 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "source").mkdir()
     for name in SOURCES:
         if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, root / "source" / name,
-                            ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                REPO / name, root / "source" / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
         else:
             shutil.copy(REPO / name, root / "source" / name)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PIP_NO_INDEX"] = "1"  # offline: the build uses the test environment's setuptools
 
     def run(*command: str | Path) -> str:
-        done = subprocess.run([str(c) for c in command], env=env, capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run(
+            [str(c) for c in command], env=env, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, f"{command}:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-        "-w", root / "dist", root / "source")
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "-q",
+        "--no-deps",
+        "--no-build-isolation",
+        "-w",
+        root / "dist",
+        root / "source",
+    )
     (wheel,) = (root / "dist").glob("drip-*.whl")
     run(sys.executable, "-m", "venv", "--without-pip", root / "venv")
     python = root / "venv" / "bin" / "python"
-    site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))")
-                .strip())
+    site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").strip())
     theirs = dict.fromkeys((sysconfig.get_path("purelib"), sysconfig.get_path("platlib")))
     (site / "test-dependencies.pth").write_text("".join(f"{path}\n" for path in theirs))
-    run(sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps",
-        "--no-compile", wheel)
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        python,
+        "install",
+        "-q",
+        "--no-deps",
+        "--no-compile",
+        wheel,
+    )
     run(sys.executable, "-m", "pip", "--python", python, "check")
     return python.parent
 
@@ -102,41 +123,63 @@ def html_of(message: EmailMessage) -> str:
 
 
 def test_every_package_under_drip_is_listed_for_the_wheel() -> None:
-    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-                 ["packages"])
-    found = {".".join(p.parent.relative_to(REPO).parts)
-             for p in (REPO / "drip").rglob("__init__.py")}
+    listed = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "drip").rglob("__init__.py")
+    }
     assert found - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
     assert "drip.templates" in listed
 
 
 @pytest.mark.slow
 def test_the_installed_wheel_serves_styled_pages_and_sends_its_emails_from_any_folder(
-        installed: Path, tmp_path: Path) -> None:
+    installed: Path, tmp_path: Path
+) -> None:
     site = tmp_path / "site"  # an author's folder: drip finds ./sequences by itself
     shutil.copytree(REPO / "sequences", site / "sequences")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {"PATH": f"{installed}{os.pathsep}/usr/bin{os.pathsep}/bin", "LANG": "C.UTF-8",
-           "HOME": str(tmp_path / "home"), "DRIP_DATA_DIR": str(tmp_path / "data"),
-           "DRIP_BASE_URL": base, "DRIP_POSTAL_ADDRESS": "1 Wheel Street, Testville",
-           "DRIP_CHECK_EMAIL_DOMAIN": "false"}
+    env = {
+        "PATH": f"{installed}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "LANG": "C.UTF-8",
+        "HOME": str(tmp_path / "home"),
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_BASE_URL": base,
+        "DRIP_POSTAL_ADDRESS": "1 Wheel Street, Testville",
+        "DRIP_CHECK_EMAIL_DOMAIN": "false",
+    }
 
     def drip(*args: str) -> str:
-        done = subprocess.run([str(installed / "drip"), *args], cwd=site, env=env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [str(installed / "drip"), *args],
+            cwd=site,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, f"drip {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    where = subprocess.run([str(installed / "python"), "-c", "import drip; print(drip.__file__)"],
-                           cwd=site, env=env, capture_output=True, text=True, check=True)
+    where = subprocess.run(
+        [str(installed / "python"), "-c", "import drip; print(drip.__file__)"],
+        cwd=site,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert Path(where.stdout.strip()).is_relative_to(installed.parent), where.stdout
     drip("init")
     drip("subscribe", "ada@example.org", COURSE, "--name", "Ada", "--confirmed")
     drip("subscribe", "bob@example.org", COURSE, "--name", "Bob")
     drip("dispatch")
-    messages = {parseaddr(str(m["To"]))[1]: m for m in map(
-        read_eml, (tmp_path / "data" / "outbox").glob("*.eml"))}
+    messages = {
+        parseaddr(str(m["To"]))[1]: m
+        for m in map(read_eml, (tmp_path / "data" / "outbox").glob("*.eml"))
+    }
     assert sorted(messages) == ["ada@example.org", "bob@example.org"]
     welcome, confirm = messages["ada@example.org"], messages["bob@example.org"]
     assert welcome["Subject"] == "Your residency interview questions PDF is here"
@@ -147,16 +190,26 @@ def test_the_installed_wheel_serves_styled_pages_and_sends_its_emails_from_any_f
     confirm_link = LINK.search(html_of(confirm))
     assert magnet is not None and confirm_link is not None
 
-    server = subprocess.Popen([str(installed / "drip"), "serve", "--port", str(port)],
-                              cwd=site, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [str(installed / "drip"), "serve", "--port", str(port)],
+        cwd=site,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert wait_for(lambda: answers(f"{base}/healthz"), 120), "drip serve did not answer"
-        pages = {path: fetch(base + path) for path in (
-            f"/subscribe/{COURSE}", "/admin/login", confirm_link[1])}
-        sheets = {path: [fetch(base + urlsplit(sheet).path)
-                         for sheet in STYLESHEET.findall(body.decode())]
-                  for path, (_, _, body) in pages.items()}
+        pages = {
+            path: fetch(base + path)
+            for path in (f"/subscribe/{COURSE}", "/admin/login", confirm_link[1])
+        }
+        sheets = {
+            path: [
+                fetch(base + urlsplit(sheet).path) for sheet in STYLESHEET.findall(body.decode())
+            ]
+            for path, (_, _, body) in pages.items()
+        }
         pdf = fetch(base + magnet[1])
     finally:
         server.terminate()

@@ -29,8 +29,14 @@ class DripGroup(FlaskGroup):
         self.params = [p for p in self.params if p.name not in {"app", "env_file", "debug"}]
 
 
-@click.group(cls=DripGroup, create_app=_app, add_default_commands=False,
-             add_version_option=False, load_dotenv=False, set_debug_flag=False)
+@click.group(
+    cls=DripGroup,
+    create_app=_app,
+    add_default_commands=False,
+    add_version_option=False,
+    load_dotenv=False,
+    set_debug_flag=False,
+)
 def cli() -> None:
     """drip: email courses from Markdown files, sent on schedule.
 

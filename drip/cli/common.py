@@ -23,8 +23,9 @@ def instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     try:
         return parse_instant(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 instant such as "
-                                 "2026-03-01T09:00:00Z") from None
+        raise click.BadParameter(
+            f"{value!r} is not an ISO-8601 instant such as 2026-03-01T09:00:00Z"
+        ) from None
 
 
 def zone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -34,8 +35,9 @@ def zone(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise click.BadParameter(f"{value!r} is not an IANA time zone such as "
-                                 "America/New_York") from None
+        raise click.BadParameter(
+            f"{value!r} is not an IANA time zone such as America/New_York"
+        ) from None
     return value
 
 

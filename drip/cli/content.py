@@ -43,9 +43,11 @@ def check_command() -> None:
     the lead-magnet PDF) as sending would; print `path:line: problem`, exit 1 on errors."""
     svc = services()
     library = load_sequences(svc.settings.sequences_dir)
-    problems = [*library.problems, *render_problems(library, svc.renderer, svc.links,
-                                                    svc.settings, svc.clock()),
-                *lint(library, svc.renderer)]
+    problems = [
+        *library.problems,
+        *render_problems(library, svc.renderer, svc.links, svc.settings, svc.clock()),
+        *lint(library, svc.renderer),
+    ]
     for problem in problems:
         click.echo(str(problem), err=problem.severity == "error")
     for sequence in library.sequences.values():
@@ -56,8 +58,11 @@ def check_command() -> None:
 
 @click.command("embed")
 @click.argument("sequence")
-@click.option("--tags", default="", help="Comma-separated tags every sign-up from this form "
-                                         "gets (signed into the form).")
+@click.option(
+    "--tags",
+    default="",
+    help="Comma-separated tags every sign-up from this form gets (signed into the form).",
+)
 @with_appcontext
 def embed_command(sequence: str, tags: str) -> None:
     """Print the sign-up form for SEQUENCE to paste into a web page."""
@@ -73,12 +78,20 @@ def embed_command(sequence: str, tags: str) -> None:
 @click.command("preview")
 @click.argument("sequence")
 @click.argument("lesson", required=False)
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
-              default=None,
-              help="Folder to write into, a sub-folder per sequence; default: previews/ in "
-                   "the data directory (outside the repository).")
-@click.option("--name", default=SAMPLE_READER.first_name, show_default=True,
-              help="The sample reader's first name ('' shows each default).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to write into, a sub-folder per sequence; default: previews/ in "
+    "the data directory (outside the repository).",
+)
+@click.option(
+    "--name",
+    default=SAMPLE_READER.first_name,
+    show_default=True,
+    help="The sample reader's first name ('' shows each default).",
+)
 @with_appcontext
 def preview_command(sequence: str, lesson: str | None, out: Path | None, name: str) -> None:
     """Write each lesson's HTML and text, as a sample reader gets them, to files. The sample
@@ -89,13 +102,15 @@ def preview_command(sequence: str, lesson: str | None, out: Path | None, name: s
     lessons = found.lessons
     if lesson is not None:
         chosen = found.lesson(lesson) or next(
-            (item for item in lessons if f"{item.number:02d}-{item.key}" == lesson), None)
+            (item for item in lessons if f"{item.number:02d}-{item.key}" == lesson), None
+        )
         if chosen is None:
             keys = ", ".join(item.key for item in lessons)
             raise click.ClickException(f"no lesson {lesson!r} in {sequence} (lessons: {keys})")
         lessons = (chosen,)
-    reader = Reader(SAMPLE_READER.email, name, SAMPLE_READER.subscriber_id,
-                    SAMPLE_READER.enrollment_id)
+    reader = Reader(
+        SAMPLE_READER.email, name, SAMPLE_READER.subscriber_id, SAMPLE_READER.enrollment_id
+    )
     folder = out / found.slug
     folder.mkdir(parents=True, exist_ok=True)
     links = sample_links(svc.links, "preview")
@@ -117,10 +132,17 @@ def signup_instant(text: str, zone_name: str) -> datetime:
 
 @click.command("schedule")
 @click.argument("sequence")
-@click.option("--signup", required=True,
-              help="When the reader confirms (ISO-8601; without an offset: in --timezone).")
-@click.option("--timezone", callback=zone, default=None,
-              help="The reader's IANA time zone; default: the sequence's.")
+@click.option(
+    "--signup",
+    required=True,
+    help="When the reader confirms (ISO-8601; without an offset: in --timezone).",
+)
+@click.option(
+    "--timezone",
+    callback=zone,
+    default=None,
+    help="The reader's IANA time zone; default: the sequence's.",
+)
 @with_appcontext
 def schedule_command(sequence: str, signup: str, timezone: str | None) -> None:
     """Print when each lesson of SEQUENCE would land for such a reader."""
@@ -129,23 +151,25 @@ def schedule_command(sequence: str, signup: str, timezone: str | None) -> None:
     try:
         confirmed = signup_instant(signup, reader_tz.key)
     except ValueError:
-        raise click.BadParameter(f"{signup!r} is not an ISO-8601 time such as "
-                                 "2026-03-01T09:00 or 2026-03-01T09:00:00-05:00",
-                                 param_hint="'--signup'") from None
+        raise click.BadParameter(
+            f"{signup!r} is not an ISO-8601 time such as "
+            "2026-03-01T09:00 or 2026-03-01T09:00:00-05:00",
+            param_hint="'--signup'",
+        ) from None
     start = confirmed.astimezone(reader_tz)
-    click.echo(f"{found.slug}: reader in {reader_tz.key}, "
-               f"confirmed {start:%a %Y-%m-%d %H:%M %Z}")
+    click.echo(f"{found.slug}: reader in {reader_tz.key}, confirmed {start:%a %Y-%m-%d %H:%M %Z}")
     for lesson, moment in timeline(found.lessons, confirmed, found.window, reader_tz):
         local = moment.astimezone(reader_tz)
         day = (local.date() - start.date()).days
-        click.echo(f"day {day:>3}  {local:%a %Y-%m-%d %H:%M %Z}  "
-                   f"{lesson.number:02d}-{lesson.key}  {lesson.subject}")
+        click.echo(
+            f"day {day:>3}  {local:%a %Y-%m-%d %H:%M %Z}  "
+            f"{lesson.number:02d}-{lesson.key}  {lesson.subject}"
+        )
 
 
 @click.command("build-magnets")
 @click.option("--force", is_flag=True, help="Rebuild even the PDFs that are up to date.")
-@click.option("--page-size", type=click.Choice(["A4", "Letter"]), default="A4",
-              show_default=True)
+@click.option("--page-size", type=click.Choice(["A4", "Letter"]), default="A4", show_default=True)
 @with_appcontext
 def build_magnets_command(force: bool, page_size: str) -> None:
     """Typeset every sequence's lead magnet into the data directory's magnets/ folder,
@@ -154,11 +178,16 @@ def build_magnets_command(force: bool, page_size: str) -> None:
     library = svc.content.library()
     found = [s for s in library.sequences.values() if s.lead_magnet is not None]
     results: list[tuple[Sequence, bool]] = []
-    with click.progressbar(found, label="building lead magnets", file=sys.stderr,
-                           item_show_func=lambda s: s.slug if s else None) as bar:
+    with click.progressbar(
+        found,
+        label="building lead magnets",
+        file=sys.stderr,
+        item_show_func=lambda s: s.slug if s else None,
+    ) as bar:
         for sequence in bar:
-            results.append((sequence, magnets.build(svc.settings, sequence, force=force,
-                                                    page_size=page_size)))
+            results.append(
+                (sequence, magnets.build(svc.settings, sequence, force=force, page_size=page_size))
+            )
     for sequence, built in results:
         path = magnets.common_path(svc.settings, sequence, page_size)
         click.echo(f"{'built' if built else 'up to date'}: {path}")
@@ -170,8 +199,12 @@ def build_magnets_command(force: bool, page_size: str) -> None:
 @click.argument("sequence")
 @click.argument("lesson")
 @click.option("--to", "to", required=True, help="Your own address.")
-@click.option("--name", default=SAMPLE_READER.first_name, show_default=True,
-              help="The first name the lesson greets.")
+@click.option(
+    "--name",
+    default=SAMPLE_READER.first_name,
+    show_default=True,
+    help="The first name the lesson greets.",
+)
 @with_appcontext
 def test_send_command(sequence: str, lesson: str, to: str, name: str) -> None:
     """Send LESSON of SEQUENCE (or `confirm`, the confirmation email) to your own address
@@ -179,8 +212,9 @@ def test_send_command(sequence: str, lesson: str, to: str, name: str) -> None:
     svc = services()
     found = sequence_named(sequence)
     try:
-        mid = send_test(svc.renderer, svc.links, svc.transport, found, lesson, to, svc.clock(),
-                        first_name=name)
+        mid = send_test(
+            svc.renderer, svc.links, svc.transport, found, lesson, to, svc.clock(), first_name=name
+        )
     except (UnknownLesson, SubscriptionError, SendError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"sent [TEST] {found.slug}/{lesson} to {to} ({mid})")
@@ -193,8 +227,12 @@ def broadcast_group() -> None:
 
 @broadcast_group.command("send")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--at", "at", callback=instant, help="When (ISO-8601); each reader gets it in "
-                                                    "their own window at or after. Default: now.")
+@click.option(
+    "--at",
+    "at",
+    callback=instant,
+    help="When (ISO-8601); each reader gets it in their own window at or after. Default: now.",
+)
 @click.option("--dry-run", is_flag=True, help="Count the readers and show a few; send nothing.")
 @with_appcontext
 def broadcast_send(file: Path, at: datetime | None, dry_run: bool) -> None:
@@ -210,8 +248,10 @@ def broadcast_send(file: Path, at: datetime | None, dry_run: bool) -> None:
     with svc.sessions() as session:
         if dry_run:
             total, first = audience_count(session, spec)
-            click.echo(f"{spec.name}: {total} readers would get it"
-                       + (f", e.g. {', '.join(first)}" if first else ""))
+            click.echo(
+                f"{spec.name}: {total} readers would get it"
+                + (f", e.g. {', '.join(first)}" if first else "")
+            )
             return
         broadcast = schedule(session, library, spec, at or svc.clock(), svc.clock())
         total = sum(progress(session, broadcast.id).values())
@@ -229,8 +269,9 @@ def broadcast_status(broadcast_id: int | None) -> None:
                 continue
             counts = progress(session, broadcast.id)
             parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-            click.echo(f"{broadcast.id} {broadcast.name} ({broadcast.status}): "
-                       f"{parts or 'no readers'}")
+            click.echo(
+                f"{broadcast.id} {broadcast.name} ({broadcast.status}): {parts or 'no readers'}"
+            )
 
 
 @broadcast_group.command("cancel")
@@ -247,5 +288,12 @@ def broadcast_cancel(broadcast_id: int) -> None:
     click.echo(f"broadcast {broadcast_id} cancelled; {skipped} readers will not get it")
 
 
-COMMANDS = (check_command, broadcast_group, test_send_command, embed_command, preview_command,
-            schedule_command, build_magnets_command)
+COMMANDS = (
+    check_command,
+    broadcast_group,
+    test_send_command,
+    embed_command,
+    preview_command,
+    schedule_command,
+    build_magnets_command,
+)

@@ -39,9 +39,11 @@ def announce_first_operator(svc: Services) -> None:
         private_dir(path.parent)
         write_private(path, f"{password}\n".encode())
         session.commit()
-    click.echo(f"admin: log in at /admin as {FIRST_OPERATOR} with the password in {path} "
-               f"(readable by this user only; change it with `drip admin password "
-               f"{FIRST_OPERATOR}`, then delete the file)")
+    click.echo(
+        f"admin: log in at /admin as {FIRST_OPERATOR} with the password in {path} "
+        f"(readable by this user only; change it with `drip admin password "
+        f"{FIRST_OPERATOR}`, then delete the file)"
+    )
 
 
 @click.group("admin")
@@ -50,8 +52,9 @@ def admin_group() -> None:
 
 
 def _password() -> str:
-    return os.environ.get("DRIP_ADMIN_PASSWORD") or str(click.prompt(
-        "Password", hide_input=True, confirmation_prompt=True))
+    return os.environ.get("DRIP_ADMIN_PASSWORD") or str(
+        click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    )
 
 
 @admin_group.command("create")
@@ -141,10 +144,10 @@ def webhook_group() -> None:
 
 @webhook_group.command("add")
 @click.argument("url")
-@click.option("--events", required=True,
-              help=f"Comma-separated: {', '.join(EVENT_TYPES)}.")
-@click.option("--allow-private", is_flag=True,
-              help="Allow an endpoint on a loopback or private address.")
+@click.option("--events", required=True, help=f"Comma-separated: {', '.join(EVENT_TYPES)}.")
+@click.option(
+    "--allow-private", is_flag=True, help="Allow an endpoint on a loopback or private address."
+)
 @with_appcontext
 def webhook_add(url: str, events: str, allow_private: bool) -> None:
     """Add an endpoint and print its signing secret once."""
@@ -152,14 +155,17 @@ def webhook_add(url: str, events: str, allow_private: bool) -> None:
     with svc.sessions() as session:
         try:
             endpoint, secret = add_endpoint(
-                session, url, [e.strip() for e in events.split(",") if e.strip()],
-                svc.clock(), allow_private=allow_private)
+                session,
+                url,
+                [e.strip() for e in events.split(",") if e.strip()],
+                svc.clock(),
+                allow_private=allow_private,
+            )
         except HookError as error:
             raise click.ClickException(str(error)) from None
         session.commit()
         click.echo(secret)
-        click.echo(f"webhook {endpoint.id} -> {url}; the secret is shown only this once",
-                   err=True)
+        click.echo(f"webhook {endpoint.id} -> {url}; the secret is shown only this once", err=True)
 
 
 @webhook_group.command("list")

@@ -46,8 +46,9 @@ def dispatch_command(now: datetime | None, dry_run: bool) -> None:
         _guard(svc)
     try:
         with dispatch_lock(svc.engine) if not dry_run else ExitStack():
-            report = svc.dispatcher().run_pass(moment, dry_run=dry_run,
-                                               progress=lambda o: click.echo(str(o)))
+            report = svc.dispatcher().run_pass(
+                moment, dry_run=dry_run, progress=lambda o: click.echo(str(o))
+            )
     except DispatchLocked as error:
         raise click.ClickException(str(error)) from None
     if dry_run:
@@ -78,8 +79,10 @@ def serve_command(host: str, port: int, no_scheduler: bool) -> None:
                 start_background(svc, stack)
             except DispatchLocked as error:
                 click.echo(f"scheduler not started: {error}", err=True)
-        click.echo(f"drip on http://{host}:{port}/ (database {safe_url(svc)}, "
-                   f"outbox {svc.settings.outbox_dir if not svc.settings.smtp_url else 'off'})")
+        click.echo(
+            f"drip on http://{host}:{port}/ (database {safe_url(svc)}, "
+            f"outbox {svc.settings.outbox_dir if not svc.settings.smtp_url else 'off'})"
+        )
         serve(current_app._get_current_object(), host=host, port=port, threads=8)  # type: ignore[attr-defined]
 
 
@@ -97,8 +100,11 @@ def worker_command() -> None:
 
 
 @click.command("doctor")
-@click.option("--nameserver", metavar="HOST[:PORT]",
-              help="Ask this DNS server instead of the system's resolver.")
+@click.option(
+    "--nameserver",
+    metavar="HOST[:PORT]",
+    help="Ask this DNS server instead of the system's resolver.",
+)
 @click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for DNS.")
 @with_appcontext
 def doctor_command(nameserver: str | None, timeout: float) -> None:
@@ -107,8 +113,9 @@ def doctor_command(nameserver: str | None, timeout: float) -> None:
     svc = services()
     resolver = dns.resolver.Resolver(configure=nameserver is None)
     if nameserver:
-        host, _, port = nameserver.rpartition(":") if nameserver.count(":") == 1 \
-            else (nameserver, "", "")
+        host, _, port = (
+            nameserver.rpartition(":") if nameserver.count(":") == 1 else (nameserver, "", "")
+        )
         resolver.nameservers = [host]
         resolver.port = int(port or 53)
     resolver.lifetime = timeout

@@ -10,6 +10,19 @@ from drip.dispatch.plan import Plan, Send, Settle, Verdict, plan
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.dispatch.send import backoff
 
-__all__ = ["Claimed", "DispatchLocked", "Dispatcher", "Outcome", "OutcomeStatus",
-           "PassReport", "Plan", "Send", "Settle", "Verdict", "backoff", "dispatch_lock",
-           "new_worker_id", "plan"]
+__all__ = [
+    "Claimed",
+    "DispatchLocked",
+    "Dispatcher",
+    "Outcome",
+    "OutcomeStatus",
+    "PassReport",
+    "Plan",
+    "Send",
+    "Settle",
+    "Verdict",
+    "backoff",
+    "dispatch_lock",
+    "new_worker_id",
+    "plan",
+]

@@ -55,19 +55,30 @@ class Claimed:
 
 
 def _unconfirmed_too_long(now: datetime, confirm_days: int) -> ColumnElement[bool]:
-    return and_(E.c.status == EnrollmentStatus.PENDING,
-                E.c.created_at < now - timedelta(days=confirm_days))
+    return and_(
+        E.c.status == EnrollmentStatus.PENDING, E.c.created_at < now - timedelta(days=confirm_days)
+    )
 
 
 def expire_unconfirmed(conn: Connection, now: datetime, confirm_days: int) -> None:
     """A sign-up never confirmed within `confirm_days` stops being due."""
-    conn.execute(update(E).where(_unconfirmed_too_long(now, confirm_days))
-                 .values(status=EnrollmentStatus.EXPIRED, due_at=None))
+    conn.execute(
+        update(E)
+        .where(_unconfirmed_too_long(now, confirm_days))
+        .values(status=EnrollmentStatus.EXPIRED, due_at=None)
+    )
     conn.commit()
 
 
-def lease(conn: Connection, now: datetime, *, worker_id: str, batch_size: int,
-          lease_end: datetime, skip_locked: bool) -> list[Claimed]:
+def lease(
+    conn: Connection,
+    now: datetime,
+    *,
+    worker_id: str,
+    batch_size: int,
+    lease_end: datetime,
+    skip_locked: bool,
+) -> list[Claimed]:
     """Take up to a batch of due enrollments: this worker's until `lease_end`. Nothing while
     a guardrail has paused all sending (drip.bounces)."""
     if sending_paused(conn):
@@ -76,10 +87,12 @@ def lease(conn: Connection, now: datetime, *, worker_id: str, batch_size: int,
     if skip_locked:
         due = due.with_for_update(skip_locked=True)
     rows = conn.execute(
-        update(E).where(E.c.id.in_(due.scalar_subquery()))
+        update(E)
+        .where(E.c.id.in_(due.scalar_subquery()))
         .values(due_at=lease_end, lease_owner=worker_id)
-        .returning(E.c.id, E.c.status, E.c.sequence, E.c.next_lesson, E.c.attempts,
-                   E.c.subscriber_id)
+        .returning(
+            E.c.id, E.c.status, E.c.sequence, E.c.next_lesson, E.c.attempts, E.c.subscriber_id
+        )
     ).all()
     conn.commit()
     claimed = load(conn, rows)
@@ -90,12 +103,15 @@ def lease(conn: Connection, now: datetime, *, worker_id: str, batch_size: int,
 def peek(conn: Connection, now: datetime, confirm_days: int) -> Iterator[list[Claimed]]:
     """The readers a pass at `now` would claim, in chunks, leasing none (the dry run); the
     sign-ups the pass would expire first are left out."""
-    ids = list(conn.scalars(queries.due(conn, now).where(
-        not_(_unconfirmed_too_long(now, confirm_days)))))
+    ids = list(
+        conn.scalars(queries.due(conn, now).where(not_(_unconfirmed_too_long(now, confirm_days))))
+    )
     for start in range(0, len(ids), PEEK_CHUNK):
         rows = conn.execute(
-            select(E.c.id, E.c.status, E.c.sequence, E.c.next_lesson, E.c.attempts,
-                   E.c.subscriber_id).where(E.c.id.in_(ids[start:start + PEEK_CHUNK]))).all()
+            select(
+                E.c.id, E.c.status, E.c.sequence, E.c.next_lesson, E.c.attempts, E.c.subscriber_id
+            ).where(E.c.id.in_(ids[start : start + PEEK_CHUNK]))
+        ).all()
         yield load(conn, rows)
 
 
@@ -104,32 +120,54 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
     sequence, next_lesson, attempts, subscriber_id), by enrollment id."""
     if not rows:
         return []
-    people = {r.id: r for r in conn.execute(
-        select(S.c.id, S.c.email, S.c.first_name, S.c.timezone, S.c.suppressed_at)
-        .where(S.c.id.in_({row.subscriber_id for row in rows})))}
+    people = {
+        r.id: r
+        for r in conn.execute(
+            select(S.c.id, S.c.email, S.c.first_name, S.c.timezone, S.c.suppressed_at).where(
+                S.c.id.in_({row.subscriber_id for row in rows})
+            )
+        )
+    }
     sent: dict[int, set[str]] = {}
     earlier: dict[int, dict[str, tuple[int, DeliveryStatus, str]]] = {}
-    for d in conn.execute(select(D.c.id, D.c.enrollment_id, D.c.lesson, D.c.status,
-                                 D.c.message_id)
-                          .where(D.c.enrollment_id.in_([row.id for row in rows]))):
+    for d in conn.execute(
+        select(D.c.id, D.c.enrollment_id, D.c.lesson, D.c.status, D.c.message_id).where(
+            D.c.enrollment_id.in_([row.id for row in rows])
+        )
+    ):
         if d.status == DeliveryStatus.SENT:
             sent.setdefault(d.enrollment_id, set()).add(d.lesson)
         else:
             earlier.setdefault(d.enrollment_id, {})[d.lesson] = (d.id, d.status, d.message_id)
     pending = [row.id for row in rows if row.status == EnrollmentStatus.PENDING]
-    confirmations: dict[int, datetime | None] = {
-        row.id: row.confirmation_sent_at for row in conn.execute(
-            select(E.c.id, E.c.confirmation_sent_at).where(E.c.id.in_(pending)))} if pending else {}
+    confirmations: dict[int, datetime | None] = (
+        {
+            row.id: row.confirmation_sent_at
+            for row in conn.execute(
+                select(E.c.id, E.c.confirmation_sent_at).where(E.c.id.in_(pending))
+            )
+        }
+        if pending
+        else {}
+    )
     claimed = []
     for row in sorted(rows, key=lambda r: int(r.id)):
         person = people[row.subscriber_id]
-        claimed.append(Claimed(
-            enrollment_id=row.id, status=row.status, sequence=row.sequence,
-            next_lesson=row.next_lesson, attempts=row.attempts,
-            reader=Reader(person.email, person.first_name, person.id, row.id),
-            timezone=person.timezone, suppressed=person.suppressed_at is not None,
-            sent=frozenset(sent.get(row.id, ())), earlier=earlier.get(row.id, {}),
-            confirmation_sent_at=confirmations.get(row.id)))
+        claimed.append(
+            Claimed(
+                enrollment_id=row.id,
+                status=row.status,
+                sequence=row.sequence,
+                next_lesson=row.next_lesson,
+                attempts=row.attempts,
+                reader=Reader(person.email, person.first_name, person.id, row.id),
+                timezone=person.timezone,
+                suppressed=person.suppressed_at is not None,
+                sent=frozenset(sent.get(row.id, ())),
+                earlier=earlier.get(row.id, {}),
+                confirmation_sent_at=confirmations.get(row.id),
+            )
+        )
     return claimed
 
 
@@ -149,7 +187,8 @@ def dispatch_lock(engine: Engine) -> Iterator[None]:
             raise DispatchLocked(
                 f"another drip worker (pid {holder}) is already dispatching from {database}: "
                 "SQLite allows one worker at a time. Stop it, or use PostgreSQL "
-                "(DRIP_DATABASE_URL) to run several workers.") from None
+                "(DRIP_DATABASE_URL) to run several workers."
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))

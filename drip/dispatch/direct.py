@@ -40,8 +40,9 @@ class Direct:
         values = self.fixed.copy()
         for name, process in self.variable:
             values[name] = params[name] if process is None else process(params[name])
-        cursor.execute(self.sql, values if self.order is None else
-                       [values[name] for name in self.order])
+        cursor.execute(
+            self.sql, values if self.order is None else [values[name] for name in self.order]
+        )
         return cursor
 
 

@@ -46,9 +46,17 @@ def new_worker_id() -> str:
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine, settings: Settings, content: ContentStore,
-                 renderer: Renderer, links: Links, transport: Callable[[], Transport],
-                 worker_id: str | None = None, clock: Clock = system_clock) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        content: ContentStore,
+        renderer: Renderer,
+        links: Links,
+        transport: Callable[[], Transport],
+        worker_id: str | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
         self.engine = engine
         self.clock = clock  # the real time, for the heartbeat: a pass may run for another
         self.settings = settings
@@ -59,13 +67,23 @@ class Dispatcher:
         self.worker_id = worker_id or new_worker_id()
         self.started_at: datetime | None = None
         self.postgres = engine.dialect.name == "postgresql"
-        self.recorder = Recorder(engine.dialect, settings, renderer, links, self.worker_id,
-                                 Pace(engine, settings.send_rate) if settings.send_rate else None)
+        self.recorder = Recorder(
+            engine.dialect,
+            settings,
+            renderer,
+            links,
+            self.worker_id,
+            Pace(engine, settings.send_rate) if settings.send_rate else None,
+        )
         self.rest = timedelta()  # how long the relay last asked drip to wait
         self.rest_until: datetime | None = None
 
-    def run_pass(self, now: datetime, dry_run: bool = False,
-                 progress: Callable[[Outcome], None] | None = None) -> PassReport:
+    def run_pass(
+        self,
+        now: datetime,
+        dry_run: bool = False,
+        progress: Callable[[Outcome], None] | None = None,
+    ) -> PassReport:
         """Take in the waiting sign-ups, then send everything due at `now`, batch by batch,
         until nothing due is left."""
         report = PassReport(now)
@@ -81,12 +99,13 @@ class Dispatcher:
             paused = sending_paused(session)  # a bounce or complaint guardrail stopped it
         if not paused:
             with Session(self.engine) as session:
-                report.fresh_links = send_requested(session, self.content.library(),
-                                                    self.renderer, self.links, self.transport,
-                                                    now)
+                report.fresh_links = send_requested(
+                    session, self.content.library(), self.renderer, self.links, self.transport, now
+                )
             with Session(self.engine) as session:
-                report.chained = chain(session, self.content.library(), self.renderer,
-                                       self.links, self.transport, now)
+                report.chained = chain(
+                    session, self.content.library(), self.renderer, self.links, self.transport, now
+                )
         with self.engine.connect() as conn:
             sqlite, checkpoint_pages = self.engine.dialect.name == "sqlite", 0
             if self.postgres:
@@ -95,7 +114,8 @@ class Dispatcher:
                 # SQLite checkpoints the WAL, with a sync to disk, each time it reaches 1,000
                 # pages: every ~150 messages of a pass. Checkpoint less often, and at the end.
                 checkpoint_pages = int(
-                    conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() or 1000)
+                    conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() or 1000
+                )
                 conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={PASS_CHECKPOINT_PAGES}")
             try:
                 expire_unconfirmed(conn, now, self.settings.confirm_days)
@@ -104,25 +124,42 @@ class Dispatcher:
                     # would otherwise claim its last batches with leases already over.
                     elapsed = timedelta(seconds=time.monotonic() - pass_clock)
                     claimed = lease(
-                        conn, now, worker_id=self.worker_id,
-                        batch_size=self.settings.batch_size, skip_locked=self.postgres,
-                        lease_end=now + elapsed + timedelta(seconds=self.settings.lease_seconds))
+                        conn,
+                        now,
+                        worker_id=self.worker_id,
+                        batch_size=self.settings.batch_size,
+                        skip_locked=self.postgres,
+                        lease_end=now + elapsed + timedelta(seconds=self.settings.lease_seconds),
+                    )
                     if not claimed:
                         break
                     library = self.content.library()
-                    plans = [plan(c, library, now, sequences_dir=self.settings.sequences_dir)
-                             for c in claimed]
-                    outcomes, relay_down = self.recorder.carry_out(conn, plans, now,
-                                                                   self.transport, progress)
+                    plans = [
+                        plan(c, library, now, sequences_dir=self.settings.sequences_dir)
+                        for c in claimed
+                    ]
+                    outcomes, relay_down = self.recorder.carry_out(
+                        conn, plans, now, self.transport, progress
+                    )
                     report.outcomes.extend(outcomes)
                     self._pace_the_relay(outcomes, now)
                     if relay_down or len(claimed) < self.settings.batch_size:
                         break
                 with Session(self.engine) as session:  # lessons first, then broadcasts
-                    report.broadcasts = Sent() if paused else send_due(
-                        session, self.content.library(), self.renderer, self.links,
-                        self.transport, now, self.worker_id,
-                        timedelta(seconds=self.settings.lease_seconds))
+                    report.broadcasts = (
+                        Sent()
+                        if paused
+                        else send_due(
+                            session,
+                            self.content.library(),
+                            self.renderer,
+                            self.links,
+                            self.transport,
+                            now,
+                            self.worker_id,
+                            timedelta(seconds=self.settings.lease_seconds),
+                        )
+                    )
                 # The heartbeat says when a pass really ran: one run `--now` for a simulated
                 # instant must not tell /healthz the last pass is in the future.
                 self.recorder.heartbeat(conn, self.clock(), self.started_at, report)
@@ -151,7 +188,9 @@ class Dispatcher:
         with self.engine.connect() as conn:
             for batch in peek(conn, now, self.settings.confirm_days):
                 for claimed in batch:
-                    planned = plan(claimed, library, now,
-                                   sequences_dir=self.settings.sequences_dir)
-                    yield (planned.outcome(OutcomeStatus.WOULD_SEND)
-                           if isinstance(planned, Send) else planned.outcome())
+                    planned = plan(claimed, library, now, sequences_dir=self.settings.sequences_dir)
+                    yield (
+                        planned.outcome(OutcomeStatus.WOULD_SEND)
+                        if isinstance(planned, Send)
+                        else planned.outcome()
+                    )

@@ -32,9 +32,12 @@ class Verdict(enum.StrEnum):
     UNSENDABLE = "unsendable"  # an address SMTP cannot carry: set aside for the operator
 
 
-SETTLED_AS = {Verdict.COMPLETED: OutcomeStatus.COMPLETED, Verdict.HELD: OutcomeStatus.HELD,
-              Verdict.SUPPRESSED: OutcomeStatus.SUPPRESSED,
-              Verdict.UNSENDABLE: OutcomeStatus.FAILED}
+SETTLED_AS = {
+    Verdict.COMPLETED: OutcomeStatus.COMPLETED,
+    Verdict.HELD: OutcomeStatus.HELD,
+    Verdict.SUPPRESSED: OutcomeStatus.SUPPRESSED,
+    Verdict.UNSENDABLE: OutcomeStatus.FAILED,
+}
 
 
 @dataclass(frozen=True)
@@ -57,11 +60,20 @@ class Send:
     def attach_magnet(self) -> bool:
         """The welcome lesson carries the reader's PDF with `attach: true`."""
         magnet = self.sequence.lead_magnet
-        return (self.lesson is not None and magnet is not None and magnet.attach
-                and self.lesson is self.sequence.lessons[0])
+        return (
+            self.lesson is not None
+            and magnet is not None
+            and magnet.attach
+            and self.lesson is self.sequence.lessons[0]
+        )
 
-    def outcome(self, status: OutcomeStatus, detail: str = "", relay_down: bool = False,
-                throttled: bool = False) -> Outcome:
+    def outcome(
+        self,
+        status: OutcomeStatus,
+        detail: str = "",
+        relay_down: bool = False,
+        throttled: bool = False,
+    ) -> Outcome:
         return _outcome(self.claimed, self.lesson_key, status, detail, relay_down, throttled)
 
 
@@ -87,30 +99,65 @@ def plan(claimed: Claimed, library: Library, now: datetime, *, sequences_dir: Pa
     sequence = library.get(claimed.sequence)
     pending = claimed.status == EnrollmentStatus.PENDING
     lesson = sequence.next_lesson(claimed.sent) if sequence and not pending else None
-    key = (CONFIRM if pending else lesson.key if lesson else
-           NO_LESSON if sequence else claimed.next_lesson or NO_LESSON)
+    key = (
+        CONFIRM
+        if pending
+        else lesson.key
+        if lesson
+        else NO_LESSON
+        if sequence
+        else claimed.next_lesson or NO_LESSON
+    )
     if claimed.suppressed:
         return Settle(claimed, Verdict.SUPPRESSED, key, "address is suppressed")
     if sequence is None:
-        reason = (library.broken_reason(claimed.sequence)
-                  or f"sequence {claimed.sequence!r} does not exist in {sequences_dir}")
+        reason = (
+            library.broken_reason(claimed.sequence)
+            or f"sequence {claimed.sequence!r} does not exist in {sequences_dir}"
+        )
         return Settle(claimed, Verdict.HELD, key, reason, hold_until=now + HOLD)
     if not pending and lesson is None:
         return Settle(claimed, Verdict.COMPLETED, key)
     if not claimed.reader.email.isascii():
-        return Settle(claimed, Verdict.UNSENDABLE, key,
-                      f"{claimed.reader.email} has non-ASCII characters; sending to it needs "
-                      "SMTPUTF8, which drip does not use: correct the address and resume")
+        return Settle(
+            claimed,
+            Verdict.UNSENDABLE,
+            key,
+            f"{claimed.reader.email} has non-ASCII characters; sending to it needs "
+            "SMTPUTF8, which drip does not use: correct the address and resume",
+        )
     if lesson is None:
         return Send(claimed, sequence, None, key)
     following = sequence.next_lesson(claimed.sent | {lesson.key})
     if following is None:
         return Send(claimed, sequence, lesson, key)
-    return Send(claimed, sequence, lesson, key, following.key, next_due(
-        now, following.delay, sequence.window, reader_zone(claimed.timezone, sequence.timezone)))
+    return Send(
+        claimed,
+        sequence,
+        lesson,
+        key,
+        following.key,
+        next_due(
+            now, following.delay, sequence.window, reader_zone(claimed.timezone, sequence.timezone)
+        ),
+    )
 
 
-def _outcome(claimed: Claimed, lesson: str, status: OutcomeStatus, detail: str,
-             relay_down: bool = False, throttled: bool = False) -> Outcome:
-    return Outcome(claimed.enrollment_id, claimed.reader.email, claimed.sequence, lesson,
-                   status, detail, relay_down, throttled)
+def _outcome(
+    claimed: Claimed,
+    lesson: str,
+    status: OutcomeStatus,
+    detail: str,
+    relay_down: bool = False,
+    throttled: bool = False,
+) -> Outcome:
+    return Outcome(
+        claimed.enrollment_id,
+        claimed.reader.email,
+        claimed.sequence,
+        lesson,
+        status,
+        detail,
+        relay_down,
+        throttled,
+    )

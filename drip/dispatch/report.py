@@ -25,9 +25,15 @@ class OutcomeStatus(enum.StrEnum):
     SKIPPED = "skipped"
 
 
-SUMMARY_ORDER = (OutcomeStatus.SENT, OutcomeStatus.WOULD_SEND, OutcomeStatus.RETRYING,
-                 OutcomeStatus.FAILED, OutcomeStatus.SUPPRESSED, OutcomeStatus.COMPLETED,
-                 OutcomeStatus.HELD)
+SUMMARY_ORDER = (
+    OutcomeStatus.SENT,
+    OutcomeStatus.WOULD_SEND,
+    OutcomeStatus.RETRYING,
+    OutcomeStatus.FAILED,
+    OutcomeStatus.SUPPRESSED,
+    OutcomeStatus.COMPLETED,
+    OutcomeStatus.HELD,
+)
 
 
 @dataclass(frozen=True)
@@ -67,12 +73,18 @@ class PassReport:
         if self.waiting:
             parts.insert(0, f"{self.waiting} sign-ups waiting to be taken in")
         if self.chained.enrolled or self.chained.offered:
-            parts.append(f"{self.chained.enrolled} chained into their next course, "
-                         f"{self.chained.offered} offered it")
+            parts.append(
+                f"{self.chained.enrolled} chained into their next course, "
+                f"{self.chained.offered} offered it"
+            )
         if self.broadcasts.sent or self.broadcasts.failed:
-            parts.append(f"{self.broadcasts.sent} broadcast messages sent"
-                         + (f", {self.broadcasts.failed} not" if self.broadcasts.failed else ""))
+            parts.append(
+                f"{self.broadcasts.sent} broadcast messages sent"
+                + (f", {self.broadcasts.failed} not" if self.broadcasts.failed else "")
+            )
         if self.fresh_links.sent or self.fresh_links.failed:
-            parts.append(f"{self.fresh_links.sent} fresh links sent"
-                         + (f", {self.fresh_links.failed} not" if self.fresh_links.failed else ""))
+            parts.append(
+                f"{self.fresh_links.sent} fresh links sent"
+                + (f", {self.fresh_links.failed} not" if self.fresh_links.failed else "")
+            )
         return f"dispatch as of {self.now.isoformat()}: " + (", ".join(parts) or "nothing due")

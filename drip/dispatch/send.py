@@ -62,25 +62,41 @@ HEARTBEATS = cast(Table, WorkerHeartbeat.__table__)
 
 # What a pass runs for every message, built once with bound parameters: SQLAlchemy finds each
 # compiled in its cache, where a statement built per reader costs more than the SQL itself.
-STILL_WANTED = (select(E.c.status, S.c.suppressed_at, E.c.lease_owner)
-                .join(S, S.c.id == E.c.subscriber_id)
-                .where(E.c.id == bindparam("p_check", type_=Integer())))
-MARK_SENT = (update(D).where(D.c.id == bindparam("p_delivery"))
-             .values(status=DeliveryStatus.SENT, sent_at=bindparam("p_at", type_=D.c.sent_at.type),
-                     updated_at=bindparam("p_at", type_=D.c.sent_at.type), last_error=None,
-                     lesson_version=bindparam("p_version"), attempts=D.c.attempts + 1))
-ADVANCE = (update(E).where(E.c.id == bindparam("p_enrollment"),
-                           E.c.status == EnrollmentStatus.ACTIVE)
-           .values(next_lesson=bindparam("p_after", type_=E.c.next_lesson.type),
-                   due_at=bindparam("p_after_due", type_=E.c.due_at.type),
-                   last_sent_at=bindparam("p_at", type_=E.c.last_sent_at.type), attempts=0,
-                   last_error=None, lease_owner=None,
-                   status=bindparam("p_status", type_=E.c.status.type),
-                   completed_at=bindparam("p_done_at", type_=E.c.completed_at.type)))
+STILL_WANTED = (
+    select(E.c.status, S.c.suppressed_at, E.c.lease_owner)
+    .join(S, S.c.id == E.c.subscriber_id)
+    .where(E.c.id == bindparam("p_check", type_=Integer()))
+)
+MARK_SENT = (
+    update(D)
+    .where(D.c.id == bindparam("p_delivery"))
+    .values(
+        status=DeliveryStatus.SENT,
+        sent_at=bindparam("p_at", type_=D.c.sent_at.type),
+        updated_at=bindparam("p_at", type_=D.c.sent_at.type),
+        last_error=None,
+        lesson_version=bindparam("p_version"),
+        attempts=D.c.attempts + 1,
+    )
+)
+ADVANCE = (
+    update(E)
+    .where(E.c.id == bindparam("p_enrollment"), E.c.status == EnrollmentStatus.ACTIVE)
+    .values(
+        next_lesson=bindparam("p_after", type_=E.c.next_lesson.type),
+        due_at=bindparam("p_after_due", type_=E.c.due_at.type),
+        last_sent_at=bindparam("p_at", type_=E.c.last_sent_at.type),
+        attempts=0,
+        last_error=None,
+        lease_owner=None,
+        status=bindparam("p_status", type_=E.c.status.type),
+        completed_at=bindparam("p_done_at", type_=E.c.completed_at.type),
+    )
+)
 # On PostgreSQL the three go in one statement, atomic on its own: one round trip, no BEGIN.
-RECORD_SENT_AND_CHECK = STILL_WANTED.add_cte(MARK_SENT.cte("sent_delivery"),
-                                             ADVANCE.cte("advanced_enrollment"))
-
+RECORD_SENT_AND_CHECK = STILL_WANTED.add_cte(
+    MARK_SENT.cte("sent_delivery"), ADVANCE.cte("advanced_enrollment")
+)
 
 
 class Check(enum.Enum):
@@ -110,8 +126,15 @@ def backoff(attempts: int) -> timedelta:
 class Recorder:
     """Carries out one batch of plans for one worker, recording each outcome."""
 
-    def __init__(self, dialect: Dialect, settings: Settings, renderer: Renderer, links: Links,
-                 worker_id: str, pace: Pace | None = None) -> None:
+    def __init__(
+        self,
+        dialect: Dialect,
+        settings: Settings,
+        renderer: Renderer,
+        links: Links,
+        worker_id: str,
+        pace: Pace | None = None,
+    ) -> None:
         self.settings = settings
         self.pace = pace
         self.renderer = renderer
@@ -123,9 +146,14 @@ class Recorder:
         self._advance = Direct(ADVANCE, dialect)
         self._check = Direct(STILL_WANTED, dialect)
 
-    def carry_out(self, conn: Connection, plans: Sequence[Plan], now: datetime,
-                  transport: Callable[[], Transport],
-                  progress: Callable[[Outcome], None] | None) -> tuple[list[Outcome], bool]:
+    def carry_out(
+        self,
+        conn: Connection,
+        plans: Sequence[Plan],
+        now: datetime,
+        transport: Callable[[], Transport],
+        progress: Callable[[Outcome], None] | None,
+    ) -> tuple[list[Outcome], bool]:
         """Settle the readers that get no message, send the others; True if the relay was
         down or asked drip to slow down (the readers not tried are released for later).
 
@@ -150,12 +178,19 @@ class Recorder:
 
         with ThreadPoolExecutor(lanes, thread_name_prefix="smtp") as pool:
             results = list(pool.map(run, [ready[i::lanes] for i in range(lanes)]))
-        return (outcomes + [o for sent, _ in results for o in sent],
-                any(down for _, down in results))
+        return (
+            outcomes + [o for sent, _ in results for o in sent],
+            any(down for _, down in results),
+        )
 
-    def _lane(self, conn: Connection, ready: list[Ready], now: datetime,
-              transport: Callable[[], Transport],
-              progress: Callable[[Outcome], None] | None) -> tuple[list[Outcome], bool]:
+    def _lane(
+        self,
+        conn: Connection,
+        ready: list[Ready],
+        now: datetime,
+        transport: Callable[[], Transport],
+        progress: Callable[[Outcome], None] | None,
+    ) -> tuple[list[Outcome], bool]:
         """One SMTP session through its share of the batch, in order."""
         outcomes: list[Outcome] = []
         relay_down = False
@@ -188,31 +223,52 @@ class Recorder:
         try:
             self._template(plan)
         except Exception as error:  # whatever the author's files did: hold, never crash
-            log.exception("%s/%s cannot be rendered; its readers are held", plan.sequence.slug,
-                          plan.lesson_key)
-            return Settle(plan.claimed, Verdict.HELD, plan.lesson_key,
-                          f"{plan.sequence.slug}/{plan.lesson_key} cannot be rendered "
-                          f"(run `drip check`): {' '.join(str(error).split())}"[:1000],
-                          hold_until=now + HOLD)
+            log.exception(
+                "%s/%s cannot be rendered; its readers are held",
+                plan.sequence.slug,
+                plan.lesson_key,
+            )
+            return Settle(
+                plan.claimed,
+                Verdict.HELD,
+                plan.lesson_key,
+                f"{plan.sequence.slug}/{plan.lesson_key} cannot be rendered "
+                f"(run `drip check`): {' '.join(str(error).split())}"[:1000],
+                hold_until=now + HOLD,
+            )
         return plan
 
     def _settle(self, conn: Connection, settle: Settle, now: datetime) -> Outcome:
         enrollment = update(E).where(E.c.id == settle.claimed.enrollment_id)
         if settle.verdict is Verdict.SUPPRESSED:
-            conn.execute(enrollment.values(status=EnrollmentStatus.SUPPRESSED, due_at=None,
-                                           lease_owner=None))
+            conn.execute(
+                enrollment.values(status=EnrollmentStatus.SUPPRESSED, due_at=None, lease_owner=None)
+            )
         elif settle.verdict is Verdict.HELD:
-            conn.execute(enrollment.values(due_at=settle.hold_until, lease_owner=None,
-                                           last_error=settle.reason))
+            conn.execute(
+                enrollment.values(
+                    due_at=settle.hold_until, lease_owner=None, last_error=settle.reason
+                )
+            )
         elif settle.verdict is Verdict.COMPLETED:
-            conn.execute(enrollment.values(status=EnrollmentStatus.COMPLETED, completed_at=now,
-                                           next_lesson=None, due_at=None, lease_owner=None))
+            conn.execute(
+                enrollment.values(
+                    status=EnrollmentStatus.COMPLETED,
+                    completed_at=now,
+                    next_lesson=None,
+                    due_at=None,
+                    lease_owner=None,
+                )
+            )
         else:
             # An address SMTP cannot carry without SMTPUTF8 would stop the pass at every
             # attempt: set the reader aside for the operator. An unconfirmed reader stays
             # unconfirmed (and expires); an active one is paused.
-            values: dict[str, Any] = {"due_at": None, "lease_owner": None,
-                                      "last_error": settle.reason}
+            values: dict[str, Any] = {
+                "due_at": None,
+                "lease_owner": None,
+                "last_error": settle.reason,
+            }
             if settle.claimed.status == EnrollmentStatus.ACTIVE:
                 values.update(status=EnrollmentStatus.PAUSED, paused_reason=settle.reason)
             conn.execute(enrollment.values(**values))
@@ -228,14 +284,23 @@ class Recorder:
         mids: dict[int, str] = {}
         if new:
             values: list[dict[str, Any]] = [
-                {"enrollment_id": s.claimed.enrollment_id, "lesson": s.lesson_key,
-                 "lesson_version": t.version,
-                 "status": DeliveryStatus.SENDING, "attempts": 0,
-                 "message_id": message_id(s.claimed.enrollment_id, s.lesson_key,
-                                          self.renderer.domain, new_send()),
-                 "created_at": now, "updated_at": now} for s, t in new]
-            rows = conn.execute(insert(D).returning(D.c.id, D.c.enrollment_id,
-                                                   sort_by_parameter_order=True), values).all()
+                {
+                    "enrollment_id": s.claimed.enrollment_id,
+                    "lesson": s.lesson_key,
+                    "lesson_version": t.version,
+                    "status": DeliveryStatus.SENDING,
+                    "attempts": 0,
+                    "message_id": message_id(
+                        s.claimed.enrollment_id, s.lesson_key, self.renderer.domain, new_send()
+                    ),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for s, t in new
+            ]
+            rows = conn.execute(
+                insert(D).returning(D.c.id, D.c.enrollment_id, sort_by_parameter_order=True), values
+            ).all()
             ids = {row.enrollment_id: row.id for row in rows}
             mids = {value["enrollment_id"]: value["message_id"] for value in values}
         for s, _ in lessons:
@@ -244,42 +309,78 @@ class Recorder:
             delivery_id, previous, stored = s.claimed.earlier[s.lesson_key]
             ids[s.claimed.enrollment_id] = delivery_id
             mids[s.claimed.enrollment_id] = stored
-            note = ("the previous attempt's outcome is unknown (its worker stopped); "
-                    "sent again with the same Message-ID") if previous == "sending" else None
-            conn.execute(update(D).where(D.c.id == delivery_id).values(
-                status=DeliveryStatus.SENDING, updated_at=now,
-                **({"last_error": note} if note else {})))
-        return [Ready(s, t, ids.get(s.claimed.enrollment_id),
-                      mids.get(s.claimed.enrollment_id) or self._confirmation_id(s),
-                      self._lead_magnet(conn, s, now) if s.attach_magnet else ())
-                for s, t in zip(sends, templates, strict=True)]
+            note = (
+                (
+                    "the previous attempt's outcome is unknown (its worker stopped); "
+                    "sent again with the same Message-ID"
+                )
+                if previous == "sending"
+                else None
+            )
+            conn.execute(
+                update(D)
+                .where(D.c.id == delivery_id)
+                .values(
+                    status=DeliveryStatus.SENDING,
+                    updated_at=now,
+                    **({"last_error": note} if note else {}),
+                )
+            )
+        return [
+            Ready(
+                s,
+                t,
+                ids.get(s.claimed.enrollment_id),
+                mids.get(s.claimed.enrollment_id) or self._confirmation_id(s),
+                self._lead_magnet(conn, s, now) if s.attach_magnet else (),
+            )
+            for s, t in zip(sends, templates, strict=True)
+        ]
 
     def _confirmation_id(self, send: Send) -> str:
         """Each confirmation email its own id (a fresh one asked for is a new send), the same
         for a retry of one that failed (the time of the last one sent has not moved)."""
         last = send.claimed.confirmation_sent_at
-        return message_id(send.claimed.enrollment_id, send.lesson_key, self.renderer.domain,
-                          f"{int(last.timestamp()):x}" if last else "1")
+        return message_id(
+            send.claimed.enrollment_id,
+            send.lesson_key,
+            self.renderer.domain,
+            f"{int(last.timestamp()):x}" if last else "1",
+        )
 
     def _template(self, send: Send) -> MessageTemplate:
         if send.lesson is not None:
             return self.renderer.lesson(send.sequence, send.lesson)
         return self.renderer.confirmation(send.sequence)
 
-    def _lead_magnet(self, conn: Connection, send: Send, now: datetime,
-                     ) -> tuple[tuple[str, bytes], ...]:
+    def _lead_magnet(
+        self,
+        conn: Connection,
+        send: Send,
+        now: datetime,
+    ) -> tuple[tuple[str, bytes], ...]:
         """The reader's PDF to attach to the welcome lesson (`attach: true`). The lesson
         carries the download link too, so a PDF that cannot be typeset does not hold the
         lesson back: it goes without the attachment, and the log says why."""
         sequence = send.sequence
-        attributes = conn.scalar(select(S.c.attributes).where(
-            S.c.id == send.claimed.reader.subscriber_id))
+        attributes = conn.scalar(
+            select(S.c.attributes).where(S.c.id == send.claimed.reader.subscriber_id)
+        )
         try:
-            pdf = magnet_pdf(self.settings, sequence, dict(attributes or {}),
-                             page_size=page_size_for(send.claimed.timezone), today=now.date())
+            pdf = magnet_pdf(
+                self.settings,
+                sequence,
+                dict(attributes or {}),
+                page_size=page_size_for(send.claimed.timezone),
+                today=now.date(),
+            )
         except Exception:
-            log.exception("lead magnet of %s not attached for enrollment %s (the lesson's "
-                          "download link still works)", sequence.slug, send.claimed.enrollment_id)
+            log.exception(
+                "lead magnet of %s not attached for enrollment %s (the lesson's "
+                "download link still works)",
+                sequence.slug,
+                send.claimed.enrollment_id,
+            )
             return ()
         return ((f"{sequence.slug}.pdf", pdf),)
 
@@ -306,50 +407,81 @@ class Recorder:
             return Check.LEFT
         return Check.SEND
 
-    def _send_one(self, conn: Connection, relay: Transport, item: Ready, now: datetime,
-                  check: Check, following: Ready | None) -> tuple[Outcome, Check | None]:
+    def _send_one(
+        self,
+        conn: Connection,
+        relay: Transport,
+        item: Ready,
+        now: datetime,
+        check: Check,
+        following: Ready | None,
+    ) -> tuple[Outcome, Check | None]:
         """Hand one message over and record the outcome; also gives the check of
         `following` when recording could read it in the same transaction (else None)."""
         send, claimed = item.send, item.send.claimed
         if check is Check.TAKEN:  # the delivery row is the other worker's now: leave it be
-            return send.outcome(OutcomeStatus.SKIPPED, "claimed by another worker after this "
-                                "one's lease ran out"), None
+            return send.outcome(
+                OutcomeStatus.SKIPPED, "claimed by another worker after this one's lease ran out"
+            ), None
         if check is Check.LEFT:
             if item.delivery_id is not None:
-                conn.execute(update(D).where(D.c.id == item.delivery_id).values(
-                    status=DeliveryStatus.CANCELLED, updated_at=now))
+                conn.execute(
+                    update(D)
+                    .where(D.c.id == item.delivery_id)
+                    .values(status=DeliveryStatus.CANCELLED, updated_at=now)
+                )
             conn.commit()
             return send.outcome(OutcomeStatus.SKIPPED, "left before the hand-off"), None
         mid = item.message_id
-        message = item.template.build(claimed.reader, self.links, mid, now,
-                                      attachments=item.attachments)
+        message = item.template.build(
+            claimed.reader, self.links, mid, now, attachments=item.attachments
+        )
         try:
-            relay.send(return_path(self.settings, item.template.sender, item.delivery_id,
-                                   claimed.enrollment_id), claimed.reader.email, message,
-                       name=f"{now:%Y%m%dT%H%M%S}-{claimed.enrollment_id}-{send.lesson_key}")
+            relay.send(
+                return_path(
+                    self.settings, item.template.sender, item.delivery_id, claimed.enrollment_id
+                ),
+                claimed.reader.email,
+                message,
+                name=f"{now:%Y%m%dT%H%M%S}-{claimed.enrollment_id}-{send.lesson_key}",
+            )
         except SendError as error:
             return self._failed(conn, item, now, error), None
         if send.lesson is None:
-            conn.execute(update(E).where(E.c.id == claimed.enrollment_id).values(
-                confirmation_sent_at=now, due_at=None, lease_owner=None, attempts=0,
-                last_error=None))
+            conn.execute(
+                update(E)
+                .where(E.c.id == claimed.enrollment_id)
+                .values(
+                    confirmation_sent_at=now,
+                    due_at=None,
+                    lease_owner=None,
+                    attempts=0,
+                    last_error=None,
+                )
+            )
             self._event(conn, item, now, EventKind.CONFIRMATION_SENT, mid)
             conn.commit()
             return send.outcome(OutcomeStatus.SENT), None
         return send.outcome(OutcomeStatus.SENT), self._record_sent(conn, item, now, following)
 
-    def _record_sent(self, conn: Connection, item: Ready, now: datetime,
-                     following: Ready | None) -> Check | None:
+    def _record_sent(
+        self, conn: Connection, item: Ready, now: datetime, following: Ready | None
+    ) -> Check | None:
         """Mark the delivery sent and move the reader on, in one commit; in the same
         transaction, read whether the next reader of the batch is still wanted."""
         send = item.send
         done = send.after is None
-        params = {"p_delivery": item.delivery_id, "p_at": now,
-                  "p_version": item.template.version, "p_enrollment": send.claimed.enrollment_id,
-                  "p_after": send.after, "p_after_due": send.after_due,
-                  "p_status": EnrollmentStatus.COMPLETED if done else EnrollmentStatus.ACTIVE,
-                  "p_done_at": now if done else None,
-                  "p_check": following.send.claimed.enrollment_id if following else 0}
+        params = {
+            "p_delivery": item.delivery_id,
+            "p_at": now,
+            "p_version": item.template.version,
+            "p_enrollment": send.claimed.enrollment_id,
+            "p_after": send.after,
+            "p_after_due": send.after_due,
+            "p_status": EnrollmentStatus.COMPLETED if done else EnrollmentStatus.ACTIVE,
+            "p_done_at": now if done else None,
+            "p_check": following.send.claimed.enrollment_id if following else 0,
+        }
         driver = conn.connection.dbapi_connection
         assert driver is not None and not conn.in_transaction()
         with closing(driver.cursor()) as cursor:
@@ -367,22 +499,43 @@ class Recorder:
                 driver.commit()
         return None if following is None else self._verdict(following, row)
 
-    def _failed(self, conn: Connection, item: Ready, now: datetime, error: SendError,
-                ) -> Outcome:
+    def _failed(
+        self,
+        conn: Connection,
+        item: Ready,
+        now: datetime,
+        error: SendError,
+    ) -> Outcome:
         send, claimed = item.send, item.send.claimed
         if error.throttled:  # the relay's pace, not this reader's: no attempt used up
             self._release(conn, item, now, f"the relay asked drip to slow down: {error}")
-            return send.outcome(OutcomeStatus.RETRYING, f"{error}; the relay asked drip to "
-                                "slow down", relay_down=True, throttled=True)
+            return send.outcome(
+                OutcomeStatus.RETRYING,
+                f"{error}; the relay asked drip to slow down",
+                relay_down=True,
+                throttled=True,
+            )
         if not error.transient:
-            conn.execute(update(S).where(S.c.id == claimed.reader.subscriber_id).values(
-                suppressed_at=now, suppressed_reason=str(error)))
-            conn.execute(update(E).where(
-                E.c.subscriber_id == claimed.reader.subscriber_id,
-                E.c.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING,
-                                EnrollmentStatus.PAUSED]))
-                .values(status=EnrollmentStatus.SUPPRESSED, due_at=None, lease_owner=None,
-                        last_error=str(error)))
+            conn.execute(
+                update(S)
+                .where(S.c.id == claimed.reader.subscriber_id)
+                .values(suppressed_at=now, suppressed_reason=str(error))
+            )
+            conn.execute(
+                update(E)
+                .where(
+                    E.c.subscriber_id == claimed.reader.subscriber_id,
+                    E.c.status.in_(
+                        [EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING, EnrollmentStatus.PAUSED]
+                    ),
+                )
+                .values(
+                    status=EnrollmentStatus.SUPPRESSED,
+                    due_at=None,
+                    lease_owner=None,
+                    last_error=str(error),
+                )
+            )
             self._mark_delivery(conn, item, now, DeliveryStatus.FAILED, str(error))
             self._event(conn, item, now, EventKind.SUPPRESSED, str(error))
             conn.commit()
@@ -390,57 +543,99 @@ class Recorder:
         attempts = claimed.attempts + 1
         if attempts >= self.settings.max_attempts:
             reason = f"gave up after {attempts} attempts: {error}"
-            conn.execute(update(E).where(E.c.id == claimed.enrollment_id).values(
-                status=EnrollmentStatus.PAUSED, paused_reason=reason, due_at=None,
-                lease_owner=None, attempts=attempts, last_error=str(error)))
+            conn.execute(
+                update(E)
+                .where(E.c.id == claimed.enrollment_id)
+                .values(
+                    status=EnrollmentStatus.PAUSED,
+                    paused_reason=reason,
+                    due_at=None,
+                    lease_owner=None,
+                    attempts=attempts,
+                    last_error=str(error),
+                )
+            )
             self._mark_delivery(conn, item, now, DeliveryStatus.FAILED, str(error))
             conn.commit()
             return send.outcome(OutcomeStatus.FAILED, reason)
         retry_at = retry_time(send, now, backoff(attempts))
-        conn.execute(update(E).where(E.c.id == claimed.enrollment_id).values(
-            due_at=retry_at, lease_owner=None, attempts=attempts, last_error=str(error)))
+        conn.execute(
+            update(E)
+            .where(E.c.id == claimed.enrollment_id)
+            .values(due_at=retry_at, lease_owner=None, attempts=attempts, last_error=str(error))
+        )
         self._mark_delivery(conn, item, now, DeliveryStatus.RETRYING, str(error))
         conn.commit()
-        return send.outcome(OutcomeStatus.RETRYING, f"{error}; again at {retry_at:%H:%M}",
-                            relay_down=error.connection)
+        return send.outcome(
+            OutcomeStatus.RETRYING,
+            f"{error}; again at {retry_at:%H:%M}",
+            relay_down=error.connection,
+        )
 
-    def _release(self, conn: Connection, item: Ready, now: datetime,
-                 why: str = "not tried: the SMTP relay was unreachable or slowing drip down",
-                 ) -> None:
+    def _release(
+        self,
+        conn: Connection,
+        item: Ready,
+        now: datetime,
+        why: str = "not tried: the SMTP relay was unreachable or slowing drip down",
+    ) -> None:
         """Put back a reader the pass did not try because the relay is down or asked drip
         to slow down: no attempt used."""
-        conn.execute(update(E).where(E.c.id == item.send.claimed.enrollment_id).values(
-            due_at=retry_time(item.send, now, backoff(1)), lease_owner=None))
+        conn.execute(
+            update(E)
+            .where(E.c.id == item.send.claimed.enrollment_id)
+            .values(due_at=retry_time(item.send, now, backoff(1)), lease_owner=None)
+        )
         if item.delivery_id is not None:
-            conn.execute(update(D).where(D.c.id == item.delivery_id).values(
-                status=DeliveryStatus.RETRYING, updated_at=now, last_error=why[:2000]))
+            conn.execute(
+                update(D)
+                .where(D.c.id == item.delivery_id)
+                .values(status=DeliveryStatus.RETRYING, updated_at=now, last_error=why[:2000])
+            )
         conn.commit()
 
-    def _mark_delivery(self, conn: Connection, item: Ready, now: datetime,
-                       status: DeliveryStatus, error: str) -> None:
+    def _mark_delivery(
+        self, conn: Connection, item: Ready, now: datetime, status: DeliveryStatus, error: str
+    ) -> None:
         if item.delivery_id is not None:
-            conn.execute(update(D).where(D.c.id == item.delivery_id).values(
-                status=status, updated_at=now, last_error=error, attempts=D.c.attempts + 1))
+            conn.execute(
+                update(D)
+                .where(D.c.id == item.delivery_id)
+                .values(status=status, updated_at=now, last_error=error, attempts=D.c.attempts + 1)
+            )
 
-    def _event(self, conn: Connection, item: Ready, now: datetime, kind: EventKind,
-               detail: str) -> None:
+    def _event(
+        self, conn: Connection, item: Ready, now: datetime, kind: EventKind, detail: str
+    ) -> None:
         claimed = item.send.claimed
-        conn.execute(insert(EVENTS).values(
-            subscriber_id=claimed.reader.subscriber_id, enrollment_id=claimed.enrollment_id,
-            kind=kind, at=now, detail=detail))
+        conn.execute(
+            insert(EVENTS).values(
+                subscriber_id=claimed.reader.subscriber_id,
+                enrollment_id=claimed.enrollment_id,
+                kind=kind,
+                at=now,
+                detail=detail,
+            )
+        )
 
-    def heartbeat(self, conn: Connection, now: datetime, started_at: datetime,
-                  report: PassReport) -> None:
+    def heartbeat(
+        self, conn: Connection, now: datetime, started_at: datetime, report: PassReport
+    ) -> None:
         """The worker's row for /healthz and the admin: when it last passed, and how it went."""
         table = HEARTBEATS
-        values = {"last_pass_at": now, "last_pass_sent": report.count(OutcomeStatus.SENT),
-                  "last_pass_failed": report.count(OutcomeStatus.FAILED)
-                  + report.count(OutcomeStatus.SUPPRESSED)}
-        changed = conn.execute(update(table).where(table.c.worker == self.worker_id)
-                               .values(**values)).rowcount
+        values = {
+            "last_pass_at": now,
+            "last_pass_sent": report.count(OutcomeStatus.SENT),
+            "last_pass_failed": report.count(OutcomeStatus.FAILED)
+            + report.count(OutcomeStatus.SUPPRESSED),
+        }
+        changed = conn.execute(
+            update(table).where(table.c.worker == self.worker_id).values(**values)
+        ).rowcount
         if not changed:
-            conn.execute(insert(table).values(worker=self.worker_id, started_at=started_at,
-                                              **values))
+            conn.execute(
+                insert(table).values(worker=self.worker_id, started_at=started_at, **values)
+            )
         conn.commit()
 
 
@@ -449,5 +644,6 @@ def retry_time(send: Send, now: datetime, wait: timedelta) -> datetime:
     if send.immediate:
         return now + wait
     sequence = send.sequence
-    return into_window(now + wait, sequence.window,
-                       reader_zone(send.claimed.timezone, sequence.timezone))
+    return into_window(
+        now + wait, sequence.window, reader_zone(send.claimed.timezone, sequence.timezone)
+    )

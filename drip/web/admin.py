@@ -83,8 +83,9 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 OPEN = frozenset({"admin.login"})  # the only view a logged-out visitor may see
 MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
-SAMPLE_READER = Reader(email="reader@example.org", first_name="Ada", subscriber_id=0,
-                       enrollment_id=0)
+SAMPLE_READER = Reader(
+    email="reader@example.org", first_name="Ada", subscriber_id=0, enrollment_id=0
+)
 
 
 # -- access ------------------------------------------------------------------------------------
@@ -112,8 +113,10 @@ def private(response: Response) -> Response:
 def require_operator() -> ResponseReturnValue | None:
     if request.endpoint in OPEN:
         return None
-    if any(isinstance(value, int) and not 0 <= value < MAX_ID
-           for value in (request.view_args or {}).values()):
+    if any(
+        isinstance(value, int) and not 0 <= value < MAX_ID
+        for value in (request.view_args or {}).values()
+    ):
         abort(404)  # no row has such an id; the database's integer would overflow
     operator = current_operator(db_session())
     if operator is None:
@@ -126,8 +129,13 @@ def require_operator() -> ResponseReturnValue | None:
 def safe_next(value: str | None) -> str:
     """Only a path inside /admin on this site: never another host (open redirect)."""
     fallback = url_for("admin.dashboard")
-    if not value or "\\" in value or value.startswith("//") or not value.isprintable() \
-            or any(char.isspace() for char in value):
+    if (
+        not value
+        or "\\" in value
+        or value.startswith("//")
+        or not value.isprintable()
+        or any(char.isspace() for char in value)
+    ):
         return fallback  # CR/LF would split the Location header
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or not parts.path.startswith("/admin"):
@@ -142,14 +150,21 @@ def login() -> ResponseReturnValue:
         return render_template("admin/login.html", next=target, email="", error=None)
     email = request.form.get("email", "")
     session = db_session()
-    result = authenticate(session, email, request.form.get("password", ""),
-                          request.remote_addr or "unknown", services().clock())
+    result = authenticate(
+        session,
+        email,
+        request.form.get("password", ""),
+        request.remote_addr or "unknown",
+        services().clock(),
+    )
     session.commit()
     if result.operator is None:
-        error, status = (("Too many failed logins. Wait 15 minutes and try again.", 429)
-                         if result.throttled else ("Wrong email or password.", 401))
-        return render_template("admin/login.html", next=target, email=email,
-                               error=error), status
+        error, status = (
+            ("Too many failed logins. Wait 15 minutes and try again.", 429)
+            if result.throttled
+            else ("Wrong email or password.", 401)
+        )
+        return render_template("admin/login.html", next=target, email=email, error=error), status
     web_session.clear()
     web_session["operator_id"] = result.operator.id
     web_session["operator_version"] = session_version(result.operator)
@@ -177,16 +192,21 @@ def dashboard() -> ResponseReturnValue:
     days = daily(session, now)
     latest = queries.deliveries_page(session, Cursor(), Filters(), size=8).rows
     return render_template(
-        "admin/dashboard.html", now=now, when=when,
+        "admin/dashboard.html",
+        now=now,
+        when=when,
         overview=overview(session, now, svc.settings.dispatch_interval),
-        days=days, ticks=axis_ticks(max(max(d.sent, d.failed) for d in days)), latest=latest,
+        days=days,
+        ticks=axis_ticks(max(max(d.sent, d.failed) for d in days)),
+        latest=latest,
         funnels=[funnel(session, s) for s in library.sequences.values()],
-        paused=paused_sequences(session), sending_paused=sending_paused(session),
+        paused=paused_sequences(session),
+        sending_paused=sending_paused(session),
         rates=[(window, rates(session, window)) for window in (1_000, 10_000)],
         limits=Policy.from_settings(svc.settings),
         sending_problems=guardrails.problems(svc.settings, library),
-        sending_refused=bool(guardrails.blocking(svc.settings, library)))
-
+        sending_refused=bool(guardrails.blocking(svc.settings, library)),
+    )
 
 
 @bp.post("/sending/resume")
@@ -205,17 +225,22 @@ def resume_all_sending() -> ResponseReturnValue:
 
 def _cursor() -> Cursor:
     """The page asked for: ?after=ID (older), ?before=ID (newer), ?page=last, or the first."""
+
     def number(name: str) -> int | None:
         value = request.args.get(name, "")
         return min(int(value), MAX_ID) if value.isascii() and value.isdigit() else None
-    return Cursor(after=number("after"), before=number("before"),
-                  last=request.args.get("page") == "last")
+
+    return Cursor(
+        after=number("after"), before=number("before"), last=request.args.get("page") == "last"
+    )
 
 
 def _filters() -> Filters:
-    return Filters(status=request.args.get("status", ""),
-                   sequence=request.args.get("sequence", ""),
-                   address=request.args.get("q", "").strip())
+    return Filters(
+        status=request.args.get("status", ""),
+        sequence=request.args.get("sequence", ""),
+        address=request.args.get("q", "").strip(),
+    )
 
 
 @bp.get("/readers")
@@ -223,9 +248,14 @@ def readers() -> ResponseReturnValue:
     filters = _filters()
     page = queries.readers_page(db_session(), _cursor(), filters)
     return render_template(
-        "admin/readers.html", page=page, q=filters.address, status=filters.status,
-        sequence=filters.sequence, statuses=list(EnrollmentStatus),
-        sequences=sorted(services().content.library().sequences))
+        "admin/readers.html",
+        page=page,
+        q=filters.address,
+        status=filters.status,
+        sequence=filters.sequence,
+        statuses=list(EnrollmentStatus),
+        sequences=sorted(services().content.library().sequences),
+    )
 
 
 @bp.get("/readers/<int:subscriber_id>")
@@ -237,13 +267,31 @@ def reader(subscriber_id: int) -> ResponseReturnValue:
     library = svc.content.library()
     paused = paused_sequences(session)
     beat = last_pass(session)
-    alive = scheduler_alive(beat.last_pass_at if beat else None, now,
-                            svc.settings.dispatch_interval)
-    enrollments = [(e, why_waiting(e, library.get(e.sequence), sequence_paused=e.sequence in
-                                   paused, now=now, alive=alive), timeline(session, e))
-                   for e in subscriber.enrollments]
-    return render_template("admin/reader.html", subscriber=subscriber, enrollments=enrollments,
-                           now=now, when=when, library=library)
+    alive = scheduler_alive(
+        beat.last_pass_at if beat else None, now, svc.settings.dispatch_interval
+    )
+    enrollments = [
+        (
+            e,
+            why_waiting(
+                e,
+                library.get(e.sequence),
+                sequence_paused=e.sequence in paused,
+                now=now,
+                alive=alive,
+            ),
+            timeline(session, e),
+        )
+        for e in subscriber.enrollments
+    ]
+    return render_template(
+        "admin/reader.html",
+        subscriber=subscriber,
+        enrollments=enrollments,
+        now=now,
+        when=when,
+        library=library,
+    )
 
 
 def _enrollment_or_404(session: Session, enrollment_id: int) -> Enrollment:
@@ -286,9 +334,14 @@ def suppress_reader(subscriber_id: int) -> ResponseReturnValue:
 def export_reader(subscriber_id: int) -> ResponseReturnValue:
     session = db_session()
     subscriber = session.get(Subscriber, subscriber_id) or abort(404)
-    return Response(exports.reader_json(session, subscriber), mimetype="application/json", headers={
-        "Content-Disposition": f'attachment; filename="reader-{subscriber_id}.json"',
-        "Cache-Control": "no-store"})
+    return Response(
+        exports.reader_json(session, subscriber),
+        mimetype="application/json",
+        headers={
+            "Content-Disposition": f'attachment; filename="reader-{subscriber_id}.json"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @bp.post("/readers/<int:subscriber_id>/erase")
@@ -303,8 +356,11 @@ def erase_reader(subscriber_id: int) -> ResponseReturnValue:
     session.commit()
     removed = _erase_from_outbox(address)
     files = f"{removed} message{'s' if removed != 1 else ''} in the outbox"
-    flash(f"Erased {address} and everything about them"
-          + (f", including {files}." if removed else "."), "ok")
+    flash(
+        f"Erased {address} and everything about them"
+        + (f", including {files}." if removed else "."),
+        "ok",
+    )
     return redirect(url_for("admin.readers"))
 
 
@@ -317,11 +373,16 @@ def deliveries() -> ResponseReturnValue:
     session = db_session()
     page = queries.deliveries_page(session, _cursor(), filters)
     return render_template(
-        "admin/deliveries.html", page=page, status=filters.status,
-        sequence=filters.sequence, q=filters.address, statuses=list(DeliveryStatus),
+        "admin/deliveries.html",
+        page=page,
+        status=filters.status,
+        sequence=filters.sequence,
+        q=filters.address,
+        statuses=list(DeliveryStatus),
         sequences=sorted(services().content.library().sequences),
         failed=queries.deliveries_by_status(session)[DeliveryStatus.FAILED],
-        outbox=not services().settings.smtp_url)
+        outbox=not services().settings.smtp_url,
+    )
 
 
 @bp.post("/deliveries/<int:delivery_id>/retry")
@@ -336,8 +397,11 @@ def retry_one(delivery_id: int) -> ResponseReturnValue:
         flash(f"Not retried: {error}", "error")
     else:
         session.commit()
-        flash(f"Lesson {delivery.lesson} to {delivery.enrollment.subscriber.email} goes out "
-              "with the next dispatch pass.", "ok")
+        flash(
+            f"Lesson {delivery.lesson} to {delivery.enrollment.subscriber.email} goes out "
+            "with the next dispatch pass.",
+            "ok",
+        )
     return redirect(_back(url_for("admin.deliveries")))
 
 
@@ -347,8 +411,9 @@ def retry_failed() -> ResponseReturnValue:
     session = db_session()
     library = svc.content.library()
     retried, refused = 0, 0
-    for delivery in session.scalars(select(Delivery).where(
-            Delivery.status == DeliveryStatus.FAILED)).all():
+    for delivery in session.scalars(
+        select(Delivery).where(Delivery.status == DeliveryStatus.FAILED)
+    ).all():
         try:
             with session.begin_nested():
                 retry_delivery(session, library, delivery, svc.clock(), lift_suppression=False)
@@ -356,9 +421,16 @@ def retry_failed() -> ResponseReturnValue:
         except SubscriptionError:
             refused += 1
     session.commit()
-    flash(f"{retried} failed deliveries go out with the next pass"
-          + (f"; {refused} left alone (the address bounced for good, or the reader left): "
-             "retry those one by one from the reader's page." if refused else "."), "ok")
+    flash(
+        f"{retried} failed deliveries go out with the next pass"
+        + (
+            f"; {refused} left alone (the address bounced for good, or the reader left): "
+            "retry those one by one from the reader's page."
+            if refused
+            else "."
+        ),
+        "ok",
+    )
     return redirect(url_for("admin.deliveries"))
 
 
@@ -377,10 +449,13 @@ def outbox() -> ResponseReturnValue:
     settings = services().settings
     if settings.smtp_url:
         return render_template("admin/outbox.html", listing=None, smtp=True)
-    listing = mail_folder.listing(settings.outbox_dir, after=request.args.get("after", ""),
-                                  before=request.args.get("before", ""),
-                                  last=request.args.get("page") == "last",
-                                  size=queries.PAGE)
+    listing = mail_folder.listing(
+        settings.outbox_dir,
+        after=request.args.get("after", ""),
+        before=request.args.get("before", ""),
+        last=request.args.get("page") == "last",
+        size=queries.PAGE,
+    )
     return render_template("admin/outbox.html", listing=listing, smtp=False)
 
 
@@ -392,8 +467,9 @@ def outbox_message(name: str) -> ResponseReturnValue:
         abort(404)
     message = mail_folder.parse(path)
     html, text = mail_folder.bodies(message)
-    return render_template("admin/outbox_message.html", name=name, message=message,
-                           html=html, text=text)
+    return render_template(
+        "admin/outbox_message.html", name=name, message=message, html=html, text=text
+    )
 
 
 # -- sequences ---------------------------------------------------------------------------------
@@ -403,9 +479,12 @@ def outbox_message(name: str) -> ResponseReturnValue:
 def sequences() -> ResponseReturnValue:
     session = db_session()
     library = services().content.library()
-    return render_template("admin/sequences.html", library=library,
-                           counts=queries.counts_by_sequence_and_status(session),
-                           paused=paused_sequences(session))
+    return render_template(
+        "admin/sequences.html",
+        library=library,
+        counts=queries.counts_by_sequence_and_status(session),
+        paused=paused_sequences(session),
+    )
 
 
 @bp.get("/sequences/<slug>")
@@ -415,8 +494,13 @@ def sequence(slug: str) -> ResponseReturnValue:
     if found is None and slug not in library.broken:
         abort(404)
     problems = [p for p in library.problems if slug in p.path.parts]
-    return render_template("admin/sequence.html", slug=slug, sequence=found, problems=problems,
-                           paused=slug in paused_sequences(db_session()))
+    return render_template(
+        "admin/sequence.html",
+        slug=slug,
+        sequence=found,
+        problems=problems,
+        paused=slug in paused_sequences(db_session()),
+    )
 
 
 @bp.get("/sequences/<slug>/lessons/<lesson>")
@@ -426,8 +510,15 @@ def preview(slug: str, lesson: str) -> ResponseReturnValue:
     chosen = found.lesson(lesson) or abort(404)
     template = svc.renderer.lesson(found, chosen)
     subject, html, text = template.parts(SAMPLE_READER, sample_links(svc.links))
-    return render_template("admin/preview.html", sequence=found, lesson=chosen,
-                           subject=subject, html=html, text=text, sample=SAMPLE_READER)
+    return render_template(
+        "admin/preview.html",
+        sequence=found,
+        lesson=chosen,
+        subject=subject,
+        html=html,
+        text=text,
+        sample=SAMPLE_READER,
+    )
 
 
 @bp.post("/sequences/<slug>/<any(pause, resume):action>")
@@ -438,8 +529,9 @@ def sequence_action(slug: str, action: str) -> ResponseReturnValue:
     session = db_session()
     set_sequence_paused(session, slug, action == "pause", services().clock())
     session.commit()
-    flash(f"{slug} is {'paused: nothing in it goes out' if action == 'pause' else 'sending'}.",
-          "ok")
+    flash(
+        f"{slug} is {'paused: nothing in it goes out' if action == 'pause' else 'sending'}.", "ok"
+    )
     return redirect(url_for("admin.sequence", slug=slug))
 
 
@@ -459,14 +551,18 @@ def import_page() -> ResponseReturnValue:
         source = request.form.get("source", "").strip()
         try:
             if not source:
-                raise SubscriptionError("say where these readers gave their consent "
-                                        "(the source)")
-            job = queue_import(session, library, text,
-                               filename=upload.filename or "upload.csv" if upload else "",
-                               sequence=request.form.get("sequence", ""),
-                               confirmed=request.form.get("confirmed") == "yes",
-                               source=f"{source} (import by {g.operator.email})"[:200],
-                               who=g.operator.email, now=svc.clock())
+                raise SubscriptionError("say where these readers gave their consent (the source)")
+            job = queue_import(
+                session,
+                library,
+                text,
+                filename=upload.filename or "upload.csv" if upload else "",
+                sequence=request.form.get("sequence", ""),
+                confirmed=request.form.get("confirmed") == "yes",
+                source=f"{source} (import by {g.operator.email})"[:200],
+                who=g.operator.email,
+                now=svc.clock(),
+            )
         except SubscriptionError as error:
             session.rollback()
             flash(str(error), "error")
@@ -474,8 +570,9 @@ def import_page() -> ResponseReturnValue:
             session.commit()
             return redirect(url_for("admin.import_job", job_id=job.id))
     jobs = session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(10)).all()
-    return render_template("admin/import.html", sequences=sorted(library.sequences),
-                           form=request.form, jobs=jobs)
+    return render_template(
+        "admin/import.html", sequences=sorted(library.sequences), form=request.form, jobs=jobs
+    )
 
 
 @bp.get("/import/<int:job_id>")
@@ -488,9 +585,17 @@ def import_job(job_id: int) -> ResponseReturnValue:
 @bp.get("/import/<int:job_id>.json")
 def import_job_json(job_id: int) -> ResponseReturnValue:
     job = db_session().get(ImportJob, job_id) or abort(404)
-    return jsonify(id=job.id, status=job.status, total=job.total, processed=job.processed,
-                   added=job.added, updated=job.updated, refused=job.refused,
-                   errors=job.errors, last_error=job.last_error)
+    return jsonify(
+        id=job.id,
+        status=job.status,
+        total=job.total,
+        processed=job.processed,
+        added=job.added,
+        updated=job.updated,
+        refused=job.refused,
+        errors=job.errors,
+        last_error=job.last_error,
+    )
 
 
 # -- integrations: broadcasts, API keys, webhooks ----------------------------------------------
@@ -505,11 +610,16 @@ def integrations() -> ResponseReturnValue:
     hooks_sent = session.execute(
         select(WebhookDelivery, WebhookEndpoint.url)
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-        .order_by(WebhookDelivery.id.desc()).limit(30)).all()
-    return render_template("admin/integrations.html",
-                           broadcasts=[(b, broadcast_progress(session, b.id)) for b in sent],
-                           keys=list_keys(session), endpoints=hook_endpoints(session),
-                           deliveries=hooks_sent)
+        .order_by(WebhookDelivery.id.desc())
+        .limit(30)
+    ).all()
+    return render_template(
+        "admin/integrations.html",
+        broadcasts=[(b, broadcast_progress(session, b.id)) for b in sent],
+        keys=list_keys(session),
+        endpoints=hook_endpoints(session),
+        deliveries=hooks_sent,
+    )
 
 
 @bp.post("/broadcasts/<int:broadcast_id>/cancel")
@@ -547,7 +657,11 @@ def replay_webhook(delivery_id: int) -> ResponseReturnValue:
 @bp.get("/export.csv")
 def export_csv() -> ResponseReturnValue:
     """Every reader and each enrollment's status, streamed row by row."""
-    return Response(stream_with_context(exports.readers_csv(services().sessions)),
-                    mimetype="text/csv", headers={
-                        "Content-Disposition": 'attachment; filename="drip-readers.csv"',
-                        "Cache-Control": "no-store"})
+    return Response(
+        stream_with_context(exports.readers_csv(services().sessions)),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": 'attachment; filename="drip-readers.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -59,8 +59,9 @@ def subscriptions() -> ResponseReturnValue:
     if not request.is_json:
         return _error("send JSON with Content-Type: application/json", 415)
     if request.content_length is None or request.content_length > MAX_BODY:
-        return _error(f"the body must be JSON of at most {MAX_BODY} bytes, with its "
-                      "Content-Length", 400)
+        return _error(
+            f"the body must be JSON of at most {MAX_BODY} bytes, with its Content-Length", 400
+        )
     try:
         data = json.loads(request.get_data(cache=False))
     except (ValueError, RecursionError):
@@ -71,28 +72,39 @@ def subscriptions() -> ResponseReturnValue:
     library = services().content.library()
     sequence = library.for_sign_up(slug) if isinstance(slug, str) else None
     if sequence is None:
-        known = ", ".join(f'"{name}"' for name in sorted({*library.sequences,
-                                                          *library.held_forms}))
+        known = ", ".join(f'"{name}"' for name in sorted({*library.sequences, *library.held_forms}))
         return _error(f"unknown sequence: give the slug of a course, one of {known}", 404)
-    texts = {key: data.get(key, "") for key in ("email", "first_name", "timezone",
-                                                 "exam_date", "responsibilities")}
+    texts = {
+        key: data.get(key, "")
+        for key in ("email", "first_name", "timezone", "exam_date", "responsibilities")
+    }
     if not all(isinstance(value, str) for value in texts.values()):
-        return _error("email, first_name, timezone, exam_date and responsibilities are "
-                      "strings", 400)
+        return _error(
+            "email, first_name, timezone, exam_date and responsibilities are strings", 400
+        )
     tags = data.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         return _error("tags is a list of strings", 400)
     if data.get("consent") is not True:
-        return _error("consent must be true: the reader agreed to the sequence's consent "
-                      "text", 400)
-    form = SignUp(email=texts["email"], first_name=texts["first_name"],
-                  timezone=texts["timezone"], consent=True,
-                  fields={name: texts[name] for name in sequence.signup_fields},
-                  tags=tuple(tags))
+        return _error("consent must be true: the reader agreed to the sequence's consent text", 400)
+    form = SignUp(
+        email=texts["email"],
+        first_name=texts["first_name"],
+        timezone=texts["timezone"],
+        consent=True,
+        fields={name: texts[name] for name in sequence.signup_fields},
+        tags=tuple(tags),
+    )
     try:
         svc = services()
-        accept_sign_up(db_session(), sequence, form,
-                       peer(f"api ({origin or 'no origin'})"[:200]), svc.clock(), svc.settings)
+        accept_sign_up(
+            db_session(),
+            sequence,
+            form,
+            peer(f"api ({origin or 'no origin'})"[:200]),
+            svc.clock(),
+            svc.settings,
+        )
     except SignUpRefused as refused:
         return _error(str(refused), refused.status)
     return jsonify(status="accepted"), 202

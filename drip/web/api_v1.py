@@ -68,8 +68,7 @@ def require_key() -> ResponseReturnValue | None:
     session = db_session()
     caller = authenticate(session, key, services().clock()) if key else None
     if caller is None:
-        return error("a valid API key is needed: Authorization: Bearer <key>", "unauthorized",
-                     401)
+        return error("a valid API key is needed: Authorization: Bearer <key>", "unauthorized", 401)
     session.commit()
     if request.method not in ("GET", "HEAD") and not caller.can_write:
         return error(f"the key {caller.name!r} may only read", "forbidden", 403)
@@ -111,19 +110,24 @@ def _page() -> tuple[int, int]:
 def list_readers() -> ResponseReturnValue:
     session = db_session()
     rows, cursor = page_of_readers(session, *_page())
-    return jsonify(data=[reader_json(session, r) for r in rows],
-                   next_cursor=str(cursor) if cursor else None)
+    return jsonify(
+        data=[reader_json(session, r) for r in rows], next_cursor=str(cursor) if cursor else None
+    )
 
 
 @bp.post("/readers")
 def post_reader() -> ResponseReturnValue:
     data = _body()
     session = db_session()
-    subscriber = create_reader(session, _string(data, "email"), services().clock(),
-                               first_name=_string(data, "first_name"),
-                               timezone=_string(data, "timezone") or None,
-                               consent_source=_string(data, "consent_source"),
-                               caller=g.caller.name)
+    subscriber = create_reader(
+        session,
+        _string(data, "email"),
+        services().clock(),
+        first_name=_string(data, "first_name"),
+        timezone=_string(data, "timezone") or None,
+        consent_source=_string(data, "consent_source"),
+        caller=g.caller.name,
+    )
     session.commit()
     return jsonify(reader_json(session, subscriber)), 201
 
@@ -159,9 +163,15 @@ def post_enrollment(reader_id: int) -> ResponseReturnValue:
     confirmed = data.get("confirmed", False)
     if not isinstance(confirmed, bool):
         raise ReaderError("confirmed is true or false", "invalid_confirmed")
-    enrollment = enroll(session, services().content.library(), subscriber,
-                        _string(data, "sequence"), services().clock(), confirmed=confirmed,
-                        caller=g.caller.name)
+    enrollment = enroll(
+        session,
+        services().content.library(),
+        subscriber,
+        _string(data, "sequence"),
+        services().clock(),
+        confirmed=confirmed,
+        caller=g.caller.name,
+    )
     session.commit()
     return jsonify(enrollment_json(enrollment)), 201
 
@@ -169,9 +179,15 @@ def post_enrollment(reader_id: int) -> ResponseReturnValue:
 @bp.post("/readers/<int:reader_id>/enrollments/<slug>/<any(pause, resume, leave):action>")
 def enrollment_action(reader_id: int, slug: str, action: str) -> ResponseReturnValue:
     session = db_session()
-    enrollment = change_enrollment(session, services().content.library(),
-                                   get_reader(session, reader_id), slug, action,
-                                   services().clock(), g.caller.name)
+    enrollment = change_enrollment(
+        session,
+        services().content.library(),
+        get_reader(session, reader_id),
+        slug,
+        action,
+        services().clock(),
+        g.caller.name,
+    )
     session.commit()
     return jsonify(enrollment_json(enrollment))
 
@@ -181,12 +197,17 @@ def post_tags(reader_id: int) -> ResponseReturnValue:
     data = _body()
     tags = data.get("tags")
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise ReaderError('tags is a list of strings, e.g. {"tags": ["has-dates"]}',
-                          "invalid_tags")
+        raise ReaderError('tags is a list of strings, e.g. {"tags": ["has-dates"]}', "invalid_tags")
     session = db_session()
     subscriber = get_reader(session, reader_id)
-    add_tags(session, subscriber, tags, services().clock(), f"api ({g.caller.name})",
-             services().content.library())
+    add_tags(
+        session,
+        subscriber,
+        tags,
+        services().clock(),
+        f"api ({g.caller.name})",
+        services().content.library(),
+    )
     session.commit()
     return jsonify(tags=tags_of(session, subscriber.id))
 
@@ -212,60 +233,101 @@ def openapi() -> ResponseReturnValue:
     return jsonify(OPENAPI)
 
 
-def _op(summary: str, status: str = "200", body: bool = False,
-        params: tuple[str, ...] = ()) -> dict[str, Any]:
+def _op(
+    summary: str, status: str = "200", body: bool = False, params: tuple[str, ...] = ()
+) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
-        "responses": {status: {"description": "OK"},
-                      "default": {"description": "an error",
-                                  "content": {"application/json": {"schema": {
-                                      "$ref": "#/components/schemas/Error"}}}}},
-        "parameters": [{"name": p, "in": "path", "required": True,
-                        "schema": {"type": "string" if p in ("slug", "tag", "action")
-                                   else "integer"}} for p in params],
+        "responses": {
+            status: {"description": "OK"},
+            "default": {
+                "description": "an error",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        },
+        "parameters": [
+            {
+                "name": p,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string" if p in ("slug", "tag", "action") else "integer"},
+            }
+            for p in params
+        ],
     }
     if body:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": {"type": "object"}}}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
     return operation
 
 
-PAGED = [{"name": "cursor", "in": "query", "schema": {"type": "string"}},
-         {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": MAX_PAGE}}]
+PAGED = [
+    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": MAX_PAGE}},
+]
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
-    "info": {"title": "drip", "version": "1",
-             "description": "Readers, their courses, tags and timeline."},
+    "info": {
+        "title": "drip",
+        "version": "1",
+        "description": "Readers, their courses, tags and timeline.",
+    },
     "components": {
         "securitySchemes": {"key": {"type": "http", "scheme": "bearer"}},
-        "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {
-            "error": {"type": "object", "required": ["code", "message"], "properties": {
-                "code": {"type": "string"}, "message": {"type": "string"}}}}}},
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    }
+                },
+            }
+        },
     },
     "security": [{"key": []}],
     "paths": {
         "/api/v1/readers": {
             "get": {**_op("List readers, oldest first"), "parameters": PAGED},
-            "post": _op("Create a reader (email, first_name, timezone, consent_source)",
-                        "201", body=True)},
+            "post": _op(
+                "Create a reader (email, first_name, timezone, consent_source)", "201", body=True
+            ),
+        },
         "/api/v1/readers/{reader_id}": {
             "get": _op("A reader, their courses and tags", params=("reader_id",)),
             "patch": _op("Change first_name or timezone", body=True, params=("reader_id",)),
-            "delete": _op("Erase the reader and everything about them", "204",
-                          params=("reader_id",))},
+            "delete": _op(
+                "Erase the reader and everything about them", "204", params=("reader_id",)
+            ),
+        },
         "/api/v1/readers/{reader_id}/enrollments": {
-            "post": _op("Start a course ({\"sequence\": slug, \"confirmed\"?: bool})", "201",
-                        body=True, params=("reader_id",))},
+            "post": _op(
+                'Start a course ({"sequence": slug, "confirmed"?: bool})',
+                "201",
+                body=True,
+                params=("reader_id",),
+            )
+        },
         "/api/v1/readers/{reader_id}/enrollments/{slug}/{action}": {
-            "post": _op("pause, resume or leave a course",
-                        params=("reader_id", "slug", "action"))},
+            "post": _op("pause, resume or leave a course", params=("reader_id", "slug", "action"))
+        },
         "/api/v1/readers/{reader_id}/tags": {
-            "post": _op("Add tags ({\"tags\": [...]})", body=True, params=("reader_id",))},
+            "post": _op('Add tags ({"tags": [...]})', body=True, params=("reader_id",))
+        },
         "/api/v1/readers/{reader_id}/tags/{tag}": {
-            "delete": _op("Remove a tag", params=("reader_id", "tag"))},
+            "delete": _op("Remove a tag", params=("reader_id", "tag"))
+        },
         "/api/v1/readers/{reader_id}/events": {
-            "get": {**_op("The reader's timeline, oldest first", params=("reader_id",)),
-                    "parameters": [*_op("", params=("reader_id",))["parameters"], *PAGED]}},
+            "get": {
+                **_op("The reader's timeline, oldest first", params=("reader_id",)),
+                "parameters": [*_op("", params=("reader_id",))["parameters"], *PAGED],
+            }
+        },
         "/api/v1/openapi.json": {"get": {**_op("This document"), "security": []}},
     },
 }

@@ -15,19 +15,26 @@ from drip.web import api_v1
 log = logging.getLogger(__name__)
 
 WORDS = {
-    404: ("Page not found", "There is no page at this address. It may have moved, or the "
-                            "link may be incomplete."),
-    500: ("Something went wrong", "drip could not finish this request. Nothing you sent was "
-                                  "lost; please try again in a minute."),
+    404: (
+        "Page not found",
+        "There is no page at this address. It may have moved, or the link may be incomplete.",
+    ),
+    500: (
+        "Something went wrong",
+        "drip could not finish this request. Nothing you sent was "
+        "lost; please try again in a minute.",
+    ),
 }
 
 
 def _page(code: int) -> ResponseReturnValue:
     title, message = WORDS[code]
     if request.path.startswith("/api/v1/"):  # the REST API's one error shape
-        return api_v1.error(message if code == 500 else "no such endpoint: see "
-                            "/api/v1/openapi.json", "server_error" if code == 500
-                            else "not_found", code)
+        return api_v1.error(
+            message if code == 500 else "no such endpoint: see /api/v1/openapi.json",
+            "server_error" if code == 500 else "not_found",
+            code,
+        )
     if request.path.startswith("/api/"):
         return jsonify(status="error", error=title.lower()), code
     template = "admin/error.html" if request.path.startswith("/admin") else "public/error.html"

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 from flask import Flask, Response, request
 
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data: https:",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: https:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 PRIVATE_PREFIXES = ("/confirm/", "/unsubscribe/", "/preferences/", "/magnet/", "/l/", "/admin")
 
 
@@ -35,8 +37,9 @@ def security_headers(response: Response) -> Response:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("X-Frame-Options", "DENY")
-    if request.path.startswith(PRIVATE_PREFIXES) and \
-            "no-store" not in headers.get("Cache-Control", ""):
+    if request.path.startswith(PRIVATE_PREFIXES) and "no-store" not in headers.get(
+        "Cache-Control", ""
+    ):
         headers["Cache-Control"] = "no-store"
     return response
 

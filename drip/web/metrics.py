@@ -47,22 +47,29 @@ class DripCollector(Collector):
             if self.counts:
                 yield from self._counts(session)
         last = beat.last_pass_at if beat else None
-        age = GaugeMetricFamily("drip_last_pass_age_seconds",
-                                "Seconds since the newest dispatch pass (NaN before the first).")
+        age = GaugeMetricFamily(
+            "drip_last_pass_age_seconds",
+            "Seconds since the newest dispatch pass (NaN before the first).",
+        )
         age.add_metric([], (now - last).total_seconds() if last else float("nan"))
         yield age
-        alive = GaugeMetricFamily("drip_scheduler_alive",
-                                  "1 while the last pass is younger than 3 dispatch intervals.")
-        alive.add_metric([], 1 if scheduler_alive(last, now, self.svc.settings.dispatch_interval)
-                         else 0)
+        alive = GaugeMetricFamily(
+            "drip_scheduler_alive", "1 while the last pass is younger than 3 dispatch intervals."
+        )
+        alive.add_metric(
+            [], 1 if scheduler_alive(last, now, self.svc.settings.dispatch_interval) else 0
+        )
         yield alive
-        problems = GaugeMetricFamily("drip_sending_problems",
-                                     "Production guardrail problems (drip doctor lists them).")
-        problems.add_metric([], len(guardrails.problems(self.svc.settings,
-                                                        self.svc.content.library())))
+        problems = GaugeMetricFamily(
+            "drip_sending_problems", "Production guardrail problems (drip doctor lists them)."
+        )
+        problems.add_metric(
+            [], len(guardrails.problems(self.svc.settings, self.svc.content.library()))
+        )
         yield problems
-        stopped = GaugeMetricFamily("drip_sending_paused",
-                                    "1 while a bounce or complaint guardrail pauses sending.")
+        stopped = GaugeMetricFamily(
+            "drip_sending_paused", "1 while a bounce or complaint guardrail pauses sending."
+        )
         stopped.add_metric([], 1 if paused else 0)
         yield stopped
 
@@ -70,21 +77,23 @@ class DripCollector(Collector):
         deliveries = deliveries_by_status(session)  # both from the tallies
         enrollments = counts_by_sequence_and_status(session)
         bounces = event_counts(session)
-        by_status = GaugeMetricFamily("drip_deliveries", "Deliveries by status.",
-                                      labels=["status"])
+        by_status = GaugeMetricFamily("drip_deliveries", "Deliveries by status.", labels=["status"])
         for status in DeliveryStatus:
             by_status.add_metric([status.value], deliveries[status.value])
         yield by_status
-        readers = GaugeMetricFamily("drip_enrollments", "Enrollments by sequence and status.",
-                                    labels=["sequence", "status"])
+        readers = GaugeMetricFamily(
+            "drip_enrollments", "Enrollments by sequence and status.", labels=["sequence", "status"]
+        )
         for slug in sorted(set(enrollments) | set(self.svc.content.library().sequences)):
             found = enrollments.get(slug, Counter())
             for state in EnrollmentStatus:
                 readers.add_metric([slug, state.value], found[state.value])
         yield readers
-        events = GaugeMetricFamily("drip_bounce_events", "Bounce and complaint events "
-                                   "recorded, by kind and match (none: nothing matched).",
-                                   labels=["kind", "matched_by"])
+        events = GaugeMetricFamily(
+            "drip_bounce_events",
+            "Bounce and complaint events recorded, by kind and match (none: nothing matched).",
+            labels=["kind", "matched_by"],
+        )
         for (kind, matched_by), number in sorted(bounces.items()):
             events.add_metric([kind, matched_by], number)
         yield events
@@ -106,9 +115,12 @@ def init_app(app: Flask) -> None:
             return Response(generate_latest(public), content_type=CONTENT_TYPE_LATEST)
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, f"Bearer {token}".encode()):
-            return Response("/metrics needs Authorization: Bearer <DRIP_METRICS_TOKEN>\n", 401,
-                            {"WWW-Authenticate": 'Bearer realm="drip metrics"'},
-                            mimetype="text/plain")
+            return Response(
+                "/metrics needs Authorization: Bearer <DRIP_METRICS_TOKEN>\n",
+                401,
+                {"WWW-Authenticate": 'Bearer realm="drip metrics"'},
+                mimetype="text/plain",
+            )
         return Response(generate_latest(full), content_type=CONTENT_TYPE_LATEST)
 
     app.add_url_rule("/metrics", "metrics", metrics)

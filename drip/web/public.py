@@ -75,8 +75,7 @@ def _sequence_or_404(slug: str) -> Sequence:
 
 
 def peer(source: str) -> Peer:
-    return Peer(ip=client_ip(), user_agent=request.headers.get("User-Agent", ""),
-                source=source)
+    return Peer(ip=client_ip(), user_agent=request.headers.get("User-Agent", ""), source=source)
 
 
 def _form_from_request(sequence: Sequence) -> SignUp:
@@ -93,8 +92,9 @@ def _form_from_request(sequence: Sequence) -> SignUp:
 @bp.get("/subscribe/<slug>")
 def signup_page(slug: str) -> ResponseReturnValue:
     sequence = _sequence_or_404(slug)
-    return render_template("public/subscribe.html", sequence=sequence, values={},
-                           error=None, error_field=None)
+    return render_template(
+        "public/subscribe.html", sequence=sequence, values={}, error=None, error_field=None
+    )
 
 
 @bp.post("/subscribe/<slug>")
@@ -111,10 +111,13 @@ def signup_post(slug: str) -> ResponseReturnValue:
     if embed is not None:
         found_tags = embed_tags(services().settings.secret_key, slug, embed)
         if found_tags is None:
-            return render_template("public/problem.html", sequence=sequence,
-                                   title="This form is out of date",
-                                   message="Please sign up on our own page instead.",
-                                   signup=True), 400
+            return render_template(
+                "public/problem.html",
+                sequence=sequence,
+                title="This form is out of date",
+                message="Please sign up on our own page instead.",
+                signup=True,
+            ), 400
         tags = found_tags
         source = f"embedded form ({request.headers.get('Origin', 'unknown origin')[:100]})"
     else:
@@ -125,9 +128,13 @@ def signup_post(slug: str) -> ResponseReturnValue:
         svc = services()
         accept_sign_up(db_session(), sequence, form, peer(source), svc.clock(), svc.settings)
     except SignUpRefused as refused:
-        return render_template("public/subscribe.html", sequence=sequence,
-                               values=request.form, error=str(refused),
-                               error_field=refused.field), refused.status
+        return render_template(
+            "public/subscribe.html",
+            sequence=sequence,
+            values=request.form,
+            error=str(refused),
+            error_field=refused.field,
+        ), refused.status
     return redirect(url_for("public.check_inbox", slug=slug), code=303)
 
 
@@ -138,8 +145,9 @@ def check_inbox(slug: str) -> ResponseReturnValue:
 
 def link_problem(error: LinkError, purpose: str) -> ResponseReturnValue:
     """A forged or expired link: say so kindly, and offer a fresh one by email."""
-    return render_template("public/link_problem.html", expired=error.expired,
-                           purpose=purpose), 410 if error.expired else 400
+    return render_template(
+        "public/link_problem.html", expired=error.expired, purpose=purpose
+    ), 410 if error.expired else 400
 
 
 def _enrollment_from(purpose: str, token: str) -> Enrollment | LinkError:
@@ -161,8 +169,12 @@ def confirm_page(token: str) -> ResponseReturnValue:
     if isinstance(found, LinkError):
         return link_problem(found, "confirm")
     sequence = services().content.library().for_sign_up(found.sequence)
-    return render_template("public/confirm.html", enrollment=found, sequence=sequence,
-                           title=sequence.title if sequence else found.sequence)
+    return render_template(
+        "public/confirm.html",
+        enrollment=found,
+        sequence=sequence,
+        title=sequence.title if sequence else found.sequence,
+    )
 
 
 @bp.post("/confirm/<token>")
@@ -176,12 +188,17 @@ def confirm_post(token: str) -> ResponseReturnValue:
     try:
         enrollment = confirm(session, svc.content.library(), found.id, svc.clock())
     except SubscriptionError as error:  # the sequence is gone or broken
-        return render_template("public/problem.html", title="We can't start this course now",
-                               message=str(error)), 503
+        return render_template(
+            "public/problem.html", title="We can't start this course now", message=str(error)
+        ), 503
     session.commit()
     sequence = svc.content.library().get(enrollment.sequence)
-    return render_template("public/confirmed.html", enrollment=enrollment, sequence=sequence,
-                           preferences_url=svc.links.preferences_url(enrollment.subscriber_id))
+    return render_template(
+        "public/confirmed.html",
+        enrollment=enrollment,
+        sequence=sequence,
+        preferences_url=svc.links.preferences_url(enrollment.subscriber_id),
+    )
 
 
 @bp.get("/unsubscribe/<token>")
@@ -191,8 +208,12 @@ def unsubscribe_page(token: str) -> ResponseReturnValue:
     if isinstance(found, LinkError):
         return link_problem(found, "unsubscribe")
     sequence = services().content.library().get(found.sequence)
-    return render_template("public/unsubscribe.html", enrollment=found, sequence=sequence,
-                           title=sequence.title if sequence else found.sequence)
+    return render_template(
+        "public/unsubscribe.html",
+        enrollment=found,
+        sequence=sequence,
+        title=sequence.title if sequence else found.sequence,
+    )
 
 
 @bp.post("/unsubscribe/<token>")
@@ -203,8 +224,7 @@ def unsubscribe_post(token: str) -> ResponseReturnValue:
     found = _enrollment_from("unsubscribe", token)
     if isinstance(found, LinkError):
         if one_click:
-            return Response("This unsubscribe link is not valid.\n", 400,
-                            mimetype="text/plain")
+            return Response("This unsubscribe link is not valid.\n", 400, mimetype="text/plain")
         return link_problem(found, "unsubscribe")
     svc = services()
     session = db_session()
@@ -218,9 +238,12 @@ def unsubscribe_post(token: str) -> ResponseReturnValue:
     unsubscribe(session, found.id, svc.clock(), everything=everything, how="unsubscribe page")
     session.commit()
     sequence = svc.content.library().get(found.sequence)
-    return render_template("public/unsubscribed.html", everything=everything,
-                           title=sequence.title if sequence else found.sequence,
-                           preferences_url=svc.links.preferences_url(found.subscriber_id))
+    return render_template(
+        "public/unsubscribed.html",
+        everything=everything,
+        title=sequence.title if sequence else found.sequence,
+        preferences_url=svc.links.preferences_url(found.subscriber_id),
+    )
 
 
 def _subscriber_from(token: str) -> Subscriber | LinkError:
@@ -236,8 +259,9 @@ def _subscriber_from(token: str) -> Subscriber | LinkError:
 
 def _courses(subscriber: Subscriber) -> list[tuple[Enrollment, str]]:
     library = services().content.library()
-    rows = db_session().scalars(select(Enrollment).where(
-        Enrollment.subscriber_id == subscriber.id).order_by(Enrollment.id))
+    rows = db_session().scalars(
+        select(Enrollment).where(Enrollment.subscriber_id == subscriber.id).order_by(Enrollment.id)
+    )
     courses = []
     for enrollment in rows:
         sequence = library.get(enrollment.sequence)
@@ -254,10 +278,14 @@ def preferences(token: str) -> ResponseReturnValue:
     notice = None
     if request.method == "POST":
         notice = _change_course(found)
-    return render_template("public/preferences.html", subscriber=found,
-                           courses=_courses(found), notice=notice, left=LEFT_STATUSES,
-                           library=services().content.library())
-
+    return render_template(
+        "public/preferences.html",
+        subscriber=found,
+        courses=_courses(found),
+        notice=notice,
+        left=LEFT_STATUSES,
+        library=services().content.library(),
+    )
 
 
 def _change_course(subscriber: Subscriber) -> str:
@@ -281,10 +309,18 @@ def _change_course(subscriber: Subscriber) -> str:
         return f"You left “{title}”."
     if request.form.get("action") == "rejoin" and sequence is not None:
         try:
-            rejoin(session, library, enrollment, svc.clock(),
-                   consent=Consent(source="preferences page", text=sequence.consent,
-                                   ip=client_ip(),
-                                   user_agent=request.headers.get("User-Agent", "")[:500]))
+            rejoin(
+                session,
+                library,
+                enrollment,
+                svc.clock(),
+                consent=Consent(
+                    source="preferences page",
+                    text=sequence.consent,
+                    ip=client_ip(),
+                    user_agent=request.headers.get("User-Agent", "")[:500],
+                ),
+            )
         except SubscriptionError as error:
             session.rollback()
             return str(error)
@@ -304,19 +340,39 @@ def magnet(token: str) -> ResponseReturnValue:
     svc = services()
     sequence = svc.content.library().get(found.sequence)
     if sequence is None or sequence.lead_magnet is None:
-        return render_template("public/problem.html", title="This guide is not available",
-                               message="The course it belonged to has changed. Sorry!"), 404
-    pdf = magnet_pdf(svc.settings, sequence, dict(found.subscriber.attributes or {}),
-                     page_size=page_size_for(found.subscriber.timezone), today=svc.clock().date())
+        return render_template(
+            "public/problem.html",
+            title="This guide is not available",
+            message="The course it belonged to has changed. Sorry!",
+        ), 404
+    pdf = magnet_pdf(
+        svc.settings,
+        sequence,
+        dict(found.subscriber.attributes or {}),
+        page_size=page_size_for(found.subscriber.timezone),
+        today=svc.clock().date(),
+    )
     session = db_session()
     record_event(session, found, "download", svc.clock(), sequence.lead_magnet.source.name)
     if request.headers.get("User-Agent", "").startswith("Mozilla/"):  # a person, not a scanner
-        add_tags(session, found.subscriber, [f"pdf-{sequence.slug}"[:40]], svc.clock(),
-                 "downloaded the PDF", svc.content.library())
+        add_tags(
+            session,
+            found.subscriber,
+            [f"pdf-{sequence.slug}"[:40]],
+            svc.clock(),
+            "downloaded the PDF",
+            svc.content.library(),
+        )
     session.commit()
-    return Response(pdf, 200, mimetype="application/pdf", headers={
-        "Content-Disposition": f'attachment; filename="{sequence.slug}.pdf"',
-        "Cache-Control": "private, no-store"})
+    return Response(
+        pdf,
+        200,
+        mimetype="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="{sequence.slug}.pdf"',
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 @bp.post("/resend")
@@ -334,13 +390,19 @@ def resend() -> ResponseReturnValue:
     except SubscriptionError:
         within_limits(session, "resend", ip, None)
         session.commit()
-        return render_template("public/link_problem.html", purpose=purpose, expired=True,
-                               error="That doesn't look like an email address."), 400
+        return render_template(
+            "public/link_problem.html",
+            purpose=purpose,
+            expired=True,
+            error="That doesn't look like an email address.",
+        ), 400
     if not within_limits(session, "resend", ip, address):
         session.commit()
-        return render_template("public/problem.html", title="Please wait a little",
-                               message="Too many requests for fresh links. Please try again "
-                                       "in an hour."), 429
+        return render_template(
+            "public/problem.html",
+            title="Please wait a little",
+            message="Too many requests for fresh links. Please try again in an hour.",
+        ), 429
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is not None:
         for enrollment in subscriber.enrollments:
@@ -367,19 +429,27 @@ def stop_broadcasts_page(token: str) -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("public/stop.html")
     if request.form.get("List-Unsubscribe") == ONE_CLICK:
-        stop_broadcasts(session, recipient_id, svc.clock(), everything=False,
-                        how="one-click (RFC 8058), broadcast")
+        stop_broadcasts(
+            session,
+            recipient_id,
+            svc.clock(),
+            everything=False,
+            how="one-click (RFC 8058), broadcast",
+        )
         session.commit()
         return Response("You will get no more broadcasts.\n", 200, mimetype="text/plain")
     csrf.protect()
     everything = request.form.get("scope") == "everything"
-    subscriber = stop_broadcasts(session, recipient_id, svc.clock(), everything=everything,
-                                 how="broadcast unsubscribe page")
+    subscriber = stop_broadcasts(
+        session, recipient_id, svc.clock(), everything=everything, how="broadcast unsubscribe page"
+    )
     session.commit()
-    return render_template("public/unsubscribed.html", everything=everything,
-                           title="our news emails",
-                           preferences_url=svc.links.preferences_url(subscriber.id)
-                           if subscriber else None)
+    return render_template(
+        "public/unsubscribed.html",
+        everything=everything,
+        title="our news emails",
+        preferences_url=svc.links.preferences_url(subscriber.id) if subscriber else None,
+    )
 
 
 @bp.route("/t/<token>", methods=["GET", "POST"])
@@ -391,22 +461,35 @@ def tag_link(token: str) -> ResponseReturnValue:
         enrollment_id, tag = svc.links.read_tracked("tag", token)
         tag = clean_tag(str(tag))
     except (LinkError, ValueError):
-        return render_template("public/problem.html", title="This link is broken",
-                               message="It may have been cut or changed on its way to you. "
-                                       "Please open it again from the email."), 400
+        return render_template(
+            "public/problem.html",
+            title="This link is broken",
+            message="It may have been cut or changed on its way to you. "
+            "Please open it again from the email.",
+        ), 400
     session = db_session()
     found = session.get(Enrollment, int(enrollment_id))
     if found is None:
-        return render_template("public/problem.html", title="This link is not valid any more",
-                               message="It belongs to no subscription."), 404
+        return render_template(
+            "public/problem.html",
+            title="This link is not valid any more",
+            message="It belongs to no subscription.",
+        ), 404
     if request.method == "GET":
         return render_template("public/tag.html", tag=tag)
     csrf.protect()
-    add_tags(session, found.subscriber, [tag], svc.clock(), f"link in {found.sequence}",
-             svc.content.library())
+    add_tags(
+        session,
+        found.subscriber,
+        [tag],
+        svc.clock(),
+        f"link in {found.sequence}",
+        svc.content.library(),
+    )
     session.commit()
-    return render_template("public/problem.html", title="Thank you, noted",
-                           message="You can close this page.")
+    return render_template(
+        "public/problem.html", title="Thank you, noted", message="You can close this page."
+    )
 
 
 @bp.route("/offer/<token>", methods=["GET", "POST"])
@@ -422,25 +505,31 @@ def offer(token: str) -> ResponseReturnValue:
     session = db_session()
     found = session.get(Enrollment, enrollment_id)
     finished = library.get(found.sequence) if found else None
-    target = (library.get(finished.on_complete[1])
-              if finished and finished.on_complete else None)
+    target = library.get(finished.on_complete[1]) if finished and finished.on_complete else None
     if found is None or target is None:
-        return render_template("public/problem.html", title="This offer is not open any more",
-                               message="The course it offered has changed. Sorry!"), 404
+        return render_template(
+            "public/problem.html",
+            title="This offer is not open any more",
+            message="The course it offered has changed. Sorry!",
+        ), 404
     if request.method == "GET":
-        return render_template("public/offer.html", sequence=target, finished=finished,
-                               email=found.subscriber.email)
+        return render_template(
+            "public/offer.html", sequence=target, finished=finished, email=found.subscriber.email
+        )
     csrf.protect()
     try:
         accept_offer(session, library, enrollment_id, svc.clock())
     except SubscriptionError as error:
         session.rollback()
-        return render_template("public/problem.html", title="We can't start this course now",
-                               message=str(error)), 409
+        return render_template(
+            "public/problem.html", title="We can't start this course now", message=str(error)
+        ), 409
     session.commit()
-    return render_template("public/problem.html", title="You're in!",
-                           message=f"“{target.title}” starts now: the first email is on its "
-                                   "way.")
+    return render_template(
+        "public/problem.html",
+        title="You're in!",
+        message=f"“{target.title}” starts now: the first email is on its way.",
+    )
 
 
 @bp.get("/l/<token>")
@@ -453,20 +542,31 @@ def tracked_link(token: str) -> ResponseReturnValue:
         if not isinstance(target, str) or urlsplit(target).scheme not in ("http", "https"):
             raise LinkError("this link is broken")
     except (LinkError, ValueError):
-        return render_template("public/problem.html", title="This link is broken",
-                               message="It may have been cut or changed on its way to you. "
-                                       "Please open it again from the email."), 400
+        return render_template(
+            "public/problem.html",
+            title="This link is broken",
+            message="It may have been cut or changed on its way to you. "
+            "Please open it again from the email.",
+        ), 400
     session = db_session()
-    destination = record_click(session, svc.content.library(), int(enrollment_id), str(lesson),
-                               int(index), target, svc.clock(),
-                               user_agent=request.headers.get("User-Agent", ""),
-                               accept=request.headers.get("Accept", ""))
+    destination = record_click(
+        session,
+        svc.content.library(),
+        int(enrollment_id),
+        str(lesson),
+        int(index),
+        target,
+        svc.clock(),
+        user_agent=request.headers.get("User-Agent", ""),
+        accept=request.headers.get("Accept", ""),
+    )
     session.commit()
     return redirect(destination or target, code=302)
 
 
-PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000"
-                      "010001000002024401003b")
+PIXEL = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
 
 
 @bp.get("/o/<token>.gif")
@@ -476,9 +576,17 @@ def open_pixel(token: str) -> ResponseReturnValue:
     try:
         enrollment_id, lesson = svc.links.read_tracked("open", token)
         session = db_session()
-        record_click(session, svc.content.library(), int(enrollment_id), str(lesson), OPEN,
-                     "(open)", svc.clock(), user_agent=request.headers.get("User-Agent", ""),
-                     accept="text/html")
+        record_click(
+            session,
+            svc.content.library(),
+            int(enrollment_id),
+            str(lesson),
+            OPEN,
+            "(open)",
+            svc.clock(),
+            user_agent=request.headers.get("User-Agent", ""),
+            accept="text/html",
+        )
         session.commit()
     except (LinkError, ValueError):
         pass  # a broken pixel shows nothing either way
@@ -491,22 +599,29 @@ def sample_link(kind: str, purpose: str) -> ResponseReturnValue:
     if kind not in SAMPLE_KINDS:
         abort(404)
     what = "a preview" if kind == "preview" else "a test send"
-    return render_template("public/problem.html", title=f"This link is from {what}",
-                           message="It belongs to no reader, so it does nothing: in a real "
-                                   f"email it would open the {purpose.replace('-', ' ')} "
-                                   "page of the reader it was sent to.")
+    return render_template(
+        "public/problem.html",
+        title=f"This link is from {what}",
+        message="It belongs to no reader, so it does nothing: in a real "
+        f"email it would open the {purpose.replace('-', ' ')} "
+        "page of the reader it was sent to.",
+    )
 
 
 @bp.errorhandler(400)
 def bad_request(_error: Exception) -> ResponseReturnValue:
     """Mostly a form posted without its security token (a page left open very long, or a
     post from another site): say what to do, change nothing."""
-    return render_template("public/problem.html", title="That didn't go through",
-                           message="The form was missing something we need to accept it. "
-                                   "Please go back, reload the page and try again."), 400
+    return render_template(
+        "public/problem.html",
+        title="That didn't go through",
+        message="The form was missing something we need to accept it. "
+        "Please go back, reload the page and try again.",
+    ), 400
 
 
 @bp.errorhandler(404)
 def not_found(_error: Exception) -> ResponseReturnValue:
-    return render_template("public/problem.html", title="Page not found",
-                           message="There is nothing at this address."), 404
+    return render_template(
+        "public/problem.html", title="Page not found", message="There is nothing at this address."
+    ), 404

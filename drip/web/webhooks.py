@@ -43,23 +43,27 @@ def _handle(provider: str, read: Callable[[Session], list[Report]]) -> ResponseR
             log.warning("%s webhook refused (%s): %s", provider, refused.status, refused)
             return jsonify(error=str(refused)), refused.status
         try:
-            results = record_all(session, reports, svc.clock(),
-                                 Policy.from_settings(svc.settings))
+            results = record_all(session, reports, svc.clock(), Policy.from_settings(svc.settings))
             session.commit()
             break
         except IntegrityError:  # a concurrent retry recorded the same event: read it again
             session.rollback()
             if attempt == 2:
                 raise
-    return jsonify(results=[{"email": r.email, "status": r.status, "outcome": r.outcome}
-                            for r in results]), 200
+    return jsonify(
+        results=[{"email": r.email, "status": r.status, "outcome": r.outcome} for r in results]
+    ), 200
 
 
 @bp.post("/bounce")
 def bounce() -> ResponseReturnValue:
     token = services().settings.webhook_token
-    return _handle("drip", lambda _s: drip_reports(
-        request.get_data(), request.headers.get("Authorization", ""), token))
+    return _handle(
+        "drip",
+        lambda _s: drip_reports(
+            request.get_data(), request.headers.get("Authorization", ""), token
+        ),
+    )
 
 
 @bp.post("/ses")
@@ -67,12 +71,18 @@ def ses() -> ResponseReturnValue:
     svc = services()
 
     def read(_session: Session) -> list[Report]:
-        reports, subscribe_url = ses_reports(request.get_data(), svc.settings.sns_certificate,
-                                             svc.clock(), svc.settings.sns_topic_arns)
+        reports, subscribe_url = ses_reports(
+            request.get_data(),
+            svc.settings.sns_certificate,
+            svc.clock(),
+            svc.settings.sns_topic_arns,
+        )
         if subscribe_url:
-            log.warning("Amazon SNS asks to confirm the subscription of /webhooks/ses: open "
-                        "%s once (or paste it in the SNS console's Confirm subscription)",
-                        subscribe_url)
+            log.warning(
+                "Amazon SNS asks to confirm the subscription of /webhooks/ses: open "
+                "%s once (or paste it in the SNS console's Confirm subscription)",
+                subscribe_url,
+            )
         return reports
 
     return _handle("ses", read)
@@ -81,20 +91,31 @@ def ses() -> ResponseReturnValue:
 @bp.post("/postmark")
 def postmark() -> ResponseReturnValue:
     credentials = services().settings.postmark_auth
-    return _handle("postmark", lambda _s: postmark_reports(
-        request.get_data(), request.headers.get("Authorization", ""), credentials))
+    return _handle(
+        "postmark",
+        lambda _s: postmark_reports(
+            request.get_data(), request.headers.get("Authorization", ""), credentials
+        ),
+    )
 
 
 @bp.post("/mailgun")
 def mailgun() -> ResponseReturnValue:
     svc = services()
-    return _handle("mailgun", lambda session: mailgun_reports(
-        session, request.get_data(), svc.settings.mailgun_signing_key, svc.clock()))
+    return _handle(
+        "mailgun",
+        lambda session: mailgun_reports(
+            session, request.get_data(), svc.settings.mailgun_signing_key, svc.clock()
+        ),
+    )
 
 
 @bp.post("/sendgrid")
 def sendgrid() -> ResponseReturnValue:
     svc = services()
-    return _handle("sendgrid", lambda _s: sendgrid_reports(
-        request.get_data(), dict(request.headers), svc.settings.sendgrid_public_key,
-        svc.clock()))
+    return _handle(
+        "sendgrid",
+        lambda _s: sendgrid_reports(
+            request.get_data(), dict(request.headers), svc.settings.sendgrid_public_key, svc.clock()
+        ),
+    )
