@@ -30,6 +30,7 @@ from drip.models import (
     EnrollmentStatus,
     EnrollmentTally,
     SequenceState,
+    SignUpRequest,
     Subscriber,
 )
 
@@ -333,3 +334,13 @@ def deliveries_page(
     statement = delivery_log(session, filters)
     total = _total(session, statement, filters, DeliveryTally, DeliveryTally.deliveries)
     return keyset(session, statement, Delivery.id, lambda row: int(row[0].id), cursor, total, size)
+
+
+def sign_ups_waiting_by_sequence(session: Session) -> dict[str, int]:
+    """Queued sign-ups per sequence: those of a broken sequence wait until it is fixed."""
+    return {
+        str(slug): int(number)
+        for slug, number in session.execute(
+            select(SignUpRequest.sequence, func.count()).group_by(SignUpRequest.sequence)
+        )
+    }

@@ -632,3 +632,26 @@ def test_the_integrations_page_shows_broadcasts_keys_and_webhooks_and_acts_on_th
         assert session.get(Broadcast, broadcast_id).status == "cancelled"  # type: ignore[union-attr]
         assert session.get(ApiKey, key_id).revoked_at is not None  # type: ignore[union-attr]
         assert session.get(WebhookDelivery, delivery_id).given_up_at is None  # type: ignore[union-attr]
+
+
+def test_the_sequences_page_says_how_many_readers_and_sign_ups_a_broken_sequence_holds(
+    broken_app: Flask, clock: FrozenClock
+) -> None:
+    svc = svc_of(broken_app)
+    root = svc.settings.sequences_dir
+    (root / "broken" / "01-first.md").write_text("---\nsubject: Hi\ndelay: 0\n---\nBody\n")
+    sign_up(svc, "ada@example.org", slug="broken")  # while it was readable
+    (root / "broken" / "01-first.md").write_text("---\nsubject: Hi\ndelay: soon\n---\nBody\n")
+    with svc.sessions() as session:
+        intake.accept(
+            session, "broken", "bo@example.org", clock(), Consent(source="test", text="yes")
+        )
+        session.commit()
+    web = broken_app.test_client()
+    log_in(web)
+
+    listing = web.get("/admin/sequences").text
+
+    assert '<span class="badge failed" id="held-broken">1 readers held</span>' in listing
+    assert "1 sign-ups waiting" in listing
+    assert "Nothing goes out until it is fixed" in listing and "bad delay" in listing

@@ -484,6 +484,7 @@ def sequences() -> ResponseReturnValue:
         library=library,
         counts=queries.counts_by_sequence_and_status(session),
         paused=paused_sequences(session),
+        waiting=queries.sign_ups_waiting_by_sequence(session),
     )
 
 
