@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parseaddr
 from functools import lru_cache
 from typing import Literal
@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from drip.clock import as_utc
 from drip.config import Settings
 from drip.models import (
     BounceEvent,
@@ -427,6 +428,50 @@ def rates(session: Session | Connection, window: int, since: datetime | None = N
     ):
         counts[kind] = int(number)
     return Rates(sends, counts["hard"], counts["complaint"])
+
+
+@dataclass(frozen=True)
+class DayRates:
+    """One UTC day: sends, and the hard bounces and complaints reported on it."""
+
+    day: date
+    sends: int
+    hard: int
+    complaints: int
+
+    @property
+    def bounce_rate(self) -> float:
+        return self.hard / self.sends if self.sends else 0.0
+
+    @property
+    def complaint_rate(self) -> float:
+        return self.complaints / self.sends if self.sends else 0.0
+
+
+def daily_rates(
+    session: Session, sends: dict[date, int], first: date, last: date
+) -> list[DayRates]:
+    """Per day from `first` to `last`: the reports received that day over that day's sends
+    (an index range over the reports; the sends come from the daily tallies)."""
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+    found: dict[tuple[date, str], int] = {}
+    for received_at, kind in session.execute(
+        select(BounceEvent.received_at, BounceEvent.kind).where(
+            BounceEvent.received_at >= start,
+            BounceEvent.received_at < end,
+            BounceEvent.kind.in_(["hard", "complaint"]),
+        )
+    ):
+        key = (as_utc(received_at).date(), kind)
+        found[key] = found.get(key, 0) + 1
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    return [
+        DayRates(
+            day, sends.get(day, 0), found.get((day, "hard"), 0), found.get((day, "complaint"), 0)
+        )
+        for day in days
+    ]
 
 
 def _open_pause(session: Session | Connection) -> tuple[int, str] | None:

@@ -542,6 +542,7 @@ class BounceEvent(Base):
     __table_args__ = (
         Index("ix_bounce_events_delivery", "delivery_id"),
         Index("ix_bounce_events_subscriber", "subscriber_id", "received_at"),
+        Index("ix_bounce_events_received", "received_at"),
     )
 
     id: Mapped[intpk]

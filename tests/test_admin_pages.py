@@ -109,6 +109,7 @@ def test_a_delivery_shows_on_the_dashboard_and_the_readers_page(
     assert "Scheduler alive." in dashboard
     assert "<svg" in dashboard and "2026-03-02: 1 sent</title>" in dashboard
     assert "Signed up: 1 of 1 readers</title>" in dashboard  # the funnel
+    assert "Hard-bounce and complaint rates per day, last 30 days</title>" in dashboard
     page = logged_in.get(f"/admin/readers/{subscriber_id(svc, 'ada@example.org')}").text
     with svc.sessions() as session:
         stored = session.scalars(select(Delivery.message_id)).one()

@@ -22,6 +22,7 @@ from drip.app import create_app
 from drip.bounces import (
     Policy,
     Report,
+    daily_rates,
     read_verp,
     record_bounce,
     return_path,
@@ -604,3 +605,27 @@ def test_rates_read_as_a_percentage_or_a_fraction(tmp_path: Path) -> None:
         secret_key="s",
     )
     assert (settings.complaint_pause, settings.bounce_pause) == (0.005, 0.02)
+
+
+def test_the_rates_per_day_are_that_days_reports_over_its_sends(
+    svc: Services, clock: FrozenClock
+) -> None:
+    with svc.sessions() as session:
+        sends = {clock().date(): 200}
+        for n in range(3):
+            session.add(
+                BounceEvent(
+                    key=f"k{n}",
+                    received_at=clock(),
+                    source="webhook",
+                    provider="drip",
+                    kind="hard" if n else "complaint",
+                    email=f"x{n}@example.org",
+                    matched_by="none",
+                    outcome="unmatched",
+                )
+            )
+        session.commit()
+        (today,) = daily_rates(session, sends, clock().date(), clock().date())
+    assert (today.sends, today.hard, today.complaints) == (200, 2, 1)
+    assert today.bounce_rate == 0.01 and today.complaint_rate == 0.005

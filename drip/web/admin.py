@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from drip import exports, guardrails, queries
 from drip import outbox as mail_folder
 from drip.api_keys import list_keys, revoke_key
-from drip.bounces import Policy, rates, resume_sending, sending_paused
+from drip.bounces import Policy, daily_rates, rates, resume_sending, sending_paused
 from drip.broadcasts import cancel as cancel_broadcast
 from drip.broadcasts import progress as broadcast_progress
 from drip.hooks import HookError, replay
@@ -203,6 +203,7 @@ def dashboard() -> ResponseReturnValue:
         paused=paused_sequences(session),
         sending_paused=sending_paused(session),
         rates=[(window, rates(session, window)) for window in (1_000, 10_000)],
+        day_rates=daily_rates(session, {d.day: d.sent for d in days}, days[0].day, days[-1].day),
         limits=Policy.from_settings(svc.settings),
         sending_problems=guardrails.problems(svc.settings, library),
         sending_refused=bool(guardrails.blocking(svc.settings, library)),
