@@ -344,3 +344,24 @@ def sign_ups_waiting_by_sequence(session: Session) -> dict[str, int]:
             select(SignUpRequest.sequence, func.count()).group_by(SignUpRequest.sequence)
         )
     }
+
+
+def due_by_lesson(session: Session, slug: str, now: datetime, until: datetime) -> Counter[str]:
+    """Active readers of `slug` whose next lesson falls due between `now` and `until`, per
+    lesson: a range of the (status, due_at) index."""
+    return Counter(
+        {
+            str(lesson): int(number)
+            for lesson, number in session.execute(
+                select(Enrollment.next_lesson, func.count())
+                .where(
+                    Enrollment.status == EnrollmentStatus.ACTIVE,
+                    Enrollment.due_at >= now,
+                    Enrollment.due_at < until,
+                    Enrollment.sequence == slug,
+                )
+                .group_by(Enrollment.next_lesson)
+            )
+            if lesson
+        }
+    )

@@ -656,3 +656,24 @@ def test_the_sequences_page_says_how_many_readers_and_sign_ups_a_broken_sequence
     assert '<span class="badge failed" id="held-broken">1 readers held</span>' in listing
     assert "1 sign-ups waiting" in listing
     assert "Nothing goes out until it is fixed" in listing and "bad delay" in listing
+
+
+def test_the_sequence_page_says_per_lesson_who_got_it_who_is_due_and_where_readers_drop_off(
+    logged_in: FlaskClient, app: Flask, clock: FrozenClock
+) -> None:
+    svc = svc_of(app)
+    sign_up(svc, "ada@example.org")
+    sign_up(svc, "bob@example.org")
+    clock.advance(hours=1)  # into the morning window
+    svc.dispatcher().run_pass(clock())
+
+    page = logged_in.get("/admin/sequences/tiny").text
+
+    def row(key: str) -> list[str]:
+        start = page.index(f'<tr id="lesson-{key}">')
+        cells = page[start : page.index("</tr>", start)].split('<td class="num">')[2:]
+        return [cell.split("</td>")[0].strip() for cell in cells]
+
+    assert row("welcome") == ["2", "–", "0", "0", "–"]  # got it; nobody due for it again
+    assert row("second") == ["0", "0%", "0", "2", "–"]  # both due within the week
+    assert "Clicks are counted with <code>track_links: true</code>" in page

@@ -10,6 +10,7 @@ password ends older sessions. CSRF is checked app-wide by Flask-WTF.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import (
@@ -36,6 +37,7 @@ from drip.api_keys import list_keys, revoke_key
 from drip.bounces import Policy, daily_rates, rates, resume_sending, sending_paused
 from drip.broadcasts import cancel as cancel_broadcast
 from drip.broadcasts import progress as broadcast_progress
+from drip.clicks import clicks_by_link
 from drip.hooks import HookError, replay
 from drip.hooks import endpoints as hook_endpoints
 from drip.imports import queue_import
@@ -496,12 +498,22 @@ def sequence(slug: str) -> ResponseReturnValue:
     if found is None and slug not in library.broken:
         abort(404)
     problems = [p for p in library.problems if slug in p.path.parts]
+    session = db_session()
+    now = services().clock()
+    clicks: dict[str, int] = {}
+    for (lesson, _index, _url), (readers, _scanners) in clicks_by_link(session, slug).items():
+        clicks[lesson] = clicks.get(lesson, 0) + readers
     return render_template(
         "admin/sequence.html",
         slug=slug,
         sequence=found,
         problems=problems,
-        paused=slug in paused_sequences(db_session()),
+        paused=slug in paused_sequences(session),
+        got=queries.lessons_sent(session, slug),
+        due_day=queries.due_by_lesson(session, slug, now, now + timedelta(days=1)),
+        due_week=queries.due_by_lesson(session, slug, now, now + timedelta(days=7)),
+        clicks=clicks,
+        links=clicks_by_link(session, slug),
     )
 
 
