@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from drip import outbox
+from drip.config import Settings
 from drip.content import Library
 from drip.models import ConsentRecord, Enrollment, EnrollmentStatus, Event, Subscriber
 from drip.subscriptions import (
@@ -152,8 +154,14 @@ def update_reader(subscriber: Subscriber, changes: dict[str, Any]) -> None:
         subscriber.timezone = _zone(changes["timezone"])
 
 
-def erase_reader(session: Session, subscriber: Subscriber) -> None:
+def erase_reader(session: Session, subscriber: Subscriber, settings: Settings) -> int:
+    """Erase the reader and everything about them, and commit; with the embedded outbox,
+    their sent mail goes too (after the commit: files cannot be rolled back). Returns how
+    many outbox messages were removed."""
+    address = subscriber.email
     erase_subscriber(session, subscriber)
+    session.commit()
+    return 0 if settings.smtp_url else outbox.erase(settings.outbox_dir, address)
 
 
 def enroll(

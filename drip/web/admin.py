@@ -57,6 +57,7 @@ from drip.models import (
 )
 from drip.operators import authenticate, end_sessions, session_version
 from drip.queries import Cursor, Filters, paused_sequences
+from drip.readers import erase_reader as erase_everything
 from drip.render import Reader
 from drip.stats import (
     axis_ticks,
@@ -70,7 +71,6 @@ from drip.stats import (
 )
 from drip.subscriptions import (
     SubscriptionError,
-    erase_subscriber,
     pause,
     restart,
     resume,
@@ -355,9 +355,7 @@ def erase_reader(subscriber_id: int) -> ResponseReturnValue:
         flash("Type the reader's address to confirm the erasure.", "error")
         return redirect(url_for("admin.reader", subscriber_id=subscriber_id))
     address = subscriber.email
-    erase_subscriber(session, subscriber)
-    session.commit()
-    removed = _erase_from_outbox(address)
+    removed = erase_everything(session, subscriber, services().settings)
     files = f"{removed} message{'s' if removed != 1 else ''} in the outbox"
     flash(
         f"Erased {address} and everything about them"
@@ -439,12 +437,6 @@ def retry_failed() -> ResponseReturnValue:
 
 def _back(fallback: str) -> str:
     return safe_next(request.form.get("back")) if request.form.get("back") else fallback
-
-
-def _erase_from_outbox(address: str) -> int:
-    """The embedded default keeps sent mail as files; an erasure removes the reader's too."""
-    settings = services().settings
-    return 0 if settings.smtp_url else mail_folder.erase(settings.outbox_dir, address)
 
 
 @bp.get("/outbox")

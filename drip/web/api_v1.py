@@ -150,8 +150,7 @@ def patch_reader(reader_id: int) -> ResponseReturnValue:
 @bp.delete("/readers/<int:reader_id>")
 def delete_reader(reader_id: int) -> ResponseReturnValue:
     session = db_session()
-    erase_reader(session, get_reader(session, reader_id))
-    session.commit()
+    erase_reader(session, get_reader(session, reader_id), services().settings)
     return "", 204
 
 
