@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, aliased
 
 from drip.clock import as_utc
 from drip.config import Settings
+from drip.mailer import envelope_sender
 from drip.models import (
     BounceEvent,
     Delivery,
@@ -153,9 +154,7 @@ def read_verp(secret: str, address: str, bounce_address: str = "") -> tuple[str,
     return kind, ident
 
 
-@lru_cache(maxsize=256)
-def _plain_envelope(sender: str) -> str:
-    return parseaddr(sender)[1]
+_plain_envelope = lru_cache(maxsize=256)(envelope_sender)  # parsed From, for every message
 
 
 def return_path(

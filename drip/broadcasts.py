@@ -34,9 +34,10 @@ import yaml
 from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from drip.bounces import return_path
 from drip.content import Library, Problem, Sequence, check_variables, split_front_matter
 from drip.links import Links
-from drip.mailer import SendError, Transport, envelope_sender
+from drip.mailer import SendError, Transport
 from drip.models import (
     Broadcast,
     BroadcastRecipient,
@@ -226,8 +227,6 @@ def schedule(
                 "status": RecipientStatus.QUEUED,
                 "due_at": due,
                 "attempts": 0,
-                "message_id": f"<drip.broadcast.{broadcast.id}.{row.subscriber_id}"
-                f"@{_domain(library, spec)}>",
             }
         )
         if len(batch) >= 1000:
@@ -239,9 +238,10 @@ def schedule(
     return broadcast
 
 
-def _domain(library: Library, spec: BroadcastFile) -> str:
-    sender = library.sequences[spec.to[0]].sender or "drip@localhost"
-    return sender.rsplit("@", 1)[-1].rstrip(">") or "localhost"
+def broadcast_message_id(row: BroadcastRecipient, domain: str) -> str:
+    """One reader's copy of a broadcast: derived from the row, so a retry of it (a worker
+    died after the hand-off) carries the same id."""
+    return f"<drip.broadcast.{row.broadcast_id}.{row.subscriber_id}@{domain}>"
 
 
 def cancel(session: Session, broadcast_id: int, now: datetime) -> int:
@@ -375,14 +375,14 @@ def send_due(
                 message = template.build(
                     reader,
                     links,
-                    row.message_id,
+                    broadcast_message_id(row, renderer.domain),
                     now,
                     extra={"unsubscribe_url": links.stop_url(row.id)},
                 )
                 try:
                     relay = relay or stack.enter_context(transport())
                     relay.send(
-                        envelope_sender(template.sender),
+                        return_path(renderer.settings, template.sender, None, row.enrollment_id),
                         subscriber.email,
                         message,
                         name=f"{now:%Y%m%dT%H%M%S}-broadcast-{broadcast.id}-{row.id}",

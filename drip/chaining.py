@@ -18,11 +18,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from drip.bounces import return_path
 from drip.content import Library, Sequence
 from drip.links import Links
-from drip.mailer import SendError, Transport, envelope_sender
+from drip.mailer import SendError, Transport
 from drip.models import Enrollment, EnrollmentStatus, Event, Subscriber
-from drip.render import Reader, Renderer
+from drip.render import Reader, Renderer, message_id
 from drip.subscriptions import Consent, SubscriptionError, subscribe
 
 RECENT = timedelta(days=7)  # a course finished longer ago than this is not chained any more
@@ -136,11 +137,11 @@ def chain(
                 reader = Reader(
                     subscriber.email, subscriber.first_name, subscriber.id, enrollment.id
                 )
-                mid = f"<drip.{enrollment.id}.offer-{target.slug}@{renderer.domain}>"
+                mid = message_id(enrollment.id, f"offer-{target.slug}", renderer.domain)
                 try:
                     relay = relay or stack.enter_context(transport())
                     relay.send(
-                        envelope_sender(template.sender),
+                        return_path(renderer.settings, template.sender, None, enrollment.id),
                         subscriber.email,
                         template.build(reader, links, mid, now),
                         name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-offer",

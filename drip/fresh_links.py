@@ -17,11 +17,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from drip.bounces import return_path
 from drip.content import Library
 from drip.links import Links
-from drip.mailer import SendError, Transport, envelope_sender
+from drip.mailer import SendError, Transport
 from drip.models import Enrollment, EnrollmentStatus, EventKind, LinkRequest
-from drip.render import Reader, Renderer
+from drip.render import Reader, Renderer, message_id
 from drip.subscriptions import record_event
 
 log = logging.getLogger(__name__)
@@ -98,12 +99,12 @@ def send_requested(
             template = renderer.magnet_link(sequence)
             subscriber = enrollment.subscriber
             reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
-            mid = f"<drip.{enrollment.id}.{MAGNET_LINK}.{row.id}@{renderer.domain}>"
+            mid = message_id(enrollment.id, MAGNET_LINK, renderer.domain, str(row.id))
             message = template.build(reader, links, mid, now)
             try:
                 relay = relay or stack.enter_context(transport())
                 relay.send(
-                    envelope_sender(template.sender),
+                    return_path(renderer.settings, template.sender, None, enrollment.id),
                     subscriber.email,
                     message,
                     name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-{MAGNET_LINK}",

@@ -525,7 +525,6 @@ class BroadcastRecipient(Base):
     status: Mapped[str] = mapped_column(String(20))
     due_at: Mapped[utc]
     lease_owner: Mapped[str | None] = mapped_column(String(100))
-    message_id: Mapped[str] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[utc_or_none]
     last_error: Mapped[str | None] = mapped_column(Text)

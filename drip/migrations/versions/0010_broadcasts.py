@@ -41,7 +41,6 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('due_at', drip.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('lease_owner', sa.String(length=100), nullable=True),
-    sa.Column('message_id', sa.String(length=200), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('sent_at', drip.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
