@@ -178,6 +178,13 @@ class Sequence:
     def lesson(self, key: str) -> Lesson | None:
         return next((lesson for lesson in self.lessons if lesson.key == key), None)
 
+    def lesson_named(self, name: str) -> Lesson | None:
+        """The lesson an author names on the command line: its key (`small-talk`) or its
+        file name without `.md` (`02-small-talk`)."""
+        return self.lesson(name) or next(
+            (item for item in self.lessons if f"{item.number:02d}-{item.key}" == name), None
+        )
+
     def next_lesson(self, sent: set[str] | frozenset[str]) -> Lesson | None:
         """The first lesson, in the current order, that this reader has not had."""
         return next((lesson for lesson in self.lessons if lesson.key not in sent), None)

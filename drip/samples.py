@@ -27,9 +27,7 @@ def test_template(renderer: Renderer, sequence: Sequence, lesson: str) -> Messag
     if lesson == CONFIRMATION:
         template = renderer.confirmation(sequence)
     else:
-        found = sequence.lesson(lesson) or next(
-            (item for item in sequence.lessons if f"{item.number:02d}-{item.key}" == lesson), None
-        )
+        found = sequence.lesson_named(lesson)
         if found is None:
             names = ", ".join([CONFIRMATION, *(item.key for item in sequence.lessons)])
             raise UnknownLesson(f"no lesson {lesson!r} in {sequence.slug} (lessons: {names})")

@@ -101,9 +101,7 @@ def preview_command(sequence: str, lesson: str | None, out: Path | None, name: s
     found = sequence_named(sequence)
     lessons = found.lessons
     if lesson is not None:
-        chosen = found.lesson(lesson) or next(
-            (item for item in lessons if f"{item.number:02d}-{item.key}" == lesson), None
-        )
+        chosen = found.lesson_named(lesson)
         if chosen is None:
             keys = ", ".join(item.key for item in lessons)
             raise click.ClickException(f"no lesson {lesson!r} in {sequence} (lessons: {keys})")

@@ -492,8 +492,9 @@ def sequence(slug: str) -> ResponseReturnValue:
     problems = [p for p in library.problems if slug in p.path.parts]
     session = db_session()
     now = services().clock()
+    links = clicks_by_link(session, slug)
     clicks: dict[str, int] = {}
-    for (lesson, _index, _url), (readers, _scanners) in clicks_by_link(session, slug).items():
+    for (lesson, _index, _url), (readers, _scanners) in links.items():
         clicks[lesson] = clicks.get(lesson, 0) + readers
     return render_template(
         "admin/sequence.html",
@@ -505,7 +506,7 @@ def sequence(slug: str) -> ResponseReturnValue:
         due_day=queries.due_by_lesson(session, slug, now, now + timedelta(days=1)),
         due_week=queries.due_by_lesson(session, slug, now, now + timedelta(days=7)),
         clicks=clicks,
-        links=clicks_by_link(session, slug),
+        links=links,
     )
 
 
