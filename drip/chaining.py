@@ -178,9 +178,17 @@ def chain(
     return result
 
 
-def accept_offer(session: Session, library: Library, enrollment_id: int, now: datetime) -> Sequence:
-    """The reader pressed "yes" in the offer email: start the next course, once, however
-    many times the link is used. Returns the offered course."""
+@dataclass(frozen=True)
+class Offer:
+    """An open offer: the enrollment that finished, its course, and the course on offer."""
+
+    enrollment: Enrollment
+    finished: Sequence
+    target: Sequence
+
+
+def open_offer(session: Session, library: Library, enrollment_id: int) -> Offer:
+    """The offer an offer email's link names; raises SubscriptionError when it is closed."""
     enrollment = session.get(Enrollment, enrollment_id) if 0 < enrollment_id < 2**31 else None
     if enrollment is None:
         raise SubscriptionError("this link belongs to no course")
@@ -192,8 +200,15 @@ def accept_offer(session: Session, library: Library, enrollment_id: int, now: da
         raise SubscriptionError(
             "the course on offer is not available just now; please try again later"
         )
-    subscriber = enrollment.subscriber
+    return Offer(enrollment, finished, target)
+
+
+def accept_offer(session: Session, library: Library, enrollment_id: int, now: datetime) -> Sequence:
+    """The reader pressed "yes" in the offer email: start the next course, once, however
+    many times the link is used. Returns the offered course."""
+    offer = open_offer(session, library, enrollment_id)
+    subscriber = offer.enrollment.subscriber
     if subscriber.suppressed_at is not None:
         raise SubscriptionError("we stopped sending to this address; write to us to lift it")
-    enroll_next(session, library, subscriber, finished, target, now, "offer accepted")
-    return target
+    enroll_next(session, library, subscriber, offer.finished, offer.target, now, "offer accepted")
+    return offer.target

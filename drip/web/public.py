@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drip.broadcasts import stop_broadcasts
-from drip.chaining import accept_offer
+from drip.chaining import accept_offer, open_offer
 from drip.clicks import OPEN, record_click
 from drip.content import Sequence
 from drip.embed import EMBED_FIELD, embed_tags
@@ -503,18 +503,21 @@ def offer(token: str) -> ResponseReturnValue:
         return link_problem(error, "offer")
     library = svc.content.library()
     session = db_session()
-    found = session.get(Enrollment, enrollment_id)
-    finished = library.get(found.sequence) if found else None
-    target = library.get(finished.on_complete[1]) if finished and finished.on_complete else None
-    if found is None or target is None:
+    try:
+        found = open_offer(session, library, enrollment_id)
+    except SubscriptionError:
         return render_template(
             "public/problem.html",
             title="This offer is not open any more",
             message="The course it offered has changed. Sorry!",
         ), 404
+    target = found.target
     if request.method == "GET":
         return render_template(
-            "public/offer.html", sequence=target, finished=finished, email=found.subscriber.email
+            "public/offer.html",
+            sequence=target,
+            finished=found.finished,
+            email=found.enrollment.subscriber.email,
         )
     csrf.protect()
     try:
