@@ -29,6 +29,7 @@ from drip.db import make_engine, migrate
 from drip.intake import Intake
 from drip.models import Base, Delivery, Enrollment, EnrollmentStatus
 from drip.services import Services, build_services
+from drip.subscriptions import Consent, subscribe
 from tests.smtp import SmtpServer, free_port
 
 TESTS = Path(__file__).resolve().parent
@@ -298,3 +299,30 @@ def json_body(response: Any) -> Any:
     data = response.get_json()
     assert data is not None, response.get_data(as_text=True)
     return data
+
+
+def enroll(
+    svc: Services,
+    email: str = "ada@example.org",
+    slug: str = "tiny",
+    *,
+    confirmed: bool = True,
+    first_name: str = "",
+    timezone: str | None = None,
+) -> int:
+    """A reader the test signs up to `slug` (confirmed unless told otherwise), committed;
+    the enrollment's id."""
+    with svc.sessions() as session:
+        enrollment = subscribe(
+            session,
+            svc.content.library(),
+            slug,
+            email,
+            svc.clock(),
+            consent=Consent(source="test", text="yes"),
+            confirmed=confirmed,
+            first_name=first_name,
+            timezone=timezone,
+        )
+        session.commit()
+        return enrollment.id

@@ -20,6 +20,7 @@ from werkzeug.test import TestResponse
 
 from drip.app import create_app
 from drip.bounces import (
+    Kind,
     Policy,
     Report,
     daily_rates,
@@ -481,14 +482,17 @@ def add_sent_deliveries(svc: Services, count: int, clock: FrozenClock) -> list[i
         return list(conn.scalars(select(deliveries.c.id).order_by(deliveries.c.id)))
 
 
-def complain(svc: Services, clock: FrozenClock, delivery_id: int) -> None:
+def report_on(
+    svc: Services, clock: FrozenClock, delivery_id: int, kind: Kind = "complaint"
+) -> None:
+    """A provider's report of `kind` on that delivery, matched by its Message-ID."""
     with svc.sessions() as session:
         delivery = session.get(Delivery, delivery_id)
         assert delivery is not None
         record_bounce(
             session,
             Report(
-                "complaint",
+                kind,
                 delivery.enrollment.subscriber.email,
                 "drip",
                 f"test:{delivery_id}",
@@ -504,12 +508,12 @@ def test_too_many_complaints_pause_all_sending_until_an_operator_resumes_it(
     app: Flask, svc: Services, web: FlaskClient, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
     sent = add_sent_deliveries(svc, 700, clock)
-    complain(svc, clock, sent[0])
+    report_on(svc, clock, sent[0])
     with svc.sessions() as session:
         assert sending_paused(session) is None
-    complain(svc, clock, sent[1])  # 2 in 700 = 0.29%: not above 0.3%
+    report_on(svc, clock, sent[1])  # 2 in 700 = 0.29%: not above 0.3%
     assert json_body(web.get("/healthz"))["sending_paused"] is None
-    complain(svc, clock, sent[2])  # 3 in 700 = 0.43%
+    report_on(svc, clock, sent[2])  # 3 in 700 = 0.43%
 
     with svc.sessions() as session:
         reason = sending_paused(session)
@@ -542,7 +546,7 @@ def test_too_many_complaints_pause_all_sending_until_an_operator_resumes_it(
     assert json_body(web.get("/healthz"))["sending_paused"] is None
     svc.dispatcher().run_pass(clock())
     assert [m.subject for m in smtp_server.to("new@example.org")] == ["Welcome, Ada"]
-    complain(svc, clock, sent[3])  # judged on the sends after the resume: too few yet
+    report_on(svc, clock, sent[3])  # judged on the sends after the resume: too few yet
     with svc.sessions() as session:
         assert sending_paused(session) is None
 
@@ -550,22 +554,7 @@ def test_too_many_complaints_pause_all_sending_until_an_operator_resumes_it(
 def test_hard_bounces_under_500_sends_never_pause(svc: Services, clock: FrozenClock) -> None:
     sent = add_sent_deliveries(svc, 499, clock)
     for delivery_id in sent[:100]:
-        with svc.sessions() as session:
-            delivery = session.get(Delivery, delivery_id)
-            assert delivery is not None
-            record_bounce(
-                session,
-                Report(
-                    "hard",
-                    delivery.enrollment.subscriber.email,
-                    "drip",
-                    f"test:{delivery_id}",
-                    message_id=delivery.message_id,
-                ),
-                clock(),
-                Policy.from_settings(svc.settings),
-            )
-            session.commit()
+        report_on(svc, clock, delivery_id, "hard")
     with svc.sessions() as session:
         assert sending_paused(session) is None
 

@@ -28,9 +28,9 @@ from drip.db import make_engine
 from drip.models import Enrollment, RecipientStatus, Subscriber
 from drip.schedule import reader_zone
 from drip.services import Services, build_services
-from drip.subscriptions import Consent, subscribe, suppress, unsubscribe
+from drip.subscriptions import suppress, unsubscribe
 from tests.bulk import add_due_readers
-from tests.conftest import TESTS, make_settings
+from tests.conftest import TESTS, enroll, make_settings
 from tests.smtp import SmtpServer
 from tests.test_crash_recovery import DRIP, received_at_least, wait_until
 
@@ -72,24 +72,6 @@ def svc(
     )
 
 
-def reader(
-    svc: Services, email: str, slug: str, *, confirmed: bool = True, timezone: str | None = None
-) -> int:
-    with svc.sessions() as session:
-        enrollment = subscribe(
-            session,
-            svc.content.library(),
-            slug,
-            email,
-            svc.clock(),
-            consent=Consent(source="test", text="yes"),
-            confirmed=confirmed,
-            timezone=timezone,
-        )
-        session.commit()
-        return enrollment.id
-
-
 def news(tmp_path: Path, text: str = NEWS) -> Path:
     path = tmp_path / "new-post.md"
     path.write_text(text)
@@ -99,12 +81,12 @@ def news(tmp_path: Path, text: str = NEWS) -> Path:
 def test_a_broadcast_reaches_each_eligible_reader_once_in_their_window_and_none_else(
     svc: Services, clock: FrozenClock, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
-    reader(svc, "ada@example.org", "tiny")
-    reader(svc, "ada@example.org", "other")  # in both: one email
-    reader(svc, "bo@example.org", "other", timezone="Asia/Kolkata")
-    reader(svc, "pending@example.org", "tiny", confirmed=False)
-    suppressed = reader(svc, "blocked@example.org", "tiny")
-    gone = reader(svc, "gone@example.org", "other")
+    enroll(svc, "ada@example.org", "tiny")
+    enroll(svc, "ada@example.org", "other")  # in both: one email
+    enroll(svc, "bo@example.org", "other", timezone="Asia/Kolkata")
+    enroll(svc, "pending@example.org", "tiny", confirmed=False)
+    suppressed = enroll(svc, "blocked@example.org", "tiny")
+    gone = enroll(svc, "gone@example.org", "other")
     with svc.sessions() as session:
         suppress(
             session,
@@ -147,7 +129,7 @@ def test_a_broadcast_reaches_each_eligible_reader_once_in_their_window_and_none_
 def test_a_reader_who_leaves_everything_before_their_turn_does_not_get_it(
     svc: Services, clock: FrozenClock, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:
-    enrollment_id = reader(svc, "ada@example.org", "tiny")
+    enrollment_id = enroll(svc, "ada@example.org", "tiny")
     library = svc.content.library()
     with svc.sessions() as session:
         schedule(session, library, read_broadcast(news(tmp_path), library), clock(), clock())
@@ -167,7 +149,7 @@ def test_the_broadcast_unsubscribe_stops_broadcasts_but_keeps_the_course(
         clock=clock,
     )
     svc: Services = app.extensions["drip"]
-    reader(svc, "ada@example.org", "tiny")
+    enroll(svc, "ada@example.org", "tiny")
     library = svc.content.library()
     with svc.sessions() as session:
         schedule(session, library, read_broadcast(news(tmp_path), library), clock(), clock())

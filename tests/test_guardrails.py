@@ -26,9 +26,8 @@ from drip.clock import FrozenClock
 from drip.config import load_settings
 from drip.content import load_sequences
 from drip.services import build_services
-from drip.subscriptions import Consent, subscribe
 from drip.worker import dispatch_job
-from tests.conftest import TESTS, make_settings
+from tests.conftest import TESTS, enroll, make_settings
 from tests.smtp import SmtpServer, free_port
 from tests.test_admin_access import add_operator, log_in
 
@@ -151,17 +150,7 @@ def test_the_scheduled_pass_refuses_to_send_while_a_guardrail_fails(
     )
     svc = build_services(settings, clock)
     try:
-        with svc.sessions() as session:
-            subscribe(
-                session,
-                svc.content.library(),
-                "tiny",
-                "ada@example.org",
-                clock(),
-                consent=Consent(source="test", text="Yes"),
-                confirmed=True,
-            )
-            session.commit()
+        enroll(svc)
         with caplog.at_level(logging.INFO, logger="drip"):
             dispatch_job(svc, svc.dispatcher())
         assert smtp_server.messages == []

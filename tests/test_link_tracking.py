@@ -18,8 +18,7 @@ from drip.clicks import clicks_by_link
 from drip.clock import FrozenClock
 from drip.models import Event, LinkClick
 from drip.services import Services
-from drip.subscriptions import Consent, subscribe
-from tests.conftest import TESTS, make_settings
+from tests.conftest import TESTS, enroll, make_settings
 from tests.smtp import SmtpServer
 
 BROWSER = {"User-Agent": "Mozilla/5.0 (Macintosh) Safari/605.1", "Accept": "text/html,*/*"}
@@ -54,17 +53,7 @@ def tracked(
 
 
 def second_lesson(svc: Services, clock: FrozenClock, smtp_server: SmtpServer) -> str:
-    with svc.sessions() as session:
-        subscribe(
-            session,
-            svc.content.library(),
-            "tiny",
-            "ada@example.org",
-            clock(),
-            consent=Consent(source="test", text="yes"),
-            confirmed=True,
-        )
-        session.commit()
+    enroll(svc)
     for _ in range(12):
         svc.dispatcher().run_pass(clock())
         if len(smtp_server.to("ada@example.org")) == 2:

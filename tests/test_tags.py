@@ -18,9 +18,8 @@ from drip.content import LESSON_VARIABLES, check_variables
 from drip.embed import snippet
 from drip.models import Enrollment, Event, Subscriber
 from drip.services import Services
-from drip.subscriptions import Consent, subscribe
 from drip.tags import add_tags, tags_of
-from tests.conftest import TESTS, count, make_settings, take_in
+from tests.conftest import TESTS, count, enroll, make_settings, take_in
 from tests.smtp import SmtpServer
 from tests.test_public_signup import (  # noqa: F401  (fixtures)
     BLOG,
@@ -100,18 +99,7 @@ def test_the_json_sign_up_takes_tags_and_refuses_ones_that_are_not(
 def test_downloading_the_pdf_tags_the_reader(
     web: FlaskClient, svc: Services, clock: FrozenClock
 ) -> None:
-    with svc.sessions() as session:
-        enrollment = subscribe(
-            session,
-            svc.content.library(),
-            "tiny",
-            "ada@example.org",
-            clock(),
-            consent=Consent(source="test", text="yes"),
-            confirmed=True,
-        )
-        session.commit()
-        url = svc.links.magnet_url(enrollment.id).removeprefix("http://drip.test")
+    url = svc.links.magnet_url(enroll(svc)).removeprefix("http://drip.test")
     assert web.get(url, headers={"User-Agent": "Barracuda link scanner"}).status_code == 200
     assert tags_of_address(svc, "ada@example.org") == []  # a scanner fetched it
     assert web.get(url).status_code == 200  # the browser's user agent (the fixture's)
@@ -131,18 +119,7 @@ def test_a_tag_named_in_exit_when_ends_the_course_with_the_reason_on_the_timelin
     )
     svc: Services = app.extensions["drip"]
     library = svc.content.library()
-    with svc.sessions() as session:
-        enrollment = subscribe(
-            session,
-            library,
-            "tiny",
-            "ada@example.org",
-            clock(),
-            consent=Consent(source="test", text="yes"),
-            confirmed=True,
-        )
-        session.commit()
-        enrollment_id = enrollment.id
+    enrollment_id = enroll(svc)
     svc.dispatcher().run_pass(clock())  # the welcome
     with svc.sessions() as session:
         subscriber = session.scalars(select(Subscriber)).one()
@@ -174,17 +151,7 @@ def test_a_tag_link_in_a_lesson_tags_the_reader_who_presses_its_button(
         clock=clock,
     )
     svc: Services = app.extensions["drip"]
-    with svc.sessions() as session:
-        subscribe(
-            session,
-            svc.content.library(),
-            "tiny",
-            "ada@example.org",
-            clock(),
-            consent=Consent(source="test", text="yes"),
-            confirmed=True,
-        )
-        session.commit()
+    enroll(svc)
     svc.dispatcher().run_pass(clock())
     link = re.search(r"http://drip\.test(/t/\S+?)\)", smtp_server.messages[0].text())
     assert link
