@@ -24,7 +24,6 @@ import dataclasses
 import hashlib
 from collections import Counter
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,7 +36,7 @@ from sqlalchemy.orm import Session
 from drip.bounces import return_path
 from drip.content import Library, Problem, Sequence, check_variables, split_front_matter
 from drip.links import Links
-from drip.mailer import SendError, Transport
+from drip.mailer import OnFirstSend, SendError, Transport
 from drip.models import (
     Broadcast,
     BroadcastRecipient,
@@ -347,8 +346,7 @@ def send_due(
         )
         session.commit()
         relay_down = False
-        with ExitStack() as stack:
-            relay: Transport | None = None
+        with OnFirstSend(transport) as relay:
             for rid in ids:
                 row = session.get(BroadcastRecipient, rid)
                 if row is None or row.lease_owner != worker:
@@ -380,7 +378,6 @@ def send_due(
                     extra={"unsubscribe_url": links.stop_url(row.id)},
                 )
                 try:
-                    relay = relay or stack.enter_context(transport())
                     relay.send(
                         return_path(renderer.settings, template.sender, None, row.enrollment_id),
                         subscriber.email,

@@ -11,7 +11,6 @@ everything turns even finished courses into "unsubscribed", so they never come u
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,7 +20,7 @@ from sqlalchemy.orm import Session
 from drip.bounces import return_path
 from drip.content import Library, Sequence
 from drip.links import Links
-from drip.mailer import SendError, Transport
+from drip.mailer import OnFirstSend, SendError, Transport
 from drip.models import Enrollment, EnrollmentStatus, Event, Subscriber
 from drip.render import Reader, Renderer, message_id
 from drip.subscriptions import Consent, SubscriptionError, subscribe
@@ -112,8 +111,7 @@ def chain(
             .limit(BATCH)
         )
     )
-    with ExitStack() as stack:
-        relay: Transport | None = None
+    with OnFirstSend(transport) as relay:
         for enrollment in rows:
             finished = library.sequences[enrollment.sequence]
             assert finished.on_complete is not None
@@ -139,7 +137,6 @@ def chain(
                 )
                 mid = message_id(enrollment.id, f"offer-{target.slug}", renderer.domain)
                 try:
-                    relay = relay or stack.enter_context(transport())
                     relay.send(
                         return_path(renderer.settings, template.sender, None, enrollment.id),
                         subscriber.email,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 from drip.bounces import return_path
 from drip.content import Library
 from drip.links import Links
-from drip.mailer import SendError, Transport
+from drip.mailer import OnFirstSend, SendError, Transport
 from drip.models import Enrollment, EnrollmentStatus, EventKind, LinkRequest
 from drip.render import Reader, Renderer, message_id
 from drip.subscriptions import record_event
@@ -71,8 +70,7 @@ def send_requested(
     on the reader's timeline."""
     result = Sent()
     after = 0
-    with ExitStack() as stack:
-        relay: Transport | None = None
+    with OnFirstSend(transport) as relay:
         for _ in range(BATCH):
             row = session.scalar(
                 select(LinkRequest)
@@ -102,7 +100,6 @@ def send_requested(
             mid = message_id(enrollment.id, MAGNET_LINK, renderer.domain, str(row.id))
             message = template.build(reader, links, mid, now)
             try:
-                relay = relay or stack.enter_context(transport())
                 relay.send(
                     return_path(renderer.settings, template.sender, None, enrollment.id),
                     subscriber.email,

@@ -11,6 +11,7 @@ import os
 import re
 import smtplib
 import ssl
+from collections.abc import Callable
 from email.utils import parseaddr
 from pathlib import Path
 from types import TracebackType
@@ -186,6 +187,32 @@ def _text(answer: bytes | str) -> str:
 
 def _answer(error: smtplib.SMTPResponseException) -> str:
     return _text(error.smtp_error)
+
+
+class OnFirstSend:
+    """A transport opened by its first message: a run with nothing to send (most runs of
+    the one-off senders beside the lessons) opens no SMTP connection."""
+
+    def __init__(self, factory: Callable[[], Transport]) -> None:
+        self.factory = factory
+        self._open: Transport | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._open is not None:
+            self._open.__exit__(kind, error, tb)
+
+    def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
+        if self._open is None:
+            self._open = self.factory().__enter__()
+        self._open.send(sender, recipient, message, name)
 
 
 def envelope_sender(header_value: str) -> str:
