@@ -89,6 +89,15 @@ def _text_problem(form: SignUp) -> SignUpRefused | None:
     return None
 
 
+def limits(kind: str, ip: str, address: str | None, settings: Settings) -> dict[str, int]:
+    """The counters one attempt of `kind` (a sign-up, a fresh-link request) moves: per IP,
+    and per address once the address is known; each with its hourly limit."""
+    keys = {f"{kind}:ip:{ip}": settings.signup_limit_ip}
+    if address is not None:
+        keys[f"{kind}:address:{address}"] = settings.signup_limit_address
+    return keys
+
+
 def signup_attributes(sequence: Sequence, raw: dict[str, str]) -> dict[str, Any]:
     """The extra answers a sequence asks for (`signup_fields`), checked; blanks are left out."""
     attributes: dict[str, Any] = {}
@@ -173,10 +182,7 @@ def accept_sign_up(
         return
     address, problem, timezone, attributes = _check(sequence, form, settings)
     by_ip, by_address = f"signup:ip:{peer.ip}", f"signup:address:{address}"
-    limits = {by_ip: settings.signup_limit_ip}
-    if address is not None:
-        limits[by_address] = settings.signup_limit_address
-    allowed = hits(session, limits, now)
+    allowed = hits(session, limits("signup", peer.ip, address, settings), now)
     if not allowed[by_ip]:
         problem = SignUpRefused(
             "Too many sign-ups from your network. Please try again in an hour.", status=429

@@ -26,7 +26,7 @@ from drip.links import SAMPLE_KINDS, LinkError
 from drip.magnets import magnet_pdf, page_size_for
 from drip.models import Enrollment, EnrollmentStatus, Subscriber
 from drip.ratelimit import hits
-from drip.signup import Peer, SignUp, SignUpRefused, accept_sign_up
+from drip.signup import Peer, SignUp, SignUpRefused, accept_sign_up, limits
 from drip.subscriptions import (
     Consent,
     SubscriptionError,
@@ -58,11 +58,8 @@ def client_ip() -> str:
 
 def within_limits(session: Session, kind: str, ip: str, address: str | None) -> bool:
     """Count the attempt per IP and, once the address is known, per address."""
-    settings = services().settings
-    limits = {f"{kind}:ip:{ip}": settings.signup_limit_ip}
-    if address is not None:
-        limits[f"{kind}:address:{address}"] = settings.signup_limit_address
-    return all(hits(session, limits, services().clock()).values())
+    svc = services()
+    return all(hits(session, limits(kind, ip, address, svc.settings), svc.clock()).values())
 
 
 def _sequence_or_404(slug: str) -> Sequence:
