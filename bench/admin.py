@@ -22,9 +22,7 @@ end; a --database-url database has its drip tables EMPTIED first.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -33,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+from common import copy_rows, reset, say, short
 from flask.testing import FlaskClient
 from sqlalchemy import Table, insert, text
 from sqlalchemy.engine import Engine, make_url
@@ -42,7 +41,7 @@ from drip.app import create_app
 from drip.config import PROJECT_ROOT, load_settings
 from drip.content import Library
 from drip.db import make_engine, migrate
-from drip.models import Base, Delivery, Enrollment, Subscriber
+from drip.models import Delivery, Enrollment, Subscriber
 from drip.operators import create_operator
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -54,10 +53,6 @@ OPERATOR, PASSWORD = "bench@example.org", "bench-password-123"
 S = cast(Table, Subscriber.__table__)
 E = cast(Table, Enrollment.__table__)
 D = cast(Table, Delivery.__table__)
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def address(n: int) -> str:
@@ -170,9 +165,9 @@ def load(engine: Engine, first: int, count: int, library: Library) -> None:
             with engine.begin() as conn:
                 if postgres:
                     raw = conn.connection.driver_connection
-                    _copy(raw, "subscribers", people)
-                    _copy(raw, "enrollments", enrolled)
-                    _copy(raw, "deliveries", sent)
+                    copy_rows(raw, "subscribers", people)
+                    copy_rows(raw, "enrollments", enrolled)
+                    copy_rows(raw, "deliveries", sent)
                 else:
                     conn.execute(insert(S), people)
                     conn.execute(insert(E), enrolled)
@@ -200,26 +195,6 @@ def load(engine: Engine, first: int, count: int, library: Library) -> None:
             conn.execute(text("ANALYZE"))
             conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     say(f"  loaded and analysed in {time.perf_counter() - began:.0f} s")
-
-
-def _copy(connection: Any, table: str, rows: list[dict[str, Any]]) -> None:
-    columns = list(rows[0])
-    with (
-        connection.cursor() as cursor,
-        cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row([json.dumps(v) if isinstance(v, dict) else v for v in row.values()])
-
-
-def reset(engine: Engine) -> None:
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))
 
 
 def log_in(web: FlaskClient) -> None:
@@ -333,18 +308,14 @@ def main() -> None:
         f"backend {make_url(url).get_backend_name()}; {DELIVERIES} deliveries per "
         f"enrollment; median of {REQUESTS} requests"
     )
-    print(f"{'page':20} " + " ".join(f"{_short(s):>9}" for s in sizes))
+    print(f"{'page':20} " + " ".join(f"{short(s):>9}" for s in sizes))
     for label in results[small]:
         print(f"{label:20} " + " ".join(f"{results[s][label] * 1000:7.1f}ms" for s in sizes))
     worst = max(results[large], key=lambda label: results[large][label])
     ratio = max(results[large][label] / results[small][label] for label in results[small])
-    print(f"worst page at {_short(large)}: {worst}")
-    print(f"admin_{_short(large)}_vs_{_short(small)} {ratio:.2f}")
-    print(f"dashboard_{_short(large)}_ms {results[large]['dashboard'] * 1000:.0f}")
-
-
-def _short(n: int) -> str:
-    return f"{n // 1_000_000}m" if n >= 1_000_000 else f"{n // 1_000}k"
+    print(f"worst page at {short(large)}: {worst}")
+    print(f"admin_{short(large)}_vs_{short(small)} {ratio:.2f}")
+    print(f"dashboard_{short(large)}_ms {results[large]['dashboard'] * 1000:.0f}")
 
 
 if __name__ == "__main__":

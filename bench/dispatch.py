@@ -38,13 +38,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+from common import copy_rows, reset, say, short
 from sqlalchemy import Table, insert, text
 from sqlalchemy.engine import Engine
 
 from drip.config import PROJECT_ROOT, load_settings
 from drip.content import Sequence
 from drip.db import make_engine, migrate
-from drip.models import Base, Delivery, Enrollment, Subscriber
+from drip.models import Delivery, Enrollment, Subscriber
 from drip.render import Reader, message_id
 from drip.services import Services, build_services
 
@@ -56,10 +57,6 @@ PASSES = 3  # passes measured at each size; the median counts
 S = cast(Table, Subscriber.__table__)
 E = cast(Table, Enrollment.__table__)
 D = cast(Table, Delivery.__table__)
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 class Sink:
@@ -89,17 +86,6 @@ class Sink:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
-
-
-def reset(engine: Engine) -> None:
-    """Empty every drip table (the database is the bench's own)."""
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))
 
 
 def _kind(i: int, due_every: int) -> str:
@@ -214,8 +200,8 @@ def load(
     for people, enrolled, sent in _rows(first, count, due, sequence, due_times or [NOW]):
         with engine.begin() as conn:
             if postgres:
-                _copy(conn.connection.driver_connection, "subscribers", people)
-                _copy(conn.connection.driver_connection, "enrollments", enrolled)
+                copy_rows(conn.connection.driver_connection, "subscribers", people)
+                copy_rows(conn.connection.driver_connection, "enrollments", enrolled)
             else:
                 conn.execute(insert(S), people)
                 conn.execute(insert(E), enrolled)
@@ -239,19 +225,6 @@ def load(
         else:
             conn.execute(text("ANALYZE"))
             conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-
-
-def _copy(connection: Any, table: str, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL's COPY: the fastest way in, one chunk at a time."""
-    import json
-
-    columns = list(rows[0])
-    with (
-        connection.cursor() as cursor,
-        cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
-    ):
-        for row in rows:
-            copy.write_row([json.dumps(v) if isinstance(v, dict) else v for v in row.values()])
 
 
 def timed(label: str, work: Callable[[], Any]) -> tuple[float, Any]:
@@ -440,11 +413,7 @@ def main() -> None:
         f"among {large:,}: {large_s:.3f} s"
     )
     print(f"dispatch_vs_smtplib {smtplib_s / dispatch_s:.2f}")
-    print(f"pass_{_short(large)}_vs_{_short(small)} {large_s / small_s:.2f}")
-
-
-def _short(n: int) -> str:
-    return f"{n // 1_000_000}m" if n >= 1_000_000 else f"{n // 1_000}k"
+    print(f"pass_{short(large)}_vs_{short(small)} {large_s / small_s:.2f}")
 
 
 if __name__ == "__main__":
