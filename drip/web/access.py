@@ -78,8 +78,10 @@ def may(endpoint: str, method: str = "POST") -> bool:
 
 
 def readable(endpoint: str | None) -> str:
-    """An endpoint as an action's name: admin.erase_reader -> "erase reader"."""
-    return (endpoint or "").removeprefix("admin.").replace(".", ": ").replace("_", " ")
+    """An endpoint as an action's name: admin.erase_reader -> "erase reader",
+    admin.cancel_broadcast_view -> "cancel broadcast", admin.studio.save -> "studio: save"."""
+    words = (endpoint or "").removeprefix("admin.").replace(".", ": ").replace("_", " ")
+    return words.removesuffix(" view").removesuffix(" page")
 
 
 def _a(role: Role) -> str:
@@ -141,7 +143,8 @@ def _target() -> str:
 def record_change(response: Response) -> Response:
     """After an admin POST that succeeded (no error answer, no error flashed), the entry
     saying who did it; in a session of its own, so nothing the view left in its session
-    is committed with it."""
+    is committed with it. It follows the view's commit, so a crash in between loses the
+    entry, never the change; `audit()` in the view writes both in one transaction."""
     email = g.get("operator_email")
     if (
         request.method in READS

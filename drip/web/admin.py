@@ -208,6 +208,7 @@ def _log_login(
 def logout() -> ResponseReturnValue:
     session = db_session()
     end_sessions(g.operator)
+    audit("log out", "")
     session.commit()
     web_session.clear()
     return redirect(url_for("admin.login"))
