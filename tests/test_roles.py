@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from flask import Blueprint, Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from drip.audit import diff, entries_page, record
 from drip.cli import cli
@@ -320,6 +321,26 @@ def test_the_last_owner_cannot_be_demoted_or_removed(
         assert [(o.email, o.role) for o in session.scalars(select(Operator))] == [
             (EDITOR, Role.owner)
         ]
+    svc.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(
+    postgres_url: str, tmp_path: Path, clock: FrozenClock
+) -> None:
+    svc = build_services(make_settings(tmp_path, postgres_url), clock)
+    with svc.sessions() as session:
+        ids = [create_operator(session, e, PASSWORD, clock()).id for e in (OWNER, EDITOR)]
+        session.commit()
+    with svc.sessions() as first, svc.sessions() as second:
+        set_role(first, first.get_one(Operator, ids[0]), Role.viewer)  # not committed yet
+        second.execute(text("SET LOCAL lock_timeout = '200ms'"))
+        with pytest.raises(OperationalError, match="lock timeout"):
+            set_role(second, second.get_one(Operator, ids[1]), Role.viewer)  # waits for first
+        second.rollback()
+        first.commit()
+        with pytest.raises(OperatorError, match="last owner"):
+            set_role(second, second.get_one(Operator, ids[1]), Role.viewer)
     svc.engine.dispose()
 
 

@@ -40,6 +40,11 @@ def test_an_owner_adds_a_viewer_who_sees_no_buttons_and_is_refused_a_forged_post
     page.click("button:text('Add')")
     password = page.text_content("#new-password").strip()
     screenshot(page, "roles", "viewer-added")
+    page.click("nav >> text=Audit log")
+    newest = page.text_content("table.audit tbody tr")
+    assert "owner@example.org" in newest and "add operator" in newest and VIEWER in newest
+    assert password not in page.content()
+    screenshot(page, "roles", "audit-log")
     page.click(".who button:text('Log out')")
 
     log_in(page, live_server, VIEWER, password)
