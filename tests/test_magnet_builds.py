@@ -109,10 +109,12 @@ def test_the_progress_goes_from_queued_through_each_step_to_done(
     queued = progress_of(logged_in)
     assert (queued["status"], queued["steps_done"], queued["percent"]) == ("queued", 0, 0)
     seen: list[tuple[str, int, int, str]] = []
+    pages: list[str] = []
 
     def look(_done: int) -> None:  # after each step commits, as the page's reload would
         data = progress_of(logged_in)
         seen.append((data["status"], data["steps_done"], data["percent"], data["step"]))
+        pages.append(logged_in.get(BUILD).text)
 
     finished = run_build(
         svc.sessions, svc.content.library(), svc.settings, queued["id"], clock(), progress=look
@@ -125,6 +127,9 @@ def test_the_progress_goes_from_queued_through_each_step_to_done(
         ("running", 2, 66, "saving the PDFs and their first pages"),
         ("running", 3, 100, ""),
     ]
+    assert "Step 2 of 3 (33% done): typesetting the Letter PDF." in pages[1]
+    assert '<progress id="magnet-bar" value="1" max="3">' in pages[1]
+    assert 'http-equiv="refresh"' in pages[1] and "Rebuild the PDF</button>" not in pages[1]
     done = progress_of(logged_in)
     assert (done["status"], done["steps_done"], done["percent"], done["error"]) == (
         "done",
@@ -136,6 +141,7 @@ def test_the_progress_goes_from_queued_through_each_step_to_done(
         ("A4", True),
         ("Letter", True),
     ]
+    assert 'http-equiv="refresh"' not in logged_in.get(BUILD).text  # nothing left to wait for
 
 
 def test_a_broken_magnet_md_fails_at_its_line_and_readers_keep_the_pdf_they_had(
