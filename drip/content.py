@@ -544,6 +544,20 @@ def split_front_matter(text: str) -> tuple[str, str, int] | None:
     return None
 
 
+def read_front_matter(path: Path, front: str, problems: list[Problem]) -> dict[str, Any] | None:
+    """The keys and values of a file's front matter (the YAML from its line 2), or None with
+    the problem added to `problems` at the line to fix: a lesson's, the lead magnet's."""
+    try:
+        meta = yaml.safe_load(front) or {}
+    except yaml.YAMLError as error:
+        problems.append(_yaml_error(path, error, offset=1, text=front))
+        return None
+    if not isinstance(meta, dict):
+        problems.append(Problem(path, 2, "front matter must be keys and values"))
+        return None
+    return meta
+
+
 def _load_lesson(
     path: Path, match: re.Match[str], allowed: frozenset[str], problems: list[Problem]
 ) -> Lesson | None:
@@ -561,13 +575,8 @@ def _load_lesson(
         )
         return None
     front, body, body_line = parts
-    try:
-        meta = yaml.safe_load(front) or {}
-    except yaml.YAMLError as error:
-        problems.append(_yaml_error(path, error, offset=1, text=front))
-        return None
-    if not isinstance(meta, dict):
-        problems.append(Problem(path, 2, "front matter must be keys and values"))
+    meta = read_front_matter(path, front, problems)
+    if meta is None:
         return None
     lines = {k: v + 1 for k, v in _line_of_keys(front).items()}
     ok = True

@@ -79,7 +79,9 @@ def test_check_fails_on_a_lead_magnet_that_cannot_be_typeset(tmp_path: Path) -> 
     result = drip(tmp_path, "check", sequences=courses)
 
     assert result.exit_code == 1
-    assert f"{courses}/tiny/magnet.md:1: the lead magnet cannot be made: " in result.output
+    assert f"{courses}/tiny/magnet.md:3: this is not valid YAML (expected ',' or ']'" in (
+        result.output
+    )
 
 
 def test_preview_of_one_lesson_with_the_default_names(tmp_path: Path) -> None:
