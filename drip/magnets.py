@@ -1,13 +1,14 @@
 """Lead-magnet PDFs: a sequence's `magnet.md` typeset with WeasyPrint.
 
-The front matter's title, subtitle, credential and notice make the title page (with the
-author's name from DRIP_AUTHOR_NAME, and a table of contents that links to each `##` section
-and gives its page); the body follows with page numbers in the footer. Each `##` section is
-kept on one page when it fits, so a question group never starts at the foot of a page and
-ends on the next, and a range such as "weeks 9–18" never breaks across lines. The page
-size follows the reader's time zone: Letter in the US and Canada, A4 elsewhere. A reader
-who gave an exam date gets the USMLE kit with their own study schedule (drip/study_plan.py)
-in place of the template table after `<!-- schedule -->`.
+The front matter's title, subtitle and notice make the title page, with the sequence's
+author (drip.authors: the name, and the credential, which a `credential:` in the front
+matter may override) and a table of contents that links to each `##` section and gives its
+page; the body follows with page numbers in the footer. Each `##` section is kept on one
+page when it fits, so a question group never starts at the foot of a page and ends on the
+next, and a range such as "weeks 9–18" never breaks across lines. The page size follows the
+reader's time zone: Letter in the US and Canada, A4 elsewhere. A reader who gave an exam
+date gets the USMLE kit with their own study schedule (drip/study_plan.py) in place of the
+template table after `<!-- schedule -->`.
 
 Typesetting takes about a second, so PDFs are kept under `<data dir>/magnets/`: the common
 one per sequence and page size (`drip build-magnets` makes them ahead of time), and each
@@ -166,7 +167,7 @@ def read_source(sequence: Sequence) -> MagnetSource:
         title=str(meta.get("title") or sequence.lead_magnet.title),
         subtitle=str(meta.get("subtitle") or ""),
         body=body,
-        credential=str(meta.get("credential") or ""),
+        credential=str(meta.get("credential") or sequence.author.credential),
         notice=str(meta.get("notice") or ""),
     )
 
@@ -178,7 +179,7 @@ def _version() -> str:
         return "unknown"
 
 
-def source_stamp(sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE, author: str = "") -> str:
+def source_stamp(sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE) -> str:
     """Hash of every input of the common PDF: it changes when the PDF must be rebuilt."""
     if sequence.lead_magnet is None:
         raise ValueError(f"{sequence.slug} has no lead magnet")
@@ -186,7 +187,8 @@ def source_stamp(sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE, author:
     files = [sequence.lead_magnet.source, *sorted(MAGNET_TEMPLATES.iterdir()), *_CODE]
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update(f"{_version()}\0{page_size}\0{author}".encode())
+    author = sequence.author
+    digest.update(f"{_version()}\0{page_size}\0{author.name}\0{author.credential}".encode())
     return digest.hexdigest()
 
 
@@ -219,7 +221,6 @@ def magnet_html(
     source: MagnetSource,
     page_size: str = DEFAULT_PAGE_SIZE,
     for_reader: str = "",
-    author: str = "",
 ) -> str:
     """The HTML WeasyPrint typesets; also handy to look at in a browser."""
     if page_size not in PAGE_SIZES:
@@ -241,7 +242,7 @@ def magnet_html(
             title=source.title,
             subtitle=source.subtitle,
             kicker="Your free guide",
-            author=author,
+            author=sequence.author.name,
             credential=source.credential,
             notice=source.notice,
             for_reader=for_reader,
@@ -258,11 +259,10 @@ def typeset(
     source: MagnetSource,
     page_size: str = DEFAULT_PAGE_SIZE,
     for_reader: str = "",
-    author: str = "",
 ) -> bytes:
     from weasyprint import HTML  # heavy: loaded only when a PDF is made
 
-    document = magnet_html(sequence, source, page_size, for_reader, author)
+    document = magnet_html(sequence, source, page_size, for_reader)
     pdf: bytes = HTML(string=document, base_url=str(sequence.path)).write_pdf()
     return pdf
 
@@ -299,7 +299,7 @@ def is_current(settings: Settings, sequence: Sequence, page_size: str = DEFAULT_
     return (
         pdf.is_file()
         and stamp.is_file()
-        and stamp.read_text().strip() == source_stamp(sequence, page_size, settings.author_name)
+        and stamp.read_text().strip() == source_stamp(sequence, page_size)
     )
 
 
@@ -313,11 +313,9 @@ def build(
     """Build the common PDF unless it is current; True if it was (re)built."""
     if not force and is_current(settings, sequence, page_size):
         return False
-    stamp = source_stamp(sequence, page_size, settings.author_name)
+    stamp = source_stamp(sequence, page_size)
     pdf = common_path(settings, sequence, page_size)
-    _write_atomically(
-        pdf, typeset(sequence, read_source(sequence), page_size, author=settings.author_name)
-    )
+    _write_atomically(pdf, typeset(sequence, read_source(sequence), page_size))
     _write_atomically(_stamp_path(pdf), stamp.encode())
     return True
 
@@ -353,13 +351,11 @@ def magnet_pdf(
     source = personalised_source(read_source(sequence), plan)
     for_reader = f"With your own study schedule for your exam on {day(plan.exam_date)}."
     key = hashlib.sha256(
-        "\0".join(
-            [source_stamp(sequence, page_size, settings.author_name), source.body, for_reader]
-        ).encode()
+        "\0".join([source_stamp(sequence, page_size), source.body, for_reader]).encode()
     ).hexdigest()[:24]
     path = cache_dir(settings) / "personal" / f"{sequence.slug}-{key}.pdf"
     if path.is_file():
         return path.read_bytes()
-    pdf = typeset(sequence, source, page_size, for_reader, settings.author_name)
+    pdf = typeset(sequence, source, page_size, for_reader)
     _write_atomically(path, pdf)
     return pdf

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from drip.clock import FrozenClock
 from drip.render import Reader, message_id
@@ -68,18 +69,30 @@ def scores(program: str, messages: dict[str, bytes], folder: Path) -> dict[str, 
     }
 
 
+def signed_courses(tmp_path: Path) -> Path:
+    """The four courses as the author will send them: signed with a name and the blog (the
+    signature block's link is scored too), the credential as the repository has it."""
+    courses = tmp_path / "sequences"
+    shutil.copytree(SEQUENCES, courses)
+    author = yaml.safe_load((SEQUENCES / "site.yaml").read_text())["author"]
+    author.update(name="Dr. Amara Okafor", url="https://blog.example.org/")
+    (courses / "site.yaml").write_text(yaml.safe_dump({"author": author}))
+    return courses
+
+
 def test_every_lesson_and_the_confirmation_score_zero_with_spamassassin(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     program = spamassassin()
     clock = FrozenClock(NOW)
-    svc = build_services(make_settings(tmp_path, sqlite_url, **PRODUCTION), clock)
+    courses = signed_courses(tmp_path)
+    svc = build_services(
+        make_settings(tmp_path, sqlite_url, **{**PRODUCTION, "sequences_dir": courses}), clock
+    )
     messages: dict[str, bytes] = {}
     try:
         library = svc.content.library()
-        assert sorted(library.sequences) == sorted(
-            p.name for p in SEQUENCES.iterdir() if p.is_dir()
-        )
+        assert sorted(library.sequences) == sorted(p.name for p in courses.iterdir() if p.is_dir())
         reader = Reader("amara@example.org", "Amara", 1, 1)
         for slug, sequence in sorted(library.sequences.items()):
             for lesson in sequence.lessons:
@@ -103,6 +116,9 @@ def test_every_lesson_and_the_confirmation_score_zero_with_spamassassin(
     for path in sorted(svc.settings.outbox_dir.glob("*.eml")):
         messages[f"outbox/{path.name}"] = path.read_bytes()
     assert sum(name.startswith("outbox/") for name in messages) == len(library.sequences)
+    for name, raw in messages.items():  # each is signed, with the blog link
+        assert b'From: "Dr. Amara Okafor" <author@example.org>' in raw, name
+        assert b"\r\nhttps://blog.example.org/\r\n" in raw, name
     folder = tmp_path / "scored"
     folder.mkdir()
     results = scores(program, messages, folder)
