@@ -67,7 +67,7 @@ class Author:
 
 def is_placeholder(name: str) -> bool:
     """An empty name, or one of the stand-ins templates and examples use ("Dr. Author")."""
-    words = re.sub(r"[^a-z ]+", " ", name.lower()).split()
+    words = re.sub(r"[\W_]+", " ", name.lower()).split()  # "Dr. Author" -> dr author
     return not words or " ".join(words) in PLACEHOLDER_NAMES
 
 
@@ -75,7 +75,10 @@ def web_url_problem(key: str, value: str) -> str | None:
     """Why `value` cannot be a link readers follow, or None if it can."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{key} must be a web address starting with https://, e.g. https://blog.example.org/privacy"
+        return (
+            f"{key} must be a web address starting with https://, "
+            "e.g. https://blog.example.org/privacy"
+        )
     if any(char.isspace() for char in value):
         return f"{key} must not contain spaces"
     return None
@@ -84,8 +87,9 @@ def web_url_problem(key: str, value: str) -> str | None:
 def _photo(value: str, folder: Path, root: Path) -> tuple[str, str | None]:
     """(the photo as stored, a problem or None). Relative paths are read from `folder`, the
     folder of the file that names the photo, and must stay inside the sequences folder."""
-    if urlsplit(value).scheme:
-        if urlsplit(value).scheme != "https" or not urlsplit(value).hostname:
+    address = urlsplit(value)
+    if address.scheme:
+        if address.scheme != "https" or not address.hostname:
             return "", "author.photo is an https:// address or a file in the sequences folder"
         return value, None
     path = (folder / value).resolve()

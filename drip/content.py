@@ -443,7 +443,7 @@ def load_site(root: Path, author_name: str = "") -> tuple[Site, list[Problem]]:
                 "warning",
             )
         )
-    if not named:
+    if not named:  # an empty name in the file leaves DRIP_AUTHOR_NAME's in place
         author.pop("name", None)
     return Site(path, {**defaults, **author}, urls, lines), problems
 
@@ -467,6 +467,8 @@ def _author(
                 "warning",
             )
         )
+    # An empty `name:` inherits the site's name rather than unsigning the course; any other
+    # field left empty (a guest author without a blog) clears the inherited one.
     merged = {**site.author, **{key: value for key, value in own.items() if value or key != "name"}}
     return Author(**{key: merged.get(key, "") for key in AUTHOR_KEYS}), {**site.urls, **urls}
 

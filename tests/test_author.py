@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 
 from drip import guardrails
 from drip.app import create_app
+from drip.authors import is_placeholder
 from drip.clock import FrozenClock
 from drip.config import PROJECT_ROOT, Settings, load_settings
 from drip.content import load_sequences
@@ -269,6 +270,13 @@ def test_without_an_author_name_the_sender_display_name_stays_and_the_credential
     assert message["From"] == "Tiny Author <author@example.org>"
     signature = plain(message).split("\n-- \n", 1)[1]
     assert signature.startswith(f"{CREDENTIAL}\n{BLOG}\n\n")
+
+
+def test_placeholders_are_told_from_real_names_in_any_script() -> None:
+    for stand_in in ("", "  ", "Dr. Author", "DR AUTHOR", "Your Name", "Dr. Jane Doe", "TODO"):
+        assert is_placeholder(stand_in), stand_in
+    for real_name in (NAME, "山田太郎", "Dr. Amara Okafor", "Авторова Анна"):
+        assert not is_placeholder(real_name), real_name
 
 
 def test_an_ascii_name_with_a_dot_is_one_quoted_string() -> None:

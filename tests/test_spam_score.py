@@ -69,23 +69,31 @@ def scores(program: str, messages: dict[str, bytes], folder: Path) -> dict[str, 
     }
 
 
-def signed_courses(tmp_path: Path) -> Path:
+def signed_courses(tmp_path: Path, name: str) -> Path:
     """The four courses as the author will send them: signed with a name and the blog (the
     signature block's link is scored too), the credential as the repository has it."""
     courses = tmp_path / "sequences"
     shutil.copytree(SEQUENCES, courses)
     author = yaml.safe_load((SEQUENCES / "site.yaml").read_text())["author"]
-    author.update(name="Dr. Amara Okafor", url="https://blog.example.org/")
+    author.update(name=name, url="https://blog.example.org/")
     (courses / "site.yaml").write_text(yaml.safe_dump({"author": author}))
     return courses
 
 
+@pytest.mark.parametrize(
+    ("name", "from_header"),
+    [
+        ("Dr. Amara Okafor", b'From: "Dr. Amara Okafor" <author@example.org>'),
+        ("Dr. Zoë Ağaoğlu", b"From: =?utf-8?b?RHIuIFpvw6sgQcSfYW/En2x1?= <author@example.org>"),
+    ],
+)
 def test_every_lesson_and_the_confirmation_score_zero_with_spamassassin(
-    tmp_path: Path, sqlite_url: str
+    tmp_path: Path, sqlite_url: str, name: str, from_header: bytes
 ) -> None:
+    """Signed by the author, whose name may need encoding in the From line."""
     program = spamassassin()
     clock = FrozenClock(NOW)
-    courses = signed_courses(tmp_path)
+    courses = signed_courses(tmp_path, name)
     svc = build_services(
         make_settings(tmp_path, sqlite_url, **{**PRODUCTION, "sequences_dir": courses}), clock
     )
@@ -116,9 +124,9 @@ def test_every_lesson_and_the_confirmation_score_zero_with_spamassassin(
     for path in sorted(svc.settings.outbox_dir.glob("*.eml")):
         messages[f"outbox/{path.name}"] = path.read_bytes()
     assert sum(name.startswith("outbox/") for name in messages) == len(library.sequences)
-    for name, raw in messages.items():  # each is signed, with the blog link
-        assert b'From: "Dr. Amara Okafor" <author@example.org>' in raw, name
-        assert b"\r\nhttps://blog.example.org/\r\n" in raw, name
+    for key, raw in messages.items():  # each is signed, with the blog link
+        assert from_header + b"\r\n" in raw, key
+        assert b"\r\nhttps://blog.example.org/\r\n" in raw, key
     folder = tmp_path / "scored"
     folder.mkdir()
     results = scores(program, messages, folder)
