@@ -402,7 +402,12 @@ class Site:
     lines: dict[str, int] = field(default_factory=dict)
 
     def line(self, key: str) -> int:
-        return self.lines.get(key) or self.lines.get(key.split(".")[0]) or 1
+        return _key_line(self.lines, key)
+
+
+def _key_line(lines: dict[str, int], key: str) -> int:
+    """The line of `author.url`, else of `author:` (a flow mapping has no lines of its own)."""
+    return lines.get(key) or lines.get(key.split(".")[0]) or 1
 
 
 def load_site(root: Path, author_name: str = "") -> tuple[Site, list[Problem]]:
@@ -431,13 +436,13 @@ def load_site(root: Path, author_name: str = "") -> tuple[Site, list[Problem]]:
     author, found = read_author(data.get("author"), root, root)
     urls, found_urls = _read_site_urls(data)
     for key, message in [*found, *found_urls]:
-        problems.append(Problem(path, lines.get(key) or lines.get(key.split(".")[0], 1), message))
+        problems.append(Problem(path, _key_line(lines, key), message))
     named = author.get("name", "")
     if author_name and named and named != author_name:
         problems.append(
             Problem(
                 path,
-                lines.get("author.name", 1),
+                _key_line(lines, "author.name"),
                 f"DRIP_AUTHOR_NAME ({author_name!r}) and author.name ({named!r}) differ; "
                 "the file's name is used: drop one of them",
                 "warning",
@@ -456,13 +461,13 @@ def _author(
     own, found = read_author(data.get("author"), path.parent, site.path.parent)
     urls, found_urls = _read_site_urls(data)
     for key, message in [*found, *found_urls]:
-        problems.append(Problem(path, lines.get(key) or lines.get(key.split(".")[0], 1), message))
+        problems.append(Problem(path, _key_line(lines, key), message))
     name = own.get("name", "")
     if name and is_placeholder(name):
         problems.append(
             Problem(
                 path,
-                lines.get("author.name", 1),
+                _key_line(lines, "author.name"),
                 f"author.name {name!r} is a placeholder: put in the name readers should see",
                 "warning",
             )

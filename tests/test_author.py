@@ -195,6 +195,19 @@ def test_a_mistake_in_site_yaml_is_an_error_at_its_line_and_holds_every_sequence
     assert library.for_sign_up("tiny") is not None  # its sign-up form stays up
 
 
+def test_a_placeholder_a_sequence_names_itself_is_a_warning_at_its_own_line(
+    courses: Path,
+) -> None:
+    path = courses / "tiny" / "sequence.yaml"
+    path.write_text(path.read_text() + 'author: {name: "Your Name"}\n')
+
+    assert load_sequences(courses).sequences["tiny"].author.name == "Your Name"
+    assert problems(courses) == [
+        "tiny/sequence.yaml:12: warning: author.name 'Your Name' is a placeholder: "
+        "put in the name readers should see"
+    ]
+
+
 def test_a_mistake_in_a_sequence_author_is_an_error_at_its_line(courses: Path) -> None:
     path = courses / "tiny" / "sequence.yaml"
     path.write_text(path.read_text() + "author:\n  url: ftp://example.org\n")
