@@ -1,13 +1,14 @@
 """Lead-magnet PDFs: a sequence's `magnet.md` typeset with WeasyPrint.
 
-The front matter's title, subtitle, credential and notice make the title page (with the
-author's name from DRIP_AUTHOR_NAME, and a table of contents that links to each `##` section
-and gives its page); the body follows with page numbers in the footer. Each `##` section is
-kept on one page when it fits, so a question group never starts at the foot of a page and
-ends on the next, and a range such as "weeks 9–18" never breaks across lines. The page
-size follows the reader's time zone: Letter in the US and Canada, A4 elsewhere. A reader
-who gave an exam date gets the USMLE kit with their own study schedule (drip/study_plan.py)
-in place of the template table after `<!-- schedule -->`.
+The front matter's title, subtitle and notice make the title page, with the sequence's
+author (drip.authors: the name, and the credential, which a `credential:` in the front
+matter may override) and a table of contents that links to each `##` section and gives its
+page; the body follows with page numbers in the footer. Each `##` section is kept on one
+page when it fits, so a question group never starts at the foot of a page and ends on the
+next, and a range such as "weeks 9–18" never breaks across lines. The page size follows the
+reader's time zone: Letter in the US and Canada, A4 elsewhere. A reader who gave an exam
+date gets the USMLE kit with their own study schedule (drip/study_plan.py) in place of the
+template table after `<!-- schedule -->`.
 
 Typesetting takes about a second, so PDFs are kept under `<data dir>/magnets/`: the common
 one per sequence and page size (`drip build-magnets` and the admin's rebuild make them ahead
@@ -204,7 +205,7 @@ def read_source(sequence: Sequence) -> MagnetSource:
         title=str(meta.get("title") or sequence.lead_magnet.title),
         subtitle=str(meta.get("subtitle") or ""),
         body=body,
-        credential=str(meta.get("credential") or ""),
+        credential=str(meta.get("credential") or sequence.author.credential),
         notice=str(meta.get("notice") or ""),
     )
 
@@ -216,7 +217,7 @@ def _version() -> str:
         return "unknown"
 
 
-def source_stamp(sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE, author: str = "") -> str:
+def source_stamp(sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE) -> str:
     """Hash of every input of the common PDF: it changes when the PDF must be rebuilt."""
     if sequence.lead_magnet is None:
         raise ValueError(f"{sequence.slug} has no lead magnet")
@@ -224,7 +225,8 @@ def source_stamp(sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE, author:
     files = [sequence.lead_magnet.source, *sorted(MAGNET_TEMPLATES.iterdir()), *_CODE]
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update(f"{_version()}\0{page_size}\0{author}".encode())
+    author = sequence.author
+    digest.update(f"{_version()}\0{page_size}\0{author.name}\0{author.credential}".encode())
     return digest.hexdigest()
 
 
@@ -257,7 +259,6 @@ def magnet_html(
     source: MagnetSource,
     page_size: str = DEFAULT_PAGE_SIZE,
     for_reader: str = "",
-    author: str = "",
 ) -> str:
     """The HTML WeasyPrint typesets; also handy to look at in a browser."""
     if page_size not in PAGE_SIZES:
@@ -279,7 +280,7 @@ def magnet_html(
             title=source.title,
             subtitle=source.subtitle,
             kicker="Your free guide",
-            author=author,
+            author=sequence.author.name,
             credential=source.credential,
             notice=source.notice,
             for_reader=for_reader,
@@ -296,11 +297,10 @@ def typeset(
     source: MagnetSource,
     page_size: str = DEFAULT_PAGE_SIZE,
     for_reader: str = "",
-    author: str = "",
 ) -> bytes:
     from weasyprint import HTML  # heavy: loaded only when a PDF is made
 
-    document = magnet_html(sequence, source, page_size, for_reader, author)
+    document = magnet_html(sequence, source, page_size, for_reader)
     pdf: bytes = HTML(string=document, base_url=str(sequence.path)).write_pdf()
     return pdf
 
@@ -339,7 +339,7 @@ def _built_stamp(pdf: Path) -> str | None:
 
 def is_current(settings: Settings, sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE) -> bool:
     return _built_stamp(common_path(settings, sequence, page_size)) == source_stamp(
-        sequence, page_size, settings.author_name
+        sequence, page_size
     )
 
 
@@ -358,7 +358,7 @@ def _typeset_common(settings: Settings, sequence: Sequence, page_size: str) -> b
     source = read_source(sequence)
     assert sequence.lead_magnet is not None  # read_source refuses a sequence without one
     try:
-        return typeset(sequence, source, page_size, author=settings.author_name)
+        return typeset(sequence, source, page_size)
     except Exception as error:  # WeasyPrint's own: whatever it is, say which file
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise MagnetError(
@@ -384,7 +384,7 @@ def rebuild(
     for done, page_size in enumerate(sizes):
         report(done, f"typesetting the {page_size} PDF")
         if force or not is_current(settings, sequence, page_size):
-            stamp = source_stamp(sequence, page_size, settings.author_name)
+            stamp = source_stamp(sequence, page_size)
             fresh[page_size] = (stamp, _typeset_common(settings, sequence, page_size))
     report(len(sizes), "saving the PDFs and their first pages")
     for page_size, (stamp, pdf) in fresh.items():
@@ -455,7 +455,7 @@ def drop_stale(settings: Settings, sequence: Sequence) -> int:
     """Remove the per-reader PDFs made from an older source: none is served again (a name
     starts with the stamp of its source), and each is made anew on its reader's next
     download. Returns how many went."""
-    current = {source_stamp(sequence, size, settings.author_name)[:16] for size in PAGE_SIZES}
+    current = {source_stamp(sequence, size)[:16] for size in PAGE_SIZES}
     dropped = 0
     for path in _personal_dir(settings, sequence).glob("*.pdf"):
         if path.name.split("-", 1)[0] not in current:
@@ -512,11 +512,11 @@ def _made_for(
         return common_path(settings, sequence, page_size).read_bytes()
     source = personalised_source(read_source(sequence), plan)
     for_reader = f"With your own study schedule for your exam on {day(plan.exam_date)}."
-    stamp = source_stamp(sequence, page_size, settings.author_name)
+    stamp = source_stamp(sequence, page_size)
     key = hashlib.sha256("\0".join([stamp, source.body, for_reader]).encode()).hexdigest()[:24]
     path = _personal_dir(settings, sequence) / f"{stamp[:16]}-{key}.pdf"
     if path.is_file():
         return path.read_bytes()
-    pdf = typeset(sequence, source, page_size, for_reader, settings.author_name)
+    pdf = typeset(sequence, source, page_size, for_reader)
     _write_atomically(path, pdf)
     return pdf

@@ -95,7 +95,7 @@ def test_a_build_run_by_the_worker_makes_each_pdf_and_a_first_page_in_its_propor
         assert png.format == "PNG" and png.width == magnets.PREVIEW_WIDTH
         assert png.height / png.width == pytest.approx(height / width, abs=0.005)
         # the image lies beside the PDF, named for the PDF's stamp
-        stamp = magnets.source_stamp(tiny(svc), size, svc.settings.author_name)
+        stamp = magnets.source_stamp(tiny(svc), size)
         common = magnets.common_path(svc.settings, tiny(svc), size)
         assert (common.parent / f"{common.stem}.{stamp[:16]}.png").read_bytes() == image.data
     assert "Letter" in page and "out of date" not in page

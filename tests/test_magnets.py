@@ -511,25 +511,25 @@ def test_week_ranges_never_break_across_lines(
 def test_the_cover_names_the_author_when_set_and_always_gives_the_credential(
     tmp_path: Path,
 ) -> None:
+    """The credential comes from sequences/site.yaml, the one place every course inherits
+    it from; the name from the same place or, there unset, DRIP_AUTHOR_NAME."""
     kit = real("usmle-insider-kit")
     credential = magnets.read_source(kit).credential
     assert credential == "Assistant Professor of Medicine practicing in US"
+    assert kit.author.credential == credential and kit.author.name == ""
     if SEEDS.is_dir():  # the seed articles' own wording
         assert credential in " ".join(seed.read_text() for seed in SEEDS.glob("*.txt"))
-    unnamed = load_settings(environ={}, data_dir=tmp_path, sequences_dir=SEQUENCES, secret_key="k")
-    named = load_settings(
-        environ={"DRIP_AUTHOR_NAME": "Dr. Amara Okafor"},
-        data_dir=tmp_path,
-        sequences_dir=SEQUENCES,
-        secret_key="k",
-    )
+    settings = load_settings(environ={}, data_dir=tmp_path, sequences_dir=SEQUENCES, secret_key="k")
+    named_library = load_sequences(SEQUENCES, author_name="Dr. Amara Okafor")
     for slug in ("interview-questions", "usmle-insider-kit"):
+        named = named_library.sequences[slug]
+        assert named.author.name == "Dr. Amara Okafor"
         assert magnets.read_source(real(slug)).credential == credential
-        reader, _ = pdf_text(magnets.magnet_pdf(unnamed, real(slug), {}))
+        reader, _ = pdf_text(magnets.magnet_pdf(settings, real(slug), {}))
         cover = " ".join((reader.pages[0].extract_text() or "").split())
         assert credential in cover and "Amara" not in cover
-        assert not magnets.is_current(named, real(slug))  # the name changes the PDF
-        reader, _ = pdf_text(magnets.magnet_pdf(named, real(slug), {}))
+        assert not magnets.is_current(settings, named)  # the name changes the PDF
+        reader, _ = pdf_text(magnets.magnet_pdf(settings, named, {}))
         cover = " ".join((reader.pages[0].extract_text() or "").split())
         assert "Dr. Amara Okafor" in cover and credential in cover
 

@@ -42,7 +42,7 @@ def check_command() -> None:
     """Validate every sequence and render every message of it (lessons, the confirmation,
     the lead-magnet PDF) as sending would; print `path:line: problem`, exit 1 on errors."""
     svc = services()
-    library = load_sequences(svc.settings.sequences_dir)
+    library = load_sequences(svc.settings.sequences_dir, svc.settings.author_name)
     problems = [
         *library.problems,
         *render_problems(library, svc.renderer, svc.links, svc.settings, svc.clock()),
