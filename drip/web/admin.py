@@ -51,6 +51,7 @@ from drip.models import (
     EnrollmentStatus,
     ImportJob,
     Operator,
+    Segment,
     Subscriber,
     WebhookDelivery,
     WebhookEndpoint,
@@ -59,6 +60,8 @@ from drip.operators import authenticate, end_sessions, session_version
 from drip.queries import Cursor, Filters, paused_sequences
 from drip.readers import erase_reader as erase_everything
 from drip.render import Reader
+from drip.segments import SegmentError
+from drip.segments import named as named_segment
 from drip.stats import (
     axis_ticks,
     daily,
@@ -578,7 +581,11 @@ def import_page() -> ResponseReturnValue:
             return redirect(url_for("admin.import_job", job_id=job.id))
     jobs = session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(10)).all()
     return render_template(
-        "admin/import.html", sequences=sorted(library.sequences), form=request.form, jobs=jobs
+        "admin/import.html",
+        sequences=sorted(library.sequences),
+        form=request.form,
+        jobs=jobs,
+        segments=session.scalars(select(Segment.name).order_by(Segment.name)).all(),
     )
 
 
@@ -663,9 +670,17 @@ def replay_webhook(delivery_id: int) -> ResponseReturnValue:
 
 @bp.get("/export.csv")
 def export_csv() -> ResponseReturnValue:
-    """Every reader and each enrollment's status, streamed row by row."""
+    """Every reader (or a segment's: ?segment=NAME) and each enrollment's status, streamed
+    row by row."""
+    segment = request.args.get("segment", "").strip() or None
+    if segment:
+        try:
+            segment = named_segment(db_session(), segment).name
+        except SegmentError as error:
+            flash(str(error), "error")
+            return redirect(url_for("admin.import_page"))
     return Response(
-        stream_with_context(exports.readers_csv(services().sessions)),
+        stream_with_context(exports.readers_csv(services().sessions, services().clock(), segment)),
         mimetype="text/csv",
         headers={
             "Content-Disposition": 'attachment; filename="drip-readers.csv"',
