@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from sqlalchemy import Select, exists, func, insert, select, update
@@ -204,6 +206,47 @@ def broadcast_from(
     )
 
 
+def name_for(subject: str) -> str:
+    """A broadcast written in the admin or sent through the API is named for its subject."""
+    words = re.findall(r"[a-z0-9]+", subject.lower())
+    return "-".join(words)[:60].strip("-") or "broadcast"
+
+
+def parse_when(text: str, zone: str, now: datetime) -> datetime:
+    """When to send, from the admin's datetime-local field (a wall-clock time in `zone`) or
+    the API's ISO-8601 instant; empty means now. A time in the past is refused, so a slip
+    of the date does not send at once to everybody."""
+    if not text.strip():
+        return now
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=ZoneInfo(zone or "UTC"))
+    except (ValueError, ZoneInfoNotFoundError):
+        raise BroadcastError(
+            [
+                Problem(
+                    Path("at"),
+                    1,
+                    f"{text!r} in {zone!r} is not a time such as 2026-03-03T09:00 in "
+                    "an IANA time zone such as America/New_York",
+                )
+            ]
+        ) from None
+    at = value.astimezone(UTC)
+    if at < now - timedelta(minutes=1):
+        raise BroadcastError(
+            [
+                Problem(
+                    Path("at"),
+                    1,
+                    f"{at:%Y-%m-%d %H:%M} UTC is in the past; leave it empty to send now",
+                )
+            ]
+        )
+    return max(at, now)
+
+
 def audience_query(spec: BroadcastFile | dict[str, Any], within: Select[int] | None = None) -> Any:
     """(subscriber id, enrollment id, sequence, time zone) of each eligible reader, one row
     each (their first enrollment among the sequences), among the ids `within` selects (a
@@ -357,6 +400,8 @@ def cancel(session: Session, broadcast_id: int, now: datetime) -> int:
     broadcast = session.get(Broadcast, broadcast_id)
     if broadcast is None:
         raise BroadcastError([Problem(Path(str(broadcast_id)), 1, "no such broadcast")])
+    if broadcast.status == BroadcastStatus.DONE:
+        raise BroadcastError([Problem(Path(str(broadcast_id)), 1, "it has gone out to everyone")])
     broadcast.status = BroadcastStatus.CANCELLED
     broadcast.cancelled_at = now
     skipped = session.execute(

@@ -35,7 +35,6 @@ from drip import exports, guardrails, queries
 from drip import outbox as mail_folder
 from drip.api_keys import list_keys, revoke_key
 from drip.bounces import Policy, daily_rates, rates, resume_sending, sending_paused
-from drip.broadcasts import cancel as cancel_broadcast
 from drip.broadcasts import progress as broadcast_progress
 from drip.clicks import clicks_by_link
 from drip.hooks import HookError, replay
@@ -82,9 +81,11 @@ from drip.subscriptions import (
     suppress,
 )
 from drip.timeline import timeline
+from drip.web import broadcasts_admin
 from drip.web.context import db_session, services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp.register_blueprint(broadcasts_admin.bp)  # nested: the login check below applies to it
 
 OPEN = frozenset({"admin.login"})  # the only view a logged-out visitor may see
 MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
@@ -634,16 +635,6 @@ def integrations() -> ResponseReturnValue:
         endpoints=hook_endpoints(session),
         deliveries=hooks_sent,
     )
-
-
-@bp.post("/broadcasts/<int:broadcast_id>/cancel")
-def cancel_broadcast_view(broadcast_id: int) -> ResponseReturnValue:
-    session = db_session()
-    if session.get(Broadcast, broadcast_id) is None:
-        abort(404)
-    skipped = cancel_broadcast(session, broadcast_id, services().clock())
-    flash(f"Broadcast {broadcast_id} cancelled: {skipped} readers will not get it.", "ok")
-    return redirect(url_for("admin.integrations"))
 
 
 @bp.post("/api-keys/<int:key_id>/revoke")
