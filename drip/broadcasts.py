@@ -389,6 +389,20 @@ def schedule(
     return broadcast
 
 
+def page_of_broadcasts(
+    session: Session, after: int, limit: int
+) -> tuple[list[Broadcast], int | None]:
+    """Broadcasts oldest first after the id `after`; the next cursor if there are more."""
+    rows = list(
+        session.scalars(
+            select(Broadcast).where(Broadcast.id > after).order_by(Broadcast.id).limit(limit + 1)
+        )
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
+
+
 def broadcast_message_id(row: BroadcastRecipient, domain: str) -> str:
     """One reader's copy of a broadcast: derived from the row, so a retry of it (a worker
     died after the hand-off) carries the same id."""
