@@ -25,7 +25,11 @@
       cell.textContent = key === "clicked" && !data.tracked ? "–" : String(data[key]);
     });
     const status = document.getElementById("broadcast-status");
-    if (status && data.status !== "scheduled") status.textContent = data.status;
+    if (status && data.status !== "scheduled") {
+      status.textContent = data.status;
+      const cancel = document.getElementById("cancel-form");
+      if (cancel) cancel.remove();  // nothing is left to cancel
+    }
     return data.status === "scheduled";
   }
 
