@@ -448,6 +448,12 @@ def lesson_key(broadcast_id: int) -> str:
     return f"broadcast-{broadcast_id}"
 
 
+def broadcast_of(key: str) -> int | None:
+    """The broadcast a `lesson_key` names, or None for a lesson's key."""
+    found = re.fullmatch(r"broadcast-(\d{1,9})", key)
+    return int(found[1]) if found else None
+
+
 def report(session: Session, broadcast: Broadcast, library: Library) -> dict[str, Any]:
     """A broadcast's progress for the admin's live bars and the API: recipients by where
     they are (`queued` counts those waiting, being sent and to be retried), `bounced` the
@@ -560,6 +566,7 @@ def _template(renderer: Renderer, library: Library, broadcast: Broadcast) -> Mes
         broadcast.subject,
         broadcast.preheader,
         broadcast.body,
+        track=True,  # links, where the first sequence tracks them; never an open pixel
     )
 
 
