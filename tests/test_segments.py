@@ -334,6 +334,9 @@ def test_the_segment_commands_create_list_show_and_export_a_segment(
     shown = drip(svc, "segment", "show", "img-soon")
     exported = drip(svc, "export", "--segment", "img-soon")
     missing = drip(svc, "export", "--segment", "nope")
+    news = tmp_path / "news.md"
+    news.write_text('---\nsubject: "Hi"\nsegment: img-soon\n---\nHello.\n')
+    dry_run = drip(svc, "broadcast", "send", str(news), "--dry-run")
 
     assert made.exit_code == 0 and "segment img-soon: 1 readers now" in made.output
     assert wrong.exit_code == 1
@@ -346,5 +349,6 @@ def test_the_segment_commands_create_list_show_and_export_a_segment(
         "ada@example.org"
     ]
     assert missing.exit_code == 1 and "no segment named 'nope' (known: img-soon)" in missing.output
+    assert dry_run.output.strip() == "news: 1 readers would get it, e.g. ada@example.org"
     with svc.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Subscriber)) == 5
