@@ -472,14 +472,20 @@ def report(session: Session, broadcast: Broadcast, library: Library) -> dict[str
             ),
         )
     )
-    clicked = session.scalar(
-        select(func.count(func.distinct(LinkClick.enrollment_id))).where(
-            LinkClick.lesson == lesson_key(broadcast.id),
-            LinkClick.counted.is_(True),
-            LinkClick.link_index >= 0,
-        )
-    )
     first = library.get(broadcast.audience["to"][0]) if broadcast.audience.get("to") else None
+    tracked = bool(first and first.track_links)
+    clicked = (
+        session.scalar(
+            select(func.count(func.distinct(LinkClick.enrollment_id))).where(
+                LinkClick.sequence.in_(broadcast.audience["to"]),  # ix_link_clicks_lesson
+                LinkClick.lesson == lesson_key(broadcast.id),
+                LinkClick.counted.is_(True),
+                LinkClick.link_index >= 0,
+            )
+        )
+        if tracked
+        else 0
+    )
     return {
         "id": broadcast.id,
         "name": broadcast.name,
@@ -496,7 +502,7 @@ def report(session: Session, broadcast: Broadcast, library: Library) -> dict[str
         "skipped": counts[RecipientStatus.SKIPPED],
         "bounced": int(bounced or 0),
         "clicked": int(clicked or 0),
-        "tracked": bool(first and first.track_links),
+        "tracked": tracked,
     }
 
 

@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from drip.app import create_app
+from drip.bounces import Report, record_bounce
 from drip.clock import FrozenClock
 from drip.models import Broadcast, BroadcastStatus, Subscriber
 from drip.segments import save
@@ -157,9 +158,13 @@ def test_an_operator_writes_previews_tests_schedules_and_watches_a_broadcast_go_
         clock.advance(minutes=30)
     restarted.engine.dispose()
 
+    with svc.sessions() as session:  # cy's provider reports her address bouncing since
+        record_bounce(session, Report("hard", "cy@example.org", "drip", "test:cy"), clock())
+        session.commit()
     done = json_body(web.get(json_url))
     assert news(svc, smtp_server) == ["ada@example.org", "cy@example.org"]
     assert (done["status"], done["sent"], done["queued"], done["failed"]) == ("done", 2, 0, 0)
+    assert (done["bounced"], done["clicked"], done["tracked"]) == (1, 0, False)
     assert "[TEST]" not in {m.subject for m in smtp_server.messages if OPERATOR not in m.recipients}
 
 
