@@ -7,6 +7,7 @@ with front matter like a lesson's, plus its audience:
     to: [interview-questions, networking-tips]
     readers: both          # active, completed, or both (the default)
     tags: [has-dates]      # optional: only readers with one of these tags
+    segment: exam-soon     # optional: only the readers of this segment (drip.segments)
     ---
 
 Scheduling (`schedule`) writes one recipient row per reader, due at the first opening of
@@ -22,37 +23,44 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import Select, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from drip import segments
 from drip.bounces import return_path
 from drip.content import Library, Problem, Sequence, check_variables, split_front_matter
-from drip.links import Links
-from drip.mailer import OnFirstSend, SendError, Transport
+from drip.links import Links, sample_links
+from drip.mailer import OnFirstSend, SendError, Transport, envelope_sender
 from drip.models import (
+    BounceEvent,
     Broadcast,
     BroadcastRecipient,
     BroadcastStatus,
     Enrollment,
     EnrollmentStatus,
     Event,
+    LinkClick,
     RecipientStatus,
     Subscriber,
     SubscriberTag,
 )
-from drip.render import MessageTemplate, Reader, Renderer
+from drip.render import SAMPLE_READER, MessageTemplate, Reader, Renderer
 from drip.schedule import into_window, reader_zone
-from drip.subscriptions import suppress, unsubscribe
+from drip.subscriptions import normalize_email, suppress, unsubscribe
+from drip.tags import TagError, clean_tag
 
-KEYS = frozenset({"subject", "preheader", "to", "readers", "tags"})
+KEYS = frozenset({"subject", "preheader", "to", "readers", "tags", "segment"})
 READERS = {
     "active": (EnrollmentStatus.ACTIVE,),
     "completed": (EnrollmentStatus.COMPLETED,),
@@ -80,14 +88,27 @@ class BroadcastFile:
     to: tuple[str, ...]
     readers: str
     tags: tuple[str, ...]
+    segment: str = ""  # a segment's name: only its readers, among those of `to`
 
     def audience(self) -> dict[str, Any]:
-        return {"to": list(self.to), "readers": self.readers, "tags": list(self.tags)}
+        audience: dict[str, Any] = {
+            "to": list(self.to),
+            "readers": self.readers,
+            "tags": list(self.tags),
+        }
+        if self.segment:
+            audience["segment"] = self.segment
+        return audience
 
 
 def read_broadcast(path: Path, library: Library) -> BroadcastFile:
     """The file, checked against the sequences there are; raises BroadcastError."""
-    text = path.read_text(encoding="utf-8")
+    return parse_broadcast(path.read_text(encoding="utf-8"), path, library)
+
+
+def parse_broadcast(text: str, path: Path, library: Library) -> BroadcastFile:
+    """A broadcast's Markdown with front matter (a file, or one uploaded in the admin);
+    `path` names it in the problems and its stem is the broadcast's name."""
     parts = split_front_matter(text)
     if parts is None:
         raise BroadcastError(
@@ -110,9 +131,23 @@ def read_broadcast(path: Path, library: Library) -> BroadcastFile:
                 )
             ]
         ) from None
-    problems: list[Problem] = []
     if not isinstance(meta, dict):
         raise BroadcastError([Problem(path, 2, "front matter must be keys and values")])
+    return broadcast_from(meta, body, library, path=path, body_line=body_line)
+
+
+def broadcast_from(
+    meta: dict[str, Any],
+    body: str,
+    library: Library,
+    *,
+    path: Path,
+    body_line: int = 1,
+    name: str | None = None,
+) -> BroadcastFile:
+    """The broadcast from its fields (front matter, the admin's form, the API's JSON), with
+    every problem at once; one check for all three ways in."""
+    problems: list[Problem] = []
     for key in sorted(set(meta) - KEYS):
         problems.append(
             Problem(path, 2, f"unknown key {key!r} (allowed: {', '.join(sorted(KEYS))})")
@@ -120,10 +155,18 @@ def read_broadcast(path: Path, library: Library) -> BroadcastFile:
     subject = str(meta.get("subject") or "").strip()
     if not subject:
         problems.append(Problem(path, 2, "missing subject"))
+    segment = str(meta.get("segment") or "").strip().lower()
     raw_to = meta.get("to")
     to = tuple([raw_to] if isinstance(raw_to, str) else raw_to or [])
+    if not isinstance(raw_to, str | list | tuple | None):
+        problems.append(Problem(path, 2, "to: a sequence or a list of sequences"))
+        to = ()
+    if not to and segment:
+        to = tuple(sorted(library.sequences))  # the segment's readers, in whichever course
     if not to:
-        problems.append(Problem(path, 2, "missing to: the sequence(s) whose readers get it"))
+        problems.append(
+            Problem(path, 2, "missing to: the sequence(s) whose readers get it (or a segment)")
+        )
     for slug in to:
         if library.get(str(slug)) is None:
             problems.append(
@@ -137,26 +180,77 @@ def read_broadcast(path: Path, library: Library) -> BroadcastFile:
     readers = str(meta.get("readers") or "both")
     if readers not in READERS:
         problems.append(Problem(path, 2, "readers is active, completed or both"))
-    tags = tuple(str(tag).strip().lower() for tag in meta.get("tags") or [])
+    raw_tags = meta.get("tags") or []
+    if not isinstance(raw_tags, list):
+        raw_tags = [raw_tags]
+    tags = tuple(str(tag).strip().lower() for tag in raw_tags if str(tag).strip())
+    for tag in tags:
+        try:
+            clean_tag(tag)
+        except TagError as error:
+            problems.append(Problem(path, 2, f"tags: {error}"))
     problems += check_variables(body, VARIABLES, path, body_line)
     if not body.strip():
         problems.append(Problem(path, body_line, "the broadcast has no body"))
     if problems:
         raise BroadcastError(problems)
     return BroadcastFile(
-        path.stem,
+        name or path.stem,
         subject,
         str(meta.get("preheader") or "").strip(),
         body,
         tuple(str(slug) for slug in to),
         readers,
         tags,
+        segment,
     )
 
 
-def audience_query(spec: BroadcastFile | dict[str, Any]) -> Any:
+def name_for(subject: str) -> str:
+    """A broadcast written in the admin or sent through the API is named for its subject."""
+    words = re.findall(r"[a-z0-9]+", subject.lower())
+    return "-".join(words)[:60].strip("-") or "broadcast"
+
+
+def parse_when(text: str, zone: str, now: datetime) -> datetime:
+    """When to send, from the admin's datetime-local field (a wall-clock time in `zone`) or
+    the API's ISO-8601 instant; empty means now. A time in the past is refused, so a slip
+    of the date does not send at once to everybody."""
+    if not text.strip():
+        return now
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=ZoneInfo(zone or "UTC"))
+    except (ValueError, ZoneInfoNotFoundError):
+        raise BroadcastError(
+            [
+                Problem(
+                    Path("at"),
+                    1,
+                    f"{text!r} in {zone!r} is not a time such as 2026-03-03T09:00 in "
+                    "an IANA time zone such as America/New_York",
+                )
+            ]
+        ) from None
+    at = value.astimezone(UTC)
+    if at < now - timedelta(minutes=1):
+        raise BroadcastError(
+            [
+                Problem(
+                    Path("at"),
+                    1,
+                    f"{at:%Y-%m-%d %H:%M} UTC is in the past; leave it empty to send now",
+                )
+            ]
+        )
+    return max(at, now)
+
+
+def audience_query(spec: BroadcastFile | dict[str, Any], within: Select[int] | None = None) -> Any:
     """(subscriber id, enrollment id, sequence, time zone) of each eligible reader, one row
-    each (their first enrollment among the sequences): evaluated by the database."""
+    each (their first enrollment among the sequences), among the ids `within` selects (a
+    segment) if given: evaluated by the database."""
     audience = spec.audience() if isinstance(spec, BroadcastFile) else spec
     statuses = READERS[audience.get("readers", "both")]
     first = (
@@ -177,6 +271,8 @@ def audience_query(spec: BroadcastFile | dict[str, Any]) -> Any:
                 SubscriberTag.tag.in_(audience["tags"]),
             )
         )
+    if within is not None:
+        first = first.where(Subscriber.id.in_(within))
     chosen = first.group_by(Enrollment.subscriber_id).subquery()
     return (
         select(
@@ -192,30 +288,69 @@ def audience_query(spec: BroadcastFile | dict[str, Any]) -> Any:
     )
 
 
-def audience_count(session: Session, spec: BroadcastFile) -> tuple[int, list[str]]:
-    """How many readers would get it, and the first few addresses (the dry run)."""
-    rows = session.execute(audience_query(spec)).all()
-    return len(rows), [row.email for row in rows[:5]]
+def _within(session: Session, audience: dict[str, Any], now: datetime) -> Any:
+    """The segment's SELECT of ids, or None; an unknown segment is a BroadcastError."""
+    if not audience.get("segment"):
+        return None
+    try:
+        return segments.ids_of(session, audience["segment"], now)
+    except segments.SegmentError as error:
+        raise BroadcastError([Problem(Path("segment"), 1, p) for p in error.problems]) from None
 
 
-def schedule(
-    session: Session, library: Library, spec: BroadcastFile, at: datetime, now: datetime
-) -> Broadcast:
-    """Write the broadcast and one recipient row per eligible reader; commits."""
+def audience_count(
+    session: Session, spec: BroadcastFile | dict[str, Any], now: datetime
+) -> tuple[int, list[str]]:
+    """How many readers would get it, and the first few addresses (the dry run): counted
+    and limited by the database."""
+    audience = spec.audience() if isinstance(spec, BroadcastFile) else spec
+    rows = audience_query(audience, _within(session, audience, now)).subquery()
+    total = session.scalar(select(func.count()).select_from(rows)) or 0
+    first = session.scalars(select(rows.c.email).order_by(rows.c.subscriber_id).limit(5))
+    return int(total), list(first)
+
+
+def create_draft(session: Session, spec: BroadcastFile, now: datetime, who: str) -> Broadcast:
+    """Keep the broadcast, not yet scheduled (the admin's and the API's first step); the
+    caller commits."""
     broadcast = Broadcast(
-        name=spec.name,
+        name=spec.name[:200],
         subject=spec.subject,
         preheader=spec.preheader,
         body=spec.body,
         audience=spec.audience(),
-        send_at=at,
-        status=BroadcastStatus.SCHEDULED,
+        send_at=now,
+        status=BroadcastStatus.DRAFT,
         created_at=now,
+        created_by=who[:320],
     )
     session.add(broadcast)
     session.flush()
+    return broadcast
+
+
+def schedule_draft(
+    session: Session, library: Library, broadcast: Broadcast, at: datetime, now: datetime
+) -> int:
+    """Schedule a draft for `at`: one recipient row per eligible reader of its audience as
+    it is now (a segment is evaluated here, once); commits. Returns how many."""
+    if broadcast.status != BroadcastStatus.DRAFT:
+        where = Path(str(broadcast.id))
+        raise BroadcastError(
+            [Problem(where, 1, f"the broadcast is {broadcast.status}, not a draft")]
+        )
+    within = _within(session, broadcast.audience, now)
+    claimed = session.execute(
+        update(Broadcast)
+        .where(Broadcast.id == broadcast.id, Broadcast.status == BroadcastStatus.DRAFT)
+        .values(status=BroadcastStatus.SCHEDULED, send_at=at)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:  # scheduled twice at once: the first one wins
+        session.rollback()
+        raise BroadcastError([Problem(Path(str(broadcast.id)), 1, "the broadcast is scheduled")])
+    written = 0
     batch: list[dict[str, Any]] = []
-    for row in session.execute(audience_query(spec)):
+    for row in session.execute(audience_query(broadcast.audience, within)):
         sequence = library.sequences[row.sequence]
         due = into_window(at, sequence.window, reader_zone(row.timezone, sequence.timezone))
         batch.append(
@@ -230,11 +365,42 @@ def schedule(
         )
         if len(batch) >= 1000:
             session.execute(insert(BroadcastRecipient), batch)
+            written += len(batch)
             batch = []
     if batch:
         session.execute(insert(BroadcastRecipient), batch)
+        written += len(batch)
     session.commit()
+    session.refresh(broadcast)
+    return written
+
+
+def schedule(
+    session: Session,
+    library: Library,
+    spec: BroadcastFile,
+    at: datetime,
+    now: datetime,
+    who: str = "",
+) -> Broadcast:
+    """Write the broadcast and one recipient row per eligible reader; commits."""
+    broadcast = create_draft(session, spec, now, who)
+    schedule_draft(session, library, broadcast, at, now)
     return broadcast
+
+
+def page_of_broadcasts(
+    session: Session, after: int, limit: int
+) -> tuple[list[Broadcast], int | None]:
+    """Broadcasts oldest first after the id `after`; the next cursor if there are more."""
+    rows = list(
+        session.scalars(
+            select(Broadcast).where(Broadcast.id > after).order_by(Broadcast.id).limit(limit + 1)
+        )
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
 
 
 def broadcast_message_id(row: BroadcastRecipient, domain: str) -> str:
@@ -248,6 +414,8 @@ def cancel(session: Session, broadcast_id: int, now: datetime) -> int:
     broadcast = session.get(Broadcast, broadcast_id)
     if broadcast is None:
         raise BroadcastError([Problem(Path(str(broadcast_id)), 1, "no such broadcast")])
+    if broadcast.status == BroadcastStatus.DONE:
+        raise BroadcastError([Problem(Path(str(broadcast_id)), 1, "it has gone out to everyone")])
     broadcast.status = BroadcastStatus.CANCELLED
     broadcast.cancelled_at = now
     skipped = session.execute(
@@ -275,6 +443,112 @@ def progress(session: Session, broadcast_id: int) -> Counter[str]:
     )
 
 
+def lesson_key(broadcast_id: int) -> str:
+    """What a broadcast is called where lessons have their key: its tracked links' clicks."""
+    return f"broadcast-{broadcast_id}"
+
+
+def broadcast_of(key: str) -> int | None:
+    """The broadcast a `lesson_key` names, or None for a lesson's key."""
+    found = re.fullmatch(r"broadcast-(\d{1,9})", key)
+    return int(found[1]) if found else None
+
+
+def report(session: Session, broadcast: Broadcast, library: Library) -> dict[str, Any]:
+    """A broadcast's progress for the admin's live bars and the API: recipients by where
+    they are (`queued` counts those waiting, being sent and to be retried), `bounced` the
+    sent ones whose address a provider or the bounce mailbox reported bouncing since, and
+    `clicked` the readers who clicked one of its links (only when its first sequence tracks
+    links; `tracked` says so)."""
+    counts = progress(session, broadcast.id)
+    bounced = session.scalar(
+        select(func.count(func.distinct(BroadcastRecipient.id))).where(
+            BroadcastRecipient.broadcast_id == broadcast.id,
+            BroadcastRecipient.status == RecipientStatus.SENT,
+            exists().where(
+                BounceEvent.subscriber_id == BroadcastRecipient.subscriber_id,
+                BounceEvent.kind.in_(["hard", "soft"]),
+                BounceEvent.received_at >= BroadcastRecipient.sent_at,
+            ),
+        )
+    )
+    first = library.get(broadcast.audience["to"][0]) if broadcast.audience.get("to") else None
+    tracked = bool(first and first.track_links)
+    clicked = (
+        session.scalar(
+            select(func.count(func.distinct(LinkClick.enrollment_id))).where(
+                LinkClick.sequence.in_(broadcast.audience["to"]),  # ix_link_clicks_lesson
+                LinkClick.lesson == lesson_key(broadcast.id),
+                LinkClick.counted.is_(True),
+                LinkClick.link_index >= 0,
+            )
+        )
+        if tracked
+        else 0
+    )
+    return {
+        "id": broadcast.id,
+        "name": broadcast.name,
+        "subject": broadcast.subject,
+        "status": str(broadcast.status),
+        "send_at": broadcast.send_at.isoformat(),
+        "audience": broadcast.audience,
+        "total": sum(counts.values()),
+        "queued": counts[RecipientStatus.QUEUED]
+        + counts[RecipientStatus.SENDING]
+        + counts[RecipientStatus.RETRYING],
+        "sent": counts[RecipientStatus.SENT],
+        "failed": counts[RecipientStatus.FAILED],
+        "skipped": counts[RecipientStatus.SKIPPED],
+        "bounced": int(bounced or 0),
+        "clicked": int(clicked or 0),
+        "tracked": tracked,
+    }
+
+
+def preview(
+    renderer: Renderer, library: Library, broadcast: Broadcast, links: Links
+) -> tuple[str, str, str]:
+    """(subject, HTML, text) as the sample reader would get it, rendered by the renderer
+    that sends; its links lead to a page that says it was a preview."""
+    template = _template(renderer, library, broadcast)
+    sample = sample_links(links, "preview")
+    return template.parts(SAMPLE_READER, sample, {"unsubscribe_url": sample.stop_url(0)})
+
+
+def send_test(
+    renderer: Renderer,
+    library: Library,
+    broadcast: Broadcast,
+    links: Links,
+    transport: Callable[[], Transport],
+    to: str,
+    now: datetime,
+) -> str:
+    """The broadcast to an operator's own address through the real transport, its subject
+    marked [TEST] and its links touching no reader (as drip.samples does for lessons).
+    Returns its Message-ID; raises SendError as a real send would."""
+    template = dataclasses.replace(
+        _template(renderer, library, broadcast), subject=f"[TEST] {broadcast.subject}"
+    )
+    address = normalize_email(to)
+    reader = Reader(
+        address, SAMPLE_READER.first_name, SAMPLE_READER.subscriber_id, SAMPLE_READER.enrollment_id
+    )
+    sample = sample_links(links, "test")
+    mid = f"<drip.test.{uuid.uuid4().hex}@{renderer.domain}>"
+    extra = {"unsubscribe_url": sample.stop_url(0)}
+    message = template.build(reader, sample, mid, now, extra=extra)
+    with transport() as relay:
+        relay.send(
+            envelope_sender(template.sender),
+            address,
+            message,
+            name=f"{now:%Y%m%dT%H%M%S}-test-broadcast-{broadcast.id}",
+        )
+    return mid
+
+
 def _template(renderer: Renderer, library: Library, broadcast: Broadcast) -> MessageTemplate:
     """Rendered once per broadcast; its sender, window and footer are those of the first
     of its sequences, and its List-Id is the broadcasts' own."""
@@ -286,18 +560,19 @@ def _template(renderer: Renderer, library: Library, broadcast: Broadcast) -> Mes
         first,
         slug="broadcasts",
         title=" and ".join(f"{t}" for t in titles),
-        track_links=False,
+        track_links=first.track_links,  # its clicks are the broadcast's (lesson_key)
         track_opens=False,
         continues_from=(),
     )
     version = hashlib.sha256(f"{broadcast.subject}\0{broadcast.body}".encode()).hexdigest()[:12]
     return renderer.message(
         stand_in,
-        f"broadcast-{broadcast.id}",
+        lesson_key(broadcast.id),
         version,
         broadcast.subject,
         broadcast.preheader,
         broadcast.body,
+        track=True,  # links, where the first sequence tracks them; never an open pixel
     )
 
 

@@ -14,9 +14,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from drip.broadcasts import broadcast_of
 from drip.clock import as_utc
 from drip.content import Library
-from drip.models import Delivery, Enrollment, Event, LinkClick
+from drip.models import BroadcastRecipient, Delivery, Enrollment, Event, LinkClick
 
 SCANNER_WINDOW = timedelta(seconds=10)  # a "click" sooner than this after the send is a scanner
 OPEN = -1
@@ -70,8 +71,14 @@ def record_click(
     )
     if enrollment is None:
         return destination
+    broadcast_id = broadcast_of(lesson)
     sent_at = session.scalar(
-        select(Delivery.sent_at).where(
+        select(BroadcastRecipient.sent_at).where(
+            BroadcastRecipient.broadcast_id == broadcast_id,
+            BroadcastRecipient.enrollment_id == enrollment_id,
+        )
+        if broadcast_id is not None  # a broadcast's link: when this reader's copy went
+        else select(Delivery.sent_at).where(
             Delivery.enrollment_id == enrollment_id, Delivery.lesson == lesson
         )
     )

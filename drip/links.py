@@ -150,6 +150,9 @@ class SampleLinks(Links):
     def url(self, purpose: str, ident: int) -> str:
         return f"{self.base_url}/sample/{self.kind}/{purpose}"
 
+    def stop_url(self, recipient_id: int) -> str:
+        return self.url("broadcast", recipient_id)  # a broadcast's unsubscribe: nobody's
+
     def track_url(self, enrollment_id: int, lesson: str, index: int, target: str) -> str:
         return target  # a preview shows where the link leads; nobody's click is counted
 

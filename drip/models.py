@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -141,6 +142,11 @@ class Subscriber(Base):
     __table_args__ = (
         # Search by the start of an address (LIKE 'abc%') in any collation on PostgreSQL.
         Index("ix_subscribers_email_prefix", "email", postgresql_ops={"email": "text_pattern_ops"}),
+        # Segments by exam date (drip.segments.EXAM_DATE): an expression index, spelled per
+        # dialect; SQLite's copy is made by migration 0016 (SQLAlchemy cannot reflect it).
+        Index("ix_subscribers_exam_date", text("(attributes ->> 'exam_date')")).ddl_if(
+            dialect="postgresql"
+        ),
     )
 
     id: Mapped[intpk]
@@ -494,7 +500,10 @@ class LinkClick(Base):
     headers, or within seconds of the send."""
 
     __tablename__ = "link_clicks"
-    __table_args__ = (Index("ix_link_clicks_lesson", "sequence", "lesson", "link_index"),)
+    __table_args__ = (
+        Index("ix_link_clicks_lesson", "sequence", "lesson", "link_index"),
+        Index("ix_link_clicks_at", "at"),  # segments: who clicked lately
+    )
 
     id: Mapped[intpk]
     enrollment_id: Mapped[int] = mapped_column(
@@ -510,6 +519,7 @@ class LinkClick(Base):
 
 
 class BroadcastStatus(enum.StrEnum):
+    DRAFT = "draft"  # written (in the admin or through the API), not yet scheduled
     SCHEDULED = "scheduled"
     DONE = "done"  # every recipient settled
     CANCELLED = "cancelled"
@@ -524,8 +534,24 @@ class RecipientStatus(enum.StrEnum):
     SKIPPED = "skipped"  # left, suppressed, or the broadcast was cancelled before their turn
 
 
+class Segment(Base):
+    """A saved filter of readers (drip.segments), by name: broadcasts and exports take one.
+    The definition is the checked JSON `drip.segments.parse` accepts; the database evaluates
+    it each time, so a segment is always today's readers."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[intpk]
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[utc]
+    created_by: Mapped[str] = mapped_column(String(320))
+
+
 class Broadcast(Base):
-    """A one-off email to the readers of one or more sequences (drip.broadcasts)."""
+    """A one-off email to the readers of one or more sequences (drip.broadcasts). Its
+    subject and body are kept here, whether it came from a file, the admin or the API, so
+    the worker sends each the same way and a restart loses none."""
 
     __tablename__ = "broadcasts"
 
@@ -535,10 +561,11 @@ class Broadcast(Base):
     preheader: Mapped[str] = mapped_column(Text, default="")
     body: Mapped[str] = mapped_column(Text)
     audience: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    send_at: Mapped[utc]
+    send_at: Mapped[utc]  # a draft's: when it was written
     status: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[utc]
     cancelled_at: Mapped[utc_or_none]
+    created_by: Mapped[str] = mapped_column(String(320), default="", server_default="")
 
 
 class BroadcastRecipient(Base):

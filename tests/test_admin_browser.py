@@ -312,3 +312,41 @@ def test_a_lead_magnet_rebuild_ends_with_each_pdfs_first_page_on_its_page(
         )  # loaded under the Content-Security-Policy, in the page size's proportions
         assert wide == 800 and abs(high / wide - ratio) < 0.005
     screenshot(page, "admin", "magnet-build")
+
+
+def test_a_broadcast_written_in_the_browser_shows_its_progress_live_as_it_goes_out(
+    page: Any, server: LiveServer, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
+    for email in ("ada@example.org", "bo@example.org", "cy@example.org"):
+        sign_up(server.services, email)
+    page.on("dialog", lambda dialog: dialog.accept())  # "Schedule this broadcast for 3 readers?"
+    log_in(page, server)
+    page.goto(f"{server.url}/admin/broadcasts/")
+    page.fill("#subject", "News")
+    page.fill("#body", 'Hi {{ first_name|default("there") }}, a new post is up.')
+    page.check("input[name=to][value=tiny]")
+    page.click("#broadcast-form button[type=submit]")
+    page.wait_for_selector("#audience-count:text('3')")
+    assert (
+        "Hi Alex, a new post is up."
+        in page.frame_locator("iframe.email").locator("body").inner_text()
+    )
+    assert page.input_value("#zone")  # the browser's time zone, filled in by broadcast.js
+    page.fill("#zone", "UTC")
+    page.click("#schedule-form button[type=submit]")
+    page.wait_for_selector("#progress [data-count=queued]:text('3')")
+    screenshot(page, "admin", "broadcast-scheduled")
+
+    clock.advance(hours=1)  # the readers' send window opens (09:00 in New York)
+    server.services.dispatcher().run_pass(clock())
+
+    page.wait_for_selector("#progress [data-count=sent]:text('3')", timeout=10_000)
+    page.wait_for_selector("#broadcast-status:text('done')", timeout=10_000)
+    assert page.eval_on_selector("progress[data-key=sent]", "bar => bar.value") == 3
+    assert page.locator("#cancel-form").count() == 0  # gone out to everyone: nothing to cancel
+    assert sorted(r for m in smtp_server.messages if m.subject == "News" for r in m.recipients) == [
+        "ada@example.org",
+        "bo@example.org",
+        "cy@example.org",
+    ]
+    screenshot(page, "admin", "broadcast-sent")

@@ -18,9 +18,11 @@ from drip.api_keys import create_key
 from drip.app import create_app
 from drip.cli import cli
 from drip.clock import FrozenClock
-from drip.models import ApiKey, ConsentRecord, Subscriber
+from drip.models import ApiKey, Broadcast, ConsentRecord, Subscriber
+from drip.segments import save
 from drip.services import Services
-from tests.conftest import make_settings
+from drip.tags import add_tags
+from tests.conftest import enroll, json_body, make_settings
 from tests.smtp import SmtpServer
 
 
@@ -256,3 +258,105 @@ def test_the_openapi_document_lists_exactly_the_routes_of_the_api(
                 (path, method) for method in rule.methods or () if method not in ("HEAD", "OPTIONS")
             }
     assert documented == routes
+
+
+def test_an_integration_writes_schedules_and_follows_a_broadcast_to_a_segment(
+    api_app: Flask, client: FlaskClient, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
+    svc: Services = api_app.extensions["drip"]
+    write, read = auth(key(api_app, "write", "wordpress")), auth(key(api_app, "read"))
+    enroll(svc, "ada@example.org")
+    enroll(svc, "bo@example.org")
+    with svc.sessions() as session:
+        ada = session.scalars(select(Subscriber).where(Subscriber.email == "ada@example.org")).one()
+        add_tags(session, ada, ["has-dates"], clock(), "test")
+        save(session, "dated", {"tags": ["has-dates"]}, clock(), "test")
+        session.commit()
+    draft = {
+        "subject": "A new post",
+        "body": 'Hi {{ first_name|default("there") }}, [leave]({{ unsubscribe_url }})',
+        "audience": {"to": ["tiny"], "segment": "dated"},
+    }
+
+    refused = client.post("/api/v1/broadcasts", headers=read, json=draft)
+    made = client.post("/api/v1/broadcasts", headers=write, json=draft)
+    bid = json_body(made)["id"]
+    listed = client.get("/api/v1/broadcasts", headers=read)
+    scheduled = client.post(
+        f"/api/v1/broadcasts/{bid}/schedule", headers=write, json={"at": clock().isoformat()}
+    )
+    again = client.post(f"/api/v1/broadcasts/{bid}/schedule", headers=write, json={})
+    for _ in range(6):
+        svc.dispatcher().run_pass(clock())
+        clock.advance(hours=1)
+    status = json_body(client.get(f"/api/v1/broadcasts/{bid}", headers=read))
+
+    assert refused.status_code == 403 and json_body(refused)["error"]["code"] == "forbidden"
+    assert made.status_code == 201
+    assert json_body(made)["status"] == "draft" and json_body(made)["audience_now"] == 1
+    assert [b["id"] for b in json_body(listed)["data"]] == [bid]
+    assert json_body(scheduled)["status"] == "scheduled" and json_body(scheduled)["queued"] == 1
+    assert again.status_code == 409 and json_body(again)["error"]["code"] == "conflict"
+    assert [r for m in smtp_server.messages if m.subject == "A new post" for r in m.recipients] == [
+        "ada@example.org"
+    ]
+    assert (status["status"], status["total"], status["sent"], status["queued"]) == (
+        "done",
+        1,
+        1,
+        0,
+    )
+    with svc.sessions() as session:
+        assert session.get(Broadcast, bid).created_by == "api (wordpress)"  # type: ignore[union-attr]
+
+
+def test_broadcast_mistakes_get_the_stable_error_shape_and_lists_page_by_cursor(
+    api_app: Flask, client: FlaskClient
+) -> None:
+    write = auth(key(api_app, "write"))
+    good = {"subject": "Hi", "body": "Hello.", "audience": {"to": "tiny"}}
+    ids = [
+        json_body(client.post("/api/v1/broadcasts", headers=write, json=good))["id"] for _ in "abc"
+    ]
+
+    first = json_body(client.get("/api/v1/broadcasts?limit=2", headers=write))
+    second = json_body(
+        client.get(f"/api/v1/broadcasts?limit=2&cursor={first['next_cursor']}", headers=write)
+    )
+    assert [b["id"] for b in first["data"] + second["data"]] == ids
+    assert second["next_cursor"] is None
+    for answer, status, code, words in (
+        (
+            client.post("/api/v1/broadcasts", headers=write, json={**good, "subject": ""}),
+            400,
+            "invalid_broadcast",
+            "missing subject",
+        ),
+        (
+            client.post(
+                "/api/v1/broadcasts", headers=write, json={**good, "audience": {"segment": "x"}}
+            ),
+            400,
+            "invalid_broadcast",
+            "no segment named 'x'",
+        ),
+        (
+            client.post("/api/v1/broadcasts", headers=write, json={**good, "audience": ["tiny"]}),
+            400,
+            "invalid_audience",
+            "audience is an object",
+        ),
+        (
+            client.post(
+                f"/api/v1/broadcasts/{ids[0]}/schedule", headers=write, json={"at": "2020-01-01"}
+            ),
+            400,
+            "invalid_broadcast",
+            "is in the past",
+        ),
+        (client.get("/api/v1/broadcasts/999", headers=write), 404, "not_found", "no broadcast"),
+    ):
+        assert answer.status_code == status, answer.get_data(as_text=True)
+        assert set(json_body(answer)) == {"error"}
+        assert json_body(answer)["error"]["code"] == code
+        assert words in json_body(answer)["error"]["message"]

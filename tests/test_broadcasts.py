@@ -100,7 +100,7 @@ def test_a_broadcast_reaches_each_eligible_reader_once_in_their_window_and_none_
     library = svc.content.library()
     spec = read_broadcast(news(tmp_path), library)
     with svc.sessions() as session:
-        assert audience_count(session, spec)[0] == 2
+        assert audience_count(session, spec, clock())[0] == 2
         broadcast = schedule(session, library, spec, clock(), clock())
 
     for _ in range(48):
@@ -174,7 +174,8 @@ def test_the_broadcast_unsubscribe_stops_broadcasts_but_keeps_the_course(
 
 def audience_count_for(svc: Services, tmp_path: Path) -> int:
     with svc.sessions() as session:
-        return audience_count(session, read_broadcast(news(tmp_path), svc.content.library()))[0]
+        spec = read_broadcast(news(tmp_path), svc.content.library())
+        return audience_count(session, spec, svc.clock())[0]
 
 
 def test_a_broadcast_file_with_mistakes_says_what_and_where(svc: Services, tmp_path: Path) -> None:

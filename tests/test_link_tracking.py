@@ -1,6 +1,6 @@
 """Link tracking, off by default: a tracked link records one click and redirects to the
 original with the UTM parameters; a scanner's fetch is kept apart; a forged token
-redirects nowhere."""
+redirects nowhere; a broadcast to a tracked course counts its own clicks."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from flask import Flask
 from sqlalchemy import select
 
 from drip.app import create_app
+from drip.broadcasts import parse_broadcast, report, schedule
 from drip.clicks import clicks_by_link
 from drip.clock import FrozenClock
 from drip.models import Event, LinkClick
+from drip.segments import members, parse
 from drip.services import Services
 from tests.conftest import TESTS, enroll, make_settings
 from tests.smtp import SmtpServer
@@ -144,3 +146,36 @@ def test_track_opens_adds_a_pixel_that_records_an_open(
     with svc.sessions() as session:
         assert [c.link_index for c in session.scalars(select(LinkClick))] == [-1]
     app.extensions["drip"].engine.dispose()
+
+
+def test_a_broadcast_to_a_tracked_course_counts_its_readers_clicks_apart_from_scanners(
+    tracked: Flask, clock: FrozenClock, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    svc: Services = tracked.extensions["drip"]
+    enroll(svc, "ada@example.org")
+    enroll(svc, "bo@example.org")
+    library = svc.content.library()
+    spec = parse_broadcast(
+        f'---\nsubject: "News"\nto: tiny\n---\nRead [the article]({ARTICLE}).\n',
+        tmp_path / "news.md",
+        library,
+    )
+    with svc.sessions() as session:
+        broadcast = schedule(session, library, spec, clock(), clock())
+    clock.advance(hours=1)  # the window opens
+    svc.dispatcher().run_pass(clock())
+    texts = {r: m.text() for m in smtp_server.messages if m.subject == "News" for r in m.recipients}
+    links = {r: re.findall(r"http://drip\.test(/l/\S+?)\)", text)[0] for r, text in texts.items()}
+    web = tracked.test_client()
+    scanned = web.get(links["bo@example.org"], headers=BROWSER)  # as it arrives
+    clock.advance(minutes=3)
+    clicked = web.get(links["ada@example.org"], headers=BROWSER)
+    web.get(links["ada@example.org"], headers=BROWSER)  # the same reader again
+
+    assert scanned.status_code == clicked.status_code == 302
+    assert clicked.headers["Location"].startswith(ARTICLE)
+    with svc.sessions() as session:
+        progress = report(session, broadcast, library)
+        assert (progress["sent"], progress["clicked"], progress["tracked"]) == (2, 1, True)
+        clickers = members(session, parse({"clicked_within_days": 1}), clock())
+    assert clickers.first == ["ada@example.org"]

@@ -32,7 +32,12 @@ VIEWER = "viewer@example.org"
 # must be added here on purpose.
 OPEN_TO_VIEWERS = {"admin.login", "admin.logout"}
 # The POST routes an editor may use besides those: content. Every other change needs an owner.
-FOR_EDITORS = {"admin.probe.save_lesson", "admin.magnet_build.start"}
+FOR_EDITORS = {
+    "admin.probe.save_lesson",
+    "admin.magnet_build.start",
+    "admin.broadcasts.write",
+    "admin.broadcasts.test",
+}
 # The pages only owners may read: a new one must be added here on purpose.
 OWNERS_ONLY_PAGES = {
     "admin.audit_page",

@@ -1,6 +1,6 @@
 """The `drip` command group (click, through Flask's `FlaskGroup`), by who uses it:
-running drip (`running`), readers (`readers`), content owners (`content`) and operator
-accounts (`operators`)."""
+running drip (`running`), readers (`readers`), segments and the export (`segments`),
+content owners (`content`) and operator accounts (`operators`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from flask import Flask
 from flask.cli import FlaskGroup
 
 from drip.app import create_app
-from drip.cli import content, operators, readers, running
+from drip.cli import content, operators, readers, running, segments
 from drip.config import ConfigError
 
 
@@ -44,7 +44,7 @@ def cli() -> None:
     """
 
 
-for command in (*running.COMMANDS, *readers.COMMANDS, *content.COMMANDS):
+for command in (*running.COMMANDS, *readers.COMMANDS, *segments.COMMANDS, *content.COMMANDS):
     cli.add_command(command)
 cli.add_command(operators.admin_group)
 cli.add_command(operators.api_key_group)

@@ -245,7 +245,7 @@ def broadcast_group() -> None:
 @click.option("--dry-run", is_flag=True, help="Count the readers and show a few; send nothing.")
 @with_appcontext
 def broadcast_send(file: Path, at: datetime | None, dry_run: bool) -> None:
-    """Schedule FILE.md (front matter: subject, preheader, to, readers, tags)."""
+    """Schedule FILE.md (front matter: subject, preheader, to, readers, tags, segment)."""
     svc = services()
     library = svc.content.library()
     try:
@@ -255,14 +255,17 @@ def broadcast_send(file: Path, at: datetime | None, dry_run: bool) -> None:
             click.echo(str(problem), err=True)
         sys.exit(1)
     with svc.sessions() as session:
-        if dry_run:
-            total, first = audience_count(session, spec)
-            click.echo(
-                f"{spec.name}: {total} readers would get it"
-                + (f", e.g. {', '.join(first)}" if first else "")
-            )
-            return
-        broadcast = schedule(session, library, spec, at or svc.clock(), svc.clock())
+        try:
+            if dry_run:
+                total, first = audience_count(session, spec, svc.clock())
+                click.echo(
+                    f"{spec.name}: {total} readers would get it"
+                    + (f", e.g. {', '.join(first)}" if first else "")
+                )
+                return
+            broadcast = schedule(session, library, spec, at or svc.clock(), svc.clock(), "cli")
+        except BroadcastError as error:
+            raise click.ClickException(str(error)) from None
         total = sum(progress(session, broadcast.id).values())
     click.echo(f"broadcast {broadcast.id} ({spec.name}) scheduled for {total} readers")
 

@@ -40,7 +40,6 @@ from drip import exports, guardrails, queries
 from drip import outbox as mail_folder
 from drip.api_keys import list_keys, revoke_key
 from drip.bounces import Policy, daily_rates, rates, resume_sending, sending_paused
-from drip.broadcasts import cancel as cancel_broadcast
 from drip.broadcasts import progress as broadcast_progress
 from drip.clicks import clicks_by_link
 from drip.hooks import HookError, replay
@@ -57,6 +56,7 @@ from drip.models import (
     ImportJob,
     Operator,
     Role,
+    Segment,
     Subscriber,
     WebhookDelivery,
     WebhookEndpoint,
@@ -75,6 +75,8 @@ from drip.operators import (
 from drip.queries import Cursor, Filters, paused_sequences
 from drip.readers import erase_reader as erase_everything
 from drip.render import Reader
+from drip.segments import SegmentError
+from drip.segments import named as named_segment
 from drip.stats import (
     axis_ticks,
     daily,
@@ -95,12 +97,14 @@ from drip.subscriptions import (
     suppress,
 )
 from drip.timeline import timeline
-from drip.web import access, magnet_build
+from drip.web import access, broadcasts_admin, magnet_build
 from drip.web.access import audit, current_operator, requires
 from drip.web.context import db_session, services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
-bp.register_blueprint(magnet_build.bp)  # /admin/sequences/<slug>/magnet/build, behind the login
+# Nested blueprints: the login check and the roles below apply to their views too.
+bp.register_blueprint(magnet_build.bp)  # /admin/sequences/<slug>/magnet/build
+bp.register_blueprint(broadcasts_admin.bp)  # /admin/broadcasts/
 
 OPEN = frozenset({"admin.login"})  # the only view a logged-out visitor may see
 MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
@@ -614,7 +618,11 @@ def import_page() -> ResponseReturnValue:
             return redirect(url_for("admin.import_job", job_id=job.id))
     jobs = session.scalars(select(ImportJob).order_by(ImportJob.id.desc()).limit(10)).all()
     return render_template(
-        "admin/import.html", sequences=sorted(library.sequences), form=request.form, jobs=jobs
+        "admin/import.html",
+        sequences=sorted(library.sequences),
+        form=request.form,
+        jobs=jobs,
+        segments=session.scalars(select(Segment.name).order_by(Segment.name)).all(),
     )
 
 
@@ -665,16 +673,6 @@ def integrations() -> ResponseReturnValue:
     )
 
 
-@bp.post("/broadcasts/<int:broadcast_id>/cancel")
-def cancel_broadcast_view(broadcast_id: int) -> ResponseReturnValue:
-    session = db_session()
-    if session.get(Broadcast, broadcast_id) is None:
-        abort(404)
-    skipped = cancel_broadcast(session, broadcast_id, services().clock())
-    flash(f"Broadcast {broadcast_id} cancelled: {skipped} readers will not get it.", "ok")
-    return redirect(url_for("admin.integrations"))
-
-
 @bp.post("/api-keys/<int:key_id>/revoke")
 def revoke_api_key(key_id: int) -> ResponseReturnValue:
     session = db_session()
@@ -700,9 +698,17 @@ def replay_webhook(delivery_id: int) -> ResponseReturnValue:
 @bp.get("/export.csv")
 @requires(Role.owner)  # every reader's address at once: owners only
 def export_csv() -> ResponseReturnValue:
-    """Every reader and each enrollment's status, streamed row by row."""
+    """Every reader (or a segment's: ?segment=NAME) and each enrollment's status, streamed
+    row by row."""
+    segment = request.args.get("segment", "").strip() or None
+    if segment:
+        try:
+            segment = named_segment(db_session(), segment).name
+        except SegmentError as error:
+            flash(str(error), "error")
+            return redirect(url_for("admin.import_page"))
     return Response(
-        stream_with_context(exports.readers_csv(services().sessions)),
+        stream_with_context(exports.readers_csv(services().sessions, services().clock(), segment)),
         mimetype="text/csv",
         headers={
             "Content-Disposition": 'attachment; filename="drip-readers.csv"',

@@ -1,18 +1,34 @@
 """The REST API, `/api/v1/`, for the blog's other tools (WordPress, Zapier, n8n): readers,
-their courses, tags and timeline, with `Authorization: Bearer <key>` (`drip api-key
-create`). Errors have one shape, `{"error": {"code": ..., "message": ...}}`; lists are
-paged by cursor. The handlers translate; drip/readers.py does the work.
+their courses, tags and timeline, and broadcasts, with `Authorization: Bearer <key>`
+(`drip api-key create`). Errors have one shape, `{"error": {"code": ..., "message": ...}}`;
+lists are paged by cursor. The handlers translate; drip/readers.py and drip/broadcasts.py
+do the work.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
 
 from drip.api_keys import authenticate
+from drip.broadcasts import (
+    BroadcastError,
+    audience_count,
+    broadcast_from,
+    cancel,
+    create_draft,
+    name_for,
+    page_of_broadcasts,
+    parse_when,
+    report,
+    schedule_draft,
+)
+from drip.models import Broadcast, BroadcastStatus
 from drip.readers import (
     MAX_PAGE,
     ReaderError,
@@ -227,6 +243,90 @@ def events(reader_id: int) -> ResponseReturnValue:
     return jsonify(data=data, next_cursor=str(cursor) if cursor else None)
 
 
+@bp.errorhandler(BroadcastError)
+def broadcast_error(problem: BroadcastError) -> ResponseReturnValue:
+    return error("; ".join(p.message for p in problem.problems), "invalid_broadcast", 400)
+
+
+def _broadcast(session: Session, broadcast_id: int) -> Broadcast:
+    found = session.get(Broadcast, broadcast_id) if 0 < broadcast_id < 2**31 else None
+    if found is None:
+        raise ReaderError(f"no broadcast {broadcast_id}", "not_found", 404)
+    return found
+
+
+@bp.get("/broadcasts")
+def list_broadcasts() -> ResponseReturnValue:
+    session = db_session()
+    library = services().content.library()
+    rows, cursor = page_of_broadcasts(session, *_page())
+    return jsonify(
+        data=[report(session, b, library) for b in rows],
+        next_cursor=str(cursor) if cursor else None,
+    )
+
+
+@bp.post("/broadcasts")
+def post_broadcast() -> ResponseReturnValue:
+    """A draft: {"subject", "preheader"?, "body", "audience": {"to"?, "readers"?, "tags"?,
+    "segment"?}, "name"?}; scheduled by POST .../schedule."""
+    data = _body()
+    audience = data.get("audience", {})
+    if not isinstance(audience, dict):
+        raise ReaderError(
+            'audience is an object, e.g. {"to": ["tiny"], "segment": "exam-soon"}',
+            "invalid_audience",
+        )
+    subject = _string(data, "subject")
+    meta = {"subject": subject, "preheader": _string(data, "preheader"), **audience}
+    svc = services()
+    session = db_session()
+    spec = broadcast_from(
+        meta,
+        _string(data, "body"),
+        svc.content.library(),
+        path=Path("body"),
+        name=_string(data, "name") or name_for(subject),
+    )
+    total, _first = audience_count(session, spec, svc.clock())  # an unknown segment: 400
+    broadcast = create_draft(session, spec, svc.clock(), f"api ({g.caller.name})")
+    session.commit()
+    return jsonify(
+        {**report(session, broadcast, svc.content.library()), "audience_now": total}
+    ), 201
+
+
+@bp.get("/broadcasts/<int:broadcast_id>")
+def get_broadcast(broadcast_id: int) -> ResponseReturnValue:
+    session = db_session()
+    return jsonify(report(session, _broadcast(session, broadcast_id), services().content.library()))
+
+
+@bp.post("/broadcasts/<int:broadcast_id>/schedule")
+def schedule_broadcast(broadcast_id: int) -> ResponseReturnValue:
+    """{"at"?: ISO-8601 (without an offset: UTC; absent: now)} -> the broadcast, scheduled."""
+    data = _body()
+    svc = services()
+    session = db_session()
+    broadcast = _broadcast(session, broadcast_id)
+    if broadcast.status != BroadcastStatus.DRAFT:
+        raise ReaderError(f"the broadcast is {broadcast.status}, not a draft", "conflict", 409)
+    at = parse_when(_string(data, "at"), "UTC", svc.clock())
+    schedule_draft(session, svc.content.library(), broadcast, at, svc.clock())
+    return jsonify(report(session, broadcast, svc.content.library()))
+
+
+@bp.post("/broadcasts/<int:broadcast_id>/cancel")
+def cancel_broadcast(broadcast_id: int) -> ResponseReturnValue:
+    session = db_session()
+    broadcast = _broadcast(session, broadcast_id)
+    if broadcast.status not in (BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED):
+        raise ReaderError(f"the broadcast is {broadcast.status}", "conflict", 409)
+    cancel(session, broadcast_id, services().clock())
+    session.refresh(broadcast)
+    return jsonify(report(session, broadcast, services().content.library()))
+
+
 @bp.get("/openapi.json")
 def openapi() -> ResponseReturnValue:
     return jsonify(OPENAPI)
@@ -271,7 +371,7 @@ OPENAPI: dict[str, Any] = {
     "info": {
         "title": "drip",
         "version": "1",
-        "description": "Readers, their courses, tags and timeline.",
+        "description": "Readers, their courses, tags and timeline; broadcasts.",
     },
     "components": {
         "securitySchemes": {"key": {"type": "http", "scheme": "bearer"}},
@@ -326,6 +426,36 @@ OPENAPI: dict[str, Any] = {
                 **_op("The reader's timeline, oldest first", params=("reader_id",)),
                 "parameters": [*_op("", params=("reader_id",))["parameters"], *PAGED],
             }
+        },
+        "/api/v1/broadcasts": {
+            "get": {
+                **_op("List broadcasts with their progress, oldest first"),
+                "parameters": PAGED,
+            },
+            "post": _op(
+                "Write a draft broadcast ({subject, preheader?, body (Markdown), audience: "
+                "{to?, readers?, tags?, segment?}, name?})",
+                "201",
+                body=True,
+            ),
+        },
+        "/api/v1/broadcasts/{broadcast_id}": {
+            "get": _op(
+                "A broadcast and its progress (queued, sent, failed, skipped, bounced, clicked)",
+                params=("broadcast_id",),
+            )
+        },
+        "/api/v1/broadcasts/{broadcast_id}/schedule": {
+            "post": _op(
+                'Schedule a draft ({"at"?: ISO-8601}; absent: now)',
+                body=True,
+                params=("broadcast_id",),
+            )
+        },
+        "/api/v1/broadcasts/{broadcast_id}/cancel": {
+            "post": _op(
+                "Cancel: readers whose turn has not come do not get it", params=("broadcast_id",)
+            )
         },
         "/api/v1/openapi.json": {"get": {**_op("This document"), "security": []}},
     },

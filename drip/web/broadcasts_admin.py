@@ -1,0 +1,212 @@
+"""The admin's Broadcasts page, /admin/broadcasts: write one (or upload its .md), see it as
+a sample reader would, send a test to your own address, see how many readers it would
+reach, schedule it, cancel it, and watch it go out.
+
+A blueprint nested in the admin's (`admin.bp.register_blueprint`), so its login check and
+headers apply. The handlers are thin: drip.broadcasts does the work, and what is written
+here is a draft row in the database, scheduled and sent by the worker exactly as one from
+`drip broadcast send`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from drip.broadcasts import (
+    READERS,
+    BroadcastError,
+    audience_count,
+    broadcast_from,
+    cancel,
+    create_draft,
+    name_for,
+    parse_broadcast,
+    parse_when,
+    preview,
+    report,
+    schedule_draft,
+    send_test,
+)
+from drip.mailer import SendError
+from drip.models import Broadcast, BroadcastStatus, Role, Segment
+from drip.render import SAMPLE_READER
+from drip.subscriptions import SubscriptionError
+from drip.web.access import requires
+from drip.web.context import db_session, services
+
+bp = Blueprint("broadcasts", __name__, url_prefix="/broadcasts")
+
+MAX_UPLOAD = 256 * 1024  # a broadcast is a page of Markdown, not a book
+
+
+def _fields(form: MultiDict[str, str]) -> dict[str, Any]:
+    """The write form as front matter: the same keys a broadcast file has."""
+    return {
+        "subject": form.get("subject", ""),
+        "preheader": form.get("preheader", ""),
+        "to": form.getlist("to"),
+        "readers": form.get("readers", "both"),
+        "tags": [tag for tag in form.get("tags", "").replace(",", " ").split() if tag],
+        "segment": form.get("segment", ""),
+    }
+
+
+def _page(problems: list[str] | None = None, status: int = 200) -> ResponseReturnValue:
+    session = db_session()
+    library = services().content.library()
+    shown = session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(30)).all()
+    return (
+        render_template(
+            "admin/broadcasts.html",
+            broadcasts=[(b, report(session, b, library)) for b in shown],
+            sequences=sorted(library.sequences.values(), key=lambda s: s.slug),
+            segments=session.scalars(select(Segment.name).order_by(Segment.name)).all(),
+            readers=list(READERS),
+            form=request.form,
+            chosen=set(request.form.getlist("to")),
+            problems=problems or [],
+        ),
+        status,
+    )
+
+
+@bp.get("/")
+def page() -> ResponseReturnValue:
+    return _page()
+
+
+@bp.post("/")
+@requires(Role.editor)  # a draft sends nothing: scheduling it is an owner's
+def write() -> ResponseReturnValue:
+    """A draft from the form or from an uploaded .md; on a mistake the form comes back
+    filled in, with every problem listed."""
+    svc = services()
+    library = svc.content.library()
+    upload = request.files.get("file")
+    try:
+        if upload and upload.filename:
+            data = upload.read(MAX_UPLOAD + 1)
+            if len(data) > MAX_UPLOAD:
+                return _page([f"{upload.filename}: larger than {MAX_UPLOAD // 1024} KB"], 400)
+            text = data.decode("utf-8-sig", errors="replace")
+            spec = parse_broadcast(text, Path(Path(upload.filename).name), library)
+        else:
+            fields = _fields(request.form)
+            spec = broadcast_from(
+                fields,
+                request.form.get("body", "").replace("\r\n", "\n"),
+                library,
+                path=Path("form"),
+                name=name_for(fields["subject"]),
+            )
+        session = db_session()
+        audience_count(session, spec, svc.clock())  # an unknown segment is refused here
+    except BroadcastError as error:
+        return _page([problem.message for problem in error.problems], 400)
+    broadcast = create_draft(session, spec, svc.clock(), g.operator.email)
+    session.commit()
+    return redirect(url_for(".show", broadcast_id=broadcast.id))
+
+
+def _broadcast(broadcast_id: int) -> Broadcast:
+    found = db_session().get(Broadcast, broadcast_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.get("/<int:broadcast_id>")
+def show(broadcast_id: int) -> ResponseReturnValue:
+    """The broadcast: its preview, its audience now (a draft) and its progress."""
+    svc = services()
+    session = db_session()
+    library = svc.content.library()
+    broadcast = _broadcast(broadcast_id)
+    try:
+        total, first = audience_count(session, broadcast.audience, svc.clock())
+        audience_problem = ""
+    except BroadcastError as error:  # its segment was deleted since
+        total, first, audience_problem = 0, [], str(error.problems[0].message)
+    subject, html, text = preview(svc.renderer, library, broadcast, svc.links)
+    return render_template(
+        "admin/broadcast.html",
+        broadcast=broadcast,
+        progress=report(session, broadcast, library),
+        audience_total=total,
+        audience_first=first,
+        audience_problem=audience_problem,
+        subject=subject,
+        html=html,
+        text=text,
+        draft=broadcast.status == BroadcastStatus.DRAFT,
+        sample=SAMPLE_READER,
+    )
+
+
+@bp.get("/<int:broadcast_id>.json")
+def progress_json(broadcast_id: int) -> ResponseReturnValue:
+    """What the page's bars poll while the broadcast goes out."""
+    return jsonify(report(db_session(), _broadcast(broadcast_id), services().content.library()))
+
+
+@bp.post("/<int:broadcast_id>/test")
+@requires(Role.editor)
+def test(broadcast_id: int) -> ResponseReturnValue:
+    """The broadcast to the operator's own address, marked [TEST]."""
+    svc = services()
+    broadcast = _broadcast(broadcast_id)
+    to = request.form.get("to", "").strip() or g.operator.email
+    try:
+        send_test(
+            svc.renderer,
+            svc.content.library(),
+            broadcast,
+            svc.links,
+            svc.transport,
+            to,
+            svc.clock(),
+        )
+    except (SendError, SubscriptionError) as error:
+        flash(f"The test did not go out: {error}", "error")
+    else:
+        flash(f"Sent [TEST] {broadcast.subject} to {to}.", "ok")
+    return redirect(url_for(".show", broadcast_id=broadcast_id))
+
+
+@bp.post("/<int:broadcast_id>/schedule")
+def schedule(broadcast_id: int) -> ResponseReturnValue:
+    svc = services()
+    session = db_session()
+    broadcast = _broadcast(broadcast_id)
+    try:
+        at = parse_when(request.form.get("at", ""), request.form.get("zone", "UTC"), svc.clock())
+        written = schedule_draft(session, svc.content.library(), broadcast, at, svc.clock())
+    except BroadcastError as error:
+        session.rollback()
+        flash("; ".join(problem.message for problem in error.problems), "error")
+    else:
+        flash(
+            f"Scheduled for {at:%Y-%m-%d %H:%M} UTC: {written} readers, each in their own "
+            "send window at or after it.",
+            "ok",
+        )
+    return redirect(url_for(".show", broadcast_id=broadcast_id))
+
+
+@bp.post("/<int:broadcast_id>/cancel")
+def cancel_view(broadcast_id: int) -> ResponseReturnValue:
+    session = db_session()
+    _broadcast(broadcast_id)
+    try:
+        skipped = cancel(session, broadcast_id, services().clock())
+    except BroadcastError as error:
+        flash(f"Not cancelled: {error.problems[0].message}.", "error")
+    else:
+        flash(f"Broadcast {broadcast_id} cancelled: {skipped} readers will not get it.", "ok")
+    return redirect(url_for(".show", broadcast_id=broadcast_id))

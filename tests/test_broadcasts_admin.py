@@ -1,0 +1,232 @@
+"""The admin's Broadcasts page: write a broadcast, see it as a reader will, send yourself a
+[TEST] copy, see its audience, schedule it, and the worker sends it to exactly that
+audience (after a restart too) while its progress JSON counts the sends."""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from drip.app import create_app
+from drip.bounces import Report, record_bounce
+from drip.clock import FrozenClock
+from drip.models import Broadcast, BroadcastStatus, Subscriber
+from drip.segments import save
+from drip.services import Services, build_services
+from drip.tags import add_tags
+from tests.conftest import CHEAP_HASHER, TESTS, enroll, json_body, make_settings
+from tests.smtp import SmtpServer
+from tests.test_admin_access import OPERATOR, add_operator, csrf_token, log_in
+
+OTHER = """title: "Other course"
+promise: "A second course."
+sender: "Tiny Author <author@example.org>"
+timezone: Asia/Kolkata
+send_window: {start: "18:00", end: "20:00"}
+"""
+BODY = 'Hi {{ first_name|default("there") }},\n\nA new post is up. [Leave]({{ unsubscribe_url }})\n'
+
+
+@pytest.fixture
+def courses(tmp_path: Path) -> Path:
+    folder = tmp_path / "sequences"
+    shutil.copytree(TESTS / "sequences", folder)
+    other = folder / "other"
+    other.mkdir()
+    (other / "sequence.yaml").write_text(OTHER)
+    (other / "01-hi.md").write_text('---\nsubject: "Other: hi"\ndelay: 0\n---\nHi.\n')
+    (other / "02-later.md").write_text('---\nsubject: "Other: later"\ndelay: 30d\n---\nLater.\n')
+    return folder
+
+
+@pytest.fixture
+def app(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock, courses: Path
+) -> Iterator[Flask]:
+    application = create_app(
+        make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=courses),
+        clock=clock,
+        password_hasher=CHEAP_HASHER,
+    )
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["drip"].engine.dispose()
+
+
+@pytest.fixture
+def svc(app: Flask) -> Services:
+    services: Services = app.extensions["drip"]
+    return services
+
+
+@pytest.fixture
+def web(app: Flask, svc: Services) -> FlaskClient:
+    add_operator(svc)
+    client = app.test_client()
+    assert log_in(client).status_code == 302
+    return client
+
+
+def tag(svc: Services, email: str, *tags: str) -> None:
+    with svc.sessions() as session:
+        reader = session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
+        add_tags(session, reader, list(tags), svc.clock(), "test")
+        session.commit()
+
+
+@pytest.fixture
+def readers(svc: Services) -> None:
+    enroll(svc, "ada@example.org", "tiny", first_name="Ada")
+    enroll(svc, "bo@example.org", "tiny")  # no tag: not in the audience
+    enroll(svc, "cy@example.org", "other", timezone="Asia/Kolkata")
+    enroll(svc, "di@example.org", "tiny", confirmed=False)  # never confirmed
+    for email in ("ada@example.org", "cy@example.org", "di@example.org"):
+        tag(svc, email, "has-dates")
+
+
+def news(svc: Services, smtp_server: SmtpServer) -> list[str]:
+    return sorted(r for m in smtp_server.messages if m.subject == "News" for r in m.recipients)
+
+
+def test_an_operator_writes_previews_tests_schedules_and_watches_a_broadcast_go_out(
+    web: FlaskClient,
+    svc: Services,
+    readers: None,
+    clock: FrozenClock,
+    smtp_server: SmtpServer,
+) -> None:
+    token = csrf_token(web.get("/admin/broadcasts/").text)
+    written = web.post(
+        "/admin/broadcasts/",
+        data={
+            "csrf_token": token,
+            "subject": "News",
+            "preheader": "A new post",
+            "body": BODY,
+            "to": ["tiny", "other"],
+            "readers": "both",
+            "tags": "has-dates",
+        },
+    )
+    assert written.status_code == 302
+    page_url = written.location
+    page = web.get(page_url).text
+    shown = html.unescape(page)
+    assert re.search(r'<strong id="audience-count">2</strong>', page)
+    assert "e.g. ada@example.org, cy@example.org" in page
+    assert "Hi Alex," in shown  # rendered by the renderer that sends, for the sample reader
+    assert "/sample/preview/broadcast" in shown and "/stop/" not in shown  # nobody's links
+
+    tested = web.post(f"{page_url}/test", data={"csrf_token": token})
+    (test_copy,) = smtp_server.to(OPERATOR)
+    assert tested.status_code == 302
+    assert test_copy.subject == "[TEST] News"
+    assert "/sample/test/broadcast" in test_copy.text()
+    assert news(svc, smtp_server) == []
+
+    past = web.post(
+        f"{page_url}/schedule",
+        data={"csrf_token": token, "at": "2020-01-01T09:00", "zone": "America/New_York"},
+    )
+    assert "is in the past" in web.get(past.location).text
+    web.post(
+        f"{page_url}/schedule",
+        data={"csrf_token": token, "at": "2026-03-02T10:00", "zone": "America/New_York"},
+    )
+    json_url = f"{page_url}.json"
+    waiting = json_body(web.get(json_url))
+    assert (waiting["status"], waiting["total"], waiting["queued"], waiting["sent"]) == (
+        "scheduled",
+        2,
+        2,
+        0,
+    )
+    assert 'data-progress-url="' + json_url in web.get(page_url).text
+
+    restarted = build_services(svc.settings, clock)  # another process: the worker
+    for _ in range(60):  # a day and a half: Kolkata's window comes the next day
+        restarted.dispatcher().run_pass(clock())
+        clock.advance(minutes=30)
+    restarted.engine.dispose()
+
+    with svc.sessions() as session:  # cy's provider reports her address bouncing since
+        record_bounce(session, Report("hard", "cy@example.org", "drip", "test:cy"), clock())
+        session.commit()
+    done = json_body(web.get(json_url))
+    assert news(svc, smtp_server) == ["ada@example.org", "cy@example.org"]
+    assert (done["status"], done["sent"], done["queued"], done["failed"]) == ("done", 2, 0, 0)
+    assert (done["bounced"], done["clicked"], done["tracked"]) == (1, 0, False)
+    assert "[TEST]" not in {m.subject for m in smtp_server.messages if OPERATOR not in m.recipients}
+
+
+def test_a_broadcast_with_mistakes_comes_back_with_every_problem_and_nothing_lost(
+    web: FlaskClient, svc: Services
+) -> None:
+    token = csrf_token(web.get("/admin/broadcasts/").text)
+    answer = web.post(
+        "/admin/broadcasts/",
+        data={
+            "csrf_token": token,
+            "subject": "",
+            "body": "Hi {{ firstname }}, a long draft I do not want to type again.",
+            "tags": "Not A Tag!",
+        },
+    )
+    page = html.unescape(answer.text)
+    assert answer.status_code == 400
+    assert "missing subject" in page
+    assert "missing to: the sequence(s) whose readers get it (or a segment)" in page
+    assert "unknown variable 'firstname'" in page
+    assert "a long draft I do not want to type again." in page  # the textarea keeps it
+    with svc.sessions() as session:
+        assert session.scalars(select(Broadcast)).all() == []
+
+
+def test_an_uploaded_broadcast_file_to_a_segment_is_a_draft_until_scheduled_and_can_be_cancelled(
+    web: FlaskClient, svc: Services, readers: None, clock: FrozenClock
+) -> None:
+    with svc.sessions() as session:
+        save(session, "tagged", {"tags": ["has-dates"], "sequences": ["tiny"]}, clock(), "t")
+        session.commit()
+    token = csrf_token(web.get("/admin/broadcasts/").text)
+    text = f'---\nsubject: "News"\nsegment: tagged\n---\n{BODY}'
+    answer = web.post(
+        "/admin/broadcasts/",
+        data={"csrf_token": token, "file": (io.BytesIO(text.encode()), "news.md")},
+        content_type="multipart/form-data",
+    )
+    page = web.get(answer.location).text
+    assert re.search(r'<strong id="audience-count">1</strong>', page)  # ada: di never confirmed
+    assert 'in the segment <span class="mono">tagged</span>' in page
+    cancelled = web.post(f"{answer.location}/cancel", data={"csrf_token": token})
+    with svc.sessions() as session:
+        broadcast = session.scalars(select(Broadcast)).one()
+        assert (broadcast.name, broadcast.status, broadcast.created_by) == (
+            "news",
+            BroadcastStatus.CANCELLED,
+            OPERATOR,
+        )
+    assert cancelled.status_code == 302
+
+
+def test_the_admin_export_takes_a_segment(
+    web: FlaskClient, svc: Services, readers: None, clock: FrozenClock
+) -> None:
+    with svc.sessions() as session:
+        save(session, "other-course", {"sequences": ["other"]}, clock(), "t")
+        session.commit()
+    assert "Download the segment" in web.get("/admin/import").text
+    rows = web.get("/admin/export.csv?segment=other-course").text.splitlines()
+    unknown = web.get("/admin/export.csv?segment=nope")
+    assert [row.split(",")[0] for row in rows] == ["email", "cy@example.org"]
+    assert unknown.status_code == 302
+    assert "no segment named &#39;nope&#39;" in web.get(unknown.location).text
