@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.engine import Engine
 
 from drip.links import Links
@@ -32,6 +32,9 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # Tables a refused request may legitimately touch: the counters of the rate limits, and the
 # operator's last login (the red team logs in once to reach the admin pages).
 MAY_CHANGE = ("rate_limits", "operators")
+# ... and the audit log's record of that login (or of a failed one): any other entry means a
+# refused request was taken for an operator's action.
+LOGINS = ("log in", "failed login")
 TIMEOUT = 30
 
 
@@ -52,11 +55,18 @@ class Report:
 
 def snapshot(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
-        return {
+        tables = {
             t.name: conn.execute(text(f'SELECT * FROM "{t.name}" ORDER BY 1')).all()
             for t in Base.metadata.sorted_tables
             if t.name not in MAY_CHANGE
         }
+        tables["audit_entries"] = conn.execute(
+            text("SELECT * FROM audit_entries WHERE action NOT IN :logins ORDER BY 1").bindparams(
+                bindparam("logins", expanding=True)
+            ),
+            {"logins": list(LOGINS)},
+        ).all()
+        return tables
 
 
 def _csrf(session: requests.Session, url: str) -> str:
