@@ -20,6 +20,7 @@ A lesson's identity is its file name without the number: moving a lesson renames
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import io
 import os
@@ -29,7 +30,7 @@ import stat
 import tempfile
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -53,16 +54,19 @@ from drip.content import (
     load_sequence,
     split_front_matter,
 )
-from drip.links import Links
+from drip.links import Links, sample_links
 from drip.lint import lint, render_problems
 from drip.magnets import cache_dir
-from drip.render import Renderer
+from drip.mailer import Transport
+from drip.render import SAMPLE_READER, Renderer
+from drip.samples import send_test
 
 SEQUENCE_FILE = "sequence.yaml"
 MAGNET_FILE = "magnet.md"
 CHECKED_SUFFIXES = (".md", ".yaml", ".yml")  # read into the candidate; anything else is linked
 NAME_LENGTH = 40  # characters of a new lesson's name, cut at a dash
 MAGNET_KEYS = ("title", "subtitle", "credential", "notice")
+FORM_KEYS = ("subject", "delay", "preheader", *MAGNET_KEYS)
 
 
 def version_of(data: bytes) -> str:
@@ -177,8 +181,14 @@ def _front(text: str) -> tuple[dict[str, Any], str, str]:
     return (meta if isinstance(meta, dict) else {}), front, body
 
 
-def lesson_fields(text: str) -> LessonFields:
+def front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """(front matter as read leniently, body): what an editor's form starts from."""
     meta, _, body = _front(text)
+    return meta, body
+
+
+def lesson_fields(text: str) -> LessonFields:
+    meta, body = front_matter(text)
     return LessonFields(
         subject=str(meta.get("subject") or ""),
         delay=str(meta.get("delay", "")),
@@ -272,6 +282,50 @@ def name_for(subject: str, taken: set[str]) -> str:
 
 def _file_name(number: int, key: str, count: int) -> str:
     return f"{number:0{max(2, len(str(count)))}d}-{key}.md"
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A problem placed where the editor shows it: beside a front matter field, or at a line
+    of the body as the textarea numbers it, or (another file's) in the list under the form."""
+
+    problem: Problem
+    field: str  # "subject", "delay", "preheader", "body", or "" (elsewhere)
+    line: int  # the textarea's line for "body"; the file's line otherwise
+
+    @property
+    def where(self) -> str:
+        if self.field == "body":
+            return f"line {self.line}"
+        if self.field:
+            return self.field
+        return f"{self.problem.path.name}, line {self.problem.line}"
+
+
+def place(problems: list[Problem], path: Path, text: str) -> list[Placed]:
+    """Each problem of `path` (whose text is `text`) at its field or body line."""
+    start = body_line(text)
+    keys = {line: key for key, line in front_matter_lines(text).items()}
+    placed = []
+    for problem in problems:
+        if problem.path != path:
+            placed.append(Placed(problem, "", problem.line))
+        elif problem.line >= start and split_front_matter(text) is not None:
+            placed.append(Placed(problem, "body", problem.line - start + 1))
+        else:
+            named = next(
+                (k for k in FORM_KEYS if problem.message.startswith((f"missing {k}", f"bad {k}"))),
+                None,
+            )
+            placed.append(Placed(problem, named or keys.get(problem.line, ""), problem.line))
+    return placed
+
+
+def diff(disk: str, yours: str) -> str:
+    """The change from the file on disk to the editor's text, as a unified diff."""
+    return "\n".join(
+        difflib.unified_diff(disk.splitlines(), yours.splitlines(), "on disk", "yours", lineterm="")
+    )
 
 
 # -- sequence settings -------------------------------------------------------------------------
@@ -393,6 +447,23 @@ class Checked:
         return [p for p in self.problems if p.severity == "error"]
 
 
+@dataclass(frozen=True)
+class Preview:
+    """A lesson as the sample reader gets it, from the editor's unsaved text, and what
+    `drip check` says of the sequence with that text in it."""
+
+    subject: str
+    html: str
+    text: str
+    problems: list[Problem]
+
+
+@dataclass(frozen=True)
+class TestSent:
+    message_id: str
+    to: str
+
+
 class Studio:
     """Reads and changes one sequences folder for an operator; see the module's docstring."""
 
@@ -409,6 +480,14 @@ class Studio:
         if "/" in slug or slug.startswith(".") or not (folder / SEQUENCE_FILE).is_file():
             raise StudioError(f"there is no sequence {slug!r} in {self.root}")
         return folder
+
+    def new_lesson_path(self, slug: str, subject: str, taken: set[str]) -> Path:
+        """Where add_lesson would put a lesson of this subject (to preview it unsaved)."""
+        folder = self.folder(slug)
+        existing = lesson_files(folder)
+        key = name_for(subject, taken | {item.key for item in existing})
+        number = max((item.number for item in existing), default=0) + 1
+        return folder / _file_name(number, key, number)
 
     def magnet_path(self, slug: str) -> Path | None:
         """The lead magnet's Markdown, as sequence.yaml names it (None: the course has none)."""
@@ -590,10 +669,7 @@ class Studio:
         names readers have had). It goes to readers once saved, so it must pass the check
         with its body written."""
         folder = self.folder(slug)
-        existing = lesson_files(folder)
-        key = name_for(fields.subject, taken | {item.key for item in existing})
-        number = max((item.number for item in existing), default=0) + 1
-        name = _file_name(number, key, number)
+        name = self.new_lesson_path(slug, fields.subject, taken).name
         text = lesson_text("", fields)
         outcome = self._apply(folder, {name: text.encode()}, [], {name: None}, now)
         if not isinstance(outcome, Saved):
@@ -655,6 +731,62 @@ class Studio:
         saved = replace(outcome, path=found.path, before=before)
         message = f"Remove lesson {slug}/{found.path.name}"
         return self._commit(saved, folder, [found.path], message, operator)
+
+    # -- the unsaved text: preview and test send
+
+    def preview(self, path: Path, text: str, renderer: Renderer, now: datetime) -> Preview:
+        """Render `text` as the lesson at `path` for the sample reader (links that lead to
+        the preview page), with the Renderer that sends. A variable the check refuses is
+        shown as written, so the author sees where it is."""
+        folder = path.parent
+        checked = self.check(folder, {path.name: text.encode("utf-8")}, now)
+        sequence = checked.sequence
+        if sequence is None:
+            return Preview("", "", "", checked.problems)
+        fields = lesson_fields(text)
+        template = renderer.message(
+            sequence,
+            path.stem.split("-", 1)[-1],
+            version_of(text.encode()),
+            fields.subject,
+            fields.preheader,
+            fields.body,
+            track=True,
+        )
+        extra: dict[str, str] = {}
+        for _ in range(len(template.tokens) + 1):
+            try:
+                subject, html, plain = template.parts(
+                    SAMPLE_READER, sample_links(self.links), extra
+                )
+            except KeyError as error:  # a variable drip does not know
+                name = str(error.args[0])
+                extra[name] = f"{{{{ {name.split(':')[0]} }}}}"
+                continue
+            return Preview(subject, html, plain, checked.problems)
+        return Preview("", "", "", checked.problems)
+
+    def send_test(
+        self,
+        path: Path,
+        text: str,
+        to: str,
+        transport: Callable[[], Transport],
+        now: datetime,
+    ) -> TestSent | Refused:
+        """Send `text` as the lesson at `path`, unsaved, through the real transport to `to`,
+        marked [TEST], its links leading to the test page (drip.samples); refused while the
+        check finds an error in it, since a broken lesson could not be sent for real."""
+        folder = path.parent
+        files = {**_snapshot(folder), path.name: text.encode("utf-8")}
+        with self._candidate(folder, files) as copy:
+            sequence, problems = load_sequence(copy)
+            key = path.stem.split("-", 1)[-1]
+            lesson = sequence.lesson(key) if sequence is not None else None
+            if sequence is None or lesson is None:
+                return Refused([self._real(p, copy, folder) for p in problems])
+            mid = send_test(Renderer(self.settings), self.links, transport, sequence, key, to, now)
+        return TestSent(mid, to)
 
     # -- history
 
