@@ -325,6 +325,22 @@ class SequenceState(Base):
     updated_at: Mapped[utc]
 
 
+class Role(enum.StrEnum):
+    """What an operator may do in the admin; each role may do everything the one below may
+    (drip.web.access). Lower-case member names: `@requires(Role.editor)` reads as a rule."""
+
+    viewer = "viewer"  # reads every page, changes nothing
+    editor = "editor"  # and edits content: lessons, sequences, magnets, broadcast drafts
+    owner = "owner"  # and everything else: readers, sending, operators, the audit log
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
 class Operator(Base):
     __tablename__ = "operators"
 
@@ -336,6 +352,26 @@ class Operator(Base):
     # Part of every login session's version: logging out moves it on, which ends the
     # session on the server side, not only by dropping the cookie.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Operators from before roles had every power: they stay owners.
+    role: Mapped[Role] = mapped_column(
+        StrEnumType(Role, 20), default=Role.owner, server_default=Role.owner.value
+    )
+
+
+class AuditEntry(Base):
+    """One thing an operator did in the admin (drip.audit). The operator is kept as their
+    address, not a key: removing the operator keeps the history of what they did."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_operator_id", "operator_email", "id"),)
+
+    id: Mapped[intpk]
+    at: Mapped[utc]
+    operator_email: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(200))
+    target: Mapped[str] = mapped_column(Text, default="")
+    before: Mapped[str | None] = mapped_column(Text)  # content as it was, for a diff
+    after: Mapped[str | None] = mapped_column(Text)
 
 
 class WorkerHeartbeat(Base):

@@ -1,4 +1,4 @@
-"""Operator accounts: creation, password checks and login throttling.
+"""Operator accounts: creation, roles, password checks and login throttling.
 
 Plain functions of a session and `now`, like the rest of the domain code. Failed logins are
 counted in the database (`RateLimit`) per IP and per account, so every web worker sees the
@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from drip.models import Operator, RateLimit
+from drip.models import Operator, RateLimit, Role
 from drip.ratelimit import hit, window_start
 from drip.subscriptions import SubscriptionError, normalize_email
 
@@ -87,18 +87,63 @@ def _address(email: str) -> str:
         raise OperatorError(str(error)) from None
 
 
-def create_operator(session: Session, email: str, password: str, now: datetime) -> Operator:
+def create_operator(
+    session: Session, email: str, password: str, now: datetime, role: Role = Role.owner
+) -> Operator:
+    """A new operator; an owner unless told otherwise (the first one must manage the rest)."""
     address = _address(email)
     if len(password) < MIN_PASSWORD:
         raise OperatorError(f"the password must have at least {MIN_PASSWORD} characters")
     if session.scalar(select(Operator).where(Operator.email == address)) is not None:
         raise OperatorError(f"an operator {address} already exists")
     operator = Operator(
-        email=address, password_hash=hash_password(session, password), created_at=now
+        email=address, password_hash=hash_password(session, password), created_at=now, role=role
     )
     session.add(operator)
     session.flush()
     return operator
+
+
+def new_password() -> str:
+    """A password for an operator an owner adds in the admin, shown once: drip picks it, so
+    it is long and random, never one the owner reuses elsewhere."""
+    return secrets.token_urlsafe(15)
+
+
+def operators(session: Session) -> list[Operator]:
+    return list(session.scalars(select(Operator).order_by(Operator.email)))
+
+
+def _keep_an_owner(session: Session, operator: Operator, change: str) -> None:
+    """Refuse to take the last owner away: nobody could manage operators any more. The
+    owners' rows are locked, so two owners demoting each other at once cannot both pass."""
+    owners = session.scalars(
+        select(Operator.id).where(Operator.role == Role.owner).with_for_update()
+    ).all()
+    if operator.role == Role.owner and list(owners) == [operator.id]:
+        raise OperatorError(
+            f"{operator.email} is the last owner and cannot be {change}: "
+            "make another operator an owner first"
+        )
+
+
+def set_role(session: Session, operator: Operator, role: Role) -> bool:
+    """Give `operator` another role and end their sessions, so they log in again under it;
+    False if they had it already. The caller commits."""
+    if operator.role == role:
+        return False
+    if role != Role.owner:
+        _keep_an_owner(session, operator, "demoted")
+    operator.role = role
+    end_sessions(operator)
+    return True
+
+
+def remove_operator(session: Session, operator: Operator) -> None:
+    """Delete the account, which ends its sessions (the audit log keeps its address)."""
+    _keep_an_owner(session, operator, "removed")
+    session.delete(operator)
+    session.flush()
 
 
 def set_password(session: Session, email: str, password: str) -> Operator:
@@ -156,6 +201,6 @@ def first_operator(session: Session, dialect: str, now: datetime) -> str | None:
     random password and return it, to be shown once; None when there is nothing to do."""
     if dialect != "sqlite" or session.scalar(select(func.count()).select_from(Operator)):
         return None
-    password = secrets.token_urlsafe(15)
+    password = new_password()
     create_operator(session, FIRST_OPERATOR, password, now)
     return password

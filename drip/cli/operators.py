@@ -12,7 +12,7 @@ from drip.api_keys import SCOPES, ApiKeyError, create_key, list_keys, revoke_key
 from drip.cli.common import services
 from drip.files import private_dir, write_private
 from drip.hooks import EVENT_TYPES, HookError, add_endpoint, endpoints
-from drip.models import WebhookEndpoint
+from drip.models import Role, WebhookEndpoint
 from drip.operators import (
     FIRST_OPERATOR,
     OperatorError,
@@ -59,18 +59,25 @@ def _password() -> str:
 
 @admin_group.command("create")
 @click.argument("email")
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    default=Role.owner.value,
+    show_default=True,
+    help="owner: everything; editor: content only; viewer: read-only.",
+)
 @with_appcontext
-def create_command(email: str) -> None:
+def create_command(email: str, role: str) -> None:
     """Create an operator; the password comes from DRIP_ADMIN_PASSWORD or a hidden prompt."""
     password = _password()
     svc = services()
     with svc.sessions() as session:
         try:
-            operator = create_operator(session, email, password, svc.clock())
+            operator = create_operator(session, email, password, svc.clock(), Role(role))
         except OperatorError as error:
             raise click.ClickException(str(error)) from None
         session.commit()
-        click.echo(f"operator {operator.email} created")
+        click.echo(f"operator {operator.email} created ({operator.role})")
 
 
 @admin_group.command("password")

@@ -6,11 +6,14 @@ course editor (the sequence pages) is its own blueprint nested here, drip.web.st
 
 Access: every view but the login page needs a logged-in operator (`require_operator`); the
 session holds the operator's id and a version derived from the password hash, so a new
-password ends older sessions. CSRF is checked app-wide by Flask-WTF.
+password ends older sessions. Each view also needs a role (drip.web.access: a page needs a
+viewer, a change an owner, unless marked with `@requires`), and every change that succeeds
+goes to the audit log. CSRF is checked app-wide by Flask-WTF.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from flask import (
@@ -20,6 +23,7 @@ from flask import (
     flash,
     g,
     jsonify,
+    message_flashed,
     redirect,
     render_template,
     request,
@@ -27,10 +31,12 @@ from flask import (
     url_for,
 )
 from flask import session as web_session
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from drip import audit as audit_log
 from drip import exports, guardrails, queries
 from drip import outbox as mail_folder
 from drip.api_keys import list_keys, revoke_key
@@ -49,11 +55,22 @@ from drip.models import (
     EnrollmentStatus,
     ImportJob,
     Operator,
+    Role,
     Subscriber,
     WebhookDelivery,
     WebhookEndpoint,
 )
-from drip.operators import authenticate, end_sessions, session_version
+from drip.operators import (
+    OperatorError,
+    authenticate,
+    create_operator,
+    end_sessions,
+    new_password,
+    operators,
+    remove_operator,
+    session_version,
+    set_role,
+)
 from drip.queries import Cursor, Filters, paused_sequences
 from drip.readers import erase_reader as erase_everything
 from drip.stats import (
@@ -76,7 +93,8 @@ from drip.subscriptions import (
     suppress,
 )
 from drip.timeline import timeline
-from drip.web import studio
+from drip.web import access, studio
+from drip.web.access import audit, current_operator, requires
 from drip.web.context import db_session, services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -88,15 +106,14 @@ MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
 
 # -- access ------------------------------------------------------------------------------------
 
+bp.add_app_template_global(access.may, "may")
+bp.after_request(access.record_change)
 
-def current_operator(session: Session) -> Operator | None:
-    operator_id = web_session.get("operator_id")
-    if not isinstance(operator_id, int):
-        return None
-    operator = session.get(Operator, operator_id)
-    if operator is None or web_session.get("operator_version") != session_version(operator):
-        return None
-    return operator
+
+@bp.record_once
+def _watch_flashes(state: BlueprintSetupState) -> None:
+    """A view that flashes an error did not do what was asked: not for the audit log."""
+    message_flashed.connect(access.note_failure, state.app)
 
 
 @bp.after_request
@@ -116,12 +133,13 @@ def require_operator() -> ResponseReturnValue | None:
         for value in (request.view_args or {}).values()
     ):
         abort(404)  # no row has such an id; the database's integer would overflow
-    operator = current_operator(db_session())
+    operator = current_operator()
     if operator is None:
         target = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("admin.login", next=target))
     g.operator = operator
-    return None
+    g.operator_email = operator.email  # for the audit log, even once the account is gone
+    return access.refuse_unless_allowed(operator)
 
 
 def safe_next(value: str | None) -> str:
@@ -148,13 +166,11 @@ def login() -> ResponseReturnValue:
         return render_template("admin/login.html", next=target, email="", error=None)
     email = request.form.get("email", "")
     session = db_session()
+    now = services().clock()
     result = authenticate(
-        session,
-        email,
-        request.form.get("password", ""),
-        request.remote_addr or "unknown",
-        services().clock(),
+        session, email, request.form.get("password", ""), request.remote_addr or "unknown", now
     )
+    _log_login(session, email, result.operator, result.throttled, now)
     session.commit()
     if result.operator is None:
         error, status = (
@@ -169,10 +185,26 @@ def login() -> ResponseReturnValue:
     return redirect(target)
 
 
+def _log_login(
+    session: Session, email: str, operator: Operator | None, throttled: bool, now: datetime
+) -> None:
+    """A login, or a wrong password for an operator's address (an owner sees someone trying
+    an account); nothing for unknown addresses (what was typed may be a password) or for
+    throttled attempts (refused before any check, and a guesser could fill the log)."""
+    if operator is not None:
+        audit_log.record(session, operator.email, "log in", "", now)
+        return
+    address = email.strip().lower()
+    if not throttled and session.scalar(select(Operator.id).where(Operator.email == address)):
+        audit_log.record(session, address, "failed login", "wrong password", now)
+
+
 @bp.post("/logout")
+@requires(Role.viewer)
 def logout() -> ResponseReturnValue:
     session = db_session()
     end_sessions(g.operator)
+    audit("log out", "")
     session.commit()
     web_session.clear()
     return redirect(url_for("admin.login"))
@@ -330,6 +362,7 @@ def suppress_reader(subscriber_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/readers/<int:subscriber_id>/export")
+@requires(Role.owner)  # a reader's whole file, to hand over: not for every role that reads
 def export_reader(subscriber_id: int) -> ResponseReturnValue:
     session = db_session()
     subscriber = session.get(Subscriber, subscriber_id) or abort(404)
@@ -351,6 +384,8 @@ def erase_reader(subscriber_id: int) -> ResponseReturnValue:
         flash("Type the reader's address to confirm the erasure.", "error")
         return redirect(url_for("admin.reader", subscriber_id=subscriber_id))
     address = subscriber.email
+    # Logged before: erasing commits. The entry names no address, which is erased with the rest.
+    audit("erase reader", f"reader {subscriber_id}")
     removed = erase_everything(session, subscriber, services().settings)
     files = f"{removed} message{'s' if removed != 1 else ''} in the outbox"
     flash(
@@ -613,6 +648,7 @@ def replay_webhook(delivery_id: int) -> ResponseReturnValue:
 
 
 @bp.get("/export.csv")
+@requires(Role.owner)  # every reader's address at once: owners only
 def export_csv() -> ResponseReturnValue:
     """Every reader and each enrollment's status, streamed row by row."""
     return Response(
@@ -622,4 +658,107 @@ def export_csv() -> ResponseReturnValue:
             "Content-Disposition": 'attachment; filename="drip-readers.csv"',
             "Cache-Control": "no-store",
         },
+    )
+
+
+# -- operators and the audit log (owners) ------------------------------------------------------
+
+
+def _role(value: str | None) -> Role | None:
+    return Role(value) if value in {r.value for r in Role} else None
+
+
+def _operators_page(created: tuple[Operator, str] | None = None) -> ResponseReturnValue:
+    return render_template(
+        "admin/operators.html",
+        operators=operators(db_session()),
+        roles=list(Role),
+        created=created,
+        now=services().clock(),
+        when=when,
+    )
+
+
+@bp.get("/operators")
+@requires(Role.owner)
+def operators_page() -> ResponseReturnValue:
+    return _operators_page()
+
+
+@bp.post("/operators")
+def add_operator() -> ResponseReturnValue:
+    """drip picks the new operator's password and shows it on this page only (not in a flash,
+    which would travel in the session cookie); the owner hands it over."""
+    session = db_session()
+    role = _role(request.form.get("role"))
+    if role is None:
+        flash("Not added: choose a role (viewer, editor or owner).", "error")
+        return redirect(url_for("admin.operators_page"))
+    password = new_password()
+    try:
+        operator = create_operator(
+            session, request.form.get("email", ""), password, services().clock(), role
+        )
+    except OperatorError as error:
+        session.rollback()
+        flash(f"Not added: {error}.", "error")
+        return redirect(url_for("admin.operators_page"))
+    session.commit()
+    return _operators_page(created=(operator, password))
+
+
+def _operator_or_404(session: Session, operator_id: int) -> Operator:
+    return session.get(Operator, operator_id) or abort(404)
+
+
+@bp.post("/operators/<int:operator_id>/role")
+def change_role(operator_id: int) -> ResponseReturnValue:
+    session = db_session()
+    operator = _operator_or_404(session, operator_id)
+    role = _role(request.form.get("role"))
+    if role is None:
+        flash("Role not changed: choose viewer, editor or owner.", "error")
+        return redirect(url_for("admin.operators_page"))
+    try:
+        changed = set_role(session, operator, role)
+    except OperatorError as error:
+        session.rollback()
+        flash(f"Role not changed: {error}.", "error")
+        return redirect(url_for("admin.operators_page"))
+    session.commit()
+    if changed:
+        flash(f"{operator.email} is now {role.value}; their sessions ended.", "ok")
+    else:
+        flash(f"{operator.email} was {role.value} already.", "ok")
+    return redirect(url_for("admin.operators_page"))
+
+
+@bp.post("/operators/<int:operator_id>/remove", endpoint="remove_operator")
+def remove_operator_view(operator_id: int) -> ResponseReturnValue:
+    session = db_session()
+    operator = _operator_or_404(session, operator_id)
+    email = operator.email
+    try:
+        remove_operator(session, operator)
+    except OperatorError as error:
+        session.rollback()
+        flash(f"Not removed: {error}.", "error")
+        return redirect(url_for("admin.operators_page"))
+    session.commit()
+    flash(f"{email} removed; their sessions ended. The audit log keeps what they did.", "ok")
+    return redirect(url_for("admin.operators_page"))
+
+
+@bp.get("/audit")
+@requires(Role.owner)
+def audit_page() -> ResponseReturnValue:
+    """Who did what, newest first, optionally one operator's; content changes as diffs."""
+    chosen = request.args.get("operator", "").strip().lower()
+    session = db_session()
+    return render_template(
+        "admin/audit.html",
+        page=audit_log.entries_page(session, _cursor(), chosen),
+        chosen=chosen,
+        known=[o.email for o in operators(session)],
+        diff=audit_log.diff,
     )
