@@ -32,7 +32,26 @@ VIEWER = "viewer@example.org"
 # must be added here on purpose.
 OPEN_TO_VIEWERS = {"admin.login", "admin.logout"}
 # The POST routes an editor may use besides those: content. Every other change needs an owner.
-FOR_EDITORS = {"admin.probe.save_lesson"}
+FOR_EDITORS = {
+    "admin.probe.save_lesson",
+    *(
+        f"admin.studio.{view}"
+        for view in (
+            "save_lesson",
+            "lesson_preview",
+            "add_lesson",
+            "new_lesson_preview",
+            "move",
+            "remove",
+            "lesson_restore",
+            "save_magnet",
+            "magnet_preview",
+            "file_restore",
+            "save_settings",
+            "test_confirmation",
+        )
+    ),
+}
 # The pages only owners may read: a new one must be added here on purpose.
 OWNERS_ONLY_PAGES = {
     "admin.audit_page",

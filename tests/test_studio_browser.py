@@ -20,9 +20,12 @@ from playwright.sync_api import expect
 from drip.app import create_app
 from drip.cli import cli
 from drip.clock import FrozenClock
+from drip.models import Role
+from drip.operators import create_operator
+from drip.services import Services
 from tests.conftest import CHEAP_HASHER, TESTS, LiveServer, make_settings, screenshot
 from tests.smtp import SmtpServer, free_port
-from tests.test_admin_access import OPERATOR, add_operator
+from tests.test_admin_access import OPERATOR, PASSWORD, add_operator
 from tests.test_admin_browser import log_in
 
 pytestmark = pytest.mark.browser
@@ -63,6 +66,20 @@ def server(
     yield live
     live.stop()
     live.services.engine.dispose()
+
+
+def add_role(svc: Services, email: str, role: Role) -> None:
+    with svc.sessions() as session:
+        create_operator(session, email, PASSWORD, svc.clock(), role)
+        session.commit()
+
+
+def log_in_as(page: Any, server: LiveServer, email: str) -> None:
+    page.goto(f"{server.url}/admin/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector(".who")
 
 
 def drip_check(tmp_path: Path, courses: Path) -> Any:
@@ -296,3 +313,62 @@ def test_the_settings_and_the_lead_magnet_save_through_the_same_check(
         "/admin/sequences/tiny/magnet/build"
     )
     shot(page, "studio-magnet")
+
+
+def test_a_viewer_cannot_save_and_the_audit_log_says_who_changed_what(
+    page: Any, server: LiveServer, courses: Path
+) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    svc = server.services
+    add_role(svc, "editor@example.org", Role.editor)
+    add_role(svc, "viewer@example.org", Role.viewer)
+    path = courses / "tiny" / "02-second.md"
+
+    log_in_as(page, server, "editor@example.org")
+    page.goto(f"{server.url}/admin/sequences/tiny/lessons/second")
+    page.fill("#subject", "Lesson two, by the editor")
+    page.click("button[name=action][value=save]")
+    page.wait_for_selector(".flash.ok")
+    page.goto(f"{server.url}/admin/sequences/tiny")
+    page.click("button[aria-label='Move third up']")
+    page.wait_for_selector(".flash.ok")
+    page.click(".who button:text('Log out')")
+
+    log_in_as(page, server, "viewer@example.org")
+    page.goto(f"{server.url}/admin/sequences/tiny/lessons/second")
+    assert page.locator("button[name=action]").count() == 0
+    assert "your role is viewer" in page.text_content(".edit-form")
+    before = (courses / "tiny" / "03-second.md").read_bytes()
+    with page.expect_navigation() as answer:  # the form posted anyway, by hand
+        page.evaluate(
+            """() => {
+                const form = document.querySelector("form.edit-form");
+                const action = document.createElement("input");
+                action.name = "action";
+                action.value = "save";
+                form.appendChild(action);
+                form.querySelector("#subject").value = "Lesson two, by the viewer";
+                form.submit();
+            }"""
+        )
+    assert answer.value.status == 403
+    assert "needs the editor role" in page.text_content("main")
+    assert (courses / "tiny" / "03-second.md").read_bytes() == before
+    assert not path.exists()  # moved to 03- by the editor
+    page.goto(f"{server.url}/admin/")
+    page.click(".who button:text('Log out')")
+
+    log_in(page, server)  # the owner
+    page.goto(f"{server.url}/admin/audit")
+    rows = page.locator("table.audit tbody tr").all_text_contents()
+    edits = [" ".join(r.split()) for r in rows if "lesson" in r]
+    assert any(
+        "editor@example.org" in r and "move lesson" in r and "tiny/third" in r for r in edits
+    )
+    assert any(
+        "editor@example.org" in r and "save lesson" in r and "02-second.md" in r for r in edits
+    )
+    assert not any("viewer@example.org" in r for r in edits)
+    assert not any("preview" in r for r in rows)  # previews as the author typed: not changes
+    assert '+ subject: "Lesson two, by the editor"' in page.text_content("table.audit")
+    screenshot(page, "admin", "studio-audit")

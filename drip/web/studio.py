@@ -31,6 +31,7 @@ from drip import queries
 from drip.clicks import clicks_by_link
 from drip.magnets import MagnetSource, magnet_html
 from drip.mailer import SendError
+from drip.models import Role
 from drip.queries import paused_sequences
 from drip.render import SAMPLE_READER
 from drip.samples import CONFIRMATION, send_test
@@ -61,11 +62,17 @@ from drip.studio import (
     with_front_matter,
 )
 from drip.subscriptions import SubscriptionError
+from drip.web.access import audit, may, requires, unrecorded
 from drip.web.context import db_session, services
 
 bp = Blueprint("studio", __name__, url_prefix="/sequences")
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SAVES = {  # the view each editor's form posts to, whose role decides if it shows its buttons
+    "lesson": "admin.studio.save_lesson",
+    "new": "admin.studio.add_lesson",
+    "magnet": "admin.studio.save_magnet",
+}
 
 
 def _studio() -> Studio:
@@ -133,6 +140,7 @@ def sequence(slug: str) -> ResponseReturnValue:
 
 
 @bp.post("/<slug>/test-confirmation")
+@requires(Role.editor)
 def test_confirmation(slug: str) -> ResponseReturnValue:
     """The confirmation email, as a new reader gets it, to the operator (or a typed address)."""
     svc = services()
@@ -148,19 +156,25 @@ def test_confirmation(slug: str) -> ResponseReturnValue:
 
 
 @bp.post("/<slug>/lessons/<name>/move")
+@requires(Role.editor)
 def move(slug: str, name: str) -> ResponseReturnValue:
     svc = services()
-    step = -1 if request.form.get("direction") == "up" else 1
+    direction = request.form.get("direction")
+    if direction not in ("up", "down"):
+        flash("Say which way to move the lesson: up or down.", "error")
+        return redirect(url_for(".sequence", slug=slug))
+    step = -1 if direction == "up" else 1
     try:
         outcome = _studio().move(slug, name, step, _operator(), svc.clock())
     except StudioError as error:
         flash(str(error), "error")
     else:
-        _flash_outcome(outcome, f"Moved {name} {'up' if step < 0 else 'down'}.")
+        _flash_outcome(outcome, f"Moved {name} {direction}.", "move lesson", f"{slug}/{name}")
     return redirect(url_for(".sequence", slug=slug, _anchor=f"lesson-{name}"))
 
 
 @bp.post("/<slug>/lessons/<name>/remove")
+@requires(Role.editor)
 def remove(slug: str, name: str) -> ResponseReturnValue:
     svc = services()
     try:
@@ -172,12 +186,22 @@ def remove(slug: str, name: str) -> ResponseReturnValue:
             outcome,
             f"Removed {name}. Readers who had it keep it in their history; the others "
             "go on with the next lesson.",
+            "remove lesson",
+            f"{slug}/{name}",
         )
     return redirect(url_for(".sequence", slug=slug))
 
 
-def _flash_outcome(outcome: Outcome, done: str) -> None:
+def _record(action: str, target: str, saved: Saved) -> None:
+    """The audit log's entry for a change to the course files, with the text before and
+    after, committed at once (the files are already written)."""
+    audit(action, target, before=saved.before, after=saved.after)
+    db_session().commit()
+
+
+def _flash_outcome(outcome: Outcome, done: str, action: str, target: str) -> None:
     if isinstance(outcome, Saved):
+        _record(action, target, outcome)
         flash(done + _committed(outcome), "ok")
     elif isinstance(outcome, Refused):
         flash(
@@ -231,6 +255,7 @@ def _show(editor: Editor, status: int = 200) -> ResponseReturnValue:
             elsewhere=[p for p in editor.placed if not p.field],
             sample=SAMPLE_READER,
             sequence=svc.content.library().for_sign_up(editor.slug),
+            can_edit=may(SAVES[editor.kind]),
         ),
         status,
     )
@@ -263,9 +288,9 @@ def _lesson_editor(
         fields={"subject": fields.subject, "delay": fields.delay, "preheader": fields.preheader},
         body=fields.body,
         version=version,
-        action=url_for(".lesson", slug=slug, name=name)
+        action=url_for(".save_lesson", slug=slug, name=name)
         if existing
-        else url_for(".new_lesson", slug=slug),
+        else url_for(".add_lesson", slug=slug),
         preview_url=url_for(".lesson_preview", slug=slug, name=name)
         if existing
         else url_for(".new_lesson_preview", slug=slug),
@@ -281,16 +306,23 @@ def _with_problems(editor: Editor, path: Path, text: str) -> Editor:
     return replace(editor, placed=tuple(place(editor.preview.problems, path, text)))
 
 
-@bp.route("/<slug>/lessons/<name>", methods=["GET", "POST"])
+@bp.get("/<slug>/lessons/<name>")
 def lesson(slug: str, name: str) -> ResponseReturnValue:
     """The lesson editor: subject, delay, preheader and body, with the email as the reader
-    gets it beside. Its buttons: Preview (without JavaScript), Save, Send me a test."""
+    gets it beside. Its buttons (save_lesson): Preview (without JavaScript), Save, Send me
+    a test. A viewer sees it without them."""
+    path = _lesson_path(slug, name)
+    opened = read(path)
+    editor = _lesson_editor(slug, path, lesson_fields(opened.text), opened.version, opened.text)
+    return _show(_with_problems(editor, path, opened.text))
+
+
+@bp.post("/<slug>/lessons/<name>")
+@requires(Role.editor)
+def save_lesson(slug: str, name: str) -> ResponseReturnValue:
+    """The lesson form's buttons: action=save, action=test, or (the default) a preview."""
     path = _lesson_path(slug, name)
     svc = services()
-    if request.method == "GET":
-        opened = read(path)
-        editor = _lesson_editor(slug, path, lesson_fields(opened.text), opened.version, opened.text)
-        return _show(_with_problems(editor, path, opened.text))
     fields = _form_fields()
     text = lesson_text(read(path).text, fields)
     version = _text_field("version")
@@ -308,6 +340,7 @@ def _after_save(
     outcome: Outcome, slug: str, path: Path, fields: LessonFields, version: str, text: str
 ) -> ResponseReturnValue:
     if isinstance(outcome, Saved):
+        _record("save lesson", f"{slug}/{path.name}", outcome)
         flash(f"Saved {path.name}." + _committed(outcome), "ok")
         for warning in outcome.warnings:
             flash(f"Saved with a warning: line {warning.line}: {warning.message}", "error")
@@ -378,26 +411,40 @@ def _preview_json(path: Path, text: str, preview: Preview | None = None) -> Resp
 
 
 @bp.post("/<slug>/lessons/<name>/preview")
+@requires(Role.editor)
+@unrecorded
 def lesson_preview(slug: str, name: str) -> ResponseReturnValue:
     """The unsaved form rendered as the reader gets it, for admin.js to show as it's typed."""
     path = _lesson_path(slug, name)
     return _preview_json(path, lesson_text(read(path).text, _form_fields()))
 
 
-@bp.route("/<slug>/new", methods=["GET", "POST"])
+@bp.get("/<slug>/new")
 def new_lesson(slug: str) -> ResponseReturnValue:
     """A new lesson at the end: it is made (and goes to readers) once it passes the check."""
+    _folder(slug)
+    taken = queries.lessons_delivered(db_session(), slug)
+    fields = LessonFields("", "2 days", "", "")
+    path = _studio().new_lesson_path(slug, "new lesson", taken)
+    editor = _lesson_editor(slug, path, fields, "", lesson_text("", fields), kind="new")
+    return _show(editor)
+
+
+@bp.post("/<slug>/new")
+@requires(Role.editor)
+def add_lesson(slug: str) -> ResponseReturnValue:
     svc = services()
     studio = _studio()
     _folder(slug)
     taken = queries.lessons_delivered(db_session(), slug)
-    fields = _form_fields() if request.method == "POST" else LessonFields("", "2 days", "", "")
+    fields = _form_fields()
     path = studio.new_lesson_path(slug, fields.subject or "new lesson", taken)
     text = lesson_text("", fields)
     action = request.form.get("action", "preview")
-    if request.method == "POST" and action == "save":
+    if action == "save":
         outcome = studio.add_lesson(slug, fields, taken, _operator(), svc.clock())
         if isinstance(outcome, Saved) and outcome.path is not None:
+            _record("add lesson", f"{slug}/{outcome.path.name}", outcome)
             flash(f"Added {outcome.path.name}." + _committed(outcome), "ok")
             return redirect(url_for(".lesson", slug=slug, name=outcome.path.stem.split("-", 1)[1]))
         problems = outcome.problems if isinstance(outcome, Refused) else []
@@ -405,12 +452,14 @@ def new_lesson(slug: str) -> ResponseReturnValue:
         flash("Not added: fix the problems below.", "error")
         return _show(replace(editor, placed=tuple(place(problems, path, text))), 422)
     editor = _lesson_editor(slug, path, fields, "", text, kind="new")
-    if request.method == "POST" and action == "test":
+    if action == "test":
         return _test_send(editor, path, text)
     return _show(_with_problems(editor, path, text))
 
 
 @bp.post("/<slug>/new/preview")
+@requires(Role.editor)
+@unrecorded
 def new_lesson_preview(slug: str) -> ResponseReturnValue:
     _folder(slug)
     fields = _form_fields()
@@ -435,6 +484,7 @@ def lesson_history(slug: str, name: str) -> ResponseReturnValue:
 
 
 @bp.post("/<slug>/lessons/<name>/restore")
+@requires(Role.editor)
 def lesson_restore(slug: str, name: str) -> ResponseReturnValue:
     path = _lesson_path(slug, name)
     return _restore(path, url_for(".lesson_history", slug=slug, name=name))
@@ -453,6 +503,7 @@ def file_history(slug: str, part: str) -> ResponseReturnValue:
 
 
 @bp.post("/<slug>/<any(magnet, settings):part>/restore")
+@requires(Role.editor)
 def file_restore(slug: str, part: str) -> ResponseReturnValue:
     return _restore(_part_path(slug, part), url_for(".file_history", slug=slug, part=part))
 
@@ -487,7 +538,9 @@ def _restore(path: Path, back: str) -> ResponseReturnValue:
     except StudioError as error:
         flash(str(error), "error")
     else:
-        _flash_outcome(outcome, f"Restored {path.name} as of {_text_field('commit')[:10]}.")
+        commit = _text_field("commit")[:10]
+        target = f"{path.parent.name}/{path.name}@{commit}"
+        _flash_outcome(outcome, f"Restored {path.name} as of {commit}.", "restore", target)
     return redirect(back)
 
 
@@ -533,7 +586,7 @@ def _magnet_editor(slug: str, path: Path, text: str, version: str, **extra: Any)
         fields=fields,
         body=body,
         version=version,
-        action=url_for(".magnet", slug=slug),
+        action=url_for(".save_magnet", slug=slug),
         preview_url=url_for(".magnet_preview", slug=slug),
         preview=preview,
         placed=tuple(place(preview.problems, path, text)),
@@ -542,20 +595,26 @@ def _magnet_editor(slug: str, path: Path, text: str, version: str, **extra: Any)
     )
 
 
-@bp.route("/<slug>/magnet", methods=["GET", "POST"])
+@bp.get("/<slug>/magnet")
 def magnet(slug: str) -> ResponseReturnValue:
     """magnet.md: its cover (title, subtitle, credential, notice) and its Markdown body.
     The PDF itself is rebuilt at /magnet/build."""
     path = _studio().magnet_path(slug) or abort(404)
-    if request.method == "GET":
-        opened = read(path)
-        return _show(_magnet_editor(slug, path, opened.text, opened.version))
+    opened = read(path)
+    return _show(_magnet_editor(slug, path, opened.text, opened.version))
+
+
+@bp.post("/<slug>/magnet")
+@requires(Role.editor)
+def save_magnet(slug: str) -> ResponseReturnValue:
+    path = _studio().magnet_path(slug) or abort(404)
     text = _magnet_text(path)
     version = _text_field("version")
     if request.form.get("action") != "save":
         return _show(_magnet_editor(slug, path, text, version))
     outcome = _studio().save(path, text, version, _operator(), services().clock())
     if isinstance(outcome, Saved):
+        _record("save lead magnet", f"{slug}/{path.name}", outcome)
         flash(f"Saved {path.name}." + _committed(outcome), "ok")
         return redirect(url_for(".magnet", slug=slug))
     if isinstance(outcome, Refused):
@@ -566,6 +625,8 @@ def magnet(slug: str) -> ResponseReturnValue:
 
 
 @bp.post("/<slug>/magnet/preview")
+@requires(Role.editor)
+@unrecorded
 def magnet_preview(slug: str) -> ResponseReturnValue:
     path = _studio().magnet_path(slug) or abort(404)
     text = _magnet_text(path)
@@ -590,37 +651,43 @@ def _settings_form() -> SequenceSettings:
     )
 
 
-@bp.route("/<slug>/settings", methods=["GET", "POST"])
+@bp.get("/<slug>/settings")
 def settings(slug: str) -> ResponseReturnValue:
-    """sequence.yaml's settings as a form; saved through the same checked, atomic save,
-    keeping the author's comments and every key the form does not show."""
+    """sequence.yaml's settings as a form (saved by save_settings)."""
     path = _folder(slug) / "sequence.yaml"
     opened = read(path)
-    values, version, placed, status = sequence_settings(opened.text), opened.version, [], 200
-    conflict: str | None = None
-    if request.method == "POST":
-        values, version = _settings_form(), _text_field("version")
-        try:
-            text = settings_text(opened.text, values)
-        except StudioError as error:
-            flash(str(error), "error")
-            return _settings_page(slug, path, values, version, [], None, 422)
-        outcome = _studio().save(path, text, version, _operator(), services().clock())
-        if isinstance(outcome, Saved):
-            flash("Saved the settings." + _committed(outcome), "ok")
-            return redirect(url_for(".settings", slug=slug))
-        if isinstance(outcome, Refused):
-            flash("Not saved: fix the problems below (the file is unchanged).", "error")
-            placed, status = place(outcome.problems, path, text), 422
-        else:
-            flash(
-                "Not saved: sequence.yaml changed on disk since you opened it. Compare "
-                "below; Save again to replace it with yours.",
-                "error",
-            )
-            disk = outcome.disk or Document(path, "", "")
-            conflict, version, status = diff(disk.text, text), disk.version, 409
-    return _settings_page(slug, path, values, version, placed, conflict, status)
+    return _settings_page(slug, path, sequence_settings(opened.text), opened.version, [], None)
+
+
+@bp.post("/<slug>/settings")
+@requires(Role.editor)
+def save_settings(slug: str) -> ResponseReturnValue:
+    """Saved through the same checked, atomic save, keeping the author's comments and every
+    key the form does not show."""
+    path = _folder(slug) / "sequence.yaml"
+    values, version = _settings_form(), _text_field("version")
+    try:
+        text = settings_text(read(path).text, values)
+    except StudioError as error:
+        flash(str(error), "error")
+        return _settings_page(slug, path, values, version, [], None, 422)
+    outcome = _studio().save(path, text, version, _operator(), services().clock())
+    if isinstance(outcome, Saved):
+        _record("save settings", f"{slug}/sequence.yaml", outcome)
+        flash("Saved the settings." + _committed(outcome), "ok")
+        return redirect(url_for(".settings", slug=slug))
+    if isinstance(outcome, Refused):
+        flash("Not saved: fix the problems below (the file is unchanged).", "error")
+        return _settings_page(
+            slug, path, values, version, place(outcome.problems, path, text), None, 422
+        )
+    flash(
+        "Not saved: sequence.yaml changed on disk since you opened it. Compare below; "
+        "Save again to replace it with yours.",
+        "error",
+    )
+    disk = outcome.disk or Document(path, "", "")
+    return _settings_page(slug, path, values, disk.version, [], diff(disk.text, text), 409)
 
 
 def _settings_page(
@@ -630,7 +697,7 @@ def _settings_page(
     version: str,
     placed: list[Placed],
     conflict: str | None,
-    status: int,
+    status: int = 200,
 ) -> ResponseReturnValue:
     return (
         render_template(
