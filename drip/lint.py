@@ -147,11 +147,18 @@ def _one_line(error: Exception) -> str:
 
 
 def render_problems(
-    library: Library, renderer: Renderer, links: Links, settings: Settings, now: datetime
+    library: Library,
+    renderer: Renderer,
+    links: Links,
+    settings: Settings,
+    now: datetime,
+    *,
+    typeset: bool = True,
 ) -> list[Problem]:
     """Build every message each usable sequence would send (each lesson, the confirmation,
     the lead-magnet PDF) for a sample reader, so what would fail at send time fails here
-    first, as an error at the file it comes from."""
+    first, as an error at the file it comes from. `typeset=False` leaves out the PDF, which
+    takes a second or more: the studio's preview, asked for as the author types."""
     problems: list[Problem] = []
     sample = sample_links(links)
     for sequence in library.sequences.values():
@@ -181,7 +188,8 @@ def render_problems(
         if sequence.lead_magnet is not None:
             try:
                 renderer.magnet_link(sequence).build(SAMPLE_READER, sample, "<check@drip>", now)
-                magnet_pdf(settings, sequence, {}, today=now.date())
+                if typeset:
+                    magnet_pdf(settings, sequence, {}, today=now.date())
             except Exception as error:
                 problems.append(
                     Problem(

@@ -391,11 +391,12 @@ class Renderer:
         ).hexdigest()[:8]
 
     def lesson(self, sequence: Sequence, lesson: Lesson) -> MessageTemplate:
-        key = (
+        key = (  # what the rendered lesson depends on besides its file: sequence.yaml's say
             sequence.slug,
             lesson.key,
             f"{lesson.version}.{sequence.track_links:d}{sequence.track_opens:d}"
-            f".{'|'.join(sequence.continues_from)}",
+            f".{'|'.join(sequence.continues_from)}"
+            f".{sequence.title}|{sequence.sender}|{sequence.reply_to}",
         )
         cached = self._cache.get(key)
         if cached is None:

@@ -519,9 +519,12 @@ class Studio:
                 (copy / name).write_bytes(data)
             yield copy
 
-    def check_files(self, folder: Path, files: Mapping[str, bytes], now: datetime) -> Checked:
+    def check_files(
+        self, folder: Path, files: Mapping[str, bytes], now: datetime, *, typeset: bool = True
+    ) -> Checked:
         """What `drip check` says of the sequence made of `files`: loading, building every
-        message it sends for a sample reader (the lead-magnet PDF too), the lint warnings."""
+        message it sends for a sample reader (the lead-magnet PDF too, unless `typeset` is
+        False: a preview leaves the slow part to the save), the lint warnings."""
         with self._candidate(folder, files) as copy:
             sequence, problems = load_sequence(copy)
             errors = [p for p in problems if p.severity == "error"]
@@ -530,7 +533,9 @@ class Studio:
                 self._reuse_magnet_cache(folder.name, settings)
                 renderer = Renderer(settings)
                 library = Library({sequence.slug: sequence}, [], {})
-                problems += render_problems(library, renderer, self.links, settings, now)
+                problems += render_problems(
+                    library, renderer, self.links, settings, now, typeset=typeset
+                )
                 if not any(p.severity == "error" for p in problems):
                     problems += lint(library, renderer)
             mapped = [self._real(problem, copy, folder) for problem in problems]
@@ -556,14 +561,16 @@ class Studio:
             return problem
         return replace(problem, path=folder / relative)
 
-    def check(self, folder: Path, changes: Changes, now: datetime) -> Checked:
+    def check(
+        self, folder: Path, changes: Changes, now: datetime, *, typeset: bool = True
+    ) -> Checked:
         files = {**_snapshot(folder)}
         for name, data in changes.items():
             if data is None:
                 files.pop(name, None)
             else:
                 files[name] = data
-        return self.check_files(folder, files, now)
+        return self.check_files(folder, files, now, typeset=typeset)
 
     def _new_errors(self, folder: Path, checked: Checked, changes: Changes, now: datetime) -> bool:
         """Errors the change brings: any in a file it writes, and any elsewhere that the
@@ -739,7 +746,7 @@ class Studio:
         the preview page), with the Renderer that sends. A variable the check refuses is
         shown as written, so the author sees where it is."""
         folder = path.parent
-        checked = self.check(folder, {path.name: text.encode("utf-8")}, now)
+        checked = self.check(folder, {path.name: text.encode("utf-8")}, now, typeset=False)
         sequence = checked.sequence
         if sequence is None:
             return Preview("", "", "", checked.problems)

@@ -403,3 +403,23 @@ def test_settings_that_break_the_sequence_are_refused(
     assert isinstance(outcome, Refused)
     assert any(p.path == path and "Mars/Olympus" in p.message for p in outcome.errors), outcome
     assert path.read_bytes() == before
+
+
+def test_a_new_title_reaches_the_next_lesson_sent_though_its_file_did_not_change(
+    svc: Services, studio: Studio, folder: Path, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    """The renderer keeps each lesson rendered; sequence.yaml's title is part of the key."""
+    enroll(svc, "ada@example.org", first_name="Ada")
+    svc.dispatcher().run_pass(clock())
+    clock.advance(days=2, hours=1)  # into the window two days on: Ada's second lesson
+    svc.dispatcher().run_pass(clock())
+    assert [m.subject for m in smtp_server.messages] == ["Welcome, Ada", "Lesson two"]
+    enroll(svc, "bob@example.org", first_name="Bob")
+    svc.dispatcher().run_pass(clock())
+    path = folder / "sequence.yaml"
+    values = replace(sequence_settings(path.read_text()), title="Tiny course, renamed")
+    text = settings_text(path.read_text(), values)
+    assert isinstance(studio.save(path, text, read(path).version, OPERATOR, clock()), Saved)
+    advance_through_due_times(svc, clock)
+    [bobs_second] = [m for m in smtp_server.to("bob@example.org") if m.subject == "Lesson two"]
+    assert "Tiny course, renamed" in bobs_second.html()

@@ -550,7 +550,9 @@ def _restore(path: Path, back: str) -> ResponseReturnValue:
 def _magnet_preview(slug: str, path: Path, text: str) -> Preview:
     """The magnet as WeasyPrint would typeset it (its HTML), and what the check says."""
     svc = services()
-    checked = _studio().check(path.parent, {path.name: text.encode("utf-8")}, svc.clock())
+    checked = _studio().check(
+        path.parent, {path.name: text.encode("utf-8")}, svc.clock(), typeset=False
+    )
     fields, body = _magnet_fields(text)
     sequence = checked.sequence
     if sequence is None:
