@@ -725,19 +725,30 @@ class Studio:
         return self.reorder(slug, order, operator, now)
 
     def remove(self, slug: str, key: str, version: str, operator: str, now: datetime) -> Outcome:
-        """Take a lesson out. Readers who had it keep their delivery; the others get the
-        next lesson in order, and no one gets any lesson twice."""
+        """Take a lesson out, and renumber the ones after it so the numbers have no gap.
+        Readers who had it keep their delivery; the others get the next lesson in order,
+        and no one gets any lesson twice."""
         folder = self.folder(slug)
-        found = lesson_file(folder, key)
+        existing = lesson_files(folder)
+        found = next((item for item in existing if item.key == key), None)
         if found is None:
             raise StudioError(f"there is no lesson {key!r} in {slug}")
+        rest = [item for item in existing if item is not found]
+        renames = [
+            (item.path.name, _file_name(number, item.key, len(rest)))
+            for number, item in enumerate(rest, start=1)
+        ]
+        renames = [(old, new) for old, new in renames if old != new]
         before = found.path.read_text(encoding="utf-8", errors="replace")
-        outcome = self._apply(folder, {found.path.name: None}, [], {found.path.name: version}, now)
+        outcome = self._apply(
+            folder, {found.path.name: None}, renames, {found.path.name: version}, now
+        )
         if not isinstance(outcome, Saved):
             return outcome
         saved = replace(outcome, path=found.path, before=before)
+        paths = [found.path, *(folder / name for pair in renames for name in pair)]
         message = f"Remove lesson {slug}/{found.path.name}"
-        return self._commit(saved, folder, [found.path], message, operator)
+        return self._commit(saved, folder, paths, message, operator)
 
     # -- the unsaved text: preview and test send
 

@@ -299,8 +299,9 @@ def test_removing_a_lesson_keeps_the_record_of_those_who_had_it_and_sends_nothin
     path = folder / "01-welcome.md"
     outcome = studio.remove("tiny", "welcome", read(path).version, OPERATOR, clock())
     assert isinstance(outcome, Saved), outcome
-    assert not path.exists()
+    assert sorted(p.name for p in folder.glob("0*.md")) == ["01-second.md", "02-third.md"]
     assert "Remove lesson tiny/01-welcome.md" in git(folder, "log", "-1", "--format=%s")
+    assert git(folder, "status", "--porcelain").strip() == ""
     advance_through_due_times(svc, clock)
     assert [m.subject for m in smtp_server.messages] == [
         "Welcome, Ada",
@@ -320,7 +321,7 @@ def test_the_last_lesson_cannot_be_removed(
     for key in ("welcome", "second"):
         path = next(folder.glob(f"*-{key}.md"))
         assert isinstance(studio.remove("tiny", key, read(path).version, OPERATOR, clock()), Saved)
-    last = folder / "03-third.md"
+    last = folder / "01-third.md"  # renumbered as the others went
     outcome = studio.remove("tiny", "third", read(last).version, OPERATOR, clock())
     assert isinstance(outcome, Refused)
     assert any("no lessons" in p.message for p in outcome.errors)

@@ -341,9 +341,7 @@ def _after_save(
 ) -> ResponseReturnValue:
     if isinstance(outcome, Saved):
         _record("save lesson", f"{slug}/{path.name}", outcome)
-        flash(f"Saved {path.name}." + _committed(outcome), "ok")
-        for warning in outcome.warnings:
-            flash(f"Saved with a warning: line {warning.line}: {warning.message}", "error")
+        flash(f"Saved {path.name}." + _committed(outcome), "ok")  # warnings: on the page
         return redirect(url_for(".lesson", slug=slug, name=path.stem.split("-", 1)[-1]))
     if isinstance(outcome, Refused):
         editor = _lesson_editor(slug, path, fields, version, text)
