@@ -218,9 +218,10 @@ class Settings:
         metadata={
             "env": "DRIP_AUTHOR_NAME",
             "parse": _text,
-            "help": "The courses' author as readers should see it (e.g. Dr. Jane Doe), on the "
-            "cover of every lead-magnet PDF beside the credential the course gives. "
-            "Unset: the cover shows the credential alone.",
+            "help": "The courses' author as readers should see it, where no file names one "
+            "(author.name in sequences/site.yaml or a sequence.yaml wins): the From name, the "
+            "signature under every email, the sign-up page and the PDF covers. Unset and "
+            "unnamed in the files: drip check warns, and sending through DRIP_SMTP_URL is held.",
         },
     )
     unsubscribe_mailto: str = field(
@@ -460,8 +461,8 @@ class Settings:
             "env": "DRIP_ALLOW_UNSAFE_SENDING",
             "parse": _flag,
             "help": "Send through DRIP_SMTP_URL although `drip doctor` finds problems (http links, "
-            "a @localhost sender, no postal address): for a test relay only. The problems "
-            "still show on the dashboard and in /healthz.",
+            "a @localhost sender, no postal address, no author name): for a test relay only. "
+            "The problems still show on the dashboard and in /healthz.",
         },
     )
     metrics_token: str = field(

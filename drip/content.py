@@ -21,6 +21,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from drip.authors import AUTHOR_KEYS, SITE_URL_KEYS, Author, is_placeholder, read_author
+from drip.authors import read_site_urls as _read_site_urls
+
 LESSON_FILE = re.compile(r"^(?P<number>\d+)-(?P<key>[a-z0-9][a-z0-9-]*)\.md$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 DELAY = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
@@ -57,8 +60,13 @@ SEQUENCE_KEYS = frozenset(
         "track_opens",
         "exit_when",
         "on_complete",
+        "author",
+        "privacy_url",
+        "after_confirm_url",
     }
 )
+SITE_FILE = "site.yaml"  # sequences/site.yaml: what every sequence inherits
+SITE_KEYS = frozenset({"author", *SITE_URL_KEYS})
 WINDOW_KEYS = frozenset({"start", "end", "days"})
 MAGNET_KEYS = frozenset({"title", "file", "attach"})
 LESSON_KEYS = frozenset({"subject", "delay", "preheader"})
@@ -177,6 +185,9 @@ class Sequence:
     exit_when: str | None = None  # a tag that ends the course early: the reader reached the goal
     on_complete: tuple[str, str] | None = None  # ("enroll" or "offer", the next course's slug)
     continues_from: tuple[str, ...] = ()  # titles of the courses that enroll into this one
+    author: Author = field(default_factory=Author)  # site.yaml's, overridden field by field
+    privacy_url: str = ""
+    after_confirm_url: str = ""  # where the "you're in" page offers to go on to
 
     def lesson(self, key: str) -> Lesson | None:
         return next((lesson for lesson in self.lessons if lesson.key == key), None)
@@ -383,9 +394,99 @@ def _load_sequence_file(path: Path, problems: list[Problem]) -> dict[str, Any] |
     return data
 
 
-def _build_sequence(folder: Path, data: dict[str, Any], problems: list[Problem]) -> Sequence:
+@dataclass(frozen=True)
+class Site:
+    """What `sequences/site.yaml` gives every sequence, with DRIP_AUTHOR_NAME as the name
+    where no file gives one."""
+
+    path: Path
+    author: dict[str, str] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def line(self, key: str) -> int:
+        return _key_line(self.lines, key)
+
+
+def _key_line(lines: dict[str, int], key: str) -> int:
+    """The line of `author.url`, else of `author:` (a flow mapping has no lines of its own)."""
+    return lines.get(key) or lines.get(key.split(".")[0]) or 1
+
+
+def load_site(root: Path, author_name: str = "") -> tuple[Site, list[Problem]]:
+    """site.yaml under `root` (it may be absent), and its problems at their lines."""
+    path = root / SITE_FILE
+    problems: list[Problem] = []
+    defaults = {"name": author_name} if author_name else {}
+    if not path.is_file():
+        return Site(path, defaults), problems
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        return Site(path, defaults), [_yaml_error(path, error, text=text)]
+    if not isinstance(data, dict):
+        return Site(path, defaults), [
+            Problem(path, 1, "site.yaml must be a mapping of keys to values")
+        ]
+    lines = _line_of_keys(text)
+    for key in data:
+        if key not in SITE_KEYS:
+            allowed = ", ".join(sorted(SITE_KEYS))
+            problems.append(
+                Problem(path, lines.get(key, 1), f"unknown key {key!r} (allowed: {allowed})")
+            )
+    author, found = read_author(data.get("author"), root, root)
+    urls, found_urls = _read_site_urls(data)
+    for key, message in [*found, *found_urls]:
+        problems.append(Problem(path, _key_line(lines, key), message))
+    named = author.get("name", "")
+    if author_name and named and named != author_name:
+        problems.append(
+            Problem(
+                path,
+                _key_line(lines, "author.name"),
+                f"DRIP_AUTHOR_NAME ({author_name!r}) and author.name ({named!r}) differ; "
+                "the file's name is used: drop one of them",
+                "warning",
+            )
+        )
+    if not named:  # an empty name in the file leaves DRIP_AUTHOR_NAME's in place
+        author.pop("name", None)
+    return Site(path, {**defaults, **author}, urls, lines), problems
+
+
+def _author(
+    site: Site, data: dict[str, Any], path: Path, lines: dict[str, int], problems: list[Problem]
+) -> tuple[Author, dict[str, str]]:
+    """The sequence's author (site.yaml's, overridden by its own `author:` field by field)
+    and its privacy and after-confirm links."""
+    own, found = read_author(data.get("author"), path.parent, site.path.parent)
+    urls, found_urls = _read_site_urls(data)
+    for key, message in [*found, *found_urls]:
+        problems.append(Problem(path, _key_line(lines, key), message))
+    name = own.get("name", "")
+    if name and is_placeholder(name):
+        problems.append(
+            Problem(
+                path,
+                _key_line(lines, "author.name"),
+                f"author.name {name!r} is a placeholder: put in the name readers should see",
+                "warning",
+            )
+        )
+    # An empty `name:` inherits the site's name rather than unsigning the course; any other
+    # field left empty (a guest author without a blog) clears the inherited one.
+    merged = {**site.author, **{key: value for key, value in own.items() if value or key != "name"}}
+    return Author(**{key: merged.get(key, "") for key in AUTHOR_KEYS}), {**site.urls, **urls}
+
+
+def _build_sequence(
+    folder: Path, data: dict[str, Any], problems: list[Problem], site: Site | None = None
+) -> Sequence:
     path = folder / "sequence.yaml"
     lines: dict[str, int] = data.pop("__lines__")
+    author, urls = _author(site or Site(folder.parent / SITE_FILE), data, path, lines, problems)
     for key in data:
         if key not in SEQUENCE_KEYS:
             allowed = ", ".join(sorted(SEQUENCE_KEYS))
@@ -473,6 +574,9 @@ def _build_sequence(folder: Path, data: dict[str, Any], problems: list[Problem])
         track_opens=_flag(data, "track_opens", path, lines, problems),
         exit_when=_exit_tag(data.get("exit_when"), path, lines, problems),
         on_complete=_on_complete(data.get("on_complete"), path, lines, problems),
+        author=author,
+        privacy_url=urls.get("privacy_url", ""),
+        after_confirm_url=urls.get("after_confirm_url", ""),
     )
 
 
@@ -547,6 +651,20 @@ def split_front_matter(text: str) -> tuple[str, str, int] | None:
     return None
 
 
+def read_front_matter(path: Path, front: str, problems: list[Problem]) -> dict[str, Any] | None:
+    """The keys and values of a file's front matter (the YAML from its line 2), or None with
+    the problem added to `problems` at the line to fix: a lesson's, the lead magnet's."""
+    try:
+        meta = yaml.safe_load(front) or {}
+    except yaml.YAMLError as error:
+        problems.append(_yaml_error(path, error, offset=1, text=front))
+        return None
+    if not isinstance(meta, dict):
+        problems.append(Problem(path, 2, "front matter must be keys and values"))
+        return None
+    return meta
+
+
 def _load_lesson(
     path: Path, match: re.Match[str], allowed: frozenset[str], problems: list[Problem]
 ) -> Lesson | None:
@@ -564,13 +682,8 @@ def _load_lesson(
         )
         return None
     front, body, body_line = parts
-    try:
-        meta = yaml.safe_load(front) or {}
-    except yaml.YAMLError as error:
-        problems.append(_yaml_error(path, error, offset=1, text=front))
-        return None
-    if not isinstance(meta, dict):
-        problems.append(Problem(path, 2, "front matter must be keys and values"))
+    meta = read_front_matter(path, front, problems)
+    if meta is None:
         return None
     lines = {k: v + 1 for k, v in _line_of_keys(front).items()}
     ok = True
@@ -703,13 +816,16 @@ def folder_lock(folder: Path, *, exclusive: bool = False) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def load_sequence(folder: Path) -> tuple[Sequence | None, list[Problem]]:
+def load_sequence(folder: Path, site: Site | None = None) -> tuple[Sequence | None, list[Problem]]:
+    """One sequence folder; `site` is what it inherits (site.yaml beside it when not given)."""
     with folder_lock(folder):
-        return _load_sequence(folder)
+        return _load_sequence(folder, site)
 
 
-def _load_sequence(folder: Path) -> tuple[Sequence | None, list[Problem]]:
+def _load_sequence(folder: Path, site: Site | None) -> tuple[Sequence | None, list[Problem]]:
     problems: list[Problem] = []
+    if site is None:
+        site, _ = load_site(folder.parent)
     if not SLUG.match(folder.name):
         problems.append(
             Problem(folder, 1, "a sequence folder name is lowercase letters, digits and dashes")
@@ -718,7 +834,7 @@ def _load_sequence(folder: Path) -> tuple[Sequence | None, list[Problem]]:
     data = _load_sequence_file(folder / "sequence.yaml", problems)
     if data is None:
         return None, problems
-    sequence = _build_sequence(folder, data, problems)
+    sequence = _build_sequence(folder, data, problems, site)
     allowed = LESSON_VARIABLES | (MAGNET_VARIABLES if sequence.lead_magnet else frozenset())
     lessons: list[Lesson] = []
     seen: dict[str, Path] = {}
@@ -761,29 +877,54 @@ def _load_sequence(folder: Path) -> tuple[Sequence | None, list[Problem]]:
     return Sequence(**{**sequence.__dict__, "lessons": tuple(lessons)}), problems
 
 
-def load_sequences(root: Path) -> Library:
-    """Every sequence under `root`; one with an error is listed in `broken`, not `sequences`."""
+def load_sequences(root: Path, author_name: str = "") -> Library:
+    """Every sequence under `root`; one with an error is listed in `broken`, not `sequences`.
+    `author_name` (DRIP_AUTHOR_NAME) is the author's name where no file gives one. A mistake
+    in site.yaml holds every sequence, since each inherits it."""
     sequences: dict[str, Sequence] = {}
-    problems: list[Problem] = []
     broken: dict[str, list[Problem]] = {}
     held_forms: dict[str, Sequence] = {}
     if not root.is_dir():
         problem = Problem(root, 1, "the sequences folder does not exist (DRIP_SEQUENCES_DIR)")
         return Library({}, [problem], {})
+    site, problems = load_site(root, author_name)
+    site_errors = [p for p in problems if p.severity == "error"]
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if not (folder / "sequence.yaml").is_file():
             continue
-        sequence, found = load_sequence(folder)
+        sequence, found = load_sequence(folder, site)
         problems.extend(found)
-        errors = [p for p in found if p.severity == "error"]
+        errors = [*site_errors, *(p for p in found if p.severity == "error")]
         if sequence is not None and not errors:
             sequences[sequence.slug] = sequence
         else:
             broken[folder.name] = errors
             if SLUG.match(folder.name):
-                held_forms[folder.name] = sequence or _build_sequence(folder, {"__lines__": {}}, [])
+                held_forms[folder.name] = sequence or _build_sequence(
+                    folder, {"__lines__": {}}, [], site
+                )
     _link_chains(sequences, problems)
+    problems += _unsigned(site, sequences)
     return Library(sequences, problems, broken, held_forms)
+
+
+def _unsigned(site: Site, sequences: dict[str, Sequence]) -> list[Problem]:
+    """A warning at site.yaml while sequences inherit no author name (or a placeholder):
+    their lessons would go out signed by nobody, and the guardrails hold real sending."""
+    name = site.author.get("name", "")
+    inheriting = sorted(slug for slug, s in sequences.items() if s.author.name == name)
+    if not inheriting or not is_placeholder(name):
+        return []
+    what = f"author.name {name!r} is a placeholder" if name else "no author name is set"
+    return [
+        Problem(
+            site.path,
+            site.line("author.name"),
+            f"{what}, so {', '.join(inheriting)} would go out signed without one: "
+            f"set author.name in {SITE_FILE} (every sequence inherits it) or DRIP_AUTHOR_NAME",
+            "warning",
+        )
+    ]
 
 
 def _link_chains(sequences: dict[str, Sequence], problems: list[Problem]) -> None:
@@ -813,8 +954,9 @@ def _link_chains(sequences: dict[str, Sequence], problems: list[Problem]) -> Non
 class ContentStore:
     """Loads sequences once and again only when a file under the folder changes."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, author_name: str = "") -> None:
         self.root = root
+        self.author_name = author_name
         self._stamp: tuple[tuple[str, int, int], ...] | None = None
         self._library: Library | None = None
 
@@ -838,6 +980,6 @@ class ContentStore:
     def library(self) -> Library:
         stamp = self._current_stamp()
         if self._library is None or stamp != self._stamp:
-            self._library = load_sequences(self.root)
+            self._library = load_sequences(self.root, self.author_name)
             self._stamp = stamp
         return self._library

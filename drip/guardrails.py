@@ -1,7 +1,8 @@
 """Production guardrails: what must be right before drip sends real mail through a relay.
 
 With `DRIP_SMTP_URL` set, the worker's passes, `drip serve`'s schedule and `drip dispatch`
-refuse to send while `problems()` finds any, unless `DRIP_ALLOW_UNSAFE_SENDING` is on; the
+refuse to send while `problems()` finds any (http links, a @localhost sender, no postal
+address, no author name), unless `DRIP_ALLOW_UNSAFE_SENDING` is on; the
 dashboard and `/healthz` show the same list either way. With the outbox (the embedded
 default) nothing is enforced: nobody receives those messages.
 
@@ -19,8 +20,9 @@ from urllib.parse import urlsplit
 import dns.exception
 import dns.resolver
 
+from drip.authors import is_placeholder
 from drip.config import POSTAL_ADDRESS_UNSET, Settings
-from drip.content import Library
+from drip.content import SITE_FILE, Library
 
 OK, PROBLEM, UNKNOWN = "ok", "problem", "could not look up"
 LOCAL_DOMAINS = ("localhost", "localhost.localdomain")
@@ -74,8 +76,30 @@ def _sender_check(sender: str, where: list[str]) -> Check:
     return Check(name, OK, f"sends from @{domain}")
 
 
+def author_check(library: Library) -> Check:
+    """Every lesson is signed and sent from the author's name: none may go out signed by
+    nobody, or by a stand-in such as "Dr. Author"."""
+    unsigned: dict[str, list[str]] = {}
+    for slug, sequence in sorted(library.sequences.items()):
+        if is_placeholder(sequence.author.name):
+            unsigned.setdefault(sequence.author.name, []).append(slug)
+    if not unsigned:
+        names = sorted({s.author.name for s in library.sequences.values()})
+        return Check("author name", OK, ", ".join(names) or "no sequences")
+    found = "; ".join(
+        f"{f'placeholder {name!r}' if name else 'not set'} for {', '.join(slugs)}"
+        for name, slugs in unsigned.items()
+    )
+    return Check(
+        "author name",
+        PROBLEM,
+        f"{found}: set author.name in sequences/{SITE_FILE} (or DRIP_AUTHOR_NAME); "
+        "readers see it in the From line and under every lesson",
+    )
+
+
 def setting_checks(settings: Settings, library: Library) -> list[Check]:
-    """The checks that need no network: base URL, senders, postal address."""
+    """The checks that need no network: base URL, senders, postal address, author."""
     checks = []
     base = urlsplit(settings.base_url)
     if base.scheme == "https":
@@ -100,6 +124,7 @@ def setting_checks(settings: Settings, library: Library) -> list[Check]:
         )
     else:
         checks.append(Check("DRIP_POSTAL_ADDRESS", OK, settings.postal_address))
+    checks.append(author_check(library))
     return checks
 
 

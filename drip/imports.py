@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from drip.content import Library
+from drip.jobs import DONE, FAILED, QUEUED, RUNNING
 from drip.models import ImportJob, Subscriber
 from drip.subscriptions import (
     Consent,
@@ -48,7 +49,6 @@ def read_rows(lines: Iterable[str]) -> Iterable[tuple[int, dict[str, str]]]:
 
 # -- imports as background jobs -----------------------------------------------------------
 
-QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 MAX_ERRORS = 1_000  # refused lines kept with their reason (the count is always exact)
 RETRIES = 30  # a chunk that meets a busy database is rolled back and tried again
 
@@ -88,16 +88,6 @@ def queue_import(
     session.add(job)
     session.flush()
     return job
-
-
-def pending_jobs(session: Session) -> list[int]:
-    return list(
-        session.scalars(
-            select(ImportJob.id)
-            .where(ImportJob.status.in_([QUEUED, RUNNING]))
-            .order_by(ImportJob.id)
-        )
-    )
 
 
 def run_import(

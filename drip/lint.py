@@ -22,7 +22,8 @@ import markdown
 from drip.config import Settings
 from drip.content import Lesson, Library, Problem, Sequence
 from drip.links import Links, sample_links
-from drip.magnets import magnet_pdf
+from drip.magnets import MagnetError
+from drip.magnets import build as build_magnet
 from drip.render import MARKDOWN_EXTENSIONS, SAMPLE_READER, TOKEN, Renderer
 
 HTML_LIMIT = 100 * 1024
@@ -189,7 +190,9 @@ def render_problems(
             try:
                 renderer.magnet_link(sequence).build(SAMPLE_READER, sample, "<check@drip>", now)
                 if typeset:
-                    magnet_pdf(settings, sequence, {}, today=now.date())
+                    build_magnet(settings, sequence)  # magnet_pdf would serve the last good one
+            except MagnetError as error:
+                problems.append(error.problem)
             except Exception as error:
                 problems.append(
                     Problem(

@@ -1,28 +1,37 @@
 """Lead-magnet PDFs: a sequence's `magnet.md` typeset with WeasyPrint.
 
-The front matter's title, subtitle, credential and notice make the title page (with the
-author's name from DRIP_AUTHOR_NAME, and a table of contents that links to each `##` section
-and gives its page); the body follows with page numbers in the footer. Each `##` section is
-kept on one page when it fits, so a question group never starts at the foot of a page and
-ends on the next, and a range such as "weeks 9–18" never breaks across lines. The page
-size follows the reader's time zone: Letter in the US and Canada, A4 elsewhere. A reader
-who gave an exam date gets the USMLE kit with their own study schedule (drip/study_plan.py)
-in place of the template table after `<!-- schedule -->`.
+The front matter's title, subtitle and notice make the title page, with the sequence's
+author (drip.authors: the name, and the credential, which a `credential:` in the front
+matter may override) and a table of contents that links to each `##` section and gives its
+page; the body follows with page numbers in the footer. Each `##` section is kept on one
+page when it fits, so a question group never starts at the foot of a page and ends on the
+next, and a range such as "weeks 9–18" never breaks across lines. The page size follows the
+reader's time zone: Letter in the US and Canada, A4 elsewhere. A reader who gave an exam
+date gets the USMLE kit with their own study schedule (drip/study_plan.py) in place of the
+template table after `<!-- schedule -->`.
 
 Typesetting takes about a second, so PDFs are kept under `<data dir>/magnets/`: the common
-one per sequence and page size (`drip build-magnets` makes them ahead of time), and each
+one per sequence and page size (`drip build-magnets` and the admin's rebuild make them ahead
+of time, through `rebuild`), with a PNG of its first page for the admin, and each
 personalised one under a hash of everything that went into it. A stamp beside a PDF (the
 hash of magnet.md, the templates, this code and the drip version) says whether it is stale.
+A rebuild writes nothing until every PDF has typeset: a broken magnet.md raises
+MagnetError (its `drip check` problem, at its line) and readers keep getting the last PDF
+that built. Per-reader PDFs are not rebuilt with the common ones: a rebuild drops those of
+an older source, and each is made again when its reader next downloads it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+import io
+import logging
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from importlib import metadata
@@ -30,11 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import markdown
-import yaml
 from jinja2 import Environment, FileSystemLoader
 
 from drip.config import Settings
-from drip.content import Sequence, split_front_matter
+from drip.content import Problem, Sequence, read_front_matter, split_front_matter
 from drip.files import private_dir
 from drip.paths import TEMPLATES
 from drip.render import MARKDOWN_EXTENSIONS
@@ -46,6 +54,8 @@ from drip.study_plan import (
     replace_schedule,
     schedule_markdown,
 )
+
+log = logging.getLogger(__name__)
 
 MAGNET_TEMPLATES = TEMPLATES / "magnet"
 PAGE_SIZES = {"A4": "A4", "Letter": "letter"}
@@ -132,6 +142,7 @@ H2 = re.compile(r"(?=<h2[\s>])")
 TAG = re.compile(r"(<[^>]*>)")
 RANGE = re.compile(r"(?:\bweeks?\s+)?\b\d+\s?–\s?\d+\b")  # "weeks 9–18", "3–4"
 _CODE = (Path(__file__), Path(__file__).with_name("study_plan.py"))
+PREVIEW_WIDTH = 800  # pixels across the first-page image the admin shows
 
 
 def page_size_for(timezone: str) -> str:
@@ -150,23 +161,51 @@ class MagnetSource:
     notice: str = ""  # fine print (trademarks), at the foot of the cover
 
 
+class MagnetError(Exception):
+    """The lead magnet cannot be made; `problem` says where, as `drip check` does."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _source_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise MagnetError(
+            Problem(path, 1, f"the lead magnet cannot be read: {error.strerror}")
+        ) from error
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise MagnetError(
+            Problem(path, line, "this line is not UTF-8 text: save the file as UTF-8")
+        ) from error
+
+
 def read_source(sequence: Sequence) -> MagnetSource:
-    """magnet.md split into its front matter (title, subtitle) and Markdown body."""
+    """magnet.md split into its front matter (title, subtitle) and Markdown body; raises
+    MagnetError when the file cannot be read or its front matter is not keys and values."""
     if sequence.lead_magnet is None:
         raise ValueError(f"{sequence.slug} has no lead magnet")
-    text = sequence.lead_magnet.source.read_text(encoding="utf-8")
+    path = sequence.lead_magnet.source
+    text = _source_text(path)
     parts = split_front_matter(text)
     meta: dict[str, Any] = {}
     body = text
     if parts is not None:
-        loaded = yaml.safe_load(parts[0]) or {}
-        meta = loaded if isinstance(loaded, dict) else {}
-        body = parts[1]
+        problems: list[Problem] = []
+        loaded = read_front_matter(path, parts[0], problems)
+        if loaded is None:
+            raise MagnetError(problems[0])
+        meta, body = loaded, parts[1]
     return MagnetSource(
         title=str(meta.get("title") or sequence.lead_magnet.title),
         subtitle=str(meta.get("subtitle") or ""),
         body=body,
-        credential=str(meta.get("credential") or ""),
+        credential=str(meta.get("credential") or sequence.author.credential),
         notice=str(meta.get("notice") or ""),
     )
 
@@ -178,7 +217,7 @@ def _version() -> str:
         return "unknown"
 
 
-def source_stamp(sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE, author: str = "") -> str:
+def source_stamp(sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE) -> str:
     """Hash of every input of the common PDF: it changes when the PDF must be rebuilt."""
     if sequence.lead_magnet is None:
         raise ValueError(f"{sequence.slug} has no lead magnet")
@@ -186,7 +225,8 @@ def source_stamp(sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE, author:
     files = [sequence.lead_magnet.source, *sorted(MAGNET_TEMPLATES.iterdir()), *_CODE]
     for path in files:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update(f"{_version()}\0{page_size}\0{author}".encode())
+    author = sequence.author
+    digest.update(f"{_version()}\0{page_size}\0{author.name}\0{author.credential}".encode())
     return digest.hexdigest()
 
 
@@ -219,7 +259,6 @@ def magnet_html(
     source: MagnetSource,
     page_size: str = DEFAULT_PAGE_SIZE,
     for_reader: str = "",
-    author: str = "",
 ) -> str:
     """The HTML WeasyPrint typesets; also handy to look at in a browser."""
     if page_size not in PAGE_SIZES:
@@ -241,7 +280,7 @@ def magnet_html(
             title=source.title,
             subtitle=source.subtitle,
             kicker="Your free guide",
-            author=author,
+            author=sequence.author.name,
             credential=source.credential,
             notice=source.notice,
             for_reader=for_reader,
@@ -258,11 +297,10 @@ def typeset(
     source: MagnetSource,
     page_size: str = DEFAULT_PAGE_SIZE,
     for_reader: str = "",
-    author: str = "",
 ) -> bytes:
     from weasyprint import HTML  # heavy: loaded only when a PDF is made
 
-    document = magnet_html(sequence, source, page_size, for_reader, author)
+    document = magnet_html(sequence, source, page_size, for_reader)
     pdf: bytes = HTML(string=document, base_url=str(sequence.path)).write_pdf()
     return pdf
 
@@ -293,14 +331,71 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-def is_current(settings: Settings, sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE) -> bool:
-    pdf = common_path(settings, sequence, page_size)
+def _built_stamp(pdf: Path) -> str | None:
+    """The stamp of the PDF at `pdf` (the inputs it was built from), or None without one."""
     stamp = _stamp_path(pdf)
-    return (
-        pdf.is_file()
-        and stamp.is_file()
-        and stamp.read_text().strip() == source_stamp(sequence, page_size, settings.author_name)
+    return stamp.read_text().strip() if pdf.is_file() and stamp.is_file() else None
+
+
+def is_current(settings: Settings, sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE) -> bool:
+    return _built_stamp(common_path(settings, sequence, page_size)) == source_stamp(
+        sequence, page_size
     )
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    built: tuple[str, ...]  # the page sizes typeset anew
+    dropped: int  # per-reader PDFs of an older source removed
+
+
+def steps(sizes: tuple[str, ...]) -> int:
+    """How many steps `rebuild` reports: one per page size, then saving and tidying."""
+    return len(sizes) + 1
+
+
+def _typeset_common(settings: Settings, sequence: Sequence, page_size: str) -> bytes:
+    source = read_source(sequence)
+    assert sequence.lead_magnet is not None  # read_source refuses a sequence without one
+    try:
+        return typeset(sequence, source, page_size)
+    except Exception as error:  # WeasyPrint's own: whatever it is, say which file
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise MagnetError(
+            Problem(sequence.lead_magnet.source, 1, f"the PDF cannot be typeset: {reason}")
+        ) from error
+
+
+def rebuild(
+    settings: Settings,
+    sequence: Sequence,
+    *,
+    sizes: tuple[str, ...] = tuple(PAGE_SIZES),
+    force: bool = False,
+    progress: Callable[[int, str], None] | None = None,
+) -> Rebuilt:
+    """Typeset the common PDF in each page size (those that are stale, or all with
+    `force`), then save them with their first-page images and drop the per-reader PDFs of
+    an older source. Nothing is saved unless every size typeset: raises MagnetError, and
+    readers keep the PDFs they had. `progress` hears (steps done, what comes next) as each
+    of the `steps(sizes)` steps starts, and (all of them, "") at the end."""
+    report = progress or (lambda _done, _next: None)
+    fresh: dict[str, tuple[str, bytes]] = {}
+    for done, page_size in enumerate(sizes):
+        report(done, f"typesetting the {page_size} PDF")
+        if force or not is_current(settings, sequence, page_size):
+            stamp = source_stamp(sequence, page_size)
+            fresh[page_size] = (stamp, _typeset_common(settings, sequence, page_size))
+    report(len(sizes), "saving the PDFs and their first pages")
+    for page_size, (stamp, pdf) in fresh.items():
+        path = common_path(settings, sequence, page_size)
+        _write_atomically(path, pdf)
+        _write_atomically(_stamp_path(path), stamp.encode())
+    for page_size in sizes:
+        first_page(settings, sequence, page_size)
+    dropped = drop_stale(settings, sequence)
+    report(steps(sizes), "")
+    return Rebuilt(tuple(fresh), dropped)
 
 
 def build(
@@ -311,22 +406,69 @@ def build(
     page_size: str = DEFAULT_PAGE_SIZE,
 ) -> bool:
     """Build the common PDF unless it is current; True if it was (re)built."""
-    if not force and is_current(settings, sequence, page_size):
-        return False
-    stamp = source_stamp(sequence, page_size, settings.author_name)
+    return bool(rebuild(settings, sequence, sizes=(page_size,), force=force).built)
+
+
+_PDFIUM = threading.Lock()  # PDFium is not thread-safe: web threads and the worker share it
+
+
+def render_first_page(pdf: bytes, width: int = PREVIEW_WIDTH) -> bytes:
+    """The PDF's first page as a PNG `width` pixels wide, in the page's own proportions."""
+    import pypdfium2  # loaded only when an image is made
+
+    with _PDFIUM:
+        document = pypdfium2.PdfDocument(pdf)
+        try:
+            page = document[0]
+            points_wide, _ = page.get_size()
+            image = page.render(scale=width / points_wide).to_pil()
+        finally:
+            document.close()
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def first_page(
+    settings: Settings, sequence: Sequence, page_size: str = DEFAULT_PAGE_SIZE
+) -> Path | None:
+    """A PNG of the first page of the PDF readers get now, for the admin; None while there
+    is no PDF. Made once per PDF: its name carries the PDF's stamp, the older one goes."""
     pdf = common_path(settings, sequence, page_size)
-    _write_atomically(
-        pdf, typeset(sequence, read_source(sequence), page_size, author=settings.author_name)
-    )
-    _write_atomically(_stamp_path(pdf), stamp.encode())
-    return True
+    stamp = _built_stamp(pdf)
+    if stamp is None:
+        return None
+    png = pdf.with_name(f"{pdf.stem}.{stamp[:16]}.png")
+    if not png.is_file():
+        _write_atomically(png, render_first_page(pdf.read_bytes()))
+        for old in pdf.parent.glob(f"{pdf.stem}.*.png"):
+            if old != png:
+                old.unlink(missing_ok=True)
+    return png
+
+
+def _personal_dir(settings: Settings, sequence: Sequence) -> Path:
+    return cache_dir(settings) / "personal" / sequence.slug
+
+
+def drop_stale(settings: Settings, sequence: Sequence) -> int:
+    """Remove the per-reader PDFs made from an older source: none is served again (a name
+    starts with the stamp of its source), and each is made anew on its reader's next
+    download. Returns how many went."""
+    current = {source_stamp(sequence, size)[:16] for size in PAGE_SIZES}
+    dropped = 0
+    for path in _personal_dir(settings, sequence).glob("*.pdf"):
+        if path.name.split("-", 1)[0] not in current:
+            path.unlink(missing_ok=True)
+            dropped += 1
+    return dropped
 
 
 def reader_plan(sequence: Sequence, attributes: Mapping[str, Any], today: date) -> StudyPlan | None:
     """The reader's study plan, if this magnet has a schedule and they gave an exam date."""
     if sequence.lead_magnet is None or "exam_date" not in sequence.signup_fields:
         return None
-    if SCHEDULE_MARKER not in sequence.lead_magnet.source.read_text(encoding="utf-8"):
+    if SCHEDULE_MARKER not in _source_text(sequence.lead_magnet.source):
         return None
     return plan_from_attributes(attributes, today)
 
@@ -344,22 +486,37 @@ def magnet_pdf(
     Without personal data: the common PDF, built now if `drip build-magnets` has not (or
     the source changed since). With an exam date: a PDF with their schedule, cached by
     the hash of its inputs so readers with the same answers share one file. `today`
-    is where a schedule too late for the full plan starts.
+    is where a schedule too late for the full plan starts. While magnet.md is broken the
+    reader gets the last common PDF that built (logged), or MagnetError when none did.
     """
+    try:
+        return _made_for(settings, sequence, attributes, page_size, today)
+    except MagnetError as error:
+        last = common_path(settings, sequence, page_size)
+        if not last.is_file():
+            raise
+        log.warning("lead magnet of %s: %s; serving the last PDF that built", sequence.slug, error)
+        return last.read_bytes()
+
+
+def _made_for(
+    settings: Settings,
+    sequence: Sequence,
+    attributes: dict[str, Any],
+    page_size: str,
+    today: date | None,
+) -> bytes:
     plan = reader_plan(sequence, attributes, today or datetime.now(UTC).date())
     if plan is None:
         build(settings, sequence, page_size=page_size)
         return common_path(settings, sequence, page_size).read_bytes()
     source = personalised_source(read_source(sequence), plan)
     for_reader = f"With your own study schedule for your exam on {day(plan.exam_date)}."
-    key = hashlib.sha256(
-        "\0".join(
-            [source_stamp(sequence, page_size, settings.author_name), source.body, for_reader]
-        ).encode()
-    ).hexdigest()[:24]
-    path = cache_dir(settings) / "personal" / f"{sequence.slug}-{key}.pdf"
+    stamp = source_stamp(sequence, page_size)
+    key = hashlib.sha256("\0".join([stamp, source.body, for_reader]).encode()).hexdigest()[:24]
+    path = _personal_dir(settings, sequence) / f"{stamp[:16]}-{key}.pdf"
     if path.is_file():
         return path.read_bytes()
-    pdf = typeset(sequence, source, page_size, for_reader, settings.author_name)
+    pdf = typeset(sequence, source, page_size, for_reader)
     _write_atomically(path, pdf)
     return pdf

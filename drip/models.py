@@ -653,3 +653,26 @@ class ImportJob(Base):
     errors: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [line, problem], first 1,000
     finished_at: Mapped[utc_or_none]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class MagnetBuild(Base):
+    """A rebuild of a sequence's lead-magnet PDFs asked for in the admin
+    (drip.magnet_builds). `active` holds the slug while the build is queued or running and
+    is unique, so a second request joins the build rather than queue another."""
+
+    __tablename__ = "magnet_builds"
+    __table_args__ = (Index("ix_magnet_builds_sequence_id", "sequence", "id"),)
+
+    id: Mapped[intpk]
+    sequence: Mapped[slug]
+    requested_by: Mapped[str] = mapped_column(String(320))
+    requested_at: Mapped[utc]
+    status: Mapped[str] = mapped_column(String(20))  # queued, running, done, failed
+    steps_done: Mapped[int] = mapped_column(Integer, default=0)
+    steps_total: Mapped[int] = mapped_column(Integer, default=0)
+    step: Mapped[str] = mapped_column(String(200), default="")  # what it is doing now
+    started_at: Mapped[utc_or_none]
+    finished_at: Mapped[utc_or_none]
+    dropped: Mapped[int] = mapped_column(Integer, default=0)  # stale per-reader PDFs removed
+    error: Mapped[str | None] = mapped_column(Text)  # `path:line: problem`, one a line
+    active: Mapped[str | None] = mapped_column(String(100), unique=True)

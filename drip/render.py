@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
+from email.headerregistry import Address
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -134,11 +135,39 @@ _EMPHASIS = re.compile(
 _HEADING = re.compile(r"^#{1,6}[ \t]*(.+?)[ \t]*#*[ \t]*$", re.M)
 
 
+# A link the author marks as a button: `[Download the PDF]({{ lead_magnet_url }}){.button}`
+# (Python-Markdown's attr_list, part of "extra").
+_BUTTON_MARK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)[^)]*\)\{:?[ \t]*\.button[ \t]*\}")
+_BUTTON_PARAGRAPH = re.compile(r'<p><a class="button" href="([^"]*)">(.*?)</a></p>')
+_BUTTON_INLINE = re.compile(r'<a class="button" href="([^"]*)">')
+BUTTON_STYLE = (
+    "display:inline-block;padding:12px 22px;font-family:Helvetica, Arial, sans-serif;"
+    "font-size:16px;line-height:1.25;color:#ffffff;text-decoration:none;border-radius:4px;"
+    "background:#0b5cad"
+)
+
+
+def buttons(body_html: str) -> str:
+    """The author's `{.button}` links drawn as the layout's own button (the confirmation
+    email's): a table cell with the colour inline, since many mail apps drop <style>."""
+    body_html = _BUTTON_PARAGRAPH.sub(
+        lambda m: (
+            '<table role="presentation" border="0" cellpadding="0" cellspacing="0" '
+            'style="margin:20px 0;border-collapse:separate"><tr><td bgcolor="#0b5cad" '
+            f'style="border-radius:4px;background:#0b5cad"><a href="{m[1]}" '
+            f'style="{BUTTON_STYLE}">{m[2]}</a></td></tr></table>'
+        ),
+        body_html,
+    )
+    return _BUTTON_INLINE.sub(lambda m: f'<a href="{m[1]}" style="{BUTTON_STYLE}">', body_html)
+
+
 def markdown_to_text(source: str) -> str:
     """The text/plain part: the Markdown itself, with links spelled out, emphasis markers
     dropped (a reader sees `**` as noise) and headings in capitals, each on its own
     paragraph."""
-    text = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)[^)]*\)", r"[\1]", source)
+    text = _BUTTON_MARK.sub(r"\1: \2", source)
+    text = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)[^)]*\)", r"[\1]", text)
     text = re.sub(r"\[([^\]]+)\]\(([^)\s]+)[^)]*\)", r"\1 (\2)", text)
     text = _STRONG.sub(r"\2", text)
     text = _EMPHASIS.sub(lambda m: m[1] or m[2], text)
@@ -314,6 +343,15 @@ def address_header(name: str, display_name: str, address: str) -> bytes:
     return _fold(name, formataddr((display_name, address), "utf-8"))
 
 
+def mailbox(display_name: str, address: str) -> str:
+    """`display <address>` whose name folds as RFC 5322 wants it: one quoted string ("Dr.
+    Jane Doe") or, when not ASCII, one encoded word, never a phrase half plain, half encoded."""
+    local, _, domain = address.rpartition("@")
+    if not (display_name and local and domain):
+        return formataddr((display_name, address), "utf-8")
+    return str(Address(display_name, local, domain))
+
+
 @lru_cache(maxsize=4)
 def _date_header(now: datetime) -> bytes:
     """`Date:` for `now`: a pass stamps every message with the same instant."""
@@ -395,7 +433,7 @@ class Renderer:
             sequence.slug,
             lesson.key,
             f"{lesson.version}.{sequence.track_links:d}{sequence.track_opens:d}"
-            f".{'|'.join(sequence.continues_from)}"
+            f".{'|'.join(sequence.continues_from)}.{_signer_stamp(sequence)}"
             f".{sequence.title}|{sequence.sender}|{sequence.reply_to}",
         )
         cached = self._cache.get(key)
@@ -426,7 +464,9 @@ class Renderer:
         The values (an author's titles) are put in after the front matter is parsed, as
         text: a quote or markup in a title can neither break the YAML nor become HTML."""
         source = path.read_text(encoding="utf-8")
-        version = hashlib.sha256("\0".join([source, *fixed.values()]).encode()).hexdigest()[:12]
+        version = hashlib.sha256(
+            "\0".join([source, *fixed.values(), _signer_stamp(sequence)]).encode()
+        ).hexdigest()[:12]
         cache_key = (sequence.slug, key, version)
         cached = self._cache.get(cache_key)
         if cached is not None:
@@ -513,7 +553,7 @@ class Renderer:
         tracked: tuple[str, ...] = ()
         if track and sequence.track_links:
             body_t, tracked = _track_links(body_t, tokenise)
-        body_html = markdown.markdown(body_t, extensions=MARKDOWN_EXTENSIONS)
+        body_html = buttons(markdown.markdown(body_t, extensions=MARKDOWN_EXTENSIONS))
         if track and sequence.track_opens:
             pixel = tokenise(f"{{{{ {OPEN_PIXEL} }}}}")
             body_html += f'<img src="{pixel}" width="1" height="1" alt="" style="display:block">'
@@ -532,13 +572,14 @@ class Renderer:
             "unsubscribe_url": unsubscribe,
             "preferences_url": preferences,
             "postal_address": self.settings.postal_address,
+            "author": sequence.author,
         }
         mjml_source = self.env.get_template("email/layout.mjml.j2").render(context)
         text = self.env.get_template("email/layout.txt.j2").render(
             {**context, "body_text": context["body_text"]}
         )
-        sender = sequence.sender or self.settings.sender
-        name, address = parseaddr(sender)
+        name, address = parseaddr(sequence.sender or self.settings.sender)
+        name = header_safe(sequence.author.name) or name  # the author signs; the address stays
         return MessageTemplate(
             sequence=sequence,
             key=key,
@@ -547,13 +588,19 @@ class Renderer:
             html=mjml2html(mjml_source),
             text=html.unescape(text),
             tokens=tokens,
-            sender=formataddr((name, address), "utf-8"),
+            sender=mailbox(name, address),
             reply_to=sequence.reply_to,
             list_id=f"{_list_label(sequence.title)} <{sequence.slug}.{self.domain}>",
             mailto=self.settings.unsubscribe_mailto,
             domain=self.domain,
             tracked=tracked,
         )
+
+
+def _signer_stamp(sequence: Sequence) -> str:
+    """What of the sequence's settings a rendered message shows beyond its own file: the
+    author (signature, From name) and the sender, so editing them renders afresh."""
+    return f"{sequence.author!r}{sequence.sender}"
 
 
 def _reason(sequence: Sequence) -> str:

@@ -66,7 +66,7 @@ def build_services(
         settings=settings,
         engine=engine,
         sessions=make_sessionmaker(engine, {PASSWORD_HASHER: hasher}),
-        content=ContentStore(settings.sequences_dir),
+        content=ContentStore(settings.sequences_dir, settings.author_name),
         renderer=Renderer(settings),
         links=Links(
             settings.secret_key, settings.base_url, settings.confirm_days, settings.link_days, clock

@@ -50,8 +50,10 @@ from drip.content import (
     Library,
     Problem,
     Sequence,
+    Site,
     folder_lock,
     load_sequence,
+    load_site,
     split_front_matter,
 )
 from drip.links import Links, sample_links
@@ -475,6 +477,12 @@ class Studio:
 
     # -- paths
 
+    def _site(self) -> Site:
+        """What every sequence inherits (site.yaml beside them), read from the real folder:
+        the check's copy of one sequence has no site.yaml beside it."""
+        site, _ = load_site(self.root, self.settings.author_name)
+        return site
+
     def folder(self, slug: str) -> Path:
         folder = self.root / slug
         if "/" in slug or slug.startswith(".") or not (folder / SEQUENCE_FILE).is_file():
@@ -526,7 +534,7 @@ class Studio:
         message it sends for a sample reader (the lead-magnet PDF too, unless `typeset` is
         False: a preview leaves the slow part to the save), the lint warnings."""
         with self._candidate(folder, files) as copy:
-            sequence, problems = load_sequence(copy)
+            sequence, problems = load_sequence(copy, self._site())
             errors = [p for p in problems if p.severity == "error"]
             if sequence is not None and not errors:
                 settings = replace(self.settings, data_dir=copy.parent.parent / "data")
@@ -798,7 +806,7 @@ class Studio:
         folder = path.parent
         files = {**_snapshot(folder), path.name: text.encode("utf-8")}
         with self._candidate(folder, files) as copy:
-            sequence, problems = load_sequence(copy)
+            sequence, problems = load_sequence(copy, self._site())
             key = path.stem.split("-", 1)[-1]
             lesson = sequence.lesson(key) if sequence is not None else None
             if sequence is None or lesson is None:

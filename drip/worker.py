@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from types import FrameType
@@ -22,12 +23,15 @@ from drip import guardrails, hooks
 from drip.bounce_mailbox import read_mailbox
 from drip.bounces import Policy
 from drip.dispatch import Dispatcher, PassReport, dispatch_lock
-from drip.imports import pending_jobs, run_import
+from drip.imports import run_import
+from drip.jobs import waiting
+from drip.magnet_builds import run_build
+from drip.models import ImportJob, MagnetBuild
 from drip.services import Services
 
 log = logging.getLogger(__name__)
 WEBHOOK_INTERVAL = 5  # seconds between webhook runs
-IMPORT_INTERVAL = 2  # seconds between looks for imports to work on
+JOB_INTERVAL = 2  # seconds between looks for imports and lead-magnet builds to work on
 IMPORT_SLICE = 20.0  # seconds one import run works before the next gets a turn
 
 
@@ -97,22 +101,55 @@ def webhook_job(services: Services) -> None:
         log.exception("webhook run failed; the next run will try again")
 
 
+def _work_through(
+    services: Services,
+    what: str,
+    kind: type[ImportJob] | type[MagnetBuild],
+    run: Callable[[int], object],
+) -> None:
+    """Run each job of one kind that is waiting; an error is logged and the next run goes
+    on from where this one stopped."""
+    try:
+        with services.sessions() as session:
+            found = waiting(session, kind)
+        for job_id in found:
+            run(job_id)
+    except Exception:
+        log.exception("%s run failed; the next run will go on from where it stopped", what)
+
+
 def import_job(services: Services) -> None:
     """Work on the CSV imports waiting (an admin upload, say), a slice of time each run, so
     an import survives the request that brought it and never holds the web up."""
-    try:
-        with services.sessions() as session:
-            jobs = pending_jobs(session)
-        for job_id in jobs:
-            run_import(
-                services.sessions,
-                services.content.library(),
-                job_id,
-                services.clock(),
-                seconds=IMPORT_SLICE,
-            )
-    except Exception:
-        log.exception("import run failed; the next run will go on from where it stopped")
+    _work_through(
+        services,
+        "import",
+        ImportJob,
+        lambda job_id: run_import(
+            services.sessions,
+            services.content.library(),
+            job_id,
+            services.clock(),
+            seconds=IMPORT_SLICE,
+        ),
+    )
+
+
+def magnet_job(services: Services) -> None:
+    """Run the lead-magnet rebuilds asked for in the admin, each to its end (a few
+    seconds: shorter than an import's slice, so it needs no slicing)."""
+    _work_through(
+        services,
+        "lead-magnet build",
+        MagnetBuild,
+        lambda build_id: run_build(
+            services.sessions,
+            services.content.library(),
+            services.settings,
+            build_id,
+            services.clock(),
+        ),
+    )
 
 
 def _schedule(scheduler: BaseScheduler, services: Services) -> Dispatcher:
@@ -127,24 +164,20 @@ def _schedule(scheduler: BaseScheduler, services: Services) -> Dispatcher:
         coalesce=True,
         next_run_time=datetime.now(UTC),
     )
-    scheduler.add_job(
-        webhook_job,
-        "interval",
-        args=(services,),
-        id="webhooks",
-        seconds=WEBHOOK_INTERVAL,
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        import_job,
-        "interval",
-        args=(services,),
-        id="imports",
-        seconds=IMPORT_INTERVAL,
-        max_instances=1,
-        coalesce=True,
-    )
+    for job, name, seconds in (
+        (webhook_job, "webhooks", WEBHOOK_INTERVAL),
+        (import_job, "imports", JOB_INTERVAL),
+        (magnet_job, "magnets", JOB_INTERVAL),
+    ):
+        scheduler.add_job(
+            job,
+            "interval",
+            args=(services,),
+            id=name,
+            seconds=seconds,
+            max_instances=1,
+            coalesce=True,
+        )
     return dispatcher
 
 

@@ -20,7 +20,7 @@ from drip.models import Delivery, Enrollment, Subscriber
 from drip.operators import FAILED_PER_ACCOUNT
 from drip.services import Services
 from drip.subscriptions import Consent, subscribe, unsubscribe
-from drip.worker import import_job
+from drip.worker import import_job, magnet_job
 from tests.conftest import CHEAP_HASHER, LiveServer, make_settings, screenshot
 from tests.smtp import SmtpServer, free_port
 from tests.test_admin_access import OPERATOR, PASSWORD, add_operator, fill
@@ -292,3 +292,23 @@ def test_csv_import_fills_the_progress_bar_and_reports_bad_lines(
     screenshot(page, "admin", "import")
     with server.services.sessions() as session:
         assert len(session.scalars(select(Subscriber)).all()) == 249
+
+
+def test_a_lead_magnet_rebuild_ends_with_each_pdfs_first_page_on_its_page(
+    page: Any, server: LiveServer
+) -> None:
+    log_in(page, server)
+    page.goto(f"{server.url}/admin/sequences/tiny")
+    page.click("a:text('magnet.md')")
+    page.click("button:text('Rebuild the PDF')")
+    assert "Waiting for the worker" in page.text_content("#magnet-status")
+    magnet_job(server.services)  # the scheduler's build job; the page reloads itself
+    page.wait_for_selector("#magnet-letter img", timeout=15_000)
+    assert "Rebuilt" in page.text_content("#magnet-status")
+    assert page.eval_on_selector("#magnet-bar", "b => [b.value, b.max]") == [3, 3]
+    for size, ratio in (("a4", 841.89 / 595.28), ("letter", 792 / 612)):
+        wide, high = page.eval_on_selector(
+            f"#magnet-{size} img", "i => [i.naturalWidth, i.naturalHeight]"
+        )  # loaded under the Content-Security-Policy, in the page size's proportions
+        assert wide == 800 and abs(high / wide - ratio) < 0.005
+    screenshot(page, "admin", "magnet-build")

@@ -36,7 +36,7 @@ def test_bad_yaml_is_reported_with_its_line(sequences: Path) -> None:
     path = sequences / "tiny" / "sequence.yaml"
     path.write_text(path.read_text() + "oops: [unclosed\n")
     (found,) = problems(sequences)
-    assert found.startswith("tiny/sequence.yaml:13: this is not valid YAML")
+    assert found.startswith("tiny/sequence.yaml:14: this is not valid YAML")
 
 
 @pytest.mark.parametrize(

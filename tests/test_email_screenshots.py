@@ -21,7 +21,8 @@ from tests.conftest import make_settings, screenshot
 pytestmark = pytest.mark.browser
 
 SEQUENCES = Path(__file__).resolve().parents[1] / "sequences"
-COURSES = load_sequences(SEQUENCES).sequences
+AUTHOR = "Dr. Amara Okafor"  # the name the author will fill in (sequences/site.yaml)
+COURSES = load_sequences(SEQUENCES, author_name=AUTHOR).sequences
 LESSONS = [
     (slug, lesson.key) for slug, sequence in sorted(COURSES.items()) for lesson in sequence.lessons
 ]
@@ -81,5 +82,8 @@ def test_lesson_fits_a_phone_and_a_desktop_and_its_text_shows(
         )
         assert size >= 16, (width, size)  # readable on a phone without zooming
         assert page.get_by_text("Unsubscribe", exact=True).is_visible()
+        signature = page.locator(".signature").first  # the lesson ends signed
+        assert signature.is_visible() and AUTHOR in signature.inner_text()
+        assert sequence.author.credential in signature.inner_text()
         path = screenshot(page, "email", f"{slug}-{lesson.number:02d}-{key}-{width}")
         assert path.stat().st_size > 0

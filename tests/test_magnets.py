@@ -214,17 +214,22 @@ def test_readers_share_cached_pdfs_keyed_by_their_answers(settings: Settings) ->
     again = magnets.magnet_pdf(settings, kit, answers, today=TODAY)
     other = magnets.magnet_pdf(settings, kit, {**answers, "responsibilities": "1"}, today=TODAY)
     assert first == again != other
-    assert len(list((magnets.cache_dir(settings) / "personal").glob("*.pdf"))) == 2
+    assert len(list((magnets.cache_dir(settings) / "personal" / kit.slug).glob("*.pdf"))) == 2
+
+
+def copy_of_kit(tmp_path: Path) -> tuple[Path, Sequence]:
+    """The USMLE kit in a folder of its own, for a test to edit its magnet.md."""
+    folder = tmp_path / "sequences" / "usmle-insider-kit"
+    shutil.copytree(SEQUENCES / "usmle-insider-kit", folder)
+    sequence, problems = load_sequence(folder)
+    assert sequence is not None and not problems
+    return folder, sequence
 
 
 def test_common_pdf_is_rebuilt_only_when_its_source_changes(
     settings: Settings, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "sequences" / "usmle-insider-kit"
-    shutil.copytree(SEQUENCES / "usmle-insider-kit", folder)
-    sequence, problems = load_sequence(folder)
-    assert sequence is not None and not problems
-
+    folder, sequence = copy_of_kit(tmp_path)
     assert magnets.build(settings, sequence) is True
     built = magnets.common_path(settings, sequence).stat().st_mtime_ns
     assert magnets.build(settings, sequence) is False
@@ -237,6 +242,54 @@ def test_common_pdf_is_rebuilt_only_when_its_source_changes(
     _, text = pdf_text(magnets.common_path(settings, sequence).read_bytes())
     assert "Every Sunday" in text
     assert magnets.build(settings, sequence, force=True) is True
+
+
+def test_a_rebuild_drops_the_per_reader_pdfs_of_the_older_text_and_each_is_made_again(
+    settings: Settings, tmp_path: Path
+) -> None:
+    folder, sequence = copy_of_kit(tmp_path)
+    answers = {"exam_date": "2027-06-15", "responsibilities": "0"}
+    magnets.magnet_pdf(settings, sequence, answers, today=TODAY)
+    personal = magnets.cache_dir(settings) / "personal" / sequence.slug
+    (older,) = personal.glob("*.pdf")
+    assert magnets.rebuild(settings, sequence).dropped == 0  # still current: kept
+
+    source = folder / "magnet.md"
+    source.write_text(source.read_text().replace("## Your weekly check", "## Every Sunday"))
+    rebuilt = magnets.rebuild(settings, sequence, sizes=("A4",))
+
+    assert (rebuilt.built, rebuilt.dropped) == (("A4",), 1)
+    assert not older.exists()
+    _, text = pdf_text(magnets.magnet_pdf(settings, sequence, answers, today=TODAY))
+    assert "Every Sunday" in text and "Your exam: Tue 15 Jun 2027" in " ".join(text.split())
+    (newer,) = personal.glob("*.pdf")
+    assert newer.name.startswith(magnets.source_stamp(sequence)[:16])
+
+
+def test_drip_build_magnets_names_a_broken_magnet_and_keeps_its_old_pdf(tmp_path: Path) -> None:
+    courses = tmp_path / "sequences"
+    shutil.copytree(SEQUENCES / "interview-questions", courses / "interview-questions")
+    env = {
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_SEQUENCES_DIR": str(courses),
+        "DRIP_SECRET_KEY": "k",
+        "DRIP_DATABASE_URL": f"sqlite:///{tmp_path / 'd.sqlite3'}",
+    }
+    runner = CliRunner()
+    assert runner.invoke(cli, ["build-magnets"], env=env).exit_code == 0
+    pdf = tmp_path / "data" / "magnets" / "interview-questions.pdf"
+    before = pdf.read_bytes()
+    source = courses / "interview-questions" / "magnet.md"
+    source.write_bytes(source.read_bytes().replace(b"\n## ", b"\n\xff## ", 1))
+
+    result = runner.invoke(cli, ["build-magnets", "--force"], env=env)
+
+    assert result.exit_code == 1
+    line = source.read_bytes().split(b"\xff")[0].count(b"\n") + 1
+    assert f"{source}:{line}: this line is not UTF-8 text: save the file as UTF-8" in (
+        result.stderr
+    )
+    assert pdf.read_bytes() == before
 
 
 def test_drip_build_magnets_builds_each_pdf_once_until_forced(tmp_path: Path) -> None:
@@ -458,25 +511,25 @@ def test_week_ranges_never_break_across_lines(
 def test_the_cover_names_the_author_when_set_and_always_gives_the_credential(
     tmp_path: Path,
 ) -> None:
+    """The credential comes from sequences/site.yaml, the one place every course inherits
+    it from; the name from the same place or, there unset, DRIP_AUTHOR_NAME."""
     kit = real("usmle-insider-kit")
     credential = magnets.read_source(kit).credential
     assert credential == "Assistant Professor of Medicine practicing in US"
+    assert kit.author.credential == credential and kit.author.name == ""
     if SEEDS.is_dir():  # the seed articles' own wording
         assert credential in " ".join(seed.read_text() for seed in SEEDS.glob("*.txt"))
-    unnamed = load_settings(environ={}, data_dir=tmp_path, sequences_dir=SEQUENCES, secret_key="k")
-    named = load_settings(
-        environ={"DRIP_AUTHOR_NAME": "Dr. Amara Okafor"},
-        data_dir=tmp_path,
-        sequences_dir=SEQUENCES,
-        secret_key="k",
-    )
+    settings = load_settings(environ={}, data_dir=tmp_path, sequences_dir=SEQUENCES, secret_key="k")
+    named_library = load_sequences(SEQUENCES, author_name="Dr. Amara Okafor")
     for slug in ("interview-questions", "usmle-insider-kit"):
+        named = named_library.sequences[slug]
+        assert named.author.name == "Dr. Amara Okafor"
         assert magnets.read_source(real(slug)).credential == credential
-        reader, _ = pdf_text(magnets.magnet_pdf(unnamed, real(slug), {}))
+        reader, _ = pdf_text(magnets.magnet_pdf(settings, real(slug), {}))
         cover = " ".join((reader.pages[0].extract_text() or "").split())
         assert credential in cover and "Amara" not in cover
-        assert not magnets.is_current(named, real(slug))  # the name changes the PDF
-        reader, _ = pdf_text(magnets.magnet_pdf(named, real(slug), {}))
+        assert not magnets.is_current(settings, named)  # the name changes the PDF
+        reader, _ = pdf_text(magnets.magnet_pdf(settings, named, {}))
         cover = " ".join((reader.pages[0].extract_text() or "").split())
         assert "Dr. Amara Okafor" in cover and credential in cover
 

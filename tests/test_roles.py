@@ -34,6 +34,7 @@ OPEN_TO_VIEWERS = {"admin.login", "admin.logout"}
 # The POST routes an editor may use besides those: content. Every other change needs an owner.
 FOR_EDITORS = {
     "admin.probe.save_lesson",
+    "admin.magnet_build.start",
     *(
         f"admin.studio.{view}"
         for view in (

@@ -5,6 +5,7 @@ another site (another loopback origin). Screenshots go to artifacts/screenshots/
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import select
 
 from drip.app import create_app
@@ -22,6 +24,7 @@ from drip.embed import snippet
 from drip.models import Enrollment, Event, Subscriber
 from tests.conftest import LiveServer, make_settings, screenshot
 from tests.smtp import Received, SmtpServer, free_port
+from tests.test_author import png
 
 pytestmark = pytest.mark.browser
 
@@ -231,6 +234,8 @@ def test_the_form_embedded_in_another_site_and_the_json_endpoint_work(
         page.get_by_label("Yes, send me this email course.").check()
         page.get_by_role("button", name="Send me the course").click()
         page.wait_for_url(f"{server.url}/subscribe/tiny/thanks")
+        # the address shows although the form was posted from another site
+        assert page.locator(".sent-to").inner_text() == "bob@example.org"
 
         server.services.dispatcher().run_pass(clock())
         page.goto(link(smtp_server.to("bob@example.org")[0], "confirm"))
@@ -275,6 +280,94 @@ def test_the_form_embedded_in_another_site_and_the_json_endpoint_work(
             assert cy.one().timezone == "Europe/Oslo"
             bob = session.scalars(select(Subscriber).where(Subscriber.email == "bob@example.org"))
             assert bob.one().timezone == "Europe/Berlin"
+    finally:
+        server.stop()
+        server.services.engine.dispose()
+
+
+@pytest.fixture
+def signed_courses(tmp_path: Path) -> Path:
+    """The real courses, with the author filled in as she will: name, photo, blog, privacy
+    policy and where to go after confirming."""
+    courses = tmp_path / "signed-sequences"
+    shutil.copytree(PROJECT_ROOT / "sequences", courses)
+    (courses / "amara.png").write_bytes(png(96, 96))
+    site = yaml.safe_load((courses / "site.yaml").read_text())
+    site["author"].update(
+        name="Dr. Amara Okafor", photo="amara.png", url="https://blog.example.org/"
+    )
+    site.update(
+        privacy_url="https://blog.example.org/privacy",
+        after_confirm_url="https://blog.example.org/start-here",
+    )
+    (courses / "site.yaml").write_text(yaml.safe_dump(site))
+    return courses
+
+
+def test_the_sign_up_page_shows_the_author_and_the_next_pages_the_address_and_the_pdf(
+    tmp_path: Path,
+    sqlite_url: str,
+    smtp_server: SmtpServer,
+    clock: FrozenClock,
+    signed_courses: Path,
+    reader_page: Any,
+) -> None:
+    server = serve(
+        tmp_path,
+        sqlite_url,
+        smtp_server,
+        clock,
+        signed_courses,
+        sender="Course mail <courses@example.org>",
+    )
+    page = reader_page
+    try:
+        page.goto(f"{server.url}/subscribe/interview-questions")
+        author = page.locator("figure.author")
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 800})
+            assert author.is_visible()
+            assert author.locator(".author-name").inner_text() == "Dr. Amara Okafor"
+            assert author.locator(".author-credential").inner_text() == (
+                "Assistant Professor of Medicine practicing in US"
+            )
+            photo = author.locator("img.author-photo")
+            assert photo.is_visible() and photo.evaluate("img => img.naturalWidth") == 96
+            privacy = page.get_by_role("link", name="Privacy policy")
+            assert privacy.is_visible()
+            assert privacy.get_attribute("href") == "https://blog.example.org/privacy"
+            screenshot(page, "reader", f"signup-author-{width}")
+
+        page.get_by_label("Email address").fill("ada@exmaple.org")
+        page.get_by_label("First name").fill("Ada")
+        page.get_by_label("Yes, send me the free PDF").check()
+        page.get_by_role("button", name="Send me the course").click()
+        page.wait_for_url("**/subscribe/interview-questions/thanks")
+        assert page.locator(".sent-to").inner_text() == "ada@exmaple.org"
+        shots(page, "check-inbox-address")
+
+        page.get_by_role("link", name="Fix it").click()
+        assert page.get_by_label("Email address").input_value() == "ada@exmaple.org"
+        assert page.get_by_label("First name").input_value() == "Ada"
+        page.get_by_label("Email address").fill("ada@example.org")
+        page.get_by_label("Yes, send me the free PDF").check()
+        page.get_by_role("button", name="Send me the course").click()
+        page.wait_for_url("**/subscribe/interview-questions/thanks")
+        assert page.locator(".sent-to").inner_text() == "ada@example.org"
+
+        server.services.dispatcher().run_pass(clock())
+        (confirmation,) = smtp_server.to("ada@example.org")
+        assert confirmation.message["From"] == '"Dr. Amara Okafor" <courses@example.org>'
+        page.goto(link(confirmation, "confirm"))
+        page.get_by_role("button", name="Confirm: send me the course").click()
+        assert page.get_by_role("heading", level=1).inner_text() == "You're in!"
+        assert "Add courses@example.org to your contacts" in page.locator(".contacts").inner_text()
+        onward = page.get_by_role("link", name="Continue to blog.example.org")
+        assert onward.get_attribute("href") == "https://blog.example.org/start-here"
+        shots(page, "confirmed-pdf")
+        with page.expect_download() as info:
+            page.get_by_role("link", name="Download the PDF").click()
+        assert Path(info.value.path()).read_bytes().startswith(b"%PDF")
     finally:
         server.stop()
         server.services.engine.dispose()

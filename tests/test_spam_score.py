@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from drip.clock import FrozenClock
 from drip.render import Reader, message_id
@@ -68,18 +69,38 @@ def scores(program: str, messages: dict[str, bytes], folder: Path) -> dict[str, 
     }
 
 
+def signed_courses(tmp_path: Path, name: str) -> Path:
+    """The four courses as the author will send them: signed with a name and the blog (the
+    signature block's link is scored too), the credential as the repository has it."""
+    courses = tmp_path / "sequences"
+    shutil.copytree(SEQUENCES, courses)
+    author = yaml.safe_load((SEQUENCES / "site.yaml").read_text())["author"]
+    author.update(name=name, url="https://blog.example.org/")
+    (courses / "site.yaml").write_text(yaml.safe_dump({"author": author}))
+    return courses
+
+
+@pytest.mark.parametrize(
+    ("name", "from_header"),
+    [
+        ("Dr. Amara Okafor", b'From: "Dr. Amara Okafor" <author@example.org>'),
+        ("Dr. Zoë Ağaoğlu", b"From: =?utf-8?b?RHIuIFpvw6sgQcSfYW/En2x1?= <author@example.org>"),
+    ],
+)
 def test_every_lesson_and_the_confirmation_score_zero_with_spamassassin(
-    tmp_path: Path, sqlite_url: str
+    tmp_path: Path, sqlite_url: str, name: str, from_header: bytes
 ) -> None:
+    """Signed by the author, whose name may need encoding in the From line."""
     program = spamassassin()
     clock = FrozenClock(NOW)
-    svc = build_services(make_settings(tmp_path, sqlite_url, **PRODUCTION), clock)
+    courses = signed_courses(tmp_path, name)
+    svc = build_services(
+        make_settings(tmp_path, sqlite_url, **{**PRODUCTION, "sequences_dir": courses}), clock
+    )
     messages: dict[str, bytes] = {}
     try:
         library = svc.content.library()
-        assert sorted(library.sequences) == sorted(
-            p.name for p in SEQUENCES.iterdir() if p.is_dir()
-        )
+        assert sorted(library.sequences) == sorted(p.name for p in courses.iterdir() if p.is_dir())
         reader = Reader("amara@example.org", "Amara", 1, 1)
         for slug, sequence in sorted(library.sequences.items()):
             for lesson in sequence.lessons:
@@ -103,6 +124,9 @@ def test_every_lesson_and_the_confirmation_score_zero_with_spamassassin(
     for path in sorted(svc.settings.outbox_dir.glob("*.eml")):
         messages[f"outbox/{path.name}"] = path.read_bytes()
     assert sum(name.startswith("outbox/") for name in messages) == len(library.sequences)
+    for key, raw in messages.items():  # each is signed, with the blog link
+        assert from_header + b"\r\n" in raw, key
+        assert b"\r\nhttps://blog.example.org/\r\n" in raw, key
     folder = tmp_path / "scored"
     folder.mkdir()
     results = scores(program, messages, folder)

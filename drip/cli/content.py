@@ -42,7 +42,7 @@ def check_command() -> None:
     """Validate every sequence and render every message of it (lessons, the confirmation,
     the lead-magnet PDF) as sending would; print `path:line: problem`, exit 1 on errors."""
     svc = services()
-    library = load_sequences(svc.settings.sequences_dir)
+    library = load_sequences(svc.settings.sequences_dir, svc.settings.author_name)
     problems = [
         *library.problems,
         *render_problems(library, svc.renderer, svc.links, svc.settings, svc.clock()),
@@ -171,11 +171,13 @@ def schedule_command(sequence: str, signup: str, timezone: str | None) -> None:
 @with_appcontext
 def build_magnets_command(force: bool, page_size: str) -> None:
     """Typeset every sequence's lead magnet into the data directory's magnets/ folder,
-    skipping those whose source (magnet.md, templates, drip version) has not changed."""
+    skipping those whose source (magnet.md, templates, drip version) has not changed; the
+    same build as the admin's rebuild button. A magnet.md that cannot be made is named with
+    its problem (exit 1) and its old PDF stays."""
     svc = services()
     library = svc.content.library()
     found = [s for s in library.sequences.values() if s.lead_magnet is not None]
-    results: list[tuple[Sequence, bool]] = []
+    results: list[tuple[Sequence, magnets.Rebuilt | magnets.MagnetError]] = []
     with click.progressbar(
         found,
         label="building lead magnets",
@@ -183,14 +185,23 @@ def build_magnets_command(force: bool, page_size: str) -> None:
         item_show_func=lambda s: s.slug if s else None,
     ) as bar:
         for sequence in bar:
-            results.append(
-                (sequence, magnets.build(svc.settings, sequence, force=force, page_size=page_size))
-            )
-    for sequence, built in results:
+            try:
+                outcome: magnets.Rebuilt | magnets.MagnetError = magnets.rebuild(
+                    svc.settings, sequence, sizes=(page_size,), force=force
+                )
+            except magnets.MagnetError as error:
+                outcome = error
+            results.append((sequence, outcome))
+    for sequence, outcome in results:
         path = magnets.common_path(svc.settings, sequence, page_size)
-        click.echo(f"{'built' if built else 'up to date'}: {path}")
+        if isinstance(outcome, magnets.MagnetError):
+            click.echo(f"not built: {path}\n{outcome.problem}", err=True)
+        else:
+            click.echo(f"{'built' if outcome.built else 'up to date'}: {path}")
     for slug in sorted(library.broken):
         click.echo(f"skipped {slug}: it has problems (run drip check)", err=True)
+    if any(isinstance(outcome, magnets.MagnetError) for _, outcome in results):
+        sys.exit(1)
 
 
 @click.command("test-send")

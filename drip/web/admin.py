@@ -93,12 +93,13 @@ from drip.subscriptions import (
     suppress,
 )
 from drip.timeline import timeline
-from drip.web import access, studio
+from drip.web import access, magnet_build, studio
 from drip.web.access import audit, current_operator, requires
 from drip.web.context import db_session, services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.register_blueprint(studio.bp)  # the course editor: under /admin, so behind its login
+bp.register_blueprint(magnet_build.bp)  # /admin/sequences/<slug>/magnet/build, behind the login
 
 OPEN = frozenset({"admin.login"})  # the only view a logged-out visitor may see
 MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL

@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from email.utils import parseaddr
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask import session as browser_session  # the signed cookie; `session` is the database's
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from drip.authors import PHOTO_TYPES
 from drip.broadcasts import stop_broadcasts
 from drip.chaining import accept_offer, open_offer
 from drip.clicks import OPEN, record_click
@@ -86,12 +98,40 @@ def _form_from_request(sequence: Sequence) -> SignUp:
     )
 
 
+SIGNED_UP = "signed_up"  # the session's note of the address a sign-up was sent to
+
+
+def _signed_up_as(slug: str) -> dict[str, str]:
+    """What this browser last signed up to `slug` with (email, first name), or nothing."""
+    found = browser_session.get(SIGNED_UP)
+    if not isinstance(found, dict) or found.get("slug") != slug:
+        return {}
+    return {key: str(found.get(key) or "") for key in ("email", "first_name")}
+
+
 @bp.get("/subscribe/<slug>")
 def signup_page(slug: str) -> ResponseReturnValue:
+    """The form; `?change=address` (the "wrong address? fix it" link) fills in what this
+    browser signed up with, so only the address needs retyping."""
     sequence = _sequence_or_404(slug)
+    values = _signed_up_as(slug) if request.args.get("change") == "address" else {}
     return render_template(
-        "public/subscribe.html", sequence=sequence, values={}, error=None, error_field=None
+        "public/subscribe.html",
+        sequence=sequence,
+        values=values,
+        error=None,
+        error_field=None,
     )
+
+
+@bp.get("/subscribe/<slug>/author-photo")
+def author_photo(slug: str) -> ResponseReturnValue:
+    """The author's picture when it is a file in the sequences folder (drip check made sure
+    it is a picture there); an https photo is linked directly."""
+    photo = _sequence_or_404(slug).author.photo_file
+    if photo is None or not photo.is_file():
+        abort(404)
+    return send_file(photo, mimetype=PHOTO_TYPES[photo.suffix.lower()], max_age=3600)
 
 
 @bp.post("/subscribe/<slug>")
@@ -132,12 +172,28 @@ def signup_post(slug: str) -> ResponseReturnValue:
             error=str(refused),
             error_field=refused.field,
         ), refused.status
+    # Kept in this browser's session, not the URL: the next page shows the address as typed
+    # ("wrong address? fix it"), and an address in a URL would end up in logs and history.
+    browser_session[SIGNED_UP] = {
+        "slug": slug,
+        "email": form.email.strip()[:254],
+        "first_name": form.first_name.strip()[:200],
+    }
     return redirect(url_for("public.check_inbox", slug=slug), code=303)
 
 
 @bp.get("/subscribe/<slug>/thanks")
 def check_inbox(slug: str) -> ResponseReturnValue:
-    return render_template("public/check_inbox.html", sequence=_sequence_or_404(slug))
+    return render_template(
+        "public/check_inbox.html",
+        sequence=_sequence_or_404(slug),
+        email=_signed_up_as(slug).get("email", ""),
+    )
+
+
+def sender_address(sequence: Sequence) -> str:
+    """The address lessons come from: the one to add to contacts."""
+    return parseaddr(sequence.sender or services().settings.sender)[1]
 
 
 def link_problem(error: LinkError, purpose: str) -> ResponseReturnValue:
@@ -195,7 +251,21 @@ def confirm_post(token: str) -> ResponseReturnValue:
         enrollment=enrollment,
         sequence=sequence,
         preferences_url=svc.links.preferences_url(enrollment.subscriber_id),
+        # The PDF they came for, right here (the same signed link the welcome lesson has),
+        # rather than only in an email that may take minutes or land in spam.
+        magnet_url=svc.links.magnet_url(enrollment.id)
+        if sequence is not None and sequence.lead_magnet is not None
+        else None,
+        sender=sender_address(sequence) if sequence is not None else "",
+        continue_to=_continue_to(sequence.after_confirm_url) if sequence is not None else None,
     )
+
+
+def _continue_to(url: str) -> tuple[str, str] | None:
+    """after_confirm_url and the name its link shows (the site's host, without www.)."""
+    if not url:
+        return None
+    return url, (urlsplit(url).hostname or url).removeprefix("www.")
 
 
 @bp.get("/unsubscribe/<token>")

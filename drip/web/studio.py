@@ -562,7 +562,7 @@ def _magnet_preview(slug: str, path: Path, text: str) -> Preview:
         credential=fields["credential"],
         notice=fields["notice"],
     )
-    html = magnet_html(sequence, source, author=svc.settings.author_name)
+    html = magnet_html(sequence, source)  # the author comes with the sequence (site.yaml)
     return Preview(source.title, html, "", checked.problems)
 
 
