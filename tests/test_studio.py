@@ -424,3 +424,15 @@ def test_a_new_title_reaches_the_next_lesson_sent_though_its_file_did_not_change
     advance_through_due_times(svc, clock)
     [bobs_second] = [m for m in smtp_server.to("bob@example.org") if m.subject == "Lesson two"]
     assert "Tiny course, renamed" in bobs_second.html()
+
+
+def test_the_preview_and_the_check_inherit_site_yaml_from_the_real_folder(
+    svc: Services, studio: Studio, root: Path, folder: Path, clock: FrozenClock
+) -> None:
+    """The check runs on a copy of one sequence folder; what the sequences share
+    (sequences/site.yaml: the author who signs every lesson) still comes with it."""
+    (root / "site.yaml").write_text('author:\n  url: "https://grace.example.org"\n')
+    path = folder / "02-second.md"
+    preview = studio.preview(path, edited(path, body="Signed?\n"), svc.renderer, clock())
+    assert "Signed?" in preview.html and "grace.example.org" in preview.html
+    assert [p for p in preview.problems if p.severity == "error"] == []
