@@ -372,3 +372,26 @@ def test_a_viewer_cannot_save_and_the_audit_log_says_who_changed_what(
     assert not any("preview" in r for r in rows)  # previews as the author typed: not changes
     assert '+ subject: "Lesson two, by the editor"' in page.text_content("table.audit")
     screenshot(page, "admin", "studio-audit")
+
+
+def test_without_javascript_the_preview_button_renders_the_unsaved_form(
+    browser: Any, server: LiveServer, courses: Path
+) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        path = courses / "tiny" / "02-second.md"
+        before = path.read_bytes()
+        open_lesson(page, server)
+        page.fill("#subject", "Lesson two, previewed")
+        page.fill("#body", "\nA body that starts with a blank line.\n")
+        page.click("button:text('Preview')")
+        page.wait_for_selector("[data-preview-subject]:text('Lesson two, previewed')")
+        assert "A body that starts with a blank line." in frame_text(page, "iframe.phone")
+        assert page.input_value("#body").replace("\r\n", "\n").startswith("\nA body")
+        assert path.read_bytes() == before
+        page.click("button[name=action][value=save]")
+        page.wait_for_selector(".flash.ok")
+        assert "---\n\nA body that starts with a blank line.\n" in path.read_text()
+    finally:
+        context.close()

@@ -320,20 +320,20 @@ def lesson(slug: str, name: str) -> ResponseReturnValue:
 @bp.post("/<slug>/lessons/<name>")
 @requires(Role.editor)
 def save_lesson(slug: str, name: str) -> ResponseReturnValue:
-    """The lesson form's buttons: action=save, action=test, or (the default) a preview."""
+    """The lesson form's buttons action=save and action=test (Preview posts to
+    lesson_preview)."""
     path = _lesson_path(slug, name)
     svc = services()
     fields = _form_fields()
     text = lesson_text(read(path).text, fields)
     version = _text_field("version")
-    action = request.form.get("action", "preview")
+    action = request.form.get("action")
     if action == "save":
         outcome = _studio().save(path, text, version, _operator(), svc.clock())
         return _after_save(outcome, slug, path, fields, version, text)
-    editor = _lesson_editor(slug, path, fields, version, text)
     if action == "test":
-        return _test_send(editor, path, text)
-    return _show(_with_problems(editor, path, text))
+        return _test_send(_lesson_editor(slug, path, fields, version, text), path, text)
+    return _no_such_button()
 
 
 def _after_save(
@@ -380,12 +380,25 @@ def _test_send(editor: Editor, path: Path, text: str) -> ResponseReturnValue:
     if isinstance(sent, Refused):
         flash("The test was not sent: the lesson has problems (below).", "error")
         return _show(replace(editor, placed=tuple(place(sent.problems, path, text))), 422)
+    audit("send test", f"{editor.slug}/{path.name} to {sent.to}")
+    db_session().commit()
     flash(
         f"Sent this lesson as it is in the form, marked [TEST], to {sent.to}. "
         "Its links lead to a test page, never to a reader.",
         "ok",
     )
     return _show(_with_problems(editor, path, text))
+
+
+def _wants_json() -> bool:
+    """admin.js asks for JSON as the author types; the Preview button of a page without
+    JavaScript posts the same form and gets the page."""
+    return request.accept_mimetypes.best == "application/json"
+
+
+def _no_such_button() -> ResponseReturnValue:
+    flash("Choose Save, Preview or Send me a test.", "error")
+    return redirect(request.path)
 
 
 def _preview_json(path: Path, text: str, preview: Preview | None = None) -> ResponseReturnValue:
@@ -412,9 +425,15 @@ def _preview_json(path: Path, text: str, preview: Preview | None = None) -> Resp
 @requires(Role.editor)
 @unrecorded
 def lesson_preview(slug: str, name: str) -> ResponseReturnValue:
-    """The unsaved form rendered as the reader gets it, for admin.js to show as it's typed."""
+    """The unsaved form rendered as the reader gets it: JSON for admin.js to show as it is
+    typed, or the editor page for the Preview button (not in the audit log either way)."""
     path = _lesson_path(slug, name)
-    return _preview_json(path, lesson_text(read(path).text, _form_fields()))
+    fields = _form_fields()
+    text = lesson_text(read(path).text, fields)
+    if _wants_json():
+        return _preview_json(path, text)
+    editor = _lesson_editor(slug, path, fields, _text_field("version"), text)
+    return _show(_with_problems(editor, path, text))
 
 
 @bp.get("/<slug>/new")
@@ -438,7 +457,7 @@ def add_lesson(slug: str) -> ResponseReturnValue:
     fields = _form_fields()
     path = studio.new_lesson_path(slug, fields.subject or "new lesson", taken)
     text = lesson_text("", fields)
-    action = request.form.get("action", "preview")
+    action = request.form.get("action")
     if action == "save":
         outcome = studio.add_lesson(slug, fields, taken, _operator(), svc.clock())
         if isinstance(outcome, Saved) and outcome.path is not None:
@@ -449,10 +468,9 @@ def add_lesson(slug: str) -> ResponseReturnValue:
         editor = _lesson_editor(slug, path, fields, "", text, kind="new")
         flash("Not added: fix the problems below.", "error")
         return _show(replace(editor, placed=tuple(place(problems, path, text))), 422)
-    editor = _lesson_editor(slug, path, fields, "", text, kind="new")
     if action == "test":
-        return _test_send(editor, path, text)
-    return _show(_with_problems(editor, path, text))
+        return _test_send(_lesson_editor(slug, path, fields, "", text, kind="new"), path, text)
+    return _no_such_button()
 
 
 @bp.post("/<slug>/new/preview")
@@ -463,7 +481,11 @@ def new_lesson_preview(slug: str) -> ResponseReturnValue:
     fields = _form_fields()
     taken = queries.lessons_delivered(db_session(), slug)
     path = _studio().new_lesson_path(slug, fields.subject or "new lesson", taken)
-    return _preview_json(path, lesson_text("", fields))
+    text = lesson_text("", fields)
+    if _wants_json():
+        return _preview_json(path, text)
+    editor = _lesson_editor(slug, path, fields, "", text, kind="new")
+    return _show(_with_problems(editor, path, text))
 
 
 # -- history -----------------------------------------------------------------------------------
@@ -611,7 +633,7 @@ def save_magnet(slug: str) -> ResponseReturnValue:
     text = _magnet_text(path)
     version = _text_field("version")
     if request.form.get("action") != "save":
-        return _show(_magnet_editor(slug, path, text, version))
+        return _no_such_button()
     outcome = _studio().save(path, text, version, _operator(), services().clock())
     if isinstance(outcome, Saved):
         _record("save lead magnet", f"{slug}/{path.name}", outcome)
@@ -630,7 +652,9 @@ def save_magnet(slug: str) -> ResponseReturnValue:
 def magnet_preview(slug: str) -> ResponseReturnValue:
     path = _studio().magnet_path(slug) or abort(404)
     text = _magnet_text(path)
-    return _preview_json(path, text, _magnet_preview(slug, path, text))
+    if _wants_json():
+        return _preview_json(path, text, _magnet_preview(slug, path, text))
+    return _show(_magnet_editor(slug, path, text, _text_field("version")))
 
 
 # -- the sequence's settings -------------------------------------------------------------------

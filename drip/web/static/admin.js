@@ -68,8 +68,12 @@ document.addEventListener("submit", function (event) {
   function refresh() {
     const request = ++latest;
     const data = new FormData(form);
-    data.set("action", "preview");
-    fetch(form.dataset.previewUrl, { method: "POST", body: data, credentials: "same-origin" })
+    fetch(form.dataset.previewUrl, {
+      method: "POST",
+      body: data,
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    })
       .then(function (response) {
         if (!response.ok) {
           throw new Error(String(response.status));
