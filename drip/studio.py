@@ -227,7 +227,7 @@ def with_front_matter(previous: str, values: Mapping[str, str | None], body: str
     for key, value in values.items():
         if value is None or not value.strip():
             data.pop(key, None)
-        else:
+        elif key not in data or str(data[key]) != value.strip():  # unchanged: kept as written
             data[key] = _quoted(value.strip())
     out = io.StringIO()
     handler.dump(data, out)
@@ -393,10 +393,10 @@ def settings_text(previous: str, values: SequenceSettings) -> str:
         data = CommentedMap()
 
     def put(mapping: CommentedMap, key: str, value: str) -> None:
-        if value.strip():
-            mapping[key] = _quoted(value.strip())
-        else:
+        if not value.strip():
             mapping.pop(key, None)
+        elif key not in mapping or str(mapping[key]) != value.strip():  # else kept as written
+            mapping[key] = _quoted(value.strip())
 
     for key in ("title", "promise", "sender", "timezone", "consent"):
         put(data, key, str(getattr(values, key)))
@@ -405,12 +405,12 @@ def settings_text(previous: str, values: SequenceSettings) -> str:
         window = CommentedMap()
     put(window, "start", values.window_start)
     put(window, "end", values.window_end)
-    if values.window_days:
+    if not values.window_days:
+        window.pop("days", None)
+    elif [str(day) for day in window.get("days") or []] != list(values.window_days):
         days = handler.load("[" + ", ".join(values.window_days) + "]")
         days.fa.set_flow_style()
         window["days"] = days
-    else:
-        window.pop("days", None)
     if window:
         data["send_window"] = window
     else:
@@ -418,7 +418,8 @@ def settings_text(previous: str, values: SequenceSettings) -> str:
     magnet = data.get("lead_magnet")
     if isinstance(magnet, CommentedMap):
         put(magnet, "title", values.magnet_title)
-        magnet["attach"] = values.magnet_attach
+        if bool(magnet.get("attach", False)) != values.magnet_attach:
+            magnet["attach"] = values.magnet_attach
     out = io.StringIO()
     handler.dump(data, out)
     return out.getvalue()

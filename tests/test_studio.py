@@ -120,6 +120,7 @@ def test_a_save_keeps_the_front_matter_comments_and_quotes_what_yaml_would_misre
     outcome = studio.save(path, edited(path, subject="yes"), read(path).version, OPERATOR, clock())
     assert isinstance(outcome, Saved), outcome
     assert "# what the inbox shows" in path.read_text()
+    assert "\ndelay: 2d\n" in path.read_text()  # an unchanged field stays as it was written
     sequence, _ = load_sequence(folder)
     assert sequence is not None
     lesson = sequence.lesson("second")
@@ -379,7 +380,8 @@ def test_the_settings_form_keeps_the_authors_comments(
             "timezone: America/New_York", "timezone: America/New_York  # where I live"
         )
     )
-    values = sequence_settings(path.read_text())
+    before = path.read_text()
+    values = sequence_settings(before)
     assert values.window_start == "09:00" and values.magnet_title == "Tiny guide"
     changed = replace(values, title="Tiny course: the sequel", window_days=("mon", "wed"))
     text = settings_text(path.read_text(), changed)
@@ -387,6 +389,12 @@ def test_the_settings_form_keeps_the_authors_comments(
     assert isinstance(outcome, Saved), outcome
     saved = path.read_text()
     assert saved.startswith("# My course\n") and "# where I live" in saved
+    changed_lines = set(saved.splitlines()) ^ set(before.splitlines())
+    assert changed_lines == {
+        'title: "Tiny course"',
+        'title: "Tiny course: the sequel"',
+        "  days: [mon, wed]",
+    }
     sequence, problems = load_sequence(folder)
     assert problems == [] and sequence is not None
     assert sequence.title == "Tiny course: the sequel"

@@ -179,7 +179,7 @@ def test_a_save_that_breaks_the_lesson_is_refused_with_the_problem_at_its_line(
     page.wait_for_selector("[data-problems=delay] li")
     assert "bad delay 'next tuesday'" in page.text_content("[data-problems=delay]")
     assert path.read_bytes() == before
-    screenshot(page, "admin", "studio-refused")
+    shot(page, "studio-refused")
 
 
 def test_a_save_over_a_file_changed_on_disk_is_refused_and_shows_both(
@@ -198,7 +198,7 @@ def test_a_save_over_a_file_changed_on_disk_is_refused_and_shows_both(
     assert "-Their second lesson, with **bold** words." in diff
     assert "+My second lesson." in diff
     assert page.input_value("#body").strip() == "My second lesson."
-    screenshot(page, "admin", "studio-conflict")
+    shot(page, "studio-conflict")
     page.click("button[name=action][value=save]")  # now knowingly over their version
     page.wait_for_selector(".flash.ok")
     assert "My second lesson." in path.read_text()
