@@ -21,6 +21,7 @@ A lesson's identity is its file name without the number: moving a lesson renames
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import io
 import os
@@ -626,12 +627,18 @@ class Studio:
             with folder_lock(folder, exclusive=True):
                 if _snapshot(folder) != snapshot:
                     continue  # someone changed the folder while we checked: check again
-                _rename_all(folder, renames)
-                for name, data in changes.items():
-                    if data is None:
-                        (folder / name).unlink(missing_ok=True)
-                    else:
-                        write_atomically(folder / name, data)
+                try:
+                    _rename_all(folder, renames)
+                    for name, data in changes.items():
+                        if data is None:
+                            (folder / name).unlink(missing_ok=True)
+                        else:
+                            write_atomically(folder / name, data)
+                except OSError as error:
+                    raise StudioError(
+                        f"could not write in {folder}: {error.strerror or error} "
+                        "(may drip's user write there?)"
+                    ) from error
             return Saved(None, "", [p for p in checked.problems if p.severity != "error"])
         raise StudioError("the folder keeps changing while the studio checks it: try again")
 
@@ -866,18 +873,37 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 def _rename_all(folder: Path, renames: list[tuple[str, str]]) -> None:
     """Rename without ever replacing a file: each new name is made as a hard link, which
-    fails if the name exists, before the old name goes; on a failure the done ones are
-    undone, so the folder is as it was."""
-    done: list[tuple[str, str]] = []
+    fails if the name exists, before the old name goes (on a filesystem without hard links,
+    a rename once the new name is seen to be free: the caller holds the folder's lock). On
+    a failure the done ones are undone, so the folder is as it was."""
+    done: list[tuple[str, str, bool]] = []  # (old, new, moved rather than linked)
     try:
         for old, new in renames:
-            os.link(folder / old, folder / new)
-            done.append((old, new))
-        for old, _new in renames:
-            (folder / old).unlink()
+            done.append((old, new, _link_or_move(folder / old, folder / new)))
+        for old, _new, moved in done:
+            if not moved:
+                (folder / old).unlink()
     except OSError:
-        for old, new in reversed(done):
+        for old, new, _moved in reversed(done):
             if not (folder / old).exists():
-                os.link(folder / new, folder / old)
-            (folder / new).unlink()
+                os.rename(folder / new, folder / old)
+            else:
+                (folder / new).unlink()
         raise
+
+
+def _link_or_move(source: Path, target: Path) -> bool:
+    """Make `target` name `source`'s file, never over an existing file; True if `source`
+    was moved (no hard links here), False if linked (the old name is still there)."""
+    try:
+        os.link(source, target)
+        return False
+    except FileExistsError:
+        raise
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+    if target.exists():
+        raise FileExistsError(errno.EEXIST, "a file of that name exists", str(target))
+    os.rename(source, target)
+    return True

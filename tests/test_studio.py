@@ -25,6 +25,7 @@ from drip.studio import (
     Saved,
     Studio,
     StudioError,
+    _rename_all,
     lesson_fields,
     lesson_text,
     name_for,
@@ -444,3 +445,20 @@ def test_the_preview_and_the_check_inherit_site_yaml_from_the_real_folder(
     preview = studio.preview(path, edited(path, body="Signed?\n"), svc.renderer, clock())
     assert "Signed?" in preview.html and "grace.example.org" in preview.html
     assert [p for p in preview.problems if p.severity == "error"] == []
+
+
+def test_the_rename_plan_never_replaces_a_file_and_undoes_itself_on_a_clash(
+    tmp_path: Path,
+) -> None:
+    for name in ("01-a.md", "02-b.md", "03-c.md"):
+        (tmp_path / name).write_text(name)
+    with pytest.raises(FileExistsError):
+        _rename_all(tmp_path, [("01-a.md", "04-a.md"), ("02-b.md", "03-c.md")])
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        "01-a.md": "01-a.md",
+        "02-b.md": "02-b.md",
+        "03-c.md": "03-c.md",
+    }
+    _rename_all(tmp_path, [("01-a.md", "02-a.md"), ("02-b.md", "01-b.md")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01-b.md", "02-a.md", "03-c.md"]
+    assert (tmp_path / "02-a.md").read_text() == "01-a.md"

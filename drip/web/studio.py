@@ -329,7 +329,12 @@ def save_lesson(slug: str, name: str) -> ResponseReturnValue:
     version = _text_field("version")
     action = request.form.get("action")
     if action == "save":
-        outcome = _studio().save(path, text, version, _operator(), svc.clock())
+        try:
+            outcome = _studio().save(path, text, version, _operator(), svc.clock())
+        except StudioError as error:  # the folder cannot be written: say so, keep the text
+            flash(f"Not saved: {error}", "error")
+            editor = _lesson_editor(slug, path, fields, version, text)
+            return _show(_with_problems(editor, path, text), 500)
         return _after_save(outcome, slug, path, fields, version, text)
     if action == "test":
         return _test_send(_lesson_editor(slug, path, fields, version, text), path, text)
@@ -459,7 +464,12 @@ def add_lesson(slug: str) -> ResponseReturnValue:
     text = lesson_text("", fields)
     action = request.form.get("action")
     if action == "save":
-        outcome = studio.add_lesson(slug, fields, taken, _operator(), svc.clock())
+        try:
+            outcome = studio.add_lesson(slug, fields, taken, _operator(), svc.clock())
+        except StudioError as error:
+            flash(f"Not added: {error}", "error")
+            editor = _lesson_editor(slug, path, fields, "", text, kind="new")
+            return _show(_with_problems(editor, path, text), 500)
         if isinstance(outcome, Saved) and outcome.path is not None:
             _record("add lesson", f"{slug}/{outcome.path.name}", outcome)
             flash(f"Added {outcome.path.name}." + _committed(outcome), "ok")
@@ -634,7 +644,11 @@ def save_magnet(slug: str) -> ResponseReturnValue:
     version = _text_field("version")
     if request.form.get("action") != "save":
         return _no_such_button()
-    outcome = _studio().save(path, text, version, _operator(), services().clock())
+    try:
+        outcome = _studio().save(path, text, version, _operator(), services().clock())
+    except StudioError as error:
+        flash(f"Not saved: {error}", "error")
+        return _show(_magnet_editor(slug, path, text, version), 500)
     if isinstance(outcome, Saved):
         _record("save lead magnet", f"{slug}/{path.name}", outcome)
         flash(f"Saved {path.name}." + _committed(outcome), "ok")
@@ -692,10 +706,10 @@ def save_settings(slug: str) -> ResponseReturnValue:
     values, version = _settings_form(), _text_field("version")
     try:
         text = settings_text(read(path).text, values)
+        outcome = _studio().save(path, text, version, _operator(), services().clock())
     except StudioError as error:
-        flash(str(error), "error")
+        flash(f"Not saved: {error}", "error")
         return _settings_page(slug, path, values, version, [], None, 422)
-    outcome = _studio().save(path, text, version, _operator(), services().clock())
     if isinstance(outcome, Saved):
         _record("save settings", f"{slug}/sequence.yaml", outcome)
         flash("Saved the settings." + _committed(outcome), "ok")
