@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from flask import (
     Blueprint,
@@ -608,9 +607,9 @@ def _magnet_text(path: Path) -> str:
     return with_front_matter(read(path).text, values, _text_field("body"))
 
 
-def _magnet_editor(slug: str, path: Path, text: str, version: str, **extra: Any) -> Editor:
+def _magnet_editor(slug: str, path: Path, text: str, version: str) -> Editor:
     fields, body = _magnet_fields(text)
-    preview = extra.pop("preview", None) or _magnet_preview(slug, path, text)
+    preview = _magnet_preview(slug, path, text)
     return Editor(
         kind="magnet",
         slug=slug,
@@ -623,7 +622,6 @@ def _magnet_editor(slug: str, path: Path, text: str, version: str, **extra: Any)
         preview=preview,
         placed=tuple(place(preview.problems, path, text)),
         history_url=url_for(".file_history", slug=slug, part="magnet"),
-        **extra,
     )
 
 
@@ -655,8 +653,8 @@ def save_magnet(slug: str) -> ResponseReturnValue:
         return redirect(url_for(".magnet", slug=slug))
     if isinstance(outcome, Refused):
         flash("Not saved: fix the problems below (the file is unchanged).", "error")
-        preview = Preview("", "", "", outcome.problems)
-        return _show(_magnet_editor(slug, path, text, version, preview=preview), 422)
+        editor = _magnet_editor(slug, path, text, version)
+        return _show(replace(editor, placed=tuple(place(outcome.problems, path, text))), 422)
     return _conflict(_magnet_editor(slug, path, text, version), outcome, path, text)
 
 
