@@ -493,6 +493,16 @@ class Settings:
             "<selector>._domainkey.<sender domain>.",
         },
     )
+    studio_git: bool = field(
+        default=True,
+        metadata={
+            "env": "DRIP_STUDIO_GIT",
+            "parse": _flag,
+            "help": "Where the sequences folder is in a git repository, each change made in the "
+            "admin's course editor is a commit with the operator as author. Set false to "
+            "write the files without committing.",
+        },
+    )
 
     @property
     def outbox_dir(self) -> Path:

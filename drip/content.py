@@ -7,9 +7,12 @@ instead of skipping or mangling its lessons.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 from pathlib import Path
@@ -796,8 +799,30 @@ def check_variables(
     return problems
 
 
+@contextmanager
+def folder_lock(folder: Path, *, exclusive: bool = False) -> Iterator[None]:
+    """An advisory lock on a sequence folder: loading takes it shared, and the studio
+    (drip.studio) takes it exclusive while it renames or writes several files, so no
+    process ever loads a sequence halfway through a reorder (a reader could skip a lesson)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # no folder (yet): nothing to keep consistent
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def load_sequence(folder: Path, site: Site | None = None) -> tuple[Sequence | None, list[Problem]]:
     """One sequence folder; `site` is what it inherits (site.yaml beside it when not given)."""
+    with folder_lock(folder):
+        return _load_sequence(folder, site)
+
+
+def _load_sequence(folder: Path, site: Site | None) -> tuple[Sequence | None, list[Problem]]:
     problems: list[Problem] = []
     if site is None:
         site, _ = load_site(folder.parent)

@@ -148,11 +148,18 @@ def _one_line(error: Exception) -> str:
 
 
 def render_problems(
-    library: Library, renderer: Renderer, links: Links, settings: Settings, now: datetime
+    library: Library,
+    renderer: Renderer,
+    links: Links,
+    settings: Settings,
+    now: datetime,
+    *,
+    typeset: bool = True,
 ) -> list[Problem]:
     """Build every message each usable sequence would send (each lesson, the confirmation,
     the lead-magnet PDF) for a sample reader, so what would fail at send time fails here
-    first, as an error at the file it comes from."""
+    first, as an error at the file it comes from. `typeset=False` leaves out the PDF, which
+    takes a second or more: the studio's preview, asked for as the author types."""
     problems: list[Problem] = []
     sample = sample_links(links)
     for sequence in library.sequences.values():
@@ -182,7 +189,8 @@ def render_problems(
         if sequence.lead_magnet is not None:
             try:
                 renderer.magnet_link(sequence).build(SAMPLE_READER, sample, "<check@drip>", now)
-                build_magnet(settings, sequence)  # magnet_pdf would serve the last good one
+                if typeset:
+                    build_magnet(settings, sequence)  # magnet_pdf would serve the last good one
             except MagnetError as error:
                 problems.append(error.problem)
             except Exception as error:

@@ -157,6 +157,18 @@ def lessons_sent(session: Session, slug: str) -> Counter[str]:
     )
 
 
+def lessons_delivered(session: Session, slug: str) -> set[str]:
+    """Names of a sequence's lessons that some reader has a delivery of, whatever its status:
+    a new lesson must not take one of them, or those readers would never get it."""
+    return set(
+        session.scalars(
+            select(DeliveryTally.lesson)
+            .where(DeliveryTally.sequence == slug, DeliveryTally.deliveries != 0)
+            .distinct()
+        )
+    )
+
+
 def per_day(session: Session, first: date, last: date) -> dict[date, tuple[int, int]]:
     """(sent, failed) per UTC day from `first` to `last`, days with neither left out."""
     return {

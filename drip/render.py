@@ -429,11 +429,12 @@ class Renderer:
         ).hexdigest()[:8]
 
     def lesson(self, sequence: Sequence, lesson: Lesson) -> MessageTemplate:
-        key = (
+        key = (  # what the rendered lesson depends on besides its file: sequence.yaml's say
             sequence.slug,
             lesson.key,
             f"{lesson.version}.{sequence.track_links:d}{sequence.track_opens:d}"
-            f".{'|'.join(sequence.continues_from)}.{_signer_stamp(sequence)}",
+            f".{'|'.join(sequence.continues_from)}.{_signer_stamp(sequence)}"
+            f".{sequence.title}|{sequence.sender}|{sequence.reply_to}",
         )
         cached = self._cache.get(key)
         if cached is None:

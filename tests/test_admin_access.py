@@ -60,7 +60,14 @@ def logged_in(admin: FlaskClient) -> FlaskClient:
 
 def fill(rule: str) -> str:
     """A concrete URL for a rule: ids 1, slugs of the tiny course."""
-    values = {"int": "1", "action": "pause", "slug": "tiny", "lesson": "welcome", "name": "x.eml"}
+    values = {
+        "int": "1",
+        "action": "pause",
+        "slug": "tiny",
+        "lesson": "welcome",
+        "name": "x.eml",
+        "part": "settings",
+    }
 
     def swap(match: re.Match[str]) -> str:
         converter, _, name = match[1].rpartition(":")

@@ -260,8 +260,8 @@ def test_a_lesson_preview_shows_the_email_with_sample_data(
     page.set_viewport_size({"width": 1280, "height": 900})
     log_in(page, courses_server)
     page.goto(f"{courses_server.url}/admin/sequences/networking-tips")
-    page.click("tr:has-text('what-contacts-mean') a:text('Preview')")
-    frame = page.frame_locator("iframe.email")
+    page.click("tr:has-text('what-contacts-mean') a:text('Edit')")
+    frame = page.frame_locator("iframe.email.desktop")
     body = frame.locator("body").text_content()
     assert "Unsubscribe" in body and "{{" not in body
     assert page.text_content("pre.text").count("/sample/preview/unsubscribe") == 1

@@ -409,10 +409,10 @@ def test_sequences_list_lessons_with_delays_and_the_problems_drip_check_finds(
     assert "bad delay" in web.get("/admin/sequences/broken").text
 
 
-def test_a_lesson_preview_uses_sample_data(logged_in: FlaskClient) -> None:
+def test_a_lesson_editor_previews_the_lesson_with_sample_data(logged_in: FlaskClient) -> None:
     page = logged_in.get("/admin/sequences/tiny/lessons/welcome").text
-    assert "<h1>Welcome, Ada</h1>" in page
-    assert "Hi Ada," in page and "reader@example.org" in page
+    assert '<p class="preview-subject" data-preview-subject>Welcome, Alex</p>' in page
+    assert "Hi Alex," in page and "reader@example.org" in page
     assert "http://drip.test/sample/preview/magnet" in page  # a link that touches no reader
     assert "/unsubscribe/" not in page
     assert logged_in.get("/admin/sequences/tiny/lessons/nope").status_code == 404

@@ -37,6 +37,23 @@ FOR_EDITORS = {
     "admin.magnet_build.start",
     "admin.broadcasts.write",
     "admin.broadcasts.test",
+    *(
+        f"admin.studio.{view}"
+        for view in (
+            "save_lesson",
+            "lesson_preview",
+            "add_lesson",
+            "new_lesson_preview",
+            "move",
+            "remove",
+            "lesson_restore",
+            "save_magnet",
+            "magnet_preview",
+            "file_restore",
+            "save_settings",
+            "test_confirmation",
+        )
+    ),
 }
 # The pages only owners may read: a new one must be added here on purpose.
 OWNERS_ONLY_PAGES = {

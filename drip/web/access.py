@@ -29,6 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _LEAST_ROLE = "drip_least_role"
+_UNRECORDED = "drip_unrecorded"
 # Never written to the log: secrets, and what only confirms a click (an erased address).
 _SECRET_WORDS = ("password", "secret", "token", "csrf")
 _LEFT_OUT = frozenset({"back", "next", "confirm_email"})
@@ -45,6 +46,13 @@ def requires(role: Role) -> Callable[[F], F]:
         return view
 
     return mark
+
+
+def unrecorded(view: F) -> F:
+    """Mark a POST that changes nothing (the studio's preview of unsaved text, posted as
+    the author types): it is not written to the audit log."""
+    setattr(view, _UNRECORDED, True)
+    return view
 
 
 def least_role(endpoint: str | None, method: str) -> Role:
@@ -151,6 +159,7 @@ def record_change(response: Response) -> Response:
         or email is None
         or g.get("audited")
         or g.get("action_failed")
+        or getattr(current_app.view_functions.get(request.endpoint or ""), _UNRECORDED, False)
         or response.status_code >= 400
     ):
         return response

@@ -1,7 +1,8 @@
 """The operator's pages at /admin: is sending healthy, who is where, what failed, and the
 buttons to act. Every handler is thin: it reads the request, calls plain functions of a
 session and a clock (drip.stats, drip.queries, drip.timeline, drip.subscriptions,
-drip.operators; drip.outbox and drip.exports for files), commits, and renders.
+drip.operators; drip.outbox and drip.exports for files), commits, and renders. The
+course editor (the sequence pages) is its own blueprint nested here, drip.web.studio.
 
 Access: every view but the login page needs a logged-in operator (`require_operator`); the
 session holds the operator's id and a version derived from the password hash, so a new
@@ -12,7 +13,7 @@ goes to the audit log. CSRF is checked app-wide by Flask-WTF.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from flask import (
@@ -41,11 +42,9 @@ from drip import outbox as mail_folder
 from drip.api_keys import list_keys, revoke_key
 from drip.bounces import Policy, daily_rates, rates, resume_sending, sending_paused
 from drip.broadcasts import progress as broadcast_progress
-from drip.clicks import clicks_by_link
 from drip.hooks import HookError, replay
 from drip.hooks import endpoints as hook_endpoints
 from drip.imports import queue_import
-from drip.links import sample_links
 from drip.models import (
     ApiKey,
     Broadcast,
@@ -74,7 +73,6 @@ from drip.operators import (
 )
 from drip.queries import Cursor, Filters, paused_sequences
 from drip.readers import erase_reader as erase_everything
-from drip.render import Reader
 from drip.segments import SegmentError
 from drip.segments import named as named_segment
 from drip.stats import (
@@ -97,20 +95,18 @@ from drip.subscriptions import (
     suppress,
 )
 from drip.timeline import timeline
-from drip.web import access, broadcasts_admin, magnet_build
+from drip.web import access, broadcasts_admin, magnet_build, studio
 from drip.web.access import audit, current_operator, requires
 from drip.web.context import db_session, services
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 # Nested blueprints: the login check and the roles below apply to their views too.
+bp.register_blueprint(studio.bp)  # the course editor
 bp.register_blueprint(magnet_build.bp)  # /admin/sequences/<slug>/magnet/build
 bp.register_blueprint(broadcasts_admin.bp)  # /admin/broadcasts/
 
 OPEN = frozenset({"admin.login"})  # the only view a logged-out visitor may see
 MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
-SAMPLE_READER = Reader(
-    email="reader@example.org", first_name="Ada", subscriber_id=0, enrollment_id=0
-)
 
 
 # -- access ------------------------------------------------------------------------------------
@@ -523,51 +519,6 @@ def sequences() -> ResponseReturnValue:
     )
 
 
-@bp.get("/sequences/<slug>")
-def sequence(slug: str) -> ResponseReturnValue:
-    library = services().content.library()
-    found = library.get(slug)
-    if found is None and slug not in library.broken:
-        abort(404)
-    problems = [p for p in library.problems if slug in p.path.parts]
-    session = db_session()
-    now = services().clock()
-    links = clicks_by_link(session, slug)
-    clicks: dict[str, int] = {}
-    for (lesson, _index, _url), (readers, _scanners) in links.items():
-        clicks[lesson] = clicks.get(lesson, 0) + readers
-    return render_template(
-        "admin/sequence.html",
-        slug=slug,
-        sequence=found,
-        problems=problems,
-        paused=slug in paused_sequences(session),
-        got=queries.lessons_sent(session, slug),
-        due_day=queries.due_by_lesson(session, slug, now, now + timedelta(days=1)),
-        due_week=queries.due_by_lesson(session, slug, now, now + timedelta(days=7)),
-        clicks=clicks,
-        links=links,
-    )
-
-
-@bp.get("/sequences/<slug>/lessons/<lesson>")
-def preview(slug: str, lesson: str) -> ResponseReturnValue:
-    svc = services()
-    found = svc.content.library().get(slug) or abort(404)
-    chosen = found.lesson(lesson) or abort(404)
-    template = svc.renderer.lesson(found, chosen)
-    subject, html, text = template.parts(SAMPLE_READER, sample_links(svc.links))
-    return render_template(
-        "admin/preview.html",
-        sequence=found,
-        lesson=chosen,
-        subject=subject,
-        html=html,
-        text=text,
-        sample=SAMPLE_READER,
-    )
-
-
 @bp.post("/sequences/<slug>/<any(pause, resume):action>")
 def sequence_action(slug: str, action: str) -> ResponseReturnValue:
     library = services().content.library()
@@ -579,7 +530,7 @@ def sequence_action(slug: str, action: str) -> ResponseReturnValue:
     flash(
         f"{slug} is {'paused: nothing in it goes out' if action == 'pause' else 'sending'}.", "ok"
     )
-    return redirect(url_for("admin.sequence", slug=slug))
+    return redirect(url_for("admin.studio.sequence", slug=slug))
 
 
 # -- import and export -------------------------------------------------------------------------
