@@ -6,3 +6,11 @@ document.addEventListener("submit", function (event) {
     event.preventDefault();
   }
 });
+
+/* A bulk action's progress page goes on by itself; without script its Continue button does. */
+document.addEventListener("DOMContentLoaded", function () {
+  const form = document.querySelector("form[data-continue]");
+  if (form instanceof HTMLFormElement) {
+    form.requestSubmit();
+  }
+});
