@@ -67,7 +67,8 @@ class Order:
 
 @dataclass(frozen=True)
 class Step:
-    """What one batch changed, and the enrollment id to go on after (None: all done)."""
+    """What one batch changed, and the enrollment id to go on after (None: all done; a
+    batch short of its size was the last)."""
 
     changed: int
     after: int | None
@@ -172,7 +173,7 @@ def step(
     else:
         changed, _files = erase_readers(session, readers, settings)
     session.commit()
-    return Step(changed, enrollments[-1])
+    return Step(changed, enrollments[-1] if len(batch) == size else None)
 
 
 def _events(session: Session, rows: Collection[Any], kind: str, now: datetime, detail: str) -> None:
@@ -277,16 +278,18 @@ def run(
     after: int,
     now: datetime,
     who: str,
-    seconds: float = BUDGET,
-    size: int = BATCH,
+    seconds: float | None = None,
+    size: int | None = None,
 ) -> Step:
     """Batches of `step` until the selection is done or `seconds` have gone by (at least one
     batch), so one request stays short however many readers are selected; the caller goes
     on from the returned `after`."""
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + (BUDGET if seconds is None else seconds)
     changed = 0
     while True:
-        done = step(session, library, settings, order, after=after, now=now, who=who, size=size)
+        done = step(
+            session, library, settings, order, after=after, now=now, who=who, size=size or BATCH
+        )
         changed += done.changed
         if done.after is None:
             return Step(changed, None)
