@@ -20,15 +20,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, distinct, exists, func, insert, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from drip.config import Settings
 from drip.content import Library
-from drip.models import Enrollment, EnrollmentStatus, Event, Subscriber, SubscriberTag
+from drip.models import Enrollment, EnrollmentStatus, Subscriber, SubscriberTag
 from drip.queries import Filters, selected_readers
 from drip.readers import erase_readers
 from drip.subscriptions import Consent, subscribe, unsubscribe
-from drip.tags import TagError, clean_tag, tag_readers, untag_readers
+from drip.tags import EVENTS, TagError, clean_tag, tag_readers, untag_readers
 
 BATCH = 1_000  # enrollments per statement
 BUDGET = 2.0  # seconds of work per request; the page goes on from where it stopped
@@ -179,7 +179,7 @@ def step(
 def _events(session: Session, rows: Collection[Any], kind: str, now: datetime, detail: str) -> None:
     if rows:
         session.execute(
-            insert(Event),
+            insert(EVENTS),
             [
                 {
                     "subscriber_id": subscriber_id,
@@ -237,15 +237,18 @@ def _move(
     gets the target's confirmation email; nobody already in `slug` is signed up again."""
     target = library.sequences[slug]
     moved = 0
-    for enrollment_id in ids:
-        enrollment = session.get(Enrollment, enrollment_id)
-        if enrollment is None:
-            continue
+    batch = session.scalars(
+        select(Enrollment)
+        .where(Enrollment.id.in_(ids))
+        .order_by(Enrollment.id)
+        .options(selectinload(Enrollment.subscriber).selectinload(Subscriber.enrollments))
+    ).all()  # the batch's readers and their courses in three statements, not three each
+    for enrollment in batch:
         subscriber = enrollment.subscriber
         if subscriber.suppressed_at is not None or any(
             e.sequence == slug for e in subscriber.enrollments
         ):
-            continue  # the same reader twice in one batch, or blocked meanwhile
+            continue  # the same reader twice in one batch
         origin = library.get(enrollment.sequence)
         if enrollment.status in LEAVES:
             unsubscribe(session, enrollment.id, now, how=f"moved to {slug} by {who}")
@@ -264,7 +267,6 @@ def _move(
                 f"moved by an operator to “{target.title}”.",
             ),
         )
-        session.expire(subscriber, ["enrollments"])
         moved += 1
     return moved
 

@@ -7,8 +7,9 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from drip.content import Library
@@ -21,6 +22,8 @@ from drip.models import (
     SubscriberTag,
 )
 
+TAGS = cast(Table, SubscriberTag.__table__)  # Core: a bulk insert without the ORM's bookkeeping
+EVENTS = cast(Table, Event.__table__)
 TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 GOING = (EnrollmentStatus.PENDING, EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED)
 
@@ -174,7 +177,7 @@ def tag_readers(
     if not added:
         return 0
     session.execute(
-        insert(SubscriberTag),
+        insert(TAGS),
         [
             {"subscriber_id": i, "tag": tag, "created_at": now, "source": source[:200]}
             for i in added
@@ -182,7 +185,7 @@ def tag_readers(
     )
     detail = f"{tag} ({source})"[:500]
     session.execute(
-        insert(Event),
+        insert(EVENTS),
         [{"subscriber_id": i, "kind": "tagged", "at": now, "detail": detail} for i in added],
     )
     goals = [s.slug for s in (library.sequences.values() if library else ()) if s.exit_when == tag]
@@ -202,7 +205,7 @@ def tag_readers(
         ).all()
         if ended:
             session.execute(
-                insert(Event),
+                insert(EVENTS),
                 [
                     {
                         "subscriber_id": subscriber_id,
@@ -236,7 +239,7 @@ def untag_readers(
     if removed:
         detail = f"{tag} ({source})"[:500]
         session.execute(
-            insert(Event),
+            insert(EVENTS),
             [
                 {"subscriber_id": i, "kind": "untagged", "at": now, "detail": detail}
                 for i in removed
