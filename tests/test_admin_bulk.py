@@ -322,20 +322,22 @@ def test_a_bulk_erase_wants_the_number_typed_and_leaves_nothing_of_those_readers
         )
 
 
+@pytest.mark.parametrize("action", ["tag", "erase"])
 def test_a_large_selection_goes_on_page_by_page_until_every_reader_is_changed(
-    web: FlaskClient, svc: Services, monkeypatch: pytest.MonkeyPatch
+    web: FlaskClient, svc: Services, monkeypatch: pytest.MonkeyPatch, action: str
 ) -> None:
     for n in range(5):
         enroll(svc, f"reader{n}@example.org")
     monkeypatch.setattr(bulk, "BATCH", 2)
     monkeypatch.setattr(bulk, "BUDGET", 0.0)  # one batch per request
-    number, _ = preview(web, action="tag", bulk_tag="cohort-1")
+    number, _ = preview(web, action=action, bulk_tag="cohort-1")
     token = csrf_token(web.get("/admin/readers").text)
     form: dict[str, Any] = {
         "csrf_token": token,
-        "action": "tag",
+        "action": action,
         "bulk_tag": "cohort-1",
         "expected": str(number),
+        "typed": str(number),
     }
     seen = []
     response = web.post("/admin/readers/bulk/run", data=form)
@@ -347,9 +349,14 @@ def test_a_large_selection_goes_on_page_by_page_until_every_reader_is_changed(
         response = web.post("/admin/readers/bulk/run", data=fields)
     assert response.status_code == 302
     assert seen == ["2 of about 5 done; the rest follow.", "4 of about 5 done; the rest follow."]
-    assert "Tagged 5 readers of every sequence with cohort-1." in web.get("/admin/readers").text
+    shown = html.unescape(web.get("/admin/readers").text)
     with svc.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(SubscriberTag)) == 5
+        if action == "tag":
+            assert "Tagged 5 readers of every sequence with cohort-1." in shown
+            assert session.scalar(select(func.count()).select_from(SubscriberTag)) == 5
+        else:
+            assert "Erased 5 readers of every sequence and everything about them." in shown
+            assert session.scalar(select(func.count()).select_from(Subscriber)) == 0
 
 
 def test_the_export_link_streams_only_the_rows_the_filter_selects(
