@@ -99,7 +99,7 @@ def main() -> None:
             say(f"loading {args.size:,} enrollments")
             load(engine, 1, args.size, svc.content.library())
             say(
-                f"{'action':34} {'count':>8} {'changed':>8} {'requests':>8} {'confirm s':>9} "
+                f"{'action':42} {'count':>8} {'changed':>8} {'requests':>8} {'confirm s':>9} "
                 f"{'run s':>7} {'rows/s':>8}"
             )
             for label, form in [
@@ -120,7 +120,7 @@ def main() -> None:
             ]:
                 expected, changed, requests, counted, ran = act(web, form)
                 say(
-                    f"{label:34} {expected:8,} {changed:8,} {requests:8} {counted:9.2f} "
+                    f"{label:42} {expected:8,} {changed:8,} {requests:8} {counted:9.2f} "
                     f"{ran:7.1f} {changed / ran if ran else 0:8,.0f}"
                 )
                 if expected != changed:

@@ -19,12 +19,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, distinct, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    distinct,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from drip.config import Settings
 from drip.content import Library
-from drip.models import Enrollment, EnrollmentStatus, Subscriber, SubscriberTag
+from drip.models import Enrollment, EnrollmentStatus, Subscriber, SubscriberTag, UTCDateTime
 from drip.queries import Filters, selected_readers
 from drip.readers import erase_readers
 from drip.subscriptions import Consent, subscribe, unsubscribe
@@ -177,19 +187,19 @@ def step(
 
 
 def _events(session: Session, rows: Collection[Any], kind: str, now: datetime, detail: str) -> None:
+    """One timeline entry for each (enrollment id, subscriber id), in one INSERT ... SELECT."""
     if rows:
         session.execute(
-            insert(EVENTS),
-            [
-                {
-                    "subscriber_id": subscriber_id,
-                    "enrollment_id": enrollment_id,
-                    "kind": kind,
-                    "at": now,
-                    "detail": detail,
-                }
-                for enrollment_id, subscriber_id in rows
-            ],
+            insert(EVENTS).from_select(
+                ["subscriber_id", "enrollment_id", "kind", "at", "detail"],
+                select(
+                    Enrollment.subscriber_id,
+                    Enrollment.id,
+                    literal(kind, String()),
+                    literal(now, UTCDateTime()),
+                    literal(detail[:500], String()),
+                ).where(Enrollment.id.in_(sorted(e for e, _ in rows))),
+            )
         )
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import String, Table, delete, exists, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from drip.content import Library
@@ -20,6 +20,7 @@ from drip.models import (
     EventKind,
     Subscriber,
     SubscriberTag,
+    UTCDateTime,
 )
 
 TAGS = cast(Table, SubscriberTag.__table__)  # Core: a bulk insert without the ORM's bookkeeping
@@ -151,6 +152,24 @@ def remove_tag(
     return found is not None
 
 
+def subscriber_events(
+    session: Session, subscriber_ids: Collection[int], kind: EventKind, now: datetime, detail: str
+) -> None:
+    """One timeline entry for each reader, in one INSERT ... SELECT."""
+    if subscriber_ids:
+        session.execute(
+            insert(EVENTS).from_select(
+                ["subscriber_id", "kind", "at", "detail"],
+                select(
+                    Subscriber.id,
+                    literal(str(kind), String()),
+                    literal(now, UTCDateTime()),
+                    literal(detail[:500], String()),
+                ).where(Subscriber.id.in_(sorted(subscriber_ids))),
+            )
+        )
+
+
 def tag_readers(
     session: Session,
     subscriber_ids: Collection[int],
@@ -166,28 +185,29 @@ def tag_readers(
     ids = sorted(set(subscriber_ids))
     if not ids:
         return 0
-    have = set(
+    added = list(
         session.scalars(
-            select(SubscriberTag.subscriber_id).where(
-                SubscriberTag.subscriber_id.in_(ids), SubscriberTag.tag == tag
+            insert(TAGS)
+            .from_select(
+                ["subscriber_id", "tag", "created_at", "source"],
+                select(
+                    Subscriber.id,
+                    literal(tag, String()),
+                    literal(now, UTCDateTime()),
+                    literal(source[:200], String()),
+                ).where(
+                    Subscriber.id.in_(ids),
+                    ~exists().where(
+                        SubscriberTag.subscriber_id == Subscriber.id, SubscriberTag.tag == tag
+                    ),
+                ),
             )
+            .returning(TAGS.c.subscriber_id)
         )
     )
-    added = [i for i in ids if i not in have]
     if not added:
         return 0
-    session.execute(
-        insert(TAGS),
-        [
-            {"subscriber_id": i, "tag": tag, "created_at": now, "source": source[:200]}
-            for i in added
-        ],
-    )
-    detail = f"{tag} ({source})"[:500]
-    session.execute(
-        insert(EVENTS),
-        [{"subscriber_id": i, "kind": "tagged", "at": now, "detail": detail} for i in added],
-    )
+    subscriber_events(session, added, EventKind.TAGGED, now, f"{tag} ({source})")
     goals = [s.slug for s in (library.sequences.values() if library else ()) if s.exit_when == tag]
     if goals:
         ended = session.execute(
@@ -236,13 +256,5 @@ def untag_readers(
             .execution_options(synchronize_session=False)
         )
     )
-    if removed:
-        detail = f"{tag} ({source})"[:500]
-        session.execute(
-            insert(EVENTS),
-            [
-                {"subscriber_id": i, "kind": "untagged", "at": now, "detail": detail}
-                for i in removed
-            ],
-        )
+    subscriber_events(session, removed, EventKind.UNTAGGED, now, f"{tag} ({source})")
     return len(removed)
