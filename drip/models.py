@@ -253,9 +253,11 @@ class ConsentRecord(Base):
     __tablename__ = "consent_records"
 
     id: Mapped[intpk]
-    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
     enrollment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("enrollments.id", ondelete="CASCADE")
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[utc]
     source: Mapped[str] = mapped_column(String(200))
@@ -273,7 +275,7 @@ class Event(Base):
     id: Mapped[intpk]
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
     enrollment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("enrollments.id", ondelete="CASCADE")
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[EventKind] = mapped_column(StrEnumType(EventKind, 40))
     at: Mapped[utc]
@@ -521,7 +523,9 @@ class BroadcastRecipient(Base):
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
     )
-    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
+    enrollment_id: Mapped[int] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
+    )
     status: Mapped[str] = mapped_column(String(20))
     due_at: Mapped[utc]
     lease_owner: Mapped[str | None] = mapped_column(String(100))
@@ -555,7 +559,7 @@ class BounceEvent(Base):
         ForeignKey("subscribers.id", ondelete="CASCADE")
     )
     enrollment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("enrollments.id", ondelete="CASCADE")
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
     )
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
     matched_by: Mapped[str] = mapped_column(String(20))  # verp, message-id, address, none
