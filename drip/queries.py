@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Generic, TypeVar, cast
 
@@ -358,6 +358,7 @@ def deliveries_page(
     session: Session, cursor: Cursor, filters: Filters, size: int = PAGE
 ) -> Page[Any]:
     """A page of the delivery log, rows of (Delivery, Enrollment, Subscriber), newest first."""
+    filters = replace(filters, tag="")  # the log is not filtered by tag
     statement = delivery_log(session, filters)
     total = _total(session, statement, filters, DeliveryTally, DeliveryTally.deliveries)
     return keyset(session, statement, Delivery.id, lambda row: int(row[0].id), cursor, total, size)

@@ -256,6 +256,7 @@ def test_tagging_by_sequence_tags_only_that_sequences_readers_and_untagging_take
     listed = web.get("/admin/readers?tag=webinar").text
     assert "bob@example.org" in listed and "cy@example.org" in listed
     assert "ada@example.org" not in listed
+    assert '<span class="muted">2 enrollments</span>' in listed  # the pager's total
 
     number, _ = preview(web, action="untag", bulk_tag="webinar", tag="webinar")
     message = confirm(web, number, action="untag", bulk_tag="webinar", tag="webinar")
