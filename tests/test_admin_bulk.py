@@ -26,12 +26,16 @@ from drip.models import (
     Delivery,
     Enrollment,
     Event,
+    RateLimit,
     Subscriber,
     SubscriberTag,
 )
+from drip.queries import Filters
+from drip.ratelimit import hit
 from drip.services import Services
 from drip.subscriptions import pause, suppress, unsubscribe
 from drip.tags import add_tags
+from tests.bulk import add_due_readers
 from tests.conftest import CHEAP_HASHER, TESTS, enroll, make_settings
 from tests.smtp import SmtpServer
 from tests.test_admin_access import add_operator, csrf_token, log_in
@@ -401,3 +405,22 @@ def test_the_reader_page_adds_and_removes_a_tag_and_shows_when_and_how_it_came(
     history = page[page.index('id="tag-history"') :]
     assert history.index("Tagged") < history.index("Untagged")
     assert "booked-a-call (admin (by ops@example.org))" in history
+
+
+def test_erasing_a_thousand_readers_at_once_takes_their_rate_limit_counters_too(
+    svc: Services, clock: FrozenClock
+) -> None:
+    addresses = add_due_readers(svc.engine, 1_200, clock())
+    with svc.sessions() as session:
+        for address in (addresses[0], addresses[999], addresses[1_100]):
+            hit(session, f"signup:address:{address}", 5, clock())
+        hit(session, "signup:ip:192.0.2.1", 5, clock())
+        session.commit()
+        order = bulk.Order("erase", Filters())
+        first = bulk.step(
+            session, svc.content.library(), svc.settings, order, after=0, now=clock(), who="t"
+        )
+        assert first.changed == 1_000 and first.after is not None
+        keys = session.scalars(select(RateLimit.key).order_by(RateLimit.key)).all()
+        assert keys == [f"signup:address:{addresses[1_100]}", "signup:ip:192.0.2.1"]
+        assert session.scalar(select(func.count()).select_from(Subscriber)) == 200
