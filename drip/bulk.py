@@ -102,7 +102,7 @@ def check(order: Order, library: Library) -> Order:
     return Order(order.action, order.filters, target=order.target if order.action == "move" else "")
 
 
-def _eligible(session: Session, order: Order, library: Library) -> ColumnElement[bool]:
+def _eligible(order: Order, library: Library) -> ColumnElement[bool]:
     """Of the selected rows, those the action changes."""
     action = order.action
     if action == "pause":
@@ -135,11 +135,7 @@ def _eligible(session: Session, order: Order, library: Library) -> ColumnElement
 
 def count(session: Session, library: Library, order: Order) -> int:
     """How many enrollments (pause, resume) or readers (the rest) the order would change."""
-    rows = (
-        selected_readers(session, order.filters)
-        .where(_eligible(session, order, library))
-        .subquery()
-    )
+    rows = selected_readers(session, order.filters).where(_eligible(order, library)).subquery()
     what: Any = (
         func.count(distinct(rows.c.subscriber_id)) if order.action in PER_READER else func.count()
     )
@@ -161,7 +157,7 @@ def step(
     and commit them."""
     batch = session.execute(
         selected_readers(session, order.filters)
-        .where(_eligible(session, order, library), Enrollment.id > after)
+        .where(_eligible(order, library), Enrollment.id > after)
         .order_by(Enrollment.id)
         .limit(size)
     ).all()
