@@ -124,3 +124,18 @@ def clicks_by_link(
     for lesson, index, url, counted, number in rows:
         tally.setdefault((lesson, index, url), Counter())[bool(counted)] += number
     return {key: (found[True], found[False]) for key, found in sorted(tally.items())}
+
+
+def readers_who_clicked(session: Session, sequence: str) -> int:
+    """Readers of `sequence` who clicked at least one link (the funnel's step): scanners'
+    fetches and opens left out."""
+    return int(
+        session.scalar(
+            select(func.count(func.distinct(LinkClick.enrollment_id))).where(
+                LinkClick.sequence == sequence,
+                LinkClick.counted.is_(True),
+                LinkClick.link_index != OPEN,
+            )
+        )
+        or 0
+    )

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from drip.models import Enrollment, Subscriber
+from drip.queries import Filters, reader_conditions
 from drip.segments import ids_of
 from drip.subscriptions import export_subscriber
 
@@ -44,23 +45,35 @@ def _stamp(value: datetime | None) -> str:
 
 
 def readers_csv(
-    sessions: sessionmaker[Session], now: datetime, segment: str | None = None
+    sessions: sessionmaker[Session],
+    now: datetime,
+    segment: str | None = None,
+    filters: Filters | None = None,
 ) -> Iterator[str]:
     """The CSV a row at a time, in a session of its own, so a million readers stream in
-    constant memory; with `segment` (a name, checked by the caller) only its readers, as
-    the database selects them at `now`."""
+    constant memory. With `segment` (a name, checked by the caller) only its readers, as the
+    database selects them at `now`; with `filters`, only the rows the admin's readers list
+    shows for them (readers with no enrollment then have no row)."""
     buffer = io.StringIO()
     out = csv.writer(buffer)
     out.writerow(CSV_COLUMNS)
     with sessions() as session:
-        query = select(Subscriber, Enrollment).outerjoin(
-            Enrollment, Enrollment.subscriber_id == Subscriber.id
-        )
+        if filters is None:
+            statement = (
+                select(Subscriber, Enrollment)
+                .outerjoin(Enrollment, Enrollment.subscriber_id == Subscriber.id)
+                .order_by(Subscriber.email, Enrollment.sequence)
+            )
+        else:
+            statement = (
+                select(Subscriber, Enrollment)
+                .join(Enrollment, Enrollment.subscriber_id == Subscriber.id)
+                .where(*reader_conditions(session, filters))
+                .order_by(Enrollment.id)
+            )
         if segment:
-            query = query.where(Subscriber.id.in_(ids_of(session, segment, now)))
-        result = session.execute(
-            query.order_by(Subscriber.email, Enrollment.sequence).execution_options(yield_per=500)
-        )
+            statement = statement.where(Subscriber.id.in_(ids_of(session, segment, now)))
+        result = session.execute(statement.execution_options(yield_per=500))
         for subscriber, enrollment in result:
             out.writerow(
                 [

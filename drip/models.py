@@ -143,7 +143,7 @@ class Subscriber(Base):
         # Search by the start of an address (LIKE 'abc%') in any collation on PostgreSQL.
         Index("ix_subscribers_email_prefix", "email", postgresql_ops={"email": "text_pattern_ops"}),
         # Segments by exam date (drip.segments.EXAM_DATE): an expression index, spelled per
-        # dialect; SQLite's copy is made by migration 0016 (SQLAlchemy cannot reflect it).
+        # dialect; SQLite's copy is made by migration 0017 (SQLAlchemy cannot reflect it).
         Index("ix_subscribers_exam_date", text("(attributes ->> 'exam_date')")).ddl_if(
             dialect="postgresql"
         ),
@@ -259,9 +259,11 @@ class ConsentRecord(Base):
     __tablename__ = "consent_records"
 
     id: Mapped[intpk]
-    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
     enrollment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("enrollments.id", ondelete="CASCADE")
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[utc]
     source: Mapped[str] = mapped_column(String(200))
@@ -279,7 +281,7 @@ class Event(Base):
     id: Mapped[intpk]
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
     enrollment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("enrollments.id", ondelete="CASCADE")
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[EventKind] = mapped_column(StrEnumType(EventKind, 40))
     at: Mapped[utc]
@@ -584,7 +586,9 @@ class BroadcastRecipient(Base):
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
     )
-    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
+    enrollment_id: Mapped[int] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
+    )
     status: Mapped[str] = mapped_column(String(20))
     due_at: Mapped[utc]
     lease_owner: Mapped[str | None] = mapped_column(String(100))
@@ -618,7 +622,7 @@ class BounceEvent(Base):
         ForeignKey("subscribers.id", ondelete="CASCADE")
     )
     enrollment_id: Mapped[int | None] = mapped_column(
-        ForeignKey("enrollments.id", ondelete="CASCADE")
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
     )
     delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
     matched_by: Mapped[str] = mapped_column(String(20))  # verp, message-id, address, none

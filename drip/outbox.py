@@ -5,6 +5,7 @@ reads that folder: a page at a time, one message, and an erased reader's mail re
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -85,17 +86,19 @@ def bodies(message: EmailMessage) -> tuple[str, str]:
     )
 
 
-def erase(folder: Path, address: str) -> int:
-    """Remove every message to `address` (an erasure); how many were removed."""
+def erase(folder: Path, address: str | Collection[str]) -> int:
+    """Remove every message to `address` (an erasure), or to any of several in one look
+    through the folder; how many were removed."""
+    wanted = {address} if isinstance(address, str) else set(address)
     removed = 0
-    if not folder.is_dir():
+    if not folder.is_dir() or not wanted:
         return 0
     for path in folder.glob(f"*{SUFFIX}"):
-        recipients = [
+        recipients = {
             a.addr_spec.lower()
             for a in getattr(parse(path, headers_only=True)["To"], "addresses", ())
-        ]
-        if address in recipients:
+        }
+        if recipients & wanted:
             path.unlink(missing_ok=True)
             removed += 1
     return removed

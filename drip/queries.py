@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Connection, Select, Table, func, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, exists, func, select
 from sqlalchemy.orm import Session
 
 from drip.models import (
@@ -32,6 +32,7 @@ from drip.models import (
     SequenceState,
     SignUpRequest,
     Subscriber,
+    SubscriberTag,
 )
 
 E = cast(Table, Enrollment.__table__)
@@ -200,6 +201,7 @@ class Filters:
     status: str = ""
     sequence: str = ""
     address: str = ""  # the start of an address
+    tag: str = ""  # readers with this tag (the readers list only)
 
 
 def address_prefix(session: Session, column: Any, prefix: str) -> ColumnElement[bool]:
@@ -231,18 +233,43 @@ def delivery_log(session: Session, filters: Filters) -> Select[Delivery, Enrollm
     return statement
 
 
-def reader_list(session: Session, filters: Filters) -> Select[Enrollment, Subscriber]:
-    """Enrollments with their reader, filtered by status, sequence and address prefix."""
-    statement = select(Enrollment, Subscriber).join(
-        Subscriber, Subscriber.id == Enrollment.subscriber_id
-    )
+def reader_conditions(session: Session, filters: Filters) -> list[ColumnElement[bool]]:
+    """What the readers list's filters ask of an enrollment and its reader; a tag through
+    the (subscriber_id, tag) primary key of subscriber_tags."""
+    conditions: list[ColumnElement[bool]] = []
     if filters.status:
-        statement = statement.where(Enrollment.status == filters.status)
+        conditions.append(Enrollment.status == filters.status)
     if filters.sequence:
-        statement = statement.where(Enrollment.sequence == filters.sequence)
+        conditions.append(Enrollment.sequence == filters.sequence)
     if filters.address:
-        statement = statement.where(address_prefix(session, Subscriber.email, filters.address))
-    return statement
+        conditions.append(address_prefix(session, Subscriber.email, filters.address))
+    if filters.tag:
+        conditions.append(
+            exists().where(
+                SubscriberTag.subscriber_id == Enrollment.subscriber_id,
+                SubscriberTag.tag == filters.tag,
+            )
+        )
+    return conditions
+
+
+def reader_list(session: Session, filters: Filters) -> Select[Enrollment, Subscriber]:
+    """Enrollments with their reader, filtered by status, sequence, address prefix and tag."""
+    return (
+        select(Enrollment, Subscriber)
+        .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+        .where(*reader_conditions(session, filters))
+    )
+
+
+def selected_readers(session: Session, filters: Filters) -> Select[int, int]:
+    """(enrollment id, subscriber id) of each row the readers list shows for `filters`:
+    what a bulk action acts on, evaluated by the database."""
+    return (
+        select(Enrollment.id, Enrollment.subscriber_id)
+        .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+        .where(*reader_conditions(session, filters))
+    )
 
 
 # -- pages -------------------------------------------------------------------------------------
@@ -319,8 +346,8 @@ def _total(
     session: Session, statement: AnySelect, filters: Filters, tally: Any, column: Any
 ) -> int:
     """The size of a filtered list: the sum of its tally rows, or, for an address search,
-    a count of what the prefix matched (as large as the answer, not the table)."""
-    if filters.address:
+    a count of what the prefix or the tag matched (as large as the answer, not the table)."""
+    if filters.address or filters.tag:
         return _count(session, statement)
     total = select(func.coalesce(func.sum(column), 0))
     if filters.status:
@@ -343,6 +370,7 @@ def deliveries_page(
     session: Session, cursor: Cursor, filters: Filters, size: int = PAGE
 ) -> Page[Any]:
     """A page of the delivery log, rows of (Delivery, Enrollment, Subscriber), newest first."""
+    filters = replace(filters, tag="")  # the log is not filtered by tag
     statement = delivery_log(session, filters)
     total = _total(session, statement, filters, DeliveryTally, DeliveryTally.deliveries)
     return keyset(session, statement, Delivery.id, lambda row: int(row[0].id), cursor, total, size)
@@ -371,6 +399,25 @@ def due_by_lesson(session: Session, slug: str, now: datetime, until: datetime) -
                     Enrollment.due_at >= now,
                     Enrollment.due_at < until,
                     Enrollment.sequence == slug,
+                )
+                .group_by(Enrollment.next_lesson)
+            )
+            if lesson
+        }
+    )
+
+
+def left_before_lesson(session: Session, slug: str) -> Counter[str]:
+    """Readers who unsubscribed from `slug` while each lesson was their next (where they
+    dropped off): the (sequence, status) range of an index, as large as the answer."""
+    return Counter(
+        {
+            str(lesson): int(number)
+            for lesson, number in session.execute(
+                select(Enrollment.next_lesson, func.count())
+                .where(
+                    Enrollment.sequence == slug,
+                    Enrollment.status == EnrollmentStatus.UNSUBSCRIBED,
                 )
                 .group_by(Enrollment.next_lesson)
             )

@@ -3,6 +3,7 @@ timeline. Plain functions of a session and `now`; drip/web/api_v1.py only transl
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,7 +18,7 @@ from drip.models import ConsentRecord, Enrollment, EnrollmentStatus, Event, Subs
 from drip.subscriptions import (
     Consent,
     SubscriptionError,
-    erase_subscriber,
+    erase_subscribers,
     normalize_email,
     pause,
     resume,
@@ -158,10 +159,20 @@ def erase_reader(session: Session, subscriber: Subscriber, settings: Settings) -
     """Erase the reader and everything about them, and commit; with the embedded outbox,
     their sent mail goes too (after the commit: files cannot be rolled back). Returns how
     many outbox messages were removed."""
-    address = subscriber.email
-    erase_subscriber(session, subscriber)
+    return erase_readers(session, [subscriber.id], settings)[1]
+
+
+def erase_readers(
+    session: Session, subscriber_ids: Collection[int], settings: Settings
+) -> tuple[int, int]:
+    """`erase_reader` for many readers at once (the admin's bulk erase): how many readers
+    were erased and how many outbox messages went with them."""
+    addresses = erase_subscribers(session, subscriber_ids)
     session.commit()
-    return 0 if settings.smtp_url else outbox.erase(settings.outbox_dir, address)
+    removed = (
+        0 if settings.smtp_url or not addresses else outbox.erase(settings.outbox_dir, addresses)
+    )
+    return len(addresses), removed
 
 
 def enroll(

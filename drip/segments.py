@@ -16,7 +16,7 @@ A definition is a JSON object; every key is optional and they all must hold (AND
 
 `compile_segment` turns it into one SELECT of subscriber ids that the database evaluates
 with its indexes (tags: `ix_subscriber_tags_tag`; the exam date: the expression index of
-migration 0016, which is why `exam_date` below spells the expression exactly as the index
+migration 0017, which is why `exam_date` below spells the expression exactly as the index
 does; clicks: `ix_link_clicks_at`; lessons: `ix_deliveries_sent_at`); nothing here loops
 over readers in Python.
 """
@@ -54,7 +54,7 @@ WITHIN = (
 )
 KEYS = (*LISTS, *DAYS, *WITHIN)
 STATUSES = tuple(status.value for status in EnrollmentStatus)
-# The expression each dialect's index (migration 0016) is built on, character for character.
+# The expression each dialect's index (migration 0017) is built on, character for character.
 EXAM_DATE = {
     "sqlite": "json_extract(subscribers.attributes, '$.exam_date')",
     "postgresql": "(subscribers.attributes ->> 'exam_date')",

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from drip import queries
+from drip.clicks import readers_who_clicked
 from drip.content import VARIABLE, Lesson, Sequence
 from drip.models import (
     DeliveryStatus,
@@ -56,8 +57,17 @@ class DayCount:
 
 @dataclass(frozen=True)
 class FunnelStep:
+    """One bar: `share` is its percentage of the bar it is measured against, `kind` "left"
+    or "clicked" for the steps that are not a stage of the course."""
+
     label: str
     count: int
+    share: str | None = None
+    kind: str = ""
+
+
+def percent(part: int, whole: int) -> str | None:
+    return f"{round(100 * part / whole)}%" if whole else None
 
 
 @dataclass(frozen=True)
@@ -141,20 +151,73 @@ def plain_subject(lesson: Lesson) -> str:
 
 
 def funnel(session: Session, sequence: Sequence) -> Funnel:
-    """Readers who reached each step of a sequence, from sign-up to the last lesson."""
+    """Readers who reached each step of a sequence, from sign-up to the last lesson, and
+    beside them those who clicked a link (with `track_links`) and those who left."""
     statuses = queries.counts_by_sequence_and_status(session).get(sequence.slug, Counter())
     reached = queries.lessons_sent(session, sequence.slug)
-    steps = [
-        FunnelStep("Signed up", sum(statuses.values())),
-        FunnelStep("Confirmed", queries.confirmed_by_sequence(session)[sequence.slug]),
+    signed_up = sum(statuses.values())
+    clicked = readers_who_clicked(session, sequence.slug)
+    stages = [
+        ("Signed up", signed_up, ""),
+        ("Confirmed", queries.confirmed_by_sequence(session)[sequence.slug], ""),
         *(
-            FunnelStep(f"{lesson.number}. {plain_subject(lesson)}", reached[lesson.key])
+            (f"{lesson.number}. {plain_subject(lesson)}", reached[lesson.key], "")
             for lesson in sequence.lessons
         ),
-        FunnelStep("Completed", statuses[EnrollmentStatus.COMPLETED]),
-        FunnelStep("Unsubscribed", statuses[EnrollmentStatus.UNSUBSCRIBED]),
+        ("Completed", statuses[EnrollmentStatus.COMPLETED], ""),
+        *((("Clicked a link", clicked, "clicked"),) if sequence.track_links or clicked else ()),
+        ("Unsubscribed", statuses[EnrollmentStatus.UNSUBSCRIBED], "left"),
+    ]
+    steps = [
+        FunnelStep(label, number, None if i == 0 else percent(number, signed_up), kind)
+        for i, (label, number, kind) in enumerate(stages)
     ]
     return Funnel(sequence.slug, sequence.title, tuple(steps))
+
+
+@dataclass(frozen=True)
+class LessonReach:
+    """One lesson of a sequence on its admin page: who got it, who kept on from the lesson
+    before, who left while it was next, who is due it soon."""
+
+    lesson: Lesson
+    got: int
+    kept_on: str | None  # of those who got the lesson before, the share who got this one
+    left_before: int  # unsubscribed while this lesson was their next
+    due_day: int
+    due_week: int
+
+
+def lesson_reach(session: Session, sequence: Sequence, now: datetime) -> list[LessonReach]:
+    """Per lesson: got it, kept on, left before it, due in a day and a week (where readers
+    drop off); from the tallies and index ranges."""
+    got = queries.lessons_sent(session, sequence.slug)
+    left = queries.left_before_lesson(session, sequence.slug)
+    day = queries.due_by_lesson(session, sequence.slug, now, now + timedelta(days=1))
+    week = queries.due_by_lesson(session, sequence.slug, now, now + timedelta(days=7))
+    rows = []
+    before: int | None = None
+    for lesson in sequence.lessons:
+        number = got[lesson.key]
+        rows.append(
+            LessonReach(
+                lesson,
+                number,
+                percent(number, before) if before is not None else None,
+                left[lesson.key],
+                day[lesson.key],
+                week[lesson.key],
+            )
+        )
+        before = number
+    return rows
+
+
+def drop_off(reach: list[LessonReach]) -> list[FunnelStep]:
+    """The lessons as bars: readers who got each, and the share of the lesson before."""
+    return [
+        FunnelStep(f"{r.lesson.number}. {plain_subject(r.lesson)}", r.got, r.kept_on) for r in reach
+    ]
 
 
 def when(moment: datetime, now: datetime) -> str:

@@ -108,7 +108,7 @@ def test_a_delivery_shows_on_the_dashboard_and_the_readers_page(
     assert "ada@example.org" in dashboard
     assert "Scheduler alive." in dashboard
     assert "<svg" in dashboard and "2026-03-02: 1 sent</title>" in dashboard
-    assert "Signed up: 1 of 1 readers</title>" in dashboard  # the funnel
+    assert '<th scope="row">Signed up</th><td class="num">1</td>' in dashboard  # the funnel
     assert "Hard-bounce and complaint rates per day, last 30 days</title>" in dashboard
     page = logged_in.get(f"/admin/readers/{subscriber_id(svc, 'ada@example.org')}").text
     with svc.sessions() as session:
@@ -663,9 +663,12 @@ def test_the_sequence_page_says_per_lesson_who_got_it_who_is_due_and_where_reade
 ) -> None:
     svc = svc_of(app)
     sign_up(svc, "ada@example.org")
-    sign_up(svc, "bob@example.org")
+    bob = sign_up(svc, "bob@example.org")
     clock.advance(hours=1)  # into the morning window
     svc.dispatcher().run_pass(clock())
+    with svc.sessions() as session:
+        unsubscribe(session, bob, clock())  # after the welcome, before lesson two
+        session.commit()
 
     page = logged_in.get("/admin/sequences/tiny").text
 
@@ -674,6 +677,10 @@ def test_the_sequence_page_says_per_lesson_who_got_it_who_is_due_and_where_reade
         cells = page[start : page.index("</tr>", start)].split('<td class="num">')[2:]
         return [cell.split("</td>")[0].strip() for cell in cells]
 
-    assert row("welcome") == ["2", "–", "0", "0", "–"]  # got it; nobody due for it again
-    assert row("second") == ["0", "0%", "0", "2", "–"]  # both due within the week
+    # got it, kept on, left before it, due in a day, due in a week, clicks
+    assert row("welcome") == ["2", "–", "0", "0", "0", "–"]  # nobody due for it again
+    assert row("second") == ["0", "0%", "1", "0", "1", "–"]  # Bob left; Ada due this week
+    chart = page[page.index('id="drop-off-chart"') :]
+    assert '<span class="value">2</span>' in chart  # the welcome's bar
+    assert '<th scope="row">1. Welcome, friend</th><td class="num">2</td>' in chart
     assert "Clicks are counted with <code>track_links: true</code>" in page

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from drip.clicks import OPEN, record_click
 from drip.clock import FrozenClock
 from drip.models import Enrollment
 from drip.services import Services, build_services
@@ -238,3 +239,48 @@ def test_around_the_spring_clock_change_the_why_line_names_the_dispatchers_due_t
     assert not answer.late  # its time has not come: it is paused, not late
     assert "due 2026-03-09 02:30 UTC (in 30 min)" in answer.reason
     svc.engine.dispose()
+
+
+def test_the_funnel_counts_readers_who_clicked_a_link_but_not_scanners_or_opens(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    folder = tmp_path / "sequences"
+    shutil.copytree(TESTS / "sequences", folder)
+    yaml_file = folder / "tiny" / "sequence.yaml"
+    yaml_file.write_text(yaml_file.read_text() + "track_links: true\n")
+    svc = build_services(
+        make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=folder), clock
+    )
+    ada = sign_up(svc, "ada@example.org")
+    bob = sign_up(svc, "bob@example.org")
+    cy = sign_up(svc, "cy@example.org")
+    svc.dispatcher().run_pass(clock())
+    library = svc.content.library()
+    browser = {"user_agent": "Mozilla/5.0 (X11)", "accept": "text/html"}
+    with svc.sessions() as session:
+        # bob's only "click" is his mail scanner's, a second after the send; cy only opened
+        record_click(
+            session,
+            library,
+            bob,
+            "welcome",
+            0,
+            "https://x.org",
+            clock(),
+            user_agent="Barracuda",
+            accept="*/*",
+        )
+        clock.advance(minutes=5)
+        for _ in range(2):  # ada clicks twice: one reader
+            record_click(session, library, ada, "welcome", 0, "https://x.org", clock(), **browser)
+        record_click(session, library, ada, "welcome", 1, "https://y.org", clock(), **browser)
+        record_click(session, library, cy, "welcome", OPEN, "pixel", clock(), **browser)
+        session.commit()
+        steps = {
+            s.label: (s.count, s.share, s.kind)
+            for s in funnel(session, library.sequences["tiny"]).steps
+        }
+    svc.engine.dispose()
+    assert steps["Clicked a link"] == (1, "33%", "clicked")
+    assert steps["Signed up"] == (3, None, "")
+    assert steps["1. Welcome, friend"] == (3, "100%", "")

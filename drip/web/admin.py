@@ -14,6 +14,7 @@ goes to the audit log. CSRF is checked app-wide by Flask-WTF.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
@@ -37,7 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drip import audit as audit_log
-from drip import exports, guardrails, queries
+from drip import bulk, exports, guardrails, queries
 from drip import outbox as mail_folder
 from drip.api_keys import list_keys, revoke_key
 from drip.bounces import Policy, daily_rates, rates, resume_sending, sending_paused
@@ -94,6 +95,7 @@ from drip.subscriptions import (
     set_sequence_paused,
     suppress,
 )
+from drip.tags import TagError, add_tags, clean_tag, reader_tags, remove_tag
 from drip.timeline import timeline
 from drip.web import access, broadcasts_admin, magnet_build, studio
 from drip.web.access import audit, current_operator, requires
@@ -272,11 +274,28 @@ def _cursor() -> Cursor:
 
 
 def _filters() -> Filters:
+    """The list's filters, from the query string (a list) or the form (a bulk action)."""
+    values = request.values
     return Filters(
-        status=request.args.get("status", ""),
-        sequence=request.args.get("sequence", ""),
-        address=request.args.get("q", "").strip(),
+        status=values.get("status", ""),
+        sequence=values.get("sequence", ""),
+        address=values.get("q", "").strip(),
+        tag=values.get("tag", "").strip().lower(),
     )
+
+
+def _filter_args(filters: Filters) -> dict[str, Any]:
+    """The filters as the readers list's query string, empty ones left out."""
+    return {
+        name: value
+        for name, value in (
+            ("q", filters.address),
+            ("sequence", filters.sequence),
+            ("status", filters.status),
+            ("tag", filters.tag),
+        )
+        if value
+    }
 
 
 @bp.get("/readers")
@@ -289,8 +308,104 @@ def readers() -> ResponseReturnValue:
         q=filters.address,
         status=filters.status,
         sequence=filters.sequence,
+        tag=filters.tag,
+        args=_filter_args(filters),
+        actions=bulk.ACTIONS,
         statuses=list(EnrollmentStatus),
         sequences=sorted(services().content.library().sequences),
+    )
+
+
+# -- bulk actions on the readers a filter selects ----------------------------------------------
+
+
+def _order() -> bulk.Order:
+    form = request.form
+    return bulk.check(
+        bulk.Order(
+            form.get("action", ""),
+            _filters(),
+            target=form.get("target", ""),
+            tag=form.get("bulk_tag", ""),
+        ),
+        services().content.library(),
+    )
+
+
+@bp.post("/readers/bulk")
+def bulk_preview() -> ResponseReturnValue:
+    """The confirmation: how many readers the action would change, carrying the filter."""
+    filters = _filters()
+    try:
+        order = _order()
+    except bulk.BulkError as error:
+        flash(f"Nothing done: {error}.", "error")
+        return redirect(url_for("admin.readers", **_filter_args(filters)))
+    number = bulk.count(db_session(), services().content.library(), order)
+    return render_template(
+        "admin/bulk.html", order=order, number=number, bulk=bulk, args=_filter_args(filters)
+    )
+
+
+@bp.post("/readers/bulk/run")
+def bulk_run() -> ResponseReturnValue:
+    """Carry the confirmed action out for a couple of seconds of batches; a large selection
+    comes back to a progress page that goes on from where it stopped."""
+    svc = services()
+    filters = _filters()
+    back = url_for("admin.readers", **_filter_args(filters))
+    try:
+        order = _order()
+    except bulk.BulkError as error:
+        flash(f"Nothing done: {error}.", "error")
+        return redirect(back)
+    expected = request.form.get("expected", "")
+    if order.action == "erase" and request.form.get("typed", "").strip().replace(",", "") != (
+        expected
+    ):
+        flash(f"Nothing erased: type the number of readers ({expected}) to confirm.", "error")
+        return redirect(back)
+    after, done = (
+        int(value) if value.isascii() and value.isdigit() else 0
+        for value in (request.form.get("after", "0"), request.form.get("done", "0"))
+    )
+    result = bulk.run(
+        db_session(),
+        svc.content.library(),
+        svc.settings,
+        order,
+        after=min(after, MAX_ID),
+        now=svc.clock(),
+        who=g.operator.email,
+    )
+    done += result.changed
+    if result.after is not None:
+        return render_template(
+            "admin/bulk.html",
+            order=order,
+            number=int(expected) if expected.isdigit() else done,
+            bulk=bulk,
+            args=_filter_args(filters),
+            after=result.after,
+            done=done,
+        )
+    flash(bulk.sentence(order, done, done=True), "ok")
+    return redirect(back)
+
+
+@bp.get("/readers/export.csv")
+@requires(Role.owner)  # the addresses of everyone the filter selects: owners only
+def export_selected() -> ResponseReturnValue:
+    """The rows the readers list shows for its filters, streamed."""
+    return Response(
+        stream_with_context(
+            exports.readers_csv(services().sessions, services().clock(), filters=_filters())
+        ),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": 'attachment; filename="drip-readers-selected.csv"',
+            "Cache-Control": "no-store",
+        },
     )
 
 
@@ -323,6 +438,7 @@ def reader(subscriber_id: int) -> ResponseReturnValue:
     return render_template(
         "admin/reader.html",
         subscriber=subscriber,
+        tags=reader_tags(session, subscriber.id),
         enrollments=enrollments,
         now=now,
         when=when,
@@ -354,6 +470,44 @@ def enrollment_action(enrollment_id: int, action: str) -> ResponseReturnValue:
         session.commit()
         flash(f"{enrollment.sequence}: {action} done; status {enrollment.status}.", "ok")
     return redirect(url_for("admin.reader", subscriber_id=enrollment.subscriber_id))
+
+
+@bp.post("/readers/<int:subscriber_id>/tags")
+def tag_reader(subscriber_id: int) -> ResponseReturnValue:
+    """Add a tag (source "admin") or, with `remove`, take one off."""
+    svc = services()
+    session = db_session()
+    subscriber = session.get(Subscriber, subscriber_id) or abort(404)
+    removing = request.form.get("remove", "")
+    source = f"admin (by {g.operator.email})"
+    try:
+        if removing:
+            changed = remove_tag(session, subscriber, removing, svc.clock(), source)
+        else:
+            changed = bool(
+                add_tags(
+                    session,
+                    subscriber,
+                    [request.form.get("tag", "")],
+                    svc.clock(),
+                    source,
+                    svc.content.library(),
+                )
+            )
+    except TagError as error:
+        session.rollback()
+        flash(f"Tag not added: {error}.", "error")
+    else:
+        session.commit()
+        tag = clean_tag(removing or request.form.get("tag", ""))
+        had = "has no" if removing else "already has the"
+        flash(
+            f"Tag {tag} {'removed' if removing else 'added'}."
+            if changed
+            else f"Nothing to do: {subscriber.email} {had} tag {tag}.",
+            "ok",
+        )
+    return redirect(url_for("admin.reader", subscriber_id=subscriber_id) + "#tags")
 
 
 @bp.post("/readers/<int:subscriber_id>/suppress")

@@ -10,7 +10,6 @@ test send all answer with the form as it was posted.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import timedelta
 from pathlib import Path
 
 from flask import (
@@ -34,6 +33,7 @@ from drip.models import Role
 from drip.queries import paused_sequences
 from drip.render import SAMPLE_READER
 from drip.samples import CONFIRMATION, send_test
+from drip.stats import drop_off, lesson_reach
 from drip.studio import (
     FORM_KEYS,
     MAGNET_KEYS,
@@ -119,6 +119,7 @@ def sequence(slug: str) -> ResponseReturnValue:
     for (lesson, _index, _url), (readers, _scanners) in links.items():
         clicks[lesson] = clicks.get(lesson, 0) + readers
     files = lesson_files(folder)
+    reach = lesson_reach(session, found, now) if found else []
     loaded = {lesson.key: lesson for lesson in found.lessons} if found else {}
     return render_template(
         "admin/sequence.html",
@@ -128,9 +129,8 @@ def sequence(slug: str) -> ResponseReturnValue:
         files=[(item, loaded.get(item.key), read(item.path).version) for item in files],
         problems=problems,
         paused=slug in paused_sequences(session),
-        got=queries.lessons_sent(session, slug),
-        due_day=queries.due_by_lesson(session, slug, now, now + timedelta(days=1)),
-        due_week=queries.due_by_lesson(session, slug, now, now + timedelta(days=7)),
+        reach={r.lesson.key: r for r in reach},
+        drop_off=drop_off(reach),
         clicks=clicks,
         links=links,
         magnet=_studio().magnet_path(slug),

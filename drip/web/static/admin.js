@@ -130,3 +130,10 @@ document.addEventListener("submit", function (event) {
     });
   }
 })();
+/* A bulk action's progress page goes on by itself; without script its Continue button does. */
+document.addEventListener("DOMContentLoaded", function () {
+  const form = document.querySelector("form[data-continue]");
+  if (form instanceof HTMLFormElement) {
+    form.requestSubmit();
+  }
+});

@@ -1,0 +1,140 @@
+"""How long the admin's bulk actions take on 100,000 enrollments (bench/admin.py's load:
+a reader each, five deliveries each, most completed or unsubscribed, 15% active).
+
+Through Flask's test client, as the operator's browser would: the confirmation page (its
+count), then the confirmed run and every progress page after it (each request works for
+drip.bulk.BUDGET seconds). For each action it prints the rows changed, the requests the run
+took, the seconds in all and the rows per second.
+
+    .venv/bin/python bench/bulk.py                        # PostgreSQL on 127.0.0.1 (own database)
+    .venv/bin/python bench/bulk.py --database-url sqlite:////tmp/bulk-bench.sqlite3
+    .venv/bin/python bench/bulk.py --size 20000           # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from admin import NOW, OPERATOR, PASSWORD, _own_database, load, log_in
+from common import reset, say
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.engine import Engine, make_url
+
+from drip.app import create_app
+from drip.config import PROJECT_ROOT, load_settings
+from drip.db import make_engine, migrate
+from drip.operators import create_operator
+
+HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)"')
+
+
+def act(web: FlaskClient, form: dict[str, str]) -> tuple[int, int, int, float, float]:
+    """(the confirmation's count, rows changed, run requests, seconds to confirm, seconds
+    to run) for one action."""
+    token = web.get("/admin/readers").text.split('name="csrf_token" value="', 1)[1].split('"')[0]
+    began = time.perf_counter()
+    page = web.post("/admin/readers/bulk", data={"csrf_token": token, **form})
+    counted = time.perf_counter() - began
+    match = re.search(r'name="expected" value="(\d+)"', page.text)
+    expected = int(match[1]) if match else 0
+    fields: dict[str, Any] = {"csrf_token": token, **form, "expected": str(expected)}
+    if form["action"] == "erase":
+        fields["typed"] = str(expected)
+    requests = 0
+    began = time.perf_counter()
+    answer = web.post("/admin/readers/bulk/run", data=fields)
+    requests += 1
+    while answer.status_code == 200:
+        answer = web.post("/admin/readers/bulk/run", data=dict(HIDDEN.findall(answer.text)))
+        requests += 1
+    ran = time.perf_counter() - began
+    if answer.status_code != 302:
+        raise SystemExit(f"{form}: HTTP {answer.status_code}")
+    shown = web.get(answer.headers["Location"]).text
+    flashed = re.search(r'role="status">([^<]*)<', shown)
+    message = flashed[1] if flashed else ""
+    number = re.search(r"([\d,]+) (?:readers?|enrollments?)\b", message)
+    changed = int(number[1].replace(",", "")) if number else 0
+    say(f"    {message}")
+    return expected, changed, requests, counted, ran
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="a database of its own (emptied first)")
+    parser.add_argument("--size", type=int, default=100_000, help="enrollments (%(default)s)")
+    args = parser.parse_args()
+    server: Engine | None = None
+    url = args.database_url
+    if not url:
+        url, server = _own_database()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = make_engine(url)
+            migrate(engine)
+            reset(engine)
+            settings = load_settings(
+                environ={},
+                data_dir=Path(tmp) / "data",
+                database_url=url,
+                base_url="https://drip.example.org",
+                secret_key="bench",
+                sequences_dir=PROJECT_ROOT / "sequences",
+                postal_address="1 Bench Road, Testville",
+                smtp_url="smtp://127.0.0.1:1",  # no outbox folder to look through on erase
+            )
+            app = create_app(settings, clock=lambda: NOW)
+            svc = app.extensions["drip"]
+            with svc.sessions() as session:
+                create_operator(session, OPERATOR, PASSWORD, NOW)
+                session.commit()
+            web = app.test_client()
+            log_in(web)
+            say(f"loading {args.size:,} enrollments")
+            load(engine, 1, args.size, svc.content.library())
+            say(
+                f"{'action':42} {'count':>8} {'changed':>8} {'requests':>8} {'confirm s':>9} "
+                f"{'run s':>7} {'rows/s':>8}"
+            )
+            for label, form in [
+                ("tag everyone", {"action": "tag", "bulk_tag": "cohort-2026"}),
+                ("pause the active", {"action": "pause", "status": "active"}),
+                ("resume the paused", {"action": "resume", "status": "paused"}),
+                (
+                    "move active procrastination -> networking",
+                    {
+                        "action": "move",
+                        "target": "networking-tips",
+                        "sequence": "procrastination",
+                        "status": "active",
+                    },
+                ),
+                ("untag everyone", {"action": "untag", "bulk_tag": "cohort-2026"}),
+                ("erase everyone", {"action": "erase"}),
+            ]:
+                expected, changed, requests, counted, ran = act(web, form)
+                say(
+                    f"{label:42} {expected:8,} {changed:8,} {requests:8} {counted:9.2f} "
+                    f"{ran:7.1f} {changed / ran if ran else 0:8,.0f}"
+                )
+                if expected != changed:
+                    raise SystemExit(f"{label}: confirmed {expected}, changed {changed}")
+            svc.engine.dispose()
+            engine.dispose()
+    finally:
+        if server is not None:
+            with server.connect() as conn:
+                conn.execute(
+                    text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+                )
+            server.dispose()
+
+
+if __name__ == "__main__":
+    main()
