@@ -206,7 +206,7 @@ def cancel_view(broadcast_id: int) -> ResponseReturnValue:
     try:
         skipped = cancel(session, broadcast_id, services().clock())
     except BroadcastError as error:
-        flash(f"Not cancelled: {error.problems[0].message}.", "error")
+        flash(f"Not canceled: {error.problems[0].message}.", "error")
     else:
-        flash(f"Broadcast {broadcast_id} cancelled: {skipped} readers will not get it.", "ok")
+        flash(f"Broadcast {broadcast_id} canceled: {skipped} readers will not get it.", "ok")
     return redirect(url_for(".show", broadcast_id=broadcast_id))
