@@ -55,6 +55,7 @@ from drip.models import (
     Subscriber,
     SubscriberTag,
 )
+from drip.queries import after_id
 from drip.render import SAMPLE_READER, MessageTemplate, Reader, Renderer
 from drip.schedule import into_window, reader_zone
 from drip.subscriptions import normalize_email, suppress, unsubscribe
@@ -393,14 +394,7 @@ def page_of_broadcasts(
     session: Session, after: int, limit: int
 ) -> tuple[list[Broadcast], int | None]:
     """Broadcasts oldest first after the id `after`; the next cursor if there are more."""
-    rows = list(
-        session.scalars(
-            select(Broadcast).where(Broadcast.id > after).order_by(Broadcast.id).limit(limit + 1)
-        )
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].id if more and rows else None)
+    return after_id(session, select(Broadcast), Broadcast.id, after, limit)
 
 
 def broadcast_message_id(row: BroadcastRecipient, domain: str) -> str:

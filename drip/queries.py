@@ -16,10 +16,10 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Connection, Select, Table, exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from drip.models import (
     DailyTally,
@@ -99,6 +99,31 @@ def lessons_sent_to(db: Session | Connection, enrollment_id: int) -> list[str]:
 PAGE = 100  # rows per list page
 T = TypeVar("T")
 AnySelect = Select[*tuple[Any, ...]]
+
+
+class HasId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+R = TypeVar("R", bound=HasId)
+
+
+def after_id(
+    session: Session,
+    statement: Select[R],
+    id_column: InstrumentedAttribute[int],
+    after: int,
+    limit: int,
+) -> tuple[list[R], int | None]:
+    """The REST API's cursor pages: the rows of `statement` with an id above `after`, oldest
+    first, and the cursor of the next page (None on the last)."""
+    rows = list(
+        session.scalars(statement.where(id_column > after).order_by(id_column).limit(limit + 1))
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
 
 
 # -- counts ------------------------------------------------------------------------------------

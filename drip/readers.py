@@ -15,6 +15,7 @@ from drip import outbox
 from drip.config import Settings
 from drip.content import Library
 from drip.models import ConsentRecord, Enrollment, EnrollmentStatus, Event, Subscriber
+from drip.queries import after_id
 from drip.subscriptions import (
     Consent,
     SubscriptionError,
@@ -242,16 +243,9 @@ def timeline(
     session: Session, subscriber: Subscriber, after: int, limit: int
 ) -> tuple[list[dict[str, Any]], int | None]:
     """The reader's events, oldest first, from the id after `after`; and the next cursor."""
-    rows = list(
-        session.scalars(
-            select(Event)
-            .where(Event.subscriber_id == subscriber.id, Event.id > after)
-            .order_by(Event.id)
-            .limit(limit + 1)
-        )
+    rows, cursor = after_id(
+        session, select(Event).where(Event.subscriber_id == subscriber.id), Event.id, after, limit
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
     sequence_of = {e.id: e.sequence for e in subscriber.enrollments}
     data = [
         {
@@ -263,17 +257,10 @@ def timeline(
         }
         for e in rows
     ]
-    return data, (rows[-1].id if more and rows else None)
+    return data, cursor
 
 
 def page_of_readers(
     session: Session, after: int, limit: int
 ) -> tuple[list[Subscriber], int | None]:
-    rows = list(
-        session.scalars(
-            select(Subscriber).where(Subscriber.id > after).order_by(Subscriber.id).limit(limit + 1)
-        )
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].id if more and rows else None)
+    return after_id(session, select(Subscriber), Subscriber.id, after, limit)
