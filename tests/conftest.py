@@ -27,9 +27,10 @@ from drip.clock import FrozenClock, as_utc
 from drip.config import Settings, load_settings
 from drip.db import make_engine, migrate
 from drip.intake import Intake
-from drip.models import Base, Delivery, Enrollment, EnrollmentStatus
+from drip.models import Base, Delivery, Enrollment, EnrollmentStatus, Subscriber
 from drip.services import Services, build_services
 from drip.subscriptions import Consent, subscribe
+from drip.tags import add_tags
 from tests.smtp import SmtpServer, free_port
 
 TESTS = Path(__file__).resolve().parent
@@ -326,3 +327,11 @@ def enroll(
         )
         session.commit()
         return enrollment.id
+
+
+def tag(svc: Services, email: str, *tags: str) -> None:
+    """Tag the reader with that address, as the test's own source; committed."""
+    with svc.sessions() as session:
+        reader = session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
+        add_tags(session, reader, list(tags), svc.clock(), "test")
+        session.commit()

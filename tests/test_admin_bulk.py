@@ -34,9 +34,8 @@ from drip.queries import Filters
 from drip.ratelimit import hit
 from drip.services import Services
 from drip.subscriptions import pause, suppress, unsubscribe
-from drip.tags import add_tags
 from tests.bulk import add_due_readers
-from tests.conftest import CHEAP_HASHER, TESTS, enroll, make_settings
+from tests.conftest import CHEAP_HASHER, TESTS, enroll, make_settings, tag
 from tests.smtp import SmtpServer
 from tests.test_admin_access import add_operator, csrf_token, log_in
 
@@ -80,13 +79,6 @@ def web(app: Flask, svc: Services) -> FlaskClient:
     client = app.test_client()
     assert log_in(client).status_code == 302
     return client
-
-
-def tag(svc: Services, email: str, *tags: str) -> None:
-    with svc.sessions() as session:
-        reader = session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
-        add_tags(session, reader, list(tags), svc.clock(), "test")
-        session.commit()
 
 
 def statuses(svc: Services, slug: str = "tiny") -> dict[str, str]:

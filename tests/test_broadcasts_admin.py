@@ -19,11 +19,10 @@ from sqlalchemy import select
 from drip.app import create_app
 from drip.bounces import Report, record_bounce
 from drip.clock import FrozenClock
-from drip.models import Broadcast, BroadcastStatus, Subscriber
+from drip.models import Broadcast, BroadcastStatus
 from drip.segments import save
 from drip.services import Services, build_services
-from drip.tags import add_tags
-from tests.conftest import CHEAP_HASHER, TESTS, enroll, json_body, make_settings
+from tests.conftest import CHEAP_HASHER, TESTS, enroll, json_body, make_settings, tag
 from tests.smtp import SmtpServer
 from tests.test_admin_access import OPERATOR, add_operator, csrf_token, log_in
 
@@ -74,13 +73,6 @@ def web(app: Flask, svc: Services) -> FlaskClient:
     client = app.test_client()
     assert log_in(client).status_code == 302
     return client
-
-
-def tag(svc: Services, email: str, *tags: str) -> None:
-    with svc.sessions() as session:
-        reader = session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
-        add_tags(session, reader, list(tags), svc.clock(), "test")
-        session.commit()
 
 
 @pytest.fixture
