@@ -4,7 +4,10 @@ a reader each, five deliveries each, most completed or unsubscribed, 15% active)
 Through Flask's test client, as the operator's browser would: the confirmation page (its
 count), then the confirmed run and every progress page after it (each request works for
 drip.bulk.BUDGET seconds). For each action it prints the rows changed, the requests the run
-took, the seconds in all and the rows per second.
+took, the seconds in all and the rows per second. The baseline, measured in the same run on
+the same rows: one bare SQL statement doing the same change with no audit, timeline, tally
+or batching (then undone). It prints `tag_vs_bare_insert` and `pause_vs_bare_update`, drip's
+time over the bare statement's (the price of the batches, the timeline and the checks).
 
     .venv/bin/python bench/bulk.py                        # PostgreSQL on 127.0.0.1 (own database)
     .venv/bin/python bench/bulk.py --database-url sqlite:////tmp/bulk-bench.sqlite3
@@ -65,6 +68,23 @@ def act(web: FlaskClient, form: dict[str, str]) -> tuple[int, int, int, float, f
     return expected, changed, requests, counted, ran
 
 
+def bare(engine: Engine, statement: str) -> float:
+    """Seconds the bare statement takes (the tables' triggers included), rolled back after."""
+    with engine.connect() as conn:
+        began = time.perf_counter()
+        conn.execute(text(statement), {"now": NOW})
+        took = time.perf_counter() - began
+        conn.rollback()
+    return took
+
+
+BARE = {
+    "tag": "INSERT INTO subscriber_tags (subscriber_id, tag, created_at, source) "
+    "SELECT id, 'cohort-2026', :now, 'bench' FROM subscribers",
+    "pause": "UPDATE enrollments SET status = 'paused' WHERE status = 'active'",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a database of its own (emptied first)")
@@ -98,6 +118,8 @@ def main() -> None:
             log_in(web)
             say(f"loading {args.size:,} enrollments")
             load(engine, 1, args.size, svc.content.library())
+            baseline = {action: bare(engine, statement) for action, statement in BARE.items()}
+            took: dict[str, float] = {}
             say(
                 f"{'action':42} {'count':>8} {'changed':>8} {'requests':>8} {'confirm s':>9} "
                 f"{'run s':>7} {'rows/s':>8}"
@@ -119,12 +141,19 @@ def main() -> None:
                 ("erase everyone", {"action": "erase"}),
             ]:
                 expected, changed, requests, counted, ran = act(web, form)
+                took.setdefault(form["action"], ran)
                 say(
                     f"{label:42} {expected:8,} {changed:8,} {requests:8} {counted:9.2f} "
                     f"{ran:7.1f} {changed / ran if ran else 0:8,.0f}"
                 )
                 if expected != changed:
                     raise SystemExit(f"{label}: confirmed {expected}, changed {changed}")
+            for action, seconds in baseline.items():
+                say(f"bare {action} statement: {seconds:.2f} s")
+                print(
+                    f"{action}_vs_bare_{'insert' if action == 'tag' else 'update'} "
+                    f"{took[action] / seconds:.1f}"
+                )
             svc.engine.dispose()
             engine.dispose()
     finally:
