@@ -37,6 +37,7 @@ FOR_EDITORS = {
     "admin.magnet_build.start",
     "admin.broadcasts.write",
     "admin.broadcasts.test",
+    "admin.site.save",
     *(
         f"admin.studio.{view}"
         for view in (
