@@ -947,7 +947,13 @@ class Studio:
         return problems
 
     def save_site(
-        self, text: str, version: str, operator: str, now: datetime, photo: Photo | None = None
+        self,
+        text: str,
+        version: str,
+        operator: str,
+        now: datetime,
+        photo: Photo | None = None,
+        why: str = "",
     ) -> Outcome:
         """Write site.yaml (and an uploaded photo beside it) if every sequence still passes
         the check inheriting it and the file is still the `version` the form opened. A photo
@@ -970,7 +976,8 @@ class Studio:
         if not isinstance(outcome, Saved):
             return outcome
         paths = [self.site_path, *([self.root / photo.name] if photo is not None else [])]
-        return self._commit(outcome, self.root, paths, f"Edit {SITE_FILE}: the author", operator)
+        message = why or f"Edit {SITE_FILE}: the author"
+        return self._commit(outcome, self.root, paths, message, operator)
 
     def _write_site(self, text: str, version: str, now: datetime) -> Outcome:
         path, data = self.site_path, text.encode("utf-8")
@@ -1022,11 +1029,8 @@ class Studio:
         top = course_git.repository(path.parent) if self.git else None
         return course_git.history(top, path) if top is not None else []
 
-    def restore(
-        self, path: Path, commit: str, version: str, operator: str, now: datetime
-    ) -> Outcome:
-        """Put back the file as it was at `commit`: a save like any other (checked, and
-        refused over a newer version on disk), and so a new commit."""
+    def _version_at(self, path: Path, commit: str) -> tuple[str, str]:
+        """(the text of `path` at `commit` of its history, the commit's short id)."""
         top = course_git.repository(path.parent) if self.git else None
         if top is None:
             raise StudioError("the sequences folder is not in a git repository: no history")
@@ -1034,9 +1038,25 @@ class Studio:
         chosen = known.get(commit)
         if chosen is None:
             raise StudioError(f"commit {commit[:10]} is not in the history of {path.name}")
-        text = course_git.show(top, chosen.commit, chosen.path).decode("utf-8", "replace")
-        why = f"Restore {path.parent.name}/{path.name} as of {chosen.short}"
+        return course_git.show(top, chosen.commit, chosen.path).decode("utf-8", "replace"), (
+            chosen.short
+        )
+
+    def restore(
+        self, path: Path, commit: str, version: str, operator: str, now: datetime
+    ) -> Outcome:
+        """Put back the file as it was at `commit`: a save like any other (checked, and
+        refused over a newer version on disk), and so a new commit."""
+        text, short = self._version_at(path, commit)
+        why = f"Restore {path.parent.name}/{path.name} as of {short}"
         return self.save(path, text, version, operator, now, why=why)
+
+    def restore_site(self, commit: str, version: str, operator: str, now: datetime) -> Outcome:
+        """site.yaml as it was at `commit`, saved like the form's save (checked across
+        every sequence, refused over a newer version on disk)."""
+        text, short = self._version_at(self.site_path, commit)
+        why = f"Restore {SITE_FILE} as of {short}"
+        return self.save_site(text, version, operator, now, why=why)
 
 
 def write_atomically(path: Path, data: bytes) -> None:

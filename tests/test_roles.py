@@ -38,6 +38,7 @@ FOR_EDITORS = {
     "admin.broadcasts.write",
     "admin.broadcasts.test",
     "admin.site.save",
+    "admin.site.restore",
     *(
         f"admin.studio.{view}"
         for view in (

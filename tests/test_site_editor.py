@@ -290,3 +290,28 @@ def test_the_page_previews_the_signature_and_the_sign_up_author_box(
     assert "Assistant Professor of Medicine" in box
     text_part = page.text.split("data-preview-text>", 1)[1].split("</pre>", 1)[0]
     assert f"-- \n{NAME}\nAssistant Professor of Medicine" in text_part
+
+
+def test_an_earlier_site_yaml_is_restored_from_its_history_as_a_new_commit(
+    app: Flask, courses: Path
+) -> None:
+    site = courses / "site.yaml"
+    original = site.read_text()
+    first = git(courses.parent, "rev-parse", "HEAD").strip()
+    web = client_for(app, EDITOR)
+    assert web.post("/admin/site", data=form(web, name=NAME)).status_code == 302
+    history = web.get("/admin/site/history")
+    assert history.status_code == 200
+    assert first[:10] in history.text and "Edit site.yaml: the author" in history.text
+    version = re.search(r'name="version" value="([^"]*)"', history.text)
+    assert version and 'action="/admin/site/restore"' in history.text
+    answer = web.post(
+        "/admin/site/restore",
+        data={"csrf_token": csrf_token(history.text), "commit": first, "version": version[1]},
+    )
+    assert answer.status_code == 302
+    assert site.read_text() == original
+    assert git(courses.parent, "log", "-1", "--format=%an|%s").startswith(
+        f"{EDITOR}|Restore site.yaml as of {first[:7]}"
+    )
+    assert "Restored site.yaml" in web.get("/admin/site/history").text

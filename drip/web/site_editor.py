@@ -50,10 +50,11 @@ def _form() -> SiteSettings:
 
 def _field_of(problem: Problem) -> str:
     """The form field a problem of site.yaml is about ("" for the list under the form)."""
-    words = problem.message.removeprefix("unknown key ")
-    return next(
-        (key for key in FIELDS if words.startswith((f"author.{key}", key, f"'author.{key}"))), ""
-    )
+    words = problem.message
+    found = next((key for key in FIELDS if words.startswith((f"author.{key}", key))), "")
+    if not found and ("author name" in words or "author.name" in words):
+        return "name"  # unset, a placeholder, or differing from DRIP_AUTHOR_NAME
+    return found
 
 
 @bp.get("")
@@ -88,11 +89,7 @@ def save() -> ResponseReturnValue:
     if isinstance(outcome, Saved):
         audit("save site", studio.site_path.name, before=outcome.before, after=outcome.after)
         db_session().commit()
-        if outcome.git_error:
-            done = f" (saved, but git could not commit it: {outcome.git_error})"
-        else:
-            done = f" Commit {outcome.commit[:10]}." if outcome.commit else ""
-        flash("Saved: every sequence now inherits it." + done, "ok")
+        flash("Saved: every sequence now inherits it." + _committed(outcome), "ok")
         return redirect(url_for(".page"))
     if isinstance(outcome, Refused):
         flash("Not saved: fix the problems below (the file is unchanged).", "error")
@@ -106,6 +103,57 @@ def save() -> ResponseReturnValue:
     disk = outcome.disk.text if outcome.disk else ""
     now_version = studio.site_document().version
     return _page(values, now_version, text, [], diff(disk, text), disk, status=409)
+
+
+@bp.get("/history")
+def history() -> ResponseReturnValue:
+    """site.yaml's commits, each restorable (site_restore)."""
+    studio = _studio()
+    return render_template(
+        "admin/history.html",
+        slug="",
+        label="site.yaml",
+        path=studio.site_path,
+        versions=studio.history(studio.site_path),
+        git=studio.git,
+        version=studio.site_document().version,
+        back=url_for(".page"),
+        restore=url_for(".restore"),
+        restore_endpoint="admin.site.restore",
+    )
+
+
+@bp.post("/restore")
+@requires(Role.editor)
+def restore() -> ResponseReturnValue:
+    commit = request.form.get("commit", "")
+    try:
+        outcome = _studio().restore_site(
+            commit, request.form.get("version", ""), g.operator.email, services().clock()
+        )
+    except StudioError as error:
+        flash(str(error), "error")
+        return redirect(url_for(".history"))
+    if isinstance(outcome, Saved):
+        target = f"site.yaml@{commit[:10]}"
+        audit("restore", target, before=outcome.before, after=outcome.after)
+        db_session().commit()
+        flash(f"Restored site.yaml as of {commit[:10]}." + _committed(outcome), "ok")
+    elif isinstance(outcome, Refused):
+        flash(
+            "Not restored, nothing changed: "
+            + "; ".join(f"{p.path.name}:{p.line}: {p.message}" for p in outcome.errors),
+            "error",
+        )
+    else:
+        flash("Not restored, nothing changed: site.yaml changed on disk meanwhile.", "error")
+    return redirect(url_for(".history"))
+
+
+def _committed(saved: Saved) -> str:
+    if saved.git_error:
+        return f" (saved, but git could not commit it: {saved.git_error})"
+    return f" Commit {saved.commit[:10]}." if saved.commit else ""
 
 
 def _page(
