@@ -11,12 +11,14 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from drip import guardrails
@@ -28,9 +30,18 @@ from drip.models import AuditEntry, Role
 from drip.operators import create_operator
 from drip.photos import MAX_BYTES
 from drip.services import Services
-from tests.conftest import CHEAP_HASHER, TESTS, advance_through_due_times, enroll, make_settings
-from tests.smtp import SmtpServer
+from tests.conftest import (
+    CHEAP_HASHER,
+    TESTS,
+    LiveServer,
+    advance_through_due_times,
+    enroll,
+    make_settings,
+    screenshot,
+)
+from tests.smtp import SmtpServer, free_port
 from tests.test_admin_access import PASSWORD, csrf_token, log_in
+from tests.test_studio_browser import shot
 
 OWNER, EDITOR, VIEWER = "owner@example.org", "editor@example.org", "viewer@example.org"
 NAME = "Dr. Maya Patel"
@@ -315,3 +326,63 @@ def test_an_earlier_site_yaml_is_restored_from_its_history_as_a_new_commit(
         f"{EDITOR}|Restore site.yaml as of {first[:7]}"
     )
     assert "Restored site.yaml" in web.get("/admin/site/history").text
+
+
+# -- in the browser ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def live_server(
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock, courses: Path
+) -> Iterator[LiveServer]:
+    """drip on loopback serving the copy (conftest's serves the repository's tests/sequences,
+    which this page would write to)."""
+    port = free_port()
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        smtp_url=smtp_server.url,
+        base_url=f"http://127.0.0.1:{port}",
+        sequences_dir=courses,
+    )
+    server = LiveServer(create_app(settings, clock=clock, password_hasher=CHEAP_HASHER), port)
+    with server.services.sessions() as session:
+        create_operator(session, EDITOR, PASSWORD, clock(), Role.editor)
+        session.commit()
+    yield server
+    server.stop()
+    server.services.engine.dispose()
+
+
+@pytest.mark.browser
+def test_the_author_fills_in_their_name_in_the_browser_and_the_sign_up_page_shows_it(
+    page: Any, live_server: LiveServer, courses: Path
+) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{live_server.url}/admin/login")
+    page.fill("#email", EDITOR)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector(".who")
+    page.goto(f"{live_server.url}/admin/sequences")
+    page.click("#site-link")
+    expect(page.locator("h1")).to_have_text("Site & author")
+    expect(page.locator("#name")).to_have_value("")
+    screenshot(page, "admin", "site-author-empty-1280")
+    page.fill("#name", NAME)
+    page.fill("#privacy_url", "https://blog.example.org/privacy")
+    page.click("#site-form button[type=submit]")
+    expect(page.locator(".flash.ok")).to_contain_text("Saved: every sequence now inherits it.")
+    expect(page.locator("#name")).to_have_value(NAME)
+    expect(page.locator("[data-author-preview] .author-name")).to_have_text(NAME)
+    assert f'name: "{NAME}"' in (courses / "site.yaml").read_text()
+    shot(page, "site-author-1280")
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scroll
+    shot(page, "site-author-375")
+
+    page.goto(f"{live_server.url}/subscribe/tiny")
+    expect(page.locator(".author .author-name")).to_have_text(NAME)
+    expect(page.locator("a[href='https://blog.example.org/privacy']")).to_have_count(1)
+    screenshot(page, "admin", "site-author-sign-up-375")
