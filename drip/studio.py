@@ -14,6 +14,9 @@ earlier version restored) goes the same way:
 4. where the folder is in a git repository, the change is a commit by the operator
    (drip.course_git), unless DRIP_STUDIO_GIT is off.
 
+site.yaml (the author and the site's links) goes the same way, but every sequence inherits
+it, so a change to it is checked with each of them (Studio.save_site).
+
 A lesson's identity is its file name without the number: moving a lesson renames
 `02-small-talk.md` to `03-small-talk.md` and readers mid-course keep their place.
 """
@@ -1038,9 +1041,8 @@ class Studio:
         chosen = known.get(commit)
         if chosen is None:
             raise StudioError(f"commit {commit[:10]} is not in the history of {path.name}")
-        return course_git.show(top, chosen.commit, chosen.path).decode("utf-8", "replace"), (
-            chosen.short
-        )
+        text = course_git.show(top, chosen.commit, chosen.path).decode("utf-8", "replace")
+        return text, chosen.short
 
     def restore(
         self, path: Path, commit: str, version: str, operator: str, now: datetime
