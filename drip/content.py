@@ -11,7 +11,7 @@ import fcntl
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
@@ -413,14 +413,18 @@ def _key_line(lines: dict[str, int], key: str) -> int:
     return lines.get(key) or lines.get(key.split(".")[0]) or 1
 
 
-def load_site(root: Path, author_name: str = "") -> tuple[Site, list[Problem]]:
-    """site.yaml under `root` (it may be absent), and its problems at their lines."""
+def load_site(
+    root: Path, author_name: str = "", text: str | None = None
+) -> tuple[Site, list[Problem]]:
+    """site.yaml under `root` (it may be absent), and its problems at their lines. `text`
+    reads as the file's text instead (the studio's check of an unsaved change)."""
     path = root / SITE_FILE
     problems: list[Problem] = []
     defaults = {"name": author_name} if author_name else {}
-    if not path.is_file():
-        return Site(path, defaults), problems
-    text = path.read_text(encoding="utf-8")
+    if text is None:
+        if not path.is_file():
+            return Site(path, defaults), problems
+        text = path.read_text(encoding="utf-8")
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
@@ -904,11 +908,11 @@ def load_sequences(root: Path, author_name: str = "") -> Library:
                     folder, {"__lines__": {}}, [], site
                 )
     _link_chains(sequences, problems)
-    problems += _unsigned(site, sequences)
+    problems += unsigned(site, sequences)
     return Library(sequences, problems, broken, held_forms)
 
 
-def _unsigned(site: Site, sequences: dict[str, Sequence]) -> list[Problem]:
+def unsigned(site: Site, sequences: Mapping[str, Sequence]) -> list[Problem]:
     """A warning at site.yaml while sequences inherit no author name (or a placeholder):
     their lessons would go out signed by nobody, and the guardrails hold real sending."""
     name = site.author.get("name", "")

@@ -94,7 +94,8 @@ def author_check(library: Library) -> Check:
         "author name",
         PROBLEM,
         f"{found}: set author.name in sequences/{SITE_FILE} (or DRIP_AUTHOR_NAME); "
-        "readers see it in the From line and under every lesson",
+        "readers see it in the From line and under every lesson. In the browser: the "
+        "admin's Sequences → Site & author page (/admin/site)",
     )
 
 

@@ -14,6 +14,9 @@ earlier version restored) goes the same way:
 4. where the folder is in a git repository, the change is a commit by the operator
    (drip.course_git), unless DRIP_STUDIO_GIT is off.
 
+site.yaml (the author and the site's links) goes the same way, but every sequence inherits
+it, so a change to it is checked with each of them (Studio.save_site).
+
 A lesson's identity is its file name without the number: moving a lesson renames
 `02-small-talk.md` to `03-small-talk.md` and readers mid-course keep their place.
 """
@@ -45,9 +48,11 @@ from ruamel.yaml.error import YAMLError as RoundTripError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from drip import course_git
+from drip.authors import AUTHOR_KEYS, SITE_URL_KEYS
 from drip.config import Settings
 from drip.content import (
     LESSON_FILE,
+    SITE_FILE,
     Library,
     Problem,
     Sequence,
@@ -56,11 +61,13 @@ from drip.content import (
     load_sequence,
     load_site,
     split_front_matter,
+    unsigned,
 )
 from drip.links import Links, sample_links
 from drip.lint import lint, render_problems
 from drip.magnets import cache_dir
 from drip.mailer import Transport
+from drip.photos import Photo
 from drip.render import SAMPLE_READER, Renderer
 from drip.samples import send_test
 
@@ -426,6 +433,75 @@ def settings_text(previous: str, values: SequenceSettings) -> str:
     return out.getvalue()
 
 
+# -- site.yaml: the author and the site's links --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    """The "Site & author" form: what every sequence inherits from site.yaml."""
+
+    name: str = ""
+    credential: str = ""
+    photo: str = ""  # as the file gives it: author.jpg (in the sequences folder) or https://
+    url: str = ""
+    privacy_url: str = ""
+    after_confirm_url: str = ""
+
+
+def site_settings(text: str) -> SiteSettings:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    raw_author = data.get("author")
+    author: dict[str, Any] = raw_author if isinstance(raw_author, dict) else {}
+
+    def text_of(value: Any) -> str:
+        return "" if value is None else str(value)
+
+    return SiteSettings(
+        **{key: text_of(author.get(key)) for key in AUTHOR_KEYS},
+        **{key: text_of(data.get(key)) for key in SITE_URL_KEYS},
+    )
+
+
+def site_text(previous: str, values: SiteSettings) -> str:
+    """site.yaml with the form's values, the author's comments and other keys kept. A field
+    emptied keeps its key, empty, so the comment beside it (what to put there) stays too."""
+    handler = _round_trip()
+    try:
+        data = handler.load(previous) if previous.strip() else None
+    except RoundTripError as error:
+        raise StudioError(
+            f"{SITE_FILE} does not parse as it is, so the form cannot keep its comments: "
+            f"fix it in the file first ({' '.join(str(error).split())})"
+        ) from error
+    if not isinstance(data, CommentedMap):
+        data = CommentedMap()
+
+    def put(mapping: CommentedMap, key: str, value: str) -> None:
+        value = value.strip()
+        if not value:
+            if mapping.get(key) not in (None, ""):
+                mapping[key] = None
+        elif key not in mapping or str(mapping[key]) != value:  # else kept as written
+            mapping[key] = _quoted(value)
+
+    author = data.get("author")
+    if not isinstance(author, CommentedMap):
+        author = CommentedMap()
+    for key in AUTHOR_KEYS:
+        put(author, key, str(getattr(values, key)))
+    if author or "author" in data:
+        data["author"] = author
+    for key in SITE_URL_KEYS:
+        put(data, key, str(getattr(values, key)))
+    out = io.StringIO()
+    handler.dump(data, out)
+    return out.getvalue()
+
+
 # -- the check ---------------------------------------------------------------------------------
 
 
@@ -466,6 +542,16 @@ class Preview:
 class TestSent:
     message_id: str
     to: str
+
+
+@dataclass(frozen=True)
+class SitePreview:
+    """How readers would see the author with the unsaved site.yaml: a sequence as it would
+    load (its sign-up page's author box) and its first lesson, signed, as the sample reader
+    gets it."""
+
+    sequence: Sequence | None
+    lesson: Preview | None
 
 
 class Studio:
@@ -530,13 +616,20 @@ class Studio:
             yield copy
 
     def check_files(
-        self, folder: Path, files: Mapping[str, bytes], now: datetime, *, typeset: bool = True
+        self,
+        folder: Path,
+        files: Mapping[str, bytes],
+        now: datetime,
+        *,
+        typeset: bool = True,
+        site: Site | None = None,
     ) -> Checked:
         """What `drip check` says of the sequence made of `files`: loading, building every
         message it sends for a sample reader (the lead-magnet PDF too, unless `typeset` is
-        False: a preview leaves the slow part to the save), the lint warnings."""
+        False: a preview leaves the slow part to the save), the lint warnings. `site`: what
+        it inherits, if not the site.yaml on disk."""
         with self._candidate(folder, files) as copy:
-            sequence, problems = load_sequence(copy, self._site())
+            sequence, problems = load_sequence(copy, site or self._site())
             errors = [p for p in problems if p.severity == "error"]
             if sequence is not None and not errors:
                 settings = replace(self.settings, data_dir=copy.parent.parent / "data")
@@ -822,6 +915,116 @@ class Studio:
             mid = send_test(Renderer(self.settings), self.links, transport, sequence, key, to, now)
         return TestSent(mid, to)
 
+    # -- site.yaml: what every sequence inherits
+
+    @property
+    def site_path(self) -> Path:
+        return self.root / SITE_FILE
+
+    def site_document(self) -> Document:
+        """site.yaml as the form reads it; an absent file reads as empty (the form makes it)."""
+        path = self.site_path
+        return read(path) if path.is_file() else Document(path, "", version_of(b""))
+
+    def sequence_folders(self) -> list[Path]:
+        return sorted(
+            p
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / SEQUENCE_FILE).is_file()
+        )
+
+    def check_site(self, text: str, now: datetime, *, typeset: bool = True) -> list[Problem]:
+        """What `drip check` says with `text` as site.yaml: its own mistakes, then every
+        sequence as it would load and render inheriting it, and the unsigned warning."""
+        site, problems = load_site(self.root, self.settings.author_name, text=text)
+        if any(p.severity == "error" for p in problems):
+            return sorted(problems, key=lambda p: p.line)
+        usable: dict[str, Sequence] = {}
+        for folder in self.sequence_folders():
+            checked = self.check_files(folder, _snapshot(folder), now, typeset=typeset, site=site)
+            problems += checked.problems
+            if checked.sequence is not None and not checked.errors:
+                usable[folder.name] = checked.sequence
+        problems += unsigned(site, usable)
+        problems.sort(key=lambda p: (p.severity != "error", p.path != self.site_path, p.line))
+        return problems
+
+    def save_site(
+        self,
+        text: str,
+        version: str,
+        operator: str,
+        now: datetime,
+        photo: Photo | None = None,
+        why: str = "",
+    ) -> Outcome:
+        """Write site.yaml (and an uploaded photo beside it) if every sequence still passes
+        the check inheriting it and the file is still the `version` the form opened. A photo
+        written for a save that is then refused is taken away again."""
+        made: Path | None = None
+        outcome: Outcome | None = None
+        try:
+            if photo is not None and not (self.root / photo.name).is_file():
+                made = self.root / photo.name
+                write_atomically(made, photo.data)
+            outcome = self._write_site(text, version, now)
+        except OSError as error:
+            raise StudioError(
+                f"could not write in {self.root}: {error.strerror or error} "
+                "(may drip's user write there?)"
+            ) from error
+        finally:
+            if made is not None and not isinstance(outcome, Saved):
+                made.unlink(missing_ok=True)
+        if not isinstance(outcome, Saved):
+            return outcome
+        paths = [self.site_path, *([self.root / photo.name] if photo is not None else [])]
+        message = why or f"Edit {SITE_FILE}: the author"
+        return self._commit(outcome, self.root, paths, message, operator)
+
+    def _write_site(self, text: str, version: str, now: datetime) -> Outcome:
+        path, data = self.site_path, text.encode("utf-8")
+        for _attempt in range(3):
+            disk = self.site_document()
+            if disk.version != version:
+                return Conflict(disk if path.is_file() else None, text)
+            problems = self.check_site(text, now)
+            errors = [p for p in problems if p.severity == "error"]
+            if errors:
+                before = Counter(
+                    (p.path, p.message)
+                    for p in self.check_site(disk.text, now)
+                    if p.severity == "error"
+                )
+                brought = Counter((p.path, p.message) for p in errors) - before
+                if any(p.path == path for p in errors) or brought:
+                    return Refused(problems)
+            with folder_lock(self.root, exclusive=True):
+                if self.site_document().version != disk.version:
+                    continue  # changed while we checked: check again
+                write_atomically(path, data)
+            warnings = [p for p in problems if p.severity != "error"]
+            return Saved(path, version_of(data), warnings, before=disk.text, after=text)
+        raise StudioError(f"{SITE_FILE} keeps changing while the studio checks it: try again")
+
+    def site_preview(self, text: str, renderer: Renderer) -> SitePreview:
+        """The first sequence as it would load inheriting `text`, and its first lesson as
+        the sample reader would get it (the signature under it), rendered as it is sent."""
+        site, problems = load_site(self.root, self.settings.author_name, text=text)
+        if any(p.severity == "error" for p in problems):
+            return SitePreview(None, None)
+        for folder in self.sequence_folders():
+            sequence, _ = load_sequence(folder, site)
+            if sequence is None or not sequence.lessons:
+                continue
+            template = renderer.lesson(sequence, sequence.lessons[0])
+            try:
+                subject, html, plain = template.parts(SAMPLE_READER, sample_links(self.links))
+            except KeyError:  # a lesson with a variable drip does not know: no lesson shown
+                return SitePreview(sequence, None)
+            return SitePreview(sequence, Preview(subject, html, plain, []))
+        return SitePreview(None, None)
+
     # -- history
 
     def history(self, path: Path) -> list[course_git.Version]:
@@ -829,11 +1032,8 @@ class Studio:
         top = course_git.repository(path.parent) if self.git else None
         return course_git.history(top, path) if top is not None else []
 
-    def restore(
-        self, path: Path, commit: str, version: str, operator: str, now: datetime
-    ) -> Outcome:
-        """Put back the file as it was at `commit`: a save like any other (checked, and
-        refused over a newer version on disk), and so a new commit."""
+    def _version_at(self, path: Path, commit: str) -> tuple[str, str]:
+        """(the text of `path` at `commit` of its history, the commit's short id)."""
         top = course_git.repository(path.parent) if self.git else None
         if top is None:
             raise StudioError("the sequences folder is not in a git repository: no history")
@@ -842,8 +1042,23 @@ class Studio:
         if chosen is None:
             raise StudioError(f"commit {commit[:10]} is not in the history of {path.name}")
         text = course_git.show(top, chosen.commit, chosen.path).decode("utf-8", "replace")
-        why = f"Restore {path.parent.name}/{path.name} as of {chosen.short}"
+        return text, chosen.short
+
+    def restore(
+        self, path: Path, commit: str, version: str, operator: str, now: datetime
+    ) -> Outcome:
+        """Put back the file as it was at `commit`: a save like any other (checked, and
+        refused over a newer version on disk), and so a new commit."""
+        text, short = self._version_at(path, commit)
+        why = f"Restore {path.parent.name}/{path.name} as of {short}"
         return self.save(path, text, version, operator, now, why=why)
+
+    def restore_site(self, commit: str, version: str, operator: str, now: datetime) -> Outcome:
+        """site.yaml as it was at `commit`, saved like the form's save (checked across
+        every sequence, refused over a newer version on disk)."""
+        text, short = self._version_at(self.site_path, commit)
+        why = f"Restore {SITE_FILE} as of {short}"
+        return self.save_site(text, version, operator, now, why=why)
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -64,6 +64,7 @@ def test_at_375_px_the_navigation_is_a_menu_that_opens_and_nothing_spills_sidewa
         f"/admin/readers/{some_reader(server)}",
         "/admin/sequences",
         "/admin/sequences/tiny",
+        "/admin/site",
         "/admin/deliveries",
     ):
         page.goto(f"{server.url}{path}")

@@ -364,7 +364,8 @@ def test_an_unsigned_course_is_a_production_problem(
     (problem,) = guardrails.problems(production(), library)
     assert problem == (
         f"author name: {verdict}: set author.name in sequences/site.yaml (or DRIP_AUTHOR_NAME); "
-        "readers see it in the From line and under every lesson"
+        "readers see it in the From line and under every lesson. In the browser: the "
+        "admin's Sequences → Site & author page (/admin/site)"
     )
     assert guardrails.blocking(production(unsafe=True), library) == []  # a test relay's mail
     with_env = guardrails.problems(production(), load_sequences(courses, "Dr. Amara Okafor"))

@@ -37,6 +37,8 @@ FOR_EDITORS = {
     "admin.magnet_build.start",
     "admin.broadcasts.write",
     "admin.broadcasts.test",
+    "admin.site.save",
+    "admin.site.restore",
     *(
         f"admin.studio.{view}"
         for view in (

@@ -97,7 +97,7 @@ from drip.subscriptions import (
 )
 from drip.tags import TagError, add_tags, clean_tag, reader_tags, remove_tag
 from drip.timeline import timeline
-from drip.web import access, broadcasts_admin, magnet_build, studio
+from drip.web import access, broadcasts_admin, magnet_build, site_editor, studio
 from drip.web.access import audit, current_operator, requires
 from drip.web.context import db_session, services
 
@@ -106,6 +106,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 bp.register_blueprint(studio.bp)  # the course editor
 bp.register_blueprint(magnet_build.bp)  # /admin/sequences/<slug>/magnet/build
 bp.register_blueprint(broadcasts_admin.bp)  # /admin/broadcasts/
+bp.register_blueprint(site_editor.bp)  # /admin/site: site.yaml, the author
 
 OPEN = frozenset({"admin.login"})  # the only view a logged-out visitor may see
 MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
