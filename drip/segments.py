@@ -254,7 +254,7 @@ def enrollment_conditions(
     it. So the list (and a bulk action, and the filtered export) with a segment made from
     `?sequence=tiny&status=active` shows the rows that filter shows, not also the readers'
     other courses."""
-    reader: ColumnElement[int] = Enrollment.subscriber_id
+    reader: ColumnElement[int] = Enrollment.subscriber_id.expression
     if dialect == "sqlite":
         # `+ 0` keeps SQLite from driving the list from the segment's ids through the
         # subscriber_id index and sorting them all for one page: it walks enrollments by id
