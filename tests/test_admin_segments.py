@@ -119,7 +119,7 @@ def test_a_segment_made_with_the_form_is_the_one_the_command_line_sees(
         assert made.definition == expected and made.created_by == "ops@example.org"
     assert shown.exit_code == 0 and json.dumps(expected, sort_keys=True) in shown.output
     listed = html.unescape(web.get("/admin/segments/").text)
-    assert "Segment vip-soon saved: 1 readers now" in listed
+    assert "Segment vip-soon saved: 1 reader now" in listed
     assert (
         "readers of tiny, active, tagged vip or has-dates, exam before 2026-09-01, "
         "no lesson in the last 30 days" in listed

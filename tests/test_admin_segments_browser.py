@@ -70,6 +70,7 @@ def test_the_segment_form_counts_before_saving_and_the_list_leads_to_its_readers
     page.wait_for_selector("tr[data-segment=exam-soon]")
     row = page.locator("tr[data-segment=exam-soon]")
     page.wait_for_selector("tr[data-segment=exam-soon] td[data-count]:text-is('1')")
+    screenshot(page, "admin", "segments-list-1280")
     with server.services.sessions() as session:
         assert segments.named(session, "exam-soon").definition == {
             "exam_before": "2026-09-01",

@@ -199,7 +199,7 @@ def _save(name: str, values: dict[str, Any], editing: Segment | None) -> Respons
     session.commit()
     total = segments.count(session, segment.definition, svc.clock())
     flash(
-        f"Segment {segment.name} saved: {total:,} readers now "
+        f"Segment {segment.name} saved: {total:,} {'reader' if total == 1 else 'readers'} now "
         f"({segments.in_words(segment.definition)}).",
         "ok",
     )
