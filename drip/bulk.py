@@ -309,10 +309,15 @@ def run(
 def describe(filters: Filters) -> str:
     """The selection in words, for the confirmation: "of tiny, status active, tagged vip"."""
     parts = [
-        f"of {filters.sequence}" if filters.sequence else "of every sequence",
+        f"of {filters.sequence}"
+        if filters.sequence
+        else ""
+        if filters.segment  # the segment says which sequences
+        else "of every sequence",
         f"with status {filters.status}" if filters.status else "",
         f"tagged {filters.tag}" if filters.tag else "",
         f"whose address starts with “{filters.address}”" if filters.address else "",
+        f"in the segment {filters.segment}" if filters.segment else "",
     ]
     return ", ".join(p for p in parts if p)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
 
@@ -227,6 +227,11 @@ class Filters:
     sequence: str = ""
     address: str = ""  # the start of an address
     tag: str = ""  # readers with this tag (the readers list only)
+    segment: str = ""  # the rows a segment selects (the readers list only), by name
+    # The segment's conditions, as drip.segments.narrowed resolves them at a moment: a
+    # segment's definition lives in the database and its windows ("clicked in the last 30
+    # days") depend on the time, neither of which this module knows.
+    segment_conditions: tuple[ColumnElement[bool], ...] = field(default=(), compare=False)
 
 
 def address_prefix(session: Session, column: Any, prefix: str) -> ColumnElement[bool]:
@@ -260,7 +265,10 @@ def delivery_log(session: Session, filters: Filters) -> Select[Delivery, Enrollm
 
 def reader_conditions(session: Session, filters: Filters) -> list[ColumnElement[bool]]:
     """What the readers list's filters ask of an enrollment and its reader; a tag through
-    the (subscriber_id, tag) primary key of subscriber_tags."""
+    the (subscriber_id, tag) primary key of subscriber_tags; a segment as its resolved
+    conditions (a filter naming a segment that was not resolved is refused, never ignored)."""
+    if filters.segment and not filters.segment_conditions:
+        raise ValueError(f"segment {filters.segment!r}: resolve it with drip.segments.narrowed")
     conditions: list[ColumnElement[bool]] = []
     if filters.status:
         conditions.append(Enrollment.status == filters.status)
@@ -275,6 +283,7 @@ def reader_conditions(session: Session, filters: Filters) -> list[ColumnElement[
                 SubscriberTag.tag == filters.tag,
             )
         )
+    conditions.extend(filters.segment_conditions)
     return conditions
 
 
@@ -371,8 +380,8 @@ def _total(
     session: Session, statement: AnySelect, filters: Filters, tally: Any, column: Any
 ) -> int:
     """The size of a filtered list: the sum of its tally rows, or, for an address search,
-    a count of what the prefix or the tag matched (as large as the answer, not the table)."""
-    if filters.address or filters.tag:
+    a tag or a segment, a count of what it matched (as large as the answer, not the table)."""
+    if filters.address or filters.tag or filters.segment:
         return _count(session, statement)
     total = select(func.coalesce(func.sum(column), 0))
     if filters.status:
@@ -395,7 +404,7 @@ def deliveries_page(
     session: Session, cursor: Cursor, filters: Filters, size: int = PAGE
 ) -> Page[Any]:
     """A page of the delivery log, rows of (Delivery, Enrollment, Subscriber), newest first."""
-    filters = replace(filters, tag="")  # the log is not filtered by tag
+    filters = replace(filters, tag="", segment="", segment_conditions=())  # nor by these
     statement = delivery_log(session, filters)
     total = _total(session, statement, filters, DeliveryTally, DeliveryTally.deliveries)
     return keyset(session, statement, Delivery.id, lambda row: int(row[0].id), cursor, total, size)

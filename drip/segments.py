@@ -24,7 +24,7 @@ over readers in Python.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -40,6 +40,7 @@ from drip.models import (
     Subscriber,
     SubscriberTag,
 )
+from drip.queries import Filters
 from drip.signup import RESPONSIBILITIES
 from drip.tags import TagError, clean_tag
 
@@ -245,6 +246,46 @@ def ids_of(session: Session, name: str, now: datetime) -> Select[int]:
     return compile_segment(parse(segment.definition), session.get_bind().dialect.name, now)
 
 
+def enrollment_conditions(
+    definition: dict[str, Any], dialect: str, now: datetime
+) -> tuple[ColumnElement[bool], ...]:
+    """The readers list's rows a segment selects: the enrollments of its readers, and of
+    those, when it names sequences or statuses, only the enrollments that put the reader in
+    it. So the list (and a bulk action, and the filtered export) with a segment made from
+    `?sequence=tiny&status=active` shows the rows that filter shows, not also the readers'
+    other courses."""
+    reader: ColumnElement[int] = Enrollment.subscriber_id.expression
+    if dialect == "sqlite":
+        # `+ 0` keeps SQLite from driving the list from the segment's ids through the
+        # subscriber_id index and sorting them all for one page: it walks enrollments by id
+        # and looks each up in the segment's ids, materialised once (bench/segments.py).
+        reader = reader + 0
+    conditions: list[ColumnElement[bool]] = [reader.in_(compile_segment(definition, dialect, now))]
+    if definition.get("sequences"):
+        conditions.append(Enrollment.sequence.in_(definition["sequences"]))
+    if definition.get("status"):
+        conditions.append(Enrollment.status.in_(definition["status"]))
+    return tuple(conditions)
+
+
+def narrowed(session: Session, filters: Filters, now: datetime) -> Filters:
+    """The readers list's filters with their segment (a name) turned into its conditions
+    as of `now`; SegmentError if there is no such segment."""
+    if not filters.segment:
+        return replace(filters, segment_conditions=())
+    segment = named(session, filters.segment)
+    conditions = enrollment_conditions(
+        parse(segment.definition), session.get_bind().dialect.name, now
+    )
+    return replace(filters, segment=segment.name, segment_conditions=conditions)
+
+
+def count(session: Session, definition: dict[str, Any], now: datetime) -> int:
+    """How many readers match, counted by the database."""
+    ids = compile_segment(definition, session.get_bind().dialect.name, now)
+    return int(session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
+
+
 def members(session: Session, definition: dict[str, Any], now: datetime) -> Members:
     """How many readers match, and the first few addresses: two small queries, counted and
     limited by the database."""
@@ -281,6 +322,44 @@ def save(
     found.definition = definition
     session.flush()
     return found
+
+
+def from_filters(filters: Filters) -> dict[str, Any]:
+    """The definition that selects what the readers list's sequence, status and tag filter
+    selects (the address search is not a segment field)."""
+    raw = {"sequences": filters.sequence, "status": filters.status, "tags": filters.tag}
+    if not any(raw.values()):
+        raise SegmentError(["filter: choose a sequence, a status or a tag to save"])
+    return parse({key: [value] for key, value in raw.items() if value})
+
+
+def _or(values: list[str]) -> str:
+    return " or ".join(values) if len(values) < 3 else f"{', '.join(values[:-1])} or {values[-1]}"
+
+
+def in_words(definition: dict[str, Any]) -> str:
+    """The definition as a person says it: "readers of interview-questions, active, tagged
+    has-dates, exam before 2026-09-01"."""
+    d = definition
+    if not d:
+        return "every reader"
+    days = {
+        "clicked_within_days": "clicked a link in the last {} days",
+        "no_click_within_days": "no click in the last {} days",
+        "lesson_within_days": "got a lesson in the last {} days",
+        "no_lesson_within_days": "no lesson in the last {} days",
+    }
+    parts = [
+        f"readers of {_or(d['sequences'])}" if d.get("sequences") else "readers of any course",
+        _or(d["status"]) if d.get("status") else "",
+        f"tagged {_or(d['tags'])}" if d.get("tags") else "",
+        f"not tagged {_or(d['without_tags'])}" if d.get("without_tags") else "",
+        f"exam after {d['exam_after']}" if d.get("exam_after") else "",
+        f"exam before {d['exam_before']}" if d.get("exam_before") else "",
+        f"responsibilities {_or(d['responsibilities'])}" if d.get("responsibilities") else "",
+        *(text.format(d[key]) for key, text in days.items() if d.get(key)),
+    ]
+    return ", ".join(part for part in parts if part)
 
 
 def describe(definition: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ goes to the audit log. CSRF is checked app-wide by Flask-WTF.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,7 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drip import audit as audit_log
-from drip import bulk, exports, guardrails, queries
+from drip import bulk, exports, guardrails, queries, segments
 from drip import outbox as mail_folder
 from drip.api_keys import list_keys, revoke_key
 from drip.bounces import Policy, daily_rates, rates, resume_sending, sending_paused
@@ -97,7 +98,14 @@ from drip.subscriptions import (
 )
 from drip.tags import TagError, add_tags, clean_tag, reader_tags, remove_tag
 from drip.timeline import timeline
-from drip.web import access, broadcasts_admin, magnet_build, site_editor, studio
+from drip.web import (
+    access,
+    broadcasts_admin,
+    magnet_build,
+    segments_admin,
+    site_editor,
+    studio,
+)
 from drip.web.access import audit, current_operator, requires
 from drip.web.context import db_session, services
 
@@ -107,6 +115,7 @@ bp.register_blueprint(studio.bp)  # the course editor
 bp.register_blueprint(magnet_build.bp)  # /admin/sequences/<slug>/magnet/build
 bp.register_blueprint(broadcasts_admin.bp)  # /admin/broadcasts/
 bp.register_blueprint(site_editor.bp)  # /admin/site: site.yaml, the author
+bp.register_blueprint(segments_admin.bp)  # /admin/segments/
 
 OPEN = frozenset({"admin.login"})  # the only view a logged-out visitor may see
 MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
@@ -282,7 +291,18 @@ def _filters() -> Filters:
         sequence=values.get("sequence", ""),
         address=values.get("q", "").strip(),
         tag=values.get("tag", "").strip().lower(),
+        segment=values.get("segment", "").strip().lower(),
     )
+
+
+def _with_segment(filters: Filters) -> Filters | None:
+    """The filters with their segment's conditions, as of now; None (and the reason
+    flashed) when there is no such segment."""
+    try:
+        return segments.narrowed(db_session(), filters, services().clock())
+    except SegmentError as error:
+        flash(f"{error}.", "error")
+        return None
 
 
 def _filter_args(filters: Filters) -> dict[str, Any]:
@@ -294,6 +314,7 @@ def _filter_args(filters: Filters) -> dict[str, Any]:
             ("sequence", filters.sequence),
             ("status", filters.status),
             ("tag", filters.tag),
+            ("segment", filters.segment),
         )
         if value
     }
@@ -301,8 +322,12 @@ def _filter_args(filters: Filters) -> dict[str, Any]:
 
 @bp.get("/readers")
 def readers() -> ResponseReturnValue:
-    filters = _filters()
-    page = queries.readers_page(db_session(), _cursor(), filters)
+    asked = _filters()
+    filters = _with_segment(asked)
+    if filters is None:
+        return redirect(url_for("admin.readers", **_filter_args(replace(asked, segment=""))))
+    session = db_session()
+    page = queries.readers_page(session, _cursor(), filters)
     return render_template(
         "admin/readers.html",
         page=page,
@@ -310,6 +335,11 @@ def readers() -> ResponseReturnValue:
         status=filters.status,
         sequence=filters.sequence,
         tag=filters.tag,
+        segment=filters.segment,
+        segment_words=segments.in_words(named_segment(session, filters.segment).definition)
+        if filters.segment
+        else "",
+        segment_names=session.scalars(select(Segment.name).order_by(Segment.name)).all(),
         args=_filter_args(filters),
         actions=bulk.ACTIONS,
         statuses=list(EnrollmentStatus),
@@ -322,10 +352,14 @@ def readers() -> ResponseReturnValue:
 
 def _order() -> bulk.Order:
     form = request.form
+    try:
+        filters = segments.narrowed(db_session(), _filters(), services().clock())
+    except SegmentError as error:
+        raise bulk.BulkError(str(error)) from None
     return bulk.check(
         bulk.Order(
             form.get("action", ""),
-            _filters(),
+            filters,
             target=form.get("target", ""),
             tag=form.get("bulk_tag", ""),
         ),
@@ -398,9 +432,12 @@ def bulk_run() -> ResponseReturnValue:
 @requires(Role.owner)  # the addresses of everyone the filter selects: owners only
 def export_selected() -> ResponseReturnValue:
     """The rows the readers list shows for its filters, streamed."""
+    filters = _with_segment(_filters())
+    if filters is None:
+        return redirect(url_for("admin.readers"))
     return Response(
         stream_with_context(
-            exports.readers_csv(services().sessions, services().clock(), filters=_filters())
+            exports.readers_csv(services().sessions, services().clock(), filters=filters)
         ),
         mimetype="text/csv",
         headers={

@@ -61,6 +61,8 @@ def _page(problems: list[str] | None = None, status: int = 200) -> ResponseRetur
     session = db_session()
     library = services().content.library()
     shown = session.scalars(select(Broadcast).order_by(Broadcast.id.desc()).limit(30)).all()
+    # A GET may start the form filled in: the Segments page links to ?segment=NAME.
+    form = request.form if request.method == "POST" else request.args
     return (
         render_template(
             "admin/broadcasts.html",
@@ -68,8 +70,8 @@ def _page(problems: list[str] | None = None, status: int = 200) -> ResponseRetur
             sequences=sorted(library.sequences.values(), key=lambda s: s.slug),
             segments=session.scalars(select(Segment.name).order_by(Segment.name)).all(),
             readers=list(READERS),
-            form=request.form,
-            chosen=set(request.form.getlist("to")),
+            form=form,
+            chosen=set(form.getlist("to")),
             problems=problems or [],
         ),
         status,

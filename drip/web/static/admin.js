@@ -137,3 +137,31 @@ document.addEventListener("DOMContentLoaded", function () {
     form.requestSubmit();
   }
 });
+/* The Segments page: each segment's count is asked for as the page opens, one at a time so
+   a large database is not asked for all of them at once; without script each cell's link
+   leads to the segment's page, which counts it. */
+document.addEventListener("DOMContentLoaded", function () {
+  const cells = Array.from(document.querySelectorAll("td[data-count]"));
+  function next() {
+    const cell = cells.shift();
+    if (!cell) {
+      return;
+    }
+    cell.setAttribute("aria-busy", "true");
+    fetch(cell.dataset.count, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        return response.json();
+      })
+      .then(function (data) {
+        cell.textContent = typeof data.count === "number" ? data.count.toLocaleString("en-US") : "–";
+      })
+      .catch(function () {
+        cell.textContent = "–";
+      })
+      .finally(function () {
+        cell.removeAttribute("aria-busy");
+        next();
+      });
+  }
+  next();
+});
