@@ -27,6 +27,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -43,6 +45,7 @@ from drip.content import Library
 from drip.db import make_engine, migrate
 from drip.models import Delivery, Enrollment, Subscriber
 from drip.operators import create_operator
+from drip.services import Services
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
@@ -246,6 +249,61 @@ def _own_database() -> tuple[str, Engine]:
     return make_url(SERVER).set(database=name).render_as_string(hide_password=False), server
 
 
+@dataclass(frozen=True)
+class Bench:
+    url: str
+    engine: Engine
+    svc: Services
+    web: FlaskClient
+
+
+@contextmanager
+def admin_bench(database_url: str | None, **settings: Any) -> Iterator[Bench]:
+    """What every admin bench starts from: a migrated, emptied database (a new one on the
+    PostgreSQL server unless `database_url` names one; dropped at the end), drip's app on it
+    with the courses of the checkout, and an operator logged in through the test client."""
+    server: Engine | None = None
+    url = database_url
+    if not url:
+        url, server = _own_database()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = make_engine(url)
+            migrate(engine)
+            reset(engine)
+            app = create_app(
+                load_settings(
+                    environ={},
+                    data_dir=Path(tmp) / "data",
+                    database_url=url,
+                    base_url="https://drip.example.org",
+                    secret_key="bench",
+                    sequences_dir=PROJECT_ROOT / "sequences",
+                    postal_address="1 Bench Road, Testville",
+                    **settings,
+                ),
+                clock=lambda: NOW,
+            )
+            svc: Services = app.extensions["drip"]
+            with svc.sessions() as session:
+                create_operator(session, OPERATOR, PASSWORD, NOW)
+                session.commit()
+            web = app.test_client()
+            log_in(web)
+            try:
+                yield Bench(url, engine, svc, web)
+            finally:
+                svc.engine.dispose()
+                engine.dispose()
+    finally:
+        if server is not None:
+            with server.connect() as conn:
+                conn.execute(
+                    text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+                )
+            server.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -260,49 +318,16 @@ def main() -> None:
     )
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    server: Engine | None = None
-    if args.database_url:
-        url = args.database_url
-    else:
-        url, server = _own_database()
     results: dict[int, dict[str, float]] = {}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            engine = make_engine(url)
-            migrate(engine)
-            reset(engine)
-            settings = load_settings(
-                environ={},
-                data_dir=Path(tmp) / "data",
-                database_url=url,
-                base_url="https://drip.example.org",
-                secret_key="bench",
-                sequences_dir=PROJECT_ROOT / "sequences",
-                postal_address="1 Bench Road, Testville",
-            )
-            app = create_app(settings, clock=lambda: NOW)
-            svc = app.extensions["drip"]
-            with svc.sessions() as session:
-                create_operator(session, OPERATOR, PASSWORD, NOW)
-                session.commit()
-            web = app.test_client()
-            log_in(web)
-            loaded = 0
-            for size in sizes:
-                say(f"loading up to {size:,} enrollments ({DELIVERIES} deliveries each)")
-                load(engine, loaded + 1, size - loaded, svc.content.library())
-                loaded = size
-                say(f"timing the pages at {size:,} enrollments")
-                results[size] = time_pages(web, size)
-            svc.engine.dispose()
-            engine.dispose()
-    finally:
-        if server is not None:
-            with server.connect() as conn:
-                conn.execute(
-                    text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-                )
-            server.dispose()
+    with admin_bench(args.database_url) as bench:
+        url = bench.url
+        loaded = 0
+        for size in sizes:
+            say(f"loading up to {size:,} enrollments ({DELIVERIES} deliveries each)")
+            load(bench.engine, loaded + 1, size - loaded, bench.svc.content.library())
+            loaded = size
+            say(f"timing the pages at {size:,} enrollments")
+            results[size] = time_pages(bench.web, size)
     small, large = sizes[0], sizes[-1]
     print(
         f"backend {make_url(url).get_backend_name()}; {DELIVERIES} deliveries per "

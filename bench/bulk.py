@@ -18,21 +18,14 @@ from __future__ import annotations
 
 import argparse
 import re
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from admin import NOW, OPERATOR, PASSWORD, _own_database, load, log_in
-from common import reset, say
+from admin import NOW, admin_bench, load
+from common import say
 from flask.testing import FlaskClient
 from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
-
-from drip.app import create_app
-from drip.config import PROJECT_ROOT, load_settings
-from drip.db import make_engine, migrate
-from drip.operators import create_operator
+from sqlalchemy.engine import Engine
 
 HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)"')
 
@@ -90,79 +83,46 @@ def main() -> None:
     parser.add_argument("--database-url", help="a database of its own (emptied first)")
     parser.add_argument("--size", type=int, default=100_000, help="enrollments (%(default)s)")
     args = parser.parse_args()
-    server: Engine | None = None
-    url = args.database_url
-    if not url:
-        url, server = _own_database()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            engine = make_engine(url)
-            migrate(engine)
-            reset(engine)
-            settings = load_settings(
-                environ={},
-                data_dir=Path(tmp) / "data",
-                database_url=url,
-                base_url="https://drip.example.org",
-                secret_key="bench",
-                sequences_dir=PROJECT_ROOT / "sequences",
-                postal_address="1 Bench Road, Testville",
-                smtp_url="smtp://127.0.0.1:1",  # no outbox folder to look through on erase
-            )
-            app = create_app(settings, clock=lambda: NOW)
-            svc = app.extensions["drip"]
-            with svc.sessions() as session:
-                create_operator(session, OPERATOR, PASSWORD, NOW)
-                session.commit()
-            web = app.test_client()
-            log_in(web)
-            say(f"loading {args.size:,} enrollments")
-            load(engine, 1, args.size, svc.content.library())
-            baseline = {action: bare(engine, statement) for action, statement in BARE.items()}
-            took: dict[str, float] = {}
+    with admin_bench(args.database_url, smtp_url="smtp://127.0.0.1:1") as bench:
+        engine, svc, web = bench.engine, bench.svc, bench.web
+        say(f"loading {args.size:,} enrollments")
+        load(engine, 1, args.size, svc.content.library())
+        baseline = {action: bare(engine, statement) for action, statement in BARE.items()}
+        took: dict[str, float] = {}
+        say(
+            f"{'action':42} {'count':>8} {'changed':>8} {'requests':>8} {'confirm s':>9} "
+            f"{'run s':>7} {'rows/s':>8}"
+        )
+        for label, form in [
+            ("tag everyone", {"action": "tag", "bulk_tag": "cohort-2026"}),
+            ("pause the active", {"action": "pause", "status": "active"}),
+            ("resume the paused", {"action": "resume", "status": "paused"}),
+            (
+                "move active procrastination -> networking",
+                {
+                    "action": "move",
+                    "target": "networking-tips",
+                    "sequence": "procrastination",
+                    "status": "active",
+                },
+            ),
+            ("untag everyone", {"action": "untag", "bulk_tag": "cohort-2026"}),
+            ("erase everyone", {"action": "erase"}),
+        ]:
+            expected, changed, requests, counted, ran = act(web, form)
+            took.setdefault(form["action"], ran)
             say(
-                f"{'action':42} {'count':>8} {'changed':>8} {'requests':>8} {'confirm s':>9} "
-                f"{'run s':>7} {'rows/s':>8}"
+                f"{label:42} {expected:8,} {changed:8,} {requests:8} {counted:9.2f} "
+                f"{ran:7.1f} {changed / ran if ran else 0:8,.0f}"
             )
-            for label, form in [
-                ("tag everyone", {"action": "tag", "bulk_tag": "cohort-2026"}),
-                ("pause the active", {"action": "pause", "status": "active"}),
-                ("resume the paused", {"action": "resume", "status": "paused"}),
-                (
-                    "move active procrastination -> networking",
-                    {
-                        "action": "move",
-                        "target": "networking-tips",
-                        "sequence": "procrastination",
-                        "status": "active",
-                    },
-                ),
-                ("untag everyone", {"action": "untag", "bulk_tag": "cohort-2026"}),
-                ("erase everyone", {"action": "erase"}),
-            ]:
-                expected, changed, requests, counted, ran = act(web, form)
-                took.setdefault(form["action"], ran)
-                say(
-                    f"{label:42} {expected:8,} {changed:8,} {requests:8} {counted:9.2f} "
-                    f"{ran:7.1f} {changed / ran if ran else 0:8,.0f}"
-                )
-                if expected != changed:
-                    raise SystemExit(f"{label}: confirmed {expected}, changed {changed}")
-            for action, seconds in baseline.items():
-                say(f"bare {action} statement: {seconds:.2f} s")
-                print(
-                    f"{action}_vs_bare_{'insert' if action == 'tag' else 'update'} "
-                    f"{took[action] / seconds:.1f}"
-                )
-            svc.engine.dispose()
-            engine.dispose()
-    finally:
-        if server is not None:
-            with server.connect() as conn:
-                conn.execute(
-                    text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-                )
-            server.dispose()
+            if expected != changed:
+                raise SystemExit(f"{label}: confirmed {expected}, changed {changed}")
+        for action, seconds in baseline.items():
+            say(f"bare {action} statement: {seconds:.2f} s")
+            print(
+                f"{action}_vs_bare_{'insert' if action == 'tag' else 'update'} "
+                f"{took[action] / seconds:.1f}"
+            )
 
 
 if __name__ == "__main__":

@@ -16,24 +16,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any, cast
 
-from admin import NOW, OPERATOR, PASSWORD, _own_database, load, log_in
-from common import reset, say
+from admin import NOW, admin_bench, load
+from common import say
 from flask.testing import FlaskClient
 from sqlalchemy import Table, bindparam, insert, text, update
 from sqlalchemy.engine import Engine, make_url
 
 from drip import segments
-from drip.app import create_app
-from drip.config import PROJECT_ROOT, load_settings
-from drip.db import make_engine, migrate
 from drip.models import Subscriber, SubscriberTag
-from drip.operators import create_operator
 
 REQUESTS = 5
 CHUNK = 5_000
@@ -98,63 +92,32 @@ def main() -> None:
     parser.add_argument("--database-url", help="a database of its own (emptied first)")
     parser.add_argument("--size", type=int, default=100_000, help="enrollments (%(default)s)")
     args = parser.parse_args()
-    server: Engine | None = None
-    url = args.database_url
-    if not url:
-        url, server = _own_database()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            engine = make_engine(url)
-            migrate(engine)
-            reset(engine)
-            settings = load_settings(
-                environ={},
-                data_dir=Path(tmp) / "data",
-                database_url=url,
-                base_url="https://drip.example.org",
-                secret_key="bench",
-                sequences_dir=PROJECT_ROOT / "sequences",
-                postal_address="1 Bench Road, Testville",
-            )
-            app = create_app(settings, clock=lambda: NOW)
-            svc = app.extensions["drip"]
-            with svc.sessions() as session:
-                create_operator(session, OPERATOR, PASSWORD, NOW)
-                for name, definition in SEGMENTS.items():
-                    segments.save(session, name, definition, NOW, "bench")
-                session.commit()
-            web = app.test_client()
-            log_in(web)
-            say(f"loading {args.size:,} enrollments, tags and exam dates")
-            load(engine, 1, args.size, svc.content.library())
-            answers(engine, args.size)
-            print(f"backend {make_url(url).get_backend_name()}, {args.size:,} enrollments")
-            print(f"Segments page (no counts) {timed(web, '/admin/segments/'):8.1f} ms")
-            print(
-                f"{'segment':12} {'readers':>8} {'count.json':>11} {'edit page':>10} "
-                f"{'list first':>11} "
-                f"{'list last':>10}"
-            )
+    with admin_bench(args.database_url) as bench:
+        url, engine, svc, web = bench.url, bench.engine, bench.svc, bench.web
+        with svc.sessions() as session:
             for name, definition in SEGMENTS.items():
-                with svc.sessions() as session:
-                    number = segments.count(session, definition, NOW)
-                counted = timed(web, f"/admin/segments/{name}/count.json")
-                edit = timed(web, f"/admin/segments/{name}/edit")
-                first = timed(web, f"/admin/readers?segment={name}")
-                last = timed(web, f"/admin/readers?segment={name}&page=last")
-                print(
-                    f"{name:12} {number:8,} {counted:9.1f}ms {edit:8.1f}ms {first:9.1f}ms "
-                    f"{last:8.1f}ms"
-                )
-            svc.engine.dispose()
-            engine.dispose()
-    finally:
-        if server is not None:
-            with server.connect() as conn:
-                conn.execute(
-                    text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-                )
-            server.dispose()
+                segments.save(session, name, definition, NOW, "bench")
+            session.commit()
+        say(f"loading {args.size:,} enrollments, tags and exam dates")
+        load(engine, 1, args.size, svc.content.library())
+        answers(engine, args.size)
+        print(f"backend {make_url(url).get_backend_name()}, {args.size:,} enrollments")
+        print(f"Segments page (no counts) {timed(web, '/admin/segments/'):8.1f} ms")
+        print(
+            f"{'segment':12} {'readers':>8} {'count.json':>11} {'edit page':>10} "
+            f"{'list first':>11} "
+            f"{'list last':>10}"
+        )
+        for name, definition in SEGMENTS.items():
+            with svc.sessions() as session:
+                number = segments.count(session, definition, NOW)
+            counted = timed(web, f"/admin/segments/{name}/count.json")
+            edit = timed(web, f"/admin/segments/{name}/edit")
+            first = timed(web, f"/admin/readers?segment={name}")
+            last = timed(web, f"/admin/readers?segment={name}&page=last")
+            print(
+                f"{name:12} {number:8,} {counted:9.1f}ms {edit:8.1f}ms {first:9.1f}ms {last:8.1f}ms"
+            )
 
 
 if __name__ == "__main__":
