@@ -39,12 +39,12 @@ def test_an_owner_adds_a_viewer_who_sees_no_buttons_and_is_refused_a_forged_post
     page.select_option("#role", "viewer")
     page.click("button:text('Add')")
     password = page.text_content("#new-password").strip()
-    screenshot(page, "roles", "viewer-added")
+    screenshot(page, "admin", "roles-viewer-added")
     page.click("nav >> text=Audit log")
     newest = page.text_content("table.audit tbody tr")
     assert "owner@example.org" in newest and "add operator" in newest and VIEWER in newest
     assert password not in page.content()
-    screenshot(page, "roles", "audit-log")
+    screenshot(page, "admin", "roles-audit-log")
     page.click(".who button:text('Log out')")
 
     log_in(page, live_server, VIEWER, password)
@@ -54,7 +54,7 @@ def test_an_owner_adds_a_viewer_who_sees_no_buttons_and_is_refused_a_forged_post
     page.click("nav >> text=Readers")
     page.click("a:text('ada@example.org')")
     page.wait_for_selector("h1:has-text('ada@example.org')")
-    screenshot(page, "roles", "viewer-reader-page")
+    screenshot(page, "admin", "roles-viewer-reader-page")
     buttons = [b.strip() for b in page.locator("main button").all_text_contents()]
     assert buttons == [], buttons  # no suppress, pause, restart or erase
     page.goto(f"{live_server.url}/admin/sequences/tiny")
@@ -76,6 +76,6 @@ def test_an_owner_adds_a_viewer_who_sees_no_buttons_and_is_refused_a_forged_post
     assert answer.value.status == 403
     assert page.text_content("h1") == "Not allowed for your role"
     assert "Sequence action needs the owner role" in page.text_content("main")
-    screenshot(page, "roles", "viewer-refused")
+    screenshot(page, "admin", "roles-viewer-refused")
     with svc.sessions() as session:
         assert paused_sequences(session) == set()
