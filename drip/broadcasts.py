@@ -330,6 +330,50 @@ def create_draft(session: Session, spec: BroadcastFile, now: datetime, who: str)
     return broadcast
 
 
+def edit_draft(session: Session, broadcast_id: int, spec: BroadcastFile) -> Broadcast:
+    """Put a checked spec in place of a draft's text and audience, keeping its name; only
+    while it is a draft (a conditional update, so a schedule at the same moment wins
+    cleanly). The caller commits."""
+    edited = session.execute(
+        update(Broadcast)
+        .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.DRAFT)
+        .values(
+            subject=spec.subject,
+            preheader=spec.preheader,
+            body=spec.body,
+            audience=spec.audience(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is None:
+        raise BroadcastError([Problem(Path(str(broadcast_id)), 1, "no such broadcast")])
+    if getattr(edited, "rowcount", 0) != 1:
+        session.refresh(broadcast)
+        raise BroadcastError(
+            [
+                Problem(
+                    Path(str(broadcast_id)),
+                    1,
+                    f"the broadcast is {broadcast.status}, not a draft: only a draft can be edited",
+                )
+            ]
+        )
+    session.refresh(broadcast)
+    return broadcast
+
+
+def as_file(broadcast: Broadcast) -> str:
+    """The broadcast as the file `drip broadcast send` takes: what the audit log keeps
+    before and after an edit, so a diff shows the subject, the audience and the body."""
+    meta: dict[str, Any] = {"subject": broadcast.subject}
+    if broadcast.preheader:
+        meta["preheader"] = broadcast.preheader
+    meta.update(broadcast.audience)
+    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
+    return f"---\n{front}---\n{broadcast.body}"
+
+
 def schedule_draft(
     session: Session, library: Library, broadcast: Broadcast, at: datetime, now: datetime
 ) -> int:

@@ -360,3 +360,57 @@ def test_broadcast_mistakes_get_the_stable_error_shape_and_lists_page_by_cursor(
         assert set(json_body(answer)) == {"error"}
         assert json_body(answer)["error"]["code"] == code
         assert words in json_body(answer)["error"]["message"]
+
+
+def test_a_draft_is_edited_by_patch_checked_as_a_new_one_and_only_while_a_draft(
+    api_app: Flask, client: FlaskClient, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
+    svc: Services = api_app.extensions["drip"]
+    write, read = auth(key(api_app, "write")), auth(key(api_app, "read"))
+    enroll(svc, "ada@example.org")
+    enroll(svc, "bo@example.org")
+    with svc.sessions() as session:
+        ada = session.scalars(select(Subscriber).where(Subscriber.email == "ada@example.org")).one()
+        add_tags(session, ada, ["has-dates"], clock(), "test")
+        session.commit()
+    body = "Hi {{ first_name }}, [leave]({{ unsubscribe_url }})"
+    made = client.post(
+        "/api/v1/broadcasts",
+        headers=write,
+        json={"subject": "Old", "body": body, "audience": {"to": ["tiny"]}},
+    )
+    url = f"/api/v1/broadcasts/{json_body(made)['id']}"
+    assert json_body(made)["audience_now"] == 2
+
+    refused = client.patch(url, headers=read, json={"subject": "Nope"})
+    bad = client.patch(url, headers=write, json={"subject": "New", "body": "Hi {{ frist_name }}"})
+    assert refused.status_code == 403 and json_body(refused)["error"]["code"] == "forbidden"
+    assert bad.status_code == 400 and json_body(bad)["error"]["code"] == "invalid_broadcast"
+    assert "unknown variable 'frist_name'" in json_body(bad)["error"]["message"]
+    assert json_body(client.get(url, headers=read))["subject"] == "Old"
+
+    edited = client.patch(
+        url,
+        headers=write,
+        json={"subject": "New", "audience": {"to": ["tiny"], "tags": ["has-dates"]}},
+    )
+    assert edited.status_code == 200, edited.get_data(as_text=True)
+    assert (json_body(edited)["subject"], json_body(edited)["audience_now"]) == ("New", 1)
+    assert json_body(edited)["audience"]["tags"] == ["has-dates"]
+    with svc.sessions() as session:
+        kept = session.scalars(select(Broadcast)).one()
+        assert (kept.body, kept.name) == (body, "old")  # what the PATCH left out is kept
+
+    client.post(f"{url}/schedule", headers=write, json={})
+    late = client.patch(url, headers=write, json={"subject": "Too late"})
+    assert late.status_code == 409 and json_body(late)["error"]["code"] == "conflict"
+    for _ in range(6):
+        svc.dispatcher().run_pass(clock())
+        clock.advance(hours=1)
+    sent = [
+        (m.subject, r)
+        for m in smtp_server.messages
+        if m.subject in ("Old", "New", "Too late")
+        for r in m.recipients
+    ]
+    assert sent == [("New", "ada@example.org")]

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from drip.app import create_app
 from drip.bounces import Report, record_bounce
 from drip.clock import FrozenClock
-from drip.models import Broadcast, BroadcastStatus
+from drip.models import AuditEntry, Broadcast, BroadcastStatus
 from drip.segments import save
 from drip.services import Services, build_services
 from tests.conftest import CHEAP_HASHER, TESTS, enroll, json_body, make_settings, tag
@@ -222,3 +222,128 @@ def test_the_admin_export_takes_a_segment(
     assert [row.split(",")[0] for row in rows] == ["email", "cy@example.org"]
     assert unknown.status_code == 302
     assert "no segment named &#39;nope&#39;" in web.get(unknown.location).text
+
+
+def write_draft(web: FlaskClient, token: str, **fields: object) -> str:
+    """A draft written in the admin's form; its page's URL."""
+    data = {"csrf_token": token, "subject": "News", "body": BODY, "to": ["tiny"], **fields}
+    written = web.post("/admin/broadcasts/", data=data)
+    assert written.status_code == 302
+    return str(written.location)
+
+
+def draft(svc: Services) -> tuple[str, str, str, dict[str, object]]:
+    with svc.sessions() as session:
+        b = session.scalars(select(Broadcast)).one()
+        return b.subject, b.body, b.status, b.audience
+
+
+def test_an_edited_draft_shows_its_new_preview_and_count_is_audited_and_goes_to_its_new_audience(
+    web: FlaskClient, svc: Services, readers: None, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
+    token = csrf_token(web.get("/admin/broadcasts/").text)
+    page_url = write_draft(web, token)  # ada and bo (di never confirmed)
+    page = web.get(page_url).text
+    assert re.search(r'<strong id="audience-count">2</strong>', page)
+    assert 'id="edit-form"' in page and 'value="News"' in page  # prefilled with the draft
+    assert 'value="tiny" checked' in page and 'value="other" >' in page
+
+    edited = web.post(
+        f"{page_url}/edit",
+        data={
+            "csrf_token": token,
+            "subject": "Fresh news",
+            "preheader": "Just out",
+            "body": BODY.replace("A new post", "A fresher post"),
+            "to": ["tiny", "other"],
+            "readers": "both",
+            "tags": "has-dates",
+        },
+    )
+    assert (edited.status_code, edited.location) == (302, page_url)
+    page = web.get(page_url).text
+    shown = html.unescape(page)
+    assert "The draft is saved." in page
+    assert re.search(r'<strong id="audience-count">2</strong>', page)
+    assert "e.g. ada@example.org, cy@example.org" in page  # bo has no tag: out; cy in
+    assert "subject <strong>Fresh news</strong>" in page and "A fresher post" in shown
+    assert 'value="has-dates"' in page and 'value="other" checked' in page
+    with svc.sessions() as session:
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "edit broadcast")
+        ).one()
+        name = session.scalars(select(Broadcast.name)).one()
+    assert (entry.operator_email, entry.target) == (OPERATOR, "broadcast 1")
+    assert entry.before is not None and entry.after is not None
+    assert "subject: News\n" in entry.before and "A new post" in entry.before
+    assert "subject: Fresh news\n" in entry.after and "- has-dates" in entry.after
+    assert "- other" in entry.after and "- other" not in entry.before
+    assert name == "news"  # the draft keeps its name
+
+    web.post(f"{page_url}/schedule", data={"csrf_token": token, "at": "", "zone": "UTC"})
+    worker = build_services(svc.settings, clock)
+    for _ in range(60):  # a day and a half: Kolkata's window comes the next day
+        worker.dispatcher().run_pass(clock())
+        clock.advance(minutes=30)
+    worker.engine.dispose()
+    fresh = sorted(
+        r for m in smtp_server.messages if m.subject == "Fresh news" for r in m.recipients
+    )
+    assert fresh == ["ada@example.org", "cy@example.org"]
+    assert news(svc, smtp_server) == []  # the old subject went to nobody
+    assert (
+        "A fresher post"
+        in next(m for m in smtp_server.messages if m.subject == "Fresh news").text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"to": ["tiny", "nope"]}, "to: no usable sequence 'nope'"),
+        (
+            {"body": "Hi {{ frist_name }}, my long careful rewrite."},
+            "unknown variable 'frist_name'",
+        ),
+        ({"segment": "gone"}, "no segment named 'gone'"),
+    ],
+)
+def test_a_bad_edit_is_refused_with_its_problem_the_form_kept_and_the_draft_unchanged(
+    web: FlaskClient, svc: Services, change: dict[str, object], problem: str
+) -> None:
+    token = csrf_token(web.get("/admin/broadcasts/").text)
+    page_url = write_draft(web, token)
+    saved = draft(svc)
+    data = {"csrf_token": token, "subject": "Typed again", "body": BODY, "to": ["tiny"], **change}
+    answer = web.post(f"{page_url}/edit", data=data)
+    page = html.unescape(answer.text)
+    assert answer.status_code == 400
+    assert problem in page
+    assert 'value="Typed again"' in page  # the form as typed, not as saved
+    if "body" in change:
+        assert "my long careful rewrite." in page
+    assert draft(svc) == saved
+    with svc.sessions() as session:
+        assert (
+            session.scalars(select(AuditEntry).where(AuditEntry.action == "edit broadcast")).all()
+            == []
+        )
+
+
+def test_only_a_draft_can_be_edited(web: FlaskClient, svc: Services, readers: None) -> None:
+    token = csrf_token(web.get("/admin/broadcasts/").text)
+    page_url = write_draft(web, token)
+    web.post(f"{page_url}/schedule", data={"csrf_token": token, "at": "", "zone": "UTC"})
+    saved = draft(svc)
+    assert saved[2] == BroadcastStatus.SCHEDULED
+    assert 'id="edit-form"' not in web.get(page_url).text
+    answer = web.post(
+        f"{page_url}/edit",
+        data={"csrf_token": token, "subject": "Too late", "body": BODY, "to": ["other"]},
+    )
+    assert answer.status_code == 302
+    assert (
+        "Not edited: the broadcast is scheduled; only a draft can be edited."
+        in web.get(answer.location).text
+    )
+    assert draft(svc) == saved

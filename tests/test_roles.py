@@ -37,6 +37,7 @@ FOR_EDITORS = {
     "admin.magnet_build.start",
     "admin.broadcasts.write",
     "admin.broadcasts.test",
+    "admin.broadcasts.edit",
     "admin.site.save",
     "admin.site.restore",
     *(

@@ -18,10 +18,12 @@ from sqlalchemy.orm import Session
 from drip.api_keys import authenticate
 from drip.broadcasts import (
     BroadcastError,
+    BroadcastFile,
     audience_count,
     broadcast_from,
     cancel,
     create_draft,
+    edit_draft,
     name_for,
     page_of_broadcasts,
     parse_when,
@@ -266,34 +268,69 @@ def list_broadcasts() -> ResponseReturnValue:
     )
 
 
-@bp.post("/broadcasts")
-def post_broadcast() -> ResponseReturnValue:
-    """A draft: {"subject", "preheader"?, "body", "audience": {"to"?, "readers"?, "tags"?,
-    "segment"?}, "name"?}; scheduled by POST .../schedule."""
-    data = _body()
-    audience = data.get("audience", {})
+def _spec(data: dict[str, Any], draft: Broadcast | None = None) -> BroadcastFile:
+    """The broadcast a POST (a new one) or a PATCH (over `draft`: a field left out keeps
+    the draft's, an `audience` given replaces its audience) describes, checked by the same
+    function as a file and the admin's form; an unknown segment is refused too."""
+    audience = data.get("audience", draft.audience if draft else {})
     if not isinstance(audience, dict):
         raise ReaderError(
             'audience is an object, e.g. {"to": ["tiny"], "segment": "exam-soon"}',
             "invalid_audience",
         )
-    subject = _string(data, "subject")
-    meta = {"subject": subject, "preheader": _string(data, "preheader"), **audience}
+    subject = _string(data, "subject", draft.subject if draft else "")
+    meta = {
+        "subject": subject,
+        "preheader": _string(data, "preheader", draft.preheader if draft else ""),
+        **audience,
+    }
     svc = services()
-    session = db_session()
     spec = broadcast_from(
         meta,
-        _string(data, "body"),
+        _string(data, "body", draft.body if draft else ""),
         svc.content.library(),
         path=Path("body"),
-        name=_string(data, "name") or name_for(subject),
+        name=_string(data, "name", draft.name if draft else "") or name_for(subject),
     )
-    total, _first = audience_count(session, spec, svc.clock())  # an unknown segment: 400
-    broadcast = create_draft(session, spec, svc.clock(), f"api ({g.caller.name})")
+    audience_count(db_session(), spec, svc.clock())  # an unknown segment: 400
+    return spec
+
+
+def _draft_json(broadcast: Broadcast) -> dict[str, Any]:
+    """The draft's progress and how many readers it would reach now."""
+    svc = services()
+    session = db_session()
+    total, _first = audience_count(session, broadcast.audience, svc.clock())
+    return {**report(session, broadcast, svc.content.library()), "audience_now": total}
+
+
+@bp.post("/broadcasts")
+def post_broadcast() -> ResponseReturnValue:
+    """A draft: {"subject", "preheader"?, "body", "audience": {"to"?, "readers"?, "tags"?,
+    "segment"?}, "name"?}; scheduled by POST .../schedule."""
+    spec = _spec(_body())
+    session = db_session()
+    broadcast = create_draft(session, spec, services().clock(), f"api ({g.caller.name})")
     session.commit()
-    return jsonify(
-        {**report(session, broadcast, svc.content.library()), "audience_now": total}
-    ), 201
+    return jsonify(_draft_json(broadcast)), 201
+
+
+@bp.patch("/broadcasts/<int:broadcast_id>")
+def patch_broadcast(broadcast_id: int) -> ResponseReturnValue:
+    """Edit a draft with the fields a POST takes (those left out are kept); 409 once it is
+    scheduled, sent or cancelled."""
+    session = db_session()
+    broadcast = _broadcast(session, broadcast_id)
+    if broadcast.status != BroadcastStatus.DRAFT:
+        raise ReaderError(f"the broadcast is {broadcast.status}, not a draft", "conflict", 409)
+    spec = _spec(_body(), broadcast)
+    try:
+        edited = edit_draft(session, broadcast_id, spec)
+    except BroadcastError as problem:  # scheduled meanwhile
+        session.rollback()
+        raise ReaderError(problem.problems[0].message, "conflict", 409) from None
+    session.commit()
+    return jsonify(_draft_json(edited))
 
 
 @bp.get("/broadcasts/<int:broadcast_id>")
@@ -443,7 +480,13 @@ OPENAPI: dict[str, Any] = {
             "get": _op(
                 "A broadcast and its progress (queued, sent, failed, skipped, bounced, clicked)",
                 params=("broadcast_id",),
-            )
+            ),
+            "patch": _op(
+                "Edit a draft (the fields of a new one; those left out are kept; 409 unless "
+                "it is a draft)",
+                body=True,
+                params=("broadcast_id",),
+            ),
         },
         "/api/v1/broadcasts/{broadcast_id}/schedule": {
             "post": _op(

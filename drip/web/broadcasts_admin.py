@@ -21,10 +21,13 @@ from werkzeug.datastructures import MultiDict
 from drip.broadcasts import (
     READERS,
     BroadcastError,
+    BroadcastFile,
+    as_file,
     audience_count,
     broadcast_from,
     cancel,
     create_draft,
+    edit_draft,
     name_for,
     parse_broadcast,
     parse_when,
@@ -33,11 +36,12 @@ from drip.broadcasts import (
     schedule_draft,
     send_test,
 )
+from drip.content import Library
 from drip.mailer import SendError
 from drip.models import Broadcast, BroadcastStatus, Role, Segment
 from drip.render import SAMPLE_READER
 from drip.subscriptions import SubscriptionError
-from drip.web.access import requires
+from drip.web.access import audit, requires
 from drip.web.context import db_session, services
 
 bp = Blueprint("broadcasts", __name__, url_prefix="/broadcasts")
@@ -55,6 +59,37 @@ def _fields(form: MultiDict[str, str]) -> dict[str, Any]:
         "tags": [tag for tag in form.get("tags", "").replace(",", " ").split() if tag],
         "segment": form.get("segment", ""),
     }
+
+
+def _form_spec(library: Library, name: str | None = None) -> BroadcastFile:
+    """The posted form, checked as every way in is (`broadcast_from`): writing a new one
+    (named for its subject) and editing a draft (`name`, kept) both go through here."""
+    fields = _fields(request.form)
+    return broadcast_from(
+        fields,
+        request.form.get("body", "").replace("\r\n", "\n"),
+        library,
+        path=Path("form"),
+        name=name or name_for(fields["subject"]),
+    )
+
+
+def _as_form(broadcast: Broadcast) -> MultiDict[str, str]:
+    """A draft as the form posts it, to fill in its Edit form."""
+    audience = broadcast.audience
+    form: MultiDict[str, str] = MultiDict(
+        {
+            "subject": broadcast.subject,
+            "preheader": broadcast.preheader,
+            "body": broadcast.body,
+            "readers": audience.get("readers", "both"),
+            "tags": ", ".join(audience.get("tags", [])),
+            "segment": audience.get("segment", ""),
+        }
+    )
+    for slug in audience.get("to", []):
+        form.add("to", slug)
+    return form
 
 
 def _page(problems: list[str] | None = None, status: int = 200) -> ResponseReturnValue:
@@ -99,14 +134,7 @@ def write() -> ResponseReturnValue:
             text = data.decode("utf-8-sig", errors="replace")
             spec = parse_broadcast(text, Path(Path(upload.filename).name), library)
         else:
-            fields = _fields(request.form)
-            spec = broadcast_from(
-                fields,
-                request.form.get("body", "").replace("\r\n", "\n"),
-                library,
-                path=Path("form"),
-                name=name_for(fields["subject"]),
-            )
+            spec = _form_spec(library)
         session = db_session()
         audience_count(session, spec, svc.clock())  # an unknown segment is refused here
     except BroadcastError as error:
@@ -125,30 +153,79 @@ def _broadcast(broadcast_id: int) -> Broadcast:
 
 @bp.get("/<int:broadcast_id>")
 def show(broadcast_id: int) -> ResponseReturnValue:
-    """The broadcast: its preview, its audience now (a draft) and its progress."""
+    broadcast = _broadcast(broadcast_id)
+    return _show(broadcast, _as_form(broadcast))
+
+
+def _show(
+    broadcast: Broadcast,
+    form: MultiDict[str, str],
+    problems: list[str] | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
+    """The broadcast: its preview, its audience now (a draft), its Edit form (a draft:
+    `form` as saved, or as typed when `problems` refused it) and its progress."""
     svc = services()
     session = db_session()
     library = svc.content.library()
-    broadcast = _broadcast(broadcast_id)
     try:
         total, first = audience_count(session, broadcast.audience, svc.clock())
         audience_problem = ""
     except BroadcastError as error:  # its segment was deleted since
         total, first, audience_problem = 0, [], str(error.problems[0].message)
     subject, html, text = preview(svc.renderer, library, broadcast, svc.links)
-    return render_template(
-        "admin/broadcast.html",
-        broadcast=broadcast,
-        progress=report(session, broadcast, library),
-        audience_total=total,
-        audience_first=first,
-        audience_problem=audience_problem,
-        subject=subject,
-        html=html,
-        text=text,
-        draft=broadcast.status == BroadcastStatus.DRAFT,
-        sample=SAMPLE_READER,
+    return (
+        render_template(
+            "admin/broadcast.html",
+            broadcast=broadcast,
+            progress=report(session, broadcast, library),
+            audience_total=total,
+            audience_first=first,
+            audience_problem=audience_problem,
+            subject=subject,
+            html=html,
+            text=text,
+            draft=broadcast.status == BroadcastStatus.DRAFT,
+            sample=SAMPLE_READER,
+            sequences=sorted(library.sequences.values(), key=lambda s: s.slug),
+            segments=session.scalars(select(Segment.name).order_by(Segment.name)).all(),
+            readers=list(READERS),
+            form=form,
+            chosen=set(form.getlist("to")),
+            problems=problems or [],
+        ),
+        status,
     )
+
+
+@bp.post("/<int:broadcast_id>/edit")
+@requires(Role.editor)  # like writing one: a draft sends nothing
+def edit(broadcast_id: int) -> ResponseReturnValue:
+    """Save the Edit form over a draft, checked exactly as a new one; on a problem the page
+    comes back with every problem and the form as typed, and the draft is unchanged."""
+    svc = services()
+    session = db_session()
+    broadcast = _broadcast(broadcast_id)
+    if broadcast.status != BroadcastStatus.DRAFT:
+        flash(
+            f"Not edited: the broadcast is {broadcast.status}; only a draft can be edited.",
+            "error",
+        )
+        return redirect(url_for(".show", broadcast_id=broadcast_id))
+    before = as_file(broadcast)
+    try:
+        spec = _form_spec(svc.content.library(), broadcast.name)
+        audience_count(session, spec, svc.clock())  # an unknown segment is refused here
+        edited = edit_draft(session, broadcast_id, spec)
+    except BroadcastError as error:
+        session.rollback()
+        return _show(
+            _broadcast(broadcast_id), request.form, [p.message for p in error.problems], 400
+        )
+    audit("edit broadcast", f"broadcast {broadcast_id}", before=before, after=as_file(edited))
+    session.commit()
+    flash("The draft is saved.", "ok")
+    return redirect(url_for(".show", broadcast_id=broadcast_id))
 
 
 @bp.get("/<int:broadcast_id>.json")
