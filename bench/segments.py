@@ -5,7 +5,8 @@ tagged has-dates with an exam date spread over a year, one in fifty tagged vip.
 Through Flask's test client, as the operator's browser would: the Segments page (which
 counts nothing itself), each segment's count.json (what admin.js asks for each row), its
 edit page (the count and the first few), and the readers list's first and last page with
-?segment= (a keyset page and the total); the median of REQUESTS requests after a warm-up.
+?segment= (a keyset page and the total); each the median of bench/admin.py's REQUESTS
+requests after a warm-up.
 
     .venv/bin/python bench/segments.py              # PostgreSQL on 127.0.0.1 (own database)
     .venv/bin/python bench/segments.py --database-url sqlite:////tmp/segments-bench.sqlite3
@@ -15,12 +16,10 @@ edit page (the count and the first few), and the readers list's first and last p
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from datetime import date, timedelta
 from typing import Any, cast
 
-from admin import NOW, admin_bench, load
+from admin import NOW, admin_bench, load, median_seconds
 from common import say
 from flask.testing import FlaskClient
 from sqlalchemy import Table, bindparam, insert, text, update
@@ -29,7 +28,6 @@ from sqlalchemy.engine import Engine, make_url
 from drip import segments
 from drip.models import Subscriber, SubscriberTag
 
-REQUESTS = 5
 CHUNK = 5_000
 S = cast(Table, Subscriber.__table__)
 T = cast(Table, SubscriberTag.__table__)
@@ -75,16 +73,8 @@ def answers(engine: Engine, size: int) -> None:
 
 
 def timed(web: FlaskClient, url: str) -> float:
-    if web.get(url).status_code != 200:
-        raise SystemExit(f"{url}: not 200")
-    samples = []
-    for _ in range(REQUESTS):
-        began = time.perf_counter()
-        answer = web.get(url)
-        samples.append(time.perf_counter() - began)
-        if answer.status_code != 200:
-            raise SystemExit(f"{url}: HTTP {answer.status_code}")
-    return statistics.median(samples) * 1000
+    """Milliseconds, the median of the admin bench's requests."""
+    return median_seconds(web, url) * 1000
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from drip.broadcasts import (
@@ -92,6 +93,21 @@ def _as_form(broadcast: Broadcast) -> MultiDict[str, str]:
     return form
 
 
+def _form_fields(
+    session: Session, library: Library, form: MultiDict[str, str], problems: list[str] | None
+) -> dict[str, Any]:
+    """What the broadcast form (templates/admin/_broadcast_form.html) needs, for writing a
+    new one and for editing a draft alike."""
+    return {
+        "sequences": sorted(library.sequences.values(), key=lambda s: s.slug),
+        "segments": session.scalars(select(Segment.name).order_by(Segment.name)).all(),
+        "readers": list(READERS),
+        "form": form,
+        "chosen": set(form.getlist("to")),
+        "problems": problems or [],
+    }
+
+
 def _page(problems: list[str] | None = None, status: int = 200) -> ResponseReturnValue:
     session = db_session()
     library = services().content.library()
@@ -102,12 +118,7 @@ def _page(problems: list[str] | None = None, status: int = 200) -> ResponseRetur
         render_template(
             "admin/broadcasts.html",
             broadcasts=[(b, report(session, b, library)) for b in shown],
-            sequences=sorted(library.sequences.values(), key=lambda s: s.slug),
-            segments=session.scalars(select(Segment.name).order_by(Segment.name)).all(),
-            readers=list(READERS),
-            form=form,
-            chosen=set(form.getlist("to")),
-            problems=problems or [],
+            **_form_fields(session, library, form, problems),
         ),
         status,
     )
@@ -187,12 +198,7 @@ def _show(
             text=text,
             draft=broadcast.status == BroadcastStatus.DRAFT,
             sample=SAMPLE_READER,
-            sequences=sorted(library.sequences.values(), key=lambda s: s.slug),
-            segments=session.scalars(select(Segment.name).order_by(Segment.name)).all(),
-            readers=list(READERS),
-            form=form,
-            chosen=set(form.getlist("to")),
-            problems=problems or [],
+            **_form_fields(session, library, form, problems),
         ),
         status,
     )
