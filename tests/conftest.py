@@ -8,6 +8,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -237,23 +238,33 @@ class LiveServer:
         self.thread.join(5)
 
 
-@pytest.fixture
-def live_server(
-    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+@contextmanager
+def serving(
+    tmp_path: Path, database_url: str, clock: FrozenClock, **overrides: Any
 ) -> Iterator[LiveServer]:
-    """drip served on loopback; its links (DRIP_BASE_URL) point at itself."""
+    """drip served on a free loopback port with these settings; its links (DRIP_BASE_URL)
+    point at itself. Stopped, and its engine disposed, on the way out."""
     port = free_port()
     application = create_app(
-        make_settings(
-            tmp_path, sqlite_url, smtp_url=smtp_server.url, base_url=f"http://127.0.0.1:{port}"
-        ),
+        make_settings(tmp_path, database_url, base_url=f"http://127.0.0.1:{port}", **overrides),
         clock=clock,
         password_hasher=CHEAP_HASHER,
     )
     server = LiveServer(application, port)
-    yield server
-    server.stop()
-    server.services.engine.dispose()
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.services.engine.dispose()
+
+
+@pytest.fixture
+def live_server(
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> Iterator[LiveServer]:
+    """drip served on loopback, sending to the test's SMTP server."""
+    with serving(tmp_path, sqlite_url, clock, smtp_url=smtp_server.url) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -335,3 +346,15 @@ def tag(svc: Services, email: str, *tags: str) -> None:
         reader = session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
         add_tags(session, reader, list(tags), svc.clock(), "test")
         session.commit()
+
+
+def courses_beside_tiny(tmp_path: Path, courses: dict[str, dict[str, str]]) -> Path:
+    """A copy of tests/sequences in tmp_path with more courses beside it: each slug to its
+    files (`sequence.yaml`, `01-hi.md` ...) and their text."""
+    folder = tmp_path / "sequences"
+    shutil.copytree(TESTS / "sequences", folder)
+    for slug, files in courses.items():
+        (folder / slug).mkdir()
+        for name, content in files.items():
+            (folder / slug / name).write_text(content)
+    return folder

@@ -31,6 +31,14 @@ def add_operator(svc: Services, email: str = OPERATOR, password: str = PASSWORD)
         return operator.id
 
 
+def logged_in_client(app: Flask) -> FlaskClient:
+    """A client of `app` logged in as a new operator (an owner)."""
+    add_operator(app.extensions["drip"])
+    client = app.test_client()
+    assert log_in(client).status_code == 302
+    return client
+
+
 @pytest.fixture
 def admin(app: Flask) -> Iterator[FlaskClient]:
     """A client with an operator account that has not logged in yet."""

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from drip.app import create_app
 from drip.clock import FrozenClock
 from drip.config import PROJECT_ROOT
 from drip.models import Delivery, Enrollment, Subscriber
@@ -21,8 +20,8 @@ from drip.operators import FAILED_PER_ACCOUNT
 from drip.services import Services
 from drip.subscriptions import Consent, subscribe, unsubscribe
 from drip.worker import import_job, magnet_job
-from tests.conftest import CHEAP_HASHER, LiveServer, make_settings, screenshot
-from tests.smtp import SmtpServer, free_port
+from tests.conftest import LiveServer, screenshot, serving
+from tests.smtp import SmtpServer
 from tests.test_admin_access import OPERATOR, PASSWORD, add_operator, fill
 
 pytestmark = pytest.mark.browser
@@ -58,23 +57,9 @@ def strict_server(
     tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> Iterator[LiveServer]:
     """One transient SMTP failure is enough to fail a delivery (DRIP_MAX_ATTEMPTS=1)."""
-    port = free_port()
-    application = create_app(
-        make_settings(
-            tmp_path,
-            sqlite_url,
-            smtp_url=smtp_server.url,
-            base_url=f"http://127.0.0.1:{port}",
-            max_attempts=1,
-        ),
-        clock=clock,
-        password_hasher=CHEAP_HASHER,
-    )
-    live = LiveServer(application, port)
-    add_operator(live.services)
-    yield live
-    live.stop()
-    live.services.engine.dispose()
+    with serving(tmp_path, sqlite_url, clock, smtp_url=smtp_server.url, max_attempts=1) as live:
+        add_operator(live.services)
+        yield live
 
 
 def log_in(page: Any, server: LiveServer, password: str = PASSWORD) -> None:
@@ -239,19 +224,9 @@ def test_logged_out_every_admin_url_leads_to_the_login_page(page: Any, server: L
 @pytest.fixture
 def courses_server(tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> Iterator[LiveServer]:
     """The real courses of sequences/, for a preview that looks like what readers get."""
-    port = free_port()
-    application = create_app(
-        make_settings(
-            tmp_path, sqlite_url, sequences_dir=COURSES, base_url=f"http://127.0.0.1:{port}"
-        ),
-        clock=clock,
-        password_hasher=CHEAP_HASHER,
-    )
-    live = LiveServer(application, port)
-    add_operator(live.services)
-    yield live
-    live.stop()
-    live.services.engine.dispose()
+    with serving(tmp_path, sqlite_url, clock, sequences_dir=COURSES) as live:
+        add_operator(live.services)
+        yield live
 
 
 def test_a_lesson_preview_shows_the_email_with_sample_data(

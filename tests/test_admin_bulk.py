@@ -8,7 +8,6 @@ import csv
 import html
 import io
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,9 +34,9 @@ from drip.ratelimit import hit
 from drip.services import Services
 from drip.subscriptions import pause, suppress, unsubscribe
 from tests.bulk import add_due_readers
-from tests.conftest import CHEAP_HASHER, TESTS, enroll, make_settings, tag
+from tests.conftest import CHEAP_HASHER, courses_beside_tiny, enroll, make_settings, tag
 from tests.smtp import SmtpServer
-from tests.test_admin_access import add_operator, csrf_token, log_in
+from tests.test_admin_access import csrf_token, logged_in_client
 
 NEXT = """title: "Next course"
 promise: "Two more lessons after the tiny one."
@@ -52,12 +51,15 @@ def app(
     tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> Iterator[Flask]:
     """The tiny course and a second one to move readers to, on each backend."""
-    folder = tmp_path / "sequences"
-    shutil.copytree(TESTS / "sequences", folder)
-    nxt = folder / "next-course"
-    nxt.mkdir()
-    (nxt / "sequence.yaml").write_text(NEXT)
-    (nxt / "01-hello.md").write_text('---\nsubject: "Next: hello"\ndelay: 0\n---\nHello.\n')
+    folder = courses_beside_tiny(
+        tmp_path,
+        {
+            "next-course": {
+                "sequence.yaml": NEXT,
+                "01-hello.md": '---\nsubject: "Next: hello"\ndelay: 0\n---\nHello.\n',
+            }
+        },
+    )
     application = create_app(
         make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=folder),
         clock=clock,
@@ -74,11 +76,8 @@ def svc(app: Flask) -> Services:
 
 
 @pytest.fixture
-def web(app: Flask, svc: Services) -> FlaskClient:
-    add_operator(svc)
-    client = app.test_client()
-    assert log_in(client).status_code == 302
-    return client
+def web(app: Flask) -> FlaskClient:
+    return logged_in_client(app)
 
 
 def statuses(svc: Services, slug: str = "tiny") -> dict[str, str]:

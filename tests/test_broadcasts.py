@@ -8,7 +8,6 @@ import math
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -30,7 +29,7 @@ from drip.schedule import reader_zone
 from drip.services import Services, build_services
 from drip.subscriptions import suppress, unsubscribe
 from tests.bulk import add_due_readers
-from tests.conftest import TESTS, enroll, make_settings
+from tests.conftest import courses_beside_tiny, enroll, make_settings
 from tests.smtp import SmtpServer
 from tests.test_crash_recovery import DRIP, received_at_least, wait_until
 
@@ -49,18 +48,17 @@ sender: "Tiny Author <author@example.org>"
 timezone: Asia/Kolkata
 send_window: {start: "18:00", end: "20:00"}
 """
+# A second course beside the tiny one, in another time zone: a file name to its text.
+OTHER_COURSE = {
+    "sequence.yaml": OTHER,
+    "01-hi.md": '---\nsubject: "Other: hi"\ndelay: 0\n---\nHi.\n',
+    "02-later.md": '---\nsubject: "Other: later"\ndelay: 30d\n---\nLater.\n',
+}
 
 
 @pytest.fixture
 def courses(tmp_path: Path) -> Path:
-    folder = tmp_path / "sequences"
-    shutil.copytree(TESTS / "sequences", folder)
-    other = folder / "other"
-    other.mkdir()
-    (other / "sequence.yaml").write_text(OTHER)
-    (other / "01-hi.md").write_text('---\nsubject: "Other: hi"\ndelay: 0\n---\nHi.\n')
-    (other / "02-later.md").write_text('---\nsubject: "Other: later"\ndelay: 30d\n---\nLater.\n')
-    return folder
+    return courses_beside_tiny(tmp_path, {"other": OTHER_COURSE})
 
 
 @pytest.fixture

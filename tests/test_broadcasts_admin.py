@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import io
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,29 +21,17 @@ from drip.clock import FrozenClock
 from drip.models import AuditEntry, Broadcast, BroadcastStatus
 from drip.segments import save
 from drip.services import Services, build_services
-from tests.conftest import CHEAP_HASHER, TESTS, enroll, json_body, make_settings, tag
+from tests.conftest import CHEAP_HASHER, courses_beside_tiny, enroll, json_body, make_settings, tag
 from tests.smtp import SmtpServer
-from tests.test_admin_access import OPERATOR, add_operator, csrf_token, log_in
+from tests.test_admin_access import OPERATOR, csrf_token, logged_in_client
+from tests.test_broadcasts import OTHER_COURSE
 
-OTHER = """title: "Other course"
-promise: "A second course."
-sender: "Tiny Author <author@example.org>"
-timezone: Asia/Kolkata
-send_window: {start: "18:00", end: "20:00"}
-"""
 BODY = 'Hi {{ first_name|default("there") }},\n\nA new post is up. [Leave]({{ unsubscribe_url }})\n'
 
 
 @pytest.fixture
 def courses(tmp_path: Path) -> Path:
-    folder = tmp_path / "sequences"
-    shutil.copytree(TESTS / "sequences", folder)
-    other = folder / "other"
-    other.mkdir()
-    (other / "sequence.yaml").write_text(OTHER)
-    (other / "01-hi.md").write_text('---\nsubject: "Other: hi"\ndelay: 0\n---\nHi.\n')
-    (other / "02-later.md").write_text('---\nsubject: "Other: later"\ndelay: 30d\n---\nLater.\n')
-    return folder
+    return courses_beside_tiny(tmp_path, {"other": OTHER_COURSE})
 
 
 @pytest.fixture
@@ -68,11 +55,8 @@ def svc(app: Flask) -> Services:
 
 
 @pytest.fixture
-def web(app: Flask, svc: Services) -> FlaskClient:
-    add_operator(svc)
-    client = app.test_client()
-    assert log_in(client).status_code == 302
-    return client
+def web(app: Flask) -> FlaskClient:
+    return logged_in_client(app)
 
 
 @pytest.fixture

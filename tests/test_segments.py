@@ -5,7 +5,6 @@ which field is wrong; broadcasts and exports take a segment by name."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -33,7 +32,7 @@ from drip.services import Services, build_services
 from drip.subscriptions import Consent, subscribe
 from drip.tags import add_tags
 from tests.bulk import add_due_readers
-from tests.conftest import TESTS, make_settings
+from tests.conftest import courses_beside_tiny, make_settings
 
 OTHER = """title: "Other course"
 promise: "A second course."
@@ -45,13 +44,15 @@ send_window: {start: "00:00", end: "23:59"}
 
 @pytest.fixture
 def courses(tmp_path: Path) -> Path:
-    folder = tmp_path / "sequences"
-    shutil.copytree(TESTS / "sequences", folder)
-    other = folder / "other"
-    other.mkdir()
-    (other / "sequence.yaml").write_text(OTHER)
-    (other / "01-hi.md").write_text('---\nsubject: "Other: hi"\ndelay: 0\n---\nHi.\n')
-    return folder
+    return courses_beside_tiny(
+        tmp_path,
+        {
+            "other": {
+                "sequence.yaml": OTHER,
+                "01-hi.md": '---\nsubject: "Other: hi"\ndelay: 0\n---\nHi.\n',
+            }
+        },
+    )
 
 
 @pytest.fixture

@@ -38,8 +38,9 @@ from tests.conftest import (
     enroll,
     make_settings,
     screenshot,
+    serving,
 )
-from tests.smtp import SmtpServer, free_port
+from tests.smtp import SmtpServer
 from tests.test_admin_access import PASSWORD, csrf_token, log_in
 from tests.test_studio_browser import shot
 
@@ -337,21 +338,13 @@ def live_server(
 ) -> Iterator[LiveServer]:
     """drip on loopback serving the copy (conftest's serves the repository's tests/sequences,
     which this page would write to)."""
-    port = free_port()
-    settings = make_settings(
-        tmp_path,
-        sqlite_url,
-        smtp_url=smtp_server.url,
-        base_url=f"http://127.0.0.1:{port}",
-        sequences_dir=courses,
-    )
-    server = LiveServer(create_app(settings, clock=clock, password_hasher=CHEAP_HASHER), port)
-    with server.services.sessions() as session:
-        create_operator(session, EDITOR, PASSWORD, clock(), Role.editor)
-        session.commit()
-    yield server
-    server.stop()
-    server.services.engine.dispose()
+    with serving(
+        tmp_path, sqlite_url, clock, smtp_url=smtp_server.url, sequences_dir=courses
+    ) as server:
+        with server.services.sessions() as session:
+            create_operator(session, EDITOR, PASSWORD, clock(), Role.editor)
+            session.commit()
+        yield server
 
 
 @pytest.mark.browser

@@ -17,14 +17,13 @@ import pytest
 from click.testing import CliRunner
 from playwright.sync_api import expect
 
-from drip.app import create_app
 from drip.cli import cli
 from drip.clock import FrozenClock
 from drip.models import Role
 from drip.operators import create_operator
 from drip.services import Services
-from tests.conftest import CHEAP_HASHER, TESTS, LiveServer, make_settings, screenshot
-from tests.smtp import SmtpServer, free_port
+from tests.conftest import TESTS, LiveServer, screenshot, serving
+from tests.smtp import SmtpServer
 from tests.test_admin_access import OPERATOR, PASSWORD, add_operator
 from tests.test_admin_browser import log_in
 
@@ -49,23 +48,11 @@ def courses(tmp_path: Path) -> Path:
 def server(
     tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock, courses: Path
 ) -> Iterator[LiveServer]:
-    port = free_port()
-    application = create_app(
-        make_settings(
-            tmp_path,
-            sqlite_url,
-            smtp_url=smtp_server.url,
-            base_url=f"http://127.0.0.1:{port}",
-            sequences_dir=courses,
-        ),
-        clock=clock,
-        password_hasher=CHEAP_HASHER,
-    )
-    live = LiveServer(application, port)
-    add_operator(live.services)
-    yield live
-    live.stop()
-    live.services.engine.dispose()
+    with serving(
+        tmp_path, sqlite_url, clock, smtp_url=smtp_server.url, sequences_dir=courses
+    ) as live:
+        add_operator(live.services)
+        yield live
 
 
 def add_role(svc: Services, email: str, role: Role) -> None:
