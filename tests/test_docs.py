@@ -5,7 +5,6 @@ pages leads somewhere. The README stays a short front door."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import click
 
