@@ -111,3 +111,12 @@ def test_every_page_under_docs_is_linked_from_the_readme_and_the_index() -> None
     pages = {p.name for p in DOCS.glob("*.md")} - {"README.md"}
     assert {p for p in pages if f"(docs/{p})" not in readme} == set()
     assert {p for p in pages if f"({p})" not in index} == set()
+
+
+def test_every_variable_the_pages_name_is_one_drip_or_its_tests_read() -> None:
+    settings = {name for name, _help in documented_settings()}
+    sources = "".join(
+        path.read_text() for path in [*(REPO / "drip").rglob("*.py"), TESTS / "conftest.py"]
+    )
+    named = {name for page in PAGES for name in re.findall(r"DRIP_[A-Z][A-Z_]*", page.read_text())}
+    assert {name for name in named - settings if f'"{name}"' not in sources} == set()
