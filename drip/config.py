@@ -146,7 +146,7 @@ def _default_data_dir() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting drip reads. `metadata["help"]` is what the README's table shows."""
+    """Every setting drip reads. `metadata["help"]` is what docs/operating.md's table shows."""
 
     data_dir: Path = field(
         default_factory=_default_data_dir,
@@ -514,7 +514,7 @@ class Settings:
 
 
 def documented_settings() -> list[tuple[str, str]]:
-    """(variable, help) for every setting, in declaration order; the README table mirrors it."""
+    """(variable, help) for every setting, in declaration order, as docs/operating.md lists them."""
     return [(f.metadata["env"], f.metadata["help"]) for f in fields(Settings)]
 
 

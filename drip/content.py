@@ -181,7 +181,7 @@ class Sequence:
     lessons: tuple[Lesson, ...] = field(default=())
     track_links: bool = False  # lesson links go through /l/<token>, which counts the click
     utm: bool = False  # tracked links get utm_source=drip&utm_medium=email&...
-    track_opens: bool = False  # an open pixel: off by default, and opens lie (see README)
+    track_opens: bool = False  # an open pixel: off by default, and opens lie (docs/authoring.md)
     exit_when: str | None = None  # a tag that ends the course early: the reader reached the goal
     on_complete: tuple[str, str] | None = None  # ("enroll" or "offer", the next course's slug)
     continues_from: tuple[str, ...] = ()  # titles of the courses that enroll into this one

@@ -60,7 +60,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def verify(secret: str, header: str, body: bytes) -> bool:
-    """What the README tells a receiver to do."""
+    """What docs/api.md tells a receiver to do."""
     parts = dict(item.split("=", 1) for item in header.split(","))
     expected = hmac.new(
         secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256

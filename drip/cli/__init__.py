@@ -40,7 +40,7 @@ class DripGroup(FlaskGroup):
 def cli() -> None:
     """drip: email courses from Markdown files, sent on schedule.
 
-    Settings come from DRIP_* environment variables (see the README).
+    Settings come from DRIP_* environment variables (see docs/operating.md).
     """
 
 

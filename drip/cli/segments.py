@@ -55,7 +55,7 @@ def segment_group() -> None:
     "definition_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="A JSON file with the definition instead of the options (fields as in the README).",
+    help="A JSON file with the definition instead of the options (fields as in docs/authoring.md).",
 )
 @click.option("--replace", is_flag=True, help="Change the segment of that name if there is one.")
 @with_appcontext
