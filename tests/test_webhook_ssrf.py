@@ -7,14 +7,19 @@ what reaches them. Public names are given by a resolver the test passes in."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy.orm import Session
 
 from drip import guardrails, hooks
@@ -32,7 +37,9 @@ class Counting:
     """A loopback HTTP server that counts the requests it gets and answers `status`, with a
     Location header when it redirects."""
 
-    def __init__(self, status: int = 204, location: str = "") -> None:
+    def __init__(
+        self, status: int = 204, location: str = "", tls: ssl.SSLContext | None = None
+    ) -> None:
         self.hosts: list[str] = []
         counting = self
 
@@ -52,6 +59,8 @@ class Counting:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hooks"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -331,3 +340,64 @@ def test_the_unsafe_switch_for_tests_is_a_problem_for_the_production_guardrails(
     lines = guardrails.problems(unsafe, library)
     assert any(line.startswith("DRIP_WEBHOOK_ALLOW_PRIVATE: on") for line in lines)
     assert guardrails.blocking(unsafe, library)
+
+
+def certificate_for(name: str, folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for `name` and its key, as PEM files in `folder`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_https_goes_to_the_checked_address_with_the_name_as_sni_and_certificate_host(
+    services: Services, clock: FrozenClock, tmp_path: Path
+) -> None:
+    cert_file, key_file = certificate_for("hooks.example", tmp_path)
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(cert_file, key_file)
+    names: list[str | None] = []
+
+    def heard(_sock: ssl.SSLObject, name: str | None, _context: ssl.SSLContext) -> None:
+        names.append(name)
+
+    served.sni_callback = heard
+    trusting = ssl.create_default_context(cafile=str(cert_file))
+    reach = Reach(allow_private=True, resolve=lambda _host, _port: ["127.0.0.1"], tls=trusting)
+    server = Counting(tls=served)
+    try:
+        with services.sessions() as session:
+            good = queue_row(session, f"https://hooks.example:{server.port}/in", clock())
+            wrong = queue_row(session, f"https://other.example:{server.port}/in", clock())
+            hooks.deliver(session, clock(), reach)
+            delivered, refused = (
+                session.get(WebhookDelivery, good),
+                session.get(WebhookDelivery, wrong),
+            )
+            assert delivered is not None and delivered.delivered_at is not None
+            assert refused is not None and refused.delivered_at is None
+            assert "certificate" in (refused.last_error or "")
+        assert server.hosts == [f"hooks.example:{server.port}"]
+        assert names == ["hooks.example", "other.example"]
+    finally:
+        server.stop()
