@@ -41,7 +41,7 @@ from drip.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from drip.outgoing import Reach, UrlError, check_url, pick_address, post
+from drip.outgoing import Answer, Reach, Unresolved, UrlError, check_url, pick_address, post
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +118,16 @@ def add_endpoint(
         raise HookError(f"unknown events {unknown or events} (known: {', '.join(EVENT_TYPES)})")
     try:
         pick_address(target, reach, private_network=allow_private)
+    except Unresolved:
+        pass  # no address now: delivery checks the one it has then
     except UrlError as error:
-        if "does not resolve" not in str(error):  # unresolvable now: delivery checks again
-            raise HookError(
-                f"{error}; add it with --allow-private if you really mean an endpoint on "
-                "your own private network (never loopback or link-local)"
-            ) from None
+        advice = (
+            ""
+            if allow_private
+            else "; add it with --allow-private if you really mean an endpoint on your own "
+            "private network (never loopback or link-local)"
+        )
+        raise HookError(f"{error}{advice}") from None
     secret = "whsec_" + secrets.token_urlsafe(24)
     endpoint = WebhookEndpoint(
         url=url, events=",".join(events), secret=secret, allow_private=allow_private, created_at=now
@@ -315,6 +319,18 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=30 * 2 ** max(attempts - 1, 0)), timedelta(hours=1))
 
 
+def _post(endpoint: WebhookEndpoint, body: bytes, now: datetime, reach: Reach) -> Answer:
+    """One signed POST to the endpoint, under drip.outgoing's address rules."""
+    headers = {
+        "Content-Type": "application/json",
+        "Drip-Signature": signature(endpoint.secret, int(now.timestamp()), body),
+        "User-Agent": "drip-webhooks",
+    }
+    return post(
+        endpoint.url, body, headers, reach, private_network=endpoint.allow_private, timeout=TIMEOUT
+    )
+
+
 @dataclass
 class Delivered:
     sent: int = 0
@@ -351,20 +367,7 @@ def deliver(session: Session, now: datetime, reach: Reach = STRICT) -> Delivered
             session.commit()
             continue
         tried += 1
-        body = row.payload.encode()
-        headers = {
-            "Content-Type": "application/json",
-            "Drip-Signature": signature(endpoint.secret, int(now.timestamp()), body),
-            "User-Agent": "drip-webhooks",
-        }
-        answer = post(
-            endpoint.url,
-            body,
-            headers,
-            reach,
-            private_network=endpoint.allow_private,
-            timeout=TIMEOUT,
-        )
+        answer = _post(endpoint, row.payload.encode(), now, reach)
         status, problem = answer.status, answer.problem
         row.attempts += 1
         row.last_status = status

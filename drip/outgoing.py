@@ -40,6 +40,10 @@ class UrlError(ValueError):
     """A URL drip will not POST to; the message says why, in words for an operator."""
 
 
+class Unresolved(UrlError):
+    """The host has no address now (which may change: not a reason to refuse an endpoint)."""
+
+
 @dataclass(frozen=True)
 class Target:
     """A checked URL: scheme, host (a name or an address, without brackets), port, path."""
@@ -141,9 +145,9 @@ def pick_address(target: Target, reach: Reach, private_network: bool = False) ->
         try:
             addresses = reach.resolve(target.host, target.port)
         except OSError as error:
-            raise UrlError(f"{target.host} does not resolve: {error}") from None
+            raise Unresolved(f"{target.host} does not resolve: {error}") from None
     if not addresses:
-        raise UrlError(f"{target.host} does not resolve")
+        raise Unresolved(f"{target.host} does not resolve")
     for address in addresses:
         problem = refusal(address, reach, private_network)
         if problem:
