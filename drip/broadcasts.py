@@ -37,7 +37,7 @@ import yaml
 from sqlalchemy import Select, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from drip import segments
+from drip import segments, yaml_input
 from drip.bounces import return_path
 from drip.content import Library, Problem, Sequence, check_variables, split_front_matter
 from drip.links import Links, sample_links
@@ -123,7 +123,9 @@ def parse_broadcast(text: str, path: Path, library: Library) -> BroadcastFile:
         )
     front, body, body_line = parts
     try:
-        meta = yaml.safe_load(front) or {}
+        meta = yaml_input.load(front) or {}
+    except yaml_input.YamlRefused as error:
+        raise BroadcastError([Problem(path, error.line + 1, error.reason)]) from None
     except yaml.YAMLError as error:
         raise BroadcastError(
             [

@@ -384,6 +384,16 @@ class Settings:
             "refuses everything.",
         },
     )
+    webhook_allow_private: bool = field(
+        default=False,
+        metadata={
+            "env": "DRIP_WEBHOOK_ALLOW_PRIVATE",
+            "parse": _flag,
+            "help": "UNSAFE, for tests only: outgoing webhooks may reach loopback, private and "
+            "link-local addresses (the cloud's metadata service too). Off, they reach public "
+            "addresses only. `drip doctor` and a real relay's guardrails list it as a problem.",
+        },
+    )
     sns_certificate: Path | None = field(
         default=None,
         metadata={

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from drip import yaml_input
 from drip.authors import AUTHOR_KEYS, SITE_URL_KEYS, Author, is_placeholder, read_author
 from drip.authors import read_site_urls as _read_site_urls
 
@@ -241,7 +242,7 @@ def _line_of_keys(text: str) -> dict[str, int]:
     """1-based line of each top-level key (and of nested keys as 'parent.child')."""
     lines: dict[str, int] = {}
     try:
-        node = yaml.compose(text)
+        node = yaml_input.compose(text)
     except yaml.YAMLError:
         return lines
     if isinstance(node, yaml.MappingNode):
@@ -258,6 +259,8 @@ CURLY_QUOTES = "“”‘’"
 
 def _yaml_error(path: Path, error: yaml.YAMLError, offset: int = 0, text: str = "") -> Problem:
     """The parser's complaint in words an author can act on, at the line to fix."""
+    if isinstance(error, yaml_input.YamlRefused):
+        return Problem(path, error.line + offset, error.reason)
     mark = getattr(error, "problem_mark", None)
     context = getattr(error, "context_mark", None)
     line = (mark.line + 1) if mark is not None else 1
@@ -383,7 +386,7 @@ def _check_address(
 def _load_sequence_file(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
     text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
+        data = yaml_input.load(text)
     except yaml.YAMLError as error:
         problems.append(_yaml_error(path, error, text=text))
         return None
@@ -426,7 +429,7 @@ def load_site(
             return Site(path, defaults), problems
         text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml_input.load(text) or {}
     except yaml.YAMLError as error:
         return Site(path, defaults), [_yaml_error(path, error, text=text)]
     if not isinstance(data, dict):
@@ -659,7 +662,7 @@ def read_front_matter(path: Path, front: str, problems: list[Problem]) -> dict[s
     """The keys and values of a file's front matter (the YAML from its line 2), or None with
     the problem added to `problems` at the line to fix: a lesson's, the lead magnet's."""
     try:
-        meta = yaml.safe_load(front) or {}
+        meta = yaml_input.load(front) or {}
     except yaml.YAMLError as error:
         problems.append(_yaml_error(path, error, offset=1, text=front))
         return None

@@ -126,6 +126,15 @@ def setting_checks(settings: Settings, library: Library) -> list[Check]:
     else:
         checks.append(Check("DRIP_POSTAL_ADDRESS", OK, settings.postal_address))
     checks.append(author_check(library))
+    if settings.webhook_allow_private:
+        checks.append(
+            Check(
+                "DRIP_WEBHOOK_ALLOW_PRIVATE",
+                PROBLEM,
+                "on: outgoing webhooks may reach loopback and private addresses (this "
+                "server, its network, the cloud's metadata service); for tests only",
+            )
+        )
     return checks
 
 

@@ -17,18 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import re
 import secrets
-import socket
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +41,7 @@ from drip.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from drip.outgoing import Answer, Reach, Unresolved, UrlError, check_url, pick_address, post
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +75,7 @@ OVERLAP = 200
 BATCH = 100  # POSTs per run
 GIVE_UP_AFTER = timedelta(days=1)
 TIMEOUT = 5  # seconds per POST
+STRICT = Reach()  # public addresses only, the system's resolver
 
 
 class HookError(ValueError):
@@ -101,42 +98,36 @@ def signature(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
-def _private(host: str) -> bool:
-    """Whether `host` is or resolves to a loopback, private, link-local or reserved address
-    (server-side request forgery: an endpoint must not reach into drip's own network)."""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False  # unresolvable now: the POST will fail and be retried, harmlessly
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_reserved
-            or address.is_multicast
-            or address.is_unspecified
-        ):
-            return True
-    return False
-
-
 def add_endpoint(
-    session: Session, url: str, events: list[str], now: datetime, *, allow_private: bool = False
+    session: Session,
+    url: str,
+    events: list[str],
+    now: datetime,
+    *,
+    allow_private: bool = False,
+    reach: Reach = STRICT,
 ) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint and its signing secret (shown once). The caller commits."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HookError(f"{url!r} is not an http(s) URL")
+    """A new endpoint and its signing secret (shown once). The caller commits. The URL's
+    shape and the addresses its host has now are checked here; delivery checks again."""
+    try:
+        target = check_url(url)
+    except UrlError as error:
+        raise HookError(str(error)) from None
     unknown = sorted(set(events) - set(EVENT_TYPES))
     if unknown or not events:
         raise HookError(f"unknown events {unknown or events} (known: {', '.join(EVENT_TYPES)})")
-    if not allow_private and _private(parts.hostname):
-        raise HookError(
-            f"{parts.hostname} is a loopback or private address; add it with "
-            "--allow-private if you really mean an endpoint on your own network"
+    try:
+        pick_address(target, reach, private_network=allow_private)
+    except Unresolved:
+        pass  # no address now: delivery checks the one it has then
+    except UrlError as error:
+        advice = (
+            ""
+            if allow_private
+            else "; add it with --allow-private if you really mean an endpoint on your own "
+            "private network (never loopback or link-local)"
         )
+        raise HookError(f"{error}{advice}") from None
     secret = "whsec_" + secrets.token_urlsafe(24)
     endpoint = WebhookEndpoint(
         url=url, events=",".join(events), secret=secret, allow_private=allow_private, created_at=now
@@ -328,24 +319,16 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=30 * 2 ** max(attempts - 1, 0)), timedelta(hours=1))
 
 
-def _post(url: str, body: bytes, header: str) -> tuple[int | None, str]:
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "Drip-Signature": header,
-            "User-Agent": "drip-webhooks",
-        },
+def _post(endpoint: WebhookEndpoint, body: bytes, now: datetime, reach: Reach) -> Answer:
+    """One signed POST to the endpoint, under drip.outgoing's address rules."""
+    headers = {
+        "Content-Type": "application/json",
+        "Drip-Signature": signature(endpoint.secret, int(now.timestamp()), body),
+        "User-Agent": "drip-webhooks",
+    }
+    return post(
+        endpoint.url, body, headers, reach, private_network=endpoint.allow_private, timeout=TIMEOUT
     )
-    try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:
-            return answer.status, ""
-    except urllib.error.HTTPError as error:
-        return error.code, f"HTTP {error.code}"
-    except (OSError, ValueError) as error:
-        return None, str(error)[:500]
 
 
 @dataclass
@@ -355,9 +338,10 @@ class Delivered:
     given_up: int = 0
 
 
-def deliver(session: Session, now: datetime) -> Delivered:
+def deliver(session: Session, now: datetime, reach: Reach = STRICT) -> Delivered:
     """POST the rows that are due, oldest first, in order per reader and endpoint: a row
-    waits while an older one of the same reader is still being retried. Commits each."""
+    waits while an older one of the same reader is still being retried. Commits each.
+    `reach`: which addresses may be reached (drip.outgoing; public ones only by default)."""
     result = Delivered()
     pending = list(
         session.scalars(
@@ -383,23 +367,19 @@ def deliver(session: Session, now: datetime) -> Delivered:
             session.commit()
             continue
         tried += 1
-        body = row.payload.encode()
-        status, problem = _post(
-            endpoint.url, body, signature(endpoint.secret, int(now.timestamp()), body)
-        )
+        answer = _post(endpoint, row.payload.encode(), now, reach)
+        status, problem = answer.status, answer.problem
         row.attempts += 1
         row.last_status = status
         if status is not None and 200 <= status < 300:
             row.delivered_at = now
             row.last_error = None
             result.sent += 1
-        elif now - as_utc(row.created_at) >= GIVE_UP_AFTER:
+        elif answer.hopeless or now - as_utc(row.created_at) >= GIVE_UP_AFTER:
             row.given_up_at = now
             row.last_error = problem or f"HTTP {status}"
             result.given_up += 1
-            log.warning(
-                "webhook %s to %s given up after a day: %s", row.type, endpoint.url, row.last_error
-            )
+            log.warning("webhook %s to %s given up: %s", row.type, endpoint.url, row.last_error)
         else:
             row.next_attempt_at = now + backoff(row.attempts)
             row.last_error = problem or f"HTTP {status}"

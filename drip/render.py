@@ -26,10 +26,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import markdown
-import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from mjml import mjml2html
 
+from drip import yaml_input
 from drip.config import Settings
 from drip.content import TAG_LINK, VARIABLE, Lesson, Sequence, split_front_matter
 from drip.links import Links
@@ -475,7 +475,7 @@ class Renderer:
         if parts is None:
             raise ValueError(f"{path}: a message template starts with front matter")
         front, body, _ = parts
-        meta = yaml.safe_load(front)
+        meta = yaml_input.load(front)
         subject, preheader = str(meta["subject"]), str(meta.get("preheader", ""))
         for name, value in fixed.items():
             placeholder = f"{{{{ {name} }}}}"

@@ -47,7 +47,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError as RoundTripError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from drip import course_git
+from drip import course_git, yaml_input
 from drip.authors import AUTHOR_KEYS, SITE_URL_KEYS
 from drip.config import Settings
 from drip.content import (
@@ -185,7 +185,7 @@ def _front(text: str) -> tuple[dict[str, Any], str, str]:
         return {}, "", text
     front, body, _ = parts
     try:
-        meta = yaml.safe_load(front) or {}
+        meta = yaml_input.load(front) or {}
     except yaml.YAMLError:
         meta = {}
     return (meta if isinstance(meta, dict) else {}), front, body
@@ -227,8 +227,8 @@ def with_front_matter(previous: str, values: Mapping[str, str | None], body: str
     _, front, _ = _front(previous)
     handler = _round_trip()
     try:
-        data = handler.load(front) if front.strip() else None
-    except RoundTripError:
+        data = yaml_input.load_round_trip(handler, front) if front.strip() else None
+    except (RoundTripError, yaml.YAMLError):
         data = None
     if not isinstance(data, CommentedMap):
         data = CommentedMap()
@@ -359,7 +359,7 @@ class SequenceSettings:
 
 def sequence_settings(text: str) -> SequenceSettings:
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml_input.load(text) or {}
     except yaml.YAMLError:
         data = {}
     data = data if isinstance(data, dict) else {}
@@ -391,8 +391,8 @@ def settings_text(previous: str, values: SequenceSettings) -> str:
     """sequence.yaml with the form's values, the author's comments and other keys kept."""
     handler = _round_trip()
     try:
-        data = handler.load(previous) if previous.strip() else None
-    except RoundTripError as error:
+        data = yaml_input.load_round_trip(handler, previous) if previous.strip() else None
+    except (RoundTripError, yaml.YAMLError) as error:
         raise StudioError(
             "sequence.yaml does not parse as it is, so the form cannot keep its comments: "
             f"fix it in the file first ({' '.join(str(error).split())})"
@@ -416,7 +416,7 @@ def settings_text(previous: str, values: SequenceSettings) -> str:
     if not values.window_days:
         window.pop("days", None)
     elif [str(day) for day in window.get("days") or []] != list(values.window_days):
-        days = handler.load("[" + ", ".join(values.window_days) + "]")
+        days = yaml_input.load_round_trip(handler, "[" + ", ".join(values.window_days) + "]")
         days.fa.set_flow_style()
         window["days"] = days
     if window:
@@ -450,7 +450,7 @@ class SiteSettings:
 
 def site_settings(text: str) -> SiteSettings:
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml_input.load(text) or {}
     except yaml.YAMLError:
         data = {}
     data = data if isinstance(data, dict) else {}
@@ -471,8 +471,8 @@ def site_text(previous: str, values: SiteSettings) -> str:
     emptied keeps its key, empty, so the comment beside it (what to put there) stays too."""
     handler = _round_trip()
     try:
-        data = handler.load(previous) if previous.strip() else None
-    except RoundTripError as error:
+        data = yaml_input.load_round_trip(handler, previous) if previous.strip() else None
+    except (RoundTripError, yaml.YAMLError) as error:
         raise StudioError(
             f"{SITE_FILE} does not parse as it is, so the form cannot keep its comments: "
             f"fix it in the file first ({' '.join(str(error).split())})"
@@ -589,7 +589,7 @@ class Studio:
         """The lead magnet's Markdown, as sequence.yaml names it (None: the course has none)."""
         folder = self.folder(slug)
         try:
-            data = yaml.safe_load((folder / SEQUENCE_FILE).read_text(encoding="utf-8")) or {}
+            data = yaml_input.load((folder / SEQUENCE_FILE).read_text(encoding="utf-8")) or {}
         except yaml.YAMLError:
             return None
         magnet = data.get("lead_magnet") if isinstance(data, dict) else None

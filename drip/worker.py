@@ -27,6 +27,7 @@ from drip.imports import run_import
 from drip.jobs import waiting
 from drip.magnet_builds import run_build
 from drip.models import ImportJob, MagnetBuild
+from drip.outgoing import Reach
 from drip.services import Services
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def webhook_job(services: Services) -> None:
     try:
         with services.sessions() as session:
             hooks.collect(session, services.clock())
-            hooks.deliver(session, services.clock())
+            reach = Reach(allow_private=services.settings.webhook_allow_private)
+            hooks.deliver(session, services.clock(), reach)
     except Exception:
         log.exception("webhook run failed; the next run will try again")
 

@@ -20,6 +20,7 @@ from drip.operators import (
     first_operator,
     set_password,
 )
+from drip.outgoing import Reach
 from drip.services import Services
 
 
@@ -153,7 +154,10 @@ def webhook_group() -> None:
 @click.argument("url")
 @click.option("--events", required=True, help=f"Comma-separated: {', '.join(EVENT_TYPES)}.")
 @click.option(
-    "--allow-private", is_flag=True, help="Allow an endpoint on a loopback or private address."
+    "--allow-private",
+    is_flag=True,
+    help="Allow an endpoint on your own private network (10/8, 172.16/12, 192.168/16, "
+    "100.64/10, IPv6 ULA); never loopback, link-local or metadata addresses.",
 )
 @with_appcontext
 def webhook_add(url: str, events: str, allow_private: bool) -> None:
@@ -167,6 +171,7 @@ def webhook_add(url: str, events: str, allow_private: bool) -> None:
                 [e.strip() for e in events.split(",") if e.strip()],
                 svc.clock(),
                 allow_private=allow_private,
+                reach=Reach(allow_private=svc.settings.webhook_allow_private),
             )
         except HookError as error:
             raise click.ClickException(str(error)) from None

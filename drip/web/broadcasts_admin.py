@@ -37,7 +37,7 @@ from drip.broadcasts import (
     schedule_draft,
     send_test,
 )
-from drip.content import Library
+from drip.content import Library, Problem
 from drip.mailer import SendError
 from drip.models import Broadcast, BroadcastStatus, Role, Segment
 from drip.render import SAMPLE_READER
@@ -124,6 +124,12 @@ def _page(problems: list[str] | None = None, status: int = 200) -> ResponseRetur
     )
 
 
+def _said(problem: Problem, named: bool) -> str:
+    return (
+        f"{problem.path.name}, line {problem.line}: {problem.message}" if named else problem.message
+    )
+
+
 @bp.get("/")
 def page() -> ResponseReturnValue:
     return _page()
@@ -149,7 +155,8 @@ def write() -> ResponseReturnValue:
         session = db_session()
         audience_count(session, spec, svc.clock())  # an unknown segment is refused here
     except BroadcastError as error:
-        return _page([problem.message for problem in error.problems], 400)
+        named = bool(upload and upload.filename)  # an upload's problems name it and the line
+        return _page([_said(problem, named) for problem in error.problems], 400)
     broadcast = create_draft(session, spec, svc.clock(), g.operator.email)
     session.commit()
     return redirect(url_for(".show", broadcast_id=broadcast.id))
