@@ -63,6 +63,7 @@ from drip.content import (
     split_front_matter,
     unsigned,
 )
+from drip.fetch_rule import standing_in
 from drip.links import Links, sample_links
 from drip.lint import lint, render_problems
 from drip.magnets import cache_dir
@@ -628,7 +629,7 @@ class Studio:
         message it sends for a sample reader (the lead-magnet PDF too, unless `typeset` is
         False: a preview leaves the slow part to the save), the lint warnings. `site`: what
         it inherits, if not the site.yaml on disk."""
-        with self._candidate(folder, files) as copy:
+        with self._candidate(folder, files) as copy, standing_in(copy, folder):
             sequence, problems = load_sequence(copy, site or self._site())
             errors = [p for p in problems if p.severity == "error"]
             if sequence is not None and not errors:
