@@ -2,12 +2,13 @@
 
 A lead magnet is typeset on the server, so whatever its HTML points at, WeasyPrint would
 fetch as the server: `/etc/passwd`, the secret key, the database, an address on the
-private network. The rule: a `data:` URL is served as it is, a file only when it lies
-inside the course's own folder once every symlink is followed (and no part of its path is
-hidden, like `.git`), and nothing else at all: no `file:` elsewhere, no `http(s):`, no other
-scheme. `pdf_fetcher` applies it as WeasyPrint's `url_fetcher`; `refusal` says in words
-why a reference is refused, for `drip check` and the studio; the author photo
-(drip.authors) and the lead magnet's own file (drip.content) go through `inside`.
+private network. The rule: a `data:` URL is served as it is; a file only when it is a
+picture inside the course's own folder once every symlink is followed (no part of its path
+hidden, like `.git`); nothing else at all: no `file:` elsewhere, no `http(s):`, no other
+scheme. `pdf_fetcher` applies it as WeasyPrint's `url_fetcher`, `refusal` says in words why
+a reference is refused (for `drip check` and the studio), and `inside` keeps the lessons,
+the lead magnet's file (drip.content) and the served author photo (drip.web.public) in
+their folders.
 
 The studio checks a change in a scratch copy of the folder whose other files link back to
 the real one; `standing_in` lets those links count as the copy's own while it checks.
@@ -26,6 +27,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import DataHandler, Request, url2pathname
 
+# The only files a document may take (no attachments, style sheets or fonts reach here):
+# a database or a key beside the pictures is never so much as opened.
+PICTURES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"})
 MAX_BYTES = 20 * 1024 * 1024  # a picture in a PDF; more is a mistake, not a picture
 # (scratch copy, real folder) pairs the studio is checking in this thread
 _STAND_INS: ContextVar[tuple[tuple[Path, Path], ...]] = ContextVar("drip_stand_ins", default=())
@@ -94,6 +98,9 @@ def refusal(target: str, folder: Path) -> str | None:
             f"{target} is not a file in the course folder {folder.name}/ (a file elsewhere, "
             "a link out of the folder, or a hidden one): drip reads only the folder's own files"
         )
+    if path.suffix.lower() not in PICTURES:
+        kinds = ", ".join(sorted(PICTURES))
+        return f"{target} is not a picture ({kinds}): the PDF takes only pictures from the folder"
     return None
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import shutil
+import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -289,3 +291,35 @@ def test_the_studio_refuses_a_magnet_that_reaches_out_and_saves_one_with_its_own
     assert loopback.requests == []
     saved = studio.save(path, head + "Just text.\n", version, "ed@x.org", NOW)
     assert isinstance(saved, Saved), saved  # its own picture, checked in a scratch copy
+
+
+def posix_locks(path: Path) -> list[str]:
+    """This process's POSIX locks on `path`, from /proc/locks."""
+    inode, pid = os.stat(path).st_ino, str(os.getpid())
+    with open("/proc/locks", encoding="ascii") as table:
+        rows = [row.split()[1:] for row in table]  # without the table's own numbering
+    return [" ".join(row) for row in rows if row[3] == pid and row[4].endswith(f":{inode}")]
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="reads Linux's /proc/locks")
+def test_a_database_beside_the_pictures_is_never_opened_so_its_sqlite_locks_hold(
+    tmp_path: Path, courses: Path
+) -> None:
+    # Closing any descriptor of a file drops every POSIX lock this process holds on it,
+    # SQLite's among them (sqlite.org/howtocorrupt.html, 2.2): a PDF that opened the
+    # database would let another process checkpoint under a live connection.
+    database = courses / "tiny" / "drip.sqlite3"
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE t (x)")
+        connection.execute("BEGIN")
+        connection.execute("SELECT * FROM t").fetchall()  # a reader mid-request
+        held = posix_locks(database)
+        write_magnet(courses, '<img src="drip.sqlite3" alt="db">\n\n![Again](./drip.sqlite3)\n')
+
+        magnets.typeset(tiny(courses), magnets.read_source(tiny(courses)))
+
+        assert held and posix_locks(database) == held
+    finally:
+        connection.close()
