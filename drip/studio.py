@@ -63,7 +63,7 @@ from drip.content import (
     split_front_matter,
     unsigned,
 )
-from drip.fetch_rule import standing_in
+from drip.fetch_rule import inside, standing_in
 from drip.links import Links, sample_links
 from drip.lint import lint, render_problems
 from drip.magnets import cache_dir
@@ -156,11 +156,12 @@ class LessonFile:
 
 def lesson_files(folder: Path) -> list[LessonFile]:
     """The lesson files of a sequence folder in order, read from their names alone (a lesson
-    whose text is broken is still listed, so it can be opened and fixed)."""
+    whose text is broken is still listed, so it can be opened and fixed; a link out of the
+    folder is not, so the editor never shows another file of the server)."""
     found = []
     for path in folder.glob("*.md"):
         match = LESSON_FILE.match(path.name)
-        if match and path.name != MAGNET_FILE:
+        if match and path.name != MAGNET_FILE and inside(path, folder) is not None:
             found.append(LessonFile(int(match["number"]), match["key"], path))
     return sorted(found, key=lambda item: (item.number, item.key))
 
@@ -597,7 +598,7 @@ class Studio:
         if not isinstance(magnet, dict) or not magnet.get("file"):
             return None
         path = folder / str(magnet["file"])
-        return path if path.parent == folder else None
+        return path if path.parent == folder and inside(path, folder) is not None else None
 
     # -- checking
 

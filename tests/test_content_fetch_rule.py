@@ -27,7 +27,7 @@ from drip.cli import cli
 from drip.config import Settings, load_settings
 from drip.content import Sequence, load_sequences
 from drip.services import build_services
-from drip.studio import Refused, Saved, Studio, version_of
+from drip.studio import Refused, Saved, Studio, lesson_files, version_of
 from tests.conftest import CHEAP_HASHER, TESTS, make_settings
 
 SECRET = b"SECRET-KEY-7f3a9c-never-in-a-pdf"
@@ -323,3 +323,18 @@ def test_a_database_beside_the_pictures_is_never_opened_so_its_sqlite_locks_hold
         assert held and posix_locks(database) == held
     finally:
         connection.close()
+
+
+def test_the_studio_neither_lists_nor_opens_a_lesson_or_magnet_that_links_out_of_the_folder(
+    tmp_path: Path, courses: Path
+) -> None:
+    folder = courses / "tiny"
+    (folder / "04-linked.md").symlink_to(tmp_path / "secret_key")
+    (folder / "magnet.md").unlink()
+    (folder / "magnet.md").symlink_to(tmp_path / "secret_key")
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 's.sqlite3'}", sequences_dir=courses)
+    svc = build_services(settings, password_hasher=CHEAP_HASHER)
+    studio = Studio(svc.settings, svc.links)
+
+    assert [item.key for item in lesson_files(folder)] == ["welcome", "second", "third"]
+    assert studio.magnet_path("tiny") is None  # the editor's page answers 404
