@@ -100,8 +100,8 @@ class _Cleaner(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if self.skipping:
-            if tag == self.skipping[-1]:
-                self.skipping.pop()
+            if tag in self.skipping:  # closes it and whatever was left open inside it
+                del self.skipping[len(self.skipping) - 1 - self.skipping[::-1].index(tag) :]
             return
         if tag in TAGS and tag not in VOID:
             self.out.append(f"</{tag}>")

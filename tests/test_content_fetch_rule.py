@@ -338,3 +338,37 @@ def test_the_studio_neither_lists_nor_opens_a_lesson_or_magnet_that_links_out_of
 
     assert [item.key for item in lesson_files(folder)] == ["welcome", "second", "third"]
     assert studio.magnet_path("tiny") is None  # the editor's page answers 404
+
+
+@pytest.mark.parametrize("slug", ["interview-questions", "usmle-insider-kit"])
+def test_the_allow_list_keeps_everything_the_real_magnets_are_written_with(slug: str) -> None:
+    sequence = load_sequences(TESTS.parent / "sequences").get(slug)
+    assert sequence is not None and sequence.lead_magnet is not None
+
+    cleaned = magnets.body_html(magnets.read_source(sequence).body)
+
+    assert cleaned.removed == []
+    assert ('id="' in cleaned.html and "<table>" in cleaned.html) or slug != "usmle-insider-kit"
+    assert "<!-- schedule -->" in cleaned.html or slug != "usmle-insider-kit"
+
+
+def test_raw_html_that_could_reach_out_is_cut_whatever_it_hides_in() -> None:
+    cleaned = magnets.body_html(
+        "<svg><image href='file:///etc/passwd'/><p>x</svg>**kept**\n\n"
+        "<!--><link rel=attachment href=/etc/passwd>-->\n\n"
+        '<object data="file:///etc/passwd"></object><iframe src="http://127.0.0.1/"></iframe>\n\n'
+        '<a href="jav&#x61;script:alert(1)" onclick="x()">link</a> and after\n'
+    )
+
+    kept = " ".join(cleaned.html.split())
+    assert kept == "<p><strong>kept</strong></p> <p><a>link</a> and after</p>"
+    assert {removed.needle for removed in cleaned.removed} >= {"<svg", "<object", "<iframe", "x()"}
+
+
+def test_the_usmle_kits_schedule_marker_and_table_survive_the_allow_list() -> None:
+    sequence = load_sequences(TESTS.parent / "sequences").get("usmle-insider-kit")
+    assert sequence is not None
+
+    html = magnets.body_html(magnets.read_source(sequence).body).html
+
+    assert "<!-- schedule -->" in html and "<table>" in html
