@@ -24,6 +24,7 @@ import yaml
 from drip import yaml_input
 from drip.authors import AUTHOR_KEYS, SITE_URL_KEYS, Author, is_placeholder, read_author
 from drip.authors import read_site_urls as _read_site_urls
+from drip.fetch_rule import inside
 
 LESSON_FILE = re.compile(r"^(?P<number>\d+)-(?P<key>[a-z0-9][a-z0-9-]*)\.md$")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -43,6 +44,10 @@ EXIT_TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # as drip.tags.TAG
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LESSON_VARIABLES = frozenset({"first_name", "unsubscribe_url", "preferences_url", TAG_LINK})
 MAGNET_VARIABLES = frozenset({"lead_magnet_url"})
+OUTSIDE_LESSON = (
+    "this lesson is a link to a file outside the course folder: "
+    "drip reads only the folder's own files, so copy the lesson in"
+)
 SIGNUP_FIELDS = frozenset({"exam_date", "responsibilities"})
 SEQUENCE_KEYS = frozenset(
     {
@@ -548,6 +553,15 @@ def _build_sequence(
                         f"lead magnet file {source.name} does not exist",
                     )
                 )
+            elif inside(source, folder) is None:
+                problems.append(
+                    Problem(
+                        path,
+                        lines.get("lead_magnet.file", line),
+                        f"lead magnet file {raw_magnet['file']} is not in the course folder "
+                        "(or is a link out of it): drip reads only the folder's own files",
+                    )
+                )
             magnet = LeadMagnet(
                 title=str(raw_magnet.get("title") or data.get("title") or ""),
                 source=source,
@@ -849,6 +863,9 @@ def _load_sequence(folder: Path, site: Site | None) -> tuple[Sequence | None, li
     magnet_source = sequence.lead_magnet.source if sequence.lead_magnet else None
     for path in sorted(folder.glob("*.md")):
         if path == magnet_source or path.name.lower() == "readme.md":
+            continue
+        if inside(path, folder) is None:
+            problems.append(Problem(path, 1, OUTSIDE_LESSON))
             continue
         match = LESSON_FILE.match(path.name)
         if not match:

@@ -11,6 +11,7 @@ inbox. They are Problems with severity "warning", so they print without failing 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from html.parser import HTMLParser
@@ -21,12 +22,18 @@ import markdown
 
 from drip.config import Settings
 from drip.content import Lesson, Library, Problem, Sequence
+from drip.fetch_rule import refusal
 from drip.links import Links, sample_links
-from drip.magnets import MagnetError
+from drip.magnets import MagnetError, body_html, read_source
 from drip.magnets import build as build_magnet
 from drip.render import MARKDOWN_EXTENSIONS, SAMPLE_READER, TOKEN, Renderer
 
 HTML_LIMIT = 100 * 1024
+MJ_INCLUDE = re.compile(r"<\s*mj-include\b", re.I)
+INCLUDE_REFUSED = (
+    "<mj-include> reads another file into the email, which drip never does: "
+    "paste the text into the lesson instead"
+)
 LINK_ALLOWANCE = 200  # bytes a signed link may take where the template holds a short token
 
 
@@ -120,6 +127,16 @@ def lint_lesson(sequence: Sequence, lesson: Lesson, renderer: Renderer) -> list[
                     "warning",
                 )
             )
+        if urlsplit(ref.target).scheme.lower() == "file":
+            problems.append(
+                Problem(
+                    lesson.path,
+                    line,
+                    f"{ref.target} is a file on a computer, not an address readers' mail can "
+                    "open (drip never reads it): put it on the web and use its https:// address",
+                    "warning",
+                )
+            )
         local = _local_file(sequence, ref.target)
         if local is not None and not local.exists():
             problems.append(
@@ -130,6 +147,37 @@ def lint_lesson(sequence: Sequence, lesson: Lesson, renderer: Renderer) -> list[
                     "warning",
                 )
             )
+    return problems
+
+
+def _line_in(path: Path, needle: str) -> int:
+    """Line of `path` where `needle` first appears, ignoring case (1 if nowhere)."""
+    lowered = needle.lower()
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return next((n for n, line in enumerate(lines, 1) if lowered in line.lower()), 1)
+
+
+def magnet_problems(sequence: Sequence) -> list[Problem]:
+    """The lead magnet's raw HTML that the PDF leaves out (drip.safe_html), and each picture
+    it names that drip will not read (drip.fetch_rule), as errors at their lines."""
+    assert sequence.lead_magnet is not None
+    path = sequence.lead_magnet.source
+    cleaned = body_html(read_source(sequence).body)
+    problems = [
+        Problem(
+            path,
+            _line_in(path, removed.needle),
+            f"{removed.what} is not allowed in a lead magnet and is left out of the PDF: "
+            "it may hold text, links and pictures, no attachments, styles or scripts",
+        )
+        for removed in cleaned.removed
+    ]
+    parser = _References()
+    parser.feed(cleaned.html)
+    for ref in parser.found:
+        reason = refusal(ref.target, sequence.path) if ref.tag == "img" else None
+        if reason is not None:
+            problems.append(Problem(path, _line_in(path, ref.target), f"picture {reason}"))
     return problems
 
 
@@ -165,6 +213,10 @@ def render_problems(
     for sequence in library.sequences.values():
         yaml_file = sequence.path / "sequence.yaml"
         for lesson in sequence.lessons:
+            if include := MJ_INCLUDE.search(lesson.body):
+                line = lesson.body_line + lesson.body[: include.start()].count("\n")
+                problems.append(Problem(lesson.path, line, INCLUDE_REFUSED))
+                continue
             try:
                 renderer.lesson(sequence, lesson).build(SAMPLE_READER, sample, "<check@drip>", now)
             except Exception as error:  # whatever it is, sending would meet it too
@@ -189,6 +241,7 @@ def render_problems(
         if sequence.lead_magnet is not None:
             try:
                 renderer.magnet_link(sequence).build(SAMPLE_READER, sample, "<check@drip>", now)
+                problems += magnet_problems(sequence)
                 if typeset:
                     build_magnet(settings, sequence)  # magnet_pdf would serve the last good one
             except MagnetError as error:

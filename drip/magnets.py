@@ -43,9 +43,11 @@ from jinja2 import Environment, FileSystemLoader
 
 from drip.config import Settings
 from drip.content import Problem, Sequence, read_front_matter, split_front_matter
+from drip.fetch_rule import pdf_fetcher
 from drip.files import private_dir
 from drip.paths import TEMPLATES
 from drip.render import MARKDOWN_EXTENSIONS
+from drip.safe_html import Cleaned, clean
 from drip.study_plan import (
     SCHEDULE_MARKER,
     StudyPlan,
@@ -141,7 +143,10 @@ OL_START = re.compile(r'<ol start="(\d+)">')  # WeasyPrint numbers from 1 withou
 H2 = re.compile(r"(?=<h2[\s>])")
 TAG = re.compile(r"(<[^>]*>)")
 RANGE = re.compile(r"(?:\bweeks?\s+)?\b\d+\s?–\s?\d+\b")  # "weeks 9–18", "3–4"
-_CODE = (Path(__file__), Path(__file__).with_name("study_plan.py"))
+_CODE = tuple(  # a change to what the PDF may hold rebuilds it too
+    Path(__file__).with_name(name)
+    for name in ("magnets.py", "study_plan.py", "safe_html.py", "fetch_rule.py")
+)
 PREVIEW_WIDTH = 800  # pixels across the first-page image the admin shows
 
 
@@ -254,6 +259,12 @@ def _sections(body: str) -> str:
     )
 
 
+def body_html(body: str) -> Cleaned:
+    """The magnet's Markdown as the HTML the PDF may hold (drip.safe_html), and what of the
+    author's raw HTML was left out."""
+    return clean(markdown.markdown(body, extensions=[*MARKDOWN_EXTENSIONS, "toc"]))
+
+
 def magnet_html(
     sequence: Sequence,
     source: MagnetSource,
@@ -266,7 +277,7 @@ def magnet_html(
     converter = markdown.Markdown(extensions=[*MARKDOWN_EXTENSIONS, "toc"])
     body = OL_START.sub(
         lambda m: f'<ol start="{m[1]}" style="counter-reset: list-item {int(m[1]) - 1}">',
-        converter.convert(source.body),
+        clean(converter.convert(source.body)).html,
     )
     body = _sections(_keep_ranges_whole(body))
     tokens: list[dict[str, Any]] = getattr(converter, "toc_tokens", [])
@@ -298,10 +309,13 @@ def typeset(
     page_size: str = DEFAULT_PAGE_SIZE,
     for_reader: str = "",
 ) -> bytes:
+    """The PDF; WeasyPrint reads only what drip.fetch_rule allows (data: URLs and files in
+    the sequence's own folder), never the server's other files or the network."""
     from weasyprint import HTML  # heavy: loaded only when a PDF is made
 
     document = magnet_html(sequence, source, page_size, for_reader)
-    pdf: bytes = HTML(string=document, base_url=str(sequence.path)).write_pdf()
+    fetcher = pdf_fetcher(sequence.path)
+    pdf: bytes = HTML(string=document, base_url=str(sequence.path), url_fetcher=fetcher).write_pdf()
     return pdf
 
 

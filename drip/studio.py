@@ -63,6 +63,7 @@ from drip.content import (
     split_front_matter,
     unsigned,
 )
+from drip.fetch_rule import inside, standing_in
 from drip.links import Links, sample_links
 from drip.lint import lint, render_problems
 from drip.magnets import cache_dir
@@ -155,11 +156,12 @@ class LessonFile:
 
 def lesson_files(folder: Path) -> list[LessonFile]:
     """The lesson files of a sequence folder in order, read from their names alone (a lesson
-    whose text is broken is still listed, so it can be opened and fixed)."""
+    whose text is broken is still listed, so it can be opened and fixed; a link out of the
+    folder is not, so the editor never shows another file of the server)."""
     found = []
     for path in folder.glob("*.md"):
         match = LESSON_FILE.match(path.name)
-        if match and path.name != MAGNET_FILE:
+        if match and path.name != MAGNET_FILE and inside(path, folder) is not None:
             found.append(LessonFile(int(match["number"]), match["key"], path))
     return sorted(found, key=lambda item: (item.number, item.key))
 
@@ -596,7 +598,7 @@ class Studio:
         if not isinstance(magnet, dict) or not magnet.get("file"):
             return None
         path = folder / str(magnet["file"])
-        return path if path.parent == folder else None
+        return path if path.parent == folder and inside(path, folder) is not None else None
 
     # -- checking
 
@@ -628,7 +630,7 @@ class Studio:
         message it sends for a sample reader (the lead-magnet PDF too, unless `typeset` is
         False: a preview leaves the slow part to the save), the lint warnings. `site`: what
         it inherits, if not the site.yaml on disk."""
-        with self._candidate(folder, files) as copy:
+        with self._candidate(folder, files) as copy, standing_in(copy, folder):
             sequence, problems = load_sequence(copy, site or self._site())
             errors = [p for p in problems if p.severity == "error"]
             if sequence is not None and not errors:

@@ -33,6 +33,7 @@ from drip.chaining import accept_offer, open_offer
 from drip.clicks import OPEN, record_click
 from drip.content import Sequence
 from drip.embed import EMBED_FIELD, embed_tags
+from drip.fetch_rule import inside
 from drip.fresh_links import request_magnet_link
 from drip.links import SAMPLE_KINDS, LinkError
 from drip.magnets import magnet_pdf, page_size_for
@@ -128,8 +129,9 @@ def signup_page(slug: str) -> ResponseReturnValue:
 def author_photo(slug: str) -> ResponseReturnValue:
     """The author's picture when it is a file in the sequences folder (drip check made sure
     it is a picture there); an https photo is linked directly."""
-    photo = _sequence_or_404(slug).author.photo_file
-    if photo is None or not photo.is_file():
+    named = _sequence_or_404(slug).author.photo_file
+    photo = inside(named, services().settings.sequences_dir) if named is not None else None
+    if photo is None:  # gone, or swapped for a link out of the folder since it was checked
         abort(404)
     return send_file(photo, mimetype=PHOTO_TYPES[photo.suffix.lower()], max_age=3600)
 
