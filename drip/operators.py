@@ -7,7 +7,6 @@ same counts and a guesser cannot spread attempts over workers.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from drip.models import Operator, RateLimit, Role
+from drip.operator_sessions import end_every_session
 from drip.ratelimit import hit, window_start
 from drip.subscriptions import SubscriptionError, normalize_email
 
@@ -62,18 +62,6 @@ def _dummy_hash(hasher: PasswordHasher) -> str:
 
 def hash_password(session: Session, password: str) -> str:
     return _hasher(session).hash(password)
-
-
-def session_version(operator: Operator) -> str:
-    """Stored in the login session; a new password or a logout changes it, which ends every
-    session logged in before, on the server side (a copied cookie stops working too)."""
-    seed = f"{operator.password_hash}\0{operator.session_epoch or 0}"
-    return hashlib.sha256(seed.encode()).hexdigest()[:16]
-
-
-def end_sessions(operator: Operator) -> None:
-    """Log out: every session of this operator ends; the caller commits."""
-    operator.session_epoch = (operator.session_epoch or 0) + 1
 
 
 def _address(email: str) -> str:
@@ -135,19 +123,20 @@ def set_role(session: Session, operator: Operator, role: Role) -> bool:
     if role != Role.owner:
         _keep_an_owner(session, operator, "demoted")
     operator.role = role
-    end_sessions(operator)
+    end_every_session(session, operator)
     return True
 
 
 def remove_operator(session: Session, operator: Operator) -> None:
     """Delete the account, which ends its sessions (the audit log keeps its address)."""
     _keep_an_owner(session, operator, "removed")
+    end_every_session(session, operator)
     session.delete(operator)
     session.flush()
 
 
 def set_password(session: Session, email: str, password: str) -> Operator:
-    """A new password; every session logged in with the old one ends (see session_version)."""
+    """A new password; every session logged in with the old one ends."""
     if len(password) < MIN_PASSWORD:
         raise OperatorError(f"the password must have at least {MIN_PASSWORD} characters")
     address = email.strip().lower()
@@ -155,6 +144,7 @@ def set_password(session: Session, email: str, password: str) -> Operator:
     if operator is None:
         raise OperatorError(f"there is no operator {address}")
     operator.password_hash = hash_password(session, password)
+    end_every_session(session, operator)
     return operator
 
 
