@@ -1,25 +1,27 @@
 """Operator accounts: creation, roles, password checks and login throttling.
 
-Plain functions of a session and `now`, like the rest of the domain code. Failed logins are
-counted in the database (`RateLimit`) per IP and per account, so every web worker sees the
-same counts and a guesser cannot spread attempts over workers.
+Plain functions of a session and `now`, like the rest of the domain code. Login attempts are
+counted in the database (`RateLimit`) per IP and per account, before the password is checked
+and in one statement, so every web worker sees the same counts and a guesser can neither
+spread attempts over workers nor fire them all at once.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from drip.models import Operator, RateLimit, Role
 from drip.operator_sessions import end_every_session
-from drip.ratelimit import hit, window_start
+from drip.ratelimit import hits, window_start
 from drip.subscriptions import SubscriptionError, normalize_email
 
 LOGIN_WINDOW = timedelta(minutes=15)
@@ -148,26 +150,40 @@ def set_password(session: Session, email: str, password: str) -> Operator:
     return operator
 
 
-def _blocked(session: Session, key: str, limit: int, now: datetime) -> bool:
-    row = session.get(RateLimit, key)
-    return (
-        row is not None
-        and row.window_start == window_start(now, LOGIN_WINDOW)
-        and row.count >= limit
+def _login_keys(address: str, ip: str) -> dict[str, int]:
+    return {
+        f"login:ip:{ip}": FAILED_PER_IP,
+        f"login:account:{address}:ip:{ip}": FAILED_PER_ACCOUNT,
+    }
+
+
+def _give_back(session: Session, keys: Iterable[str], now: datetime) -> None:
+    """A right password: its attempt is not a failure, so it leaves the counts as it found
+    them."""
+    session.execute(
+        update(RateLimit)
+        .where(
+            RateLimit.key.in_([key[:255] for key in keys]),
+            RateLimit.window_start == window_start(now, LOGIN_WINDOW),
+            RateLimit.count > 0,
+        )
+        .values(count=RateLimit.count - 1)
     )
 
 
 def authenticate(
     session: Session, email: str, password: str, ip: str, now: datetime
 ) -> LoginResult:
-    """Check a login. Once an IP or an account has too many failures in the window, even the
-    right password is refused until the window ends; the caller commits the counts."""
+    """Check a login. The attempt is counted first, in one statement that adds and reads
+    (drip.ratelimit), and committed before the password is checked, so attempts made at
+    once each see the others: past the limit for the IP or the account, not even the right
+    password is checked until the window ends. A right password gives its count back. Commits
+    the counts; the caller commits the rest."""
     address = email.strip().lower()
-    keys = (
-        (f"login:ip:{ip}", FAILED_PER_IP),
-        (f"login:account:{address}:ip:{ip}", FAILED_PER_ACCOUNT),
-    )
-    if any(_blocked(session, key, limit, now) for key, limit in keys):
+    keys = _login_keys(address, ip)
+    within = hits(session, keys, now, LOGIN_WINDOW)
+    session.commit()  # counted for every other worker before any password is checked
+    if not all(within.values()):
         return LoginResult(None, throttled=True)
     operator = session.scalar(select(Operator).where(Operator.email == address))
     hasher = _hasher(session)
@@ -177,9 +193,8 @@ def authenticate(
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or operator is None:
-        for key, limit in keys:
-            hit(session, key, limit, now, LOGIN_WINDOW)
         return LoginResult(None)
+    _give_back(session, keys, now)
     if hasher.check_needs_rehash(operator.password_hash):
         operator.password_hash = hasher.hash(password)
     operator.last_login_at = now
