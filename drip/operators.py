@@ -8,6 +8,7 @@ spread attempts over workers nor fire them all at once.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -66,15 +67,34 @@ def hash_password(session: Session, password: str) -> str:
     return _hasher(session).hash(password)
 
 
+# What an operator's address may be once checked: plain ASCII, no spaces, quotes, angle
+# brackets or display name, since it is also the git author of their studio commits.
+_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(_ATOM + r"(\." + _ATOM + r")*@[a-z0-9-]+(\.[a-z0-9-]+)*")
+
+
+def plain_address(text: str) -> bool:
+    """Whether `text` is an address alone, as `create_operator` stores them: nothing a
+    header or a git identity could read as a name or a second field."""
+    return _PLAIN_ADDRESS.fullmatch(text) is not None
+
+
 def _address(email: str) -> str:
-    """Operator addresses need no public domain (admin@localhost is the embedded default)."""
+    """An operator's address, validated as an email address. The domain need not be public
+    (admin@localhost is the embedded default), but the part before it is checked like any."""
     text = email.strip().lower()
-    if text.endswith("@localhost") and len(text) > len("@localhost"):
-        return text
+    local, at, domain = text.rpartition("@")
+    why = "give the address alone, such as ada@example.org, with no name, spaces or quotes"
     try:
-        return normalize_email(text)
+        if at and domain == "localhost":
+            checked = normalize_email(f"{local}@example.org").rpartition("@")[0] + "@localhost"
+        else:
+            checked = normalize_email(text)
     except SubscriptionError as error:
-        raise OperatorError(str(error)) from None
+        checked, why = "", str(error).partition("valid email address: ")[2] or why
+    if not plain_address(checked):
+        raise OperatorError(f"{email.strip()[:100]!r} is not a valid email address: {why}")
+    return checked
 
 
 def create_operator(
