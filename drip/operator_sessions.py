@@ -36,6 +36,9 @@ def open_session(
     """A new session for `operator`; returns the id for the cookie (shown nowhere else).
     The caller commits."""
     token = secrets.token_urlsafe(32)
+    session.execute(  # sessions idle past the limit can never be used again: drop them
+        delete(OperatorSession).where(OperatorSession.last_seen_at < now - IDLE_LIMIT)
+    )
     session.add(
         OperatorSession(
             operator_id=operator.id,
@@ -73,12 +76,17 @@ def mark_seen(session: Session, row: OperatorSession, now: datetime) -> bool:
     return True
 
 
-def sessions_of(session: Session, operator_ids: Iterable[int]) -> dict[int, list[OperatorSession]]:
-    """Each operator's sessions, the most recently used first."""
+def sessions_of(
+    session: Session, operator_ids: Iterable[int], now: datetime
+) -> dict[int, list[OperatorSession]]:
+    """Each operator's live sessions, the most recently used first."""
     found: dict[int, list[OperatorSession]] = {}
     rows = session.scalars(
         select(OperatorSession)
-        .where(OperatorSession.operator_id.in_(list(operator_ids)))
+        .where(
+            OperatorSession.operator_id.in_(list(operator_ids)),
+            OperatorSession.last_seen_at >= now - IDLE_LIMIT,
+        )
         .order_by(OperatorSession.last_seen_at.desc(), OperatorSession.id.desc())
     )
     for row in rows:
@@ -97,12 +105,13 @@ def end_session(session: Session, session_id: int, operator_id: int) -> Operator
     return row
 
 
-def end_every_session(session: Session, operator: Operator) -> int:
-    """End all of `operator`'s sessions (a new role or password); how many ended. The
-    caller commits."""
-    ended = session.execute(
-        delete(OperatorSession).where(OperatorSession.operator_id == operator.id)
-    )
+def end_every_session(session: Session, operator: Operator | None = None) -> int:
+    """End all of `operator`'s sessions (a new role or password), or everyone's (after the
+    secret key is rotated or leaked); how many ended. The caller commits."""
+    statement = delete(OperatorSession)
+    if operator is not None:
+        statement = statement.where(OperatorSession.operator_id == operator.id)
+    ended = session.execute(statement)
     return int(getattr(ended, "rowcount", 0) or 0)
 
 

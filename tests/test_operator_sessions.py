@@ -187,7 +187,10 @@ def test_a_session_unused_for_two_weeks_ends(app: Flask, clock: FrozenClock) -> 
         clock.advance(days=1)
         assert daily.get("/admin/").status_code == 200
     assert idle.get("/admin/").status_code == 302
-    assert count(svc, OperatorSession) == 2  # the idle row stays until ended, refused anyway
+    assert "Not logged in anywhere" not in daily.get("/admin/account").text
+    assert daily.get("/admin/account").text.count(">End session</button>") == 1
+    client_for(app, VIEWER)  # the next login clears rows idle past the limit
+    assert count(svc, OperatorSession) == 2
 
 
 def test_a_new_password_from_drip_admin_password_ends_every_session_of_that_operator(
@@ -207,3 +210,28 @@ def test_a_new_password_from_drip_admin_password_ends_every_session_of_that_oper
     assert result.exit_code == 0, result.output
     assert rows_of(svc, VIEWER) == 0
     assert first.get("/admin/").status_code == 302 and second.get("/admin/").status_code == 302
+
+
+def test_drip_admin_end_sessions_ends_one_operators_or_everyones(
+    app: Flask, settings: Settings
+) -> None:
+    svc: Services = app.extensions["drip"]
+    add(svc, OWNER, Role.owner)
+    add(svc, VIEWER, Role.viewer)
+    owner, viewer = client_for(app, OWNER), client_for(app, VIEWER)
+    env = {
+        "DRIP_DATA_DIR": str(settings.data_dir),
+        "DRIP_DATABASE_URL": settings.database_url,
+        "DRIP_SEQUENCES_DIR": str(settings.sequences_dir),
+        "DRIP_SECRET_KEY": settings.secret_key,
+    }
+    runner = CliRunner()
+    one = runner.invoke(cli, ["admin", "end-sessions", VIEWER.upper()], env=env)
+    assert one.exit_code == 0 and f"ended 1 session(s) of {VIEWER}" in one.output
+    assert viewer.get("/admin/").status_code == 302 and owner.get("/admin/").status_code == 200
+    unknown = runner.invoke(cli, ["admin", "end-sessions", "nobody@example.org"], env=env)
+    assert unknown.exit_code == 1 and "there is no operator nobody@example.org" in unknown.output
+    client_for(app, VIEWER)
+    everyone = runner.invoke(cli, ["admin", "end-sessions"], env=env)
+    assert everyone.exit_code == 0 and "ended 2 session(s) of every operator" in everyone.output
+    assert owner.get("/admin/").status_code == 302 and count(svc, OperatorSession) == 0

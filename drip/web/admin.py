@@ -879,14 +879,15 @@ def _role(value: str | None) -> Role | None:
 
 def _operators_page(created: tuple[Operator, str] | None = None) -> ResponseReturnValue:
     everyone = operators(db_session())
+    now = services().clock()
     return render_template(
         "admin/operators.html",
         operators=everyone,
-        sessions=operator_sessions.sessions_of(db_session(), [o.id for o in everyone]),
+        sessions=operator_sessions.sessions_of(db_session(), [o.id for o in everyone], now),
         current=g.get("operator_session_id"),
         roles=list(Role),
         created=created,
-        now=services().clock(),
+        now=now,
         when=when,
     )
 

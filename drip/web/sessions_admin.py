@@ -24,11 +24,12 @@ bp = Blueprint("sessions", __name__)
 def account() -> ResponseReturnValue:
     """The logged-in operator's own sessions, this one marked."""
     operator: Operator = g.operator
+    now = services().clock()
     return render_template(
         "admin/account.html",
-        sessions=sessions_of(db_session(), [operator.id]).get(operator.id, []),
+        sessions=sessions_of(db_session(), [operator.id], now).get(operator.id, []),
         current=g.get("operator_session_id"),
-        now=services().clock(),
+        now=now,
         when=when,
     )
 
