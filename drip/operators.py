@@ -17,7 +17,7 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from drip.models import Operator, RateLimit, Role
@@ -179,15 +179,12 @@ def _login_keys(address: str, ip: str) -> dict[str, int]:
 
 def _give_back(session: Session, keys: Iterable[str], now: datetime) -> None:
     """A right password: its attempt is not a failure, so it leaves the counts as it found
-    them."""
+    them (a count back at nothing leaves no row holding the address and IP)."""
+    stored = [key[:255] for key in keys]
+    current = (RateLimit.key.in_(stored), RateLimit.window_start == window_start(now, LOGIN_WINDOW))
+    session.execute(delete(RateLimit).where(*current, RateLimit.count <= 1))
     session.execute(
-        update(RateLimit)
-        .where(
-            RateLimit.key.in_([key[:255] for key in keys]),
-            RateLimit.window_start == window_start(now, LOGIN_WINDOW),
-            RateLimit.count > 0,
-        )
-        .values(count=RateLimit.count - 1)
+        update(RateLimit).where(*current, RateLimit.count > 1).values(count=RateLimit.count - 1)
     )
 
 
