@@ -189,22 +189,19 @@ def login() -> ResponseReturnValue:
         session, email, request.form.get("password", ""), request.remote_addr or "unknown", now
     )
     _log_login(session, email, result.operator, result.throttled, now)
-    session.commit()
     if result.operator is None:
+        session.commit()
         error, status = (
             ("Too many failed logins. Wait 15 minutes and try again.", 429)
             if result.throttled
             else ("Wrong email or password.", 401)
         )
         return render_template("admin/login.html", next=target, email=email, error=error), status
+    agent = request.headers.get("User-Agent", "")
     token = operator_sessions.open_session(
-        session,
-        result.operator,
-        now,
-        request.remote_addr or "",
-        request.headers.get("User-Agent", ""),
+        session, result.operator, now, request.remote_addr or "", agent
     )
-    session.commit()
+    session.commit()  # the login, its audit entry and its session row together
     web_session.clear()  # nothing from before the login carries over (session fixation)
     web_session[access.SESSION_KEY] = token
     return redirect(target)
