@@ -13,6 +13,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from drip.operators import plain_address
+
 RECORD = "\x1e"  # between two commits of `git log`
 FIELD = "\x1f"  # between the fields of one commit
 LOG_FORMAT = f"{RECORD}%H{FIELD}%an{FIELD}%ae{FIELD}%aI{FIELD}%s{FIELD}"
@@ -21,7 +23,8 @@ COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 
 
 class GitError(Exception):
-    """git refused or failed; the message is what git said."""
+    """git refused or failed (the message is what git said), or was not run because the
+    author is not an address alone."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,11 @@ def _relative(top: Path, path: Path) -> str:
 def commit(top: Path, paths: list[Path], message: str, author: str) -> str | None:
     """Commit exactly `paths` (written, created, renamed or deleted) with `author` (the
     operator's address) as author and committer; the new commit's id, or None when the
-    files were already as committed. Other changes in the work tree are left alone."""
+    files were already as committed. Other changes in the work tree are left alone.
+    The identity is the address alone, checked here too: text such as `Ada <a@x> b@y`
+    (an account from before addresses were checked) would make git record someone else."""
+    if not plain_address(author):
+        raise GitError(f"{author[:100]!r} is not a plain email address, so it is not an author")
     names = sorted({_relative(top, path) for path in paths})
     _git(top, "add", "--all", "--", *names)
     if not _git(top, "status", "--porcelain", "--", *names).strip():

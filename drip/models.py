@@ -357,13 +357,28 @@ class Operator(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[utc]
     last_login_at: Mapped[utc_or_none]
-    # Part of every login session's version: logging out moves it on, which ends the
-    # session on the server side, not only by dropping the cookie.
-    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Operators from before roles had every power: they stay owners.
     role: Mapped[Role] = mapped_column(
         StrEnumType(Role, 20), default=Role.owner, server_default=Role.owner.value
     )
+
+
+class OperatorSession(Base):
+    """One logged-in browser (drip.operator_sessions). The cookie carries a random id and
+    the row only its SHA-256, so neither the secret key nor a copy of this table lets
+    anyone make a cookie that opens the admin; deleting the row ends the session."""
+
+    __tablename__ = "operator_sessions"
+
+    id: Mapped[intpk]
+    operator_id: Mapped[int] = mapped_column(
+        ForeignKey("operators.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[utc]
+    last_seen_at: Mapped[utc]
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(200), default="")
 
 
 class AuditEntry(Base):

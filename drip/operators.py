@@ -1,25 +1,28 @@
 """Operator accounts: creation, roles, password checks and login throttling.
 
-Plain functions of a session and `now`, like the rest of the domain code. Failed logins are
-counted in the database (`RateLimit`) per IP and per account, so every web worker sees the
-same counts and a guesser cannot spread attempts over workers.
+Plain functions of a session and `now`, like the rest of the domain code. Login attempts are
+counted in the database (`RateLimit`) per IP and per account, before the password is checked
+and in one statement, so every web worker sees the same counts and a guesser can neither
+spread attempts over workers nor fire them all at once.
 """
 
 from __future__ import annotations
 
-import hashlib
+import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from drip.models import Operator, RateLimit, Role
-from drip.ratelimit import hit, window_start
+from drip.operator_sessions import end_every_session
+from drip.ratelimit import hits, window_start
 from drip.subscriptions import SubscriptionError, normalize_email
 
 LOGIN_WINDOW = timedelta(minutes=15)
@@ -64,27 +67,34 @@ def hash_password(session: Session, password: str) -> str:
     return _hasher(session).hash(password)
 
 
-def session_version(operator: Operator) -> str:
-    """Stored in the login session; a new password or a logout changes it, which ends every
-    session logged in before, on the server side (a copied cookie stops working too)."""
-    seed = f"{operator.password_hash}\0{operator.session_epoch or 0}"
-    return hashlib.sha256(seed.encode()).hexdigest()[:16]
+# What an operator's address may be once checked: plain ASCII, no spaces, quotes, angle
+# brackets or display name, since it is also the git author of their studio commits.
+_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(_ATOM + r"(\." + _ATOM + r")*@[a-z0-9-]+(\.[a-z0-9-]+)*")
 
 
-def end_sessions(operator: Operator) -> None:
-    """Log out: every session of this operator ends; the caller commits."""
-    operator.session_epoch = (operator.session_epoch or 0) + 1
+def plain_address(text: str) -> bool:
+    """Whether `text` is an address alone, as `create_operator` stores them: nothing a
+    header or a git identity could read as a name or a second field."""
+    return _PLAIN_ADDRESS.fullmatch(text) is not None
 
 
 def _address(email: str) -> str:
-    """Operator addresses need no public domain (admin@localhost is the embedded default)."""
+    """An operator's address, validated as an email address. The domain need not be public
+    (admin@localhost is the embedded default), but the part before it is checked like any."""
     text = email.strip().lower()
-    if text.endswith("@localhost") and len(text) > len("@localhost"):
-        return text
+    local, at, domain = text.rpartition("@")
+    why = "give the address alone, such as ada@example.org, with no name, spaces or quotes"
     try:
-        return normalize_email(text)
+        if at and domain == "localhost":
+            checked = normalize_email(f"{local}@example.org").rpartition("@")[0] + "@localhost"
+        else:
+            checked = normalize_email(text)
     except SubscriptionError as error:
-        raise OperatorError(str(error)) from None
+        checked, why = "", str(error).partition("valid email address: ")[2] or why
+    if not plain_address(checked):
+        raise OperatorError(f"{email.strip()[:100]!r} is not a valid email address: {why}")
+    return checked
 
 
 def create_operator(
@@ -135,19 +145,20 @@ def set_role(session: Session, operator: Operator, role: Role) -> bool:
     if role != Role.owner:
         _keep_an_owner(session, operator, "demoted")
     operator.role = role
-    end_sessions(operator)
+    end_every_session(session, operator)
     return True
 
 
 def remove_operator(session: Session, operator: Operator) -> None:
     """Delete the account, which ends its sessions (the audit log keeps its address)."""
     _keep_an_owner(session, operator, "removed")
+    end_every_session(session, operator)
     session.delete(operator)
     session.flush()
 
 
 def set_password(session: Session, email: str, password: str) -> Operator:
-    """A new password; every session logged in with the old one ends (see session_version)."""
+    """A new password; every session logged in with the old one ends."""
     if len(password) < MIN_PASSWORD:
         raise OperatorError(f"the password must have at least {MIN_PASSWORD} characters")
     address = email.strip().lower()
@@ -155,29 +166,41 @@ def set_password(session: Session, email: str, password: str) -> Operator:
     if operator is None:
         raise OperatorError(f"there is no operator {address}")
     operator.password_hash = hash_password(session, password)
+    end_every_session(session, operator)
     return operator
 
 
-def _blocked(session: Session, key: str, limit: int, now: datetime) -> bool:
-    row = session.get(RateLimit, key)
-    return (
-        row is not None
-        and row.window_start == window_start(now, LOGIN_WINDOW)
-        and row.count >= limit
+def _login_keys(address: str, ip: str) -> dict[str, int]:
+    return {
+        f"login:ip:{ip}": FAILED_PER_IP,
+        f"login:account:{address}:ip:{ip}": FAILED_PER_ACCOUNT,
+    }
+
+
+def _give_back(session: Session, keys: Iterable[str], now: datetime) -> None:
+    """A right password: its attempt is not a failure, so it leaves the counts as it found
+    them (a count back at nothing leaves no row holding the address and IP)."""
+    stored = [key[:255] for key in keys]
+    current = (RateLimit.key.in_(stored), RateLimit.window_start == window_start(now, LOGIN_WINDOW))
+    session.execute(delete(RateLimit).where(*current, RateLimit.count <= 1))
+    session.execute(
+        update(RateLimit).where(*current, RateLimit.count > 1).values(count=RateLimit.count - 1)
     )
 
 
 def authenticate(
     session: Session, email: str, password: str, ip: str, now: datetime
 ) -> LoginResult:
-    """Check a login. Once an IP or an account has too many failures in the window, even the
-    right password is refused until the window ends; the caller commits the counts."""
+    """Check a login. The attempt is counted first, in one statement that adds and reads
+    (drip.ratelimit), and committed before the password is checked, so attempts made at
+    once each see the others: past the limit for the IP or the account, not even the right
+    password is checked until the window ends. A right password gives its count back. Commits
+    the counts; the caller commits the rest."""
     address = email.strip().lower()
-    keys = (
-        (f"login:ip:{ip}", FAILED_PER_IP),
-        (f"login:account:{address}:ip:{ip}", FAILED_PER_ACCOUNT),
-    )
-    if any(_blocked(session, key, limit, now) for key, limit in keys):
+    keys = _login_keys(address, ip)
+    within = hits(session, keys, now, LOGIN_WINDOW)
+    session.commit()  # counted for every other worker before any password is checked
+    if not all(within.values()):
         return LoginResult(None, throttled=True)
     operator = session.scalar(select(Operator).where(Operator.email == address))
     hasher = _hasher(session)
@@ -187,9 +210,8 @@ def authenticate(
     except (VerificationError, InvalidHashError):
         ok = False
     if not ok or operator is None:
-        for key, limit in keys:
-            hit(session, key, limit, now, LOGIN_WINDOW)
         return LoginResult(None)
+    _give_back(session, keys, now)
     if hasher.check_needs_rehash(operator.password_hash):
         operator.password_hash = hasher.hash(password)
     operator.last_login_at = now

@@ -1,25 +1,53 @@
 """A test send: one lesson, or the confirmation email, through the real transport to an
 author's or operator's own address, marked [TEST], with links that lead to a page saying
-it was a test, never to a reader (drip.links.SampleLinks)."""
+it was a test, never to a reader (drip.links.SampleLinks).
+
+The admin's "Send me a test" buttons (a lesson, the confirmation email, a broadcast) go to
+any address typed, so each operator may send at most TESTS_PER_MINUTE of them a minute,
+counted in the database (drip.ratelimit) so every web worker sees the same count."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from drip.content import Sequence
 from drip.links import Links, sample_links
 from drip.mailer import Transport, envelope_sender
+from drip.ratelimit import hit, window_start
 from drip.render import SAMPLE_READER, MessageTemplate, Reader, Renderer
 from drip.subscriptions import normalize_email
 
 CONFIRMATION = "confirm"  # the lesson name that means "the confirmation email"
 
 
+TESTS_PER_MINUTE = 10
+_MINUTE = timedelta(minutes=1)
+
+
 class UnknownLesson(LookupError):
     """The sequence has no lesson of that name; the message lists the ones it has."""
+
+
+class TooManyTests(Exception):
+    """The operator sent TESTS_PER_MINUTE tests this minute; the message says until when."""
+
+
+def count_test(session: Session, operator: str, now: datetime) -> None:
+    """Count one test send by `operator` before it is sent; raise TooManyTests past the
+    minute's limit (nothing is sent then). The caller commits the count at once, so tests
+    sent together from two windows each see the other's."""
+    if hit(session, f"test-send:{operator}", TESTS_PER_MINUTE, now, _MINUTE):
+        return
+    again = window_start(now, _MINUTE) + _MINUTE
+    raise TooManyTests(
+        f"{operator} has sent {TESTS_PER_MINUTE} tests this minute, the most drip allows "
+        f"an operator; try again after {again:%H:%M:%S} UTC"
+    )
 
 
 def test_template(renderer: Renderer, sequence: Sequence, lesson: str) -> MessageTemplate:

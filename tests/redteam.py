@@ -30,8 +30,8 @@ from drip.models import Base
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # Tables a refused request may legitimately touch: the counters of the rate limits, and the
-# operator's last login (the red team logs in once to reach the admin pages).
-MAY_CHANGE = ("rate_limits", "operators")
+# operator's last login and session (the red team logs in to reach the admin pages).
+MAY_CHANGE = ("rate_limits", "operators", "operator_sessions")
 # ... and the audit log's record of that login (or of a failed one): any other entry means a
 # refused request was taken for an operator's action.
 LOGINS = ("log in", "failed login")

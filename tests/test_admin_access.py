@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
 
 import pytest
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from drip.app import create_app
 from drip.clock import FrozenClock
 from drip.operators import FAILED_PER_ACCOUNT, create_operator, set_password
 from drip.services import Services
+from tests.conftest import make_settings
 
 OPERATOR = "ops@example.org"
 PASSWORD = "correct horse battery"
@@ -133,8 +139,10 @@ def test_a_wrong_password_is_refused(admin: FlaskClient) -> None:
 
 
 def test_repeated_wrong_passwords_from_one_ip_refuse_even_the_right_one_from_there(
-    admin: FlaskClient, clock: FrozenClock
+    admin: FlaskClient, app: Flask, clock: FrozenClock
 ) -> None:
+    for _ in range(FAILED_PER_ACCOUNT + 1):  # a right password is not a failure
+        assert log_in(app.test_client(), ip="203.0.113.5").status_code == 302
     for attempt in range(FAILED_PER_ACCOUNT):
         assert log_in(admin, password=f"guess {attempt}", ip="203.0.113.5").status_code == 401
     refused = log_in(admin, ip="203.0.113.5")
@@ -213,3 +221,50 @@ def test_a_login_next_with_line_breaks_falls_back_to_the_dashboard(
     assert answer.status_code == 302
     assert answer.headers["Location"] in ("/admin/", "/admin/%0d%0a")
     assert "Set-Cookie: x" not in str(answer.headers)
+
+
+class CountingHasher(PasswordHasher):
+    """The tests' cheap argon2, counting the passwords it checks (from any thread)."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.checked = 0
+        self._lock = threading.Lock()
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        with self._lock:
+            self.checked += 1
+        return super().verify(hash, password)
+
+
+def test_thirty_wrong_logins_at_once_check_at_most_the_limits_worth_of_passwords(
+    backend_url: str, tmp_path: Path, clock: FrozenClock
+) -> None:
+    hasher = CountingHasher()
+    app = create_app(make_settings(tmp_path, backend_url), clock=clock, password_hasher=hasher)
+    app.config["TESTING"] = True
+    add_operator(app.extensions["drip"])
+    clients = [app.test_client() for _ in range(30)]
+    tokens = [csrf_token(web.get("/admin/login").text) for web in clients]
+    start = threading.Barrier(len(clients))
+    answers: list[int] = []
+
+    def guess(web: FlaskClient, token: str, n: int) -> None:
+        data = {"csrf_token": token, "email": OPERATOR, "password": f"guess number {n}"}
+        start.wait()
+        answer = web.post("/admin/login", data=data, environ_base={"REMOTE_ADDR": "203.0.113.5"})
+        answers.append(answer.status_code)
+
+    threads = [
+        threading.Thread(target=guess, args=(web, token, n))
+        for n, (web, token) in enumerate(zip(clients, tokens, strict=True))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert hasher.checked == FAILED_PER_ACCOUNT  # the first five counted, and no more
+    assert sorted(answers) == [401] * FAILED_PER_ACCOUNT + [429] * (30 - FAILED_PER_ACCOUNT)
+    assert log_in(app.test_client(), ip="203.0.113.5").status_code == 429
+    assert hasher.checked == FAILED_PER_ACCOUNT  # the right password, refused unchecked
+    app.extensions["drip"].engine.dispose()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 from click.testing import CliRunner
+from flask import Flask
 from sqlalchemy import func, select
 
 from drip.cli import cli
@@ -25,6 +26,7 @@ from drip.operators import (
 )
 from drip.services import Services, build_services
 from tests.conftest import CHEAP_HASHER, TESTS, make_settings
+from tests.test_admin_access import csrf_token, logged_in_client
 
 PASSWORD = "correct horse battery"
 
@@ -180,3 +182,46 @@ def test_no_operator_is_made_up_outside_sqlite(svc: Services) -> None:
     with svc.sessions() as session:
         assert first_operator(session, "postgresql", svc.clock()) is None
         assert session.scalar(select(func.count()).select_from(Operator)) == 0
+
+
+# Addresses a review made operators with: a name and someone else's address before a
+# "@localhost", a line break, a quoted part. Each would have become a studio commit's author.
+NOT_ADDRESSES = [
+    "Linus Torvalds <torvalds@linux-foundation.org> x@localhost",
+    "Linus Torvalds @localhost",
+    "eve\n@localhost",
+    '"ada lovelace"@example.org',
+    "ada@example.org, eve@example.org",
+]
+
+
+def test_an_operators_address_must_be_an_address_alone_wherever_it_is_made(
+    svc: Services, tmp_path: Path, sqlite_url: str, app: Flask
+) -> None:
+    with svc.sessions() as session:
+        for text in NOT_ADDRESSES:
+            with pytest.raises(OperatorError, match="is not a valid email address"):
+                create_operator(session, text, PASSWORD, svc.clock())
+        assert create_operator(session, " Admin@LocalHost ", PASSWORD, svc.clock()).email == (
+            "admin@localhost"
+        )
+    env = {
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_DATABASE_URL": sqlite_url,
+        "DRIP_SEQUENCES_DIR": str(TESTS / "sequences"),
+        "DRIP_SECRET_KEY": "k",
+        "DRIP_ADMIN_PASSWORD": PASSWORD,
+    }
+    made = CliRunner().invoke(cli, ["admin", "create", NOT_ADDRESSES[0]], env=env)
+    assert made.exit_code == 1 and "is not a valid email address" in made.output
+    owner = logged_in_client(app)
+    page = owner.get("/admin/operators")
+    added = owner.post(
+        "/admin/operators",
+        data={"csrf_token": csrf_token(page.text), "email": NOT_ADDRESSES[0], "role": "editor"},
+        follow_redirects=True,
+    )
+    assert "Not added: " in added.text and "is not a valid email address" in added.text
+    with svc.sessions() as session:  # the app, the command and `svc` share one database
+        stored = session.scalars(select(Operator.email)).all()
+    assert stored == ["ops@example.org"]  # the owner logged in above, nobody else

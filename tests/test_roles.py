@@ -28,9 +28,9 @@ from tests.test_admin_access import PASSWORD, csrf_token, fill, log_in
 OWNER = "owner@example.org"
 EDITOR = "editor@example.org"
 VIEWER = "viewer@example.org"
-# The POST routes every role may use: logging in and out. Any other POST a viewer could use
-# must be added here on purpose.
-OPEN_TO_VIEWERS = {"admin.login", "admin.logout"}
+# The POST routes every role may use: logging in and out, ending one of their own sessions.
+# Any other POST a viewer could use must be added here on purpose.
+OPEN_TO_VIEWERS = {"admin.login", "admin.logout", "admin.sessions.revoke_mine"}
 # The POST routes an editor may use besides those: content. Every other change needs an owner.
 FOR_EDITORS = {
     "admin.probe.save_lesson",
@@ -480,8 +480,8 @@ def test_operators_from_before_roles_are_owners(backend_url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO operators (email, password_hash, created_at, session_epoch) "
-                "VALUES ('old@example.org', 'x', CURRENT_TIMESTAMP, 0)"
+                "INSERT INTO operators (email, password_hash, created_at) "
+                "VALUES ('old@example.org', 'x', CURRENT_TIMESTAMP)"
             )
         )
         assert conn.scalar(text("SELECT role FROM operators")) == "owner"

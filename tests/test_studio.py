@@ -205,6 +205,22 @@ def test_each_save_is_a_commit_by_the_operator(
     assert git(folder, "status", "--porcelain").strip() == ""
 
 
+def test_a_commit_is_authored_by_an_address_alone_never_a_name_before_one(
+    studio: Studio, folder: Path, clock: FrozenClock
+) -> None:
+    """An account from before addresses were checked may hold a name and someone else's
+    address before "@localhost": the file is saved, but git records nobody by that text."""
+    before = git(folder, "log", "-1", "--format=%H").strip()
+    path = folder / "02-second.md"
+    posing = "Linus Torvalds <torvalds@linux-foundation.org> x@localhost"
+    outcome = studio.save(path, edited(path, body="New.\n"), read(path).version, posing, clock())
+    assert isinstance(outcome, Saved) and outcome.commit is None
+    assert outcome.git_error is not None and "not a plain email address" in outcome.git_error
+    assert "New." in path.read_text()
+    assert git(folder, "log", "-1", "--format=%H").strip() == before
+    assert "torvalds" not in git(folder, "log", "--format=%an|%ae|%cn|%ce")
+
+
 def test_with_git_off_a_save_writes_the_file_and_commits_nothing(
     svc: Services, folder: Path, clock: FrozenClock
 ) -> None:

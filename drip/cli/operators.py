@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
+from sqlalchemy import select
 
 from drip.api_keys import SCOPES, ApiKeyError, create_key, list_keys, revoke_key
 from drip.cli.common import services
 from drip.files import private_dir, write_private
 from drip.hooks import EVENT_TYPES, HookError, add_endpoint, endpoints
-from drip.models import Role, WebhookEndpoint
+from drip.models import Operator, Role, WebhookEndpoint
+from drip.operator_sessions import end_every_session
 from drip.operators import (
     FIRST_OPERATOR,
     OperatorError,
@@ -95,6 +97,25 @@ def password_command(email: str) -> None:
             raise click.ClickException(str(error)) from None
         session.commit()
         click.echo(f"new password set for {operator.email}")
+
+
+@admin_group.command("end-sessions")
+@click.argument("email", required=False)
+@with_appcontext
+def end_sessions_command(email: str | None) -> None:
+    """End the sessions of one operator, or of every operator when no address is given
+    (after rotating DRIP_SECRET_KEY, or if it leaked): each logs in again."""
+    with services().sessions() as session:
+        operator = None
+        if email is not None:
+            address = email.strip().lower()
+            operator = session.scalar(select(Operator).where(Operator.email == address))
+            if operator is None:
+                raise click.ClickException(f"there is no operator {address}")
+        ended = end_every_session(session, operator)
+        session.commit()
+    whose = operator.email if operator is not None else "every operator"
+    click.echo(f"ended {ended} session(s) of {whose}")
 
 
 @click.group("api-key")

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 
 from drip.audit import record
 from drip.models import Operator, Role
-from drip.operators import session_version
+from drip.operator_sessions import SEEN_EVERY, find_session, mark_seen
 from drip.web.context import db_session, services
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,19 +64,27 @@ def least_role(endpoint: str | None, method: str) -> Role:
     return Role.viewer if method in READS else Role.owner
 
 
+SESSION_KEY = "operator_session"  # in Flask's signed cookie: the random id of the session row
+
+
 def current_operator() -> Operator | None:
     """The operator logged in on this request, or None (logged out, their session ended, or
-    the account was removed)."""
+    the account was removed). The cookie's signature is not enough: its session id must
+    match a row (drip.operator_sessions), so the secret key alone opens nothing."""
     if g.get("operator") is not None:
         operator: Operator = g.operator
         return operator
-    operator_id = web_session.get("operator_id")
-    if not isinstance(operator_id, int):
+    svc = services()
+    now = svc.clock()
+    row = find_session(db_session(), web_session.get(SESSION_KEY), now)
+    if row is None:
         return None
-    found = db_session().get(Operator, operator_id)
-    if found is None or web_session.get("operator_version") != session_version(found):
-        return None
-    return found
+    g.operator_session_id = row.id
+    if now - row.last_seen_at >= SEEN_EVERY:  # its own transaction: a page view commits nothing
+        with svc.sessions() as session:
+            mark_seen(session, row, now)
+            session.commit()
+    return db_session().get(Operator, row.operator_id)
 
 
 def may(endpoint: str, method: str = "POST") -> bool:

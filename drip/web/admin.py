@@ -5,10 +5,11 @@ drip.operators; drip.outbox and drip.exports for files), commits, and renders. T
 course editor (the sequence pages) is its own blueprint nested here, drip.web.studio.
 
 Access: every view but the login page needs a logged-in operator (`require_operator`); the
-session holds the operator's id and a version derived from the password hash, so a new
-password ends older sessions. Each view also needs a role (drip.web.access: a page needs a
-viewer, a change an owner, unless marked with `@requires`), and every change that succeeds
-goes to the audit log. CSRF is checked app-wide by Flask-WTF.
+cookie holds the random id of a session row (drip.operator_sessions), looked up on every
+request, so a cookie signed with the secret key but matching no row opens nothing. Each view
+also needs a role (drip.web.access: a page needs a viewer, a change an owner, unless marked
+with `@requires`), and every change that succeeds goes to the audit log. CSRF is checked
+app-wide by Flask-WTF.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drip import audit as audit_log
-from drip import bulk, exports, guardrails, queries, segments
+from drip import bulk, exports, guardrails, operator_sessions, queries, segments
 from drip import outbox as mail_folder
 from drip.api_keys import list_keys, revoke_key
 from drip.bounces import Policy, daily_rates, rates, resume_sending, sending_paused
@@ -66,11 +67,9 @@ from drip.operators import (
     OperatorError,
     authenticate,
     create_operator,
-    end_sessions,
     new_password,
     operators,
     remove_operator,
-    session_version,
     set_role,
 )
 from drip.queries import Cursor, Filters, paused_sequences
@@ -103,6 +102,7 @@ from drip.web import (
     broadcasts_admin,
     magnet_build,
     segments_admin,
+    sessions_admin,
     site_editor,
     studio,
 )
@@ -116,6 +116,7 @@ bp.register_blueprint(magnet_build.bp)  # /admin/sequences/<slug>/magnet/build
 bp.register_blueprint(broadcasts_admin.bp)  # /admin/broadcasts/
 bp.register_blueprint(site_editor.bp)  # /admin/site: site.yaml, the author
 bp.register_blueprint(segments_admin.bp)  # /admin/segments/
+bp.register_blueprint(sessions_admin.bp)  # /admin/account, ending operators' sessions
 
 OPEN = frozenset({"admin.login"})  # the only view a logged-out visitor may see
 MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
@@ -188,17 +189,21 @@ def login() -> ResponseReturnValue:
         session, email, request.form.get("password", ""), request.remote_addr or "unknown", now
     )
     _log_login(session, email, result.operator, result.throttled, now)
-    session.commit()
     if result.operator is None:
+        session.commit()
         error, status = (
             ("Too many failed logins. Wait 15 minutes and try again.", 429)
             if result.throttled
             else ("Wrong email or password.", 401)
         )
         return render_template("admin/login.html", next=target, email=email, error=error), status
-    web_session.clear()
-    web_session["operator_id"] = result.operator.id
-    web_session["operator_version"] = session_version(result.operator)
+    agent = request.headers.get("User-Agent", "")
+    token = operator_sessions.open_session(
+        session, result.operator, now, request.remote_addr or "", agent
+    )
+    session.commit()  # the login, its audit entry and its session row together
+    web_session.clear()  # nothing from before the login carries over (session fixation)
+    web_session[access.SESSION_KEY] = token
     return redirect(target)
 
 
@@ -219,8 +224,10 @@ def _log_login(
 @bp.post("/logout")
 @requires(Role.viewer)
 def logout() -> ResponseReturnValue:
+    """Ends this browser's session (its row goes); the operator's other sessions stay, and
+    are ended one by one on their account page."""
     session = db_session()
-    end_sessions(g.operator)
+    operator_sessions.end_session(session, g.operator_session_id, g.operator.id)
     audit("log out", "")
     session.commit()
     web_session.clear()
@@ -868,12 +875,16 @@ def _role(value: str | None) -> Role | None:
 
 
 def _operators_page(created: tuple[Operator, str] | None = None) -> ResponseReturnValue:
+    everyone = operators(db_session())
+    now = services().clock()
     return render_template(
         "admin/operators.html",
-        operators=operators(db_session()),
+        operators=everyone,
+        sessions=operator_sessions.sessions_of(db_session(), [o.id for o in everyone], now),
+        current=g.get("operator_session_id"),
         roles=list(Role),
         created=created,
-        now=services().clock(),
+        now=now,
         when=when,
     )
 

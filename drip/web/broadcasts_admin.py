@@ -41,6 +41,7 @@ from drip.content import Library, Problem
 from drip.mailer import SendError
 from drip.models import Broadcast, BroadcastStatus, Role, Segment
 from drip.render import SAMPLE_READER
+from drip.samples import TooManyTests, count_test
 from drip.subscriptions import SubscriptionError
 from drip.web.access import audit, requires
 from drip.web.context import db_session, services
@@ -255,6 +256,8 @@ def test(broadcast_id: int) -> ResponseReturnValue:
     broadcast = _broadcast(broadcast_id)
     to = request.form.get("to", "").strip() or g.operator.email
     try:
+        count_test(db_session(), g.operator.email, svc.clock())
+        db_session().commit()  # counted before it goes, for every worker to see
         send_test(
             svc.renderer,
             svc.content.library(),
@@ -264,7 +267,7 @@ def test(broadcast_id: int) -> ResponseReturnValue:
             to,
             svc.clock(),
         )
-    except (SendError, SubscriptionError) as error:
+    except (TooManyTests, SendError, SubscriptionError) as error:
         flash(f"The test did not go out: {error}", "error")
     else:
         flash(f"Sent [TEST] {broadcast.subject} to {to}.", "ok")

@@ -32,7 +32,7 @@ from drip.mailer import SendError
 from drip.models import Role
 from drip.queries import paused_sequences
 from drip.render import SAMPLE_READER
-from drip.samples import CONFIRMATION, send_test
+from drip.samples import CONFIRMATION, TooManyTests, count_test, send_test
 from drip.stats import drop_off, lesson_reach
 from drip.studio import (
     FORM_KEYS,
@@ -96,6 +96,14 @@ def _operator() -> str:
     return email
 
 
+def _count_test() -> None:
+    """Count a "Send me a test" by this operator, committed before the send; raises
+    TooManyTests past drip.samples' limit a minute."""
+    session = db_session()
+    count_test(session, _operator(), services().clock())
+    session.commit()
+
+
 def _text_field(name: str) -> str:
     return request.form.get(name, "")
 
@@ -146,8 +154,9 @@ def test_confirmation(slug: str) -> ResponseReturnValue:
     found = svc.content.library().get(slug) or abort(404)
     to = _text_field("to").strip() or _operator()
     try:
+        _count_test()
         send_test(svc.renderer, svc.links, svc.transport, found, CONFIRMATION, to, svc.clock())
-    except (SubscriptionError, SendError) as error:
+    except (TooManyTests, SubscriptionError, SendError) as error:
         flash(f"The test was not sent: {error}", "error")
     else:
         flash(f"Sent the confirmation email, marked [TEST], to {to}.", "ok")
@@ -377,10 +386,13 @@ def _test_send(editor: Editor, path: Path, text: str) -> ResponseReturnValue:
     svc = services()
     to = editor.to.strip()
     try:
+        _count_test()
         sent = _studio().send_test(path, text, to, svc.transport, svc.clock())
-    except (SubscriptionError, SendError) as error:
+    except (TooManyTests, SubscriptionError, SendError) as error:
         flash(f"The test was not sent: {error}", "error")
-        return _show(_with_problems(editor, path, text), 422)
+        return _show(
+            _with_problems(editor, path, text), 429 if isinstance(error, TooManyTests) else 422
+        )
     if isinstance(sent, Refused):
         flash("The test was not sent: the lesson has problems (below).", "error")
         return _show(replace(editor, placed=tuple(place(sent.problems, path, text))), 422)
