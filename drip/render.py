@@ -54,9 +54,44 @@ class Reader:
     enrollment_id: int
 
 
+# An RFC 2047 encoded word as the email package's parser finds one: leniently, with
+# whitespace inside it allowed and none needed around it.
+_ENCODED_WORD = re.compile(r"=\?[^?]*\?[bBqQ]\?.*?\?=", re.S)
+HEADER_TEXT_MAX = 500  # characters of a header's text: a name or subject longer is cut
+
+
 def header_safe(value: str) -> str:
-    """Drop control characters (CR and LF above all) so no value can add a header."""
-    return _UNSAFE_HEADER.sub("", value).strip()
+    """The text a header may carry, checked as a mail reader will read it: encoded words
+    decoded (the folder encodes again what needs it), no control character (CR and LF
+    above all, so no value can add a header), an encoded word that decodes to one dropped
+    whole, at most HEADER_TEXT_MAX characters."""
+    text = _UNSAFE_HEADER.sub("", value)
+    if "=?" in text:
+        text = _without_encoded_words(text)
+    return text.strip()[:HEADER_TEXT_MAX].strip()
+
+
+def _without_encoded_words(text: str) -> str:
+    """`text` with each encoded word replaced by its decoded text, or dropped when that
+    holds a control character; a word that decodes to another is decoded again."""
+    for _ in range(4):
+        text, found = _ENCODED_WORD.subn(_decoded_word, text)
+        if not found:
+            return text
+    text = _ENCODED_WORD.sub("", text)  # still markup after four rounds: drop it
+    if _read_as_header(text) != text:  # anything else the parser would decode
+        text = text.replace("=?", "=")
+    return text
+
+
+def _decoded_word(match: re.Match[str]) -> str:
+    decoded = _read_as_header(match[0])
+    return "" if _UNSAFE_HEADER.search(decoded) else decoded
+
+
+def _read_as_header(text: str) -> str:
+    """`text` as the header parser of the policy the message is written with decodes it."""
+    return str(policy.SMTP.header_factory("Subject", text))
 
 
 def _qp(text: str) -> bytes:
@@ -579,7 +614,8 @@ class Renderer:
             {**context, "body_text": context["body_text"]}
         )
         name, address = parseaddr(sequence.sender or self.settings.sender)
-        name = header_safe(sequence.author.name) or name  # the author signs; the address stays
+        # The author signs; the address stays.
+        name = header_safe(sequence.author.name) or header_safe(name)
         return MessageTemplate(
             sequence=sequence,
             key=key,
@@ -589,7 +625,7 @@ class Renderer:
             text=html.unescape(text),
             tokens=tokens,
             sender=mailbox(name, address),
-            reply_to=sequence.reply_to,
+            reply_to=header_safe(sequence.reply_to) if sequence.reply_to else None,
             list_id=f"{_list_label(sequence.title)} <{sequence.slug}.{self.domain}>",
             mailto=self.settings.unsubscribe_mailto,
             domain=self.domain,
