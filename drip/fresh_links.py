@@ -12,12 +12,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drip.bounces import return_path
 from drip.content import Library
+from drip.handoff import Unsendable, checked_message
 from drip.links import Links
 from drip.mailer import OnFirstSend, SendError, Transport
 from drip.models import Enrollment, EnrollmentStatus, EventKind, LinkRequest
@@ -98,7 +100,16 @@ def send_requested(
             subscriber = enrollment.subscriber
             reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
             mid = message_id(enrollment.id, MAGNET_LINK, renderer.domain, str(row.id))
-            message = template.build(reader, links, mid, now)
+            try:
+                message = checked_message(
+                    subscriber.email, partial(template.build, reader, links, mid, now)
+                )
+            except Unsendable as error:  # this reader's alone: the rest go out
+                record_event(session, enrollment, EventKind.MAGNET_LINK_FAILED, now, str(error))
+                session.delete(row)
+                session.commit()
+                result.failed += 1
+                continue
             try:
                 relay.send(
                     return_path(renderer.settings, template.sender, None, enrollment.id),
