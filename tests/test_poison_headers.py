@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from drip.broadcasts import read_broadcast, schedule
 from drip.clock import FrozenClock
 from drip.content import Sequence
+from drip.fresh_links import request_magnet_link
 from drip.models import (
     BroadcastRecipient,
     Delivery,
@@ -37,6 +38,7 @@ from drip.stats import overview
 from drip.timeline import timeline
 from tests.conftest import enroll, make_settings
 from tests.smtp import SmtpServer
+from tests.test_chaining import library_with
 
 NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 INJECTED = "X-Inj"
@@ -155,9 +157,7 @@ def test_hostile_author_names_and_senders_add_no_header_to_the_from_line(
 def svc(
     tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> Iterator[Services]:
-    services = build_services(
-        make_settings(tmp_path, backend_url, smtp_url=smtp_server.url), clock
-    )
+    services = build_services(make_settings(tmp_path, backend_url, smtp_url=smtp_server.url), clock)
     yield services
     services.engine.dispose()
 
@@ -313,3 +313,43 @@ def test_malformed_stored_addresses_are_failed_and_reach_no_one(
             assert delivery.status == DeliveryStatus.FAILED
             assert repr(address) in (delivery.last_error or "")
             assert "not one valid address" in (delivery.last_error or "")
+
+
+def test_fresh_links_and_offers_that_cannot_be_built_fail_alone_on_the_timeline(
+    tmp_path: Path,
+    sqlite_url: str,
+    smtp_server: SmtpServer,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = library_with(tmp_path, "on_complete: {offer: next-course}\n")
+    settings = make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=folder)
+    svc = build_services(settings, clock)
+    ids = {address: enroll(svc, address) for address in (POISONED, "ada@example.org")}
+    fail_to_build_for(monkeypatch, POISONED, kind="magnet-link")
+    with svc.sessions() as session:
+        for enrollment_id in ids.values():
+            enrollment = session.get(Enrollment, enrollment_id)
+            assert enrollment is not None and request_magnet_link(session, enrollment, clock())
+        session.commit()
+    svc.dispatcher().run_pass(clock())
+    fail_to_build_for(monkeypatch, POISONED, kind="offer")
+    for _ in range(16):  # eight days: both finish the course and are offered the next
+        svc.dispatcher().run_pass(clock())
+        clock.advance(hours=12)
+
+    def subjects(address: str) -> list[str]:
+        return [m.subject for m in smtp_server.to(address)]
+
+    assert "Your fresh link: Tiny guide" in subjects("ada@example.org")
+    assert "What comes after Tiny course" in subjects("ada@example.org")
+    assert not {"Your fresh link: Tiny guide", "What comes after Tiny course"} & set(
+        subjects(POISONED)
+    )
+    with svc.sessions() as session:
+        enrollment = session.get(Enrollment, ids[POISONED])
+        assert enrollment is not None
+        failed = {e.kind: e.detail for e in timeline(session, enrollment) if "failed" in e.kind}
+        assert "could not be built" in failed["magnet_link_failed"]
+        assert "could not be built" in failed["offer_failed"]
+    svc.engine.dispose()
