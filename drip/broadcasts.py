@@ -725,18 +725,7 @@ def _send_one(
             name=f"{now:%Y%m%dT%H%M%S}-broadcast-{broadcast.id}-{row.id}",
         )
     except Unsendable as error:
-        row.status, row.last_error, row.lease_owner = RecipientStatus.FAILED, str(error), None
-        row.attempts += 1
-        session.add(
-            Event(
-                subscriber_id=subscriber.id,
-                enrollment_id=row.enrollment_id,
-                kind=EventKind.NOT_SENT,
-                at=now,
-                detail=f"broadcast {broadcast.id}: {error}",
-            )
-        )
-        session.commit()
+        _not_sent(session, row, str(error), now)
         return "failed"
     except SendError as error:
         _failed(session, row, subscriber, error, now)
@@ -746,6 +735,23 @@ def _send_one(
     row.last_error = None
     session.commit()
     return "sent"
+
+
+def _not_sent(session: Session, row: BroadcastRecipient, reason: str, now: datetime) -> None:
+    """A recipient whose message cannot be built or addressed: failed, with the reason on
+    the row and on the reader's timeline."""
+    row.status, row.last_error, row.lease_owner = RecipientStatus.FAILED, reason, None
+    row.attempts += 1
+    session.add(
+        Event(
+            subscriber_id=row.subscriber_id,
+            enrollment_id=row.enrollment_id,
+            kind=EventKind.NOT_SENT,
+            at=now,
+            detail=f"broadcast {row.broadcast_id}: {reason}",
+        )
+    )
+    session.commit()
 
 
 def _why_not(

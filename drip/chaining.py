@@ -135,10 +135,8 @@ def chain(
                 outcome = _offer(
                     session, relay, renderer, links, enrollment, (finished, target), now
                 )
-                if outcome == "offered":
-                    result.offered += 1
-                else:
-                    result.failed += 1
+                result.offered += outcome == "offered"
+                result.failed += outcome != "offered"
                 if outcome == "down":
                     break
                 if outcome == "later":
@@ -174,9 +172,9 @@ def _offer(
         )
     except (Unsendable, SendError) as error:
         session.rollback()
-        if isinstance(error, SendError) and error.connection:
+        if error.connection:
             return "down"
-        if isinstance(error, SendError) and error.transient:
+        if error.transient:
             return "later"
         kind, detail = "offer_failed", str(error)
     else:

@@ -24,7 +24,11 @@ _NOT_ONE_ADDRESS = re.compile(r"[\x00-\x20\x7f,<>()\[\]:;\"\\]")
 
 
 class Unsendable(Exception):
-    """This reader's message cannot go out; the message says why, for the operator."""
+    """This reader's message cannot go out; the message says why, for the operator. Like
+    a SendError that trying again cannot help, and no fault of the relay's."""
+
+    transient = False
+    connection = False
 
 
 def recipient_problem(address: str) -> str | None:

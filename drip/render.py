@@ -254,7 +254,7 @@ class MessageTemplate:
     def _headers_once(self) -> bytes:
         lines = [_fold("From", self.sender)]
         if self.reply_to:
-            lines.append(_fold("Reply-To", self.reply_to))
+            lines.append(_fold("Reply-To", header_safe(self.reply_to)))
         if not self._subject_tokens:
             lines.append(_fold("Subject", self.subject))
         lines += [
@@ -381,6 +381,7 @@ def address_header(name: str, display_name: str, address: str) -> bytes:
 def mailbox(display_name: str, address: str) -> str:
     """`display <address>` whose name folds as RFC 5322 wants it: one quoted string ("Dr.
     Jane Doe") or, when not ASCII, one encoded word, never a phrase half plain, half encoded."""
+    display_name = header_safe(display_name)  # a sender's name, as a mail app decodes it
     local, _, domain = address.rpartition("@")
     if not (display_name and local and domain):
         return formataddr((display_name, address), "utf-8")
@@ -614,8 +615,7 @@ class Renderer:
             {**context, "body_text": context["body_text"]}
         )
         name, address = parseaddr(sequence.sender or self.settings.sender)
-        # The author signs; the address stays.
-        name = header_safe(sequence.author.name) or header_safe(name)
+        name = header_safe(sequence.author.name) or name  # the author signs; the address stays
         return MessageTemplate(
             sequence=sequence,
             key=key,
@@ -625,7 +625,7 @@ class Renderer:
             text=html.unescape(text),
             tokens=tokens,
             sender=mailbox(name, address),
-            reply_to=header_safe(sequence.reply_to) if sequence.reply_to else None,
+            reply_to=sequence.reply_to,
             list_id=f"{_list_label(sequence.title)} <{sequence.slug}.{self.domain}>",
             mailto=self.settings.unsubscribe_mailto,
             domain=self.domain,

@@ -435,12 +435,7 @@ class Recorder:
             return send.outcome(OutcomeStatus.SKIPPED, "left before the hand-off"), None
         mid = item.message_id
         try:
-            message = checked_message(
-                claimed.reader.email,
-                lambda: item.template.build(
-                    claimed.reader, self.links, mid, now, attachments=item.attachments
-                ),
-            )
+            message = self._message(item, now)
         except Unsendable as error:
             return self._unsendable(conn, item, now, str(error)), None
         try:
@@ -577,6 +572,16 @@ class Recorder:
             OutcomeStatus.RETRYING,
             f"{error}; again at {retry_at:%H:%M}",
             relay_down=error.connection,
+        )
+
+    def _message(self, item: Ready, now: datetime) -> bytes:
+        """The message for the item's reader; raises Unsendable (drip.handoff)."""
+        reader = item.send.claimed.reader
+        return checked_message(
+            reader.email,
+            lambda: item.template.build(
+                reader, self.links, item.message_id, now, attachments=item.attachments
+            ),
         )
 
     def _unsendable(self, conn: Connection, item: Ready, now: datetime, reason: str) -> Outcome:
