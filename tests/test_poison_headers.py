@@ -353,3 +353,38 @@ def test_fresh_links_and_offers_that_cannot_be_built_fail_alone_on_the_timeline(
         assert "could not be built" in failed["magnet_link_failed"]
         assert "could not be built" in failed["offer_failed"]
     svc.engine.dispose()
+
+
+def test_a_broadcast_sends_nothing_to_a_malformed_stored_address(
+    svc: Services, clock: FrozenClock, smtp_server: SmtpServer, tmp_path: Path
+) -> None:
+    enroll(svc, "ada@example.org")
+    bad = enroll(svc, "bad@example.org")
+    svc.dispatcher().run_pass(clock())  # the welcomes, before the row goes bad
+    with svc.sessions() as session:
+        enrollment = session.get(Enrollment, bad)
+        assert enrollment is not None
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.id == enrollment.subscriber_id)
+            .values(email="a@example.com,b@example.com")
+        )
+        session.commit()
+    path = tmp_path / "news.md"
+    path.write_text('---\nsubject: "News"\nto: [tiny]\n---\nHi.\n')
+    library = svc.content.library()
+    with svc.sessions() as session:
+        schedule(session, library, read_broadcast(path, library), clock(), clock())
+    clock.advance(hours=1)
+
+    report = svc.dispatcher().run_pass(clock())
+
+    news = [m for m in smtp_server.messages if m.subject == "News"]
+    assert [m.recipients for m in news] == [["ada@example.org"]]
+    assert (report.broadcasts.sent, report.broadcasts.failed) == (1, 1)
+    with svc.sessions() as session:
+        row = session.scalars(
+            select(BroadcastRecipient).where(BroadcastRecipient.enrollment_id == bad)
+        ).one()
+        assert row.status == RecipientStatus.FAILED
+        assert "'a@example.com,b@example.com' is not one valid address" in (row.last_error or "")
