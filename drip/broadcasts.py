@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from drip import segments, yaml_input
 from drip.bounces import return_path
 from drip.content import Library, Problem, Sequence, check_variables, split_front_matter
+from drip.handoff import Unsendable, checked_message
 from drip.links import Links, sample_links
 from drip.mailer import OnFirstSend, SendError, Transport, envelope_sender
 from drip.models import (
@@ -50,6 +51,7 @@ from drip.models import (
     Enrollment,
     EnrollmentStatus,
     Event,
+    EventKind,
     LinkClick,
     RecipientStatus,
     Subscriber,
@@ -671,47 +673,87 @@ def send_due(
                     row.due_at = now + timedelta(minutes=1)
                     session.commit()
                     continue
-                broadcast = session.get(Broadcast, row.broadcast_id)
-                subscriber = session.get(Subscriber, row.subscriber_id)
-                enrollment = session.get(Enrollment, row.enrollment_id)
-                why = _why_not(broadcast, subscriber, enrollment, library)
-                if why or broadcast is None or subscriber is None:
-                    row.status, row.last_error, row.lease_owner = RecipientStatus.SKIPPED, why, None
+                outcome = _send_one(session, relay, row, library, renderer, links, now, templates)
+                relay_down = outcome == "down"
+                if outcome == "sent":
+                    result.sent += 1
+                elif outcome == "skipped":
                     result.skipped += 1
-                    session.commit()
-                    continue
-                template = templates.get(broadcast.id) or _template(renderer, library, broadcast)
-                templates[broadcast.id] = template
-                reader = Reader(
-                    subscriber.email, subscriber.first_name, subscriber.id, row.enrollment_id
-                )
-                message = template.build(
-                    reader,
-                    links,
-                    broadcast_message_id(row, renderer.domain),
-                    now,
-                    extra={"unsubscribe_url": links.stop_url(row.id)},
-                )
-                try:
-                    relay.send(
-                        return_path(renderer.settings, template.sender, None, row.enrollment_id),
-                        subscriber.email,
-                        message,
-                        name=f"{now:%Y%m%dT%H%M%S}-broadcast-{broadcast.id}-{row.id}",
-                    )
-                except SendError as error:
-                    _failed(session, row, subscriber, error, now)
+                else:
                     result.failed += 1
-                    relay_down = error.connection
-                    continue
-                row.status, row.sent_at, row.lease_owner = RecipientStatus.SENT, now, None
-                row.attempts += 1
-                row.last_error = None
-                session.commit()
-                result.sent += 1
         _finish(session)
         if relay_down or len(ids) < BATCH:
             return result
+
+
+def _send_one(
+    session: Session,
+    relay: Transport,
+    row: BroadcastRecipient,
+    library: Library,
+    renderer: Renderer,
+    links: Links,
+    now: datetime,
+    templates: dict[int, MessageTemplate],
+) -> str:
+    """Hand one recipient's message over and record the outcome: "sent", "skipped",
+    "failed", or "down" (failed, and the relay is unreachable). A message that cannot be
+    built or addressed fails that recipient alone, with the reason on its timeline."""
+    broadcast = session.get(Broadcast, row.broadcast_id)
+    subscriber = session.get(Subscriber, row.subscriber_id)
+    enrollment = session.get(Enrollment, row.enrollment_id)
+    why = _why_not(broadcast, subscriber, enrollment, library)
+    if why or broadcast is None or subscriber is None:
+        row.status, row.last_error, row.lease_owner = RecipientStatus.SKIPPED, why, None
+        session.commit()
+        return "skipped"
+    reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, row.enrollment_id)
+    sending = broadcast
+
+    def build() -> bytes:
+        template = templates.get(sending.id) or _template(renderer, library, sending)
+        templates[sending.id] = template
+        extra = {"unsubscribe_url": links.stop_url(row.id)}
+        return template.build(
+            reader, links, broadcast_message_id(row, renderer.domain), now, extra=extra
+        )
+
+    try:
+        message = checked_message(subscriber.email, build)
+        relay.send(
+            return_path(renderer.settings, templates[broadcast.id].sender, None, row.enrollment_id),
+            subscriber.email,
+            message,
+            name=f"{now:%Y%m%dT%H%M%S}-broadcast-{broadcast.id}-{row.id}",
+        )
+    except Unsendable as error:
+        _not_sent(session, row, str(error), now)
+        return "failed"
+    except SendError as error:
+        _failed(session, row, subscriber, error, now)
+        return "down" if error.connection else "failed"
+    row.status, row.sent_at, row.lease_owner = RecipientStatus.SENT, now, None
+    row.attempts += 1
+    row.last_error = None
+    session.commit()
+    return "sent"
+
+
+def _not_sent(session: Session, row: BroadcastRecipient, reason: str, now: datetime) -> None:
+    """A recipient whose message cannot be built or addressed: failed, with the reason on
+    the row and on the reader's timeline."""
+    row.status, row.last_error, row.lease_owner = RecipientStatus.FAILED, reason, None
+    row.attempts += 1
+    session.add(
+        Event(
+            subscriber_id=row.subscriber_id,
+            enrollment_id=row.enrollment_id,
+            kind=EventKind.NOT_SENT,
+            at=now,
+            detail=f"broadcast {row.broadcast_id}: {reason}",
+        )
+    )
+    session.commit()
 
 
 def _why_not(

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from drip.bounces import return_path
 from drip.content import Library, Sequence
+from drip.handoff import Unsendable, checked_message
 from drip.links import Links
 from drip.mailer import OnFirstSend, SendError, Transport
 from drip.models import Enrollment, EnrollmentStatus, Event, Subscriber
@@ -131,48 +132,63 @@ def chain(
             elif subscriber.suppressed_at is None and not _already_in(
                 session, subscriber.id, target.slug
             ):
-                template = renderer.offer(finished, target)
-                reader = Reader(
-                    subscriber.email, subscriber.first_name, subscriber.id, enrollment.id
+                outcome = _offer(
+                    session, relay, renderer, links, enrollment, (finished, target), now
                 )
-                mid = message_id(enrollment.id, f"offer-{target.slug}", renderer.domain)
-                try:
-                    relay.send(
-                        return_path(renderer.settings, template.sender, None, enrollment.id),
-                        subscriber.email,
-                        template.build(reader, links, mid, now),
-                        name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-offer",
-                    )
-                except SendError as error:
-                    result.failed += 1
-                    session.rollback()
-                    if error.connection:
-                        break
-                    if error.transient:
-                        continue  # the next pass offers again
-                    session.add(
-                        Event(
-                            subscriber_id=subscriber.id,
-                            enrollment_id=enrollment.id,
-                            kind="offer_failed",
-                            at=now,
-                            detail=str(error),
-                        )
-                    )
-                else:
-                    session.add(
-                        Event(
-                            subscriber_id=subscriber.id,
-                            enrollment_id=enrollment.id,
-                            kind="offered",
-                            at=now,
-                            detail=f"{target.slug} ({mid})",
-                        )
-                    )
-                    result.offered += 1
+                result.offered += outcome == "offered"
+                result.failed += outcome != "offered"
+                if outcome == "down":
+                    break
+                if outcome == "later":
+                    continue  # the next pass offers again
             enrollment.chained_at = now
             session.commit()
     return result
+
+
+def _offer(
+    session: Session,
+    relay: Transport,
+    renderer: Renderer,
+    links: Links,
+    enrollment: Enrollment,
+    courses: tuple[Sequence, Sequence],
+    now: datetime,
+) -> str:
+    """Send the offer email and put it on the reader's timeline: "offered"; "failed" for
+    good (an SMTP refusal, or a message that cannot be built or addressed for this
+    reader); "later" (a transient refusal); "down" (the relay is unreachable). `courses`:
+    the one finished and the one on offer."""
+    subscriber, (finished, target) = enrollment.subscriber, courses
+    template = renderer.offer(finished, target)
+    reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
+    mid = message_id(enrollment.id, f"offer-{target.slug}", renderer.domain)
+    try:
+        relay.send(
+            return_path(renderer.settings, template.sender, None, enrollment.id),
+            subscriber.email,
+            checked_message(subscriber.email, lambda: template.build(reader, links, mid, now)),
+            name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-offer",
+        )
+    except (Unsendable, SendError) as error:
+        session.rollback()
+        if error.connection:
+            return "down"
+        if error.transient:
+            return "later"
+        kind, detail = "offer_failed", str(error)
+    else:
+        kind, detail = "offered", f"{target.slug} ({mid})"
+    session.add(
+        Event(
+            subscriber_id=subscriber.id,
+            enrollment_id=enrollment.id,
+            kind=kind,
+            at=now,
+            detail=detail,
+        )
+    )
+    return "offered" if kind == "offered" else "failed"
 
 
 @dataclass(frozen=True)

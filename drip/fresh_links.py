@@ -12,12 +12,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drip.bounces import return_path
-from drip.content import Library
+from drip.content import Library, Sequence
+from drip.handoff import Unsendable, checked_message
 from drip.links import Links
 from drip.mailer import OnFirstSend, SendError, Transport
 from drip.models import Enrollment, EnrollmentStatus, EventKind, LinkRequest
@@ -84,29 +86,13 @@ def send_requested(
             after = row.id
             enrollment = session.get(Enrollment, row.enrollment_id)
             sequence = library.get(enrollment.sequence) if enrollment else None
-            if (
-                enrollment is None
-                or sequence is None
-                or sequence.lead_magnet is None
-                or enrollment.status not in HAS_MAGNET
-                or enrollment.subscriber.suppressed_at is not None
-            ):
+            if enrollment is None or sequence is None or not _still_wanted(enrollment, sequence):
                 session.delete(row)
                 session.commit()
                 continue
-            template = renderer.magnet_link(sequence)
-            subscriber = enrollment.subscriber
-            reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
-            mid = message_id(enrollment.id, MAGNET_LINK, renderer.domain, str(row.id))
-            message = template.build(reader, links, mid, now)
             try:
-                relay.send(
-                    return_path(renderer.settings, template.sender, None, enrollment.id),
-                    subscriber.email,
-                    message,
-                    name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-{MAGNET_LINK}",
-                )
-            except SendError as error:
+                mid = _hand_over(relay, renderer, links, enrollment, sequence, row.id, now)
+            except (SendError, Unsendable) as error:  # Unsendable: this reader's alone
                 row.attempts += 1
                 row.last_error = str(error)
                 if not error.transient or row.attempts >= MAX_ATTEMPTS:
@@ -123,3 +109,36 @@ def send_requested(
             session.commit()
             result.sent += 1
     return result
+
+
+def _still_wanted(enrollment: Enrollment, sequence: Sequence) -> bool:
+    """The reader still has the course's lead magnet and may be written to."""
+    return (
+        sequence.lead_magnet is not None
+        and enrollment.status in HAS_MAGNET
+        and enrollment.subscriber.suppressed_at is None
+    )
+
+
+def _hand_over(
+    relay: Transport,
+    renderer: Renderer,
+    links: Links,
+    enrollment: Enrollment,
+    sequence: Sequence,
+    request_id: int,
+    now: datetime,
+) -> str:
+    """Build and hand over one fresh link; its Message-ID. Raises SendError, or Unsendable
+    when the message cannot be built or addressed for this reader."""
+    template = renderer.magnet_link(sequence)
+    subscriber = enrollment.subscriber
+    reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
+    mid = message_id(enrollment.id, MAGNET_LINK, renderer.domain, str(request_id))
+    relay.send(
+        return_path(renderer.settings, template.sender, None, enrollment.id),
+        subscriber.email,
+        checked_message(subscriber.email, partial(template.build, reader, links, mid, now)),
+        name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-{MAGNET_LINK}",
+    )
+    return mid

@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from drip.config import Settings
 from drip.files import private_dir, write_private
+from drip.handoff import refuse_unless_one_address
 
 THROTTLE_STATUS = re.compile(r"\b4\.7\.\d{1,3}\b|rate|throttl|too many", re.IGNORECASE)
 
@@ -140,6 +141,9 @@ class SmtpTransport:
         return smtp
 
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
+        problem = refuse_unless_one_address(recipient)
+        if problem is not None:  # smtplib would rewrite it and send somewhere else
+            raise SendError(f"{problem}; nothing was sent", transient=False)
         if self._smtp is None:
             self._smtp = self._connect()
         try:

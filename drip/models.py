@@ -131,6 +131,7 @@ class EventKind(enum.StrEnum):
     CHAINED = "chained"  # started on the next course (`on_complete`)
     OFFERED = "offered"
     OFFER_FAILED = "offer_failed"
+    NOT_SENT = "not_sent"  # a message that could not be built or addressed (drip.handoff)
     BROADCASTS_OFF = "broadcasts_off"
     BOUNCED = "bounced"  # reported by the mail provider after the hand-off (drip.bounces)
     SOFT_BOUNCE = "soft_bounce"

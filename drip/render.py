@@ -54,9 +54,44 @@ class Reader:
     enrollment_id: int
 
 
+# An RFC 2047 encoded word as the email package's parser finds one: leniently, with
+# whitespace inside it allowed and none needed around it.
+_ENCODED_WORD = re.compile(r"=\?[^?]*\?[bBqQ]\?.*?\?=", re.S)
+HEADER_TEXT_MAX = 500  # characters of a header's text: a name or subject longer is cut
+
+
 def header_safe(value: str) -> str:
-    """Drop control characters (CR and LF above all) so no value can add a header."""
-    return _UNSAFE_HEADER.sub("", value).strip()
+    """The text a header may carry, checked as a mail reader will read it: encoded words
+    decoded (the folder encodes again what needs it), no control character (CR and LF
+    above all, so no value can add a header), an encoded word that decodes to one dropped
+    whole, at most HEADER_TEXT_MAX characters."""
+    text = _UNSAFE_HEADER.sub("", value)
+    if "=?" in text:
+        text = _without_encoded_words(text)
+    return text.strip()[:HEADER_TEXT_MAX].strip()
+
+
+def _without_encoded_words(text: str) -> str:
+    """`text` with each encoded word replaced by its decoded text, or dropped when that
+    holds a control character; a word that decodes to another is decoded again."""
+    for _ in range(4):
+        text, found = _ENCODED_WORD.subn(_decoded_word, text)
+        if not found:
+            return text
+    text = _ENCODED_WORD.sub("", text)  # still markup after four rounds: drop it
+    if _read_as_header(text) != text:  # anything else the parser would decode
+        text = text.replace("=?", "=")
+    return text
+
+
+def _decoded_word(match: re.Match[str]) -> str:
+    decoded = _read_as_header(match[0])
+    return "" if _UNSAFE_HEADER.search(decoded) else decoded
+
+
+def _read_as_header(text: str) -> str:
+    """`text` as the header parser of the policy the message is written with decodes it."""
+    return str(policy.SMTP.header_factory("Subject", text))
 
 
 def _qp(text: str) -> bytes:
@@ -219,7 +254,7 @@ class MessageTemplate:
     def _headers_once(self) -> bytes:
         lines = [_fold("From", self.sender)]
         if self.reply_to:
-            lines.append(_fold("Reply-To", self.reply_to))
+            lines.append(_fold("Reply-To", header_safe(self.reply_to)))
         if not self._subject_tokens:
             lines.append(_fold("Subject", self.subject))
         lines += [
@@ -346,6 +381,7 @@ def address_header(name: str, display_name: str, address: str) -> bytes:
 def mailbox(display_name: str, address: str) -> str:
     """`display <address>` whose name folds as RFC 5322 wants it: one quoted string ("Dr.
     Jane Doe") or, when not ASCII, one encoded word, never a phrase half plain, half encoded."""
+    display_name = header_safe(display_name)  # a sender's name, as a mail app decodes it
     local, _, domain = address.rpartition("@")
     if not (display_name and local and domain):
         return formataddr((display_name, address), "utf-8")

@@ -39,6 +39,9 @@ EVENT_TEXT = {
     "bounced": "Hard bounce",
     "soft_bounce": "Soft bounce",
     "complained": "Spam complaint",
+    "not_sent": "Not sent",
+    "offer_failed": "Offer not sent",
+    "magnet_link_failed": "Fresh download link not sent",
 }
 
 

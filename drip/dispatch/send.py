@@ -33,6 +33,7 @@ from drip.config import Settings
 from drip.dispatch.direct import Direct
 from drip.dispatch.plan import HOLD, Plan, Send, Settle, Verdict
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
+from drip.handoff import Unsendable, checked_message
 from drip.links import Links
 from drip.magnets import magnet_pdf, page_size_for
 from drip.mailer import SendError, Transport
@@ -433,9 +434,10 @@ class Recorder:
             conn.commit()
             return send.outcome(OutcomeStatus.SKIPPED, "left before the hand-off"), None
         mid = item.message_id
-        message = item.template.build(
-            claimed.reader, self.links, mid, now, attachments=item.attachments
-        )
+        try:
+            message = self._message(item, now)
+        except Unsendable as error:
+            return self._unsendable(conn, item, now, str(error)), None
         try:
             relay.send(
                 return_path(
@@ -571,6 +573,35 @@ class Recorder:
             f"{error}; again at {retry_at:%H:%M}",
             relay_down=error.connection,
         )
+
+    def _message(self, item: Ready, now: datetime) -> bytes:
+        """The message for the item's reader; raises Unsendable (drip.handoff)."""
+        reader = item.send.claimed.reader
+        return checked_message(
+            reader.email,
+            lambda: item.template.build(
+                reader, self.links, item.message_id, now, attachments=item.attachments
+            ),
+        )
+
+    def _unsendable(self, conn: Connection, item: Ready, now: datetime, reason: str) -> Outcome:
+        """A message that cannot be built or addressed for this one reader: its delivery
+        fails with the reason, on the reader's timeline too, and the reader is set aside
+        for the operator as an address SMTP cannot carry is (an active one paused); the
+        rest of the pass goes on."""
+        claimed = item.send.claimed
+        values: dict[str, Any] = {"due_at": None, "lease_owner": None, "last_error": reason}
+        if claimed.status == EnrollmentStatus.ACTIVE:
+            values.update(status=EnrollmentStatus.PAUSED, paused_reason=reason)
+        conn.execute(
+            update(E)
+            .where(E.c.id == claimed.enrollment_id, E.c.lease_owner == self.worker_id)
+            .values(**values)
+        )
+        self._mark_delivery(conn, item, now, DeliveryStatus.FAILED, reason)
+        self._event(conn, item, now, EventKind.NOT_SENT, f"{item.send.lesson_key}: {reason}")
+        conn.commit()
+        return item.send.outcome(OutcomeStatus.FAILED, reason)
 
     def _release(
         self,
