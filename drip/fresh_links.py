@@ -20,8 +20,9 @@ from drip.bounces import return_path
 from drip.content import Library
 from drip.links import Links
 from drip.mailer import OnFirstSend, SendError, Transport
+from drip.message_ids import new_message_id, sending_domain
 from drip.models import Enrollment, EnrollmentStatus, EventKind, LinkRequest
-from drip.render import Reader, Renderer, message_id
+from drip.render import Reader, Renderer
 from drip.subscriptions import record_event
 
 log = logging.getLogger(__name__)
@@ -95,9 +96,13 @@ def send_requested(
                 session.commit()
                 continue
             template = renderer.magnet_link(sequence)
+            if row.message_id is None:
+                row = _with_message_id(session, row, enrollment.id, renderer, template.sender)
+                if row is None:
+                    continue  # another worker took it meanwhile
             subscriber = enrollment.subscriber
             reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
-            mid = message_id(enrollment.id, MAGNET_LINK, renderer.domain, str(row.id))
+            mid = row.message_id or ""
             message = template.build(reader, links, mid, now)
             try:
                 relay.send(
@@ -123,3 +128,18 @@ def send_requested(
             session.commit()
             result.sent += 1
     return result
+
+
+def _with_message_id(
+    session: Session, row: LinkRequest, enrollment_id: int, renderer: Renderer, sender: str
+) -> LinkRequest | None:
+    """Write the row's Message-ID before the hand-off (a retry of the row reuses it), then
+    take the row again; None if another worker has it now."""
+    domain = sending_domain(sender, renderer.domain)
+    row.message_id = new_message_id(
+        renderer.settings.secret_key, enrollment_id, MAGNET_LINK, domain
+    )
+    session.commit()
+    return session.scalar(
+        select(LinkRequest).where(LinkRequest.id == row.id).with_for_update(skip_locked=True)
+    )
