@@ -192,9 +192,10 @@ def test_arf_complaint_in_the_mailbox_unsubscribes_the_reader(
     assert [s for s, _ in mailbox.subjects("drip-processed")] == ["FW: Welcome, Ada"]
 
 
-def test_a_dsn_naming_only_the_recipient_matches_by_address_and_a_repeat_changes_nothing(
+def test_a_dsn_naming_only_the_recipient_is_recorded_unverified_and_changes_nobody(
     svc: Services, welcome: Received, mailbox: Mailbox
 ) -> None:
+    # No signed return path, no Message-ID drip signed: anyone could have written it.
     report = fixture("postfix-hard.eml", verp=BOUNCES, message_id="<not-ours@mail.example.org>")
     mailbox.append(report)
     mailbox.append(report)  # the relay sent it twice
@@ -203,8 +204,9 @@ def test_a_dsn_naming_only_the_recipient_matches_by_address_and_a_repeat_changes
 
     with svc.sessions() as session:
         (event,) = session.scalars(select(BounceEvent))
-        assert event.matched_by == "address"
-    assert subscriber(svc, "ada@example.org").suppressed_at is not None
+        assert (event.matched_by, event.verified) == ("address", False)
+        assert event.outcome == "unverified: changed nobody"
+    assert subscriber(svc, "ada@example.org").suppressed_at is None
     assert len(mailbox.subjects("drip-processed")) == 2
     assert mailbox.subjects("INBOX") == []
 

@@ -34,6 +34,7 @@ from drip.bounces import (
 )
 from drip.clock import FrozenClock
 from drip.config import ConfigError, Settings, load_settings
+from drip.message_ids import new_message_id
 from drip.models import (
     Base,
     BounceEvent,
@@ -471,7 +472,10 @@ def add_sent_deliveries(svc: Services, count: int, clock: FrozenClock) -> list[i
                     "lesson_version": "v",
                     "status": DeliveryStatus.SENT,
                     "attempts": 1,
-                    "message_id": f"<drip.{e}.welcome@drip.test>",
+                    # signed, as drip writes them (drip.message_ids)
+                    "message_id": new_message_id(
+                        svc.settings.secret_key, e, "welcome", "example.org"
+                    ),
                     "created_at": sent,
                     "updated_at": sent,
                     "sent_at": sent,
