@@ -536,6 +536,17 @@ def event_counts(session: Session) -> dict[tuple[str, str], int]:
     }
 
 
+def unverified_reports(session: Session, limit: int = 10) -> tuple[int, list[BounceEvent]]:
+    """How many reports named a reader without proving drip sent the message, and the
+    newest of them: recorded for the operator to see, applied to nobody."""
+    unverified = BounceEvent.subscriber_id.is_not(None) & BounceEvent.verified.is_(False)
+    total = int(session.scalar(select(func.count(BounceEvent.id)).where(unverified)) or 0)
+    newest = session.scalars(
+        select(BounceEvent).where(unverified).order_by(BounceEvent.id.desc()).limit(limit)
+    )
+    return total, list(newest)
+
+
 def sending_paused(session: Session | Connection) -> str | None:
     """Why all sending is paused, or None: the dispatcher claims nothing while it is."""
     pause = _open_pause(session)
