@@ -198,15 +198,22 @@ def _ses_message_id(mail: Mapping[str, Any]) -> str | None:
 
 
 def ses_reports(
-    body: bytes, local_certificate: Path | None, now: datetime, topics: tuple[str, ...] = ()
+    body: bytes, local_certificate: Path | None, now: datetime, topics: tuple[str, ...]
 ) -> tuple[list[Report], str | None]:
     """The reports in one SNS POST, and the SubscribeURL of a subscription confirmation.
-    Any AWS account's topic gets its messages signed by SNS: `topics` names ours."""
+    Any AWS account's topic gets its messages signed by SNS: `topics` names ours, and with
+    none named nothing is accepted (a stranger's topic would be as good as ours)."""
+    if not topics:
+        raise Refused(
+            403,
+            "DRIP_SNS_TOPIC_ARNS is not set: /webhooks/ses accepts nothing until the SNS "
+            "topics of your SES account are named there (SNS signs any AWS account's topic)",
+        )
     message = _json(body)
     if not isinstance(message, dict):
         raise Refused(400, "the SNS message is not an object")
     verify_sns(message, local_certificate, now)
-    if topics and message.get("TopicArn") not in topics:
+    if message.get("TopicArn") not in topics:
         raise Refused(403, f"SNS topic {message.get('TopicArn')!r} is not in DRIP_SNS_TOPIC_ARNS")
     kind = message.get("Type")
     if kind == "SubscriptionConfirmation":
