@@ -226,11 +226,15 @@ def ses_reports(
     notification = _json(str(message.get("Message", "")).encode())
     if not isinstance(notification, dict):
         raise Refused(400, "the SES notification is not an object")
+    return _ses_notification(notification, str(message.get("MessageId", ""))), None
+
+
+def _ses_notification(notification: Mapping[str, Any], sns_id: str) -> list[Report]:
+    """The reports in one SES notification: a Bounce or a Complaint, one per recipient."""
     what = notification.get("notificationType") or notification.get("eventType")
     mail = notification.get("mail") or {}
     message_id = _ses_message_id(mail)
     source = str(mail.get("source") or "") or None
-    sns_id = str(message.get("MessageId", ""))
     reports = []
     if what == "Bounce":
         bounce = notification.get("bounce") or {}
@@ -268,7 +272,7 @@ def ses_reports(
             )
     else:
         log.info("SES notification %s ignored (only Bounce and Complaint matter)", what)
-    return reports, None
+    return reports
 
 
 # -- Postmark ---------------------------------------------------------------------------------

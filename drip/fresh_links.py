@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drip.bounces import return_path
-from drip.content import Library
+from drip.content import Library, Sequence
 from drip.links import Links
 from drip.mailer import OnFirstSend, SendError, Transport
 from drip.message_ids import new_message_id, sending_domain
@@ -85,13 +85,7 @@ def send_requested(
             after = row.id
             enrollment = session.get(Enrollment, row.enrollment_id)
             sequence = library.get(enrollment.sequence) if enrollment else None
-            if (
-                enrollment is None
-                or sequence is None
-                or sequence.lead_magnet is None
-                or enrollment.status not in HAS_MAGNET
-                or enrollment.subscriber.suppressed_at is not None
-            ):
+            if enrollment is None or sequence is None or not _still_wanted(enrollment, sequence):
                 session.delete(row)
                 session.commit()
                 continue
@@ -128,6 +122,15 @@ def send_requested(
             session.commit()
             result.sent += 1
     return result
+
+
+def _still_wanted(enrollment: Enrollment, sequence: Sequence) -> bool:
+    """A fresh link goes only to a reader who still has the course and its lead magnet."""
+    return (
+        sequence.lead_magnet is not None
+        and enrollment.status in HAS_MAGNET
+        and enrollment.subscriber.suppressed_at is None
+    )
 
 
 def _with_message_id(
