@@ -13,7 +13,7 @@ from drip.broadcasts import parse_broadcast, schedule
 from drip.clock import FrozenClock
 from drip.fresh_links import request_magnet_link
 from drip.message_ids import read_message_ids
-from drip.models import Enrollment
+from drip.models import Enrollment, LinkRequest
 from drip.services import Services, build_services
 from drip.subscriptions import confirm
 from tests.conftest import enroll, make_settings
@@ -111,3 +111,33 @@ def test_two_installations_share_no_message_id_for_any_kind_and_a_retry_reuses_i
     }
     assert len(first) == len(second) == 7
     assert set(first).isdisjoint(second)
+
+
+def test_a_fresh_link_refused_for_now_is_sent_again_under_the_id_written_before_its_first_try(
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock
+) -> None:
+    smtp = SmtpServer()
+    try:
+        svc = installation(tmp_path, Path(sqlite_url.removeprefix("sqlite:///")), "a", smtp, clock)
+        enrollment_id = enroll(svc, ADA, first_name="Ada")
+        svc.dispatcher().run_pass(clock())  # the welcome
+        with svc.sessions() as session:
+            enrollment = session.get(Enrollment, enrollment_id)
+            assert enrollment is not None and request_magnet_link(session, enrollment, clock())
+            session.commit()
+        smtp.answer(ADA, "451 4.3.0 mailbox busy, try again later")
+        svc.dispatcher().run_pass(clock())  # the fresh link goes first, and is refused
+        with svc.sessions() as session:
+            (written,) = session.scalars(select(LinkRequest.message_id)).all()
+        assert written and len(smtp.to(ADA)) == 1
+        clock.advance(minutes=5)
+        svc.dispatcher().run_pass(clock())
+
+        link = smtp.to(ADA)[-1]
+        assert read_message_ids("secret-of-a", str(link.message["Message-ID"]))[0].label == (
+            "magnet-link"
+        )
+        assert link.message["Message-ID"] == written
+        svc.engine.dispose()
+    finally:
+        smtp.stop()
