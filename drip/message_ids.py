@@ -52,8 +52,10 @@ def _mac(secret: str, local: str) -> str:
     return mac.hexdigest()[:16]
 
 
+@lru_cache(maxsize=256)
 def sending_domain(sender: str, fallback: str) -> str:
-    """The domain of a From address (`Name <a@example.org>`), else `fallback`."""
+    """The domain of a From address (`Name <a@example.org>`), else `fallback`; cached, as
+    every message asks and a library has few senders."""
     domain = parseaddr(sender)[1].rpartition("@")[2].strip().lower()
     return domain if re.fullmatch(r"[a-z0-9.-]+", domain) else fallback
 
