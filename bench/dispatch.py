@@ -45,8 +45,9 @@ from sqlalchemy.engine import Engine
 from drip.config import PROJECT_ROOT, load_settings
 from drip.content import Sequence
 from drip.db import make_engine, migrate
+from drip.message_ids import new_message_id
 from drip.models import Delivery, Enrollment, Subscriber
-from drip.render import Reader, message_id
+from drip.render import Reader
 from drip.services import Services, build_services
 
 NOW = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)  # 09:00 in New York, inside the window
@@ -246,7 +247,7 @@ def bench_dispatch(svc: Services, sequence: Sequence, readers: int) -> tuple[flo
     sample = template.build(
         Reader("reader0000001@example.org", "Reader1", 1, 1),
         svc.links,
-        message_id(1, sequence.lessons[1].key, svc.renderer.domain),
+        new_message_id(svc.settings.secret_key, 1, sequence.lessons[1].key, svc.renderer.domain),
         NOW,
     )
     return seconds, sample
@@ -261,7 +262,7 @@ def bench_smtplib(port: int, svc: Services, sequence: Sequence, count: int) -> f
             template.build(
                 Reader(f"reader{n:07d}@example.org", f"Reader{n}", n, n),
                 svc.links,
-                message_id(n, "smtplib", svc.renderer.domain),
+                new_message_id(svc.settings.secret_key, n, "smtplib", svc.renderer.domain),
                 NOW,
             ),
         )

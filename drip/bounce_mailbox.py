@@ -4,7 +4,8 @@ Relays that report by email send an RFC 3464 DSN (`multipart/report;
 report-type=delivery-status`) to the envelope sender, and mailbox providers send ARF
 complaints (RFC 5965, `report-type=feedback-report`). With `DRIP_BOUNCE_IMAP_URL` the worker
 reads the mailbox before each pass: each report becomes `Report`s (matched by the VERP
-address it was sent to, the returned Message-ID, or the recipient), is recorded, and the
+address it was sent to, the returned Message-ID, or the recipient; only the first two,
+signed, prove the report is about a message drip sent), is recorded, and the
 message is then moved to `DRIP_BOUNCE_IMAP_PROCESSED`, so nothing is read twice. Anything
 else (an out-of-office reply, a person's answer) stays where it is, marked with a keyword
 so later passes skip it without reading it again.
@@ -33,7 +34,8 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from drip.bounces import Kind, Policy, Recorded, Report, find_message_ids, read_verp, record_all
+from drip.bounces import Kind, Policy, Recorded, Report, read_verp, record_all
+from drip.message_ids import read_message_ids
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +118,10 @@ def parse_report(raw: bytes, policy: Policy | None = None) -> Parsed:
     report_type = str(message.get_param("report-type", "") or "").lower()
     returned = _returned(message)
     message_id = str(returned.get("Message-ID") or "") if returned is not None else ""
-    if not find_message_ids(message_id, policy.domain):  # a relay may quote only the body
+    if not read_message_ids(policy.secret, message_id):  # a relay may quote only the body
         body = message.as_string() if isinstance(message, EmailMessage) else ""
-        ours = re.search(r"Message-ID:\s*(<drip\.[^>\s]+>)", body, re.IGNORECASE)
-        message_id = ours.group(1) if ours else message_id
+        ours = read_message_ids(policy.secret, body)
+        message_id = ours[0].message_id if ours else message_id
     verp = next(
         (a for a in _verp_candidates(message, returned) if read_verp(policy.secret, a)), None
     )

@@ -198,15 +198,22 @@ def _ses_message_id(mail: Mapping[str, Any]) -> str | None:
 
 
 def ses_reports(
-    body: bytes, local_certificate: Path | None, now: datetime, topics: tuple[str, ...] = ()
+    body: bytes, local_certificate: Path | None, now: datetime, topics: tuple[str, ...]
 ) -> tuple[list[Report], str | None]:
     """The reports in one SNS POST, and the SubscribeURL of a subscription confirmation.
-    Any AWS account's topic gets its messages signed by SNS: `topics` names ours."""
+    Any AWS account's topic gets its messages signed by SNS: `topics` names ours, and with
+    none named nothing is accepted (a stranger's topic would be as good as ours)."""
+    if not topics:
+        raise Refused(
+            403,
+            "DRIP_SNS_TOPIC_ARNS is not set: /webhooks/ses accepts nothing until the SNS "
+            "topics of your SES account are named there (SNS signs any AWS account's topic)",
+        )
     message = _json(body)
     if not isinstance(message, dict):
         raise Refused(400, "the SNS message is not an object")
     verify_sns(message, local_certificate, now)
-    if topics and message.get("TopicArn") not in topics:
+    if message.get("TopicArn") not in topics:
         raise Refused(403, f"SNS topic {message.get('TopicArn')!r} is not in DRIP_SNS_TOPIC_ARNS")
     kind = message.get("Type")
     if kind == "SubscriptionConfirmation":
@@ -219,11 +226,15 @@ def ses_reports(
     notification = _json(str(message.get("Message", "")).encode())
     if not isinstance(notification, dict):
         raise Refused(400, "the SES notification is not an object")
+    return _ses_notification(notification, str(message.get("MessageId", ""))), None
+
+
+def _ses_notification(notification: Mapping[str, Any], sns_id: str) -> list[Report]:
+    """The reports in one SES notification: a Bounce or a Complaint, one per recipient."""
     what = notification.get("notificationType") or notification.get("eventType")
     mail = notification.get("mail") or {}
     message_id = _ses_message_id(mail)
     source = str(mail.get("source") or "") or None
-    sns_id = str(message.get("MessageId", ""))
     reports = []
     if what == "Bounce":
         bounce = notification.get("bounce") or {}
@@ -261,7 +272,7 @@ def ses_reports(
             )
     else:
         log.info("SES notification %s ignored (only Bounce and Complaint matter)", what)
-    return reports, None
+    return reports
 
 
 # -- Postmark ---------------------------------------------------------------------------------

@@ -1,9 +1,19 @@
 """Bounces and complaints, however they arrive (a provider's webhook, the bounce mailbox).
 
-Every message carries what finds its delivery again: the Message-ID drip derives from the
-delivery, and, with `DRIP_BOUNCE_ADDRESS`, a VERP return path whose local part holds a signed
-token of the delivery. `record_bounce` matches a reported event by VERP token, then by
-Message-ID, then by address, and applies it once:
+Every message carries what finds its delivery again: its signed Message-ID
+(drip.message_ids), and, with `DRIP_BOUNCE_ADDRESS`, a VERP return path whose local part
+holds a signed token of the delivery. `record_bounce` matches a reported event by VERP token,
+then by Message-ID, then by address, and applies it once, but only when it is verified:
+it proves it came from a message drip sent.
+
+- verified: the signed VERP address, or a Message-ID whose HMAC holds under the secret
+  key; or a provider's webhook (its signature checked by drip.bounce_providers) about an
+  address drip has sent to. Anyone can write to the bounce mailbox, so a report there
+  that names only an address, or a Message-ID drip did not sign, proves nothing.
+- an unverified report is stored (`verified` false, shown on the dashboard and the
+  reader's page) and logged, and changes nobody; the guardrail does not count it.
+
+What a verified report does:
 
 - hard: the address is suppressed (as a 5xx during the SMTP exchange does);
 - soft: counted; `DRIP_SOFT_BOUNCE_LIMIT` in a row with no clean send between suppress;
@@ -35,8 +45,10 @@ from sqlalchemy.orm import Session, aliased
 from drip.clock import as_utc
 from drip.config import Settings
 from drip.mailer import envelope_sender
+from drip.message_ids import read_message_ids
 from drip.models import (
     BounceEvent,
+    BroadcastRecipient,
     Delivery,
     DeliveryStatus,
     Enrollment,
@@ -53,8 +65,6 @@ Kind = Literal["hard", "soft", "complaint"]
 KINDS: tuple[Kind, ...] = ("hard", "soft", "complaint")
 GUARD_WINDOW = 1_000  # sends the pause guardrail looks at
 GUARD_MINIMUM = 500  # sends the window must hold before the guardrail can trip
-# <drip.<enrollment>.<lesson>[.<send>]@<domain>> (drip.render.message_id)
-MESSAGE_ID = re.compile(r"<?drip\.(\d+)\.([A-Za-z0-9_-]+)(?:\.[0-9a-f]+)?@([A-Za-z0-9.-]+)>?")
 VERP_TOKEN = re.compile(r"^([de])(\d+)-([0-9a-f]{16})$")
 
 
@@ -77,7 +87,7 @@ class Policy:
     """What `record_bounce` needs from the settings."""
 
     secret: str = ""
-    domain: str = ""  # the host of DRIP_BASE_URL, which ends every drip Message-ID
+    domain: str = ""  # the host of DRIP_BASE_URL
     soft_limit: int = 3
     complaint_pause: float = 0.003
     bounce_pause: float = 0.05
@@ -95,9 +105,10 @@ class Policy:
 
 @dataclass(frozen=True)
 class Recorded:
-    """What became of one report: applied, duplicate (already recorded) or unmatched."""
+    """What became of one report: applied, duplicate (already recorded), unmatched, or
+    unverified (recorded; it did not prove it came from a message drip sent)."""
 
-    status: Literal["applied", "duplicate", "unmatched"]
+    status: Literal["applied", "duplicate", "unmatched", "unverified"]
     outcome: str
     email: str
 
@@ -169,16 +180,6 @@ def return_path(
     return f"{local}+{token}@{domain}"
 
 
-def find_message_ids(text: str, domain: str = "") -> list[tuple[int, str]]:
-    """(enrollment id, lesson) of every drip Message-ID in `text` (a header, a dump of one)."""
-    found = []
-    for match in MESSAGE_ID.finditer(text):
-        if domain and match.group(3).lower() != domain.lower():
-            continue
-        found.append((int(match.group(1)), match.group(2)))
-    return found
-
-
 # -- matching ------------------------------------------------------------------------------------
 
 
@@ -188,36 +189,62 @@ class _Match:
     subscriber: Subscriber | None = None
     enrollment: Enrollment | None = None
     delivery: Delivery | None = None
+    verified: bool = False  # proven to come from a message drip sent: it may change a reader
 
 
 def _match(session: Session, report: Report, policy: Policy) -> _Match:
-    """VERP token first (signed), then Message-ID, then the address alone."""
+    """VERP token first (signed), then a signed Message-ID, then the address alone (which
+    proves something only in a provider's signed webhook, about an address drip mailed)."""
     verp = read_verp(policy.secret, report.return_path) if report.return_path else None
     if verp is not None:
         kind, ident = verp
         if kind == "d":
             delivery = session.get(Delivery, ident)
             if delivery is not None:
-                return _Match("verp", delivery.enrollment.subscriber, delivery.enrollment, delivery)
+                owner = delivery.enrollment
+                return _Match("verp", owner.subscriber, owner, delivery, True)
         else:
-            enrollment = session.get(Enrollment, ident)
-            if enrollment is not None:
-                return _Match("verp", enrollment.subscriber, enrollment)
-    for enrollment_id, lesson in find_message_ids(report.message_id or "", policy.domain):
-        enrollment = session.get(Enrollment, enrollment_id)
+            found = session.get(Enrollment, ident)
+            if found is not None:
+                return _Match("verp", found.subscriber, found, verified=True)
+    for signed in read_message_ids(policy.secret, report.message_id or ""):
+        enrollment = session.get(Enrollment, signed.enrollment_id)
         if enrollment is None:
             continue
         delivery = session.scalar(
             select(Delivery).where(
-                Delivery.enrollment_id == enrollment_id, Delivery.lesson == lesson
+                Delivery.enrollment_id == enrollment.id, Delivery.lesson == signed.label
             )
         )
-        return _Match("message-id", enrollment.subscriber, enrollment, delivery)
+        return _Match("message-id", enrollment.subscriber, enrollment, delivery, True)
     address = report.email.strip().lower()
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is not None:
-        return _Match("address", subscriber)
+        vouched = report.source == "webhook" and _mailed(session, subscriber.id)
+        return _Match("address", subscriber, verified=vouched)
     return _Match("none")
+
+
+def _mailed(session: Session, subscriber_id: int) -> bool:
+    """Whether drip has sent this reader anything: a lesson, a confirmation, a broadcast."""
+    enrollments = select(Enrollment.id).where(Enrollment.subscriber_id == subscriber_id)
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    Delivery.enrollment_id.in_(enrollments), Delivery.sent_at.is_not(None)
+                )
+                | exists().where(
+                    Enrollment.subscriber_id == subscriber_id,
+                    Enrollment.confirmation_sent_at.is_not(None),
+                )
+                | exists().where(
+                    BroadcastRecipient.subscriber_id == subscriber_id,
+                    BroadcastRecipient.sent_at.is_not(None),
+                )
+            )
+        )
+    )
 
 
 # -- applying ------------------------------------------------------------------------------------
@@ -247,9 +274,21 @@ def record_bounce(
         matched_by=match.by,
         outcome="unmatched",
         diagnostic=report.diagnostic[:2000],
+        verified=match.verified,
     )
     session.add(row)
     session.flush()
+    if match.subscriber is not None and not match.verified:
+        row.outcome = "unverified: changed nobody"
+        log.warning(
+            "%s report from %s for %s matches by %s only, which does not prove drip sent "
+            "the message (no signed return path nor Message-ID): recorded, nothing changed",
+            report.kind,
+            report.provider,
+            report.email,
+            match.by,
+        )
+        return Recorded("unverified", row.outcome, report.email)
     if match.subscriber is None:
         log.warning(
             "%s %s from %s for %s matches no delivery nor reader: recorded, nothing to do",
@@ -382,6 +421,7 @@ def soft_streak(session: Session, subscriber_id: int) -> int:
         .where(
             BounceEvent.subscriber_id == subscriber_id,
             BounceEvent.kind == "soft",
+            BounceEvent.verified.is_(True),
             or_(
                 last_clean.is_(None),
                 and_(BounceEvent.delivery_id.is_not(None), Delivery.sent_at > last_clean),
@@ -413,7 +453,8 @@ class Rates:
 
 
 def rates(session: Session | Connection, window: int, since: datetime | None = None) -> Rates:
-    """Rates over the newest `window` sent deliveries (sent after `since`, if given)."""
+    """Rates over the newest `window` sent deliveries (sent after `since`, if given), of
+    verified reports only: a forged one must not pause sending."""
     newest = select(Delivery.id).where(Delivery.sent_at.is_not(None))
     if since is not None:
         newest = newest.where(Delivery.sent_at > since)
@@ -422,7 +463,7 @@ def rates(session: Session | Connection, window: int, since: datetime | None = N
     counts: dict[str, int] = dict.fromkeys(KINDS, 0)
     for kind, number in session.execute(
         select(BounceEvent.kind, func.count(func.distinct(BounceEvent.delivery_id)))
-        .where(BounceEvent.delivery_id.in_(select(ids.c.id)))
+        .where(BounceEvent.delivery_id.in_(select(ids.c.id)), BounceEvent.verified.is_(True))
         .group_by(BounceEvent.kind)
     ):
         counts[kind] = int(number)
@@ -493,6 +534,17 @@ def event_counts(session: Session) -> dict[tuple[str, str], int]:
             )
         )
     }
+
+
+def unverified_reports(session: Session, limit: int = 10) -> tuple[int, list[BounceEvent]]:
+    """How many reports named a reader without proving drip sent the message, and the
+    newest of them: recorded for the operator to see, applied to nobody."""
+    unverified = BounceEvent.subscriber_id.is_not(None) & BounceEvent.verified.is_(False)
+    total = int(session.scalar(select(func.count(BounceEvent.id)).where(unverified)) or 0)
+    newest = session.scalars(
+        select(BounceEvent).where(unverified).order_by(BounceEvent.id.desc()).limit(limit)
+    )
+    return total, list(newest)
 
 
 def sending_paused(session: Session | Connection) -> str | None:

@@ -43,6 +43,7 @@ from drip.content import Library, Problem, Sequence, check_variables, split_fron
 from drip.handoff import Unsendable, checked_message
 from drip.links import Links, sample_links
 from drip.mailer import OnFirstSend, SendError, Transport, envelope_sender
+from drip.message_ids import new_message_id, sending_domain
 from drip.models import (
     BounceEvent,
     Broadcast,
@@ -445,10 +446,18 @@ def page_of_broadcasts(
     return after_id(session, select(Broadcast), Broadcast.id, after, limit)
 
 
-def broadcast_message_id(row: BroadcastRecipient, domain: str) -> str:
-    """One reader's copy of a broadcast: derived from the row, so a retry of it (a worker
-    died after the hand-off) carries the same id."""
-    return f"<drip.broadcast.{row.broadcast_id}.{row.subscriber_id}@{domain}>"
+def broadcast_message_id(
+    session: Session, row: BroadcastRecipient, renderer: Renderer, sender: str
+) -> str:
+    """One reader's copy of a broadcast: written on the row before the hand-off, so a retry
+    of it (a worker died after the hand-off) carries the same id."""
+    if row.message_id is None:
+        domain = sending_domain(sender, renderer.domain)
+        row.message_id = new_message_id(
+            renderer.settings.secret_key, row.enrollment_id, lesson_key(row.broadcast_id), domain
+        )
+        session.commit()
+    return row.message_id
 
 
 def cancel(session: Session, broadcast_id: int, now: datetime) -> int:
@@ -714,9 +723,8 @@ def _send_one(
         template = templates.get(sending.id) or _template(renderer, library, sending)
         templates[sending.id] = template
         extra = {"unsubscribe_url": links.stop_url(row.id)}
-        return template.build(
-            reader, links, broadcast_message_id(row, renderer.domain), now, extra=extra
-        )
+        mid = broadcast_message_id(session, row, renderer, template.sender)
+        return template.build(reader, links, mid, now, extra=extra)
 
     try:
         message = checked_message(subscriber.email, build)

@@ -22,8 +22,9 @@ from drip.content import Library, Sequence
 from drip.handoff import Unsendable, checked_message
 from drip.links import Links
 from drip.mailer import OnFirstSend, SendError, Transport
+from drip.message_ids import new_message_id, sending_domain
 from drip.models import Enrollment, EnrollmentStatus, Event, Subscriber
-from drip.render import Reader, Renderer, message_id
+from drip.render import Reader, Renderer
 from drip.subscriptions import Consent, SubscriptionError, subscribe
 
 RECENT = timedelta(days=7)  # a course finished longer ago than this is not chained any more
@@ -162,7 +163,7 @@ def _offer(
     subscriber, (finished, target) = enrollment.subscriber, courses
     template = renderer.offer(finished, target)
     reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
-    mid = message_id(enrollment.id, f"offer-{target.slug}", renderer.domain)
+    mid = _offer_id(session, enrollment, target, renderer, template.sender)
     try:
         relay.send(
             return_path(renderer.settings, template.sender, None, enrollment.id),
@@ -189,6 +190,20 @@ def _offer(
         )
     )
     return "offered" if kind == "offered" else "failed"
+
+
+def _offer_id(
+    session: Session, enrollment: Enrollment, target: Sequence, renderer: Renderer, sender: str
+) -> str:
+    """The offer's Message-ID, written on the enrollment before the hand-off: the next pass
+    offers again under the same id if this one's outcome is not recorded."""
+    if enrollment.pending_message_id is None:
+        domain = sending_domain(sender, renderer.domain)
+        enrollment.pending_message_id = new_message_id(
+            renderer.settings.secret_key, enrollment.id, f"offer-{target.slug}", domain
+        )
+        session.commit()
+    return enrollment.pending_message_id
 
 
 @dataclass(frozen=True)

@@ -409,7 +409,8 @@ class Settings:
             "env": "DRIP_SNS_TOPIC_ARNS",
             "parse": _arns,
             "help": "Comma-separated SNS topic ARNs /webhooks/ses accepts (any other topic's "
-            "signed messages are refused). Unset: any topic.",
+            "signed messages are refused). Unset: /webhooks/ses refuses everything (403), "
+            "since SNS signs any AWS account's topic.",
         },
     )
     postmark_auth: str = field(

@@ -22,8 +22,9 @@ from drip.content import Library, Sequence
 from drip.handoff import Unsendable, checked_message
 from drip.links import Links
 from drip.mailer import OnFirstSend, SendError, Transport
+from drip.message_ids import new_message_id, sending_domain
 from drip.models import Enrollment, EnrollmentStatus, EventKind, LinkRequest
-from drip.render import Reader, Renderer, message_id
+from drip.render import Reader, Renderer
 from drip.subscriptions import record_event
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,16 @@ def send_requested(
                 session.delete(row)
                 session.commit()
                 continue
+            if row.message_id is None:
+                template = renderer.magnet_link(sequence)
+                taken = _with_message_id(session, row, enrollment.id, renderer, template.sender)
+                if taken is None:
+                    continue  # another worker took it meanwhile
+                row = taken
             try:
-                mid = _hand_over(relay, renderer, links, enrollment, sequence, row.id, now)
+                mid = _hand_over(
+                    relay, renderer, links, enrollment, sequence, row.message_id or "", now
+                )
             except (SendError, Unsendable) as error:  # Unsendable: this reader's alone
                 row.attempts += 1
                 row.last_error = str(error)
@@ -113,6 +122,8 @@ def send_requested(
 
 def _still_wanted(enrollment: Enrollment, sequence: Sequence) -> bool:
     """The reader still has the course's lead magnet and may be written to."""
+
+    """A fresh link goes only to a reader who still has the course and its lead magnet."""
     return (
         sequence.lead_magnet is not None
         and enrollment.status in HAS_MAGNET
@@ -126,15 +137,15 @@ def _hand_over(
     links: Links,
     enrollment: Enrollment,
     sequence: Sequence,
-    request_id: int,
+    mid: str,
     now: datetime,
 ) -> str:
-    """Build and hand over one fresh link; its Message-ID. Raises SendError, or Unsendable
-    when the message cannot be built or addressed for this reader."""
+    """Build and hand over one fresh link under `mid`, the id written on its row; that id.
+    Raises SendError, or Unsendable when the message cannot be built or addressed for this
+    reader."""
     template = renderer.magnet_link(sequence)
     subscriber = enrollment.subscriber
     reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
-    mid = message_id(enrollment.id, MAGNET_LINK, renderer.domain, str(request_id))
     relay.send(
         return_path(renderer.settings, template.sender, None, enrollment.id),
         subscriber.email,
@@ -142,3 +153,18 @@ def _hand_over(
         name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-{MAGNET_LINK}",
     )
     return mid
+
+
+def _with_message_id(
+    session: Session, row: LinkRequest, enrollment_id: int, renderer: Renderer, sender: str
+) -> LinkRequest | None:
+    """Write the row's Message-ID before the hand-off (a retry of the row reuses it), then
+    take the row again; None if another worker has it now."""
+    domain = sending_domain(sender, renderer.domain)
+    row.message_id = new_message_id(
+        renderer.settings.secret_key, enrollment_id, MAGNET_LINK, domain
+    )
+    session.commit()
+    return session.scalar(
+        select(LinkRequest).where(LinkRequest.id == row.id).with_for_update(skip_locked=True)
+    )

@@ -25,6 +25,7 @@ from drip.config import POSTAL_ADDRESS_UNSET, Settings
 from drip.content import SITE_FILE, Library
 
 OK, PROBLEM, UNKNOWN = "ok", "problem", "could not look up"
+OFF = "off"  # a feature not set up: nothing wrong, and nothing it would do happens
 LOCAL_DOMAINS = ("localhost", "localhost.localdomain")
 
 
@@ -33,7 +34,7 @@ class Check:
     """One line of `drip doctor`: what was checked, the verdict, and what was found."""
 
     name: str
-    verdict: str  # OK, PROBLEM or UNKNOWN
+    verdict: str  # OK, PROBLEM, UNKNOWN or OFF
     detail: str
 
     def __str__(self) -> str:
@@ -223,6 +224,20 @@ def dns_checks(domain: str, dkim_selector: str, resolver: dns.resolver.Resolver)
     return checks
 
 
+def ses_webhook_check(settings: Settings) -> Check:
+    """SNS signs the messages of any AWS account's topic, so /webhooks/ses takes only the
+    topics named in DRIP_SNS_TOPIC_ARNS, and nothing while none are."""
+    name = "DRIP_SNS_TOPIC_ARNS"
+    if not settings.sns_topic_arns:
+        return Check(
+            name,
+            OFF,
+            "not set: /webhooks/ses refuses every Amazon SES notification (403) until the "
+            "SNS topic ARNs of your SES account are named here",
+        )
+    return Check(name, OK, "/webhooks/ses accepts " + ", ".join(settings.sns_topic_arns))
+
+
 def doctor(settings: Settings, library: Library, resolver: dns.resolver.Resolver) -> list[Check]:
     """Every check, in order: settings first, then each sender domain's DNS records."""
     checks = setting_checks(settings, library)
@@ -250,6 +265,7 @@ def doctor(settings: Settings, library: Library, resolver: dns.resolver.Resolver
                 "on: drip sends even with the problems shown here",
             ),
         )
+    checks.append(ses_webhook_check(settings))
     domains = sorted(
         {parseaddr(sender)[1].rpartition("@")[2].lower() for sender in senders(settings, library)}
         - {""}

@@ -198,6 +198,9 @@ class Enrollment(Base):
     completed_at: Mapped[utc_or_none]
     unsubscribed_at: Mapped[utc_or_none]
     chained_at: Mapped[utc_or_none]  # when its `on_complete` was carried out (drip.chaining)
+    # The Message-ID of its confirmation email or course offer, written before the hand-off
+    # so a retry reuses it (drip.message_ids); a confirmation's is cleared once it is sent.
+    pending_message_id: Mapped[str | None] = mapped_column(String(255))
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="enrollments")
     deliveries: Mapped[list[Delivery]] = relationship(
@@ -434,6 +437,7 @@ class LinkRequest(Base):
     requested_at: Mapped[utc]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))  # written before the hand-off
 
 
 class ApiKey(Base):
@@ -611,6 +615,7 @@ class BroadcastRecipient(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[utc_or_none]
     last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))  # written before the hand-off
 
 
 class BounceEvent(Base):
@@ -644,6 +649,9 @@ class BounceEvent(Base):
     matched_by: Mapped[str] = mapped_column(String(20))  # verp, message-id, address, none
     outcome: Mapped[str] = mapped_column(String(40))
     diagnostic: Mapped[str] = mapped_column(Text, default="")
+    # Proven to come from a message drip sent (signed VERP address or Message-ID, or a
+    # provider's signed webhook about a delivery drip made): only these change a reader.
+    verified: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
 
 
 class SendingPause(Base):

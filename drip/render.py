@@ -652,15 +652,3 @@ def _list_label(title: str) -> str:
     """List-Id's phrase: the title, quoted, with what a quoted ASCII string cannot hold removed."""
     label = header_safe(title).replace("\\", "").replace('"', "")
     return '"' + label.encode("ascii", "ignore").decode() + '"'
-
-
-def message_id(enrollment_id: int, lesson: str, domain: str, send: str = "") -> str:
-    """The Message-ID of one send of a lesson: the delivery's, stored on its row, so a retry
-    of the same send carries the same id; `send` tells a new send (a restarted course, a
-    fresh confirmation) from the last, since Gmail drops a message whose id it has seen."""
-    return f"<drip.{enrollment_id}.{lesson}{'.' + send if send else ''}@{domain}>"
-
-
-def new_send() -> str:
-    """The part of a Message-ID that makes each send of a lesson its own."""
-    return secrets.token_hex(4)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from drip.models import ConsentRecord, Enrollment, Event
+from drip.models import BounceEvent, ConsentRecord, Enrollment, Event
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ EVENT_TEXT = {
     "offer_failed": "Offer not sent",
     "magnet_link_failed": "Fresh download link not sent",
 }
+REPORT_TEXT = {"hard": "hard bounce", "soft": "soft bounce", "complaint": "spam complaint"}
 
 
 def timeline(session: Session, enrollment: Enrollment) -> list[Entry]:
@@ -62,6 +63,7 @@ def timeline(session: Session, enrollment: Enrollment) -> list[Entry]:
         Entry(e.at, e.kind, EVENT_TEXT.get(e.kind, e.kind.replace("_", " ")), e.detail)
         for e in session.scalars(select(Event).where(Event.enrollment_id == enrollment.id))
     ]
+    entries += _unverified(session, enrollment)
     for delivery in enrollment.deliveries:
         detail = f"Message-ID {delivery.message_id}"
         if delivery.last_error:
@@ -76,3 +78,27 @@ def timeline(session: Session, enrollment: Enrollment) -> list[Entry]:
             )
         )
     return sorted(entries, key=lambda e: (e.at, e.kind != "consent"))
+
+
+def _unverified(session: Session, enrollment: Enrollment) -> list[Entry]:
+    """Bounce and complaint reports that named this reader without proving drip sent the
+    message: shown so the operator sees them, though they changed nothing."""
+    reports = session.scalars(
+        select(BounceEvent).where(
+            BounceEvent.subscriber_id == enrollment.subscriber_id,
+            BounceEvent.verified.is_(False),
+            or_(BounceEvent.enrollment_id == enrollment.id, BounceEvent.enrollment_id.is_(None)),
+        )
+    )
+    return [
+        Entry(
+            b.received_at,
+            "bounce-report",
+            f"Unverified {REPORT_TEXT.get(b.kind, b.kind)} report: changed nothing",
+            f"{b.provider}{' (bounce mailbox)' if b.source == 'mailbox' else ''} · matched by "
+            f"{b.matched_by} only, which does not prove drip sent it"
+            + (f" · {b.diagnostic}" if b.diagnostic else ""),
+            "unverified",
+        )
+        for b in reports
+    ]

@@ -14,16 +14,16 @@ import pytest
 from sqlalchemy import select
 
 from drip.bounce_mailbox import SKIPPED, BounceMailbox, parse_report
-from drip.bounces import Policy
+from drip.bounces import Policy, sending_paused
 from drip.clock import FrozenClock
 from drip.config import Settings
-from drip.models import BounceEvent, EnrollmentStatus
+from drip.models import BounceEvent, Delivery, EnrollmentStatus, Subscriber
 from drip.services import Services, build_services
 from drip.worker import dispatch_job
 from tests.conftest import TESTS, make_settings
 from tests.imap import PASSWORD, USER, Dovecot, dovecot_binary
 from tests.smtp import Received, SmtpServer
-from tests.test_bounces import sign_up, snapshot, statuses, subscriber
+from tests.test_bounces import add_sent_deliveries, sign_up, snapshot, statuses, subscriber
 
 FIXTURES = TESTS / "fixtures" / "bounces"
 BOUNCES = "bounces@drip.test"
@@ -192,9 +192,10 @@ def test_arf_complaint_in_the_mailbox_unsubscribes_the_reader(
     assert [s for s, _ in mailbox.subjects("drip-processed")] == ["FW: Welcome, Ada"]
 
 
-def test_a_dsn_naming_only_the_recipient_matches_by_address_and_a_repeat_changes_nothing(
+def test_a_dsn_naming_only_the_recipient_is_recorded_unverified_and_changes_nobody(
     svc: Services, welcome: Received, mailbox: Mailbox
 ) -> None:
+    # No signed return path, no Message-ID drip signed: anyone could have written it.
     report = fixture("postfix-hard.eml", verp=BOUNCES, message_id="<not-ours@mail.example.org>")
     mailbox.append(report)
     mailbox.append(report)  # the relay sent it twice
@@ -203,8 +204,9 @@ def test_a_dsn_naming_only_the_recipient_matches_by_address_and_a_repeat_changes
 
     with svc.sessions() as session:
         (event,) = session.scalars(select(BounceEvent))
-        assert event.matched_by == "address"
-    assert subscriber(svc, "ada@example.org").suppressed_at is not None
+        assert (event.matched_by, event.verified) == ("address", False)
+        assert event.outcome == "unverified: changed nobody"
+    assert subscriber(svc, "ada@example.org").suppressed_at is None
     assert len(mailbox.subjects("drip-processed")) == 2
     assert mailbox.subjects("INBOX") == []
 
@@ -244,3 +246,72 @@ def test_the_fixtures_parse_as_the_reports_they_are() -> None:
         ("complaint", "ada@example.org", BOUNCES)
     ]
     assert (away.kind, away.reports) == ("other", [])
+
+
+def test_forged_reports_in_the_mailbox_unsubscribe_nobody_and_do_not_pause_sending(
+    svc: Services, welcome: Received, mailbox: Mailbox, clock: FrozenClock
+) -> None:
+    """Anyone may write to the bounce address: four forged reports (Message-IDs guessed from
+    enrollment numbers, one made up in today's shape, a bare address, a VERP token with a
+    made-up signature) change nobody, while a genuine DSN quoting drip's signed id does."""
+    sent = add_sent_deliveries(svc, 600, clock)
+    with svc.sessions() as session:
+        victims = [
+            (d.enrollment_id, d.enrollment.subscriber.email)
+            for d in (session.get(Delivery, i) for i in sent[-4:])  # not Ada's
+            if d is not None
+        ]
+    (a, a_email), (b, b_email), (c, c_email), (_, d_email) = victims
+    made_up = f"<drip.{c}.welcome.0123456789abcdef.0123456789abcdef@example.org>"
+    forged = [
+        fixture(
+            "arf-complaint.eml",
+            verp=BOUNCES,
+            message_id=f"<drip.{a}.welcome@drip.test>",
+            recipient=a_email,
+        ),
+        fixture(
+            "arf-complaint.eml",
+            verp=BOUNCES,
+            message_id=f"<drip.{b}.welcome@drip.test>",
+            recipient=b_email,
+        ),
+        fixture("arf-complaint.eml", verp=BOUNCES, message_id=made_up, recipient=c_email),
+        fixture(  # a bare address, under a VERP token with a made-up signature
+            "postfix-hard.eml",
+            verp=f"bounces+d{sent[-1]}-0123456789abcdef@drip.test",
+            message_id="<elsewhere@example.net>",
+            recipient=d_email,
+        ),
+    ]
+    for raw in forged:
+        mailbox.append(raw)
+
+    dispatch_job(svc, svc.dispatcher())
+
+    with svc.sessions() as session:
+        assert sending_paused(session) is None
+        events = session.scalars(select(BounceEvent).order_by(BounceEvent.id)).all()
+        assert [(e.email, e.verified, e.outcome) for e in events] == [
+            (email, False, "unverified: changed nobody")
+            for email in (a_email, b_email, c_email, d_email)
+        ]
+        for email in (a_email, b_email, c_email, d_email):
+            reader = session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
+            assert reader.suppressed_at is None
+            assert [e.status for e in reader.enrollments] == [EnrollmentStatus.COMPLETED]
+    assert len(mailbox.subjects("drip-processed")) == 4
+
+    genuine = fixture("postfix-hard.eml", verp=BOUNCES, message_id=welcome.message["Message-ID"])
+    mailbox.append(genuine)  # the envelope rewritten: only drip's signed Message-ID is left
+    dispatch_job(svc, svc.dispatcher())
+
+    assert subscriber(svc, "ada@example.org").suppressed_at is not None
+    with svc.sessions() as session:
+        event = session.scalars(select(BounceEvent).order_by(BounceEvent.id.desc())).first()
+        assert event is not None
+        assert (event.matched_by, event.verified, event.outcome) == (
+            "message-id",
+            True,
+            "suppressed",
+        )

@@ -34,6 +34,7 @@ from drip.bounces import (
 )
 from drip.clock import FrozenClock
 from drip.config import ConfigError, Settings, load_settings
+from drip.message_ids import new_message_id
 from drip.models import (
     Base,
     BounceEvent,
@@ -471,7 +472,10 @@ def add_sent_deliveries(svc: Services, count: int, clock: FrozenClock) -> list[i
                     "lesson_version": "v",
                     "status": DeliveryStatus.SENT,
                     "attempts": 1,
-                    "message_id": f"<drip.{e}.welcome@drip.test>",
+                    # signed, as drip writes them (drip.message_ids)
+                    "message_id": new_message_id(
+                        svc.settings.secret_key, e, "welcome", "example.org"
+                    ),
                     "created_at": sent,
                     "updated_at": sent,
                     "sent_at": sent,
@@ -618,3 +622,60 @@ def test_the_rates_per_day_are_that_days_reports_over_its_sends(
         (today,) = daily_rates(session, sends, clock().date(), clock().date())
     assert (today.sends, today.hard, today.complaints) == (200, 2, 1)
     assert today.bounce_rate == 0.01 and today.complaint_rate == 0.005
+
+
+# -- what proves a report ---------------------------------------------------------------------
+
+
+def test_a_report_that_proves_nothing_is_shown_unverified_on_the_dashboard_and_the_readers_page(
+    svc: Services, web: FlaskClient, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    sign_up(svc)
+    svc.dispatcher().run_pass(clock())
+    (welcome,) = smtp_server.messages
+    with svc.sessions() as session:
+        reader = session.scalars(select(Subscriber)).one()
+        guessed = f"<drip.{reader.enrollments[0].id}.welcome@drip.test>"
+        assert guessed != welcome.message["Message-ID"]
+        recorded = record_bounce(
+            session,
+            Report("complaint", reader.email, "mailbox", "forged:1", "mailbox", message_id=guessed),
+            clock(),
+            Policy.from_settings(svc.settings),
+        )
+        session.commit()
+        reader_id = reader.id
+    assert (recorded.status, recorded.outcome) == ("unverified", "unverified: changed nobody")
+    assert statuses(svc) == {"tiny": EnrollmentStatus.ACTIVE}
+    assert subscriber(svc, "ada@example.org").suppressed_at is None
+
+    add_operator(svc)
+    log_in(web)
+    dashboard = web.get("/admin/").text
+    assert "Unverified reports: 1" in dashboard
+    assert "ada@example.org</a>" in dashboard
+    page = web.get(f"/admin/readers/{reader_id}").text
+    assert "Unverified spam complaint report: changed nothing" in page
+    assert "matched by address only, which does not prove drip sent it" in page
+
+
+def test_a_signed_webhook_changes_a_reader_only_when_drip_has_mailed_them(
+    svc: Services, web: FlaskClient, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    sign_up(svc, "ada@example.org")
+    svc.dispatcher().run_pass(clock())  # Ada's welcome
+    sign_up(svc, "never@example.org", "tiny-two")  # signed up; nothing sent to them yet
+
+    stranger = hook(web, {"email": "never@example.org", "type": "complaint", "id": "c1"})
+    mailed = hook(web, {"email": "ada@example.org", "type": "complaint", "id": "c2"})
+
+    assert json_body(stranger)["results"][0]["status"] == "unverified"
+    assert json_body(mailed)["results"][0]["status"] == "applied"
+    with svc.sessions() as session:
+        found = {e.subscriber.email: e.status for e in session.scalars(select(Enrollment))}
+        verified = dict(session.execute(select(BounceEvent.email, BounceEvent.verified)).all())
+    assert found == {
+        "ada@example.org": EnrollmentStatus.UNSUBSCRIBED,
+        "never@example.org": EnrollmentStatus.ACTIVE,
+    }
+    assert verified == {"ada@example.org": True, "never@example.org": False}

@@ -95,8 +95,10 @@ def test_message_has_both_parts_and_the_list_headers(
         line for line in message.raw.split(b"\r\n") if line.startswith(b"List-Unsubscribe:")
     )
     assert raw_header.startswith(b"List-Unsubscribe: <http://drip.test/unsubscribe/")
+    # a random part and a signature, at the domain of the From address
     assert re.fullmatch(
-        rf"<drip\.{enrollment_id}\.welcome\.[0-9a-f]{{8}}@drip\.test>", msg["Message-ID"]
+        rf"<drip\.{enrollment_id}\.welcome\.[0-9a-f]{{16}}\.[0-9a-f]{{16}}@example\.org>",
+        msg["Message-ID"],
     )
     with engine_services.sessions() as session:  # stored on the delivery
         assert session.scalars(select(Delivery.message_id)).one() == msg["Message-ID"]

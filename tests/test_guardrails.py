@@ -299,3 +299,23 @@ def test_doctor_finds_the_careless_settings(env: dict[str, str]) -> None:
     problems = [line for line in result.output.splitlines() if line.startswith("problem")]
     assert len(problems) == 3, result.output
     assert result.exit_code == 1
+
+
+def test_doctor_says_the_ses_webhook_refuses_everything_until_topics_are_named(
+    env: dict[str, str],
+) -> None:
+    unnamed = drip(env, "doctor", "--nameserver", f"127.0.0.1:{free_port()}", "--timeout", "1")
+    assert (
+        "off               DRIP_SNS_TOPIC_ARNS: not set: /webhooks/ses refuses every Amazon SES "
+        "notification (403) until the SNS topic ARNs of your SES account are named here"
+    ) in unnamed.output.splitlines()
+    topic = "arn:aws:sns:eu-west-1:123456789012:drip-ses-events"
+    named = drip(
+        {**env, "DRIP_SNS_TOPIC_ARNS": topic},
+        "doctor",
+        "--nameserver",
+        f"127.0.0.1:{free_port()}",
+        "--timeout",
+        "1",
+    )
+    assert f"ok                DRIP_SNS_TOPIC_ARNS: /webhooks/ses accepts {topic}" in named.output

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from drip.clock import FrozenClock
-from drip.render import Reader, message_id
+from drip.message_ids import new_message_id
+from drip.render import Reader
 from drip.services import build_services
 from drip.subscriptions import Consent, subscribe
 from tests.conftest import make_settings
@@ -105,7 +106,7 @@ def test_every_lesson_and_the_confirmation_score_zero_with_spamassassin(
         for slug, sequence in sorted(library.sequences.items()):
             for lesson in sequence.lessons:
                 template = svc.renderer.lesson(sequence, lesson)
-                mid = message_id(1, lesson.key, svc.renderer.domain)
+                mid = new_message_id("test-secret", 1, lesson.key, svc.renderer.domain)
                 messages[f"{slug}/{lesson.key}"] = template.build(reader, svc.links, mid, NOW)
             with svc.sessions() as session:  # the confirmation, as the dispatcher sends it
                 subscribe(

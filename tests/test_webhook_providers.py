@@ -6,6 +6,7 @@ change nothing."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -334,6 +335,39 @@ def test_ses_wrong_signature_old_timestamp_foreign_certificate_or_topic_unknown_
     assert unknown.status_code == 200
     assert json_body(unknown)["results"][0]["status"] == "unmatched"
     assert no_one_suppressed(svc)
+
+
+def test_ses_with_no_topics_named_refuses_even_a_genuinely_signed_notification(
+    settings: Settings,
+    clock: FrozenClock,
+    sns_key: tuple[rsa.RSAPrivateKey, Path],
+    smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SNS signs any AWS account's topic: without DRIP_SNS_TOPIC_ARNS a stranger's own
+    topic would pass, so /webhooks/ses accepts nothing until topics are named."""
+    app = create_app(dataclasses.replace(settings, sns_topic_arns=()), clock=clock)
+    svc: Services = app.extensions["drip"]
+    try:
+        sign_up(svc, "ada@example.org")
+        svc.dispatcher().run_pass(clock())
+        (welcome,) = smtp_server.messages
+        before = snapshot(svc)
+        stranger = {
+            **ses_bounce(clock, welcome.message["Message-ID"]),
+            "TopicArn": "arn:aws:sns:eu-west-1:999999999999:someone-else",
+        }
+        with caplog.at_level(logging.WARNING, logger="drip.web.webhooks"):
+            refused = sns_post(app.test_client(), sns_key[0], stranger)
+        assert (refused.status_code, json_body(refused)["error"]) == (
+            403,
+            "DRIP_SNS_TOPIC_ARNS is not set: /webhooks/ses accepts nothing until the SNS "
+            "topics of your SES account are named there (SNS signs any AWS account's topic)",
+        )
+        assert "ses webhook refused (403): DRIP_SNS_TOPIC_ARNS is not set" in caplog.text
+        assert snapshot(svc) == before
+    finally:
+        svc.engine.dispose()
 
 
 # -- Postmark -----------------------------------------------------------------------------

@@ -52,6 +52,7 @@ class Claimed:
     earlier: Mapping[str, tuple[int, DeliveryStatus, str]]  # lesson -> (id, status,
     # Message-ID) of a delivery not sent yet
     confirmation_sent_at: datetime | None = None  # the last confirmation email's, if any
+    pending_message_id: str | None = None  # of a confirmation not yet recorded as sent
 
 
 def _unconfirmed_too_long(now: datetime, confirm_days: int) -> ColumnElement[bool]:
@@ -140,11 +141,13 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
         else:
             earlier.setdefault(d.enrollment_id, {})[d.lesson] = (d.id, d.status, d.message_id)
     pending = [row.id for row in rows if row.status == EnrollmentStatus.PENDING]
-    confirmations: dict[int, datetime | None] = (
+    confirmations: dict[int, tuple[datetime | None, str | None]] = (
         {
-            row.id: row.confirmation_sent_at
+            row.id: (row.confirmation_sent_at, row.pending_message_id)
             for row in conn.execute(
-                select(E.c.id, E.c.confirmation_sent_at).where(E.c.id.in_(pending))
+                select(E.c.id, E.c.confirmation_sent_at, E.c.pending_message_id).where(
+                    E.c.id.in_(pending)
+                )
             )
         }
         if pending
@@ -165,7 +168,8 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
                 suppressed=person.suppressed_at is not None,
                 sent=frozenset(sent.get(row.id, ())),
                 earlier=earlier.get(row.id, {}),
-                confirmation_sent_at=confirmations.get(row.id),
+                confirmation_sent_at=confirmations.get(row.id, (None, None))[0],
+                pending_message_id=confirmations.get(row.id, (None, None))[1],
             )
         )
     return claimed

@@ -37,6 +37,7 @@ from drip.handoff import Unsendable, checked_message
 from drip.links import Links
 from drip.magnets import magnet_pdf, page_size_for
 from drip.mailer import SendError, Transport
+from drip.message_ids import new_message_id, sending_domain
 from drip.models import (
     Delivery,
     DeliveryStatus,
@@ -48,7 +49,7 @@ from drip.models import (
     WorkerHeartbeat,
 )
 from drip.pace import Pace
-from drip.render import MessageTemplate, Renderer, message_id, new_send
+from drip.render import MessageTemplate, Renderer
 from drip.schedule import into_window, reader_zone
 
 log = logging.getLogger(__name__)
@@ -291,9 +292,7 @@ class Recorder:
                     "lesson_version": t.version,
                     "status": DeliveryStatus.SENDING,
                     "attempts": 0,
-                    "message_id": message_id(
-                        s.claimed.enrollment_id, s.lesson_key, self.renderer.domain, new_send()
-                    ),
+                    "message_id": self._new_id(s, t),
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -332,22 +331,30 @@ class Recorder:
                 s,
                 t,
                 ids.get(s.claimed.enrollment_id),
-                mids.get(s.claimed.enrollment_id) or self._confirmation_id(s),
+                mids.get(s.claimed.enrollment_id) or self._confirmation_id(conn, s, t),
                 self._lead_magnet(conn, s, now) if s.attach_magnet else (),
             )
             for s, t in zip(sends, templates, strict=True)
         ]
 
-    def _confirmation_id(self, send: Send) -> str:
-        """Each confirmation email its own id (a fresh one asked for is a new send), the same
-        for a retry of one that failed (the time of the last one sent has not moved)."""
-        last = send.claimed.confirmation_sent_at
-        return message_id(
-            send.claimed.enrollment_id,
-            send.lesson_key,
-            self.renderer.domain,
-            f"{int(last.timestamp()):x}" if last else "1",
+    def _new_id(self, send: Send, template: MessageTemplate) -> str:
+        """A fresh signed Message-ID for this send, at the domain of its From address."""
+        domain = sending_domain(template.sender, self.renderer.domain)
+        return new_message_id(
+            self.settings.secret_key, send.claimed.enrollment_id, send.lesson_key, domain
         )
+
+    def _confirmation_id(self, conn: Connection, send: Send, template: MessageTemplate) -> str:
+        """The confirmation email's id, kept on its enrollment until it is sent: a retry of
+        one that failed (or whose outcome a dying worker did not record) reuses it, and a
+        fresh one asked for after it went out gets a new one (cleared when sent)."""
+        if send.claimed.pending_message_id:
+            return send.claimed.pending_message_id
+        mid = self._new_id(send, template)
+        conn.execute(
+            update(E).where(E.c.id == send.claimed.enrollment_id).values(pending_message_id=mid)
+        )
+        return mid
 
     def _template(self, send: Send) -> MessageTemplate:
         if send.lesson is not None:
@@ -455,6 +462,7 @@ class Recorder:
                 .where(E.c.id == claimed.enrollment_id)
                 .values(
                     confirmation_sent_at=now,
+                    pending_message_id=None,
                     due_at=None,
                     lease_owner=None,
                     attempts=0,

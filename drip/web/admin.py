@@ -43,7 +43,14 @@ from drip import audit as audit_log
 from drip import bulk, exports, guardrails, operator_sessions, queries, segments
 from drip import outbox as mail_folder
 from drip.api_keys import list_keys, revoke_key
-from drip.bounces import Policy, daily_rates, rates, resume_sending, sending_paused
+from drip.bounces import (
+    Policy,
+    daily_rates,
+    rates,
+    resume_sending,
+    sending_paused,
+    unverified_reports,
+)
 from drip.broadcasts import progress as broadcast_progress
 from drip.hooks import HookError, replay
 from drip.hooks import endpoints as hook_endpoints
@@ -259,6 +266,7 @@ def dashboard() -> ResponseReturnValue:
         rates=[(window, rates(session, window)) for window in (1_000, 10_000)],
         day_rates=daily_rates(session, {d.day: d.sent for d in days}, days[0].day, days[-1].day),
         limits=Policy.from_settings(svc.settings),
+        unverified=unverified_reports(session),
         sending_problems=guardrails.problems(svc.settings, library),
         sending_refused=bool(guardrails.blocking(svc.settings, library)),
     )
