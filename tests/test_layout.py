@@ -12,8 +12,8 @@ from pathlib import Path
 DRIP = Path(__file__).resolve().parent.parent / "drip"
 DRIP_COMMAND = str(Path(sys.executable).with_name("drip"))
 # Imports inside a function, each for a reason: WeasyPrint takes a second to import (only when
-# typesetting); Flask loads for `drip serve` only.
-LAZY_ALLOWED = {"drip.magnets", "drip.cli.running"}
+# typesetting: drip.magnets, and drip.fetch_rule on main); Flask loads for `drip serve` only.
+LAZY_ALLOWED = {"drip.magnets", "drip.fetch_rule", "drip.cli.running"}
 
 
 def module_name(path: Path) -> str:
