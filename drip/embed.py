@@ -15,10 +15,13 @@ sequence the author never offered for embedding (e.g. a single opt-in one).
 
 from __future__ import annotations
 
-from flask import render_template
+from functools import cache
+
 from itsdangerous import BadSignature, URLSafeSerializer
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from drip.content import Sequence
+from drip.paths import TEMPLATES
 
 EMBED_FIELD = "embed_token"
 
@@ -51,15 +54,23 @@ def embed_token_valid(secret: str, slug: str, token: str) -> bool:
     return embed_tags(secret, slug, token) is not None
 
 
+@cache
+def _templates() -> Environment:
+    """The public pages' templates without Flask: `drip embed` runs with no web layer."""
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape())
+
+
 def snippet(sequence: Sequence, base_url: str, secret: str, tags: tuple[str, ...] = ()) -> str:
-    """The form's HTML (needs an application context for the template)."""
+    """The form's HTML, as the public sign-up page's own fields render it."""
     return (
-        render_template(
-            "public/embed.html",
+        _templates()
+        .get_template("public/embed.html")
+        .render(
             sequence=sequence,
             base_url=base_url,
             embed_field=EMBED_FIELD,
             token=embed_token(secret, sequence.slug, tags),
-        ).strip()
+        )
+        .strip()
         + "\n"
     )

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from drip.cli import cli
+from drip.cli.common import Runtime
 from drip.embed import embed_token, snippet
 from drip.models import ConsentRecord, Enrollment, Subscriber
 from drip.services import Services
@@ -135,7 +136,7 @@ def parse_form(html: str) -> _Form:
 
 def test_drip_embed_prints_a_plain_form_posting_to_the_sequence(public_app: Flask) -> None:
     runner = CliRunner()
-    result = runner.invoke(cli, ["embed", "tiny"], obj=_script_info(public_app))
+    result = runner.invoke(cli, ["embed", "tiny"], obj=Runtime(public_app.extensions["drip"]))
 
     assert result.exit_code == 0, result.output
     form = parse_form(result.output)
@@ -149,14 +150,8 @@ def test_drip_embed_prints_a_plain_form_posting_to_the_sequence(public_app: Flas
         "website",
     }
     assert "Yes, send me this email course." in result.output
-    missing = runner.invoke(cli, ["embed", "nope"], obj=_script_info(public_app))
+    missing = runner.invoke(cli, ["embed", "nope"], obj=Runtime(public_app.extensions["drip"]))
     assert missing.exit_code == 1 and "unknown sequence 'nope'" in missing.output
-
-
-def _script_info(app: Flask) -> object:
-    from flask.cli import ScriptInfo
-
-    return ScriptInfo(create_app=lambda: app)
 
 
 def test_the_embedded_form_signs_up_without_a_session(public_app: Flask, svc: Services) -> None:

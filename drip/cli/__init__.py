@@ -1,42 +1,21 @@
-"""The `drip` command group (click, through Flask's `FlaskGroup`), by who uses it:
+"""The `drip` command group (plain click, on the service container), by who uses it:
 running drip (`running`), readers (`readers`), segments and the export (`segments`),
-content owners (`content`) and operator accounts (`operators`)."""
+content owners (`content`) and operator accounts (`operators`).
+
+Only `drip serve` builds the Flask application (`serving`, imported when it runs): the
+worker, a dispatch pass and every other command load no Flask."""
 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
-from flask import Flask
-from flask.cli import FlaskGroup
 
-from drip.app import create_app
 from drip.cli import content, operators, readers, running, segments
 from drip.config import ConfigError
 
 
-def _app() -> Flask:
-    return create_app()
-
-
-class DripGroup(FlaskGroup):
-    """Flask's group (app context for every command) without its --app, --env-file and
-    --debug options: drip always builds its own app and reads only DRIP_* settings."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.params = [p for p in self.params if p.name not in {"app", "env_file", "debug"}]
-
-
-@click.group(
-    cls=DripGroup,
-    create_app=_app,
-    add_default_commands=False,
-    add_version_option=False,
-    load_dotenv=False,
-    set_debug_flag=False,
-)
+@click.group()
 def cli() -> None:
     """drip: email courses from Markdown files, sent on schedule.
 

@@ -1,4 +1,4 @@
-"""What the command groups share: the services of the command's app, and parsing instants."""
+"""What the command groups share: the command's services, and parsing instants."""
 
 from __future__ import annotations
 
@@ -8,12 +8,41 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from sqlalchemy.engine import make_url
 
+from drip import guardrails
 from drip.clock import parse_instant
+from drip.config import load_settings
 from drip.content import Sequence
-from drip.services import Services
-from drip.web.context import services
+from drip.services import Services, build_services
 
-__all__ = ["instant", "now_or", "safe_url", "sequence_named", "services", "zone"]
+
+class Runtime:
+    """The command's services, built on first use from the DRIP_* settings: `--help` and a
+    mistyped command read no setting and open no database. A caller that already holds
+    services (a test's application) passes them as the group's `obj`."""
+
+    def __init__(self, services: Services | None = None) -> None:
+        self._services = services
+        self._built = False
+
+    def services(self) -> Services:
+        if self._services is None:
+            self._services = build_services(load_settings())
+            self._built = True
+        return self._services
+
+    def close(self) -> None:
+        """Close the connections of the services this command built (not a caller's)."""
+        if self._built and self._services is not None:
+            self._services.engine.dispose()
+
+
+def services() -> Services:
+    """The services of the running command (one set per invocation of the `drip` group)."""
+    root = click.get_current_context().find_root()
+    if not isinstance(root.obj, Runtime):
+        root.obj = Runtime()
+        root.call_on_close(root.obj.close)
+    return root.obj.services()
 
 
 def instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
@@ -62,3 +91,16 @@ def sequence_named(slug: str) -> Sequence:
         known = ", ".join(sorted(library.sequences)) or "none"
         raise click.ClickException(f"unknown sequence {slug!r} (known: {known})")
     return sequence
+
+
+def guard(svc: Services) -> None:
+    """Stop a command that would send through DRIP_SMTP_URL while a guardrail says no."""
+    blocked = guardrails.blocking(svc.settings, svc.content.library())
+    if blocked:
+        raise click.ClickException(guardrails.refusal(blocked))
+    warn_unsafe(svc)
+
+
+def warn_unsafe(svc: Services) -> None:
+    for line in guardrails.problems(svc.settings, svc.content.library()):
+        click.echo(f"sending anyway (DRIP_ALLOW_UNSAFE_SENDING): {line}", err=True)

@@ -9,7 +9,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
-from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from drip import magnets
@@ -37,7 +36,6 @@ from drip.tags import TagError, clean_tag
 
 
 @click.command("check")
-@with_appcontext
 def check_command() -> None:
     """Validate every sequence and render every message of it (lessons, the confirmation,
     the lead-magnet PDF) as sending would; print `path:line: problem`, exit 1 on errors."""
@@ -63,7 +61,6 @@ def check_command() -> None:
     default="",
     help="Comma-separated tags every sign-up from this form gets (signed into the form).",
 )
-@with_appcontext
 def embed_command(sequence: str, tags: str) -> None:
     """Print the sign-up form for SEQUENCE to paste into a web page."""
     svc = services()
@@ -92,7 +89,6 @@ def embed_command(sequence: str, tags: str) -> None:
     show_default=True,
     help="The sample reader's first name ('' shows each default).",
 )
-@with_appcontext
 def preview_command(sequence: str, lesson: str | None, out: Path | None, name: str) -> None:
     """Write each lesson's HTML and text, as a sample reader gets them, to files. The sample
     reader is nobody: its links lead to a page that says they come from a preview."""
@@ -141,7 +137,6 @@ def signup_instant(text: str, zone_name: str) -> datetime:
     default=None,
     help="The reader's IANA time zone; default: the sequence's.",
 )
-@with_appcontext
 def schedule_command(sequence: str, signup: str, timezone: str | None) -> None:
     """Print when each lesson of SEQUENCE would land for such a reader."""
     found = sequence_named(sequence)
@@ -168,7 +163,6 @@ def schedule_command(sequence: str, signup: str, timezone: str | None) -> None:
 @click.command("build-magnets")
 @click.option("--force", is_flag=True, help="Rebuild even the PDFs that are up to date.")
 @click.option("--page-size", type=click.Choice(["A4", "Letter"]), default="A4", show_default=True)
-@with_appcontext
 def build_magnets_command(force: bool, page_size: str) -> None:
     """Typeset every sequence's lead magnet into the data directory's magnets/ folder,
     skipping those whose source (magnet.md, templates, drip version) has not changed; the
@@ -214,7 +208,6 @@ def build_magnets_command(force: bool, page_size: str) -> None:
     show_default=True,
     help="The first name the lesson greets.",
 )
-@with_appcontext
 def test_send_command(sequence: str, lesson: str, to: str, name: str) -> None:
     """Send LESSON of SEQUENCE (or `confirm`, the confirmation email) to your own address
     through the real transport, marked [TEST]; its links touch no reader."""
@@ -243,7 +236,6 @@ def broadcast_group() -> None:
     help="When (ISO-8601); each reader gets it in their own window at or after. Default: now.",
 )
 @click.option("--dry-run", is_flag=True, help="Count the readers and show a few; send nothing.")
-@with_appcontext
 def broadcast_send(file: Path, at: datetime | None, dry_run: bool) -> None:
     """Schedule FILE.md (front matter: subject, preheader, to, readers, tags, segment)."""
     svc = services()
@@ -272,7 +264,6 @@ def broadcast_send(file: Path, at: datetime | None, dry_run: bool) -> None:
 
 @broadcast_group.command("status")
 @click.argument("broadcast_id", type=int, required=False)
-@with_appcontext
 def broadcast_status(broadcast_id: int | None) -> None:
     """Each broadcast's progress: queued, sent, failed, skipped."""
     with services().sessions() as session:
@@ -288,7 +279,6 @@ def broadcast_status(broadcast_id: int | None) -> None:
 
 @broadcast_group.command("cancel")
 @click.argument("broadcast_id", type=int)
-@with_appcontext
 def broadcast_cancel(broadcast_id: int) -> None:
     """Stop a broadcast: readers whose turn has not come do not get it."""
     svc = services()

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import click
-from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from drip.api_keys import SCOPES, ApiKeyError, create_key, list_keys, revoke_key
@@ -69,7 +68,6 @@ def _password() -> str:
     show_default=True,
     help="owner: everything; editor: content only; viewer: read-only.",
 )
-@with_appcontext
 def create_command(email: str, role: str) -> None:
     """Create an operator; the password comes from DRIP_ADMIN_PASSWORD or a hidden prompt."""
     password = _password()
@@ -85,7 +83,6 @@ def create_command(email: str, role: str) -> None:
 
 @admin_group.command("password")
 @click.argument("email")
-@with_appcontext
 def password_command(email: str) -> None:
     """Give an operator a new password (DRIP_ADMIN_PASSWORD or a hidden prompt); their
     current sessions end."""
@@ -101,7 +98,6 @@ def password_command(email: str) -> None:
 
 @admin_group.command("end-sessions")
 @click.argument("email", required=False)
-@with_appcontext
 def end_sessions_command(email: str | None) -> None:
     """End the sessions of one operator, or of every operator when no address is given
     (after rotating DRIP_SECRET_KEY, or if it leaked): each logs in again."""
@@ -126,7 +122,6 @@ def api_key_group() -> None:
 @api_key_group.command("create")
 @click.argument("name")
 @click.option("--scope", type=click.Choice(SCOPES), default="read", show_default=True)
-@with_appcontext
 def api_key_create(name: str, scope: str) -> None:
     """Make a key and print it once: only its hash is kept."""
     svc = services()
@@ -142,7 +137,6 @@ def api_key_create(name: str, scope: str) -> None:
 
 @api_key_group.command("revoke")
 @click.argument("name")
-@with_appcontext
 def api_key_revoke(name: str) -> None:
     """Revoke a key: requests with it get 401 from now on."""
     svc = services()
@@ -156,7 +150,6 @@ def api_key_revoke(name: str) -> None:
 
 
 @api_key_group.command("list")
-@with_appcontext
 def api_key_list() -> None:
     """Every key: name, scope, last use, revoked or not."""
     with services().sessions() as session:
@@ -180,7 +173,6 @@ def webhook_group() -> None:
     help="Allow an endpoint on your own private network (10/8, 172.16/12, 192.168/16, "
     "100.64/10, IPv6 ULA); never loopback, link-local or metadata addresses.",
 )
-@with_appcontext
 def webhook_add(url: str, events: str, allow_private: bool) -> None:
     """Add an endpoint and print its signing secret once."""
     svc = services()
@@ -202,7 +194,6 @@ def webhook_add(url: str, events: str, allow_private: bool) -> None:
 
 
 @webhook_group.command("list")
-@with_appcontext
 def webhook_list() -> None:
     """Every endpoint, its events, and its deliveries waiting or given up."""
     with services().sessions() as session:
@@ -212,7 +203,6 @@ def webhook_list() -> None:
 
 @webhook_group.command("remove")
 @click.argument("endpoint_id", type=int)
-@with_appcontext
 def webhook_remove(endpoint_id: int) -> None:
     """Stop sending to an endpoint."""
     svc = services()

@@ -8,7 +8,6 @@ from datetime import datetime
 from pathlib import Path
 
 import click
-from flask.cli import with_appcontext
 
 from drip.bounces import status_line
 from drip.cli.common import instant, now_or, services
@@ -29,7 +28,6 @@ from drip.subscriptions import Consent, SubscriptionError, subscribe
     help="You vouch for the reader's consent: skip the confirmation email.",
 )
 @click.option("--now", callback=instant, help="Sign-up time (ISO-8601); default: now.")
-@with_appcontext
 def subscribe_command(
     email: str,
     sequence: str,
@@ -80,7 +78,6 @@ def subscribe_command(
 )
 @click.option("--source", default=None, help="Where the consent was given (kept per reader).")
 @click.option("--now", callback=instant, help="Import time (ISO-8601); default: now.")
-@with_appcontext
 def import_command(
     file: Path, sequence: str, confirmed: bool, source: str | None, now: datetime | None
 ) -> None:
@@ -128,7 +125,6 @@ def import_command(
 
 
 @click.command("status")
-@with_appcontext
 def status_command() -> None:
     """Readers per sequence and status, and sign-ups not yet taken in."""
     svc = services()

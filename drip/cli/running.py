@@ -1,4 +1,7 @@
-"""Commands that run drip: create the database, serve the web, dispatch on schedule or once."""
+"""Commands that run drip: create the database, serve the web, dispatch on schedule or once.
+
+`drip serve` is the one command that needs Flask: its body lives in `drip.cli.serving`,
+imported when the command runs, so the worker and a dispatch pass never load the web layer."""
 
 from __future__ import annotations
 
@@ -7,23 +10,16 @@ from datetime import datetime
 
 import click
 import dns.resolver
-from flask import current_app
-from flask.cli import with_appcontext
-from flask.logging import default_handler
-from waitress import serve
 
 from drip import guardrails
-from drip.cli.common import instant, now_or, safe_url, services
-from drip.cli.operators import announce_first_operator
+from drip.cli.common import guard, instant, now_or, safe_url, services
 from drip.db import migrate
 from drip.dispatch import DispatchLocked, dispatch_lock
 from drip.logs import configure_logging
-from drip.services import Services
-from drip.worker import run_worker, start_background
+from drip.worker import run_worker
 
 
 @click.command("init")
-@with_appcontext
 def init_command() -> None:
     """Create the database, or migrate it to the newest schema."""
     svc = services()
@@ -34,7 +30,6 @@ def init_command() -> None:
 @click.command("dispatch")
 @click.option("--now", callback=instant, help="Run the pass as of this ISO-8601 instant.")
 @click.option("--dry-run", is_flag=True, help="Print what would be sent; change nothing.")
-@with_appcontext
 def dispatch_command(now: datetime | None, dry_run: bool) -> None:
     """Run one dispatch pass and print what it sent (or would send)."""
     svc = services()
@@ -43,7 +38,7 @@ def dispatch_command(now: datetime | None, dry_run: bool) -> None:
         for line in guardrails.problems(svc.settings, svc.content.library()):
             click.echo(f"would refuse to send: {line}", err=True)
     else:
-        _guard(svc)
+        guard(svc)
     try:
         with dispatch_lock(svc.engine) if not dry_run else ExitStack():
             report = svc.dispatcher().run_pass(
@@ -61,38 +56,19 @@ def dispatch_command(now: datetime | None, dry_run: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--no-scheduler", is_flag=True, help="Serve the web only (workers dispatch).")
-@with_appcontext
 def serve_command(host: str, port: int, no_scheduler: bool) -> None:
     """Web pages and, unless told otherwise, the dispatch schedule in one process."""
-    _logging()
-    svc = services()
-    migrate(svc.engine)
-    announce_first_operator(svc)
-    blocked = guardrails.blocking(svc.settings, svc.content.library())
-    if blocked:  # the web still takes sign-ups in; the schedule's passes refuse to send
-        click.echo(guardrails.refusal(blocked), err=True)
-    else:
-        _warn_unsafe(svc)
-    with ExitStack() as stack:
-        if not no_scheduler:
-            try:
-                start_background(svc, stack)
-            except DispatchLocked as error:
-                click.echo(f"scheduler not started: {error}", err=True)
-        click.echo(
-            f"drip on http://{host}:{port}/ (database {safe_url(svc)}, "
-            f"outbox {svc.settings.outbox_dir if not svc.settings.smtp_url else 'off'})"
-        )
-        serve(current_app._get_current_object(), host=host, port=port, threads=8)  # type: ignore[attr-defined]
+    from drip.cli.serving import serve_web  # Flask loads for this command only
+
+    serve_web(host, port, scheduler=not no_scheduler)
 
 
 @click.command("worker")
-@with_appcontext
 def worker_command() -> None:
     """Dispatch on schedule until stopped (SIGTERM finishes the current pass)."""
-    _logging()
+    configure_logging()
     svc = services()
-    _guard(svc)
+    guard(svc)
     try:
         run_worker(svc)
     except DispatchLocked as error:
@@ -106,7 +82,6 @@ def worker_command() -> None:
     help="Ask this DNS server instead of the system's resolver.",
 )
 @click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for DNS.")
-@with_appcontext
 def doctor_command(nameserver: str | None, timeout: float) -> None:
     """Check what sending for real needs: settings, senders, and the sender domains' SPF,
     DKIM and DMARC records. Exits 1 if any check finds a problem."""
@@ -124,26 +99,6 @@ def doctor_command(nameserver: str | None, timeout: float) -> None:
         click.echo(str(check))
     if any(check.verdict == guardrails.PROBLEM for check in checks):
         raise SystemExit(1)
-
-
-def _logging() -> None:
-    """logfmt on stderr for drip's loggers, Flask's request errors included (without Flask's
-    own handler, which would print each error a second time in its own format)."""
-    configure_logging()
-    current_app.logger.removeHandler(default_handler)
-
-
-def _guard(svc: Services) -> None:
-    """Stop a command that would send through DRIP_SMTP_URL while a guardrail says no."""
-    blocked = guardrails.blocking(svc.settings, svc.content.library())
-    if blocked:
-        raise click.ClickException(guardrails.refusal(blocked))
-    _warn_unsafe(svc)
-
-
-def _warn_unsafe(svc: Services) -> None:
-    for line in guardrails.problems(svc.settings, svc.content.library()):
-        click.echo(f"sending anyway (DRIP_ALLOW_UNSAFE_SENDING): {line}", err=True)
 
 
 COMMANDS = (init_command, serve_command, worker_command, dispatch_command, doctor_command)

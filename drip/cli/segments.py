@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from drip import segments
@@ -58,7 +57,6 @@ def segment_group() -> None:
     help="A JSON file with the definition instead of the options (fields as in docs/authoring.md).",
 )
 @click.option("--replace", is_flag=True, help="Change the segment of that name if there is one.")
-@with_appcontext
 def segment_create(
     name: str,
     sequences: tuple[str, ...],
@@ -111,7 +109,6 @@ def segment_create(
 
 
 @segment_group.command("list")
-@with_appcontext
 def segment_list() -> None:
     """Every segment, its definition and how many readers it holds now."""
     svc = services()
@@ -126,7 +123,6 @@ def segment_list() -> None:
 
 @segment_group.command("show")
 @click.argument("name")
-@with_appcontext
 def segment_show(name: str) -> None:
     """How many readers the segment holds now, and the first few."""
     svc = services()
@@ -146,7 +142,6 @@ def segment_show(name: str) -> None:
 
 @segment_group.command("delete")
 @click.argument("name")
-@with_appcontext
 def segment_delete(name: str) -> None:
     """Forget the segment (broadcasts already scheduled with it keep their readers)."""
     svc = services()
@@ -168,7 +163,6 @@ def segment_delete(name: str) -> None:
     default=None,
     help="File to write; default: standard output.",
 )
-@with_appcontext
 def export_command(segment: str | None, out: Path | None) -> None:
     """Every reader (or a segment's) with each enrollment's status, as CSV: the admin's
     export."""

@@ -1,0 +1,51 @@
+"""`drip serve`: the Flask application on waitress, and the dispatch schedule beside it.
+
+The only module of the command group that imports Flask; `drip.cli.running` imports it when
+`drip serve` runs, so every other command starts without the web layer."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import click
+from flask.logging import default_handler
+from waitress import serve
+
+from drip import guardrails
+from drip.app import create_app
+from drip.cli.common import safe_url, warn_unsafe
+from drip.cli.operators import announce_first_operator
+from drip.db import migrate
+from drip.dispatch import DispatchLocked
+from drip.logs import configure_logging
+from drip.services import Services
+from drip.worker import start_background
+
+
+def serve_web(host: str, port: int, *, scheduler: bool) -> None:
+    """Migrate, create the first operator, then serve until stopped. The guardrails stop the
+    schedule's passes, never the web: sign-ups still come in while sending is refused."""
+    app = create_app()
+    # logfmt on stderr for drip's loggers, Flask's request errors included (without Flask's
+    # own handler, which would print each error a second time in its own format).
+    configure_logging()
+    app.logger.removeHandler(default_handler)
+    svc: Services = app.extensions["drip"]
+    migrate(svc.engine)
+    announce_first_operator(svc)
+    blocked = guardrails.blocking(svc.settings, svc.content.library())
+    if blocked:
+        click.echo(guardrails.refusal(blocked), err=True)
+    else:
+        warn_unsafe(svc)
+    with ExitStack() as stack:
+        if scheduler:
+            try:
+                start_background(svc, stack)
+            except DispatchLocked as error:
+                click.echo(f"scheduler not started: {error}", err=True)
+        click.echo(
+            f"drip on http://{host}:{port}/ (database {safe_url(svc)}, "
+            f"outbox {svc.settings.outbox_dir if not svc.settings.smtp_url else 'off'})"
+        )
+        serve(app, host=host, port=port, threads=8)
