@@ -406,9 +406,31 @@ SAMPLE_READER = Reader(
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!-])")
 
 
+_OUTSIDE_QUOTE = re.compile(r"”([.,])")
+_DOUBLED_MARK = re.compile(r"([.?!])[.,]”")
+
+
+def american_quotes(text: str) -> str:
+    """A period or comma after a closing quote moved inside it (American style); a quoted
+    title that ends in its own mark ("Do contacts help?") keeps only that one."""
+    return _DOUBLED_MARK.sub(r"\1”", _OUTSIDE_QUOTE.sub(r"\1”", text))
+
+
 def markdown_text(value: str) -> str:
     """`value` as literal text inside Markdown: no emphasis, no link, no HTML."""
     return MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(value, quote=False))
+
+
+ATTACHED_NOTE = "The PDF is also attached to this email, so you can save it right away."
+
+
+def with_attachment_note(body: str) -> str:
+    """The welcome's Markdown with a paragraph saying the PDF is attached: after the first
+    paragraph that links it, or after the greeting when none does."""
+    blocks = body.split("\n\n")
+    linking = [i for i, block in enumerate(blocks) if "lead_magnet_url" in block]
+    at = linking[0] + 1 if linking else min(1, len(blocks))
+    return "\n\n".join([*blocks[:at], ATTACHED_NOTE, *blocks[at:]])
 
 
 class Renderer:
@@ -428,13 +450,14 @@ class Renderer:
             b"".join(p.read_bytes() for p in sorted((templates / "email").glob("layout.*")))
         ).hexdigest()[:8]
 
-    def lesson(self, sequence: Sequence, lesson: Lesson) -> MessageTemplate:
+    def lesson(self, sequence: Sequence, lesson: Lesson, attached: bool = False) -> MessageTemplate:
+        """`attached`: the welcome that carries the reader's PDF, which then says so."""
         key = (  # what the rendered lesson depends on besides its file: sequence.yaml's say
             sequence.slug,
             lesson.key,
             f"{lesson.version}.{sequence.track_links:d}{sequence.track_opens:d}"
             f".{'|'.join(sequence.continues_from)}.{_signer_stamp(sequence)}"
-            f".{sequence.title}|{sequence.sender}|{sequence.reply_to}",
+            f".{sequence.title}|{sequence.sender}|{sequence.reply_to}{'.pdf' * attached}",
         )
         cached = self._cache.get(key)
         if cached is None:
@@ -444,7 +467,7 @@ class Renderer:
                 lesson.version,
                 lesson.subject,
                 lesson.preheader,
-                lesson.body,
+                with_attachment_note(lesson.body) if attached else lesson.body,
                 track=True,
             )
             self._cache[key] = cached
@@ -482,6 +505,7 @@ class Renderer:
             subject = subject.replace(placeholder, value)
             preheader = preheader.replace(placeholder, value)
             body = body.replace(placeholder, markdown_text(value))
+        subject, preheader, body = (american_quotes(t) for t in (subject, preheader, body))
         template = self.message(sequence, key, version, subject, preheader, body, button=button)
         self._cache[cache_key] = template
         return template
@@ -609,7 +633,7 @@ def _reason(sequence: Sequence) -> str:
     if sequence.continues_from:
         finished = " or ".join(f"“{title}”" for title in sequence.continues_from)
         reason += f", or because you finished {finished}, which continues into it"
-    return reason + "."
+    return american_quotes(reason + ".")
 
 
 def _list_label(title: str) -> str:
