@@ -154,12 +154,14 @@ def buttons(body_html: str) -> str:
         lambda m: (
             '<table role="presentation" border="0" cellpadding="0" cellspacing="0" '
             'style="margin:20px 0;border-collapse:separate"><tr><td bgcolor="#0b5cad" '
-            f'style="border-radius:4px;background:#0b5cad"><a href="{m[1]}" '
+            f'style="border-radius:4px;background:#0b5cad"><a class="button" href="{m[1]}" '
             f'style="{BUTTON_STYLE}">{m[2]}</a></td></tr></table>'
         ),
         body_html,
     )
-    return _BUTTON_INLINE.sub(lambda m: f'<a href="{m[1]}" style="{BUTTON_STYLE}">', body_html)
+    return _BUTTON_INLINE.sub(
+        lambda m: f'<a class="button" href="{m[1]}" style="{BUTTON_STYLE}">', body_html
+    )
 
 
 def markdown_to_text(source: str) -> str:
