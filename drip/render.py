@@ -31,7 +31,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from mjml import mjml2html
 
 from drip.config import Settings
-from drip.content import TAG_LINK, VARIABLE, Lesson, Sequence, split_front_matter
+from drip.content import BLOG_URL, TAG_LINK, VARIABLE, Lesson, Sequence, split_front_matter
 from drip.links import Links
 from drip.paths import TEMPLATES as TEMPLATES  # the web layer reads it from here
 
@@ -423,6 +423,20 @@ def markdown_text(value: str) -> str:
     return MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(value, quote=False))
 
 
+def with_blog(text: str, url: str, line: bool = False) -> str:
+    """`{{ blog_url }}` as the author's blog (site.yaml's `author.url`); with none set, each
+    paragraph that holds it is left out, so no lesson points at a blog it cannot link (in a
+    `line`, a subject or preheader, the variable alone is)."""
+
+    def is_blog(match: re.Match[str]) -> bool:
+        return match["name"] == BLOG_URL
+
+    if url or line:
+        return VARIABLE.sub(lambda m: url if is_blog(m) else m[0], text)
+    blocks = text.split("\n\n")
+    return "\n\n".join(b for b in blocks if not any(map(is_blog, VARIABLE.finditer(b))))
+
+
 ATTACHED_NOTE = "The PDF is also attached to this email, so you can save it right away."
 
 
@@ -463,13 +477,15 @@ class Renderer:
         )
         cached = self._cache.get(key)
         if cached is None:
+            blog = sequence.author.url
+            body = with_blog(with_attachment_note(lesson.body) if attached else lesson.body, blog)
             cached = self.message(
                 sequence,
                 lesson.key,
                 lesson.version,
-                lesson.subject,
-                lesson.preheader,
-                with_attachment_note(lesson.body) if attached else lesson.body,
+                with_blog(lesson.subject, blog, line=True),
+                with_blog(lesson.preheader, blog, line=True),
+                body,
                 track=True,
             )
             self._cache[key] = cached

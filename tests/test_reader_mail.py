@@ -131,3 +131,26 @@ def test_a_welcome_that_carries_the_pdf_says_so_and_one_without_it_does_not(
     button = next(i for i, p in enumerate(paragraphs) if "/magnet/" in p)
     assert paragraphs[button + 1].startswith(said)
     assert "attached" not in linked.text()
+
+
+@pytest.mark.parametrize("slug", sorted(COURSES))
+def test_the_last_lesson_links_the_authors_blog_or_leaves_the_sentence_out(
+    tmp_path: Path, svc: Services, slug: str
+) -> None:
+    sequences = tmp_path / "sequences"
+    shutil.copytree(SEQUENCES, sequences)
+    site = sequences / "site.yaml"
+    site.write_text(
+        site.read_text().replace("  url:     #", '  url: "https://blog.example.org/imgs"  #')
+    )
+    with_blog = load_sequences(sequences, author_name=AUTHOR).sequences[slug]
+    without = COURSES[slug]
+    assert with_blog.author.url == "https://blog.example.org/imgs" and not without.author.url
+
+    _, html, text = svc.renderer.lesson(with_blog, with_blog.lessons[-1]).parts(READER, svc.links)
+    assert "on my blog (https://blog.example.org/imgs), where you found this course." in text
+    assert '<a href="https://blog.example.org/imgs">my blog</a>' in html
+
+    _, html, text = svc.renderer.lesson(without, without.lessons[-1]).parts(READER, svc.links)
+    assert "blog" not in text.split("-- ")[0] and "my blog" not in html
+    assert "## What to do next".removeprefix("## ").upper() in text  # the rest stays
