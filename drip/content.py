@@ -42,7 +42,10 @@ VARIABLE = re.compile(
 TAG_LINK = "tag_link"  # {{ tag_link("has-dates") }}: a link that tags the reader who opens it
 EXIT_TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # as drip.tags.TAG
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-LESSON_VARIABLES = frozenset({"first_name", "unsubscribe_url", "preferences_url", TAG_LINK})
+BLOG_URL = "blog_url"  # the author's blog (author.url); a paragraph holding it needs one
+LESSON_VARIABLES = frozenset(
+    {"first_name", "unsubscribe_url", "preferences_url", TAG_LINK, BLOG_URL}
+)
 MAGNET_VARIABLES = frozenset({"lead_magnet_url"})
 OUTSIDE_LESSON = (
     "this lesson is a link to a file outside the course folder: "

@@ -31,7 +31,7 @@ from mjml import mjml2html
 
 from drip import yaml_input
 from drip.config import Settings
-from drip.content import TAG_LINK, VARIABLE, Lesson, Sequence, split_front_matter
+from drip.content import BLOG_URL, TAG_LINK, VARIABLE, Lesson, Sequence, split_front_matter
 from drip.links import Links
 from drip.paths import TEMPLATES as TEMPLATES  # the web layer reads it from here
 
@@ -189,12 +189,14 @@ def buttons(body_html: str) -> str:
         lambda m: (
             '<table role="presentation" border="0" cellpadding="0" cellspacing="0" '
             'style="margin:20px 0;border-collapse:separate"><tr><td bgcolor="#0b5cad" '
-            f'style="border-radius:4px;background:#0b5cad"><a href="{m[1]}" '
+            f'style="border-radius:4px;background:#0b5cad"><a class="button" href="{m[1]}" '
             f'style="{BUTTON_STYLE}">{m[2]}</a></td></tr></table>'
         ),
         body_html,
     )
-    return _BUTTON_INLINE.sub(lambda m: f'<a href="{m[1]}" style="{BUTTON_STYLE}">', body_html)
+    return _BUTTON_INLINE.sub(
+        lambda m: f'<a class="button" href="{m[1]}" style="{BUTTON_STYLE}">', body_html
+    )
 
 
 def markdown_to_text(source: str) -> str:
@@ -442,9 +444,45 @@ SAMPLE_READER = Reader(
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!-])")
 
 
+_OUTSIDE_QUOTE = re.compile(r"”([.,])")
+_DOUBLED_MARK = re.compile(r"([.?!])[.,]”")
+
+
+def american_quotes(text: str) -> str:
+    """A period or comma after a closing quote moved inside it (American style); a quoted
+    title that ends in its own mark ("Do contacts help?") keeps only that one."""
+    return _DOUBLED_MARK.sub(r"\1”", _OUTSIDE_QUOTE.sub(r"\1”", text))
+
+
 def markdown_text(value: str) -> str:
     """`value` as literal text inside Markdown: no emphasis, no link, no HTML."""
     return MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(value, quote=False))
+
+
+def with_blog(text: str, url: str, line: bool = False) -> str:
+    """`{{ blog_url }}` as the author's blog (site.yaml's `author.url`); with none set, each
+    paragraph that holds it is left out, so no lesson points at a blog it cannot link (in a
+    `line`, a subject or preheader, the variable alone is)."""
+
+    def is_blog(match: re.Match[str]) -> bool:
+        return match["name"] == BLOG_URL
+
+    if url or line:
+        return VARIABLE.sub(lambda m: url if is_blog(m) else m[0], text)
+    blocks = text.split("\n\n")
+    return "\n\n".join(b for b in blocks if not any(map(is_blog, VARIABLE.finditer(b))))
+
+
+ATTACHED_NOTE = "The PDF is also attached to this email, so you can save it right away."
+
+
+def with_attachment_note(body: str) -> str:
+    """The welcome's Markdown with a paragraph saying the PDF is attached: after the first
+    paragraph that links it, or after the greeting when none does."""
+    blocks = body.split("\n\n")
+    linking = [i for i, block in enumerate(blocks) if "lead_magnet_url" in block]
+    at = linking[0] + 1 if linking else min(1, len(blocks))
+    return "\n\n".join([*blocks[:at], ATTACHED_NOTE, *blocks[at:]])
 
 
 class Renderer:
@@ -464,23 +502,26 @@ class Renderer:
             b"".join(p.read_bytes() for p in sorted((templates / "email").glob("layout.*")))
         ).hexdigest()[:8]
 
-    def lesson(self, sequence: Sequence, lesson: Lesson) -> MessageTemplate:
+    def lesson(self, sequence: Sequence, lesson: Lesson, attached: bool = False) -> MessageTemplate:
+        """`attached`: the welcome that carries the reader's PDF, which then says so."""
         key = (  # what the rendered lesson depends on besides its file: sequence.yaml's say
             sequence.slug,
             lesson.key,
             f"{lesson.version}.{sequence.track_links:d}{sequence.track_opens:d}"
             f".{'|'.join(sequence.continues_from)}.{_signer_stamp(sequence)}"
-            f".{sequence.title}|{sequence.sender}|{sequence.reply_to}",
+            f".{sequence.title}|{sequence.sender}|{sequence.reply_to}{'.pdf' * attached}",
         )
         cached = self._cache.get(key)
         if cached is None:
+            blog = sequence.author.url
+            body = with_blog(with_attachment_note(lesson.body) if attached else lesson.body, blog)
             cached = self.message(
                 sequence,
                 lesson.key,
                 lesson.version,
-                lesson.subject,
-                lesson.preheader,
-                lesson.body,
+                with_blog(lesson.subject, blog, line=True),
+                with_blog(lesson.preheader, blog, line=True),
+                body,
                 track=True,
             )
             self._cache[key] = cached
@@ -518,6 +559,7 @@ class Renderer:
             subject = subject.replace(placeholder, value)
             preheader = preheader.replace(placeholder, value)
             body = body.replace(placeholder, markdown_text(value))
+        subject, preheader, body = (american_quotes(t) for t in (subject, preheader, body))
         template = self.message(sequence, key, version, subject, preheader, body, button=button)
         self._cache[cache_key] = template
         return template
@@ -645,7 +687,7 @@ def _reason(sequence: Sequence) -> str:
     if sequence.continues_from:
         finished = " or ".join(f"“{title}”" for title in sequence.continues_from)
         reason += f", or because you finished {finished}, which continues into it"
-    return reason + "."
+    return american_quotes(reason + ".")
 
 
 def _list_label(title: str) -> str:

@@ -314,7 +314,9 @@ def test_the_welcome_lessons_pdf_link_is_a_button_in_html_and_its_own_line_in_te
         _, html, text = renderer.lesson(sequence, welcome).parts(SAMPLE_READER, links)
         url = links.magnet_url(SAMPLE_READER.enrollment_id)
         button = re.search(
-            rf'<td bgcolor="#0b5cad"[^>]*><a href="{re.escape(url)}" style="([^"]+)"', html
+            rf'<td bgcolor="#0b5cad"[^>]*><a class="button" href="{re.escape(url)}" '
+            r'style="([^"]+)"',
+            html,
         )
         assert button, sequence.slug
         assert "background:#0b5cad" in button[1] and "color:#ffffff" in button[1]

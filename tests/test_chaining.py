@@ -90,7 +90,7 @@ def test_finishing_a_course_with_enroll_starts_the_next_one_once(
     subjects = [m.subject for m in smtp_server.to("ada@example.org")]
     assert subjects == ["Welcome, Ada", "Lesson two", "Lesson three", "Next: hello", "Next: more"]
     hello = smtp_server.to("ada@example.org")[3]
-    assert "or because you finished “Tiny course”, which continues into it" in hello.text()
+    assert "or because you finished “Tiny course,” which continues into it" in hello.text()
     with svc.sessions() as session:
         rows = session.scalars(select(Enrollment).order_by(Enrollment.id)).all()
         assert [(e.sequence, e.status) for e in rows] == [

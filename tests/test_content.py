@@ -108,8 +108,8 @@ def test_unknown_variable_is_reported_on_its_line(sequences: Path) -> None:
         '---\nsubject: "Two"\ndelay: 2d\n---\nHello,\n\nyour score: {{ score }}\n'
     )
     assert problems(sequences) == [
-        "tiny/02-second.md:7: unknown variable 'score' (known: first_name, lead_magnet_url, "
-        "preferences_url, tag_link, unsubscribe_url)"
+        "tiny/02-second.md:7: unknown variable 'score' (known: blog_url, first_name, "
+        "lead_magnet_url, preferences_url, tag_link, unsubscribe_url)"
     ]
 
 

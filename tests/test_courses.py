@@ -276,3 +276,104 @@ def test_the_courses_use_american_spelling_throughout() -> None:
         for match in BRITISH.finditer(text)
     ]
     assert not found, "British spellings:\n" + "\n".join(found)
+
+
+def course_files() -> list[Path]:
+    return sorted(path for path in SEQUENCES.rglob("*") if path.suffix in {".md", ".yaml"})
+
+
+def blocks(path: Path) -> list[str]:
+    """Paragraphs and list items, each on one line."""
+    return [
+        " ".join(item.split())
+        for block in re.split(r"\n\s*\n", path.read_text())
+        for item in re.split(r"\n(?=\s*(?:[-*]|\d+\.) )", block)
+    ]
+
+
+def test_the_courses_say_movie_not_film() -> None:
+    found = [
+        f"{path.relative_to(SEQUENCES)}: {m[0]}"
+        for path in course_files()
+        for m in re.finditer(r"\bfilms?\b", path.read_text(), re.IGNORECASE)
+    ]
+    assert not found, found
+
+
+def test_periods_and_commas_go_inside_quotation_marks() -> None:
+    """American style, in the courses and in the emails and pages drip writes itself."""
+    templates = SEQUENCES.parent / "templates"
+    paths = [*course_files(), *sorted((templates / "email").glob("*.md"))]
+    paths += sorted((templates / "public").glob("*.*"))
+    found = [
+        f"{path.name}:{n}: {line.strip()[:80]}"
+        for path in paths
+        for n, line in enumerate(path.read_text().splitlines(), start=1)
+        if re.search(r"[\"”][.,]", line) and not line.lstrip().startswith(("{%", "<"))
+    ]
+    assert not found, found
+
+
+def test_a_question_about_where_else_you_interview_says_you_need_not_answer_it() -> None:
+    """The NRMP Match Participation Agreement bars programs from asking it."""
+    asking = re.compile(r"where else (?:are|have|did) you (?:interview|appl)", re.IGNORECASE)
+    found = [
+        (path, item) for path in course_files() for item in blocks(path) if asking.search(item)
+    ]
+    assert found, "the interview guide still lists the question, with the note"
+    for path, item in found:
+        assert "need not answer" in item, (path.name, item)
+        assert "Match Participation Agreement" in item, (path.name, item)
+        assert re.search(r"[Dd]ecline politely: \"[^\"]+\.\"", item), (path.name, item)
+
+
+def test_an_offer_outside_the_match_is_dated_by_the_all_in_policy() -> None:
+    for path in course_files():
+        text = " ".join(path.read_text().split())
+        if re.search(r"outside the match|out-of-match|out of match", text, re.IGNORECASE):
+            assert "All-In policy" in text, path.relative_to(SEQUENCES)
+            assert "fills all of its positions through the Match" in text
+
+
+def test_the_interview_course_covers_video_days_and_program_signals_without_figures() -> None:
+    folder = SEQUENCES / "interview-questions"
+    text = " ".join(path.read_text() for path in sorted(folder.glob("[0-9]*.md")))
+    assert "## When the interview or the dinner is on video" in text
+    signals = text.split("## A short note on program signals", 1)
+    assert len(signals) == 2
+    note = signals[1].split("\n## ", 1)[0]
+    assert "check the current rules" in note
+    assert set(re.findall(r"\d+", note)) <= {"19"}  # only the PDF's question, no figures
+
+
+def test_more_than_one_responsibility_is_8_to_9_months_everywhere_and_the_schedule_takes_9() -> (
+    None
+):
+    longest = months_for(2)
+    word = next(w for w, n in NUMBERS.items() if n == longest)
+    top = re.compile(
+        rf"\b(?:{longest}|{word})\b[^.]*top of|top of[^.]*\b(?:{longest}|{word})\b", re.I
+    )
+    for name in ("01-welcome.md", "02-decide-how-long.md", "06-wrap-up.md", "magnet.md"):
+        text = " ".join((KIT / name).read_text().split())
+        assert "8 to 9 months" in text, name
+        assert top.search(text), name  # and says which end the computed schedule takes
+    for path in kit_files():
+        text = path.read_text()
+        assert not re.search(r"eight to nine|8\s*[-–]\s*9", text, re.I), path.name
+
+
+def test_the_wrap_up_starts_the_first_read_only_for_a_reader_whose_plan_starts_now() -> None:
+    last = load_sequences(SEQUENCES).sequences["usmle-insider-kit"].lessons[-1]
+    sentences = re.split(r"(?<=[.!?])\s+", " ".join(last.body.split()))
+    starting = [s for s in sentences if re.search(r"begin your first read", s, re.I)]
+    assert starting, "the wrap-up says when the first read begins"
+    assert all(s.startswith("If ") for s in starting), starting
+    assert any("months away" in s for s in sentences)
+
+
+def test_the_closing_lessons_link_the_blog_through_the_authors_url() -> None:
+    for slug in COURSES:
+        last = load_sequences(SEQUENCES).sequences[slug].lessons[-1]
+        closing = last.body.split("## What to do next", 1)[1]
+        assert "[my blog]({{ blog_url }})" in closing, slug

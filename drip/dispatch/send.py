@@ -327,15 +327,25 @@ class Recorder:
                 )
             )
         return [
-            Ready(
-                s,
-                t,
-                ids.get(s.claimed.enrollment_id),
-                mids.get(s.claimed.enrollment_id) or self._confirmation_id(conn, s, t),
-                self._lead_magnet(conn, s, now) if s.attach_magnet else (),
-            )
-            for s, t in zip(sends, templates, strict=True)
+            self._ready(conn, s, t, ids, mids, now) for s, t in zip(sends, templates, strict=True)
         ]
+
+    def _ready(
+        self,
+        conn: Connection,
+        send: Send,
+        template: MessageTemplate,
+        ids: dict[int, int],
+        mids: dict[int, str],
+        now: datetime,
+    ) -> Ready:
+        """The send with its PDF, if it carries one: then the welcome says it is attached."""
+        pdf = self._lead_magnet(conn, send, now) if send.attach_magnet else ()
+        if pdf and send.lesson is not None:
+            template = self.renderer.lesson(send.sequence, send.lesson, attached=True)
+        enrollment = send.claimed.enrollment_id
+        mid = mids.get(enrollment) or self._confirmation_id(conn, send, template)
+        return Ready(send, template, ids.get(enrollment), mid, pdf)
 
     def _new_id(self, send: Send, template: MessageTemplate) -> str:
         """A fresh signed Message-ID for this send, at the domain of its From address."""
