@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from drip.bounces import sending_paused
@@ -163,13 +163,24 @@ class Dispatcher:
                 # The heartbeat says when a pass really ran: one run `--now` for a simulated
                 # instant must not tell /healthz the last pass is in the future.
                 self.recorder.heartbeat(conn, self.clock(), self.started_at, report)
-            finally:
-                if self.postgres:
-                    conn.exec_driver_sql("RESET synchronous_commit")
-                elif sqlite:
-                    conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={checkpoint_pages}")
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except BaseException:
+                # The pass failed, perhaps because its connection died: restoring the
+                # settings on that connection would fail too and hide the real error.
+                try:
+                    self._restore(conn, checkpoint_pages)
+                except Exception as error:  # the pass's own error goes up
+                    log.warning("after a failed pass, its connection settings stay: %s", error)
+                raise
+            self._restore(conn, checkpoint_pages)
         return report
+
+    def _restore(self, conn: Connection, checkpoint_pages: int) -> None:
+        """Put the pass's connection settings back before the pool reuses the connection."""
+        if self.postgres:
+            conn.exec_driver_sql("RESET synchronous_commit")
+        elif self.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={checkpoint_pages}")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _pace_the_relay(self, outcomes: list[Outcome], now: datetime) -> None:
         """A relay that said "slow down" rests the whole worker, longer each time in a row,
