@@ -3,18 +3,25 @@ hand-off that comes later than the pass began, a worker clock apart from the dat
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from drip.clock import FrozenClock
 from drip.db import make_engine
-from drip.dispatch import Outcome
+from drip.dispatch import Outcome, OutcomeStatus
+from drip.models import Enrollment
 from drip.services import Services, build_services
 from drip.subscriptions import Consent, subscribe
-from tests.conftest import make_settings
+from tests.conftest import make_settings, unavailable
 from tests.smtp import SmtpServer
 
 CONSENT = Consent(source="test", text="Yes, send me the course.")
@@ -66,3 +73,71 @@ def test_a_dispatch_connection_killed_mid_pass_raises_its_own_error_not_the_rese
     assert "terminat" in str(raised.value) or "closed" in str(raised.value)
     assert "RESET" not in str(raised.value)
     assert len(smtp_server.messages) == 1
+
+
+@contextmanager
+def tiny_disk(folder: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs at `folder`: a real disk that fills up and can be made read-only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode:
+        unavailable(f"cannot mount a tmpfs for the outbox: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file until the disk is full; returns it (delete it to free the disk)."""
+    filler = folder / "filler.bin"
+    with filler.open("wb", buffering=0) as handle, suppress(OSError):
+        while True:
+            handle.write(b"x" * 512)
+    return filler
+
+
+def attempts_and_statuses(svc: Services) -> list[tuple[int, str | None]]:
+    with svc.sessions() as session:
+        return [
+            (e.attempts, e.status)
+            for e in session.scalars(select(Enrollment).order_by(Enrollment.id))
+        ]
+
+
+def test_an_outbox_on_a_full_or_read_only_disk_retries_later_without_using_attempts(
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path, sqlite_url)
+    svc = build_services(settings, clock)
+    sign_up(svc, "ada@example.org", "bob@example.org")
+    with tiny_disk(settings.outbox_dir) as outbox:
+        stale = outbox / ".20260101T000000-9-welcome.eml.part"
+        stale.write_bytes(b"half a message")
+        os.utime(stale, (time.time() - 3600, time.time() - 3600))
+        filler = fill(outbox)
+        with caplog.at_level(logging.WARNING):
+            report = svc.dispatcher().run_pass(clock())
+        assert {o.status for o in report.outcomes} == {OutcomeStatus.RETRYING}
+        assert attempts_and_statuses(svc) == [(0, "active"), (0, "active")]
+        assert [r.getMessage() for r in caplog.records if "outbox" in r.getMessage()] == [
+            f"not sent, the readers wait for the next pass: the outbox {outbox} cannot be "
+            "written (No space left on device); drip tries again later"
+        ]
+        assert sorted(p.name for p in outbox.iterdir()) == ["filler.bin"]  # no .part left
+
+        filler.unlink()
+        subprocess.run(["mount", "-o", "remount,ro", str(outbox)], check=True)
+        report = svc.dispatcher().run_pass(clock.advance(minutes=1))
+        assert {o.status for o in report.outcomes} == {OutcomeStatus.RETRYING}
+        assert attempts_and_statuses(svc) == [(0, "active"), (0, "active")]
+
+        subprocess.run(["mount", "-o", "remount,rw", str(outbox)], check=True)
+        report = svc.dispatcher().run_pass(clock.advance(minutes=1))
+        assert [o.status for o in report.outcomes] == [OutcomeStatus.SENT] * 2
+        assert len(list(outbox.glob("*.eml"))) == 2
+        assert not list(outbox.glob(".*.part"))

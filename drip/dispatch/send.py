@@ -515,6 +515,10 @@ class Recorder:
                 relay_down=True,
                 throttled=True,
             )
+        if not error.charged:  # drip's own side (the outbox's disk): no attempt used up
+            log.warning("not sent, the readers wait for the next pass: %s", error)
+            self._release(conn, item, now, str(error))
+            return send.outcome(OutcomeStatus.RETRYING, str(error), relay_down=True)
         if not error.transient:
             conn.execute(
                 update(S)
