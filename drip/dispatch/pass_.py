@@ -23,8 +23,8 @@ from drip.broadcasts import Sent, send_due
 from drip.chaining import chain
 from drip.clock import Clock, system_clock
 from drip.config import Settings
-from drip.content import ContentStore
-from drip.dispatch.claim import expire_unconfirmed, lease, peek
+from drip.content import ContentStore, Library
+from drip.dispatch.claim import expire_unconfirmed, lease, peek, resume_held
 from drip.dispatch.plan import Send, plan
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.dispatch.send import Recorder
@@ -77,6 +77,7 @@ class Dispatcher:
         )
         self.rest = timedelta()  # how long the relay last asked drip to wait
         self.rest_until: datetime | None = None
+        self._held_checked: Library | None = None  # the content readers were last resumed for
 
     def run_pass(
         self,
@@ -94,17 +95,20 @@ class Dispatcher:
             return report
         self.started_at = self.started_at or self.clock()
         pass_clock = time.monotonic()
+        # One reading of the content for the whole pass: every reader of it gets the same text,
+        # whatever an author saves meanwhile (the next pass reads the new version).
+        library = self.content.library()
         with Session(self.engine, expire_on_commit=False) as session:
-            report.intake = take_in(session, self.content.library())
+            report.intake = take_in(session, library)
             paused = sending_paused(session)  # a bounce or complaint guardrail stopped it
         if not paused:
             with Session(self.engine) as session:
                 report.fresh_links = send_requested(
-                    session, self.content.library(), self.renderer, self.links, self.transport, now
+                    session, library, self.renderer, self.links, self.transport, now
                 )
             with Session(self.engine) as session:
                 report.chained = chain(
-                    session, self.content.library(), self.renderer, self.links, self.transport, now
+                    session, library, self.renderer, self.links, self.transport, now
                 )
         with self.engine.connect() as conn:
             sqlite, checkpoint_pages = self.engine.dialect.name == "sqlite", 0
@@ -119,6 +123,9 @@ class Dispatcher:
                 conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={PASS_CHECKPOINT_PAGES}")
             try:
                 expire_unconfirmed(conn, now, self.settings.confirm_days)
+                if library is not self._held_checked:  # the content changed since
+                    resume_held(conn, library.sequences, now)
+                    self._held_checked = library
                 while self.rest_until is None or now >= self.rest_until:
                     # The lease runs from the claim, not from the pass's `now`: a long pass
                     # would otherwise claim its last batches with leases already over.
@@ -133,7 +140,6 @@ class Dispatcher:
                     )
                     if not claimed:
                         break
-                    library = self.content.library()
                     plans = [
                         plan(c, library, now, sequences_dir=self.settings.sequences_dir)
                         for c in claimed
@@ -151,7 +157,7 @@ class Dispatcher:
                         if paused
                         else send_due(
                             session,
-                            self.content.library(),
+                            library,
                             self.renderer,
                             self.links,
                             self.transport,

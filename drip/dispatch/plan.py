@@ -117,6 +117,13 @@ def plan(claimed: Claimed, library: Library, now: datetime, *, sequences_dir: Pa
         )
         return Settle(claimed, Verdict.HELD, key, reason, hold_until=now + HOLD)
     if not pending and lesson is None:
+        gone = claimed.next_lesson
+        if gone is not None and sequence.lesson(gone) is None:
+            # Its file vanished (a folder being deleted or copied over): completing the
+            # reader would end the course for good; hold them until it is back.
+            return Settle(
+                claimed, Verdict.HELD, gone, lesson_gone(sequence, gone), hold_until=now + HOLD
+            )
         return Settle(claimed, Verdict.COMPLETED, key)
     if not claimed.reader.email.isascii():
         return Settle(
@@ -140,6 +147,15 @@ def plan(claimed: Claimed, library: Library, now: datetime, *, sequences_dir: Pa
         next_due(
             now, following.delay, sequence.window, reader_zone(claimed.timezone, sequence.timezone)
         ),
+    )
+
+
+def lesson_gone(sequence: Sequence, key: str) -> str:
+    """Why a reader whose next lesson has no file any more is held, not completed."""
+    return (
+        f"lesson {key!r}, next for this reader, is no longer in {sequence.path}: "
+        "the reader waits and goes on once its file is back; if it was removed on purpose, "
+        "pause and resume the reader to complete the course"
     )
 
 
