@@ -3,13 +3,17 @@ lesson rewritten in place while a pass reads it, an author saving during a pass.
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from drip.clock import FrozenClock
+from drip.dispatch import Outcome, OutcomeStatus
 from drip.models import Enrollment, EnrollmentStatus
 from drip.services import Services, build_services
 from drip.subscriptions import Consent, subscribe
@@ -124,3 +128,71 @@ def test_a_reader_is_completed_only_by_receiving_the_last_lesson(
         assert status == EnrollmentStatus.ACTIVE
         assert reason is not None and "pause and resume the reader to complete" in reason
     assert len(smtp_server.messages) == 6
+
+
+def rewrite(path: Path, body: str) -> None:
+    """Save a lesson as the studio does: a new file renamed over the old one."""
+    fresh = path.with_name(f".{path.name}.new")
+    fresh.write_text(f'---\nsubject: "Lesson two"\ndelay: 2d\n---\n{body}\n', encoding="utf-8")
+    os.replace(fresh, path)
+
+
+def test_every_reader_of_a_pass_gets_the_text_the_pass_read_first(
+    svc: Services, smtp_server: SmtpServer, clock: FrozenClock, folder: Path
+) -> None:
+    dispatcher = svc.dispatcher()
+    dispatcher.run_pass(clock())
+    clock.set(next_due(svc) or clock())
+    lesson = folder / "02-second.md"
+
+    def author_saves(outcome: Outcome) -> None:  # between the readers of one pass
+        rewrite(lesson, f"Rewritten after {outcome.email}, and longer than the first text.")
+
+    dispatcher.run_pass(clock(), progress=author_saves)
+    second = [m for m in smtp_server.messages if m.subject == "Lesson two"]
+    assert len(second) == 3
+    assert {"The second lesson, with" in m.text() for m in second} == {True}
+    assert not any("Rewritten" in m.text() for m in second)
+
+
+def test_a_lesson_cut_short_while_it_is_read_is_refused_and_sent_whole_once_saved(
+    svc: Services,
+    smtp_server: SmtpServer,
+    clock: FrozenClock,
+    folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dispatcher = svc.dispatcher()
+    dispatcher.run_pass(clock())
+    clock.set(next_due(svc) or clock())
+    lesson = folder / "02-second.md"
+    whole = lesson.read_bytes()
+    real_stat = os.stat
+
+    def editor_truncates_in_place(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        """Right after drip looks at the size of the file it is about to read, an editor
+        opens it with O_TRUNC and has written only part of it: a real write to the file."""
+        found = real_stat(path, *args, **kwargs)
+        reading = sys._getframe(1).f_code.co_name == "read_whole"
+        if reading and str(path) == str(lesson) and real_stat(lesson).st_size == len(whole):
+            with lesson.open("r+b") as handle:
+                handle.truncate(0)
+                handle.write(whole[: len(whole) - 12])
+        return found
+
+    os.utime(lesson)  # the editor has begun: the file's time moved, drip reads it again
+    monkeypatch.setattr(os, "stat", editor_truncates_in_place)
+    report = dispatcher.run_pass(clock())
+    monkeypatch.undo()
+    assert [m.subject for m in smtp_server.messages].count("Lesson two") == 0
+    assert {o.status for o in report.outcomes} == {OutcomeStatus.HELD}
+    assert lesson.stat().st_size < len(whole)  # it really was cut short on disk
+    with svc.sessions() as session:
+        reasons = {e.last_error for e in session.scalars(select(Enrollment))}
+    assert reasons == {"sequence 'tiny' has problems; run `drip check`"}
+
+    lesson.write_bytes(whole)  # the editor finishes its write
+    dispatcher.run_pass(clock.advance(minutes=1))
+    second = [m for m in smtp_server.messages if m.subject == "Lesson two"]
+    assert len(second) == 3
+    assert all("bold" in m.text() and "words." in m.text() for m in second)
