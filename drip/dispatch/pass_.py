@@ -34,6 +34,7 @@ from drip.links import Links
 from drip.mailer import Transport
 from drip.pace import Pace
 from drip.render import Renderer
+from drip.skew import ClockWatch
 
 PASS_CHECKPOINT_PAGES = 10_000  # SQLite WAL pages (4 KiB) between checkpoints during a pass
 REST = timedelta(seconds=30)  # the first rest after the relay asks drip to slow down
@@ -74,9 +75,11 @@ class Dispatcher:
             links,
             self.worker_id,
             Pace(engine, settings.send_rate) if settings.send_rate else None,
+            clock,
         )
         self.rest = timedelta()  # how long the relay last asked drip to wait
         self.rest_until: datetime | None = None
+        self.clock_watch = ClockWatch()
         self._held_checked: Library | None = None  # the content readers were last resumed for
 
     def run_pass(
@@ -95,6 +98,7 @@ class Dispatcher:
             return report
         self.started_at = self.started_at or self.clock()
         pass_clock = time.monotonic()
+        self.recorder.pass_started = self.clock()
         # One reading of the content for the whole pass: every reader of it gets the same text,
         # whatever an author saves meanwhile (the next pass reads the new version).
         library = self.content.library()
@@ -179,6 +183,12 @@ class Dispatcher:
                 raise
             self._restore(conn, checkpoint_pages)
         return report
+
+    def check_clock(self) -> timedelta | None:
+        """This worker's clock against the database's (PostgreSQL); the log says when it is
+        off by more than a few seconds (drip.skew). None on SQLite."""
+        with self.engine.connect() as conn:
+            return self.clock_watch.check(conn, self.clock)
 
     def _restore(self, conn: Connection, checkpoint_pages: int) -> None:
         """Put the pass's connection settings back before the pool reuses the connection."""

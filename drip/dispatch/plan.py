@@ -48,8 +48,19 @@ class Send:
     sequence: Sequence
     lesson: Lesson | None
     lesson_key: str  # the lesson's key, or CONFIRM
-    after: str | None = None  # the lesson following this one, if any
-    after_due: datetime | None = None  # and when it falls due if this one goes out now
+    following: Lesson | None = None  # the lesson after this one, if any
+
+    @property
+    def after(self) -> str | None:
+        return self.following.key if self.following else None
+
+    def after_due(self, handed_off: datetime) -> datetime | None:
+        """When the following lesson falls due: its delay counted from the moment this one
+        was handed over (not from the pass's start), moved into the send window."""
+        if self.following is None:
+            return None
+        zone = reader_zone(self.claimed.timezone, self.sequence.timezone)
+        return next_due(handed_off, self.following.delay, self.sequence.window, zone)
 
     @property
     def immediate(self) -> bool:
@@ -135,19 +146,7 @@ def plan(claimed: Claimed, library: Library, now: datetime, *, sequences_dir: Pa
         )
     if lesson is None:
         return Send(claimed, sequence, None, key)
-    following = sequence.next_lesson(claimed.sent | {lesson.key})
-    if following is None:
-        return Send(claimed, sequence, lesson, key)
-    return Send(
-        claimed,
-        sequence,
-        lesson,
-        key,
-        following.key,
-        next_due(
-            now, following.delay, sequence.window, reader_zone(claimed.timezone, sequence.timezone)
-        ),
-    )
+    return Send(claimed, sequence, lesson, key, sequence.next_lesson(claimed.sent | {lesson.key}))
 
 
 def lesson_gone(sequence: Sequence, key: str) -> str:
