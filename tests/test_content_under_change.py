@@ -16,6 +16,7 @@ from drip.clock import FrozenClock
 from drip.dispatch import Outcome, OutcomeStatus
 from drip.models import Enrollment, EnrollmentStatus
 from drip.services import Services, build_services
+from drip.stats import why_waiting
 from drip.subscriptions import Consent, subscribe
 from tests.conftest import TESTS, make_settings, next_due
 from tests.smtp import SmtpServer
@@ -78,8 +79,12 @@ def subjects(smtp_server: SmtpServer) -> list[str]:
 
 @pytest.mark.parametrize(
     "vanished",
-    [("03-third.md", "02-second.md"), ("03-third.md", "02-second.md", "01-welcome.md")],
-    ids=["some-lessons", "every-lesson"],
+    [
+        ("03-third.md", "02-second.md"),
+        ("03-third.md", "02-second.md", "01-welcome.md"),
+        ("03-third.md", "02-second.md", "01-welcome.md", "magnet.md", "sequence.yaml"),
+    ],
+    ids=["some-lessons", "every-lesson", "the-whole-folder"],
 )
 def test_lessons_that_vanish_hold_their_readers_and_they_go_on_the_pass_after_the_files_return(
     svc: Services,
@@ -102,13 +107,18 @@ def test_lessons_that_vanish_hold_their_readers_and_they_go_on_the_pass_after_th
     assert subjects(smtp_server)[6:] == []
     held = enrollments(svc)
     assert {status for status, _ in held} == {EnrollmentStatus.ACTIVE}  # nobody completed
-    for _, reason in held:
-        assert reason is not None
-        assert (
-            "lesson 'third', next for this reader, is no longer in" in reason
-            if len(vanished) == 2
-            else "sequence 'tiny' has problems" in reason
-        )
+    expected = {
+        2: "lesson 'third', next for this reader, is no longer in",
+        3: "sequence 'tiny' has problems",
+        5: "sequence 'tiny' does not exist in",
+    }[len(vanished)]
+    assert all(reason is not None and expected in reason for _, reason in held)
+    with svc.sessions() as session:
+        for enrollment in session.scalars(select(Enrollment)):
+            why = why_waiting(
+                enrollment, svc.content.library().get("tiny"), sequence_paused=False, now=clock()
+            )
+            assert why.reason.startswith("Held: "), why.reason
 
     shutil.copytree(backup, folder, dirs_exist_ok=True)
     dispatcher.run_pass(clock.advance(minutes=1))  # well inside the 15-minute hold
