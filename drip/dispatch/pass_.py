@@ -127,9 +127,7 @@ class Dispatcher:
                 conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={PASS_CHECKPOINT_PAGES}")
             try:
                 expire_unconfirmed(conn, now, self.settings.confirm_days)
-                if library is not self._held_checked:  # the content changed since
-                    resume_held(conn, library.sequences, now)
-                    self._held_checked = library
+                self._resume_held(conn, library, now)
                 while self.rest_until is None or now >= self.rest_until:
                     # The lease runs from the claim, not from the pass's `now`: a long pass
                     # would otherwise claim its last batches with leases already over.
@@ -183,6 +181,20 @@ class Dispatcher:
                 raise
             self._restore(conn, checkpoint_pages)
         return report
+
+    def _resume_held(self, conn: Connection, library: Library, now: datetime) -> None:
+        """Readers held for their course's content go on in the first pass after it changed
+        (a folder restored), not at the end of their hold: only the courses that now load
+        whole and differ from what the last pass read are looked at."""
+        before, self._held_checked = self._held_checked, library
+        if before is None or before is library:
+            return
+        changed = [
+            slug
+            for slug, sequence in library.sequences.items()
+            if before.sequences.get(slug) != sequence
+        ]
+        resume_held(conn, changed, now)
 
     def check_clock(self) -> timedelta | None:
         """This worker's clock against the database's (PostgreSQL); the log says when it is
