@@ -1046,7 +1046,10 @@ class ContentStore:
                 if entry.is_dir(follow_symlinks=True):
                     pending.append(entry.path)
                 elif entry.is_file(follow_symlinks=True):
-                    info = entry.stat()
+                    try:
+                        info = entry.stat()
+                    except FileNotFoundError:  # deleted since the folder was listed
+                        continue
                     stamp.append((entry.path, info.st_mtime_ns, info.st_size))
         return tuple(sorted(stamp))
 

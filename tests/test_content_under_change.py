@@ -206,3 +206,31 @@ def test_a_lesson_cut_short_while_it_is_read_is_refused_and_sent_whole_once_save
     second = [m for m in smtp_server.messages if m.subject == "Lesson two"]
     assert len(second) == 3
     assert all("bold" in m.text() and "words." in m.text() for m in second)
+
+
+def test_a_file_deleted_while_the_folder_is_listed_does_not_stop_the_pass(
+    svc: Services, smtp_server: SmtpServer, clock: FrozenClock, folder: Path, monkeypatch: Any
+) -> None:
+    real_scandir = os.scandir
+
+    class Listed(list[os.DirEntry[str]]):
+        def __enter__(self) -> Listed:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    def folder_being_deleted(path: Any = ".") -> Listed:
+        """List the folder, then the file manager deletes a lesson before drip looks at it."""
+        with real_scandir(path) as listing:
+            entries = Listed(listing)
+        if str(path) == str(folder):
+            (folder / "03-third.md").unlink(missing_ok=True)
+        return entries
+
+    os.utime(folder / "02-second.md")  # the content changed: drip looks at the folder again
+    monkeypatch.setattr(os, "scandir", folder_being_deleted)
+    report = svc.dispatcher().run_pass(clock())
+    monkeypatch.undo()
+    assert [m.subject for m in smtp_server.messages] == ["Welcome, Ada"] * 3
+    assert len(report.outcomes) == 3
