@@ -115,59 +115,12 @@ class Dispatcher:
                     session, library, self.renderer, self.links, self.transport, now
                 )
         with self.engine.connect() as conn:
-            sqlite, checkpoint_pages = self.engine.dialect.name == "sqlite", 0
-            if self.postgres:
-                conn.exec_driver_sql("SET synchronous_commit TO OFF")
-            elif sqlite:
-                # SQLite checkpoints the WAL, with a sync to disk, each time it reaches 1,000
-                # pages: every ~150 messages of a pass. Checkpoint less often, and at the end.
-                checkpoint_pages = int(
-                    conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() or 1000
-                )
-                conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={PASS_CHECKPOINT_PAGES}")
+            checkpoint_pages = self._tune(conn)
             try:
                 expire_unconfirmed(conn, now, self.settings.confirm_days)
                 self._resume_held(conn, library, now)
-                while self.rest_until is None or now >= self.rest_until:
-                    # The lease runs from the claim, not from the pass's `now`: a long pass
-                    # would otherwise claim its last batches with leases already over.
-                    elapsed = timedelta(seconds=time.monotonic() - pass_clock)
-                    claimed = lease(
-                        conn,
-                        now,
-                        worker_id=self.worker_id,
-                        batch_size=self.settings.batch_size,
-                        skip_locked=self.postgres,
-                        lease_end=now + elapsed + timedelta(seconds=self.settings.lease_seconds),
-                    )
-                    if not claimed:
-                        break
-                    plans = [
-                        plan(c, library, now, sequences_dir=self.settings.sequences_dir)
-                        for c in claimed
-                    ]
-                    outcomes, relay_down = self.recorder.carry_out(
-                        conn, plans, now, self.transport, progress
-                    )
-                    report.outcomes.extend(outcomes)
-                    self._pace_the_relay(outcomes, now)
-                    if relay_down or len(claimed) < self.settings.batch_size:
-                        break
-                with Session(self.engine) as session:  # lessons first, then broadcasts
-                    report.broadcasts = (
-                        Sent()
-                        if paused
-                        else send_due(
-                            session,
-                            library,
-                            self.renderer,
-                            self.links,
-                            self.transport,
-                            now,
-                            self.worker_id,
-                            timedelta(seconds=self.settings.lease_seconds),
-                        )
-                    )
+                self._send_lessons(conn, library, now, pass_clock, report, progress)
+                report.broadcasts = Sent() if paused else self._send_broadcasts(library, now)
                 # The heartbeat says when a pass really ran: one run `--now` for a simulated
                 # instant must not tell /healthz the last pass is in the future.
                 self.recorder.heartbeat(conn, self.clock(), self.started_at, report)
@@ -181,6 +134,68 @@ class Dispatcher:
                 raise
             self._restore(conn, checkpoint_pages)
         return report
+
+    def _send_lessons(
+        self,
+        conn: Connection,
+        library: Library,
+        now: datetime,
+        pass_clock: float,
+        report: PassReport,
+        progress: Callable[[Outcome], None] | None,
+    ) -> None:
+        """Claim, plan and send batch by batch until nobody due is left (or the relay rests)."""
+        while self.rest_until is None or now >= self.rest_until:
+            # The lease runs from the claim, not from the pass's `now`: a long pass
+            # would otherwise claim its last batches with leases already over.
+            elapsed = timedelta(seconds=time.monotonic() - pass_clock)
+            claimed = lease(
+                conn,
+                now,
+                worker_id=self.worker_id,
+                batch_size=self.settings.batch_size,
+                skip_locked=self.postgres,
+                lease_end=now + elapsed + timedelta(seconds=self.settings.lease_seconds),
+            )
+            if not claimed:
+                break
+            plans = [
+                plan(c, library, now, sequences_dir=self.settings.sequences_dir) for c in claimed
+            ]
+            outcomes, relay_down = self.recorder.carry_out(
+                conn, plans, now, self.transport, progress
+            )
+            report.outcomes.extend(outcomes)
+            self._pace_the_relay(outcomes, now)
+            if relay_down or len(claimed) < self.settings.batch_size:
+                break
+
+    def _send_broadcasts(self, library: Library, now: datetime) -> Sent:
+        """The broadcasts due: after the lessons, in a session of their own."""
+        with Session(self.engine) as session:
+            return send_due(
+                session,
+                library,
+                self.renderer,
+                self.links,
+                self.transport,
+                now,
+                self.worker_id,
+                timedelta(seconds=self.settings.lease_seconds),
+            )
+
+    def _tune(self, conn: Connection) -> int:
+        """Settings of the pass's own connection; SQLite's autocheckpoint before, to restore."""
+        if self.postgres:
+            conn.exec_driver_sql("SET synchronous_commit TO OFF")
+            return 0
+        if self.engine.dialect.name != "sqlite":
+            return 0
+        # SQLite checkpoints the WAL, with a sync to disk, each time it reaches 1,000
+        # pages: every ~150 messages of a pass. Checkpoint less often, and at the end.
+        pages = int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() or 1000)
+        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={PASS_CHECKPOINT_PAGES}")
+        return pages
 
     def _resume_held(self, conn: Connection, library: Library, now: datetime) -> None:
         """Readers held for their course's content go on in the first pass after it changed
