@@ -33,10 +33,10 @@ def folder(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def svc(
-    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock, folder: Path
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock, folder: Path
 ) -> Services:
     settings = make_settings(
-        tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=folder.parent, batch_size=1
+        tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=folder.parent, batch_size=1
     )
     service = build_services(settings, clock)
     with service.sessions() as session:
