@@ -391,8 +391,54 @@ def _check_address(
     return text
 
 
+class Unreadable(Exception):
+    """A content file that could not be read whole, said in words for its author."""
+
+
+SAVE_BY_RENAME = (
+    "drip reads it again at the next pass; save by writing a new file and renaming it "
+    "over the old one, as the studio does, never by rewriting it in place"
+)
+
+
+def read_whole(path: Path) -> str:
+    """The text of a content file, read once and whole. A file that changed while it was
+    read (an editor rewriting it in place: its size or time moved, fewer bytes came than
+    its size) or that is not UTF-8 (cut in the middle of a character) is refused, never
+    taken halfway."""
+    try:
+        before = os.stat(path)
+        with path.open("rb") as handle:
+            raw = handle.read()
+            after = os.fstat(handle.fileno())
+    except OSError as error:
+        raise Unreadable(f"cannot be read ({error.strerror or error}); {SAVE_BY_RENAME}") from error
+    moved = (before.st_ino, before.st_size, before.st_mtime_ns) != (
+        after.st_ino,
+        after.st_size,
+        after.st_mtime_ns,
+    )
+    if moved or len(raw) != after.st_size:
+        raise Unreadable(
+            f"changed while drip read it ({len(raw)} bytes read of {before.st_size}): "
+            f"it is being written; {SAVE_BY_RENAME}"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise Unreadable(
+            f"line {line} is not UTF-8 text (a file cut short, or saved in another "
+            "encoding): save it as UTF-8"
+        ) from error
+
+
 def _load_sequence_file(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = read_whole(path)
+    except Unreadable as error:
+        problems.append(Problem(path, 1, f"{path.name} {error}"))
+        return None
     try:
         data = yaml_input.load(text)
     except yaml.YAMLError as error:
@@ -692,8 +738,11 @@ def read_front_matter(path: Path, front: str, problems: list[Problem]) -> dict[s
 def _load_lesson(
     path: Path, match: re.Match[str], allowed: frozenset[str], problems: list[Problem]
 ) -> Lesson | None:
-    raw = path.read_bytes()
-    text = raw.decode("utf-8", errors="replace")
+    try:
+        text = read_whole(path)
+    except Unreadable as error:
+        problems.append(Problem(path, 1, f"{path.name} {error}"))
+        return None
     parts = split_front_matter(text)
     if parts is None:
         problems.append(
@@ -759,7 +808,7 @@ def _load_lesson(
         preheader=preheader,
         body=body,
         body_line=body_line,
-        version=hashlib.sha256(raw).hexdigest()[:12],
+        version=hashlib.sha256(text.encode("utf-8")).hexdigest()[:12],
     )
 
 
@@ -1000,7 +1049,10 @@ class ContentStore:
                 if entry.is_dir(follow_symlinks=True):
                     pending.append(entry.path)
                 elif entry.is_file(follow_symlinks=True):
-                    info = entry.stat()
+                    try:
+                        info = entry.stat()
+                    except FileNotFoundError:  # deleted since the folder was listed
+                        continue
                     stamp.append((entry.path, info.st_mtime_ns, info.st_size))
         return tuple(sorted(stamp))
 

@@ -7,21 +7,26 @@ whether trying again later can help (`transient`: 4xx, refused connection, time-
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import smtplib
 import ssl
+import time
 from collections.abc import Callable
+from contextlib import suppress
 from email.utils import parseaddr
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import ClassVar, Protocol, Self
 from urllib.parse import unquote, urlsplit
 
 from drip.config import Settings
 from drip.files import private_dir, write_private
 from drip.handoff import refuse_unless_one_address
 
+log = logging.getLogger(__name__)
+STALE_PART_SECONDS = 60  # a `.part` file older than this was left by a write that stopped
 THROTTLE_STATUS = re.compile(r"\b4\.7\.\d{1,3}\b|rate|throttl|too many", re.IGNORECASE)
 
 
@@ -30,12 +35,19 @@ class SendError(Exception):
     is unreachable, so the rest of the batch need not be tried now."""
 
     def __init__(
-        self, message: str, *, transient: bool, connection: bool = False, code: int | None = None
+        self,
+        message: str,
+        *,
+        transient: bool,
+        connection: bool = False,
+        code: int | None = None,
+        charged: bool = True,
     ) -> None:
         super().__init__(message)
         self.transient = transient
         self.connection = connection
         self.code = code
+        self.charged = charged  # False: drip's own side failed, no reader's attempt is used
 
     @property
     def throttled(self) -> bool:
@@ -62,13 +74,27 @@ class Transport(Protocol):
 
 
 class OutboxTransport:
-    """Writes each message as an .eml file: the embedded default, readable in any mail app."""
+    """Writes each message as an .eml file: the embedded default, readable in any mail app.
+
+    A disk that is full or read-only is the outbox's outage, as an unreachable relay is
+    SMTP's: the message is retried later, no reader's attempt is used, and no half-written
+    `.part` file stays behind."""
+
+    swept: ClassVar[set[Path]] = set()  # folders whose stale `.part` files this process removed
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._unusable: OSError | None = None
 
     def __enter__(self) -> Self:
-        private_dir(self.folder)
+        try:
+            private_dir(self.folder)
+        except OSError as error:
+            self._unusable = error
+            return self
+        if self.folder not in OutboxTransport.swept:
+            OutboxTransport.swept.add(self.folder)
+            sweep_parts(self.folder)
         return self
 
     def __exit__(
@@ -82,8 +108,38 @@ class OutboxTransport:
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
         final = self.folder / f"{name}.eml"
         partial = self.folder / f".{name}.eml.part"
-        write_private(partial, message)  # 0600: it holds the reader's live unsubscribe link
-        os.replace(partial, final)  # a reader of the folder never sees half a message
+        try:
+            if self._unusable is not None:
+                raise self._unusable
+            write_private(partial, message)  # 0600: it holds the reader's live unsubscribe link
+            os.replace(partial, final)  # a reader of the folder never sees half a message
+        except OSError as error:
+            with suppress(OSError):
+                partial.unlink(missing_ok=True)
+            raise SendError(
+                f"the outbox {self.folder} cannot be written ({error.strerror or error}); "
+                "drip tries again later",
+                transient=True,
+                connection=True,
+                charged=False,
+            ) from error
+
+
+def sweep_parts(folder: Path) -> int:
+    """Remove the `.part` files a process that stopped mid-write left in the outbox (older
+    than a minute: a message being written now is never touched); how many were removed."""
+    removed = 0
+    cutoff = time.time() - STALE_PART_SECONDS
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.endswith(".eml.part") and entry.stat().st_mtime < cutoff:
+                    with suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed += 1
+    except OSError as error:
+        log.warning("stale .part files in the outbox %s not removed: %s", folder, error)
+    return removed
 
 
 class SmtpTransport:

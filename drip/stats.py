@@ -319,6 +319,8 @@ def why_waiting(
             f"Held: the sequence {enrollment.sequence!r} has problems "
             "(see `drip check`) or no longer exists.",
         )
+    if lesson is None and "next for this reader, is no longer in" in (enrollment.last_error or ""):
+        return Why(due, True, f"Held: {enrollment.last_error}.")
     if due is None:
         return Why(None, False, "Nothing is scheduled.")
     natural = _natural_time(enrollment, lesson, sequence) if lesson else None

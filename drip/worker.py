@@ -72,6 +72,7 @@ def dispatch_job(services: Services, dispatcher: Dispatcher) -> None:
                 extra={"fields": {"problems": "; ".join(blocked)}},
             )
             return
+        dispatcher.check_clock()  # a worker whose clock is off says so (drip.skew)
         report = dispatcher.run_pass(services.clock())
     except Exception:
         log.exception("dispatch pass failed; the next pass will try again")

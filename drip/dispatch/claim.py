@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, not_, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, not_, or_, select, update
 from sqlalchemy.engine import Engine
 
 from drip import queries
@@ -30,6 +30,15 @@ E = cast(Table, Enrollment.__table__)
 D = cast(Table, Delivery.__table__)
 S = cast(Table, Subscriber.__table__)
 PEEK_CHUNK = 500  # readers the dry run loads at a time
+# The reasons a reader is held for the content (see drip.dispatch.plan and
+# drip.dispatch.send): when the content changes, the readers held for one of them are looked
+# at again in the next pass instead of at the end of their HOLD.
+HELD_FOR_CONTENT = (
+    "sequence % has problems; run `drip check`",
+    "sequence % does not exist in %",
+    "%/% cannot be rendered (run `drip check`)%",
+    "lesson %, next for this reader, is no longer in %",
+)
 
 
 class DispatchLocked(Exception):
@@ -69,6 +78,26 @@ def expire_unconfirmed(conn: Connection, now: datetime, confirm_days: int) -> No
         .values(status=EnrollmentStatus.EXPIRED, due_at=None)
     )
     conn.commit()
+
+
+def resume_held(conn: Connection, slugs: Collection[str], now: datetime) -> int:
+    """Make the readers held for their course's content due now, in the sequences that load
+    whole again (the content changed): they need not wait out their hold. How many."""
+    if not slugs:
+        return 0
+    resumed = conn.execute(
+        update(E)
+        .where(
+            E.c.sequence.in_(sorted(slugs)),
+            E.c.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING]),
+            E.c.lease_owner.is_(None),
+            E.c.due_at > now,
+            or_(*(E.c.last_error.like(pattern) for pattern in HELD_FOR_CONTENT)),
+        )
+        .values(due_at=now)
+    ).rowcount
+    conn.commit()
+    return int(resumed or 0)
 
 
 def lease(

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from drip.bounces import sending_paused
@@ -23,8 +23,8 @@ from drip.broadcasts import Sent, send_due
 from drip.chaining import chain
 from drip.clock import Clock, system_clock
 from drip.config import Settings
-from drip.content import ContentStore
-from drip.dispatch.claim import expire_unconfirmed, lease, peek
+from drip.content import ContentStore, Library
+from drip.dispatch.claim import expire_unconfirmed, lease, peek, resume_held
 from drip.dispatch.plan import Send, plan
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.dispatch.send import Recorder
@@ -34,6 +34,7 @@ from drip.links import Links
 from drip.mailer import Transport
 from drip.pace import Pace
 from drip.render import Renderer
+from drip.skew import ClockWatch
 
 PASS_CHECKPOINT_PAGES = 10_000  # SQLite WAL pages (4 KiB) between checkpoints during a pass
 REST = timedelta(seconds=30)  # the first rest after the relay asks drip to slow down
@@ -74,9 +75,12 @@ class Dispatcher:
             links,
             self.worker_id,
             Pace(engine, settings.send_rate) if settings.send_rate else None,
+            clock,
         )
         self.rest = timedelta()  # how long the relay last asked drip to wait
         self.rest_until: datetime | None = None
+        self.clock_watch = ClockWatch()
+        self._held_checked: Library | None = None  # the content readers were last resumed for
 
     def run_pass(
         self,
@@ -94,82 +98,132 @@ class Dispatcher:
             return report
         self.started_at = self.started_at or self.clock()
         pass_clock = time.monotonic()
+        self.recorder.pass_started = self.clock()
+        # One reading of the content for the whole pass: every reader of it gets the same text,
+        # whatever an author saves meanwhile (the next pass reads the new version).
+        library = self.content.library()
         with Session(self.engine, expire_on_commit=False) as session:
-            report.intake = take_in(session, self.content.library())
+            report.intake = take_in(session, library)
             paused = sending_paused(session)  # a bounce or complaint guardrail stopped it
         if not paused:
             with Session(self.engine) as session:
                 report.fresh_links = send_requested(
-                    session, self.content.library(), self.renderer, self.links, self.transport, now
+                    session, library, self.renderer, self.links, self.transport, now
                 )
             with Session(self.engine) as session:
                 report.chained = chain(
-                    session, self.content.library(), self.renderer, self.links, self.transport, now
+                    session, library, self.renderer, self.links, self.transport, now
                 )
         with self.engine.connect() as conn:
-            sqlite, checkpoint_pages = self.engine.dialect.name == "sqlite", 0
-            if self.postgres:
-                conn.exec_driver_sql("SET synchronous_commit TO OFF")
-            elif sqlite:
-                # SQLite checkpoints the WAL, with a sync to disk, each time it reaches 1,000
-                # pages: every ~150 messages of a pass. Checkpoint less often, and at the end.
-                checkpoint_pages = int(
-                    conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() or 1000
-                )
-                conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={PASS_CHECKPOINT_PAGES}")
+            checkpoint_pages = self._tune(conn)
             try:
                 expire_unconfirmed(conn, now, self.settings.confirm_days)
-                while self.rest_until is None or now >= self.rest_until:
-                    # The lease runs from the claim, not from the pass's `now`: a long pass
-                    # would otherwise claim its last batches with leases already over.
-                    elapsed = timedelta(seconds=time.monotonic() - pass_clock)
-                    claimed = lease(
-                        conn,
-                        now,
-                        worker_id=self.worker_id,
-                        batch_size=self.settings.batch_size,
-                        skip_locked=self.postgres,
-                        lease_end=now + elapsed + timedelta(seconds=self.settings.lease_seconds),
-                    )
-                    if not claimed:
-                        break
-                    library = self.content.library()
-                    plans = [
-                        plan(c, library, now, sequences_dir=self.settings.sequences_dir)
-                        for c in claimed
-                    ]
-                    outcomes, relay_down = self.recorder.carry_out(
-                        conn, plans, now, self.transport, progress
-                    )
-                    report.outcomes.extend(outcomes)
-                    self._pace_the_relay(outcomes, now)
-                    if relay_down or len(claimed) < self.settings.batch_size:
-                        break
-                with Session(self.engine) as session:  # lessons first, then broadcasts
-                    report.broadcasts = (
-                        Sent()
-                        if paused
-                        else send_due(
-                            session,
-                            self.content.library(),
-                            self.renderer,
-                            self.links,
-                            self.transport,
-                            now,
-                            self.worker_id,
-                            timedelta(seconds=self.settings.lease_seconds),
-                        )
-                    )
+                self._resume_held(conn, library, now)
+                self._send_lessons(conn, library, now, pass_clock, report, progress)
+                report.broadcasts = Sent() if paused else self._send_broadcasts(library, now)
                 # The heartbeat says when a pass really ran: one run `--now` for a simulated
                 # instant must not tell /healthz the last pass is in the future.
                 self.recorder.heartbeat(conn, self.clock(), self.started_at, report)
-            finally:
-                if self.postgres:
-                    conn.exec_driver_sql("RESET synchronous_commit")
-                elif sqlite:
-                    conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={checkpoint_pages}")
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except BaseException:
+                # The pass failed, perhaps because its connection died: restoring the
+                # settings on that connection would fail too and hide the real error.
+                try:
+                    self._restore(conn, checkpoint_pages)
+                except Exception as error:  # the pass's own error goes up
+                    log.warning("after a failed pass, its connection settings stay: %s", error)
+                raise
+            self._restore(conn, checkpoint_pages)
         return report
+
+    def _send_lessons(
+        self,
+        conn: Connection,
+        library: Library,
+        now: datetime,
+        pass_clock: float,
+        report: PassReport,
+        progress: Callable[[Outcome], None] | None,
+    ) -> None:
+        """Claim, plan and send batch by batch until nobody due is left (or the relay rests)."""
+        while self.rest_until is None or now >= self.rest_until:
+            # The lease runs from the claim, not from the pass's `now`: a long pass
+            # would otherwise claim its last batches with leases already over.
+            elapsed = timedelta(seconds=time.monotonic() - pass_clock)
+            claimed = lease(
+                conn,
+                now,
+                worker_id=self.worker_id,
+                batch_size=self.settings.batch_size,
+                skip_locked=self.postgres,
+                lease_end=now + elapsed + timedelta(seconds=self.settings.lease_seconds),
+            )
+            if not claimed:
+                break
+            plans = [
+                plan(c, library, now, sequences_dir=self.settings.sequences_dir) for c in claimed
+            ]
+            outcomes, relay_down = self.recorder.carry_out(
+                conn, plans, now, self.transport, progress
+            )
+            report.outcomes.extend(outcomes)
+            self._pace_the_relay(outcomes, now)
+            if relay_down or len(claimed) < self.settings.batch_size:
+                break
+
+    def _send_broadcasts(self, library: Library, now: datetime) -> Sent:
+        """The broadcasts due: after the lessons, in a session of their own."""
+        with Session(self.engine) as session:
+            return send_due(
+                session,
+                library,
+                self.renderer,
+                self.links,
+                self.transport,
+                now,
+                self.worker_id,
+                timedelta(seconds=self.settings.lease_seconds),
+            )
+
+    def _tune(self, conn: Connection) -> int:
+        """Settings of the pass's own connection; SQLite's autocheckpoint before, to restore."""
+        if self.postgres:
+            conn.exec_driver_sql("SET synchronous_commit TO OFF")
+            return 0
+        if self.engine.dialect.name != "sqlite":
+            return 0
+        # SQLite checkpoints the WAL, with a sync to disk, each time it reaches 1,000
+        # pages: every ~150 messages of a pass. Checkpoint less often, and at the end.
+        pages = int(conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() or 1000)
+        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={PASS_CHECKPOINT_PAGES}")
+        return pages
+
+    def _resume_held(self, conn: Connection, library: Library, now: datetime) -> None:
+        """Readers held for their course's content go on in the first pass after it changed
+        (a folder restored), not at the end of their hold: only the courses that now load
+        whole and differ from what the last pass read are looked at."""
+        before, self._held_checked = self._held_checked, library
+        if before is None or before is library:
+            return
+        changed = [
+            slug
+            for slug, sequence in library.sequences.items()
+            if before.sequences.get(slug) != sequence
+        ]
+        resume_held(conn, changed, now)
+
+    def check_clock(self) -> timedelta | None:
+        """This worker's clock against the database's (PostgreSQL); the log says when it is
+        off by more than a few seconds (drip.skew). None on SQLite."""
+        with self.engine.connect() as conn:
+            return self.clock_watch.check(conn, self.clock)
+
+    def _restore(self, conn: Connection, checkpoint_pages: int) -> None:
+        """Put the pass's connection settings back before the pool reuses the connection."""
+        if self.postgres:
+            conn.exec_driver_sql("RESET synchronous_commit")
+        elif self.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={checkpoint_pages}")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _pace_the_relay(self, outcomes: list[Outcome], now: datetime) -> None:
         """A relay that said "slow down" rests the whole worker, longer each time in a row,

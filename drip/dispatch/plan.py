@@ -48,8 +48,19 @@ class Send:
     sequence: Sequence
     lesson: Lesson | None
     lesson_key: str  # the lesson's key, or CONFIRM
-    after: str | None = None  # the lesson following this one, if any
-    after_due: datetime | None = None  # and when it falls due if this one goes out now
+    following: Lesson | None = None  # the lesson after this one, if any
+
+    @property
+    def after(self) -> str | None:
+        return self.following.key if self.following else None
+
+    def after_due(self, handed_off: datetime) -> datetime | None:
+        """When the following lesson falls due: its delay counted from the moment this one
+        was handed over (not from the pass's start), moved into the send window."""
+        if self.following is None:
+            return None
+        zone = reader_zone(self.claimed.timezone, self.sequence.timezone)
+        return next_due(handed_off, self.following.delay, self.sequence.window, zone)
 
     @property
     def immediate(self) -> bool:
@@ -117,6 +128,13 @@ def plan(claimed: Claimed, library: Library, now: datetime, *, sequences_dir: Pa
         )
         return Settle(claimed, Verdict.HELD, key, reason, hold_until=now + HOLD)
     if not pending and lesson is None:
+        gone = claimed.next_lesson
+        if gone is not None and sequence.lesson(gone) is None:
+            # Its file vanished (a folder being deleted or copied over): completing the
+            # reader would end the course for good; hold them until it is back.
+            return Settle(
+                claimed, Verdict.HELD, gone, lesson_gone(sequence, gone), hold_until=now + HOLD
+            )
         return Settle(claimed, Verdict.COMPLETED, key)
     if not claimed.reader.email.isascii():
         return Settle(
@@ -128,18 +146,15 @@ def plan(claimed: Claimed, library: Library, now: datetime, *, sequences_dir: Pa
         )
     if lesson is None:
         return Send(claimed, sequence, None, key)
-    following = sequence.next_lesson(claimed.sent | {lesson.key})
-    if following is None:
-        return Send(claimed, sequence, lesson, key)
-    return Send(
-        claimed,
-        sequence,
-        lesson,
-        key,
-        following.key,
-        next_due(
-            now, following.delay, sequence.window, reader_zone(claimed.timezone, sequence.timezone)
-        ),
+    return Send(claimed, sequence, lesson, key, sequence.next_lesson(claimed.sent | {lesson.key}))
+
+
+def lesson_gone(sequence: Sequence, key: str) -> str:
+    """Why a reader whose next lesson has no file any more is held, not completed."""
+    return (
+        f"lesson {key!r}, next for this reader, is no longer in {sequence.path}: "
+        "the reader waits and goes on once its file is back; if it was removed on purpose, "
+        "pause and resume the reader to complete the course"
     )
 
 

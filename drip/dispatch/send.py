@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Integer, Table, bindparam, insert, select, up
 from sqlalchemy.engine import Dialect
 
 from drip.bounces import return_path
+from drip.clock import Clock, system_clock
 from drip.config import Settings
 from drip.dispatch.direct import Direct
 from drip.dispatch.plan import HOLD, Plan, Send, Settle, Verdict
@@ -136,6 +137,7 @@ class Recorder:
         links: Links,
         worker_id: str,
         pace: Pace | None = None,
+        clock: Clock = system_clock,
     ) -> None:
         self.settings = settings
         self.pace = pace
@@ -147,6 +149,10 @@ class Recorder:
         self._mark_sent = Direct(MARK_SENT, dialect)
         self._advance = Direct(ADVANCE, dialect)
         self._check = Direct(STILL_WANTED, dialect)
+        # The worker's clock when the pass began: a pass's `now` plus the time since is the
+        # moment of each hand-off, whatever instant (`--now`) the pass runs as.
+        self.clock = clock
+        self.pass_started = clock()
 
     def carry_out(
         self,
@@ -482,24 +488,28 @@ class Recorder:
             self._event(conn, item, now, EventKind.CONFIRMATION_SENT, mid)
             conn.commit()
             return send.outcome(OutcomeStatus.SENT), None
-        return send.outcome(OutcomeStatus.SENT), self._record_sent(conn, item, now, following)
+        handed_off = now + max(self.clock() - self.pass_started, timedelta())
+        return send.outcome(OutcomeStatus.SENT), self._record_sent(
+            conn, item, handed_off, following
+        )
 
     def _record_sent(
-        self, conn: Connection, item: Ready, now: datetime, following: Ready | None
+        self, conn: Connection, item: Ready, handed_off: datetime, following: Ready | None
     ) -> Check | None:
-        """Mark the delivery sent and move the reader on, in one commit; in the same
-        transaction, read whether the next reader of the batch is still wanted."""
+        """Mark the delivery sent at `handed_off` and move the reader on, in one commit (the
+        next lesson's delay counts from that moment); in the same transaction, read whether
+        the next reader of the batch is still wanted."""
         send = item.send
         done = send.after is None
         params = {
             "p_delivery": item.delivery_id,
-            "p_at": now,
+            "p_at": handed_off,
             "p_version": item.template.version,
             "p_enrollment": send.claimed.enrollment_id,
             "p_after": send.after,
-            "p_after_due": send.after_due,
+            "p_after_due": send.after_due(handed_off),
             "p_status": EnrollmentStatus.COMPLETED if done else EnrollmentStatus.ACTIVE,
-            "p_done_at": now if done else None,
+            "p_done_at": handed_off if done else None,
             "p_check": following.send.claimed.enrollment_id if following else 0,
         }
         driver = conn.connection.dbapi_connection
@@ -535,6 +545,10 @@ class Recorder:
                 relay_down=True,
                 throttled=True,
             )
+        if not error.charged:  # drip's own side (the outbox's disk): no attempt used up
+            log.warning("not sent, the readers wait for the next pass: %s", error)
+            self._release(conn, item, now, str(error))
+            return send.outcome(OutcomeStatus.RETRYING, str(error), relay_down=True)
         if not error.transient:
             conn.execute(
                 update(S)

@@ -8,6 +8,7 @@ can name hosts, users and tables); that goes to the log.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, jsonify
@@ -17,7 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from drip import guardrails
 from drip.bounces import sending_paused
+from drip.clock import Clock
 from drip.models import WorkerHeartbeat
+from drip.skew import SKEW_LIMIT, database_skew, describe
 from drip.web.context import db_session, services
 
 bp = Blueprint("health", __name__)
@@ -45,7 +48,21 @@ def healthz() -> ResponseReturnValue:
         body["database"] = "unreachable"
         return jsonify(body), 503
     body["database"] = "ok"
+    body.update(clock_report(svc.clock, last))
     body["sending_paused"] = sending_paused(db_session())
     body["last_pass_at"] = last.isoformat() if last else None
     body["last_pass_age_seconds"] = round((now - last).total_seconds()) if last else None
     return jsonify(body), 200
+
+
+def clock_report(clock: Clock, last_pass: datetime | None) -> dict[str, Any]:
+    """This server's clock against the database's, and a worker's last pass stamped ahead
+    of the database's clock (a worker whose clock runs fast): said in plain words."""
+    skew = database_skew(db_session().connection(), clock)
+    if skew is None:
+        return {"clock_skew_seconds": None, "clock_problems": []}
+    problems = [describe(skew, "this server's")] if abs(skew) > SKEW_LIMIT else []
+    ahead = (last_pass - (clock() - skew)) if last_pass else None
+    if ahead is not None and ahead > SKEW_LIMIT:
+        problems.append(describe(ahead, "a worker's (its last pass is stamped in the future)"))
+    return {"clock_skew_seconds": round(skew.total_seconds(), 1), "clock_problems": problems}
