@@ -37,6 +37,7 @@ from drip.schedule import next_due, reader_zone
 
 RESEND_AFTER = timedelta(minutes=5)  # a second sign-up re-sends the confirmation at most this often
 LEFT = (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.EXPIRED)
+_CONFIRMABLE = (EnrollmentStatus.PENDING, EnrollmentStatus.EXPIRED)
 
 
 class SubscriptionError(ValueError):
@@ -294,6 +295,17 @@ def confirm(session: Session, library: Library, enrollment_id: int, now: datetim
         return enrollment
     if enrollment.status in (EnrollmentStatus.PENDING, EnrollmentStatus.EXPIRED):
         sequence = find_sequence(library, enrollment.sequence)
+        # Twenty clicks at once all read "pending"; only the request whose UPDATE changes
+        # the row confirms (the others wait for its lock and then match nothing), so the
+        # event, its webhook and the welcome follow the change once.
+        claimed = session.connection().execute(
+            update(Enrollment)
+            .where(Enrollment.id == enrollment.id, Enrollment.status.in_(_CONFIRMABLE))
+            .values(status=EnrollmentStatus.ACTIVE)
+        )
+        if claimed.rowcount != 1:
+            session.refresh(enrollment)  # another request confirmed it: show what it did
+            return enrollment
         activate(session, sequence, enrollment, enrollment.subscriber, now, "link in email")
     return enrollment
 
