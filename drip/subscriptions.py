@@ -112,7 +112,7 @@ _INSERT_SUBSCRIBER = insert(Subscriber).returning(Subscriber.id)
 _INSERT_ENROLLMENT = insert(Enrollment).returning(Enrollment.id)
 
 
-def _starts_at_once(sequence: Sequence, confirmed: bool) -> str:
+def starts_at_once(sequence: Sequence, confirmed: bool) -> str:
     """Why the course starts without a confirmation email, or "" when it waits for one."""
     if confirmed:
         return "operator vouched for consent"
@@ -165,7 +165,7 @@ def subscribe(
             "suppressed_at": None,
             "suppressed_reason": None,
         }
-        opt_in = _starts_at_once(sequence, confirmed)
+        opt_in = starts_at_once(sequence, confirmed)
         course: dict[str, Any] = {
             "sequence": slug,
             "created_at": now,
@@ -229,7 +229,7 @@ def subscribe(
     if subscriber.suppressed_at is not None and not confirmed:
         return enrollment  # a bounced address gets nothing until an operator lifts it
     if enrollment.status == EnrollmentStatus.PENDING:
-        if how := _starts_at_once(sequence, confirmed):
+        if how := starts_at_once(sequence, confirmed):
             activate(
                 session, sequence, enrollment, subscriber, now, how, lift_suppression=confirmed
             )
