@@ -74,6 +74,9 @@ def queue_import(
     SubscriptionError for an unknown sequence, a file without an email column or a line
     that cannot be read (a field over 128 KB, say)."""
     find_sequence(library, sequence)
+    if (nul := text.find("\x00")) >= 0:  # PostgreSQL cannot store it; no CSV needs it
+        line = text.count("\n", 0, nul) + 1
+        raise SubscriptionError(f"line {line} of the CSV holds a NUL byte; nothing was imported")
     total = sum(1 for _ in read_rows(lines_of(text)))
     job = ImportJob(
         created_at=now,
