@@ -261,7 +261,9 @@ def test_a_nul_byte_is_a_400_on_postgresql_even_at_the_login(
             ),
             "query": lambda: hostile.owner.get("/admin/readers?q=a%00b"),
             "json": lambda: web.post(
-                "/api/v1/readers", json={"email": "a\x00@example.org"}, headers=hostile.auth
+                "/api/v1/broadcasts",
+                json={"subject": "Hi\x00", "body": "Hello", "audience": {"to": ["tiny"]}},
+                headers=hostile.auth,
             ),
             "path": lambda: web.get("/subscribe/ti%00ny"),
         }[where]()
