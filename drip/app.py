@@ -38,9 +38,9 @@ def create_app(
     app.extensions["drip"] = build_services(
         settings, clock, transport, password_hasher=password_hasher
     )
+    errors.init_app(app)  # first: its NUL check runs before anything reads the request
     csrf.init_app(app)
     headers.init_app(app)
-    errors.init_app(app)
     app.register_blueprint(home.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(admin.bp)

@@ -69,6 +69,8 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise Refused(400, f"the body is not JSON: {error}") from None
+    except RecursionError:  # [[[[... a hundred thousand deep
+        raise Refused(400, "the body is JSON nested too deeply to read") from None
 
 
 def _fresh(stamp: datetime, now: datetime, limit: timedelta, what: str) -> None:
@@ -142,11 +144,14 @@ def _sns_certificate(url: str, local: Path | None) -> x509.Certificate:
         raise Refused(
             401, f"SigningCertURL {url!r} is not an https .pem on sns.<region>.amazonaws.com"
         )
-    if local is not None:
-        return x509.load_pem_x509_certificate(local.read_bytes())
-    if url not in _certificates:
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            _certificates[url] = x509.load_pem_x509_certificate(answer.read())
+    try:
+        if local is not None:
+            return x509.load_pem_x509_certificate(local.read_bytes())
+        if url not in _certificates:
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                _certificates[url] = x509.load_pem_x509_certificate(answer.read())
+    except (OSError, ValueError) as error:  # unreachable, or not a certificate
+        raise Refused(401, f"the SNS signing certificate {url!r} cannot be read: {error}") from None
     return _certificates[url]
 
 
@@ -173,6 +178,8 @@ def verify_sns(
         signature = base64.b64decode(str(message.get("Signature", "")), validate=True)
     except binascii.Error:
         raise Refused(401, "the SNS Signature is not base64") from None
+    if not signature:
+        raise Refused(401, "the SNS message is not signed")
     certificate = _sns_certificate(str(message.get("SigningCertURL", "")), local_certificate)
     key = certificate.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
@@ -349,11 +356,11 @@ def mailgun_reports(
     expected = hmac.new(
         signing_key.encode(), (timestamp + token).encode(), hashlib.sha256
     ).hexdigest()
-    if not hmac.compare_digest(expected, str(signature.get("signature", ""))):
+    if not hmac.compare_digest(expected.encode(), str(signature.get("signature", "")).encode()):
         raise Refused(401, "the Mailgun signature does not match (DRIP_MAILGUN_SIGNING_KEY)")
     try:
         stamp = datetime.fromtimestamp(int(timestamp), UTC)
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         raise Refused(400, f"the Mailgun timestamp {timestamp!r} is not a number") from None
     _fresh(stamp, now, MAX_AGE, "Mailgun")
     session.execute(delete(WebhookToken).where(WebhookToken.seen_at < now - 2 * MAX_AGE))
@@ -439,7 +446,7 @@ def sendgrid_reports(
         ) from None
     try:
         stamp = datetime.fromtimestamp(int(timestamp), UTC)
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         raise Refused(400, f"the SendGrid timestamp {timestamp!r} is not a number") from None
     _fresh(stamp, now, MAX_AGE, "SendGrid")
     events = _json(body)

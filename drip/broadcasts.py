@@ -218,17 +218,21 @@ def name_for(subject: str) -> str:
     return "-".join(words)[:60].strip("-") or "broadcast"
 
 
+HORIZON = timedelta(days=5 * 365)  # a broadcast further ahead is a typo (year 9999)
+
+
 def parse_when(text: str, zone: str, now: datetime) -> datetime:
     """When to send, from the admin's datetime-local field (a wall-clock time in `zone`) or
     the API's ISO-8601 instant; empty means now. A time in the past is refused, so a slip
-    of the date does not send at once to everybody."""
+    of the date does not send at once to everybody, and one beyond HORIZON too."""
     if not text.strip():
         return now
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         if value.tzinfo is None:
             value = value.replace(tzinfo=ZoneInfo(zone or "UTC"))
-    except (ValueError, ZoneInfoNotFoundError):
+        at = value.astimezone(UTC)
+    except (ValueError, ZoneInfoNotFoundError, OverflowError):
         raise BroadcastError(
             [
                 Problem(
@@ -239,7 +243,17 @@ def parse_when(text: str, zone: str, now: datetime) -> datetime:
                 )
             ]
         ) from None
-    at = value.astimezone(UTC)
+    if at > now + HORIZON:
+        raise BroadcastError(
+            [
+                Problem(
+                    Path("at"),
+                    1,
+                    f"{at:%Y-%m-%d %H:%M} UTC is more than {HORIZON.days // 365} years ahead; "
+                    "schedule it nearer the time",
+                )
+            ]
+        )
     if at < now - timedelta(minutes=1):
         raise BroadcastError(
             [

@@ -9,33 +9,32 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from itertools import islice
 
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from drip.content import Library
+from drip.import_rows import NewReader, insert_new_readers, new_reader
 from drip.jobs import DONE, FAILED, QUEUED, RUNNING
 from drip.models import ImportJob, Subscriber
-from drip.subscriptions import (
-    Consent,
-    SubscriptionError,
-    find_sequence,
-    normalize_email,
-    subscribe,
-)
+from drip.subscriptions import Consent, SubscriptionError, find_sequence, subscribe
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("email", "first_name", "timezone")
-CHUNK = 200  # rows per transaction, committed with the job's counts
+CHUNK = 1_000  # rows per transaction, committed with the job's counts
+_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
 
 
 def read_rows(lines: Iterable[str]) -> Iterable[tuple[int, dict[str, str]]]:
-    """(line number, row) for each data row; raises SubscriptionError without an email column."""
+    """(line number, row) for each data row, as they are read; raises SubscriptionError
+    without an email column or for a line the csv module cannot read."""
     reader = csv.DictReader(lines)
     header = [name.strip().lower() for name in reader.fieldnames or []]
     if "email" not in header:
@@ -43,8 +42,14 @@ def read_rows(lines: Iterable[str]) -> Iterable[tuple[int, dict[str, str]]]:
             f"the CSV needs a header row with an 'email' column (columns: {', '.join(COLUMNS)})"
         )
     reader.fieldnames = header
-    for row in reader:
-        yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}
+    try:
+        for row in reader:
+            yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}
+    except csv.Error as error:  # a field over csv.field_size_limit(), a stray NUL...
+        raise SubscriptionError(
+            f"line {reader.reader.line_num} of the CSV cannot be read ({error}); "
+            "nothing was imported"
+        ) from None
 
 
 # -- imports as background jobs -----------------------------------------------------------
@@ -66,9 +71,13 @@ def queue_import(
     now: datetime,
 ) -> ImportJob:
     """Check the file and keep it as a job for the worker; the caller commits. Raises
-    SubscriptionError for an unknown sequence or a file without an email column."""
+    SubscriptionError for an unknown sequence, a file without an email column or a line
+    that cannot be read (a field over 128 KB, say)."""
     find_sequence(library, sequence)
-    total = sum(1 for _ in read_rows(text.splitlines(keepends=True)))
+    if (nul := text.find("\x00")) >= 0:  # PostgreSQL cannot store it; no CSV needs it
+        line = text.count("\n", 0, nul) + 1
+        raise SubscriptionError(f"line {line} of the CSV holds a NUL byte; nothing was imported")
+    total = sum(1 for _ in read_rows(lines_of(text)))
     job = ImportJob(
         created_at=now,
         created_by=who,
@@ -101,21 +110,26 @@ def run_import(
 ) -> ImportJob | None:
     """Work through a job from where it stands, CHUNK rows per transaction: the rows and
     the job's counts commit together, so a crash or a busy database loses nothing and
-    counts nothing twice. Stops after `seconds` (the next run goes on). Returns the job."""
+    counts nothing twice. Stops after `seconds` (the next run goes on). Returns the job.
+
+    The file is read once per run and its rows parsed as they are reached, CHUNK at a
+    time: memory holds the file and one chunk, whatever the number of rows."""
     started = time.monotonic()
-    rows: list[tuple[int, dict[str, str]]] | None = None
+    rows: Iterator[tuple[int, dict[str, str]]] | None = None
+    chunk: list[tuple[int, dict[str, str]]] = []
     busy = 0  # chunks in a row that met a busy database
     while True:
         with sessions() as session:
-            query = select(ImportJob).where(ImportJob.id == job_id)
+            query = select(ImportJob).options(defer(ImportJob.csv)).where(ImportJob.id == job_id)
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update()  # another worker waits, then goes on from here
             job = session.scalars(query).first()
             if job is None or job.status in (DONE, FAILED):
                 return job
             if rows is None:
-                rows = list(read_rows(job.csv.splitlines(keepends=True)))
-            chunk = rows[job.processed : job.processed + CHUNK]
+                rows = _rows_from(session, job)
+            if not busy:
+                chunk = list(islice(rows, CHUNK))
             if not chunk:
                 job.status, job.finished_at = DONE, now
                 session.commit()
@@ -145,6 +159,20 @@ def run_import(
             return None
 
 
+def _rows_from(session: Session, job: ImportJob) -> Iterator[tuple[int, dict[str, str]]]:
+    """The job's rows after those already processed, parsed as they are asked for."""
+    text = session.scalar(select(ImportJob.csv).where(ImportJob.id == job.id)) or ""
+    return islice(read_rows(lines_of(text)), job.processed, None)
+
+
+def lines_of(text: str) -> Iterator[str]:
+    """The lines of `text` with their endings (CR LF, LF or CR), one at a time:
+    `splitlines` would hold a list of every line. The csv module joins a quoted field's
+    lines itself."""
+    for match in _LINE.finditer(text):
+        yield match.group()
+
+
 def _fail(sessions: sessionmaker[Session], job_id: int, now: datetime, error: Exception) -> None:
     with sessions() as session:
         job = session.get(ImportJob, job_id)
@@ -161,25 +189,49 @@ def _import_chunk(
     chunk: list[tuple[int, dict[str, str]]],
     now: datetime,
 ) -> None:
-    consent = Consent(
-        source=job.source,
-        text=library.sequences[job.sequence].consent if job.sequence in library.sequences else "",
-    )
-    errors = list(job.errors or [])
+    """One chunk: readers new to drip go in with a few multi-row INSERTs; a known address
+    (or one seen earlier in the chunk) goes through `subscribe`, as a sign-up would."""
+    try:
+        sequence = find_sequence(library, job.sequence)
+    except SubscriptionError as error:  # the course went away: every row says why
+        _refuse(job, [(line, str(error)) for line, _ in chunk])
+        job.processed += len(chunk)
+        return
+    consent = Consent(source=job.source, text=sequence.consent)
+    refused: list[tuple[int, str]] = []
+    readers: list[NewReader] = []
     for line, row in chunk:
         try:
+            readers.append(new_reader(sequence, row, line))
+        except SubscriptionError as error:
+            refused.append((line, str(error)))
+    seen = _known(session, [reader.email for reader in readers])
+    fresh: list[NewReader] = []
+    again: list[NewReader] = []
+    for reader in readers:
+        (again if reader.email in seen else fresh).append(reader)
+        seen.add(reader.email)
+    try:
+        with session.begin_nested():
+            insert_new_readers(session, sequence, fresh, now, consent, confirmed=job.confirmed)
+        job.added += len(fresh)
+    except IntegrityError:  # a sign-up took one of the addresses meanwhile: one by one
+        again = sorted(again + fresh, key=lambda reader: reader.line)
+    for reader in again:
+        try:
             with session.begin_nested():
-                address = normalize_email(row.get("email", ""))
-                known = session.scalar(select(Subscriber.id).where(Subscriber.email == address))
+                known = session.scalar(
+                    select(Subscriber.id).where(Subscriber.email == reader.email)
+                )
                 subscribe(
                     session,
                     library,
                     job.sequence,
-                    address,
+                    reader.email,
                     now,
                     consent=consent,
-                    first_name=row.get("first_name", ""),
-                    timezone=row.get("timezone") or None,
+                    first_name=reader.first_name,
+                    timezone=reader.timezone,
                     confirmed=job.confirmed,
                 )
             if known is None:
@@ -187,8 +239,23 @@ def _import_chunk(
             else:
                 job.updated += 1
         except SubscriptionError as error:
-            job.refused += 1
-            if len(errors) < MAX_ERRORS:
-                errors.append([line, str(error)])
-    job.errors = errors
+            refused.append((reader.line, str(error)))
+    _refuse(job, refused)
     job.processed += len(chunk)
+
+
+def _refuse(job: ImportJob, refused: list[tuple[int, str]]) -> None:
+    """Count refused rows; keep the first MAX_ERRORS with their reasons, by line."""
+    job.refused += len(refused)
+    errors = list(job.errors or [])
+    room = MAX_ERRORS - len(errors)
+    if room > 0 and refused:
+        job.errors = errors + [[line, message] for line, message in sorted(refused)[:room]]
+
+
+def _known(session: Session, emails: list[str]) -> set[str]:
+    """Which of these (normalised) addresses drip already has."""
+    wanted = sorted(set(emails))
+    if not wanted:
+        return set()
+    return set(session.scalars(select(Subscriber.email).where(Subscriber.email.in_(wanted))))

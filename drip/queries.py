@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Connection, Select, Table, exists, func, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, exists, false, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from drip.models import (
@@ -109,6 +109,9 @@ class HasId(Protocol):
 R = TypeVar("R", bound=HasId)
 
 
+MAX_ID = 2**31 - 1  # the largest id an Integer primary key holds
+
+
 def after_id(
     session: Session,
     statement: Select[R],
@@ -117,7 +120,10 @@ def after_id(
     limit: int,
 ) -> tuple[list[R], int | None]:
     """The REST API's cursor pages: the rows of `statement` with an id above `after`, oldest
-    first, and the cursor of the next page (None on the last)."""
+    first, and the cursor of the next page (None on the last). No id is above MAX_ID (ids
+    are 32-bit): a larger cursor has no rows, and is not sent to the database to overflow."""
+    if after >= MAX_ID:
+        return [], None
     rows = list(
         session.scalars(statement.where(id_column > after).order_by(id_column).limit(limit + 1))
     )
@@ -254,8 +260,9 @@ def delivery_log(session: Session, filters: Filters) -> Select[Delivery, Enrollm
         .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
         .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
     )
-    if filters.status:
-        statement = statement.where(Delivery.status == filters.status)
+    if filters.status:  # a status that does not exist matches nothing (not a 500)
+        known = filters.status in set(DeliveryStatus)
+        statement = statement.where(Delivery.status == filters.status if known else false())
     if filters.sequence:
         statement = statement.where(Enrollment.sequence == filters.sequence)
     if filters.address:
@@ -271,7 +278,8 @@ def reader_conditions(session: Session, filters: Filters) -> list[ColumnElement[
         raise ValueError(f"segment {filters.segment!r}: resolve it with drip.segments.narrowed")
     conditions: list[ColumnElement[bool]] = []
     if filters.status:
-        conditions.append(Enrollment.status == filters.status)
+        known = filters.status in set(EnrollmentStatus)
+        conditions.append(Enrollment.status == filters.status if known else false())
     if filters.sequence:
         conditions.append(Enrollment.sequence == filters.sequence)
     if filters.address:

@@ -44,6 +44,21 @@ _UNSAFE_HEADER = re.compile(r"[\x00-\x1f\x7f]")
 PREHEADER_SPACER = "&#847;&zwnj;&nbsp;" * 60
 
 
+class LayoutError(ValueError):
+    """The lesson's HTML breaks the MJML layout (a stray MJML tag in its Markdown)."""
+
+
+def _layout(mjml_source: str) -> str:
+    try:
+        html_out: str = mjml2html(mjml_source)
+    except ValueError as error:
+        raise LayoutError(
+            f"the lesson's HTML breaks the email layout ({error}): remove MJML tags "
+            "(<mj-...>) and unmatched closing tags from the text"
+        ) from None
+    return html_out
+
+
 @dataclass(frozen=True)
 class Reader:
     """Everything personalising needs to know about one reader in one sequence."""
@@ -663,7 +678,7 @@ class Renderer:
             key=key,
             version=f"{version}.{self._layout_version}",
             subject=header_safe(subject_t),
-            html=mjml2html(mjml_source),
+            html=_layout(mjml_source),
             text=html.unescape(text),
             tokens=tokens,
             sender=mailbox(name, address),

@@ -69,7 +69,7 @@ from drip.lint import lint, render_problems
 from drip.magnets import cache_dir
 from drip.mailer import Transport
 from drip.photos import Photo
-from drip.render import SAMPLE_READER, Renderer
+from drip.render import SAMPLE_READER, LayoutError, Renderer
 from drip.samples import send_test
 
 SEQUENCE_FILE = "sequence.yaml"
@@ -873,15 +873,18 @@ class Studio:
         if sequence is None:
             return Preview("", "", "", checked.problems)
         fields = lesson_fields(text)
-        template = renderer.message(
-            sequence,
-            path.stem.split("-", 1)[-1],
-            version_of(text.encode()),
-            fields.subject,
-            fields.preheader,
-            fields.body,
-            track=True,
-        )
+        try:
+            template = renderer.message(
+                sequence,
+                path.stem.split("-", 1)[-1],
+                version_of(text.encode()),
+                fields.subject,
+                fields.preheader,
+                fields.body,
+                track=True,
+            )
+        except LayoutError as error:  # the author sees why there is no preview
+            return Preview("", "", "", [*checked.problems, Problem(path, 1, str(error))])
         extra: dict[str, str] = {}
         for _ in range(len(template.tokens) + 1):
             try:

@@ -37,6 +37,7 @@ from drip.schedule import next_due, reader_zone
 
 RESEND_AFTER = timedelta(minutes=5)  # a second sign-up re-sends the confirmation at most this often
 LEFT = (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.EXPIRED)
+_CONFIRMABLE = (EnrollmentStatus.PENDING, EnrollmentStatus.EXPIRED)
 
 
 class SubscriptionError(ValueError):
@@ -111,7 +112,7 @@ _INSERT_SUBSCRIBER = insert(Subscriber).returning(Subscriber.id)
 _INSERT_ENROLLMENT = insert(Enrollment).returning(Enrollment.id)
 
 
-def _starts_at_once(sequence: Sequence, confirmed: bool) -> str:
+def starts_at_once(sequence: Sequence, confirmed: bool) -> str:
     """Why the course starts without a confirmation email, or "" when it waits for one."""
     if confirmed:
         return "operator vouched for consent"
@@ -164,7 +165,7 @@ def subscribe(
             "suppressed_at": None,
             "suppressed_reason": None,
         }
-        opt_in = _starts_at_once(sequence, confirmed)
+        opt_in = starts_at_once(sequence, confirmed)
         course: dict[str, Any] = {
             "sequence": slug,
             "created_at": now,
@@ -228,7 +229,7 @@ def subscribe(
     if subscriber.suppressed_at is not None and not confirmed:
         return enrollment  # a bounced address gets nothing until an operator lifts it
     if enrollment.status == EnrollmentStatus.PENDING:
-        if how := _starts_at_once(sequence, confirmed):
+        if how := starts_at_once(sequence, confirmed):
             activate(
                 session, sequence, enrollment, subscriber, now, how, lift_suppression=confirmed
             )
@@ -294,6 +295,17 @@ def confirm(session: Session, library: Library, enrollment_id: int, now: datetim
         return enrollment
     if enrollment.status in (EnrollmentStatus.PENDING, EnrollmentStatus.EXPIRED):
         sequence = find_sequence(library, enrollment.sequence)
+        # Twenty clicks at once all read "pending"; only the request whose UPDATE changes
+        # the row confirms (the others wait for its lock and then match nothing), so the
+        # event, its webhook and the welcome follow the change once.
+        claimed = session.connection().execute(
+            update(Enrollment)
+            .where(Enrollment.id == enrollment.id, Enrollment.status.in_(_CONFIRMABLE))
+            .values(status=EnrollmentStatus.ACTIVE)
+        )
+        if claimed.rowcount != 1:
+            session.refresh(enrollment)  # another request confirmed it: show what it did
+            return enrollment
         activate(session, sequence, enrollment, enrollment.subscriber, now, "link in email")
     return enrollment
 

@@ -5,15 +5,17 @@ the database is doing."""
 from __future__ import annotations
 
 import threading
+import tracemalloc
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from drip.clock import FrozenClock
-from drip.imports import queue_import, run_import
+from drip.imports import CHUNK, queue_import, run_import
 from drip.models import ImportJob, Subscriber
 from drip.services import Services
-from drip.subscriptions import Consent, subscribe
+from drip.subscriptions import Consent, SubscriptionError, subscribe
 from tests.bulk import add_due_readers
 
 
@@ -83,18 +85,54 @@ def test_an_import_while_passes_run_counts_every_row_exactly_once(
 
 
 def test_an_import_goes_on_from_where_it_stopped(services: Services, clock: FrozenClock) -> None:
-    job_id = queue(services, csv_of(700), clock)
+    rows = CHUNK + 700
+    job_id = queue(services, csv_of(rows), clock)
     first = run_import(
         services.sessions, services.content.library(), job_id, clock(), seconds=0
     )  # one chunk, then the run's time is up
     with services.sessions() as session:
         job = session.get(ImportJob, job_id)
         assert first is None and job is not None
-        assert job.status == "running" and job.processed == 200
+        assert job.status == "running" and job.processed == CHUNK
 
     done = run_import(services.sessions, services.content.library(), job_id, clock())
 
+    bad = sum(1 for n in range(rows) if n % 50 == 7)
     assert done is not None and done.status == "done"
-    assert done.added + done.refused == 700 and done.refused == 14
+    assert done.added + done.refused == rows and done.refused == bad
     with services.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(Subscriber)) == 686
+        assert session.scalar(select(func.count()).select_from(Subscriber)) == rows - bad
+
+
+def test_an_import_holds_the_file_and_one_chunk_not_every_row(
+    services: Services, clock: FrozenClock
+) -> None:
+    rows = 20_000
+    text = csv_of(rows)
+    job_id = queue(services, text, clock)
+    tracemalloc.start()
+    try:
+        done = run_import(services.sessions, services.content.library(), job_id, clock())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    # The file itself (read once from its row) and a chunk's worth of work; every row
+    # parsed at once (a dict and three strings each) would take twenty times the file.
+    assert peak < 2 * len(text) + 6_000_000, f"peak {peak:,} bytes for a {len(text):,}-byte file"
+    bad = [n for n in range(rows) if n % 50 == 7]
+    assert done is not None and (done.added, done.refused) == (rows - len(bad), len(bad))
+    assert [line for line, _ in done.errors] == [n + 2 for n in bad]  # by line, header is 1
+    assert all("is not a valid email address" in problem for _, problem in done.errors)
+
+
+def test_a_field_over_the_csv_limit_is_refused_by_line_before_anything_is_queued(
+    services: Services, clock: FrozenClock
+) -> None:
+    text = csv_of(3) + f"huge@example.org,{'x' * 200_000},UTC\n"
+
+    with pytest.raises(SubscriptionError, match=r"line 5 of the CSV cannot be read.*field"):
+        queue(services, text, clock)
+
+    with services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(ImportJob)) == 0

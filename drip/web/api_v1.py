@@ -31,6 +31,7 @@ from drip.broadcasts import (
     schedule_draft,
 )
 from drip.models import Broadcast, BroadcastStatus
+from drip.queries import MAX_ID
 from drip.readers import (
     MAX_PAGE,
     ReaderError,
@@ -119,8 +120,8 @@ def _page() -> tuple[int, int]:
         limit = min(int(request.args.get("limit", "50")), MAX_PAGE)
     except ValueError:
         raise ReaderError("cursor and limit are whole numbers") from None
-    if after < 0 or limit < 1:
-        raise ReaderError("cursor is at least 0 and limit at least 1")
+    if not 0 <= after <= MAX_ID or limit < 1:
+        raise ReaderError(f"cursor is from 0 to {MAX_ID} and limit at least 1")
     return after, limit
 
 

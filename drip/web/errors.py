@@ -15,6 +15,11 @@ from drip.web import api_v1
 log = logging.getLogger(__name__)
 
 WORDS = {
+    400: (
+        "Bad request",
+        "This request held a character drip does not accept (a NUL byte). Nothing was "
+        "changed; remove it and try again.",
+    ),
     404: (
         "Page not found",
         "There is no page at this address. It may have moved, or the link may be incomplete.",
@@ -27,16 +32,22 @@ WORDS = {
 }
 
 
+API_V1 = {
+    400: ("bad_request", WORDS[400][1]),
+    404: ("not_found", "no such endpoint: see /api/v1/openapi.json"),
+    500: ("server_error", WORDS[500][1]),
+}
+
+
 def _page(code: int) -> ResponseReturnValue:
     title, message = WORDS[code]
     if request.path.startswith("/api/v1/"):  # the REST API's one error shape
-        return api_v1.error(
-            message if code == 500 else "no such endpoint: see /api/v1/openapi.json",
-            "server_error" if code == 500 else "not_found",
-            code,
-        )
+        name, text = API_V1[code]
+        return api_v1.error(text, name, code)
     if request.path.startswith("/api/"):
         return jsonify(status="error", error=title.lower()), code
+    if request.path.startswith("/webhooks/"):  # the providers' shape (drip.web.webhooks)
+        return jsonify(error=message), code
     template = "admin/error.html" if request.path.startswith("/admin") else "public/error.html"
     try:
         return render_template(template, code=code, title=title, message=message), code
@@ -53,6 +64,28 @@ def server_error(_error: HTTPException) -> ResponseReturnValue:
     return _page(500)
 
 
+def refuse_nul_bytes() -> ResponseReturnValue | None:
+    """400 for a NUL byte in the path, the query, a form field or a JSON or text body:
+    PostgreSQL cannot store one in text (it would fail as a 500, even at the login), and no
+    honest request holds one. File uploads are the exception: their content is bytes."""
+    if "\x00" in request.path or _has_nul(request.query_string, escaped=b"%00"):
+        return _page(400)
+    if request.mimetype == "multipart/form-data":
+        fields = request.form
+        if any("\x00" in key or "\x00" in value for key, value in fields.items(multi=True)):
+            return _page(400)
+        return None
+    escaped = b"%00" if request.mimetype == "application/x-www-form-urlencoded" else b"\\u0000"
+    if _has_nul(request.get_data(cache=True), escaped=escaped):  # cached: the view reads it
+        return _page(400)
+    return None
+
+
+def _has_nul(data: bytes, *, escaped: bytes) -> bool:
+    return b"\x00" in data or escaped in data.lower()
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(refuse_nul_bytes)
     app.register_error_handler(NotFound, not_found)
     app.register_error_handler(InternalServerError, server_error)
