@@ -34,7 +34,7 @@ def test_twenty_concurrent_confirmations_record_one_event_one_webhook_and_one_we
         with svc.sessions() as session:
             hooks.add_endpoint(
                 session,
-                "http://127.0.0.1:9/h",
+                "http://10.0.0.9/h",  # only queued here, never delivered
                 ["subscriber.confirmed"],
                 clock(),
                 allow_private=True,

@@ -130,6 +130,9 @@ def _path(rule: Rule) -> str:
     return rule.build(values, append_unknown=False)[1]  # type: ignore[index]
 
 
+SES_TOPIC = "arn:aws:sns:us-east-1:1:t"
+
+
 def hostile_app(tmp_path: Path, database_url: str, clock: FrozenClock) -> Flask:
     return create_app(
         make_settings(
@@ -138,6 +141,7 @@ def hostile_app(tmp_path: Path, database_url: str, clock: FrozenClock) -> Flask:
             sequences_dir=courses_beside_tiny(tmp_path, {}),  # the studio writes in a copy
             mailgun_signing_key="mailgun-key",
             webhook_token="bounce-token",
+            sns_topic_arns=(SES_TOPIC,),  # so an SES post reaches the signature check
         ),
         clock=clock,
         password_hasher=CHEAP_HASHER,
@@ -195,7 +199,7 @@ def test_an_unsigned_ses_post_is_refused_not_a_500(hostile: Hostile) -> None:
     message = {
         "Type": "Notification",
         "MessageId": "m",
-        "TopicArn": "arn:aws:sns:us-east-1:1:t",
+        "TopicArn": SES_TOPIC,
         "Message": "{}",
         "Timestamp": "2026-03-02T13:00:00Z",
         "SignatureVersion": "1",
