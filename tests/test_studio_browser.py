@@ -382,3 +382,49 @@ def test_without_javascript_the_preview_button_renders_the_unsaved_form(
         assert "---\n\nA body that starts with a blank line.\n" in path.read_text()
     finally:
         context.close()
+
+
+BROKEN = (
+    "---\n"
+    "subject: Day 2: the plan\n"  # a text editor's unquoted colon: the YAML does not read
+    "delay: 3 days\n"
+    'preheader: "What the inbox shows beside it"\n'
+    "---\n"
+    "The second lesson, with **bold** words.\n"
+)
+
+
+def test_a_lesson_with_broken_front_matter_opens_filled_in_and_saves_whole(
+    page: Any, server: LiveServer, courses: Path, tmp_path: Path
+) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    path = courses / "tiny" / "02-second.md"
+    path.write_text(BROKEN)
+    assert drip_check(tmp_path, courses).exit_code == 1
+    open_lesson(page, server)
+    assert page.text_content("h1") != "New lesson"
+    assert page.input_value("#subject") == "Day 2: the plan"
+    assert page.input_value("#delay") == "3 days"
+    assert page.input_value("#preheader") == "What the inbox shows beside it"
+    raw = page.locator("#raw-file")
+    expect(raw).to_contain_text("subject: Day 2: the plan")
+    bad = raw.locator("li.bad")
+    expect(bad).to_have_count(1)
+    expect(bad).to_contain_text("line 2: the subject has a colon")
+    shot(page, "studio-broken-front-matter")
+    page.fill("#subject", "Day 2: the whole plan")
+    page.click("button[name=action][value=save]")
+    page.wait_for_selector(".flash.ok")
+    assert page.locator("#raw-file").count() == 0
+    text = path.read_text()
+    assert text == (
+        "---\n"
+        'subject: "Day 2: the whole plan"\n'
+        "delay: 3 days\n"
+        'preheader: "What the inbox shows beside it"\n'
+        "---\n"
+        "The second lesson, with **bold** words.\n"
+    )
+    result = drip_check(tmp_path, courses)
+    assert result.exit_code == 0, result.output
+    assert "error" not in result.output

@@ -50,6 +50,7 @@ from drip.studio import (
     StudioError,
     diff,
     front_matter,
+    front_matter_broken,
     lesson_fields,
     lesson_file,
     lesson_files,
@@ -240,6 +241,7 @@ class Editor:
     to: str = ""
     history_url: str | None = None
     name: str = ""  # the lesson's identity
+    raw: tuple[tuple[int, str, str], ...] = ()  # a broken file's lines, each with its problem
 
 
 def _show(editor: Editor, status: int = 200) -> ResponseReturnValue:
@@ -283,7 +285,7 @@ def _lesson_editor(
     return Editor(
         kind=kind,
         slug=slug,
-        title=fields.subject or "New lesson",
+        title=fields.subject or (path.name if existing else "New lesson"),
         fields={"subject": fields.subject, "delay": fields.delay, "preheader": fields.preheader},
         body=fields.body,
         version=version,
@@ -297,7 +299,22 @@ def _lesson_editor(
         history_url=url_for(".lesson_history", slug=slug, name=name) if existing else None,
         name=name,
         to=_text_field("to") or _operator(),
+        raw=_raw_file(path) if existing else (),
     )
+
+
+def _raw_file(path: Path) -> tuple[tuple[int, str, str], ...]:
+    """The file as it is on disk, line by line with what `drip check` says of each line,
+    when its front matter does not read: the form holds what could be read of it, and the
+    author sees what is really there."""
+    text = read(path).text
+    if not front_matter_broken(text):
+        return ()
+    said: dict[int, str] = {}
+    for problem in services().content.library().problems:
+        if problem.path == path:
+            said.setdefault(problem.line, problem.message)
+    return tuple((n, line, said.get(n, "")) for n, line in enumerate(text.splitlines(), 1))
 
 
 def _with_problems(editor: Editor, path: Path, text: str) -> Editor:
