@@ -684,3 +684,25 @@ def test_the_sequence_page_says_per_lesson_who_got_it_who_is_due_and_where_reade
     assert '<span class="value">2</span>' in chart  # the welcome's bar
     assert '<th scope="row">1. Welcome, friend</th><td class="num">2</td>' in chart
     assert "Clicks are counted with <code>track_links: true</code>" in page
+
+
+def test_one_broken_lesson_marks_only_itself_and_the_others_keep_subject_delay_and_counts(
+    broken_app: Flask,
+) -> None:
+    svc = svc_of(broken_app)
+    sign_up(svc)
+    svc.dispatcher().run_pass(svc.clock())  # the welcome goes out at once
+    folder = svc.settings.sequences_dir / "tiny"
+    (folder / "02-second.md").write_text("---\nsubject: Two: broken\ndelay: 2d\n---\nBody\n")
+    web = broken_app.test_client()
+    log_in(web)
+    page = web.get("/admin/sequences/tiny").text
+    rows = {
+        row.split('class="mono">')[1].split("<")[0]: row
+        for row in page.split('<tr id="lesson-')[1:]
+    }
+    assert [key for key, row in rows.items() if "has a problem" in row] == ["second"]
+    assert "Welcome, " in rows["welcome"] and "at once" in rows["welcome"]
+    assert re.search(r'<td class="num">1</td>', rows["welcome"])  # got it: one reader
+    assert "Lesson three" in rows["third"] and "3d" in rows["third"]
+    assert "02-second.md" in rows["second"]

@@ -120,8 +120,10 @@ def sequence(slug: str) -> ResponseReturnValue:
     for (lesson, _index, _url), (readers, _scanners) in links.items():
         clicks[lesson] = clicks.get(lesson, 0) + readers
     files = lesson_files(folder)
-    reach = lesson_reach(session, found, now) if found else []
-    loaded = {lesson.key: lesson for lesson in found.lessons} if found else {}
+    # A broken sequence still has the lessons that read: only the broken one is marked.
+    readable = found or library.held_forms.get(slug)
+    reach = lesson_reach(session, readable, now) if readable else []
+    loaded = {lesson.key: lesson for lesson in readable.lessons} if readable else {}
     return render_template(
         "admin/sequence.html",
         slug=slug,
