@@ -932,6 +932,19 @@ def load_sequences(root: Path, author_name: str = "") -> Library:
     return Library(sequences, problems, broken, held_forms)
 
 
+def no_sequences(root: Path, library: Library) -> Problem | None:
+    """An error when the sequences folder is there but holds no sequence: a wrong or empty
+    DRIP_SEQUENCES_DIR would otherwise read as "every sequence reads cleanly"."""
+    if library.sequences or library.broken or not root.is_dir():
+        return None  # a folder that does not exist is already a problem of load_sequences
+    return Problem(
+        root,
+        1,
+        f"no sequences found in {root}: each course is a folder there holding a "
+        "sequence.yaml and its lessons (is DRIP_SEQUENCES_DIR the right folder?)",
+    )
+
+
 def unsigned(site: Site, sequences: Mapping[str, Sequence]) -> list[Problem]:
     """A warning at site.yaml while sequences inherit no author name (or a placeholder):
     their lessons would go out signed by nobody, and the guardrails hold real sending."""

@@ -25,7 +25,7 @@ from drip.services import Services
 from tests.conftest import TESTS, LiveServer, screenshot, serving
 from tests.smtp import SmtpServer
 from tests.test_admin_access import OPERATOR, PASSWORD, add_operator
-from tests.test_admin_browser import log_in
+from tests.test_admin_browser import log_in, sign_up
 
 pytestmark = pytest.mark.browser
 
@@ -428,3 +428,30 @@ def test_a_lesson_with_broken_front_matter_opens_filled_in_and_saves_whole(
     result = drip_check(tmp_path, courses)
     assert result.exit_code == 0, result.output
     assert "error" not in result.output
+
+
+def test_readers_of_a_vanished_course_and_a_missing_author_name_are_dashboard_problems(
+    page: Any, server: LiveServer, courses: Path, tmp_path: Path
+) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    sign_up(server.services, "ada@example.org")
+    (courses / "tiny").rename(tmp_path / "tiny-elsewhere")  # a wrong or emptied folder
+    log_in(page, server)
+    problems = page.locator("#course-problems")
+    expect(problems).to_contain_text("1 reader is in the course “tiny”, which has no folder")
+    expect(problems).to_contain_text(f"No sequences found in {courses}.")
+    screenshot(page, "admin", "dashboard-course-problems")
+    page.click("#course-problems a[href$='/admin/sequences']")
+    expect(page.locator("#course-problems")).to_contain_text("1 reader is in the course “tiny”")
+    assert "every sequence reads cleanly" not in page.text_content("main")
+    unsigned = courses / "unsigned"
+    shutil.copytree(tmp_path / "tiny-elsewhere", unsigned)
+    settings = (unsigned / "sequence.yaml").read_text()
+    (unsigned / "sequence.yaml").write_text(
+        "\n".join(line for line in settings.splitlines() if not line.startswith("author:"))
+    )
+    page.goto(f"{server.url}/admin/")
+    expect(problems).to_contain_text("The author's name is not set")
+    assert "No sequences found" not in problems.text_content()
+    page.click("#course-problems a:has-text('Site & author')")
+    page.wait_for_url(re.compile(r"/admin/site$"))

@@ -44,6 +44,7 @@ from drip import outbox as mail_folder
 from drip.api_keys import list_keys, revoke_key
 from drip.bounces import Policy, daily_rates, rates, resume_sending, sending_paused
 from drip.broadcasts import progress as broadcast_progress
+from drip.course_problems import course_problems
 from drip.hooks import HookError, replay
 from drip.hooks import endpoints as hook_endpoints
 from drip.imports import queue_import
@@ -252,6 +253,7 @@ def dashboard() -> ResponseReturnValue:
         rates=[(window, rates(session, window)) for window in (1_000, 10_000)],
         day_rates=daily_rates(session, {d.day: d.sent for d in days}, days[0].day, days[-1].day),
         limits=Policy.from_settings(svc.settings),
+        course_problems=course_problems(session, library, svc.settings.sequences_dir),
         sending_problems=guardrails.problems(svc.settings, library),
         sending_refused=bool(guardrails.blocking(svc.settings, library)),
     )
@@ -701,10 +703,16 @@ def outbox_message(name: str) -> ResponseReturnValue:
 @bp.get("/sequences")
 def sequences() -> ResponseReturnValue:
     session = db_session()
-    library = services().content.library()
+    svc = services()
+    library = svc.content.library()
     return render_template(
         "admin/sequences.html",
         library=library,
+        course_problems=[
+            p
+            for p in course_problems(session, library, svc.settings.sequences_dir)
+            if p.fix == "sequences"
+        ],
         counts=queries.counts_by_sequence_and_status(session),
         paused=paused_sequences(session),
         waiting=queries.sign_ups_waiting_by_sequence(session),
