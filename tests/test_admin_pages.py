@@ -397,7 +397,9 @@ def test_sequences_list_lessons_with_delays_and_the_problems_drip_check_finds(
     log_in(web)
     listing = web.get("/admin/sequences").text
     assert "Tiny course" in listing and "has errors" in listing
-    assert "01-first.md:3: bad delay &#39;soon&#39;" in listing
+    assert "broken/01-first.md, line 3</span>: bad delay &#39;soon&#39;" in listing
+    assert '<a href="/admin/sequences/broken/lessons/first">Open it</a>' in listing
+    assert str(broken_app.extensions["drip"].settings.sequences_dir) not in listing
     tiny = web.get("/admin/sequences/tiny").text
     rows = [line for line in tiny.splitlines() if 'class="mono"' in line and "<td" in line]
     assert [r.split('class="mono">')[1].split("<")[0] for r in rows] == [

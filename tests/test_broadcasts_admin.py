@@ -339,7 +339,10 @@ def test_a_broadcast_scheduled_now_says_when_its_first_copies_go_out(
     token = csrf_token(web.get("/admin/broadcasts/").text)
     form = {"csrf_token": token, "subject": "News", "body": BODY, "to": ["tiny"]}
     page_url = web.post("/admin/broadcasts/", data={**form, "readers": "both"}).location
-    assert "To</dt><dd>active and finished readers of tiny" in web.get(page_url).text
+    draft = web.get(page_url).text
+    assert "To</dt><dd>active and finished readers of tiny" in draft
+    assert '<select id="zone" name="zone" data-drip-timezone>' in draft  # picked, not typed
+    assert "<option>America/New_York</option>" in draft
     web.post(f"{page_url}/schedule", data={"csrf_token": token, "at": "", "zone": "UTC"})
     page = web.get(page_url).text  # 13:00 UTC: the tiny course's window opens at 9 in New York
     assert "Next send window opens 14:00 UTC" in page

@@ -13,8 +13,10 @@ goes to the audit log. CSRF is checked app-wide by Flask-WTF.
 
 from __future__ import annotations
 
+import zoneinfo
 from dataclasses import replace
 from datetime import datetime
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +46,7 @@ from drip import outbox as mail_folder
 from drip.api_keys import list_keys, revoke_key
 from drip.bounces import Policy, daily_rates, rates, resume_sending, sending_paused
 from drip.broadcasts import progress as broadcast_progress
+from drip.content import LESSON_FILE, SITE_FILE, SLUG, Problem
 from drip.course_problems import course_problems
 from drip.hooks import HookError, replay
 from drip.hooks import endpoints as hook_endpoints
@@ -125,6 +128,48 @@ MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
 # -- access ------------------------------------------------------------------------------------
 
 bp.add_app_template_global(access.may, "may")
+
+
+@bp.app_template_filter("where")
+def where(problem: Problem) -> str:
+    """Where a problem is, as the author finds it: the file within the sequences folder
+    (never the server's whole path) and its line."""
+    try:
+        name = str(problem.path.relative_to(services().settings.sequences_dir))
+    except ValueError:
+        name = problem.path.name
+    return "the sequences folder" if name == "." else f"{name}, line {problem.line}"
+
+
+@bp.app_template_global("fix_url")
+def fix_url(problem: Problem) -> str:
+    """The page that fixes a problem of a course file ("" when no page edits that file)."""
+    try:
+        parts = problem.path.relative_to(services().settings.sequences_dir).parts
+    except ValueError:
+        return ""
+    if parts == (SITE_FILE,):
+        return url_for("admin.site.page")
+    if len(parts) != 2 or not SLUG.match(parts[0]):
+        return url_for("admin.studio.sequence", slug=parts[0]) if len(parts) == 1 else ""
+    slug, name = parts
+    lesson = LESSON_FILE.match(name)
+    if name == "sequence.yaml":
+        return url_for("admin.studio.settings", slug=slug)
+    if name == "magnet.md":
+        return url_for("admin.studio.magnet", slug=slug)
+    if lesson:
+        return url_for("admin.studio.lesson", slug=slug, name=lesson["key"])
+    return url_for("admin.studio.sequence", slug=slug)
+
+
+@bp.app_template_global("time_zones")
+@cache
+def time_zones() -> tuple[str, ...]:
+    """The IANA time zones a picker offers: every Area/City zone and UTC."""
+    return ("UTC", *sorted(z for z in zoneinfo.available_timezones() if "/" in z))
+
+
 bp.after_request(access.record_change)
 
 

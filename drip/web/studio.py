@@ -208,7 +208,7 @@ def _flash_outcome(outcome: Outcome, done: str, action: str, target: str) -> Non
     elif isinstance(outcome, Refused):
         flash(
             "Not done, nothing changed: "
-            + "; ".join(f"{p.path.name}:{p.line}: {p.message}" for p in outcome.errors),
+            + "; ".join(f"{p.path.name}, line {p.line}: {p.message}" for p in outcome.errors),
             "error",
         )
     else:
@@ -217,8 +217,8 @@ def _flash_outcome(outcome: Outcome, done: str, action: str, target: str) -> Non
 
 def _committed(saved: Saved) -> str:
     if saved.git_error:
-        return f" (saved, but git could not commit it: {saved.git_error})"
-    return f" Commit {saved.commit[:10]}." if saved.commit else ""
+        return f" (saved, but its history could not be kept: {saved.git_error})"
+    return " Its History keeps the earlier version." if saved.commit else ""
 
 
 # -- the editors -------------------------------------------------------------------------------
@@ -588,7 +588,7 @@ def _restore(path: Path, back: str) -> ResponseReturnValue:
     else:
         commit = _text_field("commit")[:10]
         target = f"{path.parent.name}/{path.name}@{commit}"
-        _flash_outcome(outcome, f"Restored {path.name} as of {commit}.", "restore", target)
+        _flash_outcome(outcome, f"Restored the earlier version of {path.name}.", "restore", target)
     return redirect(back)
 
 
