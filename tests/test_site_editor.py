@@ -396,3 +396,13 @@ def test_the_author_fills_in_their_name_in_the_browser_and_the_sign_up_page_show
     expect(page.locator(".author .author-name")).to_have_text(NAME)
     expect(page.locator("a[href='https://blog.example.org/privacy']")).to_have_count(1)
     screenshot(page, "admin", "site-author-sign-up-375")
+
+
+def test_the_site_page_shows_no_problem_of_a_file_the_author_did_not_open(
+    app: Flask, courses: Path
+) -> None:
+    (courses / "tiny" / "02-second.md").write_text("---\nsubject: Two: broken\ndelay: 2d\n---\nB\n")
+    web = client_for(app, EDITOR)
+    page = web.get("/admin/site").text
+    assert "02-second.md" not in page
+    assert "02-second.md" in web.get("/admin/sequences").text  # where it is fixed

@@ -203,8 +203,9 @@ def _page(
             text = site_text(studio.site_document().text, values)
         except StudioError:
             text = studio.site_document().text
-    if problems is None:  # the file as it is: what `drip check` said of it when it was read
-        problems = svc.content.library().problems
+    if problems is None:  # the file as it is: what `drip check` said of it (only of it: a
+        # lesson's mistake is fixed on its own page, not on this one)
+        problems = [p for p in svc.content.library().problems if p.path == studio.site_path]
     shown = [p for p in problems if p.path == studio.site_path or p.severity == "error"]
     by_field: dict[str, list[Problem]] = {key: [] for key in FIELDS}
     elsewhere: list[Problem] = []
