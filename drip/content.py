@@ -240,7 +240,9 @@ class Library:
     def broken_reason(self, slug: str) -> str | None:
         """Why a sequence whose files are there cannot be used, or None if it is not broken.
         (What to say of a sequence that is not there at all depends on who asks.)"""
-        return f"sequence {slug!r} has problems; run `drip check`" if slug in self.broken else None
+        if slug not in self.broken:
+            return None
+        return f"sequence {slug!r} has problems: the admin's Sequences page says what to fix"
 
 
 def _line_of_keys(text: str) -> dict[str, int]:
