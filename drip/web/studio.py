@@ -68,6 +68,15 @@ from drip.web.context import db_session, services
 bp = Blueprint("studio", __name__, url_prefix="/sequences")
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SETTING_LABELS = {  # sequence.yaml's keys as the settings form names them
+    "title": "Title",
+    "promise": "Promise",
+    "sender": "Sender",
+    "timezone": "Time zone",
+    "send_window": "Send window",
+    "consent": "Consent sentence",
+    "lead_magnet": "Lead magnet",
+}
 SAVES = {  # the view each editor's form posts to, whose role decides if it shows its buttons
     "lesson": "admin.studio.save_lesson",
     "new": "admin.studio.add_lesson",
@@ -733,16 +742,30 @@ def save_settings(slug: str) -> ResponseReturnValue:
         return redirect(url_for(".settings", slug=slug))
     if isinstance(outcome, Refused):
         flash("Not saved: fix the problems below (the file is unchanged).", "error")
-        return _settings_page(
-            slug, path, values, version, place(outcome.problems, path, text), None, 422
-        )
+        said = [
+            (_setting_of(text, p.line) if p.problem.path == path else "", p)
+            for p in place(outcome.problems, path, text)
+        ]
+        return _settings_page(slug, path, values, version, said, None, 422)
     flash(
-        "Not saved: sequence.yaml changed on disk since you opened it. Compare below; "
-        "Save again to replace it with yours.",
+        "Not saved: these settings were changed since you opened this page (in another "
+        "window, or by someone else). Compare below; Save again to replace them with yours.",
         "error",
     )
     disk = outcome.disk or Document(path, "", "")
     return _settings_page(slug, path, values, disk.version, [], diff(disk.text, text), 409)
+
+
+def _setting_of(text: str, line: int) -> str:
+    """The form's name for the setting at `line` of a sequence.yaml: the top-level key the
+    line belongs to, or "" for one the form does not show."""
+    key = ""
+    for number, row in enumerate(text.splitlines(), start=1):
+        if number > line:
+            break
+        if row[:1] not in ("", " ", "\t", "#", "-") and ":" in row:
+            key = row.split(":", 1)[0].strip()
+    return SETTING_LABELS.get(key, "")
 
 
 def _settings_page(
@@ -750,10 +773,12 @@ def _settings_page(
     path: Path,
     values: SequenceSettings,
     version: str,
-    placed: list[Placed],
+    placed: list[tuple[str, Placed]],
     conflict: str | None,
     status: int = 200,
 ) -> ResponseReturnValue:
+    """The settings form; each problem named by the setting it is about, as the form names
+    it ("Send window"), where it is one of the form's."""
     return (
         render_template(
             "admin/settings.html",
