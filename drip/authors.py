@@ -71,6 +71,16 @@ def is_placeholder(name: str) -> bool:
     return not words or " ".join(words) in PLACEHOLDER_NAMES
 
 
+def completed_url(value: str) -> str:
+    """A web address as typed, with the https:// a browser's address bar would add when it
+    starts with a host name (`blog.example.org/about`); anything else as it was."""
+    text = value.strip()
+    host = text.split("/", 1)[0]
+    if "://" in text or not re.fullmatch(r"(?i)[a-z0-9-]+(\.[a-z0-9-]+)+(:\d{1,5})?", host):
+        return value
+    return f"https://{text}"
+
+
 def web_url_problem(key: str, value: str) -> str | None:
     """Why `value` cannot be a link readers follow, or None if it can."""
     parts = urlsplit(value)

@@ -70,6 +70,11 @@ READERS = {
     "completed": (EnrollmentStatus.COMPLETED,),
     "both": (EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED),
 }
+READER_WORDS = {  # what `readers:` means, as the admin says it
+    "both": "active and finished readers",
+    "active": "readers still in the course",
+    "completed": "readers who finished it",
+}
 VARIABLES = frozenset({"first_name", "unsubscribe_url", "preferences_url"})
 BATCH = 200
 MAX_ATTEMPTS = 5
@@ -506,6 +511,19 @@ def progress(session: Session, broadcast_id: int) -> Counter[str]:
             ).all()
         )
     )
+
+
+def next_due(session: Session, broadcast_id: int) -> datetime | None:
+    """When the next waiting copies are due: each reader's due time is the first opening of
+    their course's send window at or after the broadcast's time (set when it was scheduled),
+    so a broadcast scheduled "now" outside every window sends nothing until the earliest."""
+    due: datetime | None = session.scalar(
+        select(func.min(BroadcastRecipient.due_at)).where(
+            BroadcastRecipient.broadcast_id == broadcast_id,
+            BroadcastRecipient.status == RecipientStatus.QUEUED,
+        )
+    )
+    return due
 
 
 def lesson_key(broadcast_id: int) -> str:

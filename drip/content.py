@@ -243,7 +243,9 @@ class Library:
     def broken_reason(self, slug: str) -> str | None:
         """Why a sequence whose files are there cannot be used, or None if it is not broken.
         (What to say of a sequence that is not there at all depends on who asks.)"""
-        return f"sequence {slug!r} has problems; run `drip check`" if slug in self.broken else None
+        if slug not in self.broken:
+            return None
+        return f"sequence {slug!r} has problems: the admin's Sequences page says what to fix"
 
 
 def _line_of_keys(text: str) -> dict[str, int]:
@@ -982,6 +984,19 @@ def load_sequences(root: Path, author_name: str = "") -> Library:
     _link_chains(sequences, problems)
     problems += unsigned(site, sequences)
     return Library(sequences, problems, broken, held_forms)
+
+
+def no_sequences(root: Path, library: Library) -> Problem | None:
+    """An error when the sequences folder is there but holds no sequence: a wrong or empty
+    DRIP_SEQUENCES_DIR would otherwise read as "every sequence reads cleanly"."""
+    if library.sequences or library.broken or not root.is_dir():
+        return None  # a folder that does not exist is already a problem of load_sequences
+    return Problem(
+        root,
+        1,
+        f"no sequences found in {root}: each course is a folder there holding a "
+        "sequence.yaml and its lessons (is DRIP_SEQUENCES_DIR the right folder?)",
+    )
 
 
 def unsigned(site: Site, sequences: Mapping[str, Sequence]) -> list[Problem]:

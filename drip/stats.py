@@ -316,8 +316,8 @@ def why_waiting(
         return Why(
             due,
             True,
-            f"Held: the sequence {enrollment.sequence!r} has problems "
-            "(see `drip check`) or no longer exists.",
+            f"Held: the sequence “{enrollment.sequence}” has problems or no longer "
+            "exists; the Sequences page says what to fix.",
         )
     if lesson is None and "next for this reader, is no longer in" in (enrollment.last_error or ""):
         return Why(due, True, f"Held: {enrollment.last_error}.")

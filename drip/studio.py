@@ -181,7 +181,9 @@ class LessonFields:
 
 
 def _front(text: str) -> tuple[dict[str, Any], str, str]:
-    """(front matter as read leniently, its source, the body) of a Markdown file."""
+    """(front matter as read leniently, its source, the body) of a Markdown file. Front
+    matter a text editor broke is read key by key (tolerant_front), so the form shows every
+    field that can be read."""
     parts = split_front_matter(text)
     if parts is None:
         return {}, "", text
@@ -189,8 +191,49 @@ def _front(text: str) -> tuple[dict[str, Any], str, str]:
     try:
         meta = yaml_input.load(front) or {}
     except yaml.YAMLError:
-        meta = {}
-    return (meta if isinstance(meta, dict) else {}), front, body
+        return tolerant_front(front), front, body
+    return (meta if isinstance(meta, dict) else tolerant_front(front)), front, body
+
+
+def _front_chunks(front: str) -> list[tuple[str, str]]:
+    """(key, its lines) of each top-level `key:` line of a front matter, with the indented
+    lines under it."""
+    chunks: list[tuple[str, list[str]]] = []
+    for line in front.splitlines():
+        starts = line[:1] not in ("", " ", "\t", "#", "-") and ":" in line
+        if starts:
+            chunks.append((line.split(":", 1)[0].strip().strip("'\""), [line]))
+        elif chunks:
+            chunks[-1][1].append(line)
+    return [(key, "\n".join(lines)) for key, lines in chunks if key]
+
+
+def tolerant_front(front: str) -> dict[str, Any]:
+    """A front matter that does not parse as a whole, read one key at a time: a key whose
+    lines parse has its value; one that does not (`subject: Day 1: start`) has the text
+    after its colon, as the author typed it. Nothing written is dropped."""
+    values: dict[str, Any] = {}
+    for key, chunk in _front_chunks(front):
+        try:
+            data = yaml_input.load(chunk)
+        except yaml.YAMLError:
+            data = None
+        if isinstance(data, dict) and len(data) == 1:
+            values.setdefault(key, next(iter(data.values())))
+        else:
+            values.setdefault(key, chunk.split(":", 1)[1].strip())
+    return values
+
+
+def front_matter_broken(text: str) -> bool:
+    """True when a file's front matter is there but does not read as keys and values."""
+    parts = split_front_matter(text)
+    if parts is None:
+        return text.lstrip().startswith("---")
+    try:
+        return not isinstance(yaml_input.load(parts[0]) or {}, dict)
+    except yaml.YAMLError:
+        return True
 
 
 def front_matter(text: str) -> tuple[dict[str, Any], str]:
@@ -225,7 +268,8 @@ def _quoted(value: str) -> DoubleQuotedScalarString:
 def with_front_matter(previous: str, values: Mapping[str, str | None], body: str) -> str:
     """A Markdown file with `values` set in its front matter and `body` under it. The
     previous front matter's comments and key order are kept (ruamel.yaml round trip);
-    a value of None or "" removes its key. A front matter that does not parse is replaced."""
+    a value of None or "" removes its key. A front matter that does not parse keeps every
+    key tolerant_front reads (the form may not show them all)."""
     _, front, _ = _front(previous)
     handler = _round_trip()
     try:
@@ -233,7 +277,7 @@ def with_front_matter(previous: str, values: Mapping[str, str | None], body: str
     except (RoundTripError, yaml.YAMLError):
         data = None
     if not isinstance(data, CommentedMap):
-        data = CommentedMap()
+        data = _tolerant_round_trip(handler, front)
     for key, value in values.items():
         if value is None or not value.strip():
             data.pop(key, None)
@@ -242,6 +286,24 @@ def with_front_matter(previous: str, values: Mapping[str, str | None], body: str
     out = io.StringIO()
     handler.dump(data, out)
     return f"---\n{out.getvalue()}---\n{_clean_body(body)}"
+
+
+def _tolerant_round_trip(handler: YAML, front: str) -> CommentedMap:
+    """A broken front matter as a map to write back: each key whose lines parse kept as
+    written, each that does not as the quoted text after its colon (tolerant_front)."""
+    data = CommentedMap()
+    for key, chunk in _front_chunks(front):
+        try:
+            one = yaml_input.load_round_trip(handler, chunk)
+        except (RoundTripError, yaml.YAMLError):
+            one = None
+        if key in data:
+            continue
+        if isinstance(one, CommentedMap) and len(one) == 1:
+            data[key] = next(iter(one.values()))
+        else:
+            data[key] = _quoted(chunk.split(":", 1)[1].strip())
+    return data
 
 
 def _clean_body(body: str) -> str:

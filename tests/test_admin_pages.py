@@ -397,7 +397,9 @@ def test_sequences_list_lessons_with_delays_and_the_problems_drip_check_finds(
     log_in(web)
     listing = web.get("/admin/sequences").text
     assert "Tiny course" in listing and "has errors" in listing
-    assert "01-first.md:3: bad delay &#39;soon&#39;" in listing
+    assert "broken/01-first.md, line 3</span>: bad delay &#39;soon&#39;" in listing
+    assert '<a href="/admin/sequences/broken/lessons/first">Open it</a>' in listing
+    assert str(broken_app.extensions["drip"].settings.sequences_dir) not in listing
     tiny = web.get("/admin/sequences/tiny").text
     rows = [line for line in tiny.splitlines() if 'class="mono"' in line and "<td" in line]
     assert [r.split('class="mono">')[1].split("<")[0] for r in rows] == [
@@ -674,7 +676,7 @@ def test_the_sequence_page_says_per_lesson_who_got_it_who_is_due_and_where_reade
 
     def row(key: str) -> list[str]:
         start = page.index(f'<tr id="lesson-{key}">')
-        cells = page[start : page.index("</tr>", start)].split('<td class="num">')[2:]
+        cells = re.split(r'<td class="num"[^>]*>', page[start : page.index("</tr>", start)])[2:]
         return [cell.split("</td>")[0].strip() for cell in cells]
 
     # got it, kept on, left before it, due in a day, due in a week, clicks
@@ -684,3 +686,25 @@ def test_the_sequence_page_says_per_lesson_who_got_it_who_is_due_and_where_reade
     assert '<span class="value">2</span>' in chart  # the welcome's bar
     assert '<th scope="row">1. Welcome, friend</th><td class="num">2</td>' in chart
     assert "Clicks are counted with <code>track_links: true</code>" in page
+
+
+def test_one_broken_lesson_marks_only_itself_and_the_others_keep_subject_delay_and_counts(
+    broken_app: Flask,
+) -> None:
+    svc = svc_of(broken_app)
+    sign_up(svc)
+    svc.dispatcher().run_pass(svc.clock())  # the welcome goes out at once
+    folder = svc.settings.sequences_dir / "tiny"
+    (folder / "02-second.md").write_text("---\nsubject: Two: broken\ndelay: 2d\n---\nBody\n")
+    web = broken_app.test_client()
+    log_in(web)
+    page = web.get("/admin/sequences/tiny").text
+    rows = {
+        row.split('class="mono">')[1].split("<")[0]: row
+        for row in page.split('<tr id="lesson-')[1:]
+    }
+    assert [key for key, row in rows.items() if "has a problem" in row] == ["second"]
+    assert "Welcome, " in rows["welcome"] and "at once" in rows["welcome"]
+    assert re.search(r'<td class="num" data-label="Got it">1</td>', rows["welcome"])
+    assert "Lesson three" in rows["third"] and "3d" in rows["third"]
+    assert "02-second.md" in rows["second"]

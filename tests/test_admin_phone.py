@@ -6,14 +6,16 @@ to artifacts/screenshots/admin/."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from drip import bulk
+from drip import audit, bulk
 from drip.clock import FrozenClock
 from drip.models import Enrollment, EnrollmentStatus, Subscriber
+from drip.worker import import_job
 from tests.conftest import LiveServer, screenshot
 from tests.smtp import SmtpServer
 from tests.test_admin_access import add_operator
@@ -172,3 +174,60 @@ def test_a_large_bulk_action_confirms_its_number_and_goes_on_by_itself_to_the_en
         assert not session.scalar(
             select(func.count()).where(Enrollment.status == EnrollmentStatus.ACTIVE)
         )
+
+
+FITS = """() => {
+  const wide = document.scrollingElement.scrollWidth;
+  const out = [...document.querySelectorAll('main button, main a.button, main summary')]
+    .filter(b => b.offsetParent !== null)
+    .map(b => [b.textContent.trim(), b.getBoundingClientRect()])
+    .filter(([, r]) => r.left < 0 || r.right > innerWidth)
+    .map(([text, r]) => `${text} at ${Math.round(r.left)}..${Math.round(r.right)}`);
+  return {wide, inner: innerWidth, out};
+}"""
+
+
+def test_at_375_px_the_lessons_and_the_audit_log_fit_with_every_button_on_screen(
+    page: Any, server: LiveServer
+) -> None:
+    svc = server.services
+    with svc.sessions() as session:  # a studio save's entry, with what changed
+        before = '---\nsubject: "Lesson two"\ndelay: 2d\n---\nThe second lesson.\n'
+        after = before.replace("Lesson two", "Lesson two, renamed on a phone " + "y" * 80)
+        target = "tiny/02-second-with-a-long-name-" + "z" * 60 + ".md"
+        audit.record(session, "ops@example.org", "save lesson", target, svc.clock(), before, after)
+        session.commit()
+    page.set_viewport_size(PHONE)
+    log_in(page, server)
+    for path in ("/admin/sequences/tiny", "/admin/audit"):
+        page.goto(f"{server.url}{path}")
+        fits = page.evaluate(FITS)
+        assert fits["wide"] <= fits["inner"], path
+        assert fits["out"] == [], path
+    page.click("table.audit summary")
+    fits = page.evaluate(FITS)
+    assert fits["wide"] <= fits["inner"] and fits["out"] == []
+    screenshot(page, "admin", "audit-375")
+    page.goto(f"{server.url}/admin/sequences/tiny")
+    screenshot(page, "admin", "lessons-375")
+
+
+def test_the_import_result_wraps_a_long_refused_address_at_1280_px(
+    page: Any, server: LiveServer, tmp_path: Path
+) -> None:
+    page.set_viewport_size(DESKTOP)
+    refused = "not-an-address-" + "x" * 300 + "-example.org"
+    path = tmp_path / "readers.csv"
+    path.write_text(f"email,first_name\nreader@example.org,Ada\n{refused},Nobody\n")
+    log_in(page, server)
+    page.goto(f"{server.url}/admin/import")
+    page.set_input_files("#file", str(path))
+    page.fill("#source", "a conference sheet")
+    page.click("button:text('Import')")
+    page.wait_for_selector("#import-status")
+    import_job(server.services)
+    page.wait_for_selector("#import-result .flash.ok", timeout=15_000)
+    assert refused in page.text_content("#import-result li")
+    fits = page.evaluate(FITS)
+    assert fits["wide"] <= fits["inner"] and fits["out"] == []
+    screenshot(page, "admin", "import-long-address-1280")

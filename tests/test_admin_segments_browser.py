@@ -105,3 +105,18 @@ def test_the_segment_form_counts_before_saving_and_the_list_leads_to_its_readers
     page.wait_for_selector("text=Segment exam-soon deleted.")
     assert questions[0].startswith("Delete the segment exam-soon?")
     assert page.locator("tr[data-segment=exam-soon]").count() == 0
+
+
+def test_count_the_readers_works_before_the_segment_has_a_good_name(
+    page: Any, server: LiveServer
+) -> None:
+    name = "Exam soon"  # half thought of: not yet a name a segment may have
+    page.set_viewport_size(DESKTOP)
+    log_in(page, server)
+    page.goto(f"{server.url}/admin/segments/new")
+    page.fill("#name", name)
+    page.fill("#tags", "has-dates")
+    page.click("#count-button")
+    page.wait_for_selector("#segment-count", timeout=5_000)
+    assert "2 readers now" in page.text_content("#segment-count")
+    assert page.input_value("#name") == name

@@ -331,3 +331,22 @@ def test_only_a_draft_can_be_edited(web: FlaskClient, svc: Services, readers: No
         in web.get(answer.location).text
     )
     assert draft(svc) == saved
+
+
+def test_a_broadcast_scheduled_now_says_when_its_first_copies_go_out(
+    web: FlaskClient, svc: Services, readers: None, clock: FrozenClock
+) -> None:
+    token = csrf_token(web.get("/admin/broadcasts/").text)
+    form = {"csrf_token": token, "subject": "News", "body": BODY, "to": ["tiny"]}
+    page_url = web.post("/admin/broadcasts/", data={**form, "readers": "both"}).location
+    draft = web.get(page_url).text
+    assert "To</dt><dd>active and finished readers of tiny" in draft
+    assert '<select id="zone" name="zone" data-drip-timezone>' in draft  # picked, not typed
+    assert "<option>America/New_York</option>" in draft
+    web.post(f"{page_url}/schedule", data={"csrf_token": token, "at": "", "zone": "UTC"})
+    page = web.get(page_url).text  # 13:00 UTC: the tiny course's window opens at 9 in New York
+    assert "Next send window opens 14:00 UTC" in page
+    clock.advance(hours=1)
+    assert "Copies are going out now" in web.get(page_url).text
+    svc.dispatcher().run_pass(clock())
+    assert 'id="next-window"' not in web.get(page_url).text  # nothing waits any more

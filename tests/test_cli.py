@@ -98,6 +98,16 @@ def test_check_fails_with_path_and_line(env: dict[str, str], tmp_path: Path) -> 
     assert f"{folder}/01-a.md:3: bad delay 'soon'" in result.output
 
 
+def test_check_of_a_folder_without_sequences_says_so_and_fails(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "seqs"
+    (empty / "notes").mkdir(parents=True)  # a folder, but no sequence.yaml in it
+    result = drip({**env, "DRIP_SEQUENCES_DIR": str(empty)}, "check")
+    assert result.exit_code == 1
+    assert f"no sequences found in {empty}" in result.output
+
+
 def test_subscribe_then_dispatch_sends_to_the_smtp_server(
     env: dict[str, str], smtp_server: SmtpServer
 ) -> None:

@@ -82,7 +82,7 @@ def test_a_sign_up_for_a_broken_sequence_waits_with_the_reason_until_it_is_fixed
     held = take_in(svc)
 
     assert held.taken == 0
-    why = "sequence 'tiny' has problems; run `drip check`"
+    why = "sequence 'tiny' has problems: the admin's Sequences page says what to fix"
     assert list(held.held.values()) == [why]
     with svc.sessions() as session:
         assert session.scalars(select(SignUpRequest.problem)).one() == why

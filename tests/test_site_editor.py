@@ -181,11 +181,11 @@ def test_setting_the_name_writes_site_yaml_keeps_its_comments_and_signs_the_next
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("privacy_url", "javascript:alert(1)", "privacy_url must be a web address"),
-        ("privacy_url", "ftp://x", "privacy_url must be a web address"),
-        ("after_confirm_url", "blog.example.org", "after_confirm_url must be a web address"),
-        ("url", "javascript:alert(1)", "author.url must be a web address"),
-        ("photo", "../../etc/passwd.png", "outside the sequences folder"),
+        ("privacy_url", "javascript:alert(1)", "Privacy policy address must be a web address"),
+        ("privacy_url", "ftp://x", "Privacy policy address must be a web address"),
+        ("after_confirm_url", "blog", "After-confirming address must be a web address"),
+        ("url", "javascript:alert(1)", "Blog address must be a web address"),
+        ("photo", "../../etc/passwd.png", "Photo &#39;../../etc/passwd.png&#39; is outside the"),
     ],
 )
 def test_a_bad_link_is_refused_at_its_field_and_the_file_is_unchanged(
@@ -206,6 +206,23 @@ def test_a_bad_link_is_refused_at_its_field_and_the_file_is_unchanged(
     assert git(courses.parent, "rev-list", "--count", "HEAD") == commits
 
 
+def test_a_blog_address_typed_without_https_is_completed_and_problems_name_fields_in_words(
+    app: Flask, courses: Path
+) -> None:
+    web = client_for(app, EDITOR)
+    answer = web.post(
+        "/admin/site", data=form(web, name=NAME, url="blog.example.org", privacy_url="x y")
+    )
+    assert answer.status_code == 422
+    assert 'id="url" name="url" value="https://blog.example.org"' in answer.text
+    assert "Privacy policy address must be a web address" in answer.text
+    assert "author.url" not in answer.text and "privacy_url must" not in answer.text
+    saved = web.post("/admin/site", data=form(web, name=NAME, url="blog.example.org/about"))
+    assert saved.status_code == 302
+    assert 'url: "https://blog.example.org/about"' in (courses / "site.yaml").read_text()
+    assert "Commit" not in web.get("/admin/site").text  # no commit hash in the message
+
+
 def test_a_save_over_a_site_yaml_changed_on_disk_is_a_conflict_showing_both(
     app: Flask, courses: Path
 ) -> None:
@@ -216,7 +233,7 @@ def test_a_save_over_a_site_yaml_changed_on_disk_is_a_conflict_showing_both(
     site.write_text(theirs)
     answer = web.post("/admin/site", data=opened)
     assert answer.status_code == 409
-    assert "site.yaml changed on disk since you opened it" in answer.text
+    assert "these settings were changed since you opened this page" in answer.text
     assert '-  name: "Dr. Other Window"' in answer.text.replace("&#34;", '"')
     assert f'+  name: "{NAME}"' in answer.text.replace("&#34;", '"')
     assert f'value="{NAME}"' in answer.text
@@ -326,7 +343,7 @@ def test_an_earlier_site_yaml_is_restored_from_its_history_as_a_new_commit(
     assert git(courses.parent, "log", "-1", "--format=%an|%s").startswith(
         f"{EDITOR}|Restore site.yaml as of {first[:7]}"
     )
-    assert "Restored site.yaml" in web.get("/admin/site/history").text
+    assert "Restored the earlier version of the site" in web.get("/admin/site/history").text
 
 
 # -- in the browser ----------------------------------------------------------------------------
@@ -379,3 +396,13 @@ def test_the_author_fills_in_their_name_in_the_browser_and_the_sign_up_page_show
     expect(page.locator(".author .author-name")).to_have_text(NAME)
     expect(page.locator("a[href='https://blog.example.org/privacy']")).to_have_count(1)
     screenshot(page, "admin", "site-author-sign-up-375")
+
+
+def test_the_site_page_shows_no_problem_of_a_file_the_author_did_not_open(
+    app: Flask, courses: Path
+) -> None:
+    (courses / "tiny" / "02-second.md").write_text("---\nsubject: Two: broken\ndelay: 2d\n---\nB\n")
+    web = client_for(app, EDITOR)
+    page = web.get("/admin/site").text
+    assert "02-second.md" not in page
+    assert "02-second.md" in web.get("/admin/sequences").text  # where it is fixed

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import select
 
 from drip.clock import FrozenClock
@@ -478,3 +479,30 @@ def test_the_rename_plan_never_replaces_a_file_and_undoes_itself_on_a_clash(
     _rename_all(tmp_path, [("01-a.md", "02-a.md"), ("02-b.md", "01-b.md")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["01-b.md", "02-a.md", "03-c.md"]
     assert (tmp_path / "02-a.md").read_text() == "01-a.md"
+
+
+def test_a_broken_front_matter_is_read_key_by_key_and_written_back_without_losing_a_key() -> None:
+    broken = (
+        "---\n"
+        "subject: Day 1: start\n"
+        "delay: 2d\n"
+        "preheader: 'Read me first'\n"
+        "series: spring\n"
+        "tags:\n"
+        "  - one\n"
+        "  - two\n"
+        "---\n"
+        "Body.\n"
+    )
+    fields = lesson_fields(broken)
+    assert fields == LessonFields("Day 1: start", "2d", "Read me first", "Body.\n")
+    written = lesson_text(broken, replace(fields, subject="Day 1: the start"))
+    meta = yaml.safe_load(written.split("---\n")[1])
+    assert meta == {
+        "subject": "Day 1: the start",
+        "delay": "2d",
+        "preheader": "Read me first",
+        "series": "spring",
+        "tags": ["one", "two"],
+    }
+    assert written.endswith("---\nBody.\n")

@@ -22,7 +22,7 @@ from drip.broadcasts import (
 )
 from drip.cli.common import instant, sequence_named, services, zone
 from drip.clock import parse_instant
-from drip.content import Sequence, load_sequences
+from drip.content import Sequence, load_sequences, no_sequences
 from drip.embed import snippet
 from drip.links import sample_links
 from drip.lint import lint, render_problems
@@ -41,8 +41,10 @@ def check_command() -> None:
     the lead-magnet PDF) as sending would; print `path:line: problem`, exit 1 on errors."""
     svc = services()
     library = load_sequences(svc.settings.sequences_dir, svc.settings.author_name)
+    empty = no_sequences(svc.settings.sequences_dir, library)
     problems = [
         *library.problems,
+        *([empty] if empty else []),
         *render_problems(library, svc.renderer, svc.links, svc.settings, svc.clock()),
         *lint(library, svc.renderer),
     ]

@@ -14,8 +14,10 @@ app-wide by Flask-WTF.
 
 from __future__ import annotations
 
+import zoneinfo
 from dataclasses import replace
 from datetime import datetime
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +54,8 @@ from drip.bounces import (
     unverified_reports,
 )
 from drip.broadcasts import progress as broadcast_progress
+from drip.content import LESSON_FILE, SITE_FILE, SLUG, Problem
+from drip.course_problems import course_problems
 from drip.hooks import HookError, replay
 from drip.hooks import endpoints as hook_endpoints
 from drip.imports import queue_import
@@ -132,6 +136,48 @@ MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
 # -- access ------------------------------------------------------------------------------------
 
 bp.add_app_template_global(access.may, "may")
+
+
+@bp.app_template_filter("where")
+def where(problem: Problem) -> str:
+    """Where a problem is, as the author finds it: the file within the sequences folder
+    (never the server's whole path) and its line."""
+    try:
+        name = str(problem.path.relative_to(services().settings.sequences_dir))
+    except ValueError:
+        name = problem.path.name
+    return "the sequences folder" if name == "." else f"{name}, line {problem.line}"
+
+
+@bp.app_template_global("fix_url")
+def fix_url(problem: Problem) -> str:
+    """The page that fixes a problem of a course file ("" when no page edits that file)."""
+    try:
+        parts = problem.path.relative_to(services().settings.sequences_dir).parts
+    except ValueError:
+        return ""
+    if parts == (SITE_FILE,):
+        return url_for("admin.site.page")
+    if len(parts) != 2 or not SLUG.match(parts[0]):
+        return url_for("admin.studio.sequence", slug=parts[0]) if len(parts) == 1 else ""
+    slug, name = parts
+    lesson = LESSON_FILE.match(name)
+    if name == "sequence.yaml":
+        return url_for("admin.studio.settings", slug=slug)
+    if name == "magnet.md":
+        return url_for("admin.studio.magnet", slug=slug)
+    if lesson:
+        return url_for("admin.studio.lesson", slug=slug, name=lesson["key"])
+    return url_for("admin.studio.sequence", slug=slug)
+
+
+@bp.app_template_global("time_zones")
+@cache
+def time_zones() -> tuple[str, ...]:
+    """The IANA time zones a picker offers: every Area/City zone and UTC."""
+    return ("UTC", *sorted(z for z in zoneinfo.available_timezones() if "/" in z))
+
+
 bp.after_request(access.record_change)
 
 
@@ -267,6 +313,7 @@ def dashboard() -> ResponseReturnValue:
         day_rates=daily_rates(session, {d.day: d.sent for d in days}, days[0].day, days[-1].day),
         limits=Policy.from_settings(svc.settings),
         unverified=unverified_reports(session),
+        course_problems=course_problems(session, library, svc.settings.sequences_dir),
         sending_problems=guardrails.problems(svc.settings, library),
         sending_refused=bool(guardrails.blocking(svc.settings, library)),
     )
@@ -716,10 +763,16 @@ def outbox_message(name: str) -> ResponseReturnValue:
 @bp.get("/sequences")
 def sequences() -> ResponseReturnValue:
     session = db_session()
-    library = services().content.library()
+    svc = services()
+    library = svc.content.library()
     return render_template(
         "admin/sequences.html",
         library=library,
+        course_problems=[
+            p
+            for p in course_problems(session, library, svc.settings.sequences_dir)
+            if p.fix == "sequences"
+        ],
         counts=queries.counts_by_sequence_and_status(session),
         paused=paused_sequences(session),
         waiting=queries.sign_ups_waiting_by_sequence(session),

@@ -10,6 +10,7 @@ here is a draft row in the database, scheduled and sent by the worker exactly as
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from drip.broadcasts import (
-    READERS,
+    READER_WORDS,
     BroadcastError,
     BroadcastFile,
     as_file,
@@ -30,6 +31,7 @@ from drip.broadcasts import (
     create_draft,
     edit_draft,
     name_for,
+    next_due,
     parse_broadcast,
     parse_when,
     preview,
@@ -102,7 +104,7 @@ def _form_fields(
     return {
         "sequences": sorted(library.sequences.values(), key=lambda s: s.slug),
         "segments": session.scalars(select(Segment.name).order_by(Segment.name)).all(),
-        "readers": list(READERS),
+        "readers": READER_WORDS,  # each `readers:` value in words
         "form": form,
         "chosen": set(form.getlist("to")),
         "problems": problems or [],
@@ -198,6 +200,7 @@ def _show(
             "admin/broadcast.html",
             broadcast=broadcast,
             progress=report(session, broadcast, library),
+            next_window=_next_window(next_due(session, broadcast.id), svc.clock()),
             audience_total=total,
             audience_first=first,
             audience_problem=audience_problem,
@@ -209,6 +212,19 @@ def _show(
             **_form_fields(session, library, form, problems),
         ),
         status,
+    )
+
+
+def _next_window(due: datetime | None, now: datetime) -> str:
+    """When the copies still waiting go out, in words (none waiting: "")."""
+    if due is None:
+        return ""
+    if due <= now:
+        return "Copies are going out now: each dispatch pass sends the next ones."
+    day = "" if due.date() == now.date() else f"{due:%a %d %b} "
+    return (
+        f"Next send window opens {day}{due:%H:%M} UTC: the copies waiting go out then, "
+        "each reader's in their course's send window."
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from drip.authors import AUTHOR_KEYS, SITE_URL_KEYS
+from drip.authors import AUTHOR_KEYS, SITE_URL_KEYS, completed_url
 from drip.content import Problem
 from drip.models import Role
 from drip.photos import MAX_BYTES, Photo, PhotoError, checked_photo
@@ -37,6 +37,15 @@ from drip.web.context import db_session, services
 bp = Blueprint("site", __name__, url_prefix="/site")
 
 FIELDS = (*AUTHOR_KEYS, *SITE_URL_KEYS)
+LINKS = ("url", *SITE_URL_KEYS)  # web addresses: `blog.example.org` is completed to https://
+LABELS = {  # each field as the form names it, for its problems
+    "name": "Name",
+    "credential": "Credential",
+    "photo": "Photo",
+    "url": "Blog address",
+    "privacy_url": "Privacy policy address",
+    "after_confirm_url": "After-confirming address",
+}
 
 
 def _studio() -> Studio:
@@ -45,7 +54,23 @@ def _studio() -> Studio:
 
 
 def _form() -> SiteSettings:
-    return SiteSettings(**{key: request.form.get(key, "") for key in FIELDS})
+    values = {key: request.form.get(key, "") for key in FIELDS}
+    return SiteSettings(
+        **{key: completed_url(value) if key in LINKS else value for key, value in values.items()}
+    )
+
+
+def _in_words(problem: Problem, key: str) -> Problem:
+    """A problem shown at its field, naming the field as the form does ("Blog address"),
+    not the key in the file (`author.url`)."""
+    message = problem.message
+    if key == "name" and "signed without one" in message:
+        message = "No name is set: readers would get lessons signed by nobody. Type your name."
+    for name in (f"author.{key}", key):
+        if message.startswith(name):
+            message = LABELS[key] + message[len(name) :]
+            break
+    return replace(problem, message=message)
 
 
 def _field_of(problem: Problem) -> str:
@@ -96,8 +121,8 @@ def save() -> ResponseReturnValue:
         return _page(values, version, text, outcome.problems, status=422)
     assert isinstance(outcome, Conflict)
     flash(
-        "Not saved: site.yaml changed on disk since you opened it (another window, or someone "
-        "else). Compare below; Save again to replace it with yours.",
+        "Not saved: these settings were changed since you opened this page (in another "
+        "window, or by someone else). Compare below; Save again to replace them with yours.",
         "error",
     )
     disk = outcome.disk.text if outcome.disk else ""
@@ -138,22 +163,25 @@ def restore() -> ResponseReturnValue:
         target = f"site.yaml@{commit[:10]}"
         audit("restore", target, before=outcome.before, after=outcome.after)
         db_session().commit()
-        flash(f"Restored site.yaml as of {commit[:10]}." + _committed(outcome), "ok")
+        flash(
+            "Restored the earlier version of the site & author settings." + _committed(outcome),
+            "ok",
+        )
     elif isinstance(outcome, Refused):
         flash(
             "Not restored, nothing changed: "
-            + "; ".join(f"{p.path.name}:{p.line}: {p.message}" for p in outcome.errors),
+            + "; ".join(f"{p.path.name}, line {p.line}: {p.message}" for p in outcome.errors),
             "error",
         )
     else:
-        flash("Not restored, nothing changed: site.yaml changed on disk meanwhile.", "error")
+        flash("Not restored, nothing changed: the settings were changed meanwhile.", "error")
     return redirect(url_for(".history"))
 
 
 def _committed(saved: Saved) -> str:
     if saved.git_error:
-        return f" (saved, but git could not commit it: {saved.git_error})"
-    return f" Commit {saved.commit[:10]}." if saved.commit else ""
+        return f" (saved, but its history could not be kept: {saved.git_error})"
+    return " Its History keeps the earlier version." if saved.commit else ""
 
 
 def _page(
@@ -175,14 +203,18 @@ def _page(
             text = site_text(studio.site_document().text, values)
         except StudioError:
             text = studio.site_document().text
-    if problems is None:  # the file as it is: what `drip check` said of it when it was read
-        problems = svc.content.library().problems
+    if problems is None:  # the file as it is: what `drip check` said of it (only of it: a
+        # lesson's mistake is fixed on its own page, not on this one)
+        problems = [p for p in svc.content.library().problems if p.path == studio.site_path]
     shown = [p for p in problems if p.path == studio.site_path or p.severity == "error"]
     by_field: dict[str, list[Problem]] = {key: [] for key in FIELDS}
     elsewhere: list[Problem] = []
     for problem in shown:
         key = _field_of(problem) if problem.path == studio.site_path else ""
-        (by_field[key] if key else elsewhere).append(problem)
+        if key:
+            by_field[key].append(_in_words(problem, key))
+        else:
+            elsewhere.append(problem)
     if photo_problem:
         by_field["photo"].append(Problem(studio.site_path, 1, photo_problem))
     return (

@@ -50,6 +50,7 @@ from drip.studio import (
     StudioError,
     diff,
     front_matter,
+    front_matter_broken,
     lesson_fields,
     lesson_file,
     lesson_files,
@@ -67,6 +68,15 @@ from drip.web.context import db_session, services
 bp = Blueprint("studio", __name__, url_prefix="/sequences")
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SETTING_LABELS = {  # sequence.yaml's keys as the settings form names them
+    "title": "Title",
+    "promise": "Promise",
+    "sender": "Sender",
+    "timezone": "Time zone",
+    "send_window": "Send window",
+    "consent": "Consent sentence",
+    "lead_magnet": "Lead magnet",
+}
 SAVES = {  # the view each editor's form posts to, whose role decides if it shows its buttons
     "lesson": "admin.studio.save_lesson",
     "new": "admin.studio.add_lesson",
@@ -127,8 +137,10 @@ def sequence(slug: str) -> ResponseReturnValue:
     for (lesson, _index, _url), (readers, _scanners) in links.items():
         clicks[lesson] = clicks.get(lesson, 0) + readers
     files = lesson_files(folder)
-    reach = lesson_reach(session, found, now) if found else []
-    loaded = {lesson.key: lesson for lesson in found.lessons} if found else {}
+    # A broken sequence still has the lessons that read: only the broken one is marked.
+    readable = found or library.held_forms.get(slug)
+    reach = lesson_reach(session, readable, now) if readable else []
+    loaded = {lesson.key: lesson for lesson in readable.lessons} if readable else {}
     return render_template(
         "admin/sequence.html",
         slug=slug,
@@ -214,7 +226,7 @@ def _flash_outcome(outcome: Outcome, done: str, action: str, target: str) -> Non
     elif isinstance(outcome, Refused):
         flash(
             "Not done, nothing changed: "
-            + "; ".join(f"{p.path.name}:{p.line}: {p.message}" for p in outcome.errors),
+            + "; ".join(f"{p.path.name}, line {p.line}: {p.message}" for p in outcome.errors),
             "error",
         )
     else:
@@ -223,8 +235,8 @@ def _flash_outcome(outcome: Outcome, done: str, action: str, target: str) -> Non
 
 def _committed(saved: Saved) -> str:
     if saved.git_error:
-        return f" (saved, but git could not commit it: {saved.git_error})"
-    return f" Commit {saved.commit[:10]}." if saved.commit else ""
+        return f" (saved, but its history could not be kept: {saved.git_error})"
+    return " Its History keeps the earlier version." if saved.commit else ""
 
 
 # -- the editors -------------------------------------------------------------------------------
@@ -249,6 +261,7 @@ class Editor:
     to: str = ""
     history_url: str | None = None
     name: str = ""  # the lesson's identity
+    raw: tuple[tuple[int, str, str], ...] = ()  # a broken file's lines, each with its problem
 
 
 def _show(editor: Editor, status: int = 200) -> ResponseReturnValue:
@@ -292,7 +305,7 @@ def _lesson_editor(
     return Editor(
         kind=kind,
         slug=slug,
-        title=fields.subject or "New lesson",
+        title=fields.subject or (path.name if existing else "New lesson"),
         fields={"subject": fields.subject, "delay": fields.delay, "preheader": fields.preheader},
         body=fields.body,
         version=version,
@@ -306,7 +319,22 @@ def _lesson_editor(
         history_url=url_for(".lesson_history", slug=slug, name=name) if existing else None,
         name=name,
         to=_text_field("to") or _operator(),
+        raw=_raw_file(path) if existing else (),
     )
+
+
+def _raw_file(path: Path) -> tuple[tuple[int, str, str], ...]:
+    """The file as it is on disk, line by line with what `drip check` says of each line,
+    when its front matter does not read: the form holds what could be read of it, and the
+    author sees what is really there."""
+    text = read(path).text
+    if not front_matter_broken(text):
+        return ()
+    said: dict[int, str] = {}
+    for problem in services().content.library().problems:
+        if problem.path == path:
+            said.setdefault(problem.line, problem.message)
+    return tuple((n, line, said.get(n, "")) for n, line in enumerate(text.splitlines(), 1))
 
 
 def _with_problems(editor: Editor, path: Path, text: str) -> Editor:
@@ -581,7 +609,7 @@ def _restore(path: Path, back: str) -> ResponseReturnValue:
     else:
         commit = _text_field("commit")[:10]
         target = f"{path.parent.name}/{path.name}@{commit}"
-        _flash_outcome(outcome, f"Restored {path.name} as of {commit}.", "restore", target)
+        _flash_outcome(outcome, f"Restored the earlier version of {path.name}.", "restore", target)
     return redirect(back)
 
 
@@ -726,16 +754,30 @@ def save_settings(slug: str) -> ResponseReturnValue:
         return redirect(url_for(".settings", slug=slug))
     if isinstance(outcome, Refused):
         flash("Not saved: fix the problems below (the file is unchanged).", "error")
-        return _settings_page(
-            slug, path, values, version, place(outcome.problems, path, text), None, 422
-        )
+        said = [
+            (_setting_of(text, p.line) if p.problem.path == path else "", p)
+            for p in place(outcome.problems, path, text)
+        ]
+        return _settings_page(slug, path, values, version, said, None, 422)
     flash(
-        "Not saved: sequence.yaml changed on disk since you opened it. Compare below; "
-        "Save again to replace it with yours.",
+        "Not saved: these settings were changed since you opened this page (in another "
+        "window, or by someone else). Compare below; Save again to replace them with yours.",
         "error",
     )
     disk = outcome.disk or Document(path, "", "")
     return _settings_page(slug, path, values, disk.version, [], diff(disk.text, text), 409)
+
+
+def _setting_of(text: str, line: int) -> str:
+    """The form's name for the setting at `line` of a sequence.yaml: the top-level key the
+    line belongs to, or "" for one the form does not show."""
+    key = ""
+    for number, row in enumerate(text.splitlines(), start=1):
+        if number > line:
+            break
+        if row[:1] not in ("", " ", "\t", "#", "-") and ":" in row:
+            key = row.split(":", 1)[0].strip()
+    return SETTING_LABELS.get(key, "")
 
 
 def _settings_page(
@@ -743,10 +785,12 @@ def _settings_page(
     path: Path,
     values: SequenceSettings,
     version: str,
-    placed: list[Placed],
+    placed: list[tuple[str, Placed]],
     conflict: str | None,
     status: int = 200,
 ) -> ResponseReturnValue:
+    """The settings form; each problem named by the setting it is about, as the form names
+    it ("Send window"), where it is one of the form's."""
     return (
         render_template(
             "admin/settings.html",

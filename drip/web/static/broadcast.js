@@ -5,8 +5,9 @@
   try {
     const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
     if (zone) {
-      document.querySelectorAll("input[data-drip-timezone]").forEach(function (input) {
-        input.value = zone;
+      document.querySelectorAll("[data-drip-timezone]").forEach(function (input) {
+        const known = !input.options || Array.from(input.options).some(function (o) { return o.value === zone; });
+        if (known) input.value = zone;
       });
     }
   } catch (e) { /* an old browser: UTC stays */ }
