@@ -44,7 +44,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-# C all the way down (partial of str), so every text value read costs next to nothing more.
+# sqlite3 then calls this per text value read (about a microsecond more than its built-in
+# decoding): small beside rendering and sending a message.
 _lenient_text = partial(str, encoding="utf-8", errors="replace")
 
 
