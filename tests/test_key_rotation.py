@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from drip.app import create_app
 from drip.bounces import Policy, Report, read_verp, record_bounce, verp_token
@@ -25,7 +27,7 @@ from drip.models import Enrollment
 from drip.services import Services
 from tests.conftest import CHEAP_HASHER, enroll, make_settings
 from tests.smtp import SmtpServer
-from tests.test_admin_access import add_operator, log_in
+from tests.test_admin_access import add_operator, csrf_token, log_in
 from tests.test_public_signup import open_confirmation
 
 KEY_A = "the-key-before-the-rotation"
@@ -42,6 +44,7 @@ class SentUnderA:
     return_path: str  # the VERP envelope sender of Ada's lesson
     message_id: str  # the Message-ID of Bob's confirmation email
     cookie: str  # an operator's session cookie
+    csrf: str  # the CSRF token of a form that operator had open
 
 
 @contextmanager
@@ -77,6 +80,7 @@ def sent_under_a(
         add_operator(svc)
         operator = app.test_client()
         assert log_in(operator).status_code == 302
+        open_form = csrf_token(operator.get("/confirm/forged").text)
         cookie = operator.get_cookie("session")
         assert cookie is not None
         svc.dispatcher().run_pass(clock())
@@ -93,6 +97,7 @@ def sent_under_a(
         return_path=lesson.sender,
         message_id=str(confirmation.message["Message-ID"]),
         cookie=cookie.value,
+        csrf=open_form,
     )
 
 
@@ -120,6 +125,12 @@ def bounce_both(app: Flask, sent: SentUnderA, clock: FrozenClock) -> tuple[str, 
     return by_verp.status, by_message_id.status
 
 
+def resend(web: FlaskClient, sent: SentUnderA) -> TestResponse:
+    """The form the operator had open before the rotation, sent after it."""
+    data = {"csrf_token": sent.csrf, "purpose": "confirm", "email": "bob@example.org"}
+    return web.post("/resend", data=data)
+
+
 def statuses(app: Flask) -> dict[str, str]:
     svc: Services = app.extensions["drip"]
     with svc.sessions() as session:
@@ -145,6 +156,7 @@ def test_mail_sent_under_the_old_key_works_after_rotating_with_it_as_a_fallback(
         operator = app.test_client()
         operator.set_cookie("session", sent_under_a.cookie)
         assert operator.get("/admin/").status_code == 200
+        assert resend(operator, sent_under_a).status_code == 200
 
 
 def test_mail_sent_under_the_old_key_fails_after_rotating_without_a_fallback(
@@ -167,6 +179,7 @@ def test_mail_sent_under_the_old_key_fails_after_rotating_without_a_fallback(
         operator = app.test_client()
         operator.set_cookie("session", sent_under_a.cookie)
         assert operator.get("/admin/").status_code == 302
+        assert resend(operator, sent_under_a).status_code == 400
 
 
 def test_what_is_signed_after_rotating_uses_the_new_key_alone() -> None:
