@@ -9,6 +9,7 @@ from flask import Flask
 
 from drip.clock import Clock, system_clock
 from drip.config import Settings, load_settings
+from drip.links import signing_order
 from drip.mailer import Transport
 from drip.paths import PACKAGE, STATIC, TEMPLATES
 from drip.services import build_services
@@ -29,6 +30,10 @@ def create_app(
     )
     app.config.update(
         SECRET_KEY=settings.secret_key,
+        # Flask >= 3.1 reads a cookie signed under a previous key; Flask-WTF's CSRF tokens
+        # take the same keys as itsdangerous wants them (the last one signs).
+        SECRET_KEY_FALLBACKS=list(settings.secret_key_fallbacks),
+        WTF_CSRF_SECRET_KEY=signing_order(settings.secret_key, settings.secret_key_fallbacks),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),

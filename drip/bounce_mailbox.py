@@ -118,12 +118,18 @@ def parse_report(raw: bytes, policy: Policy | None = None) -> Parsed:
     report_type = str(message.get_param("report-type", "") or "").lower()
     returned = _returned(message)
     message_id = str(returned.get("Message-ID") or "") if returned is not None else ""
-    if not read_message_ids(policy.secret, message_id):  # a relay may quote only the body
+    # A relay may quote only the body, not the returned headers.
+    if not read_message_ids(policy.secret, message_id, policy.fallbacks):
         body = message.as_string() if isinstance(message, EmailMessage) else ""
-        ours = read_message_ids(policy.secret, body)
+        ours = read_message_ids(policy.secret, body, policy.fallbacks)
         message_id = ours[0].message_id if ours else message_id
     verp = next(
-        (a for a in _verp_candidates(message, returned) if read_verp(policy.secret, a)), None
+        (
+            a
+            for a in _verp_candidates(message, returned)
+            if read_verp(policy.secret, a, fallbacks=policy.fallbacks)
+        ),
+        None,
     )
     if report_type == "delivery-status":
         return _dsn(message, raw, message_id, verp)

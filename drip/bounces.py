@@ -87,6 +87,7 @@ class Policy:
     """What `record_bounce` needs from the settings."""
 
     secret: str = ""
+    fallbacks: tuple[str, ...] = ()  # previous secret keys: mail sent before a rotation
     domain: str = ""  # the host of DRIP_BASE_URL
     soft_limit: int = 3
     complaint_pause: float = 0.003
@@ -96,6 +97,7 @@ class Policy:
     def from_settings(cls, settings: Settings) -> Policy:
         return cls(
             secret=settings.secret_key,
+            fallbacks=settings.secret_key_fallbacks,
             domain=urlsplit(settings.base_url).hostname or "localhost",
             soft_limit=settings.soft_bounce_limit,
             complaint_pause=settings.complaint_pause,
@@ -125,7 +127,7 @@ def event_key(provider: str, *parts: object) -> str:
 # -- VERP ---------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def _keyed(secret: str) -> hmac.HMAC:
     """The HMAC with its key already absorbed: copied per message, not rebuilt."""
     return hmac.new(secret.encode(), b"drip.verp.", hashlib.sha256)
@@ -144,9 +146,12 @@ def verp_token(secret: str, *, delivery_id: int | None, enrollment_id: int) -> s
     return f"{kind}{ident}-{_signature(secret, kind, ident)}"
 
 
-def read_verp(secret: str, address: str, bounce_address: str = "") -> tuple[str, int] | None:
-    """("d", delivery id) or ("e", enrollment id) from a VERP address whose signature holds;
-    None for any other address. With `bounce_address`, the address must be its +variant."""
+def read_verp(
+    secret: str, address: str, bounce_address: str = "", fallbacks: tuple[str, ...] = ()
+) -> tuple[str, int] | None:
+    """("d", delivery id) or ("e", enrollment id) from a VERP address whose signature holds
+    under `secret` or a key it replaced (`fallbacks`); None for any other address. With
+    `bounce_address`, the address must be its +variant."""
     address = parseaddr(address)[1] or address
     local, _, domain = address.strip().lower().rpartition("@")
     base, plus, token = local.partition("+")
@@ -160,7 +165,8 @@ def read_verp(secret: str, address: str, bounce_address: str = "") -> tuple[str,
     if found is None or not secret:
         return None
     kind, ident = found.group(1), int(found.group(2))
-    if not hmac.compare_digest(found.group(3), _signature(secret, kind, ident)):
+    keys = (secret, *fallbacks)
+    if not any(hmac.compare_digest(found.group(3), _signature(k, kind, ident)) for k in keys):
         return None
     return kind, ident
 
@@ -195,7 +201,11 @@ class _Match:
 def _match(session: Session, report: Report, policy: Policy) -> _Match:
     """VERP token first (signed), then a signed Message-ID, then the address alone (which
     proves something only in a provider's signed webhook, about an address drip mailed)."""
-    verp = read_verp(policy.secret, report.return_path) if report.return_path else None
+    verp = (
+        read_verp(policy.secret, report.return_path, fallbacks=policy.fallbacks)
+        if report.return_path
+        else None
+    )
     if verp is not None:
         kind, ident = verp
         if kind == "d":
@@ -207,7 +217,7 @@ def _match(session: Session, report: Report, policy: Policy) -> _Match:
             found = session.get(Enrollment, ident)
             if found is not None:
                 return _Match("verp", found.subscriber, found, verified=True)
-    for signed in read_message_ids(policy.secret, report.message_id or ""):
+    for signed in read_message_ids(policy.secret, report.message_id or "", policy.fallbacks):
         enrollment = session.get(Enrollment, signed.enrollment_id)
         if enrollment is None:
             continue

@@ -133,6 +133,16 @@ def _arns(name: str, raw: str) -> tuple[str, ...]:
     return arns
 
 
+def _keys(name: str, raw: str) -> tuple[str, ...]:
+    """Previous secret keys, comma-separated; an empty entry is a typo, not a key."""
+    keys = tuple(k.strip() for k in raw.split(","))
+    if not all(keys):
+        raise ConfigError(
+            f"{name} holds an empty entry (two commas, or one at either end), got {raw!r}"
+        )
+    return keys
+
+
 def _default_sequences_dir() -> Path:
     """./sequences of the directory drip starts in, so an installed drip finds the author's."""
     here = Path.cwd() / "sequences"
@@ -183,6 +193,17 @@ class Settings:
             "parse": _text,
             "help": "Signs links in email and session cookies. Unset: generated once and kept in "
             "the data directory.",
+        },
+    )
+    secret_key_fallbacks: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "env": "DRIP_SECRET_KEY_FALLBACKS",
+            "parse": _keys,
+            "help": "Previous secret keys, comma-separated, after rotating DRIP_SECRET_KEY: "
+            "links, bounce addresses and Message-IDs in mail already sent, and operators' "
+            "cookies, still verify under them; everything new is signed with DRIP_SECRET_KEY "
+            "alone.",
         },
     )
     base_url: str = field(
@@ -516,6 +537,11 @@ class Settings:
     )
 
     @property
+    def verifying_keys(self) -> tuple[str, ...]:
+        """The secret key, then its fallbacks: what a signature drip made may be under."""
+        return (self.secret_key, *self.secret_key_fallbacks)
+
+    @property
     def outbox_dir(self) -> Path:
         return self.data_dir / "outbox"
 
@@ -541,6 +567,11 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     settings = Settings(**values)
     if not settings.secret_key:
         settings = Settings(**{**values, "secret_key": _stored_secret(settings.data_dir)})
+    if settings.secret_key in settings.secret_key_fallbacks:
+        raise ConfigError(
+            "DRIP_SECRET_KEY_FALLBACKS holds the current DRIP_SECRET_KEY: list only the keys "
+            "it replaced"
+        )
     return settings
 
 

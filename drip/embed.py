@@ -21,13 +21,16 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from drip.content import Sequence
+from drip.links import signing_order
 from drip.paths import TEMPLATES
 
 EMBED_FIELD = "embed_token"
 
 
-def _serializer(secret: str) -> URLSafeSerializer:
-    return URLSafeSerializer(secret, salt="drip.embed")
+def _serializer(secret: str, fallbacks: tuple[str, ...] = ()) -> URLSafeSerializer:
+    """Signs with `secret`; reads a token made under it or any fallback (a form pasted into a
+    blog post before the key was rotated)."""
+    return URLSafeSerializer(signing_order(secret, fallbacks), salt="drip.embed")
 
 
 def embed_token(secret: str, slug: str, tags: tuple[str, ...] = ()) -> str:
@@ -36,11 +39,13 @@ def embed_token(secret: str, slug: str, tags: tuple[str, ...] = ()) -> str:
     return str(_serializer(secret).dumps([slug, list(tags)] if tags else slug))
 
 
-def embed_tags(secret: str, slug: str, token: str) -> tuple[str, ...] | None:
+def embed_tags(
+    secret: str, slug: str, token: str, fallbacks: tuple[str, ...] = ()
+) -> tuple[str, ...] | None:
     """The tags an embedded form gives its sign-ups, or None when its token is not valid
     for this sequence."""
     try:
-        value = _serializer(secret).loads(token)
+        value = _serializer(secret, fallbacks).loads(token)
     except BadSignature:
         return None
     if value == slug:

@@ -1,7 +1,9 @@
 """Signed links in email: confirm, unsubscribe, preferences and the lead-magnet download.
 
 Unsubscribe and preferences links never expire (a reader may leave from a years-old email);
-confirmation and download links do, after the days the settings give.
+confirmation and download links do, after the days the settings give. After the secret key
+is rotated, a link made under one of its `fallbacks` still reads; new links are signed with
+the current key alone.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ PLAIN = ("unsubscribe", "preferences", "track", "open", "offer", "broadcast", "t
 TIMED = ("confirm", "magnet")
 
 
+def signing_order(secret: str, fallbacks: tuple[str, ...]) -> list[str]:
+    """The keys as itsdangerous wants them: oldest first, the one that signs last."""
+    return [*reversed(fallbacks), secret]
+
+
 @dataclass(frozen=True)
 class Links:
     secret: str
@@ -40,6 +47,7 @@ class Links:
     confirm_days: int = 7
     download_days: int = 30
     clock: Clock = system_clock
+    fallbacks: tuple[str, ...] = ()
 
     def _plain(self, purpose: str) -> URLSafeSerializer:
         return self._serializers()[0][purpose]
@@ -62,12 +70,11 @@ class Links:
             def get_timestamp(self) -> int:
                 return int(clock().timestamp())
 
+        # itsdangerous signs with the last key and verifies under any of them.
+        keys = signing_order(self.secret, self.fallbacks)
         cached = (
-            {p: URLSafeSerializer(self.secret, salt=f"drip.{p}") for p in PLAIN},
-            {
-                p: URLSafeTimedSerializer(self.secret, salt=f"drip.{p}", signer=ClockSigner)
-                for p in TIMED
-            },
+            {p: URLSafeSerializer(keys, salt=f"drip.{p}") for p in PLAIN},
+            {p: URLSafeTimedSerializer(keys, salt=f"drip.{p}", signer=ClockSigner) for p in TIMED},
         )
         object.__setattr__(self, "_cache", cached)  # a frozen dataclass may still memoise
         return cached
@@ -170,5 +177,6 @@ def sample_links(links: Links, kind: str = "preview") -> SampleLinks:
         links.confirm_days,
         links.download_days,
         links.clock,
+        links.fallbacks,
         kind=kind,
     )

@@ -9,7 +9,8 @@ them back out of a bounce or complaint report.
   moved, never send the same id to the same person (Gmail drops a message whose id it saw).
 - `mac`: HMAC-SHA256 of everything before it under the secret key, truncated to 64 bits. A
   report quoting the id proves it came from a message drip sent; one made up from an
-  enrollment number and a lesson name does not verify (drip.bounces).
+  enrollment number and a lesson name does not verify (drip.bounces). After a rotation, an
+  id made under a previous key (DRIP_SECRET_KEY_FALLBACKS) still verifies.
 - the domain is the From address's, as RFC 5322 asks of the generator; it is not signed, as
   relays may fold its case.
 """
@@ -40,7 +41,7 @@ class Signed:
     message_id: str
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def _keyed(secret: str) -> hmac.HMAC:
     """The HMAC with its key already absorbed: copied per message, not rebuilt."""
     return hmac.new(secret.encode(), b"drip.message-id.", hashlib.sha256)
@@ -71,15 +72,17 @@ def new_message_id(secret: str, enrollment_id: int, label: str, domain: str) -> 
     return f"<{local}.{_mac(secret, local)}@{domain}>"
 
 
-def read_message_ids(secret: str, text: str) -> list[Signed]:
-    """Every Message-ID drip made with `secret` in `text` (a header, a quoted message);
-    an id whose signature does not verify is not drip's and is left out."""
+def read_message_ids(secret: str, text: str, fallbacks: tuple[str, ...] = ()) -> list[Signed]:
+    """Every Message-ID drip made with `secret`, or a key it replaced (`fallbacks`, so mail
+    sent before a rotation still bounces home), in `text` (a header, a quoted message); an
+    id whose signature verifies under none of them is not drip's and is left out."""
     if not secret:
         return []
+    keys = (secret, *fallbacks)
     found = []
     for match in SIGNED.finditer(text):
         enrollment, label, token, mac = match.groups()
         local = f"drip.{enrollment}.{label}.{token.lower()}"
-        if hmac.compare_digest(mac.lower(), _mac(secret, local)):
+        if any(hmac.compare_digest(mac.lower(), _mac(key, local)) for key in keys):
             found.append(Signed(int(enrollment), label, f"<{match.group(0).strip('<>')}>"))
     return found

@@ -69,7 +69,12 @@ def build_services(
         content=ContentStore(settings.sequences_dir, settings.author_name),
         renderer=Renderer(settings),
         links=Links(
-            settings.secret_key, settings.base_url, settings.confirm_days, settings.link_days, clock
+            settings.secret_key,
+            settings.base_url,
+            settings.confirm_days,
+            settings.link_days,
+            clock,
+            settings.secret_key_fallbacks,
         ),
         clock=clock,
         transport=transport or (lambda: transport_from_settings(settings)),

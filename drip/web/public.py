@@ -148,7 +148,8 @@ def signup_post(slug: str) -> ResponseReturnValue:
     embed = request.form.get(EMBED_FIELD)
     tags: tuple[str, ...] = ()
     if embed is not None:
-        found_tags = embed_tags(services().settings.secret_key, slug, embed)
+        settings = services().settings
+        found_tags = embed_tags(settings.secret_key, slug, embed, settings.secret_key_fallbacks)
         if found_tags is None:
             return render_template(
                 "public/problem.html",
