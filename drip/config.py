@@ -191,7 +191,8 @@ class Settings:
             "env": "DRIP_BASE_URL",
             "parse": _base_url,
             "help": "Public address of drip; links in email start with it. Must be https to send "
-            "through DRIP_SMTP_URL (RFC 8058 one-click unsubscribe).",
+            "through DRIP_SMTP_URL (RFC 8058 one-click unsubscribe). Unset: `drip serve` uses "
+            "the host and port it serves (it prints which), other commands http://127.0.0.1:8000.",
         },
     )
     sender: str = field(

@@ -7,7 +7,8 @@ the content and the dispatcher without loading the web layer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from threading import Lock
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -27,17 +28,41 @@ from drip.render import Renderer
 
 @dataclass
 class Services:
-    """One per application or command: settings, database, content, renderer, links, clock."""
+    """One per application or command: settings, database, content, renderer, links, clock.
+
+    The engine is made on first use: a command that never touches the database (`drip
+    check`) works whatever DRIP_DATABASE_URL says."""
 
     settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
     content: ContentStore
     renderer: Renderer
     links: Links
     clock: Clock
     transport: Callable[[], Transport]
     password_hasher: PasswordHasher
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    _database: list[tuple[Engine, sessionmaker[Session]]] = field(
+        default_factory=list, init=False, repr=False
+    )
+    _lock: Lock = field(default_factory=Lock, init=False, repr=False)
+
+    @property
+    def engine(self) -> Engine:
+        return self._made()[0]
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        return self._made()[1]
+
+    def _made(self) -> tuple[Engine, sessionmaker[Session]]:
+        """One engine per Services, made once even when the first requests race."""
+        with self._lock:
+            if not self._database:
+                engine = make_engine(self.settings.resolved_database_url, **self.engine_options)
+                self._database.append(
+                    (engine, make_sessionmaker(engine, {PASSWORD_HASHER: self.password_hasher}))
+                )
+            return self._database[0]
 
     def dispatcher(self, worker_id: str | None = None) -> Dispatcher:
         return Dispatcher(
@@ -60,12 +85,10 @@ def build_services(
     password_hasher: PasswordHasher | None = None,
 ) -> Services:
     """`password_hasher`: argon2 with its default cost unless given (tests make it cheap)."""
-    engine = make_engine(settings.resolved_database_url, **(engine_options or {}))
     hasher = password_hasher or PasswordHasher()
     return Services(
         settings=settings,
-        engine=engine,
-        sessions=make_sessionmaker(engine, {PASSWORD_HASHER: hasher}),
+        engine_options=dict(engine_options or {}),
         content=ContentStore(settings.sequences_dir, settings.author_name),
         renderer=Renderer(settings),
         links=Links(

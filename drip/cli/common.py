@@ -7,13 +7,25 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from drip.clock import parse_instant
+from drip.config import load_settings
 from drip.content import Sequence
+from drip.db import DatabaseProblem, check_database, make_engine
 from drip.services import Services
 from drip.web.context import services
 
-__all__ = ["instant", "now_or", "safe_url", "sequence_named", "services", "zone"]
+__all__ = [
+    "database_problem",
+    "instant",
+    "now_or",
+    "safe_url",
+    "sequence_named",
+    "served_base_url",
+    "services",
+    "zone",
+]
 
 
 def instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
@@ -50,6 +62,18 @@ def safe_url(svc: Services) -> str:
     return make_url(svc.settings.resolved_database_url).render_as_string(hide_password=True)
 
 
+def served_base_url(host: str, port: int) -> str:
+    """The address `drip serve --host --port` answers at, for links when DRIP_BASE_URL is
+    unset; a wildcard host (every interface) is reached on this machine at loopback."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def sequence_named(slug: str) -> Sequence:
     """The readable sequence `slug`, or an error that says what is wrong with it."""
     library = services().content.library()
@@ -62,3 +86,22 @@ def sequence_named(slug: str) -> Sequence:
         known = ", ".join(sorted(library.sequences)) or "none"
         raise click.ClickException(f"unknown sequence {slug!r} (known: {known})")
     return sequence
+
+
+def database_problem(error: BaseException) -> str | None:
+    """The one line a command prints instead of a traceback when the database it needed is
+    out of reach, missing, or has no drip tables; None when `error` is about something else
+    (then its traceback is worth seeing)."""
+    if isinstance(error, DatabaseProblem):
+        return str(error)
+    if not isinstance(error, OperationalError | ProgrammingError):
+        return None
+    try:
+        engine = make_engine(load_settings().resolved_database_url)
+        try:
+            check_database(engine)
+        finally:
+            engine.dispose()
+    except DatabaseProblem as problem:
+        return str(problem)
+    return None

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 from datetime import datetime
 
 import click
 import dns.resolver
-from flask import current_app
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask.logging import default_handler
 from waitress import serve
 
 from drip import guardrails
-from drip.cli.common import instant, now_or, safe_url, services
+from drip.app import create_app
+from drip.cli.common import instant, now_or, safe_url, served_base_url, services
 from drip.cli.operators import announce_first_operator
-from drip.db import migrate
+from drip.db import check_database, migrate
 from drip.dispatch import DispatchLocked, dispatch_lock
 from drip.logs import configure_logging
 from drip.services import Services
@@ -65,9 +67,21 @@ def dispatch_command(now: datetime | None, dry_run: bool) -> None:
 def serve_command(host: str, port: int, no_scheduler: bool) -> None:
     """Web pages and, unless told otherwise, the dispatch schedule in one process."""
     _logging()
-    svc = services()
-    migrate(svc.engine)
-    announce_first_operator(svc)
+    app, base_url = current_app._get_current_object(), services().settings.base_url  # type: ignore[attr-defined]
+    if not os.environ.get("DRIP_BASE_URL"):  # links in email point at what this process serves
+        base_url = os.environ["DRIP_BASE_URL"] = served_base_url(host, port)
+        app = create_app()
+    with app.app_context():
+        svc = services()
+        check_database(svc.engine)  # never create one here: a mistyped path is not a new site
+        migrate(svc.engine)  # an existing drip database is brought up to date
+        announce_first_operator(svc)
+        _serve(app, svc, host, port, no_scheduler, base_url)
+
+
+def _serve(
+    app: Flask, svc: Services, host: str, port: int, no_scheduler: bool, base_url: str
+) -> None:
     blocked = guardrails.blocking(svc.settings, svc.content.library())
     if blocked:  # the web still takes sign-ups in; the schedule's passes refuse to send
         click.echo(guardrails.refusal(blocked), err=True)
@@ -80,10 +94,11 @@ def serve_command(host: str, port: int, no_scheduler: bool) -> None:
             except DispatchLocked as error:
                 click.echo(f"scheduler not started: {error}", err=True)
         click.echo(
-            f"drip on http://{host}:{port}/ (database {safe_url(svc)}, "
-            f"outbox {svc.settings.outbox_dir if not svc.settings.smtp_url else 'off'})"
+            f"drip on http://{host}:{port}/ (links in email start with {base_url}; database "
+            f"{safe_url(svc)}, outbox "
+            f"{svc.settings.outbox_dir if not svc.settings.smtp_url else 'off'})"
         )
-        serve(current_app._get_current_object(), host=host, port=port, threads=8)  # type: ignore[attr-defined]
+        serve(app, host=host, port=port, threads=8)
 
 
 @click.command("worker")
@@ -134,7 +149,9 @@ def _logging() -> None:
 
 
 def _guard(svc: Services) -> None:
-    """Stop a command that would send through DRIP_SMTP_URL while a guardrail says no."""
+    """Stop a command that would send when its database is not drip's (before any lock file
+    is made beside it), or would send through DRIP_SMTP_URL while a guardrail says no."""
+    check_database(svc.engine)
     blocked = guardrails.blocking(svc.settings, svc.content.library())
     if blocked:
         raise click.ClickException(guardrails.refusal(blocked))
