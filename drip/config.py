@@ -326,8 +326,9 @@ class Settings:
         metadata={
             "env": "DRIP_CHECK_EMAIL_DOMAIN",
             "parse": _flag,
-            "help": "Refuse sign-ups whose address domain has no mail server (a DNS look-up). "
-            "Turn off only where there is no DNS (tests).",
+            "help": "Refuse sign-ups whose address domain DNS says does not exist or takes no "
+            "mail. A look-up that fails (no DNS: an offline laptop, a container) accepts the "
+            "address and logs a warning.",
         },
     )
     signup_limit_ip: int = field(

@@ -21,6 +21,7 @@ from drip.content import ContentStore
 from drip.db import make_engine, make_sessionmaker
 from drip.dispatch import Dispatcher
 from drip.links import Links
+from drip.mail_domains import Resolver, system_resolver
 from drip.mailer import Transport, transport_from_settings
 from drip.operators import PASSWORD_HASHER
 from drip.render import Renderer
@@ -40,6 +41,7 @@ class Services:
     clock: Clock
     transport: Callable[[], Transport]
     password_hasher: PasswordHasher
+    resolver: Resolver = system_resolver  # DNS for the sign-up domain check
     engine_options: dict[str, Any] = field(default_factory=dict)
     _database: list[tuple[Engine, sessionmaker[Session]]] = field(
         default_factory=list, init=False, repr=False
@@ -83,6 +85,7 @@ def build_services(
     transport: Callable[[], Transport] | None = None,
     engine_options: dict[str, Any] | None = None,
     password_hasher: PasswordHasher | None = None,
+    resolver: Resolver = system_resolver,
 ) -> Services:
     """`password_hasher`: argon2 with its default cost unless given (tests make it cheap)."""
     hasher = password_hasher or PasswordHasher()
@@ -97,4 +100,5 @@ def build_services(
         clock=clock,
         transport=transport or (lambda: transport_from_settings(settings)),
         password_hasher=hasher,
+        resolver=resolver,
     )
