@@ -51,15 +51,16 @@ class DnsServer:
             except OSError:
                 return
             self.questions += 1
-            if self.rcode is not None:
-                query = dns.message.from_wire(data)
-                answer = dns.message.make_response(query)
-                if self.rcode == NULL_MX:
-                    name = query.question[0].name
-                    answer.answer.append(dns.rrset.from_text(name, 60, "IN", "MX", "0 ."))
-                else:
-                    answer.set_rcode(dns.rcode.Rcode(self.rcode))
-                self.sock.sendto(answer.to_wire(), peer)
+            if self.rcode is None:
+                continue
+            query = dns.message.from_wire(data)
+            answer = dns.message.make_response(query)
+            if isinstance(self.rcode, str):  # NULL_MX
+                name = query.question[0].name
+                answer.answer.append(dns.rrset.from_text(name, 60, "IN", "MX", "0 ."))
+            else:
+                answer.set_rcode(self.rcode)
+            self.sock.sendto(answer.to_wire(), peer)
 
     def resolver(self) -> Resolver:
         def make() -> dns.resolver.Resolver:
