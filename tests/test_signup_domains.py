@@ -5,10 +5,12 @@ slip on a common provider's domain is answered "did you mean", with a one-click 
 from __future__ import annotations
 
 import html
+import re
 import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.rcode
@@ -24,7 +26,7 @@ from drip.clock import FrozenClock
 from drip.mail_domains import Resolver, suggestion
 from drip.models import SignUpRequest
 from drip.services import Services
-from tests.conftest import CHEAP_HASHER, count, make_settings
+from tests.conftest import CHEAP_HASHER, LiveServer, count, make_settings, screenshot
 from tests.smtp import free_port
 from tests.test_monitoring import log_lines  # noqa: F401  (fixture)
 from tests.test_public_signup import sign_up
@@ -278,3 +280,43 @@ def test_a_closed_nameserver_port_is_could_not_look_up_too(
 
     assert status == 202
     assert len([line for line in log_lines if "level=warning" in line]) == 1
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("width", [375, 1280])
+def test_in_chromium_did_you_mean_sits_under_the_field_and_one_click_signs_up(
+    tmp_path: Path, sqlite_url: str, clock: FrozenClock, page: Any, width: int
+) -> None:
+    server = LiveServer(
+        create_app(
+            make_settings(tmp_path, sqlite_url, check_email_domain=False),
+            clock=clock,
+            password_hasher=CHEAP_HASHER,
+        ),
+        free_port(),
+    )
+    try:
+        page.set_viewport_size({"width": width, "height": 800})
+        page.goto(f"{server.url}/subscribe/tiny")
+        page.get_by_label("Email address").fill("ada@gmial.com")
+        page.get_by_label("First name").fill("Ada")
+        page.get_by_role("checkbox").check()
+        page.get_by_role("button", name="Send me the course").click()
+
+        use = page.get_by_role("button", name="Use ada@gmail.com")
+        assert page.get_by_role("alert").inner_text() == "Did you mean ada@gmail.com?"
+        assert page.get_by_label("Email address").input_value() == "ada@gmial.com"
+        assert page.get_by_label("First name").input_value() == "Ada"
+        email_box = page.get_by_label("Email address").bounding_box()
+        use_box = use.bounding_box()
+        assert use_box["y"] > email_box["y"] and use_box["x"] + use_box["width"] <= width
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        screenshot(page, "reader", f"did-you-mean-{width}")
+        use.click()
+
+        page.wait_for_url(re.compile(r"/subscribe/tiny/thanks$"))
+        assert "ada@gmail.com" in page.inner_text("main")
+        assert queued(server.services) == ["ada@gmail.com"]
+    finally:
+        server.stop()
+        server.services.engine.dispose()
