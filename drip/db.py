@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from drip.files import create_private_file
@@ -111,6 +111,11 @@ def check_database(engine: Engine) -> None:
             has_tables = inspect(connection).has_table("alembic_version")
     except OperationalError as error:
         raise DatabaseProblem(unreachable(engine, error)) from None
+    except DatabaseError as error:  # reached, but not a database: a SQLite URL naming another file
+        where = engine.url.render_as_string(hide_password=True)
+        raise DatabaseProblem(
+            f"{where} is not a database ({error.orig}): check DRIP_DATABASE_URL"
+        ) from None
     if not has_tables:
         where = engine.url.render_as_string(hide_password=True)
         raise DatabaseProblem(

@@ -177,3 +177,18 @@ def test_the_first_admin_password_file_is_never_replaced(tmp_path: Path, sqlite_
     assert password.read_text() == "the password someone still uses\n"
     assert f"{password} is kept as it is" in stderr
     assert "`drip admin create you@example.org`" in stderr
+
+
+def test_a_sqlite_url_naming_a_file_that_is_no_database_says_so_and_leaves_it(
+    tmp_path: Path,
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database, and never to become one\n" * 200)
+    before = notes.read_bytes()
+    result = run(environment(tmp_path, f"sqlite:///{notes}"), "serve", "--port", "9")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"drip: sqlite:///{notes} is not a database (file is not a database): "
+        "check DRIP_DATABASE_URL\n"
+    )
+    assert notes.read_bytes() == before

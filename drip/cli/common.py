@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DatabaseError
 
 from drip.clock import parse_instant
 from drip.config import load_settings
@@ -94,7 +94,7 @@ def database_problem(error: BaseException) -> str | None:
     (then its traceback is worth seeing)."""
     if isinstance(error, DatabaseProblem):
         return str(error)
-    if not isinstance(error, OperationalError | ProgrammingError):
+    if not isinstance(error, DatabaseError):  # OperationalError, ProgrammingError among them
         return None
     try:
         engine = make_engine(load_settings().resolved_database_url)
