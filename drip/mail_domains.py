@@ -55,10 +55,14 @@ REAL = frozenset(
 )
 
 
+_CACHE = dns.resolver.LRUCache()  # shared: a burst of gmail.com sign-ups asks DNS once
+
+
 def system_resolver() -> dns.resolver.Resolver:
     """The machine's resolver; raises dns.resolver.NoResolverConfiguration without one."""
     resolver = dns.resolver.Resolver()
     resolver.lifetime = TIMEOUT
+    resolver.cache = _CACHE
     return resolver
 
 
