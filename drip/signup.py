@@ -127,25 +127,30 @@ def signup_attributes(sequence: Sequence, raw: dict[str, str]) -> dict[str, Any]
     return attributes
 
 
-def _address_problem(form: SignUp, settings: Settings, resolver: Resolver) -> SignUpRefused | None:
-    """The address is well formed, not a slip on a common provider (unless the reader said
-    it is right), and, with DRIP_CHECK_EMAIL_DOMAIN, at a domain DNS does not deny mail."""
+def _address(
+    form: SignUp, settings: Settings, resolver: Resolver
+) -> tuple[str | None, SignUpRefused | None]:
+    """(address, problem): the address well formed, not a slip on a common provider (unless
+    the reader said it is right), and, with DRIP_CHECK_EMAIL_DOMAIN, at a domain DNS does
+    not deny mail."""
+    typed = form.email.strip()
     try:
-        address = normalize_email(form.email)
+        address = normalize_email(typed)
     except SubscriptionError:
-        return SignUpRefused(
+        return None, SignUpRefused(
             "That doesn't look like an email address we can write to. Please check it.",
             field="email",
         )
-    meant = None if form.email_checked else suggestion(address)
+    meant = None if form.email_checked else suggestion(typed)
     if meant:
-        return SignUpRefused(f"Did you mean {meant}?", field="email", suggestion=meant)
+        return None, SignUpRefused(f"Did you mean {meant}?", field="email", suggestion=meant)
     why = takes_mail(address.rpartition("@")[2], resolver) if settings.check_email_domain else None
     if why:
-        return SignUpRefused(
-            f"{why} Please check the address.", field="email", suggestion=suggestion(address)
+        refused = SignUpRefused(
+            f"{why} Please check the address.", field="email", suggestion=suggestion(typed)
         )
-    return None
+        return None, refused
+    return address, None
 
 
 def _check(
@@ -163,9 +168,9 @@ def _check(
         timezone = None  # an odd browser value: the sequence's zone is a fine default
     if not form.email.strip():
         return None, SignUpRefused("Please enter your email address.", field="email"), None, {}
-    if problem := _address_problem(form, settings, resolver):
+    address, problem = _address(form, settings, resolver)
+    if problem or address is None:
         return None, problem, None, {}
-    address = normalize_email(form.email)
     if not form.consent:
         return (
             address,
