@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -70,6 +72,7 @@ def test_serve_without_a_base_url_links_every_email_to_the_port_it_serves(
 ) -> None:
     env, port = environment(tmp_path, sqlite_url), free_port()
     outbox = tmp_path / "data" / "outbox"
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
     with serving(env, port) as server:
         assert wait_for(lambda: _answers(port)), "drip serve did not start"
         body = json.dumps({"email": "ada@example.org", "sequence": "tiny", "consent": True})
@@ -81,10 +84,20 @@ def test_serve_without_a_base_url_links_every_email_to_the_port_it_serves(
         with urllib.request.urlopen(request, timeout=10) as answer:
             assert answer.status == 202
         assert wait_for(lambda: any(outbox.glob("*.eml")))
+        message = next(outbox.glob("*.eml")).read_text().replace("=\n", "").replace("=3D", "=")
+        confirm = re.search(rf"http://127\.0\.0\.1:{port}/confirm/[A-Za-z0-9_.\-]+", message)
+        assert confirm, "the confirmation links elsewhere"
+        with browser.open(confirm[0], timeout=10) as page:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode())
+        assert token
+        form = urllib.parse.urlencode({"csrf_token": token[1]}).encode()
+        with browser.open(confirm[0], data=form, timeout=10) as page:
+            youre_in = page.read().decode()
     stdout, _ = server.communicate()
-    message = next(outbox.glob("*.eml")).read_text()
-    assert f"http://127.0.0.1:{port}/confirm/" in message.replace("=\n", "")
     assert "127.0.0.1:8000" not in message
+    assert f'href="http://127.0.0.1:{port}/magnet/' in youre_in
+    assert f'href="http://127.0.0.1:{port}/preferences/' in youre_in
+    assert "127.0.0.1:8000" not in youre_in
     assert f"links in email start with http://127.0.0.1:{port};" in stdout
 
 
