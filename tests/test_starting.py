@@ -205,3 +205,19 @@ def test_a_sqlite_url_naming_a_file_that_is_no_database_says_so_and_leaves_it(
         "check DRIP_DATABASE_URL\n"
     )
     assert notes.read_bytes() == before
+
+
+@pytest.mark.parametrize(("args", "port"), [((), "8000"), (("PORT=8123",), "8123")])
+def test_make_run_serves_on_the_port_it_is_given(args: tuple[str, ...], port: str) -> None:
+    plan = subprocess.run(
+        ["make", "--dry-run", "--always-make", "run", *args],
+        cwd=TESTS.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.splitlines()[-2:] == [
+        ".venv/bin/drip init",
+        f".venv/bin/drip serve --port {port}",
+    ]

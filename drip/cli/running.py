@@ -65,7 +65,10 @@ def dispatch_command(now: datetime | None, dry_run: bool) -> None:
 @click.option("--no-scheduler", is_flag=True, help="Serve the web only (workers dispatch).")
 @with_appcontext
 def serve_command(host: str, port: int, no_scheduler: bool) -> None:
-    """Web pages and, unless told otherwise, the dispatch schedule in one process."""
+    """Web pages and, unless told otherwise, the dispatch schedule in one process.
+
+    Links in email start with DRIP_BASE_URL, or, when it is unset, this host and port. The
+    database must be one `drip init` made (it is brought up to the newest migration)."""
     _logging()
     app, base_url = current_app._get_current_object(), services().settings.base_url  # type: ignore[attr-defined]
     if not os.environ.get("DRIP_BASE_URL"):  # links in email point at what this process serves
