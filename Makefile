@@ -1,7 +1,9 @@
 # The two commands of the README. `make run`: install and start drip (web + scheduler) on the
-# embedded default. `make test`: install everything the tests need and run them all.
+# embedded default, on port 8000 (`make run PORT=8080`: another). `make test`: install
+# everything the tests need and run them all.
 PYTHON ?= python3
 VENV ?= .venv
+PORT ?= 8000
 BIN := $(VENV)/bin
 
 .PHONY: run test lint
@@ -12,7 +14,7 @@ $(BIN)/python:
 run: $(BIN)/python
 	$(BIN)/pip install -q -e .
 	$(BIN)/drip init
-	$(BIN)/drip serve
+	$(BIN)/drip serve --port $(PORT)
 
 test: $(BIN)/python
 	@{ command -v chromium && command -v spamassassin && { command -v dovecot || test -x /usr/sbin/dovecot; }; } >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \

@@ -10,6 +10,7 @@ from flask import Flask
 from drip.clock import Clock, system_clock
 from drip.config import Settings, load_settings
 from drip.links import signing_order
+from drip.mail_domains import Resolver, system_resolver
 from drip.mailer import Transport
 from drip.paths import PACKAGE, STATIC, TEMPLATES
 from drip.services import build_services
@@ -23,6 +24,7 @@ def create_app(
     clock: Clock = system_clock,
     transport: Callable[[], Transport] | None = None,
     password_hasher: PasswordHasher | None = None,
+    resolver: Resolver = system_resolver,
 ) -> Flask:
     settings = settings or load_settings()
     app = Flask(
@@ -41,7 +43,7 @@ def create_app(
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
     )
     app.extensions["drip"] = build_services(
-        settings, clock, transport, password_hasher=password_hasher
+        settings, clock, transport, password_hasher=password_hasher, resolver=resolver
     )
     errors.init_app(app)  # first: its NUL check runs before anything reads the request
     csrf.init_app(app)

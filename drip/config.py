@@ -212,7 +212,8 @@ class Settings:
             "env": "DRIP_BASE_URL",
             "parse": _base_url,
             "help": "Public address of drip; links in email start with it. Must be https to send "
-            "through DRIP_SMTP_URL (RFC 8058 one-click unsubscribe).",
+            "through DRIP_SMTP_URL (RFC 8058 one-click unsubscribe). Unset: `drip serve` uses "
+            "the host and port it serves (it prints which), other commands http://127.0.0.1:8000.",
         },
     )
     sender: str = field(
@@ -346,8 +347,9 @@ class Settings:
         metadata={
             "env": "DRIP_CHECK_EMAIL_DOMAIN",
             "parse": _flag,
-            "help": "Refuse sign-ups whose address domain has no mail server (a DNS look-up). "
-            "Turn off only where there is no DNS (tests).",
+            "help": "Refuse sign-ups whose address domain DNS says does not exist or takes no "
+            "mail. A look-up that fails (no DNS: an offline laptop, a container) accepts the "
+            "address and logs a warning.",
         },
     )
     signup_limit_ip: int = field(

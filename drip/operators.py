@@ -218,10 +218,15 @@ def authenticate(
     return LoginResult(operator)
 
 
+def first_operator_needed(session: Session, dialect: str) -> bool:
+    """The embedded default (SQLite) with no operator yet."""
+    return dialect == "sqlite" and not session.scalar(select(func.count()).select_from(Operator))
+
+
 def first_operator(session: Session, dialect: str, now: datetime) -> str | None:
     """On the embedded default (SQLite) with no operator yet, create admin@localhost with a
     random password and return it, to be shown once; None when there is nothing to do."""
-    if dialect != "sqlite" or session.scalar(select(func.count()).select_from(Operator)):
+    if not first_operator_needed(session, dialect):
         return None
     password = new_password()
     create_operator(session, FIRST_OPERATOR, password, now)

@@ -7,7 +7,8 @@ the content and the dispatcher without loading the web layer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from threading import Lock
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -20,6 +21,7 @@ from drip.content import ContentStore
 from drip.db import make_engine, make_sessionmaker
 from drip.dispatch import Dispatcher
 from drip.links import Links
+from drip.mail_domains import Resolver, system_resolver
 from drip.mailer import Transport, transport_from_settings
 from drip.operators import PASSWORD_HASHER
 from drip.render import Renderer
@@ -27,17 +29,49 @@ from drip.render import Renderer
 
 @dataclass
 class Services:
-    """One per application or command: settings, database, content, renderer, links, clock."""
+    """One per application or command: settings, database, content, renderer, links, clock.
+
+    The engine is made on first use: a command that never touches the database (`drip
+    check`) works whatever DRIP_DATABASE_URL says."""
 
     settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
     content: ContentStore
     renderer: Renderer
     links: Links
     clock: Clock
     transport: Callable[[], Transport]
     password_hasher: PasswordHasher
+    resolver: Resolver = system_resolver  # DNS for the sign-up domain check
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    _database: list[tuple[Engine, sessionmaker[Session]]] = field(
+        default_factory=list, init=False, repr=False
+    )
+    _lock: Lock = field(default_factory=Lock, init=False, repr=False)
+
+    @property
+    def engine(self) -> Engine:
+        return self._made()[0]
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        return self._made()[1]
+
+    def _made(self) -> tuple[Engine, sessionmaker[Session]]:
+        """One engine per Services, made once even when the first requests race."""
+        with self._lock:
+            if not self._database:
+                engine = make_engine(self.settings.resolved_database_url, **self.engine_options)
+                self._database.append(
+                    (engine, make_sessionmaker(engine, {PASSWORD_HASHER: self.password_hasher}))
+                )
+            return self._database[0]
+
+    def dispose(self) -> None:
+        """Close the engine's connections, if one was made (a command that never touched the
+        database leaves none, and makes none now)."""
+        with self._lock:
+            for engine, _ in self._database:
+                engine.dispose()
 
     def dispatcher(self, worker_id: str | None = None) -> Dispatcher:
         return Dispatcher(
@@ -58,14 +92,13 @@ def build_services(
     transport: Callable[[], Transport] | None = None,
     engine_options: dict[str, Any] | None = None,
     password_hasher: PasswordHasher | None = None,
+    resolver: Resolver = system_resolver,
 ) -> Services:
     """`password_hasher`: argon2 with its default cost unless given (tests make it cheap)."""
-    engine = make_engine(settings.resolved_database_url, **(engine_options or {}))
     hasher = password_hasher or PasswordHasher()
     return Services(
         settings=settings,
-        engine=engine,
-        sessions=make_sessionmaker(engine, {PASSWORD_HASHER: hasher}),
+        engine_options=dict(engine_options or {}),
         content=ContentStore(settings.sequences_dir, settings.author_name),
         renderer=Renderer(settings),
         links=Links(
@@ -79,4 +112,5 @@ def build_services(
         clock=clock,
         transport=transport or (lambda: transport_from_settings(settings)),
         password_hasher=hasher,
+        resolver=resolver,
     )

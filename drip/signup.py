@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from drip import intake
 from drip.config import Settings
 from drip.content import Sequence
+from drip.mail_domains import Resolver, suggestion, system_resolver, takes_mail
 from drip.ratelimit import hits
 from drip.subscriptions import Consent, SubscriptionError, clean_timezone, normalize_email
 from drip.tags import TagError, clean_tag
@@ -34,12 +35,20 @@ MAX_TAGS = 10
 
 
 class SignUpRefused(Exception):
-    """A sign-up that cannot go ahead; `status` is the HTTP answer, `field` the culprit."""
+    """A sign-up that cannot go ahead; `status` is the HTTP answer, `field` the culprit,
+    `suggestion` the address the reader probably meant."""
 
-    def __init__(self, message: str, status: int = 400, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        field: str | None = None,
+        suggestion: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.field = field
+        self.suggestion = suggestion
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,7 @@ class SignUp:
     honeypot: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    email_checked: bool = False  # the reader kept the address after "did you mean"
 
 
 @dataclass(frozen=True)
@@ -117,10 +127,37 @@ def signup_attributes(sequence: Sequence, raw: dict[str, str]) -> dict[str, Any]
     return attributes
 
 
+def _address(
+    form: SignUp, settings: Settings, resolver: Resolver
+) -> tuple[str | None, SignUpRefused | None]:
+    """(address, problem): the address well formed, not a slip on a common provider (unless
+    the reader said it is right), and, with DRIP_CHECK_EMAIL_DOMAIN, at a domain DNS does
+    not deny mail."""
+    typed = form.email.strip()
+    try:
+        address = normalize_email(typed)
+    except SubscriptionError:
+        return None, SignUpRefused(
+            "That doesn't look like an email address we can write to. Please check it.",
+            field="email",
+        )
+    meant = None if form.email_checked else suggestion(typed)
+    if meant:
+        return None, SignUpRefused(f"Did you mean {meant}?", field="email", suggestion=meant)
+    why = takes_mail(address.rpartition("@")[2], resolver) if settings.check_email_domain else None
+    if why:
+        refused = SignUpRefused(
+            f"{why} Please check the address.", field="email", suggestion=suggestion(typed)
+        )
+        return None, refused
+    return address, None
+
+
 def _check(
     sequence: Sequence,
     form: SignUp,
     settings: Settings,
+    resolver: Resolver = system_resolver,
 ) -> tuple[str | None, SignUpRefused | None, str | None, dict[str, Any]]:
     """(address, problem, time zone, attributes) from the form; no database involved."""
     if problem := _text_problem(form):
@@ -131,18 +168,9 @@ def _check(
         timezone = None  # an odd browser value: the sequence's zone is a fine default
     if not form.email.strip():
         return None, SignUpRefused("Please enter your email address.", field="email"), None, {}
-    try:
-        address = normalize_email(form.email, check_domain=settings.check_email_domain)
-    except SubscriptionError:
-        return (
-            None,
-            SignUpRefused(
-                "That doesn't look like an email address we can write to. Please check it.",
-                field="email",
-            ),
-            None,
-            {},
-        )
+    address, problem = _address(form, settings, resolver)
+    if problem or address is None:
+        return None, problem, None, {}
     if not form.consent:
         return (
             address,
@@ -171,6 +199,7 @@ def accept_sign_up(
     peer: Peer,
     now: datetime,
     settings: Settings,
+    resolver: Resolver = system_resolver,
 ) -> None:
     """Check a sign-up, count it against the limits, queue it and commit.
 
@@ -180,7 +209,7 @@ def accept_sign_up(
     if form.honeypot.strip():
         log.info("honeypot filled on %s from %s", sequence.slug, peer.ip)
         return
-    address, problem, timezone, attributes = _check(sequence, form, settings)
+    address, problem, timezone, attributes = _check(sequence, form, settings, resolver)
     by_ip, by_address = f"signup:ip:{peer.ip}", f"signup:address:{address}"
     allowed = hits(session, limits("signup", peer.ip, address, settings), now)
     if not allowed[by_ip]:

@@ -217,6 +217,7 @@ def test_a_failed_pass_logs_one_parseable_line_with_the_traceback(
     tmp_path: Path, clock: FrozenClock, log_lines: list[str]
 ) -> None:
     # A database nobody migrated: the pass fails on its first query.
+    (tmp_path / "empty.sqlite3").touch()
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'empty.sqlite3'}")
     svc = build_services(settings, clock)
     try:

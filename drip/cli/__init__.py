@@ -12,6 +12,7 @@ import sys
 import click
 
 from drip.cli import content, operators, readers, running, segments
+from drip.cli.common import database_problem
 from drip.config import ConfigError
 
 
@@ -36,3 +37,8 @@ def main() -> None:
     except ConfigError as error:
         click.echo(f"drip: {error}", err=True)
         sys.exit(2)
+    except Exception as error:
+        if (problem := database_problem(error)) is None:
+            raise
+        click.echo(f"drip: {problem}", err=True)
+        sys.exit(1)

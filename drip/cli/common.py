@@ -7,11 +7,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError
 
 from drip import guardrails
 from drip.clock import parse_instant
 from drip.config import load_settings
 from drip.content import Sequence
+from drip.db import DatabaseProblem, check_database, make_engine
 from drip.services import Services, build_services
 
 
@@ -33,7 +35,7 @@ class Runtime:
     def close(self) -> None:
         """Close the connections of the services this command built (not a caller's)."""
         if self._built and self._services is not None:
-            self._services.engine.dispose()
+            self._services.dispose()
 
 
 def services() -> Services:
@@ -79,6 +81,18 @@ def safe_url(svc: Services) -> str:
     return make_url(svc.settings.resolved_database_url).render_as_string(hide_password=True)
 
 
+def served_base_url(host: str, port: int) -> str:
+    """The address `drip serve --host --port` answers at, for links when DRIP_BASE_URL is
+    unset; a wildcard host (every interface) is reached on this machine at loopback."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def sequence_named(slug: str) -> Sequence:
     """The readable sequence `slug`, or an error that says what is wrong with it."""
     library = services().content.library()
@@ -94,7 +108,9 @@ def sequence_named(slug: str) -> Sequence:
 
 
 def guard(svc: Services) -> None:
-    """Stop a command that would send through DRIP_SMTP_URL while a guardrail says no."""
+    """Stop a command that would send when its database is not drip's (before any lock file
+    is made beside it), or would send through DRIP_SMTP_URL while a guardrail says no."""
+    check_database(svc.engine)
     blocked = guardrails.blocking(svc.settings, svc.content.library())
     if blocked:
         raise click.ClickException(guardrails.refusal(blocked))
@@ -104,3 +120,22 @@ def guard(svc: Services) -> None:
 def warn_unsafe(svc: Services) -> None:
     for line in guardrails.problems(svc.settings, svc.content.library()):
         click.echo(f"sending anyway (DRIP_ALLOW_UNSAFE_SENDING): {line}", err=True)
+
+
+def database_problem(error: BaseException) -> str | None:
+    """The one line a command prints instead of a traceback when the database it needed is
+    out of reach, missing, or has no drip tables; None when `error` is about something else
+    (then its traceback is worth seeing)."""
+    if isinstance(error, DatabaseProblem):
+        return str(error)
+    if not isinstance(error, DatabaseError):  # OperationalError, ProgrammingError among them
+        return None
+    try:
+        engine = make_engine(load_settings().resolved_database_url)
+        try:
+            check_database(engine)
+        finally:
+            engine.dispose()
+    except DatabaseProblem as problem:
+        return str(problem)
+    return None

@@ -19,6 +19,7 @@ from drip.operators import (
     OperatorError,
     create_operator,
     first_operator,
+    first_operator_needed,
     set_password,
 )
 from drip.outgoing import Reach
@@ -32,12 +33,23 @@ def first_password_file(svc: Services) -> Path:
 def announce_first_operator(svc: Services) -> None:
     """`drip serve`: create the first operator if needed. Its password goes to a 0600 file
     in the data folder, never to the terminal: a log collector or a shared screen would
-    keep it. The message says where the file is."""
+    keep it. The message says where the file is. The file is written once: one already
+    there holds a password someone may still use, so it is left alone and no operator is
+    made with a password nobody could read."""
+    path = first_password_file(svc)
     with svc.sessions() as session:
+        if path.exists():
+            if first_operator_needed(session, svc.engine.dialect.name):
+                click.echo(
+                    f"admin: this database has no operator, and {path} is kept as it is (it "
+                    f"may hold the password of another drip database): create one with "
+                    f"`drip admin create you@example.org`",
+                    err=True,
+                )
+            return
         password = first_operator(session, svc.engine.dialect.name, svc.clock())
         if not password:
             return
-        path = first_password_file(svc)
         private_dir(path.parent)
         write_private(path, f"{password}\n".encode())
         session.commit()

@@ -57,7 +57,10 @@ def dispatch_command(now: datetime | None, dry_run: bool) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--no-scheduler", is_flag=True, help="Serve the web only (workers dispatch).")
 def serve_command(host: str, port: int, no_scheduler: bool) -> None:
-    """Web pages and, unless told otherwise, the dispatch schedule in one process."""
+    """Web pages and, unless told otherwise, the dispatch schedule in one process.
+
+    Links in email start with DRIP_BASE_URL, or, when it is unset, this host and port. The
+    database must be one `drip init` made (it is brought up to the newest migration)."""
     from drip.cli.serving import serve_web  # Flask loads for this command only
 
     serve_web(host, port, scheduler=not no_scheduler)

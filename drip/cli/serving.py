@@ -5,6 +5,7 @@ The only module of the command group that imports Flask; `drip.cli.running` impo
 
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 
 import click
@@ -13,9 +14,9 @@ from waitress import serve
 
 from drip import guardrails
 from drip.app import create_app
-from drip.cli.common import safe_url, warn_unsafe
+from drip.cli.common import safe_url, served_base_url, warn_unsafe
 from drip.cli.operators import announce_first_operator
-from drip.db import migrate
+from drip.db import check_database, migrate
 from drip.dispatch import DispatchLocked
 from drip.logs import configure_logging
 from drip.services import Services
@@ -23,15 +24,20 @@ from drip.worker import start_background
 
 
 def serve_web(host: str, port: int, *, scheduler: bool) -> None:
-    """Migrate, create the first operator, then serve until stopped. The guardrails stop the
-    schedule's passes, never the web: sign-ups still come in while sending is refused."""
+    """Check the database, migrate it, create the first operator, then serve until stopped.
+    The guardrails stop the schedule's passes, never the web: sign-ups still come in while
+    sending is refused."""
+    base_url = os.environ.get("DRIP_BASE_URL")
+    if not base_url:  # links in email point at what this process serves
+        base_url = os.environ["DRIP_BASE_URL"] = served_base_url(host, port)
     app = create_app()
     # logfmt on stderr for drip's loggers, Flask's request errors included (without Flask's
     # own handler, which would print each error a second time in its own format).
     configure_logging()
     app.logger.removeHandler(default_handler)
     svc: Services = app.extensions["drip"]
-    migrate(svc.engine)
+    check_database(svc.engine)  # never create one here: a mistyped path is not a new site
+    migrate(svc.engine)  # an existing drip database is brought up to date
     announce_first_operator(svc)
     blocked = guardrails.blocking(svc.settings, svc.content.library())
     if blocked:
@@ -45,7 +51,8 @@ def serve_web(host: str, port: int, *, scheduler: bool) -> None:
             except DispatchLocked as error:
                 click.echo(f"scheduler not started: {error}", err=True)
         click.echo(
-            f"drip on http://{host}:{port}/ (database {safe_url(svc)}, "
-            f"outbox {svc.settings.outbox_dir if not svc.settings.smtp_url else 'off'})"
+            f"drip on http://{host}:{port}/ (links in email start with {base_url}; database "
+            f"{safe_url(svc)}, outbox "
+            f"{svc.settings.outbox_dir if not svc.settings.smtp_url else 'off'})"
         )
         serve(app, host=host, port=port, threads=8)

@@ -43,7 +43,9 @@ def cors_headers(response: Response) -> Response:
     return response
 
 
-def _error(message: str, status: int) -> ResponseReturnValue:
+def _error(message: str, status: int, suggestion: str | None = None) -> ResponseReturnValue:
+    if suggestion:  # "did you mean": the address the reader probably meant
+        return jsonify(status="error", error=message, suggestion=suggestion), status
     return jsonify(status="error", error=message), status
 
 
@@ -94,6 +96,7 @@ def subscriptions() -> ResponseReturnValue:
         consent=True,
         fields={name: texts[name] for name in sequence.signup_fields},
         tags=tuple(tags),
+        email_checked=data.get("email_checked") is True,
     )
     try:
         svc = services()
@@ -104,7 +107,8 @@ def subscriptions() -> ResponseReturnValue:
             peer(f"api ({origin or 'no origin'})"[:200]),
             svc.clock(),
             svc.settings,
+            svc.resolver,
         )
     except SignUpRefused as refused:
-        return _error(str(refused), refused.status)
+        return _error(str(refused), refused.status, refused.suggestion)
     return jsonify(status="accepted"), 202

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from drip import guardrails
 from drip.bounces import sending_paused
 from drip.clock import Clock
+from drip.db import DatabaseProblem
 from drip.models import WorkerHeartbeat
 from drip.skew import SKEW_LIMIT, database_skew, describe
 from drip.web.context import db_session, services
@@ -43,7 +44,7 @@ def healthz() -> ResponseReturnValue:
     body["problems"] = problems
     try:
         last = db_session().scalar(select(func.max(WorkerHeartbeat.last_pass_at)))
-    except SQLAlchemyError:
+    except (SQLAlchemyError, DatabaseProblem):  # down, or a SQLite file gone
         log.exception("/healthz: database unreachable")
         body["database"] = "unreachable"
         return jsonify(body), 503

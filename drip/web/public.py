@@ -89,13 +89,20 @@ def peer(source: str) -> Peer:
 
 
 def _form_from_request(sequence: Sequence) -> SignUp:
+    """The posted fields. "Use this address" (after "did you mean") replaces the address it
+    was offered for; if the reader retyped the address meanwhile, what they typed wins."""
+    email = request.form.get("email", "")
+    offered_for, meant = request.form.get("suggested_for"), request.form.get("use_email")
+    if meant and offered_for == email:
+        email = meant
     return SignUp(
-        email=request.form.get("email", ""),
+        email=email,
         first_name=request.form.get("first_name", ""),
         timezone=request.form.get("timezone", ""),
         consent=bool(request.form.get("consent")),
         honeypot=request.form.get(HONEYPOT, ""),
         fields={name: request.form.get(name, "") for name in sequence.signup_fields},
+        email_checked=bool(request.form.get("email_checked")),
     )
 
 
@@ -166,14 +173,17 @@ def signup_post(slug: str) -> ResponseReturnValue:
     form = dataclasses.replace(_form_from_request(sequence), tags=tags)
     try:
         svc = services()
-        accept_sign_up(db_session(), sequence, form, peer(source), svc.clock(), svc.settings)
+        accept_sign_up(
+            db_session(), sequence, form, peer(source), svc.clock(), svc.settings, svc.resolver
+        )
     except SignUpRefused as refused:
         return render_template(
             "public/subscribe.html",
             sequence=sequence,
-            values=request.form,
+            values={**request.form, "email": form.email},
             error=str(refused),
             error_field=refused.field,
+            suggestion=refused.suggestion,
         ), refused.status
     # Kept in this browser's session, not the URL: the next page shows the address as typed
     # ("wrong address? fix it"), and an address in a URL would end up in logs and history.
