@@ -27,7 +27,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,8 @@ from drip.models import (
     Subscriber,
     SubscriberTag,
 )
+from drip.outcome import Kind, Outcome, OutcomeStatus
+from drip.pace import PacedRelay, backoff
 from drip.queries import after_id
 from drip.render import SAMPLE_READER, MessageTemplate, Reader, Renderer
 from drip.schedule import into_window, reader_zone
@@ -72,7 +74,7 @@ READERS = {
 }
 VARIABLES = frozenset({"first_name", "unsubscribe_url", "preferences_url"})
 BATCH = 200
-MAX_ATTEMPTS = 5
+HOLD = timedelta(minutes=15)  # how long a copy waits when its course cannot be read
 
 
 class BroadcastError(ValueError):
@@ -600,23 +602,31 @@ def send_test(
     return mid
 
 
-def _template(renderer: Renderer, library: Library, broadcast: Broadcast) -> MessageTemplate:
-    """Rendered once per broadcast; its sender, window and footer are those of the first
-    of its sequences, and its List-Id is the broadcasts' own."""
-    first = library.sequences[broadcast.audience["to"][0]]
-    titles = [
-        library.sequences[s].title for s in broadcast.audience["to"] if s in library.sequences
-    ]
+def _template(
+    renderer: Renderer,
+    library: Library,
+    broadcast: Broadcast,
+    courses: tuple[str, ...] = (),
+) -> MessageTemplate:
+    """The broadcast as the readers of `courses` get it (all its courses in a preview):
+    the banner and the footer name those courses only, the first gives the sender and
+    link tracking; the List-Id is the same short one for every broadcast. Raises
+    BroadcastError when none of the courses can be read."""
+    slugs = courses or tuple(broadcast.audience["to"])
+    chosen = [library.sequences[s] for s in slugs if s in library.sequences]
+    if not chosen:
+        raise BroadcastError([Problem(Path(str(broadcast.id)), 1, _unreadable(library, slugs))])
+    first = chosen[0]
     stand_in: Sequence = dataclasses.replace(
         first,
         slug="broadcasts",
-        title=" and ".join(f"{t}" for t in titles),
+        title=" and ".join(s.title for s in chosen),
         track_links=first.track_links,  # its clicks are the broadcast's (lesson_key)
         track_opens=False,
         continues_from=(),
     )
     version = hashlib.sha256(f"{broadcast.subject}\0{broadcast.body}".encode()).hexdigest()[:12]
-    return renderer.message(
+    template = renderer.message(
         stand_in,
         lesson_key(broadcast.id),
         version,
@@ -625,6 +635,14 @@ def _template(renderer: Renderer, library: Library, broadcast: Broadcast) -> Mes
         broadcast.body,
         track=True,  # links, where the first sequence tracks them; never an open pixel
     )
+    return dataclasses.replace(template, list_id=f"<broadcasts.{renderer.domain}>")
+
+
+def _unreadable(library: Library, slugs: tuple[str, ...]) -> str:
+    """Why the courses of a copy cannot be read, for the dashboard."""
+    return "; ".join(
+        library.broken_reason(slug) or f"the course folder {slug!r} is gone" for slug in slugs
+    )
 
 
 @dataclass
@@ -632,6 +650,31 @@ class Sent:
     sent: int = 0
     failed: int = 0
     skipped: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        if outcome.status is OutcomeStatus.SENT:
+            self.sent += 1
+        elif outcome.status is OutcomeStatus.SKIPPED:
+            self.skipped += 1
+        else:
+            self.failed += 1
+
+
+def _due(now: datetime) -> Select[int]:
+    """The recipient rows due at `now`, longest waiting first: the pass's and the dry run's."""
+    return (
+        select(BroadcastRecipient.id)
+        .where(
+            BroadcastRecipient.status.in_(
+                [RecipientStatus.QUEUED, RecipientStatus.RETRYING, RecipientStatus.SENDING]
+            ),
+            BroadcastRecipient.due_at <= now,
+        )
+        .order_by(BroadcastRecipient.due_at)
+        .limit(BATCH)
+    )
 
 
 def send_due(
@@ -639,30 +682,19 @@ def send_due(
     library: Library,
     renderer: Renderer,
     links: Links,
-    transport: Callable[[], Transport],
+    transport: PacedRelay,
     now: datetime,
     worker: str,
     lease: timedelta,
 ) -> Sent:
-    """Send the broadcast messages due at `now`, batch by batch."""
+    """Send the broadcast messages due at `now`, batch by batch, each after its slot of
+    the shared pace; a relay that is down or asks drip to slow down ends the run."""
     result = Sent()
     postgres = session.get_bind().dialect.name == "postgresql"
-    templates: dict[int, MessageTemplate] = {}
+    templates: dict[tuple[int, tuple[str, ...]], MessageTemplate] = {}
     while True:
-        due = (
-            select(BroadcastRecipient.id)
-            .where(
-                BroadcastRecipient.status.in_(
-                    [RecipientStatus.QUEUED, RecipientStatus.RETRYING, RecipientStatus.SENDING]
-                ),
-                BroadcastRecipient.due_at <= now,
-            )
-            .order_by(BroadcastRecipient.due_at)
-            .limit(BATCH)
-        )
-        if postgres:
-            due = due.with_for_update(skip_locked=True)
-        ids = list(session.scalars(due))
+        due = _due(now)
+        ids = list(session.scalars(due.with_for_update(skip_locked=True) if postgres else due))
         if not ids:
             return result
         session.execute(
@@ -682,69 +714,202 @@ def send_due(
                     row.due_at = now + timedelta(minutes=1)
                     session.commit()
                     continue
-                outcome = _send_one(session, relay, row, library, renderer, links, now, templates)
-                relay_down = outcome == "down"
-                if outcome == "sent":
-                    result.sent += 1
-                elif outcome == "skipped":
-                    result.skipped += 1
-                else:
-                    result.failed += 1
+                copy = _Copy(session, library, renderer, links, now, templates)
+                outcome = copy.send(relay, transport, row)
+                if outcome is not None:
+                    result.count(outcome)
+                    relay_down = outcome.relay_down
         _finish(session)
         if relay_down or len(ids) < BATCH:
             return result
 
 
-def _send_one(
-    session: Session,
-    relay: Transport,
+def would_send(session: Session, library: Library, now: datetime) -> list[Outcome]:
+    """The broadcast copies a pass at `now` would hand over (the dry run): the same rows,
+    the same window, hold and status checks, nothing leased or written."""
+    found = []
+    for row in session.scalars(
+        select(BroadcastRecipient).where(BroadcastRecipient.id.in_(_due(now)))
+    ):
+        place = _place(session, library, row, now)
+        if not isinstance(place, _Placed):
+            continue
+        broadcast = session.get(Broadcast, row.broadcast_id)
+        subscriber = session.get(Subscriber, row.subscriber_id)
+        enrollment = session.get(Enrollment, row.enrollment_id)
+        if _why_not(broadcast, subscriber, enrollment, library) or subscriber is None:
+            continue
+        found.append(_outcome(row, subscriber.email, place.course, OutcomeStatus.WOULD_SEND))
+    return found
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A copy whose course can be read, due now inside the reader's send window."""
+
+    course: Sequence
+    zone: ZoneInfo
+
+
+def _place(
+    session: Session, library: Library, row: BroadcastRecipient, now: datetime
+) -> _Placed | tuple[str, datetime] | None:
+    """Where a copy stands before its slot: placed; or held (why, and until when) when its
+    course cannot be read, or outside the reader's window (its next opening); None when
+    the reader is gone (the status check says so)."""
+    found = session.execute(
+        select(Enrollment.sequence, Subscriber.timezone)
+        .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+        .where(Enrollment.id == row.enrollment_id)
+    ).first()
+    if found is None:
+        return None
+    course = library.get(found.sequence)
+    if course is None:
+        return _unreadable(library, (found.sequence,)), now + HOLD
+    zone = reader_zone(found.timezone, course.timezone)
+    opens = into_window(now, course.window, zone)
+    if opens != now:
+        return "", opens
+    return _Placed(course, zone)
+
+
+def _outcome(
     row: BroadcastRecipient,
-    library: Library,
-    renderer: Renderer,
-    links: Links,
-    now: datetime,
-    templates: dict[int, MessageTemplate],
-) -> str:
-    """Hand one recipient's message over and record the outcome: "sent", "skipped",
-    "failed", or "down" (failed, and the relay is unreachable). A message that cannot be
-    built or addressed fails that recipient alone, with the reason on its timeline."""
-    broadcast = session.get(Broadcast, row.broadcast_id)
-    subscriber = session.get(Subscriber, row.subscriber_id)
-    enrollment = session.get(Enrollment, row.enrollment_id)
-    why = _why_not(broadcast, subscriber, enrollment, library)
-    if why or broadcast is None or subscriber is None:
-        row.status, row.last_error, row.lease_owner = RecipientStatus.SKIPPED, why, None
+    email: str,
+    course: Sequence | str,
+    status: OutcomeStatus,
+    detail: str = "",
+    relay_down: bool = False,
+) -> Outcome:
+    return Outcome(
+        row.enrollment_id,
+        email,
+        course if isinstance(course, str) else course.slug,
+        lesson_key(row.broadcast_id),
+        status,
+        detail,
+        relay_down,
+        kind=Kind.BROADCAST,
+    )
+
+
+class _Copy:
+    """One reader's copy of a broadcast: placed in their window, paced, checked, handed
+    over, and its outcome recorded by the one retry rule."""
+
+    def __init__(
+        self,
+        session: Session,
+        library: Library,
+        renderer: Renderer,
+        links: Links,
+        now: datetime,
+        templates: dict[tuple[int, tuple[str, ...]], MessageTemplate],
+    ) -> None:
+        self.session, self.library, self.renderer = session, library, renderer
+        self.links, self.now, self.templates = links, now, templates
+
+    def send(self, relay: Transport, pace: PacedRelay, row: BroadcastRecipient) -> Outcome | None:
+        """Hand the copy over and record the outcome; None when it was only put back
+        (held, or outside the window). A message that cannot be built or addressed fails
+        that recipient alone, with the reason on its timeline."""
+        session, now = self.session, self.now
+        place = _place(session, self.library, row, now)
+        if isinstance(place, tuple):
+            row.status, row.lease_owner, row.due_at = RecipientStatus.QUEUED, None, place[1]
+            row.last_error = place[0] or row.last_error
+            session.commit()
+            return None
+        pace.slot()  # the wait before the status read, not between it and the hand-off
+        broadcast = session.get(Broadcast, row.broadcast_id)
+        subscriber = session.get(Subscriber, row.subscriber_id)
+        enrollment = session.get(Enrollment, row.enrollment_id)
+        why = _why_not(broadcast, subscriber, enrollment, self.library)
+        if place is None or why or broadcast is None or subscriber is None:
+            row.status, row.last_error, row.lease_owner = RecipientStatus.SKIPPED, why, None
+            session.commit()
+            email = subscriber.email if subscriber else ""
+            return _outcome(row, email, "", OutcomeStatus.SKIPPED, why)
+        template = self._template(broadcast, subscriber, place.course)
+        reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, row.enrollment_id)
+
+        def build() -> bytes:
+            extra = {"unsubscribe_url": self.links.stop_url(row.id)}
+            mid = broadcast_message_id(session, row, self.renderer, template.sender)
+            return template.build(reader, self.links, mid, now, extra=extra)
+
+        try:
+            message = checked_message(subscriber.email, build)
+            relay.send(
+                return_path(self.renderer.settings, template.sender, None, row.enrollment_id),
+                subscriber.email,
+                message,
+                name=f"{now:%Y%m%dT%H%M%S}-broadcast-{broadcast.id}-{row.id}",
+            )
+        except Unsendable as error:
+            _not_sent(session, row, str(error), now)
+            return _outcome(row, subscriber.email, place.course, OutcomeStatus.FAILED, str(error))
+        except SendError as error:
+            status = self._failed(row, subscriber, error, place)
+            down = error.connection or error.throttled
+            return _outcome(row, subscriber.email, place.course, status, str(error), down)
+        row.status, row.sent_at, row.lease_owner = RecipientStatus.SENT, now, None
+        row.attempts += 1
+        row.last_error = None
         session.commit()
-        return "skipped"
-    reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, row.enrollment_id)
-    sending = broadcast
+        return _outcome(row, subscriber.email, place.course, OutcomeStatus.SENT)
 
-    def build() -> bytes:
-        template = templates.get(sending.id) or _template(renderer, library, sending)
-        templates[sending.id] = template
-        extra = {"unsubscribe_url": links.stop_url(row.id)}
-        mid = broadcast_message_id(session, row, renderer, template.sender)
-        return template.build(reader, links, mid, now, extra=extra)
-
-    try:
-        message = checked_message(subscriber.email, build)
-        relay.send(
-            return_path(renderer.settings, templates[broadcast.id].sender, None, row.enrollment_id),
-            subscriber.email,
-            message,
-            name=f"{now:%Y%m%dT%H%M%S}-broadcast-{broadcast.id}-{row.id}",
+    def _template(
+        self, broadcast: Broadcast, subscriber: Subscriber, course: Sequence
+    ) -> MessageTemplate:
+        """The copy for this reader's own courses among the broadcast's, theirs first."""
+        statuses = READERS[broadcast.audience.get("readers", "both")]
+        joined = set(
+            self.session.scalars(
+                select(Enrollment.sequence).where(
+                    Enrollment.subscriber_id == subscriber.id,
+                    Enrollment.sequence.in_(broadcast.audience["to"]),
+                    Enrollment.status.in_(statuses),
+                )
+            )
         )
-    except Unsendable as error:
-        _not_sent(session, row, str(error), now)
-        return "failed"
-    except SendError as error:
-        _failed(session, row, subscriber, error, now)
-        return "down" if error.connection else "failed"
-    row.status, row.sent_at, row.lease_owner = RecipientStatus.SENT, now, None
-    row.attempts += 1
-    row.last_error = None
-    session.commit()
-    return "sent"
+        others = [s for s in broadcast.audience["to"] if s in joined and s != course.slug]
+        courses = (course.slug, *others)
+        key = (broadcast.id, courses)
+        if key not in self.templates:
+            self.templates[key] = _template(self.renderer, self.library, broadcast, courses)
+        return self.templates[key]
+
+    def _failed(
+        self, row: BroadcastRecipient, subscriber: Subscriber, error: SendError, place: _Placed
+    ) -> OutcomeStatus:
+        """The one retry rule: a refusal for good suppresses the address; a transient one is
+        tried again after `backoff`, in the reader's window, up to DRIP_MAX_ATTEMPTS; the
+        relay's "slow down" charges no attempt."""
+        row.last_error = str(error)
+        row.lease_owner = None
+        if error.throttled:
+            row.status = RecipientStatus.RETRYING
+            row.due_at = into_window(self.now + backoff(1), place.course.window, place.zone)
+        elif not error.transient:
+            row.attempts += 1
+            row.status = RecipientStatus.FAILED
+            suppress(self.session, subscriber, self.now, str(error))
+        elif row.attempts + 1 >= self.renderer.settings.max_attempts:
+            row.attempts += 1
+            row.status = RecipientStatus.FAILED
+        else:
+            row.attempts += 1
+            row.status = RecipientStatus.RETRYING
+            wait = backoff(row.attempts)
+            row.due_at = into_window(self.now + wait, place.course.window, place.zone)
+        self.session.commit()
+        status = {
+            RecipientStatus.FAILED: OutcomeStatus.FAILED,
+            RecipientStatus.RETRYING: OutcomeStatus.RETRYING,
+        }
+        return status[RecipientStatus(row.status)]
 
 
 def _not_sent(session: Session, row: BroadcastRecipient, reason: str, now: datetime) -> None:
@@ -785,30 +950,7 @@ def _why_not(
         if e.sequence in broadcast.audience["to"]
     ):
         return "the reader left"
-    if broadcast.audience["to"][0] not in library.sequences:
-        return "its first sequence cannot be read"
     return ""
-
-
-def _failed(
-    session: Session,
-    row: BroadcastRecipient,
-    subscriber: Subscriber,
-    error: SendError,
-    now: datetime,
-) -> None:
-    row.attempts += 1
-    row.last_error = str(error)
-    row.lease_owner = None
-    if not error.transient:
-        row.status = RecipientStatus.FAILED
-        suppress(session, subscriber, now, str(error))
-    elif row.attempts >= MAX_ATTEMPTS:
-        row.status = RecipientStatus.FAILED
-    else:
-        row.status = RecipientStatus.RETRYING
-        row.due_at = now + timedelta(minutes=2**row.attempts)
-    session.commit()
 
 
 def _finish(session: Session) -> None:
