@@ -542,6 +542,7 @@ def report(session: Session, broadcast: Broadcast, library: Library) -> dict[str
     return {
         "id": broadcast.id,
         "name": broadcast.name,
+        "waiting_because": waiting_because(session, broadcast.id),
         "subject": broadcast.subject,
         "status": str(broadcast.status),
         "send_at": broadcast.send_at.isoformat(),
@@ -557,6 +558,23 @@ def report(session: Session, broadcast: Broadcast, library: Library) -> dict[str
         "clicked": int(clicked or 0),
         "tracked": tracked,
     }
+
+
+def waiting_because(session: Session, broadcast_id: int) -> list[tuple[str, int]]:
+    """Why copies still to be sent wait (a course that cannot be read, the relay's last
+    answer), with how many wait for each reason: the broadcast page shows them."""
+    rows = session.execute(
+        select(BroadcastRecipient.last_error, func.count())
+        .where(
+            BroadcastRecipient.broadcast_id == broadcast_id,
+            BroadcastRecipient.status.in_([RecipientStatus.QUEUED, RecipientStatus.RETRYING]),
+            BroadcastRecipient.last_error.is_not(None),
+        )
+        .group_by(BroadcastRecipient.last_error)
+        .order_by(func.count().desc())
+        .limit(10)
+    )
+    return [(str(reason), int(number)) for reason, number in rows]
 
 
 def preview(
