@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from drip.bounces import return_path
@@ -176,18 +176,36 @@ def chain(
                 if into_window(now, finished.window, _zone(enrollment, finished)) != now:
                     continue  # outside the reader's window: a later pass offers
                 transport.slot()  # the wait before the checks, not between them and the hand-off
+                if not _take(session, enrollment, now):
+                    continue  # another worker is offering it
                 if _offer_due(session, enrollment, finished, target, now):
                     outcome = _offer(
                         session, relay, renderer, links, enrollment, (finished, target), now
                     )
                     result.count(outcome)
+                    if outcome.status is OutcomeStatus.RETRYING:
+                        enrollment.chained_at = None  # the next pass offers again
+                        session.commit()
                     if outcome.relay_down:
                         break
                     if outcome.status is OutcomeStatus.RETRYING:
-                        continue  # the next pass offers again
+                        continue
             enrollment.chained_at = now
             session.commit()
     return result
+
+
+def _take(session: Session, enrollment: Enrollment, now: datetime) -> bool:
+    """Mark the enrollment chained before its offer goes out, if no other worker did: one
+    worker offers it, once (a failure that may be retried unmarks it)."""
+    taken = session.execute(
+        update(Enrollment)
+        .where(Enrollment.id == enrollment.id, Enrollment.chained_at.is_(None))
+        .values(chained_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return getattr(taken, "rowcount", 0) == 1
 
 
 def _zone(enrollment: Enrollment, finished: Sequence) -> ZoneInfo:
@@ -212,6 +230,7 @@ def _offer(
     template = renderer.offer(finished, target)
     reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
     mid = _offer_id(session, enrollment, target, renderer, template.sender)
+    down = False
     try:
         relay.send(
             return_path(renderer.settings, template.sender, None, enrollment.id),
@@ -241,7 +260,9 @@ def _offer(
             detail=detail,
         )
     )
-    return _outcome(enrollment, target, status, "" if status is OutcomeStatus.SENT else detail)
+    return _outcome(
+        enrollment, target, status, "" if status is OutcomeStatus.SENT else detail, down
+    )
 
 
 def _outcome(

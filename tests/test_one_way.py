@@ -4,6 +4,8 @@ and fresh links excepted), and the dry run lists every kind the real pass then s
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +27,7 @@ from tests.bulk import add_due_readers
 from tests.conftest import enroll, make_settings
 from tests.smtp import AfterHandOff, SmtpServer
 from tests.test_chaining import library_with
+from tests.test_crash_recovery import DRIP
 from tests.test_pace import FakeTime
 from tests.test_relay_pace import busiest_second
 
@@ -211,3 +214,46 @@ def test_a_dry_run_with_only_a_broadcast_due_names_its_copies(
     with svc.sessions() as session:
         assert {r.status for r in session.scalars(select(BroadcastRecipient))} == {"sent"}
     svc.engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_four_workers_on_postgres_keep_every_kind_together_to_the_send_rate(
+    tmp_path: Path, postgres_url: str, smtp_server: SmtpServer
+) -> None:
+    courses = library_with(tmp_path, "on_complete: {offer: next-course}\n")
+    svc = build_services(
+        make_settings(tmp_path, postgres_url, smtp_url=smtp_server.url, sequences_dir=courses),
+        FrozenClock(NINE_IN_NEW_YORK),
+    )
+    owed = every_kind_due(svc, NINE_IN_NEW_YORK)
+    svc.engine.dispose()
+    env = {
+        **os.environ,
+        "DRIP_DATA_DIR": str(tmp_path / "data"),
+        "DRIP_DATABASE_URL": postgres_url,
+        "DRIP_SEQUENCES_DIR": str(courses),
+        "DRIP_SECRET_KEY": "k",
+        "DRIP_BASE_URL": "http://drip.test",
+        "DRIP_SMTP_URL": smtp_server.url,
+        "DRIP_SEND_RATE": str(RATE),
+        "DRIP_BATCH_SIZE": "20",
+        "DRIP_ALLOW_UNSAFE_SENDING": "true",
+        "DRIP_POSTAL_ADDRESS": "1 Test Street",
+    }
+    workers = [
+        subprocess.Popen(
+            [DRIP, "dispatch", "--now", NINE_IN_NEW_YORK.isoformat()],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    for worker in workers:
+        assert worker.wait(timeout=120) == 0, worker.stderr.read() if worker.stderr else ""
+
+    arrivals = Counter((r, m.subject) for m in smtp_server.messages for r in m.recipients)
+    assert set(arrivals.values()) == {1}  # each message once, whichever worker sent it
+    assert len(smtp_server.messages) == sum(owed.values())
+    assert busiest_second([m.at for m in smtp_server.messages]) <= RATE

@@ -19,8 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from drip.bounces import sending_paused
-from drip.broadcasts import send_due
-from drip.broadcasts import would_send as would_send_copies
+from drip.broadcast_copies import send_due
+from drip.broadcast_copies import would_send as would_send_copies
 from drip.chaining import chain, would_offer
 from drip.clock import Clock, system_clock
 from drip.config import Settings
@@ -61,8 +61,8 @@ class Dispatcher:
         pace: Pace | None = None,
     ) -> None:
         """`pace`: the shared send budget (by default DRIP_SEND_RATE's, if set); every kind
-        of message takes its slots from it, lessons through the recorder, the others
-        through `self.relay`."""
+        of message takes its slots from it: lessons and confirmations through the recorder,
+        the others through the `PacedRelay` each pass hands to their producers."""
         self.engine = engine
         self.clock = clock  # the real time, for the heartbeat: a pass may run for another
         self.settings = settings

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from drip.broadcasts import Sent as BroadcastsSent
+from drip.broadcast_copies import Sent as BroadcastsSent
 from drip.chaining import Chained
 from drip.fresh_links import Sent
 from drip.intake import Intake

@@ -270,7 +270,7 @@ def test(broadcast_id: int) -> ResponseReturnValue:
             to,
             svc.clock(),
         )
-    except (TooManyTests, SendError, SubscriptionError) as error:
+    except (TooManyTests, SendError, SubscriptionError, BroadcastError) as error:
         flash(f"The test did not go out: {error}", "error")
     else:
         flash(f"Sent [TEST] {broadcast.subject} to {to}.", "ok")
