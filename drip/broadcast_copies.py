@@ -62,7 +62,8 @@ class Sent:
 
 
 def _due(now: datetime) -> Select[int]:
-    """The recipient rows due at `now`, longest waiting first: the pass's and the dry run's."""
+    """The recipient rows due at `now`, longest waiting first: the pass takes them a batch
+    at a time, the dry run all of them."""
     return (
         select(BroadcastRecipient.id)
         .where(
@@ -72,7 +73,6 @@ def _due(now: datetime) -> Select[int]:
             BroadcastRecipient.due_at <= now,
         )
         .order_by(BroadcastRecipient.due_at)
-        .limit(BATCH)
     )
 
 
@@ -92,7 +92,7 @@ def send_due(
     postgres = session.get_bind().dialect.name == "postgresql"
     templates: dict[tuple[int, tuple[str, ...]], MessageTemplate] = {}
     while True:
-        due = _due(now)
+        due = _due(now).limit(BATCH)
         ids = list(session.scalars(due.with_for_update(skip_locked=True) if postgres else due))
         if not ids:
             return result
