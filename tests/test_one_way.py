@@ -18,7 +18,14 @@ from drip.broadcasts import BroadcastFile, schedule
 from drip.clock import FrozenClock
 from drip.dispatch import Dispatcher, OutcomeStatus, PassReport
 from drip.mailer import SmtpTransport
-from drip.models import BroadcastRecipient, Enrollment, EnrollmentStatus, LinkRequest, Subscriber
+from drip.models import (
+    BroadcastRecipient,
+    Enrollment,
+    EnrollmentStatus,
+    LinkRequest,
+    RecipientStatus,
+    Subscriber,
+)
 from drip.outcome import Kind
 from drip.pace import Pace
 from drip.services import Services, build_services
@@ -257,3 +264,60 @@ def test_four_workers_on_postgres_keep_every_kind_together_to_the_send_rate(
     assert set(arrivals.values()) == {1}  # each message once, whichever worker sent it
     assert len(smtp_server.messages) == sum(owed.values())
     assert busiest_second([m.at for m in smtp_server.messages]) <= RATE
+
+
+@pytest.fixture
+def plain(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer) -> Services:
+    """No pace, and a reader's message given up after two transient refusals."""
+    settings = make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, max_attempts=2)
+    return build_services(settings, FrozenClock(NINE_IN_NEW_YORK))
+
+
+def copy_of(svc: Services, email: str) -> BroadcastRecipient:
+    with svc.sessions() as session:
+        return session.scalars(
+            select(BroadcastRecipient)
+            .join(Subscriber, Subscriber.id == BroadcastRecipient.subscriber_id)
+            .where(Subscriber.email == email)
+        ).one()
+
+
+def test_a_relay_slowing_a_broadcast_copy_down_rests_the_worker_and_charges_no_attempt(
+    plain: Services, smtp_server: SmtpServer
+) -> None:
+    enroll(plain, "ada@example.org")
+    dispatcher = plain.dispatcher()
+    dispatcher.run_pass(plain.clock())  # her welcome
+    with plain.sessions() as session:
+        schedule(session, plain.content.library(), news(), plain.clock(), plain.clock())
+    smtp_server.answer("ada@example.org", "421 4.7.0 Try again later, closing connection")
+
+    dispatcher.run_pass(plain.clock())
+
+    assert dispatcher.rest_until is not None and dispatcher.rest_until > plain.clock()
+    assert copy_of(plain, "ada@example.org").attempts == 0
+    assert [m.subject for m in smtp_server.to("ada@example.org")] == ["Welcome, friend"]
+    cast(FrozenClock, plain.clock).advance(seconds=10)
+    dispatcher.run_pass(plain.clock())  # still resting: the relay asked for 30 s
+    assert copy_of(plain, "ada@example.org").status == RecipientStatus.RETRYING
+    cast(FrozenClock, plain.clock).advance(minutes=1)
+    dispatcher.run_pass(plain.clock())
+    assert [m.subject for m in smtp_server.to("ada@example.org")] == ["Welcome, friend", "News"]
+
+
+def test_a_broadcast_copy_is_given_up_after_drip_max_attempts_transient_refusals(
+    plain: Services, smtp_server: SmtpServer
+) -> None:
+    enroll(plain, "bo@example.org")
+    plain.dispatcher().run_pass(plain.clock())  # his welcome
+    with plain.sessions() as session:
+        schedule(session, plain.content.library(), news(), plain.clock(), plain.clock())
+    smtp_server.answer("bo@example.org", "451 4.3.0 Busy", "451 4.3.0 Busy")
+
+    for _ in range(5):
+        plain.dispatcher().run_pass(plain.clock())
+        cast(FrozenClock, plain.clock).advance(minutes=5)
+
+    row = copy_of(plain, "bo@example.org")
+    assert (row.status, row.attempts) == (RecipientStatus.FAILED, 2)
+    assert [m for m in smtp_server.to("bo@example.org") if m.subject == "News"] == []
