@@ -321,22 +321,3 @@ def test_a_broadcast_copy_is_given_up_after_drip_max_attempts_transient_refusals
     row = copy_of(plain, "bo@example.org")
     assert (row.status, row.attempts) == (RecipientStatus.FAILED, 2)
     assert [m for m in smtp_server.to("bo@example.org") if m.subject == "News"] == []
-
-
-def test_a_lesson_due_while_the_worker_was_down_waits_for_the_readers_window(
-    plain: Services, smtp_server: SmtpServer
-) -> None:
-    clock = cast(FrozenClock, plain.clock)
-    enroll(plain, "ada@example.org")
-    plain.dispatcher().run_pass(clock())  # her welcome, at 09:00; the second lesson is due later
-    with plain.engine.begin() as conn:  # due at 10:59; the worker comes back at 11:30
-        conn.execute(ENROLLMENTS.update().values(due_at=NINE_IN_NEW_YORK + timedelta(minutes=119)))
-    clock.set(NINE_IN_NEW_YORK + timedelta(hours=2, minutes=30))
-
-    late = plain.dispatcher().run_pass(clock())
-
-    assert [m.subject for m in smtp_server.to("ada@example.org")] == ["Welcome, friend"]
-    assert [o.status for o in late.outcomes] == [OutcomeStatus.HELD]
-    clock.set(NINE_IN_NEW_YORK + timedelta(days=1))  # 09:00 the next morning
-    plain.dispatcher().run_pass(clock())
-    assert [m.subject for m in smtp_server.to("ada@example.org")][1:] == ["Lesson two"]

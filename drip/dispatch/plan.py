@@ -16,7 +16,7 @@ from drip.content import Lesson, Library, Sequence
 from drip.dispatch.claim import Claimed
 from drip.dispatch.report import Kind, Outcome, OutcomeStatus
 from drip.models import EnrollmentStatus
-from drip.schedule import into_window, next_due, reader_zone
+from drip.schedule import next_due, reader_zone
 
 CONFIRM = "confirm"  # the lesson name of the confirmation email
 NO_LESSON = "-"
@@ -128,10 +128,6 @@ def plan(claimed: Claimed, library: Library, now: datetime, *, sequences_dir: Pa
         )
     if lesson is None:
         return Send(claimed, sequence, None, key)
-    zone = reader_zone(claimed.timezone, sequence.timezone)
-    opens = now if lesson.delay.immediate else into_window(now, sequence.window, zone)
-    if opens != now:  # due while the worker was down or behind: not at night
-        return Settle(claimed, Verdict.HELD, key, _outside_window(opens), hold_until=opens)
     following = sequence.next_lesson(claimed.sent | {lesson.key})
     if following is None:
         return Send(claimed, sequence, lesson, key)
@@ -141,13 +137,10 @@ def plan(claimed: Claimed, library: Library, now: datetime, *, sequences_dir: Pa
         lesson,
         key,
         following.key,
-        next_due(now, following.delay, sequence.window, zone),
+        next_due(
+            now, following.delay, sequence.window, reader_zone(claimed.timezone, sequence.timezone)
+        ),
     )
-
-
-def _outside_window(opens: datetime) -> str:
-    """Why a lesson due outside the reader's window waits (drip.schedule.into_window)."""
-    return f"outside the reader's send window: it goes when it opens, {opens:%Y-%m-%d %H:%M} UTC"
 
 
 def _outcome(
