@@ -12,11 +12,9 @@ with front matter like a lesson's, plus its audience:
 
 Scheduling (`schedule`) writes one recipient row per reader, due at the first opening of
 their send window at or after the broadcast's time, in their time zone; the dispatch pass
-sends them (`send_due`) with every guarantee a lesson has: each reader once (unique row),
-claimed as a lease, written ahead as `sending`, their status read again right before the
-hand-off, the outcome committed before the next, a message whose outcome a dying worker
-did not record sent again under the same Message-ID. Never to a reader who left
-everything, is suppressed, asked for no more broadcasts, or never confirmed.
+sends each reader's copy (drip.broadcast_copies) with every guarantee a lesson has. Never
+to a reader who left everything, is suppressed, asked for no more broadcasts, or never
+confirmed.
 """
 
 from __future__ import annotations
@@ -38,12 +36,9 @@ from sqlalchemy import Select, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from drip import segments, yaml_input
-from drip.bounces import return_path
 from drip.content import Library, Problem, Sequence, check_variables, split_front_matter
-from drip.handoff import Unsendable, checked_message
 from drip.links import Links, sample_links
-from drip.mailer import OnFirstSend, SendError, Transport, envelope_sender
-from drip.message_ids import new_message_id, sending_domain
+from drip.mailer import Transport, envelope_sender
 from drip.models import (
     BounceEvent,
     Broadcast,
@@ -52,7 +47,6 @@ from drip.models import (
     Enrollment,
     EnrollmentStatus,
     Event,
-    EventKind,
     LinkClick,
     RecipientStatus,
     Subscriber,
@@ -61,7 +55,7 @@ from drip.models import (
 from drip.queries import after_id
 from drip.render import SAMPLE_READER, MessageTemplate, Reader, Renderer
 from drip.schedule import into_window, reader_zone
-from drip.subscriptions import normalize_email, suppress, unsubscribe
+from drip.subscriptions import normalize_email, unsubscribe
 from drip.tags import TagError, clean_tag
 
 KEYS = frozenset({"subject", "preheader", "to", "readers", "tags", "segment"})
@@ -77,7 +71,6 @@ READER_WORDS = {  # what `readers:` means, as the admin says it
 }
 VARIABLES = frozenset({"first_name", "unsubscribe_url", "preferences_url"})
 BATCH = 200
-MAX_ATTEMPTS = 5
 
 
 class BroadcastError(ValueError):
@@ -465,20 +458,6 @@ def page_of_broadcasts(
     return after_id(session, select(Broadcast), Broadcast.id, after, limit)
 
 
-def broadcast_message_id(
-    session: Session, row: BroadcastRecipient, renderer: Renderer, sender: str
-) -> str:
-    """One reader's copy of a broadcast: written on the row before the hand-off, so a retry
-    of it (a worker died after the hand-off) carries the same id."""
-    if row.message_id is None:
-        domain = sending_domain(sender, renderer.domain)
-        row.message_id = new_message_id(
-            renderer.settings.secret_key, row.enrollment_id, lesson_key(row.broadcast_id), domain
-        )
-        session.commit()
-    return row.message_id
-
-
 def cancel(session: Session, broadcast_id: int, now: datetime) -> int:
     """Stop a broadcast: readers whose turn has not come do not get it. Returns how many."""
     broadcast = session.get(Broadcast, broadcast_id)
@@ -572,6 +551,7 @@ def report(session: Session, broadcast: Broadcast, library: Library) -> dict[str
     return {
         "id": broadcast.id,
         "name": broadcast.name,
+        "waiting_because": waiting_because(session, broadcast.id),
         "subject": broadcast.subject,
         "status": str(broadcast.status),
         "send_at": broadcast.send_at.isoformat(),
@@ -589,12 +569,29 @@ def report(session: Session, broadcast: Broadcast, library: Library) -> dict[str
     }
 
 
+def waiting_because(session: Session, broadcast_id: int) -> list[tuple[str, int]]:
+    """Why copies still to be sent wait (a course that cannot be read, the relay's last
+    answer), with how many wait for each reason: the broadcast page shows them."""
+    rows = session.execute(
+        select(BroadcastRecipient.last_error, func.count())
+        .where(
+            BroadcastRecipient.broadcast_id == broadcast_id,
+            BroadcastRecipient.status.in_([RecipientStatus.QUEUED, RecipientStatus.RETRYING]),
+            BroadcastRecipient.last_error.is_not(None),
+        )
+        .group_by(BroadcastRecipient.last_error)
+        .order_by(func.count().desc())
+        .limit(10)
+    )
+    return [(str(reason), int(number)) for reason, number in rows]
+
+
 def preview(
     renderer: Renderer, library: Library, broadcast: Broadcast, links: Links
 ) -> tuple[str, str, str]:
     """(subject, HTML, text) as the sample reader would get it, rendered by the renderer
     that sends; its links lead to a page that says it was a preview."""
-    template = _template(renderer, library, broadcast)
+    template = template_for(renderer, library, broadcast)
     sample = sample_links(links, "preview")
     return template.parts(SAMPLE_READER, sample, {"unsubscribe_url": sample.stop_url(0)})
 
@@ -612,7 +609,7 @@ def send_test(
     marked [TEST] and its links touching no reader (as drip.samples does for lessons).
     Returns its Message-ID; raises SendError as a real send would."""
     template = dataclasses.replace(
-        _template(renderer, library, broadcast), subject=f"[TEST] {broadcast.subject}"
+        template_for(renderer, library, broadcast), subject=f"[TEST] {broadcast.subject}"
     )
     address = normalize_email(to)
     reader = Reader(
@@ -632,23 +629,31 @@ def send_test(
     return mid
 
 
-def _template(renderer: Renderer, library: Library, broadcast: Broadcast) -> MessageTemplate:
-    """Rendered once per broadcast; its sender, window and footer are those of the first
-    of its sequences, and its List-Id is the broadcasts' own."""
-    first = library.sequences[broadcast.audience["to"][0]]
-    titles = [
-        library.sequences[s].title for s in broadcast.audience["to"] if s in library.sequences
-    ]
+def template_for(
+    renderer: Renderer,
+    library: Library,
+    broadcast: Broadcast,
+    courses: tuple[str, ...] = (),
+) -> MessageTemplate:
+    """The broadcast as the readers of `courses` get it (all its courses in a preview):
+    the banner and the footer name those courses only, the first gives the sender and
+    link tracking; the List-Id is the same short one for every broadcast. Raises
+    BroadcastError when none of the courses can be read."""
+    slugs = courses or tuple(broadcast.audience["to"])
+    chosen = [library.sequences[s] for s in slugs if s in library.sequences]
+    if not chosen:
+        raise BroadcastError([Problem(Path(str(broadcast.id)), 1, unreadable(library, slugs))])
+    first = chosen[0]
     stand_in: Sequence = dataclasses.replace(
         first,
         slug="broadcasts",
-        title=" and ".join(f"{t}" for t in titles),
+        title=" and ".join(s.title for s in chosen),
         track_links=first.track_links,  # its clicks are the broadcast's (lesson_key)
         track_opens=False,
         continues_from=(),
     )
     version = hashlib.sha256(f"{broadcast.subject}\0{broadcast.body}".encode()).hexdigest()[:12]
-    return renderer.message(
+    template = renderer.message(
         stand_in,
         lesson_key(broadcast.id),
         version,
@@ -657,206 +662,14 @@ def _template(renderer: Renderer, library: Library, broadcast: Broadcast) -> Mes
         broadcast.body,
         track=True,  # links, where the first sequence tracks them; never an open pixel
     )
+    return dataclasses.replace(template, list_id=f"<broadcasts.{renderer.domain}>")
 
 
-@dataclass
-class Sent:
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-
-
-def send_due(
-    session: Session,
-    library: Library,
-    renderer: Renderer,
-    links: Links,
-    transport: Callable[[], Transport],
-    now: datetime,
-    worker: str,
-    lease: timedelta,
-) -> Sent:
-    """Send the broadcast messages due at `now`, batch by batch."""
-    result = Sent()
-    postgres = session.get_bind().dialect.name == "postgresql"
-    templates: dict[int, MessageTemplate] = {}
-    while True:
-        due = (
-            select(BroadcastRecipient.id)
-            .where(
-                BroadcastRecipient.status.in_(
-                    [RecipientStatus.QUEUED, RecipientStatus.RETRYING, RecipientStatus.SENDING]
-                ),
-                BroadcastRecipient.due_at <= now,
-            )
-            .order_by(BroadcastRecipient.due_at)
-            .limit(BATCH)
-        )
-        if postgres:
-            due = due.with_for_update(skip_locked=True)
-        ids = list(session.scalars(due))
-        if not ids:
-            return result
-        session.execute(
-            update(BroadcastRecipient)
-            .where(BroadcastRecipient.id.in_(ids))
-            .values(status=RecipientStatus.SENDING, due_at=now + lease, lease_owner=worker)
-        )
-        session.commit()
-        relay_down = False
-        with OnFirstSend(transport) as relay:
-            for rid in ids:
-                row = session.get(BroadcastRecipient, rid)
-                if row is None or row.lease_owner != worker:
-                    continue
-                if relay_down:
-                    row.status, row.lease_owner = RecipientStatus.RETRYING, None
-                    row.due_at = now + timedelta(minutes=1)
-                    session.commit()
-                    continue
-                outcome = _send_one(session, relay, row, library, renderer, links, now, templates)
-                relay_down = outcome == "down"
-                if outcome == "sent":
-                    result.sent += 1
-                elif outcome == "skipped":
-                    result.skipped += 1
-                else:
-                    result.failed += 1
-        _finish(session)
-        if relay_down or len(ids) < BATCH:
-            return result
-
-
-def _send_one(
-    session: Session,
-    relay: Transport,
-    row: BroadcastRecipient,
-    library: Library,
-    renderer: Renderer,
-    links: Links,
-    now: datetime,
-    templates: dict[int, MessageTemplate],
-) -> str:
-    """Hand one recipient's message over and record the outcome: "sent", "skipped",
-    "failed", or "down" (failed, and the relay is unreachable). A message that cannot be
-    built or addressed fails that recipient alone, with the reason on its timeline."""
-    broadcast = session.get(Broadcast, row.broadcast_id)
-    subscriber = session.get(Subscriber, row.subscriber_id)
-    enrollment = session.get(Enrollment, row.enrollment_id)
-    why = _why_not(broadcast, subscriber, enrollment, library)
-    if why or broadcast is None or subscriber is None:
-        row.status, row.last_error, row.lease_owner = RecipientStatus.SKIPPED, why, None
-        session.commit()
-        return "skipped"
-    reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, row.enrollment_id)
-    sending = broadcast
-
-    def build() -> bytes:
-        template = templates.get(sending.id) or _template(renderer, library, sending)
-        templates[sending.id] = template
-        extra = {"unsubscribe_url": links.stop_url(row.id)}
-        mid = broadcast_message_id(session, row, renderer, template.sender)
-        return template.build(reader, links, mid, now, extra=extra)
-
-    try:
-        message = checked_message(subscriber.email, build)
-        relay.send(
-            return_path(renderer.settings, templates[broadcast.id].sender, None, row.enrollment_id),
-            subscriber.email,
-            message,
-            name=f"{now:%Y%m%dT%H%M%S}-broadcast-{broadcast.id}-{row.id}",
-        )
-    except Unsendable as error:
-        _not_sent(session, row, str(error), now)
-        return "failed"
-    except SendError as error:
-        _failed(session, row, subscriber, error, now)
-        return "down" if error.connection else "failed"
-    row.status, row.sent_at, row.lease_owner = RecipientStatus.SENT, now, None
-    row.attempts += 1
-    row.last_error = None
-    session.commit()
-    return "sent"
-
-
-def _not_sent(session: Session, row: BroadcastRecipient, reason: str, now: datetime) -> None:
-    """A recipient whose message cannot be built or addressed: failed, with the reason on
-    the row and on the reader's timeline."""
-    row.status, row.last_error, row.lease_owner = RecipientStatus.FAILED, reason, None
-    row.attempts += 1
-    session.add(
-        Event(
-            subscriber_id=row.subscriber_id,
-            enrollment_id=row.enrollment_id,
-            kind=EventKind.NOT_SENT,
-            at=now,
-            detail=f"broadcast {row.broadcast_id}: {reason}",
-        )
+def unreadable(library: Library, slugs: tuple[str, ...]) -> str:
+    """Why the courses of a copy cannot be read, for the dashboard."""
+    return "; ".join(
+        library.broken_reason(slug) or f"the course folder {slug!r} is gone" for slug in slugs
     )
-    session.commit()
-
-
-def _why_not(
-    broadcast: Broadcast | None,
-    subscriber: Subscriber | None,
-    enrollment: Enrollment | None,
-    library: Library,
-) -> str:
-    """Read right before the hand-off: why this reader must not get it now, or ""."""
-    if broadcast is None or broadcast.status == BroadcastStatus.CANCELLED:
-        return "the broadcast was cancelled"
-    if subscriber is None or enrollment is None:
-        return "the reader was erased"
-    if subscriber.suppressed_at is not None:
-        return "the address is suppressed"
-    if subscriber.broadcasts_off_at is not None:
-        return "the reader asked for no more broadcasts"
-    if enrollment.status not in READERS["both"] and not any(
-        e.status in READERS["both"]
-        for e in subscriber.enrollments
-        if e.sequence in broadcast.audience["to"]
-    ):
-        return "the reader left"
-    if broadcast.audience["to"][0] not in library.sequences:
-        return "its first sequence cannot be read"
-    return ""
-
-
-def _failed(
-    session: Session,
-    row: BroadcastRecipient,
-    subscriber: Subscriber,
-    error: SendError,
-    now: datetime,
-) -> None:
-    row.attempts += 1
-    row.last_error = str(error)
-    row.lease_owner = None
-    if not error.transient:
-        row.status = RecipientStatus.FAILED
-        suppress(session, subscriber, now, str(error))
-    elif row.attempts >= MAX_ATTEMPTS:
-        row.status = RecipientStatus.FAILED
-    else:
-        row.status = RecipientStatus.RETRYING
-        row.due_at = now + timedelta(minutes=2**row.attempts)
-    session.commit()
-
-
-def _finish(session: Session) -> None:
-    """A scheduled broadcast with no recipient left to send is done."""
-    open_rows = select(BroadcastRecipient.id).where(
-        BroadcastRecipient.broadcast_id == Broadcast.id,
-        BroadcastRecipient.status.in_(
-            [RecipientStatus.QUEUED, RecipientStatus.SENDING, RecipientStatus.RETRYING]
-        ),
-    )
-    session.execute(
-        update(Broadcast)
-        .where(Broadcast.status == BroadcastStatus.SCHEDULED, ~exists(open_rows))
-        .values(status=BroadcastStatus.DONE)
-    )
-    session.commit()
 
 
 def stop_broadcasts(

@@ -10,11 +10,11 @@ everything turns even finished courses into "unsubscribed", so they never come u
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from drip.bounces import return_path
@@ -24,7 +24,10 @@ from drip.links import Links
 from drip.mailer import OnFirstSend, SendError, Transport
 from drip.message_ids import new_message_id, sending_domain
 from drip.models import Enrollment, EnrollmentStatus, Event, Subscriber
+from drip.outcome import Kind, Outcome, OutcomeStatus
+from drip.pace import PacedRelay
 from drip.render import Reader, Renderer
+from drip.schedule import into_window, reader_zone
 from drip.subscriptions import Consent, SubscriptionError, subscribe
 
 RECENT = timedelta(days=7)  # a course finished longer ago than this is not chained any more
@@ -36,6 +39,12 @@ class Chained:
     enrolled: int = 0
     offered: int = 0
     failed: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)  # of the offers
+
+    def count(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        self.offered += outcome.status is OutcomeStatus.SENT
+        self.failed += outcome.status is not OutcomeStatus.SENT
 
 
 def _already_in(session: Session, subscriber_id: int, slug: str) -> bool:
@@ -87,20 +96,12 @@ def enroll_next(
     return enrollment
 
 
-def chain(
-    session: Session,
-    library: Library,
-    renderer: Renderer,
-    links: Links,
-    transport: Callable[[], Transport],
-    now: datetime,
-) -> Chained:
-    """Carry out `on_complete` for the readers who finished a course lately; commits each."""
-    result = Chained()
+def _finished_lately(session: Session, library: Library, now: datetime) -> list[Enrollment]:
+    """The enrollments whose `on_complete` is still to be carried out, oldest first."""
     sources = [s.slug for s in library.sequences.values() if s.on_complete is not None]
     if not sources:
-        return result
-    rows = list(
+        return []
+    return list(
         session.scalars(
             select(Enrollment)
             .where(
@@ -113,38 +114,102 @@ def chain(
             .limit(BATCH)
         )
     )
+
+
+def _offer_due(
+    session: Session, enrollment: Enrollment, finished: Sequence, target: Sequence, now: datetime
+) -> bool:
+    """An offer goes to a reader who may be written to and is not in the next course yet,
+    inside the send window of the course they finished, in their zone (the one window
+    function, drip.schedule); outside it, a later pass offers."""
+    subscriber = enrollment.subscriber
+    zone = reader_zone(subscriber.timezone, finished.timezone)
+    return (
+        subscriber.suppressed_at is None
+        and not _already_in(session, subscriber.id, target.slug)
+        and into_window(now, finished.window, zone) == now
+    )
+
+
+def would_offer(session: Session, library: Library, now: datetime) -> list[Outcome]:
+    """The offers a pass at `now` would send (the dry run), by the same tests."""
+    found = []
+    for enrollment in _finished_lately(session, library, now):
+        finished = library.sequences[enrollment.sequence]
+        assert finished.on_complete is not None
+        action, slug = finished.on_complete
+        target = library.get(slug)
+        if action == "offer" and target and _offer_due(session, enrollment, finished, target, now):
+            found.append(_outcome(enrollment, target, OutcomeStatus.WOULD_SEND))
+    return found
+
+
+def chain(
+    session: Session,
+    library: Library,
+    renderer: Renderer,
+    links: Links,
+    transport: PacedRelay,
+    now: datetime,
+) -> Chained:
+    """Carry out `on_complete` for the readers who finished a course lately; commits each."""
+    result = Chained()
     with OnFirstSend(transport) as relay:
-        for enrollment in rows:
+        for enrollment in _finished_lately(session, library, now):
             finished = library.sequences[enrollment.sequence]
             assert finished.on_complete is not None
             action, slug = finished.on_complete
             target = library.get(slug)
-            subscriber = enrollment.subscriber
             if target is None:
                 continue  # the next course is broken or gone: try again when it is back
             if action == "enroll":
                 try:
-                    if enroll_next(session, library, subscriber, finished, target, now, "enrolled"):
+                    if enroll_next(
+                        session, library, enrollment.subscriber, finished, target, now, "enrolled"
+                    ):
                         result.enrolled += 1
                 except SubscriptionError:
                     session.rollback()
                     result.failed += 1
                     continue
-            elif subscriber.suppressed_at is None and not _already_in(
-                session, subscriber.id, target.slug
-            ):
-                outcome = _offer(
-                    session, relay, renderer, links, enrollment, (finished, target), now
-                )
-                result.offered += outcome == "offered"
-                result.failed += outcome != "offered"
-                if outcome == "down":
-                    break
-                if outcome == "later":
-                    continue  # the next pass offers again
+            else:
+                if into_window(now, finished.window, _zone(enrollment, finished)) != now:
+                    continue  # outside the reader's window: a later pass offers
+                transport.slot()  # the wait before the checks, not between them and the hand-off
+                if not _take(session, enrollment, now):
+                    continue  # another worker is offering it
+                if _offer_due(session, enrollment, finished, target, now):
+                    outcome = _offer(
+                        session, relay, renderer, links, enrollment, (finished, target), now
+                    )
+                    result.count(outcome)
+                    if outcome.status is OutcomeStatus.RETRYING:
+                        enrollment.chained_at = None  # the next pass offers again
+                        session.commit()
+                    if outcome.relay_down:
+                        break
+                    if outcome.status is OutcomeStatus.RETRYING:
+                        continue
             enrollment.chained_at = now
             session.commit()
     return result
+
+
+def _take(session: Session, enrollment: Enrollment, now: datetime) -> bool:
+    """Mark the enrollment chained before its offer goes out, if no other worker did: one
+    worker offers it, once (a failure that may be retried unmarks it)."""
+    taken = session.execute(
+        update(Enrollment)
+        .where(Enrollment.id == enrollment.id, Enrollment.chained_at.is_(None))
+        .values(chained_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return getattr(taken, "rowcount", 0) == 1
+
+
+def _zone(enrollment: Enrollment, finished: Sequence) -> ZoneInfo:
+    return reader_zone(enrollment.subscriber.timezone, finished.timezone)
 
 
 def _offer(
@@ -155,15 +220,17 @@ def _offer(
     enrollment: Enrollment,
     courses: tuple[Sequence, Sequence],
     now: datetime,
-) -> str:
-    """Send the offer email and put it on the reader's timeline: "offered"; "failed" for
-    good (an SMTP refusal, or a message that cannot be built or addressed for this
-    reader); "later" (a transient refusal); "down" (the relay is unreachable). `courses`:
-    the one finished and the one on offer."""
+) -> Outcome:
+    """Send the offer email and put it on the reader's timeline. Failed for good on an
+    SMTP refusal, or a message that cannot be built or addressed for this reader;
+    retrying on a transient refusal, up to DRIP_MAX_ATTEMPTS (a relay's "slow down"
+    charges no attempt); `relay_down` when the rest must wait. `courses`: the one
+    finished and the one on offer."""
     subscriber, (finished, target) = enrollment.subscriber, courses
     template = renderer.offer(finished, target)
     reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
     mid = _offer_id(session, enrollment, target, renderer, template.sender)
+    down = False
     try:
         relay.send(
             return_path(renderer.settings, template.sender, None, enrollment.id),
@@ -173,13 +240,17 @@ def _offer(
         )
     except (Unsendable, SendError) as error:
         session.rollback()
-        if error.connection:
-            return "down"
-        if error.transient:
-            return "later"
-        kind, detail = "offer_failed", str(error)
+        throttled = isinstance(error, SendError) and error.throttled
+        down = error.connection or throttled
+        if error.transient and not throttled:
+            enrollment.attempts += 1
+            enrollment.last_error = str(error)
+            session.commit()
+        if error.transient and enrollment.attempts < renderer.settings.max_attempts:
+            return _outcome(enrollment, target, OutcomeStatus.RETRYING, str(error), down)
+        kind, detail, status = "offer_failed", str(error), OutcomeStatus.FAILED
     else:
-        kind, detail = "offered", f"{target.slug} ({mid})"
+        kind, detail, status = "offered", f"{target.slug} ({mid})", OutcomeStatus.SENT
     session.add(
         Event(
             subscriber_id=subscriber.id,
@@ -189,7 +260,28 @@ def _offer(
             detail=detail,
         )
     )
-    return "offered" if kind == "offered" else "failed"
+    return _outcome(
+        enrollment, target, status, "" if status is OutcomeStatus.SENT else detail, down
+    )
+
+
+def _outcome(
+    enrollment: Enrollment,
+    target: Sequence,
+    status: OutcomeStatus,
+    detail: str = "",
+    relay_down: bool = False,
+) -> Outcome:
+    return Outcome(
+        enrollment.id,
+        enrollment.subscriber.email,
+        enrollment.sequence,
+        f"offer-{target.slug}",
+        status,
+        detail,
+        relay_down,
+        kind=Kind.OFFER,
+    )
 
 
 def _offer_id(

@@ -9,12 +9,11 @@ as it sends every other message and records the outcome on the reader's timeline
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from drip.bounces import return_path
@@ -24,6 +23,8 @@ from drip.links import Links
 from drip.mailer import OnFirstSend, SendError, Transport
 from drip.message_ids import new_message_id, sending_domain
 from drip.models import Enrollment, EnrollmentStatus, EventKind, LinkRequest
+from drip.outcome import Kind, Outcome, OutcomeStatus
+from drip.pace import PacedRelay
 from drip.render import Reader, Renderer
 from drip.subscriptions import record_event
 
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 MAGNET_LINK = "magnet-link"
 HAS_MAGNET = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED, EnrollmentStatus.COMPLETED)
-MAX_ATTEMPTS = 5
 BATCH = 200
 
 
@@ -57,6 +57,7 @@ class Sent:
 
     sent: int = 0
     failed: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
 
 
 def send_requested(
@@ -64,33 +65,30 @@ def send_requested(
     library: Library,
     renderer: Renderer,
     links: Links,
-    transport: Callable[[], Transport],
+    transport: PacedRelay,
     now: datetime,
 ) -> Sent:
     """Send the queued fresh links, oldest first. Each is taken with its row locked (other
-    workers skip it) and its outcome committed before the next: a transient failure keeps
-    the row for the next pass, up to MAX_ATTEMPTS; anything else ends it, with the reason
-    on the reader's timeline."""
+    workers skip it), waits for its slot of the shared pace, and has its outcome committed
+    before the next: a transient failure keeps the row for the next pass, up to
+    DRIP_MAX_ATTEMPTS; a relay's "slow down" stops the run and charges nobody; anything
+    else ends it, with the reason on the reader's timeline. Never outside the send
+    window's hours either way: the reader asked and is waiting for it."""
     result = Sent()
     after = 0
     with OnFirstSend(transport) as relay:
         for _ in range(BATCH):
-            row = session.scalar(
-                select(LinkRequest)
-                .where(LinkRequest.id > after)
-                .order_by(LinkRequest.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
+            row = session.scalar(_queued(after).with_for_update(skip_locked=True))
             if row is None:
                 break
             after = row.id
-            enrollment = session.get(Enrollment, row.enrollment_id)
-            sequence = library.get(enrollment.sequence) if enrollment else None
-            if enrollment is None or sequence is None or not _still_wanted(enrollment, sequence):
+            transport.slot()  # the wait before the status read, not between it and the hand-off
+            wanted = _wanted(session, library, row)
+            if wanted is None:
                 session.delete(row)
                 session.commit()
                 continue
+            enrollment, sequence = wanted
             if row.message_id is None:
                 template = renderer.magnet_link(sequence)
                 taken = _with_message_id(session, row, enrollment.id, renderer, template.sender)
@@ -102,22 +100,84 @@ def send_requested(
                     relay, renderer, links, enrollment, sequence, row.message_id or "", now
                 )
             except (SendError, Unsendable) as error:  # Unsendable: this reader's alone
-                row.attempts += 1
-                row.last_error = str(error)
-                if not error.transient or row.attempts >= MAX_ATTEMPTS:
-                    log.warning("fresh link for enrollment %s not sent: %s", enrollment.id, error)
-                    record_event(session, enrollment, EventKind.MAGNET_LINK_FAILED, now, str(error))
-                    session.delete(row)
+                status = _not_sent(
+                    session, row, enrollment, error, now, renderer.settings.max_attempts
+                )
                 result.failed += 1
+                result.outcomes.append(_outcome(enrollment, status, str(error)))
                 session.commit()
-                if error.connection:
-                    break  # the relay is down: the rest wait for the next pass
+                if error.connection or _throttled(error):
+                    break  # the relay is down or asks drip to wait: the rest wait too
                 continue
             record_event(session, enrollment, EventKind.MAGNET_LINK_SENT, now, mid)
             session.delete(row)
             session.commit()
             result.sent += 1
+            result.outcomes.append(_outcome(enrollment, OutcomeStatus.SENT))
     return result
+
+
+def would_send(session: Session, library: Library) -> list[Outcome]:
+    """The fresh links a pass now would send (the dry run), by the same test."""
+    found = []
+    for row in session.scalars(_queued(0).limit(BATCH)):
+        wanted = _wanted(session, library, row)
+        if wanted is not None:
+            found.append(_outcome(wanted[0], OutcomeStatus.WOULD_SEND))
+    return found
+
+
+def _queued(after: int) -> Select[LinkRequest]:
+    return select(LinkRequest).where(LinkRequest.id > after).order_by(LinkRequest.id).limit(1)
+
+
+def _wanted(
+    session: Session, library: Library, row: LinkRequest
+) -> tuple[Enrollment, Sequence] | None:
+    """The reader and course of a queued link, if it is still to be sent."""
+    enrollment = session.get(Enrollment, row.enrollment_id)
+    sequence = library.get(enrollment.sequence) if enrollment else None
+    if enrollment is None or sequence is None or not _still_wanted(enrollment, sequence):
+        return None
+    return enrollment, sequence
+
+
+def _not_sent(
+    session: Session,
+    row: LinkRequest,
+    enrollment: Enrollment,
+    error: SendError | Unsendable,
+    now: datetime,
+    max_attempts: int,
+) -> OutcomeStatus:
+    """Record a failed hand-off by the one retry rule (DRIP_MAX_ATTEMPTS); what became of
+    the link."""
+    if _throttled(error):
+        return OutcomeStatus.RETRYING  # the relay's pace, not this reader's: no attempt
+    row.attempts += 1
+    row.last_error = str(error)
+    if error.transient and row.attempts < max_attempts:
+        return OutcomeStatus.RETRYING
+    log.warning("fresh link for enrollment %s not sent: %s", enrollment.id, error)
+    record_event(session, enrollment, EventKind.MAGNET_LINK_FAILED, now, str(error))
+    session.delete(row)
+    return OutcomeStatus.FAILED
+
+
+def _throttled(error: SendError | Unsendable) -> bool:
+    return isinstance(error, SendError) and error.throttled
+
+
+def _outcome(enrollment: Enrollment, status: OutcomeStatus, detail: str = "") -> Outcome:
+    return Outcome(
+        enrollment.id,
+        enrollment.subscriber.email,
+        enrollment.sequence,
+        MAGNET_LINK,
+        status,
+        detail,
+        kind=Kind.FRESH_LINK,
+    )
 
 
 def _still_wanted(enrollment: Enrollment, sequence: Sequence) -> bool:

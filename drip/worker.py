@@ -83,8 +83,13 @@ def dispatch_job(services: Services, dispatcher: Dispatcher) -> None:
 
 
 def pass_counts(report: PassReport) -> dict[str, int]:
-    """What a pass did, by outcome, plus the sign-ups taken in; empty when it did nothing."""
+    """What a pass did, by outcome (and by kind of message when it sent more than one
+    kind), plus the sign-ups taken in; empty when it did nothing."""
     counts = dict(sorted(Counter(o.status.replace("-", "_") for o in report.outcomes).items()))
+    if len({outcome.kind for outcome in report.outcomes}) > 1:  # "sent_broadcast" ...
+        for outcome in report.outcomes:
+            key = f"{outcome.status}_{outcome.kind}".replace("-", "_")
+            counts[key] = counts.get(key, 0) + 1
     if report.intake.taken:
         counts["signups_taken_in"] = report.intake.taken
     if report.intake.held:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from sqlalchemy import select
 
 from drip.app import create_app
 from drip.bounces import Report, record_bounce
+from drip.broadcasts import BroadcastFile, schedule
 from drip.clock import FrozenClock
-from drip.models import AuditEntry, Broadcast, BroadcastStatus
+from drip.models import AuditEntry, Broadcast, BroadcastRecipient, BroadcastStatus, RecipientStatus
 from drip.segments import save
 from drip.services import Services, build_services
 from tests.conftest import CHEAP_HASHER, courses_beside_tiny, enroll, json_body, make_settings, tag
@@ -350,3 +352,66 @@ def test_a_broadcast_scheduled_now_says_when_its_first_copies_go_out(
     assert "Copies are going out now" in web.get(page_url).text
     svc.dispatcher().run_pass(clock())
     assert 'id="next-window"' not in web.get(page_url).text  # nothing waits any more
+
+
+# A copy names the reader's own courses; a course whose folder is gone holds its copies.
+TO_BOTH = BroadcastFile(
+    "news", "News", "", "A new post. [Leave]({{ unsubscribe_url }})", ("tiny", "other"), "both", ()
+)
+
+
+def send_for_a_day(svc: Services, clock: FrozenClock) -> None:
+    """Passes every half hour for a day: each course's window, in each zone, comes round."""
+    for _ in range(48):
+        svc.dispatcher().run_pass(clock())
+        clock.advance(minutes=30)
+
+
+def footer(text: str) -> str:
+    return next(line for line in text.splitlines() if "signed up for" in line)
+
+
+def test_a_broadcast_copy_names_only_the_courses_its_reader_joined(
+    svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
+    enroll(svc, "ada@example.org", "tiny")
+    enroll(svc, "cy@example.org", "other", timezone="Asia/Kolkata")
+    enroll(svc, "bo@example.org", "tiny")
+    enroll(svc, "bo@example.org", "other")
+    with svc.sessions() as session:
+        schedule(session, svc.content.library(), TO_BOTH, clock(), clock())
+
+    send_for_a_day(svc, clock)
+
+    (ada,) = [m for m in smtp_server.to("ada@example.org") if m.subject == "News"]
+    (cy,) = [m for m in smtp_server.to("cy@example.org") if m.subject == "News"]
+    (bo,) = [m for m in smtp_server.to("bo@example.org") if m.subject == "News"]
+    assert "“Tiny course.”" in footer(ada.text()) and "Other course" not in ada.html()
+    assert "“Other course.”" in footer(cy.text()) and "Tiny course" not in cy.html()
+    assert "“Tiny course and Other course.”" in footer(bo.text())
+    assert {m.message["List-Id"] for m in (ada, cy, bo)} == {"<broadcasts.drip.test>"}
+
+
+def test_a_gone_course_folder_holds_its_copies_with_the_reason_and_the_page_answers(
+    svc: Services, clock: FrozenClock, smtp_server: SmtpServer, web: FlaskClient
+) -> None:
+    enroll(svc, "ada@example.org", "tiny")
+    enroll(svc, "cy@example.org", "other", timezone="Asia/Kolkata")
+    with svc.sessions() as session:
+        broadcast_id = schedule(session, svc.content.library(), TO_BOTH, clock(), clock()).id
+    shutil.rmtree(Path(svc.settings.sequences_dir) / "tiny")  # its first course
+
+    send_for_a_day(svc, clock)
+
+    assert [m.subject for m in smtp_server.to("cy@example.org")][-1] == "News"
+    assert [m for m in smtp_server.to("ada@example.org") if m.subject == "News"] == []
+    with svc.sessions() as session:
+        held = session.scalars(
+            select(BroadcastRecipient).where(BroadcastRecipient.status == RecipientStatus.QUEUED)
+        ).all()
+        assert len(held) == 1 and "tiny" in (held[0].last_error or "")
+        assert session.get(Broadcast, broadcast_id) is not None
+    page = web.get(f"/admin/broadcasts/{broadcast_id}")
+    assert page.status_code == 200
+    assert "1 reader: " in page.get_data(as_text=True)
+    assert "tiny" in page.get_data(as_text=True).split('id="waiting-because"')[1][:400]

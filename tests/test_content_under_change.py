@@ -199,7 +199,7 @@ def test_a_lesson_cut_short_while_it_is_read_is_refused_and_sent_whole_once_save
     assert lesson.stat().st_size < len(whole)  # it really was cut short on disk
     with svc.sessions() as session:
         reasons = {e.last_error for e in session.scalars(select(Enrollment))}
-    assert reasons == {"sequence 'tiny' has problems; run `drip check`"}
+    assert reasons == {"sequence 'tiny' has problems: the admin's Sequences page says what to fix"}
 
     lesson.write_bytes(whole)  # the editor finishes its write
     dispatcher.run_pass(clock.advance(minutes=1))

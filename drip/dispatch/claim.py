@@ -34,9 +34,9 @@ PEEK_CHUNK = 500  # readers the dry run loads at a time
 # drip.dispatch.send): when the content changes, the readers held for one of them are looked
 # at again in the next pass instead of at the end of their HOLD.
 HELD_FOR_CONTENT = (
-    "sequence % has problems; run `drip check`",
+    "sequence % has problems%",  # worded for authors now, for `drip check` before
     "sequence % does not exist in %",
-    "%/% cannot be rendered (run `drip check`)%",
+    "%/% cannot be rendered%",
     "lesson %, next for this reader, is no longer in %",
 )
 

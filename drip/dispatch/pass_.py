@@ -19,8 +19,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from drip.bounces import sending_paused
-from drip.broadcasts import Sent, send_due
-from drip.chaining import chain
+from drip.broadcast_copies import send_due
+from drip.broadcast_copies import would_send as would_send_copies
+from drip.chaining import chain, would_offer
 from drip.clock import Clock, system_clock
 from drip.config import Settings
 from drip.content import ContentStore, Library
@@ -29,10 +30,11 @@ from drip.dispatch.plan import Send, plan
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.dispatch.send import Recorder
 from drip.fresh_links import send_requested
+from drip.fresh_links import would_send as would_send_links
 from drip.intake import take_in, waiting
 from drip.links import Links
 from drip.mailer import Transport
-from drip.pace import Pace
+from drip.pace import Pace, PacedRelay
 from drip.render import Renderer
 from drip.skew import ClockWatch
 
@@ -57,7 +59,11 @@ class Dispatcher:
         transport: Callable[[], Transport],
         worker_id: str | None = None,
         clock: Clock = system_clock,
+        pace: Pace | None = None,
     ) -> None:
+        """`pace`: the shared send budget (by default DRIP_SEND_RATE's, if set); every kind
+        of message takes its slots from it: lessons and confirmations through the recorder,
+        the others through the `PacedRelay` each pass hands to their producers."""
         self.engine = engine
         self.clock = clock  # the real time, for the heartbeat: a pass may run for another
         self.settings = settings
@@ -68,14 +74,9 @@ class Dispatcher:
         self.worker_id = worker_id or new_worker_id()
         self.started_at: datetime | None = None
         self.postgres = engine.dialect.name == "postgresql"
+        self.pace = pace or (Pace(engine, settings.send_rate) if settings.send_rate else None)
         self.recorder = Recorder(
-            engine.dialect,
-            settings,
-            renderer,
-            links,
-            self.worker_id,
-            Pace(engine, settings.send_rate) if settings.send_rate else None,
-            clock,
+            engine.dialect, settings, renderer, links, self.worker_id, self.pace, clock
         )
         self.rest = timedelta()  # how long the relay last asked drip to wait
         self.rest_until: datetime | None = None
@@ -94,7 +95,10 @@ class Dispatcher:
         if dry_run:
             with Session(self.engine) as session:
                 report.waiting = waiting(session)
+                before, after = self._would_send_beside(session, now)
+            report.outcomes.extend(before)
             report.outcomes.extend(self.preview(now))
+            report.outcomes.extend(after)
             return report
         self.started_at = self.started_at or self.clock()
         pass_clock = time.monotonic()
@@ -105,22 +109,17 @@ class Dispatcher:
         with Session(self.engine, expire_on_commit=False) as session:
             report.intake = take_in(session, library)
             paused = sending_paused(session)  # a bounce or complaint guardrail stopped it
-        if not paused:
-            with Session(self.engine) as session:
-                report.fresh_links = send_requested(
-                    session, library, self.renderer, self.links, self.transport, now
-                )
-            with Session(self.engine) as session:
-                report.chained = chain(
-                    session, library, self.renderer, self.links, self.transport, now
-                )
+        relay = PacedRelay(self.transport, self.pace)  # every other kind's way out
+        if not paused and not self._resting(now):
+            self._before_lessons(report, library, relay, now, progress)
         with self.engine.connect() as conn:
             checkpoint_pages = self._tune(conn)
             try:
                 expire_unconfirmed(conn, now, self.settings.confirm_days)
                 self._resume_held(conn, library, now)
                 self._send_lessons(conn, library, now, pass_clock, report, progress)
-                report.broadcasts = Sent() if paused else self._send_broadcasts(library, now)
+                if not paused and not self._resting(now):  # lessons first, then broadcasts
+                    self._broadcasts(report, library, relay, now, progress)
                 # The heartbeat says when a pass really ran: one run `--now` for a simulated
                 # instant must not tell /healthz the last pass is in the future.
                 self.recorder.heartbeat(conn, self.clock(), self.started_at, report)
@@ -170,19 +169,70 @@ class Dispatcher:
             if relay_down or len(claimed) < self.settings.batch_size:
                 break
 
-    def _send_broadcasts(self, library: Library, now: datetime) -> Sent:
-        """The broadcasts due: after the lessons, in a session of their own."""
+    def _before_lessons(
+        self,
+        report: PassReport,
+        library: Library,
+        relay: PacedRelay,
+        now: datetime,
+        progress: Callable[[Outcome], None] | None,
+    ) -> None:
+        """The fresh links readers wait for, and the offers due in their windows."""
         with Session(self.engine) as session:
-            return send_due(
+            report.fresh_links = send_requested(
+                session, library, self.renderer, self.links, relay, now
+            )
+        if not relay.throttled:
+            with Session(self.engine) as session:
+                report.chained = chain(session, library, self.renderer, self.links, relay, now)
+        self._record(report, report.fresh_links.outcomes + report.chained.outcomes, progress)
+        if relay.throttled:
+            self._rest(now)
+
+    def _broadcasts(
+        self,
+        report: PassReport,
+        library: Library,
+        relay: PacedRelay,
+        now: datetime,
+        progress: Callable[[Outcome], None] | None,
+    ) -> None:
+        """The broadcast copies due, after the lessons, from the same budget."""
+        with Session(self.engine) as session:
+            report.broadcasts = send_due(
                 session,
                 library,
                 self.renderer,
                 self.links,
-                self.transport,
+                relay,
                 now,
                 self.worker_id,
                 timedelta(seconds=self.settings.lease_seconds),
             )
+        self._record(report, report.broadcasts.outcomes, progress)
+        if relay.throttled:
+            self._rest(now)
+
+    @staticmethod
+    def _record(
+        report: PassReport, outcomes: list[Outcome], progress: Callable[[Outcome], None] | None
+    ) -> None:
+        report.outcomes.extend(outcomes)
+        for outcome in outcomes if progress else ():
+            assert progress is not None
+            progress(outcome)
+
+    def _would_send_beside(
+        self, session: Session, now: datetime
+    ) -> tuple[list[Outcome], list[Outcome]]:
+        """The other kinds a pass at `now` would send, by the functions that choose them
+        for the real pass: (fresh links and offers, which go before the lessons; broadcast
+        copies, which go after). None while a guardrail or the relay's rest stops them."""
+        if sending_paused(session) or self._resting(now):
+            return [], []
+        library = self.content.library()
+        before = would_send_links(session, library) + would_offer(session, library, now)
+        return before, would_send_copies(session, library, now)
 
     def _tune(self, conn: Connection) -> int:
         """Settings of the pass's own connection; SQLite's autocheckpoint before, to restore."""
@@ -229,11 +279,18 @@ class Dispatcher:
         """A relay that said "slow down" rests the whole worker, longer each time in a row,
         instead of charging each reader an attempt."""
         if any(outcome.throttled for outcome in outcomes):
-            self.rest = min(max(self.rest * 2, REST), MAX_REST)
-            self.rest_until = now + self.rest
-            log.warning("the relay asked drip to slow down: resting %ss", self.rest.seconds)
+            self._rest(now)
         else:
             self.rest, self.rest_until = timedelta(), None
+
+    def _rest(self, now: datetime) -> None:
+        """Rest every kind of message, longer each time in a row."""
+        self.rest = min(max(self.rest * 2, REST), MAX_REST)
+        self.rest_until = now + self.rest
+        log.warning("the relay asked drip to slow down: resting %ss", self.rest.seconds)
+
+    def _resting(self, now: datetime) -> bool:
+        return self.rest_until is not None and now < self.rest_until
 
     def preview(self, now: datetime) -> Iterator[Outcome]:
         """What a pass at `now` would do, changing nothing (`drip dispatch --dry-run`): the

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from drip.content import Lesson, Library, Sequence
 from drip.dispatch.claim import Claimed
-from drip.dispatch.report import Outcome, OutcomeStatus
+from drip.dispatch.report import Kind, Outcome, OutcomeStatus
 from drip.models import EnrollmentStatus
 from drip.schedule import next_due, reader_zone
 
@@ -175,4 +175,5 @@ def _outcome(
         detail,
         relay_down,
         throttled,
+        Kind.CONFIRMATION if lesson == CONFIRM else Kind.LESSON,
     )

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import enum
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from drip.broadcasts import Sent as BroadcastsSent
+from drip.broadcast_copies import Sent as BroadcastsSent
 from drip.chaining import Chained
 from drip.fresh_links import Sent
 from drip.intake import Intake
+from drip.outcome import Kind, Outcome, OutcomeStatus
 
-
-class OutcomeStatus(enum.StrEnum):
-    """What became of one claimed reader in a pass (printed as its value)."""
-
-    SENT = "sent"
-    WOULD_SEND = "would-send"  # the dry run's word for a message a real pass hands over
-    RETRYING = "retrying"
-    FAILED = "failed"
-    SUPPRESSED = "suppressed"
-    COMPLETED = "completed"
-    HELD = "held"
-    SKIPPED = "skipped"
+__all__ = ["Kind", "Outcome", "OutcomeStatus", "PassReport"]
 
 
 SUMMARY_ORDER = (
@@ -34,23 +24,6 @@ SUMMARY_ORDER = (
     OutcomeStatus.COMPLETED,
     OutcomeStatus.HELD,
 )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    enrollment_id: int
-    email: str
-    sequence: str
-    lesson: str
-    status: OutcomeStatus
-    detail: str = ""
-    relay_down: bool = False  # the relay could not be reached: the rest of the batch waits
-    throttled: bool = False  # the relay asked drip to slow down: the worker rests a while
-
-    def __str__(self) -> str:
-        relay = "relay: " if self.relay_down and not self.throttled else ""
-        detail = f" ({relay}{self.detail})" if self.detail else ""
-        return f"{self.status:<10} {self.email} {self.sequence}/{self.lesson}{detail}"
 
 
 @dataclass
@@ -66,25 +39,25 @@ class PassReport:
     def count(self, status: OutcomeStatus | str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
 
+    def kinds(self, status: OutcomeStatus | str) -> Counter[Kind]:
+        """How many of each kind of message ended as `status`."""
+        return Counter(o.kind for o in self.outcomes if o.status == status)
+
     def summary(self) -> str:
-        parts = [f"{self.count(s)} {s}" for s in SUMMARY_ORDER if self.count(s)]
+        """One line for every kind a pass sends (or, dry, would send)."""
+        parts = [self._part(s) for s in SUMMARY_ORDER if self.count(s)]
         if self.intake.taken or self.intake.held or self.intake.interrupted:
             parts.insert(0, self.intake.summary())
         if self.waiting:
             parts.insert(0, f"{self.waiting} sign-ups waiting to be taken in")
-        if self.chained.enrolled or self.chained.offered:
-            parts.append(
-                f"{self.chained.enrolled} chained into their next course, "
-                f"{self.chained.offered} offered it"
-            )
-        if self.broadcasts.sent or self.broadcasts.failed:
-            parts.append(
-                f"{self.broadcasts.sent} broadcast messages sent"
-                + (f", {self.broadcasts.failed} not" if self.broadcasts.failed else "")
-            )
-        if self.fresh_links.sent or self.fresh_links.failed:
-            parts.append(
-                f"{self.fresh_links.sent} fresh links sent"
-                + (f", {self.fresh_links.failed} not" if self.fresh_links.failed else "")
-            )
+        if self.chained.enrolled:
+            parts.append(f"{self.chained.enrolled} chained into their next course")
         return f"dispatch as of {self.now.isoformat()}: " + (", ".join(parts) or "nothing due")
+
+    def _part(self, status: OutcomeStatus) -> str:
+        """ "5 sent", or with more than one kind "5 sent (3 lesson, 2 broadcast)"."""
+        kinds = self.kinds(status)
+        part = f"{self.count(status)} {status}"
+        if len(kinds) > 1:
+            part += " (" + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) + ")"
+        return part

@@ -49,13 +49,11 @@ from drip.models import (
     Subscriber,
     WorkerHeartbeat,
 )
-from drip.pace import Pace
+from drip.pace import Pace, backoff
 from drip.render import MessageTemplate, Renderer
 from drip.schedule import into_window, reader_zone
 
 log = logging.getLogger(__name__)
-
-MAX_BACKOFF = timedelta(hours=6)
 
 E = cast(Table, Enrollment.__table__)
 D = cast(Table, Delivery.__table__)
@@ -119,11 +117,6 @@ class Ready:
     delivery_id: int | None  # None for the confirmation email, which has no delivery row
     message_id: str  # this send's: a retry of it keeps it, a new send gets another
     attachments: tuple[tuple[str, bytes], ...] = ()
-
-
-def backoff(attempts: int) -> timedelta:
-    """1, 2, 4 ... minutes after each transient failure, capped at six hours."""
-    return min(timedelta(minutes=2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 
 class Recorder:

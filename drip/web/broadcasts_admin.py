@@ -194,7 +194,10 @@ def _show(
         audience_problem = ""
     except BroadcastError as error:  # its segment was deleted since
         total, first, audience_problem = 0, [], str(error.problems[0].message)
-    subject, html, text = preview(svc.renderer, library, broadcast, svc.links)
+    try:
+        subject, html, text = preview(svc.renderer, library, broadcast, svc.links)
+    except BroadcastError as error:  # none of its courses can be read just now
+        subject, html, text = broadcast.subject, "", str(error)
     return (
         render_template(
             "admin/broadcast.html",
@@ -283,7 +286,7 @@ def test(broadcast_id: int) -> ResponseReturnValue:
             to,
             svc.clock(),
         )
-    except (TooManyTests, SendError, SubscriptionError) as error:
+    except (TooManyTests, SendError, SubscriptionError, BroadcastError) as error:
         flash(f"The test did not go out: {error}", "error")
     else:
         flash(f"Sent [TEST] {broadcast.subject} to {to}.", "ok")
