@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,22 @@ def test_import_without_email_column_changes_nothing(env: dict[str, str], tmp_pa
     result = drip(env, "import", str(csv_file), "--sequence", "tiny")
     assert "the CSV needs a header row with an 'email' column" in result.output
     assert "tiny: no readers" in drip(env, "status").output
+
+
+def test_check_names_a_file_from_where_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run in the project, a problem's file is `sequences/<course>/<file>`: short, and what a
+    terminal opens; not the server's whole path."""
+    folder = tmp_path / "sequences" / "tiny"
+    shutil.copytree(TESTS / "sequences" / "tiny", folder)
+    (folder / "01-welcome.md").write_text(
+        "---\nsubject: Day 1: start\ndelay: 0\n---\nHello\n", encoding="utf-8"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        cli, ["check"], env={"DRIP_SEQUENCES_DIR": "sequences", "DRIP_DATA_DIR": str(tmp_path)}
+    )
+    assert result.exit_code == 1
+    assert "sequences/tiny/01-welcome.md:2: the subject has a colon" in result.output
+    assert str(tmp_path) not in result.output

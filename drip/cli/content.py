@@ -4,6 +4,7 @@ when lessons land, print the embeddable form and build the lead-magnet PDFs."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,7 +23,7 @@ from drip.broadcasts import (
 )
 from drip.cli.common import instant, sequence_named, services, zone
 from drip.clock import parse_instant
-from drip.content import Sequence, load_sequences, no_sequences
+from drip.content import Problem, Sequence, load_sequences, no_sequences
 from drip.embed import snippet
 from drip.links import sample_links
 from drip.lint import lint, render_problems
@@ -49,11 +50,22 @@ def check_command() -> None:
         *lint(library, svc.renderer),
     ]
     for problem in problems:
-        click.echo(str(problem), err=problem.severity == "error")
+        click.echo(_from_here(problem), err=problem.severity == "error")
     for sequence in library.sequences.values():
         click.echo(sequence.summary())
     if any(p.severity == "error" for p in problems):
         sys.exit(1)
+
+
+def _from_here(problem: Problem) -> str:
+    """The problem with its file named from where the author stands (`sequences/tiny/01.md`
+    when run in the project), so the line is short and a terminal can open it; a file
+    elsewhere keeps its whole path."""
+    try:
+        shown = replace(problem, path=problem.path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(problem)
+    return str(shown)
 
 
 @click.command("embed")
