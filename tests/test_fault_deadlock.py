@@ -108,7 +108,7 @@ def test_four_workers_on_batches_mixing_lessons_never_deadlock(
             .where(Enrollment.status == EnrollmentStatus.COMPLETED)
         )
         # the tallies the triggers kept agree with the rows
-        tallies = dict(
+        tallies: dict[str, int] = dict(
             conn.execute(
                 text("SELECT status, sum(deliveries) FROM delivery_tallies GROUP BY status")
             ).all()
@@ -122,7 +122,7 @@ def test_four_workers_on_batches_mixing_lessons_never_deadlock(
 
 def chain(error: BaseException | None) -> list[str]:
     """An error and the ones it was raised while handling (a cleanup can hide the cause)."""
-    seen = []
+    seen: list[str] = []
     while error is not None and len(seen) < 10:
         seen.append(repr(error)[:300])
         error = error.__cause__ or error.__context__
