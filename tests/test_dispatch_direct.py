@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from drip.clock import FrozenClock
 from drip.dispatch.direct import Direct
-from drip.dispatch.send import ADVANCE, MARK_SENT, RECORD_SENT_AND_CHECK, STILL_WANTED
+from drip.dispatch.record import ADVANCE, MARK_SENT, RECORD_SENT_AND_CHECK, STILL_WANTED
 from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Subscriber
 from drip.services import Services, build_services
 from drip.subscriptions import Consent, subscribe

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from drip.app import create_app
 from drip.clock import FrozenClock
 from drip.dispatch import OutcomeStatus, PassReport
-from drip.dispatch.send import LEASE_LOST
+from drip.dispatch.record import LEASE_LOST
 from drip.mailer import SendError, SmtpTransport
 from drip.models import OUTCOME_UNKNOWN, Delivery, DeliveryStatus, Enrollment
 from drip.services import Services, build_services

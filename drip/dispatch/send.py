@@ -5,57 +5,60 @@
   before the next message is handed over. On PostgreSQL those commits are synchronous
   (flushed to disk before the next hand-off), so a database crash loses no recorded outcome;
   the claims, settles and heartbeats around them may commit asynchronously (see
-  `durable_commits`).
+  drip.dispatch.record.durable_commits).
 - An unsubscribe takes effect at once: each reader's status is read again after the previous
   hand-off is recorded (in the same transaction), so only building the message lies between
   that read and the hand-off; a lesson not yet handed to SMTP is not sent.
 - Every change a worker makes to a reader is conditional on its lease (`lease_owner`): a
   worker whose lease ran out (a very slow relay) finds the reader another worker's, changes
   nothing, logs it and moves on.
-- The ambiguous cases are a message the SMTP server may have accepted whose outcome was not
-  learnt: the connection was lost after DATA, or the worker died before recording it. Such a
-  message is sent again under the same Message-ID (receivers that collapse duplicate
-  Message-IDs show it once), at most one per SMTP session, and its delivery keeps the note
-  "outcome unknown, re-sent" (drip.models.OUTCOME_UNKNOWN).
+- The one ambiguous case is a message the SMTP server may have accepted whose outcome was
+  not learnt: the connection was lost after DATA, or the worker died before recording it.
+  It is sent again under the same Message-ID (receivers that collapse duplicate Message-IDs
+  show it once), at most one per SMTP session, and its delivery keeps the note "outcome
+  unknown, re-sent" (drip.models.OUTCOME_UNKNOWN).
 - A relay outage releases the rest of the batch without using up an attempt.
-- The tally triggers lock their rows in one order for every worker (`_lock_tallies`), so two
-  batches never wait for each other in a circle.
+- The tally triggers lock their rows in one order for every worker
+  (drip.dispatch.record.lock_tallies), so two batches never wait for each other in a circle.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
-    Integer,
     Table,
-    bindparam,
-    case,
-    exists,
-    func,
     insert,
-    literal,
     select,
-    text,
-    true,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Dialect
 
 from drip.bounces import return_path
 from drip.config import Settings
 from drip.dispatch.direct import Direct
 from drip.dispatch.plan import HOLD, Plan, Send, Settle, Verdict
+from drip.dispatch.record import (
+    ADVANCE,
+    LEASE_LOST,
+    MARK_SENT,
+    RECORD_SENT_AND_CHECK,
+    STILL_WANTED,
+    attempted,
+    delivery_leased,
+    durable_commits,
+    keep_unknown,
+    leased,
+    lock_tallies,
+)
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.handoff import Unsendable, checked_message
 from drip.links import Links
@@ -65,10 +68,8 @@ from drip.models import (
     OUTCOME_UNKNOWN,
     Delivery,
     DeliveryStatus,
-    DeliveryTally,
     Enrollment,
     EnrollmentStatus,
-    EnrollmentTally,
     Event,
     EventKind,
     Subscriber,
@@ -87,139 +88,6 @@ D = cast(Table, Delivery.__table__)
 S = cast(Table, Subscriber.__table__)
 EVENTS = cast(Table, Event.__table__)
 HEARTBEATS = cast(Table, WorkerHeartbeat.__table__)
-DELIVERY_TALLIES = cast(Table, DeliveryTally.__table__)
-ENROLLMENT_TALLIES = cast(Table, EnrollmentTally.__table__)
-LEASE_LOST = "its lease ran out and another worker holds the reader now"
-
-
-def leased(worker: Any) -> ColumnElement[bool]:
-    """The enrollment is this worker's (`worker`: its id, or a bound parameter)."""
-    return cast(ColumnElement[bool], E.c.lease_owner == worker)
-
-
-def delivery_leased(worker: Any) -> ColumnElement[bool]:
-    """The delivery belongs to an enrollment this worker holds."""
-    return exists().where(E.c.id == D.c.enrollment_id, leased(worker))
-
-
-def keep_unknown(error: Any) -> ColumnElement[Any]:
-    """`last_error` becomes `error`, unless it records an earlier unknown outcome: that
-    note stays for good (the enrollment's last_error shows the latest failure)."""
-    return case((D.c.last_error.startswith(OUTCOME_UNKNOWN), D.c.last_error), else_=error)
-
-
-# What a pass runs for every message, built once with bound parameters: SQLAlchemy finds each
-# compiled in its cache, where a statement built per reader costs more than the SQL itself.
-STILL_WANTED = (
-    select(E.c.status, S.c.suppressed_at, E.c.lease_owner)
-    .join(S, S.c.id == E.c.subscriber_id)
-    .where(E.c.id == bindparam("p_check", type_=Integer()))
-)
-MARK_SENT = (
-    update(D)
-    .where(D.c.id == bindparam("p_delivery"), delivery_leased(bindparam("p_me")))
-    .values(
-        status=DeliveryStatus.SENT,
-        sent_at=bindparam("p_at", type_=D.c.sent_at.type),
-        updated_at=bindparam("p_at", type_=D.c.sent_at.type),
-        last_error=keep_unknown(None),
-        lesson_version=bindparam("p_version"),
-        attempts=D.c.attempts + 1,
-    )
-)
-ADVANCE = (
-    update(E)
-    .where(
-        E.c.id == bindparam("p_enrollment"),
-        E.c.status == EnrollmentStatus.ACTIVE,
-        leased(bindparam("p_me")),
-    )
-    .values(
-        next_lesson=bindparam("p_after", type_=E.c.next_lesson.type),
-        due_at=bindparam("p_after_due", type_=E.c.due_at.type),
-        last_sent_at=bindparam("p_at", type_=E.c.last_sent_at.type),
-        attempts=0,
-        last_error=None,
-        lease_owner=None,
-        status=bindparam("p_status", type_=E.c.status.type),
-        completed_at=bindparam("p_done_at", type_=E.c.completed_at.type),
-    )
-)
-# On PostgreSQL the three go in one statement, atomic on its own: one round trip, no BEGIN.
-# Its row: how many deliveries it marked sent (0: the lease was lost), then the next
-# reader's (status, suppressed_at, lease_owner), NULLs when there is none.
-_MARKED = MARK_SENT.returning(D.c.id).cte("sent_delivery")
-_NEXT = STILL_WANTED.subquery("next_reader")
-RECORD_SENT_AND_CHECK = (
-    select(
-        select(func.count()).select_from(_MARKED).scalar_subquery(),
-        _NEXT.c.status,
-        _NEXT.c.suppressed_at,
-        _NEXT.c.lease_owner,
-    )
-    .select_from(select(literal(1).label("one")).subquery("one").outerjoin(_NEXT, true()))
-    .add_cte(_MARKED, ADVANCE.cte("advanced_enrollment"))
-)
-
-
-SET_SYNCHRONOUS = text("SELECT set_config('synchronous_commit', :value, false)")
-
-
-@contextmanager
-def durable_commits(conn: Connection) -> Iterator[None]:
-    """Within it, each commit on PostgreSQL waits for its WAL flush (`synchronous_commit`
-    on), whatever the pass set for its claims and heartbeats: a commit the server
-    acknowledged before a crash is never lost, so a worker hands over its next message only
-    once the outcome of the previous one is on disk. The setting before is put back after."""
-    if conn.dialect.name != "postgresql":
-        yield
-        return
-    before = str(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
-    conn.execute(SET_SYNCHRONOUS, {"value": "on"})
-    conn.commit()  # a SET in a transaction rolled back later would be undone
-    yield  # not in a `finally`: after an error the connection may be gone (the pass resets)
-    if before != "on":
-        conn.execute(SET_SYNCHRONOUS, {"value": before})
-        conn.commit()
-
-
-def lock_tallies(conn: Connection, settles: Iterable[Settle], sends: Iterable[Send]) -> None:
-    """Lock, on PostgreSQL, every tally row the batch's writes will change, in key order:
-    delivery tallies, then enrollment tallies, the order in which recording a hand-off
-    changes them. The triggers would otherwise lock them in the order of the batch's rows,
-    and two batches mixing lessons would each hold a row the other waits for (a deadlock).
-    An upsert that changes nothing locks a row, and creates one that does not exist yet."""
-    if conn.dialect.name != "postgresql":
-        return  # SQLite: one writer at a time
-    deliveries: set[tuple[str, str, str]] = set()
-    for send in sends:
-        if send.lesson is not None:
-            deliveries.add((send.claimed.sequence, send.lesson_key, DeliveryStatus.SENDING))
-            if send.lesson_key in send.claimed.earlier:
-                previous = send.claimed.earlier[send.lesson_key][1]
-                deliveries.add((send.claimed.sequence, send.lesson_key, previous))
-    enrollments: set[tuple[str, str]] = set()
-    for settle in settles:
-        status = settle.claimed.status
-        after = {
-            Verdict.SUPPRESSED: EnrollmentStatus.SUPPRESSED,
-            Verdict.COMPLETED: EnrollmentStatus.COMPLETED,
-            Verdict.HELD: status,
-        }.get(settle.verdict, EnrollmentStatus.PAUSED if status == "active" else status)
-        if after != status:
-            enrollments.update(
-                {(settle.claimed.sequence, status), (settle.claimed.sequence, after)}
-            )
-    for table, keys, count in (
-        (DELIVERY_TALLIES, sorted(deliveries), "deliveries"),
-        (ENROLLMENT_TALLIES, sorted(enrollments), "enrollments"),
-    ):
-        if keys:
-            key = [c.name for c in table.primary_key.columns]
-            upsert = pg_insert(table).values([dict(zip(key, k, strict=True)) for k in keys])
-            conn.execute(
-                upsert.on_conflict_do_update(index_elements=key, set_={count: table.c[count]})
-            )
 
 
 class Check(enum.Enum):
@@ -856,16 +724,6 @@ class Recorder:
                 insert(table).values(worker=self.worker_id, started_at=started_at, **values)
             )
         conn.commit()
-
-
-def attempted(status: DeliveryStatus, now: datetime, error: str) -> dict[str, Any]:
-    """A delivery's values after a hand-off that failed with `error`."""
-    return {
-        "status": status,
-        "updated_at": now,
-        "last_error": keep_unknown(error),
-        "attempts": D.c.attempts + 1,
-    }
 
 
 def retry_time(send: Send, now: datetime, wait: timedelta) -> datetime:
