@@ -32,7 +32,9 @@ THROTTLE_STATUS = re.compile(r"\b4\.7\.\d{1,3}\b|rate|throttl|too many", re.IGNO
 
 class SendError(Exception):
     """The message was not accepted. `transient`: retry later; `connection`: the relay itself
-    is unreachable, so the rest of the batch need not be tried now."""
+    is unreachable, so the rest of the batch need not be tried now; `unknown`: the connection
+    was lost once the message had gone over DATA, so the relay may have accepted it (SMTP's
+    own ambiguity: a retry may be a duplicate, under the same Message-ID)."""
 
     def __init__(
         self,
@@ -42,12 +44,14 @@ class SendError(Exception):
         connection: bool = False,
         code: int | None = None,
         charged: bool = True,
+        unknown: bool = False,
     ) -> None:
         super().__init__(message)
         self.transient = transient
         self.connection = connection
         self.code = code
         self.charged = charged  # False: drip's own side failed, no reader's attempt is used
+        self.unknown = unknown
 
     @property
     def throttled(self) -> bool:
@@ -203,7 +207,7 @@ class SmtpTransport:
         if self._smtp is None:
             self._smtp = self._connect()
         try:
-            self._smtp.sendmail(sender, [recipient], message)
+            _envelope(self._smtp, sender, recipient, len(message))
         except smtplib.SMTPRecipientsRefused as error:
             code, answer = error.recipients.get(recipient, (550, b"refused"))
             raise SendError(
@@ -223,6 +227,33 @@ class SmtpTransport:
                 transient=True,
                 connection=True,
             ) from None
+        self._data(message)
+
+    def _data(self, message: bytes) -> None:
+        """DATA, where a lost connection leaves the outcome unknown: the relay may have
+        accepted the message before it went away."""
+        assert self._smtp is not None
+        try:
+            code, answer = self._smtp.data(message)
+        except smtplib.SMTPResponseException as error:
+            self._reset()
+            raise SendError(
+                f"{error.smtp_code} {_answer(error)}",
+                transient=not 500 <= error.smtp_code < 600,
+                code=error.smtp_code,
+            ) from None
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
+            self.close()
+            raise SendError(
+                f"connection to {self.host}:{self.port} lost during DATA, so the relay may "
+                f"have accepted the message: {error}",
+                transient=True,
+                connection=True,
+                unknown=True,
+            ) from None
+        if code != 250:
+            self._reset()
+            raise SendError(f"{code} {_text(answer)}", transient=not 500 <= code < 600, code=code)
 
     def _reset(self) -> None:
         try:
@@ -239,6 +270,23 @@ class SmtpTransport:
         except (smtplib.SMTPException, OSError):
             self._smtp.close()
         self._smtp = None
+
+
+def _envelope(smtp: smtplib.SMTP, sender: str, recipient: str, size: int) -> None:
+    """MAIL FROM and RCPT TO as `sendmail` sends them, raising its errors: a refusal here
+    or a connection lost here leaves no doubt that nothing was accepted."""
+    smtp.ehlo_or_helo_if_needed()
+    options = [f"size={size}"] if smtp.does_esmtp and smtp.has_extn("size") else []
+    code, answer = smtp.mail(sender, options)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, answer, sender)
+    code, answer = smtp.rcpt(recipient)
+    if code not in (250, 251):
+        try:
+            smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, answer)})
 
 
 def _text(answer: bytes | str) -> str:

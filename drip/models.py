@@ -105,6 +105,13 @@ class DeliveryStatus(enum.StrEnum):
     CANCELLED = "cancelled"  # the reader left before the retry went out
 
 
+# How `deliveries.last_error` begins once a hand-off's outcome was unknown (the connection
+# was lost after DATA, or the worker stopped before recording it) and the message went out
+# again under its Message-ID: the note is kept when the delivery is later sent, so the
+# dashboard can count the readers who may have received it twice.
+OUTCOME_UNKNOWN = "outcome unknown, re-sent"
+
+
 class EventKind(enum.StrEnum):
     """What an `Event` on a reader's timeline records."""
 

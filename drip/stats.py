@@ -19,6 +19,8 @@ from drip import queries
 from drip.clicks import readers_who_clicked
 from drip.content import VARIABLE, Lesson, Sequence
 from drip.models import (
+    OUTCOME_UNKNOWN,
+    Delivery,
     DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
@@ -37,6 +39,9 @@ class Overview:
     sent_day: int
     retrying: int
     failed: int
+    # sent in the last 24 h after an attempt whose outcome was unknown (the relay dropped the
+    # connection after DATA, or a worker died): each of those readers may have it twice
+    unknown_day: int
     due_now: int
     due_day: int
     last_pass_at: datetime | None
@@ -122,6 +127,15 @@ def overview(session: Session, now: datetime, interval_seconds: int) -> Overview
         sent_hour=queries.sent_since(session, now - timedelta(hours=1)),
         sent_day=queries.sent_since(session, now - timedelta(days=1)),
         retrying=by_status[DeliveryStatus.RETRYING],
+        unknown_day=_count(
+            session,
+            select(func.count())
+            .select_from(Delivery)
+            .where(
+                Delivery.sent_at > now - timedelta(days=1),
+                Delivery.last_error.startswith(OUTCOME_UNKNOWN),
+            ),
+        ),
         failed=by_status[DeliveryStatus.FAILED],
         due_now=count_due(session, now),
         due_day=count_due(session, now + timedelta(days=1), after=now),

@@ -1,11 +1,13 @@
 """A real SMTP server on loopback (aiosmtpd) that records what it receives.
 
-Tests read the messages it got, make it answer 4xx or 5xx for chosen recipients, and stop
-and restart it on the same port to play an outage.
+Tests read the messages it got, make it answer 4xx or 5xx for chosen recipients, stall a
+DATA command or drop the connection right after one, and stop and restart it on the same
+port to play an outage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import socket
@@ -54,6 +56,13 @@ class Handler:
     rcpt_answers: dict[str, list[str]] = field(default_factory=dict)
     # given the number of this DATA command (from 1), an answer other than 250, or None
     data_answer: Callable[[int], str | None] | None = None
+    # given the number of this DATA command, True to take the message and then drop the
+    # connection without answering (the client cannot know it was accepted)
+    drop_after_data: Callable[[int], bool] | None = None
+    # given the number of this DATA command, True to leave it unanswered until `unstall`
+    # (the message is not taken): a relay that hangs, for the client's time-out
+    stall_data: Callable[[int], bool] | None = None
+    unstall: threading.Event = field(default_factory=threading.Event)
     data_count: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -75,7 +84,13 @@ class Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self.lock:
             self.data_count += 1
-            refusal = self.data_answer(self.data_count) if self.data_answer else None
+            number = self.data_count
+            refusal = self.data_answer(number) if self.data_answer else None
+            stall = self.stall_data is not None and self.stall_data(number)
+            drop = self.drop_after_data is not None and self.drop_after_data(number)
+        if stall:  # wait off the event loop: the server goes on serving other connections
+            await asyncio.get_running_loop().run_in_executor(None, self.unstall.wait)
+            return "451 4.4.2 gave up waiting"
         if refusal is not None:
             return refusal
         raw = bytes(envelope.original_content or b"")
@@ -90,6 +105,10 @@ class Handler:
                     tuple(session.peer),  # type: ignore[arg-type]
                 )
             )
+        if drop:
+            transport = server.transport
+            assert isinstance(transport, asyncio.Transport)
+            transport.abort()  # the reply below goes nowhere
         return "250 Message accepted"
 
 
@@ -130,6 +149,7 @@ class SmtpServer:
         self._controller.start()
 
     def stop(self) -> None:
+        self.handler.unstall.set()
         if self._controller is not None:
             self._controller.stop()
             self._controller = None

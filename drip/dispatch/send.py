@@ -2,16 +2,24 @@
 
 - Nobody gets a lesson twice: `deliveries` is unique per (enrollment, lesson); each delivery
   is written as `sending` before its hand-off, and the outcome of each hand-off is committed
-  before the next message is handed over.
+  before the next message is handed over. On PostgreSQL those commits are synchronous
+  (flushed to disk before the next hand-off), so a database crash loses no recorded outcome;
+  the claims, settles and heartbeats around them may commit asynchronously (see
+  drip.dispatch.record.durable_commits).
 - An unsubscribe takes effect at once: each reader's status is read again after the previous
   hand-off is recorded (in the same transaction), so only building the message lies between
-  that read and the hand-off; a lesson not yet handed to SMTP is not sent. A worker whose
-  lease ran out (a very slow relay) finds in that same read that a reader is another
-  worker's now, and leaves them to it.
-- The one ambiguous case, a message the SMTP server accepted whose outcome a dying worker
-  did not record, is retried under the same Message-ID: at most one such message per dead
-  worker, and receivers that collapse duplicate Message-IDs show it once.
+  that read and the hand-off; a lesson not yet handed to SMTP is not sent.
+- Every change a worker makes to a reader is conditional on its lease (`lease_owner`): a
+  worker whose lease ran out (a very slow relay) finds the reader another worker's, changes
+  nothing, logs it and moves on.
+- The one ambiguous case is a message the SMTP server may have accepted whose outcome was
+  not learnt: the connection was lost after DATA, or the worker died before recording it.
+  It is sent again under the same Message-ID (receivers that collapse duplicate Message-IDs
+  show it once), at most one per SMTP session, and its delivery keeps the note "outcome
+  unknown, re-sent" (drip.models.OUTCOME_UNKNOWN).
 - A relay outage releases the rest of the batch without using up an attempt.
+- The tally triggers lock their rows in one order for every worker
+  (drip.dispatch.record.lock_tallies), so two batches never wait for each other in a circle.
 """
 
 from __future__ import annotations
@@ -21,11 +29,17 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Integer, Table, bindparam, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Dialect
 
 from drip.bounces import return_path
@@ -33,6 +47,19 @@ from drip.clock import Clock, system_clock
 from drip.config import Settings
 from drip.dispatch.direct import Direct
 from drip.dispatch.plan import HOLD, Plan, Send, Settle, Verdict
+from drip.dispatch.record import (
+    ADVANCE,
+    LEASE_LOST,
+    MARK_SENT,
+    RECORD_SENT_AND_CHECK,
+    STILL_WANTED,
+    attempted,
+    delivery_leased,
+    durable_commits,
+    keep_unknown,
+    leased,
+    lock_tallies,
+)
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.handoff import Unsendable, checked_message
 from drip.links import Links
@@ -40,6 +67,7 @@ from drip.magnets import magnet_pdf, page_size_for
 from drip.mailer import SendError, Transport
 from drip.message_ids import new_message_id, sending_domain
 from drip.models import (
+    OUTCOME_UNKNOWN,
     Delivery,
     DeliveryStatus,
     Enrollment,
@@ -55,49 +83,12 @@ from drip.schedule import into_window, reader_zone
 
 log = logging.getLogger(__name__)
 
+
 E = cast(Table, Enrollment.__table__)
 D = cast(Table, Delivery.__table__)
 S = cast(Table, Subscriber.__table__)
 EVENTS = cast(Table, Event.__table__)
 HEARTBEATS = cast(Table, WorkerHeartbeat.__table__)
-
-# What a pass runs for every message, built once with bound parameters: SQLAlchemy finds each
-# compiled in its cache, where a statement built per reader costs more than the SQL itself.
-STILL_WANTED = (
-    select(E.c.status, S.c.suppressed_at, E.c.lease_owner)
-    .join(S, S.c.id == E.c.subscriber_id)
-    .where(E.c.id == bindparam("p_check", type_=Integer()))
-)
-MARK_SENT = (
-    update(D)
-    .where(D.c.id == bindparam("p_delivery"))
-    .values(
-        status=DeliveryStatus.SENT,
-        sent_at=bindparam("p_at", type_=D.c.sent_at.type),
-        updated_at=bindparam("p_at", type_=D.c.sent_at.type),
-        last_error=None,
-        lesson_version=bindparam("p_version"),
-        attempts=D.c.attempts + 1,
-    )
-)
-ADVANCE = (
-    update(E)
-    .where(E.c.id == bindparam("p_enrollment"), E.c.status == EnrollmentStatus.ACTIVE)
-    .values(
-        next_lesson=bindparam("p_after", type_=E.c.next_lesson.type),
-        due_at=bindparam("p_after_due", type_=E.c.due_at.type),
-        last_sent_at=bindparam("p_at", type_=E.c.last_sent_at.type),
-        attempts=0,
-        last_error=None,
-        lease_owner=None,
-        status=bindparam("p_status", type_=E.c.status.type),
-        completed_at=bindparam("p_done_at", type_=E.c.completed_at.type),
-    )
-)
-# On PostgreSQL the three go in one statement, atomic on its own: one round trip, no BEGIN.
-RECORD_SENT_AND_CHECK = STILL_WANTED.add_cte(
-    MARK_SENT.cte("sent_delivery"), ADVANCE.cte("advanced_enrollment")
-)
 
 
 class Check(enum.Enum):
@@ -162,23 +153,27 @@ class Recorder:
         at once, each on a database connection of its own, and each keeps every guarantee
         of one: its outcome recorded before its next hand-off, the status read before each."""
         plans = [self._renderable(p, now) for p in plans]
-        outcomes = [self._settle(conn, p, now) for p in plans if isinstance(p, Settle)]
-        ready = self._prepare(conn, [p for p in plans if isinstance(p, Send)], now)
-        conn.commit()
-        lanes = max(1, min(self.settings.smtp_connections, len(ready)))
-        if lanes == 1:
-            sent, relay_down = self._lane(conn, ready, now, transport, progress)
-            return outcomes + sent, relay_down
+        sends = [p for p in plans if isinstance(p, Send)]
+        settles = sorted(
+            (p for p in plans if isinstance(p, Settle)), key=lambda p: p.claimed.enrollment_id
+        )
+        with durable_commits(conn):
+            built = self._build(conn, sends, now)  # before any tally is locked
+            lock_tallies(conn, settles, sends)
+            ready = self._prepare(conn, built, now)
+            outcomes = [self._settle(conn, p, now) for p in settles]
+            conn.commit()
+            lanes = max(1, min(self.settings.smtp_connections, len(ready)))
+            if lanes == 1:
+                sent, relay_down = self._lane(conn, ready, now, transport, progress)
+                return outcomes + sent, relay_down
 
-        def run(lane: list[Ready]) -> tuple[list[Outcome], bool]:
-            with conn.engine.connect() as lane_conn:
-                if lane_conn.dialect.name == "postgresql":
-                    lane_conn.exec_driver_sql("SET synchronous_commit TO OFF")
-                lane_conn.commit()
-                return self._lane(lane_conn, lane, now, transport, progress)
+            def run(lane: list[Ready]) -> tuple[list[Outcome], bool]:
+                with conn.engine.connect() as lane_conn:  # synchronous_commit as configured
+                    return self._lane(lane_conn, lane, now, transport, progress)
 
-        with ThreadPoolExecutor(lanes, thread_name_prefix="smtp") as pool:
-            results = list(pool.map(run, [ready[i::lanes] for i in range(lanes)]))
+            with ThreadPoolExecutor(lanes, thread_name_prefix="smtp") as pool:
+                results = list(pool.map(run, [ready[i::lanes] for i in range(lanes)]))
         return (
             outcomes + [o for sent, _ in results for o in sent],
             any(down for _, down in results),
@@ -240,47 +235,66 @@ class Recorder:
         return plan
 
     def _settle(self, conn: Connection, settle: Settle, now: datetime) -> Outcome:
-        enrollment = update(E).where(E.c.id == settle.claimed.enrollment_id)
+        values: dict[str, Any] = {"due_at": None, "lease_owner": None}
         if settle.verdict is Verdict.SUPPRESSED:
-            conn.execute(
-                enrollment.values(status=EnrollmentStatus.SUPPRESSED, due_at=None, lease_owner=None)
-            )
+            values.update(status=EnrollmentStatus.SUPPRESSED)
         elif settle.verdict is Verdict.HELD:
-            conn.execute(
-                enrollment.values(
-                    due_at=settle.hold_until, lease_owner=None, last_error=settle.reason
-                )
-            )
+            values.update(due_at=settle.hold_until, last_error=settle.reason)
         elif settle.verdict is Verdict.COMPLETED:
-            conn.execute(
-                enrollment.values(
-                    status=EnrollmentStatus.COMPLETED,
-                    completed_at=now,
-                    next_lesson=None,
-                    due_at=None,
-                    lease_owner=None,
-                )
-            )
+            values.update(status=EnrollmentStatus.COMPLETED, completed_at=now, next_lesson=None)
         else:
             # An address SMTP cannot carry without SMTPUTF8 would stop the pass at every
             # attempt: set the reader aside for the operator. An unconfirmed reader stays
             # unconfirmed (and expires); an active one is paused.
-            values: dict[str, Any] = {
-                "due_at": None,
-                "lease_owner": None,
-                "last_error": settle.reason,
-            }
+            values.update(last_error=settle.reason)
             if settle.claimed.status == EnrollmentStatus.ACTIVE:
                 values.update(status=EnrollmentStatus.PAUSED, paused_reason=settle.reason)
-            conn.execute(enrollment.values(**values))
+        changed = conn.execute(
+            update(E)
+            .where(E.c.id == settle.claimed.enrollment_id, leased(self.worker_id))
+            .values(**values)
+        ).rowcount
+        if not changed:
+            return self._lost(settle.claimed.enrollment_id, settle.outcome())
         return settle.outcome()
 
-    def _prepare(self, conn: Connection, sends: list[Send], now: datetime) -> list[Ready]:
-        """Build each template and record each lesson's delivery as `sending` before the
-        hand-off (the caller commits them all at once)."""
-        templates = [self._template(s) for s in sends]
-        lessons = [(s, t) for s, t in zip(sends, templates, strict=True) if s.lesson is not None]
-        new = [(s, t) for s, t in lessons if s.lesson_key not in s.claimed.earlier]
+    def _lost(self, enrollment_id: int, outcome: Outcome) -> Outcome:
+        """A reader whose lease this worker lost: nothing of theirs was changed."""
+        log.warning("enrollment %s left alone: %s", enrollment_id, LEASE_LOST)
+        return replace(outcome, status=OutcomeStatus.SKIPPED, detail=LEASE_LOST)
+
+    def _build(
+        self, conn: Connection, sends: list[Send], now: datetime
+    ) -> list[tuple[Send, MessageTemplate, tuple[tuple[str, bytes], ...]]]:
+        """Each message's template and attachments, built before anything is written."""
+        built = []
+        for s in sends:
+            pdf = self._lead_magnet(conn, s, now) if s.attach_magnet else ()
+            # A welcome that carries the PDF says it is attached.
+            template = (
+                self.renderer.lesson(s.sequence, s.lesson, attached=True)
+                if pdf and s.lesson is not None
+                else self._template(s)
+            )
+            built.append((s, template, pdf))
+        return built
+
+    def _prepare(
+        self,
+        conn: Connection,
+        built: list[tuple[Send, MessageTemplate, tuple[tuple[str, bytes], ...]]],
+        now: datetime,
+    ) -> list[Ready]:
+        """Record each lesson's delivery as `sending` before the hand-off (the caller commits
+        them all at once): new rows in one insert ordered by lesson, as the tallies are."""
+        new = sorted(
+            (
+                (s, t)
+                for s, t, _ in built
+                if s.lesson is not None and s.lesson_key not in s.claimed.earlier
+            ),
+            key=lambda st: (st[0].claimed.sequence, st[0].lesson_key, st[0].claimed.enrollment_id),
+        )
         ids: dict[int, int] = {}
         mids: dict[int, str] = {}
         if new:
@@ -302,49 +316,36 @@ class Recorder:
             ).all()
             ids = {row.enrollment_id: row.id for row in rows}
             mids = {value["enrollment_id"]: value["message_id"] for value in values}
-        for s, _ in lessons:
-            if s.lesson_key not in s.claimed.earlier:
-                continue
-            delivery_id, previous, stored = s.claimed.earlier[s.lesson_key]
-            ids[s.claimed.enrollment_id] = delivery_id
-            mids[s.claimed.enrollment_id] = stored
-            note = (
-                (
-                    "the previous attempt's outcome is unknown (its worker stopped); "
-                    "sent again with the same Message-ID"
-                )
-                if previous == "sending"
-                else None
-            )
-            conn.execute(
-                update(D)
-                .where(D.c.id == delivery_id)
-                .values(
-                    status=DeliveryStatus.SENDING,
-                    updated_at=now,
-                    **({"last_error": note} if note else {}),
-                )
-            )
+        for s, _, _ in built:
+            if s.lesson is not None and s.lesson_key in s.claimed.earlier:
+                delivery_id, previous, stored = s.claimed.earlier[s.lesson_key]
+                ids[s.claimed.enrollment_id], mids[s.claimed.enrollment_id] = delivery_id, stored
+                self._again(conn, delivery_id, previous, now)
         return [
-            self._ready(conn, s, t, ids, mids, now) for s, t in zip(sends, templates, strict=True)
+            Ready(
+                s,
+                t,
+                ids.get(s.claimed.enrollment_id),
+                mids.get(s.claimed.enrollment_id) or self._confirmation_id(conn, s, t),
+                attachments,
+            )
+            for s, t, attachments in built
         ]
 
-    def _ready(
-        self,
-        conn: Connection,
-        send: Send,
-        template: MessageTemplate,
-        ids: dict[int, int],
-        mids: dict[int, str],
-        now: datetime,
-    ) -> Ready:
-        """The send with its PDF, if it carries one: then the welcome says it is attached."""
-        pdf = self._lead_magnet(conn, send, now) if send.attach_magnet else ()
-        if pdf and send.lesson is not None:
-            template = self.renderer.lesson(send.sequence, send.lesson, attached=True)
-        enrollment = send.claimed.enrollment_id
-        mid = mids.get(enrollment) or self._confirmation_id(conn, send, template)
-        return Ready(send, template, ids.get(enrollment), mid, pdf)
+    def _again(
+        self, conn: Connection, delivery_id: int, previous: DeliveryStatus, now: datetime
+    ) -> None:
+        """An earlier delivery of the lesson goes out again; one left `sending` had an
+        unknown outcome (its worker stopped before recording it), which its note keeps."""
+        values: dict[str, Any] = {"status": DeliveryStatus.SENDING, "updated_at": now}
+        if previous == DeliveryStatus.SENDING:
+            values["last_error"] = keep_unknown(
+                f"{OUTCOME_UNKNOWN}: the previous attempt's worker stopped before recording "
+                "its outcome; sent again with the same Message-ID"
+            )
+        conn.execute(
+            update(D).where(D.c.id == delivery_id, delivery_leased(self.worker_id)).values(**values)
+        )
 
     def _new_id(self, send: Send, template: MessageTemplate) -> str:
         """A fresh signed Message-ID for this send, at the domain of its From address."""
@@ -441,13 +442,10 @@ class Recorder:
                 OutcomeStatus.SKIPPED, "claimed by another worker after this one's lease ran out"
             ), None
         if check is Check.LEFT:
-            if item.delivery_id is not None:
-                conn.execute(
-                    update(D)
-                    .where(D.c.id == item.delivery_id)
-                    .values(status=DeliveryStatus.CANCELLED, updated_at=now)
-                )
-            conn.commit()
+            if self._change(
+                conn, item, delivery={"status": DeliveryStatus.CANCELLED, "updated_at": now}
+            ):
+                conn.commit()
             return send.outcome(OutcomeStatus.SKIPPED, "left before the hand-off"), None
         mid = item.message_id
         try:
@@ -465,37 +463,40 @@ class Recorder:
             )
         except SendError as error:
             return self._failed(conn, item, now, error), None
+        unrecorded = send.outcome(OutcomeStatus.SENT, f"handed over, not recorded: {LEASE_LOST}")
         if send.lesson is None:
-            conn.execute(
-                update(E)
-                .where(E.c.id == claimed.enrollment_id)
-                .values(
-                    confirmation_sent_at=now,
-                    pending_message_id=None,
-                    due_at=None,
-                    lease_owner=None,
-                    attempts=0,
-                    last_error=None,
-                )
-            )
+            sent = {
+                "confirmation_sent_at": now,
+                "pending_message_id": None,
+                "due_at": None,
+                "lease_owner": None,
+                "attempts": 0,
+                "last_error": None,
+            }
+            if not self._change(conn, item, enrollment=sent):
+                return unrecorded, None
             self._event(conn, item, now, EventKind.CONFIRMATION_SENT, mid)
             conn.commit()
             return send.outcome(OutcomeStatus.SENT), None
         handed_off = now + max(self.clock() - self.pass_started, timedelta())
-        return send.outcome(OutcomeStatus.SENT), self._record_sent(
-            conn, item, handed_off, following
-        )
+        recorded, after = self._record_sent(conn, item, handed_off, following)
+        if not recorded:
+            log.warning("enrollment %s: %s", claimed.enrollment_id, unrecorded.detail)
+            return unrecorded, after
+        return send.outcome(OutcomeStatus.SENT), after
 
     def _record_sent(
         self, conn: Connection, item: Ready, handed_off: datetime, following: Ready | None
-    ) -> Check | None:
-        """Mark the delivery sent at `handed_off` and move the reader on, in one commit (the
-        next lesson's delay counts from that moment); in the same transaction, read whether
-        the next reader of the batch is still wanted."""
+    ) -> tuple[bool, Check | None]:
+        """Mark the delivery sent at `handed_off` and move the reader on, in one commit, if
+        this worker still holds the reader (False if not: nothing changed; the next lesson's
+        delay counts from that moment); in the same transaction, read whether the next
+        reader of the batch is still wanted."""
         send = item.send
         done = send.after is None
         params = {
             "p_delivery": item.delivery_id,
+            "p_me": self.worker_id,
             "p_at": handed_off,
             "p_version": item.template.version,
             "p_enrollment": send.claimed.enrollment_id,
@@ -515,12 +516,46 @@ class Recorder:
                     row = self._record_one.run(cursor, params).fetchone()
                 finally:
                     driver.autocommit = False
+                recorded, row = bool(row[0]), row[1:]
             else:
-                self._mark_sent.run(cursor, params)
+                recorded = self._mark_sent.run(cursor, params).rowcount > 0
                 self._advance.run(cursor, params)
                 row = self._check.run(cursor, params).fetchone() if following else None
                 driver.commit()
-        return None if following is None else self._verdict(following, row)
+        if following is None:
+            return recorded, None
+        return recorded, self._verdict(following, None if row is None or row[0] is None else row)
+
+    def _change(
+        self,
+        conn: Connection,
+        item: Ready,
+        *,
+        delivery: dict[str, Any] | None = None,
+        enrollment: dict[str, Any] | None = None,
+    ) -> bool:
+        """Update the item's delivery, then its enrollment (the order in which the tallies
+        are locked), only while this worker holds the reader's lease. If it does not, roll
+        back and return False: the worker that holds the reader now decides."""
+        eid = item.send.claimed.enrollment_id
+        changed = True
+        if delivery is not None and item.delivery_id is not None:
+            changed = bool(
+                conn.execute(
+                    update(D)
+                    .where(D.c.id == item.delivery_id, delivery_leased(self.worker_id))
+                    .values(**delivery)
+                ).rowcount
+            )
+        if changed and enrollment is not None:
+            changed = bool(
+                conn.execute(
+                    update(E).where(E.c.id == eid, leased(self.worker_id)).values(**enrollment)
+                ).rowcount
+            )
+        if not changed:
+            conn.rollback()
+        return changed
 
     def _failed(
         self,
@@ -531,73 +566,98 @@ class Recorder:
     ) -> Outcome:
         send, claimed = item.send, item.send.claimed
         if error.throttled:  # the relay's pace, not this reader's: no attempt used up
-            self._release(conn, item, now, f"the relay asked drip to slow down: {error}")
-            return send.outcome(
+            released = self._release(conn, item, now, f"the relay asked drip to slow down: {error}")
+            outcome = send.outcome(
                 OutcomeStatus.RETRYING,
                 f"{error}; the relay asked drip to slow down",
                 relay_down=True,
                 throttled=True,
+            )
+            return (
+                outcome
+                if released
+                else replace(outcome, status=OutcomeStatus.SKIPPED, detail=LEASE_LOST)
             )
         if not error.charged:  # drip's own side (the outbox's disk): no attempt used up
             log.warning("not sent, the readers wait for the next pass: %s", error)
             self._release(conn, item, now, str(error))
             return send.outcome(OutcomeStatus.RETRYING, str(error), relay_down=True)
         if not error.transient:
-            conn.execute(
-                update(S)
-                .where(S.c.id == claimed.reader.subscriber_id)
-                .values(suppressed_at=now, suppressed_reason=str(error))
-            )
-            conn.execute(
-                update(E)
-                .where(
-                    E.c.subscriber_id == claimed.reader.subscriber_id,
-                    E.c.status.in_(
-                        [EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING, EnrollmentStatus.PAUSED]
-                    ),
-                )
-                .values(
-                    status=EnrollmentStatus.SUPPRESSED,
-                    due_at=None,
-                    lease_owner=None,
-                    last_error=str(error),
-                )
-            )
-            self._mark_delivery(conn, item, now, DeliveryStatus.FAILED, str(error))
-            self._event(conn, item, now, EventKind.SUPPRESSED, str(error))
-            conn.commit()
-            return send.outcome(OutcomeStatus.SUPPRESSED, str(error))
+            return self._suppress(conn, item, now, error)
         attempts = claimed.attempts + 1
+        note = f"{OUTCOME_UNKNOWN}: {error}" if error.unknown else str(error)
         if attempts >= self.settings.max_attempts:
             reason = f"gave up after {attempts} attempts: {error}"
-            conn.execute(
-                update(E)
-                .where(E.c.id == claimed.enrollment_id)
-                .values(
-                    status=EnrollmentStatus.PAUSED,
-                    paused_reason=reason,
-                    due_at=None,
-                    lease_owner=None,
-                    attempts=attempts,
-                    last_error=str(error),
-                )
-            )
-            self._mark_delivery(conn, item, now, DeliveryStatus.FAILED, str(error))
+            paused = {
+                "status": EnrollmentStatus.PAUSED,
+                "paused_reason": reason,
+                "due_at": None,
+                "lease_owner": None,
+                "attempts": attempts,
+                "last_error": str(error),
+            }
+            outcome = send.outcome(OutcomeStatus.FAILED, reason)
+            if not self._change(
+                conn, item, delivery=attempted(DeliveryStatus.FAILED, now, note), enrollment=paused
+            ):
+                return self._lost(claimed.enrollment_id, outcome)
             conn.commit()
-            return send.outcome(OutcomeStatus.FAILED, reason)
+            return outcome
         retry_at = retry_time(send, now, backoff(attempts))
-        conn.execute(
-            update(E)
-            .where(E.c.id == claimed.enrollment_id)
-            .values(due_at=retry_at, lease_owner=None, attempts=attempts, last_error=str(error))
-        )
-        self._mark_delivery(conn, item, now, DeliveryStatus.RETRYING, str(error))
-        conn.commit()
-        return send.outcome(
+        again = " under the same Message-ID" if error.unknown else ""
+        outcome = send.outcome(
             OutcomeStatus.RETRYING,
-            f"{error}; again at {retry_at:%H:%M}",
+            f"{error}; again at {retry_at:%H:%M}{again}",
             relay_down=error.connection,
         )
+        retry = {
+            "due_at": retry_at,
+            "lease_owner": None,
+            "attempts": attempts,
+            "last_error": str(error),
+        }
+        if not self._change(
+            conn, item, delivery=attempted(DeliveryStatus.RETRYING, now, note), enrollment=retry
+        ):
+            return self._lost(claimed.enrollment_id, outcome)
+        conn.commit()
+        return outcome
+
+    def _suppress(self, conn: Connection, item: Ready, now: datetime, error: SendError) -> Outcome:
+        """A permanent refusal: the address is suppressed, and every course it is in stops."""
+        claimed = item.send.claimed
+        outcome = item.send.outcome(OutcomeStatus.SUPPRESSED, str(error))
+        stopped = {
+            "status": EnrollmentStatus.SUPPRESSED,
+            "due_at": None,
+            "lease_owner": None,
+            "last_error": str(error),
+        }
+        if not self._change(
+            conn,
+            item,
+            delivery=attempted(DeliveryStatus.FAILED, now, str(error)),
+            enrollment=stopped,
+        ):
+            return self._lost(claimed.enrollment_id, outcome)
+        conn.execute(
+            update(E)
+            .where(
+                E.c.subscriber_id == claimed.reader.subscriber_id,
+                E.c.status.in_(
+                    [EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING, EnrollmentStatus.PAUSED]
+                ),
+            )
+            .values(**stopped)
+        )
+        conn.execute(
+            update(S)
+            .where(S.c.id == claimed.reader.subscriber_id)
+            .values(suppressed_at=now, suppressed_reason=str(error))
+        )
+        self._event(conn, item, now, EventKind.SUPPRESSED, str(error))
+        conn.commit()
+        return outcome
 
     def _message(self, item: Ready, now: datetime) -> bytes:
         """The message for the item's reader; raises Unsendable (drip.handoff)."""
@@ -615,18 +675,17 @@ class Recorder:
         for the operator as an address SMTP cannot carry is (an active one paused); the
         rest of the pass goes on."""
         claimed = item.send.claimed
+        outcome = item.send.outcome(OutcomeStatus.FAILED, reason)
         values: dict[str, Any] = {"due_at": None, "lease_owner": None, "last_error": reason}
         if claimed.status == EnrollmentStatus.ACTIVE:
             values.update(status=EnrollmentStatus.PAUSED, paused_reason=reason)
-        conn.execute(
-            update(E)
-            .where(E.c.id == claimed.enrollment_id, E.c.lease_owner == self.worker_id)
-            .values(**values)
-        )
-        self._mark_delivery(conn, item, now, DeliveryStatus.FAILED, reason)
+        if not self._change(
+            conn, item, delivery=attempted(DeliveryStatus.FAILED, now, reason), enrollment=values
+        ):
+            return self._lost(claimed.enrollment_id, outcome)
         self._event(conn, item, now, EventKind.NOT_SENT, f"{item.send.lesson_key}: {reason}")
         conn.commit()
-        return item.send.outcome(OutcomeStatus.FAILED, reason)
+        return outcome
 
     def _release(
         self,
@@ -634,31 +693,24 @@ class Recorder:
         item: Ready,
         now: datetime,
         why: str = "not tried: the SMTP relay was unreachable or slowing drip down",
-    ) -> None:
+    ) -> bool:
         """Put back a reader the pass did not try because the relay is down or asked drip
-        to slow down: no attempt used."""
-        conn.execute(
-            update(E)
-            .where(E.c.id == item.send.claimed.enrollment_id)
-            .values(due_at=retry_time(item.send, now, backoff(1)), lease_owner=None)
+        to slow down: no attempt used. False if the reader is another worker's now."""
+        released = self._change(
+            conn,
+            item,
+            delivery={
+                "status": DeliveryStatus.RETRYING,
+                "updated_at": now,
+                "last_error": keep_unknown(why[:2000]),
+            },
+            enrollment={"due_at": retry_time(item.send, now, backoff(1)), "lease_owner": None},
         )
-        if item.delivery_id is not None:
-            conn.execute(
-                update(D)
-                .where(D.c.id == item.delivery_id)
-                .values(status=DeliveryStatus.RETRYING, updated_at=now, last_error=why[:2000])
-            )
-        conn.commit()
-
-    def _mark_delivery(
-        self, conn: Connection, item: Ready, now: datetime, status: DeliveryStatus, error: str
-    ) -> None:
-        if item.delivery_id is not None:
-            conn.execute(
-                update(D)
-                .where(D.c.id == item.delivery_id)
-                .values(status=status, updated_at=now, last_error=error, attempts=D.c.attempts + 1)
-            )
+        if released:
+            conn.commit()
+        else:
+            log.warning("enrollment %s left alone: %s", item.send.claimed.enrollment_id, LEASE_LOST)
+        return released
 
     def _event(
         self, conn: Connection, item: Ready, now: datetime, kind: EventKind, detail: str
