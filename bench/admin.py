@@ -38,14 +38,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import Table, insert, text
 from sqlalchemy.engine import Engine, make_url
 
-from drip import rollups
 from drip.app import create_app
-from drip.config import PROJECT_ROOT, load_settings
-from drip.content import Library
-from drip.db import make_engine, migrate
-from drip.models import Delivery, Enrollment, Subscriber
-from drip.operators import create_operator
+from drip.content.sequences import Library
+from drip.core.config import PROJECT_ROOT, load_settings
+from drip.ops.operators import create_operator
 from drip.services import Services
+from drip.store import rollups
+from drip.store.db import make_engine, migrate
+from drip.store.models import Delivery, Enrollment, Subscriber
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NOW = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)

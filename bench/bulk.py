@@ -3,7 +3,7 @@ a reader each, five deliveries each, most completed or unsubscribed, 15% active)
 
 Through Flask's test client, as the operator's browser would: the confirmation page (its
 count), then the confirmed run and every progress page after it (each request works for
-drip.bulk.BUDGET seconds). For each action it prints the rows changed, the requests the run
+drip.audience.bulk.BUDGET seconds). For each action it prints the rows changed, the requests the run
 took, the seconds in all and the rows per second. The baseline, measured in the same run on
 the same rows: one bare SQL statement doing the same change with no audit, timeline, tally
 or batching (then undone). It prints `tag_vs_bare_insert` and `pause_vs_bare_update`, drip's

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from drip.models import Base
+from drip.store.models import Base
 
 
 def say(message: str) -> None:

@@ -42,13 +42,13 @@ from common import copy_rows, reset, say, short
 from sqlalchemy import Table, insert, text
 from sqlalchemy.engine import Engine
 
-from drip.config import PROJECT_ROOT, load_settings
-from drip.content import Sequence
-from drip.db import make_engine, migrate
-from drip.message_ids import new_message_id
-from drip.models import Delivery, Enrollment, Subscriber
-from drip.render import Reader
+from drip.content.sequences import Sequence
+from drip.core.config import PROJECT_ROOT, load_settings
+from drip.mail.message_ids import new_message_id
+from drip.mail.render import Reader
 from drip.services import Services, build_services
+from drip.store.db import make_engine, migrate
+from drip.store.models import Delivery, Enrollment, Subscriber
 
 NOW = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)  # 09:00 in New York, inside the window
 LONG_AGO = NOW - timedelta(days=400)

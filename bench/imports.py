@@ -1,4 +1,4 @@
-"""How fast a CSV of readers is imported (drip.imports: the job `drip import` and the
+"""How fast a CSV of readers is imported (drip.audience.imports: the job `drip import` and the
 admin's upload run), and whether memory stays flat as the file grows.
 
 A file of --size rows (email, first_name, timezone; one row in a hundred refused for a bad
@@ -29,11 +29,11 @@ from common import reset, say, short
 from sqlalchemy import Table, delete, insert
 from sqlalchemy.engine import Engine, make_url
 
-from drip.config import PROJECT_ROOT, load_settings
-from drip.db import make_engine, migrate
-from drip.imports import queue_import, run_import
-from drip.models import Subscriber
+from drip.audience.imports import queue_import, run_import
+from drip.core.config import PROJECT_ROOT, load_settings
 from drip.services import build_services
+from drip.store.db import make_engine, migrate
+from drip.store.models import Subscriber
 
 COURSE = "procrastination"
 BATCH = 1_000

@@ -25,8 +25,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import Table, bindparam, insert, text, update
 from sqlalchemy.engine import Engine, make_url
 
-from drip import segments
-from drip.models import Subscriber, SubscriberTag
+from drip.audience import segments
+from drip.store.models import Subscriber, SubscriberTag
 
 CHUNK = 5_000
 S = cast(Table, Subscriber.__table__)

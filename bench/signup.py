@@ -4,7 +4,7 @@
    Each client opens a session the way a browser does (GET /subscribe/tiny once, for the
    cookie and the CSRF token: not counted) and then posts the page's form with a new address
    each time: CSRF check, address syntax check, rate limits per IP and per address (one
-   upsert; the limits are set high so none refuses), the queued sign-up row (drip.intake),
+   upsert; the limits are set high so none refuses), the queued sign-up row (drip.audience.intake),
    one commit, and the 303 to the thank-you page (not followed).
 2. bare: a tiny Flask app in this file, under gunicorn with the same worker count, whose
    endpoint checks the address with email-validator and inserts one row into a table of the
@@ -54,7 +54,7 @@ def bare_app() -> object:
     from flask import Flask, request
     from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert
 
-    from drip.db import make_engine
+    from drip.store.db import make_engine
 
     engine = make_engine(os.environ["BENCH_DATABASE_URL"])
     table = Table(
@@ -226,8 +226,8 @@ def bare_client(port: int, tag: str) -> Client:
 
 def take_in_all(env: dict[str, str]) -> tuple[float, int]:
     """The worker's share: take in everything the sign-up rounds queued, timed."""
-    from drip.config import load_settings
-    from drip.intake import take_in
+    from drip.audience.intake import take_in
+    from drip.core.config import load_settings
     from drip.services import build_services
 
     svc = build_services(load_settings(environ=env))
@@ -253,7 +253,7 @@ def main() -> None:
 
     from sqlalchemy import text
 
-    from drip.db import make_engine, migrate
+    from drip.store.db import make_engine, migrate
 
     with tempfile.TemporaryDirectory(prefix="drip-bench-") as folder:
         data = Path(folder)

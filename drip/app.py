@@ -7,15 +7,21 @@ from collections.abc import Callable
 from argon2 import PasswordHasher
 from flask import Flask
 
-from drip.clock import Clock, system_clock
-from drip.config import Settings, load_settings
-from drip.links import signing_order
-from drip.mail_domains import Resolver, system_resolver
-from drip.mailer import Transport
-from drip.paths import PACKAGE, STATIC, TEMPLATES
+from drip.audience.mail_domains import Resolver, system_resolver
+from drip.core.clock import Clock, system_clock
+from drip.core.config import Settings, load_settings
+from drip.core.paths import PACKAGE, STATIC, TEMPLATES
+from drip.mail.links import signing_order
+from drip.mail.transports import Transport
 from drip.services import build_services
-from drip.web import admin, api, api_v1, errors, headers, health, home, metrics, public, webhooks
+from drip.web import errors, headers, health, metrics
+from drip.web.admin import pages as admin
+from drip.web.api import signup as api
+from drip.web.api import v1 as api_v1
+from drip.web.api import webhooks
 from drip.web.context import close_session, csrf
+from drip.web.public import home
+from drip.web.public import pages as public
 
 
 def create_app(
@@ -62,7 +68,7 @@ def create_app(
     # still check the CSRF token of our own pages' forms themselves.
     csrf.exempt(api.bp)
     csrf.exempt(api_v1.bp)  # a bearer key, not a cookie: nothing for another site to ride on
-    csrf.exempt(webhooks.bp)  # providers sign their posts instead (drip.bounce_providers)
+    csrf.exempt(webhooks.bp)  # providers sign their posts instead (drip.deliverability.providers)
     csrf.exempt(public.signup_post)
     csrf.exempt(public.unsubscribe_post)
     csrf.exempt(public.stop_broadcasts_page)  # RFC 8058 one-click; its page checks CSRF itself

@@ -15,16 +15,16 @@ from argon2 import PasswordHasher
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from drip.clock import Clock, system_clock
-from drip.config import Settings
-from drip.content import ContentStore
-from drip.db import make_engine, make_sessionmaker
+from drip.audience.mail_domains import Resolver, system_resolver
+from drip.content.sequences import ContentStore
+from drip.core.clock import Clock, system_clock
+from drip.core.config import Settings
 from drip.dispatch import Dispatcher
-from drip.links import Links
-from drip.mail_domains import Resolver, system_resolver
-from drip.mailer import Transport, transport_from_settings
-from drip.operators import PASSWORD_HASHER
-from drip.render import Renderer
+from drip.mail.links import Links
+from drip.mail.render import Renderer
+from drip.mail.transports import Transport, transport_from_settings
+from drip.ops.operators import PASSWORD_HASHER
+from drip.store.db import make_engine, make_sessionmaker
 
 
 @dataclass

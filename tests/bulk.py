@@ -8,7 +8,7 @@ from typing import cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Engine
 
-from drip.models import Enrollment, EnrollmentStatus, Subscriber
+from drip.store.models import Enrollment, EnrollmentStatus, Subscriber
 
 SUBSCRIBERS = cast(Table, Subscriber.__table__)
 ENROLLMENTS = cast(Table, Enrollment.__table__)

@@ -22,16 +22,16 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
-from drip import intake
 from drip.app import create_app
-from drip.clock import FrozenClock, as_utc
-from drip.config import Settings, load_settings
-from drip.db import make_engine, migrate
-from drip.intake import Intake
-from drip.models import Base, Delivery, Enrollment, EnrollmentStatus, Subscriber
+from drip.audience import intake
+from drip.audience.intake import Intake
+from drip.audience.subscriptions import Consent, subscribe
+from drip.audience.tags import add_tags
+from drip.core.clock import FrozenClock, as_utc
+from drip.core.config import Settings, load_settings
 from drip.services import Services, build_services
-from drip.subscriptions import Consent, subscribe
-from drip.tags import add_tags
+from drip.store.db import make_engine, migrate
+from drip.store.models import Base, Delivery, Enrollment, EnrollmentStatus, Subscriber
 from tests.smtp import SmtpServer, free_port
 
 TESTS = Path(__file__).resolve().parent

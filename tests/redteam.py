@@ -6,7 +6,7 @@ with the answer it deserves, none may answer 5xx, and the database must not chan
 
 Bounded (one pass over a fixed list, a timeout per request) and loopback only. The
 database must hold the reader `ada@example.org` in the course `tiny` (enrollment and
-subscriber 1) and the operator; tests/test_redteam.py sets that up and runs it against
+subscriber 1) and the operator; tests/web/test_redteam.py sets that up and runs it against
 `drip serve` on SQLite and gunicorn on PostgreSQL.
 """
 
@@ -25,8 +25,8 @@ import requests
 from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.engine import Engine
 
-from drip.links import Links
-from drip.models import Base
+from drip.mail.links import Links
+from drip.store.models import Base
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # Tables a refused request may legitimately touch: the counters of the rate limits, and the

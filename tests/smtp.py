@@ -22,7 +22,7 @@ from typing import Self
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from drip.mailer import SmtpTransport
+from drip.mail.transports import SmtpTransport
 
 
 @dataclass

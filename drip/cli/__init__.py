@@ -13,7 +13,7 @@ import click
 
 from drip.cli import content, operators, readers, running, segments
 from drip.cli.common import database_problem
-from drip.config import ConfigError
+from drip.core.config import ConfigError
 
 
 @click.group()

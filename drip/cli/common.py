@@ -9,12 +9,12 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError
 
-from drip import guardrails
-from drip.clock import parse_instant
-from drip.config import load_settings
-from drip.content import Sequence
-from drip.db import DatabaseProblem, check_database, make_engine
+from drip.content.sequences import Sequence
+from drip.core.clock import parse_instant
+from drip.core.config import load_settings
+from drip.deliverability import guardrails
 from drip.services import Services, build_services
+from drip.store.db import DatabaseProblem, check_database, make_engine
 
 
 class Runtime:

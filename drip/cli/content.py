@@ -12,8 +12,15 @@ from zoneinfo import ZoneInfo
 import click
 from sqlalchemy import select
 
-from drip import magnets
-from drip.broadcasts import (
+from drip.audience.subscriptions import SubscriptionError
+from drip.audience.tags import TagError, clean_tag
+from drip.cli.common import instant, sequence_named, services, zone
+from drip.content import magnets
+from drip.content.embed import snippet
+from drip.content.schedule import reader_zone, timeline
+from drip.content.sequences import Problem, Sequence, load_sequences, no_sequences
+from drip.core.clock import parse_instant
+from drip.dispatch.broadcasts import (
     BroadcastError,
     audience_count,
     cancel,
@@ -21,19 +28,12 @@ from drip.broadcasts import (
     read_broadcast,
     schedule,
 )
-from drip.cli.common import instant, sequence_named, services, zone
-from drip.clock import parse_instant
-from drip.content import Problem, Sequence, load_sequences, no_sequences
-from drip.embed import snippet
-from drip.links import sample_links
-from drip.lint import lint, render_problems
-from drip.mailer import SendError
-from drip.models import Broadcast
-from drip.render import SAMPLE_READER, Reader
-from drip.samples import UnknownLesson, send_test
-from drip.schedule import reader_zone, timeline
-from drip.subscriptions import SubscriptionError
-from drip.tags import TagError, clean_tag
+from drip.mail.links import sample_links
+from drip.mail.render import SAMPLE_READER, Reader
+from drip.mail.transports import SendError
+from drip.store.models import Broadcast
+from drip.studio.lint import lint, render_problems
+from drip.studio.samples import UnknownLesson, send_test
 
 
 @click.command("check")

@@ -8,13 +8,13 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from drip.api_keys import SCOPES, ApiKeyError, create_key, list_keys, revoke_key
 from drip.cli.common import services
-from drip.files import private_dir, write_private
-from drip.hooks import EVENT_TYPES, HookError, add_endpoint, endpoints
-from drip.models import Operator, Role, WebhookEndpoint
-from drip.operator_sessions import end_every_session
-from drip.operators import (
+from drip.core.files import private_dir, write_private
+from drip.integrations.api_keys import SCOPES, ApiKeyError, create_key, list_keys, revoke_key
+from drip.integrations.hooks import EVENT_TYPES, HookError, add_endpoint, endpoints
+from drip.integrations.outgoing import Reach
+from drip.ops.operator_sessions import end_every_session
+from drip.ops.operators import (
     FIRST_OPERATOR,
     OperatorError,
     create_operator,
@@ -22,8 +22,8 @@ from drip.operators import (
     first_operator_needed,
     set_password,
 )
-from drip.outgoing import Reach
 from drip.services import Services
+from drip.store.models import Operator, Role, WebhookEndpoint
 
 
 def first_password_file(svc: Services) -> Path:

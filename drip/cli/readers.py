@@ -9,12 +9,12 @@ from pathlib import Path
 
 import click
 
-from drip.bounces import status_line
+from drip.audience.imports import queue_import, run_import
+from drip.audience.intake import waiting
+from drip.audience.subscriptions import Consent, SubscriptionError, subscribe
 from drip.cli.common import instant, now_or, services
-from drip.imports import queue_import, run_import
-from drip.intake import waiting
-from drip.queries import counts_by_sequence_and_status
-from drip.subscriptions import Consent, SubscriptionError, subscribe
+from drip.deliverability.bounces import status_line
+from drip.store.queries import counts_by_sequence_and_status
 
 
 @click.command("subscribe")

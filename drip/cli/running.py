@@ -11,12 +11,12 @@ from datetime import datetime
 import click
 import dns.resolver
 
-from drip import guardrails
 from drip.cli.common import guard, instant, now_or, safe_url, services
-from drip.db import migrate
+from drip.core.logs import configure_logging
+from drip.deliverability import guardrails
 from drip.dispatch import DispatchLocked, dispatch_lock
-from drip.logs import configure_logging
-from drip.worker import run_worker
+from drip.jobs.worker import run_worker
+from drip.store.db import migrate
 
 
 @click.command("init")

@@ -10,10 +10,10 @@ from typing import Any
 import click
 from sqlalchemy import select
 
-from drip import segments
+from drip.audience import segments
+from drip.audience.exports import readers_csv
 from drip.cli.common import services
-from drip.exports import readers_csv
-from drip.models import Segment
+from drip.store.models import Segment
 
 
 def _fail(error: segments.SegmentError) -> None:

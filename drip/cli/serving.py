@@ -12,15 +12,15 @@ import click
 from flask.logging import default_handler
 from waitress import serve
 
-from drip import guardrails
 from drip.app import create_app
 from drip.cli.common import safe_url, served_base_url, warn_unsafe
 from drip.cli.operators import announce_first_operator
-from drip.db import check_database, migrate
+from drip.core.logs import configure_logging
+from drip.deliverability import guardrails
 from drip.dispatch import DispatchLocked
-from drip.logs import configure_logging
+from drip.jobs.worker import start_background
 from drip.services import Services
-from drip.worker import start_background
+from drip.store.db import check_database, migrate
 
 
 def serve_web(host: str, port: int, *, scheduler: bool) -> None:

@@ -8,7 +8,7 @@ from drip.dispatch.claim import Claimed, DispatchLocked, dispatch_lock
 from drip.dispatch.pass_ import Dispatcher, new_worker_id
 from drip.dispatch.plan import Plan, Send, Settle, Verdict, plan
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
-from drip.pace import backoff
+from drip.mail.pace import backoff
 
 __all__ = [
     "Claimed",

@@ -20,11 +20,11 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Connection, Table, and_, not_, or_, select, update
 from sqlalchemy.engine import Engine
 
-from drip import queries
-from drip.bounces import sending_paused
-from drip.db import sqlite_file
-from drip.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Subscriber
-from drip.render import Reader
+from drip.deliverability.bounces import sending_paused
+from drip.mail.render import Reader
+from drip.store import queries
+from drip.store.db import sqlite_file
+from drip.store.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Subscriber
 
 E = cast(Table, Enrollment.__table__)
 D = cast(Table, Delivery.__table__)
@@ -110,7 +110,7 @@ def lease(
     skip_locked: bool,
 ) -> list[Claimed]:
     """Take up to a batch of due enrollments: this worker's until `lease_end`. Nothing while
-    a guardrail has paused all sending (drip.bounces)."""
+    a guardrail has paused all sending (drip.deliverability.bounces)."""
     if sending_paused(conn):
         return []
     due = queries.due(conn, now, limit=batch_size)

@@ -5,7 +5,7 @@ than the statement itself. `Direct` compiles a statement once with SQLAlchemy an
 the driver's own cursor; the SQL and every parameter conversion (UTC datetimes, enums) still
 come from the compiled statement. It reads compiler internals (`binds`, `positiontup`),
 which is why pyproject.toml bounds SQLAlchemy's version, and why
-tests/test_dispatch_direct.py runs each statement both ways and compares the rows.
+tests/dispatch/test_dispatch_direct.py runs each statement both ways and compares the rows.
 """
 
 from __future__ import annotations

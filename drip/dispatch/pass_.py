@@ -18,25 +18,25 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from drip.bounces import sending_paused
-from drip.broadcast_copies import send_due
-from drip.broadcast_copies import would_send as would_send_copies
-from drip.chaining import chain, would_offer
-from drip.clock import Clock, system_clock
-from drip.config import Settings
-from drip.content import ContentStore, Library
+from drip.audience.intake import take_in, waiting
+from drip.content.sequences import ContentStore, Library
+from drip.core.clock import Clock, system_clock
+from drip.core.config import Settings
+from drip.core.skew import ClockWatch
+from drip.deliverability.bounces import sending_paused
+from drip.dispatch.broadcast_copies import send_due
+from drip.dispatch.broadcast_copies import would_send as would_send_copies
+from drip.dispatch.chaining import chain, would_offer
 from drip.dispatch.claim import expire_unconfirmed, lease, peek, resume_held
+from drip.dispatch.fresh_links import send_requested
+from drip.dispatch.fresh_links import would_send as would_send_links
 from drip.dispatch.plan import Send, plan
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.dispatch.send import Recorder
-from drip.fresh_links import send_requested
-from drip.fresh_links import would_send as would_send_links
-from drip.intake import take_in, waiting
-from drip.links import Links
-from drip.mailer import Transport
-from drip.pace import Pace, PacedRelay
-from drip.render import Renderer
-from drip.skew import ClockWatch
+from drip.mail.links import Links
+from drip.mail.pace import Pace, PacedRelay
+from drip.mail.render import Renderer
+from drip.mail.transports import Transport
 
 PASS_CHECKPOINT_PAGES = 10_000  # SQLite WAL pages (4 KiB) between checkpoints during a pass
 REST = timedelta(seconds=30)  # the first rest after the relay asks drip to slow down
@@ -263,7 +263,7 @@ class Dispatcher:
 
     def check_clock(self) -> timedelta | None:
         """This worker's clock against the database's (PostgreSQL); the log says when it is
-        off by more than a few seconds (drip.skew). None on SQLite."""
+        off by more than a few seconds (drip.core.skew). None on SQLite."""
         with self.engine.connect() as conn:
             return self.clock_watch.check(conn, self.clock)
 

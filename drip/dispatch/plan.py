@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from drip.content import Lesson, Library, Sequence
+from drip.content.schedule import next_due, reader_zone
+from drip.content.sequences import Lesson, Library, Sequence
 from drip.dispatch.claim import Claimed
 from drip.dispatch.report import Kind, Outcome, OutcomeStatus
-from drip.models import EnrollmentStatus
-from drip.schedule import next_due, reader_zone
+from drip.store.models import EnrollmentStatus
 
 CONFIRM = "confirm"  # the lesson name of the confirmation email
 NO_LESSON = "-"

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from drip.dispatch.plan import Send, Settle, Verdict
-from drip.models import (
+from drip.store.models import (
     OUTCOME_UNKNOWN,
     Delivery,
     DeliveryStatus,

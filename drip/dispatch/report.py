@@ -6,11 +6,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from drip.broadcast_copies import Sent as BroadcastsSent
-from drip.chaining import Chained
-from drip.fresh_links import Sent
-from drip.intake import Intake
-from drip.outcome import Kind, Outcome, OutcomeStatus
+from drip.audience.intake import Intake
+from drip.dispatch.broadcast_copies import Sent as BroadcastsSent
+from drip.dispatch.chaining import Chained
+from drip.dispatch.fresh_links import Sent
+from drip.dispatch.outcome import Kind, Outcome, OutcomeStatus
 
 __all__ = ["Kind", "Outcome", "OutcomeStatus", "PassReport"]
 

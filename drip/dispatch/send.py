@@ -16,7 +16,7 @@
   not learnt: the connection was lost after DATA, or the worker died before recording it.
   It is sent again under the same Message-ID (receivers that collapse duplicate Message-IDs
   show it once), at most one per SMTP session, and its delivery keeps the note "outcome
-  unknown, re-sent" (drip.models.OUTCOME_UNKNOWN).
+  unknown, re-sent" (drip.store.models.OUTCOME_UNKNOWN).
 - A relay outage releases the rest of the batch without using up an attempt.
 - The tally triggers lock their rows in one order for every worker
   (drip.dispatch.record.lock_tallies), so two batches never wait for each other in a circle.
@@ -42,9 +42,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 
-from drip.bounces import return_path
-from drip.clock import Clock, system_clock
-from drip.config import Settings
+from drip.content.magnets import magnet_pdf, page_size_for
+from drip.content.schedule import into_window, reader_zone
+from drip.core.clock import Clock, system_clock
+from drip.core.config import Settings
+from drip.deliverability.bounces import return_path
 from drip.dispatch.direct import Direct
 from drip.dispatch.plan import HOLD, Plan, Send, Settle, Verdict
 from drip.dispatch.record import (
@@ -61,12 +63,13 @@ from drip.dispatch.record import (
     lock_tallies,
 )
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
-from drip.handoff import Unsendable, checked_message
-from drip.links import Links
-from drip.magnets import magnet_pdf, page_size_for
-from drip.mailer import SendError, Transport
-from drip.message_ids import new_message_id, sending_domain
-from drip.models import (
+from drip.mail.handoff import Unsendable, checked_message
+from drip.mail.links import Links
+from drip.mail.message_ids import new_message_id, sending_domain
+from drip.mail.pace import Pace, backoff
+from drip.mail.render import MessageTemplate, Renderer
+from drip.mail.transports import SendError, Transport
+from drip.store.models import (
     OUTCOME_UNKNOWN,
     Delivery,
     DeliveryStatus,
@@ -77,9 +80,6 @@ from drip.models import (
     Subscriber,
     WorkerHeartbeat,
 )
-from drip.pace import Pace, backoff
-from drip.render import MessageTemplate, Renderer
-from drip.schedule import into_window, reader_zone
 
 log = logging.getLogger(__name__)
 
@@ -660,7 +660,7 @@ class Recorder:
         return outcome
 
     def _message(self, item: Ready, now: datetime) -> bytes:
-        """The message for the item's reader; raises Unsendable (drip.handoff)."""
+        """The message for the item's reader; raises Unsendable (drip.mail.handoff)."""
         reader = item.send.claimed.reader
         return checked_message(
             reader.email,

@@ -10,7 +10,7 @@ from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
-from drip.web import api_v1
+from drip.web.api import v1 as api_v1
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _page(code: int) -> ResponseReturnValue:
         return api_v1.error(text, name, code)
     if request.path.startswith("/api/"):
         return jsonify(status="error", error=title.lower()), code
-    if request.path.startswith("/webhooks/"):  # the providers' shape (drip.web.webhooks)
+    if request.path.startswith("/webhooks/"):  # the providers' shape (drip.web.api.webhooks)
         return jsonify(error=message), code
     template = "admin/error.html" if request.path.startswith("/admin") else "public/error.html"
     try:

@@ -16,12 +16,12 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from drip import guardrails
-from drip.bounces import sending_paused
-from drip.clock import Clock
-from drip.db import DatabaseProblem
-from drip.models import WorkerHeartbeat
-from drip.skew import SKEW_LIMIT, database_skew, describe
+from drip.core.clock import Clock
+from drip.core.skew import SKEW_LIMIT, database_skew, describe
+from drip.deliverability import guardrails
+from drip.deliverability.bounces import sending_paused
+from drip.store.db import DatabaseProblem
+from drip.store.models import WorkerHeartbeat
 from drip.web.context import db_session, services
 
 bp = Blueprint("health", __name__)

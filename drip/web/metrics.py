@@ -23,12 +23,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
-from drip import guardrails
-from drip.bounces import event_counts, sending_paused
-from drip.models import DeliveryStatus, EnrollmentStatus
-from drip.queries import counts_by_sequence_and_status, deliveries_by_status
+from drip.deliverability import guardrails
+from drip.deliverability.bounces import event_counts, sending_paused
+from drip.ops.stats import last_pass, scheduler_alive
 from drip.services import Services
-from drip.stats import last_pass, scheduler_alive
+from drip.store.models import DeliveryStatus, EnrollmentStatus
+from drip.store.queries import counts_by_sequence_and_status, deliveries_by_status
 
 
 class DripCollector(Collector):

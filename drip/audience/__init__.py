@@ -1,0 +1,1 @@
+"""Readers from sign-up to leaving: intake, subscriptions, tags, segments."""

@@ -1,0 +1,243 @@
+"""A sign-up as it arrives, from drip's page, an embedded form or the JSON API: checked,
+counted against the limits and queued (drip.audience.intake) for the worker to take in.
+
+Plain functions of what the request carried (the fields, the peer's IP and user agent),
+`now` and the settings, so the three entry points share one set of rules and a test can
+call them without a request.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from drip.audience import intake
+from drip.audience.mail_domains import Resolver, suggestion, system_resolver, takes_mail
+from drip.audience.subscriptions import Consent, SubscriptionError, clean_timezone, normalize_email
+from drip.audience.tags import TagError, clean_tag
+from drip.content.sequences import Sequence
+from drip.core.config import Settings
+from drip.store.ratelimit import hits
+
+log = logging.getLogger(__name__)
+
+RESPONSIBILITIES = ("0", "1", "2+")  # the form's answers (templates/public/_fields.html)
+# Field sizes, checked before any parsing: an address cannot be longer (RFC 5321), and
+# nothing longer than these is a person's answer; a huge field would only cost CPU.
+MAX_EMAIL = 254
+MAX_NAME = 200
+MAX_FIELD = 100
+MAX_TAGS = 10
+
+
+class SignUpRefused(Exception):
+    """A sign-up that cannot go ahead; `status` is the HTTP answer, `field` the culprit,
+    `suggestion` the address the reader probably meant."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        field: str | None = None,
+        suggestion: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+        self.suggestion = suggestion
+
+
+@dataclass(frozen=True)
+class SignUp:
+    """One sign-up as submitted."""
+
+    email: str
+    first_name: str = ""
+    timezone: str = ""
+    consent: bool = False
+    honeypot: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    email_checked: bool = False  # the reader kept the address after "did you mean"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Who sent it, as the web server saw them; kept with the consent record."""
+
+    ip: str
+    user_agent: str = ""
+    source: str = ""
+
+
+def _text_problem(form: SignUp) -> SignUpRefused | None:
+    """Sizes first, then text a database can store (a lone surrogate cannot be encoded)."""
+    limits = {
+        "email": (form.email, MAX_EMAIL),
+        "first_name": (form.first_name, MAX_NAME),
+        "timezone": (form.timezone, MAX_FIELD),
+        **{name: (value, MAX_FIELD) for name, value in form.fields.items()},
+    }
+    for name, (value, limit) in limits.items():
+        if len(value) > limit:
+            return SignUpRefused(
+                f"The {name.replace('_', ' ')} is too long (at most {limit} characters).",
+                field=name,
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return SignUpRefused(
+                f"The {name.replace('_', ' ')} has characters we cannot "
+                "read. Please type it again.",
+                field=name,
+            )
+    return None
+
+
+def limits(kind: str, ip: str, address: str | None, settings: Settings) -> dict[str, int]:
+    """The counters one attempt of `kind` (a sign-up, a fresh-link request) moves: per IP,
+    and per address once the address is known; each with its hourly limit."""
+    keys = {f"{kind}:ip:{ip}": settings.signup_limit_ip}
+    if address is not None:
+        keys[f"{kind}:address:{address}"] = settings.signup_limit_address
+    return keys
+
+
+def signup_attributes(sequence: Sequence, raw: dict[str, str]) -> dict[str, Any]:
+    """The extra answers a sequence asks for (`signup_fields`), checked; blanks are left out."""
+    attributes: dict[str, Any] = {}
+    if "exam_date" in sequence.signup_fields and raw.get("exam_date", "").strip():
+        try:
+            attributes["exam_date"] = date.fromisoformat(raw["exam_date"].strip()).isoformat()
+        except ValueError:
+            raise SignUpRefused(
+                "Please give the exam date as a date, e.g. 2026-09-15.", field="exam_date"
+            ) from None
+    if "responsibilities" in sequence.signup_fields and raw.get("responsibilities", ""):
+        if raw["responsibilities"] not in RESPONSIBILITIES:
+            raise SignUpRefused(
+                "Please pick one of the answers about responsibilities.", field="responsibilities"
+            )
+        attributes["responsibilities"] = raw["responsibilities"]
+    return attributes
+
+
+def _address(
+    form: SignUp, settings: Settings, resolver: Resolver
+) -> tuple[str | None, SignUpRefused | None]:
+    """(address, problem): the address well formed, not a slip on a common provider (unless
+    the reader said it is right), and, with DRIP_CHECK_EMAIL_DOMAIN, at a domain DNS does
+    not deny mail."""
+    typed = form.email.strip()
+    try:
+        address = normalize_email(typed)
+    except SubscriptionError:
+        return None, SignUpRefused(
+            "That doesn't look like an email address we can write to. Please check it.",
+            field="email",
+        )
+    meant = None if form.email_checked else suggestion(typed)
+    if meant:
+        return None, SignUpRefused(f"Did you mean {meant}?", field="email", suggestion=meant)
+    why = takes_mail(address.rpartition("@")[2], resolver) if settings.check_email_domain else None
+    if why:
+        refused = SignUpRefused(
+            f"{why} Please check the address.", field="email", suggestion=suggestion(typed)
+        )
+        return None, refused
+    return address, None
+
+
+def _check(
+    sequence: Sequence,
+    form: SignUp,
+    settings: Settings,
+    resolver: Resolver = system_resolver,
+) -> tuple[str | None, SignUpRefused | None, str | None, dict[str, Any]]:
+    """(address, problem, time zone, attributes) from the form; no database involved."""
+    if problem := _text_problem(form):
+        return None, problem, None, {}
+    try:
+        timezone: str | None = clean_timezone(form.timezone.strip() or None, sequence)
+    except SubscriptionError:
+        timezone = None  # an odd browser value: the sequence's zone is a fine default
+    if not form.email.strip():
+        return None, SignUpRefused("Please enter your email address.", field="email"), None, {}
+    address, problem = _address(form, settings, resolver)
+    if problem or address is None:
+        return None, problem, None, {}
+    if not form.consent:
+        return (
+            address,
+            SignUpRefused("Please tick the box to say you want these emails.", field="consent"),
+            None,
+            {},
+        )
+    try:
+        attributes = signup_attributes(sequence, form.fields)
+    except SignUpRefused as refused:
+        return address, refused, None, {}
+    if len(form.tags) > MAX_TAGS:
+        return address, SignUpRefused(f"At most {MAX_TAGS} tags.", field="tags"), None, {}
+    try:
+        for tag in form.tags:
+            clean_tag(tag)
+    except TagError as error:
+        return address, SignUpRefused(str(error), field="tags"), None, {}
+    return address, None, timezone, attributes
+
+
+def accept_sign_up(
+    session: Session,
+    sequence: Sequence,
+    form: SignUp,
+    peer: Peer,
+    now: datetime,
+    settings: Settings,
+    resolver: Resolver = system_resolver,
+) -> None:
+    """Check a sign-up, count it against the limits, queue it and commit.
+
+    Raises SignUpRefused, after committing the counts, so refused attempts count too. A
+    honeypot hit is answered like a success and stores nothing.
+    """
+    if form.honeypot.strip():
+        log.info("honeypot filled on %s from %s", sequence.slug, peer.ip)
+        return
+    address, problem, timezone, attributes = _check(sequence, form, settings, resolver)
+    by_ip, by_address = f"signup:ip:{peer.ip}", f"signup:address:{address}"
+    allowed = hits(session, limits("signup", peer.ip, address, settings), now)
+    if not allowed[by_ip]:
+        problem = SignUpRefused(
+            "Too many sign-ups from your network. Please try again in an hour.", status=429
+        )
+    elif problem is None and not allowed[by_address]:
+        problem = SignUpRefused(
+            "Too many sign-ups for this address. Please try again in an hour.", status=429
+        )
+    if problem is None and address is not None:
+        consent = Consent(
+            source=peer.source,
+            text=sequence.consent,
+            ip=peer.ip,
+            user_agent=peer.user_agent[:500] or None,
+        )
+        intake.accept(
+            session,
+            sequence.slug,
+            address,
+            now,
+            consent,
+            first_name=form.first_name,
+            timezone=timezone,
+            attributes=attributes,
+            tags=tuple(clean_tag(tag) for tag in form.tags),
+        )
+    session.commit()
+    if problem is not None or address is None:
+        raise problem or SignUpRefused("Please enter your email address.")

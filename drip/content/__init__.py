@@ -1,0 +1,1 @@
+"""Courses as files: sequences, authors, when lessons are due, lead magnets."""

@@ -1,0 +1,1 @@
+"""What every package stands on: settings, clock, private files, logs, paths."""

@@ -1,0 +1,594 @@
+"""Settings from `DRIP_*` environment variables, each with a default and a help text.
+
+A malformed value stops start-up with one line naming the variable. Nothing here runs at
+import time: `load_settings()` is called by the application factory and the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from drip.core.files import FILE_MODE, private_dir
+
+# The folder above the package: the checkout, when drip runs from one (its sequences/).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+POSTAL_ADDRESS_UNSET = "(postal address not set: DRIP_POSTAL_ADDRESS)"
+
+
+class ConfigError(Exception):
+    """A setting is malformed; the message names it."""
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than zero, got {raw!r}")
+    return value
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        parts = urlsplit(raw)
+        scheme = parts.scheme.split("+", 1)[0]
+        if scheme not in schemes or not (parts.netloc or parts.path):
+            raise ConfigError(
+                f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)},"
+                f" got {raw!r}"
+            )
+        return raw
+
+    return parse
+
+
+def _base_url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"{name} must be an http(s) URL such as https://drip.example.org, got {raw!r}"
+        )
+    return raw.rstrip("/")
+
+
+def _text(name: str, raw: str) -> str:
+    if not raw.strip():
+        raise ConfigError(f"{name} is set but empty")
+    return raw.strip()
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(_text(name, raw)).expanduser()
+
+
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ConfigError(
+                f"{name} must be a comma-separated list of origins such as "
+                f"https://blog.example.org, got {origin!r}"
+            )
+    return origins
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false (1/0, yes/no, on/off), got {raw!r}")
+
+
+def _rate(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be messages per second, e.g. 14, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than zero, got {raw!r}")
+    return value
+
+
+def _fraction(name: str, raw: str) -> float:
+    try:
+        value = float(raw.strip().rstrip("%")) / (100 if raw.strip().endswith("%") else 1)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be a fraction such as 0.003 (or 0.3%), got {raw!r}"
+        ) from None
+    if not 0 < value <= 1:
+        raise ConfigError(f"{name} must be between 0 and 1 (0.003 or 0.3%), got {raw!r}")
+    return value
+
+
+def _address(name: str, raw: str) -> str:
+    value = _text(name, raw)
+    local, at, domain = value.rpartition("@")
+    if not at or not local or not domain or "+" in local or " " in value:
+        raise ConfigError(
+            f"{name} must be a plain address such as bounces@example.org "
+            f"(drip adds +<token> itself), got {raw!r}"
+        )
+    return value
+
+
+def _arns(name: str, raw: str) -> tuple[str, ...]:
+    arns = tuple(a.strip() for a in raw.split(",") if a.strip())
+    for arn in arns:
+        if not arn.startswith("arn:aws") or arn.count(":") != 5:
+            raise ConfigError(
+                f"{name} must be a comma-separated list of topic ARNs such as "
+                f"arn:aws:sns:eu-west-1:123456789012:drip, got {arn!r}"
+            )
+    return arns
+
+
+def _keys(name: str, raw: str) -> tuple[str, ...]:
+    """Previous secret keys, comma-separated; an empty entry is a typo, not a key."""
+    keys = tuple(k.strip() for k in raw.split(","))
+    if not all(keys):
+        raise ConfigError(
+            f"{name} holds an empty entry (two commas, or one at either end), got {raw!r}"
+        )
+    return keys
+
+
+def _default_sequences_dir() -> Path:
+    """./sequences of the directory drip starts in, so an installed drip finds the author's."""
+    here = Path.cwd() / "sequences"
+    return here if here.is_dir() else PROJECT_ROOT / "sequences"
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "drip"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting drip reads. `metadata["help"]` is what docs/operating.md's table shows."""
+
+    data_dir: Path = field(
+        default_factory=_default_data_dir,
+        metadata={
+            "env": "DRIP_DATA_DIR",
+            "parse": _path,
+            "help": "Where the embedded default keeps its SQLite database, outbox and generated "
+            "secret (outside the repository). Default: $XDG_DATA_HOME/drip or "
+            "~/.local/share/drip.",
+        },
+    )
+    database_url: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_DATABASE_URL",
+            "parse": _url(("sqlite", "postgresql", "postgres")),
+            "help": "SQLAlchemy URL of the database, e.g. postgresql+psycopg://drip@db/drip. "
+            "Default: a SQLite file in the data directory.",
+        },
+    )
+    smtp_url: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_SMTP_URL",
+            "parse": _url(("smtp", "smtps")),
+            "help": "smtp://user:pass@host:587 (STARTTLS when offered) or smtps://host:465 "
+            "(implicit TLS). Unset: messages are written as .eml files to the outbox.",
+        },
+    )
+    secret_key: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_SECRET_KEY",
+            "parse": _text,
+            "help": "Signs links in email and session cookies. Unset: generated once and kept in "
+            "the data directory.",
+        },
+    )
+    secret_key_fallbacks: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "env": "DRIP_SECRET_KEY_FALLBACKS",
+            "parse": _keys,
+            "help": "Previous secret keys, comma-separated, after rotating DRIP_SECRET_KEY: "
+            "links, bounce addresses and Message-IDs in mail already sent, and operators' "
+            "cookies, still verify under them; everything new is signed with DRIP_SECRET_KEY "
+            "alone.",
+        },
+    )
+    base_url: str = field(
+        default="http://127.0.0.1:8000",
+        metadata={
+            "env": "DRIP_BASE_URL",
+            "parse": _base_url,
+            "help": "Public address of drip; links in email start with it. Must be https to send "
+            "through DRIP_SMTP_URL (RFC 8058 one-click unsubscribe). Unset: `drip serve` uses "
+            "the host and port it serves (it prints which), other commands http://127.0.0.1:8000.",
+        },
+    )
+    sender: str = field(
+        default="drip <drip@localhost>",
+        metadata={
+            "env": "DRIP_SENDER",
+            "parse": _text,
+            "help": "From address used by sequences that do not name their own sender. An "
+            "address at your own domain (not @localhost) is required to send through "
+            "DRIP_SMTP_URL.",
+        },
+    )
+    postal_address: str = field(
+        default=POSTAL_ADDRESS_UNSET,
+        metadata={
+            "env": "DRIP_POSTAL_ADDRESS",
+            "parse": _text,
+            "help": "Sender's postal address, shown in every email's footer (CAN-SPAM). "
+            "Required to send through DRIP_SMTP_URL.",
+        },
+    )
+    author_name: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_AUTHOR_NAME",
+            "parse": _text,
+            "help": "The courses' author as readers should see it, where no file names one "
+            "(author.name in sequences/site.yaml or a sequence.yaml wins): the From name, the "
+            "signature under every email, the sign-up page and the PDF covers. Unset and "
+            "unnamed in the files: drip check warns, and sending through DRIP_SMTP_URL is held.",
+        },
+    )
+    unsubscribe_mailto: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_UNSUBSCRIBE_MAILTO",
+            "parse": _text,
+            "help": "Optional address added as a mailto: to List-Unsubscribe.",
+        },
+    )
+    sequences_dir: Path = field(
+        default_factory=_default_sequences_dir,
+        metadata={
+            "env": "DRIP_SEQUENCES_DIR",
+            "parse": _path,
+            "help": "Folder holding one sub-folder per sequence. Default: sequences/ in the "
+            "current directory when there is one, else the sequences/ of the checkout "
+            "drip runs from.",
+        },
+    )
+    dispatch_interval: int = field(
+        default=15,
+        metadata={
+            "env": "DRIP_DISPATCH_INTERVAL",
+            "parse": _positive_int,
+            "help": "Seconds between two dispatch passes of the scheduler (default 15); a new "
+            "reader's confirmation email goes out within this time.",
+        },
+    )
+    batch_size: int = field(
+        default=200,
+        metadata={
+            "env": "DRIP_BATCH_SIZE",
+            "parse": _positive_int,
+            "help": "Enrollments one worker claims at a time; one SMTP connection serves a batch.",
+        },
+    )
+    send_rate: float = field(
+        default=0.0,
+        metadata={
+            "env": "DRIP_SEND_RATE",
+            "parse": _rate,
+            "help": "Messages per second the relay allows, across all workers together (they "
+            "share the budget through the database); never exceeded in any second. "
+            "Unset: no cap.",
+        },
+    )
+    smtp_connections: int = field(
+        default=1,
+        metadata={
+            "env": "DRIP_SMTP_CONNECTIONS",
+            "parse": _positive_int,
+            "help": "SMTP sessions one worker keeps busy at once (within DRIP_SEND_RATE): for a "
+            "relay far away on the network, where one session waits on every reply.",
+        },
+    )
+    lease_seconds: int = field(
+        default=300,
+        metadata={
+            "env": "DRIP_LEASE_SECONDS",
+            "parse": _positive_int,
+            "help": "How long a claim lasts; a dead worker's readers go back to the queue after.",
+        },
+    )
+    max_attempts: int = field(
+        default=8,
+        metadata={
+            "env": "DRIP_MAX_ATTEMPTS",
+            "parse": _positive_int,
+            "help": "Transient SMTP failures tolerated for one lesson before the enrollment is "
+            "paused for the operator.",
+        },
+    )
+    confirm_days: int = field(
+        default=7,
+        metadata={
+            "env": "DRIP_CONFIRM_DAYS",
+            "parse": _positive_int,
+            "help": "Days a confirmation link stays valid; unconfirmed sign-ups expire after.",
+        },
+    )
+    link_days: int = field(
+        default=30,
+        metadata={
+            "env": "DRIP_LINK_DAYS",
+            "parse": _positive_int,
+            "help": "Days a lead-magnet download link stays valid.",
+        },
+    )
+    cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "env": "DRIP_CORS_ORIGINS",
+            "parse": _origins,
+            "help": "Comma-separated origins (e.g. https://blog.example.org) allowed to post to "
+            "the JSON sign-up endpoint.",
+        },
+    )
+    check_email_domain: bool = field(
+        default=True,
+        metadata={
+            "env": "DRIP_CHECK_EMAIL_DOMAIN",
+            "parse": _flag,
+            "help": "Refuse sign-ups whose address domain DNS says does not exist or takes no "
+            "mail. A look-up that fails (no DNS: an offline laptop, a container) accepts the "
+            "address and logs a warning.",
+        },
+    )
+    signup_limit_ip: int = field(
+        default=20,
+        metadata={
+            "env": "DRIP_SIGNUP_LIMIT_IP",
+            "parse": _positive_int,
+            "help": "Sign-ups (and, separately, fresh-link requests) accepted per IP address per "
+            "hour, across all web workers.",
+        },
+    )
+    signup_limit_address: int = field(
+        default=5,
+        metadata={
+            "env": "DRIP_SIGNUP_LIMIT_ADDRESS",
+            "parse": _positive_int,
+            "help": "Sign-ups (and, separately, fresh-link requests) accepted per email address "
+            "per hour.",
+        },
+    )
+    bounce_address: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_BOUNCE_ADDRESS",
+            "parse": _address,
+            "help": "Envelope sender for bounces, e.g. bounces@example.org: each message goes out "
+            "from bounces+<signed delivery token>@example.org (VERP), so a bounce finds "
+            "its delivery. Unset: the sequence's From address.",
+        },
+    )
+    bounce_imap_url: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_BOUNCE_IMAP_URL",
+            "parse": _url(("imap", "imaps")),
+            "help": "imaps://user:pass@host/INBOX (or imap://): the worker reads bounce reports "
+            "(DSN, ARF) from this mailbox every pass and moves those it handled.",
+        },
+    )
+    bounce_imap_processed: str = field(
+        default="drip-processed",
+        metadata={
+            "env": "DRIP_BOUNCE_IMAP_PROCESSED",
+            "parse": _text,
+            "help": "Folder of the bounce mailbox that handled reports are moved to (created if "
+            "absent).",
+        },
+    )
+    webhook_token: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_WEBHOOK_TOKEN",
+            "parse": _text,
+            "help": "Bearer token for drip's own POST /webhooks/bounce. Unset: that endpoint "
+            "refuses everything.",
+        },
+    )
+    webhook_allow_private: bool = field(
+        default=False,
+        metadata={
+            "env": "DRIP_WEBHOOK_ALLOW_PRIVATE",
+            "parse": _flag,
+            "help": "UNSAFE, for tests only: outgoing webhooks may reach loopback, private and "
+            "link-local addresses (the cloud's metadata service too). Off, they reach public "
+            "addresses only. `drip doctor` and a real relay's guardrails list it as a problem.",
+        },
+    )
+    sns_certificate: Path | None = field(
+        default=None,
+        metadata={
+            "env": "DRIP_SNS_CERTIFICATE",
+            "parse": _path,
+            "help": "A local PEM file holding Amazon SNS's signing certificate, used instead of "
+            "downloading the one the SigningCertURL names (air-gapped installs, tests).",
+        },
+    )
+    sns_topic_arns: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "env": "DRIP_SNS_TOPIC_ARNS",
+            "parse": _arns,
+            "help": "Comma-separated SNS topic ARNs /webhooks/ses accepts (any other topic's "
+            "signed messages are refused). Unset: /webhooks/ses refuses everything (403), "
+            "since SNS signs any AWS account's topic.",
+        },
+    )
+    postmark_auth: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_POSTMARK_AUTH",
+            "parse": _text,
+            "help": "user:password that Postmark's webhook must send as HTTP basic auth (put "
+            "https://user:password@drip.example.org/webhooks/postmark in Postmark).",
+        },
+    )
+    mailgun_signing_key: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_MAILGUN_SIGNING_KEY",
+            "parse": _text,
+            "help": "Mailgun's HTTP webhook signing key, checking POST /webhooks/mailgun.",
+        },
+    )
+    sendgrid_public_key: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_SENDGRID_PUBLIC_KEY",
+            "parse": _text,
+            "help": "The verification key SendGrid shows for its signed event webhook (base64), "
+            "checking POST /webhooks/sendgrid.",
+        },
+    )
+    soft_bounce_limit: int = field(
+        default=3,
+        metadata={
+            "env": "DRIP_SOFT_BOUNCE_LIMIT",
+            "parse": _positive_int,
+            "help": "Soft bounces in a row (no clean send between them) that suppress an address "
+            "(default 3).",
+        },
+    )
+    complaint_pause: float = field(
+        default=0.003,
+        metadata={
+            "env": "DRIP_COMPLAINT_PAUSE",
+            "parse": _fraction,
+            "help": "Complaint rate of the last 1,000 sends (once 500 are counted) above which "
+            "all sending pauses until an operator resumes it (default 0.003, 0.3%).",
+        },
+    )
+    bounce_pause: float = field(
+        default=0.05,
+        metadata={
+            "env": "DRIP_BOUNCE_PAUSE",
+            "parse": _fraction,
+            "help": "Hard-bounce rate of the last 1,000 sends (once 500 are counted) above which "
+            "all sending pauses until an operator resumes it (default 0.05, 5%).",
+        },
+    )
+    allow_unsafe_sending: bool = field(
+        default=False,
+        metadata={
+            "env": "DRIP_ALLOW_UNSAFE_SENDING",
+            "parse": _flag,
+            "help": "Send through DRIP_SMTP_URL although `drip doctor` finds problems (http links, "
+            "a @localhost sender, no postal address, no author name): for a test relay only. "
+            "The problems still show on the dashboard and in /healthz.",
+        },
+    )
+    metrics_token: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_METRICS_TOKEN",
+            "parse": _text,
+            "help": "Bearer token /metrics asks for; with it a scrape gets every count. Unset: "
+            "/metrics is open and shows only what no sign-up moves (last pass age, "
+            "scheduler alive, guardrail problems).",
+        },
+    )
+    home_url: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_HOME_URL",
+            "parse": _base_url,
+            "help": "Where / redirects (e.g. your blog). Unset: / is a small page linking to "
+            "each course's sign-up page.",
+        },
+    )
+    dkim_selector: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_DKIM_SELECTOR",
+            "parse": _text,
+            "help": "DKIM selector your relay signs with; `drip doctor` then looks up "
+            "<selector>._domainkey.<sender domain>.",
+        },
+    )
+    studio_git: bool = field(
+        default=True,
+        metadata={
+            "env": "DRIP_STUDIO_GIT",
+            "parse": _flag,
+            "help": "Where the sequences folder is in a git repository, each change made in the "
+            "admin's course editor is a commit with the operator as author. Set false to "
+            "write the files without committing.",
+        },
+    )
+
+    @property
+    def verifying_keys(self) -> tuple[str, ...]:
+        """The secret key, then its fallbacks: what a signature drip made may be under."""
+        return (self.secret_key, *self.secret_key_fallbacks)
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'drip.sqlite3'}"
+
+
+def documented_settings() -> list[tuple[str, str]]:
+    """(variable, help) for every setting, in declaration order, as docs/operating.md lists them."""
+    return [(f.metadata["env"], f.metadata["help"]) for f in fields(Settings)]
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read every `DRIP_*` variable, refusing malformed ones; `overrides` win (tests use them)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = env.get(f.metadata["env"])
+        if raw is not None and f.name not in overrides:
+            values[f.name] = f.metadata["parse"](f.metadata["env"], raw)
+    values.update(overrides)
+    settings = Settings(**values)
+    if not settings.secret_key:
+        settings = Settings(**{**values, "secret_key": _stored_secret(settings.data_dir)})
+    if settings.secret_key in settings.secret_key_fallbacks:
+        raise ConfigError(
+            "DRIP_SECRET_KEY_FALLBACKS holds the current DRIP_SECRET_KEY: list only the keys "
+            "it replaced"
+        )
+    return settings
+
+
+def _stored_secret(data_dir: Path) -> str:
+    """Generate the secret once and keep it beside the embedded database, never in the repo."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    private_dir(data_dir)
+    secret = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:  # another process won the race; use its secret
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        os.fchmod(handle.fileno(), FILE_MODE)
+        handle.write(secret)
+    return secret

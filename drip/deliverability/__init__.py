@@ -1,0 +1,1 @@
+"""What keeps mail welcome: bounces, providers, mailbox, guardrails."""

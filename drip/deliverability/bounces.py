@@ -1,0 +1,619 @@
+"""Bounces and complaints, however they arrive (a provider's webhook, the bounce mailbox).
+
+Every message carries what finds its delivery again: its signed Message-ID
+(drip.mail.message_ids), and, with `DRIP_BOUNCE_ADDRESS`, a VERP return path whose local part
+holds a signed token of the delivery. `record_bounce` matches a reported event by VERP token,
+then by Message-ID, then by address, and applies it once, but only when it is verified:
+it proves it came from a message drip sent.
+
+- verified: the signed VERP address, or a Message-ID whose HMAC holds under the secret
+  key; or a provider's webhook (its signature checked by drip.deliverability.providers) about an
+  address drip has sent to. Anyone can write to the bounce mailbox, so a report there
+  that names only an address, or a Message-ID drip did not sign, proves nothing.
+- an unverified report is stored (`verified` false, shown on the dashboard and the
+  reader's page) and logged, and changes nobody; the guardrail does not count it.
+
+What a verified report does:
+
+- hard: the address is suppressed (as a 5xx during the SMTP exchange does);
+- soft: counted; `DRIP_SOFT_BOUNCE_LIMIT` in a row with no clean send between suppress;
+- complaint: the reader leaves every sequence and the address is suppressed.
+
+An event that matches nothing is stored (matched_by "none"), logged and counted (/metrics
+counts events by kind and match), never an error. Each hard bounce or complaint also checks
+the guardrail: once the last 1,000 sends hold at least 500, a complaint or hard-bounce rate
+above its limit pauses all sending (`sending_paused`) until an operator resumes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from email.utils import parseaddr
+from functools import lru_cache
+from typing import Literal
+from urllib.parse import urlsplit
+
+from sqlalchemy import Connection, and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from drip.audience.subscriptions import suppress
+from drip.core.clock import as_utc
+from drip.core.config import Settings
+from drip.mail.message_ids import read_message_ids
+from drip.mail.transports import envelope_sender
+from drip.store.models import (
+    BounceEvent,
+    BroadcastRecipient,
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Event,
+    SendingPause,
+    Subscriber,
+)
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["hard", "soft", "complaint"]
+KINDS: tuple[Kind, ...] = ("hard", "soft", "complaint")
+GUARD_WINDOW = 1_000  # sends the pause guardrail looks at
+GUARD_MINIMUM = 500  # sends the window must hold before the guardrail can trip
+VERP_TOKEN = re.compile(r"^([de])(\d+)-([0-9a-f]{16})$")
+
+
+@dataclass(frozen=True)
+class Report:
+    """One bounce or complaint for one recipient, as a provider or a DSN tells it."""
+
+    kind: Kind
+    email: str
+    provider: str  # drip, ses, postmark, mailgun, sendgrid, mailbox
+    key: str  # unique per event: the provider's event id, or a hash of the report
+    source: str = "webhook"  # webhook or mailbox
+    message_id: str | None = None  # the Message-ID header of the message that bounced
+    return_path: str | None = None  # the envelope sender it went out with (VERP)
+    diagnostic: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What `record_bounce` needs from the settings."""
+
+    secret: str = ""
+    fallbacks: tuple[str, ...] = ()  # previous secret keys: mail sent before a rotation
+    domain: str = ""  # the host of DRIP_BASE_URL
+    soft_limit: int = 3
+    complaint_pause: float = 0.003
+    bounce_pause: float = 0.05
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(
+            secret=settings.secret_key,
+            fallbacks=settings.secret_key_fallbacks,
+            domain=urlsplit(settings.base_url).hostname or "localhost",
+            soft_limit=settings.soft_bounce_limit,
+            complaint_pause=settings.complaint_pause,
+            bounce_pause=settings.bounce_pause,
+        )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What became of one report: applied, duplicate (already recorded), unmatched, or
+    unverified (recorded; it did not prove it came from a message drip sent)."""
+
+    status: Literal["applied", "duplicate", "unmatched", "unverified"]
+    outcome: str
+    email: str
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.email} ({self.outcome})"
+
+
+def event_key(provider: str, *parts: object) -> str:
+    """A stable key from what identifies an event, hashed so it fits the column."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+    return f"{provider}:{digest[:48]}"
+
+
+# -- VERP ---------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _keyed(secret: str) -> hmac.HMAC:
+    """The HMAC with its key already absorbed: copied per message, not rebuilt."""
+    return hmac.new(secret.encode(), b"drip.verp.", hashlib.sha256)
+
+
+def _signature(secret: str, kind: str, ident: int) -> str:
+    mac = _keyed(secret).copy()
+    mac.update(f"{kind}{ident}".encode())
+    return mac.hexdigest()[:16]
+
+
+def verp_token(secret: str, *, delivery_id: int | None, enrollment_id: int) -> str:
+    """`d<delivery id>-<sig>` for a lesson, `e<enrollment id>-<sig>` for a confirmation email
+    (which has no delivery row). Lower-case hex only: some relays fold the local part's case."""
+    kind, ident = ("d", delivery_id) if delivery_id is not None else ("e", enrollment_id)
+    return f"{kind}{ident}-{_signature(secret, kind, ident)}"
+
+
+def read_verp(
+    secret: str, address: str, bounce_address: str = "", fallbacks: tuple[str, ...] = ()
+) -> tuple[str, int] | None:
+    """("d", delivery id) or ("e", enrollment id) from a VERP address whose signature holds
+    under `secret` or a key it replaced (`fallbacks`); None for any other address. With
+    `bounce_address`, the address must be its +variant."""
+    address = parseaddr(address)[1] or address
+    local, _, domain = address.strip().lower().rpartition("@")
+    base, plus, token = local.partition("+")
+    if not plus:
+        return None
+    if bounce_address:
+        want_local, _, want_domain = bounce_address.lower().rpartition("@")
+        if (base, domain) != (want_local, want_domain):
+            return None
+    found = VERP_TOKEN.match(token)
+    if found is None or not secret:
+        return None
+    kind, ident = found.group(1), int(found.group(2))
+    keys = (secret, *fallbacks)
+    if not any(hmac.compare_digest(found.group(3), _signature(k, kind, ident)) for k in keys):
+        return None
+    return kind, ident
+
+
+_plain_envelope = lru_cache(maxsize=256)(envelope_sender)  # parsed From, for every message
+
+
+def return_path(
+    settings: Settings, sender: str, delivery_id: int | None, enrollment_id: int
+) -> str:
+    """The envelope sender (MAIL FROM) of one message: the VERP address of its delivery when
+    `DRIP_BOUNCE_ADDRESS` is set, else the From address of the sequence."""
+    if not settings.bounce_address:
+        return _plain_envelope(sender)
+    local, _, domain = settings.bounce_address.rpartition("@")
+    token = verp_token(settings.secret_key, delivery_id=delivery_id, enrollment_id=enrollment_id)
+    return f"{local}+{token}@{domain}"
+
+
+# -- matching ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Match:
+    by: str
+    subscriber: Subscriber | None = None
+    enrollment: Enrollment | None = None
+    delivery: Delivery | None = None
+    verified: bool = False  # proven to come from a message drip sent: it may change a reader
+
+
+def _match(session: Session, report: Report, policy: Policy) -> _Match:
+    """VERP token first (signed), then a signed Message-ID, then the address alone (which
+    proves something only in a provider's signed webhook, about an address drip mailed)."""
+    verp = (
+        read_verp(policy.secret, report.return_path, fallbacks=policy.fallbacks)
+        if report.return_path
+        else None
+    )
+    if verp is not None:
+        kind, ident = verp
+        if kind == "d":
+            delivery = session.get(Delivery, ident)
+            if delivery is not None:
+                owner = delivery.enrollment
+                return _Match("verp", owner.subscriber, owner, delivery, True)
+        else:
+            found = session.get(Enrollment, ident)
+            if found is not None:
+                return _Match("verp", found.subscriber, found, verified=True)
+    for signed in read_message_ids(policy.secret, report.message_id or "", policy.fallbacks):
+        enrollment = session.get(Enrollment, signed.enrollment_id)
+        if enrollment is None:
+            continue
+        delivery = session.scalar(
+            select(Delivery).where(
+                Delivery.enrollment_id == enrollment.id, Delivery.lesson == signed.label
+            )
+        )
+        return _Match("message-id", enrollment.subscriber, enrollment, delivery, True)
+    address = report.email.strip().lower()
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    if subscriber is not None:
+        vouched = report.source == "webhook" and _mailed(session, subscriber.id)
+        return _Match("address", subscriber, verified=vouched)
+    return _Match("none")
+
+
+def _mailed(session: Session, subscriber_id: int) -> bool:
+    """Whether drip has sent this reader anything: a lesson, a confirmation, a broadcast."""
+    enrollments = select(Enrollment.id).where(Enrollment.subscriber_id == subscriber_id)
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    Delivery.enrollment_id.in_(enrollments), Delivery.sent_at.is_not(None)
+                )
+                | exists().where(
+                    Enrollment.subscriber_id == subscriber_id,
+                    Enrollment.confirmation_sent_at.is_not(None),
+                )
+                | exists().where(
+                    BroadcastRecipient.subscriber_id == subscriber_id,
+                    BroadcastRecipient.sent_at.is_not(None),
+                )
+            )
+        )
+    )
+
+
+# -- applying ------------------------------------------------------------------------------------
+
+
+def record_bounce(
+    session: Session, report: Report, now: datetime, policy: Policy | None = None
+) -> Recorded:
+    """Match and apply one event, once: a second report with the same key changes nothing.
+    The caller commits. The same event recorded meanwhile by another transaction raises
+    IntegrityError (the unique key); rolled back and run again, it is found a duplicate.
+    (No savepoint: on SQLite, pysqlite would commit at its release.)"""
+    policy = policy or Policy()
+    if session.scalar(select(BounceEvent.id).where(BounceEvent.key == report.key)) is not None:
+        return Recorded("duplicate", "already recorded", report.email)
+    match = _match(session, report, policy)
+    row = BounceEvent(
+        key=report.key,
+        received_at=now,
+        source=report.source,
+        provider=report.provider,
+        kind=report.kind,
+        email=report.email[:320],
+        subscriber_id=match.subscriber.id if match.subscriber else None,
+        enrollment_id=match.enrollment.id if match.enrollment else None,
+        delivery_id=match.delivery.id if match.delivery else None,
+        matched_by=match.by,
+        outcome="unmatched",
+        diagnostic=report.diagnostic[:2000],
+        verified=match.verified,
+    )
+    session.add(row)
+    session.flush()
+    if match.subscriber is not None and not match.verified:
+        row.outcome = "unverified: changed nobody"
+        log.warning(
+            "%s report from %s for %s matches by %s only, which does not prove drip sent "
+            "the message (no signed return path nor Message-ID): recorded, nothing changed",
+            report.kind,
+            report.provider,
+            report.email,
+            match.by,
+        )
+        return Recorded("unverified", row.outcome, report.email)
+    if match.subscriber is None:
+        log.warning(
+            "%s %s from %s for %s matches no delivery nor reader: recorded, nothing to do",
+            report.kind,
+            "report",
+            report.provider,
+            report.email,
+        )
+        return Recorded("unmatched", "no delivery nor reader", report.email)
+    row.outcome = _apply(session, report, match, now, policy)
+    if report.kind in ("hard", "complaint"):
+        trip_guardrail(session, now, policy)
+    return Recorded("applied", row.outcome, report.email)
+
+
+def _label(report: Report) -> str:
+    words = {"hard": "hard bounce", "soft": "soft bounce", "complaint": "spam complaint"}
+    text = f"{words[report.kind]} ({report.provider}"
+    text += ", bounce mailbox)" if report.source == "mailbox" else ")"
+    return f"{text}: {report.diagnostic}" if report.diagnostic else text
+
+
+def _apply(session: Session, report: Report, match: _Match, now: datetime, policy: Policy) -> str:
+    subscriber = match.subscriber
+    assert subscriber is not None
+    label = _label(report)
+    if match.delivery is not None:
+        match.delivery.last_error = label[:2000]
+        match.delivery.updated_at = now
+    kind = {"hard": "bounced", "soft": "soft_bounce", "complaint": "complained"}[report.kind]
+    for enrollment in _timeline_targets(subscriber, match.enrollment):
+        session.add(
+            Event(
+                subscriber_id=subscriber.id,
+                enrollment_id=enrollment.id,
+                kind=kind,
+                at=now,
+                detail=f"{label} · matched by {match.by}",
+            )
+        )
+    if report.kind == "complaint":
+        _unsubscribe_all(session, subscriber, now, label)
+        _suppress(session, subscriber, now, label)
+        return "unsubscribed and suppressed"
+    if report.kind == "hard":
+        _suppress(session, subscriber, now, label)
+        return "suppressed"
+    streak = soft_streak(session, subscriber.id)
+    if streak >= policy.soft_limit:
+        _suppress(session, subscriber, now, f"{streak} soft bounces in a row; last: {label}")
+        return f"suppressed after {streak} soft bounces in a row"
+    return f"soft bounce {streak} of {policy.soft_limit}"
+
+
+def _timeline_targets(
+    subscriber: Subscriber,
+    enrollment: Enrollment | None,
+) -> list[Enrollment]:
+    """The timeline is per enrollment: the one that bounced, or every one of the reader's."""
+    if enrollment is not None:
+        return [enrollment]
+    return list(subscriber.enrollments)
+
+
+def _suppress(session: Session, subscriber: Subscriber, now: datetime, reason: str) -> None:
+    if subscriber.suppressed_at is None:
+        suppress(session, subscriber, now, reason)
+        session.execute(
+            update(Enrollment)
+            .where(
+                Enrollment.subscriber_id == subscriber.id,
+                Enrollment.status == EnrollmentStatus.SUPPRESSED,
+            )
+            .values(last_error=reason)
+        )
+
+
+def _unsubscribe_all(session: Session, subscriber: Subscriber, now: datetime, reason: str) -> None:
+    """They asked never to hear from the author again: every sequence, whatever its state."""
+    for enrollment in subscriber.enrollments:
+        if enrollment.status in (
+            EnrollmentStatus.UNSUBSCRIBED,
+            EnrollmentStatus.COMPLETED,
+            EnrollmentStatus.EXPIRED,
+        ):
+            continue
+        enrollment.status = EnrollmentStatus.UNSUBSCRIBED
+        enrollment.unsubscribed_at = now
+        enrollment.due_at = None
+        enrollment.last_error = reason
+        session.add(
+            Event(
+                subscriber_id=subscriber.id,
+                enrollment_id=enrollment.id,
+                kind="unsubscribed",
+                at=now,
+                detail="spam complaint",
+            )
+        )
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.enrollment_id.in_([e.id for e in subscriber.enrollments]),
+            Delivery.status.in_([DeliveryStatus.RETRYING, DeliveryStatus.SENDING]),
+        )
+        .values(status=DeliveryStatus.CANCELLED, updated_at=now)
+    )
+
+
+def soft_streak(session: Session, subscriber_id: int) -> int:
+    """Soft bounces since the reader's last clean send (a sent delivery no bounce names).
+
+    Counted in the query rather than kept in a column, so the dispatcher need not reset a
+    counter on every send: a soft bounce counts when its delivery went out after the last
+    clean one (or, matched by address only, when it arrived after it)."""
+    sent, echo = aliased(Delivery), aliased(BounceEvent)  # the subquery's own, uncorrelated
+    last_clean = (
+        select(func.max(sent.sent_at))
+        .join(Enrollment, Enrollment.id == sent.enrollment_id)
+        .where(
+            Enrollment.subscriber_id == subscriber_id,
+            sent.sent_at.is_not(None),
+            ~exists().where(echo.delivery_id == sent.id),
+        )
+        .scalar_subquery()
+    )
+    query = (
+        select(func.count(BounceEvent.id))
+        .outerjoin(Delivery, Delivery.id == BounceEvent.delivery_id)
+        .where(
+            BounceEvent.subscriber_id == subscriber_id,
+            BounceEvent.kind == "soft",
+            BounceEvent.verified.is_(True),
+            or_(
+                last_clean.is_(None),
+                and_(BounceEvent.delivery_id.is_not(None), Delivery.sent_at > last_clean),
+                and_(BounceEvent.delivery_id.is_(None), BounceEvent.received_at > last_clean),
+            ),
+        )
+    )
+    return int(session.scalar(query) or 0)
+
+
+# -- rates and the guardrail ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Hard bounces and complaints among the newest `sends` deliveries."""
+
+    sends: int
+    hard: int
+    complaints: int
+
+    @property
+    def bounce_rate(self) -> float:
+        return self.hard / self.sends if self.sends else 0.0
+
+    @property
+    def complaint_rate(self) -> float:
+        return self.complaints / self.sends if self.sends else 0.0
+
+
+def rates(session: Session | Connection, window: int, since: datetime | None = None) -> Rates:
+    """Rates over the newest `window` sent deliveries (sent after `since`, if given), of
+    verified reports only: a forged one must not pause sending."""
+    newest = select(Delivery.id).where(Delivery.sent_at.is_not(None))
+    if since is not None:
+        newest = newest.where(Delivery.sent_at > since)
+    ids = newest.order_by(Delivery.sent_at.desc()).limit(window).subquery()
+    sends = int(session.scalar(select(func.count()).select_from(ids)) or 0)
+    counts: dict[str, int] = dict.fromkeys(KINDS, 0)
+    for kind, number in session.execute(
+        select(BounceEvent.kind, func.count(func.distinct(BounceEvent.delivery_id)))
+        .where(BounceEvent.delivery_id.in_(select(ids.c.id)), BounceEvent.verified.is_(True))
+        .group_by(BounceEvent.kind)
+    ):
+        counts[kind] = int(number)
+    return Rates(sends, counts["hard"], counts["complaint"])
+
+
+@dataclass(frozen=True)
+class DayRates:
+    """One UTC day: sends, and the hard bounces and complaints reported on it."""
+
+    day: date
+    sends: int
+    hard: int
+    complaints: int
+
+    @property
+    def bounce_rate(self) -> float:
+        return self.hard / self.sends if self.sends else 0.0
+
+    @property
+    def complaint_rate(self) -> float:
+        return self.complaints / self.sends if self.sends else 0.0
+
+
+def daily_rates(
+    session: Session, sends: dict[date, int], first: date, last: date
+) -> list[DayRates]:
+    """Per day from `first` to `last`: the reports received that day over that day's sends
+    (an index range over the reports; the sends come from the daily tallies)."""
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+    found: dict[tuple[date, str], int] = {}
+    for received_at, kind in session.execute(
+        select(BounceEvent.received_at, BounceEvent.kind).where(
+            BounceEvent.received_at >= start,
+            BounceEvent.received_at < end,
+            BounceEvent.kind.in_(["hard", "complaint"]),
+        )
+    ):
+        key = (as_utc(received_at).date(), kind)
+        found[key] = found.get(key, 0) + 1
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    return [
+        DayRates(
+            day, sends.get(day, 0), found.get((day, "hard"), 0), found.get((day, "complaint"), 0)
+        )
+        for day in days
+    ]
+
+
+def _open_pause(session: Session | Connection) -> tuple[int, str] | None:
+    row = session.execute(
+        select(SendingPause.id, SendingPause.reason)
+        .where(SendingPause.resumed_at.is_(None))
+        .order_by(SendingPause.id.desc())
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def event_counts(session: Session) -> dict[tuple[str, str], int]:
+    """(kind, matched_by) -> events recorded, for /metrics."""
+    return {
+        (kind, by): int(n)
+        for kind, by, n in session.execute(
+            select(BounceEvent.kind, BounceEvent.matched_by, func.count()).group_by(
+                BounceEvent.kind, BounceEvent.matched_by
+            )
+        )
+    }
+
+
+def unverified_reports(session: Session, limit: int = 10) -> tuple[int, list[BounceEvent]]:
+    """How many reports named a reader without proving drip sent the message, and the
+    newest of them: recorded for the operator to see, applied to nobody."""
+    unverified = BounceEvent.subscriber_id.is_not(None) & BounceEvent.verified.is_(False)
+    total = int(session.scalar(select(func.count(BounceEvent.id)).where(unverified)) or 0)
+    newest = session.scalars(
+        select(BounceEvent).where(unverified).order_by(BounceEvent.id.desc()).limit(limit)
+    )
+    return total, list(newest)
+
+
+def sending_paused(session: Session | Connection) -> str | None:
+    """Why all sending is paused, or None: the dispatcher claims nothing while it is."""
+    pause = _open_pause(session)
+    return pause[1] if pause else None
+
+
+def trip_guardrail(session: Session, now: datetime, policy: Policy) -> str | None:
+    """Pause all sending if the last 1,000 sends (since the last resume, so a resumed
+    sender is judged on what it sends next) hold too many complaints or hard bounces."""
+    if _open_pause(session) is not None:
+        return None
+    resumed = session.scalar(select(func.max(SendingPause.resumed_at)))
+    window = rates(session, GUARD_WINDOW, since=resumed)
+    if window.sends < GUARD_MINIMUM:
+        return None
+    reason = None
+    if window.complaint_rate > policy.complaint_pause:
+        reason = (
+            f"complaint rate {window.complaint_rate:.2%} of the last {window.sends} sends "
+            f"is above DRIP_COMPLAINT_PAUSE ({policy.complaint_pause:.2%})"
+        )
+    elif window.bounce_rate > policy.bounce_pause:
+        reason = (
+            f"hard-bounce rate {window.bounce_rate:.2%} of the last {window.sends} sends "
+            f"is above DRIP_BOUNCE_PAUSE ({policy.bounce_pause:.2%})"
+        )
+    if reason is None:
+        return None
+    session.add(SendingPause(paused_at=now, reason=reason))
+    log.error("all sending paused: %s; an operator resumes it on the dashboard", reason)
+    return reason
+
+
+def resume_sending(session: Session, now: datetime, operator: str) -> bool:
+    """Lift the pause; False if there was none. The caller commits."""
+    pause = _open_pause(session)
+    if pause is None:
+        return False
+    session.execute(
+        update(SendingPause)
+        .where(SendingPause.resumed_at.is_(None))
+        .values(resumed_at=now, resumed_by=operator)
+    )  # two may have tripped at once
+    log.warning("sending resumed by %s (it was paused: %s)", operator, pause[1])
+    return True
+
+
+def status_line(session: Session | Connection) -> str:
+    """What `drip status` prints about the guardrail."""
+    reason = sending_paused(session)
+    if reason is None:
+        return "sending: on"
+    return f"sending: PAUSED for every sequence ({reason}); resume it on the admin dashboard"
+
+
+def record_all(
+    session: Session, reports: Iterable[Report], now: datetime, policy: Policy
+) -> list[Recorded]:
+    """Record several events in one transaction; the caller commits."""
+    return [record_bounce(session, report, now, policy) for report in reports]

@@ -1,0 +1,1 @@
+"""Other tools talking to drip: API keys and outgoing webhooks."""

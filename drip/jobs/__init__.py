@@ -1,0 +1,1 @@
+"""Work in the background: the worker's schedule and lead-magnet builds."""

@@ -1,0 +1,1 @@
+"""A lesson into a message: render, links, clicks, outbox, transports, pace."""

@@ -1,0 +1,182 @@
+"""Signed links in email: confirm, unsubscribe, preferences and the lead-magnet download.
+
+Unsubscribe and preferences links never expire (a reader may leave from a years-old email);
+confirmation and download links do, after the days the settings give. After the secret key
+is rotated, a link made under one of its `fallbacks` still reads; new links are signed with
+the current key alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import (
+    BadSignature,
+    SignatureExpired,
+    TimestampSigner,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
+
+from drip.core.clock import Clock, system_clock
+
+
+class LinkError(Exception):
+    """A link was forged, mangled or has expired; `expired` tells which."""
+
+    def __init__(self, message: str, *, expired: bool = False) -> None:
+        super().__init__(message)
+        self.expired = expired
+
+
+# These never expire: a reader may leave, or click a link, from an old email.
+PLAIN = ("unsubscribe", "preferences", "track", "open", "offer", "broadcast", "tag")
+TIMED = ("confirm", "magnet")
+
+
+def signing_order(secret: str, fallbacks: tuple[str, ...]) -> list[str]:
+    """The keys as itsdangerous wants them: oldest first, the one that signs last."""
+    return [*reversed(fallbacks), secret]
+
+
+@dataclass(frozen=True)
+class Links:
+    secret: str
+    base_url: str
+    confirm_days: int = 7
+    download_days: int = 30
+    clock: Clock = system_clock
+    fallbacks: tuple[str, ...] = ()
+
+    def _plain(self, purpose: str) -> URLSafeSerializer:
+        return self._serializers()[0][purpose]
+
+    def _timed(self, purpose: str) -> URLSafeTimedSerializer:
+        return self._serializers()[1][purpose]
+
+    def _serializers(
+        self,
+    ) -> tuple[dict[str, URLSafeSerializer], dict[str, URLSafeTimedSerializer]]:
+        """Built once per Links and kept: every email carries links, so this is hot."""
+        cached = self.__dict__.get("_cache")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        clock = self.clock
+
+        class ClockSigner(TimestampSigner):
+            """Expiry follows the injected clock, so tests need not wait for days."""
+
+            def get_timestamp(self) -> int:
+                return int(clock().timestamp())
+
+        # itsdangerous signs with the last key and verifies under any of them.
+        keys = signing_order(self.secret, self.fallbacks)
+        cached = (
+            {p: URLSafeSerializer(keys, salt=f"drip.{p}") for p in PLAIN},
+            {p: URLSafeTimedSerializer(keys, salt=f"drip.{p}", signer=ClockSigner) for p in TIMED},
+        )
+        object.__setattr__(self, "_cache", cached)  # a frozen dataclass may still memoise
+        return cached
+
+    def token(self, purpose: str, ident: int) -> str:
+        if purpose in TIMED:
+            return str(self._timed(purpose).dumps(ident))
+        return str(self._plain(purpose).dumps(ident))
+
+    def url(self, purpose: str, ident: int) -> str:
+        return f"{self.base_url}/{purpose}/{self.token(purpose, ident)}"
+
+    def unsubscribe_url(self, enrollment_id: int) -> str:
+        return self.url("unsubscribe", enrollment_id)
+
+    def preferences_url(self, subscriber_id: int) -> str:
+        return self.url("preferences", subscriber_id)
+
+    def confirm_url(self, enrollment_id: int) -> str:
+        return self.url("confirm", enrollment_id)
+
+    def magnet_url(self, enrollment_id: int) -> str:
+        return self.url("magnet", enrollment_id)
+
+    def tag_url(self, enrollment_id: int, tag: str) -> str:
+        """A lesson's link that tags its reader ({{ tag_link("has-dates") }})."""
+        return f"{self.base_url}/t/{self._plain('tag').dumps([enrollment_id, tag])}"
+
+    def stop_url(self, recipient_id: int) -> str:
+        """A broadcast's unsubscribe link: no more broadcasts, or everything."""
+        return f"{self.base_url}/stop/{self.token('broadcast', recipient_id)}"
+
+    def track_url(self, enrollment_id: int, lesson: str, index: int, target: str) -> str:
+        """A lesson's link as sent when its sequence tracks links: it names the delivery
+        (enrollment and lesson) and the link, and carries where it leads."""
+        token = self._plain("track").dumps([enrollment_id, lesson, index, target])
+        return f"{self.base_url}/l/{token}"
+
+    def open_url(self, enrollment_id: int, lesson: str) -> str:
+        return f"{self.base_url}/o/{self._plain('open').dumps([enrollment_id, lesson])}.gif"
+
+    def read_tracked(self, purpose: str, token: str) -> list[Any]:
+        """What a /l/ or /o/ token carries; raises LinkError when it was forged or cut."""
+        try:
+            value = self._plain(purpose).loads(token)
+        except BadSignature:
+            raise LinkError("this link is broken: it may have been cut or altered") from None
+        if not isinstance(value, list):
+            raise LinkError("this link is broken")
+        return value
+
+    def read(self, purpose: str, token: str) -> int:
+        """The id a token carries; raises LinkError when it is forged or expired."""
+        try:
+            if purpose == "confirm":
+                value = self._timed(purpose).loads(token, max_age=self.confirm_days * 86400)
+            elif purpose == "magnet":
+                value = self._timed(purpose).loads(token, max_age=self.download_days * 86400)
+            else:
+                value = self._plain(purpose).loads(token)
+        except SignatureExpired:
+            raise LinkError("this link has expired", expired=True) from None
+        except BadSignature:
+            raise LinkError("this link is not valid: it may have been cut or altered") from None
+        if not isinstance(value, int):
+            raise LinkError("this link is not valid")
+        return value
+
+
+SAMPLE_KINDS = ("preview", "test")
+
+
+@dataclass(frozen=True)
+class SampleLinks(Links):
+    """Links for a preview or a test send: they lead to a page that says so, never to a
+    reader's unsubscribe or preferences, so a forwarded preview can touch nobody."""
+
+    kind: str = "preview"
+
+    def url(self, purpose: str, ident: int) -> str:
+        return f"{self.base_url}/sample/{self.kind}/{purpose}"
+
+    def stop_url(self, recipient_id: int) -> str:
+        return self.url("broadcast", recipient_id)  # a broadcast's unsubscribe: nobody's
+
+    def track_url(self, enrollment_id: int, lesson: str, index: int, target: str) -> str:
+        return target  # a preview shows where the link leads; nobody's click is counted
+
+    def open_url(self, enrollment_id: int, lesson: str) -> str:
+        return f"{self.base_url}/sample/{self.kind}/open"
+
+    def tag_url(self, enrollment_id: int, tag: str) -> str:
+        return f"{self.base_url}/sample/{self.kind}/tag"
+
+
+def sample_links(links: Links, kind: str = "preview") -> SampleLinks:
+    return SampleLinks(
+        links.secret,
+        links.base_url,
+        links.confirm_days,
+        links.download_days,
+        links.clock,
+        links.fallbacks,
+        kind=kind,
+    )

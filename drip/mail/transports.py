@@ -1,0 +1,333 @@
+"""Transports behind one small interface: an SMTP relay, or the outbox folder by default.
+
+A transport is opened once per batch and reused for every message in it. Its errors say
+whether trying again later can help (`transient`: 4xx, refused connection, time-out) or not
+(5xx for the recipient), and keep the server's own answer for the operator.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import smtplib
+import ssl
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from email.utils import parseaddr
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar, Protocol, Self
+from urllib.parse import unquote, urlsplit
+
+from drip.core.config import Settings
+from drip.core.files import private_dir, write_private
+from drip.mail.handoff import refuse_unless_one_address
+
+log = logging.getLogger(__name__)
+STALE_PART_SECONDS = 60  # a `.part` file older than this was left by a write that stopped
+THROTTLE_STATUS = re.compile(r"\b4\.7\.\d{1,3}\b|rate|throttl|too many", re.IGNORECASE)
+
+
+class SendError(Exception):
+    """The message was not accepted. `transient`: retry later; `connection`: the relay itself
+    is unreachable, so the rest of the batch need not be tried now; `unknown`: the connection
+    was lost once the message had gone over DATA, so the relay may have accepted it (SMTP's
+    own ambiguity: a retry may be a duplicate, under the same Message-ID)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        connection: bool = False,
+        code: int | None = None,
+        charged: bool = True,
+        unknown: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.connection = connection
+        self.code = code
+        self.charged = charged  # False: drip's own side failed, no reader's attempt is used
+        self.unknown = unknown
+
+    @property
+    def throttled(self) -> bool:
+        """The relay asks the sender to slow down (421, 454, or 451 with a 4.7.x status, as
+        SES, Gmail and Postfix's rate limits answer): a matter for the whole worker, not for
+        this one reader, whose attempt it must not use up."""
+        if self.code in (421, 454):
+            return True
+        return self.code == 451 and bool(THROTTLE_STATUS.search(str(self)))
+
+
+class Transport(Protocol):
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
+        """Hand one message over; `name` is a file-safe id (the outbox uses it)."""
+
+
+class OutboxTransport:
+    """Writes each message as an .eml file: the embedded default, readable in any mail app.
+
+    A disk that is full or read-only is the outbox's outage, as an unreachable relay is
+    SMTP's: the message is retried later, no reader's attempt is used, and no half-written
+    `.part` file stays behind."""
+
+    swept: ClassVar[set[Path]] = set()  # folders whose stale `.part` files this process removed
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._unusable: OSError | None = None
+
+    def __enter__(self) -> Self:
+        try:
+            private_dir(self.folder)
+        except OSError as error:
+            self._unusable = error
+            return self
+        if self.folder not in OutboxTransport.swept:
+            OutboxTransport.swept.add(self.folder)
+            sweep_parts(self.folder)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
+        final = self.folder / f"{name}.eml"
+        partial = self.folder / f".{name}.eml.part"
+        try:
+            if self._unusable is not None:
+                raise self._unusable
+            write_private(partial, message)  # 0600: it holds the reader's live unsubscribe link
+            os.replace(partial, final)  # a reader of the folder never sees half a message
+        except OSError as error:
+            with suppress(OSError):
+                partial.unlink(missing_ok=True)
+            raise SendError(
+                f"the outbox {self.folder} cannot be written ({error.strerror or error}); "
+                "drip tries again later",
+                transient=True,
+                connection=True,
+                charged=False,
+            ) from error
+
+
+def sweep_parts(folder: Path) -> int:
+    """Remove the `.part` files a process that stopped mid-write left in the outbox (older
+    than a minute: a message being written now is never touched); how many were removed."""
+    removed = 0
+    cutoff = time.time() - STALE_PART_SECONDS
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.endswith(".eml.part") and entry.stat().st_mtime < cutoff:
+                    with suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                        removed += 1
+    except OSError as error:
+        log.warning("stale .part files in the outbox %s not removed: %s", folder, error)
+    return removed
+
+
+class SmtpTransport:
+    """One connection for a batch; STARTTLS when the server offers it, or implicit TLS."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        parts = urlsplit(url)
+        self.implicit_tls = parts.scheme == "smtps"
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (465 if self.implicit_tls else 25)
+        self.username = unquote(parts.username) if parts.username else None
+        self.password = unquote(parts.password) if parts.password else None
+        self.timeout = timeout
+        self._smtp: smtplib.SMTP | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _connect(self) -> smtplib.SMTP:
+        try:
+            smtp: smtplib.SMTP
+            if self.implicit_tls:
+                smtp = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+                )
+            else:
+                smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                smtp.ehlo()
+                if smtp.has_extn("starttls"):
+                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.ehlo()
+            if self.username:
+                smtp.login(self.username, self.password or "")
+        except smtplib.SMTPAuthenticationError as error:
+            raise SendError(
+                f"SMTP login refused by {self.host}: {_answer(error)}",
+                transient=True,
+                connection=True,
+                code=error.smtp_code,
+            ) from None
+        except (OSError, smtplib.SMTPException) as error:
+            raise SendError(
+                f"cannot reach SMTP server {self.host}:{self.port}: {error}",
+                transient=True,
+                connection=True,
+            ) from None
+        return smtp
+
+    def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
+        problem = refuse_unless_one_address(recipient)
+        if problem is not None:  # smtplib would rewrite it and send somewhere else
+            raise SendError(f"{problem}; nothing was sent", transient=False)
+        if self._smtp is None:
+            self._smtp = self._connect()
+        try:
+            _envelope(self._smtp, sender, recipient, len(message))
+        except smtplib.SMTPRecipientsRefused as error:
+            code, answer = error.recipients.get(recipient, (550, b"refused"))
+            raise SendError(
+                f"{code} {_text(answer)}", transient=400 <= code < 500, code=code
+            ) from None
+        except smtplib.SMTPResponseException as error:
+            self._reset()
+            raise SendError(
+                f"{error.smtp_code} {_answer(error)}",
+                transient=not 500 <= error.smtp_code < 600,
+                code=error.smtp_code,
+            ) from None
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
+            self.close()
+            raise SendError(
+                f"connection to {self.host}:{self.port} lost: {error}",
+                transient=True,
+                connection=True,
+            ) from None
+        self._data(message)
+
+    def _data(self, message: bytes) -> None:
+        """DATA, where a lost connection leaves the outcome unknown: the relay may have
+        accepted the message before it went away."""
+        assert self._smtp is not None
+        try:
+            code, answer = self._smtp.data(message)
+        except smtplib.SMTPResponseException as error:
+            self._reset()
+            raise SendError(
+                f"{error.smtp_code} {_answer(error)}",
+                transient=not 500 <= error.smtp_code < 600,
+                code=error.smtp_code,
+            ) from None
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
+            self.close()
+            raise SendError(
+                f"connection to {self.host}:{self.port} lost during DATA, so the relay may "
+                f"have accepted the message: {error}",
+                transient=True,
+                connection=True,
+                unknown=True,
+            ) from None
+        if code != 250:
+            self._reset()
+            raise SendError(f"{code} {_text(answer)}", transient=not 500 <= code < 600, code=code)
+
+    def _reset(self) -> None:
+        try:
+            if self._smtp is not None:
+                self._smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    def close(self) -> None:
+        if self._smtp is None:
+            return
+        try:
+            self._smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            self._smtp.close()
+        self._smtp = None
+
+
+def _envelope(smtp: smtplib.SMTP, sender: str, recipient: str, size: int) -> None:
+    """MAIL FROM and RCPT TO as `sendmail` sends them, raising its errors: a refusal here
+    or a connection lost here leaves no doubt that nothing was accepted."""
+    smtp.ehlo_or_helo_if_needed()
+    options = [f"size={size}"] if smtp.does_esmtp and smtp.has_extn("size") else []
+    code, answer = smtp.mail(sender, options)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, answer, sender)
+    code, answer = smtp.rcpt(recipient)
+    if code not in (250, 251):
+        try:
+            smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+        raise smtplib.SMTPRecipientsRefused({recipient: (code, answer)})
+
+
+def _text(answer: bytes | str) -> str:
+    return answer.decode("utf-8", "replace") if isinstance(answer, bytes) else answer
+
+
+def _answer(error: smtplib.SMTPResponseException) -> str:
+    return _text(error.smtp_error)
+
+
+class OnFirstSend:
+    """A transport opened by its first message: a run with nothing to send (most runs of
+    the one-off senders beside the lessons) opens no SMTP connection."""
+
+    def __init__(self, factory: Callable[[], Transport]) -> None:
+        self.factory = factory
+        self._open: Transport | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._open is not None:
+            self._open.__exit__(kind, error, tb)
+
+    def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
+        if self._open is None:
+            self._open = self.factory().__enter__()
+        self._open.send(sender, recipient, message, name)
+
+
+def envelope_sender(header_value: str) -> str:
+    return parseaddr(header_value)[1]
+
+
+def transport_from_settings(settings: Settings) -> Transport:
+    if settings.smtp_url:
+        return SmtpTransport(settings.smtp_url)
+    return OutboxTransport(settings.outbox_dir)

@@ -1,0 +1,1 @@
+"""What operators see: stats, a reader's timeline, operators, the audit log."""

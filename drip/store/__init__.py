@@ -1,0 +1,1 @@
+"""The database: engine, typed models, named queries, rollups, jobs, migrations."""

@@ -1,0 +1,470 @@
+"""The questions drip asks its database more than once, each written once.
+
+Each function takes a session or a connection (the dispatcher runs on a bare connection, the
+pages on a session) and returns rows or a `select()` to narrow further, so a page, a command
+and the dispatcher asking "what is due?" cannot drift apart.
+
+Every query for a page costs what it shows, not what the database holds: counts come from
+the tally rows (drip.store.rollups) or from a range of an index, and a page of a list reads one
+page of an index from either end (a cursor on the id, never OFFSET), so the last page of a
+million readers is as quick as the first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any, Generic, Protocol, TypeVar, cast
+
+from sqlalchemy import ColumnElement, Connection, Select, Table, exists, false, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from drip.store.models import (
+    DailyTally,
+    Delivery,
+    DeliveryStatus,
+    DeliveryTally,
+    Enrollment,
+    EnrollmentStatus,
+    EnrollmentTally,
+    SequenceState,
+    SignUpRequest,
+    Subscriber,
+    SubscriberTag,
+)
+
+E = cast(Table, Enrollment.__table__)
+D = cast(Table, Delivery.__table__)
+STATES = cast(Table, SequenceState.__table__)
+
+WAITING = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING)  # statuses that have a due time
+
+
+def paused_sequences(db: Session | Connection) -> set[str]:
+    """Slugs an operator paused: nothing in them is due until they are resumed."""
+    return set(db.scalars(select(STATES.c.sequence).where(STATES.c.paused.is_(True))))
+
+
+def due(
+    db: Session | Connection,
+    now: datetime,
+    *,
+    after: datetime | None = None,
+    limit: int | None = None,
+) -> Select[tuple[int]]:
+    """Ids of the enrollments due at `now` (and, with `after`, not before it), leaving out
+    the sequences an operator paused; with `limit`, the longest-waiting first."""
+    query = select(E.c.id).where(E.c.status.in_(WAITING), E.c.due_at <= now)
+    if after is not None:
+        query = query.where(E.c.due_at > after)
+    paused = paused_sequences(db)
+    if paused:
+        query = query.where(E.c.sequence.not_in(sorted(paused)))
+    if limit is not None:
+        query = query.order_by(E.c.due_at).limit(limit)
+    return query
+
+
+def count_due(db: Session | Connection, now: datetime, *, after: datetime | None = None) -> int:
+    return int(
+        db.scalar(select(func.count()).select_from(due(db, now, after=after).subquery())) or 0
+    )
+
+
+def sent_lessons(
+    db: Session | Connection,
+    enrollment_ids: Collection[int],
+) -> dict[int, list[str]]:
+    """The lessons each enrollment already got, in the order they went out (an enrollment
+    with none is left out)."""
+    sent: dict[int, list[str]] = {}
+    if not enrollment_ids:
+        return sent
+    for enrollment_id, lesson in db.execute(
+        select(D.c.enrollment_id, D.c.lesson)
+        .where(D.c.enrollment_id.in_(list(enrollment_ids)), D.c.status == DeliveryStatus.SENT)
+        .order_by(D.c.id)
+    ):
+        sent.setdefault(enrollment_id, []).append(lesson)
+    return sent
+
+
+def lessons_sent_to(db: Session | Connection, enrollment_id: int) -> list[str]:
+    """`sent_lessons` of one enrollment."""
+    return sent_lessons(db, [enrollment_id]).get(enrollment_id, [])
+
+
+PAGE = 100  # rows per list page
+T = TypeVar("T")
+AnySelect = Select[*tuple[Any, ...]]
+
+
+class HasId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+R = TypeVar("R", bound=HasId)
+
+
+MAX_ID = 2**31 - 1  # the largest id an Integer primary key holds
+
+
+def after_id(
+    session: Session,
+    statement: Select[R],
+    id_column: InstrumentedAttribute[int],
+    after: int,
+    limit: int,
+) -> tuple[list[R], int | None]:
+    """The REST API's cursor pages: the rows of `statement` with an id above `after`, oldest
+    first, and the cursor of the next page (None on the last). No id is above MAX_ID (ids
+    are 32-bit): a larger cursor has no rows, and is not sent to the database to overflow."""
+    if after >= MAX_ID:
+        return [], None
+    rows = list(
+        session.scalars(statement.where(id_column > after).order_by(id_column).limit(limit + 1))
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+# -- counts ------------------------------------------------------------------------------------
+
+
+def counts_by_sequence_and_status(db: Session | Connection) -> dict[str, Counter[str]]:
+    """Readers per sequence and enrollment status (`drip status`, the admin, /metrics), from
+    the tallies: a few rows, whatever the size."""
+    counts: dict[str, Counter[str]] = {}
+    for slug, status, n in db.execute(
+        select(EnrollmentTally.sequence, EnrollmentTally.status, EnrollmentTally.enrollments).where(
+            EnrollmentTally.enrollments != 0
+        )
+    ):
+        counts.setdefault(slug, Counter())[status] = int(n)
+    return counts
+
+
+def confirmed_by_sequence(session: Session) -> Counter[str]:
+    """Enrollments that ever confirmed, per sequence (the funnel's second step)."""
+    return Counter(
+        {
+            slug: int(n)
+            for slug, n in session.execute(
+                select(EnrollmentTally.sequence, func.sum(EnrollmentTally.confirmed)).group_by(
+                    EnrollmentTally.sequence
+                )
+            )
+        }
+    )
+
+
+def deliveries_by_status(session: Session) -> Counter[str]:
+    return Counter(
+        {
+            status: int(n)
+            for status, n in session.execute(
+                select(DeliveryTally.status, func.sum(DeliveryTally.deliveries)).group_by(
+                    DeliveryTally.status
+                )
+            )
+        }
+    )
+
+
+def lessons_sent(session: Session, slug: str) -> Counter[str]:
+    """Readers of a sequence who got each lesson (a lesson goes once to each reader)."""
+    return Counter(
+        {
+            lesson: int(n)
+            for lesson, n in session.execute(
+                select(DeliveryTally.lesson, DeliveryTally.deliveries).where(
+                    DeliveryTally.sequence == slug, DeliveryTally.status == "sent"
+                )
+            )
+        }
+    )
+
+
+def lessons_delivered(session: Session, slug: str) -> set[str]:
+    """Names of a sequence's lessons that some reader has a delivery of, whatever its status:
+    a new lesson must not take one of them, or those readers would never get it."""
+    return set(
+        session.scalars(
+            select(DeliveryTally.lesson)
+            .where(DeliveryTally.sequence == slug, DeliveryTally.deliveries != 0)
+            .distinct()
+        )
+    )
+
+
+def per_day(session: Session, first: date, last: date) -> dict[date, tuple[int, int]]:
+    """(sent, failed) per UTC day from `first` to `last`, days with neither left out."""
+    return {
+        day: (int(sent), int(failed))
+        for day, sent, failed in session.execute(
+            select(DailyTally.day, DailyTally.sent, DailyTally.failed).where(
+                DailyTally.day >= first, DailyTally.day <= last
+            )
+        )
+        if sent or failed
+    }
+
+
+def sent_since(session: Session, moment: datetime) -> int:
+    """Deliveries sent after `moment`: a range of the sent_at index (only sent rows have one)."""
+    return int(
+        session.scalar(select(func.count()).select_from(Delivery).where(Delivery.sent_at > moment))
+        or 0
+    )
+
+
+# -- filters -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a list is narrowed to; empty means any."""
+
+    status: str = ""
+    sequence: str = ""
+    address: str = ""  # the start of an address
+    tag: str = ""  # readers with this tag (the readers list only)
+    segment: str = ""  # the rows a segment selects (the readers list only), by name
+    # The segment's conditions, as drip.audience.segments.narrowed resolves them at a moment: a
+    # segment's definition lives in the database and its windows ("clicked in the last 30
+    # days") depend on the time, neither of which this module knows.
+    segment_conditions: tuple[ColumnElement[bool], ...] = field(default=(), compare=False)
+
+
+def address_prefix(session: Session, column: Any, prefix: str) -> ColumnElement[bool]:
+    """Addresses starting with `prefix` (stored lower-case), through an index: LIKE 'abc%'
+    on PostgreSQL (the text_pattern_ops index), a range of the plain index on SQLite, whose
+    LIKE ignores case and so cannot use one."""
+    prefix = prefix.strip().lower()
+    if session.get_bind().dialect.name == "postgresql":
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.like(f"{escaped}%", escape="\\")  # type: ignore[no-any-return]
+    if not prefix:
+        return column.is_not(None)  # type: ignore[no-any-return]
+    return (column >= prefix) & (column < prefix[:-1] + chr(ord(prefix[-1]) + 1))  # type: ignore[no-any-return]
+
+
+def delivery_log(session: Session, filters: Filters) -> Select[Delivery, Enrollment, Subscriber]:
+    """The delivery log, with its reader, filtered by status, sequence and address prefix."""
+    statement = (
+        select(Delivery, Enrollment, Subscriber)
+        .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
+        .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+    )
+    if filters.status:  # a status that does not exist matches nothing (not a 500)
+        known = filters.status in set(DeliveryStatus)
+        statement = statement.where(Delivery.status == filters.status if known else false())
+    if filters.sequence:
+        statement = statement.where(Enrollment.sequence == filters.sequence)
+    if filters.address:
+        statement = statement.where(address_prefix(session, Subscriber.email, filters.address))
+    return statement
+
+
+def reader_conditions(session: Session, filters: Filters) -> list[ColumnElement[bool]]:
+    """What the readers list's filters ask of an enrollment and its reader; a tag through
+    the (subscriber_id, tag) primary key of subscriber_tags; a segment as its resolved
+    conditions (a filter naming a segment that was not resolved is refused, never ignored)."""
+    if filters.segment and not filters.segment_conditions:
+        raise ValueError(
+            f"segment {filters.segment!r}: resolve it with drip.audience.segments.narrowed"
+        )
+    conditions: list[ColumnElement[bool]] = []
+    if filters.status:
+        known = filters.status in set(EnrollmentStatus)
+        conditions.append(Enrollment.status == filters.status if known else false())
+    if filters.sequence:
+        conditions.append(Enrollment.sequence == filters.sequence)
+    if filters.address:
+        conditions.append(address_prefix(session, Subscriber.email, filters.address))
+    if filters.tag:
+        conditions.append(
+            exists().where(
+                SubscriberTag.subscriber_id == Enrollment.subscriber_id,
+                SubscriberTag.tag == filters.tag,
+            )
+        )
+    conditions.extend(filters.segment_conditions)
+    return conditions
+
+
+def reader_list(session: Session, filters: Filters) -> Select[Enrollment, Subscriber]:
+    """Enrollments with their reader, filtered by status, sequence, address prefix and tag."""
+    return (
+        select(Enrollment, Subscriber)
+        .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+        .where(*reader_conditions(session, filters))
+    )
+
+
+def selected_readers(session: Session, filters: Filters) -> Select[int, int]:
+    """(enrollment id, subscriber id) of each row the readers list shows for `filters`:
+    what a bulk action acts on, evaluated by the database."""
+    return (
+        select(Enrollment.id, Enrollment.subscriber_id)
+        .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+        .where(*reader_conditions(session, filters))
+    )
+
+
+# -- pages -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page starts: the newest rows (neither set), the rows older than `after`,
+    those newer than `before`, or the oldest (`last`)."""
+
+    after: int | None = None
+    before: int | None = None
+    last: bool = False
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, newest first, with the cursors of its neighbours (None at an
+    end) and the size of the whole filtered list."""
+
+    rows: list[T]
+    total: int
+    older: int | None  # pass as Cursor(after=...) for the next page
+    newer: int | None  # pass as Cursor(before=...) for the previous page
+
+    @property
+    def first(self) -> bool:
+        return self.newer is None
+
+
+def keyset(
+    session: Session,
+    statement: AnySelect,
+    key: Any,
+    key_of: Callable[[Any], int],
+    cursor: Cursor,
+    total: int,
+    size: int = PAGE,
+) -> Page[Any]:
+    """One page of `statement` ordered by `key` descending, read from whichever end the
+    cursor names, so each page reads `size` index entries, the last as cheap as the first."""
+    ascending = cursor.before is not None or cursor.last
+    if cursor.before is not None:
+        statement = statement.where(key > cursor.before)
+    elif cursor.after is not None and not cursor.last:
+        statement = statement.where(key < cursor.after)
+    rows = list(
+        session.execute(
+            statement.order_by(key.asc() if ascending else key.desc()).limit(size + 1)
+        ).all()
+    )
+    more = len(rows) > size
+    rows = rows[:size]
+    if ascending:
+        rows.reverse()
+        older, newer = cursor.before is not None, more
+    else:
+        older, newer = more, cursor.after is not None
+    return Page(
+        rows,
+        total,
+        older=key_of(rows[-1]) if older and rows else None,
+        newer=key_of(rows[0]) if newer and rows else None,
+    )
+
+
+def _count(session: Session, statement: AnySelect) -> int:
+    return int(
+        session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
+    )
+
+
+def _total(
+    session: Session, statement: AnySelect, filters: Filters, tally: Any, column: Any
+) -> int:
+    """The size of a filtered list: the sum of its tally rows, or, for an address search,
+    a tag or a segment, a count of what it matched (as large as the answer, not the table)."""
+    if filters.address or filters.tag or filters.segment:
+        return _count(session, statement)
+    total = select(func.coalesce(func.sum(column), 0))
+    if filters.status:
+        total = total.where(tally.status == filters.status)
+    if filters.sequence:
+        total = total.where(tally.sequence == filters.sequence)
+    return int(session.scalar(total) or 0)
+
+
+def readers_page(session: Session, cursor: Cursor, filters: Filters, size: int = PAGE) -> Page[Any]:
+    """A page of enrollments, rows of (Enrollment, Subscriber), newest first."""
+    statement = reader_list(session, filters)
+    total = _total(session, statement, filters, EnrollmentTally, EnrollmentTally.enrollments)
+    return keyset(
+        session, statement, Enrollment.id, lambda row: int(row[0].id), cursor, total, size
+    )
+
+
+def deliveries_page(
+    session: Session, cursor: Cursor, filters: Filters, size: int = PAGE
+) -> Page[Any]:
+    """A page of the delivery log, rows of (Delivery, Enrollment, Subscriber), newest first."""
+    filters = replace(filters, tag="", segment="", segment_conditions=())  # nor by these
+    statement = delivery_log(session, filters)
+    total = _total(session, statement, filters, DeliveryTally, DeliveryTally.deliveries)
+    return keyset(session, statement, Delivery.id, lambda row: int(row[0].id), cursor, total, size)
+
+
+def sign_ups_waiting_by_sequence(session: Session) -> dict[str, int]:
+    """Queued sign-ups per sequence: those of a broken sequence wait until it is fixed."""
+    return {
+        str(slug): int(number)
+        for slug, number in session.execute(
+            select(SignUpRequest.sequence, func.count()).group_by(SignUpRequest.sequence)
+        )
+    }
+
+
+def due_by_lesson(session: Session, slug: str, now: datetime, until: datetime) -> Counter[str]:
+    """Active readers of `slug` whose next lesson falls due between `now` and `until`, per
+    lesson: a range of the (status, due_at) index."""
+    return Counter(
+        {
+            str(lesson): int(number)
+            for lesson, number in session.execute(
+                select(Enrollment.next_lesson, func.count())
+                .where(
+                    Enrollment.status == EnrollmentStatus.ACTIVE,
+                    Enrollment.due_at >= now,
+                    Enrollment.due_at < until,
+                    Enrollment.sequence == slug,
+                )
+                .group_by(Enrollment.next_lesson)
+            )
+            if lesson
+        }
+    )
+
+
+def left_before_lesson(session: Session, slug: str) -> Counter[str]:
+    """Readers who unsubscribed from `slug` while each lesson was their next (where they
+    dropped off): the (sequence, status) range of an index, as large as the answer."""
+    return Counter(
+        {
+            str(lesson): int(number)
+            for lesson, number in session.execute(
+                select(Enrollment.next_lesson, func.count())
+                .where(
+                    Enrollment.sequence == slug,
+                    Enrollment.status == EnrollmentStatus.UNSUBSCRIBED,
+                )
+                .group_by(Enrollment.next_lesson)
+            )
+            if lesson
+        }
+    )

@@ -1,0 +1,76 @@
+"""A fixed-window counter in the database, so every gunicorn worker sees the same counts.
+
+One statement for all the keys of an attempt: an upsert that starts a new window or adds one
+to the current one and returns each count, so two workers counting the same key at once
+cannot both get "first". The hit joins the caller's transaction: a sign-up and the counts it
+used commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import String, TextClause, bindparam, text
+from sqlalchemy.orm import Session
+
+from drip.store.models import RateLimit
+
+HOUR = timedelta(hours=1)
+
+
+def window_start(now: datetime, window: timedelta) -> datetime:
+    """The start of the fixed window holding `now` (windows are aligned to the epoch)."""
+    seconds = int(window.total_seconds())
+    stamp = int(now.timestamp())
+    return datetime.fromtimestamp(stamp - stamp % seconds, tz=now.tzinfo)
+
+
+def _upsert(rows: int) -> TextClause:
+    """The counting statement for `rows` keys (bound as key0, key1...). Plain SQL, the same
+    for SQLite and PostgreSQL: SQLAlchemy compiles a multi-row insert anew on every call,
+    while a text statement built once is compiled once."""
+    values = ", ".join(f"(:key{n}, :start, 1)" for n in range(rows))
+    return text(
+        f'INSERT INTO rate_limits ("key", window_start, count) VALUES {values} '
+        'ON CONFLICT ("key") DO UPDATE SET '
+        "count = CASE WHEN rate_limits.window_start = :start THEN rate_limits.count + 1 "
+        'ELSE 1 END, window_start = :start RETURNING "key", count'
+    ).bindparams(
+        bindparam("start", type_=RateLimit.__table__.c.window_start.type),
+        *(bindparam(f"key{n}", type_=String()) for n in range(rows)),
+    )
+
+
+_STATEMENTS = {rows: _upsert(rows) for rows in (1, 2)}
+
+
+def hits(
+    session: Session, limits: Mapping[str, int], now: datetime, window: timedelta = HOUR
+) -> dict[str, bool]:
+    """Count one attempt for each key; for each, True while its count is within its limit."""
+    start = window_start(now, window)
+    conn = session.connection()  # Core, not the ORM: this runs on every sign-up
+    stored = {key: key[:255] for key in limits}
+    if len(set(stored.values())) < len(stored):  # one row may not be upserted twice at once
+        return {key: hits(session, {key: limit}, now, window)[key] for key, limit in limits.items()}
+    if not stored:
+        return {}
+    statement = _STATEMENTS.get(len(stored))
+    if statement is None:
+        statement = _upsert(len(stored))
+    params: dict[str, Any] = {f"key{n}": key for n, key in enumerate(stored.values())}
+    counts = {key: count for key, count in conn.execute(statement, {**params, "start": start})}
+    return {key: counts[stored[key]] <= limit for key, limit in limits.items()}
+
+
+def hit(
+    session: Session,
+    key: str,
+    limit: int,
+    now: datetime,
+    window: timedelta = HOUR,
+) -> bool:
+    """Count one attempt for `key`; True while the window's count is within `limit`."""
+    return hits(session, {key: limit}, now, window)[key]

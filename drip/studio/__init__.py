@@ -1,0 +1,1 @@
+"""Course files edited in the browser: checked saves, YAML, git, lint, photos."""

@@ -1,0 +1,1 @@
+"""The operators' pages: dashboard, readers, deliveries, broadcasts, segments."""

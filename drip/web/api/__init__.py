@@ -1,0 +1,1 @@
+"""JSON for other sites and tools: sign-up API, REST API v1, providers' hooks."""

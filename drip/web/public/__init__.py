@@ -1,0 +1,1 @@
+"""The reader's pages: home, sign-up, confirm, unsubscribe, downloads."""

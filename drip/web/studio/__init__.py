@@ -1,0 +1,1 @@
+"""The studio's pages: lessons, the site's files, lead-magnet builds."""

@@ -1,0 +1,1 @@
+"""drip.audience: sign-up intake, confirmation, tags, segments, imports."""

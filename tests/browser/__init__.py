@@ -1,0 +1,1 @@
+"""Everything that drives Debian's Chromium through Playwright (marker `browser`)."""

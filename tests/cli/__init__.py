@@ -1,0 +1,1 @@
+"""drip.cli: the `drip` command and the content owners' tools."""

@@ -1,0 +1,1 @@
+"""drip.content: courses as files, `drip check`, authors, lead magnets, plans."""

@@ -1,0 +1,1 @@
+"""The four real courses under sequences/: walked through, in our own words."""

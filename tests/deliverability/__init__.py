@@ -1,0 +1,1 @@
+"""drip.deliverability: bounces, providers' hooks, guardrails, spam score."""

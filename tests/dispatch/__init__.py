@@ -1,0 +1,1 @@
+"""drip.dispatch: the pass, claims and leases, faults, broadcasts, chaining."""

@@ -1,0 +1,1 @@
+"""The documentation under docs/ keeps up with the code."""

@@ -1,0 +1,1 @@
+"""drip.integrations: outgoing webhooks and where they may connect."""

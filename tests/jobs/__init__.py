@@ -1,0 +1,1 @@
+"""drip.jobs: the worker and `drip serve` as processes, lead-magnet builds."""

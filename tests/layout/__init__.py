@@ -1,0 +1,1 @@
+"""The shape of the code (imports, no cycles) and the wheel built from it."""

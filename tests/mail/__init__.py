@@ -1,0 +1,1 @@
+"""drip.mail: rendering, headers, links and clicks, Message-IDs, transports, pace."""

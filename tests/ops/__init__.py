@@ -1,0 +1,1 @@
+"""drip.ops: stats, operators, roles and the audit log, sessions, monitoring."""

@@ -1,0 +1,1 @@
+"""drip.store: migrations against the models, what SQLite stores and reads back."""

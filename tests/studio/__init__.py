@@ -1,0 +1,1 @@
+"""drip.studio: checked saves of course files, git history, test sends."""

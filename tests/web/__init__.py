@@ -1,0 +1,1 @@
+"""drip.web over HTTP: public pages, the admin, the APIs, hostile clients."""
