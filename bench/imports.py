@@ -113,11 +113,12 @@ def main() -> None:
                 source="bench",
                 who="bench",
                 now=NOW,
+                data_dir=settings.data_dir,
             )
             session.commit()
             job_id = job.id
         del text
-        done = run_import(svc.sessions, library, job_id, NOW)
+        done = run_import(svc.sessions, library, job_id, NOW, data_dir=settings.data_dir)
         seconds = time.perf_counter() - began
         grown = peak_mb() - before  # before the bare insert's list of rows raises the peak
         assert done is not None and done.status == "done", done and done.last_error

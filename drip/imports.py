@@ -10,16 +10,20 @@ from __future__ import annotations
 import csv
 import logging
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from datetime import datetime
 from itertools import islice
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from drip.content import Library
+from drip.files import private_dir, write_private
 from drip.import_rows import NewReader, insert_new_readers, new_reader
 from drip.jobs import DONE, FAILED, QUEUED, RUNNING
 from drip.models import ImportJob, Subscriber
@@ -56,6 +60,7 @@ def read_rows(lines: Iterable[str]) -> Iterable[tuple[int, dict[str, str]]]:
 
 MAX_ERRORS = 1_000  # refused lines kept with their reason (the count is always exact)
 RETRIES = 30  # a chunk that meets a busy database is rolled back and tried again
+IMPORTS = "imports"  # the folder of the data dir that keeps the files of unfinished jobs
 
 
 def queue_import(
@@ -69,15 +74,19 @@ def queue_import(
     source: str,
     who: str,
     now: datetime,
+    data_dir: Path,
 ) -> ImportJob:
-    """Check the file and keep it as a job for the worker; the caller commits. Raises
-    SubscriptionError for an unknown sequence, a file without an email column or a line
-    that cannot be read (a field over 128 KB, say)."""
+    """Check the file and keep it as a job for the worker; the caller commits. The text
+    goes to a private file under `data_dir` (imports/), not into the job's row, which
+    every chunk updates. Raises SubscriptionError for an unknown sequence, a file without
+    an email column or a line that cannot be read (a field over 128 KB, say)."""
     find_sequence(library, sequence)
     if (nul := text.find("\x00")) >= 0:  # PostgreSQL cannot store it; no CSV needs it
         line = text.count("\n", 0, nul) + 1
         raise SubscriptionError(f"line {line} of the CSV holds a NUL byte; nothing was imported")
     total = sum(1 for _ in read_rows(lines_of(text)))
+    name = f"{IMPORTS}/{now:%Y%m%d}-{secrets.token_hex(8)}.csv"  # unguessable, never reused
+    write_private(private_dir(data_dir / IMPORTS) / Path(name).name, text.encode("utf-8"))
     job = ImportJob(
         created_at=now,
         created_by=who,
@@ -85,7 +94,8 @@ def queue_import(
         sequence=sequence,
         confirmed=confirmed,
         source=source[:200],
-        csv=text,
+        csv="",
+        file=name,
         status=QUEUED,
         total=total,
         processed=0,
@@ -105,6 +115,7 @@ def run_import(
     job_id: int,
     now: datetime,
     *,
+    data_dir: Path,
     seconds: float | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportJob | None:
@@ -112,8 +123,22 @@ def run_import(
     the job's counts commit together, so a crash or a busy database loses nothing and
     counts nothing twice. Stops after `seconds` (the next run goes on). Returns the job.
 
-    The file is read once per run and its rows parsed as they are reached, CHUNK at a
-    time: memory holds the file and one chunk, whatever the number of rows."""
+    The file is read as a stream and its rows parsed as they are reached, CHUNK at a
+    time: memory holds one chunk, whatever the size of the file."""
+    with ExitStack() as files:
+        return _run(sessions, library, job_id, now, data_dir, files, seconds, progress)
+
+
+def _run(
+    sessions: sessionmaker[Session],
+    library: Library,
+    job_id: int,
+    now: datetime,
+    data_dir: Path,
+    files: ExitStack,
+    seconds: float | None,
+    progress: Callable[[int], None] | None,
+) -> ImportJob | None:
     started = time.monotonic()
     rows: Iterator[tuple[int, dict[str, str]]] | None = None
     chunk: list[tuple[int, dict[str, str]]] = []
@@ -127,13 +152,14 @@ def run_import(
             if job is None or job.status in (DONE, FAILED):
                 return job
             if rows is None:
-                rows = _rows_from(session, job)
+                rows = _rows_from(session, job, data_dir, files)
             if not busy:
                 chunk = list(islice(rows, CHUNK))
             if not chunk:
                 job.status, job.finished_at = DONE, now
                 session.commit()
                 session.expunge(job)
+                _forget_file(data_dir, job)
                 return job
             job.status = RUNNING
             try:
@@ -143,7 +169,7 @@ def run_import(
                 session.rollback()
                 busy += 1
                 if busy > RETRIES:
-                    _fail(sessions, job_id, now, error)
+                    _fail(sessions, job_id, now, error, data_dir)
                     return None
                 log.info(
                     "import %s: the database is busy (%s); trying the chunk again",
@@ -159,10 +185,24 @@ def run_import(
             return None
 
 
-def _rows_from(session: Session, job: ImportJob) -> Iterator[tuple[int, dict[str, str]]]:
-    """The job's rows after those already processed, parsed as they are asked for."""
-    text = session.scalar(select(ImportJob.csv).where(ImportJob.id == job.id)) or ""
-    return islice(read_rows(lines_of(text)), job.processed, None)
+def _rows_from(
+    session: Session, job: ImportJob, data_dir: Path, files: ExitStack
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """The job's rows after those already processed, parsed as they are asked for: from
+    its file, read as a stream, or from its row for a job queued before files (0021)."""
+    if job.file:
+        lines: Iterable[str] = files.enter_context(
+            open(data_dir / job.file, encoding="utf-8", newline="")  # noqa: SIM115 (closed by files)
+        )
+    else:
+        lines = lines_of(session.scalar(select(ImportJob.csv).where(ImportJob.id == job.id)) or "")
+    return islice(read_rows(lines), job.processed, None)
+
+
+def _forget_file(data_dir: Path, job: ImportJob) -> None:
+    """A finished job's file goes: its counts and refused lines stay in the row."""
+    if job.file:
+        (data_dir / job.file).unlink(missing_ok=True)
 
 
 def lines_of(text: str) -> Iterator[str]:
@@ -173,13 +213,16 @@ def lines_of(text: str) -> Iterator[str]:
         yield match.group()
 
 
-def _fail(sessions: sessionmaker[Session], job_id: int, now: datetime, error: Exception) -> None:
+def _fail(
+    sessions: sessionmaker[Session], job_id: int, now: datetime, error: Exception, data_dir: Path
+) -> None:
     with sessions() as session:
         job = session.get(ImportJob, job_id)
         if job is not None:
             job.status, job.finished_at = FAILED, now
             job.last_error = f"stopped after {job.processed} rows: {error}"[:2000]
             session.commit()
+            _forget_file(data_dir, job)  # a failed job is never taken up again
 
 
 def _import_chunk(

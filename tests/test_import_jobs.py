@@ -39,6 +39,7 @@ def queue(svc: Services, text: str, clock: FrozenClock) -> int:
             source="test import",
             who="ops@example.org",
             now=clock(),
+            data_dir=svc.settings.data_dir,
         )
         session.commit()
         return job.id
@@ -68,7 +69,13 @@ def test_an_import_while_passes_run_counts_every_row_exactly_once(
     worker = threading.Thread(target=passes)
     worker.start()
     try:
-        done = run_import(services.sessions, services.content.library(), job_id, clock())
+        done = run_import(
+            services.sessions,
+            services.content.library(),
+            job_id,
+            clock(),
+            data_dir=services.settings.data_dir,
+        )
     finally:
         stop.set()
         worker.join(60)
@@ -88,14 +95,25 @@ def test_an_import_goes_on_from_where_it_stopped(services: Services, clock: Froz
     rows = CHUNK + 700
     job_id = queue(services, csv_of(rows), clock)
     first = run_import(
-        services.sessions, services.content.library(), job_id, clock(), seconds=0
+        services.sessions,
+        services.content.library(),
+        job_id,
+        clock(),
+        data_dir=services.settings.data_dir,
+        seconds=0,
     )  # one chunk, then the run's time is up
     with services.sessions() as session:
         job = session.get(ImportJob, job_id)
         assert first is None and job is not None
         assert job.status == "running" and job.processed == CHUNK
 
-    done = run_import(services.sessions, services.content.library(), job_id, clock())
+    done = run_import(
+        services.sessions,
+        services.content.library(),
+        job_id,
+        clock(),
+        data_dir=services.settings.data_dir,
+    )
 
     bad = sum(1 for n in range(rows) if n % 50 == 7)
     assert done is not None and done.status == "done"
@@ -112,7 +130,13 @@ def test_an_import_holds_the_file_and_one_chunk_not_every_row(
     job_id = queue(services, text, clock)
     tracemalloc.start()
     try:
-        done = run_import(services.sessions, services.content.library(), job_id, clock())
+        done = run_import(
+            services.sessions,
+            services.content.library(),
+            job_id,
+            clock(),
+            data_dir=services.settings.data_dir,
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

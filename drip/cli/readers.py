@@ -99,13 +99,21 @@ def import_command(
                 source=source or f"import of {file.name}",
                 who="drip import",
                 now=moment,
+                data_dir=svc.settings.data_dir,
             )
             session.commit()
             job_id, total = job.id, job.total
     except SubscriptionError as error:
         raise click.ClickException(str(error)) from None
     with click.progressbar(length=total, label=f"importing {file.name}", file=sys.stderr) as bar:
-        done = run_import(svc.sessions, library, job_id, moment, progress=bar.update)
+        done = run_import(
+            svc.sessions,
+            library,
+            job_id,
+            moment,
+            data_dir=svc.settings.data_dir,
+            progress=bar.update,
+        )
     if done is None or done.status != "done":
         raise click.ClickException(
             f"the import stopped: {done.last_error if done else ''}"

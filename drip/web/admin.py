@@ -820,6 +820,7 @@ def import_page() -> ResponseReturnValue:
                 source=f"{source} (import by {g.operator.email})"[:200],
                 who=g.operator.email,
                 now=svc.clock(),
+                data_dir=svc.settings.data_dir,
             )
         except SubscriptionError as error:
             session.rollback()
