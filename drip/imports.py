@@ -17,13 +17,14 @@ from contextlib import ExitStack
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
+from typing import TextIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from drip.content import Library
-from drip.files import private_dir, write_private
+from drip.files import create_private_file
 from drip.import_rows import NewReader, insert_new_readers, new_reader
 from drip.jobs import DONE, FAILED, QUEUED, RUNNING
 from drip.models import ImportJob, Subscriber
@@ -66,7 +67,7 @@ IMPORTS = "imports"  # the folder of the data dir that keeps the files of unfini
 def queue_import(
     session: Session,
     library: Library,
-    text: str,
+    upload: TextIO,
     *,
     filename: str,
     sequence: str,
@@ -76,17 +77,18 @@ def queue_import(
     now: datetime,
     data_dir: Path,
 ) -> ImportJob:
-    """Check the file and keep it as a job for the worker; the caller commits. The text
-    goes to a private file under `data_dir` (imports/), not into the job's row, which
-    every chunk updates. Raises SubscriptionError for an unknown sequence, a file without
-    an email column or a line that cannot be read (a field over 128 KB, say)."""
+    """Check the file and keep it as a job for the worker; the caller commits. The upload
+    (opened with newline="") is copied as it is read to a private file under `data_dir`
+    (imports/), not into the job's row, which every chunk updates. Raises
+    SubscriptionError for an unknown sequence, a file without an email column or a line
+    that cannot be read (a field over 128 KB, say)."""
     find_sequence(library, sequence)
-    if (nul := text.find("\x00")) >= 0:  # PostgreSQL cannot store it; no CSV needs it
-        line = text.count("\n", 0, nul) + 1
-        raise SubscriptionError(f"line {line} of the CSV holds a NUL byte; nothing was imported")
-    total = sum(1 for _ in read_rows(lines_of(text)))
     name = f"{IMPORTS}/{now:%Y%m%d}-{secrets.token_hex(8)}.csv"  # unguessable, never reused
-    write_private(private_dir(data_dir / IMPORTS) / Path(name).name, text.encode("utf-8"))
+    try:
+        total = _keep(upload, data_dir / name)
+    except Exception:  # a refused file, one that is not UTF-8: nothing is kept
+        (data_dir / name).unlink(missing_ok=True)
+        raise
     job = ImportJob(
         created_at=now,
         created_by=who,
@@ -107,6 +109,23 @@ def queue_import(
     session.add(job)
     session.flush()
     return job
+
+
+def _keep(upload: TextIO, path: Path) -> int:
+    """Copy the upload to a new 0600 file a block at a time; the number of data rows."""
+    create_private_file(path)
+    lines = 0
+    with open(path, "w", encoding="utf-8", newline="") as kept:
+        for block in iter(lambda: upload.read(1 << 16), ""):
+            if (nul := block.find("\x00")) >= 0:  # PostgreSQL cannot store it; no CSV needs it
+                line = lines + block.count("\n", 0, nul) + 1
+                raise SubscriptionError(
+                    f"line {line} of the CSV holds a NUL byte; nothing was imported"
+                )
+            lines += block.count("\n")
+            kept.write(block)
+    with open(path, encoding="utf-8", newline="") as rows:
+        return sum(1 for _ in read_rows(rows))
 
 
 def run_import(

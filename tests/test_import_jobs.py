@@ -4,6 +4,7 @@ the database is doing."""
 
 from __future__ import annotations
 
+import io
 import stat
 import threading
 import tracemalloc
@@ -33,7 +34,7 @@ def queue(svc: Services, text: str, clock: FrozenClock) -> int:
         job = queue_import(
             session,
             svc.content.library(),
-            text,
+            io.StringIO(text),
             filename="readers.csv",
             sequence="tiny",
             confirmed=True,
@@ -209,5 +210,20 @@ def test_a_field_over_the_csv_limit_is_refused_by_line_before_anything_is_queued
     with pytest.raises(SubscriptionError, match=r"line 5 of the CSV cannot be read.*field"):
         queue(services, text, clock)
 
+    with services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(ImportJob)) == 0
+
+
+def test_a_nul_byte_far_into_the_upload_is_refused_by_line_and_nothing_is_kept(
+    services: Services, clock: FrozenClock
+) -> None:
+    text = csv_of(5_000)  # about 200 KB: the NUL is read in the fourth 64 KB block
+    nul = text.index("imported4000@")
+    text = text[:nul] + "\x00" + text[nul:]
+
+    with pytest.raises(SubscriptionError, match=r"line 4002 of the CSV holds a NUL byte"):
+        queue(services, text, clock)
+
+    assert list((services.settings.data_dir / "imports").iterdir()) == []
     with services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(ImportJob)) == 0

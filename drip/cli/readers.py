@@ -85,14 +85,13 @@ def import_command(
     import job, the same the admin's upload makes, run here to its end."""
     svc = services()
     library = svc.content.library()
-    text = file.read_text(encoding="utf-8-sig")
     moment = now_or(now)
     try:
-        with svc.sessions() as session:
+        with svc.sessions() as session, file.open(encoding="utf-8-sig", newline="") as upload:
             job = queue_import(
                 session,
                 library,
-                text,
+                upload,
                 filename=file.name,
                 sequence=sequence,
                 confirmed=confirmed,
