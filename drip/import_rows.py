@@ -8,13 +8,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import FromClause
-from sqlalchemy.types import TypeEngine
 
 from drip.content import Sequence
 from drip.models import ConsentRecord, Enrollment, EnrollmentStatus, Event, EventKind, Subscriber
@@ -133,30 +134,35 @@ def bulk_insert(conn: Connection, table: FromClause, rows: list[dict[str, Any]])
     if not rows:
         return
     assert isinstance(table, Table)
-    dialect = conn.dialect
-    keys = list(rows[0])
-    compiled = insert(table).compile(dialect=dialect, column_keys=keys)
-    if missing := set(compiled.binds) - set(keys):
-        raise ValueError(f"bulk_insert into {table.name} needs {sorted(missing)}")
-    order = list(compiled.positiontup or keys)
-    converters = [_converter(table.c[key].type.dialect_impl(dialect), dialect) for key in order]
-    values = [[row[key] for key in order] for row in rows]
-    columns = [
-        list(map(convert, column))
-        for convert, column in zip(converters, zip(*values, strict=True), strict=True)
-    ]
-    if compiled.positional:
+    sql, order, positional, processes = _statement(table, tuple(rows[0]), conn.dialect)
+    columns: list[Any] = list(zip(*(itemgetter(*order)(row) for row in rows), strict=True))
+    for index, process in enumerate(processes):
+        if process is not None:
+            columns[index] = list(map(_remembered(process), columns[index]))
+    if positional:
         params: list[Any] = list(zip(*columns, strict=True))
     else:
         params = [dict(zip(order, row, strict=True)) for row in zip(*columns, strict=True)]
-    conn.exec_driver_sql(compiled.string, params)
+    conn.exec_driver_sql(sql, params)
 
 
-def _converter(kind: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any]:
-    """The type's bind processing, remembered per value (for hashable values)."""
-    process = kind.bind_processor(dialect)
-    if process is None:
-        return lambda value: value
+@lru_cache(maxsize=64)
+def _statement(
+    table: Table, keys: tuple[str, ...], dialect: Dialect
+) -> tuple[str, tuple[str, ...], bool, list[Any]]:
+    """The INSERT's SQL, its parameters in order, and each one's bind processing."""
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    if missing := set(compiled.binds) - set(keys):
+        raise ValueError(f"bulk_insert into {table.name} needs {sorted(missing)}")
+    order = tuple(compiled.positiontup or keys)
+    if len(order) < 2:  # itemgetter of one key gives the value, not a tuple
+        raise ValueError(f"bulk_insert into {table.name} takes two columns or more")
+    processes = [table.c[key].type.dialect_impl(dialect).bind_processor(dialect) for key in order]
+    return compiled.string, order, compiled.positional, processes
+
+
+def _remembered(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`process`, remembered per value (for hashable values) for one statement."""
     seen: dict[Any, Any] = {}
 
     def convert(value: Any) -> Any:
