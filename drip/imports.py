@@ -171,7 +171,12 @@ def _run(
             if job is None or job.status in (DONE, FAILED):
                 return job
             if rows is None:
-                rows = _rows_from(session, job, data_dir, files)
+                try:
+                    rows = _rows_from(session, job, data_dir, files)
+                except FileNotFoundError as error:  # a worker with another data folder
+                    _file_gone(job, error, now)
+                    session.commit()
+                    return job
             if not busy:
                 chunk = list(islice(rows, CHUNK))
             if not chunk:
@@ -216,6 +221,14 @@ def _rows_from(
     else:
         lines = lines_of(session.scalar(select(ImportJob.csv).where(ImportJob.id == job.id)) or "")
     return islice(read_rows(lines), job.processed, None)
+
+
+def _file_gone(job: ImportJob, error: FileNotFoundError, now: datetime) -> None:
+    job.status, job.finished_at = FAILED, now
+    job.last_error = (
+        f"the uploaded file {error.filename} is gone: the web and the worker must share "
+        "the data folder (DRIP_DATA_DIR); upload it again"
+    )[:2000]
 
 
 def _forget_file(data_dir: Path, job: ImportJob) -> None:

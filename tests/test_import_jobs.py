@@ -227,3 +227,25 @@ def test_a_nul_byte_far_into_the_upload_is_refused_by_line_and_nothing_is_kept(
     assert list((services.settings.data_dir / "imports").iterdir()) == []
     with services.sessions() as session:
         assert session.scalar(select(func.count()).select_from(ImportJob)) == 0
+
+
+def test_a_job_whose_file_is_gone_fails_and_says_where_it_looked(
+    services: Services, clock: FrozenClock
+) -> None:
+    job_id = queue(services, csv_of(10), clock)
+    with services.sessions() as session:
+        job = session.get(ImportJob, job_id)
+        assert job is not None and job.file
+        kept = services.settings.data_dir / job.file
+    kept.unlink()  # a worker on another machine, another data folder
+
+    done = run_import(
+        services.sessions,
+        services.content.library(),
+        job_id,
+        clock(),
+        data_dir=services.settings.data_dir,
+    )
+
+    assert done is not None and done.status == "failed" and done.added == 0
+    assert str(kept) in (done.last_error or "") and "DRIP_DATA_DIR" in (done.last_error or "")
