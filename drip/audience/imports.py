@@ -10,10 +10,14 @@ from __future__ import annotations
 import csv
 import logging
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from datetime import datetime
 from itertools import islice
+from pathlib import Path
+from typing import TextIO
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -22,6 +26,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from drip.audience.import_rows import NewReader, insert_new_readers, new_reader
 from drip.audience.subscriptions import Consent, SubscriptionError, find_sequence, subscribe
 from drip.content.sequences import Library
+from drip.core.files import create_private_file
 from drip.store.jobs import DONE, FAILED, QUEUED, RUNNING
 from drip.store.models import ImportJob, Subscriber
 
@@ -56,12 +61,13 @@ def read_rows(lines: Iterable[str]) -> Iterable[tuple[int, dict[str, str]]]:
 
 MAX_ERRORS = 1_000  # refused lines kept with their reason (the count is always exact)
 RETRIES = 30  # a chunk that meets a busy database is rolled back and tried again
+IMPORTS = "imports"  # the folder of the data dir that keeps the files of unfinished jobs
 
 
 def queue_import(
     session: Session,
     library: Library,
-    text: str,
+    upload: TextIO,
     *,
     filename: str,
     sequence: str,
@@ -69,15 +75,20 @@ def queue_import(
     source: str,
     who: str,
     now: datetime,
+    data_dir: Path,
 ) -> ImportJob:
-    """Check the file and keep it as a job for the worker; the caller commits. Raises
+    """Check the file and keep it as a job for the worker; the caller commits. The upload
+    (opened with newline="") is copied as it is read to a private file under `data_dir`
+    (imports/), not into the job's row, which every chunk updates. Raises
     SubscriptionError for an unknown sequence, a file without an email column or a line
     that cannot be read (a field over 128 KB, say)."""
     find_sequence(library, sequence)
-    if (nul := text.find("\x00")) >= 0:  # PostgreSQL cannot store it; no CSV needs it
-        line = text.count("\n", 0, nul) + 1
-        raise SubscriptionError(f"line {line} of the CSV holds a NUL byte; nothing was imported")
-    total = sum(1 for _ in read_rows(lines_of(text)))
+    name = f"{IMPORTS}/{now:%Y%m%d}-{secrets.token_hex(8)}.csv"  # unguessable, never reused
+    try:
+        total = _keep(upload, data_dir / name)
+    except Exception:  # a refused file, one that is not UTF-8: nothing is kept
+        (data_dir / name).unlink(missing_ok=True)
+        raise
     job = ImportJob(
         created_at=now,
         created_by=who,
@@ -85,7 +96,8 @@ def queue_import(
         sequence=sequence,
         confirmed=confirmed,
         source=source[:200],
-        csv=text,
+        csv="",
+        file=name,
         status=QUEUED,
         total=total,
         processed=0,
@@ -99,12 +111,30 @@ def queue_import(
     return job
 
 
+def _keep(upload: TextIO, path: Path) -> int:
+    """Copy the upload to a new 0600 file a block at a time; the number of data rows."""
+    create_private_file(path)
+    lines = 0
+    with open(path, "w", encoding="utf-8", newline="") as kept:
+        for block in iter(lambda: upload.read(1 << 16), ""):
+            if (nul := block.find("\x00")) >= 0:  # PostgreSQL cannot store it; no CSV needs it
+                line = lines + block.count("\n", 0, nul) + 1
+                raise SubscriptionError(
+                    f"line {line} of the CSV holds a NUL byte; nothing was imported"
+                )
+            lines += block.count("\n")
+            kept.write(block)
+    with open(path, encoding="utf-8", newline="") as rows:
+        return sum(1 for _ in read_rows(rows))
+
+
 def run_import(
     sessions: sessionmaker[Session],
     library: Library,
     job_id: int,
     now: datetime,
     *,
+    data_dir: Path,
     seconds: float | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportJob | None:
@@ -112,8 +142,22 @@ def run_import(
     the job's counts commit together, so a crash or a busy database loses nothing and
     counts nothing twice. Stops after `seconds` (the next run goes on). Returns the job.
 
-    The file is read once per run and its rows parsed as they are reached, CHUNK at a
-    time: memory holds the file and one chunk, whatever the number of rows."""
+    The file is read as a stream and its rows parsed as they are reached, CHUNK at a
+    time: memory holds one chunk, whatever the size of the file."""
+    with ExitStack() as files:
+        return _run(sessions, library, job_id, now, data_dir, files, seconds, progress)
+
+
+def _run(
+    sessions: sessionmaker[Session],
+    library: Library,
+    job_id: int,
+    now: datetime,
+    data_dir: Path,
+    files: ExitStack,
+    seconds: float | None,
+    progress: Callable[[int], None] | None,
+) -> ImportJob | None:
     started = time.monotonic()
     rows: Iterator[tuple[int, dict[str, str]]] | None = None
     chunk: list[tuple[int, dict[str, str]]] = []
@@ -127,13 +171,19 @@ def run_import(
             if job is None or job.status in (DONE, FAILED):
                 return job
             if rows is None:
-                rows = _rows_from(session, job)
+                try:
+                    rows = _rows_from(session, job, data_dir, files)
+                except FileNotFoundError as error:  # a worker with another data folder
+                    _file_gone(job, error, now)
+                    session.commit()
+                    return job
             if not busy:
                 chunk = list(islice(rows, CHUNK))
             if not chunk:
                 job.status, job.finished_at = DONE, now
                 session.commit()
                 session.expunge(job)
+                _forget_file(data_dir, job)
                 return job
             job.status = RUNNING
             try:
@@ -143,7 +193,7 @@ def run_import(
                 session.rollback()
                 busy += 1
                 if busy > RETRIES:
-                    _fail(sessions, job_id, now, error)
+                    _fail(sessions, job_id, now, error, data_dir)
                     return None
                 log.info(
                     "import %s: the database is busy (%s); trying the chunk again",
@@ -159,10 +209,32 @@ def run_import(
             return None
 
 
-def _rows_from(session: Session, job: ImportJob) -> Iterator[tuple[int, dict[str, str]]]:
-    """The job's rows after those already processed, parsed as they are asked for."""
-    text = session.scalar(select(ImportJob.csv).where(ImportJob.id == job.id)) or ""
-    return islice(read_rows(lines_of(text)), job.processed, None)
+def _rows_from(
+    session: Session, job: ImportJob, data_dir: Path, files: ExitStack
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """The job's rows after those already processed, parsed as they are asked for: from
+    its file, read as a stream, or from its row for a job queued before files (0021)."""
+    if job.file:
+        lines: Iterable[str] = files.enter_context(
+            open(data_dir / job.file, encoding="utf-8", newline="")  # noqa: SIM115 (closed by files)
+        )
+    else:
+        lines = lines_of(session.scalar(select(ImportJob.csv).where(ImportJob.id == job.id)) or "")
+    return islice(read_rows(lines), job.processed, None)
+
+
+def _file_gone(job: ImportJob, error: FileNotFoundError, now: datetime) -> None:
+    job.status, job.finished_at = FAILED, now
+    job.last_error = (
+        f"the uploaded file {error.filename} is gone: the web and the worker must share "
+        "the data folder (DRIP_DATA_DIR); upload it again"
+    )[:2000]
+
+
+def _forget_file(data_dir: Path, job: ImportJob) -> None:
+    """A finished job's file goes: its counts and refused lines stay in the row."""
+    if job.file:
+        (data_dir / job.file).unlink(missing_ok=True)
 
 
 def lines_of(text: str) -> Iterator[str]:
@@ -173,13 +245,16 @@ def lines_of(text: str) -> Iterator[str]:
         yield match.group()
 
 
-def _fail(sessions: sessionmaker[Session], job_id: int, now: datetime, error: Exception) -> None:
+def _fail(
+    sessions: sessionmaker[Session], job_id: int, now: datetime, error: Exception, data_dir: Path
+) -> None:
     with sessions() as session:
         job = session.get(ImportJob, job_id)
         if job is not None:
             job.status, job.finished_at = FAILED, now
             job.last_error = f"stopped after {job.processed} rows: {error}"[:2000]
             session.commit()
+            _forget_file(data_dir, job)  # a failed job is never taken up again
 
 
 def _import_chunk(

@@ -85,27 +85,34 @@ def import_command(
     import job, the same the admin's upload makes, run here to its end."""
     svc = services()
     library = svc.content.library()
-    text = file.read_text(encoding="utf-8-sig")
     moment = now_or(now)
     try:
-        with svc.sessions() as session:
+        with svc.sessions() as session, file.open(encoding="utf-8-sig", newline="") as upload:
             job = queue_import(
                 session,
                 library,
-                text,
+                upload,
                 filename=file.name,
                 sequence=sequence,
                 confirmed=confirmed,
                 source=source or f"import of {file.name}",
                 who="drip import",
                 now=moment,
+                data_dir=svc.settings.data_dir,
             )
             session.commit()
             job_id, total = job.id, job.total
     except SubscriptionError as error:
         raise click.ClickException(str(error)) from None
     with click.progressbar(length=total, label=f"importing {file.name}", file=sys.stderr) as bar:
-        done = run_import(svc.sessions, library, job_id, moment, progress=bar.update)
+        done = run_import(
+            svc.sessions,
+            library,
+            job_id,
+            moment,
+            data_dir=svc.settings.data_dir,
+            progress=bar.update,
+        )
     if done is None or done.status != "done":
         raise click.ClickException(
             f"the import stopped: {done.last_error if done else ''}"

@@ -139,6 +139,7 @@ def import_job(services: Services) -> None:
             services.content.library(),
             job_id,
             services.clock(),
+            data_dir=services.settings.data_dir,
             seconds=IMPORT_SLICE,
         ),
     )

@@ -709,7 +709,8 @@ class ImportJob(Base):
     sequence: Mapped[slug]
     confirmed: Mapped[bool] = mapped_column(default=False)
     source: Mapped[str] = mapped_column(String(200))
-    csv: Mapped[str] = mapped_column(Text)
+    csv: Mapped[str] = mapped_column(Text)  # jobs queued before 0021; new ones leave it ""
+    file: Mapped[str | None] = mapped_column(String(255))  # under the data folder (0021 on)
     status: Mapped[str] = mapped_column(String(20))  # queued, running, done, failed
     total: Mapped[int] = mapped_column(Integer, default=0)  # data rows in the file
     processed: Mapped[int] = mapped_column(Integer, default=0)  # rows done, committed

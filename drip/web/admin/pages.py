@@ -15,6 +15,7 @@ app-wide by Flask-WTF.
 
 from __future__ import annotations
 
+import io
 import zoneinfo
 from dataclasses import replace
 from datetime import datetime
@@ -807,7 +808,11 @@ def import_page() -> ResponseReturnValue:
     session = db_session()
     if request.method == "POST":
         upload = request.files.get("file")
-        text = upload.read().decode("utf-8-sig", errors="replace") if upload else ""
+        stream = (  # read as the job's file is written, a block at a time
+            io.TextIOWrapper(upload.stream, encoding="utf-8-sig", errors="replace", newline="")
+            if upload
+            else io.StringIO("")
+        )
         source = request.form.get("source", "").strip()
         try:
             if not source:
@@ -815,13 +820,14 @@ def import_page() -> ResponseReturnValue:
             job = queue_import(
                 session,
                 library,
-                text,
+                stream,
                 filename=upload.filename or "upload.csv" if upload else "",
                 sequence=request.form.get("sequence", ""),
                 confirmed=request.form.get("confirmed") == "yes",
                 source=f"{source} (import by {g.operator.email})"[:200],
                 who=g.operator.email,
                 now=svc.clock(),
+                data_dir=svc.settings.data_dir,
             )
         except SubscriptionError as error:
             session.rollback()
