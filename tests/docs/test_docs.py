@@ -4,7 +4,10 @@ pages leads somewhere. The README stays a short front door."""
 
 from __future__ import annotations
 
+import ast
 import re
+import tomllib
+from pathlib import Path
 
 import click
 
@@ -18,6 +21,8 @@ DOCS = REPO / "docs"
 PAGES = [REPO / "README.md", *sorted(DOCS.glob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 MENTION = re.compile(r"`drip ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?")
+MODULE_NAME = re.compile(r"(?<![\w/.-])drip(?:\.\w+)+")
+MIGRATIONS = REPO / "drip" / "store" / "migrations" / "versions"
 
 
 def commands(group: click.Group = cli, prefix: str = "") -> dict[str, click.Command]:
@@ -120,3 +125,80 @@ def test_every_variable_the_pages_name_is_one_drip_or_its_tests_read() -> None:
     )
     named = {name for page in PAGES for name in re.findall(r"DRIP_[A-Z][A-Z_]*", page.read_text())}
     assert {name for name in named - settings if f'"{name}"' not in sources} == set()
+
+
+def module_names() -> tuple[set[str], set[str]]:
+    """drip's modules and its packages, by the names the architecture page gives them: a
+    package's `__init__.py` is named by its package, the migration revisions by their folder."""
+    modules, packages = set(), set()
+    for path in (REPO / "drip").rglob("*.py"):
+        if "__pycache__" in path.parts:
+            continue
+        if path.name == "__init__.py":
+            packages.add(".".join(path.parent.relative_to(REPO).parts))
+        else:
+            folder = MIGRATIONS if path.parent == MIGRATIONS else path.with_suffix("")
+            modules.add(".".join(folder.relative_to(REPO).parts))
+    return modules, packages - {"drip"}
+
+
+def table_of_each_module(text: str) -> dict[str, list[str]]:
+    """Each module that begins a table row, with the names in the heading over its table."""
+    tables: dict[str, list[str]] = {}
+    heading: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("### "):
+            heading = re.findall(r"`(drip(?:\.\w+)*)`", line)
+        elif found := re.match(r"\| `(drip(?:\.\w+)+)` \|", line):
+            tables[found[1]] = heading
+    return tables
+
+
+def packages_mapped_elsewhere() -> set[str]:
+    """Packages the build maps from another folder (`drip.templates` from templates/)."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    return set(setuptools.get("package-dir", {}))
+
+
+def defined_in(module: Path) -> set[str]:
+    """The top-level names a module defines (classes, functions, constants)."""
+    names = set()
+    for node in ast.parse(module.read_text()).body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {target.id for target in node.targets if isinstance(target, ast.Name)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def exists(name: str) -> bool:
+    """A module, a package (a folder of modules), or a name defined in a module."""
+    path = REPO.joinpath(*name.split("."))
+    if path.with_suffix(".py").is_file() or any(path.glob("*.py")):
+        return True
+    module, _, attribute = name.rpartition(".")
+    source = REPO.joinpath(*module.split(".")).with_suffix(".py")
+    return source.is_file() and attribute in defined_in(source)
+
+
+def test_the_architecture_page_has_a_row_for_every_module_in_its_packages_table() -> None:
+    text = (DOCS / "architecture.md").read_text()
+    modules, packages = module_names()
+    tables = table_of_each_module(text)
+    unnamed = {name for name in packages if f"`{name}`" not in text}
+    rowless = {name for name in modules if name not in tables}
+    elsewhere = {
+        name
+        for name, heading in tables.items()
+        if name in modules and not any(name.startswith(f"{h}.") for h in heading)
+    }
+    assert (sorted(unnamed), sorted(rowless), sorted(elsewhere)) == ([], [], [])
+
+
+def test_every_module_the_architecture_page_names_exists() -> None:
+    text = (DOCS / "architecture.md").read_text()
+    allowed = packages_mapped_elsewhere()
+    gone = {name for name in MODULE_NAME.findall(text) if name not in allowed and not exists(name)}
+    assert sorted(gone) == []
