@@ -17,6 +17,10 @@ earlier version restored) goes the same way:
 site.yaml (the author and the site's links) goes the same way, but every sequence inherits
 it, so a change to it is checked with each of them (Studio.save_site).
 
+The parts it rests on: drip.studio.save_path (steps 1 to 4), drip.studio.lesson_format (a
+lesson's front matter), drip.studio.yaml_forms (the settings forms' YAML round trip),
+drip.studio.previews (unsaved text rendered or test-sent), drip.studio.outcomes.
+
 A lesson's identity is its file name without the number: moving a lesson renames
 `02-small-talk.md` to `03-small-talk.md` and readers mid-course keep their place.
 """
