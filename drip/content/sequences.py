@@ -877,7 +877,7 @@ def check_variables(
 @contextmanager
 def folder_lock(folder: Path, *, exclusive: bool = False) -> Iterator[None]:
     """An advisory lock on a sequence folder: loading takes it shared, and the studio
-    (drip.studio.editing) takes it exclusive while it renames or writes several files, so no
+    (drip.studio.save_path) takes it exclusive while it renames or writes several files, so no
     process ever loads a sequence halfway through a reorder (a reader could skip a lesson)."""
     try:
         fd = os.open(folder, os.O_RDONLY)

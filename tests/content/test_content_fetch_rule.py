@@ -27,7 +27,9 @@ from drip.content import magnets
 from drip.content.sequences import Sequence, load_sequences
 from drip.core.config import Settings, load_settings
 from drip.services import build_services
-from drip.studio.editing import Refused, Saved, Studio, lesson_files, version_of
+from drip.studio.editing import Studio
+from drip.studio.lesson_format import lesson_files
+from drip.studio.outcomes import Refused, Saved, version_of
 from tests.conftest import CHEAP_HASHER, TESTS, make_settings
 
 SECRET = b"SECRET-KEY-7f3a9c-never-in-a-pdf"

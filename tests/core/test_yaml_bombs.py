@@ -17,7 +17,8 @@ from flask import Flask
 from drip.app import create_app
 from drip.content.sequences import Problem, load_sequences
 from drip.core.yaml_input import ALIASES, MAX_YAML_BYTES
-from drip.studio.editing import SequenceSettings, StudioError, settings_text
+from drip.studio.outcomes import StudioError
+from drip.studio.yaml_forms import SequenceSettings, settings_text
 from tests.conftest import CHEAP_HASHER, TESTS, courses_beside_tiny, make_settings
 from tests.web.test_admin_access import csrf_token, logged_in_client
 

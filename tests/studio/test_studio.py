@@ -19,21 +19,11 @@ from drip.content.sequences import load_sequence, load_sequences
 from drip.core.clock import FrozenClock
 from drip.services import Services, build_services
 from drip.store.models import Delivery
-from drip.studio.editing import (
-    Conflict,
-    LessonFields,
-    Refused,
-    Saved,
-    Studio,
-    StudioError,
-    _rename_all,
-    lesson_fields,
-    lesson_text,
-    name_for,
-    read,
-    sequence_settings,
-    settings_text,
-)
+from drip.studio.editing import Studio
+from drip.studio.lesson_format import LessonFields, lesson_fields, lesson_text, name_for
+from drip.studio.outcomes import Conflict, Refused, Saved, StudioError, read
+from drip.studio.save_path import _rename_all
+from drip.studio.yaml_forms import sequence_settings, settings_text
 from tests.conftest import CHEAP_HASHER, TESTS, advance_through_due_times, enroll, make_settings
 from tests.smtp import SmtpServer
 

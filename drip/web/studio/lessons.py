@@ -34,20 +34,12 @@ from drip.ops.stats import drop_off, lesson_reach
 from drip.store import queries
 from drip.store.models import Role
 from drip.store.queries import paused_sequences
-from drip.studio.editing import (
+from drip.studio.editing import Studio
+from drip.studio.lesson_format import (
     FORM_KEYS,
     MAGNET_KEYS,
-    Conflict,
-    Document,
     LessonFields,
-    Outcome,
     Placed,
-    Preview,
-    Refused,
-    Saved,
-    SequenceSettings,
-    Studio,
-    StudioError,
     diff,
     front_matter,
     front_matter_broken,
@@ -56,12 +48,12 @@ from drip.studio.editing import (
     lesson_files,
     lesson_text,
     place,
-    read,
-    sequence_settings,
-    settings_text,
     with_front_matter,
 )
+from drip.studio.outcomes import Conflict, Document, Outcome, Refused, Saved, StudioError, read
+from drip.studio.previews import Preview
 from drip.studio.samples import CONFIRMATION, TooManyTests, count_test, send_test
+from drip.studio.yaml_forms import SequenceSettings, sequence_settings, settings_text
 from drip.web.admin.access import audit, may, requires, unrecorded
 from drip.web.context import db_session, services
 

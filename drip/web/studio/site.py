@@ -19,18 +19,11 @@ from drip.content.authors import AUTHOR_KEYS, SITE_URL_KEYS, completed_url
 from drip.content.sequences import Problem
 from drip.mail.render import SAMPLE_READER
 from drip.store.models import Role
-from drip.studio.editing import (
-    Conflict,
-    Refused,
-    Saved,
-    SiteSettings,
-    Studio,
-    StudioError,
-    diff,
-    site_settings,
-    site_text,
-)
+from drip.studio.editing import Studio
+from drip.studio.lesson_format import diff
+from drip.studio.outcomes import Conflict, Refused, Saved, StudioError
 from drip.studio.photos import MAX_BYTES, Photo, PhotoError, checked_photo
+from drip.studio.yaml_forms import SiteSettings, site_settings, site_text
 from drip.web.admin.access import audit, may, requires
 from drip.web.context import db_session, services
 
