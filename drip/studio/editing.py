@@ -9,7 +9,7 @@ earlier version restored) goes the same way:
 2. a file the editor opened must still be the version it read (a hash of its bytes), or the
    change is a Conflict carrying the text on disk, so the page can show both;
 3. the files are written atomically (a temporary file beside them, then os.replace, the old
-   file's mode kept) under the folder's exclusive lock (drip.content.sequences.folder_lock), so no
+   file's mode kept) under the folder's exclusive lock (drip.content.loader.folder_lock), so no
    process loads a sequence halfway through a reorder;
 4. where the folder is in a git repository, the change is a commit by the operator
    (drip.studio.course_git), unless DRIP_STUDIO_GIT is off.
@@ -49,20 +49,11 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from drip.content.authors import AUTHOR_KEYS, SITE_URL_KEYS
 from drip.content.fetch_rule import inside, standing_in
+from drip.content.front_matter import split_front_matter
+from drip.content.loader import LESSON_FILE, folder_lock, load_sequence
 from drip.content.magnets import cache_dir
-from drip.content.sequences import (
-    LESSON_FILE,
-    SITE_FILE,
-    Library,
-    Problem,
-    Sequence,
-    Site,
-    folder_lock,
-    load_sequence,
-    load_site,
-    split_front_matter,
-    unsigned,
-)
+from drip.content.sequences import Library, Problem, Sequence
+from drip.content.site import SITE_FILE, Site, load_site, unsigned
 from drip.core import yaml_input
 from drip.core.config import Settings
 from drip.mail.links import Links, sample_links
