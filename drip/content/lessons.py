@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 from drip.content.front_matter import Unreadable, read_front_matter, read_whole, split_front_matter
 from drip.content.sequences import Delay, Lesson, Problem
@@ -29,6 +30,41 @@ LESSON_KEYS = frozenset({"subject", "delay", "preheader"})
 def load_lesson(
     path: Path, match: re.Match[str], allowed: frozenset[str], problems: list[Problem]
 ) -> Lesson | None:
+    """The lesson in `path`, or None with every problem it has added to `problems`."""
+    read = _read_lesson(path, problems)
+    if read is None:
+        return None
+    text, front, body, body_line, meta = read
+    lines = {k: v + 1 for k, v in line_of_keys(front).items()}
+    before = len(problems)
+    subject, delay, preheader = _lesson_fields(meta, path, lines, problems)
+    for chunk, first_line in (
+        (subject, lines.get("subject", 2)),
+        (preheader, lines.get("preheader", 2)),
+        (body, body_line),
+    ):
+        problems.extend(check_variables(chunk, allowed, path, first_line))
+    if not body.strip():
+        problems.append(Problem(path, body_line, "the lesson has no body"))
+    if len(problems) > before:
+        return None
+    return Lesson(
+        key=match["key"],
+        number=int(match["number"]),
+        path=path,
+        subject=subject,
+        delay=delay,
+        preheader=preheader,
+        body=body,
+        body_line=body_line,
+        version=hashlib.sha256(text.encode("utf-8")).hexdigest()[:12],
+    )
+
+
+def _read_lesson(
+    path: Path, problems: list[Problem]
+) -> tuple[str, str, str, int, dict[str, Any]] | None:
+    """(whole text, front matter, body, body's first line, front matter's keys), or None."""
     try:
         text = read_whole(path)
     except Unreadable as error:
@@ -49,8 +85,13 @@ def load_lesson(
     meta = read_front_matter(path, front, problems)
     if meta is None:
         return None
-    lines = {k: v + 1 for k, v in line_of_keys(front).items()}
-    ok = True
+    return text, front, body, body_line, meta
+
+
+def _lesson_fields(
+    meta: dict[str, Any], path: Path, lines: dict[str, int], problems: list[Problem]
+) -> tuple[str, Delay, str]:
+    """Subject, delay and preheader from the front matter, each mistake at its line."""
     for key in meta:
         if key not in LESSON_KEYS:
             problems.append(
@@ -60,47 +101,18 @@ def load_lesson(
                     f"unknown key {key!r} (allowed: subject, delay, preheader)",
                 )
             )
-            ok = False
     subject = str(meta.get("subject") or "").strip()
     if not subject:
         problems.append(Problem(path, lines.get("subject", 2), "missing subject"))
-        ok = False
+    delay = Delay()
     if "delay" not in meta:
         problems.append(Problem(path, 2, "missing delay (0, 36h, 2d, 1w ...)"))
-        ok = False
-        delay = Delay()
     else:
         try:
             delay = Delay.parse(str(meta["delay"]))
         except ValueError as error:
             problems.append(Problem(path, lines.get("delay", 2), str(error)))
-            ok = False
-            delay = Delay()
-    preheader = str(meta.get("preheader") or "").strip()
-    for chunk, first_line in (
-        (subject, lines.get("subject", 2)),
-        (preheader, lines.get("preheader", 2)),
-        (body, body_line),
-    ):
-        for problem in check_variables(chunk, allowed, path, first_line):
-            problems.append(problem)
-            ok = False
-    if not body.strip():
-        problems.append(Problem(path, body_line, "the lesson has no body"))
-        ok = False
-    if not ok:
-        return None
-    return Lesson(
-        key=match["key"],
-        number=int(match["number"]),
-        path=path,
-        subject=subject,
-        delay=delay,
-        preheader=preheader,
-        body=body,
-        body_line=body_line,
-        version=hashlib.sha256(text.encode("utf-8")).hexdigest()[:12],
-    )
+    return subject, delay, str(meta.get("preheader") or "").strip()
 
 
 def check_variables(

@@ -181,84 +181,16 @@ def build_sequence(
     path = folder / "sequence.yaml"
     lines: dict[str, int] = data.pop("__lines__")
     author, urls = _author(site or Site(folder.parent / SITE_FILE), data, path, lines, problems)
-    for key in data:
-        if key not in SEQUENCE_KEYS:
-            allowed = ", ".join(sorted(SEQUENCE_KEYS))
-            problems.append(
-                Problem(path, lines.get(key, 1), f"unknown key {key!r} (allowed: {allowed})")
-            )
-    for key in ("title", "promise"):
-        if not str(data.get(key) or "").strip():
-            problems.append(Problem(path, lines.get(key, 1), f"missing {key}"))
-    if "\n" in str(data.get("promise", "")).strip():
-        problems.append(Problem(path, lines.get("promise", 1), "promise must be one line"))
-    timezone = str(data.get("timezone") or "UTC")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.append(
-            Problem(
-                path,
-                lines.get("timezone", 1),
-                f"unknown time zone {timezone!r} (use an IANA name such as America/New_York)",
-            )
-        )
-        timezone = "UTC"
+    _check_keys(data, path, lines, problems)
+    timezone = _timezone(data, path, lines, problems)
     double_opt_in = data.get("double_opt_in", True)
     if not isinstance(double_opt_in, bool):
         problems.append(
             Problem(path, lines.get("double_opt_in", 1), "double_opt_in must be true or false")
         )
         double_opt_in = True
-    magnet: LeadMagnet | None = None
-    raw_magnet = data.get("lead_magnet")
-    if raw_magnet is not None:
-        line = lines.get("lead_magnet", 1)
-        if not isinstance(raw_magnet, dict) or not raw_magnet.get("file"):
-            problems.append(Problem(path, line, "lead_magnet needs at least a file"))
-        else:
-            for key in raw_magnet:
-                if key not in MAGNET_KEYS:
-                    problems.append(
-                        Problem(
-                            path,
-                            lines.get(f"lead_magnet.{key}", line),
-                            f"unknown key lead_magnet.{key} (allowed: title, file, attach)",
-                        )
-                    )
-            source = folder / str(raw_magnet["file"])
-            if not source.is_file():
-                problems.append(
-                    Problem(
-                        path,
-                        lines.get("lead_magnet.file", line),
-                        f"lead magnet file {source.name} does not exist",
-                    )
-                )
-            elif inside(source, folder) is None:
-                problems.append(
-                    Problem(
-                        path,
-                        lines.get("lead_magnet.file", line),
-                        f"lead magnet file {raw_magnet['file']} is not in the course folder "
-                        "(or is a link out of it): drip reads only the folder's own files",
-                    )
-                )
-            magnet = LeadMagnet(
-                title=str(raw_magnet.get("title") or data.get("title") or ""),
-                source=source,
-                attach=bool(raw_magnet.get("attach", False)),
-            )
-    fields_raw = data.get("signup_fields") or []
-    if not isinstance(fields_raw, list) or any(f not in SIGNUP_FIELDS for f in fields_raw):
-        problems.append(
-            Problem(
-                path,
-                lines.get("signup_fields", 1),
-                f"signup_fields may list only {', '.join(sorted(SIGNUP_FIELDS))}",
-            )
-        )
-        fields_raw = []
+    magnet = _lead_magnet(folder, data, lines, problems)
+    fields_raw = _signup_fields(data, path, lines, problems)
     return Sequence(
         slug=folder.name,
         path=folder,
@@ -281,6 +213,102 @@ def build_sequence(
         privacy_url=urls.get("privacy_url", ""),
         after_confirm_url=urls.get("after_confirm_url", ""),
     )
+
+
+def _check_keys(
+    data: dict[str, Any], path: Path, lines: dict[str, int], problems: list[Problem]
+) -> None:
+    """Unknown keys, a missing title or promise, a promise of more than one line."""
+    for key in data:
+        if key not in SEQUENCE_KEYS:
+            allowed = ", ".join(sorted(SEQUENCE_KEYS))
+            problems.append(
+                Problem(path, lines.get(key, 1), f"unknown key {key!r} (allowed: {allowed})")
+            )
+    for key in ("title", "promise"):
+        if not str(data.get(key) or "").strip():
+            problems.append(Problem(path, lines.get(key, 1), f"missing {key}"))
+    if "\n" in str(data.get("promise", "")).strip():
+        problems.append(Problem(path, lines.get("promise", 1), "promise must be one line"))
+
+
+def _timezone(
+    data: dict[str, Any], path: Path, lines: dict[str, int], problems: list[Problem]
+) -> str:
+    timezone = str(data.get("timezone") or "UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(
+            Problem(
+                path,
+                lines.get("timezone", 1),
+                f"unknown time zone {timezone!r} (use an IANA name such as America/New_York)",
+            )
+        )
+        timezone = "UTC"
+    return timezone
+
+
+def _lead_magnet(
+    folder: Path, data: dict[str, Any], lines: dict[str, int], problems: list[Problem]
+) -> LeadMagnet | None:
+    raw_magnet = data.get("lead_magnet")
+    if raw_magnet is None:
+        return None
+    path = folder / "sequence.yaml"
+    line = lines.get("lead_magnet", 1)
+    if not isinstance(raw_magnet, dict) or not raw_magnet.get("file"):
+        problems.append(Problem(path, line, "lead_magnet needs at least a file"))
+        return None
+    for key in raw_magnet:
+        if key not in MAGNET_KEYS:
+            problems.append(
+                Problem(
+                    path,
+                    lines.get(f"lead_magnet.{key}", line),
+                    f"unknown key lead_magnet.{key} (allowed: title, file, attach)",
+                )
+            )
+    source = folder / str(raw_magnet["file"])
+    if not source.is_file():
+        problems.append(
+            Problem(
+                path,
+                lines.get("lead_magnet.file", line),
+                f"lead magnet file {source.name} does not exist",
+            )
+        )
+    elif inside(source, folder) is None:
+        problems.append(
+            Problem(
+                path,
+                lines.get("lead_magnet.file", line),
+                f"lead magnet file {raw_magnet['file']} is not in the course folder "
+                "(or is a link out of it): drip reads only the folder's own files",
+            )
+        )
+    return LeadMagnet(
+        title=str(raw_magnet.get("title") or data.get("title") or ""),
+        source=source,
+        attach=bool(raw_magnet.get("attach", False)),
+    )
+
+
+def _signup_fields(
+    data: dict[str, Any], path: Path, lines: dict[str, int], problems: list[Problem]
+) -> list[Any]:
+    fields_raw = data.get("signup_fields") or []
+    if not isinstance(fields_raw, list) or any(f not in SIGNUP_FIELDS for f in fields_raw):
+        problems.append(
+            Problem(
+                path,
+                lines.get("signup_fields", 1),
+                f"signup_fields may list only {', '.join(sorted(SIGNUP_FIELDS))}",
+            )
+        )
+        fields_raw = []
+    return fields_raw
 
 
 def _on_complete(
