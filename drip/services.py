@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from drip.audience.mail_domains import Resolver, system_resolver
-from drip.content.sequences import ContentStore
+from drip.content.store import ContentStore
 from drip.core.clock import Clock, system_clock
 from drip.core.config import Settings
 from drip.dispatch import Dispatcher

@@ -17,8 +17,9 @@ from drip.audience.tags import TagError, clean_tag
 from drip.cli.common import instant, sequence_named, services, zone
 from drip.content import magnets
 from drip.content.embed import snippet
+from drip.content.loader import load_sequences, no_sequences
 from drip.content.schedule import reader_zone, timeline
-from drip.content.sequences import Problem, Sequence, load_sequences, no_sequences
+from drip.content.sequences import Problem, Sequence
 from drip.core.clock import parse_instant
 from drip.dispatch.broadcasts import (
     BroadcastError,

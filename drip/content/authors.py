@@ -2,7 +2,7 @@
 privacy-policy and after-confirm links.
 
 `sequences/site.yaml` gives them once for every sequence; a sequence's own `author:` (and
-`privacy_url`, `after_confirm_url`) overrides them field by field. drip.content.sequences reads the
+`privacy_url`, `after_confirm_url`) overrides them field by field. drip.content.loader reads the
 files and turns the messages of `read_author` into `path:line` problems; everything that
 shows the author (the From name, the email signature, the sign-up page, the PDF cover) reads
 the resolved `Sequence.author`, so there is one answer to "who signs this".

@@ -42,8 +42,9 @@ import markdown
 from jinja2 import Environment, FileSystemLoader
 
 from drip.content.fetch_rule import pdf_fetcher
+from drip.content.front_matter import read_front_matter, split_front_matter
 from drip.content.safe_html import Cleaned, clean
-from drip.content.sequences import Problem, Sequence, read_front_matter, split_front_matter
+from drip.content.sequences import Problem, Sequence
 from drip.content.study_plan import (
     SCHEDULE_MARKER,
     StudyPlan,

@@ -21,7 +21,8 @@ import dns.exception
 import dns.resolver
 
 from drip.content.authors import is_placeholder
-from drip.content.sequences import SITE_FILE, Library
+from drip.content.sequences import Library
+from drip.content.site import SITE_FILE
 from drip.core.config import POSTAL_ADDRESS_UNSET, Settings
 
 OK, PROBLEM, UNKNOWN = "ok", "problem", "could not look up"

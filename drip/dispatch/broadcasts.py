@@ -38,8 +38,10 @@ from sqlalchemy.orm import Session
 from drip.audience import segments
 from drip.audience.subscriptions import normalize_email, unsubscribe
 from drip.audience.tags import TagError, clean_tag
+from drip.content.front_matter import split_front_matter
+from drip.content.lessons import check_variables
 from drip.content.schedule import into_window, reader_zone
-from drip.content.sequences import Library, Problem, Sequence, check_variables, split_front_matter
+from drip.content.sequences import Library, Problem, Sequence
 from drip.core import yaml_input
 from drip.mail.links import Links, sample_links
 from drip.mail.render import SAMPLE_READER, MessageTemplate, Reader, Renderer

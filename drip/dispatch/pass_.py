@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from drip.audience.intake import take_in, waiting
-from drip.content.sequences import ContentStore, Library
+from drip.content.sequences import Library
+from drip.content.store import ContentStore
 from drip.core.clock import Clock, system_clock
 from drip.core.config import Settings
 from drip.core.skew import ClockWatch

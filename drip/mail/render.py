@@ -29,14 +29,9 @@ import markdown
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from mjml import mjml2html
 
-from drip.content.sequences import (
-    BLOG_URL,
-    TAG_LINK,
-    VARIABLE,
-    Lesson,
-    Sequence,
-    split_front_matter,
-)
+from drip.content.front_matter import split_front_matter
+from drip.content.lessons import BLOG_URL, TAG_LINK, VARIABLE
+from drip.content.sequences import Lesson, Sequence
 from drip.core import yaml_input
 from drip.core.config import Settings
 from drip.core.paths import TEMPLATES as TEMPLATES  # the web layer reads it from here

@@ -14,7 +14,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from drip.content.authors import is_placeholder
-from drip.content.sequences import Library, no_sequences
+from drip.content.loader import no_sequences
+from drip.content.sequences import Library
 from drip.store import queries
 from drip.store.models import EnrollmentStatus
 

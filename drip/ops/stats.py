@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from drip.content.lessons import VARIABLE
 from drip.content.schedule import delay_ends, into_window, reader_zone
-from drip.content.sequences import VARIABLE, Lesson, Sequence
+from drip.content.sequences import Lesson, Sequence
 from drip.mail.clicks import readers_who_clicked
 from drip.store import queries
 from drip.store.models import (

@@ -9,7 +9,7 @@ earlier version restored) goes the same way:
 2. a file the editor opened must still be the version it read (a hash of its bytes), or the
    change is a Conflict carrying the text on disk, so the page can show both;
 3. the files are written atomically (a temporary file beside them, then os.replace, the old
-   file's mode kept) under the folder's exclusive lock (drip.content.sequences.folder_lock), so no
+   file's mode kept) under the folder's exclusive lock (drip.content.loader.folder_lock), so no
    process loads a sequence halfway through a reorder;
 4. where the folder is in a git repository, the change is a commit by the operator
    (drip.studio.course_git), unless DRIP_STUDIO_GIT is off.
@@ -35,7 +35,9 @@ from pathlib import Path
 import yaml
 
 from drip.content.fetch_rule import inside
-from drip.content.sequences import SITE_FILE, Problem, Sequence, folder_lock, load_site, unsigned
+from drip.content.loader import folder_lock
+from drip.content.sequences import Problem, Sequence
+from drip.content.site import SITE_FILE, load_site, unsigned
 from drip.core import yaml_input
 from drip.studio import course_git
 from drip.studio.lesson_format import LessonFields, file_name, lesson_files, lesson_text, name_for

@@ -20,7 +20,9 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError as RoundTripError
 
 from drip.content.fetch_rule import inside
-from drip.content.sequences import LESSON_FILE, Problem, split_front_matter
+from drip.content.front_matter import split_front_matter
+from drip.content.loader import LESSON_FILE
+from drip.content.sequences import Problem
 from drip.core import yaml_input
 from drip.studio.yaml_forms import quoted, round_trip
 

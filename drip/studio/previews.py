@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from drip.content.sequences import Problem, Sequence, load_sequence, load_site
+from drip.content.loader import load_sequence
+from drip.content.sequences import Problem, Sequence
+from drip.content.site import load_site
 from drip.mail.links import sample_links
 from drip.mail.render import SAMPLE_READER, LayoutError, Renderer
 from drip.mail.transports import Transport

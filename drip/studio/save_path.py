@@ -18,17 +18,10 @@ from datetime import datetime
 from pathlib import Path
 
 from drip.content.fetch_rule import standing_in
+from drip.content.loader import folder_lock, load_sequence
 from drip.content.magnets import cache_dir
-from drip.content.sequences import (
-    SITE_FILE,
-    Library,
-    Problem,
-    Sequence,
-    Site,
-    folder_lock,
-    load_sequence,
-    load_site,
-)
+from drip.content.sequences import Library, Problem, Sequence
+from drip.content.site import SITE_FILE, Site, load_site
 from drip.core.config import Settings
 from drip.mail.links import Links
 from drip.mail.render import Renderer

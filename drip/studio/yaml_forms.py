@@ -16,7 +16,7 @@ from ruamel.yaml.error import YAMLError as RoundTripError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from drip.content.authors import AUTHOR_KEYS, SITE_URL_KEYS
-from drip.content.sequences import SITE_FILE
+from drip.content.site import SITE_FILE
 from drip.core import yaml_input
 from drip.studio.outcomes import StudioError
 

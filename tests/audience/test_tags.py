@@ -15,7 +15,7 @@ from sqlalchemy import select
 from drip.app import create_app
 from drip.audience.tags import add_tags, tags_of
 from drip.content.embed import snippet
-from drip.content.sequences import LESSON_VARIABLES, check_variables
+from drip.content.lessons import LESSON_VARIABLES, check_variables
 from drip.core.clock import FrozenClock
 from drip.services import Services
 from drip.store.models import Enrollment, Event, Subscriber

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from drip.content.sequences import VARIABLE, Lesson, Sequence, load_sequences
+from drip.content.lessons import VARIABLE
+from drip.content.loader import load_sequences
+from drip.content.sequences import Lesson, Sequence
 from drip.core.clock import FrozenClock
 from drip.mail.render import Reader, markdown_to_text
 from drip.services import Services, build_services

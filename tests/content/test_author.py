@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 
 from drip.app import create_app
 from drip.content.authors import is_placeholder
-from drip.content.sequences import load_sequences
+from drip.content.loader import load_sequences
 from drip.core.clock import FrozenClock
 from drip.core.config import PROJECT_ROOT, Settings, load_settings
 from drip.deliverability import guardrails

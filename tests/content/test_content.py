@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from drip.content.sequences import Delay, load_sequences
+from drip.content.loader import load_sequences
+from drip.content.sequences import Delay
 from tests.conftest import TESTS
 
 

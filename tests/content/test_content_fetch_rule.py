@@ -24,7 +24,8 @@ from pypdf.generic import DictionaryObject
 
 from drip.cli import cli
 from drip.content import magnets
-from drip.content.sequences import Sequence, load_sequences
+from drip.content.loader import load_sequences
+from drip.content.sequences import Sequence
 from drip.core.config import Settings, load_settings
 from drip.services import build_services
 from drip.studio.editing import Studio

@@ -18,7 +18,8 @@ from drip.app import create_app
 from drip.audience.subscriptions import Consent, subscribe
 from drip.cli import cli
 from drip.content import magnets
-from drip.content.sequences import Sequence, load_sequence, load_sequences
+from drip.content.loader import load_sequence, load_sequences
+from drip.content.sequences import Sequence
 from drip.content.study_plan import SCHEDULE_MARKER
 from drip.core.clock import FrozenClock
 from drip.core.config import Settings, load_settings

@@ -15,7 +15,8 @@ import pytest
 from flask import Flask
 
 from drip.app import create_app
-from drip.content.sequences import Problem, load_sequences
+from drip.content.loader import load_sequences
+from drip.content.sequences import Problem
 from drip.core.yaml_input import ALIASES, MAX_YAML_BYTES
 from drip.studio.outcomes import StudioError
 from drip.studio.yaml_forms import SequenceSettings, settings_text

@@ -18,7 +18,9 @@ from pypdf import PdfReader
 
 from drip.app import create_app
 from drip.audience.subscriptions import Consent, subscribe
-from drip.content.sequences import VARIABLE, Lesson, load_sequences
+from drip.content.lessons import VARIABLE
+from drip.content.loader import load_sequences
+from drip.content.sequences import Lesson
 from drip.content.study_plan import months_for, plan_for, schedule_markdown
 from drip.core.clock import FrozenClock
 from drip.services import build_services

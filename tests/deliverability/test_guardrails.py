@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 
 from drip.app import create_app
 from drip.cli import cli
-from drip.content.sequences import load_sequences
+from drip.content.loader import load_sequences
 from drip.core.clock import FrozenClock
 from drip.core.config import load_settings
 from drip.deliverability import guardrails

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from drip.audience.subscriptions import Consent, subscribe
-from drip.content.sequences import load_sequences
+from drip.content.loader import load_sequences
 from drip.core.clock import FrozenClock
 from drip.mail.render import Reader
 from drip.services import Services, build_services

@@ -9,7 +9,7 @@ from email.utils import formataddr
 
 import pytest
 
-from drip.content.sequences import load_sequences
+from drip.content.loader import load_sequences
 from drip.core.config import PROJECT_ROOT
 from drip.mail.render import Reader, _fold, address_header
 from drip.services import Services

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from drip.content.sequences import load_sequence, load_sequences
+from drip.content.loader import load_sequence, load_sequences
 from drip.core.clock import FrozenClock
 from drip.services import Services, build_services
 from drip.store.models import Delivery

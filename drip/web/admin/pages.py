@@ -58,7 +58,10 @@ from drip.audience.subscriptions import (
     suppress,
 )
 from drip.audience.tags import TagError, add_tags, clean_tag, reader_tags, remove_tag
-from drip.content.sequences import LESSON_FILE, SITE_FILE, SLUG, Problem
+from drip.content.loader import LESSON_FILE
+from drip.content.sequence_file import SLUG
+from drip.content.sequences import Problem
+from drip.content.site import SITE_FILE
 from drip.deliverability import guardrails
 from drip.deliverability.bounces import (
     Policy,
