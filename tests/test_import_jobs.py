@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from drip.clock import FrozenClock
@@ -42,6 +43,7 @@ def queue(svc: Services, text: str, clock: FrozenClock) -> int:
         return job.id
 
 
+@pytest.mark.slow
 def test_an_import_while_passes_run_counts_every_row_exactly_once(
     services: Services, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -82,6 +84,7 @@ def test_an_import_while_passes_run_counts_every_row_exactly_once(
         assert imported == 1_960
 
 
+@pytest.mark.slow
 def test_an_import_goes_on_from_where_it_stopped(services: Services, clock: FrozenClock) -> None:
     job_id = queue(services, csv_of(700), clock)
     first = run_import(

@@ -448,6 +448,7 @@ def read_body(slug: str) -> str:
     return magnets.read_source(real(slug)).body
 
 
+@pytest.mark.slow
 @TYPESET_ONCE
 @pytest.mark.parametrize(("name", "size"), CASES)
 def test_no_page_after_the_cover_is_near_empty_and_the_trademark_line_is_on_the_cover(
@@ -463,6 +464,7 @@ def test_no_page_after_the_cover_is_near_empty_and_the_trademark_line_is_on_the_
         assert all(source.notice not in " ".join(page.split()) for page in pages[1:])
 
 
+@pytest.mark.slow
 @TYPESET_ONCE
 @pytest.mark.parametrize(("name", "size"), CASES)
 def test_every_section_and_its_notes_land_whole_on_one_page(
@@ -481,6 +483,7 @@ def test_every_section_and_its_notes_land_whole_on_one_page(
                 assert start in page_of(pages, words[-8:]), (heading, block[-60:])
 
 
+@pytest.mark.slow
 @TYPESET_ONCE
 @pytest.mark.parametrize("size", POINTS)
 def test_each_question_group_heading_shares_its_page_with_its_note_and_first_question(
@@ -502,6 +505,7 @@ def test_each_question_group_heading_shares_its_page_with_its_note_and_first_que
         assert page in page_of(pages, last_question), heading
 
 
+@pytest.mark.slow
 @TYPESET_ONCE
 @pytest.mark.parametrize(("name", "size"), CASES)
 def test_week_ranges_never_break_across_lines(
