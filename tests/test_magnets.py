@@ -374,8 +374,9 @@ LAYOUTS = {  # every shape a reader's PDF takes: the guide, the kit's template a
 CASES = [(name, size) for name in LAYOUTS for size in POINTS]
 
 
-# The typeset module fixture runs WeasyPrint over every layout and size: under pytest-xdist its
-# tests share one worker, so it runs once.
+# The typeset module fixture runs WeasyPrint over every layout and size: under
+# `pytest-xdist --dist loadgroup` its tests share one worker, so it runs once (once pytest-xdist
+# groups on pytest 9: 3.8 sets `item._nodeid`, which pytest 9 ignores).
 TYPESET_ONCE = pytest.mark.xdist_group("magnet-typeset")
 
 
