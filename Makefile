@@ -22,7 +22,7 @@ test: $(BIN)/python
 		echo "chromium, spamassassin or dovecot is missing (apt-get install -y chromium spamassassin dovecot-imapd): their tests will be skipped (with CI=true: fail)"
 	$(BIN)/pip install -q -e '.[test]'
 	$(MAKE) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadgroup  # two workers: docs/operating.md#running-the-tests
 
 lint:
 	$(BIN)/ruff check drip tests bench

@@ -113,9 +113,19 @@ class Handler:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nobody else is handed for a minute: the kernel's pick, left in
+    TIME_WAIT by one accepted connection, so another test process's bind(0) and outgoing
+    connections skip it until a server (every one here sets SO_REUSEADDR) binds it. Parallel
+    test workers (pytest-xdist) cannot pick the same port between the pick and the bind."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        address = listener.getsockname()
+        with socket.create_connection(address):
+            accepted, _ = listener.accept()
+            accepted.close()  # the server's side closes first: it is the one in TIME_WAIT
+        return int(address[1])
 
 
 class SmtpServer:

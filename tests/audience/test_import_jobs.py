@@ -47,6 +47,7 @@ def queue(svc: Services, text: str, clock: FrozenClock) -> int:
         return job.id
 
 
+@pytest.mark.slow
 def test_an_import_while_passes_run_counts_every_row_exactly_once(
     services: Services, clock: FrozenClock, tmp_path: Path
 ) -> None:
@@ -93,6 +94,7 @@ def test_an_import_while_passes_run_counts_every_row_exactly_once(
         assert imported == 1_960
 
 
+@pytest.mark.slow
 def test_an_import_goes_on_from_where_it_stopped(services: Services, clock: FrozenClock) -> None:
     rows = CHUNK + 700
     job_id = queue(services, csv_of(rows), clock)

@@ -154,6 +154,7 @@ def test_drip_status_counts_the_sign_ups_waiting(svc: Services, tmp_path: Path) 
     assert "1 sign-ups waiting to be taken in by the next dispatch pass" in result.output
 
 
+@pytest.mark.slow
 def test_several_workers_take_each_sign_up_in_exactly_once(
     tmp_path: Path, postgres_url: str, clock: FrozenClock
 ) -> None:

@@ -98,6 +98,7 @@ def history(svc: Services, smtp_server: SmtpServer, clock: FrozenClock, days: in
     clock.set(end)
 
 
+@pytest.mark.slow
 def test_a_delivery_just_made_appears_on_the_dashboard_and_the_readers_page(
     page: Any, server: LiveServer, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
@@ -206,6 +207,7 @@ def test_a_wrong_password_is_refused_and_repeated_tries_are_throttled(
     assert page.url.startswith(f"{server.url}/admin/login")
 
 
+@pytest.mark.slow
 def test_logged_out_every_admin_url_leads_to_the_login_page(page: Any, server: LiveServer) -> None:
     rules = [
         r
@@ -243,6 +245,7 @@ def test_a_lesson_preview_shows_the_email_with_sample_data(
     screenshot(page, "admin", "lesson-preview")
 
 
+@pytest.mark.slow
 def test_csv_import_fills_the_progress_bar_and_reports_bad_lines(
     page: Any, server: LiveServer, tmp_path: Path
 ) -> None:
@@ -269,6 +272,7 @@ def test_csv_import_fills_the_progress_bar_and_reports_bad_lines(
         assert len(session.scalars(select(Subscriber)).all()) == 249
 
 
+@pytest.mark.slow
 def test_a_lead_magnet_rebuild_ends_with_each_pdfs_first_page_on_its_page(
     page: Any, server: LiveServer
 ) -> None:
@@ -291,6 +295,7 @@ def test_a_lead_magnet_rebuild_ends_with_each_pdfs_first_page_on_its_page(
     screenshot(page, "admin", "magnet-build")
 
 
+@pytest.mark.slow
 def test_a_broadcast_written_in_the_browser_shows_its_progress_live_as_it_goes_out(
     page: Any, server: LiveServer, clock: FrozenClock, smtp_server: SmtpServer
 ) -> None:

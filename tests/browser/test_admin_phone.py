@@ -44,6 +44,7 @@ def some_reader(server: LiveServer) -> int:
     return int(found)
 
 
+@pytest.mark.slow
 def test_at_375_px_the_navigation_is_a_menu_that_opens_and_nothing_spills_sideways(
     page: Any, server: LiveServer
 ) -> None:
@@ -146,6 +147,7 @@ def test_chart_labels_stay_readable_and_the_tables_hold_the_bars_numbers(
     screenshot(page, "admin", f"dashboard-{name}")
 
 
+@pytest.mark.slow
 def test_a_large_bulk_action_confirms_its_number_and_goes_on_by_itself_to_the_end(
     page: Any, server: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -137,6 +137,7 @@ def run_until(
         clock.advance(hours=1)
 
 
+@pytest.mark.slow
 def test_reader_signs_up_confirms_downloads_and_leaves(
     courses_server: LiveServer, reader_page: Any, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
@@ -197,6 +198,7 @@ def test_reader_signs_up_confirms_downloads_and_leaves(
         ]  # downloading the PDF tags the reader
 
 
+@pytest.mark.slow
 def test_the_form_embedded_in_another_site_and_the_json_endpoint_work(
     tmp_path: Path,
     sqlite_url: str,

@@ -275,6 +275,7 @@ def test_a_lesson_history_shows_each_version_and_restores_one(
     screenshot(page, "admin", "studio-history")
 
 
+@pytest.mark.slow
 def test_the_settings_and_the_lead_magnet_save_through_the_same_check(
     page: Any, server: LiveServer, courses: Path
 ) -> None:
@@ -309,6 +310,7 @@ def test_the_settings_and_the_lead_magnet_save_through_the_same_check(
     shot(page, "studio-magnet")
 
 
+@pytest.mark.slow
 def test_a_viewer_cannot_save_and_the_audit_log_says_who_changed_what(
     page: Any, server: LiveServer, courses: Path
 ) -> None:

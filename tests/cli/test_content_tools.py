@@ -220,6 +220,7 @@ def test_check_warns_about_size_alt_text_http_and_missing_files_without_failing(
     assert "flawed: 5 lessons" in result.output
 
 
+@pytest.mark.slow
 def test_check_passes_on_the_four_courses_warning_only_that_the_author_has_no_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -375,6 +375,12 @@ LAYOUTS = {  # every shape a reader's PDF takes: the guide, the kit's template a
 CASES = [(name, size) for name in LAYOUTS for size in POINTS]
 
 
+# The typeset module fixture runs WeasyPrint over every layout and size: under
+# `pytest-xdist --dist loadgroup` its tests share one worker, so it runs once (once pytest-xdist
+# groups on pytest 9: 3.8 sets `item._nodeid`, which pytest 9 ignores).
+TYPESET_ONCE = pytest.mark.xdist_group("magnet-typeset")
+
+
 @pytest.fixture(scope="module")
 def typeset(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], list[str]]:
     """Each layout in each page size, as the text of its pages (built once for the module)."""
@@ -444,6 +450,8 @@ def read_body(slug: str) -> str:
     return magnets.read_source(real(slug)).body
 
 
+@pytest.mark.slow
+@TYPESET_ONCE
 @pytest.mark.parametrize(("name", "size"), CASES)
 def test_no_page_after_the_cover_is_near_empty_and_the_trademark_line_is_on_the_cover(
     typeset: dict[tuple[str, str], list[str]], name: str, size: str
@@ -458,6 +466,8 @@ def test_no_page_after_the_cover_is_near_empty_and_the_trademark_line_is_on_the_
         assert all(source.notice not in " ".join(page.split()) for page in pages[1:])
 
 
+@pytest.mark.slow
+@TYPESET_ONCE
 @pytest.mark.parametrize(("name", "size"), CASES)
 def test_every_section_and_its_notes_land_whole_on_one_page(
     typeset: dict[tuple[str, str], list[str]], name: str, size: str
@@ -475,6 +485,8 @@ def test_every_section_and_its_notes_land_whole_on_one_page(
                 assert start in page_of(pages, words[-8:]), (heading, block[-60:])
 
 
+@pytest.mark.slow
+@TYPESET_ONCE
 @pytest.mark.parametrize("size", POINTS)
 def test_each_question_group_heading_shares_its_page_with_its_note_and_first_question(
     typeset: dict[tuple[str, str], list[str]], size: str
@@ -495,6 +507,8 @@ def test_each_question_group_heading_shares_its_page_with_its_note_and_first_que
         assert page in page_of(pages, last_question), heading
 
 
+@pytest.mark.slow
+@TYPESET_ONCE
 @pytest.mark.parametrize(("name", "size"), CASES)
 def test_week_ranges_never_break_across_lines(
     typeset: dict[tuple[str, str], list[str]], name: str, size: str

@@ -113,6 +113,7 @@ def app(tmp_path: Path, sqlite_url: str, clock: object, courses: Path) -> Iterat
     application.extensions["drip"].engine.dispose()
 
 
+@pytest.mark.slow
 def test_a_broadcast_upload_with_aliases_is_refused_naming_the_file_and_line(
     app: Flask,
 ) -> None:

@@ -173,6 +173,7 @@ def test_every_message_goes_out_from_a_signed_verp_address_of_its_delivery(
     )
 
 
+@pytest.mark.slow
 def test_reader_whose_address_hard_bounces_by_webhook_after_lesson_one_gets_no_lesson_two(
     svc: Services, web: FlaskClient, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
@@ -265,6 +266,7 @@ def _soft(svc: Services, web: FlaskClient, message: Any) -> str:
     return str(json_body(answer)["results"][0]["outcome"])
 
 
+@pytest.mark.slow
 def test_a_soft_bounce_then_a_clean_send_resets_the_count(
     svc: Services, web: FlaskClient, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
@@ -555,6 +557,7 @@ def test_too_many_complaints_pause_all_sending_until_an_operator_resumes_it(
         assert sending_paused(session) is None
 
 
+@pytest.mark.slow
 def test_hard_bounces_under_500_sends_never_pause(svc: Services, clock: FrozenClock) -> None:
     sent = add_sent_deliveries(svc, 499, clock)
     for delivery_id in sent[:100]:

@@ -81,6 +81,7 @@ def signed_courses(tmp_path: Path, name: str) -> Path:
     return courses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "from_header"),
     [

@@ -82,6 +82,7 @@ def news(tmp_path: Path, text: str = NEWS) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_broadcast_reaches_each_eligible_reader_once_in_their_window_and_none_else(
     svc: Services, clock: FrozenClock, smtp_server: SmtpServer, tmp_path: Path
 ) -> None:

@@ -79,6 +79,7 @@ def test_four_workers_on_postgresql_deliver_every_lesson_exactly_once(
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_second_dispatcher_on_sqlite_refuses_and_says_why(
     tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:

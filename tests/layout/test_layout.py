@@ -9,6 +9,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 DRIP = Path(__file__).resolve().parent.parent.parent / "drip"
 DRIP_COMMAND = str(Path(sys.executable).with_name("drip"))
 # Imports inside a function, each for a reason: WeasyPrint takes a second to import (only when
@@ -49,10 +51,12 @@ def flask_loaded_by(*command: str) -> list[str]:
     return flask_modules(done.stderr)
 
 
+@pytest.mark.slow
 def test_the_worker_loads_no_flask() -> None:
     assert flask_loaded_by("-c", "import drip.jobs.worker") == []
 
 
+@pytest.mark.slow
 def test_the_command_line_loads_no_flask_but_for_serve() -> None:
     assert flask_loaded_by("-c", "import drip.cli") == []
     assert flask_loaded_by(DRIP_COMMAND, "worker", "--help") == []

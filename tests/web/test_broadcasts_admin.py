@@ -81,6 +81,7 @@ def news(svc: Services, smtp_server: SmtpServer) -> list[str]:
     return sorted(r for m in smtp_server.messages if m.subject == "News" for r in m.recipients)
 
 
+@pytest.mark.slow
 def test_an_operator_writes_previews_tests_schedules_and_watches_a_broadcast_go_out(
     web: FlaskClient,
     svc: Services,
