@@ -209,12 +209,14 @@ def test_a_sqlite_url_naming_a_file_that_is_no_database_says_so_and_leaves_it(
 
 @pytest.mark.parametrize(("args", "port"), [((), "8000"), (("PORT=8123",), "8123")])
 def test_make_run_serves_on_the_port_it_is_given(args: tuple[str, ...], port: str) -> None:
+    outer = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")  # under `make test`, make's own notes join in
     plan = subprocess.run(
-        ["make", "--dry-run", "--always-make", "run", *args],
+        ["make", "--no-print-directory", "--dry-run", "--always-make", "run", *args],
         cwd=TESTS.parent,
         capture_output=True,
         text=True,
         timeout=60,
+        env={k: v for k, v in os.environ.items() if k not in outer},
     )
     assert plan.returncode == 0, plan.stderr
     assert plan.stdout.splitlines()[-2:] == [
