@@ -237,9 +237,6 @@ class Dispatcher:
 
     def _tune(self, conn: Connection) -> int:
         """Settings of the pass's own connection; SQLite's autocheckpoint before, to restore."""
-        if self.postgres:
-            conn.exec_driver_sql("SET synchronous_commit TO OFF")
-            return 0
         if self.engine.dialect.name != "sqlite":
             return 0
         # SQLite checkpoints the WAL, with a sync to disk, each time it reaches 1,000
@@ -270,9 +267,7 @@ class Dispatcher:
 
     def _restore(self, conn: Connection, checkpoint_pages: int) -> None:
         """Put the pass's connection settings back before the pool reuses the connection."""
-        if self.postgres:
-            conn.exec_driver_sql("RESET synchronous_commit")
-        elif self.engine.dialect.name == "sqlite":
+        if self.engine.dialect.name == "sqlite":
             conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={checkpoint_pages}")
             conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 

@@ -2,15 +2,13 @@
 
 - Every change is conditional on the worker's lease (`lease_owner`): a worker whose lease
   ran out changes nothing of a reader another worker holds now.
-- The commits a hand-off depends on are durable on PostgreSQL (`durable_commits`).
 - Tally rows are locked in one order by every batch (`lock_tallies`): no deadlock.
 - A delivery whose outcome was once unknown keeps the note (`keep_unknown`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
@@ -25,7 +23,6 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    text,
     true,
     update,
 )
@@ -119,27 +116,6 @@ RECORD_SENT_AND_CHECK = (
     .select_from(select(literal(1).label("one")).subquery("one").outerjoin(_NEXT, true()))
     .add_cte(_MARKED, ADVANCE.cte("advanced_enrollment"))
 )
-
-
-SET_SYNCHRONOUS = text("SELECT set_config('synchronous_commit', :value, false)")
-
-
-@contextmanager
-def durable_commits(conn: Connection) -> Iterator[None]:
-    """Within it, each commit on PostgreSQL waits for its WAL flush (`synchronous_commit`
-    on), whatever the pass set for its claims and heartbeats: a commit the server
-    acknowledged before a crash is never lost, so a worker hands over its next message only
-    once the outcome of the previous one is on disk. The setting before is put back after."""
-    if conn.dialect.name != "postgresql":
-        yield
-        return
-    before = str(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
-    conn.execute(SET_SYNCHRONOUS, {"value": "on"})
-    conn.commit()  # a SET in a transaction rolled back later would be undone
-    yield  # not in a `finally`: after an error the connection may be gone (the pass resets)
-    if before != "on":
-        conn.execute(SET_SYNCHRONOUS, {"value": before})
-        conn.commit()
 
 
 def lock_tallies(conn: Connection, settles: Iterable[Settle], sends: Iterable[Send]) -> None:

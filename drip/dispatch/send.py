@@ -2,10 +2,9 @@
 
 - Nobody gets a lesson twice: `deliveries` is unique per (enrollment, lesson); each delivery
   is written as `sending` before its hand-off, and the outcome of each hand-off is committed
-  before the next message is handed over. On PostgreSQL those commits are synchronous
-  (flushed to disk before the next hand-off), so a database crash loses no recorded outcome;
-  the claims, settles and heartbeats around them may commit asynchronously (see
-  drip.dispatch.record.durable_commits).
+  before the next message is handed over. On PostgreSQL every commit is synchronous
+  (flushed to disk before it returns: drip.store.db), so a database crash loses no
+  recorded outcome.
 - An unsubscribe takes effect at once: each reader's status is read again after the previous
   hand-off is recorded (in the same transaction), so only building the message lies between
   that read and the hand-off; a lesson not yet handed to SMTP is not sent.
@@ -57,7 +56,6 @@ from drip.dispatch.record import (
     STILL_WANTED,
     attempted,
     delivery_leased,
-    durable_commits,
     keep_unknown,
     leased,
     lock_tallies,
@@ -157,23 +155,22 @@ class Recorder:
         settles = sorted(
             (p for p in plans if isinstance(p, Settle)), key=lambda p: p.claimed.enrollment_id
         )
-        with durable_commits(conn):
-            built = self._build(conn, sends, now)  # before any tally is locked
-            lock_tallies(conn, settles, sends)
-            ready = self._prepare(conn, built, now)
-            outcomes = [self._settle(conn, p, now) for p in settles]
-            conn.commit()
-            lanes = max(1, min(self.settings.smtp_connections, len(ready)))
-            if lanes == 1:
-                sent, relay_down = self._lane(conn, ready, now, transport, progress)
-                return outcomes + sent, relay_down
+        built = self._build(conn, sends, now)  # before any tally is locked
+        lock_tallies(conn, settles, sends)
+        ready = self._prepare(conn, built, now)
+        outcomes = [self._settle(conn, p, now) for p in settles]
+        conn.commit()
+        lanes = max(1, min(self.settings.smtp_connections, len(ready)))
+        if lanes == 1:
+            sent, relay_down = self._lane(conn, ready, now, transport, progress)
+            return outcomes + sent, relay_down
 
-            def run(lane: list[Ready]) -> tuple[list[Outcome], bool]:
-                with conn.engine.connect() as lane_conn:  # synchronous_commit as configured
-                    return self._lane(lane_conn, lane, now, transport, progress)
+        def run(lane: list[Ready]) -> tuple[list[Outcome], bool]:
+            with conn.engine.connect() as lane_conn:
+                return self._lane(lane_conn, lane, now, transport, progress)
 
-            with ThreadPoolExecutor(lanes, thread_name_prefix="smtp") as pool:
-                results = list(pool.map(run, [ready[i::lanes] for i in range(lanes)]))
+        with ThreadPoolExecutor(lanes, thread_name_prefix="smtp") as pool:
+            results = list(pool.map(run, [ready[i::lanes] for i in range(lanes)]))
         return (
             outcomes + [o for sent, _ in results for o in sent],
             any(down for _, down in results),

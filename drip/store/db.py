@@ -1,8 +1,10 @@
 """Engine, sessions and migrations.
 
 SQLite runs in WAL mode with `synchronous=NORMAL` (a commit is an append, not an fsync; a
-killed process loses nothing committed). PostgreSQL dispatch sessions turn off
-`synchronous_commit`, which only matters if the database server itself crashes.
+killed process loses nothing committed). Every PostgreSQL connection commits with
+`synchronous_commit` on, whatever the server's default: a commit the server acknowledged
+survives its crash, which the dispatcher's one-duplicate-per-session bound rests on (it
+hands over the next message only once the previous outcome is committed).
 
 SQLite stores whatever bytes it is given as TEXT (a manual `UPDATE`, an import bug), and
 sqlite3 raises on the first value that is not UTF-8, failing the whole query: one reader's
@@ -46,7 +48,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             event.listen(engine, "do_connect", _sqlite_exists)
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        options = {"options": "-c synchronous_commit=on", **kwargs.pop("connect_args", {})}
+        return create_engine(url, pool_pre_ping=True, connect_args=options, **kwargs)
     except (ArgumentError, NoSuchModuleError, ImportError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DatabaseProblem(
