@@ -214,12 +214,7 @@ class SmtpTransport:
                 f"{code} {_text(answer)}", transient=400 <= code < 500, code=code
             ) from None
         except smtplib.SMTPResponseException as error:
-            self._reset()
-            raise SendError(
-                f"{error.smtp_code} {_answer(error)}",
-                transient=not 500 <= error.smtp_code < 600,
-                code=error.smtp_code,
-            ) from None
+            raise self._refused(error.smtp_code, _answer(error)) from None
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
             self.close()
             raise SendError(
@@ -236,12 +231,7 @@ class SmtpTransport:
         try:
             code, answer = self._smtp.data(message)
         except smtplib.SMTPResponseException as error:
-            self._reset()
-            raise SendError(
-                f"{error.smtp_code} {_answer(error)}",
-                transient=not 500 <= error.smtp_code < 600,
-                code=error.smtp_code,
-            ) from None
+            raise self._refused(error.smtp_code, _answer(error)) from None
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
             self.close()
             raise SendError(
@@ -252,8 +242,13 @@ class SmtpTransport:
                 unknown=True,
             ) from None
         if code != 250:
-            self._reset()
-            raise SendError(f"{code} {_text(answer)}", transient=not 500 <= code < 600, code=code)
+            raise self._refused(code, _text(answer))
+
+    def _refused(self, code: int, answer: str) -> SendError:
+        """The relay answered `code` to this message: the session is reset for the next one,
+        and the refusal is permanent only for a 5xx."""
+        self._reset()
+        return SendError(f"{code} {answer}", transient=not 500 <= code < 600, code=code)
 
     def _reset(self) -> None:
         try:
