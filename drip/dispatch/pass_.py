@@ -94,11 +94,12 @@ class Dispatcher:
         until nothing due is left."""
         report = PassReport(now)
         if dry_run:
+            library = self.content.library()  # one reading, as the real pass has
             with Session(self.engine) as session:
                 report.waiting = waiting(session)
-                before, after = self._would_send_beside(session, now)
+                before, after = self._would_send_beside(session, library, now)
             report.outcomes.extend(before)
-            report.outcomes.extend(self.preview(now))
+            report.outcomes.extend(self.preview(library, now))
             report.outcomes.extend(after)
             return report
         self.started_at = self.started_at or self.clock()
@@ -224,14 +225,13 @@ class Dispatcher:
             progress(outcome)
 
     def _would_send_beside(
-        self, session: Session, now: datetime
+        self, session: Session, library: Library, now: datetime
     ) -> tuple[list[Outcome], list[Outcome]]:
         """The other kinds a pass at `now` would send, by the functions that choose them
         for the real pass: (fresh links and offers, which go before the lessons; broadcast
         copies, which go after). None while a guardrail or the relay's rest stops them."""
         if sending_paused(session) or self._resting(now):
             return [], []
-        library = self.content.library()
         before = would_send_links(session, library) + would_offer(session, library, now)
         return before, would_send_copies(session, library, now)
 
@@ -288,10 +288,9 @@ class Dispatcher:
     def _resting(self, now: datetime) -> bool:
         return self.rest_until is not None and now < self.rest_until
 
-    def preview(self, now: datetime) -> Iterator[Outcome]:
+    def preview(self, library: Library, now: datetime) -> Iterator[Outcome]:
         """What a pass at `now` would do, changing nothing (`drip dispatch --dry-run`): the
         same plan for the same readers, reported instead of carried out."""
-        library = self.content.library()
         with self.engine.connect() as conn:
             for batch in peek(conn, now, self.settings.confirm_days):
                 for claimed in batch:
