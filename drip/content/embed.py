@@ -55,10 +55,6 @@ def embed_tags(
     return None
 
 
-def embed_token_valid(secret: str, slug: str, token: str) -> bool:
-    return embed_tags(secret, slug, token) is not None
-
-
 @cache
 def _templates() -> Environment:
     """The public pages' templates without Flask: `drip embed` runs with no web layer."""
