@@ -91,7 +91,11 @@ def _take(
 
 
 def read_replies(
-    session: Session, library: Library, url: str, processed: str, now: datetime,
+    session: Session,
+    library: Library,
+    url: str,
+    processed: str,
+    now: datetime,
     policy: ReplyPolicy,
 ) -> ReplyPass:
     return ReplyMailbox(url, processed).read(session, library, now, policy)

@@ -13,7 +13,7 @@ verifies them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -41,7 +41,7 @@ class ReplyPolicy:
     secret: str = ""
     fallbacks: tuple[str, ...] = ()
     address: str = ""  # DRIP_REPLY_ADDRESS
-    bounces: Policy = Policy()
+    bounces: Policy = field(default_factory=Policy)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReplyPolicy:
