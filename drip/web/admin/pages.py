@@ -114,6 +114,7 @@ from drip.store.models import (
 from drip.store.queries import Cursor, Filters, paused_sequences
 from drip.web.admin import access, problem_links
 from drip.web.admin import broadcasts as broadcasts_admin
+from drip.web.admin import replies as replies_admin
 from drip.web.admin import segments as segments_admin
 from drip.web.admin import sessions as sessions_admin
 from drip.web.admin.access import audit, current_operator, requires
@@ -130,6 +131,7 @@ bp.register_blueprint(broadcasts_admin.bp)  # /admin/broadcasts/
 bp.register_blueprint(site_editor.bp)  # /admin/site: site.yaml, the author
 bp.register_blueprint(segments_admin.bp)  # /admin/segments/
 bp.register_blueprint(sessions_admin.bp)  # /admin/account, ending operators' sessions
+bp.register_blueprint(replies_admin.bp)  # /admin/replies: readers' replies
 
 OPEN = frozenset({"admin.login"})  # the only view a logged-out visitor may see
 MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
