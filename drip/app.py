@@ -16,9 +16,9 @@ from drip.mail.transports import Transport
 from drip.services import build_services
 from drip.web import errors, headers, health, metrics
 from drip.web.admin import pages as admin
+from drip.web.api import inbound, webhooks
 from drip.web.api import signup as api
 from drip.web.api import v1 as api_v1
-from drip.web.api import inbound, webhooks
 from drip.web.context import close_session, csrf
 from drip.web.public import home
 from drip.web.public import pages as public

@@ -90,7 +90,7 @@ def _forward_to(value: object, path: Path, lines: dict[str, int], problems: list
     """`forward_replies_to`: one plain address, or nothing."""
     text = "" if value is None else str(value).strip()
     local, at, domain = text.rpartition("@")
-    if text and not (at and local and "." in domain and not set(text) & set(" ,;<>\"\r\n")):
+    if text and not (at and local and "." in domain and not set(text) & set(' ,;<>"\r\n')):
         problems.append(
             Problem(
                 path,

@@ -69,8 +69,6 @@ def replies_per_lesson(session: Session, sequence: str) -> dict[str, int]:
 def waiting(session: Session) -> int:
     """Matched replies nobody has marked done."""
     return int(
-        session.scalar(
-            select(func.count()).where(Reply.matched.is_(True), Reply.done_at.is_(None))
-        )
+        session.scalar(select(func.count()).where(Reply.matched.is_(True), Reply.done_at.is_(None)))
         or 0
     )

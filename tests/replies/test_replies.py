@@ -117,7 +117,7 @@ def reply_mail(
         f"From: Ada <{sender}>",
         f"To: {to}",
         f"Subject: {subject}",
-        f"Message-ID: <{hashlib.sha256((to + subject).encode()).hexdigest()[:20]}@mail.example.org>",
+        f"Message-ID: <{hashlib.sha256((to + subject).encode()).hexdigest()[:20]}@example.org>",
         "Date: Sun, 06 Dec 2026 18:00:00 +0000",
         *extra,
         "Content-Type: text/plain; charset=utf-8",
@@ -219,7 +219,7 @@ def test_the_mailbox_and_postmark_replies_appear_under_replies_and_the_others_ch
     auth = "Basic " + base64.b64encode(POSTMARK.encode()).decode()
     web = app.test_client()
     answer = web.post("/webhooks/postmark/inbound", json=postmark, headers={"Authorization": auth})
-    assert answer.status_code == 200 and answer.json["status"] == "matched"
+    assert answer.status_code == 200 and answer.get_json()["status"] == "matched"
     wrong = web.post(
         "/webhooks/postmark/inbound", json=postmark, headers={"Authorization": "Basic eDp5"}
     )
@@ -292,7 +292,7 @@ def test_marking_the_reply_done_lets_the_held_lesson_go(
     assert (
         app.test_client()
         .post("/webhooks/postmark/inbound", json=post, headers={"Authorization": auth})
-        .json["status"]
+        .get_json()["status"]
         == "matched"
     )
     clock.advance(days=3)
@@ -349,7 +349,7 @@ def test_ses_inbound_through_sns_is_matched_and_a_foreign_signature_refused(
     assert sns_post(web, impostor, message).status_code == 401
     assert replies(svc) == []
     answer = sns_post(web, sns_key[0], message)
-    assert answer.status_code == 200 and answer.json["status"] == "matched"
+    assert answer.status_code == 200 and answer.get_json()["status"] == "matched"
     assert [(r.source, r.lesson, r.body) for r in replies(svc)] == [
         ("ses", "welcome", "Sent through SES.")
     ]
@@ -377,7 +377,7 @@ def test_mailgun_inbound_signed_with_the_webhook_key_is_matched_once(
     bad = web.post("/webhooks/mailgun/inbound", data={**form, "signature": "0" * 64})
     assert bad.status_code == 401
     answer = web.post("/webhooks/mailgun/inbound", data=form)
-    assert answer.status_code == 200 and answer.json["status"] == "matched"
+    assert answer.status_code == 200 and answer.get_json()["status"] == "matched"
     assert web.post("/webhooks/mailgun/inbound", data=form).status_code == 406  # a replay
     assert [(r.source, r.lesson, r.body) for r in replies(svc)] == [
         ("mailgun", "welcome", "Through Mailgun.")

@@ -64,5 +64,5 @@ def done(reply_id: int) -> ResponseReturnValue:
     audit("mark reply done", f"reply {reply.id} from {reply.sender}")
     session.commit()
     flash(f"Marked done: the reply from {reply.sender}.", "ok")
-    back = {k: request.form.get(k, "") for k in ("sequence", "lesson") if request.form.get(k)}
-    return redirect(url_for("admin.replies.page", **back))
+    back = {k: request.form[k] for k in ("sequence", "lesson") if request.form.get(k)}
+    return redirect(url_for("admin.replies.page", **back))  # type: ignore[arg-type]
