@@ -68,7 +68,7 @@ def courses(tmp_path: Path) -> Path:
 @pytest.fixture
 def settings(
     tmp_path: Path,
-    sqlite_url: str,
+    backend_url: str,
     smtp_server: SmtpServer,
     dovecot: Dovecot,
     courses: Path,
@@ -76,7 +76,7 @@ def settings(
 ) -> Settings:
     return make_settings(
         tmp_path,
-        sqlite_url,
+        backend_url,
         sequences_dir=courses,
         smtp_url=smtp_server.url,
         reply_address=REPLY,
