@@ -78,11 +78,15 @@ def _forward(
     sent = 0
     for reply in rows:
         try:
+            message = forward_message(reply, to, sender, now)
+        except ValueError as error:  # a sender no header can carry: never forwardable
+            log.warning("reply %s cannot be forwarded: %s", reply.id, error)
+            reply.forwarded_at = now
+            session.commit()
+            continue
+        try:
             relay.send(
-                envelope_sender(sender),
-                to,
-                forward_message(reply, to, sender, now),
-                name=f"{now:%Y%m%dT%H%M%S}-reply-{reply.id}",
+                envelope_sender(sender), to, message, name=f"{now:%Y%m%dT%H%M%S}-reply-{reply.id}"
             )
         except SendError as error:
             log.warning("forwarding reply %s to %s failed: %s", reply.id, to, error)

@@ -15,12 +15,13 @@ import imaplib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from drip.content.sequences import Library
-from drip.deliverability.mailbox import BounceMailbox, _check, _quote
+from drip.deliverability.mailbox import BounceMailbox
 from drip.replies.incoming import from_mime
 from drip.replies.matching import ReplyPolicy, Taken, take
 
@@ -88,6 +89,16 @@ def _take(
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _check(answer: tuple[str, list[Any]], what: str) -> None:
+    typ, data = answer
+    if typ != "OK":
+        raise imaplib.IMAP4.error(f"IMAP {what} failed: {typ} {data!r}")
 
 
 def read_replies(

@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from drip.app import create_app
+from drip.audience.readers import erase_readers
 from drip.core.clock import FrozenClock
 from drip.core.config import Settings
 from drip.dispatch.broadcasts import read_broadcast, schedule
@@ -208,3 +209,15 @@ def test_without_a_reply_address_lessons_answer_to_the_sequences_own_reply_to(
         services.engine.dispose()
     (message,) = smtp_server.messages
     assert message.message["Reply-To"] == "author@example.org"
+
+
+def test_erasing_a_reader_erases_their_replies_matched_or_not(
+    app: Flask, svc: Services, welcome: Received
+) -> None:
+    web = owner(app)
+    assert postmark_reply(web, welcome.message["Reply-To"], "Mine", "e1") == "matched"
+    assert postmark_reply(web, "reply@drip.test", "Unsigned, mine too", "e2") == "unmatched"
+    with svc.sessions() as session:
+        (ada,) = session.scalars(select(Subscriber))
+        erase_readers(session, [ada.id], svc.settings)
+        assert session.scalars(select(Reply)).all() == []
