@@ -13,8 +13,8 @@ from flask.typing import ResponseReturnValue
 
 from drip.replies.listing import PAGE, replies_page, waiting
 from drip.replies.matching import NoSuchReply, mark_done
-from drip.store.models import Operator, Role
-from drip.web.admin.access import audit, requires
+from drip.store.models import Operator
+from drip.web.admin.access import audit
 from drip.web.context import db_session, services
 
 bp = Blueprint("replies", __name__)
@@ -51,9 +51,9 @@ def page() -> ResponseReturnValue:
 
 
 @bp.post("/replies/<int:reply_id>/done")
-@requires(Role.editor)
 def done(reply_id: int) -> ResponseReturnValue:
-    """Mark a reply done: the author has dealt with it."""
+    """Mark a reply done: the author has dealt with it. Owners only (the admin's default
+    for a POST), as it may resume a reader held by `pause_on_reply`."""
     svc = services()
     session = db_session()
     operator: Operator = g.operator
