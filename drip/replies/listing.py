@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from drip.content.lessons import VARIABLE
 from drip.content.sequences import Library
 from drip.replies.incoming import split_quoted
 from drip.store.models import Reply
@@ -51,9 +52,14 @@ def replies_page(
 def _shown(reply: Reply, library: Library) -> Shown:
     course = library.get(reply.sequence or "")
     found = course.lesson(reply.lesson or "") if course else None
-    answers = found.subject if found else (reply.lesson or "")
+    answers = _plain(found.subject) if found else (reply.lesson or "")
     written, quoted = split_quoted(reply.body)
     return Shown(reply, answers, written, quoted)
+
+
+def _plain(subject: str) -> str:
+    """A subject as an operator reads it: `{{ first_name|default("friend") }}` as "friend"."""
+    return VARIABLE.sub(lambda m: m["default"] or m["name"], subject)
 
 
 def replies_per_lesson(session: Session, sequence: str) -> dict[str, int]:
