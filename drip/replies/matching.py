@@ -31,6 +31,8 @@ from drip.store.models import Delivery, Enrollment, EnrollmentStatus, EventKind,
 
 log = logging.getLogger(__name__)
 
+MAX_BODY = 100_000  # characters of a reply kept: a letter, not an attachment pasted inline
+MAX_SUBJECT = 998  # RFC 5322's line limit
 HOLD = "replied: the next lesson waits until the reply is marked done (pause_on_reply)"
 
 
@@ -40,7 +42,6 @@ class ReplyPolicy:
 
     secret: str = ""
     fallbacks: tuple[str, ...] = ()
-    address: str = ""  # DRIP_REPLY_ADDRESS
     bounces: Policy = field(default_factory=Policy)
 
     @classmethod
@@ -48,7 +49,6 @@ class ReplyPolicy:
         return cls(
             secret=settings.secret_key,
             fallbacks=settings.secret_key_fallbacks,
-            address=settings.reply_address,
             bounces=Policy.from_settings(settings),
         )
 
@@ -92,8 +92,8 @@ def take(
         received_at=now,
         source=incoming.source,
         sender=incoming.sender[:320],
-        subject=incoming.subject,
-        body=incoming.body,
+        subject=incoming.subject[:MAX_SUBJECT],
+        body=incoming.body[:MAX_BODY],
         matched=False,
     )
     session.add(reply)
@@ -112,8 +112,10 @@ def take(
 
 
 def _answered(incoming: Incoming, policy: ReplyPolicy) -> Answered | None:
+    """The first recipient that is a signed reply address. Any domain: the signature is the
+    proof, so replies to lessons sent before DRIP_REPLY_ADDRESS changed still match."""
     for address in incoming.recipients:
-        found = read_reply_address(address, policy.secret, policy.fallbacks, policy.address)
+        found = read_reply_address(address, policy.secret, policy.fallbacks)
         if found is not None:
             return found
     return None
