@@ -49,9 +49,12 @@ class Incoming:
 
 
 def message_key(source: str, message_id: str, *parts: str) -> str:
-    """The reply's Message-ID, or a hash of what identifies it when it has none."""
-    ident = message_id.strip() or hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-    return f"{source}:{ident}"[:255]
+    """The reply's Message-ID, whichever way it came (the mailbox and a webhook both
+    bringing it store it once), or the source and a hash of what identifies it when it
+    has none."""
+    if message_id.strip():
+        return message_id.strip()[:255]
+    return f"{source}:{hashlib.sha256(chr(31).join(parts).encode()).hexdigest()}"
 
 
 def addresses(values: Iterable[str]) -> tuple[str, ...]:

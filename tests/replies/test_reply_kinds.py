@@ -221,3 +221,18 @@ def test_erasing_a_reader_erases_their_replies_matched_or_not(
         (ada,) = session.scalars(select(Subscriber))
         erase_readers(session, [ada.id], svc.settings)
         assert session.scalars(select(Reply)).all() == []
+
+
+def test_the_same_reply_brought_twice_is_kept_once(app: Flask, welcome: Received) -> None:
+    post = {
+        "FromFull": {"Email": "ada@example.org"},
+        "ToFull": [{"Email": welcome.message["Reply-To"]}],
+        "Subject": "Re: Welcome",
+        "TextBody": "Once",
+        "MessageID": "postmark-own-id",
+        "Headers": [{"Name": "Message-ID", "Value": "<once@mail.example.org>"}],
+    }
+    web = app.test_client()
+    first = web.post("/webhooks/postmark/inbound", json=post, headers=AUTH).get_json()
+    again = web.post("/webhooks/postmark/inbound", json=post, headers=AUTH).get_json()
+    assert (first["status"], again["status"]) == ("matched", "duplicate")
