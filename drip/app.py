@@ -16,9 +16,9 @@ from drip.mail.transports import Transport
 from drip.services import build_services
 from drip.web import errors, headers, health, metrics
 from drip.web.admin import pages as admin
+from drip.web.api import inbound, webhooks
 from drip.web.api import signup as api
 from drip.web.api import v1 as api_v1
-from drip.web.api import webhooks
 from drip.web.context import close_session, csrf
 from drip.web.public import home
 from drip.web.public import pages as public
@@ -62,12 +62,14 @@ def create_app(
     app.register_blueprint(api.bp)
     app.register_blueprint(api_v1.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(inbound.bp)
     # JSON sign-ups and RFC 8058 one-click unsubscribes come from other sites' scripts and
     # from mail providers, with no drip session to hold a CSRF token (the api checks Origin).
     # The sign-up post takes an embedded form's signed token instead; both public views
     # still check the CSRF token of our own pages' forms themselves.
     csrf.exempt(api.bp)
     csrf.exempt(api_v1.bp)  # a bearer key, not a cookie: nothing for another site to ride on
+    csrf.exempt(inbound.bp)  # readers' replies, signed by the providers as their bounces
     csrf.exempt(webhooks.bp)  # providers sign their posts instead (drip.deliverability.providers)
     csrf.exempt(public.signup_post)
     csrf.exempt(public.unsubscribe_post)

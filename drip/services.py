@@ -108,6 +108,7 @@ def build_services(
             settings.link_days,
             clock,
             settings.secret_key_fallbacks,
+            settings.reply_address,
         ),
         clock=clock,
         transport=transport or (lambda: transport_from_settings(settings)),

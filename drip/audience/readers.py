@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from drip.audience.subscriptions import (
@@ -25,7 +25,14 @@ from drip.audience.tags import tags_of
 from drip.content.sequences import Library
 from drip.core.config import Settings
 from drip.mail import outbox
-from drip.store.models import ConsentRecord, Enrollment, EnrollmentStatus, Event, Subscriber
+from drip.store.models import (
+    ConsentRecord,
+    Enrollment,
+    EnrollmentStatus,
+    Event,
+    Reply,
+    Subscriber,
+)
 from drip.store.queries import after_id
 
 MAX_PAGE = 200
@@ -169,6 +176,8 @@ def erase_readers(
     """`erase_reader` for many readers at once (the admin's bulk erase): how many readers
     were erased and how many outbox messages went with them."""
     addresses = erase_subscribers(session, subscriber_ids)
+    # their replies go with them by foreign key; unmatched ones name only the address
+    session.execute(delete(Reply).where(func.lower(Reply.sender).in_(addresses)))
     session.commit()
     removed = (
         0 if settings.smtp_url or not addresses else outbox.erase(settings.outbox_dir, addresses)

@@ -43,6 +43,7 @@ SEQUENCE_KEYS = frozenset(
         "author",
         "privacy_url",
         "after_confirm_url",
+        "pause_on_reply",
     }
 )
 WINDOW_KEYS = frozenset({"start", "end", "days"})
@@ -212,6 +213,7 @@ def build_sequence(
         author=author,
         privacy_url=urls.get("privacy_url", ""),
         after_confirm_url=urls.get("after_confirm_url", ""),
+        pause_on_reply=_flag(data, "pause_on_reply", path, lines, problems),
     )
 
 

@@ -135,6 +135,7 @@ class Sequence:
     author: Author = field(default_factory=Author)  # site.yaml's, overridden field by field
     privacy_url: str = ""
     after_confirm_url: str = ""  # where the "you're in" page offers to go on to
+    pause_on_reply: bool = False  # a reply holds the next lesson until marked done
 
     def lesson(self, key: str) -> Lesson | None:
         return next((lesson for lesson in self.lessons if lesson.key == key), None)

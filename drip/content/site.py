@@ -15,7 +15,7 @@ from drip.content.yaml_messages import line_of_keys, yaml_error
 from drip.core import yaml_input
 
 SITE_FILE = "site.yaml"  # sequences/site.yaml: what every sequence inherits
-SITE_KEYS = frozenset({"author", *SITE_URL_KEYS})
+SITE_KEYS = frozenset({"author", "forward_replies_to", *SITE_URL_KEYS})
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Site:
     author: dict[str, str] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
+    forward_replies_to: str = ""  # readers' replies are forwarded here (drip.replies.forward)
 
     def line(self, key: str) -> int:
         return key_line(self.lines, key)
@@ -81,7 +82,25 @@ def load_site(
         )
     if not named:  # an empty name in the file leaves DRIP_AUTHOR_NAME's in place
         author.pop("name", None)
-    return Site(path, {**defaults, **author}, urls, lines), problems
+    forward = _forward_to(data.get("forward_replies_to"), path, lines, problems)
+    return Site(path, {**defaults, **author}, urls, lines, forward), problems
+
+
+def _forward_to(value: object, path: Path, lines: dict[str, int], problems: list[Problem]) -> str:
+    """`forward_replies_to`: one plain address, or nothing."""
+    text = "" if value is None else str(value).strip()
+    local, at, domain = text.rpartition("@")
+    if text and not (at and local and "." in domain and not set(text) & set(' ,;<>"\r\n')):
+        problems.append(
+            Problem(
+                path,
+                lines.get("forward_replies_to", 1),
+                f"forward_replies_to must be one email address such as you@example.org, "
+                f"got {text!r}",
+            )
+        )
+        return ""
+    return text
 
 
 def unsigned(site: Site, sequences: Mapping[str, Sequence]) -> list[Problem]:

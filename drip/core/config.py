@@ -398,6 +398,34 @@ class Settings:
             "absent).",
         },
     )
+    reply_address: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_REPLY_ADDRESS",
+            "parse": _address,
+            "help": "Where readers' replies go, e.g. reply@example.org: each lesson, broadcast "
+            "and offer carries Reply-To reply+<signed token>@example.org, so a reply finds its "
+            "reader and lesson. Unset: the sequence's reply_to (the author's address).",
+        },
+    )
+    reply_imap_url: str = field(
+        default="",
+        metadata={
+            "env": "DRIP_REPLY_IMAP_URL",
+            "parse": _url(("imap", "imaps")),
+            "help": "imaps://user:pass@host/INBOX (or imap://): the worker reads readers' replies "
+            "from this mailbox every pass and moves those it handled.",
+        },
+    )
+    reply_imap_processed: str = field(
+        default="drip-processed",
+        metadata={
+            "env": "DRIP_REPLY_IMAP_PROCESSED",
+            "parse": _text,
+            "help": "Folder of the reply mailbox that handled replies are moved to (created if "
+            "absent).",
+        },
+    )
     webhook_token: str = field(
         default="",
         metadata={

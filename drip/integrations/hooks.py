@@ -62,6 +62,7 @@ EVENT_TYPES = (
     "delivery.bounced",
     "delivery.complained",
     "link.clicked",
+    "reader.replied",
 )
 # Timeline kinds and the event each one is.
 FROM_KIND = {
@@ -73,6 +74,7 @@ FROM_KIND = {
     "suppressed": "delivery.bounced",
     "complained": "delivery.complained",
     "clicked": "link.clicked",
+    "replied": "reader.replied",  # a signed reply (drip.replies); detail "<lesson>: <subject>"
 }
 SMTP_REFUSAL = re.compile(r"^5\d\d\b")  # a suppression for the relay's permanent refusal
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED)

@@ -27,6 +27,7 @@ from drip.dispatch import Dispatcher, PassReport, dispatch_lock
 from drip.integrations import hooks
 from drip.integrations.outgoing import Reach
 from drip.jobs.magnet_builds import run_build
+from drip.jobs.replies import reply_job
 from drip.services import Services
 from drip.store.jobs import waiting
 from drip.store.models import ImportJob, MagnetBuild
@@ -65,6 +66,7 @@ def dispatch_job(services: Services, dispatcher: Dispatcher) -> None:
     a sequence's sender can change while the worker runs). An error is logged and the next
     pass tries again; a pass that did something logs one line of counts."""
     read_bounces(services)
+    reply_job(services)
     try:
         blocked = guardrails.blocking(services.settings, services.content.library())
         if blocked:

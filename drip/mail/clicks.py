@@ -126,6 +126,14 @@ def clicks_by_link(
     return {key: (found[True], found[False]) for key, found in sorted(tally.items())}
 
 
+def clicks_per_lesson(by_link: dict[tuple[str, int, str], tuple[int, int]]) -> dict[str, int]:
+    """Readers' clicks per lesson, from `clicks_by_link`."""
+    clicks: dict[str, int] = {}
+    for (lesson, _index, _url), (readers, _scanners) in by_link.items():
+        clicks[lesson] = clicks.get(lesson, 0) + readers
+    return clicks
+
+
 def readers_who_clicked(session: Session, sequence: str) -> int:
     """Readers of `sequence` who clicked at least one link (the funnel's step): scanners'
     fetches and opens left out."""

@@ -20,6 +20,7 @@ from itsdangerous import (
 )
 
 from drip.core.clock import Clock, system_clock
+from drip.replies.token import reply_address
 
 
 class LinkError(Exception):
@@ -48,6 +49,7 @@ class Links:
     download_days: int = 30
     clock: Clock = system_clock
     fallbacks: tuple[str, ...] = ()
+    reply_address: str = ""  # DRIP_REPLY_ADDRESS: replies come back signed (drip.replies)
 
     def _plain(self, purpose: str) -> URLSafeSerializer:
         return self._serializers()[0][purpose]
@@ -115,6 +117,13 @@ class Links:
 
     def open_url(self, enrollment_id: int, lesson: str) -> str:
         return f"{self.base_url}/o/{self._plain('open').dumps([enrollment_id, lesson])}.gif"
+
+    def reply_to(self, message_id: str, plain: bytes) -> bytes:
+        """The Reply-To line of the message with `message_id`: the signed reply address
+        of that message, or `plain` (the sequence's own reply_to, maybe none) without
+        DRIP_REPLY_ADDRESS, or for a preview's made-up id."""
+        address = reply_address(self.reply_address, self.secret, message_id)
+        return f"Reply-To: {address}\r\n".encode() if address else plain
 
     def read_tracked(self, purpose: str, token: str) -> list[Any]:
         """What a /l/ or /o/ token carries; raises LinkError when it was forged or cut."""

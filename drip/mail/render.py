@@ -254,6 +254,7 @@ class MessageTemplate:
         self._text_part = _EncodedPart(self.text)
         self._subject_tokens = bool(TOKEN.search(self.subject))
         self._static_headers = self._headers_once()
+        self._reply_to = _fold("Reply-To", header_safe(self.reply_to)) if self.reply_to else b""
         self._mailto = f", <mailto:{self.mailto}?subject=unsubscribe>" if self.mailto else ""
         self._text_opening = (
             f"--{self.boundary}\r\n"
@@ -272,8 +273,6 @@ class MessageTemplate:
 
     def _headers_once(self) -> bytes:
         lines = [_fold("From", self.sender)]
-        if self.reply_to:
-            lines.append(_fold("Reply-To", header_safe(self.reply_to)))
         if not self._subject_tokens:
             lines.append(_fold("Subject", self.subject))
         lines += [
@@ -336,6 +335,7 @@ class MessageTemplate:
         )
         headers = [
             self._static_headers,
+            links.reply_to(message_id, self._reply_to),  # signed (drip.replies.token) or plain
             address_header("To", header_safe(reader.first_name), reader.email),
             _date_header(now),
             f"Message-ID: {message_id}\r\nList-Unsubscribe: <{unsubscribe_url}>"

@@ -42,6 +42,7 @@ EVENT_TEXT = {
     "not_sent": "Not sent",
     "offer_failed": "Offer not sent",
     "magnet_link_failed": "Fresh download link not sent",
+    "replied": "Replied",
 }
 REPORT_TEXT = {"hard": "hard bounce", "soft": "soft bounce", "complaint": "spam complaint"}
 

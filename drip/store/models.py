@@ -144,6 +144,7 @@ class EventKind(enum.StrEnum):
     BOUNCED = "bounced"
     SOFT_BOUNCE = "soft_bounce"
     COMPLAINED = "complained"
+    REPLIED = "replied"  # a signed reply to a message drip sent (drip.replies)
 
 
 class Subscriber(Base):
@@ -743,3 +744,39 @@ class MagnetBuild(Base):
     dropped: Mapped[int] = mapped_column(Integer, default=0)  # stale per-reader PDFs removed
     error: Mapped[str | None] = mapped_column(Text)  # `path:line: problem`, one a line
     active: Mapped[str | None] = mapped_column(String(100), unique=True)
+
+
+class Reply(Base):
+    """A reader's answer to a message drip sent (drip.replies), from the reply mailbox or a
+    provider's inbound webhook. `matched` only when its signed reply address names the
+    enrollment and message (`label`: a lesson key, `broadcast-<id>`, `offer-<slug>`); an
+    unsigned or forged one is kept with `matched` false and changes nobody. `key` is the
+    reply's Message-ID (or a hash of it), unique, so a message read twice is stored once."""
+
+    __tablename__ = "replies"
+    __table_args__ = (
+        Index("ix_replies_matched_id", "matched", "id"),  # the Replies page, newest first
+        Index("ix_replies_sequence_lesson", "sequence", "lesson"),
+    )
+
+    id: Mapped[intpk]
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    received_at: Mapped[utc]
+    source: Mapped[str] = mapped_column(String(20))  # mailbox, postmark, mailgun, ses
+    sender: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")  # the text part, quoted part and all
+    matched: Mapped[bool] = mapped_column(default=False)
+    note: Mapped[str] = mapped_column(Text, default="")  # why it matched nothing
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    enrollment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
+    )
+    sequence: Mapped[str | None] = mapped_column(String(100))
+    lesson: Mapped[str | None] = mapped_column(String(100))
+    holds: Mapped[bool] = mapped_column(default=False)  # paused its reader (`pause_on_reply`)
+    done_at: Mapped[utc_or_none]
+    done_by: Mapped[str | None] = mapped_column(String(320))
+    forwarded_at: Mapped[utc_or_none]  # to site.yaml's `forward_replies_to`

@@ -681,9 +681,9 @@ def test_the_sequence_page_says_per_lesson_who_got_it_who_is_due_and_where_reade
         cells = re.split(r'<td class="num"[^>]*>', page[start : page.index("</tr>", start)])[2:]
         return [cell.split("</td>")[0].strip() for cell in cells]
 
-    # got it, kept on, left before it, due in a day, due in a week, clicks
-    assert row("welcome") == ["2", "–", "0", "0", "0", "–"]  # nobody due for it again
-    assert row("second") == ["0", "0%", "1", "0", "1", "–"]  # Bob left; Ada due this week
+    # got it, kept on, left before it, due in a day, due in a week, clicks, replies
+    assert row("welcome") == ["2", "–", "0", "0", "0", "–", "0"]  # nobody due for it again
+    assert row("second") == ["0", "0%", "1", "0", "1", "–", "0"]  # Bob left; Ada due this week
     chart = page[page.index('id="drop-off-chart"') :]
     assert '<span class="value">2</span>' in chart  # the welcome's bar
     assert '<th scope="row">1. Welcome, friend</th><td class="num">2</td>' in chart

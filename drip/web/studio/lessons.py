@@ -27,10 +27,11 @@ from flask.typing import ResponseReturnValue
 
 from drip.audience.subscriptions import SubscriptionError
 from drip.content.magnets import MagnetSource, magnet_html
-from drip.mail.clicks import clicks_by_link
+from drip.mail.clicks import clicks_by_link, clicks_per_lesson
 from drip.mail.render import SAMPLE_READER
 from drip.mail.transports import SendError
 from drip.ops.stats import drop_off, lesson_reach
+from drip.replies.listing import replies_per_lesson
 from drip.store import queries
 from drip.store.models import Role
 from drip.store.queries import paused_sequences
@@ -125,9 +126,6 @@ def sequence(slug: str) -> ResponseReturnValue:
     session = db_session()
     now = svc.clock()
     links = clicks_by_link(session, slug)
-    clicks: dict[str, int] = {}
-    for (lesson, _index, _url), (readers, _scanners) in links.items():
-        clicks[lesson] = clicks.get(lesson, 0) + readers
     files = lesson_files(folder)
     # A broken sequence still has the lessons that read: only the broken one is marked.
     readable = found or library.held_forms.get(slug)
@@ -143,7 +141,8 @@ def sequence(slug: str) -> ResponseReturnValue:
         paused=slug in paused_sequences(session),
         reach={r.lesson.key: r for r in reach},
         drop_off=drop_off(reach),
-        clicks=clicks,
+        clicks=clicks_per_lesson(links),
+        replies=replies_per_lesson(session, slug),
         links=links,
         magnet=_studio().magnet_path(slug),
         to=_operator(),

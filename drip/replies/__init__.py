@@ -1,0 +1,1 @@
+"""Readers' replies: the signed Reply-To, the reply mailbox and webhooks, matching, the list."""

@@ -1,0 +1,88 @@
+"""POST /webhooks/<provider>/inbound: readers' replies from the providers' inbound webhooks.
+
+Each endpoint checks the request its provider's way (drip.replies.inbound), takes the reply
+in (drip.replies.matching) and answers 200 with what became of it; a refused request gets
+the status the provider understands and changes nothing. CSRF does not apply: providers
+sign their posts (the app factory exempts the blueprint).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from drip.deliverability.providers import Refused
+from drip.replies.inbound import Read, mailgun_inbound, postmark_inbound, ses_inbound
+from drip.replies.matching import ReplyPolicy, take
+from drip.web.context import db_session, services
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("inbound", __name__, url_prefix="/webhooks")
+
+
+def _handle(provider: str, read: Callable[[Session], Read]) -> ResponseReturnValue:
+    svc = services()
+    session = db_session()
+    for attempt in (1, 2):
+        try:
+            incoming, raw = read(session)
+        except Refused as refused:
+            session.rollback()
+            log.warning("%s inbound webhook refused (%s): %s", provider, refused.status, refused)
+            return jsonify(error=str(refused)), refused.status
+        if incoming is None:
+            session.commit()
+            return jsonify(status="ignored"), 200
+        try:
+            library, policy = svc.content.library(), ReplyPolicy.from_settings(svc.settings)
+            taken = take(session, library, incoming, svc.clock(), policy, raw=raw)
+            session.commit()
+            return jsonify(status=taken.status, detail=taken.detail), 200
+        except IntegrityError:  # the same reply taken in at the same moment: read it again
+            session.rollback()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+@bp.post("/postmark/inbound")
+def postmark() -> ResponseReturnValue:
+    credentials = services().settings.postmark_auth
+    return _handle(
+        "postmark",
+        lambda _s: postmark_inbound(
+            request.get_data(), request.headers.get("Authorization", ""), credentials
+        ),
+    )
+
+
+@bp.post("/mailgun/inbound")
+@bp.post("/mailgun/inbound/mime")
+def mailgun() -> ResponseReturnValue:
+    svc = services()
+    return _handle(
+        "mailgun",
+        lambda session: mailgun_inbound(
+            session, request.form.to_dict(), svc.settings.mailgun_signing_key, svc.clock()
+        ),
+    )
+
+
+@bp.post("/ses/inbound")
+def ses() -> ResponseReturnValue:
+    svc = services()
+    return _handle(
+        "ses",
+        lambda _s: ses_inbound(
+            request.get_data(),
+            svc.settings.sns_certificate,
+            svc.clock(),
+            svc.settings.sns_topic_arns,
+        ),
+    )
