@@ -58,10 +58,6 @@ from drip.audience.subscriptions import (
     suppress,
 )
 from drip.audience.tags import TagError, add_tags, clean_tag, reader_tags, remove_tag
-from drip.content.loader import LESSON_FILE
-from drip.content.sequence_file import SLUG
-from drip.content.sequences import Problem
-from drip.content.site import SITE_FILE
 from drip.deliverability import guardrails
 from drip.deliverability.bounces import (
     Policy,
@@ -116,7 +112,7 @@ from drip.store.models import (
     WebhookEndpoint,
 )
 from drip.store.queries import Cursor, Filters, paused_sequences
-from drip.web.admin import access
+from drip.web.admin import access, problem_places
 from drip.web.admin import broadcasts as broadcasts_admin
 from drip.web.admin import segments as segments_admin
 from drip.web.admin import sessions as sessions_admin
@@ -144,37 +140,8 @@ MAX_ID = 2**31  # ids are 32-bit integers on PostgreSQL
 bp.add_app_template_global(access.may, "may")
 
 
-@bp.app_template_filter("where")
-def where(problem: Problem) -> str:
-    """Where a problem is, as the author finds it: the file within the sequences folder
-    (never the server's whole path) and its line."""
-    try:
-        name = str(problem.path.relative_to(services().settings.sequences_dir))
-    except ValueError:
-        name = problem.path.name
-    return "the sequences folder" if name == "." else f"{name}, line {problem.line}"
-
-
-@bp.app_template_global("fix_url")
-def fix_url(problem: Problem) -> str:
-    """The page that fixes a problem of a course file ("" when no page edits that file)."""
-    try:
-        parts = problem.path.relative_to(services().settings.sequences_dir).parts
-    except ValueError:
-        return ""
-    if parts == (SITE_FILE,):
-        return url_for("admin.site.page")
-    if len(parts) != 2 or not SLUG.match(parts[0]):
-        return url_for("admin.studio.sequence", slug=parts[0]) if len(parts) == 1 else ""
-    slug, name = parts
-    lesson = LESSON_FILE.match(name)
-    if name == "sequence.yaml":
-        return url_for("admin.studio.settings", slug=slug)
-    if name == "magnet.md":
-        return url_for("admin.studio.magnet", slug=slug)
-    if lesson:
-        return url_for("admin.studio.lesson", slug=slug, name=lesson["key"])
-    return url_for("admin.studio.sequence", slug=slug)
+bp.add_app_template_filter(problem_places.where, "where")
+bp.add_app_template_global(problem_places.fix_url, "fix_url")
 
 
 @bp.app_template_global("time_zones")
