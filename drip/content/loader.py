@@ -110,8 +110,7 @@ def _load_sequence(folder: Path, site: Site | None) -> tuple[Sequence | None, li
         problems.append(Problem(folder / "sequence.yaml", 1, "the sequence has no lessons"))
     lessons.sort(key=lambda lesson: lesson.number)
     loaded = Sequence(**{**sequence.__dict__, "lessons": tuple(lessons)})
-    stems = {path.stem for path in seen.values()}
-    problems += check_experiments(loaded, sorted(folder.glob("*.md")), stems)  # variants
+    problems += check_experiments(loaded, sorted(folder.glob("*.md")), seen)  # variants
     return loaded, problems
 
 

@@ -156,11 +156,14 @@ def _goal(value: Any, path: Path, line: int, problems: list[Problem]) -> Goal | 
     return None
 
 
-def check_experiments(sequence: Sequence, files: list[Path], stems: set[str]) -> list[Problem]:
+def check_experiments(
+    sequence: Sequence, files: list[Path], lessons: dict[str, Path]
+) -> list[Problem]:
     """What only the whole course shows: a click goal without tracked links, a goal on the
     next lesson of the last one, a variant file with no lesson of its own (`files`: every
-    `.md` of the folder; `stems`: the lesson files' names without `.md`)."""
+    `.md` of the folder; `lessons`: each lesson file, readable or not, by its name)."""
     problems = []
+    stems = {path.stem for path in lessons.values()}
     for path in files:
         match = VARIANT_FILE.match(path.name)
         if match and (match["name"] not in NAMES or match["stem"] not in stems):

