@@ -123,7 +123,7 @@ def _goal_reached(sequence: Sequence, lesson: Lesson) -> ColumnElement[bool]:
         return exists().where(
             SubscriberTag.subscriber_id == E.c.subscriber_id,
             SubscriberTag.tag == goal.tag,
-            SubscriberTag.created_at >= D.c.sent_at,
+            SubscriberTag.created_at > D.c.sent_at,
         )
     keys = [each.key for each in sequence.lessons]
     after = keys.index(lesson.key) + 1 if lesson.key in keys else len(keys)
