@@ -7,9 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from drip.cli import cli
 from drip.content.loader import load_sequences
 from drip.content.variants import arms, assign, resolve
 from tests.conftest import TESTS
@@ -162,3 +164,19 @@ def test_a_readers_variant_of_one_lesson_does_not_decide_the_next(root: Path) ->
     b_first = [r for r in range(1, 2001) if assign(r, "tiny", "second", 2) == 1]
     b_again = sum(assign(r, "tiny", "third", 2) for r in b_first)
     assert abs(b_again / len(b_first) - 0.5) < 0.06
+
+
+def test_drip_check_renders_each_variant_and_reports_it_at_its_own_file(
+    root: Path, tmp_path: Path
+) -> None:
+    """A variant body that cannot be sent (an <mj-include>) fails `drip check` at its file,
+    as the lesson's own body would."""
+    write_second(root, "goal: click\n")
+    (root / "tiny" / "02-second.b.md").write_text('Hi.\n\n<mj-include path="/etc/passwd" />\n')
+    result = CliRunner().invoke(
+        cli,
+        ["check"],
+        env={"DRIP_SEQUENCES_DIR": str(root), "DRIP_DATA_DIR": str(tmp_path / "data")},
+    )
+    assert result.exit_code != 0
+    assert "02-second.b.md:3:" in result.output, result.output
