@@ -196,6 +196,21 @@ def check_experiments(
     return problems
 
 
+def variant_files(folder: Path, lesson_file: str) -> list[str]:
+    """The names of the variant files beside lesson file `lesson_file` (`02-x.b.md` ...)."""
+    stem = Path(lesson_file).stem
+    return [f"{stem}.{name}.md" for name in NAMES if (folder / f"{stem}.{name}.md").is_file()]
+
+
+def following(folder: Path, renames: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The renames that keep each lesson's variant files beside it when lessons move."""
+    return [
+        (old_file, f"{Path(new).stem}{old_file[len(Path(old).stem) :]}")
+        for old, new in renames
+        for old_file in variant_files(folder, old)
+    ]
+
+
 def arms(lesson: Lesson) -> tuple[Lesson, ...]:
     """The lesson as each variant would send it: a (the lesson itself), b, c."""
     if not lesson.variants:

@@ -12,6 +12,7 @@ import pytest
 from drip.content.loader import load_sequence
 from drip.core.clock import FrozenClock
 from drip.services import build_services
+from drip.studio.editing import Studio
 from drip.studio.outcomes import Conflict, Saved, StudioError, read
 from drip.studio.promote import Promoter
 from tests.conftest import CHEAP_HASHER, TESTS, make_settings
@@ -136,3 +137,27 @@ def test_promoting_a_variant_the_lesson_does_not_have_is_refused(
         promote(promoter, folder, "d", clock)
     with pytest.raises(StudioError, match="no variants to choose from"):
         promoter.promote("tiny", "third", "b", "x", OPERATOR, clock())
+
+
+def test_moving_a_lesson_in_the_studio_takes_its_variant_file_along(
+    promoter: Promoter, folder: Path, clock: FrozenClock
+) -> None:
+    studio = Studio(promoter.settings, promoter.links)
+    outcome = studio.move("tiny", "second", 1, OPERATOR, clock())
+    assert isinstance(outcome, Saved)
+    assert (folder / "03-second.c.md").read_text() == "A whole other second lesson.\n"
+    assert not (folder / "02-second.c.md").exists()
+    sequence, problems = load_sequence(folder)
+    assert problems == [] and sequence is not None
+    assert [v.name for v in sequence.lesson("second").variants] == ["b", "c"]  # type: ignore[union-attr]
+    assert git(folder, "status", "--porcelain") == ""
+
+
+def test_removing_a_lesson_in_the_studio_removes_its_variant_files(
+    promoter: Promoter, folder: Path, clock: FrozenClock
+) -> None:
+    studio = Studio(promoter.settings, promoter.links)
+    version = read(folder / "02-second.md").version
+    assert isinstance(studio.remove("tiny", "second", version, OPERATOR, clock()), Saved)
+    assert sorted(p.name for p in folder.glob("0*.md")) == ["01-welcome.md", "02-third.md"]
+    assert git(folder, "status", "--porcelain") == ""
