@@ -173,7 +173,7 @@ def check_experiments(
                     1,
                     f"{path.name} is a variant of no lesson: name it after its lesson's "
                     f"file, {match['stem']}.b.md or .c.md beside {match['stem']}.md "
-                    "(moving a lesson renumbers only the lesson: rename its variant too)",
+                    "(renaming a lesson's file by hand, rename its variant file too)",
                 )
             )
     for lesson in sequence.lessons:

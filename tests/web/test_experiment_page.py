@@ -129,6 +129,10 @@ def test_a_subject_that_doubles_clicks_is_called_and_its_promotion_writes_the_fi
 
     sequence_page = author.get("/admin/sequences/talk").text
     assert "/admin/sequences/talk/lessons/hello/experiment" in sequence_page
+    shown = re.search(r'id="experiment-hello-b".*?class="num best">([\d.]+)%', sequence_page, re.S)
+    assert shown is not None and float(shown[1]) > 95
+    assert "Call it: variant b is the best." in sequence_page
+    assert "each has at least 30 readers" in sequence_page
     page = author.get("/admin/sequences/talk/lessons/hello/experiment").text
     assert best(page, "b") > 0.95
     assert "Call it: variant b is the best." in page

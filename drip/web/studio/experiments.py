@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from drip.content.sequences import Lesson, Sequence
-from drip.ops.experiments import STOPPING_RULE, experiment
+from drip.ops.experiments import STOPPING_RULE, Experiment, experiment
 from drip.store.models import Role
 from drip.studio.lesson_format import lesson_file
 from drip.studio.outcomes import Refused, Saved, StudioError, read
@@ -26,6 +26,17 @@ def _under_test(slug: str, name: str) -> tuple[Sequence, Lesson]:
     if sequence is None or lesson is None:
         abort(404)
     return sequence, lesson
+
+
+@bp.app_template_global("experiment_of")
+def experiment_of(sequence: Sequence, lesson: Lesson) -> Experiment | None:
+    """The figures of a lesson under test, for the sequence page (None: no variants)."""
+    return experiment(db_session(), sequence, lesson) if lesson.variants else None
+
+
+@bp.app_template_global("stopping_rule")
+def stopping_rule() -> str:
+    return STOPPING_RULE
 
 
 @bp.get("/<slug>/lessons/<name>/experiment")
