@@ -180,3 +180,16 @@ def test_drip_check_renders_each_variant_and_reports_it_at_its_own_file(
     )
     assert result.exit_code != 0
     assert "02-second.b.md:3:" in result.output, result.output
+
+
+def test_drip_preview_writes_each_variant_beside_the_lesson(root: Path, tmp_path: Path) -> None:
+    write_second(root, "goal: click\nvariants:\n  b:\n    subject: Another way in\n")
+    out = tmp_path / "previews"
+    result = CliRunner().invoke(
+        cli,
+        ["preview", "tiny", "second", "--out", str(out)],
+        env={"DRIP_SEQUENCES_DIR": str(root), "DRIP_DATA_DIR": str(tmp_path / "data")},
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "tiny" / "02-second.txt").read_text().startswith("Subject: Lesson two\n")
+    assert (out / "tiny" / "02-second.b.txt").read_text().startswith("Subject: Another way in\n")
