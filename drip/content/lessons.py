@@ -10,7 +10,7 @@ from typing import Any
 
 from drip.content.front_matter import Unreadable, read_front_matter, read_whole, split_front_matter
 from drip.content.sequences import Delay, Lesson, Problem
-from drip.content.variants import arms, read_experiment
+from drip.content.variants import read_experiment
 from drip.content.yaml_messages import line_of_keys
 
 VARIABLE = re.compile(
@@ -62,12 +62,12 @@ def load_lesson(
         variants=variants,
         goal=goal,
     )
-    for arm in arms(lesson)[1:]:  # each variant's own text: its variables, at its line
+    for variant in variants:  # each variant's own text: its variables, at its line
         where = lines.get("variants", 2)
         for chunk, first_line, at in (
-            (arm.subject, where, path),
-            (arm.preheader, where, path),
-            (arm.body if arm.path != path else "", arm.body_line, arm.path),
+            (variant.subject or "", where, path),
+            (variant.preheader or "", where, path),
+            (variant.body or "", 1, variant.path or path),
         ):
             problems.extend(check_variables(chunk, allowed, at, first_line))
     return None if len(problems) > before else lesson

@@ -193,3 +193,10 @@ def test_drip_preview_writes_each_variant_beside_the_lesson(root: Path, tmp_path
     assert result.exit_code == 0, result.output
     assert (out / "tiny" / "02-second.txt").read_text().startswith("Subject: Lesson two\n")
     assert (out / "tiny" / "02-second.b.txt").read_text().startswith("Subject: Another way in\n")
+
+
+def test_an_unknown_variable_in_a_variant_file_is_reported_at_its_line(root: Path) -> None:
+    write_second(root, "goal: click\n")
+    (root / "tiny" / "02-second.b.md").write_text("Hello.\n\nBye {{ nmae }}.\n")
+    found = problems(root)
+    assert any(p.startswith("tiny/02-second.b.md:3: unknown variable 'nmae'") for p in found)
