@@ -34,6 +34,14 @@ def experiment_of(sequence: Sequence, lesson: Lesson) -> Experiment | None:
     return experiment(db_session(), sequence, lesson) if lesson.variants else None
 
 
+@bp.app_template_filter("chance")
+def chance(value: float) -> str:
+    """A probability as a percentage that never claims certainty the figures do not have."""
+    if value > 0.999:
+        return "over 99.9%"
+    return "under 0.1%" if value < 0.001 else f"{value:.1%}"
+
+
 @bp.app_template_global("stopping_rule")
 def stopping_rule() -> str:
     return STOPPING_RULE
