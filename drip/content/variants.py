@@ -52,8 +52,8 @@ def read_experiment(
     for name in NAMES:
         if name not in given and name not in files:
             continue
-        fields, (body, source, text) = given.get(name, {}), files.get(name, (None, None, ""))
-        mine = hashlib.sha256(f"{version}/{name}/{text}".encode()).hexdigest()[:12]
+        fields, (body, source) = given.get(name, {}), files.get(name, (None, None))
+        mine = hashlib.sha256(f"{version}/{name}/{body or ''}".encode()).hexdigest()[:12]
         variants.append(
             Variant(
                 name,
@@ -113,8 +113,8 @@ def _front_variants(
     return found
 
 
-def _variant_files(path: Path, problems: list[Problem]) -> dict[str, tuple[str, Path, str]]:
-    """`NN-name.b.md` beside the lesson: name -> (body, file, text); a body only."""
+def _variant_files(path: Path, problems: list[Problem]) -> dict[str, tuple[str, Path]]:
+    """`NN-name.b.md` beside the lesson: name -> (its body, the file); a body only."""
     found = {}
     for name in NAMES:
         source = path.with_name(f"{path.stem}.{name}.md")
@@ -137,7 +137,7 @@ def _variant_files(path: Path, problems: list[Problem]) -> dict[str, tuple[str, 
         elif not text.strip():
             problems.append(Problem(source, 1, f"{source.name}, variant {name}'s body, is empty"))
         else:
-            found[name] = (text, source, text)
+            found[name] = (text, source)
     return found
 
 
