@@ -20,6 +20,7 @@ from drip.content.embed import snippet
 from drip.content.loader import load_sequences, no_sequences
 from drip.content.schedule import reader_zone, timeline
 from drip.content.sequences import Problem, Sequence
+from drip.content.variants import arms
 from drip.core.clock import parse_instant
 from drip.dispatch.broadcasts import (
     BroadcastError,
@@ -123,11 +124,12 @@ def preview_command(sequence: str, lesson: str | None, out: Path | None, name: s
     folder = out / found.slug
     folder.mkdir(parents=True, exist_ok=True)
     links = sample_links(svc.links, "preview")
-    for item in lessons:
+    for item in (arm for each in lessons for arm in arms(each)):  # each variant: 01-x.b.html
         subject, html, text = svc.renderer.lesson(found, item).parts(reader, links)
-        stem = folder / f"{item.number:02d}-{item.key}"
-        stem.with_suffix(".html").write_text(html, encoding="utf-8")
-        stem.with_suffix(".txt").write_text(f"Subject: {subject}\n\n{text}", encoding="utf-8")
+        mark = f".{item.variant}" if item.variant not in ("", "a") else ""
+        stem = folder / f"{item.number:02d}-{item.key}{mark}"
+        Path(f"{stem}.html").write_text(html, encoding="utf-8")
+        Path(f"{stem}.txt").write_text(f"Subject: {subject}\n\n{text}", encoding="utf-8")
         click.echo(f"{stem}.html  {stem}.txt  ({len(html.encode()) / 1024:.0f} KB)  {subject}")
 
 

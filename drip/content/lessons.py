@@ -10,6 +10,7 @@ from typing import Any
 
 from drip.content.front_matter import Unreadable, read_front_matter, read_whole, split_front_matter
 from drip.content.sequences import Delay, Lesson, Problem
+from drip.content.variants import read_experiment
 from drip.content.yaml_messages import line_of_keys
 
 VARIABLE = re.compile(
@@ -24,7 +25,7 @@ LESSON_VARIABLES = frozenset(
     {"first_name", "unsubscribe_url", "preferences_url", TAG_LINK, BLOG_URL}
 )
 MAGNET_VARIABLES = frozenset({"lead_magnet_url"})
-LESSON_KEYS = frozenset({"subject", "delay", "preheader"})
+LESSON_KEYS = frozenset({"subject", "delay", "preheader", "variants", "goal"})
 
 
 def load_lesson(
@@ -46,9 +47,9 @@ def load_lesson(
         problems.extend(check_variables(chunk, allowed, path, first_line))
     if not body.strip():
         problems.append(Problem(path, body_line, "the lesson has no body"))
-    if len(problems) > before:
-        return None
-    return Lesson(
+    version = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    variants, goal = read_experiment(meta, path, version, lines, problems)
+    lesson = Lesson(
         key=match["key"],
         number=int(match["number"]),
         path=path,
@@ -57,8 +58,19 @@ def load_lesson(
         preheader=preheader,
         body=body,
         body_line=body_line,
-        version=hashlib.sha256(text.encode("utf-8")).hexdigest()[:12],
+        version=version,
+        variants=variants,
+        goal=goal,
     )
+    for variant in variants:  # each variant's own text: its variables, at its line
+        where = lines.get("variants", 2)
+        for chunk, first_line, at in (
+            (variant.subject or "", where, path),
+            (variant.preheader or "", where, path),
+            (variant.body or "", 1, variant.path or path),
+        ):
+            problems.extend(check_variables(chunk, allowed, at, first_line))
+    return None if len(problems) > before else lesson
 
 
 def _read_lesson(
@@ -98,7 +110,7 @@ def _lesson_fields(
                 Problem(
                     path,
                     lines.get(key, 2),
-                    f"unknown key {key!r} (allowed: subject, delay, preheader)",
+                    f"unknown key {key!r} (allowed: subject, delay, preheader, goal, variants)",
                 )
             )
     subject = str(meta.get("subject") or "").strip()

@@ -20,6 +20,7 @@ from drip.content.lessons import LESSON_VARIABLES, MAGNET_VARIABLES, load_lesson
 from drip.content.sequence_file import SLUG, build_sequence, load_sequence_file
 from drip.content.sequences import Lesson, Library, Problem, Sequence
 from drip.content.site import Site, load_site, unsigned
+from drip.content.variants import VARIANT_FILE, check_experiments
 
 LESSON_FILE = re.compile(r"^(?P<number>\d+)-(?P<key>[a-z0-9][a-z0-9-]*)\.md$")
 OUTSIDE_LESSON = (
@@ -76,6 +77,8 @@ def _load_sequence(folder: Path, site: Site | None) -> tuple[Sequence | None, li
             problems.append(Problem(path, 1, OUTSIDE_LESSON))
             continue
         match = LESSON_FILE.match(path.name)
+        if not match and VARIANT_FILE.match(path.name):
+            continue  # a variant's body, read with its lesson (drip.content.variants)
         if not match:
             problems.append(
                 Problem(path, 1, "not a lesson file name: use NN-name.md, e.g. 02-small-talk.md")
@@ -106,7 +109,9 @@ def _load_sequence(folder: Path, site: Site | None) -> tuple[Sequence | None, li
     if not seen:
         problems.append(Problem(folder / "sequence.yaml", 1, "the sequence has no lessons"))
     lessons.sort(key=lambda lesson: lesson.number)
-    return Sequence(**{**sequence.__dict__, "lessons": tuple(lessons)}), problems
+    loaded = Sequence(**{**sequence.__dict__, "lessons": tuple(lessons)})
+    problems += check_experiments(loaded, sorted(folder.glob("*.md")), seen)  # variants
+    return loaded, problems
 
 
 def load_sequences(root: Path, author_name: str = "") -> Library:

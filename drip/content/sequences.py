@@ -99,6 +99,30 @@ class LeadMagnet:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One alternative of a lesson under test (drip.content.variants): what it changes, the
+    rest being the lesson's own. `name` is b or c; the lesson itself is variant a."""
+
+    name: str
+    subject: str | None = None
+    preheader: str | None = None
+    body: str | None = None  # from the sibling file `NN-name.b.md`
+    path: Path | None = None  # that file, when the body is its
+    version: str = ""  # a hash of the lesson's file and the variant's: a new render
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What a lesson's variants are judged on (`goal:` in its front matter), never opens."""
+
+    kind: str  # click, reply, tag, next-lesson-kept
+    tag: str = ""  # for `tag:has-dates`
+
+    def __str__(self) -> str:
+        return f"tag:{self.tag}" if self.kind == "tag" else self.kind
+
+
+@dataclass(frozen=True)
 class Lesson:
     key: str
     number: int
@@ -109,6 +133,9 @@ class Lesson:
     body: str
     body_line: int  # line of the file where the Markdown body starts
     version: str  # hash of the file; each delivery records the version it sent
+    variants: tuple[Variant, ...] = ()  # the alternatives under test (b, c), if any
+    goal: Goal | None = None  # what the variants are judged on
+    variant: str = ""  # the arm this is once resolved for a reader: a, b or c
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from drip.content.schedule import next_due, reader_zone
 from drip.content.sequences import Lesson, Library, Sequence
+from drip.content.variants import resolve
 from drip.dispatch.claim import Claimed
 from drip.dispatch.report import Kind, Outcome, OutcomeStatus
 from drip.store.models import EnrollmentStatus
@@ -75,7 +76,7 @@ class Send:
             self.lesson is not None
             and magnet is not None
             and magnet.attach
-            and self.lesson is self.sequence.lessons[0]
+            and self.lesson.key == self.sequence.lessons[0].key  # the reader's variant of it
         )
 
     def outcome(
@@ -146,7 +147,9 @@ def plan(claimed: Claimed, library: Library, now: datetime, *, sequences_dir: Pa
         )
     if lesson is None:
         return Send(claimed, sequence, None, key)
-    return Send(claimed, sequence, lesson, key, sequence.next_lesson(claimed.sent | {lesson.key}))
+    following = sequence.next_lesson(claimed.sent | {lesson.key})
+    mine = resolve(lesson, claimed.reader.subscriber_id, sequence.slug)  # experiments: a, b, c
+    return Send(claimed, sequence, mine, key, following)
 
 
 def lesson_gone(sequence: Sequence, key: str) -> str:

@@ -300,6 +300,7 @@ class Recorder:
                     "enrollment_id": s.claimed.enrollment_id,
                     "lesson": s.lesson_key,
                     "lesson_version": t.version,
+                    "variant": s.lesson.variant or None if s.lesson else None,  # experiments
                     "status": DeliveryStatus.SENDING,
                     "attempts": 0,
                     "message_id": self._new_id(s, t),

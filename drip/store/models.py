@@ -233,6 +233,7 @@ class Delivery(Base):
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
     lesson: Mapped[slug]
     lesson_version: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str | None] = mapped_column(String(8))  # a, b, c: drip.content.variants
     status: Mapped[DeliveryStatus] = mapped_column(StrEnumType(DeliveryStatus, 20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     message_id: Mapped[str] = mapped_column(String(255))

@@ -38,6 +38,7 @@ from drip.content.fetch_rule import inside
 from drip.content.loader import folder_lock
 from drip.content.sequences import Problem, Sequence
 from drip.content.site import SITE_FILE, load_site, unsigned
+from drip.content.variants import following, variant_files
 from drip.core import yaml_input
 from drip.studio import course_git
 from drip.studio.lesson_format import LessonFields, file_name, lesson_files, lesson_text, name_for
@@ -130,6 +131,7 @@ class Studio(Previewing):
             for number, key in enumerate(order, start=1)
         ]
         renames = [(old, new) for old, new in renames if old != new]
+        renames += following(folder, renames)  # a lesson's variant files move with it
         before = "\n".join(item.path.name for item in existing)
         if not renames:
             return Saved(None, "", before=before, after=before)
@@ -169,14 +171,14 @@ class Studio(Previewing):
             for number, item in enumerate(rest, start=1)
         ]
         renames = [(old, new) for old, new in renames if old != new]
+        renames += following(folder, renames)  # a lesson's variant files move with it
+        gone = {name: None for name in [found.path.name, *variant_files(folder, found.path.name)]}
         before = found.path.read_text(encoding="utf-8", errors="replace")
-        outcome = self._apply(
-            folder, {found.path.name: None}, renames, {found.path.name: version}, now
-        )
+        outcome = self._apply(folder, gone, renames, {found.path.name: version}, now)
         if not isinstance(outcome, Saved):
             return outcome
         saved = replace(outcome, path=found.path, before=before)
-        paths = [found.path, *(folder / name for pair in renames for name in pair)]
+        paths = [*(folder / name for name in gone), *(folder / n for pair in renames for n in pair)]
         message = f"Remove lesson {slug}/{found.path.name}"
         return self._commit(saved, folder, paths, message, operator)
 

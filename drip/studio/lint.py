@@ -24,6 +24,7 @@ from drip.content.fetch_rule import refusal
 from drip.content.magnets import MagnetError, body_html, read_source
 from drip.content.magnets import build as build_magnet
 from drip.content.sequences import Lesson, Library, Problem, Sequence
+from drip.content.variants import arms
 from drip.core.config import Settings
 from drip.mail.links import Links, sample_links
 from drip.mail.render import MARKDOWN_EXTENSIONS, SAMPLE_READER, TOKEN, Renderer
@@ -212,7 +213,7 @@ def render_problems(
     sample = sample_links(links)
     for sequence in library.sequences.values():
         yaml_file = sequence.path / "sequence.yaml"
-        for lesson in sequence.lessons:
+        for lesson in (arm for each in sequence.lessons for arm in arms(each)):  # variants too
             if include := MJ_INCLUDE.search(lesson.body):
                 line = lesson.body_line + lesson.body[: include.start()].count("\n")
                 problems.append(Problem(lesson.path, line, INCLUDE_REFUSED))

@@ -19,14 +19,14 @@ MODULE_DEBTS = {
     "drip/deliverability/bounces.py": 619,
     "drip/deliverability/providers.py": 482,
     "drip/dispatch/broadcasts.py": 690,
-    "drip/dispatch/send.py": 757,
+    "drip/dispatch/send.py": 755,
     "drip/mail/render.py": 713,
-    "drip/store/models.py": 782,
+    "drip/store/models.py": 783,
     "drip/store/queries.py": 470,
-    "drip/web/admin/pages.py": 1015,
+    "drip/web/admin/pages.py": 1016,
     "drip/web/api/v1.py": 506,
     "drip/web/public/pages.py": 710,
-    "drip/web/studio/lessons.py": 798,
+    "drip/web/studio/lessons.py": 797,
 }
 FUNCTION_DEBTS = {
     "drip/audience/intake.py:take_in": 73,

@@ -40,6 +40,7 @@ FOR_EDITORS = {
     "admin.broadcasts.edit",
     "admin.site.save",
     "admin.site.restore",
+    "admin.experiments.promote",  # writes the winning variant into the lesson file
     *(
         f"admin.studio.{view}"
         for view in (

@@ -119,13 +119,14 @@ from drip.web.admin import segments as segments_admin
 from drip.web.admin import sessions as sessions_admin
 from drip.web.admin.access import audit, current_operator, requires
 from drip.web.context import db_session, services
+from drip.web.studio import experiments, magnet_build
 from drip.web.studio import lessons as studio
-from drip.web.studio import magnet_build
 from drip.web.studio import site as site_editor
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 # Nested blueprints: the login check and the roles below apply to their views too.
 bp.register_blueprint(studio.bp)  # the course editor
+bp.register_blueprint(experiments.bp)  # a lesson's variants and the winner's promotion
 bp.register_blueprint(magnet_build.bp)  # /admin/sequences/<slug>/magnet/build
 bp.register_blueprint(broadcasts_admin.bp)  # /admin/broadcasts/
 bp.register_blueprint(site_editor.bp)  # /admin/site: site.yaml, the author
