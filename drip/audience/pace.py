@@ -221,16 +221,19 @@ def _apply(
     """The change, if no worker holds the reader; raises PaceError when one does."""
     if enrollment.status != EnrollmentStatus.ACTIVE:
         raise PaceError("this course is not running for you now, so it has no pace to change")
-    changed = session.execute(
-        update(Enrollment)
-        .where(
-            Enrollment.id == enrollment.id,
-            Enrollment.status == EnrollmentStatus.ACTIVE,
-            or_(Enrollment.lease_owner.is_(None), Enrollment.due_at <= now),
+    changed = (
+        session.connection()
+        .execute(
+            update(Enrollment)
+            .where(
+                Enrollment.id == enrollment.id,
+                Enrollment.status == EnrollmentStatus.ACTIVE,
+                or_(Enrollment.lease_owner.is_(None), Enrollment.due_at <= now),
+            )
+            .values(due_at=due, lease_owner=None, **values)
         )
-        .values(due_at=due, lease_owner=None, **values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .rowcount
+    )
     if changed != 1:
         raise PaceError("a lesson is on its way to you right now: please try again in a minute")
     session.refresh(enrollment)

@@ -31,8 +31,10 @@ E = cast(Table, Enrollment.__table__)
 D = cast(Table, Delivery.__table__)
 S = cast(Table, Subscriber.__table__)
 # What the claim reads of each enrollment (`load` takes these rows).
-READ = (E.c.id, E.c.status, E.c.sequence, E.c.next_lesson, E.c.attempts, E.c.subscriber_id)
-READ += (E.c.slower, E.c.resumes_at)  # the reader's pace (drip.audience.pace)
+READ = (E.c.id, E.c.status, E.c.sequence, E.c.next_lesson, E.c.attempts, E.c.subscriber_id) + (
+    E.c.slower,  # the reader's pace (drip.audience.pace)
+    E.c.resumes_at,
+)
 PEEK_CHUNK = 500  # readers the dry run loads at a time
 # The reasons a reader is held for the content (see drip.dispatch.plan and
 # drip.dispatch.send): when the content changes, the readers held for one of them are looked
