@@ -30,9 +30,16 @@ from drip.store.models import Delivery, DeliveryStatus, Enrollment, EnrollmentSt
 E = cast(Table, Enrollment.__table__)
 D = cast(Table, Delivery.__table__)
 S = cast(Table, Subscriber.__table__)
-# What the claim reads of each enrollment (`load` takes these rows).
-READ = (E.c.id, E.c.status, E.c.sequence, E.c.next_lesson, E.c.attempts, E.c.subscriber_id) + (
-    E.c.slower,  # the reader's pace (drip.audience.pace)
+# What the claim reads of each enrollment (`load` takes these rows), the reader's pace too
+# (drip.audience.pace).
+READ = (
+    E.c.id,
+    E.c.status,
+    E.c.sequence,
+    E.c.next_lesson,
+    E.c.attempts,
+    E.c.subscriber_id,
+    E.c.slower,
     E.c.resumes_at,
 )
 PEEK_CHUNK = 500  # readers the dry run loads at a time

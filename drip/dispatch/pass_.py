@@ -34,6 +34,7 @@ from drip.dispatch.fresh_links import would_send as would_send_links
 from drip.dispatch.plan import Send, plan
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.dispatch.send import Recorder
+from drip.dispatch.still_wanted import ask_still_wanted
 from drip.mail.links import Links
 from drip.mail.pace import Pace, PacedRelay
 from drip.mail.render import Renderer
@@ -184,10 +185,13 @@ class Dispatcher:
             report.fresh_links = send_requested(
                 session, library, self.renderer, self.links, relay, now
             )
+        asked: list[Outcome] = []
         if not relay.throttled:
             with Session(self.engine) as session:
                 report.chained = chain(session, library, self.renderer, self.links, relay, now)
+                asked = ask_still_wanted(session, library, self.renderer, self.links, relay, now)
         self._record(report, report.fresh_links.outcomes + report.chained.outcomes, progress)
+        self._record(report, asked, progress)
         if relay.throttled:
             self._rest(now)
 
