@@ -15,6 +15,7 @@ from drip.mail.links import signing_order
 from drip.mail.transports import Transport
 from drip.services import build_services
 from drip.web import errors, headers, health, metrics
+from drip.web.admin import pace as admin_pace
 from drip.web.admin import pages as admin
 from drip.web.api import signup as api
 from drip.web.api import v1 as api_v1
@@ -61,6 +62,7 @@ def create_app(
     metrics.init_app(app)
     app.register_blueprint(public.bp)
     app.register_blueprint(public_pace.bp)
+    app.register_blueprint(admin_pace.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api_v1.bp)
     app.register_blueprint(webhooks.bp)

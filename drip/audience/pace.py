@@ -30,7 +30,12 @@ from drip.store.models import ConsentRecord, Enrollment, EnrollmentStatus, Event
 PAUSES = {"1w": 7, "2w": 14, "back": None}  # the pause lengths offered, in days
 PAUSE_WORDS = {"1w": "for a week", "2w": "for two weeks", "back": "until you come back"}
 AWAY_LONGEST = timedelta(days=366)  # a date further out is a typo, not a plan
-STILL_WANTED_AFTER = timedelta(days=60)  # a pause this long gets one "still want it?" email
+STILL_WANTED_AFTER = timedelta(days=60)
+UNPAUSED: dict[str, object] = {
+    "paused_since": None,
+    "resumes_at": None,
+    "pause_kind": None,
+}  # a pause this long gets one "still want it?" email
 
 
 class Choice(enum.StrEnum):
@@ -109,7 +114,7 @@ def pause(
             now.astimezone(zone).date() + timedelta(days=days), sequence.window, zone
         )
     said = f"Paused {PAUSE_WORDS[length]}"
-    return _held(session, sequence, enrollment, now, resumes, said, EventKind.PACE_PAUSED, how)
+    return _held(session, sequence, enrollment, now, resumes, said, Choice.PAUSE, how)
 
 
 def away(
@@ -129,7 +134,7 @@ def away(
         raise PaceError("choose a date within a year, or pause until you come back")
     resumes = morning_of(until + timedelta(days=1), sequence.window, zone)
     said = f"Away until {until:%A %-d %B}"
-    return _held(session, sequence, enrollment, now, resumes, said, EventKind.PACE_AWAY, how)
+    return _held(session, sequence, enrollment, now, resumes, said, Choice.AWAY, how)
 
 
 def slower(
@@ -163,7 +168,7 @@ def next_now(
     """The next lesson in the next pass: inside the send window, or at once if the reader
     pressed it outside the window and said "right now". Ends a pause."""
     due = now if right_now else into_window(now, sequence.window, zone_of(enrollment, sequence))
-    _apply(session, enrollment, now, due, paused_since=None, resumes_at=None)
+    _apply(session, enrollment, now, due, **UNPAUSED)
     said = "Next lesson now" + (" (right away)" if right_now else "")
     return _recorded(
         session,
@@ -182,7 +187,7 @@ def reset(
 ) -> Change:
     """Undo: the course's own pace again, no pause; the next lesson when it is due."""
     due = due_at_pace(enrollment, sequence, Pace(), now)
-    _apply(session, enrollment, now, due, slower=False, paused_since=None, resumes_at=None)
+    _apply(session, enrollment, now, due, slower=False, **UNPAUSED)
     said = "Back to the course's own pace"
     return _recorded(
         session,
@@ -203,16 +208,24 @@ def _held(
     now: datetime,
     resumes: datetime | None,
     said: str,
-    kind: EventKind,
+    kind: Choice,
     how: Consent,
 ) -> Change:
     """A pause or an absence: held until `resumes` (None: until the reader comes back)."""
+    event = EventKind.PACE_AWAY if kind is Choice.AWAY else EventKind.PACE_PAUSED
     pace = Pace(enrollment.slower, resumes, resumes is None)
     due = None if resumes is None else due_at_pace(enrollment, sequence, pace, now)
     _apply(
-        session, enrollment, now, due, paused_since=now, resumes_at=resumes, still_wanted_at=None
+        session,
+        enrollment,
+        now,
+        due,
+        paused_since=now,
+        resumes_at=resumes,
+        pause_kind=kind.value,
+        still_wanted_at=None,
     )
-    return _recorded(session, enrollment, now, kind, said, due, zone_of(enrollment, sequence), how)
+    return _recorded(session, enrollment, now, event, said, due, zone_of(enrollment, sequence), how)
 
 
 def _apply(

@@ -223,6 +223,7 @@ class Enrollment(Base):
     slower: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     paused_since: Mapped[utc_or_none]
     resumes_at: Mapped[utc_or_none]
+    pause_kind: Mapped[str | None] = mapped_column(String(10))  # "pause" or "away"
     still_wanted_at: Mapped[utc_or_none]
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="enrollments")

@@ -1,7 +1,8 @@
 """the reader's pace: slower, paused until a date or until they come back
 
 `enrollments.slower` counts each lesson's delay twice; `paused_since` and `resumes_at` hold a
-course the reader paused (no `resumes_at`: until they come back), and `still_wanted_at` is when
+course the reader paused (no `resumes_at`: until they come back), `pause_kind` says whether
+it was a pause or an absence ("away until"), and `still_wanted_at` is when
 the one "still want the course?" email went out after a pause of more than 60 days.
 
 Revision ID: 0024
@@ -23,7 +24,7 @@ branch_labels = None
 depends_on = None
 
 
-COLUMNS = ('slower', 'paused_since', 'resumes_at', 'still_wanted_at')
+COLUMNS = ('slower', 'paused_since', 'resumes_at', 'still_wanted_at', 'pause_kind')
 
 
 def upgrade() -> None:
@@ -33,11 +34,12 @@ def upgrade() -> None:
         'enrollments',
         sa.Column('slower', sa.Boolean(), nullable=False, server_default=sa.false()),
     )
-    for column in COLUMNS[1:]:
+    for column in COLUMNS[1:4]:
         op.add_column(
             'enrollments',
             sa.Column(column, drip.store.models.UTCDateTime(timezone=True), nullable=True),
         )
+    op.add_column('enrollments', sa.Column('pause_kind', sa.String(length=10), nullable=True))
 
 
 def downgrade() -> None:
