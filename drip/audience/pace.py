@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.orm import Session
 
 from drip.audience.subscriptions import Consent, record_event
@@ -70,10 +70,21 @@ def pace_of(enrollment: Enrollment, now: datetime) -> Pace:
 
 
 def paused_at(enrollment: Enrollment, now: datetime) -> bool:
-    """Paused by the reader (a pause or an absence) at `now`."""
+    """Paused by the reader (a pause or an absence) at `now`. A pause until the reader comes
+    back has no due time: one given it since (an operator's resume, a rejoin) ended it."""
     if enrollment.paused_since is None:
         return False
-    return enrollment.resumes_at is None or enrollment.resumes_at > now
+    if enrollment.resumes_at is None:
+        return enrollment.due_at is None
+    return enrollment.resumes_at > now
+
+
+def holding(now: datetime) -> ColumnElement[bool]:
+    """`paused_at` as SQL, for the enrollments whose `paused_since` is set."""
+    return or_(
+        Enrollment.resumes_at > now,
+        and_(Enrollment.resumes_at.is_(None), Enrollment.due_at.is_(None)),
+    )
 
 
 def zone_of(enrollment: Enrollment, sequence: Sequence) -> ZoneInfo:

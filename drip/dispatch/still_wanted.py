@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from drip.audience.pace import STILL_WANTED_AFTER
+from drip.audience.pace import STILL_WANTED_AFTER, holding
 from drip.audience.subscriptions import record_event
 from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Library, Sequence
@@ -42,7 +42,7 @@ def paused_long(session: Session, now: datetime) -> list[Enrollment]:
                 Enrollment.status == EnrollmentStatus.ACTIVE,
                 Enrollment.paused_since <= now - STILL_WANTED_AFTER,
                 Enrollment.still_wanted_at.is_(None),
-                or_(Enrollment.resumes_at.is_(None), Enrollment.resumes_at > now),
+                holding(now),
                 Subscriber.suppressed_at.is_(None),
             )
             .order_by(Enrollment.id)

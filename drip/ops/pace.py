@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from drip.audience.pace import pace_of, paused_at, zone_of
+from drip.audience.pace import holding, pace_of, paused_at, zone_of
 from drip.content.schedule import timeline
 from drip.content.sequences import Lesson, Sequence
 from drip.store.models import Enrollment, EnrollmentStatus
@@ -55,11 +55,10 @@ def reader_pace(enrollment: Enrollment, sequence: Sequence, now: datetime) -> Pa
 def pace_counts(session: Session, slug: str, now: datetime) -> dict[str, int]:
     """Readers of `slug` still in the course who paused it, are away, or chose slower."""
     active = (Enrollment.sequence == slug, Enrollment.status == EnrollmentStatus.ACTIVE)
-    holding = or_(Enrollment.resumes_at.is_(None), Enrollment.resumes_at > now)
     counts = {"paused": 0, "away": 0, "slower": 0}
     for kind, number in session.execute(
         select(Enrollment.pause_kind, func.count())
-        .where(*active, Enrollment.paused_since.is_not(None), holding)
+        .where(*active, Enrollment.paused_since.is_not(None), holding(now))
         .group_by(Enrollment.pause_kind)
     ):
         counts["away" if kind == "away" else "paused"] += int(number)
