@@ -220,7 +220,7 @@ class Enrollment(Base):
     # The reader's pace (drip.audience.pace): every delay counted twice; a pause or an
     # absence since `paused_since` until `resumes_at` (none: until the reader comes back);
     # when the one "still want the course?" email went out during that pause.
-    slower: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    slower: Mapped[bool] = mapped_column(server_default=text("false"))  # bulk inserts omit it
     paused_since: Mapped[utc_or_none]
     resumes_at: Mapped[utc_or_none]
     pause_kind: Mapped[str | None] = mapped_column(String(10))  # "pause" or "away"
