@@ -103,6 +103,8 @@ def test_the_admin_shows_the_reader_pace_the_dates_and_the_course_counts(
     assert "<strong>Pace:</strong> slower (each delay counted twice)" in page
     assert "2. Lesson two: Fri 2026-03-06 09:00 EST" in page
     assert "3. Lesson three: Thu 2026-03-12 09:00 EDT" in page
+    assert "Slower, chosen by the reader" in page  # on the timeline, with how
+    assert "(from the lesson email)" in page
     sequence = logged_in.get("/admin/sequences/tiny").text
     assert "Readers' own pace: 0 paused · 0 away · 1 slower" in sequence
     with svc.sessions() as session:
