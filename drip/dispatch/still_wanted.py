@@ -9,6 +9,7 @@ clears the mark).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -63,13 +64,7 @@ def ask_still_wanted(
     is down or asks drip to slow down."""
     outcomes = []
     with OnFirstSend(transport) as relay:
-        for enrollment in paused_long(session, now):
-            sequence = library.get(enrollment.sequence)
-            zone = reader_zone(
-                enrollment.subscriber.timezone, sequence.timezone if sequence else ""
-            )
-            if sequence is None or into_window(now, sequence.window, zone) != now:
-                continue  # a broken course, or outside the reader's window: a later pass
+        for enrollment, sequence in _to_ask(session, library, now):
             transport.slot()
             if not _take(session, enrollment, now):
                 continue  # another worker is asking
@@ -78,6 +73,24 @@ def ask_still_wanted(
             if outcome.relay_down:
                 break
     return outcomes
+
+
+def would_ask(session: Session, library: Library, now: datetime) -> list[Outcome]:
+    """The emails a pass at `now` would send (the dry run), by the same test."""
+    return [_outcome(e, OutcomeStatus.WOULD_SEND) for e, _ in _to_ask(session, library, now)]
+
+
+def _to_ask(
+    session: Session, library: Library, now: datetime
+) -> Iterator[tuple[Enrollment, Sequence]]:
+    """The readers paused too long whose course loads and whose send window is open."""
+    for enrollment in paused_long(session, now):
+        sequence = library.get(enrollment.sequence)
+        if sequence is None:
+            continue  # a broken course: a later pass asks
+        zone = reader_zone(enrollment.subscriber.timezone, sequence.timezone)
+        if into_window(now, sequence.window, zone) == now:
+            yield enrollment, sequence
 
 
 def _take(session: Session, enrollment: Enrollment, now: datetime) -> bool:

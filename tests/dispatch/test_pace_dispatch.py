@@ -65,6 +65,9 @@ def test_a_long_pause_gets_one_still_wanted_email_and_no_lesson(
         dispatcher.run_pass(clock())
     assert [m.subject for m in smtp_server.messages] == ["Welcome, friend"]
     clock.set(start + timedelta(days=61, hours=1))
+    dry = dispatcher.run_pass(clock(), dry_run=True)
+    assert [(o.lesson, o.status) for o in dry.outcomes] == [("still-wanted", "would-send")]
+    assert len(smtp_server.messages) == 1  # the dry run sent nothing
     dispatcher.run_pass(clock())
     asked = smtp_server.messages[-1]
     assert asked.subject == "Still want “Tiny course”?"
@@ -87,6 +90,16 @@ def test_the_reader_who_comes_back_gets_the_next_lesson_skipping_nothing(
     choose(svc, "next_now", True)
     dispatcher.run_pass(clock())
     assert [m.subject for m in smtp_server.messages] == ["Welcome, friend", "Lesson two"]
+
+
+def test_next_lesson_now_outside_the_window_waits_for_it_unless_the_reader_says_now(
+    svc: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    enroll(svc)
+    svc.dispatcher().run_pass(clock())  # 08:00 New York, before the 09:00-11:00 window
+    change = choose(svc, "next_now", False)
+    assert change.due_at is not None and change.due_at.isoformat() == "2026-03-02T14:00:00+00:00"
+    assert choose(svc, "next_now", True).due_at == clock()
 
 
 def test_slower_counts_the_next_delay_twice_from_the_send(
