@@ -45,6 +45,7 @@ def test_a_pace_page_get_changes_nothing_and_its_post_needs_the_button(
         page = client.get(pace_link(app, enrollment, choice))
         assert page.status_code == 200
         assert page.text.count('type="submit"') == 1  # one button, no undo yet
+        assert page.headers["Cache-Control"] == "no-store"  # a token's page: no shared cache
     assert counts(app) == before
     url = pace_link(app, enrollment, "pause")
     answer = client.post(url, data={"csrf_token": csrf_token(client.get(url).text)})
