@@ -15,12 +15,14 @@ from drip.mail.links import signing_order
 from drip.mail.transports import Transport
 from drip.services import build_services
 from drip.web import errors, headers, health, metrics
+from drip.web.admin import pace as admin_pace
 from drip.web.admin import pages as admin
 from drip.web.api import inbound, webhooks
 from drip.web.api import signup as api
 from drip.web.api import v1 as api_v1
 from drip.web.context import close_session, csrf
 from drip.web.public import home
+from drip.web.public import pace as public_pace
 from drip.web.public import pages as public
 
 
@@ -59,6 +61,8 @@ def create_app(
     app.register_blueprint(admin.bp)
     metrics.init_app(app)
     app.register_blueprint(public.bp)
+    app.register_blueprint(public_pace.bp)
+    app.register_blueprint(admin_pace.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api_v1.bp)
     app.register_blueprint(webhooks.bp)

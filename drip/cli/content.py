@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,7 +18,7 @@ from drip.cli.common import instant, sequence_named, services, zone
 from drip.content import magnets
 from drip.content.embed import snippet
 from drip.content.loader import load_sequences, no_sequences
-from drip.content.schedule import reader_zone, timeline
+from drip.content.schedule import Pace, morning_of, reader_zone, timeline
 from drip.content.sequences import Problem, Sequence
 from drip.content.variants import arms
 from drip.core.clock import parse_instant
@@ -33,7 +33,8 @@ from drip.dispatch.broadcasts import (
 from drip.mail.links import sample_links
 from drip.mail.render import SAMPLE_READER, Reader
 from drip.mail.transports import SendError
-from drip.store.models import Broadcast
+from drip.ops.pace import reader_pace
+from drip.store.models import Broadcast, Enrollment, Subscriber
 from drip.studio.lint import lint, render_problems
 from drip.studio.samples import UnknownLesson, send_test
 
@@ -145,7 +146,7 @@ def signup_instant(text: str, zone_name: str) -> datetime:
 @click.argument("sequence")
 @click.option(
     "--signup",
-    required=True,
+    default=None,
     help="When the reader confirms (ISO-8601; without an offset: in --timezone).",
 )
 @click.option(
@@ -154,9 +155,34 @@ def signup_instant(text: str, zone_name: str) -> datetime:
     default=None,
     help="The reader's IANA time zone; default: the sequence's.",
 )
-def schedule_command(sequence: str, signup: str, timezone: str | None) -> None:
-    """Print when each lesson of SEQUENCE would land for such a reader."""
+@click.option("--slower", is_flag=True, help="At the slower pace: each delay counted twice.")
+@click.option(
+    "--away-until",
+    "away",
+    default=None,
+    help="The reader is away until this date (YYYY-MM-DD): lessons wait for the morning after.",
+)
+@click.option(
+    "--reader",
+    "email",
+    default=None,
+    help="A reader's address: their own pace, and when their lessons left will land.",
+)
+def schedule_command(
+    sequence: str,
+    signup: str | None,
+    timezone: str | None,
+    slower: bool,
+    away: str | None,
+    email: str | None,
+) -> None:
+    """Print when each lesson of SEQUENCE would land for such a reader, or for a real one."""
     found = sequence_named(sequence)
+    if email is not None:
+        _reader_schedule(found, email)
+        return
+    if signup is None:
+        raise click.UsageError("give --signup (when the reader confirms) or --reader (an address)")
     reader_tz = reader_zone(timezone, found.timezone)
     try:
         confirmed = signup_instant(signup, reader_tz.key)
@@ -166,15 +192,52 @@ def schedule_command(sequence: str, signup: str, timezone: str | None) -> None:
             "2026-03-01T09:00 or 2026-03-01T09:00:00-05:00",
             param_hint="'--signup'",
         ) from None
+    pace = Pace(slower=slower, resumes_at=_back_from(away, found, reader_tz))
     start = confirmed.astimezone(reader_tz)
     click.echo(f"{found.slug}: reader in {reader_tz.key}, confirmed {start:%a %Y-%m-%d %H:%M %Z}")
-    for lesson, moment in timeline(found.lessons, confirmed, found.window, reader_tz):
+    for lesson, moment in timeline(found.lessons, confirmed, found.window, reader_tz, pace):
         local = moment.astimezone(reader_tz)
         day = (local.date() - start.date()).days
         click.echo(
             f"day {day:>3}  {local:%a %Y-%m-%d %H:%M %Z}  "
             f"{lesson.number:02d}-{lesson.key}  {lesson.subject}"
         )
+
+
+def _back_from(away: str | None, sequence: Sequence, reader_tz: ZoneInfo) -> datetime | None:
+    """The morning after `--away-until`, in the reader's window."""
+    if away is None:
+        return None
+    try:
+        last = date.fromisoformat(away)
+    except ValueError:
+        raise click.BadParameter(
+            f"{away!r} is not a date such as 2026-03-20", param_hint="'--away-until'"
+        ) from None
+    return morning_of(last + timedelta(days=1), sequence.window, reader_tz)
+
+
+def _reader_schedule(sequence: Sequence, email: str) -> None:
+    """One reader's pace in SEQUENCE and the dates that follow from it, from the database."""
+    svc = services()
+    with svc.sessions() as session:
+        enrollment = session.scalar(
+            select(Enrollment)
+            .join(Subscriber)
+            .where(Subscriber.email == email.strip().lower(), Enrollment.sequence == sequence.slug)
+        )
+        if enrollment is None:
+            raise click.ClickException(f"{email} is not in {sequence.slug}")
+        view = reader_pace(enrollment, sequence, svc.clock())
+        click.echo(f"{sequence.slug}: {email} in {view.zone.key}, {enrollment.status}")
+        click.echo(f"pace: {view.words}")
+        for lesson, moment in view.upcoming:
+            click.echo(
+                f"{moment.astimezone(view.zone):%a %Y-%m-%d %H:%M %Z}  "
+                f"{lesson.number:02d}-{lesson.key}  {lesson.subject}"
+            )
+        if not view.upcoming:
+            click.echo("no lesson has a date now")
 
 
 @click.command("build-magnets")

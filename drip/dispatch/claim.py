@@ -20,6 +20,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Connection, Table, and_, not_, or_, select, update
 from sqlalchemy.engine import Engine
 
+from drip.content.schedule import STEADY, Pace
 from drip.deliverability.bounces import sending_paused
 from drip.mail.render import Reader
 from drip.store import queries
@@ -29,6 +30,18 @@ from drip.store.models import Delivery, DeliveryStatus, Enrollment, EnrollmentSt
 E = cast(Table, Enrollment.__table__)
 D = cast(Table, Delivery.__table__)
 S = cast(Table, Subscriber.__table__)
+# What the claim reads of each enrollment (`load` takes these rows), the reader's pace too
+# (drip.audience.pace).
+READ = (
+    E.c.id,
+    E.c.status,
+    E.c.sequence,
+    E.c.next_lesson,
+    E.c.attempts,
+    E.c.subscriber_id,
+    E.c.slower,
+    E.c.resumes_at,
+)
 PEEK_CHUNK = 500  # readers the dry run loads at a time
 # The reasons a reader is held for the content (see drip.dispatch.plan and
 # drip.dispatch.send): when the content changes, the readers held for one of them are looked
@@ -62,6 +75,7 @@ class Claimed:
     # Message-ID) of a delivery not sent yet
     confirmation_sent_at: datetime | None = None  # the last confirmation email's, if any
     pending_message_id: str | None = None  # of a confirmation not yet recorded as sent
+    pace: Pace = STEADY  # the reader's own pace in this course (drip.audience.pace)
 
 
 def _unconfirmed_too_long(now: datetime, confirm_days: int) -> ColumnElement[bool]:
@@ -120,9 +134,7 @@ def lease(
         update(E)
         .where(E.c.id.in_(due.scalar_subquery()))
         .values(due_at=lease_end, lease_owner=worker_id)
-        .returning(
-            E.c.id, E.c.status, E.c.sequence, E.c.next_lesson, E.c.attempts, E.c.subscriber_id
-        )
+        .returning(*READ)
     ).all()
     conn.commit()
     claimed = load(conn, rows)
@@ -137,17 +149,13 @@ def peek(conn: Connection, now: datetime, confirm_days: int) -> Iterator[list[Cl
         conn.scalars(queries.due(conn, now).where(not_(_unconfirmed_too_long(now, confirm_days))))
     )
     for start in range(0, len(ids), PEEK_CHUNK):
-        rows = conn.execute(
-            select(
-                E.c.id, E.c.status, E.c.sequence, E.c.next_lesson, E.c.attempts, E.c.subscriber_id
-            ).where(E.c.id.in_(ids[start : start + PEEK_CHUNK]))
-        ).all()
+        rows = conn.execute(select(*READ).where(E.c.id.in_(ids[start : start + PEEK_CHUNK]))).all()
         yield load(conn, rows)
 
 
 def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
     """The readers and earlier deliveries of claimed enrollments (rows of id, status,
-    sequence, next_lesson, attempts, subscriber_id), by enrollment id."""
+    sequence, next_lesson, attempts, subscriber_id, slower, resumes_at), by enrollment id."""
     if not rows:
         return []
     people = {
@@ -199,6 +207,7 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
                 earlier=earlier.get(row.id, {}),
                 confirmation_sent_at=confirmations.get(row.id, (None, None))[0],
                 pending_message_id=confirmations.get(row.id, (None, None))[1],
+                pace=Pace(slower=row.slower, resumes_at=row.resumes_at),
             )
         )
     return claimed

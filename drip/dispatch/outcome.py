@@ -16,6 +16,7 @@ class Kind(enum.StrEnum):
     FRESH_LINK = "fresh-link"
     OFFER = "offer"
     BROADCAST = "broadcast"
+    STILL_WANTED = "still-wanted"  # after a reader's long pause (drip.dispatch.still_wanted)
 
 
 class OutcomeStatus(enum.StrEnum):

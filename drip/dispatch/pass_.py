@@ -34,6 +34,7 @@ from drip.dispatch.fresh_links import would_send as would_send_links
 from drip.dispatch.plan import Send, plan
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.dispatch.send import Recorder
+from drip.dispatch.still_wanted import ask_still_wanted, would_ask
 from drip.mail.links import Links
 from drip.mail.pace import Pace, PacedRelay
 from drip.mail.render import Renderer
@@ -184,10 +185,16 @@ class Dispatcher:
             report.fresh_links = send_requested(
                 session, library, self.renderer, self.links, relay, now
             )
+        asked: list[Outcome] = []
         if not relay.throttled:
             with Session(self.engine) as session:
                 report.chained = chain(session, library, self.renderer, self.links, relay, now)
+                if not relay.throttled:
+                    asked = ask_still_wanted(
+                        session, library, self.renderer, self.links, relay, now
+                    )
         self._record(report, report.fresh_links.outcomes + report.chained.outcomes, progress)
+        self._record(report, asked, progress)
         if relay.throttled:
             self._rest(now)
 
@@ -233,6 +240,7 @@ class Dispatcher:
         if sending_paused(session) or self._resting(now):
             return [], []
         before = would_send_links(session, library) + would_offer(session, library, now)
+        before += would_ask(session, library, now)
         return before, would_send_copies(session, library, now)
 
     def _tune(self, conn: Connection) -> int:

@@ -57,11 +57,14 @@ class Send:
 
     def after_due(self, handed_off: datetime) -> datetime | None:
         """When the following lesson falls due: its delay counted from the moment this one
-        was handed over (not from the pass's start), moved into the send window."""
+        was handed over (not from the pass's start), moved into the send window, at the
+        reader's pace."""
         if self.following is None:
             return None
         zone = reader_zone(self.claimed.timezone, self.sequence.timezone)
-        return next_due(handed_off, self.following.delay, self.sequence.window, zone)
+        return next_due(
+            handed_off, self.following.delay, self.sequence.window, zone, self.claimed.pace
+        )
 
     @property
     def immediate(self) -> bool:

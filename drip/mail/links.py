@@ -32,7 +32,7 @@ class LinkError(Exception):
 
 
 # These never expire: a reader may leave, or click a link, from an old email.
-PLAIN = ("unsubscribe", "preferences", "track", "open", "offer", "broadcast", "tag")
+PLAIN = ("unsubscribe", "preferences", "track", "open", "offer", "broadcast", "tag", "pace")
 TIMED = ("confirm", "magnet")
 
 
@@ -104,6 +104,11 @@ class Links:
     def tag_url(self, enrollment_id: int, tag: str) -> str:
         """A lesson's link that tags its reader ({{ tag_link("has-dates") }})."""
         return f"{self.base_url}/t/{self._plain('tag').dumps([enrollment_id, tag])}"
+
+    def pace_url(self, enrollment_id: int, choice: str, via: str = "email") -> str:
+        """A pace link (pause, slower, now, away), from a lesson's footer ("email") or the
+        preferences page (drip.web.public.pace)."""
+        return f"{self.base_url}/pace/{self._plain('pace').dumps([enrollment_id, choice, via])}"
 
     def stop_url(self, recipient_id: int) -> str:
         """A broadcast's unsubscribe link: no more broadcasts, or everything."""
@@ -177,6 +182,9 @@ class SampleLinks(Links):
 
     def tag_url(self, enrollment_id: int, tag: str) -> str:
         return f"{self.base_url}/sample/{self.kind}/tag"
+
+    def pace_url(self, enrollment_id: int, choice: str, via: str = "email") -> str:
+        return f"{self.base_url}/sample/{self.kind}/pace"
 
 
 def sample_links(links: Links, kind: str = "preview") -> SampleLinks:

@@ -30,11 +30,12 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from mjml import mjml2html
 
 from drip.content.front_matter import split_front_matter
-from drip.content.lessons import BLOG_URL, TAG_LINK, VARIABLE
+from drip.content.lessons import BLOG_URL, VARIABLE
 from drip.content.sequences import Lesson, Sequence
 from drip.core import yaml_input
 from drip.core.config import Settings
 from drip.core.paths import TEMPLATES as TEMPLATES  # the web layer reads it from here
+from drip.mail.footer_links import footer_tokens, link_for
 from drip.mail.links import Links
 
 TOKEN = re.compile(r"(DRIPV\d+Z)")
@@ -305,7 +306,7 @@ class MessageTemplate:
                 elif name == OPEN_PIXEL:
                     known[name] = links.open_url(reader.enrollment_id, self.key)
                 else:
-                    known[name] = _link_for(name, reader, links)
+                    known[name] = link_for(name, reader.subscriber_id, reader.enrollment_id, links)
             result[token] = known[name] or default
         return result
 
@@ -434,22 +435,6 @@ def _track_links(body: str, tokenise: Any) -> tuple[str, tuple[str, ...]]:
         return f"[{match['text']}]({tokenise(f'{{{{ {TRACKED}{len(targets) - 1} }}}}')})"
 
     return _MARKDOWN_LINK.sub(swap, body), tuple(targets)
-
-
-def _link_for(name: str, reader: Reader, links: Links) -> str:
-    if name == "unsubscribe_url":
-        return links.unsubscribe_url(reader.enrollment_id)
-    if name == "preferences_url":
-        return links.preferences_url(reader.subscriber_id)
-    if name == "lead_magnet_url":
-        return links.magnet_url(reader.enrollment_id)
-    if name == "confirm_url":
-        return links.confirm_url(reader.enrollment_id)
-    if name == "offer_url":
-        return links.url("offer", reader.enrollment_id)
-    if name.startswith(f"{TAG_LINK}:"):
-        return links.tag_url(reader.enrollment_id, name.split(":", 1)[1])
-    raise KeyError(name)
 
 
 # The reader a preview or a test send is personalised for: matches no row (ids 0), and its
@@ -642,8 +627,7 @@ class Renderer:
 
             return VARIABLE.sub(swap, text)
 
-        unsubscribe = tokenise("{{ unsubscribe_url }}")
-        preferences = tokenise("{{ preferences_url }}")
+        footer = footer_tokens(tokenise, lesson=track)  # its signed links, per reader
         subject_t, preheader_t, body_t = tokenise(subject), tokenise(preheader), tokenise(body)
         tracked: tuple[str, ...] = ()
         if track and sequence.track_links:
@@ -664,8 +648,7 @@ class Renderer:
             "button_label": button_label,
             "button_url": button_url,
             "reason": _reason(sequence),
-            "unsubscribe_url": unsubscribe,
-            "preferences_url": preferences,
+            **footer,
             "postal_address": self.settings.postal_address,
             "author": sequence.author,
         }

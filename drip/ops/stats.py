@@ -255,13 +255,18 @@ def when(moment: datetime, now: datetime) -> str:
 
 def _natural_time(enrollment: Enrollment, lesson: Lesson, sequence: Sequence) -> datetime | None:
     """When the lesson would go out by its delay alone, before the send window moves it:
-    the dispatcher's own rule (drip.content.schedule), so the two agree across a clock change."""
+    the dispatcher's own rule (drip.content.schedule), so the two agree across a clock change.
+    At the reader's pace: slower counts the delay twice, a pause holds it to its date."""
     after = enrollment.last_sent_at or enrollment.confirmed_at
     if after is None:
         return None
-    return delay_ends(
-        after, lesson.delay, reader_zone(enrollment.subscriber.timezone, sequence.timezone)
-    )
+    zone = reader_zone(enrollment.subscriber.timezone, sequence.timezone)
+    natural = delay_ends(after, lesson.delay, zone)
+    if enrollment.slower and not lesson.delay.immediate:
+        natural = delay_ends(natural, lesson.delay, zone)
+    if enrollment.paused_since is not None and enrollment.resumes_at is not None:
+        natural = max(natural, enrollment.resumes_at)
+    return natural
 
 
 def _window(sequence: Sequence, zone_name: str) -> str:

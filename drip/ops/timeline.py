@@ -43,6 +43,12 @@ EVENT_TEXT = {
     "offer_failed": "Offer not sent",
     "magnet_link_failed": "Fresh download link not sent",
     "replied": "Replied",
+    "pace_paused": "Paused by the reader",
+    "pace_away": "Away, said the reader",
+    "pace_slower": "Slower, chosen by the reader",
+    "pace_next_now": "Asked for the next lesson now",
+    "pace_reset": "Back to the course's own pace",
+    "pace_still_wanted_sent": "“Still want the course?” email sent",
 }
 REPORT_TEXT = {"hard": "hard bounce", "soft": "soft bounce", "complaint": "spam complaint"}
 

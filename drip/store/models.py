@@ -140,6 +140,13 @@ class EventKind(enum.StrEnum):
     OFFER_FAILED = "offer_failed"
     NOT_SENT = "not_sent"  # a message that could not be built or addressed (drip.mail.handoff)
     BROADCASTS_OFF = "broadcasts_off"
+    # the reader's pace, chosen from a lesson's footer or the preferences page (drip.audience.pace)
+    PACE_PAUSED = "pace_paused"
+    PACE_AWAY = "pace_away"
+    PACE_SLOWER = "pace_slower"
+    PACE_NEXT_NOW = "pace_next_now"
+    PACE_RESET = "pace_reset"  # a choice undone: back to the course's own pace
+    PACE_STILL_WANTED_SENT = "pace_still_wanted_sent"  # after a pause of more than 60 days
     # reported by the mail provider after the hand-off (drip.deliverability.bounces)
     BOUNCED = "bounced"
     SOFT_BOUNCE = "soft_bounce"
@@ -211,6 +218,14 @@ class Enrollment(Base):
     # The Message-ID of its confirmation email or course offer, written before the hand-off
     # so a retry reuses it (drip.mail.message_ids); a confirmation's is cleared once it is sent.
     pending_message_id: Mapped[str | None] = mapped_column(String(255))
+    # The reader's pace (drip.audience.pace): every delay counted twice; a pause or an
+    # absence since `paused_since` until `resumes_at` (none: until the reader comes back);
+    # when the one "still want the course?" email went out during that pause.
+    slower: Mapped[bool] = mapped_column(server_default=text("false"))  # bulk inserts omit it
+    paused_since: Mapped[utc_or_none]
+    resumes_at: Mapped[utc_or_none]
+    pause_kind: Mapped[str | None] = mapped_column(String(10))  # "pause" or "away"
+    still_wanted_at: Mapped[utc_or_none]
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="enrollments")
     deliveries: Mapped[list[Delivery]] = relationship(

@@ -28,7 +28,15 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
-PRIVATE_PREFIXES = ("/confirm/", "/unsubscribe/", "/preferences/", "/magnet/", "/l/", "/admin")
+PRIVATE_PREFIXES = (  # the pages a token opens, and the admin
+    "/confirm/",
+    "/unsubscribe/",
+    "/preferences/",
+    "/magnet/",
+    "/l/",
+    "/pace/",
+    "/admin",
+)
 
 
 def security_headers(response: Response) -> Response:

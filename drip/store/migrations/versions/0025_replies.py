@@ -4,7 +4,7 @@ One row per reply that reached drip (the reply mailbox or a provider's inbound w
 matched to its reader and message by the signed reply address, or kept unmatched.
 
 Revision ID: 0025
-Revises: 0021
+Revises: 0024
 Create Date: 2026-12-06 18:00:00
 """
 
@@ -17,7 +17,7 @@ import drip.store.models
 
 
 revision = '0025'
-down_revision = '0021'
+down_revision = '0024'
 branch_labels = None
 depends_on = None
 
