@@ -33,6 +33,7 @@ from drip.dispatch.write_ahead import Ready
 from drip.mail.pace import backoff
 from drip.mail.transports import SendError
 from drip.store.models import (
+    HOLD_CONTENT,
     OUTCOME_UNKNOWN,
     Delivery,
     DeliveryStatus,
@@ -58,11 +59,13 @@ class Records:
         self.worker_id = worker_id
 
     def settle(self, conn: Connection, settle: Settle, now: datetime) -> Outcome:
-        values: dict[str, Any] = {"due_at": None, "lease_owner": None}
+        values: dict[str, Any] = {"due_at": None, "lease_owner": None, "hold_reason": None}
         if settle.verdict is Verdict.SUPPRESSED:
             values.update(status=EnrollmentStatus.SUPPRESSED)
         elif settle.verdict is Verdict.HELD:
-            values.update(due_at=settle.hold_until, last_error=settle.reason)
+            values.update(
+                due_at=settle.hold_until, last_error=settle.reason, hold_reason=HOLD_CONTENT
+            )
         elif settle.verdict is Verdict.COMPLETED:
             values.update(status=EnrollmentStatus.COMPLETED, completed_at=now, next_lesson=None)
         else:
@@ -110,7 +113,9 @@ class Records:
         if changed and enrollment is not None:
             changed = bool(
                 conn.execute(
-                    update(E).where(E.c.id == eid, leased(self.worker_id)).values(**enrollment)
+                    update(E)
+                    .where(E.c.id == eid, leased(self.worker_id))
+                    .values(hold_reason=None, **enrollment)
                 ).rowcount
             )
         if not changed:

@@ -19,6 +19,13 @@ from alembic import op
 
 import drip.store.models
 
+HELD_FOR_CONTENT = (
+    "sequence % has problems%",
+    "sequence % does not exist in %",
+    "%/% cannot be rendered%",
+    "lesson %, next for this reader, is no longer in %",
+)
+
 revision = '0022'
 down_revision = '0021'
 branch_labels = None
@@ -39,6 +46,14 @@ def upgrade() -> None:
         batch_op.create_index('ix_link_requests_due_at', ['due_at'], unique=False)
     with op.batch_alter_table('enrollments', schema=None) as batch_op:
         batch_op.add_column(sa.Column('hold_reason', sa.String(length=20), nullable=True))
+    # The readers held for their course's content until now were known by their reason's
+    # words; from here on by the column.
+    held = " OR ".join(f"last_error LIKE :p{n}" for n in range(len(HELD_FOR_CONTENT)))
+    op.execute(
+        sa.text(f"UPDATE enrollments SET hold_reason = 'content' WHERE {held}").bindparams(
+            **{f"p{n}": pattern for n, pattern in enumerate(HELD_FOR_CONTENT)}
+        )
+    )
 
 
 def downgrade() -> None:
