@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from drip.audience.subscriptions import suppress
 from drip.content.schedule import into_window
 from drip.core.config import Settings
-from drip.deliverability.bounces import return_path
+from drip.deliverability.bounces import return_path, sending_paused
 from drip.dispatch.outcome import Outcome, OutcomeStatus
 from drip.dispatch.producers import HOLD, Item, Lease, Next, Producer, Settled, after_failure
 from drip.dispatch.record import LEASE_LOST
@@ -79,6 +79,8 @@ class Sender:
         lease = Lease(self.worker_id, now + timedelta(seconds=self.settings.lease_seconds))
         done = 0
         while batches is None or done < batches:
+            if sending_paused(session):  # a guardrail stopped all sending meanwhile
+                break
             items = producer.due(session, now, BATCH, lease)
             done += 1
             ready = self._prepare(session, producer, items, now, result)
