@@ -12,9 +12,10 @@ from typing import cast
 import pytest
 
 from drip.core.clock import FrozenClock
-from drip.dispatch import Dispatcher
+from drip.dispatch import Dispatcher, Outcome, sender
 from drip.dispatch.broadcasts import schedule
 from drip.dispatch.fresh_links import request_magnet_link
+from drip.dispatch.outcome import Kind
 from drip.mail.message_ids import read_message_ids
 from drip.services import Services, build_services
 from drip.store.models import Enrollment
@@ -145,4 +146,32 @@ def test_every_kind_is_given_up_after_drip_max_attempts_transient_refusals(
 
     assert of_kind(smtp_server, address, label) == []  # no third try
     assert smtp_server.handler.rcpt_answers[address] == []  # both refusals were met
+    svc.engine.dispose()
+
+
+def test_a_lesson_falling_due_during_a_long_broadcast_goes_before_its_remaining_copies(
+    svc: Services, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sender, "BATCH", 2)  # a long broadcast: three batches of copies
+    readers = [enroll(svc, f"r{n}@example.org") for n in range(6)]
+    clock = cast(FrozenClock, svc.clock)
+    dispatcher = svc.dispatcher()
+    dispatcher.run_pass(clock())  # the welcomes; the next lessons are days away
+    with svc.sessions() as session:
+        schedule(session, svc.content.library(), news(), clock(), clock())
+    clock.advance(minutes=1)
+    order: list[Kind] = []
+
+    def fall_due(outcome: Outcome) -> None:
+        order.append(outcome.kind)
+        if len(order) == 1:  # while the first batch of copies goes out, a lesson falls due
+            with svc.sessions() as session:
+                enrollment = session.get(Enrollment, readers[0])
+                assert enrollment is not None
+                enrollment.due_at = clock()
+                session.commit()
+
+    dispatcher.run_pass(clock(), progress=fall_due)
+
+    assert order == [Kind.BROADCAST] * 2 + [Kind.LESSON] + [Kind.BROADCAST] * 4
     svc.engine.dispose()
