@@ -127,8 +127,7 @@ class Sender:
                     Settled(OutcomeStatus.HELD, item.attempts, unreadable, at),
                 )
                 continue
-            if item.message_id is None:
-                assert item.template is not None
+            if item.message_id is None and item.template is not None:  # else why_not refuses
                 item.message_id = message_id_for(
                     self.settings.secret_key,
                     item.enrollment_id,

@@ -6,10 +6,12 @@ refusals end it, whatever its kind."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
 import pytest
+from sqlalchemy import select
 
 from drip.core.clock import FrozenClock
 from drip.dispatch import Dispatcher, Outcome, sender
@@ -18,7 +20,7 @@ from drip.dispatch.fresh_links import request_magnet_link
 from drip.dispatch.outcome import Kind
 from drip.mail.message_ids import read_message_ids
 from drip.services import Services, build_services
-from drip.store.models import Enrollment
+from drip.store.models import Enrollment, LinkRequest
 from tests.conftest import enroll, make_settings
 from tests.dispatch.test_chaining import library_with
 from tests.dispatch.test_one_way import NINE_IN_NEW_YORK, add_finished_readers, news
@@ -174,4 +176,27 @@ def test_a_lesson_falling_due_during_a_long_broadcast_goes_before_its_remaining_
     dispatcher.run_pass(clock(), progress=fall_due)
 
     assert order == [Kind.BROADCAST] * 2 + [Kind.LESSON] + [Kind.BROADCAST] * 4
+    svc.engine.dispose()
+
+
+def test_an_offer_queued_before_its_course_stopped_offering_is_dropped_unsent(
+    svc: Services, smtp_server: SmtpServer
+) -> None:
+    clock = cast(FrozenClock, svc.clock)
+    clock.set(NINE_IN_NEW_YORK - timedelta(hours=2))  # before the window: queued, not sent
+    dispatcher = svc.dispatcher()
+    address, label = offer(svc, dispatcher)
+    dispatcher.run_pass(clock())
+    with svc.sessions() as session:
+        assert [r.kind for r in session.scalars(select(LinkRequest))] == ["offer"]
+    course = svc.settings.sequences_dir / "tiny" / "sequence.yaml"
+    course.write_text(course.read_text().replace("on_complete: {offer: next-course}\n", ""))
+    clock.set(NINE_IN_NEW_YORK)
+
+    report = dispatcher.run_pass(clock())
+
+    assert [(o.kind, o.status) for o in report.outcomes] == [(Kind.OFFER, "skipped")]
+    assert of_kind(smtp_server, address, label) == []
+    with svc.sessions() as session:
+        assert session.scalars(select(LinkRequest)).all() == []
     svc.engine.dispose()
