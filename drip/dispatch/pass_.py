@@ -106,7 +106,7 @@ class Dispatcher:
             report.outcomes.extend(after)
             return report
         self.started_at = self.started_at or self.clock()
-        pass_clock = time.monotonic()
+        pass_clock = self.sender.pass_started = time.monotonic()
         self.recorder.pass_started = self.clock()
         # One reading of the content for the whole pass: every reader of it gets the same text,
         # whatever an author saves meanwhile (the next pass reads the new version).

@@ -19,6 +19,7 @@ lesson (drip.dispatch.send):
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -70,17 +71,22 @@ class Sender:
     ) -> None:
         self.settings, self.renderer, self.links = settings, renderer, links
         self.transport, self.worker_id, self.pace = transport, worker_id, pace
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self.pass_started = time.monotonic()  # the pass sets it as it starts
 
     def run(
         self, session: Session, producer: Producer, now: datetime, batches: int | None = None
     ) -> Run:
         """Send what `producer` has due at `now`, a batch at a time (at most `batches`)."""
         result = Run()
-        lease = Lease(self.worker_id, now + timedelta(seconds=self.settings.lease_seconds))
         done = 0
         while batches is None or done < batches:
             if sending_paused(session):  # a guardrail stopped all sending meanwhile
                 break
+            # The lease runs from the claim, not from the pass's `now`: a long pass would
+            # otherwise claim its last batches with leases already over.
+            elapsed = timedelta(seconds=time.monotonic() - self.pass_started)
+            lease = Lease(self.worker_id, now + elapsed + self.lease)
             items = producer.due(session, now, BATCH, lease)
             done += 1
             ready = self._prepare(session, producer, items, now, result)
