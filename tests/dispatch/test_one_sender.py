@@ -5,8 +5,9 @@ refusals end it, whatever its kind."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import cast
 
@@ -16,15 +17,17 @@ from sqlalchemy import select
 from drip.core.clock import FrozenClock
 from drip.dispatch import Dispatcher, Outcome, sender
 from drip.dispatch.broadcasts import schedule
-from drip.dispatch.fresh_links import request_magnet_link
+from drip.dispatch.fresh_links import FreshLinks, request_magnet_link
 from drip.dispatch.outcome import Kind
+from drip.dispatch.sender import Sender
 from drip.mail.message_ids import read_message_ids
+from drip.mail.transports import SmtpTransport
 from drip.services import Services, build_services
 from drip.store.models import Enrollment, LinkRequest
 from tests.conftest import enroll, make_settings
 from tests.dispatch.test_chaining import library_with
 from tests.dispatch.test_one_way import NINE_IN_NEW_YORK, add_finished_readers, news
-from tests.smtp import Received, SmtpServer
+from tests.smtp import AfterHandOff, Received, SmtpServer
 
 ADA = "ada@example.org"
 SECRET = "secret-of-one-sender"
@@ -199,4 +202,32 @@ def test_an_offer_queued_before_its_course_stopped_offering_is_dropped_unsent(
     assert of_kind(smtp_server, address, label) == []
     with svc.sessions() as session:
         assert session.scalars(select(LinkRequest)).all() == []
+    svc.engine.dispose()
+
+
+def test_the_one_senders_lease_runs_from_each_claim_not_from_the_start_of_the_pass(
+    svc: Services, smtp_server: SmtpServer
+) -> None:
+    fresh_link(svc, svc.dispatcher())
+    leased_until: list[datetime] = []
+
+    def look(_: str) -> None:  # between the hand-off and its record: the row as leased
+        with svc.sessions() as session:
+            leased_until.append(session.scalars(select(LinkRequest.due_at)).one())
+
+    one = Sender(
+        svc.settings,
+        svc.renderer,
+        svc.links,
+        lambda: AfterHandOff(SmtpTransport(smtp_server.url), look),
+        "worker-1",
+        None,
+    )
+    one.pass_started = time.monotonic() - 3600  # a pass that began an hour ago
+    with svc.sessions() as session:
+        run = one.run(session, FreshLinks(svc.content.library(), svc.renderer), svc.clock())
+
+    assert [o.status for o in run.outcomes] == ["sent"]
+    lease = timedelta(seconds=svc.settings.lease_seconds)
+    assert leased_until[0] - svc.clock() >= timedelta(hours=1) + lease
     svc.engine.dispose()
