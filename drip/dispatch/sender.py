@@ -32,7 +32,16 @@ from drip.content.schedule import into_window
 from drip.core.config import Settings
 from drip.deliverability.bounces import return_path, sending_paused
 from drip.dispatch.outcome import Outcome, OutcomeStatus
-from drip.dispatch.producers import HOLD, Item, Lease, Next, Producer, Settled, after_failure
+from drip.dispatch.producers import (
+    HOLD,
+    Item,
+    Lease,
+    Next,
+    Producer,
+    Settled,
+    after_failure,
+    later,
+)
 from drip.dispatch.record import LEASE_LOST
 from drip.mail.handoff import Unsendable, checked_message
 from drip.mail.links import Links
@@ -89,7 +98,7 @@ class Sender:
             lease = Lease(self.worker_id, now + elapsed + self.lease)
             items = producer.due(session, now, BATCH, lease)
             done += 1
-            ready = self._prepare(session, producer, items, now, result)
+            ready = self._prepare(session, producer, items, now)
             with OnFirstSend(self.transport) as relay:
                 for item in ready:
                     if result.stopped:
@@ -116,7 +125,7 @@ class Sender:
         return found
 
     def _prepare(
-        self, session: Session, producer: Producer, items: list[Item], now: datetime, run: Run
+        self, session: Session, producer: Producer, items: list[Item], now: datetime
     ) -> list[Item]:
         """Render each claimed item and write its Message-ID ahead (one commit); an item
         outside its window, or whose course cannot be read, is put back."""
@@ -217,10 +226,9 @@ class Sender:
 
     def _release(self, item: Item, now: datetime) -> Settled:
         """A message not tried because the relay is down or resting: no attempt used."""
-        opens = now + backoff(1)
-        if item.window is not None:
-            opens = into_window(opens, *item.window)
-        return Settled(OutcomeStatus.RETRYING, item.attempts, NOT_TRIED, opens)
+        return Settled(
+            OutcomeStatus.RETRYING, item.attempts, NOT_TRIED, later(now, backoff(1), item.window)
+        )
 
     def _settle(
         self, session: Session, producer: Producer, item: Item, now: datetime, settled: Settled
