@@ -1,7 +1,8 @@
 """The dispatcher, one module per stage of a pass (see drip/dispatch/pass_.py):
 
 claim (what is due, leased to this worker) -> plan (pure: what each reader gets) ->
-send (write-ahead row, SMTP hand-off, outcome, retry time, heartbeat).
+send (write-ahead row, SMTP hand-off, outcome, retry time, heartbeat); the other kinds of
+message (fresh links, offers, broadcast copies) are producers of the one sender (sender).
 """
 
 from drip.dispatch.claim import Claimed, DispatchLocked, dispatch_lock

@@ -3,16 +3,16 @@ finished this course on the next one; `on_complete: {offer: <slug>}` sends them 
 whose signed link starts it (no second confirmation: they already confirmed with us).
 
 Run at the start of every dispatch pass, so a chained welcome goes out in the same pass,
-in the reader's window. A reader already in (or done with) the next course is not enrolled
-twice; a suppressed reader, or one who left everything, is never chained (leaving
-everything turns even finished courses into "unsubscribed", so they never come up here).
+in the reader's window, and an offer is queued for the one sender (drip.dispatch.offers).
+A reader already in (or done with) the next course is not enrolled twice; a suppressed
+reader, or one who left everything, is never chained (leaving everything turns even
+finished courses into "unsubscribed", so they never come up here).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -20,15 +20,15 @@ from sqlalchemy.orm import Session
 from drip.audience.subscriptions import Consent, SubscriptionError, subscribe
 from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Library, Sequence
-from drip.deliverability.bounces import return_path
-from drip.dispatch.outcome import Kind, Outcome, OutcomeStatus
-from drip.mail.handoff import Unsendable, checked_message
-from drip.mail.links import Links
-from drip.mail.message_ids import new_message_id, sending_domain
-from drip.mail.pace import PacedRelay
-from drip.mail.render import Reader, Renderer
-from drip.mail.transports import OnFirstSend, SendError, Transport
-from drip.store.models import Enrollment, EnrollmentStatus, Event, Subscriber
+from drip.dispatch.offers import OFFER
+from drip.store.models import (
+    Enrollment,
+    EnrollmentStatus,
+    Event,
+    EventKind,
+    LinkRequest,
+    Subscriber,
+)
 
 RECENT = timedelta(days=7)  # a course finished longer ago than this is not chained any more
 BATCH = 500
@@ -37,14 +37,8 @@ BATCH = 500
 @dataclass
 class Chained:
     enrolled: int = 0
-    offered: int = 0
+    offered: int = 0  # offers queued for the one sender
     failed: int = 0
-    outcomes: list[Outcome] = field(default_factory=list)  # of the offers
-
-    def count(self, outcome: Outcome) -> None:
-        self.outcomes.append(outcome)
-        self.offered += outcome.status is OutcomeStatus.SENT
-        self.failed += outcome.status is not OutcomeStatus.SENT
 
 
 def _already_in(session: Session, subscriber_id: int, slug: str) -> bool:
@@ -88,7 +82,7 @@ def enroll_next(
         Event(
             subscriber_id=subscriber.id,
             enrollment_id=enrollment.id,
-            kind="chained",
+            kind=EventKind.CHAINED,
             at=now,
             detail=f"{how} after finishing {finished.slug}",
         )
@@ -116,186 +110,58 @@ def _finished_lately(session: Session, library: Library, now: datetime) -> list[
     )
 
 
-def _offer_due(
-    session: Session, enrollment: Enrollment, finished: Sequence, target: Sequence, now: datetime
-) -> bool:
-    """An offer goes to a reader who may be written to and is not in the next course yet,
-    inside the send window of the course they finished, in their zone (the one window
-    function, drip.content.schedule); outside it, a later pass offers."""
-    subscriber = enrollment.subscriber
-    zone = reader_zone(subscriber.timezone, finished.timezone)
-    return (
-        subscriber.suppressed_at is None
-        and not _already_in(session, subscriber.id, target.slug)
-        and into_window(now, finished.window, zone) == now
-    )
-
-
-def would_offer(session: Session, library: Library, now: datetime) -> list[Outcome]:
-    """The offers a pass at `now` would send (the dry run), by the same tests."""
-    found = []
+def chain(session: Session, library: Library, now: datetime, *, dry_run: bool = False) -> Chained:
+    """Carry out `on_complete` for the readers who finished a course lately, committing
+    each: `enroll` starts the next course, `offer` queues the offer for the one sender
+    (drip.dispatch.offers), due at the first opening of the reader's window. A dry run
+    only queues the offers, in the caller's transaction, for it to list and roll back."""
+    result = Chained()
     for enrollment in _finished_lately(session, library, now):
         finished = library.sequences[enrollment.sequence]
         assert finished.on_complete is not None
         action, slug = finished.on_complete
         target = library.get(slug)
-        if action == "offer" and target and _offer_due(session, enrollment, finished, target, now):
-            found.append(_outcome(enrollment, target, OutcomeStatus.WOULD_SEND))
-    return found
-
-
-def chain(
-    session: Session,
-    library: Library,
-    renderer: Renderer,
-    links: Links,
-    transport: PacedRelay,
-    now: datetime,
-) -> Chained:
-    """Carry out `on_complete` for the readers who finished a course lately; commits each."""
-    result = Chained()
-    with OnFirstSend(transport) as relay:
-        for enrollment in _finished_lately(session, library, now):
-            finished = library.sequences[enrollment.sequence]
-            assert finished.on_complete is not None
-            action, slug = finished.on_complete
-            target = library.get(slug)
-            if target is None:
-                continue  # the next course is broken or gone: try again when it is back
-            if action == "enroll":
-                try:
-                    if enroll_next(
-                        session, library, enrollment.subscriber, finished, target, now, "enrolled"
-                    ):
-                        result.enrolled += 1
-                except SubscriptionError:
-                    session.rollback()
-                    result.failed += 1
-                    continue
-            else:
-                if into_window(now, finished.window, _zone(enrollment, finished)) != now:
-                    continue  # outside the reader's window: a later pass offers
-                transport.slot()  # the wait before the checks, not between them and the hand-off
-                if not _take(session, enrollment, now):
-                    continue  # another worker is offering it
-                if _offer_due(session, enrollment, finished, target, now):
-                    outcome = _offer(
-                        session, relay, renderer, links, enrollment, (finished, target), now
-                    )
-                    result.count(outcome)
-                    if outcome.status is OutcomeStatus.RETRYING:
-                        enrollment.chained_at = None  # the next pass offers again
-                        session.commit()
-                    if outcome.relay_down:
-                        break
-                    if outcome.status is OutcomeStatus.RETRYING:
-                        continue
+        if target is None:
+            continue  # the next course is broken or gone: try again when it is back
+        if action == "enroll":
+            if dry_run:
+                continue
+            try:
+                if enroll_next(
+                    session, library, enrollment.subscriber, finished, target, now, "enrolled"
+                ):
+                    result.enrolled += 1
+            except SubscriptionError:
+                session.rollback()
+                result.failed += 1
+                continue
             enrollment.chained_at = now
+        elif _take(session, enrollment, now):
+            zone = reader_zone(enrollment.subscriber.timezone, finished.timezone)
+            session.add(
+                LinkRequest(
+                    enrollment_id=enrollment.id,
+                    kind=OFFER,
+                    requested_at=now,
+                    due_at=into_window(now, finished.window, zone),
+                )
+            )
+            result.offered += 1
+        if not dry_run:
             session.commit()
     return result
 
 
 def _take(session: Session, enrollment: Enrollment, now: datetime) -> bool:
-    """Mark the enrollment chained before its offer goes out, if no other worker did: one
-    worker offers it, once (a failure that may be retried unmarks it)."""
+    """Mark the enrollment chained as its offer is queued, if no other worker did: one
+    worker queues it, once."""
     taken = session.execute(
         update(Enrollment)
         .where(Enrollment.id == enrollment.id, Enrollment.chained_at.is_(None))
         .values(chained_at=now)
         .execution_options(synchronize_session=False)
     )
-    session.commit()
     return getattr(taken, "rowcount", 0) == 1
-
-
-def _zone(enrollment: Enrollment, finished: Sequence) -> ZoneInfo:
-    return reader_zone(enrollment.subscriber.timezone, finished.timezone)
-
-
-def _offer(
-    session: Session,
-    relay: Transport,
-    renderer: Renderer,
-    links: Links,
-    enrollment: Enrollment,
-    courses: tuple[Sequence, Sequence],
-    now: datetime,
-) -> Outcome:
-    """Send the offer email and put it on the reader's timeline. Failed for good on an
-    SMTP refusal, or a message that cannot be built or addressed for this reader;
-    retrying on a transient refusal, up to DRIP_MAX_ATTEMPTS (a relay's "slow down"
-    charges no attempt); `relay_down` when the rest must wait. `courses`: the one
-    finished and the one on offer."""
-    subscriber, (finished, target) = enrollment.subscriber, courses
-    template = renderer.offer(finished, target)
-    reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
-    mid = _offer_id(session, enrollment, target, renderer, template.sender)
-    down = False
-    try:
-        relay.send(
-            return_path(renderer.settings, template.sender, None, enrollment.id),
-            subscriber.email,
-            checked_message(subscriber.email, lambda: template.build(reader, links, mid, now)),
-            name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-offer",
-        )
-    except (Unsendable, SendError) as error:
-        session.rollback()
-        throttled = isinstance(error, SendError) and error.throttled
-        down = error.connection or throttled
-        if error.transient and not throttled:
-            enrollment.attempts += 1
-            enrollment.last_error = str(error)
-            session.commit()
-        if error.transient and enrollment.attempts < renderer.settings.max_attempts:
-            return _outcome(enrollment, target, OutcomeStatus.RETRYING, str(error), down)
-        kind, detail, status = "offer_failed", str(error), OutcomeStatus.FAILED
-    else:
-        kind, detail, status = "offered", f"{target.slug} ({mid})", OutcomeStatus.SENT
-    session.add(
-        Event(
-            subscriber_id=subscriber.id,
-            enrollment_id=enrollment.id,
-            kind=kind,
-            at=now,
-            detail=detail,
-        )
-    )
-    return _outcome(
-        enrollment, target, status, "" if status is OutcomeStatus.SENT else detail, down
-    )
-
-
-def _outcome(
-    enrollment: Enrollment,
-    target: Sequence,
-    status: OutcomeStatus,
-    detail: str = "",
-    relay_down: bool = False,
-) -> Outcome:
-    return Outcome(
-        enrollment.id,
-        enrollment.subscriber.email,
-        enrollment.sequence,
-        f"offer-{target.slug}",
-        status,
-        detail,
-        relay_down,
-        kind=Kind.OFFER,
-    )
-
-
-def _offer_id(
-    session: Session, enrollment: Enrollment, target: Sequence, renderer: Renderer, sender: str
-) -> str:
-    """The offer's Message-ID, written on the enrollment before the hand-off: the next pass
-    offers again under the same id if this one's outcome is not recorded."""
-    if enrollment.pending_message_id is None:
-        domain = sending_domain(sender, renderer.domain)
-        enrollment.pending_message_id = new_message_id(
-            renderer.settings.secret_key, enrollment.id, f"offer-{target.slug}", domain
-        )
-        session.commit()
-    return enrollment.pending_message_id
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, not_, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Table, and_, not_, select, update
 from sqlalchemy.engine import Engine
 
 from drip.content.schedule import STEADY, Pace
@@ -25,7 +25,14 @@ from drip.deliverability.bounces import sending_paused
 from drip.mail.render import Reader
 from drip.store import queries
 from drip.store.db import sqlite_file
-from drip.store.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Subscriber
+from drip.store.models import (
+    HOLD_CONTENT,
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Subscriber,
+)
 
 E = cast(Table, Enrollment.__table__)
 D = cast(Table, Delivery.__table__)
@@ -43,15 +50,6 @@ READ = (
     E.c.resumes_at,
 )
 PEEK_CHUNK = 500  # readers the dry run loads at a time
-# The reasons a reader is held for the content (see drip.dispatch.plan and
-# drip.dispatch.send): when the content changes, the readers held for one of them are looked
-# at again in the next pass instead of at the end of their HOLD.
-HELD_FOR_CONTENT = (
-    "sequence % has problems%",  # worded for authors now, for `drip check` before
-    "sequence % does not exist in %",
-    "%/% cannot be rendered%",
-    "lesson %, next for this reader, is no longer in %",
-)
 
 
 class DispatchLocked(Exception):
@@ -106,7 +104,7 @@ def resume_held(conn: Connection, slugs: Collection[str], now: datetime) -> int:
             E.c.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING]),
             E.c.lease_owner.is_(None),
             E.c.due_at > now,
-            or_(*(E.c.last_error.like(pattern) for pattern in HELD_FOR_CONTENT)),
+            E.c.hold_reason == HOLD_CONTENT,
         )
         .values(due_at=now)
     ).rowcount

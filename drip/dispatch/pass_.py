@@ -25,18 +25,19 @@ from drip.core.clock import Clock, system_clock
 from drip.core.config import Settings
 from drip.core.skew import ClockWatch
 from drip.deliverability.bounces import sending_paused
-from drip.dispatch.broadcast_copies import send_due
-from drip.dispatch.broadcast_copies import would_send as would_send_copies
-from drip.dispatch.chaining import chain, would_offer
+from drip.dispatch.broadcast_copies import BroadcastCopies
+from drip.dispatch.chaining import chain
 from drip.dispatch.claim import expire_unconfirmed, lease, peek, resume_held
-from drip.dispatch.fresh_links import send_requested
-from drip.dispatch.fresh_links import would_send as would_send_links
+from drip.dispatch.fresh_links import FreshLinks
+from drip.dispatch.offers import Offers
 from drip.dispatch.plan import Send, plan
+from drip.dispatch.producers import Producer
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.dispatch.send import Recorder
-from drip.dispatch.still_wanted import ask_still_wanted, would_ask
+from drip.dispatch.sender import Run, Sender
+from drip.dispatch.still_wanted import StillWanted, queue_still_wanted
 from drip.mail.links import Links
-from drip.mail.pace import Pace, PacedRelay
+from drip.mail.pace import Pace
 from drip.mail.render import Renderer
 from drip.mail.transports import Transport
 
@@ -65,7 +66,7 @@ class Dispatcher:
     ) -> None:
         """`pace`: the shared send budget (by default DRIP_SEND_RATE's, if set); every kind
         of message takes its slots from it: lessons and confirmations through the recorder,
-        the others through the `PacedRelay` each pass hands to their producers."""
+        the others through the one sender (drip.dispatch.sender) their producers feed."""
         self.engine = engine
         self.clock = clock  # the real time, for the heartbeat: a pass may run for another
         self.settings = settings
@@ -80,6 +81,7 @@ class Dispatcher:
         self.recorder = Recorder(
             engine.dialect, settings, renderer, links, self.worker_id, self.pace, clock
         )
+        self.sender = Sender(settings, renderer, links, transport, self.worker_id, self.pace)
         self.rest = timedelta()  # how long the relay last asked drip to wait
         self.rest_until: datetime | None = None
         self.clock_watch = ClockWatch()
@@ -99,12 +101,13 @@ class Dispatcher:
             with Session(self.engine) as session:
                 report.waiting = waiting(session)
                 before, after = self._would_send_beside(session, library, now)
+                session.rollback()  # the offers it queued to list them
             report.outcomes.extend(before)
             report.outcomes.extend(self.preview(library, now))
             report.outcomes.extend(after)
             return report
         self.started_at = self.started_at or self.clock()
-        pass_clock = time.monotonic()
+        pass_clock = self.sender.pass_started = time.monotonic()
         self.recorder.pass_started = self.clock()
         # One reading of the content for the whole pass: every reader of it gets the same text,
         # whatever an author saves meanwhile (the next pass reads the new version).
@@ -112,9 +115,8 @@ class Dispatcher:
         with Session(self.engine, expire_on_commit=False) as session:
             report.intake = take_in(session, library)
             paused = sending_paused(session)  # a bounce or complaint guardrail stopped it
-        relay = PacedRelay(self.transport, self.pace)  # every other kind's way out
         if not paused and not self._resting(now):
-            self._before_lessons(report, library, relay, now, progress)
+            self._before_lessons(report, library, now, progress)
         with self.engine.connect() as conn:
             checkpoint_pages = self._tune(conn)
             try:
@@ -122,7 +124,7 @@ class Dispatcher:
                 self._resume_held(conn, library, now)
                 self._send_lessons(conn, library, now, pass_clock, report, progress)
                 if not paused and not self._resting(now):  # lessons first, then broadcasts
-                    self._broadcasts(report, library, relay, now, progress)
+                    self._broadcasts(conn, library, now, pass_clock, report, progress)
                 # The heartbeat says when a pass really ran: one run `--now` for a simulated
                 # instant must not tell /healthz the last pass is in the future.
                 self.recorder.heartbeat(conn, self.clock(), self.started_at, report)
@@ -176,72 +178,83 @@ class Dispatcher:
         self,
         report: PassReport,
         library: Library,
-        relay: PacedRelay,
         now: datetime,
         progress: Callable[[Outcome], None] | None,
     ) -> None:
-        """The fresh links readers wait for, and the offers due in their windows."""
+        """`on_complete` carried out (offers queued), then the fresh links readers wait
+        for and the offers due in their windows, through the one sender."""
         with Session(self.engine) as session:
-            report.fresh_links = send_requested(
-                session, library, self.renderer, self.links, relay, now
-            )
-        asked: list[Outcome] = []
-        if not relay.throttled:
-            with Session(self.engine) as session:
-                report.chained = chain(session, library, self.renderer, self.links, relay, now)
-                if not relay.throttled:
-                    asked = ask_still_wanted(
-                        session, library, self.renderer, self.links, relay, now
-                    )
-        self._record(report, report.fresh_links.outcomes + report.chained.outcomes, progress)
-        self._record(report, asked, progress)
-        if relay.throttled:
-            self._rest(now)
+            report.chained = chain(session, library, now)
+            queue_still_wanted(session, library, now)
+            for producer in self._before(library):
+                if self._ran(report, self.sender.run(session, producer, now), now, progress):
+                    break
 
     def _broadcasts(
         self,
-        report: PassReport,
+        conn: Connection,
         library: Library,
-        relay: PacedRelay,
         now: datetime,
+        pass_clock: float,
+        report: PassReport,
         progress: Callable[[Outcome], None] | None,
     ) -> None:
-        """The broadcast copies due, after the lessons, from the same budget."""
+        """The broadcast copies due, after the lessons, a batch at a time: between two
+        batches the lessons fallen due meanwhile go first, so a long broadcast never holds
+        a reader's next lesson back by more than one batch."""
+        copies = BroadcastCopies(library, self.renderer, self.links)
         with Session(self.engine) as session:
-            report.broadcasts = send_due(
-                session,
-                library,
-                self.renderer,
-                self.links,
-                relay,
-                now,
-                self.worker_id,
-                timedelta(seconds=self.settings.lease_seconds),
-            )
-        self._record(report, report.broadcasts.outcomes, progress)
-        if relay.throttled:
-            self._rest(now)
+            while True:
+                run = self.sender.run(session, copies, now, batches=1)
+                if self._ran(report, run, now, progress) or not run.more:
+                    return
+                later = now + timedelta(seconds=time.monotonic() - pass_clock)
+                self._send_lessons(conn, library, later, pass_clock, report, progress)
+                if self._resting(now):
+                    return
 
-    @staticmethod
-    def _record(
-        report: PassReport, outcomes: list[Outcome], progress: Callable[[Outcome], None] | None
-    ) -> None:
-        report.outcomes.extend(outcomes)
-        for outcome in outcomes if progress else ():
+    def _before(self, library: Library) -> list[Producer]:
+        return [
+            FreshLinks(library, self.renderer),
+            Offers(library, self.renderer),
+            StillWanted(library, self.renderer),
+        ]
+
+    def _ran(
+        self,
+        report: PassReport,
+        run: Run,
+        now: datetime,
+        progress: Callable[[Outcome], None] | None,
+    ) -> bool:
+        """Report a producer's run; True if the relay stopped it (and rest if it asked)."""
+        report.outcomes.extend(run.outcomes)
+        for outcome in run.outcomes if progress else ():
             assert progress is not None
             progress(outcome)
+        if run.throttled:
+            self._rest(now)
+        return run.stopped
 
     def _would_send_beside(
         self, session: Session, library: Library, now: datetime
     ) -> tuple[list[Outcome], list[Outcome]]:
-        """The other kinds a pass at `now` would send, by the functions that choose them
-        for the real pass: (fresh links and offers, which go before the lessons; broadcast
-        copies, which go after). None while a guardrail or the relay's rest stops them."""
+        """The other kinds a pass at `now` would send, by the one sender's own test on the
+        producers' own rows: (fresh links and offers, which go before the lessons;
+        broadcast copies, which go after). The offers `chain` would queue are queued in
+        `session`, for the caller to roll back. None while a guardrail or the relay's rest
+        stops them."""
         if sending_paused(session) or self._resting(now):
             return [], []
-        before = would_send_links(session, library) + would_offer(session, library, now)
-        before += would_ask(session, library, now)
-        return before, would_send_copies(session, library, now)
+        chain(session, library, now, dry_run=True)
+        queue_still_wanted(session, library, now, dry_run=True)
+        before = [
+            outcome
+            for producer in self._before(library)
+            for outcome in self.sender.would_send(session, producer, now)
+        ]
+        copies = BroadcastCopies(library, self.renderer, self.links)
+        return before, self.sender.would_send(session, copies, now)
 
     def _tune(self, conn: Connection) -> int:
         """Settings of the pass's own connection; SQLite's autocheckpoint before, to restore."""

@@ -96,6 +96,7 @@ ADVANCE = (
         last_sent_at=bindparam("p_at", type_=E.c.last_sent_at.type),
         attempts=0,
         last_error=None,
+        hold_reason=None,
         lease_owner=None,
         status=bindparam("p_status", type_=E.c.status.type),
         completed_at=bindparam("p_done_at", type_=E.c.completed_at.type),

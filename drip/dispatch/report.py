@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from drip.audience.intake import Intake
-from drip.dispatch.broadcast_copies import Sent as BroadcastsSent
 from drip.dispatch.chaining import Chained
-from drip.dispatch.fresh_links import Sent
 from drip.dispatch.outcome import Kind, Outcome, OutcomeStatus
 
 __all__ = ["Kind", "Outcome", "OutcomeStatus", "PassReport"]
@@ -26,15 +24,40 @@ SUMMARY_ORDER = (
 )
 
 
+@dataclass(frozen=True)
+class Tally:
+    """How one kind of message fared in a pass."""
+
+    sent: int
+    failed: int
+    skipped: int
+
+
 @dataclass
 class PassReport:
     now: datetime
     outcomes: list[Outcome] = field(default_factory=list)
     intake: Intake = field(default_factory=Intake)
     waiting: int = 0  # sign-ups a dry run found waiting to be taken in
-    fresh_links: Sent = field(default_factory=Sent)  # download links readers asked for
     chained: Chained = field(default_factory=Chained)  # on_complete carried out
-    broadcasts: BroadcastsSent = field(default_factory=BroadcastsSent)
+
+    def tally(self, kind: Kind) -> Tally:
+        """Sent, failed (for good or for now) and skipped messages of one kind."""
+        statuses = [o.status for o in self.outcomes if o.kind == kind]
+        failed = (OutcomeStatus.FAILED, OutcomeStatus.RETRYING, OutcomeStatus.SUPPRESSED)
+        return Tally(
+            statuses.count(OutcomeStatus.SENT),
+            sum(status in failed for status in statuses),
+            statuses.count(OutcomeStatus.SKIPPED),
+        )
+
+    @property
+    def fresh_links(self) -> Tally:
+        return self.tally(Kind.FRESH_LINK)
+
+    @property
+    def broadcasts(self) -> Tally:
+        return self.tally(Kind.BROADCAST)
 
     def count(self, status: OutcomeStatus | str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)

@@ -28,7 +28,6 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -36,39 +35,32 @@ from sqlalchemy import (
     Connection,
     Table,
     insert,
-    select,
     update,
 )
 from sqlalchemy.engine import Dialect
 
-from drip.content.magnets import magnet_pdf, page_size_for
-from drip.content.schedule import into_window, reader_zone
 from drip.core.clock import Clock, system_clock
 from drip.core.config import Settings
 from drip.deliverability.bounces import return_path
 from drip.dispatch.direct import Direct
-from drip.dispatch.plan import HOLD, Plan, Send, Settle, Verdict
+from drip.dispatch.lesson_records import Records
+from drip.dispatch.plan import Plan, Send, Settle
 from drip.dispatch.record import (
     ADVANCE,
     LEASE_LOST,
     MARK_SENT,
     RECORD_SENT_AND_CHECK,
     STILL_WANTED,
-    attempted,
-    delivery_leased,
-    keep_unknown,
-    leased,
     lock_tallies,
 )
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
+from drip.dispatch.write_ahead import Ready, WriteAhead
 from drip.mail.handoff import Unsendable, checked_message
 from drip.mail.links import Links
-from drip.mail.message_ids import new_message_id, sending_domain
-from drip.mail.pace import Pace, backoff
-from drip.mail.render import MessageTemplate, Renderer
+from drip.mail.pace import Pace
+from drip.mail.render import Renderer
 from drip.mail.transports import SendError, Transport
 from drip.store.models import (
-    OUTCOME_UNKNOWN,
     Delivery,
     DeliveryStatus,
     Enrollment,
@@ -97,17 +89,6 @@ class Check(enum.Enum):
     TAKEN = "taken"  # another worker claimed the reader after this one's lease ran out
 
 
-@dataclass(frozen=True)
-class Ready:
-    """A planned message with its template built and its delivery row written ahead."""
-
-    send: Send
-    template: MessageTemplate
-    delivery_id: int | None  # None for the confirmation email, which has no delivery row
-    message_id: str  # this send's: a retry of it keeps it, a new send gets another
-    attachments: tuple[tuple[str, bytes], ...] = ()
-
-
 class Recorder:
     """Carries out one batch of plans for one worker, recording each outcome."""
 
@@ -126,6 +107,8 @@ class Recorder:
         self.renderer = renderer
         self.links = links
         self.worker_id = worker_id
+        self.ahead = WriteAhead(settings, renderer, worker_id)
+        self.records = Records(settings, worker_id)
         postgres = dialect.name == "postgresql"
         self._record_one = Direct(RECORD_SENT_AND_CHECK, dialect) if postgres else None
         self._mark_sent = Direct(MARK_SENT, dialect)
@@ -150,15 +133,15 @@ class Recorder:
         With DRIP_SMTP_CONNECTIONS above 1 the messages go out over that many SMTP sessions
         at once, each on a database connection of its own, and each keeps every guarantee
         of one: its outcome recorded before its next hand-off, the status read before each."""
-        plans = [self._renderable(p, now) for p in plans]
+        plans = [self.ahead.renderable(p, now) for p in plans]
         sends = [p for p in plans if isinstance(p, Send)]
         settles = sorted(
             (p for p in plans if isinstance(p, Settle)), key=lambda p: p.claimed.enrollment_id
         )
-        built = self._build(conn, sends, now)  # before any tally is locked
+        built = self.ahead.build(conn, sends, now)  # before any tally is locked
         lock_tallies(conn, settles, sends)
-        ready = self._prepare(conn, built, now)
-        outcomes = [self._settle(conn, p, now) for p in settles]
+        ready = self.ahead.prepare(conn, built, now)
+        outcomes = [self.records.settle(conn, p, now) for p in settles]
         conn.commit()
         lanes = max(1, min(self.settings.smtp_connections, len(ready)))
         if lanes == 1:
@@ -191,7 +174,7 @@ class Recorder:
         with transport() as relay:
             for index, item in enumerate(ready):
                 if relay_down:
-                    self._release(conn, item, now)
+                    self.records.release(conn, item, now)
                     continue
                 if self.pace is not None and self.pace.wait():
                     check = None  # it waited for its slot: read the status again, now
@@ -205,202 +188,6 @@ class Recorder:
                     check = None  # whatever the callback took (or did), read it again
                 relay_down = outcome.relay_down
         return outcomes, relay_down
-
-    # -- before the hand-offs -----------------------------------------------------------------
-
-    def _renderable(self, plan: Plan, now: datetime) -> Plan:
-        """A message its sequence cannot render holds its reader, with the reason: the
-        failure stays with that sequence, and every other reader of the batch is sent."""
-        if not isinstance(plan, Send):
-            return plan
-        try:
-            self._template(plan)
-        except Exception as error:  # whatever the author's files did: hold, never crash
-            log.exception(
-                "%s/%s cannot be rendered; its readers are held",
-                plan.sequence.slug,
-                plan.lesson_key,
-            )
-            return Settle(
-                plan.claimed,
-                Verdict.HELD,
-                plan.lesson_key,
-                f"{plan.sequence.slug}/{plan.lesson_key} cannot be rendered "
-                f"(run `drip check`): {' '.join(str(error).split())}"[:1000],
-                hold_until=now + HOLD,
-            )
-        return plan
-
-    def _settle(self, conn: Connection, settle: Settle, now: datetime) -> Outcome:
-        values: dict[str, Any] = {"due_at": None, "lease_owner": None}
-        if settle.verdict is Verdict.SUPPRESSED:
-            values.update(status=EnrollmentStatus.SUPPRESSED)
-        elif settle.verdict is Verdict.HELD:
-            values.update(due_at=settle.hold_until, last_error=settle.reason)
-        elif settle.verdict is Verdict.COMPLETED:
-            values.update(status=EnrollmentStatus.COMPLETED, completed_at=now, next_lesson=None)
-        else:
-            # An address SMTP cannot carry without SMTPUTF8 would stop the pass at every
-            # attempt: set the reader aside for the operator. An unconfirmed reader stays
-            # unconfirmed (and expires); an active one is paused.
-            values.update(last_error=settle.reason)
-            if settle.claimed.status == EnrollmentStatus.ACTIVE:
-                values.update(status=EnrollmentStatus.PAUSED, paused_reason=settle.reason)
-        changed = conn.execute(
-            update(E)
-            .where(E.c.id == settle.claimed.enrollment_id, leased(self.worker_id))
-            .values(**values)
-        ).rowcount
-        if not changed:
-            return self._lost(settle.claimed.enrollment_id, settle.outcome())
-        return settle.outcome()
-
-    def _lost(self, enrollment_id: int, outcome: Outcome) -> Outcome:
-        """A reader whose lease this worker lost: nothing of theirs was changed."""
-        log.warning("enrollment %s left alone: %s", enrollment_id, LEASE_LOST)
-        return replace(outcome, status=OutcomeStatus.SKIPPED, detail=LEASE_LOST)
-
-    def _build(
-        self, conn: Connection, sends: list[Send], now: datetime
-    ) -> list[tuple[Send, MessageTemplate, tuple[tuple[str, bytes], ...]]]:
-        """Each message's template and attachments, built before anything is written."""
-        built = []
-        for s in sends:
-            pdf = self._lead_magnet(conn, s, now) if s.attach_magnet else ()
-            # A welcome that carries the PDF says it is attached.
-            template = (
-                self.renderer.lesson(s.sequence, s.lesson, attached=True)
-                if pdf and s.lesson is not None
-                else self._template(s)
-            )
-            built.append((s, template, pdf))
-        return built
-
-    def _prepare(
-        self,
-        conn: Connection,
-        built: list[tuple[Send, MessageTemplate, tuple[tuple[str, bytes], ...]]],
-        now: datetime,
-    ) -> list[Ready]:
-        """Record each lesson's delivery as `sending` before the hand-off (the caller commits
-        them all at once): new rows in one insert ordered by lesson, as the tallies are."""
-        new = sorted(
-            (
-                (s, t)
-                for s, t, _ in built
-                if s.lesson is not None and s.lesson_key not in s.claimed.earlier
-            ),
-            key=lambda st: (st[0].claimed.sequence, st[0].lesson_key, st[0].claimed.enrollment_id),
-        )
-        ids: dict[int, int] = {}
-        mids: dict[int, str] = {}
-        if new:
-            values: list[dict[str, Any]] = [
-                {
-                    "enrollment_id": s.claimed.enrollment_id,
-                    "lesson": s.lesson_key,
-                    "lesson_version": t.version,
-                    "variant": s.lesson.variant or None if s.lesson else None,  # experiments
-                    "status": DeliveryStatus.SENDING,
-                    "attempts": 0,
-                    "message_id": self._new_id(s, t),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for s, t in new
-            ]
-            rows = conn.execute(
-                insert(D).returning(D.c.id, D.c.enrollment_id, sort_by_parameter_order=True), values
-            ).all()
-            ids = {row.enrollment_id: row.id for row in rows}
-            mids = {value["enrollment_id"]: value["message_id"] for value in values}
-        for s, _, _ in built:
-            if s.lesson is not None and s.lesson_key in s.claimed.earlier:
-                delivery_id, previous, stored = s.claimed.earlier[s.lesson_key]
-                ids[s.claimed.enrollment_id], mids[s.claimed.enrollment_id] = delivery_id, stored
-                self._again(conn, delivery_id, previous, now)
-        return [
-            Ready(
-                s,
-                t,
-                ids.get(s.claimed.enrollment_id),
-                mids.get(s.claimed.enrollment_id) or self._confirmation_id(conn, s, t),
-                attachments,
-            )
-            for s, t, attachments in built
-        ]
-
-    def _again(
-        self, conn: Connection, delivery_id: int, previous: DeliveryStatus, now: datetime
-    ) -> None:
-        """An earlier delivery of the lesson goes out again; one left `sending` had an
-        unknown outcome (its worker stopped before recording it), which its note keeps."""
-        values: dict[str, Any] = {"status": DeliveryStatus.SENDING, "updated_at": now}
-        if previous == DeliveryStatus.SENDING:
-            values["last_error"] = keep_unknown(
-                f"{OUTCOME_UNKNOWN}: the previous attempt's worker stopped before recording "
-                "its outcome; sent again with the same Message-ID"
-            )
-        conn.execute(
-            update(D).where(D.c.id == delivery_id, delivery_leased(self.worker_id)).values(**values)
-        )
-
-    def _new_id(self, send: Send, template: MessageTemplate) -> str:
-        """A fresh signed Message-ID for this send, at the domain of its From address."""
-        domain = sending_domain(template.sender, self.renderer.domain)
-        return new_message_id(
-            self.settings.secret_key, send.claimed.enrollment_id, send.lesson_key, domain
-        )
-
-    def _confirmation_id(self, conn: Connection, send: Send, template: MessageTemplate) -> str:
-        """The confirmation email's id, kept on its enrollment until it is sent: a retry of
-        one that failed (or whose outcome a dying worker did not record) reuses it, and a
-        fresh one asked for after it went out gets a new one (cleared when sent)."""
-        if send.claimed.pending_message_id:
-            return send.claimed.pending_message_id
-        mid = self._new_id(send, template)
-        conn.execute(
-            update(E).where(E.c.id == send.claimed.enrollment_id).values(pending_message_id=mid)
-        )
-        return mid
-
-    def _template(self, send: Send) -> MessageTemplate:
-        if send.lesson is not None:
-            return self.renderer.lesson(send.sequence, send.lesson)
-        return self.renderer.confirmation(send.sequence)
-
-    def _lead_magnet(
-        self,
-        conn: Connection,
-        send: Send,
-        now: datetime,
-    ) -> tuple[tuple[str, bytes], ...]:
-        """The reader's PDF to attach to the welcome lesson (`attach: true`). The lesson
-        carries the download link too, so a PDF that cannot be typeset does not hold the
-        lesson back: it goes without the attachment, and the log says why."""
-        sequence = send.sequence
-        attributes = conn.scalar(
-            select(S.c.attributes).where(S.c.id == send.claimed.reader.subscriber_id)
-        )
-        try:
-            pdf = magnet_pdf(
-                self.settings,
-                sequence,
-                dict(attributes or {}),
-                page_size=page_size_for(send.claimed.timezone),
-                today=now.date(),
-            )
-        except Exception:
-            log.exception(
-                "lead magnet of %s not attached for enrollment %s (the lesson's "
-                "download link still works)",
-                sequence.slug,
-                send.claimed.enrollment_id,
-            )
-            return ()
-        return ((f"{sequence.slug}.pdf", pdf),)
-
-    # -- the hand-off and its record ----------------------------------------------------------
 
     def _still_wanted(self, conn: Connection, item: Ready) -> Check:
         """Checked right before each hand-off: an unsubscribe takes effect at once, and a
@@ -440,7 +227,7 @@ class Recorder:
                 OutcomeStatus.SKIPPED, "claimed by another worker after this one's lease ran out"
             ), None
         if check is Check.LEFT:
-            if self._change(
+            if self.records.change(
                 conn, item, delivery={"status": DeliveryStatus.CANCELLED, "updated_at": now}
             ):
                 conn.commit()
@@ -449,7 +236,7 @@ class Recorder:
         try:
             message = self._message(item, now)
         except Unsendable as error:
-            return self._unsendable(conn, item, now, str(error)), None
+            return self.records.unsendable(conn, item, now, str(error)), None
         try:
             relay.send(
                 return_path(
@@ -460,7 +247,7 @@ class Recorder:
                 name=f"{now:%Y%m%dT%H%M%S}-{claimed.enrollment_id}-{send.lesson_key}",
             )
         except SendError as error:
-            return self._failed(conn, item, now, error), None
+            return self.records.failed(conn, item, now, error), None
         unrecorded = send.outcome(OutcomeStatus.SENT, f"handed over, not recorded: {LEASE_LOST}")
         if send.lesson is None:
             sent = {
@@ -471,9 +258,9 @@ class Recorder:
                 "attempts": 0,
                 "last_error": None,
             }
-            if not self._change(conn, item, enrollment=sent):
+            if not self.records.change(conn, item, enrollment=sent):
                 return unrecorded, None
-            self._event(conn, item, now, EventKind.CONFIRMATION_SENT, mid)
+            self.records.event(conn, item, now, EventKind.CONFIRMATION_SENT, mid)
             conn.commit()
             return send.outcome(OutcomeStatus.SENT), None
         handed_off = now + max(self.clock() - self.pass_started, timedelta())
@@ -524,139 +311,6 @@ class Recorder:
             return recorded, None
         return recorded, self._verdict(following, None if row is None or row[0] is None else row)
 
-    def _change(
-        self,
-        conn: Connection,
-        item: Ready,
-        *,
-        delivery: dict[str, Any] | None = None,
-        enrollment: dict[str, Any] | None = None,
-    ) -> bool:
-        """Update the item's delivery, then its enrollment (the order in which the tallies
-        are locked), only while this worker holds the reader's lease. If it does not, roll
-        back and return False: the worker that holds the reader now decides."""
-        eid = item.send.claimed.enrollment_id
-        changed = True
-        if delivery is not None and item.delivery_id is not None:
-            changed = bool(
-                conn.execute(
-                    update(D)
-                    .where(D.c.id == item.delivery_id, delivery_leased(self.worker_id))
-                    .values(**delivery)
-                ).rowcount
-            )
-        if changed and enrollment is not None:
-            changed = bool(
-                conn.execute(
-                    update(E).where(E.c.id == eid, leased(self.worker_id)).values(**enrollment)
-                ).rowcount
-            )
-        if not changed:
-            conn.rollback()
-        return changed
-
-    def _failed(
-        self,
-        conn: Connection,
-        item: Ready,
-        now: datetime,
-        error: SendError,
-    ) -> Outcome:
-        send, claimed = item.send, item.send.claimed
-        if error.throttled:  # the relay's pace, not this reader's: no attempt used up
-            released = self._release(conn, item, now, f"the relay asked drip to slow down: {error}")
-            outcome = send.outcome(
-                OutcomeStatus.RETRYING,
-                f"{error}; the relay asked drip to slow down",
-                relay_down=True,
-                throttled=True,
-            )
-            return (
-                outcome
-                if released
-                else replace(outcome, status=OutcomeStatus.SKIPPED, detail=LEASE_LOST)
-            )
-        if not error.charged:  # drip's own side (the outbox's disk): no attempt used up
-            log.warning("not sent, the readers wait for the next pass: %s", error)
-            self._release(conn, item, now, str(error))
-            return send.outcome(OutcomeStatus.RETRYING, str(error), relay_down=True)
-        if not error.transient:
-            return self._suppress(conn, item, now, error)
-        attempts = claimed.attempts + 1
-        note = f"{OUTCOME_UNKNOWN}: {error}" if error.unknown else str(error)
-        if attempts >= self.settings.max_attempts:
-            reason = f"gave up after {attempts} attempts: {error}"
-            paused = {
-                "status": EnrollmentStatus.PAUSED,
-                "paused_reason": reason,
-                "due_at": None,
-                "lease_owner": None,
-                "attempts": attempts,
-                "last_error": str(error),
-            }
-            outcome = send.outcome(OutcomeStatus.FAILED, reason)
-            if not self._change(
-                conn, item, delivery=attempted(DeliveryStatus.FAILED, now, note), enrollment=paused
-            ):
-                return self._lost(claimed.enrollment_id, outcome)
-            conn.commit()
-            return outcome
-        retry_at = retry_time(send, now, backoff(attempts))
-        again = " under the same Message-ID" if error.unknown else ""
-        outcome = send.outcome(
-            OutcomeStatus.RETRYING,
-            f"{error}; again at {retry_at:%H:%M}{again}",
-            relay_down=error.connection,
-        )
-        retry = {
-            "due_at": retry_at,
-            "lease_owner": None,
-            "attempts": attempts,
-            "last_error": str(error),
-        }
-        if not self._change(
-            conn, item, delivery=attempted(DeliveryStatus.RETRYING, now, note), enrollment=retry
-        ):
-            return self._lost(claimed.enrollment_id, outcome)
-        conn.commit()
-        return outcome
-
-    def _suppress(self, conn: Connection, item: Ready, now: datetime, error: SendError) -> Outcome:
-        """A permanent refusal: the address is suppressed, and every course it is in stops."""
-        claimed = item.send.claimed
-        outcome = item.send.outcome(OutcomeStatus.SUPPRESSED, str(error))
-        stopped = {
-            "status": EnrollmentStatus.SUPPRESSED,
-            "due_at": None,
-            "lease_owner": None,
-            "last_error": str(error),
-        }
-        if not self._change(
-            conn,
-            item,
-            delivery=attempted(DeliveryStatus.FAILED, now, str(error)),
-            enrollment=stopped,
-        ):
-            return self._lost(claimed.enrollment_id, outcome)
-        conn.execute(
-            update(E)
-            .where(
-                E.c.subscriber_id == claimed.reader.subscriber_id,
-                E.c.status.in_(
-                    [EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING, EnrollmentStatus.PAUSED]
-                ),
-            )
-            .values(**stopped)
-        )
-        conn.execute(
-            update(S)
-            .where(S.c.id == claimed.reader.subscriber_id)
-            .values(suppressed_at=now, suppressed_reason=str(error))
-        )
-        self._event(conn, item, now, EventKind.SUPPRESSED, str(error))
-        conn.commit()
-        return outcome
-
     def _message(self, item: Ready, now: datetime) -> bytes:
         """The message for the item's reader; raises Unsendable (drip.mail.handoff)."""
         reader = item.send.claimed.reader
@@ -665,63 +319,6 @@ class Recorder:
             lambda: item.template.build(
                 reader, self.links, item.message_id, now, attachments=item.attachments
             ),
-        )
-
-    def _unsendable(self, conn: Connection, item: Ready, now: datetime, reason: str) -> Outcome:
-        """A message that cannot be built or addressed for this one reader: its delivery
-        fails with the reason, on the reader's timeline too, and the reader is set aside
-        for the operator as an address SMTP cannot carry is (an active one paused); the
-        rest of the pass goes on."""
-        claimed = item.send.claimed
-        outcome = item.send.outcome(OutcomeStatus.FAILED, reason)
-        values: dict[str, Any] = {"due_at": None, "lease_owner": None, "last_error": reason}
-        if claimed.status == EnrollmentStatus.ACTIVE:
-            values.update(status=EnrollmentStatus.PAUSED, paused_reason=reason)
-        if not self._change(
-            conn, item, delivery=attempted(DeliveryStatus.FAILED, now, reason), enrollment=values
-        ):
-            return self._lost(claimed.enrollment_id, outcome)
-        self._event(conn, item, now, EventKind.NOT_SENT, f"{item.send.lesson_key}: {reason}")
-        conn.commit()
-        return outcome
-
-    def _release(
-        self,
-        conn: Connection,
-        item: Ready,
-        now: datetime,
-        why: str = "not tried: the SMTP relay was unreachable or slowing drip down",
-    ) -> bool:
-        """Put back a reader the pass did not try because the relay is down or asked drip
-        to slow down: no attempt used. False if the reader is another worker's now."""
-        released = self._change(
-            conn,
-            item,
-            delivery={
-                "status": DeliveryStatus.RETRYING,
-                "updated_at": now,
-                "last_error": keep_unknown(why[:2000]),
-            },
-            enrollment={"due_at": retry_time(item.send, now, backoff(1)), "lease_owner": None},
-        )
-        if released:
-            conn.commit()
-        else:
-            log.warning("enrollment %s left alone: %s", item.send.claimed.enrollment_id, LEASE_LOST)
-        return released
-
-    def _event(
-        self, conn: Connection, item: Ready, now: datetime, kind: EventKind, detail: str
-    ) -> None:
-        claimed = item.send.claimed
-        conn.execute(
-            insert(EVENTS).values(
-                subscriber_id=claimed.reader.subscriber_id,
-                enrollment_id=claimed.enrollment_id,
-                kind=kind,
-                at=now,
-                detail=detail,
-            )
         )
 
     def heartbeat(
@@ -743,13 +340,3 @@ class Recorder:
                 insert(table).values(worker=self.worker_id, started_at=started_at, **values)
             )
         conn.commit()
-
-
-def retry_time(send: Send, now: datetime, wait: timedelta) -> datetime:
-    """`wait` from now, moved into the send window unless the message goes at any hour."""
-    if send.immediate:
-        return now + wait
-    sequence = send.sequence
-    return into_window(
-        now + wait, sequence.window, reader_zone(send.claimed.timezone, sequence.timezone)
-    )

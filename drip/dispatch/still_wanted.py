@@ -1,34 +1,29 @@
 """The one "still want the course?" email to a reader whose pause has lasted more than 60
-days, sent at the start of a pass like an offer, in the reader's send window.
+days, as a producer of the one sender (drip.dispatch.sender): a row of `link_requests`
+(`kind = 'still_wanted'`), queued at the start of a pass and due at the first opening of the
+course's send window in the reader's zone.
 
 One email per pause, no more: the enrollment is marked (`still_wanted_at`) by a conditional
-UPDATE before the hand-off, so one worker sends it, once; only a transient failure unmarks it
-for the next pass, under the same Message-ID. A new pause asks afresh (drip.audience.pace
-clears the mark).
+UPDATE as its row is queued, so one worker queues it, once; a new pause asks afresh
+(drip.audience.pace clears the mark).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from drip.audience.pace import STILL_WANTED_AFTER, holding
-from drip.audience.subscriptions import record_event
 from drip.content.schedule import into_window, reader_zone
-from drip.content.sequences import Library, Sequence
-from drip.deliverability.bounces import return_path
-from drip.dispatch.outcome import Kind, Outcome, OutcomeStatus
-from drip.mail.handoff import Unsendable, checked_message
-from drip.mail.links import Links
-from drip.mail.message_ids import new_message_id, sending_domain
-from drip.mail.pace import PacedRelay
-from drip.mail.render import Reader, Renderer
+from drip.content.sequences import Library
+from drip.dispatch.outcome import Kind
+from drip.dispatch.producers import Item, Lease
+from drip.dispatch.requested import Requested
+from drip.mail.render import Renderer
 from drip.mail.still_wanted import STILL_WANTED, still_wanted_message
-from drip.mail.transports import OnFirstSend, SendError, Transport
-from drip.store.models import Enrollment, EnrollmentStatus, EventKind, Subscriber
+from drip.store.models import Enrollment, EnrollmentStatus, EventKind, LinkRequest, Subscriber
 
 BATCH = 200
 
@@ -52,112 +47,94 @@ def paused_long(session: Session, now: datetime) -> list[Enrollment]:
     )
 
 
-def ask_still_wanted(
-    session: Session,
-    library: Library,
-    renderer: Renderer,
-    links: Links,
-    transport: PacedRelay,
-    now: datetime,
-) -> list[Outcome]:
-    """Ask each reader paused too long, in their window; commits each. Stops when the relay
-    is down or asks drip to slow down."""
-    outcomes = []
-    with OnFirstSend(transport) as relay:
-        for enrollment, sequence in _to_ask(session, library, now):
-            transport.slot()
-            if not _take(session, enrollment, now):
-                continue  # another worker is asking
-            outcome = _ask(session, relay, renderer, links, enrollment, sequence, now)
-            outcomes.append(outcome)
-            if outcome.relay_down:
-                break
-    return outcomes
-
-
-def would_ask(session: Session, library: Library, now: datetime) -> list[Outcome]:
-    """The emails a pass at `now` would send (the dry run), by the same test."""
-    return [_outcome(e, OutcomeStatus.WOULD_SEND) for e, _ in _to_ask(session, library, now)]
-
-
-def _to_ask(
-    session: Session, library: Library, now: datetime
-) -> Iterator[tuple[Enrollment, Sequence]]:
-    """The readers paused too long whose course loads and whose send window is open."""
+def queue_still_wanted(
+    session: Session, library: Library, now: datetime, *, dry_run: bool = False
+) -> int:
+    """Queue the email for each reader paused too long whose course loads, due in their
+    window; commits (a dry run queues in the caller's transaction, to list and roll back)."""
+    queued = 0
     for enrollment in paused_long(session, now):
         sequence = library.get(enrollment.sequence)
         if sequence is None:
             continue  # a broken course: a later pass asks
+        taken = session.execute(
+            update(Enrollment)
+            .where(Enrollment.id == enrollment.id, Enrollment.still_wanted_at.is_(None))
+            .values(still_wanted_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(taken, "rowcount", 0) != 1:
+            continue  # another worker queued it
         zone = reader_zone(enrollment.subscriber.timezone, sequence.timezone)
-        if into_window(now, sequence.window, zone) == now:
-            yield enrollment, sequence
-
-
-def _take(session: Session, enrollment: Enrollment, now: datetime) -> bool:
-    taken = session.connection().execute(
-        update(Enrollment)
-        .where(Enrollment.id == enrollment.id, Enrollment.still_wanted_at.is_(None))
-        .values(still_wanted_at=now)
-    )
-    session.commit()
-    return taken.rowcount == 1
-
-
-def _ask(
-    session: Session,
-    relay: Transport,
-    renderer: Renderer,
-    links: Links,
-    enrollment: Enrollment,
-    sequence: Sequence,
-    now: datetime,
-) -> Outcome:
-    """Hand the email over and put it on the timeline; a transient failure unmarks the
-    reader for the next pass, anything else is recorded and not tried again."""
-    subscriber = enrollment.subscriber
-    template = still_wanted_message(renderer, sequence)
-    reader = Reader(subscriber.email, subscriber.first_name, subscriber.id, enrollment.id)
-    if enrollment.pending_message_id is None:
-        domain = sending_domain(template.sender, renderer.domain)
-        enrollment.pending_message_id = new_message_id(
-            renderer.settings.secret_key, enrollment.id, STILL_WANTED, domain
+        session.add(
+            LinkRequest(
+                enrollment_id=enrollment.id,
+                kind=STILL_WANTED,
+                requested_at=now,
+                due_at=into_window(now, sequence.window, zone),
+            )
         )
-        session.commit()
-    mid = enrollment.pending_message_id
-    try:
-        relay.send(
-            return_path(renderer.settings, template.sender, None, enrollment.id),
-            subscriber.email,
-            checked_message(subscriber.email, lambda: template.build(reader, links, mid, now)),
-            name=f"{now:%Y%m%dT%H%M%S}-{enrollment.id}-{STILL_WANTED}",
-        )
-    except (Unsendable, SendError) as error:
-        session.rollback()
-        down = error.connection or (isinstance(error, SendError) and error.throttled)
-        if error.transient:
-            enrollment.still_wanted_at = None  # the next pass asks again, same Message-ID
+        queued += 1
+        if not dry_run:
             session.commit()
-            return _outcome(enrollment, OutcomeStatus.RETRYING, str(error), down)
-        enrollment.pending_message_id = None
-        record_event(session, enrollment, EventKind.NOT_SENT, now, f"{STILL_WANTED}: {error}")
-        session.commit()
-        return _outcome(enrollment, OutcomeStatus.FAILED, str(error), down)
-    enrollment.pending_message_id = None
-    record_event(session, enrollment, EventKind.PACE_STILL_WANTED_SENT, now, mid)
-    session.commit()
-    return _outcome(enrollment, OutcomeStatus.SENT)
+    return queued
 
 
-def _outcome(
-    enrollment: Enrollment, status: OutcomeStatus, detail: str = "", relay_down: bool = False
-) -> Outcome:
-    return Outcome(
-        enrollment.id,
-        enrollment.subscriber.email,
-        enrollment.sequence,
-        STILL_WANTED,
-        status,
-        detail,
-        relay_down,
-        kind=Kind.STILL_WANTED,
-    )
+class StillWanted(Requested):
+    """The producer of "still want the course?" emails (drip.dispatch.producers.Producer)."""
+
+    kind = Kind.STILL_WANTED
+    kind_name = STILL_WANTED
+    sent_event: EventKind | None = EventKind.PACE_STILL_WANTED_SENT
+    failed_event = EventKind.NOT_SENT
+
+    def __init__(self, library: Library, renderer: Renderer) -> None:
+        self.library, self.renderer = library, renderer
+
+    def due(self, session: Session, now: datetime, limit: int, lease: Lease | None) -> list[Item]:
+        items = []
+        for row in self.rows(session, now, limit, lease):
+            sequence = self.library.get(row.sequence)
+            window = (
+                (sequence.window, reader_zone(row.timezone, sequence.timezone))
+                if sequence
+                else None
+            )
+            items.append(
+                Item(
+                    row.id,
+                    row.enrollment_id,
+                    row.subscriber_id,
+                    row.email,
+                    row.first_name or "",
+                    row.sequence,
+                    STILL_WANTED,
+                    row.attempts,
+                    row.message_id,
+                    window,
+                    sequence,
+                )
+            )
+        return items
+
+    def render(self, session: Session, item: Item) -> str | None:
+        if item.context is None:
+            return (
+                self.library.broken_reason(item.sequence) or f"the course {item.sequence!r} is gone"
+            )
+        item.template = still_wanted_message(self.renderer, item.context)
+        return None
+
+    def why_not(self, session: Session, item: Item) -> str:
+        """Asked only of a reader still in the course, still paused by their own choice,
+        who may be written to."""
+        now_paused = session.execute(
+            select(Enrollment.status, Enrollment.paused_since, Subscriber.suppressed_at)
+            .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+            .where(Enrollment.id == item.enrollment_id)
+        ).first()
+        if now_paused is None or now_paused.status != EnrollmentStatus.ACTIVE:
+            return "the reader left"
+        if now_paused.suppressed_at is not None:
+            return "the address is suppressed"
+        return "" if now_paused.paused_since is not None else "the reader came back"

@@ -72,6 +72,16 @@ def new_message_id(secret: str, enrollment_id: int, label: str, domain: str) -> 
     return f"<{local}.{_mac(secret, local)}@{domain}>"
 
 
+def message_id_for(
+    secret: str, enrollment_id: int, label: str, sender: str, fallback_domain: str
+) -> str:
+    """The one way every kind of message gets its id: fresh, signed, at the domain of its
+    From address (`sender`; `fallback_domain` when it has none). Written on the message's
+    row before the hand-off; every retry of the row hands over the stored one."""
+    domain = sending_domain(sender, fallback_domain)
+    return new_message_id(secret, enrollment_id, label, domain)
+
+
 def read_message_ids(secret: str, text: str, fallbacks: tuple[str, ...] = ()) -> list[Signed]:
     """Every Message-ID drip made with `secret`, or a key it replaced (`fallbacks`, so mail
     sent before a rotation still bounces home), in `text` (a header, a quoted message); an

@@ -7,8 +7,8 @@ PostgreSQL the row lock makes workers take turns), then waits for each of its sl
 the hand-off. A worker that dies leaves its reserved slots unused: slower, never faster.
 
 Every kind of message takes its slot here (lessons and confirmations in drip.dispatch.send,
-the others through `PacedRelay`), and every kind is retried by the one rule (`backoff`,
-DRIP_MAX_ATTEMPTS).
+the others in the one sender, drip.dispatch.sender), and every kind is retried by the one
+rule (`backoff`, DRIP_MAX_ATTEMPTS: drip.dispatch.producers.next_step).
 """
 
 from __future__ import annotations
@@ -18,14 +18,12 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, func, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from drip.mail.transports import SendError, Transport
 from drip.store.models import SendPace
 
 ROW = "relay"
@@ -111,56 +109,3 @@ class Pace:
                 waited = True
             if self.clock() - slot <= self.gap / 2:
                 return waited
-
-
-class PacedRelay:
-    """The transport factory a pass hands to every producer beside the lessons (fresh
-    links, offers, broadcast copies): each hand-off first takes a slot of the same shared
-    budget the lessons take theirs from, and a relay's "slow down" is noted for the pass,
-    which then rests every kind alike."""
-
-    def __init__(self, factory: Callable[[], Transport], pace: Pace | None) -> None:
-        self.factory = factory
-        self.pace = pace
-        self.throttled = False  # the relay asked drip to slow down during this pass
-        self._held: float | None = None  # when `slot()` took a slot not yet used
-
-    def slot(self) -> None:
-        """Wait for the next hand-off's slot now, so that a producer reads its reader's
-        status after the wait, right before the hand-off (`send` then waits no more). A
-        slot left unused for more than half a gap is given up: another is waited for."""
-        if self.pace is None:
-            return
-        if self._held is None or self.pace.clock() - self._held > self.pace.gap / 2:
-            self.pace.wait()
-            self._held = self.pace.clock()
-
-    def __call__(self) -> Transport:
-        return _PacedTransport(self, self.factory())
-
-
-class _PacedTransport:
-    def __init__(self, owner: PacedRelay, inner: Transport) -> None:
-        self.owner = owner
-        self.inner = inner
-
-    def __enter__(self) -> Self:
-        self.inner = self.inner.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.inner.__exit__(kind, error, tb)
-
-    def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
-        self.owner.slot()
-        self.owner._held = None
-        try:
-            self.inner.send(sender, recipient, message, name)
-        except SendError as error:
-            self.owner.throttled = self.owner.throttled or error.throttled
-            raise

@@ -110,6 +110,7 @@ class DeliveryStatus(enum.StrEnum):
 # again under its Message-ID: the note is kept when the delivery is later sent, so the
 # dashboard can count the readers who may have received it twice.
 OUTCOME_UNKNOWN = "outcome unknown, re-sent"
+HOLD_CONTENT = "content"  # enrollments.hold_reason: held until their course can be read
 
 
 class EventKind(enum.StrEnum):
@@ -206,6 +207,7 @@ class Enrollment(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    hold_reason: Mapped[str | None] = mapped_column(String(20))  # HOLD_CONTENT, or None
     paused_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[utc]
     confirmation_sent_at: Mapped[utc_or_none]
@@ -450,8 +452,11 @@ class RateLimit(Base):
 
 
 class LinkRequest(Base):
-    """A fresh link a reader asked for on a page (the lead-magnet download): queued by the
-    request, sent by the next dispatch pass like every other message."""
+    """A one-off message to a reader, as a row the pass leases and sends like every other:
+    a fresh link they asked for on a page (`magnet-link`, queued by the request) or the
+    offer of the next course (`offer`, queued when they finish one), or the "still want the
+    course?" email after a long pause (`still_wanted`). `due_at` doubles as
+    the claim's lease, with `lease_owner`, as for enrollments."""
 
     __tablename__ = "link_requests"
 
@@ -461,6 +466,10 @@ class LinkRequest(Base):
     )
     kind: Mapped[str] = mapped_column(String(40))
     requested_at: Mapped[utc]
+    due_at: Mapped[utc] = mapped_column(  # at once, unless said otherwise
+        UTCDateTime(), index=True, default=lambda ctx: ctx.get_current_parameters()["requested_at"]
+    )
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str | None] = mapped_column(String(255))  # written before the hand-off

@@ -1,0 +1,102 @@
+"""Course offers (`on_complete: {offer: <slug>}`) as a producer of the one sender
+(drip.dispatch.sender): each is a row of `link_requests` (`kind = 'offer'`) queued when the
+reader finishes the course (drip.dispatch.chaining), due at the first opening of that
+course's send window in the reader's zone, and handed over like every other message."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from drip.content.schedule import reader_zone
+from drip.content.sequences import Library, Sequence
+from drip.dispatch.outcome import Kind
+from drip.dispatch.producers import Item, Lease
+from drip.dispatch.requested import Requested
+from drip.mail.render import Renderer
+from drip.store.models import Enrollment, EnrollmentStatus, EventKind, Subscriber
+
+OFFER = "offer"
+
+
+def offered(library: Library, slug: str) -> tuple[Sequence, Sequence] | None:
+    """The course `slug` and the one it offers when finished, if both can be read."""
+    finished = library.get(slug)
+    if finished is None or finished.on_complete is None or finished.on_complete[0] != OFFER:
+        return None
+    target = library.get(finished.on_complete[1])
+    return None if target is None else (finished, target)
+
+
+class Offers(Requested):
+    """The producer of course offers (drip.dispatch.producers.Producer)."""
+
+    kind = Kind.OFFER
+    kind_name = OFFER
+    sent_event: EventKind | None = EventKind.OFFERED
+    failed_event = EventKind.OFFER_FAILED
+
+    def __init__(self, library: Library, renderer: Renderer) -> None:
+        self.library, self.renderer = library, renderer
+
+    def due(self, session: Session, now: datetime, limit: int, lease: Lease | None) -> list[Item]:
+        items = []
+        for row in self.rows(session, now, limit, lease):
+            courses = offered(self.library, row.sequence)
+            target = courses[1].slug if courses else "unknown"
+            window = (
+                (courses[0].window, reader_zone(row.timezone, courses[0].timezone))
+                if courses
+                else None
+            )
+            items.append(
+                Item(
+                    row.id,
+                    row.enrollment_id,
+                    row.subscriber_id,
+                    row.email,
+                    row.first_name or "",
+                    row.sequence,
+                    f"offer-{target}",
+                    row.attempts,
+                    row.message_id,
+                    window,
+                    courses,
+                )
+            )
+        return items
+
+    def render(self, session: Session, item: Item) -> str | None:
+        if item.context is None:
+            finished = self.library.get(item.sequence)
+            if finished is not None and finished.on_complete is None:
+                return None  # no offer any more: why_not says so, and the row goes
+            slug = finished.on_complete[1] if finished and finished.on_complete else item.sequence
+            return self.library.broken_reason(slug) or f"the course {slug!r} is gone"
+        finished, target = item.context
+        item.template = self.renderer.offer(finished, target)
+        return None
+
+    def why_not(self, session: Session, item: Item) -> str:
+        """An offer goes to a reader who finished the course, may be written to, and is
+        not in the next course yet."""
+        if item.context is None:
+            return "the course offers no other any more"
+        target: Sequence = item.context[1]
+        found = session.execute(
+            select(Enrollment.status, Subscriber.suppressed_at)
+            .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
+            .where(Enrollment.id == item.enrollment_id)
+        ).first()
+        if found is None or found.status != EnrollmentStatus.COMPLETED:
+            return "the reader left"
+        if found.suppressed_at is not None:
+            return "the address is suppressed"
+        joined = session.scalar(
+            select(Enrollment.id).where(
+                Enrollment.subscriber_id == item.subscriber_id, Enrollment.sequence == target.slug
+            )
+        )
+        return "the reader is in the next course already" if joined is not None else ""

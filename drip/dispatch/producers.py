@@ -1,0 +1,180 @@
+"""What the one sender asks of each kind of message beside the lessons (fresh links, offers,
+broadcast copies): the kinds differ only in which rows are due, what they render and who
+is still wanted; everything else (pace, write-ahead, hand-off, rest, retry, events) is
+the sender's (drip.dispatch.sender).
+
+A producer's rows share one shape: `due_at` doubling as the claim's lease with
+`lease_owner`, `attempts`, `last_error`, and the `message_id` written before the first
+hand-off. `claim` takes a batch of them for one worker (`FOR UPDATE SKIP LOCKED` on
+PostgreSQL; SQLite dispatches one process at a time), or, for the dry run, only reads them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, Table, select, update
+from sqlalchemy.orm import Session
+
+from drip.content.schedule import into_window
+from drip.content.sequences import SendWindow
+from drip.dispatch.outcome import Kind, OutcomeStatus
+from drip.mail.handoff import Unsendable
+from drip.mail.pace import backoff
+from drip.mail.render import MessageTemplate
+from drip.mail.transports import SendError
+from drip.store.models import EventKind
+
+HOLD = timedelta(minutes=15)  # how long a message waits when its course cannot be read
+Window = tuple[SendWindow, ZoneInfo]
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who claims, and until when: a worker that dies leaves its rows due again then."""
+
+    worker: str
+    until: datetime
+
+
+@dataclass
+class Item:
+    """One claimed message: its row, its reader, and where it must fall."""
+
+    row_id: int
+    enrollment_id: int
+    subscriber_id: int
+    email: str
+    first_name: str
+    sequence: str  # the course it is reported under
+    label: str  # its Message-ID's label and the report's lesson name
+    attempts: int
+    message_id: str | None
+    window: Window | None  # the reader's send window in their zone; None: any hour
+    context: Any = None  # the producer's own (its courses, its broadcast)
+    template: MessageTemplate | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What becomes of an item's row: `due_at` for one tried again (or put back)."""
+
+    status: OutcomeStatus
+    attempts: int
+    error: str | None = None
+    due_at: datetime | None = None
+    at: datetime | None = None  # when it was handed over
+
+
+class Producer(Protocol):
+    """One kind of message, as the sender asks for it."""
+
+    kind: Kind
+    sent_event: EventKind | None  # on the reader's timeline when it is handed over
+    failed_event: EventKind  # when it fails for good
+
+    def due(self, session: Session, now: datetime, limit: int, lease: Lease | None) -> list[Item]:
+        """The items due at `now`, oldest first, leased (None: only read, the dry run)."""
+        ...
+
+    def render(self, session: Session, item: Item) -> str | None:
+        """Fill in `item.template` (and `extra`); why not, when its course cannot be read."""
+        ...
+
+    def why_not(self, session: Session, item: Item) -> str:
+        """Read right before the hand-off: why the reader must not get it now, or ""."""
+        ...
+
+    def write_ahead(self, session: Session, item: Item, worker: str) -> None:
+        """Store `item.message_id` on its row before the first hand-off."""
+        ...
+
+    def settle(self, session: Session, item: Item, settled: Settled, worker: str) -> bool:
+        """Record the outcome on the row, only while `worker` holds it (False if not)."""
+        ...
+
+    def finish(self, session: Session) -> None:
+        """After a run: whatever the kind closes (a broadcast with nobody left is done)."""
+        ...
+
+
+class Next(enum.Enum):
+    """The one retry rule: what follows a hand-off that failed, for every kind."""
+
+    REST = "rest"  # the relay asked drip to slow down: everything waits, no attempt used
+    RELEASE = "release"  # drip's own side failed (the outbox's disk): no attempt used
+    FAIL = "fail"  # this message cannot be built or addressed for this reader
+    SUPPRESS = "suppress"  # a permanent refusal: the address is suppressed
+    GIVE_UP = "give-up"  # transient, but DRIP_MAX_ATTEMPTS are used up
+    RETRY = "retry"  # transient: again after `backoff`, in the reader's window
+
+
+def next_step(error: SendError | Unsendable, attempts: int, max_attempts: int) -> Next:
+    """`attempts`: the tries before this one."""
+    if isinstance(error, Unsendable):
+        return Next.FAIL
+    if error.throttled:
+        return Next.REST
+    if not error.charged:
+        return Next.RELEASE
+    if not error.transient:
+        return Next.SUPPRESS
+    return Next.GIVE_UP if attempts + 1 >= max_attempts else Next.RETRY
+
+
+def later(now: datetime, wait: timedelta, window: Window | None) -> datetime:
+    """`wait` from now, moved into the reader's window when the message keeps to one."""
+    return now + wait if window is None else into_window(now + wait, *window)
+
+
+def after_failure(
+    error: SendError | Unsendable, item: Item, now: datetime, max_attempts: int
+) -> tuple[Next, Settled]:
+    """The one retry rule applied to `item`: the next step and what its row becomes."""
+    step = next_step(error, item.attempts, max_attempts)
+    text = str(error)[:2000]
+    if step in (Next.REST, Next.RELEASE):
+        return step, Settled(
+            OutcomeStatus.RETRYING, item.attempts, text, later(now, backoff(1), item.window)
+        )
+    tried = item.attempts + 1
+    if step is Next.RETRY:
+        at = later(now, backoff(tried), item.window)
+        return step, Settled(OutcomeStatus.RETRYING, tried, text, at)
+    if step is Next.SUPPRESS:
+        return step, Settled(OutcomeStatus.SUPPRESSED, tried, text)
+    reason = f"gave up after {tried} attempts: {text}" if step is Next.GIVE_UP else text
+    return step, Settled(OutcomeStatus.FAILED, tried, reason)
+
+
+def claim(
+    session: Session,
+    table: Table,
+    due: ColumnElement[bool],
+    limit: int,
+    lease: Lease | None,
+    **values: Any,
+) -> list[int]:
+    """The ids of up to `limit` rows of `table` matching `due`, oldest first, leased to
+    `lease.worker` until `lease.until` (with `values` written too) and committed; with no
+    lease, every due row, read only."""
+    query = select(table.c.id).where(due).order_by(table.c.due_at, table.c.id)
+    if lease is None:
+        return list(session.scalars(query))
+    query = query.limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(session.scalars(query))
+    if ids:
+        session.execute(
+            update(table)
+            .where(table.c.id.in_(ids))
+            .values(lease_owner=lease.worker, due_at=lease.until, **values)
+        )
+    session.commit()
+    return ids

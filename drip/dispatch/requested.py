@@ -1,0 +1,81 @@
+"""One-off messages to one reader as rows of `link_requests` (a fresh link, a course offer):
+claimed, written ahead and settled the same way, so each producer of them only says what it
+renders and who still wants it (drip.dispatch.fresh_links, drip.dispatch.offers)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.orm import Session
+
+from drip.dispatch.outcome import OutcomeStatus
+from drip.dispatch.producers import Item, Lease, Settled, claim
+from drip.store.models import Enrollment, LinkRequest, Subscriber
+
+REQUESTS = cast(Table, LinkRequest.__table__)
+E = cast(Table, Enrollment.__table__)
+S = cast(Table, Subscriber.__table__)
+AGAIN = (OutcomeStatus.RETRYING, OutcomeStatus.HELD)  # the row stays, due again later
+
+
+class Requested:
+    """The rows of one `kind` of `link_requests`; subclasses make their items."""
+
+    kind_name: str
+
+    def rows(self, session: Session, now: datetime, limit: int, lease: Lease | None) -> list[Any]:
+        """The due rows with their readers, leased to `lease` (None: read only)."""
+        due = (REQUESTS.c.kind == self.kind_name) & (REQUESTS.c.due_at <= now)
+        ids = claim(session, REQUESTS, due, limit, lease)
+        if not ids:
+            return []
+        return list(
+            session.execute(
+                select(
+                    REQUESTS.c.id,
+                    REQUESTS.c.enrollment_id,
+                    REQUESTS.c.attempts,
+                    REQUESTS.c.message_id,
+                    E.c.sequence,
+                    E.c.subscriber_id,
+                    S.c.email,
+                    S.c.first_name,
+                    S.c.timezone,
+                )
+                .join(E, E.c.id == REQUESTS.c.enrollment_id)
+                .join(S, S.c.id == E.c.subscriber_id)
+                .where(REQUESTS.c.id.in_(ids))
+                .order_by(REQUESTS.c.due_at, REQUESTS.c.id)
+            )
+        )
+
+    def write_ahead(self, session: Session, item: Item, worker: str) -> None:
+        session.execute(
+            update(REQUESTS)
+            .where(REQUESTS.c.id == item.row_id, REQUESTS.c.lease_owner == worker)
+            .values(message_id=item.message_id)
+        )
+
+    def settle(self, session: Session, item: Item, settled: Settled, worker: str) -> bool:
+        """A message sent, failed for good or no longer wanted is done with: its row goes
+        (the timeline keeps what became of it); one tried again waits, with its attempts."""
+        mine = (REQUESTS.c.id == item.row_id) & (REQUESTS.c.lease_owner == worker)
+        if settled.status in AGAIN:
+            changed = session.execute(
+                update(REQUESTS)
+                .where(mine)
+                .values(
+                    attempts=settled.attempts,
+                    last_error=settled.error,
+                    due_at=settled.due_at,
+                    lease_owner=None,
+                )
+            )
+        else:
+            changed = session.execute(delete(REQUESTS).where(mine))
+        return bool(getattr(changed, "rowcount", 0))
+
+    def finish(self, session: Session) -> None:
+        return None

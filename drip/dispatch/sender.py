@@ -1,0 +1,288 @@
+"""The one sender of every kind of message beside the lessons' batches: it asks a producer
+(drip.dispatch.producers) for the items due, and for each keeps the same guarantees as a
+lesson (drip.dispatch.send):
+
+- claimed with a lease, its Message-ID written on its row before the first hand-off
+  (`message_id_for`), so a hand-off whose outcome a dying worker did not record is made
+  again under the same id once the lease runs out;
+- inside the reader's send window in their zone, or put back to its opening (fresh links
+  go at any hour: the reader asked and waits);
+- a slot of the one shared budget (DRIP_SEND_RATE) waited for, then the reader's status
+  read, then the hand-off: only building the message lies between the read and SMTP;
+- the outcome committed before the next hand-off, only while the lease is this worker's;
+- the one retry rule (`drip.dispatch.producers.after_failure`): the relay's "slow down"
+  rests every kind and charges nobody, a permanent refusal suppresses the address, a
+  transient one is tried again after `backoff` up to DRIP_MAX_ATTEMPTS;
+- the reader's timeline told in `EventKind`s, the outcome in the pass's report and log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from drip.audience.subscriptions import suppress
+from drip.content.schedule import into_window
+from drip.core.config import Settings
+from drip.deliverability.bounces import return_path, sending_paused
+from drip.dispatch.outcome import Outcome, OutcomeStatus
+from drip.dispatch.producers import (
+    HOLD,
+    Item,
+    Lease,
+    Next,
+    Producer,
+    Settled,
+    after_failure,
+    later,
+)
+from drip.dispatch.record import LEASE_LOST
+from drip.mail.handoff import Unsendable, checked_message
+from drip.mail.links import Links
+from drip.mail.message_ids import message_id_for
+from drip.mail.pace import Pace, backoff
+from drip.mail.render import Reader, Renderer
+from drip.mail.transports import OnFirstSend, SendError, Transport
+from drip.store.models import Event, EventKind, Subscriber
+
+BATCH = 200
+NOT_TRIED = "not tried: the SMTP relay was unreachable or slowing drip down"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Run:
+    """What one run of a producer did: its outcomes, and whether the relay stopped it."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    throttled: bool = False  # the relay asked drip to slow down: the worker rests
+    stopped: bool = False  # the relay was down (or resting): the rest wait for a later pass
+    more: bool = False  # a whole batch was due: there may be more
+
+
+class Sender:
+    """Hands over one producer's messages for one worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        renderer: Renderer,
+        links: Links,
+        transport: Callable[[], Transport],
+        worker_id: str,
+        pace: Pace | None,
+    ) -> None:
+        self.settings, self.renderer, self.links = settings, renderer, links
+        self.transport, self.worker_id, self.pace = transport, worker_id, pace
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self.pass_started = time.monotonic()  # the pass sets it as it starts
+
+    def run(
+        self, session: Session, producer: Producer, now: datetime, batches: int | None = None
+    ) -> Run:
+        """Send what `producer` has due at `now`, a batch at a time (at most `batches`)."""
+        result = Run()
+        done = 0
+        while batches is None or done < batches:
+            if sending_paused(session):  # a guardrail stopped all sending meanwhile
+                break
+            # The lease runs from the claim, not from the pass's `now`: a long pass would
+            # otherwise claim its last batches with leases already over.
+            elapsed = timedelta(seconds=time.monotonic() - self.pass_started)
+            lease = Lease(self.worker_id, now + elapsed + self.lease)
+            items = producer.due(session, now, BATCH, lease)
+            done += 1
+            ready = self._prepare(session, producer, items, now)
+            with OnFirstSend(self.transport) as relay:
+                for item in ready:
+                    if result.stopped:
+                        self._settle(session, producer, item, now, self._release(item, now))
+                        continue
+                    outcome = self._one(session, relay, producer, item, now, result)
+                    if outcome is not None:
+                        result.outcomes.append(outcome)
+            result.more = not result.stopped and len(items) == BATCH
+            if not result.more:
+                break
+        producer.finish(session)
+        return result
+
+    def would_send(self, session: Session, producer: Producer, now: datetime) -> list[Outcome]:
+        """What `run` would hand over at `now` (the dry run): the same rows, window and
+        status check, nothing leased, written or sent."""
+        found = []
+        for item in producer.due(session, now, BATCH, None):
+            if producer.render(session, item) is not None or not self._in_window(item, now):
+                continue
+            if not producer.why_not(session, item):
+                found.append(self._outcome(producer, item, OutcomeStatus.WOULD_SEND))
+        return found
+
+    def _prepare(
+        self, session: Session, producer: Producer, items: list[Item], now: datetime
+    ) -> list[Item]:
+        """Render each claimed item and write its Message-ID ahead (one commit); an item
+        outside its window, or whose course cannot be read, is put back."""
+        ready = []
+        for item in items:
+            unreadable = producer.render(session, item)
+            if unreadable is not None or not self._in_window(item, now):
+                at = now + HOLD if unreadable is not None else self._opens(item, now)
+                self._settle(
+                    session,
+                    producer,
+                    item,
+                    now,
+                    Settled(OutcomeStatus.HELD, item.attempts, unreadable, at),
+                )
+                continue
+            if item.message_id is None and item.template is not None:  # else why_not refuses
+                item.message_id = message_id_for(
+                    self.settings.secret_key,
+                    item.enrollment_id,
+                    item.label,
+                    item.template.sender,
+                    self.renderer.domain,
+                )
+                producer.write_ahead(session, item, self.worker_id)
+            ready.append(item)
+        session.commit()
+        return ready
+
+    def _one(
+        self,
+        session: Session,
+        relay: Transport,
+        producer: Producer,
+        item: Item,
+        now: datetime,
+        run: Run,
+    ) -> Outcome | None:
+        """Wait for the slot, read the reader's status, hand over, record."""
+        if self.pace is not None:
+            self.pace.wait()  # the wait before the status read, not between it and SMTP
+        why = producer.why_not(session, item)
+        session.rollback()  # end the read: the status is as of now, not of the claim
+        if why:
+            if not self._settle(
+                session, producer, item, now, Settled(OutcomeStatus.SKIPPED, item.attempts, why)
+            ):
+                return self._outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
+            return self._outcome(producer, item, OutcomeStatus.SKIPPED, why)
+        template, mid = item.template, item.message_id
+        assert template is not None and mid is not None
+        reader = Reader(item.email, item.first_name, item.subscriber_id, item.enrollment_id)
+        try:
+            message = checked_message(
+                item.email, lambda: template.build(reader, self.links, mid, now, extra=item.extra)
+            )
+            relay.send(
+                return_path(self.settings, template.sender, None, item.enrollment_id),
+                item.email,
+                message,
+                name=f"{now:%Y%m%dT%H%M%S}-{item.enrollment_id}-{item.label}",
+            )
+        except (SendError, Unsendable) as error:
+            return self._failed(session, producer, item, now, error, run)
+        sent = Settled(OutcomeStatus.SENT, item.attempts + 1, at=now)
+        if producer.sent_event is not None:
+            self._event(session, item, now, producer.sent_event, self._sent_detail(item))
+        if not self._settle(session, producer, item, now, sent):
+            log.warning("%s %s handed over, not recorded: %s", item.label, item.row_id, LEASE_LOST)
+        return self._outcome(producer, item, OutcomeStatus.SENT)
+
+    def _failed(
+        self,
+        session: Session,
+        producer: Producer,
+        item: Item,
+        now: datetime,
+        error: SendError | Unsendable,
+        run: Run,
+    ) -> Outcome:
+        step, settled = after_failure(error, item, now, self.settings.max_attempts)
+        run.throttled = run.throttled or step is Next.REST
+        run.stopped = step in (Next.REST, Next.RELEASE) or (
+            isinstance(error, SendError) and error.connection
+        )
+        if step in (Next.FAIL, Next.GIVE_UP):
+            self._event(session, item, now, producer.failed_event, settled.error or "")
+        if step is Next.SUPPRESS:
+            subscriber = session.get(Subscriber, item.subscriber_id)
+            if subscriber is not None:
+                suppress(session, subscriber, now, str(error))
+        if not self._settle(session, producer, item, now, settled):
+            return self._outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
+        detail = str(error) if step is not Next.GIVE_UP else settled.error or ""
+        if step is Next.REST:
+            detail += "; the relay asked drip to slow down"
+        return self._outcome(producer, item, settled.status, detail, run.stopped, step is Next.REST)
+
+    def _release(self, item: Item, now: datetime) -> Settled:
+        """A message not tried because the relay is down or resting: no attempt used."""
+        return Settled(
+            OutcomeStatus.RETRYING, item.attempts, NOT_TRIED, later(now, backoff(1), item.window)
+        )
+
+    def _settle(
+        self, session: Session, producer: Producer, item: Item, now: datetime, settled: Settled
+    ) -> bool:
+        """Record and commit, only while the row is this worker's (else nothing changes)."""
+        if producer.settle(session, item, settled, self.worker_id):
+            session.commit()
+            return True
+        session.rollback()
+        log.warning("%s %s left alone: %s", item.label, item.row_id, LEASE_LOST)
+        return False
+
+    @staticmethod
+    def _in_window(item: Item, now: datetime) -> bool:
+        return item.window is None or into_window(now, *item.window) == now
+
+    @staticmethod
+    def _opens(item: Item, now: datetime) -> datetime:
+        assert item.window is not None
+        return into_window(now, *item.window)
+
+    @staticmethod
+    def _sent_detail(item: Item) -> str:
+        return f"{item.label} ({item.message_id})"
+
+    @staticmethod
+    def _event(session: Session, item: Item, now: datetime, kind: EventKind, detail: str) -> None:
+        session.execute(
+            insert(Event).values(
+                subscriber_id=item.subscriber_id,
+                enrollment_id=item.enrollment_id,
+                kind=kind,
+                at=now,
+                detail=detail[:2000],
+            )
+        )
+
+    @staticmethod
+    def _outcome(
+        producer: Producer,
+        item: Item,
+        status: OutcomeStatus,
+        detail: str = "",
+        relay_down: bool = False,
+        throttled: bool = False,
+    ) -> Outcome:
+        return Outcome(
+            item.enrollment_id,
+            item.email,
+            item.sequence,
+            item.label,
+            status,
+            detail,
+            relay_down,
+            throttled,
+            kind=producer.kind,
+        )
