@@ -22,6 +22,7 @@ from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Library, Sequence
 from drip.deliverability.bounces import return_path
 from drip.dispatch.broadcasts import READERS, lesson_key, template_for, unreadable
+from drip.dispatch.caps import Caps, copy_waits
 from drip.dispatch.outcome import Kind, Outcome, OutcomeStatus
 from drip.mail.handoff import Unsendable, checked_message
 from drip.mail.links import Links
@@ -220,6 +221,9 @@ class _Copy:
             row.last_error = place[0] or row.last_error
             session.commit()
             return None
+        caps = Caps.of(self.renderer.settings)  # caps: over the reader's cap, it waits
+        if place and copy_waits(session, row, place.zone, place.course.window, now, caps):
+            return None  # caps: queued again for the reader's next window
         pace.slot()  # the wait before the status read, not between it and the hand-off
         broadcast = session.get(Broadcast, row.broadcast_id)
         subscriber = session.get(Subscriber, row.subscriber_id)

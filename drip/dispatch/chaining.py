@@ -21,6 +21,7 @@ from drip.audience.subscriptions import Consent, SubscriptionError, subscribe
 from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Library, Sequence
 from drip.deliverability.bounces import return_path
+from drip.dispatch.caps import Caps, reader_wait
 from drip.dispatch.outcome import Kind, Outcome, OutcomeStatus
 from drip.mail.handoff import Unsendable, checked_message
 from drip.mail.links import Links
@@ -175,6 +176,9 @@ def chain(
             else:
                 if into_window(now, finished.window, _zone(enrollment, finished)) != now:
                     continue  # outside the reader's window: a later pass offers
+                zone, caps = _zone(enrollment, finished), Caps.of(renderer.settings)  # caps:
+                if reader_wait(session, enrollment.subscriber_id, zone, finished.window, now, caps):
+                    continue  # caps: over the reader's cap, or a lesson of theirs is due
                 transport.slot()  # the wait before the checks, not between them and the hand-off
                 if not _take(session, enrollment, now):
                     continue  # another worker is offering it

@@ -27,10 +27,12 @@ from drip.core.skew import ClockWatch
 from drip.deliverability.bounces import sending_paused
 from drip.dispatch.broadcast_copies import send_due
 from drip.dispatch.broadcast_copies import would_send as would_send_copies
+from drip.dispatch.caps import Caps
 from drip.dispatch.chaining import chain, would_offer
 from drip.dispatch.claim import expire_unconfirmed, lease, peek, resume_held
 from drip.dispatch.fresh_links import send_requested
 from drip.dispatch.fresh_links import would_send as would_send_links
+from drip.dispatch.lesson_caps import hold_over_cap
 from drip.dispatch.plan import Send, plan
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.dispatch.send import Recorder
@@ -79,6 +81,7 @@ class Dispatcher:
         self.recorder = Recorder(
             engine.dialect, settings, renderer, links, self.worker_id, self.pace, clock
         )
+        self.caps = Caps.of(settings)  # caps: each reader's daily and weekly caps
         self.rest = timedelta()  # how long the relay last asked drip to wait
         self.rest_until: datetime | None = None
         self.clock_watch = ClockWatch()
@@ -163,6 +166,8 @@ class Dispatcher:
             plans = [
                 plan(c, library, now, sequences_dir=self.settings.sequences_dir) for c in claimed
             ]
+            plans, waiting = hold_over_cap(conn, plans, now, self.caps, self.worker_id)  # caps:
+            self._record(report, waiting, progress)  # caps: lessons over the reader's cap wait
             outcomes, relay_down = self.recorder.carry_out(
                 conn, plans, now, self.transport, progress
             )
