@@ -34,6 +34,7 @@ from drip.dispatch.fresh_links import send_requested
 from drip.dispatch.fresh_links import would_send as would_send_links
 from drip.dispatch.lesson_caps import hold_over_cap
 from drip.dispatch.plan import Send, plan
+from drip.dispatch.reminders import remind
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.dispatch.send import Recorder
 from drip.mail.links import Links
@@ -189,6 +190,9 @@ class Dispatcher:
             report.fresh_links = send_requested(
                 session, library, self.renderer, self.links, relay, now
             )
+        with Session(self.engine) as session:  # caps: the confirmations' one reminder
+            reminded = remind(session, library, self.renderer, self.links, relay, now)
+        self._record(report, reminded, progress)  # caps
         if not relay.throttled:
             with Session(self.engine) as session:
                 report.chained = chain(session, library, self.renderer, self.links, relay, now)
