@@ -22,7 +22,7 @@ from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Library, Sequence
 from drip.deliverability.bounces import return_path
 from drip.dispatch.broadcasts import READERS, lesson_key, template_for, unreadable
-from drip.dispatch.caps import Caps, copy_waits
+from drip.dispatch.caps import Caps, copy_waits, reader_wait
 from drip.dispatch.outcome import Kind, Outcome, OutcomeStatus
 from drip.mail.handoff import Unsendable, checked_message
 from drip.mail.links import Links
@@ -124,15 +124,21 @@ def send_due(
             return result
 
 
-def would_send(session: Session, library: Library, now: datetime) -> list[Outcome]:
+def would_send(
+    session: Session, library: Library, now: datetime, caps: Caps | None = None
+) -> list[Outcome]:
     """The broadcast copies a pass at `now` would hand over (the dry run): the same rows,
-    the same window, hold and status checks, nothing leased or written."""
+    the same window, hold and status checks (with `caps`, the reader's cap), nothing leased
+    or written."""
     found = []
     for row in session.scalars(
         select(BroadcastRecipient).where(BroadcastRecipient.id.in_(_due(now)))
     ):
         place = _place(session, library, row, now)
         if not isinstance(place, _Placed):
+            continue
+        window = place.course.window  # caps: held by the reader's cap
+        if caps and reader_wait(session, row.subscriber_id, place.zone, window, now, caps):
             continue
         broadcast = session.get(Broadcast, row.broadcast_id)
         subscriber = session.get(Subscriber, row.subscriber_id)

@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Table, func, select, union_all
 from sqlalchemy.orm import Session
 
-from drip.content.schedule import into_window
-from drip.content.sequences import SendWindow
+from drip.content.schedule import into_window, reader_zone
+from drip.content.sequences import SendWindow, Sequence
 from drip.core.config import Settings
 from drip.store.models import (
     BroadcastRecipient,
@@ -166,3 +166,13 @@ def copy_waits(
     row.status, row.lease_owner, row.due_at = RecipientStatus.QUEUED, None, until
     session.commit()
     return True
+
+
+def offer_waits(
+    session: Session, enrollment: Enrollment, finished: Sequence, now: datetime, caps: Caps
+) -> bool:
+    """True when the offer of what follows `finished` must wait: the reader's cap is reached,
+    or a lesson of theirs is due (a later pass offers)."""
+    zone = reader_zone(enrollment.subscriber.timezone, finished.timezone)
+    opens = reader_wait(session, enrollment.subscriber_id, zone, finished.window, now, caps)
+    return opens is not None

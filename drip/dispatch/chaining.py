@@ -21,7 +21,7 @@ from drip.audience.subscriptions import Consent, SubscriptionError, subscribe
 from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Library, Sequence
 from drip.deliverability.bounces import return_path
-from drip.dispatch.caps import Caps, reader_wait
+from drip.dispatch.caps import Caps, offer_waits
 from drip.dispatch.outcome import Kind, Outcome, OutcomeStatus
 from drip.mail.handoff import Unsendable, checked_message
 from drip.mail.links import Links
@@ -132,8 +132,11 @@ def _offer_due(
     )
 
 
-def would_offer(session: Session, library: Library, now: datetime) -> list[Outcome]:
-    """The offers a pass at `now` would send (the dry run), by the same tests."""
+def would_offer(
+    session: Session, library: Library, now: datetime, caps: Caps | None = None
+) -> list[Outcome]:
+    """The offers a pass at `now` would send (the dry run), by the same tests; with `caps`,
+    not those the reader's cap holds."""
     found = []
     for enrollment in _finished_lately(session, library, now):
         finished = library.sequences[enrollment.sequence]
@@ -141,6 +144,8 @@ def would_offer(session: Session, library: Library, now: datetime) -> list[Outco
         action, slug = finished.on_complete
         target = library.get(slug)
         if action == "offer" and target and _offer_due(session, enrollment, finished, target, now):
+            if caps and offer_waits(session, enrollment, finished, now, caps):
+                continue  # caps: held by the reader's cap
             found.append(_outcome(enrollment, target, OutcomeStatus.WOULD_SEND))
     return found
 
@@ -176,8 +181,7 @@ def chain(
             else:
                 if into_window(now, finished.window, _zone(enrollment, finished)) != now:
                     continue  # outside the reader's window: a later pass offers
-                zone, caps = _zone(enrollment, finished), Caps.of(renderer.settings)  # caps:
-                if reader_wait(session, enrollment.subscriber_id, zone, finished.window, now, caps):
+                if offer_waits(session, enrollment, finished, now, Caps.of(renderer.settings)):
                     continue  # caps: over the reader's cap, or a lesson of theirs is due
                 transport.slot()  # the wait before the checks, not between them and the hand-off
                 if not _take(session, enrollment, now):

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Table, select, update
 from drip.content.schedule import reader_zone
 from drip.dispatch.caps import LOOK_BACK, Caps, Db, aware, handed_off, next_opening, tally
 from drip.dispatch.plan import Plan, Send
+from drip.dispatch.record import LEASE_LOST
 from drip.dispatch.report import Outcome, OutcomeStatus
 from drip.store.models import Enrollment
 
@@ -69,20 +70,33 @@ def hold_over_cap(
 ) -> tuple[list[Plan], list[Outcome]]:
     """The batch without its lessons over their reader's cap, and what became of those:
     each reader put back, due at their next window (only while this worker holds them)."""
-    waiting = over_cap(conn, plans, now, caps)
-    if not waiting:
-        return plans, []
+    rest, waiting = split_over_cap(conn, plans, now, caps)
     outcomes = []
     for wait in waiting:
-        conn.execute(
+        moved = conn.execute(
             update(E)
             .where(E.c.id == wait.send.claimed.enrollment_id, E.c.lease_owner == worker_id)
             .values(due_at=wait.until, lease_owner=None)
+        ).rowcount
+        outcomes.append(
+            held_outcome(wait) if moved else wait.send.outcome(OutcomeStatus.SKIPPED, LEASE_LOST)
         )
-        outcomes.append(wait.send.outcome(OutcomeStatus.HELD, waiting_note(wait.until)))
     conn.commit()
+    return rest, outcomes
+
+
+def split_over_cap(
+    db: Db, plans: list[Plan], now: datetime, caps: Caps
+) -> tuple[list[Plan], list[Waiting]]:
+    """(the plans that go ahead, the lessons that wait); the dry run reports the second as
+    held, changing nothing."""
+    waiting = over_cap(db, plans, now, caps)
     held = {id(wait.send) for wait in waiting}
-    return [p for p in plans if id(p) not in held], outcomes
+    return [p for p in plans if id(p) not in held], waiting
+
+
+def held_outcome(wait: Waiting) -> Outcome:
+    return wait.send.outcome(OutcomeStatus.HELD, waiting_note(wait.until))
 
 
 def waiting_note(until: datetime) -> str:

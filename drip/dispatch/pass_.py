@@ -32,7 +32,7 @@ from drip.dispatch.chaining import chain, would_offer
 from drip.dispatch.claim import expire_unconfirmed, lease, peek, resume_held
 from drip.dispatch.fresh_links import send_requested
 from drip.dispatch.fresh_links import would_send as would_send_links
-from drip.dispatch.lesson_caps import hold_over_cap
+from drip.dispatch.lesson_caps import held_outcome, hold_over_cap, split_over_cap
 from drip.dispatch.plan import Send, plan
 from drip.dispatch.reminders import remind
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
@@ -241,8 +241,8 @@ class Dispatcher:
         copies, which go after). None while a guardrail or the relay's rest stops them."""
         if sending_paused(session) or self._resting(now):
             return [], []
-        before = would_send_links(session, library) + would_offer(session, library, now)
-        return before, would_send_copies(session, library, now)
+        before = would_send_links(session, library) + would_offer(session, library, now, self.caps)
+        return before, would_send_copies(session, library, now, self.caps)  # caps: caps passed
 
     def _tune(self, conn: Connection) -> int:
         """Settings of the pass's own connection; SQLite's autocheckpoint before, to restore."""
@@ -302,8 +302,11 @@ class Dispatcher:
         same plan for the same readers, reported instead of carried out."""
         with self.engine.connect() as conn:
             for batch in peek(conn, now, self.settings.confirm_days):
-                for claimed in batch:
-                    planned = plan(claimed, library, now, sequences_dir=self.settings.sequences_dir)
+                folder = self.settings.sequences_dir
+                plans = [plan(c, library, now, sequences_dir=folder) for c in batch]
+                plans, waiting = split_over_cap(conn, plans, now, self.caps)  # caps:
+                yield from (held_outcome(wait) for wait in waiting)  # caps: held, as the pass does
+                for planned in plans:
                     yield (
                         planned.outcome(OutcomeStatus.WOULD_SEND)
                         if isinstance(planned, Send)
