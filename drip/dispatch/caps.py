@@ -168,11 +168,30 @@ def copy_waits(
     return True
 
 
+def offer_opens(
+    session: Session, enrollment: Enrollment, finished: Sequence, now: datetime, caps: Caps
+) -> datetime | None:
+    """None when the offer of what follows `finished` may go now; else when to look again:
+    the reader's cap is reached, or a lesson of theirs is due."""
+    zone = reader_zone(enrollment.subscriber.timezone, finished.timezone)
+    return reader_wait(session, enrollment.subscriber_id, zone, finished.window, now, caps)
+
+
 def offer_waits(
     session: Session, enrollment: Enrollment, finished: Sequence, now: datetime, caps: Caps
 ) -> bool:
-    """True when the offer of what follows `finished` must wait: the reader's cap is reached,
-    or a lesson of theirs is due (a later pass offers)."""
-    zone = reader_zone(enrollment.subscriber.timezone, finished.timezone)
-    opens = reader_wait(session, enrollment.subscriber_id, zone, finished.window, now, caps)
-    return opens is not None
+    """For the dry run: the offer would wait (drip.dispatch.chaining.would_offer)."""
+    return offer_opens(session, enrollment, finished, now, caps) is not None
+
+
+def hold_offer(
+    session: Session, enrollment: Enrollment, finished: Sequence, now: datetime, caps: Caps
+) -> bool:
+    """An offer that must wait gets its due time (`offer_due_at`, committed), past which a
+    pass offers it, however long after the course ended: True. False: it may go now."""
+    opens = offer_opens(session, enrollment, finished, now, caps)
+    if opens is None:
+        return False
+    enrollment.offer_due_at = opens
+    session.commit()
+    return True

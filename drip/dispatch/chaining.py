@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from drip.audience.subscriptions import Consent, SubscriptionError, subscribe
 from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Library, Sequence
 from drip.deliverability.bounces import return_path
-from drip.dispatch.caps import Caps, offer_waits
+from drip.dispatch.caps import Caps, hold_offer, offer_waits
 from drip.dispatch.outcome import Kind, Outcome, OutcomeStatus
 from drip.mail.handoff import Unsendable, checked_message
 from drip.mail.links import Links
@@ -109,7 +109,9 @@ def _finished_lately(session: Session, library: Library, now: datetime) -> list[
                 Enrollment.status == EnrollmentStatus.COMPLETED,
                 Enrollment.chained_at.is_(None),
                 Enrollment.sequence.in_(sources),
-                Enrollment.completed_at >= now - RECENT,
+                # caps: an offer the reader's cap held waits for its time, however long
+                or_(Enrollment.completed_at >= now - RECENT, Enrollment.offer_due_at.is_not(None)),
+                or_(Enrollment.offer_due_at.is_(None), Enrollment.offer_due_at <= now),
             )
             .order_by(Enrollment.id)
             .limit(BATCH)
@@ -181,7 +183,7 @@ def chain(
             else:
                 if into_window(now, finished.window, _zone(enrollment, finished)) != now:
                     continue  # outside the reader's window: a later pass offers
-                if offer_waits(session, enrollment, finished, now, Caps.of(renderer.settings)):
+                if hold_offer(session, enrollment, finished, now, Caps.of(renderer.settings)):
                     continue  # caps: over the reader's cap, or a lesson of theirs is due
                 transport.slot()  # the wait before the checks, not between them and the hand-off
                 if not _take(session, enrollment, now):

@@ -210,6 +210,8 @@ class Enrollment(Base):
     unsubscribed_at: Mapped[utc_or_none]
     # when its `on_complete` was carried out (drip.dispatch.chaining)
     chained_at: Mapped[utc_or_none]
+    # when an offer the reader's cap held may go (drip.dispatch.caps); it is not dropped
+    offer_due_at: Mapped[utc_or_none]
     # The Message-ID of its confirmation email or course offer, written before the hand-off
     # so a retry reuses it (drip.mail.message_ids); a confirmation's is cleared once it is sent.
     pending_message_id: Mapped[str | None] = mapped_column(String(255))

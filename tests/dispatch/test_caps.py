@@ -17,8 +17,17 @@ from drip.dispatch.broadcasts import read_broadcast, schedule
 from drip.dispatch.caps import Caps, Tally, next_opening, tally
 from drip.dispatch.report import OutcomeStatus, PassReport
 from drip.services import Services, build_services
-from drip.store.models import BroadcastRecipient, Enrollment, EnrollmentStatus, RecipientStatus
+from drip.store.models import (
+    BroadcastRecipient,
+    Enrollment,
+    EnrollmentStatus,
+    Event,
+    EventKind,
+    RecipientStatus,
+)
 from tests.conftest import courses_beside_tiny, enroll, make_settings
+from tests.dispatch.test_chaining import library_with
+from tests.dispatch.test_one_way import add_finished_readers
 from tests.smtp import SmtpServer
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -203,3 +212,41 @@ def test_the_dry_run_says_which_lessons_the_cap_holds_as_the_pass_then_does(
 
     assert seen(dry) == seen(real) == {("alpha", "hello", "sent"), ("beta", "hello", "held")}
     assert [m.subject for m in smtp_server.to("ada@example.org")] == ["Alpha: one"]
+
+
+def test_an_offer_waits_behind_the_readers_lessons_and_is_not_dropped_after_a_week(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    courses = library_with(tmp_path, "on_complete: {offer: next-course}\n")
+    long = {
+        f"{n:02d}-day{n}.md": f'---\nsubject: "Long: {n}"\ndelay: 1d\n---\nDay.\n'
+        for n in range(2, 11)
+    }
+    long["01-day1.md"] = '---\nsubject: "Long: 1"\ndelay: 0\n---\nDay.\n'
+    long["sequence.yaml"] = course("Long")["sequence.yaml"]
+    (courses / "long").mkdir()
+    for name, text in long.items():
+        (courses / "long" / name).write_text(text)
+    svc = build_services(
+        make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=courses),
+        clock,
+    )
+    (email,) = add_finished_readers(svc, 1, clock())  # finished tiny an hour ago: an offer due
+    enroll(svc, email, "long")
+    start = clock()
+    per_day = []
+    for day in range(13):
+        before = len(smtp_server.to(email))
+        for hour in (9, 10, 15):
+            clock.set(local(start + timedelta(days=day), hour, 30))
+            svc.dispatcher().run_pass(clock())
+        per_day.append(len(smtp_server.to(email)) - before)
+
+    subjects = [m.subject for m in smtp_server.to(email)]
+    assert per_day == [1] * 11 + [0, 0]
+    # the offer comes the day after the last lesson, ten days after the course it follows
+    assert subjects == [f"Long: {n}" for n in range(1, 11)] + ["What comes after Tiny course"]
+    with svc.sessions() as session:
+        events = session.scalars(select(Event.kind).where(Event.kind == EventKind.OFFERED)).all()
+    assert len(events) == 1
+    svc.engine.dispose()

@@ -1,8 +1,10 @@
-"""the confirmation's one reminder is marked on its enrollment; a reader's broadcast copies
-by the moment they went, for the per-reader caps
+"""the confirmation's one reminder is marked on its enrollment; an offer the per-reader caps
+hold has a due time; a reader's broadcast copies indexed by the moment they went
 
 `enrollments.confirm_reminded_at`: when the one reminder of an unconfirmed sign-up went out
-(set before the hand-off, so no second is ever sent). `ix_broadcast_recipients_subscriber_sent`:
+(set before the hand-off, so no second is ever sent). `enrollments.offer_due_at`: when an
+offer of the next course that the reader's cap held may go (kept past the 7 days in which a
+finished course is chained, so it is never dropped). `ix_broadcast_recipients_subscriber_sent`:
 the caps count a reader's copies sent this week (drip.dispatch.caps).
 
 Revision ID: 0026
@@ -32,6 +34,11 @@ def upgrade() -> None:
                 nullable=True,
             )
         )
+        batch_op.add_column(
+            sa.Column(
+                'offer_due_at', drip.store.models.UTCDateTime(timezone=True), nullable=True
+            )
+        )
     with op.batch_alter_table('broadcast_recipients', schema=None) as batch_op:
         batch_op.create_index(
             'ix_broadcast_recipients_subscriber_sent', ['subscriber_id', 'sent_at'], unique=False
@@ -42,4 +49,5 @@ def downgrade() -> None:
     with op.batch_alter_table('broadcast_recipients', schema=None) as batch_op:
         batch_op.drop_index('ix_broadcast_recipients_subscriber_sent')
     with op.batch_alter_table('enrollments', schema=None) as batch_op:
+        batch_op.drop_column('offer_due_at')
         batch_op.drop_column('confirm_reminded_at')
