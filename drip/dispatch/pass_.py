@@ -34,7 +34,7 @@ from drip.dispatch.fresh_links import send_requested
 from drip.dispatch.fresh_links import would_send as would_send_links
 from drip.dispatch.lesson_caps import held_outcome, hold_over_cap, split_over_cap
 from drip.dispatch.plan import Send, plan
-from drip.dispatch.reminders import remind
+from drip.dispatch.reminders import remind, would_remind
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.dispatch.send import Recorder
 from drip.mail.links import Links
@@ -242,6 +242,7 @@ class Dispatcher:
         if sending_paused(session) or self._resting(now):
             return [], []
         before = would_send_links(session, library) + would_offer(session, library, now, self.caps)
+        before += would_remind(session, library, now, self.settings.confirm_days)  # caps:
         return before, would_send_copies(session, library, now, self.caps)  # caps: caps passed
 
     def _tune(self, conn: Connection) -> int:

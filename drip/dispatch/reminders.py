@@ -56,6 +56,17 @@ def due_reminders(session: Session, now: datetime, confirm_days: int) -> list[En
     )
 
 
+def would_remind(
+    session: Session, library: Library, now: datetime, confirm_days: int
+) -> list[Outcome]:
+    """The reminders a pass at `now` would send (the dry run), nothing marked."""
+    return [
+        _outcome(enrollment, OutcomeStatus.WOULD_SEND)
+        for enrollment in due_reminders(session, now, confirm_days)
+        if library.get(enrollment.sequence) is not None
+    ]
+
+
 def reminder(renderer: Renderer, sequence: Sequence) -> MessageTemplate:
     return renderer.from_file(
         sequence,

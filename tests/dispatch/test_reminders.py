@@ -134,3 +134,33 @@ def confirm_link(text: str) -> str:
     match = re.search(r"http://drip\.test(/confirm/\S+?)(?=[\s>)\]]|$)", text)
     assert match, text
     return match[1]
+
+
+def test_a_reminder_once_sent_is_not_listed_again_by_the_dry_run(
+    svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
+    enroll(svc, confirmed=False)
+    passes(svc, clock, hours=26)
+    assert reminded(svc) == 1
+
+    dry = svc.dispatcher().run_pass(clock(), dry_run=True)
+
+    assert [o for o in dry.outcomes if o.lesson == "confirm-reminder"] == []
+
+
+def test_the_dry_run_lists_a_due_reminder_and_marks_nothing(
+    svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
+    enroll(svc, confirmed=False)
+    svc.dispatcher().run_pass(clock())
+    clock.advance(hours=25)
+
+    dry = svc.dispatcher().run_pass(clock(), dry_run=True)
+    real = svc.dispatcher().run_pass(clock())
+
+    assert [(o.lesson, o.status) for o in dry.outcomes] == [
+        ("confirm-reminder", OutcomeStatus.WOULD_SEND)
+    ]
+    assert [(o.lesson, o.status) for o in real.outcomes] == [
+        ("confirm-reminder", OutcomeStatus.SENT)
+    ]
