@@ -150,13 +150,7 @@ def test_the_broadcast_unsubscribe_stops_broadcasts_but_keeps_the_course(
     tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock, courses: Path
 ) -> None:
     app = create_app(
-        make_settings(
-            tmp_path,
-            sqlite_url,
-            smtp_url=smtp_server.url,
-            sequences_dir=courses,
-            reader_daily_cap=2,  # the welcome and the broadcast on the same day
-        ),
+        make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, sequences_dir=courses),
         clock=clock,
     )
     svc: Services = app.extensions["drip"]

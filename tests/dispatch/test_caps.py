@@ -61,7 +61,13 @@ def svc(tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: Frozen
         {"alpha": course("Alpha"), "beta": course("Beta"), "gamma": course("Gamma")},
     )
     return build_services(
-        make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=courses),
+        make_settings(
+            tmp_path,
+            backend_url,
+            smtp_url=smtp_server.url,
+            sequences_dir=courses,
+            reader_daily_cap=1,  # the product's default (the tests' settings raise it)
+        ),
         clock,
     )
 
@@ -228,7 +234,13 @@ def test_an_offer_waits_behind_the_readers_lessons_and_is_not_dropped_after_a_we
     for name, text in long.items():
         (courses / "long" / name).write_text(text)
     svc = build_services(
-        make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=courses),
+        make_settings(
+            tmp_path,
+            backend_url,
+            smtp_url=smtp_server.url,
+            sequences_dir=courses,
+            reader_daily_cap=1,
+        ),
         clock,
     )
     (email,) = add_finished_readers(svc, 1, clock())  # finished tiny an hour ago: an offer due

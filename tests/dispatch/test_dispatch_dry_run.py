@@ -87,14 +87,7 @@ def test_the_dry_run_says_what_the_real_pass_then_does_for_every_kind_of_reader(
     for slug in ("tiny", "paused", "broken"):
         shutil.copytree(TESTS / "sequences" / "tiny", root / slug)
     svc = build_services(
-        make_settings(
-            tmp_path,
-            backend_url,
-            smtp_url=smtp_server.url,
-            sequences_dir=root,
-            reader_daily_cap=2,  # "second due" had its welcome today (the cap: test_caps.py)
-        ),
-        clock,
+        make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=root), clock
     )
     ids = readers_of_every_kind(svc, root)
     dispatcher = svc.dispatcher()

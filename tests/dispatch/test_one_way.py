@@ -44,11 +44,6 @@ SUBSCRIBERS = cast(Table, Subscriber.__table__)
 ENROLLMENTS = cast(Table, Enrollment.__table__)
 
 
-# Every kind due to the same readers at once: these tests are about the shared pace and
-# window, not the per-reader cap (tests/dispatch/test_caps.py), so it is raised out of the way.
-CAP = 10
-
-
 def news(to: tuple[str, ...] = ("tiny",)) -> BroadcastFile:
     return BroadcastFile(
         "news", "News", "", "A new post. [Leave]({{ unsubscribe_url }})", to, "both", ()
@@ -121,12 +116,7 @@ def svc(tmp_path: Path, backend_url: str, smtp_server: SmtpServer) -> Services:
     clock = FrozenClock(NINE_IN_NEW_YORK)
     courses = library_with(tmp_path, "on_complete: {offer: next-course}\n")
     settings = make_settings(
-        tmp_path,
-        backend_url,
-        smtp_url=smtp_server.url,
-        sequences_dir=courses,
-        send_rate=RATE,
-        reader_daily_cap=CAP,
+        tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=courses, send_rate=RATE
     )
     return build_services(settings, clock)
 
@@ -240,13 +230,7 @@ def test_four_workers_on_postgres_keep_every_kind_together_to_the_send_rate(
 ) -> None:
     courses = library_with(tmp_path, "on_complete: {offer: next-course}\n")
     svc = build_services(
-        make_settings(
-            tmp_path,
-            postgres_url,
-            smtp_url=smtp_server.url,
-            sequences_dir=courses,
-            reader_daily_cap=CAP,
-        ),
+        make_settings(tmp_path, postgres_url, smtp_url=smtp_server.url, sequences_dir=courses),
         FrozenClock(NINE_IN_NEW_YORK),
     )
     owed = every_kind_due(svc, NINE_IN_NEW_YORK)
@@ -261,7 +245,6 @@ def test_four_workers_on_postgres_keep_every_kind_together_to_the_send_rate(
         "DRIP_SMTP_URL": smtp_server.url,
         "DRIP_SEND_RATE": str(RATE),
         "DRIP_BATCH_SIZE": "20",
-        "DRIP_READER_DAILY_CAP": str(CAP),
         "DRIP_ALLOW_UNSAFE_SENDING": "true",
         "DRIP_POSTAL_ADDRESS": "1 Test Street",
     }
@@ -286,9 +269,7 @@ def test_four_workers_on_postgres_keep_every_kind_together_to_the_send_rate(
 @pytest.fixture
 def plain(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer) -> Services:
     """No pace, and a reader's message given up after two transient refusals."""
-    settings = make_settings(
-        tmp_path, sqlite_url, smtp_url=smtp_server.url, max_attempts=2, reader_daily_cap=CAP
-    )
+    settings = make_settings(tmp_path, sqlite_url, smtp_url=smtp_server.url, max_attempts=2)
     return build_services(settings, FrozenClock(NINE_IN_NEW_YORK))
 
 
