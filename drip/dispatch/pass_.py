@@ -190,9 +190,10 @@ class Dispatcher:
             report.fresh_links = send_requested(
                 session, library, self.renderer, self.links, relay, now
             )
-        with Session(self.engine) as session:  # caps: the confirmations' one reminder
-            reminded = remind(session, library, self.renderer, self.links, relay, now)
-        self._record(report, reminded, progress)  # caps
+        if not relay.throttled:  # caps: the confirmations' one reminder
+            with Session(self.engine) as session:
+                reminded = remind(session, library, self.renderer, self.links, relay, now)
+            self._record(report, reminded, progress)
         if not relay.throttled:
             with Session(self.engine) as session:
                 report.chained = chain(session, library, self.renderer, self.links, relay, now)

@@ -262,3 +262,35 @@ def test_an_offer_waits_behind_the_readers_lessons_and_is_not_dropped_after_a_we
         events = session.scalars(select(Event.kind).where(Event.kind == EventKind.OFFERED)).all()
     assert len(events) == 1
     svc.engine.dispose()
+
+
+def test_over_the_weekly_cap_the_rest_wait_for_next_monday_and_all_arrive(
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    courses = courses_beside_tiny(
+        tmp_path,
+        {"alpha": course("Alpha"), "beta": course("Beta"), "gamma": course("Gamma")},
+    )
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        smtp_url=smtp_server.url,
+        sequences_dir=courses,
+        reader_daily_cap=2,
+        reader_weekly_cap=3,
+    )
+    svc = build_services(settings, clock)
+    for slug in ("alpha", "beta", "gamma"):
+        enroll(svc, "ada@example.org", slug)
+    start = clock()  # Monday
+    per_day = []
+    for day in range(14):
+        before = len(smtp_server.to("ada@example.org"))
+        for hour in (9, 10):
+            clock.set(local(start + timedelta(days=day), hour, 30))
+            svc.dispatcher().run_pass(clock())
+        per_day.append(len(smtp_server.to("ada@example.org")) - before)
+
+    # two on Monday, one on Tuesday (three a week), then nothing until the next Monday
+    assert per_day == [2, 1, 0, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0]
+    assert len(smtp_server.to("ada@example.org")) == 6
