@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from drip.content.sequences import Library, Sequence
@@ -35,6 +35,15 @@ REMINDER = "confirm-reminder"  # its name in Message-IDs, outbox files and the p
 BATCH = 500
 
 
+def _not_reminded() -> ColumnElement[bool]:
+    """No reminder for this sign-up yet: none ever, or only for an earlier one (a reader who
+    left, or whose sign-up expired, and signed up again: `created_at` is the new one's)."""
+    return or_(
+        Enrollment.confirm_reminded_at.is_(None),
+        Enrollment.confirm_reminded_at < Enrollment.created_at,
+    )
+
+
 def due_reminders(session: Session, now: datetime, confirm_days: int) -> list[Enrollment]:
     """Sign-ups made more than a day ago, not confirmed, not expired, whose confirmation
     went out and whose reminder has not: oldest first."""
@@ -47,7 +56,7 @@ def due_reminders(session: Session, now: datetime, confirm_days: int) -> list[En
                 Enrollment.created_at <= now - REMIND_AFTER,
                 Enrollment.created_at >= now - timedelta(days=confirm_days),
                 Enrollment.confirmation_sent_at.is_not(None),
-                Enrollment.confirm_reminded_at.is_(None),
+                _not_reminded(),
                 Subscriber.suppressed_at.is_(None),
             )
             .order_by(Enrollment.id)
@@ -138,7 +147,7 @@ def _take(session: Session, enrollment_id: int, now: datetime) -> bool:
         update(Enrollment)
         .where(
             Enrollment.id == enrollment_id,
-            Enrollment.confirm_reminded_at.is_(None),
+            _not_reminded(),
             Enrollment.status == EnrollmentStatus.PENDING,
         )
         .values(confirm_reminded_at=now)

@@ -164,3 +164,16 @@ def test_the_dry_run_lists_a_due_reminder_and_marks_nothing(
     assert [(o.lesson, o.status) for o in real.outcomes] == [
         ("confirm-reminder", OutcomeStatus.SENT)
     ]
+
+
+def test_a_reader_who_signs_up_again_after_expiring_may_be_reminded_of_the_new_sign_up(
+    svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
+    enroll(svc, confirmed=False)
+    passes(svc, clock, hours=24 * 8)  # reminded once, then expired
+    enroll(svc, confirmed=False)  # a new sign-up
+    passes(svc, clock, hours=24 * 2)
+
+    subjects = [m.subject for m in smtp_server.to("ada@example.org")]
+    assert subjects == [CONFIRM, REMINDER, CONFIRM, REMINDER]
+    assert reminded(svc) == 2
