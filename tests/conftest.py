@@ -138,6 +138,9 @@ def backend_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(fixture))
 
 
+TESTS_DAILY_CAP = 100  # DRIP_READER_DAILY_CAP in the tests' settings (the product's is 1)
+
+
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": tmp_path / "data",
@@ -146,6 +149,10 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "base_url": "http://drip.test",
         "secret_key": "test-secret",
         "postal_address": "1 Test Street, Springfield",
+        # Many tests send one reader several messages in a day (a welcome, then a broadcast;
+        # lessons run through in one go): the product's cap of one a day would hold them.
+        # The caps' own tests (tests/dispatch/test_caps.py) set it back to 1.
+        "reader_daily_cap": TESTS_DAILY_CAP,
         **overrides,
     }
     if values.get("smtp_url"):  # a local test relay over http links: the sanctioned switch

@@ -325,6 +325,26 @@ class Settings:
             "help": "Days a confirmation link stays valid; unconfirmed sign-ups expire after.",
         },
     )
+    reader_daily_cap: int = field(
+        default=1,
+        metadata={
+            "env": "DRIP_READER_DAILY_CAP",
+            "parse": _positive_int,
+            "help": "Emails one reader is sent in a day (their time zone), across every course "
+            "and broadcast; more wait for the reader's next day. Confirmations, their reminder "
+            "and download links they asked for are never held or counted.",
+        },
+    )
+    reader_weekly_cap: int | None = field(
+        default=None,
+        metadata={
+            "env": "DRIP_READER_WEEKLY_CAP",
+            "parse": _positive_int,
+            "help": "Emails one reader is sent in a week (Monday to Sunday, their time zone), "
+            "across every course and broadcast; more wait for the next week. Unset: no weekly "
+            "cap.",
+        },
+    )
     link_days: int = field(
         default=30,
         metadata={

@@ -51,6 +51,7 @@ class BroadcastCopies:
         None  # the broadcast's page counts them; the timeline keeps the failures
     )
     failed_event = EventKind.NOT_SENT
+    capped = True
 
     def __init__(self, library: Library, renderer: Renderer, links: Links) -> None:
         self.library, self.renderer, self.links = library, renderer, links

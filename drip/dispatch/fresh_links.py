@@ -50,6 +50,7 @@ class FreshLinks(Requested):
     kind_name = MAGNET_LINK
     sent_event: EventKind | None = EventKind.MAGNET_LINK_SENT
     failed_event = EventKind.MAGNET_LINK_FAILED
+    capped = False
 
     def __init__(self, library: Library, renderer: Renderer) -> None:
         self.library, self.renderer = library, renderer

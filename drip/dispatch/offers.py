@@ -37,6 +37,7 @@ class Offers(Requested):
     kind_name = OFFER
     sent_event: EventKind | None = EventKind.OFFERED
     failed_event = EventKind.OFFER_FAILED
+    capped = True
 
     def __init__(self, library: Library, renderer: Renderer) -> None:
         self.library, self.renderer = library, renderer

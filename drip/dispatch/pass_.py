@@ -26,12 +26,15 @@ from drip.core.config import Settings
 from drip.core.skew import ClockWatch
 from drip.deliverability.bounces import sending_paused
 from drip.dispatch.broadcast_copies import BroadcastCopies
+from drip.dispatch.caps import Caps
 from drip.dispatch.chaining import chain
 from drip.dispatch.claim import expire_unconfirmed, lease, peek, resume_held
 from drip.dispatch.fresh_links import FreshLinks
+from drip.dispatch.lesson_caps import held_outcome, hold_over_cap, split_over_cap
 from drip.dispatch.offers import Offers
 from drip.dispatch.plan import Send, plan
 from drip.dispatch.producers import Producer
+from drip.dispatch.reminders import Reminders, queue_reminders
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.dispatch.send import Recorder
 from drip.dispatch.sender import Run, Sender
@@ -82,6 +85,7 @@ class Dispatcher:
             engine.dialect, settings, renderer, links, self.worker_id, self.pace, clock
         )
         self.sender = Sender(settings, renderer, links, transport, self.worker_id, self.pace)
+        self.caps = Caps.of(settings)  # each reader's daily and weekly caps
         self.rest = timedelta()  # how long the relay last asked drip to wait
         self.rest_until: datetime | None = None
         self.clock_watch = ClockWatch()
@@ -166,6 +170,9 @@ class Dispatcher:
             plans = [
                 plan(c, library, now, sequences_dir=self.settings.sequences_dir) for c in claimed
             ]
+            # Lessons over their reader's cap wait for the reader's next window.
+            plans, waiting = hold_over_cap(conn, plans, now, self.caps, self.worker_id)
+            self._report(report, waiting, progress)
             outcomes, relay_down = self.recorder.carry_out(
                 conn, plans, now, self.transport, progress
             )
@@ -186,6 +193,7 @@ class Dispatcher:
         with Session(self.engine) as session:
             report.chained = chain(session, library, now)
             queue_still_wanted(session, library, now)
+            queue_reminders(session, library, now, self.settings.confirm_days)
             for producer in self._before(library):
                 if self._ran(report, self.sender.run(session, producer, now), now, progress):
                     break
@@ -218,6 +226,7 @@ class Dispatcher:
             FreshLinks(library, self.renderer),
             Offers(library, self.renderer),
             StillWanted(library, self.renderer),
+            Reminders(library, self.renderer),
         ]
 
     def _ran(
@@ -228,13 +237,19 @@ class Dispatcher:
         progress: Callable[[Outcome], None] | None,
     ) -> bool:
         """Report a producer's run; True if the relay stopped it (and rest if it asked)."""
-        report.outcomes.extend(run.outcomes)
-        for outcome in run.outcomes if progress else ():
-            assert progress is not None
-            progress(outcome)
+        self._report(report, run.outcomes, progress)
         if run.throttled:
             self._rest(now)
         return run.stopped
+
+    @staticmethod
+    def _report(
+        report: PassReport, outcomes: list[Outcome], progress: Callable[[Outcome], None] | None
+    ) -> None:
+        report.outcomes.extend(outcomes)
+        for outcome in outcomes if progress else ():
+            assert progress is not None
+            progress(outcome)
 
     def _would_send_beside(
         self, session: Session, library: Library, now: datetime
@@ -248,6 +263,7 @@ class Dispatcher:
             return [], []
         chain(session, library, now, dry_run=True)
         queue_still_wanted(session, library, now, dry_run=True)
+        queue_reminders(session, library, now, self.settings.confirm_days, dry_run=True)
         before = [
             outcome
             for producer in self._before(library)
@@ -314,8 +330,11 @@ class Dispatcher:
         same plan for the same readers, reported instead of carried out."""
         with self.engine.connect() as conn:
             for batch in peek(conn, now, self.settings.confirm_days):
-                for claimed in batch:
-                    planned = plan(claimed, library, now, sequences_dir=self.settings.sequences_dir)
+                folder = self.settings.sequences_dir
+                plans = [plan(c, library, now, sequences_dir=folder) for c in batch]
+                plans, waiting = split_over_cap(conn, plans, now, self.caps)
+                yield from (held_outcome(wait) for wait in waiting)  # held, as the pass does
+                for planned in plans:
                     yield (
                         planned.outcome(OutcomeStatus.WOULD_SEND)
                         if isinstance(planned, Send)

@@ -77,6 +77,7 @@ class Producer(Protocol):
     kind: Kind
     sent_event: EventKind | None  # on the reader's timeline when it is handed over
     failed_event: EventKind  # when it fails for good
+    capped: bool  # counted against the reader's daily and weekly caps (drip.dispatch.caps)
 
     def due(self, session: Session, now: datetime, limit: int, lease: Lease | None) -> list[Item]:
         """The items due at `now`, oldest first, leased (None: only read, the dry run)."""

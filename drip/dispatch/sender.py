@@ -9,6 +9,8 @@ lesson (drip.dispatch.send):
   go at any hour: the reader asked and waits);
 - a slot of the one shared budget (DRIP_SEND_RATE) waited for, then the reader's status
   read, then the hand-off: only building the message lies between the read and SMTP;
+- an offer or a broadcast copy over the reader's daily or weekly cap (or behind a lesson of
+  theirs due now) put back to the reader's next window, never dropped (drip.dispatch.caps);
 - the outcome committed before the next hand-off, only while the lease is this worker's;
 - the one retry rule (`drip.dispatch.producers.after_failure`): the relay's "slow down"
   rests every kind and charges nobody, a permanent refusal suppresses the address, a
@@ -31,6 +33,7 @@ from drip.audience.subscriptions import suppress
 from drip.content.schedule import into_window
 from drip.core.config import Settings
 from drip.deliverability.bounces import return_path, sending_paused
+from drip.dispatch.caps import Caps, reader_wait
 from drip.dispatch.outcome import Outcome, OutcomeStatus
 from drip.dispatch.producers import (
     HOLD,
@@ -52,6 +55,7 @@ from drip.mail.transports import OnFirstSend, SendError, Transport
 from drip.store.models import Event, EventKind, Subscriber
 
 BATCH = 200
+OVER_CAP = "waits for the reader's next window: their daily or weekly cap is reached"
 NOT_TRIED = "not tried: the SMTP relay was unreachable or slowing drip down"
 log = logging.getLogger(__name__)
 
@@ -81,6 +85,7 @@ class Sender:
         self.settings, self.renderer, self.links = settings, renderer, links
         self.transport, self.worker_id, self.pace = transport, worker_id, pace
         self.lease = timedelta(seconds=settings.lease_seconds)
+        self.caps = Caps.of(settings)
         self.pass_started = time.monotonic()  # the pass sets it as it starts
 
     def run(
@@ -120,7 +125,11 @@ class Sender:
         for item in producer.due(session, now, BATCH, None):
             if producer.render(session, item) is not None or not self._in_window(item, now):
                 continue
-            if not producer.why_not(session, item):
+            if producer.why_not(session, item):
+                continue
+            if self._capped(session, producer, item, now) is not None:
+                found.append(self._outcome(producer, item, OutcomeStatus.HELD, OVER_CAP))
+            else:
                 found.append(self._outcome(producer, item, OutcomeStatus.WOULD_SEND))
         return found
 
@@ -168,7 +177,13 @@ class Sender:
         if self.pace is not None:
             self.pace.wait()  # the wait before the status read, not between it and SMTP
         why = producer.why_not(session, item)
+        until = None if why else self._capped(session, producer, item, now)
         session.rollback()  # end the read: the status is as of now, not of the claim
+        if until is not None:
+            held = Settled(OutcomeStatus.HELD, item.attempts, OVER_CAP, until)
+            if not self._settle(session, producer, item, now, held):
+                return self._outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
+            return self._outcome(producer, item, OutcomeStatus.HELD, OVER_CAP)
         if why:
             if not self._settle(
                 session, producer, item, now, Settled(OutcomeStatus.SKIPPED, item.attempts, why)
@@ -240,6 +255,16 @@ class Sender:
         session.rollback()
         log.warning("%s %s left alone: %s", item.label, item.row_id, LEASE_LOST)
         return False
+
+    def _capped(
+        self, session: Session, producer: Producer, item: Item, now: datetime
+    ) -> datetime | None:
+        """When a capped kind may go to this reader, if not now (None: now)."""
+        if not producer.capped or item.window is None:
+            return None
+        return reader_wait(
+            session, item.subscriber_id, item.window[1], item.window[0], now, self.caps
+        )
 
     @staticmethod
     def _in_window(item: Item, now: datetime) -> bool:

@@ -87,6 +87,7 @@ class StillWanted(Requested):
     kind_name = STILL_WANTED
     sent_event: EventKind | None = EventKind.PACE_STILL_WANTED_SENT
     failed_event = EventKind.NOT_SENT
+    capped = False
 
     def __init__(self, library: Library, renderer: Renderer) -> None:
         self.library, self.renderer = library, renderer

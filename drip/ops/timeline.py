@@ -28,6 +28,7 @@ EVENT_TEXT = {
     "confirmed": "Confirmed",
     "confirmation_sent": "Confirmation email sent",
     "confirmation_requested": "Asked for a fresh confirmation link",
+    "confirmation_reminded": "Reminded to confirm (the one reminder)",
     "download": "Downloaded the lead magnet",
     "unsubscribed": "Unsubscribed",
     "paused": "Paused",

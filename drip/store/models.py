@@ -119,6 +119,7 @@ class EventKind(enum.StrEnum):
     SIGNED_UP = "signed_up"
     CONFIRMATION_SENT = "confirmation_sent"
     CONFIRMATION_REQUESTED = "confirmation_requested"
+    CONFIRMATION_REMINDED = "confirmation_reminded"  # the one reminder (drip.dispatch.reminders)
     CONFIRMED = "confirmed"
     CONFIRM_REFUSED = "confirm_refused"  # a suppressed address used its confirmation link
     DOWNLOAD = "download"
@@ -211,6 +212,8 @@ class Enrollment(Base):
     paused_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[utc]
     confirmation_sent_at: Mapped[utc_or_none]
+    # when the one reminder of an unconfirmed sign-up went out (drip.dispatch.reminders)
+    confirm_reminded_at: Mapped[utc_or_none]
     confirmed_at: Mapped[utc_or_none]
     last_sent_at: Mapped[utc_or_none]
     completed_at: Mapped[utc_or_none]
@@ -635,6 +638,7 @@ class BroadcastRecipient(Base):
     __table_args__ = (
         UniqueConstraint("broadcast_id", "subscriber_id"),
         Index("ix_broadcast_recipients_status_due", "status", "due_at"),
+        Index("ix_broadcast_recipients_subscriber_sent", "subscriber_id", "sent_at"),  # caps
     )
 
     id: Mapped[intpk]

@@ -163,9 +163,16 @@ def test_double_opt_in_sends_confirmation_first(
     (message,) = smtp_server.messages
     assert message.subject == "Please confirm: Tiny course"
     assert "http://drip.test/confirm/" in message.text()
-    clock.advance(days=1)
+    clock.advance(hours=23)
     engine_services.dispatcher().run_pass(clock())
     assert len(smtp_server.messages) == 1  # nothing else until the reader confirms
+    clock.advance(days=1)
+    engine_services.dispatcher().run_pass(clock())
+    # but the one reminder a day after (tests/dispatch/test_reminders.py), and no lesson
+    assert [m.subject for m in smtp_server.messages] == [
+        "Please confirm: Tiny course",
+        "Did you mean to sign up for Tiny course?",
+    ]
 
 
 def test_dst_change_keeps_lessons_in_the_local_morning(

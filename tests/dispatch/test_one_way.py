@@ -31,7 +31,7 @@ from drip.store.models import (
     Subscriber,
 )
 from tests.bulk import add_due_readers
-from tests.conftest import enroll, make_settings
+from tests.conftest import TESTS_DAILY_CAP, enroll, make_settings
 from tests.dispatch.test_chaining import library_with
 from tests.dispatch.test_crash_recovery import DRIP
 from tests.dispatch.test_relay_pace import busiest_second
@@ -245,6 +245,7 @@ def test_four_workers_on_postgres_keep_every_kind_together_to_the_send_rate(
         "DRIP_SMTP_URL": smtp_server.url,
         "DRIP_SEND_RATE": str(RATE),
         "DRIP_BATCH_SIZE": "20",
+        "DRIP_READER_DAILY_CAP": str(TESTS_DAILY_CAP),  # every kind to the same readers at once
         "DRIP_ALLOW_UNSAFE_SENDING": "true",
         "DRIP_POSTAL_ADDRESS": "1 Test Street",
     }
