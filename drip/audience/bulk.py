@@ -32,8 +32,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from drip.audience.leaving import unsubscribe
 from drip.audience.readers import erase_readers
-from drip.audience.subscriptions import Consent, subscribe, unsubscribe
+from drip.audience.subscriptions import Consent, subscribe
 from drip.audience.tags import EVENTS, TagError, clean_tag, tag_readers, untag_readers
 from drip.content.sequences import Library
 from drip.core.config import Settings
@@ -200,7 +201,7 @@ def _events(session: Session, rows: Collection[Any], kind: str, now: datetime, d
 
 
 def _pause(session: Session, ids: list[int], now: datetime, reason: str) -> int:
-    """drip.audience.subscriptions.pause for a batch: active enrollments only."""
+    """drip.audience.operator_actions.pause for a batch: active enrollments only."""
     paused = session.execute(
         update(Enrollment)
         .where(Enrollment.id.in_(ids), Enrollment.status == EnrollmentStatus.ACTIVE)
@@ -213,7 +214,7 @@ def _pause(session: Session, ids: list[int], now: datetime, reason: str) -> int:
 
 
 def _resume(session: Session, ids: list[int], now: datetime, how: str) -> int:
-    """drip.audience.subscriptions.resume for a batch: the next lesson due now, the error
+    """drip.audience.operator_actions.resume for a batch: the next lesson due now, the error
     cleared."""
     resumed = session.execute(
         update(Enrollment)

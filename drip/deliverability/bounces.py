@@ -42,7 +42,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from drip.audience.subscriptions import suppress
+from drip.audience.leaving import leave_everything, suppress
+from drip.audience.subscriptions import record_event
 from drip.core.clock import as_utc
 from drip.core.config import Settings
 from drip.mail.message_ids import read_message_ids
@@ -51,10 +52,9 @@ from drip.store.models import (
     BounceEvent,
     BroadcastRecipient,
     Delivery,
-    DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
-    Event,
+    EventKind,
     SendingPause,
     Subscriber,
 )
@@ -328,19 +328,15 @@ def _apply(session: Session, report: Report, match: _Match, now: datetime, polic
     if match.delivery is not None:
         match.delivery.last_error = label[:2000]
         match.delivery.updated_at = now
-    kind = {"hard": "bounced", "soft": "soft_bounce", "complaint": "complained"}[report.kind]
+    kind = {
+        "hard": EventKind.BOUNCED,
+        "soft": EventKind.SOFT_BOUNCE,
+        "complaint": EventKind.COMPLAINED,
+    }[report.kind]
     for enrollment in _timeline_targets(subscriber, match.enrollment):
-        session.add(
-            Event(
-                subscriber_id=subscriber.id,
-                enrollment_id=enrollment.id,
-                kind=kind,
-                at=now,
-                detail=f"{label} · matched by {match.by}",
-            )
-        )
+        record_event(session, enrollment, kind, now, f"{label} · matched by {match.by}")
     if report.kind == "complaint":
-        _unsubscribe_all(session, subscriber, now, label)
+        leave_everything(session, subscriber, now, "spam complaint", reason=label)
         _suppress(session, subscriber, now, label)
         return "unsubscribed and suppressed"
     if report.kind == "hard":
@@ -374,38 +370,6 @@ def _suppress(session: Session, subscriber: Subscriber, now: datetime, reason: s
             )
             .values(last_error=reason)
         )
-
-
-def _unsubscribe_all(session: Session, subscriber: Subscriber, now: datetime, reason: str) -> None:
-    """They asked never to hear from the author again: every sequence, whatever its state."""
-    for enrollment in subscriber.enrollments:
-        if enrollment.status in (
-            EnrollmentStatus.UNSUBSCRIBED,
-            EnrollmentStatus.COMPLETED,
-            EnrollmentStatus.EXPIRED,
-        ):
-            continue
-        enrollment.status = EnrollmentStatus.UNSUBSCRIBED
-        enrollment.unsubscribed_at = now
-        enrollment.due_at = None
-        enrollment.last_error = reason
-        session.add(
-            Event(
-                subscriber_id=subscriber.id,
-                enrollment_id=enrollment.id,
-                kind="unsubscribed",
-                at=now,
-                detail="spam complaint",
-            )
-        )
-    session.execute(
-        update(Delivery)
-        .where(
-            Delivery.enrollment_id.in_([e.id for e in subscriber.enrollments]),
-            Delivery.status.in_([DeliveryStatus.RETRYING, DeliveryStatus.SENDING]),
-        )
-        .values(status=DeliveryStatus.CANCELLED, updated_at=now)
-    )
 
 
 def soft_streak(session: Session, subscriber_id: int) -> int:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, exists, select, update
 from sqlalchemy.orm import Session
 
-from drip.audience.subscriptions import suppress
+from drip.audience.leaving import suppress
 from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Library, Sequence
 from drip.deliverability.bounces import return_path

@@ -36,7 +36,8 @@ from sqlalchemy import Select, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from drip.audience import segments
-from drip.audience.subscriptions import normalize_email, unsubscribe
+from drip.audience.leaving import unsubscribe
+from drip.audience.subscriptions import normalize_email
 from drip.audience.tags import TagError, clean_tag
 from drip.content.front_matter import split_front_matter
 from drip.content.lessons import check_variables

@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 
 from drip.app import create_app
 from drip.audience import bulk
-from drip.audience.subscriptions import pause, suppress, unsubscribe
+from drip.audience.leaving import suppress, unsubscribe
+from drip.audience.operator_actions import pause
 from drip.core.clock import FrozenClock
 from drip.services import Services
 from drip.store.models import (

@@ -14,12 +14,9 @@ import pytest
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
-from drip.audience.subscriptions import (
-    erase_subscriber,
-    restart,
-    retry_delivery,
-    unsubscribe,
-)
+from drip.audience.erasure import erase_subscriber
+from drip.audience.leaving import unsubscribe
+from drip.audience.operator_actions import restart, retry_delivery
 from drip.core.clock import FrozenClock
 from drip.mail import outbox
 from drip.services import Services

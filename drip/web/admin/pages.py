@@ -45,18 +45,18 @@ from sqlalchemy.orm import Session
 
 from drip.audience import bulk, exports, segments
 from drip.audience.imports import queue_import
-from drip.audience.readers import erase_reader as erase_everything
-from drip.audience.segments import SegmentError
-from drip.audience.segments import named as named_segment
-from drip.audience.subscriptions import (
-    SubscriptionError,
+from drip.audience.leaving import suppress
+from drip.audience.operator_actions import (
     pause,
     restart,
     resume,
     retry_delivery,
     set_sequence_paused,
-    suppress,
 )
+from drip.audience.readers import erase_reader as erase_everything
+from drip.audience.segments import SegmentError
+from drip.audience.segments import named as named_segment
+from drip.audience.subscriptions import SubscriptionError
 from drip.audience.tags import TagError, add_tags, clean_tag, reader_tags, remove_tag
 from drip.content.loader import LESSON_FILE
 from drip.content.sequence_file import SLUG

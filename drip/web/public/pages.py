@@ -27,6 +27,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from drip.audience.leaving import unsubscribe
 from drip.audience.signup import Peer, SignUp, SignUpRefused, accept_sign_up, limits
 from drip.audience.subscriptions import (
     Consent,
@@ -36,7 +37,6 @@ from drip.audience.subscriptions import (
     record_event,
     rejoin,
     resend_confirmation,
-    unsubscribe,
 )
 from drip.audience.tags import add_tags, clean_tag
 from drip.content.authors import PHOTO_TYPES
