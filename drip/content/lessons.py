@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from drip.content.front_matter import Unreadable, read_front_matter, read_whole, split_front_matter
+from drip.content.front_matter import FrontMatterError, Unreadable, parse_front_matter, read_whole
 from drip.content.sequences import Delay, Lesson, Problem
 from drip.content.yaml_messages import line_of_keys
 
@@ -25,6 +25,10 @@ LESSON_VARIABLES = frozenset(
 )
 MAGNET_VARIABLES = frozenset({"lead_magnet_url"})
 LESSON_KEYS = frozenset({"subject", "delay", "preheader"})
+
+LESSON_FRONT_MATTER = (
+    "a lesson starts with front matter between --- lines (subject, delay, optional preheader)"
+)
 
 
 def load_lesson(
@@ -70,22 +74,12 @@ def _read_lesson(
     except Unreadable as error:
         problems.append(Problem(path, 1, f"{path.name} {error}"))
         return None
-    parts = split_front_matter(text)
-    if parts is None:
-        problems.append(
-            Problem(
-                path,
-                1,
-                "a lesson starts with front matter between --- lines "
-                "(subject, delay, optional preheader)",
-            )
-        )
+    try:
+        parsed = parse_front_matter(text, path, missing=LESSON_FRONT_MATTER)
+    except FrontMatterError as error:
+        problems.append(error.problem)
         return None
-    front, body, body_line = parts
-    meta = read_front_matter(path, front, problems)
-    if meta is None:
-        return None
-    return text, front, body, body_line, meta
+    return text, parsed.front, parsed.body, parsed.body_line, parsed.meta
 
 
 def _lesson_fields(

@@ -42,7 +42,7 @@ import markdown
 from jinja2 import Environment, FileSystemLoader
 
 from drip.content.fetch_rule import pdf_fetcher
-from drip.content.front_matter import read_front_matter, split_front_matter
+from drip.content.front_matter import FrontMatterError, parse_front_matter
 from drip.content.safe_html import Cleaned, clean
 from drip.content.sequences import Problem, Sequence
 from drip.content.study_plan import (
@@ -198,15 +198,11 @@ def read_source(sequence: Sequence) -> MagnetSource:
         raise ValueError(f"{sequence.slug} has no lead magnet")
     path = sequence.lead_magnet.source
     text = _source_text(path)
-    parts = split_front_matter(text)
-    meta: dict[str, Any] = {}
-    body = text
-    if parts is not None:
-        problems: list[Problem] = []
-        loaded = read_front_matter(path, parts[0], problems)
-        if loaded is None:
-            raise MagnetError(problems[0])
-        meta, body = loaded, parts[1]
+    try:
+        parsed = parse_front_matter(text, path)
+    except FrontMatterError as error:
+        raise MagnetError(error.problem) from None
+    meta, body = parsed.meta, parsed.body
     return MagnetSource(
         title=str(meta.get("title") or sequence.lead_magnet.title),
         subtitle=str(meta.get("subtitle") or ""),
