@@ -34,7 +34,8 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from drip.deliverability.bounces import Kind, Policy, Recorded, Report, read_verp, record_all
+from drip.deliverability.bounces import Kind, Policy, Recorded, Report, record_all
+from drip.deliverability.verp import read_verp
 from drip.mail.message_ids import read_message_ids
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from drip.audience.subscriptions import Consent, SubscriptionError, subscribe
 from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Library, Sequence
-from drip.deliverability.bounces import return_path
+from drip.deliverability.verp import return_path
 from drip.dispatch.outcome import Kind, Outcome, OutcomeStatus
 from drip.mail.handoff import Unsendable, checked_message
 from drip.mail.links import Links

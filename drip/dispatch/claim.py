@@ -20,7 +20,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Connection, Table, and_, not_, or_, select, update
 from sqlalchemy.engine import Engine
 
-from drip.deliverability.bounces import sending_paused
+from drip.deliverability.sending_pause import sending_paused
 from drip.mail.render import Reader
 from drip.store import queries
 from drip.store.db import sqlite_file

@@ -45,7 +45,7 @@ from drip.content.magnets import magnet_pdf, page_size_for
 from drip.content.schedule import into_window, reader_zone
 from drip.core.clock import Clock, system_clock
 from drip.core.config import Settings
-from drip.deliverability.bounces import return_path
+from drip.deliverability.verp import return_path
 from drip.dispatch.direct import Direct
 from drip.dispatch.plan import HOLD, Plan, Send, Settle, Verdict
 from drip.dispatch.record import (

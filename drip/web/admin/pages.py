@@ -63,8 +63,8 @@ from drip.content.sequence_file import SLUG
 from drip.content.sequences import Problem
 from drip.content.site import SITE_FILE
 from drip.deliverability import guardrails
-from drip.deliverability.bounces import (
-    Policy,
+from drip.deliverability.bounces import Policy
+from drip.deliverability.sending_pause import (
     daily_rates,
     rates,
     resume_sending,
