@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from drip.audience.segments import ids_of
+from drip.store.filters import Filters, reader_conditions
 from drip.store.models import ConsentRecord, Enrollment, Event, SignUpRequest, Subscriber
-from drip.store.queries import Filters, reader_conditions
 
 CSV_COLUMNS = [
     "email",

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from drip.audience.controls import pause, resume
 from drip.audience.erasure import erase_subscribers
 from drip.audience.leaving import unsubscribe
-from drip.audience.operator_actions import pause, resume
 from drip.audience.subscriptions import Consent, SubscriptionError, normalize_email, subscribe
 from drip.audience.tags import tags_of
 from drip.content.sequences import Library

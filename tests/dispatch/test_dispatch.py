@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from drip.audience.controls import pause, restart, resume
 from drip.audience.leaving import unsubscribe
-from drip.audience.operator_actions import pause, restart, resume
 from drip.audience.subscriptions import Consent, subscribe
 from drip.core.clock import FrozenClock
 from drip.services import Services, build_services

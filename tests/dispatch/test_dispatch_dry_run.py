@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from drip.audience.operator_actions import set_sequence_paused
+from drip.audience.controls import set_sequence_paused
 from drip.audience.subscriptions import Consent, subscribe
 from drip.core.clock import FrozenClock
 from drip.dispatch import OutcomeStatus, PassReport

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from drip.audience.operator_actions import pause
+from drip.audience.controls import pause
 from drip.audience.subscriptions import Consent, subscribe
 from drip.core.clock import FrozenClock
 from drip.mail.clicks import OPEN, record_click

@@ -44,15 +44,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drip.audience import bulk, exports, segments
+from drip.audience.controls import pause, restart, resume, retry_delivery, set_sequence_paused
 from drip.audience.imports import queue_import
 from drip.audience.leaving import suppress
-from drip.audience.operator_actions import (
-    pause,
-    restart,
-    resume,
-    retry_delivery,
-    set_sequence_paused,
-)
 from drip.audience.readers import erase_reader as erase_everything
 from drip.audience.segments import SegmentError
 from drip.audience.segments import named as named_segment
@@ -100,6 +94,7 @@ from drip.ops.stats import (
 )
 from drip.ops.timeline import timeline
 from drip.store import queries
+from drip.store.filters import Filters
 from drip.store.models import (
     ApiKey,
     Broadcast,
@@ -115,7 +110,7 @@ from drip.store.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from drip.store.queries import Cursor, Filters, paused_sequences
+from drip.store.queries import Cursor, paused_sequences
 from drip.web.admin import access
 from drip.web.admin import broadcasts as broadcasts_admin
 from drip.web.admin import segments as segments_admin
