@@ -29,7 +29,6 @@ FUNCTION_DEBTS = {
     "drip/dispatch/broadcasts.py:broadcast_from": 68,
     "drip/dispatch/send.py:_failed": 65,
     "drip/mail/render.py:message": 74,
-    "drip/ops/stats.py:why_waiting": 114,
     "drip/web/api/signup.py:subscriptions": 62,
 }
 
