@@ -24,8 +24,6 @@ MODULE_DEBTS = {
     "drip/web/studio/lessons.py": 798,
 }
 FUNCTION_DEBTS = {
-    "drip/audience/intake.py:take_in": 73,
-    "drip/audience/tags.py:tag_readers": 68,
     "drip/dispatch/broadcasts.py:broadcast_from": 68,
     "drip/dispatch/send.py:_failed": 65,
     "drip/mail/render.py:message": 74,
