@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, aliased, selectinload
 
 from drip.audience.leaving import unsubscribe
 from drip.audience.readers import erase_readers
-from drip.audience.subscriptions import Consent, subscribe
+from drip.audience.subscriptions import Consent, subscribe_reader
 from drip.audience.tags import EVENTS, TagError, clean_tag, tag_readers, untag_readers
 from drip.content.sequences import Library
 from drip.core.config import Settings
@@ -260,14 +260,12 @@ def _move(
         origin = library.get(enrollment.sequence)
         if enrollment.status in LEAVES:
             unsubscribe(session, enrollment.id, now, how=f"moved to {slug} by {who}")
-        subscribe(
+        subscribe_reader(
             session,
             library,
+            subscriber,
             slug,
-            subscriber.email,
             now,
-            first_name=subscriber.first_name,
-            timezone=subscriber.timezone,
             confirmed=enrollment.confirmed_at is not None,
             consent=Consent(
                 source=f"moved from {enrollment.sequence} by {who}"[:200],

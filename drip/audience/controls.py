@@ -10,7 +10,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from drip.audience.subscriptions import SubscriptionError, activate, find_sequence, record_event
-from drip.content.sequences import Library
+from drip.content.sequences import Library, Sequence
 from drip.store.models import (
     Delivery,
     DeliveryStatus,
@@ -29,23 +29,22 @@ def pause(session: Session, enrollment: Enrollment, now: datetime, reason: str) 
         record_event(session, enrollment, EventKind.PAUSED, now, reason)
 
 
+def _due_now(
+    session: Session, sequence: Sequence, enrollment: Enrollment, now: datetime, how: str
+) -> None:
+    """Activate the course (an operator's doing, so a suppression is lifted) with the next
+    lesson due now, not after its delay."""
+    subscriber = enrollment.subscriber
+    lesson = activate(session, sequence, enrollment, subscriber, now, how, lift_suppression=True)
+    if lesson is not None:
+        enrollment.due_at = now
+
+
 def resume(session: Session, library: Library, enrollment: Enrollment, now: datetime) -> None:
     """Back to active with the next lesson due now (not a burst of everything missed)."""
     if enrollment.status == EnrollmentStatus.PAUSED:
         sequence = find_sequence(library, enrollment.sequence)
-        if (
-            activate(
-                session,
-                sequence,
-                enrollment,
-                enrollment.subscriber,
-                now,
-                "resumed",
-                lift_suppression=True,
-            )
-            is not None
-        ):
-            enrollment.due_at = now
+        _due_now(session, sequence, enrollment, now, "resumed")
         record_event(session, enrollment, EventKind.RESUMED, now)
 
 
@@ -65,19 +64,7 @@ def restart(session: Session, library: Library, enrollment: Enrollment, now: dat
     enrollment.status = EnrollmentStatus.ACTIVE
     enrollment.completed_at = enrollment.last_sent_at = None
     enrollment.lease_owner = None
-    if (
-        activate(
-            session,
-            sequence,
-            enrollment,
-            enrollment.subscriber,
-            now,
-            "restarted",
-            lift_suppression=True,
-        )
-        is not None
-    ):
-        enrollment.due_at = now
+    _due_now(session, sequence, enrollment, now, "restarted")
     record_event(
         session,
         enrollment,

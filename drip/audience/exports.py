@@ -103,7 +103,8 @@ def reader_json(session: Session, subscriber: Subscriber) -> str:
     return json.dumps(export_subscriber(session, subscriber), indent=2, ensure_ascii=False)
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
+    """A time as JSON carries it (ISO 8601), None for none."""
     return value.isoformat() if value else None
 
 
@@ -114,8 +115,8 @@ def export_subscriber(session: Session, subscriber: Subscriber) -> dict[str, Any
         "first_name": subscriber.first_name,
         "timezone": subscriber.timezone,
         "attributes": subscriber.attributes,
-        "created_at": _iso(subscriber.created_at),
-        "suppressed_at": _iso(subscriber.suppressed_at),
+        "created_at": iso(subscriber.created_at),
+        "suppressed_at": iso(subscriber.suppressed_at),
         "suppressed_reason": subscriber.suppressed_reason,
         "consents": _consents(session, subscriber),
         "enrollments": [_enrollment(e) for e in subscriber.enrollments],
@@ -132,7 +133,7 @@ def _consents(session: Session, subscriber: Subscriber) -> list[dict[str, Any]]:
     )
     return [
         {
-            "at": _iso(c.created_at),
+            "at": iso(c.created_at),
             "source": c.source,
             "text": c.consent_text,
             "ip": c.ip,
@@ -149,11 +150,11 @@ def _enrollment(e: Enrollment) -> dict[str, Any]:
         "sequence": e.sequence,
         "status": e.status,
         "next_lesson": e.next_lesson,
-        "due_at": _iso(e.due_at),
-        "created_at": _iso(e.created_at),
-        "confirmed_at": _iso(e.confirmed_at),
-        "completed_at": _iso(e.completed_at),
-        "unsubscribed_at": _iso(e.unsubscribed_at),
+        "due_at": iso(e.due_at),
+        "created_at": iso(e.created_at),
+        "confirmed_at": iso(e.confirmed_at),
+        "completed_at": iso(e.completed_at),
+        "unsubscribed_at": iso(e.unsubscribed_at),
         "deliveries": [
             {
                 "lesson": d.lesson,
@@ -161,8 +162,8 @@ def _enrollment(e: Enrollment) -> dict[str, Any]:
                 "message_id": d.message_id,
                 "attempts": d.attempts,
                 "last_error": d.last_error,
-                "sent_at": _iso(d.sent_at),
-                "updated_at": _iso(d.updated_at),
+                "sent_at": iso(d.sent_at),
+                "updated_at": iso(d.updated_at),
             }
             for d in e.deliveries
         ],
@@ -174,7 +175,7 @@ def _events(session: Session, subscriber: Subscriber) -> list[dict[str, Any]]:
         select(Event).where(Event.subscriber_id == subscriber.id).order_by(Event.at, Event.id)
     )
     return [
-        {"at": _iso(ev.at), "kind": ev.kind, "detail": ev.detail, "enrollment_id": ev.enrollment_id}
+        {"at": iso(ev.at), "kind": ev.kind, "detail": ev.detail, "enrollment_id": ev.enrollment_id}
         for ev in events
     ]
 
@@ -187,7 +188,7 @@ def _waiting_sign_ups(session: Session, subscriber: Subscriber) -> list[dict[str
     )
     return [
         {
-            "at": _iso(r.received_at),
+            "at": iso(r.received_at),
             "sequence": r.sequence,
             "source": r.source,
             "text": r.consent_text,

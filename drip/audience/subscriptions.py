@@ -155,6 +155,31 @@ def subscribe(
     return _returning_reader(session, sequence, subscriber, now, consent, confirmed)
 
 
+def subscribe_reader(
+    session: Session,
+    library: Library,
+    subscriber: Subscriber,
+    slug: str,
+    now: datetime,
+    *,
+    consent: Consent,
+    confirmed: bool,
+) -> Enrollment:
+    """`subscribe` for a reader drip already has (the API, a bulk move, a chained course):
+    their address, name and time zone as they are."""
+    return subscribe(
+        session,
+        library,
+        slug,
+        subscriber.email,
+        now,
+        consent=consent,
+        first_name=subscriber.first_name,
+        timezone=subscriber.timezone,
+        confirmed=confirmed,
+    )
+
+
 def _consent_row(consent: Consent, now: datetime) -> dict[str, Any]:
     return {
         "created_at": now,

@@ -20,7 +20,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -30,7 +30,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from drip.deliverability.bounces import Kind, Report, event_key
-from drip.deliverability.webhook_input import MAX_AGE, Refused, Why, check_fresh, read_json
+from drip.deliverability.webhook_input import MAX_AGE, Refused, Why, check_unix_time, read_json
 from drip.store.models import WebhookToken
 
 log = logging.getLogger(__name__)
@@ -179,13 +179,7 @@ def _mailgun_signed(signature: Mapping[str, Any], signing_key: str, now: datetim
         raise Refused(
             Why.UNAUTHENTICATED, "the Mailgun signature does not match (DRIP_MAILGUN_SIGNING_KEY)"
         )
-    try:
-        stamp = datetime.fromtimestamp(int(timestamp), UTC)
-    except (ValueError, OverflowError, OSError):
-        raise Refused(
-            Why.MALFORMED, f"the Mailgun timestamp {timestamp!r} is not a number"
-        ) from None
-    check_fresh(stamp, now, MAX_AGE, "Mailgun")
+    check_unix_time(timestamp, now, "Mailgun")
     return token
 
 
@@ -276,13 +270,7 @@ def sendgrid_reports(
         raise Refused(
             Why.UNAUTHENTICATED, "the SendGrid signature does not match (DRIP_SENDGRID_PUBLIC_KEY)"
         ) from None
-    try:
-        stamp = datetime.fromtimestamp(int(timestamp), UTC)
-    except (ValueError, OverflowError, OSError):
-        raise Refused(
-            Why.MALFORMED, f"the SendGrid timestamp {timestamp!r} is not a number"
-        ) from None
-    check_fresh(stamp, now, MAX_AGE, "SendGrid")
+    check_unix_time(timestamp, now, "SendGrid")
     events = read_json(body)
     if not isinstance(events, list):
         raise Refused(Why.MALFORMED, "the SendGrid body is not a list of events")

@@ -58,21 +58,10 @@ def rates(session: Session | Connection, window: int, since: datetime | None = N
 
 
 @dataclass(frozen=True)
-class DayRates:
+class DayRates(Rates):
     """One UTC day: sends, and the hard bounces and complaints reported on it."""
 
     day: date
-    sends: int
-    hard: int
-    complaints: int
-
-    @property
-    def bounce_rate(self) -> float:
-        return self.hard / self.sends if self.sends else 0.0
-
-    @property
-    def complaint_rate(self) -> float:
-        return self.complaints / self.sends if self.sends else 0.0
 
 
 def daily_rates(
@@ -95,7 +84,7 @@ def daily_rates(
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     return [
         DayRates(
-            day, sends.get(day, 0), found.get((day, "hard"), 0), found.get((day, "complaint"), 0)
+            sends.get(day, 0), found.get((day, "hard"), 0), found.get((day, "complaint"), 0), day
         )
         for day in days
     ]

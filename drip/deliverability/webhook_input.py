@@ -5,7 +5,7 @@ checked for age."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -47,3 +47,14 @@ def check_fresh(stamp: datetime, now: datetime, limit: timedelta, what: str) -> 
             f"{int(limit.total_seconds() // 60)} minutes from now: refused as "
             "a replay",
         )
+
+
+def check_unix_time(timestamp: str, now: datetime, what: str) -> None:
+    """A signed Unix timestamp (Mailgun's, SendGrid's): a number, and within MAX_AGE of now."""
+    try:
+        stamp = datetime.fromtimestamp(int(timestamp), UTC)
+    except (ValueError, OverflowError, OSError):
+        raise Refused(
+            Why.MALFORMED, f"the {what} timestamp {timestamp!r} is not a number"
+        ) from None
+    check_fresh(stamp, now, MAX_AGE, what)

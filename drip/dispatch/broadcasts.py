@@ -192,12 +192,6 @@ def broadcast_from(
     )
 
 
-def name_for(subject: str) -> str:
-    """A broadcast written in the admin or sent through the API is named for its subject."""
-    words = re.findall(r"[a-z0-9]+", subject.lower())
-    return "-".join(words)[:60].strip("-") or "broadcast"
-
-
 HORIZON = timedelta(days=5 * 365)  # a broadcast further ahead is a typo (year 9999)
 
 

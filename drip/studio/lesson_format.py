@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import difflib
 import io
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +30,6 @@ from drip.core import yaml_input
 from drip.studio.yaml_forms import quoted, round_trip
 
 MAGNET_FILE = "magnet.md"
-NAME_LENGTH = 40  # characters of a new lesson's name, cut at a dash
 MAGNET_KEYS = ("title", "subtitle", "credential", "notice")
 FORM_KEYS = ("subject", "delay", "preheader", *MAGNET_KEYS)
 
@@ -178,20 +175,6 @@ def front_matter_lines(text: str) -> dict[str, int]:
         if ":" in line and key and not line[:1].isspace():
             lines.setdefault(key, number)
     return lines
-
-
-def name_for(subject: str, taken: set[str]) -> str:
-    """A lesson name from its subject: lowercase ASCII letters, digits and dashes, at most
-    NAME_LENGTH characters, unlike every name in `taken` (a removed lesson's name stays
-    taken: its readers had it, and would never get a new lesson of that name)."""
-    ascii_text = unicodedata.normalize("NFKD", subject).encode("ascii", "ignore").decode()
-    words = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "lesson"
-    if len(words) > NAME_LENGTH:
-        words = words[:NAME_LENGTH].rsplit("-", 1)[0] or words[:NAME_LENGTH]
-    name, n = words, 2
-    while name in taken:
-        name, n = f"{words}-{n}", n + 1
-    return name
 
 
 def file_name(number: int, key: str, count: int) -> str:
