@@ -57,6 +57,15 @@ def read_whole(path: Path) -> str:
         ) from error
 
 
+def read_or_note(path: Path, problems: list[Problem]) -> str | None:
+    """`read_whole`, or None with the reason added to `problems` (`drip check`'s list)."""
+    try:
+        return read_whole(path)
+    except Unreadable as error:
+        problems.append(Problem(path, 1, f"{path.name} {error}"))
+        return None
+
+
 def split_front_matter(text: str) -> tuple[str, str, int] | None:
     """(front matter, body, line where the body starts), or None without front matter."""
     lines = text.splitlines(keepends=True)

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from drip.content.front_matter import FrontMatterError, Unreadable, parse_front_matter, read_whole
+from drip.content.front_matter import FrontMatterError, parse_front_matter, read_or_note
 from drip.content.sequences import Delay, Lesson, Problem
 from drip.content.yaml_messages import line_of_keys
 
@@ -69,10 +69,8 @@ def _read_lesson(
     path: Path, problems: list[Problem]
 ) -> tuple[str, str, str, int, dict[str, Any]] | None:
     """(whole text, front matter, body, body's first line, front matter's keys), or None."""
-    try:
-        text = read_whole(path)
-    except Unreadable as error:
-        problems.append(Problem(path, 1, f"{path.name} {error}"))
+    text = read_or_note(path, problems)
+    if text is None:
         return None
     try:
         parsed = parse_front_matter(text, path, missing=LESSON_FRONT_MATTER)
