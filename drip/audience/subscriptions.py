@@ -190,6 +190,18 @@ def _consent_row(consent: Consent, now: datetime) -> dict[str, Any]:
     }
 
 
+def _record_consent(
+    session: Session,
+    subscriber: Subscriber,
+    enrollment: Enrollment,
+    consent: Consent,
+    now: datetime,
+) -> None:
+    """The consent record of a sign-up, in the same transaction (a Core insert: cheaper)."""
+    row = {"subscriber_id": subscriber.id, "enrollment_id": enrollment.id}
+    session.connection().execute(_INSERT_CONSENT, {**row, **_consent_row(consent, now)})
+
+
 def _new_reader(
     session: Session,
     sequence: Sequence,
@@ -224,7 +236,9 @@ def _new_reader(
         _INSERT_ENROLLMENT, {**course, "subscriber_id": person["id"]}
     ).scalar_one()
     ids = {"subscriber_id": person["id"], "enrollment_id": course["id"]}
-    conn.execute(_INSERT_EVENT, {**ids, "kind": "signed_up", "at": now, "detail": consent.source})
+    conn.execute(
+        _INSERT_EVENT, {**ids, "kind": EventKind.SIGNED_UP, "at": now, "detail": consent.source}
+    )
     conn.execute(_INSERT_CONSENT, {**ids, **_consent_row(consent, now)})
     subscriber = Subscriber(**person)
     enrollment = Enrollment(**course, subscriber_id=person["id"])
@@ -249,14 +263,7 @@ def _returning_reader(
     """A known address: enrolled (again) in the course, a confirmation queued unless the
     course starts at once; a suppressed address gets nothing until an operator lifts it."""
     enrollment = enroll(session, subscriber, sequence.slug, now, consent.source)
-    session.connection().execute(
-        _INSERT_CONSENT,
-        {
-            "subscriber_id": subscriber.id,
-            "enrollment_id": enrollment.id,
-            **_consent_row(consent, now),
-        },
-    )
+    _record_consent(session, subscriber, enrollment, consent, now)
     if subscriber.suppressed_at is not None and not confirmed:
         return enrollment  # a bounced address gets nothing until an operator lifts it
     if enrollment.status == EnrollmentStatus.PENDING:
@@ -383,17 +390,7 @@ def rejoin(
             "mail to this address bounced, so we stopped sending; write to us to lift the block"
         )
     sequence = find_sequence(library, enrollment.sequence)
-    session.add(
-        ConsentRecord(
-            subscriber_id=subscriber.id,
-            enrollment_id=enrollment.id,
-            created_at=now,
-            source=consent.source,
-            consent_text=consent.text,
-            ip=consent.ip,
-            user_agent=consent.user_agent,
-        )
-    )
+    _record_consent(session, subscriber, enrollment, consent, now)
     enrollment.unsubscribed_at = None
     record_event(session, enrollment, EventKind.REJOINED, now, consent.source)
     if enrollment.confirmed_at is not None or not sequence.double_opt_in:
