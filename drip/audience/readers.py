@@ -25,7 +25,14 @@ from drip.audience.tags import tags_of
 from drip.content.sequences import Library
 from drip.core.config import Settings
 from drip.mail import outbox
-from drip.store.models import ConsentRecord, Enrollment, EnrollmentStatus, Event, Subscriber
+from drip.store.models import (
+    ConsentRecord,
+    Enrollment,
+    EnrollmentStatus,
+    Event,
+    EventKind,
+    Subscriber,
+)
 from drip.store.queries import after_id
 
 MAX_PAGE = 200
@@ -133,7 +140,7 @@ def create_reader(
         )
     )
     session.add(
-        Event(subscriber_id=subscriber.id, kind="created", at=now, detail=f"api ({caller})")
+        Event(subscriber_id=subscriber.id, kind=EventKind.CREATED, at=now, detail=f"api ({caller})")
     )
     return subscriber
 

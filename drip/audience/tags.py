@@ -103,7 +103,10 @@ def add_tags(
         )
         session.add(
             Event(
-                subscriber_id=subscriber.id, kind="tagged", at=now, detail=f"{tag} ({source})"[:500]
+                subscriber_id=subscriber.id,
+                kind=EventKind.TAGGED,
+                at=now,
+                detail=f"{tag} ({source})"[:500],
             )
         )
     if library is not None and added:
@@ -144,7 +147,7 @@ def remove_tag(
         session.add(
             Event(
                 subscriber_id=subscriber.id,
-                kind="untagged",
+                kind=EventKind.UNTAGGED,
                 at=now,
                 detail=f"{tag} ({source})"[:500],
             )
