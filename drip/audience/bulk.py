@@ -1,7 +1,7 @@
 """Bulk actions on the readers a filter of the admin's readers list selects: pause, resume,
 move to another sequence, add or remove a tag, erase.
 
-The filter is evaluated by the database (drip.store.queries.selected_readers) and the rows are
+The filter is evaluated by the database (drip.store.filters.selected_readers) and the rows are
 walked in batches by enrollment id, so a million readers never sit in Python at once.
 Pause, resume and the tags are set-based statements per batch; a move goes through
 drip.audience.subscriptions (unsubscribe, subscribe) reader by reader, because the enrollment rules
@@ -32,13 +32,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from drip.audience.leaving import unsubscribe
 from drip.audience.readers import erase_readers
-from drip.audience.subscriptions import Consent, subscribe, unsubscribe
+from drip.audience.subscriptions import Consent, subscribe_reader
 from drip.audience.tags import EVENTS, TagError, clean_tag, tag_readers, untag_readers
 from drip.content.sequences import Library
 from drip.core.config import Settings
+from drip.store.filters import Filters, selected_readers
 from drip.store.models import Enrollment, EnrollmentStatus, Subscriber, SubscriberTag, UTCDateTime
-from drip.store.queries import Filters, selected_readers
 
 BATCH = 1_000  # enrollments per statement
 BUDGET = 2.0  # seconds of work per request; the page goes on from where it stopped
@@ -200,7 +201,7 @@ def _events(session: Session, rows: Collection[Any], kind: str, now: datetime, d
 
 
 def _pause(session: Session, ids: list[int], now: datetime, reason: str) -> int:
-    """drip.audience.subscriptions.pause for a batch: active enrollments only."""
+    """drip.audience.controls.pause for a batch: active enrollments only."""
     paused = session.execute(
         update(Enrollment)
         .where(Enrollment.id.in_(ids), Enrollment.status == EnrollmentStatus.ACTIVE)
@@ -213,7 +214,7 @@ def _pause(session: Session, ids: list[int], now: datetime, reason: str) -> int:
 
 
 def _resume(session: Session, ids: list[int], now: datetime, how: str) -> int:
-    """drip.audience.subscriptions.resume for a batch: the next lesson due now, the error
+    """drip.audience.controls.resume for a batch: the next lesson due now, the error
     cleared."""
     resumed = session.execute(
         update(Enrollment)
@@ -259,14 +260,12 @@ def _move(
         origin = library.get(enrollment.sequence)
         if enrollment.status in LEAVES:
             unsubscribe(session, enrollment.id, now, how=f"moved to {slug} by {who}")
-        subscribe(
+        subscribe_reader(
             session,
             library,
+            subscriber,
             slug,
-            subscriber.email,
             now,
-            first_name=subscriber.first_name,
-            timezone=subscriber.timezone,
             confirmed=enrollment.confirmed_at is not None,
             consent=Consent(
                 source=f"moved from {enrollment.sequence} by {who}"[:200],

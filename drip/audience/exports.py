@@ -8,14 +8,14 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from drip.audience.segments import ids_of
-from drip.audience.subscriptions import export_subscriber
-from drip.store.models import Enrollment, Subscriber
-from drip.store.queries import Filters, reader_conditions
+from drip.store.filters import Filters, reader_conditions
+from drip.store.models import ConsentRecord, Enrollment, Event, SignUpRequest, Subscriber
 
 CSV_COLUMNS = [
     "email",
@@ -101,3 +101,100 @@ def readers_csv(
 def reader_json(session: Session, subscriber: Subscriber) -> str:
     """Everything drip holds about one reader, as the JSON the operator hands over."""
     return json.dumps(export_subscriber(session, subscriber), indent=2, ensure_ascii=False)
+
+
+def iso(value: datetime | None) -> str | None:
+    """A time as JSON carries it (ISO 8601), None for none."""
+    return value.isoformat() if value else None
+
+
+def export_subscriber(session: Session, subscriber: Subscriber) -> dict[str, Any]:
+    """Everything kept about one reader, as JSON-ready data (a data-subject access request)."""
+    return {
+        "email": subscriber.email,
+        "first_name": subscriber.first_name,
+        "timezone": subscriber.timezone,
+        "attributes": subscriber.attributes,
+        "created_at": iso(subscriber.created_at),
+        "suppressed_at": iso(subscriber.suppressed_at),
+        "suppressed_reason": subscriber.suppressed_reason,
+        "consents": _consents(session, subscriber),
+        "enrollments": [_enrollment(e) for e in subscriber.enrollments],
+        "events": _events(session, subscriber),
+        "waiting_sign_ups": _waiting_sign_ups(session, subscriber),
+    }
+
+
+def _consents(session: Session, subscriber: Subscriber) -> list[dict[str, Any]]:
+    consents = session.scalars(
+        select(ConsentRecord)
+        .where(ConsentRecord.subscriber_id == subscriber.id)
+        .order_by(ConsentRecord.id)
+    )
+    return [
+        {
+            "at": iso(c.created_at),
+            "source": c.source,
+            "text": c.consent_text,
+            "ip": c.ip,
+            "user_agent": c.user_agent,
+            "enrollment_id": c.enrollment_id,
+        }
+        for c in consents
+    ]
+
+
+def _enrollment(e: Enrollment) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "sequence": e.sequence,
+        "status": e.status,
+        "next_lesson": e.next_lesson,
+        "due_at": iso(e.due_at),
+        "created_at": iso(e.created_at),
+        "confirmed_at": iso(e.confirmed_at),
+        "completed_at": iso(e.completed_at),
+        "unsubscribed_at": iso(e.unsubscribed_at),
+        "deliveries": [
+            {
+                "lesson": d.lesson,
+                "status": d.status,
+                "message_id": d.message_id,
+                "attempts": d.attempts,
+                "last_error": d.last_error,
+                "sent_at": iso(d.sent_at),
+                "updated_at": iso(d.updated_at),
+            }
+            for d in e.deliveries
+        ],
+    }
+
+
+def _events(session: Session, subscriber: Subscriber) -> list[dict[str, Any]]:
+    events = session.scalars(
+        select(Event).where(Event.subscriber_id == subscriber.id).order_by(Event.at, Event.id)
+    )
+    return [
+        {"at": iso(ev.at), "kind": ev.kind, "detail": ev.detail, "enrollment_id": ev.enrollment_id}
+        for ev in events
+    ]
+
+
+def _waiting_sign_ups(session: Session, subscriber: Subscriber) -> list[dict[str, Any]]:
+    waiting = session.scalars(
+        select(SignUpRequest)
+        .where(SignUpRequest.email == subscriber.email)
+        .order_by(SignUpRequest.id)
+    )
+    return [
+        {
+            "at": iso(r.received_at),
+            "sequence": r.sequence,
+            "source": r.source,
+            "text": r.consent_text,
+            "ip": r.ip,
+            "user_agent": r.user_agent,
+            "problem": r.problem,
+        }
+        for r in waiting
+    ]

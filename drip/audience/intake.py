@@ -120,34 +120,7 @@ def take_in(session: Session, library: Library, *, batch: int = BATCH) -> Intake
         taken = 0
         try:
             for row in rows:
-                why = _why_held(library, row.sequence)
-                if not why:
-                    answers = dict(row.attributes or {})
-                    tags = answers.pop(TAGS, [])
-                    try:
-                        enrollment = subscribe(
-                            session,
-                            library,
-                            row.sequence,
-                            row.email,
-                            row.received_at,
-                            consent=Consent(row.source, row.consent_text, row.ip, row.user_agent),
-                            first_name=row.first_name,
-                            timezone=row.timezone,
-                            attributes=answers,
-                        )
-                    except SubscriptionError as error:  # checked before anything is written
-                        why = str(error)
-                    else:
-                        if tags:
-                            add_tags(
-                                session,
-                                enrollment.subscriber,
-                                tags,
-                                row.received_at,
-                                row.source,
-                                library,
-                            )
+                why = _why_held(library, row.sequence) or _take_one(session, library, row)
                 if why:
                     report.held[row.id] = why
                     if row.problem != why:
@@ -168,6 +141,29 @@ def take_in(session: Session, library: Library, *, batch: int = BATCH) -> Intake
         if len(rows) < batch:
             break
     return report
+
+
+def _take_one(session: Session, library: Library, row: SignUpRequest) -> str:
+    """Subscribe one waiting sign-up, with its tags; "" when taken in, else why not."""
+    answers = dict(row.attributes or {})
+    tags = answers.pop(TAGS, [])
+    try:
+        enrollment = subscribe(
+            session,
+            library,
+            row.sequence,
+            row.email,
+            row.received_at,
+            consent=Consent(row.source, row.consent_text, row.ip, row.user_agent),
+            first_name=row.first_name,
+            timezone=row.timezone,
+            attributes=answers,
+        )
+    except SubscriptionError as error:  # checked before anything is written
+        return str(error)
+    if tags:
+        add_tags(session, enrollment.subscriber, tags, row.received_at, row.source, library)
+    return ""
 
 
 def waiting(session: Session) -> int:

@@ -11,15 +11,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from drip.audience.controls import pause, resume
+from drip.audience.erasure import erase_subscribers
+from drip.audience.exports import iso
+from drip.audience.leaving import unsubscribe
 from drip.audience.subscriptions import (
     Consent,
     SubscriptionError,
-    erase_subscribers,
     normalize_email,
-    pause,
-    resume,
-    subscribe,
-    unsubscribe,
+    subscribe_reader,
 )
 from drip.audience.tags import tags_of
 from drip.content.sequences import Library
@@ -30,6 +30,7 @@ from drip.store.models import (
     Enrollment,
     EnrollmentStatus,
     Event,
+    EventKind,
     Reply,
     Subscriber,
 )
@@ -39,16 +40,12 @@ MAX_PAGE = 200
 
 
 class ReaderError(ValueError):
-    """A request the API refuses; `code` is the stable error code, `status` the HTTP one."""
+    """A request the API refuses; `code` is the stable error code ("not_found", "exists",
+    "conflict", "invalid_<field>", ...), which the web layer maps to its HTTP status."""
 
-    def __init__(self, message: str, code: str = "invalid", status: int = 400) -> None:
+    def __init__(self, message: str, code: str = "invalid") -> None:
         super().__init__(message)
         self.code = code
-        self.status = status
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def _zone(name: str | None) -> str:
@@ -74,7 +71,7 @@ def reader_json(session: Session, subscriber: Subscriber) -> dict[str, Any]:
         "email": subscriber.email,
         "first_name": subscriber.first_name,
         "timezone": subscriber.timezone,
-        "created_at": _iso(subscriber.created_at),
+        "created_at": iso(subscriber.created_at),
         "suppressed": subscriber.suppressed_at is not None,
         "tags": tags_of(session, subscriber.id),
         "enrollments": [
@@ -89,16 +86,16 @@ def enrollment_json(enrollment: Enrollment) -> dict[str, Any]:
         "sequence": enrollment.sequence,
         "status": enrollment.status,
         "next_lesson": enrollment.next_lesson,
-        "due_at": _iso(enrollment.due_at),
-        "confirmed_at": _iso(enrollment.confirmed_at),
-        "completed_at": _iso(enrollment.completed_at),
+        "due_at": iso(enrollment.due_at),
+        "confirmed_at": iso(enrollment.confirmed_at),
+        "completed_at": iso(enrollment.completed_at),
     }
 
 
 def get_reader(session: Session, reader_id: int) -> Subscriber:
     subscriber = session.get(Subscriber, reader_id) if 0 < reader_id < 2**31 else None
     if subscriber is None:
-        raise ReaderError(f"there is no reader {reader_id}", "not_found", 404)
+        raise ReaderError(f"there is no reader {reader_id}", "not_found")
     return subscriber
 
 
@@ -125,7 +122,7 @@ def create_reader(
         raise ReaderError(str(error), field_code("email")) from None
     existing = session.scalar(select(Subscriber).where(Subscriber.email == address))
     if existing is not None:
-        raise ReaderError(f"a reader with this address exists: {existing.id}", "exists", 409)
+        raise ReaderError(f"a reader with this address exists: {existing.id}", "exists")
     subscriber = Subscriber(
         email=address,
         first_name=first_name.strip()[:100],
@@ -144,7 +141,7 @@ def create_reader(
         )
     )
     session.add(
-        Event(subscriber_id=subscriber.id, kind="created", at=now, detail=f"api ({caller})")
+        Event(subscriber_id=subscriber.id, kind=EventKind.CREATED, at=now, detail=f"api ({caller})")
     )
     return subscriber
 
@@ -200,16 +197,14 @@ def enroll(
     sequence = library.get(slug)
     if sequence is None:
         known = ", ".join(sorted(library.sequences))
-        raise ReaderError(f"unknown sequence {slug!r} (known: {known})", "unknown_sequence", 404)
+        raise ReaderError(f"unknown sequence {slug!r} (known: {known})", "unknown_sequence")
     try:
-        return subscribe(
+        return subscribe_reader(
             session,
             library,
+            subscriber,
             slug,
-            subscriber.email,
             now,
-            first_name=subscriber.first_name,
-            timezone=subscriber.timezone,
             confirmed=confirmed,
             consent=Consent(
                 source=f"api ({caller})" + (" (client vouched)" if confirmed else ""),
@@ -231,7 +226,7 @@ def change_enrollment(
 ) -> Enrollment:
     enrollment = next((e for e in subscriber.enrollments if e.sequence == slug), None)
     if enrollment is None:
-        raise ReaderError(f"the reader is not in {slug!r}", "not_found", 404)
+        raise ReaderError(f"the reader is not in {slug!r}", "not_found")
     try:
         if action == "pause":
             pause(session, enrollment, now, f"api ({caller})")
@@ -242,9 +237,9 @@ def change_enrollment(
         else:
             raise ReaderError(f"unknown action {action!r}: pause, resume or leave")
     except SubscriptionError as error:
-        raise ReaderError(str(error), "conflict", 409) from None
+        raise ReaderError(str(error), "conflict") from None
     if action == "resume" and enrollment.status == EnrollmentStatus.PAUSED:
-        raise ReaderError("the course could not be resumed", "conflict", 409)
+        raise ReaderError("the course could not be resumed", "conflict")
     return enrollment
 
 
@@ -260,7 +255,7 @@ def timeline(
         {
             "id": e.id,
             "kind": e.kind,
-            "at": _iso(e.at),
+            "at": iso(e.at),
             "detail": e.detail,
             "sequence": sequence_of.get(e.enrollment_id) if e.enrollment_id else None,
         }

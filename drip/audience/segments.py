@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from drip.audience.signup import RESPONSIBILITIES
 from drip.audience.tags import TagError, clean_tag
+from drip.store.filters import Filters
 from drip.store.models import (
     Delivery,
     Enrollment,
@@ -42,7 +43,6 @@ from drip.store.models import (
     Subscriber,
     SubscriberTag,
 )
-from drip.store.queries import Filters
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 LISTS = ("sequences", "status", "tags", "without_tags", "responsibilities")

@@ -35,18 +35,20 @@ MAX_TAGS = 10
 
 
 class SignUpRefused(Exception):
-    """A sign-up that cannot go ahead; `status` is the HTTP answer, `field` the culprit,
-    `suggestion` the address the reader probably meant."""
+    """A sign-up that cannot go ahead: `field` the culprit, `suggestion` the address the
+    reader probably meant, `throttled` when it is one too many from the network or for the
+    address (the web layer answers 429, and 400 for the rest)."""
 
     def __init__(
         self,
         message: str,
-        status: int = 400,
         field: str | None = None,
         suggestion: str | None = None,
+        *,
+        throttled: bool = False,
     ) -> None:
         super().__init__(message)
-        self.status = status
+        self.throttled = throttled
         self.field = field
         self.suggestion = suggestion
 
@@ -214,11 +216,11 @@ def accept_sign_up(
     allowed = hits(session, limits("signup", peer.ip, address, settings), now)
     if not allowed[by_ip]:
         problem = SignUpRefused(
-            "Too many sign-ups from your network. Please try again in an hour.", status=429
+            "Too many sign-ups from your network. Please try again in an hour.", throttled=True
         )
     elif problem is None and not allowed[by_address]:
         problem = SignUpRefused(
-            "Too many sign-ups for this address. Please try again in an hour.", status=429
+            "Too many sign-ups for this address. Please try again in an hour.", throttled=True
         )
     if problem is None and address is not None:
         consent = Consent(

@@ -1,4 +1,4 @@
-"""Sign-up, confirmation, leaving: plain functions of a session, the content and `now`.
+"""Sign-up, enrollment, confirmation, rejoining: functions of a session, the content, `now`.
 
 Web handlers and CLI commands call these; none of them knows about HTTP. Each keeps its
 consent and timeline records in the same transaction as the change itself.
@@ -6,14 +6,13 @@ consent and timeline records in the same transaction as the change itself.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -22,15 +21,10 @@ from drip.content.sequences import Lesson, Library, Sequence
 from drip.mail.render import header_safe
 from drip.store.models import (
     ConsentRecord,
-    Delivery,
-    DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
     Event,
     EventKind,
-    RateLimit,
-    SequenceState,
-    SignUpRequest,
     Subscriber,
 )
 from drip.store.queries import lessons_sent_to
@@ -144,18 +138,7 @@ def subscribe(
     session.flush()  # as a query would: what the session holds is written first
     known = session.connection().scalar(_SUBSCRIBER_ID, {"email": address})  # Core: cheaper
     subscriber = None if known is None else session.get(Subscriber, known)
-    consent_row = {
-        "created_at": now,
-        "source": consent.source,
-        "consent_text": consent.text,
-        "ip": consent.ip,
-        "user_agent": consent.user_agent,
-    }
-    enrollment: Enrollment | None
     if subscriber is None:
-        # A new reader has no enrollment to look for, and every choice is made up front:
-        # the four rows are four plain inserts (the unit of work would cost more than the
-        # database does), then the reader and the enrollment join the session as if loaded.
         person: dict[str, Any] = {
             "email": address,
             "first_name": name,
@@ -165,67 +148,122 @@ def subscribe(
             "suppressed_at": None,
             "suppressed_reason": None,
         }
-        opt_in = starts_at_once(sequence, confirmed)
-        course: dict[str, Any] = {
-            "sequence": slug,
-            "created_at": now,
-            "status": EnrollmentStatus.PENDING,
-            "attempts": 0,
-            "due_at": None if opt_in else now,  # now: send the confirmation
-            "next_lesson": None,
-            "lease_owner": None,
-            "last_error": None,
-            "paused_reason": None,
-            "confirmation_sent_at": None,
-            "confirmed_at": None,
-            "last_sent_at": None,
-            "completed_at": None,
-            "unsubscribed_at": None,
-        }
-        conn = session.connection()
-        person["id"] = conn.execute(_INSERT_SUBSCRIBER, person).scalar_one()
-        course["id"] = conn.execute(
-            _INSERT_ENROLLMENT, {**course, "subscriber_id": person["id"]}
-        ).scalar_one()
-        ids = {"subscriber_id": person["id"], "enrollment_id": course["id"]}
-        conn.execute(
-            _INSERT_EVENT, {**ids, "kind": "signed_up", "at": now, "detail": consent.source}
-        )
-        conn.execute(_INSERT_CONSENT, {**ids, **consent_row})
-        subscriber = Subscriber(**person)
-        enrollment = Enrollment(**course, subscriber_id=person["id"])
-        for row in (subscriber, enrollment):  # every column is set: nothing left to load
-            make_transient_to_detached(row)
-            session.add(row)
-        set_committed_value(enrollment, "subscriber", subscriber)
-        set_committed_value(subscriber, "enrollments", [enrollment])
-        if opt_in:
-            activate(session, sequence, enrollment, subscriber, now, opt_in)
-        return enrollment
+        return _new_reader(session, sequence, person, now, consent, confirmed)
     subscriber.first_name = subscriber.first_name or name
     if attributes:
         subscriber.attributes = {**subscriber.attributes, **attributes}
-    enrollment = session.scalar(_ENROLLMENT_OF, {"subscriber": subscriber.id, "slug": slug})
-    if enrollment is None:
-        enrollment = Enrollment(
-            subscriber_id=subscriber.id,
-            sequence=slug,
-            created_at=now,
-            status=EnrollmentStatus.PENDING,
-            attempts=0,
-        )
-        session.add(enrollment)
-        session.flush()
-        record_event(session, enrollment, EventKind.SIGNED_UP, now, consent.source)
-    elif enrollment.status in LEFT:
-        enrollment.status = EnrollmentStatus.PENDING
-        enrollment.created_at = now
-        enrollment.unsubscribed_at = None
-        record_event(session, enrollment, EventKind.SIGNED_UP, now, f"again, {consent.source}")
-    session.connection().execute(
-        _INSERT_CONSENT,
-        {"subscriber_id": subscriber.id, "enrollment_id": enrollment.id, **consent_row},
+    return _returning_reader(session, sequence, subscriber, now, consent, confirmed)
+
+
+def subscribe_reader(
+    session: Session,
+    library: Library,
+    subscriber: Subscriber,
+    slug: str,
+    now: datetime,
+    *,
+    consent: Consent,
+    confirmed: bool,
+) -> Enrollment:
+    """`subscribe` for a reader drip already has (the API, a bulk move, a chained course):
+    their address, name and time zone as they are."""
+    return subscribe(
+        session,
+        library,
+        slug,
+        subscriber.email,
+        now,
+        consent=consent,
+        first_name=subscriber.first_name,
+        timezone=subscriber.timezone,
+        confirmed=confirmed,
     )
+
+
+def _consent_row(consent: Consent, now: datetime) -> dict[str, Any]:
+    return {
+        "created_at": now,
+        "source": consent.source,
+        "consent_text": consent.text,
+        "ip": consent.ip,
+        "user_agent": consent.user_agent,
+    }
+
+
+def _record_consent(
+    session: Session,
+    subscriber: Subscriber,
+    enrollment: Enrollment,
+    consent: Consent,
+    now: datetime,
+) -> None:
+    """The consent record of a sign-up, in the same transaction (a Core insert: cheaper)."""
+    row = {"subscriber_id": subscriber.id, "enrollment_id": enrollment.id}
+    session.connection().execute(_INSERT_CONSENT, {**row, **_consent_row(consent, now)})
+
+
+def _new_reader(
+    session: Session,
+    sequence: Sequence,
+    person: dict[str, Any],
+    now: datetime,
+    consent: Consent,
+    confirmed: bool,
+) -> Enrollment:
+    """A new reader has no enrollment to look for, and every choice is made up front: the
+    four rows are four plain inserts (the unit of work would cost more than the database
+    does), then the reader and the enrollment join the session as if loaded."""
+    opt_in = starts_at_once(sequence, confirmed)
+    course: dict[str, Any] = {
+        "sequence": sequence.slug,
+        "created_at": now,
+        "status": EnrollmentStatus.PENDING,
+        "attempts": 0,
+        "due_at": None if opt_in else now,  # now: send the confirmation
+        "next_lesson": None,
+        "lease_owner": None,
+        "last_error": None,
+        "paused_reason": None,
+        "confirmation_sent_at": None,
+        "confirmed_at": None,
+        "last_sent_at": None,
+        "completed_at": None,
+        "unsubscribed_at": None,
+    }
+    conn = session.connection()
+    person["id"] = conn.execute(_INSERT_SUBSCRIBER, person).scalar_one()
+    course["id"] = conn.execute(
+        _INSERT_ENROLLMENT, {**course, "subscriber_id": person["id"]}
+    ).scalar_one()
+    ids = {"subscriber_id": person["id"], "enrollment_id": course["id"]}
+    conn.execute(
+        _INSERT_EVENT, {**ids, "kind": EventKind.SIGNED_UP, "at": now, "detail": consent.source}
+    )
+    conn.execute(_INSERT_CONSENT, {**ids, **_consent_row(consent, now)})
+    subscriber = Subscriber(**person)
+    enrollment = Enrollment(**course, subscriber_id=person["id"])
+    for row in (subscriber, enrollment):  # every column is set: nothing left to load
+        make_transient_to_detached(row)
+        session.add(row)
+    set_committed_value(enrollment, "subscriber", subscriber)
+    set_committed_value(subscriber, "enrollments", [enrollment])
+    if opt_in:
+        activate(session, sequence, enrollment, subscriber, now, opt_in)
+    return enrollment
+
+
+def _returning_reader(
+    session: Session,
+    sequence: Sequence,
+    subscriber: Subscriber,
+    now: datetime,
+    consent: Consent,
+    confirmed: bool,
+) -> Enrollment:
+    """A known address: enrolled (again) in the course, a confirmation queued unless the
+    course starts at once; a suppressed address gets nothing until an operator lifts it."""
+    enrollment = enroll(session, subscriber, sequence.slug, now, consent.source)
+    _record_consent(session, subscriber, enrollment, consent, now)
     if subscriber.suppressed_at is not None and not confirmed:
         return enrollment  # a bounced address gets nothing until an operator lifts it
     if enrollment.status == EnrollmentStatus.PENDING:
@@ -239,6 +277,32 @@ def subscribe(
         ):
             enrollment.due_at = now  # the dispatcher sends the confirmation
             enrollment.attempts = 0
+    return enrollment
+
+
+def enroll(
+    session: Session, subscriber: Subscriber, slug: str, now: datetime, source: str
+) -> Enrollment:
+    """The reader's enrollment in a course, made pending (with its "signed up" event) when
+    they have none or had left it; one already there is returned as it is. Every way in
+    (sign-up, import, the API, a chained course) enrolls through here."""
+    enrollment = session.scalar(_ENROLLMENT_OF, {"subscriber": subscriber.id, "slug": slug})
+    if enrollment is None:
+        enrollment = Enrollment(
+            subscriber_id=subscriber.id,
+            sequence=slug,
+            created_at=now,
+            status=EnrollmentStatus.PENDING,
+            attempts=0,
+        )
+        session.add(enrollment)
+        session.flush()
+        record_event(session, enrollment, EventKind.SIGNED_UP, now, source)
+    elif enrollment.status in LEFT:
+        enrollment.status = EnrollmentStatus.PENDING
+        enrollment.created_at = now
+        enrollment.unsubscribed_at = None
+        record_event(session, enrollment, EventKind.SIGNED_UP, now, f"again, {source}")
     return enrollment
 
 
@@ -310,68 +374,6 @@ def confirm(session: Session, library: Library, enrollment_id: int, now: datetim
     return enrollment
 
 
-def unsubscribe(
-    session: Session,
-    enrollment_id: int,
-    now: datetime,
-    *,
-    everything: bool = False,
-    how: str = "link",
-) -> list[Enrollment]:
-    """Leave one sequence, or all of them. Effective at once: the dispatcher re-checks the
-    status right before each hand-off, and pending retries are cancelled here."""
-    enrollment = session.get(Enrollment, enrollment_id)
-    if enrollment is None:
-        raise SubscriptionError("this link belongs to no subscription")
-    targets = list(enrollment.subscriber.enrollments) if everything else [enrollment]
-    changed = []
-    for target in targets:
-        if target.status in (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.SUPPRESSED):
-            continue
-        target.status = EnrollmentStatus.UNSUBSCRIBED
-        target.unsubscribed_at = now
-        target.due_at = None
-        record_event(session, target, EventKind.UNSUBSCRIBED, now, how)
-        changed.append(target)
-    if changed:
-        session.execute(
-            update(Delivery)
-            .where(
-                Delivery.enrollment_id.in_([t.id for t in changed]),
-                Delivery.status.in_([DeliveryStatus.RETRYING, DeliveryStatus.SENDING]),
-            )
-            .values(status=DeliveryStatus.CANCELLED, updated_at=now)
-        )
-    return changed
-
-
-def pause(session: Session, enrollment: Enrollment, now: datetime, reason: str) -> None:
-    if enrollment.status == EnrollmentStatus.ACTIVE:
-        enrollment.status = EnrollmentStatus.PAUSED
-        enrollment.paused_reason = reason
-        record_event(session, enrollment, EventKind.PAUSED, now, reason)
-
-
-def resume(session: Session, library: Library, enrollment: Enrollment, now: datetime) -> None:
-    """Back to active with the next lesson due now (not a burst of everything missed)."""
-    if enrollment.status == EnrollmentStatus.PAUSED:
-        sequence = find_sequence(library, enrollment.sequence)
-        if (
-            activate(
-                session,
-                sequence,
-                enrollment,
-                enrollment.subscriber,
-                now,
-                "resumed",
-                lift_suppression=True,
-            )
-            is not None
-        ):
-            enrollment.due_at = now
-        record_event(session, enrollment, EventKind.RESUMED, now)
-
-
 def rejoin(
     session: Session, library: Library, enrollment: Enrollment, now: datetime, *, consent: Consent
 ) -> None:
@@ -388,17 +390,7 @@ def rejoin(
             "mail to this address bounced, so we stopped sending; write to us to lift the block"
         )
     sequence = find_sequence(library, enrollment.sequence)
-    session.add(
-        ConsentRecord(
-            subscriber_id=subscriber.id,
-            enrollment_id=enrollment.id,
-            created_at=now,
-            source=consent.source,
-            consent_text=consent.text,
-            ip=consent.ip,
-            user_agent=consent.user_agent,
-        )
-    )
+    _record_consent(session, subscriber, enrollment, consent, now)
     enrollment.unsubscribed_at = None
     record_event(session, enrollment, EventKind.REJOINED, now, consent.source)
     if enrollment.confirmed_at is not None or not sequence.double_opt_in:
@@ -429,230 +421,3 @@ def resend_confirmation(session: Session, enrollment: Enrollment, now: datetime)
     enrollment.attempts = 0
     record_event(session, enrollment, EventKind.CONFIRMATION_REQUESTED, now)
     return True
-
-
-# -- operator actions (the admin pages) -------------------------------------------------------
-
-
-def restart(session: Session, library: Library, enrollment: Enrollment, now: datetime) -> None:
-    """Start the course again from its first lesson. Deliveries are unique per lesson, so the
-    old ones are removed; the timeline keeps a note of what had been sent."""
-    if enrollment.status in (EnrollmentStatus.PENDING, EnrollmentStatus.EXPIRED):
-        raise SubscriptionError("the reader has not confirmed yet: there is nothing to restart")
-    if enrollment.status == EnrollmentStatus.UNSUBSCRIBED:
-        raise SubscriptionError("the reader left this course; only they can rejoin it")
-    if enrollment.subscriber.suppressed_at is not None:
-        raise SubscriptionError("the address is suppressed: lift the block first")
-    sequence = find_sequence(library, enrollment.sequence)
-    sent = lessons_sent_to(session, enrollment.id)
-    session.execute(delete(Delivery).where(Delivery.enrollment_id == enrollment.id))
-    session.expire(enrollment, ["deliveries"])
-    enrollment.status = EnrollmentStatus.ACTIVE
-    enrollment.completed_at = enrollment.last_sent_at = None
-    enrollment.lease_owner = None
-    if (
-        activate(
-            session,
-            sequence,
-            enrollment,
-            enrollment.subscriber,
-            now,
-            "restarted",
-            lift_suppression=True,
-        )
-        is not None
-    ):
-        enrollment.due_at = now
-    record_event(
-        session,
-        enrollment,
-        EventKind.RESTARTED,
-        now,
-        f"previously sent: {', '.join(sent) or 'nothing'}",
-    )
-
-
-def suppress(session: Session, subscriber: Subscriber, now: datetime, reason: str) -> None:
-    """Stop every email to this address, now and for any later sign-up, until lifted."""
-    subscriber.suppressed_at = now
-    subscriber.suppressed_reason = reason
-    waiting = [
-        e
-        for e in subscriber.enrollments
-        if e.status in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING, EnrollmentStatus.PAUSED)
-    ]
-    for enrollment in waiting:
-        enrollment.status = EnrollmentStatus.SUPPRESSED
-        enrollment.due_at = None
-        record_event(session, enrollment, EventKind.SUPPRESSED, now, reason)
-    if waiting:
-        session.execute(
-            update(Delivery)
-            .where(
-                Delivery.enrollment_id.in_([e.id for e in waiting]),
-                Delivery.status.in_([DeliveryStatus.RETRYING, DeliveryStatus.SENDING]),
-            )
-            .values(status=DeliveryStatus.CANCELLED, updated_at=now)
-        )
-
-
-def retry_delivery(
-    session: Session,
-    library: Library,
-    delivery: Delivery,
-    now: datetime,
-    *,
-    lift_suppression: bool = True,
-) -> None:
-    """Send a failed (or waiting) lesson again at the next pass, with a fresh attempt count.
-
-    A permanent failure suppressed the address; retrying it lifts that block, which only an
-    operator looking at this one reader should do (`lift_suppression=False` refuses)."""
-    enrollment = delivery.enrollment
-    if delivery.status not in (DeliveryStatus.FAILED, DeliveryStatus.RETRYING):
-        raise SubscriptionError(f"this delivery is {delivery.status}: nothing to retry")
-    if enrollment.status in (
-        EnrollmentStatus.UNSUBSCRIBED,
-        EnrollmentStatus.COMPLETED,
-        EnrollmentStatus.EXPIRED,
-    ):
-        raise SubscriptionError(f"the reader's enrollment is {enrollment.status}")
-    if not lift_suppression and (
-        enrollment.status == EnrollmentStatus.SUPPRESSED
-        or enrollment.subscriber.suppressed_at is not None
-    ):
-        raise SubscriptionError("the address is suppressed after a permanent failure")
-    if enrollment.status == EnrollmentStatus.SUPPRESSED:
-        enrollment.status = EnrollmentStatus.PAUSED  # the operator lifts the block to retry
-    if enrollment.status == EnrollmentStatus.PAUSED:
-        resume(session, library, enrollment, now)
-    else:
-        enrollment.due_at = now
-        enrollment.attempts = 0
-        enrollment.lease_owner = None
-    delivery.status = DeliveryStatus.RETRYING
-    delivery.updated_at = now
-    record_event(session, enrollment, EventKind.RETRY_REQUESTED, now, delivery.lesson)
-
-
-def set_sequence_paused(session: Session, slug: str, paused: bool, now: datetime) -> None:
-    """Hold or release a whole sequence; the dispatcher skips paused ones when it claims."""
-    state = session.get(SequenceState, slug)
-    if state is None:
-        session.add(SequenceState(sequence=slug, paused=paused, updated_at=now))
-    else:
-        state.paused = paused
-        state.updated_at = now
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def export_subscriber(session: Session, subscriber: Subscriber) -> dict[str, Any]:
-    """Everything kept about one reader, as JSON-ready data (a data-subject access request)."""
-    consents = session.scalars(
-        select(ConsentRecord)
-        .where(ConsentRecord.subscriber_id == subscriber.id)
-        .order_by(ConsentRecord.id)
-    )
-    events = session.scalars(
-        select(Event).where(Event.subscriber_id == subscriber.id).order_by(Event.at, Event.id)
-    )
-    waiting = session.scalars(
-        select(SignUpRequest)
-        .where(SignUpRequest.email == subscriber.email)
-        .order_by(SignUpRequest.id)
-    )
-    return {
-        "email": subscriber.email,
-        "first_name": subscriber.first_name,
-        "timezone": subscriber.timezone,
-        "attributes": subscriber.attributes,
-        "created_at": _iso(subscriber.created_at),
-        "suppressed_at": _iso(subscriber.suppressed_at),
-        "suppressed_reason": subscriber.suppressed_reason,
-        "consents": [
-            {
-                "at": _iso(c.created_at),
-                "source": c.source,
-                "text": c.consent_text,
-                "ip": c.ip,
-                "user_agent": c.user_agent,
-                "enrollment_id": c.enrollment_id,
-            }
-            for c in consents
-        ],
-        "enrollments": [
-            {
-                "id": e.id,
-                "sequence": e.sequence,
-                "status": e.status,
-                "next_lesson": e.next_lesson,
-                "due_at": _iso(e.due_at),
-                "created_at": _iso(e.created_at),
-                "confirmed_at": _iso(e.confirmed_at),
-                "completed_at": _iso(e.completed_at),
-                "unsubscribed_at": _iso(e.unsubscribed_at),
-                "deliveries": [
-                    {
-                        "lesson": d.lesson,
-                        "status": d.status,
-                        "message_id": d.message_id,
-                        "attempts": d.attempts,
-                        "last_error": d.last_error,
-                        "sent_at": _iso(d.sent_at),
-                        "updated_at": _iso(d.updated_at),
-                    }
-                    for d in e.deliveries
-                ],
-            }
-            for e in subscriber.enrollments
-        ],
-        "events": [
-            {
-                "at": _iso(ev.at),
-                "kind": ev.kind,
-                "detail": ev.detail,
-                "enrollment_id": ev.enrollment_id,
-            }
-            for ev in events
-        ],
-        "waiting_sign_ups": [
-            {
-                "at": _iso(r.received_at),
-                "sequence": r.sequence,
-                "source": r.source,
-                "text": r.consent_text,
-                "ip": r.ip,
-                "user_agent": r.user_agent,
-                "problem": r.problem,
-            }
-            for r in waiting
-        ],
-    }
-
-
-def erase_subscriber(session: Session, subscriber: Subscriber) -> None:
-    """Delete the reader and, through the foreign keys' ON DELETE CASCADE, their enrollments,
-    deliveries, consent records and timeline; sign-ups of the address still waiting to be
-    taken in and the rate-limit counters naming it go too. The caller commits."""
-    erase_subscribers(session, [subscriber.id])
-
-
-def erase_subscribers(session: Session, subscriber_ids: Collection[int]) -> list[str]:
-    """`erase_subscriber` for many readers in a few statements (the admin's bulk erase);
-    the addresses erased. The caller commits."""
-    ids = sorted(set(subscriber_ids))
-    addresses = list(session.scalars(select(Subscriber.email).where(Subscriber.id.in_(ids))))
-    if addresses:
-        session.execute(delete(Subscriber).where(Subscriber.id.in_(ids)))
-        session.execute(delete(SignUpRequest).where(SignUpRequest.email.in_(addresses)))
-        for start in range(0, len(addresses), 100):  # SQLite refuses an OR 1,000 deep
-            session.execute(
-                delete(RateLimit).where(
-                    or_(*(RateLimit.key.endswith(f":{a}") for a in addresses[start : start + 100]))
-                )
-            )
-    session.expunge_all()
-    return addresses

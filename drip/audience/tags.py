@@ -103,7 +103,10 @@ def add_tags(
         )
         session.add(
             Event(
-                subscriber_id=subscriber.id, kind="tagged", at=now, detail=f"{tag} ({source})"[:500]
+                subscriber_id=subscriber.id,
+                kind=EventKind.TAGGED,
+                at=now,
+                detail=f"{tag} ({source})"[:500],
             )
         )
     if library is not None and added:
@@ -127,7 +130,7 @@ def _exit_courses(
             Event(
                 subscriber_id=subscriber.id,
                 enrollment_id=enrollment.id,
-                kind="exited",
+                kind=EventKind.EXITED,
                 at=now,
                 detail=f"reached the goal: tagged {sequence.exit_when}",
             )
@@ -144,7 +147,7 @@ def remove_tag(
         session.add(
             Event(
                 subscriber_id=subscriber.id,
-                kind="untagged",
+                kind=EventKind.UNTAGGED,
                 at=now,
                 detail=f"{tag} ({source})"[:500],
             )
@@ -208,36 +211,43 @@ def tag_readers(
     if not added:
         return 0
     subscriber_events(session, added, EventKind.TAGGED, now, f"{tag} ({source})")
-    goals = [s.slug for s in (library.sequences.values() if library else ()) if s.exit_when == tag]
-    if goals:
-        ended = session.execute(
-            update(Enrollment)
-            .where(
-                Enrollment.subscriber_id.in_(added),
-                Enrollment.sequence.in_(goals),
-                Enrollment.status.in_(GOING),
-            )
-            .values(
-                status=EnrollmentStatus.COMPLETED, completed_at=now, due_at=None, next_lesson=None
-            )
-            .returning(Enrollment.id, Enrollment.subscriber_id)
-            .execution_options(synchronize_session=False)
-        ).all()
-        if ended:
-            session.execute(
-                insert(EVENTS),
-                [
-                    {
-                        "subscriber_id": subscriber_id,
-                        "enrollment_id": enrollment_id,
-                        "kind": "exited",
-                        "at": now,
-                        "detail": f"reached the goal: tagged {tag}",
-                    }
-                    for enrollment_id, subscriber_id in ended
-                ],
-            )
+    if library is not None:
+        _reach_goals(session, library, added, tag, now)
     return len(added)
+
+
+def _reach_goals(
+    session: Session, library: Library, subscriber_ids: list[int], tag: str, now: datetime
+) -> None:
+    """End, for these readers, each course whose goal (`exit_when`) is `tag`."""
+    goals = [s.slug for s in library.sequences.values() if s.exit_when == tag]
+    if not goals:
+        return
+    ended = session.execute(
+        update(Enrollment)
+        .where(
+            Enrollment.subscriber_id.in_(subscriber_ids),
+            Enrollment.sequence.in_(goals),
+            Enrollment.status.in_(GOING),
+        )
+        .values(status=EnrollmentStatus.COMPLETED, completed_at=now, due_at=None, next_lesson=None)
+        .returning(Enrollment.id, Enrollment.subscriber_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if ended:
+        session.execute(
+            insert(EVENTS),
+            [
+                {
+                    "subscriber_id": subscriber_id,
+                    "enrollment_id": enrollment_id,
+                    "kind": EventKind.EXITED,
+                    "at": now,
+                    "detail": f"reached the goal: tagged {tag}",
+                }
+                for enrollment_id, subscriber_id in ended
+            ],
+        )
 
 
 def untag_readers(

@@ -13,7 +13,7 @@ from drip.audience.imports import queue_import, run_import
 from drip.audience.intake import waiting
 from drip.audience.subscriptions import Consent, SubscriptionError, subscribe
 from drip.cli.common import instant, now_or, services
-from drip.deliverability.bounces import status_line
+from drip.deliverability.sending_pause import status_line
 from drip.store.queries import counts_by_sequence_and_status
 
 

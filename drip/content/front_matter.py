@@ -4,6 +4,7 @@ lesson, the lead magnet and a broadcast."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,15 @@ def read_whole(path: Path) -> str:
         ) from error
 
 
+def read_or_note(path: Path, problems: list[Problem]) -> str | None:
+    """`read_whole`, or None with the reason added to `problems` (`drip check`'s list)."""
+    try:
+        return read_whole(path)
+    except Unreadable as error:
+        problems.append(Problem(path, 1, f"{path.name} {error}"))
+        return None
+
+
 def split_front_matter(text: str) -> tuple[str, str, int] | None:
     """(front matter, body, line where the body starts), or None without front matter."""
     lines = text.splitlines(keepends=True)
@@ -67,15 +77,80 @@ def split_front_matter(text: str) -> tuple[str, str, int] | None:
     return None
 
 
-def read_front_matter(path: Path, front: str, problems: list[Problem]) -> dict[str, Any] | None:
-    """The keys and values of a file's front matter (the YAML from its line 2), or None with
-    the problem added to `problems` at the line to fix: a lesson's, the lead magnet's."""
+@dataclass(frozen=True)
+class FrontMatter:
+    """A content file split: the front matter's keys and values, its source, the body and
+    the file line the body starts at."""
+
+    meta: dict[str, Any]
+    front: str
+    body: str
+    body_line: int
+
+
+class FrontMatterError(ValueError):
+    """Front matter that cannot be read, as a `Problem` at the line to fix."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def parse_front_matter(
+    text: str, path: Path | None = None, *, missing: str = "", tolerant: bool = False
+) -> FrontMatter:
+    """The one reader of front matter: a lesson's, the lead magnet's, a broadcast's, a
+    message template's, the studio editor's.
+
+    A file without front matter is all body, unless `missing` says why it must have one
+    (then FrontMatterError). Front matter that is not valid YAML, or not keys and values,
+    raises FrontMatterError at the line to fix; with `tolerant` (an editor's form, which
+    must show every field it can) it is read key by key instead (`tolerant_front`)."""
+    where = path or Path("front matter")
+    parts = split_front_matter(text)
+    if parts is None:
+        if missing:
+            raise FrontMatterError(Problem(where, 1, missing))
+        return FrontMatter({}, "", text, 1)
+    front, body, body_line = parts
     try:
         meta = yaml_input.load(front) or {}
     except yaml.YAMLError as error:
-        problems.append(yaml_error(path, error, offset=1, text=front))
-        return None
+        if tolerant:
+            return FrontMatter(tolerant_front(front), front, body, body_line)
+        raise FrontMatterError(yaml_error(where, error, offset=1, text=front)) from None
     if not isinstance(meta, dict):
-        problems.append(Problem(path, 2, "front matter must be keys and values"))
-        return None
-    return meta
+        if tolerant:
+            return FrontMatter(tolerant_front(front), front, body, body_line)
+        raise FrontMatterError(Problem(where, 2, "front matter must be keys and values"))
+    return FrontMatter(meta, front, body, body_line)
+
+
+def front_chunks(front: str) -> list[tuple[str, str]]:
+    """(key, its lines) of each top-level `key:` line of a front matter, with the indented
+    lines under it."""
+    chunks: list[tuple[str, list[str]]] = []
+    for line in front.splitlines():
+        starts = line[:1] not in ("", " ", "\t", "#", "-") and ":" in line
+        if starts:
+            chunks.append((line.split(":", 1)[0].strip().strip("'\""), [line]))
+        elif chunks:
+            chunks[-1][1].append(line)
+    return [(key, "\n".join(lines)) for key, lines in chunks if key]
+
+
+def tolerant_front(front: str) -> dict[str, Any]:
+    """A front matter that does not parse as a whole, read one key at a time: a key whose
+    lines parse has its value; one that does not (`subject: Day 1: start`) has the text
+    after its colon, as the author typed it. Nothing written is dropped."""
+    values: dict[str, Any] = {}
+    for key, chunk in front_chunks(front):
+        try:
+            data = yaml_input.load(chunk)
+        except yaml.YAMLError:
+            data = None
+        if isinstance(data, dict) and len(data) == 1:
+            values.setdefault(key, next(iter(data.values())))
+        else:
+            values.setdefault(key, chunk.split(":", 1)[1].strip())
+    return values

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from drip.content.front_matter import Unreadable, read_front_matter, read_whole, split_front_matter
+from drip.content.front_matter import FrontMatterError, parse_front_matter, read_or_note
 from drip.content.sequences import Delay, Lesson, Problem
 from drip.content.variants import read_experiment
 from drip.content.yaml_messages import line_of_keys
@@ -26,6 +26,10 @@ LESSON_VARIABLES = frozenset(
 )
 MAGNET_VARIABLES = frozenset({"lead_magnet_url"})
 LESSON_KEYS = frozenset({"subject", "delay", "preheader", "variants", "goal"})
+
+LESSON_FRONT_MATTER = (
+    "a lesson starts with front matter between --- lines (subject, delay, optional preheader)"
+)
 
 
 def load_lesson(
@@ -77,27 +81,15 @@ def _read_lesson(
     path: Path, problems: list[Problem]
 ) -> tuple[str, str, str, int, dict[str, Any]] | None:
     """(whole text, front matter, body, body's first line, front matter's keys), or None."""
+    text = read_or_note(path, problems)
+    if text is None:
+        return None
     try:
-        text = read_whole(path)
-    except Unreadable as error:
-        problems.append(Problem(path, 1, f"{path.name} {error}"))
+        parsed = parse_front_matter(text, path, missing=LESSON_FRONT_MATTER)
+    except FrontMatterError as error:
+        problems.append(error.problem)
         return None
-    parts = split_front_matter(text)
-    if parts is None:
-        problems.append(
-            Problem(
-                path,
-                1,
-                "a lesson starts with front matter between --- lines "
-                "(subject, delay, optional preheader)",
-            )
-        )
-        return None
-    front, body, body_line = parts
-    meta = read_front_matter(path, front, problems)
-    if meta is None:
-        return None
-    return text, front, body, body_line, meta
+    return text, parsed.front, parsed.body, parsed.body_line, parsed.meta
 
 
 def _lesson_fields(

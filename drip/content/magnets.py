@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import html
-import io
 import logging
 import os
 import re
 import tempfile
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -42,7 +40,9 @@ import markdown
 from jinja2 import Environment, FileSystemLoader
 
 from drip.content.fetch_rule import pdf_fetcher
-from drip.content.front_matter import read_front_matter, split_front_matter
+from drip.content.front_matter import FrontMatterError, parse_front_matter
+from drip.content.page_sizes import DEFAULT_PAGE_SIZE, LETTER_PREFIXES, LETTER_ZONES, PAGE_SIZES
+from drip.content.pdf_preview import render_first_page
 from drip.content.safe_html import Cleaned, clean
 from drip.content.sequences import Problem, Sequence
 from drip.content.study_plan import (
@@ -61,85 +61,6 @@ from drip.mail.render import MARKDOWN_EXTENSIONS
 log = logging.getLogger(__name__)
 
 MAGNET_TEMPLATES = TEMPLATES / "magnet"
-PAGE_SIZES = {"A4": "A4", "Letter": "letter"}
-DEFAULT_PAGE_SIZE = "A4"
-# Where readers print on Letter: the zones tzdata's zone.tab gives the US and Canada, the
-# older names that link to them, and the US/* and Canada/* aliases.
-LETTER_ZONES = frozenset(
-    {
-        "America/Adak",
-        "America/Anchorage",
-        "America/Boise",
-        "America/Chicago",
-        "America/Denver",
-        "America/Detroit",
-        "America/Indiana/Indianapolis",
-        "America/Indiana/Knox",
-        "America/Indiana/Marengo",
-        "America/Indiana/Petersburg",
-        "America/Indiana/Tell_City",
-        "America/Indiana/Vevay",
-        "America/Indiana/Vincennes",
-        "America/Indiana/Winamac",
-        "America/Juneau",
-        "America/Kentucky/Louisville",
-        "America/Kentucky/Monticello",
-        "America/Los_Angeles",
-        "America/Menominee",
-        "America/Metlakatla",
-        "America/New_York",
-        "America/Nome",
-        "America/North_Dakota/Beulah",
-        "America/North_Dakota/Center",
-        "America/North_Dakota/New_Salem",
-        "America/Phoenix",
-        "America/Sitka",
-        "America/Yakutat",
-        "Pacific/Honolulu",
-        "America/Atikokan",
-        "America/Blanc-Sablon",
-        "America/Cambridge_Bay",
-        "America/Creston",
-        "America/Dawson",
-        "America/Dawson_Creek",
-        "America/Edmonton",
-        "America/Fort_Nelson",
-        "America/Glace_Bay",
-        "America/Goose_Bay",
-        "America/Halifax",
-        "America/Inuvik",
-        "America/Iqaluit",
-        "America/Moncton",
-        "America/Rankin_Inlet",
-        "America/Regina",
-        "America/Resolute",
-        "America/St_Johns",
-        "America/Swift_Current",
-        "America/Toronto",
-        "America/Vancouver",
-        "America/Whitehorse",
-        "America/Winnipeg",
-        "America/Atka",
-        "America/Fort_Wayne",
-        "America/Indianapolis",
-        "America/Knox_IN",
-        "America/Louisville",
-        "America/Shiprock",
-        "Navajo",
-        "America/Coral_Harbour",
-        "America/Montreal",
-        "America/Nipigon",
-        "America/Pangnirtung",
-        "America/Rainy_River",
-        "America/Thunder_Bay",
-        "America/Yellowknife",
-        "EST5EDT",
-        "CST6CDT",
-        "MST7MDT",
-        "PST8PDT",
-    }
-)
-LETTER_PREFIXES = ("US/", "Canada/")
 OL_START = re.compile(r'<ol start="(\d+)">')  # WeasyPrint numbers from 1 without this
 H2 = re.compile(r"(?=<h2[\s>])")
 TAG = re.compile(r"(<[^>]*>)")
@@ -148,7 +69,6 @@ _CODE = tuple(  # a change to what the PDF may hold rebuilds it too
     Path(__file__).with_name(name)
     for name in ("magnets.py", "study_plan.py", "safe_html.py", "fetch_rule.py")
 )
-PREVIEW_WIDTH = 800  # pixels across the first-page image the admin shows
 
 
 def page_size_for(timezone: str) -> str:
@@ -198,15 +118,11 @@ def read_source(sequence: Sequence) -> MagnetSource:
         raise ValueError(f"{sequence.slug} has no lead magnet")
     path = sequence.lead_magnet.source
     text = _source_text(path)
-    parts = split_front_matter(text)
-    meta: dict[str, Any] = {}
-    body = text
-    if parts is not None:
-        problems: list[Problem] = []
-        loaded = read_front_matter(path, parts[0], problems)
-        if loaded is None:
-            raise MagnetError(problems[0])
-        meta, body = loaded, parts[1]
+    try:
+        parsed = parse_front_matter(text, path)
+    except FrontMatterError as error:
+        raise MagnetError(error.problem) from None
+    meta, body = parsed.meta, parsed.body
     return MagnetSource(
         title=str(meta.get("title") or sequence.lead_magnet.title),
         subtitle=str(meta.get("subtitle") or ""),
@@ -422,26 +338,6 @@ def build(
 ) -> bool:
     """Build the common PDF unless it is current; True if it was (re)built."""
     return bool(rebuild(settings, sequence, sizes=(page_size,), force=force).built)
-
-
-_PDFIUM = threading.Lock()  # PDFium is not thread-safe: web threads and the worker share it
-
-
-def render_first_page(pdf: bytes, width: int = PREVIEW_WIDTH) -> bytes:
-    """The PDF's first page as a PNG `width` pixels wide, in the page's own proportions."""
-    import pypdfium2  # loaded only when an image is made
-
-    with _PDFIUM:
-        document = pypdfium2.PdfDocument(pdf)
-        try:
-            page = document[0]
-            points_wide, _ = page.get_size()
-            image = page.render(scale=width / points_wide).to_pil()
-        finally:
-            document.close()
-    out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
-    return out.getvalue()
 
 
 def first_page(

@@ -13,7 +13,7 @@ import yaml
 from drip.content.authors import AUTHOR_KEYS, Author, is_placeholder, read_author
 from drip.content.authors import read_site_urls as _read_site_urls
 from drip.content.fetch_rule import inside
-from drip.content.front_matter import Unreadable, read_whole
+from drip.content.front_matter import read_or_note
 from drip.content.lessons import EXIT_TAG
 from drip.content.sequences import LeadMagnet, Problem, SendWindow, Sequence
 from drip.content.site import SITE_FILE, Site, key_line
@@ -46,9 +46,29 @@ SEQUENCE_KEYS = frozenset(
         "pause_on_reply",
     }
 )
-WINDOW_KEYS = frozenset({"start", "end", "days"})
-MAGNET_KEYS = frozenset({"title", "file", "attach"})
+WINDOW_KEYS = ("start", "end", "days")
+MAGNET_KEYS = ("title", "file", "attach")
 DEFAULT_CONSENT = "Yes, send me this email course. I can unsubscribe with one click at any time."
+
+
+def _unknown_keys(
+    raw: dict[str, Any],
+    name: str,
+    allowed: tuple[str, ...],
+    path: Path,
+    lines: dict[str, int],
+    problems: list[Problem],
+) -> None:
+    """A problem at its line for each key of the `name` mapping that is not `allowed`."""
+    for key in raw:
+        if key not in allowed:
+            problems.append(
+                Problem(
+                    path,
+                    lines.get(f"{name}.{key}", lines.get(name, 1)),
+                    f"unknown key {name}.{key} (allowed: {', '.join(allowed)})",
+                )
+            )
 
 
 def _parse_time(value: Any) -> time:
@@ -68,15 +88,7 @@ def _parse_window(
     if not isinstance(raw, dict):
         problems.append(Problem(path, line, "send_window must be a mapping with start, end, days"))
         return SendWindow()
-    for key in raw:
-        if key not in WINDOW_KEYS:
-            problems.append(
-                Problem(
-                    path,
-                    lines.get(f"send_window.{key}", line),
-                    f"unknown key send_window.{key} (allowed: start, end, days)",
-                )
-            )
+    _unknown_keys(raw, "send_window", WINDOW_KEYS, path, lines, problems)
     try:
         start = _parse_time(raw.get("start", "09:00"))
         end = (
@@ -134,10 +146,8 @@ def _check_address(
 
 
 def load_sequence_file(path: Path, problems: list[Problem]) -> dict[str, Any] | None:
-    try:
-        text = read_whole(path)
-    except Unreadable as error:
-        problems.append(Problem(path, 1, f"{path.name} {error}"))
+    text = read_or_note(path, problems)
+    if text is None:
         return None
     try:
         data = yaml_input.load(text)
@@ -263,15 +273,7 @@ def _lead_magnet(
     if not isinstance(raw_magnet, dict) or not raw_magnet.get("file"):
         problems.append(Problem(path, line, "lead_magnet needs at least a file"))
         return None
-    for key in raw_magnet:
-        if key not in MAGNET_KEYS:
-            problems.append(
-                Problem(
-                    path,
-                    lines.get(f"lead_magnet.{key}", line),
-                    f"unknown key lead_magnet.{key} (allowed: title, file, attach)",
-                )
-            )
+    _unknown_keys(raw_magnet, "lead_magnet", MAGNET_KEYS, path, lines, problems)
     source = folder / str(raw_magnet["file"])
     if not source.is_file():
         problems.append(

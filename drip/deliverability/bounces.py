@@ -28,34 +28,29 @@ above its limit pauses all sending (`sending_paused`) until an operator resumes 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from email.utils import parseaddr
-from functools import lru_cache
+from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
-from sqlalchemy import Connection, and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from drip.audience.subscriptions import suppress
-from drip.core.clock import as_utc
+from drip.audience.leaving import leave_everything, suppress
+from drip.audience.subscriptions import record_event
 from drip.core.config import Settings
+from drip.deliverability.sending_pause import trip_guardrail
+from drip.deliverability.verp import read_verp
 from drip.mail.message_ids import read_message_ids
-from drip.mail.transports import envelope_sender
 from drip.store.models import (
     BounceEvent,
     BroadcastRecipient,
     Delivery,
-    DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
-    Event,
-    SendingPause,
+    EventKind,
     Subscriber,
 )
 
@@ -63,9 +58,6 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["hard", "soft", "complaint"]
 KINDS: tuple[Kind, ...] = ("hard", "soft", "complaint")
-GUARD_WINDOW = 1_000  # sends the pause guardrail looks at
-GUARD_MINIMUM = 500  # sends the window must hold before the guardrail can trip
-VERP_TOKEN = re.compile(r"^([de])(\d+)-([0-9a-f]{16})$")
 
 
 @dataclass(frozen=True)
@@ -122,68 +114,6 @@ def event_key(provider: str, *parts: object) -> str:
     """A stable key from what identifies an event, hashed so it fits the column."""
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
     return f"{provider}:{digest[:48]}"
-
-
-# -- VERP ---------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=8)
-def _keyed(secret: str) -> hmac.HMAC:
-    """The HMAC with its key already absorbed: copied per message, not rebuilt."""
-    return hmac.new(secret.encode(), b"drip.verp.", hashlib.sha256)
-
-
-def _signature(secret: str, kind: str, ident: int) -> str:
-    mac = _keyed(secret).copy()
-    mac.update(f"{kind}{ident}".encode())
-    return mac.hexdigest()[:16]
-
-
-def verp_token(secret: str, *, delivery_id: int | None, enrollment_id: int) -> str:
-    """`d<delivery id>-<sig>` for a lesson, `e<enrollment id>-<sig>` for a confirmation email
-    (which has no delivery row). Lower-case hex only: some relays fold the local part's case."""
-    kind, ident = ("d", delivery_id) if delivery_id is not None else ("e", enrollment_id)
-    return f"{kind}{ident}-{_signature(secret, kind, ident)}"
-
-
-def read_verp(
-    secret: str, address: str, bounce_address: str = "", fallbacks: tuple[str, ...] = ()
-) -> tuple[str, int] | None:
-    """("d", delivery id) or ("e", enrollment id) from a VERP address whose signature holds
-    under `secret` or a key it replaced (`fallbacks`); None for any other address. With
-    `bounce_address`, the address must be its +variant."""
-    address = parseaddr(address)[1] or address
-    local, _, domain = address.strip().lower().rpartition("@")
-    base, plus, token = local.partition("+")
-    if not plus:
-        return None
-    if bounce_address:
-        want_local, _, want_domain = bounce_address.lower().rpartition("@")
-        if (base, domain) != (want_local, want_domain):
-            return None
-    found = VERP_TOKEN.match(token)
-    if found is None or not secret:
-        return None
-    kind, ident = found.group(1), int(found.group(2))
-    keys = (secret, *fallbacks)
-    if not any(hmac.compare_digest(found.group(3), _signature(k, kind, ident)) for k in keys):
-        return None
-    return kind, ident
-
-
-_plain_envelope = lru_cache(maxsize=256)(envelope_sender)  # parsed From, for every message
-
-
-def return_path(
-    settings: Settings, sender: str, delivery_id: int | None, enrollment_id: int
-) -> str:
-    """The envelope sender (MAIL FROM) of one message: the VERP address of its delivery when
-    `DRIP_BOUNCE_ADDRESS` is set, else the From address of the sequence."""
-    if not settings.bounce_address:
-        return _plain_envelope(sender)
-    local, _, domain = settings.bounce_address.rpartition("@")
-    token = verp_token(settings.secret_key, delivery_id=delivery_id, enrollment_id=enrollment_id)
-    return f"{local}+{token}@{domain}"
 
 
 # -- matching ------------------------------------------------------------------------------------
@@ -310,7 +240,9 @@ def record_bounce(
         return Recorded("unmatched", "no delivery nor reader", report.email)
     row.outcome = _apply(session, report, match, now, policy)
     if report.kind in ("hard", "complaint"):
-        trip_guardrail(session, now, policy)
+        trip_guardrail(
+            session, now, complaint_pause=policy.complaint_pause, bounce_pause=policy.bounce_pause
+        )
     return Recorded("applied", row.outcome, report.email)
 
 
@@ -328,19 +260,15 @@ def _apply(session: Session, report: Report, match: _Match, now: datetime, polic
     if match.delivery is not None:
         match.delivery.last_error = label[:2000]
         match.delivery.updated_at = now
-    kind = {"hard": "bounced", "soft": "soft_bounce", "complaint": "complained"}[report.kind]
+    kind = {
+        "hard": EventKind.BOUNCED,
+        "soft": EventKind.SOFT_BOUNCE,
+        "complaint": EventKind.COMPLAINED,
+    }[report.kind]
     for enrollment in _timeline_targets(subscriber, match.enrollment):
-        session.add(
-            Event(
-                subscriber_id=subscriber.id,
-                enrollment_id=enrollment.id,
-                kind=kind,
-                at=now,
-                detail=f"{label} · matched by {match.by}",
-            )
-        )
+        record_event(session, enrollment, kind, now, f"{label} · matched by {match.by}")
     if report.kind == "complaint":
-        _unsubscribe_all(session, subscriber, now, label)
+        leave_everything(session, subscriber, now, "spam complaint", reason=label)
         _suppress(session, subscriber, now, label)
         return "unsubscribed and suppressed"
     if report.kind == "hard":
@@ -376,38 +304,6 @@ def _suppress(session: Session, subscriber: Subscriber, now: datetime, reason: s
         )
 
 
-def _unsubscribe_all(session: Session, subscriber: Subscriber, now: datetime, reason: str) -> None:
-    """They asked never to hear from the author again: every sequence, whatever its state."""
-    for enrollment in subscriber.enrollments:
-        if enrollment.status in (
-            EnrollmentStatus.UNSUBSCRIBED,
-            EnrollmentStatus.COMPLETED,
-            EnrollmentStatus.EXPIRED,
-        ):
-            continue
-        enrollment.status = EnrollmentStatus.UNSUBSCRIBED
-        enrollment.unsubscribed_at = now
-        enrollment.due_at = None
-        enrollment.last_error = reason
-        session.add(
-            Event(
-                subscriber_id=subscriber.id,
-                enrollment_id=enrollment.id,
-                kind="unsubscribed",
-                at=now,
-                detail="spam complaint",
-            )
-        )
-    session.execute(
-        update(Delivery)
-        .where(
-            Delivery.enrollment_id.in_([e.id for e in subscriber.enrollments]),
-            Delivery.status.in_([DeliveryStatus.RETRYING, DeliveryStatus.SENDING]),
-        )
-        .values(status=DeliveryStatus.CANCELLED, updated_at=now)
-    )
-
-
 def soft_streak(session: Session, subscriber_id: int) -> int:
     """Soft bounces since the reader's last clean send (a sent delivery no bounce names).
 
@@ -440,176 +336,6 @@ def soft_streak(session: Session, subscriber_id: int) -> int:
         )
     )
     return int(session.scalar(query) or 0)
-
-
-# -- rates and the guardrail ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rates:
-    """Hard bounces and complaints among the newest `sends` deliveries."""
-
-    sends: int
-    hard: int
-    complaints: int
-
-    @property
-    def bounce_rate(self) -> float:
-        return self.hard / self.sends if self.sends else 0.0
-
-    @property
-    def complaint_rate(self) -> float:
-        return self.complaints / self.sends if self.sends else 0.0
-
-
-def rates(session: Session | Connection, window: int, since: datetime | None = None) -> Rates:
-    """Rates over the newest `window` sent deliveries (sent after `since`, if given), of
-    verified reports only: a forged one must not pause sending."""
-    newest = select(Delivery.id).where(Delivery.sent_at.is_not(None))
-    if since is not None:
-        newest = newest.where(Delivery.sent_at > since)
-    ids = newest.order_by(Delivery.sent_at.desc()).limit(window).subquery()
-    sends = int(session.scalar(select(func.count()).select_from(ids)) or 0)
-    counts: dict[str, int] = dict.fromkeys(KINDS, 0)
-    for kind, number in session.execute(
-        select(BounceEvent.kind, func.count(func.distinct(BounceEvent.delivery_id)))
-        .where(BounceEvent.delivery_id.in_(select(ids.c.id)), BounceEvent.verified.is_(True))
-        .group_by(BounceEvent.kind)
-    ):
-        counts[kind] = int(number)
-    return Rates(sends, counts["hard"], counts["complaint"])
-
-
-@dataclass(frozen=True)
-class DayRates:
-    """One UTC day: sends, and the hard bounces and complaints reported on it."""
-
-    day: date
-    sends: int
-    hard: int
-    complaints: int
-
-    @property
-    def bounce_rate(self) -> float:
-        return self.hard / self.sends if self.sends else 0.0
-
-    @property
-    def complaint_rate(self) -> float:
-        return self.complaints / self.sends if self.sends else 0.0
-
-
-def daily_rates(
-    session: Session, sends: dict[date, int], first: date, last: date
-) -> list[DayRates]:
-    """Per day from `first` to `last`: the reports received that day over that day's sends
-    (an index range over the reports; the sends come from the daily tallies)."""
-    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    end = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
-    found: dict[tuple[date, str], int] = {}
-    for received_at, kind in session.execute(
-        select(BounceEvent.received_at, BounceEvent.kind).where(
-            BounceEvent.received_at >= start,
-            BounceEvent.received_at < end,
-            BounceEvent.kind.in_(["hard", "complaint"]),
-        )
-    ):
-        key = (as_utc(received_at).date(), kind)
-        found[key] = found.get(key, 0) + 1
-    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    return [
-        DayRates(
-            day, sends.get(day, 0), found.get((day, "hard"), 0), found.get((day, "complaint"), 0)
-        )
-        for day in days
-    ]
-
-
-def _open_pause(session: Session | Connection) -> tuple[int, str] | None:
-    row = session.execute(
-        select(SendingPause.id, SendingPause.reason)
-        .where(SendingPause.resumed_at.is_(None))
-        .order_by(SendingPause.id.desc())
-        .limit(1)
-    ).first()
-    return (row[0], row[1]) if row else None
-
-
-def event_counts(session: Session) -> dict[tuple[str, str], int]:
-    """(kind, matched_by) -> events recorded, for /metrics."""
-    return {
-        (kind, by): int(n)
-        for kind, by, n in session.execute(
-            select(BounceEvent.kind, BounceEvent.matched_by, func.count()).group_by(
-                BounceEvent.kind, BounceEvent.matched_by
-            )
-        )
-    }
-
-
-def unverified_reports(session: Session, limit: int = 10) -> tuple[int, list[BounceEvent]]:
-    """How many reports named a reader without proving drip sent the message, and the
-    newest of them: recorded for the operator to see, applied to nobody."""
-    unverified = BounceEvent.subscriber_id.is_not(None) & BounceEvent.verified.is_(False)
-    total = int(session.scalar(select(func.count(BounceEvent.id)).where(unverified)) or 0)
-    newest = session.scalars(
-        select(BounceEvent).where(unverified).order_by(BounceEvent.id.desc()).limit(limit)
-    )
-    return total, list(newest)
-
-
-def sending_paused(session: Session | Connection) -> str | None:
-    """Why all sending is paused, or None: the dispatcher claims nothing while it is."""
-    pause = _open_pause(session)
-    return pause[1] if pause else None
-
-
-def trip_guardrail(session: Session, now: datetime, policy: Policy) -> str | None:
-    """Pause all sending if the last 1,000 sends (since the last resume, so a resumed
-    sender is judged on what it sends next) hold too many complaints or hard bounces."""
-    if _open_pause(session) is not None:
-        return None
-    resumed = session.scalar(select(func.max(SendingPause.resumed_at)))
-    window = rates(session, GUARD_WINDOW, since=resumed)
-    if window.sends < GUARD_MINIMUM:
-        return None
-    reason = None
-    if window.complaint_rate > policy.complaint_pause:
-        reason = (
-            f"complaint rate {window.complaint_rate:.2%} of the last {window.sends} sends "
-            f"is above DRIP_COMPLAINT_PAUSE ({policy.complaint_pause:.2%})"
-        )
-    elif window.bounce_rate > policy.bounce_pause:
-        reason = (
-            f"hard-bounce rate {window.bounce_rate:.2%} of the last {window.sends} sends "
-            f"is above DRIP_BOUNCE_PAUSE ({policy.bounce_pause:.2%})"
-        )
-    if reason is None:
-        return None
-    session.add(SendingPause(paused_at=now, reason=reason))
-    log.error("all sending paused: %s; an operator resumes it on the dashboard", reason)
-    return reason
-
-
-def resume_sending(session: Session, now: datetime, operator: str) -> bool:
-    """Lift the pause; False if there was none. The caller commits."""
-    pause = _open_pause(session)
-    if pause is None:
-        return False
-    session.execute(
-        update(SendingPause)
-        .where(SendingPause.resumed_at.is_(None))
-        .values(resumed_at=now, resumed_by=operator)
-    )  # two may have tripped at once
-    log.warning("sending resumed by %s (it was paused: %s)", operator, pause[1])
-    return True
-
-
-def status_line(session: Session | Connection) -> str:
-    """What `drip status` prints about the guardrail."""
-    reason = sending_paused(session)
-    if reason is None:
-        return "sending: on"
-    return f"sending: PAUSED for every sequence ({reason}); resume it on the admin dashboard"
 
 
 def record_all(

@@ -34,7 +34,8 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from drip.deliverability.bounces import Kind, Policy, Recorded, Report, read_verp, record_all
+from drip.deliverability.bounces import Kind, Policy, Recorded, Report, record_all
+from drip.deliverability.verp import read_verp
 from drip.mail.message_ids import read_message_ids
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,28 @@ def _key(message: Message, raw: bytes, recipient: str) -> str:
     return f"mailbox:{digest[:48]}"
 
 
+def _report(
+    kind: Kind,
+    recipient: str,
+    message: Message,
+    raw: bytes,
+    message_id: str,
+    verp: str | None,
+    diagnostic: str,
+) -> Report:
+    """One report read from the bounce mailbox, keyed by the message and its recipient."""
+    return Report(
+        kind,
+        recipient,
+        "mailbox",
+        _key(message, raw, recipient),
+        source="mailbox",
+        message_id=message_id or None,
+        return_path=verp,
+        diagnostic=diagnostic,
+    )
+
+
 def parse_report(raw: bytes, policy: Policy | None = None) -> Parsed:
     """A DSN, an ARF complaint or something else; never raises on odd mail."""
     policy = policy or Policy()
@@ -165,18 +188,8 @@ def _dsn(message: Message, raw: bytes, message_id: str, verp: str | None) -> Par
             parsed.note = f"{action or 'no action'} for {recipient}: not a bounce"
             continue
         kind: Kind = "hard" if status.group(1) == "5" else "soft"
-        parsed.reports.append(
-            Report(
-                kind,
-                recipient,
-                "mailbox",
-                _key(message, raw, recipient),
-                source="mailbox",
-                message_id=message_id or None,
-                return_path=verp,
-                diagnostic=re.sub(r"\s+", " ", diagnostic),
-            )
-        )
+        diagnostic = re.sub(r"\s+", " ", diagnostic)
+        parsed.reports.append(_report(kind, recipient, message, raw, message_id, verp, diagnostic))
     return parsed
 
 
@@ -202,17 +215,9 @@ def _arf(
         return parsed
     source = str(block.get("Reported-Domain") or block.get("Source-IP") or "").strip()
     for recipient in filter(None, recipients):
+        diagnostic = f"ARF {feedback}" + (f" from {source}" if source else "")
         parsed.reports.append(
-            Report(
-                "complaint",
-                recipient,
-                "mailbox",
-                _key(message, raw, recipient),
-                source="mailbox",
-                message_id=message_id or None,
-                return_path=verp,
-                diagnostic=f"ARF {feedback}" + (f" from {source}" if source else ""),
-            )
+            _report("complaint", recipient, message, raw, message_id, verp, diagnostic)
         )
     return parsed
 

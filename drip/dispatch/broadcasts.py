@@ -36,13 +36,13 @@ from sqlalchemy import Select, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from drip.audience import segments
-from drip.audience.subscriptions import normalize_email, unsubscribe
+from drip.audience.leaving import unsubscribe
+from drip.audience.subscriptions import normalize_email
 from drip.audience.tags import TagError, clean_tag
-from drip.content.front_matter import split_front_matter
+from drip.content.front_matter import FrontMatterError, parse_front_matter
 from drip.content.lessons import check_variables
 from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Library, Problem, Sequence
-from drip.core import yaml_input
 from drip.mail.links import Links, sample_links
 from drip.mail.render import SAMPLE_READER, MessageTemplate, Reader, Renderer
 from drip.mail.transports import Transport, envelope_sender
@@ -114,33 +114,12 @@ def read_broadcast(path: Path, library: Library) -> BroadcastFile:
 def parse_broadcast(text: str, path: Path, library: Library) -> BroadcastFile:
     """A broadcast's Markdown with front matter (a file, or one uploaded in the admin);
     `path` names it in the problems and its stem is the broadcast's name."""
-    parts = split_front_matter(text)
-    if parts is None:
-        raise BroadcastError(
-            [
-                Problem(
-                    path,
-                    1,
-                    "a broadcast starts with front matter between --- lines (subject, to, ...)",
-                )
-            ]
-        )
-    front, body, body_line = parts
+    missing = "a broadcast starts with front matter between --- lines (subject, to, ...)"
     try:
-        meta = yaml_input.load(front) or {}
-    except yaml_input.YamlRefused as error:
-        raise BroadcastError([Problem(path, error.line + 1, error.reason)]) from None
-    except yaml.YAMLError as error:
-        raise BroadcastError(
-            [
-                Problem(
-                    path, 2, f"the front matter is not valid YAML: {' '.join(str(error).split())}"
-                )
-            ]
-        ) from None
-    if not isinstance(meta, dict):
-        raise BroadcastError([Problem(path, 2, "front matter must be keys and values")])
-    return broadcast_from(meta, body, library, path=path, body_line=body_line)
+        parsed = parse_front_matter(text, path, missing=missing)
+    except FrontMatterError as error:
+        raise BroadcastError([error.problem]) from None
+    return broadcast_from(parsed.meta, parsed.body, library, path=path, body_line=parsed.body_line)
 
 
 def broadcast_from(
@@ -211,12 +190,6 @@ def broadcast_from(
         tags,
         segment,
     )
-
-
-def name_for(subject: str) -> str:
-    """A broadcast written in the admin or sent through the API is named for its subject."""
-    words = re.findall(r"[a-z0-9]+", subject.lower())
-    return "-".join(words)[:60].strip("-") or "broadcast"
 
 
 HORIZON = timedelta(days=5 * 365)  # a broadcast further ahead is a typo (year 9999)

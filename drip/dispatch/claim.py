@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Connection, Table, and_, not_, select, upd
 from sqlalchemy.engine import Engine
 
 from drip.content.schedule import STEADY, Pace
-from drip.deliverability.bounces import sending_paused
+from drip.deliverability.sending_pause import sending_paused
 from drip.mail.render import Reader
 from drip.store import queries
 from drip.store.db import sqlite_file

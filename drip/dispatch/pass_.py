@@ -24,7 +24,7 @@ from drip.content.store import ContentStore
 from drip.core.clock import Clock, system_clock
 from drip.core.config import Settings
 from drip.core.skew import ClockWatch
-from drip.deliverability.bounces import sending_paused
+from drip.deliverability.sending_pause import sending_paused
 from drip.dispatch.broadcast_copies import BroadcastCopies
 from drip.dispatch.caps import Caps
 from drip.dispatch.chaining import chain

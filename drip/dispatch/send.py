@@ -41,7 +41,7 @@ from sqlalchemy.engine import Dialect
 
 from drip.core.clock import Clock, system_clock
 from drip.core.config import Settings
-from drip.deliverability.bounces import return_path
+from drip.deliverability.verp import return_path
 from drip.dispatch.direct import Direct
 from drip.dispatch.lesson_records import Records
 from drip.dispatch.plan import Plan, Send, Settle

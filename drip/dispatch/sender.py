@@ -29,10 +29,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from drip.audience.subscriptions import suppress
+from drip.audience.leaving import suppress
 from drip.content.schedule import into_window
 from drip.core.config import Settings
-from drip.deliverability.bounces import return_path, sending_paused
+from drip.deliverability.sending_pause import sending_paused
+from drip.deliverability.verp import return_path
 from drip.dispatch.caps import Caps, reader_wait
 from drip.dispatch.outcome import Outcome, OutcomeStatus
 from drip.dispatch.producers import (

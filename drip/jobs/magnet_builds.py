@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drip.content import magnets
 from drip.content.magnets import MagnetError
+from drip.content.page_sizes import PAGE_SIZES
 from drip.content.sequences import Library, Sequence
 from drip.core.config import Settings
 from drip.store.jobs import ACTIVE, DONE, FAILED, QUEUED, RUNNING
@@ -28,7 +29,7 @@ from drip.store.models import MagnetBuild
 
 log = logging.getLogger(__name__)
 
-SIZES = tuple(magnets.PAGE_SIZES)  # a rebuild from the admin makes every page size
+SIZES = tuple(PAGE_SIZES)  # a rebuild from the admin makes every page size
 
 
 class NoLeadMagnet(LookupError):
@@ -95,7 +96,7 @@ def served(settings: Settings, sequence: Sequence) -> list[Served]:
     """The common PDFs in the cache, each page size that has one; a failed build leaves
     them as they were, so these are what readers get whatever the latest build says."""
     found = []
-    for page_size in magnets.PAGE_SIZES:
+    for page_size in PAGE_SIZES:
         path = magnets.common_path(settings, sequence, page_size)
         if path.is_file():
             info = path.stat()

@@ -38,12 +38,19 @@ def with_utm(url: str, sequence: str, lesson: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def from_a_browser(user_agent: str) -> bool:
+    """The one scanner check on a User-Agent: every browser's starts "Mozilla/", a mail
+    scanner's or a link checker's mostly does not. A fetch that fails it changes nothing a
+    reader's click would (no tag, no counted click)."""
+    return user_agent.startswith("Mozilla/")
+
+
 def looks_like_a_person(
     user_agent: str, accept: str, sent_at: datetime | None, now: datetime
 ) -> bool:
     """A browser asks for HTML with a browser's User-Agent, and a person reads the email
     before clicking; a scanner fetches every link as soon as the message arrives."""
-    if not user_agent.startswith("Mozilla/") or "text/html" not in accept:
+    if not from_a_browser(user_agent) or "text/html" not in accept:
         return False
     return sent_at is None or now - as_utc(sent_at) >= SCANNER_WINDOW
 

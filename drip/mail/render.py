@@ -29,10 +29,9 @@ import markdown
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from mjml import mjml2html
 
-from drip.content.front_matter import split_front_matter
+from drip.content.front_matter import parse_front_matter
 from drip.content.lessons import BLOG_URL, VARIABLE
 from drip.content.sequences import Lesson, Sequence
-from drip.core import yaml_input
 from drip.core.config import Settings
 from drip.core.paths import TEMPLATES as TEMPLATES  # the web layer reads it from here
 from drip.mail.footer_links import footer_tokens, link_for
@@ -550,11 +549,8 @@ class Renderer:
         cached = self._cache.get(cache_key)
         if cached is not None:
             return cached
-        parts = split_front_matter(source)
-        if parts is None:
-            raise ValueError(f"{path}: a message template starts with front matter")
-        front, body, _ = parts
-        meta = yaml_input.load(front)
+        parsed = parse_front_matter(source, path, missing="a message template starts with ---")
+        meta, body = parsed.meta, parsed.body
         subject, preheader = str(meta["subject"]), str(meta.get("preheader", ""))
         for name, value in fixed.items():
             placeholder = f"{{{{ {name} }}}}"

@@ -285,9 +285,50 @@ def why_waiting(
     alive: bool = True,
 ) -> Why:
     """One line: when the next message is due and, if it is late, what holds it."""
+    stopped = _stopped(enrollment, now)
+    if stopped is not None:
+        return stopped
+    lesson = (
+        sequence.lesson(enrollment.next_lesson) if sequence and enrollment.next_lesson else None
+    )
+    what = (
+        f"Lesson “{lesson.subject}”"
+        if lesson
+        else f"Lesson {enrollment.next_lesson}"
+        if enrollment.next_lesson
+        else "The confirmation email"
+    )
+    held = _not_yet(enrollment, what, now)
+    if held is not None:
+        return held
+    due = enrollment.due_at
+    if sequence is None:
+        return Why(
+            due,
+            True,
+            f"Held: the sequence “{enrollment.sequence}” has problems or no longer "
+            "exists; the Sequences page says what to fix.",
+        )
+    if lesson is None and "next for this reader, is no longer in" in (enrollment.last_error or ""):
+        return Why(due, True, f"Held: {enrollment.last_error}.")
+    if due is None:
+        return Why(None, False, "Nothing is scheduled.")
+    natural = _natural_time(enrollment, lesson, sequence) if lesson else None
+    if sequence_paused:
+        return Why(
+            due,
+            (natural or due) <= now,
+            f"{what} due {when(due, now)}, but the sequence is paused by "
+            "an operator: nothing in it goes out until it is resumed.",
+            natural,
+        )
+    return _scheduled(enrollment, sequence, what, due, natural, now=now, alive=alive)
+
+
+def _stopped(enrollment: Enrollment, now: datetime) -> Why | None:
+    """Why nothing more goes out at all: the course is over, left, expired or suppressed."""
     subscriber = enrollment.subscriber
     status = enrollment.status
-    due = enrollment.due_at
     if status == EnrollmentStatus.COMPLETED:
         done = f" {when(enrollment.completed_at, now)}" if enrollment.completed_at else ""
         return Why(None, False, f"Completed{done}: every lesson has gone out.")
@@ -304,24 +345,19 @@ def why_waiting(
     if status == EnrollmentStatus.SUPPRESSED or subscriber.suppressed_at is not None:
         why = subscriber.suppressed_reason or enrollment.last_error or "blocked by an operator"
         return Why(None, True, f"Suppressed: {why}. Nothing goes out to this address.")
-    lesson = (
-        sequence.lesson(enrollment.next_lesson) if sequence and enrollment.next_lesson else None
-    )
-    what = (
-        f"Lesson “{lesson.subject}”"
-        if lesson
-        else f"Lesson {enrollment.next_lesson}"
-        if enrollment.next_lesson
-        else "The confirmation email"
-    )
-    if status == EnrollmentStatus.PAUSED:
+    return None
+
+
+def _not_yet(enrollment: Enrollment, what: str, now: datetime) -> Why | None:
+    """Why nothing is due yet: paused, or waiting for the reader to confirm."""
+    if enrollment.status == EnrollmentStatus.PAUSED:
         return Why(
             None,
             True,
             f"Paused: {enrollment.paused_reason or 'by an operator'}. "
             f"{what} goes out when the enrollment is resumed.",
         )
-    if status == EnrollmentStatus.PENDING and due is None:
+    if enrollment.status == EnrollmentStatus.PENDING and enrollment.due_at is None:
         sent = (
             f" (the email went out {when(enrollment.confirmation_sent_at, now)})"
             if enrollment.confirmation_sent_at
@@ -332,27 +368,21 @@ def why_waiting(
             False,
             f"Waiting for confirmation{sent}: lessons start once the reader clicks the link.",
         )
-    if sequence is None:
-        return Why(
-            due,
-            True,
-            f"Held: the sequence “{enrollment.sequence}” has problems or no longer "
-            "exists; the Sequences page says what to fix.",
-        )
-    if lesson is None and "next for this reader, is no longer in" in (enrollment.last_error or ""):
-        return Why(due, True, f"Held: {enrollment.last_error}.")
-    if due is None:
-        return Why(None, False, "Nothing is scheduled.")
-    natural = _natural_time(enrollment, lesson, sequence) if lesson else None
-    late = (natural or due) <= now
-    if sequence_paused:
-        return Why(
-            due,
-            late,
-            f"{what} due {when(due, now)}, but the sequence is paused by "
-            "an operator: nothing in it goes out until it is resumed.",
-            natural,
-        )
+    return None
+
+
+def _scheduled(
+    enrollment: Enrollment,
+    sequence: Sequence,
+    what: str,
+    due: datetime,
+    natural: datetime | None,
+    *,
+    now: datetime,
+    alive: bool,
+) -> Why:
+    """A message with a due time: retrying, being sent, waiting for it (or for the send
+    window), or overdue."""
     if enrollment.attempts and enrollment.last_error:
         return Why(
             due,
@@ -364,13 +394,14 @@ def why_waiting(
     if enrollment.lease_owner and due > now:
         return Why(
             due,
-            late,
+            (natural or due) <= now,
             f"{what} is being sent by worker {enrollment.lease_owner}; "
             f"if it stopped, the reader falls due again {when(due, now)}.",
             natural,
         )
     if due > now:
-        zone = reader_zone(subscriber.timezone, sequence.timezone)
+        timezone = enrollment.subscriber.timezone
+        zone = reader_zone(timezone, sequence.timezone)
         if (
             natural is not None
             and natural < due
@@ -380,7 +411,7 @@ def why_waiting(
                 due,
                 natural <= now,
                 f"{what} due {when(due, now)}: its delay ended {when(natural, now)}, "
-                f"outside the send window ({_window(sequence, subscriber.timezone)}).",
+                f"outside the send window ({_window(sequence, timezone)}).",
                 natural,
             )
         return Why(due, False, f"{what} due {when(due, now)}.", natural)

@@ -28,7 +28,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from drip.deliverability.providers import MAX_AGE, Refused, verify_sns
+from drip.deliverability.ses import verify_sns
+from drip.deliverability.webhook_input import MAX_AGE, Refused, Why
 from drip.replies.incoming import Incoming, addresses, from_mime, message_key
 from drip.store.models import WebhookToken
 
@@ -41,13 +42,14 @@ def _json(body: bytes) -> Any:
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise Refused(400, "the body is not JSON") from None
+        raise Refused(Why.MALFORMED, "the body is not JSON") from None
 
 
 def postmark_inbound(body: bytes, authorization: str, credentials: str) -> Read:
     if not credentials:
         raise Refused(
-            403, "DRIP_POSTMARK_AUTH is not set: /webhooks/postmark/inbound accepts nothing"
+            Why.NOT_ACCEPTING,
+            "DRIP_POSTMARK_AUTH is not set: /webhooks/postmark/inbound accepts nothing",
         )
     scheme, _, encoded = authorization.partition(" ")
     try:
@@ -55,10 +57,10 @@ def postmark_inbound(body: bytes, authorization: str, credentials: str) -> Read:
     except binascii.Error:
         given = b""
     if scheme.lower() != "basic" or not hmac.compare_digest(given, credentials.encode()):
-        raise Refused(401, "missing or wrong HTTP basic auth (DRIP_POSTMARK_AUTH)")
+        raise Refused(Why.UNAUTHENTICATED, "missing or wrong HTTP basic auth (DRIP_POSTMARK_AUTH)")
     data = _json(body)
     if not isinstance(data, dict):
-        raise Refused(400, "the Postmark inbound message is not an object")
+        raise Refused(Why.MALFORMED, "the Postmark inbound message is not an object")
     headers = {
         str(h.get("Name", "")).lower(): str(h.get("Value", ""))
         for h in data.get("Headers") or []
@@ -88,26 +90,32 @@ def mailgun_inbound(
     caller's transaction)."""
     if not signing_key:
         raise Refused(
-            403, "DRIP_MAILGUN_SIGNING_KEY is not set: /webhooks/mailgun/inbound accepts nothing"
+            Why.NOT_ACCEPTING,
+            "DRIP_MAILGUN_SIGNING_KEY is not set: /webhooks/mailgun/inbound accepts nothing",
         )
     timestamp, token = form.get("timestamp", ""), form.get("token", "")
     expected = hmac.new(signing_key.encode(), (timestamp + token).encode(), hashlib.sha256)
     if not hmac.compare_digest(expected.hexdigest(), form.get("signature", "")):
-        raise Refused(401, "the Mailgun signature does not match (DRIP_MAILGUN_SIGNING_KEY)")
+        raise Refused(
+            Why.UNAUTHENTICATED, "the Mailgun signature does not match (DRIP_MAILGUN_SIGNING_KEY)"
+        )
     try:
         stamp = datetime.fromtimestamp(int(timestamp), UTC)
     except (ValueError, OverflowError, OSError):
-        raise Refused(400, f"the Mailgun timestamp {timestamp!r} is not a number") from None
+        raise Refused(
+            Why.MALFORMED, f"the Mailgun timestamp {timestamp!r} is not a number"
+        ) from None
     if abs(now - stamp) > MAX_AGE:
         raise Refused(
-            401, "the Mailgun timestamp is more than 5 minutes from now: refused as a replay"
+            Why.UNAUTHENTICATED,
+            "the Mailgun timestamp is more than 5 minutes from now: refused as a replay",
         )
     session.execute(delete(WebhookToken).where(WebhookToken.seen_at < now - 2 * MAX_AGE))
     used = select(WebhookToken.token).where(
         WebhookToken.provider == "mailgun-in", WebhookToken.token == token[:255]
     )
     if session.scalar(used) is not None:
-        raise Refused(406, "this Mailgun token was already used: refused as a replay")
+        raise Refused(Why.REPLAYED, "this Mailgun token was already used: refused as a replay")
     session.add(WebhookToken(provider="mailgun-in", token=token[:255], seen_at=now))
     envelope = [form.get("recipient", "")]
     if form.get("body-mime"):
@@ -134,13 +142,19 @@ def ses_inbound(
     body: bytes, local_certificate: Path | None, now: datetime, topics: tuple[str, ...]
 ) -> Read:
     if not topics:
-        raise Refused(403, "DRIP_SNS_TOPIC_ARNS is not set: /webhooks/ses/inbound accepts nothing")
+        raise Refused(
+            Why.NOT_ACCEPTING,
+            "DRIP_SNS_TOPIC_ARNS is not set: /webhooks/ses/inbound accepts nothing",
+        )
     message = _json(body)
     if not isinstance(message, dict):
-        raise Refused(400, "the SNS message is not an object")
+        raise Refused(Why.MALFORMED, "the SNS message is not an object")
     verify_sns(message, local_certificate, now)
     if message.get("TopicArn") not in topics:
-        raise Refused(403, f"SNS topic {message.get('TopicArn')!r} is not in DRIP_SNS_TOPIC_ARNS")
+        raise Refused(
+            Why.NOT_ACCEPTING,
+            f"SNS topic {message.get('TopicArn')!r} is not in DRIP_SNS_TOPIC_ARNS",
+        )
     if message.get("Type") == "SubscriptionConfirmation":
         log.warning(
             "Amazon SNS asks to confirm the subscription of /webhooks/ses/inbound: open %s once",
@@ -156,11 +170,11 @@ def ses_inbound(
     content = str(notification.get("content") or "")
     if not content:
         raise Refused(
-            400, "the SES notification holds no message (use a receipt rule's SNS action)"
+            Why.MALFORMED, "the SES notification holds no message (use a receipt rule's SNS action)"
         )
     encoding = str((receipt.get("action") or {}).get("encoding") or "UTF8").upper()
     try:
         raw = base64.b64decode(content) if encoding == "BASE64" else content.encode()
     except binascii.Error:
-        raise Refused(400, "the SES message content is not base64") from None
+        raise Refused(Why.MALFORMED, "the SES message content is not base64") from None
     return from_mime(raw, "ses", [str(r) for r in receipt.get("recipients") or []]), raw

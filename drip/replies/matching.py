@@ -20,7 +20,8 @@ from typing import Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from drip.audience.subscriptions import pause, record_event, resume
+from drip.audience.controls import pause, resume
+from drip.audience.subscriptions import record_event
 from drip.content.sequences import Library
 from drip.core.config import Settings
 from drip.deliverability.bounces import Policy, record_all

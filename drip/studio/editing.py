@@ -36,12 +36,13 @@ import yaml
 
 from drip.content.fetch_rule import inside
 from drip.content.loader import folder_lock
+from drip.content.names import name_for
 from drip.content.sequences import Problem, Sequence
 from drip.content.site import SITE_FILE, load_site, unsigned
 from drip.content.variants import following, variant_files
 from drip.core import yaml_input
 from drip.studio import course_git
-from drip.studio.lesson_format import LessonFields, file_name, lesson_files, lesson_text, name_for
+from drip.studio.lesson_format import LessonFields, file_name, lesson_files, lesson_text
 from drip.studio.outcomes import (
     Conflict,
     Document,

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import difflib
 import io
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +18,18 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError as RoundTripError
 
 from drip.content.fetch_rule import inside
-from drip.content.front_matter import split_front_matter
+from drip.content.front_matter import (
+    FrontMatterError,
+    front_chunks,
+    parse_front_matter,
+    split_front_matter,
+)
 from drip.content.loader import LESSON_FILE
 from drip.content.sequences import Problem
 from drip.core import yaml_input
 from drip.studio.yaml_forms import quoted, round_trip
 
 MAGNET_FILE = "magnet.md"
-NAME_LENGTH = 40  # characters of a new lesson's name, cut at a dash
 MAGNET_KEYS = ("title", "subtitle", "credential", "notice")
 FORM_KEYS = ("subject", "delay", "preheader", *MAGNET_KEYS)
 
@@ -69,56 +71,19 @@ def _front(text: str) -> tuple[dict[str, Any], str, str]:
     """(front matter as read leniently, its source, the body) of a Markdown file. Front
     matter a text editor broke is read key by key (tolerant_front), so the form shows every
     field that can be read."""
-    parts = split_front_matter(text)
-    if parts is None:
-        return {}, "", text
-    front, body, _ = parts
-    try:
-        meta = yaml_input.load(front) or {}
-    except yaml.YAMLError:
-        return tolerant_front(front), front, body
-    return (meta if isinstance(meta, dict) else tolerant_front(front)), front, body
-
-
-def _front_chunks(front: str) -> list[tuple[str, str]]:
-    """(key, its lines) of each top-level `key:` line of a front matter, with the indented
-    lines under it."""
-    chunks: list[tuple[str, list[str]]] = []
-    for line in front.splitlines():
-        starts = line[:1] not in ("", " ", "\t", "#", "-") and ":" in line
-        if starts:
-            chunks.append((line.split(":", 1)[0].strip().strip("'\""), [line]))
-        elif chunks:
-            chunks[-1][1].append(line)
-    return [(key, "\n".join(lines)) for key, lines in chunks if key]
-
-
-def tolerant_front(front: str) -> dict[str, Any]:
-    """A front matter that does not parse as a whole, read one key at a time: a key whose
-    lines parse has its value; one that does not (`subject: Day 1: start`) has the text
-    after its colon, as the author typed it. Nothing written is dropped."""
-    values: dict[str, Any] = {}
-    for key, chunk in _front_chunks(front):
-        try:
-            data = yaml_input.load(chunk)
-        except yaml.YAMLError:
-            data = None
-        if isinstance(data, dict) and len(data) == 1:
-            values.setdefault(key, next(iter(data.values())))
-        else:
-            values.setdefault(key, chunk.split(":", 1)[1].strip())
-    return values
+    parsed = parse_front_matter(text, tolerant=True)
+    return parsed.meta, parsed.front, parsed.body
 
 
 def front_matter_broken(text: str) -> bool:
     """True when a file's front matter is there but does not read as keys and values."""
-    parts = split_front_matter(text)
-    if parts is None:
+    if split_front_matter(text) is None:
         return text.lstrip().startswith("---")
     try:
-        return not isinstance(yaml_input.load(parts[0]) or {}, dict)
-    except yaml.YAMLError:
+        parse_front_matter(text)
+    except FrontMatterError:
         return True
+    return False
 
 
 def front_matter(text: str) -> tuple[dict[str, Any], str]:
@@ -164,7 +129,7 @@ def _tolerant_round_trip(handler: YAML, front: str) -> CommentedMap:
     """A broken front matter as a map to write back: each key whose lines parse kept as
     written, each that does not as the quoted text after its colon (tolerant_front)."""
     data = CommentedMap()
-    for key, chunk in _front_chunks(front):
+    for key, chunk in front_chunks(front):
         try:
             one = yaml_input.load_round_trip(handler, chunk)
         except (RoundTripError, yaml.YAMLError):
@@ -210,20 +175,6 @@ def front_matter_lines(text: str) -> dict[str, int]:
         if ":" in line and key and not line[:1].isspace():
             lines.setdefault(key, number)
     return lines
-
-
-def name_for(subject: str, taken: set[str]) -> str:
-    """A lesson name from its subject: lowercase ASCII letters, digits and dashes, at most
-    NAME_LENGTH characters, unlike every name in `taken` (a removed lesson's name stays
-    taken: its readers had it, and would never get a new lesson of that name)."""
-    ascii_text = unicodedata.normalize("NFKD", subject).encode("ascii", "ignore").decode()
-    words = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "lesson"
-    if len(words) > NAME_LENGTH:
-        words = words[:NAME_LENGTH].rsplit("-", 1)[0] or words[:NAME_LENGTH]
-    name, n = words, 2
-    while name in taken:
-        name, n = f"{words}-{n}", n + 1
-    return name
 
 
 def file_name(number: int, key: str, count: int) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from drip.core.clock import Clock
 from drip.core.skew import SKEW_LIMIT, database_skew, describe
 from drip.deliverability import guardrails
-from drip.deliverability.bounces import sending_paused
+from drip.deliverability.sending_pause import sending_paused
 from drip.store.db import DatabaseProblem
 from drip.store.models import WorkerHeartbeat
 from drip.web.context import db_session, services

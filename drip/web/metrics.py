@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
 
 from drip.deliverability import guardrails
-from drip.deliverability.bounces import event_counts, sending_paused
+from drip.deliverability.sending_pause import event_counts, sending_paused
 from drip.ops.stats import last_pass, scheduler_alive
 from drip.services import Services
 from drip.store.models import DeliveryStatus, EnrollmentStatus

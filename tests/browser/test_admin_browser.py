@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from drip.audience.subscriptions import Consent, subscribe, unsubscribe
+from drip.audience.leaving import unsubscribe
+from drip.audience.subscriptions import Consent, subscribe
 from drip.core.clock import FrozenClock
 from drip.core.config import PROJECT_ROOT
 from drip.jobs.worker import import_job, magnet_job

@@ -19,6 +19,7 @@ from drip.audience.subscriptions import Consent, subscribe
 from drip.cli import cli
 from drip.content import magnets
 from drip.content.loader import load_sequence, load_sequences
+from drip.content.page_sizes import LETTER_ZONES
 from drip.content.sequences import Sequence
 from drip.content.study_plan import SCHEDULE_MARKER
 from drip.core.clock import FrozenClock
@@ -584,8 +585,8 @@ def test_every_us_and_canadian_zone_of_tzdata_prints_on_letter() -> None:
         if line and not line.startswith("#")
     ]
     north_america = {row[2] for row in rows if row[0] in ("US", "CA")}
-    assert north_america and north_america <= magnets.LETTER_ZONES
-    assert not {row[2] for row in rows if row[0] not in ("US", "CA")} & magnets.LETTER_ZONES
+    assert north_america and north_america <= LETTER_ZONES
+    assert not {row[2] for row in rows if row[0] not in ("US", "CA")} & LETTER_ZONES
 
 
 def test_a_readers_download_and_attachment_come_in_the_paper_size_of_their_region(

@@ -20,7 +20,8 @@ from drip.app import create_app
 from drip.content.embed import embed_tags, embed_token
 from drip.core.clock import FrozenClock
 from drip.core.config import ConfigError, load_settings
-from drip.deliverability.bounces import Policy, Report, read_verp, record_bounce, verp_token
+from drip.deliverability.bounces import Policy, Report, record_bounce
+from drip.deliverability.verp import read_verp, verp_token
 from drip.mail.links import LinkError, Links
 from drip.mail.message_ids import new_message_id, read_message_ids
 from drip.services import Services

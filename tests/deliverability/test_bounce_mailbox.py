@@ -15,8 +15,9 @@ from sqlalchemy import select
 
 from drip.core.clock import FrozenClock
 from drip.core.config import Settings
-from drip.deliverability.bounces import Policy, sending_paused
+from drip.deliverability.bounces import Policy
 from drip.deliverability.mailbox import SKIPPED, BounceMailbox, parse_report
+from drip.deliverability.sending_pause import sending_paused
 from drip.jobs.worker import dispatch_job
 from drip.services import Services, build_services
 from drip.store.models import BounceEvent, Delivery, EnrollmentStatus, Subscriber

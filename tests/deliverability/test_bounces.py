@@ -22,19 +22,9 @@ from drip.app import create_app
 from drip.audience.subscriptions import Consent, subscribe
 from drip.core.clock import FrozenClock
 from drip.core.config import ConfigError, Settings, load_settings
-from drip.deliverability.bounces import (
-    Kind,
-    Policy,
-    Report,
-    daily_rates,
-    read_verp,
-    record_bounce,
-    return_path,
-    sending_paused,
-    soft_streak,
-    status_line,
-    verp_token,
-)
+from drip.deliverability.bounces import Kind, Policy, Report, record_bounce, soft_streak
+from drip.deliverability.sending_pause import daily_rates, sending_paused, status_line
+from drip.deliverability.verp import read_verp, return_path, verp_token
 from drip.mail.message_ids import new_message_id
 from drip.services import Services
 from drip.store.models import (

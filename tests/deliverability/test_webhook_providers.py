@@ -28,7 +28,7 @@ from sqlalchemy import select
 from drip.app import create_app
 from drip.core.clock import FrozenClock
 from drip.core.config import Settings
-from drip.deliverability.providers import sns_canonical
+from drip.deliverability.ses import sns_canonical
 from drip.services import Services
 from drip.store.models import EnrollmentStatus, Subscriber
 from tests.conftest import json_body, make_settings

@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from drip.app import create_app
-from drip.audience.subscriptions import suppress, unsubscribe
+from drip.audience.leaving import suppress, unsubscribe
 from drip.content.schedule import reader_zone
 from drip.core.clock import FrozenClock
 from drip.dispatch.broadcasts import (

@@ -14,7 +14,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from drip.app import create_app
-from drip.audience.subscriptions import Consent, subscribe, unsubscribe
+from drip.audience.leaving import unsubscribe
+from drip.audience.subscriptions import Consent, subscribe
 from drip.core.clock import FrozenClock
 from drip.services import Services
 from drip.store.models import Enrollment

@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from drip.audience.subscriptions import Consent, pause, restart, resume, subscribe, unsubscribe
+from drip.audience.controls import pause, restart, resume
+from drip.audience.leaving import unsubscribe
+from drip.audience.subscriptions import Consent, subscribe
 from drip.core.clock import FrozenClock
 from drip.services import Services, build_services
 from drip.store.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Subscriber

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from drip.audience.subscriptions import Consent, set_sequence_paused, subscribe
+from drip.audience.controls import set_sequence_paused
+from drip.audience.subscriptions import Consent, subscribe
 from drip.core.clock import FrozenClock
 from drip.dispatch import OutcomeStatus, PassReport
 from drip.services import Services, build_services

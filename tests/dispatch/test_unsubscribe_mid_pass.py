@@ -9,7 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from drip.audience.subscriptions import Consent, subscribe, unsubscribe
+from drip.audience.leaving import unsubscribe
+from drip.audience.subscriptions import Consent, subscribe
 from drip.core.clock import FrozenClock
 from drip.dispatch import Outcome
 from drip.mail.transports import SmtpTransport, Transport

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from drip.audience.subscriptions import Consent, confirm, subscribe, unsubscribe
+from drip.audience.leaving import unsubscribe
+from drip.audience.subscriptions import Consent, confirm, subscribe
 from drip.core.clock import FrozenClock
 from drip.core.config import Settings
 from drip.integrations import hooks

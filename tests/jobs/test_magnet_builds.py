@@ -18,6 +18,7 @@ from PIL import Image
 from pypdf import PdfReader
 
 from drip.content import magnets
+from drip.content.pdf_preview import PREVIEW_WIDTH
 from drip.content.sequences import Sequence
 from drip.core.clock import FrozenClock
 from drip.core.config import Settings
@@ -92,7 +93,7 @@ def test_a_build_run_by_the_worker_makes_each_pdf_and_a_first_page_in_its_propor
         image = logged_in.get(f"{BUILD}/{size}.png")
         assert image.mimetype == "image/png"
         png = Image.open(io.BytesIO(image.data))
-        assert png.format == "PNG" and png.width == magnets.PREVIEW_WIDTH
+        assert png.format == "PNG" and png.width == PREVIEW_WIDTH
         assert png.height / png.width == pytest.approx(height / width, abs=0.005)
         # the image lies beside the PDF, named for the PDF's stamp
         stamp = magnets.source_stamp(tiny(svc), size)

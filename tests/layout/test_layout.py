@@ -14,9 +14,14 @@ import pytest
 DRIP = Path(__file__).resolve().parent.parent.parent / "drip"
 DRIP_COMMAND = str(Path(sys.executable).with_name("drip"))
 # Imports inside a function, each for a reason: WeasyPrint takes a second to import (only when
-# typesetting: drip.content.magnets, and drip.content.fetch_rule on main); Flask loads for `drip
-# serve` only.
-LAZY_ALLOWED = {"drip.content.magnets", "drip.content.fetch_rule", "drip.cli.running"}
+# typesetting: drip.content.magnets, and drip.content.fetch_rule on main), PDFium only when a
+# first-page image is made (drip.content.pdf_preview); Flask loads for `drip serve` only.
+LAZY_ALLOWED = {
+    "drip.content.magnets",
+    "drip.content.fetch_rule",
+    "drip.content.pdf_preview",
+    "drip.cli.running",
+}
 
 
 def module_name(path: Path) -> str:

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from drip.app import create_app
 from drip.core.clock import FrozenClock
 from drip.core.config import Settings
-from drip.deliverability.providers import sns_canonical
+from drip.deliverability.ses import sns_canonical
 from drip.jobs.worker import dispatch_job
 from drip.replies.mailbox import LEFT
 from drip.replies.token import read_reply_address, reply_token

@@ -16,11 +16,12 @@ import yaml
 from sqlalchemy import select
 
 from drip.content.loader import load_sequence, load_sequences
+from drip.content.names import name_for
 from drip.core.clock import FrozenClock
 from drip.services import Services, build_services
 from drip.store.models import Delivery
 from drip.studio.editing import Studio
-from drip.studio.lesson_format import LessonFields, lesson_fields, lesson_text, name_for
+from drip.studio.lesson_format import LessonFields, lesson_fields, lesson_text
 from drip.studio.outcomes import Conflict, Refused, Saved, StudioError, read
 from drip.studio.save_path import _rename_all
 from drip.studio.yaml_forms import sequence_settings, settings_text

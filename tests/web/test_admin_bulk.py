@@ -19,9 +19,11 @@ from sqlalchemy import func, select
 
 from drip.app import create_app
 from drip.audience import bulk
-from drip.audience.subscriptions import pause, suppress, unsubscribe
+from drip.audience.controls import pause
+from drip.audience.leaving import suppress, unsubscribe
 from drip.core.clock import FrozenClock
 from drip.services import Services
+from drip.store.filters import Filters
 from drip.store.models import (
     ConsentRecord,
     Delivery,
@@ -31,7 +33,6 @@ from drip.store.models import (
     Subscriber,
     SubscriberTag,
 )
-from drip.store.queries import Filters
 from drip.store.ratelimit import hit
 from tests.bulk import add_due_readers
 from tests.conftest import CHEAP_HASHER, courses_beside_tiny, enroll, make_settings, tag

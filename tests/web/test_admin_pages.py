@@ -20,13 +20,9 @@ from werkzeug.test import TestResponse
 
 from drip.app import create_app
 from drip.audience import intake
-from drip.audience.subscriptions import (
-    Consent,
-    erase_subscriber,
-    record_event,
-    subscribe,
-    unsubscribe,
-)
+from drip.audience.erasure import erase_subscriber
+from drip.audience.leaving import unsubscribe
+from drip.audience.subscriptions import Consent, record_event, subscribe
 from drip.core.clock import FrozenClock
 from drip.dispatch.broadcasts import read_broadcast, schedule
 from drip.integrations import hooks

@@ -14,16 +14,14 @@ import pytest
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
-from drip.audience.subscriptions import (
-    erase_subscriber,
-    restart,
-    retry_delivery,
-    unsubscribe,
-)
+from drip.audience.controls import restart, retry_delivery
+from drip.audience.erasure import erase_subscriber
+from drip.audience.leaving import unsubscribe
 from drip.core.clock import FrozenClock
 from drip.mail import outbox
 from drip.services import Services
 from drip.store import queries, rollups
+from drip.store.filters import Filters
 from drip.store.models import (
     DailyTally,
     Delivery,
@@ -33,7 +31,7 @@ from drip.store.models import (
     EnrollmentTally,
     Subscriber,
 )
-from drip.store.queries import Cursor, Filters
+from drip.store.queries import Cursor
 from tests.bulk import add_due_readers
 from tests.ops.test_stats import services, sign_up  # noqa: F401  (a fixture: on both backends)
 from tests.smtp import SmtpServer

@@ -20,6 +20,7 @@ from drip.audience import segments
 from drip.ops.operators import create_operator
 from drip.services import Services
 from drip.store import queries
+from drip.store.filters import Filters
 from drip.store.models import (
     AuditEntry,
     Enrollment,
@@ -29,7 +30,7 @@ from drip.store.models import (
     Subscriber,
     SubscriberTag,
 )
-from drip.store.queries import Cursor, Filters
+from drip.store.queries import Cursor
 from tests.audience.test_segments import drip
 from tests.bulk import add_due_readers
 from tests.conftest import count, enroll, json_body, tag

@@ -16,7 +16,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from drip.app import create_app
-from drip.audience.subscriptions import Consent, subscribe, suppress
+from drip.audience.leaving import suppress
+from drip.audience.subscriptions import Consent, subscribe
 from drip.content.embed import snippet
 from drip.core.clock import FrozenClock
 from drip.services import Services

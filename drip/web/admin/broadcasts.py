@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from drip.audience.subscriptions import SubscriptionError
+from drip.content.names import broadcast_name as name_for
 from drip.content.sequences import Library, Problem
 from drip.dispatch.broadcasts import (
     READER_WORDS,
@@ -32,7 +33,6 @@ from drip.dispatch.broadcasts import (
     cancel,
     create_draft,
     edit_draft,
-    name_for,
     next_due,
     parse_broadcast,
     parse_when,

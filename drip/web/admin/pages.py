@@ -44,23 +44,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drip.audience import bulk, exports, segments
+from drip.audience.controls import pause, restart, resume, retry_delivery, set_sequence_paused
 from drip.audience.imports import queue_import
+from drip.audience.leaving import suppress
 from drip.audience.readers import erase_reader as erase_everything
 from drip.audience.segments import SegmentError
 from drip.audience.segments import named as named_segment
-from drip.audience.subscriptions import (
-    SubscriptionError,
-    pause,
-    restart,
-    resume,
-    retry_delivery,
-    set_sequence_paused,
-    suppress,
-)
+from drip.audience.subscriptions import SubscriptionError
 from drip.audience.tags import TagError, add_tags, clean_tag, reader_tags, remove_tag
 from drip.deliverability import guardrails
-from drip.deliverability.bounces import (
-    Policy,
+from drip.deliverability.bounces import Policy
+from drip.deliverability.sending_pause import (
     daily_rates,
     rates,
     resume_sending,
@@ -96,6 +90,7 @@ from drip.ops.stats import (
 )
 from drip.ops.timeline import timeline
 from drip.store import queries
+from drip.store.filters import Filters
 from drip.store.models import (
     ApiKey,
     Broadcast,
@@ -111,7 +106,7 @@ from drip.store.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from drip.store.queries import Cursor, Filters, paused_sequences
+from drip.store.queries import Cursor, paused_sequences
 from drip.web.admin import access, problem_links
 from drip.web.admin import broadcasts as broadcasts_admin
 from drip.web.admin import replies as replies_admin

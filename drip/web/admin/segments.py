@@ -30,8 +30,8 @@ from werkzeug.datastructures import MultiDict
 from drip.audience import segments
 from drip.audience.segments import LISTS, WITHIN, SegmentError
 from drip.audience.signup import RESPONSIBILITIES
+from drip.store.filters import Filters
 from drip.store.models import EnrollmentStatus, Segment
-from drip.store.queries import Filters
 from drip.web.admin.access import unrecorded
 from drip.web.context import db_session, services
 

@@ -16,9 +16,10 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from drip.deliverability.providers import Refused
+from drip.deliverability.webhook_input import Refused
 from drip.replies.inbound import Read, mailgun_inbound, postmark_inbound, ses_inbound
 from drip.replies.matching import ReplyPolicy, take
+from drip.web.api.webhooks import REFUSED_STATUS
 from drip.web.context import db_session, services
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ def _handle(provider: str, read: Callable[[Session], Read]) -> ResponseReturnVal
             incoming, raw = read(session)
         except Refused as refused:
             session.rollback()
-            log.warning("%s inbound webhook refused (%s): %s", provider, refused.status, refused)
-            return jsonify(error=str(refused)), refused.status
+            status = REFUSED_STATUS[refused.why]
+            log.warning("%s inbound webhook refused (%s): %s", provider, status, refused)
+            return jsonify(error=str(refused)), status
         if incoming is None:
             session.commit()
             return jsonify(status="ignored"), 200

@@ -110,5 +110,5 @@ def subscriptions() -> ResponseReturnValue:
             svc.resolver,
         )
     except SignUpRefused as refused:
-        return _error(str(refused), refused.status, refused.suggestion)
+        return _error(str(refused), 429 if refused.throttled else 400, refused.suggestion)
     return jsonify(status="accepted"), 202

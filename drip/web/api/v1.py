@@ -30,6 +30,7 @@ from drip.audience.readers import (
     update_reader,
 )
 from drip.audience.tags import TagError, add_tags, remove_tag, tags_of
+from drip.content.names import broadcast_name as name_for
 from drip.dispatch.broadcasts import (
     BroadcastError,
     BroadcastFile,
@@ -38,7 +39,6 @@ from drip.dispatch.broadcasts import (
     cancel,
     create_draft,
     edit_draft,
-    name_for,
     page_of_broadcasts,
     parse_when,
     report,
@@ -50,7 +50,7 @@ from drip.store.queries import MAX_ID
 from drip.web.context import db_session, services
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
-
+STATUS = {"not_found": 404, "unknown_sequence": 404, "exists": 409, "conflict": 409}  # else 400
 MAX_BODY = 16 * 1024
 
 
@@ -60,7 +60,7 @@ def error(message: str, code: str, status: int) -> ResponseReturnValue:
 
 @bp.errorhandler(ReaderError)
 def reader_error(problem: ReaderError) -> ResponseReturnValue:
-    return error(str(problem), problem.code, problem.status)
+    return error(str(problem), problem.code, STATUS.get(problem.code, 400))
 
 
 @bp.errorhandler(TagError)
@@ -254,7 +254,7 @@ def broadcast_error(problem: BroadcastError) -> ResponseReturnValue:
 def _broadcast(session: Session, broadcast_id: int) -> Broadcast:
     found = session.get(Broadcast, broadcast_id) if 0 < broadcast_id < 2**31 else None
     if found is None:
-        raise ReaderError(f"no broadcast {broadcast_id}", "not_found", 404)
+        raise ReaderError(f"no broadcast {broadcast_id}", "not_found")
     return found
 
 
@@ -323,13 +323,13 @@ def patch_broadcast(broadcast_id: int) -> ResponseReturnValue:
     session = db_session()
     broadcast = _broadcast(session, broadcast_id)
     if broadcast.status != BroadcastStatus.DRAFT:
-        raise ReaderError(f"the broadcast is {broadcast.status}, not a draft", "conflict", 409)
+        raise ReaderError(f"the broadcast is {broadcast.status}, not a draft", "conflict")
     spec = _spec(_body(), broadcast)
     try:
         edited = edit_draft(session, broadcast_id, spec)
     except BroadcastError as problem:  # scheduled meanwhile
         session.rollback()
-        raise ReaderError(problem.problems[0].message, "conflict", 409) from None
+        raise ReaderError(problem.problems[0].message, "conflict") from None
     session.commit()
     return jsonify(_draft_json(edited))
 
@@ -348,7 +348,7 @@ def schedule_broadcast(broadcast_id: int) -> ResponseReturnValue:
     session = db_session()
     broadcast = _broadcast(session, broadcast_id)
     if broadcast.status != BroadcastStatus.DRAFT:
-        raise ReaderError(f"the broadcast is {broadcast.status}, not a draft", "conflict", 409)
+        raise ReaderError(f"the broadcast is {broadcast.status}, not a draft", "conflict")
     at = parse_when(_string(data, "at"), "UTC", svc.clock())
     schedule_draft(session, svc.content.library(), broadcast, at, svc.clock())
     return jsonify(report(session, broadcast, svc.content.library()))
@@ -359,7 +359,7 @@ def cancel_broadcast(broadcast_id: int) -> ResponseReturnValue:
     session = db_session()
     broadcast = _broadcast(session, broadcast_id)
     if broadcast.status not in (BroadcastStatus.DRAFT, BroadcastStatus.SCHEDULED):
-        raise ReaderError(f"the broadcast is {broadcast.status}", "conflict", 409)
+        raise ReaderError(f"the broadcast is {broadcast.status}", "conflict")
     cancel(session, broadcast_id, services().clock())
     session.refresh(broadcast)
     return jsonify(report(session, broadcast, services().content.library()))

@@ -18,18 +18,26 @@ from sqlalchemy.orm import Session
 
 from drip.deliverability.bounces import Policy, Report, record_all
 from drip.deliverability.providers import (
-    Refused,
     drip_reports,
     mailgun_reports,
     postmark_reports,
     sendgrid_reports,
-    ses_reports,
 )
+from drip.deliverability.ses import ses_reports
+from drip.deliverability.webhook_input import Refused, Why
 from drip.web.context import db_session, services
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+REFUSED_STATUS = {  # why a webhook was refused, as the HTTP status the provider is told
+    Why.MALFORMED: 400,
+    Why.UNAUTHENTICATED: 401,
+    Why.NOT_ACCEPTING: 403,
+    Why.REPLAYED: 406,
+    Why.MISCONFIGURED: 500,
+}
 
 
 def _handle(provider: str, read: Callable[[Session], list[Report]]) -> ResponseReturnValue:
@@ -40,8 +48,9 @@ def _handle(provider: str, read: Callable[[Session], list[Report]]) -> ResponseR
             reports = read(session)
         except Refused as refused:
             session.rollback()
-            log.warning("%s webhook refused (%s): %s", provider, refused.status, refused)
-            return jsonify(error=str(refused)), refused.status
+            status = REFUSED_STATUS[refused.why]
+            log.warning("%s webhook refused (%s): %s", provider, status, refused)
+            return jsonify(error=str(refused)), status
         try:
             results = record_all(session, reports, svc.clock(), Policy.from_settings(svc.settings))
             session.commit()

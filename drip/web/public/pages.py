@@ -27,6 +27,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from drip.audience.leaving import unsubscribe
 from drip.audience.signup import Peer, SignUp, SignUpRefused, accept_sign_up, limits
 from drip.audience.subscriptions import (
     Consent,
@@ -36,7 +37,6 @@ from drip.audience.subscriptions import (
     record_event,
     rejoin,
     resend_confirmation,
-    unsubscribe,
 )
 from drip.audience.tags import add_tags, clean_tag
 from drip.content.authors import PHOTO_TYPES
@@ -47,7 +47,7 @@ from drip.content.sequences import Sequence
 from drip.dispatch.broadcasts import stop_broadcasts
 from drip.dispatch.chaining import accept_offer, open_offer
 from drip.dispatch.fresh_links import request_magnet_link
-from drip.mail.clicks import OPEN, record_click
+from drip.mail.clicks import OPEN, from_a_browser, record_click
 from drip.mail.links import SAMPLE_KINDS, LinkError
 from drip.store.models import Enrollment, EnrollmentStatus, Subscriber
 from drip.store.ratelimit import hits
@@ -184,7 +184,7 @@ def signup_post(slug: str) -> ResponseReturnValue:
             error=str(refused),
             error_field=refused.field,
             suggestion=refused.suggestion,
-        ), refused.status
+        ), (429 if refused.throttled else 400)
     # Kept in this browser's session, not the URL: the next page shows the address as typed
     # ("wrong address? fix it"), and an address in a URL would end up in logs and history.
     browser_session[SIGNED_UP] = {
@@ -434,7 +434,7 @@ def magnet(token: str) -> ResponseReturnValue:
     )
     session = db_session()
     record_event(session, found, "download", svc.clock(), sequence.lead_magnet.source.name)
-    if request.headers.get("User-Agent", "").startswith("Mozilla/"):  # a person, not a scanner
+    if from_a_browser(request.headers.get("User-Agent", "")):  # a person, not a scanner
         add_tags(
             session,
             found.subscriber,

@@ -11,6 +11,7 @@ from flask import Blueprint, abort, g, jsonify, redirect, render_template, send_
 from flask.typing import ResponseReturnValue
 
 from drip.content import magnets
+from drip.content.page_sizes import PAGE_SIZES
 from drip.content.sequences import Sequence
 from drip.jobs.magnet_builds import NoLeadMagnet, latest_build, queue_build, served
 from drip.store.models import MagnetBuild, Role
@@ -28,7 +29,7 @@ def _sequence(slug: str) -> Sequence:
 
 
 def _size(size: str) -> str:
-    if size not in magnets.PAGE_SIZES:
+    if size not in PAGE_SIZES:
         abort(404)
     return size
 
