@@ -147,4 +147,3 @@ def _load_0003() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
