@@ -9,9 +9,15 @@ In one run, against a minimal SMTP sink in its own process (bench/sink.py):
    realistic mix: most completed or unsubscribed long ago, some suppressed, the rest active
    and due later (the median of three passes at each size).
 
-It ends with two lines: `dispatch_vs_smtplib RATIO` (drip's messages per second over
-smtplib's; target >= 0.5) and `pass_1m_vs_100k RATIO` (pass time at 1M over 100k;
-target <= 2).
+It ends with `dispatch_vs_smtplib RATIO` (drip's messages per second over smtplib's;
+target >= 0.7) and `pass_1m_vs_100k RATIO` (pass time at 1M over 100k; target <= 1.5).
+Beside each rate, the cost of one message in milliseconds.
+
+`--kind broadcast` measures instead a pass sending the copies of one broadcast due to N
+readers (`broadcast_vs_smtplib`), `--kind mixed` a pass of lessons, confirmations and a
+broadcast's copies (`mixed_vs_smtplib`), each against smtplib sending as many pre-built
+messages of the same kinds (bench/dispatch_kinds.py); `--kind all` runs the three in turn.
+`--profile FILE` writes cProfile's statistics of the (first) measured pass to FILE.
 
 With `--latency-ms 20` the sink waits 20 ms before each reply, like a relay across a
 network, and the bench compares drip with DRIP_SMTP_CONNECTIONS=8 against drip with 1 on
@@ -20,6 +26,7 @@ that sink in the same run: `connections_8_vs_1 RATIO` (target >= 6).
     .venv/bin/python bench/dispatch.py                       # SQLite in a temporary folder
     .venv/bin/python bench/dispatch.py --database-url postgresql+psycopg://postgres@/bench
     .venv/bin/python bench/dispatch.py --quick               # smaller sizes, a quick look
+    .venv/bin/python bench/dispatch.py --quick --kind all    # lessons, broadcast, mixed
 
 With --database-url, the drip tables of that database are EMPTIED first.
 """
@@ -27,6 +34,7 @@ With --database-url, the drip tables of that database are EMPTIED first.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import smtplib
 import statistics
 import subprocess
@@ -38,6 +46,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import dispatch_kinds as kinds
 from common import copy_rows, reset, say, short
 from sqlalchemy import Table, insert, text
 from sqlalchemy.engine import Engine
@@ -228,11 +237,50 @@ def load(
             conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
 
 
+PROFILE: list[str] = []  # --profile FILE: the first pass measured is profiled into FILE
+
+
 def timed(label: str, work: Callable[[], Any]) -> tuple[float, Any]:
     say(f"{label} ...")
+    profiler = cProfile.Profile() if PROFILE else None
     began = time.perf_counter()
-    result = work()
-    return time.perf_counter() - began, result
+    result = profiler.runcall(work) if profiler is not None else work()
+    took = time.perf_counter() - began
+    if profiler is not None:
+        profiler.dump_stats(PROFILE.pop())
+    return took, result
+
+
+def bench_kind(
+    svc: Services, sequence: Sequence, kind: str, readers: int, port: int
+) -> tuple[float, float]:
+    """(drip's seconds, smtplib's) for a pass sending `readers` messages of `kind`:
+    `broadcast` (every one a broadcast's copy) or `mixed` (half lessons, a quarter
+    confirmations, a quarter broadcast copies)."""
+    reset(svc.engine)
+    copies = readers if kind == "broadcast" else readers // 4
+    confirmations = 0 if kind == "broadcast" else readers // 4
+    lessons = readers - copies - confirmations
+    if lessons:
+        load(svc.engine, 1, lessons, lessons, sequence)
+    first = lessons + 1
+    kinds.load_readers(svc.engine, first, confirmations, SLUG, NOW, "pending")
+    kinds.load_readers(svc.engine, first + confirmations, copies, SLUG, NOW, "completed")
+    broadcast = kinds.schedule_broadcast(svc, NOW)
+    seconds, report = timed(
+        f"one pass: {lessons:,} lessons, {confirmations:,} confirmations, {copies:,} copies",
+        lambda: svc.dispatcher().run_pass(NOW),
+    )
+    if report.count("sent") != readers:
+        raise SystemExit(f"expected {readers} sent, got: {report.summary()}")
+    lesson = kinds.lesson_template(svc, sequence)
+    bare = kinds.bare_smtplib(
+        port,
+        svc,
+        NOW,
+        [(lesson, lessons + confirmations), (kinds.broadcast_template(svc, broadcast), copies)],
+    )
+    return seconds, bare
 
 
 def bench_dispatch(svc: Services, sequence: Sequence, readers: int) -> tuple[float, bytes]:
@@ -361,6 +409,13 @@ def main() -> None:
         type=float,
         help="only compare 8 SMTP connections with 1 on a sink this slow",
     )
+    parser.add_argument(
+        "--kind",
+        choices=["lessons", "broadcast", "mixed", "all"],
+        default="lessons",
+        help="what the measured pass sends (lessons: also the pass at two sizes)",
+    )
+    parser.add_argument("--profile", help="write cProfile's statistics of the first pass here")
     args = parser.parse_args()
     if args.latency_ms:
         with tempfile.TemporaryDirectory() as tmp:
@@ -376,7 +431,8 @@ def main() -> None:
         return
     readers = args.readers or (2_000 if args.quick else 10_000)
     small, large = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
-
+    if args.profile:
+        PROFILE.append(args.profile)
     sink = Sink()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.sqlite3"
@@ -398,23 +454,36 @@ def main() -> None:
         sequence = svc.content.library().get(SLUG)
         if sequence is None:
             raise SystemExit(f"sequence {SLUG} not found in {settings.sequences_dir}")
+        figures: dict[str, tuple[float, float]] = {}
         try:
-            dispatch_s, sample = bench_dispatch(svc, sequence, readers)
-            smtplib_s = bench_smtplib(sink.port, svc, sequence, readers)
-            small_s, large_s = bench_pass(svc, sequence, small, large, 1_000)
+            if args.kind in ("lessons", "all"):
+                dispatch_s, sample = bench_dispatch(svc, sequence, readers)
+                say(f"a lesson as sent: {len(sample):,} bytes")
+                smtplib_s = bench_smtplib(sink.port, svc, sequence, readers)
+                figures["dispatch"] = dispatch_s, smtplib_s
+            for kind in ("broadcast", "mixed"):
+                if args.kind in (kind, "all"):
+                    figures[kind] = bench_kind(svc, sequence, kind, readers, sink.port)
+            if args.kind == "lessons":
+                small_s, large_s = bench_pass(svc, sequence, small, large, 1_000)
         finally:
             svc.engine.dispose()
             sink.stop()
-    backend = svc.engine.dialect.name
-    print(f"backend {backend}; message size {len(sample):,} bytes")
-    print(f"dispatch  {readers:,} messages in {dispatch_s:.2f} s ({readers / dispatch_s:,.0f}/s)")
-    print(f"smtplib   {readers:,} messages in {smtplib_s:.2f} s ({readers / smtplib_s:,.0f}/s)")
-    print(
-        f"pass      1,000 due among {small:,}: {small_s:.3f} s (median of {PASSES}); "
-        f"among {large:,}: {large_s:.3f} s"
-    )
-    print(f"dispatch_vs_smtplib {smtplib_s / dispatch_s:.2f}")
-    print(f"pass_{short(large)}_vs_{short(small)} {large_s / small_s:.2f}")
+    print(f"backend {svc.engine.dialect.name}; {readers:,} messages a figure")
+    for name, (drip_s, bare_s) in figures.items():
+        print(
+            f"{name:<9} drip {readers / drip_s:,.0f}/s ({drip_s / readers * 1000:.2f} ms a "
+            f"message), smtplib {readers / bare_s:,.0f}/s ({bare_s / readers * 1000:.2f} ms)"
+        )
+    if args.kind == "lessons":
+        print(
+            f"pass      1,000 due among {small:,}: {small_s:.3f} s (median of {PASSES}); "
+            f"among {large:,}: {large_s:.3f} s"
+        )
+    for name, (drip_s, bare_s) in figures.items():
+        print(f"{name}_vs_smtplib {bare_s / drip_s:.2f}")
+    if args.kind == "lessons":
+        print(f"pass_{short(large)}_vs_{short(small)} {large_s / small_s:.2f}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ look-up that fails is logged and the address accepted.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -95,15 +96,25 @@ def _log_unknown(domain: str, reason: str) -> None:
 def suggestion(address: str) -> str | None:
     """`address` at the common provider its domain is a slip away from, or None."""
     local, _, domain = address.rpartition("@")
-    domain = domain.lower()
-    if not local or domain in REAL:
+    meant = _meant(domain.lower())
+    return f"{local}@{meant}" if local and meant else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _meant(domain: str) -> str | None:
+    """The common provider `domain` is a slip away from, or None. Cached: most sign-ups
+    come from a few domains, and each comparison is a small dynamic programme."""
+    if domain in REAL:
         return None
     best: tuple[int, str] | None = None
     for common in COMMON:
+        limit = 2 if len(common) > 7 else 1
+        if abs(len(domain) - len(common)) > limit:
+            continue  # at least that many insertions or deletions apart
         distance = _distance(domain, common)
-        if distance <= (2 if len(common) > 7 else 1) and (best is None or distance < best[0]):
+        if distance <= limit and (best is None or distance < best[0]):
             best = (distance, common)
-    return f"{local}@{best[1]}" if best else None
+    return best[1] if best else None
 
 
 def _distance(a: str, b: str) -> int:

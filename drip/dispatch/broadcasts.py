@@ -11,7 +11,8 @@ with front matter like a lesson's, plus its audience:
     ---
 
 Scheduling (`schedule`) writes one recipient row per reader, due at the first opening of
-their send window at or after the broadcast's time, in their time zone; the dispatch pass
+their send window at or after the broadcast's time, in their time zone, with one INSERT ...
+SELECT (drip.dispatch.broadcast_schedule); the dispatch pass
 sends each reader's copy (drip.dispatch.broadcast_copies) with every guarantee a lesson has. Never
 to a reader who left everything, is suppressed, asked for no more broadcasts, or never
 confirmed.
@@ -32,7 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from sqlalchemy import Select, exists, func, insert, select, update
+from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from drip.audience import segments
@@ -41,8 +42,8 @@ from drip.audience.subscriptions import normalize_email
 from drip.audience.tags import TagError, clean_tag
 from drip.content.front_matter import FrontMatterError, parse_front_matter
 from drip.content.lessons import check_variables
-from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Library, Problem, Sequence
+from drip.dispatch.broadcast_schedule import write_recipients
 from drip.mail.links import Links, sample_links
 from drip.mail.render import SAMPLE_READER, MessageTemplate, Reader, Renderer
 from drip.mail.transports import Transport, envelope_sender
@@ -386,28 +387,9 @@ def schedule_draft(
     if getattr(claimed, "rowcount", 0) != 1:  # scheduled twice at once: the first one wins
         session.rollback()
         raise BroadcastError([Problem(Path(str(broadcast.id)), 1, "the broadcast is scheduled")])
-    written = 0
-    batch: list[dict[str, Any]] = []
-    for row in session.execute(audience_query(broadcast.audience, within)):
-        sequence = library.sequences[row.sequence]
-        due = into_window(at, sequence.window, reader_zone(row.timezone, sequence.timezone))
-        batch.append(
-            {
-                "broadcast_id": broadcast.id,
-                "subscriber_id": row.subscriber_id,
-                "enrollment_id": row.enrollment_id,
-                "status": RecipientStatus.QUEUED,
-                "due_at": due,
-                "attempts": 0,
-            }
-        )
-        if len(batch) >= 1000:
-            session.execute(insert(BroadcastRecipient), batch)
-            written += len(batch)
-            batch = []
-    if batch:
-        session.execute(insert(BroadcastRecipient), batch)
-        written += len(batch)
+    written = write_recipients(
+        session, library, broadcast.id, audience_query(broadcast.audience, within), at
+    )
     session.commit()
     session.refresh(broadcast)
     return written

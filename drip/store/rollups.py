@@ -1,9 +1,9 @@
 """The tallies the admin and /metrics read instead of counting every row on each view.
 
-`enrollment_tallies`, `delivery_tallies` and `daily_tallies` (drip.store.models) are kept by row
-triggers on `enrollments` and `deliveries` (migration 0003), so every writer keeps them right
-in its own transaction without knowing they exist: the dispatcher, the intake, the
-operator's buttons, an erasure. `rebuild` recounts them from the rows: the migration uses it
+`enrollment_tallies`, `delivery_tallies` and `daily_tallies` (drip.store.models) are kept by
+triggers on `enrollments` and `deliveries` (migrations 0003 and 0023), so every writer keeps
+them right in its own transaction without knowing they exist: the dispatcher, the intake,
+the operator's buttons, an erasure. `rebuild` recounts them from the rows: the migration uses it
 to fill them, and a bulk load that switched the triggers off (bench/admin.py) to catch up.
 """
 

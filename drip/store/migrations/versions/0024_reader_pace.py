@@ -6,7 +6,7 @@ it was a pause or an absence ("away until"), and `still_wanted_at` is when
 the one "still want the course?" email went out after a pause of more than 60 days.
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-06 17:40:00
 """
 
@@ -19,7 +19,7 @@ import drip.store.models
 
 
 revision = '0024'
-down_revision = '0022'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 
