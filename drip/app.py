@@ -20,7 +20,7 @@ from drip.web.api import signup as api
 from drip.web.api import v1 as api_v1
 from drip.web.api import webhooks
 from drip.web.context import close_session, csrf
-from drip.web.public import home
+from drip.web.public import engagement, home
 from drip.web.public import pages as public
 
 
@@ -59,6 +59,7 @@ def create_app(
     app.register_blueprint(admin.bp)
     metrics.init_app(app)
     app.register_blueprint(public.bp)
+    app.register_blueprint(engagement.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api_v1.bp)
     app.register_blueprint(webhooks.bp)

@@ -28,7 +28,7 @@ from drip.mail.message_ids import new_message_id, sending_domain
 from drip.mail.pace import PacedRelay
 from drip.mail.render import Reader, Renderer
 from drip.mail.transports import OnFirstSend, SendError, Transport
-from drip.store.models import Enrollment, EnrollmentStatus, Event, Subscriber
+from drip.store.models import Engagement, Enrollment, EnrollmentStatus, Event, Subscriber
 
 RECENT = timedelta(days=7)  # a course finished longer ago than this is not chained any more
 BATCH = 500
@@ -126,6 +126,7 @@ def _offer_due(
     zone = reader_zone(subscriber.timezone, finished.timezone)
     return (
         subscriber.suppressed_at is None
+        and subscriber.engagement != Engagement.GONE  # engagement: no offers to the gone
         and not _already_in(session, subscriber.id, target.slug)
         and into_window(now, finished.window, zone) == now
     )

@@ -16,6 +16,7 @@ class Kind(enum.StrEnum):
     FRESH_LINK = "fresh-link"
     OFFER = "offer"
     BROADCAST = "broadcast"
+    REPERMISSION = "repermission"  # "Still want these?" (drip.dispatch.repermission)
 
 
 class OutcomeStatus(enum.StrEnum):

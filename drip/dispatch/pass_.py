@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from drip.audience.engagement import sweep
 from drip.audience.intake import take_in, waiting
 from drip.content.sequences import Library
 from drip.content.store import ContentStore
@@ -32,6 +33,8 @@ from drip.dispatch.claim import expire_unconfirmed, lease, peek, resume_held
 from drip.dispatch.fresh_links import send_requested
 from drip.dispatch.fresh_links import would_send as would_send_links
 from drip.dispatch.plan import Send, plan
+from drip.dispatch.repermission import ask_quiet_readers as ask
+from drip.dispatch.repermission import would_ask
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.dispatch.send import Recorder
 from drip.mail.links import Links
@@ -110,6 +113,7 @@ class Dispatcher:
         library = self.content.library()
         with Session(self.engine, expire_on_commit=False) as session:
             report.intake = take_in(session, library)
+            sweep(session, library, now)  # engagement: engaged, quiet, gone (one marked line)
             paused = sending_paused(session)  # a bounce or complaint guardrail stopped it
         relay = PacedRelay(self.transport, self.pace)  # every other kind's way out
         if not paused and not self._resting(now):
@@ -187,7 +191,12 @@ class Dispatcher:
         if not relay.throttled:
             with Session(self.engine) as session:
                 report.chained = chain(session, library, self.renderer, self.links, relay, now)
+        asked = []  # engagement: "Still want these?" to quiet readers (drip.dispatch.repermission)
+        if not relay.throttled:  # engagement
+            with Session(self.engine) as session:  # engagement
+                asked = ask(session, library, self.renderer, self.links, relay, now).outcomes
         self._record(report, report.fresh_links.outcomes + report.chained.outcomes, progress)
+        self._record(report, asked, progress)  # engagement
         if relay.throttled:
             self._rest(now)
 
@@ -233,6 +242,7 @@ class Dispatcher:
         if sending_paused(session) or self._resting(now):
             return [], []
         before = would_send_links(session, library) + would_offer(session, library, now)
+        before += would_ask(session, library, now)  # engagement
         return before, would_send_copies(session, library, now)
 
     def _tune(self, conn: Connection) -> int:

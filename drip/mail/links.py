@@ -31,7 +31,17 @@ class LinkError(Exception):
 
 
 # These never expire: a reader may leave, or click a link, from an old email.
-PLAIN = ("unsubscribe", "preferences", "track", "open", "offer", "broadcast", "tag")
+PLAIN = (
+    "unsubscribe",
+    "preferences",
+    "track",
+    "open",
+    "offer",
+    "broadcast",
+    "tag",
+    "keep",
+    "leave",
+)
 TIMED = ("confirm", "magnet")
 
 
