@@ -18,7 +18,7 @@ MODULE_DEBTS = {
     "drip/core/config.py": 594,
     "drip/deliverability/bounces.py": 619,
     "drip/deliverability/providers.py": 482,
-    "drip/dispatch/broadcasts.py": 690,
+    "drip/dispatch/broadcasts.py": 618,
     "drip/dispatch/send.py": 757,
     "drip/mail/render.py": 713,
     "drip/store/models.py": 789,

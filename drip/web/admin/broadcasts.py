@@ -22,6 +22,7 @@ from werkzeug.datastructures import MultiDict
 
 from drip.audience.subscriptions import SubscriptionError
 from drip.content.sequences import Library, Problem
+from drip.dispatch.broadcast_report import report
 from drip.dispatch.broadcasts import (
     READER_WORDS,
     BroadcastError,
@@ -37,7 +38,6 @@ from drip.dispatch.broadcasts import (
     parse_broadcast,
     parse_when,
     preview,
-    report,
     schedule_draft,
     send_test,
 )

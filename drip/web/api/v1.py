@@ -30,6 +30,7 @@ from drip.audience.readers import (
     update_reader,
 )
 from drip.audience.tags import TagError, add_tags, remove_tag, tags_of
+from drip.dispatch.broadcast_report import report
 from drip.dispatch.broadcasts import (
     BroadcastError,
     BroadcastFile,
@@ -41,7 +42,6 @@ from drip.dispatch.broadcasts import (
     name_for,
     page_of_broadcasts,
     parse_when,
-    report,
     schedule_draft,
 )
 from drip.integrations.api_keys import authenticate
