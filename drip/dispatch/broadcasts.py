@@ -8,13 +8,14 @@ with front matter like a lesson's, plus its audience:
     readers: both          # active, completed, or both (the default)
     tags: [has-dates]      # optional: only readers with one of these tags
     segment: exam-soon     # optional: only the readers of this segment (drip.audience.segments)
+    engagement: engaged    # engaged readers only (the default), or all (quiet ones too)
     ---
 
 Scheduling (`schedule`) writes one recipient row per reader, due at the first opening of
 their send window at or after the broadcast's time, in their time zone; the dispatch pass
 sends each reader's copy (drip.dispatch.broadcast_copies) with every guarantee a lesson has. Never
-to a reader who left everything, is suppressed, asked for no more broadcasts, or never
-confirmed.
+to a reader who left everything, is suppressed, asked for no more broadcasts, never
+confirmed, or is gone (drip.audience.engagement).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from drip.store.models import (
     Broadcast,
     BroadcastRecipient,
     BroadcastStatus,
+    Engagement,
     Enrollment,
     EnrollmentStatus,
     Event,
@@ -59,7 +61,8 @@ from drip.store.models import (
 )
 from drip.store.queries import after_id
 
-KEYS = frozenset({"subject", "preheader", "to", "readers", "tags", "segment"})
+KEYS = frozenset({"subject", "preheader", "to", "readers", "tags", "segment", "engagement"})
+ENGAGEMENT = ("engaged", "all")  # `engagement:`: engaged readers only (the default), or all
 READERS = {
     "active": (EnrollmentStatus.ACTIVE,),
     "completed": (EnrollmentStatus.COMPLETED,),
@@ -92,12 +95,14 @@ class BroadcastFile:
     readers: str
     tags: tuple[str, ...]
     segment: str = ""  # a segment's name: only its readers, among those of `to`
+    engagement: str = "engaged"  # or "all": quiet readers too (never the gone)
 
     def audience(self) -> dict[str, Any]:
         audience: dict[str, Any] = {
             "to": list(self.to),
             "readers": self.readers,
             "tags": list(self.tags),
+            "engagement": self.engagement,
         }
         if self.segment:
             audience["segment"] = self.segment
@@ -185,15 +190,10 @@ def broadcast_from(
     readers = str(meta.get("readers") or "both")
     if readers not in READERS:
         problems.append(Problem(path, 2, "readers is active, completed or both"))
-    raw_tags = meta.get("tags") or []
-    if not isinstance(raw_tags, list):
-        raw_tags = [raw_tags]
-    tags = tuple(str(tag).strip().lower() for tag in raw_tags if str(tag).strip())
-    for tag in tags:
-        try:
-            clean_tag(tag)
-        except TagError as error:
-            problems.append(Problem(path, 2, f"tags: {error}"))
+    tags = _tags(meta.get("tags") or [], path, problems)
+    engagement = str(meta.get("engagement") or "engaged")
+    if engagement not in ENGAGEMENT:
+        problems.append(Problem(path, 2, "engagement is engaged (the default) or all"))
     problems += check_variables(body, VARIABLES, path, body_line)
     if not body.strip():
         problems.append(Problem(path, body_line, "the broadcast has no body"))
@@ -208,7 +208,23 @@ def broadcast_from(
         readers,
         tags,
         segment,
+        engagement,
     )
+
+
+def _tags(raw: Any, path: Path, problems: list[Problem]) -> tuple[str, ...]:
+    """`tags:`, one or a list, each a tag drip accepts."""
+    tags = tuple(
+        str(tag).strip().lower()
+        for tag in (raw if isinstance(raw, list) else [raw])
+        if str(tag).strip()
+    )
+    for tag in tags:
+        try:
+            clean_tag(tag)
+        except TagError as error:
+            problems.append(Problem(path, 2, f"tags: {error}"))
+    return tags
 
 
 def name_for(subject: str) -> str:
@@ -281,8 +297,11 @@ def audience_query(spec: BroadcastFile | dict[str, Any], within: Select[int] | N
             Enrollment.confirmed_at.is_not(None),
             Subscriber.suppressed_at.is_(None),
             Subscriber.broadcasts_off_at.is_(None),
+            Subscriber.engagement != Engagement.GONE,
         )
     )
+    if audience.get("engagement") == "engaged":  # older broadcasts, without the key: all
+        first = first.where(Subscriber.engagement == Engagement.ENGAGED)
     if audience.get("tags"):
         first = first.where(
             exists().where(

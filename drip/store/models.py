@@ -182,9 +182,10 @@ class Subscriber(Base):
     suppressed_at: Mapped[utc_or_none]
     suppressed_reason: Mapped[str | None] = mapped_column(Text)
     broadcasts_off_at: Mapped[utc_or_none]  # "no more broadcasts", from a broadcast's link
-    # kept by drip.audience.engagement, so a list filters on a column, not on the timeline
+    # kept by drip.audience.engagement, so a list filters on a column, not on the timeline;
+    # a server default only, so the bulk inserts of imports need not name it
     engagement: Mapped[Engagement] = mapped_column(
-        StrEnumType(Engagement, 10), default=Engagement.ENGAGED, server_default="engaged"
+        StrEnumType(Engagement, 10), server_default="engaged"
     )
     engaged_at: Mapped[utc_or_none]  # the last action (a click, a reply, ...), or sign-up
     repermission_at: Mapped[utc_or_none]  # "Still want these?" sent and not yet answered

@@ -17,8 +17,17 @@ from sqlalchemy import select
 
 from drip.app import create_app
 from drip.core.clock import FrozenClock
+from drip.dispatch.broadcasts import BroadcastError, parse_broadcast, schedule
 from drip.services import Services
-from drip.store.models import Engagement, Enrollment, EnrollmentStatus, Event, EventKind, Subscriber
+from drip.store.models import (
+    BroadcastRecipient,
+    Engagement,
+    Enrollment,
+    EnrollmentStatus,
+    Event,
+    EventKind,
+    Subscriber,
+)
 from tests.conftest import courses_beside_tiny, enroll, make_settings
 from tests.smtp import SmtpServer
 
@@ -250,3 +259,49 @@ def test_stop_on_the_question_leaves_every_course_after_one_button(
     with svc.sessions() as session:
         assert session.scalars(select(Enrollment)).one().status == EnrollmentStatus.UNSUBSCRIBED
     assert client.get("/keep/forged-token").status_code == 400
+
+
+def broadcast_to(svc: Services, clock: FrozenClock, engagement: str = "") -> list[str]:
+    """Schedule a broadcast to the daily course (with `engagement:` if given): its readers."""
+    text = '---\nsubject: "News"\nto: daily\n' + (
+        f"engagement: {engagement}\n" if engagement else ""
+    )
+    library = svc.content.library()
+    spec = parse_broadcast(text + "---\nSome news.\n", Path("news.md"), library)
+    with svc.sessions() as session:
+        broadcast = schedule(session, library, spec, clock(), clock())
+        return sorted(
+            session.scalars(
+                select(Subscriber.email)
+                .join(BroadcastRecipient, BroadcastRecipient.subscriber_id == Subscriber.id)
+                .where(BroadcastRecipient.broadcast_id == broadcast.id)
+            )
+        )
+
+
+def test_broadcasts_go_to_engaged_readers_by_default_and_never_to_the_gone(
+    app: Flask, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    svc = svc_of(app)
+    for email in ("ada@example.org", "bo@example.org"):
+        enroll(svc, email, "daily")
+    run_days(svc, clock, 5)
+    lesson = next(m for m in smtp_server.to("bo@example.org") if m.subject == "Day 5")
+    app.test_client().get(link(lesson.text(), "l"), headers=BROWSER)
+    run_days(svc, clock, 3)  # Ada quiet, Bo engaged
+    assert broadcast_to(svc, clock) == ["bo@example.org"]
+    assert broadcast_to(svc, clock, "all") == ["ada@example.org", "bo@example.org"]
+    run_days(svc, clock, 31)  # Ada never answered; Bo went quiet and was asked meanwhile
+    assert reader(svc).engagement == Engagement.GONE
+    assert "ada@example.org" not in broadcast_to(svc, clock, "all")
+
+
+def test_a_broadcast_with_an_unknown_engagement_is_refused_with_what_to_write(
+    app: Flask,
+) -> None:
+    library = svc_of(app).content.library()
+    text = '---\nsubject: "News"\nto: daily\nengagement: everyone\n---\nSome news.\n'
+    with pytest.raises(
+        BroadcastError, match=re.escape("engagement is engaged (the default) or all")
+    ):
+        parse_broadcast(text, Path("news.md"), library)
