@@ -22,7 +22,6 @@ MODULE_DEBTS = {
     "drip/dispatch/send.py": 757,
     "drip/mail/render.py": 713,
     "drip/store/models.py": 790,
-    "drip/store/queries.py": 470,
     "drip/web/admin/pages.py": 1046,
     "drip/web/api/v1.py": 506,
     "drip/web/public/pages.py": 710,
