@@ -25,7 +25,14 @@ from drip.audience.tags import tags_of
 from drip.content.sequences import Library
 from drip.core.config import Settings
 from drip.mail import outbox
-from drip.store.models import ConsentRecord, Enrollment, EnrollmentStatus, Event, Subscriber
+from drip.store.models import (
+    ConsentRecord,
+    Engagement,
+    Enrollment,
+    EnrollmentStatus,
+    Event,
+    Subscriber,
+)
 from drip.store.queries import after_id
 
 MAX_PAGE = 200
@@ -69,6 +76,7 @@ def reader_json(session: Session, subscriber: Subscriber) -> dict[str, Any]:
         "timezone": subscriber.timezone,
         "created_at": _iso(subscriber.created_at),
         "suppressed": subscriber.suppressed_at is not None,
+        "engagement": str(subscriber.engagement),
         "tags": tags_of(session, subscriber.id),
         "enrollments": [
             enrollment_json(e) for e in sorted(subscriber.enrollments, key=lambda e: e.id)
@@ -261,6 +269,13 @@ def timeline(
 
 
 def page_of_readers(
-    session: Session, after: int, limit: int
+    session: Session, after: int, limit: int, engagement: str = ""
 ) -> tuple[list[Subscriber], int | None]:
-    return after_id(session, select(Subscriber), Subscriber.id, after, limit)
+    """A page of readers by id; with `engagement`, only those in that state
+    (drip.audience.engagement), through `ix_subscribers_engagement_id`."""
+    statement = select(Subscriber)
+    if engagement:
+        if engagement not in set(Engagement):
+            raise ReaderError("engagement is engaged, quiet or gone", "invalid_engagement")
+        statement = statement.where(Subscriber.engagement == engagement)
+    return after_id(session, statement, Subscriber.id, after, limit)

@@ -335,9 +335,14 @@ def save(
 def from_filters(filters: Filters) -> dict[str, Any]:
     """The definition that selects what the readers list's sequence, status and tag filter
     selects (the address search is not a segment field)."""
-    raw = {"sequences": filters.sequence, "status": filters.status, "tags": filters.tag}
+    raw = {
+        "sequences": filters.sequence,
+        "status": filters.status,
+        "tags": filters.tag,
+        "engagement": filters.engagement,
+    }
     if not any(raw.values()):
-        raise SegmentError(["filter: choose a sequence, a status or a tag to save"])
+        raise SegmentError(["filter: choose a sequence, a status, a tag or a state to save"])
     return parse({key: [value] for key, value in raw.items() if value})
 
 

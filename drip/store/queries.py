@@ -26,6 +26,7 @@ from drip.store.models import (
     Delivery,
     DeliveryStatus,
     DeliveryTally,
+    Engagement,
     Enrollment,
     EnrollmentStatus,
     EnrollmentTally,
@@ -234,6 +235,7 @@ class Filters:
     address: str = ""  # the start of an address
     tag: str = ""  # readers with this tag (the readers list only)
     segment: str = ""  # the rows a segment selects (the readers list only), by name
+    engagement: str = ""  # engaged, quiet or gone (the readers list only)
     # The segment's conditions, as drip.audience.segments.narrowed resolves them at a moment: a
     # segment's definition lives in the database and its windows ("clicked in the last 30
     # days") depend on the time, neither of which this module knows.
@@ -293,6 +295,9 @@ def reader_conditions(session: Session, filters: Filters) -> list[ColumnElement[
                 SubscriberTag.tag == filters.tag,
             )
         )
+    if filters.engagement:  # the reader's state, kept on them (drip.audience.engagement)
+        known = filters.engagement in set(Engagement)
+        conditions.append(Subscriber.engagement == filters.engagement if known else false())
     conditions.extend(filters.segment_conditions)
     return conditions
 
@@ -391,7 +396,7 @@ def _total(
 ) -> int:
     """The size of a filtered list: the sum of its tally rows, or, for an address search,
     a tag or a segment, a count of what it matched (as large as the answer, not the table)."""
-    if filters.address or filters.tag or filters.segment:
+    if filters.address or filters.tag or filters.segment or filters.engagement:
         return _count(session, statement)
     total = select(func.coalesce(func.sum(column), 0))
     if filters.status:
@@ -414,7 +419,7 @@ def deliveries_page(
     session: Session, cursor: Cursor, filters: Filters, size: int = PAGE
 ) -> Page[Any]:
     """A page of the delivery log, rows of (Delivery, Enrollment, Subscriber), newest first."""
-    filters = replace(filters, tag="", segment="", segment_conditions=())  # nor by these
+    filters = replace(filters, tag="", segment="", engagement="", segment_conditions=())
     statement = delivery_log(session, filters)
     total = _total(session, statement, filters, DeliveryTally, DeliveryTally.deliveries)
     return keyset(session, statement, Delivery.id, lambda row: int(row[0].id), cursor, total, size)

@@ -128,7 +128,7 @@ def _page() -> tuple[int, int]:
 @bp.get("/readers")
 def list_readers() -> ResponseReturnValue:
     session = db_session()
-    rows, cursor = page_of_readers(session, *_page())
+    rows, cursor = page_of_readers(session, *_page(), request.args.get("engagement", ""))
     return jsonify(
         data=[reader_json(session, r) for r in rows], next_cursor=str(cursor) if cursor else None
     )
