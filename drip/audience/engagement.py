@@ -24,7 +24,7 @@ timeline's new actions, the readers sent something since the last sweep, the una
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, union, update
 from sqlalchemy.orm import Session
@@ -282,3 +282,46 @@ def claim_question(session: Session, subscriber_id: int, now: datetime) -> bool:
 
 def state_of(session: Session, subscriber_id: int) -> Engagement | None:
     return session.scalar(select(Subscriber.engagement).where(Subscriber.id == subscriber_id))
+
+
+@dataclass(frozen=True)
+class DayShare:
+    """One course's readers on one day: the share in each state (0 to 1), and how many."""
+
+    day: date
+    engaged: float
+    quiet: float
+    gone: float
+    readers: int
+
+
+def shares(session: Session, now: datetime, days: int = 30) -> dict[str, list[DayShare]]:
+    """Per course, the share of its readers in each state on each day recorded over the last
+    `days` days (the dashboard's chart): a range of `engagement_days`' key."""
+    rows = session.execute(
+        select(
+            EngagementDay.sequence, EngagementDay.day, EngagementDay.state, EngagementDay.readers
+        )
+        .where(
+            EngagementDay.day > (now - timedelta(days=days)).date(), EngagementDay.sequence != ""
+        )
+        .order_by(EngagementDay.sequence, EngagementDay.day)
+    ).all()
+    counts: dict[str, dict[date, dict[str, int]]] = {}
+    for sequence, day, state, readers in rows:
+        counts.setdefault(sequence, {}).setdefault(day, {})[state] = readers
+    found: dict[str, list[DayShare]] = {}
+    for sequence, by_day in counts.items():
+        for day, states in by_day.items():
+            total = sum(states.values())
+            share = {state: number / (total or 1) for state, number in states.items()}
+            found.setdefault(sequence, []).append(
+                DayShare(
+                    day,
+                    engaged=share.get(Engagement.ENGAGED.value, 0.0),
+                    quiet=share.get(Engagement.QUIET.value, 0.0),
+                    gone=share.get(Engagement.GONE.value, 0.0),
+                    readers=total,
+                )
+            )
+    return found

@@ -22,7 +22,7 @@ MODULE_DEBTS = {
     "drip/dispatch/send.py": 757,
     "drip/mail/render.py": 713,
     "drip/store/models.py": 790,
-    "drip/web/admin/pages.py": 1001,
+    "drip/web/admin/pages.py": 1003,
     "drip/web/api/v1.py": 506,
     "drip/web/public/pages.py": 710,
     "drip/web/studio/lessons.py": 798,

@@ -78,3 +78,17 @@ def test_the_rest_api_lists_readers_in_one_state(app: Flask) -> None:
 def test_engaging_kinds_are_a_persons_actions_never_a_download_a_scanner_can_make() -> None:
     assert {EventKind.CLICKED, EventKind.REPLIED, EventKind.KEPT, EventKind.EXITED} <= ENGAGING
     assert not {EventKind.DOWNLOAD, EventKind.NOT_SENT, EventKind.OFFERED} & ENGAGING
+
+
+def test_the_dashboard_draws_each_courses_share_of_each_state_with_its_table(
+    app: Flask,
+) -> None:
+    svc = readers_in_states(app)
+    client = logged_in_client(app)
+    assert "No day counted yet" in client.get("/admin/").text
+    svc.dispatcher().run_pass(svc.clock())  # the day's first pass counts
+    page = client.get("/admin/").text
+    assert 'id="engagement-tiny"' in page
+    chart = page[page.index('id="engagement-tiny"') :]
+    assert "<svg" in chart and "<table>" in chart
+    assert chart.count("33.33%") >= 3  # one reader in each state

@@ -43,6 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drip.audience import bulk, exports, segments
+from drip.audience.engagement import shares as engagement_shares
 from drip.audience.imports import queue_import
 from drip.audience.readers import erase_reader as erase_everything
 from drip.audience.segments import SegmentError
@@ -316,6 +317,7 @@ def dashboard() -> ResponseReturnValue:
         ticks=axis_ticks(max(max(d.sent, d.failed) for d in days)),
         latest=latest,
         funnels=[funnel(session, s) for s in library.sequences.values()],
+        engagement=engagement_shares(session, now),  # per course, a day's share of each state
         paused=paused_sequences(session),
         sending_paused=sending_paused(session),
         rates=[(window, rates(session, window)) for window in (1_000, 10_000)],
