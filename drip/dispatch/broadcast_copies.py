@@ -33,6 +33,7 @@ from drip.store.models import (
     Broadcast,
     BroadcastRecipient,
     BroadcastStatus,
+    Engagement,
     Enrollment,
     Event,
     EventKind,
@@ -343,6 +344,8 @@ def _why_not(
         return "the address is suppressed"
     if subscriber.broadcasts_off_at is not None:
         return "the reader asked for no more broadcasts"
+    if subscriber.engagement == Engagement.GONE:  # engagement (drip.audience.engagement)
+        return "the reader is gone: no answer to “Still want these?”"
     if enrollment.status not in READERS["both"] and not any(
         e.status in READERS["both"]
         for e in subscriber.enrollments

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -305,3 +305,24 @@ def test_a_broadcast_with_an_unknown_engagement_is_refused_with_what_to_write(
         BroadcastError, match=re.escape("engagement is engaged (the default) or all")
     ):
         parse_broadcast(text, Path("news.md"), library)
+
+
+def test_a_broadcast_scheduled_before_a_reader_was_gone_skips_them_at_their_turn(
+    app: Flask, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    svc = svc_of(app)
+    enroll(svc, "ada@example.org", "daily")
+    run_days(svc, clock, 8)  # quiet and asked
+    library = svc.content.library()
+    text = '---\nsubject: "News"\nto: daily\nengagement: all\n---\nSome news.\n'
+    spec = parse_broadcast(text, Path("news.md"), library)
+    with svc.sessions() as session:
+        schedule(session, library, spec, clock() + timedelta(days=35), clock())
+        assert session.scalars(select(BroadcastRecipient.status)).all() == ["queued"]
+    run_days(svc, clock, 37)
+    assert reader(svc).engagement == Engagement.GONE
+    assert [m for m in smtp_server.to("ada@example.org") if m.subject == "News"] == []
+    with svc.sessions() as session:
+        assert session.scalars(select(BroadcastRecipient.last_error)).one() == (
+            "the reader is gone: no answer to “Still want these?”"
+        )
