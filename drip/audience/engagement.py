@@ -193,14 +193,8 @@ def _gone_quiet(session: Session, quiet_after: int, last_sweep: datetime, now: d
     ).all()
     for subscriber in quiet:
         subscriber.engagement = Engagement.QUIET
-        session.add(
-            Event(
-                subscriber_id=subscriber.id,
-                kind=EventKind.WENT_QUIET,
-                at=now,
-                detail=f"no click, reply or other action across {quiet_after} emails",
-            )
-        )
+        detail = f"no click, reply or other action across {quiet_after} emails"
+        _note(session, subscriber, EventKind.WENT_QUIET, now, detail)
     return len(quiet)
 
 
@@ -214,17 +208,29 @@ def _gone(session: Session, asked_before: datetime, now: datetime) -> int:
     ).all()
     for subscriber in gone:
         subscriber.engagement = Engagement.GONE
-        session.add(
-            Event(
-                subscriber_id=subscriber.id,
-                kind=EventKind.GONE,
-                at=now,
-                detail="no answer to “Still want these?”: courses paused, no broadcasts or offers",
-            )
-        )
+        detail = "no answer to “Still want these?”: courses paused, no broadcasts or offers"
+        _note(session, subscriber, EventKind.GONE, now, detail)
         for enrollment in subscriber.enrollments:
             pause(session, enrollment, now, GONE_REASON)
     return len(gone)
+
+
+def _note(
+    session: Session, subscriber: Subscriber, kind: EventKind, now: datetime, detail: str
+) -> None:
+    """The step on the timeline of each course the reader is in (a timeline is a course's)."""
+    courses = [e for e in subscriber.enrollments if e.status in (*ASKED, EnrollmentStatus.PAUSED)]
+    ids: list[int | None] = [e.id for e in courses]
+    for enrollment_id in ids or [None]:
+        session.add(
+            Event(
+                subscriber_id=subscriber.id,
+                enrollment_id=enrollment_id,
+                kind=kind,
+                at=now,
+                detail=detail,
+            )
+        )
 
 
 def _day(session: Session, now: datetime) -> None:

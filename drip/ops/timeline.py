@@ -42,6 +42,10 @@ EVENT_TEXT = {
     "not_sent": "Not sent",
     "offer_failed": "Offer not sent",
     "magnet_link_failed": "Fresh download link not sent",
+    "went_quiet": "Went quiet",  # drip.audience.engagement
+    "repermission_sent": "Asked “Still want these?”",
+    "kept": "Pressed “Keep them coming”",
+    "gone": "Gone: no answer to “Still want these?”",
 }
 REPORT_TEXT = {"hard": "hard bounce", "soft": "soft bounce", "complaint": "spam complaint"}
 

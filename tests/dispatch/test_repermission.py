@@ -18,6 +18,7 @@ from sqlalchemy import select
 from drip.app import create_app
 from drip.core.clock import FrozenClock
 from drip.dispatch.broadcasts import BroadcastError, parse_broadcast, schedule
+from drip.ops.timeline import timeline
 from drip.services import Services
 from drip.store.models import (
     BroadcastRecipient,
@@ -326,3 +327,17 @@ def test_a_broadcast_scheduled_before_a_reader_was_gone_skips_them_at_their_turn
         assert session.scalars(select(BroadcastRecipient.last_error)).one() == (
             "the reader is gone: no answer to “Still want these?”"
         )
+
+
+def test_each_step_is_on_the_courses_timeline_in_words(
+    app: Flask, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    svc = svc_of(app)
+    enroll(svc, "ada@example.org", "daily")
+    run_days(svc, clock, 39)
+    with svc.sessions() as session:
+        enrollment = session.scalars(select(Enrollment)).one()
+        texts = [entry.text for entry in timeline(session, enrollment)]
+    steps = ["Went quiet", "Asked “Still want these?”", "Gone: no answer to “Still want these?”"]
+    assert [text for text in texts if text in steps] == steps
+    assert "Paused" in texts[texts.index(steps[-1]) :]
