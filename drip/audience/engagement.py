@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, union, update
 from sqlalchemy.orm import Session
@@ -156,22 +157,33 @@ def _actions(session: Session, library: Library, cursor: EngagementSweep, now: d
 
 
 def deliveries_since_action() -> ColumnElement[int]:
-    """How many lessons and broadcast copies a reader was sent since their last action."""
-    since = func.coalesce(Subscriber.engaged_at, Subscriber.created_at)
+    """How many lessons and broadcast copies a reader was sent since their last action (all
+    of them, for a reader who never acted: a sign-up's welcome counts)."""
     lessons = (
         select(func.count(Delivery.id))
         .join(Enrollment, Enrollment.id == Delivery.enrollment_id)
-        .where(Enrollment.subscriber_id == Subscriber.id, Delivery.sent_at > since)
+        .where(Enrollment.subscriber_id == Subscriber.id, _after_action(Delivery.sent_at))
         .scalar_subquery()
     )
     copies = (
         select(func.count(BroadcastRecipient.id))
         .where(
-            BroadcastRecipient.subscriber_id == Subscriber.id, BroadcastRecipient.sent_at > since
+            BroadcastRecipient.subscriber_id == Subscriber.id,
+            _after_action(BroadcastRecipient.sent_at),
         )
         .scalar_subquery()
     )
     return lessons + copies
+
+
+def _after_action(sent_at: ColumnElement[datetime | None] | Any) -> ColumnElement[bool]:
+    """Sent after the reader's last action. (No `coalesce` with the sign-up time: on SQLite
+    the times are text, and the hand-off's fast path writes them without microseconds, so
+    a welcome sent the instant of sign-up would compare as earlier.)"""
+    return or_(
+        and_(Subscriber.engaged_at.is_(None), sent_at.is_not(None)),
+        sent_at > Subscriber.engaged_at,
+    )
 
 
 def _gone_quiet(session: Session, quiet_after: int, last_sweep: datetime, now: datetime) -> int:

@@ -16,8 +16,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from drip.app import create_app
+from drip.audience.tags import add_tags
 from drip.core.clock import FrozenClock
 from drip.dispatch.broadcasts import BroadcastError, parse_broadcast, schedule
+from drip.dispatch.outcome import Kind
 from drip.ops.timeline import timeline
 from drip.services import Services
 from drip.store.models import (
@@ -341,3 +343,36 @@ def test_each_step_is_on_the_courses_timeline_in_words(
     steps = ["Went quiet", "Asked “Still want these?”", "Gone: no answer to “Still want these?”"]
     assert [text for text in texts if text in steps] == steps
     assert "Paused" in texts[texts.index(steps[-1]) :]
+
+
+def test_the_dry_run_names_the_question_a_pass_would_send_and_sends_nothing(
+    app: Flask, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    svc = svc_of(app)
+    enroll(svc, "ada@example.org", "daily")
+    run_days(svc, clock, 6)  # quiet since the last pass, at night: not asked yet
+    assert reader(svc).engagement == Engagement.QUIET and questions(smtp_server) == []
+    report = svc.dispatcher().run_pass(clock(), dry_run=True)
+    assert [o.lesson for o in report.outcomes if o.kind == Kind.REPERMISSION] == ["repermission"]
+    assert questions(smtp_server) == [] and reader(svc).repermission_at is None
+    svc.dispatcher().run_pass(clock())
+    assert len(questions(smtp_server)) == 1
+
+
+def test_a_tag_link_pressed_or_a_reply_on_the_timeline_makes_a_quiet_reader_engaged(
+    app: Flask, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    svc = svc_of(app)
+    for email in ("ada@example.org", "bo@example.org", "cy@example.org"):
+        enroll(svc, email, "daily")
+    run_days(svc, clock, 8)
+    with svc.sessions() as session:
+        ada, bo, cy = session.scalars(select(Subscriber).order_by(Subscriber.id)).all()
+        add_tags(session, ada, ["has-dates"], clock(), "link in daily")  # a tag_link pressed
+        session.add(Event(subscriber_id=bo.id, kind=EventKind.REPLIED, at=clock(), detail=""))
+        add_tags(session, cy, ["vip"], clock(), "admin (by ops@example.org)")  # not Cy's doing
+        session.commit()
+    svc.dispatcher().run_pass(clock())
+    assert reader(svc, "ada@example.org").engagement == Engagement.ENGAGED
+    assert reader(svc, "bo@example.org").engagement == Engagement.ENGAGED
+    assert reader(svc, "cy@example.org").engagement == Engagement.QUIET
