@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, union, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from drip.audience.subscriptions import pause, resume
@@ -88,7 +89,7 @@ def mark_engaged(
     was = subscriber.engagement
     subscriber.engagement = Engagement.ENGAGED
     subscriber.repermission_at = None
-    if was == Engagement.GONE:
+    if was == Engagement.GONE and subscriber.suppressed_at is None:
         for enrollment in subscriber.enrollments:
             if enrollment.status == EnrollmentStatus.PAUSED and (
                 enrollment.paused_reason == GONE_REASON and library.get(enrollment.sequence)
@@ -123,12 +124,10 @@ class Swept:
 def sweep(session: Session, library: Library, now: datetime) -> Swept:
     """Bring every reader's state up to `now`, reading only what changed since the last
     sweep; commits. The first sweep starts from now (nothing before it is re-read)."""
-    cursor = session.get(EngagementSweep, SWEEP)
-    if cursor is None:
-        start = session.scalar(select(func.max(Event.id))) or 0
-        cursor = EngagementSweep(name=SWEEP, event_id=start, swept_at=now)
-        session.add(cursor)
+    cursor = _take_cursor(session, now)
     swept = Swept()
+    if cursor is None:
+        return swept  # another worker is sweeping: the next pass sweeps
     swept.engaged = _actions(session, library, cursor, now)
     rules = library.engagement
     swept.quiet = _gone_quiet(session, rules.quiet_after, cursor.swept_at or now, now)
@@ -137,6 +136,22 @@ def sweep(session: Session, library: Library, now: datetime) -> Swept:
     _day(session, now)
     session.commit()
     return swept
+
+
+def _take_cursor(session: Session, now: datetime) -> EngagementSweep | None:
+    """The sweep's row, locked for this worker (PostgreSQL: a second worker skips it, so two
+    never mark the same reader twice); made at the first sweep. None: another has it."""
+    taken = select(EngagementSweep).where(EngagementSweep.name == SWEEP)
+    cursor = session.scalar(taken.with_for_update(skip_locked=True))
+    if cursor is not None or session.scalar(select(EngagementSweep.name)) is not None:
+        return cursor
+    start = session.scalar(select(func.max(Event.id))) or 0
+    try:
+        with session.begin_nested():
+            session.add(EngagementSweep(name=SWEEP, event_id=start, swept_at=now))
+    except IntegrityError:
+        return None  # another worker made it this instant
+    return session.scalar(taken.with_for_update(skip_locked=True))
 
 
 def _actions(session: Session, library: Library, cursor: EngagementSweep, now: datetime) -> int:
