@@ -376,3 +376,20 @@ def test_a_tag_link_pressed_or_a_reply_on_the_timeline_makes_a_quiet_reader_enga
     assert reader(svc, "ada@example.org").engagement == Engagement.ENGAGED
     assert reader(svc, "bo@example.org").engagement == Engagement.ENGAGED
     assert reader(svc, "cy@example.org").engagement == Engagement.QUIET
+
+
+def test_keep_them_coming_from_the_old_email_brings_a_gone_reader_back(
+    app: Flask, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    svc = svc_of(app)
+    enroll(svc, "ada@example.org", "daily")
+    run_days(svc, clock, 39)
+    assert reader(svc).engagement == Engagement.GONE
+    (question,) = questions(smtp_server)
+    assert "Thank you" in press(app.test_client(), link(question, "keep"))
+    assert reader(svc).engagement == Engagement.ENGAGED
+    with svc.sessions() as session:
+        assert session.scalars(select(Enrollment.status)).one() == EnrollmentStatus.ACTIVE
+    sent = len(smtp_server.to("ada@example.org"))
+    run_days(svc, clock, 1)
+    assert len(smtp_server.to("ada@example.org")) == sent + 1  # the next lesson, not a burst
