@@ -73,6 +73,8 @@ def test_the_rest_api_lists_readers_in_one_state(app: Flask) -> None:
     wrong = client.get("/api/v1/readers?engagement=asleep", headers=auth(token))
     assert wrong.status_code == 400
     assert json_body(wrong)["error"]["code"] == "invalid_engagement"
+    listing = json_body(client.get("/api/v1/openapi.json"))["paths"]["/api/v1/readers"]["get"]
+    assert {"name": "engagement", "in": "query"}.items() <= listing["parameters"][-1].items()
 
 
 def test_engaging_kinds_are_a_persons_actions_never_a_download_a_scanner_can_make() -> None:

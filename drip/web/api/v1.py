@@ -50,7 +50,6 @@ from drip.store.queries import MAX_ID
 from drip.web.context import db_session, services
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
-
 MAX_BODY = 16 * 1024
 
 
@@ -404,6 +403,7 @@ PAGED = [
     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
     {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": MAX_PAGE}},
 ]
+ENGAGEMENT = {"name": "engagement", "in": "query", "schema": {"enum": ["engaged", "quiet", "gone"]}}
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -430,7 +430,7 @@ OPENAPI: dict[str, Any] = {
     "security": [{"key": []}],
     "paths": {
         "/api/v1/readers": {
-            "get": {**_op("List readers, oldest first"), "parameters": PAGED},
+            "get": {**_op("List readers, oldest first"), "parameters": [*PAGED, ENGAGEMENT]},
             "post": _op(
                 "Create a reader (email, first_name, timezone, consent_source)", "201", body=True
             ),
