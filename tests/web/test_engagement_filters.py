@@ -4,7 +4,7 @@ the REST API all select on the state kept on the reader."""
 from __future__ import annotations
 
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from drip.audience import segments
 from drip.audience.engagement import ENGAGING
@@ -42,6 +42,9 @@ def test_the_readers_list_filters_by_engagement_and_shows_the_state(app: Flask) 
     assert 'class="badge quiet"' in quiet
     everyone = client.get("/admin/readers").text
     assert all(email in everyone for email in READERS)
+    with app.extensions["drip"].sessions() as session:
+        bo = session.scalar(select(Subscriber.id).where(Subscriber.email == "bo@example.org"))
+    assert 'class="badge quiet">quiet</span>' in client.get(f"/admin/readers/{bo}").text
     nonsense = client.get("/admin/readers?engagement=asleep")
     assert nonsense.status_code == 200 and "No reader matches." in nonsense.text
 
