@@ -3,14 +3,17 @@ the REST API all select on the state kept on the reader."""
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask
 from sqlalchemy import select, update
 
 from drip.audience import segments
 from drip.audience.engagement import ENGAGING
 from drip.services import Services
-from drip.store.models import Engagement, EventKind, Subscriber
+from drip.store.models import Broadcast, Engagement, EventKind, Subscriber
 from tests.conftest import enroll, json_body
+from tests.web.test_admin_access import csrf_token as csrf
 from tests.web.test_admin_access import logged_in_client
 from tests.web.test_api_v1 import auth, key
 
@@ -97,3 +100,24 @@ def test_the_dashboard_draws_each_courses_share_of_each_state_with_its_table(
     chart = page[page.index('id="engagement-tiny"') :]
     assert "<svg" in chart and "<table>" in chart
     assert chart.count("33.33%") >= 3  # one reader in each state
+
+
+def test_a_new_broadcast_in_the_admin_goes_to_engaged_readers_unless_unticked(
+    app: Flask,
+) -> None:
+    svc = readers_in_states(app)
+    client = logged_in_client(app)
+    page = client.get("/admin/broadcasts/").text
+    assert re.search(r'name="engagement" value="engaged"\s+checked', page)
+    token = csrf(page)
+    form = {"csrf_token": token, "subject": "News", "body": "Hi.", "to": ["tiny"]}
+    ticked = client.post(
+        "/admin/broadcasts/", data={**form, "engagement_shown": "1", "engagement": "engaged"}
+    )
+    unticked = client.post("/admin/broadcasts/", data={**form, "engagement_shown": "1"})
+    with svc.sessions() as session:
+        audiences = [b.audience for b in session.scalars(select(Broadcast).order_by(Broadcast.id))]
+    assert [a["engagement"] for a in audiences] == ["engaged", "all"]
+    assert ticked.status_code == unticked.status_code == 302
+    edit_form = client.get(unticked.location).text
+    assert not re.search(r'name="engagement" value="engaged"\s+checked', edit_form)
