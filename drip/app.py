@@ -21,7 +21,7 @@ from drip.web.api import inbound, webhooks
 from drip.web.api import signup as api
 from drip.web.api import v1 as api_v1
 from drip.web.context import close_session, csrf
-from drip.web.public import home
+from drip.web.public import engagement, home
 from drip.web.public import pace as public_pace
 from drip.web.public import pages as public
 
@@ -63,6 +63,7 @@ def create_app(
     app.register_blueprint(public.bp)
     app.register_blueprint(public_pace.bp)
     app.register_blueprint(admin_pace.bp)
+    app.register_blueprint(engagement.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(api_v1.bp)
     app.register_blueprint(webhooks.bp)

@@ -27,6 +27,7 @@ from drip.core.config import Settings
 from drip.mail import outbox
 from drip.store.models import (
     ConsentRecord,
+    Engagement,
     Enrollment,
     EnrollmentStatus,
     Event,
@@ -73,6 +74,7 @@ def reader_json(session: Session, subscriber: Subscriber) -> dict[str, Any]:
         "timezone": subscriber.timezone,
         "created_at": iso(subscriber.created_at),
         "suppressed": subscriber.suppressed_at is not None,
+        "engagement": str(subscriber.engagement),
         "tags": tags_of(session, subscriber.id),
         "enrollments": [
             enrollment_json(e) for e in sorted(subscriber.enrollments, key=lambda e: e.id)
@@ -265,6 +267,13 @@ def timeline(
 
 
 def page_of_readers(
-    session: Session, after: int, limit: int
+    session: Session, after: int, limit: int, engagement: str = ""
 ) -> tuple[list[Subscriber], int | None]:
-    return after_id(session, select(Subscriber), Subscriber.id, after, limit)
+    """A page of readers by id; with `engagement`, only those in that state
+    (drip.audience.engagement), through `ix_subscribers_engagement_id`."""
+    statement = select(Subscriber)
+    if engagement:
+        if engagement not in set(Engagement):
+            raise ReaderError("engagement is engaged, quiet or gone", "invalid_engagement")
+        statement = statement.where(Subscriber.engagement == engagement)
+    return after_id(session, statement, Subscriber.id, after, limit)

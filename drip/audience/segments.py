@@ -12,7 +12,8 @@ A definition is a JSON object; every key is optional and they all must hold (AND
      "clicked_within_days": 30,               # a reader's click (not a scanner's) lately
      "no_click_within_days": 90,              # no such click in the last N days
      "lesson_within_days": 7,                 # got a lesson in the last N days
-     "no_lesson_within_days": 60}             # got none in the last N days
+     "no_lesson_within_days": 60,             # got none in the last N days
+     "engagement": ["quiet", "gone"]}         # engaged, quiet or gone (drip.audience.engagement)
 
 `compile_segment` turns it into one SELECT of subscriber ids that the database evaluates
 with its indexes (tags: `ix_subscriber_tags_tag`; the exam date: the expression index of
@@ -36,6 +37,7 @@ from drip.audience.tags import TagError, clean_tag
 from drip.store.filters import Filters
 from drip.store.models import (
     Delivery,
+    Engagement,
     Enrollment,
     EnrollmentStatus,
     LinkClick,
@@ -45,7 +47,7 @@ from drip.store.models import (
 )
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
-LISTS = ("sequences", "status", "tags", "without_tags", "responsibilities")
+LISTS = ("sequences", "status", "tags", "without_tags", "responsibilities", "engagement")
 DAYS = ("exam_before", "exam_after")
 WITHIN = (
     "clicked_within_days",
@@ -55,6 +57,7 @@ WITHIN = (
 )
 KEYS = (*LISTS, *DAYS, *WITHIN)
 STATUSES = tuple(status.value for status in EnrollmentStatus)
+STATES = tuple(state.value for state in Engagement)
 # The expression each dialect's index (migration 0017) is built on, character for character.
 EXAM_DATE = {
     "sqlite": "json_extract(subscribers.attributes, '$.exam_date')",
@@ -140,6 +143,9 @@ def _check_list(key: str, items: list[str], known: frozenset[str] | None) -> lis
     if key == "status":
         wrong = [item for item in items if item not in STATUSES]
         return [f"status: {w!r} is not a status ({', '.join(STATUSES)})" for w in wrong]
+    if key == "engagement":
+        wrong = [item for item in items if item not in STATES]
+        return [f"engagement: {w!r} is not a state ({', '.join(STATES)})" for w in wrong]
     if key == "responsibilities":
         wrong = [item for item in items if item not in RESPONSIBILITIES]
         return [
@@ -192,6 +198,8 @@ def compile_segment(definition: dict[str, Any], dialect: str, now: datetime) -> 
     if definition.get("responsibilities"):
         answer = Subscriber.attributes["responsibilities"].as_string()
         where.append(answer.in_(definition["responsibilities"]))
+    if definition.get("engagement"):  # ix_subscribers_engagement_id
+        where.append(Subscriber.engagement.in_(definition["engagement"]))
     if definition.get("clicked_within_days"):
         since = now - timedelta(days=definition["clicked_within_days"])
         where.append(Subscriber.id.in_(_clicked(since)))
@@ -327,9 +335,14 @@ def save(
 def from_filters(filters: Filters) -> dict[str, Any]:
     """The definition that selects what the readers list's sequence, status and tag filter
     selects (the address search is not a segment field)."""
-    raw = {"sequences": filters.sequence, "status": filters.status, "tags": filters.tag}
+    raw = {
+        "sequences": filters.sequence,
+        "status": filters.status,
+        "tags": filters.tag,
+        "engagement": filters.engagement,
+    }
     if not any(raw.values()):
-        raise SegmentError(["filter: choose a sequence, a status or a tag to save"])
+        raise SegmentError(["filter: choose a sequence, a status, a tag or a state to save"])
     return parse({key: [value] for key, value in raw.items() if value})
 
 
@@ -358,6 +371,7 @@ def in_words(definition: dict[str, Any]) -> str:
         f"exam before {d['exam_before']}" if d.get("exam_before") else "",
         f"responsibilities {_or(d['responsibilities'])}" if d.get("responsibilities") else "",
         *(text.format(d[key]) for key, text in days.items() if d.get(key)),
+        _or(d["engagement"]) if d.get("engagement") else "",
     ]
     return ", ".join(part for part in parts if part)
 

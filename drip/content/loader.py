@@ -142,7 +142,7 @@ def load_sequences(root: Path, author_name: str = "") -> Library:
                 )
     _link_chains(sequences, problems)
     problems += unsigned(site, sequences)
-    return Library(sequences, problems, broken, held_forms)
+    return Library(sequences, problems, broken, held_forms, site.engagement)
 
 
 def no_sequences(root: Path, library: Library) -> Problem | None:

@@ -44,6 +44,7 @@ SEQUENCE_KEYS = frozenset(
         "privacy_url",
         "after_confirm_url",
         "pause_on_reply",
+        "repermission",
     }
 )
 WINDOW_KEYS = ("start", "end", "days")
@@ -218,6 +219,7 @@ def build_sequence(
         track_links=_flag(data, "track_links", path, lines, problems),
         utm=_flag(data, "utm", path, lines, problems),
         track_opens=_flag(data, "track_opens", path, lines, problems),
+        repermission=_flag(data, "repermission", path, lines, problems, default=True),
         exit_when=_exit_tag(data.get("exit_when"), path, lines, problems),
         on_complete=_on_complete(data.get("on_complete"), path, lines, problems),
         author=author,
@@ -366,10 +368,15 @@ def _exit_tag(value: Any, path: Path, lines: dict[str, int], problems: list[Prob
 
 
 def _flag(
-    data: dict[str, Any], key: str, path: Path, lines: dict[str, int], problems: list[Problem]
+    data: dict[str, Any],
+    key: str,
+    path: Path,
+    lines: dict[str, int],
+    problems: list[Problem],
+    default: bool = False,
 ) -> bool:
-    value = data.get(key, False)
+    value = data.get(key, default)
     if not isinstance(value, bool):
         problems.append(Problem(path, lines.get(key, 1), f"{key} must be true or false"))
-        return False
+        return default
     return value

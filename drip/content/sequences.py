@@ -156,6 +156,7 @@ class Sequence:
     track_links: bool = False  # lesson links go through /l/<token>, which counts the click
     utm: bool = False  # tracked links get utm_source=drip&utm_medium=email&...
     track_opens: bool = False  # an open pixel: off by default, and opens lie (docs/authoring.md)
+    repermission: bool = True  # a quiet reader is asked "Still want these?" (engagement)
     exit_when: str | None = None  # a tag that ends the course early: the reader reached the goal
     on_complete: tuple[str, str] | None = None  # ("enroll" or "offer", the next course's slug)
     continues_from: tuple[str, ...] = ()  # titles of the courses that enroll into this one
@@ -187,6 +188,16 @@ class Sequence:
         )
 
 
+@dataclass(frozen=True)
+class EngagementRules:
+    """site.yaml's `engagement:` (drip.audience.engagement): a reader is quiet after
+    `quiet_after` deliveries with no action, and gone `gone_after_days` days after an
+    unanswered re-permission email."""
+
+    quiet_after: int = 6
+    gone_after_days: int = 30
+
+
 @dataclass
 class Library:
     """What `load_sequences` found: usable sequences, and problems by sequence slug."""
@@ -197,6 +208,7 @@ class Library:
     # A broken sequence's settings, as far as they could be read: its sign-up form stays up
     # (the sign-ups wait in the queue until it is fixed), though nothing is sent from it.
     held_forms: dict[str, Sequence] = field(default_factory=dict)
+    engagement: EngagementRules = field(default_factory=lambda: EngagementRules())
 
     def get(self, slug: str) -> Sequence | None:
         return self.sequences.get(slug)

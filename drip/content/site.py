@@ -10,12 +10,13 @@ import yaml
 
 from drip.content.authors import SITE_URL_KEYS, is_placeholder, read_author
 from drip.content.authors import read_site_urls as _read_site_urls
-from drip.content.sequences import Problem, Sequence
+from drip.content.sequences import EngagementRules, Problem, Sequence
 from drip.content.yaml_messages import line_of_keys, yaml_error
 from drip.core import yaml_input
 
 SITE_FILE = "site.yaml"  # sequences/site.yaml: what every sequence inherits
-SITE_KEYS = frozenset({"author", "forward_replies_to", *SITE_URL_KEYS})
+SITE_KEYS = frozenset({"author", "forward_replies_to", "engagement", *SITE_URL_KEYS})
+ENGAGEMENT_KEYS = {"quiet_after": (6, 1, 100), "gone_after_days": (30, 1, 365)}  # default, range
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Site:
     urls: dict[str, str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
     forward_replies_to: str = ""  # readers' replies are forwarded here (drip.replies.forward)
+    engagement: EngagementRules = field(default_factory=EngagementRules)
 
     def line(self, key: str) -> int:
         return key_line(self.lines, key)
@@ -83,7 +85,8 @@ def load_site(
     if not named:  # an empty name in the file leaves DRIP_AUTHOR_NAME's in place
         author.pop("name", None)
     forward = _forward_to(data.get("forward_replies_to"), path, lines, problems)
-    return Site(path, {**defaults, **author}, urls, lines, forward), problems
+    rules = _engagement(data.get("engagement"), path, lines, problems)
+    return Site(path, {**defaults, **author}, urls, lines, forward, rules), problems
 
 
 def _forward_to(value: object, path: Path, lines: dict[str, int], problems: list[Problem]) -> str:
@@ -101,6 +104,39 @@ def _forward_to(value: object, path: Path, lines: dict[str, int], problems: list
         )
         return ""
     return text
+
+
+def _engagement(
+    raw: object, path: Path, lines: dict[str, int], problems: list[Problem]
+) -> EngagementRules:
+    """`engagement: {quiet_after: 6, gone_after_days: 30}`, each a whole number in range."""
+    if raw is None:
+        return EngagementRules()
+    if not isinstance(raw, dict):
+        problems.append(
+            Problem(
+                path, key_line(lines, "engagement"), "engagement: quiet_after and gone_after_days"
+            )
+        )
+        return EngagementRules()
+    values: dict[str, int] = {}
+    for key in sorted(set(raw) - set(ENGAGEMENT_KEYS)):
+        allowed = ", ".join(ENGAGEMENT_KEYS)
+        problems.append(
+            Problem(
+                path, key_line(lines, "engagement"), f"engagement: unknown key {key!r} ({allowed})"
+            )
+        )
+    for key, (default, low, high) in ENGAGEMENT_KEYS.items():
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            where = key_line(lines, f"engagement.{key}")
+            problems.append(
+                Problem(path, where, f"engagement.{key} is a whole number from {low} to {high}")
+            )
+            value = default
+        values[key] = value
+    return EngagementRules(**values)
 
 
 def unsigned(site: Site, sequences: Mapping[str, Sequence]) -> list[Problem]:

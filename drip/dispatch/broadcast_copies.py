@@ -25,6 +25,7 @@ from drip.store.models import (
     Broadcast,
     BroadcastRecipient,
     BroadcastStatus,
+    Engagement,
     Enrollment,
     EventKind,
     RecipientStatus,
@@ -175,6 +176,8 @@ def _why_not(
         return "the address is suppressed"
     if subscriber.broadcasts_off_at is not None:
         return "the reader asked for no more broadcasts"
+    if subscriber.engagement == Engagement.GONE:
+        return "the reader is gone: no answer to “Still want these?”"
     if enrollment.status not in READERS["both"] and not any(
         e.status in READERS["both"]
         for e in subscriber.enrollments

@@ -8,14 +8,15 @@ with front matter like a lesson's, plus its audience:
     readers: both          # active, completed, or both (the default)
     tags: [has-dates]      # optional: only readers with one of these tags
     segment: exam-soon     # optional: only the readers of this segment (drip.audience.segments)
+    engagement: engaged    # engaged readers only (the default), or all (quiet ones too)
     ---
 
 Scheduling (`schedule`) writes one recipient row per reader, due at the first opening of
 their send window at or after the broadcast's time, in their time zone, with one INSERT ...
 SELECT (drip.dispatch.broadcast_schedule); the dispatch pass
 sends each reader's copy (drip.dispatch.broadcast_copies) with every guarantee a lesson has. Never
-to a reader who left everything, is suppressed, asked for no more broadcasts, or never
-confirmed.
+to a reader who left everything, is suppressed, asked for no more broadcasts, never
+confirmed, or is gone (drip.audience.engagement).
 """
 
 from __future__ import annotations
@@ -48,21 +49,21 @@ from drip.mail.links import Links, sample_links
 from drip.mail.render import SAMPLE_READER, MessageTemplate, Reader, Renderer
 from drip.mail.transports import Transport, envelope_sender
 from drip.store.models import (
-    BounceEvent,
     Broadcast,
     BroadcastRecipient,
     BroadcastStatus,
+    Engagement,
     Enrollment,
     EnrollmentStatus,
     Event,
-    LinkClick,
     RecipientStatus,
     Subscriber,
     SubscriberTag,
 )
 from drip.store.queries import after_id
 
-KEYS = frozenset({"subject", "preheader", "to", "readers", "tags", "segment"})
+KEYS = frozenset({"subject", "preheader", "to", "readers", "tags", "segment", "engagement"})
+ENGAGEMENT = ("engaged", "all")  # `engagement:`: engaged readers only (the default), or all
 READERS = {
     "active": (EnrollmentStatus.ACTIVE,),
     "completed": (EnrollmentStatus.COMPLETED,),
@@ -95,12 +96,14 @@ class BroadcastFile:
     readers: str
     tags: tuple[str, ...]
     segment: str = ""  # a segment's name: only its readers, among those of `to`
+    engagement: str = "engaged"  # or "all": quiet readers too (never the gone)
 
     def audience(self) -> dict[str, Any]:
         audience: dict[str, Any] = {
             "to": list(self.to),
             "readers": self.readers,
             "tags": list(self.tags),
+            "engagement": self.engagement,
         }
         if self.segment:
             audience["segment"] = self.segment
@@ -167,15 +170,10 @@ def broadcast_from(
     readers = str(meta.get("readers") or "both")
     if readers not in READERS:
         problems.append(Problem(path, 2, "readers is active, completed or both"))
-    raw_tags = meta.get("tags") or []
-    if not isinstance(raw_tags, list):
-        raw_tags = [raw_tags]
-    tags = tuple(str(tag).strip().lower() for tag in raw_tags if str(tag).strip())
-    for tag in tags:
-        try:
-            clean_tag(tag)
-        except TagError as error:
-            problems.append(Problem(path, 2, f"tags: {error}"))
+    tags = _tags(meta.get("tags") or [], path, problems)
+    engagement = str(meta.get("engagement") or "engaged")
+    if engagement not in ENGAGEMENT:
+        problems.append(Problem(path, 2, "engagement is engaged (the default) or all"))
     problems += check_variables(body, VARIABLES, path, body_line)
     if not body.strip():
         problems.append(Problem(path, body_line, "the broadcast has no body"))
@@ -190,7 +188,23 @@ def broadcast_from(
         readers,
         tags,
         segment,
+        engagement,
     )
+
+
+def _tags(raw: Any, path: Path, problems: list[Problem]) -> tuple[str, ...]:
+    """`tags:`, one or a list, each a tag drip accepts."""
+    tags = tuple(
+        str(tag).strip().lower()
+        for tag in (raw if isinstance(raw, list) else [raw])
+        if str(tag).strip()
+    )
+    for tag in tags:
+        try:
+            clean_tag(tag)
+        except TagError as error:
+            problems.append(Problem(path, 2, f"tags: {error}"))
+    return tags
 
 
 HORIZON = timedelta(days=5 * 365)  # a broadcast further ahead is a typo (year 9999)
@@ -257,8 +271,11 @@ def audience_query(spec: BroadcastFile | dict[str, Any], within: Select[int] | N
             Enrollment.confirmed_at.is_not(None),
             Subscriber.suppressed_at.is_(None),
             Subscriber.broadcasts_off_at.is_(None),
+            Subscriber.engagement != Engagement.GONE,
         )
     )
+    if audience.get("engagement") == "engaged":  # older broadcasts, without the key: all
+        first = first.where(Subscriber.engagement == Engagement.ENGAGED)
     if audience.get("tags"):
         first = first.where(
             exists().where(
@@ -472,76 +489,6 @@ def broadcast_of(key: str) -> int | None:
     """The broadcast a `lesson_key` names, or None for a lesson's key."""
     found = re.fullmatch(r"broadcast-(\d{1,9})", key)
     return int(found[1]) if found else None
-
-
-def report(session: Session, broadcast: Broadcast, library: Library) -> dict[str, Any]:
-    """A broadcast's progress for the admin's live bars and the API: recipients by where
-    they are (`queued` counts those waiting, being sent and to be retried), `bounced` the
-    sent ones whose address a provider or the bounce mailbox reported bouncing since, and
-    `clicked` the readers who clicked one of its links (only when its first sequence tracks
-    links; `tracked` says so)."""
-    counts = progress(session, broadcast.id)
-    bounced = session.scalar(
-        select(func.count(func.distinct(BroadcastRecipient.id))).where(
-            BroadcastRecipient.broadcast_id == broadcast.id,
-            BroadcastRecipient.status == RecipientStatus.SENT,
-            exists().where(
-                BounceEvent.subscriber_id == BroadcastRecipient.subscriber_id,
-                BounceEvent.kind.in_(["hard", "soft"]),
-                BounceEvent.received_at >= BroadcastRecipient.sent_at,
-            ),
-        )
-    )
-    first = library.get(broadcast.audience["to"][0]) if broadcast.audience.get("to") else None
-    tracked = bool(first and first.track_links)
-    clicked = (
-        session.scalar(
-            select(func.count(func.distinct(LinkClick.enrollment_id))).where(
-                LinkClick.sequence.in_(broadcast.audience["to"]),  # ix_link_clicks_lesson
-                LinkClick.lesson == lesson_key(broadcast.id),
-                LinkClick.counted.is_(True),
-                LinkClick.link_index >= 0,
-            )
-        )
-        if tracked
-        else 0
-    )
-    return {
-        "id": broadcast.id,
-        "name": broadcast.name,
-        "waiting_because": waiting_because(session, broadcast.id),
-        "subject": broadcast.subject,
-        "status": str(broadcast.status),
-        "send_at": broadcast.send_at.isoformat(),
-        "audience": broadcast.audience,
-        "total": sum(counts.values()),
-        "queued": counts[RecipientStatus.QUEUED]
-        + counts[RecipientStatus.SENDING]
-        + counts[RecipientStatus.RETRYING],
-        "sent": counts[RecipientStatus.SENT],
-        "failed": counts[RecipientStatus.FAILED],
-        "skipped": counts[RecipientStatus.SKIPPED],
-        "bounced": int(bounced or 0),
-        "clicked": int(clicked or 0),
-        "tracked": tracked,
-    }
-
-
-def waiting_because(session: Session, broadcast_id: int) -> list[tuple[str, int]]:
-    """Why copies still to be sent wait (a course that cannot be read, the relay's last
-    answer), with how many wait for each reason: the broadcast page shows them."""
-    rows = session.execute(
-        select(BroadcastRecipient.last_error, func.count())
-        .where(
-            BroadcastRecipient.broadcast_id == broadcast_id,
-            BroadcastRecipient.status.in_([RecipientStatus.QUEUED, RecipientStatus.RETRYING]),
-            BroadcastRecipient.last_error.is_not(None),
-        )
-        .group_by(BroadcastRecipient.last_error)
-        .order_by(func.count().desc())
-        .limit(10)
-    )
-    return [(str(reason), int(number)) for reason, number in rows]
 
 
 def preview(

@@ -16,7 +16,7 @@ from drip.dispatch.outcome import Kind
 from drip.dispatch.producers import Item, Lease
 from drip.dispatch.requested import Requested
 from drip.mail.render import Renderer
-from drip.store.models import Enrollment, EnrollmentStatus, EventKind, Subscriber
+from drip.store.models import Engagement, Enrollment, EnrollmentStatus, EventKind, Subscriber
 
 OFFER = "offer"
 
@@ -87,7 +87,7 @@ class Offers(Requested):
             return "the course offers no other any more"
         target: Sequence = item.context[1]
         found = session.execute(
-            select(Enrollment.status, Subscriber.suppressed_at)
+            select(Enrollment.status, Subscriber.suppressed_at, Subscriber.engagement)
             .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
             .where(Enrollment.id == item.enrollment_id)
         ).first()
@@ -95,6 +95,8 @@ class Offers(Requested):
             return "the reader left"
         if found.suppressed_at is not None:
             return "the address is suppressed"
+        if found.engagement == Engagement.GONE:
+            return "the reader is gone: no answer to \u201cStill want these?\u201d"
         joined = session.scalar(
             select(Enrollment.id).where(
                 Enrollment.subscriber_id == item.subscriber_id, Enrollment.sequence == target.slug

@@ -17,6 +17,7 @@ class Kind(enum.StrEnum):
     OFFER = "offer"
     BROADCAST = "broadcast"
     STILL_WANTED = "still-wanted"  # after a reader's long pause (drip.dispatch.still_wanted)
+    REPERMISSION = "repermission"  # "Still want these?" (drip.dispatch.repermission)
 
 
 class OutcomeStatus(enum.StrEnum):

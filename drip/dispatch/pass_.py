@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from drip.audience.engagement import sweep
 from drip.audience.intake import take_in, waiting
 from drip.content.sequences import Library
 from drip.content.store import ContentStore
@@ -35,6 +36,7 @@ from drip.dispatch.offers import Offers
 from drip.dispatch.plan import Send, plan
 from drip.dispatch.producers import Producer
 from drip.dispatch.reminders import Reminders, queue_reminders
+from drip.dispatch.repermission import Questions, queue_questions
 from drip.dispatch.report import Outcome, OutcomeStatus, PassReport
 from drip.dispatch.send import Recorder
 from drip.dispatch.sender import Run, Sender
@@ -118,6 +120,7 @@ class Dispatcher:
         library = self.content.library()
         with Session(self.engine, expire_on_commit=False) as session:
             report.intake = take_in(session, library)
+            sweep(session, library, now)  # engaged, quiet, gone: before anything is sent
             paused = sending_paused(session)  # a bounce or complaint guardrail stopped it
         if not paused and not self._resting(now):
             self._before_lessons(report, library, now, progress)
@@ -194,6 +197,7 @@ class Dispatcher:
             report.chained = chain(session, library, now)
             queue_still_wanted(session, library, now)
             queue_reminders(session, library, now, self.settings.confirm_days)
+            queue_questions(session, library, now)  # "Still want these?" to quiet readers
             for producer in self._before(library):
                 if self._ran(report, self.sender.run(session, producer, now), now, progress):
                     break
@@ -227,6 +231,7 @@ class Dispatcher:
             Offers(library, self.renderer),
             StillWanted(library, self.renderer),
             Reminders(library, self.renderer),
+            Questions(library, self.renderer, self.links),
         ]
 
     def _ran(
@@ -264,6 +269,7 @@ class Dispatcher:
         chain(session, library, now, dry_run=True)
         queue_still_wanted(session, library, now, dry_run=True)
         queue_reminders(session, library, now, self.settings.confirm_days, dry_run=True)
+        queue_questions(session, library, now, dry_run=True)
         before = [
             outcome
             for producer in self._before(library)

@@ -14,10 +14,18 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from drip.audience.engagement import mark_engaged
 from drip.content.sequences import Library
 from drip.core.clock import as_utc
 from drip.dispatch.broadcasts import broadcast_of
-from drip.store.models import BroadcastRecipient, Delivery, Enrollment, Event, LinkClick
+from drip.store.models import (
+    BroadcastRecipient,
+    Delivery,
+    Enrollment,
+    Event,
+    EventKind,
+    LinkClick,
+)
 
 SCANNER_WINDOW = timedelta(seconds=10)  # a "click" sooner than this after the send is a scanner
 OPEN = -1
@@ -107,11 +115,13 @@ def record_click(
             Event(
                 subscriber_id=enrollment.subscriber_id,
                 enrollment_id=enrollment_id,
-                kind="clicked",
+                kind=EventKind.CLICKED,
                 at=now,
                 detail=f"{lesson}: {target}"[:1000],
             )
         )
+        # a person's click: engaged at once (a gone reader's courses go on)
+        mark_engaged(session, enrollment.subscriber, library, now, now)
     return destination
 
 

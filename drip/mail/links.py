@@ -32,7 +32,18 @@ class LinkError(Exception):
 
 
 # These never expire: a reader may leave, or click a link, from an old email.
-PLAIN = ("unsubscribe", "preferences", "track", "open", "offer", "broadcast", "tag", "pace")
+PLAIN = (
+    "unsubscribe",
+    "preferences",
+    "track",
+    "open",
+    "offer",
+    "broadcast",
+    "tag",
+    "keep",
+    "leave",
+    "pace",
+)
 TIMED = ("confirm", "magnet")
 
 

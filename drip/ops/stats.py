@@ -19,7 +19,7 @@ from drip.content.lessons import VARIABLE
 from drip.content.schedule import delay_ends, into_window, reader_zone
 from drip.content.sequences import Lesson, Sequence
 from drip.mail.clicks import readers_who_clicked
-from drip.store import queries
+from drip.store import lesson_counts, queries
 from drip.store.models import (
     OUTCOME_UNKNOWN,
     Delivery,
@@ -207,9 +207,9 @@ def lesson_reach(session: Session, sequence: Sequence, now: datetime) -> list[Le
     """Per lesson: got it, kept on, left before it, due in a day and a week (where readers
     drop off); from the tallies and index ranges."""
     got = queries.lessons_sent(session, sequence.slug)
-    left = queries.left_before_lesson(session, sequence.slug)
-    day = queries.due_by_lesson(session, sequence.slug, now, now + timedelta(days=1))
-    week = queries.due_by_lesson(session, sequence.slug, now, now + timedelta(days=7))
+    left = lesson_counts.left_before_lesson(session, sequence.slug)
+    day = lesson_counts.due_by_lesson(session, sequence.slug, now, now + timedelta(days=1))
+    week = lesson_counts.due_by_lesson(session, sequence.slug, now, now + timedelta(days=7))
     rows = []
     before: int | None = None
     for lesson in sequence.lessons:

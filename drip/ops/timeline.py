@@ -50,6 +50,10 @@ EVENT_TEXT = {
     "pace_next_now": "Asked for the next lesson now",
     "pace_reset": "Back to the course's own pace",
     "pace_still_wanted_sent": "“Still want the course?” email sent",
+    "went_quiet": "Went quiet",  # drip.audience.engagement
+    "repermission_sent": "Asked “Still want these?”",
+    "kept": "Pressed “Keep them coming”",
+    "gone": "Gone: no answer to “Still want these?”",
 }
 REPORT_TEXT = {"hard": "hard bounce", "soft": "soft bounce", "complaint": "spam complaint"}
 

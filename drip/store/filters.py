@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from drip.store.models import (
     Delivery,
     DeliveryStatus,
+    Engagement,
     Enrollment,
     EnrollmentStatus,
     Subscriber,
@@ -29,6 +30,7 @@ class Filters:
     address: str = ""  # the start of an address
     tag: str = ""  # readers with this tag (the readers list only)
     segment: str = ""  # the rows a segment selects (the readers list only), by name
+    engagement: str = ""  # engaged, quiet or gone (the readers list only)
     # The segment's conditions, as drip.audience.segments.narrowed resolves them at a moment: a
     # segment's definition lives in the database and its windows ("clicked in the last 30
     # days") depend on the time, neither of which this module knows.
@@ -88,6 +90,9 @@ def reader_conditions(session: Session, filters: Filters) -> list[ColumnElement[
                 SubscriberTag.tag == filters.tag,
             )
         )
+    if filters.engagement:  # the reader's state, kept on them (drip.audience.engagement)
+        known = filters.engagement in set(Engagement)
+        conditions.append(Subscriber.engagement == filters.engagement if known else false())
     conditions.extend(filters.segment_conditions)
     return conditions
 

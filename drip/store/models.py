@@ -154,6 +154,19 @@ class EventKind(enum.StrEnum):
     SOFT_BOUNCE = "soft_bounce"
     COMPLAINED = "complained"
     REPLIED = "replied"  # a signed reply to a message drip sent (drip.replies)
+    # engagement (drip.audience.engagement): what the reader does, never opens
+    WENT_QUIET = "went_quiet"  # no action across the last N deliveries
+    REPERMISSION_SENT = "repermission_sent"  # "Still want these?"
+    KEPT = "kept"  # "keep them coming" pressed
+    GONE = "gone"  # no answer M days after the re-permission email: courses paused
+
+
+class Engagement(enum.StrEnum):
+    """What a reader's actions say (drip.audience.engagement); opens never count."""
+
+    ENGAGED = "engaged"  # an action within the last N deliveries
+    QUIET = "quiet"  # none across N deliveries
+    GONE = "gone"  # no answer M days after the re-permission email
 
 
 class Subscriber(Base):
@@ -166,6 +179,7 @@ class Subscriber(Base):
         Index("ix_subscribers_exam_date", text("(attributes ->> 'exam_date')")).ddl_if(
             dialect="postgresql"
         ),
+        Index("ix_subscribers_engagement_id", "engagement", "id"),
     )
 
     id: Mapped[intpk]
@@ -177,6 +191,13 @@ class Subscriber(Base):
     suppressed_at: Mapped[utc_or_none]
     suppressed_reason: Mapped[str | None] = mapped_column(Text)
     broadcasts_off_at: Mapped[utc_or_none]  # "no more broadcasts", from a broadcast's link
+    # kept by drip.audience.engagement, so a list filters on a column, not on the timeline;
+    # a server default only, so the bulk inserts of imports need not name it
+    engagement: Mapped[Engagement] = mapped_column(
+        StrEnumType(Engagement, 10), server_default="engaged"
+    )
+    engaged_at: Mapped[utc_or_none]  # the last action (a click, a reply, ...), or sign-up
+    repermission_at: Mapped[utc_or_none]  # "Still want these?" sent and not yet answered
 
     enrollments: Mapped[list[Enrollment]] = relationship(back_populates="subscriber")
 
@@ -809,3 +830,26 @@ class Reply(Base):
     done_at: Mapped[utc_or_none]
     done_by: Mapped[str | None] = mapped_column(String(320))
     forwarded_at: Mapped[utc_or_none]  # to site.yaml's `forward_replies_to`
+
+
+class EngagementDay(Base):
+    """Readers of each course in each engagement state on a UTC day: the dashboard's chart
+    (drip.audience.engagement writes the day's rows at its first sweep of the day)."""
+
+    __tablename__ = "engagement_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    sequence: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[str] = mapped_column(String(10), primary_key=True)
+    readers: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EngagementSweep(Base):
+    """How far the pass's engagement sweep has read: the last timeline event and the time
+    of the last sweep (deliveries sent since are the ones it counts)."""
+
+    __tablename__ = "engagement_sweeps"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    swept_at: Mapped[utc_or_none]

@@ -296,7 +296,7 @@ def _total(
 ) -> int:
     """The size of a filtered list: the sum of its tally rows, or, for an address search,
     a tag or a segment, a count of what it matched (as large as the answer, not the table)."""
-    if filters.address or filters.tag or filters.segment:
+    if filters.address or filters.tag or filters.segment or filters.engagement:
         return _count(session, statement)
     total = select(func.coalesce(func.sum(column), 0))
     if filters.status:
@@ -319,7 +319,7 @@ def deliveries_page(
     session: Session, cursor: Cursor, filters: Filters, size: int = PAGE
 ) -> Page[Any]:
     """A page of the delivery log, rows of (Delivery, Enrollment, Subscriber), newest first."""
-    filters = replace(filters, tag="", segment="", segment_conditions=())  # nor by these
+    filters = replace(filters, tag="", segment="", engagement="", segment_conditions=())
     statement = delivery_log(session, filters)
     total = _total(session, statement, filters, DeliveryTally, DeliveryTally.deliveries)
     return keyset(session, statement, Delivery.id, lambda row: int(row[0].id), cursor, total, size)
@@ -333,43 +333,3 @@ def sign_ups_waiting_by_sequence(session: Session) -> dict[str, int]:
             select(SignUpRequest.sequence, func.count()).group_by(SignUpRequest.sequence)
         )
     }
-
-
-def due_by_lesson(session: Session, slug: str, now: datetime, until: datetime) -> Counter[str]:
-    """Active readers of `slug` whose next lesson falls due between `now` and `until`, per
-    lesson: a range of the (status, due_at) index."""
-    return Counter(
-        {
-            str(lesson): int(number)
-            for lesson, number in session.execute(
-                select(Enrollment.next_lesson, func.count())
-                .where(
-                    Enrollment.status == EnrollmentStatus.ACTIVE,
-                    Enrollment.due_at >= now,
-                    Enrollment.due_at < until,
-                    Enrollment.sequence == slug,
-                )
-                .group_by(Enrollment.next_lesson)
-            )
-            if lesson
-        }
-    )
-
-
-def left_before_lesson(session: Session, slug: str) -> Counter[str]:
-    """Readers who unsubscribed from `slug` while each lesson was their next (where they
-    dropped off): the (sequence, status) range of an index, as large as the answer."""
-    return Counter(
-        {
-            str(lesson): int(number)
-            for lesson, number in session.execute(
-                select(Enrollment.next_lesson, func.count())
-                .where(
-                    Enrollment.sequence == slug,
-                    Enrollment.status == EnrollmentStatus.UNSUBSCRIBED,
-                )
-                .group_by(Enrollment.next_lesson)
-            )
-            if lesson
-        }
-    )

@@ -40,6 +40,8 @@ def course(title: str) -> dict[str, str]:
             f'title: "{title}"\npromise: "Two lessons."\n'
             'sender: "Tiny Author <author@example.org>"\ntimezone: America/New_York\n'
             'send_window: {start: "09:00", end: "11:00"}\n'
+            # About caps alone: a reader who never clicks is not asked "Still want these?".
+            "repermission: false\n"
         ),
         "01-hello.md": f'---\nsubject: "{title}: one"\ndelay: 0\n---\nOne.\n',
         "02-more.md": f'---\nsubject: "{title}: two"\ndelay: 1d\n---\nTwo.\n',
@@ -231,7 +233,7 @@ def test_the_dry_run_says_which_lessons_the_cap_holds_as_the_pass_then_does(
 def test_an_offer_waits_behind_the_readers_lessons_and_is_not_dropped_after_a_week(
     tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
-    courses = library_with(tmp_path, "on_complete: {offer: next-course}\n")
+    courses = library_with(tmp_path, "on_complete: {offer: next-course}\nrepermission: false\n")
     long = {
         f"{n:02d}-day{n}.md": f'---\nsubject: "Long: {n}"\ndelay: 1d\n---\nDay.\n'
         for n in range(2, 11)

@@ -16,7 +16,8 @@ from sqlalchemy import select
 from drip.app import create_app
 from drip.audience.segments import members, parse
 from drip.core.clock import FrozenClock
-from drip.dispatch.broadcasts import parse_broadcast, report, schedule
+from drip.dispatch.broadcast_report import report
+from drip.dispatch.broadcasts import parse_broadcast, schedule
 from drip.mail.clicks import clicks_by_link
 from drip.services import Services
 from drip.store.models import Event, LinkClick

@@ -23,6 +23,7 @@ from werkzeug.datastructures import MultiDict
 from drip.audience.subscriptions import SubscriptionError
 from drip.content.names import broadcast_name as name_for
 from drip.content.sequences import Library, Problem
+from drip.dispatch.broadcast_report import report
 from drip.dispatch.broadcasts import (
     READER_WORDS,
     BroadcastError,
@@ -37,7 +38,6 @@ from drip.dispatch.broadcasts import (
     parse_broadcast,
     parse_when,
     preview,
-    report,
     schedule_draft,
     send_test,
 )
@@ -62,6 +62,8 @@ def _fields(form: MultiDict[str, str]) -> dict[str, Any]:
         "readers": form.get("readers", "both"),
         "tags": [tag for tag in form.get("tags", "").replace(",", " ").split() if tag],
         "segment": form.get("segment", ""),
+        # a checkbox posts nothing when unticked: the hidden field says the form was shown
+        "engagement": form.get("engagement") or ("all" if form.get("engagement_shown") else None),
     }
 
 
@@ -89,6 +91,7 @@ def _as_form(broadcast: Broadcast) -> MultiDict[str, str]:
             "readers": audience.get("readers", "both"),
             "tags": ", ".join(audience.get("tags", [])),
             "segment": audience.get("segment", ""),
+            "engagement": audience.get("engagement", "all"),
         }
     )
     for slug in audience.get("to", []):

@@ -20,7 +20,6 @@ import zoneinfo
 from dataclasses import replace
 from datetime import datetime
 from functools import cache
-from typing import Any
 from urllib.parse import urlsplit
 
 from flask import (
@@ -45,6 +44,7 @@ from sqlalchemy.orm import Session
 
 from drip.audience import bulk, exports, segments
 from drip.audience.controls import pause, restart, resume, retry_delivery, set_sequence_paused
+from drip.audience.engagement import shares as engagement_shares
 from drip.audience.imports import queue_import
 from drip.audience.leaving import suppress
 from drip.audience.readers import erase_reader as erase_everything
@@ -113,6 +113,10 @@ from drip.web.admin import replies as replies_admin
 from drip.web.admin import segments as segments_admin
 from drip.web.admin import sessions as sessions_admin
 from drip.web.admin.access import audit, current_operator, requires
+from drip.web.admin.reader_filters import cursor as _cursor
+from drip.web.admin.reader_filters import filter_args as _filter_args
+from drip.web.admin.reader_filters import filters as _filters
+from drip.web.admin.reader_filters import with_segment as _with_segment
 from drip.web.context import db_session, services
 from drip.web.studio import experiments, magnet_build
 from drip.web.studio import lessons as studio
@@ -278,6 +282,7 @@ def dashboard() -> ResponseReturnValue:
         ticks=axis_ticks(max(max(d.sent, d.failed) for d in days)),
         latest=latest,
         funnels=[funnel(session, s) for s in library.sequences.values()],
+        engagement=engagement_shares(session, now),  # per course, a day's share of each state
         paused=paused_sequences(session),
         sending_paused=sending_paused(session),
         rates=[(window, rates(session, window)) for window in (1_000, 10_000)],
@@ -304,55 +309,6 @@ def resume_all_sending() -> ResponseReturnValue:
 # -- readers -----------------------------------------------------------------------------------
 
 
-def _cursor() -> Cursor:
-    """The page asked for: ?after=ID (older), ?before=ID (newer), ?page=last, or the first."""
-
-    def number(name: str) -> int | None:
-        value = request.args.get(name, "")
-        return min(int(value), MAX_ID) if value.isascii() and value.isdigit() else None
-
-    return Cursor(
-        after=number("after"), before=number("before"), last=request.args.get("page") == "last"
-    )
-
-
-def _filters() -> Filters:
-    """The list's filters, from the query string (a list) or the form (a bulk action)."""
-    values = request.values
-    return Filters(
-        status=values.get("status", ""),
-        sequence=values.get("sequence", ""),
-        address=values.get("q", "").strip(),
-        tag=values.get("tag", "").strip().lower(),
-        segment=values.get("segment", "").strip().lower(),
-    )
-
-
-def _with_segment(filters: Filters) -> Filters | None:
-    """The filters with their segment's conditions, as of now; None (and the reason
-    flashed) when there is no such segment."""
-    try:
-        return segments.narrowed(db_session(), filters, services().clock())
-    except SegmentError as error:
-        flash(f"{error}.", "error")
-        return None
-
-
-def _filter_args(filters: Filters) -> dict[str, Any]:
-    """The filters as the readers list's query string, empty ones left out."""
-    return {
-        name: value
-        for name, value in (
-            ("q", filters.address),
-            ("sequence", filters.sequence),
-            ("status", filters.status),
-            ("tag", filters.tag),
-            ("segment", filters.segment),
-        )
-        if value
-    }
-
-
 @bp.get("/readers")
 def readers() -> ResponseReturnValue:
     asked = _filters()
@@ -369,6 +325,7 @@ def readers() -> ResponseReturnValue:
         sequence=filters.sequence,
         tag=filters.tag,
         segment=filters.segment,
+        engagement=filters.engagement,
         segment_words=segments.in_words(named_segment(session, filters.segment).definition)
         if filters.segment
         else "",

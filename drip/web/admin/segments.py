@@ -37,7 +37,7 @@ from drip.web.context import db_session, services
 
 bp = Blueprint("segments", __name__, url_prefix="/segments")
 
-CHECKBOXES = ("sequences", "status", "responsibilities")  # the lists ticked, not typed
+CHECKBOXES = ("sequences", "status", "responsibilities", "engagement")  # ticked, not typed
 TYPED = ("tags", "without_tags")  # the lists typed, separated by commas or spaces
 
 
@@ -257,12 +257,14 @@ def from_filter() -> ResponseReturnValue:
         sequence=form.get("sequence", ""),
         status=form.get("status", ""),
         tag=form.get("tag", "").strip().lower(),
+        engagement=form.get("engagement", "").strip().lower(),
     )
     back: dict[str, Any] = {
         key: value
         for key, value in (
             ("sequence", filters.sequence),
             ("status", filters.status),
+            ("engagement", filters.engagement),
             ("tag", filters.tag),
         )
         if value

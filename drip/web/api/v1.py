@@ -31,6 +31,7 @@ from drip.audience.readers import (
 )
 from drip.audience.tags import TagError, add_tags, remove_tag, tags_of
 from drip.content.names import broadcast_name as name_for
+from drip.dispatch.broadcast_report import report
 from drip.dispatch.broadcasts import (
     BroadcastError,
     BroadcastFile,
@@ -41,7 +42,6 @@ from drip.dispatch.broadcasts import (
     edit_draft,
     page_of_broadcasts,
     parse_when,
-    report,
     schedule_draft,
 )
 from drip.integrations.api_keys import authenticate
@@ -128,7 +128,7 @@ def _page() -> tuple[int, int]:
 @bp.get("/readers")
 def list_readers() -> ResponseReturnValue:
     session = db_session()
-    rows, cursor = page_of_readers(session, *_page())
+    rows, cursor = page_of_readers(session, *_page(), request.args.get("engagement", ""))
     return jsonify(
         data=[reader_json(session, r) for r in rows], next_cursor=str(cursor) if cursor else None
     )
@@ -404,6 +404,7 @@ PAGED = [
     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
     {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": MAX_PAGE}},
 ]
+ENGAGEMENT = {"name": "engagement", "in": "query", "schema": {"enum": ["engaged", "quiet", "gone"]}}
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -430,7 +431,7 @@ OPENAPI: dict[str, Any] = {
     "security": [{"key": []}],
     "paths": {
         "/api/v1/readers": {
-            "get": {**_op("List readers, oldest first"), "parameters": PAGED},
+            "get": {**_op("List readers, oldest first"), "parameters": [*PAGED, ENGAGEMENT]},
             "post": _op(
                 "Create a reader (email, first_name, timezone, consent_source)", "201", body=True
             ),

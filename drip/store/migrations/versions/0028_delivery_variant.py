@@ -5,7 +5,7 @@ for every other lesson. A plain ADD COLUMN on both databases: rebuilding the tab
 operation on SQLite) would drop the tallies' triggers on it.
 
 Revision ID: 0028
-Revises: 0026
+Revises: 0027
 Create Date: 2026-12-06 17:50:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision = '0028'
-down_revision = '0026'
+down_revision = '0027'
 branch_labels = None
 depends_on = None
 
