@@ -15,8 +15,8 @@ from drip.mail.links import signing_order
 from drip.mail.transports import Transport
 from drip.services import build_services
 from drip.web import errors, headers, health, metrics
+from drip.web.admin import blueprint as admin
 from drip.web.admin import pace as admin_pace
-from drip.web.admin import pages as admin
 from drip.web.api import inbound, webhooks
 from drip.web.api import signup as api
 from drip.web.api import v1 as api_v1

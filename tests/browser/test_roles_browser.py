@@ -42,7 +42,7 @@ def test_an_owner_adds_a_viewer_who_sees_no_buttons_and_is_refused_a_forged_post
     screenshot(page, "admin", "roles-viewer-added")
     page.click("nav >> text=Audit log")
     newest = page.text_content("table.audit tbody tr")
-    assert "owner@example.org" in newest and "add operator" in newest and VIEWER in newest
+    assert "owner@example.org" in newest and "operators: add" in newest and VIEWER in newest
     assert password not in page.content()
     screenshot(page, "admin", "roles-audit-log")
     page.click(".who button:text('Log out')")
@@ -75,7 +75,7 @@ def test_an_owner_adds_a_viewer_who_sees_no_buttons_and_is_refused_a_forged_post
         )
     assert answer.value.status == 403
     assert page.text_content("h1") == "Not allowed for your role"
-    assert "Sequence action needs the owner role" in page.text_content("main")
+    assert "Sequences: pause or resume needs the owner role" in page.text_content("main")
     screenshot(page, "admin", "roles-viewer-refused")
     with svc.sessions() as session:
         assert paused_sequences(session) == set()

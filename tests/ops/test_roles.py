@@ -30,7 +30,7 @@ EDITOR = "editor@example.org"
 VIEWER = "viewer@example.org"
 # The POST routes every role may use: logging in and out, ending one of their own sessions.
 # Any other POST a viewer could use must be added here on purpose.
-OPEN_TO_VIEWERS = {"admin.login", "admin.logout", "admin.sessions.revoke_mine"}
+OPEN_TO_VIEWERS = {"admin.auth.login", "admin.auth.logout", "admin.sessions.revoke_mine"}
 # The POST routes an editor may use besides those: content. Every other change needs an owner.
 FOR_EDITORS = {
     "admin.probe.save_lesson",
@@ -61,11 +61,11 @@ FOR_EDITORS = {
 }
 # The pages only owners may read: a new one must be added here on purpose.
 OWNERS_ONLY_PAGES = {
-    "admin.audit_page",
-    "admin.operators_page",
-    "admin.export_csv",
-    "admin.export_selected",
-    "admin.export_reader",
+    "admin.operators.audit",
+    "admin.operators.index",
+    "admin.imports.export_csv",
+    "admin.readers.export_selected",
+    "admin.reader.export",
 }
 
 
@@ -263,8 +263,8 @@ def test_every_admin_change_that_succeeds_is_in_the_audit_log_with_who_did_it(
     editor.post("/admin/probe/lessons/welcome", data={"csrf_token": token(editor)})
     rows = [row for row in audit_rows(staff) if row[1] != "log in"]
     assert rows == [
-        (OWNER, "sequence action", "slug=tiny action=pause"),
-        (OWNER, "suppress reader", f"subscriber_id={reader}"),
+        (OWNER, "sequences: pause or resume", "slug=tiny action=pause"),
+        (OWNER, "reader: suppress", f"subscriber_id={reader}"),
         # the erasure with a wrong confirmation did nothing: not recorded
         (EDITOR, "save lesson", "welcome"),
     ]
@@ -275,13 +275,13 @@ def test_every_admin_change_that_succeeds_is_in_the_audit_log_with_who_did_it(
     assert audit_rows(staff)[-1] == (OWNER, "erase reader", f"reader {reader}")
     owner.get("/admin/")  # shows (and so clears) the flashed messages
     log = owner.get("/admin/audit").text
-    assert "sequence action" in log and "slug=tiny action=pause" in log
+    assert "sequences: pause or resume" in log and "slug=tiny action=pause" in log
     assert "ada@example.org" not in log  # the erased address is not kept in the log
     assert not any(csrf in target or "csrf" in target for _, _, target in audit_rows(staff))
     assert '<span class="removed">- old line</span>' in log
     assert '<span class="added">+ new line</span>' in log
     mine = owner.get(f"/admin/audit?operator={EDITOR}").text
-    assert "save lesson" in mine and "suppress reader" not in mine
+    assert "save lesson" in mine and "reader: suppress" not in mine
 
 
 def test_logins_and_wrong_passwords_for_an_operator_are_recorded(
@@ -414,8 +414,12 @@ def test_a_role_change_or_a_removal_ends_the_operators_sessions(
     owner.post(f"/admin/operators/{ids[VIEWER]}/remove", data={"csrf_token": token(owner)})
     assert viewer.get("/admin/").location.startswith("/admin/login")
     assert log_in(viewer, email=VIEWER).status_code == 401
-    assert (OWNER, "remove operator", f"operator_id={ids[VIEWER]}") in audit_rows(staff)
-    assert (OWNER, "change role", f"operator_id={ids[EDITOR]} role=viewer") in audit_rows(staff)
+    assert (OWNER, "operators: remove", f"operator_id={ids[VIEWER]}") in audit_rows(staff)
+    assert (
+        OWNER,
+        "operators: change role",
+        f"operator_id={ids[EDITOR]} role=viewer",
+    ) in audit_rows(staff)
 
 
 def test_an_owner_adds_an_operator_whose_password_is_shown_once_and_never_logged(
@@ -433,7 +437,7 @@ def test_an_owner_adds_an_operator_whose_password_is_shown_once_and_never_logged
     assert log_in(newcomer, email="new@example.org", password=password).status_code == 302
     assert password not in owner.get("/admin/operators").text
     assert password not in owner.get("/admin/audit").text
-    assert (OWNER, "add operator", "email=New@Example.org role=editor") in audit_rows(staff)
+    assert (OWNER, "operators: add", "email=New@Example.org role=editor") in audit_rows(staff)
     again = owner.post(
         "/admin/operators",
         data={"csrf_token": token(owner), "email": "new@example.org", "role": "viewer"},

@@ -42,7 +42,7 @@ FIELDS = sorted(
 PATH_VALUES = {"integer": "1", "path": "drip.js"}  # any other: the course's slug
 LESSON = "welcome"
 SKIP = {
-    "admin.logout": "ends the session the other requests ride on",
+    "admin.auth.logout": "ends the session the other requests ride on",
     "static": "files, not a form",
 }
 # The hostile values: each a family Hypothesis draws from.

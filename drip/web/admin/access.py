@@ -94,7 +94,7 @@ def may(endpoint: str, method: str = "POST") -> bool:
 
 
 def readable(endpoint: str | None) -> str:
-    """An endpoint as an action's name: admin.erase_reader -> "erase reader",
+    """An endpoint as an action's name: admin.reader.suppress -> "reader: suppress",
     admin.cancel_broadcast_view -> "cancel broadcast", admin.studio.save -> "studio: save"."""
     words = (endpoint or "").removeprefix("admin.").replace(".", ": ").replace("_", " ")
     return words.removesuffix(" view").removesuffix(" page")

@@ -281,7 +281,7 @@ def from_filter() -> ResponseReturnValue:
     except SegmentError as error:
         session.rollback()
         flash(f"Not saved: {error}.", "error")
-        return redirect(url_for("admin.readers", **back))
+        return redirect(url_for("admin.readers.index", **back))
     session.commit()
     flash(f"Segment {segment.name} saved: {segments.in_words(segment.definition)}.", "ok")
-    return redirect(url_for("admin.readers", segment=segment.name))
+    return redirect(url_for("admin.readers.index", segment=segment.name))

@@ -52,7 +52,7 @@ def revoke_mine(session_id: int) -> ResponseReturnValue:
     operator: Operator = g.operator
     _end(operator.id, session_id, operator.email)
     if session_id == g.get("operator_session_id"):
-        return redirect(url_for("admin.login"))
+        return redirect(url_for("admin.auth.login"))
     flash("Session ended: that browser must log in again.", "ok")
     return redirect(url_for("admin.sessions.account"))
 
@@ -63,6 +63,6 @@ def revoke(operator_id: int, session_id: int) -> ResponseReturnValue:
     operator = db_session().get(Operator, operator_id) or abort(404)
     _end(operator.id, session_id, operator.email)
     if session_id == g.get("operator_session_id"):
-        return redirect(url_for("admin.login"))
+        return redirect(url_for("admin.auth.login"))
     flash(f"Session of {operator.email} ended: that browser must log in again.", "ok")
-    return redirect(url_for("admin.operators_page"))
+    return redirect(url_for("admin.operators.index"))
