@@ -21,9 +21,10 @@ from drip.web.api import inbound, webhooks
 from drip.web.api import signup as api
 from drip.web.api import v1 as api_v1
 from drip.web.context import close_session, csrf
-from drip.web.public import engagement, home
+from drip.web.public import blueprint as public
+from drip.web.public import consent, engagement, home
 from drip.web.public import pace as public_pace
-from drip.web.public import pages as public
+from drip.web.public import signup as public_signup
 
 
 def create_app(
@@ -76,8 +77,8 @@ def create_app(
     csrf.exempt(api_v1.bp)  # a bearer key, not a cookie: nothing for another site to ride on
     csrf.exempt(inbound.bp)  # readers' replies, signed by the providers as their bounces
     csrf.exempt(webhooks.bp)  # providers sign their posts instead (drip.deliverability.providers)
-    csrf.exempt(public.signup_post)
-    csrf.exempt(public.unsubscribe_post)
-    csrf.exempt(public.stop_broadcasts_page)  # RFC 8058 one-click; its page checks CSRF itself
+    csrf.exempt(public_signup.post)
+    csrf.exempt(consent.unsubscribe_post)
+    csrf.exempt(consent.stop_broadcasts_page)  # RFC 8058 one-click; its page checks CSRF itself
     app.teardown_appcontext(close_session)
     return app

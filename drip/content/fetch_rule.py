@@ -8,7 +8,7 @@ hidden, like `.git`); nothing else at all: no `file:` elsewhere, no `http(s):`, 
 scheme. `pdf_fetcher` applies it as WeasyPrint's `url_fetcher`, `refusal` says in words why
 a reference is refused (for `drip check` and the studio), and `inside` keeps the lessons,
 the lead magnet's file (drip.content.sequence_file) and the served author photo
-(drip.web.public.pages) in their folders.
+(drip.web.public.signup) in their folders.
 
 The studio checks a change in a scratch copy of the folder whose other files link back to
 the real one; `standing_in` lets those links count as the copy's own while it checks.

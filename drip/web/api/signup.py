@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from drip.audience.signup import SignUp, SignUpRefused, accept_sign_up
 from drip.web.context import db_session, services
-from drip.web.public.pages import peer
+from drip.web.public.lookups import peer
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

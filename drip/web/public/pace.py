@@ -21,7 +21,7 @@ from drip.content.sequences import Sequence
 from drip.mail.links import LinkError
 from drip.store.models import Enrollment
 from drip.web.context import db_session, services
-from drip.web.public.pages import client_ip, link_problem
+from drip.web.public.lookups import client_ip, link_problem
 
 bp = Blueprint("pace", __name__)
 
