@@ -16,7 +16,6 @@ MODULE_DEBTS = {
     "drip/core/config.py": 642,
     "drip/dispatch/broadcasts.py": 592,
     "drip/mail/render.py": 692,
-    "drip/store/models.py": 855,
     "drip/web/admin/pages.py": 968,
     "drip/web/api/v1.py": 507,
     "drip/web/public/pages.py": 710,
