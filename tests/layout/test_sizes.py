@@ -13,7 +13,6 @@ ROOT = Path(__file__).resolve().parents[2]
 MODULE_LINES = 450
 FUNCTION_LINES = 60
 MODULE_DEBTS = {
-    "drip/core/config.py": 642,
     "drip/dispatch/broadcasts.py": 592,
     "drip/mail/render.py": 692,
     "drip/web/admin/pages.py": 968,
