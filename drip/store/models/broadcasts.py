@@ -5,23 +5,10 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-)
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from drip.store.models.columns import (
-    Base,
-    intpk,
-    utc,
-    utc_or_none,
-)
+from drip.store.models.columns import Base, intpk, utc, utc_or_none
 
 
 class BroadcastStatus(enum.StrEnum):

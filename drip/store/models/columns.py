@@ -7,13 +7,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, TypeVar
 
-from sqlalchemy import (
-    JSON,
-    DateTime,
-    Integer,
-    String,
-    TypeDecorator,
-)
+from sqlalchemy import JSON, DateTime, Integer, String, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 

@@ -3,22 +3,10 @@ webhook tokens already used, and the relay's shared pace."""
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    Float,
-    ForeignKey,
-    Index,
-    String,
-    Text,
-    text,
-)
+from sqlalchemy import Float, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from drip.store.models.columns import (
-    Base,
-    intpk,
-    utc,
-    utc_or_none,
-)
+from drip.store.models.columns import Base, intpk, utc, utc_or_none
 
 
 class BounceEvent(Base):

@@ -5,24 +5,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import (
-    BigInteger,
-    Date,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-)
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from drip.store.models.columns import (
-    Base,
-    intpk,
-    slug,
-    utc,
-    utc_or_none,
-)
+from drip.store.models.columns import Base, intpk, slug, utc, utc_or_none
 
 
 class LinkClick(Base):

@@ -3,23 +3,10 @@ queue and the relay's cursors."""
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    BigInteger,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-)
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from drip.store.models.columns import (
-    Base,
-    intpk,
-    utc,
-    utc_or_none,
-)
+from drip.store.models.columns import Base, intpk, utc, utc_or_none
 
 
 class ApiKey(Base):

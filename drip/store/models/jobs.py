@@ -4,22 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Index,
-    Integer,
-    String,
-    Text,
-)
+from sqlalchemy import JSON, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from drip.store.models.columns import (
-    Base,
-    intpk,
-    slug,
-    utc,
-    utc_or_none,
-)
+from drip.store.models.columns import Base, intpk, slug, utc, utc_or_none
 
 
 class ImportJob(Base):

@@ -5,22 +5,10 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import (
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-)
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from drip.store.models.columns import (
-    Base,
-    StrEnumType,
-    intpk,
-    utc,
-    utc_or_none,
-)
+from drip.store.models.columns import Base, StrEnumType, intpk, utc, utc_or_none
 
 
 class SequenceState(Base):

@@ -10,27 +10,10 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    text,
-)
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from drip.store.models.columns import (
-    Base,
-    StrEnumType,
-    UTCDateTime,
-    intpk,
-    slug,
-    utc,
-    utc_or_none,
-)
+from drip.store.models.columns import Base, StrEnumType, UTCDateTime, intpk, slug, utc, utc_or_none
 
 
 class EnrollmentStatus(enum.StrEnum):

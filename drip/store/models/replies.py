@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    ForeignKey,
-    Index,
-    String,
-    Text,
-)
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from drip.store.models.columns import (
-    Base,
-    intpk,
-    utc,
-    utc_or_none,
-)
+from drip.store.models.columns import Base, intpk, utc, utc_or_none
 
 
 class Reply(Base):

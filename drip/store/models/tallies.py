@@ -5,16 +5,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import (
-    Date,
-    Integer,
-    String,
-)
+from sqlalchemy import Date, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from drip.store.models.columns import (
-    Base,
-)
+from drip.store.models.columns import Base
 
 
 class EnrollmentTally(Base):
