@@ -8,139 +8,19 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from drip.core import setting_values as read
 from drip.core.files import FILE_MODE, private_dir
+from drip.core.setting_values import ConfigError as ConfigError  # raised here too; re-exported
+from drip.core.setting_values import setting
 
 # The folder above the package: the checkout, when drip runs from one (its sequences/).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 POSTAL_ADDRESS_UNSET = "(postal address not set: DRIP_POSTAL_ADDRESS)"
-
-
-class ConfigError(Exception):
-    """A setting is malformed; the message names it."""
-
-
-def _positive_int(name: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than zero, got {raw!r}")
-    return value
-
-
-def _url(schemes: tuple[str, ...]) -> Callable[[str, str], str]:
-    def parse(name: str, raw: str) -> str:
-        parts = urlsplit(raw)
-        scheme = parts.scheme.split("+", 1)[0]
-        if scheme not in schemes or not (parts.netloc or parts.path):
-            raise ConfigError(
-                f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)},"
-                f" got {raw!r}"
-            )
-        return raw
-
-    return parse
-
-
-def _base_url(name: str, raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(
-            f"{name} must be an http(s) URL such as https://drip.example.org, got {raw!r}"
-        )
-    return raw.rstrip("/")
-
-
-def _text(name: str, raw: str) -> str:
-    if not raw.strip():
-        raise ConfigError(f"{name} is set but empty")
-    return raw.strip()
-
-
-def _path(name: str, raw: str) -> Path:
-    return Path(_text(name, raw)).expanduser()
-
-
-def _origins(name: str, raw: str) -> tuple[str, ...]:
-    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
-    for origin in origins:
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
-            raise ConfigError(
-                f"{name} must be a comma-separated list of origins such as "
-                f"https://blog.example.org, got {origin!r}"
-            )
-    return origins
-
-
-def _flag(name: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false (1/0, yes/no, on/off), got {raw!r}")
-
-
-def _rate(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be messages per second, e.g. 14, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be greater than zero, got {raw!r}")
-    return value
-
-
-def _fraction(name: str, raw: str) -> float:
-    try:
-        value = float(raw.strip().rstrip("%")) / (100 if raw.strip().endswith("%") else 1)
-    except ValueError:
-        raise ConfigError(
-            f"{name} must be a fraction such as 0.003 (or 0.3%), got {raw!r}"
-        ) from None
-    if not 0 < value <= 1:
-        raise ConfigError(f"{name} must be between 0 and 1 (0.003 or 0.3%), got {raw!r}")
-    return value
-
-
-def _address(name: str, raw: str) -> str:
-    value = _text(name, raw)
-    local, at, domain = value.rpartition("@")
-    if not at or not local or not domain or "+" in local or " " in value:
-        raise ConfigError(
-            f"{name} must be a plain address such as bounces@example.org "
-            f"(drip adds +<token> itself), got {raw!r}"
-        )
-    return value
-
-
-def _arns(name: str, raw: str) -> tuple[str, ...]:
-    arns = tuple(a.strip() for a in raw.split(",") if a.strip())
-    for arn in arns:
-        if not arn.startswith("arn:aws") or arn.count(":") != 5:
-            raise ConfigError(
-                f"{name} must be a comma-separated list of topic ARNs such as "
-                f"arn:aws:sns:eu-west-1:123456789012:drip, got {arn!r}"
-            )
-    return arns
-
-
-def _keys(name: str, raw: str) -> tuple[str, ...]:
-    """Previous secret keys, comma-separated; an empty entry is a typo, not a key."""
-    keys = tuple(k.strip() for k in raw.split(","))
-    if not all(keys):
-        raise ConfigError(
-            f"{name} holds an empty entry (two commas, or one at either end), got {raw!r}"
-        )
-    return keys
 
 
 def _default_sequences_dir() -> Path:
@@ -158,432 +38,337 @@ def _default_data_dir() -> Path:
 class Settings:
     """Every setting drip reads. `metadata["help"]` is what docs/operating.md's table shows."""
 
-    data_dir: Path = field(
+    data_dir: Path = setting(
+        "DRIP_DATA_DIR",
+        read.path,
         default_factory=_default_data_dir,
-        metadata={
-            "env": "DRIP_DATA_DIR",
-            "parse": _path,
-            "help": "Where the embedded default keeps its SQLite database, outbox and generated "
-            "secret (outside the repository). Default: $XDG_DATA_HOME/drip or "
-            "~/.local/share/drip.",
-        },
+        help="Where the embedded default keeps its SQLite database, outbox and generated "
+        "secret (outside the repository). Default: $XDG_DATA_HOME/drip or "
+        "~/.local/share/drip.",
     )
-    database_url: str = field(
+    database_url: str = setting(
+        "DRIP_DATABASE_URL",
+        read.url(("sqlite", "postgresql", "postgres")),
         default="",
-        metadata={
-            "env": "DRIP_DATABASE_URL",
-            "parse": _url(("sqlite", "postgresql", "postgres")),
-            "help": "SQLAlchemy URL of the database, e.g. postgresql+psycopg://drip@db/drip. "
-            "Default: a SQLite file in the data directory.",
-        },
+        help="SQLAlchemy URL of the database, e.g. postgresql+psycopg://drip@db/drip. "
+        "Default: a SQLite file in the data directory.",
     )
-    smtp_url: str = field(
+    smtp_url: str = setting(
+        "DRIP_SMTP_URL",
+        read.url(("smtp", "smtps")),
         default="",
-        metadata={
-            "env": "DRIP_SMTP_URL",
-            "parse": _url(("smtp", "smtps")),
-            "help": "smtp://user:pass@host:587 (STARTTLS when offered) or smtps://host:465 "
-            "(implicit TLS). Unset: messages are written as .eml files to the outbox.",
-        },
+        help="smtp://user:pass@host:587 (STARTTLS when offered) or smtps://host:465 "
+        "(implicit TLS). Unset: messages are written as .eml files to the outbox.",
     )
-    secret_key: str = field(
+    secret_key: str = setting(
+        "DRIP_SECRET_KEY",
+        read.text,
         default="",
-        metadata={
-            "env": "DRIP_SECRET_KEY",
-            "parse": _text,
-            "help": "Signs links in email and session cookies. Unset: generated once and kept in "
-            "the data directory.",
-        },
+        help="Signs links in email and session cookies. Unset: generated once and kept in "
+        "the data directory.",
     )
-    secret_key_fallbacks: tuple[str, ...] = field(
+    secret_key_fallbacks: tuple[str, ...] = setting(
+        "DRIP_SECRET_KEY_FALLBACKS",
+        read.keys,
         default=(),
-        metadata={
-            "env": "DRIP_SECRET_KEY_FALLBACKS",
-            "parse": _keys,
-            "help": "Previous secret keys, comma-separated, after rotating DRIP_SECRET_KEY: "
-            "links, bounce addresses and Message-IDs in mail already sent, and operators' "
-            "cookies, still verify under them; everything new is signed with DRIP_SECRET_KEY "
-            "alone.",
-        },
+        help="Previous secret keys, comma-separated, after rotating DRIP_SECRET_KEY: "
+        "links, bounce addresses and Message-IDs in mail already sent, and operators' "
+        "cookies, still verify under them; everything new is signed with DRIP_SECRET_KEY "
+        "alone.",
     )
-    base_url: str = field(
+    base_url: str = setting(
+        "DRIP_BASE_URL",
+        read.base_url,
         default="http://127.0.0.1:8000",
-        metadata={
-            "env": "DRIP_BASE_URL",
-            "parse": _base_url,
-            "help": "Public address of drip; links in email start with it. Must be https to send "
-            "through DRIP_SMTP_URL (RFC 8058 one-click unsubscribe). Unset: `drip serve` uses "
-            "the host and port it serves (it prints which), other commands http://127.0.0.1:8000.",
-        },
+        help="Public address of drip; links in email start with it. Must be https to send "
+        "through DRIP_SMTP_URL (RFC 8058 one-click unsubscribe). Unset: `drip serve` uses "
+        "the host and port it serves (it prints which), other commands http://127.0.0.1:8000.",
     )
-    sender: str = field(
+    sender: str = setting(
+        "DRIP_SENDER",
+        read.text,
         default="drip <drip@localhost>",
-        metadata={
-            "env": "DRIP_SENDER",
-            "parse": _text,
-            "help": "From address used by sequences that do not name their own sender. An "
-            "address at your own domain (not @localhost) is required to send through "
-            "DRIP_SMTP_URL.",
-        },
+        help="From address used by sequences that do not name their own sender. An "
+        "address at your own domain (not @localhost) is required to send through "
+        "DRIP_SMTP_URL.",
     )
-    postal_address: str = field(
+    postal_address: str = setting(
+        "DRIP_POSTAL_ADDRESS",
+        read.text,
         default=POSTAL_ADDRESS_UNSET,
-        metadata={
-            "env": "DRIP_POSTAL_ADDRESS",
-            "parse": _text,
-            "help": "Sender's postal address, shown in every email's footer (CAN-SPAM). "
-            "Required to send through DRIP_SMTP_URL.",
-        },
+        help="Sender's postal address, shown in every email's footer (CAN-SPAM). "
+        "Required to send through DRIP_SMTP_URL.",
     )
-    author_name: str = field(
+    author_name: str = setting(
+        "DRIP_AUTHOR_NAME",
+        read.text,
         default="",
-        metadata={
-            "env": "DRIP_AUTHOR_NAME",
-            "parse": _text,
-            "help": "The courses' author as readers should see it, where no file names one "
-            "(author.name in sequences/site.yaml or a sequence.yaml wins): the From name, the "
-            "signature under every email, the sign-up page and the PDF covers. Unset and "
-            "unnamed in the files: drip check warns, and sending through DRIP_SMTP_URL is held.",
-        },
+        help="The courses' author as readers should see it, where no file names one "
+        "(author.name in sequences/site.yaml or a sequence.yaml wins): the From name, the "
+        "signature under every email, the sign-up page and the PDF covers. Unset and "
+        "unnamed in the files: drip check warns, and sending through DRIP_SMTP_URL is held.",
     )
-    unsubscribe_mailto: str = field(
+    unsubscribe_mailto: str = setting(
+        "DRIP_UNSUBSCRIBE_MAILTO",
+        read.text,
         default="",
-        metadata={
-            "env": "DRIP_UNSUBSCRIBE_MAILTO",
-            "parse": _text,
-            "help": "Optional address added as a mailto: to List-Unsubscribe.",
-        },
+        help="Optional address added as a mailto: to List-Unsubscribe.",
     )
-    sequences_dir: Path = field(
+    sequences_dir: Path = setting(
+        "DRIP_SEQUENCES_DIR",
+        read.path,
         default_factory=_default_sequences_dir,
-        metadata={
-            "env": "DRIP_SEQUENCES_DIR",
-            "parse": _path,
-            "help": "Folder holding one sub-folder per sequence. Default: sequences/ in the "
-            "current directory when there is one, else the sequences/ of the checkout "
-            "drip runs from.",
-        },
+        help="Folder holding one sub-folder per sequence. Default: sequences/ in the "
+        "current directory when there is one, else the sequences/ of the checkout "
+        "drip runs from.",
     )
-    dispatch_interval: int = field(
+    dispatch_interval: int = setting(
+        "DRIP_DISPATCH_INTERVAL",
+        read.positive_int,
         default=15,
-        metadata={
-            "env": "DRIP_DISPATCH_INTERVAL",
-            "parse": _positive_int,
-            "help": "Seconds between two dispatch passes of the scheduler (default 15); a new "
-            "reader's confirmation email goes out within this time.",
-        },
+        help="Seconds between two dispatch passes of the scheduler (default 15); a new "
+        "reader's confirmation email goes out within this time.",
     )
-    batch_size: int = field(
+    batch_size: int = setting(
+        "DRIP_BATCH_SIZE",
+        read.positive_int,
         default=200,
-        metadata={
-            "env": "DRIP_BATCH_SIZE",
-            "parse": _positive_int,
-            "help": "Enrollments one worker claims at a time; one SMTP connection serves a batch.",
-        },
+        help="Enrollments one worker claims at a time; one SMTP connection serves a batch.",
     )
-    send_rate: float = field(
+    send_rate: float = setting(
+        "DRIP_SEND_RATE",
+        read.rate,
         default=0.0,
-        metadata={
-            "env": "DRIP_SEND_RATE",
-            "parse": _rate,
-            "help": "Messages per second the relay allows, across all workers together (they "
-            "share the budget through the database); never exceeded in any second. "
-            "Unset: no cap.",
-        },
+        help="Messages per second the relay allows, across all workers together (they "
+        "share the budget through the database); never exceeded in any second. "
+        "Unset: no cap.",
     )
-    smtp_connections: int = field(
+    smtp_connections: int = setting(
+        "DRIP_SMTP_CONNECTIONS",
+        read.positive_int,
         default=1,
-        metadata={
-            "env": "DRIP_SMTP_CONNECTIONS",
-            "parse": _positive_int,
-            "help": "SMTP sessions one worker keeps busy at once (within DRIP_SEND_RATE): for a "
-            "relay far away on the network, where one session waits on every reply.",
-        },
+        help="SMTP sessions one worker keeps busy at once (within DRIP_SEND_RATE): for a "
+        "relay far away on the network, where one session waits on every reply.",
     )
-    lease_seconds: int = field(
+    lease_seconds: int = setting(
+        "DRIP_LEASE_SECONDS",
+        read.positive_int,
         default=300,
-        metadata={
-            "env": "DRIP_LEASE_SECONDS",
-            "parse": _positive_int,
-            "help": "How long a claim lasts; a dead worker's readers go back to the queue after.",
-        },
+        help="How long a claim lasts; a dead worker's readers go back to the queue after.",
     )
-    max_attempts: int = field(
+    max_attempts: int = setting(
+        "DRIP_MAX_ATTEMPTS",
+        read.positive_int,
         default=8,
-        metadata={
-            "env": "DRIP_MAX_ATTEMPTS",
-            "parse": _positive_int,
-            "help": "Transient SMTP failures tolerated for one lesson before the enrollment is "
-            "paused for the operator.",
-        },
+        help="Transient SMTP failures tolerated for one lesson before the enrollment is "
+        "paused for the operator.",
     )
-    confirm_days: int = field(
+    confirm_days: int = setting(
+        "DRIP_CONFIRM_DAYS",
+        read.positive_int,
         default=7,
-        metadata={
-            "env": "DRIP_CONFIRM_DAYS",
-            "parse": _positive_int,
-            "help": "Days a confirmation link stays valid; unconfirmed sign-ups expire after.",
-        },
+        help="Days a confirmation link stays valid; unconfirmed sign-ups expire after.",
     )
-    reader_daily_cap: int = field(
+    reader_daily_cap: int = setting(
+        "DRIP_READER_DAILY_CAP",
+        read.positive_int,
         default=1,
-        metadata={
-            "env": "DRIP_READER_DAILY_CAP",
-            "parse": _positive_int,
-            "help": "Emails one reader is sent in a day (their time zone), across every course "
-            "and broadcast; more wait for the reader's next day. Confirmations, their reminder "
-            "and download links they asked for are never held or counted.",
-        },
+        help="Emails one reader is sent in a day (their time zone), across every course "
+        "and broadcast; more wait for the reader's next day. Confirmations, their reminder "
+        "and download links they asked for are never held or counted.",
     )
-    reader_weekly_cap: int | None = field(
+    reader_weekly_cap: int | None = setting(
+        "DRIP_READER_WEEKLY_CAP",
+        read.positive_int,
         default=None,
-        metadata={
-            "env": "DRIP_READER_WEEKLY_CAP",
-            "parse": _positive_int,
-            "help": "Emails one reader is sent in a week (Monday to Sunday, their time zone), "
-            "across every course and broadcast; more wait for the next week. Unset: no weekly "
-            "cap.",
-        },
+        help="Emails one reader is sent in a week (Monday to Sunday, their time zone), "
+        "across every course and broadcast; more wait for the next week. Unset: no weekly "
+        "cap.",
     )
-    link_days: int = field(
+    link_days: int = setting(
+        "DRIP_LINK_DAYS",
+        read.positive_int,
         default=30,
-        metadata={
-            "env": "DRIP_LINK_DAYS",
-            "parse": _positive_int,
-            "help": "Days a lead-magnet download link stays valid.",
-        },
+        help="Days a lead-magnet download link stays valid.",
     )
-    cors_origins: tuple[str, ...] = field(
+    cors_origins: tuple[str, ...] = setting(
+        "DRIP_CORS_ORIGINS",
+        read.origins,
         default=(),
-        metadata={
-            "env": "DRIP_CORS_ORIGINS",
-            "parse": _origins,
-            "help": "Comma-separated origins (e.g. https://blog.example.org) allowed to post to "
-            "the JSON sign-up endpoint.",
-        },
+        help="Comma-separated origins (e.g. https://blog.example.org) allowed to post to "
+        "the JSON sign-up endpoint.",
     )
-    check_email_domain: bool = field(
+    check_email_domain: bool = setting(
+        "DRIP_CHECK_EMAIL_DOMAIN",
+        read.flag,
         default=True,
-        metadata={
-            "env": "DRIP_CHECK_EMAIL_DOMAIN",
-            "parse": _flag,
-            "help": "Refuse sign-ups whose address domain DNS says does not exist or takes no "
-            "mail. A look-up that fails (no DNS: an offline laptop, a container) accepts the "
-            "address and logs a warning.",
-        },
+        help="Refuse sign-ups whose address domain DNS says does not exist or takes no "
+        "mail. A look-up that fails (no DNS: an offline laptop, a container) accepts the "
+        "address and logs a warning.",
     )
-    signup_limit_ip: int = field(
+    signup_limit_ip: int = setting(
+        "DRIP_SIGNUP_LIMIT_IP",
+        read.positive_int,
         default=20,
-        metadata={
-            "env": "DRIP_SIGNUP_LIMIT_IP",
-            "parse": _positive_int,
-            "help": "Sign-ups (and, separately, fresh-link requests) accepted per IP address per "
-            "hour, across all web workers.",
-        },
+        help="Sign-ups (and, separately, fresh-link requests) accepted per IP address per "
+        "hour, across all web workers.",
     )
-    signup_limit_address: int = field(
+    signup_limit_address: int = setting(
+        "DRIP_SIGNUP_LIMIT_ADDRESS",
+        read.positive_int,
         default=5,
-        metadata={
-            "env": "DRIP_SIGNUP_LIMIT_ADDRESS",
-            "parse": _positive_int,
-            "help": "Sign-ups (and, separately, fresh-link requests) accepted per email address "
-            "per hour.",
-        },
+        help="Sign-ups (and, separately, fresh-link requests) accepted per email address per hour.",
     )
-    bounce_address: str = field(
+    bounce_address: str = setting(
+        "DRIP_BOUNCE_ADDRESS",
+        read.address,
         default="",
-        metadata={
-            "env": "DRIP_BOUNCE_ADDRESS",
-            "parse": _address,
-            "help": "Envelope sender for bounces, e.g. bounces@example.org: each message goes out "
-            "from bounces+<signed delivery token>@example.org (VERP), so a bounce finds "
-            "its delivery. Unset: the sequence's From address.",
-        },
+        help="Envelope sender for bounces, e.g. bounces@example.org: each message goes out "
+        "from bounces+<signed delivery token>@example.org (VERP), so a bounce finds "
+        "its delivery. Unset: the sequence's From address.",
     )
-    bounce_imap_url: str = field(
+    bounce_imap_url: str = setting(
+        "DRIP_BOUNCE_IMAP_URL",
+        read.url(("imap", "imaps")),
         default="",
-        metadata={
-            "env": "DRIP_BOUNCE_IMAP_URL",
-            "parse": _url(("imap", "imaps")),
-            "help": "imaps://user:pass@host/INBOX (or imap://): the worker reads bounce reports "
-            "(DSN, ARF) from this mailbox every pass and moves those it handled.",
-        },
+        help="imaps://user:pass@host/INBOX (or imap://): the worker reads bounce reports "
+        "(DSN, ARF) from this mailbox every pass and moves those it handled.",
     )
-    bounce_imap_processed: str = field(
+    bounce_imap_processed: str = setting(
+        "DRIP_BOUNCE_IMAP_PROCESSED",
+        read.text,
         default="drip-processed",
-        metadata={
-            "env": "DRIP_BOUNCE_IMAP_PROCESSED",
-            "parse": _text,
-            "help": "Folder of the bounce mailbox that handled reports are moved to (created if "
-            "absent).",
-        },
+        help="Folder of the bounce mailbox that handled reports are moved to (created if absent).",
     )
-    reply_address: str = field(
+    reply_address: str = setting(
+        "DRIP_REPLY_ADDRESS",
+        read.address,
         default="",
-        metadata={
-            "env": "DRIP_REPLY_ADDRESS",
-            "parse": _address,
-            "help": "Where readers' replies go, e.g. reply@example.org: each lesson, broadcast "
-            "and offer carries Reply-To reply+<signed token>@example.org, so a reply finds its "
-            "reader and lesson. Unset: the sequence's reply_to (the author's address).",
-        },
+        help="Where readers' replies go, e.g. reply@example.org: each lesson, broadcast "
+        "and offer carries Reply-To reply+<signed token>@example.org, so a reply finds its "
+        "reader and lesson. Unset: the sequence's reply_to (the author's address).",
     )
-    reply_imap_url: str = field(
+    reply_imap_url: str = setting(
+        "DRIP_REPLY_IMAP_URL",
+        read.url(("imap", "imaps")),
         default="",
-        metadata={
-            "env": "DRIP_REPLY_IMAP_URL",
-            "parse": _url(("imap", "imaps")),
-            "help": "imaps://user:pass@host/INBOX (or imap://): the worker reads readers' replies "
-            "from this mailbox every pass and moves those it handled.",
-        },
+        help="imaps://user:pass@host/INBOX (or imap://): the worker reads readers' replies "
+        "from this mailbox every pass and moves those it handled.",
     )
-    reply_imap_processed: str = field(
+    reply_imap_processed: str = setting(
+        "DRIP_REPLY_IMAP_PROCESSED",
+        read.text,
         default="drip-processed",
-        metadata={
-            "env": "DRIP_REPLY_IMAP_PROCESSED",
-            "parse": _text,
-            "help": "Folder of the reply mailbox that handled replies are moved to (created if "
-            "absent).",
-        },
+        help="Folder of the reply mailbox that handled replies are moved to (created if absent).",
     )
-    webhook_token: str = field(
+    webhook_token: str = setting(
+        "DRIP_WEBHOOK_TOKEN",
+        read.text,
         default="",
-        metadata={
-            "env": "DRIP_WEBHOOK_TOKEN",
-            "parse": _text,
-            "help": "Bearer token for drip's own POST /webhooks/bounce. Unset: that endpoint "
-            "refuses everything.",
-        },
+        help="Bearer token for drip's own POST /webhooks/bounce. Unset: that endpoint "
+        "refuses everything.",
     )
-    webhook_allow_private: bool = field(
+    webhook_allow_private: bool = setting(
+        "DRIP_WEBHOOK_ALLOW_PRIVATE",
+        read.flag,
         default=False,
-        metadata={
-            "env": "DRIP_WEBHOOK_ALLOW_PRIVATE",
-            "parse": _flag,
-            "help": "UNSAFE, for tests only: outgoing webhooks may reach loopback, private and "
-            "link-local addresses (the cloud's metadata service too). Off, they reach public "
-            "addresses only. `drip doctor` and a real relay's guardrails list it as a problem.",
-        },
+        help="UNSAFE, for tests only: outgoing webhooks may reach loopback, private and "
+        "link-local addresses (the cloud's metadata service too). Off, they reach public "
+        "addresses only. `drip doctor` and a real relay's guardrails list it as a problem.",
     )
-    sns_certificate: Path | None = field(
+    sns_certificate: Path | None = setting(
+        "DRIP_SNS_CERTIFICATE",
+        read.path,
         default=None,
-        metadata={
-            "env": "DRIP_SNS_CERTIFICATE",
-            "parse": _path,
-            "help": "A local PEM file holding Amazon SNS's signing certificate, used instead of "
-            "downloading the one the SigningCertURL names (air-gapped installs, tests).",
-        },
+        help="A local PEM file holding Amazon SNS's signing certificate, used instead of "
+        "downloading the one the SigningCertURL names (air-gapped installs, tests).",
     )
-    sns_topic_arns: tuple[str, ...] = field(
+    sns_topic_arns: tuple[str, ...] = setting(
+        "DRIP_SNS_TOPIC_ARNS",
+        read.arns,
         default=(),
-        metadata={
-            "env": "DRIP_SNS_TOPIC_ARNS",
-            "parse": _arns,
-            "help": "Comma-separated SNS topic ARNs /webhooks/ses accepts (any other topic's "
-            "signed messages are refused). Unset: /webhooks/ses refuses everything (403), "
-            "since SNS signs any AWS account's topic.",
-        },
+        help="Comma-separated SNS topic ARNs /webhooks/ses accepts (any other topic's "
+        "signed messages are refused). Unset: /webhooks/ses refuses everything (403), "
+        "since SNS signs any AWS account's topic.",
     )
-    postmark_auth: str = field(
+    postmark_auth: str = setting(
+        "DRIP_POSTMARK_AUTH",
+        read.text,
         default="",
-        metadata={
-            "env": "DRIP_POSTMARK_AUTH",
-            "parse": _text,
-            "help": "user:password that Postmark's webhook must send as HTTP basic auth (put "
-            "https://user:password@drip.example.org/webhooks/postmark in Postmark).",
-        },
+        help="user:password that Postmark's webhook must send as HTTP basic auth (put "
+        "https://user:password@drip.example.org/webhooks/postmark in Postmark).",
     )
-    mailgun_signing_key: str = field(
+    mailgun_signing_key: str = setting(
+        "DRIP_MAILGUN_SIGNING_KEY",
+        read.text,
         default="",
-        metadata={
-            "env": "DRIP_MAILGUN_SIGNING_KEY",
-            "parse": _text,
-            "help": "Mailgun's HTTP webhook signing key, checking POST /webhooks/mailgun.",
-        },
+        help="Mailgun's HTTP webhook signing key, checking POST /webhooks/mailgun.",
     )
-    sendgrid_public_key: str = field(
+    sendgrid_public_key: str = setting(
+        "DRIP_SENDGRID_PUBLIC_KEY",
+        read.text,
         default="",
-        metadata={
-            "env": "DRIP_SENDGRID_PUBLIC_KEY",
-            "parse": _text,
-            "help": "The verification key SendGrid shows for its signed event webhook (base64), "
-            "checking POST /webhooks/sendgrid.",
-        },
+        help="The verification key SendGrid shows for its signed event webhook (base64), "
+        "checking POST /webhooks/sendgrid.",
     )
-    soft_bounce_limit: int = field(
+    soft_bounce_limit: int = setting(
+        "DRIP_SOFT_BOUNCE_LIMIT",
+        read.positive_int,
         default=3,
-        metadata={
-            "env": "DRIP_SOFT_BOUNCE_LIMIT",
-            "parse": _positive_int,
-            "help": "Soft bounces in a row (no clean send between them) that suppress an address "
-            "(default 3).",
-        },
+        help="Soft bounces in a row (no clean send between them) that suppress an address "
+        "(default 3).",
     )
-    complaint_pause: float = field(
+    complaint_pause: float = setting(
+        "DRIP_COMPLAINT_PAUSE",
+        read.fraction,
         default=0.003,
-        metadata={
-            "env": "DRIP_COMPLAINT_PAUSE",
-            "parse": _fraction,
-            "help": "Complaint rate of the last 1,000 sends (once 500 are counted) above which "
-            "all sending pauses until an operator resumes it (default 0.003, 0.3%).",
-        },
+        help="Complaint rate of the last 1,000 sends (once 500 are counted) above which "
+        "all sending pauses until an operator resumes it (default 0.003, 0.3%).",
     )
-    bounce_pause: float = field(
+    bounce_pause: float = setting(
+        "DRIP_BOUNCE_PAUSE",
+        read.fraction,
         default=0.05,
-        metadata={
-            "env": "DRIP_BOUNCE_PAUSE",
-            "parse": _fraction,
-            "help": "Hard-bounce rate of the last 1,000 sends (once 500 are counted) above which "
-            "all sending pauses until an operator resumes it (default 0.05, 5%).",
-        },
+        help="Hard-bounce rate of the last 1,000 sends (once 500 are counted) above which "
+        "all sending pauses until an operator resumes it (default 0.05, 5%).",
     )
-    allow_unsafe_sending: bool = field(
+    allow_unsafe_sending: bool = setting(
+        "DRIP_ALLOW_UNSAFE_SENDING",
+        read.flag,
         default=False,
-        metadata={
-            "env": "DRIP_ALLOW_UNSAFE_SENDING",
-            "parse": _flag,
-            "help": "Send through DRIP_SMTP_URL although `drip doctor` finds problems (http links, "
-            "a @localhost sender, no postal address, no author name): for a test relay only. "
-            "The problems still show on the dashboard and in /healthz.",
-        },
+        help="Send through DRIP_SMTP_URL although `drip doctor` finds problems (http links, "
+        "a @localhost sender, no postal address, no author name): for a test relay only. "
+        "The problems still show on the dashboard and in /healthz.",
     )
-    metrics_token: str = field(
+    metrics_token: str = setting(
+        "DRIP_METRICS_TOKEN",
+        read.text,
         default="",
-        metadata={
-            "env": "DRIP_METRICS_TOKEN",
-            "parse": _text,
-            "help": "Bearer token /metrics asks for; with it a scrape gets every count. Unset: "
-            "/metrics is open and shows only what no sign-up moves (last pass age, "
-            "scheduler alive, guardrail problems).",
-        },
+        help="Bearer token /metrics asks for; with it a scrape gets every count. Unset: "
+        "/metrics is open and shows only what no sign-up moves (last pass age, "
+        "scheduler alive, guardrail problems).",
     )
-    home_url: str = field(
+    home_url: str = setting(
+        "DRIP_HOME_URL",
+        read.base_url,
         default="",
-        metadata={
-            "env": "DRIP_HOME_URL",
-            "parse": _base_url,
-            "help": "Where / redirects (e.g. your blog). Unset: / is a small page linking to "
-            "each course's sign-up page.",
-        },
+        help="Where / redirects (e.g. your blog). Unset: / is a small page linking to "
+        "each course's sign-up page.",
     )
-    dkim_selector: str = field(
+    dkim_selector: str = setting(
+        "DRIP_DKIM_SELECTOR",
+        read.text,
         default="",
-        metadata={
-            "env": "DRIP_DKIM_SELECTOR",
-            "parse": _text,
-            "help": "DKIM selector your relay signs with; `drip doctor` then looks up "
-            "<selector>._domainkey.<sender domain>.",
-        },
+        help="DKIM selector your relay signs with; `drip doctor` then looks up "
+        "<selector>._domainkey.<sender domain>.",
     )
-    studio_git: bool = field(
+    studio_git: bool = setting(
+        "DRIP_STUDIO_GIT",
+        read.flag,
         default=True,
-        metadata={
-            "env": "DRIP_STUDIO_GIT",
-            "parse": _flag,
-            "help": "Where the sequences folder is in a git repository, each change made in the "
-            "admin's course editor is a commit with the operator as author. Set false to "
-            "write the files without committing.",
-        },
+        help="Where the sequences folder is in a git repository, each change made in the "
+        "admin's course editor is a commit with the operator as author. Set false to "
+        "write the files without committing.",
     )
 
     @property
