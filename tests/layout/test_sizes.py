@@ -18,7 +18,6 @@ MODULE_DEBTS = {
     "drip/mail/render.py": 692,
     "drip/store/models.py": 855,
     "drip/web/admin/pages.py": 968,
-    "drip/web/api/v1.py": 507,
     "drip/web/public/pages.py": 710,
     "drip/web/studio/lessons.py": 797,
 }

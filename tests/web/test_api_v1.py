@@ -68,7 +68,7 @@ def test_an_integration_creates_enrolls_tags_and_reads_the_timeline_of_a_reader(
             "consent_source": "webinar sign-up sheet",
         },
     )
-    assert made.status_code == 201
+    assert made.status_code == 201, made.get_json()
     reader = made.get_json()
     assert reader["email"] == "ada@example.org" and reader["enrollments"] == []
     rid = reader["id"]
