@@ -24,7 +24,6 @@ MODULE_DEBTS = {
 FUNCTION_DEBTS = {
     "drip/dispatch/broadcasts.py:broadcast_from": 64,
     "drip/mail/render.py:message": 74,
-    "drip/web/api/signup.py:subscriptions": 62,
 }
 
 
