@@ -94,7 +94,7 @@ def queued(svc: Services) -> list[str]:
         return list(session.scalars(select(SignUpRequest.email)))
 
 
-def post_json(web: FlaskClient, email: str, **more: object) -> tuple[int, dict[str, object]]:
+def post_json(web: FlaskClient, email: str, **more: object) -> tuple[int, dict[str, Any]]:
     body = {"email": email, "sequence": "tiny", "consent": True, **more}
     answer = web.post("/api/subscriptions", json=body)
     return answer.status_code, answer.get_json()
