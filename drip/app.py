@@ -74,7 +74,8 @@ def create_app(
     # The sign-up post takes an embedded form's signed token instead; both public views
     # still check the CSRF token of our own pages' forms themselves.
     csrf.exempt(api.bp)
-    csrf.exempt(api_v1.bp)  # a bearer key, not a cookie: nothing for another site to ride on
+    for blueprint in (api_v1.bp, *api_v1.NESTED):  # a bearer key, not a cookie: nothing
+        csrf.exempt(blueprint)  # for another site to ride on
     csrf.exempt(inbound.bp)  # readers' replies, signed by the providers as their bounces
     csrf.exempt(webhooks.bp)  # providers sign their posts instead (drip.deliverability.providers)
     csrf.exempt(public_signup.post)

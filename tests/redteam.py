@@ -176,7 +176,7 @@ def attacks(base: str, links: Links, operator: str, password: str) -> list[Attac
             "a JSON sign-up to a sequence that does not exist",
             api(json.dumps({"email": "eve@example.org", "sequence": "nope", "consent": True})),
             (404,),
-            lambda r: '"tiny"' in r.json().get("error", ""),
+            lambda r: '"tiny"' in r.json().get("error", {}).get("message", ""),
         ),
         Attack(
             "enrollment=9223372036854775808 on the preferences form",

@@ -1,5 +1,5 @@
 """Readers out of drip: every reader and enrollment as CSV (streamed) and one reader's
-whole record as JSON (the right of access)."""
+whole record as JSON (the right of access): engagement, each course's pace, replies too."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drip.audience.segments import ids_of
 from drip.store.filters import Filters, reader_conditions
-from drip.store.models import ConsentRecord, Enrollment, Event, SignUpRequest, Subscriber
+from drip.store.models import (
+    ConsentRecord,
+    Enrollment,
+    Event,
+    Reply,
+    SignUpRequest,
+    Subscriber,
+)
 
 CSV_COLUMNS = [
     "email",
@@ -118,11 +125,48 @@ def export_subscriber(session: Session, subscriber: Subscriber) -> dict[str, Any
         "created_at": iso(subscriber.created_at),
         "suppressed_at": iso(subscriber.suppressed_at),
         "suppressed_reason": subscriber.suppressed_reason,
+        "engagement": str(subscriber.engagement),
+        "engaged_at": iso(subscriber.engaged_at),
         "consents": _consents(session, subscriber),
         "enrollments": [_enrollment(e) for e in subscriber.enrollments],
         "events": _events(session, subscriber),
         "waiting_sign_ups": _waiting_sign_ups(session, subscriber),
+        "replies": replies_of(session, subscriber),
     }
+
+
+def pace_json(enrollment: Enrollment) -> dict[str, Any]:
+    """The reader's pace in a course: `slower` (each delay counted twice), and the pause
+    they asked for, if any: `kind` "pause" or "away", `since`, `until` (none: until the
+    reader comes back; a time gone by: the pause is over)."""
+    pause = None
+    if enrollment.paused_since is not None:
+        pause = {
+            "kind": enrollment.pause_kind or "pause",
+            "since": iso(enrollment.paused_since),
+            "until": iso(enrollment.resumes_at),
+        }
+    return {"slower": enrollment.slower, "pause": pause}
+
+
+def replies_of(session: Session, subscriber: Subscriber) -> list[dict[str, Any]]:
+    """The replies the reader wrote, newest first, each with the course and lesson (or the
+    broadcast or offer, e.g. `broadcast-12`) it answers; none for a reply matched to nobody."""
+    replies = session.scalars(
+        select(Reply).where(Reply.subscriber_id == subscriber.id).order_by(Reply.id.desc())
+    )
+    return [
+        {
+            "id": r.id,
+            "received_at": iso(r.received_at),
+            "sequence": r.sequence,
+            "lesson": r.lesson,
+            "subject": r.subject,
+            "body": r.body,
+            "done_at": iso(r.done_at),
+        }
+        for r in replies
+    ]
 
 
 def _consents(session: Session, subscriber: Subscriber) -> list[dict[str, Any]]:
@@ -155,6 +199,7 @@ def _enrollment(e: Enrollment) -> dict[str, Any]:
         "confirmed_at": iso(e.confirmed_at),
         "completed_at": iso(e.completed_at),
         "unsubscribed_at": iso(e.unsubscribed_at),
+        "pace": pace_json(e),
         "deliveries": [
             {
                 "lesson": d.lesson,

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from drip.audience.controls import pause, resume
 from drip.audience.erasure import erase_subscribers
-from drip.audience.exports import iso
+from drip.audience.exports import iso, pace_json
 from drip.audience.leaving import unsubscribe
 from drip.audience.subscriptions import (
     Consent,
@@ -91,6 +91,7 @@ def enrollment_json(enrollment: Enrollment) -> dict[str, Any]:
         "due_at": iso(enrollment.due_at),
         "confirmed_at": iso(enrollment.confirmed_at),
         "completed_at": iso(enrollment.completed_at),
+        "pace": pace_json(enrollment),
     }
 
 

@@ -52,6 +52,15 @@ class SignUpRefused(Exception):
         self.field = field
         self.suggestion = suggestion
 
+    @property
+    def code(self) -> str:
+        """A stable name for the refusal, for programs (the sign-up API's error code)."""
+        if self.throttled:
+            return "throttled"
+        if self.field == "consent":
+            return "consent_required"
+        return "invalid_email" if self.field in ("email", None) else "invalid_field"
+
 
 @dataclass(frozen=True)
 class SignUp:

@@ -6,8 +6,9 @@ address, no author name), unless `DRIP_ALLOW_UNSAFE_SENDING` is on; the
 dashboard and `/healthz` show the same list either way. With the outbox (the embedded
 default) nothing is enforced: nobody receives those messages.
 
-`drip doctor` runs every check, these and the sender domains' DNS records (SPF, DKIM
-where a selector is given, DMARC), and prints each with its verdict.
+`drip doctor` runs every check, these, whether a reply address has something reading its
+replies, and the sender domains' DNS records (SPF, DKIM where a selector is given, DMARC),
+and prints each with its verdict.
 """
 
 from __future__ import annotations
@@ -239,6 +240,31 @@ def ses_webhook_check(settings: Settings) -> Check:
     return Check(name, OK, "/webhooks/ses accepts " + ", ".join(settings.sns_topic_arns))
 
 
+def reply_check(settings: Settings) -> Check | None:
+    """With DRIP_REPLY_ADDRESS, readers' replies go to that mailbox: something must hand them
+    to drip (the reply mailbox or a provider's inbound webhook), or nobody sees them and
+    `pause_on_reply` never pauses. None when no reply address is set."""
+    name = "DRIP_REPLY_ADDRESS"
+    if not settings.reply_address:
+        return None
+    readers = {
+        f"the mailbox at {urlsplit(settings.reply_imap_url).hostname}": settings.reply_imap_url,
+        "/webhooks/postmark/inbound": settings.postmark_auth,
+        "/webhooks/mailgun/inbound": settings.mailgun_signing_key,
+        "/webhooks/ses/inbound": settings.sns_topic_arns,
+    }
+    if found := [where for where, setting in readers.items() if setting]:
+        return Check(name, OK, "replies are read from " + ", ".join(found))
+    return Check(
+        name,
+        PROBLEM,
+        f"{settings.reply_address} receives readers' replies but nothing reads them: set "
+        "DRIP_REPLY_IMAP_URL to that mailbox, or point your provider's inbound webhook at "
+        "/webhooks/<provider>/inbound and set DRIP_POSTMARK_AUTH, DRIP_MAILGUN_SIGNING_KEY "
+        "or DRIP_SNS_TOPIC_ARNS",
+    )
+
+
 def doctor(settings: Settings, library: Library, resolver: dns.resolver.Resolver) -> list[Check]:
     """Every check, in order: settings first, then each sender domain's DNS records."""
     checks = setting_checks(settings, library)
@@ -267,6 +293,8 @@ def doctor(settings: Settings, library: Library, resolver: dns.resolver.Resolver
             ),
         )
     checks.append(ses_webhook_check(settings))
+    if replies := reply_check(settings):
+        checks.append(replies)
     domains = sorted(
         {parseaddr(sender)[1].rpartition("@")[2].lower() for sender in senders(settings, library)}
         - {""}

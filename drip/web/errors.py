@@ -1,5 +1,5 @@
 """Styled 404 and 500 pages: the admin's look under /admin, the readers' look elsewhere,
-JSON under /api/ (the REST API's own shape under /api/v1/). A 500 page says nothing of the
+the APIs' one JSON error under /api/. A 500 page says nothing of the
 error itself; the log has it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
-from drip.web.api import v1 as api_v1
+from drip.web.api.errors import json_error
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +32,20 @@ WORDS = {
 }
 
 
-API_V1 = {
+API = {  # code and message of the APIs' one error shape (drip.web.api.errors)
     400: ("bad_request", WORDS[400][1]),
-    404: ("not_found", "no such endpoint: see /api/v1/openapi.json"),
+    404: ("not_found", "no such endpoint"),
     500: ("server_error", WORDS[500][1]),
 }
 
 
 def _page(code: int) -> ResponseReturnValue:
     title, message = WORDS[code]
-    if request.path.startswith("/api/v1/"):  # the REST API's one error shape
-        name, text = API_V1[code]
-        return api_v1.error(text, name, code)
-    if request.path.startswith("/api/"):
-        return jsonify(status="error", error=title.lower()), code
+    if request.path.startswith("/api/"):  # both APIs' one error shape
+        name, text = API[code]
+        if code == 404 and request.path.startswith("/api/v1/"):
+            text += ": see /api/v1/openapi.json"
+        return json_error(name, text, code)
     if request.path.startswith("/webhooks/"):  # the providers' shape (drip.web.api.webhooks)
         return jsonify(error=message), code
     template = "admin/error.html" if request.path.startswith("/admin") else "public/error.html"

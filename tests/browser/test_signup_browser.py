@@ -262,16 +262,26 @@ def test_the_form_embedded_in_another_site_and_the_json_endpoint_work(
         ]
 
         page.goto(f"{blog.origin}/post.html")  # the blog's own script, through CORS
-        answer = page.evaluate(
-            """async (url) => {
+        post = """async ([url, email]) => {
             const r = await fetch(url, {method: "POST",
                 headers: {"Content-Type": "application/json"},
-                body: JSON.stringify({email: "cy@example.org", sequence: "tiny",
+                body: JSON.stringify({email: email, sequence: "tiny",
                                       consent: true, timezone: "Europe/Oslo"})});
             return [r.status, await r.json()];
-        }""",
-            f"{server.url}/api/subscriptions",
-        )
+        }"""
+        slip = page.evaluate(post, [f"{server.url}/api/subscriptions", "cy@gmial.com"])
+        assert slip == [  # the blog's script reads the one error shape, suggestion and all
+            400,
+            {
+                "error": {
+                    "code": "invalid_email",
+                    "message": "Did you mean cy@gmail.com?",
+                    "field": "email",
+                    "suggestion": "cy@gmail.com",
+                }
+            },
+        ]
+        answer = page.evaluate(post, [f"{server.url}/api/subscriptions", "cy@example.org"])
         assert answer == [202, {"status": "accepted"}]
         server.services.dispatcher().run_pass(clock())  # the worker's next pass
         assert [m.subject for m in smtp_server.to("cy@example.org")] == [

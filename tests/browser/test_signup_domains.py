@@ -94,7 +94,7 @@ def queued(svc: Services) -> list[str]:
         return list(session.scalars(select(SignUpRequest.email)))
 
 
-def post_json(web: FlaskClient, email: str, **more: object) -> tuple[int, dict[str, object]]:
+def post_json(web: FlaskClient, email: str, **more: object) -> tuple[int, dict[str, Any]]:
     body = {"email": email, "sequence": "tiny", "consent": True, **more}
     answer = web.post("/api/subscriptions", json=body)
     return answer.status_code, answer.get_json()
@@ -152,7 +152,8 @@ def test_a_domain_dns_says_does_not_exist_is_refused_and_nothing_is_queued(
     page = sign_up(web, email="ada@no-such-domain.example")
 
     assert status == 400
-    assert body["error"] == (
+    assert body["error"]["code"] == "invalid_email"
+    assert body["error"]["message"] == (
         "The domain name no-such-domain.example does not exist. Please check the address."
     )
     assert page.status_code == 400 and "no-such-domain.example does not exist" in page.text
@@ -169,7 +170,7 @@ def test_a_domain_publishing_a_null_mx_is_refused(
 
     assert status == 400
     assert (
-        body["error"]
+        body["error"]["message"]
         == "The domain name example.org does not accept email. Please check the address."
     )
     assert count(app.extensions["drip"], SignUpRequest) == 0
@@ -252,9 +253,12 @@ def test_the_json_api_error_carries_the_suggestion(
     assert (status, body) == (
         400,
         {
-            "status": "error",
-            "error": "Did you mean ada@hotmail.com?",
-            "suggestion": "ada@hotmail.com",
+            "error": {
+                "code": "invalid_email",
+                "message": "Did you mean ada@hotmail.com?",
+                "field": "email",
+                "suggestion": "ada@hotmail.com",
+            }
         },
     )
     assert kept_status == 202

@@ -319,3 +319,30 @@ def test_doctor_says_the_ses_webhook_refuses_everything_until_topics_are_named(
         "1",
     )
     assert f"ok                DRIP_SNS_TOPIC_ARNS: /webhooks/ses accepts {topic}" in named.output
+
+
+def test_doctor_says_what_to_set_when_nothing_reads_the_reply_address(
+    env: dict[str, str],
+) -> None:
+    args = ("doctor", "--nameserver", f"127.0.0.1:{free_port()}", "--timeout", "1")
+    unread = drip({**env, "DRIP_REPLY_ADDRESS": "reply@example.org"}, *args)
+    read = drip(
+        {
+            **env,
+            "DRIP_REPLY_ADDRESS": "reply@example.org",
+            "DRIP_REPLY_IMAP_URL": "imaps://drip:secret@imap.example.org/INBOX",
+        },
+        *args,
+    )
+    without = drip(env, *args)
+
+    warning = next(line for line in unread.output.splitlines() if "DRIP_REPLY_ADDRESS" in line)
+    assert warning.startswith("problem")
+    assert "nothing reads them" in warning and "DRIP_REPLY_IMAP_URL" in warning
+    assert unread.exit_code == 1
+    assert (
+        "ok                DRIP_REPLY_ADDRESS: replies are read from the mailbox at "
+        "imap.example.org"
+    ) in read.output.splitlines()
+    assert "secret" not in read.output
+    assert "DRIP_REPLY_ADDRESS" not in without.output

@@ -235,4 +235,4 @@ def test_unknown_api_urls_answer_json_in_each_apis_shape(failing_app: Flask) -> 
     rest = web.get("/api/v1/no-such-thing")
     assert rest.status_code == 404 and rest.get_json()["error"]["code"] == "not_found"
     old = web.get("/api/no-such-thing")
-    assert old.status_code == 404 and old.get_json()["status"] == "error"
+    assert old.status_code == 404 and old.get_json()["error"]["code"] == "not_found"

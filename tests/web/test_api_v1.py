@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,13 +16,15 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from drip.app import create_app
+from drip.audience.pace import pause
 from drip.audience.segments import save
+from drip.audience.subscriptions import Consent
 from drip.audience.tags import add_tags
 from drip.cli import cli
 from drip.core.clock import FrozenClock
 from drip.integrations.api_keys import create_key
 from drip.services import Services
-from drip.store.models import ApiKey, Broadcast, ConsentRecord, Subscriber
+from drip.store.models import ApiKey, Broadcast, ConsentRecord, Enrollment, Reply, Subscriber
 from tests.conftest import enroll, json_body, make_settings
 from tests.smtp import SmtpServer
 
@@ -414,3 +417,54 @@ def test_a_draft_is_edited_by_patch_checked_as_a_new_one_and_only_while_a_draft(
         for r in m.recipients
     ]
     assert sent == [("New", "ada@example.org")]
+
+
+def test_a_read_key_sees_a_readers_pace_and_their_replies_newest_first(
+    api_app: Flask, client: FlaskClient, clock: FrozenClock
+) -> None:
+    svc: Services = api_app.extensions["drip"]
+    read = auth(key(api_app, "read"))
+    enrollment_id = enroll(svc, "ada@example.org")
+    with svc.sessions() as session:
+        enrollment = session.get_one(Enrollment, enrollment_id)
+        pause(
+            session,
+            svc.content.library().sequences["tiny"],
+            enrollment,
+            clock(),
+            "back",
+            Consent(source="test", text="x"),
+        )
+        for n, lesson in enumerate(["welcome", "two"]):
+            session.add(
+                Reply(
+                    key=f"<r{n}@example.org>",
+                    received_at=clock() + timedelta(hours=n),
+                    source="mailbox",
+                    sender="ada@example.org",
+                    subject=f"Re: {lesson}",
+                    body=f"About {lesson}.",
+                    matched=True,
+                    subscriber_id=enrollment.subscriber_id,
+                    enrollment_id=enrollment_id,
+                    sequence="tiny",
+                    lesson=lesson,
+                )
+            )
+        session.commit()
+        rid = enrollment.subscriber_id
+
+    reader = client.get(f"/api/v1/readers/{rid}", headers=read).get_json()
+    replies = client.get(f"/api/v1/readers/{rid}/replies", headers=read)
+    nobody = client.get("/api/v1/readers/999999/replies", headers=read)
+
+    assert reader["enrollments"][0]["pace"] == {
+        "slower": False,
+        "pause": {"kind": "pause", "since": clock().isoformat(), "until": None},
+    }
+    assert replies.status_code == 200
+    assert [(r["sequence"], r["lesson"], r["body"]) for r in replies.get_json()["data"]] == [
+        ("tiny", "two", "About two."),
+        ("tiny", "welcome", "About welcome."),
+    ]
+    assert nobody.status_code == 404 and nobody.get_json()["error"]["code"] == "not_found"

@@ -62,19 +62,25 @@ def test_bad_json_sign_ups_get_a_clear_4xx_and_store_nothing(
 ) -> None:
     before = snapshot(svc.engine)
     cases = [
-        ({**GOOD, "consent": False}, 400, "consent must be true"),
-        ({**GOOD, "consent": "yes"}, 400, "consent must be true"),
-        ({**GOOD, "email": "nope"}, 400, "doesn't look like an email"),
-        ({**GOOD, "email": 42}, 400, "strings"),
-        ({**GOOD, "sequence": "nope"}, 404, "unknown sequence"),
-        (["not", "an", "object"], 400, "JSON object"),
+        ({**GOOD, "consent": False}, 400, "consent_required", "consent", "consent must be true"),
+        ({**GOOD, "consent": "yes"}, 400, "consent_required", "consent", "consent must be true"),
+        ({**GOOD, "email": "nope"}, 400, "invalid_email", "email", "doesn't look like an email"),
+        ({**GOOD, "email": 42}, 400, "invalid_field", "email", "strings"),
+        ({**GOOD, "tags": "a"}, 400, "invalid_field", "tags", "list of strings"),
+        ({**GOOD, "sequence": "nope"}, 404, "unknown_sequence", "sequence", "unknown sequence"),
+        (["not", "an", "object"], 400, "invalid_body", None, "JSON object"),
     ]
-    for body, status, message in cases:
+    for body, status, code, field, message in cases:
         answer = web.post("/api/subscriptions", json=body)
         assert answer.status_code == status, body
-        assert message in answer.json["error"], answer.json  # type: ignore[index]
+        error = answer.json["error"]  # type: ignore[index]
+        assert (error["code"], error.get("field")) == (code, field), answer.json
+        assert message in error["message"], answer.json
+        assert set(answer.json) == {"error"}  # type: ignore[arg-type]
     plain = web.post("/api/subscriptions", data="email=ada@example.org")
-    assert plain.status_code == 415 and "application/json" in plain.json["error"]  # type: ignore[index]
+    assert plain.status_code == 415
+    assert plain.json["error"]["code"] == "unsupported_media_type"  # type: ignore[index]
+    assert "application/json" in plain.json["error"]["message"]  # type: ignore[index]
     assert snapshot(svc.engine) == before
 
 
@@ -108,6 +114,7 @@ def test_a_post_from_an_origin_not_allowed_is_refused_and_stores_nothing(
     answer = web.post("/api/subscriptions", json=GOOD, headers={"Origin": "https://evil.example"})
 
     assert answer.status_code == 403
+    assert answer.json["error"]["code"] == "forbidden_origin"  # type: ignore[index]
     assert "Access-Control-Allow-Origin" not in answer.headers
     assert snapshot(svc.engine) == before
 

@@ -122,9 +122,11 @@ def test_only_a_sequence_that_does_not_exist_is_a_404_and_the_api_names_the_real
         "/api/subscriptions", json={"email": "a@example.org", "sequence": "nope", "consent": True}
     )
     assert answer.status_code == 404
-    assert answer.get_json()["error"] == (
-        'unknown sequence: give the slug of a course, one of "tiny"'
-    )
+    assert answer.get_json()["error"] == {
+        "code": "unknown_sequence",
+        "message": 'unknown sequence: give the slug of a course, one of "tiny"',
+        "field": "sequence",
+    }
 
 
 def test_a_quote_and_markup_in_a_title_are_shown_as_text_in_the_confirmation(
@@ -208,7 +210,7 @@ def test_the_json_api_refuses_deep_or_large_bodies_with_400(
 ) -> None:
     before = snapshot(svc.engine)
     answer = web.post("/api/subscriptions", data=body, content_type="application/json")
-    assert answer.status_code == 400 and answer.get_json()["status"] == "error"
+    assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "invalid_body"
     assert snapshot(svc.engine) == before
 
 
@@ -221,7 +223,9 @@ def test_a_first_name_with_a_lone_surrogate_is_refused_with_400(
     )
     answer = web.post("/api/subscriptions", data=body, content_type="application/json")
     assert answer.status_code == 400
-    assert "first name" in answer.get_json()["error"]
+    error = answer.get_json()["error"]
+    assert error["code"] == "invalid_field" and error["field"] == "first_name"
+    assert "first name" in error["message"]
     assert snapshot(svc.engine) == before
 
 

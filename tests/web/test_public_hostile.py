@@ -403,3 +403,20 @@ def test_simultaneous_sign_ups_of_one_address_make_one_reader(
     with svc.sessions() as session:
         assert session.scalars(select(Subscriber.email)).all() == ["race@example.org"]
         assert len(session.scalars(select(Enrollment)).all()) == 1
+
+
+def test_the_json_sign_up_past_the_limit_is_429_with_the_throttled_code(
+    strict_app: Flask,
+) -> None:
+    web = strict_app.test_client()
+    body = {"email": "ada@example.org", "sequence": "tiny", "consent": True}
+
+    answers = [web.post("/api/subscriptions", json=body) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [202, 202, 429]
+    assert answers[2].get_json() == {
+        "error": {
+            "code": "throttled",
+            "message": "Too many sign-ups for this address. Please try again in an hour.",
+        }
+    }
