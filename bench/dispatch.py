@@ -53,7 +53,7 @@ from sqlalchemy.engine import Engine
 
 from drip.content.sequences import Sequence
 from drip.core.config import PROJECT_ROOT, load_settings
-from drip.mail.message_ids import new_message_id
+from drip.mail.message_ids import message_id_for
 from drip.mail.render import Reader
 from drip.services import Services, build_services
 from drip.store.db import make_engine, migrate
@@ -295,7 +295,13 @@ def bench_dispatch(svc: Services, sequence: Sequence, readers: int) -> tuple[flo
     sample = template.build(
         Reader("reader0000001@example.org", "Reader1", 1, 1),
         svc.links,
-        new_message_id(svc.settings.secret_key, 1, sequence.lessons[1].key, svc.renderer.domain),
+        message_id_for(
+            svc.settings.secret_key,
+            1,
+            sequence.lessons[1].key,
+            template.sender,
+            svc.renderer.domain,
+        ),
         NOW,
     )
     return seconds, sample
@@ -310,7 +316,9 @@ def bench_smtplib(port: int, svc: Services, sequence: Sequence, count: int) -> f
             template.build(
                 Reader(f"reader{n:07d}@example.org", f"Reader{n}", n, n),
                 svc.links,
-                new_message_id(svc.settings.secret_key, n, "smtplib", svc.renderer.domain),
+                message_id_for(
+                    svc.settings.secret_key, n, "smtplib", template.sender, svc.renderer.domain
+                ),
                 NOW,
             ),
         )

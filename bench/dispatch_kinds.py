@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 
 from drip.content.sequences import Sequence
 from drip.dispatch import broadcasts
-from drip.mail.message_ids import new_message_id
+from drip.mail.message_ids import message_id_for
 from drip.mail.render import MessageTemplate, Reader
 from drip.services import Services
 from drip.store.models import Broadcast, Enrollment, Subscriber
@@ -108,7 +108,9 @@ def bare_smtplib(
         for n in range(len(messages) + 1, len(messages) + count + 1):
             address = f"reader{n:07d}@example.org"
             extra: dict[str, Any] = {"unsubscribe_url": svc.links.unsubscribe_url(n)}
-            mid = new_message_id(svc.settings.secret_key, n, "smtplib", svc.renderer.domain)
+            mid = message_id_for(
+                svc.settings.secret_key, n, "smtplib", template.sender, svc.renderer.domain
+            )
             reader = Reader(address, f"Reader{n}", n, n)
             messages.append((address, template.build(reader, svc.links, mid, now, extra=extra)))
     say(f"smtplib sending {len(messages):,} pre-built messages ...")

@@ -20,7 +20,7 @@ from sqlalchemy.sql import FromClause
 from drip.audience.subscriptions import Consent, clean_timezone, normalize_email, starts_at_once
 from drip.content.schedule import next_due, reader_zone
 from drip.content.sequences import Sequence
-from drip.mail.render import header_safe
+from drip.mail.headers import header_safe
 from drip.store.models import (
     ConsentRecord,
     Enrollment,

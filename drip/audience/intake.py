@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from drip.audience.subscriptions import Consent, SubscriptionError, subscribe
 from drip.audience.tags import add_tags
 from drip.content.sequences import Library
-from drip.mail.render import header_safe
+from drip.mail.headers import header_safe
 from drip.store.models import SignUpRequest
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from drip.content.schedule import next_due, reader_zone
 from drip.content.sequences import Lesson, Library, Sequence
-from drip.mail.render import header_safe
+from drip.mail.headers import header_safe
 from drip.store.models import (
     ConsentRecord,
     Enrollment,

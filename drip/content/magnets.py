@@ -56,7 +56,7 @@ from drip.content.study_plan import (
 from drip.core.config import Settings
 from drip.core.files import private_dir
 from drip.core.paths import TEMPLATES
-from drip.mail.render import MARKDOWN_EXTENSIONS
+from drip.mail.markdown_body import MARKDOWN_EXTENSIONS
 
 log = logging.getLogger(__name__)
 

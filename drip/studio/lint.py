@@ -27,7 +27,9 @@ from drip.content.sequences import Lesson, Library, Problem, Sequence
 from drip.content.variants import arms
 from drip.core.config import Settings
 from drip.mail.links import Links, sample_links
-from drip.mail.render import MARKDOWN_EXTENSIONS, SAMPLE_READER, TOKEN, Renderer
+from drip.mail.markdown_body import MARKDOWN_EXTENSIONS
+from drip.mail.render import SAMPLE_READER, Renderer
+from drip.mail.tokens import TOKEN
 
 HTML_LIMIT = 100 * 1024
 MJ_INCLUDE = re.compile(r"<\s*mj-include\b", re.I)

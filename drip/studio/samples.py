@@ -9,7 +9,6 @@ counted in the database (drip.store.ratelimit) so every web worker sees the same
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 from drip.audience.subscriptions import normalize_email
 from drip.content.sequences import Sequence
 from drip.mail.links import Links, sample_links
+from drip.mail.message_ids import message_id_for
 from drip.mail.render import SAMPLE_READER, MessageTemplate, Reader, Renderer
 from drip.mail.transports import Transport, envelope_sender
 from drip.store.ratelimit import hit, window_start
@@ -77,7 +77,8 @@ def send_test(
     address = normalize_email(to)
     template = test_template(renderer, sequence, lesson)
     reader = Reader(address, first_name, SAMPLE_READER.subscriber_id, SAMPLE_READER.enrollment_id)
-    mid = f"<drip.test.{uuid.uuid4().hex}@{renderer.domain}>"
+    secret = renderer.settings.secret_key  # signed like any other; enrollment 0 is no one's
+    mid = message_id_for(secret, reader.enrollment_id, "test", template.sender, renderer.domain)
     message = template.build(reader, sample_links(links, "test"), mid, now)
     with transport() as relay:
         relay.send(

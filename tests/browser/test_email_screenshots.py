@@ -16,7 +16,8 @@ from drip.content.lessons import VARIABLE
 from drip.content.loader import load_sequences
 from drip.content.sequences import Lesson, Sequence
 from drip.core.clock import FrozenClock
-from drip.mail.render import Reader, markdown_to_text
+from drip.mail.markdown_body import markdown_to_text
+from drip.mail.render import Reader
 from drip.services import Services, build_services
 from tests.conftest import make_settings, screenshot
 

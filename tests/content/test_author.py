@@ -25,8 +25,9 @@ from drip.content.loader import load_sequences
 from drip.core.clock import FrozenClock
 from drip.core.config import PROJECT_ROOT, Settings, load_settings
 from drip.deliverability import guardrails
+from drip.mail.headers import mailbox
 from drip.mail.links import Links
-from drip.mail.render import SAMPLE_READER, Renderer, mailbox
+from drip.mail.render import SAMPLE_READER, Renderer
 from drip.services import Services
 from tests.conftest import TESTS, make_settings
 from tests.smtp import SmtpServer

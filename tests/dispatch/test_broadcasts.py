@@ -27,10 +27,15 @@ from drip.core.clock import FrozenClock
 from drip.dispatch.broadcasts import (
     BroadcastError,
     audience_count,
+    create_draft,
+    parse_broadcast,
     progress,
     read_broadcast,
     schedule,
+    send_test,
+    template_for,
 )
+from drip.mail.message_ids import read_message_ids
 from drip.services import Services, build_services
 from drip.store.db import make_engine
 from drip.store.models import Enrollment, RecipientStatus, Subscriber
@@ -195,6 +200,51 @@ def test_a_broadcast_file_with_mistakes_says_what_and_where(svc: Services, tmp_p
     text = str(error.value)
     assert f"{bad}:2: to: no usable sequence 'nope'" in text
     assert f"{bad}:6: unknown variable 'firstname'" in text
+
+
+def test_to_that_is_neither_a_course_nor_a_list_is_a_problem_not_a_crash(svc: Services) -> None:
+    text = NEWS.replace("to: [tiny, other]", "to: 5")
+    with pytest.raises(BroadcastError) as error:
+        parse_broadcast(text, Path("news.md"), svc.content.library())
+    assert "news.md:2: to: a sequence or a list of sequences" in str(error.value)
+
+
+def footer_of(text: str) -> str:
+    return next(line for line in text.splitlines() if "signed up for" in line)
+
+
+def test_a_copy_footer_names_the_readers_own_courses_each_title_quoted(
+    svc: Services, clock: FrozenClock
+) -> None:
+    library = svc.content.library()
+    spec = parse_broadcast(NEWS, Path("news.md"), library)
+    with svc.sessions() as session:
+        broadcast = create_draft(session, spec, clock(), "test")
+
+        one = template_for(svc.renderer, library, broadcast, ("other",))
+        both = template_for(svc.renderer, library, broadcast, ("tiny", "other"))
+
+    assert footer_of(one.text).endswith("you signed up for “Other course.”")
+    assert "Tiny course" not in one.text and "Tiny course" not in one.html
+    assert footer_of(both.text).endswith("you signed up for “Tiny course” and “Other course.”")
+    assert one.list_id == both.list_id == "<broadcasts.drip.test>"
+
+
+def test_a_test_send_carries_a_signed_message_id_at_the_senders_domain(
+    svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
+    library = svc.content.library()
+    spec = parse_broadcast(NEWS, Path("news.md"), library)
+    with svc.sessions() as session:
+        broadcast = create_draft(session, spec, clock(), "test")
+        mid = send_test(
+            svc.renderer, library, broadcast, svc.links, svc.transport, "me@example.org", clock()
+        )
+
+    (message,) = smtp_server.to("me@example.org")
+    assert message.message["Message-ID"] == mid and mid.endswith("@example.org>")
+    (signed,) = read_message_ids(svc.settings.secret_key, mid)
+    assert (signed.enrollment_id, signed.label) == (0, "test")  # no reader's enrollment
 
 
 @pytest.mark.slow

@@ -23,7 +23,8 @@ from drip.content.sequences import Sequence
 from drip.core.clock import FrozenClock
 from drip.dispatch.broadcasts import read_broadcast, schedule
 from drip.dispatch.fresh_links import request_magnet_link
-from drip.mail.render import HEADER_TEXT_MAX, MessageTemplate, Reader
+from drip.mail.headers import HEADER_TEXT_MAX
+from drip.mail.render import MessageTemplate, Reader
 from drip.ops.stats import overview
 from drip.ops.timeline import timeline
 from drip.services import Services, build_services

@@ -11,7 +11,8 @@ import pytest
 
 from drip.content.loader import load_sequences
 from drip.core.config import PROJECT_ROOT
-from drip.mail.render import Reader, _fold, address_header
+from drip.mail.headers import address_header, fold
+from drip.mail.render import Reader
 from drip.services import Services
 
 NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
@@ -39,7 +40,7 @@ ADDRESSES = ["ada@example.org", "first.last+tag@mail.example.co.uk", "o'brien@ex
 @pytest.mark.parametrize("address", ADDRESSES)
 @pytest.mark.parametrize("name", NAMES)
 def test_address_header_matches_the_email_package(name: str, address: str) -> None:
-    assert address_header("To", name, address) == _fold("To", formataddr((name, address), "utf-8"))
+    assert address_header("To", name, address) == fold("To", formataddr((name, address), "utf-8"))
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if "  " not in n])

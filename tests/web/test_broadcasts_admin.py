@@ -395,7 +395,7 @@ def test_a_broadcast_copy_names_only_the_courses_its_reader_joined(
     (bo,) = [m for m in smtp_server.to("bo@example.org") if m.subject == "News"]
     assert "“Tiny course.”" in footer(ada.text()) and "Other course" not in ada.html()
     assert "“Other course.”" in footer(cy.text()) and "Tiny course" not in cy.html()
-    assert "“Tiny course and Other course.”" in footer(bo.text())
+    assert "“Tiny course” and “Other course.”" in footer(bo.text())  # each title quoted
     assert {m.message["List-Id"] for m in (ada, cy, bo)} == {"<broadcasts.drip.test>"}
 
 
