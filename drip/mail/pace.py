@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Table, func, insert, update
 from sqlalchemy.engine import Engine
@@ -45,6 +45,14 @@ def _greatest(conn: Connection, column: Any, value: float) -> Any:
     if conn.dialect.name == "sqlite":
         return func.max(column, value)
     return func.greatest(column, value)
+
+
+class Slot(NamedTuple):
+    """The send slot one hand-off took: its time on the pace's clock, and whether the sender
+    had to wait for it."""
+
+    at: float
+    waited: bool
 
 
 class Pace:
@@ -89,11 +97,21 @@ class Pace:
         raise RuntimeError("could not reserve send slots")
 
     def wait(self) -> bool:
-        """Block until this worker's next slot (True if it had to wait); reserve more when it
-        has none left. A slot already past is dropped, not used late: a late send would land
-        in a second that other slots already fill. So is a slot this thread woke up for too
-        late (a loaded host may wake a sleeper tens of milliseconds after its time): it takes
-        the next one instead, so no send trails its slot by more than half a gap."""
+        """Block until this worker's next slot; True if it had to wait (see `take`)."""
+        return self.take().waited
+
+    def take(self) -> Slot:
+        """Block until this worker's next slot and give it; reserve more when it has none
+        left. A slot already past is dropped, not used late: a late send would land in a
+        second that other slots already fill. So is a slot this thread woke up for too late
+        (a loaded host may wake a sleeper tens of milliseconds after its time): it takes the
+        next one instead, so no send is let through more than half a gap after its slot.
+
+        What the pace itself guarantees, on one clock: the slots it gives are at least
+        MARGIN/rate apart across every worker, and each send is let through at or after its
+        slot. The work between that and the relay (the reader's status read, building the
+        message, the SMTP exchange) can only delay a message; the MARGIN absorbs differences of
+        up to 0.15 s in that delay before a second at the relay could hold more than the rate."""
         waited = False
         while True:
             with self._lock:
@@ -108,4 +126,4 @@ class Pace:
                 self.sleep(delay)
                 waited = True
             if self.clock() - slot <= self.gap / 2:
-                return waited
+                return Slot(slot, waited)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ from tests.bulk import add_due_readers
 from tests.conftest import TESTS_DAILY_CAP, enroll, make_settings
 from tests.dispatch.test_chaining import library_with
 from tests.dispatch.test_crash_recovery import DRIP
-from tests.dispatch.test_relay_pace import busiest_second
+from tests.dispatch.test_relay_pace import busiest_second, never_ahead_of_the_pace
 from tests.mail.test_pace import FakeTime
 from tests.smtp import AfterHandOff, SmtpServer
 
@@ -249,6 +250,7 @@ def test_four_workers_on_postgres_keep_every_kind_together_to_the_send_rate(
         "DRIP_ALLOW_UNSAFE_SENDING": "true",
         "DRIP_POSTAL_ADDRESS": "1 Test Street",
     }
+    start = time.time()  # no slot of the shared pace comes before it
     workers = [
         subprocess.Popen(
             [DRIP, "dispatch", "--now", NINE_IN_NEW_YORK.isoformat()],
@@ -264,7 +266,10 @@ def test_four_workers_on_postgres_keep_every_kind_together_to_the_send_rate(
     arrivals = Counter((r, m.subject) for m in smtp_server.messages for r in m.recipients)
     assert set(arrivals.values()) == {1}  # each message once, whichever worker sent it
     assert len(smtp_server.messages) == sum(owed.values())
-    assert busiest_second([m.at for m in smtp_server.messages]) <= RATE
+    # The slots stay inside the processes: the sink's arrivals are held to what they imply,
+    # with no tolerance (a loaded host can only delay a message); the busiest second of the
+    # slots themselves is measured in tests/dispatch/test_relay_pace.py.
+    assert never_ahead_of_the_pace(start, RATE, [m.at for m in smtp_server.messages])
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ class FakeTime:
     `oversleep` (by their number), as a loaded host wakes a thread after its time."""
 
     def __init__(self, start: float = 1_800_000_000.0, oversleep: dict[int, float] | None = None):
-        self.now = start
+        self.start = self.now = start
         self.sleeps = 0
         self.oversleep = oversleep or {}
 
@@ -82,3 +82,15 @@ def test_two_workers_sharing_the_row_take_turns_at_the_slots(engine: Engine) -> 
             times.append(fake.clock())
     assert len(set(times)) == len(times)  # no slot handed to both
     assert busiest_second(times) <= RATE
+
+
+def test_each_send_is_let_through_at_its_slot_and_told_which_it_took(engine: Engine) -> None:
+    gap = MARGIN / RATE
+    fake = FakeTime(oversleep={1: gap})  # the first sleep wakes a whole gap late
+    pace = Pace(engine, RATE, clock=fake.clock, sleep=fake.sleep)
+    first = pace.take()
+    second = pace.take()
+    assert first.at == fake.start and not first.waited  # the budget was idle: at once
+    assert second.waited
+    assert second.at == pytest.approx(first.at + 2 * gap, abs=1e-6)  # the next, not its own
+    assert fake.clock() == pytest.approx(second.at, abs=1e-6)  # let through at the slot it took
