@@ -28,7 +28,14 @@ from sqlalchemy.orm import Session
 
 from drip.content.sequences import Lesson, Sequence
 from drip.content.variants import arms
-from drip.store.models import Delivery, DeliveryStatus, Enrollment, LinkClick, SubscriberTag
+from drip.store.models import (
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    LinkClick,
+    Reply,
+    SubscriberTag,
+)
 
 D = cast(Table, Delivery.__table__)
 E = cast(Table, Enrollment.__table__)
@@ -67,7 +74,6 @@ class Experiment:
     lesson: Lesson
     arms: tuple[Arm, ...]
     winner: str | None  # the variant the stopping rule calls, if it calls one
-    note: str = ""  # why the goal count may read low (replies not recorded)
 
 
 def experiment(session: Session, sequence: Sequence, lesson: Lesson) -> Experiment:
@@ -80,12 +86,7 @@ def experiment(session: Session, sequence: Sequence, lesson: Lesson) -> Experime
         Arm(arm.variant, arm.subject, readers, goals, chance)
         for arm, (readers, goals), chance in zip(choices, pairs, best, strict=True)
     )
-    note = (
-        "Replies are not recorded by drip yet: every variant reads 0 until they are."
-        if lesson.goal is not None and lesson.goal.kind == "reply"
-        else ""
-    )
-    return Experiment(sequence.slug, lesson, figures, called(figures), note)
+    return Experiment(sequence.slug, lesson, figures, called(figures))
 
 
 def called(figures: tuple[Arm, ...]) -> str | None:
@@ -117,8 +118,14 @@ def goal_counts(session: Session, sequence: Sequence, lesson: Lesson) -> dict[st
 def _goal_reached(sequence: Sequence, lesson: Lesson) -> ColumnElement[bool]:
     """The condition, on a delivery row, that its reader reached the lesson's goal."""
     goal = lesson.goal
-    if goal is None or goal.kind == "reply":
-        return false()  # no goal, or one drip does not record yet
+    if goal is None:
+        return false()
+    if goal.kind == "reply":  # a reply drip matched to this reader's copy of the lesson
+        return exists().where(
+            Reply.enrollment_id == D.c.enrollment_id,
+            Reply.lesson == D.c.lesson,
+            Reply.matched.is_(True),
+        )
     if goal.kind == "click":  # a reader's click (not a scanner's, not an open) in this lesson
         return exists().where(
             LinkClick.enrollment_id == D.c.enrollment_id,
