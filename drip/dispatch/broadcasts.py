@@ -45,6 +45,7 @@ from drip.content.front_matter import FrontMatterError, parse_front_matter
 from drip.content.lessons import check_variables
 from drip.content.sequences import Library, Problem, Sequence
 from drip.dispatch.broadcast_schedule import write_recipients
+from drip.dispatch.broadcast_variants import read_test, split_recipients
 from drip.mail.links import Links, sample_links
 from drip.mail.render import SAMPLE_READER, MessageTemplate, Reader, Renderer
 from drip.mail.transports import Transport, envelope_sender
@@ -97,6 +98,7 @@ class BroadcastFile:
     tags: tuple[str, ...]
     segment: str = ""  # a segment's name: only its readers, among those of `to`
     engagement: str = "engaged"  # or "all": quiet readers too (never the gone)
+    test: dict[str, Any] = dataclasses.field(default_factory=dict)  # variants: (a test)
 
     def audience(self) -> dict[str, Any]:
         audience: dict[str, Any] = {
@@ -107,6 +109,7 @@ class BroadcastFile:
         }
         if self.segment:
             audience["segment"] = self.segment
+        audience.update(self.test)  # drip.dispatch.broadcast_variants
         return audience
 
 
@@ -137,11 +140,7 @@ def broadcast_from(
 ) -> BroadcastFile:
     """The broadcast from its fields (front matter, the admin's form, the API's JSON), with
     every problem at once; one check for all three ways in."""
-    problems: list[Problem] = []
-    for key in sorted(set(meta) - KEYS):
-        problems.append(
-            Problem(path, 2, f"unknown key {key!r} (allowed: {', '.join(sorted(KEYS))})")
-        )
+    test, problems = read_test(meta, path, KEYS)  # unknown keys; variants: (a test)
     subject = str(meta.get("subject") or "").strip()
     if not subject:
         problems.append(Problem(path, 2, "missing subject"))
@@ -189,6 +188,7 @@ def broadcast_from(
         tags,
         segment,
         engagement,
+        test,
     )
 
 
@@ -407,6 +407,7 @@ def schedule_draft(
     written = write_recipients(
         session, library, broadcast.id, audience_query(broadcast.audience, within), at
     )
+    split_recipients(session, broadcast)  # a test's share first (broadcast_variants)
     session.commit()
     session.refresh(broadcast)
     return written
@@ -440,8 +441,7 @@ def cancel(session: Session, broadcast_id: int, now: datetime) -> int:
         raise BroadcastError([Problem(Path(str(broadcast_id)), 1, "no such broadcast")])
     if broadcast.status == BroadcastStatus.DONE:
         raise BroadcastError([Problem(Path(str(broadcast_id)), 1, "it has gone out to everyone")])
-    broadcast.status = BroadcastStatus.CANCELLED
-    broadcast.cancelled_at = now
+    broadcast.status, broadcast.cancelled_at = BroadcastStatus.CANCELLED, now
     skipped = session.execute(
         update(BroadcastRecipient)
         .where(

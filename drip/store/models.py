@@ -651,9 +651,8 @@ class Broadcast(Base):
 
 
 class BroadcastRecipient(Base):
-    """One reader of a broadcast: unique per (broadcast, reader), so each gets it once.
-    `due_at` is the first opening of their send window at or after the broadcast's time,
-    and doubles as the claim lease, as for enrollments."""
+    """One reader of a broadcast, once each (unique per broadcast and reader); `due_at`, the
+    first opening of their send window at or after its time, doubles as the claim lease."""
 
     __tablename__ = "broadcast_recipients"
     __table_args__ = (
@@ -677,6 +676,7 @@ class BroadcastRecipient(Base):
     sent_at: Mapped[utc_or_none]
     last_error: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str | None] = mapped_column(String(255))  # written before the hand-off
+    variant: Mapped[str | None] = mapped_column(String(8))  # a, b or held (broadcast_variants)
 
 
 class BounceEvent(Base):
