@@ -167,3 +167,6 @@ def test_equal_subjects_are_not_called_through_the_real_pass(
     page = author.get("/admin/sequences/talk/lessons/hello/experiment").text
     assert max(best(page, "a"), best(page, "b")) < 0.95
     assert "Not yet: no variant is clearly the best." in page
+    assert "best with 99% probability and each has at least 100 readers" in page
+    assert "Not 95%: between two equal variants luck alone reaches 95%" in page
+    assert "Look as often as you like" in page
