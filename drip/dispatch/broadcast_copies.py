@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from drip.content.schedule import reader_zone
 from drip.content.sequences import Library
+from drip.dispatch.broadcast_variants import as_sent
+from drip.dispatch.broadcast_winner import decide_due
 from drip.dispatch.broadcasts import READERS, lesson_key, template_for, unreadable
 from drip.dispatch.outcome import Kind, OutcomeStatus
 from drip.dispatch.producers import Item, Lease, Settled, claim
@@ -56,11 +58,13 @@ class BroadcastCopies:
 
     def __init__(self, library: Library, renderer: Renderer, links: Links) -> None:
         self.library, self.renderer, self.links = library, renderer, links
-        self.templates: dict[tuple[int, tuple[str, ...]], MessageTemplate] = {}
+        self.templates: dict[tuple[int, tuple[str, ...], str | None], MessageTemplate] = {}
 
     def due(self, session: Session, now: datetime, limit: int, lease: Lease | None) -> list[Item]:
         due = COPIES.c.status.in_(OPEN) & (COPIES.c.due_at <= now)
         values = {} if lease is None else {"status": RecipientStatus.SENDING}
+        if lease is not None:  # broadcast tests: the held readers get the winner first
+            decide_due(session, now)
         ids = claim(session, COPIES, due, limit, lease, **values)
         if not ids:
             return []
@@ -91,7 +95,7 @@ class BroadcastCopies:
                 row.attempts,
                 row.message_id,
                 window,
-                (row.broadcast_id, course),
+                (row.broadcast_id, course, row.variant),  # variant: broadcast tests
             )
             item.extra = {"unsubscribe_url": self.links.stop_url(row.id)}
             items.append(item)
@@ -99,7 +103,7 @@ class BroadcastCopies:
 
     def render(self, session: Session, item: Item) -> str | None:
         """The copy for this reader's own courses among the broadcast's, theirs first."""
-        broadcast_id, course = item.context
+        broadcast_id, course, variant = item.context
         broadcast = session.get(Broadcast, broadcast_id)
         if course is None:
             return unreadable(self.library, (item.sequence,))
@@ -117,9 +121,10 @@ class BroadcastCopies:
         )
         others = [s for s in broadcast.audience["to"] if s in joined and s != course.slug]
         courses = (course.slug, *others)
-        key = (broadcast.id, courses)
-        if key not in self.templates:
-            self.templates[key] = template_for(self.renderer, self.library, broadcast, courses)
+        key = (broadcast.id, courses, variant)
+        if key not in self.templates:  # as_sent: the reader's variant (broadcast tests)
+            sent = as_sent(broadcast, variant)
+            self.templates[key] = template_for(self.renderer, self.library, sent, courses)
         item.template = self.templates[key]
         return None
 

@@ -16,7 +16,7 @@ three ways in alike, every problem at once. `as_file` writes a kept broadcast ba
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from drip.audience.tags import TagError, clean_tag
 from drip.content.front_matter import FrontMatterError, parse_front_matter
 from drip.content.lessons import check_variables
 from drip.content.sequences import Library, Problem
+from drip.dispatch.broadcast_variants import read_test
 from drip.store.models import Broadcast, EnrollmentStatus
 
 KEYS = frozenset({"subject", "preheader", "to", "readers", "tags", "segment", "engagement"})
@@ -62,6 +63,7 @@ class BroadcastFile:
     tags: tuple[str, ...]
     segment: str = ""  # a segment's name: only its readers, among those of `to`
     engagement: str = "engaged"  # or "all": quiet readers too (never the gone)
+    test: dict[str, Any] = field(default_factory=dict)  # variants: a test of the subject
 
     def audience(self) -> dict[str, Any]:
         audience: dict[str, Any] = {
@@ -72,6 +74,7 @@ class BroadcastFile:
         }
         if self.segment:
             audience["segment"] = self.segment
+        audience.update(self.test)  # drip.dispatch.broadcast_variants
         return audience
 
 
@@ -102,10 +105,7 @@ def broadcast_from(
 ) -> BroadcastFile:
     """The broadcast from its fields (front matter, the admin's form, the API's JSON), with
     every problem at once; one check for all three ways in."""
-    problems = [
-        Problem(path, 2, f"unknown key {key!r} (allowed: {', '.join(sorted(KEYS))})")
-        for key in sorted(set(meta) - KEYS)
-    ]
+    test, problems = read_test(meta, path, KEYS)  # unknown keys too
     subject = str(meta.get("subject") or "").strip()
     if not subject:
         problems.append(Problem(path, 2, "missing subject"))
@@ -133,6 +133,7 @@ def broadcast_from(
         tags,
         segment,
         engagement,
+        test,
     )
 
 

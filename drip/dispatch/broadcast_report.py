@@ -9,6 +9,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from drip.content.sequences import Library
+from drip.dispatch.broadcast_winner import describe, figures
 from drip.dispatch.broadcasts import lesson_key, progress
 from drip.store.models import (
     BounceEvent,
@@ -69,6 +70,7 @@ def report(session: Session, broadcast: Broadcast, library: Library) -> dict[str
         "bounced": int(bounced or 0),
         "clicked": int(clicked or 0),
         "tracked": tracked,
+        "test": describe(figures(session, broadcast)),  # variants: (broadcast_winner)
     }
 
 

@@ -46,6 +46,7 @@ from drip.dispatch.broadcast_template import broadcast_of as broadcast_of
 from drip.dispatch.broadcast_template import lesson_key as lesson_key
 from drip.dispatch.broadcast_template import template_for as template_for
 from drip.dispatch.broadcast_template import unreadable as unreadable
+from drip.dispatch.broadcast_variants import split_recipients
 from drip.store.models import (
     Broadcast,
     BroadcastRecipient,
@@ -180,6 +181,7 @@ def schedule_draft(
     written = write_recipients(
         session, library, broadcast.id, audience_query(broadcast.audience, within), at
     )
+    split_recipients(session, broadcast)  # a test's share first (broadcast_variants)
     session.commit()
     session.refresh(broadcast)
     return written
@@ -213,8 +215,7 @@ def cancel(session: Session, broadcast_id: int, now: datetime) -> int:
         raise BroadcastError([Problem(Path(str(broadcast_id)), 1, "no such broadcast")])
     if broadcast.status == BroadcastStatus.DONE:
         raise BroadcastError([Problem(Path(str(broadcast_id)), 1, "it has gone out to everyone")])
-    broadcast.status = BroadcastStatus.CANCELLED
-    broadcast.cancelled_at = now
+    broadcast.status, broadcast.cancelled_at = BroadcastStatus.CANCELLED, now
     skipped = session.execute(
         update(BroadcastRecipient)
         .where(

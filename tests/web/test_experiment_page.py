@@ -134,11 +134,11 @@ def test_a_subject_that_doubles_clicks_is_called_and_its_promotion_writes_the_fi
     assert "/admin/sequences/talk/lessons/hello/experiment" in sequence_page
     assert best(sequence_page, "b", row="experiment-hello-{}") > 0.95
     assert "Call it: variant b is the best." in sequence_page
-    assert "each has at least 30 readers" in sequence_page
+    assert "each has at least 100 readers" in sequence_page
     page = author.get("/admin/sequences/talk/lessons/hello/experiment").text
     assert best(page, "b") > 0.95
     assert "Call it: variant b is the best." in page
-    assert "each has at least 30 readers" in page
+    assert "each has at least 100 readers" in page
 
     answer = author.post(
         "/admin/sequences/talk/lessons/hello/experiment/promote",
@@ -167,3 +167,6 @@ def test_equal_subjects_are_not_called_through_the_real_pass(
     page = author.get("/admin/sequences/talk/lessons/hello/experiment").text
     assert max(best(page, "a"), best(page, "b")) < 0.95
     assert "Not yet: no variant is clearly the best." in page
+    assert "best with 99% probability and each has at least 100 readers" in page
+    assert "Not 95%: between two equal variants luck alone reaches 95%" in page
+    assert "Look as often as you like" in page

@@ -88,3 +88,4 @@ class BroadcastRecipient(Base):
     sent_at: Mapped[utc_or_none]
     last_error: Mapped[str | None] = mapped_column(Text)
     message_id: Mapped[str | None] = mapped_column(String(255))  # written before the hand-off
+    variant: Mapped[str | None] = mapped_column(String(8))  # a, b or held (broadcast_variants)
