@@ -38,6 +38,32 @@ B = cast(Table, Broadcast.__table__)
 S = cast(Table, Subscriber.__table__)
 E = cast(Table, Enrollment.__table__)
 E2 = E.alias("other_enrollments")
+# Read right before each hand-off, built once: the broadcast's status, the reader's, their
+# enrollment's, and whether any of their enrollments in the broadcast's courses (`to`) is a
+# reader's; no row: the broadcast is gone.
+STATUS_READ = (
+    select(
+        B.c.status,
+        S.c.id,
+        S.c.suppressed_at,
+        S.c.broadcasts_off_at,
+        S.c.engagement,
+        E.c.status,
+        select(E2.c.id)
+        .where(
+            E2.c.subscriber_id == S.c.id,
+            E2.c.sequence.in_(bindparam("to", expanding=True)),
+            E2.c.status.in_(READERS["both"]),
+        )
+        .exists(),
+    )
+    .select_from(
+        B.outerjoin(S, S.c.id == bindparam("subscriber")).outerjoin(
+            E, (E.c.id == bindparam("enrollment")) & (E.c.subscriber_id == S.c.id)
+        )
+    )
+    .where(B.c.id == bindparam("broadcast"))
+)
 OPEN = [RecipientStatus.QUEUED, RecipientStatus.RETRYING, RecipientStatus.SENDING]
 STATUS = {
     OutcomeStatus.SENT: RecipientStatus.SENT,
@@ -164,31 +190,14 @@ class BroadcastCopies:
         """One indexed SELECT, read right before the hand-off: the broadcast's status, the
         reader's and their enrollments' (every one whose course the broadcast is to)."""
         copy: Copy = item.context
-        wanted = (
-            select(E2.c.id)
-            .where(
-                E2.c.subscriber_id == S.c.id,
-                E2.c.sequence.in_(copy.to or ("",)),
-                E2.c.status.in_(READERS["both"]),
-            )
-            .exists()
-        )
-        row = session.execute(
-            select(
-                B.c.status,
-                S.c.id,
-                S.c.suppressed_at,
-                S.c.broadcasts_off_at,
-                S.c.engagement,
-                E.c.status,
-                wanted,
-            )
-            .select_from(
-                B.outerjoin(S, S.c.id == item.subscriber_id).outerjoin(
-                    E, (E.c.id == item.enrollment_id) & (E.c.subscriber_id == S.c.id)
-                )
-            )
-            .where(B.c.id == copy.broadcast_id)
+        row = session.connection().execute(
+            STATUS_READ,
+            {
+                "broadcast": copy.broadcast_id,
+                "subscriber": item.subscriber_id,
+                "enrollment": item.enrollment_id,
+                "to": copy.to or ("",),
+            },
         ).first()
         return _why_not(row)
 
@@ -213,7 +222,7 @@ class BroadcastCopies:
             values["due_at"] = settled.due_at
         if settled.status is OutcomeStatus.SENT:
             values["sent_at"] = settled.at
-        changed = session.execute(
+        changed = session.connection().execute(
             update(COPIES)
             .where(COPIES.c.id == item.row_id, COPIES.c.lease_owner == worker)
             .values(**values)
