@@ -180,9 +180,7 @@ class BroadcastCopies:
         courses = (copy.course.slug, *others)
         key = (copy.broadcast_id, courses)
         if key not in self.templates:
-            self.templates[key] = template_for(
-                self.renderer, self.library, copy.broadcast, courses
-            )
+            self.templates[key] = template_for(self.renderer, self.library, copy.broadcast, courses)
         item.template = self.templates[key]
         return None
 
@@ -190,15 +188,19 @@ class BroadcastCopies:
         """One indexed SELECT, read right before the hand-off: the broadcast's status, the
         reader's and their enrollments' (every one whose course the broadcast is to)."""
         copy: Copy = item.context
-        row = session.connection().execute(
-            STATUS_READ,
-            {
-                "broadcast": copy.broadcast_id,
-                "subscriber": item.subscriber_id,
-                "enrollment": item.enrollment_id,
-                "to": copy.to or ("",),
-            },
-        ).first()
+        row = (
+            session.connection()
+            .execute(
+                STATUS_READ,
+                {
+                    "broadcast": copy.broadcast_id,
+                    "subscriber": item.subscriber_id,
+                    "enrollment": item.enrollment_id,
+                    "to": copy.to or ("",),
+                },
+            )
+            .first()
+        )
         return _why_not(row)
 
     def write_ahead(self, session: Session, items: list[Item], worker: str) -> None:
