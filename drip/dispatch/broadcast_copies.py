@@ -8,14 +8,15 @@ broadcast's page.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, exists, select, update
+from sqlalchemy import Table, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from drip.content.schedule import reader_zone
-from drip.content.sequences import Library
+from drip.content.sequences import Library, Sequence
 from drip.dispatch.broadcast_variants import as_sent
 from drip.dispatch.broadcast_winner import decide_due
 from drip.dispatch.broadcasts import READERS, lesson_key, template_for, unreadable
@@ -35,6 +36,36 @@ from drip.store.models import (
 )
 
 COPIES = cast(Table, BroadcastRecipient.__table__)
+B = cast(Table, Broadcast.__table__)
+S = cast(Table, Subscriber.__table__)
+E = cast(Table, Enrollment.__table__)
+E2 = E.alias("other_enrollments")
+# Read right before each hand-off, built once: the broadcast's status, the reader's, their
+# enrollment's, and whether any of their enrollments in the broadcast's courses (`to`) is a
+# reader's; no row: the broadcast is gone.
+STATUS_READ = (
+    select(
+        B.c.status,
+        S.c.id,
+        S.c.suppressed_at,
+        S.c.broadcasts_off_at,
+        S.c.engagement,
+        E.c.status,
+        select(E2.c.id)
+        .where(
+            E2.c.subscriber_id == S.c.id,
+            E2.c.sequence.in_(bindparam("to", expanding=True)),
+            E2.c.status.in_(READERS["both"]),
+        )
+        .exists(),
+    )
+    .select_from(
+        B.outerjoin(S, S.c.id == bindparam("subscriber")).outerjoin(
+            E, (E.c.id == bindparam("enrollment")) & (E.c.subscriber_id == S.c.id)
+        )
+    )
+    .where(B.c.id == bindparam("broadcast"))
+)
 OPEN = [RecipientStatus.QUEUED, RecipientStatus.RETRYING, RecipientStatus.SENDING]
 STATUS = {
     OutcomeStatus.SENT: RecipientStatus.SENT,
@@ -44,6 +75,20 @@ STATUS = {
     OutcomeStatus.SUPPRESSED: RecipientStatus.FAILED,
     OutcomeStatus.SKIPPED: RecipientStatus.SKIPPED,
 }
+
+
+@dataclass(frozen=True)
+class Copy:
+    """What a claimed copy carries from its batch's queries (`Item.context`)."""
+
+    broadcast_id: int
+    course: Sequence | None  # the course its reader is reported under, if it can be read
+    broadcast: Broadcast | None  # None: erased meanwhile
+    to: tuple[str, ...]  # the broadcast's courses
+    joined: tuple[str, ...]  # those the reader is a reader of (as the audience counts), in order
+    variant: str | None = (
+        None  # a, b or held: a broadcast's test (drip.dispatch.broadcast_variants)
+    )
 
 
 class BroadcastCopies:
@@ -68,79 +113,111 @@ class BroadcastCopies:
         ids = claim(session, COPIES, due, limit, lease, **values)
         if not ids:
             return []
-        items = []
-        for row in session.execute(
-            select(
-                COPIES,
-                Enrollment.sequence,
-                Subscriber.email,
-                Subscriber.first_name,
-                Subscriber.timezone,
+        rows = list(
+            session.execute(
+                select(
+                    COPIES,
+                    Enrollment.sequence,
+                    Subscriber.email,
+                    Subscriber.first_name,
+                    Subscriber.timezone,
+                )
+                .join(Enrollment, Enrollment.id == COPIES.c.enrollment_id)
+                .join(Subscriber, Subscriber.id == COPIES.c.subscriber_id)
+                .where(COPIES.c.id.in_(ids))
+                .order_by(COPIES.c.due_at, COPIES.c.id)
             )
-            .join(Enrollment, Enrollment.id == COPIES.c.enrollment_id)
-            .join(Subscriber, Subscriber.id == COPIES.c.subscriber_id)
-            .where(COPIES.c.id.in_(ids))
-            .order_by(COPIES.c.due_at, COPIES.c.id)
+        )
+        # The batch's broadcasts and its readers' courses, each in one query, not per copy.
+        broadcasts = {
+            b.id: b
+            for b in session.scalars(
+                select(Broadcast).where(Broadcast.id.in_({row.broadcast_id for row in rows}))
+            )
+        }
+        courses: dict[int, list[tuple[str, str]]] = {}
+        for subscriber_id, sequence, status in session.execute(
+            select(E.c.subscriber_id, E.c.sequence, E.c.status).where(
+                E.c.subscriber_id.in_({row.subscriber_id for row in rows})
+            )
         ):
-            course = self.library.get(row.sequence)
-            window = (course.window, reader_zone(row.timezone, course.timezone)) if course else None
-            item = Item(
-                row.id,
-                row.enrollment_id,
-                row.subscriber_id,
-                row.email,
-                row.first_name or "",
-                row.sequence,
-                lesson_key(row.broadcast_id),
-                row.attempts,
-                row.message_id,
-                window,
-                (row.broadcast_id, course, row.variant),  # variant: broadcast tests
-            )
-            item.extra = {"unsubscribe_url": self.links.stop_url(row.id)}
-            items.append(item)
-        return items
+            courses.setdefault(subscriber_id, []).append((sequence, status))
+        return [self._item(row, broadcasts, courses) for row in rows]
+
+    def _item(
+        self,
+        row: Any,
+        broadcasts: dict[int, Broadcast],
+        courses: dict[int, list[tuple[str, str]]],
+    ) -> Item:
+        course = self.library.get(row.sequence)
+        window = (course.window, reader_zone(row.timezone, course.timezone)) if course else None
+        broadcast = broadcasts.get(row.broadcast_id)
+        joined: tuple[str, ...] = ()
+        to: tuple[str, ...] = ()
+        if broadcast is not None:
+            to = tuple(broadcast.audience["to"])
+            statuses = READERS[broadcast.audience.get("readers", "both")]
+            mine = {s for s, status in courses.get(row.subscriber_id, []) if status in statuses}
+            joined = tuple(s for s in to if s in mine)
+        item = Item(
+            row.id,
+            row.enrollment_id,
+            row.subscriber_id,
+            row.email,
+            row.first_name or "",
+            row.sequence,
+            lesson_key(row.broadcast_id),
+            row.attempts,
+            row.message_id,
+            window,
+            Copy(row.broadcast_id, course, broadcast, to, joined, row.variant),
+        )
+        item.extra = {"unsubscribe_url": self.links.stop_url(row.id)}
+        return item
 
     def render(self, session: Session, item: Item) -> str | None:
         """The copy for this reader's own courses among the broadcast's, theirs first."""
-        broadcast_id, course, variant = item.context
-        broadcast = session.get(Broadcast, broadcast_id)
-        if course is None:
+        copy: Copy = item.context
+        if copy.course is None:
             return unreadable(self.library, (item.sequence,))
-        if broadcast is None:
+        if copy.broadcast is None:
             return None  # why_not says so
-        statuses = READERS[broadcast.audience.get("readers", "both")]
-        joined = set(
-            session.scalars(
-                select(Enrollment.sequence).where(
-                    Enrollment.subscriber_id == item.subscriber_id,
-                    Enrollment.sequence.in_(broadcast.audience["to"]),
-                    Enrollment.status.in_(statuses),
-                )
-            )
-        )
-        others = [s for s in broadcast.audience["to"] if s in joined and s != course.slug]
-        courses = (course.slug, *others)
-        key = (broadcast.id, courses, variant)
-        if key not in self.templates:  # as_sent: the reader's variant (broadcast tests)
-            sent = as_sent(broadcast, variant)
+        others = [s for s in copy.joined if s != copy.course.slug]
+        courses = (copy.course.slug, *others)
+        key = (copy.broadcast_id, courses, copy.variant)
+        if key not in self.templates:  # as_sent: the reader's variant (a broadcast's test)
+            sent = as_sent(copy.broadcast, copy.variant)
             self.templates[key] = template_for(self.renderer, self.library, sent, courses)
         item.template = self.templates[key]
         return None
 
     def why_not(self, session: Session, item: Item) -> str:
-        return _why_not(
-            session.get(Broadcast, item.context[0]),
-            session.get(Subscriber, item.subscriber_id),
-            session.get(Enrollment, item.enrollment_id),
-            self.library,
+        """One indexed SELECT, read right before the hand-off: the broadcast's status, the
+        reader's and their enrollments' (every one whose course the broadcast is to)."""
+        copy: Copy = item.context
+        row = (
+            session.connection()
+            .execute(
+                STATUS_READ,
+                {
+                    "broadcast": copy.broadcast_id,
+                    "subscriber": item.subscriber_id,
+                    "enrollment": item.enrollment_id,
+                    "to": copy.to or ("",),
+                },
+            )
+            .first()
         )
+        return _why_not(row)
 
-    def write_ahead(self, session: Session, item: Item, worker: str) -> None:
+    def write_ahead(self, session: Session, items: list[Item], worker: str) -> None:
+        """The batch's Message-IDs in one executemany, each only while the row is `worker`'s."""
         session.execute(
             update(COPIES)
-            .where(COPIES.c.id == item.row_id, COPIES.c.lease_owner == worker)
-            .values(message_id=item.message_id)
+            .where(COPIES.c.id == bindparam("row"), COPIES.c.lease_owner == worker)
+            .values(message_id=bindparam("mid")),
+            [{"row": item.row_id, "mid": item.message_id} for item in items],
         )
 
     def settle(self, session: Session, item: Item, settled: Settled, worker: str) -> bool:
@@ -155,7 +232,7 @@ class BroadcastCopies:
             values["due_at"] = settled.due_at
         if settled.status is OutcomeStatus.SENT:
             values["sent_at"] = settled.at
-        changed = session.execute(
+        changed = session.connection().execute(
             update(COPIES)
             .where(COPIES.c.id == item.row_id, COPIES.c.lease_owner == worker)
             .values(**values)
@@ -166,28 +243,22 @@ class BroadcastCopies:
         _finish(session)
 
 
-def _why_not(
-    broadcast: Broadcast | None,
-    subscriber: Subscriber | None,
-    enrollment: Enrollment | None,
-    library: Library,
-) -> str:
-    """Read right before the hand-off: why this reader must not get it now, or ""."""
-    if broadcast is None or broadcast.status == BroadcastStatus.CANCELLED:
+def _why_not(row: Any) -> str:
+    """From (broadcast's status, reader's id, suppressed_at, broadcasts_off_at, engagement,
+    enrollment's status, whether any of their enrollments in the broadcast's courses is a
+    reader's), or None when the broadcast is gone: why not to send, or ""."""
+    if row is None or row[0] == BroadcastStatus.CANCELLED:
         return "the broadcast was cancelled"
+    _, subscriber, suppressed_at, broadcasts_off_at, engagement, enrollment, wanted = row
     if subscriber is None or enrollment is None:
         return "the reader was erased"
-    if subscriber.suppressed_at is not None:
+    if suppressed_at is not None:
         return "the address is suppressed"
-    if subscriber.broadcasts_off_at is not None:
+    if broadcasts_off_at is not None:
         return "the reader asked for no more broadcasts"
-    if subscriber.engagement == Engagement.GONE:
+    if engagement == Engagement.GONE:
         return "the reader is gone: no answer to “Still want these?”"
-    if enrollment.status not in READERS["both"] and not any(
-        e.status in READERS["both"]
-        for e in subscriber.enrollments
-        if e.sequence in broadcast.audience["to"]
-    ):
+    if enrollment not in READERS["both"] and not wanted:
         return "the reader left"
     return ""
 

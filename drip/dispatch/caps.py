@@ -11,8 +11,10 @@ When several messages are waiting for one reader, lessons go first (the course t
 to the reader least lately first, so two courses take turns), then offers, then broadcasts:
 an offer or a broadcast waits while the reader has a lesson due.
 
-The one sender asks `reader_wait` right before it hands over an offer or a broadcast copy
-(drip.dispatch.sender); a batch of lessons is checked in drip.dispatch.lesson_caps.
+The one sender reads what each reader of a batch of offers or broadcast copies was handed
+(`BatchCaps`, two queries a batch, not two a message), counts each hand-off of the batch as
+it goes, and asks it right before each hand-off (drip.dispatch.sender); a batch of lessons
+is checked in drip.dispatch.lesson_caps.
 """
 
 from __future__ import annotations
@@ -147,3 +149,41 @@ def reader_wait(
         ).scalar_one()
     )
     return next_opening(now, zone, caps, tally(moments, now, zone), window, lessons_due)
+
+
+class BatchCaps:
+    """The caps of one batch's readers: read once as the batch starts (`reader_wait`'s two
+    queries for all of them), then kept up to date with each hand-off the batch makes.
+    A message another worker hands to one of these readers while the batch runs is not seen
+    (the same race `reader_wait` has between its read and the hand-off, longer by a batch)."""
+
+    def __init__(self, db: Db, subscriber_ids: Collection[int], now: datetime, caps: Caps):
+        self.caps = caps
+        ids = sorted(set(subscriber_ids))
+        self.moments = handed_off(db, ids, now - LOOK_BACK)
+        self.lessons_due: dict[int, int] = {}
+        if ids:
+            self.lessons_due = {
+                subscriber_id: count
+                for subscriber_id, count in db.execute(
+                    select(E.c.subscriber_id, func.count())
+                    .where(
+                        E.c.subscriber_id.in_(ids),
+                        E.c.status == EnrollmentStatus.ACTIVE,
+                        E.c.due_at <= now,
+                    )
+                    .group_by(E.c.subscriber_id)
+                )
+            }
+
+    def wait(
+        self, subscriber_id: int, zone: ZoneInfo, window: SendWindow, now: datetime
+    ) -> datetime | None:
+        """As `reader_wait`: None if a message may go to the reader now, else when."""
+        counted = tally(self.moments.get(subscriber_id, []), now, zone)
+        ahead = self.lessons_due.get(subscriber_id, 0)
+        return next_opening(now, zone, self.caps, counted, window, ahead)
+
+    def handed(self, subscriber_id: int, at: datetime) -> None:
+        """One more message handed to the reader at `at`."""
+        self.moments.setdefault(subscriber_id, []).append(at)

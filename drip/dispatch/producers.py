@@ -91,8 +91,9 @@ class Producer(Protocol):
         """Read right before the hand-off: why the reader must not get it now, or ""."""
         ...
 
-    def write_ahead(self, session: Session, item: Item, worker: str) -> None:
-        """Store `item.message_id` on its row before the first hand-off."""
+    def write_ahead(self, session: Session, items: list[Item], worker: str) -> None:
+        """Store each item's `message_id` on its row before the first hand-off (the batch
+        in one statement)."""
         ...
 
     def settle(self, session: Session, item: Item, settled: Settled, worker: str) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from drip.dispatch.outcome import OutcomeStatus
@@ -51,11 +51,13 @@ class Requested:
             )
         )
 
-    def write_ahead(self, session: Session, item: Item, worker: str) -> None:
+    def write_ahead(self, session: Session, items: list[Item], worker: str) -> None:
+        """The batch's Message-IDs in one executemany, each only while the row is `worker`'s."""
         session.execute(
             update(REQUESTS)
-            .where(REQUESTS.c.id == item.row_id, REQUESTS.c.lease_owner == worker)
-            .values(message_id=item.message_id)
+            .where(REQUESTS.c.id == bindparam("row"), REQUESTS.c.lease_owner == worker)
+            .values(message_id=bindparam("mid")),
+            [{"row": item.row_id, "mid": item.message_id} for item in items],
         )
 
     def settle(self, session: Session, item: Item, settled: Settled, worker: str) -> bool:

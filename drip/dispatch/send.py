@@ -23,7 +23,6 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +43,7 @@ from drip.core.config import Settings
 from drip.deliverability.verp import return_path
 from drip.dispatch.direct import Direct
 from drip.dispatch.lesson_records import Records
+from drip.dispatch.overlap import Check, Flight, Opened, open_envelope
 from drip.dispatch.plan import Plan, Send, Settle
 from drip.dispatch.record import (
     ADVANCE,
@@ -59,7 +59,7 @@ from drip.mail.handoff import Unsendable, checked_message
 from drip.mail.links import Links
 from drip.mail.pace import Pace
 from drip.mail.render import Renderer
-from drip.mail.transports import SendError, Transport
+from drip.mail.transports import SendError, SmtpTransport, Transport
 from drip.store.models import (
     Delivery,
     DeliveryStatus,
@@ -79,14 +79,6 @@ D = cast(Table, Delivery.__table__)
 S = cast(Table, Subscriber.__table__)
 EVENTS = cast(Table, Event.__table__)
 HEARTBEATS = cast(Table, WorkerHeartbeat.__table__)
-
-
-class Check(enum.Enum):
-    """What the read right before a hand-off found."""
-
-    SEND = "send"
-    LEFT = "left"  # unsubscribed, suppressed or gone: cancel
-    TAKEN = "taken"  # another worker claimed the reader after this one's lease ran out
 
 
 class Recorder:
@@ -111,6 +103,8 @@ class Recorder:
         self.records = Records(settings, worker_id)
         postgres = dialect.name == "postgresql"
         self._record_one = Direct(RECORD_SENT_AND_CHECK, dialect) if postgres else None
+        # PostgreSQL: each outcome's commit (its WAL flush) beside the next envelope.
+        self._overlap = postgres
         self._mark_sent = Direct(MARK_SENT, dialect)
         self._advance = Direct(ADVANCE, dialect)
         self._check = Direct(STILL_WANTED, dialect)
@@ -172,6 +166,8 @@ class Recorder:
         relay_down = False
         check: Check | None = None  # the next reader's, when recording already read it
         with transport() as relay:
+            if self._overlap and not (progress or self.pace) and isinstance(relay, SmtpTransport):
+                return self._overlapped(conn, relay, ready, now)
             for index, item in enumerate(ready):
                 if relay_down:
                     self.records.release(conn, item, now)
@@ -188,6 +184,88 @@ class Recorder:
                     check = None  # whatever the callback took (or did), read it again
                 relay_down = outcome.relay_down
         return outcomes, relay_down
+
+    def _overlapped(
+        self, conn: Connection, relay: SmtpTransport, ready: list[Ready], now: datetime
+    ) -> tuple[list[Outcome], bool]:
+        """The lane on PostgreSQL: the commit recording message N (and its WAL flush) runs on
+        a thread of its own while message N+1 is built and its envelope (MAIL FROM, RCPT TO)
+        opened; N+1's DATA goes only once N's commit has returned with the status of N+1's
+        reader, read in that same transaction. The bound stays one ambiguous message per
+        SMTP session: nothing more than an envelope is ever open beside a commit."""
+        outcomes: list[Outcome] = []
+        relay_down = False
+        flight: Flight | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="record") as pool:
+            for index, item in enumerate(ready):
+                if relay_down:
+                    self.records.release(conn, item, now)
+                    continue
+                following = ready[index + 1] if index + 1 < len(ready) else None
+                opened = self._open(relay, item, now) if flight is not None else None
+                check = self._land(flight, outcomes) if flight is not None else None
+                check = check or self._still_wanted(conn, item)
+                outcome, flight = self._send_opened(conn, relay, item, now, check, opened)
+                if flight is not None:
+                    handed_off = self._handed_off(now)
+                    flight.future = pool.submit(
+                        self._record_sent, conn, item, handed_off, following
+                    )
+                if outcome is not None:
+                    outcomes.append(outcome)
+                    relay_down = outcome.relay_down
+            if flight is not None:
+                self._land(flight, outcomes)
+        return outcomes, relay_down
+
+    def _open(self, relay: SmtpTransport, item: Ready, now: datetime) -> Opened | None:
+        return open_envelope(
+            relay,
+            lambda: self._message(item, now),
+            self._return_path(item),
+            item.send.claimed.reader.email,
+        )
+
+    def _land(self, flight: Flight, outcomes: list[Outcome]) -> Check | None:
+        """Wait for the commit in flight; its outcome, and the next reader's status."""
+        assert flight.future is not None
+        recorded, after = flight.future.result()
+        send = flight.item.send
+        if recorded:
+            outcomes.append(send.outcome(OutcomeStatus.SENT))
+        else:
+            detail = f"handed over, not recorded: {LEASE_LOST}"
+            log.warning("enrollment %s: %s", send.claimed.enrollment_id, detail)
+            outcomes.append(send.outcome(OutcomeStatus.SENT, detail))
+        return after
+
+    def _send_opened(
+        self,
+        conn: Connection,
+        relay: SmtpTransport,
+        item: Ready,
+        now: datetime,
+        check: Check,
+        opened: Opened | None,
+    ) -> tuple[Outcome | None, Flight | None]:
+        """Hand one message over with its envelope perhaps already open; a lesson handed
+        over gives a Flight, whose recording the caller starts (no outcome yet)."""
+        if check is not Check.SEND or item.send.lesson is None:
+            if opened is not None and opened.error is None:
+                relay.reset()  # nothing was handed over
+            return self._send_one(conn, relay, item, now, check, None)[0], None
+        opened = opened or self._open(relay, item, now)
+        if opened is None:  # unsendable: built again and recorded in the usual way
+            return self._send_one(conn, relay, item, now, check, None)[0], None
+        error = opened.error
+        if error is None:
+            try:
+                relay.data(opened.message)
+            except SendError as failed:
+                error = failed
+        if error is not None:
+            return self.records.failed(conn, item, now, error), None
+        return None, Flight(item)
 
     def _still_wanted(self, conn: Connection, item: Ready) -> Check:
         """Checked right before each hand-off: an unsubscribe takes effect at once, and a
@@ -232,16 +310,13 @@ class Recorder:
             ):
                 conn.commit()
             return send.outcome(OutcomeStatus.SKIPPED, "left before the hand-off"), None
-        mid = item.message_id
         try:
             message = self._message(item, now)
         except Unsendable as error:
             return self.records.unsendable(conn, item, now, str(error)), None
         try:
             relay.send(
-                return_path(
-                    self.settings, item.template.sender, item.delivery_id, claimed.enrollment_id
-                ),
+                self._return_path(item),
                 claimed.reader.email,
                 message,
                 name=f"{now:%Y%m%dT%H%M%S}-{claimed.enrollment_id}-{send.lesson_key}",
@@ -250,25 +325,38 @@ class Recorder:
             return self.records.failed(conn, item, now, error), None
         unrecorded = send.outcome(OutcomeStatus.SENT, f"handed over, not recorded: {LEASE_LOST}")
         if send.lesson is None:
-            sent = {
-                "confirmation_sent_at": now,
-                "pending_message_id": None,
-                "due_at": None,
-                "lease_owner": None,
-                "attempts": 0,
-                "last_error": None,
-            }
-            if not self.records.change(conn, item, enrollment=sent):
-                return unrecorded, None
-            self.records.event(conn, item, now, EventKind.CONFIRMATION_SENT, mid)
-            conn.commit()
-            return send.outcome(OutcomeStatus.SENT), None
-        handed_off = now + max(self.clock() - self.pass_started, timedelta())
+            return self._confirmed(conn, item, now), None
+        handed_off = self._handed_off(now)
         recorded, after = self._record_sent(conn, item, handed_off, following)
         if not recorded:
             log.warning("enrollment %s: %s", claimed.enrollment_id, unrecorded.detail)
             return unrecorded, after
         return send.outcome(OutcomeStatus.SENT), after
+
+    def _confirmed(self, conn: Connection, item: Ready, now: datetime) -> Outcome:
+        """Record a confirmation handed over: the enrollment waits for the reader's click."""
+        sent = {
+            "confirmation_sent_at": now,
+            "pending_message_id": None,
+            "due_at": None,
+            "lease_owner": None,
+            "attempts": 0,
+            "last_error": None,
+        }
+        if not self.records.change(conn, item, enrollment=sent):
+            return item.send.outcome(OutcomeStatus.SENT, f"handed over, not recorded: {LEASE_LOST}")
+        self.records.event(conn, item, now, EventKind.CONFIRMATION_SENT, item.message_id)
+        conn.commit()
+        return item.send.outcome(OutcomeStatus.SENT)
+
+    def _handed_off(self, now: datetime) -> datetime:
+        return now + max(self.clock() - self.pass_started, timedelta())
+
+    def _return_path(self, item: Ready) -> str:
+        claimed = item.send.claimed
+        return return_path(
+            self.settings, item.template.sender, item.delivery_id, claimed.enrollment_id
+        )
 
     def _record_sent(
         self, conn: Connection, item: Ready, handed_off: datetime, following: Ready | None

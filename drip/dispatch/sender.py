@@ -34,7 +34,7 @@ from drip.content.schedule import into_window
 from drip.core.config import Settings
 from drip.deliverability.sending_pause import sending_paused
 from drip.deliverability.verp import return_path
-from drip.dispatch.caps import Caps, reader_wait
+from drip.dispatch.caps import BatchCaps, Caps
 from drip.dispatch.outcome import Outcome, OutcomeStatus
 from drip.dispatch.producers import (
     HOLD,
@@ -105,12 +105,13 @@ class Sender:
             items = producer.due(session, now, BATCH, lease)
             done += 1
             ready = self._prepare(session, producer, items, now)
+            caps = self._batch_caps(session, producer, ready, now)
             with OnFirstSend(self.transport) as relay:
                 for item in ready:
                     if result.stopped:
                         self._settle(session, producer, item, now, self._release(item, now))
                         continue
-                    outcome = self._one(session, relay, producer, item, now, result)
+                    outcome = self._one(session, relay, producer, item, now, result, caps)
                     if outcome is not None:
                         result.outcomes.append(outcome)
             result.more = not result.stopped and len(items) == BATCH
@@ -123,12 +124,14 @@ class Sender:
         """What `run` would hand over at `now` (the dry run): the same rows, window and
         status check, nothing leased, written or sent."""
         found = []
-        for item in producer.due(session, now, BATCH, None):
+        items = producer.due(session, now, BATCH, None)
+        caps = self._batch_caps(session, producer, items, now)
+        for item in items:
             if producer.render(session, item) is not None or not self._in_window(item, now):
                 continue
             if producer.why_not(session, item):
                 continue
-            if self._capped(session, producer, item, now) is not None:
+            if self._capped(caps, item, now) is not None:
                 found.append(self._outcome(producer, item, OutcomeStatus.HELD, OVER_CAP))
             else:
                 found.append(self._outcome(producer, item, OutcomeStatus.WOULD_SEND))
@@ -139,7 +142,7 @@ class Sender:
     ) -> list[Item]:
         """Render each claimed item and write its Message-ID ahead (one commit); an item
         outside its window, or whose course cannot be read, is put back."""
-        ready = []
+        ready, ahead = [], []
         for item in items:
             unreadable = producer.render(session, item)
             if unreadable is not None or not self._in_window(item, now):
@@ -160,8 +163,10 @@ class Sender:
                     item.template.sender,
                     self.renderer.domain,
                 )
-                producer.write_ahead(session, item, self.worker_id)
+                ahead.append(item)
             ready.append(item)
+        if ahead:
+            producer.write_ahead(session, ahead, self.worker_id)
         session.commit()
         return ready
 
@@ -173,12 +178,13 @@ class Sender:
         item: Item,
         now: datetime,
         run: Run,
+        caps: BatchCaps | None,
     ) -> Outcome | None:
         """Wait for the slot, read the reader's status, hand over, record."""
         if self.pace is not None:
             self.pace.wait()  # the wait before the status read, not between it and SMTP
         why = producer.why_not(session, item)
-        until = None if why else self._capped(session, producer, item, now)
+        until = None if why else self._capped(caps, item, now)
         session.rollback()  # end the read: the status is as of now, not of the claim
         if until is not None:
             held = Settled(OutcomeStatus.HELD, item.attempts, OVER_CAP, until)
@@ -207,6 +213,8 @@ class Sender:
         except (SendError, Unsendable) as error:
             return self._failed(session, producer, item, now, error, run)
         sent = Settled(OutcomeStatus.SENT, item.attempts + 1, at=now)
+        if caps is not None:
+            caps.handed(item.subscriber_id, now)
         if producer.sent_event is not None:
             self._event(session, item, now, producer.sent_event, self._sent_detail(item))
         if not self._settle(session, producer, item, now, sent):
@@ -257,15 +265,20 @@ class Sender:
         log.warning("%s %s left alone: %s", item.label, item.row_id, LEASE_LOST)
         return False
 
-    def _capped(
-        self, session: Session, producer: Producer, item: Item, now: datetime
-    ) -> datetime | None:
-        """When a capped kind may go to this reader, if not now (None: now)."""
-        if not producer.capped or item.window is None:
+    def _batch_caps(
+        self, session: Session, producer: Producer, items: list[Item], now: datetime
+    ) -> BatchCaps | None:
+        """What the batch's readers were handed, for a capped kind (None: not capped)."""
+        if not producer.capped or not items:
             return None
-        return reader_wait(
-            session, item.subscriber_id, item.window[1], item.window[0], now, self.caps
-        )
+        return BatchCaps(session, [i.subscriber_id for i in items], now, self.caps)
+
+    @staticmethod
+    def _capped(caps: BatchCaps | None, item: Item, now: datetime) -> datetime | None:
+        """When a capped kind may go to this reader, if not now (None: now)."""
+        if caps is None or item.window is None:
+            return None
+        return caps.wait(item.subscriber_id, item.window[1], item.window[0], now)
 
     @staticmethod
     def _in_window(item: Item, now: datetime) -> bool:

@@ -201,13 +201,20 @@ class SmtpTransport:
         return smtp
 
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
+        self.envelope(sender, recipient, len(message))
+        self.data(message)
+
+    def envelope(self, sender: str, recipient: str, size: int) -> None:
+        """MAIL FROM and RCPT TO of the next message, without handing it over: a sender may
+        open the next envelope while it records the previous outcome, and send `data` (or
+        `reset`) only once that is done."""
         problem = refuse_unless_one_address(recipient)
         if problem is not None:  # smtplib would rewrite it and send somewhere else
             raise SendError(f"{problem}; nothing was sent", transient=False)
         if self._smtp is None:
             self._smtp = self._connect()
         try:
-            _envelope(self._smtp, sender, recipient, len(message))
+            _envelope(self._smtp, sender, recipient, size)
         except smtplib.SMTPRecipientsRefused as error:
             code, answer = error.recipients.get(recipient, (550, b"refused"))
             raise SendError(
@@ -222,9 +229,8 @@ class SmtpTransport:
                 transient=True,
                 connection=True,
             ) from None
-        self._data(message)
 
-    def _data(self, message: bytes) -> None:
+    def data(self, message: bytes) -> None:
         """DATA, where a lost connection leaves the outcome unknown: the relay may have
         accepted the message before it went away."""
         assert self._smtp is not None
@@ -247,10 +253,11 @@ class SmtpTransport:
     def _refused(self, code: int, answer: str) -> SendError:
         """The relay answered `code` to this message: the session is reset for the next one,
         and the refusal is permanent only for a 5xx."""
-        self._reset()
+        self.reset()
         return SendError(f"{code} {answer}", transient=not 500 <= code < 600, code=code)
 
-    def _reset(self) -> None:
+    def reset(self) -> None:
+        """Drop an opened envelope (RSET): nothing was handed over."""
         try:
             if self._smtp is not None:
                 self._smtp.rset()
