@@ -35,9 +35,9 @@ def fix_url(problem: Problem) -> str:
     slug, name = parts
     lesson = LESSON_FILE.match(name)
     if name == "sequence.yaml":
-        return url_for("admin.studio.settings", slug=slug)
+        return url_for("admin.studio.settings.page", slug=slug)
     if name == "magnet.md":
-        return url_for("admin.studio.magnet", slug=slug)
+        return url_for("admin.studio.magnet.page", slug=slug)
     if lesson:
         return url_for("admin.studio.lesson", slug=slug, name=lesson["key"])
     return url_for("admin.studio.sequence", slug=slug)
