@@ -57,18 +57,7 @@ class FreshLinks(Requested):
 
     def due(self, session: Session, now: datetime, limit: int, lease: Lease | None) -> list[Item]:
         return [
-            Item(
-                row.id,
-                row.enrollment_id,
-                row.subscriber_id,
-                row.email,
-                row.first_name or "",
-                row.sequence,
-                MAGNET_LINK,
-                row.attempts,
-                row.message_id,
-                None,  # at any hour: the reader asked and waits
-            )
+            self.item(row, MAGNET_LINK, None)  # at any hour: the reader asked and waits
             for row in self.rows(session, now, limit, lease)
         ]
 

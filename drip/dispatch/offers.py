@@ -10,7 +10,6 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from drip.content.schedule import reader_zone
 from drip.content.sequences import Library, Sequence
 from drip.dispatch.outcome import Kind
 from drip.dispatch.producers import Item, Lease
@@ -47,26 +46,8 @@ class Offers(Requested):
         for row in self.rows(session, now, limit, lease):
             courses = offered(self.library, row.sequence)
             target = courses[1].slug if courses else "unknown"
-            window = (
-                (courses[0].window, reader_zone(row.timezone, courses[0].timezone))
-                if courses
-                else None
-            )
-            items.append(
-                Item(
-                    row.id,
-                    row.enrollment_id,
-                    row.subscriber_id,
-                    row.email,
-                    row.first_name or "",
-                    row.sequence,
-                    f"offer-{target}",
-                    row.attempts,
-                    row.message_id,
-                    window,
-                    courses,
-                )
-            )
+            window = self.window_of(courses[0] if courses else None, row)
+            items.append(self.item(row, f"offer-{target}", window, courses))
         return items
 
     def render(self, session: Session, item: Item) -> str | None:

@@ -111,19 +111,8 @@ class Reminders(Requested):
 
     def due(self, session: Session, now: datetime, limit: int, lease: Lease | None) -> list[Item]:
         return [
-            Item(
-                row.id,
-                row.enrollment_id,
-                row.subscriber_id,
-                row.email,
-                row.first_name or "",
-                row.sequence,
-                REMINDER,
-                row.attempts,
-                row.message_id,
-                None,  # any hour: it answers the reader's own sign-up
-                self.library.get(row.sequence),
-            )
+            # At any hour: it answers the reader's own sign-up.
+            self.item(row, REMINDER, None, self.library.get(row.sequence))
             for row in self.rows(session, now, limit, lease)
         ]
 

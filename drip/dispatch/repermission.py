@@ -86,26 +86,7 @@ class Questions(Requested):
         items = []
         for row in self.rows(session, now, limit, lease):
             sequence = self.library.get(row.sequence)
-            window = (
-                (sequence.window, reader_zone(row.timezone, sequence.timezone))
-                if sequence
-                else None
-            )
-            items.append(
-                Item(
-                    row.id,
-                    row.enrollment_id,
-                    row.subscriber_id,
-                    row.email,
-                    row.first_name or "",
-                    row.sequence,
-                    LABEL,
-                    row.attempts,
-                    row.message_id,
-                    window,
-                    sequence,
-                )
-            )
+            items.append(self.item(row, LABEL, self.window_of(sequence, row), sequence))
         return items
 
     def render(self, session: Session, item: Item) -> str | None:

@@ -10,8 +10,10 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
+from drip.content.schedule import reader_zone
+from drip.content.sequences import Sequence
 from drip.dispatch.outcome import OutcomeStatus
-from drip.dispatch.producers import Item, Lease, Settled, claim
+from drip.dispatch.producers import Item, Lease, Settled, Window, claim
 from drip.store.models import Enrollment, LinkRequest, Subscriber
 
 REQUESTS = cast(Table, LinkRequest.__table__)
@@ -24,6 +26,28 @@ class Requested:
     """The rows of one `kind` of `link_requests`; subclasses make their items."""
 
     kind_name: str
+
+    @staticmethod
+    def item(row: Any, label: str, window: Window | None, context: Any = None) -> Item:
+        """A claimed row (`rows`) as the sender's item."""
+        return Item(
+            row.id,
+            row.enrollment_id,
+            row.subscriber_id,
+            row.email,
+            row.first_name or "",
+            row.sequence,
+            label,
+            row.attempts,
+            row.message_id,
+            window,
+            context,
+        )
+
+    @staticmethod
+    def window_of(course: Sequence | None, row: Any) -> Window | None:
+        """The course's send window in the row's reader's zone (None: the course is gone)."""
+        return (course.window, reader_zone(row.timezone, course.timezone)) if course else None
 
     def rows(self, session: Session, now: datetime, limit: int, lease: Lease | None) -> list[Any]:
         """The due rows with their readers, leased to `lease` (None: read only)."""
