@@ -118,8 +118,15 @@ class Links:
 
     def pace_url(self, enrollment_id: int, choice: str, via: str = "email") -> str:
         """A pace link (pause, slower, now, away), from a lesson's footer ("email") or the
-        preferences page (drip.web.public.pace)."""
-        return f"{self.base_url}/pace/{self._plain('pace').dumps([enrollment_id, choice, via])}"
+        preferences page (drip.web.public.pace). The signature names the enrollment and
+        where the link was; the choice is the path's, as every choice is the reader's to
+        make. So a footer's four links cost one signature, not four (the last is kept)."""
+        key = (enrollment_id, via)
+        memo: tuple[tuple[int, str], str] | None = getattr(self, "_pace_memo", None)
+        if memo is None or memo[0] != key:
+            memo = (key, str(self._plain("pace").dumps([enrollment_id, via])))
+            object.__setattr__(self, "_pace_memo", memo)  # a frozen dataclass may memoise
+        return f"{self.base_url}/pace/{choice}/{memo[1]}"
 
     def stop_url(self, recipient_id: int) -> str:
         """A broadcast's unsubscribe link: no more broadcasts, or everything."""

@@ -23,7 +23,7 @@ from tests.smtp import Received, SmtpServer
 pytestmark = pytest.mark.browser
 
 KOLKATA = ZoneInfo("Asia/Kolkata")  # the tiny course sends 09:00-11:00 in the reader's zone
-PACE_LINK = re.compile(r"https?://[^\s/]+/pace/[A-Za-z0-9_.\-]+")
+PACE_LINK = re.compile(r"https?://[^\s/]+/pace/[a-z]+/[A-Za-z0-9_.\-]+")
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
-"""`/pace/<token>`: the reader's pace in one course, behind the links of every lesson's footer
-and of the preferences page.
+"""`/pace/<choice>/<token>`: the reader's pace in one course, behind the links of every
+lesson's footer and of the preferences page.
 
 The GET shows the choice with one button and changes nothing (mail scanners open every
 link); the POST makes the choice through drip.audience.pace, or undoes it. The token names
-the enrollment, the choice and where the link was (a lesson email or the preferences page),
-which goes into the consent record.
+the enrollment and where the link was (a lesson email or the preferences page), which goes
+into the consent record; the choice is the path's.
 """
 
 from __future__ import annotations
@@ -40,27 +40,29 @@ def pace_url(enrollment_id: int, choice: str) -> str:
     return services().links.pace_url(enrollment_id, choice, via="preferences")
 
 
-def _read(token: str) -> tuple[Enrollment, pace.Choice, str] | LinkError:
+def _read(choice_name: str, token: str) -> tuple[Enrollment, pace.Choice, str] | LinkError:
+    """The enrollment and where the link was, from the signed token; the choice from the
+    path (any of them is the reader's to make)."""
     try:
         value = services().links.read_tracked("pace", token)
     except LinkError as error:
         return error
-    if len(value) != 3 or not isinstance(value[0], int) or value[2] not in VIA:
+    if len(value) != 2 or not isinstance(value[0], int) or value[1] not in VIA:
         return LinkError("this link is broken")
     try:
-        choice = pace.Choice(value[1])
+        choice = pace.Choice(choice_name)
     except ValueError:
         return LinkError("this link is broken")
     enrollment = db_session().get(Enrollment, value[0])
     if enrollment is None:
         return LinkError("this link belongs to no subscription")
-    return enrollment, choice, VIA[value[2]]
+    return enrollment, choice, VIA[value[1]]
 
 
-@bp.route("/pace/<token>", methods=["GET", "POST"])
-def choose(token: str) -> ResponseReturnValue:
+@bp.route("/pace/<choice>/<token>", methods=["GET", "POST"])
+def choose(choice: str, token: str) -> ResponseReturnValue:
     """One choice's page: what it does, when the next lesson comes, the button, and undo."""
-    found = _read(token)
+    found = _read(choice, token)
     if isinstance(found, LinkError):
         return link_problem(found, "pace")
     enrollment, choice, via = found
