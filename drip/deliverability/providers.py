@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 import logging
@@ -26,12 +25,18 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from drip.deliverability.bounces import Kind, Report, event_key
-from drip.deliverability.webhook_input import MAX_AGE, Refused, Why, check_unix_time, read_json
-from drip.store.models import WebhookToken
+from drip.deliverability.webhook_input import (
+    Refused,
+    Why,
+    check_basic_auth,
+    check_unix_time,
+    first_use,
+    mailgun_signed,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,13 +105,7 @@ def postmark_reports(body: bytes, authorization: str, credentials: str) -> list[
         raise Refused(
             Why.NOT_ACCEPTING, "DRIP_POSTMARK_AUTH is not set: /webhooks/postmark accepts nothing"
         )
-    scheme, _, encoded = authorization.partition(" ")
-    try:
-        given = base64.b64decode(encoded.strip(), validate=True)
-    except binascii.Error:
-        given = b""
-    if scheme.lower() != "basic" or not hmac.compare_digest(given, credentials.encode()):
-        raise Refused(Why.UNAUTHENTICATED, "missing or wrong HTTP basic auth (DRIP_POSTMARK_AUTH)")
+    check_basic_auth(authorization, credentials, "DRIP_POSTMARK_AUTH")
     payload = read_json(body)
     if not isinstance(payload, dict):
         raise Refused(Why.MALFORMED, "the Postmark record is not an object")
@@ -164,36 +163,15 @@ def mailgun_reports(
     signature = payload.get("signature") if isinstance(payload, dict) else None
     if not isinstance(signature, dict):
         raise Refused(Why.MALFORMED, 'no "signature" object in the Mailgun payload')
-    token = _mailgun_signed(signature, signing_key, now)
-    _mailgun_first_use(session, token, now)
-    return _mailgun_report(payload.get("event-data") or {}, token)
-
-
-def _mailgun_signed(signature: Mapping[str, Any], signing_key: str, now: datetime) -> str:
-    """The token of a signature that holds and is fresh."""
-    timestamp, token = str(signature.get("timestamp", "")), str(signature.get("token", ""))
-    expected = hmac.new(
-        signing_key.encode(), (timestamp + token).encode(), hashlib.sha256
-    ).hexdigest()
-    if not hmac.compare_digest(expected.encode(), str(signature.get("signature", "")).encode()):
-        raise Refused(
-            Why.UNAUTHENTICATED, "the Mailgun signature does not match (DRIP_MAILGUN_SIGNING_KEY)"
-        )
-    check_unix_time(timestamp, now, "Mailgun")
-    return token
-
-
-def _mailgun_first_use(session: Session, token: str, now: datetime) -> None:
-    """A token seen within twice the freshness window is a replay; older ones are forgotten."""
-    session.execute(delete(WebhookToken).where(WebhookToken.seen_at < now - 2 * MAX_AGE))
-    seen = session.scalar(
-        select(WebhookToken.token).where(
-            WebhookToken.provider == "mailgun", WebhookToken.token == token
-        )
+    token = mailgun_signed(
+        str(signature.get("timestamp", "")),
+        str(signature.get("token", "")),
+        str(signature.get("signature", "")),
+        signing_key,
+        now,
     )
-    if seen is not None:
-        raise Refused(Why.REPLAYED, "this Mailgun token was already used: refused as a replay")
-    session.add(WebhookToken(provider="mailgun", token=token[:255], seen_at=now))
+    first_use(session, "mailgun", token, now)
+    return _mailgun_report(payload.get("event-data") or {}, token)
 
 
 def _mailgun_report(data: Mapping[str, Any], token: str) -> list[Report]:

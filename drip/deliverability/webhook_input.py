@@ -1,13 +1,24 @@
 """What every provider's webhook shares: the refusal (`Refused`, with `Why` in domain terms,
 mapped to an HTTP status by drip.web.api.webhooks), the JSON body read, a signed timestamp
-checked for age."""
+checked for age, Postmark's basic auth and Mailgun's signed token, used once: for the
+bounce and complaint webhooks (drip.deliverability.providers) and the inbound replies'
+(drip.replies.inbound) alike."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import json
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from drip.store.models import WebhookToken
 
 MAX_AGE = timedelta(minutes=5)  # Mailgun and SendGrid: a signed timestamp older is a replay
 
@@ -58,3 +69,41 @@ def check_unix_time(timestamp: str, now: datetime, what: str) -> None:
             Why.MALFORMED, f"the {what} timestamp {timestamp!r} is not a number"
         ) from None
     check_fresh(stamp, now, MAX_AGE, what)
+
+
+def check_basic_auth(authorization: str, credentials: str, setting: str) -> None:
+    """HTTP basic auth carrying exactly `credentials` (Postmark's webhooks sign so)."""
+    scheme, _, encoded = authorization.partition(" ")
+    try:
+        given = base64.b64decode(encoded.strip(), validate=True)
+    except binascii.Error:
+        given = b""
+    if scheme.lower() != "basic" or not hmac.compare_digest(given, credentials.encode()):
+        raise Refused(Why.UNAUTHENTICATED, f"missing or wrong HTTP basic auth ({setting})")
+
+
+def mailgun_signed(
+    timestamp: str, token: str, signature: str, signing_key: str, now: datetime
+) -> str:
+    """The token of a Mailgun signature that holds and is fresh."""
+    expected = hmac.new(signing_key.encode(), (timestamp + token).encode(), hashlib.sha256)
+    if not hmac.compare_digest(expected.hexdigest().encode(), signature.encode()):
+        raise Refused(
+            Why.UNAUTHENTICATED, "the Mailgun signature does not match (DRIP_MAILGUN_SIGNING_KEY)"
+        )
+    check_unix_time(timestamp, now, "Mailgun")
+    return token
+
+
+def first_use(session: Session, provider: str, token: str, now: datetime) -> None:
+    """A signed token seen within twice the freshness window is a replay; older ones are
+    forgotten. The token is stored in the caller's transaction, with what it brought."""
+    session.execute(delete(WebhookToken).where(WebhookToken.seen_at < now - 2 * MAX_AGE))
+    seen = session.scalar(
+        select(WebhookToken.token).where(
+            WebhookToken.provider == provider, WebhookToken.token == token[:255]
+        )
+    )
+    if seen is not None:
+        raise Refused(Why.REPLAYED, "this Mailgun token was already used: refused as a replay")
+    session.add(WebhookToken(provider=provider, token=token[:255], seen_at=now))

@@ -16,33 +16,28 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from drip.deliverability.ses import verify_sns
-from drip.deliverability.webhook_input import MAX_AGE, Refused, Why
+from drip.deliverability.webhook_input import (
+    Refused,
+    Why,
+    check_basic_auth,
+    first_use,
+    mailgun_signed,
+    read_json,
+)
 from drip.replies.incoming import Incoming, addresses, from_mime, message_key
-from drip.store.models import WebhookToken
 
 log = logging.getLogger(__name__)
 
 Read = tuple[Incoming | None, bytes | None]  # nothing to take in (an SNS confirmation): None
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise Refused(Why.MALFORMED, "the body is not JSON") from None
 
 
 def postmark_inbound(body: bytes, authorization: str, credentials: str) -> Read:
@@ -51,14 +46,8 @@ def postmark_inbound(body: bytes, authorization: str, credentials: str) -> Read:
             Why.NOT_ACCEPTING,
             "DRIP_POSTMARK_AUTH is not set: /webhooks/postmark/inbound accepts nothing",
         )
-    scheme, _, encoded = authorization.partition(" ")
-    try:
-        given = base64.b64decode(encoded.strip(), validate=True)
-    except binascii.Error:
-        given = b""
-    if scheme.lower() != "basic" or not hmac.compare_digest(given, credentials.encode()):
-        raise Refused(Why.UNAUTHENTICATED, "missing or wrong HTTP basic auth (DRIP_POSTMARK_AUTH)")
-    data = _json(body)
+    check_basic_auth(authorization, credentials, "DRIP_POSTMARK_AUTH")
+    data = read_json(body)
     if not isinstance(data, dict):
         raise Refused(Why.MALFORMED, "the Postmark inbound message is not an object")
     headers = {
@@ -93,30 +82,14 @@ def mailgun_inbound(
             Why.NOT_ACCEPTING,
             "DRIP_MAILGUN_SIGNING_KEY is not set: /webhooks/mailgun/inbound accepts nothing",
         )
-    timestamp, token = form.get("timestamp", ""), form.get("token", "")
-    expected = hmac.new(signing_key.encode(), (timestamp + token).encode(), hashlib.sha256)
-    if not hmac.compare_digest(expected.hexdigest(), form.get("signature", "")):
-        raise Refused(
-            Why.UNAUTHENTICATED, "the Mailgun signature does not match (DRIP_MAILGUN_SIGNING_KEY)"
-        )
-    try:
-        stamp = datetime.fromtimestamp(int(timestamp), UTC)
-    except (ValueError, OverflowError, OSError):
-        raise Refused(
-            Why.MALFORMED, f"the Mailgun timestamp {timestamp!r} is not a number"
-        ) from None
-    if abs(now - stamp) > MAX_AGE:
-        raise Refused(
-            Why.UNAUTHENTICATED,
-            "the Mailgun timestamp is more than 5 minutes from now: refused as a replay",
-        )
-    session.execute(delete(WebhookToken).where(WebhookToken.seen_at < now - 2 * MAX_AGE))
-    used = select(WebhookToken.token).where(
-        WebhookToken.provider == "mailgun-in", WebhookToken.token == token[:255]
+    token = mailgun_signed(
+        form.get("timestamp", ""),
+        form.get("token", ""),
+        form.get("signature", ""),
+        signing_key,
+        now,
     )
-    if session.scalar(used) is not None:
-        raise Refused(Why.REPLAYED, "this Mailgun token was already used: refused as a replay")
-    session.add(WebhookToken(provider="mailgun-in", token=token[:255], seen_at=now))
+    first_use(session, "mailgun-in", token, now)
     envelope = [form.get("recipient", "")]
     if form.get("body-mime"):
         raw = form["body-mime"].encode()
@@ -146,7 +119,7 @@ def ses_inbound(
             Why.NOT_ACCEPTING,
             "DRIP_SNS_TOPIC_ARNS is not set: /webhooks/ses/inbound accepts nothing",
         )
-    message = _json(body)
+    message = read_json(body)
     if not isinstance(message, dict):
         raise Refused(Why.MALFORMED, "the SNS message is not an object")
     verify_sns(message, local_certificate, now)
@@ -163,7 +136,7 @@ def ses_inbound(
         return None, None
     if message.get("Type") != "Notification":
         return None, None
-    notification = _json(str(message.get("Message", "")).encode())
+    notification = read_json(str(message.get("Message", "")).encode())
     if not isinstance(notification, dict) or notification.get("notificationType") != "Received":
         return None, None
     receipt = notification.get("receipt") or {}
