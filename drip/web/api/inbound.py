@@ -13,44 +13,31 @@ from collections.abc import Callable
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from drip.deliverability.webhook_input import Refused
 from drip.replies.inbound import Read, mailgun_inbound, postmark_inbound, ses_inbound
 from drip.replies.matching import ReplyPolicy, take
-from drip.web.api.webhooks import REFUSED_STATUS
-from drip.web.context import db_session, services
+from drip.web.api.webhooks import handle
+from drip.web.context import services
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("inbound", __name__, url_prefix="/webhooks")
 
 
-def _handle(provider: str, read: Callable[[Session], Read]) -> ResponseReturnValue:
+def _take(session: Session, read: Read) -> ResponseReturnValue:
+    """What became of one reply (nothing to take in: an SNS confirmation)."""
+    incoming, raw = read
+    if incoming is None:
+        return jsonify(status="ignored"), 200
     svc = services()
-    session = db_session()
-    for attempt in (1, 2):
-        try:
-            incoming, raw = read(session)
-        except Refused as refused:
-            session.rollback()
-            status = REFUSED_STATUS[refused.why]
-            log.warning("%s inbound webhook refused (%s): %s", provider, status, refused)
-            return jsonify(error=str(refused)), status
-        if incoming is None:
-            session.commit()
-            return jsonify(status="ignored"), 200
-        try:
-            library, policy = svc.content.library(), ReplyPolicy.from_settings(svc.settings)
-            taken = take(session, library, incoming, svc.clock(), policy, raw=raw)
-            session.commit()
-            return jsonify(status=taken.status, detail=taken.detail), 200
-        except IntegrityError:  # the same reply taken in at the same moment: read it again
-            session.rollback()
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+    library, policy = svc.content.library(), ReplyPolicy.from_settings(svc.settings)
+    taken = take(session, library, incoming, svc.clock(), policy, raw=raw)
+    return jsonify(status=taken.status, detail=taken.detail), 200
+
+
+def _handle(provider: str, read: Callable[[Session], Read]) -> ResponseReturnValue:
+    return handle(f"{provider} inbound", read, _take)
 
 
 @bp.post("/postmark/inbound")

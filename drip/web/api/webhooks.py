@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TypeVar
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -30,6 +31,7 @@ from drip.web.context import db_session, services
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+T = TypeVar("T")
 
 REFUSED_STATUS = {  # why a webhook was refused, as the HTTP status the provider is told
     Why.MALFORMED: 400,
@@ -40,28 +42,46 @@ REFUSED_STATUS = {  # why a webhook was refused, as the HTTP status the provider
 }
 
 
-def _handle(provider: str, read: Callable[[Session], list[Report]]) -> ResponseReturnValue:
-    svc = services()
+def handle(
+    provider: str,
+    read: Callable[[Session], T],
+    act: Callable[[Session, T], ResponseReturnValue],
+) -> ResponseReturnValue:
+    """A provider's post: `read` checks it its provider's way (a refusal answers with the
+    status the provider understands and changes nothing), `act` does what it brings, and
+    the two commit together. A concurrent retry that wrote the same row first is read
+    again, once. Serves the bounce webhooks here and the inbound replies'
+    (drip.web.api.inbound)."""
     session = db_session()
     for attempt in (1, 2):
         try:
-            reports = read(session)
+            value = read(session)
         except Refused as refused:
             session.rollback()
             status = REFUSED_STATUS[refused.why]
             log.warning("%s webhook refused (%s): %s", provider, status, refused)
             return jsonify(error=str(refused)), status
         try:
-            results = record_all(session, reports, svc.clock(), Policy.from_settings(svc.settings))
+            answer = act(session, value)
             session.commit()
-            break
+            return answer
         except IntegrityError:  # a concurrent retry recorded the same event: read it again
             session.rollback()
             if attempt == 2:
                 raise
+    raise AssertionError("unreachable")
+
+
+def _record(session: Session, reports: list[Report]) -> ResponseReturnValue:
+    svc = services()
+    results = record_all(session, reports, svc.clock(), Policy.from_settings(svc.settings))
     return jsonify(
         results=[{"email": r.email, "status": r.status, "outcome": r.outcome} for r in results]
     ), 200
+
+
+def _handle(provider: str, read: Callable[[Session], list[Report]]) -> ResponseReturnValue:
+    return handle(provider, read, _record)
 
 
 @bp.post("/bounce")
