@@ -21,7 +21,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from drip.app import create_app
 from drip.core.clock import FrozenClock
 from drip.core.config import Settings
 from drip.deliverability.ses import sns_canonical
@@ -30,9 +29,8 @@ from drip.replies.mailbox import LEFT
 from drip.replies.token import read_reply_address, reply_token
 from drip.services import Services
 from drip.store.models import Enrollment, EnrollmentStatus, Event, EventKind, Reply
-from tests.conftest import CHEAP_HASHER, TESTS, make_settings
+from tests.conftest import TESTS, make_settings
 from tests.deliverability.test_bounce_mailbox import Mailbox
-from tests.deliverability.test_bounces import sign_up
 from tests.deliverability.test_webhook_providers import CERT_URL, TOPIC, sns_key
 from tests.imap import Dovecot, dovecot_binary
 from tests.smtp import Received, SmtpServer
@@ -86,28 +84,6 @@ def settings(
         sns_certificate=sns_key[1],
         sns_topic_arns=(TOPIC,),
     )
-
-
-@pytest.fixture
-def app(settings: Settings, clock: FrozenClock) -> Iterator[Flask]:
-    application = create_app(settings, clock=clock, password_hasher=CHEAP_HASHER)
-    application.config["TESTING"] = True
-    yield application
-    application.extensions["drip"].engine.dispose()
-
-
-@pytest.fixture
-def svc(app: Flask) -> Services:
-    services: Services = app.extensions["drip"]
-    return services
-
-
-@pytest.fixture
-def welcome(svc: Services, smtp_server: SmtpServer, clock: FrozenClock) -> Received:
-    sign_up(svc, "ada@example.org")
-    svc.dispatcher().run_pass(clock())
-    (message,) = smtp_server.messages
-    return message
 
 
 def reply_mail(

@@ -64,28 +64,6 @@ def settings(
     )
 
 
-@pytest.fixture
-def app(settings: Settings, clock: FrozenClock) -> Iterator[Flask]:
-    application = create_app(settings, clock=clock, password_hasher=CHEAP_HASHER)
-    application.config["TESTING"] = True
-    yield application
-    application.extensions["drip"].engine.dispose()
-
-
-@pytest.fixture
-def svc(app: Flask) -> Services:
-    services: Services = app.extensions["drip"]
-    return services
-
-
-@pytest.fixture
-def welcome(svc: Services, smtp_server: SmtpServer, clock: FrozenClock) -> Received:
-    sign_up(svc, "ada@example.org")
-    svc.dispatcher().run_pass(clock())
-    (message,) = smtp_server.messages
-    return message
-
-
 def postmark_reply(web: FlaskClient, to: str, text: str, ident: str) -> str:
     post = {
         "FromFull": {"Email": "ada@example.org"},
