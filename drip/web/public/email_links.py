@@ -24,7 +24,7 @@ from drip.content.magnets import magnet_pdf, page_size_for
 from drip.dispatch.chaining import accept_offer, open_offer
 from drip.mail.clicks import OPEN, from_a_browser, record_click
 from drip.mail.links import SAMPLE_KINDS, LinkError
-from drip.store.models import Enrollment
+from drip.store.models import Enrollment, EventKind
 from drip.web.context import csrf, db_session, services
 from drip.web.public.lookups import enrollment_from, link_problem
 
@@ -53,7 +53,7 @@ def magnet(token: str) -> ResponseReturnValue:
         today=svc.clock().date(),
     )
     session = db_session()
-    record_event(session, found, "download", svc.clock(), sequence.lead_magnet.source.name)
+    record_event(session, found, EventKind.DOWNLOAD, svc.clock(), sequence.lead_magnet.source.name)
     if from_a_browser(request.headers.get("User-Agent", "")):  # a person, not a scanner
         add_tags(
             session,
