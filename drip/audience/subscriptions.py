@@ -82,14 +82,14 @@ def find_sequence(library: Library, slug: str) -> Sequence:
 
 
 def record_event(
-    session: Session, enrollment: Enrollment, kind: EventKind | str, now: datetime, detail: str = ""
+    session: Session, enrollment: Enrollment, kind: EventKind, now: datetime, detail: str = ""
 ) -> None:
-    """One entry on the reader's timeline; a kind given as text must be an `EventKind`."""
+    """One entry on the reader's timeline."""
     session.add(
         Event(
             subscriber_id=enrollment.subscriber_id,
             enrollment_id=enrollment.id,
-            kind=EventKind(kind),
+            kind=kind,
             at=now,
             detail=detail,
         )

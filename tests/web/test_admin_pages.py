@@ -37,6 +37,7 @@ from drip.store.models import (
     Broadcast,
     Delivery,
     Enrollment,
+    EventKind,
     ImportJob,
     RateLimit,
     SequenceState,
@@ -146,7 +147,7 @@ def test_the_readers_timeline_shows_downloads_and_unsubscribes(
     with svc.sessions() as session:
         found = session.get(Enrollment, enrollment)
         assert found is not None
-        record_event(session, found, "download", clock(), "magnet.md")
+        record_event(session, found, EventKind.DOWNLOAD, clock(), "magnet.md")
         clock.advance(minutes=5)
         unsubscribe(session, enrollment, clock())
         session.commit()
