@@ -9,9 +9,8 @@ from flask import Flask
 
 from drip.audience.mail_domains import Resolver, system_resolver
 from drip.core.clock import Clock, system_clock
-from drip.core.config import Settings, load_settings
+from drip.core.config import Settings, load_settings, signing_order
 from drip.core.paths import PACKAGE, STATIC, TEMPLATES
-from drip.mail.links import signing_order
 from drip.mail.transports import Transport
 from drip.services import build_services
 from drip.web import errors, headers, health, metrics

@@ -3,7 +3,7 @@
 Apple Mail opens every message it receives (Mail Privacy Protection) and scanners fetch
 every pixel, so an open says nothing about a person; Gmail and Yahoo judge a sender by
 complaints and engagement, so mailing people who stopped reading gets an author's domain
-filtered. The actions that count: a click counted as a person's (drip.mail.clicks sets
+filtered. The actions that count: a click counted as a person's (drip.audience.clicks sets
 scanners apart), a reply, a PDF downloaded in a browser, a pace choice, a `tag_link`
 pressed, a goal reached (`exit_when`), a course confirmed or rejoined, and "keep them
 coming" pressed.

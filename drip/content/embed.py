@@ -21,8 +21,8 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from drip.content.sequences import Sequence
+from drip.core.config import signing_order
 from drip.core.paths import TEMPLATES
-from drip.mail.links import signing_order
 
 EMBED_FIELD = "embed_token"
 

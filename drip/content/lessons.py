@@ -20,6 +20,7 @@ VARIABLE = re.compile(
 )
 TAG_LINK = "tag_link"  # {{ tag_link("has-dates") }}: a link that tags the reader who opens it
 EXIT_TAG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")  # as drip.audience.tags.TAG
+MARKDOWN_EXTENSIONS = ["extra", "sane_lists", "smarty"]  # the Markdown a lesson is written in
 BLOG_URL = "blog_url"  # the author's blog (author.url); a paragraph holding it needs one
 LESSON_VARIABLES = frozenset(
     {"first_name", "unsubscribe_url", "preferences_url", TAG_LINK, BLOG_URL}

@@ -41,6 +41,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from drip.content.fetch_rule import pdf_fetcher
 from drip.content.front_matter import FrontMatterError, parse_front_matter
+from drip.content.lessons import MARKDOWN_EXTENSIONS
 from drip.content.page_sizes import DEFAULT_PAGE_SIZE, LETTER_PREFIXES, LETTER_ZONES, PAGE_SIZES
 from drip.content.pdf_preview import render_first_page
 from drip.content.safe_html import Cleaned, clean
@@ -56,7 +57,6 @@ from drip.content.study_plan import (
 from drip.core.config import Settings
 from drip.core.files import private_dir
 from drip.core.paths import TEMPLATES
-from drip.mail.markdown_body import MARKDOWN_EXTENSIONS
 
 log = logging.getLogger(__name__)
 

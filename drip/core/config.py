@@ -425,3 +425,8 @@ def _stored_secret(data_dir: Path) -> str:
         os.fchmod(handle.fileno(), FILE_MODE)
         handle.write(secret)
     return secret
+
+
+def signing_order(secret: str, fallbacks: tuple[str, ...]) -> list[str]:
+    """The keys as itsdangerous wants them: oldest first, the one that signs last."""
+    return [*reversed(fallbacks), secret]

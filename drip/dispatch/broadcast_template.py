@@ -1,29 +1,18 @@
 """A broadcast as a message: rendered for the readers of some of its courses (the banner and
 the footer name those, each title quoted), under the one short List-Id of every broadcast,
-and the key its clicks are counted under where a lesson has its key."""
+its clicks counted under its label (drip.mail.labels)."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import re
 from pathlib import Path
 
 from drip.content.sequences import Library, Problem, Sequence
 from drip.dispatch.broadcast_file import BroadcastError
+from drip.mail.labels import lesson_key
 from drip.mail.render import MessageTemplate, Renderer, signed_up_for
 from drip.store.models import Broadcast
-
-
-def lesson_key(broadcast_id: int) -> str:
-    """What a broadcast is called where lessons have their key: its tracked links' clicks."""
-    return f"broadcast-{broadcast_id}"
-
-
-def broadcast_of(key: str) -> int | None:
-    """The broadcast a `lesson_key` names, or None for a lesson's key."""
-    found = re.fullmatch(r"broadcast-(\d{1,9})", key)
-    return int(found[1]) if found else None
 
 
 def template_for(

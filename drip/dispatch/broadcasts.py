@@ -42,11 +42,10 @@ from drip.dispatch.broadcast_file import read_broadcast as read_broadcast
 from drip.dispatch.broadcast_samples import preview as preview
 from drip.dispatch.broadcast_samples import send_test as send_test
 from drip.dispatch.broadcast_schedule import write_recipients
-from drip.dispatch.broadcast_template import broadcast_of as broadcast_of
-from drip.dispatch.broadcast_template import lesson_key as lesson_key
 from drip.dispatch.broadcast_template import template_for as template_for
 from drip.dispatch.broadcast_template import unreadable as unreadable
 from drip.dispatch.broadcast_variants import split_recipients
+from drip.mail.labels import lesson_key as lesson_key
 from drip.store.models import (
     Broadcast,
     BroadcastRecipient,

@@ -20,7 +20,8 @@ from itsdangerous import (
 )
 
 from drip.core.clock import Clock, system_clock
-from drip.replies.token import reply_address
+from drip.core.config import signing_order
+from drip.mail.reply_address import reply_address
 
 
 class LinkError(Exception):
@@ -45,11 +46,6 @@ PLAIN = (
     "pace",
 )
 TIMED = ("confirm", "magnet")
-
-
-def signing_order(secret: str, fallbacks: tuple[str, ...]) -> list[str]:
-    """The keys as itsdangerous wants them: oldest first, the one that signs last."""
-    return [*reversed(fallbacks), secret]
 
 
 @dataclass(frozen=True)

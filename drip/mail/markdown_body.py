@@ -10,10 +10,9 @@ import re
 
 import markdown
 
-from drip.content.lessons import BLOG_URL, VARIABLE
+from drip.content.lessons import BLOG_URL, MARKDOWN_EXTENSIONS, VARIABLE
 from drip.mail.tokens import OPEN_PIXEL, TRACKED, Tokeniser
 
-MARKDOWN_EXTENSIONS = ["extra", "sane_lists", "smarty"]
 _STRONG = re.compile(r"(?<!\\)(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 # One `*` or `_` around a phrase, not inside a word (snake_case), not a list bullet and not
 # escaped (`\*` is a literal star).

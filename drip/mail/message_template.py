@@ -141,7 +141,7 @@ class MessageTemplate:
         )
         headers = [
             self._static_headers,
-            links.reply_to(message_id, self._reply_to),  # signed (drip.replies.token) or plain
+            links.reply_to(message_id, self._reply_to),  # signed (drip.mail.reply_address) or plain
             address_header("To", header_safe(reader.first_name), reader.email),
             date_header(now),
             f"Message-ID: {message_id}\r\nList-Unsubscribe: <{unsubscribe_url}>"

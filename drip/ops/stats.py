@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from drip.audience.clicks import readers_who_clicked
 from drip.content.lessons import VARIABLE
 from drip.content.schedule import delay_ends, into_window, reader_zone
 from drip.content.sequences import Lesson, Sequence
-from drip.mail.clicks import readers_who_clicked
 from drip.store import lesson_counts, queries
 from drip.store.models import (
     OUTCOME_UNKNOWN,

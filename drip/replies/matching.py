@@ -3,7 +3,7 @@ the reader's timeline (`reader.replied` for the webhooks), and, with `pause_on_r
 holding the reader's next lesson until an operator marks it done.
 
 What proves a reply: its recipient is a reply address whose HMAC holds under the secret
-key (drip.replies.token), which only a message drip sent to that reader carried. A reply
+key (drip.mail.reply_address), which only a message drip sent to that reader carried. A reply
 without one, or with one that does not verify, is kept unmatched (shown apart in the admin)
 and changes nobody. Auto-replies are not kept at all, and delivery reports that reached the
 reply address go to the bounce handling (drip.deliverability.bounces), verified as it
@@ -26,8 +26,8 @@ from drip.content.sequences import Library
 from drip.core.config import Settings
 from drip.deliverability.bounces import Policy, record_all
 from drip.deliverability.mailbox import parse_report
+from drip.mail.reply_address import Answered, read_reply_address
 from drip.replies.incoming import Incoming, automatic, is_report
-from drip.replies.token import Answered, read_reply_address
 from drip.store.models import Delivery, Enrollment, EnrollmentStatus, EventKind, Reply
 
 log = logging.getLogger(__name__)

@@ -21,13 +21,13 @@ from urllib.parse import unquote, urlsplit
 import markdown
 
 from drip.content.fetch_rule import refusal
+from drip.content.lessons import MARKDOWN_EXTENSIONS
 from drip.content.magnets import MagnetError, body_html, read_source
 from drip.content.magnets import build as build_magnet
 from drip.content.sequences import Lesson, Library, Problem, Sequence
 from drip.content.variants import arms
 from drip.core.config import Settings
 from drip.mail.links import Links, sample_links
-from drip.mail.markdown_body import MARKDOWN_EXTENSIONS
 from drip.mail.render import SAMPLE_READER, Renderer
 from drip.mail.tokens import TOKEN
 

@@ -14,11 +14,11 @@ from flask import Flask
 from sqlalchemy import select
 
 from drip.app import create_app
+from drip.audience.clicks import clicks_by_link
 from drip.audience.segments import members, parse
 from drip.core.clock import FrozenClock
 from drip.dispatch.broadcast_report import report
 from drip.dispatch.broadcasts import parse_broadcast, schedule
-from drip.mail.clicks import clicks_by_link
 from drip.services import Services
 from drip.store.models import Event, LinkClick
 from tests.conftest import TESTS, enroll, make_settings

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from drip.core.clock import FrozenClock
+from drip.mail.reply_address import reply_token
 from drip.ops.experiments import experiment
 from drip.replies.incoming import Incoming
 from drip.replies.matching import ReplyPolicy, take
-from drip.replies.token import reply_token
 from drip.services import Services, build_services
 from tests.conftest import CHEAP_HASHER, courses_beside_tiny, enroll, make_settings
 from tests.smtp import Received, SmtpServer

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from drip.audience.clicks import OPEN, record_click
 from drip.audience.controls import pause
 from drip.audience.subscriptions import Consent, subscribe
 from drip.core.clock import FrozenClock
-from drip.mail.clicks import OPEN, record_click
 from drip.ops.stats import axis_ticks, daily, funnel, overview, why_waiting
 from drip.services import Services, build_services
 from drip.store.models import Enrollment

@@ -25,8 +25,8 @@ from drip.core.clock import FrozenClock
 from drip.core.config import Settings
 from drip.deliverability.ses import sns_canonical
 from drip.jobs.worker import dispatch_job
+from drip.mail.reply_address import read_reply_address, reply_token
 from drip.replies.mailbox import LEFT
-from drip.replies.token import read_reply_address, reply_token
 from drip.services import Services
 from drip.store.models import Enrollment, EnrollmentStatus, Event, EventKind, Reply
 from tests.conftest import TESTS, make_settings

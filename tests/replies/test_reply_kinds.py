@@ -22,7 +22,7 @@ from drip.core.config import Settings
 from drip.dispatch.broadcasts import read_broadcast, schedule
 from drip.integrations import hooks
 from drip.jobs.worker import dispatch_job
-from drip.replies.token import read_reply_address
+from drip.mail.reply_address import read_reply_address
 from drip.services import Services
 from drip.store.models import BounceEvent, Reply, Subscriber, WebhookDelivery
 from tests.conftest import CHEAP_HASHER, TESTS, make_settings

@@ -15,6 +15,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
+from drip.audience.clicks import OPEN, from_a_browser, record_click
 from drip.audience.subscriptions import (
     SubscriptionError,
     record_event,
@@ -22,7 +23,6 @@ from drip.audience.subscriptions import (
 from drip.audience.tags import add_tags, clean_tag
 from drip.content.magnets import magnet_pdf, page_size_for
 from drip.dispatch.chaining import accept_offer, open_offer
-from drip.mail.clicks import OPEN, from_a_browser, record_click
 from drip.mail.links import SAMPLE_KINDS, LinkError
 from drip.store.models import Enrollment, EventKind
 from drip.web.context import csrf, db_session, services

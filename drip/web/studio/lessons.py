@@ -22,8 +22,8 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 
+from drip.audience.clicks import clicks_by_link, clicks_per_lesson
 from drip.audience.subscriptions import SubscriptionError
-from drip.mail.clicks import clicks_by_link, clicks_per_lesson
 from drip.mail.transports import SendError
 from drip.ops.stats import drop_off, lesson_reach
 from drip.replies.listing import replies_per_lesson

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from drip.audience.engagement import mark_engaged
 from drip.content.sequences import Library
 from drip.core.clock import as_utc
-from drip.dispatch.broadcasts import broadcast_of
+from drip.mail.labels import broadcast_of
 from drip.store.models import (
     BroadcastRecipient,
     Delivery,
