@@ -24,6 +24,7 @@ from drip.audience.subscriptions import SubscriptionError
 from drip.content.names import broadcast_name as name_for
 from drip.content.sequences import Library, Problem
 from drip.dispatch.broadcast_report import report
+from drip.dispatch.broadcast_variants import SHARE, VARIANT_KEYS
 from drip.dispatch.broadcasts import (
     READER_WORDS,
     BroadcastError,
@@ -64,6 +65,20 @@ def _fields(form: MultiDict[str, str]) -> dict[str, Any]:
         "segment": form.get("segment", ""),
         # a checkbox posts nothing when unticked: the hidden field says the form was shown
         "engagement": form.get("engagement") or ("all" if form.get("engagement_shown") else None),
+        **_test_fields(form),
+    }
+
+
+def _test_fields(form: MultiDict[str, str]) -> dict[str, Any]:
+    """The form's test of a second subject as a file's keys (drip.dispatch.broadcast_variants),
+    or none when variant b is left empty."""
+    b = {key: form.get(f"{key}_b", "").strip() for key in VARIANT_KEYS}
+    if not any(b.values()):
+        return {}
+    return {
+        "variants": {"b": {key: value for key, value in b.items() if value}},
+        "test_share": form.get("test_share", "").strip() or f"{SHARE}%",
+        "decide_after": form.get("decide_after", "").strip() or "4h",
     }
 
 
@@ -96,6 +111,11 @@ def _as_form(broadcast: Broadcast) -> MultiDict[str, str]:
     )
     for slug in audience.get("to", []):
         form.add("to", slug)
+    for key, value in audience.get("variants", {}).get("b", {}).items():
+        form[f"{key}_b"] = value
+    if audience.get("variants"):
+        form["test_share"] = audience.get("test_share", f"{SHARE}%")
+        form["decide_after"] = audience.get("decide_after", "4h")
     return form
 
 
