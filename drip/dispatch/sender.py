@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from drip.audience.leaving import suppress
@@ -35,6 +36,7 @@ from drip.core.config import Settings
 from drip.deliverability.sending_pause import sending_paused
 from drip.deliverability.verp import return_path
 from drip.dispatch.caps import BatchCaps, Caps
+from drip.dispatch.hot_path import Compiled, HotPath
 from drip.dispatch.outcome import Outcome, OutcomeStatus
 from drip.dispatch.producers import (
     HOLD,
@@ -59,6 +61,18 @@ BATCH = 200
 OVER_CAP = "waits for the reader's next window: their daily or weekly cap is reached"
 NOT_TRIED = "not tried: the SMTP relay was unreachable or slowing drip down"
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One item's turn in a batch: what the sender knows as it comes to it."""
+
+    item: Item
+    now: datetime
+    caps: BatchCaps | None
+    hot: HotPath | None
+    check: str | None  # its reader's status, read while recording the previous item
+    following: Item | None  # the next item, whose status recording this one reads
 
 
 @dataclass
@@ -106,14 +120,9 @@ class Sender:
             done += 1
             ready = self._prepare(session, producer, items, now)
             caps = self._batch_caps(session, producer, ready, now)
-            with OnFirstSend(self.transport) as relay:
-                for item in ready:
-                    if result.stopped:
-                        self._settle(session, producer, item, now, self._release(item, now))
-                        continue
-                    outcome = self._one(session, relay, producer, item, now, result, caps)
-                    if outcome is not None:
-                        result.outcomes.append(outcome)
+            session.rollback()  # end the caps' read
+            with OnFirstSend(self.transport) as relay, self._hot(session, producer) as hot:
+                self._send(session, relay, producer, ready, now, result, caps, hot)
             result.more = not result.stopped and len(items) == BATCH
             if not result.more:
                 break
@@ -170,56 +179,94 @@ class Sender:
         session.commit()
         return ready
 
-    def _one(
+    def _send(
         self,
         session: Session,
         relay: Transport,
         producer: Producer,
-        item: Item,
+        ready: list[Item],
         now: datetime,
-        run: Run,
+        result: Run,
         caps: BatchCaps | None,
-    ) -> Outcome | None:
-        """Wait for the slot, read the reader's status, hand over, record."""
-        if self.pace is not None:
-            self.pace.wait()  # the wait before the status read, not between it and SMTP
-        why = producer.why_not(session, item)
+        hot: HotPath | None,
+    ) -> None:
+        """The batch's hand-offs in order, each outcome recorded before the next; with the
+        hot path, recording one reads the next reader's status in the same transaction."""
+        check: str | None = None  # the next reader's, when recording already read it
+        for index, item in enumerate(ready):
+            if result.stopped:
+                self._settle(session, producer, item, now, self._release(item, now))
+                continue
+            following = ready[index + 1] if hot and index + 1 < len(ready) else None
+            turn = Turn(item, now, caps, hot, check, following)
+            outcome, check = self._one(session, relay, producer, turn, result)
+            result.outcomes.append(outcome)
+
+    def _one(
+        self, session: Session, relay: Transport, producer: Producer, turn: Turn, run: Run
+    ) -> tuple[Outcome, str | None]:
+        """Wait for the slot, read the reader's status, hand over, record; also gives the
+        status of the following item's reader when recording read it (else None)."""
+        item, now, caps, hot = turn.item, turn.now, turn.caps, turn.hot
+        why = turn.check
+        if self.pace is not None and self.pace.wait():
+            why = None  # it waited for its slot: read the status again, now
+        if why is None and hot is not None:
+            why = hot.read(item)
+        elif why is None:
+            why = producer.why_not(session, item)
+            session.rollback()  # end the read: the status is as of now, not of the claim
         until = None if why else self._capped(caps, item, now)
-        session.rollback()  # end the read: the status is as of now, not of the claim
         if until is not None:
             held = Settled(OutcomeStatus.HELD, item.attempts, OVER_CAP, until)
             if not self._settle(session, producer, item, now, held):
-                return self._outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
-            return self._outcome(producer, item, OutcomeStatus.HELD, OVER_CAP)
+                return self._outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST), None
+            return self._outcome(producer, item, OutcomeStatus.HELD, OVER_CAP), None
         if why:
             if not self._settle(
                 session, producer, item, now, Settled(OutcomeStatus.SKIPPED, item.attempts, why)
             ):
-                return self._outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
-            return self._outcome(producer, item, OutcomeStatus.SKIPPED, why)
+                return self._outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST), None
+            return self._outcome(producer, item, OutcomeStatus.SKIPPED, why), None
+        try:
+            self._hand_over(relay, item, now)
+        except (SendError, Unsendable) as error:
+            return self._failed(session, producer, item, now, error, run), None
+        if caps is not None:
+            caps.handed(item.subscriber_id, now)
+        return self._record_sent(session, producer, turn)
+
+    def _hand_over(self, relay: Transport, item: Item, now: datetime) -> None:
+        """Build the message (all that lies between the status read and SMTP) and send it."""
         template, mid = item.template, item.message_id
         assert template is not None and mid is not None
         reader = Reader(item.email, item.first_name, item.subscriber_id, item.enrollment_id)
-        try:
-            message = checked_message(
-                item.email, lambda: template.build(reader, self.links, mid, now, extra=item.extra)
-            )
-            relay.send(
-                return_path(self.settings, template.sender, None, item.enrollment_id),
-                item.email,
-                message,
-                name=f"{now:%Y%m%dT%H%M%S}-{item.enrollment_id}-{item.label}",
-            )
-        except (SendError, Unsendable) as error:
-            return self._failed(session, producer, item, now, error, run)
+        message = checked_message(
+            item.email, lambda: template.build(reader, self.links, mid, now, extra=item.extra)
+        )
+        relay.send(
+            return_path(self.settings, template.sender, None, item.enrollment_id),
+            item.email,
+            message,
+            name=f"{now:%Y%m%dT%H%M%S}-{item.enrollment_id}-{item.label}",
+        )
+
+    def _record_sent(
+        self, session: Session, producer: Producer, turn: Turn
+    ) -> tuple[Outcome, str | None]:
+        """The sent event and the row's outcome in one commit, while the lease is ours."""
+        item, now = turn.item, turn.now
         sent = Settled(OutcomeStatus.SENT, item.attempts + 1, at=now)
-        if caps is not None:
-            caps.handed(item.subscriber_id, now)
-        if producer.sent_event is not None:
-            self._event(session, item, now, producer.sent_event, self._sent_detail(item))
-        if not self._settle(session, producer, item, now, sent):
+        if turn.hot is not None:
+            recorded, check = turn.hot.record_sent(item, sent.attempts, now, turn.following)
+        else:
+            check = None
+            if producer.sent_event is not None:
+                self._event(session, item, now, producer.sent_event, self._sent_detail(item))
+            recorded = self._settle(session, producer, item, now, sent)
+        if not recorded:
             log.warning("%s %s handed over, not recorded: %s", item.label, item.row_id, LEASE_LOST)
-        return self._outcome(producer, item, OutcomeStatus.SENT)
+        return self._outcome(producer, item, OutcomeStatus.SENT), check
 
     def _failed(
         self,
@@ -264,6 +311,17 @@ class Sender:
         session.rollback()
         log.warning("%s %s left alone: %s", item.label, item.row_id, LEASE_LOST)
         return False
+
+    @contextmanager
+    def _hot(self, session: Session, producer: Producer) -> Iterator[HotPath | None]:
+        """The hot path on a connection of its own, for a producer that offers it."""
+        if not isinstance(producer, Compiled):
+            yield None
+            return
+        bind = session.get_bind()
+        engine = bind.engine if isinstance(bind, Connection) else bind
+        with engine.connect() as conn:
+            yield HotPath(conn, producer, producer.sent_event, self.worker_id)
 
     def _batch_caps(
         self, session: Session, producer: Producer, items: list[Item], now: datetime
