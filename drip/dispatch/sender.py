@@ -49,30 +49,19 @@ from drip.dispatch.producers import (
     later,
 )
 from drip.dispatch.record import LEASE_LOST
+from drip.dispatch.sender_overlap import Relay, Turn, overlapped
 from drip.mail.handoff import Unsendable, checked_message
 from drip.mail.links import Links
 from drip.mail.message_ids import message_id_for
 from drip.mail.pace import Pace, backoff
 from drip.mail.render import Reader, Renderer
-from drip.mail.transports import OnFirstSend, SendError, Transport
+from drip.mail.transports import SendError, Transport
 from drip.store.models import Event, EventKind, Subscriber
 
 BATCH = 200
 OVER_CAP = "waits for the reader's next window: their daily or weekly cap is reached"
 NOT_TRIED = "not tried: the SMTP relay was unreachable or slowing drip down"
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One item's turn in a batch: what the sender knows as it comes to it."""
-
-    item: Item
-    now: datetime
-    caps: BatchCaps | None
-    hot: HotPath | None
-    check: str | None  # its reader's status, read while recording the previous item
-    following: Item | None  # the next item, whose status recording this one reads
 
 
 @dataclass
@@ -121,7 +110,7 @@ class Sender:
             ready = self._prepare(session, producer, items, now)
             caps = self._batch_caps(session, producer, ready, now)
             session.rollback()  # end the caps' read
-            with OnFirstSend(self.transport) as relay, self._hot(session, producer) as hot:
+            with Relay(self.transport) as relay, self._hot(session, producer) as hot:
                 self._send(session, relay, producer, ready, now, result, caps, hot)
             result.more = not result.stopped and len(items) == BATCH
             if not result.more:
@@ -140,10 +129,10 @@ class Sender:
                 continue
             if producer.why_not(session, item):
                 continue
-            if self._capped(caps, item, now) is not None:
-                found.append(self._outcome(producer, item, OutcomeStatus.HELD, OVER_CAP))
+            if self.capped(caps, item, now) is not None:
+                found.append(self.outcome(producer, item, OutcomeStatus.HELD, OVER_CAP))
             else:
-                found.append(self._outcome(producer, item, OutcomeStatus.WOULD_SEND))
+                found.append(self.outcome(producer, item, OutcomeStatus.WOULD_SEND))
         return found
 
     def _prepare(
@@ -156,7 +145,7 @@ class Sender:
             unreadable = producer.render(session, item)
             if unreadable is not None or not self._in_window(item, now):
                 at = now + HOLD if unreadable is not None else self._opens(item, now)
-                self._settle(
+                self.settle(
                     session,
                     producer,
                     item,
@@ -182,7 +171,7 @@ class Sender:
     def _send(
         self,
         session: Session,
-        relay: Transport,
+        relay: Relay,
         producer: Producer,
         ready: list[Item],
         now: datetime,
@@ -192,17 +181,20 @@ class Sender:
     ) -> None:
         """The batch's hand-offs in order, each outcome recorded before the next; with the
         hot path, recording one reads the next reader's status in the same transaction."""
+        if hot is not None and hot.postgres and self.pace is None:
+            overlapped(self, session, relay, producer, ready, now, result, caps, hot)
+            return
         check: str | None = None  # the next reader's, when recording already read it
         for index, item in enumerate(ready):
             if result.stopped:
-                self._settle(session, producer, item, now, self._release(item, now))
+                self.settle(session, producer, item, now, self.release(item, now))
                 continue
             following = ready[index + 1] if hot and index + 1 < len(ready) else None
             turn = Turn(item, now, caps, hot, check, following)
-            outcome, check = self._one(session, relay, producer, turn, result)
+            outcome, check = self.one(session, relay, producer, turn, result)
             result.outcomes.append(outcome)
 
-    def _one(
+    def one(
         self, session: Session, relay: Transport, producer: Producer, turn: Turn, run: Run
     ) -> tuple[Outcome, str | None]:
         """Wait for the slot, read the reader's status, hand over, record; also gives the
@@ -216,40 +208,48 @@ class Sender:
         elif why is None:
             why = producer.why_not(session, item)
             session.rollback()  # end the read: the status is as of now, not of the claim
-        until = None if why else self._capped(caps, item, now)
+        until = None if why else self.capped(caps, item, now)
         if until is not None:
             held = Settled(OutcomeStatus.HELD, item.attempts, OVER_CAP, until)
-            if not self._settle(session, producer, item, now, held):
-                return self._outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST), None
-            return self._outcome(producer, item, OutcomeStatus.HELD, OVER_CAP), None
+            if not self.settle(session, producer, item, now, held):
+                return self.outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST), None
+            return self.outcome(producer, item, OutcomeStatus.HELD, OVER_CAP), None
         if why:
-            if not self._settle(
+            if not self.settle(
                 session, producer, item, now, Settled(OutcomeStatus.SKIPPED, item.attempts, why)
             ):
-                return self._outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST), None
-            return self._outcome(producer, item, OutcomeStatus.SKIPPED, why), None
+                return self.outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST), None
+            return self.outcome(producer, item, OutcomeStatus.SKIPPED, why), None
         try:
             self._hand_over(relay, item, now)
         except (SendError, Unsendable) as error:
-            return self._failed(session, producer, item, now, error, run), None
+            return self.failed(session, producer, item, now, error, run), None
         if caps is not None:
             caps.handed(item.subscriber_id, now)
         return self._record_sent(session, producer, turn)
 
     def _hand_over(self, relay: Transport, item: Item, now: datetime) -> None:
         """Build the message (all that lies between the status read and SMTP) and send it."""
-        template, mid = item.template, item.message_id
-        assert template is not None and mid is not None
-        reader = Reader(item.email, item.first_name, item.subscriber_id, item.enrollment_id)
-        message = checked_message(
-            item.email, lambda: template.build(reader, self.links, mid, now, extra=item.extra)
-        )
+        message = self.message(item, now)
         relay.send(
-            return_path(self.settings, template.sender, None, item.enrollment_id),
+            self.envelope_from(item),
             item.email,
             message,
             name=f"{now:%Y%m%dT%H%M%S}-{item.enrollment_id}-{item.label}",
         )
+
+    def message(self, item: Item, now: datetime) -> bytes:
+        """The item's message for its reader; raises Unsendable (drip.mail.handoff)."""
+        template, mid = item.template, item.message_id
+        assert template is not None and mid is not None
+        reader = Reader(item.email, item.first_name, item.subscriber_id, item.enrollment_id)
+        return checked_message(
+            item.email, lambda: template.build(reader, self.links, mid, now, extra=item.extra)
+        )
+
+    def envelope_from(self, item: Item) -> str:
+        assert item.template is not None
+        return return_path(self.settings, item.template.sender, None, item.enrollment_id)
 
     def _record_sent(
         self, session: Session, producer: Producer, turn: Turn
@@ -263,12 +263,12 @@ class Sender:
             check = None
             if producer.sent_event is not None:
                 self._event(session, item, now, producer.sent_event, self._sent_detail(item))
-            recorded = self._settle(session, producer, item, now, sent)
+            recorded = self.settle(session, producer, item, now, sent)
         if not recorded:
             log.warning("%s %s handed over, not recorded: %s", item.label, item.row_id, LEASE_LOST)
-        return self._outcome(producer, item, OutcomeStatus.SENT), check
+        return self.outcome(producer, item, OutcomeStatus.SENT), check
 
-    def _failed(
+    def failed(
         self,
         session: Session,
         producer: Producer,
@@ -288,20 +288,20 @@ class Sender:
             subscriber = session.get(Subscriber, item.subscriber_id)
             if subscriber is not None:
                 suppress(session, subscriber, now, str(error))
-        if not self._settle(session, producer, item, now, settled):
-            return self._outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
+        if not self.settle(session, producer, item, now, settled):
+            return self.outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
         detail = str(error) if step is not Next.GIVE_UP else settled.error or ""
         if step is Next.REST:
             detail += "; the relay asked drip to slow down"
-        return self._outcome(producer, item, settled.status, detail, run.stopped, step is Next.REST)
+        return self.outcome(producer, item, settled.status, detail, run.stopped, step is Next.REST)
 
-    def _release(self, item: Item, now: datetime) -> Settled:
+    def release(self, item: Item, now: datetime) -> Settled:
         """A message not tried because the relay is down or resting: no attempt used."""
         return Settled(
             OutcomeStatus.RETRYING, item.attempts, NOT_TRIED, later(now, backoff(1), item.window)
         )
 
-    def _settle(
+    def settle(
         self, session: Session, producer: Producer, item: Item, now: datetime, settled: Settled
     ) -> bool:
         """Record and commit, only while the row is this worker's (else nothing changes)."""
@@ -332,7 +332,7 @@ class Sender:
         return BatchCaps(session, [i.subscriber_id for i in items], now, self.caps)
 
     @staticmethod
-    def _capped(caps: BatchCaps | None, item: Item, now: datetime) -> datetime | None:
+    def capped(caps: BatchCaps | None, item: Item, now: datetime) -> datetime | None:
         """When a capped kind may go to this reader, if not now (None: now)."""
         if caps is None or item.window is None:
             return None
@@ -364,7 +364,7 @@ class Sender:
         )
 
     @staticmethod
-    def _outcome(
+    def outcome(
         producer: Producer,
         item: Item,
         status: OutcomeStatus,
