@@ -216,7 +216,7 @@ class BroadcastCopies:
         """One indexed SELECT, read right before the hand-off: the broadcast's status, the
         reader's and their enrollments' (every one whose course the broadcast is to)."""
         statement, params = self.status_read(item)
-        return self.verdict(session.connection().execute(statement, params).first())
+        return self.verdict(item, session.connection().execute(statement, params).first())
 
     def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
         copy: Copy = item.context
@@ -229,7 +229,7 @@ class BroadcastCopies:
         }
         return self.reads[copy.to], params
 
-    def verdict(self, row: Any) -> str:
+    def verdict(self, item: Item, row: Any) -> str:
         return _why_not(row)
 
     def sent(self) -> Update:

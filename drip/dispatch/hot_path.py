@@ -20,7 +20,8 @@ from datetime import datetime
 from typing import Any, Protocol, cast, runtime_checkable
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, literal, select, true
-from sqlalchemy.sql import Select, Update
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.dml import UpdateBase
 
 from drip.dispatch.direct import Direct
 from drip.dispatch.producers import Item
@@ -47,13 +48,13 @@ class Compiled(Protocol):
         parameters (none named p_* or e_*)."""
         ...
 
-    def verdict(self, row: Any) -> str:
-        """From the status read's row (None: no row): why not to send, or ""."""
+    def verdict(self, item: Item, row: Any) -> str:
+        """From the status read's row (None: no row): why not to send `item`, or ""."""
         ...
 
-    def sent(self) -> Update:
-        """The row marked sent while the lease is the worker's, always the same object:
-        parameters p_row, p_me, p_attempts, p_at."""
+    def sent(self) -> UpdateBase:
+        """The row marked sent (or deleted) while the lease is the worker's, always the same
+        object: parameters among p_row, p_me, p_attempts, p_at."""
         ...
 
 
@@ -88,7 +89,7 @@ class HotPath:
             else:
                 row = self._direct(statement).run(cursor, params).fetchone()
                 driver.rollback()
-        return self.producer.verdict(_found(row))
+        return self.producer.verdict(item, _found(row))
 
     def record_sent(
         self, item: Item, attempts: int, at: datetime, following: Item | None
@@ -114,7 +115,7 @@ class HotPath:
                 recorded, row = self._transaction(driver, cursor, item, at, statement, params)
         if following is None:
             return recorded, None
-        return recorded, self.producer.verdict(_found(row))
+        return recorded, self.producer.verdict(following, _found(row))
 
     def _transaction(
         self,

@@ -7,7 +7,7 @@ nothing. Both databases."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import cast
 
@@ -20,16 +20,21 @@ from drip.content.sequences import Library
 from drip.core.clock import FrozenClock
 from drip.dispatch.broadcast_copies import BroadcastCopies
 from drip.dispatch.broadcasts import schedule
-from drip.dispatch.hot_path import HotPath
+from drip.dispatch.chaining import chain
+from drip.dispatch.hot_path import EVENTS, HotPath
+from drip.dispatch.offers import Offers
 from drip.dispatch.producers import Item, Lease
+from drip.dispatch.requested import REQUESTS
 from drip.services import Services, build_services
 from drip.store.models import (
     BroadcastRecipient,
     Enrollment,
+    EventKind,
     RecipientStatus,
     Subscriber,
 )
 from tests.conftest import make_settings
+from tests.dispatch.test_chaining import library_with
 from tests.dispatch.test_one_way import NINE_IN_NEW_YORK, add_finished_readers, news
 from tests.smtp import SmtpServer
 
@@ -156,4 +161,34 @@ def test_a_worker_whose_lease_ran_out_records_nothing_and_still_reads_the_next(
         rows = dict(conn.execute(select(COPIES.c.id, COPIES.c.status)).all())
     assert rows[first.row_id] == RecipientStatus.SENDING
     assert rows[second.row_id] == RecipientStatus.SENT
+    svc.engine.dispose()
+
+
+def test_an_offer_is_recorded_with_its_event_in_one_commit_only_while_the_lease_holds(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer
+) -> None:
+    courses = library_with(tmp_path, "on_complete: {offer: next-course}\n")
+    settings = make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=courses)
+    svc = build_services(settings, FrozenClock(NINE_IN_NEW_YORK))
+    now = svc.clock()
+    add_finished_readers(svc, 2, now)
+    library = svc.content.library()
+    with svc.sessions() as session, svc.engine.connect() as conn:
+        chain(session, library, now)
+        offers = Offers(library, svc.renderer)
+        first, second = offers.due(session, now, 10, Lease("worker-a", now + timedelta(hours=1)))
+        session.execute(
+            update(REQUESTS).where(REQUESTS.c.id == first.row_id).values(lease_owner="worker-b")
+        )
+        session.commit()
+        hot = HotPath(conn, offers, offers.sent_event, "worker-a")
+        assert hot.read(second) == ""
+        assert hot.record_sent(first, 1, now, second) == (False, "")
+        assert hot.record_sent(second, 1, now, None) == (True, None)
+    with svc.engine.connect() as conn:
+        assert list(conn.scalars(select(REQUESTS.c.id))) == [first.row_id]
+        offered = conn.execute(
+            select(EVENTS.c.subscriber_id).where(EVENTS.c.kind == EventKind.OFFERED)
+        ).all()
+    assert offered == [(second.subscriber_id,)]
     svc.engine.dispose()
