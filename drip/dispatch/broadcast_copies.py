@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, select, update
+from sqlalchemy import Table, bindparam, exists, false, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select, Update
 
 from drip.content.schedule import reader_zone
 from drip.content.sequences import Library, Sequence
@@ -40,31 +41,49 @@ B = cast(Table, Broadcast.__table__)
 S = cast(Table, Subscriber.__table__)
 E = cast(Table, Enrollment.__table__)
 E2 = E.alias("other_enrollments")
-# Read right before each hand-off, built once: the broadcast's status, the reader's, their
-# enrollment's, and whether any of their enrollments in the broadcast's courses (`to`) is a
-# reader's; no row: the broadcast is gone.
-STATUS_READ = (
-    select(
-        B.c.status,
-        S.c.id,
-        S.c.suppressed_at,
-        S.c.broadcasts_off_at,
-        S.c.engagement,
-        E.c.status,
-        select(E2.c.id)
-        .where(
-            E2.c.subscriber_id == S.c.id,
-            E2.c.sequence.in_(bindparam("to", expanding=True)),
-            E2.c.status.in_(READERS["both"]),
+
+
+def status_read(to: tuple[str, ...]) -> Select[Any]:
+    """Read right before each hand-off, for a broadcast to the courses `to`: the broadcast's
+    status, the reader's, their enrollment's, and whether any of their enrollments in `to`
+    is a reader's; no row: the broadcast is gone. The courses are the statement's own
+    constants, so it is compiled once per broadcast (drip.dispatch.hot_path)."""
+    in_to = or_(*(E2.c.sequence == course for course in to)) if to else false()
+    # Equalities, not IN: an IN list is expanded as the statement runs, never compiled once.
+    reader = or_(*(E2.c.status == status for status in READERS["both"]))
+    return (
+        select(
+            B.c.status.label("broadcast_status"),
+            S.c.id.label("subscriber"),
+            S.c.suppressed_at,
+            S.c.broadcasts_off_at,
+            S.c.engagement,
+            E.c.status.label("enrollment_status"),
+            select(E2.c.id)
+            .where(E2.c.subscriber_id == S.c.id, in_to, reader)
+            .exists()
+            .label("wanted"),
         )
-        .exists(),
-    )
-    .select_from(
-        B.outerjoin(S, S.c.id == bindparam("subscriber")).outerjoin(
-            E, (E.c.id == bindparam("enrollment")) & (E.c.subscriber_id == S.c.id)
+        .select_from(
+            B.outerjoin(S, S.c.id == bindparam("subscriber")).outerjoin(
+                E, (E.c.id == bindparam("enrollment")) & (E.c.subscriber_id == S.c.id)
+            )
         )
+        .where(B.c.id == bindparam("broadcast"))
     )
-    .where(B.c.id == bindparam("broadcast"))
+
+
+# The row marked sent, while the lease is the worker's (drip.dispatch.hot_path).
+SENT = (
+    update(COPIES)
+    .where(COPIES.c.id == bindparam("p_row"), COPIES.c.lease_owner == bindparam("p_me"))
+    .values(
+        status=RecipientStatus.SENT,
+        attempts=bindparam("p_attempts"),
+        lease_owner=None,
+        last_error=None,
+        sent_at=bindparam("p_at", type_=COPIES.c.sent_at.type),
+    )
 )
 OPEN = [RecipientStatus.QUEUED, RecipientStatus.RETRYING, RecipientStatus.SENDING]
 STATUS = {
@@ -104,6 +123,7 @@ class BroadcastCopies:
     def __init__(self, library: Library, renderer: Renderer, links: Links) -> None:
         self.library, self.renderer, self.links = library, renderer, links
         self.templates: dict[tuple[int, tuple[str, ...], str | None], MessageTemplate] = {}
+        self.reads: dict[tuple[str, ...], Select[Any]] = {}
 
     def due(self, session: Session, now: datetime, limit: int, lease: Lease | None) -> list[Item]:
         due = COPIES.c.status.in_(OPEN) & (COPIES.c.due_at <= now)
@@ -195,21 +215,25 @@ class BroadcastCopies:
     def why_not(self, session: Session, item: Item) -> str:
         """One indexed SELECT, read right before the hand-off: the broadcast's status, the
         reader's and their enrollments' (every one whose course the broadcast is to)."""
+        statement, params = self.status_read(item)
+        return self.verdict(item, session.connection().execute(statement, params).first())
+
+    def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
         copy: Copy = item.context
-        row = (
-            session.connection()
-            .execute(
-                STATUS_READ,
-                {
-                    "broadcast": copy.broadcast_id,
-                    "subscriber": item.subscriber_id,
-                    "enrollment": item.enrollment_id,
-                    "to": copy.to or ("",),
-                },
-            )
-            .first()
-        )
+        if copy.to not in self.reads:
+            self.reads[copy.to] = status_read(copy.to)
+        params = {
+            "broadcast": copy.broadcast_id,
+            "subscriber": item.subscriber_id,
+            "enrollment": item.enrollment_id,
+        }
+        return self.reads[copy.to], params
+
+    def verdict(self, item: Item, row: Any) -> str:
         return _why_not(row)
+
+    def sent(self) -> Update:
+        return SENT
 
     def write_ahead(self, session: Session, items: list[Item], worker: str) -> None:
         """The batch's Message-IDs in one executemany, each only while the row is `worker`'s."""

@@ -10,16 +10,18 @@ fresh link goes at any hour: the reader asked and is waiting for it.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from drip.content.sequences import Library
 from drip.dispatch.outcome import Kind
 from drip.dispatch.producers import Item, Lease
-from drip.dispatch.requested import Requested
+from drip.dispatch.requested import READER_READ, Requested
 from drip.mail.render import Renderer
-from drip.store.models import Enrollment, EnrollmentStatus, EventKind, LinkRequest, Subscriber
+from drip.store.models import Enrollment, EnrollmentStatus, EventKind, LinkRequest
 
 MAGNET_LINK = "magnet-link"
 HAS_MAGNET = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED, EnrollmentStatus.COMPLETED)
@@ -72,16 +74,19 @@ class FreshLinks(Requested):
 
     def why_not(self, session: Session, item: Item) -> str:
         """A fresh link goes only to a reader who still has the course and its lead magnet."""
+        statement, params = self.status_read(item)
+        return self.verdict(item, session.connection().execute(statement, params).first())
+
+    def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
+        return READER_READ, {"enrollment": item.enrollment_id}
+
+    def verdict(self, item: Item, row: Any) -> str:
+        """From (enrollment's status, suppressed_at, engagement), or None: the reader is gone."""
         sequence = self.library.get(item.sequence)
         if sequence is None or sequence.lead_magnet is None:
             return "the course has no lead magnet any more"
-        found = session.execute(
-            select(Enrollment.status, Subscriber.suppressed_at)
-            .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
-            .where(Enrollment.id == item.enrollment_id)
-        ).first()
-        if found is None or found.status not in HAS_MAGNET:
+        if row is None or row[0] not in HAS_MAGNET:
             return "the reader left the course"
-        if found.suppressed_at is not None:
+        if row[1] is not None:
             return "the address is suppressed"
         return ""

@@ -6,18 +6,21 @@ course's send window in the reader's zone, and handed over like every other mess
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from drip.content.sequences import Library, Sequence
 from drip.dispatch.outcome import Kind
 from drip.dispatch.producers import Item, Lease
-from drip.dispatch.requested import Requested
+from drip.dispatch.requested import READER_READ, Requested, S
 from drip.mail.render import Renderer
-from drip.store.models import Engagement, Enrollment, EnrollmentStatus, EventKind, Subscriber
+from drip.store.models import Engagement, Enrollment, EnrollmentStatus, EventKind
 
 OFFER = "offer"
+E2 = cast(Table, Enrollment.__table__).alias("next_course")
 
 
 def offered(library: Library, slug: str) -> tuple[Sequence, Sequence] | None:
@@ -40,6 +43,7 @@ class Offers(Requested):
 
     def __init__(self, library: Library, renderer: Renderer) -> None:
         self.library, self.renderer = library, renderer
+        self.reads: dict[str, Select[Any]] = {}
 
     def due(self, session: Session, now: datetime, limit: int, lease: Lease | None) -> list[Item]:
         items = []
@@ -64,23 +68,27 @@ class Offers(Requested):
     def why_not(self, session: Session, item: Item) -> str:
         """An offer goes to a reader who finished the course, may be written to, and is
         not in the next course yet."""
+        statement, params = self.status_read(item)
+        return self.verdict(item, session.connection().execute(statement, params).first())
+
+    def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
+        """One read: the reader's enrollment and address, and whether they are in the next
+        course already (its slug a constant of the statement, compiled once per course)."""
+        target = item.context[1].slug if item.context is not None else ""
+        if target not in self.reads:
+            joined = select(E2.c.id).where(E2.c.subscriber_id == S.c.id, E2.c.sequence == target)
+            self.reads[target] = READER_READ.add_columns(joined.exists().label("joined"))
+        return self.reads[target], {"enrollment": item.enrollment_id}
+
+    def verdict(self, item: Item, row: Any) -> str:
+        """From (enrollment's status, suppressed_at, engagement, in the next course), or
+        None when the reader is gone."""
         if item.context is None:
             return "the course offers no other any more"
-        target: Sequence = item.context[1]
-        found = session.execute(
-            select(Enrollment.status, Subscriber.suppressed_at, Subscriber.engagement)
-            .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
-            .where(Enrollment.id == item.enrollment_id)
-        ).first()
-        if found is None or found.status != EnrollmentStatus.COMPLETED:
+        if row is None or row[0] != EnrollmentStatus.COMPLETED:
             return "the reader left"
-        if found.suppressed_at is not None:
+        if row[1] is not None:
             return "the address is suppressed"
-        if found.engagement == Engagement.GONE:
+        if row[2] == Engagement.GONE:
             return "the reader is gone: no answer to \u201cStill want these?\u201d"
-        joined = session.scalar(
-            select(Enrollment.id).where(
-                Enrollment.subscriber_id == item.subscriber_id, Enrollment.sequence == target.slug
-            )
-        )
-        return "the reader is in the next course already" if joined is not None else ""
+        return "the reader is in the next course already" if row[3] else ""

@@ -12,15 +12,17 @@ expires DRIP_CONFIRM_DAYS after it was made.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from drip.content.sequences import Library, Sequence
 from drip.core.paths import TEMPLATES
 from drip.dispatch.outcome import Kind
 from drip.dispatch.producers import Item, Lease
-from drip.dispatch.requested import Requested
+from drip.dispatch.requested import READER_READ, Requested
 from drip.mail.render import MessageTemplate, Renderer
 from drip.store.models import Enrollment, EnrollmentStatus, EventKind, LinkRequest, Subscriber
 
@@ -126,11 +128,14 @@ class Reminders(Requested):
 
     def why_not(self, session: Session, item: Item) -> str:
         """Only a sign-up still waiting for its confirmation, at an address drip may write to."""
-        found = session.execute(
-            select(Enrollment.status, Subscriber.suppressed_at)
-            .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
-            .where(Enrollment.id == item.enrollment_id)
-        ).first()
-        if found is None or found.status != EnrollmentStatus.PENDING:
+        statement, params = self.status_read(item)
+        return self.verdict(item, session.connection().execute(statement, params).first())
+
+    def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
+        return READER_READ, {"enrollment": item.enrollment_id}
+
+    def verdict(self, item: Item, row: Any) -> str:
+        """From (enrollment's status, suppressed_at, engagement), or None."""
+        if row is None or row[0] != EnrollmentStatus.PENDING:
             return "the sign-up is confirmed, or over"
-        return "the address is suppressed" if found.suppressed_at is not None else ""
+        return "the address is suppressed" if row[1] is not None else ""

@@ -11,9 +11,11 @@ never both ask: one email per quiet spell.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from drip.audience.engagement import claim_question, to_ask
 from drip.content.schedule import into_window, reader_zone
@@ -21,10 +23,10 @@ from drip.content.sequences import Library, Sequence
 from drip.core.paths import TEMPLATES
 from drip.dispatch.outcome import Kind
 from drip.dispatch.producers import Item, Lease
-from drip.dispatch.requested import Requested
+from drip.dispatch.requested import Requested, S
 from drip.mail.links import Links
 from drip.mail.render import MessageTemplate, Renderer
-from drip.store.models import Engagement, EventKind, LinkRequest, Subscriber
+from drip.store.models import Engagement, EventKind, LinkRequest
 
 LABEL = "repermission"
 BATCH = 200
@@ -70,6 +72,12 @@ def queue_questions(
     return queued
 
 
+# Read right before the hand-off (drip.dispatch.hot_path).
+QUIET_READ = select(S.c.id, S.c.engagement, S.c.suppressed_at).where(
+    S.c.id == bindparam("subscriber")
+)
+
+
 class Questions(Requested):
     """The producer of re-permission emails (drip.dispatch.producers.Producer)."""
 
@@ -101,11 +109,14 @@ class Questions(Requested):
     def why_not(self, session: Session, item: Item) -> str:
         """Asked only of a reader still quiet (one who acted meanwhile is engaged again),
         at an address drip may write to."""
-        found = session.execute(
-            select(Subscriber.engagement, Subscriber.suppressed_at).where(
-                Subscriber.id == item.subscriber_id
-            )
-        ).first()
-        if found is None or found.suppressed_at is not None:
+        statement, params = self.status_read(item)
+        return self.verdict(item, session.connection().execute(statement, params).first())
+
+    def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
+        return QUIET_READ, {"subscriber": item.subscriber_id}
+
+    def verdict(self, item: Item, row: Any) -> str:
+        """From (the reader's id, engagement, suppressed_at), or None."""
+        if row is None or row[2] is not None:
             return "the address is suppressed"
-        return "" if found.engagement == Engagement.QUIET else "the reader acted meanwhile"
+        return "" if row[1] == Engagement.QUIET else "the reader acted meanwhile"

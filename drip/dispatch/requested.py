@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Delete
 
 from drip.content.schedule import reader_zone
 from drip.content.sequences import Sequence
@@ -20,12 +21,27 @@ REQUESTS = cast(Table, LinkRequest.__table__)
 E = cast(Table, Enrollment.__table__)
 S = cast(Table, Subscriber.__table__)
 AGAIN = (OutcomeStatus.RETRYING, OutcomeStatus.HELD)  # the row stays, due again later
+# A message handed over is done with: its row goes, while the lease is the worker's
+# (drip.dispatch.hot_path; the timeline keeps the sent event).
+SENT = delete(REQUESTS).where(
+    REQUESTS.c.id == bindparam("p_row"), REQUESTS.c.lease_owner == bindparam("p_me")
+)
+# The reader's enrollment and address, read right before the hand-off.
+READER_READ = (
+    select(E.c.status.label("enrollment_status"), S.c.suppressed_at, S.c.engagement)
+    .join(S, S.c.id == E.c.subscriber_id)
+    .where(E.c.id == bindparam("enrollment"))
+)
 
 
 class Requested:
     """The rows of one `kind` of `link_requests`; subclasses make their items."""
 
     kind_name: str
+
+    @staticmethod
+    def sent() -> Delete:
+        return SENT
 
     @staticmethod
     def item(row: Any, label: str, window: Window | None, context: Any = None) -> Item:

@@ -8,7 +8,11 @@ lesson (drip.dispatch.send):
 - inside the reader's send window in their zone, or put back to its opening (fresh links
   go at any hour: the reader asked and waits);
 - a slot of the one shared budget (DRIP_SEND_RATE) waited for, then the reader's status
-  read, then the hand-off: only building the message lies between the read and SMTP;
+  read, then the hand-off: only building the message lies between the read and SMTP. For
+  a kind that gives its statements compiled (drip.dispatch.hot_path: broadcast copies,
+  offers, fresh links) the read rides on the transaction that records the previous message
+  (read again if the slot had to be waited for), and on PostgreSQL without a pace that
+  commit runs beside the next envelope, DATA waiting for it (drip.dispatch.sender_overlap);
 - an offer or a broadcast copy over the reader's daily or weekly cap (or behind a lesson of
   theirs due now) put back to the reader's next window, never dropped (drip.dispatch.caps);
 - the outcome committed before the next hand-off, only while the lease is this worker's;
@@ -22,11 +26,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from drip.audience.leaving import suppress
@@ -35,6 +40,7 @@ from drip.core.config import Settings
 from drip.deliverability.sending_pause import sending_paused
 from drip.deliverability.verp import return_path
 from drip.dispatch.caps import BatchCaps, Caps
+from drip.dispatch.hot_path import Compiled, HotPath
 from drip.dispatch.outcome import Outcome, OutcomeStatus
 from drip.dispatch.producers import (
     HOLD,
@@ -47,12 +53,13 @@ from drip.dispatch.producers import (
     later,
 )
 from drip.dispatch.record import LEASE_LOST
+from drip.dispatch.sender_overlap import Relay, Turn, overlapped
 from drip.mail.handoff import Unsendable, checked_message
 from drip.mail.links import Links
 from drip.mail.message_ids import message_id_for
 from drip.mail.pace import Pace, backoff
 from drip.mail.render import Reader, Renderer
-from drip.mail.transports import OnFirstSend, SendError, Transport
+from drip.mail.transports import SendError, Transport
 from drip.store.models import Event, EventKind, Subscriber
 
 BATCH = 200
@@ -106,14 +113,9 @@ class Sender:
             done += 1
             ready = self._prepare(session, producer, items, now)
             caps = self._batch_caps(session, producer, ready, now)
-            with OnFirstSend(self.transport) as relay:
-                for item in ready:
-                    if result.stopped:
-                        self._settle(session, producer, item, now, self._release(item, now))
-                        continue
-                    outcome = self._one(session, relay, producer, item, now, result, caps)
-                    if outcome is not None:
-                        result.outcomes.append(outcome)
+            session.rollback()  # end the caps' read
+            with Relay(self.transport) as relay, self._hot(session, producer) as hot:
+                self._send(session, relay, producer, ready, now, result, caps, hot)
             result.more = not result.stopped and len(items) == BATCH
             if not result.more:
                 break
@@ -131,10 +133,10 @@ class Sender:
                 continue
             if producer.why_not(session, item):
                 continue
-            if self._capped(caps, item, now) is not None:
-                found.append(self._outcome(producer, item, OutcomeStatus.HELD, OVER_CAP))
+            if self.capped(caps, item, now) is not None:
+                found.append(self.outcome(producer, item, OutcomeStatus.HELD, OVER_CAP))
             else:
-                found.append(self._outcome(producer, item, OutcomeStatus.WOULD_SEND))
+                found.append(self.outcome(producer, item, OutcomeStatus.WOULD_SEND))
         return found
 
     def _prepare(
@@ -147,7 +149,7 @@ class Sender:
             unreadable = producer.render(session, item)
             if unreadable is not None or not self._in_window(item, now):
                 at = now + HOLD if unreadable is not None else self._opens(item, now)
-                self._settle(
+                self.settle(
                     session,
                     producer,
                     item,
@@ -170,58 +172,107 @@ class Sender:
         session.commit()
         return ready
 
-    def _one(
+    def _send(
         self,
         session: Session,
-        relay: Transport,
+        relay: Relay,
         producer: Producer,
-        item: Item,
+        ready: list[Item],
         now: datetime,
-        run: Run,
+        result: Run,
         caps: BatchCaps | None,
-    ) -> Outcome | None:
-        """Wait for the slot, read the reader's status, hand over, record."""
-        if self.pace is not None:
-            self.pace.wait()  # the wait before the status read, not between it and SMTP
-        why = producer.why_not(session, item)
-        until = None if why else self._capped(caps, item, now)
-        session.rollback()  # end the read: the status is as of now, not of the claim
+        hot: HotPath | None,
+    ) -> None:
+        """The batch's hand-offs in order, each outcome recorded before the next; with the
+        hot path, recording one reads the next reader's status in the same transaction."""
+        if hot is not None and hot.postgres and self.pace is None:
+            overlapped(self, session, relay, producer, ready, now, result, caps, hot)
+            return
+        check: str | None = None  # the next reader's, when recording already read it
+        for index, item in enumerate(ready):
+            if result.stopped:
+                self.settle(session, producer, item, now, self.release(item, now))
+                continue
+            following = ready[index + 1] if hot and index + 1 < len(ready) else None
+            turn = Turn(item, now, caps, hot, check, following)
+            outcome, check = self.one(session, relay, producer, turn, result)
+            result.outcomes.append(outcome)
+
+    def one(
+        self, session: Session, relay: Transport, producer: Producer, turn: Turn, run: Run
+    ) -> tuple[Outcome, str | None]:
+        """Wait for the slot, read the reader's status, hand over, record; also gives the
+        status of the following item's reader when recording read it (else None)."""
+        item, now, caps, hot = turn.item, turn.now, turn.caps, turn.hot
+        why = turn.check
+        if self.pace is not None and self.pace.wait():
+            why = None  # it waited for its slot: read the status again, now
+        if why is None and hot is not None:
+            why = hot.read(item)
+        elif why is None:
+            why = producer.why_not(session, item)
+            session.rollback()  # end the read: the status is as of now, not of the claim
+        until = None if why else self.capped(caps, item, now)
         if until is not None:
             held = Settled(OutcomeStatus.HELD, item.attempts, OVER_CAP, until)
-            if not self._settle(session, producer, item, now, held):
-                return self._outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
-            return self._outcome(producer, item, OutcomeStatus.HELD, OVER_CAP)
+            if not self.settle(session, producer, item, now, held):
+                return self.outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST), None
+            return self.outcome(producer, item, OutcomeStatus.HELD, OVER_CAP), None
         if why:
-            if not self._settle(
+            if not self.settle(
                 session, producer, item, now, Settled(OutcomeStatus.SKIPPED, item.attempts, why)
             ):
-                return self._outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
-            return self._outcome(producer, item, OutcomeStatus.SKIPPED, why)
+                return self.outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST), None
+            return self.outcome(producer, item, OutcomeStatus.SKIPPED, why), None
+        try:
+            self._hand_over(relay, item, now)
+        except (SendError, Unsendable) as error:
+            return self.failed(session, producer, item, now, error, run), None
+        if caps is not None:
+            caps.handed(item.subscriber_id, now)
+        return self._record_sent(session, producer, turn)
+
+    def _hand_over(self, relay: Transport, item: Item, now: datetime) -> None:
+        """Build the message (all that lies between the status read and SMTP) and send it."""
+        message = self.message(item, now)
+        relay.send(
+            self.envelope_from(item),
+            item.email,
+            message,
+            name=f"{now:%Y%m%dT%H%M%S}-{item.enrollment_id}-{item.label}",
+        )
+
+    def message(self, item: Item, now: datetime) -> bytes:
+        """The item's message for its reader; raises Unsendable (drip.mail.handoff)."""
         template, mid = item.template, item.message_id
         assert template is not None and mid is not None
         reader = Reader(item.email, item.first_name, item.subscriber_id, item.enrollment_id)
-        try:
-            message = checked_message(
-                item.email, lambda: template.build(reader, self.links, mid, now, extra=item.extra)
-            )
-            relay.send(
-                return_path(self.settings, template.sender, None, item.enrollment_id),
-                item.email,
-                message,
-                name=f"{now:%Y%m%dT%H%M%S}-{item.enrollment_id}-{item.label}",
-            )
-        except (SendError, Unsendable) as error:
-            return self._failed(session, producer, item, now, error, run)
-        sent = Settled(OutcomeStatus.SENT, item.attempts + 1, at=now)
-        if caps is not None:
-            caps.handed(item.subscriber_id, now)
-        if producer.sent_event is not None:
-            self._event(session, item, now, producer.sent_event, self._sent_detail(item))
-        if not self._settle(session, producer, item, now, sent):
-            log.warning("%s %s handed over, not recorded: %s", item.label, item.row_id, LEASE_LOST)
-        return self._outcome(producer, item, OutcomeStatus.SENT)
+        return checked_message(
+            item.email, lambda: template.build(reader, self.links, mid, now, extra=item.extra)
+        )
 
-    def _failed(
+    def envelope_from(self, item: Item) -> str:
+        assert item.template is not None
+        return return_path(self.settings, item.template.sender, None, item.enrollment_id)
+
+    def _record_sent(
+        self, session: Session, producer: Producer, turn: Turn
+    ) -> tuple[Outcome, str | None]:
+        """The sent event and the row's outcome in one commit, while the lease is ours."""
+        item, now = turn.item, turn.now
+        sent = Settled(OutcomeStatus.SENT, item.attempts + 1, at=now)
+        if turn.hot is not None:
+            recorded, check = turn.hot.record_sent(item, sent.attempts, now, turn.following)
+        else:
+            check = None
+            if producer.sent_event is not None:
+                self._event(session, item, now, producer.sent_event, self._sent_detail(item))
+            recorded = self.settle(session, producer, item, now, sent)
+        if not recorded:
+            log.warning("%s %s handed over, not recorded: %s", item.label, item.row_id, LEASE_LOST)
+        return self.outcome(producer, item, OutcomeStatus.SENT), check
+
+    def failed(
         self,
         session: Session,
         producer: Producer,
@@ -241,20 +292,20 @@ class Sender:
             subscriber = session.get(Subscriber, item.subscriber_id)
             if subscriber is not None:
                 suppress(session, subscriber, now, str(error))
-        if not self._settle(session, producer, item, now, settled):
-            return self._outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
+        if not self.settle(session, producer, item, now, settled):
+            return self.outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
         detail = str(error) if step is not Next.GIVE_UP else settled.error or ""
         if step is Next.REST:
             detail += "; the relay asked drip to slow down"
-        return self._outcome(producer, item, settled.status, detail, run.stopped, step is Next.REST)
+        return self.outcome(producer, item, settled.status, detail, run.stopped, step is Next.REST)
 
-    def _release(self, item: Item, now: datetime) -> Settled:
+    def release(self, item: Item, now: datetime) -> Settled:
         """A message not tried because the relay is down or resting: no attempt used."""
         return Settled(
             OutcomeStatus.RETRYING, item.attempts, NOT_TRIED, later(now, backoff(1), item.window)
         )
 
-    def _settle(
+    def settle(
         self, session: Session, producer: Producer, item: Item, now: datetime, settled: Settled
     ) -> bool:
         """Record and commit, only while the row is this worker's (else nothing changes)."""
@@ -265,6 +316,17 @@ class Sender:
         log.warning("%s %s left alone: %s", item.label, item.row_id, LEASE_LOST)
         return False
 
+    @contextmanager
+    def _hot(self, session: Session, producer: Producer) -> Iterator[HotPath | None]:
+        """The hot path on a connection of its own, for a producer that offers it."""
+        if not isinstance(producer, Compiled):
+            yield None
+            return
+        bind = session.get_bind()
+        engine = bind.engine if isinstance(bind, Connection) else bind
+        with engine.connect() as conn:
+            yield HotPath(conn, producer, producer.sent_event, self.worker_id)
+
     def _batch_caps(
         self, session: Session, producer: Producer, items: list[Item], now: datetime
     ) -> BatchCaps | None:
@@ -274,7 +336,7 @@ class Sender:
         return BatchCaps(session, [i.subscriber_id for i in items], now, self.caps)
 
     @staticmethod
-    def _capped(caps: BatchCaps | None, item: Item, now: datetime) -> datetime | None:
+    def capped(caps: BatchCaps | None, item: Item, now: datetime) -> datetime | None:
         """When a capped kind may go to this reader, if not now (None: now)."""
         if caps is None or item.window is None:
             return None
@@ -306,7 +368,7 @@ class Sender:
         )
 
     @staticmethod
-    def _outcome(
+    def outcome(
         producer: Producer,
         item: Item,
         status: OutcomeStatus,

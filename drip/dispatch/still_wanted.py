@@ -11,16 +11,18 @@ UPDATE as its row is queued, so one worker queues it, once; a new pause asks afr
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from drip.audience.pace import STILL_WANTED_AFTER, holding
 from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Library
 from drip.dispatch.outcome import Kind
 from drip.dispatch.producers import Item, Lease
-from drip.dispatch.requested import Requested
+from drip.dispatch.requested import E, Requested, S
 from drip.mail.render import Renderer
 from drip.mail.still_wanted import STILL_WANTED, still_wanted_message
 from drip.store.models import Enrollment, EnrollmentStatus, EventKind, LinkRequest, Subscriber
@@ -80,6 +82,14 @@ def queue_still_wanted(
     return queued
 
 
+# Read right before the hand-off (drip.dispatch.hot_path).
+PAUSED_READ = (
+    select(E.c.status.label("enrollment_status"), S.c.suppressed_at, E.c.paused_since)
+    .join(S, S.c.id == E.c.subscriber_id)
+    .where(E.c.id == bindparam("enrollment"))
+)
+
+
 class StillWanted(Requested):
     """The producer of "still want the course?" emails (drip.dispatch.producers.Producer)."""
 
@@ -110,13 +120,16 @@ class StillWanted(Requested):
     def why_not(self, session: Session, item: Item) -> str:
         """Asked only of a reader still in the course, still paused by their own choice,
         who may be written to."""
-        now_paused = session.execute(
-            select(Enrollment.status, Enrollment.paused_since, Subscriber.suppressed_at)
-            .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
-            .where(Enrollment.id == item.enrollment_id)
-        ).first()
-        if now_paused is None or now_paused.status != EnrollmentStatus.ACTIVE:
+        statement, params = self.status_read(item)
+        return self.verdict(item, session.connection().execute(statement, params).first())
+
+    def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
+        return PAUSED_READ, {"enrollment": item.enrollment_id}
+
+    def verdict(self, item: Item, row: Any) -> str:
+        """From (enrollment's status, suppressed_at, paused_since), or None."""
+        if row is None or row[0] != EnrollmentStatus.ACTIVE:
             return "the reader left"
-        if now_paused.suppressed_at is not None:
+        if row[1] is not None:
             return "the address is suppressed"
-        return "" if now_paused.paused_since is not None else "the reader came back"
+        return "" if row[2] is not None else "the reader came back"
