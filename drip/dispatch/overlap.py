@@ -1,24 +1,33 @@
-"""What lets a lane of the lessons' sender (drip.dispatch.send) record one message while it
-opens the next one's envelope: the commit of message N, with its WAL flush, runs on a thread
-of its own beside MAIL FROM and RCPT TO of message N+1, and N+1's DATA waits for that commit
-(and for its reader's status, read in the same transaction). Only an envelope is ever open
-beside a commit, so a crash still leaves at most one message per SMTP session whose outcome
-is unknown."""
+"""The one hand-off lane on PostgreSQL, for every kind of message: the commit recording
+message N, with its WAL flush, runs on a thread of its own beside MAIL FROM and RCPT TO of
+message N+1, and N+1's DATA waits for that commit (and for its reader's status, read in the
+same transaction). Only an envelope is ever open beside a commit, so a crash still leaves at
+most one message per SMTP session whose outcome is unknown, and each outcome is committed
+before the session's next hand-off.
+
+The lessons' batches (drip.dispatch.send) and the one sender's producers
+(drip.dispatch.sender_overlap) run this same loop; each kind says through a `Ledger` how
+its rows are read and recorded.
+"""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
-from drip.dispatch.write_ahead import Ready
 from drip.mail.handoff import Unsendable
 from drip.mail.transports import SendError, SmtpTransport
 
+I = TypeVar("I")  # noqa: E741  an item of the batch
+C = TypeVar("C")  # what the status read found
+I_in = TypeVar("I_in", contravariant=True)
+
 
 class Check(enum.Enum):
-    """What the read right before a hand-off found."""
+    """What the read right before a lesson's hand-off found."""
 
     SEND = "send"
     LEFT = "left"  # unsubscribed, suppressed or gone: cancel
@@ -34,12 +43,64 @@ class Opened:
 
 
 @dataclass
-class Flight:
-    """A lesson handed over whose recording runs beside the next message's envelope: when
+class Flight(Generic[I, C]):
+    """A message handed over whose record runs beside the next message's envelope: when
     done, whether it was recorded and the next reader's status."""
 
-    item: Ready
-    future: Future[tuple[bool, Check | None]] | None = None
+    item: I
+    future: Future[tuple[bool, C | None]]
+
+
+class Ledger(Protocol[I_in, C]):
+    """How one kind's rows are read and recorded around the lane's hand-offs."""
+
+    def smtp(self) -> SmtpTransport | None:
+        """The open SMTP session, if one is open yet."""
+        ...
+
+    def stopped(self) -> bool:
+        """The relay is down or resting: the rest of the batch is released."""
+        ...
+
+    def release(self, item: I_in) -> None: ...
+
+    def read(self, item: I_in) -> C:
+        """The reader's status, read now, on its own."""
+        ...
+
+    def goes(self, item: I_in, check: C) -> bool:
+        """The status lets it go, and nothing holds it back (a cap)."""
+        ...
+
+    def may_open(self, item: I_in) -> bool:
+        """Whether its envelope may be opened before its status is known."""
+        ...
+
+    def usual(self, item: I_in, check: C, following: I_in | None) -> C | None:
+        """Its turn the usual way, recorded before the next (nothing to send, or no SMTP
+        session yet); the following reader's status when recording read it."""
+        ...
+
+    def build(self, item: I_in) -> bytes:
+        """The message; raises Unsendable."""
+        ...
+
+    def envelope(self, item: I_in) -> tuple[str, str]:
+        """(the return path, the recipient)."""
+        ...
+
+    def failed(self, item: I_in, error: SendError) -> None: ...
+
+    def handed(self, item: I_in) -> None:
+        """Handed over: counted where the kind counts (a reader's caps)."""
+        ...
+
+    def record(self, item: I_in, following: I_in | None) -> tuple[bool, C | None]:
+        """Recorded as sent (on the lane's thread): whether it was, and the following
+        reader's status read in the same transaction."""
+        ...
+
+    def landed(self, item: I_in, recorded: bool) -> None: ...
 
 
 def open_envelope(
@@ -56,3 +117,66 @@ def open_envelope(
     except SendError as error:
         return Opened(message, error)
     return Opened(message, None)
+
+
+def overlapped(ledger: Ledger[I, C], items: Sequence[I]) -> None:
+    """The batch in order, each record beside the next message's envelope."""
+    check: C | None = None
+    flight: Flight[I, C] | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="record") as pool:
+        for index, item in enumerate(items):
+            if ledger.stopped():
+                ledger.release(item)
+                continue
+            following = items[index + 1] if index + 1 < len(items) else None
+            smtp = ledger.smtp()
+            opened: Opened | None = None
+            if flight is not None:
+                if smtp is not None and ledger.may_open(item):
+                    opened = _open(ledger, smtp, item)
+                check, flight = _land(ledger, flight), None
+            if check is None:
+                check = ledger.read(item)
+            if smtp is None or not ledger.goes(item, check):
+                if smtp is not None and opened is not None and opened.error is None:
+                    smtp.reset()  # nothing was handed over
+                check = ledger.usual(item, check, following)
+                continue
+            if _hand_over(ledger, smtp, item, check, opened):
+                flight = Flight(item, pool.submit(ledger.record, item, following))
+            check = None
+        if flight is not None:
+            _land(ledger, flight)
+
+
+def _hand_over(
+    ledger: Ledger[I, C], smtp: SmtpTransport, item: I, check: C, opened: Opened | None
+) -> bool:
+    """DATA of a message whose envelope may be open already; True when handed over (the
+    caller starts its record), False when it failed (recorded here)."""
+    opened = opened or _open(ledger, smtp, item)
+    if opened is None:  # unsendable: built again and recorded the usual way
+        ledger.usual(item, check, None)
+        return False
+    error = opened.error
+    if error is None:
+        try:
+            smtp.data(opened.message)
+        except SendError as failed:
+            error = failed
+    if error is not None:
+        ledger.failed(item, error)
+        return False
+    ledger.handed(item)
+    return True
+
+
+def _open(ledger: Ledger[I, C], smtp: SmtpTransport, item: I) -> Opened | None:
+    return open_envelope(smtp, lambda: ledger.build(item), *ledger.envelope(item))
+
+
+def _land(ledger: Ledger[I, C], flight: Flight[I, C]) -> C | None:
+    """Wait for the record in flight; its outcome, and the next reader's status."""
+    recorded, check = flight.future.result()
+    ledger.landed(flight.item, recorded)
+    return check

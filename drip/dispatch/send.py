@@ -43,7 +43,7 @@ from drip.core.config import Settings
 from drip.deliverability.verp import return_path
 from drip.dispatch.direct import Direct
 from drip.dispatch.lesson_records import Records
-from drip.dispatch.overlap import Check, Flight, Opened, open_envelope
+from drip.dispatch.overlap import Check, overlapped
 from drip.dispatch.plan import Plan, Send, Settle
 from drip.dispatch.record import (
     ADVANCE,
@@ -167,7 +167,10 @@ class Recorder:
         check: Check | None = None  # the next reader's, when recording already read it
         with transport() as relay:
             if self._overlap and not (progress or self.pace) and isinstance(relay, SmtpTransport):
-                return self._overlapped(conn, relay, ready, now)
+                # On PostgreSQL each record's commit runs beside the next envelope.
+                ledger = LessonLedger(self, conn, relay, now)
+                overlapped(ledger, ready)
+                return ledger.outcomes, ledger.relay_down
             for index, item in enumerate(ready):
                 if relay_down:
                     self.records.release(conn, item, now)
@@ -176,8 +179,8 @@ class Recorder:
                     check = None  # it waited for its slot: read the status again, now
                 following = ready[index + 1] if index + 1 < len(ready) else None
                 if check is None:
-                    check = self._still_wanted(conn, item)
-                outcome, check = self._send_one(conn, relay, item, now, check, following)
+                    check = self.still_wanted(conn, item)
+                outcome, check = self.send_one(conn, relay, item, now, check, following)
                 outcomes.append(outcome)
                 if progress:
                     progress(outcome)
@@ -185,94 +188,12 @@ class Recorder:
                 relay_down = outcome.relay_down
         return outcomes, relay_down
 
-    def _overlapped(
-        self, conn: Connection, relay: SmtpTransport, ready: list[Ready], now: datetime
-    ) -> tuple[list[Outcome], bool]:
-        """The lane on PostgreSQL: the commit recording message N (and its WAL flush) runs on
-        a thread of its own while message N+1 is built and its envelope (MAIL FROM, RCPT TO)
-        opened; N+1's DATA goes only once N's commit has returned with the status of N+1's
-        reader, read in that same transaction. The bound stays one ambiguous message per
-        SMTP session: nothing more than an envelope is ever open beside a commit."""
-        outcomes: list[Outcome] = []
-        relay_down = False
-        flight: Flight | None = None
-        with ThreadPoolExecutor(1, thread_name_prefix="record") as pool:
-            for index, item in enumerate(ready):
-                if relay_down:
-                    self.records.release(conn, item, now)
-                    continue
-                following = ready[index + 1] if index + 1 < len(ready) else None
-                opened = self._open(relay, item, now) if flight is not None else None
-                check = self._land(flight, outcomes) if flight is not None else None
-                check = check or self._still_wanted(conn, item)
-                outcome, flight = self._send_opened(conn, relay, item, now, check, opened)
-                if flight is not None:
-                    handed_off = self._handed_off(now)
-                    flight.future = pool.submit(
-                        self._record_sent, conn, item, handed_off, following
-                    )
-                if outcome is not None:
-                    outcomes.append(outcome)
-                    relay_down = outcome.relay_down
-            if flight is not None:
-                self._land(flight, outcomes)
-        return outcomes, relay_down
-
-    def _open(self, relay: SmtpTransport, item: Ready, now: datetime) -> Opened | None:
-        return open_envelope(
-            relay,
-            lambda: self._message(item, now),
-            self._return_path(item),
-            item.send.claimed.reader.email,
-        )
-
-    def _land(self, flight: Flight, outcomes: list[Outcome]) -> Check | None:
-        """Wait for the commit in flight; its outcome, and the next reader's status."""
-        assert flight.future is not None
-        recorded, after = flight.future.result()
-        send = flight.item.send
-        if recorded:
-            outcomes.append(send.outcome(OutcomeStatus.SENT))
-        else:
-            detail = f"handed over, not recorded: {LEASE_LOST}"
-            log.warning("enrollment %s: %s", send.claimed.enrollment_id, detail)
-            outcomes.append(send.outcome(OutcomeStatus.SENT, detail))
-        return after
-
-    def _send_opened(
-        self,
-        conn: Connection,
-        relay: SmtpTransport,
-        item: Ready,
-        now: datetime,
-        check: Check,
-        opened: Opened | None,
-    ) -> tuple[Outcome | None, Flight | None]:
-        """Hand one message over with its envelope perhaps already open; a lesson handed
-        over gives a Flight, whose recording the caller starts (no outcome yet)."""
-        if check is not Check.SEND or item.send.lesson is None:
-            if opened is not None and opened.error is None:
-                relay.reset()  # nothing was handed over
-            return self._send_one(conn, relay, item, now, check, None)[0], None
-        opened = opened or self._open(relay, item, now)
-        if opened is None:  # unsendable: built again and recorded in the usual way
-            return self._send_one(conn, relay, item, now, check, None)[0], None
-        error = opened.error
-        if error is None:
-            try:
-                relay.data(opened.message)
-            except SendError as failed:
-                error = failed
-        if error is not None:
-            return self.records.failed(conn, item, now, error), None
-        return None, Flight(item)
-
-    def _still_wanted(self, conn: Connection, item: Ready) -> Check:
+    def still_wanted(self, conn: Connection, item: Ready) -> Check:
         """Checked right before each hand-off: an unsubscribe takes effect at once, and a
         reader another worker claimed once this one's lease ran out is left to that worker.
 
         Usually the check rides on the transaction that records the previous message (see
-        `_record_sent`): between it and the hand-off lie only that commit and building the
+        `record_sent`): between it and the hand-off lie only that commit and building the
         message, as when it ran on its own. A `progress` callback in between makes the
         pass read the status again, here, after the callback."""
         row = conn.execute(STILL_WANTED, {"p_check": item.send.claimed.enrollment_id}).first()
@@ -288,7 +209,7 @@ class Recorder:
             return Check.LEFT
         return Check.SEND
 
-    def _send_one(
+    def send_one(
         self,
         conn: Connection,
         relay: Transport,
@@ -311,12 +232,12 @@ class Recorder:
                 conn.commit()
             return send.outcome(OutcomeStatus.SKIPPED, "left before the hand-off"), None
         try:
-            message = self._message(item, now)
+            message = self.message(item, now)
         except Unsendable as error:
             return self.records.unsendable(conn, item, now, str(error)), None
         try:
             relay.send(
-                self._return_path(item),
+                self.return_path(item),
                 claimed.reader.email,
                 message,
                 name=f"{now:%Y%m%dT%H%M%S}-{claimed.enrollment_id}-{send.lesson_key}",
@@ -326,8 +247,8 @@ class Recorder:
         unrecorded = send.outcome(OutcomeStatus.SENT, f"handed over, not recorded: {LEASE_LOST}")
         if send.lesson is None:
             return self._confirmed(conn, item, now), None
-        handed_off = self._handed_off(now)
-        recorded, after = self._record_sent(conn, item, handed_off, following)
+        handed_off = self.handed_off(now)
+        recorded, after = self.record_sent(conn, item, handed_off, following)
         if not recorded:
             log.warning("enrollment %s: %s", claimed.enrollment_id, unrecorded.detail)
             return unrecorded, after
@@ -349,16 +270,16 @@ class Recorder:
         conn.commit()
         return item.send.outcome(OutcomeStatus.SENT)
 
-    def _handed_off(self, now: datetime) -> datetime:
+    def handed_off(self, now: datetime) -> datetime:
         return now + max(self.clock() - self.pass_started, timedelta())
 
-    def _return_path(self, item: Ready) -> str:
+    def return_path(self, item: Ready) -> str:
         claimed = item.send.claimed
         return return_path(
             self.settings, item.template.sender, item.delivery_id, claimed.enrollment_id
         )
 
-    def _record_sent(
+    def record_sent(
         self, conn: Connection, item: Ready, handed_off: datetime, following: Ready | None
     ) -> tuple[bool, Check | None]:
         """Mark the delivery sent at `handed_off` and move the reader on, in one commit, if
@@ -399,7 +320,7 @@ class Recorder:
             return recorded, None
         return recorded, self._verdict(following, None if row is None or row[0] is None else row)
 
-    def _message(self, item: Ready, now: datetime) -> bytes:
+    def message(self, item: Ready, now: datetime) -> bytes:
         """The message for the item's reader; raises Unsendable (drip.mail.handoff)."""
         reader = item.send.claimed.reader
         return checked_message(
@@ -428,3 +349,70 @@ class Recorder:
                 insert(table).values(worker=self.worker_id, started_at=started_at, **values)
             )
         conn.commit()
+
+
+class LessonLedger:
+    """How the one hand-off lane (drip.dispatch.overlap) reads and records the lessons
+    and confirmations of one SMTP session."""
+
+    def __init__(
+        self, recorder: Recorder, conn: Connection, relay: SmtpTransport, now: datetime
+    ) -> None:
+        self.recorder, self.conn, self.relay, self.now = recorder, conn, relay, now
+        self.outcomes: list[Outcome] = []
+        self.relay_down = False
+
+    def smtp(self) -> SmtpTransport:
+        return self.relay
+
+    def stopped(self) -> bool:
+        return self.relay_down
+
+    def release(self, item: Ready) -> None:
+        self.recorder.records.release(self.conn, item, self.now)
+
+    def read(self, item: Ready) -> Check:
+        return self.recorder.still_wanted(self.conn, item)
+
+    def goes(self, item: Ready, check: Check) -> bool:
+        # a confirmation is recorded on its enrollment, the usual way
+        return check is Check.SEND and item.send.lesson is not None
+
+    def may_open(self, item: Ready) -> bool:
+        return True
+
+    def usual(self, item: Ready, check: Check, following: Ready | None) -> Check | None:
+        outcome, after = self.recorder.send_one(
+            self.conn, self.relay, item, self.now, check, following
+        )
+        self._add(outcome)
+        return after
+
+    def build(self, item: Ready) -> bytes:
+        return self.recorder.message(item, self.now)
+
+    def envelope(self, item: Ready) -> tuple[str, str]:
+        return self.recorder.return_path(item), item.send.claimed.reader.email
+
+    def failed(self, item: Ready, error: SendError) -> None:
+        self._add(self.recorder.records.failed(self.conn, item, self.now, error))
+
+    def handed(self, item: Ready) -> None:
+        """Lessons over a cap were held before the batch (drip.dispatch.lesson_caps)."""
+
+    def record(self, item: Ready, following: Ready | None) -> tuple[bool, Check | None]:
+        handed_off = self.recorder.handed_off(self.now)
+        return self.recorder.record_sent(self.conn, item, handed_off, following)
+
+    def landed(self, item: Ready, recorded: bool) -> None:
+        send = item.send
+        if recorded:
+            self._add(send.outcome(OutcomeStatus.SENT))
+            return
+        detail = f"handed over, not recorded: {LEASE_LOST}"
+        log.warning("enrollment %s: %s", send.claimed.enrollment_id, detail)
+        self._add(send.outcome(OutcomeStatus.SENT, detail))
+
+    def _add(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        self.relay_down = outcome.relay_down

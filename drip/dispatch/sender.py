@@ -42,6 +42,7 @@ from drip.deliverability.verp import return_path
 from drip.dispatch.caps import BatchCaps, Caps
 from drip.dispatch.hot_path import Compiled, HotPath
 from drip.dispatch.outcome import Outcome, OutcomeStatus
+from drip.dispatch.overlap import overlapped
 from drip.dispatch.producers import (
     HOLD,
     Item,
@@ -53,13 +54,13 @@ from drip.dispatch.producers import (
     later,
 )
 from drip.dispatch.record import LEASE_LOST
-from drip.dispatch.sender_overlap import Relay, Turn, overlapped
+from drip.dispatch.sender_overlap import SenderLedger, Turn
 from drip.mail.handoff import Unsendable, checked_message
 from drip.mail.links import Links
 from drip.mail.message_ids import message_id_for
 from drip.mail.pace import Pace, backoff
 from drip.mail.render import Reader, Renderer
-from drip.mail.transports import SendError, Transport
+from drip.mail.transports import OnFirstSend, SendError, Transport
 from drip.store.models import Event, EventKind, Subscriber
 
 BATCH = 200
@@ -114,7 +115,7 @@ class Sender:
             ready = self._prepare(session, producer, items, now)
             caps = self._batch_caps(session, producer, ready, now)
             session.rollback()  # end the caps' read
-            with Relay(self.transport) as relay, self._hot(session, producer) as hot:
+            with OnFirstSend(self.transport) as relay, self._hot(session, producer) as hot:
                 self._send(session, relay, producer, ready, now, result, caps, hot)
             result.more = not result.stopped and len(items) == BATCH
             if not result.more:
@@ -175,7 +176,7 @@ class Sender:
     def _send(
         self,
         session: Session,
-        relay: Relay,
+        relay: OnFirstSend,
         producer: Producer,
         ready: list[Item],
         now: datetime,
@@ -186,7 +187,7 @@ class Sender:
         """The batch's hand-offs in order, each outcome recorded before the next; with the
         hot path, recording one reads the next reader's status in the same transaction."""
         if hot is not None and hot.postgres and self.pace is None:
-            overlapped(self, session, relay, producer, ready, now, result, caps, hot)
+            overlapped(SenderLedger(self, session, relay, producer, now, result, caps, hot), ready)
             return
         check: str | None = None  # the next reader's, when recording already read it
         for index, item in enumerate(ready):

@@ -301,11 +301,12 @@ def _answer(error: smtplib.SMTPResponseException) -> str:
 
 class OnFirstSend:
     """A transport opened by its first message: a run with nothing to send (most runs of
-    the one-off senders beside the lessons) opens no SMTP connection."""
+    the one-off senders beside the lessons) opens no SMTP connection. Once open, `opened`
+    is the transport (the hand-off lane opens envelopes on it ahead)."""
 
     def __init__(self, factory: Callable[[], Transport]) -> None:
         self.factory = factory
-        self._open: Transport | None = None
+        self.opened: Transport | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -316,13 +317,13 @@ class OnFirstSend:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._open is not None:
-            self._open.__exit__(kind, error, tb)
+        if self.opened is not None:
+            self.opened.__exit__(kind, error, tb)
 
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
-        if self._open is None:
-            self._open = self.factory().__enter__()
-        self._open.send(sender, recipient, message, name)
+        if self.opened is None:
+            self.opened = self.factory().__enter__()
+        self.opened.send(sender, recipient, message, name)
 
 
 def envelope_sender(header_value: str) -> str:
