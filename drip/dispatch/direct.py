@@ -29,7 +29,8 @@ class Direct:
         self.fixed: dict[str, Any] = {}  # the statement's constants, converted once
         self.variable: list[tuple[str, Callable[[Any], Any] | None]] = []
         for name, bind in self.compiled.binds.items():
-            process = bind.type.bind_processor(dialect)
+            # the dialect's own processor, as SQLAlchemy runs it (SQLite: text with microseconds)
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if bind.required:
                 self.variable.append((name, process))
             else:

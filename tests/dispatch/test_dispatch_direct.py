@@ -132,6 +132,23 @@ def test_recording_a_send_through_the_driver_cursor_changes_the_rows_as_sqlalche
     assert enrollment["due_at"] == svc.clock() + timedelta(days=2)
 
 
+def test_a_time_written_through_the_driver_cursor_compares_in_sql_as_sqlalchemy_writes_it(
+    svc: Services,
+) -> None:
+    """SQLite keeps times as text: a time on the second written without its `.000000`
+    would sort before the same time written by SQLAlchemy, and never equal it."""
+    (a, a_delivery), (b, b_delivery), (c, _) = readers_mid_send(svc)
+    assert svc.clock().microsecond == 0
+    with svc.engine.connect() as conn:
+        direct(conn, MARK_SENT, params(svc, a, a_delivery, c))
+        conn.execute(MARK_SENT, params(svc, b, b_delivery, c))
+        conn.commit()
+        at_now = select(Delivery.id).where(Delivery.sent_at == svc.clock()).order_by(Delivery.id)
+        before_now = select(Delivery.id).where(Delivery.sent_at < svc.clock())
+        assert list(conn.scalars(at_now)) == [a_delivery, b_delivery]
+        assert list(conn.scalars(before_now)) == []
+
+
 @pytest.mark.parametrize("suppressed", [False, True])
 def test_the_check_before_a_hand_off_reads_through_the_driver_cursor_what_sqlalchemy_reads(
     svc: Services, suppressed: bool
