@@ -19,7 +19,8 @@ from flask import session as browser_session  # the signed cookie; `session` is 
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from drip.audience.signup import SignUp, SignUpRefused, accept_sign_up
+from drip.audience.signup import SignUp, SignUpRefused
+from drip.audience.signup_queue import accept_sign_up
 from drip.audience.subscriptions import (
     SubscriptionError,
     normalize_email,
@@ -125,7 +126,7 @@ def post(slug: str) -> ResponseReturnValue:
     try:
         svc = services()
         accept_sign_up(
-            db_session(), sequence, form, peer(source), svc.clock(), svc.settings, svc.resolver
+            svc.engine, sequence, form, peer(source), svc.clock(), svc.settings, svc.resolver
         )
     except SignUpRefused as refused:
         return render_template(
