@@ -13,7 +13,7 @@ from drip.core.config import Settings, load_settings, signing_order
 from drip.core.paths import PACKAGE, STATIC, TEMPLATES
 from drip.mail.transports import Transport
 from drip.services import build_services
-from drip.web import errors, headers, health, metrics
+from drip.web import errors, headers, health, metrics, sessions
 from drip.web.admin import blueprint as admin
 from drip.web.admin import pace as admin_pace
 from drip.web.api import inbound, webhooks
@@ -54,6 +54,7 @@ def create_app(
         settings, clock, transport, password_hasher=password_hasher, resolver=resolver
     )
     errors.init_app(app)  # first: its NUL check runs before anything reads the request
+    sessions.init_app(app)
     csrf.init_app(app)
     headers.init_app(app)
     app.register_blueprint(home.bp)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,44 @@ TAGS = "tags"  # the key in a queued sign-up's answers that holds the tags it br
 
 BATCH = 200  # per transaction: on SQLite, web sign-ups wait for one batch at most (~0.1 s)
 
-_INSERT = insert(SignUpRequest)
+
+def queued_row(
+    sequence: str,
+    email: str,
+    received_at: datetime,
+    consent: Consent,
+    *,
+    first_name: str = "",
+    timezone: str | None = None,
+    attributes: dict[str, Any] | None = None,
+    tags: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The queued sign-up's row, by column: `email` normalised, `timezone` a known zone or
+    None, `tags` clean (kept among the answers, under TAGS)."""
+    if tags:
+        attributes = {**(attributes or {}), TAGS: list(tags)}
+    return {
+        "received_at": received_at,
+        "sequence": sequence,
+        "email": email,
+        "first_name": header_safe(first_name)[:100],
+        "timezone": timezone,
+        "attributes": dict(attributes or {}),
+        "source": consent.source[:200],
+        "consent_text": consent.text,
+        "ip": consent.ip,
+        "user_agent": consent.user_agent,
+        "problem": None,
+    }
+
+
+# Every column but the id named, and no id read back (inline), so the statement can also be
+# compiled once and run on a driver's cursor (drip.audience.signup_queue).
+INSERT = (
+    insert(SignUpRequest)
+    .inline()
+    .values({c.name: bindparam(c.name) for c in SignUpRequest.__table__.c if c.name != "id"})
+)
 
 
 def accept(
@@ -48,26 +85,19 @@ def accept(
     attributes: dict[str, Any] | None = None,
     tags: tuple[str, ...] = (),
 ) -> None:
-    """Queue a checked sign-up: `email` normalised, `timezone` a known zone or None, `tags`
-    clean. The caller commits, together with whatever else the request counted."""
-    if tags:
-        attributes = {**(attributes or {}), TAGS: list(tags)}
-    session.connection().execute(
-        _INSERT,
-        {
-            "received_at": received_at,
-            "sequence": sequence,
-            "email": email,
-            "first_name": header_safe(first_name)[:100],
-            "timezone": timezone,
-            "attributes": dict(attributes or {}),
-            "source": consent.source[:200],
-            "consent_text": consent.text,
-            "ip": consent.ip,
-            "user_agent": consent.user_agent,
-            "problem": None,
-        },
+    """Queue a checked sign-up (see queued_row). The caller commits, together with whatever
+    else it counted."""
+    row = queued_row(
+        sequence,
+        email,
+        received_at,
+        consent,
+        first_name=first_name,
+        timezone=timezone,
+        attributes=attributes,
+        tags=tags,
     )
+    session.connection().execute(INSERT, row)
 
 
 @dataclass

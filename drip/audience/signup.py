@@ -1,5 +1,6 @@
-"""A sign-up as it arrives, from drip's page, an embedded form or the JSON API: checked,
-counted against the limits and queued (drip.audience.intake) for the worker to take in.
+"""A sign-up as it arrives, from drip's page, an embedded form or the JSON API: checked
+here, then counted against the limits and queued (drip.audience.signup_queue) for the
+worker to take in (drip.audience.intake).
 
 Plain functions of what the request carried (the fields, the peer's IP and user agent),
 `now` and the settings, so the three entry points share one set of rules and a test can
@@ -8,22 +9,15 @@ call them without a request.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from drip.audience import intake
 from drip.audience.mail_domains import Resolver, suggestion, system_resolver, takes_mail
-from drip.audience.subscriptions import Consent, SubscriptionError, clean_timezone, normalize_email
+from drip.audience.subscriptions import SubscriptionError, clean_timezone, normalize_email
 from drip.audience.tags import TagError, clean_tag
 from drip.content.sequences import Sequence
 from drip.core.config import Settings
-from drip.store.ratelimit import hits
-
-log = logging.getLogger(__name__)
 
 RESPONSIBILITIES = ("0", "1", "2+")  # the form's answers (templates/public/_fields.html)
 # Field sizes, checked before any parsing: an address cannot be longer (RFC 5321), and
@@ -164,7 +158,7 @@ def _address(
     return address, None
 
 
-def _check(
+def check(
     sequence: Sequence,
     form: SignUp,
     settings: Settings,
@@ -201,54 +195,3 @@ def _check(
     except TagError as error:
         return address, SignUpRefused(str(error), field="tags"), None, {}
     return address, None, timezone, attributes
-
-
-def accept_sign_up(
-    session: Session,
-    sequence: Sequence,
-    form: SignUp,
-    peer: Peer,
-    now: datetime,
-    settings: Settings,
-    resolver: Resolver = system_resolver,
-) -> None:
-    """Check a sign-up, count it against the limits, queue it and commit.
-
-    Raises SignUpRefused, after committing the counts, so refused attempts count too. A
-    honeypot hit is answered like a success and stores nothing.
-    """
-    if form.honeypot.strip():
-        log.info("honeypot filled on %s from %s", sequence.slug, peer.ip)
-        return
-    address, problem, timezone, attributes = _check(sequence, form, settings, resolver)
-    by_ip, by_address = f"signup:ip:{peer.ip}", f"signup:address:{address}"
-    allowed = hits(session, limits("signup", peer.ip, address, settings), now)
-    if not allowed[by_ip]:
-        problem = SignUpRefused(
-            "Too many sign-ups from your network. Please try again in an hour.", throttled=True
-        )
-    elif problem is None and not allowed[by_address]:
-        problem = SignUpRefused(
-            "Too many sign-ups for this address. Please try again in an hour.", throttled=True
-        )
-    if problem is None and address is not None:
-        consent = Consent(
-            source=peer.source,
-            text=sequence.consent,
-            ip=peer.ip,
-            user_agent=peer.user_agent[:500] or None,
-        )
-        intake.accept(
-            session,
-            sequence.slug,
-            address,
-            now,
-            consent,
-            first_name=form.first_name,
-            timezone=timezone,
-            attributes=attributes,
-            tags=tuple(clean_tag(tag) for tag in form.tags),
-        )
-    session.commit()
-    if problem is not None or address is None:
-        raise problem or SignUpRefused("Please enter your email address.")

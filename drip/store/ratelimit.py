@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from drip.store.models import RateLimit
 
 HOUR = timedelta(hours=1)
+KEY_LENGTH = 255  # the column's: a longer key is counted under its first 255 characters
 
 
 def window_start(now: datetime, window: timedelta) -> datetime:
@@ -27,10 +28,11 @@ def window_start(now: datetime, window: timedelta) -> datetime:
     return datetime.fromtimestamp(stamp - stamp % seconds, tz=now.tzinfo)
 
 
-def _upsert(rows: int) -> TextClause:
-    """The counting statement for `rows` keys (bound as key0, key1...). Plain SQL, the same
-    for SQLite and PostgreSQL: SQLAlchemy compiles a multi-row insert anew on every call,
-    while a text statement built once is compiled once."""
+def counting(rows: int) -> TextClause:
+    """The counting statement for `rows` keys (bound as key0, key1... and start). Plain SQL,
+    the same for SQLite and PostgreSQL: SQLAlchemy compiles a multi-row insert anew on every
+    call, while a text statement built once is compiled once (drip.audience.signup runs it
+    on the driver's cursor)."""
     values = ", ".join(f"(:key{n}, :start, 1)" for n in range(rows))
     return text(
         f'INSERT INTO rate_limits ("key", window_start, count) VALUES {values} '
@@ -43,7 +45,7 @@ def _upsert(rows: int) -> TextClause:
     )
 
 
-_STATEMENTS = {rows: _upsert(rows) for rows in (1, 2)}
+_STATEMENTS = {rows: counting(rows) for rows in (1, 2)}
 
 
 def hits(
@@ -52,14 +54,14 @@ def hits(
     """Count one attempt for each key; for each, True while its count is within its limit."""
     start = window_start(now, window)
     conn = session.connection()  # Core, not the ORM: this runs on every sign-up
-    stored = {key: key[:255] for key in limits}
+    stored = {key: key[:KEY_LENGTH] for key in limits}
     if len(set(stored.values())) < len(stored):  # one row may not be upserted twice at once
         return {key: hits(session, {key: limit}, now, window)[key] for key, limit in limits.items()}
     if not stored:
         return {}
     statement = _STATEMENTS.get(len(stored))
     if statement is None:
-        statement = _upsert(len(stored))
+        statement = counting(len(stored))
     params: dict[str, Any] = {f"key{n}": key for n, key in enumerate(stored.values())}
     counts = {key: count for key, count in conn.execute(statement, {**params, "start": start})}
     return {key: counts[stored[key]] <= limit for key, limit in limits.items()}

@@ -14,10 +14,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from drip.audience.signup import SignUp, SignUpRefused, accept_sign_up
+from drip.audience.signup import SignUp, SignUpRefused
+from drip.audience.signup_queue import accept_sign_up
 from drip.content.sequences import Sequence
 from drip.web.api.errors import json_error
-from drip.web.context import db_session, services
+from drip.web.context import services
 from drip.web.public.lookups import peer
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -151,7 +152,7 @@ def subscriptions() -> ResponseReturnValue:
     form = _form(data, sequence)
     svc = services()
     accept_sign_up(
-        db_session(),
+        svc.engine,
         sequence,
         form,
         peer(f"api ({origin or 'no origin'})"[:200]),
