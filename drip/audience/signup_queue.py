@@ -1,7 +1,7 @@
 """A checked sign-up counted against the limits and queued, in one short transaction.
 
 The rules are drip.audience.signup's; this is the write, on the driver's cursor with
-statements compiled once (drip.dispatch.direct): SQLAlchemy's Session and its bookkeeping
+statements compiled once (drip.store.direct): SQLAlchemy's Session and its bookkeeping
 around each execution cost about three times what the two statements do (bench/PROFILE.md,
 "Sign-up"). A module of its own because drip.dispatch imports drip.audience.signup's rules.
 """
@@ -17,7 +17,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.sql import ClauseElement
 
 from drip.audience import intake
 from drip.audience.mail_domains import Resolver, system_resolver
@@ -26,44 +25,27 @@ from drip.audience.subscriptions import Consent
 from drip.audience.tags import clean_tag
 from drip.content.sequences import Sequence
 from drip.core.config import Settings
-from drip.dispatch.direct import Direct
+from drip.store.direct import Direct
 from drip.store.ratelimit import HOUR, KEY_LENGTH, counting, window_start
 
 log = logging.getLogger(__name__)
 
 
-class _Direct(Direct):
-    """Direct, each parameter converted as the dialect's own type does it (dialect_impl).
-    Direct takes the generic type's conversion, which on psycopg leaves a JSON dict as it
-    is (the driver refuses it) and on SQLite hands sqlite3 a datetime to format its own way
-    (no microseconds when they are 0, where SQLAlchemy writes .000000: a window's start
-    would then not equal the one the ORM wrote)."""
-
-    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
-        super().__init__(statement, dialect)
-        binds = self.compiled.binds
-        self.variable = [
-            (name, binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name, _ in self.variable
-        ]
-        assert not self.fixed  # every parameter of the sign-up's statements is bound per call
-
-
 @dataclass(frozen=True)
 class _Statements:
     """The sign-up's two statements, compiled once for a dialect and run on the driver's
-    cursor (drip.dispatch.direct): SQLAlchemy's Session and execution bookkeeping cost
+    cursor (drip.store.direct): SQLAlchemy's Session and execution bookkeeping cost
     about three times what the statements do (bench/PROFILE.md, "Sign-up")."""
 
-    counting: dict[int, _Direct]  # by number of keys
-    queue: _Direct
+    counting: dict[int, Direct]  # by number of keys
+    queue: Direct
 
 
 @lru_cache(maxsize=8)  # one per engine's dialect; a test run makes a few
 def _statements(dialect: Dialect) -> _Statements:
     return _Statements(
-        {rows: _Direct(counting(rows), dialect) for rows in (1, 2)},
-        _Direct(intake.INSERT, dialect),
+        {rows: Direct(counting(rows), dialect) for rows in (1, 2)},
+        Direct(intake.INSERT, dialect),
     )
 
 

@@ -1,7 +1,7 @@
 """The one sender's per-message reads and writes on the driver's cursor, for a producer that
 offers them compiled (`Compiled`): the lessons' way (drip.dispatch.send), for every kind.
 
-- The statements are compiled once (drip.dispatch.direct): SQLAlchemy's bookkeeping around
+- The statements are compiled once (drip.store.direct): SQLAlchemy's bookkeeping around
   an execution cost about as much as the statement itself.
 - Recording a message handed over reads, in the same transaction, the status of the next
   reader of the batch: one round trip where there were two, and between that read and the
@@ -23,8 +23,8 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, literal, sele
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import UpdateBase
 
-from drip.dispatch.direct import Direct
 from drip.dispatch.producers import Item
+from drip.store.direct import Direct
 from drip.store.models import Event, EventKind
 
 EVENTS = cast(Table, Event.__table__)

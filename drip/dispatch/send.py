@@ -41,7 +41,6 @@ from sqlalchemy.engine import Dialect
 from drip.core.clock import Clock, system_clock
 from drip.core.config import Settings
 from drip.deliverability.verp import return_path
-from drip.dispatch.direct import Direct
 from drip.dispatch.lesson_records import Records
 from drip.dispatch.overlap import Check, overlapped
 from drip.dispatch.plan import Plan, Send, Settle
@@ -60,6 +59,7 @@ from drip.mail.links import Links
 from drip.mail.pace import Pace
 from drip.mail.render import Renderer
 from drip.mail.transports import SendError, SmtpTransport, Transport
+from drip.store.direct import Direct
 from drip.store.models import (
     Delivery,
     DeliveryStatus,

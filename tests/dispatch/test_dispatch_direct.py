@@ -1,4 +1,4 @@
-"""The driver-cursor fast path (drip.dispatch.direct) does what SQLAlchemy does with the same
+"""The driver-cursor fast path (drip.store.direct) does what SQLAlchemy does with the same
 statement: each statement a pass runs through it is run both ways, on two readers in the
 same state, and the rows must come out the same."""
 
@@ -14,9 +14,9 @@ from sqlalchemy.engine import Connection
 
 from drip.audience.subscriptions import Consent, subscribe
 from drip.core.clock import FrozenClock
-from drip.dispatch.direct import Direct
 from drip.dispatch.record import ADVANCE, MARK_SENT, RECORD_SENT_AND_CHECK, STILL_WANTED
 from drip.services import Services, build_services
+from drip.store.direct import Direct
 from drip.store.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Subscriber
 from tests.conftest import make_settings
 
