@@ -41,8 +41,8 @@ from sqlalchemy.engine import Dialect
 from drip.core.clock import Clock, system_clock
 from drip.core.config import Settings
 from drip.deliverability.verp import return_path
+from drip.dispatch.lane import Check, in_turn, overlapped
 from drip.dispatch.lesson_records import Records
-from drip.dispatch.overlap import Check, overlapped
 from drip.dispatch.plan import Plan, Send, Settle
 from drip.dispatch.record import (
     ADVANCE,
@@ -162,31 +162,13 @@ class Recorder:
         progress: Callable[[Outcome], None] | None,
     ) -> tuple[list[Outcome], bool]:
         """One SMTP session through its share of the batch, in order."""
-        outcomes: list[Outcome] = []
-        relay_down = False
-        check: Check | None = None  # the next reader's, when recording already read it
         with transport() as relay:
+            ledger = LessonLedger(self, conn, relay, now, progress)
             if self._overlap and not (progress or self.pace) and isinstance(relay, SmtpTransport):
-                # On PostgreSQL each record's commit runs beside the next envelope.
-                ledger = LessonLedger(self, conn, relay, now)
-                overlapped(ledger, ready)
-                return ledger.outcomes, ledger.relay_down
-            for index, item in enumerate(ready):
-                if relay_down:
-                    self.records.release(conn, item, now)
-                    continue
-                if self.pace is not None and self.pace.wait():
-                    check = None  # it waited for its slot: read the status again, now
-                following = ready[index + 1] if index + 1 < len(ready) else None
-                if check is None:
-                    check = self.still_wanted(conn, item)
-                outcome, check = self.send_one(conn, relay, item, now, check, following)
-                outcomes.append(outcome)
-                if progress:
-                    progress(outcome)
-                    check = None  # whatever the callback took (or did), read it again
-                relay_down = outcome.relay_down
-        return outcomes, relay_down
+                overlapped(ledger, ready)  # each record's commit beside the next envelope
+            else:
+                in_turn(ledger, ready, self.pace)
+        return ledger.outcomes, ledger.relay_down
 
     def still_wanted(self, conn: Connection, item: Ready) -> Check:
         """Checked right before each hand-off: an unsubscribe takes effect at once, and a
@@ -352,18 +334,24 @@ class Recorder:
 
 
 class LessonLedger:
-    """How the one hand-off lane (drip.dispatch.overlap) reads and records the lessons
+    """How the one hand-off lane (drip.dispatch.lane) reads and records the lessons
     and confirmations of one SMTP session."""
 
     def __init__(
-        self, recorder: Recorder, conn: Connection, relay: SmtpTransport, now: datetime
+        self,
+        recorder: Recorder,
+        conn: Connection,
+        relay: Transport,
+        now: datetime,
+        progress: Callable[[Outcome], None] | None = None,
     ) -> None:
         self.recorder, self.conn, self.relay, self.now = recorder, conn, relay, now
+        self.progress = progress
         self.outcomes: list[Outcome] = []
         self.relay_down = False
 
-    def smtp(self) -> SmtpTransport:
-        return self.relay
+    def smtp(self) -> SmtpTransport | None:
+        return self.relay if isinstance(self.relay, SmtpTransport) else None
 
     def stopped(self) -> bool:
         return self.relay_down
@@ -386,6 +374,9 @@ class LessonLedger:
             self.conn, self.relay, item, self.now, check, following
         )
         self._add(outcome)
+        if self.progress:
+            self.progress(outcome)
+            return None  # whatever the callback took (or did), read the status again
         return after
 
     def build(self, item: Ready) -> bytes:

@@ -12,7 +12,7 @@ lesson (drip.dispatch.send):
   a kind that gives its statements compiled (drip.dispatch.hot_path: broadcast copies,
   offers, fresh links) the read rides on the transaction that records the previous message
   (read again if the slot had to be waited for), and on PostgreSQL without a pace that
-  commit runs beside the next envelope, DATA waiting for it (drip.dispatch.sender_overlap);
+  commit runs beside the next envelope, DATA waiting for it (drip.dispatch.sender_ledger);
 - an offer or a broadcast copy over the reader's daily or weekly cap (or behind a lesson of
   theirs due now) put back to the reader's next window, never dropped (drip.dispatch.caps);
 - the outcome committed before the next hand-off, only while the lease is this worker's;
@@ -41,8 +41,8 @@ from drip.deliverability.sending_pause import sending_paused
 from drip.deliverability.verp import return_path
 from drip.dispatch.caps import BatchCaps, Caps
 from drip.dispatch.hot_path import Compiled, HotPath
+from drip.dispatch.lane import in_turn, overlapped
 from drip.dispatch.outcome import Outcome, OutcomeStatus
-from drip.dispatch.overlap import overlapped
 from drip.dispatch.producers import (
     HOLD,
     Item,
@@ -54,7 +54,7 @@ from drip.dispatch.producers import (
     later,
 )
 from drip.dispatch.record import LEASE_LOST
-from drip.dispatch.sender_overlap import SenderLedger, Turn
+from drip.dispatch.sender_ledger import SenderLedger, Turn
 from drip.mail.handoff import Unsendable, checked_message
 from drip.mail.links import Links
 from drip.mail.message_ids import message_id_for
@@ -186,33 +186,19 @@ class Sender:
     ) -> None:
         """The batch's hand-offs in order, each outcome recorded before the next; with the
         hot path, recording one reads the next reader's status in the same transaction."""
+        ledger = SenderLedger(self, session, relay, producer, now, result, caps, hot)
         if hot is not None and hot.postgres and self.pace is None:
-            overlapped(SenderLedger(self, session, relay, producer, now, result, caps, hot), ready)
-            return
-        check: str | None = None  # the next reader's, when recording already read it
-        for index, item in enumerate(ready):
-            if result.stopped:
-                self.settle(session, producer, item, now, self.release(item, now))
-                continue
-            following = ready[index + 1] if hot and index + 1 < len(ready) else None
-            turn = Turn(item, now, caps, hot, check, following)
-            outcome, check = self.one(session, relay, producer, turn, result)
-            result.outcomes.append(outcome)
+            overlapped(ledger, ready)  # each record's commit beside the next envelope
+        else:
+            in_turn(ledger, ready, self.pace)
 
     def one(
         self, session: Session, relay: Transport, producer: Producer, turn: Turn, run: Run
     ) -> tuple[Outcome, str | None]:
-        """Wait for the slot, read the reader's status, hand over, record; also gives the
-        status of the following item's reader when recording read it (else None)."""
-        item, now, caps, hot = turn.item, turn.now, turn.caps, turn.hot
-        why = turn.check
-        if self.pace is not None and self.pace.wait():
-            why = None  # it waited for its slot: read the status again, now
-        if why is None and hot is not None:
-            why = hot.read(item)
-        elif why is None:
-            why = producer.why_not(session, item)
-            session.rollback()  # end the read: the status is as of now, not of the claim
+        """One item whose reader's status the lane has read (after the slot): held over a
+        cap, skipped, or handed over and recorded; also gives the status of the following
+        item's reader when recording read it (else None)."""
+        item, now, caps, why = turn.item, turn.now, turn.caps, turn.check
         until = None if why else self.capped(caps, item, now)
         if until is not None:
             held = Settled(OutcomeStatus.HELD, item.attempts, OVER_CAP, until)

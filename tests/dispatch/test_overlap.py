@@ -1,5 +1,5 @@
 """The lessons' lane on PostgreSQL records message N while it opens message N+1's envelope
-(drip.dispatch.overlap): N+1's DATA still goes only once N's outcome is committed, and an
+(drip.dispatch.lane): N+1's DATA still goes only once N's outcome is committed, and an
 unsubscribe seen by that commit's status read still stops N+1 (its envelope is reset). On
 SQLite the lane is the plain one; the same behaviour holds."""
 

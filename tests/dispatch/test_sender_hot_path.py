@@ -1,6 +1,6 @@
 """The one sender's hot path (drip.dispatch.hot_path), shown on broadcast copies: the
 status of copy N+1's reader is read in the transaction that records copy N, and on
-PostgreSQL that record commits beside N+1's envelope (drip.dispatch.sender_overlap). Each
+PostgreSQL that record commits beside N+1's envelope (drip.dispatch.sender_ledger). Each
 copy still goes over DATA only once the previous outcome is committed, a reader who leaves
 during the previous hand-off gets nothing, and a worker whose lease ran out changes
 nothing. Both databases."""

@@ -1,8 +1,7 @@
-"""How the one hand-off lane on PostgreSQL (drip.dispatch.overlap) reads and records the
-one sender's items: the record of copy N (the sent mark, its event, the next reader's status
-in the same transaction: drip.dispatch.hot_path) commits beside copy N+1's envelope. Only
-without a shared pace: a slot waited for would fall between the status read and the
-hand-off.
+"""How the one hand-off lane (drip.dispatch.lane) reads and records the one sender's items:
+the status read on the hot path (drip.dispatch.hot_path) or by the producer's `why_not`;
+on PostgreSQL without a shared pace, the record of copy N (the sent mark, its event, the
+next reader's status in the same transaction) commits beside copy N+1's envelope.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ class Turn:
     now: datetime
     caps: BatchCaps | None
     hot: HotPath | None
-    check: str | None  # its reader's status, read while recording the previous item
+    check: str  # its reader's status: "" (send) or why not
     following: Item | None  # the next item, whose status recording this one reads
 
 
@@ -50,7 +49,7 @@ class SenderLedger:
     now: datetime
     run: Run
     caps: BatchCaps | None
-    hot: HotPath
+    hot: HotPath | None
 
     def smtp(self) -> SmtpTransport | None:
         opened = self.relay.opened
@@ -65,7 +64,11 @@ class SenderLedger:
         )
 
     def read(self, item: Item) -> str:
-        return self.hot.read(item)
+        if self.hot is not None:
+            return self.hot.read(item)
+        why = self.producer.why_not(self.session, item)
+        self.session.rollback()  # end the read: the status is as of now, not of the claim
+        return why
 
     def goes(self, item: Item, check: str) -> bool:
         return not check and self.may_open(item)
@@ -94,6 +97,7 @@ class SenderLedger:
             self.caps.handed(item.subscriber_id, self.now)
 
     def record(self, item: Item, following: Item | None) -> tuple[bool, str | None]:
+        assert self.hot is not None  # the overlapped lane runs on the hot path only
         return self.hot.record_sent(item, item.attempts + 1, self.now, following)
 
     def landed(self, item: Item, recorded: bool) -> None:

@@ -1,13 +1,16 @@
-"""The one hand-off lane on PostgreSQL, for every kind of message: the commit recording
-message N, with its WAL flush, runs on a thread of its own beside MAIL FROM and RCPT TO of
-message N+1, and N+1's DATA waits for that commit (and for its reader's status, read in the
-same transaction). Only an envelope is ever open beside a commit, so a crash still leaves at
-most one message per SMTP session whose outcome is unknown, and each outcome is committed
-before the session's next hand-off.
+"""The one hand-off lane: how every kind of message goes from its reader's status to SMTP
+and back to its row, one SMTP session at a time. The lessons' batches (drip.dispatch.send)
+and the one sender's producers (drip.dispatch.sender) run these same loops; each kind says
+through a `Ledger` how its rows are read and recorded.
 
-The lessons' batches (drip.dispatch.send) and the one sender's producers
-(drip.dispatch.sender_overlap) run this same loop; each kind says through a `Ledger` how
-its rows are read and recorded.
+- `in_turn`: for each message, a slot of the shared pace waited for, then the reader's
+  status read (unless recording the previous message just read it, with no wait since),
+  then the hand-off and its outcome recorded before the next.
+- `overlapped` (PostgreSQL, no shared pace): the commit recording message N, with its WAL
+  flush, runs on a thread of its own beside MAIL FROM and RCPT TO of message N+1, and
+  N+1's DATA waits for that commit (and for its reader's status, read in the same
+  transaction). Only an envelope is ever open beside a commit, so a crash still leaves at
+  most one message per SMTP session whose outcome is unknown.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from drip.mail.handoff import Unsendable
+from drip.mail.pace import Pace
 from drip.mail.transports import SendError, SmtpTransport
 
 I = TypeVar("I")  # noqa: E741  an item of the batch
@@ -77,8 +81,8 @@ class Ledger(Protocol[I_in, C]):
         ...
 
     def usual(self, item: I_in, check: C, following: I_in | None) -> C | None:
-        """Its turn the usual way, recorded before the next (nothing to send, or no SMTP
-        session yet); the following reader's status when recording read it."""
+        """Its turn with its status read: handed over (or not) and recorded before the
+        next; the following reader's status when recording read it."""
         ...
 
     def build(self, item: I_in) -> bytes:
@@ -117,6 +121,21 @@ def open_envelope(
     except SendError as error:
         return Opened(message, error)
     return Opened(message, None)
+
+
+def in_turn(ledger: Ledger[I, C], items: Sequence[I], pace: Pace | None) -> None:
+    """The batch in order, each outcome recorded before the next hand-off."""
+    check: C | None = None  # the next reader's, when recording already read it
+    for index, item in enumerate(items):
+        if ledger.stopped():
+            ledger.release(item)
+            continue
+        if pace is not None and pace.wait():
+            check = None  # it waited for its slot: read the status again, now
+        following = items[index + 1] if index + 1 < len(items) else None
+        if check is None:
+            check = ledger.read(item)
+        check = ledger.usual(item, check, following)
 
 
 def overlapped(ledger: Ledger[I, C], items: Sequence[I]) -> None:
