@@ -113,3 +113,22 @@ def test_the_envelope_reaches_the_relay_as_given(smtp_server: SmtpServer) -> Non
         "bounces+1@example.org",
         ["o'brien@example.org"],
     )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"plain\r\ntext\r\n",
+        b"no line end",
+        b".first line\r\nsecond\r\n",
+        b"a\r\n.\r\n..two\r\n.three\r\nend",
+        b"a\r\n.",
+    ],
+)
+def test_data_reaches_the_relay_whole(smtp_server: SmtpServer, body: bytes) -> None:
+    message = b"Subject: dots\r\n\r\n" + body
+    with SmtpTransport(smtp_server.url) as relay:
+        relay.send("a@example.org", "b@example.org", message, "n")
+    (received,) = smtp_server.messages
+    expected = message if message.endswith(b"\r\n") else message + b"\r\n"
+    assert received.raw == expected
