@@ -123,12 +123,18 @@ def test_the_envelope_reaches_the_relay_as_given(smtp_server: SmtpServer) -> Non
         b".first line\r\nsecond\r\n",
         b"a\r\n.\r\n..two\r\n.three\r\nend",
         b"a\r\n.",
+        b".",
+        b"...\r\n\r\n.\r\n.a\n.b",
+        b"\n.\n.\r\n..\r\n",
     ],
 )
-def test_data_reaches_the_relay_whole(smtp_server: SmtpServer, body: bytes) -> None:
+def test_data_reaches_the_relay_as_smtplib_sends_it(smtp_server: SmtpServer, body: bytes) -> None:
     message = b"Subject: dots\r\n\r\n" + body
+    with smtplib.SMTP("127.0.0.1", smtp_server.port) as smtp:
+        smtp.sendmail("a@example.org", ["b@example.org"], message)
     with SmtpTransport(smtp_server.url) as relay:
         relay.send("a@example.org", "b@example.org", message, "n")
-    (received,) = smtp_server.messages
-    expected = message if message.endswith(b"\r\n") else message + b"\r\n"
-    assert received.raw == expected
+    by_smtplib, by_drip = smtp_server.messages
+    assert by_drip.raw == by_smtplib.raw
+    if b"\n" not in message.replace(b"\r\n", b""):  # every line ends in CRLF: read back whole
+        assert by_drip.raw == message + (b"" if message.endswith(b"\r\n") else b"\r\n")
