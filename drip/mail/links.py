@@ -9,6 +9,9 @@ the current key alone.
 from __future__ import annotations
 
 import hmac
+import json
+import zlib
+from base64 import urlsafe_b64encode
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +22,6 @@ from itsdangerous import (
     URLSafeSerializer,
     URLSafeTimedSerializer,
 )
-from itsdangerous.encoding import base64_encode
 from itsdangerous.signer import HMACAlgorithm
 
 from drip.core.clock import Clock, system_clock
@@ -56,25 +58,32 @@ def signing_order(secret: str, fallbacks: tuple[str, ...]) -> list[str]:
 
 
 class Dumps:
-    """`URLSafeSerializer.dumps` with the signing key derived once: itsdangerous derives it
-    and keys a new HMAC for every token, most of a token's cost, and a lesson carries
-    several. The payload is itsdangerous's own; only the HMAC, keyed once, is copied per
-    token, so the token is the same (tests/mail/test_links_signing.py compares them)."""
+    """`URLSafeSerializer.dumps` with its work done once: itsdangerous derives the key, keys
+    a new HMAC and builds a JSON encoder for every token, most of a token's cost, and a
+    lesson carries several. Here the payload is made as itsdangerous makes it (compact
+    JSON, zlib when that is shorter, URL-safe base64) and the HMAC, keyed once, is copied
+    per token: the same token (tests/mail/test_links_signing.py compares them)."""
+
+    _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
     def __init__(self, serializer: URLSafeSerializer) -> None:
         signer = serializer.make_signer()
         algorithm = signer.algorithm
-        if not isinstance(algorithm, HMACAlgorithm):
-            raise TypeError("only itsdangerous's default HMAC signing is kept keyed")
-        self._payload = serializer.dump_payload
+        if not isinstance(algorithm, HMACAlgorithm) or serializer.serializer_kwargs:
+            raise TypeError("only itsdangerous's default JSON and HMAC signing are kept")
         self._sep = signer.sep
         self._mac = hmac.new(signer.derive_key(), digestmod=algorithm.digest_method)
 
     def __call__(self, value: Any) -> str:
-        payload = self._payload(value)
+        data = self._json.encode(value).encode("utf-8")
+        compressed = zlib.compress(data)
+        if len(compressed) < len(data) - 1:
+            payload = b"." + urlsafe_b64encode(compressed).rstrip(b"=")
+        else:
+            payload = urlsafe_b64encode(data).rstrip(b"=")
         mac = self._mac.copy()
         mac.update(payload)
-        return (payload + self._sep + base64_encode(mac.digest())).decode("ascii")
+        return (payload + self._sep + urlsafe_b64encode(mac.digest()).rstrip(b"=")).decode()
 
 
 @dataclass(frozen=True)
