@@ -48,6 +48,7 @@ READ = (
     E.c.subscriber_id,
     E.c.slower,
     E.c.resumes_at,
+    E.c.last_sent_at,
 )
 PEEK_CHUNK = 500  # readers the dry run loads at a time
 
@@ -74,6 +75,7 @@ class Claimed:
     confirmation_sent_at: datetime | None = None  # the last confirmation email's, if any
     pending_message_id: str | None = None  # of a confirmation not yet recorded as sent
     pace: Pace = STEADY  # the reader's own pace in this course (drip.audience.pace)
+    last_sent_at: datetime | None = None  # the course's last hand-off: its turn under the caps
 
 
 def _unconfirmed_too_long(now: datetime, confirm_days: int) -> ColumnElement[bool]:
@@ -152,8 +154,8 @@ def peek(conn: Connection, now: datetime, confirm_days: int) -> Iterator[list[Cl
 
 
 def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
-    """The readers and earlier deliveries of claimed enrollments (rows of id, status,
-    sequence, next_lesson, attempts, subscriber_id, slower, resumes_at), by enrollment id."""
+    """The readers and earlier deliveries of claimed enrollments (rows of READ's columns),
+    by enrollment id."""
     if not rows:
         return []
     people = {
@@ -206,6 +208,7 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
                 confirmation_sent_at=confirmations.get(row.id, (None, None))[0],
                 pending_message_id=confirmations.get(row.id, (None, None))[1],
                 pace=Pace(slower=row.slower, resumes_at=row.resumes_at),
+                last_sent_at=row.last_sent_at,
             )
         )
     return claimed

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, update
 
 from drip.content.schedule import reader_zone
 from drip.dispatch.caps import LOOK_BACK, Caps, Db, aware, handed_off, next_opening, tally
@@ -38,17 +38,10 @@ def over_cap(db: Db, plans: Sequence[Plan], now: datetime, caps: Caps) -> list[W
         return []
     readers = {s.claimed.reader.subscriber_id for s in lessons}
     moments = handed_off(db, readers, now - LOOK_BACK)
-    last = dict(
-        db.execute(
-            select(E.c.id, E.c.last_sent_at).where(
-                E.c.id.in_(sorted(s.claimed.enrollment_id for s in lessons))
-            )
-        ).all()
-    )
     never = datetime.min.replace(tzinfo=UTC)
 
     def turn(send: Send) -> tuple[datetime, int]:
-        at = last.get(send.claimed.enrollment_id)
+        at = send.claimed.last_sent_at  # read by the claim
         return (aware(at) if at is not None else never, send.claimed.enrollment_id)
 
     waiting: list[Waiting] = []

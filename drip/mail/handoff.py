@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -21,6 +22,13 @@ log = logging.getLogger(__name__)
 # What no single address may hold: a transport refuses it even from a caller that did not
 # check (an address list, a route, a header line).
 _NOT_ONE_ADDRESS = re.compile(r"[\x00-\x20\x7f,<>()\[\]:;\"\\]")
+
+
+# A dot-atom before the one "@" (which email_validator always passes) and an ASCII name
+# after it (not IDNA's "xn--", whose Unicode form may be longer): see `recipient_problem`.
+_ATEXT = r"[A-Za-z0-9_!#$%&'*+\-/=?^`{|}~]+"
+_DOT_ATOM_AT = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@(?P<domain>[A-Za-z0-9.-]+)")
+_MAX_LENGTH = 254  # email_validator's limit on a whole address
 
 
 class Unsendable(Exception):
@@ -36,11 +44,33 @@ def recipient_problem(address: str) -> str | None:
     as sign-up (drip.audience.subscriptions.normalize_email) decides."""
     if not address.isascii():
         return f"the address {address!r} is not ASCII: SMTP cannot carry it without SMTPUTF8"
+    plain = _DOT_ATOM_AT.fullmatch(address)
+    if (
+        plain is not None
+        and len(address) <= _MAX_LENGTH
+        and "xn--" not in plain["domain"].lower()
+        and _domain_passes(plain["domain"])
+    ):
+        # What email_validator checks of such an address is its length and its domain
+        # alone: the domain's verdict, kept per domain, spares parsing every reader's
+        # address again (tests/mail/test_handoff.py compares the verdicts).
+        return None
     try:
         validate_email(address, check_deliverability=False)
     except EmailNotValidError as error:
         return f"the stored address {address!r} is not one valid address: {error}"
     return None
+
+
+@lru_cache(maxsize=4096)
+def _domain_passes(domain: str) -> bool:
+    """Whether email_validator passes an address at `domain` whose part before the "@" it
+    passes (a plain one)."""
+    try:
+        validate_email(f"a@{domain}", check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
 
 
 def refuse_unless_one_address(address: str) -> str | None:

@@ -149,12 +149,13 @@ class MessageTemplate:
         ]
         if self._subject_tokens:
             headers.append(fold("Subject", header_safe(filled(self.subject, values))))
+        done: dict[str, bytes] = {}
         alternative = b"".join(
             [
                 self._text_opening,
-                self._text_part.encode(values),
+                self._text_part.encode(values, done),
                 self._html_opening,
-                self._html_part.encode(escaped),
+                self._html_part.encode(escaped, done),
                 self._closing,
             ]
         )

@@ -115,6 +115,25 @@ def test_a_reader_in_three_courses_and_a_broadcast_gets_one_email_a_morning_and_
     assert copies == [RecipientStatus.SENT]
 
 
+def test_the_course_that_wrote_least_lately_goes_first_whatever_its_number(
+    svc: Services, clock: FrozenClock, smtp_server: SmtpServer
+) -> None:
+    alpha, beta = (enroll(svc, "ada@example.org", slug) for slug in ("alpha", "beta"))
+    morning = local(clock(), 9, 30)
+    with svc.sessions() as session:
+        for ident, wrote in (
+            (alpha, morning - timedelta(hours=20)),
+            (beta, morning - timedelta(days=3)),
+        ):
+            enrollment = session.get(Enrollment, ident)
+            assert enrollment is not None
+            enrollment.last_sent_at, enrollment.due_at = wrote, morning
+        session.commit()
+    clock.set(morning)
+    svc.dispatcher().run_pass(clock())
+    assert [m.subject for m in smtp_server.to("ada@example.org")] == ["Beta: one"]
+
+
 def test_two_readers_are_capped_each_on_their_own(
     svc: Services, clock: FrozenClock, smtp_server: SmtpServer
 ) -> None:

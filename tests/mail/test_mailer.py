@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import smtplib
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from drip.mail.transports import OutboxTransport, SendError, SmtpTransport
+from drip.mail.transports import OutboxTransport, SendError, SmtpTransport, _path
 from tests.smtp import Handler, SmtpServer, free_port
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
@@ -80,3 +81,60 @@ def test_outbox_writes_whole_eml_files(tmp_path: Path) -> None:
     files = sorted((tmp_path / "outbox").iterdir())
     assert [f.name for f in files] == ["20260302-1-welcome.eml"]
     assert email.message_from_bytes(files[0].read_bytes())["Subject"] == "hi"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "ada@example.org",
+        "bounces+d12.e7.abcdef0123456789@mail.example.co.uk",
+        "o'brien@example.org",
+        "first.last+tag@example.org",
+        "a..b@example.org",
+        ".a@example.org",
+        "a@b",
+        "",
+        "<>",
+        "Ada <ada@example.org>",
+        "ada@example.org (Ada)",
+        '"a b"@example.org',
+        "zoë@example.org",
+    ],
+)
+def test_envelope_addresses_are_sent_as_smtplib_quotes_them(address: str) -> None:
+    assert _path(address) == smtplib.quoteaddr(address)
+
+
+def test_the_envelope_reaches_the_relay_as_given(smtp_server: SmtpServer) -> None:
+    with SmtpTransport(smtp_server.url) as relay:
+        relay.send("bounces+1@example.org", "o'brien@example.org", b"Subject: x\r\n\r\nhi\r\n", "n")
+    (received,) = smtp_server.messages
+    assert (received.sender, received.recipients) == (
+        "bounces+1@example.org",
+        ["o'brien@example.org"],
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"plain\r\ntext\r\n",
+        b"no line end",
+        b".first line\r\nsecond\r\n",
+        b"a\r\n.\r\n..two\r\n.three\r\nend",
+        b"a\r\n.",
+        b".",
+        b"...\r\n\r\n.\r\n.a\n.b",
+        b"\n.\n.\r\n..\r\n",
+    ],
+)
+def test_data_reaches_the_relay_as_smtplib_sends_it(smtp_server: SmtpServer, body: bytes) -> None:
+    message = b"Subject: dots\r\n\r\n" + body
+    with smtplib.SMTP("127.0.0.1", smtp_server.port) as smtp:
+        smtp.sendmail("a@example.org", ["b@example.org"], message)
+    with SmtpTransport(smtp_server.url) as relay:
+        relay.send("a@example.org", "b@example.org", message, "n")
+    by_smtplib, by_drip = smtp_server.messages
+    assert by_drip.raw == by_smtplib.raw
+    if b"\n" not in message.replace(b"\r\n", b""):  # every line ends in CRLF: read back whole
+        assert by_drip.raw == message + (b"" if message.endswith(b"\r\n") else b"\r\n")

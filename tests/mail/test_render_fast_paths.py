@@ -12,6 +12,8 @@ import pytest
 from drip.content.loader import load_sequences
 from drip.core.config import PROJECT_ROOT
 from drip.mail.headers import address_header, fold
+from drip.mail.quoted_printable import _qp, _soft_ended
+from drip.mail.quoted_printable import value as qp_value
 from drip.mail.render import Reader
 from drip.services import Services
 
@@ -75,3 +77,41 @@ def test_encoded_parts_decode_to_the_personalised_lesson(
             assert decoded.rstrip("\n") == expected.rstrip("\n"), lesson.key
         body = raw.split(b"\r\n\r\n", 1)[1]
         assert max(len(line) for line in body.split(b"\r\n")) <= 76
+
+
+AS_IS = "abcXYZ019./:?&_-~!#$%'()*+,;<>@[]^`{|}\""
+VALUES = [
+    "",
+    ".",
+    "..",
+    ".a",
+    "a.",
+    "https://drip.example.org/unsubscribe/MQ.abc-DEF_ghi",
+    "x" * 74,
+    "x" * 75,
+    "x" * 76,
+    "x" * 150,
+    "x" * 151,
+    "x" * 75 + ".",
+    "x" * 74 + ".",
+    "." + "x" * 80,
+    "a=b",
+    "a b",
+    "a ",
+    "\tab",
+    "Zoë",
+    "x" * 80 + "=",
+    "x" * 75 + " ",
+]
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_a_value_as_is_encodes_as_quoted_printable_does(value: str) -> None:
+    assert qp_value(value) == _soft_ended(_qp(value))
+
+
+def test_values_of_every_length_and_character_encode_as_quoted_printable_does() -> None:
+    for length in range(0, 320):
+        for start in range(0, len(AS_IS), 7):
+            text = "".join(AS_IS[(start + i * 3) % len(AS_IS)] for i in range(length))
+            assert qp_value(text) == _soft_ended(_qp(text)), text
