@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from itsdangerous import URLSafeSerializer
 
-from drip.mail.links import PLAIN, Dumps, Links, signing_order
+from drip.core.config import signing_order
+from drip.mail.links import PLAIN, Dumps, Links
 
 VALUES: list[Any] = [
     0,
