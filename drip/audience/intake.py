@@ -79,24 +79,12 @@ def accept(
     email: str,
     received_at: datetime,
     consent: Consent,
-    *,
-    first_name: str = "",
-    timezone: str | None = None,
-    attributes: dict[str, Any] | None = None,
-    tags: tuple[str, ...] = (),
+    **details: Any,
 ) -> None:
-    """Queue a checked sign-up (see queued_row). The caller commits, together with whatever
-    else it counted."""
-    row = queued_row(
-        sequence,
-        email,
-        received_at,
-        consent,
-        first_name=first_name,
-        timezone=timezone,
-        attributes=attributes,
-        tags=tags,
-    )
+    """Queue a checked sign-up (`details` as `queued_row` takes them) in the caller's
+    transaction; the web's sign-ups queue theirs on the driver's cursor instead
+    (drip.audience.signup_queue)."""
+    row = queued_row(sequence, email, received_at, consent, **details)
     session.connection().execute(INSERT, row)
 
 
