@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, literal, sele
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import UpdateBase
 
+from drip.dispatch.lane import CommitTimer
 from drip.dispatch.producers import Item
 from drip.store.direct import Direct
 from drip.store.models import Event, EventKind
@@ -62,9 +63,15 @@ class HotPath:
     """One producer's status reads and sent records on one connection of its own."""
 
     def __init__(
-        self, conn: Connection, producer: Compiled, sent_event: EventKind | None, worker: str
+        self,
+        conn: Connection,
+        producer: Compiled,
+        sent_event: EventKind | None,
+        worker: str,
+        commits: CommitTimer | None = None,
     ) -> None:
         self.conn, self.producer, self.worker = conn, producer, worker
+        self.commits = commits or CommitTimer(0)  # how long its records take (the lane asks)
         self.dialect = conn.dialect
         self.postgres = self.dialect.name == "postgresql"
         self.sent_event = sent_event
@@ -110,9 +117,13 @@ class HotPath:
         driver = self._driver()
         with closing(driver.cursor()) as cursor:
             if self.postgres and self._event is None:
-                recorded, row = self._one_statement(driver, cursor, statement, params)
+                recorded, row = self.commits.timed(
+                    lambda: self._one_statement(driver, cursor, statement, params)
+                )
             else:
-                recorded, row = self._transaction(driver, cursor, item, at, statement, params)
+                recorded, row = self.commits.timed(
+                    lambda: self._transaction(driver, cursor, item, at, statement, params)
+                )
         if following is None:
             return recorded, None
         return recorded, self.producer.verdict(following, _found(row))

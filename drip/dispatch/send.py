@@ -41,7 +41,7 @@ from sqlalchemy.engine import Dialect
 from drip.core.clock import Clock, system_clock
 from drip.core.config import Settings
 from drip.deliverability.verp import return_path
-from drip.dispatch.lane import Check, in_turn, overlapped
+from drip.dispatch.lane import Check, CommitTimer, in_turn, overlapped
 from drip.dispatch.lesson_records import Records
 from drip.dispatch.plan import Plan, Send, Settle
 from drip.dispatch.record import (
@@ -93,6 +93,7 @@ class Recorder:
         worker_id: str,
         pace: Pace | None = None,
         clock: Clock = system_clock,
+        commits: CommitTimer | None = None,
     ) -> None:
         self.settings = settings
         self.pace = pace
@@ -103,8 +104,10 @@ class Recorder:
         self.records = Records(settings, worker_id)
         postgres = dialect.name == "postgresql"
         self._record_one = Direct(RECORD_SENT_AND_CHECK, dialect) if postgres else None
-        # PostgreSQL: each outcome's commit (its WAL flush) beside the next envelope.
+        # PostgreSQL: each outcome's commit (its WAL flush) beside the next envelope, while
+        # commits are slow enough to be worth it.
         self._overlap = postgres
+        self.commits = commits or CommitTimer(settings.overlap_commit_ms)
         self._mark_sent = Direct(MARK_SENT, dialect)
         self._advance = Direct(ADVANCE, dialect)
         self._check = Direct(STILL_WANTED, dialect)
@@ -164,7 +167,12 @@ class Recorder:
         """One SMTP session through its share of the batch, in order."""
         with transport() as relay:
             ledger = LessonLedger(self, conn, relay, now, progress)
-            if self._overlap and not (progress or self.pace) and isinstance(relay, SmtpTransport):
+            if (
+                self._overlap
+                and not (progress or self.pace)
+                and isinstance(relay, SmtpTransport)
+                and self.commits.worth_a_thread()
+            ):
                 overlapped(ledger, ready)  # each record's commit beside the next envelope
             else:
                 in_turn(ledger, ready, self.pace)
@@ -285,11 +293,11 @@ class Recorder:
         driver = conn.connection.dbapi_connection
         assert driver is not None and not conn.in_transaction()
         with closing(driver.cursor()) as cursor:
-            if self._record_one is not None:
+            if (record_one := self._record_one) is not None:
                 # One statement, on its own atomic, so no BEGIN and COMMIT round trips.
                 driver.autocommit = True
                 try:
-                    row = self._record_one.run(cursor, params).fetchone()
+                    row = self.commits.timed(lambda: record_one.run(cursor, params).fetchone())
                 finally:
                     driver.autocommit = False
                 recorded, row = bool(row[0]), row[1:]

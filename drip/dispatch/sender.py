@@ -41,7 +41,7 @@ from drip.deliverability.sending_pause import sending_paused
 from drip.deliverability.verp import return_path
 from drip.dispatch.caps import BatchCaps, Caps
 from drip.dispatch.hot_path import Compiled, HotPath
-from drip.dispatch.lane import in_turn, overlapped
+from drip.dispatch.lane import CommitTimer, in_turn, overlapped
 from drip.dispatch.outcome import Outcome, OutcomeStatus
 from drip.dispatch.producers import (
     HOLD,
@@ -90,9 +90,12 @@ class Sender:
         transport: Callable[[], Transport],
         worker_id: str,
         pace: Pace | None,
+        commits: CommitTimer | None = None,
     ) -> None:
         self.settings, self.renderer, self.links = settings, renderer, links
         self.transport, self.worker_id, self.pace = transport, worker_id, pace
+        # how long a record takes lately, shared with the lessons' (drip.dispatch.lane)
+        self.commits = commits or CommitTimer(settings.overlap_commit_ms)
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.caps = Caps.of(settings)
         self.pass_started = time.monotonic()  # the pass sets it as it starts
@@ -187,7 +190,7 @@ class Sender:
         """The batch's hand-offs in order, each outcome recorded before the next; with the
         hot path, recording one reads the next reader's status in the same transaction."""
         ledger = SenderLedger(self, session, relay, producer, now, result, caps, hot)
-        if hot is not None and hot.postgres and self.pace is None:
+        if hot is not None and hot.postgres and self.pace is None and self.commits.worth_a_thread():
             overlapped(ledger, ready)  # each record's commit beside the next envelope
         else:
             in_turn(ledger, ready, self.pace)
@@ -312,7 +315,7 @@ class Sender:
         bind = session.get_bind()
         engine = bind.engine if isinstance(bind, Connection) else bind
         with engine.connect() as conn:
-            yield HotPath(conn, producer, producer.sent_event, self.worker_id)
+            yield HotPath(conn, producer, producer.sent_event, self.worker_id, self.commits)
 
     def _batch_caps(
         self, session: Session, producer: Producer, items: list[Item], now: datetime
