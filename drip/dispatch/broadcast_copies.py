@@ -212,12 +212,6 @@ class BroadcastCopies:
         item.template = self.templates[key]
         return None
 
-    def why_not(self, session: Session, item: Item) -> str:
-        """One indexed SELECT, read right before the hand-off: the broadcast's status, the
-        reader's and their enrollments' (every one whose course the broadcast is to)."""
-        statement, params = self.status_read(item)
-        return self.verdict(item, session.connection().execute(statement, params).first())
-
     def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
         copy: Copy = item.context
         if copy.to not in self.reads:
@@ -230,6 +224,8 @@ class BroadcastCopies:
         return self.reads[copy.to], params
 
     def verdict(self, item: Item, row: Any) -> str:
+        """From one indexed SELECT: the broadcast's status, the reader's and their
+        enrollments' (every one whose course the broadcast is to)."""
         return _why_not(row)
 
     def sent(self) -> Update:

@@ -72,16 +72,12 @@ class FreshLinks(Requested):
         item.template = self.renderer.magnet_link(sequence)
         return None
 
-    def why_not(self, session: Session, item: Item) -> str:
-        """A fresh link goes only to a reader who still has the course and its lead magnet."""
-        statement, params = self.status_read(item)
-        return self.verdict(item, session.connection().execute(statement, params).first())
-
     def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
         return READER_READ, {"enrollment": item.enrollment_id}
 
     def verdict(self, item: Item, row: Any) -> str:
-        """From (enrollment's status, suppressed_at, engagement), or None: the reader is gone."""
+        """A fresh link goes only to a reader who still has the course and its lead magnet.
+        From (enrollment's status, suppressed_at, engagement), or None: the reader is gone."""
         sequence = self.library.get(item.sequence)
         if sequence is None or sequence.lead_magnet is None:
             return "the course has no lead magnet any more"

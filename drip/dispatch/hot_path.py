@@ -1,5 +1,6 @@
-"""The one sender's per-message reads and writes on the driver's cursor, for a producer that
-offers them compiled (`Compiled`): the lessons' way (drip.dispatch.send), for every kind.
+"""The one sender's per-message reads and writes on the driver's cursor, from the statements
+every producer gives (`Producer.status_read`, `verdict`, `sent`): the lessons' way
+(drip.dispatch.send), for every kind.
 
 - The statements are compiled once (drip.store.direct): SQLAlchemy's bookkeeping around
   an execution cost about as much as the statement itself.
@@ -17,14 +18,13 @@ from __future__ import annotations
 
 from contextlib import closing
 from datetime import datetime
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, literal, select, true
 from sqlalchemy.sql import Select
-from sqlalchemy.sql.dml import UpdateBase
 
 from drip.dispatch.lane import CommitTimer
-from drip.dispatch.producers import Item
+from drip.dispatch.producers import Item, Producer
 from drip.store.direct import Direct
 from drip.store.models import Event, EventKind
 
@@ -38,34 +38,13 @@ SENT_EVENT = insert(EVENTS).values(
 )
 
 
-@runtime_checkable
-class Compiled(Protocol):
-    """What a producer gives for the hot path: its statements with bound parameters, and
-    how to read the status row."""
-
-    def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
-        """The read right before the hand-off (the same object for items alike, so it is
-        compiled once; its columns labelled, its first NULL when there is no row) and its
-        parameters (none named p_* or e_*)."""
-        ...
-
-    def verdict(self, item: Item, row: Any) -> str:
-        """From the status read's row (None: no row): why not to send `item`, or ""."""
-        ...
-
-    def sent(self) -> UpdateBase:
-        """The row marked sent (or deleted) while the lease is the worker's, always the same
-        object: parameters among p_row, p_me, p_attempts, p_at."""
-        ...
-
-
 class HotPath:
     """One producer's status reads and sent records on one connection of its own."""
 
     def __init__(
         self,
         conn: Connection,
-        producer: Compiled,
+        producer: Producer,
         sent_event: EventKind | None,
         worker: str,
         commits: CommitTimer | None = None,

@@ -65,12 +65,6 @@ class Offers(Requested):
         item.template = self.renderer.offer(finished, target)
         return None
 
-    def why_not(self, session: Session, item: Item) -> str:
-        """An offer goes to a reader who finished the course, may be written to, and is
-        not in the next course yet."""
-        statement, params = self.status_read(item)
-        return self.verdict(item, session.connection().execute(statement, params).first())
-
     def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
         """One read: the reader's enrollment and address, and whether they are in the next
         course already (its slug a constant of the statement, compiled once per course)."""
@@ -81,8 +75,9 @@ class Offers(Requested):
         return self.reads[target], {"enrollment": item.enrollment_id}
 
     def verdict(self, item: Item, row: Any) -> str:
-        """From (enrollment's status, suppressed_at, engagement, in the next course), or
-        None when the reader is gone."""
+        """An offer goes to a reader who finished the course, may be written to, and is not
+        in the next course yet. From (enrollment's status, suppressed_at, engagement, in
+        the next course), or None when the reader is gone."""
         if item.context is None:
             return "the course offers no other any more"
         if row is None or row[0] != EnrollmentStatus.COMPLETED:

@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Table, select, update
+from sqlalchemy import ColumnElement, Select, Table, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import UpdateBase
 
 from drip.content.schedule import into_window
 from drip.content.sequences import SendWindow
@@ -87,8 +88,20 @@ class Producer(Protocol):
         """Fill in `item.template` (and `extra`); why not, when its course cannot be read."""
         ...
 
-    def why_not(self, session: Session, item: Item) -> str:
-        """Read right before the hand-off: why the reader must not get it now, or ""."""
+    def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
+        """The read right before the hand-off (the same object for items alike, so it is
+        compiled once: drip.dispatch.hot_path; its columns labelled, its first NULL when
+        there is no row) and its parameters (none named p_* or e_*)."""
+        ...
+
+    def verdict(self, item: Item, row: Any) -> str:
+        """From the status read's row (None: no row): why the reader must not get it now,
+        or ""."""
+        ...
+
+    def sent(self) -> UpdateBase:
+        """The row marked sent (or deleted) while the lease is the worker's, always the same
+        object: parameters among p_row, p_me, p_attempts, p_at."""
         ...
 
     def write_ahead(self, session: Session, items: list[Item], worker: str) -> None:
@@ -114,6 +127,13 @@ class Next(enum.Enum):
     SUPPRESS = "suppress"  # a permanent refusal: the address is suppressed
     GIVE_UP = "give-up"  # transient, but DRIP_MAX_ATTEMPTS are used up
     RETRY = "retry"  # transient: again after `backoff`, in the reader's window
+
+
+def why_not(session: Session, producer: Producer, item: Item) -> str:
+    """The producer's status read, run through the session (the dry run's): why the
+    reader must not get `item` now, or ""."""
+    statement, params = producer.status_read(item)
+    return producer.verdict(item, session.connection().execute(statement, params).first())
 
 
 def next_step(error: SendError | Unsendable, attempts: int, max_attempts: int) -> Next:

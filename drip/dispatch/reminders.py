@@ -126,16 +126,12 @@ class Reminders(Requested):
         item.template = reminder(self.renderer, item.context)
         return None
 
-    def why_not(self, session: Session, item: Item) -> str:
-        """Only a sign-up still waiting for its confirmation, at an address drip may write to."""
-        statement, params = self.status_read(item)
-        return self.verdict(item, session.connection().execute(statement, params).first())
-
     def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
         return READER_READ, {"enrollment": item.enrollment_id}
 
     def verdict(self, item: Item, row: Any) -> str:
-        """From (enrollment's status, suppressed_at, engagement), or None."""
+        """Only a sign-up still waiting for its confirmation, at an address drip may write
+        to. From (enrollment's status, suppressed_at, engagement), or None."""
         if row is None or row[0] != EnrollmentStatus.PENDING:
             return "the sign-up is confirmed, or over"
         return "the address is suppressed" if row[1] is not None else ""

@@ -106,17 +106,13 @@ class Questions(Requested):
         item.extra = reader_links(self.links, item.enrollment_id)
         return None
 
-    def why_not(self, session: Session, item: Item) -> str:
-        """Asked only of a reader still quiet (one who acted meanwhile is engaged again),
-        at an address drip may write to."""
-        statement, params = self.status_read(item)
-        return self.verdict(item, session.connection().execute(statement, params).first())
-
     def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
         return QUIET_READ, {"subscriber": item.subscriber_id}
 
     def verdict(self, item: Item, row: Any) -> str:
-        """From (the reader's id, engagement, suppressed_at), or None."""
+        """Asked only of a reader still quiet (one who acted meanwhile is engaged again), at
+        an address drip may write to. From (the reader's id, engagement, suppressed_at), or
+        None."""
         if row is None or row[2] is not None:
             return "the address is suppressed"
         return "" if row[1] == Engagement.QUIET else "the reader acted meanwhile"

@@ -40,7 +40,7 @@ from drip.core.config import Settings
 from drip.deliverability.sending_pause import sending_paused
 from drip.deliverability.verp import return_path
 from drip.dispatch.caps import BatchCaps, Caps
-from drip.dispatch.hot_path import Compiled, HotPath
+from drip.dispatch.hot_path import HotPath
 from drip.dispatch.lane import CommitTimer, in_turn, overlapped
 from drip.dispatch.outcome import Outcome, OutcomeStatus
 from drip.dispatch.producers import (
@@ -52,6 +52,7 @@ from drip.dispatch.producers import (
     Settled,
     after_failure,
     later,
+    why_not,
 )
 from drip.dispatch.record import LEASE_LOST
 from drip.dispatch.sender_ledger import SenderLedger, Turn
@@ -135,7 +136,7 @@ class Sender:
         for item in items:
             if producer.render(session, item) is not None or not self._in_window(item, now):
                 continue
-            if producer.why_not(session, item):
+            if why_not(session, producer, item):
                 continue
             if self.capped(caps, item, now) is not None:
                 found.append(self.outcome(producer, item, OutcomeStatus.HELD, OVER_CAP))
@@ -161,7 +162,9 @@ class Sender:
                     Settled(OutcomeStatus.HELD, item.attempts, unreadable, at),
                 )
                 continue
-            if item.message_id is None and item.template is not None:  # else why_not refuses
+            if (
+                item.message_id is None and item.template is not None
+            ):  # else the status read refuses
                 item.message_id = message_id_for(
                     self.settings.secret_key,
                     item.enrollment_id,
@@ -185,12 +188,12 @@ class Sender:
         now: datetime,
         result: Run,
         caps: BatchCaps | None,
-        hot: HotPath | None,
+        hot: HotPath,
     ) -> None:
         """The batch's hand-offs in order, each outcome recorded before the next; with the
         hot path, recording one reads the next reader's status in the same transaction."""
         ledger = SenderLedger(self, session, relay, producer, now, result, caps, hot)
-        if hot is not None and hot.postgres and self.pace is None and self.commits.worth_a_thread():
+        if hot.postgres and self.pace is None and self.commits.worth_a_thread():
             overlapped(ledger, ready)  # each record's commit beside the next envelope
         else:
             in_turn(ledger, ready, self.pace)
@@ -251,13 +254,7 @@ class Sender:
         """The sent event and the row's outcome in one commit, while the lease is ours."""
         item, now = turn.item, turn.now
         sent = Settled(OutcomeStatus.SENT, item.attempts + 1, at=now)
-        if turn.hot is not None:
-            recorded, check = turn.hot.record_sent(item, sent.attempts, now, turn.following)
-        else:
-            check = None
-            if producer.sent_event is not None:
-                self._event(session, item, now, producer.sent_event, self._sent_detail(item))
-            recorded = self.settle(session, producer, item, now, sent)
+        recorded, check = turn.hot.record_sent(item, sent.attempts, now, turn.following)
         if not recorded:
             log.warning("%s %s handed over, not recorded: %s", item.label, item.row_id, LEASE_LOST)
         return self.outcome(producer, item, OutcomeStatus.SENT), check
@@ -307,11 +304,8 @@ class Sender:
         return False
 
     @contextmanager
-    def _hot(self, session: Session, producer: Producer) -> Iterator[HotPath | None]:
-        """The hot path on a connection of its own, for a producer that offers it."""
-        if not isinstance(producer, Compiled):
-            yield None
-            return
+    def _hot(self, session: Session, producer: Producer) -> Iterator[HotPath]:
+        """The producer's status reads and sent records on a connection of their own."""
         bind = session.get_bind()
         engine = bind.engine if isinstance(bind, Connection) else bind
         with engine.connect() as conn:
@@ -340,10 +334,6 @@ class Sender:
     def _opens(item: Item, now: datetime) -> datetime:
         assert item.window is not None
         return into_window(now, *item.window)
-
-    @staticmethod
-    def _sent_detail(item: Item) -> str:
-        return f"{item.label} ({item.message_id})"
 
     @staticmethod
     def _event(session: Session, item: Item, now: datetime, kind: EventKind, detail: str) -> None:

@@ -1,7 +1,8 @@
 """How the one hand-off lane (drip.dispatch.lane) reads and records the one sender's items:
-the status read on the hot path (drip.dispatch.hot_path) or by the producer's `why_not`;
-on PostgreSQL without a shared pace, the record of copy N (the sent mark, its event, the
-next reader's status in the same transaction) commits beside copy N+1's envelope.
+the status read and the sent record on the hot path (drip.dispatch.hot_path); on
+PostgreSQL without a shared pace, once commits are slow, the record of copy N (the sent
+mark, its event, the next reader's status in the same transaction) commits beside copy
+N+1's envelope.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class Turn:
     item: Item
     now: datetime
     caps: BatchCaps | None
-    hot: HotPath | None
+    hot: HotPath
     check: str  # its reader's status: "" (send) or why not
     following: Item | None  # the next item, whose status recording this one reads
 
@@ -49,7 +50,7 @@ class SenderLedger:
     now: datetime
     run: Run
     caps: BatchCaps | None
-    hot: HotPath | None
+    hot: HotPath
 
     def smtp(self) -> SmtpTransport | None:
         opened = self.relay.opened
@@ -64,11 +65,7 @@ class SenderLedger:
         )
 
     def read(self, item: Item) -> str:
-        if self.hot is not None:
-            return self.hot.read(item)
-        why = self.producer.why_not(self.session, item)
-        self.session.rollback()  # end the read: the status is as of now, not of the claim
-        return why
+        return self.hot.read(item)
 
     def goes(self, item: Item, check: str) -> bool:
         return not check and self.may_open(item)
@@ -97,7 +94,6 @@ class SenderLedger:
             self.caps.handed(item.subscriber_id, self.now)
 
     def record(self, item: Item, following: Item | None) -> tuple[bool, str | None]:
-        assert self.hot is not None  # the overlapped lane runs on the hot path only
         return self.hot.record_sent(item, item.attempts + 1, self.now, following)
 
     def landed(self, item: Item, recorded: bool) -> None:

@@ -117,17 +117,13 @@ class StillWanted(Requested):
         item.template = still_wanted_message(self.renderer, item.context)
         return None
 
-    def why_not(self, session: Session, item: Item) -> str:
-        """Asked only of a reader still in the course, still paused by their own choice,
-        who may be written to."""
-        statement, params = self.status_read(item)
-        return self.verdict(item, session.connection().execute(statement, params).first())
-
     def status_read(self, item: Item) -> tuple[Select[Any], dict[str, Any]]:
         return PAUSED_READ, {"enrollment": item.enrollment_id}
 
     def verdict(self, item: Item, row: Any) -> str:
-        """From (enrollment's status, suppressed_at, paused_since), or None."""
+        """Asked only of a reader still in the course, still paused by their own choice, who
+        may be written to. From (enrollment's status, suppressed_at, paused_since), or
+        None."""
         if row is None or row[0] != EnrollmentStatus.ACTIVE:
             return "the reader left"
         if row[1] is not None:

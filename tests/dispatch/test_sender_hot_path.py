@@ -23,7 +23,7 @@ from drip.dispatch.broadcasts import schedule
 from drip.dispatch.chaining import chain
 from drip.dispatch.hot_path import EVENTS, HotPath
 from drip.dispatch.offers import Offers
-from drip.dispatch.producers import Item, Lease
+from drip.dispatch.producers import Item, Lease, why_not
 from drip.dispatch.requested import REQUESTS
 from drip.services import Services, build_services
 from drip.store.models import (
@@ -137,7 +137,7 @@ def test_the_read_on_the_drivers_cursor_finds_what_sqlalchemy_finds(svc: Service
         copies, items = claimed(svc, session, svc.content.library())
         hot = HotPath(conn, copies, None, "worker-a")
         found = [hot.read(item) for item in items]
-        assert found == [copies.why_not(session, item) for item in items]
+        assert found == [why_not(session, copies, item) for item in items]
         assert found == ["", "the reader left", ""]
     svc.engine.dispose()
 
