@@ -61,23 +61,15 @@ from drip.mail.render import Renderer
 from drip.mail.transports import SendError, SmtpTransport, Transport
 from drip.store.direct import Direct
 from drip.store.models import (
-    Delivery,
     DeliveryStatus,
-    Enrollment,
     EnrollmentStatus,
-    Event,
     EventKind,
-    Subscriber,
     WorkerHeartbeat,
 )
 
 log = logging.getLogger(__name__)
 
 
-E = cast(Table, Enrollment.__table__)
-D = cast(Table, Delivery.__table__)
-S = cast(Table, Subscriber.__table__)
-EVENTS = cast(Table, Event.__table__)
 HEARTBEATS = cast(Table, WorkerHeartbeat.__table__)
 
 
