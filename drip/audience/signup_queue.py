@@ -9,7 +9,7 @@ around each execution cost about three times what the two statements do (bench/P
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +26,7 @@ from drip.audience.tags import clean_tag
 from drip.content.sequences import Sequence
 from drip.core.config import Settings
 from drip.store.direct import Direct
-from drip.store.ratelimit import HOUR, KEY_LENGTH, counting, window_start
+from drip.store.ratelimit import count_attempts, counting
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +65,12 @@ def _transaction(engine: Engine) -> Iterator[Any]:
 def _count(
     cursor: Any, statements: _Statements, limits: dict[str, int], now: datetime
 ) -> dict[str, bool]:
-    """drip.store.ratelimit.hits on the cursor: one upsert for the attempt's keys (two
-    keys that are one row once cut to the column's length are counted one at a time)."""
-    stored = {key: key[:KEY_LENGTH] for key in limits}
-    rows = list(stored.values())
-    batches = [rows] if len(set(rows)) == len(rows) else [[key] for key in rows]
-    counts: dict[str, int] = {}
-    for batch in batches:
-        params: dict[str, Any] = {f"key{n}": key for n, key in enumerate(batch)}
-        params["start"] = window_start(now, HOUR)
-        counts.update(statements.counting[len(batch)].run(cursor, params).fetchall())
-    return {key: counts[stored[key]] <= limit for key, limit in limits.items()}
+    """drip.store.ratelimit's count of one attempt, on the cursor."""
+
+    def execute(rows: int, params: dict[str, Any]) -> Iterable[tuple[str, int]]:
+        return [(key, count) for key, count in statements.counting[rows].run(cursor, params)]
+
+    return count_attempts(execute, limits, now)
 
 
 def accept_sign_up(

@@ -8,7 +8,7 @@ used commit together.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,23 +48,42 @@ def counting(rows: int) -> TextClause:
 _STATEMENTS = {rows: counting(rows) for rows in (1, 2)}
 
 
+def count_attempts(
+    execute: Callable[[int, dict[str, Any]], Iterable[tuple[str, int]]],
+    limits: Mapping[str, int],
+    now: datetime,
+    window: timedelta = HOUR,
+) -> dict[str, bool]:
+    """Count one attempt for each key; for each, True while its count is within its limit.
+    `execute(rows, params)` runs `counting(rows)` and gives its (key, count) rows: through
+    a session (`hits`) or on a driver's cursor (drip.audience.signup_queue). Keys that are
+    one row once cut to the column's length are counted one at a time: one row may not be
+    upserted twice in one statement."""
+    if not limits:
+        return {}
+    start = window_start(now, window)
+    stored = {key: key[:KEY_LENGTH] for key in limits}
+    keys = list(limits)
+    batches = [keys] if len(set(stored.values())) == len(keys) else [[key] for key in keys]
+    within: dict[str, bool] = {}
+    for batch in batches:
+        params: dict[str, Any] = {f"key{n}": stored[key] for n, key in enumerate(batch)}
+        counts = dict(execute(len(batch), {**params, "start": start}))
+        within.update({key: counts[stored[key]] <= limits[key] for key in batch})
+    return within
+
+
 def hits(
     session: Session, limits: Mapping[str, int], now: datetime, window: timedelta = HOUR
 ) -> dict[str, bool]:
-    """Count one attempt for each key; for each, True while its count is within its limit."""
-    start = window_start(now, window)
-    conn = session.connection()  # Core, not the ORM: this runs on every sign-up
-    stored = {key: key[:KEY_LENGTH] for key in limits}
-    if len(set(stored.values())) < len(stored):  # one row may not be upserted twice at once
-        return {key: hits(session, {key: limit}, now, window)[key] for key, limit in limits.items()}
-    if not stored:
-        return {}
-    statement = _STATEMENTS.get(len(stored))
-    if statement is None:
-        statement = counting(len(stored))
-    params: dict[str, Any] = {f"key{n}": key for n, key in enumerate(stored.values())}
-    counts = {key: count for key, count in conn.execute(statement, {**params, "start": start})}
-    return {key: counts[stored[key]] <= limit for key, limit in limits.items()}
+    """Count one attempt for each key (`count_attempts`), in the session's transaction."""
+    conn = session.connection()  # Core, not the ORM: this runs on every login attempt
+
+    def execute(rows: int, params: dict[str, Any]) -> Iterable[tuple[str, int]]:
+        statement = _STATEMENTS[rows] if rows in _STATEMENTS else counting(rows)
+        return ((key, count) for key, count in conn.execute(statement, params))
+
+    return count_attempts(execute, limits, now, window)
 
 
 def hit(
