@@ -8,11 +8,12 @@ lesson (drip.dispatch.send):
 - inside the reader's send window in their zone, or put back to its opening (fresh links
   go at any hour: the reader asked and waits);
 - a slot of the one shared budget (DRIP_SEND_RATE) waited for, then the reader's status
-  read, then the hand-off: only building the message lies between the read and SMTP. For
-  a kind that gives its statements compiled (drip.dispatch.hot_path: broadcast copies,
-  offers, fresh links) the read rides on the transaction that records the previous message
-  (read again if the slot had to be waited for), and on PostgreSQL without a pace that
-  commit runs beside the next envelope, DATA waiting for it (drip.dispatch.sender_ledger);
+  read, then the hand-off: only building the message lies between the read and SMTP
+  (drip.dispatch.lane, the lessons' loop too). Every kind's read and record are compiled
+  once (drip.dispatch.hot_path); the read rides on the transaction that records the
+  previous message (read again if the slot had to be waited for), and on PostgreSQL
+  without a pace, once commits are slow, that commit runs beside the next envelope, DATA
+  waiting for it (drip.dispatch.sender_ledger);
 - an offer or a broadcast copy over the reader's daily or weekly cap (or behind a lesson of
   theirs due now) put back to the reader's next window, never dropped (drip.dispatch.caps);
 - the outcome committed before the next hand-off, only while the lease is this worker's;
