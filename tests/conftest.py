@@ -383,3 +383,22 @@ def courses_beside_tiny(tmp_path: Path, courses: dict[str, dict[str, str]]) -> P
         for name, content in files.items():
             (folder / slug / name).write_text(content)
     return folder
+
+
+@contextmanager
+def services_with(
+    tmp_path: Path,
+    database_url: str,
+    smtp_server: SmtpServer,
+    clock: FrozenClock,
+    courses: dict[str, dict[str, str]],
+) -> Iterator[Services]:
+    """Services over tests/sequences and `courses` beside it (courses_beside_tiny), sending
+    to `smtp_server`; the engine disposed after."""
+    root = courses_beside_tiny(tmp_path, courses)
+    settings = make_settings(tmp_path, database_url, smtp_url=smtp_server.url, sequences_dir=root)
+    services = build_services(settings, clock, password_hasher=CHEAP_HASHER)
+    try:
+        yield services
+    finally:
+        services.engine.dispose()

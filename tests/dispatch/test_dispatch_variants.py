@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from drip.content.variants import assign
 from drip.core.clock import FrozenClock
-from drip.services import Services, build_services
+from drip.services import Services
 from drip.store.models import Delivery, Enrollment, Subscriber
-from tests.conftest import CHEAP_HASHER, courses_beside_tiny, enroll, make_settings
+from tests.conftest import enroll, services_with
 from tests.smtp import SmtpServer
 
 COURSE = {
@@ -33,11 +33,8 @@ COURSE = {
 def svc(
     tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> Iterator[Services]:
-    root = courses_beside_tiny(tmp_path, {"trial": COURSE})
-    settings = make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=root)
-    services = build_services(settings, clock, password_hasher=CHEAP_HASHER)
-    yield services
-    services.engine.dispose()
+    with services_with(tmp_path, backend_url, smtp_server, clock, {"trial": COURSE}) as svc:
+        yield svc
 
 
 def test_each_reader_gets_their_variant_and_the_delivery_records_it(

@@ -20,8 +20,12 @@ from drip.ops.experiments import (
     experiment,
     probability_best,
 )
-from drip.services import Services, build_services
-from tests.conftest import CHEAP_HASHER, courses_beside_tiny, enroll, make_settings, tag
+from drip.services import Services
+from tests.conftest import (
+    enroll,
+    services_with,
+    tag,
+)
 from tests.smtp import SmtpServer
 
 
@@ -133,11 +137,8 @@ TRIAL = {
 def trial(
     tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> Iterator[Services]:
-    root = courses_beside_tiny(tmp_path, {"trial": TRIAL})
-    settings = make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=root)
-    svc = build_services(settings, clock, password_hasher=CHEAP_HASHER)
-    yield svc
-    svc.engine.dispose()
+    with services_with(tmp_path, backend_url, smtp_server, clock, {"trial": TRIAL}) as svc:
+        yield svc
 
 
 def test_readers_and_goals_are_counted_per_variant_from_the_deliveries(
