@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.conftest import unavailable
 from tests.smtp import free_port
 
 USER, PASSWORD = "bounces", "bounce-secret"
@@ -26,6 +27,14 @@ def dovecot_binary() -> str | None:
     return shutil.which("dovecot") or next(
         (p for p in ("/usr/sbin/dovecot",) if Path(p).exists()), None
     )
+
+
+def start_dovecot(capability: str = "") -> Dovecot:
+    """A Dovecot of its own; a missing binary skips the test here and fails it in CI."""
+    binary = dovecot_binary()
+    if binary is None:
+        unavailable("dovecot is not installed: apt-get install -y dovecot-imapd")
+    return Dovecot(binary, capability)
 
 
 class Dovecot:

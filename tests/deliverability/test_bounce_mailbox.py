@@ -5,7 +5,6 @@ what it handled moves to drip-processed while an out-of-office reply stays put."
 from __future__ import annotations
 
 import imaplib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from string import Template
@@ -29,7 +28,7 @@ from tests.deliverability.test_bounces import (
     statuses,
     subscriber,
 )
-from tests.imap import PASSWORD, USER, Dovecot, dovecot_binary
+from tests.imap import PASSWORD, USER, Dovecot, start_dovecot
 from tests.smtp import Received, SmtpServer
 
 FIXTURES = TESTS / "fixtures" / "bounces"
@@ -40,14 +39,8 @@ BOUNCES = "bounces@drip.test"
 def dovecot(request: pytest.FixtureRequest) -> Iterator[Dovecot]:
     """Dovecot as it is or, parametrized "no-move", advertising no MOVE (drip copies, then
     deletes)."""
-    binary = dovecot_binary()
-    if binary is None:
-        message = "dovecot is not installed: apt-get install -y dovecot-imapd"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
     move = getattr(request, "param", "move") == "move"
-    server = Dovecot(binary, "" if move else "IMAP4rev1 LITERAL+ UIDPLUS")
+    server = start_dovecot("" if move else "IMAP4rev1 LITERAL+ UIDPLUS")
     yield server
     server.stop()
 

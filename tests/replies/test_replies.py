@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from drip.store.models import Enrollment, EnrollmentStatus, Event, EventKind, Re
 from tests.conftest import TESTS, make_settings
 from tests.deliverability.test_bounce_mailbox import Mailbox
 from tests.deliverability.test_webhook_providers import CERT_URL, TOPIC, sns_key
-from tests.imap import Dovecot, dovecot_binary
+from tests.imap import Dovecot
 from tests.smtp import Received, SmtpServer
 from tests.web.test_admin_access import add_operator, csrf_token, log_in
 
@@ -40,16 +39,6 @@ __all__ = ["sns_key"]  # the fixture, shared with the bounce webhooks' tests
 REPLY = "reply@drip.test"
 POSTMARK = "postmark:inbound-password"
 MAILGUN_KEY = "key-" + "5" * 32
-
-
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    binary = dovecot_binary()
-    if binary is None:
-        pytest.skip("dovecot is not installed: apt-get install -y dovecot-imapd")
-    server = Dovecot(binary)
-    yield server
-    server.stop()
 
 
 @pytest.fixture

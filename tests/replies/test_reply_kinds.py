@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ from drip.store.models import BounceEvent, Reply, Subscriber, WebhookDelivery
 from tests.conftest import CHEAP_HASHER, TESTS, make_settings
 from tests.deliverability.test_bounce_mailbox import Mailbox, fixture
 from tests.deliverability.test_bounces import sign_up
-from tests.imap import Dovecot, dovecot_binary
+from tests.imap import Dovecot
 from tests.integrations.test_webhooks_out import LOOPBACK_ALLOWED
 from tests.smtp import Received, SmtpServer
 from tests.web.test_admin_access import add_operator, log_in
@@ -37,16 +36,6 @@ REPLY = "reply@drip.test"
 BOUNCES = "bounces@drip.test"
 POSTMARK = "postmark:inbound-password"
 AUTH = {"Authorization": "Basic " + base64.b64encode(POSTMARK.encode()).decode()}
-
-
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
-    binary = dovecot_binary()
-    if binary is None:
-        pytest.skip("dovecot is not installed: apt-get install -y dovecot-imapd")
-    server = Dovecot(binary)
-    yield server
-    server.stop()
 
 
 @pytest.fixture
