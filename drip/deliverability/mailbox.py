@@ -24,6 +24,7 @@ import imaplib
 import logging
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage, Message
@@ -282,37 +283,49 @@ class BounceMailbox:
     def run(self, session: Session, now: datetime, policy: Policy) -> MailboxPass:
         """Read every new message, record the reports, move them; leave the rest."""
         result = MailboxPass()
+
+        def handle(raw: bytes) -> bool:
+            result.read += 1
+            parsed = parse_report(raw, policy)
+            if parsed.kind == "other":
+                result.left += 1
+                return False
+            result.recorded += _record(session, parsed.reports, now, policy)
+            if not parsed.reports:
+                log.info(
+                    "bounce mailbox: %s report with nothing to record (%s)",
+                    parsed.kind,
+                    parsed.note,
+                )
+            result.handled += 1
+            return True
+
+        self.each_new(SKIPPED, handle)
+        return result
+
+    def each_new(self, keyword: str, handle: Callable[[bytes], bool]) -> None:
+        """One IMAP session: each message neither handled yet nor left with `keyword` is
+        read and given to `handle`, then moved to the processed folder (True) or left in
+        place with `keyword` (False). The bounce and the reply mailboxes alike."""
         imap = self._connect()
         try:
             self._ensure_folder(imap)
             _check(imap.select(_quote(self.folder)), f"select {self.folder}")
-            typ, data = imap.uid("SEARCH", "UNDELETED", "UNKEYWORD", SKIPPED)
+            typ, data = imap.uid("SEARCH", "UNDELETED", "UNKEYWORD", keyword)
             _check((typ, data), "search")
             uids = [u.decode() for u in data[0].split()] if data and data[0] else []
             for uid in uids:
                 typ, fetched = imap.uid("FETCH", uid, "(BODY.PEEK[])")
                 _check((typ, fetched), f"fetch {uid}")
                 raw = next((item[1] for item in fetched if isinstance(item, tuple)), b"")
-                result.read += 1
-                parsed = parse_report(raw, policy)
-                if parsed.kind == "other":
-                    imap.uid("STORE", uid, "+FLAGS.SILENT", f"({SKIPPED})")
-                    result.left += 1
-                    continue
-                result.recorded += _record(session, parsed.reports, now, policy)
-                if not parsed.reports:
-                    log.info(
-                        "bounce mailbox: %s report with nothing to record (%s)",
-                        parsed.kind,
-                        parsed.note,
-                    )
-                self._move(imap, uid)
-                result.handled += 1
+                if handle(raw):
+                    self._move(imap, uid)
+                else:
+                    imap.uid("STORE", uid, "+FLAGS.SILENT", f"({keyword})")
             imap.expunge()
         finally:
             with contextlib.suppress(imaplib.IMAP4.error, OSError):
                 imap.logout()
-        return result
 
     def _ensure_folder(self, imap: imaplib.IMAP4) -> None:
         typ, listed = imap.list('""', _quote(self.processed))

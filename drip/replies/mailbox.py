@@ -10,12 +10,9 @@ a failed move means a re-read, and the reply's key makes the second one a duplic
 
 from __future__ import annotations
 
-import contextlib
-import imaplib
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -49,28 +46,16 @@ class ReplyMailbox(BounceMailbox):
     def read(
         self, session: Session, library: Library, now: datetime, policy: ReplyPolicy
     ) -> ReplyPass:
+        """Take in every new reply and move it; leave an auto-reply, flagged."""
         result = ReplyPass()
-        imap = self._connect()
-        try:
-            self._ensure_folder(imap)
-            _check(imap.select(_quote(self.folder)), f"select {self.folder}")
-            typ, data = imap.uid("SEARCH", "UNDELETED", "UNKEYWORD", LEFT)
-            _check((typ, data), "search")
-            for uid in [u.decode() for u in data[0].split()] if data and data[0] else []:
-                typ, fetched = imap.uid("FETCH", uid, "(BODY.PEEK[])")
-                _check((typ, fetched), f"fetch {uid}")
-                raw = next((item[1] for item in fetched if isinstance(item, tuple)), b"")
-                result.read += 1
-                taken = _take(session, library, raw, now, policy)
-                result.taken.append(taken)
-                if taken.status == "automatic":
-                    imap.uid("STORE", uid, "+FLAGS.SILENT", f"({LEFT})")
-                else:
-                    self._move(imap, uid)
-            imap.expunge()
-        finally:
-            with contextlib.suppress(imaplib.IMAP4.error, OSError):
-                imap.logout()
+
+        def handle(raw: bytes) -> bool:
+            result.read += 1
+            taken = _take(session, library, raw, now, policy)
+            result.taken.append(taken)
+            return taken.status != "automatic"
+
+        self.each_new(LEFT, handle)
         return result
 
 
@@ -89,16 +74,6 @@ def _take(
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _check(answer: tuple[str, list[Any]], what: str) -> None:
-    typ, data = answer
-    if typ != "OK":
-        raise imaplib.IMAP4.error(f"IMAP {what} failed: {typ} {data!r}")
 
 
 def read_replies(
