@@ -122,16 +122,20 @@ def _ses_message_id(mail: Mapping[str, Any]) -> str | None:
     return str(value) if value else None
 
 
-def ses_reports(
-    body: bytes, local_certificate: Path | None, now: datetime, topics: tuple[str, ...]
-) -> tuple[list[Report], str | None]:
-    """The reports in one SNS POST, and the SubscribeURL of a subscription confirmation.
-    Any AWS account's topic gets its messages signed by SNS: `topics` names ours, and with
-    none named nothing is accepted (a stranger's topic would be as good as ours)."""
+def sns_message(
+    body: bytes,
+    local_certificate: Path | None,
+    now: datetime,
+    topics: tuple[str, ...],
+    endpoint: str,
+) -> dict[str, Any]:
+    """One SNS POST to `endpoint`, read and verified: signed by SNS and from one of
+    `topics`. Any AWS account's topic gets its messages signed by SNS: with no topic named
+    nothing is accepted (a stranger's topic would be as good as ours)."""
     if not topics:
         raise Refused(
             Why.NOT_ACCEPTING,
-            "DRIP_SNS_TOPIC_ARNS is not set: /webhooks/ses accepts nothing until the SNS "
+            f"DRIP_SNS_TOPIC_ARNS is not set: {endpoint} accepts nothing until the SNS "
             "topics of your SES account are named there (SNS signs any AWS account's topic)",
         )
     message = read_json(body)
@@ -143,6 +147,15 @@ def ses_reports(
             Why.NOT_ACCEPTING,
             f"SNS topic {message.get('TopicArn')!r} is not in DRIP_SNS_TOPIC_ARNS",
         )
+    return message
+
+
+def ses_reports(
+    body: bytes, local_certificate: Path | None, now: datetime, topics: tuple[str, ...]
+) -> tuple[list[Report], str | None]:
+    """The reports in one SNS POST (`sns_message`), and the SubscribeURL of a
+    subscription confirmation."""
+    message = sns_message(body, local_certificate, now, topics, "/webhooks/ses")
     kind = message.get("Type")
     if kind == "SubscriptionConfirmation":
         return [], str(message.get("SubscribeURL", ""))

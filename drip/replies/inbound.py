@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from drip.deliverability.ses import verify_sns
+from drip.deliverability.ses import sns_message
 from drip.deliverability.webhook_input import (
     Refused,
     Why,
@@ -114,20 +114,7 @@ def mailgun_inbound(
 def ses_inbound(
     body: bytes, local_certificate: Path | None, now: datetime, topics: tuple[str, ...]
 ) -> Read:
-    if not topics:
-        raise Refused(
-            Why.NOT_ACCEPTING,
-            "DRIP_SNS_TOPIC_ARNS is not set: /webhooks/ses/inbound accepts nothing",
-        )
-    message = read_json(body)
-    if not isinstance(message, dict):
-        raise Refused(Why.MALFORMED, "the SNS message is not an object")
-    verify_sns(message, local_certificate, now)
-    if message.get("TopicArn") not in topics:
-        raise Refused(
-            Why.NOT_ACCEPTING,
-            f"SNS topic {message.get('TopicArn')!r} is not in DRIP_SNS_TOPIC_ARNS",
-        )
+    message = sns_message(body, local_certificate, now, topics, "/webhooks/ses/inbound")
     if message.get("Type") == "SubscriptionConfirmation":
         log.warning(
             "Amazon SNS asks to confirm the subscription of /webhooks/ses/inbound: open %s once",
