@@ -22,7 +22,7 @@ from drip.dispatch.broadcast_variants import as_sent
 from drip.dispatch.broadcast_winner import decide_due
 from drip.dispatch.broadcasts import READERS, lesson_key, template_for, unreadable
 from drip.dispatch.outcome import Kind, OutcomeStatus
-from drip.dispatch.producers import Item, Lease, Settled, claim
+from drip.dispatch.producers import Item, Lease, Settled, claim, write_ahead_ids
 from drip.mail.links import Links
 from drip.mail.render import MessageTemplate, Renderer
 from drip.store.models import (
@@ -232,13 +232,7 @@ class BroadcastCopies:
         return SENT
 
     def write_ahead(self, session: Session, items: list[Item], worker: str) -> None:
-        """The batch's Message-IDs in one executemany, each only while the row is `worker`'s."""
-        session.execute(
-            update(COPIES)
-            .where(COPIES.c.id == bindparam("row"), COPIES.c.lease_owner == worker)
-            .values(message_id=bindparam("mid")),
-            [{"row": item.row_id, "mid": item.message_id} for item in items],
-        )
+        write_ahead_ids(session, COPIES, items, worker)
 
     def settle(self, session: Session, item: Item, settled: Settled, worker: str) -> bool:
         values: dict[str, object] = {

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, Table, select, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -172,6 +172,17 @@ def after_failure(
         return step, Settled(OutcomeStatus.SUPPRESSED, tried, text)
     reason = f"gave up after {tried} attempts: {text}" if step is Next.GIVE_UP else text
     return step, Settled(OutcomeStatus.FAILED, tried, reason)
+
+
+def write_ahead_ids(session: Session, table: Table, items: list[Item], worker: str) -> None:
+    """The batch's Message-IDs on `table`'s rows in one executemany, each only while the row
+    is `worker`'s (a producer's `write_ahead`)."""
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("row"), table.c.lease_owner == worker)
+        .values(message_id=bindparam("mid")),
+        [{"row": item.row_id, "mid": item.message_id} for item in items],
+    )
 
 
 def claim(

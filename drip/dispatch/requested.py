@@ -14,7 +14,7 @@ from sqlalchemy.sql import Delete
 from drip.content.schedule import reader_zone
 from drip.content.sequences import Sequence
 from drip.dispatch.outcome import OutcomeStatus
-from drip.dispatch.producers import Item, Lease, Settled, Window, claim
+from drip.dispatch.producers import Item, Lease, Settled, Window, claim, write_ahead_ids
 from drip.store.models import Enrollment, LinkRequest, Subscriber
 
 REQUESTS = cast(Table, LinkRequest.__table__)
@@ -92,13 +92,7 @@ class Requested:
         )
 
     def write_ahead(self, session: Session, items: list[Item], worker: str) -> None:
-        """The batch's Message-IDs in one executemany, each only while the row is `worker`'s."""
-        session.execute(
-            update(REQUESTS)
-            .where(REQUESTS.c.id == bindparam("row"), REQUESTS.c.lease_owner == worker)
-            .values(message_id=bindparam("mid")),
-            [{"row": item.row_id, "mid": item.message_id} for item in items],
-        )
+        write_ahead_ids(session, REQUESTS, items, worker)
 
     def settle(self, session: Session, item: Item, settled: Settled, worker: str) -> bool:
         """A message sent, failed for good or no longer wanted is done with: its row goes
