@@ -18,15 +18,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from drip.audience.subscriptions import Consent, SubscriptionError, subscribe
-from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Library, Sequence
 from drip.dispatch.offers import OFFER
+from drip.dispatch.requested import queue_in_window
 from drip.store.models import (
     Enrollment,
     EnrollmentStatus,
     Event,
     EventKind,
-    LinkRequest,
     Subscriber,
 )
 
@@ -137,15 +136,7 @@ def chain(session: Session, library: Library, now: datetime, *, dry_run: bool = 
                 continue
             enrollment.chained_at = now
         elif _take(session, enrollment, now):
-            zone = reader_zone(enrollment.subscriber.timezone, finished.timezone)
-            session.add(
-                LinkRequest(
-                    enrollment_id=enrollment.id,
-                    kind=OFFER,
-                    requested_at=now,
-                    due_at=into_window(now, finished.window, zone),
-                )
-            )
+            queue_in_window(session, enrollment, OFFER, finished, now)
             result.offered += 1
         if not dry_run:
             session.commit()

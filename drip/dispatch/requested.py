@@ -11,7 +11,7 @@ from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Delete
 
-from drip.content.schedule import reader_zone
+from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Sequence
 from drip.dispatch.outcome import OutcomeStatus
 from drip.dispatch.producers import Item, Lease, Settled, Window, claim, write_ahead_ids
@@ -115,3 +115,19 @@ class Requested:
 
     def finish(self, session: Session) -> None:
         return None
+
+
+def queue_in_window(
+    session: Session, enrollment: Enrollment, kind: str, sequence: Sequence, now: datetime
+) -> None:
+    """A one-off message to `enrollment`'s reader queued as a row, due when their send
+    window (the sequence's, in the reader's zone) next opens."""
+    zone = reader_zone(enrollment.subscriber.timezone, sequence.timezone)
+    session.add(
+        LinkRequest(
+            enrollment_id=enrollment.id,
+            kind=kind,
+            requested_at=now,
+            due_at=into_window(now, sequence.window, zone),
+        )
+    )

@@ -18,14 +18,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from drip.audience.pace import STILL_WANTED_AFTER, holding
-from drip.content.schedule import into_window, reader_zone
 from drip.content.sequences import Library
 from drip.dispatch.outcome import Kind
 from drip.dispatch.producers import Item, Lease
-from drip.dispatch.requested import E, Requested, S
+from drip.dispatch.requested import E, Requested, S, queue_in_window
 from drip.mail.render import Renderer
 from drip.mail.still_wanted import STILL_WANTED, still_wanted_message
-from drip.store.models import Enrollment, EnrollmentStatus, EventKind, LinkRequest, Subscriber
+from drip.store.models import Enrollment, EnrollmentStatus, EventKind, Subscriber
 
 BATCH = 200
 
@@ -67,15 +66,7 @@ def queue_still_wanted(
         )
         if getattr(taken, "rowcount", 0) != 1:
             continue  # another worker queued it
-        zone = reader_zone(enrollment.subscriber.timezone, sequence.timezone)
-        session.add(
-            LinkRequest(
-                enrollment_id=enrollment.id,
-                kind=STILL_WANTED,
-                requested_at=now,
-                due_at=into_window(now, sequence.window, zone),
-            )
-        )
+        queue_in_window(session, enrollment, STILL_WANTED, sequence, now)
         queued += 1
         if not dry_run:
             session.commit()
