@@ -84,12 +84,7 @@ def tag_link(token: str) -> ResponseReturnValue:
         enrollment_id, tag = svc.links.read_tracked("tag", token)
         tag = clean_tag(str(tag))
     except (LinkError, ValueError):
-        return render_template(
-            "public/problem.html",
-            title="This link is broken",
-            message="It may have been cut or changed on its way to you. "
-            "Please open it again from the email.",
-        ), 400
+        return _broken()
     session = db_session()
     found = session.get(Enrollment, int(enrollment_id))
     if found is None:
@@ -168,12 +163,7 @@ def tracked_link(token: str) -> ResponseReturnValue:
         if not isinstance(target, str) or urlsplit(target).scheme not in ("http", "https"):
             raise LinkError("this link is broken")
     except (LinkError, ValueError):
-        return render_template(
-            "public/problem.html",
-            title="This link is broken",
-            message="It may have been cut or changed on its way to you. "
-            "Please open it again from the email.",
-        ), 400
+        return _broken()
     session = db_session()
     destination = record_click(
         session,
@@ -232,3 +222,13 @@ def sample_link(kind: str, purpose: str) -> ResponseReturnValue:
         f"email it would open the {purpose.replace('-', ' ')} "
         "page of the reader it was sent to.",
     )
+
+
+def _broken() -> ResponseReturnValue:
+    """A tracked or tag link that does not verify: cut or changed on its way."""
+    return render_template(
+        "public/problem.html",
+        title="This link is broken",
+        message="It may have been cut or changed on its way to you. "
+        "Please open it again from the email.",
+    ), 400
