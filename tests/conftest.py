@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from playwright.sync_api import sync_playwright
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
 
 from drip.app import create_app
@@ -31,7 +32,7 @@ from drip.core.clock import FrozenClock, as_utc
 from drip.core.config import Settings, load_settings
 from drip.services import Services, build_services
 from drip.store.db import make_engine, migrate
-from drip.store.models import Base, Delivery, Enrollment, EnrollmentStatus, Subscriber
+from drip.store.models import Base, Delivery, Enrollment, EnrollmentStatus, Reply, Subscriber
 from tests.smtp import SmtpServer, free_port
 
 TESTS = Path(__file__).resolve().parent
@@ -402,3 +403,24 @@ def services_with(
         yield services
     finally:
         services.engine.dispose()
+
+
+def add_replies(session: Session, enrollment: Enrollment, at: datetime) -> None:
+    """Two matched replies from Ada to `enrollment`'s welcome and second lesson, an hour
+    apart from `at` ("About welcome.", "About two."); the caller commits."""
+    for n, lesson in enumerate(["welcome", "two"]):
+        session.add(
+            Reply(
+                key=f"<r{n}@example.org>",
+                received_at=at + timedelta(hours=n),
+                source="mailbox",
+                sender="ada@example.org",
+                subject=f"Re: {lesson}",
+                body=f"About {lesson}.",
+                matched=True,
+                subscriber_id=enrollment.subscriber_id,
+                enrollment_id=enrollment.id,
+                sequence="tiny",
+                lesson=lesson,
+            )
+        )

@@ -4,15 +4,15 @@ pace and the replies they wrote, newest first."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date
 
 from drip.audience.exports import reader_json
 from drip.audience.pace import away, slower
 from drip.audience.subscriptions import Consent
 from drip.core.clock import FrozenClock
 from drip.services import Services
-from drip.store.models import Engagement, Enrollment, Reply
-from tests.conftest import enroll
+from drip.store.models import Engagement, Enrollment
+from tests.conftest import add_replies, enroll
 
 
 def test_the_export_holds_engagement_pace_and_replies(
@@ -33,22 +33,7 @@ def test_the_export_holds_engagement_pace_and_replies(
             Consent(source="test", text="x"),
         )
         enrollment.subscriber.engagement = Engagement.QUIET
-        for n, lesson in enumerate(["welcome", "two"]):
-            session.add(
-                Reply(
-                    key=f"<r{n}@example.org>",
-                    received_at=now + timedelta(hours=n),
-                    source="mailbox",
-                    sender="ada@example.org",
-                    subject=f"Re: lesson {lesson}",
-                    body=f"About {lesson}.",
-                    matched=True,
-                    subscriber_id=enrollment.subscriber_id,
-                    enrollment_id=enrollment_id,
-                    sequence="tiny",
-                    lesson=lesson,
-                )
-            )
+        add_replies(session, enrollment, now)
         session.commit()
         exported = json.loads(reader_json(session, enrollment.subscriber))
 

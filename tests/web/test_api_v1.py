@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,8 +23,8 @@ from drip.cli import cli
 from drip.core.clock import FrozenClock
 from drip.integrations.api_keys import create_key
 from drip.services import Services
-from drip.store.models import ApiKey, Broadcast, ConsentRecord, Enrollment, Reply, Subscriber
-from tests.conftest import enroll, json_body, make_settings
+from drip.store.models import ApiKey, Broadcast, ConsentRecord, Enrollment, Subscriber
+from tests.conftest import add_replies, enroll, json_body, make_settings
 from tests.smtp import SmtpServer
 
 
@@ -435,22 +434,7 @@ def test_a_read_key_sees_a_readers_pace_and_their_replies_newest_first(
             "back",
             Consent(source="test", text="x"),
         )
-        for n, lesson in enumerate(["welcome", "two"]):
-            session.add(
-                Reply(
-                    key=f"<r{n}@example.org>",
-                    received_at=clock() + timedelta(hours=n),
-                    source="mailbox",
-                    sender="ada@example.org",
-                    subject=f"Re: {lesson}",
-                    body=f"About {lesson}.",
-                    matched=True,
-                    subscriber_id=enrollment.subscriber_id,
-                    enrollment_id=enrollment_id,
-                    sequence="tiny",
-                    lesson=lesson,
-                )
-            )
+        add_replies(session, enrollment, clock())
         session.commit()
         rid = enrollment.subscriber_id
 
