@@ -286,7 +286,10 @@ def test_a_lead_magnet_rebuild_ends_with_each_pdfs_first_page_on_its_page(
     # A reload during the build may show its last step (with the images already saved); the
     # one after the build shows it done.
     page.wait_for_selector("#magnet-status:has-text('Rebuilt')", timeout=15_000)
-    page.wait_for_selector("#magnet-letter img")
+    page.wait_for_function(  # both first pages fetched, whether they drew or were refused
+        "() => { const i = document.querySelectorAll('#magnet-a4 img, #magnet-letter img');"
+        " return i.length === 2 && [...i].every(img => img.complete); }"
+    )
     assert page.eval_on_selector("#magnet-bar", "b => [b.value, b.max]") == [3, 3]
     for size, ratio in (("a4", 841.89 / 595.28), ("letter", 792 / 612)):
         wide, high = page.eval_on_selector(
