@@ -2,7 +2,7 @@
 
 Tests read the messages it got, make it answer 4xx or 5xx for chosen recipients, stall a
 DATA command or drop the connection right after one, and stop and restart it on the same
-port to play an outage.
+port to play an outage. It offers PIPELINING, as production relays do, unless told not to.
 """
 
 from __future__ import annotations
@@ -65,6 +65,22 @@ class Handler:
     unstall: threading.Event = field(default_factory=threading.Event)
     data_count: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # offer PIPELINING (RFC 2920) after EHLO, as production relays do; False: one command
+    # at a time, as aiosmtpd on its own
+    pipelining: bool = True
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname  # aiosmtpd leaves it to a handler with this hook
+        if not self.pipelining:
+            return responses
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     async def handle_RCPT(
         self,

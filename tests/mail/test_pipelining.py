@@ -1,0 +1,167 @@
+"""PIPELINING (RFC 2920): where the relay offers it, the envelope and DATA go in one write
+and one wait; where it does not, one command at a time; a refusal among the pipelined
+answers is the same SendError as one at a time, and hands nothing over.
+
+The relay here is written by hand so that it can record what each of its reads brought:
+commands that arrive in one read were written together by the client."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Self
+
+import pytest
+
+from drip.mail.transports import SendError, SmtpTransport
+from tests.smtp import SmtpServer
+
+MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
+
+
+class Relay:
+    """An SMTP relay on loopback that answers from `answers` (by verb, else 250) and keeps
+    each read it made in command mode (`reads`) and each message it took (`messages`)."""
+
+    def __init__(self, *, pipelining: bool, answers: dict[str, str] | None = None) -> None:
+        self.pipelining = pipelining
+        self.answers = {"data": "354 go ahead", **(answers or {})}
+        self.reads: list[bytes] = []
+        self.messages: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"smtp://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.thread.join(10)
+        self.listener.close()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.sendall(b"220 relay ESMTP\r\n")
+            for verb, line in self._commands(conn):
+                answer = self._answer(conn, verb, line)
+                conn.sendall(answer.encode() + b"\r\n")
+                if verb == "quit":
+                    return
+
+    def _commands(self, conn: socket.socket) -> Iterator[tuple[str, bytes]]:
+        pending = b""
+        while True:
+            while b"\r\n" not in pending:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                self.reads.append(chunk)
+                pending += chunk
+            line, pending = pending.split(b"\r\n", 1)
+            yield line.split(b" ", 1)[0].decode().lower(), line
+            if line.lower() == b"data" and self.answers["data"].startswith("354"):
+                while b"\r\n.\r\n" not in b"\r\n" + pending:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    pending += chunk
+                end = (b"\r\n" + pending).index(b"\r\n.\r\n")
+                self.messages.append(pending[:end])  # with its last line's CRLF
+                pending = pending[end + 3 :]
+                conn.sendall(b"250 accepted\r\n")
+
+    def _answer(self, conn: socket.socket, verb: str, line: bytes) -> str:
+        if verb == "ehlo":
+            return "250-relay\r\n250 PIPELINING" if self.pipelining else "250 relay"
+        if verb == "quit":
+            return "221 bye"
+        return self.answers.get(verb, "250 ok")
+
+
+def test_the_envelope_and_data_go_in_one_write_where_the_relay_offers_pipelining() -> None:
+    with Relay(pipelining=True) as relay, SmtpTransport(relay.url) as transport:
+        transport.send("a@example.org", "b@example.org", MESSAGE, name="1")
+    assert b"mail FROM:<a@example.org>\r\nrcpt TO:<b@example.org>\r\ndata\r\n" in relay.reads
+    assert relay.messages == [MESSAGE]
+
+
+def test_each_command_waits_for_its_answer_where_the_relay_does_not_offer_pipelining() -> None:
+    with Relay(pipelining=False) as relay, SmtpTransport(relay.url) as transport:
+        transport.send("a@example.org", "b@example.org", MESSAGE, name="1")
+    commands = [read for read in relay.reads if read[:4] in (b"mail", b"rcpt", b"data")]
+    assert commands == [
+        b"mail FROM:<a@example.org>\r\n",
+        b"rcpt TO:<b@example.org>\r\n",
+        b"data\r\n",
+    ]
+    assert relay.messages == [MESSAGE]
+
+
+def test_an_envelope_opened_ahead_is_one_write_without_data() -> None:
+    with Relay(pipelining=True) as relay, SmtpTransport(relay.url) as transport:
+        transport.envelope("a@example.org", "b@example.org", len(MESSAGE))
+        assert relay.messages == []
+        transport.data(MESSAGE)
+    assert b"mail FROM:<a@example.org>\r\nrcpt TO:<b@example.org>\r\n" in relay.reads
+    assert relay.messages == [MESSAGE]
+
+
+@pytest.mark.parametrize(
+    ("answers", "code"),
+    [
+        ({"mail": "451 4.3.0 try later", "rcpt": "503 need MAIL", "data": "503 need RCPT"}, 451),
+        ({"rcpt": "550 5.1.1 user unknown", "data": "554 no valid recipients"}, 550),
+        ({"data": "452 4.3.1 out of memory"}, 452),
+    ],
+    ids=["sender-refused", "recipient-refused", "data-refused"],
+)
+def test_a_refusal_among_pipelined_answers_hands_nothing_over(
+    answers: dict[str, str], code: int
+) -> None:
+    with (
+        Relay(pipelining=True, answers=answers) as relay,
+        SmtpTransport(relay.url) as transport,
+        pytest.raises(SendError) as refused,
+    ):
+        transport.send("a@example.org", "b@example.org", MESSAGE, name="1")
+    assert (refused.value.code, refused.value.transient) == (code, code < 500)
+    assert relay.messages == []
+    assert any(read.startswith(b"rset") for read in relay.reads)  # the envelope was dropped
+
+
+def test_a_relay_that_opens_data_after_refusing_the_recipient_gets_a_lone_dot() -> None:
+    answers = {"rcpt": "550 5.1.1 user unknown"}  # and DATA's usual 354, wrongly
+    with (
+        Relay(pipelining=True, answers=answers) as relay,
+        SmtpTransport(relay.url) as transport,
+        pytest.raises(SendError) as refused,
+    ):
+        transport.send("a@example.org", "b@example.org", MESSAGE, name="1")
+    assert str(refused.value) == "550 5.1.1 user unknown"
+    assert relay.messages == [b""]  # RFC 2920 3.1: the dot alone, no message with it
+
+
+def test_a_batch_over_aiosmtpd_goes_out_with_and_without_pipelining(
+    smtp_server: SmtpServer,
+) -> None:
+    for pipelining in (True, False):
+        smtp_server.handler.pipelining = pipelining
+        smtp_server.answer("gone@example.org", "550 5.1.1 user unknown")
+        with SmtpTransport(smtp_server.url) as transport:
+            with pytest.raises(SendError):
+                transport.send("a@example.org", "gone@example.org", MESSAGE, name="0")
+            for n in (1, 2):
+                transport.send("a@example.org", f"r{n}@example.org", MESSAGE, name=str(n))
+    assert [m.recipients for m in smtp_server.messages] == [
+        ["r1@example.org"],
+        ["r2@example.org"],
+    ] * 2
