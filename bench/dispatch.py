@@ -19,6 +19,10 @@ broadcast's copies (`mixed_vs_smtplib`), each against smtplib sending as many pr
 messages of the same kinds (bench/dispatch_kinds.py); `--kind all` runs the three in turn.
 `--profile FILE` writes cProfile's statistics of the (first) measured pass to FILE.
 
+The sink offers PIPELINING (RFC 2920), as production relays do, and drip uses it: the
+envelope and DATA in one write. smtplib never pipelines. `--no-pipelining` takes the offer
+away, for drip's figure with one wait per command, as smtplib's.
+
 With `--latency-ms 20` the sink waits 20 ms before each reply, like a relay across a
 network, and the bench compares drip with DRIP_SMTP_CONNECTIONS=8 against drip with 1 on
 that sink in the same run: `connections_8_vs_1 RATIO` (target >= 6).
@@ -72,13 +76,14 @@ D = cast(Table, Delivery.__table__)
 class Sink:
     """bench/sink.py in its own process, so it never competes with the client for the GIL."""
 
-    def __init__(self, latency_ms: float = 0.0) -> None:
+    def __init__(self, latency_ms: float = 0.0, *, pipelining: bool = True) -> None:
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 str(Path(__file__).with_name("sink.py")),
                 "--latency-ms",
                 str(latency_ms),
+                *([] if pipelining else ["--no-pipelining"]),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -368,10 +373,11 @@ def bench_connections(
     url: str,
     latency_ms: float,
     readers: int,
+    pipelining: bool,
 ) -> tuple[float, float]:
     """(seconds with 1 SMTP connection, with 8) for `readers` messages to a sink that waits
     `latency_ms` before each reply."""
-    sink = Sink(latency_ms)
+    sink = Sink(latency_ms, pipelining=pipelining)
     seconds = []
     try:
         for connections in (1, 8):
@@ -424,6 +430,12 @@ def main() -> None:
         help="what the measured pass sends (lessons: also the pass at two sizes)",
     )
     parser.add_argument("--profile", help="write cProfile's statistics of the first pass here")
+    parser.add_argument(
+        "--no-pipelining",
+        dest="pipelining",
+        action="store_false",
+        help="the sink does not offer PIPELINING: each command waits for its answer",
+    )
     args = parser.parse_args()
     if args.latency_ms:
         with tempfile.TemporaryDirectory() as tmp:
@@ -432,7 +444,7 @@ def main() -> None:
             migrate(engine)
             engine.dispose()
             count = args.readers or 800
-            one, eight = bench_connections(tmp, url, args.latency_ms, count)
+            one, eight = bench_connections(tmp, url, args.latency_ms, count, args.pipelining)
         print(f"latency {args.latency_ms:g} ms per reply; {count:,} messages")
         print(f"1 connection   {count / one:,.0f}/s; 8 connections {count / eight:,.0f}/s")
         print(f"connections_8_vs_1 {one / eight:.2f}")
@@ -441,7 +453,7 @@ def main() -> None:
     small, large = (10_000, 100_000) if args.quick else (100_000, 1_000_000)
     if args.profile:
         PROFILE.append(args.profile)
-    sink = Sink()
+    sink = Sink(pipelining=args.pipelining)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.sqlite3"
         engine = make_engine(url)
@@ -477,7 +489,11 @@ def main() -> None:
         finally:
             svc.engine.dispose()
             sink.stop()
-    print(f"backend {svc.engine.dialect.name}; {readers:,} messages a figure")
+    offered = "offers" if args.pipelining else "does not offer"
+    print(
+        f"backend {svc.engine.dialect.name}; {readers:,} messages a figure; "
+        f"the sink {offered} PIPELINING"
+    )
     for name, (drip_s, bare_s) in figures.items():
         print(
             f"{name:<9} drip {readers / drip_s:,.0f}/s ({drip_s / readers * 1000:.2f} ms a "
