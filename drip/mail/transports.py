@@ -201,6 +201,13 @@ class SmtpTransport:
             ) from None
         return smtp
 
+    @property
+    def pipelines(self) -> bool:
+        """The open session offers PIPELINING (RFC 2920): MAIL FROM, RCPT TO and DATA go
+        in one write."""
+        smtp = self._smtp
+        return smtp is not None and bool(smtp.does_esmtp) and smtp.has_extn("pipelining")
+
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
         """The envelope and DATA (one write and one wait where the relay offers PIPELINING),
         then the message."""

@@ -1,12 +1,14 @@
-"""The lessons' lane on PostgreSQL records message N while it opens message N+1's envelope
-(drip.dispatch.lane): N+1's DATA still goes only once N's outcome is committed, and an
-unsubscribe seen by that commit's status read still stops N+1 (its envelope is reset). On
-SQLite the lane is the plain one; the same behaviour holds."""
+"""The lessons' lane on PostgreSQL records message N while it builds message N+1 and, where
+the relay does not offer PIPELINING, opens its envelope (drip.dispatch.lane): N+1's DATA
+still goes only once N's outcome is committed, and an unsubscribe seen by that commit's
+status read still stops N+1 (an envelope opened is reset). On SQLite the lane is the plain
+one; the same behaviour holds. Each runs with and without PIPELINING offered."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from drip.core.clock import FrozenClock
@@ -30,9 +32,11 @@ def sent_so_far(svc: Services) -> int:
         )
 
 
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-at-a-time"])
 def test_each_message_goes_over_data_only_once_the_previous_outcome_is_committed(
-    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock, pipelining: bool
 ) -> None:
+    smtp_server.handler.pipelining = pipelining
     holder: list[Services] = []
     committed_at_data: list[int] = []
 
@@ -49,9 +53,11 @@ def test_each_message_goes_over_data_only_once_the_previous_outcome_is_committed
     svc.engine.dispose()
 
 
-def test_an_unsubscribe_during_a_hand_off_stops_the_next_lesson_whose_envelope_is_open(
-    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-at-a-time"])
+def test_an_unsubscribe_during_a_hand_off_stops_the_next_lesson_built_or_opened_ahead(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock, pipelining: bool
 ) -> None:
+    smtp_server.handler.pipelining = pipelining
     holder: list[Services] = []
     ids: list[int] = []
 
