@@ -67,7 +67,8 @@ def log_in(page: Any, server: LiveServer, password: str = PASSWORD) -> None:
     page.goto(f"{server.url}/admin/login")
     page.fill("#email", OPERATOR)
     page.fill("#password", password)
-    page.click("button[type=submit]")
+    with page.expect_navigation():  # to the landing page's load: callers read it at once
+        page.click("button[type=submit]")
 
 
 def reader_url(server: LiveServer, email: str) -> str:
@@ -129,7 +130,8 @@ def test_a_delivery_just_made_appears_on_the_dashboard_and_the_readers_page(
     assert page.locator("#daily svg.chart rect.sent title").count() == 30
     screenshot(page, "admin", "dashboard")
 
-    page.click("a:text('grace@example.org')")
+    with page.expect_navigation():  # the timeline below the h1, whole
+        page.click("a:text('grace@example.org')")
     page.wait_for_selector("h1:text('grace@example.org')")
     timeline = page.text_content(".timeline")
     with server.services.sessions() as session:
@@ -146,7 +148,8 @@ def test_a_delivery_just_made_appears_on_the_dashboard_and_the_readers_page(
 
     page.click("nav a:text('Readers')")
     page.fill("#q", "reader2")
-    page.click("button:text('Search')")
+    with page.expect_navigation():  # the search's results, not the list before it
+        page.click("button:text('Search')")
     addresses = page.locator("tbody td:first-child a").all_text_contents()
     assert addresses and all("reader2" in a for a in addresses)
     screenshot(page, "admin", "readers-search")
@@ -238,7 +241,8 @@ def test_a_lesson_preview_shows_the_email_with_sample_data(
     page.set_viewport_size({"width": 1280, "height": 900})
     log_in(page, courses_server)
     page.goto(f"{courses_server.url}/admin/sequences/networking-tips")
-    page.click("tr:has-text('what-contacts-mean') a:text('Edit')")
+    with page.expect_navigation():  # to the load: the srcdoc frames rendered
+        page.click("tr:has-text('what-contacts-mean') a:text('Edit')")
     frame = page.frame_locator("iframe.email.desktop")
     body = frame.locator("body").text_content()
     assert "Unsubscribe" in body and "{{" not in body
@@ -311,7 +315,8 @@ def test_a_broadcast_written_in_the_browser_shows_its_progress_live_as_it_goes_o
     page.fill("#subject", "News")
     page.fill("#body", 'Hi {{ first_name|default("there") }}, a new post is up.')
     page.check("input[name=to][value=tiny]")
-    page.click("#broadcast-form button[type=submit]")
+    with page.expect_navigation():  # to the load: the frame rendered, broadcast.js has run
+        page.click("#broadcast-form button[type=submit]")
     page.wait_for_selector("#audience-count:text('3')")
     assert (
         "Hi Alex, a new post is up."

@@ -162,7 +162,8 @@ def test_a_large_bulk_action_confirms_its_number_and_goes_on_by_itself_to_the_en
     log_in(page, server)
     page.goto(f"{server.url}/admin/readers?status=active")
     page.select_option("#action", "pause")
-    page.click("button:text('Next: confirm')")
+    with page.expect_navigation():  # the sentence's <strong> parsed, not just its <p>
+        page.click("button:text('Next: confirm')")
     sentence = page.text_content("#bulk-sentence")
     assert (
         f"This will pause {active} enrollments of every sequence, with status active." in sentence
@@ -230,6 +231,7 @@ def test_the_import_result_wraps_a_long_refused_address_at_1280_px(
     page.wait_for_selector("#import-status")
     import_job(server.services)
     page.wait_for_selector("#import-result .flash.ok", timeout=15_000)
+    page.wait_for_load_state()  # the last reload, laid out with its stylesheet, before FITS
     assert refused in page.text_content("#import-result li")
     fits = page.evaluate(FITS)
     assert fits["wide"] <= fits["inner"] and fits["out"] == []

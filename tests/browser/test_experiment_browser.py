@@ -73,10 +73,12 @@ def test_the_experiment_fits_a_phone_and_one_button_promotes_the_winner(
     page.goto(f"{server.url}/admin/sequences/talk")
     assert "Call it: variant b is the best." in page.inner_text("#experiments")
     screenshot(page, "admin", "sequence-experiments")
-    page.click("#experiments a.button")
+    with page.expect_navigation():  # to the load: Promote's confirmation needs admin.js
+        page.click("#experiments a.button")
     page.wait_for_selector("h1:text('Experiment on')")
     page.once("dialog", lambda dialog: dialog.accept())
-    page.click("button:text('Promote b')")
+    with page.expect_navigation():  # the whole page, before looking for what is gone
+        page.click("button:text('Promote b')")
     page.wait_for_selector("text=Variant b is now the lesson for every reader to come.")
     lesson = server.services.settings.sequences_dir / "talk" / "01-hello.md"
     assert f'subject: "{SUBJECT_B}"' in lesson.read_text()

@@ -40,7 +40,8 @@ def test_an_owner_adds_a_viewer_who_sees_no_buttons_and_is_refused_a_forged_post
     page.click("button:text('Add')")
     password = page.text_content("#new-password").strip()
     screenshot(page, "admin", "roles-viewer-added")
-    page.click("nav >> text=Audit log")
+    with page.expect_navigation():  # the row's every cell, and the whole page for content()
+        page.click("nav >> text=Audit log")
     newest = page.text_content("table.audit tbody tr")
     assert "owner@example.org" in newest and "operators: add" in newest and VIEWER in newest
     assert password not in page.content()
@@ -52,7 +53,8 @@ def test_an_owner_adds_a_viewer_who_sees_no_buttons_and_is_refused_a_forged_post
     assert page.locator("nav >> text=Operators").count() == 0
     assert page.locator("nav >> text=Audit log").count() == 0
     page.click("nav >> text=Readers")
-    page.click("a:text('ada@example.org')")
+    with page.expect_navigation():  # the whole page, before looking for buttons that are gone
+        page.click("a:text('ada@example.org')")
     page.wait_for_selector("h1:has-text('ada@example.org')")
     screenshot(page, "admin", "roles-viewer-reader-page")
     buttons = [b.strip() for b in page.locator("main button").all_text_contents()]

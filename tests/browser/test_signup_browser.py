@@ -372,7 +372,8 @@ def test_the_sign_up_page_shows_the_author_and_the_next_pages_the_address_and_th
         (confirmation,) = smtp_server.to("ada@example.org")
         assert confirmation.message["From"] == '"Dr. Amara Okafor" <courses@example.org>'
         page.goto(link(confirmation, "confirm"))
-        page.get_by_role("button", name="Confirm: send me the course").click()
+        with page.expect_navigation():  # .contacts whole, its <strong> and after
+            page.get_by_role("button", name="Confirm: send me the course").click()
         assert page.get_by_role("heading", level=1).inner_text() == "You're in!"
         assert "Add courses@example.org to your contacts" in page.locator(".contacts").inner_text()
         onward = page.get_by_role("link", name="Continue to blog.example.org")

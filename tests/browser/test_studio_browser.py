@@ -115,6 +115,8 @@ def test_an_edit_shows_in_the_preview_as_it_is_typed_and_a_save_writes_the_file(
     page.fill("#body", "The second lesson, **rewritten** for {{ first_name }}.\n")
     expect(page.locator("[data-preview-subject]")).to_have_text("Lesson two: the plan")
     expect(page.locator("iframe.phone")).to_have_attribute("srcdoc", re.compile("rewritten"))
+    # a new srcdoc loads in the frame after the attribute changes: wait for that document
+    page.frame_locator("iframe.phone").locator("body", has_text="rewritten").wait_for()
     assert "rewritten for Alex." in frame_text(page, "iframe.phone")
     page.click("button[name=action][value=save]")
     page.wait_for_selector(".flash.ok")
@@ -179,7 +181,8 @@ def test_a_save_over_a_file_changed_on_disk_is_refused_and_shows_both(
     theirs = path.read_text().replace("The second lesson", "Their second lesson")
     path.write_text(theirs)
     page.fill("#body", "My second lesson.\n")
-    page.click("button[name=action][value=save]")
+    with page.expect_navigation():  # the diff's every line and the textarea, parsed
+        page.click("button[name=action][value=save]")
     page.wait_for_selector("#conflict")
     assert path.read_text() == theirs
     diff = page.text_content("#conflict pre.diff")
@@ -222,7 +225,8 @@ def test_the_sequence_page_moves_adds_and_removes_lessons(
     page.set_viewport_size({"width": 1280, "height": 900})
     log_in(page, server)
     page.goto(f"{server.url}/admin/sequences/tiny")
-    page.click("button[aria-label='Move third up']")
+    with page.expect_navigation():  # the lessons' table below the flash, whole
+        page.click("button[aria-label='Move third up']")
     page.wait_for_selector(".flash.ok")
     assert sorted(p.name for p in (courses / "tiny").glob("0*.md")) == [
         "01-welcome.md",
@@ -263,12 +267,14 @@ def test_a_lesson_history_shows_each_version_and_restores_one(
     page.fill("#body", "A second version.\n")
     page.click("button[name=action][value=save]")
     page.wait_for_selector(".flash.ok")
-    page.click("a.button:text-is('History')")
+    with page.expect_navigation():  # every version, not the first one parsed
+        page.click("a.button:text-is('History')")
     page.wait_for_selector("section.version")
     assert page.locator("section.version").count() == 2
     assert "+A second version." in page.text_content("section.version >> nth=0")
     page.once("dialog", lambda dialog: dialog.accept())
-    page.click("text=Restore this version")
+    with page.expect_navigation():  # every version, not the first one parsed
+        page.click("text=Restore this version")
     page.wait_for_selector(".flash.ok")
     assert path.read_text() == original
     assert page.locator("section.version").count() == 3
@@ -283,7 +289,8 @@ def test_the_settings_and_the_lead_magnet_save_through_the_same_check(
     log_in(page, server)
     page.goto(f"{server.url}/admin/sequences/tiny/settings")
     page.fill("#title", "Tiny course, renamed")
-    page.click("button:text('Save')")
+    with page.expect_navigation():  # eval_on_selector does not wait for #timezone
+        page.click("button:text('Save')")
     page.wait_for_selector(".flash.ok")
     assert 'title: "Tiny course, renamed"' in (courses / "tiny" / "sequence.yaml").read_text()
     assert page.eval_on_selector("#timezone", "e => e.tagName") == "SELECT"  # picked, not typed
@@ -381,7 +388,8 @@ def test_without_javascript_the_preview_button_renders_the_unsaved_form(
         open_lesson(page, server)
         page.fill("#subject", "Lesson two, previewed")
         page.fill("#body", "\nA body that starts with a blank line.\n")
-        page.click("button:text('Preview')")
+        with page.expect_navigation():  # to the load: the srcdoc frames rendered
+            page.click("button:text('Preview')")
         page.wait_for_selector("[data-preview-subject]:text('Lesson two, previewed')")
         assert "A body that starts with a blank line." in frame_text(page, "iframe.phone")
         assert page.input_value("#body").replace("\r\n", "\n").startswith("\nA body")
@@ -422,7 +430,8 @@ def test_a_lesson_with_broken_front_matter_opens_filled_in_and_saves_whole(
     expect(bad).to_contain_text("line 2: the subject has a colon")
     shot(page, "studio-broken-front-matter")
     page.fill("#subject", "Day 2: the whole plan")
-    page.click("button[name=action][value=save]")
+    with page.expect_navigation():  # the whole page, before looking for what is gone
+        page.click("button[name=action][value=save]")
     page.wait_for_selector(".flash.ok")
     assert page.locator("#raw-file").count() == 0
     text = path.read_text()
