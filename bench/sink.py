@@ -7,7 +7,8 @@ reads lines and the DATA block, so the SMTP exchange costs what the network stac
     python bench/sink.py [--port N] [--latency-ms MS] [--no-pipelining]
                                                         # prints "listening PORT" once ready
 
-`--latency-ms` waits that long before each reply, like a relay across a network. It offers
+`--latency-ms` sends each reply that long after its command came, like a relay across a
+network. It offers
 PIPELINING (RFC 2920), as Postfix, SES and the big providers do, unless `--no-pipelining`.
 """
 
@@ -25,9 +26,12 @@ EHLO = b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n"  # or without (--no-pip
 
 
 async def reply(writer: asyncio.StreamWriter, line: bytes) -> None:
+    """Answer now, or LATENCY after the command came, as across a network: the answers to
+    commands that came together (PIPELINING) leave together, one wait later."""
     if LATENCY:
-        await asyncio.sleep(LATENCY)
-    writer.write(line)
+        asyncio.get_running_loop().call_later(LATENCY, writer.write, line)
+    else:
+        writer.write(line)
 
 
 async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -43,7 +47,8 @@ async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
                 await reader.readuntil(END_OF_DATA)
                 await reply(writer, b"250 accepted\r\n")
             elif verb == b"QUIT":
-                await reply(writer, b"221 bye\r\n")
+                await asyncio.sleep(LATENCY)  # the answers before it leave first
+                writer.write(b"221 bye\r\n")
                 await writer.drain()
                 break
             elif verb in (b"EHLO", b"HELO"):
