@@ -154,9 +154,10 @@ class Settings:
         "DRIP_OVERLAP_COMMIT_MS",
         read.milliseconds,
         default=1.0,
-        help="On PostgreSQL, record each hand-off on a thread beside the next message's "
-        "envelope once recording one takes this long lately (a slow disk, a database across "
-        "a network); quicker commits are cheaper in turn (default 1). 0: always.",
+        help="On PostgreSQL, record each hand-off on a thread beside building the next "
+        "message (and opening its envelope, where the relay does not pipeline) once "
+        "recording one takes this long lately (a slow disk, a database across a network); "
+        "quicker commits are cheaper in turn (default 1). 0: always.",
     )
     lease_seconds: int = setting(
         "DRIP_LEASE_SECONDS",
