@@ -205,8 +205,7 @@ class SmtpTransport:
     def pipelines(self) -> bool:
         """The open session offers PIPELINING (RFC 2920): MAIL FROM, RCPT TO and DATA go
         in one write."""
-        smtp = self._smtp
-        return smtp is not None and bool(smtp.does_esmtp) and smtp.has_extn("pipelining")
+        return self._smtp is not None and _pipelines(self._smtp)
 
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
         """The envelope and DATA (one write and one wait where the relay offers PIPELINING),
@@ -304,7 +303,7 @@ def _envelope(smtp: smtplib.SMTP, sender: str, recipient: str, size: int, *, dat
     if any("\r" in command or "\n" in command for command in commands):
         raise ValueError("command and arguments contain prohibited newline characters")
     replies: list[tuple[int, bytes]] = []
-    if smtp.does_esmtp and smtp.has_extn("pipelining"):
+    if _pipelines(smtp):
         smtp.send("".join(f"{command}\r\n" for command in commands))
         replies = [smtp.getreply() for _ in commands]
     else:
@@ -316,6 +315,10 @@ def _envelope(smtp: smtplib.SMTP, sender: str, recipient: str, size: int, *, dat
 
 
 _WANTED = ((250,), (250, 251), (354,))  # MAIL FROM, RCPT TO, DATA
+
+
+def _pipelines(smtp: smtplib.SMTP) -> bool:
+    return bool(smtp.does_esmtp) and smtp.has_extn("pipelining")
 
 
 def _judge(
