@@ -431,11 +431,6 @@ def main() -> None:
     )
     parser.add_argument("--profile", help="write cProfile's statistics of the first pass here")
     parser.add_argument(
-        "--overlap-commit-ms",
-        type=float,
-        help="DRIP_OVERLAP_COMMIT_MS for the pass (0: PostgreSQL's records always overlapped)",
-    )
-    parser.add_argument(
         "--no-pipelining",
         dest="pipelining",
         action="store_false",
@@ -474,11 +469,6 @@ def main() -> None:
             allow_unsafe_sending=True,
             sequences_dir=PROJECT_ROOT / "sequences",
             postal_address="1 Bench Road, Testville",
-            **(
-                {"overlap_commit_ms": args.overlap_commit_ms}
-                if args.overlap_commit_ms is not None
-                else {}
-            ),
         )
         svc = build_services(settings, clock=lambda: NOW)
         sequence = svc.content.library().get(SLUG)

@@ -154,9 +154,6 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         # lessons run through in one go): the product's cap of one a day would hold them.
         # The caps' own tests (tests/dispatch/test_caps.py) set it back to 1.
         "reader_daily_cap": TESTS_DAILY_CAP,
-        # PostgreSQL's tests run the overlapped lane, the one with more to get wrong; the
-        # product overlaps only once commits are slow (tests/dispatch/test_commit_timer.py).
-        "overlap_commit_ms": 0.0,
         **overrides,
     }
     if values.get("smtp_url"):  # a local test relay over http links: the sanctioned switch

@@ -150,15 +150,6 @@ class Settings:
         help="SMTP sessions one worker keeps busy at once (within DRIP_SEND_RATE): for a "
         "relay far away on the network, where one session waits on every reply.",
     )
-    overlap_commit_ms: float = setting(
-        "DRIP_OVERLAP_COMMIT_MS",
-        read.milliseconds,
-        default=1.0,
-        help="On PostgreSQL, record each hand-off on a thread beside building the next "
-        "message (and opening its envelope, where the relay does not pipeline) once "
-        "recording one takes this long lately (a slow disk, a database across a network); "
-        "quicker commits are cheaper in turn (default 1). 0: always.",
-    )
     lease_seconds: int = setting(
         "DRIP_LEASE_SECONDS",
         read.positive_int,

@@ -91,16 +91,6 @@ def rate(name: str, raw: str) -> float:
     return value
 
 
-def milliseconds(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be milliseconds, e.g. 1 or 0.5, got {raw!r}") from None
-    if not 0 <= value < 60_000:
-        raise ConfigError(f"{name} must be 0 or more milliseconds, got {raw!r}")
-    return value
-
-
 def fraction(name: str, raw: str) -> float:
     try:
         value = float(raw.strip().rstrip("%")) / (100 if raw.strip().endswith("%") else 1)

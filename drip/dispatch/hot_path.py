@@ -23,8 +23,9 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, func, insert, literal, select, true
 from sqlalchemy.sql import Select
 
-from drip.dispatch.lane import CommitTimer
+from drip.dispatch.lane import Landing
 from drip.dispatch.producers import Item, Producer
+from drip.store.deferred import Deferred
 from drip.store.direct import Direct
 from drip.store.models import Event, EventKind
 
@@ -47,10 +48,8 @@ class HotPath:
         producer: Producer,
         sent_event: EventKind | None,
         worker: str,
-        commits: CommitTimer | None = None,
     ) -> None:
         self.conn, self.producer, self.worker = conn, producer, worker
-        self.commits = commits or CommitTimer(0)  # how long its records take (the lane asks)
         self.dialect = conn.dialect
         self.postgres = self.dialect.name == "postgresql"
         self.sent_event = sent_event
@@ -59,7 +58,7 @@ class HotPath:
         # Compiled once per statement object: a read on its own, and (PostgreSQL) a record
         # with a read; each keeps its statement, so an id is never reused for another.
         self._reads: dict[int, tuple[object, Direct]] = {}
-        self._records: dict[int, tuple[object, Direct]] = {}
+        self._records: dict[int, tuple[object, Deferred]] = {}
 
     def read(self, item: Item) -> str:
         """The reader's status, read now, on its own (no transaction left open)."""
@@ -83,6 +82,13 @@ class HotPath:
         """Mark the item's row sent (and write the sent event) in one commit, if the lease
         is still this worker's (False if not: nothing changed); in the same transaction,
         read the status of `following`'s reader (None when there is none)."""
+        return self.record_later(item, attempts, at, following)()
+
+    def record_later(
+        self, item: Item, attempts: int, at: datetime, following: Item | None
+    ) -> Landing[str]:
+        """`record_sent`, whose outcome the returned call waits for: on PostgreSQL, with no
+        sent event, one statement sent without waiting (drip.store.deferred)."""
         params: dict[str, Any] = {
             "p_row": item.row_id,
             "p_me": self.worker,
@@ -94,18 +100,18 @@ class HotPath:
             statement, following_params = self.producer.status_read(following)
             params.update(following_params)
         driver = self._driver()
+        if self.postgres and self._event is None:
+            pending = self._together(statement).send(driver, params)
+            return lambda: self._verdicts(pending.result(), following)
         with closing(driver.cursor()) as cursor:
-            if self.postgres and self._event is None:
-                recorded, row = self.commits.timed(
-                    lambda: self._one_statement(driver, cursor, statement, params)
-                )
-            else:
-                recorded, row = self.commits.timed(
-                    lambda: self._transaction(driver, cursor, item, at, statement, params)
-                )
+            recorded, row = self._transaction(driver, cursor, item, at, statement, params)
+        return lambda: self._verdicts((recorded, *(row or (None,))), following)
+
+    def _verdicts(self, row: Any, following: Item | None) -> tuple[bool, str | None]:
+        """(recorded, the following reader's status) from (recorded, its status row)."""
         if following is None:
-            return recorded, None
-        return recorded, self.producer.verdict(following, _found(row))
+            return bool(row[0]), None
+        return bool(row[0]), self.producer.verdict(following, _found(row[1:]))
 
     def _transaction(
         self,
@@ -131,19 +137,7 @@ class HotPath:
             driver.rollback()
         return recorded, row
 
-    def _one_statement(
-        self, driver: Any, cursor: Any, statement: Select[Any] | None, params: dict[str, Any]
-    ) -> tuple[bool, Any]:
-        """PostgreSQL: the record and the next read in one statement, atomic on its own."""
-        direct = self._together(statement)
-        driver.autocommit = True
-        try:
-            row = direct.run(cursor, params).fetchone()
-        finally:
-            driver.autocommit = False
-        return bool(row[0]), row[1:]
-
-    def _together(self, statement: Select[Any] | None) -> Direct:
+    def _together(self, statement: Select[Any] | None) -> Deferred:
         key = -1 if statement is None else id(statement)
         if key not in self._records:
             sent = self.producer.sent()
@@ -159,7 +153,7 @@ class HotPath:
                     .select_from(base.outerjoin(following, true()))
                     .add_cte(marked)
                 )
-            self._records[key] = (statement, Direct(together, self.dialect))
+            self._records[key] = (statement, Deferred(together, self.dialect))
         return self._records[key][1]
 
     def _direct(self, statement: Select[Any]) -> Direct:

@@ -6,20 +6,19 @@ through a `Ledger` how its rows are read and recorded.
 - `in_turn`: for each message, a slot of the shared pace waited for, then the reader's
   status read (unless recording the previous message just read it, with no wait since),
   then the hand-off and its outcome recorded before the next.
-- `overlapped` (PostgreSQL, no shared pace): the commit recording message N, with its WAL
-  flush, runs on a thread of its own beside building message N+1 and (unless the relay
-  offers PIPELINING, where it goes with DATA) its MAIL FROM and RCPT TO, and N+1's DATA
-  waits for that commit (and for its reader's status, read in the same transaction). At
-  most an envelope is ever open beside a commit, so a crash still leaves at most one
+- `overlapped` (PostgreSQL, no shared pace): the statement recording message N goes to the
+  database without waiting for its answer (drip.store.deferred); while the server runs it
+  and flushes its WAL, the lane builds message N+1 and opens its envelope (with DATA, where
+  the relay offers PIPELINING), then reads that answer, which brings N+1's reader's status
+  too, and only then sends N+1's final dot, or drops it. A message with DATA open and no
+  final dot is nothing handed over (RFC 5321, 3.8), so a crash still leaves at most one
   message per SMTP session whose outcome is unknown.
 """
 
 from __future__ import annotations
 
 import enum
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -30,7 +29,6 @@ from drip.mail.transports import SendError, SmtpTransport
 I = TypeVar("I")  # noqa: E741  an item of the batch
 C = TypeVar("C")  # what the status read found
 I_in = TypeVar("I_in", contravariant=True)
-T = TypeVar("T")
 
 
 class Check(enum.Enum):
@@ -43,22 +41,24 @@ class Check(enum.Enum):
 
 @dataclass
 class Opened:
-    """A message built, with its envelope opened (or the relay's refusal of it); or built
-    alone, where the relay offers PIPELINING (`ahead` False): there its envelope goes with
-    DATA in one write, so opening it ahead would save no wait and cost one."""
+    """A message built, with its envelope opened (with DATA, when `data`), or the relay's
+    refusal of it."""
 
     message: bytes
     error: SendError | None
-    ahead: bool = True
+    data: bool = False
+
+
+Landing = Callable[[], tuple[bool, C | None]]
 
 
 @dataclass
 class Flight(Generic[I, C]):
-    """A message handed over whose record runs beside the next message's envelope: when
-    done, whether it was recorded and the next reader's status."""
+    """A message handed over whose record the database is running: `landing` waits for it,
+    and gives whether it was recorded and the next reader's status."""
 
     item: I
-    future: Future[tuple[bool, C | None]]
+    landing: Landing[C]
 
 
 class Ledger(Protocol[I_in, C]):
@@ -105,9 +105,10 @@ class Ledger(Protocol[I_in, C]):
         """Handed over: counted where the kind counts (a reader's caps)."""
         ...
 
-    def record(self, item: I_in, following: I_in | None) -> tuple[bool, C | None]:
-        """Recorded as sent (on the lane's thread): whether it was, and the following
-        reader's status read in the same transaction."""
+    def record(self, item: I_in, following: I_in | None) -> Landing[C]:
+        """Start recording it as sent; the call returned waits for the outcome: whether it
+        was recorded, and the following reader's status read in the same transaction.
+        Until then the ledger's connection is busy."""
         ...
 
     def landed(self, item: I_in, recorded: bool) -> None: ...
@@ -116,48 +117,18 @@ class Ledger(Protocol[I_in, C]):
 def open_envelope(
     relay: SmtpTransport, build: Callable[[], bytes], sender: str, recipient: str
 ) -> Opened | None:
-    """Build the message and open its envelope; None when it cannot be built (its turn
-    builds it again and records why)."""
+    """Build the message and open its envelope, through DATA where the relay pipelines;
+    None when it cannot be built (its turn builds it again and records why)."""
     try:
         message = build()
     except Unsendable:
         return None
-    if relay.pipelines:
-        return Opened(message, None, ahead=False)
+    data = relay.pipelines
     try:
-        relay.envelope(sender, recipient, len(message))
+        relay.envelope(sender, recipient, len(message), data=data)
     except SendError as error:
         return Opened(message, error)
-    return Opened(message, None)
-
-
-class CommitTimer:
-    """How long recording a hand-off takes here, lately: the overlapped lane is worth its
-    thread (and the lock it shares with the sending thread) only when a commit is slow, a
-    disk's flush or a database across a network. Measured on a quiet two-core machine with
-    PostgreSQL beside it, a 0.7 ms commit made lessons 10% slower overlapped than in turn;
-    under load, 2-5 ms commits made them up to twice as fast (bench/PROFILE.md)."""
-
-    WEIGHT = 0.1  # of the newest record in the running mean
-
-    def __init__(self, threshold_ms: float, clock: Callable[[], float] = time.perf_counter) -> None:
-        self.threshold, self.clock = threshold_ms / 1000, clock
-        self.mean: float | None = None  # seconds; None until a record is timed
-
-    def worth_a_thread(self) -> bool:
-        """Overlap the next batch's records? Not before one was timed, unless always."""
-        if self.threshold <= 0:
-            return True
-        return self.mean is not None and self.mean >= self.threshold
-
-    def timed(self, record: Callable[[], T]) -> T:
-        started = self.clock()
-        try:
-            return record()
-        finally:
-            took = self.clock() - started
-            mean = self.mean
-            self.mean = took if mean is None else mean + self.WEIGHT * (took - mean)
+    return Opened(message, None, data)
 
 
 def in_turn(ledger: Ledger[I, C], items: Sequence[I], pace: Pace | None) -> None:
@@ -176,10 +147,10 @@ def in_turn(ledger: Ledger[I, C], items: Sequence[I], pace: Pace | None) -> None
 
 
 def overlapped(ledger: Ledger[I, C], items: Sequence[I]) -> None:
-    """The batch in order, each record beside the next message's envelope."""
+    """The batch in order, each record run by the database beside the next envelope."""
     check: C | None = None
     flight: Flight[I, C] | None = None
-    with ThreadPoolExecutor(1, thread_name_prefix="record") as pool:
+    try:
         for index, item in enumerate(items):
             if ledger.stopped():
                 ledger.release(item)
@@ -190,26 +161,42 @@ def overlapped(ledger: Ledger[I, C], items: Sequence[I]) -> None:
             if flight is not None:
                 if smtp is not None and ledger.may_open(item):
                     opened = _open(ledger, smtp, item)
-                check, flight = _land(ledger, flight), None
+                landing, flight = flight, None
+                try:
+                    check = _land(ledger, landing)
+                except BaseException:
+                    _undo(smtp, opened)
+                    raise
             if check is None:
                 check = ledger.read(item)
             if smtp is None or not ledger.goes(item, check):
-                if smtp is not None and opened and opened.ahead and opened.error is None:
-                    smtp.reset()  # nothing was handed over
+                _undo(smtp, opened)
                 check = ledger.usual(item, check, following)
                 continue
             if _hand_over(ledger, smtp, item, check, opened):
-                flight = Flight(item, pool.submit(ledger.record, item, following))
+                flight = Flight(item, ledger.record(item, following))
             check = None
-        if flight is not None:
+    finally:
+        if flight is not None:  # the last record, or one in flight when something failed
             _land(ledger, flight)
+
+
+def _undo(smtp: SmtpTransport | None, opened: Opened | None) -> None:
+    """Drop a message opened ahead that is not to go: its envelope reset, or with its DATA
+    open, the session dropped before the final dot. Nothing was handed over."""
+    if smtp is None or opened is None or opened.error is not None:
+        return
+    if opened.data:
+        smtp.abandon()
+    else:
+        smtp.reset()
 
 
 def _hand_over(
     ledger: Ledger[I, C], smtp: SmtpTransport, item: I, check: C, opened: Opened | None
 ) -> bool:
-    """DATA of a message whose envelope may be open already; True when handed over (the
-    caller starts its record), False when it failed (recorded here)."""
+    """The rest of a message whose envelope may be open already; True when handed over
+    (the caller starts its record), False when it failed (recorded here)."""
     opened = opened or _open(ledger, smtp, item)
     if opened is None:  # unsendable: built again and recorded the usual way
         ledger.usual(item, check, None)
@@ -217,10 +204,7 @@ def _hand_over(
     error = opened.error
     if error is None:
         try:
-            if opened.ahead:
-                smtp.data(opened.message)
-            else:  # SMTP has no use for the outbox's file name
-                smtp.send(*ledger.envelope(item), opened.message, name="")
+            smtp.body(opened.message) if opened.data else smtp.data(opened.message)
         except SendError as failed:
             error = failed
     if error is not None:
@@ -236,6 +220,6 @@ def _open(ledger: Ledger[I, C], smtp: SmtpTransport, item: I) -> Opened | None:
 
 def _land(ledger: Ledger[I, C], flight: Flight[I, C]) -> C | None:
     """Wait for the record in flight; its outcome, and the next reader's status."""
-    recorded, check = flight.future.result()
+    recorded, check = flight.landing()
     ledger.landed(flight.item, recorded)
     return check

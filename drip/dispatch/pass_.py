@@ -31,7 +31,6 @@ from drip.dispatch.caps import Caps
 from drip.dispatch.chaining import chain
 from drip.dispatch.claim import expire_unconfirmed, lease, peek, resume_held
 from drip.dispatch.fresh_links import FreshLinks
-from drip.dispatch.lane import CommitTimer
 from drip.dispatch.lesson_caps import held_outcome, hold_over_cap, split_over_cap
 from drip.dispatch.offers import Offers
 from drip.dispatch.plan import Send, plan
@@ -84,13 +83,10 @@ class Dispatcher:
         self.started_at: datetime | None = None
         self.postgres = engine.dialect.name == "postgresql"
         self.pace = pace or (Pace(engine, settings.send_rate) if settings.send_rate else None)
-        commits = CommitTimer(settings.overlap_commit_ms)  # one database, one measure
         self.recorder = Recorder(
-            engine.dialect, settings, renderer, links, self.worker_id, self.pace, clock, commits
+            engine.dialect, settings, renderer, links, self.worker_id, self.pace, clock
         )
-        self.sender = Sender(
-            settings, renderer, links, transport, self.worker_id, self.pace, commits
-        )
+        self.sender = Sender(settings, renderer, links, transport, self.worker_id, self.pace)
         self.caps = Caps.of(settings)  # each reader's daily and weekly caps
         self.rest = timedelta()  # how long the relay last asked drip to wait
         self.rest_until: datetime | None = None

@@ -41,7 +41,7 @@ from sqlalchemy.engine import Dialect
 from drip.core.clock import Clock, system_clock
 from drip.core.config import Settings
 from drip.deliverability.verp import return_path
-from drip.dispatch.lane import Check, CommitTimer, in_turn, overlapped
+from drip.dispatch.lane import Check, Landing, in_turn, overlapped
 from drip.dispatch.lesson_records import Records
 from drip.dispatch.plan import Plan, Send, Settle
 from drip.dispatch.record import (
@@ -59,6 +59,7 @@ from drip.mail.links import Links
 from drip.mail.pace import Pace
 from drip.mail.render import Renderer
 from drip.mail.transports import SendError, SmtpTransport, Transport
+from drip.store.deferred import Deferred
 from drip.store.direct import Direct
 from drip.store.models import (
     DeliveryStatus,
@@ -85,7 +86,6 @@ class Recorder:
         worker_id: str,
         pace: Pace | None = None,
         clock: Clock = system_clock,
-        commits: CommitTimer | None = None,
     ) -> None:
         self.settings = settings
         self.pace = pace
@@ -95,11 +95,9 @@ class Recorder:
         self.ahead = WriteAhead(settings, renderer, worker_id)
         self.records = Records(settings, worker_id)
         postgres = dialect.name == "postgresql"
-        self._record_one = Direct(RECORD_SENT_AND_CHECK, dialect) if postgres else None
-        # PostgreSQL: each outcome's commit (its WAL flush) beside the next envelope, while
-        # commits are slow enough to be worth it.
+        self._record_one = Deferred(RECORD_SENT_AND_CHECK, dialect) if postgres else None
+        # PostgreSQL: each outcome's commit (its WAL flush) beside the next envelope.
         self._overlap = postgres
-        self.commits = commits or CommitTimer(settings.overlap_commit_ms)
         self._mark_sent = Direct(MARK_SENT, dialect)
         self._advance = Direct(ADVANCE, dialect)
         self._check = Direct(STILL_WANTED, dialect)
@@ -159,12 +157,7 @@ class Recorder:
         """One SMTP session through its share of the batch, in order."""
         with transport() as relay:
             ledger = LessonLedger(self, conn, relay, now, progress)
-            if (
-                self._overlap
-                and not (progress or self.pace)
-                and isinstance(relay, SmtpTransport)
-                and self.commits.worth_a_thread()
-            ):
+            if self._overlap and not (progress or self.pace) and isinstance(relay, SmtpTransport):
                 overlapped(ledger, ready)  # each record's commit beside the next envelope
             else:
                 in_turn(ledger, ready, self.pace)
@@ -268,9 +261,41 @@ class Recorder:
         this worker still holds the reader (False if not: nothing changed; the next lesson's
         delay counts from that moment); in the same transaction, read whether the next
         reader of the batch is still wanted."""
+        return self.record_later(conn, item, handed_off, following)()
+
+    def record_later(
+        self, conn: Connection, item: Ready, handed_off: datetime, following: Ready | None
+    ) -> Landing[Check]:
+        """`record_sent`, whose outcome the returned call waits for. On PostgreSQL it is one
+        statement, atomic on its own (no BEGIN and COMMIT round trips), sent without waiting
+        (drip.store.deferred): the lane builds the next message meanwhile."""
+        params = self._record_params(item, handed_off, following)
+        driver = conn.connection.dbapi_connection
+        assert driver is not None and not conn.in_transaction()
+        if (record_one := self._record_one) is not None:
+            pending = record_one.send(cast(Any, driver), params)
+            return lambda: self._recorded(pending.result(), following)
+        with closing(driver.cursor()) as cursor:
+            recorded = self._mark_sent.run(cursor, params).rowcount > 0
+            self._advance.run(cursor, params)
+            row = self._check.run(cursor, params).fetchone() if following else None
+            driver.commit()
+        found = (recorded, *(row or (None,)))
+        return lambda: self._recorded(found, following)
+
+    def _recorded(self, row: Any, following: Ready | None) -> tuple[bool, Check | None]:
+        """(recorded, the following reader's status) from (recorded, its status row)."""
+        if following is None:
+            return bool(row[0]), None
+        status = None if row[1] is None else row[1:]
+        return bool(row[0]), self._verdict(following, status)
+
+    def _record_params(
+        self, item: Ready, handed_off: datetime, following: Ready | None
+    ) -> dict[str, Any]:
         send = item.send
         done = send.after is None
-        params = {
+        return {
             "p_delivery": item.delivery_id,
             "p_me": self.worker_id,
             "p_at": handed_off,
@@ -282,25 +307,6 @@ class Recorder:
             "p_done_at": handed_off if done else None,
             "p_check": following.send.claimed.enrollment_id if following else 0,
         }
-        driver = conn.connection.dbapi_connection
-        assert driver is not None and not conn.in_transaction()
-        with closing(driver.cursor()) as cursor:
-            if (record_one := self._record_one) is not None:
-                # One statement, on its own atomic, so no BEGIN and COMMIT round trips.
-                driver.autocommit = True
-                try:
-                    row = self.commits.timed(lambda: record_one.run(cursor, params).fetchone())
-                finally:
-                    driver.autocommit = False
-                recorded, row = bool(row[0]), row[1:]
-            else:
-                recorded = self._mark_sent.run(cursor, params).rowcount > 0
-                self._advance.run(cursor, params)
-                row = self._check.run(cursor, params).fetchone() if following else None
-                driver.commit()
-        if following is None:
-            return recorded, None
-        return recorded, self._verdict(following, None if row is None or row[0] is None else row)
 
     def message(self, item: Ready, now: datetime) -> bytes:
         """The message for the item's reader; raises Unsendable (drip.mail.handoff)."""
@@ -367,7 +373,7 @@ class LessonLedger:
         return check is Check.SEND and item.send.lesson is not None
 
     def may_open(self, item: Ready) -> bool:
-        return True
+        return item.send.lesson is not None  # a confirmation goes the usual way
 
     def usual(self, item: Ready, check: Check, following: Ready | None) -> Check | None:
         outcome, after = self.recorder.send_one(
@@ -391,9 +397,9 @@ class LessonLedger:
     def handed(self, item: Ready) -> None:
         """Lessons over a cap were held before the batch (drip.dispatch.lesson_caps)."""
 
-    def record(self, item: Ready, following: Ready | None) -> tuple[bool, Check | None]:
+    def record(self, item: Ready, following: Ready | None) -> Landing[Check]:
         handed_off = self.recorder.handed_off(self.now)
-        return self.recorder.record_sent(self.conn, item, handed_off, following)
+        return self.recorder.record_later(self.conn, item, handed_off, following)
 
     def landed(self, item: Ready, recorded: bool) -> None:
         send = item.send

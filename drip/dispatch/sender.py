@@ -12,8 +12,8 @@ lesson (drip.dispatch.send):
   (drip.dispatch.lane, the lessons' loop too). Every kind's read and record are compiled
   once (drip.dispatch.hot_path); the read rides on the transaction that records the
   previous message (read again if the slot had to be waited for), and on PostgreSQL
-  without a pace, once commits are slow, that commit runs beside the next envelope, DATA
-  waiting for it (drip.dispatch.sender_ledger);
+  without a pace the database runs that commit while the next envelope opens, the final
+  dot waiting for it (drip.dispatch.sender_ledger);
 - an offer or a broadcast copy over the reader's daily or weekly cap (or behind a lesson of
   theirs due now) put back to the reader's next window, never dropped (drip.dispatch.caps);
 - the outcome committed before the next hand-off, only while the lease is this worker's;
@@ -42,7 +42,7 @@ from drip.deliverability.sending_pause import sending_paused
 from drip.deliverability.verp import return_path
 from drip.dispatch.caps import BatchCaps, Caps
 from drip.dispatch.hot_path import HotPath
-from drip.dispatch.lane import CommitTimer, in_turn, overlapped
+from drip.dispatch.lane import in_turn, overlapped
 from drip.dispatch.outcome import Outcome, OutcomeStatus
 from drip.dispatch.producers import (
     HOLD,
@@ -92,12 +92,10 @@ class Sender:
         transport: Callable[[], Transport],
         worker_id: str,
         pace: Pace | None,
-        commits: CommitTimer | None = None,
     ) -> None:
         self.settings, self.renderer, self.links = settings, renderer, links
         self.transport, self.worker_id, self.pace = transport, worker_id, pace
         # how long a record takes lately, shared with the lessons' (drip.dispatch.lane)
-        self.commits = commits or CommitTimer(settings.overlap_commit_ms)
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.caps = Caps.of(settings)
         self.pass_started = time.monotonic()  # the pass sets it as it starts
@@ -194,7 +192,7 @@ class Sender:
         """The batch's hand-offs in order, each outcome recorded before the next; with the
         hot path, recording one reads the next reader's status in the same transaction."""
         ledger = SenderLedger(self, session, relay, producer, now, result, caps, hot)
-        if hot.postgres and self.pace is None and self.commits.worth_a_thread():
+        if hot.postgres and self.pace is None:
             overlapped(ledger, ready)  # each record's commit beside the next envelope
         else:
             in_turn(ledger, ready, self.pace)
@@ -310,7 +308,7 @@ class Sender:
         bind = session.get_bind()
         engine = bind.engine if isinstance(bind, Connection) else bind
         with engine.connect() as conn:
-            yield HotPath(conn, producer, producer.sent_event, self.worker_id, self.commits)
+            yield HotPath(conn, producer, producer.sent_event, self.worker_id)
 
     def _batch_caps(
         self, session: Session, producer: Producer, items: list[Item], now: datetime

@@ -1,8 +1,7 @@
 """How the one hand-off lane (drip.dispatch.lane) reads and records the one sender's items:
 the status read and the sent record on the hot path (drip.dispatch.hot_path); on
-PostgreSQL without a shared pace, once commits are slow, the record of copy N (the sent
-mark, its event, the next reader's status in the same transaction) commits beside copy
-N+1's envelope.
+PostgreSQL without a shared pace, the record of copy N (the sent mark, the next reader's
+status in the same statement) commits beside copy N+1's envelope.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from drip.dispatch.caps import BatchCaps
 from drip.dispatch.hot_path import HotPath
+from drip.dispatch.lane import Landing
 from drip.dispatch.outcome import OutcomeStatus
 from drip.dispatch.producers import Item, Producer
 from drip.dispatch.record import LEASE_LOST
@@ -93,8 +93,8 @@ class SenderLedger:
         if self.caps is not None:
             self.caps.handed(item.subscriber_id, self.now)
 
-    def record(self, item: Item, following: Item | None) -> tuple[bool, str | None]:
-        return self.hot.record_sent(item, item.attempts + 1, self.now, following)
+    def record(self, item: Item, following: Item | None) -> Landing[str]:
+        return self.hot.record_later(item, item.attempts + 1, self.now, following)
 
     def landed(self, item: Item, recorded: bool) -> None:
         if not recorded:

@@ -211,13 +211,14 @@ class SmtpTransport:
         """The envelope and DATA (one write and one wait where the relay offers PIPELINING),
         then the message."""
         self._open(sender, recipient, len(message), data=True)
-        self._deliver(lambda smtp: _body(smtp, message))
+        self.body(message)
 
-    def envelope(self, sender: str, recipient: str, size: int) -> None:
-        """MAIL FROM and RCPT TO of the next message, without handing it over: a sender may
-        open the next envelope while it records the previous outcome, and send `data` (or
-        `reset`) only once that is done."""
-        self._open(sender, recipient, size, data=False)
+    def envelope(self, sender: str, recipient: str, size: int, *, data: bool = False) -> None:
+        """MAIL FROM and RCPT TO of the next message (and DATA, when `data`), without
+        handing it over: a sender may open the next envelope while it records the previous
+        outcome, and send `data` (or `body` after DATA; else `reset`, or `abandon` after
+        DATA) only once that is done."""
+        self._open(sender, recipient, size, data=data)
 
     def _open(self, sender: str, recipient: str, size: int, *, data: bool) -> None:
         problem = refuse_unless_one_address(recipient)
@@ -246,6 +247,18 @@ class SmtpTransport:
         """DATA, where a lost connection leaves the outcome unknown: the relay may have
         accepted the message before it went away."""
         self._deliver(lambda smtp: _data(smtp, message))
+
+    def body(self, message: bytes) -> None:
+        """The message, after `envelope(..., data=True)` opened DATA."""
+        self._deliver(lambda smtp: _body(smtp, message))
+
+    def abandon(self) -> None:
+        """Drop a message whose DATA is open, without its final dot: the connection is
+        closed, and RFC 5321 (3.8) has the relay cancel a transaction cut off so, as if
+        by RSET. Nothing was handed over; the next message opens a new session."""
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
 
     def _deliver(self, step: Callable[[smtplib.SMTP], tuple[int, bytes]]) -> None:
         """The message handed over by `step`, the relay's answer read and judged."""

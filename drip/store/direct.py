@@ -38,13 +38,16 @@ class Direct:
                 self.fixed[name] = _plain(value)
 
     def run(self, cursor: Any, params: dict[str, Any]) -> Any:
+        cursor.execute(self.sql, self.values(params))
+        return cursor
+
+    def values(self, params: dict[str, Any]) -> Any:
+        """The parameters as the driver takes them: by name, or in order for a positional
+        style."""
         values = self.fixed.copy()
         for name, process in self.variable:
             values[name] = params[name] if process is None else process(params[name])
-        cursor.execute(
-            self.sql, values if self.order is None else [values[name] for name in self.order]
-        )
-        return cursor
+        return values if self.order is None else [values[name] for name in self.order]
 
 
 def _plain(value: Any) -> Any:

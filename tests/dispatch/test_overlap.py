@@ -1,8 +1,9 @@
-"""The lessons' lane on PostgreSQL records message N while it builds message N+1 and, where
-the relay does not offer PIPELINING, opens its envelope (drip.dispatch.lane): N+1's DATA
-still goes only once N's outcome is committed, and an unsubscribe seen by that commit's
-status read still stops N+1 (an envelope opened is reset). On SQLite the lane is the plain
-one; the same behaviour holds. Each runs with and without PIPELINING offered."""
+"""The lessons' lane on PostgreSQL records message N while it builds message N+1 and opens
+its envelope, with DATA where the relay offers PIPELINING (drip.dispatch.lane): N+1's final
+dot still goes only once N's outcome is committed, and an unsubscribe seen by that commit's
+status read still stops N+1 (an envelope opened is reset; with DATA open, the session is
+dropped before the final dot). On SQLite the lane is the plain one; the same behaviour
+holds. Each runs with and without PIPELINING offered."""
 
 from __future__ import annotations
 
