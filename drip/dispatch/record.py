@@ -13,14 +13,17 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Connection,
     Integer,
+    Select,
     Table,
     bindparam,
     case,
     exists,
     func,
+    insert,
     literal,
     select,
     true,
@@ -37,6 +40,8 @@ from drip.store.models import (
     Enrollment,
     EnrollmentStatus,
     EnrollmentTally,
+    Event,
+    EventKind,
     Subscriber,
 )
 
@@ -45,6 +50,7 @@ D = cast(Table, Delivery.__table__)
 S = cast(Table, Subscriber.__table__)
 DELIVERY_TALLIES = cast(Table, DeliveryTally.__table__)
 ENROLLMENT_TALLIES = cast(Table, EnrollmentTally.__table__)
+EVENTS = cast(Table, Event.__table__)
 LEASE_LOST = "its lease ran out and another worker holds the reader now"
 
 
@@ -102,20 +108,59 @@ ADVANCE = (
         completed_at=bindparam("p_done_at", type_=E.c.completed_at.type),
     )
 )
-# On PostgreSQL the three go in one statement, atomic on its own: one round trip, no BEGIN.
-# Its row: how many deliveries it marked sent (0: the lease was lost), then the next
-# reader's (status, suppressed_at, lease_owner), NULLs when there is none.
-_MARKED = MARK_SENT.returning(D.c.id).cte("sent_delivery")
-_NEXT = STILL_WANTED.subquery("next_reader")
-RECORD_SENT_AND_CHECK = (
-    select(
-        select(func.count()).select_from(_MARKED).scalar_subquery(),
-        _NEXT.c.status,
-        _NEXT.c.suppressed_at,
-        _NEXT.c.lease_owner,
+# A confirmation handed over: the enrollment waits for the reader's click.
+CONFIRMATION_SENT = (
+    update(E)
+    .where(E.c.id == bindparam("p_enrollment"), leased(bindparam("p_me")))
+    .values(
+        confirmation_sent_at=bindparam("p_at", type_=E.c.confirmation_sent_at.type),
+        pending_message_id=None,
+        due_at=None,
+        lease_owner=None,
+        attempts=0,
+        last_error=None,
+        hold_reason=None,
     )
-    .select_from(select(literal(1).label("one")).subquery("one").outerjoin(_NEXT, true()))
-    .add_cte(_MARKED, ADVANCE.cte("advanced_enrollment"))
+)
+
+
+def _recorded_and_checked(marked: CTE, *more: CTE) -> Select[Any]:
+    """On PostgreSQL a record and the next read go in one statement, atomic on its own: one
+    round trip, no BEGIN. Its row: how many rows `marked` changed (0: the lease was lost),
+    then the next reader's (status, suppressed_at, lease_owner), NULLs when there is none."""
+    following = STILL_WANTED.subquery("next_reader")
+    return (
+        select(
+            select(func.count()).select_from(marked).scalar_subquery(),
+            following.c.status,
+            following.c.suppressed_at,
+            following.c.lease_owner,
+        )
+        .select_from(select(literal(1).label("one")).subquery("one").outerjoin(following, true()))
+        .add_cte(marked, *more)
+    )
+
+
+RECORD_SENT_AND_CHECK = _recorded_and_checked(
+    MARK_SENT.returning(D.c.id).cte("sent_delivery"), ADVANCE.cte("advanced_enrollment")
+)
+_CONFIRMED = CONFIRMATION_SENT.returning(E.c.id, E.c.subscriber_id).cte("confirmed")
+# With its event on the reader's timeline, written only if the lease held.
+RECORD_CONFIRMED_AND_CHECK = _recorded_and_checked(
+    _CONFIRMED,
+    insert(EVENTS)
+    .from_select(
+        ["subscriber_id", "enrollment_id", "kind", "at", "detail"],
+        select(
+            _CONFIRMED.c.subscriber_id,
+            _CONFIRMED.c.id,
+            literal(EventKind.CONFIRMATION_SENT.value),
+            bindparam("p_at", type_=EVENTS.c.at.type),
+            bindparam("p_detail", type_=EVENTS.c.detail.type),
+        ),
+    )
+    .returning(EVENTS.c.id)
+    .cte("confirmation_event"),
 )
 
 

@@ -48,6 +48,7 @@ from drip.dispatch.record import (
     ADVANCE,
     LEASE_LOST,
     MARK_SENT,
+    RECORD_CONFIRMED_AND_CHECK,
     RECORD_SENT_AND_CHECK,
     STILL_WANTED,
     lock_tallies,
@@ -96,6 +97,7 @@ class Recorder:
         self.records = Records(settings, worker_id)
         postgres = dialect.name == "postgresql"
         self._record_one = Deferred(RECORD_SENT_AND_CHECK, dialect) if postgres else None
+        self._confirm_one = Deferred(RECORD_CONFIRMED_AND_CHECK, dialect) if postgres else None
         # PostgreSQL: each outcome's commit (its WAL flush) beside the next envelope.
         self._overlap = postgres
         self._mark_sent = Direct(MARK_SENT, dialect)
@@ -219,20 +221,22 @@ class Recorder:
             )
         except SendError as error:
             return self.records.failed(conn, item, now, error), None
-        unrecorded = send.outcome(OutcomeStatus.SENT, f"handed over, not recorded: {LEASE_LOST}")
-        if send.lesson is None:
-            return self._confirmed(conn, item, now), None
-        handed_off = self.handed_off(now)
-        recorded, after = self.record_sent(conn, item, handed_off, following)
-        if not recorded:
-            log.warning("enrollment %s: %s", claimed.enrollment_id, unrecorded.detail)
-            return unrecorded, after
-        return send.outcome(OutcomeStatus.SENT), after
+        recorded, after = self.record_sent(conn, item, self.handed_off(now), following)
+        return self.sent(item, recorded), after
 
-    def _confirmed(self, conn: Connection, item: Ready, now: datetime) -> Outcome:
-        """Record a confirmation handed over: the enrollment waits for the reader's click."""
+    def sent(self, item: Ready, recorded: bool) -> Outcome:
+        """The outcome of a message handed over, recorded or (its lease lost) not."""
+        if recorded:
+            return item.send.outcome(OutcomeStatus.SENT)
+        detail = f"handed over, not recorded: {LEASE_LOST}"
+        log.warning("enrollment %s: %s", item.send.claimed.enrollment_id, detail)
+        return item.send.outcome(OutcomeStatus.SENT, detail)
+
+    def _confirmed(self, conn: Connection, item: Ready, handed_off: datetime) -> bool:
+        """A confirmation handed over, recorded in one transaction (SQLite): the enrollment
+        waits for the reader's click, and the reader's timeline shows it."""
         sent = {
-            "confirmation_sent_at": now,
+            "confirmation_sent_at": handed_off,
             "pending_message_id": None,
             "due_at": None,
             "lease_owner": None,
@@ -240,10 +244,10 @@ class Recorder:
             "last_error": None,
         }
         if not self.records.change(conn, item, enrollment=sent):
-            return item.send.outcome(OutcomeStatus.SENT, f"handed over, not recorded: {LEASE_LOST}")
-        self.records.event(conn, item, now, EventKind.CONFIRMATION_SENT, item.message_id)
+            return False
+        self.records.event(conn, item, handed_off, EventKind.CONFIRMATION_SENT, item.message_id)
         conn.commit()
-        return item.send.outcome(OutcomeStatus.SENT)
+        return True
 
     def handed_off(self, now: datetime) -> datetime:
         return now + max(self.clock() - self.pass_started, timedelta())
@@ -272,9 +276,14 @@ class Recorder:
         params = self._record_params(item, handed_off, following)
         driver = conn.connection.dbapi_connection
         assert driver is not None and not conn.in_transaction()
-        if (record_one := self._record_one) is not None:
-            pending = record_one.send(cast(Any, driver), params)
+        confirmation = item.send.lesson is None
+        deferred = self._confirm_one if confirmation else self._record_one
+        if deferred is not None:
+            pending = deferred.send(cast(Any, driver), params)
             return lambda: self._recorded(pending.result(), following)
+        if confirmation:
+            recorded = self._confirmed(conn, item, handed_off)
+            return lambda: (recorded, None)  # the following reader's status is read anew
         with closing(driver.cursor()) as cursor:
             recorded = self._mark_sent.run(cursor, params).rowcount > 0
             self._advance.run(cursor, params)
@@ -306,6 +315,7 @@ class Recorder:
             "p_status": EnrollmentStatus.COMPLETED if done else EnrollmentStatus.ACTIVE,
             "p_done_at": handed_off if done else None,
             "p_check": following.send.claimed.enrollment_id if following else 0,
+            "p_detail": item.message_id,
         }
 
     def message(self, item: Ready, now: datetime) -> bytes:
@@ -369,11 +379,10 @@ class LessonLedger:
         return self.recorder.still_wanted(self.conn, item)
 
     def goes(self, item: Ready, check: Check) -> bool:
-        # a confirmation is recorded on its enrollment, the usual way
-        return check is Check.SEND and item.send.lesson is not None
+        return check is Check.SEND
 
     def may_open(self, item: Ready) -> bool:
-        return item.send.lesson is not None  # a confirmation goes the usual way
+        return True
 
     def usual(self, item: Ready, check: Check, following: Ready | None) -> Check | None:
         outcome, after = self.recorder.send_one(
@@ -402,13 +411,7 @@ class LessonLedger:
         return self.recorder.record_later(self.conn, item, handed_off, following)
 
     def landed(self, item: Ready, recorded: bool) -> None:
-        send = item.send
-        if recorded:
-            self._add(send.outcome(OutcomeStatus.SENT))
-            return
-        detail = f"handed over, not recorded: {LEASE_LOST}"
-        log.warning("enrollment %s: %s", send.claimed.enrollment_id, detail)
-        self._add(send.outcome(OutcomeStatus.SENT, detail))
+        self._add(self.recorder.sent(item, recorded))
 
     def _add(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)

@@ -15,7 +15,15 @@ from drip.audience.leaving import unsubscribe
 from drip.audience.subscriptions import Consent, subscribe
 from drip.core.clock import FrozenClock
 from drip.services import Services, build_services
-from drip.store.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus, Subscriber
+from drip.store.models import (
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Event,
+    EventKind,
+    Subscriber,
+)
 from tests.conftest import advance_through_due_times, make_settings, next_due
 from tests.smtp import SmtpServer
 
@@ -247,3 +255,30 @@ def test_a_restarted_course_sends_its_welcome_under_a_new_message_id(
     first, again = smtp_server.messages
     assert first.subject == again.subject == "Welcome, Ada"
     assert first.message["Message-ID"] != again.message["Message-ID"]
+
+
+def test_a_confirmation_between_lessons_is_recorded_with_its_event_and_the_lessons_go_on(
+    engine_services: Services, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    # On PostgreSQL each record runs while the next message opens (drip.dispatch.lane):
+    # the confirmation's own record, with its timeline event, is one of them.
+    sign_up(engine_services, "first@example.org")
+    pending = sign_up(engine_services, "second@example.org", confirmed=False)
+    sign_up(engine_services, "third@example.org")
+    report = engine_services.dispatcher().run_pass(clock())
+    assert [o.status for o in report.outcomes] == ["sent", "sent", "sent"]
+    confirmation = smtp_server.to("second@example.org")[0]
+    assert confirmation.subject == "Please confirm: Tiny course"
+    assert len(smtp_server.to("first@example.org")) == len(smtp_server.to("third@example.org"))
+    with engine_services.sessions() as session:
+        enrollment = session.get_one(Enrollment, pending)
+        assert enrollment.confirmation_sent_at == clock()
+        assert enrollment.pending_message_id is None and enrollment.lease_owner is None
+        assert enrollment.due_at is None
+        (event,) = session.scalars(
+            select(Event).where(
+                Event.enrollment_id == pending, Event.kind == EventKind.CONFIRMATION_SENT
+            )
+        )
+        assert event.detail == confirmation.message["Message-ID"]
+        assert event.at == clock()
