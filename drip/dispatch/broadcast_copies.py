@@ -35,6 +35,7 @@ from drip.store.models import (
     RecipientStatus,
     Subscriber,
 )
+from drip.store.queries import among
 
 COPIES = cast(Table, BroadcastRecipient.__table__)
 B = cast(Table, Broadcast.__table__)
@@ -144,7 +145,7 @@ class BroadcastCopies:
                 )
                 .join(Enrollment, Enrollment.id == COPIES.c.enrollment_id)
                 .join(Subscriber, Subscriber.id == COPIES.c.subscriber_id)
-                .where(COPIES.c.id.in_(ids))
+                .where(among(session, COPIES.c.id, ids))
                 .order_by(COPIES.c.due_at, COPIES.c.id)
             )
         )
@@ -158,7 +159,7 @@ class BroadcastCopies:
         courses: dict[int, list[tuple[str, str]]] = {}
         for subscriber_id, sequence, status in session.execute(
             select(E.c.subscriber_id, E.c.sequence, E.c.status).where(
-                E.c.subscriber_id.in_({row.subscriber_id for row in rows})
+                among(session, E.c.subscriber_id, {row.subscriber_id for row in rows})
             )
         ):
             courses.setdefault(subscriber_id, []).append((sequence, status))

@@ -41,6 +41,7 @@ from drip.store.models import (
     EventKind,
     RecipientStatus,
 )
+from drip.store.queries import among
 
 E = cast(Table, Enrollment.__table__)
 D = cast(Table, Delivery.__table__)
@@ -93,13 +94,19 @@ def handed_off(
     lessons = (
         select(E.c.subscriber_id, D.c.sent_at.label("at"))
         .join(E, E.c.id == D.c.enrollment_id)
-        .where(E.c.subscriber_id.in_(ids), D.c.status == DeliveryStatus.SENT, D.c.sent_at >= since)
+        .where(
+            among(db, E.c.subscriber_id, ids),
+            D.c.status == DeliveryStatus.SENT,
+            D.c.sent_at >= since,
+        )
     )
     offers = select(EVENTS.c.subscriber_id, EVENTS.c.at.label("at")).where(
-        EVENTS.c.subscriber_id.in_(ids), EVENTS.c.kind == EventKind.OFFERED, EVENTS.c.at >= since
+        among(db, EVENTS.c.subscriber_id, ids),
+        EVENTS.c.kind == EventKind.OFFERED,
+        EVENTS.c.at >= since,
     )
     copies = select(R.c.subscriber_id, R.c.sent_at.label("at")).where(
-        R.c.subscriber_id.in_(ids), R.c.status == RecipientStatus.SENT, R.c.sent_at >= since
+        among(db, R.c.subscriber_id, ids), R.c.status == RecipientStatus.SENT, R.c.sent_at >= since
     )
     found: dict[int, list[datetime]] = {}
     for subscriber_id, at in db.execute(union_all(lessons, offers, copies)):
@@ -168,7 +175,7 @@ class BatchCaps:
                 for subscriber_id, count in db.execute(
                     select(E.c.subscriber_id, func.count())
                     .where(
-                        E.c.subscriber_id.in_(ids),
+                        among(db, E.c.subscriber_id, ids),
                         E.c.status == EnrollmentStatus.ACTIVE,
                         E.c.due_at <= now,
                     )

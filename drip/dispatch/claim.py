@@ -149,7 +149,8 @@ def peek(conn: Connection, now: datetime, confirm_days: int) -> Iterator[list[Cl
         conn.scalars(queries.due(conn, now).where(not_(_unconfirmed_too_long(now, confirm_days))))
     )
     for start in range(0, len(ids), PEEK_CHUNK):
-        rows = conn.execute(select(*READ).where(E.c.id.in_(ids[start : start + PEEK_CHUNK]))).all()
+        chunk = ids[start : start + PEEK_CHUNK]
+        rows = conn.execute(select(*READ).where(queries.among(conn, E.c.id, chunk))).all()
         yield load(conn, rows)
 
 
@@ -162,7 +163,7 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
         r.id: r
         for r in conn.execute(
             select(S.c.id, S.c.email, S.c.first_name, S.c.timezone, S.c.suppressed_at).where(
-                S.c.id.in_({row.subscriber_id for row in rows})
+                queries.among(conn, S.c.id, {row.subscriber_id for row in rows})
             )
         )
     }
@@ -170,7 +171,7 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
     earlier: dict[int, dict[str, tuple[int, DeliveryStatus, str]]] = {}
     for d in conn.execute(
         select(D.c.id, D.c.enrollment_id, D.c.lesson, D.c.status, D.c.message_id).where(
-            D.c.enrollment_id.in_([row.id for row in rows])
+            queries.among(conn, D.c.enrollment_id, [row.id for row in rows])
         )
     ):
         if d.status == DeliveryStatus.SENT:
@@ -183,7 +184,7 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
             row.id: (row.confirmation_sent_at, row.pending_message_id)
             for row in conn.execute(
                 select(E.c.id, E.c.confirmation_sent_at, E.c.pending_message_id).where(
-                    E.c.id.in_(pending)
+                    queries.among(conn, E.c.id, pending)
                 )
             )
         }

@@ -29,6 +29,7 @@ from drip.mail.pace import backoff
 from drip.mail.render import MessageTemplate
 from drip.mail.transports import SendError
 from drip.store.models import EventKind
+from drip.store.queries import among
 
 HOLD = timedelta(minutes=15)  # how long a message waits when its course cannot be read
 Window = tuple[SendWindow, ZoneInfo]
@@ -206,7 +207,7 @@ def claim(
     if ids:
         session.execute(
             update(table)
-            .where(table.c.id.in_(ids))
+            .where(among(session, table.c.id, ids))
             .values(lease_owner=lease.worker, due_at=lease.until, **values)
         )
     session.commit()

@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
 
-from sqlalchemy import Connection, Select, Table, func, select
+from sqlalchemy import ColumnElement, Connection, Select, Table, any_, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from drip.store.filters import Filters, delivery_log, reader_list
@@ -39,6 +40,17 @@ D = cast(Table, Delivery.__table__)
 STATES = cast(Table, SequenceState.__table__)
 
 WAITING = (EnrollmentStatus.ACTIVE, EnrollmentStatus.PENDING)  # statuses that have a due time
+
+
+def among(db: Session | Connection, column: Any, values: Collection[Any]) -> ColumnElement[bool]:
+    """`column IN values`, for a batch's ids. On PostgreSQL one array parameter (`= ANY`):
+    the statement's text is the same whatever the count, so psycopg keeps it converted and
+    prepared, where an IN list of more than 50 parameters is converted anew at each run
+    (about 6 ms for a batch of 200 readers, bench/PROFILE.md)."""
+    dialect = db.dialect if isinstance(db, Connection) else db.get_bind().dialect
+    if dialect.name == "postgresql":
+        return cast(ColumnElement[bool], column == any_(literal(list(values), ARRAY(column.type))))
+    return cast(ColumnElement[bool], column.in_(values))
 
 
 def paused_sequences(db: Session | Connection) -> set[str]:
