@@ -261,10 +261,11 @@ class Recorder:
     def record_sent(
         self, conn: Connection, item: Ready, handed_off: datetime, following: Ready | None
     ) -> tuple[bool, Check | None]:
-        """Mark the delivery sent at `handed_off` and move the reader on, in one commit, if
-        this worker still holds the reader (False if not: nothing changed; the next lesson's
-        delay counts from that moment); in the same transaction, read whether the next
-        reader of the batch is still wanted."""
+        """Record a message handed over at `handed_off`, in one commit, if this worker still
+        holds the reader (False if not: nothing changed): a lesson's delivery marked sent
+        and the reader moved on (the next lesson's delay counts from that moment), or a
+        confirmation's enrollment left waiting for the click, with its timeline event. In
+        the same transaction, read whether the next reader of the batch is still wanted."""
         return self.record_later(conn, item, handed_off, following)()
 
     def record_later(
