@@ -10,9 +10,9 @@ through a `Ledger` how its rows are read and recorded.
   database without waiting for its answer (drip.store.deferred); while the server runs it
   and flushes its WAL, the lane builds message N+1 and opens its envelope (with DATA, where
   the relay offers PIPELINING), then reads that answer, which brings N+1's reader's status
-  too, and only then sends N+1's final dot, or drops it. A message with DATA open and no
-  final dot is nothing handed over (RFC 5321, 3.8), so a crash still leaves at most one
-  message per SMTP session whose outcome is unknown.
+  too, and only then sends N+1's message and final dot, or drops it. A message with DATA
+  open and no final dot is nothing handed over (RFC 5321, 3.8), so a crash still leaves at
+  most one message per SMTP session whose outcome is unknown.
 """
 
 from __future__ import annotations
