@@ -20,11 +20,12 @@ from contextlib import closing
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, literal, select, true
+from sqlalchemy import Connection, Table, bindparam, insert, literal
 from sqlalchemy.sql import Select
 
 from drip.dispatch.lane import Landing
 from drip.dispatch.producers import Item, Producer
+from drip.dispatch.record import recorded_and_read
 from drip.store.deferred import Deferred
 from drip.store.direct import Direct
 from drip.store.models import Event, EventKind
@@ -140,19 +141,8 @@ class HotPath:
     def _together(self, statement: Select[Any] | None) -> Deferred:
         key = -1 if statement is None else id(statement)
         if key not in self._records:
-            sent = self.producer.sent()
-            marked = sent.returning(literal(1).label("one")).cte("sent_row")
-            count = select(func.count()).select_from(marked).scalar_subquery()
-            if statement is None:
-                together = select(count).add_cte(marked)
-            else:
-                following = statement.subquery("following")
-                base = select(literal(1).label("one")).subquery("base")
-                together = (
-                    select(count, *following.c)
-                    .select_from(base.outerjoin(following, true()))
-                    .add_cte(marked)
-                )
+            marked = self.producer.sent().returning(literal(1).label("one")).cte("sent_row")
+            together = recorded_and_read(marked, statement)
             self._records[key] = (statement, Deferred(together, self.dialect))
         return self._records[key][1]
 

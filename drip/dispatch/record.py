@@ -124,30 +124,32 @@ CONFIRMATION_SENT = (
 )
 
 
-def _recorded_and_checked(marked: CTE, *more: CTE) -> Select[Any]:
-    """On PostgreSQL a record and the next read go in one statement, atomic on its own: one
-    round trip, no BEGIN. Its row: how many rows `marked` changed (0: the lease was lost),
-    then the next reader's (status, suppressed_at, lease_owner), NULLs when there is none."""
-    following = STILL_WANTED.subquery("next_reader")
+def recorded_and_read(marked: CTE, read: Select[Any] | None, *more: CTE) -> Select[Any]:
+    """On PostgreSQL a record and the next reader's status read go in one statement, atomic
+    on its own: one round trip, no BEGIN. Its row: how many rows `marked` (a CTE returning
+    them) changed, 0 when the lease was lost; then the columns of `read`, NULLs when it
+    finds nothing (none with no `read`). `more`: further writes of the same record."""
+    count = select(func.count()).select_from(marked).scalar_subquery()
+    if read is None:
+        return select(count).add_cte(marked, *more)
+    following = read.subquery("next_reader")
     return (
-        select(
-            select(func.count()).select_from(marked).scalar_subquery(),
-            following.c.status,
-            following.c.suppressed_at,
-            following.c.lease_owner,
-        )
+        select(count, *following.c)
         .select_from(select(literal(1).label("one")).subquery("one").outerjoin(following, true()))
         .add_cte(marked, *more)
     )
 
 
-RECORD_SENT_AND_CHECK = _recorded_and_checked(
-    MARK_SENT.returning(D.c.id).cte("sent_delivery"), ADVANCE.cte("advanced_enrollment")
+RECORD_SENT_AND_CHECK = recorded_and_read(
+    MARK_SENT.returning(D.c.id).cte("sent_delivery"),
+    STILL_WANTED,
+    ADVANCE.cte("advanced_enrollment"),
 )
 _CONFIRMED = CONFIRMATION_SENT.returning(E.c.id, E.c.subscriber_id).cte("confirmed")
 # With its event on the reader's timeline, written only if the lease held.
-RECORD_CONFIRMED_AND_CHECK = _recorded_and_checked(
+RECORD_CONFIRMED_AND_CHECK = recorded_and_read(
     _CONFIRMED,
+    STILL_WANTED,
     insert(EVENTS)
     .from_select(
         ["subscriber_id", "enrollment_id", "kind", "at", "detail"],
