@@ -46,6 +46,7 @@ from drip.dispatch.lesson_records import Records
 from drip.dispatch.plan import Plan, Send, Settle
 from drip.dispatch.record import (
     ADVANCE,
+    CONFIRMATION_SENT,
     LEASE_LOST,
     MARK_SENT,
     RECORD_CONFIRMED_AND_CHECK,
@@ -236,14 +237,12 @@ class Recorder:
         """A confirmation handed over, recorded in one transaction (SQLite): the enrollment
         waits for the reader's click, and the reader's timeline shows it."""
         sent = {
-            "confirmation_sent_at": handed_off,
-            "pending_message_id": None,
-            "due_at": None,
-            "lease_owner": None,
-            "attempts": 0,
-            "last_error": None,
+            "p_enrollment": item.send.claimed.enrollment_id,
+            "p_me": self.worker_id,
+            "p_at": handed_off,
         }
-        if not self.records.change(conn, item, enrollment=sent):
+        if not conn.execute(CONFIRMATION_SENT, sent).rowcount:
+            conn.rollback()  # the lease was lost: the worker that holds the reader decides
             return False
         self.records.event(conn, item, handed_off, EventKind.CONFIRMATION_SENT, item.message_id)
         conn.commit()
