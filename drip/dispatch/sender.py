@@ -254,9 +254,13 @@ class Sender:
         item, now = turn.item, turn.now
         sent = Settled(OutcomeStatus.SENT, item.attempts + 1, at=now)
         recorded, check = turn.hot.record_sent(item, sent.attempts, now, turn.following)
+        return self.sent(producer, item, recorded), check
+
+    def sent(self, producer: Producer, item: Item, recorded: bool) -> Outcome:
+        """The outcome of a message handed over, recorded or (its lease lost) not."""
         if not recorded:
             log.warning("%s %s handed over, not recorded: %s", item.label, item.row_id, LEASE_LOST)
-        return self.outcome(producer, item, OutcomeStatus.SENT), check
+        return self.outcome(producer, item, OutcomeStatus.SENT)
 
     def failed(
         self,

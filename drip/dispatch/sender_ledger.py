@@ -6,7 +6,6 @@ status in the same statement) commits beside copy N+1's envelope.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -16,15 +15,11 @@ from sqlalchemy.orm import Session
 from drip.dispatch.caps import BatchCaps
 from drip.dispatch.hot_path import HotPath
 from drip.dispatch.lane import Landing
-from drip.dispatch.outcome import OutcomeStatus
 from drip.dispatch.producers import Item, Producer
-from drip.dispatch.record import LEASE_LOST
 from drip.mail.transports import OnFirstSend, SendError, SmtpTransport
 
 if TYPE_CHECKING:
     from drip.dispatch.sender import Run, Sender
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,6 +92,4 @@ class SenderLedger:
         return self.hot.record_later(item, item.attempts + 1, self.now, following)
 
     def landed(self, item: Item, recorded: bool) -> None:
-        if not recorded:
-            log.warning("%s %s handed over, not recorded: %s", item.label, item.row_id, LEASE_LOST)
-        self.run.outcomes.append(self.sender.outcome(self.producer, item, OutcomeStatus.SENT))
+        self.run.outcomes.append(self.sender.sent(self.producer, item, recorded))
