@@ -8,8 +8,8 @@ reads lines and the DATA block, so the SMTP exchange costs what the network stac
                                                         # prints "listening PORT" once ready
 
 `--latency-ms` sends each reply that long after its command came, like a relay across a
-network. It offers
-PIPELINING (RFC 2920), as Postfix, SES and the big providers do, unless `--no-pipelining`.
+network. It offers PIPELINING (RFC 2920), as Postfix, SES and the big providers do, unless
+`--no-pipelining`.
 """
 
 from __future__ import annotations
