@@ -11,7 +11,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from drip.mail.transports import OutboxTransport, SendError, SmtpTransport, _path
+from drip.mail.smtp_commands import path
+from drip.mail.transports import OutboxTransport, SendError, SmtpTransport
 from tests.smtp import Handler, SmtpServer, free_port
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
@@ -102,7 +103,7 @@ def test_outbox_writes_whole_eml_files(tmp_path: Path) -> None:
     ],
 )
 def test_envelope_addresses_are_sent_as_smtplib_quotes_them(address: str) -> None:
-    assert _path(address) == smtplib.quoteaddr(address)
+    assert path(address) == smtplib.quoteaddr(address)
 
 
 def test_the_envelope_reaches_the_relay_as_given(smtp_server: SmtpServer) -> None:
