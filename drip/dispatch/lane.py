@@ -8,11 +8,13 @@ through a `Ledger` how its rows are read and recorded.
   then the hand-off and its outcome recorded before the next.
 - `overlapped` (PostgreSQL, no shared pace): the statement recording message N goes to the
   database without waiting for its answer (drip.store.deferred); while the server runs it
-  and flushes its WAL, the lane builds message N+1 and opens its envelope (with DATA, where
-  the relay offers PIPELINING), then reads that answer, which brings N+1's reader's status
-  too, and only then sends N+1's message and final dot, or drops it. A message with DATA
-  open and no final dot is nothing handed over (RFC 5321, 3.8), so a crash still leaves at
-  most one message per SMTP session whose outcome is unknown.
+  and flushes its WAL, the lane streams message N+1 up to its final dot (its envelope
+  opened with DATA, where the relay offers PIPELINING) and builds N+2, then reads that
+  answer, which brings N+1's reader's status too, and only then sends N+1's final dot, or
+  drops it. N+2's envelope goes behind that dot, in the same write (RFC 2920's example,
+  3.1): one wait for the relay a message. A message with DATA open and no final dot is
+  nothing handed over (RFC 5321, 3.8), so a crash still leaves at most one message per
+  SMTP session whose outcome is unknown.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ class Check(enum.Enum):
 
 @dataclass
 class Opened:
-    """A message built, with its envelope opened (with DATA, when `data`), or the relay's
-    refusal of it."""
+    """A message built, with its envelope opened (when `data`: DATA too, and the message
+    streamed up to its final dot), or the relay's refusal of it."""
 
     message: bytes
     error: SendError | None
@@ -117,8 +119,9 @@ class Ledger(Protocol[I_in, C]):
 def open_envelope(
     relay: SmtpTransport, build: Callable[[], bytes], sender: str, recipient: str
 ) -> Opened | None:
-    """Build the message and open its envelope, through DATA where the relay pipelines;
-    None when it cannot be built (its turn builds it again and records why)."""
+    """Build the message and open its envelope; where the relay pipelines, through DATA and
+    the message up to its final dot. None when it cannot be built (its turn builds it
+    again and records why)."""
     try:
         message = build()
     except Unsendable:
@@ -126,6 +129,8 @@ def open_envelope(
     data = relay.pipelines
     try:
         relay.envelope(sender, recipient, len(message), data=data)
+        if data:
+            relay.stream(message)
     except SendError as error:
         return Opened(message, error)
     return Opened(message, None, data)
@@ -150,17 +155,21 @@ def overlapped(ledger: Ledger[I, C], items: Sequence[I]) -> None:
     """The batch in order, each record run by the database beside the next envelope."""
     check: C | None = None
     flight: Flight[I, C] | None = None
+    ahead: Opened | None = None  # the item's envelope, written behind the last final dot
     try:
         for index, item in enumerate(items):
+            smtp = ledger.smtp()
+            opened, ahead = ahead, None
             if ledger.stopped():
+                _undo(smtp, opened)
                 ledger.release(item)
                 continue
             following = items[index + 1] if index + 1 < len(items) else None
-            smtp = ledger.smtp()
-            opened: Opened | None = None
+            upcoming: bytes | None = None
             if flight is not None:
-                if smtp is not None and ledger.may_open(item):
+                if opened is None and smtp is not None and ledger.may_open(item):
                     opened = _open(ledger, smtp, item)
+                upcoming = _build_ahead(ledger, opened, following)
                 landing, flight = flight, None
                 try:
                     check = _land(ledger, landing)
@@ -173,12 +182,12 @@ def overlapped(ledger: Ledger[I, C], items: Sequence[I]) -> None:
                 _undo(smtp, opened)
                 check = ledger.usual(item, check, following)
                 continue
-            if _hand_over(ledger, smtp, item, check, opened):
-                flight = Flight(item, ledger.record(item, following))
+            flight, ahead = _hand_over(ledger, smtp, item, check, opened, following, upcoming)
             check = None
     finally:
         if flight is not None:  # the last record, or one in flight when something failed
             _land(ledger, flight)
+        _undo(ledger.smtp(), ahead)
 
 
 def _undo(smtp: SmtpTransport | None, opened: Opened | None) -> None:
@@ -192,26 +201,68 @@ def _undo(smtp: SmtpTransport | None, opened: Opened | None) -> None:
         smtp.reset()
 
 
+def _build_ahead(ledger: Ledger[I, C], opened: Opened | None, following: I | None) -> bytes | None:
+    """The following message, built while the database records the last one, so that its
+    envelope can go behind this message's final dot; None where it cannot go so."""
+    if following is None or opened is None or opened.error is not None or not opened.data:
+        return None
+    if not ledger.may_open(following):
+        return None
+    try:
+        return ledger.build(following)
+    except Unsendable:
+        return None  # its turn builds it again and records why
+
+
 def _hand_over(
-    ledger: Ledger[I, C], smtp: SmtpTransport, item: I, check: C, opened: Opened | None
-) -> bool:
-    """The rest of a message whose envelope may be open already; True when handed over
-    (the caller starts its record), False when it failed (recorded here)."""
+    ledger: Ledger[I, C],
+    smtp: SmtpTransport,
+    item: I,
+    check: C,
+    opened: Opened | None,
+    following: I | None,
+    upcoming: bytes | None,
+) -> tuple[Flight[I, C] | None, Opened | None]:
+    """The rest of a message whose envelope may be open already, with the following
+    message's envelope behind its final dot when that one is built (`upcoming`). Its record
+    starts once the relay answers the dot (failures are recorded here). Returns that
+    record in flight, and the following message opened ahead."""
     opened = opened or _open(ledger, smtp, item)
     if opened is None:  # unsendable: built again and recorded the usual way
         ledger.usual(item, check, None)
-        return False
+        return None, None
     error = opened.error
     if error is None:
         try:
-            smtp.body(opened.message) if opened.data else smtp.data(opened.message)
+            if opened.data:
+                behind = None
+                if following is not None and upcoming is not None:
+                    behind = (*ledger.envelope(following), len(upcoming))
+                smtp.finish(behind)
+            else:
+                smtp.data(opened.message)
         except SendError as failed:
             error = failed
+    flight = None
     if error is not None:
         ledger.failed(item, error)
-        return False
-    ledger.handed(item)
-    return True
+    else:
+        ledger.handed(item)
+        flight = Flight(item, ledger.record(item, following))
+    return flight, _opened_ahead(smtp, upcoming)
+
+
+def _opened_ahead(smtp: SmtpTransport, upcoming: bytes | None) -> Opened | None:
+    """The message whose envelope went behind the last final dot, streamed up to its own
+    final dot once the relay opened its DATA (or the relay's refusal)."""
+    if upcoming is None or not smtp.ahead_written:
+        return None
+    try:
+        smtp.opened()
+        smtp.stream(upcoming)
+    except SendError as error:
+        return Opened(upcoming, error)
+    return Opened(upcoming, None, data=True)
 
 
 def _open(ledger: Ledger[I, C], smtp: SmtpTransport, item: I) -> Opened | None:

@@ -1,6 +1,7 @@
 """The overlapped lane (drip.dispatch.lane) opens message N+1's DATA while the database
 runs message N's record: if that record fails, N+1 is dropped without its final dot, so
-nothing more is handed over, and the session is not left inside a message."""
+nothing more is handed over, and the session is not left inside a message. Where the relay
+pipelines, N+1's envelope goes behind N's final dot: a refusal of N leaves it open."""
 
 from __future__ import annotations
 
@@ -54,8 +55,10 @@ class Ledger:
     def envelope(self, item: str) -> tuple[str, str]:
         return "bounces@example.org", item
 
+    failures: dict[str, int | None] = field(default_factory=dict)
+
     def failed(self, item: str, error: SendError) -> None:
-        raise AssertionError(f"nothing fails to send: {error}")
+        self.failures[item] = error.code
 
     def handed(self, item: str) -> None: ...
 
@@ -95,3 +98,31 @@ def test_each_record_lands_before_the_next_final_dot(smtp_server: SmtpServer) ->
         overlapped(ledger, READERS)
     assert landed_at_data == [0, 1, 2]
     assert ledger.recorded == READERS
+
+
+def test_a_refused_message_leaves_the_next_envelope_open_behind_its_dot(
+    smtp_server: SmtpServer,
+) -> None:
+    smtp_server.handler.data_answer = lambda number: (
+        "554 5.7.1 looks like spam" if number == 2 else None
+    )
+    with SmtpTransport(smtp_server.url) as relay:
+        ledger = Ledger(relay, failing="nobody")
+        overlapped(ledger, READERS)
+    assert ledger.failures == {READERS[1]: 554}
+    assert ledger.recorded == [READERS[0], READERS[2]]
+    assert [m.recipients for m in smtp_server.messages] == [[READERS[0]], [READERS[2]]]
+
+
+def test_a_recipient_refused_behind_a_dot_fails_alone(smtp_server: SmtpServer) -> None:
+    smtp_server.answer(READERS[2], "550 5.1.1 user unknown")
+    with SmtpTransport(smtp_server.url) as relay:
+        ledger = Ledger(relay, failing="nobody")
+        overlapped(ledger, [*READERS, "fourth@example.org"])
+    assert ledger.failures == {READERS[2]: 550}
+    assert ledger.recorded == [READERS[0], READERS[1], "fourth@example.org"]
+    assert [m.recipients for m in smtp_server.messages] == [
+        [READERS[0]],
+        [READERS[1]],
+        ["fourth@example.org"],
+    ]
