@@ -99,8 +99,6 @@ class Recorder:
         postgres = dialect.name == "postgresql"
         self._record_one = Deferred(RECORD_SENT_AND_CHECK, dialect) if postgres else None
         self._confirm_one = Deferred(RECORD_CONFIRMED_AND_CHECK, dialect) if postgres else None
-        # PostgreSQL: each outcome's commit (its WAL flush) beside the next envelope.
-        self._overlap = postgres
         self._mark_sent = Direct(MARK_SENT, dialect)
         self._advance = Direct(ADVANCE, dialect)
         self._check = Direct(STILL_WANTED, dialect)
@@ -160,8 +158,8 @@ class Recorder:
         """One SMTP session through its share of the batch, in order."""
         with transport() as relay:
             ledger = LessonLedger(self, conn, relay, now, progress)
-            if self._overlap and not (progress or self.pace) and isinstance(relay, SmtpTransport):
-                overlapped(ledger, ready)  # each record's commit beside the next envelope
+            if not (progress or self.pace) and isinstance(relay, SmtpTransport):
+                overlapped(ledger, ready)  # the next envelope behind each final dot
             else:
                 in_turn(ledger, ready, self.pace)
         return ledger.outcomes, ledger.relay_down

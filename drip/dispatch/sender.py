@@ -192,8 +192,8 @@ class Sender:
         """The batch's hand-offs in order, each outcome recorded before the next; with the
         hot path, recording one reads the next reader's status in the same transaction."""
         ledger = SenderLedger(self, session, relay, producer, now, result, caps, hot)
-        if hot.postgres and self.pace is None:
-            overlapped(ledger, ready)  # each record's commit beside the next envelope
+        if self.pace is None:
+            overlapped(ledger, ready)  # the next envelope behind each final dot
         else:
             in_turn(ledger, ready, self.pace)
 
