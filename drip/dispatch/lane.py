@@ -6,14 +6,15 @@ through a `Ledger` how its rows are read and recorded.
 - `in_turn`: for each message, a slot of the shared pace waited for, then the reader's
   status read (unless recording the previous message just read it, with no wait since),
   then the hand-off and its outcome recorded before the next.
-- `overlapped` (PostgreSQL, no shared pace): the statement recording message N goes to the
-  database without waiting for its answer (drip.store.deferred); while the server runs it
-  and flushes its WAL, the lane streams message N+1 up to its final dot (its envelope
+- `overlapped` (no shared pace): on PostgreSQL the statement recording message N goes to
+  the database without waiting for its answer (drip.store.deferred); while the server runs
+  it and flushes its WAL, the lane streams message N+1 up to its final dot (its envelope
   opened with DATA, where the relay offers PIPELINING) and builds N+2, then reads that
   answer, which brings N+1's reader's status too, and only then sends N+1's final dot, or
   drops it. N+2's envelope goes behind that dot, in the same write (RFC 2920's example,
-  3.1): one wait for the relay a message. A message with DATA open and no final dot is
-  nothing handed over (RFC 5321, 3.8), so a crash still leaves at most one message per
+  3.1): one wait for the relay a message. On SQLite the record runs in turn, and the
+  envelopes go behind the dots all the same. A message with DATA open and no final dot
+  is nothing handed over (RFC 5321, 3.8), so a crash still leaves at most one message per
   SMTP session whose outcome is unknown.
 """
 
@@ -126,8 +127,9 @@ def open_envelope(
         message = build()
     except Unsendable:
         return None
-    data = relay.pipelines
     try:
+        relay.connect()
+        data = relay.pipelines
         relay.envelope(sender, recipient, len(message), data=data)
         if data:
             relay.stream(message)
@@ -182,6 +184,9 @@ def overlapped(ledger: Ledger[I, C], items: Sequence[I]) -> None:
                 _undo(smtp, opened)
                 check = ledger.usual(item, check, following)
                 continue
+            if opened is None:  # no record was in flight to open it beside
+                opened = _open(ledger, smtp, item)
+                upcoming = _build_ahead(ledger, opened, following)
             flight, ahead = _hand_over(ledger, smtp, item, check, opened, following, upcoming)
             check = None
     finally:
@@ -223,11 +228,11 @@ def _hand_over(
     following: I | None,
     upcoming: bytes | None,
 ) -> tuple[Flight[I, C] | None, Opened | None]:
-    """The rest of a message whose envelope may be open already, with the following
-    message's envelope behind its final dot when that one is built (`upcoming`). Its record
+    """The rest of a message whose envelope is open (None: it could not be built), with
+    the following message's envelope behind its final dot when that one is built
+    (`upcoming`). Its record
     starts once the relay answers the dot (failures are recorded here). Returns that
     record in flight, and the following message opened ahead."""
-    opened = opened or _open(ledger, smtp, item)
     if opened is None:  # unsendable: built again and recorded the usual way
         ledger.usual(item, check, None)
         return None, None

@@ -209,6 +209,12 @@ class SmtpTransport:
             ) from None
         return smtp
 
+    def connect(self) -> None:
+        """Open the session, if it is not open yet: what it offers (`pipelines`) is known
+        from then on."""
+        if self._smtp is None:
+            self._smtp = self._connect()
+
     @property
     def pipelines(self) -> bool:
         """The open session offers PIPELINING (RFC 2920): MAIL FROM, RCPT TO and DATA go
@@ -232,8 +238,7 @@ class SmtpTransport:
         problem = refuse_unless_one_address(recipient)
         if problem is not None:  # smtplib would rewrite it and send somewhere else
             raise SendError(f"{problem}; nothing was sent", transient=False)
-        if self._smtp is None:
-            self._smtp = self._connect()
+        self.connect()
         self._enveloped(
             lambda smtp: smtp_commands.envelope(smtp, sender, recipient, size, data=data),
             recipient,

@@ -1,0 +1,34 @@
+"""A pass waits for the relay once a message where it offers PIPELINING, on both databases:
+each final dot carries the next message's envelope and DATA in the same write (RFC 2920's
+example, 3.1), and every message still arrives whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from drip.core.clock import FrozenClock
+from drip.services import build_services
+from tests.bulk import add_due_readers
+from tests.conftest import make_settings
+from tests.relay import Relay
+
+READERS = 5
+
+
+def test_each_final_dot_carries_the_next_envelope(
+    tmp_path: Path, backend_url: str, clock: FrozenClock
+) -> None:
+    with Relay(pipelining=True) as relay:
+        settings = make_settings(tmp_path, backend_url, smtp_url=relay.url)
+        svc = build_services(settings, clock=clock)
+        try:
+            addresses = add_due_readers(svc.engine, READERS, clock())
+            report = svc.dispatcher().run_pass(clock())
+        finally:
+            svc.engine.dispose()
+    assert report.count("sent") == READERS
+    assert len(relay.messages) == READERS
+    behind_a_dot = [read for read in relay.data_reads if b".\r\nmail FROM:" in read]
+    assert len(behind_a_dot) == READERS - 1  # every envelope but the first
+    recipients = {read.split(b"rcpt TO:<")[1].split(b">")[0].decode() for read in behind_a_dot}
+    assert len(recipients) == READERS - 1 and recipients < set(addresses)
