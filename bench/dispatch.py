@@ -19,9 +19,10 @@ broadcast's copies (`mixed_vs_smtplib`), each against smtplib sending as many pr
 messages of the same kinds (bench/dispatch_kinds.py); `--kind all` runs the three in turn.
 `--profile FILE` writes cProfile's statistics of the (first) measured pass to FILE.
 
-The sink offers PIPELINING (RFC 2920), as production relays do, and drip uses it: the
-envelope and DATA in one write. smtplib never pipelines. `--no-pipelining` takes the offer
-away, for drip's figure with one wait per command, as smtplib's.
+The sink offers PIPELINING (RFC 2920), as production relays do, and drip uses it: each final
+dot with the next message's envelope and DATA in one write, one wait a message. smtplib
+never pipelines. `--no-pipelining` takes the offer away, for drip's figure with one wait
+per command, as smtplib's.
 
 With `--latency-ms 20` the sink waits 20 ms before each reply, like a relay across a
 network, and the bench compares drip with DRIP_SMTP_CONNECTIONS=8 against drip with 1 on

@@ -1,6 +1,6 @@
 """A hand-written SMTP relay on loopback that records what each of its reads brought:
 commands that arrive in one read were written together by the client (PIPELINING, RFC
-2920). It serves one session."""
+2920). It serves one session, and refuses any other."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ class Relay:
 
     def _serve(self) -> None:
         conn, _ = self.listener.accept()
+        self.listener.close()  # one session: a second one is refused at once
         with conn:
             conn.sendall(b"220 relay ESMTP\r\n")
             for verb, line in self._commands(conn):

@@ -133,7 +133,8 @@ class Settings:
         "DRIP_BATCH_SIZE",
         read.positive_int,
         default=200,
-        help="Enrollments one worker claims at a time; one SMTP connection serves a batch.",
+        help="Enrollments one worker claims at a time; its SMTP sessions stay open from one "
+        "batch to the next of a pass.",
     )
     send_rate: float = setting(
         "DRIP_SEND_RATE",

@@ -44,6 +44,7 @@ from drip.dispatch.still_wanted import StillWanted, queue_still_wanted
 from drip.mail.links import Links
 from drip.mail.pace import Pace
 from drip.mail.render import Renderer
+from drip.mail.sessions import Sessions
 from drip.mail.transports import Transport
 
 PASS_CHECKPOINT_PAGES = 10_000  # SQLite WAL pages (4 KiB) between checkpoints during a pass
@@ -155,7 +156,21 @@ class Dispatcher:
         report: PassReport,
         progress: Callable[[Outcome], None] | None,
     ) -> None:
-        """Claim, plan and send batch by batch until nobody due is left (or the relay rests)."""
+        """Claim, plan and send batch by batch until nobody due is left (or the relay rests),
+        over SMTP sessions kept open from one batch to the next."""
+        with Sessions(self.transport) as sessions:
+            self._send_batches(conn, library, now, pass_clock, report, progress, sessions)
+
+    def _send_batches(
+        self,
+        conn: Connection,
+        library: Library,
+        now: datetime,
+        pass_clock: float,
+        report: PassReport,
+        progress: Callable[[Outcome], None] | None,
+        sessions: Sessions,
+    ) -> None:
         while self.rest_until is None or now >= self.rest_until:
             # The lease runs from the claim, not from the pass's `now`: a long pass
             # would otherwise claim its last batches with leases already over.
@@ -176,9 +191,7 @@ class Dispatcher:
             # Lessons over their reader's cap wait for the reader's next window.
             plans, waiting = hold_over_cap(conn, plans, now, self.caps, self.worker_id)
             self._report(report, waiting, progress)
-            outcomes, relay_down = self.recorder.carry_out(
-                conn, plans, now, self.transport, progress
-            )
+            outcomes, relay_down = self.recorder.carry_out(conn, plans, now, sessions, progress)
             report.outcomes.extend(outcomes)
             self._pace_the_relay(outcomes, now)
             if relay_down or len(claimed) < self.settings.batch_size:

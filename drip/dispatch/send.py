@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import AbstractContextManager, closing
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -112,7 +112,7 @@ class Recorder:
         conn: Connection,
         plans: Sequence[Plan],
         now: datetime,
-        transport: Callable[[], Transport],
+        transport: Callable[[], AbstractContextManager[Transport]],
         progress: Callable[[Outcome], None] | None,
     ) -> tuple[list[Outcome], bool]:
         """Settle the readers that get no message, send the others; True if the relay was
@@ -152,7 +152,7 @@ class Recorder:
         conn: Connection,
         ready: list[Ready],
         now: datetime,
-        transport: Callable[[], Transport],
+        transport: Callable[[], AbstractContextManager[Transport]],
         progress: Callable[[Outcome], None] | None,
     ) -> tuple[list[Outcome], bool]:
         """One SMTP session through its share of the batch, in order."""

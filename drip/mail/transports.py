@@ -1,8 +1,9 @@
 """Transports behind one small interface: an SMTP relay, or the outbox folder by default.
 
-A transport is opened once per batch and reused for every message in it. Its errors say
-whether trying again later can help (`transient`: 4xx, refused connection, time-out) or not
-(5xx for the recipient), and keep the server's own answer for the operator.
+A transport is opened for a batch and reused for every message in it (the lessons' SMTP
+sessions for the whole pass: drip.mail.sessions). Its errors say whether trying again later
+can help (`transient`: 4xx, refused connection, time-out) or not (5xx for the recipient),
+and keep the server's own answer for the operator.
 """
 
 from __future__ import annotations

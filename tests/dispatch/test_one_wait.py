@@ -1,6 +1,6 @@
 """A pass waits for the relay once a message where it offers PIPELINING, on both databases:
 each final dot carries the next message's envelope and DATA in the same write (RFC 2920's
-example, 3.1), and every message still arrives whole."""
+example, 3.1), and every message still arrives whole. Its batches share one SMTP session."""
 
 from __future__ import annotations
 
@@ -32,3 +32,20 @@ def test_each_final_dot_carries_the_next_envelope(
     assert len(behind_a_dot) == READERS - 1  # every envelope but the first
     recipients = {read.split(b"rcpt TO:<")[1].split(b">")[0].decode() for read in behind_a_dot}
     assert len(recipients) == READERS - 1 and recipients < set(addresses)
+
+
+def test_a_pass_keeps_its_session_from_one_batch_to_the_next(
+    tmp_path: Path, backend_url: str, clock: FrozenClock
+) -> None:
+    with Relay(pipelining=True) as relay:  # it refuses a second session
+        settings = make_settings(tmp_path, backend_url, smtp_url=relay.url, batch_size=2)
+        svc = build_services(settings, clock=clock)
+        try:
+            add_due_readers(svc.engine, READERS, clock())
+            report = svc.dispatcher().run_pass(clock())
+        finally:
+            svc.engine.dispose()
+    assert report.count("sent") == READERS
+    assert len(relay.messages) == READERS
+    assert len([read for read in relay.reads if read.startswith(b"ehlo")]) == 1
+    assert relay.reads[-1] == b"quit\r\n"  # closed once the pass was over
