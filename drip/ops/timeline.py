@@ -73,7 +73,11 @@ def timeline(session: Session, enrollment: Enrollment) -> list[Entry]:
     ]
     entries += [
         Entry(e.at, e.kind, EVENT_TEXT.get(e.kind, e.kind.replace("_", " ")), e.detail)
-        for e in session.scalars(select(Event).where(Event.enrollment_id == enrollment.id))
+        # In the order written: events of one instant (gone, then paused) keep their order
+        # through the stable sort below; PostgreSQL returns rows in no promised order.
+        for e in session.scalars(
+            select(Event).where(Event.enrollment_id == enrollment.id).order_by(Event.id)
+        )
     ]
     entries += _unverified(session, enrollment)
     for delivery in enrollment.deliveries:
