@@ -123,19 +123,37 @@ class Dispatcher:
             report.intake = take_in(session, library)
             sweep(session, library, now)  # engaged, quiet, gone: before anything is sent
             paused = sending_paused(session)  # a bounce or complaint guardrail stopped it
+        # One set of SMTP sessions for the whole pass, kept from one batch to the next.
+        with Sessions(self.transport) as sessions:
+            self._send(report, library, now, pass_clock, progress, paused, sessions)
+        return report
+
+    def _send(
+        self,
+        report: PassReport,
+        library: Library,
+        now: datetime,
+        pass_clock: float,
+        progress: Callable[[Outcome], None] | None,
+        paused: str | None,
+        sessions: Sessions,
+    ) -> None:
+        """Offers and fresh links, then the lessons, then the broadcasts (none of the first
+        and last while a guardrail has sending `paused`)."""
         if not paused and not self._resting(now):
-            self._before_lessons(report, library, now, progress)
+            self._before_lessons(report, library, now, progress, sessions)
         with self.engine.connect() as conn:
             checkpoint_pages = self._tune(conn)
             try:
                 expire_unconfirmed(conn, now, self.settings.confirm_days)
                 self._resume_held(conn, library, now)
-                self._send_lessons(conn, library, now, pass_clock, report, progress)
+                self._send_lessons(conn, library, now, pass_clock, report, progress, sessions)
                 if not paused and not self._resting(now):  # lessons first, then broadcasts
-                    self._broadcasts(conn, library, now, pass_clock, report, progress)
+                    self._broadcasts(conn, library, now, pass_clock, report, progress, sessions)
                 # The heartbeat says when a pass really ran: one run `--now` for a simulated
                 # instant must not tell /healthz the last pass is in the future.
-                self.recorder.heartbeat(conn, self.clock(), self.started_at, report)
+                started = self.started_at or self.clock()  # set as the pass began
+                self.recorder.heartbeat(conn, self.clock(), started, report)
             except BaseException:
                 # The pass failed, perhaps because its connection died: restoring the
                 # settings on that connection would fail too and hide the real error.
@@ -145,7 +163,6 @@ class Dispatcher:
                     log.warning("after a failed pass, its connection settings stay: %s", error)
                 raise
             self._restore(conn, checkpoint_pages)
-        return report
 
     def _send_lessons(
         self,
@@ -155,22 +172,9 @@ class Dispatcher:
         pass_clock: float,
         report: PassReport,
         progress: Callable[[Outcome], None] | None,
-    ) -> None:
-        """Claim, plan and send batch by batch until nobody due is left (or the relay rests),
-        over SMTP sessions kept open from one batch to the next."""
-        with Sessions(self.transport) as sessions:
-            self._send_batches(conn, library, now, pass_clock, report, progress, sessions)
-
-    def _send_batches(
-        self,
-        conn: Connection,
-        library: Library,
-        now: datetime,
-        pass_clock: float,
-        report: PassReport,
-        progress: Callable[[Outcome], None] | None,
         sessions: Sessions,
     ) -> None:
+        """Claim, plan and send batch by batch until nobody due is left (or the relay rests)."""
         while self.rest_until is None or now >= self.rest_until:
             # The lease runs from the claim, not from the pass's `now`: a long pass
             # would otherwise claim its last batches with leases already over.
@@ -203,6 +207,7 @@ class Dispatcher:
         library: Library,
         now: datetime,
         progress: Callable[[Outcome], None] | None,
+        sessions: Sessions,
     ) -> None:
         """`on_complete` carried out (offers queued), then the fresh links readers wait
         for and the offers due in their windows, through the one sender."""
@@ -212,7 +217,8 @@ class Dispatcher:
             queue_reminders(session, library, now, self.settings.confirm_days)
             queue_questions(session, library, now)  # "Still want these?" to quiet readers
             for producer in self._before(library):
-                if self._ran(report, self.sender.run(session, producer, now), now, progress):
+                run = self.sender.run(session, producer, now, sessions=sessions)
+                if self._ran(report, run, now, progress):
                     break
 
     def _broadcasts(
@@ -223,6 +229,7 @@ class Dispatcher:
         pass_clock: float,
         report: PassReport,
         progress: Callable[[Outcome], None] | None,
+        sessions: Sessions,
     ) -> None:
         """The broadcast copies due, after the lessons, a batch at a time: between two
         batches the lessons fallen due meanwhile go first, so a long broadcast never holds
@@ -230,11 +237,11 @@ class Dispatcher:
         copies = BroadcastCopies(library, self.renderer, self.links)
         with Session(self.engine) as session:
             while True:
-                run = self.sender.run(session, copies, now, batches=1)
+                run = self.sender.run(session, copies, now, batches=1, sessions=sessions)
                 if self._ran(report, run, now, progress) or not run.more:
                     return
                 later = now + timedelta(seconds=time.monotonic() - pass_clock)
-                self._send_lessons(conn, library, later, pass_clock, report, progress)
+                self._send_lessons(conn, library, later, pass_clock, report, progress, sessions)
                 if self._resting(now):
                     return
 

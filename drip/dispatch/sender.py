@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -101,9 +101,15 @@ class Sender:
         self.pass_started = time.monotonic()  # the pass sets it as it starts
 
     def run(
-        self, session: Session, producer: Producer, now: datetime, batches: int | None = None
+        self,
+        session: Session,
+        producer: Producer,
+        now: datetime,
+        batches: int | None = None,
+        sessions: Callable[[], AbstractContextManager[Transport]] | None = None,
     ) -> Run:
-        """Send what `producer` has due at `now`, a batch at a time (at most `batches`)."""
+        """Send what `producer` has due at `now`, a batch at a time (at most `batches`),
+        over `sessions` (a pass's, drip.mail.sessions), else a session of its own a batch."""
         result = Run()
         done = 0
         while batches is None or done < batches:
@@ -118,7 +124,10 @@ class Sender:
             ready = self._prepare(session, producer, items, now)
             caps = self._batch_caps(session, producer, ready, now)
             session.rollback()  # end the caps' read
-            with OnFirstSend(self.transport) as relay, self._hot(session, producer) as hot:
+            with (
+                OnFirstSend(sessions or self.transport) as relay,
+                self._hot(session, producer) as hot,
+            ):
                 self._send(session, relay, producer, ready, now, result, caps, hot)
             result.more = not result.stopped and len(items) == BATCH
             if not result.more:

@@ -1,10 +1,12 @@
-"""SMTP sessions kept open from one batch of a pass to the next.
+"""SMTP sessions kept open for a whole pass, from one batch to the next and from one kind
+of message to the next.
 
 Each batch's lanes used to open a session of their own and quit it at the batch's end: the
 relay's greeting, EHLO, STARTTLS and its handshake, the login and EHLO again, every 200
-messages, and every 25 with eight sessions sharing a batch. Across a network that is several
-waits for the relay a batch. `Sessions` lends each lane a session the last batch left open,
-or opens one, and closes them all once the pass is over.
+messages (every 25 with eight sessions sharing a batch, and once per batch of a broadcast's
+copies). Across a network that is several waits for the relay a batch. `Sessions` lends
+each lane a session the last batch left open, or opens one, and closes them all once the
+pass is over.
 """
 
 from __future__ import annotations

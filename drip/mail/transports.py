@@ -1,7 +1,7 @@
 """Transports behind one small interface: an SMTP relay, or the outbox folder by default.
 
-A transport is opened for a batch and reused for every message in it (the lessons' SMTP
-sessions for the whole pass: drip.mail.sessions). Its errors say whether trying again later
+A transport is opened for a batch and reused for every message in it (an SMTP session for
+the whole pass: drip.mail.sessions). Its errors say whether trying again later
 can help (`transient`: 4xx, refused connection, time-out) or not (5xx for the recipient),
 and keep the server's own answer for the operator.
 """
@@ -16,7 +16,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from email.utils import parseaddr
 from pathlib import Path
 from types import TracebackType
@@ -390,11 +390,13 @@ def _answer(error: smtplib.SMTPResponseException) -> str:
 class OnFirstSend:
     """A transport opened by its first message: a run with nothing to send (most runs of
     the one-off senders beside the lessons) opens no SMTP connection. Once open, `opened`
-    is the transport (the hand-off lane opens envelopes on it ahead)."""
+    is the transport (the hand-off lane opens envelopes on it ahead). `factory` may lend
+    a session kept for the pass (drip.mail.sessions): its `with` gives it back."""
 
-    def __init__(self, factory: Callable[[], Transport]) -> None:
+    def __init__(self, factory: Callable[[], AbstractContextManager[Transport]]) -> None:
         self.factory = factory
         self.opened: Transport | None = None
+        self._held: AbstractContextManager[Transport] | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -405,12 +407,13 @@ class OnFirstSend:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.opened is not None:
-            self.opened.__exit__(kind, error, tb)
+        if self._held is not None:
+            self._held.__exit__(kind, error, tb)
 
     def send(self, sender: str, recipient: str, message: bytes, name: str) -> None:
         if self.opened is None:
-            self.opened = self.factory().__enter__()
+            self._held = self.factory()
+            self.opened = self._held.__enter__()
         self.opened.send(sender, recipient, message, name)
 
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from drip.core.clock import FrozenClock
+from drip.dispatch.broadcasts import schedule
+from drip.dispatch.outcome import Kind
 from drip.services import build_services
 from tests.bulk import add_due_readers
 from tests.conftest import make_settings
+from tests.dispatch.test_one_way import NINE_IN_NEW_YORK, news
 from tests.relay import Relay
 
 READERS = 5
@@ -49,3 +52,23 @@ def test_a_pass_keeps_its_session_from_one_batch_to_the_next(
     assert len(relay.messages) == READERS
     assert len([read for read in relay.reads if read.startswith(b"ehlo")]) == 1
     assert relay.reads[-1] == b"quit\r\n"  # closed once the pass was over
+
+
+def test_a_pass_sends_its_lessons_and_a_broadcast_over_one_session(
+    tmp_path: Path, backend_url: str, clock: FrozenClock
+) -> None:
+    with Relay(pipelining=True) as relay:  # it refuses a second session
+        settings = make_settings(tmp_path, backend_url, smtp_url=relay.url, batch_size=2)
+        clock.set(NINE_IN_NEW_YORK)  # inside the readers' window for a broadcast
+        svc = build_services(settings, clock=clock)
+        try:
+            add_due_readers(svc.engine, 3, clock())
+            with svc.sessions() as session:
+                schedule(session, svc.content.library(), news(), clock(), clock())
+            report = svc.dispatcher().run_pass(clock())
+        finally:
+            svc.engine.dispose()
+    sent = [o.kind for o in report.outcomes if o.status == "sent"]
+    assert sorted(sent) == sorted([Kind.LESSON] * 3 + [Kind.BROADCAST] * 3)
+    assert len(relay.messages) == 6
+    assert len([read for read in relay.reads if read.startswith(b"ehlo")]) == 1
