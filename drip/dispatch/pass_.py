@@ -13,6 +13,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection, Engine
@@ -124,7 +125,7 @@ class Dispatcher:
             sweep(session, library, now)  # engaged, quiet, gone: before anything is sent
             paused = sending_paused(session)  # a bounce or complaint guardrail stopped it
         # One set of SMTP sessions for the whole pass, kept from one batch to the next.
-        with Sessions(self.transport) as sessions:
+        with closing(Sessions(self.transport)) as sessions:
             self._send(report, library, now, pass_clock, progress, paused, sessions)
         return report
 
