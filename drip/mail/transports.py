@@ -1,9 +1,9 @@
 """Transports behind one small interface: an SMTP relay, or the outbox folder by default.
 
 A transport is opened for a batch and reused for every message in it (an SMTP session for
-the whole pass: drip.mail.sessions). Its errors say whether trying again later
-can help (`transient`: 4xx, refused connection, time-out) or not (5xx for the recipient),
-and keep the server's own answer for the operator.
+the whole pass: drip.mail.sessions). Its errors say whether trying again later can help
+(`transient`: 4xx, refused connection, time-out) or not (5xx for the recipient), and keep
+the server's own answer for the operator.
 """
 
 from __future__ import annotations
@@ -249,11 +249,7 @@ class SmtpTransport:
         """An envelope's `step` on the session, its errors as SendErrors: nothing was
         handed over."""
         if self._smtp is None:
-            raise SendError(
-                f"connection to {self.host}:{self.port} lost before the envelope's answers",
-                transient=True,
-                connection=True,
-            )
+            raise self._lost(" before the envelope's answers")
         try:
             step(self._smtp)
         except smtplib.SMTPRecipientsRefused as error:
@@ -264,12 +260,7 @@ class SmtpTransport:
         except smtplib.SMTPResponseException as error:
             raise self._refused(error.smtp_code, _answer(error)) from None
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
-            self.close()
-            raise SendError(
-                f"connection to {self.host}:{self.port} lost: {error}",
-                transient=True,
-                connection=True,
-            ) from None
+            raise self._lost(f": {error}") from None
 
     def data(self, message: bytes) -> None:
         """DATA, where a lost connection leaves the outcome unknown: the relay may have
@@ -289,12 +280,8 @@ class SmtpTransport:
         try:
             self._smtp.send(smtp_commands.stuffed(message))
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
-            self.close()
-            raise SendError(
-                f"connection to {self.host}:{self.port} lost before the message's end, "
-                f"so nothing was handed over: {error}",
-                transient=True,
-                connection=True,
+            raise self._lost(
+                f" before the message's end, so nothing was handed over: {error}"
             ) from None
 
     def finish(self, ahead: tuple[str, str, int] | None = None) -> None:
@@ -342,16 +329,24 @@ class SmtpTransport:
         except smtplib.SMTPResponseException as error:
             raise self._refused(error.smtp_code, _answer(error)) from None
         except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as error:
-            self.close()
-            raise SendError(
-                f"connection to {self.host}:{self.port} lost during DATA, so the relay may "
-                f"have accepted the message: {error}",
-                transient=True,
-                connection=True,
+            raise self._lost(
+                f" during DATA, so the relay may have accepted the message: {error}",
                 unknown=True,
             ) from None
         if code != 250:
             raise self._refused(code, _text(answer))
+
+    def _lost(self, when: str, *, unknown: bool = False) -> SendError:
+        """The connection went away (`when`: how far the message had got, and why): the
+        session is closed, the next message opens a new one, and the relay is down for
+        now."""
+        self.close()
+        return SendError(
+            f"connection to {self.host}:{self.port} lost{when}",
+            transient=True,
+            connection=True,
+            unknown=unknown,
+        )
 
     def _refused(self, code: int, answer: str) -> SendError:
         """The relay answered `code` to this message: the session is reset for the next one
