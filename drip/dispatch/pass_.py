@@ -88,7 +88,7 @@ class Dispatcher:
         self.recorder = Recorder(
             engine.dialect, settings, renderer, links, self.worker_id, self.pace, clock
         )
-        self.sender = Sender(settings, renderer, links, transport, self.worker_id, self.pace)
+        self.sender = Sender(settings, renderer, links, self.worker_id, self.pace)
         self.caps = Caps.of(settings)  # each reader's daily and weekly caps
         self.rest = timedelta()  # how long the relay last asked drip to wait
         self.rest_until: datetime | None = None
@@ -218,7 +218,7 @@ class Dispatcher:
             queue_reminders(session, library, now, self.settings.confirm_days)
             queue_questions(session, library, now)  # "Still want these?" to quiet readers
             for producer in self._before(library):
-                run = self.sender.run(session, producer, now, sessions=sessions)
+                run = self.sender.run(session, producer, now, sessions)
                 if self._ran(report, run, now, progress):
                     break
 
@@ -238,7 +238,7 @@ class Dispatcher:
         copies = BroadcastCopies(library, self.renderer, self.links)
         with Session(self.engine) as session:
             while True:
-                run = self.sender.run(session, copies, now, batches=1, sessions=sessions)
+                run = self.sender.run(session, copies, now, sessions, batches=1)
                 if self._ran(report, run, now, progress) or not run.more:
                     return
                 later = now + timedelta(seconds=time.monotonic() - pass_clock)

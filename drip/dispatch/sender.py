@@ -89,12 +89,11 @@ class Sender:
         settings: Settings,
         renderer: Renderer,
         links: Links,
-        transport: Callable[[], Transport],
         worker_id: str,
         pace: Pace | None,
     ) -> None:
         self.settings, self.renderer, self.links = settings, renderer, links
-        self.transport, self.worker_id, self.pace = transport, worker_id, pace
+        self.worker_id, self.pace = worker_id, pace
         # how long a record takes lately, shared with the lessons' (drip.dispatch.lane)
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.caps = Caps.of(settings)
@@ -105,11 +104,11 @@ class Sender:
         session: Session,
         producer: Producer,
         now: datetime,
+        sessions: Callable[[], AbstractContextManager[Transport]],
         batches: int | None = None,
-        sessions: Callable[[], AbstractContextManager[Transport]] | None = None,
     ) -> Run:
         """Send what `producer` has due at `now`, a batch at a time (at most `batches`),
-        over `sessions` (a pass's, drip.mail.sessions), else a session of its own a batch."""
+        over `sessions` (the pass's, drip.mail.sessions)."""
         result = Run()
         done = 0
         while batches is None or done < batches:
@@ -125,7 +124,7 @@ class Sender:
             caps = self._batch_caps(session, producer, ready, now)
             session.rollback()  # end the caps' read
             with (
-                OnFirstSend(sessions or self.transport) as relay,
+                OnFirstSend(sessions) as relay,
                 self._hot(session, producer) as hot,
             ):
                 self._send(session, relay, producer, ready, now, result, caps, hot)

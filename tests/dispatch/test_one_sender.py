@@ -215,17 +215,15 @@ def test_the_one_senders_lease_runs_from_each_claim_not_from_the_start_of_the_pa
         with svc.sessions() as session:
             leased_until.append(session.scalars(select(LinkRequest.due_at)).one())
 
-    one = Sender(
-        svc.settings,
-        svc.renderer,
-        svc.links,
-        lambda: AfterHandOff(SmtpTransport(smtp_server.url), look),
-        "worker-1",
-        None,
-    )
+    one = Sender(svc.settings, svc.renderer, svc.links, "worker-1", None)
     one.pass_started = time.monotonic() - 3600  # a pass that began an hour ago
     with svc.sessions() as session:
-        run = one.run(session, FreshLinks(svc.content.library(), svc.renderer), svc.clock())
+        run = one.run(
+            session,
+            FreshLinks(svc.content.library(), svc.renderer),
+            svc.clock(),
+            lambda: AfterHandOff(SmtpTransport(smtp_server.url), look),
+        )
 
     assert [o.status for o in run.outcomes] == ["sent"]
     lease = timedelta(seconds=svc.settings.lease_seconds)
