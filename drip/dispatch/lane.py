@@ -230,9 +230,8 @@ def _hand_over(
 ) -> tuple[Flight[I, C] | None, Opened | None]:
     """The rest of a message whose envelope is open (None: it could not be built), with
     the following message's envelope behind its final dot when that one is built
-    (`upcoming`). Its record
-    starts once the relay answers the dot (failures are recorded here). Returns that
-    record in flight, and the following message opened ahead."""
+    (`upcoming`). Its record starts once the relay answers the dot (failures are recorded
+    here). Returns that record in flight, and the following message opened ahead."""
     if opened is None:  # unsendable: built again and recorded the usual way
         ledger.usual(item, check, None)
         return None, None
