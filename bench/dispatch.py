@@ -26,7 +26,8 @@ per command, as smtplib's.
 
 With `--latency-ms 20` the sink waits 20 ms before each reply, like a relay across a
 network, and the bench compares drip with DRIP_SMTP_CONNECTIONS=8 against drip with 1 on
-that sink in the same run: `connections_8_vs_1 RATIO` (target >= 6).
+that sink in the same run: `connections_8_vs_1 RATIO` (target >= 6), for lessons or, with
+`--kind broadcast`, a broadcast's copies.
 
     .venv/bin/python bench/dispatch.py                       # SQLite in a temporary folder
     .venv/bin/python bench/dispatch.py --database-url postgresql+psycopg://postgres@/bench
@@ -62,7 +63,7 @@ from drip.mail.message_ids import message_id_for
 from drip.mail.render import Reader
 from drip.services import Services, build_services
 from drip.store.db import make_engine, migrate
-from drip.store.models import Delivery, Enrollment, Subscriber
+from drip.store.models import Broadcast, Delivery, Enrollment, Subscriber
 
 NOW = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)  # 09:00 in New York, inside the window
 LONG_AGO = NOW - timedelta(days=400)
@@ -257,12 +258,11 @@ def timed(label: str, work: Callable[[], Any]) -> tuple[float, Any]:
     return took, result
 
 
-def bench_kind(
-    svc: Services, sequence: Sequence, kind: str, readers: int, port: int
-) -> tuple[float, float]:
-    """(drip's seconds, smtplib's) for a pass sending `readers` messages of `kind`:
-    `broadcast` (every one a broadcast's copy) or `mixed` (half lessons, a quarter
-    confirmations, a quarter broadcast copies)."""
+def drip_kind(
+    svc: Services, sequence: Sequence, kind: str, readers: int
+) -> tuple[float, Broadcast, tuple[int, int, int]]:
+    """(seconds, the broadcast, (lessons, confirmations, copies)) of one pass sending
+    `readers` messages of `kind` (see `bench_kind`)."""
     reset(svc.engine)
     copies = readers if kind == "broadcast" else readers // 4
     confirmations = 0 if kind == "broadcast" else readers // 4
@@ -279,6 +279,16 @@ def bench_kind(
     )
     if report.count("sent") != readers:
         raise SystemExit(f"expected {readers} sent, got: {report.summary()}")
+    return seconds, broadcast, (lessons, confirmations, copies)
+
+
+def bench_kind(
+    svc: Services, sequence: Sequence, kind: str, readers: int, port: int
+) -> tuple[float, float]:
+    """(drip's seconds, smtplib's) for a pass sending `readers` messages of `kind`:
+    `broadcast` (every one a broadcast's copy) or `mixed` (half lessons, a quarter
+    confirmations, a quarter broadcast copies)."""
+    seconds, broadcast, (lessons, confirmations, copies) = drip_kind(svc, sequence, kind, readers)
     lesson = kinds.lesson_template(svc, sequence)
     bare = kinds.bare_smtplib(
         port,
@@ -375,9 +385,10 @@ def bench_connections(
     latency_ms: float,
     readers: int,
     pipelining: bool,
+    kind: str,
 ) -> tuple[float, float]:
-    """(seconds with 1 SMTP connection, with 8) for `readers` messages to a sink that waits
-    `latency_ms` before each reply."""
+    """(seconds with 1 SMTP connection, with 8) for `readers` messages of `kind` (lessons,
+    or a broadcast's copies) to a sink that waits `latency_ms` before each reply."""
     sink = Sink(latency_ms, pipelining=pipelining)
     seconds = []
     try:
@@ -397,7 +408,10 @@ def bench_connections(
             svc = build_services(settings, clock=lambda: NOW)
             sequence = svc.content.library().sequences[SLUG]
             try:
-                took, _ = bench_dispatch(svc, sequence, readers)
+                if kind == "broadcast":
+                    took, _, _ = drip_kind(svc, sequence, kind, readers)
+                else:
+                    took, _ = bench_dispatch(svc, sequence, readers)
             finally:
                 svc.engine.dispose()
             say(f"{connections} connection(s): {readers / took:,.0f} messages/s")
@@ -445,8 +459,9 @@ def main() -> None:
             migrate(engine)
             engine.dispose()
             count = args.readers or 800
-            one, eight = bench_connections(tmp, url, args.latency_ms, count, args.pipelining)
-        print(f"latency {args.latency_ms:g} ms per reply; {count:,} messages")
+            kind = "broadcast" if args.kind == "broadcast" else "lessons"
+            one, eight = bench_connections(tmp, url, args.latency_ms, count, args.pipelining, kind)
+        print(f"latency {args.latency_ms:g} ms per reply; {count:,} messages ({kind})")
         print(f"1 connection   {count / one:,.0f}/s; 8 connections {count / eight:,.0f}/s")
         print(f"connections_8_vs_1 {one / eight:.2f}")
         return

@@ -148,8 +148,9 @@ class Settings:
         "DRIP_SMTP_CONNECTIONS",
         read.positive_int,
         default=1,
-        help="SMTP sessions one worker keeps busy at once (within DRIP_SEND_RATE): for a "
-        "relay far away on the network, where one session waits on every reply.",
+        help="SMTP sessions one worker keeps busy at once (within DRIP_SEND_RATE), for every "
+        "kind of message: for a relay far away on the network, where one session waits on "
+        "every reply.",
     )
     lease_seconds: int = setting(
         "DRIP_LEASE_SECONDS",

@@ -17,6 +17,8 @@ lesson (drip.dispatch.send):
 - an offer or a broadcast copy over the reader's daily or weekly cap (or behind a lesson of
   theirs due now) put back to the reader's next window, never dropped (drip.dispatch.caps);
 - the outcome committed before the next hand-off, only while the lease is this worker's;
+- over DRIP_SMTP_CONNECTIONS SMTP sessions at once, as the lessons go, each on a database
+  connection of its own and keeping each of these guarantees; a reader's items share one;
 - the one retry rule (`drip.dispatch.producers.after_failure`): the relay's "slow down"
   rests every kind and charges nobody, a permanent refusal suppresses the address, a
   transient one is tried again after `backoff` up to DRIP_MAX_ATTEMPTS;
@@ -28,11 +30,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, Engine, insert
 from sqlalchemy.orm import Session
 
 from drip.audience.leaving import suppress
@@ -81,6 +84,20 @@ class Run:
     more: bool = False  # a whole batch was due: there may be more
 
 
+def by_reader(items: list[Item], lanes: int) -> list[list[Item]]:
+    """`items` in at most `lanes` shares, in order, each reader's in one share."""
+    shares: list[list[Item]] = [[] for _ in range(max(1, min(lanes, len(items))))]
+    lane_of: dict[int, int] = {}  # readers dealt round the lanes as they come
+    for item in items:
+        shares[lane_of.setdefault(item.subscriber_id, len(lane_of) % len(shares))].append(item)
+    return [share for share in shares if share] or [[]]
+
+
+def _engine(session: Session) -> Engine:
+    bind = session.get_bind()
+    return bind.engine if isinstance(bind, Connection) else bind
+
+
 class Sender:
     """Hands over one producer's messages for one worker."""
 
@@ -123,11 +140,7 @@ class Sender:
             ready = self._prepare(session, producer, items, now)
             caps = self._batch_caps(session, producer, ready, now)
             session.rollback()  # end the caps' read
-            with (
-                OnFirstSend(sessions) as relay,
-                self._hot(session, producer) as hot,
-            ):
-                self._send(session, relay, producer, ready, now, result, caps, hot)
+            self._lanes(session, producer, ready, now, result, caps, sessions)
             result.more = not result.stopped and len(items) == BATCH
             if not result.more:
                 break
@@ -185,6 +198,45 @@ class Sender:
             producer.write_ahead(session, ahead, self.worker_id)
         session.commit()
         return ready
+
+    def _lanes(
+        self,
+        session: Session,
+        producer: Producer,
+        ready: list[Item],
+        now: datetime,
+        result: Run,
+        caps: BatchCaps | None,
+        sessions: Callable[[], AbstractContextManager[Transport]],
+    ) -> None:
+        """The batch over DRIP_SMTP_CONNECTIONS sessions at once, as the lessons go: each
+        lane on a database connection of its own keeps every guarantee of one. A reader's
+        items share a lane, so they go in order and their caps are counted in one place."""
+        shares = by_reader(ready, self.settings.smtp_connections)
+        if len(shares) == 1:
+            self._lane(session, producer, shares[0], now, result, caps, sessions)
+            return
+
+        def lane(share: list[Item]) -> None:
+            with Session(_engine(session)) as own:
+                self._lane(own, producer, share, now, result, caps, sessions)
+
+        with ThreadPoolExecutor(len(shares), thread_name_prefix="smtp") as pool:
+            list(pool.map(lane, shares))
+
+    def _lane(
+        self,
+        session: Session,
+        producer: Producer,
+        ready: list[Item],
+        now: datetime,
+        result: Run,
+        caps: BatchCaps | None,
+        sessions: Callable[[], AbstractContextManager[Transport]],
+    ) -> None:
+        """One SMTP session through its share of the batch, in order."""
+        with OnFirstSend(sessions) as relay, self._hot(session, producer) as hot:
+            self._send(session, relay, producer, ready, now, result, caps, hot)
 
     def _send(
         self,
@@ -317,9 +369,7 @@ class Sender:
     @contextmanager
     def _hot(self, session: Session, producer: Producer) -> Iterator[HotPath]:
         """The producer's status reads and sent records on a connection of their own."""
-        bind = session.get_bind()
-        engine = bind.engine if isinstance(bind, Connection) else bind
-        with engine.connect() as conn:
+        with _engine(session).connect() as conn:
             yield HotPath(conn, producer, producer.sent_event, self.worker_id)
 
     def _batch_caps(

@@ -1,0 +1,66 @@
+"""DRIP_SMTP_CONNECTIONS holds for every kind of message, not the lessons alone: the one
+sender's batches (a broadcast's copies, offers, confirmations) go over that many SMTP
+sessions at once, each reader's items in one of them, every copy once."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import select
+
+from drip.core.clock import FrozenClock
+from drip.dispatch.broadcasts import schedule
+from drip.dispatch.outcome import Kind
+from drip.dispatch.producers import Item
+from drip.dispatch.sender import by_reader
+from drip.services import build_services
+from drip.store.models import BroadcastRecipient
+from tests.bulk import add_due_readers
+from tests.conftest import make_settings
+from tests.dispatch.test_one_way import NINE_IN_NEW_YORK, news
+from tests.smtp import SmtpServer
+
+
+def test_a_broadcast_goes_over_several_smtp_connections_each_copy_once(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    clock.set(NINE_IN_NEW_YORK)  # inside the readers' window for a broadcast
+    settings = make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, smtp_connections=4)
+    svc = build_services(settings, clock)
+    addresses = add_due_readers(svc.engine, 40, clock())
+    svc.dispatcher().run_pass(clock())  # the lessons due, first
+    lessons = len(smtp_server.messages)
+    with svc.sessions() as session:
+        schedule(session, svc.content.library(), news(), clock(), clock())
+
+    report = svc.dispatcher().run_pass(clock())
+
+    assert [o.kind for o in report.outcomes if o.status == "sent"] == [Kind.BROADCAST] * 40
+    copies = smtp_server.messages[lessons:]
+    assert Counter(r for m in copies for r in m.recipients) == Counter(addresses)
+    assert len({m.peer for m in copies}) == 4  # four sessions at once
+    with svc.sessions() as session:
+        assert Counter(session.scalars(select(BroadcastRecipient.status))) == {"sent": 40}
+    svc.engine.dispose()
+
+
+def item(row: int, reader: int) -> Item:
+    return Item(row, 1, reader, f"r{reader}@example.org", "", "tiny", "news", 0, None, None)
+
+
+def test_a_readers_items_share_one_lane_in_their_order() -> None:
+    items = [item(row, reader) for row, reader in enumerate([7, 3, 7, 4, 3, 9, 7])]
+
+    shares = by_reader(items, 3)
+
+    assert sorted(i.row_id for share in shares for i in share) == list(range(7))
+    for share in shares:
+        assert [i.row_id for i in share] == sorted(i.row_id for i in share)
+    lanes = {i.subscriber_id: n for n, share in enumerate(shares) for i in share}
+    assert all(lanes[i.subscriber_id] == n for n, share in enumerate(shares) for i in share)
+    assert len(shares) == 3
+
+
+def test_one_item_takes_one_lane() -> None:
+    assert [[i.row_id for i in share] for share in by_reader([item(5, 2)], 8)] == [[5]]
