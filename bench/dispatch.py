@@ -18,6 +18,8 @@ readers (`broadcast_vs_smtplib`), `--kind mixed` a pass of lessons, confirmation
 broadcast's copies (`mixed_vs_smtplib`), each against smtplib sending as many pre-built
 messages of the same kinds (bench/dispatch_kinds.py); `--kind all` runs the three in turn.
 `--profile FILE` writes cProfile's statistics of the (first) measured pass to FILE.
+`--connections N` sets DRIP_SMTP_CONNECTIONS for drip's passes (default: drip's default);
+smtplib always sends over one session, as a bare client does.
 
 The sink offers PIPELINING (RFC 2920), as production relays do, and drip uses it: each final
 dot with the next message's envelope and DATA in one write, one wait a message. smtplib
@@ -444,6 +446,11 @@ def main() -> None:
         default="lessons",
         help="what the measured pass sends (lessons: also the pass at two sizes)",
     )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        help="DRIP_SMTP_CONNECTIONS for the measured passes (default: drip's own default)",
+    )
     parser.add_argument("--profile", help="write cProfile's statistics of the first pass here")
     parser.add_argument(
         "--no-pipelining",
@@ -485,6 +492,7 @@ def main() -> None:
             allow_unsafe_sending=True,
             sequences_dir=PROJECT_ROOT / "sequences",
             postal_address="1 Bench Road, Testville",
+            **({"smtp_connections": args.connections} if args.connections else {}),
         )
         svc = build_services(settings, clock=lambda: NOW)
         sequence = svc.content.library().get(SLUG)
@@ -508,6 +516,7 @@ def main() -> None:
     offered = "offers" if args.pipelining else "does not offer"
     print(
         f"backend {svc.engine.dialect.name}; {readers:,} messages a figure; "
+        f"drip over {settings.smtp_connections} SMTP session(s), smtplib over 1; "
         f"the sink {offered} PIPELINING"
     )
     for name, (drip_s, bare_s) in figures.items():
