@@ -18,7 +18,8 @@ from drip.services import build_services
 from drip.store.models import BroadcastRecipient
 from tests.bulk import add_due_readers
 from tests.conftest import make_settings
-from tests.dispatch.test_one_way import NINE_IN_NEW_YORK, news
+from tests.dispatch.test_chaining import library_with
+from tests.dispatch.test_one_way import NINE_IN_NEW_YORK, every_kind_due, news
 from tests.smtp import SmtpServer
 
 
@@ -42,6 +43,31 @@ def test_a_broadcast_goes_over_several_smtp_connections_each_copy_once(
     assert len({m.peer for m in copies}) == 4  # four sessions at once
     with svc.sessions() as session:
         assert Counter(session.scalars(select(BroadcastRecipient.status))) == {"sent": 40}
+    svc.engine.dispose()
+
+
+def test_every_kind_goes_over_several_smtp_connections_each_message_once(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer
+) -> None:
+    courses = library_with(tmp_path, "on_complete: {offer: next-course}\n")
+    settings = make_settings(
+        tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=courses, smtp_connections=3
+    )
+    svc = build_services(settings, FrozenClock(NINE_IN_NEW_YORK))
+    owed = every_kind_due(svc, svc.clock())
+
+    report = svc.dispatcher().run_pass(svc.clock())
+
+    assert Counter(o.kind for o in report.outcomes if o.status == "sent") == owed
+    arrivals = Counter((r, m.subject) for m in smtp_server.messages for r in m.recipients)
+    assert sum(arrivals.values()) == sum(owed.values()) and set(arrivals.values()) == {1}
+    for subject in (  # the one sender's kinds, and a confirmation
+        "News",
+        "What comes after Tiny course",
+        "Your fresh link: Tiny guide",
+        "Please confirm: Tiny course",
+    ):
+        assert len({m.peer for m in smtp_server.messages if m.subject == subject}) == 3, subject
     svc.engine.dispose()
 
 
