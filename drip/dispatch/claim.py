@@ -127,9 +127,7 @@ def lease(
     a guardrail has paused all sending (drip.deliverability.bounces)."""
     if sending_paused(conn):
         return []
-    due = queries.due(conn, now, limit=batch_size)
-    if skip_locked:
-        due = due.with_for_update(skip_locked=True)
+    due = queries.longest_due(conn, now, batch_size, skip_locked=skip_locked)
     rows = conn.execute(
         update(E)
         .where(E.c.id.in_(due.scalar_subquery()))

@@ -18,7 +18,17 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Connection, Select, Table, any_, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    any_,
+    func,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
@@ -63,19 +73,41 @@ def due(
     now: datetime,
     *,
     after: datetime | None = None,
-    limit: int | None = None,
 ) -> Select[tuple[int]]:
     """Ids of the enrollments due at `now` (and, with `after`, not before it), leaving out
-    the sequences an operator paused; with `limit`, the longest-waiting first."""
+    the sequences an operator paused (a claim takes them with `longest_due`)."""
     query = select(E.c.id).where(E.c.status.in_(WAITING), E.c.due_at <= now)
     if after is not None:
         query = query.where(E.c.due_at > after)
     paused = paused_sequences(db)
     if paused:
         query = query.where(E.c.sequence.not_in(sorted(paused)))
-    if limit is not None:
-        query = query.order_by(E.c.due_at).limit(limit)
     return query
+
+
+def longest_due(
+    db: Session | Connection, now: datetime, limit: int, *, skip_locked: bool = False
+) -> Select[int]:
+    """Ids of the `limit` enrollments due longest at `now`, outside the paused sequences, as
+    a claim takes them (`skip_locked`: PostgreSQL's FOR UPDATE SKIP LOCKED on each).
+
+    One ordered range of ix_enrollments_status_due for each waiting status, `limit` rows
+    of each, then the longest-waiting of those. `due`'s single `status IN (...)` range is
+    not in due_at order, so PostgreSQL read and sorted every due row to take a batch: 12 ms
+    a claim of 200 with 1,000 due, 280 ms with 1,000,000 due (a big import, a long outage).
+    Rows locked but not taken are free again when the claim commits."""
+    paused = sorted(paused_sequences(db))
+    ranges = []
+    for status in WAITING:
+        waiting = select(E.c.id, E.c.due_at).where(E.c.status == status, E.c.due_at <= now)
+        if paused:
+            waiting = waiting.where(E.c.sequence.not_in(paused))
+        waiting = waiting.order_by(E.c.due_at).limit(limit)
+        if skip_locked:
+            waiting = waiting.with_for_update(skip_locked=True)
+        ranges.append(waiting.cte(f"due_{status.value}"))
+    both = union_all(*(select(r.c.id, r.c.due_at) for r in ranges)).subquery("due")
+    return select(both.c.id).order_by(both.c.due_at).limit(limit)
 
 
 def count_due(db: Session | Connection, now: datetime, *, after: datetime | None = None) -> int:
