@@ -127,7 +127,7 @@ class BroadcastCopies:
         self.reads: dict[tuple[str, ...], Select[Any]] = {}
 
     def due(self, session: Session, now: datetime, limit: int, lease: Lease | None) -> list[Item]:
-        due = COPIES.c.status.in_(OPEN) & (COPIES.c.due_at <= now)
+        due = [(COPIES.c.status == status) & (COPIES.c.due_at <= now) for status in OPEN]
         values = {} if lease is None else {"status": RecipientStatus.SENDING}
         if lease is not None:  # broadcast tests: the held readers get the winner first
             decide_due(session, now)

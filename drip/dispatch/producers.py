@@ -12,12 +12,13 @@ PostgreSQL; SQLite dispatches one process at a time), or, for the dry run, only 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Select, Table, bindparam, select, update
+from sqlalchemy import ColumnElement, Select, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -29,7 +30,7 @@ from drip.mail.pace import backoff
 from drip.mail.render import MessageTemplate
 from drip.mail.transports import SendError
 from drip.store.models import EventKind
-from drip.store.queries import among
+from drip.store.queries import among, first_due
 
 HOLD = timedelta(minutes=15)  # how long a message waits when its course cannot be read
 Window = tuple[SendWindow, ZoneInfo]
@@ -189,21 +190,20 @@ def write_ahead_ids(session: Session, table: Table, items: list[Item], worker: s
 def claim(
     session: Session,
     table: Table,
-    due: ColumnElement[bool],
+    due: Sequence[ColumnElement[bool]],
     limit: int,
     lease: Lease | None,
     **values: Any,
 ) -> list[int]:
-    """The ids of up to `limit` rows of `table` matching `due`, oldest first, leased to
-    `lease.worker` until `lease.until` (with `values` written too) and committed; with no
-    lease, every due row, read only."""
-    query = select(table.c.id).where(due).order_by(table.c.due_at, table.c.id)
+    """The ids of up to `limit` rows of `table` matching any of `due`, oldest first, leased
+    to `lease.worker` until `lease.until` (with `values` written too) and committed; with no
+    lease, every due row, read only. Each of `due` is one range an index reads in (due_at,
+    id) order (drip.store.queries.first_due): a batch costs the same however many wait."""
+    order = (table.c.due_at, table.c.id)
     if lease is None:
-        return list(session.scalars(query))
-    query = query.limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ids = list(session.scalars(query))
+        return list(session.scalars(select(table.c.id).where(or_(*due)).order_by(*order)))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    ids = list(session.scalars(first_due(table, due, order, limit, skip_locked=postgres)))
     if ids:
         session.execute(
             update(table)

@@ -68,7 +68,7 @@ class Requested:
     def rows(self, session: Session, now: datetime, limit: int, lease: Lease | None) -> list[Any]:
         """The due rows with their readers, leased to `lease` (None: read only)."""
         due = (REQUESTS.c.kind == self.kind_name) & (REQUESTS.c.due_at <= now)
-        ids = claim(session, REQUESTS, due, limit, lease)
+        ids = claim(session, REQUESTS, [due], limit, lease)
         if not ids:
             return []
         return list(

@@ -69,7 +69,7 @@ class BroadcastRecipient(Base):
     __tablename__ = "broadcast_recipients"
     __table_args__ = (
         UniqueConstraint("broadcast_id", "subscriber_id"),
-        Index("ix_broadcast_recipients_status_due", "status", "due_at"),
+        Index("ix_broadcast_recipients_status_due", "status", "due_at", "id"),  # claims
         Index("ix_broadcast_recipients_subscriber_sent", "subscriber_id", "sent_at"),  # caps
     )
 
