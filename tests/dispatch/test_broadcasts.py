@@ -248,9 +248,16 @@ def test_a_test_send_carries_a_signed_message_id_at_the_senders_domain(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("sessions", [1, 3])
 def test_a_worker_killed_during_a_broadcast_loses_nobody_and_duplicates_at_most_per_kill(
-    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer, clock: FrozenClock, courses: Path
+    tmp_path: Path,
+    sqlite_url: str,
+    smtp_server: SmtpServer,
+    clock: FrozenClock,
+    courses: Path,
+    sessions: int,
 ) -> None:
+    """At most one copy sent twice per kill and SMTP session (DRIP_SMTP_CONNECTIONS)."""
     engine = make_engine(sqlite_url)
     addresses = add_due_readers(engine, 400, clock())
     with engine.begin() as conn:  # readers mid-course: only the broadcast is due
@@ -272,6 +279,7 @@ def test_a_worker_killed_during_a_broadcast_loses_nobody_and_duplicates_at_most_
         "DRIP_BASE_URL": "http://drip.test",
         "DRIP_SMTP_URL": smtp_server.url,
         "DRIP_LEASE_SECONDS": "30",
+        "DRIP_SMTP_CONNECTIONS": str(sessions),
         "DRIP_ALLOW_UNSAFE_SENDING": "true",
         "DRIP_POSTAL_ADDRESS": "1 Test Street",
     }
@@ -311,4 +319,6 @@ def test_a_worker_killed_during_a_broadcast_loses_nobody_and_duplicates_at_most_
     )
     assert {r for r, _ in received} == set(addresses)
     assert len(received) == len(addresses)  # one Message-ID per reader, retries reuse it
-    assert sum(n - 1 for n in received.values()) <= kills
+    assert sum(n - 1 for n in received.values()) <= kills * sessions
+    if sessions > 1:
+        assert len({m.peer for m in smtp_server.messages}) > kills + 1  # several a worker

@@ -71,6 +71,45 @@ def test_every_kind_goes_over_several_smtp_connections_each_message_once(
     svc.engine.dispose()
 
 
+def test_relay_faults_mid_broadcast_over_several_sessions_lose_no_copy(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    """Refusals to try later and a session dropped after its DATA, in three sessions at
+    once: every reader gets the broadcast in the end, under one Message-ID, and only the
+    copy whose outcome was lost with its session can arrive twice."""
+    clock.set(NINE_IN_NEW_YORK)
+    settings = make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, smtp_connections=3)
+    svc = build_services(settings, clock)
+    addresses = add_due_readers(svc.engine, 45, clock())
+    svc.dispatcher().run_pass(clock())  # the lessons due, first
+    lessons = len(smtp_server.messages)
+    with svc.sessions() as session:
+        schedule(session, svc.content.library(), news(), clock(), clock())
+    smtp_server.handler.data_answer = lambda n: (
+        "451 4.3.0 Try again later" if lessons + 10 < n <= lessons + 16 else None
+    )
+    smtp_server.handler.drop_after_data = lambda n: n == lessons + 25
+
+    first = svc.dispatcher().run_pass(clock())
+    smtp_server.handler.data_answer = smtp_server.handler.drop_after_data = None
+    for _ in range(12):  # a pass every hour, in the readers' window
+        clock.advance(minutes=20)
+        svc.dispatcher().run_pass(clock())
+
+    assert first.count("retrying") > 0
+    copies = Counter(
+        (r, str(m.message["Message-ID"]))
+        for m in smtp_server.messages[lessons:]
+        for r in m.recipients
+    )
+    assert {r for r, _ in copies} == set(addresses)
+    assert len(copies) == len(addresses)  # one Message-ID per reader, retries reuse it
+    assert sum(n - 1 for n in copies.values()) <= 1  # the copy the dropped session carried
+    with svc.sessions() as session:
+        assert Counter(session.scalars(select(BroadcastRecipient.status))) == {"sent": 45}
+    svc.engine.dispose()
+
+
 def item(row: int, reader: int) -> Item:
     return Item(row, 1, reader, f"r{reader}@example.org", "", "tiny", "news", 0, None, None)
 
