@@ -30,21 +30,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, cast
 
-from common import copy_rows, reset, say, short
+from common import bench_settings, copy_rows, reset, say, short
 from flask.testing import FlaskClient
 from sqlalchemy import Table, insert, text
 from sqlalchemy.engine import Engine, make_url
 
 from drip.app import create_app
 from drip.content.sequences import Library
-from drip.core.config import PROJECT_ROOT, load_settings
 from drip.ops.operators import create_operator
 from drip.services import Services
 from drip.store import rollups
-from drip.store.db import make_engine, migrate
+from drip.store.db import make_engine
 from drip.store.models import Delivery, Enrollment, Subscriber
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -271,22 +269,10 @@ def admin_bench(database_url: str | None, **settings: Any) -> Iterator[Bench]:
         url, server = _own_database()
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            app_settings = bench_settings(tmp, url, **settings)
             engine = make_engine(url)
-            migrate(engine)
             reset(engine)
-            app = create_app(
-                load_settings(
-                    environ={},
-                    data_dir=Path(tmp) / "data",
-                    database_url=url,
-                    base_url="https://drip.example.org",
-                    secret_key="bench",
-                    sequences_dir=PROJECT_ROOT / "sequences",
-                    postal_address="1 Bench Road, Testville",
-                    **settings,
-                ),
-                clock=lambda: NOW,
-            )
+            app = create_app(app_settings, clock=lambda: NOW)
             svc: Services = app.extensions["drip"]
             with svc.sessions() as session:
                 create_operator(session, OPERATOR, PASSWORD, NOW)

@@ -28,14 +28,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from common import reset, say
+from common import bench_settings, reset, say
 from sqlalchemy import Table, delete, insert, text
 from sqlalchemy.engine import Engine
 
-from drip.core.config import PROJECT_ROOT, load_settings
 from drip.dispatch import broadcasts
 from drip.services import Services, build_services
-from drip.store.db import make_engine, migrate
 from drip.store.models import BroadcastRecipient, Enrollment, Subscriber
 
 NOW = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)
@@ -131,18 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.sqlite3"
-        engine = make_engine(url)
-        migrate(engine)
-        settings = load_settings(
-            environ={},
-            data_dir=Path(tmp) / "data",
-            database_url=url,
-            base_url="https://drip.example.org",
-            secret_key="bench",
-            sequences_dir=PROJECT_ROOT / "sequences",
-            postal_address="1 Bench Road, Testville",
-        )
-        svc = build_services(settings, clock=lambda: NOW)
+        svc = build_services(bench_settings(tmp, url), clock=lambda: NOW)
         try:
             reset(svc.engine)
             load(svc.engine, args.readers)
@@ -157,7 +144,6 @@ def main() -> None:
             tracemalloc.stop()
         finally:
             svc.engine.dispose()
-            engine.dispose()
     if drip_n != bare_n:
         raise SystemExit(f"drip wrote {drip_n} recipients, the bare statement {bare_n}")
     print(f"backend {svc.engine.dialect.name}; {args.readers:,} readers in {len(ZONES)} time zones")

@@ -23,15 +23,12 @@ import statistics
 import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
-from common import reset, say, short
+from common import bench_settings, reset, say, short
 from dispatch import NOW, SLUG, load
 
-from drip.core.config import PROJECT_ROOT, load_settings
 from drip.dispatch.claim import lease
 from drip.services import build_services
-from drip.store.db import make_engine, migrate
 
 BATCH = 200
 CLAIMS = 5  # taken in a row at each size; the median counts
@@ -45,19 +42,7 @@ def main() -> None:
     backlogs = [int(n) for n in args.backlogs.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.sqlite3"
-        engine = make_engine(url)
-        migrate(engine)
-        engine.dispose()
-        settings = load_settings(
-            environ={},
-            data_dir=Path(tmp) / "data",
-            database_url=url,
-            base_url="https://drip.example.org",
-            secret_key="bench",
-            sequences_dir=PROJECT_ROOT / "sequences",
-            postal_address="1 Bench Road, Testville",
-        )
-        svc = build_services(settings, clock=lambda: NOW)
+        svc = build_services(bench_settings(tmp, url), clock=lambda: NOW)
         sequence = svc.content.library().get(SLUG)
         assert sequence is not None
         medians: dict[int, float] = {}

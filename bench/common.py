@@ -1,16 +1,40 @@
-"""What the benches share: progress on stderr, emptying their own database, PostgreSQL's
-COPY for bulk loads, and sizes printed short (100k, 1m)."""
+"""What the benches share: drip's settings on a migrated database, progress on stderr,
+emptying their own database, PostgreSQL's COPY for bulk loads, and sizes printed short
+(100k, 1m)."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from drip.core.config import PROJECT_ROOT, Settings, load_settings
+from drip.store.db import make_engine, migrate
 from drip.store.models import Base
+
+
+def bench_settings(tmp: str, url: str, **overrides: Any) -> Settings:
+    """drip's settings for a bench on `url`, migrated first: its data under `tmp`, the
+    project's sequences, a postal address for the footers; `overrides` win."""
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    return load_settings(
+        **{
+            "environ": {},
+            "data_dir": Path(tmp) / "data",
+            "database_url": url,
+            "base_url": "https://drip.example.org",
+            "secret_key": "bench",
+            "sequences_dir": PROJECT_ROOT / "sequences",
+            "postal_address": "1 Bench Road, Testville",
+            **overrides,
+        }
+    )
 
 
 def say(message: str) -> None:

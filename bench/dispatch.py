@@ -55,16 +55,14 @@ from pathlib import Path
 from typing import Any, cast
 
 import dispatch_kinds as kinds
-from common import copy_rows, reset, say, short
+from common import bench_settings, copy_rows, reset, say, short
 from sqlalchemy import Table, insert, text
 from sqlalchemy.engine import Engine
 
 from drip.content.sequences import Sequence
-from drip.core.config import PROJECT_ROOT, load_settings
 from drip.mail.message_ids import message_id_for
 from drip.mail.render import Reader
 from drip.services import Services, build_services
-from drip.store.db import make_engine, migrate
 from drip.store.models import Broadcast, Delivery, Enrollment, Subscriber
 
 NOW = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)  # 09:00 in New York, inside the window
@@ -395,16 +393,12 @@ def bench_connections(
     seconds = []
     try:
         for connections in (1, 8):
-            settings = load_settings(
-                environ={},
-                data_dir=Path(tmp) / "data",
-                database_url=url,
+            settings = bench_settings(
+                tmp,
+                url,
                 smtp_url=sink.url,
-                base_url="https://drip.example.org",
-                secret_key="bench",
                 allow_unsafe_sending=True,
                 smtp_connections=connections,
-                sequences_dir=PROJECT_ROOT / "sequences",
                 postal_address="1 Bench Road",
             )
             svc = build_services(settings, clock=lambda: NOW)
@@ -462,9 +456,6 @@ def main() -> None:
     if args.latency_ms:
         with tempfile.TemporaryDirectory() as tmp:
             url = args.database_url or f"sqlite:///{tmp}/bench.sqlite3"
-            engine = make_engine(url)
-            migrate(engine)
-            engine.dispose()
             count = args.readers or 800
             kind = "broadcast" if args.kind == "broadcast" else "lessons"
             one, eight = bench_connections(tmp, url, args.latency_ms, count, args.pipelining, kind)
@@ -479,19 +470,11 @@ def main() -> None:
     sink = Sink(pipelining=args.pipelining)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.sqlite3"
-        engine = make_engine(url)
-        migrate(engine)
-        engine.dispose()
-        settings = load_settings(
-            environ={},
-            data_dir=Path(tmp) / "data",
-            database_url=url,
+        settings = bench_settings(
+            tmp,
+            url,
             smtp_url=sink.url,
-            base_url="https://drip.example.org",
-            secret_key="bench",
             allow_unsafe_sending=True,
-            sequences_dir=PROJECT_ROOT / "sequences",
-            postal_address="1 Bench Road, Testville",
             **({"smtp_connections": args.connections} if args.connections else {}),
         )
         svc = build_services(settings, clock=lambda: NOW)

@@ -26,14 +26,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
-from common import reset, say, short
+from common import bench_settings, reset, say, short
 from sqlalchemy import Table, delete, insert
 from sqlalchemy.engine import Engine, make_url
 
 from drip.audience.imports import queue_import, run_import
-from drip.core.config import PROJECT_ROOT, load_settings
 from drip.services import build_services
-from drip.store.db import make_engine, migrate
+from drip.store.db import make_engine
 from drip.store.models import Subscriber
 
 COURSE = "procrastination"
@@ -84,18 +83,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/imports-bench.sqlite3"
+        settings = bench_settings(tmp, url)
         engine = make_engine(url)
-        migrate(engine)
         reset(engine)
-        settings = load_settings(
-            environ={},
-            data_dir=Path(tmp) / "data",
-            database_url=url,
-            base_url="https://drip.example.org",
-            secret_key="bench",
-            sequences_dir=PROJECT_ROOT / "sequences",
-            postal_address="1 Bench Road, Testville",
-        )
         svc = build_services(settings, lambda: NOW)
         library = svc.content.library()
         say(f"writing a CSV of {args.size:,} rows")
