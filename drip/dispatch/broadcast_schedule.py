@@ -81,13 +81,14 @@ def write_recipients(
     )
     columns = ["broadcast_id", "subscriber_id", "enrollment_id", "status", "due_at", "attempts"]
     rows_in = insert(RECIPIENTS).from_select(columns, chosen)
-    if connection.dialect.name == "postgresql":  # psycopg gives no rowcount for this one
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:  # psycopg gives no rowcount for this one
         counted = select(func.count()).select_from(rows_in.returning(RECIPIENTS.c.id).cte())
         written = connection.execute(counted).scalar_one()
     else:
         written = connection.execute(rows_in).rowcount
     due.drop(connection)
-    if written >= ANALYZE_AFTER and connection.dialect.name == "postgresql":
+    if postgres and written >= ANALYZE_AFTER:
         # The claims that follow read the copies in index order only once the planner knows
         # they are there: until autovacuum's next look it would read and sort all of them
         # for each batch of 200 (drip.store.queries.first_due). It sees this transaction's.
