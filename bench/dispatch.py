@@ -17,6 +17,8 @@ Beside each rate, the cost of one message in milliseconds.
 readers (`broadcast_vs_smtplib`), `--kind mixed` a pass of lessons, confirmations and a
 broadcast's copies (`mixed_vs_smtplib`), each against smtplib sending as many pre-built
 messages of the same kinds (bench/dispatch_kinds.py); `--kind all` runs the three in turn.
+`--rounds N` measures drip and smtplib in turn N times and prints the median ratio beside
+each round's (one pair of passes moves by 0.1-0.2 on a shared machine).
 `--profile FILE` writes cProfile's statistics of the (first) measured pass to FILE.
 `--connections N` sets DRIP_SMTP_CONNECTIONS for drip's passes (default: drip's default);
 smtplib always sends over one session, as a bare client does.
@@ -445,6 +447,12 @@ def main() -> None:
         type=int,
         help="DRIP_SMTP_CONNECTIONS for the measured passes (default: drip's own default)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure drip and smtplib in turn this many times; each ratio is their median",
+    )
     parser.add_argument("--profile", help="write cProfile's statistics of the first pass here")
     parser.add_argument(
         "--no-pipelining",
@@ -481,16 +489,19 @@ def main() -> None:
         sequence = svc.content.library().get(SLUG)
         if sequence is None:
             raise SystemExit(f"sequence {SLUG} not found in {settings.sequences_dir}")
-        figures: dict[str, tuple[float, float]] = {}
+        figures: dict[str, list[tuple[float, float]]] = {}
         try:
-            if args.kind in ("lessons", "all"):
-                dispatch_s, sample = bench_dispatch(svc, sequence, readers)
-                say(f"a lesson as sent: {len(sample):,} bytes")
-                smtplib_s = bench_smtplib(sink.port, svc, sequence, readers)
-                figures["dispatch"] = dispatch_s, smtplib_s
-            for kind in ("broadcast", "mixed"):
-                if args.kind in (kind, "all"):
-                    figures[kind] = bench_kind(svc, sequence, kind, readers, sink.port)
+            for _ in range(args.rounds):  # drip and smtplib in turn, each round
+                if args.kind in ("lessons", "all"):
+                    dispatch_s, sample = bench_dispatch(svc, sequence, readers)
+                    say(f"a lesson as sent: {len(sample):,} bytes")
+                    smtplib_s = bench_smtplib(sink.port, svc, sequence, readers)
+                    figures.setdefault("dispatch", []).append((dispatch_s, smtplib_s))
+                for kind in ("broadcast", "mixed"):
+                    if args.kind in (kind, "all"):
+                        figures.setdefault(kind, []).append(
+                            bench_kind(svc, sequence, kind, readers, sink.port)
+                        )
             if args.kind == "lessons":
                 small_s, large_s = bench_pass(svc, sequence, small, large, 1_000)
         finally:
@@ -502,18 +513,23 @@ def main() -> None:
         f"drip over {settings.smtp_connections} SMTP session(s), smtplib over 1; "
         f"the sink {offered} PIPELINING"
     )
-    for name, (drip_s, bare_s) in figures.items():
+    for name, rounds in figures.items():
+        drip_s = statistics.median(d for d, _ in rounds)
+        bare_s = statistics.median(b for _, b in rounds)
         print(
             f"{name:<9} drip {readers / drip_s:,.0f}/s ({drip_s / readers * 1000:.2f} ms a "
             f"message), smtplib {readers / bare_s:,.0f}/s ({bare_s / readers * 1000:.2f} ms)"
+            + (f", medians of {len(rounds)} rounds" if len(rounds) > 1 else "")
         )
     if args.kind == "lessons":
         print(
             f"pass      1,000 due among {small:,}: {small_s:.3f} s (median of {PASSES}); "
             f"among {large:,}: {large_s:.3f} s"
         )
-    for name, (drip_s, bare_s) in figures.items():
-        print(f"{name}_vs_smtplib {bare_s / drip_s:.2f}")
+    for name, rounds in figures.items():
+        ratios = sorted(bare_s / drip_s for drip_s, bare_s in rounds)
+        spread = f"  (rounds: {', '.join(f'{r:.2f}' for r in ratios)})" if len(ratios) > 1 else ""
+        print(f"{name}_vs_smtplib {statistics.median(ratios):.2f}{spread}")
     if args.kind == "lessons":
         print(f"pass_{short(large)}_vs_{short(small)} {large_s / small_s:.2f}")
 
