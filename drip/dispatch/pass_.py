@@ -30,7 +30,8 @@ from drip.deliverability.sending_pause import sending_paused
 from drip.dispatch.broadcast_copies import BroadcastCopies
 from drip.dispatch.caps import Caps
 from drip.dispatch.chaining import chain
-from drip.dispatch.claim import expire_unconfirmed, lease, peek, resume_held
+from drip.dispatch.claim import Claimed, expire_unconfirmed, lease, peek, resume_held
+from drip.dispatch.claim_ahead import ClaimsAhead
 from drip.dispatch.fresh_links import FreshLinks
 from drip.dispatch.lesson_caps import held_outcome, hold_over_cap, split_over_cap
 from drip.dispatch.offers import Offers
@@ -175,32 +176,46 @@ class Dispatcher:
         progress: Callable[[Outcome], None] | None,
         sessions: Sessions,
     ) -> None:
-        """Claim, plan and send batch by batch until nobody due is left (or the relay rests)."""
-        while self.rest_until is None or now >= self.rest_until:
+        """Claim, plan and send batch by batch until nobody due is left (or the relay rests);
+        on PostgreSQL each batch is claimed while the one before it is sent."""
+
+        def claim(on: Connection) -> list[Claimed]:
             # The lease runs from the claim, not from the pass's `now`: a long pass
             # would otherwise claim its last batches with leases already over.
             elapsed = timedelta(seconds=time.monotonic() - pass_clock)
-            claimed = lease(
-                conn,
+            return lease(
+                on,
                 now,
                 worker_id=self.worker_id,
                 batch_size=self.settings.batch_size,
                 skip_locked=self.postgres,
                 lease_end=now + elapsed + timedelta(seconds=self.settings.lease_seconds),
             )
-            if not claimed:
-                break
-            plans = [
-                plan(c, library, now, sequences_dir=self.settings.sequences_dir) for c in claimed
-            ]
-            # Lessons over their reader's cap wait for the reader's next window.
-            plans, waiting = hold_over_cap(conn, plans, now, self.caps, self.worker_id)
-            self._report(report, waiting, progress)
-            outcomes, relay_down = self.recorder.carry_out(conn, plans, now, sessions, progress)
-            report.outcomes.extend(outcomes)
-            self._pace_the_relay(outcomes, now)
-            if relay_down or len(claimed) < self.settings.batch_size:
-                break
+
+        batches = ClaimsAhead(
+            self.engine,
+            claim,
+            ahead=self.postgres,
+            batch_size=self.settings.batch_size,
+            worker_id=self.worker_id,
+            now=now,
+        )
+        with batches:
+            while self.rest_until is None or now >= self.rest_until:
+                claimed = batches.take(conn)
+                if not claimed:
+                    break
+                batches.after(claimed)
+                folder = self.settings.sequences_dir
+                plans = [plan(c, library, now, sequences_dir=folder) for c in claimed]
+                # Lessons over their reader's cap wait for the reader's next window.
+                plans, waiting = hold_over_cap(conn, plans, now, self.caps, self.worker_id)
+                self._report(report, waiting, progress)
+                outcomes, relay_down = self.recorder.carry_out(conn, plans, now, sessions, progress)
+                report.outcomes.extend(outcomes)
+                self._pace_the_relay(outcomes, now)
+                if relay_down or len(claimed) < self.settings.batch_size:
+                    break
 
     def _before_lessons(
         self,

@@ -155,6 +155,13 @@ def blocked_on_locks(engine: Engine) -> int:
         )
 
 
+def leased_by(engine: Engine, worker: str) -> int:
+    with engine.connect() as conn:
+        return len(
+            conn.scalars(select(Enrollment.id).where(Enrollment.lease_owner == worker)).all()
+        )
+
+
 def wait_for(condition: Callable[[], bool]) -> None:
     """Poll what PostgreSQL shows (a backend waiting on a lock); no clock is slept on."""
     deadline = time.monotonic() + 120
@@ -170,9 +177,10 @@ def test_two_batches_crossing_lessons_and_retries_wait_in_line_instead_of_deadlo
     """Worker one's batch writes lesson two ahead and retries lesson three; worker two's
     writes lesson three ahead and retries lesson two. A third session holds the tally row
     of lesson three's retries until both workers are in their write-ahead: taken in the
-    order of the rows, each would then wait for the other."""
+    order of the rows, each would then wait for the other. Worker one claims the batch
+    after its own meanwhile (drip.dispatch.claim_ahead): two readers due their welcome."""
     engine = make_engine(postgres_url)
-    add_due_readers(engine, 4, clock())
+    add_due_readers(engine, 6, clock())
     with engine.begin() as conn:
         ids = list(conn.scalars(select(Enrollment.id).order_by(Enrollment.id)))
         for n, enrollment in enumerate(ids):  # claimed in this order, two per batch
@@ -189,10 +197,11 @@ def test_two_batches_crossing_lessons_and_retries_wait_in_line_instead_of_deadlo
                 delivery(ids[1], "welcome", DeliveryStatus.SENT, now),
                 delivery(ids[1], "second", DeliveryStatus.SENT, now),
                 delivery(ids[1], "third", DeliveryStatus.RETRYING, now),  # due: third, again
-                delivery(ids[2], "welcome", DeliveryStatus.SENT, now),
-                delivery(ids[2], "second", DeliveryStatus.SENT, now),  # due: third, new
-                delivery(ids[3], "welcome", DeliveryStatus.SENT, now),
-                delivery(ids[3], "second", DeliveryStatus.RETRYING, now),  # due: second, again
+                # ids[2] and ids[3]: due their welcome, claimed ahead by worker one
+                delivery(ids[4], "welcome", DeliveryStatus.SENT, now),
+                delivery(ids[4], "second", DeliveryStatus.SENT, now),  # due: third, new
+                delivery(ids[5], "welcome", DeliveryStatus.SENT, now),
+                delivery(ids[5], "second", DeliveryStatus.RETRYING, now),  # due: second, again
             ],
         )
     settings = make_settings(tmp_path, postgres_url, smtp_url=smtp_server.url, batch_size=2)
@@ -211,6 +220,7 @@ def test_two_batches_crossing_lessons_and_retries_wait_in_line_instead_of_deadlo
     ]
     threads[0].start()
     wait_for(lambda: blocked_on_locks(engine) == 1)  # worker one, mid write-ahead
+    wait_for(lambda: leased_by(engine, "worker-0") == 4)  # and the batch after, claimed
     threads[1].start()
     wait_for(lambda: blocked_on_locks(engine) == 2)  # worker two, waiting for a row too
     holder.rollback()
@@ -220,7 +230,7 @@ def test_two_batches_crossing_lessons_and_retries_wait_in_line_instead_of_deadlo
 
     assert not errors, " <- ".join(chain(errors[0]))
     received = Counter((r, m.subject) for m in smtp_server.messages for r in m.recipients)
-    assert sorted(received.values()) == [1, 1, 1, 1]
+    assert sorted(received.values()) == [1] * 6
     with engine.connect() as conn:
         assert set(conn.scalars(select(Delivery.status))) == {DeliveryStatus.SENT}
     for svc in workers:

@@ -1,0 +1,149 @@
+"""On PostgreSQL a pass claims each batch of lessons while the one before it is sent
+(drip.dispatch.claim_ahead); a batch claimed ahead that does not get its turn goes back at
+once. SQLite claims each batch at its turn."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+
+from drip.core.clock import FrozenClock
+from drip.dispatch import Outcome
+from drip.services import build_services
+from drip.store.models import Delivery, Enrollment, SendingPause
+from tests.bulk import add_due_readers
+from tests.conftest import make_settings
+from tests.smtp import SmtpServer
+
+BATCH = 5
+WORKER = "worker-ahead"
+
+
+def in_line(engine: Engine, count: int, now: datetime) -> list[str]:
+    """`count` readers due, each a second longer than the next: claimed in id order."""
+    addresses = add_due_readers(engine, count, now)
+    with engine.begin() as conn:
+        for n in range(1, count + 1):
+            conn.execute(
+                update(Enrollment)
+                .where(Enrollment.id == n)
+                .values(due_at=now - timedelta(seconds=count + 1 - n))
+            )
+    return addresses
+
+
+def leased(engine: Engine) -> list[int]:
+    with engine.connect() as conn:
+        ids = select(Enrollment.id).where(Enrollment.lease_owner == WORKER)
+        return list(conn.scalars(ids.order_by(Enrollment.id)))
+
+
+def once(condition: Callable[[], bool]) -> bool:
+    """Whether `condition` holds within 30 s, polled: the claim ahead runs in a thread."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_the_next_batch_is_claimed_while_one_is_sent_and_each_reader_gets_one_lesson(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    settings = make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, batch_size=BATCH)
+    svc = build_services(settings, clock)
+    addresses = in_line(svc.engine, 2 * BATCH + 2, clock())
+    postgres = svc.engine.dialect.name == "postgresql"
+    while_last_of_first: list[list[int]] = []
+
+    def watch(outcome: Outcome) -> None:
+        if len(while_last_of_first) == 0 and outcome.enrollment_id == BATCH:
+            # the first batch is recorded, the second not begun: claimed ahead or not yet
+            if postgres:
+                once(lambda: len(leased(svc.engine)) == BATCH)
+            while_last_of_first.append(leased(svc.engine))
+
+    report = svc.dispatcher(WORKER).run_pass(clock(), progress=watch)
+
+    ahead = list(range(BATCH + 1, 2 * BATCH + 1))
+    assert while_last_of_first == [ahead if postgres else []]
+    assert report.count("sent") == 2 * BATCH + 2
+    arrivals = Counter(r for m in smtp_server.messages for r in m.recipients)
+    assert arrivals == Counter(addresses)
+    assert leased(svc.engine) == []
+    svc.engine.dispose()
+
+
+def test_a_batch_claimed_ahead_goes_back_at_once_when_the_relay_goes_down(
+    tmp_path: Path, postgres_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    settings = make_settings(tmp_path, postgres_url, smtp_url=smtp_server.url, batch_size=BATCH)
+    svc = build_services(settings, clock)
+    addresses = in_line(svc.engine, 2 * BATCH, clock())
+    seen: list[Outcome] = []
+
+    def relay_dies(outcome: Outcome) -> None:
+        seen.append(outcome)
+        if len(seen) == 2:
+            once(lambda: len(leased(svc.engine)) == 2 * BATCH - 2)  # the next batch's too
+            smtp_server.stop()
+
+    report = svc.dispatcher(WORKER).run_pass(clock(), progress=relay_dies)
+
+    assert report.count("sent") == 2 and report.outcomes[2].relay_down
+    ahead = range(BATCH + 1, 2 * BATCH + 1)
+    with svc.engine.connect() as conn:
+        rows = conn.execute(
+            select(Enrollment.id, Enrollment.lease_owner, Enrollment.due_at).where(
+                Enrollment.id.in_(ahead)
+            )
+        ).all()
+        written = set(conn.scalars(select(Delivery.enrollment_id)))
+    assert [(row.id, row.lease_owner, row.due_at) for row in rows] == [
+        (n, None, clock()) for n in ahead
+    ]  # due again at once, not when the lease would have run out
+    assert written.isdisjoint(ahead)  # nothing written for them: they were not tried
+
+    smtp_server.start()
+    clock.advance(hours=1)  # past the first batch's retry
+    again = svc.dispatcher(WORKER).run_pass(clock())
+
+    assert again.count("sent") == 2 * BATCH - 2
+    arrivals = Counter(r for m in smtp_server.messages for r in m.recipients)
+    assert arrivals == Counter(addresses)
+    svc.engine.dispose()
+
+
+def test_a_pause_of_all_sending_meanwhile_stops_the_batch_claimed_ahead(
+    tmp_path: Path, postgres_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    settings = make_settings(tmp_path, postgres_url, smtp_url=smtp_server.url, batch_size=BATCH)
+    svc = build_services(settings, clock)
+    in_line(svc.engine, 2 * BATCH, clock())
+    seen: list[Outcome] = []
+
+    def guardrail_trips(outcome: Outcome) -> None:
+        seen.append(outcome)
+        if len(seen) == 1:
+            once(lambda: len(leased(svc.engine)) == 2 * BATCH - 1)  # the next batch's too
+            with svc.sessions() as session:  # as drip.deliverability.sending_pause does
+                session.add(SendingPause(paused_at=clock(), reason="complaint rate 1%"))
+                session.commit()
+
+    report = svc.dispatcher(WORKER).run_pass(clock(), progress=guardrail_trips)
+
+    assert report.count("sent") == BATCH  # the batch under way goes on, as before
+    assert len(smtp_server.messages) == BATCH
+    with svc.engine.connect() as conn:
+        back = conn.execute(
+            select(Enrollment.lease_owner, Enrollment.due_at).where(Enrollment.id > BATCH)
+        ).all()
+    assert set(back) == {(None, clock())}
+    svc.engine.dispose()
