@@ -212,31 +212,22 @@ class Sender:
         """The batch over DRIP_SMTP_CONNECTIONS sessions at once, as the lessons go: each
         lane on a database connection of its own keeps every guarantee of one. A reader's
         items share a lane, so they go in order and their caps are counted in one place."""
+
+        def lane(share: list[Item], on: Session) -> None:
+            """One SMTP session through its share of the batch, in order."""
+            with OnFirstSend(sessions) as relay, self._hot(on, producer) as hot:
+                self._send(on, relay, producer, share, now, result, caps, hot)
+
+        def own_lane(share: list[Item]) -> None:
+            with Session(_engine(session)) as own:
+                lane(share, own)
+
         shares = by_reader(ready, self.settings.smtp_connections)
         if len(shares) == 1:
-            self._lane(session, producer, shares[0], now, result, caps, sessions)
+            lane(shares[0], session)
             return
-
-        def lane(share: list[Item]) -> None:
-            with Session(_engine(session)) as own:
-                self._lane(own, producer, share, now, result, caps, sessions)
-
         with ThreadPoolExecutor(len(shares), thread_name_prefix="smtp") as pool:
-            list(pool.map(lane, shares))
-
-    def _lane(
-        self,
-        session: Session,
-        producer: Producer,
-        ready: list[Item],
-        now: datetime,
-        result: Run,
-        caps: BatchCaps | None,
-        sessions: Callable[[], AbstractContextManager[Transport]],
-    ) -> None:
-        """One SMTP session through its share of the batch, in order."""
-        with OnFirstSend(sessions) as relay, self._hot(session, producer) as hot:
-            self._send(session, relay, producer, ready, now, result, caps, hot)
+            list(pool.map(own_lane, shares))
 
     def _send(
         self,
