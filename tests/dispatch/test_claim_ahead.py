@@ -4,7 +4,6 @@ once. SQLite claims each batch at its turn."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from drip.services import build_services
 from drip.store.models import Delivery, Enrollment, SendingPause
 from tests.bulk import add_due_readers
 from tests.conftest import make_settings
+from tests.jobs.test_processes import wait_for
 from tests.smtp import SmtpServer
 
 BATCH = 5
@@ -38,20 +38,33 @@ def in_line(engine: Engine, count: int, now: datetime) -> list[str]:
     return addresses
 
 
-def leased(engine: Engine) -> list[int]:
+def leased(engine: Engine, worker: str = WORKER) -> list[int]:
+    """The enrollments `worker` holds, by id."""
     with engine.connect() as conn:
-        ids = select(Enrollment.id).where(Enrollment.lease_owner == WORKER)
+        ids = select(Enrollment.id).where(Enrollment.lease_owner == worker)
         return list(conn.scalars(ids.order_by(Enrollment.id)))
 
 
-def once(condition: Callable[[], bool]) -> bool:
-    """Whether `condition` holds within 30 s, polled: the claim ahead runs in a thread."""
-    deadline = time.monotonic() + 30
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+def claimed_ahead(engine: Engine, count: int) -> None:
+    """Wait (polled, 30 s at most) until `count` readers are leased: the claim ahead runs
+    in a thread of its own."""
+    wait_for(lambda: len(leased(engine)) == count, 30)
+
+
+def after_outcomes(
+    engine: Engine, count: int, then: Callable[[], None]
+) -> Callable[[Outcome], None]:
+    """A pass's progress callback: once `count` messages of the first batch are recorded
+    and the second batch is claimed ahead, `then()`."""
+    seen: list[Outcome] = []
+
+    def watch(outcome: Outcome) -> None:
+        seen.append(outcome)
+        if len(seen) == count:
+            claimed_ahead(engine, 2 * BATCH - count)  # the rest of this batch, and the next
+            then()
+
+    return watch
 
 
 def test_the_next_batch_is_claimed_while_one_is_sent_and_each_reader_gets_one_lesson(
@@ -67,7 +80,7 @@ def test_the_next_batch_is_claimed_while_one_is_sent_and_each_reader_gets_one_le
         if len(while_last_of_first) == 0 and outcome.enrollment_id == BATCH:
             # the first batch is recorded, the second not begun: claimed ahead or not yet
             if postgres:
-                once(lambda: len(leased(svc.engine)) == BATCH)
+                claimed_ahead(svc.engine, BATCH)
             while_last_of_first.append(leased(svc.engine))
 
     report = svc.dispatcher(WORKER).run_pass(clock(), progress=watch)
@@ -87,13 +100,7 @@ def test_a_batch_claimed_ahead_goes_back_at_once_when_the_relay_goes_down(
     settings = make_settings(tmp_path, postgres_url, smtp_url=smtp_server.url, batch_size=BATCH)
     svc = build_services(settings, clock)
     addresses = in_line(svc.engine, 2 * BATCH, clock())
-    seen: list[Outcome] = []
-
-    def relay_dies(outcome: Outcome) -> None:
-        seen.append(outcome)
-        if len(seen) == 2:
-            once(lambda: len(leased(svc.engine)) == 2 * BATCH - 2)  # the next batch's too
-            smtp_server.stop()
+    relay_dies = after_outcomes(svc.engine, 2, smtp_server.stop)
 
     report = svc.dispatcher(WORKER).run_pass(clock(), progress=relay_dies)
 
@@ -127,15 +134,13 @@ def test_a_pause_of_all_sending_meanwhile_stops_the_batch_claimed_ahead(
     settings = make_settings(tmp_path, postgres_url, smtp_url=smtp_server.url, batch_size=BATCH)
     svc = build_services(settings, clock)
     in_line(svc.engine, 2 * BATCH, clock())
-    seen: list[Outcome] = []
 
-    def guardrail_trips(outcome: Outcome) -> None:
-        seen.append(outcome)
-        if len(seen) == 1:
-            once(lambda: len(leased(svc.engine)) == 2 * BATCH - 1)  # the next batch's too
-            with svc.sessions() as session:  # as drip.deliverability.sending_pause does
-                session.add(SendingPause(paused_at=clock(), reason="complaint rate 1%"))
-                session.commit()
+    def pause_all_sending() -> None:
+        with svc.sessions() as session:  # as drip.deliverability.sending_pause does
+            session.add(SendingPause(paused_at=clock(), reason="complaint rate 1%"))
+            session.commit()
+
+    guardrail_trips = after_outcomes(svc.engine, 1, pause_all_sending)
 
     report = svc.dispatcher(WORKER).run_pass(clock(), progress=guardrail_trips)
 

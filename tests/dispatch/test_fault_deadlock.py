@@ -22,6 +22,7 @@ from drip.store.db import make_engine
 from drip.store.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
 from tests.bulk import add_due_readers
 from tests.conftest import make_settings
+from tests.dispatch.test_claim_ahead import leased
 from tests.dispatch.test_concurrency import DRIP, WORKERS, worker_env
 from tests.smtp import SmtpServer
 
@@ -155,13 +156,6 @@ def blocked_on_locks(engine: Engine) -> int:
         )
 
 
-def leased_by(engine: Engine, worker: str) -> int:
-    with engine.connect() as conn:
-        return len(
-            conn.scalars(select(Enrollment.id).where(Enrollment.lease_owner == worker)).all()
-        )
-
-
 def wait_for(condition: Callable[[], bool]) -> None:
     """Poll what PostgreSQL shows (a backend waiting on a lock); no clock is slept on."""
     deadline = time.monotonic() + 120
@@ -220,7 +214,7 @@ def test_two_batches_crossing_lessons_and_retries_wait_in_line_instead_of_deadlo
     ]
     threads[0].start()
     wait_for(lambda: blocked_on_locks(engine) == 1)  # worker one, mid write-ahead
-    wait_for(lambda: leased_by(engine, "worker-0") == 4)  # and the batch after, claimed
+    wait_for(lambda: len(leased(engine, "worker-0")) == 4)  # and the batch after, claimed
     threads[1].start()
     wait_for(lambda: blocked_on_locks(engine) == 2)  # worker two, waiting for a row too
     holder.rollback()
