@@ -3,6 +3,7 @@ batch, a lane that failed closes its own, and the rest are closed once the pass 
 
 from __future__ import annotations
 
+import threading
 from types import TracebackType
 from typing import Self
 
@@ -51,6 +52,39 @@ def test_a_session_serves_the_next_lane_and_closes_with_the_pass() -> None:
     assert [s.closed_by for s in opened] == ["open"]
     sessions.close()
     assert [s.closed_by for s in opened] == [None]
+
+
+class Quitting(Session):
+    """A session whose QUIT is answered only once every session of the pass has sent its
+    own: closing them one after the other would never get past the first."""
+
+    def __init__(self, everyone: threading.Barrier) -> None:
+        super().__init__()
+        self.everyone = everyone
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.everyone.wait()
+        super().__exit__(kind, error, tb)
+
+
+def test_the_sessions_of_a_pass_quit_together_not_one_after_the_other() -> None:
+    everyone = threading.Barrier(3, timeout=10)
+    opened: list[Session] = []
+
+    def new() -> Session:
+        opened.append(Quitting(everyone))
+        return opened[-1]
+
+    sessions = Sessions(new)
+    with sessions(), sessions(), sessions():
+        pass
+    sessions.close()
+    assert [s.closed_by for s in opened] == [None, None, None]
 
 
 def test_a_lane_that_failed_closes_its_own_session() -> None:
