@@ -131,15 +131,17 @@ class WriteAhead:
                     "lesson": s.lesson_key,
                     "lesson_version": t.version,
                     "variant": s.lesson.variant or None if s.lesson else None,  # experiments
-                    "status": DeliveryStatus.SENDING,
-                    "attempts": 0,
                     "message_id": self._new_id(s, t),
-                    "created_at": now,
-                    "updated_at": now,
                 }
                 for s, t in new
             ]
-            ids = {row.enrollment_id: row.id for row in _insert(conn, values)}
+            alike = {
+                "status": DeliveryStatus.SENDING,
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            ids = {row.enrollment_id: row.id for row in _insert(conn, values, alike)}
             mids = {value["enrollment_id"]: value["message_id"] for value in values}
         for s, _, _ in built:
             if s.lesson is not None and s.lesson_key in s.claimed.earlier:
@@ -231,19 +233,30 @@ class WriteAhead:
         return ((f"{sequence.slug}.pdf", pdf),)
 
 
-def _insert(conn: Connection, values: list[dict[str, Any]]) -> Sequence[Row[Any]]:
-    """The batch's new delivery rows, in their order; each row's (id, enrollment_id). On
-    PostgreSQL one array per column, unnested in step: the statement's text is the same
-    for any batch, so psycopg keeps it converted and prepared, where a multi-row VALUES of
-    200 rows (1,800 parameters) is converted anew each time."""
+def _insert(
+    conn: Connection, values: list[dict[str, Any]], alike: dict[str, Any]
+) -> Sequence[Row[Any]]:
+    """The batch's new delivery rows, in their order, with the columns in `alike` the same
+    for all of them; each row's (id, enrollment_id). On PostgreSQL one array per column
+    that differs, unnested in step, and the others as single values: the statement's text
+    is the same for any batch, so psycopg keeps it converted and prepared, where a
+    multi-row VALUES of 200 rows (1,800 parameters) is converted anew each time; and the
+    arrays, which psycopg writes out one element at a time, are only the columns that
+    differ."""
     if conn.dialect.name != "postgresql":
         return conn.execute(
-            insert(D).returning(D.c.id, D.c.enrollment_id, sort_by_parameter_order=True), values
+            insert(D).returning(D.c.id, D.c.enrollment_id, sort_by_parameter_order=True),
+            [value | alike for value in values],
         ).all()
     names = list(values[0])
     columns = [
         func.unnest(literal([value[name] for value in values], ARRAY(D.c[name].type)))
         for name in names
     ]
-    rows = insert(D).from_select(names, select(*columns)).returning(D.c.id, D.c.enrollment_id)
+    same = [literal(value, D.c[name].type) for name, value in alike.items()]
+    rows = (
+        insert(D)
+        .from_select([*names, *alike], select(*columns, *same))
+        .returning(D.c.id, D.c.enrollment_id)
+    )
     return conn.execute(rows).all()
