@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from drip.content.schedule import STEADY, Pace
 from drip.deliverability.sending_pause import sending_paused
+from drip.dispatch.caps import handed_off
 from drip.mail.render import Reader
 from drip.store import queries
 from drip.store.db import sqlite_file
@@ -76,6 +77,9 @@ class Claimed:
     pending_message_id: str | None = None  # of a confirmation not yet recorded as sent
     pace: Pace = STEADY  # the reader's own pace in this course (drip.audience.pace)
     last_sent_at: datetime | None = None  # the course's last hand-off: its turn under the caps
+    # When the reader was handed each capped message lately, as the claim read them
+    # (drip.dispatch.caps.handed_off); None where the claim did not read them.
+    handed: tuple[datetime, ...] | None = None
 
 
 def _unconfirmed_too_long(now: datetime, confirm_days: int) -> ColumnElement[bool]:
@@ -122,9 +126,11 @@ def lease(
     batch_size: int,
     lease_end: datetime,
     skip_locked: bool,
+    handed_since: datetime | None = None,
 ) -> list[Claimed]:
     """Take up to a batch of due enrollments: this worker's until `lease_end`. Nothing while
-    a guardrail has paused all sending (drip.deliverability.bounces)."""
+    a guardrail has paused all sending (drip.deliverability.bounces). With `handed_since`,
+    what each reader was handed since then is read too, for their caps."""
     if sending_paused(conn):
         return []
     due = queries.longest_due(conn, now, batch_size, skip_locked=skip_locked)
@@ -135,7 +141,7 @@ def lease(
         .returning(*READ)
     ).all()
     conn.commit()
-    claimed = load(conn, rows)
+    claimed = load(conn, rows, handed_since)
     conn.commit()
     return claimed
 
@@ -152,11 +158,18 @@ def peek(conn: Connection, now: datetime, confirm_days: int) -> Iterator[list[Cl
         yield load(conn, rows)
 
 
-def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
+def load(
+    conn: Connection, rows: Sequence[Any], handed_since: datetime | None = None
+) -> list[Claimed]:
     """The readers and earlier deliveries of claimed enrollments (rows of READ's columns),
-    by enrollment id."""
+    by enrollment id; with `handed_since`, what each reader was handed since then."""
     if not rows:
         return []
+    handed = (
+        handed_off(conn, {row.subscriber_id for row in rows}, handed_since)
+        if handed_since is not None
+        else None
+    )
     people = {
         r.id: r
         for r in conn.execute(
@@ -208,6 +221,7 @@ def load(conn: Connection, rows: Sequence[Any]) -> list[Claimed]:
                 pending_message_id=confirmations.get(row.id, (None, None))[1],
                 pace=Pace(slower=row.slower, resumes_at=row.resumes_at),
                 last_sent_at=row.last_sent_at,
+                handed=None if handed is None else tuple(handed.get(row.subscriber_id, ())),
             )
         )
     return claimed

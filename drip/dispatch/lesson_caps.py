@@ -4,7 +4,7 @@ written for them; the rest of the batch goes on as planned."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
@@ -29,15 +29,27 @@ class Waiting:
     until: datetime
 
 
-def over_cap(db: Db, plans: Sequence[Plan], now: datetime, caps: Caps) -> list[Waiting]:
+def over_cap(
+    db: Db, plans: Sequence[Plan], now: datetime, caps: Caps, stale: Collection[int] = ()
+) -> list[Waiting]:
     """Which of a batch's lessons wait for their reader's next window: per reader, those
     beyond what the caps still allow today and this week, the course that wrote least
-    lately going first. The confirmation is never held."""
+    lately going first. The confirmation is never held.
+
+    What each reader was handed is what the claim read (`Claimed.handed`), but read again
+    here for the readers in `stale`, who may have been handed something since: a batch
+    claimed while the one before it was sent, read again for that batch's readers."""
     lessons = [p for p in plans if isinstance(p, Send) and p.lesson is not None]
     if not lessons:
         return []
+    moments: dict[int, Sequence[datetime]] = {}
+    for send in lessons:
+        if send.claimed.handed is not None:
+            moments[send.claimed.reader.subscriber_id] = send.claimed.handed
     readers = {s.claimed.reader.subscriber_id for s in lessons}
-    moments = handed_off(db, readers, now - LOOK_BACK)
+    again = {r for r in readers if r not in moments or r in stale}
+    fresh = handed_off(db, again, now - LOOK_BACK)
+    moments.update({reader: fresh.get(reader, []) for reader in again})
     never = datetime.min.replace(tzinfo=UTC)
 
     def turn(send: Send) -> tuple[datetime, int]:
@@ -59,11 +71,17 @@ def over_cap(db: Db, plans: Sequence[Plan], now: datetime, caps: Caps) -> list[W
 
 
 def hold_over_cap(
-    conn: Connection, plans: list[Plan], now: datetime, caps: Caps, worker_id: str
+    conn: Connection,
+    plans: list[Plan],
+    now: datetime,
+    caps: Caps,
+    worker_id: str,
+    stale: Collection[int] = (),
 ) -> tuple[list[Plan], list[Outcome]]:
     """The batch without its lessons over their reader's cap, and what became of those:
-    each reader put back, due at their next window (only while this worker holds them)."""
-    rest, waiting = split_over_cap(conn, plans, now, caps)
+    each reader put back, due at their next window (only while this worker holds them).
+    `stale`: readers who may have been handed something since the batch was claimed."""
+    rest, waiting = split_over_cap(conn, plans, now, caps, stale)
     outcomes = []
     for wait in waiting:
         moved = conn.execute(
@@ -79,11 +97,11 @@ def hold_over_cap(
 
 
 def split_over_cap(
-    db: Db, plans: list[Plan], now: datetime, caps: Caps
+    db: Db, plans: list[Plan], now: datetime, caps: Caps, stale: Collection[int] = ()
 ) -> tuple[list[Plan], list[Waiting]]:
     """(the plans that go ahead, the lessons that wait); the dry run reports the second as
     held, changing nothing."""
-    waiting = over_cap(db, plans, now, caps)
+    waiting = over_cap(db, plans, now, caps, stale)
     held = {id(wait.send) for wait in waiting}
     return [p for p in plans if id(p) not in held], waiting
 

@@ -28,7 +28,7 @@ from drip.core.config import Settings
 from drip.core.skew import ClockWatch
 from drip.deliverability.sending_pause import sending_paused
 from drip.dispatch.broadcast_copies import BroadcastCopies
-from drip.dispatch.caps import Caps
+from drip.dispatch.caps import LOOK_BACK, Caps
 from drip.dispatch.chaining import chain
 from drip.dispatch.claim import Claimed, expire_unconfirmed, lease, peek, resume_held
 from drip.dispatch.claim_ahead import ClaimsAhead
@@ -190,6 +190,7 @@ class Dispatcher:
                 batch_size=self.settings.batch_size,
                 skip_locked=self.postgres,
                 lease_end=now + elapsed + timedelta(seconds=self.settings.lease_seconds),
+                handed_since=now - LOOK_BACK,  # for the caps, beside the claim
             )
 
         batches = ClaimsAhead(
@@ -200,6 +201,7 @@ class Dispatcher:
             worker_id=self.worker_id,
             now=now,
         )
+        sent_to: set[int] = set()  # the readers of the batch before
         with batches:
             while self.rest_until is None or now >= self.rest_until:
                 claimed = batches.take(conn)
@@ -208,8 +210,13 @@ class Dispatcher:
                 batches.after(claimed)
                 folder = self.settings.sequences_dir
                 plans = [plan(c, library, now, sequences_dir=folder) for c in claimed]
-                # Lessons over their reader's cap wait for the reader's next window.
-                plans, waiting = hold_over_cap(conn, plans, now, self.caps, self.worker_id)
+                # Lessons over their reader's cap wait for the reader's next window. The
+                # claim read what each reader was handed, perhaps while the batch before
+                # was sent: its readers are read again.
+                plans, waiting = hold_over_cap(
+                    conn, plans, now, self.caps, self.worker_id, stale=sent_to
+                )
+                sent_to = {c.reader.subscriber_id for c in claimed}
                 self._report(report, waiting, progress)
                 outcomes, relay_down = self.recorder.carry_out(conn, plans, now, sessions, progress)
                 report.outcomes.extend(outcomes)

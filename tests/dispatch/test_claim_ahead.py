@@ -17,7 +17,8 @@ from drip.dispatch import Outcome
 from drip.services import build_services
 from drip.store.models import Delivery, Enrollment, SendingPause
 from tests.bulk import add_due_readers
-from tests.conftest import make_settings
+from tests.conftest import courses_beside_tiny, enroll, make_settings
+from tests.dispatch.test_caps import course, local
 from tests.jobs.test_processes import wait_for
 from tests.smtp import SmtpServer
 
@@ -151,4 +152,38 @@ def test_a_pause_of_all_sending_meanwhile_stops_the_batch_claimed_ahead(
             select(Enrollment.lease_owner, Enrollment.due_at).where(Enrollment.id > BATCH)
         ).all()
     assert set(back) == {(None, clock())}
+    svc.engine.dispose()
+
+
+def test_a_batch_claimed_ahead_counts_what_the_batch_before_it_handed_its_readers(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    """Ada's two courses fall in two batches; the second is claimed (and her hand-offs
+    read) while the first, hers last, is sent: her cap of one a day still holds."""
+    courses = courses_beside_tiny(tmp_path, {"alpha": course("Alpha"), "beta": course("Beta")})
+    settings = make_settings(
+        tmp_path,
+        backend_url,
+        smtp_url=smtp_server.url,
+        sequences_dir=courses,
+        batch_size=BATCH,
+        reader_daily_cap=1,
+    )
+    svc = build_services(settings, clock)
+    order = [enroll(svc, f"first-{n}@example.org", "alpha") for n in range(BATCH - 1)]
+    order += [enroll(svc, "ada@example.org", slug) for slug in ("alpha", "beta")]
+    order += [enroll(svc, f"second-{n}@example.org", "beta") for n in range(BATCH - 1)]
+    morning = local(clock(), 9, 30)
+    with svc.engine.begin() as conn:
+        for place, ident in enumerate(order):
+            due = morning - timedelta(seconds=len(order) - place)
+            conn.execute(update(Enrollment).where(Enrollment.id == ident).values(due_at=due))
+    clock.set(morning)
+
+    report = svc.dispatcher(WORKER).run_pass(clock())
+
+    assert [m.subject for m in smtp_server.to("ada@example.org")] == ["Alpha: one"]
+    held = [o.enrollment_id for o in report.outcomes if o.status == "held"]
+    assert held == [order[BATCH]]  # her second course, in the second batch
+    assert report.count("sent") == 2 * BATCH - 1
     svc.engine.dispose()
