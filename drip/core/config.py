@@ -133,8 +133,8 @@ class Settings:
         "DRIP_BATCH_SIZE",
         read.positive_int,
         default=200,
-        help="Enrollments one worker claims at a time; its SMTP sessions stay open from one "
-        "batch to the next of a pass.",
+        help="Messages one worker claims at a time for each of its SMTP sessions "
+        "(DRIP_SMTP_CONNECTIONS); the sessions stay open from one batch to the next of a pass.",
     )
     send_rate: float = setting(
         "DRIP_SEND_RATE",
@@ -377,6 +377,13 @@ class Settings:
     def verifying_keys(self) -> tuple[str, ...]:
         """The secret key, then its fallbacks: what a signature drip made may be under."""
         return (self.secret_key, *self.secret_key_fallbacks)
+
+    @property
+    def batch(self) -> int:
+        """Messages a worker claims at a time: DRIP_BATCH_SIZE for each SMTP session, so that
+        a batch takes about as long with eight sessions as with one, and the sessions wait
+        at a batch's edges (its first envelopes, its last answers) as rarely."""
+        return self.batch_size * self.smtp_connections
 
     @property
     def outbox_dir(self) -> Path:

@@ -187,7 +187,7 @@ class Dispatcher:
                 on,
                 now,
                 worker_id=self.worker_id,
-                batch_size=self.settings.batch_size,
+                batch_size=self.settings.batch,
                 skip_locked=self.postgres,
                 lease_end=now + elapsed + timedelta(seconds=self.settings.lease_seconds),
                 handed_since=now - LOOK_BACK,  # for the caps, beside the claim
@@ -197,7 +197,7 @@ class Dispatcher:
             self.engine,
             claim,
             ahead=self.postgres,
-            batch_size=self.settings.batch_size,
+            batch_size=self.settings.batch,
             worker_id=self.worker_id,
             now=now,
         )
@@ -221,7 +221,7 @@ class Dispatcher:
                 outcomes, relay_down = self.recorder.carry_out(conn, plans, now, sessions, progress)
                 report.outcomes.extend(outcomes)
                 self._pace_the_relay(outcomes, now)
-                if relay_down or len(claimed) < self.settings.batch_size:
+                if relay_down or len(claimed) < self.settings.batch:
                     break
 
     def _before_lessons(

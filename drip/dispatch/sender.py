@@ -68,7 +68,6 @@ from drip.mail.render import Reader, Renderer
 from drip.mail.transports import OnFirstSend, SendError, Transport
 from drip.store.models import Event, EventKind, Subscriber
 
-BATCH = 200
 OVER_CAP = "waits for the reader's next window: their daily or weekly cap is reached"
 NOT_TRIED = "not tried: the SMTP relay was unreachable or slowing drip down"
 log = logging.getLogger(__name__)
@@ -135,13 +134,13 @@ class Sender:
             # otherwise claim its last batches with leases already over.
             elapsed = timedelta(seconds=time.monotonic() - self.pass_started)
             lease = Lease(self.worker_id, now + elapsed + self.lease)
-            items = producer.due(session, now, BATCH, lease)
+            items = producer.due(session, now, self.settings.batch, lease)
             done += 1
             ready = self._prepare(session, producer, items, now)
             caps = self._batch_caps(session, producer, ready, now)
             session.rollback()  # end the caps' read
             self._lanes(session, producer, ready, now, result, caps, sessions)
-            result.more = not result.stopped and len(items) == BATCH
+            result.more = not result.stopped and len(items) == self.settings.batch
             if not result.more:
                 break
         producer.finish(session)
@@ -151,7 +150,7 @@ class Sender:
         """What `run` would hand over at `now` (the dry run): the same rows, window and
         status check, nothing leased, written or sent."""
         found = []
-        items = producer.due(session, now, BATCH, None)
+        items = producer.due(session, now, self.settings.batch, None)
         caps = self._batch_caps(session, producer, items, now)
         for item in items:
             if producer.render(session, item) is not None or not self._in_window(item, now):

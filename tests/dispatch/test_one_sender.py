@@ -9,13 +9,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
 
 from drip.core.clock import FrozenClock
-from drip.dispatch import Dispatcher, Outcome, sender
+from drip.dispatch import Dispatcher, Outcome
 from drip.dispatch.broadcasts import schedule
 from drip.dispatch.fresh_links import FreshLinks, request_magnet_link
 from drip.dispatch.outcome import Kind
@@ -72,15 +72,23 @@ Due = Callable[[Services, Dispatcher], tuple[str, str]]
 
 @pytest.fixture
 def svc(tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer) -> Services:
-    settings = make_settings(
-        tmp_path,
-        sqlite_url,
-        smtp_url=smtp_server.url,
-        secret_key=SECRET,
-        max_attempts=2,
-        sequences_dir=library_with(tmp_path, "on_complete: {offer: next-course}\n"),
+    return services(tmp_path, sqlite_url, smtp_server)
+
+
+def services(tmp_path: Path, url: str, smtp_server: SmtpServer, **settings: Any) -> Services:
+    """drip with a course that offers the next one, and two attempts a message."""
+    return build_services(
+        make_settings(
+            tmp_path,
+            url,
+            smtp_url=smtp_server.url,
+            secret_key=SECRET,
+            max_attempts=2,
+            sequences_dir=library_with(tmp_path, "on_complete: {offer: next-course}\n"),
+            **settings,
+        ),
+        FrozenClock(NINE_IN_NEW_YORK),
     )
-    return build_services(settings, FrozenClock(NINE_IN_NEW_YORK))
 
 
 def of_kind(smtp: SmtpServer, address: str, label: str) -> list[Received]:
@@ -155,9 +163,10 @@ def test_every_kind_is_given_up_after_drip_max_attempts_transient_refusals(
 
 
 def test_a_lesson_falling_due_during_a_long_broadcast_goes_before_its_remaining_copies(
-    svc: Services, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer
 ) -> None:
-    monkeypatch.setattr(sender, "BATCH", 2)  # a long broadcast: three batches of copies
+    # a long broadcast: three batches of copies
+    svc = services(tmp_path, sqlite_url, smtp_server, batch_size=2)
     readers = [enroll(svc, f"r{n}@example.org") for n in range(6)]
     clock = cast(FrozenClock, svc.clock)
     dispatcher = svc.dispatcher()
