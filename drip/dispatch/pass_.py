@@ -31,7 +31,7 @@ from drip.dispatch.broadcast_copies import BroadcastCopies
 from drip.dispatch.caps import LOOK_BACK, Caps
 from drip.dispatch.chaining import chain
 from drip.dispatch.claim import Claimed, expire_unconfirmed, lease, peek, resume_held
-from drip.dispatch.claim_ahead import ClaimsAhead
+from drip.dispatch.claim_ahead import ClaimsAhead, items_ahead, put_back_lessons
 from drip.dispatch.fresh_links import FreshLinks
 from drip.dispatch.lesson_caps import held_outcome, hold_over_cap, split_over_cap
 from drip.dispatch.offers import Offers
@@ -196,15 +196,16 @@ class Dispatcher:
         batches = ClaimsAhead(
             self.engine,
             claim,
+            put_back_lessons(self.worker_id, now),
             ahead=self.postgres,
             batch_size=self.settings.batch,
-            worker_id=self.worker_id,
-            now=now,
         )
         sent_to: set[int] = set()  # the readers of the batch before
         with batches:
             while self.rest_until is None or now >= self.rest_until:
                 claimed = batches.take(conn)
+                if claimed is None:
+                    claimed = claim(conn)
                 if not claimed:
                     break
                 batches.after(claimed)
@@ -258,9 +259,17 @@ class Dispatcher:
         batches the lessons fallen due meanwhile go first, so a long broadcast never holds
         a reader's next lesson back by more than one batch."""
         copies = BroadcastCopies(library, self.renderer, self.links)
-        with Session(self.engine) as session:
+        ahead = items_ahead(
+            self.engine,
+            copies,
+            now,
+            lambda: self.sender.lease_from(now),
+            batch_size=self.settings.batch,
+            worker_id=self.worker_id,
+        )
+        with Session(self.engine) as session, ahead:
             while True:
-                run = self.sender.run(session, copies, now, sessions, batches=1)
+                run = self.sender.run(session, copies, now, sessions, batches=1, ahead=ahead)
                 if self._ran(report, run, now, progress) or not run.more:
                     return
                 later = now + timedelta(seconds=time.monotonic() - pass_clock)

@@ -44,6 +44,7 @@ from drip.core.config import Settings
 from drip.deliverability.sending_pause import sending_paused
 from drip.deliverability.verp import return_path
 from drip.dispatch.caps import BatchCaps, Caps
+from drip.dispatch.claim_ahead import ClaimsAhead
 from drip.dispatch.hot_path import HotPath
 from drip.dispatch.lane import in_turn, overlapped
 from drip.dispatch.outcome import Outcome, OutcomeStatus
@@ -122,19 +123,21 @@ class Sender:
         now: datetime,
         sessions: Callable[[], AbstractContextManager[Transport]],
         batches: int | None = None,
+        ahead: ClaimsAhead[Item] | None = None,
     ) -> Run:
         """Send what `producer` has due at `now`, a batch at a time (at most `batches`),
-        over `sessions` (the pass's, drip.mail.sessions)."""
+        over `sessions` (the pass's, drip.mail.sessions); with `ahead`, each batch is
+        claimed while the one before it is sent (drip.dispatch.claim_ahead)."""
         result = Run()
         done = 0
         while batches is None or done < batches:
             if sending_paused(session):  # a guardrail stopped all sending meanwhile
                 break
-            # The lease runs from the claim, not from the pass's `now`: a long pass would
-            # otherwise claim its last batches with leases already over.
-            elapsed = timedelta(seconds=time.monotonic() - self.pass_started)
-            lease = Lease(self.worker_id, now + elapsed + self.lease)
-            items = producer.due(session, now, self.settings.batch, lease)
+            items = ahead.take(session.connection()) if ahead is not None else None
+            if items is None:
+                items = producer.due(session, now, self.settings.batch, self.lease_from(now))
+            if ahead is not None:
+                ahead.after(items)
             done += 1
             ready = self._prepare(session, producer, items, now)
             caps = self._batch_caps(session, producer, ready, now)
@@ -145,6 +148,12 @@ class Sender:
                 break
         producer.finish(session)
         return result
+
+    def lease_from(self, now: datetime) -> Lease:
+        """This worker's lease on a batch claimed now. It runs from the claim, not from the
+        pass's `now`: a long pass would otherwise claim its last batches with leases over."""
+        elapsed = timedelta(seconds=time.monotonic() - self.pass_started)
+        return Lease(self.worker_id, now + elapsed + self.lease)
 
     def would_send(self, session: Session, producer: Producer, now: datetime) -> list[Outcome]:
         """What `run` would hand over at `now` (the dry run): the same rows, window and

@@ -163,10 +163,10 @@ def test_every_kind_is_given_up_after_drip_max_attempts_transient_refusals(
 
 
 def test_a_lesson_falling_due_during_a_long_broadcast_goes_before_its_remaining_copies(
-    tmp_path: Path, sqlite_url: str, smtp_server: SmtpServer
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer
 ) -> None:
-    # a long broadcast: three batches of copies
-    svc = services(tmp_path, sqlite_url, smtp_server, batch_size=2)
+    # a long broadcast: three batches of copies (on PostgreSQL each claimed ahead)
+    svc = services(tmp_path, backend_url, smtp_server, batch_size=2)
     readers = [enroll(svc, f"r{n}@example.org") for n in range(6)]
     clock = cast(FrozenClock, svc.clock)
     dispatcher = svc.dispatcher()

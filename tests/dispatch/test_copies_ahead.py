@@ -1,0 +1,137 @@
+"""On PostgreSQL a broadcast's next batch of copies is claimed while one is sent
+(drip.dispatch.claim_ahead); a batch claimed ahead that does not get its turn goes back at
+once, no attempt used. SQLite claims each batch at its turn."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from drip.core.clock import FrozenClock
+from drip.dispatch import Outcome
+from drip.dispatch.broadcasts import schedule
+from drip.services import Services, build_services
+from drip.store.models import BroadcastRecipient, RecipientStatus, SendingPause
+from tests.conftest import enroll, make_settings
+from tests.dispatch.test_one_way import NINE_IN_NEW_YORK, news
+from tests.jobs.test_processes import wait_for
+from tests.smtp import SmtpServer
+
+BATCH = 5
+WORKER = "worker-copies"
+
+
+def leased_copies(engine: Engine) -> list[int]:
+    """The copies this test's worker holds, by id."""
+    with engine.connect() as conn:
+        held = select(BroadcastRecipient.id).where(BroadcastRecipient.lease_owner == WORKER)
+        return list(conn.scalars(held.order_by(BroadcastRecipient.id)))
+
+
+def broadcast_to(svc: Services, clock: FrozenClock, readers: int) -> list[str]:
+    """`readers` readers of the tiny course, welcomed, then a broadcast due to each."""
+    clock.set(NINE_IN_NEW_YORK)  # inside the readers' send window
+    addresses = [f"reader{n:02d}@example.org" for n in range(readers)]
+    for address in addresses:
+        enroll(svc, address)
+    svc.dispatcher(WORKER).run_pass(clock())  # the welcomes
+    with svc.sessions() as session:
+        schedule(session, svc.content.library(), news(), clock(), clock())
+    clock.advance(minutes=1)
+    return addresses
+
+
+def services(tmp_path: Path, url: str, smtp_server: SmtpServer, clock: FrozenClock) -> Services:
+    settings = make_settings(tmp_path, url, smtp_url=smtp_server.url, batch_size=BATCH)
+    return build_services(settings, clock)
+
+
+def test_the_next_batch_of_copies_is_claimed_while_one_is_sent_and_each_reader_gets_one(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    svc = services(tmp_path, backend_url, smtp_server, clock)
+    addresses = broadcast_to(svc, clock, 2 * BATCH + 2)
+    postgres = svc.engine.dialect.name == "postgresql"
+    after_first: list[list[int]] = []
+
+    def watch(outcome: Outcome) -> None:
+        if not after_first:  # the first batch is sent, the second not begun
+            if postgres:
+                wait_for(lambda: len(leased_copies(svc.engine)) == BATCH, 30)
+            after_first.append(leased_copies(svc.engine))
+
+    report = svc.dispatcher(WORKER).run_pass(clock(), progress=watch)
+
+    with svc.sessions() as session:
+        copies = list(session.scalars(select(BroadcastRecipient).order_by(BroadcastRecipient.id)))
+    second = [copy.id for copy in copies[BATCH : 2 * BATCH]]
+    assert after_first == [second if postgres else []]
+    assert report.count("sent") == 2 * BATCH + 2
+    arrivals = Counter(r for m in smtp_server.messages if m.subject == "News" for r in m.recipients)
+    assert arrivals == Counter(addresses)
+    assert {copy.status for copy in copies} == {RecipientStatus.SENT}
+    assert leased_copies(svc.engine) == []
+    svc.engine.dispose()
+
+
+def test_copies_claimed_ahead_go_back_at_once_when_the_relay_goes_down(
+    tmp_path: Path, postgres_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    svc = services(tmp_path, postgres_url, smtp_server, clock)
+    broadcast_to(svc, clock, 3 * BATCH)
+    seen: list[Outcome] = []
+
+    def relay_dies(outcome: Outcome) -> None:
+        seen.append(outcome)
+        if len(seen) == 1:  # the first batch sent; the second claimed ahead meanwhile
+            wait_for(lambda: len(leased_copies(svc.engine)) == BATCH, 30)
+            smtp_server.stop()
+
+    report = svc.dispatcher(WORKER).run_pass(clock(), progress=relay_dies)
+
+    assert report.count("sent") == BATCH
+    with svc.sessions() as session:
+        copies = list(session.scalars(select(BroadcastRecipient).order_by(BroadcastRecipient.id)))
+    second, third = copies[BATCH : 2 * BATCH], copies[2 * BATCH :]
+    # The second batch had its turn: its first copy met the relay down, the rest were not
+    # tried (no attempt used), all due again later.
+    assert [(c.status, c.attempts) for c in second] == [(RecipientStatus.RETRYING, 1)] + [
+        (RecipientStatus.RETRYING, 0)
+    ] * (BATCH - 1)
+    # The third, claimed while the second was tried, goes back at once, untouched.
+    assert [(c.status, c.lease_owner, c.due_at, c.attempts) for c in third] == [
+        (RecipientStatus.QUEUED, None, clock(), 0)
+    ] * BATCH
+    assert leased_copies(svc.engine) == []
+    svc.engine.dispose()
+
+
+def test_a_pause_of_all_sending_meanwhile_puts_back_the_copies_claimed_ahead(
+    tmp_path: Path, postgres_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    svc = services(tmp_path, postgres_url, smtp_server, clock)
+    broadcast_to(svc, clock, 2 * BATCH)
+    welcomes = len(smtp_server.messages)
+    seen: list[Outcome] = []
+
+    def guardrail_trips(outcome: Outcome) -> None:
+        seen.append(outcome)
+        if len(seen) == 1:  # the first batch sent; the second claimed ahead meanwhile
+            wait_for(lambda: len(leased_copies(svc.engine)) == BATCH, 30)
+            with svc.sessions() as session:  # as drip.deliverability.sending_pause does
+                session.add(SendingPause(paused_at=clock(), reason="complaint rate 1%"))
+                session.commit()
+
+    report = svc.dispatcher(WORKER).run_pass(clock(), progress=guardrail_trips)
+
+    assert report.count("sent") == BATCH
+    assert len(smtp_server.messages) == welcomes + BATCH
+    with svc.sessions() as session:
+        copies = list(session.scalars(select(BroadcastRecipient).order_by(BroadcastRecipient.id)))
+    assert [(c.status, c.lease_owner, c.due_at) for c in copies[BATCH:]] == [
+        (RecipientStatus.QUEUED, None, clock())
+    ] * BATCH
+    svc.engine.dispose()
