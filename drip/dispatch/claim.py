@@ -178,17 +178,7 @@ def load(
             )
         )
     }
-    sent: dict[int, set[str]] = {}
-    earlier: dict[int, dict[str, tuple[int, DeliveryStatus, str]]] = {}
-    for d in conn.execute(
-        select(D.c.id, D.c.enrollment_id, D.c.lesson, D.c.status, D.c.message_id).where(
-            queries.among(conn, D.c.enrollment_id, [row.id for row in rows])
-        )
-    ):
-        if d.status == DeliveryStatus.SENT:
-            sent.setdefault(d.enrollment_id, set()).add(d.lesson)
-        else:
-            earlier.setdefault(d.enrollment_id, {})[d.lesson] = (d.id, d.status, d.message_id)
+    sent, earlier = _deliveries(conn, [row.id for row in rows])
     pending = [row.id for row in rows if row.status == EnrollmentStatus.PENDING]
     confirmations: dict[int, tuple[datetime | None, str | None]] = (
         {
@@ -225,6 +215,25 @@ def load(
             )
         )
     return claimed
+
+
+def _deliveries(
+    conn: Connection, enrollment_ids: list[int]
+) -> tuple[dict[int, set[str]], dict[int, dict[str, tuple[int, DeliveryStatus, str]]]]:
+    """Per enrollment: the lessons sent, and (id, status, Message-ID) of each delivery not
+    sent yet, by lesson."""
+    sent: dict[int, set[str]] = {}
+    earlier: dict[int, dict[str, tuple[int, DeliveryStatus, str]]] = {}
+    for d in conn.execute(
+        select(D.c.id, D.c.enrollment_id, D.c.lesson, D.c.status, D.c.message_id).where(
+            queries.among(conn, D.c.enrollment_id, enrollment_ids)
+        )
+    ):
+        if d.status == DeliveryStatus.SENT:
+            sent.setdefault(d.enrollment_id, set()).add(d.lesson)
+        else:
+            earlier.setdefault(d.enrollment_id, {})[d.lesson] = (d.id, d.status, d.message_id)
+    return sent, earlier
 
 
 @contextmanager
