@@ -117,6 +117,17 @@ class Ledger(Protocol[I_in, C]):
     def landed(self, item: I_in, recorded: bool) -> None: ...
 
 
+def by_reader(items: Sequence[I], lanes: int, reader: Callable[[I], int]) -> list[list[I]]:
+    """`items` in at most `lanes` shares (one per SMTP session), in order, each reader's in
+    one share: a reader's messages of one batch go out one after the other, in the order
+    planned, never two at once over two sessions."""
+    shares: list[list[I]] = [[] for _ in range(max(1, min(lanes, len(items))))]
+    lane_of: dict[int, int] = {}  # readers dealt round the lanes as they come
+    for item in items:
+        shares[lane_of.setdefault(reader(item), len(lane_of) % len(shares))].append(item)
+    return [share for share in shares if share] or [[]]
+
+
 def open_envelope(
     relay: SmtpTransport, build: Callable[[], bytes], sender: str, recipient: str
 ) -> Opened | None:

@@ -41,7 +41,7 @@ from sqlalchemy.engine import Dialect
 from drip.core.clock import Clock, system_clock
 from drip.core.config import Settings
 from drip.deliverability.verp import return_path
-from drip.dispatch.lane import Check, Landing, in_turn, overlapped
+from drip.dispatch.lane import Check, Landing, by_reader, in_turn, overlapped
 from drip.dispatch.lesson_records import Records
 from drip.dispatch.plan import Plan, Send, Settle
 from drip.dispatch.record import (
@@ -131,17 +131,19 @@ class Recorder:
         ready = self.ahead.prepare(conn, built, now)
         outcomes = [self.records.settle(conn, p, now) for p in settles]
         conn.commit()
-        lanes = max(1, min(self.settings.smtp_connections, len(ready)))
-        if lanes == 1:
-            sent, relay_down = self._lane(conn, ready, now, transport, progress)
+        shares = by_reader(
+            ready, self.settings.smtp_connections, lambda r: r.send.claimed.reader.subscriber_id
+        )
+        if len(shares) == 1:
+            sent, relay_down = self._lane(conn, shares[0], now, transport, progress)
             return outcomes + sent, relay_down
 
         def run(lane: list[Ready]) -> tuple[list[Outcome], bool]:
             with conn.engine.connect() as lane_conn:
                 return self._lane(lane_conn, lane, now, transport, progress)
 
-        with ThreadPoolExecutor(lanes, thread_name_prefix="smtp") as pool:
-            results = list(pool.map(run, [ready[i::lanes] for i in range(lanes)]))
+        with ThreadPoolExecutor(len(shares), thread_name_prefix="smtp") as pool:
+            results = list(pool.map(run, shares))
         return (
             outcomes + [o for sent, _ in results for o in sent],
             any(down for _, down in results),

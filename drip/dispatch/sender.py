@@ -46,7 +46,7 @@ from drip.deliverability.verp import return_path
 from drip.dispatch.caps import BatchCaps, Caps
 from drip.dispatch.claim_ahead import ClaimsAhead
 from drip.dispatch.hot_path import HotPath
-from drip.dispatch.lane import in_turn, overlapped
+from drip.dispatch.lane import by_reader, in_turn, overlapped
 from drip.dispatch.outcome import Outcome, OutcomeStatus
 from drip.dispatch.producers import (
     HOLD,
@@ -82,15 +82,6 @@ class Run:
     throttled: bool = False  # the relay asked drip to slow down: the worker rests
     stopped: bool = False  # the relay was down (or resting): the rest wait for a later pass
     more: bool = False  # a whole batch was due: there may be more
-
-
-def by_reader(items: list[Item], lanes: int) -> list[list[Item]]:
-    """`items` in at most `lanes` shares, in order, each reader's in one share."""
-    shares: list[list[Item]] = [[] for _ in range(max(1, min(lanes, len(items))))]
-    lane_of: dict[int, int] = {}  # readers dealt round the lanes as they come
-    for item in items:
-        shares[lane_of.setdefault(item.subscriber_id, len(lane_of) % len(shares))].append(item)
-    return [share for share in shares if share] or [[]]
 
 
 def _engine(session: Session) -> Engine:
@@ -230,7 +221,7 @@ class Sender:
             with Session(_engine(session)) as own:
                 lane(share, own)
 
-        shares = by_reader(ready, self.settings.smtp_connections)
+        shares = by_reader(ready, self.settings.smtp_connections, lambda i: i.subscriber_id)
         if len(shares) == 1:
             lane(shares[0], session)
             return

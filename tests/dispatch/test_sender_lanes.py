@@ -11,13 +11,14 @@ from sqlalchemy import select
 
 from drip.core.clock import FrozenClock
 from drip.dispatch.broadcasts import schedule
+from drip.dispatch.lane import by_reader
 from drip.dispatch.outcome import Kind
 from drip.dispatch.producers import Item
-from drip.dispatch.sender import by_reader
 from drip.services import build_services
 from drip.store.models import BroadcastRecipient
 from tests.bulk import add_due_readers
-from tests.conftest import make_settings
+from tests.conftest import courses_beside_tiny, enroll, make_settings
+from tests.dispatch.test_caps import course, local
 from tests.dispatch.test_chaining import library_with
 from tests.dispatch.test_one_way import NINE_IN_NEW_YORK, every_kind_due, news
 from tests.smtp import SmtpServer
@@ -117,7 +118,7 @@ def item(row: int, reader: int) -> Item:
 def test_a_readers_items_share_one_lane_in_their_order() -> None:
     items = [item(row, reader) for row, reader in enumerate([7, 3, 7, 4, 3, 9, 7])]
 
-    shares = by_reader(items, 3)
+    shares = by_reader(items, 3, lambda i: i.subscriber_id)
 
     assert sorted(i.row_id for share in shares for i in share) == list(range(7))
     for share in shares:
@@ -128,4 +129,30 @@ def test_a_readers_items_share_one_lane_in_their_order() -> None:
 
 
 def test_one_item_takes_one_lane() -> None:
-    assert [[i.row_id for i in share] for share in by_reader([item(5, 2)], 8)] == [[5]]
+    shares = by_reader([item(5, 2)], 8, lambda i: i.subscriber_id)
+    assert [[i.row_id for i in share] for share in shares] == [[5]]
+
+
+def test_a_readers_lessons_of_one_batch_go_over_one_session_in_their_order(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    courses = courses_beside_tiny(tmp_path, {"alpha": course("Alpha"), "beta": course("Beta")})
+    settings = make_settings(
+        tmp_path, backend_url, smtp_url=smtp_server.url, sequences_dir=courses, smtp_connections=3
+    )
+    svc = build_services(settings, clock)
+    readers = [f"reader{n}@example.org" for n in range(6)]
+    for address in readers:
+        for slug in ("alpha", "beta"):
+            enroll(svc, address, slug)
+    clock.set(local(clock(), 9, 30))
+
+    report = svc.dispatcher().run_pass(clock())
+
+    assert report.count("sent") == 2 * len(readers)
+    for address in readers:
+        got = smtp_server.to(address)
+        assert [m.subject for m in got] == ["Alpha: one", "Beta: one"]
+        assert len({m.peer for m in got}) == 1  # one session, one after the other
+    assert len({m.peer for m in smtp_server.messages}) == 3  # the three sessions shared them
+    svc.engine.dispose()
