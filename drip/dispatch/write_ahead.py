@@ -15,6 +15,7 @@ from sqlalchemy import (
     Connection,
     Row,
     Table,
+    bindparam,
     func,
     insert,
     literal,
@@ -148,15 +149,10 @@ class WriteAhead:
                 delivery_id, previous, stored = s.claimed.earlier[s.lesson_key]
                 ids[s.claimed.enrollment_id], mids[s.claimed.enrollment_id] = delivery_id, stored
                 self._again(conn, delivery_id, previous, now)
+        mids.update(self._confirmation_ids(conn, [(s, t) for s, t, _ in built if s.lesson is None]))
         return [
-            Ready(
-                s,
-                t,
-                ids.get(s.claimed.enrollment_id),
-                mids.get(s.claimed.enrollment_id) or self._confirmation_id(conn, s, t),
-                attachments,
-            )
-            for s, t, attachments in built
+            Ready(s, t, ids.get(s.claimed.enrollment_id), mids[s.claimed.enrollment_id], pdf)
+            for s, t, pdf in built
         ]
 
     def _again(
@@ -184,17 +180,30 @@ class WriteAhead:
             self.renderer.domain,
         )
 
-    def _confirmation_id(self, conn: Connection, send: Send, template: MessageTemplate) -> str:
-        """The confirmation email's id, kept on its enrollment until it is sent: a retry of
-        one that failed (or whose outcome a dying worker did not record) reuses it, and a
-        fresh one asked for after it went out gets a new one (cleared when sent)."""
-        if send.claimed.pending_message_id:
-            return send.claimed.pending_message_id
-        mid = self._new_id(send, template)
-        conn.execute(
-            update(E).where(E.c.id == send.claimed.enrollment_id).values(pending_message_id=mid)
-        )
-        return mid
+    def _confirmation_ids(
+        self, conn: Connection, confirmations: list[tuple[Send, MessageTemplate]]
+    ) -> dict[int, str]:
+        """Each confirmation email's id, by enrollment, kept on its enrollment until it is
+        sent: a retry of one that failed (or whose outcome a dying worker did not record)
+        reuses it, and a fresh one asked for after it went out gets a new one (cleared when
+        sent). The new ones are written in one statement for the batch."""
+        mids = {
+            s.claimed.enrollment_id: s.claimed.pending_message_id or self._new_id(s, t)
+            for s, t in confirmations
+        }
+        new = [
+            {"enrollment": s.claimed.enrollment_id, "mid": mids[s.claimed.enrollment_id]}
+            for s, _ in confirmations
+            if not s.claimed.pending_message_id
+        ]
+        if new:
+            conn.execute(
+                update(E)
+                .where(E.c.id == bindparam("enrollment"))
+                .values(pending_message_id=bindparam("mid")),
+                new,
+            )
+        return mids
 
     def template(self, send: Send) -> MessageTemplate:
         if send.lesson is not None:
