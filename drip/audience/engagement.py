@@ -45,6 +45,7 @@ from drip.store.models import (
     EventKind,
     Subscriber,
 )
+from drip.store.queries import rare
 
 # The timeline's kinds that are a person acting. Other helpers' kinds join by name: a reply
 # (REPLIED) and every pace choice (PACE_*), as they come to exist.
@@ -229,7 +230,7 @@ def _gone(session: Session, asked_before: datetime, now: datetime) -> int:
     """Quiet readers who did not answer the question in time: gone, their courses paused."""
     gone = session.scalars(
         select(Subscriber).where(
-            Subscriber.engagement == Engagement.QUIET,
+            rare(session, Subscriber.engagement == Engagement.QUIET),
             Subscriber.repermission_at <= asked_before,
         )
     ).all()
@@ -285,7 +286,7 @@ def to_ask(session: Session, library: Library, limit: int) -> list[Enrollment]:
         select(func.max(Enrollment.id))
         .join(Subscriber, Subscriber.id == Enrollment.subscriber_id)
         .where(
-            Subscriber.engagement == Engagement.QUIET,
+            rare(session, Subscriber.engagement == Engagement.QUIET),
             Subscriber.repermission_at.is_(None),
             Subscriber.suppressed_at.is_(None),
             Enrollment.sequence.in_(asking),

@@ -25,6 +25,7 @@ from drip.dispatch.requested import E, Requested, S, queue_in_window
 from drip.mail.render import Renderer
 from drip.mail.still_wanted import STILL_WANTED, still_wanted_message
 from drip.store.models import Enrollment, EnrollmentStatus, EventKind, Subscriber
+from drip.store.queries import rare
 
 BATCH = 200
 
@@ -37,7 +38,8 @@ def paused_long(session: Session, now: datetime) -> list[Enrollment]:
             .join(Subscriber)
             .where(
                 Enrollment.status == EnrollmentStatus.ACTIVE,
-                Enrollment.paused_since <= now - STILL_WANTED_AFTER,
+                # few are paused: the index of them (migration 0032), not every active one
+                rare(session, Enrollment.paused_since <= now - STILL_WANTED_AFTER),
                 Enrollment.still_wanted_at.is_(None),
                 holding(now),
                 Subscriber.suppressed_at.is_(None),

@@ -26,6 +26,7 @@ from sqlalchemy import (
     any_,
     func,
     literal,
+    literal_column,
     select,
     union_all,
 )
@@ -61,6 +62,18 @@ def among(db: Session | Connection, column: Any, values: Collection[Any]) -> Col
     if dialect.name == "postgresql":
         return cast(ColumnElement[bool], column == any_(literal(list(values), ARRAY(column.type))))
     return cast(ColumnElement[bool], column.in_(values))
+
+
+def rare(db: Session | Connection, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """`condition`, which few rows meet, said so to SQLite's planner (`likelihood`). Its
+    statistics (ANALYZE, `PRAGMA optimize`) keep one average per indexed column, so a value
+    nearly every row has and one a few have look alike (`engagement`: engaged, quiet), and
+    it reads a million rows where the index finds the few. PostgreSQL keeps each column's
+    most common values and needs no hint."""
+    dialect = db.dialect if isinstance(db, Connection) else db.get_bind().dialect
+    if dialect.name == "sqlite":
+        return cast(ColumnElement[bool], func.likelihood(condition, literal_column("0.000001")))
+    return condition
 
 
 def paused_sequences(db: Session | Connection) -> set[str]:

@@ -149,6 +149,14 @@ class Enrollment(Base):
         Index("ix_enrollments_sequence_status_id", "sequence", "status", "id"),
         Index("ix_enrollments_sequence_id", "sequence", "id"),
         Index("ix_enrollments_status_id", "status", "id"),
+        # Readers paused long ago, to ask if they still want the course (migration 0032):
+        # only paused enrollments are in it.
+        Index(
+            "ix_enrollments_paused_since",
+            "paused_since",
+            sqlite_where=text("paused_since IS NOT NULL"),
+            postgresql_where=text("paused_since IS NOT NULL"),
+        ),
     )
 
     id: Mapped[intpk]
