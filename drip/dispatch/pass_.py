@@ -149,7 +149,7 @@ class Dispatcher:
             try:
                 expire_unconfirmed(conn, now, self.settings.confirm_days)
                 self._resume_held(conn, library, now)
-                self._send_lessons(conn, library, now, pass_clock, report, progress, sessions)
+                self._send_lessons(conn, library, now, report, progress, sessions)
                 if not paused and not self._resting(now):  # lessons first, then broadcasts
                     self._broadcasts(conn, library, now, pass_clock, report, progress, sessions)
                 # The heartbeat says when a pass really ran: one run `--now` for a simulated
@@ -171,7 +171,6 @@ class Dispatcher:
         conn: Connection,
         library: Library,
         now: datetime,
-        pass_clock: float,
         report: PassReport,
         progress: Callable[[Outcome], None] | None,
         sessions: Sessions,
@@ -180,16 +179,13 @@ class Dispatcher:
         on PostgreSQL each batch is claimed while the one before it is sent."""
 
         def claim(on: Connection) -> list[Claimed]:
-            # The lease runs from the claim, not from the pass's `now`: a long pass
-            # would otherwise claim its last batches with leases already over.
-            elapsed = timedelta(seconds=time.monotonic() - pass_clock)
             return lease(
                 on,
                 now,
                 worker_id=self.worker_id,
                 batch_size=self.settings.batch,
                 skip_locked=self.postgres,
-                lease_end=now + elapsed + timedelta(seconds=self.settings.lease_seconds),
+                lease_end=self.sender.lease_from(now).until,  # the one lease every kind takes
                 handed_since=now - LOOK_BACK,  # for the caps, beside the claim
             )
 
@@ -273,7 +269,7 @@ class Dispatcher:
                 if self._ran(report, run, now, progress) or not run.more:
                     return
                 later = now + timedelta(seconds=time.monotonic() - pass_clock)
-                self._send_lessons(conn, library, later, pass_clock, report, progress, sessions)
+                self._send_lessons(conn, library, later, report, progress, sessions)
                 if self._resting(now):
                     return
 
