@@ -122,10 +122,11 @@ class Sender:
         result = Run()
         done = 0
         while batches is None or done < batches:
-            if sending_paused(session):  # a guardrail stopped all sending meanwhile
-                break
+            # A batch claimed ahead is read against a guardrail's pause as it is taken.
             items = ahead.take(session.connection()) if ahead is not None else None
             if items is None:
+                if sending_paused(session):  # a guardrail stopped all sending meanwhile
+                    break
                 items = producer.due(session, now, self.settings.batch, self.lease_from(now))
             if ahead is not None:
                 ahead.after(items)
