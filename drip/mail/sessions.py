@@ -45,13 +45,11 @@ class Sessions:
             self._idle.append(transport)
 
     def close(self) -> None:
-        """The pass is over: every session is closed (QUIT), each on a thread of its own
-        when there are several, so that their answers are waited for together."""
+        """The pass is over: every session is closed (QUIT), each on a thread of its own, so
+        that their answers are waited for together."""
         with self._lock:
             idle, self._idle = self._idle, []
-        if len(idle) < 2:
-            for transport in idle:
-                transport.__exit__(None, None, None)
+        if not idle:
             return
         with ThreadPoolExecutor(len(idle), thread_name_prefix="smtp-quit") as pool:
             for done in [pool.submit(t.__exit__, None, None, None) for t in idle]:
