@@ -58,8 +58,7 @@ def among(db: Session | Connection, column: Any, values: Collection[Any]) -> Col
     the statement's text is the same whatever the count, so psycopg keeps it converted and
     prepared, where an IN list of more than 50 parameters is converted anew at each run
     (about 6 ms for a batch of 200 readers, bench/PROFILE.md)."""
-    dialect = db.dialect if isinstance(db, Connection) else db.get_bind().dialect
-    if dialect.name == "postgresql":
+    if _dialect(db) == "postgresql":
         return cast(ColumnElement[bool], column == any_(literal(list(values), ARRAY(column.type))))
     return cast(ColumnElement[bool], column.in_(values))
 
@@ -70,10 +69,13 @@ def rare(db: Session | Connection, condition: ColumnElement[bool]) -> ColumnElem
     nearly every row has and one a few have look alike (`engagement`: engaged, quiet), and
     it reads a million rows where the index finds the few. PostgreSQL keeps each column's
     most common values and needs no hint."""
-    dialect = db.dialect if isinstance(db, Connection) else db.get_bind().dialect
-    if dialect.name == "sqlite":
+    if _dialect(db) == "sqlite":
         return cast(ColumnElement[bool], func.likelihood(condition, literal_column("0.000001")))
     return condition
+
+
+def _dialect(db: Session | Connection) -> str:
+    return (db.dialect if isinstance(db, Connection) else db.get_bind().dialect).name
 
 
 def paused_sequences(db: Session | Connection) -> set[str]:
