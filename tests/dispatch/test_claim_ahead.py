@@ -8,13 +8,14 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from drip.core.clock import FrozenClock
 from drip.dispatch import Outcome
-from drip.services import build_services
+from drip.services import Services, build_services
 from drip.store.models import Delivery, Enrollment, SendingPause
 from tests.bulk import add_due_readers
 from tests.conftest import courses_beside_tiny, enroll, make_settings
@@ -37,6 +38,21 @@ def in_line(engine: Engine, count: int, now: datetime) -> list[str]:
                 .values(due_at=now - timedelta(seconds=count + 1 - n))
             )
     return addresses
+
+
+def services(
+    tmp_path: Path, url: str, smtp_server: SmtpServer, clock: FrozenClock, **settings: Any
+) -> Services:
+    """drip with batches of BATCH readers, sending to `smtp_server`."""
+    made = make_settings(tmp_path, url, smtp_url=smtp_server.url, batch_size=BATCH, **settings)
+    return build_services(made, clock)
+
+
+def pause_all_sending(svc: Services, clock: FrozenClock) -> None:
+    """A guardrail trips, as drip.deliverability.sending_pause does."""
+    with svc.sessions() as session:
+        session.add(SendingPause(paused_at=clock(), reason="complaint rate 1%"))
+        session.commit()
 
 
 def leased(engine: Engine, worker: str = WORKER) -> list[int]:
@@ -71,8 +87,7 @@ def after_outcomes(
 def test_the_next_batch_is_claimed_while_one_is_sent_and_each_reader_gets_one_lesson(
     tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
-    settings = make_settings(tmp_path, backend_url, smtp_url=smtp_server.url, batch_size=BATCH)
-    svc = build_services(settings, clock)
+    svc = services(tmp_path, backend_url, smtp_server, clock)
     addresses = in_line(svc.engine, 2 * BATCH + 2, clock())
     postgres = svc.engine.dialect.name == "postgresql"
     while_last_of_first: list[list[int]] = []
@@ -98,8 +113,7 @@ def test_the_next_batch_is_claimed_while_one_is_sent_and_each_reader_gets_one_le
 def test_a_batch_claimed_ahead_goes_back_at_once_when_the_relay_goes_down(
     tmp_path: Path, postgres_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
-    settings = make_settings(tmp_path, postgres_url, smtp_url=smtp_server.url, batch_size=BATCH)
-    svc = build_services(settings, clock)
+    svc = services(tmp_path, postgres_url, smtp_server, clock)
     addresses = in_line(svc.engine, 2 * BATCH, clock())
     relay_dies = after_outcomes(svc.engine, 2, smtp_server.stop)
 
@@ -132,16 +146,9 @@ def test_a_batch_claimed_ahead_goes_back_at_once_when_the_relay_goes_down(
 def test_a_pause_of_all_sending_meanwhile_stops_the_batch_claimed_ahead(
     tmp_path: Path, postgres_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
-    settings = make_settings(tmp_path, postgres_url, smtp_url=smtp_server.url, batch_size=BATCH)
-    svc = build_services(settings, clock)
+    svc = services(tmp_path, postgres_url, smtp_server, clock)
     in_line(svc.engine, 2 * BATCH, clock())
-
-    def pause_all_sending() -> None:
-        with svc.sessions() as session:  # as drip.deliverability.sending_pause does
-            session.add(SendingPause(paused_at=clock(), reason="complaint rate 1%"))
-            session.commit()
-
-    guardrail_trips = after_outcomes(svc.engine, 1, pause_all_sending)
+    guardrail_trips = after_outcomes(svc.engine, 1, lambda: pause_all_sending(svc, clock))
 
     report = svc.dispatcher(WORKER).run_pass(clock(), progress=guardrail_trips)
 
@@ -161,15 +168,9 @@ def test_a_batch_claimed_ahead_counts_what_the_batch_before_it_handed_its_reader
     """Ada's two courses fall in two batches; the second is claimed (and her hand-offs
     read) while the first, hers last, is sent: her cap of one a day still holds."""
     courses = courses_beside_tiny(tmp_path, {"alpha": course("Alpha"), "beta": course("Beta")})
-    settings = make_settings(
-        tmp_path,
-        backend_url,
-        smtp_url=smtp_server.url,
-        sequences_dir=courses,
-        batch_size=BATCH,
-        reader_daily_cap=1,
+    svc = services(
+        tmp_path, backend_url, smtp_server, clock, sequences_dir=courses, reader_daily_cap=1
     )
-    svc = build_services(settings, clock)
     order = [enroll(svc, f"first-{n}@example.org", "alpha") for n in range(BATCH - 1)]
     order += [enroll(svc, "ada@example.org", slug) for slug in ("alpha", "beta")]
     order += [enroll(svc, f"second-{n}@example.org", "beta") for n in range(BATCH - 1)]

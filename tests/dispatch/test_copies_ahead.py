@@ -5,6 +5,7 @@ once, no attempt used. SQLite claims each batch at its turn."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select
@@ -13,14 +14,14 @@ from sqlalchemy.engine import Engine
 from drip.core.clock import FrozenClock
 from drip.dispatch import Outcome
 from drip.dispatch.broadcasts import schedule
-from drip.services import Services, build_services
-from drip.store.models import BroadcastRecipient, RecipientStatus, SendingPause
-from tests.conftest import enroll, make_settings
+from drip.services import Services
+from drip.store.models import BroadcastRecipient, RecipientStatus
+from tests.conftest import enroll
+from tests.dispatch.test_claim_ahead import BATCH, pause_all_sending, services
 from tests.dispatch.test_one_way import NINE_IN_NEW_YORK, news
 from tests.jobs.test_processes import wait_for
 from tests.smtp import SmtpServer
 
-BATCH = 5
 WORKER = "worker-copies"
 
 
@@ -44,9 +45,18 @@ def broadcast_to(svc: Services, clock: FrozenClock, readers: int) -> list[str]:
     return addresses
 
 
-def services(tmp_path: Path, url: str, smtp_server: SmtpServer, clock: FrozenClock) -> Services:
-    settings = make_settings(tmp_path, url, smtp_url=smtp_server.url, batch_size=BATCH)
-    return build_services(settings, clock)
+def after_first_batch(svc: Services, then: Callable[[], None]) -> Callable[[Outcome], None]:
+    """A pass's progress callback: once the first batch of copies is sent and the second
+    claimed ahead meanwhile, `then()`."""
+    seen: list[Outcome] = []
+
+    def watch(outcome: Outcome) -> None:
+        seen.append(outcome)
+        if len(seen) == 1:
+            wait_for(lambda: len(leased_copies(svc.engine)) == BATCH, 30)
+            then()
+
+    return watch
 
 
 def test_the_next_batch_of_copies_is_claimed_while_one_is_sent_and_each_reader_gets_one(
@@ -82,13 +92,7 @@ def test_copies_claimed_ahead_go_back_at_once_when_the_relay_goes_down(
 ) -> None:
     svc = services(tmp_path, postgres_url, smtp_server, clock)
     broadcast_to(svc, clock, 3 * BATCH)
-    seen: list[Outcome] = []
-
-    def relay_dies(outcome: Outcome) -> None:
-        seen.append(outcome)
-        if len(seen) == 1:  # the first batch sent; the second claimed ahead meanwhile
-            wait_for(lambda: len(leased_copies(svc.engine)) == BATCH, 30)
-            smtp_server.stop()
+    relay_dies = after_first_batch(svc, smtp_server.stop)
 
     report = svc.dispatcher(WORKER).run_pass(clock(), progress=relay_dies)
 
@@ -115,15 +119,7 @@ def test_a_pause_of_all_sending_meanwhile_puts_back_the_copies_claimed_ahead(
     svc = services(tmp_path, postgres_url, smtp_server, clock)
     broadcast_to(svc, clock, 2 * BATCH)
     welcomes = len(smtp_server.messages)
-    seen: list[Outcome] = []
-
-    def guardrail_trips(outcome: Outcome) -> None:
-        seen.append(outcome)
-        if len(seen) == 1:  # the first batch sent; the second claimed ahead meanwhile
-            wait_for(lambda: len(leased_copies(svc.engine)) == BATCH, 30)
-            with svc.sessions() as session:  # as drip.deliverability.sending_pause does
-                session.add(SendingPause(paused_at=clock(), reason="complaint rate 1%"))
-                session.commit()
+    guardrail_trips = after_first_batch(svc, lambda: pause_all_sending(svc, clock))
 
     report = svc.dispatcher(WORKER).run_pass(clock(), progress=guardrail_trips)
 
