@@ -45,6 +45,12 @@ def broadcast_to(svc: Services, clock: FrozenClock, readers: int) -> list[str]:
     return addresses
 
 
+def copies_in_order(svc: Services) -> list[BroadcastRecipient]:
+    """Every copy of the broadcast, in the order they are claimed."""
+    with svc.sessions() as session:
+        return list(session.scalars(select(BroadcastRecipient).order_by(BroadcastRecipient.id)))
+
+
 def after_first_batch(svc: Services, then: Callable[[], None]) -> Callable[[Outcome], None]:
     """A pass's progress callback: once the first batch of copies is sent and the second
     claimed ahead meanwhile, `then()`."""
@@ -75,8 +81,7 @@ def test_the_next_batch_of_copies_is_claimed_while_one_is_sent_and_each_reader_g
 
     report = svc.dispatcher(WORKER).run_pass(clock(), progress=watch)
 
-    with svc.sessions() as session:
-        copies = list(session.scalars(select(BroadcastRecipient).order_by(BroadcastRecipient.id)))
+    copies = copies_in_order(svc)
     second = [copy.id for copy in copies[BATCH : 2 * BATCH]]
     assert after_first == [second if postgres else []]
     assert report.count("sent") == 2 * BATCH + 2
@@ -97,8 +102,7 @@ def test_copies_claimed_ahead_go_back_at_once_when_the_relay_goes_down(
     report = svc.dispatcher(WORKER).run_pass(clock(), progress=relay_dies)
 
     assert report.count("sent") == BATCH
-    with svc.sessions() as session:
-        copies = list(session.scalars(select(BroadcastRecipient).order_by(BroadcastRecipient.id)))
+    copies = copies_in_order(svc)
     second, third = copies[BATCH : 2 * BATCH], copies[2 * BATCH :]
     # The second batch had its turn: its first copy met the relay down, the rest were not
     # tried (no attempt used), all due again later.
@@ -125,8 +129,7 @@ def test_a_pause_of_all_sending_meanwhile_puts_back_the_copies_claimed_ahead(
 
     assert report.count("sent") == BATCH
     assert len(smtp_server.messages) == welcomes + BATCH
-    with svc.sessions() as session:
-        copies = list(session.scalars(select(BroadcastRecipient).order_by(BroadcastRecipient.id)))
+    copies = copies_in_order(svc)
     assert [(c.status, c.lease_owner, c.due_at) for c in copies[BATCH:]] == [
         (RecipientStatus.QUEUED, None, clock())
     ] * BATCH
