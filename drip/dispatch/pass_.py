@@ -116,7 +116,7 @@ class Dispatcher:
             report.outcomes.extend(after)
             return report
         self.started_at = self.started_at or self.clock()
-        pass_clock = self.sender.pass_started = time.monotonic()
+        self.sender.pass_started = time.monotonic()  # each claim's lease runs from it
         self.recorder.pass_started = self.clock()
         # One reading of the content for the whole pass: every reader of it gets the same text,
         # whatever an author saves meanwhile (the next pass reads the new version).
@@ -127,7 +127,7 @@ class Dispatcher:
             paused = sending_paused(session)  # a bounce or complaint guardrail stopped it
         # One set of SMTP sessions for the whole pass, kept from one batch to the next.
         with closing(Sessions(self.transport)) as sessions:
-            self._send(report, library, now, pass_clock, progress, paused, sessions)
+            self._send(report, library, now, progress, paused, sessions)
         return report
 
     def _send(
@@ -135,7 +135,6 @@ class Dispatcher:
         report: PassReport,
         library: Library,
         now: datetime,
-        pass_clock: float,
         progress: Callable[[Outcome], None] | None,
         paused: str | None,
         sessions: Sessions,
@@ -151,7 +150,7 @@ class Dispatcher:
                 self._resume_held(conn, library, now)
                 self._send_lessons(conn, library, now, report, progress, sessions)
                 if not paused and not self._resting(now):  # lessons first, then broadcasts
-                    self._broadcasts(conn, library, now, pass_clock, report, progress, sessions)
+                    self._broadcasts(conn, library, now, report, progress, sessions)
                 # The heartbeat says when a pass really ran: one run `--now` for a simulated
                 # instant must not tell /healthz the last pass is in the future.
                 started = self.started_at or self.clock()  # set as the pass began
@@ -246,7 +245,6 @@ class Dispatcher:
         conn: Connection,
         library: Library,
         now: datetime,
-        pass_clock: float,
         report: PassReport,
         progress: Callable[[Outcome], None] | None,
         sessions: Sessions,
@@ -268,7 +266,7 @@ class Dispatcher:
                 run = self.sender.run(session, copies, now, sessions, batches=1, ahead=ahead)
                 if self._ran(report, run, now, progress) or not run.more:
                     return
-                later = now + timedelta(seconds=time.monotonic() - pass_clock)
+                later = now + timedelta(seconds=time.monotonic() - self.sender.pass_started)
                 self._send_lessons(conn, library, later, report, progress, sessions)
                 if self._resting(now):
                     return
