@@ -15,6 +15,7 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from types import FrameType
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -196,7 +197,8 @@ def _schedule(scheduler: BaseScheduler, services: Services) -> Dispatcher:
 def run_worker(services: Services) -> None:
     """`drip worker`: block, dispatching on schedule, until a signal says stop."""
     with dispatch_lock(services.engine):
-        scheduler = BlockingScheduler(timezone=UTC)
+        jobs = ThreadPoolExecutor()
+        scheduler = BlockingScheduler(timezone=UTC, executors={"default": jobs})
         dispatcher = _schedule(scheduler, services)
 
         def stop(signum: int, _frame: FrameType | None) -> None:
@@ -211,6 +213,11 @@ def run_worker(services: Services) -> None:
             services.settings.dispatch_interval,
         )
         scheduler.start()
+        # A signal stops the scheduler without waiting (its handler must not block), and
+        # `start` returns: the pass in flight is finished here, while this worker still
+        # holds the dispatch lock and before the interpreter shuts down (which refuses the
+        # pass's threads their work: its SMTP sessions' QUITs, its lanes, its claims ahead).
+        jobs.shutdown(wait=True)
 
 
 def start_background(services: Services, stack: ExitStack) -> BackgroundScheduler:
