@@ -68,6 +68,8 @@ class Handler:
     # offer PIPELINING (RFC 2920) after EHLO, as production relays do; False: one command
     # at a time, as aiosmtpd on its own
     pipelining: bool = True
+    # released once per EHLO: a test acquires it to know a session has been opened
+    greeted: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
 
     async def handle_EHLO(
         self,
@@ -78,6 +80,7 @@ class Handler:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname  # aiosmtpd leaves it to a handler with this hook
+        self.greeted.release()
         if not self.pipelining:
             return responses
         return [*responses[:-1], "250-PIPELINING", responses[-1]]

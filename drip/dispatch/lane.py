@@ -128,6 +128,12 @@ def by_reader(items: Sequence[I], lanes: int, reader: Callable[[I], int]) -> lis
     return [share for share in shares if share] or [[]]
 
 
+def lanes_for(items: Sequence[I], lanes: int, reader: Callable[[I], int]) -> int:
+    """How many shares `by_reader` makes of `items` (none of no items): the SMTP sessions
+    the batch will use, to be opened while it is prepared (drip.mail.sessions)."""
+    return min(lanes, len({reader(item) for item in items}))
+
+
 def open_envelope(
     relay: SmtpTransport, build: Callable[[], bytes], sender: str, recipient: str
 ) -> Opened | None:

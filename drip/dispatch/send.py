@@ -41,7 +41,7 @@ from sqlalchemy.engine import Dialect
 from drip.core.clock import Clock, system_clock
 from drip.core.config import Settings
 from drip.deliverability.verp import return_path
-from drip.dispatch.lane import Check, Landing, by_reader, in_turn, overlapped
+from drip.dispatch.lane import Check, Landing, by_reader, in_turn, lanes_for, overlapped
 from drip.dispatch.lesson_records import Records
 from drip.dispatch.plan import Plan, Send, Settle
 from drip.dispatch.record import (
@@ -60,6 +60,7 @@ from drip.mail.handoff import Unsendable, checked_message
 from drip.mail.links import Links
 from drip.mail.pace import Pace
 from drip.mail.render import Renderer
+from drip.mail.sessions import Sessions
 from drip.mail.transports import SendError, SmtpTransport, Transport
 from drip.store.deferred import Deferred
 from drip.store.direct import Direct
@@ -112,7 +113,7 @@ class Recorder:
         conn: Connection,
         plans: Sequence[Plan],
         now: datetime,
-        transport: Callable[[], AbstractContextManager[Transport]],
+        sessions: Sessions,
         progress: Callable[[Outcome], None] | None,
     ) -> tuple[list[Outcome], bool]:
         """Settle the readers that get no message, send the others; True if the relay was
@@ -123,6 +124,8 @@ class Recorder:
         of one: its outcome recorded before its next hand-off, the status read before each."""
         plans = [self.ahead.renderable(p, now) for p in plans]
         sends = [p for p in plans if isinstance(p, Send)]
+        connections = self.settings.smtp_connections
+        sessions.open_ahead(lanes_for(sends, connections, lambda s: s.claimed.reader.subscriber_id))
         settles = sorted(
             (p for p in plans if isinstance(p, Settle)), key=lambda p: p.claimed.enrollment_id
         )
@@ -131,16 +134,14 @@ class Recorder:
         ready = self.ahead.prepare(conn, built, now)
         outcomes = [self.records.settle(conn, p, now) for p in settles]
         conn.commit()
-        shares = by_reader(
-            ready, self.settings.smtp_connections, lambda r: r.send.claimed.reader.subscriber_id
-        )
+        shares = by_reader(ready, connections, lambda r: r.send.claimed.reader.subscriber_id)
         if len(shares) == 1:
-            sent, relay_down = self._lane(conn, shares[0], now, transport, progress)
+            sent, relay_down = self._lane(conn, shares[0], now, sessions, progress)
             return outcomes + sent, relay_down
 
         def run(lane: list[Ready]) -> tuple[list[Outcome], bool]:
             with conn.engine.connect() as lane_conn:
-                return self._lane(lane_conn, lane, now, transport, progress)
+                return self._lane(lane_conn, lane, now, sessions, progress)
 
         with ThreadPoolExecutor(len(shares), thread_name_prefix="smtp") as pool:
             results = list(pool.map(run, shares))

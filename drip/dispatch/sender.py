@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -46,7 +46,7 @@ from drip.deliverability.verp import return_path
 from drip.dispatch.caps import BatchCaps, Caps
 from drip.dispatch.claim_ahead import ClaimsAhead
 from drip.dispatch.hot_path import HotPath
-from drip.dispatch.lane import by_reader, in_turn, overlapped
+from drip.dispatch.lane import by_reader, in_turn, lanes_for, overlapped
 from drip.dispatch.outcome import Outcome, OutcomeStatus
 from drip.dispatch.producers import (
     HOLD,
@@ -66,6 +66,7 @@ from drip.mail.links import Links
 from drip.mail.message_ids import message_id_for
 from drip.mail.pace import Pace, backoff
 from drip.mail.render import Reader, Renderer
+from drip.mail.sessions import Sessions
 from drip.mail.transports import OnFirstSend, SendError, Transport
 from drip.store.models import Event, EventKind, Subscriber
 
@@ -112,7 +113,7 @@ class Sender:
         session: Session,
         producer: Producer,
         now: datetime,
-        sessions: Callable[[], AbstractContextManager[Transport]],
+        sessions: Sessions,
         batches: int | None = None,
         ahead: ClaimsAhead[Item] | None = None,
     ) -> Run:
@@ -131,7 +132,7 @@ class Sender:
             if ahead is not None:
                 ahead.after(items)
             done += 1
-            ready = self._prepare(session, producer, items, now)
+            ready = self._prepare(session, producer, items, now, sessions)
             caps = self._batch_caps(session, producer, ready, now)
             session.rollback()  # end the caps' read
             self._lanes(session, producer, ready, now, result, caps, sessions)
@@ -165,10 +166,16 @@ class Sender:
         return found
 
     def _prepare(
-        self, session: Session, producer: Producer, items: list[Item], now: datetime
+        self,
+        session: Session,
+        producer: Producer,
+        items: list[Item],
+        now: datetime,
+        sessions: Sessions,
     ) -> list[Item]:
-        """Render each claimed item and write its Message-ID ahead (one commit); an item
-        outside its window, or whose course cannot be read, is put back."""
+        """Render each claimed item and write its Message-ID ahead (one commit), the SMTP
+        sessions for the rest connecting meanwhile; an item outside its window, or whose
+        course cannot be read, is put back."""
         ready, ahead = [], []
         for item in items:
             unreadable = producer.render(session, item)
@@ -194,6 +201,8 @@ class Sender:
                 )
                 ahead.append(item)
             ready.append(item)
+        connections = self.settings.smtp_connections
+        sessions.open_ahead(lanes_for(ready, connections, lambda i: i.subscriber_id))
         if ahead:
             producer.write_ahead(session, ahead, self.worker_id)
         session.commit()
@@ -207,7 +216,7 @@ class Sender:
         now: datetime,
         result: Run,
         caps: BatchCaps | None,
-        sessions: Callable[[], AbstractContextManager[Transport]],
+        sessions: Sessions,
     ) -> None:
         """The batch over DRIP_SMTP_CONNECTIONS sessions at once, as the lessons go: each
         lane on a database connection of its own keeps every guarantee of one. A reader's

@@ -9,6 +9,10 @@ each lane a session the last batch left open, or opens one, and `close` quits th
 once the pass is over, all at once: one after the other, eight sessions' QUITs each waited
 for the relay's answer in turn, the last of them a whole round trip per session after the
 pass's last message.
+
+`open_ahead` connects the sessions a batch is about to need while that batch is still being
+written ahead (drip.dispatch.write_ahead): the greeting, TLS and login no longer stand
+between the pass's start and its first message.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-from drip.mail.transports import Transport
+from drip.mail.transports import SmtpTransport, Transport
 
 
 class Sessions:
@@ -27,15 +31,41 @@ class Sessions:
     def __init__(self, factory: Callable[[], Transport]) -> None:
         self.factory = factory
         self._idle: list[Transport] = []
+        self._opening: list[tuple[Transport, threading.Thread]] = []
         self._lock = threading.Lock()
+
+    def open_ahead(self, count: int) -> None:
+        """Start connecting sessions, each on a thread of its own, until `count` are open or
+        opening: a lane takes one of them rather than a new one. A session that could not
+        connect says so at its first message, as a new one would."""
+        with self._lock:
+            for _ in range(count - len(self._idle) - len(self._opening)):
+                transport = self.factory().__enter__()
+                if not isinstance(transport, SmtpTransport):
+                    self._idle.append(transport)  # nothing to connect (the outbox)
+                    continue
+                connecting = threading.Thread(
+                    target=transport.connect_ahead, name="smtp-connect", daemon=True
+                )
+                connecting.start()
+                self._opening.append((transport, connecting))
+
+    def _take(self) -> Transport | None:
+        """An open session, else one opening (once it has connected or failed to)."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            if not self._opening:
+                return None
+            transport, connecting = self._opening.pop(0)
+        connecting.join()
+        return transport
 
     @contextmanager
     def __call__(self) -> Iterator[Transport]:
-        """A session lent to one lane (one left open, or a new one, connected on first
-        use): given back when the lane is done, closed if it failed."""
-        with self._lock:
-            transport = self._idle.pop() if self._idle else None
-        transport = transport or self.factory().__enter__()
+        """A session lent to one lane (one left open or opening, or a new one, connected on
+        first use): given back when the lane is done, closed if it failed."""
+        transport = self._take() or self.factory().__enter__()
         try:
             yield transport
         except BaseException as error:
@@ -49,6 +79,10 @@ class Sessions:
         that their answers are waited for together."""
         with self._lock:
             idle, self._idle = self._idle, []
+            opening, self._opening = self._opening, []
+        for transport, connecting in opening:  # opened ahead for a batch that never came
+            connecting.join()
+            idle.append(transport)
         if not idle:
             return
         with ThreadPoolExecutor(len(idle), thread_name_prefix="smtp-quit") as pool:

@@ -161,6 +161,7 @@ class SmtpTransport:
         self.password = unquote(parts.password) if parts.password else None
         self.timeout = timeout
         self._smtp: smtplib.SMTP | None = None
+        self._unreachable: SendError | None = None  # what `connect_ahead` met
         # An envelope written behind the last final dot, its answers unread (`opened`).
         self._ahead: tuple[str, str, list[str]] | None = None
 
@@ -212,9 +213,21 @@ class SmtpTransport:
 
     def connect(self) -> None:
         """Open the session, if it is not open yet: what it offers (`pipelines`) is known
-        from then on."""
+        from then on. After a `connect_ahead` that failed, the first call raises its error."""
+        if self._unreachable is not None:
+            unreachable, self._unreachable = self._unreachable, None
+            raise unreachable
         if self._smtp is None:
             self._smtp = self._connect()
+
+    def connect_ahead(self) -> None:
+        """Open the session before its first message, on a thread of its own while the batch
+        is prepared. A failure is kept for that first message's `connect` to raise: the
+        relay is tried once, not once here and again there."""
+        try:
+            self.connect()
+        except SendError as error:
+            self._unreachable = error
 
     @property
     def pipelines(self) -> bool:

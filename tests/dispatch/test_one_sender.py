@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -21,6 +22,7 @@ from drip.dispatch.fresh_links import FreshLinks, request_magnet_link
 from drip.dispatch.outcome import Kind
 from drip.dispatch.sender import Sender
 from drip.mail.message_ids import read_message_ids
+from drip.mail.sessions import Sessions
 from drip.mail.transports import SmtpTransport
 from drip.services import Services, build_services
 from drip.store.models import Enrollment, LinkRequest
@@ -226,13 +228,11 @@ def test_the_one_senders_lease_runs_from_each_claim_not_from_the_start_of_the_pa
 
     one = Sender(svc.settings, svc.renderer, svc.links, "worker-1", None)
     one.pass_started = time.monotonic() - 3600  # a pass that began an hour ago
-    with svc.sessions() as session:
-        run = one.run(
-            session,
-            FreshLinks(svc.content.library(), svc.renderer),
-            svc.clock(),
-            lambda: AfterHandOff(SmtpTransport(smtp_server.url), look),
-        )
+    with (
+        svc.sessions() as session,
+        closing(Sessions(lambda: AfterHandOff(SmtpTransport(smtp_server.url), look))) as smtp,
+    ):
+        run = one.run(session, FreshLinks(svc.content.library(), svc.renderer), svc.clock(), smtp)
 
     assert [o.status for o in run.outcomes] == ["sent"]
     lease = timedelta(seconds=svc.settings.lease_seconds)
