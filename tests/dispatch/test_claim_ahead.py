@@ -1,6 +1,6 @@
-"""On PostgreSQL a pass claims each batch of lessons while the one before it is sent
-(drip.dispatch.claim_ahead); a batch claimed ahead that does not get its turn goes back at
-once. SQLite claims each batch at its turn."""
+"""On PostgreSQL a pass claims each batch of lessons while the one before it is sent, from
+its second batch on (drip.dispatch.claim_ahead); a batch claimed ahead that does not get
+its turn goes back at once. SQLite claims each batch at its turn."""
 
 from __future__ import annotations
 
@@ -71,42 +71,62 @@ def claimed_ahead(engine: Engine, count: int) -> None:
 def after_outcomes(
     engine: Engine, count: int, then: Callable[[], None]
 ) -> Callable[[Outcome], None]:
-    """A pass's progress callback: once `count` messages of the first batch are recorded
-    and the second batch is claimed ahead, `then()`."""
+    """A pass's progress callback: once `count` messages are recorded, and the batch after
+    the one under way is claimed ahead (from the pass's second batch on), `then()`."""
     seen: list[Outcome] = []
 
     def watch(outcome: Outcome) -> None:
         seen.append(outcome)
         if len(seen) == count:
-            claimed_ahead(engine, 2 * BATCH - count)  # the rest of this batch, and the next
+            claimed_ahead(
+                engine, (count // BATCH + 2) * BATCH - count
+            )  # this batch's rest, the next
             then()
 
     return watch
 
 
-def test_the_next_batch_is_claimed_while_one_is_sent_and_each_reader_gets_one_lesson(
+def test_from_the_second_batch_on_the_next_is_claimed_while_one_is_sent_and_each_reader_gets_one(
     tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
     svc = services(tmp_path, backend_url, smtp_server, clock)
-    addresses = in_line(svc.engine, 2 * BATCH + 2, clock())
+    addresses = in_line(svc.engine, 3 * BATCH + 2, clock())
     postgres = svc.engine.dialect.name == "postgresql"
-    while_last_of_first: list[list[int]] = []
+    while_last: dict[int, list[int]] = {}  # what is leased as each batch's last is recorded
 
     def watch(outcome: Outcome) -> None:
-        if len(while_last_of_first) == 0 and outcome.enrollment_id == BATCH:
-            # the first batch is recorded, the second not begun: claimed ahead or not yet
-            if postgres:
+        if outcome.enrollment_id in (BATCH, 2 * BATCH):
+            if postgres and outcome.enrollment_id == 2 * BATCH:
                 claimed_ahead(svc.engine, BATCH)
-            while_last_of_first.append(leased(svc.engine))
+            while_last[outcome.enrollment_id] = leased(svc.engine)
 
     report = svc.dispatcher(WORKER).run_pass(clock(), progress=watch)
 
-    ahead = list(range(BATCH + 1, 2 * BATCH + 1))
-    assert while_last_of_first == [ahead if postgres else []]
-    assert report.count("sent") == 2 * BATCH + 2
+    third = list(range(2 * BATCH + 1, 3 * BATCH + 1))
+    assert while_last == {BATCH: [], 2 * BATCH: third if postgres else []}
+    assert report.count("sent") == 3 * BATCH + 2
     arrivals = Counter(r for m in smtp_server.messages for r in m.recipients)
     assert arrivals == Counter(addresses)
     assert leased(svc.engine) == []
+    svc.engine.dispose()
+
+
+def test_two_workers_starting_together_take_a_batch_each_before_either_takes_two(
+    tmp_path: Path, postgres_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    svc = services(tmp_path, postgres_url, smtp_server, clock)
+    in_line(svc.engine, 2 * BATCH, clock())
+    second: list[int] = []
+
+    def other_worker_passes(outcome: Outcome) -> None:
+        if outcome.enrollment_id == BATCH:  # the first worker's batch is all but done
+            other = svc.dispatcher("worker-other").run_pass(clock())
+            second.append(other.count("sent"))
+
+    first = svc.dispatcher(WORKER).run_pass(clock(), progress=other_worker_passes)
+
+    assert (first.count("sent"), second) == (BATCH, [BATCH])
+    assert leased(svc.engine) == leased(svc.engine, "worker-other") == []
     svc.engine.dispose()
 
 
@@ -114,13 +134,13 @@ def test_a_batch_claimed_ahead_goes_back_at_once_when_the_relay_goes_down(
     tmp_path: Path, postgres_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
     svc = services(tmp_path, postgres_url, smtp_server, clock)
-    addresses = in_line(svc.engine, 2 * BATCH, clock())
-    relay_dies = after_outcomes(svc.engine, 2, smtp_server.stop)
+    addresses = in_line(svc.engine, 3 * BATCH, clock())
+    relay_dies = after_outcomes(svc.engine, BATCH + 2, smtp_server.stop)
 
     report = svc.dispatcher(WORKER).run_pass(clock(), progress=relay_dies)
 
-    assert report.count("sent") == 2 and report.outcomes[2].relay_down
-    ahead = range(BATCH + 1, 2 * BATCH + 1)
+    assert report.count("sent") == BATCH + 2 and report.outcomes[BATCH + 2].relay_down
+    ahead = range(2 * BATCH + 1, 3 * BATCH + 1)
     with svc.engine.connect() as conn:
         rows = conn.execute(
             select(Enrollment.id, Enrollment.lease_owner, Enrollment.due_at).where(
@@ -134,7 +154,7 @@ def test_a_batch_claimed_ahead_goes_back_at_once_when_the_relay_goes_down(
     assert written.isdisjoint(ahead)  # nothing written for them: they were not tried
 
     smtp_server.start()
-    clock.advance(hours=1)  # past the first batch's retry
+    clock.advance(hours=1)  # past the second batch's retry
     again = svc.dispatcher(WORKER).run_pass(clock())
 
     assert again.count("sent") == 2 * BATCH - 2
@@ -147,16 +167,16 @@ def test_a_pause_of_all_sending_meanwhile_stops_the_batch_claimed_ahead(
     tmp_path: Path, postgres_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
     svc = services(tmp_path, postgres_url, smtp_server, clock)
-    in_line(svc.engine, 2 * BATCH, clock())
-    guardrail_trips = after_outcomes(svc.engine, 1, lambda: pause_all_sending(svc, clock))
+    in_line(svc.engine, 3 * BATCH, clock())
+    trips = after_outcomes(svc.engine, BATCH + 1, lambda: pause_all_sending(svc, clock))
 
-    report = svc.dispatcher(WORKER).run_pass(clock(), progress=guardrail_trips)
+    report = svc.dispatcher(WORKER).run_pass(clock(), progress=trips)
 
-    assert report.count("sent") == BATCH  # the batch under way goes on, as before
-    assert len(smtp_server.messages) == BATCH
+    assert report.count("sent") == 2 * BATCH  # the batch under way goes on, as before
+    assert len(smtp_server.messages) == 2 * BATCH
     with svc.engine.connect() as conn:
         back = conn.execute(
-            select(Enrollment.lease_owner, Enrollment.due_at).where(Enrollment.id > BATCH)
+            select(Enrollment.lease_owner, Enrollment.due_at).where(Enrollment.id > 2 * BATCH)
         ).all()
     assert set(back) == {(None, clock())}
     svc.engine.dispose()
@@ -165,13 +185,15 @@ def test_a_pause_of_all_sending_meanwhile_stops_the_batch_claimed_ahead(
 def test_a_batch_claimed_ahead_counts_what_the_batch_before_it_handed_its_readers(
     tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
-    """Ada's two courses fall in two batches; the second is claimed (and her hand-offs
-    read) while the first, hers last, is sent: her cap of one a day still holds."""
+    """Ada's two courses fall in the second and third batches; the third is claimed (and
+    her hand-offs read) while the second, hers last, is sent: her cap of one a day still
+    holds."""
     courses = courses_beside_tiny(tmp_path, {"alpha": course("Alpha"), "beta": course("Beta")})
     svc = services(
         tmp_path, backend_url, smtp_server, clock, sequences_dir=courses, reader_daily_cap=1
     )
-    order = [enroll(svc, f"first-{n}@example.org", "alpha") for n in range(BATCH - 1)]
+    order = [enroll(svc, f"before-{n}@example.org", "alpha") for n in range(BATCH)]
+    order += [enroll(svc, f"first-{n}@example.org", "alpha") for n in range(BATCH - 1)]
     order += [enroll(svc, "ada@example.org", slug) for slug in ("alpha", "beta")]
     order += [enroll(svc, f"second-{n}@example.org", "beta") for n in range(BATCH - 1)]
     morning = local(clock(), 9, 30)
@@ -185,6 +207,6 @@ def test_a_batch_claimed_ahead_counts_what_the_batch_before_it_handed_its_reader
 
     assert [m.subject for m in smtp_server.to("ada@example.org")] == ["Alpha: one"]
     held = [o.enrollment_id for o in report.outcomes if o.status == "held"]
-    assert held == [order[BATCH]]  # her second course, in the second batch
-    assert report.count("sent") == 2 * BATCH - 1
+    assert held == [order[2 * BATCH]]  # her second course, in the third batch
+    assert report.count("sent") == 3 * BATCH - 1
     svc.engine.dispose()
