@@ -38,7 +38,7 @@ from drip.services import Services, build_services
 NOTHING_DUE = NOW.replace(year=NOW.year - 2)
 
 
-def worker(tmp: str, url: str, sink: str, connections: int) -> Services:
+def services(tmp: str, url: str, sink: str, connections: int) -> Services:
     settings = bench_settings(
         tmp,
         url,
@@ -47,8 +47,13 @@ def worker(tmp: str, url: str, sink: str, connections: int) -> Services:
         smtp_connections=connections,
         postal_address="1 Bench Road",
     )
-    svc = build_services(settings, clock=lambda: NOW)
-    svc.dispatcher().run_pass(NOTHING_DUE)  # compiles and prepares the pass's statements
+    return build_services(settings, clock=lambda: NOW)
+
+
+def worker(tmp: str, url: str, sink: str, connections: int) -> Services:
+    """drip as a running worker is: its pass's statements compiled and prepared."""
+    svc = services(tmp, url, sink, connections)
+    svc.dispatcher().run_pass(NOTHING_DUE)
     return svc
 
 
@@ -64,7 +69,7 @@ def one_of_many(
 
 
 def due(tmp: str, url: str, sink: str, readers: int) -> None:
-    svc = worker(tmp, url, sink, 1)
+    svc = services(tmp, url, sink, 1)
     reset(svc.engine)
     load(svc.engine, 1, readers, readers, svc.content.library().sequences[SLUG])
     svc.engine.dispose()

@@ -7,12 +7,13 @@ between two batches (bench/PROFILE.md, "Claiming ahead"). Here it runs in a thre
 database connection of its own, while the batch before it is sent: the connection's wait
 and the SMTP sessions' waits overlap.
 
-- Only a full batch has one claimed after it, and only from a pass's second batch on: a
-  batch cut short says nobody else was due, and a pass's first batch says nothing yet of
-  a backlog. Several workers whose passes start together each take one batch before any
-  takes two (bench/workers.py: eight workers of one session sent 161 messages a second
-  over a 20 ms relay, two of them 400 readers and two none, when the first batch had one
-  claimed after it).
+- Only a full batch has one claimed after it, and only once a full batch went before it
+  through the same `ClaimsAhead` (a pass's lessons, or a broadcast's copies): a batch cut
+  short says nobody else was due, and a first batch says nothing yet of a backlog.
+  Several workers whose passes start together each take one batch before any takes two
+  (bench/workers.py: eight workers of one session sent 161 messages a second over a 20 ms
+  relay, two of them 400 readers and two none, when the first batch had one claimed after
+  it).
 - The claim is the same lease (drip.dispatch.claim, drip.dispatch.producers), FOR UPDATE
   SKIP LOCKED: the batch being sent has its due times moved to its lease's end, so the
   claim ahead cannot take it.
@@ -75,7 +76,7 @@ class ClaimsAhead(Generic[T]):
         self._pool: ThreadPoolExecutor | None = None
         self._conn: Connection | None = None
         self._next: Future[list[T]] | None = None
-        self._full = 0  # full batches of this pass so far
+        self._backlog = False  # a full batch went before: more than one was due
 
     def __enter__(self) -> Self:
         return self
@@ -93,11 +94,11 @@ class ClaimsAhead(Generic[T]):
 
     def after(self, claimed: Sequence[T]) -> None:
         """`claimed` is about to be sent: claim the batch after it meanwhile, if it is full
-        and the pass's first was too (a backlog)."""
+        and a full batch went before it (a backlog)."""
         if not self.ahead or len(claimed) < self.batch_size:
             return
-        self._full += 1
-        if self._full < 2:
+        backlog, self._backlog = self._backlog, True
+        if not backlog:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="claim-ahead")
