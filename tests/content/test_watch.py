@@ -1,0 +1,155 @@
+"""The content store's question on every request: has a file under the sequences folder
+changed since the last look? Asked of inotify on Linux and of a stat of every file where
+inotify is missing or refused; both must see a save at the very next look."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drip.content import watch as watch_module
+from drip.content.store import ContentStore
+from drip.content.watch import FolderWatch
+
+TINY = Path(__file__).resolve().parents[1] / "sequences" / "tiny"
+
+pytestmark = pytest.mark.skipif(watch_module.INotify is None, reason="inotify is Linux's")
+
+
+@pytest.fixture(params=["inotify", "stat"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setattr(watch_module, "_inotify_refused", request.param == "stat")
+    yield request.param
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "sequences"
+    (root / "course").mkdir(parents=True)
+    (root / "course" / "01-hello.md").write_text("Hello\n")
+    return root
+
+
+def looked(root: Path) -> FolderWatch:
+    watch = FolderWatch(root)
+    assert watch.changed(), "the first look always loads"
+    assert not watch.changed(), "nothing changed since"
+    return watch
+
+
+def test_a_file_saved_in_place_is_seen_by_the_next_look(mode: str, folder: Path) -> None:
+    watch = looked(folder)
+    with open(folder / "course" / "01-hello.md", "r+") as lesson:  # same size, same inode
+        lesson.write("Jello")
+    assert watch.changed()
+    assert not watch.changed()
+
+
+def test_an_editors_save_by_rename_and_a_deleted_file_are_seen(mode: str, folder: Path) -> None:
+    watch = looked(folder)
+    (folder / "course" / ".01-hello.md.swp").write_text("Hello again\n")
+    os.replace(folder / "course" / ".01-hello.md.swp", folder / "course" / "01-hello.md")
+    assert watch.changed()
+    (folder / "course" / "01-hello.md").unlink()
+    assert watch.changed()
+    assert not watch.changed()
+
+
+def test_a_new_folder_is_watched_from_the_look_that_found_it(mode: str, folder: Path) -> None:
+    watch = looked(folder)
+    (folder / "second").mkdir()
+    watch.changed()  # inotify: yes, and it watches the new folder; a stat: no files changed
+    (folder / "second" / "01-first.md").write_text("First\n")
+    assert watch.changed(), "a file written in a folder created after the first look"
+    (folder / "second" / "01-first.md").write_text("First, edited\n")
+    assert watch.changed()
+
+
+def test_a_file_reached_through_a_link_is_seen_when_its_target_changes(
+    mode: str, folder: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "shared.md"
+    elsewhere.write_text("Shared\n")
+    (folder / "course" / "02-shared.md").symlink_to(elsewhere)
+    watch = looked(folder)
+    elsewhere.write_text("Shared, edited\n")
+    assert watch.changed()
+
+
+def test_a_link_back_up_the_tree_is_followed_once(mode: str, folder: Path) -> None:
+    (folder / "course" / "loop").symlink_to(folder, target_is_directory=True)
+    watch = looked(folder)
+    (folder / "course" / "01-hello.md").write_text("Edited\n")
+    assert watch.changed()
+
+
+def test_a_folder_removed_and_made_again_is_read_again(mode: str, folder: Path) -> None:
+    watch = looked(folder)
+    (folder / "course" / "01-hello.md").unlink()
+    (folder / "course").rmdir()
+    folder.rmdir()
+    assert watch.changed()
+    folder.mkdir()
+    (folder / "new.md").write_text("New\n")
+    assert watch.changed()
+    assert not watch.changed()
+
+
+def test_a_forked_worker_does_not_empty_its_parents_queue(folder: Path) -> None:
+    """gunicorn forks its workers: a queue shared after a fork would hand each event to
+    whichever process reads first, and the other would never reload."""
+    watch = looked(folder)
+    child = os.fork()
+    if child == 0:  # the worker: its first look, an edit, a look that sees it
+        try:
+            ok = watch.changed() and not watch.changed()
+            (folder / "course" / "01-hello.md").write_text("Edited by the worker\n")
+            ok = ok and watch.changed()
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the worker did not see its own edit"
+    assert watch.changed(), "the parent's queue still holds the edit"
+
+
+def test_when_the_kernel_refuses_a_queue_every_file_is_checked_instead(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refused(**_: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(watch_module, "_inotify_refused", False)
+    monkeypatch.setattr(watch_module, "_queue", None)
+    monkeypatch.setattr(watch_module, "INotify", refused)
+    with caplog.at_level(logging.WARNING, logger="drip.content.watch"):
+        watch = looked(folder)
+    assert "checking every file instead" in caplog.text
+    assert watch_module._inotify_refused
+    (folder / "course" / "01-hello.md").write_text("Edited\n")
+    assert watch.changed()
+
+
+def test_the_store_loads_again_after_a_load_that_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "sequences"
+    shutil.copytree(TINY, root / "tiny")
+    store = ContentStore(root)
+    assert store.library().get("tiny") is not None
+    lesson = root / "tiny" / "01-welcome.md"
+    lesson.write_text(lesson.read_text().replace("Here is", "Edited: here is"))
+
+    def broken(*_: object) -> None:
+        raise OSError("disk read error")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("drip.content.store.load_sequences", broken)
+        with pytest.raises(OSError):
+            store.library()
+    edited = store.library().get("tiny")
+    assert edited is not None and "Edited: here is" in edited.lessons[0].body
