@@ -29,6 +29,7 @@ try:
 except ImportError:  # not Linux: the stat of every file instead
     INotify = None
 
+HAS_INOTIFY = INotify is not None
 log = logging.getLogger(__name__)
 
 Stamp = tuple[tuple[str, int, int], ...]

@@ -18,7 +18,7 @@ from drip.content.watch import FolderWatch
 
 TINY = Path(__file__).resolve().parents[1] / "sequences" / "tiny"
 
-pytestmark = pytest.mark.skipif(watch_module.INotify is None, reason="inotify is Linux's")
+pytestmark = pytest.mark.skipif(not watch_module.HAS_INOTIFY, reason="inotify is Linux's")
 
 
 @pytest.fixture(params=["inotify", "stat"])
