@@ -7,6 +7,8 @@ portable way) costs about 135 µs a request with this repository's `sequences/`.
 - On Linux, inotify watches on every folder (and on every file reached through a symbolic
   link) answer with one ioctl when nothing changed. The kernel queues an event before the
   writing call returns, so a save is seen by the next look, not eventually.
+  Inotify sees only what this machine's kernel writes, not a change another host makes
+  on a network filesystem: every file is still stat'ed every two seconds.
 - Elsewhere, or when the kernel refuses (its per-user limits), the stat of every file.
 
 One inotify queue serves a whole process, whatever the number of folders watched (the
@@ -18,9 +20,12 @@ for all.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 try:
@@ -137,23 +142,40 @@ def _process_queue() -> _Queue:
 
 class FolderWatch:
     """Answers `changed()`: True the first time, then whenever something under the root
-    may have changed since the last call."""
+    may have changed since the last call.
 
-    def __init__(self, root: Path) -> None:
+    Inotify sees only what this machine's kernel writes: a file changed on a network
+    filesystem by another host raises no event. So with inotify, every file is still
+    stat'ed once every `RESTAT` seconds (`clock`: monotonic seconds, injected by tests)."""
+
+    RESTAT = 2.0
+
+    def __init__(self, root: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.root = root
         self.dirty = True
+        self._clock = clock
         self._watched_in: _Queue | None = None
         self._last: Stamp | None = None
+        self._stamped_at = -math.inf
 
     def changed(self) -> bool:
         global _inotify_refused
         if not _inotify_refused and self.root.is_dir():
             try:
-                return self._changed_by_inotify()
+                if self._changed_by_inotify():
+                    self._restamped()  # after the watches are set: nothing falls between
+                    return True
             except OSError as error:  # too many queues or watches for this user
-                _inotify_refused = True
+                _inotify_refused, self._last = True, None
                 log.warning("watching %s: %s; checking every file instead", self.root, error)
-        now = stamp(self.root)
+            else:
+                if self._clock() - self._stamped_at < self.RESTAT:
+                    return False
+        return self._restamped()
+
+    def _restamped(self) -> bool:
+        """Stamp every file; True if the stamp differs from the last one."""
+        now, self._stamped_at = stamp(self.root), self._clock()
         if now == self._last:
             return False
         self._last = now
@@ -172,7 +194,7 @@ class FolderWatch:
                     return False
             # Watched before the caller reads the files: a change made while it reads is
             # queued for the next look. A folder created since is watched from now on.
-            self.dirty, self._last = False, None
+            self.dirty = False
             queue.add(self, _watched_paths(self.root))
             self._watched_in = queue
             return True

@@ -117,6 +117,22 @@ def test_a_forked_worker_does_not_empty_its_parents_queue(folder: Path) -> None:
     assert watch.changed(), "the parent's queue still holds the edit"
 
 
+def test_a_change_inotify_cannot_see_is_found_by_a_stat_two_seconds_on(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another host writing to a network filesystem raises no event here."""
+    monkeypatch.setattr(watch_module, "_inotify_refused", False)
+    clock = [100.0]
+    watch = FolderWatch(folder, clock=lambda: clock[0])
+    assert watch.changed()
+    (folder / "course" / "01-hello.md").write_text("Edited on another host\n")
+    watch_module._process_queue().inotify.read(timeout=0)  # the event never came
+    assert not watch.changed(), "between two stats, only inotify is asked"
+    clock[0] += FolderWatch.RESTAT
+    assert watch.changed()
+    assert not watch.changed()
+
+
 def test_when_the_kernel_refuses_a_queue_every_file_is_checked_instead(
     folder: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
