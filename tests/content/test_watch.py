@@ -7,12 +7,16 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from drip.content import store as store_module
 from drip.content import watch as watch_module
+from drip.content.loader import load_sequences
 from drip.content.store import ContentStore
 from drip.content.watch import FolderWatch
 
@@ -169,3 +173,57 @@ def test_the_store_loads_again_after_a_load_that_failed(
             store.library()
     edited = store.library().get("tiny")
     assert edited is not None and "Edited: here is" in edited.lessons[0].body
+
+
+def test_a_request_during_a_reload_waits_for_the_new_library(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reload consumes the change: a second request must not answer with the old
+    library meanwhile, as if nothing had changed."""
+    root = tmp_path / "sequences"
+    shutil.copytree(TINY, root / "tiny")
+    store = ContentStore(root)
+    store.library()
+    lesson = root / "tiny" / "01-welcome.md"
+    lesson.write_text(lesson.read_text().replace("Here is", "Edited: here is"))
+
+    loading, go_on, arrived = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_load(*args: Any) -> Any:
+        loading.set()
+        go_on.wait(10)
+        return load_sequences(*args)
+
+    class Noticed:
+        """The store's lock, telling when a second request reaches it."""
+
+        def __init__(self, lock: Any) -> None:
+            self.lock = lock
+
+        def __enter__(self) -> None:
+            if threading.current_thread().name == "second":
+                arrived.set()
+            self.lock.acquire()
+
+        def __exit__(self, *_: object) -> None:
+            self.lock.release()
+
+    monkeypatch.setattr(store_module, "load_sequences", slow_load)
+    monkeypatch.setattr(store, "_lock", Noticed(store._lock))
+    answers: dict[str, str] = {}
+
+    def request(name: str) -> None:
+        course = store.library().get("tiny")
+        answers[name] = course.lessons[0].body if course else ""
+
+    first = threading.Thread(target=request, args=("first",), name="first")
+    first.start()
+    assert loading.wait(10)
+    second = threading.Thread(target=request, args=("second",), name="second")
+    second.start()
+    assert arrived.wait(10), "the second request did not ask for the store's lock"
+    go_on.set()
+    first.join(10)
+    second.join(10)
+    assert "Edited: here is" in answers["first"]
+    assert "Edited: here is" in answers["second"]
