@@ -131,11 +131,12 @@ _inotify_refused = INotify is None
 
 
 def _process_queue() -> _Queue:
+    """This process's queue: a forked worker opens its own (see the module's docstring)."""
     global _queue
-    if _queue is None or _queue.pid != os.getpid():
-        if _queue is not None and _queue.pid != os.getpid():
-            _queue.inotify.close()  # the parent's copy: the parent keeps its own open
+    if _queue is not None and _queue.pid != os.getpid():
+        _queue.inotify.close()  # the parent's copy: the parent keeps its own open
         _queue = None
+    if _queue is None:
         _queue = _Queue()
     return _queue
 
