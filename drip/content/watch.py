@@ -54,12 +54,12 @@ def stamp(root: Path) -> Stamp:
 
 
 def _walk(root: Path) -> list[os.DirEntry[str]]:
-    """Every entry under `root`, folders reached through links included, each folder once."""
+    """Every entry under `root`, folders reached through links included, each folder once.
+    A folder's real path is its parent's and its name, so only a link costs a lookup."""
     entries: list[os.DirEntry[str]] = []
-    pending, seen = [str(root)], set[str]()
+    pending, seen = [(str(root), os.path.realpath(root))], set[str]()
     while pending:
-        folder = pending.pop()
-        real = os.path.realpath(folder)
+        folder, real = pending.pop()
         if real in seen:  # a link back up the tree
             continue
         seen.add(real)
@@ -68,7 +68,11 @@ def _walk(root: Path) -> list[os.DirEntry[str]]:
         except (FileNotFoundError, NotADirectoryError):
             continue
         entries.extend(listed)
-        pending.extend(entry.path for entry in listed if entry.is_dir(follow_symlinks=True))
+        for entry in listed:
+            if entry.is_dir(follow_symlinks=True):
+                linked = entry.is_symlink()
+                target = os.path.realpath(entry.path) if linked else os.path.join(real, entry.name)
+                pending.append((entry.path, target))
     return entries
 
 
