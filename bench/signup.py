@@ -1,7 +1,8 @@
 """How fast drip takes sign-ups under gunicorn, against a bare Flask endpoint, in one run.
 
-1. drip: `gunicorn wsgi:app` on a temporary SQLite database, with the tiny test sequence.
-   Each client opens a session the way a browser does (GET /subscribe/tiny once, for the
+1. drip: `gunicorn wsgi:app` on a temporary SQLite database, with the tiny test sequence
+   (`--sequences sequences --slug interview-questions`: this repository's four courses).
+   Each client opens a session the way a browser does (GET /subscribe/SLUG once, for the
    cookie and the CSRF token: not counted) and then posts the page's form with a new address
    each time: CSRF check, address syntax check, rate limits per IP and per address (one
    upsert; the limits are set high so none refuses), the queued sign-up row (drip.audience.intake),
@@ -22,6 +23,7 @@ goes is in bench/PROFILE.md, "Sign-up").
 
     .venv/bin/python bench/signup.py                  # 2 workers, 8 clients, 12 s each
     .venv/bin/python bench/signup.py --workers 4 --clients 16 --seconds 20
+    .venv/bin/python bench/signup.py --sequences sequences --slug interview-questions
 
 The client runs on the same machine; its CPU use is printed, so a client that is itself the
 bottleneck shows.
@@ -185,10 +187,14 @@ def post(
     return response.status, response
 
 
-def drip_client(port: int, tag: str) -> Client:
+def drip_client(slug: str) -> Callable[[int, str], Client]:
+    return lambda port, tag: _drip_client(port, tag, slug)
+
+
+def _drip_client(port: int, tag: str, slug: str) -> Client:
     def run(n: int, stop: threading.Event, count: list[int]) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("GET", "/subscribe/tiny")  # a browser's visit: cookie + CSRF token
+        conn.request("GET", f"/subscribe/{slug}")  # a browser's visit: cookie + CSRF token
         page = conn.getresponse()
         html = page.read().decode()
         cookie = (page.getheader("Set-Cookie") or "").split(";", 1)[0]
@@ -204,7 +210,7 @@ def drip_client(port: int, tag: str) -> Client:
         while not stop.is_set():
             status, _ = post(
                 conn,
-                "/subscribe/tiny",
+                f"/subscribe/{slug}",
                 {**form, "email": f"{tag}-{n}-{i}@example.org"},
                 {"Cookie": cookie},
             )
@@ -251,6 +257,13 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=4, help="alternating rounds (drip, bare, drip, bare ...)"
     )
+    parser.add_argument(
+        "--sequences",
+        type=Path,
+        default=ROOT / "tests" / "sequences",
+        help="drip's sequences folder (the tests' one course by default)",
+    )
+    parser.add_argument("--slug", default="tiny", help="the course signed up to")
     args = parser.parse_args()
 
     from sqlalchemy import text
@@ -273,7 +286,7 @@ def main() -> None:
             **os.environ,
             "DRIP_DATA_DIR": str(data),
             "DRIP_DATABASE_URL": url,
-            "DRIP_SEQUENCES_DIR": str(ROOT / "tests" / "sequences"),
+            "DRIP_SEQUENCES_DIR": str(args.sequences.resolve()),
             "DRIP_SECRET_KEY": "bench-secret",
             "DRIP_CHECK_EMAIL_DOMAIN": "0",
             "DRIP_SIGNUP_LIMIT_IP": "1000000000",
@@ -286,10 +299,10 @@ def main() -> None:
             "signup": Gunicorn("wsgi:app", args.workers, env, ROOT),
             "bare": Gunicorn("signup:bare_app()", args.workers, env, ROOT / "bench"),
         }
-        clients = {"signup": drip_client, "bare": bare_client}
+        clients = {"signup": drip_client(args.slug), "bare": bare_client}
         totals = {name: Result(0, 0, 0.0, 0.0) for name in servers}
         try:
-            servers["signup"].wait_ready("/subscribe/tiny")
+            servers["signup"].wait_ready(f"/subscribe/{args.slug}")
             servers["bare"].wait_ready("/")
             for name, server in servers.items():
                 drive(args.clients, 1.0, clients[name](server.port, f"warm-{name}"))
@@ -322,7 +335,7 @@ def main() -> None:
     print(
         f"gunicorn {args.workers} sync workers, {args.clients} client threads, SQLite, "
         f"{args.seconds:g} s per app in {args.rounds} alternating rounds "
-        f"(client on the same machine)"
+        f"(client on the same machine); course {args.slug} of {args.sequences}"
     )
     print(
         f"signup  {signup.rate:8.1f} req/s  ({signup.ok} sign-ups, {signup.failed} failed; "
