@@ -65,8 +65,8 @@ def _walk(root: Path) -> list[os.DirEntry[str]]:
         seen.add(real)
         try:
             listed = list(os.scandir(folder))
-        except (FileNotFoundError, NotADirectoryError):
-            continue
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue  # gone, or unreadable: nothing to stamp or watch in it
         entries.extend(listed)
         for entry in listed:
             if entry.is_dir(follow_symlinks=True):
@@ -98,8 +98,8 @@ class _Queue:
         for path in paths:
             try:
                 descriptor = self.inotify.add_watch(path, _MASK)
-            except (FileNotFoundError, NotADirectoryError):  # gone since it was listed
-                continue
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                continue  # gone since it was listed, or unreadable (the stat every 2 s)
             self.owners.setdefault(descriptor, weakref.WeakSet()).add(owner)
 
     def drain(self) -> None:
