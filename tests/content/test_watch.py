@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,3 +228,32 @@ def test_a_request_during_a_reload_waits_for_the_new_library(
     second.join(10)
     assert "Edited: here is" in answers["first"]
     assert "Edited: here is" in answers["second"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches to an unprivileged user to read")
+def test_an_unreadable_folder_does_not_turn_inotify_off() -> None:
+    """An unreadable folder is the loader's business; the watch skips it and goes on by
+    inotify (checked as an unprivileged user: root reads every folder)."""
+    base = Path(tempfile.mkdtemp())
+    try:
+        os.chmod(base, 0o755)
+        (base / "course").mkdir(mode=0o755)
+        (base / "course" / "01-hello.md").write_text("Hello\n")
+        (base / "locked").mkdir(mode=0o000)
+        child = os.fork()
+        if child == 0:  # the unprivileged reader
+            ok = False
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                watch_module._inotify_refused = False
+                watch = FolderWatch(base)
+                ok = watch.changed() and not watch.changed()
+                ok = ok and not watch_module._inotify_refused
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        (base / "locked").chmod(0o755)
+        shutil.rmtree(base)
