@@ -26,15 +26,12 @@ from drip.content.store import ContentStore
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def per_call(call: Callable[[], object], calls: int, rounds: int) -> float:
-    """Median over `rounds` of the mean cost of one call, in µs."""
-    costs = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        costs.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(costs)
+def per_call(call: Callable[[], object], calls: int) -> float:
+    """The mean cost of one call over `calls` calls, in µs."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - start) / calls * 1e6
 
 
 def main() -> None:
@@ -52,8 +49,8 @@ def main() -> None:
     # In turns, so that a change in the machine's load falls on both.
     looks, stats = [], []
     for _ in range(args.rounds):
-        looks.append(per_call(store.library, args.calls, 1))
-        stats.append(per_call(lambda: watch.stamp(folder), args.calls, 1))
+        looks.append(per_call(store.library, args.calls))
+        stats.append(per_call(lambda: watch.stamp(folder), args.calls))
     look, stat = statistics.median(looks), statistics.median(stats)
     print(f"{folder} ({files} files), the store's look by {kind}")
     print(f"library() when nothing changed  {look:7.1f} µs a call")

@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -187,11 +188,7 @@ def post(
     return response.status, response
 
 
-def drip_client(slug: str) -> Callable[[int, str], Client]:
-    return lambda port, tag: _drip_client(port, tag, slug)
-
-
-def _drip_client(port: int, tag: str, slug: str) -> Client:
+def drip_client(port: int, tag: str, slug: str) -> Client:
     def run(n: int, stop: threading.Event, count: list[int]) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         conn.request("GET", f"/subscribe/{slug}")  # a browser's visit: cookie + CSRF token
@@ -299,7 +296,10 @@ def main() -> None:
             "signup": Gunicorn("wsgi:app", args.workers, env, ROOT),
             "bare": Gunicorn("signup:bare_app()", args.workers, env, ROOT / "bench"),
         }
-        clients = {"signup": drip_client(args.slug), "bare": bare_client}
+        clients: dict[str, Callable[[int, str], Client]] = {
+            "signup": partial(drip_client, slug=args.slug),
+            "bare": bare_client,
+        }
         totals = {name: Result(0, 0, 0.0, 0.0) for name in servers}
         try:
             servers["signup"].wait_ready(f"/subscribe/{args.slug}")
