@@ -47,20 +47,33 @@ With --database-url, the drip tables of that database are EMPTIED first.
 from __future__ import annotations
 
 import argparse
-import cProfile
+import functools
+import operator
 import smtplib
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import dispatch_kinds as kinds
-from common import bench_settings, copy_rows, reset, say, short
+from common import (
+    OTHERS,
+    PROFILE,
+    Cpu,
+    Measured,
+    bench_settings,
+    copy_rows,
+    postgres_pids,
+    reset,
+    say,
+    short,
+    timed,
+)
 from sqlalchemy import Table, insert, text
 from sqlalchemy.engine import Engine
 
@@ -100,6 +113,7 @@ class Sink:
         if not line or line[0] != "listening":
             raise SystemExit("the SMTP sink did not start")
         self.port = int(line[1])
+        OTHERS["sink"] = lambda: [self.process.pid]
 
     @property
     def url(self) -> str:
@@ -247,26 +261,15 @@ def load(
         else:
             conn.execute(text("ANALYZE"))
             conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-
-
-PROFILE: list[str] = []  # --profile FILE: the first pass measured is profiled into FILE
-
-
-def timed(label: str, work: Callable[[], Any]) -> tuple[float, Any]:
-    say(f"{label} ...")
-    profiler = cProfile.Profile() if PROFILE else None
-    began = time.perf_counter()
-    result = profiler.runcall(work) if profiler is not None else work()
-    took = time.perf_counter() - began
-    if profiler is not None:
-        profiler.dump_stats(PROFILE.pop())
-    return took, result
+    # A SQLite connection keeps the statistics it loaded when it opened: without this, the
+    # pass would plan with those of the warm-up's few rows.
+    engine.dispose()
 
 
 def drip_kind(
     svc: Services, sequence: Sequence, kind: str, readers: int
-) -> tuple[float, Broadcast, tuple[int, int, int]]:
-    """(seconds, the broadcast, (lessons, confirmations, copies)) of one pass sending
+) -> tuple[Measured, Broadcast, tuple[int, int, int]]:
+    """(time and CPU, the broadcast, (lessons, confirmations, copies)) of one pass sending
     `readers` messages of `kind` (see `bench_kind`)."""
     reset(svc.engine)
     copies = readers if kind == "broadcast" else readers // 4
@@ -278,22 +281,22 @@ def drip_kind(
     kinds.load_readers(svc.engine, first, confirmations, SLUG, NOW, "pending")
     kinds.load_readers(svc.engine, first + confirmations, copies, SLUG, NOW, "completed")
     broadcast = kinds.schedule_broadcast(svc, NOW)
-    seconds, report = timed(
+    measured, report = timed(
         f"one pass: {lessons:,} lessons, {confirmations:,} confirmations, {copies:,} copies",
         lambda: svc.dispatcher().run_pass(NOW),
     )
     if report.count("sent") != readers:
         raise SystemExit(f"expected {readers} sent, got: {report.summary()}")
-    return seconds, broadcast, (lessons, confirmations, copies)
+    return measured, broadcast, (lessons, confirmations, copies)
 
 
 def bench_kind(
     svc: Services, sequence: Sequence, kind: str, readers: int, port: int
-) -> tuple[float, float]:
-    """(drip's seconds, smtplib's) for a pass sending `readers` messages of `kind`:
+) -> tuple[Measured, Measured]:
+    """(drip's time and CPU, smtplib's) for a pass sending `readers` messages of `kind`:
     `broadcast` (every one a broadcast's copy) or `mixed` (half lessons, a quarter
     confirmations, a quarter broadcast copies)."""
-    seconds, broadcast, (lessons, confirmations, copies) = drip_kind(svc, sequence, kind, readers)
+    drip, broadcast, (lessons, confirmations, copies) = drip_kind(svc, sequence, kind, readers)
     lesson = kinds.lesson_template(svc, sequence)
     bare = kinds.bare_smtplib(
         port,
@@ -301,7 +304,7 @@ def bench_kind(
         NOW,
         [(lesson, lessons + confirmations), (kinds.broadcast_template(svc, broadcast), copies)],
     )
-    return seconds, bare
+    return drip, bare
 
 
 def warm_up(svc: Services, sequence: Sequence) -> None:
@@ -311,12 +314,12 @@ def warm_up(svc: Services, sequence: Sequence) -> None:
     drip_kind(svc, sequence, "mixed", 8)
 
 
-def bench_dispatch(svc: Services, sequence: Sequence, readers: int) -> tuple[float, bytes]:
-    """(seconds, one of the messages as sent) for one pass over `readers` due readers."""
+def bench_dispatch(svc: Services, sequence: Sequence, readers: int) -> tuple[Measured, bytes]:
+    """(time and CPU, one of the messages as sent) for one pass over `readers` due readers."""
     reset(svc.engine)
     load(svc.engine, 1, readers, readers, sequence)
     dispatcher = svc.dispatcher()
-    seconds, report = timed(f"dispatching {readers:,} messages", lambda: dispatcher.run_pass(NOW))
+    measured, report = timed(f"dispatching {readers:,} messages", lambda: dispatcher.run_pass(NOW))
     if report.count("sent") != readers:
         raise SystemExit(f"expected {readers} sent, got: {report.summary()}")
     template = svc.renderer.lesson(sequence, sequence.lessons[1])
@@ -332,10 +335,10 @@ def bench_dispatch(svc: Services, sequence: Sequence, readers: int) -> tuple[flo
         ),
         NOW,
     )
-    return seconds, sample
+    return measured, sample
 
 
-def bench_smtplib(port: int, svc: Services, sequence: Sequence, count: int) -> float:
+def bench_smtplib(port: int, svc: Services, sequence: Sequence, count: int) -> Measured:
     """Bare smtplib: the same number of messages, built beforehand, over one connection."""
     template = svc.renderer.lesson(sequence, sequence.lessons[1])
     messages = [
@@ -358,8 +361,8 @@ def bench_smtplib(port: int, svc: Services, sequence: Sequence, count: int) -> f
             for recipient, message in messages:
                 smtp.sendmail("author@example.org", [recipient], message)
 
-    seconds, _ = timed(f"smtplib sending {count:,} pre-built messages", send)
-    return seconds
+    measured, _ = timed(f"smtplib sending {count:,} pre-built messages", send)
+    return measured
 
 
 def bench_pass(
@@ -385,10 +388,10 @@ def bench_pass(
 
 
 def _one_pass(svc: Services, label: str, due: int, at: datetime) -> float:
-    seconds, report = timed(label, lambda: svc.dispatcher().run_pass(at))
+    measured, report = timed(label, lambda: svc.dispatcher().run_pass(at))
     if report.count("sent") != due:
         raise SystemExit(f"expected {due} sent, got: {report.summary()}")
-    return seconds
+    return measured.seconds
 
 
 def bench_connections(
@@ -418,9 +421,10 @@ def bench_connections(
             try:
                 warm_up(svc, sequence)
                 if kind == "broadcast":
-                    took, _, _ = drip_kind(svc, sequence, kind, readers)
+                    measured, _, _ = drip_kind(svc, sequence, kind, readers)
                 else:
-                    took, _ = bench_dispatch(svc, sequence, readers)
+                    measured, _ = bench_dispatch(svc, sequence, readers)
+                took = measured.seconds
             finally:
                 svc.engine.dispose()
             say(f"{connections} connection(s): {readers / took:,.0f} messages/s")
@@ -428,6 +432,34 @@ def bench_connections(
     finally:
         sink.stop()
     return seconds[0], seconds[1]
+
+
+def show_rates(name: str, rounds: list[tuple[Measured, Measured]], readers: int) -> None:
+    """Each side's rate (the median round's) and its CPU a message (over every round)."""
+    drip_s = statistics.median(drip.seconds for drip, _ in rounds)
+    bare_s = statistics.median(bare.seconds for _, bare in rounds)
+    print(
+        f"{name:<9} drip {readers / drip_s:,.0f}/s ({drip_s / readers * 1000:.2f} ms a "
+        f"message), smtplib {readers / bare_s:,.0f}/s ({bare_s / readers * 1000:.2f} ms)"
+        + (f", medians of {len(rounds)} rounds" if len(rounds) > 1 else "")
+    )
+    sent = readers * len(rounds)
+    print(f"{'':<9} drip {sum_cpu(d for d, _ in rounds).per(sent)}")
+    print(f"{'':<9} smtplib {sum_cpu(b for _, b in rounds).per(sent)}")
+
+
+def sum_cpu(measured: Iterable[Measured]) -> Cpu:
+    return functools.reduce(operator.add, (m.cpu for m in measured))
+
+
+def show_ratios(name: str, rounds: list[tuple[Measured, Measured]]) -> None:
+    """`NAME_vs_smtplib`, the ratio of the rates (the median round's), and
+    `NAME_cpu_vs_smtplib`, smtplib's CPU a message over drip's (every round's)."""
+    ratios = sorted(bare.seconds / drip.seconds for drip, bare in rounds)
+    spread = f"  (rounds: {', '.join(f'{r:.2f}' for r in ratios)})" if len(ratios) > 1 else ""
+    print(f"{name}_vs_smtplib {statistics.median(ratios):.2f}{spread}")
+    drip_cpu, bare_cpu = sum_cpu(d for d, _ in rounds), sum_cpu(b for _, b in rounds)
+    print(f"{name}_cpu_vs_smtplib {bare_cpu.total / drip_cpu.total:.2f}")
 
 
 def main() -> None:
@@ -487,6 +519,8 @@ def main() -> None:
     sink = Sink(pipelining=args.pipelining)
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.sqlite3"
+        if not url.startswith("sqlite"):
+            OTHERS["database"] = postgres_pids
         settings = bench_settings(
             tmp,
             url,
@@ -498,17 +532,17 @@ def main() -> None:
         sequence = svc.content.library().get(SLUG)
         if sequence is None:
             raise SystemExit(f"sequence {SLUG} not found in {settings.sequences_dir}")
-        figures: dict[str, list[tuple[float, float]]] = {}
+        figures: dict[str, list[tuple[Measured, Measured]]] = {}  # (drip, smtplib) a round
         try:
             warm_up(svc, sequence)
             if args.profile:  # the first pass measured, not the warm-up's
                 PROFILE.append(args.profile)
             for _ in range(args.rounds):  # drip and smtplib in turn, each round
                 if args.kind in ("lessons", "all"):
-                    dispatch_s, sample = bench_dispatch(svc, sequence, readers)
+                    drip, sample = bench_dispatch(svc, sequence, readers)
                     say(f"a lesson as sent: {len(sample):,} bytes")
-                    smtplib_s = bench_smtplib(sink.port, svc, sequence, readers)
-                    figures.setdefault("dispatch", []).append((dispatch_s, smtplib_s))
+                    bare = bench_smtplib(sink.port, svc, sequence, readers)
+                    figures.setdefault("dispatch", []).append((drip, bare))
                 for kind in ("broadcast", "mixed"):
                     if args.kind in (kind, "all"):
                         figures.setdefault(kind, []).append(
@@ -526,22 +560,14 @@ def main() -> None:
         f"the sink {offered} PIPELINING"
     )
     for name, rounds in figures.items():
-        drip_s = statistics.median(d for d, _ in rounds)
-        bare_s = statistics.median(b for _, b in rounds)
-        print(
-            f"{name:<9} drip {readers / drip_s:,.0f}/s ({drip_s / readers * 1000:.2f} ms a "
-            f"message), smtplib {readers / bare_s:,.0f}/s ({bare_s / readers * 1000:.2f} ms)"
-            + (f", medians of {len(rounds)} rounds" if len(rounds) > 1 else "")
-        )
+        show_rates(name, rounds, readers)
     if args.kind == "lessons":
         print(
             f"pass      1,000 due among {small:,}: {small_s:.3f} s (median of {PASSES}); "
             f"among {large:,}: {large_s:.3f} s"
         )
     for name, rounds in figures.items():
-        ratios = sorted(bare_s / drip_s for drip_s, bare_s in rounds)
-        spread = f"  (rounds: {', '.join(f'{r:.2f}' for r in ratios)})" if len(ratios) > 1 else ""
-        print(f"{name}_vs_smtplib {statistics.median(ratios):.2f}{spread}")
+        show_ratios(name, rounds)
     if args.kind == "lessons":
         print(f"pass_{short(large)}_vs_{short(small)} {large_s / small_s:.2f}")
 
