@@ -41,7 +41,7 @@ from drip.store.models import (
     EventKind,
     RecipientStatus,
 )
-from drip.store.queries import among
+from drip.store.queries import among, by_other_index
 
 E = cast(Table, Enrollment.__table__)
 D = cast(Table, Delivery.__table__)
@@ -87,7 +87,8 @@ def handed_off(
     db: Db, subscriber_ids: Collection[int], since: datetime
 ) -> dict[int, list[datetime]]:
     """The moments each reader was handed a capped message (lesson, offer, broadcast copy)
-    since `since`: three index ranges, one per kind."""
+    since `since`: three index ranges, one per kind, each from the readers' own rows (on
+    SQLite, said so: `by_other_index`)."""
     if not subscriber_ids:
         return {}
     ids = sorted(subscriber_ids)
@@ -96,8 +97,8 @@ def handed_off(
         .join(E, E.c.id == D.c.enrollment_id)
         .where(
             among(db, E.c.subscriber_id, ids),
-            D.c.status == DeliveryStatus.SENT,
-            D.c.sent_at >= since,
+            by_other_index(db, D.c.status) == DeliveryStatus.SENT,
+            by_other_index(db, D.c.sent_at) >= since,
         )
     )
     offers = select(EVENTS.c.subscriber_id, EVENTS.c.at.label("at")).where(
@@ -106,7 +107,9 @@ def handed_off(
         EVENTS.c.at >= since,
     )
     copies = select(R.c.subscriber_id, R.c.sent_at.label("at")).where(
-        among(db, R.c.subscriber_id, ids), R.c.status == RecipientStatus.SENT, R.c.sent_at >= since
+        among(db, R.c.subscriber_id, ids),
+        by_other_index(db, R.c.status) == RecipientStatus.SENT,
+        R.c.sent_at >= since,
     )
     found: dict[int, list[datetime]] = {}
     for subscriber_id, at in db.execute(union_all(lessons, offers, copies)):

@@ -32,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from drip.store.filters import Filters, delivery_log, reader_list
 from drip.store.models import (
@@ -72,6 +74,17 @@ def rare(db: Session | Connection, condition: ColumnElement[bool]) -> ColumnElem
     if _dialect(db) == "sqlite":
         return cast(ColumnElement[bool], func.likelihood(condition, literal_column("0.000001")))
     return condition
+
+
+def by_other_index(db: Session | Connection, column: Any) -> ColumnElement[Any]:
+    """`column`, as SQLite's planner may not look it up by its own index (a unary `+`), for
+    a condition most rows meet (a message's status `sent`, sent this week) beside one that
+    picks out a few (a batch's readers). With statistics missing, or taken while the table
+    was small (a pooled connection keeps those it loaded), SQLite would read every row the
+    first matches through its index. PostgreSQL keeps statistics up to date: unchanged."""
+    if _dialect(db) == "sqlite":
+        return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
+    return cast(ColumnElement[Any], column)
 
 
 def _dialect(db: Session | Connection) -> str:

@@ -6,15 +6,13 @@ whatever ANALYZE found."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import text
 
 from drip.audience.engagement import sweep, to_ask
 from drip.core.clock import FrozenClock
@@ -22,6 +20,7 @@ from drip.dispatch.still_wanted import paused_long
 from drip.services import Services, build_services
 from tests.bulk import add_due_readers
 from tests.conftest import make_settings
+from tests.query_plans import plans
 
 READERS = 2_000
 
@@ -35,27 +34,6 @@ def analyzed(tmp_path: Path, sqlite_url: str, clock: FrozenClock) -> Services:
         conn.execute(text("UPDATE subscribers SET engagement = 'engaged'"))
         conn.execute(text("ANALYZE"))
     return svc
-
-
-@contextmanager
-def plans(engine: Engine) -> Iterator[list[str]]:
-    """What SQLite's planner does for each SELECT run meanwhile, a line per step."""
-    steps: list[str] = []
-    statements: list[tuple[str, Any]] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
-            statements.append((statement, params))
-
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        yield steps
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
-    with engine.connect() as conn:
-        for statement, params in statements:
-            explained = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
-            steps.extend(row[3] for row in explained)
 
 
 def reads_no_table_whole(steps: list[str], *tables: str) -> bool:
