@@ -77,11 +77,12 @@ def rare(db: Session | Connection, condition: ColumnElement[bool]) -> ColumnElem
 
 
 def by_other_index(db: Session | Connection, column: Any) -> ColumnElement[Any]:
-    """`column`, as SQLite's planner may not look it up by its own index (a unary `+`), for
-    a condition most rows meet (a message's status `sent`, sent this week) beside one that
-    picks out a few (a batch's readers). With statistics missing, or taken while the table
-    was small (a pooled connection keeps those it loaded), SQLite would read every row the
-    first matches through its index. PostgreSQL keeps statistics up to date: unchanged."""
+    """`column`, as SQLite's planner may not use an index on it (a unary `+`): neither to
+    look rows up by it nor to read them in its order. For a condition most rows meet (a
+    message's status `sent`, sent this week) beside one that picks out a few (a batch's
+    readers), and for a GROUP BY over a few rows found by another index (the newest
+    events). Without statistics (drip never runs ANALYZE) or with stale ones, SQLite would
+    read every row through the first index. PostgreSQL keeps statistics: unchanged."""
     if _dialect(db) == "sqlite":
         return UnaryExpression(column, operator=custom_op("+"), type_=column.type)
     return cast(ColumnElement[Any], column)

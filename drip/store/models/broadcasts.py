@@ -71,12 +71,13 @@ class BroadcastRecipient(Base):
         UniqueConstraint("broadcast_id", "subscriber_id"),
         Index("ix_broadcast_recipients_status_due", "status", "due_at", "id"),  # claims
         Index("ix_broadcast_recipients_subscriber_sent", "subscriber_id", "sent_at"),  # caps
+        Index("ix_broadcast_recipients_sent_at", "sent_at"),  # the engagement sweep
     )
 
     id: Mapped[intpk]
     broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
-    subscriber_id: Mapped[int] = mapped_column(
-        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    subscriber_id: Mapped[int] = mapped_column(  # indexed first in ..._subscriber_sent
+        ForeignKey("subscribers.id", ondelete="CASCADE")
     )
     enrollment_id: Mapped[int] = mapped_column(
         ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
