@@ -74,14 +74,22 @@ from common import (
     short,
     timed,
 )
-from sqlalchemy import Table, insert, text
+from sqlalchemy import DateTime, Table, insert, literal, select, text
 from sqlalchemy.engine import Engine
 
 from drip.content.sequences import Sequence
 from drip.mail.message_ids import message_id_for
 from drip.mail.render import Reader
 from drip.services import Services, build_services
-from drip.store.models import Broadcast, Delivery, Enrollment, Subscriber
+from drip.store.models import (
+    Broadcast,
+    BroadcastRecipient,
+    Delivery,
+    Enrollment,
+    Event,
+    EventKind,
+    Subscriber,
+)
 
 NOW = datetime(2026, 3, 3, 14, 0, tzinfo=UTC)  # 09:00 in New York, inside the window
 LONG_AGO = NOW - timedelta(days=400)
@@ -91,6 +99,9 @@ PASSES = 3  # passes measured at each size; the median counts
 S = cast(Table, Subscriber.__table__)
 E = cast(Table, Enrollment.__table__)
 D = cast(Table, Delivery.__table__)
+B = cast(Table, Broadcast.__table__)
+R = cast(Table, BroadcastRecipient.__table__)
+EV = cast(Table, Event.__table__)
 
 
 class Sink:
@@ -227,9 +238,11 @@ def load(
     due: int,
     sequence: Sequence,
     due_times: list[datetime] | None = None,
+    history: bool = False,
 ) -> None:
     """Bulk-load `count` enrollments (and their subscribers), `due` of them due at NOW or,
-    in equal shares, at each of `due_times`."""
+    in equal shares, at each of `due_times`; with `history`, each reader's past too
+    (`add_history`)."""
     done = 0
     began = time.perf_counter()
     postgres = engine.dialect.name == "postgresql"
@@ -245,6 +258,8 @@ def load(
                 conn.execute(insert(D), sent)
         done += len(enrolled)
         say(f"  loaded {done:,}/{count:,} enrollments ({time.perf_counter() - began:.0f} s)")
+    if history:
+        add_history(engine, first, first + count - 1)
     # Leave the database as a running one would be, so the pass measured next does not pay
     # for the load: statistics gathered, and on PostgreSQL vacuumed (no autovacuum racing the
     # pass), on SQLite the load's write-ahead log folded into the database.
@@ -365,6 +380,56 @@ def bench_smtplib(port: int, svc: Services, sequence: Sequence, count: int) -> M
     return measured
 
 
+HISTORY_EVENTS = 3  # events on each reader's timeline, long ago
+
+
+def add_history(engine: Engine, first: int, last: int) -> None:
+    """What readers of a running drip have behind them, long before the pass: a broadcast's
+    copy each and HISTORY_EVENTS clicks on their timeline. A pass must read none of it: a
+    question that reads a whole table shows as a pass that grows with the database."""
+    at = literal(LONG_AGO, DateTime(timezone=True))
+    readers = E.c.id.between(first, last)
+    with engine.begin() as conn:
+        broadcast = conn.execute(
+            insert(B)
+            .values(
+                name="long ago",
+                subject="Long ago",
+                body="Long ago.",
+                audience={},
+                send_at=LONG_AGO,
+                status="sent",
+                created_at=LONG_AGO,
+            )
+            .returning(B.c.id)
+        ).scalar_one()
+        copies = ["broadcast_id", "subscriber_id", "enrollment_id", "status", "due_at"]
+        conn.execute(
+            insert(R).from_select(
+                [*copies, "attempts", "sent_at"],
+                select(
+                    literal(broadcast),
+                    E.c.subscriber_id,
+                    E.c.id,
+                    literal("sent"),
+                    at,
+                    literal(1),
+                    at,
+                ).where(readers),
+            )
+        )
+        for _ in range(HISTORY_EVENTS):
+            conn.execute(
+                insert(EV).from_select(
+                    ["subscriber_id", "enrollment_id", "kind", "at", "detail"],
+                    select(
+                        E.c.subscriber_id, E.c.id, literal(EventKind.CLICKED.value), at, literal("")
+                    ).where(readers),
+                )
+            )
+    say(f"  and each reader's history: a broadcast's copy, {HISTORY_EVENTS} clicks")
+
+
 def bench_pass(
     svc: Services, sequence: Sequence, small: int, large: int, due: int
 ) -> tuple[float, float]:
@@ -375,12 +440,12 @@ def bench_pass(
     first = [NOW + timedelta(hours=n) for n in range(PASSES)]
     later = [NOW + timedelta(hours=PASSES + n) for n in range(PASSES)]
     say(f"loading {small:,} enrollments, {due:,} due at each of {PASSES} passes")
-    load(svc.engine, 1, small, due * PASSES, sequence, first)
+    load(svc.engine, 1, small, due * PASSES, sequence, first, history=True)
     small_seconds = statistics.median(
         _one_pass(svc, f"one pass, {due:,} due among {small:,}", due, at) for at in first
     )
     say(f"growing to {large:,} enrollments, {due:,} newly due at each of {PASSES} passes")
-    load(svc.engine, small + 1, large - small, due * PASSES, sequence, later)
+    load(svc.engine, small + 1, large - small, due * PASSES, sequence, later, history=True)
     large_seconds = statistics.median(
         _one_pass(svc, f"one pass, {due:,} due among {large:,}", due, at) for at in later
     )
