@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import functools
 import operator
-import smtplib
 import statistics
 import subprocess
 import sys
@@ -370,14 +369,7 @@ def bench_smtplib(port: int, svc: Services, sequence: Sequence, count: int) -> M
         )
         for n in range(1, count + 1)
     ]
-
-    def send() -> None:
-        with smtplib.SMTP("127.0.0.1", port) as smtp:
-            for recipient, message in messages:
-                smtp.sendmail("author@example.org", [recipient], message)
-
-    measured, _ = timed(f"smtplib sending {count:,} pre-built messages", send)
-    return measured
+    return kinds.smtplib_sends(port, messages)
 
 
 HISTORY_EVENTS = 3  # events on each reader's timeline, long ago

@@ -112,6 +112,11 @@ def bare_smtplib(
             )
             reader = Reader(address, f"Reader{n}", n, n)
             messages.append((address, template.build(reader, svc.links, mid, now, extra=extra)))
+    return smtplib_sends(port, messages)
+
+
+def smtplib_sends(port: int, messages: list[tuple[str, bytes]]) -> Measured:
+    """Bare smtplib sending `messages` (recipient, message) over one connection, timed."""
 
     def send() -> None:
         with smtplib.SMTP("127.0.0.1", port) as smtp:
