@@ -1,8 +1,9 @@
 """Each dispatch pass sweeps engagement by reading only what changed since the last sweep:
 the timeline's new events by their ids, the lessons and broadcast copies sent since by their
-time. On SQLite, without statistics (drip never runs ANALYZE), the sweep read the whole
-timeline in reader order, to skip a sort, and every broadcast copy ever sent, on every pass
-(bench/PROFILE.md, "The caps' question on SQLite, and the sweep")."""
+time. It read, on every pass, the whole timeline in reader order (SQLite without
+statistics, to skip a sort: drip never runs ANALYZE) and every broadcast copy ever sent
+(both databases: no index began with the copy's `sent_at`). bench/PROFILE.md, "The caps'
+question on SQLite, the sweep, and a database with a past"."""
 
 from __future__ import annotations
 

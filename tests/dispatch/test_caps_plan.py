@@ -4,7 +4,8 @@ every claim) is found through the readers' own rows on SQLite, with or without s
 Without them (drip never runs ANALYZE), SQLite read every delivery and every broadcast copy
 ever sent, through their status indexes, for each batch; with statistics, every delivery sent
 in the last eight days, through its time. The cost grew with what had been sent, batch after
-batch (bench/PROFILE.md, "The caps' question on SQLite")."""
+batch (bench/PROFILE.md, "The caps' question on SQLite, the sweep, and a database with a
+past")."""
 
 from __future__ import annotations
 
