@@ -271,13 +271,16 @@ def load(
                         f"(SELECT max(id) FROM {table}))"
                     )
                 )
-            conn.execute(text("VACUUM (ANALYZE) subscribers, enrollments, deliveries"))
+            loaded = "subscribers, enrollments, deliveries, broadcast_recipients, events"
+            conn.execute(text(f"VACUUM (ANALYZE) {loaded}"))
         else:
             conn.execute(text("ANALYZE"))
             conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-    # A SQLite connection keeps the statistics it loaded when it opened: without this, the
-    # pass would plan with those of the warm-up's few rows.
-    engine.dispose()
+    if not postgres:
+        # A SQLite connection keeps the statistics it loaded when it opened: without this,
+        # the pass would plan with those of the warm-up's few rows. (PostgreSQL's sessions
+        # see new statistics, and keep the statements the warm-up prepared on them.)
+        engine.dispose()
 
 
 def drip_kind(
@@ -395,10 +398,17 @@ def add_history(engine: Engine, first: int, last: int) -> None:
             )
             .returning(B.c.id)
         ).scalar_one()
-        copies = ["broadcast_id", "subscriber_id", "enrollment_id", "status", "due_at"]
         conn.execute(
             insert(R).from_select(
-                [*copies, "attempts", "sent_at"],
+                [
+                    "broadcast_id",
+                    "subscriber_id",
+                    "enrollment_id",
+                    "status",
+                    "due_at",
+                    "attempts",
+                    "sent_at",
+                ],
                 select(
                     literal(broadcast),
                     E.c.subscriber_id,
