@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, union, update
+from sqlalchemy import ColumnElement, CursorResult, and_, case, func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -156,22 +156,51 @@ def _take_cursor(session: Session, now: datetime) -> EngagementSweep | None:
 
 
 def _actions(session: Session, library: Library, cursor: EngagementSweep, now: datetime) -> int:
-    """The timeline's actions since the cursor: each reader's latest counts. Read by the
-    ids' range: grouped by an index on the reader, SQLite would read the whole timeline in
-    that index's order to spare itself a sort (`by_other_index`)."""
-    reader = by_other_index(session, Event.subscriber_id)
-    rows = session.execute(
-        select(reader, func.max(Event.at), func.max(Event.id))
-        .where(Event.id > cursor.event_id, is_engaging())
-        .group_by(reader)
-    ).all()
-    changed = 0
-    for subscriber_id, at, _ in rows:
-        subscriber = session.get(Subscriber, subscriber_id)
-        if subscriber is not None:
-            changed += mark_engaged(session, subscriber, library, at, now)
+    """The timeline's actions since the cursor: each reader's latest counts. How many
+    readers' state changed.
+
+    Set-based, whatever the number of readers: after a broadcast's clicks, or a worker that
+    was down for a day, one reader at a time cost two statements each and held every reader
+    in the session. Only gone readers are loaded, for their courses to go on (rare)."""
     last = session.scalar(select(func.max(Event.id)).where(Event.id > cursor.event_id))
-    cursor.event_id = max(cursor.event_id, last or 0)
+    if last is None:
+        return 0
+    # Read by the ids' range: grouped by an index on the reader, SQLite would read the whole
+    # timeline in that index's order to spare itself a sort (`by_other_index`).
+    reader = by_other_index(session, Event.subscriber_id)
+    acted = (
+        select(reader.label("subscriber_id"), func.max(Event.at).label("at"))
+        .where(Event.id > cursor.event_id, Event.id <= last, is_engaging())
+        .group_by(reader)
+        .subquery("acted")
+    )
+    gone = session.execute(
+        select(Subscriber, acted.c.at)
+        .join(acted, acted.c.subscriber_id == Subscriber.id)
+        .where(Subscriber.engagement == Engagement.GONE)
+    ).all()
+    changed = sum(mark_engaged(session, s, library, at, now) for s, at in gone)
+    session.flush()
+    later = or_(Subscriber.engaged_at.is_(None), Subscriber.engaged_at < acted.c.at)
+    engaged = Subscriber.engagement == Engagement.ENGAGED
+
+    def engage(readers: ColumnElement[bool]) -> int:
+        result = session.execute(
+            update(Subscriber)
+            .where(Subscriber.id == acted.c.subscriber_id, readers)
+            .values(
+                engaged_at=case((later, acted.c.at), else_=Subscriber.engaged_at),
+                engagement=Engagement.ENGAGED,
+                repermission_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return cast(CursorResult[Any], result).rowcount
+
+    changed += engage(~engaged)  # quiet readers, engaged again
+    # An engaged reader's row is written only where something in it changes.
+    engage(and_(engaged, or_(later, Subscriber.repermission_at.is_not(None))))
+    cursor.event_id = max(cursor.event_id, last)
     return changed
 
 

@@ -1,0 +1,111 @@
+"""The sweep brings every reader who acted since the last one up to date in a few statements,
+however many they are: after a broadcast's clicks, or a worker down for a day, it took two
+statements a reader and held each one in the pass's session (bench/PROFILE.md, "The sweep
+after many readers acted")."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import event, insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from drip.audience.controls import pause
+from drip.audience.engagement import GONE_REASON, sweep
+from drip.core.clock import FrozenClock
+from drip.services import Services, build_services
+from drip.store.models import (
+    Engagement,
+    Enrollment,
+    EnrollmentStatus,
+    Event,
+    EventKind,
+    Subscriber,
+)
+from tests.bulk import add_due_readers
+from tests.conftest import make_settings
+
+
+def _clicks(engine: Engine, ids: list[int], at: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(Event),
+            [
+                {"subscriber_id": i, "kind": EventKind.CLICKED, "at": at, "detail": "a link"}
+                for i in ids
+            ],
+        )
+
+
+def _statements_of_a_sweep(svc: Services, readers: int, now: datetime) -> int:
+    """How many statements a sweep at `now` runs after the first `readers` readers each
+    clicked twice since the sweep before."""
+    with Session(svc.engine) as session:
+        ids = list(session.scalars(select(Subscriber.id).order_by(Subscriber.id)))[:readers]
+    _clicks(svc.engine, ids, now - timedelta(minutes=2))
+    _clicks(svc.engine, ids, now - timedelta(minutes=1))
+    seen: list[object] = []
+
+    def count(*args: object) -> None:
+        seen.append(args[2])
+
+    event.listen(svc.engine, "before_cursor_execute", count)
+    try:
+        with Session(svc.engine) as session:
+            sweep(session, svc.content.library(), now)
+    finally:
+        event.remove(svc.engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def test_a_sweep_takes_as_many_statements_for_forty_readers_who_acted_as_for_two(
+    tmp_path: Path, backend_url: str, clock: FrozenClock
+) -> None:
+    svc = build_services(make_settings(tmp_path, backend_url), clock)
+    add_due_readers(svc.engine, 40, clock())
+    with Session(svc.engine) as session:
+        sweep(session, svc.content.library(), clock())  # the cursor, from now
+    few = _statements_of_a_sweep(svc, 2, clock() + timedelta(minutes=5))
+    many = _statements_of_a_sweep(svc, 40, clock() + timedelta(minutes=10))
+    svc.engine.dispose()
+    assert few == many, (few, many)
+
+
+def test_a_sweep_engages_quiet_and_gone_readers_keeps_each_ones_latest_action_and_counts_them(
+    tmp_path: Path, backend_url: str, clock: FrozenClock
+) -> None:
+    svc = build_services(make_settings(tmp_path, backend_url), clock)
+    now = clock()
+    add_due_readers(svc.engine, 4, now)
+    library = svc.content.library()
+    later_than_clicks = now + timedelta(hours=1)  # a click already counted at once
+    with Session(svc.engine) as session:
+        quiet, engaged, idle, gone = session.scalars(
+            select(Subscriber).order_by(Subscriber.id)
+        ).all()
+        quiet.engagement, quiet.repermission_at = Engagement.QUIET, now - timedelta(days=2)
+        for reader in (engaged, idle):
+            reader.engagement, reader.engaged_at = Engagement.ENGAGED, later_than_clicks
+        gone.engagement = Engagement.GONE
+        pause(session, gone.enrollments[0], now, GONE_REASON)
+        session.commit()
+        sweep(session, library, now)  # the cursor, from now
+        ids = quiet.id, engaged.id, idle.id, gone.id
+    _clicks(svc.engine, [ids[0], ids[1], ids[3]], now + timedelta(minutes=1))
+    _clicks(svc.engine, [ids[0]], now + timedelta(minutes=2))
+    with Session(svc.engine) as session:
+        swept = sweep(session, library, now + timedelta(minutes=5))
+        rows = {
+            s.id: (s.engagement, s.engaged_at, s.repermission_at)
+            for s in session.scalars(select(Subscriber))
+        }
+        back = session.scalars(select(Enrollment).where(Enrollment.subscriber_id == ids[3])).one()
+    assert swept.engaged == 2  # the quiet one and the gone one; the engaged one was already
+    assert rows[ids[0]] == (Engagement.ENGAGED, now + timedelta(minutes=2), None)
+    assert rows[ids[1]] == (Engagement.ENGAGED, later_than_clicks, None)  # never moved back
+    assert rows[ids[2]] == (Engagement.ENGAGED, later_than_clicks, None)  # did nothing
+    assert rows[ids[3]] == (Engagement.ENGAGED, now + timedelta(minutes=1), None)
+    assert back.status == EnrollmentStatus.ACTIVE  # the gone reader's course goes on
+    svc.engine.dispose()
