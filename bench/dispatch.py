@@ -73,7 +73,7 @@ from common import (
     short,
     timed,
 )
-from sqlalchemy import DateTime, Table, insert, literal, select, text
+from sqlalchemy import DateTime, Table, func, insert, literal, select, text, update
 from sqlalchemy.engine import Engine
 
 from drip.content.sequences import Sequence
@@ -84,6 +84,7 @@ from drip.store.models import (
     Broadcast,
     BroadcastRecipient,
     Delivery,
+    EngagementSweep,
     Enrollment,
     Event,
     EventKind,
@@ -101,6 +102,7 @@ D = cast(Table, Delivery.__table__)
 B = cast(Table, Broadcast.__table__)
 R = cast(Table, BroadcastRecipient.__table__)
 EV = cast(Table, Event.__table__)
+SWEEPS = cast(Table, EngagementSweep.__table__)
 
 
 class Sink:
@@ -429,6 +431,8 @@ def add_history(engine: Engine, first: int, last: int) -> None:
                     ).where(readers),
                 )
             )
+        # Swept long ago too: the sweep's cursor (if a pass made it) is past them.
+        conn.execute(update(SWEEPS).values(event_id=select(func.max(EV.c.id)).scalar_subquery()))
     say(f"  and each reader's history: a broadcast's copy, {HISTORY_EVENTS} clicks")
 
 
