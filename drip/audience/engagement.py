@@ -23,13 +23,25 @@ timeline's new actions, the readers sent something since the last sweep, the una
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, case, func, or_, select, union, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    and_,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    union,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from drip.audience.controls import pause, resume
 from drip.content.sequences import Library
@@ -178,6 +190,7 @@ def _actions(session: Session, library: Library, cursor: EngagementSweep, now: d
         select(Subscriber, acted.c.at)
         .join(acted, acted.c.subscriber_id == Subscriber.id)
         .where(Subscriber.engagement == Engagement.GONE)
+        .options(selectinload(Subscriber.enrollments))
     ).all()
     changed = sum(mark_engaged(session, s, library, at, now) for s, at in gone)
     session.flush()
@@ -245,52 +258,61 @@ def _gone_quiet(session: Session, quiet_after: int, last_sweep: datetime, now: d
         select(BroadcastRecipient.subscriber_id).where(BroadcastRecipient.sent_at > after),
     ).subquery()
     quiet = session.scalars(
-        select(Subscriber).where(
+        select(Subscriber)
+        .where(
             Subscriber.engagement == Engagement.ENGAGED,
             Subscriber.id.in_(select(recent.c[0])),
             deliveries_since_action() >= quiet_after,
         )
+        .options(selectinload(Subscriber.enrollments))  # for `_note`: not one read a reader
     ).all()
     for subscriber in quiet:
         subscriber.engagement = Engagement.QUIET
-        detail = f"no click, reply or other action across {quiet_after} emails"
-        _note(session, subscriber, EventKind.WENT_QUIET, now, detail)
+    detail = f"no click, reply or other action across {quiet_after} emails"
+    _notes(session, quiet, EventKind.WENT_QUIET, now, detail)
     return len(quiet)
 
 
 def _gone(session: Session, asked_before: datetime, now: datetime) -> int:
     """Quiet readers who did not answer the question in time: gone, their courses paused."""
     gone = session.scalars(
-        select(Subscriber).where(
+        select(Subscriber)
+        .where(
             rare(session, Subscriber.engagement == Engagement.QUIET),
             Subscriber.repermission_at <= asked_before,
         )
+        .options(selectinload(Subscriber.enrollments))
     ).all()
+    detail = "no answer to “Still want these?”: courses paused, no broadcasts or offers"
+    _notes(session, gone, EventKind.GONE, now, detail)  # before the courses' own steps
     for subscriber in gone:
         subscriber.engagement = Engagement.GONE
-        detail = "no answer to “Still want these?”: courses paused, no broadcasts or offers"
-        _note(session, subscriber, EventKind.GONE, now, detail)
         for enrollment in subscriber.enrollments:
             pause(session, enrollment, now, GONE_REASON)
     return len(gone)
 
 
-def _note(
-    session: Session, subscriber: Subscriber, kind: EventKind, now: datetime, detail: str
+def _notes(
+    session: Session, subscribers: Sequence[Subscriber], kind: EventKind, now: datetime, detail: str
 ) -> None:
-    """The step on the timeline of each course the reader is in (a timeline is a course's)."""
-    courses = [e for e in subscriber.enrollments if e.status in (*ASKED, EnrollmentStatus.PAUSED)]
-    ids: list[int | None] = [e.id for e in courses]
-    for enrollment_id in ids or [None]:
-        session.add(
-            Event(
-                subscriber_id=subscriber.id,
-                enrollment_id=enrollment_id,
-                kind=kind,
-                at=now,
-                detail=detail,
-            )
-        )
+    """The step on the timeline of each course each reader is in (a timeline is a course's),
+    in one statement however many readers (the ORM would insert them one by one on SQLite,
+    to read back each id)."""
+    rows = [
+        {"subscriber_id": s.id, "enrollment_id": course, "kind": kind, "at": now, "detail": detail}
+        for s in subscribers
+        for course in _courses(s)
+    ]
+    if rows:
+        session.execute(insert(Event), rows)
+
+
+def _courses(subscriber: Subscriber) -> list[int | None]:
+    """The enrollments whose timelines show a step of the reader's; None: the reader's own."""
+    ids: list[int | None] = [
+        e.id for e in subscriber.enrollments if e.status in (*ASKED, EnrollmentStatus.PAUSED)
+    ]
+    return ids or [None]
 
 
 def _day(session: Session, now: datetime) -> None:

@@ -5,10 +5,12 @@ after many readers acted")."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, insert, literal, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -17,6 +19,8 @@ from drip.audience.engagement import GONE_REASON, sweep
 from drip.core.clock import FrozenClock
 from drip.services import Services, build_services
 from drip.store.models import (
+    Broadcast,
+    BroadcastRecipient,
     Engagement,
     Enrollment,
     EnrollmentStatus,
@@ -46,18 +50,24 @@ def _statements_of_a_sweep(svc: Services, readers: int, now: datetime) -> int:
         ids = list(session.scalars(select(Subscriber.id).order_by(Subscriber.id)))[:readers]
     _clicks(svc.engine, ids, now - timedelta(minutes=2))
     _clicks(svc.engine, ids, now - timedelta(minutes=1))
+    with _statements(svc.engine) as seen, Session(svc.engine) as session:
+        sweep(session, svc.content.library(), now)
+    return len(seen)
+
+
+@contextmanager
+def _statements(engine: Engine) -> Iterator[list[object]]:
+    """The statements run on `engine` inside the block."""
     seen: list[object] = []
 
     def count(*args: object) -> None:
         seen.append(args[2])
 
-    event.listen(svc.engine, "before_cursor_execute", count)
+    event.listen(engine, "before_cursor_execute", count)
     try:
-        with Session(svc.engine) as session:
-            sweep(session, svc.content.library(), now)
+        yield seen
     finally:
-        event.remove(svc.engine, "before_cursor_execute", count)
-    return len(seen)
+        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_a_sweep_takes_as_many_statements_for_forty_readers_who_acted_as_for_two(
@@ -71,6 +81,60 @@ def test_a_sweep_takes_as_many_statements_for_forty_readers_who_acted_as_for_two
     many = _statements_of_a_sweep(svc, 40, clock() + timedelta(minutes=10))
     svc.engine.dispose()
     assert few == many, (few, many)
+
+
+COPY_COLUMNS = ["broadcast_id", "subscriber_id", "enrollment_id", "status", "due_at", "sent_at"]
+
+
+def _copies(engine: Engine, ids: list[int], at: datetime, broadcasts: int) -> None:
+    """`broadcasts` broadcasts, a copy of each sent to every reader of `ids` at `at`."""
+    with engine.begin() as conn:
+        for n in range(broadcasts):
+            broadcast = conn.execute(
+                insert(Broadcast)
+                .values(name=f"B{n}", subject="S", body="B", audience={}, send_at=at)
+                .values(status="sent", created_at=at)
+                .returning(Broadcast.id)
+            ).scalar_one()
+            conn.execute(
+                insert(BroadcastRecipient).from_select(
+                    COPY_COLUMNS,
+                    select(
+                        literal(broadcast),
+                        Enrollment.subscriber_id,
+                        Enrollment.id,
+                        literal("sent"),
+                        literal(at, BroadcastRecipient.sent_at.type),
+                        literal(at, BroadcastRecipient.sent_at.type),
+                    ).where(Enrollment.subscriber_id.in_(ids)),
+                )
+            )
+
+
+def test_as_many_statements_for_forty_readers_going_quiet_as_for_two(
+    tmp_path: Path, backend_url: str, clock: FrozenClock
+) -> None:
+    """A broadcast can take thousands of readers past N emails without an action at once:
+    each one's courses were read on their own to write the step on their timelines."""
+    svc = build_services(make_settings(tmp_path, backend_url), clock)
+    add_due_readers(svc.engine, 42, clock())
+    library = svc.content.library()
+    with Session(svc.engine) as session:
+        session.execute(update(Subscriber).values(engagement=Engagement.ENGAGED))
+        session.commit()
+        sweep(session, library, clock())  # the cursor, from now
+        ids = list(session.scalars(select(Subscriber.id).order_by(Subscriber.id)))
+    counts = []
+    for minutes, readers in ((5, ids[:2]), (10, ids[2:])):
+        now = clock() + timedelta(minutes=minutes)
+        with Session(svc.engine) as session:  # past the steps the round before wrote
+            sweep(session, library, now - timedelta(minutes=2))
+        _copies(svc.engine, readers, now - timedelta(minutes=1), library.engagement.quiet_after)
+        with _statements(svc.engine) as seen, Session(svc.engine) as session:
+            assert sweep(session, library, now).quiet == len(readers)
+        counts.append(len(seen))
+    svc.engine.dispose()
+    assert counts[0] == counts[1], counts
 
 
 def test_a_sweep_engages_quiet_and_gone_readers_keeps_each_ones_latest_action_and_counts_them(
