@@ -24,7 +24,7 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from drip.content.schedule import into_window
 from drip.content.sequences import SendWindow
-from drip.dispatch.outcome import Kind, OutcomeStatus
+from drip.dispatch.outcome import Kind, Outcome, OutcomeStatus
 from drip.mail.handoff import Unsendable
 from drip.mail.pace import backoff
 from drip.mail.render import MessageTemplate
@@ -212,3 +212,25 @@ def claim(
         )
     session.commit()
     return ids
+
+
+def outcome_of(
+    producer: Producer,
+    item: Item,
+    status: OutcomeStatus,
+    detail: str = "",
+    relay_down: bool = False,
+    throttled: bool = False,
+) -> Outcome:
+    """What became of one item, for the pass's report."""
+    return Outcome(
+        item.enrollment_id,
+        item.email,
+        item.sequence,
+        item.label,
+        status,
+        detail,
+        relay_down,
+        throttled,
+        kind=producer.kind,
+    )

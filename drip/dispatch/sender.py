@@ -57,6 +57,7 @@ from drip.dispatch.producers import (
     Settled,
     after_failure,
     later,
+    outcome_of,
     why_not,
 )
 from drip.dispatch.record import LEASE_LOST
@@ -134,6 +135,7 @@ class Sender:
             done += 1
             ready = self._prepare(session, producer, items, now, sessions)
             caps = self._batch_caps(session, producer, ready, now)
+            ready = self._hold_over_cap(session, producer, ready, now, caps, result)
             session.rollback()  # end the caps' read
             self._lanes(session, producer, ready, now, result, caps, sessions)
             result.more = not result.stopped and len(items) == self.settings.batch
@@ -160,9 +162,9 @@ class Sender:
             if why_not(session, producer, item):
                 continue
             if self.capped(caps, item, now) is not None:
-                found.append(self.outcome(producer, item, OutcomeStatus.HELD, OVER_CAP))
+                found.append(outcome_of(producer, item, OutcomeStatus.HELD, OVER_CAP))
             else:
-                found.append(self.outcome(producer, item, OutcomeStatus.WOULD_SEND))
+                found.append(outcome_of(producer, item, OutcomeStatus.WOULD_SEND))
         return found
 
     def _prepare(
@@ -207,6 +209,39 @@ class Sender:
             producer.write_ahead(session, ahead, self.worker_id)
         session.commit()
         return ready
+
+    def _hold_over_cap(
+        self,
+        session: Session,
+        producer: Producer,
+        ready: list[Item],
+        now: datetime,
+        caps: BatchCaps | None,
+        result: Run,
+    ) -> list[Item]:
+        """Hold, in one commit, the items whose reader is over a cap before the batch starts
+        (a broadcast on a lesson day under the daily cap of one holds most of its copies):
+        at its turn each cost a status read, an update and a commit of its own. The rest;
+        the lane still asks before each hand-off, counting what the batch handed over."""
+        if caps is None:
+            return ready
+        going = []
+        for item in ready:
+            until = self.capped(caps, item, now)
+            if until is None:
+                going.append(item)
+                continue
+            held = Settled(OutcomeStatus.HELD, item.attempts, OVER_CAP, until)
+            if producer.settle(session, item, held, self.worker_id):
+                result.outcomes.append(outcome_of(producer, item, OutcomeStatus.HELD, OVER_CAP))
+            else:
+                log.warning("%s %s left alone: %s", item.label, item.row_id, LEASE_LOST)
+                result.outcomes.append(
+                    outcome_of(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
+                )
+        if len(going) < len(ready):
+            session.commit()
+        return going
 
     def _lanes(
         self,
@@ -268,14 +303,14 @@ class Sender:
         if until is not None:
             held = Settled(OutcomeStatus.HELD, item.attempts, OVER_CAP, until)
             if not self.settle(session, producer, item, now, held):
-                return self.outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST), None
-            return self.outcome(producer, item, OutcomeStatus.HELD, OVER_CAP), None
+                return outcome_of(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST), None
+            return outcome_of(producer, item, OutcomeStatus.HELD, OVER_CAP), None
         if why:
             if not self.settle(
                 session, producer, item, now, Settled(OutcomeStatus.SKIPPED, item.attempts, why)
             ):
-                return self.outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST), None
-            return self.outcome(producer, item, OutcomeStatus.SKIPPED, why), None
+                return outcome_of(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST), None
+            return outcome_of(producer, item, OutcomeStatus.SKIPPED, why), None
         try:
             self._hand_over(relay, item, now)
         except (SendError, Unsendable) as error:
@@ -320,7 +355,7 @@ class Sender:
         """The outcome of a message handed over, recorded or (its lease lost) not."""
         if not recorded:
             log.warning("%s %s handed over, not recorded: %s", item.label, item.row_id, LEASE_LOST)
-        return self.outcome(producer, item, OutcomeStatus.SENT)
+        return outcome_of(producer, item, OutcomeStatus.SENT)
 
     def failed(
         self,
@@ -343,11 +378,11 @@ class Sender:
             if subscriber is not None:
                 suppress(session, subscriber, now, str(error))
         if not self.settle(session, producer, item, now, settled):
-            return self.outcome(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
+            return outcome_of(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
         detail = str(error) if step is not Next.GIVE_UP else settled.error or ""
         if step is Next.REST:
             detail += "; the relay asked drip to slow down"
-        return self.outcome(producer, item, settled.status, detail, run.stopped, step is Next.REST)
+        return outcome_of(producer, item, settled.status, detail, run.stopped, step is Next.REST)
 
     def release(self, item: Item, now: datetime) -> Settled:
         """A message not tried because the relay is down or resting: no attempt used."""
@@ -406,25 +441,4 @@ class Sender:
                 at=now,
                 detail=detail[:2000],
             )
-        )
-
-    @staticmethod
-    def outcome(
-        producer: Producer,
-        item: Item,
-        status: OutcomeStatus,
-        detail: str = "",
-        relay_down: bool = False,
-        throttled: bool = False,
-    ) -> Outcome:
-        return Outcome(
-            item.enrollment_id,
-            item.email,
-            item.sequence,
-            item.label,
-            status,
-            detail,
-            relay_down,
-            throttled,
-            kind=producer.kind,
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, event, select
 
 from drip.content.sequences import SendWindow
 from drip.core.clock import FrozenClock
@@ -18,12 +18,14 @@ from drip.dispatch.caps import Caps, Tally, next_opening, tally
 from drip.dispatch.report import OutcomeStatus, PassReport
 from drip.services import Services, build_services
 from drip.store.models import (
+    Broadcast,
     BroadcastRecipient,
     Enrollment,
     EnrollmentStatus,
     Event,
     EventKind,
     RecipientStatus,
+    Subscriber,
 )
 from tests.conftest import courses_beside_tiny, enroll, make_settings
 from tests.dispatch.test_chaining import library_with
@@ -323,3 +325,64 @@ def test_over_the_weekly_cap_the_rest_wait_for_next_monday_and_all_arrive(
     # two on Monday, one on Tuesday (three a week), then nothing until the next Monday
     assert per_day == [2, 1, 0, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0]
     assert len(smtp_server.to("ada@example.org")) == 6
+
+
+def _commits_of_a_pass_holding_every_copy(
+    svc: Services, clock: FrozenClock, tmp_path: Path, readers: int
+) -> int:
+    """Readers who each had today's lesson, then a broadcast to them all: the commits of the
+    pass that holds every copy to the readers' next morning."""
+    emails = [f"r{n}@example.org" for n in range(readers)]
+    for email in emails:
+        enroll(svc, email, "alpha")
+    clock.set(local(clock(), 9, 30))
+    svc.dispatcher().run_pass(clock())  # each reader's lesson: the day's one email
+    news = tmp_path / "news.md"
+    news.write_text(NEWS)
+    library = svc.content.library()
+    with svc.sessions() as session:
+        schedule(session, library, read_broadcast(news, library), clock(), clock())
+    commits: list[object] = []
+
+    def count(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(svc.engine, "commit", count)
+    try:
+        report = svc.dispatcher().run_pass(clock() + timedelta(minutes=5))
+    finally:
+        event.remove(svc.engine, "commit", count)
+    held = [o for o in report.outcomes if o.status == OutcomeStatus.HELD]
+    assert len(held) == readers and all("cap is reached" in o.detail for o in held)
+    with svc.sessions() as session:
+        due = session.scalars(select(BroadcastRecipient.due_at)).all()
+    assert len(due) == readers and all(at > clock() + timedelta(hours=20) for at in due)
+    return len(commits)
+
+
+def test_a_broadcast_whose_readers_are_all_over_the_cap_holds_them_in_as_many_commits_for_ten(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    """Each copy over its reader's cap cost a status read, an update and a commit of its own
+    at its turn; now the batch holds them all before its first hand-off, in one commit."""
+    counts = []
+    for readers in (2, 10):
+        folder = tmp_path / str(readers)
+        folder.mkdir()
+        settings = make_settings(
+            folder,
+            backend_url,
+            smtp_url=smtp_server.url,
+            sequences_dir=courses_beside_tiny(folder, {"alpha": course("Alpha")}),
+            reader_daily_cap=1,
+        )
+        frozen = FrozenClock(clock())
+        svc = build_services(settings, frozen)
+        try:
+            with svc.engine.begin() as conn:  # each round starts from an empty database
+                for model in (BroadcastRecipient, Broadcast, Subscriber):
+                    conn.execute(delete(model))
+            counts.append(_commits_of_a_pass_holding_every_copy(svc, frozen, folder, readers))
+        finally:
+            svc.engine.dispose()
+    assert counts[0] == counts[1], counts
