@@ -9,6 +9,7 @@ Each test counts at the SMTP server and in the database.
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
@@ -38,7 +39,7 @@ from tests.web.test_admin_access import logged_in_client
 
 READERS = ["one@example.org", "two@example.org", "three@example.org"]
 LATER = timedelta(minutes=10)  # past the 5-minute lease
-HANG_UP = 0.3  # seconds the first worker's SMTP client waits for an answer to DATA
+HANG_UP = 1.0  # seconds the first worker's SMTP client waits for an answer
 
 
 class FailsLate:
@@ -79,11 +80,15 @@ def test_a_worker_whose_lease_ran_out_in_a_hung_hand_off_leaves_the_new_holder_s
     tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
 ) -> None:
     settings = make_settings(tmp_path, backend_url, smtp_url=smtp_server.url)
-    smtp_server.handler.stall_data = lambda number: number == 1  # the first worker's first
+    # The relay hangs on every DATA until the second worker takes over: the first worker's
+    # (by then, its client may have given up on an earlier answer on a loaded machine).
+    handing_over = threading.Event()
+    smtp_server.handler.stall_data = lambda number: not handing_over.is_set()
     taken_over: list[PassReport] = []
     second = build_services(settings, clock)
 
     def second_worker_takes_over() -> None:
+        handing_over.set()
         taken_over.append(second.dispatcher("second").run_pass(clock() + LATER))
 
     first = build_services(
