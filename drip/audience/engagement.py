@@ -264,7 +264,7 @@ def _gone_quiet(session: Session, quiet_after: int, last_sweep: datetime, now: d
             Subscriber.id.in_(select(recent.c[0])),
             deliveries_since_action() >= quiet_after,
         )
-        .options(selectinload(Subscriber.enrollments))  # for `_note`: not one read a reader
+        .options(selectinload(Subscriber.enrollments))  # for `_notes`: not one read a reader
     ).all()
     for subscriber in quiet:
         subscriber.engagement = Engagement.QUIET
