@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, update
+from sqlalchemy import Connection, Table, case, literal, update
 
 from drip.content.schedule import reader_zone
 from drip.dispatch.caps import LOOK_BACK, Caps, Db, aware, handed_off, next_opening, tally
@@ -82,18 +82,26 @@ def hold_over_cap(
     each reader put back, due at their next window (only while this worker holds them).
     `stale`: readers who may have been handed something since the batch was claimed."""
     rest, waiting = split_over_cap(conn, plans, now, caps, stale)
-    outcomes = []
-    for wait in waiting:
-        moved = conn.execute(
+    if not waiting:
+        conn.commit()  # ends the caps' read, as a batch with lessons held does
+        return rest, []
+    # One statement for the batch, not one a reader (after a broadcast, most of a batch).
+    untils = {w.send.claimed.enrollment_id: literal(w.until, E.c.due_at.type) for w in waiting}
+    moved = set(
+        conn.scalars(
             update(E)
-            .where(E.c.id == wait.send.claimed.enrollment_id, E.c.lease_owner == worker_id)
-            .values(due_at=wait.until, lease_owner=None)
-        ).rowcount
-        outcomes.append(
-            held_outcome(wait) if moved else wait.send.outcome(OutcomeStatus.SKIPPED, LEASE_LOST)
+            .where(E.c.id.in_(list(untils)), E.c.lease_owner == worker_id)
+            .values(due_at=case(untils, value=E.c.id), lease_owner=None)
+            .returning(E.c.id)
         )
+    )
     conn.commit()
-    return rest, outcomes
+    return rest, [
+        held_outcome(wait)
+        if wait.send.claimed.enrollment_id in moved
+        else wait.send.outcome(OutcomeStatus.SKIPPED, LEASE_LOST)
+        for wait in waiting
+    ]
 
 
 def split_over_cap(

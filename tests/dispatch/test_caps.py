@@ -386,3 +386,56 @@ def test_a_broadcast_whose_readers_are_all_over_the_cap_holds_them_in_as_many_co
         finally:
             svc.engine.dispose()
     assert counts[0] == counts[1], counts
+
+
+def _statements_of_a_pass_holding_every_lesson(
+    svc: Services, clock: FrozenClock, readers: int
+) -> int:
+    """Readers who each had today's lesson of one course, then joined a second: the
+    statements of the pass that holds every second course's welcome to the next morning."""
+    emails = [f"r{n}@example.org" for n in range(readers)]
+    for email in emails:
+        enroll(svc, email, "alpha")
+    clock.set(local(clock(), 9, 30))
+    svc.dispatcher().run_pass(clock())  # each reader's lesson: the day's one email
+    for email in emails:
+        enroll(svc, email, "beta")
+    seen: list[object] = []
+
+    def count(*args: object) -> None:
+        seen.append(args[2])
+
+    event.listen(svc.engine, "before_cursor_execute", count)
+    try:
+        report = svc.dispatcher().run_pass(clock() + timedelta(minutes=5))
+    finally:
+        event.remove(svc.engine, "before_cursor_execute", count)
+    assert report.count(OutcomeStatus.HELD) == readers
+    assert report.count(OutcomeStatus.SENT) == 0
+    return len(seen)
+
+
+def test_a_batch_whose_lessons_are_all_over_the_cap_puts_them_back_in_one_statement(
+    tmp_path: Path, backend_url: str, smtp_server: SmtpServer, clock: FrozenClock
+) -> None:
+    counts = []
+    for readers in (1, 2, 10):  # the first round writes what a database writes once
+        folder = tmp_path / str(readers)
+        folder.mkdir()
+        courses = {"alpha": course("Alpha"), "beta": course("Beta")}
+        settings = make_settings(
+            folder,
+            backend_url,
+            smtp_url=smtp_server.url,
+            sequences_dir=courses_beside_tiny(folder, courses),
+            reader_daily_cap=1,
+        )
+        frozen = FrozenClock(clock())
+        svc = build_services(settings, frozen)
+        try:
+            with svc.engine.begin() as conn:  # each round starts from an empty database
+                conn.execute(delete(Subscriber))
+            counts.append(_statements_of_a_pass_holding_every_lesson(svc, frozen, readers))
+        finally:
+            svc.engine.dispose()
+    assert counts[1] == counts[2], counts
