@@ -230,15 +230,8 @@ class Sender:
             until = self.capped(caps, item, now)
             if until is None:
                 going.append(item)
-                continue
-            held = Settled(OutcomeStatus.HELD, item.attempts, OVER_CAP, until)
-            if producer.settle(session, item, held, self.worker_id):
-                result.outcomes.append(outcome_of(producer, item, OutcomeStatus.HELD, OVER_CAP))
             else:
-                log.warning("%s %s left alone: %s", item.label, item.row_id, LEASE_LOST)
-                result.outcomes.append(
-                    outcome_of(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
-                )
+                result.outcomes.append(self._hold(session, producer, item, until))
         if len(going) < len(ready):
             session.commit()
         return going
@@ -301,10 +294,9 @@ class Sender:
         item, now, caps, why = turn.item, turn.now, turn.caps, turn.check
         until = None if why else self.capped(caps, item, now)
         if until is not None:
-            held = Settled(OutcomeStatus.HELD, item.attempts, OVER_CAP, until)
-            if not self.settle(session, producer, item, now, held):
-                return outcome_of(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST), None
-            return outcome_of(producer, item, OutcomeStatus.HELD, OVER_CAP), None
+            held = self._hold(session, producer, item, until)
+            session.commit()
+            return held, None
         if why:
             if not self.settle(
                 session, producer, item, now, Settled(OutcomeStatus.SKIPPED, item.attempts, why)
@@ -394,12 +386,25 @@ class Sender:
         self, session: Session, producer: Producer, item: Item, now: datetime, settled: Settled
     ) -> bool:
         """Record and commit, only while the row is this worker's (else nothing changes)."""
-        if producer.settle(session, item, settled, self.worker_id):
+        if self._settled(session, producer, item, settled):
             session.commit()
             return True
         session.rollback()
+        return False
+
+    def _settled(self, session: Session, producer: Producer, item: Item, settled: Settled) -> bool:
+        """Record while the row is this worker's (else say so); the caller ends the transaction."""
+        if producer.settle(session, item, settled, self.worker_id):
+            return True
         log.warning("%s %s left alone: %s", item.label, item.row_id, LEASE_LOST)
         return False
+
+    def _hold(self, session: Session, producer: Producer, item: Item, until: datetime) -> Outcome:
+        """The item waits for `until`, its reader over a cap; the caller commits."""
+        held = Settled(OutcomeStatus.HELD, item.attempts, OVER_CAP, until)
+        if not self._settled(session, producer, item, held):
+            return outcome_of(producer, item, OutcomeStatus.SKIPPED, LEASE_LOST)
+        return outcome_of(producer, item, OutcomeStatus.HELD, OVER_CAP)
 
     @contextmanager
     def _hot(self, session: Session, producer: Producer) -> Iterator[HotPath]:
