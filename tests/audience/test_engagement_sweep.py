@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import event, insert, literal, select, update
+from sqlalchemy import event, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -19,8 +19,6 @@ from drip.audience.engagement import GONE_REASON, sweep
 from drip.core.clock import FrozenClock
 from drip.services import Services, build_services
 from drip.store.models import (
-    Broadcast,
-    BroadcastRecipient,
     Engagement,
     Enrollment,
     EnrollmentStatus,
@@ -28,7 +26,7 @@ from drip.store.models import (
     EventKind,
     Subscriber,
 )
-from tests.bulk import add_due_readers
+from tests.bulk import add_due_readers, add_sent_broadcast
 from tests.conftest import make_settings
 
 
@@ -83,32 +81,11 @@ def test_a_sweep_takes_as_many_statements_for_forty_readers_who_acted_as_for_two
     assert few == many, (few, many)
 
 
-COPY_COLUMNS = ["broadcast_id", "subscriber_id", "enrollment_id", "status", "due_at", "sent_at"]
-
-
 def _copies(engine: Engine, ids: list[int], at: datetime, broadcasts: int) -> None:
     """`broadcasts` broadcasts, a copy of each sent to every reader of `ids` at `at`."""
     with engine.begin() as conn:
         for n in range(broadcasts):
-            broadcast = conn.execute(
-                insert(Broadcast)
-                .values(name=f"B{n}", subject="S", body="B", audience={}, send_at=at)
-                .values(status="sent", created_at=at)
-                .returning(Broadcast.id)
-            ).scalar_one()
-            conn.execute(
-                insert(BroadcastRecipient).from_select(
-                    COPY_COLUMNS,
-                    select(
-                        literal(broadcast),
-                        Enrollment.subscriber_id,
-                        Enrollment.id,
-                        literal("sent"),
-                        literal(at, BroadcastRecipient.sent_at.type),
-                        literal(at, BroadcastRecipient.sent_at.type),
-                    ).where(Enrollment.subscriber_id.in_(ids)),
-                )
-            )
+            add_sent_broadcast(conn, at, ids, name=f"B{n}")
 
 
 def test_as_many_statements_for_forty_readers_going_quiet_as_for_two(

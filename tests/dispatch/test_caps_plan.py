@@ -19,14 +19,11 @@ from drip.core.clock import FrozenClock
 from drip.dispatch.caps import handed_off
 from drip.services import Services, build_services
 from drip.store.models import (
-    Broadcast,
-    BroadcastRecipient,
     Delivery,
     DeliveryStatus,
     Enrollment,
-    RecipientStatus,
 )
-from tests.bulk import add_due_readers
+from tests.bulk import add_due_readers, add_sent_broadcast
 from tests.conftest import make_settings
 from tests.query_plans import plans
 
@@ -38,7 +35,7 @@ def sent_to_each(svc: Services, clock: FrozenClock) -> None:
     """A lesson and a broadcast's copy sent yesterday to every reader."""
     now = clock()
     with svc.engine.begin() as conn:
-        enrollments = conn.execute(select(Enrollment.id, Enrollment.subscriber_id)).all()
+        enrollments = conn.scalars(select(Enrollment.id)).all()
         conn.execute(
             insert(Delivery),
             [
@@ -53,36 +50,10 @@ def sent_to_each(svc: Services, clock: FrozenClock) -> None:
                     "updated_at": now - timedelta(days=1),
                     "sent_at": now - timedelta(days=1),
                 }
-                for enrollment, _ in enrollments
+                for enrollment in enrollments
             ],
         )
-        broadcast = conn.execute(
-            insert(Broadcast)
-            .values(
-                name="news",
-                subject="News",
-                body="News.",
-                audience={},
-                send_at=now - timedelta(days=1),
-                status="sent",
-                created_at=now - timedelta(days=2),
-            )
-            .returning(Broadcast.id)
-        ).scalar_one()
-        conn.execute(
-            insert(BroadcastRecipient),
-            [
-                {
-                    "broadcast_id": broadcast,
-                    "subscriber_id": subscriber,
-                    "enrollment_id": enrollment,
-                    "status": RecipientStatus.SENT,
-                    "due_at": now - timedelta(days=1),
-                    "sent_at": now - timedelta(days=1),
-                }
-                for enrollment, subscriber in enrollments
-            ],
-        )
+        add_sent_broadcast(conn, now - timedelta(days=1))
 
 
 @pytest.fixture
