@@ -20,9 +20,11 @@ What a verified report does:
 - complaint: the reader leaves every sequence and the address is suppressed.
 
 An event that matches nothing is stored (matched_by "none"), logged and counted (/metrics
-counts events by kind and match), never an error. Each hard bounce or complaint also checks
-the guardrail: once the last 1,000 sends hold at least 500, a complaint or hard-bounce rate
-above its limit pauses all sending (`sending_paused`) until an operator resumes it.
+counts events by kind and match), never an error. Hard bounces and complaints also ask the
+guardrail: once the last 1,000 sends hold at least 500, a complaint or hard-bounce rate
+above its limit pauses all sending (`sending_paused`) until an operator resumes it. It is
+asked once for a provider's post of many events, and once for a pass's read of the bounce
+mailbox: its rates cost more than recording an event does (bench/PROFILE.md, stop 37).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, exists, func, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from drip.audience.leaving import leave_everything, suppress
 from drip.audience.subscriptions import record_event
@@ -105,6 +107,7 @@ class Recorded:
     status: Literal["applied", "duplicate", "unmatched", "unverified"]
     outcome: str
     email: str
+    guarded: bool = False  # an applied hard bounce or complaint: the guardrail counts it
 
     def __str__(self) -> str:
         return f"{self.status}: {self.email} ({self.outcome})"
@@ -128,6 +131,11 @@ class _Match:
     verified: bool = False  # proven to come from a message drip sent: it may change a reader
 
 
+# The matched course's reader and all their courses, in the match's own query: applying a
+# report reads them all (suppress, leave), one statement each when loaded lazily.
+_READER = joinedload(Enrollment.subscriber).joinedload(Subscriber.enrollments)
+
+
 def _match(session: Session, report: Report, policy: Policy) -> _Match:
     """VERP token first (signed), then a signed Message-ID, then the address alone (which
     proves something only in a provider's signed webhook, about an address drip mailed)."""
@@ -139,16 +147,18 @@ def _match(session: Session, report: Report, policy: Policy) -> _Match:
     if verp is not None:
         kind, ident = verp
         if kind == "d":
-            delivery = session.get(Delivery, ident)
+            delivery = session.get(
+                Delivery, ident, options=[joinedload(Delivery.enrollment).options(_READER)]
+            )
             if delivery is not None:
                 owner = delivery.enrollment
                 return _Match("verp", owner.subscriber, owner, delivery, True)
         else:
-            found = session.get(Enrollment, ident)
+            found = session.get(Enrollment, ident, options=[_READER])
             if found is not None:
                 return _Match("verp", found.subscriber, found, verified=True)
     for signed in read_message_ids(policy.secret, report.message_id or "", policy.fallbacks):
-        enrollment = session.get(Enrollment, signed.enrollment_id)
+        enrollment = session.get(Enrollment, signed.enrollment_id, options=[_READER])
         if enrollment is None:
             continue
         delivery = session.scalar(
@@ -191,7 +201,12 @@ def _mailed(session: Session, subscriber_id: int) -> bool:
 
 
 def record_bounce(
-    session: Session, report: Report, now: datetime, policy: Policy | None = None
+    session: Session,
+    report: Report,
+    now: datetime,
+    policy: Policy | None = None,
+    *,
+    guard: bool = True,
 ) -> Recorded:
     """Match and apply one event, once: a second report with the same key changes nothing.
     The caller commits. The same event recorded meanwhile by another transaction raises
@@ -239,11 +254,22 @@ def record_bounce(
         )
         return Recorded("unmatched", "no delivery nor reader", report.email)
     row.outcome = _apply(session, report, match, now, policy)
-    if report.kind in ("hard", "complaint"):
-        trip_guardrail(
-            session, now, complaint_pause=policy.complaint_pause, bounce_pause=policy.bounce_pause
-        )
-    return Recorded("applied", row.outcome, report.email)
+    recorded = Recorded("applied", row.outcome, report.email, guarded=report.kind != "soft")
+    if guard:
+        ask_guardrail(session, [recorded], now, policy)
+    return recorded
+
+
+def ask_guardrail(
+    session: Session, recorded: Iterable[Recorded], now: datetime, policy: Policy
+) -> str | None:
+    """Pause all sending if these events took a rate over its limit (see the module's
+    docstring); only an applied hard bounce or complaint can. Why it paused, or None."""
+    if not any(r.guarded for r in recorded):
+        return None
+    return trip_guardrail(
+        session, now, complaint_pause=policy.complaint_pause, bounce_pause=policy.bounce_pause
+    )
 
 
 def _label(report: Report) -> str:
@@ -339,7 +365,16 @@ def soft_streak(session: Session, subscriber_id: int) -> int:
 
 
 def record_all(
-    session: Session, reports: Iterable[Report], now: datetime, policy: Policy
+    session: Session,
+    reports: Iterable[Report],
+    now: datetime,
+    policy: Policy,
+    *,
+    guard: bool = True,
 ) -> list[Recorded]:
-    """Record several events in one transaction; the caller commits."""
-    return [record_bounce(session, report, now, policy) for report in reports]
+    """Record several events in one transaction, then ask the guardrail once (unless not
+    `guard`: the caller asks, with `ask_guardrail`, after more of them); the caller commits."""
+    recorded = [record_bounce(session, report, now, policy, guard=False) for report in reports]
+    if guard:
+        ask_guardrail(session, recorded, now, policy)
+    return recorded

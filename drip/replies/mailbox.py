@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from drip.content.sequences import Library
-from drip.deliverability.mailbox import BounceMailbox
+from drip.deliverability.mailbox import BounceMailbox, waiting_note
 from drip.replies.incoming import from_mime
 from drip.replies.matching import ReplyPolicy, Taken, take
 
@@ -31,13 +31,16 @@ LEFT = "DripNotAReply"  # keyword on auto-replies, left in place
 class ReplyPass:
     read: int = 0
     taken: list[Taken] = field(default_factory=list)
+    waiting: int = 0  # new messages past this pass's PER_PASS
 
     def summary(self) -> str:
         counts: dict[str, int] = {}
         for taken in self.taken:
             counts[taken.status] = counts.get(taken.status, 0) + 1
         said = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-        return f"reply mailbox: {self.read} read ({said or 'nothing new'})"
+        return f"reply mailbox: {self.read} read ({said or 'nothing new'})" + waiting_note(
+            self.waiting
+        )
 
 
 class ReplyMailbox(BounceMailbox):
@@ -55,7 +58,7 @@ class ReplyMailbox(BounceMailbox):
             result.taken.append(taken)
             return taken.status != "automatic"
 
-        self.each_new(LEFT, handle)
+        result.waiting = self.each_new(LEFT, handle)
         return result
 
 

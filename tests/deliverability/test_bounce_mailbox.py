@@ -10,16 +10,24 @@ from pathlib import Path
 from string import Template
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, func, select
 
 from drip.core.clock import FrozenClock
 from drip.core.config import Settings
+from drip.deliverability import mailbox as mailbox_module
 from drip.deliverability.bounces import Policy
 from drip.deliverability.mailbox import SKIPPED, BounceMailbox, parse_report
 from drip.deliverability.sending_pause import sending_paused
+from drip.deliverability.verp import return_path
 from drip.jobs.worker import dispatch_job
 from drip.services import Services, build_services
-from drip.store.models import BounceEvent, Delivery, EnrollmentStatus, Subscriber
+from drip.store.models import (
+    BounceEvent,
+    Delivery,
+    EnrollmentStatus,
+    SendingPause,
+    Subscriber,
+)
 from tests.conftest import TESTS, make_settings
 from tests.deliverability.test_bounces import (
     add_sent_deliveries,
@@ -315,3 +323,73 @@ def test_forged_reports_in_the_mailbox_unsubscribe_nobody_and_do_not_pause_sendi
             True,
             "suppressed",
         )
+
+
+def test_a_pass_reads_at_most_its_share_of_the_mailbox_and_the_rest_waits_in_order(
+    svc: Services, mailbox: Mailbox, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood of reports (a bad import's hard bounces) would hold the pass's sends while
+    each is recorded: a pass reads `PER_PASS` messages, oldest first, and says how many wait."""
+    monkeypatch.setattr(mailbox_module, "PER_PASS", 2)
+    strangers = [f"stranger{n}@example.net" for n in range(3)]
+    for email in strangers:
+        mailbox.append(
+            fixture("postfix-hard.eml", verp=BOUNCES, message_id="<x@example.net>", recipient=email)
+        )
+    policy = Policy.from_settings(svc.settings)
+    url = svc.settings.bounce_imap_url
+
+    with svc.sessions() as session:
+        first = BounceMailbox(url).run(session, clock(), policy)
+    assert (first.read, first.handled, first.waiting) == (2, 2, 1)
+    assert first.summary().endswith(", 1 more wait for the next pass")
+    with svc.sessions() as session:
+        second = BounceMailbox(url).run(session, clock(), policy)
+        events = session.scalars(select(BounceEvent).order_by(BounceEvent.id)).all()
+    assert (second.read, second.waiting) == (1, 0)
+    assert "wait" not in second.summary()
+    assert [e.email for e in events] == strangers
+    assert len(mailbox.subjects("drip-processed")) == 3
+
+
+def test_hard_bounces_over_the_limit_pause_sending_after_one_look_at_the_rates(
+    svc: Services, welcome: Received, mailbox: Mailbox, clock: FrozenClock
+) -> None:
+    """Forty genuine hard bounces among 601 sends (over 5% pauses): the pass's read records
+    them all, then asks the guardrail once, where asking after each cost a fifth of the read
+    (bench/PROFILE.md, stop 37)."""
+    sent = add_sent_deliveries(svc, 600, clock)
+    with svc.sessions() as session:
+        bounced = [session.get(Delivery, i) for i in sent[:40]]
+        for delivery in bounced:
+            assert delivery is not None
+            mailbox.append(
+                fixture(
+                    "postfix-hard.eml",
+                    verp=return_path(svc.settings, BOUNCES, delivery.id, delivery.enrollment_id),
+                    message_id="<elsewhere@example.net>",
+                    recipient=delivery.enrollment.subscriber.email,
+                )
+            )
+
+    looks: list[str] = []
+
+    def count(*args: object) -> None:
+        if "sending_pauses" in str(args[2]):
+            looks.append(str(args[2]))
+
+    event.listen(svc.engine, "before_cursor_execute", count)
+    try:
+        with svc.sessions() as session:
+            result = BounceMailbox(svc.settings.bounce_imap_url).run(
+                session, clock(), Policy.from_settings(svc.settings)
+            )
+    finally:
+        event.remove(svc.engine, "before_cursor_execute", count)
+
+    assert [r.outcome for r in result.recorded] == ["suppressed"] * 40
+    with svc.sessions() as session:
+        assert "hard-bounce rate" in (sending_paused(session) or "")
+        assert session.scalar(select(func.count(SendingPause.id))) == 1
+    # the open pause, the last resume, the new pause: once for the read, not once a report
+    assert len(looks) == 3
