@@ -42,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql import Subquery
 
 from drip.audience.controls import pause, resume
 from drip.content.sequences import Library
@@ -77,6 +78,13 @@ ENGAGING: frozenset[EventKind] = frozenset(
 READERS_OWN_TAGS = ("%(link in %", "%(downloaded the PDF)")
 GONE_REASON = "no answer to “Still want these?”"
 SWEEP = "engagement"
+# Actions read again behind the cursor, as drip.integrations.hooks reads its events: on
+# PostgreSQL a transaction that took its event's id before a sweep read the last one may
+# commit after that sweep. Up to LATE ids back, of actions from up to LATE_AFTER before the
+# last sweep, never from before the first sweep (`started_id`); read again, an action
+# counts only if it is later than the last one counted for its reader: none counts twice.
+LATE = 1_000
+LATE_AFTER = timedelta(hours=1)
 OVERLAP = timedelta(hours=1)  # deliveries committed by another worker just before a sweep
 ASKED = (EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED)  # who gets the question
 
@@ -161,40 +169,33 @@ def _take_cursor(session: Session, now: datetime) -> EngagementSweep | None:
     start = session.scalar(select(func.max(Event.id))) or 0
     try:
         with session.begin_nested():
-            session.add(EngagementSweep(name=SWEEP, event_id=start, swept_at=now))
+            session.add(EngagementSweep(name=SWEEP, event_id=start, swept_at=now, started_id=start))
     except IntegrityError:
         return None  # another worker made it this instant
     return session.scalar(taken.with_for_update(skip_locked=True))
 
 
 def _actions(session: Session, library: Library, cursor: EngagementSweep, now: datetime) -> int:
-    """The timeline's actions since the cursor: each reader's latest counts. How many
-    readers' state changed.
+    """The timeline's actions since the cursor (and the `LATE` before it, for those
+    committed late): each reader's latest counts. How many readers' state changed.
 
     Set-based, whatever the number of readers: after a broadcast's clicks, or a worker that
     was down for a day, one reader at a time cost two statements each and held every reader
     in the session. Only gone readers are loaded, for their courses to go on (rare)."""
-    last = session.scalar(select(func.max(Event.id)).where(Event.id > cursor.event_id))
-    if last is None:
+    read_before = cursor.event_id
+    acted = _acted(session, cursor, now)
+    if acted is None:
         return 0
-    # Read by the ids' range: grouped by an index on the reader, SQLite would read the whole
-    # timeline in that index's order to spare itself a sort (`by_other_index`).
-    reader = by_other_index(session, Event.subscriber_id)
-    acted = (
-        select(reader.label("subscriber_id"), func.max(Event.at).label("at"))
-        .where(Event.id > cursor.event_id, Event.id <= last, is_engaging())
-        .group_by(reader)
-        .subquery("acted")
-    )
+    later = or_(Subscriber.engaged_at.is_(None), Subscriber.engaged_at < acted.c.at)
+    news = or_(acted.c.newest > read_before, later)  # read before: only if it came late
     gone = session.execute(
         select(Subscriber, acted.c.at)
         .join(acted, acted.c.subscriber_id == Subscriber.id)
-        .where(Subscriber.engagement == Engagement.GONE)
+        .where(Subscriber.engagement == Engagement.GONE, news)
         .options(selectinload(Subscriber.enrollments))
     ).all()
     changed = sum(mark_engaged(session, s, library, at, now) for s, at in gone)
     session.flush()
-    later = or_(Subscriber.engaged_at.is_(None), Subscriber.engaged_at < acted.c.at)
     engaged = Subscriber.engagement == Engagement.ENGAGED
 
     def engage(readers: ColumnElement[bool]) -> int:
@@ -210,11 +211,39 @@ def _actions(session: Session, library: Library, cursor: EngagementSweep, now: d
         )
         return cast(CursorResult[Any], result).rowcount
 
-    changed += engage(~engaged)  # quiet readers, engaged again
+    changed += engage(and_(~engaged, news))  # quiet readers, engaged again
     # An engaged reader's row is written only where something in it changes.
-    engage(and_(engaged, or_(later, Subscriber.repermission_at.is_not(None))))
-    cursor.event_id = max(cursor.event_id, last)
+    engage(and_(engaged, news, or_(later, Subscriber.repermission_at.is_not(None))))
     return changed
+
+
+def _acted(session: Session, cursor: EngagementSweep, now: datetime) -> Subquery | None:
+    """Each reader's latest action (`at`) and newest event id (`newest`) among those to
+    read, or None if there are none; the cursor moves past the last event read either way.
+    The last id is read first: an event inserted meanwhile waits for the next sweep."""
+    floor = max(cursor.event_id - LATE, cursor.started_id)
+    unread = or_(Event.id > cursor.event_id, Event.at >= (cursor.swept_at or now) - LATE_AFTER)
+    last, acting = session.execute(
+        select(func.max(Event.id), func.max(case((and_(is_engaging(), unread), Event.id)))).where(
+            Event.id > floor
+        )
+    ).one()
+    cursor.event_id = max(cursor.event_id, last or 0)
+    if acting is None:  # nothing but other steps
+        return None
+    # Read by the ids' range: grouped by an index on the reader, SQLite would read the whole
+    # timeline in that index's order to spare itself a sort (`by_other_index`).
+    reader = by_other_index(session, Event.subscriber_id)
+    return (
+        select(
+            reader.label("subscriber_id"),
+            func.max(Event.at).label("at"),
+            func.max(Event.id).label("newest"),
+        )
+        .where(Event.id > floor, Event.id <= last, unread, is_engaging())
+        .group_by(reader)
+        .subquery("acted")
+    )
 
 
 def deliveries_since_action() -> ColumnElement[int]:

@@ -150,3 +150,70 @@ def test_a_sweep_engages_quiet_and_gone_readers_keeps_each_ones_latest_action_an
     assert rows[ids[3]] == (Engagement.ENGAGED, now + timedelta(minutes=1), None)
     assert back.status == EnrollmentStatus.ACTIVE  # the gone reader's course goes on
     svc.engine.dispose()
+
+
+def _quiet(engine: Engine, ids: list[int], since: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(Subscriber)
+            .where(Subscriber.id.in_(ids))
+            .values(engagement=Engagement.QUIET, engaged_at=since)
+        )
+
+
+def test_an_action_committed_after_a_later_one_was_swept_still_counts(
+    tmp_path: Path, postgres_url: str, clock: FrozenClock
+) -> None:
+    """On PostgreSQL a transaction takes its event's id when it inserts it, and may commit
+    after a transaction that took a later id: the sweep that read up to the later id moved
+    its cursor past the earlier one, which no sweep read (a reply, a pace choice: only a
+    click marks its reader at once)."""
+    svc = build_services(make_settings(tmp_path, postgres_url), clock)
+    now = clock()
+    add_due_readers(svc.engine, 2, now)
+    library = svc.content.library()
+    with Session(svc.engine) as session:
+        first, second = session.scalars(select(Subscriber.id).order_by(Subscriber.id)).all()
+        sweep(session, library, now)  # the cursor, from now
+    _quiet(svc.engine, [first, second], now - timedelta(days=9))
+    replied = {"kind": EventKind.REPLIED, "at": now + timedelta(minutes=1), "detail": "a reply"}
+    slow = svc.engine.connect()
+    slow.begin()
+    slow.execute(insert(Event), [{**replied, "subscriber_id": first}])  # its id taken first
+    with svc.engine.begin() as quick:
+        quick.execute(insert(Event), [{**replied, "subscriber_id": second}])
+    with Session(svc.engine) as session:
+        assert sweep(session, library, now + timedelta(minutes=2)).engaged == 1
+    slow.commit()  # after the sweep that moved past its id
+    slow.close()
+    with Session(svc.engine) as session:
+        swept = sweep(session, library, now + timedelta(minutes=3))
+        states = dict(session.execute(select(Subscriber.id, Subscriber.engagement)).all())
+    assert swept.engaged == 1
+    assert states == {first: Engagement.ENGAGED, second: Engagement.ENGAGED}
+    svc.engine.dispose()
+
+
+def test_an_action_read_again_does_not_bring_back_a_reader_who_went_quiet_since(
+    tmp_path: Path, backend_url: str, clock: FrozenClock
+) -> None:
+    """What the sweep reads again behind its cursor (for late commits) counts only when it
+    is later than the reader's last counted action: an old click does not undo a quiet
+    reader's state, which N unanswered emails after it set."""
+    svc = build_services(make_settings(tmp_path, backend_url), clock)
+    now = clock()
+    add_due_readers(svc.engine, 2, now)
+    library = svc.content.library()
+    with Session(svc.engine) as session:
+        ids = list(session.scalars(select(Subscriber.id).order_by(Subscriber.id)))
+        sweep(session, library, now)
+    _clicks(svc.engine, ids, now + timedelta(minutes=1))
+    with Session(svc.engine) as session:
+        sweep(session, library, now + timedelta(minutes=2))
+    _quiet(svc.engine, ids, now + timedelta(minutes=1))  # as if N emails went unanswered
+    with Session(svc.engine) as session:
+        swept = sweep(session, library, now + timedelta(days=1))
+        states = set(session.scalars(select(Subscriber.engagement)))
+    assert swept.engaged == 0
+    assert states == {Engagement.QUIET}
+    svc.engine.dispose()

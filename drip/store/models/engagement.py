@@ -49,10 +49,12 @@ class EngagementDay(Base):
 
 class EngagementSweep(Base):
     """How far the pass's engagement sweep has read: the last timeline event and the time
-    of the last sweep (deliveries sent since are the ones it counts)."""
+    of the last sweep (deliveries sent since are the ones it counts), and the event it
+    started after (nothing before it is read)."""
 
     __tablename__ = "engagement_sweeps"
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     event_id: Mapped[int] = mapped_column(BigInteger, default=0)
     swept_at: Mapped[utc_or_none]
+    started_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
