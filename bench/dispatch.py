@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import dispatch_kinds as kinds
+import pipelined
 from common import (
     OTHERS,
     PROFILE,
@@ -359,8 +360,13 @@ def bench_dispatch(svc: Services, sequence: Sequence, readers: int) -> tuple[Mea
 
 def bench_smtplib(port: int, svc: Services, sequence: Sequence, count: int) -> Measured:
     """Bare smtplib: the same number of messages, built beforehand, over one connection."""
+    return kinds.smtplib_sends(port, prebuilt(svc, sequence, count))
+
+
+def prebuilt(svc: Services, sequence: Sequence, count: int) -> list[tuple[str, bytes]]:
+    """`count` (recipient, message) of the lesson drip sends, built beforehand."""
     template = svc.renderer.lesson(sequence, sequence.lessons[1])
-    messages = [
+    return [
         (
             f"reader{n:07d}@example.org",
             template.build(
@@ -374,7 +380,6 @@ def bench_smtplib(port: int, svc: Services, sequence: Sequence, count: int) -> M
         )
         for n in range(1, count + 1)
     ]
-    return kinds.smtplib_sends(port, messages)
 
 
 HISTORY_EVENTS = 3  # events on each reader's timeline, long ago
@@ -472,11 +477,13 @@ def bench_connections(
     readers: int,
     pipelining: bool,
     kind: str,
-) -> tuple[float, float]:
+) -> tuple[float, float, float, float]:
     """(seconds with 1 SMTP connection, with 8) for `readers` messages of `kind` (lessons,
-    or a broadcast's copies) to a sink that waits `latency_ms` before each reply."""
+    or a broadcast's copies) to a sink that waits `latency_ms` before each reply; then the
+    same for bare pipelining clients (bench/pipelined.py) sending the lesson, 1 and 8."""
     sink = Sink(latency_ms, pipelining=pipelining)
     seconds = []
+    messages: list[tuple[str, bytes]] = []
     try:
         for connections in (1, 8):
             settings = bench_settings(
@@ -496,13 +503,19 @@ def bench_connections(
                 else:
                     measured, _ = bench_dispatch(svc, sequence, readers)
                 took = measured.seconds
+                messages = messages or prebuilt(svc, sequence, readers)
             finally:
                 svc.engine.dispose()
             say(f"{connections} connection(s): {readers / took:,.0f} messages/s")
             seconds.append(took)
+        if pipelining:
+            for connections in (1, 8):
+                seconds.append(pipelined.sessions(sink.port, messages, connections))
+                say(f"bare, {connections}: {readers / seconds[-1]:,.0f} messages/s")
     finally:
         sink.stop()
-    return seconds[0], seconds[1]
+    bare_one, bare_eight = seconds[2:] if pipelining else (0.0, 0.0)
+    return seconds[0], seconds[1], bare_one, bare_eight
 
 
 def show_rates(name: str, rounds: list[tuple[Measured, Measured]], readers: int) -> None:
@@ -580,9 +593,16 @@ def main() -> None:
             url = args.database_url or f"sqlite:///{tmp}/bench.sqlite3"
             count = args.readers or 800
             kind = "broadcast" if args.kind == "broadcast" else "lessons"
-            one, eight = bench_connections(tmp, url, args.latency_ms, count, args.pipelining, kind)
+            one, eight, *clients = bench_connections(
+                tmp, url, args.latency_ms, count, args.pipelining, kind
+            )
         print(f"latency {args.latency_ms:g} ms per reply; {count:,} messages ({kind})")
         print(f"1 connection   {count / one:,.0f}/s; 8 connections {count / eight:,.0f}/s")
+        if clients[1]:
+            print(
+                f"bare pipelining clients (bench/pipelined.py): 1 {count / clients[0]:,.0f}/s; "
+                f"8 {count / clients[1]:,.0f}/s; bare_8_vs_1 {clients[0] / clients[1]:.2f}"
+            )
         print(f"connections_8_vs_1 {one / eight:.2f}")
         return
     readers = args.readers or (2_000 if args.quick else 10_000)
