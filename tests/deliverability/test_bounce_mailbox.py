@@ -356,8 +356,8 @@ def test_hard_bounces_over_the_limit_pause_sending_after_one_look_at_the_rates(
     svc: Services, welcome: Received, mailbox: Mailbox, clock: FrozenClock
 ) -> None:
     """Forty genuine hard bounces among 601 sends (over 5% pauses): the pass's read records
-    them all, then asks the guardrail once, where asking after each cost a fifth of the read
-    (bench/PROFILE.md, stop 37)."""
+    them all, then asks the guardrail once, where asking after each cost up to a third of
+    the read (bench/bounces.py)."""
     sent = add_sent_deliveries(svc, 600, clock)
     with svc.sessions() as session:
         bounced = [session.get(Delivery, i) for i in sent[:40]]
