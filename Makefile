@@ -17,9 +17,9 @@ run: $(BIN)/python
 	$(BIN)/drip serve --port $(PORT)
 
 test: $(BIN)/python
-	@{ command -v chromium && command -v spamassassin && { command -v dovecot || test -x /usr/sbin/dovecot; }; } >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium spamassassin dovecot-imapd fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; } || \
-		echo "chromium, spamassassin or dovecot is missing (apt-get install -y chromium spamassassin dovecot-imapd): their tests will be skipped (with CI=true: fail)"
+	@{ command -v chromium && command -v spamassassin && { command -v dovecot || test -x /usr/sbin/dovecot; } && { command -v pgbouncer || test -x /usr/sbin/pgbouncer; }; } >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium spamassassin dovecot-imapd pgbouncer fonts-dejavu-core libpango-1.0-0 libpangoft2-1.0-0 >/dev/null; } || \
+		echo "chromium, spamassassin, dovecot or pgbouncer is missing (apt-get install -y chromium spamassassin dovecot-imapd pgbouncer): their tests will be skipped (with CI=true: fail)"
 	$(BIN)/pip install -q -e '.[test]'
 	$(MAKE) lint
 	$(BIN)/pytest -q -n 2 --dist loadgroup  # two workers: docs/operating.md#running-the-tests

@@ -60,7 +60,11 @@ class Services:
         """One engine per Services, made once even when the first requests race."""
         with self._lock:
             if not self._database:
-                engine = make_engine(self.settings.resolved_database_url, **self.engine_options)
+                engine = make_engine(
+                    self.settings.resolved_database_url,
+                    pooler=self.settings.database_pooler,
+                    **self.engine_options,
+                )
                 self._database.append(
                     (engine, make_sessionmaker(engine, {PASSWORD_HASHER: self.password_hasher}))
                 )

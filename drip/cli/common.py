@@ -131,7 +131,8 @@ def database_problem(error: BaseException) -> str | None:
     if not isinstance(error, DatabaseError):  # OperationalError, ProgrammingError among them
         return None
     try:
-        engine = make_engine(load_settings().resolved_database_url)
+        settings = load_settings()
+        engine = make_engine(settings.resolved_database_url, pooler=settings.database_pooler)
         try:
             check_database(engine)
         finally:

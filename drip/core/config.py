@@ -53,6 +53,14 @@ class Settings:
         help="SQLAlchemy URL of the database, e.g. postgresql+psycopg://drip@db/drip. "
         "Default: a SQLite file in the data directory.",
     )
+    database_pooler: bool = setting(
+        "DRIP_DATABASE_POOLER",
+        read.flag,
+        default=False,
+        help="true when DRIP_DATABASE_URL is a pooler in transaction mode (PgBouncer before "
+        "1.21): drip then prepares no statement on the server and sets nothing at connect, "
+        "since each transaction may get another server connection.",
+    )
     smtp_url: str = setting(
         "DRIP_SMTP_URL",
         read.url(("smtp", "smtps")),

@@ -34,10 +34,16 @@ class DatabaseProblem(Exception):
     """The database cannot be used as configured; the message says what and what to do."""
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, pooler: bool = False, **kwargs: Any) -> Engine:
     """An engine for `url`. It connects lazily; a SQLite file is never created here (only
     `migrate`, that is `drip init`, makes one), so a mistyped path is an error, not an
-    empty database. Raises DatabaseProblem for a URL no installed driver can use."""
+    empty database. Raises DatabaseProblem for a URL no installed driver can use.
+
+    `pooler`: PostgreSQL is reached through a pooler in transaction mode (DRIP_DATABASE_POOLER),
+    which may hand each transaction another server connection. A statement prepared on one
+    is unknown on the next (or already there, under its name), so nothing is prepared:
+    psycopg's `prepare_threshold` is None, which drip.store.deferred follows too; and no
+    setting is passed at connect, which the pooler would refuse or keep for one connection."""
     if url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgres://")
     elif url.startswith("postgresql://"):
@@ -48,7 +54,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             event.listen(engine, "do_connect", _sqlite_exists)
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        options = {"options": "-c synchronous_commit=on", **kwargs.pop("connect_args", {})}
+        given = kwargs.pop("connect_args", {})
+        if pooler:
+            options = {"prepare_threshold": None, **given}
+        else:
+            options = {"options": "-c synchronous_commit=on", **given}
         return create_engine(url, pool_pre_ping=True, connect_args=options, **kwargs)
     except (ArgumentError, NoSuchModuleError, ImportError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -148,6 +158,7 @@ def unreachable(engine: Engine, error: OperationalError) -> str:
     first = str(error.orig or error).strip().splitlines()[0]
     reason = first.rsplit(" failed: ", 1)[-1].removeprefix("connection failed: ")
     reason = reason.removeprefix("FATAL:").strip()
-    return (
-        f"cannot reach {kind} at {where}: {reason[:1].lower()}{reason[1:]}; check DRIP_DATABASE_URL"
-    )
+    advice = "check DRIP_DATABASE_URL"
+    if "unsupported startup parameter" in reason:  # PgBouncer's answer to drip's settings
+        advice = "behind a pooler such as PgBouncer, set DRIP_DATABASE_POOLER=true"
+    return f"cannot reach {kind} at {where}: {reason[:1].lower()}{reason[1:]}; {advice}"

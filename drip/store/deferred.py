@@ -9,6 +9,11 @@ autocommit would run it. It is prepared once on each connection (planning it too
 than running it), its SQL and conversions come from SQLAlchemy, compiled once for libpq's
 placeholders ($1, $2, ...), and psycopg's own `Transformer` adapts its parameters. Between
 `send` and `Pending.result` the connection is busy: nothing else may use it.
+
+Behind a pooler in transaction mode (DRIP_DATABASE_POOLER, drip.store.db.make_engine: the
+connection's `prepare_threshold` is None) the statement is sent unnamed, parsed with its
+parameters in the same message: a name prepared on one server connection is unknown on the
+next the pooler hands out.
 """
 
 from __future__ import annotations
@@ -74,9 +79,15 @@ class Pending:
         self.deferred, self.driver, self.adapt, self.dumped = deferred, driver, adapt, dumped
 
     def send(self) -> None:
+        formats = self.adapt.formats
+        if self.driver.prepare_threshold is None:  # a pooler: nothing prepared by name
+            self.driver.pgconn.send_query_params(
+                self.deferred.sql, self.dumped, param_formats=formats
+            )
+            return
         self.deferred.prepare(self.driver, self.adapt)
         self.driver.pgconn.send_query_prepared(
-            self.deferred.name, self.dumped, param_formats=self.adapt.formats
+            self.deferred.name, self.dumped, param_formats=formats
         )
 
     def result(self) -> tuple[Any, ...] | None:
