@@ -14,10 +14,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from tests.conftest import unavailable
+from tests.processes import stop, wait_listening
 from tests.smtp import free_port
 
 USER, PASSWORD = "bounces", "bounce-secret"
@@ -96,8 +96,8 @@ service anvil {{
         self.process = subprocess.Popen(
             [binary, "-F", "-c", str(self.config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
-        try:
-            self._wait()
+        try:  # until Dovecot greets on its port (it starts in well under a second)
+            wait_listening(self.process, self.port, "dovecot", self.log, _greets)
         except RuntimeError:
             self.stop()
             raise
@@ -110,27 +110,9 @@ service anvil {{
         path = self.folder / "dovecot.log"
         return path.read_text() if path.exists() else ""
 
-    def _wait(self) -> None:
-        """Until Dovecot greets on its port (it starts in well under a second)."""
-        for _ in range(200):
-            if self.process.poll() is not None:
-                output = self.process.stdout.read().decode() if self.process.stdout else ""
-                raise RuntimeError(f"dovecot stopped at start-up: {output}{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    if sock.recv(100).startswith(b"* OK"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"dovecot did not answer on port {self.port}: {self.log()}")
-
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        if self.process.stdout:
-            self.process.stdout.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        stop(self.process, self.folder)
+
+
+def _greets(sock: socket.socket) -> bool:
+    return sock.recv(100).startswith(b"* OK")

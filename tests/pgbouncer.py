@@ -12,15 +12,14 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from tests.conftest import unavailable
+from tests.processes import stop, wait_listening
 from tests.smtp import free_port
 
 
@@ -67,7 +66,7 @@ logfile = {self.folder}/pgbouncer.log
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.folder
         )
         try:
-            self._wait()
+            wait_listening(self.process, self.port, "pgbouncer", self.log)
         except RuntimeError:
             self.stop()
             raise
@@ -82,25 +81,5 @@ logfile = {self.folder}/pgbouncer.log
         path = self.folder / "pgbouncer.log"
         return path.read_text() if path.exists() else ""
 
-    def _wait(self) -> None:
-        for _ in range(200):
-            if self.process.poll() is not None:
-                output = self.process.stdout.read().decode() if self.process.stdout else ""
-                raise RuntimeError(f"pgbouncer stopped at start-up: {output}{self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"pgbouncer did not listen on port {self.port}: {self.log()}")
-
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        if self.process.stdout:
-            self.process.stdout.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        stop(self.process, self.folder)
