@@ -5,12 +5,10 @@ after many readers acted")."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import event, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -28,6 +26,7 @@ from drip.store.models import (
 )
 from tests.bulk import add_due_readers, add_sent_broadcast
 from tests.conftest import make_settings
+from tests.query_plans import statements
 
 
 def _clicks(engine: Engine, ids: list[int], at: datetime) -> None:
@@ -48,24 +47,9 @@ def _statements_of_a_sweep(svc: Services, readers: int, now: datetime) -> int:
         ids = list(session.scalars(select(Subscriber.id).order_by(Subscriber.id)))[:readers]
     _clicks(svc.engine, ids, now - timedelta(minutes=2))
     _clicks(svc.engine, ids, now - timedelta(minutes=1))
-    with _statements(svc.engine) as seen, Session(svc.engine) as session:
+    with statements(svc.engine) as seen, Session(svc.engine) as session:
         sweep(session, svc.content.library(), now)
     return len(seen)
-
-
-@contextmanager
-def _statements(engine: Engine) -> Iterator[list[object]]:
-    """The statements run on `engine` inside the block."""
-    seen: list[object] = []
-
-    def count(*args: object) -> None:
-        seen.append(args[2])
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_a_sweep_takes_as_many_statements_for_forty_readers_who_acted_as_for_two(
@@ -107,7 +91,7 @@ def test_as_many_statements_for_forty_readers_going_quiet_as_for_two(
         with Session(svc.engine) as session:  # past the steps the round before wrote
             sweep(session, library, now - timedelta(minutes=2))
         _copies(svc.engine, readers, now - timedelta(minutes=1), library.engagement.quiet_after)
-        with _statements(svc.engine) as seen, Session(svc.engine) as session:
+        with statements(svc.engine) as seen, Session(svc.engine) as session:
             assert sweep(session, library, now).quiet == len(readers)
         counts.append(len(seen))
     svc.engine.dispose()

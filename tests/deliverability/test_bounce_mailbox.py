@@ -10,7 +10,7 @@ from pathlib import Path
 from string import Template
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from drip.core.clock import FrozenClock
 from drip.core.config import Settings
@@ -37,6 +37,7 @@ from tests.deliverability.test_bounces import (
     subscriber,
 )
 from tests.imap import PASSWORD, USER, Dovecot, start_dovecot
+from tests.query_plans import statements
 from tests.smtp import Received, SmtpServer
 
 FIXTURES = TESTS / "fixtures" / "bounces"
@@ -372,20 +373,11 @@ def test_hard_bounces_over_the_limit_pause_sending_after_one_look_at_the_rates(
                 )
             )
 
-    looks: list[str] = []
-
-    def count(*args: object) -> None:
-        if "sending_pauses" in str(args[2]):
-            looks.append(str(args[2]))
-
-    event.listen(svc.engine, "before_cursor_execute", count)
-    try:
-        with svc.sessions() as session:
-            result = BounceMailbox(svc.settings.bounce_imap_url).run(
-                session, clock(), Policy.from_settings(svc.settings)
-            )
-    finally:
-        event.remove(svc.engine, "before_cursor_execute", count)
+    with statements(svc.engine) as seen, svc.sessions() as session:
+        result = BounceMailbox(svc.settings.bounce_imap_url).run(
+            session, clock(), Policy.from_settings(svc.settings)
+        )
+    looks = [statement for statement, _ in seen if "sending_pauses" in statement]
 
     assert [r.outcome for r in result.recorded] == ["suppressed"] * 40
     with svc.sessions() as session:

@@ -30,6 +30,7 @@ from drip.store.models import (
 from tests.conftest import courses_beside_tiny, enroll, make_settings
 from tests.dispatch.test_chaining import library_with
 from tests.dispatch.test_one_way import add_finished_readers
+from tests.query_plans import statements
 from tests.smtp import SmtpServer
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -400,16 +401,8 @@ def _statements_of_a_pass_holding_every_lesson(
     svc.dispatcher().run_pass(clock())  # each reader's lesson: the day's one email
     for email in emails:
         enroll(svc, email, "beta")
-    seen: list[object] = []
-
-    def count(*args: object) -> None:
-        seen.append(args[2])
-
-    event.listen(svc.engine, "before_cursor_execute", count)
-    try:
+    with statements(svc.engine) as seen:
         report = svc.dispatcher().run_pass(clock() + timedelta(minutes=5))
-    finally:
-        event.remove(svc.engine, "before_cursor_execute", count)
     assert report.count(OutcomeStatus.HELD) == readers
     assert report.count(OutcomeStatus.SENT) == 0
     return len(seen)
